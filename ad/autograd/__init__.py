@@ -1,0 +1,295 @@
+"""``ad.autograd``: reverse-mode entry points with torch's signatures and semantics.
+
+``backward`` accumulates into ``.grad``; ``grad`` returns and never accumulates. Both validate every argument
+before any sweep, sweep (``ad/engine.py``), and only then touch ``.grad``: a failed call changes nothing.
+"""
+
+import numpy as np
+
+from .. import engine
+from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from ..tensor import Tensor, wrap_array
+
+__all__ = [
+    "backward",
+    "grad",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "gradcheck",
+    "gradgradcheck",
+    "GradcheckError",
+]
+
+
+def _as_tuple(x, what):
+    if x is None:
+        return ()
+    if isinstance(x, Tensor):
+        return (x,)
+    if isinstance(x, (list, tuple)):
+        return tuple(x)
+    raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got {type(x).__name__}")
+
+
+def _make_seeds(outputs, grad_outputs, create_graph):
+    """Validate ``grad_outputs`` against ``outputs``; return seeds (Tensors)."""
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    else:
+        grad_outputs = _as_tuple(grad_outputs, "grad_outputs") if not isinstance(grad_outputs, Tensor) else (grad_outputs,)
+        if len(grad_outputs) != len(outputs):
+            raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    seeds = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"outputs[{i}] must be a Tensor, got {type(out).__name__}")
+        if g is None:
+            if out._rg:
+                if out._data.size != 1:
+                    raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                if out._data.dtype.kind != "f":
+                    raise RuntimeError(
+                        f"grad can be implicitly created only for real scalar outputs but got {out._data.dtype}"
+                    )
+            g = wrap_array(np.ones(out.shape, dtype=out._data.dtype))
+        else:
+            if not isinstance(g, Tensor):
+                if isinstance(g, (int, float, np.ndarray, list)):
+                    g = wrap_array(np.asarray(g, dtype=out._data.dtype))
+                else:
+                    raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
+            if g.shape != out.shape:
+                raise RuntimeError(
+                    f"Mismatch in shape: grad_output[{i}] has a shape of {_size_str(g.shape)} and output[{i}] has a "
+                    f"shape of {_size_str(out.shape)}."
+                )
+            if g._data.dtype.kind != "f" and out._data.dtype.kind == "f":
+                raise RuntimeError(
+                    f"invalid gradient at index {i} - expected a floating point gradient but got {g.dtype}"
+                )
+            if g._data.dtype != out._data.dtype:
+                g = g.to(out._data.dtype) if create_graph else wrap_array(g._data.astype(out._data.dtype))
+        seeds.append(g)
+    for i, out in enumerate(outputs):
+        if not out._rg:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    return seeds
+
+
+def _size_str(shape):
+    return "torch.Size([" + ", ".join(str(s) for s in shape) + "])"
+
+
+def _run(outputs, seeds, targets, retain_graph, create_graph):
+    if create_graph:
+        return engine.graph_sweep(outputs, seeds, targets, retain_graph, True)
+    return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph)
+
+
+def _leaf_result(t, g, create_graph):
+    """A leaf's total cotangent after its hooks, as a Tensor."""
+    g = g if isinstance(g, Tensor) else wrap_array(g)
+    if t._hooks:
+        g = engine.run_hooks(t, g)
+    return g
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
+    """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``.
+
+    Args:
+        tensors: output tensor(s) to differentiate.
+        grad_tensors: the vector of the Jacobian-vector product, one per output; may be omitted (``None``)
+            only for scalar outputs.
+        retain_graph: keep the graph's saved values for another backward; defaults to ``create_graph``.
+        create_graph: record the derivative computation, so that ``.grad`` is differentiable.
+        inputs: accumulate only into these tensors (leaves or not) instead of all leaves.
+
+    Raises:
+        RuntimeError: an output does not require grad, an implicit gradient for a non-scalar output, a
+            gradient of the wrong shape or count, empty ``inputs``, or a graph already freed.
+
+    Example:
+        >>> x = ad.tensor([1.0, 2.0], requires_grad=True)
+        >>> ad.autograd.backward([(x * x).sum()])
+        >>> x.grad
+        tensor([2., 4.])
+    """
+    if grad_variables is not None:
+        grad_tensors = grad_variables
+    outputs = _as_tuple(tensors, "tensors")
+    if inputs is not None:
+        inputs = _as_tuple(inputs, "inputs")
+        if len(inputs) == 0:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"inputs must be Tensors, got {type(t).__name__}")
+            if not t._rg:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = _make_seeds(outputs, grad_tensors, create_graph)
+    targets = {id(t): t for t in inputs} if inputs is not None else {}
+    leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
+
+    updates = []
+    if inputs is None:
+        for t, g in leaf_grads.values():
+            if t._rg:
+                updates.append((t, g))
+    else:
+        for t in inputs:
+            if t._op is None:
+                hit = leaf_grads.get(id(t))
+            else:
+                hit = target_grads.get(id(t))
+            if hit is not None:
+                updates.append((t, hit[1]))
+    with no_grad() if not create_graph else enable_grad():
+        results = [(t, _leaf_result(t, g, create_graph) if t._op is None else _as_tensor(g)) for t, g in updates]
+    for t, g in results:
+        _accumulate(t, g, create_graph)
+
+
+def _as_tensor(g):
+    return g if isinstance(g, Tensor) else wrap_array(np.array(g))
+
+
+def _accumulate(t, g, create_graph):
+    if t._grad is None:
+        if create_graph:
+            t._grad = g
+        else:
+            t._grad = wrap_array(np.array(g._data, dtype=t._data.dtype, copy=True)) if not g._rg else g.detach()
+    elif create_graph or t._grad._rg or g._rg:
+        t._grad = t._grad + g
+    else:
+        np.add(t._grad._data, g._data, out=t._grad._data, casting="unsafe")
+        t._grad._version += 1
+
+
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph=None,
+    create_graph=False,
+    only_inputs=True,
+    allow_unused=None,
+    is_grads_batched=False,
+    materialize_grads=False,
+):
+    """Return the gradients of ``outputs`` with respect to ``inputs`` (never accumulates into ``.grad``).
+
+    Args:
+        outputs: tensor(s) to differentiate.
+        inputs: tensor(s) (leaves or not) to differentiate with respect to.
+        grad_outputs: the vectors of the vector-Jacobian product; ``None`` is allowed for scalar outputs.
+        retain_graph: keep the graph for another backward; defaults to ``create_graph``.
+        create_graph: record the derivative computation, for higher-order derivatives.
+        allow_unused: return ``None`` for inputs the outputs do not depend on instead of raising; defaults
+            to ``materialize_grads``.
+        is_grads_batched: the first dimension of each grad_output is a batch of cotangents.
+        materialize_grads: return zeros instead of ``None`` for unused inputs.
+
+    Returns:
+        A tuple with one gradient (or ``None``) per input.
+
+    Raises:
+        RuntimeError: as ``backward``; an input that does not require grad; an unused input without
+            ``allow_unused``.
+        ValueError: ``allow_unused=False`` together with ``materialize_grads=True``.
+
+    Example:
+        >>> x = ad.tensor(3.0, requires_grad=True)
+        >>> (g,) = ad.autograd.grad(x ** 3, x, create_graph=True)
+        >>> ad.autograd.grad(g, x)
+        (tensor(18.),)
+    """
+    if materialize_grads and allow_unused is False:
+        raise ValueError(
+            "Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+            "allow_unused=False."
+        )
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    outputs = _as_tuple(outputs, "outputs")
+    inputs_t = _as_tuple(inputs, "inputs")
+    if len(inputs_t) == 0:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    for t in inputs_t:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"inputs must be Tensors, got {type(t).__name__}")
+        if not t._rg:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    if is_grads_batched:
+        return _batched_grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused,
+                             materialize_grads)
+    seeds = _make_seeds(outputs, grad_outputs, create_graph)
+    targets = {id(t): t for t in inputs_t}
+    leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
+    result = []
+    with no_grad() if not create_graph else enable_grad():
+        for t in inputs_t:
+            hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
+            if hit is None:
+                if not allow_unused:
+                    raise RuntimeError(
+                        "One of the differentiated Tensors appears to not have been used in the graph. Set "
+                        "allow_unused=True if this is the desired behavior."
+                    )
+                result.append(wrap_array(np.zeros(t.shape, t._data.dtype)) if materialize_grads else None)
+                continue
+            g = hit[1]
+            if t._op is None:
+                g = _leaf_result(t, g, create_graph)
+            else:
+                g = _as_tensor(g) if not isinstance(g, Tensor) else g
+                if not create_graph:
+                    g = wrap_array(np.array(g._data, copy=True))
+            result.append(g)
+    return tuple(result)
+
+
+def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
+    """``is_grads_batched=True``: one VJP per entry of the leading dimension of each grad_output."""
+    grad_outputs = _as_tuple(grad_outputs, "grad_outputs") if not isinstance(grad_outputs, Tensor) else (grad_outputs,)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    batch = None
+    for g, out in zip(grad_outputs, outputs):
+        if g is None or g.shape[1:] != out.shape:
+            raise RuntimeError(
+                "If `is_grads_batched=True`, we interpret the first dimension of each grad_output as the batch "
+                f"dimension. The sizes of the remaining dimensions are expected to match the shape of "
+                f"corresponding output, but a mismatch was detected: grad_output has a shape of "
+                f"{_size_str(g.shape if g is not None else ())} and output has a shape of {_size_str(out.shape)}."
+            )
+        if batch is None:
+            batch = g.shape[0]
+        elif g.shape[0] != batch:
+            raise RuntimeError("all grad_outputs must have the same batch size when is_grads_batched=True")
+    from .. import ops
+
+    per_input = [[] for _ in inputs]
+    for b in range(batch):
+        gs = [g[b] for g in grad_outputs]
+        res = grad(outputs, inputs, gs, retain_graph=True if b < batch - 1 else retain_graph,
+                   create_graph=create_graph, allow_unused=allow_unused, materialize_grads=materialize_grads)
+        for k, r in enumerate(res):
+            per_input[k].append(r)
+    out = []
+    for k, rs in enumerate(per_input):
+        if any(r is None for r in rs):
+            out.append(None)
+        else:
+            out.append(ops.stack(rs, 0))
+    return tuple(out)
+
+
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402

@@ -1,0 +1,161 @@
+"""Tensor creation: ``tensor``, ``as_tensor``, ``from_numpy`` and the factory functions (numpy dtypes).
+
+As numpy (and unlike torch), the default floating dtype is float64; ``dtype=ad.float32`` works end to end.
+The random functions draw from a module-level ``numpy.random.Generator`` that ``manual_seed`` resets.
+"""
+
+import numpy as np
+
+from .tensor import Tensor, device, wrap_array
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+bool = np.dtype(np.bool_)  # noqa: A001 - torch's name
+float = float32  # noqa: A001
+double = float64
+long = int64
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed the generator behind ``rand``, ``randn`` and ``randint``."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+    return _rng
+
+
+def _check_device(dev):
+    if dev is not None and device(dev).type != "cpu":
+        raise RuntimeError("CUDA tensors are not available in this build of ad: no CUDA device was found")
+
+
+def _finish(arr, dtype, requires_grad, dev):
+    _check_device(dev)
+    if dtype is not None:
+        arr = arr.astype(np.dtype(dtype), copy=False)
+    if requires_grad and arr.dtype.kind != "f":
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+    return wrap_array(arr, bool_(requires_grad))
+
+
+def bool_(v):
+    return v is True or (v is not False and v is not None and v != 0)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """A new leaf tensor holding a copy of ``data`` (nested lists, scalars, arrays or tensors).
+
+    Example:
+        >>> ad.tensor([[1.0, 2.0]], requires_grad=True).shape
+        (1, 2)
+    """
+    if isinstance(data, Tensor):
+        data = data._data
+    arr = np.array(data, dtype=np.dtype(dtype) if dtype is not None else None, copy=True)
+    if arr.dtype.kind == "O":
+        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    return _finish(arr, None, requires_grad, device)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """A tensor sharing memory with ``data`` where possible (no copy for matching numpy arrays)."""
+    if isinstance(data, Tensor):
+        return data if dtype is None or np.dtype(dtype) == data.dtype else data.to(dtype)
+    return _finish(np.asarray(data, dtype=np.dtype(dtype) if dtype is not None else None), None, False, device)
+
+
+def from_numpy(ndarray):
+    """A tensor that shares memory with ``ndarray`` (zero copy)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    return wrap_array(ndarray)
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def _default(dtype):
+    return np.dtype(dtype) if dtype is not None else float64
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _finish(np.zeros(_shape(size), _default(dtype)), None, requires_grad, device)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _finish(np.ones(_shape(size), _default(dtype)), None, requires_grad, device)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _finish(np.empty(_shape(size), _default(dtype)), None, requires_grad, device)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None:
+        dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, float) else float64
+    return _finish(np.full(tuple(size), fill_value, np.dtype(dtype)), None, requires_grad, device)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return _finish(np.zeros(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return _finish(np.ones(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return _finish(np.full(t.shape, fill_value, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+
+
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return _finish(np.empty(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    if dtype is None and arr.dtype.kind == "f":
+        arr = arr.astype(float64)
+    return _finish(arr, dtype, requires_grad, device)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _finish(np.linspace(start, end, steps, dtype=_default(dtype)), None, requires_grad, device)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _finish(np.eye(n, m, dtype=_default(dtype)), None, requires_grad, device)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    rng = generator if generator is not None else _rng
+    return _finish(rng.random(_shape(size), dtype=_default(dtype)), None, requires_grad, device)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    rng = generator if generator is not None else _rng
+    return _finish(rng.standard_normal(_shape(size), dtype=_default(dtype)), None, requires_grad, device)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
+    if high is None:
+        low, high = 0, low
+    rng = generator if generator is not None else _rng
+    return _finish(rng.integers(low, high, size=tuple(size)), dtype or int64, False, device)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)

@@ -1,0 +1,272 @@
+"""The backward engine: seeds cotangents and sweeps tapes (compiled) or the Python graph (differentiable).
+
+Two sweeps compute the same first derivatives:
+
+- ``kernel_sweep``: for ``create_graph=False``. Per tape reached, in decreasing tape id: allocate a zeroed
+  cotangent arena with the tape's layout, add the seeds, and call ``kernels.cpu.reverse_sweep`` once (once
+  per stretch between rows that need Python: hooks and ``retain_grad`` on non-leaf tensors). Cotangents of
+  imported tensors (``Tape.externs``) are then handed on: to a leaf's result, or as a seed into the older
+  tape that owns the tensor. Nothing is written to any ``.grad`` until every tape was swept without error.
+- ``graph_sweep``: for ``create_graph=True``. Walks the Python graph (``Tensor._inputs``) in reverse
+  recording order and applies each op's ``vjp`` (written with ``ad`` ops), so the result is itself
+  differentiable.
+
+Both return ``{id(tensor): (tensor, cotangent)}`` for the leaves and requested tensors; ``ad/autograd``
+turns that into ``.grad`` accumulation (``backward``) or a tuple (``grad``).
+"""
+
+import heapq
+
+import numpy as np
+
+from kernels.cpu import SAVES, reverse_sweep
+
+from . import grad_mode
+from .tensor import Tensor, wrap_array
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they have "
+    "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
+    "autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if "
+    "you need to access saved tensors after calling backward."
+)
+
+
+class _TapeSweep:
+    """Per-tape state of one backward call."""
+
+    __slots__ = ("tape", "cot", "live", "visited", "start", "lowest")
+
+    def __init__(self, tape):
+        self.tape = tape
+        used = tape.used + 1
+        self.cot = np.zeros(used, tape.dtype)
+        self.live = np.zeros(used, np.uint8)
+        self.visited = np.zeros(tape.nrows + 1, np.uint8)
+        self.start = -1
+        self.lowest = tape.nrows
+
+    def seed(self, t, g):
+        off = t._off
+        n = t._data.size
+        region = self.cot[off : off + n]
+        region += g.reshape(-1)
+        self.live[off] = 1
+        last = t._row + t._nrows - 1
+        if last > self.start:
+            self.start = last
+        if t._row < self.lowest:
+            self.lowest = t._row
+
+    def grad_of(self, t):
+        if not self.live[t._off]:
+            return None
+        n = t._data.size
+        return self.cot[t._off : t._off + n].reshape(t._data.shape)
+
+
+def kernel_sweep(roots, seeds, targets, retain_graph):
+    """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
+
+    ``targets``: ``{id: tensor}`` of non-leaf tensors whose cotangent the caller wants (``grad`` inputs,
+    ``backward(inputs=...)``). Returns ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``.
+    """
+    sweeps = {}
+    heap = []
+    leaf_grads = {}
+
+    def state_of(tape):
+        s = sweeps.get(tape.id)
+        if s is None:
+            s = _TapeSweep(tape)
+            sweeps[tape.id] = s
+            heapq.heappush(heap, -tape.id)
+        return s
+
+    for t, g in zip(roots, seeds):
+        if t._op is None:
+            _add_leaf(leaf_grads, t, g)
+        else:
+            state_of(t._tape).seed(t, g)
+
+    while heap:
+        s = sweeps[-heapq.heappop(heap)]
+        tape = s.tape
+        _sweep_tape(s)
+        # hand the cotangents of imported tensors on, newest first, down to where the sweep stopped
+        externs = tape.externs
+        k = len(externs) - 1
+        lowest = s.lowest
+        live = s.live
+        cot = s.cot
+        while k >= 0:
+            row, off, t = externs[k]
+            if row < lowest:
+                break
+            k -= 1
+            if not live[off]:
+                continue
+            n = t._data.size
+            g = cot[off : off + n]
+            if t._op is None:
+                _add_leaf(leaf_grads, t, g.reshape(t._data.shape))
+            else:
+                home = state_of(t._tape)
+                home.seed(t, g.astype(t._data.dtype, copy=False))
+
+    target_grads = {}
+    for key, t in targets.items():
+        if t._op is None:
+            continue
+        s = sweeps.get(t._tape.id)
+        g = s.grad_of(t) if s is not None else None
+        if g is not None:
+            target_grads[key] = (t, g)
+    if not retain_graph:
+        for s in sweeps.values():
+            freed = s.tape.freed_flags()
+            m = s.visited.shape[0] - 1
+            freed[:m] |= s.visited[:m]
+            s.tape.imports.clear()
+    return leaf_grads, target_grads
+
+
+def _add_leaf(leaf_grads, t, g):
+    key = id(t)
+    prev = leaf_grads.get(key)
+    if prev is None:
+        leaf_grads[key] = (t, np.array(g, dtype=t._data.dtype, copy=True).reshape(t._data.shape))
+    else:
+        prev[1][...] += g.reshape(t._data.shape)
+
+
+def _sweep_tape(s):
+    """Run the compiled sweep over one tape, stopping at rows whose tensors have hooks."""
+    tape = s.tape
+    hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
+    freed = tape.freed_flags()
+    start = s.start
+    for h in hook_rows:
+        if h < s.lowest:
+            break
+        _run_kernel(s, start, h + 1, freed)
+        ref = tape.hook_rows.get(h)
+        t = ref() if ref is not None else None
+        if t is not None and s.live[t._off]:
+            _apply_tensor_hooks(s, t)
+        start = h
+    _run_kernel(s, start, 0, freed)
+
+
+def _run_kernel(s, start, stop, freed):
+    if start < stop:
+        return
+    rows, attrs, aux = s.tape.arrays()
+    result = reverse_sweep(
+        rows, attrs, aux, s.tape.values, s.cot, s.live, s.visited, freed, SAVES, start, stop, s.lowest
+    )
+    del rows, attrs, aux  # release the buffer exports: Python code (hooks) may append to this tape next
+    if result < -1:
+        raise RuntimeError(FREED_MESSAGE)
+    s.lowest = result
+
+
+def _apply_tensor_hooks(s, t):
+    n = t._data.size
+    region = s.cot[t._off : t._off + n]
+    g = wrap_array(region.reshape(t._data.shape).copy())
+    g = run_hooks(t, g)
+    region[...] = g._data.reshape(-1)
+    if t._retains_grad:
+        _retain(t, g)
+
+
+def run_hooks(t, g):
+    """Apply ``t``'s hooks to cotangent tensor ``g``; a hook's non-None return replaces it."""
+    if t._hooks:
+        for hook in list(t._hooks.values()):
+            out = hook(g)
+            if out is not None:
+                if not isinstance(out, Tensor):
+                    raise TypeError(f"hook returned an object of type {type(out).__name__}; expected a Tensor or None")
+                if out.shape != g.shape:
+                    raise RuntimeError(
+                        f"hook 'hook' has changed the size of value: expected {list(g.shape)}, got {list(out.shape)}"
+                    )
+                g = out
+    return g
+
+
+def _retain(t, g):
+    if t._grad is None:
+        t._grad = wrap_array(g._data.copy()) if not g._rg else g
+    else:
+        t._grad = t._grad + g if g._rg else wrap_array(t._grad._data + g._data)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the differentiable sweep
+
+
+def _order_key(t):
+    return (t._tape.id, t._row + t._nrows - 1)
+
+
+def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
+    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s."""
+    nodes = {}
+    stack = [t for t in roots if t._op is not None]
+    while stack:
+        t = stack.pop()
+        if id(t) in nodes:
+            continue
+        nodes[id(t)] = t
+        for inp in t._inputs:
+            if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
+                stack.append(inp)
+    order = sorted(nodes.values(), key=_order_key, reverse=True)
+    for t in order:
+        if t._op.vjp is None:
+            raise RuntimeError(f"{t._op.grad_fn_name} has no differentiable rule")
+        if t._tape is not None:
+            freed = t._tape.freed_flags()
+            if freed[t._row] and SAVES[t._op.code]:
+                raise RuntimeError(FREED_MESSAGE)
+
+    grads = {}
+    leaf_grads = {}
+    for t, g in zip(roots, seeds):
+        _accum(grads if t._op is not None else leaf_grads, t, g)
+    target_grads = {}
+    with grad_mode.set_grad_enabled(create_graph):
+        for t in order:
+            entry = grads.pop(id(t), None)
+            if entry is None:
+                continue
+            g = entry[1]
+            if t._hooks:
+                g = run_hooks(t, g)
+            if t._retains_grad:
+                _retain(t, g)
+            if id(t) in targets:
+                target_grads[id(t)] = (t, g)
+            in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
+            for inp, gi in zip(t._inputs, in_grads):
+                if gi is None or inp is None or not inp._rg:
+                    continue
+                if not isinstance(gi, Tensor):
+                    gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
+                elif gi.dtype != inp.dtype:
+                    gi = gi.to(inp.dtype)
+                _accum(grads if inp._op is not None else leaf_grads, inp, gi)
+    if not retain_graph:
+        for t in order:
+            if t._tape is not None:
+                t._tape.freed_flags()[t._row : t._row + t._nrows] = 1
+    return leaf_grads, target_grads
+
+
+def _accum(table, t, g):
+    key = id(t)
+    prev = table.get(key)
+    table[key] = (t, g if prev is None else prev[1] + g)

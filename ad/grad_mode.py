@@ -1,0 +1,92 @@
+"""Grad mode: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``is_grad_enabled`` (thread-local, as torch).
+
+Each works as a context manager and as a decorator. The flag lives in a ``threading.local`` so a thread's
+``no_grad`` never changes what another thread records.
+"""
+
+import functools
+import threading
+
+
+class _GradState(threading.local):
+    enabled = True
+
+
+_grad_state = _GradState()
+
+
+def is_grad_enabled():
+    """Return True if operations are currently recorded for reverse mode."""
+    return _grad_state.enabled
+
+
+class _GradModeContext:
+    _mode = True
+
+    def __enter__(self):
+        self._prev = _grad_state.enabled
+        _grad_state.enabled = self._mode
+        return None
+
+    def __exit__(self, *exc):
+        _grad_state.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    def clone(self):
+        return self.__class__()
+
+
+class no_grad(_GradModeContext):
+    """Context manager and decorator that disables recording.
+
+    Example:
+        >>> with ad.no_grad():
+        ...     p -= 0.1 * p.grad
+    """
+
+    _mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Context manager and decorator that enables recording (inside ``no_grad``)."""
+
+    _mode = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """Set grad mode on or off. Takes effect immediately when called, and is undone on exit when used with
+    ``with``, as torch's ``set_grad_enabled``."""
+
+    def __init__(self, mode):
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled(): argument 'mode' must be bool, not {type(mode).__name__}")
+        self._prev = _grad_state.enabled
+        self._mode = mode
+        _grad_state.enabled = mode
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        _grad_state.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        # used as a decorator: the call in __init__ must not leak into the caller's state
+        _grad_state.enabled = self._prev
+        mode = self._mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper

@@ -1,0 +1,5 @@
+"""``ad.nn``: the functional layer (``ad.nn.functional``), as ``torch.nn.functional``."""
+
+from . import functional
+
+__all__ = ["functional"]

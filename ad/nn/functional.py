@@ -1,0 +1,91 @@
+"""``ad.nn.functional``: relu, softmax, log_softmax, cross_entropy, mse_loss, linear (composites of ops)."""
+
+import numpy as np
+
+from .. import composites, ops
+from ..tensor import Tensor, wrap_array
+
+relu = ops.relu
+sigmoid = ops.sigmoid
+tanh = ops.tanh
+softmax = composites.softmax
+log_softmax = composites.log_softmax
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def linear(input, weight, bias=None):  # noqa: A002 - torch's names
+    """``input @ weight.T + bias``."""
+    out = ops.matmul(input, ops.t(weight) if weight.ndim == 2 else weight)
+    return out + bias if bias is not None else out
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    if not isinstance(target, Tensor):
+        target = wrap_array(np.asarray(target, dtype=input.dtype))
+    if input.shape != target.shape:
+        import warnings
+
+        warnings.warn(
+            f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+            f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting.",
+            UserWarning,
+            stacklevel=2,
+        )
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  # noqa: A002
+    """Negative log likelihood of class indices ``target`` (N,) under log-probabilities ``input`` (N, C)."""
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected scalar type Long but found {t.dtype}")
+    if input.ndim == 1:
+        input = ops.unsqueeze(input, 0)
+        t = t.reshape(1)
+    if input.ndim != 2:
+        raise ValueError(f"Expected 2 dimensions (got {input.ndim})")
+    n, c = input.shape
+    if t.shape != (n,):
+        raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({t.shape[0] if t.ndim else 0}).")
+    keep = t != ignore_index
+    safe = np.where(keep, t, 0)
+    if np.any((safe < 0) | (safe >= c)):
+        raise IndexError(f"Target {int(t[(safe < 0) | (safe >= c)][0])} is out of bounds.")
+    picked = ops.gather(input, 1, wrap_array(safe.reshape(n, 1).astype(np.int64)))
+    picked = ops.reshape(picked, (n,))
+    w = np.ones(n, input.dtype) if weight is None else np.asarray(weight._data if isinstance(weight, Tensor) else weight)[safe]
+    w = (w * keep).astype(input.dtype)
+    loss = -picked * wrap_array(w)
+    if reduction == "mean":
+        return ops.sum(loss) * (1.0 / w.sum()) if w.sum() else ops.sum(loss) * float("nan")
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,  # noqa: A002
+                  reduction="mean", label_smoothing=0.0):
+    """Cross entropy of logits ``input`` (N, C) against class indices (N,) or class probabilities (N, C)."""
+    logp = composites.log_softmax(input, 1 if input.ndim > 1 else 0)
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind == "f":
+        probs = wrap_array(t.astype(input.dtype))
+        if label_smoothing:
+            c = input.shape[1 if input.ndim > 1 else 0]
+            probs = probs * (1.0 - label_smoothing) + label_smoothing / c
+        loss = -ops.sum(logp * probs, 1 if input.ndim > 1 else 0)
+        return _reduce(loss, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return nll
+    c = input.shape[-1]
+    smooth = -ops.mean(logp, -1)
+    return nll * (1.0 - label_smoothing) + _reduce(smooth, reduction) * label_smoothing

@@ -1,0 +1,1454 @@
+"""The op table: every differentiable primitive, declared once.
+
+An entry (``Op``) names the op, its opcode in ``kernels/opcodes.py`` (the compiled sweep's branch), torch's
+``grad_fn`` name, and its reverse rule written with ``ad`` ops (``vjp``), which is what ``create_graph=True``
+runs, so second and higher derivatives come for free. Elementwise ops declare only their local partial
+(``elementwise(...)``): the VJP is ``g * d``; ``kernels/pointwise.py`` holds the same partial in scalar form
+for the kernels. The generic tests in ``tests/test_op_table.py`` walk ``OPS`` and check every entry against
+finite differences, in both sweeps, to second order.
+
+Forward functions compute straight into the tape's value arena (``ad/tape.py``) when the result requires
+grad, and record one row. Broadcasting is undone once, by an explicit ``expand`` row whose adjoint is a sum,
+not in each rule. Composites (softmax, var, logsumexp, ...) live in ``composites.py`` and need no rules.
+
+Start reading at ``_unary`` and ``_binary``: the fast paths every elementwise op goes through.
+"""
+
+import builtins
+import math
+import numbers
+
+import numpy as np
+import scipy.special
+
+from kernels import opcodes as K
+
+from .grad_mode import _grad_state
+from .tape import _state as _tape_state
+from .tape import current_tape
+from .tensor import Tensor, _new, _wrap_dim, wrap_array
+
+OPS = {}  # name -> Op; what the generic tests walk
+
+
+class Op:
+    """One primitive: ``vjp(g, out, inputs, ctx) -> tuple of input cotangents`` (``None`` for no gradient)."""
+
+    __slots__ = ("name", "code", "grad_fn_name", "vjp", "partial", "np_fn", "sample")
+
+    def __init__(self, name, code, grad_fn_name, vjp=None, partial=None, np_fn=None, sample=None):
+        self.name = name
+        self.code = code
+        self.grad_fn_name = grad_fn_name
+        self.vjp = vjp
+        self.partial = partial
+        self.np_fn = np_fn
+        self.sample = sample
+        OPS[name] = self
+
+    def __repr__(self):
+        return f"Op({self.name})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# recording helpers
+
+
+def _tape_for(dt, n, a, b=None):
+    """The current tape for dtype ``dt`` with room for ``n`` more elements, newer than the operands' tapes."""
+    tape = _tape_state.current.get(dt)
+    min_id = 0
+    if a is not None and a._tape is not None:
+        min_id = a._tape.id
+    if b is not None and b._tape is not None and b._tape.id > min_id:
+        min_id = b._tape.id
+    if tape is None or tape.used + n + 1 > tape.capacity or tape.id < min_id:
+        tape = current_tape(dt, n, min_id)
+    return tape
+
+
+def _operand(tape, t):
+    """Arena offset and producing row of operand ``t`` on ``tape`` (imported if it lives elsewhere)."""
+    if t._tape is tape:
+        return t._off, t._row
+    return tape.import_tensor(t, t._rg)
+
+
+def _result(data, tape, off, row, op, inputs, ctx=None, nrows=1):
+    t = _new(Tensor)
+    t._data = data
+    t._rg = True
+    t._op = op
+    t._inputs = inputs
+    t._ctx = ctx
+    t._tape = tape
+    t._off = off
+    t._row = row
+    if nrows != 1:
+        t._nrows = nrows
+    return t
+
+
+def _recording(*tensors):
+    if not _grad_state.enabled:
+        return False
+    for t in tensors:
+        if t is not None and t._rg:
+            return True
+    return False
+
+
+def as_tensor_operand(value, like=None):
+    """Wrap a non-Tensor operand (array, list, numpy scalar) as a constant tensor."""
+    if isinstance(value, Tensor):
+        return value
+    arr = np.asarray(value)
+    if like is not None and arr.dtype.kind in "iub" and like._data.dtype.kind == "f" and arr.ndim == 0:
+        arr = arr.astype(like._data.dtype)
+    return wrap_array(arr)
+
+
+def _c_strides(shape):
+    strides = [1] * len(shape)
+    acc = 1
+    for k in range(len(shape) - 1, -1, -1):
+        strides[k] = acc
+        acc *= shape[k]
+    return strides
+
+
+def _size(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _broadcast_shape(a, b):
+    if a == b:
+        return a
+    nd = builtins.max(len(a), len(b))
+    pa = (1,) * (nd - len(a)) + tuple(a)
+    pb = (1,) * (nd - len(b)) + tuple(b)
+    out = []
+    for k in range(nd):
+        if pa[k] == pb[k] or pb[k] == 1:
+            out.append(pa[k])
+        elif pa[k] == 1:
+            out.append(pb[k])
+        else:
+            raise RuntimeError(
+                f"The size of tensor a ({pa[k]}) must match the size of tensor b ({pb[k]}) at non-singleton "
+                f"dimension {k}"
+            )
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# elementwise unary ops: forward ufunc + local partial (in ad ops) + opcode
+
+
+def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
+    xd = x._data
+    if not (x._rg and _grad_state.enabled):
+        return wrap_array(_unary_np(op, xd, a0, a1))
+    dt = xd.dtype
+    n = xd.size
+    tape = _tape_state.current.get(dt)
+    if tape is None or tape.used + n + 1 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
+        tape = _tape_for(dt, n, x)
+    off = tape.alloc(n)
+    shape = xd.shape
+    view = tape.values[off : off + n]
+    if len(shape) != 1:
+        view = view.reshape(shape)
+    _unary_np(op, xd, a0, a1, view)
+    if x._tape is tape:
+        xoff = x._off
+        xrow = x._row
+    else:
+        xoff, xrow = tape.import_tensor(x, True)
+    row = tape.nrows
+    tape.rows += tape.pack(op.code | K.XRG, off, xoff, -1, n, 0, xrow, -1, a0, a1)
+    tape.nrows = row + 1
+    t = _new(Tensor)
+    t._data = view
+    t._rg = True
+    t._op = op
+    t._inputs = (x,)
+    t._ctx = ctx if ctx is not None else (a0, a1)
+    t._tape = tape
+    t._off = off
+    t._row = row
+    return t
+
+
+def _unary_np(op, xd, a0, a1, out=None):
+    fn = op.np_fn
+    if xd.dtype.kind != "f":
+        xd = xd.astype(np.float64)
+    if op.code == K.AFFINE or op.code == K.POW_SCALAR or op.code == K.RPOW_SCALAR or op.code == K.RDIV_SCALAR:
+        return fn(xd, a0, a1, out)
+    if op.code == K.CLAMP:
+        return fn(xd, a0, a1, out)
+    return fn(xd, out=out) if out is not None else fn(xd)
+
+
+def _elementwise_vjp(g, out, inputs, ctx):
+    op = out._op
+    x = inputs[0]
+    return (g * op.partial(x, out, ctx[0], ctx[1]),)
+
+
+def elementwise(name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0)):
+    """Declare an elementwise unary op from its forward ufunc and its local partial ``d(x, out, a0, a1)``."""
+    op = Op(name, code, grad_fn_name or (name.capitalize() + "Backward0"), _elementwise_vjp, partial, np_fn, sample)
+    return op
+
+
+def _const(mask_array, dtype):
+    return wrap_array(np.asarray(mask_array, dtype=dtype))
+
+
+def _rsqrt_np(x, out=None):
+    r = np.sqrt(x, out=out)
+    return np.divide(1.0, r, out=r)
+
+
+def _relu_np(x, out=None):
+    return np.maximum(x, 0, out=out) if out is not None else np.maximum(x, 0)
+
+
+def _square_np(x, out=None):
+    return np.multiply(x, x, out=out) if out is not None else np.multiply(x, x)
+
+
+def _copy_np(x, out=None):
+    if out is None:
+        return x.copy()
+    np.copyto(out, x)
+    return out
+
+
+def _affine_np(x, a, b, out):
+    # a*x + b with numpy's rounding of the op it stands for: keep the exact op for the common cases
+    if b == 0.0:
+        r = np.multiply(x, a, out=out) if out is not None else np.multiply(x, a)
+    elif a == 1.0:
+        r = np.add(x, b, out=out) if out is not None else np.add(x, b)
+    elif a == -1.0:
+        r = np.subtract(b, x, out=out) if out is not None else np.subtract(b, x)
+    else:
+        r = np.multiply(x, a, out=out) if out is not None else np.multiply(x, a)
+        r += b
+    return r
+
+
+def _pow_scalar_np(x, a, b, out):
+    return np.power(x, a, out=out) if out is not None else np.power(x, a)
+
+
+def _rpow_scalar_np(x, a, b, out):
+    return np.power(a, x, out=out) if out is not None else np.power(a, x)
+
+
+def _rdiv_scalar_np(x, a, b, out):
+    return np.divide(a, x, out=out) if out is not None else np.divide(a, x)
+
+
+def _clamp_np(x, lo, hi, out):
+    r = x.copy() if out is None else out
+    if out is not None:
+        np.copyto(r, x)
+    if not math.isnan(lo):
+        np.maximum(r, lo, out=r)
+    if not math.isnan(hi):
+        np.minimum(r, hi, out=r)
+    return r
+
+
+def _sign_const(x):
+    return _const(np.sign(x._data), x._data.dtype)
+
+
+COPY = elementwise("copy", K.COPY, _copy_np, lambda x, out, a0, a1: 1.0, "CloneBackward0")
+NEG = elementwise("neg", K.NEG, np.negative, lambda x, out, a0, a1: -1.0)
+ABS = elementwise("abs", K.ABS, np.abs, lambda x, out, a0, a1: _sign_const(x), sample=(0.1, 2.0))
+EXP = elementwise("exp", K.EXP, np.exp, lambda x, out, a0, a1: out)
+LOG = elementwise("log", K.LOG, np.log, lambda x, out, a0, a1: 1.0 / x, sample=(0.2, 3.0))
+LOG1P = elementwise("log1p", K.LOG1P, np.log1p, lambda x, out, a0, a1: 1.0 / (x + 1.0), sample=(-0.5, 2.0))
+EXPM1 = elementwise("expm1", K.EXPM1, np.expm1, lambda x, out, a0, a1: out + 1.0)
+SQRT = elementwise("sqrt", K.SQRT, np.sqrt, lambda x, out, a0, a1: 0.5 / out, sample=(0.2, 3.0))
+RSQRT = elementwise("rsqrt", K.RSQRT, _rsqrt_np, lambda x, out, a0, a1: -0.5 * out * out * out, sample=(0.2, 3.0))
+SIN = elementwise("sin", K.SIN, np.sin, lambda x, out, a0, a1: cos(x))
+COS = elementwise("cos", K.COS, np.cos, lambda x, out, a0, a1: -sin(x))
+TAN = elementwise("tan", K.TAN, np.tan, lambda x, out, a0, a1: 1.0 + out * out, sample=(-1.2, 1.2))
+TANH = elementwise("tanh", K.TANH, np.tanh, lambda x, out, a0, a1: 1.0 - out * out)
+SIGMOID = elementwise("sigmoid", K.SIGMOID, scipy.special.expit, lambda x, out, a0, a1: out * (1.0 - out))
+RELU = elementwise(
+    "relu", K.RELU, _relu_np, lambda x, out, a0, a1: _const(out._data > 0, out._data.dtype), sample=(0.1, 2.0)
+)
+ERF = elementwise(
+    "erf", K.ERF, scipy.special.erf, lambda x, out, a0, a1: (2.0 / math.sqrt(math.pi)) * exp(-(x * x))
+)
+SQUARE = elementwise("square", K.SQUARE, _square_np, lambda x, out, a0, a1: 2.0 * x, "PowBackward0")
+CLAMP = elementwise(
+    "clamp",
+    K.CLAMP,
+    _clamp_np,
+    lambda x, out, a0, a1: _const(
+        (np.isnan(a0) | (x._data >= a0)) & (np.isnan(a1) | (x._data <= a1)), x._data.dtype
+    ),
+    "ClampBackward1",
+)
+AFFINE = elementwise("affine", K.AFFINE, _affine_np, lambda x, out, a0, a1: a0, "MulBackward0")
+POW_SCALAR = elementwise(
+    "pow_scalar",
+    K.POW_SCALAR,
+    _pow_scalar_np,
+    lambda x, out, a0, a1: 0.0 if a0 == 0.0 else a0 * x ** (a0 - 1.0),
+    "PowBackward0",
+    sample=(0.2, 2.0),
+)
+RPOW_SCALAR = elementwise(
+    "rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, lambda x, out, a0, a1: out * math.log(a0), "PowBackward1"
+)
+RDIV_SCALAR = elementwise(
+    "rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, lambda x, out, a0, a1: -a0 / (x * x), "DivBackward0",
+    sample=(0.3, 2.0),
+)
+
+_AFFINE_NAMES = {"add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
+                 "rsub": "RsubBackward1", "neg": "NegBackward0"}
+
+
+def affine(x, a, b, kind="mul"):
+    """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
+    return _unary(AFFINE, x, float(a), float(b), (float(a), float(b), kind))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# elementwise binary ops (same shape after broadcasting by recorded expands)
+
+
+def _binary_vjp(g, out, inputs, ctx):
+    x, y = inputs
+    return out._op.partial(g, x, y, out)
+
+
+def _binary_op(name, code, np_fn, vjp_fn, grad_fn_name, sample=(-2.0, 2.0)):
+    op = Op(name, code, grad_fn_name, _binary_vjp, vjp_fn, np_fn, sample)
+    return op
+
+
+def _pow_vjp(g, x, y, out):
+    gx = gy = None
+    if x._rg:
+        ymask = _const(y._data == 0, y._data.dtype)
+        gx = g * y * (x ** (y - 1.0)) * (1.0 - ymask)
+    if y._rg:
+        zero_ok = _const((x._data == 0) & (y._data >= 0), x._data.dtype)
+        safe_log = log(where(zero_ok._data.astype(bool), ones_like(x), x))
+        gy = g * out * safe_log * (1.0 - zero_ok)
+    return gx, gy
+
+
+def _max_min_vjp(sign):
+    def vjp(g, x, y, out):
+        xd, yd = x._data, y._data
+        wins = (xd > yd) if sign > 0 else (xd < yd)
+        loses = (xd < yd) if sign > 0 else (xd > yd)
+        tie = xd == yd
+        dx = np.where(wins, 1.0, np.where(tie, 0.5, np.where(loses, 0.0, 1.0)))
+        dy = np.where(loses, 1.0, np.where(tie, 0.5, np.where(wins, 0.0, 1.0)))
+        return (g * _const(dx, g.dtype) if x._rg else None, g * _const(dy, g.dtype) if y._rg else None)
+
+    return vjp
+
+
+ADD = _binary_op("add", K.ADD, np.add, lambda g, x, y, out: (g, g), "AddBackward0")
+SUB = _binary_op("sub", K.SUB, np.subtract, lambda g, x, y, out: (g, -g), "SubBackward0")
+MUL = _binary_op("mul", K.MUL, np.multiply, lambda g, x, y, out: (g * y if x._rg else None, g * x if y._rg else None),
+                 "MulBackward0")
+DIV = _binary_op(
+    "div",
+    K.DIV,
+    np.divide,
+    lambda g, x, y, out: (g / y if x._rg else None, -g * x / (y * y) if y._rg else None),
+    "DivBackward0",
+    sample=(0.5, 2.0),
+)
+POW = _binary_op("pow", K.POW, np.power, _pow_vjp, "PowBackward1", sample=(0.3, 2.0))
+MAXIMUM = _binary_op("maximum", K.MAXIMUM, np.maximum, _max_min_vjp(+1), "MaximumBackward0")
+MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "MinimumBackward0")
+
+
+def _binary(op, x, y):
+    """Elementwise ``op(x, y)`` for tensors (scalars are turned into ``affine`` rows by the callers)."""
+    xd = x._data
+    yd = y._data
+    if not (_grad_state.enabled and (x._rg or y._rg)):
+        if xd.shape != yd.shape:
+            _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
+        return wrap_array(np.asarray(op.np_fn(xd, yd)))
+    shape = xd.shape
+    dt = xd.dtype
+    if shape != yd.shape or dt is not yd.dtype:
+        shape = _broadcast_shape(xd.shape, yd.shape)
+        dt = np.result_type(xd, yd)
+        if dt.kind != "f":
+            dt = np.dtype(np.float64)
+        if xd.shape != shape:
+            x = expand(x, shape) if x._rg else wrap_array(np.broadcast_to(xd, shape))
+        if yd.shape != shape:
+            y = expand(y, shape) if y._rg else wrap_array(np.broadcast_to(yd, shape))
+        xd = x._data
+        yd = y._data
+    n = xd.size
+    tape = _tape_state.current.get(dt)
+    if (
+        tape is None
+        or tape.used + 3 * n + 3 > tape.capacity
+        or (x._tape is not None and x._tape.id > tape.id)
+        or (y._tape is not None and y._tape.id > tape.id)
+    ):
+        tape = _tape_for(dt, 3 * n + 2, x, y)
+    off = tape.alloc(n)
+    view = tape.values[off : off + n]
+    if len(shape) != 1:
+        view = view.reshape(shape)
+    op.np_fn(xd, yd, out=view)
+    if x._tape is tape:
+        xoff = x._off
+        xrow = x._row
+    else:
+        xoff, xrow = tape.import_tensor(x, x._rg)
+    if y._tape is tape:
+        yoff = y._off
+        yrow = y._row
+    else:
+        yoff, yrow = tape.import_tensor(y, y._rg)
+    code = op.code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+    row = tape.nrows
+    tape.rows += tape.pack(code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
+    tape.nrows = row + 1
+    t = _new(Tensor)
+    t._data = view
+    t._rg = True
+    t._op = op
+    t._inputs = (x, y)
+    t._tape = tape
+    t._off = off
+    t._row = row
+    return t
+
+
+def _is_scalar(v):
+    return type(v) is float or type(v) is int or (isinstance(v, numbers.Real) and not isinstance(v, np.generic))
+
+
+def add(x, y, *, alpha=1):
+    if alpha != 1:
+        y = mul(y, alpha)
+    if not isinstance(x, Tensor):
+        x, y = y, x
+    if _is_scalar(y):
+        return affine(x, 1.0, y, "add")
+    return _binary(ADD, x, as_tensor_operand(y, x))
+
+
+def sub(x, y, *, alpha=1):
+    if alpha != 1:
+        y = mul(y, alpha)
+    if _is_scalar(y):
+        return affine(x, 1.0, -y, "sub")
+    return _binary(SUB, x, as_tensor_operand(y, x))
+
+
+def rsub(x, y):
+    """``y - x``."""
+    if _is_scalar(y):
+        return affine(x, -1.0, y, "rsub")
+    return _binary(SUB, as_tensor_operand(y, x), x)
+
+
+def mul(x, y):
+    if not isinstance(x, Tensor):
+        x, y = y, x
+    if _is_scalar(y):
+        return affine(x, y, 0.0, "mul")
+    return _binary(MUL, x, as_tensor_operand(y, x))
+
+
+def div(x, y, *, rounding_mode=None):
+    if rounding_mode is not None:
+        raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
+    if _is_scalar(y):
+        return _unary(AFFINE, x, 1.0 / y if y != 0 else math.inf, 0.0, (1.0 / y if y != 0 else math.inf, 0.0, "div")) \
+            if y != 0 else _binary(DIV, x, as_tensor_operand(float(y), x))
+    return _binary(DIV, x, as_tensor_operand(y, x))
+
+
+def rdiv(x, y):
+    """``y / x``."""
+    if _is_scalar(y):
+        return _unary(RDIV_SCALAR, x, float(y), 0.0)
+    return _binary(DIV, as_tensor_operand(y, x), x)
+
+
+def pow(x, y):
+    if isinstance(x, Tensor) and _is_scalar(y):
+        if y == 2:
+            return _unary(SQUARE, x)
+        return _unary(POW_SCALAR, x, float(y), 0.0)
+    if not isinstance(x, Tensor) and _is_scalar(x):
+        if x <= 0:
+            return _binary(POW, as_tensor_operand(float(x), y), y)
+        return _unary(RPOW_SCALAR, y, float(x), 0.0)
+    x = as_tensor_operand(x, y if isinstance(y, Tensor) else None)
+    return _binary(POW, x, as_tensor_operand(y, x))
+
+
+def maximum(x, y):
+    return _binary(MAXIMUM, as_tensor_operand(x), as_tensor_operand(y))
+
+
+def minimum(x, y):
+    return _binary(MINIMUM, as_tensor_operand(x), as_tensor_operand(y))
+
+
+def _unary_fn(op):
+    def fn(x):
+        return _unary(op, _as_float_operand(x, op.name))
+
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise ``{op.name}``, differentiable in reverse and forward mode."
+    return fn
+
+
+def _as_float_operand(x, what):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    return x
+
+
+neg = _unary_fn(NEG)
+abs = _unary_fn(ABS)  # noqa: A001 - torch's name
+exp = _unary_fn(EXP)
+log = _unary_fn(LOG)
+log1p = _unary_fn(LOG1P)
+expm1 = _unary_fn(EXPM1)
+sqrt = _unary_fn(SQRT)
+rsqrt = _unary_fn(RSQRT)
+sin = _unary_fn(SIN)
+cos = _unary_fn(COS)
+tan = _unary_fn(TAN)
+tanh = _unary_fn(TANH)
+sigmoid = _unary_fn(SIGMOID)
+relu = _unary_fn(RELU)
+erf = _unary_fn(ERF)
+square = _unary_fn(SQUARE)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 - torch's names
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    lo = math.nan if min is None else float(min)
+    hi = math.nan if max is None else float(max)
+    return _unary(CLAMP, x, lo, hi)
+
+
+clip = clamp
+
+
+def clone(x):
+    return _unary(COPY, x, 0.0, 0.0, (0.0, 0.0, None))
+
+
+def cast(x, dtype):
+    """Differentiable dtype conversion (the cotangent is cast back)."""
+    dtype = np.dtype(dtype)
+    if not (_grad_state.enabled and x._rg):
+        return wrap_array(x._data.astype(dtype))
+    if dtype.kind != "f":
+        return wrap_array(x._data.astype(dtype))
+    n = x._data.size
+    tape = _tape_for(dtype, n, x)
+    off = tape.alloc(n)
+    view = tape.view(off, x.shape, n)
+    view[...] = x._data
+    xoff, xrow = tape.import_tensor(x, True)  # another dtype: always another tape
+    row = tape.record(K.COPY | K.XRG, off, xoff, -1, n, 0, xrow)
+    return _result(view, tape, off, row, CAST, (x,), (0.0, 0.0))
+
+
+CAST = Op("cast", K.COPY, "ToCopyBackward0", lambda g, out, inputs, ctx: (cast(g, inputs[0].dtype),))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# where
+
+
+def _where_vjp(g, out, inputs, ctx):
+    x, y = inputs
+    mask = ctx
+    zero = zeros_like(g)
+    return (
+        where(mask, g, zero) if x._rg else None,
+        where(mask, zero, g) if y._rg else None,
+    )
+
+
+WHERE = Op("where", K.WHERE, "WhereBackward0", _where_vjp)
+
+
+def where(condition, x=None, y=None):
+    """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if x is None and y is None:
+        return tuple(wrap_array(i) for i in np.nonzero(cond))
+    if cond.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+    if not isinstance(x, Tensor):
+        x = as_tensor_operand(float(x) if _is_scalar(x) else x, y if isinstance(y, Tensor) else None)
+    if not isinstance(y, Tensor):
+        y = as_tensor_operand(float(y) if _is_scalar(y) else y, x)
+    if x._data.ndim == 0 and x._data.dtype != y._data.dtype and y._data.dtype.kind == "f":
+        x = wrap_array(x._data.astype(y._data.dtype)) if not x._rg else x
+    if y._data.ndim == 0 and y._data.dtype != x._data.dtype and x._data.dtype.kind == "f":
+        y = wrap_array(y._data.astype(x._data.dtype)) if not y._rg else y
+    shape = _broadcast_shape(_broadcast_shape(cond.shape, x.shape), y.shape)
+    if not _recording(x, y):
+        return wrap_array(np.where(cond, x._data, y._data))
+    if x.shape != shape:
+        x = expand(x, shape) if x._rg else wrap_array(np.broadcast_to(x._data, shape))
+    if y.shape != shape:
+        y = expand(y, shape) if y._rg else wrap_array(np.broadcast_to(y._data, shape))
+    cond = np.broadcast_to(cond, shape)
+    dt = np.result_type(x._data, y._data)
+    n = _size(shape)
+    tape = _tape_for(dt, 4 * n + 4, x, y)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, np.where(cond, x._data, y._data))
+    moff = tape.alloc(n)
+    tape.values[moff : moff + n] = cond.reshape(-1)
+    xoff, xrow = _operand(tape, x)
+    yoff, yrow = _operand(tape, y)
+    code = K.WHERE | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+    row = tape.record(code, off, xoff, yoff, n, moff, xrow, yrow)
+    return _result(view, tape, off, row, WHERE, (x, y), wrap_array(np.ascontiguousarray(cond)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# structural ops: strided gather / scatter (views, broadcasting, reductions, cat) and index maps
+
+_PROBE_BASE = np.zeros(1, np.int8)
+_PROBE_ADDR = _PROBE_BASE.__array_interface__["data"][0]
+
+
+def _probe(shape):
+    """A fake int8 array whose byte strides are the element strides of a C-contiguous ``shape``.
+
+    Applying numpy view operations (indexing, transpose, broadcast_to) to it yields the element strides and
+    base offset of the same view of a real array, without touching memory.
+    """
+    return np.lib.stride_tricks.as_strided(_PROBE_BASE, shape=shape, strides=_c_strides(shape))
+
+
+def _probe_layout(view):
+    base = view.__array_interface__["data"][0] - _PROBE_ADDR
+    return base, list(view.strides)
+
+
+def _strided_index(shape, strides, base):
+    """Flat offsets ``base + sum_k i_k * stride_k`` for every index of ``shape`` (C order)."""
+    idx = np.full(shape, base, dtype=np.int64)
+    for k, (extent, stride) in enumerate(zip(shape, strides)):
+        if stride and extent > 1:
+            sh = [1] * len(shape)
+            sh[k] = extent
+            idx = idx + (np.arange(extent, dtype=np.int64) * stride).reshape(sh)
+    return idx.reshape(-1)
+
+
+def _gather_strided_vjp(g, out, inputs, ctx):
+    x_shape, strides, base = ctx
+    return (scatter_strided(g, x_shape, strides, base, 1.0),)
+
+
+def _scatter_strided_vjp(g, out, inputs, ctx):
+    out_shape, strides, base, scale = ctx
+    r = gather_strided(g, inputs[0].shape, strides, base)
+    return (r * scale if scale != 1.0 else r,)
+
+
+GATHER_STRIDED = Op("gather_strided", K.GATHER_STRIDED, "AsStridedBackward0", _gather_strided_vjp)
+SCATTER_STRIDED = Op("scatter_strided", K.SCATTER_STRIDED, "AsStridedScatterBackward0", _scatter_strided_vjp)
+EXPAND = Op("expand", K.GATHER_STRIDED, "ExpandBackward0", _gather_strided_vjp)
+PERMUTE = Op("permute", K.GATHER_STRIDED, "PermuteBackward0", _gather_strided_vjp)
+TRANSPOSE = Op("transpose", K.GATHER_STRIDED, "TransposeBackward0", _gather_strided_vjp)
+SELECT = Op("getitem", K.GATHER_STRIDED, "SliceBackward0", _gather_strided_vjp)
+SUM = Op("sum", K.SCATTER_STRIDED, "SumBackward1", _scatter_strided_vjp)
+SUM_ALL = Op("sum_all", K.SCATTER_STRIDED, "SumBackward0", _scatter_strided_vjp)
+MEAN = Op("mean", K.SCATTER_STRIDED, "MeanBackward1", _scatter_strided_vjp)
+MEAN_ALL = Op("mean_all", K.SCATTER_STRIDED, "MeanBackward0", _scatter_strided_vjp)
+
+
+def _record_gather_strided(op, x, out_data, strides, base):
+    """Record ``out = x viewed with (out shape, strides, base)``; ``out_data`` is that view's values."""
+    shape = out_data.shape
+    n = out_data.size
+    tape = _tape_for(x._data.dtype, n + x._data.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = tape.add_aux([len(shape), base, *shape, *strides])
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, op, (x,), (x.shape, tuple(strides), base))
+
+
+def gather_strided(x, shape, strides, base):
+    """``out[i] = x.flat[base + sum_k i_k * stride_k]`` for ``i`` over ``shape``."""
+    shape = tuple(shape)
+    flat = np.ascontiguousarray(x._data).reshape(-1)
+    out_data = flat[_strided_index(shape, strides, base)].reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    return _record_gather_strided(GATHER_STRIDED, x, out_data, list(strides), base)
+
+
+def _record_scatter_strided(op, x, out_data, strides, base, scale, ctx=None):
+    shape = out_data.shape
+    n = out_data.size
+    tape = _tape_for(out_data.dtype, n + x._data.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    xs = x._data.shape
+    aux = tape.add_aux([len(xs), base, *xs, *strides])
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow, -1, scale)
+    return _result(view, tape, off, row, op, (x,), ctx if ctx is not None else (shape, tuple(strides), base, scale))
+
+
+def scatter_strided(x, shape, strides, base, scale=1.0):
+    """``out = zeros(shape); out.flat[base + sum_k i_k * stride_k] += scale * x[i]`` for ``i`` over x."""
+    shape = tuple(shape)
+    xd = x._data
+    out_flat = np.zeros(_size(shape), dtype=xd.dtype if xd.dtype.kind == "f" else np.float64)
+    idx = _strided_index(xd.shape, strides, base)
+    np.add.at(out_flat, idx, xd.reshape(-1) * scale if scale != 1.0 else xd.reshape(-1))
+    out_data = out_flat.reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    return _record_scatter_strided(SCATTER_STRIDED, x, out_data, list(strides), base, scale)
+
+
+def expand(x, *sizes):
+    """Broadcast ``x`` to ``sizes`` (``-1`` keeps a dimension); differentiable (the adjoint sums)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    xs = x._data.shape
+    if len(sizes) < len(xs):
+        raise RuntimeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the number of "
+            f"dimensions in the tensor ({len(xs)})"
+        )
+    lead = len(sizes) - len(xs)
+    shape = tuple(
+        (xs[k - lead] if (s == -1 and k >= lead) else s) for k, s in enumerate(sizes)
+    )
+    for k in range(len(xs)):
+        if xs[k] != 1 and xs[k] != shape[k + lead]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({shape[k + lead]}) must match the existing size ({xs[k]}) at "
+                f"non-singleton dimension {k + lead}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(xs)}"
+            )
+    if shape == xs:
+        return x
+    out_data = np.broadcast_to(x._data, shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    base, strides = _probe_layout(np.broadcast_to(_probe(xs), shape))
+    return _record_gather_strided(EXPAND, x, out_data, strides, base)
+
+
+def broadcast_to(x, shape):
+    return expand(x, tuple(shape))
+
+
+def permute(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    nd = x._data.ndim
+    if len(dims) != nd:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
+            f"desired ordering of dimensions i.e. input.dim() = {nd} is not equal to len(dims) = {len(dims)}"
+        )
+    dims = tuple(_wrap_dim(d, nd) for d in dims)
+    if len(set(dims)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    out_data = x._data.transpose(dims)
+    if not _recording(x):
+        return wrap_array(out_data)
+    base, strides = _probe_layout(_probe(x._data.shape).transpose(dims))
+    return _record_gather_strided(PERMUTE, x, out_data, strides, base)
+
+
+def transpose(x, dim0, dim1):
+    nd = x._data.ndim
+    if nd == 0:
+        return x
+    d0 = _wrap_dim(dim0, nd)
+    d1 = _wrap_dim(dim1, nd)
+    if d0 == d1:
+        return x
+    perm = list(range(nd))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    out_data = x._data.transpose(perm)
+    if not _recording(x):
+        return wrap_array(out_data)
+    base, strides = _probe_layout(_probe(x._data.shape).transpose(perm))
+    return _record_gather_strided(TRANSPOSE, x, out_data, strides, base)
+
+
+def t(x):
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+# --- reshapes: a copy row (the data is contiguous, only the shape changes)
+
+
+def _reshape_vjp(g, out, inputs, ctx):
+    return (reshape(g, inputs[0].shape),)
+
+
+RESHAPE = Op("reshape", K.COPY, "ViewBackward0", _reshape_vjp)
+
+
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        out_data = x._data.reshape(shape)
+    except ValueError:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {x._data.size}") from None
+    if out_data.shape == x._data.shape:
+        return x if not _recording(x) else _record_copy(RESHAPE, x, out_data)
+    if not _recording(x):
+        return wrap_array(out_data)
+    return _record_copy(RESHAPE, x, out_data)
+
+
+def _record_copy(op, x, out_data):
+    n = out_data.size
+    tape = _tape_for(x._data.dtype, 2 * n + 2, x)
+    off = tape.alloc(n)
+    view = tape.view(off, out_data.shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    row = tape.record(K.COPY | K.XRG, off, xoff, -1, n, 0, xrow)
+    return _result(view, tape, off, row, op, (x,), (0.0, 0.0))
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    nd = x._data.ndim
+    if nd == 0:
+        return reshape(x, (1,))
+    s = _wrap_dim(start_dim, nd)
+    e = _wrap_dim(end_dim, nd)
+    shape = x.shape[:s] + (_size(x.shape[s : e + 1]),) + x.shape[e + 1 :]
+    return reshape(x, shape)
+
+
+def squeeze(x, dim=None):
+    shape = x.shape
+    if dim is None:
+        new = tuple(s for s in shape if s != 1)
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {_wrap_dim(d, x.ndim) for d in dims}
+        new = tuple(s for k, s in enumerate(shape) if not (k in dims and s == 1))
+    return reshape(x, new) if new != shape else x
+
+
+def unsqueeze(x, dim):
+    nd = x._data.ndim + 1
+    d = _wrap_dim(dim, nd)
+    shape = x.shape[:d] + (1,) + x.shape[d:]
+    return reshape(x, shape)
+
+
+# --- reductions: a scatter into the reduced shape (strides 0 on reduced dims)
+
+
+def _reduce_dims(x, dim):
+    nd = x._data.ndim
+    if dim is None:
+        return tuple(range(nd))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    out = tuple(sorted({_wrap_dim(d, nd) for d in dims}))
+    return out if out else tuple(range(nd))
+
+
+def _reduce_layout(xs, dims):
+    """Out strides of each x dim (0 on reduced dims) in the keepdim-shaped output."""
+    kept_shape = [1 if k in dims else s for k, s in enumerate(xs)]
+    cs = _c_strides(kept_shape)
+    return [0 if k in dims else cs[k] for k in range(len(xs))]
+
+
+def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
+    xd = x._data
+    if dtype is not None:
+        x = x.to(dtype)
+        xd = x._data
+    dims = _reduce_dims(x, dim)
+    whole = dim is None
+    out_data = np.asarray(np.sum(xd, axis=dims, keepdims=keepdim))
+    if xd.dtype.kind == "b":
+        out_data = out_data.astype(np.int64)
+    if not _recording(x):
+        return wrap_array(out_data)
+    op = SUM_ALL if whole else SUM
+    return _record_scatter_strided(op, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
+
+
+def mean(x, dim=None, keepdim=False, *, dtype=None):
+    xd = x._data
+    if dtype is not None:
+        x = x.to(dtype)
+        xd = x._data
+    if xd.dtype.kind != "f":
+        raise RuntimeError(
+            f"mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+            f"dtype. Got: {xd.dtype}"
+        )
+    dims = _reduce_dims(x, dim)
+    count = _size([xd.shape[d] for d in dims])
+    out_data = np.asarray(np.mean(xd, axis=dims, keepdims=keepdim))
+    if not _recording(x):
+        return wrap_array(out_data)
+    op = MEAN_ALL if dim is None else MEAN
+    scale = 1.0 / count if count else math.nan
+    return _record_scatter_strided(op, x, out_data, _reduce_layout(xd.shape, dims), 0, scale)
+
+
+def _group_vjp(g, out, inputs, ctx):
+    x = inputs[0]
+    dims, keepdim, code = ctx
+    gk = g if keepdim else _unsqueeze_dims(g, dims, x.ndim)
+    ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
+    if code == K.PROD:
+        # gradient of a product: the product of the others (out / x where x has no zeros)
+        return (expand(gk * ok, x.shape) / x,)
+    mask = _const(x._data == ok._data, x._data.dtype)
+    count = mask.sum(dims, keepdim=True)
+    return (expand(gk, x.shape) * mask / count,)
+
+
+def _unsqueeze_dims(t_, dims, nd):
+    shape = list(t_.shape)
+    for d in sorted(dims):
+        shape.insert(d, 1)
+    return reshape(t_, tuple(shape))
+
+
+PROD = Op("prod", K.PROD, "ProdBackward1", _group_vjp, sample=(0.5, 1.5))
+AMAX = Op("amax", K.AMAX, "AmaxBackward0", _group_vjp)
+AMIN = Op("amin", K.AMIN, "AminBackward0", _group_vjp)
+
+
+def _group_reduce(op, np_fn, x, dim, keepdim):
+    xd = x._data
+    dims = _reduce_dims(x, dim)
+    if xd.size == 0 and op is not PROD:
+        raise RuntimeError(f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0.")
+    out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(xd.dtype, n + xd.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, out_data.shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = tape.add_aux([xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, dims)])
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, op, (x,), (dims, keepdim, op.code))
+
+
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    return _group_reduce(PROD, np.prod, x, dim, keepdim)
+
+
+def amax(x, dim=None, keepdim=False):
+    return _group_reduce(AMAX, np.max, x, () if dim is None else dim, keepdim)
+
+
+def amin(x, dim=None, keepdim=False):
+    return _group_reduce(AMIN, np.min, x, () if dim is None else dim, keepdim)
+
+
+# --- index maps: integer-array indexing, gather, index_select, max(dim) values
+
+
+def _gather_map_vjp(g, out, inputs, ctx):
+    x_shape, index_map = ctx
+    return (scatter_map(g, x_shape, index_map),)
+
+
+def _scatter_map_vjp(g, out, inputs, ctx):
+    out_shape, index_map = ctx
+    return (gather_map(g, inputs[0].shape, index_map),)
+
+
+GATHER_MAP = Op("gather_map", K.GATHER_MAP, "IndexBackward0", _gather_map_vjp)
+SCATTER_MAP = Op("scatter_map", K.SCATTER_MAP, "IndexPutBackward0", _scatter_map_vjp)
+GATHER = Op("gather", K.GATHER_MAP, "GatherBackward0", _gather_map_vjp)
+INDEX_SELECT = Op("index_select", K.GATHER_MAP, "IndexSelectBackward0", _gather_map_vjp)
+MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
+MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
+
+
+def gather_map(x, shape, index_map, op=GATHER_MAP):
+    """``out[i] = x.flat[index_map[i]]`` with ``out`` of ``shape``."""
+    shape = tuple(shape)
+    flat = np.ascontiguousarray(x._data).reshape(-1)
+    index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
+    out_data = flat[index_map].reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(x._data.dtype, n + x._data.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = len(tape.aux)
+    tape.aux.append(n)
+    tape.aux.frombytes(index_map.tobytes())
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, op, (x,), (x.shape, index_map))
+
+
+def scatter_map(x, shape, index_map):
+    """``out = zeros(shape); out.flat[index_map[i]] += x.flat[i]`` (repeated indices accumulate)."""
+    shape = tuple(shape)
+    xd = x._data
+    index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
+    out_flat = np.zeros(_size(shape), dtype=xd.dtype)
+    np.add.at(out_flat, index_map, xd.reshape(-1))
+    out_data = out_flat.reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(xd.dtype, n + xd.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = len(tape.aux)
+    tape.aux.append(xd.size)
+    tape.aux.frombytes(index_map.tobytes())
+    row = tape.record(K.SCATTER_MAP | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, SCATTER_MAP, (x,), (shape, index_map))
+
+
+def _index_key(key):
+    """Split an indexing key into numpy form; report whether it needs an index map (advanced indexing)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    advanced = False
+    for k in key:
+        if isinstance(k, Tensor):
+            k = k._data
+            advanced = True
+        elif isinstance(k, (list, np.ndarray)):
+            k = np.asarray(k)
+            advanced = True
+        elif isinstance(k, (bool, np.bool_)):
+            advanced = True
+        if isinstance(k, np.ndarray) and k.dtype.kind not in "iub":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        out.append(k)
+    return tuple(out), advanced
+
+
+def getitem(x, key):
+    nkey, advanced = _index_key(key)
+    xd = x._data
+    try:
+        out_data = xd[nkey]
+    except IndexError as e:
+        raise IndexError(str(e).replace("axis", "dimension")) from None
+    out_data = np.asarray(out_data)
+    if not _recording(x):
+        return wrap_array(out_data.copy() if out_data.base is not None and advanced else out_data)
+    if advanced:
+        index_map = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)[nkey]
+        return gather_map(x, out_data.shape, index_map, GATHER_MAP)
+    base, strides = _probe_layout(_probe(xd.shape)[nkey])
+    return _record_gather_strided(SELECT, x, out_data, strides, base)
+
+
+def gather(x, dim, index):
+    d = _wrap_dim(dim, x.ndim)
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
+    if idx.ndim != x.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
+    try:
+        index_map = np.take_along_axis(flat_index, idx.astype(np.int64), axis=d)
+    except (IndexError, ValueError) as e:
+        raise RuntimeError(f"gather(): index out of bounds or shape mismatch: {e}") from None
+    return gather_map(x, index_map.shape, index_map, GATHER)
+
+
+def index_select(x, dim, index):
+    d = _wrap_dim(dim, x.ndim)
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {idx.dtype}")
+    flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
+    try:
+        index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
+    except IndexError:
+        raise IndexError(f"index out of range in self (dimension {d} has size {x.shape[d]})") from None
+    return gather_map(x, index_map.shape, index_map, INDEX_SELECT)
+
+
+class _MaxMin(tuple):
+    """``(values, indices)``, as torch's ``torch.return_types.max``."""
+
+    __slots__ = ()
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _max_min(x, dim, keepdim, is_max):
+    if dim is None:
+        return amax(x) if is_max else amin(x)
+    d = _wrap_dim(dim, x.ndim)
+    xd = x._data
+    if xd.ndim == 0:
+        return _MaxMin((x, wrap_array(np.array(0, np.int64))))
+    arg = np.argmax(xd, axis=d) if is_max else np.argmin(xd, axis=d)
+    arg_k = np.expand_dims(arg, d)
+    flat_index = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)
+    index_map = np.take_along_axis(flat_index, arg_k, axis=d)
+    out_shape = arg_k.shape if keepdim else arg.shape
+    values = gather_map(x, out_shape, index_map, MAX_DIM if is_max else MIN_DIM)
+    return _MaxMin((values, wrap_array(arg_k if keepdim else arg)))
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    return _max_min(x, dim, keepdim, True)
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    return _max_min(x, dim, keepdim, False)
+
+
+# --- cat / stack: each input is a strided scatter into the output (one row per input)
+
+
+def _cat_vjp(g, out, inputs, ctx):
+    return tuple(
+        gather_strided(g, t_.shape, strides, base) if t_._rg else None
+        for t_, (strides, base) in zip(inputs, ctx)
+    )
+
+
+CAT = Op("cat", K.SCATTER_STRIDED, "CatBackward0", _cat_vjp)
+STACK = Op("stack", K.SCATTER_STRIDED, "StackBackward0", _cat_vjp)
+
+
+def _record_pieces(op, tensors, out_data, layouts):
+    """Record ``out`` as the sum of strided scatters of ``tensors`` (layouts: ``(strides, base)`` each)."""
+    shape = out_data.shape
+    n = out_data.size
+    dt = out_data.dtype
+    total = n + 1 + np.sum([t_._data.size + 1 for t_ in tensors])
+    newest = None
+    for t_ in tensors:
+        if t_._tape is not None and (newest is None or t_._tape.id > newest._tape.id):
+            newest = t_
+    tape = _tape_for(dt, int(total), newest)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    first = -1
+    count = 0
+    for t_, (strides, base) in zip(tensors, layouts):
+        if not t_._rg:
+            continue
+        xoff, xrow = _operand(tape, t_)
+        xs = t_._data.shape
+        aux = tape.add_aux([len(xs), base, *xs, *strides])
+        row = tape.record(K.SCATTER_STRIDED | K.XRG, off, xoff, -1, n, aux, xrow, -1, 1.0)
+        if first < 0:
+            first = row
+        count += 1
+    return _result(view, tape, off, first, op, tuple(tensors), layouts, nrows=count)
+
+
+def _check_tensor_list(tensors, what):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{what}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
+    if len(tensors) == 0:
+        raise RuntimeError(f"{what}(): expected a non-empty list of Tensors")
+    for t_ in tensors:
+        if not isinstance(t_, Tensor):
+            raise TypeError(f"{what}(): expected Tensor as element in argument 0, but got {type(t_).__name__}")
+
+
+def cat(tensors, dim=0):
+    _check_tensor_list(tensors, "cat")
+    tensors = list(tensors)
+    nd = tensors[0].ndim
+    d = _wrap_dim(dim, nd)
+    arrays = [t_._data for t_ in tensors]
+    for k, a in enumerate(arrays):
+        if a.ndim != nd or a.shape[:d] + a.shape[d + 1 :] != arrays[0].shape[:d] + arrays[0].shape[d + 1 :]:
+            raise RuntimeError(
+                f"Sizes of tensors must match except in dimension {d}. Expected size "
+                f"{list(arrays[0].shape)} but got size {list(a.shape)} for tensor number {k} in the list."
+            )
+    out_data = np.concatenate(arrays, axis=d)
+    if not _recording(*tensors):
+        return wrap_array(out_data)
+    ostrides = _c_strides(out_data.shape)
+    layouts = []
+    offset = 0
+    for a in arrays:
+        layouts.append((list(ostrides), offset * ostrides[d]))
+        offset += a.shape[d]
+    return _record_pieces(CAT, tensors, out_data, layouts)
+
+
+def stack(tensors, dim=0):
+    _check_tensor_list(tensors, "stack")
+    tensors = list(tensors)
+    shape0 = tensors[0].shape
+    for k, t_ in enumerate(tensors):
+        if t_.shape != shape0:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(shape0)} at entry 0 and "
+                f"{list(t_.shape)} at entry {k}"
+            )
+    d = _wrap_dim(dim, len(shape0) + 1)
+    out_data = np.stack([t_._data for t_ in tensors], axis=d)
+    if not _recording(*tensors):
+        return wrap_array(out_data)
+    ostrides = _c_strides(out_data.shape)
+    inner = ostrides[:d] + ostrides[d + 1 :]
+    layouts = [(list(inner), k * ostrides[d]) for k in range(len(tensors))]
+    return _record_pieces(STACK, tensors, out_data, layouts)
+
+
+def split(x, split_size_or_sections, dim=0):
+    d = _wrap_dim(dim, x.ndim)
+    size = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
+        bounds = list(range(0, size, step)) + [size]
+    else:
+        sections = list(split_size_or_sections)
+        if builtins.sum(sections) != size:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at dimension "
+                f"{d}), but got split_sizes={sections}"
+            )
+        bounds = [0]
+        for s in sections:
+            bounds.append(bounds[-1] + s)
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        key = (slice(None),) * d + (slice(lo, hi),)
+        pieces.append(getitem(x, key))
+    return tuple(pieces)
+
+
+def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    d = _wrap_dim(dim, x.ndim)
+    size = x.shape[d]
+    step = -(-size // chunks) if size else 1
+    return split(x, step, d)
+
+
+# --- matmul
+
+
+def _sum_to_shape(g, shape):
+    """Sum ``g`` over broadcast dimensions so that it has ``shape``."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    dims = list(range(lead)) + [lead + k for k, s in enumerate(shape) if s == 1 and g.shape[lead + k] != 1]
+    out = sum(g, dims, keepdim=True) if dims else g
+    return reshape(out, tuple(shape))
+
+
+def _matmul_vjp(g, out, inputs, ctx):
+    x, y = inputs
+    xs = x if x.ndim > 1 else unsqueeze(x, 0)
+    ys = y if y.ndim > 1 else unsqueeze(y, -1)
+    gg = g
+    if x.ndim == 1:
+        gg = unsqueeze(gg, -2)
+    if y.ndim == 1:
+        gg = unsqueeze(gg, -1)
+    gx = gy = None
+    if x._rg:
+        gx = matmul(gg, transpose(ys, -1, -2))
+        if x.ndim == 1:
+            gx = squeeze(gx, -2)
+        gx = _sum_to_shape(gx, x.shape)
+    if y._rg:
+        gy = matmul(transpose(xs, -1, -2), gg)
+        if y.ndim == 1:
+            gy = squeeze(gy, -1)
+        gy = _sum_to_shape(gy, y.shape)
+    return gx, gy
+
+
+MATMUL = Op("matmul", K.MATMUL, "MmBackward0", _matmul_vjp)
+
+
+def matmul(x, y):
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        x = as_tensor_operand(x)
+        y = as_tensor_operand(y)
+    xd = x._data
+    yd = y._data
+    if xd.ndim == 0 or yd.ndim == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D"
+        )
+    xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
+    ys2 = yd.shape if yd.ndim > 1 else yd.shape + (1,)
+    if xs2[-1] != ys2[-2]:
+        if xd.ndim <= 2 and yd.ndim <= 2:
+            raise RuntimeError(
+                f"mat1 and mat2 shapes cannot be multiplied ({xs2[-2]}x{xs2[-1]} and {ys2[-2]}x{ys2[-1]})"
+            )
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{xs2[-1]}] but got: [{ys2[-2]}]."
+        )
+    if xd.dtype != yd.dtype and xd.dtype.kind == "f" and yd.dtype.kind == "f":
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != "
+            f"{_torch_dtype(yd.dtype)}"
+        )
+    if not _recording(x, y):
+        return wrap_array(np.asarray(np.matmul(xd, yd)))
+    bx = xs2[:-2]
+    by = ys2[:-2]
+    batch = _broadcast_shape(bx, by) if bx != by else bx
+    B = _size(batch)
+    M, K_ = xs2[-2], xs2[-1]
+    N = ys2[-1]
+    if _size(bx) not in (1, B) or (_size(bx) == B and bx != batch):
+        x = expand(x if xd.ndim > 1 else unsqueeze(x, 0), batch + (M, K_))
+    if _size(by) not in (1, B) or (_size(by) == B and by != batch):
+        y = expand(y if yd.ndim > 1 else unsqueeze(y, -1), batch + (K_, N))
+    xbatch = _size(x._data.shape[:-2]) if x.ndim > 1 else 1
+    ybatch = _size(y._data.shape[:-2]) if y.ndim > 1 else 1
+    xbs = M * K_ if xbatch == B else 0  # stride 0: one matrix broadcast over the batch
+    ybs = K_ * N if ybatch == B else 0
+    dt = np.result_type(x._data, y._data)
+    out_shape = _matmul_shape(x.shape, y.shape)
+    n = _size(out_shape)
+    tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
+    off = tape.alloc(n)
+    view = tape.view(off, out_shape, n)
+    np.matmul(x._data, y._data, out=view)
+    xoff, xrow = _operand(tape, x)
+    yoff, yrow = _operand(tape, y)
+    aux = tape.add_aux([B, M, K_, N, xbs, ybs])
+    code = K.MATMUL | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+    row = tape.record(code, off, xoff, yoff, n, aux, xrow, yrow)
+    return _result(view, tape, off, row, MATMUL, (x, y))
+
+
+def _matmul_shape(xs, ys):
+    xs2 = xs if len(xs) > 1 else (1,) + tuple(xs)
+    ys2 = ys if len(ys) > 1 else tuple(ys) + (1,)
+    batch = _broadcast_shape(tuple(xs2[:-2]), tuple(ys2[:-2]))
+    shape = batch + (xs2[-2], ys2[-1])
+    if len(xs) == 1:
+        shape = shape[:-2] + shape[-1:]
+    if len(ys) == 1:
+        shape = shape[:-1]
+    return tuple(shape)
+
+
+def _torch_dtype(dt):
+    return {"float64": "double", "float32": "float", "int64": "long", "int32": "int"}.get(str(dt), str(dt))
+
+
+def mm(x, y):
+    if x.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if y.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    return matmul(x, y)
+
+
+def dot(x, y):
+    if x.ndim != 1 or y.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {x.ndim}D and {y.ndim}D tensors")
+    if x.shape[0] != y.shape[0]:
+        raise RuntimeError(
+            f"inconsistent tensor size, expected tensor [{x.shape[0]}] and src [{y.shape[0]}] to have the same "
+            f"number of elements, but got {x.shape[0]} and {y.shape[0]} elements respectively"
+        )
+    return matmul(x, y)
+
+
+# --- creation helpers used by rules
+
+
+def zeros_like(x, *, dtype=None, requires_grad=False):
+    return wrap_array(np.zeros(x.shape, dtype=dtype or x.dtype), requires_grad)
+
+
+def ones_like(x, *, dtype=None, requires_grad=False):
+    return wrap_array(np.ones(x.shape, dtype=dtype or x.dtype), requires_grad)

@@ -1,0 +1,150 @@
+"""The tape: struct-of-arrays storage of the recorded graph, written while the forward pass runs.
+
+Data structures (one ``Tape`` per thread and dtype at a time; read this first):
+
+- ``values``: a flat value arena (numpy, fixed capacity, float32 or float64). Every tensor produced by a
+  recorded op lives in it: its ``Tensor._data`` is a reshaped view of ``values[off: off + n]``. Tensors that
+  come from elsewhere (leaves, constants, tensors of another tape) are *imported*: copied into the arena once
+  per tape (and again only if their version counter moved), so the kernel finds every operand at an offset.
+- ``rows``: a ``bytearray`` of fixed-size records ``<8q2d``: ``[opcode|XRG|YRG, out, x, y, n, aux, x_row,
+  y_row, attr0, attr1]``. ``out``/``x``/``y`` are arena offsets (so a tensor's offset is its slot), ``n`` the
+  output size, ``aux`` an offset into ``aux``, ``x_row``/``y_row`` the rows that produced the operands.
+  Appending a record is one ``struct.pack`` (~100 ns); ``np.frombuffer`` turns the buffer into the (R, 10)
+  array views the kernel takes, without a copy.
+- ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
+- ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
+  at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+
+Why this shape: ``backward()`` then needs no per-node Python work. It allocates a zeroed cotangent arena of
+the same layout, seeds it, and makes one kernel call (``kernels/cpu.py``) per tape that sweeps the rows in
+reverse; a row reads its operands' values and writes their cotangents by offset.
+
+Tapes are ordered by ``id``: a row only references tensors of its own tape or of tapes with smaller ids (an op
+whose operand lives on a newer tape starts a new tape), so a backward sweeps the tapes it reaches in
+decreasing ``id`` order. A tape is retired when its arena is full; it lives as long as any tensor viewing
+its arena, so memory of a finished graph is released with its tensors.
+"""
+
+import array
+import itertools
+import struct
+import threading
+import weakref
+
+import numpy as np
+
+ROW = struct.Struct("<8q2d")
+ROW_WORDS = 10
+DEFAULT_CAPACITY = 1 << 20  # elements; np.empty reserves address space, pages are touched as ops write
+
+_next_tape_id = itertools.count(1).__next__
+
+
+class Tape:
+    __slots__ = (
+        "id",
+        "dtype",
+        "values",
+        "capacity",
+        "used",
+        "rows",
+        "nrows",
+        "aux",
+        "externs",
+        "imports",
+        "freed",
+        "hook_rows",
+        "owner",
+        "pack",
+        "__weakref__",
+    )
+
+    def __init__(self, dtype, capacity):
+        self.id = _next_tape_id()
+        self.dtype = dtype
+        self.values = np.empty(capacity, dtype)
+        self.capacity = capacity
+        self.used = 0
+        self.rows = bytearray()
+        self.nrows = 0
+        self.aux = array.array("q")
+        self.externs = []
+        self.imports = {}
+        self.freed = np.zeros(0, np.uint8)
+        self.hook_rows = {}
+        self.owner = threading.get_ident()
+        self.pack = ROW.pack
+
+    def alloc(self, n):
+        """Reserve ``n`` elements (at least one, so that every tensor has its own offset)."""
+        off = self.used
+        self.used = off + (n if n > 0 else 1)
+        return off
+
+    def record(self, op, out, x, y, n, aux=0, xrow=-1, yrow=-1, a0=0.0, a1=0.0):
+        row = self.nrows
+        self.rows += self.pack(op, out, x, y, n, aux, xrow, yrow, a0, a1)
+        self.nrows = row + 1
+        return row
+
+    def add_aux(self, ints):
+        off = len(self.aux)
+        self.aux.extend(ints)
+        return off
+
+    def import_tensor(self, t, with_extern):
+        """Copy tensor ``t`` (from outside this tape) into the arena; return ``(offset, row)``."""
+        key = id(t)
+        hit = self.imports.get(key)
+        if hit is not None and hit[2] is t and hit[3] == t._version:
+            return hit[0], hit[1]
+        data = t._data
+        n = data.size
+        off = self.alloc(n)
+        self.values[off : off + n] = data.reshape(-1)
+        row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
+        if with_extern:
+            self.externs.append((row, off, t))
+        self.imports[key] = (off, row, t, t._version)
+        return off, row
+
+    def view(self, off, shape, n):
+        v = self.values[off : off + n]
+        return v.reshape(shape) if len(shape) != 1 else v
+
+    def arrays(self):
+        """Kernel views of the rows and aux (copies when another thread may be appending to them)."""
+        raw = self.rows if self.owner == threading.get_ident() else bytes(self.rows)
+        aux = self.aux if self.owner == threading.get_ident() else array.array("q", self.aux)
+        words = np.frombuffer(raw, np.int64).reshape(-1, ROW_WORDS)
+        floats = np.frombuffer(raw, np.float64).reshape(-1, ROW_WORDS)
+        aux_arr = np.frombuffer(aux, np.int64) if len(aux) else np.zeros(1, np.int64)
+        return words[:, :8], floats[:, 8:], aux_arr
+
+    def freed_flags(self):
+        if self.freed.shape[0] < self.nrows:
+            grown = np.zeros(max(self.nrows, 2 * self.freed.shape[0]), np.uint8)
+            grown[: self.freed.shape[0]] = self.freed
+            self.freed = grown
+        return self.freed
+
+    def register_hook_row(self, row, tensor):
+        self.hook_rows[row] = weakref.ref(tensor)
+
+
+class _TapeState(threading.local):
+    def __init__(self):
+        self.current = {}
+
+
+_state = _TapeState()
+
+
+def current_tape(dtype, n, min_id=0):
+    """The thread's tape for ``dtype`` with room for ``n`` elements, newer than tape ``min_id``."""
+    tapes = _state.current
+    tape = tapes.get(dtype)
+    if tape is None or tape.used + n + 1 > tape.capacity or tape.id < min_id:
+        tape = Tape(dtype, max(DEFAULT_CAPACITY, 2 * n + 16))
+        tapes[dtype] = tape
+    return tape

@@ -1,0 +1,462 @@
+"""``Tensor``: a numpy array plus its autograd state.
+
+A tensor is either a *leaf* (``_op is None``: made by the user, or by an op while nothing required grad) or a
+*recorded result*: then ``_op`` is its entry in the op table (``ad/ops.py``), ``_inputs`` its operand tensors,
+``_ctx`` what its rules need besides them, and ``(_tape, _off, _row)`` place it on the tape (``ad/tape.py``):
+its data is a view of the tape's value arena at ``_off`` and row ``_row`` recorded it (``_nrows`` rows for
+ops that take several, such as ``cat``). The Python graph (``_inputs``) serves ``grad_fn`` and the
+differentiable sweep (``create_graph=True``); the tape serves the compiled sweep.
+
+Attributes live in ``__dict__`` with class-level defaults so that making a tensor sets only what differs
+from a plain leaf: creating tensors is on the forward pass's critical path.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+
+_new = object.__new__
+_FLOAT_KINDS = "f"
+
+
+class device:
+    """Where a tensor's data lives: ``ad.device("cpu")`` (CUDA tensors arrive with the CUDA backend)."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None):
+        if isinstance(spec, device):
+            spec, index = spec.type, spec.index
+        spec = str(spec)
+        if ":" in spec:
+            spec, idx = spec.split(":", 1)
+            index = int(idx)
+        if spec not in ("cpu", "cuda"):
+            raise RuntimeError(
+                f"Expected one of cpu, cuda device type at start of device string: {spec}"
+            )
+        self.type = spec
+        self.index = index
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __repr__(self):
+        return f"device(type='{self.type}')" if self.index is None else f"device(type='{self.type}', index={self.index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+CPU = device("cpu")
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks = hooks
+        self.id = key
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+_hook_ids = iter(range(1, 1 << 62))
+
+
+class Node:
+    """``grad_fn`` of a recorded tensor: ``name()`` and ``next_functions`` as torch shows them."""
+
+    __slots__ = ("_tensor_inputs", "_name", "_op", "__weakref__")
+
+    def __init__(self, name, inputs, op=None):
+        self._name = name
+        self._tensor_inputs = inputs
+        self._op = op
+
+    def name(self):
+        return self._name
+
+    @property
+    def next_functions(self):
+        out = []
+        for t in self._tensor_inputs:
+            if t is None or not t._rg:
+                out.append((None, 0))
+            elif t._op is None:
+                out.append((t._accumulate_node(), 0))
+            else:
+                out.append((t.grad_fn, 0))
+        return tuple(out)
+
+    def __call__(self, *grads):
+        raise RuntimeError("calling grad_fn directly is not supported; use ad.autograd.grad")
+
+    def __repr__(self):
+        return f"<{self._name} object at {id(self):#x}>"
+
+
+class AccumulateGrad(Node):
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        super().__init__("torch::autograd::AccumulateGrad", ())
+        self.variable = variable
+
+
+class Tensor:
+    """A multi-dimensional array with autograd, mirroring ``torch.Tensor``.
+
+    Make one with ``ad.tensor``, ``ad.from_numpy`` or the creation functions; differentiable operations
+    are methods (``x.sin()``), operators (``x @ w``) and functions (``ad.sin(x)``).
+
+    Example:
+        >>> x = ad.tensor([1.0, 2.0], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        tensor([2., 4.], dtype=float64)
+    """
+
+    # numpy defers to our reflected operators (``array * tensor`` -> ``Tensor.__rmul__``)
+    __array_priority__ = 1000
+
+    # class-level defaults: a plain leaf that does not require grad
+    _rg = False
+    _grad = None
+    _op = None
+    _inputs = ()
+    _ctx = None
+    _tape = None
+    _off = -1
+    _row = -1
+    _nrows = 1
+    _version = 0
+    _hooks = None
+    _retains_grad = False
+    _node = None
+    _tangents = None
+    _is_param = False
+
+    def __init__(self, data, *, requires_grad=False):
+        arr = data._data if isinstance(data, Tensor) else np.asarray(data)
+        self._data = arr
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def shape(self):
+        return self._data.shape
+
+    def size(self, dim=None):
+        if dim is None:
+            return self._data.shape
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    def numel(self):
+        return self._data.size
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def device(self):
+        return CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    @property
+    def data(self):
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value):
+        value = value._data if isinstance(value, Tensor) else np.asarray(value)
+        self._data = value
+
+    @property
+    def is_leaf(self):
+        return self._op is None
+
+    @property
+    def requires_grad(self):
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if self._op is not None and not flag:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+                "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
+            )
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place (leaves only, floating point only) and return ``self``."""
+        if self._op is not None:
+            if requires_grad:
+                return self
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+                "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
+            )
+        if requires_grad and self._data.dtype.kind not in _FLOAT_KINDS:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._rg = bool(requires_grad)
+        return self
+
+    @property
+    def grad(self):
+        if self._op is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
+                "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: expected {list(self.shape)}, "
+                    f"got {list(value.shape)}"
+                )
+            if value.dtype != self.dtype:
+                raise RuntimeError(
+                    f"assigned grad has data of a different type: expected {self.dtype}, got {value.dtype}"
+                )
+        self._grad = value
+
+    @property
+    def grad_fn(self):
+        if self._op is None:
+            return None
+        node = self._node
+        if node is None:
+            node = Node(self._op.grad_fn_name, self._inputs, self._op)
+            self._node = node
+        return node
+
+    def _accumulate_node(self):
+        node = self._node
+        if node is None:
+            node = AccumulateGrad(self)
+            self._node = node
+        return node
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad
+
+    def retain_grad(self):
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward (no-op on leaves)."""
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._op is None or self._retains_grad:
+            return
+        self._retains_grad = True
+        if self._tape is not None:
+            self._tape.register_hook_row(self._row + self._nrows - 1, self)
+
+    def register_hook(self, hook):
+        """Register ``hook(grad) -> Tensor or None``, called with this tensor's gradient during backward;
+        a returned tensor replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._hooks is None:
+            self._hooks = {}
+        key = next(_hook_ids)
+        self._hooks[key] = hook
+        if self._op is not None and self._tape is not None:
+            self._tape.register_hook_row(self._row + self._nrows - 1, self)
+        return RemovableHandle(self._hooks, key)
+
+    @property
+    def _base(self):
+        return None
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self, *, force=False):
+        if self._rg and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+            )
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self._data
+        if dtype is not None and arr.dtype != dtype:
+            return arr.astype(dtype)
+        if copy:
+            return arr.copy()
+        return arr
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
+            )
+        return self._data.reshape(-1)[0].item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with more than one value is ambiguous"
+            )
+        return bool(self._data.reshape(-1)[0])
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        extra = []
+        if self._data.dtype != np.float64 or self._data.size == 0:
+            extra.append(f"dtype={self._data.dtype}")
+        if self._op is not None:
+            extra.append(f"grad_fn=<{self._op.grad_fn_name}>")
+        elif self._rg:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    # ------------------------------------------------------------------ devices
+    def to(self, *args, **kwargs):
+        """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable for dtype changes."""
+        from . import ops
+
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        for a in args:
+            if isinstance(a, (str, device)):
+                dev = a
+            elif isinstance(a, Tensor):
+                dtype = a.dtype
+            else:
+                dtype = a
+        if dev is not None:
+            dev = device(dev)
+            if dev.type != "cpu":
+                raise RuntimeError(
+                    "CUDA tensors are not available in this build of ad: no CUDA device was found"
+                )
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return ops.cast(self, np.dtype(dtype))
+        return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        return self.to("cuda")
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"ad.{'Double' if self.dtype == np.float64 else 'Float'}Tensor"
+        return self.to(dtype)
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    # ------------------------------------------------------------------ autograd entry points
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate the gradient of this tensor into the leaves (see ``ad.autograd.backward``)."""
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def detach(self):
+        """A new leaf sharing this tensor's data, cut from the graph (and from forward-mode tangents)."""
+        t = _new(Tensor)
+        t._data = self._data
+        return t
+
+    def detach_(self):
+        """Make this tensor a leaf that does not require grad, in place."""
+        if self._op is not None:
+            self._op = None
+            self._inputs = ()
+            self._ctx = None
+            self._tape = None
+            self._node = None
+        self._rg = False
+        return self
+
+    def clone(self, *, memory_format=None):
+        from . import ops
+
+        return ops.clone(self)
+
+
+def _wrap_dim(dim, ndim):
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    lo = -max(ndim, 1)
+    hi = max(ndim, 1) - 1
+    if dim < lo or dim > hi:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
+    return dim + max(ndim, 1) if dim < 0 else dim
+
+
+def wrap_array(data, requires_grad=False):
+    """A new leaf around ``data`` (no copy)."""
+    t = _new(Tensor)
+    t._data = data
+    if requires_grad:
+        t._rg = True
+    return t

@@ -1,0 +1,105 @@
+"""asv suites for reverse mode (see `workloads.py` for the workloads and `asv_support.py` for the setup).
+
+- W1 chain-small: forward (recording) and backward of a 2,000-op elementwise chain, by vector size.
+- W2 mlp-step: 64x784-512-512-10 tanh MLP with cross-entropy: forward, backward, both, peak memory; by dtype.
+- W3 big-elementwise: 8 elementwise ops, by size and dtype: forward, backward, peak memory of both.
+- W6 many-leaves: backward into many 8-element leaves, by the number of leaves.
+"""
+
+from .asv_support import LIBS, Suite, W
+
+DTYPES = ["float32", "float64"]
+
+
+class _ChainSmall(Suite):
+    params = (LIBS, [16, 4096])
+    param_names = ("lib", "size")
+
+    def build(self, backend, size):
+        return W.chain_small(backend, n_ops=2000, size=size)
+
+
+class ChainSmallForward(_ChainSmall):
+    def time_forward(self, lib, size):
+        self.wl.forward()
+
+
+class ChainSmallBackward(_ChainSmall):
+    before = ("forward",)
+
+    def time_backward(self, lib, size):
+        self.wl.backward()
+
+
+class _MLP(Suite):
+    params = (LIBS, DTYPES)
+    param_names = ("lib", "dtype")
+
+    def build(self, backend, dtype):
+        return W.mlp_step(backend, dtype)
+
+
+class MLPForward(_MLP):
+    def time_forward(self, lib, dtype):
+        self.wl.forward()
+
+
+class MLPBackward(_MLP):
+    before = ("forward",)
+
+    def time_backward(self, lib, dtype):
+        self.wl.backward()
+
+
+class MLPStep(_MLP):
+    def time_step(self, lib, dtype):
+        self.wl.forward()
+        self.wl.backward()
+
+
+class MLPMemory(_MLP):
+    warm = False
+
+    def peakmem_step(self, lib, dtype):
+        self.wl.forward()
+        self.wl.backward()
+
+
+class _BigElementwise(Suite):
+    params = (LIBS, [65_536, 4_000_000], DTYPES)
+    param_names = ("lib", "size", "dtype")
+
+    def build(self, backend, size, dtype):
+        return W.big_elementwise(backend, size=size, n_ops=8, dtype=dtype)
+
+
+class BigElementwiseForward(_BigElementwise):
+    def time_forward(self, lib, size, dtype):
+        self.wl.forward()
+
+
+class BigElementwiseBackward(_BigElementwise):
+    before = ("forward",)
+
+    def time_backward(self, lib, size, dtype):
+        self.wl.backward()
+
+
+class BigElementwiseMemory(_BigElementwise):
+    warm = False
+
+    def peakmem_forward_backward(self, lib, size, dtype):
+        self.wl.forward()
+        self.wl.backward()
+
+
+class ManyLeavesBackward(Suite):
+    params = (LIBS, [200, 2000])
+    param_names = ("lib", "n_leaves")
+    before = ("forward",)
+
+    def build(self, backend, n_leaves):
+        return W.many_leaves(backend, n_leaves=n_leaves)
+
+    def time_backward(self, lib, n_leaves):
+        self.wl.backward()

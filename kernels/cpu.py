@@ -1,0 +1,187 @@
+"""The reverse sweep on the CPU: one ``@njit`` call walks a tape's rows backwards.
+
+Inputs (all built by ``ad/tape.py`` without per-row Python work; see its header for the layout):
+
+- ``rows``  int64 (R, 8): ``[opcode|XRG|YRG, out, x, y, n, aux, x_row, y_row]``; ``out``/``x``/``y`` are
+  offsets into the value arena, ``n`` the element count of ``out``, ``aux`` an offset into ``aux``,
+  ``x_row``/``y_row`` the rows that produced the operands (used to stop the sweep early).
+- ``attrs`` float64 (R, 2): per-row scalar attributes (exponents, clamp bounds, affine coefficients).
+- ``aux``   int64: shapes, strides and index maps of structural ops.
+- ``vals``  the value arena (float32 or float64), ``cot`` the cotangent arena (same layout, zero-filled).
+- ``live``  uint8 per arena offset: 1 once the tensor starting there has received a cotangent.
+- ``visited`` uint8 per row: set for each row the sweep ran (the caller marks them freed afterwards).
+- ``freed``  uint8 per row: rows whose saved values were released by an earlier backward.
+
+Rows whose output has no cotangent are skipped, so sweeping a tape shared by several graphs only does the
+work of the graph being differentiated. The sweep runs from row ``start`` down to row ``stop`` (a row whose
+tensor has a Python hook), and no further than ``lowest``, the smallest row that produced a live tensor
+(lowered as operands become live). The return value is the new
+``lowest``, or ``-2 - r`` if row ``r`` had been freed (nothing is written to the caller's ``.grad`` then).
+"""
+
+import numpy as np
+from numba import njit
+
+from . import opcodes as K
+from . import pointwise
+
+unary_partial = njit(inline="always", cache=True)(pointwise.unary_partial)
+binary_partial_x = njit(inline="always", cache=True)(pointwise.binary_partial_x)
+binary_partial_y = njit(inline="always", cache=True)(pointwise.binary_partial_y)
+
+# Ops whose backward reads saved values: sweeping them after their graph was freed is an error.
+# Ops that save nothing (add, copy, sums, indexing) may be swept again, as in torch.
+_SAVES = np.zeros(256, np.uint8)
+for _code in range(K.UNARY_FIRST, K.UNARY_LAST + 1):
+    _SAVES[_code] = 1
+for _code in (K.COPY, K.NEG, K.AFFINE):
+    _SAVES[_code] = 0
+for _code in (K.MUL, K.DIV, K.POW, K.MAXIMUM, K.MINIMUM, K.WHERE, K.MATMUL, K.PROD, K.AMAX, K.AMIN):
+    _SAVES[_code] = 1
+SAVES = _SAVES
+
+
+@njit(inline="always", cache=True)
+def strided_offset(i, aux, a, ndim):
+    """Offset ``base + sum_k i_k * stride_k`` of flat C-order index ``i`` over ``aux[a + 2: a + 2 + ndim]``."""
+    shape0 = a + 2
+    stride0 = a + 2 + ndim
+    off = aux[a + 1]
+    rem = i
+    for k in range(ndim - 1, -1, -1):
+        extent = aux[shape0 + k]
+        off += (rem % extent) * aux[stride0 + k]
+        rem //= extent
+    return off
+
+
+@njit(cache=True, nogil=True)
+def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, saves, start, stop, lowest):
+    r = start
+    while r >= stop and r >= lowest:
+        o = rows[r, 1]
+        if live[o] == 0:
+            r -= 1
+            continue
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        if freed[r] != 0 and saves[code] != 0:
+            return -2 - r
+        visited[r] = 1
+        xrg = (op & K.XRG) != 0
+        yrg = (op & K.YRG) != 0
+        x = rows[r, 2]
+        y = rows[r, 3]
+        n = rows[r, 4]
+        a = rows[r, 5]
+        a0 = attrs[r, 0]
+        a1 = attrs[r, 1]
+        if code >= K.UNARY_FIRST and code <= K.UNARY_LAST:
+            if xrg:
+                for i in range(n):
+                    cot[x + i] += cot[o + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+        elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            if xrg:
+                for i in range(n):
+                    cot[x + i] += cot[o + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
+            if yrg:
+                for i in range(n):
+                    cot[y + i] += cot[o + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
+        elif code == K.WHERE:
+            for i in range(n):
+                m = vals[a + i]
+                if xrg and m != 0:
+                    cot[x + i] += cot[o + i]
+                if yrg and m == 0:
+                    cot[y + i] += cot[o + i]
+        elif code == K.GATHER_STRIDED:
+            ndim = aux[a]
+            for i in range(n):
+                cot[x + strided_offset(i, aux, a, ndim)] += cot[o + i]
+        elif code == K.SCATTER_STRIDED:
+            ndim = aux[a]
+            nx = 1
+            for k in range(ndim):
+                nx *= aux[a + 2 + k]
+            for i in range(nx):
+                cot[x + i] += a0 * cot[o + strided_offset(i, aux, a, ndim)]
+        elif code == K.GATHER_MAP:
+            for i in range(n):
+                cot[x + aux[a + 1 + i]] += cot[o + i]
+        elif code == K.SCATTER_MAP:
+            nx = aux[a]
+            for i in range(nx):
+                cot[x + i] += cot[o + aux[a + 1 + i]]
+        elif code == K.MATMUL:
+            _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg)
+        elif code == K.PROD or code == K.AMAX or code == K.AMIN:
+            _group_backward(code, vals, cot, aux, a, o, x, n)
+        if xrg and live[x] == 0:
+            live[x] = 1
+            if rows[r, 6] < lowest:
+                lowest = rows[r, 6]
+        if yrg and live[y] == 0:
+            live[y] = 1
+            if rows[r, 7] < lowest:
+                lowest = rows[r, 7]
+        r -= 1
+    return lowest
+
+
+@njit(cache=True, nogil=True)
+def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
+    """aux[a:a+6] = (B, M, K, N, x batch stride, y batch stride); a stride of 0 broadcasts that operand."""
+    B = aux[a]
+    M = aux[a + 1]
+    K_ = aux[a + 2]
+    N = aux[a + 3]
+    xbs = aux[a + 4]
+    ybs = aux[a + 5]
+    for b in range(B):
+        g = cot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
+        xb0 = x + b * xbs
+        yb0 = y + b * ybs
+        if xrg:
+            yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
+            gx = cot[xb0 : xb0 + M * K_].reshape((M, K_))
+            gx += np.dot(g, yb.T)
+        if yrg:
+            xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
+            gy = cot[yb0 : yb0 + K_ * N].reshape((K_, N))
+            gy += np.dot(xb.T, g)
+
+
+@njit(cache=True, nogil=True)
+def _group_backward(code, vals, cot, aux, a, o, x, nout):
+    """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)``."""
+    ndim = aux[a]
+    nx = 1
+    for k in range(ndim):
+        nx *= aux[a + 2 + k]
+    count = np.zeros(nout, np.int64)
+    if code == K.PROD:
+        # prod of the non-zero members and the number of zeros: exact gradients with zeros present
+        nonzero_prod = np.ones(nout, np.float64)
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            v = vals[x + i]
+            if v == 0.0:
+                count[j] += 1
+            else:
+                nonzero_prod[j] *= v
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            v = vals[x + i]
+            if count[j] == 0:
+                cot[x + i] += cot[o + j] * (nonzero_prod[j] / v)
+            elif count[j] == 1 and v == 0.0:
+                cot[x + i] += cot[o + j] * nonzero_prod[j]
+    else:
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            if vals[x + i] == vals[o + j]:
+                count[j] += 1
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            if vals[x + i] == vals[o + j]:
+                cot[x + i] += cot[o + j] / count[j]

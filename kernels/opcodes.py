@@ -1,0 +1,63 @@
+"""Opcode table shared by the Python op table (``ad/ops.py``) and the compiled sweeps.
+
+A tape row (see ``ad/tape.py``) stores ``opcode | XRG * x_requires_grad | YRG * y_requires_grad`` in its
+first column. Opcodes are only ever appended: cached kernels and saved tapes depend on the numbers.
+
+Ranges matter to the kernels: ``UNARY_FIRST..UNARY_LAST`` are elementwise ops whose local partial is a
+function of (x, out, attr0, attr1); ``BINARY_FIRST..BINARY_LAST`` are same-shape elementwise ops whose
+partials are functions of (x, y, out). Everything else has a branch of its own in the sweep.
+"""
+
+# Bits above the opcode: whether the row's x / y operand requires grad (and so receives a cotangent).
+XRG = 1 << 8
+YRG = 1 << 9
+CODE_MASK = 0xFF
+
+# --- elementwise unary: partial d(x, out, a0, a1) ---------------------------------------------------------
+COPY = 1  # identity: reshape, view, clone, dtype casts
+NEG = 2
+ABS = 3
+EXP = 4
+LOG = 5
+LOG1P = 6
+EXPM1 = 7
+SQRT = 8
+RSQRT = 9
+SIN = 10
+COS = 11
+TAN = 12
+TANH = 13
+SIGMOID = 14
+RELU = 15
+ERF = 16
+CLAMP = 17  # gradient passes where lo <= x <= hi (a0, a1 are the bounds; NaN bound means none)
+POW_SCALAR = 18  # x ** a0
+RPOW_SCALAR = 19  # a0 ** x
+AFFINE = 20  # a0 * x + a1 (x + c, x * c, c - x, x / c, -x)
+RDIV_SCALAR = 21  # a0 / x
+SQUARE = 22
+UNARY_FIRST = COPY
+UNARY_LAST = SQUARE
+
+# --- elementwise binary, same shape: partials (dx, dy) of (x, y, out) --------------------------------------
+ADD = 32
+SUB = 33
+MUL = 34
+DIV = 35
+POW = 36
+MAXIMUM = 37  # ties split the gradient 0.5 / 0.5, as torch
+MINIMUM = 38
+BINARY_FIRST = ADD
+BINARY_LAST = MINIMUM
+
+# --- structural -------------------------------------------------------------------------------------------
+WHERE = 48  # out = where(mask, x, y); aux -> offset of the mask (0/1) in the value arena
+GATHER_STRIDED = 49  # out[i] = x[base + sum_k i_k * stride_k]       (expand, permute, slicing)
+SCATTER_STRIDED = 50  # out[base + sum_k i_k * stride_k] += a0 * x[i] (sum/mean over dims, cat, slice adjoint)
+GATHER_MAP = 51  # out[i] = x[map[i]]                                 (integer indexing, gather)
+SCATTER_MAP = 52  # out[map[i]] += x[i]                               (adjoint of GATHER_MAP)
+MATMUL = 53  # batched: aux -> (B, M, K, N); x is (B, M, K), y is (B, K, N)
+PROD = 54  # product over groups; aux as SCATTER_STRIDED (group of each x element)
+AMAX = 55  # max over groups; ties share the gradient evenly; aux as SCATTER_STRIDED
+AMIN = 56
+IMPORT = 57  # a tensor copied into this tape from a leaf or another tape; the sweep stops there

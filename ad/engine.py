@@ -19,7 +19,7 @@ import heapq
 
 import numpy as np
 
-from kernels.cpu import SAVES, reverse_sweep
+from kernels.cpu import FREED, SAVES, reverse_sweep
 
 from . import grad_mode
 from .tensor import Tensor, wrap_array
@@ -147,9 +147,9 @@ def _sweep_tape(s):
     freed = tape.freed_flags()
     start = s.start
     for h in hook_rows:
-        if h < s.lowest:
-            break
         _run_kernel(s, start, h + 1, freed)
+        if h < s.lowest:
+            return  # nothing at or below this row is reached
         ref = tape.hook_rows.get(h)
         t = ref() if ref is not None else None
         if t is not None and s.live[t._off]:
@@ -161,14 +161,36 @@ def _sweep_tape(s):
 def _run_kernel(s, start, stop, freed):
     if start < stop:
         return
-    rows, attrs, aux = s.tape.arrays()
+    tape = s.tape
+    rows, attrs, aux = tape.arrays()
+    status = np.zeros(3, np.int64)
     result = reverse_sweep(
-        rows, attrs, aux, s.tape.values, s.cot, s.live, s.visited, freed, SAVES, start, stop, s.lowest
+        rows, attrs, aux, tape.values, s.cot, s.live, s.visited, freed, tape.modified, SAVES, start, stop,
+        s.lowest, status,
     )
     del rows, attrs, aux  # release the buffer exports: Python code (hooks) may append to this tape next
-    if result < -1:
-        raise RuntimeError(FREED_MESSAGE)
+    if result < 0:
+        if status[0] == FREED:
+            raise RuntimeError(FREED_MESSAGE)
+        raise RuntimeError(_modified_message(tape, int(status[1]), int(status[2])))
     s.lowest = result
+
+
+def _modified_message(tape, row, off):
+    from kernels import opcodes as K
+
+    from .ops import OPS
+
+    code = int(np.frombuffer(tape.rows, np.int64, count=1, offset=row * 80)[0]) & K.CODE_MASK
+    names = [op.grad_fn_name for op in OPS.values() if op.code == code]
+    who = names[0] if names else f"opcode {code}"
+    kind = "DoubleTensor" if tape.dtype == np.float64 else "FloatTensor"
+    return (
+        "one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"[{kind}] saved by {who} (tape row {row}) was changed after it was saved. Hint: the operation that "
+        "failed to compute its gradient used a value that a later in-place operation (add_, mul_, x[i] = v, "
+        "...) overwrote; compute on a clone() instead, or apply the in-place update after backward."
+    )
 
 
 def _apply_tensor_hooks(s, t):

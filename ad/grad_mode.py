@@ -23,6 +23,16 @@ def is_grad_enabled():
 class _GradModeContext:
     _mode = True
 
+    def __new__(cls, orig_func=None):
+        # ``@no_grad`` without parentheses, as torch allows
+        self = super().__new__(cls)
+        if orig_func is not None and cls is not set_grad_enabled:
+            return self(orig_func)
+        return self
+
+    def __init__(self, orig_func=None):
+        pass
+
     def __enter__(self):
         self._prev = _grad_state.enabled
         _grad_state.enabled = self._mode

@@ -4,7 +4,8 @@ import numpy as np
 
 from . import composites, ops
 from .grad_mode import _grad_state
-from .tensor import Tensor, wrap_array
+from .tape import mark_modified
+from .tensor import Tensor, _new, wrap_array
 
 _INPLACE_LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 
@@ -13,74 +14,115 @@ def _operand_data(other):
     return other._data if isinstance(other, Tensor) else other
 
 
-def _inplace(name, np_op):
-    def method(self, other=None, *args, **kwargs):
-        _check_inplace(self, other)
-        if np_op is None:
-            self._data[...] = 0
-        else:
-            value = _operand_data(other)
-            try:
-                np_op(self._data, value, out=self._data, casting="same_kind")
-            except ValueError:
-                shape = np.shape(value)
-                raise RuntimeError(
-                    f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-                    f"{list(np.broadcast_shapes(self.shape, shape))}"
-                ) from None
-        self._version += 1
+def _inplace(name, np_op, out_of_place):
+    def method(self, other, *args, **kwargs):
+        if _records_inplace(self, other):
+            return _rebase(self, out_of_place(self, other, *args, **kwargs))
+        value = _operand_data(other)
+        shape = np.shape(value)
+        if shape != self.shape and np.broadcast_shapes(self.shape, shape) != self.shape:
+            raise RuntimeError(
+                f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(np.broadcast_shapes(self.shape, shape))}"
+            )
+        np_op(self._data, value, out=self._data, casting="unsafe")
+        _bump(self)
         return self
 
     method.__name__ = name
-    method.__doc__ = f"In-place ``{name}``: under ``no_grad`` (optimizer steps) or on tensors outside a graph."
+    method.__doc__ = (
+        f"In-place ``{name}``. On a tensor that is part of a graph it is recorded (the tensor takes the new "
+        "node's place); a value saved for backward and then overwritten makes that backward raise."
+    )
     return method
 
 
-def _check_inplace(self, other):
+def _bump(self):
+    self._version += 1
+    mark_modified(self)
+
+
+def _records_inplace(self, other):
+    """Whether an in-place op on ``self`` must be recorded; raises for leaves that require grad."""
     if not _grad_state.enabled:
-        return
+        return False
     if self._rg and self._op is None:
         raise RuntimeError(_INPLACE_LEAF)
-    if self._rg or (isinstance(other, Tensor) and other._rg):
-        raise RuntimeError(
-            "in-place operations on tensors that take part in a recorded graph are not supported yet: use the "
-            "out-of-place form (y = y + x) or run the update under ad.no_grad()"
-        )
+    return self._rg or (isinstance(other, Tensor) and other._rg)
+
+
+def _rebase(self, result):
+    """Make ``self`` the node ``result`` (computed out of place from ``self``), as torch's in-place ops do.
+
+    The pre-modification node lives on in a new object (``old``) that ``result`` takes as its input; rows
+    already recorded keep reading the old value at its arena offset, which is flagged as modified, so a
+    backward through a rule that saved it raises (torch's version-counter error).
+    """
+    old = _new(Tensor)
+    old.__dict__.update(self.__dict__)
+    result._inputs = tuple(old if i is self else i for i in result._inputs)
+    version = self._version + 1
+    mark_modified(self)
+    self.__dict__.update(result.__dict__)
+    self._node = None
+    self._hooks = None
+    self._retains_grad = False
+    self._version = version
+    return self
 
 
 def _zero_(self):
-    _check_inplace(self, None)
+    if _records_inplace(self, None):
+        return _rebase(self, self * 0.0)
     self._data[...] = 0
-    self._version += 1
+    _bump(self)
     return self
 
 
 def _fill_(self, value):
-    _check_inplace(self, value)
+    if _records_inplace(self, value):
+        return _rebase(self, self * 0.0 + value)
     self._data[...] = _operand_data(value)
-    self._version += 1
+    _bump(self)
     return self
 
 
 def _copy_(self, src, non_blocking=False):
-    _check_inplace(self, src)
+    if _records_inplace(self, src):
+        src = src if isinstance(src, Tensor) else wrap_array(np.asarray(src, self.dtype))
+        return _rebase(self, self * 0.0 + ops.expand(src.to(self.dtype), self.shape))
     self._data[...] = _operand_data(src)
-    self._version += 1
+    _bump(self)
     return self
 
 
 def _clamp_(self, min=None, max=None):  # noqa: A002
-    _check_inplace(self, None)
+    if _records_inplace(self, None):
+        return _rebase(self, ops.clamp(self, min, max))
     np.clip(self._data, min, max, out=self._data)
-    self._version += 1
+    _bump(self)
     return self
 
 
 def _setitem(self, key, value):
-    _check_inplace(self, value)
+    if _records_inplace(self, value):
+        return _rebase(self, _index_put(self, key, value))
     nkey, _ = ops._index_key(key)
     self._data[nkey] = _operand_data(value)
-    self._version += 1
+    _bump(self)
+
+
+def _index_put(self, key, value):
+    """Out of place ``self[key] = value``: ``self * (1 - mask) + scatter(value into key)``."""
+    nkey, _ = ops._index_key(key)
+    mask = np.zeros(self.shape, self.dtype)
+    mask[nkey] = 1.0
+    positions = np.arange(self._data.size, dtype=np.int64).reshape(self.shape)[nkey]
+    if not isinstance(value, Tensor):
+        value = wrap_array(np.asarray(value, self.dtype))
+    value = ops.expand(value.to(self.dtype), positions.shape) if value.shape != positions.shape else value
+    placed = ops.scatter_map(value, self.shape, positions.reshape(-1))
+    return self * wrap_array(1.0 - mask) + placed
 
 
 def _compare(np_op):
@@ -159,10 +201,10 @@ def bind():
     T.__or__ = _compare(np.logical_or)
     T.__invert__ = lambda self: wrap_array(np.logical_not(self._data))
     T.__hash__ = object.__hash__
-    T.__iadd__ = T.add_ = _inplace("add_", np.add)
-    T.__isub__ = T.sub_ = _inplace("sub_", np.subtract)
-    T.__imul__ = T.mul_ = _inplace("mul_", np.multiply)
-    T.__itruediv__ = T.div_ = _inplace("div_", np.divide)
+    T.__iadd__ = T.add_ = _inplace("add_", np.add, ops.add)
+    T.__isub__ = T.sub_ = _inplace("sub_", np.subtract, ops.sub)
+    T.__imul__ = T.mul_ = _inplace("mul_", np.multiply, ops.mul)
+    T.__itruediv__ = T.div_ = _inplace("div_", np.divide, ops.div)
     T.zero_ = _zero_
     T.fill_ = _fill_
     T.copy_ = _copy_

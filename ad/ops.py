@@ -1106,6 +1106,8 @@ def getitem(x, key):
     if advanced:
         index_map = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)[nkey]
         return gather_map(x, out_data.shape, index_map, GATHER_MAP)
+    if not builtins.any(k is Ellipsis for k in nkey):
+        nkey = nkey + (Ellipsis,)  # so that the probe stays an array (a view) when every dim is indexed
     base, strides = _probe_layout(_probe(xd.shape)[nkey])
     return _record_gather_strided(SELECT, x, out_data, strides, base)
 

@@ -53,6 +53,7 @@ class Tape:
         "externs",
         "imports",
         "freed",
+        "modified",
         "hook_rows",
         "owner",
         "pack",
@@ -71,6 +72,7 @@ class Tape:
         self.externs = []
         self.imports = {}
         self.freed = np.zeros(0, np.uint8)
+        self.modified = np.zeros(capacity + 1, np.uint8)  # per arena offset: value changed in place
         self.hook_rows = {}
         self.owner = threading.get_ident()
         self.pack = ROW.pack
@@ -106,6 +108,10 @@ class Tape:
         if with_extern:
             self.externs.append((row, off, t))
         self.imports[key] = (off, row, t, t._version)
+        # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
+        if t._imports is None:
+            t._imports = []
+        t._imports.append((weakref.ref(self), off))
         return off, row
 
     def view(self, off, shape, n):
@@ -148,3 +154,15 @@ def current_tape(dtype, n, min_id=0):
         tape = Tape(dtype, max(DEFAULT_CAPACITY, 2 * n + 16))
         tapes[dtype] = tape
     return tape
+
+
+def mark_modified(t):
+    """``t`` was modified in place: flag every arena copy of it, so a sweep that reads one raises."""
+    if t._tape is not None:
+        t._tape.modified[t._off] = 1
+    if t._imports:
+        for ref, off in t._imports:
+            tape = ref()
+            if tape is not None:
+                tape.modified[off] = 1
+        t._imports = None

@@ -149,7 +149,7 @@ class Tensor:
     _retains_grad = False
     _node = None
     _tangents = None
-    _is_param = False
+    _imports = None  # [(weakref to tape, offset)] of arena copies, flagged when this tensor changes in place
 
     def __init__(self, data, *, requires_grad=False):
         arr = data._data if isinstance(data, Tensor) else np.asarray(data)
@@ -248,8 +248,8 @@ class Tensor:
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
             if value.shape != self.shape:
                 raise RuntimeError(
-                    f"assigned grad has data of a different size: expected {list(self.shape)}, "
-                    f"got {list(value.shape)}"
+                    f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
+                    f"'{list(self.shape)}'. Please ensure that the gradient and the tensor are the same size"
                 )
             if value.dtype != self.dtype:
                 raise RuntimeError(

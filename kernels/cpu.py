@@ -40,6 +40,10 @@ for _code in (K.MUL, K.DIV, K.POW, K.MAXIMUM, K.MINIMUM, K.WHERE, K.MATMUL, K.PR
     _SAVES[_code] = 1
 SAVES = _SAVES
 
+# status[0] after a sweep that returned -1
+FREED = 1  # row status[1] had its saved values released by an earlier backward
+MODIFIED = 2  # row status[1] reads the value at offset status[2], which was modified in place since
+
 
 @njit(inline="always", cache=True)
 def strided_offset(i, aux, a, ndim):
@@ -56,7 +60,7 @@ def strided_offset(i, aux, a, ndim):
 
 
 @njit(cache=True, nogil=True)
-def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, saves, start, stop, lowest):
+def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status):
     r = start
     while r >= stop and r >= lowest:
         o = rows[r, 1]
@@ -65,13 +69,21 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, saves, star
             continue
         op = rows[r, 0]
         code = op & K.CODE_MASK
-        if freed[r] != 0 and saves[code] != 0:
-            return -2 - r
+        x = rows[r, 2]
+        y = rows[r, 3]
+        if saves[code] != 0:
+            if freed[r] != 0:
+                status[0] = FREED
+                status[1] = r
+                return -1
+            if modified[o] != 0 or (x >= 0 and modified[x] != 0) or (y >= 0 and modified[y] != 0):
+                status[0] = MODIFIED
+                status[1] = r
+                status[2] = o if modified[o] != 0 else (x if x >= 0 and modified[x] != 0 else y)
+                return -1
         visited[r] = 1
         xrg = (op & K.XRG) != 0
         yrg = (op & K.YRG) != 0
-        x = rows[r, 2]
-        y = rows[r, 3]
         n = rows[r, 4]
         a = rows[r, 5]
         a0 = attrs[r, 0]

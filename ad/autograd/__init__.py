@@ -133,6 +133,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         retain_graph = create_graph
     seeds = _make_seeds(outputs, grad_tensors, create_graph)
     targets = {id(t): t for t in inputs} if inputs is not None else {}
+    if inputs is not None:
+        for t in inputs:
+            if t._op is not None:
+                t._retains_grad = True  # as torch: backward(inputs=[non-leaf]) fills its .grad
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
 
     updates = []

@@ -1330,6 +1330,8 @@ def _sum_to_shape(g, shape):
 
 def _matmul_vjp(g, out, inputs, ctx):
     x, y = inputs
+    if x.ndim == 1 and y.ndim == 1:  # dot product: g is a scalar
+        return (g * y if x._rg else None, g * x if y._rg else None)
     xs = x if x.ndim > 1 else unsqueeze(x, 0)
     ys = y if y.ndim > 1 else unsqueeze(y, -1)
     gg = g

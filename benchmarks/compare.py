@@ -155,7 +155,7 @@ def n_reps(round_seconds: float, settings: Settings, budget: float | None = None
     return int(min(max_reps, max(settings.min_reps, budget / round_seconds)))
 
 
-def time_interleaved(workloads: dict, result: Result, settings: Settings, budget=None, max_reps=None) -> None:
+def interleave(workloads: dict, result: Result, settings: Settings, budget=None, max_reps=None) -> None:
     """Warm up, then time repetitions of every library's workload in turn; failures skip that library."""
     def rep(lib, record):
         try:
@@ -205,7 +205,7 @@ def run_case(case: Case, backends: dict[str, W.Backend], settings: Settings) -> 
         result.check[lib] = f"MISMATCH with {ref}: " + "; ".join(problems) if problems else "ok"
         log(f"  {lib}: check against {ref}: {result.check[lib]}")
     if workloads:
-        time_interleaved(workloads, result, settings)
+        interleave(workloads, result, settings)
     for lib in result.samples:
         total = result.stats(lib, "total" if "total" in result.samples[lib] else result.phases()[0])
         log(f"  {lib}: {total['n']} repetitions, median {fmt_time(total['median'])}")
@@ -275,7 +275,7 @@ def run_sweep(backends: dict[str, W.Backend], settings: Settings, path: str) -> 
                 workloads[lib] = wl
             except Exception as exc:
                 log(f"  {lib}: size {size} skipped, {describe(exc)}")
-        time_interleaved(workloads, result, settings, settings.sweep_budget, settings.sweep_max_reps)
+        interleave(workloads, result, settings, settings.sweep_budget, settings.sweep_max_reps)
         for lib in result.samples:
             sweep[lib]["size"].append(size)
             for phase in ("forward", "total"):

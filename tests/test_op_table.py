@@ -1,0 +1,168 @@
+"""The generic check over the op table: every entry of ``ad.ops.OPS``, in float64.
+
+For each op: reverse mode (compiled kernel sweep) against central finite differences (``gradcheck``), the
+kernel sweep against the differentiable sweep (``create_graph=True``), second order (``gradgradcheck``),
+and float32 end to end. ``EXAMPLES`` says how to call each op; the input domain comes from the op's
+``sample`` in the table. A new op without an example fails ``test_every_op_has_an_example``.
+"""
+
+import numpy as np
+import pytest
+
+import ad
+from ad import ops
+from ad.ops import OPS
+
+def _ramp(like, *shape):
+    """A constant 0, 1, 2, ... of ``shape`` in the dtype of ``like`` (so float32 graphs stay float32)."""
+    n = int(np.prod(shape))
+    return ad.tensor(np.arange(n, dtype=like.dtype).reshape(shape))
+
+
+# name -> (function of the input tensors, input shapes[, gradcheck tolerances])
+EXAMPLES = {
+    "copy": (lambda x: ad.ops.clone(x), [(3, 2)]),
+    "neg": (lambda x: -x, [(4,)]),
+    "abs": (lambda x: x.abs() * (x - 3.0).abs(), [(5,)]),
+    "exp": (lambda x: x.exp(), [(2, 3)]),
+    "log": (lambda x: x.log(), [(4,)]),
+    "log1p": (lambda x: x.log1p(), [(4,)]),
+    "expm1": (lambda x: x.expm1(), [(4,)]),
+    "sqrt": (lambda x: x.sqrt(), [(4,)]),
+    "rsqrt": (lambda x: x.rsqrt(), [(4,)]),
+    "sin": (lambda x: x.sin(), [(2, 2)]),
+    "cos": (lambda x: x.cos(), [(5,)]),
+    "tan": (lambda x: x.tan(), [(5,)]),
+    "tanh": (lambda x: x.tanh(), [(5,)]),
+    "sigmoid": (lambda x: x.sigmoid(), [(5,)]),
+    "relu": (lambda x: (x - 1.0).relu() * x, [(6,)]),
+    "erf": (lambda x: x.erf(), [(5,)]),
+    "square": (lambda x: x.square(), [(5,)]),
+    "clamp": (lambda x: x.clamp(-1.0, 1.3) * x + x.clamp(min=0.5) + x.clamp(max=-0.5), [(7,)]),
+    "affine": (lambda x: 2.5 * x + 1.0 - x / 4.0 + (3.0 - x), [(3,)]),
+    "pow_scalar": (lambda x: x**3 + x**0.5 + x**-1.5, [(4,)]),
+    "rpow_scalar": (lambda x: 2.0**x, [(4,)]),
+    "rdiv_scalar": (lambda x: 3.0 / x, [(4,)]),
+    "add": (lambda x, y: x + y, [(2, 3), (2, 3)]),
+    "sub": (lambda x, y: x - y, [(2, 3), (3,)]),
+    "mul": (lambda x, y: x * y * x, [(2, 3), (1, 3)]),
+    "div": (lambda x, y: x / y, [(3,), (2, 3)]),
+    "pow": (lambda x, y: x**y, [(4,), (4,)]),
+    "maximum": (lambda x, y: ad.maximum(x, y * 1.5), [(6,), (6,)]),
+    "minimum": (lambda x, y: ad.minimum(x, y * 1.5), [(6,), (6,)]),
+    "where": (lambda x, y: ad.where(x > 0.3, x * y, y), [(6,), (6,)]),
+    # float32 rounding inside: finite differences need a larger step and looser tolerances
+    "cast": (lambda x: x.to(ad.float32).to(x.dtype) * x, [(3,)], {"eps": 1e-3, "atol": 1e-3, "rtol": 1e-3}),
+    "gather_strided": (lambda x: ops.gather_strided(x, (2, 2), (1, 3), 1), [(2, 3)]),
+    "scatter_strided": (lambda x: ops.scatter_strided(x, (3, 2), (2, 0), 0, 0.5) * 2.0, [(3, 4)]),
+    "expand": (lambda x: x.expand(3, 2, 4) * _ramp(x, 3, 2, 4), [(2, 1)]),
+    "permute": (lambda x: x.permute(2, 0, 1) * _ramp(x, 4, 2, 3), [(2, 3, 4)]),
+    "transpose": (lambda x: x.transpose(0, 1) @ _ramp(x, 2, 3), [(2, 3)]),
+    "getitem": (lambda x: x[1:, ::-2] * 2.0 + x[0, None, 1:3].sum() + x[..., -1].sum(), [(3, 4)]),
+    "sum": (lambda x: x.sum(1) * x.sum((0, 2), keepdim=True).sum(), [(2, 3, 2)]),
+    "sum_all": (lambda x: x.sum() * x, [(2, 3)]),
+    "mean": (lambda x: x.mean(-1, keepdim=True) * x, [(2, 3)]),
+    "mean_all": (lambda x: x.mean() * x, [(2, 3)]),
+    "reshape": (lambda x: x.reshape(3, 2) @ _ramp(x, 2, 4), [(2, 3)]),
+    "prod": (lambda x: x.prod(0) + x.prod(), [(3, 2)]),
+    "amax": (lambda x: x.amax(1) + x.amax(), [(3, 4)]),
+    "amin": (lambda x: x.amin(0) + x.amin(), [(3, 4)]),
+    "gather_map": (lambda x: x[[0, 2, 2, 1]] * 3.0 + x[ad.tensor([[1, 0]])].sum(), [(3, 2)]),
+    "scatter_map": (lambda x: ops.scatter_map(x, (5,), np.array([4, 0, 4, 1])), [(4,)]),
+    "gather": (lambda x: x.gather(1, ad.tensor([[0, 0], [1, 0]])), [(2, 3)]),
+    "index_select": (lambda x: x.index_select(0, ad.tensor([2, 0, 2])), [(3, 2)]),
+    "max_dim": (lambda x: x.max(1)[0] + x.max(0, keepdim=True).values.sum(), [(3, 4)]),
+    "min_dim": (lambda x: x.min(0).values, [(3, 4)]),
+    "cat": (lambda x, y: ad.cat([x, y, x], 1) * _ramp(x, 2, 9), [(2, 3), (2, 3)]),
+    "stack": (lambda x, y: ad.stack([x, y], 1) * _ramp(x, 3, 2, 2), [(3, 2), (3, 2)]),
+    "matmul": (lambda x, y: x @ y, [(2, 3), (3, 4)]),
+}
+
+# composite ops: covered by the same checks (no rules of their own)
+COMPOSITES = {
+    "matmul_batched": (lambda x, y: x @ y, [(2, 2, 3), (3, 2)]),
+    "matmul_vec": (lambda x, y: (x @ y) * (y.T @ x.T).sum(), [(3,), (3, 2)]),
+    "dot": (lambda x, y: ad.dot(x, y), [(4,), (4,)]),
+    "var": (lambda x: x.var(1) + x.std(), [(2, 4)]),
+    "logsumexp": (lambda x: x.logsumexp(1), [(2, 4)]),
+    "softmax": (lambda x: x.softmax(-1) * _ramp(x, 2, 4), [(2, 4)]),
+    "log_softmax": (lambda x: x.log_softmax(0), [(3, 2)]),
+    "cross_entropy": (lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3])), [(3, 4)]),
+    "mse_loss": (lambda x, y: ad.nn.functional.mse_loss(x, y), [(3, 2), (3, 2)]),
+    "linear": (lambda x, w, b: ad.nn.functional.linear(x, w, b), [(2, 3), (4, 3), (4,)]),
+    "split_chunk": (lambda x: x.split(1, 0)[1] * x.chunk(2, 1)[0].sum(), [(3, 4)]),
+    "squeeze_unsqueeze_flatten": (lambda x: x.unsqueeze(1).squeeze().flatten() * 2.0, [(2, 3)]),
+    "norm": (lambda x: ad.norm(x), [(4,)]),
+}
+
+
+def _case(name):
+    fn, shapes, *rest = ALL_CASES[name]
+    tol = {"eps": 1e-6, "atol": 1e-6, "rtol": 1e-5}
+    tol.update(rest[0] if rest else {})
+    return fn, shapes, tol
+
+
+def _domain(name):
+    op = OPS.get(name)
+    return op.sample if op is not None and op.sample is not None else (-2.0, 2.0)
+
+
+def _inputs(name, shapes, seed=0, dtype=np.float64):
+    lo, hi = _domain(name)
+    rng = np.random.default_rng(seed)
+    return [ad.tensor(rng.uniform(lo, hi, size=s).astype(dtype), requires_grad=True) for s in shapes]
+
+
+def _scalarize(out):
+    """A scalar function of ``out`` with non-uniform weights (so every output element matters)."""
+    w = np.linspace(0.5, 1.5, out.numel()).reshape(out.shape).astype(out.dtype)
+    return (out * ad.tensor(w)).sum()
+
+
+ALL_CASES = {**EXAMPLES, **COMPOSITES}
+
+
+def test_every_op_has_an_example():
+    missing = sorted(set(OPS) - set(EXAMPLES))
+    assert not missing, f"ops without an example in EXAMPLES: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_reverse_matches_finite_differences(name):
+    fn, shapes, tol = _case(name)
+    xs = _inputs(name, shapes)
+    assert ad.autograd.gradcheck(fn, tuple(xs), **tol)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_kernel_sweep_matches_differentiable_sweep(name):
+    fn, shapes, _ = _case(name)
+    xs = _inputs(name, shapes, seed=1)
+    kernel = ad.autograd.grad(_scalarize(fn(*xs)), xs)
+    rules = ad.autograd.grad(_scalarize(fn(*xs)), xs, create_graph=True)
+    for k, r in zip(kernel, rules):
+        assert k.dtype == r.dtype
+        np.testing.assert_allclose(k.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_second_order_matches_finite_differences(name):
+    fn, shapes, tol = _case(name)
+    xs = _inputs(name, shapes, seed=2)
+    tol = {"eps": tol["eps"], "atol": max(tol["atol"], 1e-5), "rtol": max(tol["rtol"], 1e-4)}
+    assert ad.autograd.gradgradcheck(fn, tuple(xs), **tol)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_float32_end_to_end(name):
+    fn, shapes, _ = _case(name)
+    xs64 = _inputs(name, shapes, seed=3)
+    xs32 = [ad.tensor(x.detach().numpy().astype(np.float32), requires_grad=True) for x in xs64]
+    out32 = fn(*xs32)
+    assert out32.dtype == ad.float32
+    grads32 = ad.autograd.grad(_scalarize(out32), xs32)
+    grads64 = ad.autograd.grad(_scalarize(fn(*xs64)), xs64)
+    for g32, g64 in zip(grads32, grads64):
+        assert g32.dtype == ad.float32
+        np.testing.assert_allclose(g32.numpy(), g64.numpy(), rtol=2e-3, atol=2e-3)

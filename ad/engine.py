@@ -22,6 +22,7 @@ import numpy as np
 from kernels.cpu import FREED, SAVES, reverse_sweep
 
 from . import grad_mode
+from .tape import retire
 from .tensor import Tensor, wrap_array
 
 FREED_MESSAGE = (
@@ -106,10 +107,14 @@ def kernel_sweep(roots, seeds, targets, retain_graph):
             k -= 1
             if not live[off]:
                 continue
-            n = t._data.size
-            g = cot[off : off + n]
+            data = t._data
+            g = cot[off : off + data.size]
             if t._op is None:
-                _add_leaf(leaf_grads, t, g.reshape(t._data.shape))
+                key = id(t)
+                if key not in leaf_grads and g.dtype is data.dtype:
+                    leaf_grads[key] = (t, g.reshape(data.shape), False)  # the common case, inlined
+                else:
+                    _add_leaf(leaf_grads, t, g.reshape(data.shape))
             else:
                 home = state_of(t._tape)
                 home.seed(t, g.astype(t._data.dtype, copy=False))
@@ -128,16 +133,25 @@ def kernel_sweep(roots, seeds, targets, retain_graph):
             m = s.visited.shape[0] - 1
             freed[:m] |= s.visited[:m]
             s.tape.imports.clear()
+            # the next forward starts a fresh tape: sweeps then cover only that graph's arena
+            retire(s.tape)
     return leaf_grads, target_grads
 
 
 def _add_leaf(leaf_grads, t, g):
+    """Sum a leaf's cotangents. The first one is kept as a view of this backward's cotangent arena (fresh
+    memory that nothing else writes), so the common single-contribution leaf costs no copy."""
     key = id(t)
     prev = leaf_grads.get(key)
+    dt = t._data.dtype
     if prev is None:
-        leaf_grads[key] = (t, np.array(g, dtype=t._data.dtype, copy=True).reshape(t._data.shape))
-    else:
+        if g.dtype != dt:
+            g = g.astype(dt)
+        leaf_grads[key] = (t, g.reshape(t._data.shape), False)
+    elif prev[2]:
         prev[1][...] += g.reshape(t._data.shape)
+    else:
+        leaf_grads[key] = (t, prev[1] + g.reshape(t._data.shape).astype(dt, copy=False), True)
 
 
 def _sweep_tape(s):
@@ -182,7 +196,7 @@ def _modified_message(tape, row, off):
     from .ops import OPS
 
     code = int(np.frombuffer(tape.rows, np.int64, count=1, offset=row * 80)[0]) & K.CODE_MASK
-    names = [op.grad_fn_name for op in OPS.values() if op.code == code]
+    names = [op.grad_fn_name for op in OPS.values() if op.code == code and isinstance(op.grad_fn_name, str)]
     who = names[0] if names else f"opcode {code}"
     kind = "DoubleTensor" if tape.dtype == np.float64 else "FloatTensor"
     return (
@@ -249,7 +263,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
     order = sorted(nodes.values(), key=_order_key, reverse=True)
     for t in order:
         if t._op.vjp is None:
-            raise RuntimeError(f"{t._op.grad_fn_name} has no differentiable rule")
+            raise RuntimeError(f"{t.grad_fn.name()} has no differentiable rule")
         if t._tape is not None:
             freed = t._tape.freed_flags()
             if freed[t._row] and SAVES[t._op.code]:

@@ -34,9 +34,11 @@ OPS = {}  # name -> Op; what the generic tests walk
 class Op:
     """One primitive: ``vjp(g, out, inputs, ctx) -> tuple of input cotangents`` (``None`` for no gradient)."""
 
-    __slots__ = ("name", "code", "grad_fn_name", "vjp", "partial", "np_fn", "sample")
+    __slots__ = ("name", "code", "grad_fn_name", "vjp", "partial", "np_fn", "sample", "plain")
 
     def __init__(self, name, code, grad_fn_name, vjp=None, partial=None, np_fn=None, sample=None):
+        # plain: a numpy ufunc taking (x, out) positionally, the fastest call numpy has
+        self.plain = isinstance(np_fn, np.ufunc) and np_fn.nin == 1
         self.name = name
         self.code = code
         self.grad_fn_name = grad_fn_name
@@ -162,7 +164,10 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
     view = tape.values[off : off + n]
     if len(shape) != 1:
         view = view.reshape(shape)
-    _unary_np(op, xd, a0, a1, view)
+    if op.plain:
+        op.np_fn(xd, view)
+    else:
+        _unary_np(op, xd, a0, a1, view)
     if x._tape is tape:
         xoff = x._off
         xrow = x._row
@@ -176,7 +181,10 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
     t._rg = True
     t._op = op
     t._inputs = (x,)
-    t._ctx = ctx if ctx is not None else (a0, a1)
+    if ctx is not None:
+        t._ctx = ctx
+    elif a0 != 0.0 or a1 != 0.0:
+        t._ctx = (a0, a1)
     t._tape = tape
     t._off = off
     t._row = row
@@ -195,9 +203,8 @@ def _unary_np(op, xd, a0, a1, out=None):
 
 
 def _elementwise_vjp(g, out, inputs, ctx):
-    op = out._op
-    x = inputs[0]
-    return (g * op.partial(x, out, ctx[0], ctx[1]),)
+    a0, a1 = ctx[:2] if ctx is not None else (0.0, 0.0)
+    return (g * out._op.partial(inputs[0], out, a0, a1),)
 
 
 def elementwise(name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0)):
@@ -271,6 +278,9 @@ def _sign_const(x):
     return _const(np.sign(x._data), x._data.dtype)
 
 
+_AFFINE_NAMES = {"add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
+                 "rsub": "RsubBackward1", "neg": "NegBackward0"}
+
 COPY = elementwise("copy", K.COPY, _copy_np, lambda x, out, a0, a1: 1.0, "CloneBackward0")
 NEG = elementwise("neg", K.NEG, np.negative, lambda x, out, a0, a1: -1.0)
 ABS = elementwise("abs", K.ABS, np.abs, lambda x, out, a0, a1: _sign_const(x), sample=(0.1, 2.0))
@@ -301,7 +311,13 @@ CLAMP = elementwise(
     ),
     "ClampBackward1",
 )
-AFFINE = elementwise("affine", K.AFFINE, _affine_np, lambda x, out, a0, a1: a0, "MulBackward0")
+AFFINE = elementwise(
+    "affine",
+    K.AFFINE,
+    _affine_np,
+    lambda x, out, a0, a1: a0,
+    lambda ctx: _AFFINE_NAMES.get(ctx[2] if ctx is not None and len(ctx) > 2 else "mul", "MulBackward0"),
+)
 POW_SCALAR = elementwise(
     "pow_scalar",
     K.POW_SCALAR,
@@ -318,8 +334,6 @@ RDIV_SCALAR = elementwise(
     sample=(0.3, 2.0),
 )
 
-_AFFINE_NAMES = {"add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
-                 "rsub": "RsubBackward1", "neg": "NegBackward0"}
 
 
 def affine(x, a, b, kind="mul"):
@@ -444,10 +458,18 @@ def _binary(op, x, y):
 
 
 def _is_scalar(v):
-    return type(v) is float or type(v) is int or (isinstance(v, numbers.Real) and not isinstance(v, np.generic))
+    """A Python number (numpy scalars are arrays here, as numpy's own promotion treats them)."""
+    tv = type(v)
+    if tv is float or tv is int:
+        return True
+    if tv is Tensor or isinstance(v, (Tensor, np.generic, np.ndarray)):
+        return False
+    return isinstance(v, numbers.Real)
 
 
 def add(x, y, *, alpha=1):
+    if type(y) is Tensor and type(x) is Tensor and alpha == 1:
+        return _binary(ADD, x, y)
     if alpha != 1:
         y = mul(y, alpha)
     if not isinstance(x, Tensor):
@@ -458,6 +480,8 @@ def add(x, y, *, alpha=1):
 
 
 def sub(x, y, *, alpha=1):
+    if type(y) is Tensor and alpha == 1:
+        return _binary(SUB, x, y)
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
@@ -473,6 +497,8 @@ def rsub(x, y):
 
 
 def mul(x, y):
+    if type(y) is Tensor and type(x) is Tensor:
+        return _binary(MUL, x, y)
     if not isinstance(x, Tensor):
         x, y = y, x
     if _is_scalar(y):
@@ -483,10 +509,9 @@ def mul(x, y):
 def div(x, y, *, rounding_mode=None):
     if rounding_mode is not None:
         raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
-    if _is_scalar(y):
-        return _unary(AFFINE, x, 1.0 / y if y != 0 else math.inf, 0.0, (1.0 / y if y != 0 else math.inf, 0.0, "div")) \
-            if y != 0 else _binary(DIV, x, as_tensor_operand(float(y), x))
-    return _binary(DIV, x, as_tensor_operand(y, x))
+    if _is_scalar(y) and y != 0:
+        return _unary(AFFINE, x, 1.0 / y, 0.0, (1.0 / y, 0.0, "div"))
+    return _binary(DIV, x, as_tensor_operand(float(y) if _is_scalar(y) else y, x))
 
 
 def rdiv(x, y):
@@ -519,7 +544,11 @@ def minimum(x, y):
 
 def _unary_fn(op):
     def fn(x):
-        return _unary(op, _as_float_operand(x, op.name))
+        try:
+            return _unary(op, x)
+        except AttributeError:
+            _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
+            raise
 
     fn.__name__ = op.name
     fn.__doc__ = f"Elementwise ``{op.name}``, differentiable in reverse and forward mode."
@@ -697,9 +726,9 @@ PERMUTE = Op("permute", K.GATHER_STRIDED, "PermuteBackward0", _gather_strided_vj
 TRANSPOSE = Op("transpose", K.GATHER_STRIDED, "TransposeBackward0", _gather_strided_vjp)
 SELECT = Op("getitem", K.GATHER_STRIDED, "SliceBackward0", _gather_strided_vjp)
 SUM = Op("sum", K.SCATTER_STRIDED, "SumBackward1", _scatter_strided_vjp)
-SUM_ALL = Op("sum_all", K.SCATTER_STRIDED, "SumBackward0", _scatter_strided_vjp)
+SUM_ALL = Op("sum_all", K.SUM_ALL, "SumBackward0", _scatter_strided_vjp)
 MEAN = Op("mean", K.SCATTER_STRIDED, "MeanBackward1", _scatter_strided_vjp)
-MEAN_ALL = Op("mean_all", K.SCATTER_STRIDED, "MeanBackward0", _scatter_strided_vjp)
+MEAN_ALL = Op("mean_all", K.SUM_ALL, "MeanBackward0", _scatter_strided_vjp)
 
 
 def _record_gather_strided(op, x, out_data, strides, base):
@@ -913,20 +942,46 @@ def _reduce_layout(xs, dims):
     return [0 if k in dims else cs[k] for k in range(len(xs))]
 
 
+_add_reduce = np.add.reduce
+
+
+def _record_sum_all(op, x, total, scale):
+    """Whole-tensor sum or mean: one SUM_ALL row, no aux (the common loss reduction)."""
+    xd = x._data
+    dt = xd.dtype
+    tape = _tape_state.current.get(dt)
+    if tape is None or tape.used + 2 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
+        tape = _tape_for(dt, 2, x)
+    off = tape.alloc(1)
+    view = tape.values[off : off + 1].reshape(())
+    view[()] = total
+    if x._tape is tape:
+        xoff = x._off
+        xrow = x._row
+    else:
+        xoff, xrow = tape.import_tensor(x, True)
+    n = xd.size
+    row = tape.nrows
+    tape.rows += tape.pack(K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
+    tape.nrows = row + 1
+    ndim = xd.ndim
+    return _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))
+
+
 def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
     xd = x._data
+    if dim is None and not keepdim and dtype is None and x._rg and _grad_state.enabled:
+        return _record_sum_all(SUM_ALL, x, _add_reduce(xd.reshape(-1)), 1.0)
     if dtype is not None:
         x = x.to(dtype)
         xd = x._data
     dims = _reduce_dims(x, dim)
-    whole = dim is None
     out_data = np.asarray(np.sum(xd, axis=dims, keepdims=keepdim))
     if xd.dtype.kind == "b":
         out_data = out_data.astype(np.int64)
     if not _recording(x):
         return wrap_array(out_data)
-    op = SUM_ALL if whole else SUM
-    return _record_scatter_strided(op, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
+    return _record_scatter_strided(SUM, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
 
 
 def mean(x, dim=None, keepdim=False, *, dtype=None):
@@ -944,9 +999,10 @@ def mean(x, dim=None, keepdim=False, *, dtype=None):
     out_data = np.asarray(np.mean(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
         return wrap_array(out_data)
-    op = MEAN_ALL if dim is None else MEAN
     scale = 1.0 / count if count else math.nan
-    return _record_scatter_strided(op, x, out_data, _reduce_layout(xd.shape, dims), 0, scale)
+    if dim is None and not keepdim:
+        return _record_sum_all(MEAN_ALL, x, out_data, scale)
+    return _record_scatter_strided(MEAN, x, out_data, _reduce_layout(xd.shape, dims), 0, scale)
 
 
 def _group_vjp(g, out, inputs, ctx):

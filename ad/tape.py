@@ -166,3 +166,10 @@ def mark_modified(t):
             if tape is not None:
                 tape.modified[off] = 1
         t._imports = None
+
+
+def retire(tape):
+    """Stop recording on ``tape`` (if it is this thread's current one); it lives on while tensors use it."""
+    tapes = _state.current
+    if tapes.get(tape.dtype) is tape:
+        del tapes[tape.dtype]

@@ -263,7 +263,10 @@ class Tensor:
             return None
         node = self._node
         if node is None:
-            node = Node(self._op.grad_fn_name, self._inputs, self._op)
+            name = self._op.grad_fn_name
+            if callable(name):
+                name = name(self._ctx)
+            node = Node(name, self._inputs, self._op)
             self._node = node
         return node
 
@@ -367,7 +370,7 @@ class Tensor:
         if self._data.dtype != np.float64 or self._data.size == 0:
             extra.append(f"dtype={self._data.dtype}")
         if self._op is not None:
-            extra.append(f"grad_fn=<{self._op.grad_fn_name}>")
+            extra.append(f"grad_fn=<{self.grad_fn.name()}>")
         elif self._rg:
             extra.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"

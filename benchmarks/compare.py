@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import time
@@ -353,8 +354,9 @@ def machine_info(backends: dict[str, W.Backend]) -> dict:
                     break
     except OSError:
         model = platform.processor() or "unknown"
-    info = {"cpu": model, "cores": W.cpu_count(), "os_cpu_count": __import__("os").cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
+    info = {"cpu": model, "cores": W.cpu_count(), "os_cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]}
     try:
         import numba
 
@@ -397,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write all results, with the samples, to PATH")
     parser.add_argument("--plot", metavar="PATH", help="also plot the per-op cost against size to PATH (PNG)")
     parser.add_argument("--budget", type=float, help="seconds of timed repetitions per workload")
+    parser.add_argument("--torch-threads", type=int, metavar="N",
+                        help="torch.set_num_threads(N) (default: the number of cores)")
     args = parser.parse_args(argv)
     settings = Settings.make(args.quick)
     if args.budget is not None:
@@ -411,14 +415,23 @@ def main(argv: list[str] | None = None) -> int:
             backends[lib] = W.load_backend(lib)
         except W.Unavailable as exc:
             log(f"{lib}: not available, skipped ({exc})")
+    if "torch" in backends and args.torch_threads:
+        backends["torch"].ns.set_num_threads(args.torch_threads)
     info = machine_info(backends)
     log(f"machine: {info['cpu']}, {info['cores']} cores (os.cpu_count {info['os_cpu_count']}), "
         f"Python {info['python']}, {info['platform']}")
     log("versions: " + ", ".join(f"{k} {info[k]}" for k in ("numpy", "numba", *backends) if k in info))
     if "torch" in backends:
-        log(f"torch.set_num_threads({W.cpu_count()}): torch.get_num_threads() = {info['torch_threads']}")
+        log(f"torch.set_num_threads({args.torch_threads or W.cpu_count()}): "
+            f"torch.get_num_threads() = {info['torch_threads']}")
     if "numba_threads" in info:
         log(f"numba threads: {info['numba_threads']}")
+    load = info["load_average"]
+    log(f"load average: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min)")
+    if load[0] > 0.5 * info["cores"]:
+        log("WARNING: the machine is busy; timings will be noisy, and multithreaded ones (torch, parallel "
+            "kernels) much slower: other runnable processes deschedule the threads that a parallel region "
+            "waits for (--torch-threads 1 is steadier on a shared machine)")
     log(f"settings: {'quick' if args.quick else 'full'}, {settings.budget:g} s of repetitions per workload, "
         f"{settings.min_reps} to {settings.max_reps} repetitions, {settings.warmup} warm-up")
 
@@ -440,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {"machine": info, "settings": vars(settings), "quick": args.quick,
                    "results": [r.to_json() for r in results], "sweep": sweep,
-                   "wall_seconds": time.perf_counter() - started}
+                   "wall_seconds": time.perf_counter() - started,
+                   "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)
         log(f"\nwrote {args.json}")

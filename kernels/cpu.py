@@ -117,6 +117,11 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
                 nx *= aux[a + 2 + k]
             for i in range(nx):
                 cot[x + i] += a0 * cot[o + strided_offset(i, aux, a, ndim)]
+        elif code == K.SUM_ALL:
+            if xrg:
+                gs = a0 * cot[o]
+                for i in range(a):
+                    cot[x + i] += gs
         elif code == K.GATHER_MAP:
             for i in range(n):
                 cot[x + aux[a + 1 + i]] += cot[o + i]

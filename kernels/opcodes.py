@@ -60,4 +60,4 @@ MATMUL = 53  # batched: aux -> (B, M, K, N); x is (B, M, K), y is (B, K, N)
 PROD = 54  # product over groups; aux as SCATTER_STRIDED (group of each x element)
 AMAX = 55  # max over groups; ties share the gradient evenly; aux as SCATTER_STRIDED
 AMIN = 56
-IMPORT = 57  # a tensor copied into this tape from a leaf or another tape; the sweep stops there
+SUM_ALL = 57  # out[0] = a0 * sum(x); the row's aux column holds the size of x (no aux entries)

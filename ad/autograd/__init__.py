@@ -90,6 +90,8 @@ def _run(outputs, seeds, targets, retain_graph, create_graph):
 
 def _leaf_result(t, g, create_graph):
     """A leaf's total cotangent after its hooks, as a Tensor."""
+    if isinstance(g, tuple):
+        g = g[1]
     g = g if isinstance(g, Tensor) else wrap_array(g)
     if t._hooks:
         g = engine.run_hooks(t, g)
@@ -141,9 +143,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
     updates = []
     if inputs is None:
-        for t, g in leaf_grads.values():
-            if t._rg:
-                updates.append((t, g))
+        if not create_graph:
+            # the hot path of a training step: leaves without hooks and without a .grad yet take the
+            # cotangent as it is (fresh memory of this backward)
+            for entry in leaf_grads.values():
+                t = entry[0]
+                if t._grad is None and t._hooks is None and t._rg:
+                    t._grad = wrap_array(entry[1])
+                elif t._rg:
+                    updates.append((t, entry[1]))
+        else:
+            for entry in leaf_grads.values():
+                if entry[0]._rg:
+                    updates.append((entry[0], entry[1]))
     else:
         for t in inputs:
             if t._op is None:
@@ -163,11 +175,15 @@ def _as_tensor(g):
 
 
 def _accumulate(t, g, create_graph):
+    """Add ``g`` into ``t.grad``. ``g`` is fresh memory of this backward (a cotangent or a hook's result)
+    unless a hook returned a tensor it also keeps; ``.grad`` only ever takes it over when it is fresh."""
     if t._grad is None:
         if create_graph:
             t._grad = g
+        elif g._rg:
+            t._grad = g.detach()
         else:
-            t._grad = wrap_array(np.array(g._data, dtype=t._data.dtype, copy=True)) if not g._rg else g.detach()
+            t._grad = g
     elif create_graph or t._grad._rg or g._rg:
         t._grad = t._grad + g
     else:
@@ -296,4 +312,5 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     return tuple(out)
 
 
+from . import functional  # noqa: E402, F401
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402

@@ -1,0 +1,667 @@
+"""``ad.autograd.functional``: ``vjp``, ``jvp``, ``jacobian``, ``hessian``, ``hvp`` and ``vhp``, as torch's.
+
+Each function takes ``func`` (tensors in, a tensor or a tuple of tensors out) and ``inputs`` (a tensor or a
+tuple of tensors) and returns torch's structures: a single tensor where ``inputs`` (or the outputs) was a
+single tensor, a tuple where it was a tuple, and for ``jacobian`` / ``hessian`` a tuple of tuples indexed
+``[output][input]`` when both are tuples. Shapes follow torch: a Jacobian block has shape
+``output.shape + input.shape``.
+
+How it works (where to start reading: ``vjp``):
+
+- ``_grad_preprocess`` makes the tensors ``func`` sees: detached copies with ``requires_grad=True``, or, under
+  ``create_graph=True`` for an input that already requires grad, a recorded view of it so that the results
+  stay differentiable with respect to the caller's tensors.
+- Everything is built from ``ad.autograd.grad`` (``_autograd_grad``). ``jvp`` and ``hvp`` use the double
+  backward trick while forward mode (``ad.autograd.forward_ad``) has not landed: with a leaf ``u`` of zeros,
+  ``g(u) = J^T u`` is linear in ``u``, and the VJP of ``g`` with cotangent ``v`` is ``J v``.
+- ``_fill_in_zeros`` turns the ``None`` of an input the outputs do not depend on into zeros, or raises under
+  ``strict=True``; ``_grad_postprocess`` detaches the results unless ``create_graph``.
+
+``strategy="forward-mode"`` (``jacobian``) and ``outer_jacobian_strategy="forward-mode"`` (``hessian``) give
+the same values as torch, computed column by column with the double backward trick, and torch's errors for
+the argument combinations torch rejects (``vectorize=False``, ``strict=True``, ``create_graph=True``).
+``vectorize=True`` computes all rows in one ``grad(..., is_grads_batched=True)`` call.
+"""
+
+import contextlib
+
+import numpy as np
+
+from .. import ops
+from ..grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
+from ..tensor import Tensor, wrap_array
+
+__all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers (torch's, same names and messages)
+
+
+def _as_tuple_nocheck(x):
+    if isinstance(x, tuple):
+        return x
+    if isinstance(x, list):
+        return tuple(x)
+    return (x,)
+
+
+def _as_tuple(inp, arg_name=None, fn_name=None):
+    """``(is_tuple, tuple_of_tensors)``; a non-tensor element raises torch's ``TypeError``."""
+    if arg_name is None and fn_name is None:
+        return _as_tuple_nocheck(inp)
+    is_inp_tuple = True
+    if not isinstance(inp, tuple):
+        inp = (inp,)
+        is_inp_tuple = False
+    for i, el in enumerate(inp):
+        if not isinstance(el, Tensor):
+            if is_inp_tuple:
+                raise TypeError(
+                    f"The {arg_name} given to {fn_name} must be either a Tensor or a tuple of Tensors but the"
+                    f" value at index {i} has type {type(el)}."
+                )
+            raise TypeError(
+                f"The {arg_name} given to {fn_name} must be either a Tensor or a tuple of Tensors but the"
+                f" given {arg_name} has type {type(el)}."
+            )
+    return is_inp_tuple, inp
+
+
+def _tuple_postprocess(res, to_unpack):
+    """Unwrap the 1-tuples that stand for a single tensor (``to_unpack``: is_tuple flags)."""
+    if isinstance(to_unpack, tuple):
+        if not to_unpack[1]:
+            res = tuple(el[0] for el in res)
+        if not to_unpack[0]:
+            res = res[0]
+    elif not to_unpack:
+        res = res[0]
+    return res
+
+
+def _grad_preprocess(inputs, create_graph, need_graph):
+    """The tensors ``func`` sees: a recorded view of an input that requires grad under ``create_graph`` (so
+    that the result stays connected to it), else a detached alias with ``requires_grad=need_graph``."""
+    res = []
+    for inp in inputs:
+        if create_graph and inp.requires_grad:
+            res.append(ops.reshape(inp, inp.shape))
+        else:
+            res.append(inp.detach().requires_grad_(need_graph))
+    return tuple(res)
+
+
+def _grad_postprocess(inputs, create_graph):
+    if isinstance(inputs[0], Tensor):
+        if not create_graph:
+            return tuple(inp.detach() for inp in inputs)
+        return inputs
+    return tuple(_grad_postprocess(inp, create_graph) for inp in inputs)
+
+
+def _size_str(shape):
+    return "torch.Size([" + ", ".join(str(s) for s in shape) + "])"
+
+
+def _validate_v(v, other, is_other_tuple):
+    if len(other) != len(v):
+        if is_other_tuple:
+            raise RuntimeError(f"v is a tuple of invalid length: should be {len(other)} but got {len(v)}.")
+        raise RuntimeError("The given v should contain a single Tensor.")
+    for idx, (el_v, el_other) in enumerate(zip(v, other)):
+        if el_v.shape != el_other.shape:
+            prepend = f"Entry {idx} in " if is_other_tuple else ""
+            raise RuntimeError(
+                f"{prepend}v has invalid size: should be {_size_str(el_other.shape)} but got "
+                f"{_size_str(el_v.shape)}."
+            )
+
+
+def _check_requires_grad(inputs, input_type, strict):
+    if not strict:
+        return
+    for i, inp in enumerate(inputs):
+        if inp is None:
+            raise RuntimeError(
+                f"The output of the user-provided function is independent of input {i}."
+                " This is not allowed in strict mode."
+            )
+        if not inp.requires_grad:
+            if input_type == "hessian":
+                raise RuntimeError(
+                    f"The hessian of the user-provided function with respect to input {i}"
+                    " is independent of the input. This is not allowed in strict mode."
+                    " You should ensure that your function is thrice differentiable and that"
+                    " the hessian depends on the inputs."
+                )
+            if input_type == "jacobian":
+                raise RuntimeError(
+                    "While computing the hessian, found that the jacobian of the user-provided"
+                    f" function with respect to input {i} is independent of the input. This is not"
+                    " allowed in strict mode. You should ensure that your function is twice"
+                    " differentiable and that the jacobian depends on the inputs (this would be"
+                    " violated by a linear function for example)."
+                )
+            if input_type == "grad_inputs":
+                raise RuntimeError(
+                    f"The gradient with respect to input {i} is independent of the inputs of the"
+                    " user-provided function. This is not allowed in strict mode."
+                )
+            raise RuntimeError(
+                f"Output {i} of the user-provided function does not require gradients."
+                " The outputs must be computed in a differentiable manner from the input"
+                " when running in strict mode."
+            )
+
+
+def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None,
+                   is_grads_batched=False):
+    """``ad.autograd.grad`` over the outputs that require grad; ``None`` for every input if none does."""
+    from . import grad
+
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    new_outputs = ()
+    new_grad_outputs = ()
+    for out, grad_out in zip(outputs, grad_outputs):
+        if out is not None and out.requires_grad:
+            new_outputs += (out,)
+            new_grad_outputs += (grad_out,)
+    if len(new_outputs) == 0:
+        return (None,) * len(inputs)
+    return grad(
+        new_outputs,
+        inputs,
+        new_grad_outputs,
+        allow_unused=True,
+        create_graph=create_graph,
+        retain_graph=retain_graph,
+        is_grads_batched=is_grads_batched,
+    )
+
+
+def _zeros_like(t):
+    return wrap_array(np.zeros(t.shape, t.dtype))
+
+
+def _fill_in_zeros(grads, refs, strict, create_graph, stage):
+    res = ()
+    for i, grads_i in enumerate(grads):
+        if grads_i is None:
+            if strict:
+                if stage == "back":
+                    raise RuntimeError(
+                        "The output of the user-provided function is independent of "
+                        f"input {i}. This is not allowed in strict mode."
+                    )
+                if stage == "back_trick":
+                    raise RuntimeError(
+                        f"The gradient with respect to the input is independent of entry {i}"
+                        " in the grad_outputs when using the double backward trick to compute"
+                        " forward mode gradients. This is not allowed in strict mode."
+                    )
+                if stage == "double_back":
+                    raise RuntimeError(
+                        "The jacobian of the user-provided function is independent of "
+                        f"input {i}. This is not allowed in strict mode."
+                    )
+                raise RuntimeError(
+                    "The hessian of the user-provided function is independent of "
+                    f"entry {i} in the grad_jacobian. This is not allowed in strict "
+                    "mode as it prevents from using the double backward trick to "
+                    "replace forward mode AD."
+                )
+            grads_i = _zeros_like(refs[i])
+        elif strict and create_graph and not grads_i.requires_grad:
+            if "double" not in stage:
+                raise RuntimeError(
+                    "The jacobian of the user-provided function is independent of "
+                    f"input {i}. This is not allowed in strict mode when create_graph=True."
+                )
+            raise RuntimeError(
+                "The hessian of the user-provided function is independent of "
+                f"input {i}. This is not allowed in strict mode when create_graph=True."
+            )
+        res += (grads_i,)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------------
+# public API
+
+
+def vjp(func, inputs, v=None, create_graph=False, strict=False):
+    """The vector-Jacobian product ``v^T J`` of ``func`` at ``inputs``.
+
+    Args:
+        func: a function of tensors returning a tensor or a tuple of tensors.
+        inputs: a tensor or a tuple of tensors, the point at which to differentiate.
+        v: the vector, shaped like ``func``'s output(s); may be omitted only when ``func`` returns a single
+            tensor with a single element (then it is ``1``).
+        create_graph: compute the outputs and the result differentiably (with respect to ``inputs`` that
+            require grad).
+        strict: raise if an output does not depend on the inputs, or if all outputs are independent of some
+            input, instead of returning zeros for it.
+
+    Returns:
+        ``(func_output, vjp)``: ``func(*inputs)`` and the product, shaped like ``inputs`` (a tensor or a
+        tuple, as ``inputs`` was); both detached unless ``create_graph``.
+
+    Raises:
+        TypeError: ``inputs``, ``v`` or the outputs are not tensors or tuples of tensors.
+        RuntimeError: ``v`` omitted for a non-scalar output; ``v`` of the wrong length or shape; a
+            ``strict`` violation.
+
+    Example:
+        >>> x = ad.tensor([0.0, 1.0])
+        >>> out, g = ad.autograd.functional.vjp(lambda x: (x * x).sum(), x)
+        >>> g
+        tensor([0., 2.])
+    """
+    with enable_grad():
+        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vjp")
+        inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
+        outputs = func(*inputs)
+        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", "vjp")
+        _check_requires_grad(outputs, "outputs", strict=strict)
+        if v is not None:
+            _, v = _as_tuple(v, "v", "vjp")
+            v = _grad_preprocess(v, create_graph=create_graph, need_graph=False)
+            _validate_v(v, outputs, is_outputs_tuple)
+        elif len(outputs) != 1 or outputs[0].numel() != 1:
+            raise RuntimeError(
+                "The vector v can only be None if the user-provided function returns a single Tensor with a "
+                "single element."
+            )
+    with set_grad_enabled(True if create_graph else is_grad_enabled()):
+        grad_res = _autograd_grad(outputs, inputs, v, create_graph=create_graph)
+        result = _fill_in_zeros(grad_res, inputs, strict, create_graph, "back")
+    outputs = _grad_postprocess(outputs, create_graph)
+    result = _grad_postprocess(result, create_graph)
+    return _tuple_postprocess(outputs, is_outputs_tuple), _tuple_postprocess(result, is_inputs_tuple)
+
+
+def jvp(func, inputs, v=None, create_graph=False, strict=False):
+    """The Jacobian-vector product ``J v`` of ``func`` at ``inputs`` (by the double backward trick).
+
+    Args:
+        func: a function of tensors returning a tensor or a tuple of tensors.
+        inputs: a tensor or a tuple of tensors.
+        v: the vector, shaped like ``inputs``; may be omitted only when ``inputs`` is a single tensor with a
+            single element.
+        create_graph: compute the outputs and the result differentiably.
+        strict: raise if the result would be zeros because an output is independent of the inputs.
+
+    Returns:
+        ``(func_output, jvp)``: ``func(*inputs)`` and the product, shaped like the output(s).
+
+    Raises:
+        TypeError: ``inputs``, ``v`` or the outputs are not tensors or tuples of tensors.
+        RuntimeError: ``v`` omitted for a non-scalar input; ``v`` of the wrong length or shape; a ``strict``
+            violation.
+
+    Example:
+        >>> x = ad.tensor([0.0, 1.0])
+        >>> out, t = ad.autograd.functional.jvp(ad.sin, x, ad.ones(2))
+        >>> t  # cos(x)
+        tensor([1.    , 0.5403])
+    """
+    with enable_grad():
+        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
+        inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
+        if v is not None:
+            _, v = _as_tuple(v, "v", "jvp")
+            v = _grad_preprocess(v, create_graph=create_graph, need_graph=False)
+            _validate_v(v, inputs, is_inputs_tuple)
+        elif len(inputs) != 1 or inputs[0].numel() != 1:
+            raise RuntimeError(
+                "The vector v can only be None if the input to the user-provided function is a single Tensor "
+                "with a single element."
+            )
+        outputs = func(*inputs)
+        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", "jvp")
+        _check_requires_grad(outputs, "outputs", strict=strict)
+        grad_outputs = tuple(_zeros_like(out).requires_grad_() for out in outputs)
+        grad_inputs = _autograd_grad(outputs, inputs, grad_outputs, create_graph=True)
+        _check_requires_grad(grad_inputs, "grad_inputs", strict=strict)
+    with enable_grad() if create_graph else contextlib.nullcontext():
+        grad_res = _autograd_grad(grad_inputs, grad_outputs, v, create_graph=create_graph)
+        result = _fill_in_zeros(grad_res, outputs, strict, create_graph, "back_trick")
+    outputs = _grad_postprocess(outputs, create_graph)
+    result = _grad_postprocess(result, create_graph)
+    return _tuple_postprocess(outputs, is_outputs_tuple), _tuple_postprocess(result, is_outputs_tuple)
+
+
+def _standard_basis(tensors, numels):
+    """One ``(sum(numels), numel_k)`` block of the identity per tensor (the rows of the batched seeds)."""
+    total = sum(numels)
+    chunks = []
+    start = 0
+    for t, n in zip(tensors, numels):
+        block = np.zeros((total, n), t.dtype)
+        block[start + np.arange(n), np.arange(n)] = 1.0
+        chunks.append(wrap_array(block))
+        start += n
+    return tuple(chunks)
+
+
+def _jacfwd(func, inputs, strict=False, vectorize=False):
+    """``strategy="forward-mode"``: the Jacobian column by column (input element by input element)."""
+    if strict:
+        raise RuntimeError(
+            "torch.autograd.functional.jacobian: `strict=True` "
+            'and `strategy="forward-mode"` are not supported together (yet). '
+            "Please either set `strict=False` or "
+            '`strategy="reverse-mode"`.'
+        )
+    is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
+    if not vectorize:
+        raise NotImplementedError(
+            "Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
+            "only implemented for `vectorize=True`."
+        )
+    with enable_grad():
+        inputs = _grad_preprocess(inputs, create_graph=False, need_graph=True)
+        outputs = func(*inputs)
+        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs")
+        u = tuple(_zeros_like(out).requires_grad_() for out in outputs)
+        grad_inputs = _autograd_grad(outputs, inputs, u, create_graph=True)
+    # columns[j][k][i]: d output i / d element k of input j (an output-shaped tensor), as the VJP of
+    # grad_inputs[j] = sum_i J_ij^T u_i with respect to u, seeded with the k-th basis vector
+    columns = []
+    for j, inp in enumerate(inputs):
+        g = grad_inputs[j]
+        cols = []
+        for k in range(inp.numel()):
+            if g is None or not g.requires_grad:
+                col = (None,) * len(u)
+            else:
+                seed = np.zeros(inp.numel(), inp.dtype)
+                seed[k] = 1.0
+                col = _autograd_grad((g,), u, (wrap_array(seed.reshape(inp.shape)),), retain_graph=True)
+            cols.append(tuple(_zeros_like(out) if c is None else c for c, out in zip(col, outputs)))
+        columns.append(cols)
+    jac = []
+    for i, out in enumerate(outputs):
+        row = []
+        for j, inp in enumerate(inputs):
+            if inp.numel():
+                data = np.stack([np.asarray(columns[j][k][i]._data) for k in range(inp.numel())], axis=-1)
+            else:
+                data = np.zeros(out.shape + (0,), out.dtype)
+            row.append(wrap_array(np.ascontiguousarray(data.reshape(out.shape + inp.shape), dtype=out.dtype)))
+        jac.append(row)
+    # lists, not tuples, where torch's forward-mode path returns lists
+    return _tuple_postprocess(jac, (is_outputs_tuple, is_inputs_tuple))
+
+
+def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, strategy="reverse-mode"):
+    """The Jacobian of ``func`` at ``inputs``.
+
+    Args:
+        func: a function of tensors returning a tensor or a tuple of tensors.
+        inputs: a tensor or a tuple of tensors.
+        create_graph: compute the Jacobian differentiably (for higher derivatives).
+        strict: raise if some output is independent of some input instead of returning zeros.
+        vectorize: compute all rows with one ``grad(..., is_grads_batched=True)`` call.
+        strategy: ``"reverse-mode"`` (default) or ``"forward-mode"`` (needs ``vectorize=True``, and neither
+            ``strict`` nor ``create_graph``, as torch).
+
+    Returns:
+        A tensor of shape ``output.shape + input.shape`` for one output and one input; a tuple over the
+        inputs (or the outputs) where one of them was a tuple; a tuple (outputs) of tuples (inputs) where
+        both were.
+
+    Raises:
+        AssertionError: an unknown ``strategy`` (as torch).
+        NotImplementedError: ``strategy="forward-mode"`` with ``create_graph=True`` or ``vectorize=False``.
+        RuntimeError: a ``strict`` violation; ``strict`` together with ``vectorize``.
+
+    Example:
+        >>> A = ad.tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> ad.autograd.functional.jacobian(lambda x: A @ x, ad.tensor([1.0, 1.0]))
+        tensor([[1., 2.],
+                [3., 4.]])
+    """
+    if strategy not in ("forward-mode", "reverse-mode"):
+        raise AssertionError(
+            'Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
+            'function has more outputs than inputs, "forward-mode" tends to be more performant. '
+            'Otherwise, prefer to use "reverse-mode".'
+        )
+    if strategy == "forward-mode":
+        if create_graph:
+            raise NotImplementedError(
+                "torch.autograd.functional.jacobian: `create_graph=True` "
+                'and `strategy="forward-mode"` are not supported together (yet). '
+                "Please either set `create_graph=False` or "
+                '`strategy="reverse-mode"`.'
+            )
+        return _jacfwd(func, inputs, strict, vectorize)
+
+    with enable_grad():
+        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
+        inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
+        outputs = func(*inputs)
+        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", "jacobian")
+        _check_requires_grad(outputs, "outputs", strict=strict)
+
+        if vectorize:
+            if strict:
+                raise RuntimeError(
+                    "torch.autograd.functional.jacobian: `strict=True` "
+                    "and `vectorized=True` are not supported together. "
+                    "Please either set `strict=False` or "
+                    "`vectorize=False`."
+                )
+            output_numels = tuple(out.numel() for out in outputs)
+            grad_outputs = _standard_basis(outputs, output_numels)
+            flat_outputs = tuple(ops.reshape(out, (-1,)) for out in outputs)
+            vj = list(_autograd_grad(flat_outputs, inputs, grad_outputs, create_graph=create_graph,
+                                     is_grads_batched=True))
+            for k, vj_el in enumerate(vj):
+                if vj_el is None:
+                    vj[k] = wrap_array(np.zeros((sum(output_numels),) + inputs[k].shape, inputs[k].dtype))
+            jacobian_output_input = []
+            for i, out in enumerate(outputs):
+                lo = sum(output_numels[:i])
+                hi = lo + output_numels[i]
+                jacobian_output_input.append(
+                    tuple(ops.reshape(vj[k][lo:hi], out.shape + inp.shape) for k, inp in enumerate(inputs))
+                )
+            jacobian_output_input = _grad_postprocess(tuple(jacobian_output_input), create_graph)
+            return _tuple_postprocess(jacobian_output_input, (is_outputs_tuple, is_inputs_tuple))
+
+        result = ()
+        for i, out in enumerate(outputs):
+            jac_i = tuple([] for _ in range(len(inputs)))
+            flat = ops.reshape(out, (-1,))
+            for j in range(out.numel()):
+                vj = _autograd_grad((flat[j],), inputs, retain_graph=True, create_graph=create_graph)
+                for el_idx, (jac_i_el, vj_el, inp_el) in enumerate(zip(jac_i, vj, inputs)):
+                    if vj_el is not None:
+                        if strict and create_graph and not vj_el.requires_grad:
+                            raise RuntimeError(
+                                "The jacobian of the user-provided function is "
+                                f"independent of input {i}. This is not allowed in "
+                                "strict mode when create_graph=True."
+                            )
+                        jac_i_el.append(vj_el)
+                    else:
+                        if strict:
+                            raise RuntimeError(
+                                f"Output {i} of the user-provided function is "
+                                f"independent of input {el_idx}. This is not allowed in "
+                                "strict mode."
+                            )
+                        jac_i_el.append(_zeros_like(inp_el))
+            result += (
+                tuple(
+                    # an output with no elements: stack raises a RuntimeError, as torch's
+                    ops.reshape(ops.stack(jac_i_el, 0), out.shape + inputs[el_idx].shape)
+                    for el_idx, jac_i_el in enumerate(jac_i)
+                ),
+            )
+        result = _grad_postprocess(result, create_graph)
+        return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
+
+
+def hessian(
+    func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"
+):
+    """The Hessian of the scalar function ``func`` at ``inputs``.
+
+    Args:
+        func: a function of tensors returning a tensor with a single element.
+        inputs: a tensor or a tuple of tensors.
+        create_graph: compute the Hessian differentiably.
+        strict: raise if the Hessian with respect to some input is independent of the inputs (e.g. ``func``
+            linear in it) instead of returning zeros.
+        vectorize: compute the rows of the outer Jacobian with one batched ``grad`` call.
+        outer_jacobian_strategy: ``"reverse-mode"`` or ``"forward-mode"`` for the outer Jacobian.
+
+    Returns:
+        A tensor of shape ``input.shape + input.shape`` for a single input; for a tuple of inputs, a tuple of
+        tuples where ``H[i][j]`` has shape ``inputs[i].shape + inputs[j].shape``.
+
+    Raises:
+        RuntimeError: ``func`` returns a tuple or a tensor with more than one element; a ``strict``
+            violation.
+
+    Example:
+        >>> x = ad.tensor([1.0, 2.0])
+        >>> ad.autograd.functional.hessian(lambda x: (x ** 3).sum(), x)
+        tensor([[ 6.,  0.],
+                [ 0., 12.]])
+    """
+    is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
+    if outer_jacobian_strategy not in ("forward-mode", "reverse-mode"):
+        raise AssertionError('Expected strategy to be either "forward-mode" or "reverse-mode".')
+
+    def ensure_single_output_function(*inp):
+        out = func(*inp)
+        is_out_tuple, t_out = _as_tuple(out, "outputs of the user-provided function", "hessian")
+        _check_requires_grad(t_out, "outputs", strict=strict)
+        if is_out_tuple or not isinstance(out, Tensor):
+            raise RuntimeError("The function given to hessian should return a single Tensor")
+        if out.numel() != 1:
+            raise RuntimeError(
+                "The Tensor returned by the function given to hessian should contain a single element"
+            )
+        return ops.squeeze(out)
+
+    def jac_func(*inp):
+        jac = jacobian(ensure_single_output_function, inp, create_graph=True)
+        _check_requires_grad(jac, "jacobian", strict=strict)
+        return jac
+
+    res = jacobian(
+        jac_func,
+        inputs,
+        create_graph=create_graph,
+        strict=strict,
+        vectorize=vectorize,
+        strategy=outer_jacobian_strategy,
+    )
+    return _tuple_postprocess(res, (is_inputs_tuple, is_inputs_tuple))
+
+
+def _scalar_func_setup(func, inputs, v, create_graph, strict, name):
+    """The shared first half of ``vhp`` / ``hvp``: preprocessed inputs and ``v``, the output, its gradient."""
+    is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", name)
+    inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
+    if v is not None:
+        _, v = _as_tuple(v, "v", name)
+        v = _grad_preprocess(v, create_graph=create_graph, need_graph=False)
+        _validate_v(v, inputs, is_inputs_tuple)
+    elif len(inputs) != 1 or inputs[0].numel() != 1:
+        raise RuntimeError(
+            "The vector v can only be None if the input to the user-provided function is a single Tensor "
+            "with a single element."
+        )
+    outputs = func(*inputs)
+    is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", name)
+    _check_requires_grad(outputs, "outputs", strict=strict)
+    if is_outputs_tuple or not isinstance(outputs[0], Tensor):
+        raise RuntimeError(f"The function given to {name} should return a single Tensor")
+    if outputs[0].numel() != 1:
+        raise RuntimeError(
+            f"The Tensor returned by the function given to {name} should contain a single element"
+        )
+    jac = _autograd_grad(outputs, inputs, create_graph=True)
+    _check_requires_grad(jac, "jacobian", strict=strict)
+    return is_inputs_tuple, is_outputs_tuple, inputs, v, outputs, jac
+
+
+def vhp(func, inputs, v=None, create_graph=False, strict=False):
+    """The vector-Hessian product ``v^T H`` of the scalar function ``func`` at ``inputs``.
+
+    Args:
+        func: a function of tensors returning a tensor with a single element.
+        inputs: a tensor or a tuple of tensors.
+        v: the vector, shaped like ``inputs``; may be omitted only for a single one-element input.
+        create_graph: compute the output and the result differentiably.
+        strict: raise if the result would be zeros because of an independence (see ``hessian``).
+
+    Returns:
+        ``(func_output, vhp)``: the output of ``func`` and the product, shaped like ``inputs``.
+
+    Raises:
+        RuntimeError: ``func`` returns a tuple or more than one element; ``v`` missing or misshapen; a
+            ``strict`` violation.
+
+    Example:
+        >>> x = ad.tensor([1.0, 2.0])
+        >>> ad.autograd.functional.vhp(lambda x: (x ** 3).sum(), x, ad.ones(2))[1]
+        tensor([ 6., 12.])
+    """
+    with enable_grad():
+        is_inputs_tuple, is_outputs_tuple, inputs, v, outputs, jac = _scalar_func_setup(
+            func, inputs, v, create_graph, strict, "vhp"
+        )
+    with set_grad_enabled(True if create_graph else is_grad_enabled()):
+        grad_res = _autograd_grad(jac, inputs, v, create_graph=create_graph)
+        result = _fill_in_zeros(grad_res, inputs, strict, create_graph, "double_back")
+    outputs = _grad_postprocess(outputs, create_graph)
+    result = _grad_postprocess(result, create_graph)
+    return _tuple_postprocess(outputs, is_outputs_tuple), _tuple_postprocess(result, is_inputs_tuple)
+
+
+def hvp(func, inputs, v=None, create_graph=False, strict=False):
+    """The Hessian-vector product ``H v`` of the scalar function ``func`` at ``inputs``.
+
+    Computed with the double backward trick (torch does the same). For twice-differentiable functions ``H`` is
+    symmetric and ``hvp`` equals ``vhp``.
+
+    Args:
+        func: a function of tensors returning a tensor with a single element.
+        inputs: a tensor or a tuple of tensors.
+        v: the vector, shaped like ``inputs``; may be omitted only for a single one-element input.
+        create_graph: compute the output and the result differentiably.
+        strict: raise if the result would be zeros because of an independence (see ``hessian``).
+
+    Returns:
+        ``(func_output, hvp)``: the output of ``func`` and the product, shaped like ``inputs``.
+
+    Raises:
+        RuntimeError: as ``vhp``.
+
+    Example:
+        >>> x = ad.tensor([1.0, 2.0])
+        >>> ad.autograd.functional.hvp(lambda x: (x ** 3).sum(), x, ad.ones(2))[1]
+        tensor([ 6., 12.])
+    """
+    with enable_grad():
+        is_inputs_tuple, is_outputs_tuple, inputs, v, outputs, jac = _scalar_func_setup(
+            func, inputs, v, create_graph, strict, "hvp"
+        )
+        grad_jac = tuple(_zeros_like(inp).requires_grad_() for inp in inputs)
+        double_back = _autograd_grad(jac, inputs, grad_jac, create_graph=True)
+        _check_requires_grad(jac, "hessian", strict=strict)
+    with set_grad_enabled(True if create_graph else is_grad_enabled()):
+        grad_res = _autograd_grad(double_back, grad_jac, v, create_graph=create_graph)
+        result = _fill_in_zeros(grad_res, inputs, strict, create_graph, "double_back_trick")
+    outputs = _grad_postprocess(outputs, create_graph)
+    result = _grad_postprocess(result, create_graph)
+    return _tuple_postprocess(outputs, is_outputs_tuple), _tuple_postprocess(result, is_inputs_tuple)

@@ -15,14 +15,18 @@ Start reading at ``_unary`` and ``_binary``: the fast paths every elementwise op
 """
 
 import builtins
+import functools
 import math
 import numbers
 
 import numpy as np
 import scipy.special
 
+from kernels import cpu as _cpu
 from kernels import opcodes as K
 
+from . import forward as _forward
+from .forward import _fw
 from .grad_mode import _grad_state
 from .tape import _state as _tape_state
 from .tape import current_tape
@@ -34,9 +38,10 @@ OPS = {}  # name -> Op; what the generic tests walk
 class Op:
     """One primitive: ``vjp(g, out, inputs, ctx) -> tuple of input cotangents`` (``None`` for no gradient)."""
 
-    __slots__ = ("name", "code", "grad_fn_name", "vjp", "partial", "np_fn", "sample", "plain")
+    __slots__ = ("name", "code", "grad_fn_name", "vjp", "jvp", "partial", "np_fn", "sample", "plain")
 
-    def __init__(self, name, code, grad_fn_name, vjp=None, partial=None, np_fn=None, sample=None):
+    def __init__(self, name, code, grad_fn_name, vjp=None, partial=None, np_fn=None, sample=None, jvp=None):
+        self.jvp = jvp
         # plain: a numpy ufunc taking (x, out) positionally, the fastest call numpy has
         self.plain = isinstance(np_fn, np.ufunc) and np_fn.nin == 1
         self.name = name
@@ -147,10 +152,105 @@ def _broadcast_shape(a, b):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# forward-mode rules of the structural ops (elementwise ops carry theirs in the Op entries above)
+
+
+def _tensors_in(args, kwargs):
+    found = []
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Tensor):
+            found.append(a)
+        elif isinstance(a, (list, tuple)):
+            found.extend(t_ for t_ in a if isinstance(t_, Tensor))
+    return found
+
+
+def forward_rule(jvp):
+    """Give a public op its forward-mode rule ``jvp(tan, out, *args, **kwargs)`` (``tan(t)``: the tangent of
+    operand ``t`` at the level being computed, or None). Costs one check when no dual level is active."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if _fw.levels:
+                tensors = _tensors_in(args, kwargs)
+                levels = _forward.visible_levels_of(*tensors)
+                if levels:
+                    return _forward.apply_dual(
+                        lambda: fn(*args, **kwargs),
+                        lambda tan, base: jvp(tan, base, *args, **kwargs),
+                        tensors,
+                        levels,
+                    )
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def linear_op(fn):
+    """Forward rule of an op that is linear in its first argument: apply the op to the tangent."""
+
+    def jvp(tan, out, x, *args, **kwargs):
+        t_ = tan(x)
+        return None if t_ is None else wrapper(t_, *args, **kwargs)
+
+    wrapper = forward_rule(jvp)(fn)
+    return wrapper
+
+
+def _tangent_or_zeros(tan, t_):
+    t2 = tan(t_)
+    return t2 if t2 is not None else zeros_like(t_)
+
+
+def _list_jvp(tan, out, tensors, *args, **kwargs):
+    return _LIST_OPS[out._op.name if out._op is not None else "cat"](
+        [_tangent_or_zeros(tan, t_) for t_ in tensors], *args, **kwargs
+    )
+
+
+def _group_jvp(code):
+    def jvp(tan, out, x, dim=None, keepdim=False, **kwargs):
+        t_ = tan(x)
+        if t_ is None:
+            return None
+        dims = _reduce_dims(x, dim)
+        ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
+        if code == K.PROD:
+            return sum(expand(ok, x.shape) * t_ / x, dims, keepdim=keepdim)
+        mask = _const(x._data == ok._data, x._data.dtype)
+        count = sum(mask, dims, keepdim=True)
+        return sum(t_ * mask / count, dims, keepdim=keepdim)
+
+    return jvp
+
+
+def _matmul_jvp(tan, out, x, y):
+    tx = tan(x) if isinstance(x, Tensor) else None
+    ty = tan(y) if isinstance(y, Tensor) else None
+    return _terms(matmul(tx, y) if tx is not None else None, matmul(x, ty) if ty is not None else None)
+
+
+def _where_jvp(tan, out, condition, x=None, y=None):
+    if x is None:
+        return None
+    tx = tan(x) if isinstance(x, Tensor) else None
+    ty = tan(y) if isinstance(y, Tensor) else None
+    zero = zeros_like(out)
+    return where(condition, tx if tx is not None else zero, ty if ty is not None else zero)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # elementwise unary ops: forward ufunc + local partial (in ad ops) + opcode
 
 
 def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
+    if x._tangents is not None and _fw.levels:
+        levels = _forward.visible_levels_of(x)
+        if levels:
+            return _dual_unary(op, x, a0, a1, ctx, levels)
     xd = x._data
     if not (x._rg and _grad_state.enabled):
         return wrap_array(_unary_np(op, xd, a0, a1))
@@ -189,6 +289,31 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
     t._off = off
     t._row = row
     return t
+
+
+def _dual_unary(op, x, a0, a1, ctx, levels):
+    """Forward mode through an elementwise unary op: ``t * d(x, out)``."""
+    if _forward.compiled_path_ok(levels, x):
+        (level,) = levels
+        with _forward.hide(levels):
+            out = _unary(op, x, a0, a1, ctx)
+        t = x._tangents[level]._data
+        shape = out._data.shape
+        res = _cpu.jvp_unary(
+            op.code, _flat(x._data, out._data.dtype), out._data.reshape(-1), _flat(t, out._data.dtype), a0, a1
+        )
+        _forward.set_tangent(out, level, wrap_array(res.reshape(shape)))
+        return out
+    return _forward.apply_dual(
+        lambda: _unary(op, x, a0, a1, ctx),
+        lambda tan, base: tan(x) * op.partial(x, base, a0, a1),
+        (x,),
+        levels,
+    )
+
+
+def _flat(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
 
 
 def _unary_np(op, xd, a0, a1, out=None):
@@ -350,55 +475,90 @@ def _binary_vjp(g, out, inputs, ctx):
     return out._op.partial(g, x, y, out)
 
 
-def _binary_op(name, code, np_fn, vjp_fn, grad_fn_name, sample=(-2.0, 2.0)):
-    op = Op(name, code, grad_fn_name, _binary_vjp, vjp_fn, np_fn, sample)
-    return op
+def _binary_op(name, code, np_fn, vjp_fn, grad_fn_name, jvp, sample=(-2.0, 2.0)):
+    """Declare a binary elementwise op: forward ufunc, ``vjp_fn(g, x, y, out)``, ``jvp(tx, ty, x, y, out)``."""
+    return Op(name, code, grad_fn_name, _binary_vjp, vjp_fn, np_fn, sample, jvp)
 
 
 def _pow_vjp(g, x, y, out):
-    gx = gy = None
-    if x._rg:
-        ymask = _const(y._data == 0, y._data.dtype)
-        gx = g * y * (x ** (y - 1.0)) * (1.0 - ymask)
-    if y._rg:
-        zero_ok = _const((x._data == 0) & (y._data >= 0), x._data.dtype)
-        safe_log = log(where(zero_ok._data.astype(bool), ones_like(x), x))
-        gy = g * out * safe_log * (1.0 - zero_ok)
-    return gx, gy
+    dx, dy = _pow_partials(x, y, out, x._rg, y._rg)
+    return (g * dx if dx is not None else None, g * dy if dy is not None else None)
+
+
+def _max_min_partials(sign, x, y, dtype):
+    xd, yd = x._data, y._data
+    wins = (xd > yd) if sign > 0 else (xd < yd)
+    loses = (xd < yd) if sign > 0 else (xd > yd)
+    tie = xd == yd
+    dx = np.where(wins, 1.0, np.where(tie, 0.5, np.where(loses, 0.0, 1.0)))
+    dy = np.where(loses, 1.0, np.where(tie, 0.5, np.where(wins, 0.0, 1.0)))
+    return _const(dx, dtype), _const(dy, dtype)
 
 
 def _max_min_vjp(sign):
     def vjp(g, x, y, out):
-        xd, yd = x._data, y._data
-        wins = (xd > yd) if sign > 0 else (xd < yd)
-        loses = (xd < yd) if sign > 0 else (xd > yd)
-        tie = xd == yd
-        dx = np.where(wins, 1.0, np.where(tie, 0.5, np.where(loses, 0.0, 1.0)))
-        dy = np.where(loses, 1.0, np.where(tie, 0.5, np.where(wins, 0.0, 1.0)))
-        return (g * _const(dx, g.dtype) if x._rg else None, g * _const(dy, g.dtype) if y._rg else None)
+        dx, dy = _max_min_partials(sign, x, y, g.dtype)
+        return (g * dx if x._rg else None, g * dy if y._rg else None)
 
     return vjp
 
 
-ADD = _binary_op("add", K.ADD, np.add, lambda g, x, y, out: (g, g), "AddBackward0")
-SUB = _binary_op("sub", K.SUB, np.subtract, lambda g, x, y, out: (g, -g), "SubBackward0")
-MUL = _binary_op("mul", K.MUL, np.multiply, lambda g, x, y, out: (g * y if x._rg else None, g * x if y._rg else None),
-                 "MulBackward0")
+def _max_min_jvp(sign):
+    def jvp(tx, ty, x, y, out):
+        dx, dy = _max_min_partials(sign, x, y, out.dtype)
+        return _terms(tx * dx if tx is not None else None, ty * dy if ty is not None else None)
+
+    return jvp
+
+
+def _pow_jvp(tx, ty, x, y, out):
+    gx, gy = _pow_partials(x, y, out, tx is not None, ty is not None)
+    return _terms(tx * gx if tx is not None else None, ty * gy if ty is not None else None)
+
+
+def _pow_partials(x, y, out, want_x, want_y):
+    dx = dy = None
+    if want_x:
+        ymask = _const(y._data == 0, y._data.dtype)
+        dx = y * (x ** (y - 1.0)) * (1.0 - ymask)
+    if want_y:
+        zero_ok = _const((x._data == 0) & (y._data >= 0), x._data.dtype)
+        safe_log = log(where(zero_ok._data.astype(bool), ones_like(x), x))
+        dy = out * safe_log * (1.0 - zero_ok)
+    return dx, dy
+
+
+ADD = _binary_op(
+    "add", K.ADD, np.add, lambda g, x, y, out: (g, g), "AddBackward0",
+    lambda tx, ty, x, y, out: _terms(tx, ty),
+)
+SUB = _binary_op(
+    "sub", K.SUB, np.subtract, lambda g, x, y, out: (g, -g), "SubBackward0",
+    lambda tx, ty, x, y, out: _terms(tx, -ty if ty is not None else None),
+)
+MUL = _binary_op(
+    "mul", K.MUL, np.multiply, lambda g, x, y, out: (g * y if x._rg else None, g * x if y._rg else None),
+    "MulBackward0",
+    lambda tx, ty, x, y, out: _terms(tx * y if tx is not None else None, x * ty if ty is not None else None),
+)
 DIV = _binary_op(
-    "div",
-    K.DIV,
-    np.divide,
+    "div", K.DIV, np.divide,
     lambda g, x, y, out: (g / y if x._rg else None, -g * x / (y * y) if y._rg else None),
     "DivBackward0",
+    lambda tx, ty, x, y, out: _terms(tx / y if tx is not None else None, -ty * out / y if ty is not None else None),
     sample=(0.5, 2.0),
 )
-POW = _binary_op("pow", K.POW, np.power, _pow_vjp, "PowBackward1", sample=(0.3, 2.0))
-MAXIMUM = _binary_op("maximum", K.MAXIMUM, np.maximum, _max_min_vjp(+1), "MaximumBackward0")
-MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "MinimumBackward0")
+POW = _binary_op("pow", K.POW, np.power, _pow_vjp, "PowBackward1", _pow_jvp, sample=(0.3, 2.0))
+MAXIMUM = _binary_op("maximum", K.MAXIMUM, np.maximum, _max_min_vjp(+1), "MaximumBackward0", _max_min_jvp(+1))
+MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "MinimumBackward0", _max_min_jvp(-1))
 
 
 def _binary(op, x, y):
     """Elementwise ``op(x, y)`` for tensors (scalars are turned into ``affine`` rows by the callers)."""
+    if (x._tangents is not None or y._tangents is not None) and _fw.levels:
+        levels = _forward.visible_levels_of(x, y)
+        if levels:
+            return _dual_binary(op, x, y, levels)
     xd = x._data
     yd = y._data
     if not (_grad_state.enabled and (x._rg or y._rg)):
@@ -455,6 +615,47 @@ def _binary(op, x, y):
     t._off = off
     t._row = row
     return t
+
+
+def _dual_binary(op, x, y, levels):
+    """Forward mode through an elementwise binary op: ``tx * dx + ty * dy``."""
+    xd = x._data
+    yd = y._data
+    if xd.shape == yd.shape and xd.dtype is yd.dtype and _forward.compiled_path_ok(levels, x, y):
+        (level,) = levels
+        with _forward.hide(levels):
+            out = _binary(op, x, y)
+        od = out._data
+        tx = _forward.tangent_of(x, level)
+        ty = _forward.tangent_of(y, level)
+        flat_out = od.reshape(-1)
+        res = _cpu.jvp_binary(
+            op.code,
+            _flat(xd, od.dtype),
+            _flat(yd, od.dtype),
+            flat_out,
+            _flat(tx._data, od.dtype) if tx is not None else flat_out,
+            _flat(ty._data, od.dtype) if ty is not None else flat_out,
+            tx is not None,
+            ty is not None,
+        )
+        _forward.set_tangent(out, level, wrap_array(res.reshape(od.shape)))
+        return out
+    return _forward.apply_dual(
+        lambda: _binary(op, x, y),
+        lambda tan, base: op.jvp(tan(x), tan(y), x, y, base),
+        (x, y),
+        levels,
+    )
+
+
+def _terms(*terms):
+    """Sum of the non-None terms (None if all are)."""
+    total = None
+    for t_ in terms:
+        if t_ is not None:
+            total = t_ if total is None else total + t_
+    return total
 
 
 def _is_scalar(v):
@@ -601,6 +802,7 @@ def clone(x):
     return _unary(COPY, x, 0.0, 0.0, (0.0, 0.0, None))
 
 
+@linear_op
 def cast(x, dtype):
     """Differentiable dtype conversion (the cotangent is cast back)."""
     dtype = np.dtype(dtype)
@@ -638,6 +840,7 @@ def _where_vjp(g, out, inputs, ctx):
 WHERE = Op("where", K.WHERE, "WhereBackward0", _where_vjp)
 
 
+@forward_rule(_where_jvp)
 def where(condition, x=None, y=None):
     """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
@@ -745,6 +948,7 @@ def _record_gather_strided(op, x, out_data, strides, base):
     return _result(view, tape, off, row, op, (x,), (x.shape, tuple(strides), base))
 
 
+@linear_op
 def gather_strided(x, shape, strides, base):
     """``out[i] = x.flat[base + sum_k i_k * stride_k]`` for ``i`` over ``shape``."""
     shape = tuple(shape)
@@ -769,6 +973,7 @@ def _record_scatter_strided(op, x, out_data, strides, base, scale, ctx=None):
     return _result(view, tape, off, row, op, (x,), ctx if ctx is not None else (shape, tuple(strides), base, scale))
 
 
+@linear_op
 def scatter_strided(x, shape, strides, base, scale=1.0):
     """``out = zeros(shape); out.flat[base + sum_k i_k * stride_k] += scale * x[i]`` for ``i`` over x."""
     shape = tuple(shape)
@@ -782,6 +987,7 @@ def scatter_strided(x, shape, strides, base, scale=1.0):
     return _record_scatter_strided(SCATTER_STRIDED, x, out_data, list(strides), base, scale)
 
 
+@linear_op
 def expand(x, *sizes):
     """Broadcast ``x`` to ``sizes`` (``-1`` keeps a dimension); differentiable (the adjoint sums)."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
@@ -815,6 +1021,7 @@ def broadcast_to(x, shape):
     return expand(x, tuple(shape))
 
 
+@linear_op
 def permute(x, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
@@ -834,6 +1041,7 @@ def permute(x, *dims):
     return _record_gather_strided(PERMUTE, x, out_data, strides, base)
 
 
+@linear_op
 def transpose(x, dim0, dim1):
     nd = x._data.ndim
     if nd == 0:
@@ -867,6 +1075,7 @@ def _reshape_vjp(g, out, inputs, ctx):
 RESHAPE = Op("reshape", K.COPY, "ViewBackward0", _reshape_vjp)
 
 
+@linear_op
 def reshape(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -968,6 +1177,7 @@ def _record_sum_all(op, x, total, scale):
     return _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))
 
 
+@linear_op
 def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
     xd = x._data
     if dim is None and not keepdim and dtype is None and x._rg and _grad_state.enabled:
@@ -984,6 +1194,7 @@ def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
     return _record_scatter_strided(SUM, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
 
 
+@linear_op
 def mean(x, dim=None, keepdim=False, *, dtype=None):
     xd = x._data
     if dtype is not None:
@@ -1049,16 +1260,19 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
     return _result(view, tape, off, row, op, (x,), (dims, keepdim, op.code))
 
 
+@forward_rule(_group_jvp(K.PROD))
 def prod(x, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
     return _group_reduce(PROD, np.prod, x, dim, keepdim)
 
 
+@forward_rule(_group_jvp(K.AMAX))
 def amax(x, dim=None, keepdim=False):
     return _group_reduce(AMAX, np.max, x, () if dim is None else dim, keepdim)
 
 
+@forward_rule(_group_jvp(K.AMIN))
 def amin(x, dim=None, keepdim=False):
     return _group_reduce(AMIN, np.min, x, () if dim is None else dim, keepdim)
 
@@ -1084,6 +1298,7 @@ MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
 MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
 
 
+@linear_op
 def gather_map(x, shape, index_map, op=GATHER_MAP):
     """``out[i] = x.flat[index_map[i]]`` with ``out`` of ``shape``."""
     shape = tuple(shape)
@@ -1105,6 +1320,7 @@ def gather_map(x, shape, index_map, op=GATHER_MAP):
     return _result(view, tape, off, row, op, (x,), (x.shape, index_map))
 
 
+@linear_op
 def scatter_map(x, shape, index_map):
     """``out = zeros(shape); out.flat[index_map[i]] += x.flat[i]`` (repeated indices accumulate)."""
     shape = tuple(shape)
@@ -1149,6 +1365,7 @@ def _index_key(key):
     return tuple(out), advanced
 
 
+@linear_op
 def getitem(x, key):
     nkey, advanced = _index_key(key)
     xd = x._data
@@ -1293,6 +1510,7 @@ def _check_tensor_list(tensors, what):
             raise TypeError(f"{what}(): expected Tensor as element in argument 0, but got {type(t_).__name__}")
 
 
+@forward_rule(_list_jvp)
 def cat(tensors, dim=0):
     _check_tensor_list(tensors, "cat")
     tensors = list(tensors)
@@ -1317,6 +1535,7 @@ def cat(tensors, dim=0):
     return _record_pieces(CAT, tensors, out_data, layouts)
 
 
+@forward_rule(_list_jvp)
 def stack(tensors, dim=0):
     _check_tensor_list(tensors, "stack")
     tensors = list(tensors)
@@ -1412,6 +1631,7 @@ def _matmul_vjp(g, out, inputs, ctx):
 MATMUL = Op("matmul", K.MATMUL, "MmBackward0", _matmul_vjp)
 
 
+@forward_rule(_matmul_jvp)
 def matmul(x, y):
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         x = as_tensor_operand(x)
@@ -1512,3 +1732,6 @@ def zeros_like(x, *, dtype=None, requires_grad=False):
 
 def ones_like(x, *, dtype=None, requires_grad=False):
     return wrap_array(np.ones(x.shape, dtype=dtype or x.dtype), requires_grad)
+
+
+_LIST_OPS = {"cat": cat, "stack": stack}

@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", metavar="PATH", help="also plot the per-op cost against size to PATH (PNG)")
     parser.add_argument("--budget", type=float, help="seconds of timed repetitions per workload")
     parser.add_argument("--torch-threads", type=int, metavar="N",
-                        help="torch.set_num_threads(N) (default: the number of cores)")
+                        help="torch.set_num_threads(N) (default: $AD_BENCH_TORCH_THREADS, else the cores)")
     args = parser.parse_args(argv)
     settings = Settings.make(args.quick)
     if args.budget is not None:
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {info['python']}, {info['platform']}")
     log("versions: " + ", ".join(f"{k} {info[k]}" for k in ("numpy", "numba", *backends) if k in info))
     if "torch" in backends:
-        log(f"torch.set_num_threads({args.torch_threads or W.cpu_count()}): "
+        log(f"torch threads: set with torch.set_num_threads ({W.cpu_count()} cores); "
             f"torch.get_num_threads() = {info['torch_threads']}")
     if "numba_threads" in info:
         log(f"numba threads: {info['numba_threads']}")

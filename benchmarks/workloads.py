@@ -162,7 +162,11 @@ def _import_ad():
 
 
 def load_backend(name: str) -> Backend:
-    """The backend of library `name` ("ad", "torch" or "jax"); `Unavailable` if it cannot be imported."""
+    """The backend of library `name` ("ad", "torch" or "jax"); `Unavailable` if it cannot be imported.
+
+    torch runs on as many threads as there are cores (`torch.set_num_threads`), or on the number in the
+    environment variable AD_BENCH_TORCH_THREADS.
+    """
     if name in _BACKENDS:
         return _BACKENDS[name]
     try:
@@ -171,7 +175,7 @@ def load_backend(name: str) -> Backend:
         elif name == "torch":
             import torch
 
-            torch.set_num_threads(cpu_count())
+            torch.set_num_threads(int(os.environ.get("AD_BENCH_TORCH_THREADS", 0)) or cpu_count())
             backend = Backend("torch", torch)
         elif name == "jax":
             backend = JaxBackend()

@@ -202,3 +202,29 @@ def _group_backward(code, vals, cot, aux, a, o, x, nout):
             j = strided_offset(i, aux, a, ndim)
             if vals[x + i] == vals[o + j]:
                 cot[x + i] += cot[o + j] / count[j]
+
+
+# --- forward mode: tangents of elementwise ops from the same partials (one active dual level) -------------
+
+
+@njit(cache=True, nogil=True)
+def jvp_unary(code, x, out, t, a0, a1):
+    """Tangent of an elementwise unary op: ``t * d(x, out)`` (flat, C-contiguous arrays)."""
+    res = np.empty_like(out)
+    for i in range(out.shape[0]):
+        res[i] = t[i] * unary_partial(code, x[i], out[i], a0, a1)
+    return res
+
+
+@njit(cache=True, nogil=True)
+def jvp_binary(code, x, y, out, tx, ty, has_tx, has_ty):
+    """Tangent of a same-shape elementwise binary op: ``tx * dx + ty * dy``."""
+    res = np.zeros_like(out)
+    for i in range(out.shape[0]):
+        acc = 0.0
+        if has_tx:
+            acc += tx[i] * binary_partial_x(code, x[i], y[i], out[i])
+        if has_ty:
+            acc += ty[i] * binary_partial_y(code, x[i], y[i], out[i])
+        res[i] = acc
+    return res

@@ -1,0 +1,168 @@
+"""``ad.autograd.forward_ad``: forward-mode AD with nested dual levels (torch's API, nesting included).
+
+Example (a Jacobian-vector product, then a second derivative by nesting):
+    >>> import ad.autograd.forward_ad as fwAD
+    >>> with fwAD.dual_level():
+    ...     x = fwAD.make_dual(ad.tensor([0.5]), ad.tensor([1.0]))
+    ...     fwAD.unpack_dual(x.sin()).tangent          # cos(0.5)
+    >>> with fwAD.dual_level() as outer, fwAD.dual_level() as inner:
+    ...     x = fwAD.make_dual(fwAD.make_dual(ad.tensor(0.5), ad.tensor(1.0), level=outer),
+    ...                        ad.tensor(1.0), level=inner)
+    ...     d1 = fwAD.unpack_dual(x.sin(), level=inner).tangent   # cos(x), dual at `outer`
+    ...     fwAD.unpack_dual(d1, level=outer).tangent              # -sin(0.5)
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .. import forward, ops
+from ..forward import _fw
+from ..grad_mode import _grad_state
+from ..tensor import Tensor, wrap_array
+
+__all__ = ["dual_level", "enter_dual_level", "exit_dual_level", "make_dual", "unpack_dual", "UnpackedDualTensor"]
+
+UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
+
+
+def enter_dual_level():
+    """Enter a new (nested) dual level and return it; levels are numbered 0, 1, 2, ... from the outermost."""
+    level = len(_fw.levels)
+    _fw.levels.append(level)
+    return level
+
+
+def exit_dual_level(*, level=None):
+    """Exit the innermost dual level (``level`` must name it, if given) and clear its tangents."""
+    if not _fw.levels:
+        raise RuntimeError("Trying to exit a forward AD level but no level is currently active.")
+    innermost = _fw.levels[-1]
+    if level is None:
+        level = innermost
+    if not isinstance(level, int) or level < 0:
+        raise RuntimeError("Dual level must be a positive number.")
+    if level != innermost:
+        raise RuntimeError(
+            "Trying to exit a forward AD level that was not the last one that was created. This is not "
+            f"supported. The innermost level is {innermost}, got level={level}."
+        )
+    forward.exit_level(level)
+    _fw.levels.pop()
+
+
+class dual_level:
+    """Context manager: ``with dual_level() as level:`` enters a level and exits it at the end."""
+
+    def __enter__(self):
+        self.level = enter_dual_level()
+        return self.level
+
+    def __exit__(self, *exc):
+        exit_dual_level(level=self.level)
+        return False
+
+
+def _check_level(level, what):
+    if not _fw.levels:
+        raise RuntimeError(
+            "Trying to create a dual Tensor for forward AD but no level exists, make sure to enter_dual_level() "
+            "first."
+        )
+    if level is None:
+        return _fw.levels[-1]
+    if level not in _fw.levels:
+        raise RuntimeError(f"Invalid level given to {what}: level {level} is not an active dual level")
+    return level
+
+
+def make_dual(tensor, tangent, *, level=None):
+    """A tensor with ``tensor``'s value and ``tangent`` as its tangent at ``level`` (default: innermost).
+
+    Differentiable in reverse mode with respect to ``tensor``. Raises ValueError for a non-floating primal,
+    RuntimeError for a tangent of another shape or dtype, or outside any dual level.
+    """
+    if not isinstance(tensor, Tensor) or not isinstance(tangent, Tensor):
+        raise TypeError("make_dual expects Tensors for both tensor and tangent")
+    level = _check_level(level, "_make_dual")
+    if tensor.dtype.kind != "f":
+        raise ValueError(f"Expected primal to be floating point or complex, but got: {tensor.dtype}")
+    if tangent.shape != tensor.shape:
+        raise RuntimeError(
+            "Trying to set a forward gradient that has a different size than that of the original Tensor, this "
+            f"is not supported. Tensor is of size {list(tensor.shape)} while the given forward gradient is of "
+            f"size {list(tangent.shape)}."
+        )
+    if tangent.dtype != tensor.dtype:
+        raise RuntimeError(
+            f"Expected tangent to have the same dtype as the primal: the primal is {tensor.dtype}, the tangent "
+            f"is {tangent.dtype}"
+        )
+    if _grad_state.enabled and tensor._rg:
+        out = ops.clone(tensor)  # differentiable in reverse mode: an identity on the tape
+        out._tangents = None
+    else:
+        out = wrap_array(tensor._data)
+    if tensor._tangents:
+        for lvl, t in tensor._tangents.items():
+            if lvl != level:
+                forward.set_tangent(out, lvl, t)
+    forward.set_tangent(out, level, tangent)
+    return out
+
+
+def unpack_dual(tensor, *, level=None):
+    """``(primal, tangent)`` of ``tensor`` at ``level`` (default: innermost); tangent is None if it has none.
+
+    The primal is a view of the value (reverse-mode history kept), without the tangent of that level.
+    """
+    if not _fw.levels:
+        return UnpackedDualTensor(tensor, None)
+    if level is None:
+        level = _fw.levels[-1]
+    elif level not in _fw.levels:
+        return UnpackedDualTensor(tensor, None)
+    tangent = forward.tangent_of(tensor, level)
+    if tangent is None:
+        return UnpackedDualTensor(tensor, None)
+    primal = _strip(tensor, level)
+    return UnpackedDualTensor(primal, tangent)
+
+
+def _strip(tensor, level):
+    """``tensor`` without its tangent at ``level``: a new object sharing data and reverse-mode history."""
+    primal = Tensor.__new__(Tensor)
+    primal.__dict__.update(tensor.__dict__)
+    primal._node = None
+    primal._hooks = None
+    primal._retains_grad = False
+    rest = {lvl: t for lvl, t in tensor._tangents.items() if lvl != level}
+    primal._tangents = None
+    for lvl, t in rest.items():
+        forward.set_tangent(primal, lvl, t)
+    return primal
+
+
+def jacobian_by_jvp(func, inputs, diff_idx):
+    """``jac[i][j]`` (numel of input j, numel of output i) by one JVP per input element (for gradcheck)."""
+    from ..autograd.gradcheck import _outputs
+
+    outs = _outputs(func, inputs)
+    jac = [[None] * len(inputs) for _ in outs]
+    for j in diff_idx:
+        x = inputs[j]
+        cols = [np.zeros((x._data.size, o._data.size)) for o in outs]
+        for e in range(x._data.size):
+            seed = np.zeros(x._data.size, x.dtype)
+            seed[e] = 1.0
+            with dual_level():
+                dual_inputs = list(inputs)
+                dual_inputs[j] = make_dual(x.detach(), wrap_array(seed.reshape(x.shape)))
+                res = _outputs(func, tuple(dual_inputs))
+                for i, o in enumerate(res):
+                    tan = unpack_dual(o).tangent
+                    if tan is not None:
+                        cols[i][e] = np.asarray(tan._data, np.float64).reshape(-1)
+        for i in range(len(outs)):
+            jac[i][j] = cols[i]
+    return jac

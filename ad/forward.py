@@ -1,0 +1,133 @@
+"""Forward mode: dual levels and tangent propagation.
+
+Data structures:
+
+- ``Tensor._tangents``: ``{level: Tensor}``, the tangent of the tensor at each active dual level (None when it
+  has none, so a tensor without a tangent costs one attribute check per op). A tangent is an ``ad`` Tensor:
+  it may itself carry tangents of other levels and take part in reverse-mode graphs.
+- ``_FwState`` (thread-local): the stack of active levels, the levels hidden while a rule computes the
+  tangent of one level, and per level the weak references to every tensor given a tangent there, so that
+  ``exit_dual_level`` clears them in O(number of tensors that carry one).
+
+Propagation (``apply_dual``): an op whose operands carry tangents first runs its primal with those levels
+hidden, then, for each level ``k`` with a tangent, runs its JVP rule (``ad`` ops) with ``k`` hidden and the
+other levels visible. Nested levels therefore interact exactly: the level-``k`` tangent is computed from
+operands that are dual at the other levels, so forward over forward gives mixed and higher derivatives. With
+one level and nothing to record for reverse mode, elementwise ops take the compiled path
+(``kernels.cpu.jvp_unary`` / ``jvp_binary``, the same per-element partials as the reverse sweep).
+"""
+
+import threading
+import weakref
+
+import numpy as np
+
+from . import grad_mode
+from .tensor import Tensor, wrap_array
+
+
+class _FwState(threading.local):
+    def __init__(self):
+        self.levels = []  # active levels, innermost last
+        self.hidden = frozenset()
+        self.registry = {}  # level -> [weakref to tensors holding a tangent at that level]
+
+
+_fw = _FwState()
+
+
+def active_levels():
+    return _fw.levels
+
+
+def visible_levels_of(*tensors):
+    """Levels (visible now) at which any of ``tensors`` carries a tangent, outermost first."""
+    hidden = _fw.hidden
+    found = []
+    for lvl in _fw.levels:
+        if lvl in hidden:
+            continue
+        for t in tensors:
+            tans = t._tangents if isinstance(t, Tensor) else None
+            if tans is not None and lvl in tans:
+                found.append(lvl)
+                break
+    return found
+
+
+def tangent_of(t, level):
+    if not isinstance(t, Tensor) or t._tangents is None:
+        return None
+    return t._tangents.get(level)
+
+
+def set_tangent(t, level, tangent):
+    if t._tangents is None:
+        t._tangents = {}
+    t._tangents[level] = tangent
+    _fw.registry.setdefault(level, []).append(weakref.ref(t))
+
+
+class hide:
+    """Context manager: treat ``levels`` as inactive (their tangents are ignored by ops inside)."""
+
+    __slots__ = ("levels", "prev")
+
+    def __init__(self, levels):
+        self.levels = levels
+
+    def __enter__(self):
+        self.prev = _fw.hidden
+        _fw.hidden = self.prev | frozenset(self.levels)
+
+    def __exit__(self, *exc):
+        _fw.hidden = self.prev
+        return False
+
+
+def apply_dual(primal_fn, jvp_fn, tensors, levels):
+    """Run ``primal_fn()`` and give its output the tangent ``jvp_fn(tan, base)`` at each of ``levels``.
+
+    ``tan(t)`` returns operand ``t``'s tangent at the level being computed (or None); ``base`` is the
+    output with the tangents of the other levels, so that rules see exactly dual operands.
+    """
+    with hide(levels):
+        out = primal_fn()
+    for k in levels:
+        with hide((k,)):
+            if len(levels) == 1:
+                base = out
+            else:
+                base = apply_dual(primal_fn, jvp_fn, tensors, [lvl for lvl in levels if lvl != k])
+            tk = jvp_fn(lambda t, _k=k: tangent_of(t, _k), base)
+        if tk is None:
+            continue
+        if not isinstance(tk, Tensor):
+            tk = wrap_array(np.broadcast_to(np.asarray(tk, out.dtype), out.shape).copy())
+        set_tangent(out, k, tk)
+    return out
+
+
+def compiled_path_ok(levels, *operands):
+    """True when the compiled elementwise JVP may be used: one level, nothing to record for reverse mode,
+    and tangents that are not themselves dual."""
+    if len(levels) != 1:
+        return False
+    lvl = levels[0]
+    recording = grad_mode._grad_state.enabled
+    for t in operands:
+        if recording and t._rg:
+            return False
+        tan = tangent_of(t, lvl)
+        if tan is not None and (tan._tangents is not None or (recording and tan._rg)):
+            return False
+    return True
+
+
+def exit_level(level):
+    for ref in _fw.registry.pop(level, ()):
+        t = ref()
+        if t is not None and t._tangents is not None:
+            t._tangents.pop(level, None)
+            if not t._tangents:
+                t._tangents = None

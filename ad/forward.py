@@ -104,6 +104,11 @@ def apply_dual(primal_fn, jvp_fn, tensors, levels):
             continue
         if not isinstance(tk, Tensor):
             tk = wrap_array(np.broadcast_to(np.asarray(tk, out.dtype), out.shape).copy())
+        elif tk.shape != out.shape:  # a rule on one operand of a broadcasting op
+            from .ops import expand
+
+            with hide((k,)):
+                tk = expand(tk, out.shape)
         set_tangent(out, k, tk)
     return out
 

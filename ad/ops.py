@@ -205,10 +205,13 @@ def _tangent_or_zeros(tan, t_):
     return t2 if t2 is not None else zeros_like(t_)
 
 
-def _list_jvp(tan, out, tensors, *args, **kwargs):
-    return _LIST_OPS[out._op.name if out._op is not None else "cat"](
-        [_tangent_or_zeros(tan, t_) for t_ in tensors], *args, **kwargs
-    )
+def _list_jvp(name):
+    """Forward rule of ``cat`` / ``stack``: the same op over the operands' tangents (zeros where none)."""
+
+    def jvp(tan, out, tensors, *args, **kwargs):
+        return _LIST_OPS[name]([_tangent_or_zeros(tan, t_) for t_ in tensors], *args, **kwargs)
+
+    return jvp
 
 
 def _group_jvp(code):
@@ -1510,7 +1513,7 @@ def _check_tensor_list(tensors, what):
             raise TypeError(f"{what}(): expected Tensor as element in argument 0, but got {type(t_).__name__}")
 
 
-@forward_rule(_list_jvp)
+@forward_rule(_list_jvp("cat"))
 def cat(tensors, dim=0):
     _check_tensor_list(tensors, "cat")
     tensors = list(tensors)
@@ -1535,7 +1538,7 @@ def cat(tensors, dim=0):
     return _record_pieces(CAT, tensors, out_data, layouts)
 
 
-@forward_rule(_list_jvp)
+@forward_rule(_list_jvp("stack"))
 def stack(tensors, dim=0):
     _check_tensor_list(tensors, "stack")
     tensors = list(tensors)

@@ -166,3 +166,31 @@ def test_float32_end_to_end(name):
     for g32, g64 in zip(grads32, grads64):
         assert g32.dtype == ad.float32
         np.testing.assert_allclose(g32.numpy(), g64.numpy(), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_forward_matches_finite_differences(name):
+    fn, shapes, tol = _case(name)
+    xs = _inputs(name, shapes, seed=4)
+    assert ad.autograd.gradcheck(fn, tuple(xs), check_forward_ad=True, check_backward_ad=False, **tol)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_forward_and_reverse_agree(name):
+    """u . (J v) from one JVP equals (J^T u) . v from one VJP."""
+    import ad.autograd.forward_ad as fwAD
+
+    fn, shapes, tol = _case(name)
+    xs = _inputs(name, shapes, seed=5)
+    rng = np.random.default_rng(6)
+    vs = [rng.standard_normal(x.shape) for x in xs]
+    out = fn(*xs)
+    u = rng.standard_normal(out.shape)
+    vjps = ad.autograd.grad(out, xs, ad.tensor(u))
+    reverse = sum(float(np.sum(g.numpy() * v)) for g, v in zip(vjps, vs))
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(x.detach(), ad.tensor(v)) for x, v in zip(xs, vs)]
+        jv = fwAD.unpack_dual(fn(*duals)).tangent
+    forward = float(np.sum(jv.numpy() * u))
+    exact = tol["eps"] == 1e-6  # cases with float32 rounding inside carry looser tolerances
+    np.testing.assert_allclose(forward, reverse, rtol=1e-10 if exact else tol["rtol"], atol=1e-10)

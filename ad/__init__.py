@@ -6,7 +6,20 @@ Where to start reading: ``tensor.py`` (the Tensor), ``tape.py`` (the struct-of-a
 """
 
 from . import autograd, nn
-from .composites import argmax, argmin, is_tensor, log_softmax, logsumexp, norm, outer, reciprocal, sign, softmax, std, var
+from .composites import (
+    argmax,
+    argmin,
+    is_tensor,
+    log_softmax,
+    logsumexp,
+    norm,
+    outer,
+    reciprocal,
+    sign,
+    softmax,
+    std,
+    var,
+)
 from .creation import (
     arange,
     as_tensor,

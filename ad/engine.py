@@ -19,6 +19,7 @@ import heapq
 
 import numpy as np
 
+from kernels import opcodes as K
 from kernels.cpu import FREED, SAVES, reverse_sweep
 
 from . import grad_mode
@@ -36,7 +37,7 @@ FREED_MESSAGE = (
 class _TapeSweep:
     """Per-tape state of one backward call."""
 
-    __slots__ = ("tape", "cot", "live", "visited", "start", "lowest")
+    __slots__ = ("tape", "cot", "live", "visited", "start", "lowest", "functions")
 
     def __init__(self, tape):
         self.tape = tape
@@ -46,6 +47,7 @@ class _TapeSweep:
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
+        self.functions = []  # custom Function records whose backward ran (their ctx is freed after)
 
     def seed(self, t, g):
         off = t._off
@@ -133,6 +135,8 @@ def kernel_sweep(roots, seeds, targets, retain_graph):
             m = s.visited.shape[0] - 1
             freed[:m] |= s.visited[:m]
             s.tape.imports.clear()
+            for rec in s.functions:
+                rec.ctx._freed = True
             # the next forward starts a fresh tape: sweeps then cover only that graph's arena
             retire(s.tape)
     return leaf_grads, target_grads
@@ -164,10 +168,13 @@ def _sweep_tape(s):
         _run_kernel(s, start, h + 1, freed)
         if h < s.lowest:
             return  # nothing at or below this row is reached
-        ref = tape.hook_rows.get(h)
-        t = ref() if ref is not None else None
-        if t is not None and s.live[t._off]:
-            _apply_tensor_hooks(s, t)
+        handlers = [r() for r in tape.hook_rows.get(h, ())]
+        for t in handlers:  # tensors' hooks first: a Function's backward sees the hooked gradients
+            if isinstance(t, Tensor) and s.live[t._off]:
+                _apply_tensor_hooks(s, t)
+        for rec in handlers:
+            if rec is not None and not isinstance(rec, Tensor):
+                rec.kernel_backward(s)
         start = h
     _run_kernel(s, start, 0, freed)
 
@@ -179,8 +186,20 @@ def _run_kernel(s, start, stop, freed):
     rows, attrs, aux = tape.arrays()
     status = np.zeros(3, np.int64)
     result = reverse_sweep(
-        rows, attrs, aux, tape.values, s.cot, s.live, s.visited, freed, tape.modified, SAVES, start, stop,
-        s.lowest, status,
+        rows,
+        attrs,
+        aux,
+        tape.values,
+        s.cot,
+        s.live,
+        s.visited,
+        freed,
+        tape.modified,
+        SAVES,
+        start,
+        stop,
+        s.lowest,
+        status,
     )
     del rows, attrs, aux  # release the buffer exports: Python code (hooks) may append to this tape next
     if result < 0:
@@ -271,6 +290,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
 
     grads = {}
     leaf_grads = {}
+    functions_ran = []
     for t, g in zip(roots, seeds):
         _accum(grads if t._op is not None else leaf_grads, t, g)
     target_grads = {}
@@ -286,7 +306,11 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
                 _retain(t, g)
             if id(t) in targets:
                 target_grads[id(t)] = (t, g)
-            in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
+            if t._op.code == K.PYTHON:
+                in_grads = _function_backward(t, g, grads)
+                functions_ran.append(t._ctx)
+            else:
+                in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
             for inp, gi in zip(t._inputs, in_grads):
                 if gi is None or inp is None or not inp._rg:
                     continue
@@ -299,7 +323,24 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
         for t in order:
             if t._tape is not None:
                 t._tape.freed_flags()[t._row : t._row + t._nrows] = 1
+        for rec in functions_ran:
+            rec.ctx._freed = True
     return leaf_grads, target_grads
+
+
+def _function_backward(t, g, grads):
+    """Run a custom Function's backward once for all its outputs (the first one reached carries them all:
+    every output's cotangent is complete by then, since all their consumers come later on the tape)."""
+    rec = t._ctx
+    own = {id(t): g}
+    for out in rec.outputs:
+        if out is not None and out is not t:
+            entry = grads.pop(id(out), None)
+            if entry is not None:
+                own[id(out)] = entry[1]
+    in_grads = rec.call_backward(rec.output_grads(lambda out: own.get(id(out))))
+    tensor_inputs = [g_ for a, g_ in zip(rec.inputs, in_grads) if isinstance(a, Tensor)]
+    return tensor_inputs
 
 
 def _accum(table, t, g):

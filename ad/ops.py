@@ -406,8 +406,14 @@ def _sign_const(x):
     return _const(np.sign(x._data), x._data.dtype)
 
 
-_AFFINE_NAMES = {"add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
-                 "rsub": "RsubBackward1", "neg": "NegBackward0"}
+_AFFINE_NAMES = {
+    "add": "AddBackward0",
+    "sub": "SubBackward0",
+    "mul": "MulBackward0",
+    "div": "DivBackward0",
+    "rsub": "RsubBackward1",
+    "neg": "NegBackward0",
+}
 
 COPY = elementwise("copy", K.COPY, _copy_np, lambda x, out, a0, a1: 1.0, "CloneBackward0")
 NEG = elementwise("neg", K.NEG, np.negative, lambda x, out, a0, a1: -1.0)
@@ -426,17 +432,13 @@ SIGMOID = elementwise("sigmoid", K.SIGMOID, scipy.special.expit, lambda x, out, 
 RELU = elementwise(
     "relu", K.RELU, _relu_np, lambda x, out, a0, a1: _const(out._data > 0, out._data.dtype), sample=(0.1, 2.0)
 )
-ERF = elementwise(
-    "erf", K.ERF, scipy.special.erf, lambda x, out, a0, a1: (2.0 / math.sqrt(math.pi)) * exp(-(x * x))
-)
+ERF = elementwise("erf", K.ERF, scipy.special.erf, lambda x, out, a0, a1: (2.0 / math.sqrt(math.pi)) * exp(-(x * x)))
 SQUARE = elementwise("square", K.SQUARE, _square_np, lambda x, out, a0, a1: 2.0 * x, "PowBackward0")
 CLAMP = elementwise(
     "clamp",
     K.CLAMP,
     _clamp_np,
-    lambda x, out, a0, a1: _const(
-        (np.isnan(a0) | (x._data >= a0)) & (np.isnan(a1) | (x._data <= a1)), x._data.dtype
-    ),
+    lambda x, out, a0, a1: _const((np.isnan(a0) | (x._data >= a0)) & (np.isnan(a1) | (x._data <= a1)), x._data.dtype),
     "ClampBackward1",
 )
 AFFINE = elementwise(
@@ -458,10 +460,13 @@ RPOW_SCALAR = elementwise(
     "rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, lambda x, out, a0, a1: out * math.log(a0), "PowBackward1"
 )
 RDIV_SCALAR = elementwise(
-    "rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, lambda x, out, a0, a1: -a0 / (x * x), "DivBackward0",
+    "rdiv_scalar",
+    K.RDIV_SCALAR,
+    _rdiv_scalar_np,
+    lambda x, out, a0, a1: -a0 / (x * x),
+    "DivBackward0",
     sample=(0.3, 2.0),
 )
-
 
 
 def affine(x, a, b, kind="mul"):
@@ -532,20 +537,33 @@ def _pow_partials(x, y, out, want_x, want_y):
 
 
 ADD = _binary_op(
-    "add", K.ADD, np.add, lambda g, x, y, out: (g, g), "AddBackward0",
+    "add",
+    K.ADD,
+    np.add,
+    lambda g, x, y, out: (g, g),
+    "AddBackward0",
     lambda tx, ty, x, y, out: _terms(tx, ty),
 )
 SUB = _binary_op(
-    "sub", K.SUB, np.subtract, lambda g, x, y, out: (g, -g), "SubBackward0",
+    "sub",
+    K.SUB,
+    np.subtract,
+    lambda g, x, y, out: (g, -g),
+    "SubBackward0",
     lambda tx, ty, x, y, out: _terms(tx, -ty if ty is not None else None),
 )
 MUL = _binary_op(
-    "mul", K.MUL, np.multiply, lambda g, x, y, out: (g * y if x._rg else None, g * x if y._rg else None),
+    "mul",
+    K.MUL,
+    np.multiply,
+    lambda g, x, y, out: (g * y if x._rg else None, g * x if y._rg else None),
     "MulBackward0",
     lambda tx, ty, x, y, out: _terms(tx * y if tx is not None else None, x * ty if ty is not None else None),
 )
 DIV = _binary_op(
-    "div", K.DIV, np.divide,
+    "div",
+    K.DIV,
+    np.divide,
     lambda g, x, y, out: (g / y if x._rg else None, -g * x / (y * y) if y._rg else None),
     "DivBackward0",
     lambda tx, ty, x, y, out: _terms(tx / y if tx is not None else None, -ty * out / y if ty is not None else None),
@@ -1002,9 +1020,7 @@ def expand(x, *sizes):
             f"dimensions in the tensor ({len(xs)})"
         )
     lead = len(sizes) - len(xs)
-    shape = tuple(
-        (xs[k - lead] if (s == -1 and k >= lead) else s) for k, s in enumerate(sizes)
-    )
+    shape = tuple((xs[k - lead] if (s == -1 and k >= lead) else s) for k, s in enumerate(sizes))
     for k in range(len(xs)):
         if xs[k] != 1 and xs[k] != shape[k + lead]:
             raise RuntimeError(
@@ -1465,8 +1481,7 @@ def min(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
 
 def _cat_vjp(g, out, inputs, ctx):
     return tuple(
-        gather_strided(g, t_.shape, strides, base) if t_._rg else None
-        for t_, (strides, base) in zip(inputs, ctx)
+        gather_strided(g, t_.shape, strides, base) if t_._rg else None for t_, (strides, base) in zip(inputs, ctx)
     )
 
 
@@ -1642,9 +1657,7 @@ def matmul(x, y):
     xd = x._data
     yd = y._data
     if xd.ndim == 0 or yd.ndim == 0:
-        raise RuntimeError(
-            f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D"
-        )
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D")
     xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
     ys2 = yd.shape if yd.ndim > 1 else yd.shape + (1,)
     if xs2[-1] != ys2[-2]:
@@ -1657,8 +1670,7 @@ def matmul(x, y):
         )
     if xd.dtype != yd.dtype and xd.dtype.kind == "f" and yd.dtype.kind == "f":
         raise RuntimeError(
-            f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != "
-            f"{_torch_dtype(yd.dtype)}"
+            f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != {_torch_dtype(yd.dtype)}"
         )
     if not _recording(x, y):
         return wrap_array(np.asarray(np.matmul(xd, yd)))

@@ -134,8 +134,12 @@ class Tape:
             self.freed = grown
         return self.freed
 
-    def register_hook_row(self, row, tensor):
-        self.hook_rows[row] = weakref.ref(tensor)
+    def register_hook_row(self, row, handler):
+        """Make the sweep stop before ``row`` and call Python: ``handler`` is a tensor with hooks or
+        ``retain_grad``, or a custom Function's record (held weakly: the tape never keeps them alive)."""
+        refs = self.hook_rows.setdefault(row, [])
+        if not any(r() is handler for r in refs):
+            refs.append(weakref.ref(handler))
 
 
 class _TapeState(threading.local):

@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 
-
 _new = object.__new__
 _FLOAT_KINDS = "f"
 
@@ -34,9 +33,7 @@ class device:
             spec, idx = spec.split(":", 1)
             index = int(idx)
         if spec not in ("cpu", "cuda"):
-            raise RuntimeError(
-                f"Expected one of cpu, cuda device type at start of device string: {spec}"
-            )
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {spec}")
         self.type = spec
         self.index = index
 
@@ -49,7 +46,9 @@ class device:
         return hash((self.type, self.index))
 
     def __repr__(self):
-        return f"device(type='{self.type}')" if self.index is None else f"device(type='{self.type}', index={self.index})"
+        return (
+            f"device(type='{self.type}')" if self.index is None else f"device(type='{self.type}', index={self.index})"
+        )
 
     def __str__(self):
         return self.type if self.index is None else f"{self.type}:{self.index}"
@@ -245,7 +244,9 @@ class Tensor:
     def grad(self, value):
         if value is not None:
             if not isinstance(value, Tensor):
-                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+                raise TypeError(
+                    f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}"
+                )
             if value.shape != self.shape:
                 raise RuntimeError(
                     f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
@@ -311,9 +312,7 @@ class Tensor:
     # ------------------------------------------------------------------ conversion
     def numpy(self, *, force=False):
         if self._rg and not force:
-            raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
-            )
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
@@ -326,9 +325,7 @@ class Tensor:
 
     def item(self):
         if self._data.size != 1:
-            raise RuntimeError(
-                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
-            )
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
         return self._data.reshape(-1)[0].item()
 
     def tolist(self):
@@ -347,9 +344,7 @@ class Tensor:
 
     def __bool__(self):
         if self._data.size != 1:
-            raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous"
-            )
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(-1)[0])
 
     def __len__(self):
@@ -392,9 +387,7 @@ class Tensor:
         if dev is not None:
             dev = device(dev)
             if dev.type != "cpu":
-                raise RuntimeError(
-                    "CUDA tensors are not available in this build of ad: no CUDA device was found"
-                )
+                raise RuntimeError("CUDA tensors are not available in this build of ad: no CUDA device was found")
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
             return ops.cast(self, np.dtype(dtype))
         return self

@@ -61,3 +61,4 @@ PROD = 54  # product over groups; aux as SCATTER_STRIDED (group of each x elemen
 AMAX = 55  # max over groups; ties share the gradient evenly; aux as SCATTER_STRIDED
 AMIN = 56
 SUM_ALL = 57  # out[0] = a0 * sum(x); the row's aux column holds the size of x (no aux entries)
+PYTHON = 58  # output of a custom autograd.Function: the sweep stops before it and Python runs its backward

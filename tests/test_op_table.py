@@ -13,6 +13,7 @@ import ad
 from ad import ops
 from ad.ops import OPS
 
+
 def _ramp(like, *shape):
     """A constant 0, 1, 2, ... of ``shape`` in the dtype of ``like`` (so float32 graphs stay float32)."""
     n = int(np.prod(shape))

@@ -20,6 +20,10 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "GradcheckError",
+    "Function",
+    "FunctionCtx",
+    "forward_ad",
+    "functional",
 ]
 
 
@@ -38,7 +42,9 @@ def _make_seeds(outputs, grad_outputs, create_graph):
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     else:
-        grad_outputs = _as_tuple(grad_outputs, "grad_outputs") if not isinstance(grad_outputs, Tensor) else (grad_outputs,)
+        grad_outputs = (
+            _as_tuple(grad_outputs, "grad_outputs") if not isinstance(grad_outputs, Tensor) else (grad_outputs,)
+        )
         if len(grad_outputs) != len(outputs):
             raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     seeds = []
@@ -231,8 +237,7 @@ def grad(
     """
     if materialize_grads and allow_unused is False:
         raise ValueError(
-            "Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
-            "allow_unused=False."
+            "Expected allow_unused to be True or not passed when materialize_grads=True, but got: allow_unused=False."
         )
     if allow_unused is None:
         allow_unused = materialize_grads
@@ -248,8 +253,9 @@ def grad(
     if retain_graph is None:
         retain_graph = create_graph
     if is_grads_batched:
-        return _batched_grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused,
-                             materialize_grads)
+        return _batched_grad(
+            outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads
+        )
     seeds = _make_seeds(outputs, grad_outputs, create_graph)
     targets = {id(t): t for t in inputs_t}
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
@@ -299,12 +305,19 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     per_input = [[] for _ in inputs]
     for b in range(batch):
         gs = [g[b] for g in grad_outputs]
-        res = grad(outputs, inputs, gs, retain_graph=True if b < batch - 1 else retain_graph,
-                   create_graph=create_graph, allow_unused=allow_unused, materialize_grads=materialize_grads)
+        res = grad(
+            outputs,
+            inputs,
+            gs,
+            retain_graph=True if b < batch - 1 else retain_graph,
+            create_graph=create_graph,
+            allow_unused=allow_unused,
+            materialize_grads=materialize_grads,
+        )
         for k, r in enumerate(res):
             per_input[k].append(r)
     out = []
-    for k, rs in enumerate(per_input):
+    for rs in per_input:
         if any(r is None for r in rs):
             out.append(None)
         else:
@@ -312,5 +325,9 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     return tuple(out)
 
 
-from . import functional  # noqa: E402, F401
+from . import (
+    forward_ad,  # noqa: E402
+    functional,  # noqa: E402, F401
+)
+from .function import Function, FunctionCtx  # noqa: E402
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402

@@ -66,8 +66,7 @@ class dual_level:
 def _check_level(level, what):
     if not _fw.levels:
         raise RuntimeError(
-            "Trying to create a dual Tensor for forward AD but no level exists, make sure to enter_dual_level() "
-            "first."
+            "Trying to create a dual Tensor for forward AD but no level exists, make sure to enter_dual_level() first."
         )
     if level is None:
         return _fw.levels[-1]

@@ -113,8 +113,7 @@ def _validate_v(v, other, is_other_tuple):
         if el_v.shape != el_other.shape:
             prepend = f"Entry {idx} in " if is_other_tuple else ""
             raise RuntimeError(
-                f"{prepend}v has invalid size: should be {_size_str(el_other.shape)} but got "
-                f"{_size_str(el_v.shape)}."
+                f"{prepend}v has invalid size: should be {_size_str(el_other.shape)} but got {_size_str(el_v.shape)}."
             )
 
 
@@ -155,8 +154,7 @@ def _check_requires_grad(inputs, input_type, strict):
             )
 
 
-def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None,
-                   is_grads_batched=False):
+def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, is_grads_batched=False):
     """``ad.autograd.grad`` over the outputs that require grad; ``None`` for every input if none does."""
     from . import grad
 
@@ -458,8 +456,9 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
             output_numels = tuple(out.numel() for out in outputs)
             grad_outputs = _standard_basis(outputs, output_numels)
             flat_outputs = tuple(ops.reshape(out, (-1,)) for out in outputs)
-            vj = list(_autograd_grad(flat_outputs, inputs, grad_outputs, create_graph=create_graph,
-                                     is_grads_batched=True))
+            vj = list(
+                _autograd_grad(flat_outputs, inputs, grad_outputs, create_graph=create_graph, is_grads_batched=True)
+            )
             for k, vj_el in enumerate(vj):
                 if vj_el is None:
                     vj[k] = wrap_array(np.zeros((sum(output_numels),) + inputs[k].shape, inputs[k].dtype))
@@ -507,9 +506,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
 
 
-def hessian(
-    func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"
-):
+def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"):
     """The Hessian of the scalar function ``func`` at ``inputs``.
 
     Args:
@@ -546,9 +543,7 @@ def hessian(
         if is_out_tuple or not isinstance(out, Tensor):
             raise RuntimeError("The function given to hessian should return a single Tensor")
         if out.numel() != 1:
-            raise RuntimeError(
-                "The Tensor returned by the function given to hessian should contain a single element"
-            )
+            raise RuntimeError("The Tensor returned by the function given to hessian should contain a single element")
         return ops.squeeze(out)
 
     def jac_func(*inp):
@@ -586,9 +581,7 @@ def _scalar_func_setup(func, inputs, v, create_graph, strict, name):
     if is_outputs_tuple or not isinstance(outputs[0], Tensor):
         raise RuntimeError(f"The function given to {name} should return a single Tensor")
     if outputs[0].numel() != 1:
-        raise RuntimeError(
-            f"The Tensor returned by the function given to {name} should contain a single element"
-        )
+        raise RuntimeError(f"The Tensor returned by the function given to {name} should contain a single element")
     jac = _autograd_grad(outputs, inputs, create_graph=True)
     _check_requires_grad(jac, "jacobian", strict=strict)
     return is_inputs_tuple, is_outputs_tuple, inputs, v, outputs, jac

@@ -124,7 +124,10 @@ def gradcheck(
     """
     inputs = _as_tuple(inputs)
     if not any(isinstance(t, Tensor) and t.requires_grad for t in inputs):
-        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of the them have requires_grad=True.")
+        raise ValueError(
+            "gradcheck expects at least one input tensor to require gradient, but none of the them have "
+            "requires_grad=True."
+        )
     for k, t in enumerate(inputs):
         if isinstance(t, Tensor) and t.requires_grad and t.dtype != np.float64:
             warnings.warn(
@@ -148,8 +151,7 @@ def gradcheck(
                 n = numerical[i][j]
                 if not np.allclose(a, n, rtol=rtol, atol=atol):
                     return fail(
-                        f"Jacobian mismatch for output {i} with respect to input {j},\n"
-                        f"numerical:{n}\nanalytical:{a}\n"
+                        f"Jacobian mismatch for output {i} with respect to input {j},\nnumerical:{n}\nanalytical:{a}\n"
                     )
     if check_forward_ad:
         from .forward_ad import jacobian_by_jvp
@@ -200,9 +202,7 @@ def gradgradcheck(
         outs = _outputs(func, inputs)
     rng = np.random.default_rng(0)
     if grad_outputs is None:
-        grad_outputs = tuple(
-            wrap_array(rng.standard_normal(o.shape).astype(o.dtype), requires_grad=True) for o in outs
-        )
+        grad_outputs = tuple(wrap_array(rng.standard_normal(o.shape).astype(o.dtype), requires_grad=True) for o in outs)
     else:
         grad_outputs = _as_tuple(grad_outputs)
     n_in = len(inputs)

@@ -63,7 +63,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  
         raise IndexError(f"Target {int(t[(safe < 0) | (safe >= c)][0])} is out of bounds.")
     picked = ops.gather(input, 1, wrap_array(safe.reshape(n, 1).astype(np.int64)))
     picked = ops.reshape(picked, (n,))
-    w = np.ones(n, input.dtype) if weight is None else np.asarray(weight._data if isinstance(weight, Tensor) else weight)[safe]
+    w = (
+        np.ones(n, input.dtype)
+        if weight is None
+        else np.asarray(weight._data if isinstance(weight, Tensor) else weight)[safe]
+    )
     w = (w * keep).astype(input.dtype)
     loss = -picked * wrap_array(w)
     if reduction == "mean":
@@ -71,8 +75,16 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  
     return _reduce(loss, reduction)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,  # noqa: A002
-                  reduction="mean", label_smoothing=0.0):
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,  # noqa: A002
+    reduction="mean",
+    label_smoothing=0.0,
+):
     """Cross entropy of logits ``input`` (N, C) against class indices (N,) or class probabilities (N, C)."""
     logp = composites.log_softmax(input, 1 if input.ndim > 1 else 0)
     t = target._data if isinstance(target, Tensor) else np.asarray(target)

@@ -23,7 +23,7 @@ from kernels import opcodes as K
 from kernels.cpu import FREED, SAVES, reverse_sweep
 
 from . import grad_mode
-from .tape import retire
+from .tape import BIG_ROW, retire
 from .tensor import Tensor, wrap_array
 
 FREED_MESSAGE = (
@@ -169,14 +169,53 @@ def _sweep_tape(s):
         if h < s.lowest:
             return  # nothing at or below this row is reached
         handlers = [r() for r in tape.hook_rows.get(h, ())]
+        consumed = False
         for t in handlers:  # tensors' hooks first: a Function's backward sees the hooked gradients
             if isinstance(t, Tensor) and s.live[t._off]:
-                _apply_tensor_hooks(s, t)
+                if t._hooks or t._retains_grad:
+                    _apply_tensor_hooks(s, t)
+                if t._row == h and t._data.size >= BIG_ROW and _is_elementwise(t._op.code):
+                    _vectorized_row(s, t, h, freed)
+                    consumed = True
         for rec in handlers:
             if rec is not None and not isinstance(rec, Tensor):
                 rec.kernel_backward(s)
-        start = h
+        start = h - 1 if consumed else h
     _run_kernel(s, start, 0, freed)
+
+
+
+def _is_elementwise(code):
+    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST
+
+
+def _vectorized_row(s, t, h, freed):
+    """Sweep row ``h`` (producing ``t``) with the op's differentiable rule on arena views, under no_grad."""
+    tape = s.tape
+    row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
+    op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    code = op_bits & K.CODE_MASK
+    if SAVES[code]:
+        if freed[h]:
+            raise RuntimeError(FREED_MESSAGE)
+        if tape.modified[out_off] or (x_off >= 0 and tape.modified[x_off]) or (y_off >= 0 and tape.modified[y_off]):
+            raise RuntimeError(_modified_message(tape, h, out_off))
+    s.visited[h] = 1
+    n = t._data.size
+    g = wrap_array(s.cot[out_off : out_off + n].reshape(t._data.shape))
+    with grad_mode.no_grad():
+        in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
+    for bit, off, prow, inp, gi in zip(
+        (K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs, in_grads
+    ):
+        if not (op_bits & bit) or gi is None:
+            continue
+        region = s.cot[off : off + inp._data.size]
+        gd = gi._data if isinstance(gi, Tensor) else np.asarray(gi)
+        region += np.broadcast_to(gd, inp._data.shape).reshape(-1)
+        s.live[off] = 1
+        if prow < s.lowest:
+            s.lowest = prow
 
 
 def _run_kernel(s, start, stop, freed):

@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 
 from . import grad_mode
+from .tape import BIG_ROW
 from .tensor import Tensor, wrap_array
 
 
@@ -119,6 +120,8 @@ def compiled_path_ok(levels, *operands):
     if len(levels) != 1:
         return False
     lvl = levels[0]
+    if operands[0]._data.size >= BIG_ROW:
+        return False  # numpy's vectorized ufuncs beat the scalar kernel loop at this size
     recording = grad_mode._grad_state.enabled
     for t in operands:
         if recording and t._rg:

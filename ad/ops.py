@@ -28,6 +28,7 @@ from kernels import opcodes as K
 from . import forward as _forward
 from .forward import _fw
 from .grad_mode import _grad_state
+from .tape import BIG_ROW
 from .tape import _state as _tape_state
 from .tape import current_tape
 from .tensor import Tensor, _new, _wrap_dim, wrap_array
@@ -291,6 +292,8 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
     t._tape = tape
     t._off = off
     t._row = row
+    if n >= BIG_ROW:
+        tape.register_hook_row(row, t)  # swept with numpy's vectorized ufuncs (engine._vectorized_row)
     return t
 
 
@@ -635,6 +638,8 @@ def _binary(op, x, y):
     t._tape = tape
     t._off = off
     t._row = row
+    if n >= BIG_ROW:
+        tape.register_hook_row(row, t)
     return t
 
 

@@ -35,6 +35,10 @@ import numpy as np
 
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
+# Elementwise results at least this large are differentiated with numpy's vectorized ufuncs (the op's rule,
+# under no_grad) instead of the kernels' scalar loops: numpy's SIMD transcendental functions are several
+# times faster than scalar libm calls, and one Python call per row is noise at this size.
+BIG_ROW = 16384
 DEFAULT_CAPACITY = 1 << 20  # elements; np.empty reserves address space, pages are touched as ops write
 
 _next_tape_id = itertools.count(1).__next__

@@ -28,9 +28,8 @@ from kernels import opcodes as K
 from . import forward as _forward
 from .forward import _fw
 from .grad_mode import _grad_state
-from .tape import BIG_ROW
+from .tape import BIG_ROW, current_tape
 from .tape import _state as _tape_state
-from .tape import current_tape
 from .tensor import Tensor, _new, _wrap_dim, wrap_array
 
 OPS = {}  # name -> Op; what the generic tests walk

@@ -20,8 +20,9 @@ import ad.nn.functional as F
 TARGET_ACCURACY = 0.95
 
 
-def make_spirals(n_per_class, rng, turns=1.75, noise=0.04):
-    """Two interleaved spirals in [-1, 1]^2 (float64 points, int64 labels 0 and 1), shuffled."""
+def make_spirals(n_per_class, rng, turns=1.75, noise=0.04, radius=2.5):
+    """Two interleaved spirals of `turns` turns, with Gaussian noise, scaled to a disc of `radius` (inputs of
+    order one suit tanh units). Returns float64 points (2 n_per_class, 2) and int64 labels 0 and 1, shuffled."""
     xs, ys = [], []
     for label in (0, 1):
         s = np.sqrt(rng.uniform(0.0, 1.0, n_per_class))  # roughly uniform density along the arm
@@ -29,7 +30,7 @@ def make_spirals(n_per_class, rng, turns=1.75, noise=0.04):
         pts = np.stack([s * np.cos(angle), s * np.sin(angle)], axis=1)
         xs.append(pts + noise * rng.standard_normal(pts.shape))
         ys.append(np.full(n_per_class, label, dtype=np.int64))
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    x, y = radius * np.concatenate(xs), np.concatenate(ys)
     order = rng.permutation(len(y))
     return x[order], y[order]
 
@@ -87,10 +88,10 @@ def accuracy(params, x, y):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1500, help="full-batch training steps (default 1500)")
+    parser.add_argument("--epochs", type=int, default=1000, help="full-batch training steps (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the data and the init (default 0)")
     parser.add_argument("--hidden", type=int, default=32, help="width of the two hidden layers (default 32)")
-    parser.add_argument("--lr", type=float, default=0.02, help="peak Adam learning rate (default 0.02)")
+    parser.add_argument("--lr", type=float, default=0.03, help="peak Adam learning rate (default 0.03)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 

@@ -184,7 +184,6 @@ def _sweep_tape(s):
     _run_kernel(s, start, 0, freed)
 
 
-
 def _is_elementwise(code):
     return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST
 
@@ -205,9 +204,7 @@ def _vectorized_row(s, t, h, freed):
     g = wrap_array(s.cot[out_off : out_off + n].reshape(t._data.shape))
     with grad_mode.no_grad():
         in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
-    for bit, off, prow, inp, gi in zip(
-        (K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs, in_grads
-    ):
+    for bit, off, prow, inp, gi in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs, in_grads):
         if not (op_bits & bit) or gi is None:
             continue
         region = s.cot[off : off + inp._data.size]

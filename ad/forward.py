@@ -32,6 +32,7 @@ class _FwState(threading.local):
         self.levels = []  # active levels, innermost last
         self.hidden = frozenset()
         self.registry = {}  # level -> [weakref to tensors holding a tangent at that level]
+        self.prune_at = {}  # level -> registry length at which dead references are dropped
 
 
 _fw = _FwState()
@@ -66,7 +67,14 @@ def set_tangent(t, level, tangent):
     if t._tangents is None:
         t._tangents = {}
     t._tangents[level] = tangent
-    _fw.registry.setdefault(level, []).append(weakref.ref(t))
+    refs = _fw.registry.get(level)
+    if refs is None:
+        refs = _fw.registry[level] = []
+    refs.append(weakref.ref(t))
+    if len(refs) >= _fw.prune_at.get(level, 1024):
+        # drop references to dead tensors, so a long loop inside one level keeps a bounded registry
+        refs[:] = [r for r in refs if r() is not None]
+        _fw.prune_at[level] = max(1024, 2 * len(refs))
 
 
 class hide:
@@ -90,10 +98,11 @@ def apply_dual(primal_fn, jvp_fn, tensors, levels):
     """Run ``primal_fn()`` and give its output the tangent ``jvp_fn(tan, base)`` at each of ``levels``.
 
     ``tan(t)`` returns operand ``t``'s tangent at the level being computed (or None); ``base`` is the
-    output with the tangents of the other levels, so that rules see exactly dual operands.
+    output with the tangents of the other levels, so that rules see exactly dual operands. ``primal_fn``
+    must not dispatch to forward mode itself, but the ops it is made of do: an operand it broadcasts or
+    reshapes keeps its tangent, which forward-over-reverse needs (the reverse rules read those operands).
     """
-    with hide(levels):
-        out = primal_fn()
+    out = primal_fn()
     for k in levels:
         with hide((k,)):
             if len(levels) == 1:
@@ -132,7 +141,17 @@ def compiled_path_ok(levels, *operands):
     return True
 
 
+def reregister(t):
+    """Record ``t`` in the registries of the levels it holds tangents at (after its tangents were copied)."""
+    tangents = t._tangents
+    if tangents:
+        t._tangents = None
+        for lvl, tan in tangents.items():
+            set_tangent(t, lvl, tan)
+
+
 def exit_level(level):
+    _fw.prune_at.pop(level, None)
     for ref in _fw.registry.pop(level, ()):
         t = ref()
         if t is not None and t._tangents is not None:

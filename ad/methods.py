@@ -4,6 +4,7 @@ import numpy as np
 
 from . import composites, ops
 from .grad_mode import _grad_state
+from .forward import _fw, reregister
 from .tape import mark_modified
 from .tensor import Tensor, _new, wrap_array
 
@@ -18,6 +19,8 @@ def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         if _records_inplace(self, other):
             return _rebase(self, out_of_place(self, other, *args, **kwargs))
+        if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
+            return self
         value = _operand_data(other)
         shape = np.shape(value)
         if shape != self.shape and np.broadcast_shapes(self.shape, shape) != self.shape:
@@ -63,17 +66,34 @@ def _rebase(self, result):
     result._inputs = tuple(old if i is self else i for i in result._inputs)
     version = self._version + 1
     mark_modified(self)
+    reregister(old)  # the old node keeps its tangents: they must be cleared when their level exits
     self.__dict__.update(result.__dict__)
     self._node = None
     self._hooks = None
     self._retains_grad = False
     self._version = version
+    reregister(self)
     return self
+
+
+def _dual_inplace(self, other, result_fn):
+    """An in-place op on a tensor that carries (or receives) tangents but is not recorded for reverse mode:
+    compute out of place, with forward mode, then take over the value and the tangents."""
+    if not (_fw.levels and (self._tangents is not None or (isinstance(other, Tensor) and other._tangents))):
+        return False
+    result = result_fn()
+    self._data[...] = result._data
+    self._tangents = dict(result._tangents) if result._tangents else None
+    reregister(self)
+    _bump(self)
+    return True
 
 
 def _zero_(self):
     if _records_inplace(self, None):
         return _rebase(self, self * 0.0)
+    if _dual_inplace(self, None, lambda: self * 0.0):
+        return self
     self._data[...] = 0
     _bump(self)
     return self
@@ -82,6 +102,8 @@ def _zero_(self):
 def _fill_(self, value):
     if _records_inplace(self, value):
         return _rebase(self, self * 0.0 + value)
+    if _dual_inplace(self, value, lambda: self * 0.0 + value):
+        return self
     self._data[...] = _operand_data(value)
     _bump(self)
     return self
@@ -91,6 +113,8 @@ def _copy_(self, src, non_blocking=False):
     if _records_inplace(self, src):
         src = src if isinstance(src, Tensor) else wrap_array(np.asarray(src, self.dtype))
         return _rebase(self, self * 0.0 + ops.expand(src.to(self.dtype), self.shape))
+    if _dual_inplace(self, src, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(src).to(self.dtype), self.shape)):
+        return self
     self._data[...] = _operand_data(src)
     _bump(self)
     return self
@@ -99,6 +123,8 @@ def _copy_(self, src, non_blocking=False):
 def _clamp_(self, min=None, max=None):  # noqa: A002
     if _records_inplace(self, None):
         return _rebase(self, ops.clamp(self, min, max))
+    if _dual_inplace(self, None, lambda: ops.clamp(self, min, max)):
+        return self
     np.clip(self._data, min, max, out=self._data)
     _bump(self)
     return self
@@ -107,6 +133,8 @@ def _clamp_(self, min=None, max=None):  # noqa: A002
 def _setitem(self, key, value):
     if _records_inplace(self, value):
         return _rebase(self, _index_put(self, key, value))
+    if _dual_inplace(self, value, lambda: _index_put(self, key, value)):
+        return
     nkey, _ = ops._index_key(key)
     self._data[nkey] = _operand_data(value)
     _bump(self)

@@ -249,8 +249,8 @@ def _where_jvp(tan, out, condition, x=None, y=None):
 # elementwise unary ops: forward ufunc + local partial (in ad ops) + opcode
 
 
-def _unary(op, x, a0=0.0, a1=0.0, ctx=None):
-    if x._tangents is not None and _fw.levels:
+def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
+    if dual and x._tangents is not None and _fw.levels:
         levels = _forward.visible_levels_of(x)
         if levels:
             return _dual_unary(op, x, a0, a1, ctx, levels)
@@ -310,7 +310,7 @@ def _dual_unary(op, x, a0, a1, ctx, levels):
         _forward.set_tangent(out, level, wrap_array(res.reshape(shape)))
         return out
     return _forward.apply_dual(
-        lambda: _unary(op, x, a0, a1, ctx),
+        lambda: _unary(op, x, a0, a1, ctx, False),
         lambda tan, base: tan(x) * op.partial(x, base, a0, a1),
         (x,),
         levels,
@@ -576,9 +576,9 @@ MAXIMUM = _binary_op("maximum", K.MAXIMUM, np.maximum, _max_min_vjp(+1), "Maximu
 MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "MinimumBackward0", _max_min_jvp(-1))
 
 
-def _binary(op, x, y):
+def _binary(op, x, y, dual=True):
     """Elementwise ``op(x, y)`` for tensors (scalars are turned into ``affine`` rows by the callers)."""
-    if (x._tangents is not None or y._tangents is not None) and _fw.levels:
+    if dual and (x._tangents is not None or y._tangents is not None) and _fw.levels:
         levels = _forward.visible_levels_of(x, y)
         if levels:
             return _dual_binary(op, x, y, levels)
@@ -666,8 +666,15 @@ def _dual_binary(op, x, y, levels):
         )
         _forward.set_tangent(out, level, wrap_array(res.reshape(od.shape)))
         return out
+    if xd.shape != yd.shape:
+        # broadcast first, outside the rule: the expanded operands keep their tangents for the reverse rules
+        shape = _broadcast_shape(xd.shape, yd.shape)
+        if xd.shape != shape:
+            x = expand(x, shape)
+        if yd.shape != shape:
+            y = expand(y, shape)
     return _forward.apply_dual(
-        lambda: _binary(op, x, y),
+        lambda: _binary(op, x, y, False),
         lambda tan, base: op.jvp(tan(x), tan(y), x, y, base),
         (x, y),
         levels,

@@ -7,6 +7,7 @@ before any sweep, sweep (``ad/engine.py``), and only then touch ``.grad``: a fai
 import numpy as np
 
 from .. import engine
+from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, wrap_array
 
@@ -89,8 +90,10 @@ def _size_str(shape):
 
 
 def _run(outputs, seeds, targets, retain_graph, create_graph):
-    if create_graph:
-        return engine.graph_sweep(outputs, seeds, targets, retain_graph, True)
+    if create_graph or _fw.levels:
+        # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
+        # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch
+        return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph)
     return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph)
 
 
@@ -177,7 +180,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def _as_tensor(g):
-    return g if isinstance(g, Tensor) else wrap_array(np.array(g))
+    return g if isinstance(g, Tensor) else wrap_array(g)
 
 
 def _accumulate(t, g, create_graph):
@@ -275,9 +278,8 @@ def grad(
             if t._op is None:
                 g = _leaf_result(t, g, create_graph)
             else:
-                g = _as_tensor(g) if not isinstance(g, Tensor) else g
-                if not create_graph:
-                    g = wrap_array(np.array(g._data, copy=True))
+                # a cotangent-arena view (fresh memory of this sweep) or the differentiable sweep's tensor
+                g = g if isinstance(g, Tensor) else wrap_array(g)
             result.append(g)
     return tuple(result)
 

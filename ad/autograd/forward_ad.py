@@ -120,7 +120,7 @@ def unpack_dual(tensor, *, level=None):
     if level is None:
         level = _fw.levels[-1]
     elif level not in _fw.levels:
-        return UnpackedDualTensor(tensor, None)
+        raise RuntimeError(f"Invalid level given to _fw_primal: level {level} is not an active dual level")
     tangent = forward.tangent_of(tensor, level)
     if tangent is None:
         return UnpackedDualTensor(tensor, None)

@@ -3,8 +3,8 @@
 import numpy as np
 
 from . import composites, ops
-from .grad_mode import _grad_state
 from .forward import _fw, reregister
+from .grad_mode import _grad_state
 from .tape import mark_modified
 from .tensor import Tensor, _new, wrap_array
 

@@ -2,10 +2,11 @@
 
 Run from the repository root:
 
-    python -m benchmarks.compare                  # every workload, about 5 minutes on 2 cores
+    python -m benchmarks.compare                  # every workload, about 4 minutes on 2 cores
     python -m benchmarks.compare --quick          # fewer repetitions, about a minute
     python -m benchmarks.compare --only W1,W6     # selected workloads (W2: W2-f32 and W2-f64; FC: first call)
     python -m benchmarks.compare --json out.json --plot per_op.png
+    python -m benchmarks.compare --threads 1      # single-threaded torch, BLAS and numba (shared machines)
 
 For every workload of `workloads.py` and every library: build the same inputs, run one repetition and check
 that the results (losses, gradients, tangents) agree with torch's (np.allclose, tolerances by dtype), warm
@@ -86,7 +87,7 @@ class Settings:
         if quick:
             return cls(budget=2.0, min_reps=3, max_reps=20, warmup=1, first_call_warm=2, first_call_cold=1,
                        sweep_budget=0.5, sweep_max_reps=5)
-        return cls(budget=15.0, min_reps=5, max_reps=200, warmup=2, first_call_warm=5, first_call_cold=3,
+        return cls(budget=12.0, min_reps=5, max_reps=200, warmup=2, first_call_warm=5, first_call_cold=3,
                    sweep_budget=3.0, sweep_max_reps=30)
 
 
@@ -104,7 +105,8 @@ class Result:
         if not xs:
             return None
         q1, med, q3 = np.percentile(xs, [25, 50, 75])
-        return {"median": float(med), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1), "n": len(xs)}
+        return {"median": float(med), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1),
+                "min": float(min(xs)), "n": len(xs)}
 
     def phases(self) -> list[str]:
         seen = {p for per_lib in self.samples.values() for p in per_lib}
@@ -186,6 +188,7 @@ def interleave(workloads: dict, result: Result, settings: Settings, budget=None,
 
 def run_case(case: Case, backends: dict[str, W.Backend], settings: Settings) -> Result:
     log(f"\n## {case.key}: {case.title}")
+    started = time.perf_counter()
     result = Result(case.key, case.title, list(backends))
     workloads, outputs = {}, {}
     for lib, backend in backends.items():
@@ -210,6 +213,7 @@ def run_case(case: Case, backends: dict[str, W.Backend], settings: Settings) -> 
     for lib in result.samples:
         total = result.stats(lib, "total" if "total" in result.samples[lib] else result.phases()[0])
         log(f"  {lib}: {total['n']} repetitions, median {fmt_time(total['median'])}")
+    log(f"  ({time.perf_counter() - started:.0f} s)")
     return result
 
 
@@ -356,7 +360,8 @@ def machine_info(backends: dict[str, W.Backend]) -> dict:
         model = platform.processor() or "unknown"
     info = {"cpu": model, "cores": W.cpu_count(), "os_cpu_count": os.cpu_count(),
             "python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]}
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0],
+            "thread_variables": {v: os.environ[v] for v in THREAD_VARS if v in os.environ}}
     try:
         import numba
 
@@ -390,6 +395,19 @@ def select(only: str | None) -> tuple[list[Case], bool]:
     return cases, bool(tokens & {FIRST_CALL_KEY, "FIRST-CALL"})
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+               "AD_BENCH_TORCH_THREADS")
+
+
+def reexec_with_threads(n: int) -> None:
+    """Start this command again with the thread-count variables set to n (they are read at import)."""
+    if all(os.environ.get(v) == str(n) for v in THREAD_VARS):
+        return
+    env = {**os.environ, **{v: str(n) for v in THREAD_VARS}}
+    log("re-executing with " + " ".join(f"{v}={n}" for v in THREAD_VARS))
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -401,7 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="seconds of timed repetitions per workload")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="torch.set_num_threads(N) (default: $AD_BENCH_TORCH_THREADS, else the cores)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="run everything on N threads: torch, BLAS, OpenMP and numba (re-executes with "
+                             + ", ".join(f"{v}=N" for v in THREAD_VARS) + ")")
     args = parser.parse_args(argv)
+    if args.threads and argv is None:
+        reexec_with_threads(args.threads)
     settings = Settings.make(args.quick)
     if args.budget is not None:
         settings.budget = args.budget
@@ -426,12 +449,15 @@ def main(argv: list[str] | None = None) -> int:
             f"torch.get_num_threads() = {info['torch_threads']}")
     if "numba_threads" in info:
         log(f"numba threads: {info['numba_threads']}")
+    log("thread variables: " + (", ".join(f"{v}={os.environ[v]}" for v in THREAD_VARS if v in os.environ)
+                                or "none set (BLAS and OpenMP use every core)"))
     load = info["load_average"]
     log(f"load average: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min)")
     if load[0] > 0.5 * info["cores"]:
-        log("WARNING: the machine is busy; timings will be noisy, and multithreaded ones (torch, parallel "
-            "kernels) much slower: other runnable processes deschedule the threads that a parallel region "
-            "waits for (--torch-threads 1 is steadier on a shared machine)")
+        single = all(os.environ.get(v) == "1" for v in THREAD_VARS)
+        log("WARNING: the machine is busy; timings will be noisy" + ("" if single else (
+            ", and multithreaded ones (torch, BLAS, parallel kernels) much slower: other runnable processes "
+            "deschedule the threads that a parallel region waits for (--threads 1 is steadier)")))
     log(f"settings: {'quick' if args.quick else 'full'}, {settings.budget:g} s of repetitions per workload, "
         f"{settings.min_reps} to {settings.max_reps} repetitions, {settings.warmup} warm-up")
 

@@ -376,7 +376,11 @@ class DoubleBackward(Workload):
 
 
 class ForwardOverReverse(Workload):
-    """Hessian-vector product: the tangent (direction v, `autograd.forward_ad`) of grad(f(x), x)."""
+    """Hessian-vector product: the tangent (direction v, `autograd.forward_ad`) of grad(f(x), x).
+
+    The grad is taken with `create_graph=True`: torch propagates the tangent through its backward without it
+    too, but the form with it is the one both libraries support (it runs the differentiable reverse rules).
+    """
 
     steps = timed = ("total",)
 
@@ -403,7 +407,7 @@ class ForwardOverReverse(Workload):
         fwd = lib.autograd.forward_ad
         with fwd.dual_level():
             xd = fwd.make_dual(self.x, self.v)
-            (g,) = lib.autograd.grad(f(lib, xd), xd)
+            (g,) = lib.autograd.grad(f(lib, xd), xd, create_graph=True)
             self.g, self.hv = fwd.unpack_dual(g)
         if self.hv is None:
             raise Unavailable(f"{self.backend.name}: forward over reverse gave the gradient no tangent")

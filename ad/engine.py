@@ -23,7 +23,7 @@ from kernels import opcodes as K
 from kernels.cpu import FREED, SAVES, reverse_sweep
 
 from . import grad_mode
-from .tape import BIG_ROW, retire
+from .tape import retire
 from .tensor import Tensor, wrap_array
 
 FREED_MESSAGE = (
@@ -174,7 +174,7 @@ def _sweep_tape(s):
             if isinstance(t, Tensor) and s.live[t._off]:
                 if t._hooks or t._retains_grad:
                     _apply_tensor_hooks(s, t)
-                if t._row == h and t._data.size >= BIG_ROW and _is_elementwise(t._op.code):
+                if t._row == h and h in tape.python_rows:
                     _vectorized_row(s, t, h, freed)
                     consumed = True
         for rec in handlers:
@@ -182,10 +182,6 @@ def _sweep_tape(s):
                 rec.kernel_backward(s)
         start = h - 1 if consumed else h
     _run_kernel(s, start, 0, freed)
-
-
-def _is_elementwise(code):
-    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST
 
 
 def _vectorized_row(s, t, h, freed):

@@ -292,7 +292,7 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     t._off = off
     t._row = row
     if n >= BIG_ROW:
-        tape.register_hook_row(row, t)  # swept with numpy's vectorized ufuncs (engine._vectorized_row)
+        tape.mark_vectorized(row, t)  # swept with numpy's vectorized ufuncs (see tape.BIG_ROW)
     return t
 
 
@@ -638,7 +638,7 @@ def _binary(op, x, y, dual=True):
     t._off = off
     t._row = row
     if n >= BIG_ROW:
-        tape.register_hook_row(row, t)
+        tape.mark_vectorized(row, t)
     return t
 
 
@@ -1287,7 +1287,10 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
     xoff, xrow = _operand(tape, x)
     aux = tape.add_aux([xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, dims)])
     row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
-    return _result(view, tape, off, row, op, (x,), (dims, keepdim, op.code))
+    out = _result(view, tape, off, row, op, (x,), (dims, keepdim, op.code))
+    if xd.size >= BIG_ROW:
+        tape.mark_vectorized(row, out)
+    return out
 
 
 @forward_rule(_group_jvp(K.PROD))
@@ -1711,7 +1714,10 @@ def matmul(x, y):
     aux = tape.add_aux([B, M, K_, N, xbs, ybs])
     code = K.MATMUL | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.record(code, off, xoff, yoff, n, aux, xrow, yrow)
-    return _result(view, tape, off, row, MATMUL, (x, y))
+    out = _result(view, tape, off, row, MATMUL, (x, y))
+    if x._data.size >= BIG_ROW or y._data.size >= BIG_ROW or n >= BIG_ROW:
+        tape.mark_vectorized(row, out)  # BLAS through numpy, on the operands' own arrays
+    return out
 
 
 def _matmul_shape(xs, ys):

@@ -35,9 +35,11 @@ import numpy as np
 
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
-# Elementwise results at least this large are differentiated with numpy's vectorized ufuncs (the op's rule,
-# under no_grad) instead of the kernels' scalar loops: numpy's SIMD transcendental functions are several
-# times faster than scalar libm calls, and one Python call per row is noise at this size.
+# Rows that read values of this many elements or more are swept in Python with the op's rule on numpy arrays
+# ("vectorized rows", engine._vectorized_row): numpy's SIMD transcendental functions are several times faster
+# than the kernel's scalar libm calls, matmul goes straight to BLAS, and one Python call per row is noise at
+# this size. Tensors this large are therefore imported without copying their values into the arena: only
+# vectorized rows read them, and those read the tensor's own array.
 BIG_ROW = 16384
 DEFAULT_CAPACITY = 1 << 20  # elements; np.empty reserves address space, pages are touched as ops write
 
@@ -59,6 +61,7 @@ class Tape:
         "freed",
         "modified",
         "hook_rows",
+        "python_rows",
         "owner",
         "pack",
         "__weakref__",
@@ -78,6 +81,7 @@ class Tape:
         self.freed = np.zeros(0, np.uint8)
         self.modified = np.zeros(capacity + 1, np.uint8)  # per arena offset: value changed in place
         self.hook_rows = {}
+        self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
         self.owner = threading.get_ident()
         self.pack = ROW.pack
 
@@ -107,7 +111,9 @@ class Tape:
         data = t._data
         n = data.size
         off = self.alloc(n)
-        self.values[off : off + n] = data.reshape(-1)
+        if n < BIG_ROW:
+            self.values[off : off + n] = data.reshape(-1)
+        # else: only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
         if with_extern:
             self.externs.append((row, off, t))
@@ -137,6 +143,11 @@ class Tape:
             grown[: self.freed.shape[0]] = self.freed
             self.freed = grown
         return self.freed
+
+    def mark_vectorized(self, row, t):
+        """Sweep ``row`` (which produced ``t``) in Python with numpy instead of in the kernel."""
+        self.python_rows.add(row)
+        self.register_hook_row(row, t)
 
     def register_hook_row(self, row, handler):
         """Make the sweep stop before ``row`` and call Python: ``handler`` is a tensor with hooks or

@@ -146,3 +146,37 @@ def test_training_loop_memory_stays_flat():
     finally:
         tracemalloc.stop()
     assert after_300 - after_50 < 256 * 1024, (after_50, after_300)
+
+
+def test_vectorized_matmul_and_reductions_match_rules():
+    """Big matmul / amax / prod rows (swept with numpy, operands imported without copies) agree with the rules."""
+    rng = np.random.default_rng(5)
+    W = ad.tensor(rng.standard_normal((200, 100)) * 0.1, requires_grad=True)
+    X = ad.tensor(rng.standard_normal((180, 200)), requires_grad=True)
+    b = ad.tensor(rng.uniform(0.9, 1.1, (200, 100)), requires_grad=True)
+
+    def f():
+        h = (X @ W).tanh()
+        return h.amax(0).sum() + (h * h).sum() + b.prod(0).sum() + b.amin()
+
+    kernel = ad.autograd.grad(f(), (W, X, b))
+    rules = ad.autograd.grad(f(), (W, X, b), create_graph=True)
+    for k, r in zip(kernel, rules):
+        np.testing.assert_allclose(k.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
+    H = np.tanh(X.detach().numpy() @ W.detach().numpy())
+    dh = 2 * H
+    dh[np.argmax(H, 0), np.arange(100)] += 1.0
+    expected_w = X.detach().numpy().T @ (dh * (1 - H * H))
+    np.testing.assert_allclose(kernel[0].numpy(), expected_w, rtol=1e-10)
+
+
+def test_in_place_change_of_a_big_leaf_after_use_raises():
+    W = ad.tensor(np.ones((200, 100)), requires_grad=True)
+    y = (W * W).sum()
+    with ad.no_grad():
+        W.mul_(2.0)
+    import pytest
+
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    assert W.grad is None

@@ -22,9 +22,10 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import FREED, SAVES, reverse_sweep
 
-from . import grad_mode
+from . import grad_mode, parallel
+from .parallel import PARALLEL_MIN
 from .tape import retire
-from .tensor import Tensor, wrap_array
+from .tensor import Tensor, _new, wrap_array
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -197,18 +198,57 @@ def _vectorized_row(s, t, h, freed):
             raise RuntimeError(_modified_message(tape, h, out_off))
     s.visited[h] = 1
     n = t._data.size
-    g = wrap_array(s.cot[out_off : out_off + n].reshape(t._data.shape))
-    with grad_mode.no_grad():
-        in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
-    for bit, off, prow, inp, gi in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs, in_grads):
-        if not (op_bits & bit) or gi is None:
-            continue
-        region = s.cot[off : off + inp._data.size]
-        gd = gi._data if isinstance(gi, Tensor) else np.asarray(gi)
-        region += np.broadcast_to(gd, inp._data.shape).reshape(-1)
+    targets = [
+        (off, prow, inp)
+        for bit, off, prow, inp in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs)
+        if op_bits & bit
+    ]
+    g_flat = s.cot[out_off : out_off + n]
+    if n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
+        # elementwise: every chunk of the output depends on the same chunk of the operands only
+        parallel.run(n, lambda lo, hi: _elementwise_chunk(s, t, g_flat, targets, lo, hi))
+    else:
+        g = wrap_array(g_flat.reshape(t._data.shape))
+        with grad_mode.no_grad():
+            in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
+        _add_input_grads(s, t._inputs, in_grads, targets, 0, None)
+    for off, prow, _ in targets:
         s.live[off] = 1
         if prow < s.lowest:
             s.lowest = prow
+
+
+def _chunk(t, lo, hi):
+    """Elements ``lo:hi`` of tensor ``t`` as a 1-D tensor with ``t``'s op (rules read ``out._op``)."""
+    c = _new(Tensor)
+    c._data = t._data.reshape(-1)[lo:hi]
+    c._rg = t._rg
+    c._op = t._op
+    c._ctx = t._ctx
+    return c
+
+
+def _elementwise_chunk(s, t, g_flat, targets, lo, hi):
+    with grad_mode.no_grad():
+        in_grads = t._op.vjp(
+            wrap_array(g_flat[lo:hi]), _chunk(t, lo, hi), [_chunk(i, lo, hi) for i in t._inputs], t._ctx
+        )
+    _add_input_grads(s, t._inputs, in_grads, targets, lo, hi)
+
+
+def _add_input_grads(s, inputs, in_grads, targets, lo, hi):
+    """Add each operand's cotangent into its arena region (``lo:hi`` of it for a chunk, all of it if None)."""
+    for inp, gi in zip(inputs, in_grads):
+        if gi is None:
+            continue
+        for off, _, target in targets:
+            if target is inp:
+                gd = gi._data if isinstance(gi, Tensor) else np.asarray(gi)
+                if hi is None:
+                    s.cot[off : off + inp._data.size] += np.broadcast_to(gd, inp._data.shape).reshape(-1)
+                else:
+                    s.cot[off + lo : off + hi] += np.broadcast_to(gd, (hi - lo,))
+                break
 
 
 def _run_kernel(s, start, stop, freed):

@@ -26,8 +26,10 @@ from kernels import cpu as _cpu
 from kernels import opcodes as K
 
 from . import forward as _forward
+from . import parallel
 from .forward import _fw
 from .grad_mode import _grad_state
+from .parallel import PARALLEL_MIN
 from .tape import BIG_ROW, current_tape
 from .tape import _state as _tape_state
 from .tensor import Tensor, _new, _wrap_dim, wrap_array
@@ -267,7 +269,9 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     view = tape.values[off : off + n]
     if len(shape) != 1:
         view = view.reshape(shape)
-    if op.plain:
+    if n >= PARALLEL_MIN:
+        _unary_np(op, xd, a0, a1, view)
+    elif op.plain:
         op.np_fn(xd, view)
     else:
         _unary_np(op, xd, a0, a1, view)
@@ -322,9 +326,21 @@ def _flat(a, dtype):
 
 
 def _unary_np(op, xd, a0, a1, out=None):
-    fn = op.np_fn
     if xd.dtype.kind != "f":
         xd = xd.astype(np.float64)
+    if xd.size >= PARALLEL_MIN:
+        # one chunk per core: numpy releases the GIL in its loops
+        if out is None:
+            out = np.empty(xd.shape, xd.dtype)
+        xf = xd.reshape(-1)
+        of = out.reshape(-1)
+        parallel.run(xf.size, lambda lo, hi: _unary_np_serial(op, xf[lo:hi], a0, a1, of[lo:hi]))
+        return out
+    return _unary_np_serial(op, xd, a0, a1, out)
+
+
+def _unary_np_serial(op, xd, a0, a1, out=None):
+    fn = op.np_fn
     if op.code == K.AFFINE or op.code == K.POW_SCALAR or op.code == K.RPOW_SCALAR or op.code == K.RDIV_SCALAR:
         return fn(xd, a0, a1, out)
     if op.code == K.CLAMP:
@@ -587,6 +603,8 @@ def _binary(op, x, y, dual=True):
     if not (_grad_state.enabled and (x._rg or y._rg)):
         if xd.shape != yd.shape:
             _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
+        if xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
+            return wrap_array(_binary_np(op, xd, yd, np.empty(xd.shape, np.result_type(xd, yd))))
         return wrap_array(np.asarray(op.np_fn(xd, yd)))
     shape = xd.shape
     dt = xd.dtype
@@ -614,7 +632,10 @@ def _binary(op, x, y, dual=True):
     view = tape.values[off : off + n]
     if len(shape) != 1:
         view = view.reshape(shape)
-    op.np_fn(xd, yd, out=view)
+    if n >= PARALLEL_MIN:
+        _binary_np(op, xd, yd, view)
+    else:
+        op.np_fn(xd, yd, out=view)
     if x._tape is tape:
         xoff = x._off
         xrow = x._row
@@ -640,6 +661,15 @@ def _binary(op, x, y, dual=True):
     if n >= BIG_ROW:
         tape.mark_vectorized(row, t)
     return t
+
+
+def _binary_np(op, xd, yd, out):
+    """``op.np_fn(xd, yd, out=out)`` for same-shape operands, one chunk per core."""
+    xf = xd.reshape(-1)
+    yf = yd.reshape(-1)
+    of = out.reshape(-1)
+    parallel.run(of.size, lambda lo, hi: op.np_fn(xf[lo:hi], yf[lo:hi], out=of[lo:hi]))
+    return out
 
 
 def _dual_binary(op, x, y, levels):

@@ -170,7 +170,8 @@ def current_tape(dtype, n, min_id=0):
     tapes = _state.current
     tape = tapes.get(dtype)
     if tape is None or tape.used + n + 1 > tape.capacity or tape.id < min_id:
-        tape = Tape(dtype, max(DEFAULT_CAPACITY, 2 * n + 16))
+        # room for several results of this size: arena pages are only touched when written
+        tape = Tape(dtype, max(DEFAULT_CAPACITY, 16 * n + 16))
         tapes[dtype] = tape
     return tape
 

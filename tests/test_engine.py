@@ -180,3 +180,25 @@ def test_in_place_change_of_a_big_leaf_after_use_raises():
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
     assert W.grad is None
+
+
+def test_parallel_chunks_match_serial_pieces():
+    """Elementwise work of PARALLEL_MIN elements or more is split across threads; results are unchanged."""
+    from ad.parallel import PARALLEL_MIN
+
+    rng = np.random.default_rng(6)
+    data = rng.uniform(-1, 1, PARALLEL_MIN + 1001)
+    other = rng.uniform(0.5, 1.5, data.shape)
+    big = ad.tensor(data, requires_grad=True)
+    c = ad.tensor(other, requires_grad=True)
+    (_chain(big) * 1.0 + (big / c).sum()).backward()
+    pieces = np.array_split(np.arange(data.size), 40)
+    for idx in pieces:
+        p = ad.tensor(data[idx], requires_grad=True)
+        q = ad.tensor(other[idx], requires_grad=True)
+        (_chain(p) + (p / q).sum()).backward()
+        np.testing.assert_allclose(big.grad.numpy()[idx], p.grad.numpy(), rtol=1e-13)
+        np.testing.assert_allclose(c.grad.numpy()[idx], q.grad.numpy(), rtol=1e-13)
+    with fwAD.dual_level():
+        jv = fwAD.unpack_dual(_chain(fwAD.make_dual(ad.tensor(data), ad.tensor(other)))).tangent
+    np.testing.assert_allclose(jv.item(), float(np.dot(big.grad.numpy() - 1.0 / other, other)), rtol=1e-10)

@@ -204,7 +204,9 @@ def _vectorized_row(s, t, h, freed):
         if op_bits & bit
     ]
     g_flat = s.cot[out_off : out_off + n]
-    if n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
+    if code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2:
+        _matmul_row(s, t, g_flat, targets)
+    elif n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
         # elementwise: every chunk of the output depends on the same chunk of the operands only
         parallel.run(n, lambda lo, hi: _elementwise_chunk(s, t, g_flat, targets, lo, hi))
     else:
@@ -216,6 +218,26 @@ def _vectorized_row(s, t, h, freed):
         s.live[off] = 1
         if prow < s.lowest:
             s.lowest = prow
+
+
+def _matmul_row(s, t, g_flat, targets):
+    """2-D matmul: BLAS writes each operand's cotangent straight into its arena region (or adds to it)."""
+    x, y = t._inputs
+    g = g_flat.reshape(t._data.shape)
+    for off, _, inp in targets:
+        region = s.cot[off : off + inp._data.size].reshape(inp._data.shape)
+        if inp is x:
+            a, b = g, y._data.T
+        else:
+            a, b = x._data.T, g
+        if s.live[off]:
+            region += a @ b
+        else:
+            np.matmul(a, b, out=region)
+        s.live[off] = 1
+        if x is y:  # x @ x: both cotangents of the same tensor
+            region += x._data.T @ g if inp is x else g @ y._data.T
+            break
 
 
 def _chunk(t, lo, hi):

@@ -107,16 +107,9 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
                 if yrg and m == 0:
                     cot[y + i] += cot[o + i]
         elif code == K.GATHER_STRIDED:
-            ndim = aux[a]
-            for i in range(n):
-                cot[x + strided_offset(i, aux, a, ndim)] += cot[o + i]
+            _strided_walk(cot, aux, a, o, x, 1.0, True)
         elif code == K.SCATTER_STRIDED:
-            ndim = aux[a]
-            nx = 1
-            for k in range(ndim):
-                nx *= aux[a + 2 + k]
-            for i in range(nx):
-                cot[x + i] += a0 * cot[o + strided_offset(i, aux, a, ndim)]
+            _strided_walk(cot, aux, a, o, x, a0, False)
         elif code == K.SUM_ALL:
             if xrg:
                 gs = a0 * cot[o]
@@ -143,6 +136,52 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
                 lowest = rows[r, 7]
         r -= 1
     return lowest
+
+
+@njit(cache=True, nogil=True)
+def _strided_walk(cot, aux, a, o, x, scale, gather):
+    """Adjoint of a strided view, walking its index space with an odometer (no division per element).
+
+    The view (``aux[a:]`` = ndim, base, shape, strides) maps flat index ``i`` of its shape to offset
+    ``base + sum_k i_k * stride_k``. gather: ``cot[x + offset(i)] += cot[o + i]`` (adjoint of a gather from x);
+    scatter: ``cot[x + i] += scale * cot[o + offset(i)]`` (adjoint of a scatter into o).
+    """
+    ndim = aux[a]
+    off = aux[a + 1]
+    if ndim == 0:
+        if gather:
+            cot[x + off] += cot[o]
+        else:
+            cot[x] += scale * cot[o + off]
+        return
+    shape0 = a + 2
+    stride0 = a + 2 + ndim
+    total = 1
+    for k in range(ndim):
+        total *= aux[shape0 + k]
+    if total == 0:
+        return
+    inner = aux[shape0 + ndim - 1]
+    inner_stride = aux[stride0 + ndim - 1]
+    counter = np.zeros(ndim, np.int64)
+    i = 0
+    while i < total:
+        if gather:
+            for j in range(inner):
+                cot[x + off + j * inner_stride] += cot[o + i + j]
+        else:
+            for j in range(inner):
+                cot[x + i + j] += scale * cot[o + off + j * inner_stride]
+        i += inner
+        k = ndim - 2
+        while k >= 0:
+            counter[k] += 1
+            off += aux[stride0 + k]
+            if counter[k] < aux[shape0 + k]:
+                break
+            off -= aux[shape0 + k] * aux[stride0 + k]
+            counter[k] = 0
+            k -= 1
 
 
 @njit(cache=True, nogil=True)

@@ -170,8 +170,9 @@ def current_tape(dtype, n, min_id=0):
     tapes = _state.current
     tape = tapes.get(dtype)
     if tape is None or tape.used + n + 1 > tape.capacity or tape.id < min_id:
-        # room for several results of this size: arena pages are only touched when written
-        tape = Tape(dtype, max(DEFAULT_CAPACITY, 16 * n + 16))
+        # a result larger than the default arena gets a tape with room for a chain of such results (pages are
+        # only touched when written); below that, the default keeps the per-tape allocation cheap
+        tape = Tape(dtype, DEFAULT_CAPACITY if 2 * n + 16 <= DEFAULT_CAPACITY else 16 * n + 16)
         tapes[dtype] = tape
     return tape
 

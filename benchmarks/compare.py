@@ -299,8 +299,9 @@ def run_sweep(backends: dict[str, W.Backend], settings: Settings, path: str) -> 
                   label=f"{lib}: forward")
     ax.set_xlabel("elements per tensor")
     ax.set_ylabel("time per op (us)")
+    single = all(os.environ.get(v) == "1" for v in THREAD_VARS)
     ax.set_title(f"{SWEEP_OPS}-op elementwise chain (mul, add, sin, tanh, exp), float64, "
-                 f"{W.cpu_count()} cores")
+                 + ("1 thread" if single else f"{W.cpu_count()} cores"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -469,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(run_first_call(requested, settings))
     sweep = run_sweep(backends, settings, args.plot) if args.plot and backends else None
 
-    libs = [lib for lib in W.LIBRARIES if lib in backends or any(lib in r.skipped for r in results)]
+    libs = [lib for lib in W.LIBRARIES
+            if lib in backends or any(lib in r.skipped or lib in r.samples for r in results)]
     log(f"\n## Results (median [IQR] of the repetitions; torch/ad > 1 means ad is faster; "
         f"{time.perf_counter() - started:.0f} s in all)\n")
     log(markdown_table(results, libs))

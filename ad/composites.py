@@ -58,8 +58,7 @@ def log_softmax(x, dim=None, dtype=None):
         x = x.to(dtype)
     if dim is None:
         dim = -1 if x.ndim != 0 else 0
-    d = _wrap_dim(dim, x.ndim)
-    return x - logsumexp(x, d, keepdim=True)
+    return ops.log_softmax_dim(x, _wrap_dim(dim, x.ndim) if x.ndim else 0)
 
 
 def argmax(x, dim=None, keepdim=False):

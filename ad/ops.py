@@ -1797,3 +1797,54 @@ def ones_like(x, *, dtype=None, requires_grad=False):
 
 
 _LIST_OPS = {"cat": cat, "stack": stack}
+
+
+# --- log_softmax: one row (the loss layer of every classifier; as a composite it costs five)
+
+
+def _log_softmax_vjp(g, out, inputs, ctx):
+    dim = ctx
+    return (g - exp(out) * sum(g, dim, keepdim=True),)
+
+
+def _log_softmax_jvp(tan, out, x, dim):
+    t_ = tan(x)
+    if t_ is None:
+        return None
+    d = _wrap_dim(dim, x.ndim)
+    return t_ - sum(exp(out) * t_, d, keepdim=True)
+
+
+LOG_SOFTMAX = Op("log_softmax", K.LOG_SOFTMAX, "LogSoftmaxBackward0", _log_softmax_vjp)
+
+
+@forward_rule(_log_softmax_jvp)
+def log_softmax_dim(x, dim):
+    """``x - logsumexp(x, dim)``, computed stably; its reverse rule is ``g - softmax(x) * sum(g)``."""
+    xd = x._data
+    if xd.dtype.kind != "f":
+        xd = xd.astype(np.float64)
+    d = _wrap_dim(dim, xd.ndim)
+    if xd.ndim == 0:
+        out_data = np.zeros((), xd.dtype)
+    else:
+        m = np.max(xd, axis=d, keepdims=True) if xd.size else np.zeros(1, xd.dtype)
+        m = np.where(np.isfinite(m), m, 0.0).astype(xd.dtype, copy=False)
+        shifted = xd - m
+        out_data = shifted - np.log(np.sum(np.exp(shifted), axis=d, keepdims=True))
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(out_data.dtype, 2 * n + 2, x)
+    off = tape.alloc(n)
+    view = tape.view(off, out_data.shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    shape = xd.shape if xd.ndim else (1,)
+    dd = d if xd.ndim else 0
+    aux = tape.add_aux([_size(shape[:dd]), shape[dd], _size(shape[dd + 1 :])])
+    row = tape.record(K.LOG_SOFTMAX | K.XRG, off, xoff, -1, n, aux, xrow)
+    out = _result(view, tape, off, row, LOG_SOFTMAX, (x,), dd)
+    if n >= BIG_ROW:
+        tape.mark_vectorized(row, out)
+    return out

@@ -19,6 +19,8 @@ tensor has a Python hook), and no further than ``lowest``, the smallest row that
 ``lowest``, or ``-2 - r`` if row ``r`` had been freed (nothing is written to the caller's ``.grad`` then).
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -36,7 +38,7 @@ for _code in range(K.UNARY_FIRST, K.UNARY_LAST + 1):
     _SAVES[_code] = 1
 for _code in (K.COPY, K.NEG, K.AFFINE):
     _SAVES[_code] = 0
-for _code in (K.MUL, K.DIV, K.POW, K.MAXIMUM, K.MINIMUM, K.WHERE, K.MATMUL, K.PROD, K.AMAX, K.AMIN):
+for _code in (K.MUL, K.DIV, K.POW, K.MAXIMUM, K.MINIMUM, K.WHERE, K.MATMUL, K.PROD, K.AMAX, K.AMIN, K.LOG_SOFTMAX):
     _SAVES[_code] = 1
 SAVES = _SAVES
 
@@ -124,6 +126,9 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
                 cot[x + i] += cot[o + aux[a + 1 + i]]
         elif code == K.MATMUL:
             _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg)
+        elif code == K.LOG_SOFTMAX:
+            if xrg:
+                _log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x)
         elif code == K.PROD or code == K.AMAX or code == K.AMIN:
             _group_backward(code, vals, cot, aux, a, o, x, n)
         if xrg and live[x] == 0:
@@ -182,6 +187,20 @@ def _strided_walk(cot, aux, a, o, x, scale, gather):
             off -= aux[shape0 + k] * aux[stride0 + k]
             counter[k] = 0
             k -= 1
+
+
+@njit(cache=True, nogil=True)
+def _log_softmax_backward(vals, cot, outer, size, inner, o, x):
+    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout."""
+    for i in range(outer):
+        for k in range(inner):
+            base = i * size * inner + k
+            total = 0.0
+            for j in range(size):
+                total += cot[o + base + j * inner]
+            for j in range(size):
+                e = base + j * inner
+                cot[x + e] += cot[o + e] - math.exp(vals[o + e]) * total
 
 
 @njit(cache=True, nogil=True)

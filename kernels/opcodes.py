@@ -62,3 +62,4 @@ AMAX = 55  # max over groups; ties share the gradient evenly; aux as SCATTER_STR
 AMIN = 56
 SUM_ALL = 57  # out[0] = a0 * sum(x); the row's aux column holds the size of x (no aux entries)
 PYTHON = 58  # output of a custom autograd.Function: the sweep stops before it and Python runs its backward
+LOG_SOFTMAX = 59  # out = x - logsumexp(x, dim); aux -> (outer, size of dim, inner)

@@ -77,6 +77,7 @@ EXAMPLES = {
     "cat": (lambda x, y: ad.cat([x, y, x], 1) * _ramp(x, 2, 9), [(2, 3), (2, 3)]),
     "stack": (lambda x, y: ad.stack([x, y], 1) * _ramp(x, 3, 2, 2), [(3, 2), (3, 2)]),
     "matmul": (lambda x, y: x @ y, [(2, 3), (3, 4)]),
+    "log_softmax": (lambda x: x.log_softmax(0) * _ramp(x, 3, 4) + x.log_softmax(-1), [(3, 4)]),
 }
 
 # composite ops: covered by the same checks (no rules of their own)
@@ -87,7 +88,7 @@ COMPOSITES = {
     "var": (lambda x: x.var(1) + x.std(), [(2, 4)]),
     "logsumexp": (lambda x: x.logsumexp(1), [(2, 4)]),
     "softmax": (lambda x: x.softmax(-1) * _ramp(x, 2, 4), [(2, 4)]),
-    "log_softmax": (lambda x: x.log_softmax(0), [(3, 2)]),
+    "log_softmax_3d": (lambda x: x.log_softmax(1), [(2, 3, 2)]),
     "cross_entropy": (lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3])), [(3, 4)]),
     "mse_loss": (lambda x, y: ad.nn.functional.mse_loss(x, y), [(3, 2), (3, 2)]),
     "linear": (lambda x, w, b: ad.nn.functional.linear(x, w, b), [(2, 3), (4, 3), (4,)]),

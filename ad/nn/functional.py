@@ -61,8 +61,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  
     safe = np.where(keep, t, 0)
     if np.any((safe < 0) | (safe >= c)):
         raise IndexError(f"Target {int(t[(safe < 0) | (safe >= c)][0])} is out of bounds.")
-    picked = ops.gather(input, 1, wrap_array(safe.reshape(n, 1).astype(np.int64)))
-    picked = ops.reshape(picked, (n,))
+    picked = ops.gather_map(input, (n,), np.arange(n, dtype=np.int64) * c + safe)
+    if weight is None and reduction == "mean" and keep.all():
+        return -ops.mean(picked)  # the common case: two rows
     w = (
         np.ones(n, input.dtype)
         if weight is None

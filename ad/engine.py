@@ -204,8 +204,8 @@ def _vectorized_row(s, t, h, freed):
         if op_bits & bit
     ]
     g_flat = s.cot[out_off : out_off + n]
-    if code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2:
-        _matmul_row(s, t, g_flat, targets)
+    if (code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2) or code == K.LINEAR:
+        _matmul_row(s, t, g_flat, targets, code == K.LINEAR)
     elif n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
         # elementwise: every chunk of the output depends on the same chunk of the operands only
         parallel.run(n, lambda lo, hi: _elementwise_chunk(s, t, g_flat, targets, lo, hi))
@@ -220,24 +220,28 @@ def _vectorized_row(s, t, h, freed):
             s.lowest = prow
 
 
-def _matmul_row(s, t, g_flat, targets):
-    """2-D matmul: BLAS writes each operand's cotangent straight into its arena region (or adds to it)."""
+def _matmul_row(s, t, g_flat, targets, linear):
+    """2-D matmul (``x @ y``) or linear (``x @ y.T``): BLAS writes each operand's cotangent straight into its
+    arena region (or adds to it)."""
     x, y = t._inputs
-    g = g_flat.reshape(t._data.shape)
-    for off, _, inp in targets:
-        region = s.cot[off : off + inp._data.size].reshape(inp._data.shape)
+    xd = x._data.reshape(-1, x.shape[-1])
+    g = g_flat.reshape(xd.shape[0], -1)
+    yd = y._data
+    for k, (off, _, inp) in enumerate(targets):
+        if x is y and k > 0:
+            break  # x @ x: both cotangents were added on the first pass
+        region = s.cot[off : off + inp._data.size].reshape(xd.shape if inp is x else yd.shape)
+        parts = []
         if inp is x:
-            a, b = g, y._data.T
-        else:
-            a, b = x._data.T, g
-        if s.live[off]:
-            region += a @ b
-        else:
-            np.matmul(a, b, out=region)
-        s.live[off] = 1
-        if x is y:  # x @ x: both cotangents of the same tensor
-            region += x._data.T @ g if inp is x else g @ y._data.T
-            break
+            parts.append((g, yd) if linear else (g, yd.T))
+        if inp is y:
+            parts.append((g.T, xd) if linear else (xd.T, g))
+        for a, b in parts:
+            if s.live[off]:
+                region += a @ b
+            else:
+                np.matmul(a, b, out=region)
+                s.live[off] = 1
 
 
 def _chunk(t, lo, hi):

@@ -1848,3 +1848,63 @@ def log_softmax_dim(x, dim):
     if n >= BIG_ROW:
         tape.mark_vectorized(row, out)
     return out
+
+
+# --- linear: x @ w.T without materializing w.T (torch stores weights as (out, in))
+
+
+def _linear_vjp(g, out, inputs, ctx):
+    x, w = inputs
+    gx = linear(g, transpose(w, 0, 1)) if x._rg else None
+    gw = None
+    if w._rg:
+        g2 = reshape(g, (-1, w.shape[0]))
+        x2 = reshape(x, (-1, w.shape[1]))
+        gw = matmul(transpose(g2, 0, 1), x2)
+    return gx, gw
+
+
+def _linear_jvp(tan, out, x, w):
+    tx = tan(x)
+    tw = tan(w)
+    return _terms(linear(tx, w) if tx is not None else None, linear(x, tw) if tw is not None else None)
+
+
+LINEAR = Op("linear", K.LINEAR, "MmBackward0", _linear_vjp)
+
+
+@forward_rule(_linear_jvp)
+def linear(x, w):
+    """``x @ w.T`` for ``w`` of shape (out, in), without copying the transpose."""
+    xd = x._data
+    wd = w._data
+    if wd.ndim != 2:
+        return matmul(x, transpose(w, 0, 1) if wd.ndim == 2 else w)
+    if xd.shape[-1] != wd.shape[1]:
+        m = _size(xd.shape[:-1])
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({m}x{xd.shape[-1]} and {wd.shape[1]}x{wd.shape[0]})"
+        )
+    if xd.dtype != wd.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != {_torch_dtype(wd.dtype)}"
+        )
+    if not _recording(x, w):
+        return wrap_array(np.matmul(xd, wd.T))
+    N, K_ = wd.shape
+    out_shape = xd.shape[:-1] + (N,)
+    M = _size(xd.shape[:-1])
+    n = M * N
+    tape = _tape_for(xd.dtype, n + xd.size + wd.size + 2, x, w)
+    off = tape.alloc(n)
+    view = tape.view(off, out_shape, n)
+    np.matmul(xd, wd.T, out=view)
+    xoff, xrow = _operand(tape, x)
+    woff, wrow = _operand(tape, w)
+    aux = tape.add_aux([M, K_, N])
+    code = K.LINEAR | (K.XRG if x._rg else 0) | (K.YRG if w._rg else 0)
+    row = tape.record(code, off, xoff, woff, n, aux, xrow, wrow)
+    out = _result(view, tape, off, row, LINEAR, (x, w))
+    if xd.size >= BIG_ROW or wd.size >= BIG_ROW or n >= BIG_ROW:
+        tape.mark_vectorized(row, out)
+    return out

@@ -38,7 +38,20 @@ for _code in range(K.UNARY_FIRST, K.UNARY_LAST + 1):
     _SAVES[_code] = 1
 for _code in (K.COPY, K.NEG, K.AFFINE):
     _SAVES[_code] = 0
-for _code in (K.MUL, K.DIV, K.POW, K.MAXIMUM, K.MINIMUM, K.WHERE, K.MATMUL, K.PROD, K.AMAX, K.AMIN, K.LOG_SOFTMAX):
+for _code in (
+    K.MUL,
+    K.DIV,
+    K.POW,
+    K.MAXIMUM,
+    K.MINIMUM,
+    K.WHERE,
+    K.MATMUL,
+    K.PROD,
+    K.AMAX,
+    K.AMIN,
+    K.LOG_SOFTMAX,
+    K.LINEAR,
+):
     _SAVES[_code] = 1
 SAVES = _SAVES
 
@@ -126,6 +139,8 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
                 cot[x + i] += cot[o + aux[a + 1 + i]]
         elif code == K.MATMUL:
             _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg)
+        elif code == K.LINEAR:
+            _linear_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
         elif code == K.LOG_SOFTMAX:
             if xrg:
                 _log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x)
@@ -224,6 +239,18 @@ def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
             xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
             gy = cot[yb0 : yb0 + K_ * N].reshape((K_, N))
             gy += np.dot(xb.T, g)
+
+
+@njit(cache=True, nogil=True)
+def _linear_backward(vals, cot, M, K_, N, o, x, y, xrg, yrg):
+    """out (M, N) = x (M, K) @ y.T with y (N, K): gx += g @ y, gy += g.T @ x."""
+    g = cot[o : o + M * N].reshape((M, N))
+    if xrg:
+        gx = cot[x : x + M * K_].reshape((M, K_))
+        gx += np.dot(g, vals[y : y + N * K_].reshape((N, K_)))
+    if yrg:
+        gy = cot[y : y + N * K_].reshape((N, K_))
+        gy += np.dot(g.T, vals[x : x + M * K_].reshape((M, K_)))
 
 
 @njit(cache=True, nogil=True)

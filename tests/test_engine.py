@@ -157,7 +157,8 @@ def test_vectorized_matmul_and_reductions_match_rules():
 
     def f():
         h = (X @ W).tanh()
-        return h.amax(0).sum() + (h * h).sum() + b.prod(0).sum() + b.amin()
+        lin = ad.nn.functional.linear(X, b.T.reshape(100, 200)).sin().sum()  # linear: x @ w.T rows
+        return h.amax(0).sum() + (h * h).sum() + b.prod(0).sum() + b.amin() + lin
 
     kernel = ad.autograd.grad(f(), (W, X, b))
     rules = ad.autograd.grad(f(), (W, X, b), create_graph=True)
@@ -168,6 +169,9 @@ def test_vectorized_matmul_and_reductions_match_rules():
     dh[np.argmax(H, 0), np.arange(100)] += 1.0
     expected_w = X.detach().numpy().T @ (dh * (1 - H * H))
     np.testing.assert_allclose(kernel[0].numpy(), expected_w, rtol=1e-10)
+    wl = b.detach().numpy().T.reshape(100, 200)
+    expected_x = (dh * (1 - H * H)) @ W.detach().numpy().T + np.cos(X.detach().numpy() @ wl.T) @ wl
+    np.testing.assert_allclose(kernel[1].numpy(), expected_x, rtol=1e-10)
 
 
 def test_in_place_change_of_a_big_leaf_after_use_raises():

@@ -78,6 +78,7 @@ EXAMPLES = {
     "stack": (lambda x, y: ad.stack([x, y], 1) * _ramp(x, 3, 2, 2), [(3, 2), (3, 2)]),
     "matmul": (lambda x, y: x @ y, [(2, 3), (3, 4)]),
     "log_softmax": (lambda x: x.log_softmax(0) * _ramp(x, 3, 4) + x.log_softmax(-1), [(3, 4)]),
+    "linear": (lambda x, w: ad.ops.linear(x, w) + ad.ops.linear(x[0], w), [(2, 3), (4, 3)]),
 }
 
 # composite ops: covered by the same checks (no rules of their own)
@@ -91,7 +92,8 @@ COMPOSITES = {
     "log_softmax_3d": (lambda x: x.log_softmax(1), [(2, 3, 2)]),
     "cross_entropy": (lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3])), [(3, 4)]),
     "mse_loss": (lambda x, y: ad.nn.functional.mse_loss(x, y), [(3, 2), (3, 2)]),
-    "linear": (lambda x, w, b: ad.nn.functional.linear(x, w, b), [(2, 3), (4, 3), (4,)]),
+    "nn_linear": (lambda x, w, b: ad.nn.functional.linear(x, w, b), [(2, 3), (4, 3), (4,)]),
+    "linear_batched": (lambda x, w: ad.nn.functional.linear(x, w), [(2, 2, 3), (4, 3)]),
     "split_chunk": (lambda x: x.split(1, 0)[1] * x.chunk(2, 1)[0].sum(), [(3, 4)]),
     "squeeze_unsqueeze_flatten": (lambda x: x.unsqueeze(1).squeeze().flatten() * 2.0, [(2, 3)]),
     "norm": (lambda x: ad.norm(x), [(4,)]),

@@ -24,7 +24,7 @@ def _reduce(loss, reduction):
 
 def linear(input, weight, bias=None):  # noqa: A002 - torch's names
     """``input @ weight.T + bias``."""
-    out = ops.matmul(input, ops.t(weight) if weight.ndim == 2 else weight)
+    out = ops.linear(input, weight) if weight.ndim == 2 else ops.matmul(input, weight)
     return out + bias if bias is not None else out
 
 

@@ -24,7 +24,9 @@ from kernels.cpu import FREED, SAVES, reverse_sweep
 
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
-from .tape import retire
+from .tape import POOL, retire, zeroed_arena
+
+_UINT8 = np.dtype(np.uint8)
 from .tensor import Tensor, _new, wrap_array
 
 FREED_MESSAGE = (
@@ -43,8 +45,8 @@ class _TapeSweep:
     def __init__(self, tape):
         self.tape = tape
         used = tape.used + 1
-        self.cot = np.zeros(used, tape.dtype)
-        self.live = np.zeros(used, np.uint8)
+        self.cot = zeroed_arena(tape.dtype, used)  # recycled from earlier sweeps when nothing views it
+        self.live = zeroed_arena(_UINT8, used)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
@@ -140,6 +142,10 @@ def kernel_sweep(roots, seeds, targets, retain_graph):
                 rec.ctx._freed = True
             # the next forward starts a fresh tape: sweeps then cover only that graph's arena
             retire(s.tape)
+    for s in sweeps.values():
+        # back to the pool; reused only once no leaf .grad views them any more
+        POOL.give(s.cot.base if s.cot.base is not None else s.cot)
+        POOL.give(s.live.base if s.live.base is not None else s.live)
     return leaf_grads, target_grads
 
 

@@ -28,6 +28,7 @@ its arena, so memory of a finished graph is released with its tensors.
 import array
 import itertools
 import struct
+import sys
 import threading
 import weakref
 
@@ -44,6 +45,55 @@ BIG_ROW = 16384
 DEFAULT_CAPACITY = 1 << 20  # elements; np.empty reserves address space, pages are touched as ops write
 
 _next_tape_id = itertools.count(1).__next__
+
+
+class _ArenaPool:
+    """Recycles arena buffers between graphs: a training step's tape is the size of the last one, and
+    mapping fresh memory for it costs page faults on every first touch (glibc maps buffers this large
+    anew on each allocation). A buffer is only reused when nothing else refers to it (no tensor views:
+    ``sys.getrefcount``), so recycling is invisible to users."""
+
+    MAX_BUFFERS = 4
+    MAX_BYTES = 256 << 20
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.buffers = []
+
+    def take(self, dtype, n, zero_upto=0):
+        with self.lock:
+            buffers = self.buffers
+            for k in range(len(buffers)):
+                buf = buffers[k]
+                # references: the list, ``buf`` and getrefcount's argument; any more is a live view
+                if buf.dtype == dtype and n <= buf.shape[0] <= 4 * n + (1 << 16) and sys.getrefcount(buf) <= 3:
+                    del buffers[k]
+                    if zero_upto:
+                        buf[:zero_upto] = 0
+                    return buf
+        return None
+
+    def give(self, buf):
+        if buf.nbytes > self.MAX_BYTES:
+            return
+        with self.lock:
+            self.buffers.append(buf)
+            if len(self.buffers) > self.MAX_BUFFERS:
+                del self.buffers[0]
+
+
+POOL = _ArenaPool()
+
+
+def empty_arena(dtype, n):
+    buf = POOL.take(dtype, n)
+    return buf if buf is not None else np.empty(n, dtype)
+
+
+def zeroed_arena(dtype, n, used=None):
+    """``n`` zeros (a recycled buffer is cleared up to ``used``, the part its last owner wrote)."""
+    buf = POOL.take(dtype, n, zero_upto=n if used is None else used)
+    return buf[:n] if buf is not None else np.zeros(n, dtype)
 
 
 class Tape:
@@ -70,7 +120,7 @@ class Tape:
     def __init__(self, dtype, capacity):
         self.id = _next_tape_id()
         self.dtype = dtype
-        self.values = np.empty(capacity, dtype)
+        self.values = empty_arena(dtype, capacity)
         self.capacity = capacity
         self.used = 0
         self.rows = bytearray()
@@ -79,11 +129,22 @@ class Tape:
         self.externs = []
         self.imports = {}
         self.freed = np.zeros(0, np.uint8)
-        self.modified = np.zeros(capacity + 1, np.uint8)  # per arena offset: value changed in place
+        self.modified = zeroed_arena(np.dtype(np.uint8), capacity + 1)  # per arena offset: changed in place
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
         self.owner = threading.get_ident()
         self.pack = ROW.pack
+
+    def __del__(self):
+        # hand the arena back for the next graph, unless a view of it is still alive somewhere
+        try:
+            if sys.getrefcount(self.values) <= 2:
+                POOL.give(self.values)
+            if sys.getrefcount(self.modified) <= 2:
+                self.modified[: self.used + 1] = 0
+                POOL.give(self.modified)
+        except Exception:  # interpreter shutdown: nothing to recycle
+            pass
 
     def alloc(self, n):
         """Reserve ``n`` elements (at least one, so that every tensor has its own offset)."""

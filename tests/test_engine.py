@@ -206,3 +206,22 @@ def test_parallel_chunks_match_serial_pieces():
     with fwAD.dual_level():
         jv = fwAD.unpack_dual(_chain(fwAD.make_dual(ad.tensor(data), ad.tensor(other)))).tangent
     np.testing.assert_allclose(jv.item(), float(np.dot(big.grad.numpy() - 1.0 / other, other)), rtol=1e-10)
+
+
+def test_recycled_arenas_never_overwrite_live_views():
+    """Arena buffers are reused between graphs only when no tensor or numpy view refers to them."""
+    x = ad.tensor(np.linspace(0.1, 0.9, 50), requires_grad=True)
+    kept_values = []
+    kept_grads = []
+    for k in range(6):
+        y = (x * float(k + 1)).sin()
+        kept_values.append((y.detach().numpy(), np.sin(x.detach().numpy() * (k + 1))))
+        y.sum().backward()
+        kept_grads.append((x.grad.numpy(), x.grad.numpy().copy()))
+        x.grad = None
+        del y
+        gc.collect()
+    for view, expected in kept_values:
+        np.testing.assert_array_equal(view, expected)
+    for view, expected in kept_grads:
+        np.testing.assert_array_equal(view, expected)

@@ -20,7 +20,7 @@ import heapq
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.cpu import FREED, SAVES, reverse_sweep
+from kernels.cpu import CHEAP_PARTIAL, FREED, SAVES, binary_backward_chunk, reverse_sweep, unary_backward_chunk
 
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
@@ -212,6 +212,8 @@ def _vectorized_row(s, t, h, freed):
     g_flat = s.cot[out_off : out_off + n]
     if (code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2) or code == K.LINEAR:
         _matmul_row(s, t, g_flat, targets, code == K.LINEAR)
+    elif CHEAP_PARTIAL[code] and _fused_row(s, t, code, g_flat, targets, h):
+        pass
     elif n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
         # elementwise: every chunk of the output depends on the same chunk of the operands only
         parallel.run(n, lambda lo, hi: _elementwise_chunk(s, t, g_flat, targets, lo, hi))
@@ -248,6 +250,44 @@ def _matmul_row(s, t, g_flat, targets, linear):
             else:
                 np.matmul(a, b, out=region)
                 s.live[off] = 1
+
+
+def _fused_row(s, t, code, g_flat, targets, h):
+    """One fused pass of the kernels' partial per chunk, in several threads (the kernels release the GIL)."""
+    inputs = t._inputs
+    if any(i._data.shape != t._data.shape for i in inputs):
+        return False
+    flat = [np.ascontiguousarray(i._data).reshape(-1) for i in inputs]
+    out = t._data.reshape(-1)
+    regions = {}
+    for off, _, inp in targets:
+        for k, i in enumerate(inputs):
+            if i is inp and k not in regions:
+                regions[k] = s.cot[off : off + inp._data.size]
+    attrs = np.frombuffer(s.tape.rows, np.float64, count=2, offset=h * 80 + 64)
+    a0, a1 = float(attrs[0]), float(attrs[1])
+    if len(inputs) == 1:
+        gx = regions.get(0)
+        if gx is None:
+            return True
+        parallel.run(
+            out.size,
+            lambda lo, hi: unary_backward_chunk(code, flat[0][lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], a0, a1),
+        )
+        return True
+    gx = regions.get(0, out)
+    gy = regions.get(1, out)
+    has_x, has_y = 0 in regions, 1 in regions
+    if inputs[0] is inputs[1]:  # x op x: both partials go to the same region
+        gy = gx
+        has_y = has_x
+    parallel.run(
+        out.size,
+        lambda lo, hi: binary_backward_chunk(
+            code, flat[0][lo:hi], flat[1][lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], gy[lo:hi], has_x, has_y
+        ),
+    )
+    return True
 
 
 def _chunk(t, lo, hi):

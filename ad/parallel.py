@@ -11,7 +11,19 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 PARALLEL_MIN = 1 << 18
-_WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _workers():
+    """Threads for big elementwise work: ``AD_NUM_THREADS``, else ``OMP_NUM_THREADS`` (as torch), else cores."""
+    for var in ("AD_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+_WORKERS = _workers()
 _pool = None
 _pool_lock = threading.Lock()
 _local = threading.local()

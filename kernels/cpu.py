@@ -313,3 +313,54 @@ def jvp_binary(code, x, y, out, tx, ty, has_tx, has_ty):
             acc += ty[i] * binary_partial_y(code, x[i], y[i], out[i])
         res[i] = acc
     return res
+
+
+# --- big elementwise rows: fused, one pass, called per chunk from several threads (nogil) ----------------
+
+# Partials that need no transcendental function: for these the fused loop beats numpy's several passes.
+# (sin, cos, erf and powers call libm per element, where numpy's ufuncs are faster: see ad/engine.py.)
+_CHEAP = np.zeros(256, np.uint8)
+for _code in (
+    K.COPY,
+    K.NEG,
+    K.ABS,
+    K.EXP,
+    K.LOG,
+    K.LOG1P,
+    K.EXPM1,
+    K.SQRT,
+    K.RSQRT,
+    K.TAN,
+    K.TANH,
+    K.SIGMOID,
+    K.RELU,
+    K.CLAMP,
+    K.AFFINE,
+    K.RDIV_SCALAR,
+    K.SQUARE,
+    K.ADD,
+    K.SUB,
+    K.MUL,
+    K.DIV,
+    K.MAXIMUM,
+    K.MINIMUM,
+):
+    _CHEAP[_code] = 1
+CHEAP_PARTIAL = _CHEAP
+
+
+@njit(cache=True, nogil=True)
+def unary_backward_chunk(code, x, out, g, gx, a0, a1):
+    """``gx += g * d(x, out)`` over one chunk of a big elementwise row."""
+    for i in range(g.shape[0]):
+        gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+
+
+@njit(cache=True, nogil=True)
+def binary_backward_chunk(code, x, y, out, g, gx, gy, has_x, has_y):
+    """``gx += g * dx``, ``gy += g * dy`` over one chunk of a big same-shape binary row."""
+    for i in range(g.shape[0]):
+        if has_x:
+            gx[i] += g[i] * binary_partial_x(code, x[i], y[i], out[i])
+        if has_y:
+            gy[i] += g[i] * binary_partial_y(code, x[i], y[i], out[i])

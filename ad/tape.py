@@ -53,8 +53,8 @@ class _ArenaPool:
     anew on each allocation). A buffer is only reused when nothing else refers to it (no tensor views:
     ``sys.getrefcount``), so recycling is invisible to users."""
 
-    MAX_BUFFERS = 4
-    MAX_BYTES = 256 << 20
+    MAX_BUFFERS = 6
+    MAX_TOTAL_BYTES = 768 << 20  # what the pool may hold idle, oldest buffers dropped first
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -74,11 +74,11 @@ class _ArenaPool:
         return None
 
     def give(self, buf):
-        if buf.nbytes > self.MAX_BYTES:
+        if buf.nbytes > self.MAX_TOTAL_BYTES // 2:
             return
         with self.lock:
             self.buffers.append(buf)
-            if len(self.buffers) > self.MAX_BUFFERS:
+            while len(self.buffers) > self.MAX_BUFFERS or sum(b.nbytes for b in self.buffers) > self.MAX_TOTAL_BYTES:
                 del self.buffers[0]
 
 

@@ -126,16 +126,15 @@ def apply_dual(primal_fn, jvp_fn, tensors, levels):
 def compiled_path_ok(levels, *operands):
     """True when the compiled elementwise JVP may be used: one level, nothing to record for reverse mode,
     and tangents that are not themselves dual."""
-    if len(levels) != 1:
-        return False
+    if len(levels) != 1 or operands[0]._data.size >= BIG_ROW:
+        return False  # (numpy's vectorized ufuncs beat the scalar kernel loop at BIG_ROW)
     lvl = levels[0]
-    if operands[0]._data.size >= BIG_ROW:
-        return False  # numpy's vectorized ufuncs beat the scalar kernel loop at this size
     recording = grad_mode._grad_state.enabled
     for t in operands:
         if recording and t._rg:
             return False
-        tan = tangent_of(t, lvl)
+        tans = t._tangents
+        tan = tans.get(lvl) if tans is not None else None
         if tan is not None and (tan._tangents is not None or (recording and tan._rg)):
             return False
     return True

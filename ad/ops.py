@@ -303,15 +303,17 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
 def _dual_unary(op, x, a0, a1, ctx, levels):
     """Forward mode through an elementwise unary op: ``t * d(x, out)``."""
     if _forward.compiled_path_ok(levels, x):
-        (level,) = levels
-        with _forward.hide(levels):
-            out = _unary(op, x, a0, a1, ctx)
+        # the hot path of a JVP: nothing to record, one level, a plain tangent: primal by numpy, tangent by
+        # the compiled partial, no tape and no Python rule
+        level = levels[0]
+        xd = x._data
+        if xd.dtype.kind != "f":
+            xd = xd.astype(np.float64)
+        out_data = _unary_np_serial(op, xd, a0, a1)
         t = x._tangents[level]._data
-        shape = out._data.shape
-        res = _cpu.jvp_unary(
-            op.code, _flat(x._data, out._data.dtype), out._data.reshape(-1), _flat(t, out._data.dtype), a0, a1
-        )
-        _forward.set_tangent(out, level, wrap_array(res.reshape(shape)))
+        res = _cpu.jvp_unary(op.code, _flat(xd, xd.dtype), out_data.reshape(-1), _flat(t, xd.dtype), a0, a1)
+        out = wrap_array(out_data)
+        _forward.set_tangent(out, level, wrap_array(res.reshape(out_data.shape) if out_data.ndim != 1 else res))
         return out
     return _forward.apply_dual(
         lambda: _unary(op, x, a0, a1, ctx, False),
@@ -322,6 +324,8 @@ def _dual_unary(op, x, a0, a1, ctx, levels):
 
 
 def _flat(a, dtype):
+    if a.dtype is dtype and a.ndim == 1 and a.flags.c_contiguous:
+        return a
     return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
 
 
@@ -677,10 +681,8 @@ def _dual_binary(op, x, y, levels):
     xd = x._data
     yd = y._data
     if xd.shape == yd.shape and xd.dtype is yd.dtype and _forward.compiled_path_ok(levels, x, y):
-        (level,) = levels
-        with _forward.hide(levels):
-            out = _binary(op, x, y)
-        od = out._data
+        level = levels[0]
+        od = op.np_fn(xd, yd)  # nothing to record: plain numpy, then the compiled partials
         tx = _forward.tangent_of(x, level)
         ty = _forward.tangent_of(y, level)
         flat_out = od.reshape(-1)
@@ -694,7 +696,8 @@ def _dual_binary(op, x, y, levels):
             tx is not None,
             ty is not None,
         )
-        _forward.set_tangent(out, level, wrap_array(res.reshape(od.shape)))
+        out = wrap_array(od)
+        _forward.set_tangent(out, level, wrap_array(res.reshape(od.shape) if od.ndim != 1 else res))
         return out
     if xd.shape != yd.shape:
         # broadcast first, outside the rule: the expanded operands keep their tangents for the reverse rules

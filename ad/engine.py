@@ -25,9 +25,9 @@ from kernels.cpu import CHEAP_PARTIAL, FREED, SAVES, binary_backward_chunk, reve
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
 from .tape import POOL, retire, zeroed_arena
+from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
-from .tensor import Tensor, _new, wrap_array
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "

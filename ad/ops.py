@@ -259,29 +259,29 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     xd = x._data
     if not (x._rg and _grad_state.enabled):
         return wrap_array(_unary_np(op, xd, a0, a1))
-    dt = xd.dtype
     n = xd.size
-    tape = _tape_state.current.get(dt)
-    if tape is None or tape.used + n + 1 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
-        tape = _tape_for(dt, n, x)
-    off = tape.alloc(n)
-    shape = xd.shape
+    xtape = x._tape
+    tape = _tape_state.current.get(xd.dtype)
+    if tape is None or tape.used + n + 1 > tape.capacity or (xtape is not None and xtape.id > tape.id):
+        tape = _tape_for(xd.dtype, n, x)
+    off = tape.used  # tape.alloc(n), inlined: this is the forward pass's hottest path
+    tape.used = off + (n or 1)
     view = tape.values[off : off + n]
-    if len(shape) != 1:
-        view = view.reshape(shape)
-    if n >= PARALLEL_MIN:
-        _unary_np(op, xd, a0, a1, view)
-    elif op.plain:
+    if xd.ndim != 1:
+        view = view.reshape(xd.shape)
+    if op.plain and n < PARALLEL_MIN:
         op.np_fn(xd, view)
     else:
         _unary_np(op, xd, a0, a1, view)
-    if x._tape is tape:
+    if xtape is tape:
         xoff = x._off
         xrow = x._row
     else:
         xoff, xrow = tape.import_tensor(x, True)
     row = tape.nrows
-    tape.rows += tape.pack(op.code | K.XRG, off, xoff, -1, n, 0, xrow, -1, a0, a1)
+    if (row + 1) * 80 > len(tape.rows):
+        tape.grow()
+    tape.pack(tape.rows, row * 80, op.code | K.XRG, off, xoff, -1, n, 0, xrow, -1, a0, a1)
     tape.nrows = row + 1
     t = _new(Tensor)
     t._data = view
@@ -343,11 +343,12 @@ def _unary_np(op, xd, a0, a1, out=None):
     return _unary_np_serial(op, xd, a0, a1, out)
 
 
+_ATTR_CODES = (K.AFFINE, K.POW_SCALAR, K.RPOW_SCALAR, K.RDIV_SCALAR, K.CLAMP)  # forward fn(x, a0, a1, out)
+
+
 def _unary_np_serial(op, xd, a0, a1, out=None):
     fn = op.np_fn
-    if op.code == K.AFFINE or op.code == K.POW_SCALAR or op.code == K.RPOW_SCALAR or op.code == K.RDIV_SCALAR:
-        return fn(xd, a0, a1, out)
-    if op.code == K.CLAMP:
+    if op.code in _ATTR_CODES:
         return fn(xd, a0, a1, out)
     return fn(xd, out=out) if out is not None else fn(xd)
 
@@ -493,7 +494,9 @@ RDIV_SCALAR = elementwise(
 
 def affine(x, a, b, kind="mul"):
     """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
-    return _unary(AFFINE, x, float(a), float(b), (float(a), float(b), kind))
+    a = float(a)
+    b = float(b)
+    return _affine_fast(x, a, b, (a, b, kind))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -624,35 +627,45 @@ def _binary(op, x, y, dual=True):
         xd = x._data
         yd = y._data
     n = xd.size
+    xtape = x._tape
+    ytape = y._tape
     tape = _tape_state.current.get(dt)
     if (
         tape is None
         or tape.used + 3 * n + 3 > tape.capacity
-        or (x._tape is not None and x._tape.id > tape.id)
-        or (y._tape is not None and y._tape.id > tape.id)
+        or (xtape is not None and xtape.id > tape.id)
+        or (ytape is not None and ytape.id > tape.id)
     ):
         tape = _tape_for(dt, 3 * n + 2, x, y)
-    off = tape.alloc(n)
+    off = tape.used  # tape.alloc(n), inlined
+    tape.used = off + (n or 1)
     view = tape.values[off : off + n]
     if len(shape) != 1:
         view = view.reshape(shape)
     if n >= PARALLEL_MIN:
         _binary_np(op, xd, yd, view)
     else:
-        op.np_fn(xd, yd, out=view)
-    if x._tape is tape:
+        op.np_fn(xd, yd, view)
+    if xtape is tape:
         xoff = x._off
         xrow = x._row
     else:
         xoff, xrow = tape.import_tensor(x, x._rg)
-    if y._tape is tape:
+    if ytape is tape:
         yoff = y._off
         yrow = y._row
     else:
-        yoff, yrow = tape.import_tensor(y, y._rg)
+        hit = tape.imports.get(id(y))  # a constant or leaf used again: its arena copy (Tape.import_tensor)
+        if hit is not None and hit[2] is y and hit[3] == y._version:
+            yoff = hit[0]
+            yrow = hit[1]
+        else:
+            yoff, yrow = tape.import_tensor(y, y._rg)
     code = op.code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.nrows
-    tape.rows += tape.pack(code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
+    if (row + 1) * 80 > len(tape.rows):
+        tape.grow()
+    tape.pack(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
     tape.nrows = row + 1
     t = _new(Tensor)
     t._data = view
@@ -734,6 +747,8 @@ def _is_scalar(v):
 
 
 def add(x, y, *, alpha=1):
+    if type(y) is float and type(x) is Tensor and alpha == 1:
+        return _affine_fast(x, 1.0, y, (1.0, y, "add"))
     if type(y) is Tensor and type(x) is Tensor and alpha == 1:
         return _binary(ADD, x, y)
     if alpha != 1:
@@ -763,8 +778,11 @@ def rsub(x, y):
 
 
 def mul(x, y):
-    if type(y) is Tensor and type(x) is Tensor:
+    ty = type(y)
+    if ty is Tensor and type(x) is Tensor:
         return _binary(MUL, x, y)
+    if ty is float and type(x) is Tensor:
+        return _affine_fast(x, y, 0.0, (y, 0.0, "mul"))
     if not isinstance(x, Tensor):
         x, y = y, x
     if _is_scalar(y):
@@ -808,10 +826,64 @@ def minimum(x, y):
     return _binary(MINIMUM, as_tensor_operand(x), as_tensor_operand(y))
 
 
+def _fast_unary(op):
+    """The forward pass's hottest path, specialised per op: an elementwise op on a tensor recorded on this
+    thread's current tape, nothing dual, small. Anything else goes through the generic ``_unary``, which
+    records exactly the same row; this only skips its checks and a call frame."""
+    code = op.code | K.XRG
+    np_fn = op.np_fn
+    plain = op.plain
+    with_attrs = op.code in _ATTR_CODES
+
+    def fast(x, a0=0.0, a1=0.0, ctx=None):
+        tape = x._tape  # not None: a recorded result (so it requires grad)
+        if tape is not None and x._tangents is None and _grad_state.enabled:
+            xd = x._data
+            n = xd.size
+            if n < PARALLEL_MIN and tape.used + n < tape.capacity and _tape_state.current.get(xd.dtype) is tape:
+                off = tape.used
+                tape.used = off + (n or 1)
+                view = tape.values[off : off + n]
+                if xd.ndim != 1:
+                    view = view.reshape(xd.shape)
+                if plain:
+                    np_fn(xd, view)
+                elif with_attrs:
+                    np_fn(xd, a0, a1, view)
+                else:
+                    np_fn(xd, out=view)
+                row = tape.nrows
+                if (row + 1) * 80 > len(tape.rows):
+                    tape.grow()
+                tape.pack(tape.rows, row * 80, code, off, x._off, -1, n, 0, x._row, -1, a0, a1)
+                tape.nrows = row + 1
+                t = _new(Tensor)
+                t._data = view
+                t._rg = True
+                t._op = op
+                t._inputs = (x,)
+                if ctx is not None:
+                    t._ctx = ctx
+                t._tape = tape
+                t._off = off
+                t._row = row
+                if n >= BIG_ROW:
+                    tape.mark_vectorized(row, t)
+                return t
+        return _unary(op, x, a0, a1, ctx)
+
+    return fast
+
+
+_affine_fast = _fast_unary(AFFINE)  # the scalar forms of + - * / (see ``affine``)
+
+
 def _unary_fn(op):
+    fast = _fast_unary(op)
+
     def fn(x):
         try:
-            return _unary(op, x)
+            return fast(x)
         except AttributeError:
             _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
             raise
@@ -1234,7 +1306,9 @@ def _record_sum_all(op, x, total, scale):
         xoff, xrow = tape.import_tensor(x, True)
     n = xd.size
     row = tape.nrows
-    tape.rows += tape.pack(K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
+    if (row + 1) * 80 > len(tape.rows):
+        tape.grow()
+    tape.pack(tape.rows, row * 80, K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
     tape.nrows = row + 1
     ndim = xd.ndim
     return _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))

@@ -123,7 +123,7 @@ class Tape:
         self.values = empty_arena(dtype, capacity)
         self.capacity = capacity
         self.used = 0
-        self.rows = bytearray()
+        self.rows = bytearray(ROW.size * 1024)  # preallocated; grown by doubling (see ``grow``)
         self.nrows = 0
         self.aux = array.array("q")
         self.externs = []
@@ -133,7 +133,7 @@ class Tape:
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
         self.owner = threading.get_ident()
-        self.pack = ROW.pack
+        self.pack = ROW.pack_into
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
@@ -154,9 +154,15 @@ class Tape:
 
     def record(self, op, out, x, y, n, aux=0, xrow=-1, yrow=-1, a0=0.0, a1=0.0):
         row = self.nrows
-        self.rows += self.pack(op, out, x, y, n, aux, xrow, yrow, a0, a1)
+        if (row + 1) * ROW.size > len(self.rows):
+            self.grow()
+        self.pack(self.rows, row * ROW.size, op, out, x, y, n, aux, xrow, yrow, a0, a1)
         self.nrows = row + 1
         return row
+
+    def grow(self):
+        """Double the row buffer (writers check ``(nrows + 1) * ROW.size > len(rows)`` before packing)."""
+        self.rows = self.rows + bytearray(len(self.rows))
 
     def add_aux(self, ints):
         off = len(self.aux)
@@ -191,7 +197,8 @@ class Tape:
 
     def arrays(self):
         """Kernel views of the rows and aux (copies when another thread may be appending to them)."""
-        raw = self.rows if self.owner == threading.get_ident() else bytes(self.rows)
+        used = self.nrows * ROW.size
+        raw = memoryview(self.rows)[:used] if self.owner == threading.get_ident() else bytes(self.rows[:used])
         aux = self.aux if self.owner == threading.get_ident() else array.array("q", self.aux)
         words = np.frombuffer(raw, np.int64).reshape(-1, ROW_WORDS)
         floats = np.frombuffer(raw, np.float64).reshape(-1, ROW_WORDS)

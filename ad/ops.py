@@ -644,8 +644,10 @@ def _binary(op, x, y, dual=True):
         view = view.reshape(shape)
     if n >= PARALLEL_MIN:
         _binary_np(op, xd, yd, view)
+    elif op.code < K.MAXIMUM:
+        op.np_fn(xd, yd, view)  # positional out: numpy's fastest call
     else:
-        op.np_fn(xd, yd, view)
+        op.np_fn(xd, yd, out=view)  # np.maximum / np.minimum deprecate a positional out
     if xtape is tape:
         xoff = x._off
         xrow = x._row

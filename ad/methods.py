@@ -288,7 +288,8 @@ def bind():
         "dot",
         "t",
     ):
-        setattr(T, name, getattr(ops, name))
+        fn = getattr(ops, name)
+        setattr(T, name, getattr(fn, "method", fn))
     for name in ("var", "std", "logsumexp", "softmax", "log_softmax", "argmax", "argmin", "sign", "reciprocal", "norm"):
         setattr(T, name, getattr(composites, name))
     T.subtract = ops.sub

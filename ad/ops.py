@@ -892,6 +892,7 @@ def _unary_fn(op):
 
     fn.__name__ = op.name
     fn.__doc__ = f"Elementwise ``{op.name}``, differentiable in reverse and forward mode."
+    fn.method = fast  # Tensor methods skip the argument check: ``self`` is a Tensor
     return fn
 
 

@@ -21,7 +21,8 @@ forms (``1.5 * x - 0.25``, ``2.0 - x``, ``1.0 / x``, ``x / 4.0``, ``x ** 3``, ``
 prod / amax / amin / max(dim) / var / std / logsumexp / softmax / log_softmax / norm over random dims with
 keepdim, reshape / flatten / view / transpose / permute / ``.T`` / ``.mT`` / unsqueeze / squeeze / expand,
 indexing with ints, slices (negative steps too), ``None``, ellipsis and integer arrays with repeats,
-index_select, gather, cat / stack / chunk.
+index_select, gather, cat / stack / chunk / split, and in-place ops on a fresh copy (``add_ sub_ mul_ div_ +=
+clamp_``, ``t[key] = v``), which rebase the copy onto the new node.
 
 Checks:
 
@@ -33,6 +34,9 @@ Checks:
   central differences of the first gradient along ``w``.
 - ``test_second_derivative_scalar_input``: d2/dx2 of a program of one 0-d leaf (and constants), by grad of
   grad, against central differences of the first derivative.
+- ``test_grad_matches_finite_differences_across_small_tapes``: the first property with tapes of a few
+  elements, so that every graph spans several tapes (operand imports, cotangents handed between tapes).
+- ``test_known_bug``: one small reproducer per bug these properties found (``KNOWN_BUGS``, see there).
 
 Hypothesis profiles (registered here, selected with the environment variable ``AD_HYPOTHESIS_PROFILE``):
 ``ci`` (default: 100 examples per test, derandomized so that CI is reproducible) and ``long`` (10,000
@@ -48,14 +52,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import scipy.special
-from hypothesis import HealthCheck, Phase, assume, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import ad
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
-                          suppress_health_check=_HEALTH)
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, print_blob=True, suppress_health_check=_HEALTH
+)
 settings.register_profile("long", max_examples=10_000, deadline=None, print_blob=True, suppress_health_check=_HEALTH)
 PROFILE = settings.get_profile(os.environ.get("AD_HYPOTHESIS_PROFILE", "ci"))
 
@@ -249,8 +254,11 @@ BINARY = {
     "*": (lambda x, y: x * y, np.multiply, None),
     "/": (lambda x, y: x / y, np.divide, lambda x, y: _min_abs(y) >= 0.3),
     "x/(y*y+0.5)": (lambda x, y: x / (y * y + 0.5), lambda x, y: x / (y * y + 0.5), None),
-    "(x*x+0.5)**y": (lambda x, y: (x * x + 0.5) ** y, lambda x, y: (x * x + 0.5) ** y,
-                     lambda x, y: np.abs(y).max() <= 2.0),
+    "(x*x+0.5)**y": (
+        lambda x, y: (x * x + 0.5) ** y,
+        lambda x, y: (x * x + 0.5) ** y,
+        lambda x, y: np.abs(y).max() <= 2.0,
+    ),
     "maximum": (ad.maximum, np.maximum, lambda x, y: _min_abs(x - y) >= MARGIN),
     "minimum": (lambda x, y: ad.minimum(x, y), np.minimum, lambda x, y: _min_abs(x - y) >= MARGIN),
     "sub_": (lambda x, y: ad.sub(x, y, alpha=2), lambda x, y: x - 2 * y, None),
@@ -328,8 +336,12 @@ def _step_where(b):
         return
     seed = b.draw(st.integers(0, 2**16))
     cond = np.random.default_rng(seed).random(shape) < 0.5
-    b.add(f"where(cond{list(shape)}#{seed}, {{0}}, {{1}})", (i, j),
-          lambda x, y: ad.where(cond, x, y), lambda x, y: np.where(cond, x, y))
+    b.add(
+        f"where(cond{list(shape)}#{seed}, {{0}}, {{1}})",
+        (i, j),
+        lambda x, y: ad.where(cond, x, y),
+        lambda x, y: np.where(cond, x, y),
+    )
 
 
 def _matmul_ok(x, y):
@@ -364,8 +376,25 @@ def _step_matmul(b):
 
 
 def _step_reduce(b):
-    name = b.draw(st.sampled_from(["sum", "mean", "prod", "amax", "amin", "max_dim", "min_dim", "var", "std",
-                                   "logsumexp", "softmax", "log_softmax", "norm"]))
+    name = b.draw(
+        st.sampled_from(
+            [
+                "sum",
+                "mean",
+                "prod",
+                "amax",
+                "amin",
+                "max_dim",
+                "min_dim",
+                "var",
+                "std",
+                "logsumexp",
+                "softmax",
+                "log_softmax",
+                "norm",
+            ]
+        )
+    )
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
@@ -376,8 +405,12 @@ def _step_reduce(b):
         if dim is None and not keepdim:
             b.add(f"{{0}}.{name}()", (i,), lambda t: getattr(t, name)(), lambda v: npf(v))
         else:
-            b.add(f"{{0}}.{name}({dim}, keepdim={keepdim})", (i,), lambda t: getattr(t, name)(dim, keepdim=keepdim),
-                  lambda v: npf(v, axis=_axis(dim, nd), keepdims=keepdim))
+            b.add(
+                f"{{0}}.{name}({dim}, keepdim={keepdim})",
+                (i,),
+                lambda t: getattr(t, name)(dim, keepdim=keepdim),
+                lambda v: npf(v, axis=_axis(dim, nd), keepdims=keepdim),
+            )
     elif name == "prod":
         if _min_abs(x) < 0.3 or np.abs(x).max() > 2.0:
             return
@@ -385,8 +418,12 @@ def _step_reduce(b):
         if dim is None or isinstance(dim, tuple):
             b.add("{0}.prod()", (i,), lambda t: t.prod(), np.prod)
         else:
-            b.add(f"{{0}}.prod({dim}, keepdim={keepdim})", (i,), lambda t: t.prod(dim, keepdim=keepdim),
-                  lambda v: np.prod(v, axis=dim, keepdims=keepdim))
+            b.add(
+                f"{{0}}.prod({dim}, keepdim={keepdim})",
+                (i,),
+                lambda t: t.prod(dim, keepdim=keepdim),
+                lambda v: np.prod(v, axis=dim, keepdims=keepdim),
+            )
     elif name in ("amax", "amin"):
         dim = _dims(b.draw, nd)
         npf = np.max if name == "amax" else np.min
@@ -395,8 +432,12 @@ def _step_reduce(b):
         if dim is None:
             b.add(f"{{0}}.{name}()", (i,), lambda t: getattr(t, name)(), npf)
         else:
-            b.add(f"{{0}}.{name}({dim}, keepdim={keepdim})", (i,), lambda t: getattr(t, name)(dim, keepdim=keepdim),
-                  lambda v: npf(v, axis=_axis(dim, nd), keepdims=keepdim))
+            b.add(
+                f"{{0}}.{name}({dim}, keepdim={keepdim})",
+                (i,),
+                lambda t: getattr(t, name)(dim, keepdim=keepdim),
+                lambda v: npf(v, axis=_axis(dim, nd), keepdims=keepdim),
+            )
     elif name in ("max_dim", "min_dim"):
         if nd == 0:
             return
@@ -405,8 +446,12 @@ def _step_reduce(b):
         if not _unique_extremes(x, (d % nd,), npf):
             return
         m = name[:3]
-        b.add(f"{{0}}.{m}({d}, keepdim={keepdim})[0]", (i,), lambda t: getattr(t, m)(d, keepdim=keepdim)[0],
-              lambda v: npf(v, axis=d, keepdims=keepdim))
+        b.add(
+            f"{{0}}.{m}({d}, keepdim={keepdim})[0]",
+            (i,),
+            lambda t: getattr(t, m)(d, keepdim=keepdim)[0],
+            lambda v: npf(v, axis=d, keepdims=keepdim),
+        )
     elif name in ("var", "std"):
         if nd == 0:
             return
@@ -417,15 +462,22 @@ def _step_reduce(b):
         var = np.var(x, axis=axis, keepdims=keepdim, ddof=1)
         if name == "std" and var.min() < 0.01:
             return
-        npf = (lambda v: np.var(v, axis=axis, keepdims=keepdim, ddof=1)) if name == "var" else (
-            lambda v: np.std(v, axis=axis, keepdims=keepdim, ddof=1))
+        npf = (
+            (lambda v: np.var(v, axis=axis, keepdims=keepdim, ddof=1))
+            if name == "var"
+            else (lambda v: np.std(v, axis=axis, keepdims=keepdim, ddof=1))
+        )
         b.add(f"{{0}}.{name}({dim}, keepdim={keepdim})", (i,), lambda t: getattr(t, name)(dim, keepdim=keepdim), npf)
     elif name == "logsumexp":
         if nd == 0:
             return
         dim = _dims(b.draw, nd, allow_none=False)
-        b.add(f"{{0}}.logsumexp({dim}, keepdim={keepdim})", (i,), lambda t: t.logsumexp(dim, keepdim=keepdim),
-              lambda v: scipy.special.logsumexp(v, axis=_axis(dim, nd), keepdims=keepdim))
+        b.add(
+            f"{{0}}.logsumexp({dim}, keepdim={keepdim})",
+            (i,),
+            lambda t: t.logsumexp(dim, keepdim=keepdim),
+            lambda v: scipy.special.logsumexp(v, axis=_axis(dim, nd), keepdims=keepdim),
+        )
     elif name in ("softmax", "log_softmax"):
         if nd == 0:
             return
@@ -452,8 +504,24 @@ def _factor_shape(draw, n):
 
 
 def _step_view(b):
-    name = b.draw(st.sampled_from(["reshape", "view", "flatten", "transpose", "permute", "T", "mT", "unsqueeze",
-                                   "squeeze", "expand", "expand_lead", "reshape(-1)"]))
+    name = b.draw(
+        st.sampled_from(
+            [
+                "reshape",
+                "view",
+                "flatten",
+                "transpose",
+                "permute",
+                "T",
+                "mT",
+                "unsqueeze",
+                "squeeze",
+                "expand",
+                "expand_lead",
+                "reshape(-1)",
+            ]
+        )
+    )
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
@@ -549,15 +617,23 @@ def _step_index(b):
     elif name == "index_select" and nd >= 1:
         d = b.draw(st.integers(-nd, nd - 1))
         idx = b.draw(st.lists(st.integers(0, x.shape[d] - 1), min_size=1, max_size=4))
-        b.add(f"{{0}}.index_select({d}, {idx})", (i,), lambda t: t.index_select(d, ad.tensor(np.array(idx))),
-              lambda v: np.take(v, idx, axis=d))
+        b.add(
+            f"{{0}}.index_select({d}, {idx})",
+            (i,),
+            lambda t: t.index_select(d, ad.tensor(np.array(idx))),
+            lambda v: np.take(v, idx, axis=d),
+        )
     elif name == "gather" and nd >= 1:
         d = b.draw(st.integers(0, nd - 1))
         shape = tuple(b.draw(st.integers(1, s)) if k != d else b.draw(st.integers(1, 4)) for k, s in enumerate(x.shape))
         seed = b.draw(st.integers(0, 2**16))
         index = np.random.default_rng(seed).integers(0, x.shape[d], size=shape)
-        b.add(f"{{0}}.gather({d}, idx{list(shape)}#{seed})", (i,), lambda t: t.gather(d, ad.tensor(index)),
-              lambda v: np.take_along_axis(v, index, axis=d))
+        b.add(
+            f"{{0}}.gather({d}, idx{list(shape)}#{seed})",
+            (i,),
+            lambda t: t.gather(d, ad.tensor(index)),
+            lambda v: np.take_along_axis(v, index, axis=d),
+        )
     elif name == "chunk_cat" and nd >= 1:
         d = b.draw(st.integers(0, nd - 1))
         chunks = b.draw(st.integers(1, 3))
@@ -568,15 +644,23 @@ def _step_index(b):
             pieces = [np.take(v, range(lo, min(lo + step, size)), axis=d) for lo in range(0, size, step)]
             return np.concatenate(pieces[::-1], axis=d)
 
-        b.add(f"cat(reversed({{0}}.chunk({chunks}, {d})), {d})", (i,),
-              lambda t: ad.cat(list(t.chunk(chunks, d))[::-1], d), np_fn)
+        b.add(
+            f"cat(reversed({{0}}.chunk({chunks}, {d})), {d})",
+            (i,),
+            lambda t: ad.cat(list(t.chunk(chunks, d))[::-1], d),
+            np_fn,
+        )
     elif name == "split" and nd >= 1:
         d = b.draw(st.integers(0, nd - 1))
         size = x.shape[d]
         step = b.draw(st.integers(1, size))
         piece = b.draw(st.integers(0, (size - 1) // step))
-        b.add(f"{{0}}.split({step}, {d})[{piece}]", (i,), lambda t: t.split(step, d)[piece],
-              lambda v: np.take(v, range(piece * step, min(piece * step + step, size)), axis=d))
+        b.add(
+            f"{{0}}.split({step}, {d})[{piece}]",
+            (i,),
+            lambda t: t.split(step, d)[piece],
+            lambda v: np.take(v, range(piece * step, min(piece * step + step, size)), axis=d),
+        )
 
 
 def _step_join(b):
@@ -588,13 +672,12 @@ def _step_join(b):
         dd = d % nd
 
         def fits(y):
-            return y.ndim == nd and y.shape[:dd] + y.shape[dd + 1:] == x.shape[:dd] + x.shape[dd + 1:]
+            return y.ndim == nd and y.shape[:dd] + y.shape[dd + 1 :] == x.shape[:dd] + x.shape[dd + 1 :]
 
         others = [b.pick(fits) for _ in range(b.draw(st.integers(1, 2)))]
         args = (i, *others)
         names = ", ".join(f"{{{k}}}" for k in range(len(args)))
-        b.add(f"cat([{names}], {d})", args, lambda *ts: ad.cat(list(ts), d),
-              lambda *vs: np.concatenate(vs, axis=d))
+        b.add(f"cat([{names}], {d})", args, lambda *ts: ad.cat(list(ts), d), lambda *vs: np.concatenate(vs, axis=d))
     else:
         d = b.draw(st.integers(-nd - 1, nd))
         others = [b.pick(lambda y: y.shape == x.shape) for _ in range(b.draw(st.integers(1, 2)))]
@@ -664,13 +747,13 @@ def _step_inplace(b):
 
         b.add("({0}.clone() += {1})", (i, j), iadd, np.add)
     elif name == "add_scalar":
-        b.add("{0}.clone().mul_(2.5).add_(-1.0)", (i,), lambda t: t.clone().mul_(2.5).add_(-1.0),
-              lambda v: v * 2.5 - 1.0)
+        b.add(
+            "{0}.clone().mul_(2.5).add_(-1.0)", (i,), lambda t: t.clone().mul_(2.5).add_(-1.0), lambda v: v * 2.5 - 1.0
+        )
     elif name == "clamp_":
         if not _far_from(x, -1.0, 1.0):
             return
-        b.add("{0}.clone().clamp_(-1, 1)", (i,), lambda t: t.clone().clamp_(-1.0, 1.0),
-              lambda v: np.clip(v, -1.0, 1.0))
+        b.add("{0}.clone().clamp_(-1, 1)", (i,), lambda t: t.clone().clamp_(-1.0, 1.0), lambda v: np.clip(v, -1.0, 1.0))
     elif x.ndim >= 1:
         d = b.draw(st.integers(0, x.ndim - 1))
         lo = b.draw(st.integers(0, x.shape[d] - 1))
@@ -694,8 +777,16 @@ STEP_KINDS = {
     "join": _step_join,
     "inplace": _step_inplace,
 }
-KIND_WEIGHTS = ["unary"] * 4 + ["binary"] * 4 + ["where", "matmul", "matmul"] + ["reduce"] * 3 + ["view"] * 3 + \
-    ["index"] * 3 + ["join"] * 2 + ["inplace"] * 2
+KIND_WEIGHTS = (
+    ["unary"] * 4
+    + ["binary"] * 4
+    + ["where", "matmul", "matmul"]
+    + ["reduce"] * 3
+    + ["view"] * 3
+    + ["index"] * 3
+    + ["join"] * 2
+    + ["inplace"] * 2
+)
 
 
 @st.composite
@@ -709,7 +800,7 @@ def _shapes(draw):
         if kind == "base":
             shapes.append(base)
         elif kind == "drop":
-            shapes.append(base[draw(st.integers(0, len(base))):])
+            shapes.append(base[draw(st.integers(0, len(base))) :])
         elif kind == "ones":
             shapes.append(tuple(1 if draw(st.booleans()) else s for s in base))
         else:
@@ -733,7 +824,7 @@ def _draw_program(draw, shapes=None, leaf_rg=None, max_steps=12):
         if len(prog.steps) >= want:
             break
         STEP_KINDS[draw(st.sampled_from(KIND_WEIGHTS))](b)
-    if not any(prog.rg[len(leaves):]):
+    if not any(prog.rg[len(leaves) :]):
         b.add("sin({0})", (0,), ad.sin, np.sin)
     note(prog.describe())
     return prog
@@ -908,8 +999,9 @@ def _hvp_setup(draw, shapes=None, leaf_rg=None, max_steps=8):
 def _first_grad(prog, outs, cots, rg_leaves, leaves=None, create_graph=False):
     vals = _run_ad(prog, leaves)
     wrt = [vals[j] for j in rg_leaves]
-    grads = ad.autograd.grad([vals[k] for k in outs], wrt, [ad.tensor(c) for c in cots], create_graph=create_graph,
-                             allow_unused=True)
+    grads = ad.autograd.grad(
+        [vals[k] for k in outs], wrt, [ad.tensor(c) for c in cots], create_graph=create_graph, allow_unused=True
+    )
     return vals, wrt, grads
 
 
@@ -927,6 +1019,7 @@ def _hvp(prog, outs, cots, rg_leaves, w, create_graph):
 
 def _fd_hvp(prog, outs, cots, rg_leaves, w, eps=1e-5):
     """Central differences of the (compiled) first gradient along ``w``."""
+
     def grad_at(sign):
         leaves = [v.copy() for v in prog.leaves]
         for j, wj in zip(rg_leaves, w):

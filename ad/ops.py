@@ -682,6 +682,62 @@ def _binary(op, x, y, dual=True):
     return t
 
 
+def _fast_binary(op):
+    """The hot path of a same-shape binary op whose first operand is on this thread's current tape (the
+    second on it too, or imported there already), nothing dual, small; else the generic ``_binary``."""
+    np_fn = op.np_fn
+    base_code = op.code
+
+    def fast(x, y):
+        tape = x._tape
+        if tape is not None and x._tangents is None and y._tangents is None and _grad_state.enabled:
+            xd = x._data
+            yd = y._data
+            n = xd.size
+            if (
+                xd.shape == yd.shape
+                and xd.dtype is yd.dtype
+                and n < PARALLEL_MIN
+                and tape.used + n < tape.capacity
+                and _tape_state.current.get(xd.dtype) is tape
+            ):
+                if y._tape is tape:
+                    yoff = y._off
+                    yrow = y._row
+                else:
+                    hit = tape.imports.get(id(y))
+                    if hit is None or hit[2] is not y or hit[3] != y._version:
+                        return _binary(op, x, y)
+                    yoff = hit[0]
+                    yrow = hit[1]
+                off = tape.used
+                tape.used = off + (n or 1)
+                view = tape.values[off : off + n]
+                if xd.ndim != 1:
+                    view = view.reshape(xd.shape)
+                np_fn(xd, yd, view)
+                row = tape.nrows
+                if (row + 1) * 80 > len(tape.rows):
+                    tape.grow()
+                code = base_code | K.XRG | K.YRG if y._rg else base_code | K.XRG
+                tape.pack(tape.rows, row * 80, code, off, x._off, yoff, n, 0, x._row, yrow, 0.0, 0.0)
+                tape.nrows = row + 1
+                t = _new(Tensor)
+                t._data = view
+                t._rg = True
+                t._op = op
+                t._inputs = (x, y)
+                t._tape = tape
+                t._off = off
+                t._row = row
+                if n >= BIG_ROW:
+                    tape.mark_vectorized(row, t)
+                return t
+        return _binary(op, x, y)
+
+    return fast
+
+
 def _binary_np(op, xd, yd, out):
     """``op.np_fn(xd, yd, out=out)`` for same-shape operands, one chunk per core."""
     xf = xd.reshape(-1)
@@ -738,6 +794,11 @@ def _terms(*terms):
     return total
 
 
+_add_fast = _fast_binary(ADD)
+_sub_fast = _fast_binary(SUB)
+_mul_fast = _fast_binary(MUL)
+
+
 def _is_scalar(v):
     """A Python number (numpy scalars are arrays here, as numpy's own promotion treats them)."""
     tv = type(v)
@@ -752,7 +813,7 @@ def add(x, y, *, alpha=1):
     if type(y) is float and type(x) is Tensor and alpha == 1:
         return _affine_fast(x, 1.0, y, (1.0, y, "add"))
     if type(y) is Tensor and type(x) is Tensor and alpha == 1:
-        return _binary(ADD, x, y)
+        return _add_fast(x, y)
     if alpha != 1:
         y = mul(y, alpha)
     if not isinstance(x, Tensor):
@@ -763,8 +824,8 @@ def add(x, y, *, alpha=1):
 
 
 def sub(x, y, *, alpha=1):
-    if type(y) is Tensor and alpha == 1:
-        return _binary(SUB, x, y)
+    if type(y) is Tensor and type(x) is Tensor and alpha == 1:
+        return _sub_fast(x, y)
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
@@ -782,7 +843,7 @@ def rsub(x, y):
 def mul(x, y):
     ty = type(y)
     if ty is Tensor and type(x) is Tensor:
-        return _binary(MUL, x, y)
+        return _mul_fast(x, y)
     if ty is float and type(x) is Tensor:
         return _affine_fast(x, y, 0.0, (y, 0.0, "mul"))
     if not isinstance(x, Tensor):

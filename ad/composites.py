@@ -7,7 +7,7 @@ tests check them like primitives.
 import numpy as np
 
 from . import ops
-from .ops import _reduce_dims
+from .ops import _reduce_dims, outer  # noqa: F401 - re-exported
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 
@@ -87,10 +87,6 @@ def norm(x, p=2, dim=None, keepdim=False):
     if p == 1:
         return ops.sum(ops.abs(x), dim, keepdim=keepdim)
     return ops.pow(ops.sum(ops.pow(ops.abs(x), float(p)), dim, keepdim=keepdim), 1.0 / p)
-
-
-def outer(x, y):
-    return ops.unsqueeze(x, 1) * ops.unsqueeze(y, 0)
 
 
 def is_tensor(obj):

@@ -1810,6 +1810,12 @@ def _matmul_vjp(g, out, inputs, ctx):
     x, y = inputs
     if x.ndim == 1 and y.ndim == 1:  # dot product: g is a scalar
         return (g * y if x._rg else None, g * x if y._rg else None)
+    if x.ndim == 2 and y.ndim == 1:  # matrix-vector: no transposed copies
+        return (outer(g, y) if x._rg else None, matmul(g, x) if y._rg else None)
+    if x.ndim == 1 and y.ndim == 2:
+        return (matmul(y, g) if x._rg else None, outer(x, g) if y._rg else None)
+    if x.ndim == 2 and y.ndim == 2:
+        return (linear(g, y) if x._rg else None, matmul(transpose(x, 0, 1), g) if y._rg else None)
     xs = x if x.ndim > 1 else unsqueeze(x, 0)
     ys = y if y.ndim > 1 else unsqueeze(y, -1)
     gg = g
@@ -1901,6 +1907,11 @@ def _matmul_shape(xs, ys):
     if len(ys) == 1:
         shape = shape[:-1]
     return tuple(shape)
+
+
+def outer(x, y):
+    """Outer product of two vectors (``x[:, None] * y[None, :]``)."""
+    return mul(unsqueeze(x, 1), unsqueeze(y, 0))
 
 
 def _torch_dtype(dt):

@@ -8,19 +8,20 @@ single tensor, a tuple where it was a tuple, and for ``jacobian`` / ``hessian`` 
 
 How it works (where to start reading: ``vjp``):
 
-- ``_grad_preprocess`` makes the tensors ``func`` sees: detached copies with ``requires_grad=True``, or, under
-  ``create_graph=True`` for an input that already requires grad, a recorded view of it so that the results
-  stay differentiable with respect to the caller's tensors.
+- ``_grad_preprocess`` makes the tensors ``func`` sees: detached aliases (same data, new leaves) with
+  ``requires_grad=True``, or, under ``create_graph=True`` for an input that already requires grad, a recorded
+  copy of it so that the results stay differentiable with respect to the caller's tensors.
 - Everything is built from ``ad.autograd.grad`` (``_autograd_grad``). ``jvp`` and ``hvp`` use the double
-  backward trick while forward mode (``ad.autograd.forward_ad``) has not landed: with a leaf ``u`` of zeros,
-  ``g(u) = J^T u`` is linear in ``u``, and the VJP of ``g`` with cotangent ``v`` is ``J v``.
+  backward trick, as torch's do: with a leaf ``u`` of zeros, ``g(u) = J^T u`` is linear in ``u``, and the VJP
+  of ``g`` with cotangent ``v`` is ``J v``.
 - ``_fill_in_zeros`` turns the ``None`` of an input the outputs do not depend on into zeros, or raises under
   ``strict=True``; ``_grad_postprocess`` detaches the results unless ``create_graph``.
 
-``strategy="forward-mode"`` (``jacobian``) and ``outer_jacobian_strategy="forward-mode"`` (``hessian``) give
-the same values as torch, computed column by column with the double backward trick, and torch's errors for
-the argument combinations torch rejects (``vectorize=False``, ``strict=True``, ``create_graph=True``).
-``vectorize=True`` computes all rows in one ``grad(..., is_grads_batched=True)`` call.
+``strategy="forward-mode"`` (``jacobian``) and ``outer_jacobian_strategy="forward-mode"`` (``hessian``, forward
+over reverse) use ``ad.autograd.forward_ad``, one forward pass per input element (torch batches them with
+vmap), return lists where torch does, and raise torch's errors for the combinations torch rejects
+(``vectorize=False``, ``strict=True``, ``create_graph=True``). ``vectorize=True`` in reverse mode computes
+all rows in one ``grad(..., is_grads_batched=True)`` call.
 """
 
 import contextlib
@@ -345,7 +346,8 @@ def _standard_basis(tensors, numels):
 
 
 def _jacfwd(func, inputs, strict=False, vectorize=False):
-    """``strategy="forward-mode"``: the Jacobian column by column (input element by input element)."""
+    """``strategy="forward-mode"``: the Jacobian column by column (input element by input element), with
+    ``ad.autograd.forward_ad``."""
     if strict:
         raise RuntimeError(
             "torch.autograd.functional.jacobian: `strict=True` "
@@ -359,33 +361,38 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
             "Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
             "only implemented for `vectorize=True`."
         )
-    with enable_grad():
-        inputs = _grad_preprocess(inputs, create_graph=False, need_graph=True)
-        outputs = func(*inputs)
-        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs")
-        u = tuple(_zeros_like(out).requires_grad_() for out in outputs)
-        grad_inputs = _autograd_grad(outputs, inputs, u, create_graph=True)
-    # columns[j][k][i]: d output i / d element k of input j (an output-shaped tensor), as the VJP of
-    # grad_inputs[j] = sum_i J_ij^T u_i with respect to u, seeded with the k-th basis vector
-    columns = []
+    from . import forward_ad as fwAD
+
+    # one forward pass per input element, its tangent the basis vector: columns[j][k][i] is d output i / d
+    # element k of input j (output-shaped); torch runs the same passes batched with vmap
+    columns = [[] for _ in inputs]
+    is_outputs_tuple = False
+    outputs = ()
     for j, inp in enumerate(inputs):
-        g = grad_inputs[j]
-        cols = []
         for k in range(inp.numel()):
-            if g is None or not g.requires_grad:
-                col = (None,) * len(u)
-            else:
-                seed = np.zeros(inp.numel(), inp.dtype)
-                seed[k] = 1.0
-                col = _autograd_grad((g,), u, (wrap_array(seed.reshape(inp.shape)),), retain_graph=True)
-            cols.append(tuple(_zeros_like(out) if c is None else c for c, out in zip(col, outputs)))
-        columns.append(cols)
+            with fwAD.dual_level():
+                duals = []
+                for m, other in enumerate(inputs):
+                    tangent = np.zeros(other.numel(), other.dtype)
+                    if m == j:
+                        tangent[k] = 1.0
+                    duals.append(fwAD.make_dual(other, wrap_array(tangent.reshape(other.shape))))
+                is_outputs_tuple, dual_outputs = _as_tuple(func(*duals), "outputs")
+                col = []
+                outputs = []
+                for out in dual_outputs:
+                    primal, tangent = fwAD.unpack_dual(out)
+                    outputs.append(primal)
+                    col.append(np.zeros(primal.shape, primal.dtype) if tangent is None else np.array(tangent._data))
+            columns[j].append(col)
+    if not outputs:  # every input is empty: one pass for the output structure
+        is_outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs")
     jac = []
     for i, out in enumerate(outputs):
         row = []
         for j, inp in enumerate(inputs):
             if inp.numel():
-                data = np.stack([np.asarray(columns[j][k][i]._data) for k in range(inp.numel())], axis=-1)
+                data = np.stack([columns[j][k][i] for k in range(inp.numel())], axis=-1)
             else:
                 data = np.zeros(out.shape + (0,), out.dtype)
             row.append(wrap_array(np.ascontiguousarray(data.reshape(out.shape + inp.shape), dtype=out.dtype)))
@@ -547,6 +554,9 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
         return ops.squeeze(out)
 
     def jac_func(*inp):
+        if outer_jacobian_strategy == "forward-mode":
+            # dual inputs that require grad: the inner jacobian then keeps them (and their tangents) in the graph
+            inp = tuple(t.requires_grad_(True) for t in inp)
         jac = jacobian(ensure_single_output_function, inp, create_graph=True)
         _check_requires_grad(jac, "jacobian", strict=strict)
         return jac

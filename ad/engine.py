@@ -20,7 +20,17 @@ import heapq
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.cpu import CHEAP_PARTIAL, FREED, SAVES, binary_backward_chunk, reverse_sweep, unary_backward_chunk
+from kernels.cpu import (
+    CHEAP_PARTIAL,
+    FREED,
+    READS_OUT,
+    READS_X,
+    READS_Y,
+    SAVES,
+    binary_backward_chunk,
+    reverse_sweep,
+    unary_backward_chunk,
+)
 
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
@@ -162,7 +172,9 @@ def _add_leaf(leaf_grads, t, g):
     elif prev[2]:
         prev[1][...] += g.reshape(t._data.shape)
     else:
-        leaf_grads[key] = (t, prev[1] + g.reshape(t._data.shape).astype(dt, copy=False), True)
+        total = np.array(prev[1], dtype=dt, copy=True)  # an array even for 0-d leaves
+        total += g.reshape(t._data.shape)
+        leaf_grads[key] = (t, total, True)
 
 
 def _sweep_tape(s):
@@ -197,10 +209,16 @@ def _vectorized_row(s, t, h, freed):
     row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
     op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
     code = op_bits & K.CODE_MASK
-    if SAVES[code]:
+    reads = SAVES[code]
+    if reads:
         if freed[h]:
             raise RuntimeError(FREED_MESSAGE)
-        if tape.modified[out_off] or (x_off >= 0 and tape.modified[x_off]) or (y_off >= 0 and tape.modified[y_off]):
+        mod = tape.modified
+        if (
+            (reads & READS_OUT and mod[out_off])
+            or (reads & READS_X and x_off >= 0 and mod[x_off])
+            or (reads & READS_Y and y_off >= 0 and mod[y_off])
+        ):
             raise RuntimeError(_modified_message(tape, h, out_off))
     s.visited[h] = 1
     n = t._data.size
@@ -411,6 +429,21 @@ def _order_key(t):
     return (t._tape.id, t._row + t._nrows - 1)
 
 
+def _inputs_of(t):
+    """``t``'s operands as they were when ``t`` was recorded: an operand changed in place since has become a
+    newer node (recorded after ``t``); its ``_prev`` chain leads back to the version ``t`` used."""
+    key = _order_key(t)
+    inputs = t._inputs
+    if not any(i is not None and i._prev is not None for i in inputs):
+        return inputs
+    resolved = []
+    for i in inputs:
+        while i is not None and i._prev is not None and i._tape is not None and _order_key(i) > key:
+            i = i._prev
+        resolved.append(i)
+    return tuple(resolved)
+
+
 def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
     """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s."""
     nodes = {}
@@ -420,7 +453,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
         if id(t) in nodes:
             continue
         nodes[id(t)] = t
-        for inp in t._inputs:
+        for inp in _inputs_of(t):
             if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
                 stack.append(inp)
     order = sorted(nodes.values(), key=_order_key, reverse=True)
@@ -450,12 +483,13 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
                 _retain(t, g)
             if id(t) in targets:
                 target_grads[id(t)] = (t, g)
+            inputs = _inputs_of(t)
             if t._op.code == K.PYTHON:
                 in_grads = _function_backward(t, g, grads)
                 functions_ran.append(t._ctx)
             else:
-                in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
-            for inp, gi in zip(t._inputs, in_grads):
+                in_grads = t._op.vjp(g, t, inputs, t._ctx)
+            for inp, gi in zip(inputs, in_grads):
                 if gi is None or inp is None or not inp._rg:
                     continue
                 if not isinstance(gi, Tensor):

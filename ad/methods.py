@@ -1,5 +1,7 @@
 """Binds the op table and composites to ``Tensor`` as methods and operators (one place, torch's names)."""
 
+import weakref
+
 import numpy as np
 
 from . import composites, ops
@@ -18,7 +20,7 @@ def _operand_data(other):
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         if _records_inplace(self, other):
-            return _rebase(self, out_of_place(self, other, *args, **kwargs))
+            return _rebase(self, lambda snap: out_of_place(snap, snap if other is self else other, *args, **kwargs))
         if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
             return self
         value = _operand_data(other)
@@ -54,26 +56,53 @@ def _records_inplace(self, other):
     return self._rg or (isinstance(other, Tensor) and other._rg)
 
 
-def _rebase(self, result):
-    """Make ``self`` the node ``result`` (computed out of place from ``self``), as torch's in-place ops do.
+def _rebase(self, compute):
+    """Make ``self`` the node ``compute(snapshot of self)``, as torch's in-place ops do.
 
-    The pre-modification node lives on in a new object (``old``) that ``result`` takes as its input; rows
-    already recorded keep reading the old value at its arena offset, which is flagged as modified, so a
-    backward through a rule that saved it raises (torch's version-counter error).
+    The result reads a recorded copy of the old value (so its own row never reads a flagged value), and
+    the pre-modification node lives on in a new object, ``old``: rows already recorded keep reading the old
+    value at its arena offsets, which are flagged as modified, so a backward through a rule that saved it
+    raises (torch's version-counter error). References to ``self`` held by the tapes (imports, Python rows)
+    are handed to ``old``; the Python graph finds ``old`` through ``self._prev`` (see engine.graph_sweep).
     """
+    snapshot = ops.clone(self) if self._rg else wrap_array(np.array(self._data, copy=True))
+    result = compute(snapshot)
     old = _new(Tensor)
     old.__dict__.update(self.__dict__)
+    if self._rg:
+        snapshot._inputs = (old,)
     result._inputs = tuple(old if i is self else i for i in result._inputs)
+    _retarget(self, old)
     version = self._version + 1
     mark_modified(self)
     reregister(old)  # the old node keeps its tangents: they must be cleared when their level exits
+    self.__dict__.clear()
     self.__dict__.update(result.__dict__)
-    self._node = None
-    self._hooks = None
-    self._retains_grad = False
     self._version = version
+    self._prev = old
     reregister(self)
     return self
+
+
+def _retarget(self, old):
+    """Point the tapes' references to ``self`` (about to become another node) at ``old``."""
+    for ref, off in self._imports or ():
+        tape = ref()
+        if tape is None:
+            continue
+        externs = tape.externs
+        for k in range(len(externs) - 1, -1, -1):
+            if externs[k][2] is self and externs[k][1] == off:
+                externs[k] = (externs[k][0], off, old)
+                break
+        hit = tape.imports.get(id(self))
+        if hit is not None and hit[2] is self:
+            del tape.imports[id(self)]
+    if self._tape is not None:
+        for row in range(self._row, self._row + self._nrows):
+            refs = self._tape.hook_rows.get(row)
+            if refs:
+                refs[:] = [weakref.ref(old) if r() is self else r for r in refs]
 
 
 def _dual_inplace(self, other, result_fn):
@@ -91,7 +120,7 @@ def _dual_inplace(self, other, result_fn):
 
 def _zero_(self):
     if _records_inplace(self, None):
-        return _rebase(self, self * 0.0)
+        return _rebase(self, lambda snap: snap * 0.0)
     if _dual_inplace(self, None, lambda: self * 0.0):
         return self
     self._data[...] = 0
@@ -101,7 +130,7 @@ def _zero_(self):
 
 def _fill_(self, value):
     if _records_inplace(self, value):
-        return _rebase(self, self * 0.0 + value)
+        return _rebase(self, lambda snap: snap * 0.0 + value)
     if _dual_inplace(self, value, lambda: self * 0.0 + value):
         return self
     self._data[...] = _operand_data(value)
@@ -112,7 +141,7 @@ def _fill_(self, value):
 def _copy_(self, src, non_blocking=False):
     if _records_inplace(self, src):
         src = src if isinstance(src, Tensor) else wrap_array(np.asarray(src, self.dtype))
-        return _rebase(self, self * 0.0 + ops.expand(src.to(self.dtype), self.shape))
+        return _rebase(self, lambda snap: snap * 0.0 + ops.expand(src.to(self.dtype), self.shape))
     if _dual_inplace(self, src, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(src).to(self.dtype), self.shape)):
         return self
     self._data[...] = _operand_data(src)
@@ -122,7 +151,7 @@ def _copy_(self, src, non_blocking=False):
 
 def _clamp_(self, min=None, max=None):  # noqa: A002
     if _records_inplace(self, None):
-        return _rebase(self, ops.clamp(self, min, max))
+        return _rebase(self, lambda snap: ops.clamp(snap, min, max))
     if _dual_inplace(self, None, lambda: ops.clamp(self, min, max)):
         return self
     np.clip(self._data, min, max, out=self._data)
@@ -132,7 +161,7 @@ def _clamp_(self, min=None, max=None):  # noqa: A002
 
 def _setitem(self, key, value):
     if _records_inplace(self, value):
-        return _rebase(self, _index_put(self, key, value))
+        return _rebase(self, lambda snap: _index_put(snap, key, value))
     if _dual_inplace(self, value, lambda: _index_put(self, key, value)):
         return
     nkey, _ = ops._index_key(key)

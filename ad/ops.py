@@ -262,8 +262,8 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     n = xd.size
     xtape = x._tape
     tape = _tape_state.current.get(xd.dtype)
-    if tape is None or tape.used + n + 1 > tape.capacity or (xtape is not None and xtape.id > tape.id):
-        tape = _tape_for(xd.dtype, n, x)
+    if tape is None or tape.used + 2 * n + 2 > tape.capacity or (xtape is not None and xtape.id > tape.id):
+        tape = _tape_for(xd.dtype, 2 * n + 2, x)  # room for the result and, if imported, the operand
     off = tape.used  # tape.alloc(n), inlined: this is the forward pass's hottest path
     tape.used = off + (n or 1)
     view = tape.values[off : off + n]
@@ -370,6 +370,8 @@ def _const(mask_array, dtype):
 
 def _rsqrt_np(x, out=None):
     r = np.sqrt(x, out=out)
+    if out is None:
+        r = np.array(r, copy=True)  # a writable array even for 0-d input (numpy returns a scalar then)
     return np.divide(1.0, r, out=r)
 
 
@@ -415,7 +417,7 @@ def _rdiv_scalar_np(x, a, b, out):
 
 
 def _clamp_np(x, lo, hi, out):
-    r = x.copy() if out is None else out
+    r = np.array(x, copy=True) if out is None else out
     if out is not None:
         np.copyto(r, x)
     if not math.isnan(lo):
@@ -1012,7 +1014,7 @@ def cast(x, dtype):
     if dtype.kind != "f":
         return wrap_array(x._data.astype(dtype))
     n = x._data.size
-    tape = _tape_for(dtype, n, x)
+    tape = _tape_for(dtype, 2 * n + 2, x)
     off = tape.alloc(n)
     view = tape.view(off, x.shape, n)
     view[...] = x._data
@@ -1077,7 +1079,7 @@ def where(condition, x=None, y=None):
     yoff, yrow = _operand(tape, y)
     code = K.WHERE | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.record(code, off, xoff, yoff, n, moff, xrow, yrow)
-    return _result(view, tape, off, row, WHERE, (x, y), wrap_array(np.ascontiguousarray(cond)))
+    return _result(view, tape, off, row, WHERE, (x, y), wrap_array(np.array(cond, copy=True)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1358,8 +1360,8 @@ def _record_sum_all(op, x, total, scale):
     xd = x._data
     dt = xd.dtype
     tape = _tape_state.current.get(dt)
-    if tape is None or tape.used + 2 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
-        tape = _tape_for(dt, 2, x)
+    if tape is None or tape.used + xd.size + 3 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
+        tape = _tape_for(dt, xd.size + 3, x)
     off = tape.alloc(1)
     view = tape.values[off : off + 1].reshape(())
     view[()] = total
@@ -1865,6 +1867,7 @@ def matmul(x, y):
         )
     if not _recording(x, y):
         return wrap_array(np.asarray(np.matmul(xd, yd)))
+    out_shape = _matmul_shape(xd.shape, yd.shape)  # before any batch expansion below
     bx = xs2[:-2]
     by = ys2[:-2]
     batch = _broadcast_shape(bx, by) if bx != by else bx
@@ -1880,12 +1883,12 @@ def matmul(x, y):
     xbs = M * K_ if xbatch == B else 0  # stride 0: one matrix broadcast over the batch
     ybs = K_ * N if ybatch == B else 0
     dt = np.result_type(x._data, y._data)
-    out_shape = _matmul_shape(x.shape, y.shape)
     n = _size(out_shape)
     tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
     off = tape.alloc(n)
     view = tape.view(off, out_shape, n)
-    np.matmul(x._data, y._data, out=view)
+    # the operands may have been expanded to a common batch (one more leading 1): same elements, same order
+    np.matmul(x._data, y._data, out=view.reshape(_matmul_shape(x.shape, y.shape)))
     xoff, xrow = _operand(tape, x)
     yoff, yrow = _operand(tape, y)
     aux = tape.add_aux([B, M, K_, N, xbs, ybs])

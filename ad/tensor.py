@@ -149,6 +149,7 @@ class Tensor:
     _node = None
     _tangents = None
     _imports = None  # [(weakref to tape, offset)] of arena copies, flagged when this tensor changes in place
+    _prev = None  # the node this tensor was before an in-place op made it a new one (engine.graph_sweep)
 
     def __init__(self, data, *, requires_grad=False):
         arr = data._data if isinstance(data, Tensor) else np.asarray(data)
@@ -450,9 +451,9 @@ def _wrap_dim(dim, ndim):
 
 
 def wrap_array(data, requires_grad=False):
-    """A new leaf around ``data`` (no copy)."""
+    """A new leaf around ``data`` (no copy); numpy scalars (0-d results) become 0-d arrays."""
     t = _new(Tensor)
-    t._data = data
+    t._data = data if type(data) is np.ndarray else np.asarray(data)
     if requires_grad:
         t._rg = True
     return t

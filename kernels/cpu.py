@@ -31,28 +31,25 @@ unary_partial = njit(inline="always", cache=True)(pointwise.unary_partial)
 binary_partial_x = njit(inline="always", cache=True)(pointwise.binary_partial_x)
 binary_partial_y = njit(inline="always", cache=True)(pointwise.binary_partial_y)
 
-# Ops whose backward reads saved values: sweeping them after their graph was freed is an error.
-# Ops that save nothing (add, copy, sums, indexing) may be swept again, as in torch.
+# What each op's backward reads (torch's "saved variables"): its operand x, y, its output, or other data
+# (a mask). Sweeping such a row after its graph was freed is an error, and so is reading a value that was
+# modified in place since it was recorded; ops that read nothing (add, copies, sums, indexing) may be swept
+# again, as in torch.
+READS_X = 1
+READS_Y = 2
+READS_OUT = 4
+READS_OTHER = 8
 _SAVES = np.zeros(256, np.uint8)
-for _code in range(K.UNARY_FIRST, K.UNARY_LAST + 1):
-    _SAVES[_code] = 1
-for _code in (K.COPY, K.NEG, K.AFFINE):
-    _SAVES[_code] = 0
-for _code in (
-    K.MUL,
-    K.DIV,
-    K.POW,
-    K.MAXIMUM,
-    K.MINIMUM,
-    K.WHERE,
-    K.MATMUL,
-    K.PROD,
-    K.AMAX,
-    K.AMIN,
-    K.LOG_SOFTMAX,
-    K.LINEAR,
-):
-    _SAVES[_code] = 1
+for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.POW_SCALAR, K.RDIV_SCALAR):
+    _SAVES[_code] = READS_X
+for _code in (K.EXP, K.EXPM1, K.SQRT, K.RSQRT, K.TAN, K.TANH, K.SIGMOID, K.RELU, K.RPOW_SCALAR, K.LOG_SOFTMAX):
+    _SAVES[_code] = READS_OUT
+for _code in (K.MUL, K.DIV, K.MAXIMUM, K.MINIMUM, K.MATMUL, K.LINEAR):
+    _SAVES[_code] = READS_X | READS_Y
+_SAVES[K.POW] = READS_X | READS_Y | READS_OUT
+for _code in (K.PROD, K.AMAX, K.AMIN):
+    _SAVES[_code] = READS_X | READS_OUT
+_SAVES[K.WHERE] = READS_OTHER
 SAVES = _SAVES
 
 # status[0] after a sweep that returned -1
@@ -86,15 +83,23 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
         code = op & K.CODE_MASK
         x = rows[r, 2]
         y = rows[r, 3]
-        if saves[code] != 0:
+        reads = saves[code]
+        if reads != 0:
             if freed[r] != 0:
                 status[0] = FREED
                 status[1] = r
                 return -1
-            if modified[o] != 0 or (x >= 0 and modified[x] != 0) or (y >= 0 and modified[y] != 0):
+            stale = -1
+            if (reads & READS_OUT) and modified[o] != 0:
+                stale = o
+            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
+                stale = x
+            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
+                stale = y
+            if stale >= 0:
                 status[0] = MODIFIED
                 status[1] = r
-                status[2] = o if modified[o] != 0 else (x if x >= 0 and modified[x] != 0 else y)
+                status[2] = stale
                 return -1
         visited[r] = 1
         xrg = (op & K.XRG) != 0

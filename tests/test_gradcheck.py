@@ -226,33 +226,18 @@ def test_float32_warning_names_the_input():
         gradcheck(lambda x, y: x * y.double(), (x, y), atol=1e-2, rtol=1e-2)
 
 
-# --- known differences from torch (strict xfail: remove the mark when fixed) --------------------------------
+# --- behaviours where an earlier version differed from torch (regression tests) ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="gradgradcheck runs func under no_grad to get the output shapes, so a func that registers a hook "
-    "raises RuntimeError; torch returns True",
-)
 def test_gradgradcheck_of_a_function_that_registers_a_hook():
     # the doubled gradient is consistent in the first derivative, so its derivative checks out (as torch)
     assert gradgradcheck(lambda x: _doubled(x.sin()), (_leaf(0.3, 0.7),)) is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=GradcheckError,
-    reason="outputs that do not require grad are checked (numerical Jacobian non-zero, analytical zero); "
-    "torch checks only the differentiable outputs",
-)
 def test_outputs_that_do_not_require_grad_are_not_checked():
     assert gradcheck(lambda x: (x.sin(), x.detach() * 2.0), (_leaf(0.3, 0.7),)) is True
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="message says 'none of the them have', torch says 'none of them have'"
-)
 def test_no_input_requires_grad_message_is_torchs():
     with pytest.raises(ValueError, match="but none of them have requires_grad=True"):
         gradcheck(lambda x: x * 2.0, (ad.tensor([1.0, 2.0]),))

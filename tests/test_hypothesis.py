@@ -76,24 +76,7 @@ FD_EPS = 1e-6
 # one (so that the properties keep guarding everything else), and ``test_known_bug`` reproduces each one as
 # a strict xfail: when a fix lands, that test XPASSes and fails; then delete the entry here, and the
 # reproducer becomes an ordinary regression test.
-KNOWN_BUGS = {
-    "where-0d-cond": "where() with a 0-d condition: the create_graph VJP has shape (1,) "
-    "(np.ascontiguousarray(cond) in ops.where's ctx); also x ** y and its second derivative",
-    "matmul-1d-batch1": "1-D @ (1, k, n) gives (1, 1, n), torch (1, n) (ops.matmul expands a 1-D operand when the "
-    "batch has one element)",
-    "0d-numpy-scalar": "unary ops outside a graph on 0-d tensors store numpy scalars, so rsqrt / clamp / add_ / "
-    "mul_ on them raise TypeError",
-    "0d-leaf-sum": "a 0-d leaf's cotangents summed in engine._add_leaf become a numpy scalar: a third "
-    "contribution raises TypeError, and a later backward cannot accumulate into .grad",
-    "unary-import-overflow": "ops._unary checks the tape's room for its output only, then imports its operand "
-    "too: ValueError at the end of a tape",
-    "inplace-across-tapes": "an in-place op recorded on a newer tape than its target (e.g. after any backward, "
-    "which retires the tape) gives wrong gradients or disconnects the graph: the newer tape's import record "
-    "holds the rebased tensor",
-    "inplace-false-modified": "backward raises 'modified by an inplace operation' where torch does not: an in-place "
-    "op on the output of an op that does not need it (sin, mul, matmul, ...), and mul_ / div_ / clamp_ / "
-    "setitem on a non-leaf (their own row reads the value they flag)",
-}
+KNOWN_BUGS: dict[str, str] = {}  # all seven found so far are fixed; their reproducers are regression tests
 
 
 def _bug(name):

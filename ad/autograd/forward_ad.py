@@ -142,12 +142,19 @@ def _strip(tensor, level):
     return primal
 
 
+def _as_tuple_outputs(func, inputs):
+    out = func(*inputs)
+    out = out if isinstance(out, (tuple, list)) else (out,)
+    return [o for o in out if isinstance(o, Tensor)]
+
+
 def jacobian_by_jvp(func, inputs, diff_idx):
     """``jac[i][j]`` (numel of input j, numel of output i) by one JVP per input element (for gradcheck)."""
     from ..autograd.gradcheck import _outputs
 
     outs = _outputs(func, inputs)
     jac = [[None] * len(inputs) for _ in outs]
+    keep = [k for k, o in enumerate(_as_tuple_outputs(func, inputs)) if isinstance(o, Tensor) and o.requires_grad]
     for j in diff_idx:
         x = inputs[j]
         cols = [np.zeros((x._data.size, o._data.size)) for o in outs]
@@ -157,7 +164,8 @@ def jacobian_by_jvp(func, inputs, diff_idx):
             with dual_level():
                 dual_inputs = list(inputs)
                 dual_inputs[j] = make_dual(x.detach(), wrap_array(seed.reshape(x.shape)))
-                res = _outputs(func, tuple(dual_inputs))
+                every = _outputs(func, tuple(dual_inputs), differentiable_only=False)
+                res = [every[k] for k in keep]
                 for i, o in enumerate(res):
                     tan = unpack_dual(o).tangent
                     if tan is not None:

@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 
-from ..grad_mode import no_grad
 from ..tensor import Tensor, wrap_array
 
 
@@ -25,9 +24,10 @@ def _as_tuple(x):
     return (x,)
 
 
-def _outputs(func, inputs):
+def _outputs(func, inputs, differentiable_only=True):
+    """The tensor outputs of ``func``; by default only those that require grad (torch ignores the others)."""
     out = _as_tuple(func(*inputs))
-    return tuple(o for o in out if isinstance(o, Tensor))
+    return tuple(o for o in out if isinstance(o, Tensor) and (o.requires_grad or not differentiable_only))
 
 
 def _flat_outputs(func, inputs):
@@ -125,7 +125,7 @@ def gradcheck(
     inputs = _as_tuple(inputs)
     if not any(isinstance(t, Tensor) and t.requires_grad for t in inputs):
         raise ValueError(
-            "gradcheck expects at least one input tensor to require gradient, but none of the them have "
+            "gradcheck expects at least one input tensor to require gradient, but none of them have "
             "requires_grad=True."
         )
     for k, t in enumerate(inputs):
@@ -198,8 +198,7 @@ def gradgradcheck(
     from . import grad
 
     inputs = _as_tuple(inputs)
-    with no_grad():
-        outs = _outputs(func, inputs)
+    outs = _outputs(func, inputs)
     rng = np.random.default_rng(0)
     if grad_outputs is None:
         grad_outputs = tuple(wrap_array(rng.standard_normal(o.shape).astype(o.dtype), requires_grad=True) for o in outs)

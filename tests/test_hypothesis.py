@@ -64,7 +64,10 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_
 settings.register_profile(
     "ci", max_examples=100, deadline=None, derandomize=True, print_blob=True, suppress_health_check=_HEALTH
 )
-settings.register_profile("long", max_examples=10_000, deadline=None, print_blob=True, suppress_health_check=_HEALTH)
+settings.register_profile(
+    # derandomize explicitly: under CI=true hypothesis loads a derandomized default that profiles inherit
+    "long", max_examples=10_000, deadline=None, derandomize=False, print_blob=True, suppress_health_check=_HEALTH
+)
 PROFILE = settings.get_profile(os.environ.get("AD_HYPOTHESIS_PROFILE", "ci"))
 
 LIMIT = 20.0  # largest |value| a step may produce

@@ -4,6 +4,7 @@
 - W2 mlp-step: 64x784-512-512-10 tanh MLP with cross-entropy: forward, backward, both, peak memory; by dtype.
 - W3 big-elementwise: 8 elementwise ops, by size and dtype: forward, backward, peak memory of both.
 - W6 many-leaves: backward into many 8-element leaves, by the number of leaves.
+- deep chains: backward through 10,000 and 100,000 elementwise ops (time linear in the number of nodes).
 """
 
 from .asv_support import LIBS, Suite, W
@@ -102,4 +103,20 @@ class ManyLeavesBackward(Suite):
         return W.many_leaves(backend, n_leaves=n_leaves)
 
     def time_backward(self, lib, n_leaves):
+        self.wl.backward()
+
+
+class DeepChainBackward(Suite):
+    """Backward through very deep chains (issue 5): time per node stays flat as depth grows 10x and 100x."""
+
+    params = (LIBS, [10_000, 100_000])
+    param_names = ("lib", "depth")
+    timeout = 300
+
+    def build(self, backend, depth):
+        return W.chain_small(backend, n_ops=depth, size=4)
+
+    before = ("forward",)
+
+    def time_backward(self, lib, depth):
         self.wl.backward()

@@ -1886,9 +1886,11 @@ def matmul(x, y):
     n = _size(out_shape)
     tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
     off = tape.alloc(n)
-    view = tape.view(off, out_shape, n)
-    # the operands may have been expanded to a common batch (one more leading 1): same elements, same order
-    np.matmul(x._data, y._data, out=view.reshape(_matmul_shape(x.shape, y.shape)))
+    # the operands may have been expanded to a common batch (one more leading 1): the row's output has the
+    # expanded shape, so that its rule sees consistent shapes; a reshape row gives the caller's shape
+    node_shape = _matmul_shape(x.shape, y.shape)
+    view = tape.view(off, node_shape, n)
+    np.matmul(x._data, y._data, out=view)
     xoff, xrow = _operand(tape, x)
     yoff, yrow = _operand(tape, y)
     aux = tape.add_aux([B, M, K_, N, xbs, ybs])
@@ -1897,7 +1899,7 @@ def matmul(x, y):
     out = _result(view, tape, off, row, MATMUL, (x, y))
     if x._data.size >= BIG_ROW or y._data.size >= BIG_ROW or n >= BIG_ROW:
         tape.mark_vectorized(row, out)  # BLAS through numpy, on the operands' own arrays
-    return out
+    return out if node_shape == out_shape else reshape(out, out_shape)
 
 
 def _matmul_shape(xs, ys):

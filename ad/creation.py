@@ -4,6 +4,8 @@ As numpy (and unlike torch), the default floating dtype is float64; ``dtype=ad.f
 The random functions draw from a module-level ``numpy.random.Generator`` that ``manual_seed`` resets.
 """
 
+import builtins
+
 import numpy as np
 
 from .tensor import Tensor, device, wrap_array
@@ -33,6 +35,42 @@ def _check_device(dev):
         raise RuntimeError("CUDA tensors are not available in this build of ad: no CUDA device was found")
 
 
+_SUPPORTED = "biuf"  # bool, integers, floats (complex is not supported by ad)
+
+
+def _check_array(arr, what="tensor"):
+    """torch's refusals for numpy data it cannot hold."""
+    if arr.dtype.kind in "OUSV" or arr.dtype.kind not in _SUPPORTED + "c":
+        if what == "from_numpy" or arr.dtype.kind in "c":
+            raise TypeError(
+                f"can't convert np.ndarray of type numpy.{arr.dtype.type.__name__}. The only supported types are: "
+                "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+            )
+        if arr.dtype.kind in "US":
+            raise TypeError(f"new(): invalid data type '{arr.dtype.type.__name__.rstrip('_')}'")
+        numbers = (builtins.bool, builtins.int, builtins.float, np.number)  # module names shadow the builtins
+        odd = next((v for v in arr.flat if not isinstance(v, numbers)), None)
+        raise RuntimeError(f"Could not infer dtype of {type(odd).__name__}")
+    if arr.dtype == np.longdouble and np.longdouble != np.float64:
+        raise TypeError(
+            "can't convert np.ndarray of type numpy.longdouble. The only supported types are: float64, "
+            "float32, float16, int64, int32, int16, int8, uint8, and bool."
+        )
+    if not arr.dtype.isnative:
+        raise ValueError(
+            "given numpy array has byte order different from the native byte order. Conversion between byte orders "
+            "is currently not supported."
+        )
+    return arr
+
+
+def _check_size(shape):
+    for s_ in shape:
+        if int(s_) < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s_}: {list(shape)}")
+    return shape
+
+
 def _finish(arr, dtype, requires_grad, dev):
     _check_device(dev)
     if dtype is not None:
@@ -55,9 +93,15 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     """
     if isinstance(data, Tensor):
         data = data._data
-    arr = np.array(data, dtype=np.dtype(dtype) if dtype is not None else None, copy=True)
-    if arr.dtype.kind == "O":
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    if data is None:
+        raise RuntimeError("Could not infer dtype of NoneType")
+    if isinstance(data, np.ndarray):
+        _check_array(data)
+    try:
+        arr = np.array(data, dtype=np.dtype(dtype) if dtype is not None else None, copy=True)
+    except ValueError as e:
+        raise ValueError(f"expected a sequence of equal-length sequences (ragged nested data): {e}") from None
+    _check_array(arr)
     return _finish(arr, None, requires_grad, device)
 
 
@@ -65,20 +109,23 @@ def as_tensor(data, dtype=None, device=None):
     """A tensor sharing memory with ``data`` where possible (no copy for matching numpy arrays)."""
     if isinstance(data, Tensor):
         return data if dtype is None or np.dtype(dtype) == data.dtype else data.to(dtype)
-    return _finish(np.asarray(data, dtype=np.dtype(dtype) if dtype is not None else None), None, False, device)
+    if isinstance(data, np.ndarray):
+        _check_array(data)
+    arr = _check_array(np.asarray(data, dtype=np.dtype(dtype) if dtype is not None else None))
+    return _finish(arr, None, False, device)
 
 
 def from_numpy(ndarray):
     """A tensor that shares memory with ``ndarray`` (zero copy)."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
-    return wrap_array(ndarray)
+    return wrap_array(_check_array(ndarray, "from_numpy"))
 
 
 def _shape(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        return tuple(size[0])
-    return tuple(size)
+        return _check_size(tuple(size[0]))
+    return _check_size(tuple(size))
 
 
 def _default(dtype):
@@ -98,6 +145,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    _check_size(tuple(size))
     if dtype is None:
         dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, float) else float64
     return _finish(np.full(tuple(size), fill_value, np.dtype(dtype)), None, requires_grad, device)
@@ -122,6 +170,10 @@ def empty_like(t, dtype=None, device=None, requires_grad=False):
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
     arr = np.arange(start, end, step)
     if dtype is None and arr.dtype.kind == "f":
         arr = arr.astype(float64)
@@ -129,10 +181,14 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
     return _finish(np.linspace(start, end, steps, dtype=_default(dtype)), None, requires_grad, device)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    if n < 0 or (m is not None and m < 0):
+        raise RuntimeError(f"n must be greater or equal to 0, got {n if n < 0 else m}")
     return _finish(np.eye(n, m, dtype=_default(dtype)), None, requires_grad, device)
 
 
@@ -149,6 +205,9 @@ def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
 def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
     if high is None:
         low, high = 0, low
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    _check_size(tuple(size))
     rng = generator if generator is not None else _rng
     return _finish(rng.integers(low, high, size=tuple(size)), dtype or int64, False, device)
 

@@ -107,11 +107,15 @@ def _recording(*tensors):
     return False
 
 
-def as_tensor_operand(value, like=None):
+def as_tensor_operand(value, like=None, what="other", fn="op"):
     """Wrap a non-Tensor operand (array, list, numpy scalar) as a constant tensor."""
     if isinstance(value, Tensor):
         return value
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{fn}(): argument '{what}' must be Tensor, not {type(value).__name__}")
     arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}(): argument '{what}' must be Tensor or a number, not {type(value).__name__}")
     if like is not None and arr.dtype.kind in "iub" and like._data.dtype.kind == "f" and arr.ndim == 0:
         arr = arr.astype(like._data.dtype)
     return wrap_array(arr)
@@ -498,7 +502,7 @@ def affine(x, a, b, kind="mul"):
     """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
     a = float(a)
     b = float(b)
-    return _affine_fast(x, a, b, (a, b, kind))
+    return _affine_fast(x, a0=a, a1=b, ctx=(a, b, kind))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -813,7 +817,7 @@ def _is_scalar(v):
 
 def add(x, y, *, alpha=1):
     if type(y) is float and type(x) is Tensor and alpha == 1:
-        return _affine_fast(x, 1.0, y, (1.0, y, "add"))
+        return _affine_fast(x, a0=1.0, a1=y, ctx=(1.0, y, "add"))
     if type(y) is Tensor and type(x) is Tensor and alpha == 1:
         return _add_fast(x, y)
     if alpha != 1:
@@ -822,7 +826,7 @@ def add(x, y, *, alpha=1):
         x, y = y, x
     if _is_scalar(y):
         return affine(x, 1.0, y, "add")
-    return _binary(ADD, x, as_tensor_operand(y, x))
+    return _binary(ADD, x, as_tensor_operand(y, x, fn="add"))
 
 
 def sub(x, y, *, alpha=1):
@@ -832,7 +836,7 @@ def sub(x, y, *, alpha=1):
         y = mul(y, alpha)
     if _is_scalar(y):
         return affine(x, 1.0, -y, "sub")
-    return _binary(SUB, x, as_tensor_operand(y, x))
+    return _binary(SUB, x, as_tensor_operand(y, x, fn="sub"))
 
 
 def rsub(x, y):
@@ -847,12 +851,12 @@ def mul(x, y):
     if ty is Tensor and type(x) is Tensor:
         return _mul_fast(x, y)
     if ty is float and type(x) is Tensor:
-        return _affine_fast(x, y, 0.0, (y, 0.0, "mul"))
+        return _affine_fast(x, a0=y, a1=0.0, ctx=(y, 0.0, "mul"))
     if not isinstance(x, Tensor):
         x, y = y, x
     if _is_scalar(y):
         return affine(x, y, 0.0, "mul")
-    return _binary(MUL, x, as_tensor_operand(y, x))
+    return _binary(MUL, x, as_tensor_operand(y, x, fn="mul"))
 
 
 def div(x, y, *, rounding_mode=None):
@@ -860,7 +864,7 @@ def div(x, y, *, rounding_mode=None):
         raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
     if _is_scalar(y) and y != 0:
         return _unary(AFFINE, x, 1.0 / y, 0.0, (1.0 / y, 0.0, "div"))
-    return _binary(DIV, x, as_tensor_operand(float(y) if _is_scalar(y) else y, x))
+    return _binary(DIV, x, as_tensor_operand(float(y) if _is_scalar(y) else y, x, fn="div"))
 
 
 def rdiv(x, y):
@@ -879,16 +883,22 @@ def pow(x, y):
         if x <= 0:
             return _binary(POW, as_tensor_operand(float(x), y), y)
         return _unary(RPOW_SCALAR, y, float(x), 0.0)
-    x = as_tensor_operand(x, y if isinstance(y, Tensor) else None)
-    return _binary(POW, x, as_tensor_operand(y, x))
+    x = as_tensor_operand(x, y if isinstance(y, Tensor) else None, "input", "pow")
+    return _binary(POW, x, as_tensor_operand(y, x, fn="pow"))
+
+
+def _tensor_arg(value, fn, what):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{fn}(): argument '{what}' must be Tensor, not {type(value).__name__}")
+    return value
 
 
 def maximum(x, y):
-    return _binary(MAXIMUM, as_tensor_operand(x), as_tensor_operand(y))
+    return _binary(MAXIMUM, _tensor_arg(x, "maximum", "input"), _tensor_arg(y, "maximum", "other"))
 
 
 def minimum(x, y):
-    return _binary(MINIMUM, as_tensor_operand(x), as_tensor_operand(y))
+    return _binary(MINIMUM, _tensor_arg(x, "minimum", "input"), _tensor_arg(y, "minimum", "other"))
 
 
 def _fast_unary(op):
@@ -900,7 +910,7 @@ def _fast_unary(op):
     plain = op.plain
     with_attrs = op.code in _ATTR_CODES
 
-    def fast(x, a0=0.0, a1=0.0, ctx=None):
+    def fast(x, *, a0=0.0, a1=0.0, ctx=None):
         tape = x._tape  # not None: a recorded result (so it requires grad)
         if tape is not None and x._tangents is None and _grad_state.enabled:
             xd = x._data
@@ -984,6 +994,7 @@ square = _unary_fn(SQUARE)
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 - torch's names
+    _tensor_arg(x, "clamp", "input")
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
@@ -1049,6 +1060,8 @@ def where(condition, x=None, y=None):
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     if x is None and y is None:
         return tuple(wrap_array(i) for i in np.nonzero(cond))
+    if x is None or y is None:
+        raise TypeError("where() received an invalid combination of arguments: give both input and other")
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
     if not isinstance(x, Tensor):
@@ -1202,6 +1215,11 @@ def expand(x, *sizes):
             f"dimensions in the tensor ({len(xs)})"
         )
     lead = len(sizes) - len(xs)
+    for k in range(lead):
+        if sizes[k] == -1:
+            raise RuntimeError(
+                f"expand({list(sizes)}): the expanded size -1 isn't allowed in a leading, non-existing dimension {k}"
+            )
     shape = tuple((xs[k - lead] if (s == -1 and k >= lead) else s) for k, s in enumerate(sizes))
     for k in range(len(xs)):
         if xs[k] != 1 and xs[k] != shape[k + lead]:
@@ -1245,10 +1263,10 @@ def permute(x, *dims):
 @linear_op
 def transpose(x, dim0, dim1):
     nd = x._data.ndim
-    if nd == 0:
-        return x
     d0 = _wrap_dim(dim0, nd)
     d1 = _wrap_dim(dim1, nd)
+    if nd == 0:
+        return x
     if d0 == d1:
         return x
     perm = list(range(nd))
@@ -1280,6 +1298,11 @@ RESHAPE = Op("reshape", K.COPY, "ViewBackward0", _reshape_vjp)
 def reshape(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    for s_ in shape:
+        if s_ < -1:
+            raise RuntimeError(f"invalid shape dimension {s_}")
+    if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
     try:
         out_data = x._data.reshape(shape)
     except ValueError:
@@ -1311,6 +1334,8 @@ def flatten(x, start_dim=0, end_dim=-1):
         return reshape(x, (1,))
     s = _wrap_dim(start_dim, nd)
     e = _wrap_dim(end_dim, nd)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     shape = x.shape[:s] + (_size(x.shape[s : e + 1]),) + x.shape[e + 1 :]
     return reshape(x, shape)
 
@@ -1341,7 +1366,11 @@ def _reduce_dims(x, dim):
     if dim is None:
         return tuple(range(nd))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    out = tuple(sorted({_wrap_dim(d, nd) for d in dims}))
+    wrapped = [_wrap_dim(d, nd) for d in dims]
+    if len(set(wrapped)) != len(wrapped):
+        repeated = next(d for d in wrapped if wrapped.count(d) > 1)
+        raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
+    out = tuple(sorted(wrapped))
     return out if out else tuple(range(nd))
 
 
@@ -1448,6 +1477,9 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
     xd = x._data
     dims = _reduce_dims(x, dim)
     if xd.size == 0 and op is not PROD:
+        empty = [d for d in dims if xd.shape[d] == 0]
+        if empty and dim not in (None, ()):
+            raise IndexError(f"{op.name}(): Expected reduction dim {empty[0]} to have non-zero size.")
         raise RuntimeError(f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0.")
     out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
@@ -1598,6 +1630,10 @@ def gather(x, dim, index):
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
     if idx.ndim != x.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    size = x.shape[d] if x.ndim else 1
+    bad = idx[(idx < 0) | (idx >= size)]
+    if bad.size:
+        raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
     flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
     try:
         index_map = np.take_along_axis(flat_index, idx.astype(np.int64), axis=d)
@@ -1613,11 +1649,15 @@ def index_select(x, dim, index):
         raise IndexError("index_select(): Index is supposed to be a vector")
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {idx.dtype}")
+    size = x.shape[d] if x.ndim else 1
+    bad = idx[(idx < 0) | (idx >= size)]
+    if bad.size:
+        raise RuntimeError(
+            f"INDICES element is out of DATA bounds, id={int(bad.reshape(-1)[0])} axis_dim={size} "
+            f"(index_select on dimension {d} of size {size})"
+        )
     flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
-    try:
-        index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
-    except IndexError:
-        raise IndexError(f"index out of range in self (dimension {d} has size {x.shape[d]})") from None
+    index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
     return gather_map(x, index_map.shape, index_map, INDEX_SELECT)
 
 
@@ -1642,6 +1682,8 @@ def _max_min(x, dim, keepdim, is_max):
     xd = x._data
     if xd.ndim == 0:
         return _MaxMin((x, wrap_array(np.array(0, np.int64))))
+    if xd.shape[d] == 0:
+        raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have non-zero size.")
     arg = np.argmax(xd, axis=d) if is_max else np.argmin(xd, axis=d)
     arg_k = np.expand_dims(arg, d)
     flat_index = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)
@@ -1709,7 +1751,9 @@ def _check_tensor_list(tensors, what):
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
         raise TypeError(f"{what}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
     if len(tensors) == 0:
-        raise RuntimeError(f"{what}(): expected a non-empty list of Tensors")
+        if what == "stack":
+            raise RuntimeError("stack expects a non-empty TensorList")
+        raise ValueError(f"{what}(): expected a non-empty list of Tensors")
     for t_ in tensors:
         if not isinstance(t_, Tensor):
             raise TypeError(f"{what}(): expected Tensor as element in argument 0, but got {type(t_).__name__}")
@@ -1719,6 +1763,9 @@ def _check_tensor_list(tensors, what):
 def cat(tensors, dim=0):
     _check_tensor_list(tensors, "cat")
     tensors = list(tensors)
+    for k, t_ in enumerate(tensors):
+        if t_.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {k}) cannot be concatenated")
     nd = tensors[0].ndim
     d = _wrap_dim(dim, nd)
     arrays = [t_._data for t_ in tensors]
@@ -1844,9 +1891,8 @@ MATMUL = Op("matmul", K.MATMUL, "MmBackward0", _matmul_vjp)
 
 @forward_rule(_matmul_jvp)
 def matmul(x, y):
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        x = as_tensor_operand(x)
-        y = as_tensor_operand(y)
+    _tensor_arg(x, "matmul", "input")
+    _tensor_arg(y, "matmul", "other")
     xd = x._data
     yd = y._data
     if xd.ndim == 0 or yd.ndim == 0:
@@ -1865,9 +1911,9 @@ def matmul(x, y):
         raise RuntimeError(
             f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != {_torch_dtype(yd.dtype)}"
         )
+    out_shape = _matmul_shape(xd.shape, yd.shape)  # also raises torch's error for unbroadcastable batches
     if not _recording(x, y):
-        return wrap_array(np.asarray(np.matmul(xd, yd)))
-    out_shape = _matmul_shape(xd.shape, yd.shape)  # before any batch expansion below
+        return wrap_array(np.asarray(np.matmul(xd, yd)))  # before any batch expansion below
     bx = xs2[:-2]
     by = ys2[:-2]
     batch = _broadcast_shape(bx, by) if bx != by else bx
@@ -1916,6 +1962,9 @@ def _matmul_shape(xs, ys):
 
 def outer(x, y):
     """Outer product of two vectors (``x[:, None] * y[None, :]``)."""
+    for name, t_ in (("self", x), ("vec2", y)):
+        if _tensor_arg(t_, "outer", name).ndim != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {t_.ndim}-D")
     return mul(unsqueeze(x, 1), unsqueeze(y, 0))
 
 
@@ -1980,7 +2029,9 @@ def log_softmax_dim(x, dim):
     """``x - logsumexp(x, dim)``, computed stably; its reverse rule is ``g - softmax(x) * sum(g)``."""
     xd = x._data
     if xd.dtype.kind != "f":
-        xd = xd.astype(np.float64)
+        raise NotImplementedError(
+            f"log_softmax_lastdim_kernel_impl not implemented for '{_torch_dtype(xd.dtype).capitalize()}'"
+        )
     d = _wrap_dim(dim, xd.ndim)
     if xd.ndim == 0:
         out_data = np.zeros((), xd.dtype)

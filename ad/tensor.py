@@ -31,6 +31,8 @@ class device:
         spec = str(spec)
         if ":" in spec:
             spec, idx = spec.split(":", 1)
+            if not idx.isdigit():
+                raise RuntimeError(f"Invalid device string: '{spec}:{idx}'")
             index = int(idx)
         if spec not in ("cpu", "cuda"):
             raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {spec}")

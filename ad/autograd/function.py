@@ -76,11 +76,16 @@ class _Record:
             )
         checked = []
         for i, (inp, g) in enumerate(zip(self.inputs, result)):
-            if g is None or not isinstance(inp, Tensor) or not inp._rg:
+            if g is not None and not isinstance(g, Tensor):
+                raise RuntimeError(f"expected Variable or None (got {type(g).__name__})")
+            if g is not None and not isinstance(inp, Tensor):
+                raise RuntimeError(
+                    f"function {self.cls.__name__}Backward returned a gradient different than None at position "
+                    f"{i + 1}, but the corresponding forward input was not a Variable"
+                )
+            if g is None or not inp._rg:
                 checked.append(None)
                 continue
-            if not isinstance(g, Tensor):
-                g = wrap_array(np.asarray(g, dtype=inp.dtype))
             if g.shape != inp.shape:
                 raise RuntimeError(
                     f"Function {self.cls.__name__}Backward returned an invalid gradient at index {i} - got "

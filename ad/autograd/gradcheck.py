@@ -125,8 +125,7 @@ def gradcheck(
     inputs = _as_tuple(inputs)
     if not any(isinstance(t, Tensor) and t.requires_grad for t in inputs):
         raise ValueError(
-            "gradcheck expects at least one input tensor to require gradient, but none of them have "
-            "requires_grad=True."
+            "gradcheck expects at least one input tensor to require gradient, but none of them have requires_grad=True."
         )
     for k, t in enumerate(inputs):
         if isinstance(t, Tensor) and t.requires_grad and t.dtype != np.float64:

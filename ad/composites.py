@@ -47,6 +47,10 @@ def softmax(x, dim=None, dtype=None):
     if dim is None:
         dim = -1 if x.ndim != 0 else 0
     d = _wrap_dim(dim, x.ndim)
+    if x.dtype.kind != "f":
+        raise NotImplementedError(
+            f"softmax_lastdim_kernel_impl not implemented for '{ops._torch_dtype(x.dtype).capitalize()}'"
+        )
     m = np.max(x._data, axis=d, keepdims=True) if x.ndim else x._data
     m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
     e = ops.exp(x - wrap_array(m))

@@ -1589,6 +1589,8 @@ def _index_key(key):
     out = []
     advanced = False
     for k in key:
+        if isinstance(k, (str, bytes)):
+            raise TypeError(f"new(): invalid data type '{type(k).__name__}'")
         if isinstance(k, Tensor):
             k = k._data
             advanced = True

@@ -35,6 +35,8 @@ def _as_tuple(x, what):
         return (x,)
     if isinstance(x, (list, tuple)):
         return tuple(x)
+    if what == "inputs":
+        raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(x).__name__}")
     raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got {type(x).__name__}")
 
 
@@ -46,6 +48,9 @@ def _make_seeds(outputs, grad_outputs, create_graph):
         grad_outputs = (
             _as_tuple(grad_outputs, "grad_outputs") if not isinstance(grad_outputs, Tensor) else (grad_outputs,)
         )
+        for g in grad_outputs[: len(outputs)]:
+            if g is not None and not isinstance(g, Tensor):
+                raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         if len(grad_outputs) != len(outputs):
             raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     seeds = []
@@ -137,7 +142,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         for t in inputs:
             if not isinstance(t, Tensor):
-                raise TypeError(f"inputs must be Tensors, got {type(t).__name__}")
+                raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(t).__name__}")
             if not t._rg:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
     if retain_graph is None:
@@ -244,13 +249,15 @@ def grad(
         )
     if allow_unused is None:
         allow_unused = materialize_grads
+    if outputs is None:
+        raise TypeError("'NoneType' object is not iterable: grad() needs the outputs to differentiate")
     outputs = _as_tuple(outputs, "outputs")
     inputs_t = _as_tuple(inputs, "inputs")
     if len(inputs_t) == 0:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs_t:
         if not isinstance(t, Tensor):
-            raise TypeError(f"inputs must be Tensors, got {type(t).__name__}")
+            raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(t).__name__}")
         if not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if retain_graph is None:

@@ -87,8 +87,17 @@ def cross_entropy(
     label_smoothing=0.0,
 ):
     """Cross entropy of logits ``input`` (N, C) against class indices (N,) or class probabilities (N, C)."""
-    logp = composites.log_softmax(input, 1 if input.ndim > 1 else 0)
     t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind == "f" and t.shape != input.shape:
+        if t.ndim == input.ndim - 1 or t.ndim == 0:
+            raise RuntimeError(f"expected target dtype to be Long or Byte for class indices, but got {t.dtype}")
+        raise RuntimeError(
+            f"0D or 1D target tensor expected, multi-target not supported (class probabilities must have the "
+            f"input's shape {list(input.shape)}, got {list(t.shape)})"
+        )
+    if t.dtype.kind in "iu" and input.ndim > 1 and t.ndim == input.ndim:
+        raise RuntimeError(f"Expected floating point type for target with class probabilities, got {t.dtype}")
+    logp = composites.log_softmax(input, 1 if input.ndim > 1 else 0)
     if t.dtype.kind == "f":
         probs = wrap_array(t.astype(input.dtype))
         if label_smoothing:

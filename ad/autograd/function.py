@@ -231,16 +231,7 @@ _OPS_BY_CLASS = {}
 def _op_for(cls):
     op = _OPS_BY_CLASS.get(cls)
     if op is None:
-        op = Op.__new__(Op)
-        op.name = f"function:{cls.__qualname__}"
-        op.code = K.PYTHON
-        op.grad_fn_name = f"{cls.__name__}Backward"
-        op.vjp = _function_vjp
-        op.jvp = None
-        op.partial = None
-        op.np_fn = None
-        op.sample = None
-        op.plain = False
+        op = Op(f"function:{cls.__qualname__}", K.PYTHON, f"{cls.__name__}Backward", _function_vjp, register=False)
         _OPS_BY_CLASS[cls] = op
     return op
 

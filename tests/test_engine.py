@@ -225,3 +225,19 @@ def test_recycled_arenas_never_overwrite_live_views():
         np.testing.assert_array_equal(view, expected)
     for view, expected in kept_grads:
         np.testing.assert_array_equal(view, expected)
+
+
+def test_matmul_batch_expanded_rules_match_kernel():
+    """Found by the long hypothesis profile: (1, 2, 1) @ (1,) and 1-D @ (1, 2, 3) expand an operand to the batch;
+    the differentiable sweep must see consistent shapes and agree with the kernel sweep."""
+    rng = np.random.default_rng(7)
+    for xs, ys in (((1, 2, 1), (1,)), ((2,), (1, 2, 3)), ((1, 3), (2, 3, 1)), ((2, 1, 3, 2), (2,))):
+        x = ad.tensor(rng.standard_normal(xs), requires_grad=True)
+        y = ad.tensor(rng.standard_normal(ys), requires_grad=True)
+        out = x @ y
+        assert out.shape == np.matmul(np.ones(xs), np.ones(ys)).shape
+        kernel = ad.autograd.grad((x @ y).sin().sum(), (x, y))
+        rules = ad.autograd.grad((x @ y).sin().sum(), (x, y), create_graph=True)
+        for k, r in zip(kernel, rules):
+            np.testing.assert_allclose(k.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
+        assert ad.autograd.gradcheck(lambda a, b: (a @ b).sin(), (x, y))

@@ -27,9 +27,13 @@ from numba import njit
 from . import opcodes as K
 from . import pointwise
 
-unary_partial = njit(inline="always", cache=True)(pointwise.unary_partial)
-binary_partial_x = njit(inline="always", cache=True)(pointwise.binary_partial_x)
-binary_partial_y = njit(inline="always", cache=True)(pointwise.binary_partial_y)
+# Every kernel: cached on disk, releases the GIL, and follows numpy's floating-point error model (x / 0 is
+# inf or nan, as in the forward pass, not Python's ZeroDivisionError); never fastmath (NaN and inf stay exact).
+KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+unary_partial = njit(inline="always", **KERNEL)(pointwise.unary_partial)
+binary_partial_x = njit(inline="always", **KERNEL)(pointwise.binary_partial_x)
+binary_partial_y = njit(inline="always", **KERNEL)(pointwise.binary_partial_y)
 
 # What each op's backward reads (torch's "saved variables"): its operand x, y, its output, or other data
 # (a mask). Sweeping such a row after its graph was freed is an error, and so is reading a value that was
@@ -57,7 +61,7 @@ FREED = 1  # row status[1] had its saved values released by an earlier backward
 MODIFIED = 2  # row status[1] reads the value at offset status[2], which was modified in place since
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", **KERNEL)
 def strided_offset(i, aux, a, ndim):
     """Offset ``base + sum_k i_k * stride_k`` of flat C-order index ``i`` over ``aux[a + 2: a + 2 + ndim]``."""
     shape0 = a + 2
@@ -71,7 +75,7 @@ def strided_offset(i, aux, a, ndim):
     return off
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status):
     r = start
     while r >= stop and r >= lowest:
@@ -163,7 +167,7 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
     return lowest
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _strided_walk(cot, aux, a, o, x, scale, gather):
     """Adjoint of a strided view, walking its index space with an odometer (no division per element).
 
@@ -209,7 +213,7 @@ def _strided_walk(cot, aux, a, o, x, scale, gather):
             k -= 1
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _log_softmax_backward(vals, cot, outer, size, inner, o, x):
     """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout."""
     for i in range(outer):
@@ -223,7 +227,7 @@ def _log_softmax_backward(vals, cot, outer, size, inner, o, x):
                 cot[x + e] += cot[o + e] - math.exp(vals[o + e]) * total
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
     """aux[a:a+6] = (B, M, K, N, x batch stride, y batch stride); a stride of 0 broadcasts that operand."""
     B = aux[a]
@@ -246,7 +250,7 @@ def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
             gy += np.dot(xb.T, g)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _linear_backward(vals, cot, M, K_, N, o, x, y, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): gx += g @ y, gy += g.T @ x."""
     g = cot[o : o + M * N].reshape((M, N))
@@ -258,7 +262,7 @@ def _linear_backward(vals, cot, M, K_, N, o, x, y, xrg, yrg):
         gy += np.dot(g.T, vals[x : x + M * K_].reshape((M, K_)))
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _group_backward(code, vals, cot, aux, a, o, x, nout):
     """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)``."""
     ndim = aux[a]
@@ -297,7 +301,7 @@ def _group_backward(code, vals, cot, aux, a, o, x, nout):
 # --- forward mode: tangents of elementwise ops from the same partials (one active dual level) -------------
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def jvp_unary(code, x, out, t, a0, a1):
     """Tangent of an elementwise unary op: ``t * d(x, out)`` (flat, C-contiguous arrays)."""
     res = np.empty_like(out)
@@ -306,7 +310,7 @@ def jvp_unary(code, x, out, t, a0, a1):
     return res
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def jvp_binary(code, x, y, out, tx, ty, has_tx, has_ty):
     """Tangent of a same-shape elementwise binary op: ``tx * dx + ty * dy``."""
     res = np.zeros_like(out)
@@ -354,14 +358,14 @@ for _code in (
 CHEAP_PARTIAL = _CHEAP
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def unary_backward_chunk(code, x, out, g, gx, a0, a1):
     """``gx += g * d(x, out)`` over one chunk of a big elementwise row."""
     for i in range(g.shape[0]):
         gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def binary_backward_chunk(code, x, y, out, g, gx, gy, has_x, has_y):
     """``gx += g * dx``, ``gy += g * dy`` over one chunk of a big same-shape binary row."""
     for i in range(g.shape[0]):

@@ -241,3 +241,25 @@ def test_matmul_batch_expanded_rules_match_kernel():
         for k, r in zip(kernel, rules):
             np.testing.assert_allclose(k.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
         assert ad.autograd.gradcheck(lambda a, b: (a @ b).sin(), (x, y))
+
+
+def test_nan_and_inf_propagate_as_in_numpy():
+    """No fastmath: infinities and NaNs in values and partials come out as numpy computes them."""
+    import warnings
+
+    x = ad.tensor([0.0, 1.0, np.nan, np.inf], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = x.log()
+        (g,) = ad.autograd.grad(y.sum(), x)
+        (g_rule,) = ad.autograd.grad(x.log().sum(), x, create_graph=True)
+        expected = 1.0 / np.array([0.0, 1.0, np.nan, np.inf])
+        expected_log = np.log([0.0, 1.0, np.nan, np.inf])
+    np.testing.assert_array_equal(y.detach().numpy(), expected_log)
+    np.testing.assert_array_equal(g.numpy(), expected)
+    np.testing.assert_array_equal(g_rule.detach().numpy(), expected)
+    z = ad.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        (gs,) = ad.autograd.grad(z.sqrt().sum(), z)
+    assert np.isnan(gs.numpy()[0]) and np.isinf(gs.numpy()[1]) and gs.numpy()[2] == 0.5 / np.sqrt(2.0)

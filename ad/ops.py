@@ -286,7 +286,7 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     else:
         xoff, xrow = tape.import_tensor(x, True)
     row = tape.nrows
-    if (row + 1) * 80 > len(tape.rows):
+    if row >= tape.row_cap:
         tape.grow()
     tape.pack(tape.rows, row * 80, op.code | K.XRG, off, xoff, -1, n, 0, xrow, -1, a0, a1)
     tape.nrows = row + 1
@@ -674,7 +674,7 @@ def _binary(op, x, y, dual=True):
             yoff, yrow = tape.import_tensor(y, y._rg)
     code = op.code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.nrows
-    if (row + 1) * 80 > len(tape.rows):
+    if row >= tape.row_cap:
         tape.grow()
     tape.pack(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
     tape.nrows = row + 1
@@ -710,8 +710,8 @@ def _fast_binary(op):
                 xd.shape == yd.shape
                 and xd.dtype is yd.dtype
                 and n < PARALLEL_MIN
+                and tape.is_current
                 and tape.used + n < tape.capacity
-                and _tape_state.current.get(xd.dtype) is tape
             ):
                 if y._tape is tape:
                     yoff = y._off
@@ -729,7 +729,7 @@ def _fast_binary(op):
                     view = view.reshape(xd.shape)
                 np_fn(xd, yd, view)
                 row = tape.nrows
-                if (row + 1) * 80 > len(tape.rows):
+                if row >= tape.row_cap:
                     tape.grow()
                 code = base_code | K.XRG | K.YRG if y._rg else base_code | K.XRG
                 tape.pack(tape.rows, row * 80, code, off, x._off, yoff, n, 0, x._row, yrow, 0.0, 0.0)
@@ -921,7 +921,7 @@ def _fast_unary(op):
         if tape is not None and x._tangents is None and _grad_state.enabled:
             xd = x._data
             n = xd.size
-            if n < PARALLEL_MIN and tape.used + n < tape.capacity and _tape_state.current.get(xd.dtype) is tape:
+            if n < PARALLEL_MIN and tape.is_current and tape.used + n < tape.capacity:
                 off = tape.used
                 tape.used = off + (n or 1)
                 view = tape.values[off : off + n]
@@ -934,7 +934,7 @@ def _fast_unary(op):
                 else:
                     np_fn(xd, out=view)
                 row = tape.nrows
-                if (row + 1) * 80 > len(tape.rows):
+                if row >= tape.row_cap:
                     tape.grow()
                 tape.pack(tape.rows, row * 80, code, off, x._off, -1, n, 0, x._row, -1, a0, a1)
                 tape.nrows = row + 1
@@ -1407,7 +1407,7 @@ def _record_sum_all(op, x, total, scale):
         xoff, xrow = tape.import_tensor(x, True)
     n = xd.size
     row = tape.nrows
-    if (row + 1) * 80 > len(tape.rows):
+    if row >= tape.row_cap:
         tape.grow()
     tape.pack(tape.rows, row * 80, K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
     tape.nrows = row + 1

@@ -114,6 +114,8 @@ class Tape:
         "python_rows",
         "owner",
         "pack",
+        "is_current",
+        "row_cap",
         "__weakref__",
     )
 
@@ -134,6 +136,8 @@ class Tape:
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
         self.owner = threading.get_ident()
         self.pack = ROW.pack_into
+        self.is_current = False  # this thread's current tape for its dtype (read by the forward fast paths)
+        self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
@@ -154,15 +158,16 @@ class Tape:
 
     def record(self, op, out, x, y, n, aux=0, xrow=-1, yrow=-1, a0=0.0, a1=0.0):
         row = self.nrows
-        if (row + 1) * ROW.size > len(self.rows):
+        if row >= self.row_cap:
             self.grow()
         self.pack(self.rows, row * ROW.size, op, out, x, y, n, aux, xrow, yrow, a0, a1)
         self.nrows = row + 1
         return row
 
     def grow(self):
-        """Double the row buffer (writers check ``(nrows + 1) * ROW.size > len(rows)`` before packing)."""
+        """Double the row buffer (writers check ``nrows >= row_cap`` before packing)."""
         self.rows = self.rows + bytearray(len(self.rows))
+        self.row_cap = len(self.rows) // ROW.size
 
     def add_aux(self, ints):
         off = len(self.aux)
@@ -241,7 +246,11 @@ def current_tape(dtype, n, min_id=0):
         # a result larger than the default arena gets a tape with room for a chain of such results (pages are
         # only touched when written); below that, the default keeps the per-tape allocation cheap
         tape = Tape(dtype, DEFAULT_CAPACITY if 2 * n + 16 <= DEFAULT_CAPACITY else 16 * n + 16)
+        old = tapes.get(dtype)
+        if old is not None:
+            old.is_current = False
         tapes[dtype] = tape
+        tape.is_current = True
     return tape
 
 
@@ -257,8 +266,15 @@ def mark_modified(t):
         t._imports = None
 
 
+def reset_current():
+    """Retire this thread's current tapes: the next recorded op starts a new one."""
+    for tape in list(_state.current.values()):
+        retire(tape)
+
+
 def retire(tape):
     """Stop recording on ``tape`` (if it is this thread's current one); it lives on while tensors use it."""
     tapes = _state.current
     if tapes.get(tape.dtype) is tape:
         del tapes[tape.dtype]
+        tape.is_current = False

@@ -1111,14 +1111,14 @@ def _small_tapes(capacity):
         pytest.skip("ad.tape has no DEFAULT_CAPACITY / _state to shrink")
     saved = tape_mod.DEFAULT_CAPACITY
     tape_mod.DEFAULT_CAPACITY = capacity
-    tape_mod._state.current.clear()
+    tape_mod.reset_current()
     _SMALL_TAPES.append(capacity)
     try:
         yield
     finally:
         _SMALL_TAPES.pop()
         tape_mod.DEFAULT_CAPACITY = saved
-        tape_mod._state.current.clear()
+        tape_mod.reset_current()
 
 
 @pytest.mark.skipif(_bug("unary-import-overflow"), reason=KNOWN_BUGS.get("unary-import-overflow", ""))

@@ -32,7 +32,8 @@ def manual_seed(seed):
 
 def _check_device(dev):
     if dev is not None and device(dev).type != "cpu":
-        raise RuntimeError("CUDA tensors are not available in this build of ad: no CUDA device was found")
+        # torch's CPU-only build raises AssertionError here ("Torch not compiled with CUDA enabled")
+        raise AssertionError("ad has no CUDA device to use: CUDA tensors are not available on this machine")
 
 
 _SUPPORTED = "biuf"  # bool, integers, floats (complex is not supported by ad)

@@ -390,7 +390,7 @@ class Tensor:
         if dev is not None:
             dev = device(dev)
             if dev.type != "cpu":
-                raise RuntimeError("CUDA tensors are not available in this build of ad: no CUDA device was found")
+                raise AssertionError("ad has no CUDA device to use: CUDA tensors are not available on this machine")
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
             return ops.cast(self, np.dtype(dtype))
         return self

@@ -1127,14 +1127,6 @@ DIVERGENCES = {
     # numpy / Python errors from inside: a class torch would not raise, or a message about numpy internals
     # no error where torch raises: silent wrong results or silently accepted nonsense
     # another class than torch's
-    **{
-        k: (RuntimeError, "torch (CPU build): AssertionError 'Torch not compiled with CUDA enabled'")
-        for k in ("tensor-cuda", "tensor-cuda-0", "zeros-cuda", "to-cuda", "cuda-method")
-    },
-    **{
-        k: (TypeError, "torch: AssertionError 'Expected output to be a torch.Tensor' (raised, not asserted)")
-        for k in ("backward-non-tensor-output", "backward-None-output", "grad-non-tensor-output")
-    },
     # the right class, but a message that does not name the problem
 }
 

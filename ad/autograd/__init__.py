@@ -56,7 +56,8 @@ def _make_seeds(outputs, grad_outputs, create_graph):
     seeds = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not isinstance(out, Tensor):
-            raise TypeError(f"outputs[{i}] must be a Tensor, got {type(out).__name__}")
+            # torch raises AssertionError here too (an explicit raise, not an assert statement)
+            raise AssertionError(f"Expected output to be a torch.Tensor, but outputs[{i}] is {type(out).__name__}")
         if g is None:
             if out._rg:
                 if out._data.size != 1:

@@ -40,7 +40,9 @@ _SUPPORTED = "biuf"  # bool, integers, floats (complex is not supported by ad)
 
 
 def _check_array(arr, what="tensor"):
-    """torch's refusals for numpy data it cannot hold."""
+    """torch's refusals for numpy data it cannot hold, and ad's for complex data (not supported yet)."""
+    if arr.dtype.kind == "c":
+        raise TypeError(f"ad does not support complex dtypes yet (got {arr.dtype}); use real and imaginary parts")
     if arr.dtype.kind in "OUSV" or arr.dtype.kind not in _SUPPORTED + "c":
         if what == "from_numpy" or arr.dtype.kind in "c":
             raise TypeError(
@@ -78,6 +80,11 @@ def _finish(arr, dtype, requires_grad, dev):
         arr = arr.astype(np.dtype(dtype), copy=False)
     if requires_grad and arr.dtype.kind != "f":
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+    if requires_grad and arr.dtype.itemsize < 4:
+        raise RuntimeError(
+            f"ad differentiates float32 and float64 tensors; a {arr.dtype} tensor cannot require grad "
+            "(convert it with .float() first)"
+        )
     return wrap_array(arr, bool_(requires_grad))
 
 

@@ -228,6 +228,11 @@ class Tensor:
             )
         if requires_grad and self._data.dtype.kind not in _FLOAT_KINDS:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if requires_grad and self._data.dtype.itemsize < 4:
+            raise RuntimeError(
+                f"ad differentiates float32 and float64 tensors; a {self._data.dtype} tensor cannot require grad "
+                "(convert it with .float() first)"
+            )
         self._rg = bool(requires_grad)
         return self
 

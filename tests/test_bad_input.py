@@ -1309,21 +1309,11 @@ def _complex_operand(m):
 
 # (id, fn(m), what ad raises now or None, reason)
 ACCEPTED_BY_TORCH = [
-    (
-        "float16-backward",
-        _float16_backward,
-        NotImplementedError,
-        "numba has no float16 data model: the sweep's "
-        "compile fails with NotImplementedError('float16'); torch 2.13 computes float16 gradients on the CPU",
-    ),
-    ("float16-jvp", _float16_jvp, NotImplementedError, "the compiled tangent kernel fails in numba as above"),
-    (
-        "complex-operand",
-        _complex_operand,
-        TypeError,
-        "numpy's UFuncTypeError ('Cannot cast ufunc multiply output "
-        "from complex128 to float64'); torch 2.13 returns a complex result",
-    ),
+    # torch computes these; ad refuses them in its own words (float16 cannot require grad, complex data is not
+    # supported yet), which the test accepts as long as the message names the dtype
+    ("float16-backward", _float16_backward, None, ""),
+    ("float16-jvp", _float16_jvp, None, ""),
+    ("complex-operand", _complex_operand, None, ""),
 ]
 
 

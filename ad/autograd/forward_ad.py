@@ -86,6 +86,8 @@ def make_dual(tensor, tangent, *, level=None):
     level = _check_level(level, "_make_dual")
     if tensor.dtype.kind != "f":
         raise ValueError(f"Expected primal to be floating point or complex, but got: {tensor.dtype}")
+    if tensor.dtype.itemsize < 4:
+        raise ValueError(f"ad's forward mode supports float32 and float64 primals, got {tensor.dtype}")
     if tangent.dtype.kind != "f":
         raise ValueError(f"Expected tangent to be floating point or complex, but got: {tangent.dtype}")
     if tangent.shape != tensor.shape:

@@ -316,9 +316,13 @@ def _dual_unary(op, x, a0, a1, ctx, levels):
         xd = x._data
         if xd.dtype.kind != "f":
             xd = xd.astype(np.float64)
-        out_data = _unary_np_serial(op, xd, a0, a1)
+        out_data = op.np_fn(xd) if op.plain else np.asarray(_unary_np_serial(op, xd, a0, a1))
+        if type(out_data) is not np.ndarray:
+            out_data = np.asarray(out_data)
         t = x._tangents[level]._data
-        res = _cpu.jvp_unary(op.code, _flat(xd, xd.dtype), out_data.reshape(-1), _flat(t, xd.dtype), a0, a1)
+        if t.dtype is not xd.dtype:
+            t = t.astype(xd.dtype)
+        res = _cpu.jvp_unary(op.code, xd.reshape(-1), out_data.reshape(-1), t.reshape(-1), a0, a1)
         out = wrap_array(out_data)
         _forward.set_tangent(out, level, wrap_array(res.reshape(out_data.shape) if out_data.ndim != 1 else res))
         return out
@@ -918,7 +922,12 @@ def _fast_unary(op):
 
     def fast(x, *, a0=0.0, a1=0.0, ctx=None):
         tape = x._tape  # not None: a recorded result (so it requires grad)
-        if tape is not None and x._tangents is None and _grad_state.enabled:
+        if x._tangents is not None:
+            if _fw.levels:
+                levels = _forward.visible_levels_of(x)
+                if levels:
+                    return _dual_unary(op, x, a0, a1, ctx, levels)
+        elif tape is not None and _grad_state.enabled:
             xd = x._data
             n = xd.size
             if n < PARALLEL_MIN and tape.is_current and tape.used + n < tape.capacity:

@@ -916,32 +916,14 @@ def _fast_unary(op):
     thread's current tape, nothing dual, small. Anything else goes through the generic ``_unary``, which
     records exactly the same row; this only skips its checks and a call frame."""
     code = op.code | K.XRG
-    code_plain = op.code
     np_fn = op.np_fn
     plain = op.plain
     with_attrs = op.code in _ATTR_CODES
 
     def fast(x, *, a0=0.0, a1=0.0, ctx=None):
         tape = x._tape  # not None: a recorded result (so it requires grad)
-        tangents = x._tangents
-        if tangents is not None:
-            levels = _fw.levels
-            if len(levels) == 1 and not _fw.hidden and x._tape is None:
-                # a JVP's hot path: one level, nothing recorded (see _dual_unary's compiled branch)
-                tan = tangents.get(levels[0])
-                if tan is not None and tan._tangents is None and not tan._rg:
-                    xd = x._data
-                    if xd.size < BIG_ROW and xd.dtype.kind == "f" and tan._data.dtype is xd.dtype:
-                        out_data = np_fn(xd) if plain else np.asarray(_unary_np_serial(op, xd, a0, a1))
-                        if type(out_data) is not np.ndarray:
-                            out_data = np.asarray(out_data)
-                        res = _cpu.jvp_unary(
-                            code_plain, xd.reshape(-1), out_data.reshape(-1), tan._data.reshape(-1), a0, a1
-                        )
-                        out = wrap_array(out_data)
-                        _forward.set_tangent(out, levels[0], wrap_array(res.reshape(out_data.shape)))
-                        return out
-            if levels:
+        if x._tangents is not None:
+            if _fw.levels:
                 levels = _forward.visible_levels_of(x)
                 if levels:
                     return _dual_unary(op, x, a0, a1, ctx, levels)

@@ -35,19 +35,32 @@ from .tape import _state as _tape_state
 from .tensor import Tensor, _new, _wrap_dim, wrap_array
 
 OPS = {}  # name -> Op; what the generic tests walk
+_F64 = np.dtype(np.float64)
 
 
 class Op:
     """One primitive: ``vjp(g, out, inputs, ctx) -> tuple of input cotangents`` (``None`` for no gradient)."""
 
-    __slots__ = ("name", "code", "grad_fn_name", "vjp", "jvp", "partial", "np_fn", "sample", "plain")
+    __slots__ = ("name", "code", "grad_fn_name", "vjp", "jvp", "partial", "np_fn", "sample", "plain", "vector_fn")
 
     def __init__(
-        self, name, code, grad_fn_name, vjp=None, partial=None, np_fn=None, sample=None, jvp=None, register=True
+        self,
+        name,
+        code,
+        grad_fn_name,
+        vjp=None,
+        partial=None,
+        np_fn=None,
+        sample=None,
+        jvp=None,
+        register=True,
+        vector_fn=None,
     ):
         self.jvp = jvp
         # plain: a numpy ufunc taking (x, out) positionally, the fastest call numpy has
         self.plain = isinstance(np_fn, np.ufunc) and np_fn.nin == 1
+        # vector_fn(x, out): replaces np_fn where numpy's loop is slow (see _trig_forward)
+        self.vector_fn = vector_fn
         self.name = name
         self.code = code
         self.grad_fn_name = grad_fn_name
@@ -276,7 +289,7 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     view = tape.values[off : off + n]
     if xd.ndim != 1:
         view = view.reshape(xd.shape)
-    if op.plain and n < PARALLEL_MIN:
+    if op.plain and n < PARALLEL_MIN and op.vector_fn is None:
         op.np_fn(xd, view)
     else:
         _unary_np(op, xd, a0, a1, view)
@@ -316,7 +329,7 @@ def _dual_unary(op, x, a0, a1, ctx, levels):
         xd = x._data
         if xd.dtype.kind != "f":
             xd = xd.astype(np.float64)
-        out_data = op.np_fn(xd) if op.plain else np.asarray(_unary_np_serial(op, xd, a0, a1))
+        out_data = np.asarray(_unary_np(op, xd, a0, a1))
         if type(out_data) is not np.ndarray:
             out_data = np.asarray(out_data)
         t = x._tangents[level]._data
@@ -358,6 +371,8 @@ _ATTR_CODES = (K.AFFINE, K.POW_SCALAR, K.RPOW_SCALAR, K.RDIV_SCALAR, K.CLAMP)  #
 
 
 def _unary_np_serial(op, xd, a0, a1, out=None):
+    if op.vector_fn is not None:
+        return op.vector_fn(xd, out)
     fn = op.np_fn
     if op.code in _ATTR_CODES:
         return fn(xd, a0, a1, out)
@@ -369,10 +384,26 @@ def _elementwise_vjp(g, out, inputs, ctx):
     return (g * out._op.partial(inputs[0], out, a0, a1),)
 
 
-def elementwise(name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0)):
+def elementwise(name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0), vector_fn=None):
     """Declare an elementwise unary op from its forward ufunc and its local partial ``d(x, out, a0, a1)``."""
-    op = Op(name, code, grad_fn_name or (name.capitalize() + "Backward0"), _elementwise_vjp, partial, np_fn, sample)
-    return op
+    grad_fn_name = grad_fn_name or (name.capitalize() + "Backward0")
+    return Op(name, code, grad_fn_name, _elementwise_vjp, partial, np_fn, sample, vector_fn=vector_fn)
+
+
+def _trig_forward(code, ufunc):
+    """``fn(x, out=None)`` for sin or cos: float64 through the compiled loop of ``kernels/vmath.py`` (numpy's
+    float64 sin and cos call scalar libm per element, ~10x slower at every size), other dtypes through numpy
+    (its float32 loops are vectorized)."""
+
+    def fn(x, out=None):
+        if x.dtype is not _F64:
+            return ufunc(x, out=out) if out is not None else ufunc(x)
+        if out is None:
+            out = np.empty(x.shape, _F64)
+        _cpu.trig_forward(code, x if x.ndim == 1 else x.reshape(-1), out if out.ndim == 1 else out.reshape(-1))
+        return out
+
+    return fn
 
 
 def _const(mask_array, dtype):
@@ -460,8 +491,8 @@ LOG1P = elementwise("log1p", K.LOG1P, np.log1p, lambda x, out, a0, a1: 1.0 / (x 
 EXPM1 = elementwise("expm1", K.EXPM1, np.expm1, lambda x, out, a0, a1: out + 1.0)
 SQRT = elementwise("sqrt", K.SQRT, np.sqrt, lambda x, out, a0, a1: 0.5 / out, sample=(0.2, 3.0))
 RSQRT = elementwise("rsqrt", K.RSQRT, _rsqrt_np, lambda x, out, a0, a1: -0.5 * out * out * out, sample=(0.2, 3.0))
-SIN = elementwise("sin", K.SIN, np.sin, lambda x, out, a0, a1: cos(x))
-COS = elementwise("cos", K.COS, np.cos, lambda x, out, a0, a1: -sin(x))
+SIN = elementwise("sin", K.SIN, np.sin, lambda x, out, a0, a1: cos(x), vector_fn=_trig_forward(K.SIN, np.sin))
+COS = elementwise("cos", K.COS, np.cos, lambda x, out, a0, a1: -sin(x), vector_fn=_trig_forward(K.COS, np.cos))
 TAN = elementwise("tan", K.TAN, np.tan, lambda x, out, a0, a1: 1.0 + out * out, sample=(-1.2, 1.2))
 TANH = elementwise("tanh", K.TANH, np.tanh, lambda x, out, a0, a1: 1.0 - out * out)
 SIGMOID = elementwise("sigmoid", K.SIGMOID, scipy.special.expit, lambda x, out, a0, a1: out * (1.0 - out))
@@ -918,6 +949,7 @@ def _fast_unary(op):
     code = op.code | K.XRG
     np_fn = op.np_fn
     plain = op.plain
+    vector_fn = op.vector_fn
     with_attrs = op.code in _ATTR_CODES
 
     def fast(x, *, a0=0.0, a1=0.0, ctx=None):
@@ -936,7 +968,9 @@ def _fast_unary(op):
                 view = tape.values[off : off + n]
                 if xd.ndim != 1:
                     view = view.reshape(xd.shape)
-                if plain:
+                if vector_fn is not None:
+                    vector_fn(xd, view)
+                elif plain:
                     np_fn(xd, view)
                 elif with_attrs:
                     np_fn(xd, a0, a1, view)

@@ -26,6 +26,7 @@ from numba import njit
 
 from . import opcodes as K
 from . import pointwise
+from .vmath import in_trig_range, sin_cos
 
 # Every kernel: cached on disk, releases the GIL, and follows numpy's floating-point error model (x / 0 is
 # inf or nan, as in the forward pass, not Python's ZeroDivisionError); never fastmath (NaN and inf stay exact).
@@ -305,6 +306,9 @@ def _group_backward(code, vals, cot, aux, a, o, x, nout):
 def jvp_unary(code, x, out, t, a0, a1):
     """Tangent of an elementwise unary op: ``t * d(x, out)`` (flat, C-contiguous arrays)."""
     res = np.empty_like(out)
+    if code == K.SIN or code == K.COS:
+        _trig_partial_times(code, x, t, res, False)
+        return res
     for i in range(out.shape[0]):
         res[i] = t[i] * unary_partial(code, x[i], out[i], a0, a1)
     return res
@@ -324,12 +328,57 @@ def jvp_binary(code, x, y, out, tx, ty, has_tx, has_ty):
     return res
 
 
+# --- sin and cos in loops that vectorize (kernels/vmath.py) ------------------------------------------------
+# Each loop runs the polynomial path on every element and counts those outside its range (big, inf, NaN);
+# only when there are some does a second, scalar pass give them libm's value.
+
+
+@njit(**KERNEL)
+def trig_forward(code, x, out):
+    """``out = sin(x)`` (code SIN) or ``cos(x)`` (COS), flat arrays; ``out`` may be ``x``."""
+    n_out_of_range = 0
+    for i in range(x.shape[0]):
+        v = x[i]
+        s, c = sin_cos(v)
+        ok = in_trig_range(v)
+        # out of range: leave the input there (results in range are within [-1, 1], so never mistaken for it)
+        out[i] = (s if code == K.SIN else c) if ok else v
+        n_out_of_range += 0 if ok else 1
+    if n_out_of_range:
+        for i in range(x.shape[0]):
+            v = out[i]
+            if not in_trig_range(v):
+                out[i] = math.sin(v) if code == K.SIN else math.cos(v)
+
+
+@njit(**KERNEL)
+def _trig_partial_times(code, x, g, res, accumulate):
+    """``res (+)= g * d/dx sin(x)`` or ``cos(x)``: the JVP and the big-row VJP of sin and cos."""
+    n_out_of_range = 0
+    for i in range(x.shape[0]):
+        v = x[i]
+        s, c = sin_cos(v)
+        ok = in_trig_range(v)
+        d = g[i] * (c if code == K.SIN else -s) if ok else 0.0
+        if accumulate:
+            res[i] += d
+        else:
+            res[i] = d
+        n_out_of_range += 0 if ok else 1
+    if n_out_of_range:
+        for i in range(x.shape[0]):
+            if not in_trig_range(x[i]):
+                res[i] += g[i] * unary_partial(code, x[i], x[i], 0.0, 0.0)
+
+
 # --- big elementwise rows: fused, one pass, called per chunk from several threads (nogil) ----------------
 
-# Partials that need no transcendental function: for these the fused loop beats numpy's several passes.
-# (sin, cos, erf and powers call libm per element, where numpy's ufuncs are faster: see ad/engine.py.)
+# Partials that need no libm call (sin and cos use the vectorized loops above): for these the fused loop
+# beats numpy's several passes. (erf and powers call libm per element, where numpy's ufuncs are faster.)
 _CHEAP = np.zeros(256, np.uint8)
 for _code in (
+    K.SIN,
+    K.COS,
     K.COPY,
     K.NEG,
     K.ABS,
@@ -361,6 +410,9 @@ CHEAP_PARTIAL = _CHEAP
 @njit(**KERNEL)
 def unary_backward_chunk(code, x, out, g, gx, a0, a1):
     """``gx += g * d(x, out)`` over one chunk of a big elementwise row."""
+    if code == K.SIN or code == K.COS:
+        _trig_partial_times(code, x, g, gx, True)
+        return
     for i in range(g.shape[0]):
         gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
 

@@ -1,0 +1,113 @@
+"""The vectorized sin and cos of kernels/vmath.py against libm (numpy), in ulps, and their special values.
+
+Every big float64 sin/cos in ``ad`` (forward values, JVPs, big-row VJPs) goes through these loops, so they are
+checked directly, over ordinary, large, tiny and adversarial arguments (near multiples of pi/2, where the
+range reduction cancels), and through the ops that use them.
+"""
+
+import numpy as np
+import pytest
+
+import ad
+from ad.autograd import forward_ad as fwAD
+from kernels import cpu
+from kernels import opcodes as K
+from kernels.vmath import TRIG_LIMIT
+
+FUNCS = {"sin": (K.SIN, np.sin, np.cos), "cos": (K.COS, np.cos, lambda x: -np.sin(x))}
+
+
+def _ulps(actual, expected):
+    """Distance in units of the last place of ``expected``."""
+    return np.abs(actual - expected) / np.spacing(np.abs(expected))
+
+
+def _arguments():
+    rng = np.random.default_rng(7)
+    k = np.arange(1, 100_001, dtype=np.float64)
+    return {
+        "unit": rng.uniform(-np.pi, np.pi, 200_000),
+        "moderate": rng.uniform(-100.0, 100.0, 200_000),
+        "large": rng.uniform(-TRIG_LIMIT, TRIG_LIMIT, 200_000),
+        "tiny": rng.standard_normal(10_000) * 1e-9,
+        "near multiples of pi/2": np.concatenate([k * (np.pi / 2), np.nextafter(k * (np.pi / 2), 0.0)]),
+        "subnormal": np.array([5e-324, -5e-324, 1e-310, -2.2e-308]),
+    }
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("kind", list(_arguments()))
+def test_within_two_ulps_of_libm(name, kind):
+    code, ref, _ = FUNCS[name]
+    x = _arguments()[kind]
+    out = np.empty_like(x)
+    cpu.trig_forward(code, x, out)
+    expected = ref(x)
+    assert _ulps(out, expected).max() <= 2.0
+    assert np.array_equal(np.signbit(out[expected != 0]), np.signbit(expected[expected != 0]))
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_special_and_out_of_range_values_equal_libm(name):
+    """Zeros keep their sign; inf, NaN and |x| beyond the reduction's range take libm's value exactly."""
+    code, ref, _ = FUNCS[name]
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, TRIG_LIMIT * 1.5, -1e22, 3e300, 1.0, -2.0])
+    out = np.empty_like(x)
+    cpu.trig_forward(code, x, out)
+    with np.errstate(invalid="ignore"):
+        expected = ref(x)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    finite = ~np.isnan(expected)
+    assert np.array_equal(np.signbit(out[finite]), np.signbit(expected[finite]))
+    exact = finite & (np.abs(x) > TRIG_LIMIT)
+    np.testing.assert_array_equal(out[exact], expected[exact])
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_in_place_with_out_of_range_elements(name):
+    """``out`` may be ``x``: the second pass finds the elements to redo from what the first left in ``out``."""
+    code, ref, _ = FUNCS[name]
+    x = np.array([0.5, 1e7, -3.0, np.nan, 2e6, 0.25] * 100)
+    expected = ref(x)
+    cpu.trig_forward(code, x, x)
+    np.testing.assert_array_equal(np.isnan(x), np.isnan(expected))
+    ok = ~np.isnan(expected)
+    assert _ulps(x[ok], expected[ok]).max() <= 2.0
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_partial_loops(name):
+    """The JVP (``t * f'(x)``) and big-row VJP (``gx += g * f'(x)``) loops, out-of-range elements included."""
+    code, _, deriv = FUNCS[name]
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-20, 20, 5000), [1e7, -5e6, np.inf, np.nan, 0.0]])
+    g = rng.standard_normal(x.size)
+    with np.errstate(invalid="ignore"):
+        expected = g * deriv(x)
+    res = cpu.jvp_unary(code, x, x, g, 0.0, 0.0)
+    np.testing.assert_allclose(res, expected, rtol=1e-15, atol=1e-15)
+    gx = np.ones_like(x)
+    cpu.unary_backward_chunk(code, x, x, g, gx, 0.0, 0.0)
+    np.testing.assert_allclose(gx, 1.0 + expected, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ops_use_them_at_every_size_and_layout(dtype):
+    """ad.sin / ad.cos forward, backward and JVP agree with numpy for small, big, strided and 2-D tensors."""
+    rng = np.random.default_rng(5)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    for shape in [(), (7,), (3, 5), (300_000,)]:
+        base = rng.uniform(-30, 30, shape).astype(dtype)
+        for fn, ref, deriv in ((ad.sin, np.sin, np.cos), (ad.cos, np.cos, lambda v: -np.sin(v))):
+            x = ad.tensor(base, requires_grad=True)
+            y = fn(x)
+            np.testing.assert_allclose(y.detach().numpy(), ref(base), rtol=tol, atol=tol)
+            y.sum().backward()
+            np.testing.assert_allclose(x.grad.numpy(), deriv(base), rtol=tol, atol=tol)
+            assert y.dtype == x.grad.dtype == ad.tensor(base).dtype
+            with fwAD.dual_level():
+                t = rng.standard_normal(shape).astype(dtype)
+                jv = fwAD.unpack_dual(fn(fwAD.make_dual(ad.tensor(base), ad.tensor(t)))).tangent
+            np.testing.assert_allclose(jv.numpy(), t * deriv(base), rtol=tol * 10, atol=tol * 10)
+    strided = ad.tensor(rng.uniform(-5, 5, (40, 6)))[:, ::2]
+    np.testing.assert_allclose(ad.sin(strided).numpy(), np.sin(strided.numpy()), rtol=1e-15, atol=1e-15)

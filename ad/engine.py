@@ -34,7 +34,7 @@ from kernels.cpu import (
 
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
-from .tape import POOL, retire, zeroed_arena
+from .tape import POOL, arena_zeroed_except, retire, zeroed_arena
 from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
@@ -50,12 +50,19 @@ FREED_MESSAGE = (
 class _TapeSweep:
     """Per-tape state of one backward call."""
 
-    __slots__ = ("tape", "cot", "live", "visited", "start", "lowest", "functions")
+    __slots__ = ("tape", "cot", "live", "visited", "start", "lowest", "functions", "big", "big_off", "big_n")
 
     def __init__(self, tape):
         self.tape = tape
         used = tape.used + 1
-        self.cot = zeroed_arena(tape.dtype, used)  # recycled from earlier sweeps when nothing views it
+        # The cotangent arena, recycled from earlier sweeps when nothing views it, is zero except in the
+        # regions of big tensors (Tape.big_regions): a region whose ``live`` flag is 0 holds zeros or garbage,
+        # so its first writer stores (the fused rows, matmul, seeds) or clears it first (``clear_unwritten``,
+        # and the kernel, through ``big_off``/``big_n``).
+        self.big = dict(tape.big_regions)  # offset -> size
+        self.big_off = np.array(sorted(self.big), np.int64)
+        self.big_n = np.array([self.big[o] for o in self.big_off.tolist()], np.int64)
+        self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
         self.live = zeroed_arena(_UINT8, used)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
@@ -66,13 +73,24 @@ class _TapeSweep:
         off = t._off
         n = t._data.size
         region = self.cot[off : off + n]
-        region += g.reshape(-1)
-        self.live[off] = 1
+        if self.live[off]:
+            region += g.reshape(-1)
+        else:
+            region[...] = g.reshape(-1)
+            self.live[off] = 1
         last = t._row + t._nrows - 1
         if last > self.start:
             self.start = last
         if t._row < self.lowest:
             self.lowest = t._row
+
+    def clear_unwritten(self, targets):
+        """Zero the big regions among ``targets`` (``(offset, row, tensor)``) that hold no cotangent yet,
+        before code that adds into them."""
+        if self.big:
+            for off, _, _ in targets:
+                if not self.live[off] and off in self.big:
+                    self.cot[off : off + self.big[off]] = 0
 
     def grad_of(self, t):
         if not self.live[t._off]:
@@ -232,7 +250,18 @@ def _vectorized_row(s, t, h, freed):
         _matmul_row(s, t, g_flat, targets, code == K.LINEAR)
     elif CHEAP_PARTIAL[code] and _fused_row(s, t, code, g_flat, targets, h):
         pass
-    elif n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
+    else:
+        s.clear_unwritten(targets)  # the rules below add into the operands' regions
+        _rule_row(s, t, code, n, g_flat, targets)
+    for off, prow, _ in targets:
+        s.live[off] = 1
+        if prow < s.lowest:
+            s.lowest = prow
+
+
+def _rule_row(s, t, code, n, g_flat, targets):
+    """Sweep a big row with the op's differentiable rule, on numpy arrays."""
+    if n >= PARALLEL_MIN and (K.UNARY_FIRST <= code <= K.UNARY_LAST or K.BINARY_FIRST <= code <= K.BINARY_LAST):
         # elementwise: every chunk of the output depends on the same chunk of the operands only
         parallel.run(n, lambda lo, hi: _elementwise_chunk(s, t, g_flat, targets, lo, hi))
     else:
@@ -240,10 +269,6 @@ def _vectorized_row(s, t, h, freed):
         with grad_mode.no_grad():
             in_grads = t._op.vjp(g, t, t._inputs, t._ctx)
         _add_input_grads(s, t._inputs, in_grads, targets, 0, None)
-    for off, prow, _ in targets:
-        s.live[off] = 1
-        if prow < s.lowest:
-            s.lowest = prow
 
 
 def _matmul_row(s, t, g_flat, targets, linear):
@@ -284,25 +309,42 @@ def _fused_row(s, t, code, g_flat, targets, h):
                 regions[k] = s.cot[off : off + inp._data.size]
     attrs = np.frombuffer(s.tape.rows, np.float64, count=2, offset=h * 80 + 64)
     a0, a1 = float(attrs[0]), float(attrs[1])
+    # a region without a cotangent yet is stored into, not added to (it may hold garbage: see _TapeSweep)
+    accumulate = {k: bool(s.live[off]) for off, _, inp in targets for k, i in enumerate(inputs) if i is inp}
     if len(inputs) == 1:
         gx = regions.get(0)
         if gx is None:
             return True
+        acc = accumulate[0]
         parallel.run(
             out.size,
-            lambda lo, hi: unary_backward_chunk(code, flat[0][lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], a0, a1),
+            lambda lo, hi: unary_backward_chunk(
+                code, flat[0][lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], a0, a1, acc
+            ),
         )
         return True
     gx = regions.get(0, out)
     gy = regions.get(1, out)
     has_x, has_y = 0 in regions, 1 in regions
-    if inputs[0] is inputs[1]:  # x op x: both partials go to the same region
+    acc_x, acc_y = accumulate.get(0, True), accumulate.get(1, True)
+    if inputs[0] is inputs[1]:  # x op x: both partials go to the same region, the second one adds
         gy = gx
         has_y = has_x
+        acc_y = True
     parallel.run(
         out.size,
         lambda lo, hi: binary_backward_chunk(
-            code, flat[0][lo:hi], flat[1][lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], gy[lo:hi], has_x, has_y
+            code,
+            flat[0][lo:hi],
+            flat[1][lo:hi],
+            out[lo:hi],
+            g_flat[lo:hi],
+            gx[lo:hi],
+            gy[lo:hi],
+            has_x,
+            has_y,
+            acc_x,
+            acc_y,
         ),
     )
     return True
@@ -362,6 +404,8 @@ def _run_kernel(s, start, stop, freed):
         stop,
         s.lowest,
         status,
+        s.big_off,
+        s.big_n,
     )
     del rows, attrs, aux  # release the buffer exports: Python code (hooks) may append to this tape next
     if result < 0:

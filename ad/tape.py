@@ -96,6 +96,20 @@ def zeroed_arena(dtype, n, used=None):
     return buf[:n] if buf is not None else np.zeros(n, dtype)
 
 
+def arena_zeroed_except(dtype, n, offsets, sizes):
+    """``n`` elements, zero outside the regions ``[offsets[k], offsets[k] + sizes[k])`` (sorted, disjoint),
+    whose contents are left as they are (a recycled buffer's old values)."""
+    buf = POOL.take(dtype, n)
+    if buf is None:
+        return np.zeros(n, dtype)  # fresh pages read as zero anyway
+    lo = 0
+    for off, size in zip(offsets.tolist(), sizes.tolist()):
+        buf[lo:off] = 0
+        lo = off + size
+    buf[lo:n] = 0
+    return buf[:n]
+
+
 class Tape:
     __slots__ = (
         "id",
@@ -112,6 +126,7 @@ class Tape:
         "modified",
         "hook_rows",
         "python_rows",
+        "big_regions",
         "owner",
         "pack",
         "is_current",
@@ -134,6 +149,10 @@ class Tape:
         self.modified = zeroed_arena(np.dtype(np.uint8), capacity + 1)  # per arena offset: changed in place
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
+        # (offset, size) of tensors of at least BIG_ROW elements: their cotangent regions are not cleared
+        # when a backward allocates its arena; the first write into one stores instead of adding
+        # (engine._TapeSweep), which saves a pass over memory per big tensor
+        self.big_regions = []
         self.owner = threading.get_ident()
         self.pack = ROW.pack_into
         self.is_current = False  # this thread's current tape for its dtype (read by the forward fast paths)
@@ -185,7 +204,8 @@ class Tape:
         off = self.alloc(n)
         if n < BIG_ROW:
             self.values[off : off + n] = data.reshape(-1)
-        # else: only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
+        else:  # only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
+            self.big_regions.append((off, n))
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
         if with_extern:
             self.externs.append((row, off, t))
@@ -221,6 +241,9 @@ class Tape:
         """Sweep ``row`` (which produced ``t``) in Python with numpy instead of in the kernel."""
         self.python_rows.add(row)
         self.register_hook_row(row, t)
+        n = t._data.size
+        if n >= BIG_ROW:
+            self.big_regions.append((t._off, n))
 
     def register_hook_row(self, row, handler):
         """Make the sweep stop before ``row`` and call Python: ``handler`` is a tensor with hooks or

@@ -77,7 +77,9 @@ def strided_offset(i, aux, a, ndim):
 
 
 @njit(**KERNEL)
-def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status):
+def reverse_sweep(
+    rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status, big_off, big_n
+):
     r = start
     while r >= stop and r >= lowest:
         o = rows[r, 1]
@@ -113,6 +115,11 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
         a = rows[r, 5]
         a0 = attrs[r, 0]
         a1 = attrs[r, 1]
+        if big_off.shape[0] != 0:  # big regions are not cleared in advance: clear one at its first write
+            if xrg and live[x] == 0:
+                _clear_if_big(cot, big_off, big_n, x)
+            if yrg and live[y] == 0:
+                _clear_if_big(cot, big_off, big_n, y)
         if code >= K.UNARY_FIRST and code <= K.UNARY_LAST:
             if xrg:
                 for i in range(n):
@@ -166,6 +173,14 @@ def reverse_sweep(rows, attrs, aux, vals, cot, live, visited, freed, modified, s
                 lowest = rows[r, 7]
         r -= 1
     return lowest
+
+
+@njit(**KERNEL)
+def _clear_if_big(cot, big_off, big_n, off):
+    """Zero the cotangent region at ``off`` if it is one of the big regions (sorted ``big_off``)."""
+    k = np.searchsorted(big_off, off)
+    if k < big_off.shape[0] and big_off[k] == off:
+        cot[off : off + big_n[k]] = 0.0
 
 
 @njit(**KERNEL)
@@ -408,20 +423,33 @@ CHEAP_PARTIAL = _CHEAP
 
 
 @njit(**KERNEL)
-def unary_backward_chunk(code, x, out, g, gx, a0, a1):
-    """``gx += g * d(x, out)`` over one chunk of a big elementwise row."""
+def unary_backward_chunk(code, x, out, g, gx, a0, a1, accumulate):
+    """``gx += g * d(x, out)`` (or ``=``, without ``accumulate``) over one chunk of a big elementwise row."""
     if code == K.SIN or code == K.COS:
-        _trig_partial_times(code, x, g, gx, True)
+        _trig_partial_times(code, x, g, gx, accumulate)
         return
-    for i in range(g.shape[0]):
-        gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+    if accumulate:
+        for i in range(g.shape[0]):
+            gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+    else:
+        for i in range(g.shape[0]):
+            gx[i] = g[i] * unary_partial(code, x[i], out[i], a0, a1)
 
 
 @njit(**KERNEL)
-def binary_backward_chunk(code, x, y, out, g, gx, gy, has_x, has_y):
-    """``gx += g * dx``, ``gy += g * dy`` over one chunk of a big same-shape binary row."""
+def binary_backward_chunk(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
+    """``gx += g * dx``, ``gy += g * dy`` (``=`` where not ``acc_*``) over one chunk of a big same-shape
+    binary row."""
     for i in range(g.shape[0]):
         if has_x:
-            gx[i] += g[i] * binary_partial_x(code, x[i], y[i], out[i])
+            dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+            if acc_x:
+                gx[i] += dx
+            else:
+                gx[i] = dx
         if has_y:
-            gy[i] += g[i] * binary_partial_y(code, x[i], y[i], out[i])
+            dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+            if acc_y:
+                gy[i] += dy
+            else:
+                gy[i] = dy

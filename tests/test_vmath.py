@@ -87,8 +87,11 @@ def test_partial_loops(name):
     res = cpu.jvp_unary(code, x, x, g, 0.0, 0.0)
     np.testing.assert_allclose(res, expected, rtol=1e-15, atol=1e-15)
     gx = np.ones_like(x)
-    cpu.unary_backward_chunk(code, x, x, g, gx, 0.0, 0.0)
+    cpu.unary_backward_chunk(code, x, x, g, gx, 0.0, 0.0, True)
     np.testing.assert_allclose(gx, 1.0 + expected, rtol=1e-15, atol=1e-15)
+    gx = np.full_like(x, np.nan)  # a region without a cotangent yet may hold anything: it is stored into
+    cpu.unary_backward_chunk(code, x, x, g, gx, 0.0, 0.0, False)
+    np.testing.assert_allclose(gx, expected, rtol=1e-15, atol=1e-15)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -122,8 +122,11 @@ class _Record:
                 continue
             off, row = self.slots[i]
             n = g._data.size
-            s.cot[off : off + n] += g._data.reshape(-1)
-            s.live[off] = 1
+            if s.live[off]:
+                s.cot[off : off + n] += g._data.reshape(-1)
+            else:  # the first cotangent of this region: stored (it may hold garbage, see engine._TapeSweep)
+                s.cot[off : off + n] = g._data.reshape(-1)
+                s.live[off] = 1
             if row < s.lowest:
                 s.lowest = row
         s.functions.append(self)

@@ -23,7 +23,6 @@ import weakref
 import numpy as np
 
 from . import grad_mode
-from .tape import BIG_ROW
 from .tensor import Tensor, wrap_array
 
 
@@ -31,11 +30,21 @@ class _FwState(threading.local):
     def __init__(self):
         self.levels = []  # active levels, innermost last
         self.hidden = frozenset()
-        self.registry = {}  # level -> [weakref to tensors holding a tangent at that level]
-        self.prune_at = {}  # level -> registry length at which dead references are dropped
+        self.registry = {}  # level -> _Refs: weak references to the tensors holding a tangent at that level
 
 
 _fw = _FwState()
+_ref = weakref.ref
+
+
+class _Refs(list):
+    """A level's weak references; ``prune_at``: the length at which dead ones are dropped."""
+
+    __slots__ = ("prune_at",)
+
+    def __init__(self):
+        super().__init__()
+        self.prune_at = 1024
 
 
 def active_levels():
@@ -64,17 +73,20 @@ def tangent_of(t, level):
 
 
 def set_tangent(t, level, tangent):
-    if t._tangents is None:
-        t._tangents = {}
-    t._tangents[level] = tangent
-    refs = _fw.registry.get(level)
+    tangents = t._tangents
+    if tangents is None:
+        t._tangents = {level: tangent}
+    else:
+        tangents[level] = tangent
+    registry = _fw.registry
+    refs = registry.get(level)
     if refs is None:
-        refs = _fw.registry[level] = []
-    refs.append(weakref.ref(t))
-    if len(refs) >= _fw.prune_at.get(level, 1024):
+        refs = registry[level] = _Refs()
+    refs.append(_ref(t))
+    if len(refs) >= refs.prune_at:
         # drop references to dead tensors, so a long loop inside one level keeps a bounded registry
         refs[:] = [r for r in refs if r() is not None]
-        _fw.prune_at[level] = max(1024, 2 * len(refs))
+        refs.prune_at = max(1024, 2 * len(refs))
 
 
 class hide:
@@ -123,21 +135,30 @@ def apply_dual(primal_fn, jvp_fn, tensors, levels):
     return out
 
 
-def compiled_path_ok(levels, *operands):
-    """True when the compiled elementwise JVP may be used: one level, nothing to record for reverse mode,
-    and tangents that are not themselves dual."""
-    if len(levels) != 1 or operands[0]._data.size >= BIG_ROW:
-        return False  # (numpy's vectorized ufuncs beat the scalar kernel loop at BIG_ROW)
-    lvl = levels[0]
+def compiled_level(x, y=None):
+    """The level at which the compiled elementwise JVP (``kernels.cpu.jvp_unary`` / ``jvp_binary``) computes
+    the tangent of an op on ``x`` (and ``y``), or None when the general path must: it needs exactly one
+    active, visible level at which an operand has a tangent, nothing to record for reverse mode, and tangents
+    that are plain values (not dual themselves, not requiring grad)."""
+    levels = _fw.levels
+    if len(levels) != 1 or _fw.hidden:
+        return None
+    level = levels[0]
     recording = grad_mode._grad_state.enabled
-    for t in operands:
+    found = None
+    for t in (x, y):
+        if t is None:
+            continue
         if recording and t._rg:
-            return False
+            return None
         tans = t._tangents
-        tan = tans.get(lvl) if tans is not None else None
-        if tan is not None and (tan._tangents is not None or (recording and tan._rg)):
-            return False
-    return True
+        if tans is not None:
+            tan = tans.get(level)
+            if tan is not None:
+                if tan._tangents is not None or (recording and tan._rg):
+                    return None
+                found = level
+    return found
 
 
 def reregister(t):
@@ -150,7 +171,6 @@ def reregister(t):
 
 
 def exit_level(level):
-    _fw.prune_at.pop(level, None)
     for ref in _fw.registry.pop(level, ()):
         t = ref()
         if t is not None and t._tangents is not None:

@@ -273,9 +273,9 @@ def _where_jvp(tan, out, condition, x=None, y=None):
 
 def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     if dual and x._tangents is not None and _fw.levels:
-        levels = _forward.visible_levels_of(x)
-        if levels:
-            return _dual_unary(op, x, a0, a1, ctx, levels)
+        out = _dual_unary(op, x, a0, a1, ctx)
+        if out is not None:
+            return out
     xd = x._data
     if not (x._rg and _grad_state.enabled):
         return wrap_array(_unary_np(op, xd, a0, a1))
@@ -320,25 +320,14 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     return t
 
 
-def _dual_unary(op, x, a0, a1, ctx, levels):
-    """Forward mode through an elementwise unary op: ``t * d(x, out)``."""
-    if _forward.compiled_path_ok(levels, x):
-        # the hot path of a JVP: nothing to record, one level, a plain tangent: primal by numpy, tangent by
-        # the compiled partial, no tape and no Python rule
-        level = levels[0]
-        xd = x._data
-        if xd.dtype.kind != "f":
-            xd = xd.astype(np.float64)
-        out_data = np.asarray(_unary_np(op, xd, a0, a1))
-        if type(out_data) is not np.ndarray:
-            out_data = np.asarray(out_data)
-        t = x._tangents[level]._data
-        if t.dtype is not xd.dtype:
-            t = t.astype(xd.dtype)
-        res = _cpu.jvp_unary(op.code, xd.reshape(-1), out_data.reshape(-1), t.reshape(-1), a0, a1)
-        out = wrap_array(out_data)
-        _forward.set_tangent(out, level, wrap_array(res.reshape(out_data.shape) if out_data.ndim != 1 else res))
-        return out
+def _dual_unary(op, x, a0, a1, ctx):
+    """Forward mode through an elementwise unary op: ``t * d(x, out)``; None if ``x`` has no visible tangent."""
+    level = _forward.compiled_level(x)
+    if level is not None:
+        return _compiled_jvp_unary(op, x, a0, a1, level)
+    levels = _forward.visible_levels_of(x)
+    if not levels:
+        return None
     return _forward.apply_dual(
         lambda: _unary(op, x, a0, a1, ctx, False),
         lambda tan, base: tan(x) * op.partial(x, base, a0, a1),
@@ -347,8 +336,47 @@ def _dual_unary(op, x, a0, a1, ctx, levels):
     )
 
 
+def _compiled_jvp_unary(op, x, a0, a1, level):
+    """The hot path of a JVP (see forward.compiled_level): the primal as without forward mode, the tangent
+    by the compiled partial (the reverse sweep's formula), no tape and no Python rule."""
+    xd = x._data
+    if xd.dtype.kind != "f":
+        xd = xd.astype(np.float64)
+    n = xd.size
+    if n >= PARALLEL_MIN:
+        out_data = _unary_np(op, xd, a0, a1)
+    elif op.plain and op.vector_fn is None:
+        out_data = op.np_fn(xd)
+    else:
+        out_data = _unary_np_serial(op, xd, a0, a1)
+    if type(out_data) is not np.ndarray:
+        out_data = np.asarray(out_data)  # a numpy scalar for 0-d input
+    dt = out_data.dtype
+    res = np.empty(out_data.shape, dt)
+    t = x._tangents[level]._data
+    if out_data.ndim == 1 and t.ndim == 1 and (t.dtype is dt or t.dtype == dt):
+        xf, of, rf = xd, out_data, res  # (1-D views need not be contiguous: numba takes strided arrays)
+    else:
+        t = _flat(t, dt)
+        xf = _flat(xd, dt)
+        of = out_data.reshape(-1)
+        rf = res.reshape(-1)
+    code = op.code
+    if n >= PARALLEL_MIN:
+        parallel.run(n, lambda lo, hi: _cpu.jvp_unary(code, xf[lo:hi], of[lo:hi], t[lo:hi], rf[lo:hi], a0, a1))
+    else:
+        _cpu.jvp_unary(code, xf, of, t, rf, a0, a1)
+    out = _new(Tensor)
+    out._data = out_data
+    tangent = _new(Tensor)
+    tangent._data = res
+    _forward.set_tangent(out, level, tangent)
+    return out
+
+
 def _flat(a, dtype):
-    if a.dtype is dtype and a.ndim == 1 and a.flags.c_contiguous:
+    """``a`` as a flat contiguous array of ``dtype`` (itself when it is one already)."""
+    if a.ndim == 1 and (a.dtype is dtype or a.dtype == dtype) and a.flags.c_contiguous:
         return a
     return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
 
@@ -646,9 +674,9 @@ MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "Minimu
 def _binary(op, x, y, dual=True):
     """Elementwise ``op(x, y)`` for tensors (scalars are turned into ``affine`` rows by the callers)."""
     if dual and (x._tangents is not None or y._tangents is not None) and _fw.levels:
-        levels = _forward.visible_levels_of(x, y)
-        if levels:
-            return _dual_binary(op, x, y, levels)
+        out = _dual_binary(op, x, y)
+        if out is not None:
+            return out
     xd = x._data
     yd = y._data
     if not (_grad_state.enabled and (x._rg or y._rg)):
@@ -794,29 +822,18 @@ def _binary_np(op, xd, yd, out):
     return out
 
 
-def _dual_binary(op, x, y, levels):
-    """Forward mode through an elementwise binary op: ``tx * dx + ty * dy``."""
+def _dual_binary(op, x, y):
+    """Forward mode through an elementwise binary op: ``tx * dx + ty * dy``; None if no operand has a visible
+    tangent."""
     xd = x._data
     yd = y._data
-    if xd.shape == yd.shape and xd.dtype is yd.dtype and _forward.compiled_path_ok(levels, x, y):
-        level = levels[0]
-        od = op.np_fn(xd, yd)  # nothing to record: plain numpy, then the compiled partials
-        tx = _forward.tangent_of(x, level)
-        ty = _forward.tangent_of(y, level)
-        flat_out = od.reshape(-1)
-        res = _cpu.jvp_binary(
-            op.code,
-            _flat(xd, od.dtype),
-            _flat(yd, od.dtype),
-            flat_out,
-            _flat(tx._data, od.dtype) if tx is not None else flat_out,
-            _flat(ty._data, od.dtype) if ty is not None else flat_out,
-            tx is not None,
-            ty is not None,
-        )
-        out = wrap_array(od)
-        _forward.set_tangent(out, level, wrap_array(res.reshape(od.shape) if od.ndim != 1 else res))
-        return out
+    if xd.shape == yd.shape and xd.dtype is yd.dtype:
+        level = _forward.compiled_level(x, y)
+        if level is not None:
+            return _compiled_jvp_binary(op, x, y, level)
+    levels = _forward.visible_levels_of(x, y)
+    if not levels:
+        return None
     if xd.shape != yd.shape:
         # broadcast first, outside the rule: the expanded operands keep their tangents for the reverse rules
         shape = _broadcast_shape(xd.shape, yd.shape)
@@ -830,6 +847,43 @@ def _dual_binary(op, x, y, levels):
         (x, y),
         levels,
     )
+
+
+def _compiled_jvp_binary(op, x, y, level):
+    """Same-shape, same-dtype operands: the primal by numpy, the tangent by the compiled partials."""
+    xd = x._data
+    yd = y._data
+    n = xd.size
+    if n >= PARALLEL_MIN:
+        od = _binary_np(op, xd, yd, np.empty(xd.shape, xd.dtype))
+    else:
+        od = np.asarray(op.np_fn(xd, yd))
+    dt = od.dtype
+    tx = _forward.tangent_of(x, level)
+    ty = _forward.tangent_of(y, level)
+    of = od if od.ndim == 1 else od.reshape(-1)
+    xf = _flat(xd, dt)
+    yf = _flat(yd, dt)
+    txf = _flat(tx._data, dt) if tx is not None else of
+    tyf = _flat(ty._data, dt) if ty is not None else of
+    res = np.empty(od.shape, dt)
+    rf = res if res.ndim == 1 else res.reshape(-1)
+    code, has_tx, has_ty = op.code, tx is not None, ty is not None
+    if n >= PARALLEL_MIN:
+        parallel.run(
+            n,
+            lambda lo, hi: _cpu.jvp_binary(
+                code, xf[lo:hi], yf[lo:hi], of[lo:hi], txf[lo:hi], tyf[lo:hi], rf[lo:hi], has_tx, has_ty
+            ),
+        )
+    else:
+        _cpu.jvp_binary(code, xf, yf, of, txf, tyf, rf, has_tx, has_ty)
+    out = _new(Tensor)
+    out._data = od
+    tangent = _new(Tensor)
+    tangent._data = res
+    _forward.set_tangent(out, level, tangent)
+    return out
 
 
 def _terms(*terms):
@@ -956,9 +1010,9 @@ def _fast_unary(op):
         tape = x._tape  # not None: a recorded result (so it requires grad)
         if x._tangents is not None:
             if _fw.levels:
-                levels = _forward.visible_levels_of(x)
-                if levels:
-                    return _dual_unary(op, x, a0, a1, ctx, levels)
+                out = _dual_unary(op, x, a0, a1, ctx)
+                if out is not None:
+                    return out
         elif tape is not None and _grad_state.enabled:
             xd = x._data
             n = xd.size

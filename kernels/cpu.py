@@ -318,21 +318,19 @@ def _group_backward(code, vals, cot, aux, a, o, x, nout):
 
 
 @njit(**KERNEL)
-def jvp_unary(code, x, out, t, a0, a1):
-    """Tangent of an elementwise unary op: ``t * d(x, out)`` (flat, C-contiguous arrays)."""
-    res = np.empty_like(out)
+def jvp_unary(code, x, out, t, res, a0, a1):
+    """Tangent of an elementwise unary op: ``res = t * d(x, out)`` (flat arrays; the caller allocates ``res``,
+    which is cheaper than returning a new array from a kernel)."""
     if code == K.SIN or code == K.COS:
         _trig_partial_times(code, x, t, res, False)
-        return res
+        return
     for i in range(out.shape[0]):
         res[i] = t[i] * unary_partial(code, x[i], out[i], a0, a1)
-    return res
 
 
 @njit(**KERNEL)
-def jvp_binary(code, x, y, out, tx, ty, has_tx, has_ty):
-    """Tangent of a same-shape elementwise binary op: ``tx * dx + ty * dy``."""
-    res = np.zeros_like(out)
+def jvp_binary(code, x, y, out, tx, ty, res, has_tx, has_ty):
+    """Tangent of a same-shape elementwise binary op: ``res = tx * dx + ty * dy`` (flat arrays)."""
     for i in range(out.shape[0]):
         acc = 0.0
         if has_tx:
@@ -340,7 +338,6 @@ def jvp_binary(code, x, y, out, tx, ty, has_tx, has_ty):
         if has_ty:
             acc += ty[i] * binary_partial_y(code, x[i], y[i], out[i])
         res[i] = acc
-    return res
 
 
 # --- sin and cos in loops that vectorize (kernels/vmath.py) ------------------------------------------------

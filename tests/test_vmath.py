@@ -84,7 +84,8 @@ def test_partial_loops(name):
     g = rng.standard_normal(x.size)
     with np.errstate(invalid="ignore"):
         expected = g * deriv(x)
-    res = cpu.jvp_unary(code, x, x, g, 0.0, 0.0)
+    res = np.empty_like(x)
+    cpu.jvp_unary(code, x, x, g, res, 0.0, 0.0)
     np.testing.assert_allclose(res, expected, rtol=1e-15, atol=1e-15)
     gx = np.ones_like(x)
     cpu.unary_backward_chunk(code, x, x, g, gx, 0.0, 0.0, True)

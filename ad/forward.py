@@ -67,9 +67,8 @@ def visible_levels_of(*tensors):
 
 
 def tangent_of(t, level):
-    if not isinstance(t, Tensor) or t._tangents is None:
-        return None
-    return t._tangents.get(level)
+    tangents = t._tangents if type(t) is Tensor or isinstance(t, Tensor) else None
+    return tangents.get(level) if tangents is not None else None
 
 
 def set_tangent(t, level, tangent):
@@ -115,13 +114,15 @@ def apply_dual(primal_fn, jvp_fn, tensors, levels):
     reshapes keeps its tangent, which forward-over-reverse needs (the reverse rules read those operands).
     """
     out = primal_fn()
+    single = len(levels) == 1
     for k in levels:
-        with hide((k,)):
-            if len(levels) == 1:
-                base = out
-            else:
-                base = apply_dual(primal_fn, jvp_fn, tensors, [lvl for lvl in levels if lvl != k])
+        prev = _fw.hidden
+        _fw.hidden = prev | {k}  # (``hide``, inlined: this runs for every dual op)
+        try:
+            base = out if single else apply_dual(primal_fn, jvp_fn, tensors, [lvl for lvl in levels if lvl != k])
             tk = jvp_fn(lambda t, _k=k: tangent_of(t, _k), base)
+        finally:
+            _fw.hidden = prev
         if tk is None:
             continue
         if not isinstance(tk, Tensor):

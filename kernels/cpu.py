@@ -49,7 +49,7 @@ for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.P
     _SAVES[_code] = READS_X
 for _code in (K.EXP, K.EXPM1, K.SQRT, K.RSQRT, K.TAN, K.TANH, K.SIGMOID, K.RELU, K.RPOW_SCALAR, K.LOG_SOFTMAX):
     _SAVES[_code] = READS_OUT
-for _code in (K.MUL, K.DIV, K.MAXIMUM, K.MINIMUM, K.MATMUL, K.LINEAR):
+for _code in (K.MUL, K.DIV, K.MAXIMUM, K.MINIMUM, K.TANH_BACKWARD, K.MATMUL, K.LINEAR):
     _SAVES[_code] = READS_X | READS_Y
 _SAVES[K.POW] = READS_X | READS_Y | READS_OUT
 for _code in (K.PROD, K.AMAX, K.AMIN):
@@ -414,6 +414,7 @@ for _code in (
     K.DIV,
     K.MAXIMUM,
     K.MINIMUM,
+    K.TANH_BACKWARD,
 ):
     _CHEAP[_code] = 1
 CHEAP_PARTIAL = _CHEAP

@@ -47,8 +47,9 @@ DIV = 35
 POW = 36
 MAXIMUM = 37  # ties split the gradient 0.5 / 0.5, as torch
 MINIMUM = 38
+TANH_BACKWARD = 39  # g * (1 - y * y), y = tanh(x): tanh's rule as one node of second-order graphs
 BINARY_FIRST = ADD
-BINARY_LAST = MINIMUM
+BINARY_LAST = TANH_BACKWARD
 
 # --- structural -------------------------------------------------------------------------------------------
 WHERE = 48  # out = where(mask, x, y); aux -> offset of the mask (0/1) in the value arena

@@ -90,6 +90,8 @@ def binary_partial_x(code, x, y, out):
         return 1.0 if x > y else (0.5 if x == y else (0.0 if x < y else 1.0))
     if code == K.MINIMUM:
         return 1.0 if x < y else (0.5 if x == y else (0.0 if x > y else 1.0))
+    if code == K.TANH_BACKWARD:
+        return 1.0 - y * y
     return math.nan
 
 
@@ -111,4 +113,6 @@ def binary_partial_y(code, x, y, out):
         return 1.0 if y > x else (0.5 if x == y else (0.0 if y < x else 1.0))
     if code == K.MINIMUM:
         return 1.0 if y < x else (0.5 if x == y else (0.0 if y > x else 1.0))
+    if code == K.TANH_BACKWARD:
+        return -2.0 * x * y
     return math.nan

@@ -51,6 +51,7 @@ EXAMPLES = {
     "pow": (lambda x, y: x**y, [(4,), (4,)]),
     "maximum": (lambda x, y: ad.maximum(x, y * 1.5), [(6,), (6,)]),
     "minimum": (lambda x, y: ad.minimum(x, y * 1.5), [(6,), (6,)]),
+    "tanh_backward": (lambda x, y: ops.tanh_backward(x, y), [(6,), (6,)]),
     "where": (lambda x, y: ad.where(x > 0.3, x * y, y), [(6,), (6,)]),
     # float32 rounding inside: finite differences need a larger step and looser tolerances
     "cast": (lambda x: x.to(ad.float32).to(x.dtype) * x, [(3,)], {"eps": 1e-3, "atol": 1e-3, "rtol": 1e-3}),

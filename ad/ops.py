@@ -187,14 +187,20 @@ def _tensors_in(args, kwargs):
     return found
 
 
-def forward_rule(jvp):
+def forward_rule(jvp, fused=None):
     """Give a public op its forward-mode rule ``jvp(tan, out, *args, **kwargs)`` (``tan(t)``: the tangent of
-    operand ``t`` at the level being computed, or None). Costs one check when no dual level is active."""
+    operand ``t`` at the level being computed, or None). Costs one check when no dual level is active.
+    ``fused(*args, **kwargs)``, if given, is tried first: it returns the dual result computed in one go, or
+    None where it does not apply."""
 
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             if _fw.levels:
+                if fused is not None:
+                    out = fused(*args, **kwargs)
+                    if out is not None:
+                        return out
                 tensors = _tensors_in(args, kwargs)
                 levels = _forward.visible_levels_of(*tensors)
                 if levels:
@@ -2044,8 +2050,61 @@ def _matmul_vjp(g, out, inputs, ctx):
 MATMUL = Op("matmul", K.MATMUL, "MmBackward0", _matmul_vjp)
 
 
-@forward_rule(_matmul_jvp)
+def _fused_matmul_jvp(x, y):
+    """``x @ y`` at one dual level where exactly one operand has a tangent, a plain one, and the other none:
+    one BLAS call computes the primal and the tangent together (``[x; tx] @ y`` or ``x @ [y, ty]``), reading
+    the other operand (a weight matrix, say) once instead of twice. None where it does not apply (then the
+    general rule runs)."""
+    if type(x) is not Tensor or type(y) is not Tensor or (x._tangents is None) == (y._tangents is None):
+        return None
+    levels = _fw.levels
+    if len(levels) != 1 or _fw.hidden:
+        return None
+    level = levels[0]
+    dual, other = (x, y) if x._tangents is not None else (y, x)
+    tan_t = dual._tangents.get(level)
+    if tan_t is None or tan_t._tangents is not None:
+        return None
+    if _grad_state.enabled and (tan_t._rg or other._rg):
+        return None  # the tangent's product would have to be recorded for reverse mode
+    xd = x._data
+    yd = y._data
+    if not (1 <= xd.ndim <= 2 and 1 <= yd.ndim <= 2) or xd.shape[-1] != yd.shape[0] or xd.dtype != yd.dtype:
+        return None  # (batched or mismatched operands: the general path, and its errors)
+    if xd.dtype.kind != "f":
+        return None
+    tan = tan_t._data
+    if tan.shape != dual._data.shape or tan.dtype != xd.dtype:
+        return None
+    # operand and tangent side by side in one buffer (cheaper than np.stack), then one product
+    if dual is x:
+        m = xd.shape[0] if xd.ndim == 2 else 1
+        both_in = np.empty((2 * m, xd.shape[-1]), xd.dtype)
+        both_in[:m] = xd
+        both_in[m:] = tan
+        both = np.matmul(both_in, yd)
+        primal, tangent = (both[:m], both[m:]) if xd.ndim == 2 else (both[0], both[1])
+    else:
+        n = yd.shape[1] if yd.ndim == 2 else 1
+        both_in = np.empty((yd.shape[0], 2 * n), yd.dtype)
+        both_in[:, :n] = yd.reshape(yd.shape[0], n)
+        both_in[:, n:] = tan.reshape(yd.shape[0], n)
+        both = np.matmul(xd, both_in)
+        primal, tangent = both[..., :n], both[..., n:]
+        if yd.ndim == 1:
+            primal, tangent = primal[..., 0], tangent[..., 0]
+    out = _matmul(x, y, primal)
+    _forward.set_tangent(out, level, wrap_array(np.ascontiguousarray(tangent)))
+    return out
+
+
+@forward_rule(_matmul_jvp, fused=_fused_matmul_jvp)
 def matmul(x, y):
+    return _matmul(x, y)
+
+
+def _matmul(x, y, product=None):
+    """``x @ y``; ``product``: its value, when the caller computed it already (``_fused_matmul_jvp``)."""
     _tensor_arg(x, "matmul", "input")
     _tensor_arg(y, "matmul", "other")
     xd = x._data
@@ -2068,7 +2127,8 @@ def matmul(x, y):
         )
     out_shape = _matmul_shape(xd.shape, yd.shape)  # also raises torch's error for unbroadcastable batches
     if not _recording(x, y):
-        return wrap_array(np.asarray(np.matmul(xd, yd)))  # before any batch expansion below
+        # (before any batch expansion below)
+        return wrap_array(np.asarray(np.matmul(xd, yd)) if product is None else np.ascontiguousarray(product))
     bx = xs2[:-2]
     by = ys2[:-2]
     batch = _broadcast_shape(bx, by) if bx != by else bx
@@ -2091,7 +2151,10 @@ def matmul(x, y):
     # expanded shape, so that its rule sees consistent shapes; a reshape row gives the caller's shape
     node_shape = _matmul_shape(x.shape, y.shape)
     view = tape.view(off, node_shape, n)
-    np.matmul(x._data, y._data, out=view)
+    if product is None:
+        np.matmul(x._data, y._data, out=view)
+    else:
+        view[...] = product
     xoff, xrow = _operand(tape, x)
     yoff, yrow = _operand(tape, y)
     aux = tape.add_aux([B, M, K_, N, xbs, ybs])

@@ -15,9 +15,11 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
 
-Why this shape: ``backward()`` then needs no per-node Python work. It allocates a zeroed cotangent arena of
-the same layout, seeds it, and makes one kernel call (``kernels/cpu.py``) per tape that sweeps the rows in
-reverse; a row reads its operands' values and writes their cotangents by offset.
+Why this shape: ``backward()`` then needs no per-node Python work. It allocates a cotangent arena of the
+same layout (zeroed, except the regions of tensors of ``BIG_ROW`` elements or more, listed in ``big_regions``,
+whose first writer stores instead of adding: see engine._TapeSweep), seeds it, and makes one kernel call
+(``kernels/cpu.py``) per tape that sweeps the rows in reverse; a row reads its operands' values and writes
+their cotangents by offset.
 
 Tapes are ordered by ``id``: a row only references tensors of its own tape or of tapes with smaller ids (an op
 whose operand lives on a newer tape starts a new tape), so a backward sweeps the tapes it reaches in
@@ -36,9 +38,9 @@ import numpy as np
 
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
-# Rows that read values of this many elements or more are swept in Python with the op's rule on numpy arrays
-# ("vectorized rows", engine._vectorized_row): numpy's SIMD transcendental functions are several times faster
-# than the kernel's scalar libm calls, matmul goes straight to BLAS, and one Python call per row is noise at
+# Rows that read values of this many elements or more are swept from Python ("vectorized rows",
+# engine._vectorized_row): fused loops over chunks in several threads (sin and cos through the vectorized
+# kernels/vmath.py), numpy's SIMD functions elsewhere, matmul straight to BLAS; one Python call is noise at
 # this size. Tensors this large are therefore imported without copying their values into the arena: only
 # vectorized rows read them, and those read the tensor's own array.
 BIG_ROW = 16384

@@ -3,8 +3,9 @@
 Two sweeps compute the same first derivatives:
 
 - ``kernel_sweep``: for ``create_graph=False``. Per tape reached, in decreasing tape id: allocate a
-  cotangent arena with the tape's layout (zero outside big tensors' regions: see ``_TapeSweep``), add the seeds, and call ``kernels.cpu.reverse_sweep`` once (once
-  per stretch between rows that need Python: hooks and ``retain_grad`` on non-leaf tensors). Cotangents of
+  cotangent arena with the tape's layout (zero outside big tensors' regions: see ``_TapeSweep``), add the
+  seeds, and call ``kernels.cpu.reverse_sweep`` once (once per stretch between rows that need Python: hooks,
+  ``retain_grad`` on non-leaf tensors, custom Functions, big rows). Cotangents of
   imported tensors (``Tape.externs``) are then handed on: to a leaf's result, or as a seed into the older
   tape that owns the tensor. Nothing is written to any ``.grad`` until every tape was swept without error.
 - ``graph_sweep``: for ``create_graph=True``. Walks the Python graph (``Tensor._inputs``) in reverse

@@ -39,6 +39,7 @@ from .tape import POOL, arena_zeroed_except, retire, zeroed_arena
 from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
+_NO_REGIONS = np.zeros(0, np.int64)
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -60,10 +61,15 @@ class _TapeSweep:
         # regions of big tensors (Tape.big_regions): a region whose ``live`` flag is 0 holds zeros or garbage,
         # so its first writer stores (the fused rows, matmul, seeds) or clears it first (``clear_unwritten``,
         # and the kernel, through ``big_off``/``big_n``).
-        self.big = dict(tape.big_regions)  # offset -> size
-        self.big_off = np.array(sorted(self.big), np.int64)
-        self.big_n = np.array([self.big[o] for o in self.big_off.tolist()], np.int64)
-        self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
+        if tape.big_regions:
+            self.big = dict(tape.big_regions)  # offset -> size
+            self.big_off = np.array(sorted(self.big), np.int64)
+            self.big_n = np.array([self.big[o] for o in self.big_off.tolist()], np.int64)
+            self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
+        else:
+            self.big = {}
+            self.big_off = self.big_n = _NO_REGIONS
+            self.cot = zeroed_arena(tape.dtype, used)
         self.live = zeroed_arena(_UINT8, used)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1

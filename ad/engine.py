@@ -8,7 +8,8 @@ Two sweeps compute the same first derivatives:
   ``retain_grad`` on non-leaf tensors, custom Functions, big rows). Cotangents of
   imported tensors (``Tape.externs``) are then handed on: to a leaf's result, or as a seed into the older
   tape that owns the tensor. Nothing is written to any ``.grad`` until every tape was swept without error.
-- ``graph_sweep``: for ``create_graph=True``. Walks the Python graph (``Tensor._inputs``) in reverse
+- ``graph_sweep``: for ``create_graph=True``, in forward-mode levels, and in anomaly mode (which checks each
+  node's result: ``ad/autograd/anomaly_mode.py``). Walks the Python graph (``Tensor._inputs``) in reverse
   recording order and applies each op's ``vjp`` (written with ``ad`` ops), so the result is itself
   differentiable.
 
@@ -489,8 +490,11 @@ def _inputs_of(t):
     return tuple(resolved)
 
 
-def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
-    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s."""
+def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None):
+    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s.
+
+    ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
+    mode's checks)."""
     nodes = {}
     stack = [t for t in roots if t._op is not None]
     while stack:
@@ -509,6 +513,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
             freed = t._tape.freed_flags()
             if freed[t._row] and SAVES[t._op.code]:
                 raise RuntimeError(FREED_MESSAGE)
+            _check_saved(t)
 
     grads = {}
     leaf_grads = {}
@@ -530,10 +535,11 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
                 target_grads[id(t)] = (t, g)
             inputs = _inputs_of(t)
             if t._op.code == K.PYTHON:
-                in_grads = _function_backward(t, g, grads)
                 functions_ran.append(t._ctx)
+                step, args = _function_backward, (t, g, grads)
             else:
-                in_grads = t._op.vjp(g, t, inputs, t._ctx)
+                step, args = t._op.vjp, (g, t, inputs, t._ctx)
+            in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
             for inp, gi in zip(inputs, in_grads):
                 if gi is None or inp is None or not inp._rg:
                     continue
@@ -546,9 +552,26 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
         for t in order:
             if t._tape is not None:
                 t._tape.freed_flags()[t._row : t._row + t._nrows] = 1
+                retire(t._tape)  # as kernel_sweep: the next graph starts a tape that dies with it
         for rec in functions_ran:
             rec.ctx._freed = True
     return leaf_grads, target_grads
+
+
+def _check_saved(t):
+    """Raise torch's error if a value that ``t``'s rows saved for backward was modified in place since (what
+    the kernel checks per row)."""
+    tape = t._tape
+    mod = tape.modified
+    for row in range(t._row, t._row + t._nrows):
+        op_bits, out_off, x_off, y_off = np.frombuffer(tape.rows, np.int64, count=4, offset=row * 80).tolist()
+        reads = SAVES[op_bits & K.CODE_MASK]
+        if (
+            (reads & READS_OUT and mod[out_off])
+            or (reads & READS_X and x_off >= 0 and mod[x_off])
+            or (reads & READS_Y and y_off >= 0 and mod[y_off])
+        ):
+            raise RuntimeError(_modified_message(tape, row, out_off))
 
 
 def _function_backward(t, g, grads):

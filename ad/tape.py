@@ -14,6 +14,7 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+- ``traces``: ``{row: creation stack}``, filled only while anomaly mode is on (``set_row_tracer``).
 
 Why this shape: ``backward()`` then needs no per-node Python work. It allocates a cotangent arena of the
 same layout (zeroed, except the regions of tensors of ``BIG_ROW`` elements or more, listed in ``big_regions``,
@@ -133,6 +134,7 @@ class Tape:
         "pack",
         "is_current",
         "row_cap",
+        "traces",
         "__weakref__",
     )
 
@@ -156,7 +158,10 @@ class Tape:
         # (engine._TapeSweep), which saves a pass over memory per big tensor
         self.big_regions = []
         self.owner = threading.get_ident()
-        self.pack = ROW.pack_into
+        self.traces = {}  # row -> what the row tracer returned when it was recorded (anomaly mode)
+        self.pack = _pack_for(self.traces)
+        with _live_lock:
+            _live_tapes.add(self)
         self.is_current = False  # this thread's current tape for its dtype (read by the forward fast paths)
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
 
@@ -253,6 +258,39 @@ class Tape:
         refs = self.hook_rows.setdefault(row, [])
         if not any(r() is handler for r in refs):
             refs.append(weakref.ref(handler))
+
+
+# Row tracing, for anomaly mode (ad/autograd/anomaly_mode.py): every row a tape records goes through its
+# ``pack``, so while a tracer is set, each live tape's ``pack`` also stores ``tracer()`` (the creation stack)
+# under the row's number in ``Tape.traces``. Swapping ``pack`` on the tapes, instead of testing a flag where
+# ops record, keeps the forward hot paths exactly as fast when anomaly mode is off.
+_row_tracer = None
+_live_tapes = weakref.WeakSet()  # every tape not yet collected, of any thread (the mode is process-wide)
+_live_lock = threading.Lock()
+
+
+def _pack_for(traces):
+    tracer = _row_tracer
+    if tracer is None:
+        return ROW.pack_into
+    pack_into = ROW.pack_into
+    size = ROW.size
+
+    def pack(buf, offset, *fields):
+        pack_into(buf, offset, *fields)
+        traces[offset // size] = tracer()
+
+    return pack
+
+
+def set_row_tracer(tracer):
+    """From now on, have every tape (live or new) keep ``tracer()`` for each row it records; ``None`` stops."""
+    global _row_tracer
+    _row_tracer = tracer
+    with _live_lock:
+        tapes = list(_live_tapes)
+    for tape in tapes:
+        tape.pack = _pack_for(tape.traces)
 
 
 class _TapeState(threading.local):

@@ -18,6 +18,7 @@ turns that into ``.grad`` accumulation (``backward``) or a tuple (``grad``).
 """
 
 import heapq
+import struct
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from .tape import POOL, arena_zeroed_except, retire, zeroed_arena
 from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
+_ROW_HEAD = struct.Struct("<4q")  # a tape row's opcode and its out, x, y offsets (tape.ROW)
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -562,11 +564,13 @@ def _check_saved(t):
     """Raise torch's error if a value that ``t``'s rows saved for backward was modified in place since (what
     the kernel checks per row)."""
     tape = t._tape
+    if not tape.dirty:
+        return
     mod = tape.modified
     for row in range(t._row, t._row + t._nrows):
-        op_bits, out_off, x_off, y_off = np.frombuffer(tape.rows, np.int64, count=4, offset=row * 80).tolist()
+        op_bits, out_off, x_off, y_off = _ROW_HEAD.unpack_from(tape.rows, row * 80)
         reads = SAVES[op_bits & K.CODE_MASK]
-        if (
+        if reads and (
             (reads & READS_OUT and mod[out_off])
             or (reads & READS_X and x_off >= 0 and mod[x_off])
             or (reads & READS_Y and y_off >= 0 and mod[y_off])

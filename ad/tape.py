@@ -135,6 +135,7 @@ class Tape:
         "is_current",
         "row_cap",
         "traces",
+        "dirty",
         "__weakref__",
     )
 
@@ -151,6 +152,7 @@ class Tape:
         self.imports = {}
         self.freed = np.zeros(0, np.uint8)
         self.modified = zeroed_arena(np.dtype(np.uint8), capacity + 1)  # per arena offset: changed in place
+        self.dirty = False  # some flag of ``modified`` is set (lets engine.graph_sweep skip its checks)
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
         # (offset, size) of tensors of at least BIG_ROW elements: their cotangent regions are not cleared
@@ -321,11 +323,13 @@ def mark_modified(t):
     """``t`` was modified in place: flag every arena copy of it, so a sweep that reads one raises."""
     if t._tape is not None:
         t._tape.modified[t._off] = 1
+        t._tape.dirty = True
     if t._imports:
         for ref, off in t._imports:
             tape = ref()
             if tape is not None:
                 tape.modified[off] = 1
+                tape.dirty = True
         t._imports = None
 
 

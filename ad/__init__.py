@@ -6,6 +6,7 @@ Where to start reading: ``tensor.py`` (the Tensor), ``tape.py`` (the struct-of-a
 """
 
 from . import autograd, nn
+from .autograd.anomaly_mode import is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled
 from .composites import (
     argmax,
     argmin,

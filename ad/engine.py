@@ -8,7 +8,8 @@ Two sweeps compute the same first derivatives:
   ``retain_grad`` on non-leaf tensors, custom Functions, big rows). Cotangents of
   imported tensors (``Tape.externs``) are then handed on: to a leaf's result, or as a seed into the older
   tape that owns the tensor. Nothing is written to any ``.grad`` until every tape was swept without error.
-- ``graph_sweep``: for ``create_graph=True``. Walks the Python graph (``Tensor._inputs``) in reverse
+- ``graph_sweep``: for ``create_graph=True``, in forward-mode levels, and in anomaly mode (which checks each
+  node's result: ``ad/autograd/anomaly_mode.py``). Walks the Python graph (``Tensor._inputs``) in reverse
   recording order and applies each op's ``vjp`` (written with ``ad`` ops), so the result is itself
   differentiable.
 
@@ -17,6 +18,7 @@ turns that into ``.grad`` accumulation (``backward``) or a tuple (``grad``).
 """
 
 import heapq
+import struct
 
 import numpy as np
 
@@ -40,6 +42,7 @@ from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
 _NO_REGIONS = np.zeros(0, np.int64)
+_ROW_HEAD = struct.Struct("<4q")  # a tape row's opcode and its out, x, y offsets (tape.ROW)
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -495,8 +498,11 @@ def _inputs_of(t):
     return tuple(resolved)
 
 
-def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
-    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s."""
+def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None):
+    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s.
+
+    ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
+    mode's checks)."""
     nodes = {}
     stack = [t for t in roots if t._op is not None]
     while stack:
@@ -515,6 +521,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
             freed = t._tape.freed_flags()
             if freed[t._row] and SAVES[t._op.code]:
                 raise RuntimeError(FREED_MESSAGE)
+            _check_saved(t)
 
     grads = {}
     leaf_grads = {}
@@ -536,10 +543,11 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
                 target_grads[id(t)] = (t, g)
             inputs = _inputs_of(t)
             if t._op.code == K.PYTHON:
-                in_grads = _function_backward(t, g, grads)
                 functions_ran.append(t._ctx)
+                step, args = _function_backward, (t, g, grads)
             else:
-                in_grads = t._op.vjp(g, t, inputs, t._ctx)
+                step, args = t._op.vjp, (g, t, inputs, t._ctx)
+            in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
             for inp, gi in zip(inputs, in_grads):
                 if gi is None or inp is None or not inp._rg:
                     continue
@@ -552,9 +560,28 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph):
         for t in order:
             if t._tape is not None:
                 t._tape.freed_flags()[t._row : t._row + t._nrows] = 1
+                retire(t._tape)  # as kernel_sweep: the next graph starts a tape that dies with it
         for rec in functions_ran:
             rec.ctx._freed = True
     return leaf_grads, target_grads
+
+
+def _check_saved(t):
+    """Raise torch's error if a value that ``t``'s rows saved for backward was modified in place since (what
+    the kernel checks per row)."""
+    tape = t._tape
+    if not tape.dirty:
+        return
+    mod = tape.modified
+    for row in range(t._row, t._row + t._nrows):
+        op_bits, out_off, x_off, y_off = _ROW_HEAD.unpack_from(tape.rows, row * 80)
+        reads = SAVES[op_bits & K.CODE_MASK]
+        if reads and (
+            (reads & READS_OUT and mod[out_off])
+            or (reads & READS_X and x_off >= 0 and mod[x_off])
+            or (reads & READS_Y and y_off >= 0 and mod[y_off])
+        ):
+            raise RuntimeError(_modified_message(tape, row, out_off))
 
 
 def _function_backward(t, g, grads):

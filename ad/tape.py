@@ -14,6 +14,7 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+- ``traces``: ``{row: creation stack}``, filled only while anomaly mode is on (``set_row_tracer``).
 
 Why this shape: ``backward()`` then needs no per-node Python work. It allocates a cotangent arena of the
 same layout (zeroed, except the regions of tensors of ``BIG_ROW`` elements or more, listed in ``big_regions``,
@@ -133,6 +134,8 @@ class Tape:
         "pack",
         "is_current",
         "row_cap",
+        "traces",
+        "dirty",
         "__weakref__",
     )
 
@@ -149,6 +152,7 @@ class Tape:
         self.imports = {}
         self.freed = np.zeros(0, np.uint8)
         self.modified = zeroed_arena(np.dtype(np.uint8), capacity + 1)  # per arena offset: changed in place
+        self.dirty = False  # some flag of ``modified`` is set (lets engine.graph_sweep skip its checks)
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
         # (offset, size) of tensors of at least BIG_ROW elements: their cotangent regions are not cleared
@@ -156,7 +160,10 @@ class Tape:
         # (engine._TapeSweep), which saves a pass over memory per big tensor
         self.big_regions = []
         self.owner = threading.get_ident()
-        self.pack = ROW.pack_into
+        self.traces = {}  # row -> what the row tracer returned when it was recorded (anomaly mode)
+        self.pack = _pack_for(self.traces)
+        with _live_lock:
+            _live_tapes.add(self)
         self.is_current = False  # this thread's current tape for its dtype (read by the forward fast paths)
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
 
@@ -255,6 +262,39 @@ class Tape:
             refs.append(weakref.ref(handler))
 
 
+# Row tracing, for anomaly mode (ad/autograd/anomaly_mode.py): every row a tape records goes through its
+# ``pack``, so while a tracer is set, each live tape's ``pack`` also stores ``tracer()`` (the creation stack)
+# under the row's number in ``Tape.traces``. Swapping ``pack`` on the tapes, instead of testing a flag where
+# ops record, keeps the forward hot paths exactly as fast when anomaly mode is off.
+_row_tracer = None
+_live_tapes = weakref.WeakSet()  # every tape not yet collected, of any thread (the mode is process-wide)
+_live_lock = threading.Lock()
+
+
+def _pack_for(traces):
+    tracer = _row_tracer
+    if tracer is None:
+        return ROW.pack_into
+    pack_into = ROW.pack_into
+    size = ROW.size
+
+    def pack(buf, offset, *fields):
+        pack_into(buf, offset, *fields)
+        traces[offset // size] = tracer()
+
+    return pack
+
+
+def set_row_tracer(tracer):
+    """From now on, have every tape (live or new) keep ``tracer()`` for each row it records; ``None`` stops."""
+    global _row_tracer
+    _row_tracer = tracer
+    with _live_lock:
+        tapes = list(_live_tapes)
+    for tape in tapes:
+        tape.pack = _pack_for(tape.traces)
+
+
 class _TapeState(threading.local):
     def __init__(self):
         self.current = {}
@@ -283,11 +323,13 @@ def mark_modified(t):
     """``t`` was modified in place: flag every arena copy of it, so a sweep that reads one raises."""
     if t._tape is not None:
         t._tape.modified[t._off] = 1
+        t._tape.dirty = True
     if t._imports:
         for ref, off in t._imports:
             tape = ref()
             if tape is not None:
                 tape.modified[off] = 1
+                tape.dirty = True
         t._imports = None
 
 

@@ -437,3 +437,21 @@ def test_backward_from_intermediate_of_larger_graph():
     x.grad = None
     z.sum().backward()
     np.testing.assert_allclose(_np(x.grad), np.cos([1.0, 4.0]) * [2.0, 4.0])
+
+
+def test_inputs_nonleaf_that_also_retains_grad_gets_it_once():
+    for create_graph in (False, True):
+        x = _leaf(1.0, 2.0)
+        y = x * 3.0
+        y.retain_grad()
+        (y * y).sum().backward(inputs=[y], create_graph=create_graph)
+        np.testing.assert_allclose(_np(y.grad), [6.0, 12.0])
+
+
+def test_in_place_change_after_use_raises_with_create_graph():
+    x = _leaf(1.0, 2.0)
+    y = x * 2.0
+    z = y.sin()  # saves y
+    y.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ad.autograd.grad(z.sum(), x, create_graph=True)

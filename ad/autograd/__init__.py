@@ -2,6 +2,8 @@
 
 ``backward`` accumulates into ``.grad``; ``grad`` returns and never accumulates. Both validate every argument
 before any sweep, sweep (``ad/engine.py``), and only then touch ``.grad``: a failed call changes nothing.
+In anomaly mode (``detect_anomaly``, ``anomaly_mode.py``) both take the node-by-node sweep, which checks
+each node's result.
 """
 
 import numpy as np
@@ -10,6 +12,8 @@ from .. import engine
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, wrap_array
+from . import anomaly_mode
+from .anomaly_mode import detect_anomaly, set_detect_anomaly
 
 __all__ = [
     "backward",
@@ -25,6 +29,8 @@ __all__ = [
     "FunctionCtx",
     "forward_ad",
     "functional",
+    "detect_anomaly",
+    "set_detect_anomaly",
 ]
 
 
@@ -96,6 +102,9 @@ def _size_str(shape):
 
 
 def _run(outputs, seeds, targets, retain_graph, create_graph):
+    if anomaly_mode._enabled:
+        # node by node, so that each node's result can be checked (slow, as torch's anomaly mode)
+        return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node)
     if create_graph or _fw.levels:
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
         # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch
@@ -153,7 +162,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         for t in inputs:
             if t._op is not None:
-                t._retains_grad = True  # as torch: backward(inputs=[non-leaf]) fills its .grad
+                # as torch: backward(inputs=[non-leaf]) fills its .grad; the sweep does it, as for any
+                # retained tensor, so a tensor both retained and in ``inputs`` gets its gradient once
+                t.retain_grad()
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
 
     updates = []
@@ -173,10 +184,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                     updates.append((entry[0], entry[1]))
     else:
         for t in inputs:
-            if t._op is None:
-                hit = leaf_grads.get(id(t))
-            else:
-                hit = target_grads.get(id(t))
+            hit = leaf_grads.get(id(t)) if t._op is None else None  # non-leaves: retained by the sweep
             if hit is not None:
                 updates.append((t, hit[1]))
     with no_grad() if not create_graph else enable_grad():

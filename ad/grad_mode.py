@@ -9,7 +9,18 @@ import threading
 
 
 class _GradState(threading.local):
+    """``enabled``: the grad mode. ``recorder``: this thread's ident while grad mode is on, -1 while off; the
+    forward fast paths compare it with a tape's ``is_current`` (the owner's ident), which checks in one
+    thread-local read that grad mode is on *and* that the tape is this thread's (see ad/tape.py)."""
+
     enabled = True
+
+    def __init__(self):
+        self.recorder = threading.get_ident()
+
+    def set(self, mode):
+        self.enabled = mode
+        self.recorder = threading.get_ident() if mode else -1
 
 
 _grad_state = _GradState()
@@ -35,11 +46,11 @@ class _GradModeContext:
 
     def __enter__(self):
         self._prev = _grad_state.enabled
-        _grad_state.enabled = self._mode
+        _grad_state.set(self._mode)
         return None
 
     def __exit__(self, *exc):
-        _grad_state.enabled = self._prev
+        _grad_state.set(self._prev)
         return False
 
     def __call__(self, fn):
@@ -80,18 +91,18 @@ class set_grad_enabled(_GradModeContext):
             raise TypeError(f"set_grad_enabled(): argument 'mode' must be bool, not {type(mode).__name__}")
         self._prev = _grad_state.enabled
         self._mode = mode
-        _grad_state.enabled = mode
+        _grad_state.set(mode)
 
     def __enter__(self):
         return None
 
     def __exit__(self, *exc):
-        _grad_state.enabled = self._prev
+        _grad_state.set(self._prev)
         return False
 
     def __call__(self, fn):
         # used as a decorator: the call in __init__ must not leak into the caller's state
-        _grad_state.enabled = self._prev
+        _grad_state.set(self._prev)
         mode = self._mode
 
         @functools.wraps(fn)

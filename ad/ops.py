@@ -35,6 +35,7 @@ from .tape import _state as _tape_state
 from .tensor import Tensor, _new, _wrap_dim, wrap_array
 
 OPS = {}  # name -> Op; what the generic tests walk
+VECTOR_MIN = 64  # an op's vector_fn beats its numpy ufunc from about this many elements (below: call overhead)
 _F64 = np.dtype(np.float64)
 
 
@@ -295,7 +296,7 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     view = tape.values[off : off + n]
     if xd.ndim != 1:
         view = view.reshape(xd.shape)
-    if op.plain and n < PARALLEL_MIN and op.vector_fn is None:
+    if op.plain and n < PARALLEL_MIN and (op.vector_fn is None or n < VECTOR_MIN):
         op.np_fn(xd, view)
     else:
         _unary_np(op, xd, a0, a1, view)
@@ -351,7 +352,7 @@ def _compiled_jvp_unary(op, x, a0, a1, level):
     n = xd.size
     if n >= PARALLEL_MIN:
         out_data = _unary_np(op, xd, a0, a1)
-    elif op.plain and op.vector_fn is None:
+    elif op.plain and (op.vector_fn is None or n < VECTOR_MIN):
         out_data = op.np_fn(xd)
     else:
         out_data = _unary_np_serial(op, xd, a0, a1)
@@ -405,7 +406,7 @@ _ATTR_CODES = (K.AFFINE, K.POW_SCALAR, K.RPOW_SCALAR, K.RDIV_SCALAR, K.CLAMP)  #
 
 
 def _unary_np_serial(op, xd, a0, a1, out=None):
-    if op.vector_fn is not None:
+    if op.vector_fn is not None and xd.size >= VECTOR_MIN:
         return op.vector_fn(xd, out)
     fn = op.np_fn
     if op.code in _ATTR_CODES:
@@ -816,17 +817,16 @@ def _fast_binary(op):
 
     def fast(x, y):
         tape = x._tape
-        if tape is not None and x._tangents is None and y._tangents is None and _grad_state.enabled:
+        if (
+            tape is not None
+            and x._tangents is None
+            and y._tangents is None
+            and tape.is_current == _grad_state.recorder  # grad mode on, and this thread's current tape
+        ):
             xd = x._data
             yd = y._data
             n = xd.size
-            if (
-                xd.shape == yd.shape
-                and xd.dtype is yd.dtype
-                and n < PARALLEL_MIN
-                and tape.is_current
-                and tape.used + n < tape.capacity
-            ):
+            if xd.shape == yd.shape and xd.dtype is yd.dtype and n < PARALLEL_MIN and tape.used + n < tape.capacity:
                 if y._tape is tape:
                     yoff = y._off
                     yrow = y._row
@@ -1069,19 +1069,20 @@ def _fast_unary(op):
                 out = _dual_unary(op, x, a0, a1, ctx)
                 if out is not None:
                     return out
-        elif tape is not None and _grad_state.enabled:
+        elif tape is not None and tape.is_current == _grad_state.recorder:  # grad mode on, this thread's tape
             xd = x._data
             n = xd.size
-            if n < PARALLEL_MIN and tape.is_current and tape.used + n < tape.capacity:
+            if n < PARALLEL_MIN and tape.used + n < tape.capacity:
                 off = tape.used
                 tape.used = off + (n or 1)
                 view = tape.values[off : off + n]
                 if xd.ndim != 1:
                     view = view.reshape(xd.shape)
-                if vector_fn is not None:
-                    vector_fn(xd, view)
-                elif plain:
-                    np_fn(xd, view)
+                if plain:
+                    if vector_fn is None or n < VECTOR_MIN:
+                        np_fn(xd, view)
+                    else:
+                        vector_fn(xd, view)
                 elif with_attrs:
                     np_fn(xd, a0, a1, view)
                 else:

@@ -164,7 +164,10 @@ class Tape:
         self.pack = _pack_for(self.traces)
         with _live_lock:
             _live_tapes.add(self)
-        self.is_current = False  # this thread's current tape for its dtype (read by the forward fast paths)
+        # the ident of the thread whose current tape this is (0: none), read by the forward fast paths (against
+        # grad_mode._grad_state.recorder): an op of another thread on a tensor of this tape must not append
+        # here while the owner does
+        self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
 
     def __del__(self):
@@ -313,9 +316,9 @@ def current_tape(dtype, n, min_id=0):
         tape = Tape(dtype, DEFAULT_CAPACITY if 2 * n + 16 <= DEFAULT_CAPACITY else 16 * n + 16)
         old = tapes.get(dtype)
         if old is not None:
-            old.is_current = False
+            old.is_current = 0
         tapes[dtype] = tape
-        tape.is_current = True
+        tape.is_current = threading.get_ident()
     return tape
 
 
@@ -344,4 +347,4 @@ def retire(tape):
     tapes = _state.current
     if tapes.get(tape.dtype) is tape:
         del tapes[tape.dtype]
-        tape.is_current = False
+        tape.is_current = 0

@@ -306,3 +306,24 @@ def test_big_cotangent_regions_left_dirty_are_never_read():
         y = x.cos()
         ad.autograd.backward([y, y * 1.0], [ad.ones_like(y), ad.full_like(y, 2.0)])
         np.testing.assert_allclose(x.grad.numpy(), gx.detach().numpy() - 3.0 * np.sin(x0), rtol=1e-10, atol=1e-12)
+
+
+def test_ops_in_another_thread_never_append_to_this_threads_tape():
+    """A tape is appended to by its own thread only: another thread's ops on its tensors record elsewhere
+    (two threads appending to one tape would race for its offsets)."""
+    x0 = np.linspace(0.1, 1.0, 6)
+    x = ad.tensor(x0, requires_grad=True)
+    y = x * 2.0  # recorded on this thread's current tape
+    seen = {}
+
+    def worker():
+        z = y.sin() * y + y.tanh()  # the fast paths of unary and binary ops, on a tensor of the main tape
+        seen["tape"] = z._tape
+        z.sum().backward()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["tape"] is not y._tape
+    w = 2.0 * x0
+    np.testing.assert_allclose(x.grad.numpy(), 2.0 * (np.cos(w) * w + np.sin(w) + 1.0 - np.tanh(w) ** 2))

@@ -255,9 +255,17 @@ def _vectorized_row(s, t, h, freed):
         for bit, off, prow, inp in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs)
         if op_bits & bit
     ]
+    if code == K.LINEAR_BIAS:
+        a = int(row[5])
+        if tape.aux[a + 5]:  # the bias: a third operand, its offset and row kept in aux
+            targets.append((tape.aux[a + 3], tape.aux[a + 4], t._inputs[2]))
     g_flat = s.cot[out_off : out_off + n]
-    if (code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2) or code == K.LINEAR:
-        _matmul_row(s, t, g_flat, targets, code == K.LINEAR)
+    if (
+        (code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2)
+        or code == K.LINEAR
+        or code == K.LINEAR_BIAS
+    ):
+        _matmul_row(s, t, g_flat, targets, code != K.MATMUL)
     elif CHEAP_PARTIAL[code] and _fused_row(s, t, code, g_flat, targets, h):
         pass
     else:
@@ -282,27 +290,45 @@ def _rule_row(s, t, code, n, g_flat, targets):
 
 
 def _matmul_row(s, t, g_flat, targets, linear):
-    """2-D matmul (``x @ y``) or linear (``x @ y.T``): BLAS writes each operand's cotangent straight into its
-    arena region (or adds to it)."""
-    x, y = t._inputs
+    """2-D matmul (``x @ y``) or linear (``x @ y.T``, plus a bias ``b`` as third input): BLAS writes each
+    operand's cotangent straight into its arena region (or adds to it); the bias gets the column sums of g."""
+    x, y = t._inputs[:2]
+    b = t._inputs[2] if len(t._inputs) > 2 else None
     xd = x._data.reshape(-1, x.shape[-1])
     g = g_flat.reshape(xd.shape[0], -1)
     yd = y._data
-    for k, (off, _, inp) in enumerate(targets):
-        if x is y and k > 0:
-            break  # x @ x: both cotangents were added on the first pass
-        region = s.cot[off : off + inp._data.size].reshape(xd.shape if inp is x else yd.shape)
-        parts = []
+    done = []
+    for off, _, inp in targets:
+        if any(inp is d for d in done):
+            continue  # an input used twice (x @ x): all its parts were added on its first pass
+        done.append(inp)
         if inp is x:
-            parts.append((g, yd) if linear else (g, yd.T))
+            _write_product(s, off, xd.shape, g, yd if linear else yd.T)
         if inp is y:
-            parts.append((g.T, xd) if linear else (xd.T, g))
-        for a, b in parts:
-            if s.live[off]:
-                region += a @ b
-            else:
-                np.matmul(a, b, out=region)
-                s.live[off] = 1
+            _write_product(s, off, yd.shape, *((g.T, xd) if linear else (xd.T, g)))
+        if inp is b:
+            _write_product(s, off, (g.shape[1],), g, None)
+
+
+def _write_product(s, off, shape, a, b):
+    """Cotangent region at ``off`` (of ``shape``) = ``a @ b`` (column sums of ``a`` when b is None), or += it
+    once the region is live: the first contribution needs no zeroed region and no temporary."""
+    region = s.cot[off : off + _size(shape)].reshape(shape)
+    if s.live[off]:
+        region += a @ b if b is not None else a.sum(0)
+    elif b is not None:
+        np.matmul(a, b, out=region)
+        s.live[off] = 1
+    else:
+        np.sum(a, axis=0, out=region)
+        s.live[off] = 1
+
+
+def _size(shape):
+    n = 1
+    for k in shape:
+        n *= k
+    return n
 
 
 def _fused_row(s, t, code, g_flat, targets, h):

@@ -2335,3 +2335,60 @@ def linear(x, w):
     if xd.size >= BIG_ROW or wd.size >= BIG_ROW or n >= BIG_ROW:
         tape.mark_vectorized(row, out)
     return out
+
+
+# --- linear with a bias: one row for x @ w.T + b (every dense layer). As linear then ``+ b`` it costs two more
+# rows, a broadcast copy of b the size of the output in the forward pass, and in the backward a strided walk
+# to sum that copy back down; here the bias cotangent is a column sum of g, taken where g is read anyway.
+
+
+def _linear_bias_vjp(g, out, inputs, ctx):
+    x, w, b = inputs
+    gx, gw = _linear_vjp(g, out, (x, w), ctx)
+    gb = sum(reshape(g, (-1, w.shape[0])), 0) if b._rg else None
+    return gx, gw, gb
+
+
+def _linear_bias_jvp(tan, out, x, w, b):
+    tb = tan(b)
+    return _terms(_linear_jvp(tan, out, x, w), expand(tb, out.shape) if tb is not None else None)
+
+
+LINEAR_BIAS = Op("linear_bias", K.LINEAR_BIAS, "AddmmBackward0", _linear_bias_vjp)
+
+
+@forward_rule(_linear_bias_jvp)
+def linear_bias(x, w, b):
+    """``x @ w.T + b`` for ``w`` of shape (out, in) and ``b`` of shape (out,), recorded as one row.
+
+    The caller (``nn.functional.linear``) checks shapes and dtypes: anything else goes through ``linear`` and
+    ``+``, which raise torch's errors."""
+    xd = x._data
+    wd = w._data
+    bd = b._data
+    if not _recording(x, w, b):
+        res = np.matmul(xd, wd.T)
+        res += bd
+        return wrap_array(res)
+    N, K_ = wd.shape
+    out_shape = xd.shape[:-1] + (N,)
+    M = _size(xd.shape[:-1])
+    n = M * N
+    need = n + xd.size + wd.size + N + 3
+    tape = _tape_for(xd.dtype, need, x, w)
+    if b._tape is not None and b._tape.id > tape.id:
+        tape = current_tape(xd.dtype, need, b._tape.id)
+    off = tape.alloc(n)
+    view = tape.view(off, out_shape, n)
+    np.matmul(xd, wd.T, out=view)
+    view += bd  # in place, while the rows of the product are still in cache
+    xoff, xrow = _operand(tape, x)
+    woff, wrow = _operand(tape, w)
+    boff, brow = _operand(tape, b)
+    aux = tape.add_aux([M, K_, N, boff, brow, 1 if b._rg else 0])
+    code = K.LINEAR_BIAS | (K.XRG if x._rg else 0) | (K.YRG if w._rg else 0)
+    row = tape.record(code, off, xoff, woff, n, aux, xrow, wrow)
+    out = _result(view, tape, off, row, LINEAR_BIAS, (x, w, b))
+    if xd.size >= BIG_ROW or wd.size >= BIG_ROW or n >= BIG_ROW:
+        tape.mark_vectorized(row, out)
+    return out

@@ -49,7 +49,7 @@ for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.P
     _SAVES[_code] = READS_X
 for _code in (K.EXP, K.EXPM1, K.SQRT, K.RSQRT, K.TAN, K.TANH, K.SIGMOID, K.RELU, K.RPOW_SCALAR, K.LOG_SOFTMAX):
     _SAVES[_code] = READS_OUT
-for _code in (K.MUL, K.DIV, K.MAXIMUM, K.MINIMUM, K.TANH_BACKWARD, K.MATMUL, K.LINEAR):
+for _code in (K.MUL, K.DIV, K.MAXIMUM, K.MINIMUM, K.TANH_BACKWARD, K.MATMUL, K.LINEAR, K.LINEAR_BIAS):
     _SAVES[_code] = READS_X | READS_Y
 _SAVES[K.POW] = READS_X | READS_Y | READS_OUT
 for _code in (K.PROD, K.AMAX, K.AMIN):
@@ -158,6 +158,15 @@ def reverse_sweep(
             _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg)
         elif code == K.LINEAR:
             _linear_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
+        elif code == K.LINEAR_BIAS:
+            _linear_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
+            if aux[a + 5] != 0:  # the bias (a third operand: its offset and row live in aux)
+                b = aux[a + 3]
+                _column_sum_into(cot, aux[a], aux[a + 2], o, b)
+                if live[b] == 0:
+                    live[b] = 1
+                    if aux[a + 4] < lowest:
+                        lowest = aux[a + 4]
         elif code == K.LOG_SOFTMAX:
             if xrg:
                 _log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x)
@@ -276,6 +285,15 @@ def _linear_backward(vals, cot, M, K_, N, o, x, y, xrg, yrg):
     if yrg:
         gy = cot[y : y + N * K_].reshape((N, K_))
         gy += np.dot(g.T, vals[x : x + M * K_].reshape((M, K_)))
+
+
+@njit(**KERNEL)
+def _column_sum_into(cot, M, N, o, b):
+    """cot[b: b + N] += column sums of the (M, N) block at ``o`` (the bias of a linear layer)."""
+    for i in range(M):
+        row = o + i * N
+        for j in range(N):
+            cot[b + j] += cot[row + j]
 
 
 @njit(**KERNEL)

@@ -65,3 +65,4 @@ SUM_ALL = 57  # out[0] = a0 * sum(x); the row's aux column holds the size of x (
 PYTHON = 58  # output of a custom autograd.Function: the sweep stops before it and Python runs its backward
 LOG_SOFTMAX = 59  # out = x - logsumexp(x, dim); aux -> (outer, size of dim, inner)
 LINEAR = 60  # out = x @ y.T (torch's linear without bias; y stored (N, K)); aux -> (M, K, N)
+LINEAR_BIAS = 61  # out = x @ y.T + b (torch's linear / addmm); aux -> (M, K, N, b offset, b row, b requires grad)

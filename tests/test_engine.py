@@ -174,6 +174,35 @@ def test_vectorized_matmul_and_reductions_match_rules():
     np.testing.assert_allclose(kernel[1].numpy(), expected_x, rtol=1e-10)
 
 
+def test_vectorized_linear_with_bias_matches_rules():
+    """A big ``F.linear(x, w, b)`` (one row: its bias cotangent is a column sum of g) agrees with the rules, also
+    when the bias is used again elsewhere and when an operand is the bias itself."""
+    rng = np.random.default_rng(7)
+    F = ad.nn.functional
+    for dtype in (np.float64, np.float32):
+        X = ad.tensor(rng.standard_normal((90, 200)).astype(dtype), requires_grad=True)
+        W = ad.tensor((rng.standard_normal((200, 200)) * 0.1).astype(dtype), requires_grad=True)
+        b = ad.tensor(rng.standard_normal(200).astype(dtype), requires_grad=True)
+
+        def f(X=X, W=W, b=b):
+            h = F.linear(X, W, b).tanh()
+            return (h * h).sum() + (b * b).sum() + F.linear(b, W, b).sum() + F.linear(h, W, b).sin().sum()
+
+        assert F.linear(X, W, b).grad_fn.name() == "AddmmBackward0"
+        kernel = ad.autograd.grad(f(), (X, W, b))
+        rules = ad.autograd.grad(f(), (X, W, b), create_graph=True)
+        tol = 1e-12 if dtype == np.float64 else 1e-4
+        for k, r in zip(kernel, rules):
+            assert k.dtype == r.dtype == X.dtype
+            np.testing.assert_allclose(k.numpy(), r.detach().numpy(), rtol=tol, atol=tol)
+        xn, wn, bn = (t.detach().numpy() for t in (X, W, b))
+        np.testing.assert_allclose(F.linear(X, W, b).detach().numpy(), xn @ wn.T + bn, rtol=tol, atol=tol)
+        h = np.tanh(xn @ wn.T + bn)
+        g_pre = 2 * h * (1 - h * h) + (np.cos(h @ wn.T + bn) @ wn) * (1 - h * h)
+        expected_b = g_pre.sum(0) + 2 * bn + 1.0 + wn.sum(0) + np.cos(h @ wn.T + bn).sum(0)
+        np.testing.assert_allclose(kernel[2].numpy(), expected_b, rtol=10 * tol, atol=10 * tol)
+
+
 def test_in_place_change_of_a_big_leaf_after_use_raises():
     W = ad.tensor(np.ones((200, 100)), requires_grad=True)
     y = (W * W).sum()

@@ -80,6 +80,10 @@ EXAMPLES = {
     "matmul": (lambda x, y: x @ y, [(2, 3), (3, 4)]),
     "log_softmax": (lambda x: x.log_softmax(0) * _ramp(x, 3, 4) + x.log_softmax(-1), [(3, 4)]),
     "linear": (lambda x, w: ad.ops.linear(x, w) + ad.ops.linear(x[0], w), [(2, 3), (4, 3)]),
+    "linear_bias": (
+        lambda x, w, b: ad.ops.linear_bias(x, w, b) * ad.ops.linear_bias(x[1], w, b),
+        [(2, 3), (4, 3), (4,)],
+    ),
 }
 
 # composite ops: covered by the same checks (no rules of their own)

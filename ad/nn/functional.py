@@ -24,6 +24,16 @@ def _reduce(loss, reduction):
 
 def linear(input, weight, bias=None):  # noqa: A002 - torch's names
     """``input @ weight.T + bias``."""
+    if (
+        isinstance(bias, Tensor)
+        and weight.ndim == 2
+        and bias.ndim == 1
+        and input.ndim >= 1
+        and bias.shape[0] == weight.shape[0]
+        and input.shape[-1] == weight.shape[1]
+        and input.dtype == weight.dtype == bias.dtype
+    ):
+        return ops.linear_bias(input, weight, bias)  # one row (anything unusual: the general path and its errors)
     out = ops.linear(input, weight) if weight.ndim == 2 else ops.matmul(input, weight)
     return out + bias if bias is not None else out
 

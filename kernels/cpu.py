@@ -162,6 +162,8 @@ def reverse_sweep(
             _linear_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
             if aux[a + 5] != 0:  # the bias (a third operand: its offset and row live in aux)
                 b = aux[a + 3]
+                if live[b] == 0 and big_off.shape[0] != 0:
+                    _clear_if_big(cot, big_off, big_n, b)
                 _column_sum_into(cot, aux[a], aux[a + 2], o, b)
                 if live[b] == 0:
                     live[b] = 1

@@ -2392,3 +2392,62 @@ def linear_bias(x, w, b):
     if xd.size >= BIG_ROW or wd.size >= BIG_ROW or n >= BIG_ROW:
         tape.mark_vectorized(row, out)
     return out
+
+
+# --- cross entropy of logits against class indices, mean over the batch: one row (every classifier's loss).
+# As log_softmax, a gather, a sum and a negation it is four rows and a dozen small numpy calls in the forward
+# pass; the fused row computes the loss from the row maxima and log-sum-exps and its backward recomputes the
+# softmax from the saved logits. ``nn.functional.cross_entropy`` sends only the plain case here.
+
+
+def _cross_entropy_vjp(g, out, inputs, ctx):
+    (x,) = inputs
+    onehot = _onehot(ctx, x)
+    return ((exp(log_softmax_dim(x, 1)) - onehot) * (g * (1.0 / x.shape[0])),)
+
+
+def _cross_entropy_jvp(tan, out, x, target):
+    tx = tan(x)
+    if tx is None:
+        return None
+    return sum((exp(log_softmax_dim(x, 1)) - _onehot(target, x)) * tx) * (1.0 / x.shape[0])
+
+
+def _onehot(target, x):
+    m, c = x.shape
+    onehot = np.zeros((m, c), x._data.dtype)
+    onehot[np.arange(m), target] = 1.0
+    return wrap_array(onehot)
+
+
+CROSS_ENTROPY = Op("cross_entropy", K.CROSS_ENTROPY, "NllLossBackward0", _cross_entropy_vjp)
+
+
+@forward_rule(_cross_entropy_jvp)
+def cross_entropy_mean(x, target):
+    """``mean_i(logsumexp(x[i]) - x[i, target[i]])`` for logits ``x`` (M, C), M > 0, and int64 class indices
+    ``target`` (M,), each in ``[0, C)`` (the caller checks): ``F.cross_entropy(x, target)``."""
+    xd = x._data
+    M, C = xd.shape
+    m = np.max(xd, axis=1, keepdims=True)
+    m[~np.isfinite(m)] = 0.0  # rows of infinities: log_softmax's convention (see log_softmax_dim)
+    shifted = xd - m
+    picked = shifted[np.arange(M), target]
+    lse = np.log(np.sum(np.exp(shifted, out=shifted), axis=1))
+    out_data = np.asarray(np.mean(lse - picked), dtype=xd.dtype)
+    if not _recording(x):
+        return wrap_array(out_data)
+    tape = _tape_for(xd.dtype, xd.size + 2, x)
+    off = tape.alloc(1)
+    view = tape.view(off, (), 1)
+    view[...] = out_data
+    xoff, xrow = _operand(tape, x)
+    aux = len(tape.aux)
+    tape.aux.append(M)
+    tape.aux.append(C)
+    tape.aux.frombytes(np.ascontiguousarray(target, dtype=np.int64).tobytes())
+    row = tape.record(K.CROSS_ENTROPY | K.XRG, off, xoff, -1, 1, aux, xrow)
+    out = _result(view, tape, off, row, CROSS_ENTROPY, (x,), target)
+    if xd.size >= BIG_ROW:
+        tape.mark_vectorized(row, out)
+    return out

@@ -47,6 +47,7 @@ READS_OTHER = 8
 _SAVES = np.zeros(256, np.uint8)
 for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.POW_SCALAR, K.RDIV_SCALAR):
     _SAVES[_code] = READS_X
+_SAVES[K.CROSS_ENTROPY] = READS_X  # the logits: its backward recomputes their softmax
 for _code in (K.EXP, K.EXPM1, K.SQRT, K.RSQRT, K.TAN, K.TANH, K.SIGMOID, K.RELU, K.RPOW_SCALAR, K.LOG_SOFTMAX):
     _SAVES[_code] = READS_OUT
 for _code in (K.MUL, K.DIV, K.MAXIMUM, K.MINIMUM, K.TANH_BACKWARD, K.MATMUL, K.LINEAR, K.LINEAR_BIAS):
@@ -172,6 +173,9 @@ def reverse_sweep(
         elif code == K.LOG_SOFTMAX:
             if xrg:
                 _log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x)
+        elif code == K.CROSS_ENTROPY:
+            if xrg:
+                _cross_entropy_backward(vals, cot, aux, a, o, x)
         elif code == K.PROD or code == K.AMAX or code == K.AMIN:
             _group_backward(code, vals, cot, aux, a, o, x, n)
         if xrg and live[x] == 0:
@@ -287,6 +291,28 @@ def _linear_backward(vals, cot, M, K_, N, o, x, y, xrg, yrg):
     if yrg:
         gy = cot[y : y + N * K_].reshape((N, K_))
         gy += np.dot(g.T, vals[x : x + M * K_].reshape((M, K_)))
+
+
+@njit(**KERNEL)
+def _cross_entropy_backward(vals, cot, aux, a, o, x):
+    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), the softmax recomputed stably from the saved logits."""
+    M = aux[a]
+    C = aux[a + 1]
+    scale = cot[o] / M
+    for i in range(M):
+        row = x + i * C
+        m = vals[row]
+        for j in range(1, C):
+            if vals[row + j] > m:
+                m = vals[row + j]
+        if not math.isfinite(m):
+            m = 0.0
+        total = 0.0
+        for j in range(C):
+            total += math.exp(vals[row + j] - m)
+        for j in range(C):
+            cot[row + j] += scale * (math.exp(vals[row + j] - m) / total)
+        cot[row + aux[a + 2 + i]] -= scale
 
 
 @njit(**KERNEL)

@@ -66,3 +66,4 @@ PYTHON = 58  # output of a custom autograd.Function: the sweep stops before it a
 LOG_SOFTMAX = 59  # out = x - logsumexp(x, dim); aux -> (outer, size of dim, inner)
 LINEAR = 60  # out = x @ y.T (torch's linear without bias; y stored (N, K)); aux -> (M, K, N)
 LINEAR_BIAS = 61  # out = x @ y.T + b (torch's linear / addmm); aux -> (M, K, N, b offset, b row, b requires grad)
+CROSS_ENTROPY = 62  # out = mean_i(logsumexp(x[i]) - x[i, t_i]), x (M, C); aux -> (M, C, t_0, ..., t_M-1)

@@ -356,3 +356,29 @@ def test_ops_in_another_thread_never_append_to_this_threads_tape():
     assert seen["tape"] is not y._tape
     w = 2.0 * x0
     np.testing.assert_allclose(x.grad.numpy(), 2.0 * (np.cos(w) * w + np.sin(w) + 1.0 - np.tanh(w) ** 2))
+
+
+def test_fused_cross_entropy_matches_log_softmax_and_nll():
+    """``F.cross_entropy(x, target)`` (one row) equals ``nll_loss(log_softmax(x))`` (the general path), in
+    value and gradient, small (kernel sweep) and big (vectorized row), float64 and float32."""
+    F = ad.nn.functional
+    rng = np.random.default_rng(9)
+    for (m, c), dtype in [((5, 4), np.float64), ((64, 10), np.float32), ((300, 70), np.float64)]:
+        data = (rng.standard_normal((m, c)) * 3).astype(dtype)
+        target = ad.tensor(rng.integers(0, c, m))
+        x1 = ad.tensor(data, requires_grad=True)
+        x2 = ad.tensor(data, requires_grad=True)
+        fused = F.cross_entropy(x1, target)
+        general = F.nll_loss(F.log_softmax(x2, 1), target)
+        assert fused.grad_fn.name() == "NllLossBackward0" and fused.dtype == x1.dtype
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(fused.item(), general.item(), rtol=tol)
+        (fused * 2.0).backward()
+        (general * 2.0).backward()
+        assert x1.grad.dtype == x1.dtype
+        np.testing.assert_allclose(x1.grad.numpy(), x2.grad.numpy(), rtol=tol, atol=tol)
+    # a row of -inf logits except the target: finite loss, as log_softmax gives
+    x = ad.tensor(np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf]]), requires_grad=True)
+    loss = F.cross_entropy(x, ad.tensor([2, 0]))
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.isfinite(x.grad.numpy()).all()

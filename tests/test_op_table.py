@@ -80,6 +80,7 @@ EXAMPLES = {
     "matmul": (lambda x, y: x @ y, [(2, 3), (3, 4)]),
     "log_softmax": (lambda x: x.log_softmax(0) * _ramp(x, 3, 4) + x.log_softmax(-1), [(3, 4)]),
     "linear": (lambda x, w: ad.ops.linear(x, w) + ad.ops.linear(x[0], w), [(2, 3), (4, 3)]),
+    "cross_entropy": (lambda x: ad.ops.cross_entropy_mean(x, np.array([1, 0, 3])) * x, [(3, 4)]),
     "linear_bias": (
         lambda x, w, b: ad.ops.linear_bias(x, w, b) * ad.ops.linear_bias(x[1], w, b),
         [(2, 3), (4, 3), (4,)],
@@ -95,7 +96,12 @@ COMPOSITES = {
     "logsumexp": (lambda x: x.logsumexp(1), [(2, 4)]),
     "softmax": (lambda x: x.softmax(-1) * _ramp(x, 2, 4), [(2, 4)]),
     "log_softmax_3d": (lambda x: x.log_softmax(1), [(2, 3, 2)]),
-    "cross_entropy": (lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3])), [(3, 4)]),
+    "nn_cross_entropy": (lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3])), [(3, 4)]),
+    "nn_cross_entropy_general": (
+        lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3]), label_smoothing=0.1)
+        + ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3]), ignore_index=0),
+        [(3, 4)],
+    ),
     "mse_loss": (lambda x, y: ad.nn.functional.mse_loss(x, y), [(3, 2), (3, 2)]),
     "nn_linear": (lambda x, w, b: ad.nn.functional.linear(x, w, b), [(2, 3), (4, 3), (4,)]),
     "linear_batched": (lambda x, w: ad.nn.functional.linear(x, w), [(2, 2, 3), (4, 3)]),

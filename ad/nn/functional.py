@@ -107,6 +107,20 @@ def cross_entropy(
         )
     if t.dtype.kind in "iu" and input.ndim > 1 and t.ndim == input.ndim:
         raise RuntimeError(f"Expected floating point type for target with class probabilities, got {t.dtype}")
+    if (
+        t.dtype.kind in "iu"
+        and weight is None
+        and reduction == "mean"
+        and not label_smoothing
+        and input.ndim == 2
+        and input._data.dtype.kind == "f"
+        and t.shape == (input.shape[0],)
+        and t.size
+        and t.min() >= 0
+        and t.max() < input.shape[1]
+        and not (0 <= ignore_index < input.shape[1] and (t == ignore_index).any())
+    ):
+        return ops.cross_entropy_mean(input, t)  # the plain case, one row; anything else below
     logp = composites.log_softmax(input, 1 if input.ndim > 1 else 0)
     if t.dtype.kind == "f":
         probs = wrap_array(t.astype(input.dtype))

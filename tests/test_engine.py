@@ -382,3 +382,45 @@ def test_fused_cross_entropy_matches_log_softmax_and_nll():
     loss = F.cross_entropy(x, ad.tensor([2, 0]))
     loss.backward()
     assert np.isfinite(loss.item()) and np.isfinite(x.grad.numpy()).all()
+
+
+class _Twice(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2.0
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2.0
+
+
+def test_cotangents_of_big_imports_are_exact_in_recycled_arenas():
+    """The cotangent regions of big imports are not cleared in advance (engine._TapeSweep): with the arena
+    pool full of NaN, every kind of consumer of a big leaf (linear rows with and without bias, kernel row,
+    vectorized elementwise row, custom Function), each first in turn, still gives exact gradients."""
+    from ad.tape import POOL
+
+    rng = np.random.default_rng(8)
+    W = ad.tensor(rng.standard_normal((200, 100)), requires_grad=True)
+    X = ad.tensor(rng.standard_normal((30, 100)))
+    c = ad.tensor(rng.standard_normal((100, 200)))
+    b = ad.tensor(rng.standard_normal(200), requires_grad=True)
+    wn, xn, cn = W.detach().numpy(), X.numpy(), c.numpy()
+    consumers = {
+        "linear": (lambda: ad.nn.functional.linear(X, W).sum(), np.ones((30, 200)).T @ xn),
+        "linear_bias": (lambda: ad.nn.functional.linear(X, W, b).sum(), np.ones((30, 200)).T @ xn),
+        "transpose": (lambda: (W.T * c).sum(), cn.T),
+        "square": (lambda: (W * W).sum(), 2 * wn),
+        "function": (lambda: _Twice.apply(W).sum(), np.full(wn.shape, 2.0)),
+    }
+    orders = [["linear", "transpose"], ["transpose", "linear_bias"], ["square", "linear"], ["function", "linear"]]
+    orders += [[name] for name in consumers]
+    for names in orders:
+        for _ in range(2):
+            W.grad = None
+            loss = sum((consumers[name][0]() for name in names), ad.tensor(0.0))
+            for _ in range(POOL.MAX_BUFFERS):
+                POOL.give(np.full(loss._tape.used + 1, np.nan))  # the size the sweep's cotangent arena takes
+            loss.backward()
+            expected = sum(consumers[name][1] for name in names)
+            np.testing.assert_allclose(W.grad.numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=str(names))

@@ -62,6 +62,9 @@ class _ArenaPool:
     def __init__(self):
         self.lock = threading.Lock()
         self.buffers = []
+        # ids of pooled buffers known to hold only zeros (a tape's ``modified`` flags, cleared where they were
+        # set when the tape died): taking one for a zeroed arena skips the memset (~1 MB per training step)
+        self.clean = set()
 
     def take(self, dtype, n, zero_upto=0):
         with self.lock:
@@ -71,17 +74,24 @@ class _ArenaPool:
                 # references: the list, ``buf`` and getrefcount's argument; any more is a live view
                 if buf.dtype == dtype and n <= buf.shape[0] <= 4 * n + (1 << 16) and sys.getrefcount(buf) <= 3:
                     del buffers[k]
-                    if zero_upto:
+                    key = id(buf)
+                    if key in self.clean:
+                        self.clean.discard(key)
+                    elif zero_upto:
                         buf[:zero_upto] = 0
                     return buf
         return None
 
-    def give(self, buf):
+    def give(self, buf, clean=False):
+        """Pool ``buf`` for reuse; ``clean``: it holds only zeros."""
         if buf.nbytes > self.MAX_TOTAL_BYTES // 2:
             return
         with self.lock:
             self.buffers.append(buf)
+            if clean:
+                self.clean.add(id(buf))
             while len(self.buffers) > self.MAX_BUFFERS or sum(b.nbytes for b in self.buffers) > self.MAX_TOTAL_BYTES:
+                self.clean.discard(id(self.buffers[0]))
                 del self.buffers[0]
 
 
@@ -176,8 +186,8 @@ class Tape:
             if sys.getrefcount(self.values) <= 2:
                 POOL.give(self.values)
             if sys.getrefcount(self.modified) <= 2:
-                self.modified[: self.used + 1] = 0
-                POOL.give(self.modified)
+                self.modified[: self.used + 1] = 0  # flags are only ever set below ``used``
+                POOL.give(self.modified, clean=True)
         except Exception:  # interpreter shutdown: nothing to recycle
             pass
 

@@ -424,3 +424,25 @@ def test_cotangents_of_big_imports_are_exact_in_recycled_arenas():
             loss.backward()
             expected = sum(consumers[name][1] for name in names)
             np.testing.assert_allclose(W.grad.numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=str(names))
+
+
+def test_recycled_modified_flags_start_clear():
+    """A dead tape's ``modified`` flags go back to the pool marked clean (cleared where they were set), and
+    a new tape takes them without clearing again: they must read as all zeros."""
+    from ad.tape import POOL, current_tape, reset_current
+
+    for _ in range(3):
+        x = ad.tensor(np.ones(50), requires_grad=True)
+        y = x * 2.0
+        z = y * 3.0
+        with ad.no_grad():
+            y.mul_(2.0)  # flags y's arena offset on the tape
+        assert z._tape.modified.any()
+        del x, y, z
+        gc.collect()
+        reset_current()
+        gc.collect()
+        tape = current_tape(np.dtype(np.float64), 10)
+        assert not tape.modified.any()
+        assert not any(id(b) in POOL.clean and b.any() for b in POOL.buffers)
+        reset_current()

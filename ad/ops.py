@@ -2425,16 +2425,13 @@ CROSS_ENTROPY = Op("cross_entropy", K.CROSS_ENTROPY, "NllLossBackward0", _cross_
 
 @forward_rule(_cross_entropy_jvp)
 def cross_entropy_mean(x, target):
-    """``mean_i(logsumexp(x[i]) - x[i, target[i]])`` for logits ``x`` (M, C), M > 0, and int64 class indices
-    ``target`` (M,), each in ``[0, C)`` (the caller checks): ``F.cross_entropy(x, target)``."""
-    xd = x._data
+    """``mean_i(logsumexp(x[i]) - x[i, target[i]])`` for float logits ``x`` (M, C), M > 0, and int64 class
+    indices ``target`` (M,), each in ``[0, C)`` (the caller checks): ``F.cross_entropy(x, target)``."""
+    xd = np.ascontiguousarray(x._data)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    loss = _cpu.cross_entropy_forward(xd, target)
     M, C = xd.shape
-    m = np.max(xd, axis=1, keepdims=True)
-    m[~np.isfinite(m)] = 0.0  # rows of infinities: log_softmax's convention (see log_softmax_dim)
-    shifted = xd - m
-    picked = shifted[np.arange(M), target]
-    lse = np.log(np.sum(np.exp(shifted, out=shifted), axis=1))
-    out_data = np.asarray(np.mean(lse - picked), dtype=xd.dtype)
+    out_data = np.asarray(loss, dtype=xd.dtype)  # (accumulated in float64 by the kernel)
     if not _recording(x):
         return wrap_array(out_data)
     tape = _tape_for(xd.dtype, xd.size + 2, x)
@@ -2445,7 +2442,7 @@ def cross_entropy_mean(x, target):
     aux = len(tape.aux)
     tape.aux.append(M)
     tape.aux.append(C)
-    tape.aux.frombytes(np.ascontiguousarray(target, dtype=np.int64).tobytes())
+    tape.aux.frombytes(target.tobytes())
     row = tape.record(K.CROSS_ENTROPY | K.XRG, off, xoff, -1, 1, aux, xrow)
     out = _result(view, tape, off, row, CROSS_ENTROPY, (x,), target)
     if xd.size >= BIG_ROW:

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from kernels.cpu import class_targets_ok
+
 from .. import composites, ops
 from ..tensor import Tensor, wrap_array
 
@@ -116,11 +118,10 @@ def cross_entropy(
         and input._data.dtype.kind == "f"
         and t.shape == (input.shape[0],)
         and t.size
-        and t.min() >= 0
-        and t.max() < input.shape[1]
-        and not (0 <= ignore_index < input.shape[1] and (t == ignore_index).any())
     ):
-        return ops.cross_entropy_mean(input, t)  # the plain case, one row; anything else below
+        t64 = np.ascontiguousarray(t, dtype=np.int64)
+        if class_targets_ok(t64, input.shape[1], ignore_index):  # else: the general path raises or ignores
+            return ops.cross_entropy_mean(input, t64)  # the plain case, one row
     logp = composites.log_softmax(input, 1 if input.ndim > 1 else 0)
     if t.dtype.kind == "f":
         probs = wrap_array(t.astype(input.dtype))

@@ -446,3 +446,27 @@ def test_recycled_modified_flags_start_clear():
         assert not tape.modified.any()
         assert not any(id(b) in POOL.clean and b.any() for b in POOL.buffers)
         reset_current()
+
+
+def test_activation_chunks_equal_the_scalar_partials():
+    """The big-row loops of tanh, sigmoid and exp (one loop per op, kernels/cpu.py) give exactly
+    ``g * unary_partial`` as compiled for the kernel sweep (same dtypes), storing and accumulating."""
+    from kernels import opcodes as K
+    from kernels.cpu import unary_backward_chunk, unary_partial
+
+    rng = np.random.default_rng(12)
+    for dtype in (np.float64, np.float32):
+        x = rng.uniform(-2, 2, 1000).astype(dtype)
+        g = rng.standard_normal(1000).astype(dtype)
+        base = rng.standard_normal(1000).astype(dtype)
+        for code, fn in ((K.TANH, np.tanh), (K.SIGMOID, lambda v: 1 / (1 + np.exp(-v))), (K.EXP, np.exp)):
+            out = fn(x).astype(dtype)
+            d = np.array([unary_partial(code, a, b, 0.0, 0.0) for a, b in zip(x, out)])  # numpy scalars: x's dtype
+            gx = base.copy()
+            unary_backward_chunk(code, x, out, g, gx, 0.0, 0.0, False)
+            np.testing.assert_array_equal(gx, (g * d).astype(dtype))
+            gx = base.copy()
+            unary_backward_chunk(code, x, out, g, gx, 0.0, 0.0, True)
+            # (float32: numba may round the product to float32 before adding; a rounding either way)
+            tol = 0 if dtype == np.float64 else 2e-7
+            np.testing.assert_allclose(gx, (base + g * d).astype(dtype), rtol=tol, atol=tol)

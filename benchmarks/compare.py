@@ -10,10 +10,17 @@ Run from the repository root:
 
 For every workload of `workloads.py` and every library: build the same inputs, run one repetition and check
 that the results (losses, gradients, tangents) agree with torch's (np.allclose, tolerances by dtype), warm
-up, then time repetitions interleaved across the libraries (ad, torch, ad, torch, ...), with garbage
-collection run between repetitions and disabled during them. The number of repetitions adapts to a time
-budget per workload. The report is a markdown table of medians with their interquartile range, and the ratio
-torch/ad (above 1: ad is faster).
+up, then time repetitions interleaved across the libraries (ad, torch, ad, torch, ...), with the garbage
+collector disabled during each repetition (its automatic collections run between them, as in a training
+loop). The number of repetitions adapts to a time budget per workload.
+
+`--cold` runs a full `gc.collect()` before every repetition instead (the setting of the first versions of
+this tool): a full collection walks every Python object (hundreds of thousands with torch imported) and
+leaves the caches cold, which adds a few hundred microseconds to each small workload, more to the library
+that touches more Python objects per step, so the small workloads' ratios differ between the two modes.
+
+The report is a markdown table of medians with their interquartile range, and the ratio torch/ad (above 1:
+ad is faster).
 
 A library that cannot be imported, or that fails on a workload (say an op `ad` does not have yet), is
 skipped for that workload with a message; the others still run.
@@ -81,6 +88,7 @@ class Settings:
     first_call_cold: int
     sweep_budget: float
     sweep_max_reps: int
+    cold: bool = False  # a full gc.collect() before every repetition (--cold)
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -140,8 +148,9 @@ def describe(exc: BaseException) -> str:
 # Timing
 # ------------------------------------------------------------------------------------------------------------
 
-def one_repetition(wl: W.Workload) -> dict[str, float]:
-    gc.collect()
+def one_repetition(wl: W.Workload, cold: bool = False) -> dict[str, float]:
+    if cold:
+        gc.collect()
     gc.disable()
     try:
         return wl.repetition()
@@ -162,7 +171,7 @@ def interleave(workloads: dict, result: Result, settings: Settings, budget=None,
     """Warm up, then time repetitions of every library's workload in turn; failures skip that library."""
     def rep(lib, record):
         try:
-            seconds = one_repetition(workloads[lib])
+            seconds = one_repetition(workloads[lib], settings.cold)
         except Exception as exc:
             result.skipped[lib] = f"failed while timing: {describe(exc)}"
             log(f"  {lib}: skipped, {result.skipped[lib]}")
@@ -181,6 +190,7 @@ def interleave(workloads: dict, result: Result, settings: Settings, budget=None,
             rep(lib, record=False)
         round_seconds = time.perf_counter() - start
     reps = n_reps(round_seconds, settings, budget, max_reps)
+    gc.collect()  # the warm-up's garbage: not to be collected during the timed series
     for _ in range(reps):
         for lib in list(workloads):
             rep(lib, record=True)
@@ -418,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write all results, with the samples, to PATH")
     parser.add_argument("--plot", metavar="PATH", help="also plot the per-op cost against size to PATH (PNG)")
     parser.add_argument("--budget", type=float, help="seconds of timed repetitions per workload")
+    parser.add_argument("--cold", action="store_true",
+                        help="a full gc.collect() before every repetition (cold caches; see above)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="torch.set_num_threads(N) (default: $AD_BENCH_TORCH_THREADS, else the cores)")
     parser.add_argument("--threads", type=int, metavar="N",
@@ -427,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads and argv is None:
         reexec_with_threads(args.threads)
     settings = Settings.make(args.quick)
+    settings.cold = args.cold
     if args.budget is not None:
         settings.budget = args.budget
     cases, with_first_call = select(args.only)
@@ -460,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             ", and multithreaded ones (torch, BLAS, parallel kernels) much slower: other runnable processes "
             "deschedule the threads that a parallel region waits for (--threads 1 is steadier)")))
     log(f"settings: {'quick' if args.quick else 'full'}, {settings.budget:g} s of repetitions per workload, "
-        f"{settings.min_reps} to {settings.max_reps} repetitions, {settings.warmup} warm-up")
+        f"{settings.min_reps} to {settings.max_reps} repetitions, {settings.warmup} warm-up, "
+        + ("gc.collect() before every repetition (--cold)" if settings.cold else "gc off during repetitions"))
 
     results = []
     if backends:

@@ -261,7 +261,7 @@ def _vectorized_row(s, t, h, freed):
             targets.append((tape.aux[a + 3], tape.aux[a + 4], t._inputs[2]))
     g_flat = s.cot[out_off : out_off + n]
     if (
-        (code == K.MATMUL and t._inputs[0].ndim == 2 and t._inputs[1].ndim == 2)
+        (code == K.MATMUL and t._inputs[0].ndim <= 2 and t._inputs[1].ndim <= 2)
         or code == K.LINEAR
         or code == K.LINEAR_BIAS
     ):
@@ -290,13 +290,14 @@ def _rule_row(s, t, code, n, g_flat, targets):
 
 
 def _matmul_row(s, t, g_flat, targets, linear):
-    """2-D matmul (``x @ y``) or linear (``x @ y.T``, plus a bias ``b`` as third input): BLAS writes each
-    operand's cotangent straight into its arena region (or adds to it); the bias gets the column sums of g."""
+    """Matmul of 1-D or 2-D operands (``x @ y``) or linear (``x @ y.T``, plus a bias ``b`` as third input):
+    BLAS writes each operand's cotangent straight into its arena region (or adds to it); the bias gets the
+    column sums of g. A vector operand is taken as a one-row ``x`` or a one-column ``y``."""
     x, y = t._inputs[:2]
     b = t._inputs[2] if len(t._inputs) > 2 else None
     xd = x._data.reshape(-1, x.shape[-1])
+    yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
     g = g_flat.reshape(xd.shape[0], -1)
-    yd = y._data
     done = []
     for off, _, inp in targets:
         if any(inp is d for d in done):

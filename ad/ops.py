@@ -529,7 +529,9 @@ _AFFINE_NAMES = {
     "neg": "NegBackward0",
 }
 
-COPY = elementwise("copy", K.COPY, _copy_np, lambda x, out, a0, a1: 1.0, "CloneBackward0")
+COPY = elementwise(
+    "copy", K.COPY, _copy_np, lambda x, out, a0, a1: 1.0, "CloneBackward0", times_partial=lambda g, x, out, a0, a1: g
+)
 NEG = elementwise("neg", K.NEG, np.negative, lambda x, out, a0, a1: -1.0)
 ABS = elementwise("abs", K.ABS, np.abs, lambda x, out, a0, a1: _sign_const(x), sample=(0.1, 2.0))
 EXP = elementwise("exp", K.EXP, np.exp, lambda x, out, a0, a1: out)
@@ -699,7 +701,8 @@ MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "Minimu
 def _tanh_backward_np(g, y, out=None):
     """``g * (1 - y * y)``: tanh's local partial (``y = tanh(x)``) applied to a cotangent or tangent."""
     if out is None:
-        out = np.empty(np.broadcast_shapes(g.shape, y.shape), np.result_type(g, y))
+        shape = g.shape if g.shape == y.shape else np.broadcast_shapes(g.shape, y.shape)
+        out = np.empty(shape, g.dtype if g.dtype == y.dtype else np.result_type(g, y))
     np.multiply(y, y, out=out)
     np.subtract(1.0, out, out=out)
     return np.multiply(g, out, out=out)
@@ -1329,7 +1332,10 @@ def gather_strided(x, shape, strides, base):
     """``out[i] = x.flat[base + sum_k i_k * stride_k]`` for ``i`` over ``shape``."""
     shape = tuple(shape)
     flat = np.ascontiguousarray(x._data).reshape(-1)
-    out_data = flat[_strided_index(shape, strides, base)].reshape(shape)
+    if not any(strides):  # one element everywhere (a scalar's cotangent spread by sum's rule): no index array
+        out_data = np.full(shape, flat[base], flat.dtype)
+    else:
+        out_data = flat[_strided_index(shape, strides, base)].reshape(shape)
     if not _recording(x):
         return wrap_array(out_data)
     return _record_gather_strided(GATHER_STRIDED, x, out_data, list(strides), base)
@@ -2078,24 +2084,29 @@ def _fused_matmul_jvp(x, y):
     if tan.shape != dual._data.shape or tan.dtype != xd.dtype:
         return None
     # operand and tangent side by side in one buffer (cheaper than np.stack), then one product
+    # (np.dot: for these 1-D and 2-D operands it means matmul, with less overhead than np.matmul)
     if dual is x:
         m = xd.shape[0] if xd.ndim == 2 else 1
         both_in = np.empty((2 * m, xd.shape[-1]), xd.dtype)
         both_in[:m] = xd
         both_in[m:] = tan
-        both = np.matmul(both_in, yd)
+        both = np.dot(both_in, yd)
         primal, tangent = (both[:m], both[m:]) if xd.ndim == 2 else (both[0], both[1])
     else:
         n = yd.shape[1] if yd.ndim == 2 else 1
         both_in = np.empty((yd.shape[0], 2 * n), yd.dtype)
         both_in[:, :n] = yd.reshape(yd.shape[0], n)
         both_in[:, n:] = tan.reshape(yd.shape[0], n)
-        both = np.matmul(xd, both_in)
+        both = np.dot(xd, both_in)
         primal, tangent = both[..., :n], both[..., n:]
         if yd.ndim == 1:
             primal, tangent = primal[..., 0], tangent[..., 0]
-    out = _matmul(x, y, primal)
-    _forward.set_tangent(out, level, wrap_array(np.ascontiguousarray(tangent)))
+    if _grad_state.enabled and (x._rg or y._rg):
+        out = _matmul(x, y, primal)  # records the primal's row
+    else:
+        out = _new(Tensor)
+        out._data = np.array(primal, order="C")  # (np.array keeps a 0-d result 0-d)
+    _forward.set_tangent(out, level, wrap_array(np.array(tangent, order="C")))
     return out
 
 
@@ -2129,7 +2140,7 @@ def _matmul(x, y, product=None):
     out_shape = _matmul_shape(xd.shape, yd.shape)  # also raises torch's error for unbroadcastable batches
     if not _recording(x, y):
         # (before any batch expansion below)
-        return wrap_array(np.asarray(np.matmul(xd, yd)) if product is None else np.ascontiguousarray(product))
+        return wrap_array(np.asarray(np.matmul(xd, yd)) if product is None else np.array(product, order="C"))
     bx = xs2[:-2]
     by = ys2[:-2]
     batch = _broadcast_shape(bx, by) if bx != by else bx

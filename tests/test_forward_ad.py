@@ -321,11 +321,12 @@ def test_matmul_jvp(requires_grad):
     np.testing.assert_allclose(tangent, da @ b + a @ db, rtol=1e-13, atol=1e-14)
     _, tangent = _jvp(lambda p, q: ad.mm(p, q), [a, b], [da, db], requires_grad=requires_grad)
     np.testing.assert_allclose(tangent, da @ b + a @ db, rtol=1e-13, atol=1e-14)
-    for xs, ts in (((4, 3), (3, 2)), ((3,), (3, 2)), ((4, 3), (3,))):  # the fused forms: one operand dual
+    for xs, ts in (((4, 3), (3, 2)), ((3,), (3, 2)), ((4, 3), (3,)), ((3,), (3,))):  # fused: one operand dual
         p0, q0, t0 = RNG.standard_normal(xs), RNG.standard_normal(ts), RNG.standard_normal(xs)
         primal, tangent = _jvp(lambda p, q0=q0: p @ _t(q0), [p0], [t0], requires_grad=requires_grad)
         np.testing.assert_allclose(primal, p0 @ q0, rtol=1e-13, atol=1e-14)
         np.testing.assert_allclose(tangent, t0 @ q0, rtol=1e-13, atol=1e-14)
+        assert primal.shape == tangent.shape == np.shape(p0 @ q0)
         t1 = RNG.standard_normal(ts)
         primal, tangent = _jvp(lambda q, p0=p0: _t(p0) @ q, [q0], [t1], requires_grad=requires_grad)
         np.testing.assert_allclose(primal, p0 @ q0, rtol=1e-13, atol=1e-14)

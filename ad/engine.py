@@ -513,10 +513,13 @@ def _order_key(t):
 def _inputs_of(t):
     """``t``'s operands as they were when ``t`` was recorded: an operand changed in place since has become a
     newer node (recorded after ``t``); its ``_prev`` chain leads back to the version ``t`` used."""
-    key = _order_key(t)
     inputs = t._inputs
-    if not any(i is not None and i._prev is not None for i in inputs):
-        return inputs
+    for i in inputs:
+        if i is not None and i._prev is not None:
+            break
+    else:
+        return inputs  # the common case: no operand was modified in place
+    key = _order_key(t)
     resolved = []
     for i in inputs:
         while i is not None and i._prev is not None and i._tape is not None and _order_key(i) > key:
@@ -530,23 +533,28 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
 
     ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
     mode's checks)."""
-    nodes = {}
+    nodes = {}  # id -> (tensor, its operands as recorded)
     stack = [t for t in roots if t._op is not None]
     while stack:
         t = stack.pop()
         if id(t) in nodes:
             continue
-        nodes[id(t)] = t
-        for inp in _inputs_of(t):
+        inputs = _inputs_of(t)
+        nodes[id(t)] = (t, inputs)
+        for inp in inputs:
             if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
                 stack.append(inp)
-    order = sorted(nodes.values(), key=_order_key, reverse=True)
-    for t in order:
+    order = sorted(nodes.values(), key=_node_order, reverse=True)
+    tapes = {}  # the tapes the graph lives on, by id
+    for t, _ in order:
         if t._op.vjp is None:
             raise RuntimeError(f"{t.grad_fn.name()} has no differentiable rule")
-        if t._tape is not None:
-            freed = t._tape.freed_flags()
-            if freed[t._row] and SAVES[t._op.code]:
+        tape = t._tape
+        if tape is not None:
+            if id(tape) not in tapes:
+                tapes[id(tape)] = tape
+                tape.freed_flags()
+            if tape.freed[t._row] and SAVES[t._op.code]:
                 raise RuntimeError(FREED_MESSAGE)
             _check_saved(t)
 
@@ -556,8 +564,11 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
     for t, g in zip(roots, seeds):
         _accum(grads if t._op is not None else leaf_grads, t, g)
     target_grads = {}
-    with grad_mode.set_grad_enabled(create_graph):
-        for t in order:
+    state = grad_mode._grad_state
+    was_enabled = state.enabled
+    state.set(create_graph)
+    try:
+        for t, inputs in order:
             entry = grads.pop(id(t), None)
             if entry is None:
                 continue
@@ -566,9 +577,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 g = run_hooks(t, g)
             if t._retains_grad:
                 _retain(t, g)
-            if id(t) in targets:
+            if targets and id(t) in targets:
                 target_grads[id(t)] = (t, g)
-            inputs = _inputs_of(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
                 step, args = _function_backward, (t, g, grads)
@@ -578,19 +588,26 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             for inp, gi in zip(inputs, in_grads):
                 if gi is None or inp is None or not inp._rg:
                     continue
-                if not isinstance(gi, Tensor):
+                if type(gi) is not Tensor and not isinstance(gi, Tensor):
                     gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
-                elif gi.dtype != inp.dtype:
+                elif gi._data.dtype is not inp._data.dtype and gi._data.dtype != inp._data.dtype:
                     gi = gi.to(inp.dtype)
                 _accum(grads if inp._op is not None else leaf_grads, inp, gi)
+    finally:
+        state.set(was_enabled)
     if not retain_graph:
-        for t in order:
+        for t, _ in order:
             if t._tape is not None:
-                t._tape.freed_flags()[t._row : t._row + t._nrows] = 1
-                retire(t._tape)  # as kernel_sweep: the next graph starts a tape that dies with it
+                t._tape.freed[t._row : t._row + t._nrows] = 1
+        for tape in tapes.values():
+            retire(tape)  # as kernel_sweep: the next graph starts a tape that dies with it
         for rec in functions_ran:
             rec.ctx._freed = True
     return leaf_grads, target_grads
+
+
+def _node_order(node):
+    return _order_key(node[0])
 
 
 def _check_saved(t):

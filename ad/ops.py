@@ -2102,7 +2102,11 @@ def _fused_matmul_jvp(x, y):
         if yd.ndim == 1:
             primal, tangent = primal[..., 0], tangent[..., 0]
     if _grad_state.enabled and (x._rg or y._rg):
-        out = _matmul(x, y, primal)  # records the primal's row
+        # record the primal's row (1-D and 2-D operands: no batch; a vector is one row of x, one column of y)
+        m = xd.shape[0] if xd.ndim == 2 else 1
+        k = xd.shape[-1]
+        n = yd.shape[1] if yd.ndim == 2 else 1
+        out = _record_matmul(x, y, primal.shape, [1, m, k, n, m * k, k * n], primal)
     else:
         out = _new(Tensor)
         out._data = np.array(primal, order="C")  # (np.array keeps a 0-d result 0-d)
@@ -2155,13 +2159,20 @@ def _matmul(x, y, product=None):
     ybatch = _size(y._data.shape[:-2]) if y.ndim > 1 else 1
     xbs = M * K_ if xbatch == B else 0  # stride 0: one matrix broadcast over the batch
     ybs = K_ * N if ybatch == B else 0
-    dt = np.result_type(x._data, y._data)
-    n = _size(out_shape)
-    tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
-    off = tape.alloc(n)
     # the operands may have been expanded to a common batch (one more leading 1): the row's output has the
     # expanded shape, so that its rule sees consistent shapes; a reshape row gives the caller's shape
     node_shape = _matmul_shape(x.shape, y.shape)
+    out = _record_matmul(x, y, node_shape, (B, M, K_, N, xbs, ybs), product)
+    return out if node_shape == out_shape else reshape(out, out_shape)
+
+
+def _record_matmul(x, y, node_shape, layout, product=None):
+    """Record the MATMUL row of ``x @ y`` (operands of a common batch; ``layout``: the row's aux, (B, M, K,
+    N, x batch stride, y batch stride)) and return its output of ``node_shape``, computed here or given."""
+    dt = np.result_type(x._data, y._data)
+    n = _size(node_shape)
+    tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
+    off = tape.alloc(n)
     view = tape.view(off, node_shape, n)
     if product is None:
         np.matmul(x._data, y._data, out=view)
@@ -2169,13 +2180,13 @@ def _matmul(x, y, product=None):
         view[...] = product
     xoff, xrow = _operand(tape, x)
     yoff, yrow = _operand(tape, y)
-    aux = tape.add_aux([B, M, K_, N, xbs, ybs])
+    aux = tape.add_aux(layout)
     code = K.MATMUL | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.record(code, off, xoff, yoff, n, aux, xrow, yrow)
     out = _result(view, tape, off, row, MATMUL, (x, y))
     if x._data.size >= BIG_ROW or y._data.size >= BIG_ROW or n >= BIG_ROW:
         tape.mark_vectorized(row, out)  # BLAS through numpy, on the operands' own arrays
-    return out if node_shape == out_shape else reshape(out, out_shape)
+    return out
 
 
 def _matmul_shape(xs, ys):

@@ -69,7 +69,7 @@ class _ArenaPool:
     def take(self, dtype, n, zero_upto=0):
         with self.lock:
             buffers = self.buffers
-            for k in range(len(buffers)):
+            for k in range(len(buffers) - 1, -1, -1):  # the most recently given first: its memory is in cache
                 buf = buffers[k]
                 # references: the list, ``buf`` and getrefcount's argument; any more is a live view
                 if buf.dtype == dtype and n <= buf.shape[0] <= 4 * n + (1 << 16) and sys.getrefcount(buf) <= 3:
@@ -155,7 +155,7 @@ class Tape:
         self.values = empty_arena(dtype, capacity)
         self.capacity = capacity
         self.used = 0
-        self.rows = bytearray(ROW.size * 1024)  # preallocated; grown by doubling (see ``grow``)
+        self.rows = bytearray(ROW.size * 128)  # preallocated; grown by doubling (see ``grow``)
         self.nrows = 0
         self.aux = array.array("q")
         self.externs = []

@@ -335,6 +335,15 @@ def _dual_unary(op, x, a0, a1, ctx):
     levels = _forward.visible_levels_of(x)
     if not levels:
         return None
+    if len(levels) == 1:
+        # (apply_dual's one-level case, inlined: a recorded graph through a dual level, as in forward over
+        # reverse, takes this path for every elementwise op)
+        level = levels[0]
+        out = _unary(op, x, a0, a1, ctx, False)
+        with _forward.hide(levels):
+            tangent = op.partial(x._tangents[level], x, out, a0, a1)
+        _forward.set_tangent(out, level, tangent)
+        return out
     return _forward.apply_dual(
         lambda: _unary(op, x, a0, a1, ctx, False),
         lambda tan, base: op.partial(tan(x), x, base, a0, a1),

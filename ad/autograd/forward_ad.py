@@ -139,10 +139,11 @@ def _strip(tensor, level):
     primal._node = None
     primal._hooks = None
     primal._retains_grad = False
-    rest = {lvl: t for lvl, t in tensor._tangents.items() if lvl != level}
     primal._tangents = None
-    for lvl, t in rest.items():
-        forward.set_tangent(primal, lvl, t)
+    if len(tensor._tangents) > 1:
+        for lvl, t in list(tensor._tangents.items()):
+            if lvl != level:
+                forward.set_tangent(primal, lvl, t)
     return primal
 
 

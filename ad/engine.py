@@ -268,6 +268,8 @@ def _vectorized_row(s, t, h, freed):
         _matmul_row(s, t, g_flat, targets, code != K.MATMUL)
     elif CHEAP_PARTIAL[code] and _fused_row(s, t, code, g_flat, targets, h):
         pass
+    elif code == K.SUM_ALL:
+        _sum_all_row(s, t, g_flat, targets, h)
     else:
         s.clear_unwritten(targets)  # the rules below add into the operands' regions
         _rule_row(s, t, code, n, g_flat, targets)
@@ -275,6 +277,21 @@ def _vectorized_row(s, t, h, freed):
         s.live[off] = 1
         if prow < s.lowest:
             s.lowest = prow
+
+
+def _sum_all_row(s, t, g_flat, targets, h):
+    """The cotangent of a big tensor summed to a scalar: ``scale * g`` everywhere (stored at the first write,
+    added after), split across threads."""
+    if not targets:
+        return
+    off, _, x = targets[0]
+    scale = float(np.frombuffer(s.tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
+    value = g_flat[0] * scale
+    region = s.cot[off : off + x._data.size]
+    if s.live[off]:
+        parallel.run(region.size, lambda lo, hi: np.add(region[lo:hi], value, out=region[lo:hi]))
+    else:
+        parallel.run(region.size, lambda lo, hi: region[lo:hi].fill(value))
 
 
 def _rule_row(s, t, code, n, g_flat, targets):

@@ -1581,7 +1581,10 @@ def _record_sum_all(op, x, total, scale):
     tape.pack(tape.rows, row * 80, K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
     tape.nrows = row + 1
     ndim = xd.ndim
-    return _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))
+    out = _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))
+    if n >= PARALLEL_MIN:
+        tape.mark_vectorized(row, out)  # its backward fills x's cotangent: in one pass, across threads
+    return out
 
 
 @linear_op

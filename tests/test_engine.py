@@ -489,3 +489,17 @@ def test_big_matrix_vector_rows_match_the_rules():
     expected = ad.autograd.grad(f(*again), again, create_graph=True)
     for leaf, e in zip(leaves, expected):
         np.testing.assert_allclose(leaf.grad.numpy(), e.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_sums_of_huge_tensors_fill_the_cotangent_across_threads():
+    """sum/mean of a tensor of PARALLEL_MIN elements or more: its backward fills (first) or adds (later) the
+    operand's cotangent in chunks, in the tensor's dtype."""
+    from ad.parallel import PARALLEL_MIN
+
+    n = PARALLEL_MIN + 5
+    for dtype in (np.float32, np.float64):
+        x = ad.tensor(np.linspace(-1.0, 1.0, n).astype(dtype), requires_grad=True)
+        y = x * 2.0
+        (y.sum() * 3.0 + y.mean() + x.sum()).backward()
+        assert x.grad.dtype == x.dtype
+        np.testing.assert_allclose(x.grad.numpy(), np.full(n, 2.0 * 3.0 + 2.0 / n + 1.0), rtol=1e-6)

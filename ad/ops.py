@@ -382,10 +382,15 @@ def _compiled_jvp_unary(op, x, a0, a1, level):
         parallel.run(n, lambda lo, hi: _cpu.jvp_unary(code, xf[lo:hi], of[lo:hi], t[lo:hi], rf[lo:hi], a0, a1))
     else:
         _cpu.jvp_unary(code, xf, of, t, rf, a0, a1)
+    return _dual_result(out_data, level, res)
+
+
+def _dual_result(data, level, tangent_data):
+    """A new tensor holding ``data``, with tangent ``tangent_data`` at ``level`` (the compiled JVPs' result)."""
     out = _new(Tensor)
-    out._data = out_data
+    out._data = data
     tangent = _new(Tensor)
-    tangent._data = res
+    tangent._data = tangent_data
     _forward.set_tangent(out, level, tangent)
     return out
 
@@ -941,12 +946,7 @@ def _compiled_jvp_binary(op, x, y, level):
         )
     else:
         _cpu.jvp_binary(code, xf, yf, of, txf, tyf, rf, has_tx, has_ty)
-    out = _new(Tensor)
-    out._data = od
-    tangent = _new(Tensor)
-    tangent._data = res
-    _forward.set_tangent(out, level, tangent)
-    return out
+    return _dual_result(od, level, res)
 
 
 def _terms(*terms):

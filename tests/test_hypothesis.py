@@ -1130,6 +1130,44 @@ def test_grad_matches_finite_differences_across_small_tapes(data):
         test_grad_matches_finite_differences.hypothesis.inner_test(data)
 
 
+@contextlib.contextmanager
+def _big_rows(big_row, parallel_min):
+    """Every tensor of ``big_row`` elements or more takes the big-row paths (rows swept from Python, values
+    not copied into the arena, cotangent regions left dirty until their first write) and every one of
+    ``parallel_min`` or more the chunked, multithreaded ones. White-box: it sets the thresholds in the
+    modules that read them (``ad.tape``, ``ad.ops``, ``ad.engine``, ``ad.parallel``)."""
+    modules = [importlib.import_module(f"ad.{name}") for name in ("tape", "ops", "engine", "parallel")]
+    saved = [(m, name, getattr(m, name)) for m in modules for name in ("BIG_ROW", "PARALLEL_MIN") if hasattr(m, name)]
+    for m, name, _ in saved:
+        setattr(m, name, big_row if name == "BIG_ROW" else parallel_min)
+    modules[0].reset_current()
+    try:
+        yield
+    finally:
+        for m, name, value in saved:
+            setattr(m, name, value)
+        modules[0].reset_current()
+
+
+@settings(PROFILE, max_examples=min(PROFILE.max_examples, 50))
+@given(st.data())
+def test_grad_matches_finite_differences_with_big_rows(data):
+    """As ``test_grad_matches_finite_differences``, with the big-row thresholds lowered to a few elements, so
+    that the programs exercise the numpy/BLAS rows, the fused and chunked kernels and the arena's dirty big
+    regions (run after other programs, so the arena pool holds old values)."""
+    with _big_rows(4, 8):
+        test_grad_matches_finite_differences.hypothesis.inner_test(data)
+
+
+@settings(PROFILE, max_examples=min(PROFILE.max_examples, 50))
+@given(st.data())
+def test_forward_mode_matches_finite_differences_with_big_rows(data):
+    """As ``test_forward_mode_matches_finite_differences`` (tangents, and forward over reverse), with the
+    big-row thresholds lowered: the compiled JVPs in chunks, the fused dual matmul, the big rows' rules."""
+    with _big_rows(4, 8):
+        test_forward_mode_matches_finite_differences.hypothesis.inner_test(data)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # reproducers of the bugs these properties found (xfail while listed in KNOWN_BUGS)
 

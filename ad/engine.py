@@ -221,14 +221,23 @@ def _sweep_tape(s):
             if isinstance(t, Tensor) and s.live[t._off]:
                 if t._hooks or t._retains_grad:
                     _apply_tensor_hooks(s, t)
-                if t._row == h and h in tape.python_rows:
+                if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
                     _vectorized_row(s, t, h, freed)
                     consumed = True
         for rec in handlers:
             if rec is not None and not isinstance(rec, Tensor):
                 rec.kernel_backward(s)
+        if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
+            # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
+            # were never copied into the arena); every handle on a node registers itself (see _strip, _rebase)
+            raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
         start = h - 1 if consumed else h
     _run_kernel(s, start, 0, freed)
+
+
+def _row_out(tape, h):
+    """The arena offset of row ``h``'s output."""
+    return _ROW_HEAD.unpack_from(tape.rows, h * 80)[1]
 
 
 def _vectorized_row(s, t, h, freed):

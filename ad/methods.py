@@ -78,6 +78,7 @@ def _rebase(self, compute):
     reregister(old)  # the old node keeps its tangents: they must be cleared when their level exits
     self.__dict__.clear()
     self.__dict__.update(result.__dict__)
+    _retarget_rows(self, result, self)  # a big result's Python row is swept through its tensor: now ``self``
     self._version = version
     self._prev = old
     reregister(self)
@@ -98,11 +99,16 @@ def _retarget(self, old):
         hit = tape.imports.get(id(self))
         if hit is not None and hit[2] is self:
             del tape.imports[id(self)]
-    if self._tape is not None:
-        for row in range(self._row, self._row + self._nrows):
-            refs = self._tape.hook_rows.get(row)
+    _retarget_rows(self, self, old)
+
+
+def _retarget_rows(node, src, dst):
+    """Point the Python-row handlers of ``node``'s rows (hooks, big rows) that reference ``src`` at ``dst``."""
+    if node._tape is not None:
+        for row in range(node._row, node._row + node._nrows):
+            refs = node._tape.hook_rows.get(row)
             if refs:
-                refs[:] = [weakref.ref(old) if r() is self else r for r in refs]
+                refs[:] = [weakref.ref(dst) if r() is src else r for r in refs]
 
 
 def _dual_inplace(self, other, result_fn):

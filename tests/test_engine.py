@@ -503,3 +503,29 @@ def test_sums_of_huge_tensors_fill_the_cotangent_across_threads():
         (y.sum() * 3.0 + y.mean() + x.sum()).backward()
         assert x.grad.dtype == x.dtype
         np.testing.assert_allclose(x.grad.numpy(), np.full(n, 2.0 * 3.0 + 2.0 / n + 1.0), rtol=1e-6)
+
+
+def test_big_rows_swept_through_any_handle_on_their_node():
+    """A big row is swept from Python through a tensor that holds its node. Two ways to end up with another
+    object holding it, found by the big-row property tests: an in-place op (the node of ``c.mul_(v)`` is
+    built as a temporary, then moved into ``c``), and ``unpack_dual``'s primal outliving the dual tensor.
+    Both rows read a big leaf whose values are not copied into the arena, so the kernel must not sweep them."""
+    import ad.autograd.forward_ad as fwAD
+
+    rng = np.random.default_rng(13)
+    n = BIG_ROW + 1
+    v0, c0 = rng.standard_normal(n), rng.standard_normal(n)
+    v = ad.tensor(v0, requires_grad=True)
+    c = v.clone()
+    c.mul_(v)
+    (g,) = ad.autograd.grad(c.sum(), v)
+    np.testing.assert_allclose(g.numpy(), 2.0 * v0)
+    x = ad.tensor(v0, requires_grad=True)
+    with fwAD.dual_level():
+        y = fwAD.make_dual(x, ad.ones(n)) * ad.tensor(c0)
+        primal, tangent = fwAD.unpack_dual(y)
+        del y
+        gc.collect()
+    primal.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), c0)
+    np.testing.assert_allclose(tangent.numpy(), c0)

@@ -140,6 +140,11 @@ def _strip(tensor, level):
     primal._hooks = None
     primal._retains_grad = False
     primal._tangents = None
+    tape = tensor._tape
+    if tape is not None:  # the primal is another handle on the node: its big rows must outlive ``tensor``
+        for row in range(tensor._row, tensor._row + tensor._nrows):
+            if row in tape.python_rows:
+                tape.register_hook_row(row, primal)
     if len(tensor._tangents) > 1:
         for lvl, t in list(tensor._tangents.items()):
             if lvl != level:

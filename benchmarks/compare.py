@@ -12,7 +12,11 @@ For every workload of `workloads.py` and every library: build the same inputs, r
 that the results (losses, gradients, tangents) agree with torch's (np.allclose, tolerances by dtype), warm
 up, then time repetitions interleaved across the libraries (ad, torch, ad, torch, ...), with the garbage
 collector disabled during each repetition (its automatic collections run between them, as in a training
-loop). The number of repetitions adapts to a time budget per workload.
+loop). The number of repetitions adapts to a time budget per workload. With more than one thread the
+libraries take turns in blocks of ten repetitions, each block after a 0.2 s pause and one untimed
+repetition: a library's worker threads (torch's OpenMP, numpy's OpenBLAS) keep spinning for a while after its
+work, and on a 2-core machine they took the cores from the other library's next repetition (torch's float64
+MLP step took 3.7 ms alone and 11.8 ms when interleaved one by one with ad's).
 
 `--cold` runs a full `gc.collect()` before every repetition instead (the setting of the first versions of
 this tool): a full collection walks every Python object (hundreds of thousands with torch imported) and
@@ -93,6 +97,7 @@ class Settings:
     sweep_budget: float
     sweep_max_reps: int
     cold: bool = False  # a full gc.collect() before every repetition (--cold)
+    block: int = 10  # with several threads: repetitions of one library in a row (see interleave)
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -195,9 +200,26 @@ def interleave(workloads: dict, result: Result, settings: Settings, budget=None,
         round_seconds = time.perf_counter() - start
     reps = n_reps(round_seconds, settings, budget, max_reps)
     gc.collect()  # the warm-up's garbage: not to be collected during the timed series
-    for _ in range(reps):
+    block = settings.block if multithreaded() else 1
+    done = 0
+    while done < reps:
         for lib in list(workloads):
-            rep(lib, record=True)
+            if block > 1:
+                # the other library's worker threads (OpenMP, OpenBLAS) spin for a while after its turn and
+                # would take the cores from this one: let them go idle, then one untimed repetition
+                time.sleep(SETTLE_SECONDS)
+                rep(lib, record=False)
+            for _ in range(min(block, reps - done)):
+                rep(lib, record=True)
+        done += block
+
+
+SETTLE_SECONDS = 0.2
+
+
+def multithreaded() -> bool:
+    """Whether the libraries may use more than one thread (``--threads 1`` sets every variable to 1)."""
+    return W.cpu_count() > 1 and not all(os.environ.get(v) == "1" for v in THREAD_VARS)
 
 
 def run_case(case: Case, backends: dict[str, W.Backend], settings: Settings) -> Result:

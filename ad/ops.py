@@ -2137,6 +2137,22 @@ def _matmul(x, y, product=None):
     _tensor_arg(y, "matmul", "other")
     xd = x._data
     yd = y._data
+    xn = xd.ndim
+    yn = yd.ndim
+    if (
+        0 < xn <= 2
+        and 0 < yn <= 2
+        and xd.shape[-1] == yd.shape[0]
+        and xd.dtype is yd.dtype
+        and xd.dtype.kind == "f"
+        and _recording(x, y)
+    ):
+        # vectors and matrices, the common case: no batch to broadcast, the row's layout directly
+        m = xd.shape[0] if xn == 2 else 1
+        k = yd.shape[0]
+        n = yd.shape[1] if yn == 2 else 1
+        out_shape = ((m,) if xn == 2 else ()) + ((n,) if yn == 2 else ())
+        return _record_matmul(x, y, out_shape, [1, m, k, n, m * k, k * n], product)
     if xd.ndim == 0 or yd.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D")
     xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
@@ -2181,7 +2197,7 @@ def _matmul(x, y, product=None):
 def _record_matmul(x, y, node_shape, layout, product=None):
     """Record the MATMUL row of ``x @ y`` (operands of a common batch; ``layout``: the row's aux, (B, M, K,
     N, x batch stride, y batch stride)) and return its output of ``node_shape``, computed here or given."""
-    dt = np.result_type(x._data, y._data)
+    dt = x._data.dtype if x._data.dtype is y._data.dtype else np.result_type(x._data, y._data)
     n = _size(node_shape)
     tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
     off = tape.alloc(n)

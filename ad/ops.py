@@ -2114,11 +2114,7 @@ def _fused_matmul_jvp(x, y):
         if yd.ndim == 1:
             primal, tangent = primal[..., 0], tangent[..., 0]
     if _grad_state.enabled and (x._rg or y._rg):
-        # record the primal's row (1-D and 2-D operands: no batch; a vector is one row of x, one column of y)
-        m = xd.shape[0] if xd.ndim == 2 else 1
-        k = xd.shape[-1]
-        n = yd.shape[1] if yd.ndim == 2 else 1
-        out = _record_matmul(x, y, primal.shape, [1, m, k, n, m * k, k * n], primal)
+        out = _matmul(x, y, primal)  # records the primal's row
     else:
         out = _new(Tensor)
         out._data = np.array(primal, order="C")  # (np.array keeps a 0-d result 0-d)

@@ -62,6 +62,7 @@ class _ArenaPool:
     def __init__(self):
         self.lock = threading.Lock()
         self.buffers = []
+        self.nbytes = 0  # of all pooled buffers
         # ids of pooled buffers known to hold only zeros (a tape's ``modified`` flags, cleared where they were
         # set when the tape died): taking one for a zeroed arena skips the memset (~1 MB per training step)
         self.clean = set()
@@ -72,8 +73,13 @@ class _ArenaPool:
             for k in range(len(buffers) - 1, -1, -1):  # the most recently given first: its memory is in cache
                 buf = buffers[k]
                 # references: the list, ``buf`` and getrefcount's argument; any more is a live view
-                if buf.dtype == dtype and n <= buf.shape[0] <= 4 * n + (1 << 16) and sys.getrefcount(buf) <= 3:
+                if (
+                    (buf.dtype is dtype or buf.dtype == dtype)
+                    and n <= buf.shape[0] <= 4 * n + (1 << 16)
+                    and sys.getrefcount(buf) <= 3
+                ):
                     del buffers[k]
+                    self.nbytes -= buf.nbytes
                     key = id(buf)
                     if key in self.clean:
                         self.clean.discard(key)
@@ -87,12 +93,15 @@ class _ArenaPool:
         if buf.nbytes > self.MAX_TOTAL_BYTES // 2:
             return
         with self.lock:
-            self.buffers.append(buf)
+            buffers = self.buffers
+            buffers.append(buf)
+            self.nbytes += buf.nbytes
             if clean:
                 self.clean.add(id(buf))
-            while len(self.buffers) > self.MAX_BUFFERS or sum(b.nbytes for b in self.buffers) > self.MAX_TOTAL_BYTES:
-                self.clean.discard(id(self.buffers[0]))
-                del self.buffers[0]
+            while len(buffers) > self.MAX_BUFFERS or self.nbytes > self.MAX_TOTAL_BYTES:
+                self.clean.discard(id(buffers[0]))
+                self.nbytes -= buffers[0].nbytes
+                del buffers[0]
 
 
 POOL = _ArenaPool()

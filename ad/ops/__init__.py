@@ -25,14 +25,14 @@ import scipy.special
 from kernels import cpu as _cpu
 from kernels import opcodes as K
 
-from . import forward as _forward
-from . import parallel
-from .forward import _fw
-from .grad_mode import _grad_state
-from .parallel import PARALLEL_MIN
-from .tape import BIG_ROW, current_tape
-from .tape import _state as _tape_state
-from .tensor import Tensor, _new, _wrap_dim, wrap_array
+from .. import forward as _forward
+from .. import parallel
+from ..forward import _fw
+from ..grad_mode import _grad_state
+from ..parallel import PARALLEL_MIN
+from ..tape import BIG_ROW, current_tape
+from ..tape import _state as _tape_state
+from ..tensor import Tensor, _new, _wrap_dim, wrap_array
 
 OPS = {}  # name -> Op; what the generic tests walk
 VECTOR_MIN = 64  # an op's vector_fn beats its numpy ufunc from about this many elements (below: call overhead)

@@ -4,7 +4,15 @@ For each op: reverse mode (compiled kernel sweep) against central finite differe
 kernel sweep against the differentiable sweep (``create_graph=True``), second order (``gradgradcheck``),
 and float32 end to end. ``EXAMPLES`` says how to call each op; the input domain comes from the op's
 ``sample`` in the table. A new op without an example fails ``test_every_op_has_an_example``.
+
+Op families add their cases in ``tests/cases_<family>.py``: a dict ``CASES`` of
+``name -> (function of the input tensors, input shapes[, options])``, where options may hold gradcheck
+tolerances (``eps``, ``atol``, ``rtol``) and the input ``domain`` ``(lo, hi)`` (default: the op's ``sample``
+in the table, else ``(-2, 2)``). A primitive's case is named as its entry in ``ad.ops.OPS``.
 """
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,14 +119,35 @@ COMPOSITES = {
 }
 
 
+def _family_cases():
+    """The ``CASES`` of every ``tests/cases_*.py``, checked for names given twice."""
+    cases = {}
+    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_op_cases_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        twice = set(module.CASES) & (set(cases) | set(EXAMPLES) | set(COMPOSITES))
+        if twice:
+            raise ValueError(f"{path.name} repeats op cases {sorted(twice)}")
+        cases.update(module.CASES)
+    return cases
+
+
+FAMILY_CASES = _family_cases()
+
+
 def _case(name):
     fn, shapes, *rest = ALL_CASES[name]
     tol = {"eps": 1e-6, "atol": 1e-6, "rtol": 1e-5}
     tol.update(rest[0] if rest else {})
+    tol.pop("domain", None)
     return fn, shapes, tol
 
 
 def _domain(name):
+    rest = ALL_CASES[name][2:]
+    if rest and "domain" in rest[0]:
+        return rest[0]["domain"]
     op = OPS.get(name)
     return op.sample if op is not None and op.sample is not None else (-2.0, 2.0)
 
@@ -135,11 +164,11 @@ def _scalarize(out):
     return (out * ad.tensor(w)).sum()
 
 
-ALL_CASES = {**EXAMPLES, **COMPOSITES}
+ALL_CASES = {**EXAMPLES, **COMPOSITES, **FAMILY_CASES}
 
 
 def test_every_op_has_an_example():
-    missing = sorted(set(OPS) - set(EXAMPLES))
+    missing = sorted(set(OPS) - set(EXAMPLES) - set(FAMILY_CASES))
     assert not missing, f"ops without an example in EXAMPLES: {missing}"
 
 

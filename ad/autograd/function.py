@@ -234,7 +234,9 @@ _OPS_BY_CLASS = {}
 def _op_for(cls):
     op = _OPS_BY_CLASS.get(cls)
     if op is None:
-        op = Op(f"function:{cls.__qualname__}", K.PYTHON, f"{cls.__name__}Backward", _function_vjp, register=False)
+        # ad's own Python-swept primitives name their node as torch does (``_grad_fn_name = "CumsumBackward0"``)
+        name = getattr(cls, "_grad_fn_name", None) or f"{cls.__name__}Backward"
+        op = Op(f"function:{cls.__qualname__}", K.PYTHON, name, _function_vjp, register=False)
         _OPS_BY_CLASS[cls] = op
     return op
 

@@ -55,10 +55,31 @@ FREED_MESSAGE = (
 class _TapeSweep:
     """Per-tape state of one backward call."""
 
-    __slots__ = ("tape", "cot", "live", "visited", "start", "lowest", "functions", "big", "big_off", "big_n")
+    __slots__ = (
+        "tape",
+        "cot",
+        "live",
+        "visited",
+        "start",
+        "lowest",
+        "functions",
+        "big",
+        "big_off",
+        "big_n",
+        "nexterns",
+        "plan",
+        "rows_view",
+    )
 
-    def __init__(self, tape):
+    def __init__(self, tape, plan=None):
         self.tape = tape
+        # a sweep may call Python (hooks, custom backwards) that records new ops or runs a nested backward
+        # (reentrant backward): stop recording on this tape, so that its layout stays the one sized here
+        if tape.hook_rows:
+            retire(tape)
+        self.nexterns = len(tape.externs)  # externs added later belong to graphs recorded during the sweep
+        self.plan = plan  # _Plan of a sweep restricted to the paths to ``inputs`` (None: every reached node)
+        self.rows_view = None  # the rows handed to the kernel, with the rows that must not run masked
         used = tape.used + 1
         # The cotangent arena, recycled from earlier sweeps when nothing views it, is zero except in the
         # regions of big tensors (Tape.big_regions): a region whose ``live`` flag is 0 holds zeros or garbage,
@@ -109,20 +130,65 @@ class _TapeSweep:
         return self.cot[t._off : t._off + n].reshape(t._data.shape)
 
 
+class _Plan:
+    """Which nodes a sweep restricted to ``inputs`` (``grad``, ``backward(inputs=...)``) runs, as torch's
+    engine decides: a tensor *leads* to the inputs if it is one of them or an operand of it does; a node *runs*
+    (its backward, custom Function backward or big row) if one of its operands leads to the inputs. Hooks and
+    ``retain_grad`` fire only on tensors that lead. Nodes that do not run are not freed either.
+
+    ``leads``/``runs``: ids of tensors; ``blocked``: ``{tape id: [rows of recorded nodes that do not run]}``;
+    ``captured``: ``{id: cotangent}`` of requested non-leaf tensors, taken before their hooks ran (torch
+    returns the gradient as it reaches the tensor)."""
+
+    __slots__ = ("leads", "runs", "blocked", "captured")
+
+    def __init__(self, roots, targets):
+        nodes = {}
+        stack = [t for t in roots if t._op is not None]
+        while stack:
+            t = stack.pop()
+            if id(t) in nodes:
+                continue
+            inputs = _inputs_of(t)
+            nodes[id(t)] = (t, inputs)
+            for inp in inputs:
+                if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
+                    stack.append(inp)
+        leads = {k for k, t in targets.items() if t._op is None}
+        runs = set()
+        blocked = {}
+        for t, inputs in sorted(nodes.values(), key=_node_order):  # operands before their consumers
+            key = id(t)
+            if any(i is not None and id(i) in leads for i in inputs):
+                runs.add(key)
+                leads.add(key)
+            else:
+                if key in targets:
+                    leads.add(key)
+                if t._tape is not None:
+                    blocked.setdefault(t._tape.id, []).extend(range(t._row, t._row + t._nrows))
+        self.leads = leads
+        self.runs = runs
+        self.blocked = blocked
+        self.captured = {}
+
+
 def kernel_sweep(roots, seeds, targets, retain_graph):
     """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
 
-    ``targets``: ``{id: tensor}`` of non-leaf tensors whose cotangent the caller wants (``grad`` inputs,
-    ``backward(inputs=...)``). Returns ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``.
+    ``targets``: ``{id: tensor}`` of tensors whose cotangent the caller wants (``grad`` inputs,
+    ``backward(inputs=...)``); when given, only the nodes on a path to them run (see ``_Plan``). Returns
+    ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``.
     """
     sweeps = {}
     heap = []
     leaf_grads = {}
+    plan = _Plan(roots, targets) if targets else None
 
     def state_of(tape):
         s = sweeps.get(tape.id)
         if s is None:
-            s = _TapeSweep(tape)
+            s = _TapeSweep(tape, plan)
             sweeps[tape.id] = s
             heapq.heappush(heap, -tape.id)
         return s
@@ -139,7 +205,7 @@ def kernel_sweep(roots, seeds, targets, retain_graph):
         _sweep_tape(s)
         # hand the cotangents of imported tensors on, newest first, down to where the sweep stopped
         externs = tape.externs
-        k = len(externs) - 1
+        k = s.nexterns - 1
         lowest = s.lowest
         live = s.live
         cot = s.cot
@@ -167,7 +233,9 @@ def kernel_sweep(roots, seeds, targets, retain_graph):
         if t._op is None:
             continue
         s = sweeps.get(t._tape.id)
-        g = s.grad_of(t) if s is not None else None
+        g = plan.captured.get(key) if plan is not None else None
+        if g is None:
+            g = s.grad_of(t) if s is not None else None
         if g is not None:
             target_grads[key] = (t, g)
     if not retain_graph:
@@ -217,16 +285,25 @@ def _sweep_tape(s):
             return  # nothing at or below this row is reached
         handlers = [r() for r in tape.hook_rows.get(h, ())]
         consumed = False
+        plan = s.plan
         for t in handlers:  # tensors' hooks first: a Function's backward sees the hooked gradients
             if isinstance(t, Tensor) and s.live[t._off]:
+                if plan is not None and id(t) not in plan.leads:
+                    if t._row == h and h in tape.python_rows:
+                        consumed = True  # a big row off the paths to the inputs: not run
+                    continue
                 if t._hooks or t._retains_grad:
+                    if plan is not None and id(t) in plan.leads:
+                        plan.captured.setdefault(id(t), s.grad_of(t).copy())
                     _apply_tensor_hooks(s, t)
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
-                    _vectorized_row(s, t, h, freed)
+                    if plan is None or id(t) in plan.runs:
+                        _vectorized_row(s, t, h, freed)
                     consumed = True
         for rec in handlers:
             if rec is not None and not isinstance(rec, Tensor):
-                rec.kernel_backward(s)
+                if plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs):
+                    rec.kernel_backward(s)
         if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
             # were never copied into the arena); every handle on a node registers itself (see _strip, _rebase)
@@ -451,6 +528,16 @@ def _run_kernel(s, start, stop, freed):
         return
     tape = s.tape
     rows, attrs, aux = tape.arrays()
+    if s.plan is not None:
+        blocked = s.plan.blocked.get(tape.id)
+        if blocked:
+            # rows of nodes off the paths to the inputs: their output offset points at the arena's spare last
+            # slot, which never holds a cotangent, so the kernel skips them (and does not mark them visited)
+            if s.rows_view is None or s.rows_view.shape[0] != rows.shape[0]:
+                masked = np.array(rows)
+                masked[np.array(blocked, np.int64), 1] = tape.used
+                s.rows_view = masked
+            rows = s.rows_view
     status = np.zeros(3, np.int64)
     result = reverse_sweep(
         rows,
@@ -584,9 +671,21 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 raise RuntimeError(FREED_MESSAGE)
             _check_saved(t)
 
+    runs = None
+    if targets:  # only the nodes on a path to the inputs run (see _Plan)
+        leads = {k for k, t in targets.items() if t._op is None}
+        runs = set()
+        for t, inputs in reversed(order):  # operands before their consumers
+            if any(i is not None and id(i) in leads for i in inputs):
+                runs.add(id(t))
+                leads.add(id(t))
+            elif id(t) in targets:
+                leads.add(id(t))
+
     grads = {}
     leaf_grads = {}
     functions_ran = []
+    ran = []
     for t, g in zip(roots, seeds):
         _accum(grads if t._op is not None else leaf_grads, t, g)
     target_grads = {}
@@ -599,12 +698,17 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if entry is None:
                 continue
             g = entry[1]
+            if runs is not None and id(t) not in leads:
+                continue
+            if targets and id(t) in targets:
+                target_grads[id(t)] = (t, g)  # as it reaches the tensor, before its hooks (as torch)
             if t._hooks:
                 g = run_hooks(t, g)
             if t._retains_grad:
                 _retain(t, g)
-            if targets and id(t) in targets:
-                target_grads[id(t)] = (t, g)
+            if runs is not None and id(t) not in runs:
+                continue
+            ran.append(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
                 step, args = _function_backward, (t, g, grads)
@@ -622,7 +726,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
     finally:
         state.set(was_enabled)
     if not retain_graph:
-        for t, _ in order:
+        for t in ran:  # only what ran is freed: other paths of the graph can still be differentiated
             if t._tape is not None:
                 t._tape.freed[t._row : t._row + t._nrows] = 1
         for tape in tapes.values():

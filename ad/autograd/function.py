@@ -112,9 +112,9 @@ class _Record:
             n = out._data.size
             return wrap_array(s.cot[out._off : out._off + n].reshape(out.shape).copy())
 
+        if not any(out is not None and out._tape is s.tape and s.live[out._off] for out in self.outputs):
+            return  # no output reached: this call is not on the graph being differentiated
         grads = self.output_grads(cot_of)
-        if all(g is None for g in grads):
-            return
         with no_grad():
             in_grads = self.call_backward(grads)
         for i, g in enumerate(in_grads):

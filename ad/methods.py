@@ -73,6 +73,7 @@ def _rebase(self, compute):
         snapshot._inputs = (old,)
     result._inputs = tuple(old if i is self else i for i in result._inputs)
     _retarget(self, old)
+    _semantics_rebase(self, old)
     version = self._version + 1
     mark_modified(self)
     reregister(old)  # the old node keeps its tangents: they must be cleared when their level exits
@@ -82,6 +83,9 @@ def _rebase(self, compute):
     self._version = version
     self._prev = old
     reregister(self)
+    if old._retains_grad:  # retain_grad follows the tensor to its new node (hooks stay with the old one)
+        old._retains_grad = False
+        self.retain_grad()
     return self
 
 
@@ -340,3 +344,13 @@ def bind():
     T.contiguous = lambda self, memory_format=None: self
     T.is_contiguous = lambda self, memory_format=None: True
     T.where = lambda self, condition, other: ops.where(condition, self, other)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# semantics: in-place ops on custom Function outputs
+
+
+def _semantics_rebase(self, old):
+    """``self`` is about to become a new node; ``old`` keeps its place in a custom Function's outputs."""
+    if old._op is not None and old._ctx is not None and hasattr(old._ctx, "retarget"):
+        old._ctx.retarget(self, old)

@@ -25,6 +25,7 @@ class FunctionCtx:
 
     def __init__(self):
         self._saved = ()
+        self._saved_versions = None  # the saved tensors' versions when forward returned (checked on access)
         self._freed = False
         self._materialize = True
         self._non_differentiable = set()
@@ -40,7 +41,21 @@ class FunctionCtx:
     def saved_tensors(self):
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
+        versions = self._saved_versions
+        if versions is not None:
+            for i, (t, v) in enumerate(zip(self._saved, versions)):
+                if t is not None and t._version != v:
+                    raise RuntimeError(_modified_saved_message(t, i, v))
         return self._saved
+
+    def _snapshot_saved(self, raw_outputs, outputs):
+        """After forward: a saved output becomes the recorded output (so double backward through it reaches
+        this call, as torch's), and every saved tensor's version is noted."""
+        if self._saved:
+            swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
+            if swap:
+                self._saved = tuple(swap.get(id(t), t) if t is not None else None for t in self._saved)
+            self._saved_versions = tuple(t._version if t is not None else 0 for t in self._saved)
 
     def mark_non_differentiable(self, *tensors):
         self._non_differentiable.update(id(t) for t in tensors)
@@ -50,6 +65,17 @@ class FunctionCtx:
 
     def mark_dirty(self, *tensors):
         raise RuntimeError("in-place custom Functions (mark_dirty) are not supported by ad")
+
+
+def _modified_saved_message(t, index, version):
+    kind = "DoubleTensor" if t.dtype == np.float64 else "FloatTensor"
+    what = f"output 0 of {t.grad_fn.name()}" if t._op is not None else "a leaf or detached tensor"
+    return (
+        "one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"[torch.{kind} {list(t.shape)}], which is {what} (saved tensor {index}), is at version {t._version}; "
+        f"expected version {version} instead. Hint: the custom Function saved it with save_for_backward and an "
+        "in-place operation (add_, mul_, x[i] = v, ... also under no_grad) changed it before backward."
+    )
 
 
 class _Record:
@@ -93,6 +119,10 @@ class _Record:
                 )
             checked.append(g)
         return checked
+
+    def retarget(self, new, old):
+        """Output ``new`` was modified in place (methods._rebase): the call's output is now ``old``."""
+        self.outputs = [old if o is new else o for o in self.outputs]
 
     def output_grads(self, cot_of):
         grads = []
@@ -176,8 +206,10 @@ class Function:
             raw = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(raw, tuple)
         outputs = [raw] if single else list(raw)
+        raw = list(outputs)
         if _grad_state.enabled and any(ctx.needs_input_grad):
             outputs = _record(cls, ctx, args, outputs)
+        ctx._snapshot_saved(raw, outputs)
         if levels:
             _forward_tangents(cls, ctx, args, outputs, levels)
         return outputs[0] if single else tuple(outputs)

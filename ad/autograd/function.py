@@ -8,6 +8,10 @@ with grad mode on, so a ``backward`` written with ``ad`` ops is itself different
 the optional ``jvp(ctx, *tangents)``.
 """
 
+import functools
+import warnings
+import weakref
+
 import numpy as np
 
 from kernels import opcodes as K
@@ -29,6 +33,7 @@ class FunctionCtx:
         self._freed = False
         self._materialize = True
         self._non_differentiable = set()
+        self._dirty = ()
         self.needs_input_grad = ()
 
     def save_for_backward(self, *tensors):
@@ -64,7 +69,8 @@ class FunctionCtx:
         self._materialize = bool(value)
 
     def mark_dirty(self, *tensors):
-        raise RuntimeError("in-place custom Functions (mark_dirty) are not supported by ad")
+        """Declare input tensors that forward modified in place (and returns): they become the outputs."""
+        self._dirty = tensors
 
 
 def _modified_saved_message(t, index, version):
@@ -81,17 +87,18 @@ def _modified_saved_message(t, index, version):
 class _Record:
     """One call of a custom Function on the tape: its ctx, outputs and the inputs' arena slots."""
 
-    __slots__ = ("cls", "ctx", "outputs", "inputs", "slots", "__weakref__")
+    __slots__ = ("cls", "ctx", "outputs", "raw_outputs", "inputs", "slots", "__weakref__")
 
     def __init__(self, cls, ctx, inputs):
         self.cls = cls
         self.ctx = ctx
         self.inputs = inputs  # the forward's arguments (tensors and others), in order
-        self.outputs = []
+        self.outputs = []  # the recorded output tensors (None where an output is not differentiable)
+        self.raw_outputs = []  # what forward returned, position by position
         self.slots = {}  # index of a tensor input requiring grad -> (offset, row) on the outputs' tape
 
     def call_backward(self, grads):
-        result = self.cls.backward(self.ctx, *grads)
+        result = _backward_fn(self.cls)(self.ctx, *grads)
         if not isinstance(result, tuple):
             result = (result,)
         n_in = len(self.inputs)
@@ -125,16 +132,18 @@ class _Record:
         self.outputs = [old if o is new else o for o in self.outputs]
 
     def output_grads(self, cot_of):
+        """The cotangent of each forward output (zeros for unreached or non-differentiable tensor outputs
+        unless ``set_materialize_grads(False)``; None for outputs that are not tensors)."""
         grads = []
-        for out in self.outputs:
+        for out, raw in zip(self.outputs, self.raw_outputs):
             g = cot_of(out) if out is not None else None
-            if g is None and self.ctx._materialize and out is not None:
-                g = wrap_array(np.zeros(out.shape, out.dtype))
+            if g is None and self.ctx._materialize and isinstance(raw, Tensor):
+                g = wrap_array(np.zeros(raw.shape, raw.dtype))
             grads.append(g)
         return grads
 
     def kernel_backward(self, s):
-        """Called by the compiled sweep (``engine._sweep_tape``) at this call's first output row."""
+        """Called by the compiled sweep (``engine._sweep_tape``) at this call's last output row."""
 
         def cot_of(out):
             if out._tape is not s.tape or not s.live[out._off]:
@@ -184,9 +193,31 @@ class Function:
         tensor(12.)
     """
 
+    def __init__(self, *args, **kwargs):
+        warnings.warn(
+            f"{self.__class__} should not be instantiated. Methods on autograd functions are all static, so you "
+            "should invoke them on the class itself. Instantiating an autograd function will raise an error in a "
+            "future version of PyTorch.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(
+            "Legacy autograd function with non-static forward method is deprecated. Please use new-style autograd "
+            "function with static forward method. (Example: https://pytorch.org/docs/stable/autograd.html#torch."
+            "autograd.Function)"
+        )
+
     @staticmethod
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError("You must implement the forward function for custom autograd.Function.")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        """Override to use the style where ``forward`` takes no ctx: called after forward with its inputs
+        (a tuple) and output."""
+        raise NotImplementedError("setup_context is not implemented.")
 
     @staticmethod
     def backward(ctx, *grad_outputs):
@@ -203,7 +234,11 @@ class Function:
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
         levels = forward.visible_levels_of(*[a for a in args if isinstance(a, Tensor)]) if _fw.levels else []
         with no_grad(), forward.hide(levels):
-            raw = cls.forward(ctx, *args, **kwargs)
+            if cls.setup_context is Function.setup_context:
+                raw = cls.forward(ctx, *args, **kwargs)
+            else:  # torch's separate style: forward(*args), then setup_context(ctx, inputs, output)
+                raw = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, raw)
         single = not isinstance(raw, tuple)
         outputs = [raw] if single else list(raw)
         raw = list(outputs)
@@ -217,6 +252,7 @@ class Function:
 
 def _record(cls, ctx, args, outputs):
     rec = _Record(cls, ctx, args)
+    rec.raw_outputs = list(outputs)
     op = _op_for(cls)
     diff = [isinstance(o, Tensor) and o.dtype.kind == "f" and id(o) not in ctx._non_differentiable for o in outputs]
     if not any(diff):
@@ -231,7 +267,7 @@ def _record(cls, ctx, args, outputs):
         if isinstance(a, Tensor) and a._rg:
             rec.slots[i] = _operand(tape, a)
     recorded = []
-    first_row = -1
+    last_row = -1
     for o, d in zip(outputs, diff):
         if not d or o.dtype != dt:
             recorded.append(o)
@@ -242,8 +278,7 @@ def _record(cls, ctx, args, outputs):
         view = tape.view(off, o.shape, n)
         np.copyto(view, o._data)
         row = tape.record(K.PYTHON, off, -1, -1, n)
-        if first_row < 0:
-            first_row = row
+        last_row = row
         t = _new(Tensor)
         t._data = view
         t._rg = True
@@ -255,9 +290,50 @@ def _record(cls, ctx, args, outputs):
         t._row = row
         recorded.append(t)
         rec.outputs.append(t)
-    tape.register_hook_row(first_row, rec)
+    # the sweep calls backward at the last output's row: it is reached whichever output has a cotangent, and
+    # the consumers of every output come later on the tape, so all cotangents are complete there
+    tape.register_hook_row(last_row, rec)
+    for d in ctx._dirty:
+        recorded = _take_over(d, rec, recorded)
+    node = None
+    for t in rec.outputs:  # one grad_fn for all outputs, as torch's
+        if t is not None:
+            node = node or t.grad_fn
+            t._node = node
     # keep the record alive as long as any output is (the tape holds it weakly)
     return recorded
+
+
+def _take_over(d, rec, recorded):
+    """Input ``d`` was modified in place by forward (``mark_dirty``): the object ``d`` becomes the recorded
+    output, and its previous node lives on in a new object that the call's inputs refer to (as
+    methods._rebase does for in-place ops)."""
+    from ..methods import _retarget
+    from ..forward import reregister
+
+    out = next((t for t, raw in zip(recorded, rec.raw_outputs) if raw is d and t is not d), None)
+    if out is None:
+        return recorded
+    if d._rg and d._op is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    old = _new(Tensor)
+    old.__dict__.update(d.__dict__)
+    _retarget(d, old)
+    reregister(old)
+    version = d._version
+    rec.inputs = tuple(old if a is d else a for a in rec.inputs)
+    out._inputs = tuple(old if a is d else a for a in out._inputs)
+    for t in rec.outputs:
+        if t is not None and t is not out:
+            t._inputs = out._inputs
+    d.__dict__.clear()
+    d.__dict__.update(out.__dict__)
+    d._version = version
+    d._prev = old
+    rec.outputs = [d if t is out else t for t in rec.outputs]
+    for refs in d._tape.hook_rows.values():  # (the record is registered, not the output tensor)
+        refs[:] = [weakref.ref(d) if r() is out else r for r in refs]
+    return [d if t is out else t for t in recorded]
 
 
 _OPS_BY_CLASS = {}
@@ -275,21 +351,84 @@ def _op_for(cls):
 
 def _forward_tangents(cls, ctx, args, outputs, levels):
     if getattr(cls, "jvp", None) is None or cls.jvp is Function.jvp:
-        raise RuntimeError(f"{cls.__name__} does not implement jvp(ctx, *tangents): it is needed for forward mode AD")
+        raise NotImplementedError(
+            "You must implement the jvp function for custom autograd.Function to use it with forward mode AD."
+        )
     for k in levels:
         tangents = []
         for a in args:
-            if isinstance(a, Tensor):
+            if isinstance(a, Tensor) and a.dtype.kind == "f":
                 t = forward.tangent_of(a, k)
                 tangents.append(t if t is not None else wrap_array(np.zeros(a.shape, a.dtype)))
-            else:
+            else:  # as torch: non-float tensors and other arguments have no tangent
                 tangents.append(None)
         with forward.hide(levels):
             res = cls.jvp(ctx, *tangents)
         res = res if isinstance(res, tuple) else (res,)
-        for o, t in zip(outputs, res):
-            if isinstance(o, Tensor) and t is not None:
-                forward.set_tangent(o, k, t)
+        for i, (o, t) in enumerate(zip(outputs, res)):
+            if t is None:
+                continue
+            if not isinstance(o, Tensor) or o.dtype.kind != "f" or id(o) in ctx._non_differentiable:
+                raise RuntimeError(
+                    f"Function's jvp returned a gradient at position {i}, but  the corresponding forward output is "
+                    "not a differentiable Tensor.You should return None at that position instead."
+                )
+            forward.set_tangent(o, k, t)
 
 
 Function.jvp = None
+
+
+def _backward_fn(cls):
+    """The user's backward: ``backward`` or its alias ``vjp`` (defining both is an error, as in torch)."""
+    has_backward = cls.backward is not Function.backward
+    has_vjp = cls.vjp is not Function.vjp and cls.vjp is not cls.backward
+    if has_backward and has_vjp:
+        raise RuntimeError(
+            "Implementing both 'backward' and 'vjp' for a custom Function is not allowed. You should only "
+            "implement one of them."
+        )
+    return cls.vjp if has_vjp else cls.backward
+
+
+_ONCE_MESSAGE = "trying to differentiate twice a function that was marked with @once_differentiable"
+
+
+class _DelayedError(Function):
+    """Wraps the results of a ``once_differentiable`` backward run under ``create_graph``: differentiating them
+    raises (torch's DelayedError node)."""
+
+    _grad_fn_name = "DelayedError"
+
+    @staticmethod
+    def forward(ctx, result, *deps):
+        return result.clone()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(_ONCE_MESSAGE)
+
+
+def once_differentiable(fn):
+    """Decorator for a custom Function's ``backward`` that is not itself differentiable: it runs under
+    ``no_grad`` on detached gradients; under ``create_graph=True`` its results can be used but not
+    differentiated (doing so raises, as in torch)."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        with no_grad():
+            plain = [a.detach() if isinstance(a, Tensor) else a for a in args]
+            outputs = fn(ctx, *plain)
+        if not _grad_state.enabled:
+            return outputs
+        deps = [a for a in args if isinstance(a, Tensor) and a._rg]
+        if not deps:
+            return outputs
+        single = not isinstance(outputs, tuple)
+        wrapped = [
+            _DelayedError.apply(o, *deps) if isinstance(o, Tensor) and o.dtype.kind == "f" else o
+            for o in ((outputs,) if single else outputs)
+        ]
+        return wrapped[0] if single else tuple(wrapped)
+
+    return wrapper

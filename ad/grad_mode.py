@@ -5,7 +5,10 @@ Each works as a context manager and as a decorator. The flag lives in a ``thread
 """
 
 import functools
+import inspect
+import sys
 import threading
+import warnings
 
 
 class _GradState(threading.local):
@@ -54,12 +57,7 @@ class _GradModeContext:
         return False
 
     def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return _decorate(self.clone, fn)
 
     def clone(self):
         return self.__class__()
@@ -104,10 +102,61 @@ class set_grad_enabled(_GradModeContext):
         # used as a decorator: the call in __init__ must not leak into the caller's state
         _grad_state.set(self._prev)
         mode = self._mode
+        return _decorate(lambda: set_grad_enabled(mode), fn)
 
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
+    def clone(self):
+        return set_grad_enabled(self._mode)
 
-        return wrapper
+
+def _decorate(make_ctx, fn):
+    """Wrap ``fn`` so that it runs inside ``make_ctx()``, as torch's context decorators: a generator function
+    runs each step of its body inside the context (and the caller's mode between steps); decorating a class
+    warns and wraps its construction."""
+    if inspect.isclass(fn):
+        warnings.warn(
+            "Decorating classes is deprecated and will be disabled in future versions. You should only decorate "
+            "functions or methods. To preserve the current behavior of class decoration, you can directly decorate "
+            "the `__init__` method and nothing else.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        cls = fn
+
+        def fn(*args, **kwargs):
+            return cls(*args, **kwargs)
+
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_generator(make_ctx, fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with make_ctx():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _wrap_generator(make_ctx, fn):
+    @functools.wraps(fn)
+    def generator_context(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        try:
+            with make_ctx():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with make_ctx():
+                        gen.close()
+                    raise
+                except BaseException:
+                    with make_ctx():
+                        response = gen.throw(*sys.exc_info())
+                else:
+                    with make_ctx():
+                        response = gen.send(request)
+        except StopIteration as e:
+            return e.value
+
+    return generator_context

@@ -197,8 +197,13 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        value = value._data if isinstance(value, Tensor) else np.asarray(value)
-        self._data = value
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+        self._data = value._data
+
+    @data.deleter
+    def data(self):
+        raise RuntimeError("Deleting tensor data is not allowed. Delete tensor instead!")
 
     @property
     def is_leaf(self):
@@ -260,11 +265,24 @@ class Tensor:
                     f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
                     f"'{list(self.shape)}'. Please ensure that the gradient and the tensor are the same size"
                 )
+            if value is self:
+                raise RuntimeError("can't assign Variable as its own grad")
             if value.dtype != self.dtype:
+                names = {"float32": ("float", "Float"), "float64": ("double", "Double")}
+                got = names.get(str(value.dtype), (str(value.dtype),))[0]
+                want = names.get(str(self.dtype), (None, str(self.dtype)))[1]
                 raise RuntimeError(
-                    f"assigned grad has data of a different type: expected {self.dtype}, got {value.dtype}"
+                    f"attempting to assign a gradient with dtype '{got}' to a tensor with grad_dtype '{want}'. The "
+                    "gradient must match the tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
+                    "tensor's grad_dtype attribute with a specific dtype, or None to allow any dtype. Set grad_dtype "
+                    "with caution. Diverging the dtypes of a tensor and its gradient may break downstream systems "
+                    "that assume they match."
                 )
         self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def grad_fn(self):
@@ -319,7 +337,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def numpy(self, *, force=False):
-        if self._rg and not force:
+        if self._rg and not force and _grad_enabled():  # as torch: allowed under no_grad
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
 
@@ -445,6 +463,12 @@ class Tensor:
         from . import ops
 
         return ops.clone(self)
+
+
+def _grad_enabled():
+    from .grad_mode import _grad_state
+
+    return _grad_state.enabled
 
 
 def _wrap_dim(dim, ndim):

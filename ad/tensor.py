@@ -394,6 +394,12 @@ class Tensor:
             extra.append(f"grad_fn=<{self.grad_fn.name()}>")
         elif self._rg:
             extra.append("requires_grad=True")
+        if self._tangents:  # a dual tensor shows its tangent at the innermost level, as torch's
+            from .forward import _fw
+
+            levels = [lvl for lvl in _fw.levels if lvl in self._tangents]
+            if levels:
+                extra.append(f"tangent={self._tangents[levels[-1]]!r}")
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
     # ------------------------------------------------------------------ devices

@@ -288,7 +288,12 @@ def grad(
                         "One of the differentiated Tensors appears to not have been used in the graph. Set "
                         "allow_unused=True if this is the desired behavior."
                     )
-                result.append(wrap_array(np.zeros(t.shape, t._data.dtype)) if materialize_grads else None)
+                # (with create_graph, torch's materialized zeros require grad, as any other gradient)
+                result.append(
+                    wrap_array(np.zeros(t.shape, t._data.dtype), requires_grad=create_graph)
+                    if materialize_grads
+                    else None
+                )
                 continue
             g = hit[1]
             if t._op is None:

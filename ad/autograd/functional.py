@@ -395,7 +395,8 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
                 data = np.stack([columns[j][k][i] for k in range(inp.numel())], axis=-1)
             else:
                 data = np.zeros(out.shape + (0,), out.dtype)
-            row.append(wrap_array(np.ascontiguousarray(data.reshape(out.shape + inp.shape), dtype=out.dtype)))
+            # (np.ascontiguousarray would make a 0-d Jacobian 1-d)
+            row.append(wrap_array(np.array(data.reshape(out.shape + inp.shape), dtype=out.dtype, order="C")))
         jac.append(row)
     # lists, not tuples, where torch's forward-mode path returns lists
     return _tuple_postprocess(jac, (is_outputs_tuple, is_inputs_tuple))

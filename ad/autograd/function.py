@@ -308,8 +308,8 @@ def _take_over(d, rec, recorded):
     """Input ``d`` was modified in place by forward (``mark_dirty``): the object ``d`` becomes the recorded
     output, and its previous node lives on in a new object that the call's inputs refer to (as
     methods._rebase does for in-place ops)."""
-    from ..methods import _retarget
     from ..forward import reregister
+    from ..methods import _retarget
 
     out = next((t for t, raw in zip(recorded, rec.raw_outputs) if raw is d and t is not d), None)
     if out is None:

@@ -1,0 +1,574 @@
+"""torch's autograd semantics (PyTorch's test_autograd.py behaviours): engine traversal, reentrant backward,
+custom Function features, in-place ops and saved tensors, ``.grad``/``.data`` state, grad-mode decorators.
+
+Expected values are analytic (checked against torch 2.13 when the tests were written); tests that compare with
+torch directly skip without it.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ad
+import ad.autograd.forward_ad as fwAD
+from ad.autograd.function import once_differentiable
+
+CALLS = []
+
+
+class Cube(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, g):
+        CALLS.append("cube")
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * g
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * t
+
+
+class Exp(ad.autograd.Function):
+    """Saves its output: double backward must go through the recorded output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.exp()
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+def _t(values, rg=True):
+    return ad.tensor(np.asarray(values, dtype=np.float64), requires_grad=rg)
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls():
+    CALLS.clear()
+
+
+# ------------------------------------------------------------------------------------------ engine traversal
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_runs_only_nodes_on_a_path_to_the_inputs(create_graph):
+    a, b = _t([1.0, 2.0]), _t([3.0, 4.0])
+    loss = (a * 2).sum() + Cube.apply(b).sum()
+    (ga,) = ad.autograd.grad(loss, [a], create_graph=create_graph)
+    np.testing.assert_allclose(ga.detach().numpy(), [2.0, 2.0])
+    assert CALLS == []  # Cube is not on a path from loss to a
+    (gb,) = ad.autograd.grad(loss, [b], create_graph=create_graph)
+    np.testing.assert_allclose(gb.detach().numpy(), 3 * np.array([3.0, 4.0]) ** 2)
+    assert CALLS == ["cube"]
+
+
+def test_backward_never_runs_functions_of_other_graphs_on_the_tape():
+    a, b = _t([1.0, 2.0]), _t([3.0, 4.0])
+    unrelated = Cube.apply(b).sum()  # recorded on the same tape, never differentiated
+    (a * a).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [2.0, 4.0])
+    assert CALLS == [] and b.grad is None
+    unrelated.backward()
+    assert CALLS == ["cube"]
+
+
+def test_function_recorded_between_rows_of_another_graph_is_not_run():
+    x, z = _t([1.0, 2.0]), _t([1.0, 2.0])
+    h = x * x
+    Cube.apply(z)  # recorded between the rows of (x * x).sum()
+    loss = h.sum()
+    gx, gz = ad.autograd.grad(loss, [x, z], allow_unused=True)
+    np.testing.assert_allclose(gx.numpy(), [2.0, 4.0])
+    assert gz is None and CALLS == []
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_frees_only_what_it_ran(create_graph):
+    v = [_t([float(i + 1)]) for i in range(4)]
+    loss = (v[0].exp() * v[1].exp()).sum() + (v[2].sin() * v[3].sin()).sum()
+    g01 = ad.autograd.grad(loss, [v[0], v[1]])
+    g23 = ad.autograd.grad(loss, [v[2], v[3]])  # the sin branch was not run, so not freed
+    e = np.exp(3.0)
+    np.testing.assert_allclose([g.item() for g in g01], [e, e])
+    np.testing.assert_allclose([g.item() for g in g23], [np.cos(3) * np.sin(4), np.sin(3) * np.cos(4)])
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        ad.autograd.grad(loss, [v[0]])
+
+
+def test_hook_on_requested_non_leaf_does_not_change_its_returned_gradient():
+    for create_graph in (False, True):
+        x = _t([1.0, 2.0])
+        h = x * 2
+        h.register_hook(lambda g: g * 10)
+        gh, gx = ad.autograd.grad((h * h).sum(), [h, x], create_graph=create_graph)
+        np.testing.assert_allclose(gh.detach().numpy(), 2 * np.array([2.0, 4.0]))  # as it reaches h
+        np.testing.assert_allclose(gx.detach().numpy(), 10 * 2 * 2 * np.array([2.0, 4.0]))  # hooked
+
+
+def test_hooks_off_the_path_do_not_fire():
+    x, w = _t([1.0, 2.0]), _t([3.0])
+    fired = []
+    u = w * 3
+    u.register_hook(lambda g: fired.append("u"))
+    loss = (x * 2).sum() + u.sum()
+    ad.autograd.grad(loss, [x])
+    assert fired == []
+
+
+def test_reentrant_backward_from_a_hook():
+    x, w = _t([1.0, 2.0]), _t([3.0, 1.0])
+    y = x * 2
+
+    def hook(g):
+        with ad.enable_grad():
+            (w * w).sum().backward()
+        return g
+
+    y.register_hook(hook)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_allclose(w.grad.numpy(), [6.0, 2.0])
+
+
+class Reentrant(ad.autograd.Function):
+    """backward calls grad on a graph of its own, nested ``depth`` levels deep."""
+
+    @staticmethod
+    def forward(ctx, x, depth):
+        ctx.save_for_backward(x)
+        ctx.depth = depth
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        with ad.enable_grad():
+            xx = x.detach().requires_grad_()
+            inner = Reentrant.apply(xx, ctx.depth - 1) if ctx.depth > 0 else xx
+            (gx,) = ad.autograd.grad((inner**2).sum(), xx)
+        return g * gx, None
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_reentrant_backward_from_a_function_nested(depth):
+    x = _t([1.0, 2.0])
+    Reentrant.apply(x, depth).sum().backward()
+    # level k's custom gradient of sum(R_{k-1}(x)^2): the seed 2 * (2x) times level k-1's, and 2x at the bottom
+    x0 = np.array([1.0, 2.0])
+    expected = 2 * x0
+    for _ in range(depth):
+        expected = 4 * x0 * expected
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
+# ------------------------------------------------------------------------------------------ custom Functions
+
+
+@pytest.mark.parametrize("x0", [0.5, -1.2])
+def test_double_backward_through_saved_output_and_input(x0):
+    x = _t(x0)
+    (g,) = ad.autograd.grad(Exp.apply(x), x, create_graph=True)
+    (gg,) = ad.autograd.grad(g, x)
+    np.testing.assert_allclose([g.item(), gg.item()], [np.exp(x0), np.exp(x0)])
+    (g,) = ad.autograd.grad(Cube.apply(x), x, create_graph=True)
+    (gg,) = ad.autograd.grad(g, x)
+    np.testing.assert_allclose([g.item(), gg.item()], [3 * x0**2, 6 * x0])
+
+
+def test_in_place_op_on_function_output_keeps_its_gradient():
+    for create_graph in (False, True):
+        x = _t([1.0, 2.0])
+        y = Cube.apply(x)
+        y.mul_(2)
+        (g,) = ad.autograd.grad(y.sum(), x, create_graph=create_graph)
+        np.testing.assert_allclose(g.detach().numpy(), 6 * np.array([1.0, 2.0]) ** 2)
+
+
+def test_saved_input_modified_under_no_grad_raises():
+    x = _t([1.0, 2.0])
+    h = x * 1
+    y = Cube.apply(h)
+    with ad.no_grad():
+        h.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_saved_output_modified_in_place_raises():
+    x = _t([1.0, 2.0])
+    y = Exp.apply(x)
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+class Square(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        assert not ad.is_grad_enabled() and not g.requires_grad
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+def test_once_differentiable():
+    x = _t([1.0, 2.0])
+    (g,) = ad.autograd.grad(Square.apply(x).sum(), x)
+    np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
+    y = Square.apply(x)
+    (g,) = ad.autograd.grad((y * x).sum(), x, create_graph=True)  # x^3: 3 x^2, partly through Square
+    np.testing.assert_allclose(g.detach().numpy(), [3.0, 12.0])
+    with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with @once_differentiable"):
+        g.sum().backward()
+
+
+class Scale(ad.autograd.Function):
+    """torch's separate style: forward without ctx, then setup_context."""
+
+    @staticmethod
+    def forward(x, k):
+        return x * k
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.k = inputs[1]
+
+    @staticmethod
+    def vjp(ctx, g):  # the alias of backward
+        return g * ctx.k, None
+
+
+def test_setup_context_style_and_vjp_alias():
+    x = _t([1.0, 2.0])
+    Scale.apply(x, 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_defining_backward_and_vjp_raises():
+    class Both(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def vjp(ctx, g):
+            return g * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    x = _t([1.0])
+    with pytest.raises(RuntimeError, match="Implementing both 'backward' and 'vjp'"):
+        Both.apply(x).sum().backward()
+
+
+class TwoOut(ad.autograd.Function):
+    seen = []
+
+    @staticmethod
+    def forward(ctx, x):
+        a, b = x * 2, x * 3
+        ctx.mark_non_differentiable(b) if getattr(ctx, "nondiff", False) else None
+        return a, b
+
+    @staticmethod
+    def backward(ctx, ga, gb):
+        TwoOut.seen.append((ga, gb))
+        return ga * 2 + gb * 3
+
+
+def test_gradient_through_a_later_output_only():
+    TwoOut.seen.clear()
+    x = _t([1.0, 2.0])
+    a, b = TwoOut.apply(x)
+    assert a.grad_fn is b.grad_fn and a.grad_fn.name() == "TwoOutBackward"
+    b.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+    ga, gb = TwoOut.seen[0]
+    np.testing.assert_allclose(ga.numpy(), [0.0, 0.0])  # materialized zeros for the unused output
+    np.testing.assert_allclose(gb.numpy(), [1.0, 1.0])
+
+
+class NonDiff(ad.autograd.Function):
+    seen = []
+
+    @staticmethod
+    def forward(ctx, x):
+        a, b = x * 2, x * 3
+        ctx.mark_non_differentiable(b)
+        return a, b
+
+    @staticmethod
+    def backward(ctx, ga, gb):
+        NonDiff.seen.append(gb)
+        return ga * 2
+
+    @staticmethod
+    def jvp(ctx, t):
+        return t * 2, t * 3  # a tangent for the non-differentiable output: an error
+
+
+def test_mark_non_differentiable():
+    NonDiff.seen.clear()
+    x = _t([1.0, 2.0])
+    a, b = NonDiff.apply(x)
+    assert not b.requires_grad and b.grad_fn is None
+    a.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_allclose(NonDiff.seen[0].numpy(), [0.0, 0.0])  # zeros, not None
+    with fwAD.dual_level():
+        xd = fwAD.make_dual(_t([1.0, 2.0], rg=False), _t([1.0, 1.0], rg=False))
+        with pytest.raises(RuntimeError, match="not a differentiable Tensor"):
+            NonDiff.apply(xd)
+
+
+def test_set_materialize_grads_false_passes_none():
+    seen = []
+
+    class Lazy(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            seen.append((g1, g2))
+            return g2 * 3
+
+    x = _t([1.0, 2.0])
+    Lazy.apply(x)[1].sum().backward()
+    assert seen[0][0] is None
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_returning_the_same_tensor_twice():
+    seen = []
+
+    class Same(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x, x
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            seen.append((g1.numpy().copy(), g2.numpy().copy()))
+            return g1 + g2
+
+    x = _t([1.0, 2.0])
+    a, b = Same.apply(x * 1)
+    (a * 2 + b * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 5.0])
+    np.testing.assert_allclose(seen[0][0], [2.0, 2.0])
+    np.testing.assert_allclose(seen[0][1], [3.0, 3.0])
+
+
+def test_jvp_gets_none_for_non_float_inputs_and_zeros_for_float_inputs_without_tangent():
+    seen = []
+
+    class Mul(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y, idx):
+            ctx.save_for_backward(x, y)
+            return x * y
+
+        @staticmethod
+        def jvp(ctx, tx, ty, tidx):
+            seen.append((ty, tidx))
+            x, y = ctx.saved_tensors
+            return tx * y + ty * x
+
+    with fwAD.dual_level():
+        x = fwAD.make_dual(_t([1.0, 2.0], rg=False), _t([1.0, 1.0], rg=False))
+        out = Mul.apply(x, _t([3.0, 4.0], rg=False), ad.tensor(np.array([0, 1])))
+        np.testing.assert_allclose(fwAD.unpack_dual(out).tangent.numpy(), [3.0, 4.0])
+    ty, tidx = seen[0]
+    np.testing.assert_allclose(ty.numpy(), [0.0, 0.0])
+    assert tidx is None
+
+
+def test_missing_jvp_raises_not_implemented():
+    class NoJvp(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    with fwAD.dual_level():
+        xd = fwAD.make_dual(_t([1.0], rg=False), _t([1.0], rg=False))
+        with pytest.raises(NotImplementedError, match="implement the jvp function"):
+            NoJvp.apply(xd)
+
+
+def test_legacy_call_and_instantiation():
+    with pytest.warns(DeprecationWarning, match="should not be instantiated"):
+        f = Cube()
+    with pytest.raises(RuntimeError, match="Legacy autograd function with non-static forward method"):
+        f(_t([1.0]))
+
+
+def test_mark_dirty():
+    class MulInPlace(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            return x.mul_(2)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    x = _t([1.0, 2.0])
+    h = x * 3
+    y = MulInPlace.apply(h)
+    assert y is h and h.grad_fn.name() == "MulInPlaceBackward"
+    np.testing.assert_allclose(h.detach().numpy(), [6.0, 12.0])
+    (h * h).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.array([6.0, 12.0]) * 2 * 3)
+    leaf = _t([1.0])
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        MulInPlace.apply(leaf)
+
+
+# ------------------------------------------------------------------------------------------ tensor state
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_retain_grad_survives_in_place(create_graph):
+    x = _t([1.0, 2.0])
+    h = x * 1
+    h.retain_grad()
+    h.mul_(3)
+    assert h.retains_grad
+    h.sum().backward(create_graph=create_graph)
+    np.testing.assert_allclose(h.grad.detach().numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0, 3.0])
+
+
+def test_grad_assignment_checks_and_delete():
+    x = _t([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="can't assign Variable as its own grad"):
+        x.grad = x
+    with pytest.raises(RuntimeError, match="attempting to assign a gradient with dtype 'float'"):
+        x.grad = ad.tensor([1.0, 2.0], dtype=ad.float32)
+    with pytest.raises(RuntimeError, match="size"):
+        x.grad = _t([1.0, 2.0, 3.0], rg=False)
+    assert x.grad is None  # nothing half-changed
+    x.grad = _t([5.0, 6.0], rg=False)
+    del x.grad
+    assert x.grad is None
+
+
+def test_data_assignment_and_deletion():
+    y = _t([1.0, 2.0])
+    y.data = _t([5.0, 6.0, 7.0], rg=False)
+    assert y.shape == (3,) and y.requires_grad and y.is_leaf
+    with pytest.raises(TypeError, match="Variable data has to be a tensor, but got list"):
+        y.data = [1.0, 2.0]
+    with pytest.raises(RuntimeError, match="Deleting tensor data is not allowed"):
+        del y.data
+    d = y.data
+    assert not d.requires_grad and d.is_leaf
+    d.mul_(2)  # shares storage, no version bump of y
+    np.testing.assert_allclose(y.detach().numpy(), [10.0, 12.0, 14.0])
+    assert y._version == 0
+
+
+def test_numpy_under_no_grad():
+    y = _t([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="Can't call numpy"):
+        y.numpy()
+    with ad.no_grad():
+        np.testing.assert_allclose(y.numpy(), [1.0, 2.0])
+
+
+# ------------------------------------------------------------------------------------------ grad mode
+
+
+@pytest.mark.parametrize("make", [ad.no_grad, lambda: ad.no_grad, lambda: ad.set_grad_enabled(False)])
+def test_grad_mode_decorates_generator_bodies(make):
+    # (set_grad_enabled(False) takes effect when constructed, as torch's: build it here, not at collection)
+    @make()
+    def gen():
+        x = _t([1.0])
+        for _ in range(2):
+            yield ad.is_grad_enabled(), (x * 2).requires_grad
+
+    it = gen()
+    assert next(it) == (False, False)
+    assert ad.is_grad_enabled()  # the caller's mode between steps
+    assert next(it) == (False, False)
+    assert list(it) == [] and ad.is_grad_enabled()
+
+
+def test_enable_grad_generator_inside_no_grad():
+    @ad.enable_grad()
+    def gen():
+        yield ad.is_grad_enabled()
+
+    with ad.no_grad():
+        it = gen()
+        assert next(it) is True
+        assert not ad.is_grad_enabled()
+
+
+def test_grad_mode_class_decoration_warns():
+    with pytest.warns(FutureWarning, match="Decorating classes is deprecated"):
+
+        @ad.no_grad()
+        class Model:
+            def __init__(self):
+                self.enabled = ad.is_grad_enabled()
+
+    assert Model().enabled is False
+
+
+# ------------------------------------------------------------------------------------------ misc
+
+
+def test_materialize_grads_with_create_graph_require_grad():
+    x, z = _t([1.0, 2.0]), _t([1.0, 2.0])
+    _, gz = ad.autograd.grad((x * x).sum(), [x, z], create_graph=True, materialize_grads=True)
+    assert gz.requires_grad
+    np.testing.assert_allclose(gz.detach().numpy(), [0.0, 0.0])
+    _, gz = ad.autograd.grad((x * x).sum(), [x, z], materialize_grads=True)
+    assert not gz.requires_grad
+
+
+def test_dual_repr_shows_tangent():
+    with fwAD.dual_level():
+        d = fwAD.make_dual(_t([1.0, 2.0], rg=False), _t([3.0, 4.0], rg=False))
+        assert repr(d) == "tensor([1., 2.], tangent=tensor([3., 4.]))"
+
+
+def test_forward_mode_jacobian_keeps_0d_shapes():
+    jac = ad.autograd.functional.jacobian(lambda x: x.sin(), _t(0.5, rg=False), strategy="forward-mode", vectorize=True)
+    assert jac.shape == ()
+    np.testing.assert_allclose(jac.item(), np.cos(0.5))
+
+
+def test_no_warning_from_a_plain_function_call():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Cube.apply(_t([1.0])).sum().backward()

@@ -197,20 +197,8 @@ def _T(self):
     return ops.permute(self, tuple(range(self.ndim - 1, -1, -1))) if self.ndim > 1 else self
 
 
-def _mT(self):
-    return ops.transpose(self, -2, -1)
-
-
 def _expand(self, *sizes):
     return ops.expand(self, *sizes)
-
-
-def _expand_as(self, other):
-    return ops.expand(self, other.shape)
-
-
-def _view_as(self, other):
-    return ops.reshape(self, other.shape)
 
 
 def _reshape_as(self, other):
@@ -263,7 +251,6 @@ def bind():
     T.copy_ = _copy_
     T.clamp_ = _clamp_
     T.T = property(_T)
-    T.mT = property(_mT)
     for name in (
         "add",
         "sub",
@@ -322,9 +309,35 @@ def bind():
     T.divide = ops.div
     T.negative = ops.neg
     T.expand = _expand
-    T.expand_as = _expand_as
     T.broadcast_to = ops.broadcast_to
-    T.view_as = _view_as
     T.reshape_as = _reshape_as
     T.type_as = _type_as
     T.where = lambda self, condition, other: ops.where(condition, self, other)
+    _bind_views(T)
+
+
+# --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py
+def _bind_views(T):
+    from .ops import view_ops
+
+    for name in (
+        "narrow",
+        "select",
+        "diagonal",
+        "unbind",
+        "movedim",
+        "moveaxis",
+        "swapaxes",
+        "swapdims",
+        "unflatten",
+        "view_as",
+        "expand_as",
+    ):
+        fn = getattr(view_ops, name)
+        setattr(T, name, getattr(fn, "method", fn))
+    T.mT = property(view_ops.mT)
+    T.mH = property(view_ops.mH)
+    T.H = property(view_ops.H)
+
+
+# --- end views

@@ -4,6 +4,10 @@ Each case writes through a view or reads a view after a write, so the generic ch
 kernel vs differentiable sweep, second order, float32) cover ``CopySlices`` and regenerated views.
 """
 
+import numpy as np
+
+import ad
+
 
 def _write_through_view(x):
     y = x * 1.0
@@ -25,12 +29,7 @@ def _write_view_of_constant(x):
     return buf * x
 
 
-import ad
-
-
 def _ramp(like, *shape):
-    import numpy as np
-
     return ad.tensor(np.arange(int(np.prod(shape)), dtype=like.dtype).reshape(shape))
 
 
@@ -39,9 +38,11 @@ CASES = {
     "diagonal": (lambda x: x.diagonal() * 2.0 + x.diagonal(1, 1, 2).sum() + x.diagonal(-1, 2, 0).sum(), [(3, 3, 3)]),
     "unbind": (lambda x: x.unbind(1)[0] * x.unbind()[1].sum() + ad.unbind(x, -1)[2], [(3, 3)]),
     "view_ops_composed": (
-        lambda x: x.narrow(0, 1, 2).movedim(0, -1).swapaxes(0, 1).unflatten(1, (1, 3)).mT.mH * _ramp(x, 2, 1, 3)
-        + x.view_as(_ramp(x, 9)).sum()
-        + x[0].expand_as(x).H,
+        lambda x: (
+            x.narrow(0, 1, 2).movedim(0, -1).swapaxes(0, 1).unflatten(1, (1, 3)).mT.mH * _ramp(x, 2, 1, 3)
+            + x.view_as(_ramp(x, 9)).sum()
+            + x[0].expand_as(x).H
+        ),
         [(3, 3)],
     ),
     "as_strided_view": (_write_through_view, [(4,)]),

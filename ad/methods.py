@@ -174,7 +174,14 @@ def _index_put(self, key, value):
     if not isinstance(value, Tensor):
         value = wrap_array(np.asarray(value, self.dtype))
     value = ops.expand(value.to(self.dtype), positions.shape) if value.shape != positions.shape else value
-    placed = ops.scatter_map(value, self.shape, positions.reshape(-1))
+    flat = positions.reshape(-1)
+    # a position indexed more than once takes the last value written there (numpy's and torch's CPU order),
+    # so only that value is placed (scattering them all would add them up)
+    last = flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]
+    if last.size != flat.size:
+        value = ops.gather_map(value, (last.size,), last)
+        flat = flat[last]
+    placed = ops.scatter_map(value, self.shape, flat)
     return self * wrap_array(1.0 - mask) + placed
 
 

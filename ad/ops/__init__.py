@@ -1577,6 +1577,8 @@ def _reduce_dims(x, dim):
     if len(set(wrapped)) != len(wrapped):
         repeated = next(d for d in wrapped if wrapped.count(d) > 1)
         raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
+    if nd == 0:
+        return ()  # a 0-d tensor accepts dim 0 and -1 (checked above) and reduces over nothing, as torch's
     out = tuple(sorted(wrapped))
     return out if out else tuple(range(nd))
 
@@ -1688,9 +1690,13 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
     dims = _reduce_dims(x, dim)
     if xd.size == 0 and op is not PROD:
         empty = [d for d in dims if xd.shape[d] == 0]
-        if empty and dim not in (None, ()):
+        if dim in (None, ()):
+            raise RuntimeError(
+                f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction "
+                "dim with the 'dim' argument."
+            )
+        if empty:
             raise IndexError(f"{op.name}(): Expected reduction dim {empty[0]} to have non-zero size.")
-        raise RuntimeError(f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0.")
     out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
         return wrap_array(out_data)

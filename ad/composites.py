@@ -51,10 +51,9 @@ def softmax(x, dim=None, dtype=None):
         raise NotImplementedError(
             f"softmax_lastdim_kernel_impl not implemented for '{ops._torch_dtype(x.dtype).capitalize()}'"
         )
-    m = np.max(x._data, axis=d, keepdims=True) if x.ndim and x._data.size else np.zeros_like(x._data)
-    m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
-    e = ops.exp(x - wrap_array(m))
-    return e / ops.sum(e, d, keepdim=True)
+    # exp of the one-row log_softmax: exp saves its output, so writing into the result in place makes the
+    # backward raise, as torch's softmax (which saves its result) does
+    return ops.exp(ops.log_softmax_dim(x, d if x.ndim else 0))
 
 
 def log_softmax(x, dim=None, dtype=None):

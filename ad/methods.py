@@ -46,6 +46,7 @@ def _inplace(name, np_op, out_of_place):
 def _bump(self):
     self._version += 1
     mark_modified(self)
+    views.rehome_after_write(self)
 
 
 def _records_inplace(self, other):

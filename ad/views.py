@@ -338,3 +338,42 @@ def sync_tangents(t):
             v._tangents = None
             for lvl, tan in base._tangents.items():
                 set_tangent(v, lvl, ops.gather_map(tan, v._data.shape, positions(v)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writes that are not recorded (no_grad) into tensors that are part of a graph
+
+
+def rehome_after_write(t):
+    """After a write into ``t`` that was not recorded (under ``no_grad``): if ``t`` (or the base it views) is a
+    graph node, it gets a fresh arena copy of its new values, joined to its node by an identity row (which reads
+    no values). Rows recorded before the write keep the old, flagged copy (a backward that needs it raises, as
+    torch's version check does); later rows read the new one, so using the tensor after the write is no error.
+    Other views of the storage are left as they are (rehoming each live view of a parameter at every optimizer
+    step would chain every step's tape to the next): using one of those after the write raises at backward."""
+    if t._op is not None and t._tape is not None:
+        _rehome(t)
+    base = t._vbase
+    if base is not None and base._op is not None and base._tape is not None:
+        _rehome(base)
+
+
+def _rehome(t):
+    from . import methods, ops
+    from .forward import reregister
+
+    old = _old_node(t)
+    methods._retarget(t, old)
+    reregister(old)
+    name = old.grad_fn.name()
+    new = ops._record_copy(ops.REHOME, old, np.ascontiguousarray(t._data))
+    keep = {k: t.__dict__[k] for k in _KEEP if k in t.__dict__}
+    tangents = t._tangents
+    t.__dict__.clear()
+    t.__dict__.update(new.__dict__)
+    t.__dict__.update(keep)
+    t._ctx = name  # REHOME's grad_fn name: the node's own, as torch's grad_fn is unchanged by the write
+    t._prev = old
+    if tangents is not None:
+        t._tangents = tangents
+        reregister(t)

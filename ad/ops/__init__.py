@@ -1509,6 +1509,8 @@ def _reshape(x, shape, strict, op=None):
 
 RESHAPE_COPY = Op("reshape_copy", K.COPY, "CloneBackward0", _reshape_vjp, register=False)  # reshape that copies
 SQUEEZE = Op("squeeze", K.COPY, "SqueezeBackward0", _reshape_vjp, register=False)
+# a graph node written under no_grad gets a fresh arena copy joined by this row (ad/views.py, rehome_after_write)
+REHOME = Op("rehome", K.COPY, lambda ctx: ctx, _reshape_vjp, register=False)
 UNSQUEEZE = Op("unsqueeze", K.COPY, "UnsqueezeBackward0", _reshape_vjp, register=False)
 
 

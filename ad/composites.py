@@ -61,7 +61,8 @@ def log_softmax(x, dim=None, dtype=None):
         x = x.to(dtype)
     if dim is None:
         dim = -1 if x.ndim != 0 else 0
-    return ops.log_softmax_dim(x, _wrap_dim(dim, x.ndim) if x.ndim else 0)
+    d = _wrap_dim(dim, x.ndim)  # a 0-d tensor accepts dim 0 and -1 only
+    return ops.log_softmax_dim(x, d if x.ndim else 0)
 
 
 def argmax(x, dim=None, keepdim=False):

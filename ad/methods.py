@@ -122,6 +122,8 @@ def _fill_(self, value):
         return _rebase(self, lambda snap: snap * 0.0 + value)
     if _dual_inplace(self, value, lambda: self * 0.0 + value):
         return self
+    if isinstance(value, Tensor):
+        views.check_write(self)  # torch fills from a tensor as a copy: refused into overlapping memory
     self._data[...] = _operand_data(value)
     _bump(self)
     return self

@@ -188,9 +188,9 @@ def check_recorded_write(t):
         raise RuntimeError(_VIEW_OF_LEAF)
     flags = t._vflags
     if flags & MULTI:
-        name = t.__dict__.get("_vname", "Unbind")
+        name, index = t.__dict__.get("_vname", ("Unbind", 0))
         raise RuntimeError(
-            f"Output 0 of {name} is a view and is being modified inplace. This view is the output of a function "
+            f"Output {index} of {name} is a view and is being modified inplace. This view is the output of a function "
             "that returns multiple views. Such functions do not allow the output views to be modified inplace. You "
             "should replace the inplace operation by an out-of-place one."
         )

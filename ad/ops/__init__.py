@@ -1753,7 +1753,7 @@ INDEX_SELECT = Op("index_select", K.GATHER_MAP, "IndexSelectBackward0", _gather_
 # a view regenerated after an in-place write into its base (ad/views.py): a gather from the base's new node
 AS_STRIDED_VIEW = Op("as_strided_view", K.GATHER_MAP, "AsStridedBackward0", _gather_map_vjp)
 # the base's node after a write through one of its views: ``base * keep + scatter(value)`` (ad/views.py)
-COPY_SLICES = Op("copy_slices", K.ADD, "CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False)
+COPY_SLICES = Op("copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False)
 MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
 MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
 
@@ -2051,15 +2051,16 @@ def split(x, split_size_or_sections, dim=0):
         for s in sections:
             bounds.append(bounds[-1] + s)
     pieces = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         key = (slice(None),) * d + (slice(lo, hi), Ellipsis)
-        pieces.append(_split_piece(x, key))
+        pieces.append(_split_piece(x, key, ("Split", k)))
     return tuple(pieces)
 
 
 @linear_op
-def _split_piece(x, key, name="Split"):
-    """``x[key]`` as one of several views returned together (torch refuses in-place writes into those)."""
+def _split_piece(x, key, name):
+    """``x[key]`` as output ``name[1]`` of several views returned together by op ``name[0]`` (torch refuses
+    in-place writes into those)."""
     return _view(SELECT, x, lambda a: a[key], multi=True, name=name)
 
 

@@ -101,12 +101,12 @@ def unbind(x, dim=0):
     if x.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = _wrap_dim(dim, x.ndim)
-    return tuple(_unbind_piece(x, _index(d, k)) for k in range(x.shape[d]))
+    return tuple(_unbind_piece(x, _index(d, k), k) for k in range(x.shape[d]))
 
 
 @linear_op
-def _unbind_piece(x, key):
-    return _view(UNBIND, x, lambda a: a[key], multi=True, name="Unbind")
+def _unbind_piece(x, key, k):
+    return _view(UNBIND, x, lambda a: a[key], multi=True, name=("Unbind", k))
 
 
 def _dims(dims, nd, what):

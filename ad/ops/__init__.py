@@ -1753,7 +1753,9 @@ INDEX_SELECT = Op("index_select", K.GATHER_MAP, "IndexSelectBackward0", _gather_
 # a view regenerated after an in-place write into its base (ad/views.py): a gather from the base's new node
 AS_STRIDED_VIEW = Op("as_strided_view", K.GATHER_MAP, "AsStridedBackward0", _gather_map_vjp)
 # the base's node after a write through one of its views: ``base * keep + scatter(value)`` (ad/views.py)
-COPY_SLICES = Op("copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False)
+COPY_SLICES = Op(
+    "copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False
+)
 MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
 MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
 

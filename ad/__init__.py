@@ -111,6 +111,21 @@ from .tensor import Tensor, device
 
 _bind()
 
+# --- views (issue 17): view ops torch has (ad/ops/view_ops.py)
+from .ops.view_ops import (  # noqa: E402
+    diagonal,
+    moveaxis,
+    movedim,
+    narrow,
+    select,
+    swapaxes,
+    swapdims,
+    unbind,
+    unflatten,
+)
+
+# --- end views
+
 concatenate = cat
 subtract = sub
 multiply = mul

@@ -51,10 +51,9 @@ def softmax(x, dim=None, dtype=None):
         raise NotImplementedError(
             f"softmax_lastdim_kernel_impl not implemented for '{ops._torch_dtype(x.dtype).capitalize()}'"
         )
-    m = np.max(x._data, axis=d, keepdims=True) if x.ndim else x._data
-    m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
-    e = ops.exp(x - wrap_array(m))
-    return e / ops.sum(e, d, keepdim=True)
+    # exp of the one-row log_softmax: exp saves its output, so writing into the result in place makes the
+    # backward raise, as torch's softmax (which saves its result) does
+    return ops.exp(ops.log_softmax_dim(x, d if x.ndim else 0))
 
 
 def log_softmax(x, dim=None, dtype=None):
@@ -62,19 +61,31 @@ def log_softmax(x, dim=None, dtype=None):
         x = x.to(dtype)
     if dim is None:
         dim = -1 if x.ndim != 0 else 0
-    return ops.log_softmax_dim(x, _wrap_dim(dim, x.ndim) if x.ndim else 0)
+    d = _wrap_dim(dim, x.ndim)  # a 0-d tensor accepts dim 0 and -1 only
+    return ops.log_softmax_dim(x, d if x.ndim else 0)
 
 
 def argmax(x, dim=None, keepdim=False):
-    if dim is None:
-        return wrap_array(np.asarray(np.argmax(x._data)))
-    return wrap_array(np.argmax(x._data, axis=_wrap_dim(dim, x.ndim), keepdims=keepdim))
+    return _arg(np.argmax, "argmax", x, dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
+    return _arg(np.argmin, "argmin", x, dim, keepdim)
+
+
+def _arg(fn, name, x, dim, keepdim):
+    """argmax / argmin: torch's errors for empty inputs; a 0-d input accepts dim 0 and -1."""
+    xd = x._data
     if dim is None:
-        return wrap_array(np.asarray(np.argmin(x._data)))
-    return wrap_array(np.argmin(x._data, axis=_wrap_dim(dim, x.ndim), keepdims=keepdim))
+        if xd.size == 0:
+            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        return wrap_array(np.asarray(fn(xd)))
+    d = _wrap_dim(dim, x.ndim)
+    if xd.ndim == 0:
+        return wrap_array(np.asarray(0, np.int64))
+    if xd.shape[d] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    return wrap_array(fn(xd, axis=d, keepdims=keepdim))
 
 
 def sign(x):

@@ -4,11 +4,11 @@ import weakref
 
 import numpy as np
 
-from . import composites, ops
+from . import composites, ops, views
 from .forward import _fw, reregister
 from .grad_mode import _grad_state
 from .tape import mark_modified
-from .tensor import Tensor, _new, wrap_array
+from .tensor import Tensor, wrap_array
 
 _INPLACE_LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 
@@ -23,6 +23,7 @@ def _inplace(name, np_op, out_of_place):
             return _rebase(self, lambda snap: out_of_place(snap, snap if other is self else other, *args, **kwargs))
         if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
             return self
+        views.check_write(self)
         value = _operand_data(other)
         shape = np.shape(value)
         if shape != self.shape and np.broadcast_shapes(self.shape, shape) != self.shape:
@@ -45,6 +46,7 @@ def _inplace(name, np_op, out_of_place):
 def _bump(self):
     self._version += 1
     mark_modified(self)
+    views.rehome_after_write(self)
 
 
 def _records_inplace(self, other):
@@ -53,40 +55,15 @@ def _records_inplace(self, other):
         return False
     if self._rg and self._op is None:
         raise RuntimeError(_INPLACE_LEAF)
+    if self._vbase is not None and self._vflags & views.NO_GRAD:
+        raise RuntimeError(views._NO_GRAD_VIEW)
     return self._rg or (isinstance(other, Tensor) and other._rg)
 
 
 def _rebase(self, compute):
-    """Make ``self`` the node ``compute(snapshot of self)``, as torch's in-place ops do.
-
-    The result reads a recorded copy of the old value (so its own row never reads a flagged value), and
-    the pre-modification node lives on in a new object, ``old``: rows already recorded keep reading the old
-    value at its arena offsets, which are flagged as modified, so a backward through a rule that saved it
-    raises (torch's version-counter error). References to ``self`` held by the tapes (imports, Python rows)
-    are handed to ``old``; the Python graph finds ``old`` through ``self._prev`` (see engine.graph_sweep).
-    """
-    snapshot = ops.clone(self) if self._rg else wrap_array(np.array(self._data, copy=True))
-    result = compute(snapshot)
-    old = _new(Tensor)
-    old.__dict__.update(self.__dict__)
-    if self._rg:
-        snapshot._inputs = (old,)
-    result._inputs = tuple(old if i is self else i for i in result._inputs)
-    _retarget(self, old)
-    _semantics_rebase(self, old)
-    version = self._version + 1
-    mark_modified(self)
-    reregister(old)  # the old node keeps its tangents: they must be cleared when their level exits
-    self.__dict__.clear()
-    self.__dict__.update(result.__dict__)
-    _retarget_rows(self, result, self)  # a big result's Python row is swept through its tensor: now ``self``
-    self._version = version
-    self._prev = old
-    reregister(self)
-    if old._retains_grad:  # retain_grad follows the tensor to its new node (hooks stay with the old one)
-        old._retains_grad = False
-        self.retain_grad()
-    return self
+    """Make ``self`` the node ``compute(snapshot of self)``, as torch's in-place ops do (views.rebase: the
+    storage keeps its identity, a write through a view rebases its base with ``CopySlices``)."""
+    return views.rebase(self, compute)
 
 
 def _retarget(self, old):
@@ -120,10 +97,12 @@ def _dual_inplace(self, other, result_fn):
     compute out of place, with forward mode, then take over the value and the tangents."""
     if not (_fw.levels and (self._tangents is not None or (isinstance(other, Tensor) and other._tangents))):
         return False
+    views.check_write(self)
     result = result_fn()
     self._data[...] = result._data
     self._tangents = dict(result._tangents) if result._tangents else None
     reregister(self)
+    views.sync_tangents(self)
     _bump(self)
     return True
 
@@ -143,6 +122,8 @@ def _fill_(self, value):
         return _rebase(self, lambda snap: snap * 0.0 + value)
     if _dual_inplace(self, value, lambda: self * 0.0 + value):
         return self
+    if isinstance(value, Tensor):
+        views.check_write(self)  # torch fills from a tensor as a copy: refused into overlapping memory
     self._data[...] = _operand_data(value)
     _bump(self)
     return self
@@ -154,6 +135,7 @@ def _copy_(self, src, non_blocking=False):
         return _rebase(self, lambda snap: snap * 0.0 + ops.expand(src.to(self.dtype), self.shape))
     if _dual_inplace(self, src, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(src).to(self.dtype), self.shape)):
         return self
+    views.check_write(self)
     self._data[...] = _operand_data(src)
     _bump(self)
     return self
@@ -164,6 +146,7 @@ def _clamp_(self, min=None, max=None):  # noqa: A002
         return _rebase(self, lambda snap: ops.clamp(snap, min, max))
     if _dual_inplace(self, None, lambda: ops.clamp(self, min, max)):
         return self
+    views.check_write(self)
     np.clip(self._data, min, max, out=self._data)
     _bump(self)
     return self
@@ -174,9 +157,15 @@ def _setitem(self, key, value):
         return _rebase(self, lambda snap: _index_put(snap, key, value))
     if _dual_inplace(self, value, lambda: _index_put(self, key, value)):
         return
-    nkey, _ = ops._index_key(key)
+    nkey, advanced = ops._index_key(key)
+    views.check_write(self if advanced else _region(self, nkey))
     self._data[nkey] = _operand_data(value)
     _bump(self)
+
+
+def _region(self, nkey):
+    """The view ``self[nkey]`` (basic indexing) as a tensor, for the overlap check."""
+    return wrap_array(self._data[nkey])
 
 
 def _index_put(self, key, value):
@@ -188,7 +177,14 @@ def _index_put(self, key, value):
     if not isinstance(value, Tensor):
         value = wrap_array(np.asarray(value, self.dtype))
     value = ops.expand(value.to(self.dtype), positions.shape) if value.shape != positions.shape else value
-    placed = ops.scatter_map(value, self.shape, positions.reshape(-1))
+    flat = positions.reshape(-1)
+    # a position indexed more than once takes the last value written there (numpy's and torch's CPU order),
+    # so only that value is placed (scattering them all would add them up)
+    last = flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]
+    if last.size != flat.size:
+        value = ops.gather_map(value, (last.size,), last)
+        flat = flat[last]
+    placed = ops.scatter_map(value, self.shape, flat)
     return self * wrap_array(1.0 - mask) + placed
 
 
@@ -211,20 +207,8 @@ def _T(self):
     return ops.permute(self, tuple(range(self.ndim - 1, -1, -1))) if self.ndim > 1 else self
 
 
-def _mT(self):
-    return ops.transpose(self, -2, -1)
-
-
 def _expand(self, *sizes):
     return ops.expand(self, *sizes)
-
-
-def _expand_as(self, other):
-    return ops.expand(self, other.shape)
-
-
-def _view_as(self, other):
-    return ops.reshape(self, other.shape)
 
 
 def _reshape_as(self, other):
@@ -277,7 +261,6 @@ def bind():
     T.copy_ = _copy_
     T.clamp_ = _clamp_
     T.T = property(_T)
-    T.mT = property(_mT)
     for name in (
         "add",
         "sub",
@@ -336,14 +319,38 @@ def bind():
     T.divide = ops.div
     T.negative = ops.neg
     T.expand = _expand
-    T.expand_as = _expand_as
     T.broadcast_to = ops.broadcast_to
-    T.view_as = _view_as
     T.reshape_as = _reshape_as
     T.type_as = _type_as
-    T.contiguous = lambda self, memory_format=None: self
-    T.is_contiguous = lambda self, memory_format=None: True
     T.where = lambda self, condition, other: ops.where(condition, self, other)
+    _bind_views(T)
+
+
+# --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py
+def _bind_views(T):
+    from .ops import view_ops
+
+    for name in (
+        "narrow",
+        "select",
+        "diagonal",
+        "unbind",
+        "movedim",
+        "moveaxis",
+        "swapaxes",
+        "swapdims",
+        "unflatten",
+        "view_as",
+        "expand_as",
+    ):
+        fn = getattr(view_ops, name)
+        setattr(T, name, getattr(fn, "method", fn))
+    T.mT = property(view_ops.mT)
+    T.mH = property(view_ops.mH)
+    T.H = property(view_ops.H)
+
+
+# --- end views
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -342,7 +342,18 @@ def current_tape(dtype, n, min_id=0):
 
 
 def mark_modified(t):
-    """``t`` was modified in place: flag every arena copy of it, so a sweep that reads one raises."""
+    """``t`` was modified in place: flag every arena copy of it and of every tensor sharing its storage (views,
+    ``detach()`` aliases: ``views.VersionCounter.members``), so a sweep that reads one raises."""
+    vc = t._vc
+    if vc is not None and vc.members:
+        for m in list(vc.members):
+            _flag(m)
+        _flag(t)
+        return
+    _flag(t)
+
+
+def _flag(t):
     if t._tape is not None:
         t._tape.modified[t._off] = 1
         t._tape.dirty = True

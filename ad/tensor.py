@@ -145,7 +145,9 @@ class Tensor:
     _off = -1
     _row = -1
     _nrows = 1
-    _version = 0
+    _vc = None  # views.VersionCounter shared by every alias of the storage; None: version 0, no alias yet
+    _vbase = None  # a view's base (torch's ``_base``): the root tensor whose storage ``_data`` views
+    _vflags = 0  # views.MULTI / views.NO_GRAD: how the view was made (torch's view errors)
     _hooks = None
     _retains_grad = False
     _node = None
@@ -332,8 +334,42 @@ class Tensor:
         return RemovableHandle(self._hooks, key)
 
     @property
+    def _version(self):
+        vc = self._vc
+        return 0 if vc is None else vc.version
+
+    @_version.setter
+    def _version(self, value):
+        vc = self._vc
+        if vc is None:
+            from .views import counter
+
+            vc = counter(self)
+        vc.version = value
+
+    @property
     def _base(self):
-        return None
+        return self._vbase
+
+    def _is_view(self):
+        return self._vbase is not None
+
+    def is_contiguous(self, memory_format=None):
+        return bool(self._data.flags.c_contiguous)
+
+    def stride(self, dim=None):
+        from .views import stride
+
+        return stride(self, dim)
+
+    def storage_offset(self):
+        from .views import storage_offset
+
+        return storage_offset(self)
+
+    def contiguous(self, memory_format=None):
+        """``self`` if its data is C-contiguous, else a contiguous copy (recorded as ``clone``)."""
+        return self if self._data.flags.c_contiguous else self.clone()
 
     # ------------------------------------------------------------------ conversion
     def numpy(self, *, force=False):
@@ -449,13 +485,21 @@ class Tensor:
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut from the graph (and from forward-mode tangents)."""
-        t = _new(Tensor)
-        t._data = self._data
-        return t
+        """A new leaf sharing this tensor's data and version counter, cut from the graph (and from forward-mode
+        tangents): an in-place change of either is seen by both, and by backward's saved-value checks."""
+        from .views import detach
+
+        return detach(self)
 
     def detach_(self):
-        """Make this tensor a leaf that does not require grad, in place."""
+        """Make this tensor a leaf that does not require grad, in place (not a view: torch refuses)."""
+        if self._vbase is not None:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) "
+                "for training, and gradient_as_bucket_view is set as True, gradients are views of DDP buckets, and "
+                "hence detach_() cannot be called on these gradients. To fix this error, please refer to the "
+                "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution."
+            )
         if self._op is not None:
             self._op = None
             self._inputs = ()

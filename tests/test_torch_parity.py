@@ -473,15 +473,6 @@ def test_random_program_matches_torch(program):
 # Fixed programs: one per behaviour the random ones found different once (regression tests, and fast CI).
 KNOWN_DIFFERENCES.update(
     {
-        "inplace_after_view": (
-            "ad's view steps copy (issue 17, views): an in-place op on a tensor is not seen by its views",
-            Program(
-                [([1.0, 2.0, 3.0], True)],
-                [("op", "clone", [0]), ("view", "flat_and_back", 1), ("inplace", "add", 1, 0, False)],
-                [2],
-                ("backward", False),
-            ),
-        ),
         "inplace_on_dual_of_leaf": (
             "make_dual of a leaf that requires grad is a view of it in torch (in-place raises), a copy in ad",
             Program([([0.5], True)], [("inplace", "add", 0, 0, False)], [0], ("forward",)),

@@ -27,6 +27,7 @@ from kernels import opcodes as K
 
 from .. import forward as _forward
 from .. import parallel
+from .. import views as _views
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..parallel import PARALLEL_MIN
@@ -1402,13 +1403,25 @@ def expand(x, *sizes):
                 f"The expanded size of the tensor ({shape[k + lead]}) must match the existing size ({xs[k]}) at "
                 f"non-singleton dimension {k + lead}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(xs)}"
             )
-    if shape == xs:
-        return x
-    out_data = np.broadcast_to(x._data, shape)
+    return _view(EXPAND, x, lambda a: _writable_broadcast(a, shape))
+
+
+def _writable_broadcast(a, shape):
+    """``np.broadcast_to`` that stays writable (torch lets views of an expanded tensor be written)."""
+    b = np.broadcast_to(a, shape)
+    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=b.strides) if a.flags.writeable else b
+
+
+def _view(op, x, fn, multi=False, name=None):
+    """``fn(x)`` as a view of ``x`` (``fn`` maps an array to a numpy view of it): a recorded strided gather
+    when recording (its arena copy is the kernel's snapshot), sharing ``x``'s storage (ad/views.py)."""
+    out_data = fn(x._data)
     if not _recording(x):
-        return wrap_array(out_data)
-    base, strides = _probe_layout(np.broadcast_to(_probe(xs), shape))
-    return _record_gather_strided(EXPAND, x, out_data, strides, base)
+        out = wrap_array(out_data)
+    else:
+        base, strides = _probe_layout(fn(_probe(x._data.shape)))
+        out = _record_gather_strided(op, x, out_data, strides, base)
+    return _views.alias(x, out, out_data, multi, name)
 
 
 def broadcast_to(x, shape):
@@ -1428,11 +1441,7 @@ def permute(x, *dims):
     dims = tuple(_wrap_dim(d, nd) for d in dims)
     if len(set(dims)) != nd:
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    out_data = x._data.transpose(dims)
-    if not _recording(x):
-        return wrap_array(out_data)
-    base, strides = _probe_layout(_probe(x._data.shape).transpose(dims))
-    return _record_gather_strided(PERMUTE, x, out_data, strides, base)
+    return _view(PERMUTE, x, lambda a: a.transpose(dims))
 
 
 @linear_op
@@ -1440,23 +1449,16 @@ def transpose(x, dim0, dim1):
     nd = x._data.ndim
     d0 = _wrap_dim(dim0, nd)
     d1 = _wrap_dim(dim1, nd)
-    if nd == 0:
-        return x
-    if d0 == d1:
-        return x
     perm = list(range(nd))
-    perm[d0], perm[d1] = perm[d1], perm[d0]
-    out_data = x._data.transpose(perm)
-    if not _recording(x):
-        return wrap_array(out_data)
-    base, strides = _probe_layout(_probe(x._data.shape).transpose(perm))
-    return _record_gather_strided(TRANSPOSE, x, out_data, strides, base)
+    if nd:
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+    return _view(TRANSPOSE, x, lambda a: a.transpose(perm))
 
 
 def t(x):
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else x
+    return transpose(x, 0, 1) if x.ndim == 2 else transpose(x, 0, 0)
 
 
 # --- reshapes: a copy row (the data is contiguous, only the shape changes)
@@ -1478,15 +1480,38 @@ def reshape(x, *shape):
             raise RuntimeError(f"invalid shape dimension {s_}")
     if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
         raise RuntimeError("only one dimension can be inferred")
+    return _reshape(x, shape, False)
+
+
+def _reshape(x, shape, strict, op=None):
+    """``reshape`` (``strict=False``: a view when the layout allows, else a copy) or ``view`` (``strict``: a
+    layout that needs a copy is torch's error)."""
+    xd = x._data
     try:
-        out_data = x._data.reshape(shape)
+        out_data = xd.reshape(shape, copy=False)
+        is_view = True
     except ValueError:
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {x._data.size}") from None
-    if out_data.shape == x._data.shape:
-        return x if not _recording(x) else _record_copy(RESHAPE, x, out_data)
-    if not _recording(x):
-        return wrap_array(out_data)
-    return _record_copy(RESHAPE, x, out_data)
+        try:
+            out_data = xd.reshape(shape)
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {xd.size}") from None
+        if strict:
+            raise RuntimeError(
+                "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+                "across two contiguous subspaces). Use .reshape(...) instead."
+            ) from None
+        is_view = False
+    if op is None:
+        op = RESHAPE if is_view else RESHAPE_COPY
+    out = _record_copy(op, x, out_data) if _recording(x) else wrap_array(out_data)
+    return _views.alias(x, out, out_data) if is_view else out
+
+
+RESHAPE_COPY = Op("reshape_copy", K.COPY, "CloneBackward0", _reshape_vjp, register=False)  # reshape that copies
+SQUEEZE = Op("squeeze", K.COPY, "SqueezeBackward0", _reshape_vjp, register=False)
+# a graph node written under no_grad gets a fresh arena copy joined by this row (ad/views.py, rehome_after_write)
+REHOME = Op("rehome", K.COPY, lambda ctx: ctx, _reshape_vjp, register=False)
+UNSQUEEZE = Op("unsqueeze", K.COPY, "UnsqueezeBackward0", _reshape_vjp, register=False)
 
 
 def _record_copy(op, x, out_data):
@@ -1500,7 +1525,14 @@ def _record_copy(op, x, out_data):
     return _result(view, tape, off, row, op, (x,), (0.0, 0.0))
 
 
-view = reshape
+@linear_op
+def view(x, *shape):
+    """``reshape`` that never copies: a shape the layout cannot give without a copy raises torch's error."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    return _reshape(x, shape, True)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -1515,6 +1547,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     return reshape(x, shape)
 
 
+@linear_op
 def squeeze(x, dim=None):
     shape = x.shape
     if dim is None:
@@ -1523,14 +1556,15 @@ def squeeze(x, dim=None):
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         dims = {_wrap_dim(d, x.ndim) for d in dims}
         new = tuple(s for k, s in enumerate(shape) if not (k in dims and s == 1))
-    return reshape(x, new) if new != shape else x
+    return _reshape(x, new, True, SQUEEZE)
 
 
+@linear_op
 def unsqueeze(x, dim):
     nd = x._data.ndim + 1
     d = _wrap_dim(dim, nd)
     shape = x.shape[:d] + (1,) + x.shape[d:]
-    return reshape(x, shape)
+    return _reshape(x, shape, True, UNSQUEEZE)
 
 
 # --- reductions: a scatter into the reduced shape (strides 0 on reduced dims)
@@ -1545,6 +1579,8 @@ def _reduce_dims(x, dim):
     if len(set(wrapped)) != len(wrapped):
         repeated = next(d for d in wrapped if wrapped.count(d) > 1)
         raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
+    if nd == 0:
+        return ()  # a 0-d tensor accepts dim 0 and -1 (checked above) and reduces over nothing, as torch's
     out = tuple(sorted(wrapped))
     return out if out else tuple(range(nd))
 
@@ -1656,9 +1692,13 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
     dims = _reduce_dims(x, dim)
     if xd.size == 0 and op is not PROD:
         empty = [d for d in dims if xd.shape[d] == 0]
-        if empty and dim not in (None, ()):
+        if dim in (None, ()):
+            raise RuntimeError(
+                f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction "
+                "dim with the 'dim' argument."
+            )
+        if empty:
             raise IndexError(f"{op.name}(): Expected reduction dim {empty[0]} to have non-zero size.")
-        raise RuntimeError(f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0.")
     out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
         return wrap_array(out_data)
@@ -1710,6 +1750,12 @@ GATHER_MAP = Op("gather_map", K.GATHER_MAP, "IndexBackward0", _gather_map_vjp)
 SCATTER_MAP = Op("scatter_map", K.SCATTER_MAP, "IndexPutBackward0", _scatter_map_vjp)
 GATHER = Op("gather", K.GATHER_MAP, "GatherBackward0", _gather_map_vjp)
 INDEX_SELECT = Op("index_select", K.GATHER_MAP, "IndexSelectBackward0", _gather_map_vjp)
+# a view regenerated after an in-place write into its base (ad/views.py): a gather from the base's new node
+AS_STRIDED_VIEW = Op("as_strided_view", K.GATHER_MAP, "AsStridedBackward0", _gather_map_vjp)
+# the base's node after a write through one of its views: ``base * keep + scatter(value)`` (ad/views.py)
+COPY_SLICES = Op(
+    "copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False
+)
 MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
 MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
 
@@ -1792,15 +1838,14 @@ def getitem(x, key):
     except IndexError as e:
         raise IndexError(str(e).replace("axis", "dimension")) from None
     out_data = np.asarray(out_data)
-    if not _recording(x):
-        return wrap_array(out_data.copy() if out_data.base is not None and advanced else out_data)
     if advanced:
+        if not _recording(x):
+            return wrap_array(out_data.copy() if out_data.base is not None else out_data)
         index_map = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)[nkey]
         return gather_map(x, out_data.shape, index_map, GATHER_MAP)
     if not builtins.any(k is Ellipsis for k in nkey):
-        nkey = nkey + (Ellipsis,)  # so that the probe stays an array (a view) when every dim is indexed
-    base, strides = _probe_layout(_probe(xd.shape)[nkey])
-    return _record_gather_strided(SELECT, x, out_data, strides, base)
+        nkey = nkey + (Ellipsis,)  # so that the result stays an array (a view) when every dim is indexed
+    return _view(SELECT, x, lambda a: a[nkey])
 
 
 def gather(x, dim, index):
@@ -1860,8 +1905,9 @@ def _max_min(x, dim, keepdim, is_max):
         return amax(x) if is_max else amin(x)
     d = _wrap_dim(dim, x.ndim)
     xd = x._data
-    if xd.ndim == 0:
-        return _MaxMin((x, wrap_array(np.array(0, np.int64))))
+    if xd.ndim == 0:  # a new tensor (torch's values are not the input, nor a view of it)
+        values = gather_map(x, (), np.zeros(1, np.int64), MAX_DIM if is_max else MIN_DIM)
+        return _MaxMin((values, wrap_array(np.array(0, np.int64))))
     if xd.shape[d] == 0:
         raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have non-zero size.")
     arg = np.argmax(xd, axis=d) if is_max else np.argmin(xd, axis=d)
@@ -2007,10 +2053,17 @@ def split(x, split_size_or_sections, dim=0):
         for s in sections:
             bounds.append(bounds[-1] + s)
     pieces = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        key = (slice(None),) * d + (slice(lo, hi),)
-        pieces.append(getitem(x, key))
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        key = (slice(None),) * d + (slice(lo, hi), Ellipsis)
+        pieces.append(_split_piece(x, key, ("Split", k)))
     return tuple(pieces)
+
+
+@linear_op
+def _split_piece(x, key, name):
+    """``x[key]`` as output ``name[1]`` of several views returned together by op ``name[0]`` (torch refuses
+    in-place writes into those)."""
+    return _view(SELECT, x, lambda a: a[key], multi=True, name=name)
 
 
 def chunk(x, chunks, dim=0):

@@ -1,0 +1,383 @@
+"""Views: tensors that share storage (and a version counter) with a base, and in-place ops through them.
+
+Data structures (read this first):
+
+- Storage is a numpy array. A view's ``_data`` is a numpy view of its base's ``_data`` (same memory), so a
+  write through either is seen by both, as in torch. The base is the root: a view of a view has the first
+  tensor as ``_vbase`` (torch's ``_base``).
+- ``VersionCounter`` (``Tensor._vc``, ``None`` until a tensor gets an alias or is modified in place): one per
+  storage, shared by the base, its views and its ``detach()`` aliases. ``version`` is what ``_version`` reads;
+  ``members`` (weak) are every tensor that aliases the storage: an in-place write flags the arena copies of
+  all of them (``tape.mark_modified``), so a backward that needs a saved alias raises torch's error.
+- View state on the view tensor: ``_vbase`` (the root), ``_vflags`` (``MULTI``: made by a multi-output op,
+  ``NO_GRAD``: made while grad mode was off and could have recorded). Positions of a view in its base
+  (``positions``) are recomputed from the numpy strides when an in-place write needs them.
+- The tape is unchanged: a recorded view op still records a ``GATHER_STRIDED`` (or ``COPY``) row whose output
+  region in the value arena holds a copy of the view's values, because the compiled sweep reads every value by
+  arena offset. That copy is a snapshot for the kernel only; ``_data`` is the live storage. An in-place write
+  flags the snapshot (``mark_modified``), so a backward that would read a stale snapshot raises instead.
+
+In-place write on a recorded tensor (``rebase``), torch's view+inplace rule:
+1. The new value ``r = f(snapshot)`` is recorded out of place (``snapshot`` is a recorded clone of the view).
+2. If the tensor is a view of ``base``, the base's new node is ``CopySlices``: ``base_old * keep + scatter(r)``
+   (``keep`` is zero where the view lies); otherwise the tensor's new node is ``r`` itself.
+3. The values are written into the storage; the base (or the tensor) takes over the new node's autograd
+   identity, keeping its storage, counter and view fields; its pre-write node lives on in a new object (``_prev``)
+   that rows recorded earlier reference.
+4. Every live view of that base that is part of a graph is regenerated as a gather from the base's new node
+   (torch regenerates lazily, by version; eagerly here, so that the forward hot paths stay untouched): its
+   gradient then flows through ``CopySlices``, and its ``grad_fn`` is ``AsStridedBackward0`` as torch's.
+
+Where to start reading: ``alias`` (making a view), ``rebase`` (writing through one).
+"""
+
+import weakref
+
+import numpy as np
+
+from .grad_mode import _grad_state
+from .tensor import Tensor, _new
+
+MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
+NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
+
+_KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname")
+
+
+class VersionCounter:
+    """The version of one storage, shared by every tensor that aliases it (see the module header)."""
+
+    __slots__ = ("version", "members", "__weakref__")
+
+    def __init__(self, version=0):
+        self.version = version
+        self.members = None  # weakref.WeakSet of aliases, made when the first alias is
+
+
+def counter(t):
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = VersionCounter()
+    return vc
+
+
+def share(t, alias):
+    """``alias`` shares ``t``'s storage and version counter."""
+    vc = counter(t)
+    alias._vc = vc
+    members = vc.members
+    if members is None:
+        members = vc.members = weakref.WeakSet()
+        members.add(t)
+    members.add(alias)
+
+
+def alias(x, out, data, multi=False, name=None):
+    """Make ``out`` (just produced from ``x`` by a view op) a view of ``x``'s root base with storage ``data``
+    (a numpy view of ``x._data``)."""
+    out._data = data
+    root = x._vbase if x._vbase is not None else x
+    out._vbase = root
+    flags = MULTI if multi else 0
+    if not _grad_state.enabled and x._rg:
+        flags |= NO_GRAD
+    if x._vflags & NO_GRAD:
+        flags |= NO_GRAD
+    if flags:
+        out._vflags = flags
+    if name is not None:
+        out._vname = name
+    share(root, out)
+    return out
+
+
+def detach(x):
+    t = _new(Tensor)
+    t._data = x._data
+    share(x, t)
+    return t
+
+
+# ---------------------------------------------------------------------------------------------------------
+# layout (torch's stride(), storage_offset(), is_contiguous())
+
+
+def _root_data(t):
+    base = t._vbase
+    return t._data if base is None else base._data
+
+
+def stride(t, dim=None):
+    item = t._data.itemsize
+    strides = tuple(s // item for s in t._data.strides)
+    if dim is None:
+        return strides
+    from .tensor import _wrap_dim
+
+    return strides[_wrap_dim(dim, t.ndim)]
+
+
+def storage_offset(t):
+    if t._vbase is None:
+        return 0
+    d = t._data
+    root = _root_data(t)
+    return (d.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // d.itemsize
+
+
+def is_contiguous(t, memory_format=None):
+    return bool(t._data.flags.c_contiguous)
+
+
+def overlaps(data):
+    """Whether two elements of ``data`` share memory (a stride 0 over a dimension of size > 1): torch's
+    internal-overlap check."""
+    return any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape))
+
+
+def positions(v):
+    """The C-order indices, in its base, of every element of view ``v`` (flat, in ``v``'s C order)."""
+    base = v._vbase._data
+    vd = v._data
+    item = vd.itemsize
+    start = (vd.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item
+    vmem = _offsets(vd.shape, [s // item for s in vd.strides], start)
+    if base.flags.c_contiguous:
+        return vmem
+    bmem = _offsets(base.shape, [s // item for s in base.strides], 0)
+    order = np.argsort(bmem, kind="stable")
+    return order[np.searchsorted(bmem[order], vmem)]
+
+
+def _offsets(shape, strides, start):
+    idx = np.full(shape, start, dtype=np.int64)
+    for k, (extent, st) in enumerate(zip(shape, strides)):
+        if st and extent > 1:
+            sh = [1] * len(shape)
+            sh[k] = extent
+            idx = idx + (np.arange(extent, dtype=np.int64) * st).reshape(sh)
+    return idx.reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# checks before an in-place write
+
+_OVERLAP = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single memory location. "
+    "Please clone() the tensor before performing the operation."
+)
+_VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
+_NO_GRAD_VIEW = (
+    "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that this use "
+    "case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the view and the "
+    "inplace either both inside the no_grad block (if you don't want the inplace to be tracked) or both outside (if "
+    "you want the inplace to be tracked)."
+)
+
+
+def check_write(t):
+    """Raise torch's error for a write into ``t`` that torch refuses whatever the grad mode."""
+    if overlaps(t._data):
+        raise RuntimeError(_OVERLAP)
+
+
+def check_recorded_write(t):
+    """Raise torch's error for a recorded in-place op on view ``t`` (grad mode on)."""
+    base = t._vbase
+    if base._rg and base._op is None:
+        raise RuntimeError(_VIEW_OF_LEAF)
+    flags = t._vflags
+    if flags & MULTI:
+        name, index = t.__dict__.get("_vname", ("Unbind", 0))
+        raise RuntimeError(
+            f"Output {index} of {name} is a view and is being modified inplace. This view is the output of a function "
+            "that returns multiple views. Such functions do not allow the output views to be modified inplace. You "
+            "should replace the inplace operation by an out-of-place one."
+        )
+    if flags & NO_GRAD:
+        raise RuntimeError(_NO_GRAD_VIEW)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# recorded in-place writes
+
+
+def rebase(self, compute):
+    """Make ``self`` hold ``compute(snapshot of self)``, recorded, with torch's view+inplace semantics (see the
+    module header). Returns ``self``."""
+    from . import methods, ops
+    from .forward import reregister
+
+    check_write(self)
+    base = self._vbase
+    if base is not None:
+        check_recorded_write(self)
+    snapshot = ops.clone(self) if self._rg else ops.wrap_array(np.array(self._data, copy=True))
+    result = compute(snapshot)
+    if result._data.shape != self._data.shape:
+        raise RuntimeError(
+            f"output with shape {list(self._data.shape)} doesn't match the broadcast shape {list(result.shape)}"
+        )
+    if base is None:
+        target, new = self, result
+        old = _old_node(self)
+        if self._rg:
+            snapshot._inputs = (old,)
+        new._inputs = tuple(old if i is self else i for i in new._inputs)
+    else:
+        target = base
+        old = _old_node(base)
+        pos = positions(self)
+        shape = base._data.shape
+        # the base's elements outside the view, moved by index rows: they read no values, so the old node's
+        # flagged arena copy is never read (a multiplication by a mask would be, and would raise)
+        kept = np.ones(base._data.size, bool)
+        kept[pos] = False
+        kept = np.flatnonzero(kept)
+        value = result if result._data.dtype == base._data.dtype else result.to(base._data.dtype)
+        new = ops.add(
+            ops.scatter_map(ops.gather_map(old, (kept.size,), kept), shape, kept),
+            ops.scatter_map(value, shape, pos),
+        )
+        new._op = ops.COPY_SLICES
+        new._node = None
+    methods._retarget(target, old)
+    methods._semantics_rebase(target, old)
+    from .tape import mark_modified
+
+    mark_modified(target)
+    reregister(old)
+    vc = counter(target)
+    version = vc.version + 1
+    target._data[...] = new._data  # the storage: every view sees the write
+    keep = {k: target.__dict__[k] for k in _KEEP if k in target.__dict__}
+    target.__dict__.clear()
+    target.__dict__.update(new.__dict__)
+    target.__dict__.update(keep)
+    methods._retarget_rows(target, new, target)
+    vc.version = version
+    target._prev = old
+    reregister(target)
+    if old._retains_grad:  # retain_grad follows the tensor to its new node (hooks stay with the old one)
+        old._retains_grad = False
+        target.retain_grad()
+    _regenerate_views(target)
+    return self
+
+
+def _old_node(t):
+    """A new object holding ``t``'s current node (rows recorded so far reference it)."""
+    old = _new(Tensor)
+    old.__dict__.update(t.__dict__)
+    old.__dict__.pop("_vc", None)  # the old node no longer aliases the storage (its values are the old ones)
+    old._vc = VersionCounter(counter(t).version)
+    return old
+
+
+def _regenerate_views(base):
+    """Give every live view of ``base`` a node that gathers from ``base``'s new node (torch's regenerated
+    ``AsStridedBackward0``), so that gradients through the view reach the write."""
+    from . import methods, ops
+    from .forward import reregister
+
+    members = base._vc.members if base._vc is not None else None
+    if not members or not base._rg or not _grad_state.enabled:
+        return
+    for v in list(members):
+        if v._vbase is not base:
+            continue
+        new = ops.gather_map(base, v._data.shape, positions(v), ops.AS_STRIDED_VIEW)
+        # the view's node so far lives on for the rows that used it (found through ``_prev``, as in rebase)
+        old = _old_node(v)
+        methods._retarget(v, old)
+        reregister(old)
+        keep = {k: v.__dict__[k] for k in _KEEP if k in v.__dict__}
+        v.__dict__.clear()
+        v.__dict__.update(new.__dict__)
+        v.__dict__.update(keep)
+        v._prev = old
+        reregister(v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# forward mode: a write into a dual view or base (not recorded for reverse mode)
+
+
+def sync_tangents(t):
+    """After an in-place write into ``t`` that set ``t``'s tangents: give its base the written tangent on the
+    view's elements, and every view of that base the matching part of the base's tangent (tangents of views
+    follow their base, as torch's forward-mode views do)."""
+    from . import ops
+    from .forward import set_tangent
+
+    base = t._vbase
+    if base is not None:
+        levels = set(t._tangents or ()) | set(base._tangents or ())
+        if not levels:
+            return
+        pos = positions(t)
+        shape = base._data.shape
+        kept = np.ones(base._data.size, bool)
+        kept[pos] = False
+        kept = np.flatnonzero(kept)
+        new = {}
+        for lvl in levels:
+            bt = (base._tangents or {}).get(lvl)
+            vt = (t._tangents or {}).get(lvl)
+            bt = bt if bt is not None else ops.wrap_array(np.zeros(shape, base._data.dtype))
+            vt = vt if vt is not None else ops.wrap_array(np.zeros(t._data.shape, base._data.dtype))
+            new[lvl] = ops.add(
+                ops.scatter_map(ops.gather_map(bt, (kept.size,), kept), shape, kept), ops.scatter_map(vt, shape, pos)
+            )
+        base._tangents = None
+        for lvl, tan in new.items():
+            set_tangent(base, lvl, tan)
+    else:
+        base = t
+    members = base._vc.members if base._vc is not None else None
+    if not members or not base._tangents:
+        return
+    for v in list(members):
+        if v._vbase is base and v is not t:
+            v._tangents = None
+            for lvl, tan in base._tangents.items():
+                set_tangent(v, lvl, ops.gather_map(tan, v._data.shape, positions(v)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writes that are not recorded (no_grad) into tensors that are part of a graph
+
+
+def rehome_after_write(t):
+    """After a write into ``t`` that was not recorded (under ``no_grad``): if ``t`` (or the base it views) is a
+    graph node, it gets a fresh arena copy of its new values, joined to its node by an identity row (which reads
+    no values). Rows recorded before the write keep the old, flagged copy (a backward that needs it raises, as
+    torch's version check does); later rows read the new one, so using the tensor after the write is no error.
+    Other views of the storage are left as they are (rehoming each live view of a parameter at every optimizer
+    step would chain every step's tape to the next): using one of those after the write raises at backward."""
+    if t._op is not None and t._tape is not None:
+        _rehome(t)
+    base = t._vbase
+    if base is not None and base._op is not None and base._tape is not None:
+        _rehome(base)
+
+
+def _rehome(t):
+    from . import methods, ops
+    from .forward import reregister
+
+    old = _old_node(t)
+    methods._retarget(t, old)
+    reregister(old)
+    name = old.grad_fn.name()
+    new = ops._record_copy(ops.REHOME, old, np.ascontiguousarray(t._data))
+    keep = {k: t.__dict__[k] for k in _KEEP if k in t.__dict__}
+    tangents = t._tangents
+    t.__dict__.clear()
+    t.__dict__.update(new.__dict__)
+    t.__dict__.update(keep)
+    t._ctx = name  # REHOME's grad_fn name: the node's own, as torch's grad_fn is unchanged by the write
+    t._prev = old
+    if tangents is not None:
+        t._tangents = tangents
+        reregister(t)

@@ -117,4 +117,10 @@ multiply = mul
 divide = div
 negative = neg
 
+# --- shapeindex: shape and indexing ops (ad/ops/shape_index.py)
+from .ops.shape_index import *  # noqa: E402, F403
+from .ops.shape_index import __all__ as _shape_index_all  # noqa: E402
+
+# --- end shapeindex
+
 __version__ = "0.1.0"

@@ -340,3 +340,9 @@ def bind():
     T.contiguous = lambda self, memory_format=None: self
     T.is_contiguous = lambda self, memory_format=None: True
     T.where = lambda self, condition, other: ops.where(condition, self, other)
+
+    # --- shapeindex: flip/roll/scatter/index_*/masked_*/tril/diag/sort/... methods and in-place variants
+    from .ops import shape_index
+
+    shape_index.bind_methods(T)
+    # --- end shapeindex

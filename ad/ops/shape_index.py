@@ -33,25 +33,23 @@ from kernels import opcodes as K
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
-    INDEX_SELECT,
     GATHER,
+    INDEX_SELECT,
     Op,
     _gather_map_vjp,
     _is_scalar,
     amax,
     amin,
-    as_tensor_operand,
     cat,
-    clone as _clone,
     expand,
     gather_map,
     prod,
     reshape,
     scatter_map,
-    sum as _sum,
-    transpose,
     where,
 )
+from . import clone as _clone
+from . import sum as _sum
 
 FLIP = Op("flip", K.GATHER_MAP, "FlipBackward0", _gather_map_vjp)
 ROLL = Op("roll", K.GATHER_MAP, "RollBackward0", _gather_map_vjp)
@@ -168,9 +166,7 @@ def _write_out(out, result):
         if np.can_cast(data.dtype, out._data.dtype, "same_kind"):
             data = data.astype(out._data.dtype)
         else:
-            raise RuntimeError(
-                f"result type {data.dtype} can't be cast to the desired output type {out._data.dtype}"
-            )
+            raise RuntimeError(f"result type {data.dtype} can't be cast to the desired output type {out._data.dtype}")
     if out._data.shape == data.shape:
         out._data[...] = data
     else:
@@ -208,8 +204,9 @@ def _shape_args(sizes, fn):
         sizes = tuple(sizes[0])
     for s in sizes:
         if not isinstance(s, numbers.Integral):
-            raise TypeError(f"{fn}(): argument 'dims' must be tuple of ints, but found element of type "
-                            f"{type(s).__name__}")
+            raise TypeError(
+                f"{fn}(): argument 'dims' must be tuple of ints, but found element of type {type(s).__name__}"
+            )
     return tuple(int(s) for s in sizes)
 
 
@@ -279,9 +276,7 @@ def repeat(input, *sizes):  # noqa: A002
     """``Tensor.repeat``: tile the tensor ``sizes[k]`` times along each dim (new leading dims allowed)."""
     sizes = _shape_args(sizes, "repeat")
     if len(sizes) < input.ndim:
-        raise RuntimeError(
-            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor"
-        )
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
     if builtins.any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.min(sizes)}: {list(sizes)}")
     ids = _ids(input.shape).reshape((1,) * (len(sizes) - input.ndim) + input.shape)
@@ -396,7 +391,7 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):  # noqa: A
         value = _fill_value(value, input, "scatter")
         idx_shape = _data(index).shape
         if reduce is not None:
-            src = expand(value, idx_shape) if value._rg else _const(np.broadcast_to(value._data, idx_shape), input.dtype)
+            src = expand(value, idx_shape)
         else:
             d, out_pos, _ = _scatter_positions(input, dim, index, idx_shape, "scatter")
             mask = np.zeros(input._data.size, dtype=bool)
@@ -649,8 +644,10 @@ def take_along_dim(input, indices, dim=None):  # noqa: A002
     if dim is None:
         return take(reshape(input, -1), wrap_array(idx.reshape(-1)))
     if idx.ndim != input.ndim:
-        raise RuntimeError("torch.take_along_dim(): input and indices should have the same number of dimensions, "
-                           f"but got {input.ndim} dimensions for input, and {idx.ndim} dimensions for indices")
+        raise RuntimeError(
+            "torch.take_along_dim(): input and indices should have the same number of dimensions, "
+            f"but got {input.ndim} dimensions for input, and {idx.ndim} dimensions for indices"
+        )
     d = _wrap_dim(dim, input.ndim)
     xs, js = list(input.shape), list(idx.shape)
     xs[d] = js[d] = 1
@@ -674,7 +671,7 @@ def _triangle(input, diagonal, lower, fn):
     if input.ndim < 2:
         raise RuntimeError(f"{fn}: input tensor must have at least 2 dimensions")
     rows, cols = input.shape[-2:]
-    keep = (np.tri(rows, cols, diagonal, dtype=bool) if lower else ~np.tri(rows, cols, diagonal - 1, dtype=bool))
+    keep = np.tri(rows, cols, diagonal, dtype=bool) if lower else ~np.tri(rows, cols, diagonal - 1, dtype=bool)
     return _pick(np.broadcast_to(keep, input.shape), input, _const(0, input.dtype))
 
 
@@ -1025,8 +1022,9 @@ def nonzero(input, *, out=None, as_tuple=False):  # noqa: A002
     result = wrap_array(np.argwhere(a).astype(_I64))
     if out is not None:
         if out.dtype != np.int64:
-            raise RuntimeError(f"nonzero: Expected out tensor to have scalar type Long but got scalar type"
-                               f"{_tname(out.dtype)}")
+            raise RuntimeError(
+                f"nonzero: Expected out tensor to have scalar type Long but got scalar type{_tname(out.dtype)}"
+            )
         return _write_out(out, result)
     return result
 
@@ -1059,19 +1057,23 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
         if side not in ("left", "right"):
             raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got {side}")
         if right and side == "left":
-            raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, got side of left "
-                               "while right was True")
+            raise RuntimeError(
+                "torch.searchsorted(): side and right can't be set to opposites, got side of left while right was True"
+            )
         right = side == "right"
     seq = _data(sorted_sequence)
     scalar = not isinstance(input, Tensor)
     vals = np.asarray(_data(input))
     srt = None if sorter is None else _index_array(sorter, "searchsorted", "sorter")
     if srt is not None and srt.shape != seq.shape:
-        raise RuntimeError("torch.searchsorted(): boundary and sorter must have the same size, but got boundary "
-                           f"tensor {list(seq.shape)}and got sorter tensor {list(srt.shape)}")
+        raise RuntimeError(
+            "torch.searchsorted(): boundary and sorter must have the same size, but got boundary "
+            f"tensor {list(seq.shape)}and got sorter tensor {list(srt.shape)}"
+        )
     if seq.ndim == 0:
-        raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 "
-                           "dimension")
+        raise RuntimeError(
+            "torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 dimension"
+        )
     if seq.ndim > 1 and (scalar or vals.ndim != seq.ndim or vals.shape[:-1] != seq.shape[:-1]):
         raise RuntimeError(
             "torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions of boundaries "
@@ -1138,8 +1140,7 @@ _METHODS = (
     "diag_embed trace sort argsort topk kthvalue msort unique unique_consecutive nonzero argwhere"
 ).split()
 _INPLACE = (
-    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter "
-    "tril triu"
+    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter tril triu"
 ).split()
 # what ``from ad.ops.shape_index import *`` (ad/__init__.py) exports: the functions torch has
 __all__ = [n for n in _METHODS if n != "repeat"] + (
@@ -1172,4 +1173,3 @@ def bind_methods(T):
         if name in ("masked_fill", "masked_scatter"):
             fn = _masked_fill_inplace(fn)
         setattr(T, name + "_", _make_inplace(name + "_", fn))
-

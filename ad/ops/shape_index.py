@@ -30,6 +30,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
@@ -79,7 +80,11 @@ def _data(t):
 
 
 def _needs_grad(*tensors):
-    return _grad_state.enabled and builtins.any(isinstance(t, Tensor) and t._rg for t in tensors)
+    """Whether any of ``tensors`` is recorded for reverse mode or carries a forward-mode tangent."""
+    for t in tensors:
+        if isinstance(t, Tensor) and ((_grad_state.enabled and t._rg) or (_fw.levels and t._tangents)):
+            return True
+    return False
 
 
 def _dims_arg(dims):
@@ -150,7 +155,7 @@ def _overwrite(x, positions, src, src_positions):
 
 
 def _check_out_grad(fn, *tensors):
-    if _needs_grad(*tensors):
+    if _grad_state.enabled and builtins.any(isinstance(t, Tensor) and t._rg for t in tensors):
         raise RuntimeError(
             f"{fn}(): functions with out=... arguments don't support automatic differentiation, but one of the "
             "arguments requires grad."

@@ -484,25 +484,41 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     return _pick(touched, placed, input)
 
 
+# per op: (exception for a bad index, message prefix, negative indices allowed) as torch raises them
+_INDEX_RULES = {
+    "index_add": (RuntimeError, "", False),
+    "index_copy": (IndexError, "index_copy_(): ", False),
+    "index_fill": (IndexError, "", True),
+}
+
+
 def _index_positions(x, dim, index, source_shape, fn):
     """Flat positions in ``x`` of the slices ``index`` selects along ``dim``, shaped like ``source``."""
+    exc, prefix, negative_ok = _INDEX_RULES[fn]
     d = _wrap_dim(dim, x.ndim)
     idx = _index_array(index, fn)
     if idx.ndim > 1:
-        raise IndexError(f"{fn}(): Index is supposed to be a vector")
+        if fn == "index_fill":
+            raise RuntimeError("Index has to be a vector/scalar")
+        raise IndexError(f"{fn}_(): Index is supposed to be a vector, but got dim: {idx.ndim}")
     idx = idx.reshape(-1)
     xshape = x.shape if x.ndim else (1,)
     size = xshape[d]
-    bad = idx[(idx < -size) | (idx >= size)]
+    bad = idx[(idx < (-size if negative_ok else 0)) | (idx >= size)]
     if bad.size:
-        raise IndexError(f"index out of range in self: index {int(bad[0])} for dimension {d} with size {size}")
+        raise exc(f"{prefix}index {int(bad[0])} is out of bounds for dimension {d} with size {size}")
     positions = np.take(_ids(xshape), idx % size if size else idx, axis=d)
     if source_shape is not None:
         sshape = tuple(source_shape) if len(source_shape) else (1,)
+        if len(sshape) != len(xshape) or sshape[d] != idx.size:
+            raise (RuntimeError if fn == "index_add" else IndexError)(
+                f"{fn}_(): Number of indices ({idx.size}) should be equal to source.size(dim) "
+                f"({sshape[d] if len(sshape) > d else 0})"
+            )
         if sshape != positions.shape:
             raise RuntimeError(
-                f"{fn}(): source of shape {list(source_shape)} does not match the indexed slices of "
-                f"shape {list(positions.shape)} (self {list(x.shape)}, dim {d}, {idx.size} indices)"
+                f"{fn}_(): source tensor shape must match self tensor shape, excluding the specified dimension. "
+                f"Got self.shape = {list(x.shape)} source.shape = {list(source_shape)}"
             )
     return positions.reshape(-1)
 
@@ -951,7 +967,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):  # noqa: A002
     d, a = _sort_args(input, dim, True, False)
     size = a.shape[d]
     if k < 1 or k > size:
-        raise IndexError(f"kthvalue(): selected number k out of range for dimension {d}")
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
     order = np.take(_argsort(a, d, False), [k - 1], axis=d)
     if input.ndim == 0:
         values = _take_values(input, order, d, KTHVALUE)
@@ -1144,14 +1160,19 @@ _METHODS = (
     "index_copy index_fill index_put masked_fill masked_scatter masked_select take take_along_dim tril triu diag "
     "diag_embed trace sort argsort topk kthvalue msort unique unique_consecutive nonzero argwhere"
 ).split()
+_FUNCTIONS = "searchsorted bucketize".split()
 _INPLACE = (
     "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter tril triu"
 ).split()
 # what ``from ad.ops.shape_index import *`` (ad/__init__.py) exports: the functions torch has
-__all__ = [n for n in _METHODS if n != "repeat"] + (
-    "broadcast_shapes broadcast_tensors meshgrid atleast_1d atleast_2d atleast_3d hstack vstack row_stack dstack "
-    "column_stack clone"
-).split()
+__all__ = (
+    [n for n in _METHODS if n != "repeat"]
+    + _FUNCTIONS
+    + (
+        "broadcast_shapes broadcast_tensors meshgrid atleast_1d atleast_2d atleast_3d hstack vstack row_stack dstack "
+        "column_stack clone"
+    ).split()
+)
 
 
 def _masked_fill_inplace(out_of_place):

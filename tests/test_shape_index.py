@@ -529,3 +529,10 @@ def test_bad_input_leaves_inplace_target_unchanged():
     with pytest.raises(RuntimeError):
         x.scatter_(0, ad.tensor([[7]]), 1.0)
     np.testing.assert_array_equal(x.numpy(), X34)
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_prod_gradient_is_exact_at_zeros(include_self):
+    src = np.array([[1.0, 0.0, 5.0, -2.0], [0.5, 0.0, 0.0, 3.0]])
+    index = [[0, 0, 0, 2], [1, 1, 2, 2]]
+    check(lambda L, x, s: x.scatter_reduce(1, _idx(L, index), s, "prod", include_self=include_self), SELF, src)

@@ -13,7 +13,8 @@ index_copy, index_put, masked_scatter) gather the replacing values onto the outp
 ``where(mask, picked, x)``. With repeated indices the last write wins (as torch's CPU loop), and only that
 source element receives gradient. Reductions onto repeated targets (``scatter_reduce`` with prod / amax / amin)
 gather each target's contributions into a padded ``(targets, K)`` matrix and reduce it along its rows, so they
-inherit prod's and amax's gradients (amax: split evenly between ties, as torch).
+inherit amax's gradient (split evenly between ties, as torch); prod multiplies halves of the row, so its
+gradient needs no division and stays exact at zeros.
 
 Ops whose result is one gather carry their own ``Op`` entry (torch's ``grad_fn`` name, e.g. FlipBackward0)
 over the GATHER_MAP opcode. Sort, topk and kthvalue compute the permutation with numpy (stable), and give
@@ -44,7 +45,6 @@ from . import (
     cat,
     expand,
     gather_map,
-    prod,
     reshape,
     scatter_map,
     where,
@@ -478,8 +478,19 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     rank = np.arange(order.size) - starts[group]
     table[group, lead + rank] = n + order
     pool = cat([reshape(input, -1), vals, _const([pad_value], input.dtype)])
-    rows = gather_map(pool, table.shape, table)
-    reduced = {"prod": prod, "amax": amax, "amin": amin}[reduce](rows, 1)
+    if reduce == "prod":
+        # pad the rows to a power of two and multiply halves: log2(width) products whose gradient has no
+        # division, so it stays exact where a contribution is zero (prod's rule divides by the input)
+        width2 = 1 << (width - 1).bit_length()
+        table = np.concatenate([table, np.full((targets.size, width2 - width), pad, dtype=_I64)], axis=1)
+        rows = gather_map(pool, table.shape, table)
+        while rows.shape[1] > 1:
+            half = rows.shape[1] // 2
+            rows = rows[:, :half] * rows[:, half:]
+        reduced = reshape(rows, -1)
+    else:
+        rows = gather_map(pool, table.shape, table)
+        reduced = (amax if reduce == "amax" else amin)(rows, 1)
     placed = scatter_map(reduced, input.shape, targets)
     return _pick(touched, placed, input)
 

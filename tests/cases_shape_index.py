@@ -47,20 +47,26 @@ CASES = {
         [(2, 3), (3, 3)],
     ),
     "scatter_reduce_sum_mean": (
-        lambda x, s: x.scatter_reduce(1, _I([[0, 0, 2]]), s, "sum") * _w(x, 2, 3)
-        + x.scatter_reduce(1, _I([[0, 0, 2]]), s, "mean", include_self=False)
-        + x.scatter_reduce(1, _I([[1, 1, 1]]), s, "mean"),
+        lambda x, s: (
+            x.scatter_reduce(1, _I([[0, 0, 2]]), s, "sum") * _w(x, 2, 3)
+            + x.scatter_reduce(1, _I([[0, 0, 2]]), s, "mean", include_self=False)
+            + x.scatter_reduce(1, _I([[1, 1, 1]]), s, "mean")
+        ),
         [(2, 3), (1, 3)],
     ),
     "scatter_reduce_prod": (
-        lambda x, s: x.scatter_reduce(0, _I([[0, 1], [0, 0]]), s, "prod") * _w(x, 2, 2)
-        + x.scatter_reduce(0, _I([[0, 1], [0, 0]]), s, "prod", include_self=False),
+        lambda x, s: (
+            x.scatter_reduce(0, _I([[0, 1], [0, 0]]), s, "prod") * _w(x, 2, 2)
+            + x.scatter_reduce(0, _I([[0, 1], [0, 0]]), s, "prod", include_self=False)
+        ),
         [(2, 2), (2, 2)],
         {"domain": (0.5, 1.5)},
     ),
     "scatter_reduce_amax_amin": (
-        lambda x, s: x.scatter_reduce(1, _I([[0, 0, 2, 0]]), s, "amax") * _w(x, 2, 3)
-        + x.scatter_reduce(1, _I([[0, 0, 2, 0]]), s, "amin", include_self=False),
+        lambda x, s: (
+            x.scatter_reduce(1, _I([[0, 0, 2, 0]]), s, "amax") * _w(x, 2, 3)
+            + x.scatter_reduce(1, _I([[0, 0, 2, 0]]), s, "amin", include_self=False)
+        ),
         [(2, 3), (1, 4)],
     ),
     "scatter_multiply": (lambda x, s: ad.scatter(x, 0, _I([[1, 1]]), s, reduce="multiply"), [(2, 2), (1, 2)]),
@@ -74,8 +80,10 @@ CASES = {
         [(2, 3), (2,)],
     ),
     "index_put": (
-        lambda x, v: x.index_put((_I([0, 1, 0]), _I([2, 0, 1])), v) * _w(x, 2, 3)
-        + ad.index_put(x, (_I([1, 1]),), v[:2, None], accumulate=True),
+        lambda x, v: (
+            x.index_put((_I([0, 1, 0]), _I([2, 0, 1])), v) * _w(x, 2, 3)
+            + ad.index_put(x, (_I([1, 1]),), v[:2, None], accumulate=True)
+        ),
         [(2, 3), (3,)],
     ),
     "masked_fill": (
@@ -87,8 +95,10 @@ CASES = {
         [(2, 2), (4,)],
     ),
     "take_along_dim": (
-        lambda x: ad.take_along_dim(x, _I([[0], [2]]), 1) * x.take_along_dim(_I([[1, 0, 1]]), 0).sum()
-        + x.take_along_dim(_I([5, 0])).sum(),
+        lambda x: (
+            ad.take_along_dim(x, _I([[0], [2]]), 1) * x.take_along_dim(_I([[1, 0, 1]]), 0).sum()
+            + x.take_along_dim(_I([5, 0])).sum()
+        ),
         [(2, 3)],
     ),
     "tril_triu": (lambda x: x.tril() * _w(x, 2, 3, 3) + ad.triu(x, 1) + x.tril(-1) * x, [(2, 3, 3)]),
@@ -103,15 +113,19 @@ CASES = {
         [(2, 1), (3,)],
     ),
     "meshgrid": (
-        lambda x, y: (lambda a, b: a * b + a * _w(x, 2, 3))(*ad.meshgrid(x, y, indexing="ij"))
-        + ad.meshgrid([y, x], indexing="xy")[0] * _w(x, 2, 3),
+        lambda x, y: (
+            (lambda a, b: a * b + a * _w(x, 2, 3))(*ad.meshgrid(x, y, indexing="ij"))
+            + ad.meshgrid([y, x], indexing="xy")[0] * _w(x, 2, 3)
+        ),
         [(2,), (3,)],
     ),
     "stacks": (
-        lambda x, y: ad.hstack([x, y]).sum(1) * ad.vstack([x, y]).sum()
-        + ad.dstack([x, y]).sum((0, 1))
-        + ad.column_stack([x[0], y[0]]).sum(1)
-        + ad.row_stack((x, y)).sum(0),
+        lambda x, y: (
+            ad.hstack([x, y]).sum(1) * ad.vstack([x, y]).sum()
+            + ad.dstack([x, y]).sum((0, 1))
+            + ad.column_stack([x[0], y[0]]).sum(1)
+            + ad.row_stack((x, y)).sum(0)
+        ),
         [(2, 2), (2, 2)],
     ),
     "msort": (lambda x: ad.msort(x) * _w(x, 3, 2), [(3, 2)]),

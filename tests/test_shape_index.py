@@ -536,3 +536,109 @@ def test_scatter_reduce_prod_gradient_is_exact_at_zeros(include_self):
     src = np.array([[1.0, 0.0, 5.0, -2.0], [0.5, 0.0, 0.0, 3.0]])
     index = [[0, 0, 0, 2], [1, 1, 2, 2]]
     check(lambda L, x, s: x.scatter_reduce(1, _idx(L, index), s, "prod", include_self=include_self), SELF, src)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# edge cases (0-d, empty, offsets past the end, dtype mixes) against torch: values, dtypes, exception classes
+
+EDGE_CASES = {
+    "flip0d": lambda L: L.flip(L.tensor(2.0), []),
+    "flip0d_dim0": lambda L: L.flip(L.tensor(2.0), [0]),
+    "flip_empty": lambda L: L.flip(L.zeros(0, 3), [0, 1]),
+    "roll0d": lambda L: L.roll(L.tensor(2.0), 1),
+    "roll_empty": lambda L: L.roll(L.zeros(0, 3), 1, 0),
+    "repeat0d": lambda L: L.tensor(2.0).repeat(3, 2),
+    "tile0d": lambda L: L.tile(L.tensor(2.0), (3,)),
+    "tile_empty": lambda L: L.tile(L.zeros(2, 0), (2, 2)),
+    "ri_0d": lambda L: L.repeat_interleave(L.tensor(2.0), 3),
+    "ri_empty": lambda L: L.repeat_interleave(L.zeros(0), 3),
+    "scatter_empty_index": lambda L: L.tensor(X34).scatter(0, L.zeros(0, 4, dtype=L.int64), L.tensor(X34)),
+    "scatter_0d": lambda L: L.tensor(1.0).scatter(0, L.tensor(0), L.tensor(5.0)),
+    "scatter_add_0d": lambda L: L.tensor(1.0).scatter_add(0, L.tensor(0), L.tensor(5.0)),
+    "index_add_0d": lambda L: L.tensor(1.0).index_add(0, L.tensor(0), L.tensor(5.0)),
+    "index_add_0d_index": lambda L: L.tensor(X34).index_add(0, L.tensor(1), L.tensor(X34[:1])),
+    "index_fill_0d_index": lambda L: L.tensor(X34).index_fill(1, L.tensor(1), 0.0),
+    "index_fill_empty": lambda L: L.tensor(X34).index_fill(1, L.zeros(0, dtype=L.int64), 0.0),
+    "masked_select_0d": lambda L: L.masked_select(L.tensor(2.0), L.tensor(True)),
+    "masked_fill_0d": lambda L: L.tensor(2.0).masked_fill(L.tensor(True), 1.0),
+    "masked_fill_broadcast_self": lambda L: L.tensor(X34[0]).masked_fill(L.tensor(X34 > 0), 1.0),
+    "masked_scatter_none": lambda L: L.tensor(X34).masked_scatter(L.tensor(X34 > 100), L.zeros(0)),
+    "take_0d": lambda L: L.take(L.tensor(2.0), L.tensor(0)),
+    "take_empty": lambda L: L.take(L.tensor(X34), L.zeros(0, dtype=L.int64)),
+    "tad_neg": lambda L: L.take_along_dim(L.tensor(X34), L.tensor([[-1], [0], [1]]), 1),
+    "tril_empty": lambda L: L.tril(L.zeros(0, 3)),
+    "diag_empty": lambda L: L.diag(L.zeros(0)),
+    "diag_big_offset": lambda L: L.diag(L.tensor(X34), 10),
+    "diag_embed_0d": lambda L: L.diag_embed(L.tensor(X34[0])),
+    "trace_empty": lambda L: L.trace(L.zeros(0, 3)),
+    "trace_f32": lambda L: L.trace(L.tensor(X34.astype(np.float32))),
+    "trace_int32": lambda L: L.trace(L.tensor(X34.astype(np.int32))),
+    "sort0d": lambda L: L.sort(L.tensor(2.0)),
+    "sort_empty": lambda L: L.sort(L.zeros(0)),
+    "argsort0d": lambda L: L.argsort(L.tensor(2.0)),
+    "topk0d": lambda L: L.topk(L.tensor(2.0), 1),
+    "topk_k0": lambda L: L.topk(L.tensor(X34), 0),
+    "topk_unsorted": lambda L: L.topk(L.tensor(X34), 2, sorted=False),
+    "kth0d": lambda L: L.kthvalue(L.tensor(2.0), 1),
+    "kth0d_keep": lambda L: L.kthvalue(L.tensor(2.0), 1, keepdim=True),
+    "msort1d": lambda L: L.msort(L.tensor(X34[0])),
+    "unique_empty": lambda L: L.unique(L.zeros(0)),
+    "unique_float_nan": lambda L: L.unique(L.tensor([1.0, float("nan"), 1.0])),
+    "uc_empty": lambda L: L.unique_consecutive(L.zeros(0), return_counts=True),
+    "nonzero0d": lambda L: L.nonzero(L.tensor(2.0)),
+    "nonzero0d_false": lambda L: L.nonzero(L.tensor(0.0)),
+    "nonzero0d_tuple": lambda L: L.nonzero(L.tensor(2.0), as_tuple=True),
+    "nonzero_bool": lambda L: L.nonzero(L.tensor(X34 > 0)),
+    "searchsorted_0d_values": lambda L: L.searchsorted(L.tensor([1.0, 2.0]), L.tensor(1.5)),
+    "searchsorted_int_float": lambda L: L.searchsorted(L.tensor([1, 2, 3]), L.tensor([1.5, 2.0])),
+    "bucketize_scalar": lambda L: L.bucketize(1.5, L.tensor([1.0, 2.0])),
+    "meshgrid_0d": lambda L: L.meshgrid(L.tensor(1.0), L.tensor([1.0, 2.0]), indexing="xy"),
+    "meshgrid_one": lambda L: L.meshgrid(L.tensor([1.0, 2.0]), indexing="xy"),
+    "bt_one": lambda L: L.broadcast_tensors(L.tensor(X34)),
+    "hstack_0d": lambda L: L.hstack([L.tensor(1.0), L.tensor(2.0)]),
+    "column_stack_0d": lambda L: L.column_stack([L.tensor(1.0), L.tensor(2.0)]),
+    "rot90_neg": lambda L: L.rot90(L.tensor(X34), -3, [-1, -2]),
+    "scatter_value_int": lambda L: L.tensor([1, 2, 3]).scatter(0, L.tensor([1]), 2.7),
+    "masked_fill_int_float": lambda L: L.tensor([1, 2, 3]).masked_fill(L.tensor([True, False, False]), 2.7),
+    "index_fill_int_float": lambda L: L.tensor([1, 2, 3]).index_fill(0, L.tensor([1]), 2.7),
+    "scatter_reduce_mean_int_self": lambda L: L.tensor([1, 2, 3]).scatter_reduce(
+        0, L.tensor([0, 0]), L.tensor([4, 5]), "mean", include_self=False
+    ),
+    "index_put_neg": lambda L: L.tensor(X34).index_put((L.tensor([-1]),), L.tensor(0.0)),
+    "index_put_scalar_value": lambda L: L.tensor(X34).index_put((L.tensor([0]), L.tensor([1])), L.tensor(5.0)),
+    "repeat_interleave_neg_dim": lambda L: L.tensor(X34).repeat_interleave(2, dim=-1),
+    "sort_bool": lambda L: L.sort(L.tensor([True, False, True])),
+    "topk_int": lambda L: L.topk(L.tensor([3, 1, 2]), 2),
+    "masked_select_int": lambda L: L.masked_select(L.tensor([3, 1, 2]), L.tensor([True, False, True])),
+}
+
+
+def _flat(o):
+    if isinstance(o, (tuple, list)):
+        return [x for p in o for x in _flat(p)]
+    return [o]
+
+
+@pytest.fixture
+def torch_float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_edge_cases_match_torch(name, torch_float64):
+    fn = EDGE_CASES[name]
+    try:
+        expected = _flat(fn(torch))
+    except Exception as e:  # noqa: BLE001 - whatever torch raises, ad raises the same class
+        with pytest.raises(type(e)):
+            fn(ad)
+        return
+    got = _flat(fn(ad))
+    assert len(got) == len(expected)
+    for a, t in zip(got, expected):
+        assert tuple(a.shape) == tuple(t.shape)
+        assert str(a.dtype) == str(t.dtype).replace("torch.", "")
+        np.testing.assert_allclose(a.numpy(), t.numpy(), equal_nan=True)

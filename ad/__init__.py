@@ -119,7 +119,7 @@ negative = neg
 
 # --- shapeindex: shape and indexing ops (ad/ops/shape_index.py)
 from .ops.shape_index import *  # noqa: E402, F403
-from .ops.shape_index import __all__ as _shape_index_all  # noqa: E402
+from .ops.sorting import *  # noqa: E402, F403
 
 # --- end shapeindex
 

@@ -39,12 +39,18 @@ from . import (
     INDEX_SELECT,
     Op,
     _gather_map_vjp,
+    _gather_strided_vjp,
     _is_scalar,
+    _probe,
+    _probe_layout,
+    _record_gather_strided,
+    _recording,
     amax,
     amin,
     cat,
     expand,
     gather_map,
+    linear_op,
     reshape,
     scatter_map,
     where,
@@ -52,9 +58,9 @@ from . import (
 from . import clone as _clone
 from . import sum as _sum
 
-FLIP = Op("flip", K.GATHER_MAP, "FlipBackward0", _gather_map_vjp)
+FLIP = Op("flip", K.GATHER_STRIDED, "FlipBackward0", _gather_strided_vjp)
 ROLL = Op("roll", K.GATHER_MAP, "RollBackward0", _gather_map_vjp)
-ROT90 = Op("rot90", K.GATHER_MAP, "Rot90Backward0", _gather_map_vjp)
+ROT90 = Op("rot90", K.GATHER_STRIDED, "Rot90Backward0", _gather_strided_vjp)
 REPEAT = Op("repeat", K.GATHER_MAP, "RepeatBackward0", _gather_map_vjp)
 TAKE = Op("take", K.GATHER_MAP, "TakeBackward0", _gather_map_vjp)
 MASKED_SELECT = Op("masked_select", K.GATHER_MAP, "MaskedSelectBackward0", _gather_map_vjp)
@@ -216,6 +222,19 @@ def _shape_args(sizes, fn):
 # flip, roll, rot90, repeat, tile, repeat_interleave: one gather each
 
 
+@linear_op
+def _strided_view(x, op, view):
+    """A copy of the numpy view ``view(x)`` (flip, rot90: negative strides) recorded as one strided gather.
+
+    The layout comes from applying ``view`` to a probe (``ad/ops/__init__.py``), so no index map is stored.
+    """
+    out_data = np.copy(view(x._data), order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+    if not _recording(x):
+        return wrap_array(out_data)
+    base, strides = _probe_layout(view(_probe(x.shape)))
+    return _record_gather_strided(op, x, out_data, strides, base)
+
+
 def flip(input, dims):  # noqa: A002 - torch's names
     """Reverse the order of elements along ``dims``.
 
@@ -224,9 +243,7 @@ def flip(input, dims):  # noqa: A002 - torch's names
     repeated dim. Example: ``ad.flip(ad.tensor([1., 2.]), [0])`` is ``[2., 1.]``.
     """
     dims = _wrap_dims(_dims_arg(dims), input.ndim)
-    ids = _ids(input.shape)
-    index_map = np.flip(ids, dims) if dims and input.ndim else ids
-    return gather_map(input, input.shape, index_map, FLIP)
+    return _strided_view(input, FLIP, lambda a: np.flip(a, dims) if dims and a.ndim else a)
 
 
 def fliplr(input):  # noqa: A002
@@ -270,8 +287,7 @@ def rot90(input, k=1, dims=(0, 1)):  # noqa: A002
     d0, d1 = (_wrap_dim(d, input.ndim) for d in dims)
     if d0 == d1:
         raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
-    index_map = np.rot90(_ids(input.shape), k, axes=(d0, d1))
-    return gather_map(input, index_map.shape, index_map, ROT90)
+    return _strided_view(input, ROT90, lambda a: np.rot90(a, k, axes=(d0, d1)))
 
 
 def repeat(input, *sizes):  # noqa: A002

@@ -45,8 +45,6 @@ from . import (
     _probe_layout,
     _record_gather_strided,
     _recording,
-    amax,
-    amin,
     cat,
     expand,
     gather_map,
@@ -473,16 +471,21 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
         if input.dtype.kind != "f":
             return wrap_array(np.floor_divide(total._data, count).astype(input.dtype))
         return _pick(touched, total / _const(count, input.dtype), input)
-    # prod / amax / amin: each target's contributions in one padded row, reduced along the row
+    if reduce != "prod":
+        return _scatter_extreme(input, vals, out_pos, touched, reduce == "amax", include_self)
+    # prod: each target's contributions in one row (padded with ones to a power of two), reduced by
+    # multiplying halves: log2(width) products whose gradient has no division, so it stays exact where a
+    # contribution is zero (prod's rule divides by the input)
     order = np.argsort(out_pos, kind="stable")
-    targets, starts, counts = np.unique(out_pos[order], return_index=True, return_counts=True)
+    ordered = out_pos[order]
+    first = np.ones(ordered.size, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(first)
+    targets = ordered[starts]
+    counts = np.diff(np.append(starts, ordered.size))
     lead = 1 if include_self else 0
     width = int(counts.max()) + lead
-    if input.dtype.kind == "f":
-        pad_value = {"prod": 1.0, "amax": -np.inf, "amin": np.inf}[reduce]
-    else:
-        info = np.iinfo(input.dtype) if input.dtype.kind in "iu" else None
-        pad_value = {"prod": 1, "amax": info.min if info else False, "amin": info.max if info else True}[reduce]
+    width = 1 << (width - 1).bit_length()
     pad = n + vals.shape[0]
     table = np.full((targets.size, width), pad, dtype=_I64)
     if include_self:
@@ -490,21 +493,51 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     group = np.repeat(np.arange(targets.size), counts)
     rank = np.arange(order.size) - starts[group]
     table[group, lead + rank] = n + order
-    pool = cat([reshape(input, -1), vals, _const([pad_value], input.dtype)])
-    if reduce == "prod":
-        # pad the rows to a power of two and multiply halves: log2(width) products whose gradient has no
-        # division, so it stays exact where a contribution is zero (prod's rule divides by the input)
-        width2 = 1 << (width - 1).bit_length()
-        table = np.concatenate([table, np.full((targets.size, width2 - width), pad, dtype=_I64)], axis=1)
-        rows = gather_map(pool, table.shape, table)
-        while rows.shape[1] > 1:
-            half = rows.shape[1] // 2
-            rows = rows[:, :half] * rows[:, half:]
-        reduced = reshape(rows, -1)
-    else:
-        rows = gather_map(pool, table.shape, table)
-        reduced = (amax if reduce == "amax" else amin)(rows, 1)
+    pool = cat([reshape(input, -1), vals, _const([1], input.dtype)])
+    rows = gather_map(pool, table.shape, table)
+    while rows.shape[1] > 1:
+        half = rows.shape[1] // 2
+        rows = rows[:, :half] * rows[:, half:]
+    reduced = reshape(rows, -1)
     placed = scatter_map(reduced, input.shape, targets)
+    return _pick(touched, placed, input)
+
+
+def _scatter_extreme(input, vals, out_pos, touched, is_max, include_self):
+    """``scatter_reduce`` with amax / amin: each target is the mean of its candidates that equal the extreme.
+
+    The value is the extreme; the gradient is split evenly between tied candidates (as torch), and the graph
+    holds one gather of the tied candidates, a scaling and one scatter, whatever the number of candidates.
+    """
+    n = input._data.size
+    m = out_pos.size
+    pool_data = np.concatenate([input._data.reshape(-1), vals._data.reshape(-1)])
+    cand_target, cand_src = out_pos, np.arange(n, n + m, dtype=_I64)
+    if include_self:
+        own = np.flatnonzero(touched)
+        cand_target, cand_src = np.concatenate([own, cand_target]), np.concatenate([own, cand_src])
+    order = np.argsort(cand_target, kind="stable")
+    target_sorted, src_sorted = cand_target[order], cand_src[order]
+    value_sorted = pool_data[src_sorted]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = target_sorted[1:] != target_sorted[:-1]
+    starts = np.flatnonzero(first)
+    extreme = (np.maximum if is_max else np.minimum).reduceat(value_sorted, starts)
+    targets = target_sorted[starts]
+    if not _needs_grad(input, vals):
+        out = input._data.copy()
+        out.reshape(-1)[targets] = extreme
+        return wrap_array(out)
+    group = np.cumsum(first) - 1
+    tied = value_sorted == extreme[group]
+    if pool_data.dtype.kind == "f":
+        tied |= np.isnan(value_sorted) & np.isnan(extreme[group])  # a NaN extreme is its own candidate
+    count = np.bincount(group[tied], minlength=starts.size)
+    pool = cat([reshape(input, -1), vals])
+    picked = gather_map(pool, (int(tied.sum()),), src_sorted[tied])
+    if (count > 1).any():
+        picked = picked * _const(1.0 / count[group[tied]], input.dtype)
+    placed = scatter_map(picked, input.shape, target_sorted[tied])
     return _pick(touched, placed, input)
 
 

@@ -77,7 +77,7 @@ def _idx(L, v):
 # name -> (fn(L, *tensors), arrays)
 VALUE_CASES = {
     "flip": (lambda L, x: L.flip(x, [0, 2]), [X234]),
-    "flip_int_dim_method": (lambda L, x: x.flip(-1), [X34]),
+    "flip_int_dim_method": (lambda L, x: (x.flip(-1), x.flip(0, 1), L.flip(x, dims=(1,))), [X34]),
     "flip_empty_dims": (lambda L, x: L.flip(x, []), [X34]),
     "fliplr": (lambda L, x: L.fliplr(x), [X234]),
     "flipud": (lambda L, x: x.flipud(), [X34]),
@@ -89,7 +89,7 @@ VALUE_CASES = {
     "rot90_3d": (lambda L, x: L.rot90(x, 1, [0, 2]), [X234]),
     "repeat": (lambda L, x: x.repeat(2, 1, 3), [X34]),
     "repeat_zero": (lambda L, x: x.repeat(0, 2), [X34]),
-    "tile": (lambda L, x: (L.tile(x, (2,)), x.tile((2, 1, 1, 2))), [X34]),
+    "tile": (lambda L, x: (L.tile(x, (2,)), x.tile((2, 1, 1, 2)), x.tile(2, 1), L.tile(x, dims=[3])), [X34]),
     "repeat_interleave_int": (lambda L, x: L.repeat_interleave(x, 2), [X34]),
     "repeat_interleave_dim": (lambda L, x: x.repeat_interleave(_idx(L, [1, 0, 3]), dim=0), [X34]),
     "repeat_interleave_tensor1": (lambda L, x: x.repeat_interleave(_idx(L, [2]), dim=1), [X34]),

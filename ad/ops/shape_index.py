@@ -233,14 +233,14 @@ def _strided_view(x, op, view):
     return _record_gather_strided(op, x, out_data, strides, base)
 
 
-def flip(input, dims):  # noqa: A002 - torch's names
+def flip(input, dims, *more_dims):  # noqa: A002 - torch's names
     """Reverse the order of elements along ``dims``.
 
-    Args: input (Tensor); dims (int or sequence of ints).
+    Args: input (Tensor); dims (int or sequence of ints; ``Tensor.flip(0, 1)`` gives them one by one).
     Returns: a new tensor (torch copies too). Raises: IndexError for a dim out of range, RuntimeError for a
     repeated dim. Example: ``ad.flip(ad.tensor([1., 2.]), [0])`` is ``[2., 1.]``.
     """
-    dims = _wrap_dims(_dims_arg(dims), input.ndim)
+    dims = _wrap_dims(_dims_arg(dims) + more_dims, input.ndim)
     return _strided_view(input, FLIP, lambda a: np.flip(a, dims) if dims and a.ndim else a)
 
 
@@ -300,9 +300,9 @@ def repeat(input, *sizes):  # noqa: A002
     return gather_map(input, index_map.shape, index_map, REPEAT)
 
 
-def tile(input, dims):  # noqa: A002
+def tile(input, dims, *more_dims):  # noqa: A002
     """Like ``repeat``, with ``dims`` padded with leading ones when it is shorter than ``input.ndim``."""
-    dims = _shape_args((dims,), "tile")
+    dims = _shape_args(((dims,) if isinstance(dims, numbers.Integral) else tuple(dims)) + more_dims, "tile")
     dims = (1,) * (input.ndim - len(dims)) + dims
     return repeat(input, dims)
 

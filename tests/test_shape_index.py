@@ -381,6 +381,8 @@ def test_out_refuses_inputs_that_require_grad():
         ad.tril(x, out=ad.zeros(3, 4))
     with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
         ad.sort(x, out=(ad.zeros(0), ad.zeros(0, dtype=ad.int64)))
+    with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+        ad.hstack([ad.tensor(X34), x], out=ad.zeros(0))
 
 
 INPLACE_CASES = {

@@ -155,7 +155,8 @@ def _overwrite(x, positions, src, src_positions):
     return _pick(mask.reshape(x.shape), picked, x)
 
 
-def _check_out_grad(fn, *tensors):
+def _check_out_grad(fn, *args):
+    tensors = [t for a in args for t in (a if isinstance(a, (tuple, list)) else (a,))]
     if _grad_state.enabled and builtins.any(isinstance(t, Tensor) and t._rg for t in tensors):
         raise RuntimeError(
             f"{fn}(): functions with out=... arguments don't support automatic differentiation, but one of the "

@@ -397,6 +397,12 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None):  # noqa: A
 
     ``reduce="add"`` or ``"multiply"`` combine instead of replacing (as ``scatter_reduce`` with
     ``include_self=True``). Repeated indices: the last write wins.
+
+    Args: input (Tensor); dim (int); index (int64 Tensor, as many dims as ``input``, no larger than ``src``
+    and, apart from ``dim``, than ``input``); src (Tensor of ``input``'s dtype) or value (number); reduce.
+    Returns: a new tensor of ``input``'s shape; ``out=`` writes it into a given tensor.
+    Raises: RuntimeError for an index out of bounds, of the wrong dtype or shape, a dtype mismatch or an
+    unknown ``reduce``. Example: ``ad.zeros(3).scatter(0, ad.tensor([2]), ad.tensor([5.]))`` is ``[0, 0, 5]``.
     """
     if src is not None and not isinstance(src, Tensor):
         src, value = None, src
@@ -449,7 +455,13 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     """Reduce ``src`` into ``input`` at ``index`` along ``dim`` with ``reduce`` in sum, prod, mean, amax, amin.
 
     ``include_self=False`` leaves the values of ``input`` out of the reduction at the positions written to.
-    Gradients follow torch: amax/amin split the gradient evenly between tied values.
+    Gradients follow torch: amax/amin split the gradient evenly between tied values; prod's is exact at zeros.
+    Integer ``mean`` rounds down, as torch.
+
+    Args: as ``scatter``, plus reduce (str) and include_self (bool). Returns: a new tensor of ``input``'s shape.
+    Raises: RuntimeError for an unknown ``reduce`` and for the index errors of ``scatter``.
+    Example: ``ad.zeros(2).scatter_reduce(0, ad.tensor([0, 0]), ad.tensor([1., 3.]), "mean")`` is
+    ``[4/3, 0]`` (``include_self=False``: ``[2, 0]``).
     """
     if reduce not in _REDUCES:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
@@ -608,7 +620,13 @@ def index_fill(input, dim, index, value):  # noqa: A002
 
 
 def index_put(input, indices, values, accumulate=False):  # noqa: A002
-    """``out = input.clone(); out[indices] = values`` (``+=`` with ``accumulate=True``: repeats add up)."""
+    """``out = input.clone(); out[indices] = values`` (``+=`` with ``accumulate=True``: repeats add up).
+
+    Args: input (Tensor); indices (tuple of int64 / bool Tensors or None, as in ``input[indices]``);
+    values (Tensor of ``input``'s dtype, broadcastable to the indexed shape); accumulate (bool).
+    Returns: a new tensor. Raises: IndexError for too many or bad indices, RuntimeError for a dtype or shape
+    mismatch. Example: ``ad.zeros(3).index_put((ad.tensor([1, 1]),), ad.tensor(2.), True)`` is ``[0, 4, 0]``.
+    """
     if not isinstance(indices, (tuple, list)):
         raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not {type(indices).__name__}")
     if len(indices) > builtins.max(input.ndim, 1):
@@ -666,7 +684,12 @@ def _mask_array(mask, fn):
 
 
 def masked_fill(input, mask, value):  # noqa: A002
-    """``value`` where ``mask`` holds, else ``input`` (``mask`` broadcasts; ``value``: number or 0-d tensor)."""
+    """``value`` where ``mask`` holds, else ``input`` (``mask`` broadcasts; ``value``: number or 0-d tensor).
+
+    Args: input (Tensor); mask (bool Tensor); value (number, or a 0-d Tensor, which gets the gradient of the
+    filled positions). Returns: a new tensor of the broadcast shape. Raises: RuntimeError for a non-bool mask
+    or a value tensor with dims. Example: ``x.masked_fill(x < 0, 0.0)`` is ``relu(x)``.
+    """
     m = _mask_array(mask, "masked_fill_")
     value = _fill_value(value, input, "masked_fill_")
     shape = np.broadcast_shapes(input.shape, m.shape)

@@ -62,7 +62,14 @@ def _sort_args(input, dim):
 
 
 def sort(input, dim=-1, descending=False, stable=False, *, out=None):  # noqa: A002
-    """``(values, indices)`` sorted along ``dim``; always stable here (``stable`` is accepted for torch)."""
+    """``(values, indices)`` sorted along ``dim``; always stable here (``stable`` is accepted for torch).
+
+    Args: input (Tensor); dim (int); descending (bool): equal elements keep their order either way, and NaN
+    sorts as the largest value. Returns: ``(values, indices)`` (``.values`` / ``.indices``); the gradient of
+    ``values`` goes back through ``indices``. ``out=(values, indices)`` writes into given tensors.
+    Raises: IndexError for a dim out of range. Example: ``ad.sort(ad.tensor([3., 1., 2.])).indices`` is
+    ``[1, 2, 0]``.
+    """
     if isinstance(dim, bool):
         raise TypeError("sort(): argument 'dim' must be int, not bool")
     if out is not None:
@@ -92,6 +99,10 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A00
     """The ``k`` largest (``largest=False``: smallest) elements along ``dim``, as ``(values, indices)``.
 
     Ties keep their input order; NaN counts as larger than every number (as torch).
+
+    Args: input (Tensor); k (int, 0 to the size of ``dim``); dim (int); largest (bool); sorted (bool: the
+    result is always sorted here). Returns: ``(values, indices)``. Raises: RuntimeError for k out of range.
+    Example: ``ad.topk(ad.tensor([1., 5., 3.]), 2).values`` is ``[5, 3]``.
     """
     if out is not None:
         _check_out_grad("topk", input)
@@ -150,6 +161,11 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     """The distinct elements (sorted), with the inverse map and counts on request; ``dim``: distinct slices.
 
     The result is a constant (torch's backward of unique is not implemented either).
+
+    Args: input (Tensor); sorted (bool: the result is always sorted, as torch's CPU unique); return_inverse
+    and return_counts (bool); dim (int or None). Returns: the unique values, then the inverse indices and the
+    counts if asked for (a tuple). Example: ``ad.unique(ad.tensor([3, 1, 3]), return_counts=True)`` is
+    ``([1, 3], [1, 2])``.
     """
     a = input._data
     if dim is None:
@@ -220,6 +236,11 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     """Indices into the innermost dim of ``sorted_sequence`` that keep it sorted when ``input`` is inserted.
 
     ``right`` / ``side="right"``: the last such index. ``sorter``: indices that sort an unsorted sequence.
+
+    Args: sorted_sequence (1-D Tensor, or N-D with the leading dims of ``input``); input (Tensor or number);
+    out_int32 (bool: int32 result); right (bool); side ("left" / "right"); sorter (int64 Tensor).
+    Returns: int64 (or int32) indices of ``input``'s shape. Raises: RuntimeError for mismatched shapes or
+    contradicting ``right`` and ``side``. Example: ``ad.searchsorted(ad.tensor([1., 2.]), 1.5)`` is ``1``.
     """
     if side is not None:
         if side not in ("left", "right"):

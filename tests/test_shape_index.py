@@ -495,6 +495,7 @@ ERROR_CASES = {
     "masked_select_float_mask": lambda L, x: x.masked_select(x),
     "take_oob": lambda L, x: x.take(_idx(L, [12])),
     "take_along_dim_ndim": lambda L, x: L.take_along_dim(x, _idx(L, [0]), 1),
+    "take_along_dim_no_broadcast": lambda L, x: L.take_along_dim(x, _idx(L, [[0], [1]]), 1),
     "tril_1d": lambda L, x: L.tril(x[0]),
     "diag_3d": lambda L, x: L.diag(x[None]),
     "trace_1d": lambda L, x: L.trace(x[0]),

@@ -753,7 +753,7 @@ def take_along_dim(input, indices, dim=None):  # noqa: A002
     d = _wrap_dim(dim, input.ndim)
     xs, js = list(input.shape), list(idx.shape)
     xs[d] = js[d] = 1
-    b = list(np.broadcast_shapes(tuple(xs), tuple(js)))
+    b = list(broadcast_shapes(tuple(xs), tuple(js)))
     bx, bi = list(b), list(b)
     bx[d], bi[d] = input.shape[d], idx.shape[d]
     size = input.shape[d]

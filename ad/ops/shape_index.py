@@ -376,11 +376,23 @@ def _scatter_positions(x, dim, index, src_shape, fn):
     bad = idx[(idx < 0) | (idx >= xshape[d])]
     if bad.size:
         raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {xshape[d]}")
-    coords = list(np.indices(idx.shape, dtype=_I64))
-    src_pos = np.ravel_multi_index(coords, src_shape).reshape(-1)
-    coords[d] = idx
-    out_pos = np.ravel_multi_index(coords, xshape).reshape(-1)
-    return d, out_pos, src_pos
+    return d, _grid_positions(idx.shape, xshape, d, idx), _grid_positions(idx.shape, src_shape)
+
+
+def _grid_positions(grid, shape, replace_dim=None, coord=None):
+    """Flat C-order positions in a tensor of ``shape`` of every index of the box ``grid`` (each extent no
+    larger than ``shape``'s), with the coordinate along ``replace_dim`` taken from the array ``coord``."""
+    strides = np.ones(len(shape), dtype=_I64)
+    strides[:-1] = np.cumprod(np.asarray(shape[:0:-1], dtype=_I64))[::-1]
+    pos = np.zeros(grid, dtype=_I64)
+    for k, (extent, stride) in enumerate(zip(grid, strides)):
+        if k == replace_dim:
+            pos += coord * stride
+        elif extent > 1:
+            view = [1] * len(grid)
+            view[k] = extent
+            pos += (np.arange(extent, dtype=_I64) * stride).reshape(view)
+    return pos.reshape(-1)
 
 
 def _src_tensor(x, src, fn):

@@ -132,4 +132,11 @@ multiply = mul
 divide = div
 negative = neg
 
+# --- shapeindex: shape and indexing ops (ad/ops/shape_index.py)
+from .ops.shape_index import *  # noqa: E402, F403
+from .ops.sorting import *  # noqa: E402, F403
+from .ops.stacking import *  # noqa: E402, F403
+
+# --- end shapeindex
+
 __version__ = "0.1.0"

@@ -325,6 +325,12 @@ def bind():
     T.where = lambda self, condition, other: ops.where(condition, self, other)
     _bind_views(T)
 
+    # --- shapeindex: flip/roll/scatter/index_*/masked_*/tril/diag/sort/... methods and in-place variants
+    from .ops import shape_index
+
+    shape_index.bind_methods(T)
+    # --- end shapeindex
+
 
 # --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py
 def _bind_views(T):

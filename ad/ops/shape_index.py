@@ -1,0 +1,937 @@
+"""Shape and indexing ops (flip, roll, repeat, scatter, index_*, masked_*, tril, diag, sort, ...): composites.
+
+Every differentiable op here is built from the index-map rows of ``ad/ops/__init__.py``: ``gather_map(x,
+shape, index_map)`` (``out.flat[i] = x.flat[index_map[i]]``) and ``scatter_map(x, shape, index_map)``
+(``out.flat[index_map[i]] += x.flat[i]``), plus ``where``, ``cat`` and the reductions. So none of them needs a
+rule of its own: reverse mode stays in the compiled sweep (GATHER_MAP / SCATTER_MAP rows), and forward mode,
+``create_graph`` and second order follow from those rows' rules.
+
+The data structure each op builds is an integer *index map*: ``_ids(shape)`` numbers the elements of a tensor
+in C order, and numpy's own function applied to those numbers (``np.flip``, ``np.roll``, ``np.tile``,
+``np.take_along_axis``, ...) says which input element lands where. Ops that replace elements (scatter,
+index_copy, index_put, masked_scatter) gather the replacing values onto the output's shape and pick with
+``where(mask, picked, x)``. With repeated indices the last write wins (as torch's CPU loop), and only that
+source element receives gradient. Reductions onto repeated targets (``scatter_reduce`` with prod / amax / amin)
+gather each target's contributions into a padded ``(targets, K)`` matrix and reduce it along its rows, so they
+inherit amax's gradient (split evenly between ties, as torch); prod multiplies halves of the row, so its
+gradient needs no division and stays exact at zeros.
+
+Ops whose result is one gather carry their own ``Op`` entry (torch's ``grad_fn`` name, e.g. FlipBackward0)
+over the GATHER_MAP opcode. Sorting and searching (sort, topk, kthvalue, unique, nonzero, searchsorted) live in
+``sorting.py``, broadcasting and stacking (meshgrid, hstack, ...) in ``stacking.py``; this module binds the
+Tensor methods of all three (``bind_methods``).
+
+Start reading at ``flip`` (an index map and one gather), then ``scatter`` (a pick with ``where``).
+"""
+
+import builtins
+import numbers
+
+import numpy as np
+
+from kernels import opcodes as K
+
+from ..forward import _fw
+from ..grad_mode import _grad_state
+from ..tensor import Tensor, _wrap_dim, wrap_array
+from . import (
+    GATHER,
+    INDEX_SELECT,
+    Op,
+    _gather_map_vjp,
+    _gather_strided_vjp,
+    _is_scalar,
+    _probe,
+    _probe_layout,
+    _record_gather_strided,
+    _recording,
+    cat,
+    expand,
+    gather_map,
+    linear_op,
+    reshape,
+    scatter_map,
+    where,
+)
+from . import clone as _clone
+from . import sum as _sum
+
+FLIP = Op("flip", K.GATHER_STRIDED, "FlipBackward0", _gather_strided_vjp)
+ROLL = Op("roll", K.GATHER_MAP, "RollBackward0", _gather_map_vjp)
+ROT90 = Op("rot90", K.GATHER_STRIDED, "Rot90Backward0", _gather_strided_vjp)
+REPEAT = Op("repeat", K.GATHER_MAP, "RepeatBackward0", _gather_map_vjp)
+TAKE = Op("take", K.GATHER_MAP, "TakeBackward0", _gather_map_vjp)
+MASKED_SELECT = Op("masked_select", K.GATHER_MAP, "MaskedSelectBackward0", _gather_map_vjp)
+DIAGONAL = Op("diag", K.GATHER_MAP, "DiagonalBackward0", _gather_map_vjp)
+
+_I64 = np.int64
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _ids(shape):
+    """The flat C-order position of every element of a tensor of ``shape``."""
+    return np.arange(int(np.prod(shape, dtype=_I64)), dtype=_I64).reshape(shape)
+
+
+def _data(t):
+    return t._data if isinstance(t, Tensor) else np.asarray(t)
+
+
+def _needs_grad(*tensors):
+    """Whether any of ``tensors`` is recorded for reverse mode or carries a forward-mode tangent."""
+    for t in tensors:
+        if isinstance(t, Tensor) and ((_grad_state.enabled and t._rg) or (_fw.levels and t._tangents)):
+            return True
+    return False
+
+
+def _dims_arg(dims):
+    if isinstance(dims, numbers.Integral):
+        return (int(dims),)
+    return tuple(dims)
+
+
+def _wrap_dims(dims, ndim):
+    out = []
+    for d in dims:
+        d = _wrap_dim(d, ndim)
+        if d in out:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        out.append(d)
+    return out
+
+
+def _index_array(index, fn, what="index", kinds="iu"):
+    idx = _data(index)
+    if idx.dtype.kind not in kinds:
+        raise RuntimeError(f"{fn}(): Expected dtype int64 for {what}, got {idx.dtype}")
+    return idx.astype(_I64, copy=False)
+
+
+def _const(value, dtype):
+    return wrap_array(np.asarray(value, dtype=dtype))
+
+
+def _fill_value(value, x, fn):
+    """A fill value as a tensor of ``x``'s dtype: a Python number, or a 0-d tensor (differentiable)."""
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(
+                f"{fn} only supports a 0-dimensional value tensor, but got tensor with {value.ndim} dimension(s)."
+            )
+        return value.to(x.dtype) if value.dtype != x.dtype and x.dtype.kind == "f" else value
+    if not _is_scalar(value):
+        raise TypeError(f"{fn}(): argument 'value' must be Number or Tensor, not {type(value).__name__}")
+    return _const(value, x.dtype)
+
+
+def _pick(mask, picked, x):
+    """``where(mask, picked, x)`` that keeps integer dtypes (and needs no graph when nothing requires grad)."""
+    if not _needs_grad(picked, x):
+        return wrap_array(np.where(mask, _data(picked), _data(x)).astype(x.dtype, copy=False))
+    return where(wrap_array(np.asarray(mask)), picked, x)
+
+
+def _last_writes(positions):
+    """For flat target ``positions`` (in write order): the unique targets and, for each, the last writer."""
+    rev = positions[::-1]
+    targets, first_in_rev = np.unique(rev, return_index=True)
+    return targets, len(positions) - 1 - first_in_rev
+
+
+def _overwrite(x, positions, src, src_positions):
+    """``x`` with ``x.flat[positions[i]] = src.flat[src_positions[i]]`` in order (the last write wins)."""
+    if positions.size == 0:
+        return _clone(x) if _needs_grad(x) else wrap_array(x._data.copy())
+    targets, writer = _last_writes(positions)
+    mask = np.zeros(x._data.size, dtype=bool)
+    mask[targets] = True
+    gmap = np.zeros(x._data.size, dtype=_I64)
+    gmap[targets] = src_positions[writer]
+    picked = gather_map(src, x.shape, gmap)
+    return _pick(mask.reshape(x.shape), picked, x)
+
+
+def _check_out_grad(fn, *args):
+    tensors = [t for a in args for t in (a if isinstance(a, (tuple, list)) else (a,))]
+    if _grad_state.enabled and builtins.any(isinstance(t, Tensor) and t._rg for t in tensors):
+        raise RuntimeError(
+            f"{fn}(): functions with out=... arguments don't support automatic differentiation, but one of the "
+            "arguments requires grad."
+        )
+
+
+def _write_out(out, result):
+    """Copy ``result`` into the tensor ``out`` (resized if its shape differs, as torch), returning ``out``."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"argument 'out' must be Tensor, not {type(out).__name__}")
+    data = result._data
+    if out._data.dtype != data.dtype:
+        if np.can_cast(data.dtype, out._data.dtype, "same_kind"):
+            data = data.astype(out._data.dtype)
+        else:
+            raise RuntimeError(f"result type {data.dtype} can't be cast to the desired output type {out._data.dtype}")
+    if out._data.shape == data.shape:
+        out._data[...] = data
+    else:
+        out._data = np.array(data, copy=True)
+    out._version += 1
+    return out
+
+
+def _with_out(fn_name, n_out=1):
+    """Give a function torch's ``out=`` keyword (one tensor, or a tuple of ``n_out`` tensors)."""
+
+    def deco(fn):
+        def wrapper(*args, out=None, **kwargs):
+            if out is None:
+                return fn(*args, **kwargs)
+            _check_out_grad(fn_name, *args, *kwargs.values())
+            result = fn(*args, **kwargs)
+            if n_out == 1:
+                return _write_out(out, result)
+            if not isinstance(out, (tuple, list)) or len(out) != n_out:
+                raise TypeError(f"{fn_name}(): argument 'out' must be tuple of {n_out} Tensors")
+            return type(result)(_write_out(o, r) for o, r in zip(out, result))
+
+        wrapper.__name__ = fn.__name__
+        wrapper.__qualname__ = fn.__qualname__
+        wrapper.__doc__ = fn.__doc__
+        wrapper.__wrapped__ = fn
+        return wrapper
+
+    return deco
+
+
+def _shape_args(sizes, fn):
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    for s in sizes:
+        if not isinstance(s, numbers.Integral):
+            raise TypeError(
+                f"{fn}(): argument 'dims' must be tuple of ints, but found element of type {type(s).__name__}"
+            )
+    return tuple(int(s) for s in sizes)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# flip, roll, rot90, repeat, tile, repeat_interleave: one gather each
+
+
+@linear_op
+def _strided_view(x, op, view):
+    """A copy of the numpy view ``view(x)`` (flip, rot90: negative strides) recorded as one strided gather.
+
+    The layout comes from applying ``view`` to a probe (``ad/ops/__init__.py``), so no index map is stored.
+    """
+    out_data = np.copy(view(x._data), order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+    if not _recording(x):
+        return wrap_array(out_data)
+    base, strides = _probe_layout(view(_probe(x.shape)))
+    return _record_gather_strided(op, x, out_data, strides, base)
+
+
+def flip(input, dims, *more_dims):  # noqa: A002 - torch's names
+    """Reverse the order of elements along ``dims``.
+
+    Args: input (Tensor); dims (int or sequence of ints; ``Tensor.flip(0, 1)`` gives them one by one).
+    Returns: a new tensor (torch copies too). Raises: IndexError for a dim out of range, RuntimeError for a
+    repeated dim. Example: ``ad.flip(ad.tensor([1., 2.]), [0])`` is ``[2., 1.]``.
+    """
+    dims = _wrap_dims(_dims_arg(dims) + more_dims, input.ndim)
+    return _strided_view(input, FLIP, lambda a: np.flip(a, dims) if dims and a.ndim else a)
+
+
+def fliplr(input):  # noqa: A002
+    """Flip the second dimension (columns); needs at least 2 dims."""
+    if input.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, [1])
+
+
+def flipud(input):  # noqa: A002
+    """Flip the first dimension (rows); needs at least 1 dim."""
+    if input.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, [0])
+
+
+def roll(input, shifts, dims=None):  # noqa: A002
+    """Roll elements along ``dims`` by ``shifts`` (the flattened tensor when ``dims`` is None)."""
+    shifts = _dims_arg(shifts)
+    ids = _ids(input.shape)
+    if dims is None or (not isinstance(dims, numbers.Integral) and len(dims) == 0):
+        if len(shifts) != 1:
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+        index_map = np.roll(ids.reshape(-1), shifts[0]).reshape(input.shape)
+    else:
+        dims = _dims_arg(dims)
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+        dims = [_wrap_dim(d, input.ndim) for d in dims]
+        index_map = np.roll(ids, shifts, dims) if input.ndim else ids
+    return gather_map(input, input.shape, index_map, ROLL)
+
+
+def rot90(input, k=1, dims=(0, 1)):  # noqa: A002
+    """Rotate by 90 degrees ``k`` times in the plane ``dims``, from the first towards the second axis."""
+    dims = _dims_arg(dims)
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {input.ndim}")
+    d0, d1 = (_wrap_dim(d, input.ndim) for d in dims)
+    if d0 == d1:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
+    return _strided_view(input, ROT90, lambda a: np.rot90(a, k, axes=(d0, d1)))
+
+
+def repeat(input, *sizes):  # noqa: A002
+    """``Tensor.repeat``: tile the tensor ``sizes[k]`` times along each dim (new leading dims allowed)."""
+    sizes = _shape_args(sizes, "repeat")
+    if len(sizes) < input.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    if builtins.any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.min(sizes)}: {list(sizes)}")
+    ids = _ids(input.shape).reshape((1,) * (len(sizes) - input.ndim) + input.shape)
+    index_map = np.tile(ids, sizes)
+    return gather_map(input, index_map.shape, index_map, REPEAT)
+
+
+def tile(input, dims, *more_dims):  # noqa: A002
+    """Like ``repeat``, with ``dims`` padded with leading ones when it is shorter than ``input.ndim``."""
+    dims = _shape_args(((dims,) if isinstance(dims, numbers.Integral) else tuple(dims)) + more_dims, "tile")
+    dims = (1,) * (input.ndim - len(dims)) + dims
+    return repeat(input, dims)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):  # noqa: A002
+    """Repeat each element ``repeats`` times along ``dim`` (of the flattened tensor when ``dim`` is None).
+
+    ``repeat_interleave(repeats)`` with one integer tensor gives ``arange(len(repeats))`` repeated.
+    """
+    if repeats is None:
+        reps = _index_array(input, "repeat_interleave", "repeats")
+        if reps.ndim != 1:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        if (reps < 0).any():
+            raise RuntimeError("repeats can not be negative")
+        return wrap_array(np.repeat(np.arange(reps.size, dtype=_I64), reps))
+    x = input if dim is not None else reshape(input, -1)
+    d = _wrap_dim(dim, x.ndim) if dim is not None else 0
+    size = x.shape[d] if x.ndim else 1
+    if isinstance(repeats, Tensor):
+        reps = _index_array(repeats, "repeat_interleave", "repeats")
+        if reps.ndim > 1:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        reps = reps.reshape(-1)
+        if reps.size == 1:
+            reps = np.full(size, reps[0], dtype=_I64)
+    elif isinstance(repeats, numbers.Integral):
+        reps = np.full(size, int(repeats), dtype=_I64)
+    else:
+        raise TypeError(f"repeat_interleave(): argument 'repeats' must be Tensor or int, not {type(repeats).__name__}")
+    if reps.size != size:
+        raise RuntimeError(
+            f"repeats must have the same size as input along dim, but got repeats.size(0) = {reps.size} and "
+            f"input.size({d}) = {size}"
+        )
+    if (reps < 0).any():
+        raise RuntimeError("repeats can not be negative")
+    if output_size is not None and int(reps.sum()) != output_size:
+        raise RuntimeError(f"allocated size does not match required size {int(reps.sum())} vs {output_size}")
+    if x.ndim == 0:
+        x = reshape(x, 1)
+    index_map = np.repeat(_ids(x.shape), reps, axis=d)
+    return gather_map(x, index_map.shape, index_map, INDEX_SELECT)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scatter family: positions from (dim, index), then an overwrite, a sum, or a padded reduction
+
+
+def _scatter_positions(x, dim, index, src_shape, fn):
+    """Flat target positions in ``x`` and source positions in ``src`` for each element of ``index`` (C order)."""
+    d = _wrap_dim(dim, x.ndim)
+    idx = _index_array(index, fn)
+    xshape = x.shape if x.ndim else (1,)
+    src_shape = tuple(src_shape) if len(src_shape) else (1,)
+    if idx.ndim == 0:
+        idx = idx.reshape(1)
+    if idx.size == 0:
+        return d, np.zeros(0, _I64), np.zeros(0, _I64)
+    if idx.ndim != len(xshape):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    if src_shape is not None and len(src_shape) != idx.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    for k in range(idx.ndim):
+        if idx.shape[k] > src_shape[k] or (k != d and idx.shape[k] > xshape[k]):
+            raise RuntimeError(
+                f"Expected index {list(idx.shape)} to be smaller than self {list(xshape)} apart from dimension "
+                f"{d} and to be smaller size than src {list(src_shape)}"
+            )
+    bad = idx[(idx < 0) | (idx >= xshape[d])]
+    if bad.size:
+        raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {xshape[d]}")
+    return d, _grid_positions(idx.shape, xshape, d, idx), _grid_positions(idx.shape, src_shape)
+
+
+def _grid_positions(grid, shape, replace_dim=None, coord=None):
+    """Flat C-order positions in a tensor of ``shape`` of every index of the box ``grid`` (each extent no
+    larger than ``shape``'s), with the coordinate along ``replace_dim`` taken from the array ``coord``."""
+    strides = np.ones(len(shape), dtype=_I64)
+    strides[:-1] = np.cumprod(np.asarray(shape[:0:-1], dtype=_I64))[::-1]
+    pos = np.zeros(grid, dtype=_I64)
+    for k, (extent, stride) in enumerate(zip(grid, strides)):
+        if k == replace_dim:
+            pos += coord * stride
+        elif extent > 1:
+            view = [1] * len(grid)
+            view[k] = extent
+            pos += (np.arange(extent, dtype=_I64) * stride).reshape(view)
+    return pos.reshape(-1)
+
+
+def _src_tensor(x, src, fn):
+    if not isinstance(src, Tensor):
+        raise TypeError(f"{fn}(): argument 'src' must be Tensor, not {type(src).__name__}")
+    if src.dtype != x.dtype:
+        raise RuntimeError(f"{fn}(): Expected self.dtype to be equal to src.dtype")
+    return src
+
+
+@_with_out("scatter")
+def scatter(input, dim, index, src=None, value=None, *, reduce=None):  # noqa: A002
+    """``out = input.clone(); out[...index[i][j]...] = src[i][j]`` along ``dim`` (``value``: a number instead).
+
+    ``reduce="add"`` or ``"multiply"`` combine instead of replacing (as ``scatter_reduce`` with
+    ``include_self=True``). Repeated indices: the last write wins.
+
+    Args: input (Tensor); dim (int); index (int64 Tensor, as many dims as ``input``, no larger than ``src``
+    and, apart from ``dim``, than ``input``); src (Tensor of ``input``'s dtype) or value (number); reduce.
+    Returns: a new tensor of ``input``'s shape; ``out=`` writes it into a given tensor.
+    Raises: RuntimeError for an index out of bounds, of the wrong dtype or shape, a dtype mismatch or an
+    unknown ``reduce``. Example: ``ad.zeros(3).scatter(0, ad.tensor([2]), ad.tensor([5.]))`` is ``[0, 0, 5]``.
+    """
+    if src is not None and not isinstance(src, Tensor):
+        src, value = None, src
+    if src is None and value is None:
+        raise TypeError("scatter() missing required argument: 'src' or 'value'")
+    if reduce is not None and reduce not in ("add", "multiply"):
+        raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce}")
+    if src is None:
+        value = _fill_value(value, input, "scatter")
+        idx_shape = _data(index).shape
+        if reduce is not None:
+            src = expand(value, idx_shape)
+        else:
+            d, out_pos, _ = _scatter_positions(input, dim, index, idx_shape, "scatter")
+            mask = np.zeros(input._data.size, dtype=bool)
+            mask[out_pos] = True
+            return _pick(mask.reshape(input.shape), value, input)
+    src = _src_tensor(input, src, "scatter")
+    if reduce == "add":
+        return scatter_add(input, dim, index, src)
+    if reduce == "multiply":
+        return scatter_reduce(input, dim, index, src, "prod")
+    d, out_pos, src_pos = _scatter_positions(input, dim, index, src.shape, "scatter")
+    return _overwrite(input, out_pos, src, src_pos)
+
+
+def _contributions(src, src_pos, idx_shape):
+    """The elements of ``src`` that ``index`` addresses, in index order (a gather, skipped when all are used)."""
+    if src.shape == tuple(idx_shape) or (src.ndim == 0 and src_pos.size == 1):
+        return reshape(src, -1)
+    return gather_map(src, (src_pos.size,), src_pos)
+
+
+@_with_out("scatter_add")
+def scatter_add(input, dim, index, src):  # noqa: A002
+    """``out = input.clone(); out[...index[i][j]...] += src[i][j]`` along ``dim`` (repeated indices add up)."""
+    src = _src_tensor(input, src, "scatter_add")
+    d, out_pos, src_pos = _scatter_positions(input, dim, index, src.shape, "scatter_add")
+    if out_pos.size == 0:
+        return _overwrite(input, out_pos, src, src_pos)
+    vals = _contributions(src, src_pos, _data(index).shape)
+    return input + scatter_map(vals, input.shape, out_pos)
+
+
+_REDUCES = ("sum", "prod", "mean", "amax", "amin")
+
+
+@_with_out("scatter_reduce")
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noqa: A002
+    """Reduce ``src`` into ``input`` at ``index`` along ``dim`` with ``reduce`` in sum, prod, mean, amax, amin.
+
+    ``include_self=False`` leaves the values of ``input`` out of the reduction at the positions written to.
+    Gradients follow torch: amax/amin split the gradient evenly between tied values; prod's is exact at zeros.
+    Integer ``mean`` rounds down, as torch.
+
+    Args: as ``scatter``, plus reduce (str) and include_self (bool). Returns: a new tensor of ``input``'s shape.
+    Raises: RuntimeError for an unknown ``reduce`` and for the index errors of ``scatter``.
+    Example: ``ad.zeros(2).scatter_reduce(0, ad.tensor([0, 0]), ad.tensor([1., 3.]), "mean")`` is
+    ``[4/3, 0]`` (``include_self=False``: ``[2, 0]``).
+    """
+    if reduce not in _REDUCES:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    src = _src_tensor(input, src, "scatter_reduce")
+    d, out_pos, src_pos = _scatter_positions(input, dim, index, src.shape, "scatter_reduce")
+    if out_pos.size == 0:
+        return _overwrite(input, out_pos, src, src_pos)
+    vals = _contributions(src, src_pos, _data(index).shape)
+    n = input._data.size
+    touched = np.zeros(n, dtype=bool)
+    touched[out_pos] = True
+    touched = touched.reshape(input.shape)
+    if reduce in ("sum", "mean"):
+        base = input if include_self else _pick(touched, _const(0, input.dtype), input)
+        total = base + scatter_map(vals, input.shape, out_pos)
+        if reduce == "sum":
+            return total
+        count = np.bincount(out_pos, minlength=n).reshape(input.shape) + (1 if include_self else 0)
+        count = np.maximum(count, 1)
+        if input.dtype.kind != "f":
+            return wrap_array(np.floor_divide(total._data, count).astype(input.dtype))
+        return _pick(touched, total / _const(count, input.dtype), input)
+    if reduce != "prod":
+        return _scatter_extreme(input, vals, out_pos, touched, reduce == "amax", include_self)
+    # prod: each target's contributions in one row (padded with ones to a power of two), reduced by
+    # multiplying halves: log2(width) products whose gradient has no division, so it stays exact where a
+    # contribution is zero (prod's rule divides by the input)
+    order = np.argsort(out_pos, kind="stable")
+    ordered = out_pos[order]
+    first = np.ones(ordered.size, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(first)
+    targets = ordered[starts]
+    counts = np.diff(np.append(starts, ordered.size))
+    lead = 1 if include_self else 0
+    width = int(counts.max()) + lead
+    width = 1 << (width - 1).bit_length()
+    pad = n + vals.shape[0]
+    table = np.full((targets.size, width), pad, dtype=_I64)
+    if include_self:
+        table[:, 0] = targets
+    group = np.repeat(np.arange(targets.size), counts)
+    rank = np.arange(order.size) - starts[group]
+    table[group, lead + rank] = n + order
+    pool = cat([reshape(input, -1), vals, _const([1], input.dtype)])
+    rows = gather_map(pool, table.shape, table)
+    while rows.shape[1] > 1:
+        half = rows.shape[1] // 2
+        rows = rows[:, :half] * rows[:, half:]
+    reduced = reshape(rows, -1)
+    placed = scatter_map(reduced, input.shape, targets)
+    return _pick(touched, placed, input)
+
+
+def _scatter_extreme(input, vals, out_pos, touched, is_max, include_self):
+    """``scatter_reduce`` with amax / amin: each target is the mean of its candidates that equal the extreme.
+
+    The value is the extreme; the gradient is split evenly between tied candidates (as torch), and the graph
+    holds one gather of the tied candidates, a scaling and one scatter, whatever the number of candidates.
+    """
+    n = input._data.size
+    m = out_pos.size
+    pool_data = np.concatenate([input._data.reshape(-1), vals._data.reshape(-1)])
+    cand_target, cand_src = out_pos, np.arange(n, n + m, dtype=_I64)
+    if include_self:
+        own = np.flatnonzero(touched)
+        cand_target, cand_src = np.concatenate([own, cand_target]), np.concatenate([own, cand_src])
+    order = np.argsort(cand_target, kind="stable")
+    target_sorted, src_sorted = cand_target[order], cand_src[order]
+    value_sorted = pool_data[src_sorted]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = target_sorted[1:] != target_sorted[:-1]
+    starts = np.flatnonzero(first)
+    extreme = (np.maximum if is_max else np.minimum).reduceat(value_sorted, starts)
+    targets = target_sorted[starts]
+    if not _needs_grad(input, vals):
+        out = input._data.copy()
+        out.reshape(-1)[targets] = extreme
+        return wrap_array(out)
+    group = np.cumsum(first) - 1
+    tied = value_sorted == extreme[group]
+    if pool_data.dtype.kind == "f":
+        tied |= np.isnan(value_sorted) & np.isnan(extreme[group])  # a NaN extreme is its own candidate
+    count = np.bincount(group[tied], minlength=starts.size)
+    pool = cat([reshape(input, -1), vals])
+    picked = gather_map(pool, (int(tied.sum()),), src_sorted[tied])
+    if (count > 1).any():
+        picked = picked * _const(1.0 / count[group[tied]], input.dtype)
+    placed = scatter_map(picked, input.shape, target_sorted[tied])
+    return _pick(touched, placed, input)
+
+
+# per op: (exception for a bad index, message prefix, negative indices allowed) as torch raises them
+_INDEX_RULES = {
+    "index_add": (RuntimeError, "", False),
+    "index_copy": (IndexError, "index_copy_(): ", False),
+    "index_fill": (IndexError, "", True),
+}
+
+
+def _index_positions(x, dim, index, source_shape, fn):
+    """Flat positions in ``x`` of the slices ``index`` selects along ``dim``, shaped like ``source``."""
+    exc, prefix, negative_ok = _INDEX_RULES[fn]
+    d = _wrap_dim(dim, x.ndim)
+    idx = _index_array(index, fn)
+    if idx.ndim > 1:
+        if fn == "index_fill":
+            raise RuntimeError("Index has to be a vector/scalar")
+        raise IndexError(f"{fn}_(): Index is supposed to be a vector, but got dim: {idx.ndim}")
+    idx = idx.reshape(-1)
+    xshape = x.shape if x.ndim else (1,)
+    size = xshape[d]
+    bad = idx[(idx < (-size if negative_ok else 0)) | (idx >= size)]
+    if bad.size:
+        raise exc(f"{prefix}index {int(bad[0])} is out of bounds for dimension {d} with size {size}")
+    positions = np.take(_ids(xshape), idx % size if size else idx, axis=d)
+    if source_shape is not None:
+        sshape = tuple(source_shape) if len(source_shape) else (1,)
+        if len(sshape) != len(xshape) or sshape[d] != idx.size:
+            raise (RuntimeError if fn == "index_add" else IndexError)(
+                f"{fn}_(): Number of indices ({idx.size}) should be equal to source.size(dim) "
+                f"({sshape[d] if len(sshape) > d else 0})"
+            )
+        if sshape != positions.shape:
+            raise RuntimeError(
+                f"{fn}_(): source tensor shape must match self tensor shape, excluding the specified dimension. "
+                f"Got self.shape = {list(x.shape)} source.shape = {list(source_shape)}"
+            )
+    return positions.reshape(-1)
+
+
+@_with_out("index_add")
+def index_add(input, dim, index, source, *, alpha=1):  # noqa: A002
+    """``out = input.clone(); out.select(dim, index[i]) += alpha * source.select(dim, i)`` (repeats add up)."""
+    source = _src_tensor(input, source, "index_add")
+    positions = _index_positions(input, dim, index, source.shape, "index_add")
+    vals = source if alpha == 1 else source * alpha
+    return input + scatter_map(reshape(vals, -1), input.shape, positions)
+
+
+@_with_out("index_copy")
+def index_copy(input, dim, index, source):  # noqa: A002
+    """``out = input.clone(); out.select(dim, index[i]) = source.select(dim, i)`` (the last write wins)."""
+    source = _src_tensor(input, source, "index_copy")
+    positions = _index_positions(input, dim, index, source.shape, "index_copy")
+    return _overwrite(input, positions, source, np.arange(positions.size, dtype=_I64))
+
+
+def index_fill(input, dim, index, value):  # noqa: A002
+    """``out = input.clone(); out.select(dim, index[i]) = value`` (a number, or a 0-d tensor: differentiable)."""
+    value = _fill_value(value, input, "index_fill_")
+    positions = _index_positions(input, dim, index, None, "index_fill")
+    mask = np.zeros(input._data.size, dtype=bool)
+    mask[positions] = True
+    return _pick(mask.reshape(input.shape), value, input)
+
+
+def index_put(input, indices, values, accumulate=False):  # noqa: A002
+    """``out = input.clone(); out[indices] = values`` (``+=`` with ``accumulate=True``: repeats add up).
+
+    Args: input (Tensor); indices (tuple of int64 / bool Tensors or None, as in ``input[indices]``);
+    values (Tensor of ``input``'s dtype, broadcastable to the indexed shape); accumulate (bool).
+    Returns: a new tensor. Raises: IndexError for too many or bad indices, RuntimeError for a dtype or shape
+    mismatch. Example: ``ad.zeros(3).index_put((ad.tensor([1, 1]),), ad.tensor(2.), True)`` is ``[0, 4, 0]``.
+    """
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not {type(indices).__name__}")
+    if len(indices) > builtins.max(input.ndim, 1):
+        raise IndexError(f"too many indices for tensor of dimension {input.ndim} (got {len(indices)})")
+    key = []
+    for i in indices:
+        if i is None:
+            key.append(slice(None))
+            continue
+        a = _data(i)
+        if a.dtype.kind not in "iub":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        key.append(a.astype(bool) if a.dtype.kind == "b" else a.astype(_I64))
+    try:
+        positions = _ids(input.shape)[tuple(key)]
+    except IndexError as e:
+        raise IndexError(str(e).replace("axis", "dimension")) from None
+    if not isinstance(values, Tensor):
+        values = _const(values, input.dtype)
+    if values.dtype != input.dtype:
+        raise RuntimeError(
+            f"Index put requires the source and destination dtypes match, got {_tname(input.dtype)} for the "
+            f"destination and {_tname(values.dtype)} for the source."
+        )
+    try:
+        np.broadcast_shapes(values.shape, positions.shape)
+    except ValueError:
+        raise RuntimeError(
+            f"shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast to indexing result "
+            f"of shape {list(positions.shape)}"
+        ) from None
+    if values.shape != positions.shape:
+        values = expand(values, positions.shape)
+    positions = positions.reshape(-1)
+    if accumulate:
+        return input + scatter_map(reshape(values, -1), input.shape, positions)
+    return _overwrite(input, positions, values, np.arange(positions.size, dtype=_I64))
+
+
+def _tname(dtype):
+    return {"float64": "Double", "float32": "Float", "int64": "Long", "int32": "Int", "bool": "Bool"}.get(
+        np.dtype(dtype).name, np.dtype(dtype).name
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# masked_fill / masked_scatter / masked_select
+
+
+def _mask_array(mask, fn):
+    m = _data(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"{fn} only supports boolean masks, but got mask with dtype {_tname(m.dtype).lower()}")
+    return m
+
+
+def masked_fill(input, mask, value):  # noqa: A002
+    """``value`` where ``mask`` holds, else ``input`` (``mask`` broadcasts; ``value``: number or 0-d tensor).
+
+    Args: input (Tensor); mask (bool Tensor); value (number, or a 0-d Tensor, which gets the gradient of the
+    filled positions). Returns: a new tensor of the broadcast shape. Raises: RuntimeError for a non-bool mask
+    or a value tensor with dims. Example: ``x.masked_fill(x < 0, 0.0)`` is ``relu(x)``.
+    """
+    m = _mask_array(mask, "masked_fill_")
+    value = _fill_value(value, input, "masked_fill_")
+    shape = np.broadcast_shapes(input.shape, m.shape)
+    x = input if input.shape == shape else expand(input, shape)
+    return _pick(np.broadcast_to(m, shape), value, x)
+
+
+def masked_scatter(input, mask, source):  # noqa: A002
+    """Copy consecutive elements of ``source`` into ``input`` where ``mask`` holds (row-major order)."""
+    m = _mask_array(mask, "masked_scatter_")
+    source = _src_tensor(input, source, "masked_scatter")
+    shape = np.broadcast_shapes(input.shape, m.shape)
+    x = input if input.shape == shape else expand(input, shape)
+    m = np.broadcast_to(m, shape).reshape(-1)
+    count = int(m.sum())
+    if count > source.numel():
+        raise RuntimeError("masked_scatter: expected source to have at least as many elements as ones in mask")
+    if count == 0:
+        return _clone(x) if _needs_grad(x) else wrap_array(x._data.copy())
+    gmap = np.zeros(m.size, dtype=_I64)
+    gmap[m] = np.arange(count, dtype=_I64)
+    picked = gather_map(source, shape, gmap)
+    return _pick(m.reshape(shape), picked, x)
+
+
+@_with_out("masked_select")
+def masked_select(input, mask):  # noqa: A002
+    """The elements of ``input`` where ``mask`` holds, as a 1-D tensor (both broadcast)."""
+    m = _mask_array(mask, "masked_select:")
+    shape = np.broadcast_shapes(input.shape, m.shape)
+    index_map = np.broadcast_to(_ids(input.shape), shape)[np.broadcast_to(m, shape)]
+    return gather_map(input, index_map.shape, index_map, MASKED_SELECT)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# take / take_along_dim
+
+
+@_with_out("take")
+def take(input, index):  # noqa: A002
+    """``input.flatten()[index]`` with the shape of ``index`` (negative indices count from the end)."""
+    idx = _index_array(index, "take")
+    n = input._data.size
+    bad = idx[(idx < -n) | (idx >= n)]
+    if bad.size:
+        raise IndexError(f"out of range: tried to access index {int(bad.reshape(-1)[0])} on a tensor of {n} elements.")
+    return gather_map(input, idx.shape, idx % n if n else idx, TAKE)
+
+
+@_with_out("take_along_dim")
+def take_along_dim(input, indices, dim=None):  # noqa: A002
+    """Values of ``input`` at ``indices`` along ``dim`` (both broadcast apart from ``dim``; None: flattened)."""
+    idx = _index_array(indices, "take_along_dim", "indices")
+    if dim is None:
+        return take(reshape(input, -1), wrap_array(idx.reshape(-1)))
+    if idx.ndim != input.ndim:
+        raise RuntimeError(
+            "torch.take_along_dim(): input and indices should have the same number of dimensions, "
+            f"but got {input.ndim} dimensions for input, and {idx.ndim} dimensions for indices"
+        )
+    d = _wrap_dim(dim, input.ndim)
+    xs, js = list(input.shape), list(idx.shape)
+    xs[d] = js[d] = 1
+    b = list(broadcast_shapes(tuple(xs), tuple(js)))
+    bx, bi = list(b), list(b)
+    bx[d], bi[d] = input.shape[d], idx.shape[d]
+    size = input.shape[d]
+    bad = idx[(idx < -size) | (idx >= size)]
+    if bad.size:
+        raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
+    ids = np.broadcast_to(_ids(input.shape), bx)
+    index_map = np.take_along_axis(ids, np.broadcast_to(idx % builtins.max(size, 1), bi), axis=d)
+    return gather_map(input, index_map.shape, index_map, GATHER)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tril / triu / diag / diag_embed / trace
+
+
+def _triangle(input, diagonal, lower, fn):
+    if input.ndim < 2:
+        raise RuntimeError(f"{fn}: input tensor must have at least 2 dimensions")
+    rows, cols = input.shape[-2:]
+    keep = np.tri(rows, cols, diagonal, dtype=bool) if lower else ~np.tri(rows, cols, diagonal - 1, dtype=bool)
+    return _pick(np.broadcast_to(keep, input.shape), input, _const(0, input.dtype))
+
+
+@_with_out("tril")
+def tril(input, diagonal=0):  # noqa: A002
+    """The lower triangle of the last two dims (elements on and below ``diagonal``); the rest is zero."""
+    return _triangle(input, diagonal, True, "tril")
+
+
+@_with_out("triu")
+def triu(input, diagonal=0):  # noqa: A002
+    """The upper triangle of the last two dims (elements on and above ``diagonal``); the rest is zero."""
+    return _triangle(input, diagonal, False, "triu")
+
+
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):  # noqa: A002
+    """A tensor whose diagonals (``offset``) in the planes ``(dim1, dim2)`` hold the last dim of ``input``."""
+    nd = input.ndim + 1
+    d1, d2 = _wrap_dim(dim1, nd), _wrap_dim(dim2, nd)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    x = input if input.ndim else reshape(input, 1)
+    n = x.shape[-1] + builtins.abs(offset)
+    shape = list(x.shape[:-1])
+    for d in sorted((d1, d2)):
+        shape.insert(d, n)
+    positions = np.diagonal(_ids(tuple(shape)), offset, d1, d2)
+    return scatter_map(x, tuple(shape), positions)
+
+
+@_with_out("diag")
+def diag(input, diagonal=0):  # noqa: A002
+    """1-D input: a square matrix with it on ``diagonal``; 2-D input: its ``diagonal``-th diagonal."""
+    if input.ndim == 1:
+        return diag_embed(input, diagonal, 0, 1)
+    if input.ndim != 2:
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
+    index_map = np.diagonal(_ids(input.shape), diagonal).copy()
+    return gather_map(input, index_map.shape, index_map, DIAGONAL)
+
+
+def trace(input):  # noqa: A002
+    """The sum of the main diagonal of a 2-D tensor (int64 for integer input, as torch)."""
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    if input.dtype.kind != "f":
+        return wrap_array(np.asarray(np.trace(input._data), dtype=_I64))
+    return _sum(diag(input))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# broadcast_shapes, clone
+
+
+def broadcast_shapes(*shapes):
+    """The shape that tensors of ``shapes`` broadcast to (each an int or a sequence of ints)."""
+    shapes = [(s,) if isinstance(s, numbers.Integral) else tuple(s) for s in shapes]
+    try:
+        return tuple(int(s) for s in np.broadcast_shapes(*shapes))
+    except ValueError:
+        nd = builtins.max((len(s) for s in shapes), default=0)
+        for k in range(1, nd + 1):
+            sizes = {s[-k] for s in shapes if len(s) >= k} - {1}
+            if len(sizes) > 1:
+                raise RuntimeError(
+                    f"Shape mismatch: objects cannot be broadcast to a single shape.  Mismatch is at dim {nd - k}"
+                ) from None
+        raise
+
+
+def clone(input, *, memory_format=None):  # noqa: A002
+    """A copy of ``input`` that stays in the graph (``memory_format`` is accepted for torch)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"clone(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if not _needs_grad(input):
+        return wrap_array(input._data.copy())
+    return _clone(input)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tensor methods and in-place variants
+
+
+def _make_inplace(name, out_of_place):
+    """``Tensor.<name>_``: compute out of place, then take the result's place as torch's in-place ops do."""
+    from .. import methods
+
+    def method(self, *args, **kwargs):
+        others = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        rg_other = next((a for a in others if a._rg), None)
+        if methods._records_inplace(self, rg_other):
+            return methods._rebase(self, lambda snap: out_of_place(snap, *args, **kwargs))
+        dual_other = next((a for a in others if a._tangents), None)
+        if methods._dual_inplace(self, dual_other, lambda: out_of_place(self, *args, **kwargs)):
+            return self
+        result = out_of_place(self, *args, **kwargs)
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
+            )
+        self._data[...] = result._data
+        methods._bump(self)
+        return self
+
+    method.__name__ = name
+    method.__doc__ = f"In-place ``{name[:-1]}`` (recorded in the graph as torch's in-place ops are)."
+    return method
+
+
+_METHODS = (
+    "flip fliplr flipud roll rot90 repeat tile repeat_interleave scatter scatter_add scatter_reduce index_add "
+    "index_copy index_fill index_put masked_fill masked_scatter masked_select take take_along_dim tril triu diag "
+    "diag_embed trace"
+).split()
+_INPLACE = (
+    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter tril triu"
+).split()
+# what ``from ad.ops.shape_index import *`` (ad/__init__.py) exports: the functions torch has
+__all__ = [n for n in _METHODS if n != "repeat"] + ["broadcast_shapes", "clone"]
+
+
+def _masked_fill_inplace(out_of_place):
+    def fn(self, mask, value):
+        m = _mask_array(mask, "masked_fill_")
+        if np.broadcast_shapes(self.shape, m.shape) != self.shape:
+            raise RuntimeError(
+                f"The size of tensor a ({self.shape[-1] if self.ndim else 1}) must match the size of tensor b "
+                f"({m.shape[-1]}) at non-singleton dimension {builtins.max(self.ndim - 1, 0)}"
+            )
+        return out_of_place(self, mask, value)
+
+    return fn
+
+
+def bind_methods(T):
+    """Bind the shape/index ops to ``Tensor`` (called from ``ad.methods.bind``)."""
+    from . import sorting
+
+    g = globals()
+    for name in _METHODS:
+        fn = g[name]
+        setattr(T, name, getattr(fn, "__wrapped__", fn))
+    for name in sorting.METHODS:
+        setattr(T, name, getattr(sorting, name))
+    for name in _INPLACE:
+        fn = getattr(g[name], "__wrapped__", g[name])
+        if name in ("masked_fill", "masked_scatter"):
+            fn = _masked_fill_inplace(fn)
+        setattr(T, name + "_", _make_inplace(name + "_", fn))

@@ -1,0 +1,289 @@
+"""Sorting and searching: sort, argsort, msort, topk, kthvalue, unique, unique_consecutive, nonzero, argwhere,
+searchsorted, bucketize.
+
+The permutation comes from numpy's stable argsort (descending: a stable sort of the reversed data, reversed
+back, so equal elements keep their order and NaN counts as the largest value, as torch). Values are a gather
+with that permutation (``gather_map`` with the ``SORT`` / ``TOPK`` / ``KTHVALUE`` entries: torch's grad_fn
+names over the GATHER_MAP opcode), so their gradient is a scatter and needs no rule of its own. Everything
+else here returns integer tensors or constants (torch's ``unique`` has no backward either).
+"""
+
+import numpy as np
+
+from kernels import opcodes as K
+
+from ..tensor import Tensor, _wrap_dim, wrap_array
+from . import Op, _gather_map_vjp, gather_map
+from .shape_index import _I64, _check_out_grad, _data, _ids, _index_array, _tname, _with_out, _write_out
+
+SORT = Op("sort", K.GATHER_MAP, "SortBackward0", _gather_map_vjp)
+TOPK = Op("topk", K.GATHER_MAP, "TopkBackward0", _gather_map_vjp)
+KTHVALUE = Op("kthvalue", K.GATHER_MAP, "KthvalueBackward0", _gather_map_vjp)
+
+# ---------------------------------------------------------------------------------------------------------
+# sort / argsort / topk / kthvalue / msort: a stable permutation from numpy, values by a gather
+
+
+class _ValuesIndices(tuple):
+    """``(values, indices)``, as torch's ``torch.return_types.sort`` / ``topk`` / ``kthvalue``."""
+
+    __slots__ = ()
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _argsort(a, axis, descending):
+    """Stable ascending argsort, or stable descending (equal elements keep their order; NaN counts as largest)."""
+    if not descending:
+        return np.argsort(a, axis=axis, kind="stable")
+    n = a.shape[axis]
+    rev = np.argsort(np.flip(a, axis), axis=axis, kind="stable")
+    return n - 1 - np.flip(rev, axis)
+
+
+def _take_values(input, order, axis, op):
+    ids = _ids(input.shape) if input.ndim else _ids((1,))
+    index_map = np.take_along_axis(ids, order, axis=axis)
+    out_shape = index_map.shape if input.ndim else ()
+    return gather_map(input, out_shape, index_map.reshape(out_shape), op)
+
+
+def _sort_args(input, dim):
+    """The wrapped ``dim`` and the data as an array of at least 1 dim (a 0-d tensor sorts as one element)."""
+    d = _wrap_dim(dim, input.ndim)
+    a = input._data if input.ndim else input._data.reshape(1)
+    return d, a
+
+
+def sort(input, dim=-1, descending=False, stable=False, *, out=None):  # noqa: A002
+    """``(values, indices)`` sorted along ``dim``; always stable here (``stable`` is accepted for torch).
+
+    Args: input (Tensor); dim (int); descending (bool): equal elements keep their order either way, and NaN
+    sorts as the largest value. Returns: ``(values, indices)`` (``.values`` / ``.indices``); the gradient of
+    ``values`` goes back through ``indices``. ``out=(values, indices)`` writes into given tensors.
+    Raises: IndexError for a dim out of range. Example: ``ad.sort(ad.tensor([3., 1., 2.])).indices`` is
+    ``[1, 2, 0]``.
+    """
+    if isinstance(dim, bool):
+        raise TypeError("sort(): argument 'dim' must be int, not bool")
+    if out is not None:
+        _check_out_grad("sort", input)
+    d, a = _sort_args(input, dim)
+    order = _argsort(a, d, descending)
+    values = _take_values(input, order, d, SORT)
+    result = _ValuesIndices((values, wrap_array(order.reshape(values.shape))))
+    if out is not None:
+        return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
+    return result
+
+
+def argsort(input, dim=-1, descending=False, stable=False):  # noqa: A002
+    """The indices that sort ``input`` along ``dim`` (stable)."""
+    d, a = _sort_args(input, dim)
+    return wrap_array(_argsort(a, d, descending).reshape(input.shape))
+
+
+@_with_out("msort")
+def msort(input):  # noqa: A002
+    """``sort(input, dim=0).values``."""
+    return sort(input, 0).values
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A002
+    """The ``k`` largest (``largest=False``: smallest) elements along ``dim``, as ``(values, indices)``.
+
+    Ties keep their input order; NaN counts as larger than every number (as torch).
+
+    Args: input (Tensor); k (int, 0 to the size of ``dim``); dim (int); largest (bool); sorted (bool: the
+    result is always sorted here). Returns: ``(values, indices)``. Raises: RuntimeError for k out of range.
+    Example: ``ad.topk(ad.tensor([1., 5., 3.]), 2).values`` is ``[5, 3]``.
+    """
+    if out is not None:
+        _check_out_grad("topk", input)
+    d, a = _sort_args(input, dim)
+    size = a.shape[d]
+    if k < 0 or k > size:
+        raise RuntimeError("selected index k out of range")
+    order = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
+    values = _take_values(input, order, d, TOPK)
+    result = _ValuesIndices((values, wrap_array(order.reshape(values.shape))))
+    if out is not None:
+        return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
+    return result
+
+
+def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):  # noqa: A002
+    """The ``k``-th smallest element along ``dim`` (1-based), as ``(values, indices)``."""
+    if out is not None:
+        _check_out_grad("kthvalue", input)
+    d, a = _sort_args(input, dim)
+    size = a.shape[d]
+    if k < 1 or k > size:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
+    order = np.take(_argsort(a, d, False), [k - 1], axis=d)
+    if input.ndim == 0:
+        values = _take_values(input, order, d, KTHVALUE)
+        indices = wrap_array(np.asarray(0, _I64))
+    else:
+        if not keepdim:
+            order = np.squeeze(order, d)
+            ids = np.take_along_axis(_ids(input.shape), np.expand_dims(order, d), axis=d)
+            values = gather_map(input, order.shape, np.squeeze(ids, d), KTHVALUE)
+        else:
+            values = _take_values(input, order, d, KTHVALUE)
+        indices = wrap_array(order)
+    result = _ValuesIndices((values, indices))
+    if out is not None:
+        return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# unique / unique_consecutive / nonzero / argwhere / searchsorted / bucketize: integer results or constants
+
+
+def _unique_result(values, inverse, counts, return_inverse, return_counts):
+    out = [wrap_array(values)]
+    if return_inverse:
+        out.append(wrap_array(inverse.astype(_I64)))
+    if return_counts:
+        out.append(wrap_array(counts.astype(_I64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+    """The distinct elements (sorted), with the inverse map and counts on request; ``dim``: distinct slices.
+
+    The result is a constant (torch's backward of unique is not implemented either).
+
+    Args: input (Tensor); sorted (bool: the result is always sorted, as torch's CPU unique); return_inverse
+    and return_counts (bool); dim (int or None). Returns: the unique values, then the inverse indices and the
+    counts if asked for (a tuple). Example: ``ad.unique(ad.tensor([3, 1, 3]), return_counts=True)`` is
+    ``([1, 3], [1, 2])``.
+    """
+    a = input._data
+    if dim is None:
+        values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(a.shape)
+    else:
+        d = _wrap_dim(dim, input.ndim)
+        values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True, axis=d)
+        inverse = inverse.reshape(-1)
+    return _unique_result(values, inverse, counts, return_inverse, return_counts)
+
+
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+    """Collapse runs of equal consecutive elements (or slices along ``dim``) to one."""
+    a = input._data
+    if dim is None:
+        flat = a.reshape(-1)
+        starts = np.ones(flat.size, dtype=bool)
+        starts[1:] = flat[1:] != flat[:-1]
+        values = flat[starts]
+        inverse = (np.cumsum(starts) - 1).reshape(a.shape)
+    else:
+        d = _wrap_dim(dim, input.ndim)
+        moved = np.moveaxis(a, d, 0).reshape(a.shape[d], -1)
+        starts = np.ones(moved.shape[0], dtype=bool)
+        starts[1:] = (moved[1:] != moved[:-1]).any(axis=1)
+        values = np.compress(starts, a, axis=d)
+        inverse = np.cumsum(starts) - 1
+    counts = np.diff(np.append(np.flatnonzero(starts), starts.size))
+    return _unique_result(values, inverse, counts, return_inverse, return_counts)
+
+
+def nonzero(input, *, out=None, as_tuple=False):  # noqa: A002
+    """Indices of the non-zero elements: an (n, ndim) int64 tensor, or one 1-D tensor per dim (``as_tuple``)."""
+    a = input._data
+    if as_tuple:
+        return tuple(wrap_array(i.astype(_I64)) for i in np.nonzero(np.atleast_1d(a)))
+    result = wrap_array(np.argwhere(a).astype(_I64))
+    if out is not None:
+        if out.dtype != np.int64:
+            raise RuntimeError(
+                f"nonzero: Expected out tensor to have scalar type Long but got scalar type{_tname(out.dtype)}"
+            )
+        return _write_out(out, result)
+    return result
+
+
+def argwhere(input):  # noqa: A002
+    """``nonzero(input)``: an (n, ndim) tensor of the indices of the non-zero elements."""
+    return nonzero(input)
+
+
+def _search(seq, values, right, sorter):
+    side = "right" if right else "left"
+    if seq.ndim == 1:
+        return np.searchsorted(seq, values, side=side, sorter=sorter)
+    lead = seq.shape[:-1]
+    s2 = seq.reshape(-1, seq.shape[-1])
+    v2 = values.reshape(-1, values.shape[-1])
+    so2 = sorter.reshape(-1, seq.shape[-1]) if sorter is not None else None
+    out = np.empty(v2.shape, dtype=_I64)
+    for r in range(s2.shape[0]):
+        out[r] = np.searchsorted(s2[r], v2[r], side=side, sorter=None if so2 is None else so2[r])
+    return out.reshape(lead + values.shape[-1:])
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None, out=None):  # noqa: A002
+    """Indices into the innermost dim of ``sorted_sequence`` that keep it sorted when ``input`` is inserted.
+
+    ``right`` / ``side="right"``: the last such index. ``sorter``: indices that sort an unsorted sequence.
+
+    Args: sorted_sequence (1-D Tensor, or N-D with the leading dims of ``input``); input (Tensor or number);
+    out_int32 (bool: int32 result); right (bool); side ("left" / "right"); sorter (int64 Tensor).
+    Returns: int64 (or int32) indices of ``input``'s shape. Raises: RuntimeError for mismatched shapes or
+    contradicting ``right`` and ``side``. Example: ``ad.searchsorted(ad.tensor([1., 2.]), 1.5)`` is ``1``.
+    """
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got {side}")
+        if right and side == "left":
+            raise RuntimeError(
+                "torch.searchsorted(): side and right can't be set to opposites, got side of left while right was True"
+            )
+        right = side == "right"
+    seq = _data(sorted_sequence)
+    scalar = not isinstance(input, Tensor)
+    vals = np.asarray(_data(input))
+    srt = None if sorter is None else _index_array(sorter, "searchsorted", "sorter")
+    if srt is not None and srt.shape != seq.shape:
+        raise RuntimeError(
+            "torch.searchsorted(): boundary and sorter must have the same size, but got boundary "
+            f"tensor {list(seq.shape)}and got sorter tensor {list(srt.shape)}"
+        )
+    if seq.ndim == 0:
+        raise RuntimeError(
+            "torch.searchsorted(): boundaries tensor should have positive dimension, but got 0 dimension"
+        )
+    if seq.ndim > 1 and (scalar or vals.ndim != seq.ndim or vals.shape[:-1] != seq.shape[:-1]):
+        raise RuntimeError(
+            "torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions of boundaries "
+            f"tensor and input value tensor must match, but we got boundaries tensor {list(seq.shape)} and input "
+            f"value tensor {list(vals.shape)}"
+        )
+    result = _search(seq, vals, right, srt).astype(np.int32 if out_int32 else _I64)
+    result = wrap_array(np.asarray(result))
+    if out is not None:
+        return _write_out(out, result)
+    return result
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):  # noqa: A002
+    """The bucket of each element of ``input`` in the 1-D sorted ``boundaries`` (``right``: as searchsorted)."""
+    b = _data(boundaries)
+    if b.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({b.ndim})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right, out=out)
+
+
+# Tensor methods (bound by shape_index.bind_methods) and what ``from ad.ops.sorting import *`` exports
+METHODS = "sort argsort msort topk kthvalue unique unique_consecutive nonzero argwhere".split()
+__all__ = [*METHODS, "searchsorted", "bucketize"]

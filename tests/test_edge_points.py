@@ -7,10 +7,11 @@ states torch's value analytically and every path must reproduce it:
 - forward mode, compiled JVP path (inputs that do not require grad) and the rule path (inputs that do);
 - second order: reverse over reverse and forward over reverse, against each other and against torch.
 
-A case is ``(id, fn, inputs, expected[, forward_expected])``: ``fn(M, *xs)`` is written once for ``M = ad`` and ``M = torch``;
-``expected[j]`` is the gradient of ``fn(...).sum()`` with respect to input ``j``: the sum of the rows of the
-Jacobian, which every path computes in full (one basis vector at a time). When torch is installed, the full
-Jacobians and second derivatives are also compared with torch's, NaN and infinity included.
+A case is ``(id, fn, inputs, expected[, forward_expected])``: ``fn(M, *xs)`` is written once for ``M = ad``
+and ``M = torch``; ``expected[j]`` is the gradient of ``fn(...).sum()`` with respect to input ``j`` (the sum of
+the Jacobian's rows). Where every derivative is finite, full Jacobians (one basis vector at a time) of every
+path must agree. When torch is installed, the table itself, the full Jacobians (NaN and infinity included)
+and the finite second derivatives are compared with torch's.
 """
 
 import math

@@ -28,7 +28,13 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    return ops.sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+    v = var(x, dim, unbiased, keepdim, correction=correction)
+    # at zero variance sqrt's slope is infinite and var's is 0: torch masks the 0 * inf to 0. Taking the
+    # sqrt of 1 there and selecting 0 gives 0 in every derivative (reverse, forward, higher order).
+    zero = v._data == 0
+    if not np.any(zero):
+        return ops.sqrt(v)
+    return ops.where(zero, ops.zeros_like(v), ops.sqrt(ops.where(zero, ops.ones_like(v), v)))
 
 
 def logsumexp(x, dim, keepdim=False):

@@ -11,6 +11,7 @@ wrong, or right to first order but not differentiable (so only ``gradgradcheck``
 Where to start: ``test_passes_on_correct_functions``.
 """
 
+import sys
 import warnings
 
 import numpy as np
@@ -241,3 +242,309 @@ def test_outputs_that_do_not_require_grad_are_not_checked():
 def test_no_input_requires_grad_message_is_torchs():
     with pytest.raises(ValueError, match="but none of them have requires_grad=True"):
         gradcheck(lambda x: x * 2.0, (ad.tensor([1.0, 2.0]),))
+
+
+# --- every flag and check of torch's gradcheck (issue 9 item 6, issue 16 item 5) ---------------------------
+#
+# Each scenario is written once for both libraries (``lib`` is ``ad`` or ``torch``), so that the exception
+# class and message checked for ``ad`` are, when torch is installed, also checked to be torch's.
+
+
+def _function_class(lib, backward):
+    """A custom Function computing ``x ** 2`` with the given ``backward(ctx, g, x)``."""
+
+    class Fn(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return backward(ctx, g, x)
+
+    return Fn
+
+
+def _nondeterministic(lib):
+    calls = []
+
+    def backward(ctx, g, x):
+        calls.append(1)
+        return g * (2.0 * x + 1e-9 * len(calls))  # drifts by 1e-9 per call: within tolerance, not reentrant
+
+    return _function_class(lib, backward).apply
+
+
+def _ignores_grad_output(lib):
+    """``sum(x ** 2)`` whose backward ignores its cotangent: right for the cotangent 1 (the scalar output's only
+    Jacobian row), wrong for a zero cotangent."""
+
+    class SumSquares(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return (x * x).sum()
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2.0 * x
+
+    return SumSquares.apply
+
+
+def _grad_in_float32(lib):
+    return _function_class(lib, lambda ctx, g, x: (g * 2.0 * x).to(lib.float32)).apply
+
+
+def _leaf_of(lib, *values):
+    return lib.tensor(np.array(values, dtype=np.float64), requires_grad=True)
+
+
+def _stride0_leaf(lib):
+    data = np.broadcast_to(np.array([0.5]), (3,))
+    t = lib.from_numpy(data) if lib is ad else lib.from_numpy(np.array([0.5])).expand(3)
+    return t.requires_grad_() if lib is ad else t.detach().requires_grad_()
+
+
+def _shape_changes(x):
+    return x[: 1 + int(float(x.detach()[0]) > 0.5)] * 1.0
+
+
+def _dtype_changes(lib):
+    return lambda x: (x.to(lib.float32) if float(x.detach()[0]) > 0.5 else x) * 1.0
+
+
+# name -> (lib -> (func, inputs, kwargs), exception class, message fragment)
+FAILING = {
+    "not reentrant": (
+        lambda lib: (lambda x: _nondeterministic(lib)(x), (_leaf_of(lib, 0.3, 0.7),), {}),
+        GradcheckError,
+        "Backward is not reentrant, i.e., running backward with same input and grad_output multiple times",
+    ),
+    "backward not multiplied by grad_output": (
+        lambda lib: (lambda x: _ignores_grad_output(lib)(x), (_leaf_of(lib, 0.3, 0.7),), {}),
+        GradcheckError,
+        "backward not multiplied by grad_output",
+    ),
+    "non-differentiable output with a numerical gradient": (
+        lambda lib: (lambda x: x.detach() * 2.0, (_leaf_of(lib, 0.3, 0.7),), {}),
+        GradcheckError,
+        "Numerical gradient for function expected to be zero",
+    ),
+    "non-differentiable output, fast mode": (
+        lambda lib: (lambda x: x.detach() * 2.0, (_leaf_of(lib, 0.3, 0.7),), {"fast_mode": True}),
+        GradcheckError,
+        "Numerical gradient for function expected to be zero",
+    ),
+    "stride-0 input": (
+        lambda lib: (lambda x: x * 2.0, (_stride0_leaf(lib),), {}),
+        RuntimeError,
+        "The 0th input has a dimension with stride 0. gradcheck only supports inputs that are non-overlapping",
+    ),
+    "shape depends on the values": (
+        lambda lib: (_shape_changes, (_leaf_of(lib, 0.5, 0.2),), {}),
+        AssertionError,
+        "Expected `func` to return outputs with the same shape when inputs are perturbed on index (0,) by 1e-06",
+    ),
+    "dtype depends on the values": (
+        lambda lib: (_dtype_changes(lib), (_leaf_of(lib, 0.5, 0.2),), {}),
+        AssertionError,
+        "Expected `func` to return outputs with the same dtype when inputs are perturbed on index (0,) by 1e-06",
+    ),
+    "neither forward nor backward": (
+        lambda lib: (lambda x: x * 2.0, (_leaf_of(lib, 0.3),), {"check_backward_ad": False}),
+        AssertionError,
+        "Expected at least one of check_forward_ad or check_backward_ad to be True",
+    ),
+    "batched grad without backward": (
+        lambda lib: (
+            lambda x: x * 2.0,
+            (_leaf_of(lib, 0.3),),
+            {"check_backward_ad": False, "check_forward_ad": True, "check_batched_grad": True},
+        ),
+        AssertionError,
+        "Setting check_batched_grad=True requires check_backward_ad to be True",
+    ),
+    "batched forward grad without forward": (
+        lambda lib: (lambda x: x * 2.0, (_leaf_of(lib, 0.3),), {"check_batched_forward_grad": True}),
+        AssertionError,
+        "Setting check_batched_forward_grad=True requires check_forward_ad to be True",
+    ),
+    "doubled gradient, fast mode": (
+        lambda lib: (lambda x: _doubled_any(x.sin()), (_leaf_of(lib, 0.3, 0.7),), {"fast_mode": True}),
+        GradcheckError,
+        "Jacobian mismatch for output 0 with respect to input 0",
+    ),
+}
+
+
+def _doubled_any(y):
+    y.register_hook(lambda g: g * 2.0)
+    return y
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_failing_check_raises_torchs_error(name):
+    make, cls, message = FAILING[name]
+    func, inputs, kwargs = make(ad)
+    with pytest.raises(cls) as info:
+        gradcheck(func, inputs, **kwargs)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_failing_check_is_torchs(name):
+    torch = pytest.importorskip("torch")
+    make, cls, message = FAILING[name]
+    func, inputs, kwargs = make(torch)
+    expected = sys.modules["torch.autograd.gradcheck"].GradcheckError if cls is GradcheckError else cls
+    with pytest.raises(expected) as info:
+        torch.autograd.gradcheck(func, inputs, **kwargs)
+    assert message in " ".join(str(info.value).split())
+
+
+def test_raise_exception_false_returns_false_only_for_gradcheck_errors():
+    make, _, _ = FAILING["backward not multiplied by grad_output"]
+    func, inputs, _ = make(ad)
+    assert gradcheck(func, inputs, raise_exception=False) is False
+    with pytest.raises(AssertionError):
+        gradcheck(func, inputs, raise_exception=False, check_backward_ad=False)
+
+
+def test_nondet_tol_accepts_a_small_nondeterminism():
+    assert gradcheck(lambda x: _nondeterministic(ad)(x), (_leaf(0.3, 0.7),), nondet_tol=1e-6) is True
+
+
+def test_a_float32_grad_is_cast_to_the_input_dtype_as_torch():
+    # the engine casts a custom backward's gradient to its input's dtype, so check_grad_dtypes has nothing to see
+    assert gradcheck(lambda x: _grad_in_float32(ad)(x), (_leaf(0.3, 0.7),), check_grad_dtypes=True) is True
+
+
+def test_a_float32_grad_is_cast_by_torch_too():
+    torch = pytest.importorskip("torch")
+    x = _leaf_of(torch, 0.3, 0.7)
+    assert torch.autograd.gradcheck(lambda x: _grad_in_float32(torch)(x), (x,), check_grad_dtypes=True) is True
+
+
+def test_wrong_gradient_under_check_undefined_grad_false_still_fails():
+    with pytest.raises(GradcheckError, match="Jacobian mismatch"):
+        gradcheck(lambda x: _doubled(x.sin()), (_leaf(0.3, 0.7),), check_undefined_grad=False)
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_every_flag_passes_on_correct_functions(name):
+    func, make_inputs = CORRECT[name]
+    assert gradcheck(func, make_inputs(), check_forward_ad=True, check_batched_grad=True, check_grad_dtypes=True)
+    assert gradcheck(func, make_inputs(), fast_mode=True, check_forward_ad=True)
+    assert gradcheck(func, make_inputs(), check_forward_ad=True, check_backward_ad=False, masked=True)
+
+
+def test_fast_mode_failure_recomputes_the_slow_jacobians():
+    with pytest.raises(GradcheckError, match="Below, we recompute numerical and analytical jacobians in slow mode"):
+        gradcheck(lambda x: _doubled(x.sin()), (_leaf(0.3, 0.7),), fast_mode=True)
+
+
+def test_forward_ad_catches_a_wrong_tangent():
+    class WrongJvp(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            raise AssertionError("not called: only forward mode is checked")
+
+        @staticmethod
+        def jvp(ctx, t):
+            return t * 3.0
+
+    with pytest.raises(GradcheckError, match="Jacobian computed with forward mode mismatch for output 0"):
+        gradcheck(WrongJvp.apply, (_leaf(0.3, 0.7),), check_forward_ad=True, check_backward_ad=False)
+    with pytest.raises(GradcheckError, match="Jacobian computed with forward mode mismatch"):
+        gradcheck(WrongJvp.apply, (_leaf(0.3, 0.7),), check_forward_ad=True, check_backward_ad=False, fast_mode=True)
+
+
+def test_check_batched_forward_grad_is_refused():
+    with pytest.raises(NotImplementedError, match="check_batched_forward_grad"):
+        gradcheck(lambda x: x * 2.0, (_leaf(0.3),), check_forward_ad=True, check_batched_forward_grad=True)
+
+
+def test_two_outputs_with_undefined_grads_pass():
+    assert gradcheck(lambda x: (x.sin(), x * x), (_leaf(0.3, 0.7),), check_undefined_grad=True) is True
+
+
+def test_gradgradcheck_flag_errors_are_torchs():
+    x = _leaf(0.3)
+    with pytest.raises(AssertionError, match="Expected at least one of check_fwd_over_rev or check_rev_over_rev"):
+        gradgradcheck(lambda x: x * x, (x,), check_rev_over_rev=False)
+    with pytest.raises(AssertionError, match="Setting check_undefined_grad=True requires check_rev_over_rev"):
+        gradgradcheck(lambda x: x * x, (x,), check_rev_over_rev=False, check_fwd_over_rev=True)
+    with pytest.raises(AssertionError, match="Setting check_batched_grad=True requires check_rev_over_rev"):
+        gradgradcheck(
+            lambda x: x * x,
+            (x,),
+            check_rev_over_rev=False,
+            check_fwd_over_rev=True,
+            check_undefined_grad=False,
+            check_batched_grad=True,
+        )
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_gradgradcheck_forward_over_reverse_passes_on_correct_functions(name):
+    func, make_inputs = CORRECT[name]
+    assert gradgradcheck(func, make_inputs(), check_fwd_over_rev=True, gen_non_contig_grad_outputs=True)
+
+
+class _SquareDetachedBackward(ad.autograd.Function):
+    """x ** 2 with right first derivatives (backward and jvp) whose backward detaches x: its derivative, in
+    reverse or forward mode, misses the 2 g term."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2.0 * ctx.x.detach()
+
+    @staticmethod
+    def jvp(ctx, t):
+        return 2.0 * ctx.x * t
+
+
+def test_gradgradcheck_forward_over_reverse_catches_a_wrong_second_derivative():
+    assert gradcheck(_SquareDetachedBackward.apply, (_leaf(0.3, 0.7),), check_forward_ad=True)
+    with pytest.raises(GradcheckError, match="Jacobian computed with forward mode mismatch"):
+        gradgradcheck(
+            _SquareDetachedBackward.apply,
+            (_leaf(0.3, 0.7),),
+            check_fwd_over_rev=True,
+            check_rev_over_rev=False,
+            check_undefined_grad=False,
+        )
+
+
+def test_gradgradcheck_fast_mode_catches_a_wrong_second_derivative():
+    _Square.second_order_ok = False
+    try:
+        assert gradgradcheck(_Square.apply, (_leaf(0.3, 0.7),), fast_mode=True, raise_exception=False) is False
+    finally:
+        _Square.second_order_ok = True
+
+
+def test_gen_non_contig_grad_outputs_are_strided():
+    seen = []
+
+    def func(x):
+        y = x * x
+        y.register_hook(lambda g: seen.append(g.detach().numpy().flags.c_contiguous) or g)
+        return y
+
+    x = ad.tensor(np.array([[0.3, 0.7], [1.1, -0.4]]), requires_grad=True)
+    assert gradgradcheck(func, (x,), gen_non_contig_grad_outputs=True)
+    assert seen

@@ -39,10 +39,18 @@ Checks:
 - ``test_grad_matches_finite_differences_across_small_tapes``: the first property with tapes of a few
   elements, so that every graph spans several tapes (operand imports, cotangents handed between tapes).
 - ``test_known_bug``: one small reproducer per bug these properties found (``KNOWN_BUGS``, see there).
+- ``test_each_op_in_random_programs``: for each op name a step can draw (``STEP_OPS``), ``PER_OP_EXAMPLES``
+  (default 6, env ``AD_HYPOTHESIS_PER_OP``) programs that contain it (``_FORCED``: half the steps are of its
+  kind and pick it half the time), checked by the reverse or the forward property. ``Program.ops`` records
+  the op of every step.
+- ``test_randomized_programs``: the reverse, forward and Hessian-vector properties on programs that change
+  from run to run: ``RANDOM_EXAMPLES`` (default 30, env ``AD_HYPOTHESIS_RANDOM_EXAMPLES``) each, seeded by
+  ``AD_HYPOTHESIS_SEED`` or a fresh seed, which ``tests/conftest.py`` prints at the end of every run.
 
 Hypothesis profiles (registered here, selected with the environment variable ``AD_HYPOTHESIS_PROFILE``):
 ``ci`` (default: 100 examples per test, derandomized so that CI is reproducible) and ``long`` (10,000
 examples, random). They are applied per test, not loaded globally, so other test modules are unaffected.
+``random`` is the randomized profile above (not derandomized, no example database).
 """
 
 import contextlib
@@ -54,7 +62,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import scipy.special
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, seed, settings
 from hypothesis import strategies as st
 
 import ad
@@ -66,7 +74,12 @@ settings.register_profile(
 )
 settings.register_profile(
     # derandomize explicitly: under CI=true hypothesis loads a derandomized default that profiles inherit
-    "long", max_examples=10_000, deadline=None, derandomize=False, print_blob=True, suppress_health_check=_HEALTH
+    "long",
+    max_examples=10_000,
+    deadline=None,
+    derandomize=False,
+    print_blob=True,
+    suppress_health_check=_HEALTH,
 )
 PROFILE = settings.get_profile(os.environ.get("AD_HYPOTHESIS_PROFILE", "ci"))
 
@@ -87,6 +100,7 @@ def _bug(name):
 
 
 _SMALL_TAPES = []  # non-empty while ``_small_tapes`` is active
+_FORCED = []  # the op name a program must contain, while ``test_each_op_in_random_programs`` runs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -107,6 +121,7 @@ class Program:
     leaf_rg: list  # requires_grad per leaf
     steps: list = field(default_factory=list)
     rg: list = field(default_factory=list)  # requires_grad per pool entry (leaves, then steps)
+    ops: list = field(default_factory=list)  # the op name of each step (a key of STEP_OPS)
 
     def describe(self):
         lines = [f"v{k} = leaf{v.shape}{' rg' if r else ''}" for k, (v, r) in enumerate(zip(self.leaves, self.leaf_rg))]
@@ -159,11 +174,23 @@ class _Builder:
         self.draw = draw
         self.prog = prog
         self.vals = [np.array(v) for v in prog.leaves]
+        self.chosen = None  # the op name of the step being drawn (what ``Program.ops`` records)
         prog.rg = list(prog.leaf_rg)
 
     def const_0d(self, k):
         """Pool value ``k`` is a 0-d tensor outside the graph (see KNOWN_BUGS["0d-numpy-scalar"])."""
         return self.vals[k].ndim == 0 and not self.prog.rg[k]
+
+    def choose(self, names):
+        """One of ``names`` for the next step: the op being forced (``_FORCED``) half the time when it is one of
+        them, else a uniform draw (exactly the draw of the fixed CI examples when nothing is forced)."""
+        forced = _FORCED[-1] if _FORCED else None
+        if forced is not None and forced in names and self.draw(st.booleans()):
+            name = forced
+        else:
+            name = self.draw(st.sampled_from(names))
+        self.chosen = name
+        return name
 
     def pick(self, pred=None):
         idx = [k for k, v in enumerate(self.vals) if pred is None or pred(v)]
@@ -179,6 +206,7 @@ class _Builder:
         if out.size == 0 or out.size > MAX_SIZE or not np.all(np.isfinite(out)) or np.abs(out).max() > LIMIT:
             return False
         self.prog.steps.append(Step(desc, tuple(args), ad_fn, np_fn))
+        self.prog.ops.append(getattr(self, "chosen", None))
         self.prog.rg.append(any(self.prog.rg[a] for a in args))
         self.vals.append(out)
         return True
@@ -290,7 +318,7 @@ def _unique_extremes(v, axis, fn):
 
 
 def _step_unary(b):
-    name = b.draw(st.sampled_from(list(UNARY)))
+    name = b.choose(list(UNARY))
     ad_fn, np_fn, pre = UNARY[name]
     k = b.pick(pre)
     if k is None:
@@ -301,7 +329,7 @@ def _step_unary(b):
 
 
 def _step_binary(b):
-    name = b.draw(st.sampled_from(list(BINARY)))
+    name = b.choose(list(BINARY))
     ad_fn, np_fn, pre = BINARY[name]
     i = b.pick()
     x = b.vals[i]
@@ -317,6 +345,7 @@ def _step_binary(b):
 
 
 def _step_where(b):
+    b.chosen = "where"
     i = b.pick()
     x = b.vals[i]
     j = b.pick(lambda y: _bcast(x, y) is not None)
@@ -351,6 +380,7 @@ def _matmul_ok(x, y):
 
 
 def _step_matmul(b):
+    b.chosen = "matmul"
     i = b.pick(lambda v: v.ndim >= 1)
     if i is None:
         return
@@ -364,26 +394,25 @@ def _step_matmul(b):
         b.add("dot({0}, {0})", (i,), lambda x: ad.dot(x, x), lambda x: np.dot(x, x))
 
 
+REDUCE_NAMES = [
+    "sum",
+    "mean",
+    "prod",
+    "amax",
+    "amin",
+    "max_dim",
+    "min_dim",
+    "var",
+    "std",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "norm",
+]
+
+
 def _step_reduce(b):
-    name = b.draw(
-        st.sampled_from(
-            [
-                "sum",
-                "mean",
-                "prod",
-                "amax",
-                "amin",
-                "max_dim",
-                "min_dim",
-                "var",
-                "std",
-                "logsumexp",
-                "softmax",
-                "log_softmax",
-                "norm",
-            ]
-        )
-    )
+    name = b.choose(REDUCE_NAMES)
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
@@ -492,25 +521,24 @@ def _factor_shape(draw, n):
     return tuple(draw(st.permutations(dims)))
 
 
+VIEW_NAMES = [
+    "reshape",
+    "view",
+    "flatten",
+    "transpose",
+    "permute",
+    "T",
+    "mT",
+    "unsqueeze",
+    "squeeze",
+    "expand",
+    "expand_lead",
+    "reshape(-1)",
+]
+
+
 def _step_view(b):
-    name = b.draw(
-        st.sampled_from(
-            [
-                "reshape",
-                "view",
-                "flatten",
-                "transpose",
-                "permute",
-                "T",
-                "mT",
-                "unsqueeze",
-                "squeeze",
-                "expand",
-                "expand_lead",
-                "reshape(-1)",
-            ]
-        )
-    )
+    name = b.choose(VIEW_NAMES)
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
@@ -583,8 +611,11 @@ def _index_key(draw, shape):
     return key
 
 
+INDEX_NAMES = ["getitem", "getitem", "index_select", "gather", "chunk_cat", "split"]  # getitem: twice as often
+
+
 def _step_index(b):
-    name = b.draw(st.sampled_from(["getitem", "getitem", "index_select", "gather", "chunk_cat", "split"]))
+    name = b.choose(INDEX_NAMES)
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
@@ -653,6 +684,7 @@ def _step_index(b):
 
 
 def _step_join(b):
+    b.chosen = "join"
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
@@ -702,14 +734,17 @@ def _ad_setitem(key):
     return fn
 
 
+INPLACE_NAMES = ["add_", "sub_", "mul_", "div_", "+=", "clamp_", "setitem", "add_scalar"]
+
+
 def _step_inplace(b):
     """An in-place op on a fresh copy (``clone``, ``x * 1.0``): recorded, it takes the copy's place."""
     if _SMALL_TAPES and _bug("inplace-across-tapes"):
         return
-    names = ["add_", "sub_", "mul_", "div_", "+=", "clamp_", "setitem", "add_scalar"]
+    names = INPLACE_NAMES
     if _bug("inplace-false-modified"):
         names = ["add_", "sub_", "+=", "add_scalar"]
-    name = b.draw(st.sampled_from(names))
+    name = b.choose(names)
     i = b.pick()
     if _bug("0d-numpy-scalar") and b.const_0d(i):
         return
@@ -766,6 +801,18 @@ STEP_KINDS = {
     "join": _step_join,
     "inplace": _step_inplace,
 }
+# every op name a step can draw -> its step kind (what ``test_each_op_in_random_programs`` walks)
+STEP_OPS = {
+    **dict.fromkeys(UNARY, "unary"),
+    **dict.fromkeys(BINARY, "binary"),
+    **dict.fromkeys(REDUCE_NAMES, "reduce"),
+    **dict.fromkeys(VIEW_NAMES, "view"),
+    **dict.fromkeys(INDEX_NAMES, "index"),
+    **dict.fromkeys(INPLACE_NAMES, "inplace"),
+    "where": "where",
+    "matmul": "matmul",
+    "join": "join",
+}
 KIND_WEIGHTS = (
     ["unary"] * 4
     + ["binary"] * 4
@@ -809,12 +856,23 @@ def _draw_program(draw, shapes=None, leaf_rg=None, max_steps=12):
     prog = Program(leaves, leaf_rg)
     b = _Builder(draw, prog)
     want = draw(st.integers(1, max_steps))
+    forced = _FORCED[-1] if _FORCED else None
     for _ in range(3 * want):  # a step whose precondition fails is not kept: try again
         if len(prog.steps) >= want:
             break
-        STEP_KINDS[draw(st.sampled_from(KIND_WEIGHTS))](b)
+        if forced is not None and draw(st.booleans()):
+            STEP_KINDS[STEP_OPS[forced]](b)  # the forced op's kind: ``choose`` picks the op half the time
+        else:
+            STEP_KINDS[draw(st.sampled_from(KIND_WEIGHTS))](b)
+    for _ in range(20 if forced is not None and forced not in prog.ops else 0):
+        STEP_KINDS[STEP_OPS[forced]](b)  # (its precondition may have failed on the values drawn so far)
+        if forced in prog.ops:
+            break
     if not any(prog.rg[len(leaves) :]):
+        b.chosen = "sin"
         b.add("sin({0})", (0,), ad.sin, np.sin)
+    if forced is not None:
+        assume(forced in prog.ops)
     note(prog.describe())
     return prog
 
@@ -1092,6 +1150,77 @@ def test_forward_mode_matches_finite_differences(data):
     rev_rev = _hvp(prog, outs, cots, rg_leaves, w, create_graph=False)
     for j, hf, hr in zip(rg_leaves, fwd_rev, rev_rev):
         _assert_close(np.zeros(hr.shape) if hf is None else hf, hr, 1e-9, 1e-9, f"forward-over-reverse Hw wrt v{j}")
+
+
+# --- every op in many programs, and a randomized profile ----------------------------------------------------
+
+PER_OP_EXAMPLES = int(os.environ.get("AD_HYPOTHESIS_PER_OP", "6"))
+
+
+@contextlib.contextmanager
+def _forcing(op):
+    _FORCED.append(op)
+    try:
+        yield
+    finally:
+        _FORCED.pop()
+
+
+@pytest.mark.parametrize("op", sorted(STEP_OPS))
+@settings(PROFILE, max_examples=min(PROFILE.max_examples, PER_OP_EXAMPLES))
+@given(data=st.data())
+def test_each_op_in_random_programs(op, data):
+    """Each op a program can draw, in ``PER_OP_EXAMPLES`` random programs that contain it (once or several
+    times, among other ops): reverse mode (both sweeps) and forward mode against central differences. In the
+    100 fixed examples of the other properties an op is drawn only a few times (relu: once)."""
+    with _forcing(op):
+        if data.draw(st.booleans(), label="forward mode"):
+            test_forward_mode_matches_finite_differences.hypothesis.inner_test(data)
+        else:
+            test_grad_matches_finite_differences.hypothesis.inner_test(data)
+
+
+# The randomized profile: new programs on every run (a seed from AD_HYPOTHESIS_SEED, else a fresh one), a
+# small budget so that it fits CI. The seed is printed in pytest's header (tests/conftest.py) and in the
+# failure report: rerun with AD_HYPOTHESIS_SEED=<seed> to reproduce.
+RANDOM_SEED = int(os.environ.get("AD_HYPOTHESIS_SEED") or np.random.SeedSequence().entropy % 2**32)
+RANDOM_EXAMPLES = int(os.environ.get("AD_HYPOTHESIS_RANDOM_EXAMPLES", "30"))
+settings.register_profile(
+    "random",
+    max_examples=RANDOM_EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    print_blob=True,
+    suppress_health_check=_HEALTH,
+    database=None,
+)
+RANDOM = settings.get_profile("random")
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        "test_grad_matches_finite_differences",
+        "test_forward_mode_matches_finite_differences",
+        "test_hessian_vector_product_matches_finite_differences",
+    ],
+)
+def test_randomized_programs(prop):
+    """The properties above on programs that differ from run to run (``RANDOM_SEED``)."""
+    inner = globals()[prop].hypothesis.inner_test
+
+    @seed(RANDOM_SEED)
+    @settings(RANDOM)
+    @given(data=st.data())
+    def run(data):
+        note(f"AD_HYPOTHESIS_SEED={RANDOM_SEED}")
+        inner(data)
+
+    try:
+        run()
+    except Exception as e:
+        e.add_note(f"randomized profile: rerun with AD_HYPOTHESIS_SEED={RANDOM_SEED}")
+        raise
 
 
 @pytest.mark.parametrize("profile", ["ci", "long"])

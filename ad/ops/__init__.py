@@ -252,7 +252,7 @@ def _group_jvp(code):
         dims = _reduce_dims(x, dim)
         ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
         if code == K.PROD:
-            return sum(expand(ok, x.shape) * t_ / x, dims, keepdim=keepdim)
+            return sum(_prod_partial(x, dims, ok) * t_, dims, keepdim=keepdim)
         mask = _const(x._data == ok._data, x._data.dtype)
         count = sum(mask, dims, keepdim=True)
         return sum(t_ * mask / count, dims, keepdim=keepdim)
@@ -667,7 +667,9 @@ def _pow_partials(x, y, out, want_x, want_y):
     dx = dy = None
     if want_x:
         ymask = _const(y._data == 0, y._data.dtype)
-        dx = y * (x ** (y - 1.0)) * (1.0 - ymask)
+        # exponent 1 where y == 0, so that 0 ** (0 - 1) = inf never meets the mask (0 * inf = NaN)
+        y_safe = where(y._data == 0, ones_like(y), y)
+        dx = y * (x ** (y_safe - 1.0)) * (1.0 - ymask)
     if want_y:
         zero_ok = _const((x._data == 0) & (y._data >= 0), x._data.dtype)
         safe_log = log(where(zero_ok._data.astype(bool), ones_like(x), x))
@@ -1668,11 +1670,32 @@ def _group_vjp(g, out, inputs, ctx):
     gk = g if keepdim else _unsqueeze_dims(g, dims, x.ndim)
     ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
     if code == K.PROD:
-        # gradient of a product: the product of the others (out / x where x has no zeros)
-        return (expand(gk * ok, x.shape) / x,)
+        return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
     mask = _const(x._data == ok._data, x._data.dtype)
     count = mask.sum(dims, keepdim=True)
     return (expand(gk, x.shape) * mask / count,)
+
+
+def _prod_partial(x, dims, ok):
+    """d prod(x, dims) / d x, written with ``ad`` ops: the product of the other elements of each group.
+
+    Without zeros that is ``out / x``. With an exact zero, ``out / x`` is ``0 / 0``: each group of ``n`` elements
+    is spread into an ``n x n`` matrix whose diagonal is replaced by ones, and its rows multiplied (as torch's
+    ``prod_safe_zeros_backward``, which branches on the data in the same way). ``ok`` is the output with the
+    reduced dims kept."""
+    if not np.any(x._data == 0):
+        return expand(ok, x.shape) / x
+    kept = [d for d in range(x.ndim) if d not in dims]
+    perm = kept + list(dims)
+    lead = tuple(x.shape[d] for d in kept)
+    n = 1
+    for d in dims:
+        n *= x.shape[d]
+    grouped = reshape(permute(x, *perm), (*lead, 1, n)) if perm else reshape(x, (1, n))
+    spread = expand(grouped, (*lead, n, n))
+    others = prod(where(np.eye(n, dtype=bool), ones_like(spread), spread), -1)  # (*lead, n)
+    back = reshape(others, tuple(x.shape[d] for d in perm))
+    return permute(back, *np.argsort(perm).tolist()) if perm else back
 
 
 def _unsqueeze_dims(t_, dims, nd):

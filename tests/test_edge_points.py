@@ -1,0 +1,383 @@
+"""Derivatives at the special points of ops (kinks, ties, bounds, zeros), on every path.
+
+Finite differences cannot see these points (the derivative there is a convention, not a limit), so each case
+states torch's value analytically and every path must reproduce it:
+
+- reverse mode, compiled kernel sweep (``grad``) and differentiable rule sweep (``create_graph=True``);
+- forward mode, compiled JVP path (inputs that do not require grad) and the rule path (inputs that do);
+- second order: reverse over reverse and forward over reverse, against each other and against torch.
+
+A case is ``(id, fn, inputs, expected[, forward_expected])``: ``fn(M, *xs)`` is written once for ``M = ad``
+and ``M = torch``; ``expected[j]`` is the gradient of ``fn(...).sum()`` with respect to input ``j`` (the sum of
+the Jacobian's rows). Where every derivative is finite, full Jacobians (one basis vector at a time) of every
+path must agree. When torch is installed, the table itself, the full Jacobians (NaN and infinity included)
+and the finite second derivatives are compared with torch's.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import ad
+import ad.autograd.forward_ad as fwAD
+
+# the points are singular on purpose: numpy's divide-by-zero and invalid-value warnings are expected here
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+
+NAN = math.nan
+INF = math.inf
+
+
+def _a(*v):
+    return np.array(v, dtype=np.float64)
+
+
+# (id, fn(M, *xs), inputs, expected gradient of fn(...).sum() per input[, the same by forward mode if it differs])
+CASES = [
+    # abs'(0) = 0 (torch's sgn convention), not 1
+    ("abs", lambda M, x: x.abs(), [_a(-1.5, 0.0, 2.0)], [_a(-1.0, 0.0, 1.0)]),
+    ("abs_scaled", lambda M, x: (x * 3.0).abs(), [_a(-0.5, 0.0, 0.25)], [_a(-3.0, 0.0, 3.0)]),
+    # relu'(x) = 0 for x <= 0, 1 for x > 0
+    ("relu", lambda M, x: x.relu(), [_a(-2.0, -0.5, 0.0, 0.5, 3.0)], [_a(0.0, 0.0, 0.0, 1.0, 1.0)]),
+    # clamp passes the gradient at its bounds (inclusive), blocks it outside
+    (
+        "clamp_both",
+        lambda M, x: x.clamp(-1.0, 1.0),
+        [_a(-2.0, -1.0, 0.0, 1.0, 2.0)],
+        [_a(0.0, 1.0, 1.0, 1.0, 0.0)],
+    ),
+    ("clamp_min", lambda M, x: x.clamp(min=0.5), [_a(0.0, 0.5, 1.0)], [_a(0.0, 1.0, 1.0)]),
+    ("clamp_max", lambda M, x: x.clamp(max=-0.5), [_a(-1.0, -0.5, 0.0)], [_a(1.0, 1.0, 0.0)]),
+    # maximum/minimum split a tie 0.5/0.5
+    (
+        "maximum_ties",
+        lambda M, x, y: M.maximum(x, y),
+        [_a(1.0, 2.0, 3.0, -1.0), _a(1.0, 0.0, 3.0, 4.0)],
+        [_a(0.5, 1.0, 0.5, 0.0), _a(0.5, 0.0, 0.5, 1.0)],
+    ),
+    (
+        "minimum_ties",
+        lambda M, x, y: M.minimum(x, y),
+        [_a(1.0, 2.0, 3.0, -1.0), _a(1.0, 0.0, 3.0, 4.0)],
+        [_a(0.5, 0.0, 0.5, 1.0), _a(0.5, 1.0, 0.5, 0.0)],
+    ),
+    (
+        "maximum_broadcast_ties",
+        lambda M, x, y: M.maximum(x, y),
+        [_a(1.0, 2.0, 1.0), _a(1.0)],
+        [_a(0.5, 1.0, 0.5), _a(1.0)],
+    ),
+    # amax/amin (and max/min without dim) spread the gradient evenly over ties
+    (
+        "amax_dim_ties",
+        lambda M, x: x.amax(1),
+        [np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])],
+        [np.array([[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])],
+    ),
+    (
+        "amin_dim_ties",
+        lambda M, x: x.amin(0),
+        [np.array([[1.0, 0.0], [1.0, 2.0]])],
+        [np.array([[0.5, 1.0], [0.5, 0.0]])],
+    ),
+    ("amax_all_ties", lambda M, x: x.amax(), [_a(4.0, -1.0, 4.0, 4.0)], [_a(1 / 3, 0.0, 1 / 3, 1 / 3)]),
+    ("amin_all_ties", lambda M, x: x.amin(), [_a(0.0, 0.0, 1.0)], [_a(0.5, 0.5, 0.0)]),
+    ("max_all_ties", lambda M, x: x.max(), [_a(2.0, 2.0, 1.0)], [_a(0.5, 0.5, 0.0)]),
+    ("min_all_ties", lambda M, x: x.min(), [_a(2.0, -1.0, -1.0, -1.0)], [_a(0.0, 1 / 3, 1 / 3, 1 / 3)]),
+    # max/min over a dim return indices: the gradient goes to the first extreme element only
+    (
+        "max_dim_ties",
+        lambda M, x: x.max(1).values,
+        [np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])],
+        [np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])],
+    ),
+    (
+        "min_dim_ties",
+        lambda M, x: x.min(0).values,
+        [np.array([[1.0, 0.0], [1.0, 0.0]])],
+        [np.array([[1.0, 1.0], [0.0, 0.0]])],
+    ),
+    # powers at 0: d/dx x**0 = 0 everywhere (not NaN at x = 0), x**1 has slope 1, x**2 slope 0
+    ("pow_scalar_zero_exponent", lambda M, x: x**0.0, [_a(0.0, 1.5, -2.0)], [_a(0.0, 0.0, 0.0)]),
+    ("pow_scalar_one_at_zero", lambda M, x: x**1.0, [_a(0.0, 2.0)], [_a(1.0, 1.0)]),
+    ("pow_scalar_two_at_zero", lambda M, x: x**2.0, [_a(0.0, -1.0)], [_a(0.0, -2.0)]),
+    ("pow_scalar_three_at_zero", lambda M, x: x**3.0, [_a(0.0, 1.0)], [_a(0.0, 3.0)]),
+    ("pow_scalar_half_at_zero", lambda M, x: x**0.5, [_a(0.0, 4.0)], [_a(INF, 0.25)]),
+    ("pow_scalar_negative_at_zero", lambda M, x: x**-1.0, [_a(0.0, 2.0)], [_a(-INF, -0.25)]),
+    (
+        "pow_tensor_at_zero",
+        lambda M, x, y: x**y,
+        [_a(0.0, 0.0, 0.0, 2.0, 0.0), _a(0.0, 1.0, 2.0, 0.0, 0.5)],
+        # d/dy at x = 0, y >= 0 is 0 (torch masks 0 * log 0)
+        [_a(0.0, 1.0, 0.0, 0.0, INF), _a(0.0, 0.0, 0.0, math.log(2.0), 0.0)],
+    ),
+    # 0 ** y and c ** y: d/dy = c**y * log(c), 0 where c = 0 and y >= 0
+    ("rpow_zero_base", lambda M, y: 0.0**y, [_a(0.0, 1.0, 2.5)], [_a(0.0, 0.0, 0.0)]),
+    ("rpow_base", lambda M, y: 2.0**y, [_a(0.0, 1.0)], [_a(math.log(2.0), 2.0 * math.log(2.0))]),
+    # sqrt and log at 0: infinite slope, no NaN
+    ("sqrt_at_zero", lambda M, x: x.sqrt(), [_a(0.0, 1.0)], [_a(INF, 0.5)]),
+    ("log_at_zero", lambda M, x: x.log(), [_a(0.0, 2.0)], [_a(INF, 0.5)]),
+    ("rsqrt_at_zero", lambda M, x: x.rsqrt(), [_a(0.0, 1.0)], [_a(-INF, -0.5)]),
+    # where: the branch not taken gets exactly 0, even where it holds NaN or infinity
+    (
+        "where_nan_branch",
+        lambda M, x, y: M.where(x > 0, x, y),
+        [_a(1.0, -1.0, 2.0), _a(NAN, 3.0, INF)],
+        [_a(1.0, 0.0, 1.0), _a(0.0, 1.0, 0.0)],
+    ),
+    # ... but a NaN partial of the untaken branch still reaches the input in reverse mode (0 * NaN, as torch),
+    # while forward mode selects the taken branch's tangent: its own expected values (fifth entry)
+    (
+        "where_nan_product",
+        lambda M, x, y: M.where(x > 0, x * y, x),
+        [_a(1.0, -1.0), _a(4.0, NAN)],
+        [_a(4.0, NAN), _a(1.0, 0.0)],
+        [_a(4.0, 1.0), _a(1.0, 0.0)],
+    ),
+    # division by zero: infinite slopes, 0/0 gives NaN
+    (
+        "div_by_zero",
+        lambda M, x, y: x / y,
+        [_a(1.0, 0.0, -2.0), _a(0.0, 0.0, 4.0)],
+        [_a(INF, INF, 0.25), _a(-INF, NAN, 0.125)],
+    ),
+    ("rdiv_by_zero", lambda M, x: 3.0 / x, [_a(0.0, 1.0)], [_a(-INF, -3.0)]),
+    # zero variance: var's and std's gradient is 0 (torch masks std's 0/0)
+    ("var_zero_variance", lambda M, x: x.var(), [_a(2.0, 2.0, 2.0)], [_a(0.0, 0.0, 0.0)]),
+    ("std_zero_variance", lambda M, x: x.std(), [_a(2.0, 2.0, 2.0)], [_a(0.0, 0.0, 0.0)]),
+    (
+        "std_dim_zero_variance",
+        lambda M, x: x.std(1),
+        [np.array([[1.0, 1.0], [1.0, 3.0]])],
+        [np.array([[0.0, 0.0], [-math.sqrt(0.5), math.sqrt(0.5)]])],
+    ),
+    # prod with exact zeros: the slope at the zero is the product of the others; two zeros give 0
+    ("prod_one_zero", lambda M, x: x.prod(), [_a(2.0, 0.0, 3.0)], [_a(0.0, 6.0, 0.0)]),
+    ("prod_two_zeros", lambda M, x: x.prod(), [_a(0.0, 5.0, 0.0)], [_a(0.0, 0.0, 0.0)]),
+    (
+        "prod_dim_zero",
+        lambda M, x: x.prod(0),
+        [np.array([[0.0, 2.0], [3.0, 0.0], [4.0, 5.0]])],
+        [np.array([[12.0, 0.0], [0.0, 10.0], [0.0, 0.0]])],
+    ),
+]
+
+IDS = [c[0] for c in CASES]
+BY_ID = {c[0]: c for c in CASES}
+
+
+def _leaves(arrays, requires_grad):
+    return [ad.tensor(a.copy(), requires_grad=requires_grad) for a in arrays]
+
+
+def _reverse_jacobians(fn, arrays, create_graph):
+    """Per input: the (out numel, in numel) Jacobian, one VJP per output element."""
+    xs = _leaves(arrays, True)
+    out = fn(ad, *xs)
+    jac = [np.zeros((out.numel(), x.numel())) for x in xs]
+    for e in range(out.numel()):
+        seed = np.zeros(out.numel())
+        seed[e] = 1.0
+        gs = ad.autograd.grad(out, xs, ad.tensor(seed.reshape(out.shape)), retain_graph=True, create_graph=create_graph)
+        for j, g in enumerate(gs):
+            jac[j][e] = g.detach().numpy().reshape(-1)
+    return jac
+
+
+def _forward_jacobians(fn, arrays, requires_grad):
+    """Per input: the Jacobian, one JVP per input element. Inputs that do not require grad take the compiled
+    JVP path for elementwise ops; inputs that do go through the JVP rules."""
+    jac = []
+    for j, a in enumerate(arrays):
+        cols = []
+        for e in range(a.size):
+            tangent = np.zeros(a.size)
+            tangent[e] = 1.0
+            xs = _leaves(arrays, requires_grad)
+            with fwAD.dual_level():
+                xs[j] = fwAD.make_dual(xs[j], ad.tensor(tangent.reshape(a.shape)))
+                t = fwAD.unpack_dual(fn(ad, *xs)).tangent
+                cols.append(t.detach().numpy().reshape(-1).copy())
+        jac.append(np.stack(cols, axis=1))
+    return jac
+
+
+def _hessian_blocks(fn, arrays, mode):
+    """``H[j][k]``: d/dx_k of (d fn(...).sum() / d x_j), by reverse over reverse or forward over reverse."""
+    blocks = [[None] * len(arrays) for _ in arrays]
+    if mode == "rev_over_rev":
+        xs = _leaves(arrays, True)
+        gs = ad.autograd.grad(fn(ad, *xs).sum(), xs, create_graph=True)
+        for j, g in enumerate(gs):
+            rows = []
+            for e in range(g.numel()):
+                seed = np.zeros(g.numel())
+                seed[e] = 1.0
+                if not g.requires_grad:  # a constant first derivative: the second is 0
+                    rows.append([np.zeros(x.numel()) for x in xs])
+                    continue
+                hs = ad.autograd.grad(g, xs, ad.tensor(seed.reshape(g.shape)), retain_graph=True, allow_unused=True)
+                rows.append([np.zeros(x.numel()) if h is None else h.numpy().reshape(-1) for h, x in zip(hs, xs)])
+            for k in range(len(xs)):
+                blocks[j][k] = np.stack([r[k] for r in rows])
+        return blocks
+    for k, a in enumerate(arrays):
+        cols = []
+        for e in range(a.size):
+            tangent = np.zeros(a.size)
+            tangent[e] = 1.0
+            xs = _leaves(arrays, True)
+            with fwAD.dual_level():
+                xs[k] = fwAD.make_dual(xs[k], ad.tensor(tangent.reshape(a.shape)))
+                gs = ad.autograd.grad(fn(ad, *xs).sum(), xs, create_graph=True, allow_unused=True)
+                col = []
+                for g, x in zip(gs, xs):
+                    t = None if g is None else fwAD.unpack_dual(g).tangent
+                    col.append(np.zeros(x.numel()) if t is None else t.detach().numpy().reshape(-1).copy())
+            cols.append(col)
+        for j in range(len(arrays)):
+            blocks[j][k] = np.stack([c[j] for c in cols], axis=1)
+    return blocks
+
+
+def _assert_same(actual, expected, what):
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=what)
+
+
+def _finite(name):
+    return all(np.isfinite(e).all() for e in BY_ID[name][3])
+
+
+def _reverse_gradient(fn, arrays, create_graph):
+    xs = _leaves(arrays, True)
+    gs = ad.autograd.grad(fn(ad, *xs).sum(), xs, create_graph=create_graph)
+    return [g.detach().numpy() for g in gs]
+
+
+def _forward_gradient(fn, arrays, requires_grad):
+    """Per input ``j``: the sum of the Jacobian's rows, by forward mode. Where the derivatives are finite, the
+    full Jacobian is built (one basis tangent per element); where they are not (elementwise cases), one tangent
+    of ones on input ``j`` alone gives the diagonal, without the ``0 * inf`` of the other elements' columns."""
+    if all(np.isfinite(j.sum(0)).all() for j in _forward_jacobians(fn, arrays, requires_grad)):
+        return [j.sum(0).reshape(a.shape) for j, a in zip(_forward_jacobians(fn, arrays, requires_grad), arrays)]
+    result = []
+    for j, a in enumerate(arrays):
+        xs = _leaves(arrays, requires_grad)
+        with fwAD.dual_level():
+            xs[j] = fwAD.make_dual(xs[j], ad.tensor(np.ones_like(a)))
+            out = fn(ad, *xs)
+            assert out.shape == a.shape, "a case with infinite derivatives must be elementwise"
+            result.append(fwAD.unpack_dual(out).tangent.detach().numpy().copy())
+    return result
+
+
+@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("create_graph", [False, True], ids=["kernel", "rules"])
+def test_reverse_at_edge_point(name, create_graph):
+    _, fn, arrays, expected, *_ = BY_ID[name]
+    for j, (g, exp) in enumerate(zip(_reverse_gradient(fn, arrays, create_graph), expected)):
+        _assert_same(g, exp, f"{name}: d/d input {j}")
+
+
+@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["compiled", "rules"])
+def test_forward_at_edge_point(name, requires_grad):
+    _, fn, arrays, expected, *forward = BY_ID[name]
+    expected = forward[0] if forward else expected
+    for j, (g, exp) in enumerate(zip(_forward_gradient(fn, arrays, requires_grad), expected)):
+        _assert_same(g, exp, f"{name}: d/d input {j}")
+
+
+# Full Jacobians are compared only where every derivative is finite: with an infinite partial, a basis vector's
+# zeros give ``0 * inf = NaN`` in a column (reverse) or a row (forward), in torch as here.
+FINITE_IDS = [name for name in IDS if _finite(name) and len(BY_ID[name]) == 4]
+
+
+@pytest.mark.parametrize("name", FINITE_IDS)
+def test_forward_and_reverse_jacobians_agree(name):
+    _, fn, arrays, *_ = BY_ID[name]
+    for create_graph in (False, True):
+        reverse = _reverse_jacobians(fn, arrays, create_graph)
+        for path in (False, True):
+            for j, (f, r) in enumerate(zip(_forward_jacobians(fn, arrays, path), reverse)):
+                _assert_same(f, r, f"{name}: forward ({'rules' if path else 'compiled'}) vs reverse, input {j}")
+
+
+@pytest.mark.parametrize("name", FINITE_IDS)
+def test_second_order_paths_agree(name):
+    _, fn, arrays, *_ = BY_ID[name]
+    rr = _hessian_blocks(fn, arrays, "rev_over_rev")
+    fr = _hessian_blocks(fn, arrays, "fwd_over_rev")
+    for j in range(len(arrays)):
+        for k in range(len(arrays)):
+            _assert_same(fr[j][k], rr[j][k], f"{name}: d2/d input {j} d input {k}")
+
+
+# --- torch parity: the analytic table above and the full first and second derivatives are torch's
+
+
+def _torch_jacobians(torch, fn, arrays):
+    xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(torch, *xs)
+    jac = [np.zeros((out.numel(), x.numel())) for x in xs]
+    for e in range(out.numel()):
+        seed = torch.zeros(out.numel(), dtype=torch.float64)
+        seed[e] = 1.0
+        gs = torch.autograd.grad(out, xs, seed.reshape(out.shape), retain_graph=True, allow_unused=True)
+        for j, g in enumerate(gs):
+            if g is not None:
+                jac[j][e] = g.numpy().reshape(-1)
+    return jac
+
+
+def _torch_hessian(torch, fn, arrays):
+    xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    gs = torch.autograd.grad(fn(torch, *xs).sum(), xs, create_graph=True)
+    blocks = [[None] * len(xs) for _ in xs]
+    for j, g in enumerate(gs):
+        rows = []
+        for e in range(g.numel()):
+            seed = torch.zeros(g.numel(), dtype=torch.float64)
+            seed[e] = 1.0
+            if not g.requires_grad:
+                rows.append([np.zeros(x.numel()) for x in xs])
+                continue
+            hs = torch.autograd.grad(g, xs, seed.reshape(g.shape), retain_graph=True, allow_unused=True)
+            rows.append([np.zeros(x.numel()) if h is None else h.numpy(force=True).reshape(-1) for h, x in zip(hs, xs)])
+        for k in range(len(xs)):
+            blocks[j][k] = np.stack([r[k] for r in rows])
+    return blocks
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_edge_table_is_torch(name):
+    torch = pytest.importorskip("torch")
+    _, fn, arrays, expected, *_ = BY_ID[name]
+    xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    for j, (g, exp) in enumerate(zip(torch.autograd.grad(fn(torch, *xs).sum(), xs), expected)):
+        _assert_same(g.numpy(), exp, f"{name}: torch's d/d input {j}")
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_jacobians_match_torch(name):
+    torch = pytest.importorskip("torch")
+    _, fn, arrays, *_ = BY_ID[name]
+    theirs = _torch_jacobians(torch, fn, arrays)
+    for j, (ours, t) in enumerate(zip(_reverse_jacobians(fn, arrays, True), theirs)):
+        _assert_same(ours, t, f"{name}: Jacobian of input {j}")
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_second_order_matches_torch(name):
+    """Reverse over reverse against torch's double backward, wherever torch's value is finite."""
+    torch = pytest.importorskip("torch")
+    _, fn, arrays, *_ = BY_ID[name]
+    ours = _hessian_blocks(fn, arrays, "rev_over_rev")
+    theirs = _torch_hessian(torch, fn, arrays)
+    for j in range(len(arrays)):
+        for k in range(len(arrays)):
+            # at a singular point torch's second derivative may be NaN or infinite depending on how its
+            # formula is arranged (0 * inf in one place or another): only its finite values are a contract
+            finite = np.isfinite(theirs[j][k])
+            _assert_same(ours[j][k][finite], theirs[j][k][finite], f"{name}: d2/d input {j} d input {k}")

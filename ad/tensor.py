@@ -7,6 +7,10 @@ its data is a view of the tape's value arena at ``_off`` and row ``_row`` record
 ops that take several, such as ``cat``). The Python graph (``_inputs``) serves ``grad_fn`` and the
 differentiable sweep (``create_graph=True``); the tape serves the compiled sweep.
 
+Views (``ad/views.py``): a view's ``_data`` is a numpy view of its base's storage and ``_vbase`` the base;
+``_vc`` is the version counter shared by every alias of one storage (``_version`` reads it). A recorded
+view's arena region holds a snapshot of its values for the compiled sweep; ``_data`` is the live storage.
+
 Attributes live in ``__dict__`` with class-level defaults so that making a tensor sets only what differs
 from a plain leaf: creating tensors is on the forward pass's critical path.
 """

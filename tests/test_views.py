@@ -442,6 +442,15 @@ def test_zero_dim_dim_arguments_as_torch():
         lambda L: _lib_tensor(L, 2.0).sum(1),
         lambda L: _lib_tensor(L, 2.0).select(0, 0),
         lambda L: _lib_tensor(L, 2.0).unbind(),
+        lambda L: _lib_tensor(L, 2.0).gather(0, L.tensor([0, 0])),
+        lambda L: _lib_tensor(L, 2.0).index_select(0, L.tensor(0)),
+        lambda L: _lib_tensor(L, 2.0).index_select(0, L.tensor([0, 0])),
+        lambda L: _lib_tensor(L, 2.0).split(1, 0),
+        lambda L: _lib_tensor(L, 2.0).chunk(1, 0),
+        lambda L: L.zeros(0, 3).chunk(2, 0),
+        lambda L: L.zeros(0, 3).chunk(2, 1),
+        lambda L: L.zeros(0, 3).split(2, 0),
+        lambda L: L.zeros(0, 3).split([0, 3], 1),
     ]
     for prog in progs:
         _same(prog)

@@ -336,7 +336,26 @@ VERSION_PROGRAMS = {
     "no_grad_write_then_use": lambda L, x: _no_grad_then_use(L, x),
     "no_grad_write_through_view_then_use": lambda L, x: _no_grad_then_use(L, x, view=True),
     "no_grad_write_after_saving": lambda L, x: _vp(L, x, lambda h: h.sin(), None, no_grad_write=True),
+    # a product reads each operand only for the other's gradient (torch saves it only then)
+    "matmul_operand_written_other_constant": lambda L, x: _product(L, x, lambda h, c: c @ h),
+    "mul_operand_written_other_constant": lambda L, x: _product(L, x, lambda h, c: h * c[0]),
+    "div_numerator_written": lambda L, x: _product(L, x, lambda h, c: h / c[0]),
+    "div_denominator_written": lambda L, x: _product(L, x, lambda h, c: c[0] / h),
+    "linear_input_written": lambda L, x: _product(L, x, lambda h, c: L.nn.functional.linear(h.reshape(1, 3), c)),
+    "linear_bias_input_written": lambda L, x: _product(
+        L, x, lambda h, c: L.nn.functional.linear(h.reshape(1, 3), c, c[:, 0])
+    ),
+    "linear_weight_written": lambda L, x: _product(L, x, lambda h, c: L.nn.functional.linear(c, h.reshape(1, 3))),
+    "mul_both_need_grad": lambda L, x: _product(L, x, lambda h, c: h * x),
 }
+
+
+def _product(L, x, use):
+    c = _lib_tensor(L, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    h = x * 1.0
+    y = use(h, c)
+    h.mul_(2.0)
+    return y.sum() + h.sum()
 
 
 def _vp(L, x, use, write, out_write=False, no_grad_write=False):
@@ -366,13 +385,16 @@ def _no_grad_then_use(L, x, view=False):
     return (h * h).sum()
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
 @pytest.mark.parametrize("name", sorted(VERSION_PROGRAMS))
-def test_version_checks_as_torch(name):
+def test_version_checks_as_torch(name, create_graph):
+    """Both sweeps (compiled, and differentiable with ``create_graph``) check what torch checks."""
+
     def prog(L):
         x = _lib_tensor(L, [0.5, 1.5, -0.3], requires_grad=True)
         out = VERSION_PROGRAMS[name](L, x)
-        out.backward()
-        return out, x.grad
+        (g,) = L.autograd.grad(out, x, create_graph=create_graph)
+        return out, g
 
     _same(prog)
 

@@ -552,3 +552,22 @@ def test_training_loop_with_views_of_parameters_keeps_no_tapes():
     del loss
     gc.collect()
     assert len(tape_module._live_tapes) <= 3
+
+
+def test_forward_mode_write_through_view_as_torch():
+    """Tangents follow writes through views: the base's, the written view's and a sibling view's."""
+
+    def prog(L):
+        fw = L.autograd.forward_ad
+        p = _lib_tensor(L, [0.5, -1.5, 2.0])
+        with fw.dual_level():
+            x = fw.make_dual(p, _lib_tensor(L, [1.0, 2.0, 3.0]))
+            y = x * 1.0
+            v = y[1:]
+            w = y[:2]
+            v.mul_(x[:2])
+            z = L.zeros(3, dtype=L.float64)
+            z[1:] = x[:2].exp()  # a constant made dual by a write through a view
+            return [fw.unpack_dual(t).tangent for t in (y, v, w, z)] + [y, z]
+
+    _same(prog)

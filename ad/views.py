@@ -91,6 +91,16 @@ def alias(x, out, data, multi=False, name=None):
     return out
 
 
+def broadcast_constant(x, shape):
+    """``x`` (a constant) broadcast to ``shape`` for a binary op, sharing ``x``'s version counter: writing into
+    ``x`` afterwards makes a backward that needs the saved operand raise, as torch (which saves ``x`` itself)."""
+    from .tensor import wrap_array
+
+    t = wrap_array(np.broadcast_to(x._data, shape))
+    share(x, t)
+    return t
+
+
 def detach(x):
     t = _new(Tensor)
     t._data = x._data

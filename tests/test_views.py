@@ -347,7 +347,17 @@ VERSION_PROGRAMS = {
     ),
     "linear_weight_written": lambda L, x: _product(L, x, lambda h, c: L.nn.functional.linear(c, h.reshape(1, 3))),
     "mul_both_need_grad": lambda L, x: _product(L, x, lambda h, c: h * x),
+    "scalar_operand_written": lambda L, x: _scalar_written(L, x, lambda x, s: x * s),
+    "broadcast_operand_written": lambda L, x: _scalar_written(L, x, lambda x, s: x.reshape(3, 1) / s),
+    "scalar_operand_not_saved": lambda L, x: _scalar_written(L, x, lambda x, s: x + s),
 }
+
+
+def _scalar_written(L, x, use):
+    s = _lib_tensor(L, 2.0)
+    y = use(x, s)
+    s.mul_(3.0)
+    return y.sum()
 
 
 def _product(L, x, use):

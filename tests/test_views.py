@@ -524,6 +524,10 @@ VIEW_OP_CALLS = [
     lambda L, y: L.select(y, -1, 0),
     lambda L, y: L.unflatten(y, 0, (1, 3)),
     lambda L, y: L.swapaxes(y, 1, 0),
+    lambda L, y: y[0].T,
+    lambda L, y: y[0].t(),
+    lambda L, y: y[0, 0].t(),
+    lambda L, y: y.reshape(2, 3, 2).T,
 ]
 
 

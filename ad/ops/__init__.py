@@ -1455,10 +1455,14 @@ def transpose(x, dim0, dim1):
     return _view(TRANSPOSE, x, lambda a: a.transpose(perm))
 
 
+T_OP = Op("t", K.GATHER_STRIDED, "TBackward0", _gather_strided_vjp, register=False)  # transpose(0, 1) as t()
+
+
+@linear_op
 def t(x):
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else transpose(x, 0, 0)
+    return _view(T_OP, x, lambda a: a.T)
 
 
 # --- reshapes: a copy row (the data is contiguous, only the shape changes)

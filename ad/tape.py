@@ -349,11 +349,9 @@ def mark_modified(t):
     """``t`` was modified in place: flag every arena copy of it and of every tensor sharing its storage (views,
     ``detach()`` aliases: ``views.VersionCounter.members``), so a sweep that reads one raises."""
     vc = t._vc
-    if vc is not None and vc.members:
-        for m in list(vc.members):
+    if vc is not None and vc.refs:
+        for m in vc.members:
             _flag(m)
-        _flag(t)
-        return
     _flag(t)
 
 

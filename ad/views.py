@@ -31,45 +31,15 @@ In-place write on a recorded tensor (``rebase``), torch's view+inplace rule:
 Where to start reading: ``alias`` (making a view), ``rebase`` (writing through one).
 """
 
-import weakref
-
 import numpy as np
 
 from .grad_mode import _grad_state
-from .tensor import Tensor, _new
+from .tensor import Tensor, VersionCounter, _new, counter, share  # noqa: F401 - the counter lives with Tensor
 
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
 
 _KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname")
-
-
-class VersionCounter:
-    """The version of one storage, shared by every tensor that aliases it (see the module header)."""
-
-    __slots__ = ("version", "members", "__weakref__")
-
-    def __init__(self, version=0):
-        self.version = version
-        self.members = None  # weakref.WeakSet of aliases, made when the first alias is
-
-
-def counter(t):
-    vc = t._vc
-    if vc is None:
-        vc = t._vc = VersionCounter()
-    return vc
-
-
-def share(t, alias):
-    """``alias`` shares ``t``'s storage and version counter."""
-    vc = counter(t)
-    alias._vc = vc
-    members = vc.members
-    if members is None:
-        members = vc.members = weakref.WeakSet()
-        members.add(t)
-    members.add(alias)
 
 
 def alias(x, out, data, multi=False, name=None):
@@ -97,13 +67,6 @@ def broadcast_constant(x, shape):
     from .tensor import wrap_array
 
     t = wrap_array(np.broadcast_to(x._data, shape))
-    share(x, t)
-    return t
-
-
-def detach(x):
-    t = _new(Tensor)
-    t._data = x._data
     share(x, t)
     return t
 
@@ -289,7 +252,7 @@ def _regenerate_views(base):
     members = base._vc.members if base._vc is not None else None
     if not members or not base._rg or not _grad_state.enabled:
         return
-    for v in list(members):
+    for v in members:
         if v._vbase is not base:
             continue
         new = ops.gather_map(base, v._data.shape, positions(v), ops.AS_STRIDED_VIEW)
@@ -343,7 +306,7 @@ def sync_tangents(t):
     members = base._vc.members if base._vc is not None else None
     if not members or not base._tangents:
         return
-    for v in list(members):
+    for v in members:
         if v._vbase is base and v is not t:
             v._tangents = None
             for lvl, tan in base._tangents.items():

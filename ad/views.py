@@ -5,10 +5,11 @@ Data structures (read this first):
 - Storage is a numpy array. A view's ``_data`` is a numpy view of its base's ``_data`` (same memory), so a
   write through either is seen by both, as in torch. The base is the root: a view of a view has the first
   tensor as ``_vbase`` (torch's ``_base``).
-- ``VersionCounter`` (``Tensor._vc``, ``None`` until a tensor gets an alias or is modified in place): one per
-  storage, shared by the base, its views and its ``detach()`` aliases. ``version`` is what ``_version`` reads;
-  ``members`` (weak) are every tensor that aliases the storage: an in-place write flags the arena copies of
-  all of them (``tape.mark_modified``), so a backward that needs a saved alias raises torch's error.
+- ``VersionCounter`` (``Tensor._vc``, defined in ad/tensor.py; ``None`` until a tensor gets an alias or is
+  modified in place): one per storage, shared by the base, its views and its ``detach()`` aliases. ``version``
+  is what ``_version`` reads; ``refs`` are weak references to every tensor that aliases the storage
+  (``members``: the live ones): an in-place write flags the arena copies of all of them
+  (``tape.mark_modified``), so a backward that needs a saved alias raises torch's error.
 - View state on the view tensor: ``_vbase`` (the root), ``_vflags`` (``MULTI``: made by a multi-output op,
   ``NO_GRAD``: made while grad mode was off and could have recorded). Positions of a view in its base
   (``positions``) are recomputed from the numpy strides when an in-place write needs them.
@@ -27,6 +28,11 @@ In-place write on a recorded tensor (``rebase``), torch's view+inplace rule:
 4. Every live view of that base that is part of a graph is regenerated as a gather from the base's new node
    (torch regenerates lazily, by version; eagerly here, so that the forward hot paths stay untouched): its
    gradient then flows through ``CopySlices``, and its ``grad_fn`` is ``AsStridedBackward0`` as torch's.
+
+Writes that are not recorded (``no_grad``) into a graph node: the node gets a fresh arena copy joined by an
+identity row (``rehome_after_write``), so later uses read the new values while rows recorded before the write
+keep the flagged old copy. Forward mode: ``sync_tangents`` keeps a base's and its views' tangents consistent
+after a write.
 
 Where to start reading: ``alias`` (making a view), ``rebase`` (writing through one).
 """

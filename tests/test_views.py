@@ -528,6 +528,13 @@ VIEW_OP_CALLS = [
     lambda L, y: y[0].t(),
     lambda L, y: y[0, 0].t(),
     lambda L, y: y.reshape(2, 3, 2).T,
+    lambda L, y: y.t().reshape(12),  # a copy, not a view
+    lambda L, y: y.t().flatten(),
+    lambda L, y: y.reshape(1, 3, 4).squeeze(),
+    lambda L, y: y.reshape(1, 3, 4).squeeze(0),
+    lambda L, y: y.reshape(1, 3, 1, 4).squeeze((0, 2)),
+    lambda L, y: y.unsqueeze(-1),
+    lambda L, y: y.t().contiguous(),
 ]
 
 

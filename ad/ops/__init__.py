@@ -1511,8 +1511,10 @@ def _reshape(x, shape, strict, op=None):
     return _views.alias(x, out, out_data) if is_view else out
 
 
-RESHAPE_COPY = Op("reshape_copy", K.COPY, "CloneBackward0", _reshape_vjp, register=False)  # reshape that copies
+RESHAPE_COPY = Op("reshape_copy", K.COPY, "UnsafeViewBackward0", _reshape_vjp, register=False)  # copies
 SQUEEZE = Op("squeeze", K.COPY, "SqueezeBackward0", _reshape_vjp, register=False)
+SQUEEZE_DIM = Op("squeeze_dim", K.COPY, "SqueezeBackward1", _reshape_vjp, register=False)
+SQUEEZE_DIMS = Op("squeeze_dims", K.COPY, "SqueezeBackward2", _reshape_vjp, register=False)
 # a graph node written under no_grad gets a fresh arena copy joined by this row (ad/views.py, rehome_after_write)
 REHOME = Op("rehome", K.COPY, lambda ctx: ctx, _reshape_vjp, register=False)
 UNSQUEEZE = Op("unsqueeze", K.COPY, "UnsqueezeBackward0", _reshape_vjp, register=False)
@@ -1560,7 +1562,8 @@ def squeeze(x, dim=None):
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         dims = {_wrap_dim(d, x.ndim) for d in dims}
         new = tuple(s for k, s in enumerate(shape) if not (k in dims and s == 1))
-    return _reshape(x, new, True, SQUEEZE)
+    op = SQUEEZE if dim is None else SQUEEZE_DIMS if isinstance(dim, (tuple, list)) else SQUEEZE_DIM
+    return _reshape(x, new, True, op)
 
 
 @linear_op

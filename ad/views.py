@@ -324,17 +324,24 @@ def sync_tangents(t):
 
 
 def rehome_after_write(t):
-    """After a write into ``t`` that was not recorded (under ``no_grad``): if ``t`` (or the base it views) is a
-    graph node, it gets a fresh arena copy of its new values, joined to its node by an identity row (which reads
-    no values). Rows recorded before the write keep the old, flagged copy (a backward that needs it raises, as
-    torch's version check does); later rows read the new one, so using the tensor after the write is no error.
-    Other views of the storage are left as they are (rehoming each live view of a parameter at every optimizer
-    step would chain every step's tape to the next): using one of those after the write raises at backward."""
-    if t._op is not None and t._tape is not None:
-        _rehome(t)
-    base = t._vbase
-    if base is not None and base._op is not None and base._tape is not None:
-        _rehome(base)
+    """After a write into ``t`` that was not recorded (under ``no_grad``): if the written storage belongs to a
+    graph node (``t``, or the base ``t`` views), that node and its live views that are graph nodes get a fresh
+    arena copy of their new values, each joined to its node by an identity row (which reads no values). Rows
+    recorded before the write keep the old, flagged copies (a backward that needs one raises, as torch's version
+    check does); later rows read the new ones, so using them after the write is no error, as in torch. Views of
+    a leaf (a parameter written by an optimizer) are left as they are: rehoming each live view of a parameter
+    at every step would chain every step's tape to the next; using such a view after the write raises at
+    backward where torch computes."""
+    root = t._vbase if t._vbase is not None else t
+    if root._op is None:
+        if t._op is not None and t._tape is not None:
+            _rehome(t)
+        return
+    if root._tape is not None:
+        _rehome(root)
+    for m in root._vc.members if root._vc is not None else ():
+        if m._vbase is root and m._op is not None and m._tape is not None:
+            _rehome(m)
 
 
 def _rehome(t):

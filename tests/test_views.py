@@ -592,3 +592,60 @@ def test_forward_mode_write_through_view_as_torch():
             return [fw.unpack_dual(t).tangent for t in (y, v, w, z)] + [y, z]
 
     _same(prog)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# random programs of views and writes through them (recorded and under no_grad), against torch
+
+_FUZZ_VIEWS = [
+    lambda t: t[1:],
+    lambda t: t[:-1],
+    lambda t: t[::2],
+    lambda t: t.reshape(2, 3).t()[1],
+    lambda t: t.narrow(0, 2, 3),
+    lambda t: t.view(3, 2)[:, 0],
+    lambda t: t.reshape(6)[2:4].unsqueeze(0),
+]
+_FUZZ_WRITES = [
+    lambda v, x: v.mul_(x[: v.numel()].reshape(v.shape) + 1.5),
+    lambda v, x: v.add_(2.0),
+    lambda v, x: v.copy_(x[-v.numel() :].reshape(v.shape).sin()),
+    lambda v, x: v.zero_(),
+    lambda v, x: v.__setitem__(..., v * v),
+]
+
+
+def _fuzz_program(L, seed, create_graph):
+    import random
+
+    rng = random.Random(seed)
+    x = _lib_tensor(L, np.linspace(-1.0, 1.3, 6), requires_grad=True)
+    y = x * 1.0
+    live = [y]
+    outs = []
+    for _ in range(rng.randint(1, 5)):
+        base = rng.choice(live)
+        if base is y:
+            v = rng.choice(_FUZZ_VIEWS)(y)
+        elif base.ndim == 1 and base.numel() >= 3:
+            v = rng.choice(_FUZZ_VIEWS[:3])(base)
+        else:
+            v = base
+        live.append(v)
+        if rng.random() < 0.4:
+            outs.append((rng.choice(live) * 1.0).sum())
+        write = rng.choice(_FUZZ_WRITES)
+        if rng.random() < 0.2:
+            with L.no_grad():
+                write(v, x)
+        else:
+            write(v, x)
+    total = y.sum() * 0.5 + sum((t * t).sum() for t in live[1:]) + sum(outs)
+    (g,) = L.autograd.grad(total, x, create_graph=create_graph)
+    return y, g
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("seed", range(40))
+def test_random_view_programs_as_torch(seed, create_graph):
+    _same(lambda L: _fuzz_program(L, seed, create_graph))

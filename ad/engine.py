@@ -31,6 +31,7 @@ from kernels.cpu import (
     READS_Y,
     SAVES,
     binary_backward_chunk,
+    needed_reads_py,
     reverse_sweep,
     unary_backward_chunk,
 )
@@ -323,7 +324,7 @@ def _vectorized_row(s, t, h, freed):
     row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
     op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
     code = op_bits & K.CODE_MASK
-    reads = SAVES[code]
+    reads = needed_reads_py(int(SAVES[code]), op_bits)
     if reads:
         if freed[h]:
             raise RuntimeError(FREED_MESSAGE)
@@ -749,7 +750,7 @@ def _check_saved(t):
     mod = tape.modified
     for row in range(t._row, t._row + t._nrows):
         op_bits, out_off, x_off, y_off = _ROW_HEAD.unpack_from(tape.rows, row * 80)
-        reads = SAVES[op_bits & K.CODE_MASK]
+        reads = needed_reads_py(int(SAVES[op_bits & K.CODE_MASK]), op_bits)
         if reads and (
             (reads & READS_OUT and mod[out_off])
             or (reads & READS_X and x_off >= 0 and mod[x_off])

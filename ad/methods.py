@@ -204,7 +204,22 @@ def _rmatmul(self, other):
 
 
 def _T(self):
-    return ops.permute(self, tuple(range(self.ndim - 1, -1, -1))) if self.ndim > 1 else self
+    """The dims reversed: a view, as torch's (which warns for other than 2 dims)."""
+    import warnings
+
+    if self.ndim == 0:
+        warnings.warn(
+            "Tensor.T is deprecated on 0-D tensors. This function is the identity in these cases.", UserWarning, 2
+        )
+    elif self.ndim != 2:
+        warnings.warn(
+            "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated and it will "
+            "throw an error in a future release. Consider `x.mT` to transpose batches of matrices or "
+            "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of a tensor.",
+            UserWarning,
+            2,
+        )
+    return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
 def _expand(self, *sizes):

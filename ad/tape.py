@@ -14,6 +14,10 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+- ``modified``: per arena offset, set when the tensor whose values sit there (or any tensor sharing its storage:
+  a view, a ``detach()`` alias; ``ad/views.py``) is written in place; a row that reads a flagged value raises
+  torch's in-place error at backward. Views are recorded as copies into the arena (the kernel reads every value
+  by offset), so a view's region is a snapshot and its ``Tensor._data`` the live storage.
 - ``traces``: ``{row: creation stack}``, filled only while anomaly mode is on (``set_row_tracer``).
 
 Why this shape: ``backward()`` then needs no per-node Python work. It allocates a cotangent arena of the
@@ -345,11 +349,9 @@ def mark_modified(t):
     """``t`` was modified in place: flag every arena copy of it and of every tensor sharing its storage (views,
     ``detach()`` aliases: ``views.VersionCounter.members``), so a sweep that reads one raises."""
     vc = t._vc
-    if vc is not None and vc.members:
-        for m in list(vc.members):
+    if vc is not None and vc.refs:
+        for m in vc.members:
             _flag(m)
-        _flag(t)
-        return
     _flag(t)
 
 

@@ -7,16 +7,22 @@ its data is a view of the tape's value arena at ``_off`` and row ``_row`` record
 ops that take several, such as ``cat``). The Python graph (``_inputs``) serves ``grad_fn`` and the
 differentiable sweep (``create_graph=True``); the tape serves the compiled sweep.
 
+Views (``ad/views.py``): a view's ``_data`` is a numpy view of its base's storage and ``_vbase`` the base;
+``_vc`` is the version counter shared by every alias of one storage (``_version`` reads it). A recorded
+view's arena region holds a snapshot of its values for the compiled sweep; ``_data`` is the live storage.
+
 Attributes live in ``__dict__`` with class-level defaults so that making a tensor sets only what differs
 from a plain leaf: creating tensors is on the forward pass's critical path.
 """
 
 import numbers
 import warnings
+import weakref
 
 import numpy as np
 
 _new = object.__new__
+_ref = weakref.ref
 _FLOAT_KINDS = "f"
 
 
@@ -57,6 +63,56 @@ class device:
 
 
 CPU = device("cpu")
+
+
+class VersionCounter:
+    """The version of one storage, shared by every tensor that aliases it (see the module header).
+
+    ``refs``: weak references to the aliases (a plain list: a ``WeakSet`` costs microseconds to make, and
+    ``detach()`` makes one alias per call); dead ones are dropped when the list is walked (``members``)."""
+
+    __slots__ = ("version", "refs")
+
+    def __init__(self, version=0):
+        self.version = version
+        self.refs = None
+
+    @property
+    def members(self):
+        """The live aliases (pruning the dead references)."""
+        refs = self.refs
+        if not refs:
+            return ()
+        live = []
+        kept = []
+        for r in refs:
+            m = r()
+            if m is not None:
+                live.append(m)
+                kept.append(r)
+        if len(kept) != len(refs):
+            self.refs = kept
+        return live
+
+
+def counter(t):
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = VersionCounter()
+    return vc
+
+
+def share(t, alias):
+    """``alias`` shares ``t``'s storage and version counter."""
+    vc = counter(t)
+    alias._vc = vc
+    refs = vc.refs
+    if refs is None:
+        vc.refs = [_ref(t), _ref(alias)]
+    else:
+        refs.append(_ref(alias))
+        if len(refs) > 64 and len(refs) & (len(refs) - 1) == 0:  # at powers of two: drop the dead references
+            vc.members  # noqa: B018 - the property prunes
 
 
 class RemovableHandle:
@@ -340,12 +396,7 @@ class Tensor:
 
     @_version.setter
     def _version(self, value):
-        vc = self._vc
-        if vc is None:
-            from .views import counter
-
-            vc = counter(self)
-        vc.version = value
+        counter(self).version = value
 
     @property
     def _base(self):
@@ -487,9 +538,10 @@ class Tensor:
     def detach(self):
         """A new leaf sharing this tensor's data and version counter, cut from the graph (and from forward-mode
         tangents): an in-place change of either is seen by both, and by backward's saved-value checks."""
-        from .views import detach
-
-        return detach(self)
+        t = _new(Tensor)
+        t._data = self._data
+        share(self, t)
+        return t
 
     def detach_(self):
         """Make this tensor a leaf that does not require grad, in place (not a view: torch refuses)."""

@@ -5,10 +5,11 @@ Data structures (read this first):
 - Storage is a numpy array. A view's ``_data`` is a numpy view of its base's ``_data`` (same memory), so a
   write through either is seen by both, as in torch. The base is the root: a view of a view has the first
   tensor as ``_vbase`` (torch's ``_base``).
-- ``VersionCounter`` (``Tensor._vc``, ``None`` until a tensor gets an alias or is modified in place): one per
-  storage, shared by the base, its views and its ``detach()`` aliases. ``version`` is what ``_version`` reads;
-  ``members`` (weak) are every tensor that aliases the storage: an in-place write flags the arena copies of
-  all of them (``tape.mark_modified``), so a backward that needs a saved alias raises torch's error.
+- ``VersionCounter`` (``Tensor._vc``, defined in ad/tensor.py; ``None`` until a tensor gets an alias or is
+  modified in place): one per storage, shared by the base, its views and its ``detach()`` aliases. ``version``
+  is what ``_version`` reads; ``refs`` are weak references to every tensor that aliases the storage
+  (``members``: the live ones): an in-place write flags the arena copies of all of them
+  (``tape.mark_modified``), so a backward that needs a saved alias raises torch's error.
 - View state on the view tensor: ``_vbase`` (the root), ``_vflags`` (``MULTI``: made by a multi-output op,
   ``NO_GRAD``: made while grad mode was off and could have recorded). Positions of a view in its base
   (``positions``) are recomputed from the numpy strides when an in-place write needs them.
@@ -28,48 +29,23 @@ In-place write on a recorded tensor (``rebase``), torch's view+inplace rule:
    (torch regenerates lazily, by version; eagerly here, so that the forward hot paths stay untouched): its
    gradient then flows through ``CopySlices``, and its ``grad_fn`` is ``AsStridedBackward0`` as torch's.
 
+Writes that are not recorded (``no_grad``) into a graph node: the node gets a fresh arena copy joined by an
+identity row (``rehome_after_write``), so later uses read the new values while rows recorded before the write
+keep the flagged old copy. Forward mode: ``sync_tangents`` keeps a base's and its views' tangents consistent
+after a write.
+
 Where to start reading: ``alias`` (making a view), ``rebase`` (writing through one).
 """
-
-import weakref
 
 import numpy as np
 
 from .grad_mode import _grad_state
-from .tensor import Tensor, _new
+from .tensor import Tensor, VersionCounter, _new, counter, share  # noqa: F401 - the counter lives with Tensor
 
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
 
 _KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname")
-
-
-class VersionCounter:
-    """The version of one storage, shared by every tensor that aliases it (see the module header)."""
-
-    __slots__ = ("version", "members", "__weakref__")
-
-    def __init__(self, version=0):
-        self.version = version
-        self.members = None  # weakref.WeakSet of aliases, made when the first alias is
-
-
-def counter(t):
-    vc = t._vc
-    if vc is None:
-        vc = t._vc = VersionCounter()
-    return vc
-
-
-def share(t, alias):
-    """``alias`` shares ``t``'s storage and version counter."""
-    vc = counter(t)
-    alias._vc = vc
-    members = vc.members
-    if members is None:
-        members = vc.members = weakref.WeakSet()
-        members.add(t)
-    members.add(alias)
 
 
 def alias(x, out, data, multi=False, name=None):
@@ -91,9 +67,12 @@ def alias(x, out, data, multi=False, name=None):
     return out
 
 
-def detach(x):
-    t = _new(Tensor)
-    t._data = x._data
+def broadcast_constant(x, shape):
+    """``x`` (a constant) broadcast to ``shape`` for a binary op, sharing ``x``'s version counter: writing into
+    ``x`` afterwards makes a backward that needs the saved operand raise, as torch (which saves ``x`` itself)."""
+    from .tensor import wrap_array
+
+    t = wrap_array(np.broadcast_to(x._data, shape))
     share(x, t)
     return t
 
@@ -283,7 +262,7 @@ def _regenerate_views(base):
     members = base._vc.members if base._vc is not None else None
     if not members or not base._rg or not _grad_state.enabled:
         return
-    for v in list(members):
+    for v in members:
         if v._vbase is not base:
             continue
         new = ops.gather_map(base, v._data.shape, positions(v), ops.AS_STRIDED_VIEW)
@@ -337,7 +316,7 @@ def sync_tangents(t):
     members = base._vc.members if base._vc is not None else None
     if not members or not base._tangents:
         return
-    for v in list(members):
+    for v in members:
         if v._vbase is base and v is not t:
             v._tangents = None
             for lvl, tan in base._tangents.items():
@@ -349,17 +328,24 @@ def sync_tangents(t):
 
 
 def rehome_after_write(t):
-    """After a write into ``t`` that was not recorded (under ``no_grad``): if ``t`` (or the base it views) is a
-    graph node, it gets a fresh arena copy of its new values, joined to its node by an identity row (which reads
-    no values). Rows recorded before the write keep the old, flagged copy (a backward that needs it raises, as
-    torch's version check does); later rows read the new one, so using the tensor after the write is no error.
-    Other views of the storage are left as they are (rehoming each live view of a parameter at every optimizer
-    step would chain every step's tape to the next): using one of those after the write raises at backward."""
-    if t._op is not None and t._tape is not None:
-        _rehome(t)
-    base = t._vbase
-    if base is not None and base._op is not None and base._tape is not None:
-        _rehome(base)
+    """After a write into ``t`` that was not recorded (under ``no_grad``): if the written storage belongs to a
+    graph node (``t``, or the base ``t`` views), that node and its live views that are graph nodes get a fresh
+    arena copy of their new values, each joined to its node by an identity row (which reads no values). Rows
+    recorded before the write keep the old, flagged copies (a backward that needs one raises, as torch's version
+    check does); later rows read the new ones, so using them after the write is no error, as in torch. Views of
+    a leaf (a parameter written by an optimizer) are left as they are: rehoming each live view of a parameter
+    at every step would chain every step's tape to the next; using such a view after the write raises at
+    backward where torch computes."""
+    root = t._vbase if t._vbase is not None else t
+    if root._op is None:
+        if t._op is not None and t._tape is not None:
+            _rehome(t)
+        return
+    if root._tape is not None:
+        _rehome(root)
+    for m in root._vc.members if root._vc is not None else ():
+        if m._vbase is root and m._op is not None and m._tape is not None:
+            _rehome(m)
 
 
 def _rehome(t):

@@ -56,7 +56,27 @@ _SAVES[K.POW] = READS_X | READS_Y | READS_OUT
 for _code in (K.PROD, K.AMAX, K.AMIN):
     _SAVES[_code] = READS_X | READS_OUT
 _SAVES[K.WHERE] = READS_OTHER
+# Products read each operand only for the other's gradient (torch saves ``other`` only when ``self`` requires
+# grad): an operand that is modified in place after the op is no error when the other needs no gradient.
+X_FOR_Y = 16  # x is read only for y's gradient
+Y_FOR_X = 32  # y is read only for x's gradient
+for _code in (K.MUL, K.MATMUL, K.LINEAR, K.LINEAR_BIAS):
+    _SAVES[_code] |= X_FOR_Y | Y_FOR_X
+_SAVES[K.DIV] |= X_FOR_Y  # d/dx x / y reads y only; d/dy reads both
 SAVES = _SAVES
+
+
+def needed_reads_py(reads, op):
+    """The values a row with opcode bits ``op`` (its ``XRG``/``YRG`` flags) and ``SAVES`` entry ``reads`` reads
+    in backward."""
+    if (reads & X_FOR_Y) != 0 and (op & K.YRG) == 0:
+        reads &= ~READS_X
+    if (reads & Y_FOR_X) != 0 and (op & K.XRG) == 0:
+        reads &= ~READS_Y
+    return reads & (READS_X | READS_Y | READS_OUT | READS_OTHER)
+
+
+needed_reads = njit(inline="always", **KERNEL)(needed_reads_py)
 
 # status[0] after a sweep that returned -1
 FREED = 1  # row status[1] had its saved values released by an earlier backward
@@ -91,7 +111,7 @@ def reverse_sweep(
         code = op & K.CODE_MASK
         x = rows[r, 2]
         y = rows[r, 3]
-        reads = saves[code]
+        reads = needed_reads(saves[code], op)
         if reads != 0:
             if freed[r] != 0:
                 status[0] = FREED

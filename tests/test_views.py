@@ -336,7 +336,36 @@ VERSION_PROGRAMS = {
     "no_grad_write_then_use": lambda L, x: _no_grad_then_use(L, x),
     "no_grad_write_through_view_then_use": lambda L, x: _no_grad_then_use(L, x, view=True),
     "no_grad_write_after_saving": lambda L, x: _vp(L, x, lambda h: h.sin(), None, no_grad_write=True),
+    # a product reads each operand only for the other's gradient (torch saves it only then)
+    "matmul_operand_written_other_constant": lambda L, x: _product(L, x, lambda h, c: c @ h),
+    "mul_operand_written_other_constant": lambda L, x: _product(L, x, lambda h, c: h * c[0]),
+    "div_numerator_written": lambda L, x: _product(L, x, lambda h, c: h / c[0]),
+    "div_denominator_written": lambda L, x: _product(L, x, lambda h, c: c[0] / h),
+    "linear_input_written": lambda L, x: _product(L, x, lambda h, c: L.nn.functional.linear(h.reshape(1, 3), c)),
+    "linear_bias_input_written": lambda L, x: _product(
+        L, x, lambda h, c: L.nn.functional.linear(h.reshape(1, 3), c, c[:, 0])
+    ),
+    "linear_weight_written": lambda L, x: _product(L, x, lambda h, c: L.nn.functional.linear(c, h.reshape(1, 3))),
+    "mul_both_need_grad": lambda L, x: _product(L, x, lambda h, c: h * x),
+    "scalar_operand_written": lambda L, x: _scalar_written(L, x, lambda x, s: x * s),
+    "broadcast_operand_written": lambda L, x: _scalar_written(L, x, lambda x, s: x.reshape(3, 1) / s),
+    "scalar_operand_not_saved": lambda L, x: _scalar_written(L, x, lambda x, s: x + s),
 }
+
+
+def _scalar_written(L, x, use):
+    s = _lib_tensor(L, 2.0)
+    y = use(x, s)
+    s.mul_(3.0)
+    return y.sum()
+
+
+def _product(L, x, use):
+    c = _lib_tensor(L, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    h = x * 1.0
+    y = use(h, c)
+    h.mul_(2.0)
+    return y.sum() + h.sum()
 
 
 def _vp(L, x, use, write, out_write=False, no_grad_write=False):
@@ -366,13 +395,16 @@ def _no_grad_then_use(L, x, view=False):
     return (h * h).sum()
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
 @pytest.mark.parametrize("name", sorted(VERSION_PROGRAMS))
-def test_version_checks_as_torch(name):
+def test_version_checks_as_torch(name, create_graph):
+    """Both sweeps (compiled, and differentiable with ``create_graph``) check what torch checks."""
+
     def prog(L):
         x = _lib_tensor(L, [0.5, 1.5, -0.3], requires_grad=True)
         out = VERSION_PROGRAMS[name](L, x)
-        out.backward()
-        return out, x.grad
+        (g,) = L.autograd.grad(out, x, create_graph=create_graph)
+        return out, g
 
     _same(prog)
 
@@ -442,6 +474,15 @@ def test_zero_dim_dim_arguments_as_torch():
         lambda L: _lib_tensor(L, 2.0).sum(1),
         lambda L: _lib_tensor(L, 2.0).select(0, 0),
         lambda L: _lib_tensor(L, 2.0).unbind(),
+        lambda L: _lib_tensor(L, 2.0).gather(0, L.tensor([0, 0])),
+        lambda L: _lib_tensor(L, 2.0).index_select(0, L.tensor(0)),
+        lambda L: _lib_tensor(L, 2.0).index_select(0, L.tensor([0, 0])),
+        lambda L: _lib_tensor(L, 2.0).split(1, 0),
+        lambda L: _lib_tensor(L, 2.0).chunk(1, 0),
+        lambda L: L.zeros(0, 3).chunk(2, 0),
+        lambda L: L.zeros(0, 3).chunk(2, 1),
+        lambda L: L.zeros(0, 3).split(2, 0),
+        lambda L: L.zeros(0, 3).split([0, 3], 1),
     ]
     for prog in progs:
         _same(prog)
@@ -483,6 +524,17 @@ VIEW_OP_CALLS = [
     lambda L, y: L.select(y, -1, 0),
     lambda L, y: L.unflatten(y, 0, (1, 3)),
     lambda L, y: L.swapaxes(y, 1, 0),
+    lambda L, y: y[0].T,
+    lambda L, y: y[0].t(),
+    lambda L, y: y[0, 0].t(),
+    lambda L, y: y.reshape(2, 3, 2).T,
+    lambda L, y: y.t().reshape(12),  # a copy, not a view
+    lambda L, y: y.t().flatten(),
+    lambda L, y: y.reshape(1, 3, 4).squeeze(),
+    lambda L, y: y.reshape(1, 3, 4).squeeze(0),
+    lambda L, y: y.reshape(1, 3, 1, 4).squeeze((0, 2)),
+    lambda L, y: y.unsqueeze(-1),
+    lambda L, y: y.t().contiguous(),
 ]
 
 
@@ -521,3 +573,79 @@ def test_training_loop_with_views_of_parameters_keeps_no_tapes():
     del loss
     gc.collect()
     assert len(tape_module._live_tapes) <= 3
+
+
+def test_forward_mode_write_through_view_as_torch():
+    """Tangents follow writes through views: the base's, the written view's and a sibling view's."""
+
+    def prog(L):
+        fw = L.autograd.forward_ad
+        p = _lib_tensor(L, [0.5, -1.5, 2.0])
+        with fw.dual_level():
+            x = fw.make_dual(p, _lib_tensor(L, [1.0, 2.0, 3.0]))
+            y = x * 1.0
+            v = y[1:]
+            w = y[:2]
+            v.mul_(x[:2])
+            z = L.zeros(3, dtype=L.float64)
+            z[1:] = x[:2].exp()  # a constant made dual by a write through a view
+            return [fw.unpack_dual(t).tangent for t in (y, v, w, z)] + [y, z]
+
+    _same(prog)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# random programs of views and writes through them (recorded and under no_grad), against torch
+
+_FUZZ_VIEWS = [
+    lambda t: t[1:],
+    lambda t: t[:-1],
+    lambda t: t[::2],
+    lambda t: t.reshape(2, 3).t()[1],
+    lambda t: t.narrow(0, 2, 3),
+    lambda t: t.view(3, 2)[:, 0],
+    lambda t: t.reshape(6)[2:4].unsqueeze(0),
+]
+_FUZZ_WRITES = [
+    lambda v, x: v.mul_(x[: v.numel()].reshape(v.shape) + 1.5),
+    lambda v, x: v.add_(2.0),
+    lambda v, x: v.copy_(x[-v.numel() :].reshape(v.shape).sin()),
+    lambda v, x: v.zero_(),
+    lambda v, x: v.__setitem__(..., v * v),
+]
+
+
+def _fuzz_program(L, seed, create_graph):
+    import random
+
+    rng = random.Random(seed)
+    x = _lib_tensor(L, np.linspace(-1.0, 1.3, 6), requires_grad=True)
+    y = x * 1.0
+    live = [y]
+    outs = []
+    for _ in range(rng.randint(1, 5)):
+        base = rng.choice(live)
+        if base is y:
+            v = rng.choice(_FUZZ_VIEWS)(y)
+        elif base.ndim == 1 and base.numel() >= 3:
+            v = rng.choice(_FUZZ_VIEWS[:3])(base)
+        else:
+            v = base
+        live.append(v)
+        if rng.random() < 0.4:
+            outs.append((rng.choice(live) * 1.0).sum())
+        write = rng.choice(_FUZZ_WRITES)
+        if rng.random() < 0.2:
+            with L.no_grad():
+                write(v, x)
+        else:
+            write(v, x)
+    total = y.sum() * 0.5 + sum((t * t).sum() for t in live[1:]) + sum(outs)
+    (g,) = L.autograd.grad(total, x, create_graph=create_graph)
+    return y, g
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("seed", range(40))
+def test_random_view_programs_as_torch(seed, create_graph):
+    _same(lambda L: _fuzz_program(L, seed, create_graph))

@@ -765,9 +765,9 @@ def _binary(op, x, y, dual=True):
         if dt.kind != "f":
             dt = np.dtype(np.float64)
         if xd.shape != shape:
-            x = expand(x, shape) if x._rg else wrap_array(np.broadcast_to(xd, shape))
+            x = expand(x, shape) if x._rg else _views.broadcast_constant(x, shape)
         if yd.shape != shape:
-            y = expand(y, shape) if y._rg else wrap_array(np.broadcast_to(yd, shape))
+            y = expand(y, shape) if y._rg else _views.broadcast_constant(y, shape)
         xd = x._data
         yd = y._data
     n = xd.size
@@ -1457,10 +1457,14 @@ def transpose(x, dim0, dim1):
     return _view(TRANSPOSE, x, lambda a: a.transpose(perm))
 
 
+T_OP = Op("t", K.GATHER_STRIDED, "TBackward0", _gather_strided_vjp, register=False)  # transpose(0, 1) as t()
+
+
+@linear_op
 def t(x):
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else transpose(x, 0, 0)
+    return _view(T_OP, x, lambda a: a.T)
 
 
 # --- reshapes: a copy row (the data is contiguous, only the shape changes)
@@ -1509,8 +1513,10 @@ def _reshape(x, shape, strict, op=None):
     return _views.alias(x, out, out_data) if is_view else out
 
 
-RESHAPE_COPY = Op("reshape_copy", K.COPY, "CloneBackward0", _reshape_vjp, register=False)  # reshape that copies
+RESHAPE_COPY = Op("reshape_copy", K.COPY, "UnsafeViewBackward0", _reshape_vjp, register=False)  # copies
 SQUEEZE = Op("squeeze", K.COPY, "SqueezeBackward0", _reshape_vjp, register=False)
+SQUEEZE_DIM = Op("squeeze_dim", K.COPY, "SqueezeBackward1", _reshape_vjp, register=False)
+SQUEEZE_DIMS = Op("squeeze_dims", K.COPY, "SqueezeBackward2", _reshape_vjp, register=False)
 # a graph node written under no_grad gets a fresh arena copy joined by this row (ad/views.py, rehome_after_write)
 REHOME = Op("rehome", K.COPY, lambda ctx: ctx, _reshape_vjp, register=False)
 UNSQUEEZE = Op("unsqueeze", K.COPY, "UnsqueezeBackward0", _reshape_vjp, register=False)
@@ -1558,7 +1564,8 @@ def squeeze(x, dim=None):
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         dims = {_wrap_dim(d, x.ndim) for d in dims}
         new = tuple(s for k, s in enumerate(shape) if not (k in dims and s == 1))
-    return _reshape(x, new, True, SQUEEZE)
+    op = SQUEEZE if dim is None else SQUEEZE_DIMS if isinstance(dim, (tuple, list)) else SQUEEZE_DIM
+    return _reshape(x, new, True, op)
 
 
 @linear_op
@@ -1876,12 +1883,14 @@ def gather(x, dim, index):
     idx = index._data if isinstance(index, Tensor) else np.asarray(index)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
-    if idx.ndim != x.ndim:
+    if idx.ndim != x.ndim and not (x.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     size = x.shape[d] if x.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
     if bad.size:
         raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
+    if x.ndim == 0:  # torch treats a 0-d input as one element along dim 0
+        return gather_map(x, idx.shape, np.zeros(idx.shape, np.int64), GATHER)
     flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
     try:
         index_map = np.take_along_axis(flat_index, idx.astype(np.int64), axis=d)
@@ -1904,6 +1913,10 @@ def index_select(x, dim, index):
             f"INDICES element is out of DATA bounds, id={int(bad.reshape(-1)[0])} axis_dim={size} "
             f"(index_select on dimension {d} of size {size})"
         )
+    if x.ndim == 0:  # torch: a 0-d input gives a 0-d result
+        if idx.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {idx.size} value(s)")
+        return gather_map(x, (), np.zeros(1, np.int64), INDEX_SELECT)
     flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
     index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
     return gather_map(x, index_map.shape, index_map, INDEX_SELECT)
@@ -2058,13 +2071,15 @@ def stack(tensors, dim=0):
 
 
 def split(x, split_size_or_sections, dim=0):
+    if x.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = _wrap_dim(dim, x.ndim)
     size = x.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step <= 0:
+        if step <= 0 and size:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
-        bounds = list(range(0, size, step)) + [size]
+        bounds = list(range(0, size, step)) + [size] if size else [0, 0]  # an empty dim: one empty piece
     else:
         sections = list(split_size_or_sections)
         if builtins.sum(sections) != size:
@@ -2092,9 +2107,14 @@ def _split_piece(x, key, name):
 def chunk(x, chunks, dim=0):
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    if x.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     d = _wrap_dim(dim, x.ndim)
     size = x.shape[d]
-    step = -(-size // chunks) if size else 1
+    if size == 0:  # torch: ``chunks`` empty pieces
+        key = (slice(None),) * d + (slice(0, 0), Ellipsis)
+        return tuple(_split_piece(x, key, ("Split", k)) for k in range(chunks))
+    step = -(-size // chunks)
     return split(x, step, d)
 
 

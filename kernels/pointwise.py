@@ -5,7 +5,7 @@ kernels with ``cuda.jit(device=True)``, so each derivative formula exists once f
 differentiable rules in ``ad/ops.py`` state the same formulas with ``ad`` ops (for ``create_graph``); the
 op-table tests check that both agree.
 
-Conventions follow torch: relu'(0) = 0, abs'(0) = 0, d/dx x**0 = 0, maximum/minimum ties split 0.5/0.5.
+Conventions follow torch: relu'(0) = 0, abs'(0) = abs'(NaN) = 0, d/dx x**0 = 0, maximum/minimum ties split 0.5/0.5.
 """
 
 import math
@@ -44,9 +44,7 @@ def unary_partial(code, x, out, a0, a1):
             return 1.0
         if x < 0.0:
             return -1.0
-        if x == 0.0:
-            return 0.0
-        return x  # NaN propagates
+        return 0.0  # at 0 and at NaN: torch's sgn
     if code == K.LOG1P:
         return 1.0 / (1.0 + x)
     if code == K.EXPM1:

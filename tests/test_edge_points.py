@@ -37,6 +37,8 @@ def _a(*v):
 CASES = [
     # abs'(0) = 0 (torch's sgn convention), not 1
     ("abs", lambda M, x: x.abs(), [_a(-1.5, 0.0, 2.0)], [_a(-1.0, 0.0, 1.0)]),
+    # ... and 0 at NaN too (torch's sgn(NaN) = 0): the value is NaN, its slope is not
+    ("abs_nan", lambda M, x: x.abs(), [_a(NAN, 0.0, -1.0)], [_a(0.0, 0.0, -1.0)]),
     ("abs_scaled", lambda M, x: (x * 3.0).abs(), [_a(-0.5, 0.0, 0.25)], [_a(-3.0, 0.0, 3.0)]),
     # relu'(x) = 0 for x <= 0, 1 for x > 0
     ("relu", lambda M, x: x.relu(), [_a(-2.0, -0.5, 0.0, 0.5, 3.0)], [_a(0.0, 0.0, 0.0, 1.0, 1.0)]),
@@ -155,6 +157,8 @@ CASES = [
     # prod with exact zeros: the slope at the zero is the product of the others; two zeros give 0
     ("prod_one_zero", lambda M, x: x.prod(), [_a(2.0, 0.0, 3.0)], [_a(0.0, 6.0, 0.0)]),
     ("prod_two_zeros", lambda M, x: x.prod(), [_a(0.0, 5.0, 0.0)], [_a(0.0, 0.0, 0.0)]),
+    ("prod_all_zeros", lambda M, x: x.prod(), [_a(0.0, 0.0)], [_a(0.0, 0.0)]),
+    ("prod_single_zero", lambda M, x: x.prod(), [_a(0.0)], [_a(1.0)]),
     (
         "prod_dim_zero",
         lambda M, x: x.prod(0),

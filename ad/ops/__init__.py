@@ -532,7 +532,8 @@ def _clamp_np(x, lo, hi, out):
 
 
 def _sign_const(x):
-    return _const(np.sign(x._data), x._data.dtype)
+    # torch's sgn: 0 at 0 and at NaN (numpy's sign gives NaN there)
+    return _const(np.where(np.isnan(x._data), 0.0, np.sign(x._data)), x._data.dtype)
 
 
 _AFFINE_NAMES = {

@@ -22,8 +22,8 @@ PY
         echo "killed:   $1"
     fi
 }
-mutate "abs'(0) = 1" $'        if x == 0.0:\n            return 0.0\n        return x' $'        if x == 0.0:\n            return 1.0\n        return x'
-mutate "x**0 guard removed (scalar and tensor exponent)" $'        if a0 == 0.0:\n            return 0.0\n' '' 
+mutate "abs'(0) = 1" "        return 0.0  # at 0 and at NaN: torch's sgn" "        return 1.0"
+mutate "x**0 guard removed (scalar exponent)" $'        if a0 == 0.0:\n            return 0.0\n' ''
 mutate "pow tensor: x**0 guard removed" $'        if y == 0.0:\n            return 0.0\n' ''
 mutate "maximum/minimum ties no longer 0.5" '(0.5 if x == y else' '(1.0 if x == y else'
 mutate "relu' = 1 for negative inputs" 'return 1.0 if out > 0.0 else 0.0' 'return 1.0 if out >= 0.0 else 0.0'

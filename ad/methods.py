@@ -340,3 +340,7 @@ def bind():
     T.contiguous = lambda self, memory_format=None: self
     T.is_contiguous = lambda self, memory_format=None: True
     T.where = lambda self, condition, other: ops.where(condition, self, other)
+    # --- elementwise branch (issue 13): new elementwise ops, reductions, scans, their in-place variants
+    from . import elementwise_methods
+
+    elementwise_methods.bind()

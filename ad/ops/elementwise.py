@@ -14,12 +14,14 @@ being initialized, before those are defined.
 
 import math
 import numbers
+import types
 
 import numpy as np
 import scipy.special
 
 from kernels import cpu as _cpu
 from kernels import opcodes as K
+from kernels import pointwise as _pw
 
 from .. import forward as _forward
 from .. import ops as _ops
@@ -183,7 +185,16 @@ def _unary_np(op, xd, a0, a1, out=None):
     return _unary_np_serial(op, xd, a0, a1, out)
 
 
-_ATTR_CODES = (K.AFFINE, K.POW_SCALAR, K.RPOW_SCALAR, K.RDIV_SCALAR, K.CLAMP)  # forward fn(x, a0, a1, out)
+# forward fn(x, a0, a1, out)
+_ATTR_CODES = (
+    K.AFFINE,
+    K.POW_SCALAR,
+    K.RPOW_SCALAR,
+    K.RDIV_SCALAR,
+    K.CLAMP,
+    K.LOGIT,
+    K.STEP_FN,
+)  # forward fn(x, a0, a1, out)
 
 
 def _unary_np_serial(op, xd, a0, a1, out=None):
@@ -200,13 +211,40 @@ def _elementwise_vjp(g, out, inputs, ctx):
     return (out._op.partial(g, inputs[0], out, a0, a1),)
 
 
-def elementwise(name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0), vector_fn=None, times_partial=None):
-    """Declare an elementwise unary op from its forward ufunc and its local partial ``d(x, out, a0, a1)``.
+# --- one source per derivative: the kernels' formulas (kernels/pointwise.py) run on ad tensors --------------
+# A formula's code runs with its bare names (cos, exp, step, ...) bound to ad ops instead of scalar math: the
+# namespace below, filled at the end of ``ad/ops/pointwise_ops.py`` once every op it names exists.
+TENSOR_NAMES = dict(vars(_pw))
+
+
+def on_tensors(formula):
+    """``formula`` of ``kernels/pointwise.py`` as a function of ``ad`` tensors (same code, ad ops for names)."""
+    return types.FunctionType(formula.__code__, TENSOR_NAMES, formula.__name__, formula.__defaults__)
+
+
+def _tensor_step(cond, like):
+    return _const(cond._data if isinstance(cond, Tensor) else cond, like._data.dtype)
+
+
+def _tensor_sign(x):
+    return _const(np.sign(x._data), x._data.dtype)
+
+
+TENSOR_NAMES.update(step=_tensor_step, sign=_tensor_sign)
+
+
+def elementwise(
+    name, code, np_fn, partial=None, grad_fn_name=None, sample=(-2.0, 2.0), vector_fn=None, times_partial=None
+):
+    """Declare an elementwise unary op from its forward ufunc and its local partial ``d(x, out, a0, a1)``
+    (by default the op's formula in ``kernels/pointwise.py``, run on tensors: the kernels' own formula).
 
     The op's rule (``Op.partial``) is ``times_partial(g, x, out, a0, a1) = g * d(x, out, a0, a1)``, shared by
     the reverse rule (``g`` a cotangent) and the forward rule (``g`` a tangent); by default it multiplies by
     ``partial``, and an op whose product has a fused form (tanh) passes that instead: one op fewer to record
     in double backward and in forward-mode through a recorded graph."""
+    if partial is None:
+        partial = on_tensors(_pw.UNARY[code])
     if times_partial is None:
 
         def times_partial(g, x, out, a0, a1):
@@ -308,66 +346,35 @@ _AFFINE_NAMES = {
     "neg": "NegBackward0",
 }
 
-COPY = elementwise(
-    "copy", K.COPY, _copy_np, lambda x, out, a0, a1: 1.0, "CloneBackward0", times_partial=lambda g, x, out, a0, a1: g
-)
-NEG = elementwise("neg", K.NEG, np.negative, lambda x, out, a0, a1: -1.0)
-ABS = elementwise("abs", K.ABS, np.abs, lambda x, out, a0, a1: _sign_const(x), sample=(0.1, 2.0))
-EXP = elementwise("exp", K.EXP, np.exp, lambda x, out, a0, a1: out)
-LOG = elementwise("log", K.LOG, np.log, lambda x, out, a0, a1: 1.0 / x, sample=(0.2, 3.0))
-LOG1P = elementwise("log1p", K.LOG1P, np.log1p, lambda x, out, a0, a1: 1.0 / (x + 1.0), sample=(-0.5, 2.0))
-EXPM1 = elementwise("expm1", K.EXPM1, np.expm1, lambda x, out, a0, a1: out + 1.0)
-SQRT = elementwise("sqrt", K.SQRT, np.sqrt, lambda x, out, a0, a1: 0.5 / out, sample=(0.2, 3.0))
-RSQRT = elementwise("rsqrt", K.RSQRT, _rsqrt_np, lambda x, out, a0, a1: -0.5 * out * out * out, sample=(0.2, 3.0))
-SIN = elementwise("sin", K.SIN, np.sin, lambda x, out, a0, a1: cos(x), vector_fn=_trig_forward(K.SIN, np.sin))
-COS = elementwise("cos", K.COS, np.cos, lambda x, out, a0, a1: -sin(x), vector_fn=_trig_forward(K.COS, np.cos))
-TAN = elementwise("tan", K.TAN, np.tan, lambda x, out, a0, a1: 1.0 + out * out, sample=(-1.2, 1.2))
-TANH = elementwise(
-    "tanh",
-    K.TANH,
-    np.tanh,
-    lambda x, out, a0, a1: 1.0 - out * out,
-    times_partial=lambda g, x, out, a0, a1: tanh_backward(g, out),
-)
-SIGMOID = elementwise("sigmoid", K.SIGMOID, scipy.special.expit, lambda x, out, a0, a1: out * (1.0 - out))
-RELU = elementwise(
-    "relu", K.RELU, _relu_np, lambda x, out, a0, a1: _const(out._data > 0, out._data.dtype), sample=(0.1, 2.0)
-)
-ERF = elementwise("erf", K.ERF, scipy.special.erf, lambda x, out, a0, a1: (2.0 / math.sqrt(math.pi)) * exp(-(x * x)))
-SQUARE = elementwise("square", K.SQUARE, _square_np, lambda x, out, a0, a1: 2.0 * x, "PowBackward0")
-CLAMP = elementwise(
-    "clamp",
-    K.CLAMP,
-    _clamp_np,
-    lambda x, out, a0, a1: _const((np.isnan(a0) | (x._data >= a0)) & (np.isnan(a1) | (x._data <= a1)), x._data.dtype),
-    "ClampBackward1",
-)
+COPY = elementwise("copy", K.COPY, _copy_np, None, "CloneBackward0", times_partial=lambda g, x, out, a0, a1: g)
+NEG = elementwise("neg", K.NEG, np.negative)
+ABS = elementwise("abs", K.ABS, np.abs, sample=(0.1, 2.0))
+EXP = elementwise("exp", K.EXP, np.exp)
+LOG = elementwise("log", K.LOG, np.log, sample=(0.2, 3.0))
+LOG1P = elementwise("log1p", K.LOG1P, np.log1p, sample=(-0.5, 2.0))
+EXPM1 = elementwise("expm1", K.EXPM1, np.expm1)
+SQRT = elementwise("sqrt", K.SQRT, np.sqrt, sample=(0.2, 3.0))
+RSQRT = elementwise("rsqrt", K.RSQRT, _rsqrt_np, sample=(0.2, 3.0))
+SIN = elementwise("sin", K.SIN, np.sin, vector_fn=_trig_forward(K.SIN, np.sin))
+COS = elementwise("cos", K.COS, np.cos, vector_fn=_trig_forward(K.COS, np.cos))
+TAN = elementwise("tan", K.TAN, np.tan, sample=(-1.2, 1.2))
+# tanh's product g * (1 - out**2) is one fused op (tanh_backward), whose partials are pointwise's too
+TANH = elementwise("tanh", K.TANH, np.tanh, times_partial=lambda g, x, out, a0, a1: tanh_backward(g, out))
+SIGMOID = elementwise("sigmoid", K.SIGMOID, scipy.special.expit)
+RELU = elementwise("relu", K.RELU, _relu_np, sample=(0.1, 2.0))
+ERF = elementwise("erf", K.ERF, scipy.special.erf)
+SQUARE = elementwise("square", K.SQUARE, _square_np, None, "PowBackward0")
+CLAMP = elementwise("clamp", K.CLAMP, _clamp_np, None, "ClampBackward1")
 AFFINE = elementwise(
     "affine",
     K.AFFINE,
     _affine_np,
-    lambda x, out, a0, a1: a0,
+    None,
     lambda ctx: _AFFINE_NAMES.get(ctx[2] if ctx is not None and len(ctx) > 2 else "mul", "MulBackward0"),
 )
-POW_SCALAR = elementwise(
-    "pow_scalar",
-    K.POW_SCALAR,
-    _pow_scalar_np,
-    lambda x, out, a0, a1: 0.0 if a0 == 0.0 else a0 * x ** (a0 - 1.0),
-    "PowBackward0",
-    sample=(0.2, 2.0),
-)
-RPOW_SCALAR = elementwise(
-    "rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, lambda x, out, a0, a1: out * math.log(a0), "PowBackward1"
-)
-RDIV_SCALAR = elementwise(
-    "rdiv_scalar",
-    K.RDIV_SCALAR,
-    _rdiv_scalar_np,
-    lambda x, out, a0, a1: -a0 / (x * x),
-    "DivBackward0",
-    sample=(0.3, 2.0),
-)
+POW_SCALAR = elementwise("pow_scalar", K.POW_SCALAR, _pow_scalar_np, None, "PowBackward0", sample=(0.2, 2.0))
+RPOW_SCALAR = elementwise("rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, None, "PowBackward1")
+RDIV_SCALAR = elementwise("rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "DivBackward0", sample=(0.3, 2.0))
 
 
 def affine(x, a, b, kind="mul"):
@@ -972,3 +979,6 @@ def cast(x, dtype):
 
 
 CAST = Op("cast", K.COPY, "ToCopyBackward0", lambda g, out, inputs, ctx: (cast(g, inputs[0].dtype),))
+
+# the formulas' bare names that are ops of this module (the rest: ad/ops/pointwise_ops.py)
+TENSOR_NAMES.update(cos=cos, sin=sin, exp=exp, sqrt=sqrt, log=log)

@@ -37,6 +37,8 @@ METHODS.update(
     }
 )  # fmt: skip
 
+METHODS["polygamma"] = reductions.polygamma_method  # torch's method takes n after self
+
 # in-place variants: name_ -> the out-of-place function
 INPLACE = {
     name: METHODS[name]

@@ -23,6 +23,7 @@ import scipy.special
 
 from . import ops
 from .autograd.function import Function
+from .grad_mode import _grad_state
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 _values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -405,6 +406,8 @@ class _NuclearNorm(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if _grad_state.enabled:  # create_graph: U V^T would be taken as a constant, a wrong second derivative
+            raise NotImplementedError("the second derivative of norm(p='nuc') is not implemented in ad")
         return ops.reshape(g, ()) * wrap_array(ctx.uvt), None
 
     @staticmethod

@@ -87,7 +87,6 @@ CASES.update(
             ),
             [(3, 4)],
         ),
-        "norm_nuc": (lambda x: ad.norm(x, "nuc"), [(3, 4)]),
         "dist": (lambda x, y: ad.dist(x, y) + ad.dist(x, y, 1) * ad.dist(x, y, float("inf")), [(2, 3), (3,)]),
     }
 )

@@ -183,7 +183,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
     filled = np.nan_to_num(d, nan=nan, posinf=posinf, neginf=neginf)
     finite = np.isfinite(d)
     if finite.all():
-        return input * 1.0 if _ops._recording(input) else wrap_array(filled)
+        return _ops.clone(input)
     return _ops.where(wrap_array(finite), input, wrap_array(filled))
 
 

@@ -23,7 +23,6 @@ import scipy.special
 
 from . import ops
 from .autograd.function import Function
-from .grad_mode import _grad_state
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 _values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -313,8 +312,12 @@ def _median(x, dim, keepdim, ignore_nan, fn):
         flat = d.reshape(-1)
         if flat.size == 0:
             raise IndexError(f"{fn}() input tensor cannot be empty")
-        i = _median_index(flat[None, :], ignore_nan)[0]
-        return x.reshape(-1)[int(i)]
+        i = int(_median_index(flat[None, :], ignore_nan)[0])
+        if d.dtype.kind != "f" or math.isnan(flat[i]):
+            return x.reshape(-1)[i]
+        # ties share the gradient evenly, as torch: the largest of the elements equal to the median
+        ties = wrap_array(d == flat[i])
+        return ops.amax(ops.where(ties, x, wrap_array(np.asarray(-np.inf, d.dtype))))
     dim = _dim1(x, dim)
     if x.ndim == 0:
         return _values_indices(x * 1 if d.dtype.kind == "f" else wrap_array(d.copy()), wrap_array(np.asarray(0)))
@@ -392,28 +395,67 @@ def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002
 
 
 class _NuclearNorm(Function):
-    """Sum of the singular values of a matrix (LAPACK through numpy); gradient ``U V^T`` (first order)."""
+    """Sum of the singular values of a matrix (LAPACK through numpy); its gradient is ``U V^T``."""
 
     _grad_fn_name = "LinalgMatrixNormBackward0"
 
     @staticmethod
     def forward(ctx, x, keepdim):
         u, s, vt = np.linalg.svd(x._data, full_matrices=False)
+        ctx.save_for_backward(x)
         ctx.uvt = u @ vt
         ctx.keepdim = keepdim
-        out = s.sum()
-        return wrap_array(np.asarray(out).reshape((1, 1) if keepdim else ()))
+        return wrap_array(np.asarray(s.sum()).reshape((1, 1) if keepdim else ()))
 
     @staticmethod
     def backward(ctx, g):
-        if _grad_state.enabled:  # create_graph: U V^T would be taken as a constant, a wrong second derivative
-            raise NotImplementedError("the second derivative of norm(p='nuc') is not implemented in ad")
-        return ops.reshape(g, ()) * wrap_array(ctx.uvt), None
+        (x,) = ctx.saved_tensors
+        return ops.reshape(g, ()) * _NuclearNormGrad.apply(x, ctx.uvt), None
 
     @staticmethod
     def jvp(ctx, t, _):
         out = ops.sum(t * wrap_array(ctx.uvt))
         return ops.reshape(out, (1, 1)) if ctx.keepdim else out
+
+
+class _NuclearNormGrad(Function):
+    """``U V^T`` as a node, so that a second derivative raises instead of taking it as a constant (the
+    derivative of the SVD factors belongs to ``ad.linalg``)."""
+
+    _grad_fn_name = "LinalgSvdBackward0"
+
+    @staticmethod
+    def forward(ctx, x, uvt):
+        return wrap_array(uvt.copy())
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("the second derivative of norm(p='nuc') is not implemented in ad")
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        raise NotImplementedError("the second derivative of norm(p='nuc') is not implemented in ad")
+
+
+def _safe_root(s, p):
+    """``s ** (1 / p)`` with a zero gradient where ``s`` is 0 (torch's norm backward masks those)."""
+    zero = s._data == 0
+    if not zero.any():
+        return ops.sqrt(s) if p == 2 else ops.pow(s, 1.0 / p)
+    z = wrap_array(zero)
+    safe = ops.where(z, ops.ones_like(s), s)
+    root = ops.sqrt(safe) if p == 2 else ops.pow(safe, 1.0 / p)
+    return ops.where(z, ops.zeros_like(s), root)
+
+
+def _abs_pow(x, p):
+    """``|x| ** p`` with a zero gradient at ``x = 0`` (for ``p < 1`` the power's derivative is infinite)."""
+    a = ops.abs(x)
+    zero = x._data == 0
+    if not zero.any():
+        return ops.pow(a, p)
+    z = wrap_array(zero)
+    return ops.where(z, ops.zeros_like(a), ops.pow(ops.where(z, ops.ones_like(a), a), p))
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
@@ -442,7 +484,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
     p = float(p)
     dims = _dims(x, dim)
     if p == 2:
-        return ops.sqrt(ops.sum(x * x, dims, keepdim=keepdim))
+        return _safe_root(ops.sum(x * x, dims, keepdim=keepdim), 2)
     if p == 1:
         return ops.sum(ops.abs(x), dims, keepdim=keepdim)
     if p == math.inf:
@@ -452,7 +494,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
     if p == 0:
         count = np.sum(x._data != 0, axis=tuple(dims), keepdims=keepdim).astype(x._data.dtype)
         return ops.sum(x * 0.0, dims, keepdim=keepdim) + wrap_array(count)  # zero gradient, connected
-    return ops.pow(ops.sum(ops.pow(ops.abs(x), p), dims, keepdim=keepdim), 1.0 / p)
+    return _safe_root(ops.sum(_abs_pow(x, p), dims, keepdim=keepdim), p)
 
 
 def dist(input, other, p=2):  # noqa: A002

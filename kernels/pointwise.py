@@ -333,8 +333,8 @@ def dy_logaddexp(x, y, out):
 
 
 @register_jitable
-def dx_xlogy(x, y, out):  # torch: xlogy(x != 0, y)
-    return xlogy(step(x != 0.0, x), y)
+def dx_xlogy(x, y, out):  # log(y), but 0 where x = y = 0 (torch's values)
+    return xlogy(step((x != 0.0) | (y != 0.0), x), y)
 
 
 @register_jitable

@@ -60,6 +60,12 @@ def _step_np(fn):
     return np_fn
 
 
+def _sign_np(x, out=None):
+    r = np.sign(x, out=out) if out is not None else np.sign(x)
+    r[np.isnan(x)] = 0.0  # torch: sign(NaN) = 0
+    return r
+
+
 def _round_np(x, decimals, _, out=None):
     d = int(decimals)
     if d == 0:
@@ -90,7 +96,7 @@ FLOOR = elementwise("floor", K.STEP_FN, _step_np(np.floor), sample=(0.1, 0.9))
 CEIL = elementwise("ceil", K.STEP_FN, _step_np(np.ceil), sample=(0.1, 0.9))
 TRUNC = elementwise("trunc", K.STEP_FN, _step_np(np.trunc), sample=(0.1, 0.9))
 ROUND = elementwise("round", K.STEP_FN, _round_np, None, "RoundBackward1", sample=(0.1, 0.4))
-SIGN = elementwise("sign", K.STEP_FN, _step_np(np.sign), sample=(0.1, 2.0))
+SIGN = elementwise("sign", K.STEP_FN, _step_np(_sign_np), sample=(0.1, 2.0))
 
 
 def _float_input(x, fn):

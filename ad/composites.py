@@ -86,11 +86,11 @@ def reciprocal(x):
     return ops.rdiv(x, 1.0)
 
 
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002 - torch's name
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):  # noqa: A002 - torch's names
     """torch.norm (see ``reductions.norm``: every p, with dim)."""
     from .reductions import norm as _norm
 
-    return _norm(input, p, dim, keepdim, dtype)
+    return _norm(input, p, dim, keepdim, dtype=dtype, out=out)
 
 
 def is_tensor(obj):

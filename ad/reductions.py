@@ -23,6 +23,7 @@ import scipy.special
 
 from . import ops
 from .autograd.function import Function
+from .ops.pointwise_ops import with_out
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 _values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -501,3 +502,11 @@ def dist(input, other, p=2):  # noqa: A002
     """``norm(input - other, p)`` over all elements."""
     x = _check_tensor(input, "dist")
     return norm(x - other, p)
+
+
+_OUT = (
+    "lgamma digamma polygamma cumsum cumprod cummax cummin logcumsumexp nansum nanmean median nanmedian all any "
+    "aminmax norm dist"
+).split()
+for _name in _OUT:
+    globals()[_name] = with_out(globals()[_name])

@@ -534,3 +534,46 @@ def test_special_functions_match_torch_at_poles_and_negative_inputs():
     x = [-2.5, -0.5, 0.5, 1.0, 2.0]
     _value_and_grad(ad.lgamma, torch.lgamma, x)
     _value_and_grad(ad.digamma, torch.digamma, x, rtol=1e-8)
+
+
+# --- out= ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("atan", ()), ("floor", ()), ("logit", ()), ("nan_to_num", ()), ("lgamma", ()), ("atan2", ("y",)),
+        ("fmod", ("y",)), ("xlogy", ("y",)), ("fmax", ("y",)), ("lerp", ("y", 0.25)), ("gt", ("y",)),
+        ("cumsum", (1,)), ("logcumsumexp", (0,)), ("nansum", ()), ("norm", ()), ("dist", ("y",)),
+    ],
+)  # fmt: skip
+def test_out_matches_torch(name, args):
+    x = np.array([[0.2, 0.5, 0.7], [0.9, 0.1, 0.4]])
+    y = np.array([[0.3, 0.6, 0.1], [0.2, 0.8, 0.5]])
+    expected = getattr(torch, name)(torch.tensor(x), *[torch.tensor(y) if a == "y" else a for a in args])
+    out = ad.zeros(1, dtype=ad.bool if expected.dtype == torch.bool else ad.float64)  # resized, as torch
+    version = out._version
+    r = getattr(ad, name)(ad.tensor(x), *[ad.tensor(y) if a == "y" else a for a in args], out=out)
+    assert r is out and out._version > version
+    _close(out, expected)
+
+
+def test_out_with_several_results_and_errors():
+    x = ad.tensor([[1.0, 3.0, 2.0], [0.5, -1.0, 4.0]])
+    values, indices = ad.zeros(2, 3), ad.zeros(2, 3, dtype=ad.int64)
+    r = ad.cummax(x, 1, out=(values, indices))
+    t = torch.cummax(torch.tensor(x.numpy()), 1)
+    _close(values, t.values)
+    np.testing.assert_array_equal(indices.numpy(), t.indices.numpy())
+    assert r.values is values and r.indices is indices
+    mn, mx = ad.zeros(()), ad.zeros(())
+    ad.aminmax(x, out=(mn, mx))
+    assert (mn.item(), mx.item()) == (-1.0, 4.0)
+    with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
+        ad.atan(ad.tensor([1.0], requires_grad=True), out=ad.zeros(1))
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+        ad.atan(x, out=ad.zeros(2, 3, dtype=ad.int64))
+    with ad.no_grad():
+        o = ad.zeros(1)
+        ad.sinh(ad.tensor([1.0], requires_grad=True), out=o)
+    _close(o, torch.sinh(torch.tensor([1.0], dtype=torch.float64)))

@@ -11,6 +11,7 @@ Dtypes follow torch where it keeps integers (floor of an integer tensor is that 
 isnan/isinf/isfinite/signbit are bool) and numpy where a float op meets integers (float64 results).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ from kernels import opcodes as K
 from kernels import pointwise as _pw
 
 from .. import ops as _ops
+from ..grad_mode import _grad_state
 from ..tensor import Tensor, wrap_array
 from . import Op, as_tensor_operand
 from .elementwise import (
@@ -359,6 +361,67 @@ lt = less = _comparison("lt", np.less)
 le = less_equal = _comparison("le", np.less_equal)
 eq = _comparison("eq", np.equal)
 ne = not_equal = _comparison("ne", np.not_equal)
+
+
+# --- out= ---------------------------------------------------------------------------------------------------
+
+
+def with_out(fn):
+    """``fn`` with torch's keyword ``out=``: the result is written into ``out`` (a tensor, or a tuple of
+    tensors for ops returning several), which is resized if its shape differs and keeps its dtype. As in
+    torch, ``out=`` refuses to record a graph."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, out=None, **kwargs):
+        if out is None:
+            return fn(*args, **kwargs)
+        if _grad_state.enabled:
+            tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            if any(t._rg for t in (*tensors, *outs)):
+                raise RuntimeError(
+                    f"{fn.__name__}(): functions with out=... arguments don't support automatic differentiation, "
+                    "but one of the arguments requires grad."
+                )
+        result = fn(*args, **kwargs)
+        if isinstance(result, tuple):
+            if not isinstance(out, (tuple, list)) or len(out) != len(result):
+                raise TypeError(f"{fn.__name__}(): argument 'out' must be tuple of {len(result)} Tensors")
+            for r, o in zip(result, out):
+                _write_out(r, o)
+            return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{fn.__name__}(): argument 'out' must be Tensor, not {type(out).__name__}")
+        return _write_out(result, out)
+
+    return wrapper
+
+
+def _write_out(result, out):
+    from ..methods import _bump
+
+    data = result._data
+    if not np.can_cast(data.dtype, out._data.dtype, "same_kind"):
+        names = {"f": "Float", "i": "Long", "u": "Byte", "b": "Bool"}
+        raise RuntimeError(
+            f"result type {names.get(data.dtype.kind, data.dtype)} can't be cast to the desired output type "
+            f"{names.get(out._data.dtype.kind, out._data.dtype)}"
+        )
+    if out._data.shape != data.shape:
+        out._data = np.empty(data.shape, out._data.dtype)  # torch resizes out (with a warning if non-empty)
+    out._data[...] = data
+    _bump(out)
+    return out
+
+
+_OUT = (
+    "atan asin acos sinh cosh asinh acosh atanh arctan arcsin arccos arcsinh arccosh arctanh log2 log10 exp2 erfc "
+    "erfinv sinc logit floor ceil trunc fix round frac deg2rad rad2deg nan_to_num sign signbit atan2 arctan2 hypot "
+    "fmod remainder copysign logaddexp xlogy floor_divide fmax fmin lerp addcmul addcdiv gt ge lt le eq ne greater "
+    "greater_equal less less_equal not_equal"
+).split()
+for _name in _OUT:
+    globals()[_name] = with_out(globals()[_name])
 
 # the bare names of kernels/pointwise.py's formulas that are ops of this module (see elementwise.on_tensors)
 TENSOR_NAMES.update(cosh=cosh, sinh=sinh, floor=floor, trunc=trunc, xlogy=xlogy)

@@ -277,6 +277,67 @@ def d_sinc(x, out, a0, a1):  # sin(pi x) / (pi x); 0 at x = 0
 
 
 @register_jitable
+def dx_mul(x, y, out):
+    return y
+
+
+@register_jitable
+def dy_mul(x, y, out):
+    return x
+
+
+@register_jitable
+def dx_div(x, y, out):
+    return 1.0 / y
+
+
+@register_jitable
+def dy_div(x, y, out):
+    return -x / (y * y)
+
+
+@register_jitable
+def dx_pow(x, y, out):  # 0 where y = 0 (torch: d/dx x**0 = 0, also at x = 0)
+    return y * x ** (y - 1.0 + step(y == 0.0, y))
+
+
+@register_jitable
+def dy_pow(x, y, out):  # 0 where x = 0 and y >= 0 (torch)
+    zero = step((x == 0.0) & (y >= 0.0), x)
+    return out * log(x + zero) * (1.0 - zero)
+
+
+@register_jitable
+def dx_maximum(x, y, out):  # ties split 0.5 / 0.5; NaN: 1 (as torch)
+    return 1.0 - step(x < y, x) - 0.5 * step(x == y, x)
+
+
+@register_jitable
+def dy_maximum(x, y, out):
+    return 1.0 - step(y < x, y) - 0.5 * step(x == y, y)
+
+
+@register_jitable
+def dx_minimum(x, y, out):
+    return 1.0 - step(x > y, x) - 0.5 * step(x == y, x)
+
+
+@register_jitable
+def dy_minimum(x, y, out):
+    return 1.0 - step(y > x, y) - 0.5 * step(x == y, y)
+
+
+@register_jitable
+def dx_tanh_backward(x, y, out):  # x * (1 - y * y): x a cotangent, y = tanh(.)
+    return 1.0 - y * y
+
+
+@register_jitable
+def dy_tanh_backward(x, y, out):
+    return -2.0 * x * y
+
+
+@register_jitable
 def dx_atan2(x, y, out):  # atan2(x, y) = atan(x / y)
     return y / (x * x + y * y)
 
@@ -384,6 +445,12 @@ UNARY = {
     K.STEP_FN: d_zero,
 }
 BINARY = {
+    K.MUL: (dx_mul, dy_mul),
+    K.DIV: (dx_div, dy_div),
+    K.POW: (dx_pow, dy_pow),
+    K.MAXIMUM: (dx_maximum, dy_maximum),
+    K.MINIMUM: (dx_minimum, dy_minimum),
+    K.TANH_BACKWARD: (dx_tanh_backward, dy_tanh_backward),
     K.ATAN2: (dx_atan2, dy_atan2),
     K.HYPOT: (dx_hypot, dy_hypot),
     K.FMOD: (dx_fmod, dy_fmod),
@@ -482,17 +549,15 @@ def binary_partial_x(code, x, y, out):
     if code == K.MUL:
         return y
     if code == K.DIV:
-        return 1.0 / y
+        return dx_div(x, y, out)
     if code == K.POW:
-        if y == 0.0:
-            return 0.0
-        return y * x ** (y - 1.0)
+        return dx_pow(x, y, out)
     if code == K.MAXIMUM:
-        return 1.0 if x > y else (0.5 if x == y else (0.0 if x < y else 1.0))
+        return dx_maximum(x, y, out)
     if code == K.MINIMUM:
-        return 1.0 if x < y else (0.5 if x == y else (0.0 if x > y else 1.0))
+        return dx_minimum(x, y, out)
     if code == K.TANH_BACKWARD:
-        return 1.0 - y * y
+        return dx_tanh_backward(x, y, out)
     if code == K.ATAN2:
         return dx_atan2(x, y, out)
     if code == K.HYPOT:
@@ -517,17 +582,15 @@ def binary_partial_y(code, x, y, out):
     if code == K.MUL:
         return x
     if code == K.DIV:
-        return -x / (y * y)
+        return dy_div(x, y, out)
     if code == K.POW:
-        if x == 0.0 and y >= 0.0:
-            return 0.0
-        return out * math.log(x)
+        return dy_pow(x, y, out)
     if code == K.MAXIMUM:
-        return 1.0 if y > x else (0.5 if x == y else (0.0 if y < x else 1.0))
+        return dy_maximum(x, y, out)
     if code == K.MINIMUM:
-        return 1.0 if y < x else (0.5 if x == y else (0.0 if y > x else 1.0))
+        return dy_minimum(x, y, out)
     if code == K.TANH_BACKWARD:
-        return -2.0 * x * y
+        return dy_tanh_backward(x, y, out)
     if code == K.ATAN2:
         return dy_atan2(x, y, out)
     if code == K.HYPOT:

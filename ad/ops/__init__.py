@@ -329,14 +329,8 @@ from .elementwise import (  # noqa: E402, F401 - the package's names
     _fast_unary,
     _flat,
     _is_scalar,
-    _max_min_jvp,
-    _max_min_partials,
-    _max_min_vjp,
     _mul_fast,
-    _pow_jvp,
-    _pow_partials,
     _pow_scalar_np,
-    _pow_vjp,
     _rdiv_scalar_np,
     _relu_np,
     _rpow_scalar_np,
@@ -365,6 +359,7 @@ from .elementwise import (  # noqa: E402, F401 - the package's names
     erf,
     exp,
     expm1,
+    formula_binary,
     log,
     log1p,
     maximum,
@@ -416,7 +411,6 @@ from .pointwise_ops import (  # noqa: E402, F401 - issue 13's elementwise ops
     _binary_fn,
     _comparison,
     _float_input,
-    _formula_binary,
     _logit_np,
     _operands,
     _predicate,
@@ -1319,6 +1313,14 @@ def _sum_to_shape(g, shape):
 
 
 def _matmul_vjp(g, out, inputs, ctx):
+    """``gx = g @ y^T``, ``gy = x^T @ g`` (summed over broadcast batches), as ad ops: the differentiable rule.
+
+    The same formula is stated twice more, on purpose (issue 16 asks for one source or the reason why not):
+    the kernel sweep (``kernels/cpu._matmul_backward``) runs it inside the compiled loop on arena slices,
+    where no Python, and so no ad op, can run; the big-row path (``engine._matmul_row``) has BLAS write into
+    the cotangent regions themselves (``out=``, no temporaries, no zero fill), which an op returning a new
+    tensor cannot do. The op-table tests check the kernel sweep against this rule, and the property tests
+    with lowered big-row thresholds check the big-row path against finite differences."""
     x, y = inputs
     if x.ndim == 1 and y.ndim == 1:  # dot product: g is a scalar
         return (g * y if x._rg else None, g * x if y._rg else None)

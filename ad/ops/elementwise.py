@@ -398,52 +398,18 @@ def _binary_op(name, code, np_fn, vjp_fn, grad_fn_name, jvp, sample=(-2.0, 2.0))
     return Op(name, code, grad_fn_name, _binary_vjp, vjp_fn, np_fn, sample, jvp)
 
 
-def _pow_vjp(g, x, y, out):
-    dx, dy = _pow_partials(x, y, out, x._rg, y._rg)
-    return (g * dx if dx is not None else None, g * dy if dy is not None else None)
+def formula_binary(name, code, np_fn, grad_fn_name, sample=(-2.0, 2.0)):
+    """A binary op whose partials are the pair ``kernels/pointwise.BINARY[code]`` (the kernels' formulas),
+    run on tensors: the reverse rule ``(g * dx, g * dy)``, the forward rule ``tx * dx + ty * dy``."""
+    dx, dy = (on_tensors(f) for f in _pw.BINARY[code])
 
-
-def _max_min_partials(sign, x, y, dtype):
-    xd, yd = x._data, y._data
-    wins = (xd > yd) if sign > 0 else (xd < yd)
-    loses = (xd < yd) if sign > 0 else (xd > yd)
-    tie = xd == yd
-    dx = np.where(wins, 1.0, np.where(tie, 0.5, np.where(loses, 0.0, 1.0)))
-    dy = np.where(loses, 1.0, np.where(tie, 0.5, np.where(wins, 0.0, 1.0)))
-    return _const(dx, dtype), _const(dy, dtype)
-
-
-def _max_min_vjp(sign):
     def vjp(g, x, y, out):
-        dx, dy = _max_min_partials(sign, x, y, g.dtype)
-        return (g * dx if x._rg else None, g * dy if y._rg else None)
+        return (g * dx(x, y, out) if x._rg else None, g * dy(x, y, out) if y._rg else None)
 
-    return vjp
-
-
-def _max_min_jvp(sign):
     def jvp(tx, ty, x, y, out):
-        dx, dy = _max_min_partials(sign, x, y, out.dtype)
-        return _terms(tx * dx if tx is not None else None, ty * dy if ty is not None else None)
+        return _terms(tx * dx(x, y, out) if tx is not None else None, ty * dy(x, y, out) if ty is not None else None)
 
-    return jvp
-
-
-def _pow_jvp(tx, ty, x, y, out):
-    gx, gy = _pow_partials(x, y, out, tx is not None, ty is not None)
-    return _terms(tx * gx if tx is not None else None, ty * gy if ty is not None else None)
-
-
-def _pow_partials(x, y, out, want_x, want_y):
-    dx = dy = None
-    if want_x:
-        ymask = _const(y._data == 0, y._data.dtype)
-        dx = y * (x ** (y - 1.0)) * (1.0 - ymask)
-    if want_y:
-        zero_ok = _const((x._data == 0) & (y._data >= 0), x._data.dtype)
-        safe_log = log(_ops.where(zero_ok._data.astype(bool), _ops.ones_like(x), x))
-        dy = out * safe_log * (1.0 - zero_ok)
-    return dx, dy
+    return Op(name, code, grad_fn_name, _binary_vjp, vjp, np_fn, sample, jvp)
 
 
 ADD = _binary_op(
@@ -462,26 +428,11 @@ SUB = _binary_op(
     "SubBackward0",
     lambda tx, ty, x, y, out: _terms(tx, -ty if ty is not None else None),
 )
-MUL = _binary_op(
-    "mul",
-    K.MUL,
-    np.multiply,
-    lambda g, x, y, out: (g * y if x._rg else None, g * x if y._rg else None),
-    "MulBackward0",
-    lambda tx, ty, x, y, out: _terms(tx * y if tx is not None else None, x * ty if ty is not None else None),
-)
-DIV = _binary_op(
-    "div",
-    K.DIV,
-    np.divide,
-    lambda g, x, y, out: (g / y if x._rg else None, -g * x / (y * y) if y._rg else None),
-    "DivBackward0",
-    lambda tx, ty, x, y, out: _terms(tx / y if tx is not None else None, -ty * out / y if ty is not None else None),
-    sample=(0.5, 2.0),
-)
-POW = _binary_op("pow", K.POW, np.power, _pow_vjp, "PowBackward1", _pow_jvp, sample=(0.3, 2.0))
-MAXIMUM = _binary_op("maximum", K.MAXIMUM, np.maximum, _max_min_vjp(+1), "MaximumBackward0", _max_min_jvp(+1))
-MINIMUM = _binary_op("minimum", K.MINIMUM, np.minimum, _max_min_vjp(-1), "MinimumBackward0", _max_min_jvp(-1))
+MUL = formula_binary("mul", K.MUL, np.multiply, "MulBackward0")
+DIV = formula_binary("div", K.DIV, np.divide, "DivBackward0", sample=(0.5, 2.0))
+POW = formula_binary("pow", K.POW, np.power, "PowBackward1", sample=(0.3, 2.0))
+MAXIMUM = formula_binary("maximum", K.MAXIMUM, np.maximum, "MaximumBackward0")
+MINIMUM = formula_binary("minimum", K.MINIMUM, np.minimum, "MinimumBackward0")
 
 
 def _tanh_backward_np(g, y, out=None):

@@ -18,22 +18,19 @@ import numpy as np
 import scipy.special
 
 from kernels import opcodes as K
-from kernels import pointwise as _pw
 
 from .. import ops as _ops
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, wrap_array
-from . import Op, as_tensor_operand
+from . import as_tensor_operand
 from .elementwise import (
     TENSOR_NAMES,
     _binary,
-    _binary_vjp,
     _is_scalar,
-    _terms,
     _unary,
     _unary_fn,
     elementwise,
-    on_tensors,
+    formula_binary,
 )
 
 # --- unary primitives -------------------------------------------------------------------------------------
@@ -216,26 +213,13 @@ isneginf = _predicate("isneginf", np.isneginf)
 # --- binary primitives ------------------------------------------------------------------------------------
 
 
-def _formula_binary(name, code, np_fn, grad_fn_name, sample=(-2.0, 2.0)):
-    """A binary op whose partials are the pair ``kernels/pointwise.BINARY[code]``, run on tensors."""
-    dx, dy = (on_tensors(f) for f in _pw.BINARY[code])
-
-    def vjp(g, x, y, out):
-        return (g * dx(x, y, out) if x._rg else None, g * dy(x, y, out) if y._rg else None)
-
-    def jvp(tx, ty, x, y, out):
-        return _terms(tx * dx(x, y, out) if tx is not None else None, ty * dy(x, y, out) if ty is not None else None)
-
-    return Op(name, code, grad_fn_name, _binary_vjp, vjp, np_fn, sample, jvp)
-
-
-ATAN2 = _formula_binary("atan2", K.ATAN2, np.arctan2, "Atan2Backward0")
-HYPOT = _formula_binary("hypot", K.HYPOT, np.hypot, "HypotBackward0")
-FMOD = _formula_binary("fmod", K.FMOD, np.fmod, "FmodBackward1", sample=(0.5, 3.0))
-REMAINDER = _formula_binary("remainder", K.REMAINDER, np.remainder, "RemainderBackward1", sample=(0.5, 3.0))
-COPYSIGN = _formula_binary("copysign", K.COPYSIGN, np.copysign, "CopysignBackward0")
-LOGADDEXP = _formula_binary("logaddexp", K.LOGADDEXP, np.logaddexp, "LogaddexpBackward0")
-XLOGY = _formula_binary("xlogy", K.XLOGY, scipy.special.xlogy, "XlogyBackward0", sample=(0.3, 2.0))
+ATAN2 = formula_binary("atan2", K.ATAN2, np.arctan2, "Atan2Backward0")
+HYPOT = formula_binary("hypot", K.HYPOT, np.hypot, "HypotBackward0")
+FMOD = formula_binary("fmod", K.FMOD, np.fmod, "FmodBackward1", sample=(0.5, 3.0))
+REMAINDER = formula_binary("remainder", K.REMAINDER, np.remainder, "RemainderBackward1", sample=(0.5, 3.0))
+COPYSIGN = formula_binary("copysign", K.COPYSIGN, np.copysign, "CopysignBackward0")
+LOGADDEXP = formula_binary("logaddexp", K.LOGADDEXP, np.logaddexp, "LogaddexpBackward0")
+XLOGY = formula_binary("xlogy", K.XLOGY, scipy.special.xlogy, "XlogyBackward0", sample=(0.3, 2.0))
 
 
 def _operands(x, y, fn, scalars=True):

@@ -47,7 +47,8 @@ INPLACE = {
         "arcsinh", "arccosh", "arctanh", "log2", "log10", "exp2", "erfc", "erfinv", "logit", "sinc",
         "floor", "ceil", "round", "trunc", "fix", "frac", "deg2rad", "rad2deg", "nan_to_num", "sign",
         "atan2", "arctan2", "hypot", "fmod", "remainder", "floor_divide", "copysign", "xlogy", "lerp",
-        "addcmul", "addcdiv", "lgamma", "digamma", "polygamma", "cumsum", "cumprod",
+        "addcmul", "addcdiv", "lgamma", "digamma", "polygamma", "cumsum", "cumprod", "gt", "ge", "lt", "le", "eq",
+        "ne", "greater", "greater_equal", "less", "less_equal", "not_equal",
     )
 }  # fmt: skip
 INPLACE.update(

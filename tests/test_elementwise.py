@@ -338,6 +338,16 @@ def test_inplace_variants_match_torch(name, args):
     _close(z, yt, rtol=rtol)
 
 
+def test_inplace_comparisons_write_ones_and_zeros_in_the_dtype_of_self():
+    for name in ("gt_", "ge_", "lt_", "le_", "eq_", "ne_", "greater_", "less_equal_", "not_equal_"):
+        a = ad.tensor([1.0, 2.0, 3.0])
+        t = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+        assert getattr(a, name)(2.0) is a
+        getattr(t, name)(2.0)
+        assert a.dtype == np.float64
+        _close(a, t)
+
+
 def test_inplace_errors():
     leaf = ad.tensor([0.5], requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):

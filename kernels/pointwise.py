@@ -264,7 +264,10 @@ def d_erfinv(x, out, a0, a1):
 
 @register_jitable
 def d_logit(x, out, a0, a1):  # a0: eps (NaN for none); 0 outside [eps, 1 - eps], as torch
-    return step(((x >= a0) & (x <= 1.0 - a0)) | math.isnan(a0), x) / (x * (1.0 - x))
+    d = step(((x >= a0) & (x <= 1.0 - a0)) | math.isnan(a0), x) / (x * (1.0 - x))
+    if math.isnan(a0):
+        d = d + 0.0 * sqrt(x * (1.0 - x))  # without eps: NaN outside [0, 1], as torch
+    return d
 
 
 @register_jitable

@@ -66,7 +66,7 @@ UNARY_POINTS = {
     "lgamma": [0.1, 0.5, 1.0, 2.5, 7.0, -0.5],
     "digamma": [0.1, 0.5, 1.0, 2.5, 7.0, -0.5],
     "sinc": [-2.5, -0.5, 0.0, 0.3, 1.0, 1.7],  # 0: value 1, gradient 0 (torch)
-    "logit": [0.0, 0.01, 0.3, 0.5, 0.99, 1.0],  # bounds: -inf / inf and their gradients
+    "logit": [-0.5, 0.0, 0.01, 0.3, 0.5, 0.99, 1.0, 1.5],  # bounds: -inf / inf; outside: NaN gradients
     "floor": [-1.5, -1.0, -0.2, 0.0, 0.5, 2.0],
     "ceil": [-1.5, -1.0, -0.2, 0.0, 0.5, 2.0],
     "trunc": [-1.5, -1.0, -0.2, 0.0, 0.5, 2.0],

@@ -473,8 +473,10 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
     if p is None:
         p = "fro"
     if p == "nuc":
+        if dim is not None and x.ndim == 2 and sorted(_dims(x, dim)) == [0, 1]:
+            dim = None  # both dims of a matrix: the same norm
         if dim is not None:
-            raise NotImplementedError("norm(p='nuc') over chosen dims: use a 2-D input")
+            raise NotImplementedError("norm(p='nuc') of a batch of matrices (dim given) is not implemented in ad")
         if x.ndim != 2:
             raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
         return _NuclearNorm.apply(x, keepdim)

@@ -532,6 +532,7 @@ def test_norm_regressions():
     assert ad.norm(x, dtype=ad.float32).dtype == np.float32
     _value_and_grad(lambda t: ad.norm(t, "nuc"), lambda t: torch.norm(t, "nuc"), X34)
     _value_and_grad(lambda t: ad.norm(t, "nuc", keepdim=True), lambda t: torch.norm(t, "nuc", keepdim=True), X34)
+    _value_and_grad(lambda t: ad.norm(t, "nuc", dim=(1, 0)), lambda t: torch.norm(t, "nuc", dim=(1, 0)), X34)
     xa = ad.tensor(X34, requires_grad=True)
     (g,) = ad.autograd.grad(ad.norm(xa, "nuc"), xa, create_graph=True)
     with pytest.raises(NotImplementedError, match="nuc"):

@@ -95,19 +95,19 @@ def _arg(fn, name, x, dim, keepdim):
 
 
 def sign(x):
-    return wrap_array(np.sign(x._data))
+    """torch.sign: connected to the graph with a zero gradient (``ops.sign``)."""
+    return ops.sign(x)
 
 
 def reciprocal(x):
     return ops.rdiv(x, 1.0)
 
 
-def norm(x, p=2, dim=None, keepdim=False):
-    if p == 2 or p == "fro":
-        return ops.sqrt(ops.sum(x * x, dim, keepdim=keepdim))
-    if p == 1:
-        return ops.sum(ops.abs(x), dim, keepdim=keepdim)
-    return ops.pow(ops.sum(ops.pow(ops.abs(x), float(p)), dim, keepdim=keepdim), 1.0 / p)
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):  # noqa: A002 - torch's names
+    """torch.norm (see ``reductions.norm``: every p, with dim)."""
+    from .reductions import norm as _norm
+
+    return _norm(input, p, dim, keepdim, dtype=dtype, out=out)
 
 
 def is_tensor(obj):

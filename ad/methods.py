@@ -345,6 +345,10 @@ def bind():
 
     shape_index.bind_methods(T)
     # --- end shapeindex
+    # --- elementwise branch (issue 13): new elementwise ops, reductions, scans, their in-place variants
+    from . import elementwise_methods
+
+    elementwise_methods.bind()
 
 
 # --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py

@@ -47,6 +47,28 @@ READS_OTHER = 8
 _SAVES = np.zeros(256, np.uint8)
 for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.POW_SCALAR, K.RDIV_SCALAR):
     _SAVES[_code] = READS_X
+for _code in (
+    K.ATAN,
+    K.ASIN,
+    K.ACOS,
+    K.SINH,
+    K.COSH,
+    K.ASINH,
+    K.ACOSH,
+    K.ATANH,
+    K.LOG2,
+    K.LOG10,
+    K.ERFC,
+    K.LOGIT,
+    K.SINC,
+):
+    _SAVES[_code] = READS_X
+for _code in (K.EXP2, K.ERFINV):
+    _SAVES[_code] = READS_OUT
+for _code in (K.ATAN2, K.FMOD, K.REMAINDER, K.XLOGY):
+    _SAVES[_code] = READS_X | READS_Y
+for _code in (K.HYPOT, K.COPYSIGN, K.LOGADDEXP):
+    _SAVES[_code] = READS_X | READS_Y | READS_OUT
 _SAVES[K.CROSS_ENTROPY] = READS_X  # the logits: its backward recomputes their softmax
 for _code in (K.EXP, K.EXPM1, K.SQRT, K.RSQRT, K.TAN, K.TANH, K.SIGMOID, K.RELU, K.RPOW_SCALAR, K.LOG_SOFTMAX):
     _SAVES[_code] = READS_OUT
@@ -141,7 +163,7 @@ def reverse_sweep(
                 _clear_if_big(cot, big_off, big_n, x)
             if yrg and live[y] == 0:
                 _clear_if_big(cot, big_off, big_n, y)
-        if code >= K.UNARY_FIRST and code <= K.UNARY_LAST:
+        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
             if xrg:
                 for i in range(n):
                     cot[x + i] += cot[o + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)

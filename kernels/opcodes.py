@@ -3,9 +3,10 @@
 A tape row (see ``ad/tape.py``) stores ``opcode | XRG * x_requires_grad | YRG * y_requires_grad`` in its
 first column. Opcodes are only ever appended: cached kernels and saved tapes depend on the numbers.
 
-Ranges matter to the kernels: ``UNARY_FIRST..UNARY_LAST`` are elementwise ops whose local partial is a
-function of (x, out, attr0, attr1); ``BINARY_FIRST..BINARY_LAST`` are same-shape elementwise ops whose
-partials are functions of (x, y, out). Everything else has a branch of its own in the sweep.
+Ranges matter to the kernels: ``UNARY_FIRST..UNARY_LAST`` and ``UNARY2_FIRST..UNARY2_LAST`` are elementwise
+ops whose local partial is a function of (x, out, attr0, attr1); ``BINARY_FIRST..BINARY_LAST`` are same-shape
+elementwise ops whose partials are functions of (x, y, out) (their formulas: ``pointwise.py``).
+Everything else has a branch of its own in the sweep.
 """
 
 # Bits above the opcode: whether the row's x / y operand requires grad (and so receives a cotangent).
@@ -36,8 +37,18 @@ RPOW_SCALAR = 19  # a0 ** x
 AFFINE = 20  # a0 * x + a1 (x + c, x * c, c - x, x / c, -x)
 RDIV_SCALAR = 21  # a0 / x
 SQUARE = 22
+# (elementwise branch: issue 13's unary ops; the range continues at UNARY2_FIRST below)
+ATAN = 23
+ASIN = 24
+ACOS = 25
+SINH = 26
+COSH = 27
+ASINH = 28
+ACOSH = 29
+ATANH = 30
+LOG2 = 31
 UNARY_FIRST = COPY
-UNARY_LAST = SQUARE
+UNARY_LAST = LOG2
 
 # --- elementwise binary, same shape: partials (dx, dy) of (x, y, out) --------------------------------------
 ADD = 32
@@ -48,8 +59,15 @@ POW = 36
 MAXIMUM = 37  # ties split the gradient 0.5 / 0.5, as torch
 MINIMUM = 38
 TANH_BACKWARD = 39  # g * (1 - y * y), y = tanh(x): tanh's rule as one node of second-order graphs
+ATAN2 = 40  # atan2(x, y)
+HYPOT = 41
+FMOD = 42
+REMAINDER = 43
+COPYSIGN = 44
+LOGADDEXP = 45
+XLOGY = 46
 BINARY_FIRST = ADD
-BINARY_LAST = TANH_BACKWARD
+BINARY_LAST = XLOGY
 
 # --- structural -------------------------------------------------------------------------------------------
 WHERE = 48  # out = where(mask, x, y); aux -> offset of the mask (0/1) in the value arena
@@ -67,3 +85,15 @@ LOG_SOFTMAX = 59  # out = x - logsumexp(x, dim); aux -> (outer, size of dim, inn
 LINEAR = 60  # out = x @ y.T (torch's linear without bias; y stored (N, K)); aux -> (M, K, N)
 LINEAR_BIAS = 61  # out = x @ y.T + b (torch's linear / addmm); aux -> (M, K, N, b offset, b row, b requires grad)
 CROSS_ENTROPY = 62  # out = mean_i(logsumexp(x[i]) - x[i, t_i]), x (M, C); aux -> (M, C, t_0, ..., t_M-1)
+
+# --- elementwise unary, second range (the first is full): partial d(x, out, a0, a1) as UNARY_FIRST.. -----
+# (numbers far above the structural ops, which other families append after CROSS_ENTROPY)
+LOG10 = 128
+EXP2 = 129
+ERFC = 130
+ERFINV = 131
+LOGIT = 132  # a0: eps (NaN for none)
+SINC = 133
+STEP_FN = 134  # floor, ceil, round (a0: decimals), trunc, sign: piecewise constant, zero gradient as torch
+UNARY2_FIRST = LOG10
+UNARY2_LAST = STEP_FN

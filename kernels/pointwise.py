@@ -1,18 +1,465 @@
-"""Per-element local partials, in scalar form, for the elementwise ops of ``opcodes.py``.
+"""Per-element local partials of the elementwise ops of ``opcodes.py``: each derivative formula written once.
 
-These are plain Python functions over ``math``: ``cpu.py`` compiles them with ``@njit`` and the CUDA
-kernels with ``cuda.jit(device=True)``, so each derivative formula exists once for both targets. The
-differentiable rules in ``ad/ops.py`` state the same formulas with ``ad`` ops (for ``create_graph``); the
-op-table tests check that both agree.
+Every formula is a plain function ``d_<op>(x, out, a0, a1)`` (unary: input, output, the row's two float
+attributes) or a pair ``dx_<op>(x, y, out)``, ``dy_<op>(x, y, out)`` (binary), made of arithmetic and calls
+to the bare names imported or defined below (``cos``, ``exp``, ``sqrt``, ``step``, ``sign``, ...). The same
+formula serves three callers, as HIPS autograd and JAX write each rule once:
+
+- the compiled kernels: ``cpu.py`` compiles ``unary_partial`` / ``binary_partial_*``, which dispatch on the
+  opcode to these formulas (``register_jitable`` lets numba inline them; CUDA device code can call them too);
+- scalars in Python (the formulas are ordinary Python);
+- ``ad`` tensors: ``ad/ops/elementwise.py`` rebinds the bare names to ``ad`` ops (``on_tensors``) and calls
+  the formula's code on tensors, which records it, so the differentiable rules (``create_graph=True``,
+  forward mode through a recorded graph, second order) are these same formulas.
+
+So a formula may only use: arithmetic, comparisons combined with ``&`` / ``|`` (bools for scalars, bool
+tensors for ``ad``), the bare names below, ``math.<fn>`` of the float attributes ``a0`` / ``a1`` only
+(``math`` is never rebound), and Python conditionals on ``a0`` / ``a1`` only. ``step(cond, like)`` is 1.0
+where ``cond`` holds, else 0.0 (a constant: comparisons have no derivative).
 
 Conventions follow torch: relu'(0) = 0, abs'(0) = abs'(NaN) = 0, d/dx x**0 = 0, maximum/minimum ties split 0.5/0.5.
 """
 
 import math
+from math import cos, cosh, exp, sin, sinh, sqrt  # noqa: F401 - bare names the formulas call (rebound for ad)
+
+import numpy as np
+from numba.extending import register_jitable
 
 from . import opcodes as K
 
+floor = np.floor  # float results for float inputs (math.floor returns an int in Python); rebound for ad
+trunc = np.trunc
+
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+PI = math.pi
+
+
+# --- helpers (scalar forms; ad/ops/elementwise.py gives their tensor forms) --------------------------------
+
+
+@register_jitable
+def step(cond, like):
+    """1.0 where ``cond`` holds, else 0.0 (``like`` gives the tensor form its dtype)."""
+    return 1.0 if cond else 0.0
+
+
+@register_jitable
+def sign(v):
+    """-1, 0 or 1, and 0 for NaN (torch's sign and sgn, and so abs'(x))."""
+    if v > 0.0:
+        return 1.0
+    if v < 0.0:
+        return -1.0
+    return 0.0
+
+
+@register_jitable
+def log(v):
+    """Natural log with numpy's values at 0 and below (-inf, NaN) also for Python floats."""
+    if v > 0.0:
+        return math.log(v)
+    if v == 0.0:
+        return -math.inf
+    return math.nan
+
+
+@register_jitable
+def xlogy(a, b):
+    """``a * log(b)``, 0 where ``a == 0`` (unless ``b`` is NaN), as torch.xlogy."""
+    if a == 0.0 and not math.isnan(b):
+        return 0.0
+    return a * log(b)
+
+
+# --- unary partials d(x, out, a0, a1) --------------------------------------------------------------------
+
+
+@register_jitable
+def d_one(x, out, a0, a1):
+    return 1.0
+
+
+@register_jitable
+def d_zero(x, out, a0, a1):  # floor, ceil, round, trunc, sign: zero almost everywhere, as torch
+    return 0.0
+
+
+@register_jitable
+def d_affine(x, out, a0, a1):  # a0 * x + a1
+    return a0
+
+
+@register_jitable
+def d_neg(x, out, a0, a1):
+    return -1.0
+
+
+@register_jitable
+def d_abs(x, out, a0, a1):
+    return sign(x)
+
+
+@register_jitable
+def d_exp(x, out, a0, a1):
+    return out
+
+
+@register_jitable
+def d_log(x, out, a0, a1):
+    return 1.0 / x
+
+
+@register_jitable
+def d_log1p(x, out, a0, a1):
+    return 1.0 / (x + 1.0)
+
+
+@register_jitable
+def d_expm1(x, out, a0, a1):
+    return out + 1.0
+
+
+@register_jitable
+def d_sqrt(x, out, a0, a1):
+    return 0.5 / out
+
+
+@register_jitable
+def d_rsqrt(x, out, a0, a1):
+    return -0.5 * out * out * out
+
+
+@register_jitable
+def d_sin(x, out, a0, a1):
+    return cos(x)
+
+
+@register_jitable
+def d_cos(x, out, a0, a1):
+    return -sin(x)
+
+
+@register_jitable
+def d_tan(x, out, a0, a1):
+    return 1.0 + out * out
+
+
+@register_jitable
+def d_tanh(x, out, a0, a1):
+    return 1.0 - out * out
+
+
+@register_jitable
+def d_sigmoid(x, out, a0, a1):
+    return out * (1.0 - out)
+
+
+@register_jitable
+def d_relu(x, out, a0, a1):
+    return step(out > 0.0, out)
+
+
+@register_jitable
+def d_erf(x, out, a0, a1):
+    return TWO_OVER_SQRT_PI * exp(-(x * x))
+
+
+@register_jitable
+def d_square(x, out, a0, a1):
+    return 2.0 * x
+
+
+@register_jitable
+def d_clamp(x, out, a0, a1):  # a0, a1: the bounds, NaN for none
+    return step(((x >= a0) | math.isnan(a0)) & ((x <= a1) | math.isnan(a1)), x)
+
+
+@register_jitable
+def d_pow_scalar(x, out, a0, a1):  # x ** a0
+    if a0 == 0.0:
+        return 0.0
+    return a0 * x ** (a0 - 1.0)
+
+
+@register_jitable
+def d_rpow_scalar(x, out, a0, a1):  # a0 ** x
+    return out * math.log(a0)
+
+
+@register_jitable
+def d_rdiv_scalar(x, out, a0, a1):  # a0 / x
+    return -a0 / (x * x)
+
+
+@register_jitable
+def d_atan(x, out, a0, a1):
+    return 1.0 / (x * x + 1.0)
+
+
+@register_jitable
+def d_asin(x, out, a0, a1):
+    return 1.0 / sqrt(1.0 - x * x)
+
+
+@register_jitable
+def d_acos(x, out, a0, a1):
+    return -1.0 / sqrt(1.0 - x * x)
+
+
+@register_jitable
+def d_sinh(x, out, a0, a1):
+    return cosh(x)
+
+
+@register_jitable
+def d_cosh(x, out, a0, a1):
+    return sinh(x)
+
+
+@register_jitable
+def d_asinh(x, out, a0, a1):
+    return 1.0 / sqrt(x * x + 1.0)
+
+
+@register_jitable
+def d_acosh(x, out, a0, a1):
+    return 1.0 / sqrt(x * x - 1.0)
+
+
+@register_jitable
+def d_atanh(x, out, a0, a1):
+    return 1.0 / (1.0 - x * x)
+
+
+@register_jitable
+def d_log2(x, out, a0, a1):
+    return 1.0 / (x * LN2)
+
+
+@register_jitable
+def d_log10(x, out, a0, a1):
+    return 1.0 / (x * LN10)
+
+
+@register_jitable
+def d_exp2(x, out, a0, a1):
+    return out * LN2
+
+
+@register_jitable
+def d_erfc(x, out, a0, a1):
+    return -TWO_OVER_SQRT_PI * exp(-(x * x))
+
+
+@register_jitable
+def d_erfinv(x, out, a0, a1):
+    return HALF_SQRT_PI * exp(out * out)
+
+
+@register_jitable
+def d_logit(x, out, a0, a1):  # a0: eps (NaN for none); 0 outside [eps, 1 - eps], as torch
+    d = step(((x >= a0) & (x <= 1.0 - a0)) | math.isnan(a0), x) / (x * (1.0 - x))
+    if math.isnan(a0):
+        d = d + 0.0 * sqrt(x * (1.0 - x))  # without eps: NaN outside [0, 1], as torch
+    return d
+
+
+@register_jitable
+def d_sinc(x, out, a0, a1):  # sin(pi x) / (pi x); 0 at x = 0
+    px = PI * x
+    return (px * cos(px) - sin(px)) / (px * x + step(x == 0.0, x))
+
+
+# --- binary partials (x, y, out) -------------------------------------------------------------------------
+
+
+@register_jitable
+def dx_mul(x, y, out):
+    return y
+
+
+@register_jitable
+def dy_mul(x, y, out):
+    return x
+
+
+@register_jitable
+def dx_div(x, y, out):
+    return 1.0 / y
+
+
+@register_jitable
+def dy_div(x, y, out):
+    return -x / (y * y)
+
+
+@register_jitable
+def dx_pow(x, y, out):  # 0 where y = 0 (torch: d/dx x**0 = 0, also at x = 0)
+    return y * x ** (y - 1.0 + step(y == 0.0, y))
+
+
+@register_jitable
+def dy_pow(x, y, out):  # 0 where x = 0 and y >= 0 (torch)
+    zero = step((x == 0.0) & (y >= 0.0), x)
+    return out * log(x + zero) * (1.0 - zero)
+
+
+@register_jitable
+def dx_maximum(x, y, out):  # ties split 0.5 / 0.5; NaN: 1 (as torch)
+    return 1.0 - step(x < y, x) - 0.5 * step(x == y, x)
+
+
+@register_jitable
+def dy_maximum(x, y, out):
+    return 1.0 - step(y < x, y) - 0.5 * step(x == y, y)
+
+
+@register_jitable
+def dx_minimum(x, y, out):
+    return 1.0 - step(x > y, x) - 0.5 * step(x == y, x)
+
+
+@register_jitable
+def dy_minimum(x, y, out):
+    return 1.0 - step(y > x, y) - 0.5 * step(x == y, y)
+
+
+@register_jitable
+def dx_tanh_backward(x, y, out):  # x * (1 - y * y): x a cotangent, y = tanh(.)
+    return 1.0 - y * y
+
+
+@register_jitable
+def dy_tanh_backward(x, y, out):
+    return -2.0 * x * y
+
+
+@register_jitable
+def dx_atan2(x, y, out):  # atan2(x, y) = atan(x / y)
+    return y / (x * x + y * y)
+
+
+@register_jitable
+def dy_atan2(x, y, out):
+    return -x / (x * x + y * y)
+
+
+@register_jitable
+def dx_hypot(x, y, out):
+    return x / out
+
+
+@register_jitable
+def dy_hypot(x, y, out):
+    return y / out
+
+
+@register_jitable
+def dx_fmod(x, y, out):  # x - trunc(x / y) * y; remainder: the same with floor
+    return 1.0
+
+
+@register_jitable
+def dy_fmod(x, y, out):
+    return -trunc(x / y)
+
+
+@register_jitable
+def dy_remainder(x, y, out):
+    return -floor(x / y)
+
+
+@register_jitable
+def dx_copysign(x, y, out):  # out / x, 0 at x = 0 (torch's copysign backward)
+    zero = step(x == 0.0, x)
+    return out / (x + zero) * (1.0 - zero)
+
+
+@register_jitable
+def dy_zero(x, y, out):
+    return 0.0
+
+
+@register_jitable
+def dx_logaddexp(x, y, out):
+    return exp(x - out)
+
+
+@register_jitable
+def dy_logaddexp(x, y, out):
+    return exp(y - out)
+
+
+@register_jitable
+def dx_xlogy(x, y, out):  # log(y), but 0 where x = y = 0 (torch's values)
+    return xlogy(step((x != 0.0) | (y != 0.0), x), y)
+
+
+@register_jitable
+def dy_xlogy(x, y, out):
+    return x / y
+
+
+# opcode -> formula: what ``unary_partial`` / ``binary_partial_*`` dispatch to, and what the op table reads
+UNARY = {
+    K.COPY: d_one,
+    K.AFFINE: d_affine,
+    K.NEG: d_neg,
+    K.EXP: d_exp,
+    K.LOG: d_log,
+    K.SIN: d_sin,
+    K.COS: d_cos,
+    K.TANH: d_tanh,
+    K.SIGMOID: d_sigmoid,
+    K.RELU: d_relu,
+    K.SQUARE: d_square,
+    K.ABS: d_abs,
+    K.LOG1P: d_log1p,
+    K.EXPM1: d_expm1,
+    K.SQRT: d_sqrt,
+    K.RSQRT: d_rsqrt,
+    K.TAN: d_tan,
+    K.ERF: d_erf,
+    K.CLAMP: d_clamp,
+    K.POW_SCALAR: d_pow_scalar,
+    K.RPOW_SCALAR: d_rpow_scalar,
+    K.RDIV_SCALAR: d_rdiv_scalar,
+    K.ATAN: d_atan,
+    K.ASIN: d_asin,
+    K.ACOS: d_acos,
+    K.SINH: d_sinh,
+    K.COSH: d_cosh,
+    K.ASINH: d_asinh,
+    K.ACOSH: d_acosh,
+    K.ATANH: d_atanh,
+    K.LOG2: d_log2,
+    K.LOG10: d_log10,
+    K.EXP2: d_exp2,
+    K.ERFC: d_erfc,
+    K.ERFINV: d_erfinv,
+    K.LOGIT: d_logit,
+    K.SINC: d_sinc,
+    K.STEP_FN: d_zero,
+}
+BINARY = {
+    K.MUL: (dx_mul, dy_mul),
+    K.DIV: (dx_div, dy_div),
+    K.POW: (dx_pow, dy_pow),
+    K.MAXIMUM: (dx_maximum, dy_maximum),
+    K.MINIMUM: (dx_minimum, dy_minimum),
+    K.TANH_BACKWARD: (dx_tanh_backward, dy_tanh_backward),
+    K.ATAN2: (dx_atan2, dy_atan2),
+    K.HYPOT: (dx_hypot, dy_hypot),
+    K.FMOD: (dx_fmod, dy_fmod),
+    K.REMAINDER: (dx_fmod, dy_remainder),
+    K.COPYSIGN: (dx_copysign, dy_zero),
+    K.LOGADDEXP: (dx_logaddexp, dy_logaddexp),
+    K.XLOGY: (dx_xlogy, dy_xlogy),
+}
 
 
 def unary_partial(code, x, out, a0, a1):
@@ -26,49 +473,73 @@ def unary_partial(code, x, out, a0, a1):
     if code == K.EXP:
         return out
     if code == K.LOG:
-        return 1.0 / x
+        return d_log(x, out, a0, a1)
     if code == K.SIN:
-        return math.cos(x)
+        return d_sin(x, out, a0, a1)
     if code == K.COS:
-        return -math.sin(x)
+        return d_cos(x, out, a0, a1)
     if code == K.TANH:
-        return 1.0 - out * out
+        return d_tanh(x, out, a0, a1)
     if code == K.SIGMOID:
-        return out * (1.0 - out)
+        return d_sigmoid(x, out, a0, a1)
     if code == K.RELU:
-        return 1.0 if out > 0.0 else 0.0
+        return d_relu(x, out, a0, a1)
     if code == K.SQUARE:
-        return 2.0 * x
+        return d_square(x, out, a0, a1)
     if code == K.ABS:
-        if x > 0.0:
-            return 1.0
-        if x < 0.0:
-            return -1.0
-        return 0.0  # at 0 and at NaN: torch's sgn
+        return d_abs(x, out, a0, a1)
     if code == K.LOG1P:
-        return 1.0 / (1.0 + x)
+        return d_log1p(x, out, a0, a1)
     if code == K.EXPM1:
-        return out + 1.0
+        return d_expm1(x, out, a0, a1)
     if code == K.SQRT:
-        return 0.5 / out
+        return d_sqrt(x, out, a0, a1)
     if code == K.RSQRT:
-        return -0.5 * out * out * out
+        return d_rsqrt(x, out, a0, a1)
     if code == K.TAN:
-        return 1.0 + out * out
+        return d_tan(x, out, a0, a1)
     if code == K.ERF:
-        return TWO_OVER_SQRT_PI * math.exp(-x * x)
+        return d_erf(x, out, a0, a1)
     if code == K.CLAMP:
-        above_lo = x >= a0 or math.isnan(a0)
-        below_hi = x <= a1 or math.isnan(a1)
-        return 1.0 if (above_lo and below_hi) else 0.0
+        return d_clamp(x, out, a0, a1)
     if code == K.POW_SCALAR:
-        if a0 == 0.0:
-            return 0.0
-        return a0 * x ** (a0 - 1.0)
+        return d_pow_scalar(x, out, a0, a1)
     if code == K.RPOW_SCALAR:
-        return out * math.log(a0)
+        return d_rpow_scalar(x, out, a0, a1)
     if code == K.RDIV_SCALAR:
-        return -a0 / (x * x)
+        return d_rdiv_scalar(x, out, a0, a1)
+    if code == K.ATAN:
+        return d_atan(x, out, a0, a1)
+    if code == K.ASIN:
+        return d_asin(x, out, a0, a1)
+    if code == K.ACOS:
+        return d_acos(x, out, a0, a1)
+    if code == K.SINH:
+        return d_sinh(x, out, a0, a1)
+    if code == K.COSH:
+        return d_cosh(x, out, a0, a1)
+    if code == K.ASINH:
+        return d_asinh(x, out, a0, a1)
+    if code == K.ACOSH:
+        return d_acosh(x, out, a0, a1)
+    if code == K.ATANH:
+        return d_atanh(x, out, a0, a1)
+    if code == K.LOG2:
+        return d_log2(x, out, a0, a1)
+    if code == K.LOG10:
+        return d_log10(x, out, a0, a1)
+    if code == K.EXP2:
+        return d_exp2(x, out, a0, a1)
+    if code == K.ERFC:
+        return d_erfc(x, out, a0, a1)
+    if code == K.ERFINV:
+        return d_erfinv(x, out, a0, a1)
+    if code == K.LOGIT:
+        return d_logit(x, out, a0, a1)
+    if code == K.SINC:
+        return d_sinc(x, out, a0, a1)
+    if code == K.STEP_FN:
+        return 0.0
     return math.nan  # unknown opcode: poison the result rather than return a wrong number
 
 
@@ -79,17 +550,27 @@ def binary_partial_x(code, x, y, out):
     if code == K.MUL:
         return y
     if code == K.DIV:
-        return 1.0 / y
+        return dx_div(x, y, out)
     if code == K.POW:
-        if y == 0.0:
-            return 0.0
-        return y * x ** (y - 1.0)
+        return dx_pow(x, y, out)
     if code == K.MAXIMUM:
-        return 1.0 if x > y else (0.5 if x == y else (0.0 if x < y else 1.0))
+        return dx_maximum(x, y, out)
     if code == K.MINIMUM:
-        return 1.0 if x < y else (0.5 if x == y else (0.0 if x > y else 1.0))
+        return dx_minimum(x, y, out)
     if code == K.TANH_BACKWARD:
-        return 1.0 - y * y
+        return dx_tanh_backward(x, y, out)
+    if code == K.ATAN2:
+        return dx_atan2(x, y, out)
+    if code == K.HYPOT:
+        return dx_hypot(x, y, out)
+    if code == K.FMOD or code == K.REMAINDER:
+        return 1.0
+    if code == K.COPYSIGN:
+        return dx_copysign(x, y, out)
+    if code == K.LOGADDEXP:
+        return dx_logaddexp(x, y, out)
+    if code == K.XLOGY:
+        return dx_xlogy(x, y, out)
     return math.nan
 
 
@@ -102,15 +583,27 @@ def binary_partial_y(code, x, y, out):
     if code == K.MUL:
         return x
     if code == K.DIV:
-        return -x / (y * y)
+        return dy_div(x, y, out)
     if code == K.POW:
-        if x == 0.0 and y >= 0.0:
-            return 0.0
-        return out * math.log(x)
+        return dy_pow(x, y, out)
     if code == K.MAXIMUM:
-        return 1.0 if y > x else (0.5 if x == y else (0.0 if y < x else 1.0))
+        return dy_maximum(x, y, out)
     if code == K.MINIMUM:
-        return 1.0 if y < x else (0.5 if x == y else (0.0 if y > x else 1.0))
+        return dy_minimum(x, y, out)
     if code == K.TANH_BACKWARD:
-        return -2.0 * x * y
+        return dy_tanh_backward(x, y, out)
+    if code == K.ATAN2:
+        return dy_atan2(x, y, out)
+    if code == K.HYPOT:
+        return dy_hypot(x, y, out)
+    if code == K.FMOD:
+        return dy_fmod(x, y, out)
+    if code == K.REMAINDER:
+        return dy_remainder(x, y, out)
+    if code == K.COPYSIGN:
+        return 0.0
+    if code == K.LOGADDEXP:
+        return dy_logaddexp(x, y, out)
+    if code == K.XLOGY:
+        return dy_xlogy(x, y, out)
     return math.nan

@@ -1264,8 +1264,10 @@ def _big_rows(big_row, parallel_min):
     """Every tensor of ``big_row`` elements or more takes the big-row paths (rows swept from Python, values
     not copied into the arena, cotangent regions left dirty until their first write) and every one of
     ``parallel_min`` or more the chunked, multithreaded ones. White-box: it sets the thresholds in the
-    modules that read them (``ad.tape``, ``ad.ops``, ``ad.engine``, ``ad.parallel``)."""
-    modules = [importlib.import_module(f"ad.{name}") for name in ("tape", "ops", "engine", "parallel")]
+    modules that read them (``ad.tape``, ``ad.ops``, ``ad.ops.elementwise``, ``ad.engine``, ``ad.parallel``)."""
+    modules = [
+        importlib.import_module(f"ad.{name}") for name in ("tape", "ops", "ops.elementwise", "engine", "parallel")
+    ]
     saved = [(m, name, getattr(m, name)) for m in modules for name in ("BIG_ROW", "PARALLEL_MIN") if hasattr(m, name)]
     for m, name, _ in saved:
         setattr(m, name, big_row if name == "BIG_ROW" else parallel_min)

@@ -1,0 +1,936 @@
+"""Elementwise ops of the op table: unary ops (a forward ufunc and a local partial) and binary ops (same shape
+after broadcasting by recorded ``expand`` rows), with the fast recording paths every elementwise op takes.
+
+An elementwise unary op is declared with ``elementwise(name, code, np_fn, partial, ...)``: the ``Op`` entry
+(see ``ad/ops/__init__.py``) whose rule is ``g * partial(x, out, a0, a1)``, shared by the reverse rule (``g`` a
+cotangent) and the forward rule (``g`` a tangent). ``a0``, ``a1`` are the two float attributes a tape row
+carries (bounds of clamp, the exponent of ``x ** c``, ...). ``kernels/pointwise.py`` holds the same partials
+in scalar form for the compiled sweeps. Binary ops give ``vjp(g, x, y, out)`` and ``jvp(tx, ty, x, y, out)``.
+
+Start reading at ``_unary`` and ``_binary``. Names of the structural ops (``expand``, ``where``, ...) are
+reached through the package module ``_ops`` at call time: the package imports this module while it is
+being initialized, before those are defined.
+"""
+
+import math
+import numbers
+import types
+
+import numpy as np
+import scipy.special
+
+from kernels import cpu as _cpu
+from kernels import opcodes as K
+from kernels import pointwise as _pw
+
+from .. import forward as _forward
+from .. import ops as _ops
+from .. import parallel
+from .. import views as _views
+from ..forward import _fw
+from ..grad_mode import _grad_state
+from ..parallel import PARALLEL_MIN
+from ..tape import BIG_ROW
+from ..tape import _state as _tape_state
+from ..tensor import Tensor, _new, wrap_array
+from . import (
+    _F64,
+    VECTOR_MIN,
+    Op,
+    _broadcast_shape,
+    _result,
+    _tape_for,
+    as_tensor_operand,
+    linear_op,
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# elementwise unary ops: forward ufunc + local partial (in ad ops) + opcode
+
+
+def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
+    if dual and x._tangents is not None and _fw.levels:
+        out = _dual_unary(op, x, a0, a1, ctx)
+        if out is not None:
+            return out
+    xd = x._data
+    if not (x._rg and _grad_state.enabled):
+        return wrap_array(_unary_np(op, xd, a0, a1))
+    n = xd.size
+    xtape = x._tape
+    tape = _tape_state.current.get(xd.dtype)
+    if tape is None or tape.used + 2 * n + 2 > tape.capacity or (xtape is not None and xtape.id > tape.id):
+        tape = _tape_for(xd.dtype, 2 * n + 2, x)  # room for the result and, if imported, the operand
+    off = tape.used  # tape.alloc(n), inlined: this is the forward pass's hottest path
+    tape.used = off + (n or 1)
+    view = tape.values[off : off + n]
+    if xd.ndim != 1:
+        view = view.reshape(xd.shape)
+    if op.plain and n < PARALLEL_MIN and (op.vector_fn is None or n < VECTOR_MIN):
+        op.np_fn(xd, view)
+    else:
+        _unary_np(op, xd, a0, a1, view)
+    if xtape is tape:
+        xoff = x._off
+        xrow = x._row
+    else:
+        xoff, xrow = tape.import_tensor(x, True)
+    row = tape.nrows
+    if row >= tape.row_cap:
+        tape.grow()
+    tape.pack(tape.rows, row * 80, op.code | K.XRG, off, xoff, -1, n, 0, xrow, -1, a0, a1)
+    tape.nrows = row + 1
+    t = _new(Tensor)
+    t._data = view
+    t._rg = True
+    t._op = op
+    t._inputs = (x,)
+    if ctx is not None:
+        t._ctx = ctx
+    elif a0 != 0.0 or a1 != 0.0:
+        t._ctx = (a0, a1)
+    t._tape = tape
+    t._off = off
+    t._row = row
+    if n >= BIG_ROW:
+        tape.mark_vectorized(row, t)  # swept with numpy's vectorized ufuncs (see tape.BIG_ROW)
+    return t
+
+
+def _dual_unary(op, x, a0, a1, ctx):
+    """Forward mode through an elementwise unary op: ``t * d(x, out)``; None if ``x`` has no visible tangent."""
+    level = _forward.compiled_level(x)
+    if level is not None:
+        return _compiled_jvp_unary(op, x, a0, a1, level)
+    levels = _forward.visible_levels_of(x)
+    if not levels:
+        return None
+    if len(levels) == 1:
+        # (apply_dual's one-level case, inlined: a recorded graph through a dual level, as in forward over
+        # reverse, takes this path for every elementwise op)
+        level = levels[0]
+        out = _unary(op, x, a0, a1, ctx, False)
+        with _forward.hide(levels):
+            tangent = op.partial(x._tangents[level], x, out, a0, a1)
+        _forward.set_tangent(out, level, tangent)
+        return out
+    return _forward.apply_dual(
+        lambda: _unary(op, x, a0, a1, ctx, False),
+        lambda tan, base: op.partial(tan(x), x, base, a0, a1),
+        (x,),
+        levels,
+    )
+
+
+def _compiled_jvp_unary(op, x, a0, a1, level):
+    """The hot path of a JVP (see forward.compiled_level): the primal as without forward mode, the tangent
+    by the compiled partial (the reverse sweep's formula), no tape and no Python rule."""
+    xd = x._data
+    if xd.dtype.kind != "f":
+        xd = xd.astype(np.float64)
+    n = xd.size
+    if n >= PARALLEL_MIN:
+        out_data = _unary_np(op, xd, a0, a1)
+    elif op.plain and (op.vector_fn is None or n < VECTOR_MIN):
+        out_data = op.np_fn(xd)
+    else:
+        out_data = _unary_np_serial(op, xd, a0, a1)
+    if type(out_data) is not np.ndarray:
+        out_data = np.asarray(out_data)  # a numpy scalar for 0-d input
+    dt = out_data.dtype
+    res = np.empty(out_data.shape, dt)
+    t = x._tangents[level]._data
+    if out_data.ndim == 1 and t.ndim == 1 and (t.dtype is dt or t.dtype == dt):
+        xf, of, rf = xd, out_data, res  # (1-D views need not be contiguous: numba takes strided arrays)
+    else:
+        t = _flat(t, dt)
+        xf = _flat(xd, dt)
+        of = out_data.reshape(-1)
+        rf = res.reshape(-1)
+    code = op.code
+    if n >= PARALLEL_MIN:
+        parallel.run(n, lambda lo, hi: _cpu.jvp_unary(code, xf[lo:hi], of[lo:hi], t[lo:hi], rf[lo:hi], a0, a1))
+    else:
+        _cpu.jvp_unary(code, xf, of, t, rf, a0, a1)
+    return _dual_result(out_data, level, res)
+
+
+def _dual_result(data, level, tangent_data):
+    """A new tensor holding ``data``, with tangent ``tangent_data`` at ``level`` (the compiled JVPs' result)."""
+    out = _new(Tensor)
+    out._data = data
+    tangent = _new(Tensor)
+    tangent._data = tangent_data
+    _forward.set_tangent(out, level, tangent)
+    return out
+
+
+def _flat(a, dtype):
+    """``a`` as a flat contiguous array of ``dtype`` (itself when it is one already)."""
+    if a.ndim == 1 and (a.dtype is dtype or a.dtype == dtype) and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+
+
+def _unary_np(op, xd, a0, a1, out=None):
+    if xd.dtype.kind != "f":
+        xd = xd.astype(np.float64)
+    if xd.size >= PARALLEL_MIN:
+        # one chunk per core: numpy releases the GIL in its loops
+        if out is None:
+            out = np.empty(xd.shape, xd.dtype)
+        xf = xd.reshape(-1)
+        of = out.reshape(-1)
+        parallel.run(xf.size, lambda lo, hi: _unary_np_serial(op, xf[lo:hi], a0, a1, of[lo:hi]))
+        return out
+    return _unary_np_serial(op, xd, a0, a1, out)
+
+
+# forward fn(x, a0, a1, out)
+_ATTR_CODES = (
+    K.AFFINE,
+    K.POW_SCALAR,
+    K.RPOW_SCALAR,
+    K.RDIV_SCALAR,
+    K.CLAMP,
+    K.LOGIT,
+    K.STEP_FN,
+)  # forward fn(x, a0, a1, out)
+
+
+def _unary_np_serial(op, xd, a0, a1, out=None):
+    if op.vector_fn is not None and xd.size >= VECTOR_MIN:
+        return op.vector_fn(xd, out)
+    fn = op.np_fn
+    if op.code in _ATTR_CODES:
+        return fn(xd, a0, a1, out)
+    return fn(xd, out=out) if out is not None else fn(xd)
+
+
+def _elementwise_vjp(g, out, inputs, ctx):
+    a0, a1 = ctx[:2] if ctx is not None else (0.0, 0.0)
+    return (out._op.partial(g, inputs[0], out, a0, a1),)
+
+
+# --- one source per derivative: the kernels' formulas (kernels/pointwise.py) run on ad tensors --------------
+# A formula's code runs with its bare names (cos, exp, step, ...) bound to ad ops instead of scalar math: the
+# namespace below, filled at the end of ``ad/ops/pointwise_ops.py`` once every op it names exists.
+TENSOR_NAMES = dict(vars(_pw))
+
+
+def on_tensors(formula):
+    """``formula`` of ``kernels/pointwise.py`` as a function of ``ad`` tensors (same code, ad ops for names)."""
+    return types.FunctionType(formula.__code__, TENSOR_NAMES, formula.__name__, formula.__defaults__)
+
+
+def _tensor_step(cond, like):
+    return _const(cond._data if isinstance(cond, Tensor) else cond, like._data.dtype)
+
+
+def _tensor_sign(x):
+    return _const(np.nan_to_num(np.sign(x._data), nan=0.0), x._data.dtype)  # torch: sign(NaN) = 0
+
+
+TENSOR_NAMES.update(step=_tensor_step, sign=_tensor_sign)
+
+
+def elementwise(
+    name, code, np_fn, partial=None, grad_fn_name=None, sample=(-2.0, 2.0), vector_fn=None, times_partial=None
+):
+    """Declare an elementwise unary op from its forward ufunc and its local partial ``d(x, out, a0, a1)``
+    (by default the op's formula in ``kernels/pointwise.py``, run on tensors: the kernels' own formula).
+
+    The op's rule (``Op.partial``) is ``times_partial(g, x, out, a0, a1) = g * d(x, out, a0, a1)``, shared by
+    the reverse rule (``g`` a cotangent) and the forward rule (``g`` a tangent); by default it multiplies by
+    ``partial``, and an op whose product has a fused form (tanh) passes that instead: one op fewer to record
+    in double backward and in forward-mode through a recorded graph."""
+    if partial is None:
+        partial = on_tensors(_pw.UNARY[code])
+    if times_partial is None:
+
+        def times_partial(g, x, out, a0, a1):
+            return g * partial(x, out, a0, a1)
+
+    grad_fn_name = grad_fn_name or (name.capitalize() + "Backward0")
+    return Op(name, code, grad_fn_name, _elementwise_vjp, times_partial, np_fn, sample, vector_fn=vector_fn)
+
+
+def _trig_forward(code, ufunc):
+    """``fn(x, out=None)`` for sin or cos: float64 through the compiled loop of ``kernels/vmath.py`` (numpy's
+    float64 sin and cos call scalar libm per element, ~10x slower at every size), other dtypes through numpy
+    (its float32 loops are vectorized)."""
+
+    def fn(x, out=None):
+        if x.dtype is not _F64:
+            return ufunc(x, out=out) if out is not None else ufunc(x)
+        if out is None:
+            out = np.empty(x.shape, _F64)
+        _cpu.trig_forward(code, x if x.ndim == 1 else x.reshape(-1), out if out.ndim == 1 else out.reshape(-1))
+        return out
+
+    return fn
+
+
+def _const(mask_array, dtype):
+    return wrap_array(np.asarray(mask_array, dtype=dtype))
+
+
+def _rsqrt_np(x, out=None):
+    r = np.sqrt(x, out=out)
+    if out is None:
+        r = np.array(r, copy=True)  # a writable array even for 0-d input (numpy returns a scalar then)
+    return np.divide(1.0, r, out=r)
+
+
+def _relu_np(x, out=None):
+    return np.maximum(x, 0, out=out) if out is not None else np.maximum(x, 0)
+
+
+def _square_np(x, out=None):
+    return np.multiply(x, x, out=out) if out is not None else np.multiply(x, x)
+
+
+def _copy_np(x, out=None):
+    if out is None:
+        return x.copy()
+    np.copyto(out, x)
+    return out
+
+
+def _affine_np(x, a, b, out):
+    # a*x + b with numpy's rounding of the op it stands for: keep the exact op for the common cases
+    if b == 0.0:
+        r = np.multiply(x, a, out=out) if out is not None else np.multiply(x, a)
+    elif a == 1.0:
+        r = np.add(x, b, out=out) if out is not None else np.add(x, b)
+    elif a == -1.0:
+        r = np.subtract(b, x, out=out) if out is not None else np.subtract(b, x)
+    else:
+        r = np.multiply(x, a, out=out) if out is not None else np.multiply(x, a)
+        r += b
+    return r
+
+
+def _pow_scalar_np(x, a, b, out):
+    return np.power(x, a, out=out) if out is not None else np.power(x, a)
+
+
+def _rpow_scalar_np(x, a, b, out):
+    return np.power(a, x, out=out) if out is not None else np.power(a, x)
+
+
+def _rdiv_scalar_np(x, a, b, out):
+    return np.divide(a, x, out=out) if out is not None else np.divide(a, x)
+
+
+def _clamp_np(x, lo, hi, out):
+    r = np.array(x, copy=True) if out is None else out
+    if out is not None:
+        np.copyto(r, x)
+    if not math.isnan(lo):
+        np.maximum(r, lo, out=r)
+    if not math.isnan(hi):
+        np.minimum(r, hi, out=r)
+    return r
+
+
+def _sign_const(x):
+    return _const(np.nan_to_num(np.sign(x._data), nan=0.0), x._data.dtype)  # torch: sign(NaN) = 0
+
+
+_AFFINE_NAMES = {
+    "add": "AddBackward0",
+    "sub": "SubBackward0",
+    "mul": "MulBackward0",
+    "div": "DivBackward0",
+    "rsub": "RsubBackward1",
+    "neg": "NegBackward0",
+}
+
+COPY = elementwise("copy", K.COPY, _copy_np, None, "CloneBackward0", times_partial=lambda g, x, out, a0, a1: g)
+NEG = elementwise("neg", K.NEG, np.negative)
+ABS = elementwise("abs", K.ABS, np.abs, sample=(0.1, 2.0))
+EXP = elementwise("exp", K.EXP, np.exp)
+LOG = elementwise("log", K.LOG, np.log, sample=(0.2, 3.0))
+LOG1P = elementwise("log1p", K.LOG1P, np.log1p, sample=(-0.5, 2.0))
+EXPM1 = elementwise("expm1", K.EXPM1, np.expm1)
+SQRT = elementwise("sqrt", K.SQRT, np.sqrt, sample=(0.2, 3.0))
+RSQRT = elementwise("rsqrt", K.RSQRT, _rsqrt_np, sample=(0.2, 3.0))
+SIN = elementwise("sin", K.SIN, np.sin, vector_fn=_trig_forward(K.SIN, np.sin))
+COS = elementwise("cos", K.COS, np.cos, vector_fn=_trig_forward(K.COS, np.cos))
+TAN = elementwise("tan", K.TAN, np.tan, sample=(-1.2, 1.2))
+# tanh's product g * (1 - out**2) is one fused op (tanh_backward), whose partials are pointwise's too
+TANH = elementwise("tanh", K.TANH, np.tanh, times_partial=lambda g, x, out, a0, a1: tanh_backward(g, out))
+SIGMOID = elementwise("sigmoid", K.SIGMOID, scipy.special.expit)
+RELU = elementwise("relu", K.RELU, _relu_np, sample=(0.1, 2.0))
+ERF = elementwise("erf", K.ERF, scipy.special.erf)
+SQUARE = elementwise("square", K.SQUARE, _square_np, None, "PowBackward0")
+CLAMP = elementwise("clamp", K.CLAMP, _clamp_np, None, "ClampBackward1")
+AFFINE = elementwise(
+    "affine",
+    K.AFFINE,
+    _affine_np,
+    None,
+    lambda ctx: _AFFINE_NAMES.get(ctx[2] if ctx is not None and len(ctx) > 2 else "mul", "MulBackward0"),
+)
+POW_SCALAR = elementwise("pow_scalar", K.POW_SCALAR, _pow_scalar_np, None, "PowBackward0", sample=(0.2, 2.0))
+RPOW_SCALAR = elementwise("rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, None, "PowBackward1")
+RDIV_SCALAR = elementwise("rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "DivBackward0", sample=(0.3, 2.0))
+
+
+def affine(x, a, b, kind="mul"):
+    """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
+    a = float(a)
+    b = float(b)
+    return _affine_fast(x, a0=a, a1=b, ctx=(a, b, kind))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# elementwise binary ops (same shape after broadcasting by recorded expands)
+
+
+def _binary_vjp(g, out, inputs, ctx):
+    x, y = inputs
+    return out._op.partial(g, x, y, out)
+
+
+def _binary_op(name, code, np_fn, vjp_fn, grad_fn_name, jvp, sample=(-2.0, 2.0)):
+    """Declare a binary elementwise op: forward ufunc, ``vjp_fn(g, x, y, out)``, ``jvp(tx, ty, x, y, out)``."""
+    return Op(name, code, grad_fn_name, _binary_vjp, vjp_fn, np_fn, sample, jvp)
+
+
+def formula_binary(name, code, np_fn, grad_fn_name, sample=(-2.0, 2.0)):
+    """A binary op whose partials are the pair ``kernels/pointwise.BINARY[code]`` (the kernels' formulas),
+    run on tensors: the reverse rule ``(g * dx, g * dy)``, the forward rule ``tx * dx + ty * dy``."""
+    dx, dy = (on_tensors(f) for f in _pw.BINARY[code])
+
+    def vjp(g, x, y, out):
+        return (g * dx(x, y, out) if x._rg else None, g * dy(x, y, out) if y._rg else None)
+
+    def jvp(tx, ty, x, y, out):
+        return _terms(tx * dx(x, y, out) if tx is not None else None, ty * dy(x, y, out) if ty is not None else None)
+
+    return Op(name, code, grad_fn_name, _binary_vjp, vjp, np_fn, sample, jvp)
+
+
+ADD = _binary_op(
+    "add",
+    K.ADD,
+    np.add,
+    lambda g, x, y, out: (g, g),
+    "AddBackward0",
+    lambda tx, ty, x, y, out: _terms(tx, ty),
+)
+SUB = _binary_op(
+    "sub",
+    K.SUB,
+    np.subtract,
+    lambda g, x, y, out: (g, -g),
+    "SubBackward0",
+    lambda tx, ty, x, y, out: _terms(tx, -ty if ty is not None else None),
+)
+MUL = formula_binary("mul", K.MUL, np.multiply, "MulBackward0")
+DIV = formula_binary("div", K.DIV, np.divide, "DivBackward0", sample=(0.5, 2.0))
+POW = formula_binary("pow", K.POW, np.power, "PowBackward1", sample=(0.3, 2.0))
+MAXIMUM = formula_binary("maximum", K.MAXIMUM, np.maximum, "MaximumBackward0")
+MINIMUM = formula_binary("minimum", K.MINIMUM, np.minimum, "MinimumBackward0")
+
+
+def _tanh_backward_np(g, y, out=None):
+    """``g * (1 - y * y)``: tanh's local partial (``y = tanh(x)``) applied to a cotangent or tangent."""
+    if out is None:
+        shape = g.shape if g.shape == y.shape else np.broadcast_shapes(g.shape, y.shape)
+        out = np.empty(shape, g.dtype if g.dtype == y.dtype else np.result_type(g, y))
+    np.multiply(y, y, out=out)
+    np.subtract(1.0, out, out=out)
+    return np.multiply(g, out, out=out)
+
+
+# torch's tanh_backward: tanh's reverse and forward rules as one op (the same-shape binary kernel partials
+# are 1 - y*y and -2*g*y), so that second-order graphs through tanh have one node per tanh instead of three
+TANH_BACKWARD = _binary_op(
+    "tanh_backward",
+    K.TANH_BACKWARD,
+    _tanh_backward_np,
+    lambda g2, g, y, out: (
+        tanh_backward(g2, y) if g._rg else None,
+        g2 * (g * y) * -2.0 if y._rg else None,
+    ),
+    "TanhBackwardBackward0",
+    lambda tg, ty, g, y, out: _terms(
+        tanh_backward(tg, y) if tg is not None else None,
+        ty * (g * y) * -2.0 if ty is not None else None,
+    ),
+)
+
+
+def _binary(op, x, y, dual=True):
+    """Elementwise ``op(x, y)`` for tensors (scalars are turned into ``affine`` rows by the callers)."""
+    if dual and (x._tangents is not None or y._tangents is not None) and _fw.levels:
+        out = _dual_binary(op, x, y)
+        if out is not None:
+            return out
+    xd = x._data
+    yd = y._data
+    if not (_grad_state.enabled and (x._rg or y._rg)):
+        if xd.shape != yd.shape:
+            _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
+        if xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
+            return wrap_array(_binary_np(op, xd, yd, np.empty(xd.shape, np.result_type(xd, yd))))
+        return wrap_array(np.asarray(op.np_fn(xd, yd)))
+    shape = xd.shape
+    dt = xd.dtype
+    if shape != yd.shape or dt is not yd.dtype:
+        shape = _broadcast_shape(xd.shape, yd.shape)
+        dt = np.result_type(xd, yd)
+        if dt.kind != "f":
+            dt = np.dtype(np.float64)
+        if xd.shape != shape:
+            x = _ops.expand(x, shape) if x._rg else _views.broadcast_constant(x, shape)
+        if yd.shape != shape:
+            y = _ops.expand(y, shape) if y._rg else _views.broadcast_constant(y, shape)
+        xd = x._data
+        yd = y._data
+    n = xd.size
+    xtape = x._tape
+    ytape = y._tape
+    tape = _tape_state.current.get(dt)
+    if (
+        tape is None
+        or tape.used + 3 * n + 3 > tape.capacity
+        or (xtape is not None and xtape.id > tape.id)
+        or (ytape is not None and ytape.id > tape.id)
+    ):
+        tape = _tape_for(dt, 3 * n + 2, x, y)
+    off = tape.used  # tape.alloc(n), inlined
+    tape.used = off + (n or 1)
+    view = tape.values[off : off + n]
+    if len(shape) != 1:
+        view = view.reshape(shape)
+    if n >= PARALLEL_MIN:
+        _binary_np(op, xd, yd, view)
+    elif op.code < K.MAXIMUM:
+        op.np_fn(xd, yd, view)  # positional out: numpy's fastest call
+    else:
+        op.np_fn(xd, yd, out=view)  # np.maximum / np.minimum deprecate a positional out
+    if xtape is tape:
+        xoff = x._off
+        xrow = x._row
+    else:
+        xoff, xrow = tape.import_tensor(x, x._rg)
+    if ytape is tape:
+        yoff = y._off
+        yrow = y._row
+    else:
+        hit = tape.imports.get(id(y))  # a constant or leaf used again: its arena copy (Tape.import_tensor)
+        if hit is not None and hit[2] is y and hit[3] == y._version:
+            yoff = hit[0]
+            yrow = hit[1]
+        else:
+            yoff, yrow = tape.import_tensor(y, y._rg)
+    code = op.code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+    row = tape.nrows
+    if row >= tape.row_cap:
+        tape.grow()
+    tape.pack(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
+    tape.nrows = row + 1
+    t = _new(Tensor)
+    t._data = view
+    t._rg = True
+    t._op = op
+    t._inputs = (x, y)
+    t._tape = tape
+    t._off = off
+    t._row = row
+    if n >= BIG_ROW:
+        tape.mark_vectorized(row, t)
+    return t
+
+
+def _fast_binary(op):
+    """(Repeats the recording tail of ``_binary`` on purpose, as ``_fast_unary`` does for ``_unary``: one call
+    frame and the generic checks are ~15% of a small op's forward cost, which is the W1 bar.)
+
+    The hot path of a same-shape binary op whose first operand is on this thread's current tape (the
+    second on it too, or imported there already), nothing dual, small; else the generic ``_binary``."""
+    np_fn = op.np_fn
+    base_code = op.code
+
+    def fast(x, y):
+        tape = x._tape
+        if (
+            tape is not None
+            and x._tangents is None
+            and y._tangents is None
+            and tape.is_current == _grad_state.recorder  # grad mode on, and this thread's current tape
+        ):
+            xd = x._data
+            yd = y._data
+            n = xd.size
+            if xd.shape == yd.shape and xd.dtype is yd.dtype and n < PARALLEL_MIN and tape.used + n < tape.capacity:
+                if y._tape is tape:
+                    yoff = y._off
+                    yrow = y._row
+                else:
+                    hit = tape.imports.get(id(y))
+                    if hit is None or hit[2] is not y or hit[3] != y._version:
+                        return _binary(op, x, y)
+                    yoff = hit[0]
+                    yrow = hit[1]
+                off = tape.used
+                tape.used = off + (n or 1)
+                view = tape.values[off : off + n]
+                if xd.ndim != 1:
+                    view = view.reshape(xd.shape)
+                np_fn(xd, yd, view)
+                row = tape.nrows
+                if row >= tape.row_cap:
+                    tape.grow()
+                code = base_code | K.XRG | K.YRG if y._rg else base_code | K.XRG
+                tape.pack(tape.rows, row * 80, code, off, x._off, yoff, n, 0, x._row, yrow, 0.0, 0.0)
+                tape.nrows = row + 1
+                t = _new(Tensor)
+                t._data = view
+                t._rg = True
+                t._op = op
+                t._inputs = (x, y)
+                t._tape = tape
+                t._off = off
+                t._row = row
+                if n >= BIG_ROW:
+                    tape.mark_vectorized(row, t)
+                return t
+        return _binary(op, x, y)
+
+    return fast
+
+
+def _binary_np(op, xd, yd, out):
+    """``op.np_fn(xd, yd, out=out)`` for same-shape operands, one chunk per core."""
+    xf = xd.reshape(-1)
+    yf = yd.reshape(-1)
+    of = out.reshape(-1)
+    parallel.run(of.size, lambda lo, hi: op.np_fn(xf[lo:hi], yf[lo:hi], out=of[lo:hi]))
+    return out
+
+
+def _dual_binary(op, x, y):
+    """Forward mode through an elementwise binary op: ``tx * dx + ty * dy``; None if no operand has a visible
+    tangent."""
+    xd = x._data
+    yd = y._data
+    if xd.shape == yd.shape and xd.dtype is yd.dtype:
+        level = _forward.compiled_level(x, y)
+        if level is not None:
+            return _compiled_jvp_binary(op, x, y, level)
+    levels = _forward.visible_levels_of(x, y)
+    if not levels:
+        return None
+    if xd.shape != yd.shape:
+        # broadcast first, outside the rule: the expanded operands keep their tangents for the reverse rules
+        shape = _broadcast_shape(xd.shape, yd.shape)
+        if xd.shape != shape:
+            x = _ops.expand(x, shape)
+        if yd.shape != shape:
+            y = _ops.expand(y, shape)
+    return _forward.apply_dual(
+        lambda: _binary(op, x, y, False),
+        lambda tan, base: op.jvp(tan(x), tan(y), x, y, base),
+        (x, y),
+        levels,
+    )
+
+
+def _compiled_jvp_binary(op, x, y, level):
+    """Same-shape, same-dtype operands: the primal by numpy, the tangent by the compiled partials."""
+    xd = x._data
+    yd = y._data
+    n = xd.size
+    if n >= PARALLEL_MIN:
+        od = _binary_np(op, xd, yd, np.empty(xd.shape, xd.dtype))
+    else:
+        od = np.asarray(op.np_fn(xd, yd))
+    dt = od.dtype
+    tx = _forward.tangent_of(x, level)
+    ty = _forward.tangent_of(y, level)
+    of = od if od.ndim == 1 else od.reshape(-1)
+    xf = _flat(xd, dt)
+    yf = _flat(yd, dt)
+    txf = _flat(tx._data, dt) if tx is not None else of
+    tyf = _flat(ty._data, dt) if ty is not None else of
+    res = np.empty(od.shape, dt)
+    rf = res if res.ndim == 1 else res.reshape(-1)
+    code, has_tx, has_ty = op.code, tx is not None, ty is not None
+    if n >= PARALLEL_MIN:
+        parallel.run(
+            n,
+            lambda lo, hi: _cpu.jvp_binary(
+                code, xf[lo:hi], yf[lo:hi], of[lo:hi], txf[lo:hi], tyf[lo:hi], rf[lo:hi], has_tx, has_ty
+            ),
+        )
+    else:
+        _cpu.jvp_binary(code, xf, yf, of, txf, tyf, rf, has_tx, has_ty)
+    return _dual_result(od, level, res)
+
+
+def _terms(*terms):
+    """Sum of the non-None terms (None if all are)."""
+    total = None
+    for t_ in terms:
+        if t_ is not None:
+            total = t_ if total is None else total + t_
+    return total
+
+
+_add_fast = _fast_binary(ADD)
+_sub_fast = _fast_binary(SUB)
+_mul_fast = _fast_binary(MUL)
+
+
+def _is_scalar(v):
+    """A Python number (numpy scalars are arrays here, as numpy's own promotion treats them)."""
+    tv = type(v)
+    if tv is float or tv is int:
+        return True
+    if tv is Tensor or isinstance(v, (Tensor, np.generic, np.ndarray)):
+        return False
+    return isinstance(v, numbers.Real)
+
+
+def add(x, y, *, alpha=1):
+    if type(y) is float and type(x) is Tensor and alpha == 1:
+        return _affine_fast(x, a0=1.0, a1=y, ctx=(1.0, y, "add"))
+    if type(y) is Tensor and type(x) is Tensor and alpha == 1:
+        return _add_fast(x, y)
+    if alpha != 1:
+        y = mul(y, alpha)
+    if not isinstance(x, Tensor):
+        x, y = y, x
+    if _is_scalar(y):
+        return affine(x, 1.0, y, "add")
+    return _binary(ADD, x, as_tensor_operand(y, x, fn="add"))
+
+
+def sub(x, y, *, alpha=1):
+    if type(y) is Tensor and type(x) is Tensor and alpha == 1:
+        return _sub_fast(x, y)
+    if alpha != 1:
+        y = mul(y, alpha)
+    if _is_scalar(y):
+        return affine(x, 1.0, -y, "sub")
+    return _binary(SUB, x, as_tensor_operand(y, x, fn="sub"))
+
+
+def rsub(x, y):
+    """``y - x``."""
+    if _is_scalar(y):
+        return affine(x, -1.0, y, "rsub")
+    return _binary(SUB, as_tensor_operand(y, x), x)
+
+
+def mul(x, y):
+    ty = type(y)
+    if ty is Tensor and type(x) is Tensor:
+        return _mul_fast(x, y)
+    if ty is float and type(x) is Tensor:
+        return _affine_fast(x, a0=y, a1=0.0, ctx=(y, 0.0, "mul"))
+    if not isinstance(x, Tensor):
+        x, y = y, x
+    if _is_scalar(y):
+        return affine(x, y, 0.0, "mul")
+    return _binary(MUL, x, as_tensor_operand(y, x, fn="mul"))
+
+
+def div(x, y, *, rounding_mode=None):
+    if rounding_mode is not None:
+        raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
+    if _is_scalar(y) and y != 0:
+        return _unary(AFFINE, x, 1.0 / y, 0.0, (1.0 / y, 0.0, "div"))
+    return _binary(DIV, x, as_tensor_operand(float(y) if _is_scalar(y) else y, x, fn="div"))
+
+
+def rdiv(x, y):
+    """``y / x``."""
+    if _is_scalar(y):
+        return _unary(RDIV_SCALAR, x, float(y), 0.0)
+    return _binary(DIV, as_tensor_operand(y, x), x)
+
+
+def pow(x, y):
+    if isinstance(x, Tensor) and _is_scalar(y):
+        if y == 2:
+            return _unary(SQUARE, x)
+        return _unary(POW_SCALAR, x, float(y), 0.0)
+    if not isinstance(x, Tensor) and _is_scalar(x):
+        if x <= 0:
+            return _binary(POW, as_tensor_operand(float(x), y), y)
+        return _unary(RPOW_SCALAR, y, float(x), 0.0)
+    x = as_tensor_operand(x, y if isinstance(y, Tensor) else None, "input", "pow")
+    return _binary(POW, x, as_tensor_operand(y, x, fn="pow"))
+
+
+def _tensor_arg(value, fn, what):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{fn}(): argument '{what}' must be Tensor, not {type(value).__name__}")
+    return value
+
+
+def tanh_backward(g, y):
+    """``g * (1 - y**2)`` for tensors ``g`` and ``y`` (``y`` the output of tanh), as torch's tanh_backward."""
+    return _binary(TANH_BACKWARD, g, y)
+
+
+def maximum(x, y):
+    return _binary(MAXIMUM, _tensor_arg(x, "maximum", "input"), _tensor_arg(y, "maximum", "other"))
+
+
+def minimum(x, y):
+    return _binary(MINIMUM, _tensor_arg(x, "minimum", "input"), _tensor_arg(y, "minimum", "other"))
+
+
+def _fast_unary(op):
+    """The forward pass's hottest path, specialised per op: an elementwise op on a tensor recorded on this
+    thread's current tape, nothing dual, small. Anything else goes through the generic ``_unary``, which
+    records exactly the same row; this only skips its checks and a call frame."""
+    code = op.code | K.XRG
+    np_fn = op.np_fn
+    plain = op.plain
+    vector_fn = op.vector_fn
+    with_attrs = op.code in _ATTR_CODES
+
+    def fast(x, *, a0=0.0, a1=0.0, ctx=None):
+        tape = x._tape  # not None: a recorded result (so it requires grad)
+        if x._tangents is not None:
+            if _fw.levels:
+                out = _dual_unary(op, x, a0, a1, ctx)
+                if out is not None:
+                    return out
+        elif tape is not None and tape.is_current == _grad_state.recorder:  # grad mode on, this thread's tape
+            xd = x._data
+            n = xd.size
+            if n < PARALLEL_MIN and tape.used + n < tape.capacity:
+                off = tape.used
+                tape.used = off + (n or 1)
+                view = tape.values[off : off + n]
+                if xd.ndim != 1:
+                    view = view.reshape(xd.shape)
+                if plain:
+                    if vector_fn is None or n < VECTOR_MIN:
+                        np_fn(xd, view)
+                    else:
+                        vector_fn(xd, view)
+                elif with_attrs:
+                    np_fn(xd, a0, a1, view)
+                else:
+                    np_fn(xd, out=view)
+                row = tape.nrows
+                if row >= tape.row_cap:
+                    tape.grow()
+                tape.pack(tape.rows, row * 80, code, off, x._off, -1, n, 0, x._row, -1, a0, a1)
+                tape.nrows = row + 1
+                t = _new(Tensor)
+                t._data = view
+                t._rg = True
+                t._op = op
+                t._inputs = (x,)
+                if ctx is not None:
+                    t._ctx = ctx
+                t._tape = tape
+                t._off = off
+                t._row = row
+                if n >= BIG_ROW:
+                    tape.mark_vectorized(row, t)
+                return t
+        return _unary(op, x, a0, a1, ctx)
+
+    return fast
+
+
+_affine_fast = _fast_unary(AFFINE)  # the scalar forms of + - * / (see ``affine``)
+
+
+def _unary_fn(op):
+    fast = _fast_unary(op)
+
+    def fn(x):
+        try:
+            return fast(x)
+        except AttributeError:
+            _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
+            raise
+
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise ``{op.name}``, differentiable in reverse and forward mode."
+    fn.method = fast  # Tensor methods skip the argument check: ``self`` is a Tensor
+    return fn
+
+
+def _as_float_operand(x, what):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    return x
+
+
+neg = _unary_fn(NEG)
+abs = _unary_fn(ABS)  # noqa: A001 - torch's name
+exp = _unary_fn(EXP)
+log = _unary_fn(LOG)
+log1p = _unary_fn(LOG1P)
+expm1 = _unary_fn(EXPM1)
+sqrt = _unary_fn(SQRT)
+rsqrt = _unary_fn(RSQRT)
+sin = _unary_fn(SIN)
+cos = _unary_fn(COS)
+tan = _unary_fn(TAN)
+tanh = _unary_fn(TANH)
+sigmoid = _unary_fn(SIGMOID)
+relu = _unary_fn(RELU)
+erf = _unary_fn(ERF)
+square = _unary_fn(SQUARE)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 - torch's names
+    _tensor_arg(x, "clamp", "input")
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    lo = math.nan if min is None else float(min)
+    hi = math.nan if max is None else float(max)
+    return _unary(CLAMP, x, lo, hi)
+
+
+clip = clamp
+
+
+def clone(x):
+    return _unary(COPY, x, 0.0, 0.0, (0.0, 0.0, None))
+
+
+@linear_op
+def cast(x, dtype):
+    """Differentiable dtype conversion (the cotangent is cast back)."""
+    dtype = np.dtype(dtype)
+    if not (_grad_state.enabled and x._rg):
+        return wrap_array(x._data.astype(dtype))
+    if dtype.kind != "f":
+        return wrap_array(x._data.astype(dtype))
+    n = x._data.size
+    tape = _tape_for(dtype, 2 * n + 2, x)
+    off = tape.alloc(n)
+    view = tape.view(off, x.shape, n)
+    view[...] = x._data
+    xoff, xrow = tape.import_tensor(x, True)  # another dtype: always another tape
+    row = tape.record(K.COPY | K.XRG, off, xoff, -1, n, 0, xrow)
+    return _result(view, tape, off, row, CAST, (x,), (0.0, 0.0))
+
+
+CAST = Op("cast", K.COPY, "ToCopyBackward0", lambda g, out, inputs, ctx: (cast(g, inputs[0].dtype),))
+
+# the formulas' bare names that are ops of this module (the rest: ad/ops/pointwise_ops.py)
+TENSOR_NAMES.update(cos=cos, sin=sin, exp=exp, sqrt=sqrt, log=log)

@@ -1,0 +1,514 @@
+"""Issue 13's reductions, scans and special functions: median, nanmean, nansum, cumsum, cumprod, cummax,
+cummin, logcumsumexp, count_nonzero, all, any, aminmax, norm, dist, lgamma, digamma, polygamma.
+
+Two kinds of op live here:
+
+- Python-swept primitives (``ad.autograd.Function`` subclasses named as torch's nodes, ``CumsumBackward0``):
+  ``forward`` computes with numpy/scipy on the arrays, ``backward`` and ``jvp`` are written with ``ad`` ops
+  (and call these same Functions), so ``create_graph=True``, second order and nested forward levels work.
+  The compiled sweep stops at their row and calls ``backward`` (``ad/autograd/function.py``). Scans and the
+  special functions (no formula for scipy's digamma in the kernels) are such primitives.
+- Composites of existing ops (median and cummax pick elements by index, so their gradient is a gather;
+  nansum masks NaN with ``where``; norm is built from abs, pow, sum, amax).
+
+Non-differentiable results (indices, counts, bools) are plain tensors.
+"""
+
+import builtins
+import collections
+import math
+
+import numpy as np
+import scipy.special
+
+from . import ops
+from .autograd.function import Function
+from .ops.pointwise_ops import with_out
+from .tensor import Tensor, _wrap_dim, wrap_array
+
+_values_indices = collections.namedtuple("values_indices", ["values", "indices"])
+aminmax_result = collections.namedtuple("aminmax", ["min", "max"])
+
+
+def _check_tensor(x, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
+    return x
+
+
+def _dim1(x, dim):
+    """``dim`` wrapped for a scan over ``x`` (a 0-d tensor scans as one element, as torch)."""
+    return _wrap_dim(dim, builtins.max(x.ndim, 1))
+
+
+def _reversed(t, dim):
+    """``t`` reversed along ``dim`` (a strided view: differentiable)."""
+    key = (slice(None),) * dim + (slice(None, None, -1),)
+    return t[key]
+
+
+# --- special functions --------------------------------------------------------------------------------------
+
+
+def _polygamma_np(n, x):
+    if n == 0:
+        return scipy.special.psi(x)
+    return scipy.special.polygamma(n, x)
+
+
+def _special(grad_fn_name, forward_np, derivative):
+    """A Function ``f(x)`` computed by ``forward_np(array)``, with ``f'(x) = derivative(x)`` (an ad op)."""
+
+    class Special(Function):
+        _grad_fn_name = grad_fn_name
+
+        @staticmethod
+        def forward(ctx, x, n=0):
+            ctx.save_for_backward(x)
+            ctx.n = n
+            d = x._data if x._data.dtype.kind == "f" else x._data.astype(np.float64)
+            return wrap_array(np.asarray(forward_np(n, d), dtype=d.dtype))
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * derivative(ctx.n, x), None
+
+        @staticmethod
+        def jvp(ctx, t, _=None):
+            (x,) = ctx.saved_tensors
+            return t * derivative(ctx.n, x)
+
+    Special.__name__ = Special.__qualname__ = grad_fn_name[: -len("Backward0")]
+    return Special
+
+
+_Lgamma = _special("LgammaBackward0", lambda n, d: scipy.special.gammaln(d), lambda n, x: digamma(x))
+_Digamma = _special("DigammaBackward0", _polygamma_np, lambda n, x: polygamma(1, x))
+_Polygamma = _special("PolygammaBackward0", _polygamma_np, lambda n, x: polygamma(n + 1, x))
+
+
+def lgamma(input):  # noqa: A002 - torch's name
+    """``log |Gamma(input)|``; its derivative is ``digamma``."""
+    return _Lgamma.apply(_check_tensor(input, "lgamma"))
+
+
+def digamma(input):  # noqa: A002
+    """``d/dx log Gamma(x)``; its derivative is ``polygamma(1, x)``."""
+    return _Digamma.apply(_check_tensor(input, "digamma"))
+
+
+def polygamma(n, input):  # noqa: A002
+    """The ``n``-th derivative of ``digamma``."""
+    if not isinstance(n, int) or n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    x = _check_tensor(input, "polygamma")
+    return _Digamma.apply(x) if n == 0 else _Polygamma.apply(x, n)
+
+
+def polygamma_method(self, n):
+    """``Tensor.polygamma(n)`` (torch's method takes ``n`` after ``self``)."""
+    return polygamma(n, self)
+
+
+# --- scans ---------------------------------------------------------------------------------------------------
+
+
+class _Cumsum(Function):
+    _grad_fn_name = "CumsumBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return wrap_array(np.cumsum(x._data.reshape(x.shape or (1,)), axis=dim).reshape(x.shape))
+
+    @staticmethod
+    def backward(ctx, g):
+        if g.ndim == 0:
+            return g, None
+        return _reversed(cumsum(_reversed(g, ctx.dim), ctx.dim), ctx.dim), None
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        return cumsum(t, ctx.dim)
+
+
+def cumsum(input, dim, *, dtype=None):  # noqa: A002
+    """Cumulative sum along ``dim``."""
+    x = _check_tensor(input, "cumsum")
+    if dtype is not None:
+        x = x.to(dtype)
+    return _Cumsum.apply(x, _dim1(x, dim))
+
+
+class _Cumprod(Function):
+    _grad_fn_name = "CumprodBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        ctx.save_for_backward(x)
+        return wrap_array(np.cumprod(x._data.reshape(x.shape or (1,)), axis=dim).reshape(x.shape))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return _cumprod_vjp(g, x, ctx.dim), None
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        (x,) = ctx.saved_tensors
+        # d out_i = sum_{j <= i} t_j * d out_i / d x_j: the transpose of the VJP, by linearity in t
+        return _cumprod_jvp(t, x, ctx.dim)
+
+
+def _rev_cumsum(t, dim):
+    return _reversed(cumsum(_reversed(t, dim), dim), dim)
+
+
+def _cumprod_vjp(g, x, dim):
+    """``sum_{i >= j} g_i * d out_i / d x_j``, written with ad ops (so it is itself differentiable).
+
+    Without zeros it is ``rev_cumsum(g * out) / x``. With zeros, that formula still holds wherever ``x_j`` is
+    not 0 (the products past the first zero of a line are 0 and have no gradient there); at a line's first
+    zero ``z`` the gradient is ``sum_{i >= z} g_i * P_i``, ``P`` the cumulative product with ``x_z`` set to 1;
+    later zeros get 0, as torch."""
+    if x.ndim == 0:
+        return g
+    out = cumprod(x, dim)
+    xd = x._data
+    zero = xd == 0
+    if not zero.any():
+        return _rev_cumsum(g * out, dim) / x
+    first = zero & (np.cumsum(zero, axis=dim) == 1)
+    after = np.cumsum(first, axis=dim) > 0
+    safe = ops.where(wrap_array(zero), ops.ones_like(x), x)
+    part = ops.where(wrap_array(zero), ops.zeros_like(x), _rev_cumsum(g * out, dim) / safe)
+    p = cumprod(ops.where(wrap_array(first), ops.ones_like(x), x), dim)
+    at_zero = ops.sum(g * p * wrap_array(after.astype(xd.dtype)), dim, keepdim=True)
+    return part + ops.where(wrap_array(first), ops.expand(at_zero, x.shape), ops.zeros_like(x))
+
+
+def _cumprod_jvp(t, x, dim):
+    """Forward mode of cumprod: ``out_i * sum_{j <= i} t_j / x_j`` without zeros; with zeros, through the
+    same masks as ``_cumprod_vjp`` (a product with one factor replaced by its tangent)."""
+    if x.ndim == 0:
+        return t
+    out = cumprod(x, dim)
+    xd = x._data
+    zero = xd == 0
+    if not zero.any():
+        return out * cumsum(t / x, dim)
+    # exact and simple: sum over j of cumprod with x_j replaced by t_j (n products of the line length)
+    n = x.shape[dim]
+    total = None
+    for j in range(n):
+        onehot = np.zeros(x.shape, bool)
+        idx = [slice(None)] * x.ndim
+        idx[dim] = j
+        onehot[tuple(idx)] = True
+        term = cumprod(ops.where(wrap_array(onehot), t, x), dim) * wrap_array(
+            (np.cumsum(onehot, axis=dim) > 0).astype(xd.dtype)
+        )
+        total = term if total is None else total + term
+    return total
+
+
+def cumprod(input, dim, *, dtype=None):  # noqa: A002
+    """Cumulative product along ``dim``; the gradient is exact at zeros, as torch's."""
+    x = _check_tensor(input, "cumprod")
+    if dtype is not None:
+        x = x.to(dtype)
+    return _Cumprod.apply(x, _dim1(x, dim))
+
+
+def _cum_extreme(x, dim, is_max):
+    """Running max/min along ``dim`` and the index it came from, as torch: a later equal value takes over,
+    and NaN propagates (each new NaN takes over)."""
+    d = x._data.reshape(x.shape or (1,))
+    moved = np.moveaxis(d, dim, -1)
+    idx = np.zeros(moved.shape, np.int64)
+    best = moved[..., 0].copy()
+    bi = np.zeros(best.shape, np.int64)
+    for k in range(moved.shape[-1]):
+        v = moved[..., k]
+        better = (v >= best) if is_max else (v <= best)
+        if d.dtype.kind == "f":
+            better = np.isnan(v) | (~np.isnan(best) & better)
+        best = np.where(better, v, best)
+        bi = np.where(better, k, bi)
+        idx[..., k] = bi
+    return np.moveaxis(idx, -1, dim).reshape(x.shape)
+
+
+def _cummax_min(x, dim, is_max, fn):
+    x = _check_tensor(x, fn)
+    dim = _dim1(x, dim)
+    idx = _cum_extreme(x, dim, is_max)
+    if x.ndim == 0:
+        return _values_indices(x * 1 if x._data.dtype.kind == "f" else wrap_array(x._data.copy()), wrap_array(idx))
+    if x._data.dtype.kind != "f":
+        return _values_indices(wrap_array(np.take_along_axis(x._data, idx, dim)), wrap_array(idx))
+    return _values_indices(ops.gather(x, dim, wrap_array(idx)), wrap_array(idx))
+
+
+def cummax(input, dim):  # noqa: A002
+    """``(values, indices)``: the running maximum along ``dim``; the gradient goes to the element chosen."""
+    return _cummax_min(input, dim, True, "cummax")
+
+
+def cummin(input, dim):  # noqa: A002
+    return _cummax_min(input, dim, False, "cummin")
+
+
+def logcumsumexp(input, dim):  # noqa: A002
+    """``log(cumsum(exp(input), dim))``, shifted by the line's maximum for stability (a composite)."""
+    x = _check_tensor(input, "logcumsumexp")
+    dim = _dim1(x, dim)
+    if x.ndim == 0:
+        return x * 1.0
+    d = x._data
+    m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
+    m = np.where(np.isfinite(m), m, 0.0).astype(d.dtype)
+    return ops.log(cumsum(ops.exp(x - wrap_array(m)), dim)) + wrap_array(m)
+
+
+# --- reductions -----------------------------------------------------------------------------------------------
+
+
+def _dims(x, dim):
+    return ops._reduce_dims(x, dim)
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+    """Sum treating NaN as 0 (no gradient to NaN elements)."""
+    x = _check_tensor(input, "nansum")
+    if dtype is not None:
+        x = x.to(dtype)
+    nan = np.isnan(x._data) if x._data.dtype.kind == "f" else None
+    if nan is not None and nan.any():
+        x = ops.where(wrap_array(nan), ops.zeros_like(x), x)
+    return ops.sum(x, dim, keepdim=keepdim)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+    """Mean over the elements that are not NaN."""
+    x = _check_tensor(input, "nanmean")
+    if dtype is not None:
+        x = x.to(dtype)
+    if x._data.dtype.kind != "f":
+        raise RuntimeError(
+            "nanmean(): expected input to have floating point or complex dtype but got "
+            f"{ops._torch_dtype(x.dtype).capitalize()}"
+        )
+    dims = _dims(x, dim)
+    count = np.sum(~np.isnan(x._data), axis=dims, keepdims=keepdim).astype(x._data.dtype)
+    return nansum(x, dim, keepdim) / wrap_array(count)
+
+
+def _median(x, dim, keepdim, ignore_nan, fn):
+    x = _check_tensor(x, fn)
+    d = x._data
+    if dim is None:
+        flat = d.reshape(-1)
+        if flat.size == 0:
+            raise IndexError(f"{fn}() input tensor cannot be empty")
+        i = int(_median_index(flat[None, :], ignore_nan)[0])
+        if d.dtype.kind != "f" or math.isnan(flat[i]):
+            return x.reshape(-1)[i]
+        # ties share the gradient evenly, as torch: the largest of the elements equal to the median
+        ties = wrap_array(d == flat[i])
+        return ops.amax(ops.where(ties, x, wrap_array(np.asarray(-np.inf, d.dtype))))
+    dim = _dim1(x, dim)
+    if x.ndim == 0:
+        return _values_indices(x * 1 if d.dtype.kind == "f" else wrap_array(d.copy()), wrap_array(np.asarray(0)))
+    moved = np.moveaxis(d, dim, -1)
+    idx = _median_index(moved.reshape(-1, moved.shape[-1]), ignore_nan).reshape(moved.shape[:-1])
+    idx = np.expand_dims(idx, dim)
+    if d.dtype.kind == "f":
+        values = ops.gather(x, dim, wrap_array(idx))
+    else:
+        values = wrap_array(np.take_along_axis(d, idx, dim))
+    if not keepdim:
+        values = ops.squeeze(values, dim)
+        idx = np.squeeze(idx, dim)
+    return _values_indices(values, wrap_array(idx))
+
+
+def _median_index(rows, ignore_nan):
+    """Index of the lower median of each row; NaN: the first NaN's (median) or skipped (nanmedian)."""
+    order = np.argsort(rows, axis=1, kind="stable")  # NaN sort last
+    nan = np.isnan(rows) if rows.dtype.kind == "f" else np.zeros(rows.shape, bool)
+    valid = rows.shape[1] - nan.sum(axis=1)
+    k = np.maximum((valid - 1) // 2, 0) if ignore_nan else np.full(rows.shape[0], (rows.shape[1] - 1) // 2)
+    idx = order[np.arange(rows.shape[0]), k]
+    if not ignore_nan:
+        has_nan = nan.any(axis=1)
+        idx = np.where(has_nan, np.argmax(nan, axis=1), idx)
+    return idx
+
+
+def median(input, dim=None, keepdim=False):  # noqa: A002
+    """The lower median (of all elements, or ``(values, indices)`` along ``dim``); NaN if there is one."""
+    return _median(input, dim, keepdim, False, "median")
+
+
+def nanmedian(input, dim=None, keepdim=False):  # noqa: A002
+    """``median`` ignoring NaN."""
+    return _median(input, dim, keepdim, True, "nanmedian")
+
+
+def count_nonzero(input, dim=None):  # noqa: A002
+    x = _check_tensor(input, "count_nonzero")
+    axis = None if dim is None else tuple(_dims(x, dim))
+    return wrap_array(np.asarray(np.count_nonzero(x._data, axis=axis), dtype=np.int64))
+
+
+def _bool_reduce(np_fn, fn):
+    def reduce(input, dim=None, keepdim=False):  # noqa: A002
+        x = _check_tensor(input, fn)
+        axis = None if dim is None else tuple(_dims(x, dim))
+        return wrap_array(np.asarray(np_fn(x._data, axis=axis, keepdims=keepdim if dim is not None else False)))
+
+    reduce.__name__ = fn
+    reduce.__doc__ = f"Whether {'all' if fn == 'all' else 'any'} elements (along ``dim``) are nonzero (bool)."
+    return reduce
+
+
+all = _bool_reduce(np.all, "all")  # noqa: A001 - torch's name
+any = _bool_reduce(np.any, "any")  # noqa: A001
+
+
+def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002
+    """``(min, max)`` over ``dim`` (all elements if None); gradients as amin and amax."""
+    x = _check_tensor(input, "aminmax")
+    if x._data.size == 0:
+        raise RuntimeError(
+            "aminmax(): cannot compute aminmax over an empty dimension as the operation has no identity."
+        )
+    if dim is None and keepdim:
+        dims = tuple(range(x.ndim))
+        return aminmax_result(ops.amin(x, dims, keepdim=True), ops.amax(x, dims, keepdim=True))
+    return aminmax_result(ops.amin(x, dim, keepdim=keepdim), ops.amax(x, dim, keepdim=keepdim))
+
+
+# --- norms ------------------------------------------------------------------------------------------------------
+
+
+class _NuclearNorm(Function):
+    """Sum of the singular values of a matrix (LAPACK through numpy); its gradient is ``U V^T``."""
+
+    _grad_fn_name = "LinalgMatrixNormBackward0"
+
+    @staticmethod
+    def forward(ctx, x, keepdim):
+        u, s, vt = np.linalg.svd(x._data, full_matrices=False)
+        ctx.save_for_backward(x)
+        ctx.uvt = u @ vt
+        ctx.keepdim = keepdim
+        return wrap_array(np.asarray(s.sum()).reshape((1, 1) if keepdim else ()))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return ops.reshape(g, ()) * _NuclearNormGrad.apply(x, ctx.uvt), None
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        out = ops.sum(t * wrap_array(ctx.uvt))
+        return ops.reshape(out, (1, 1)) if ctx.keepdim else out
+
+
+class _NuclearNormGrad(Function):
+    """``U V^T`` as a node, so that a second derivative raises instead of taking it as a constant (the
+    derivative of the SVD factors belongs to ``ad.linalg``)."""
+
+    _grad_fn_name = "LinalgSvdBackward0"
+
+    @staticmethod
+    def forward(ctx, x, uvt):
+        return wrap_array(uvt.copy())
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("the second derivative of norm(p='nuc') is not implemented in ad")
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        raise NotImplementedError("the second derivative of norm(p='nuc') is not implemented in ad")
+
+
+def _safe_root(s, p):
+    """``s ** (1 / p)`` with a zero gradient where ``s`` is 0 (torch's norm backward masks those)."""
+    zero = s._data == 0
+    if not zero.any():
+        return ops.sqrt(s) if p == 2 else ops.pow(s, 1.0 / p)
+    z = wrap_array(zero)
+    safe = ops.where(z, ops.ones_like(s), s)
+    root = ops.sqrt(safe) if p == 2 else ops.pow(safe, 1.0 / p)
+    return ops.where(z, ops.zeros_like(s), root)
+
+
+def _abs_pow(x, p):
+    """``|x| ** p`` with a zero gradient at ``x = 0`` (for ``p < 1`` the power's derivative is infinite)."""
+    a = ops.abs(x)
+    zero = x._data == 0
+    if not zero.any():
+        return ops.pow(a, p)
+    z = wrap_array(zero)
+    return ops.where(z, ops.zeros_like(a), ops.pow(ops.where(z, ops.ones_like(a), a), p))
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
+    """torch.norm: the vector ``p``-norm over ``dim`` (all elements if None) for a number ``p`` (inf, -inf,
+    0, 1, 2, any other), ``'fro'`` (the 2-norm of the elements), ``'nuc'`` (sum of singular values, 2-D)."""
+    x = _check_tensor(input, "norm")
+    if dtype is not None:
+        x = x.to(dtype)
+    if x._data.dtype.kind != "f":
+        raise RuntimeError(
+            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
+            f"{ops._torch_dtype(x.dtype).capitalize()}"
+        )
+    if p is None:
+        p = "fro"
+    if p == "nuc":
+        if dim is not None and x.ndim == 2 and sorted(_dims(x, dim)) == [0, 1]:
+            dim = None  # both dims of a matrix: the same norm
+        if dim is not None:
+            raise NotImplementedError("norm(p='nuc') of a batch of matrices (dim given) is not implemented in ad")
+        if x.ndim != 2:
+            raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
+        return _NuclearNorm.apply(x, keepdim)
+    if isinstance(p, str):
+        if p != "fro":
+            raise RuntimeError(f"norm(): unsupported p={p!r} (expected a number, 'fro' or 'nuc')")
+        p = 2
+    p = float(p)
+    dims = _dims(x, dim)
+    if p == 2:
+        return _safe_root(ops.sum(x * x, dims, keepdim=keepdim), 2)
+    if p == 1:
+        return ops.sum(ops.abs(x), dims, keepdim=keepdim)
+    if p == math.inf:
+        return ops.amax(ops.abs(x), dims, keepdim=keepdim)
+    if p == -math.inf:
+        return ops.amin(ops.abs(x), dims, keepdim=keepdim)
+    if p == 0:
+        count = np.sum(x._data != 0, axis=tuple(dims), keepdims=keepdim).astype(x._data.dtype)
+        return ops.sum(x * 0.0, dims, keepdim=keepdim) + wrap_array(count)  # zero gradient, connected
+    return _safe_root(ops.sum(_abs_pow(x, p), dims, keepdim=keepdim), p)
+
+
+def dist(input, other, p=2):  # noqa: A002
+    """``norm(input - other, p)`` over all elements."""
+    x = _check_tensor(input, "dist")
+    return norm(x - other, p)
+
+
+_OUT = (
+    "lgamma digamma polygamma cumsum cumprod cummax cummin logcumsumexp nansum nanmean median nanmedian all any "
+    "aminmax norm dist"
+).split()
+for _name in _OUT:
+    globals()[_name] = with_out(globals()[_name])

@@ -118,3 +118,32 @@ divide = div
 negative = neg
 
 __version__ = "0.1.0"
+
+# --- linalg (issue 13): ad.linalg and the products / contractions of ad/ops/products.py
+from . import linalg  # noqa: E402
+from .ops.products import (  # noqa: E402
+    addbmm,
+    addmm,
+    addmv,
+    baddbmm,
+    bmm,
+    chain_matmul,
+    cholesky_inverse,
+    cholesky_solve,
+    cross,
+    det,
+    einsum,
+    inner,
+    inverse,
+    kron,
+    logdet,
+    matrix_exp,
+    matrix_power,
+    mv,
+    pinverse,
+    slogdet,
+    tensordot,
+    vdot,
+)
+
+# --- end linalg

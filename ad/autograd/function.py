@@ -104,7 +104,7 @@ class _Record:
         return grads
 
     def kernel_backward(self, s):
-        """Called by the compiled sweep (``engine._sweep_tape``) at this call's first output row."""
+        """Called by the compiled sweep (``engine._sweep_tape``) at this call's last output row."""
 
         def cot_of(out):
             if out._tape is not s.tape or not s.live[out._off]:
@@ -199,7 +199,7 @@ def _record(cls, ctx, args, outputs):
         if isinstance(a, Tensor) and a._rg:
             rec.slots[i] = _operand(tape, a)
     recorded = []
-    first_row = -1
+    last_row = -1
     for o, d in zip(outputs, diff):
         if not d or o.dtype != dt:
             recorded.append(o)
@@ -210,8 +210,7 @@ def _record(cls, ctx, args, outputs):
         view = tape.view(off, o.shape, n)
         np.copyto(view, o._data)
         row = tape.record(K.PYTHON, off, -1, -1, n)
-        if first_row < 0:
-            first_row = row
+        last_row = row
         t = _new(Tensor)
         t._data = view
         t._rg = True
@@ -223,7 +222,9 @@ def _record(cls, ctx, args, outputs):
         t._row = row
         recorded.append(t)
         rec.outputs.append(t)
-    tape.register_hook_row(first_row, rec)
+    # the sweep stops at the last output's row: every consumer of any output is recorded after it, and a
+    # sweep seeded at a later output (only it used) would end above the first output's row
+    tape.register_hook_row(last_row, rec)
     # keep the record alive as long as any output is (the tape holds it weakly)
     return recorded
 

@@ -104,7 +104,11 @@ class _Record:
         return grads
 
     def kernel_backward(self, s):
-        """Called by the compiled sweep (``engine._sweep_tape``) at this call's last output row."""
+        """Called by the compiled sweep (``engine._sweep_tape``) at each output row it reaches; runs once, at
+        the first (highest) of them: every consumer of any output was recorded after the outputs, so their
+        cotangents are complete there."""
+        if any(r is self for r in s.functions):
+            return
 
         def cot_of(out):
             if out._tape is not s.tape or not s.live[out._off]:
@@ -199,7 +203,7 @@ def _record(cls, ctx, args, outputs):
         if isinstance(a, Tensor) and a._rg:
             rec.slots[i] = _operand(tape, a)
     recorded = []
-    last_row = -1
+    rows = []
     for o, d in zip(outputs, diff):
         if not d or o.dtype != dt:
             recorded.append(o)
@@ -210,7 +214,7 @@ def _record(cls, ctx, args, outputs):
         view = tape.view(off, o.shape, n)
         np.copyto(view, o._data)
         row = tape.record(K.PYTHON, off, -1, -1, n)
-        last_row = row
+        rows.append(row)
         t = _new(Tensor)
         t._data = view
         t._rg = True
@@ -222,9 +226,10 @@ def _record(cls, ctx, args, outputs):
         t._row = row
         recorded.append(t)
         rec.outputs.append(t)
-    # the sweep stops at the last output's row: every consumer of any output is recorded after it, and a
-    # sweep seeded at a later output (only it used) would end above the first output's row
-    tape.register_hook_row(last_row, rec)
+    # the sweep stops at every output's row (a sweep seeded at one output starts at its row and may end
+    # above the others'); the record's backward runs at the first of them reached (see kernel_backward)
+    for row in rows:
+        tape.register_hook_row(row, rec)
     # keep the record alive as long as any output is (the tape holds it weakly)
     return recorded
 

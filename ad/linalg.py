@@ -127,7 +127,7 @@ def inv(A, *, out=None):
                 [0.  , 0.25]])
     """
     check_square("linalg.inv", A)
-    return write_out("linalg_inv", P.inv(A), out)
+    return write_out("linalg_inv_ex", P.inv(A), out)
 
 
 def inv_ex(A, *, check_errors=False, out=None):
@@ -235,8 +235,10 @@ def cholesky_solve(B, L, upper=False, *, out=None):
     check_matrix("cholesky_solve", L, "L")
     _same_dtype("cholesky_solve", L, B)
     if L.shape[-1] != L.shape[-2]:
-        raise RuntimeError(f"cholesky_solve: A must be batches of square matrices, but they are {L.shape[-2]} by "
-                           f"{L.shape[-1]} matrices")
+        raise RuntimeError(
+            f"cholesky_solve: A must be batches of square matrices, but they are {L.shape[-2]} by "
+            f"{L.shape[-1]} matrices"
+        )
     Lb, Bb = _common_batch(L, B, "cholesky_solve")
     if upper:
         Y = P.solve_tri(mT(Lb), Bb, False)
@@ -427,6 +429,12 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     if isinstance(ord, str) or not isinstance(ord, numbers.Real):
         raise TypeError(f"linalg_vector_norm(): argument 'ord' must be Number, not {type(ord).__name__}")
     if dtype is not None:
+        want = np.dtype(dtype)
+        if x.dtype.kind == "f" and want.kind == "f" and want.itemsize < x.dtype.itemsize:
+            raise RuntimeError(
+                f"linalg.vector_norm: the dtype of the input ({torch_dtype_name(x.dtype)}) should be convertible "
+                f"without narrowing to the specified dtype ({torch_dtype_name(want)})"
+            )
         x = x.to(dtype)
     if x.dtype.kind != "f":
         raise RuntimeError(
@@ -453,7 +461,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     if dtype is not None:
         A = A.to(dtype)
     if A.ndim < 2:
-        raise RuntimeError(f"linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
+        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
     check_float("linalg.matrix_norm", A)
     d0, d1 = (_wrap_dim(d, A.ndim) for d in dim)
     if d0 == d1:
@@ -593,7 +601,7 @@ def vander(x, *, N=None):
     n = x.shape[-1] if N is None else N
     if n <= 1:
         if n < 1:
-            raise RuntimeError(f"N must be greater than 1.")
+            raise RuntimeError("N must be greater than 1.")
         return ops.unsqueeze(ops.ones_like(x), -1)
     cols = [ops.ones_like(x), x]
     for _ in range(n - 2):

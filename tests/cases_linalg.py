@@ -67,8 +67,10 @@ CASES = {
     "linalg_cholesky": (lambda x: L.cholesky(_spd(x)) + L.cholesky(_spd(x), upper=True), [(2, 3, 3)]),
     "cholesky_solve": (lambda b, x: ad.cholesky_solve(b, L.cholesky(_spd(x))), [(3, 2), (3, 3)]),
     "linalg_solve_triangular": (
-        lambda a, b: L.solve_triangular(_well(a), b, upper=True)
-        + L.solve_triangular(_well(a), b, upper=False, unitriangular=True),
+        lambda a, b: (
+            L.solve_triangular(_well(a), b, upper=True)
+            + L.solve_triangular(_well(a), b, upper=False, unitriangular=True)
+        ),
         [(3, 3), (3, 2)],
     ),
     "linalg_solve_triangular_right": (
@@ -85,7 +87,9 @@ CASES = {
         [(2, 3, 3)],
     ),
     "linalg_svd": (
-        lambda x: (lambda u, s, vh: ((u * s.unsqueeze(-2)) @ u.mT).sum() + vh.mT @ (vh * s.unsqueeze(-1)))(*L.svd(x, False)),
+        lambda x: (lambda u, s, vh: ((u * s.unsqueeze(-2)) @ u.mT).sum() + vh.mT @ (vh * s.unsqueeze(-1)))(
+            *L.svd(x, False)
+        ),
         [(4, 3)],
     ),
     "linalg_svd_wide_full": (

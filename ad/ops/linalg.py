@@ -49,7 +49,9 @@ def check_tensor(name, x, what="A"):
 
 def check_float(name, x):
     if x.dtype.kind != "f":
-        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {torch_dtype_name(x.dtype)}")
+        raise RuntimeError(
+            f"{name}: Expected a floating point or complex tensor as input. Got {torch_dtype_name(x.dtype)}"
+        )
 
 
 def check_matrix(name, x, what="A"):

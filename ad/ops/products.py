@@ -51,7 +51,8 @@ def mv(input, vec, *, out=None):
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
     if input.shape[1] != vec.shape[0]:
         raise RuntimeError(
-            f"size mismatch, got input ({input.shape[0]}), mat ({input.shape[0]}x{input.shape[1]}), vec ({vec.shape[0]})"
+            f"size mismatch, got input ({input.shape[0]}), mat ({input.shape[0]}x{input.shape[1]}), "
+            f"vec ({vec.shape[0]})"
         )
     return _out("mv", ops.matmul(input, vec), out)
 
@@ -137,7 +138,7 @@ def chain_matmul(*matrices, out=None):
     )
     if len(matrices) == 1:
         return _out("chain_matmul", ops.clone(matrices[0]), out)
-    for i, m in enumerate(matrices):
+    for m in matrices:
         if m.ndim != 2:
             raise RuntimeError(f"Tensor dimension is {m.ndim}, expected 2 instead.")
     return linalg.multi_dot(matrices, out=out)
@@ -173,8 +174,10 @@ def _contract(a, la, b, lb, keep):
     pb = [lb.index(lbl) for lbl in batch + summed + free_b]
     a = ops.permute(a, pa) if pa != list(range(len(pa))) else a
     b = ops.permute(b, pb) if pb != list(range(len(pb))) else b
-    want_a = tuple(size[lbl] for lbl in batch) + tuple(a.shape[len(batch) : len(batch) + len(free_a)]) + tuple(
-        size[lbl] for lbl in summed
+    want_a = (
+        tuple(size[lbl] for lbl in batch)
+        + tuple(a.shape[len(batch) : len(batch) + len(free_a)])
+        + tuple(size[lbl] for lbl in summed)
     )
     want_b = tuple(size[lbl] for lbl in batch + summed) + tuple(b.shape[len(batch) + len(summed) :])
     if tuple(a.shape) != want_a:
@@ -186,7 +189,9 @@ def _contract(a, la, b, lb, keep):
     K = math.prod(size[lbl] for lbl in summed)
     N = math.prod(b.shape[len(batch) + len(summed) :])
     r = ops.matmul(ops.reshape(a, tuple(B) + (M, K)), ops.reshape(b, tuple(B) + (K, N)))
-    shape = tuple(B) + tuple(a.shape[len(batch) : len(batch) + len(free_a)]) + tuple(b.shape[len(batch) + len(summed) :])
+    shape = (
+        tuple(B) + tuple(a.shape[len(batch) : len(batch) + len(free_a)]) + tuple(b.shape[len(batch) + len(summed) :])
+    )
     return ops.reshape(r, shape), batch + free_a + free_b
 
 
@@ -201,7 +206,7 @@ def tensordot(a, b, dims=2, out=None):
             raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
         if dims > a.ndim or dims > b.ndim:
             raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims}")
-        da = list(range(a.ndim - dims, a.ndim))
+        da = [k - dims for k in range(dims)]  # (torch names them negatively in its messages)
         db = list(range(dims))
     else:
         da, db = dims
@@ -209,13 +214,14 @@ def tensordot(a, b, dims=2, out=None):
         db = [db] if isinstance(db, numbers.Integral) else list(db)
         if len(da) != len(db):
             raise RuntimeError("both dimension lists should have same length")
-        da = [_wrap_dim(d, a.ndim) for d in da]
-        db = [_wrap_dim(d, b.ndim) for d in db]
-    for x, y in zip(da, db):
+    given = (list(da), list(db))
+    da = [_wrap_dim(d, a.ndim) for d in da]
+    db = [_wrap_dim(d, b.ndim) for d in db]
+    for x, y, gx, gy in zip(da, db, *given):
         if a.shape[x] != b.shape[y] and a.shape[x] != 1 and b.shape[y] != 1:
             raise RuntimeError(
-                f"contracted dimensions need to match, but first has size {a.shape[x]} in dim {x} and second has "
-                f"size {b.shape[y]} in dim {y}"
+                f"contracted dimensions need to match, but first has size {a.shape[x]} in dim {gx} and second has "
+                f"size {b.shape[y]} in dim {gy}"
             )
     la = [("a", k) for k in range(a.ndim)]
     lb = [("b", k) for k in range(b.ndim)]
@@ -334,6 +340,7 @@ def _parse_operand_labels(term, ndim, index, pos):
 
 def _sublist_to_equation(args):
     """torch's sublist form ``einsum(op1, [0, 1], op2, [1, 2], [0, 2])`` as an equation and operands."""
+
     def letters(sub):
         out = ""
         for s in sub:
@@ -401,7 +408,9 @@ def einsum(*args):
     every = {lbl for ls in labels for lbl in ls}
     for lbl in out_labels:
         if lbl not in every and not isinstance(lbl, tuple):
-            raise RuntimeError(f"einsum(): output subscript {lbl} does not appear in the equation for any input operand")
+            raise RuntimeError(
+                f"einsum(): output subscript {lbl} does not appear in the equation for any input operand"
+            )
     # sizes must agree or broadcast (1)
     size = {}
     for i, (ls, t) in enumerate(zip(labels, operands)):

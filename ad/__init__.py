@@ -128,6 +128,7 @@ from .ops.products import (  # noqa: E402
     baddbmm,
     bmm,
     chain_matmul,
+    cholesky,
     cholesky_inverse,
     cholesky_solve,
     cross,
@@ -141,7 +142,9 @@ from .ops.products import (  # noqa: E402
     matrix_power,
     mv,
     pinverse,
+    qr,
     slogdet,
+    svd,
     tensordot,
     vdot,
 )

@@ -377,7 +377,9 @@ def bind_linalg():
         setattr(T, name, getattr(P, name) if hasattr(P, name) else getattr(linalg, name))
     T.outer = composites.outer
     T.ger = composites.outer
-    T.cholesky = lambda self, upper=False: linalg.cholesky(self, upper=upper)
+    T.cholesky = P.cholesky
+    T.svd = P.svd
+    T.qr = P.qr
     for name in ("addmm", "addmv", "addbmm", "baddbmm"):
         setattr(T, name + "_", _inplace_product(name + "_", getattr(P, name)))
 

@@ -880,7 +880,7 @@ def test_tensor_methods():
         (x[0].outer(y[1]), xt[0].outer(yt[1])),
         (x.pinverse(), xt.pinverse()),
         (x.slogdet()[1], xt.slogdet()[1]),
-        ((x @ x.mT).cholesky(), (xt @ xt.mT).cholesky()),
+        ((x @ x.mT).cholesky(), torch.linalg.cholesky(xt @ xt.mT)),
     ]
     for mine, theirs in pairs:
         _close(mine, theirs)
@@ -924,3 +924,85 @@ def test_batched_broadcasting_of_solves():
         a,
         b,
     )
+
+
+@pytest.mark.parametrize(
+    "m", [[[1.0, 2.0], [2.0, 4.0]], [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 5.0]], np.zeros((3, 3))]
+)
+def test_det_gradient_of_singular_matrices_is_the_adjugate(m):
+    x, xt = _pair(np.array(m))
+    (g,) = ad.autograd.grad(L.det(x), x, create_graph=True)
+    (gt,) = torch.autograd.grad(torch.linalg.det(xt), xt, create_graph=True)
+    _close(g, gt, 1e-12)
+    (k,) = ad.autograd.grad(L.det(x), x)
+    _close(k, gt, 1e-12)
+    if np.linalg.matrix_rank(np.array(m)) == len(m) - 1:  # a simple zero singular value: second order too
+        (h,) = ad.autograd.grad(g.sum(), x)
+        (ht,) = torch.autograd.grad(gt.sum(), xt)
+        _close(h, ht, 1e-10)
+
+
+def test_older_top_level_apis():
+    a = _rand(4, 3)
+    for some in (True, False):
+        for compute_uv in (True, False):
+            mine = ad.svd(ad.tensor(a), some=some, compute_uv=compute_uv)
+            theirs = torch.svd(torch.tensor(a), some=some, compute_uv=compute_uv)
+            assert mine._fields == ("U", "S", "V")
+            for x, y in zip(mine, theirs):
+                _close(abs(x), y.abs())
+        q, r = ad.qr(ad.tensor(a), some)
+        tq, tr = torch.qr(torch.tensor(a), some)
+        _close(abs(q), tq.abs())
+        _close(abs(r), tr.abs())
+    s = _spd(3)
+    with pytest.warns(UserWarning, match="torch.cholesky is deprecated"):
+        mine = ad.cholesky(ad.tensor(s), upper=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _close(mine, torch.cholesky(torch.tensor(s), upper=True))
+    x, xt = _pair(a)
+    u, s_, v = ad.svd(x)
+    ut, st, vt = torch.svd(xt)
+    (g,) = ad.autograd.grad((u * s_ @ v.mT).sum() + s_.sum(), x)
+    (gt,) = torch.autograd.grad((ut * st @ vt.mT).sum() + st.sum(), xt)
+    _close(g, gt)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the custom-Function machinery the LAPACK rows rely on (ad/autograd/function.py)
+
+
+class _TwoOutputs(ad.autograd.Function):
+    calls = 0
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2.0, x * 3.0
+
+    @staticmethod
+    def backward(ctx, a, b):
+        _TwoOutputs.calls += 1
+        return a * 2.0 + b * 3.0
+
+
+def test_function_with_only_a_later_output_used_reaches_its_input():
+    x = ad.tensor([1.0, 2.0], requires_grad=True)
+    for pick, expected in ((0, 2.0), (1, 3.0)):
+        out = _TwoOutputs.apply(x)[pick]
+        (g,) = ad.autograd.grad(out, x, ad.tensor([1.0, 1.0]))  # seeded directly at the output's own row
+        np.testing.assert_array_equal(g.numpy(), [expected, expected])
+        (g,) = ad.autograd.grad(out.sum(), x, create_graph=True)
+        np.testing.assert_array_equal(g.numpy(), [expected, expected])
+
+
+def test_function_not_reached_by_a_sweep_does_not_run():
+    x = ad.tensor([1.0, 2.0], requires_grad=True)
+    kept = _TwoOutputs.apply(x)  # recorded, never used below: its backward must not run (nor be freed)
+    _TwoOutputs.calls = 0
+    (g,) = ad.autograd.grad((x * 5.0).sum(), x)
+    np.testing.assert_array_equal(g.numpy(), [5.0, 5.0])
+    assert _TwoOutputs.calls == 0
+    (g,) = ad.autograd.grad(kept[1].sum(), x)
+    np.testing.assert_array_equal(g.numpy(), [3.0, 3.0])
+    assert _TwoOutputs.calls == 1

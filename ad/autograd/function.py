@@ -116,9 +116,11 @@ class _Record:
             n = out._data.size
             return wrap_array(s.cot[out._off : out._off + n].reshape(out.shape).copy())
 
-        grads = self.output_grads(cot_of)
-        if all(g is None for g in grads):
+        # a record below the seeds but not reached (no output cotangent) must not run: materialized zero
+        # cotangents would still run its backward (and free its ctx)
+        if not any(out is not None and cot_of(out) is not None for out in self.outputs):
             return
+        grads = self.output_grads(cot_of)
         with no_grad():
             in_grads = self.call_backward(grads)
         for i, g in enumerate(in_grads):

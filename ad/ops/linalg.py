@@ -251,8 +251,11 @@ class _Det(Function):
 
     @staticmethod
     def backward(ctx, g):
-        # d det = det tr(A^{-1} dA): gA = g det A^{-T}. (torch takes an SVD path for singular A; ad does not.)
+        # d det = det tr(A^{-1} dA): gA = g det A^{-T}; for singular A (an exactly zero LU pivot), torch's SVD
+        # form of the adjugate: gA = g det(U) det(Vh) U diag(prod_{j != i} s_j) Vh
         (A,) = ctx.saved_tensors
+        if _has_zero_pivot(A._data):
+            return _det_backward_singular(g, A)
         d = _again(ctx.out, lambda: det(A))
         return ops.unsqueeze(ops.unsqueeze(g * d, -1), -1) * mT(inv(A))
 
@@ -265,6 +268,23 @@ class _Det(Function):
 
 def det(A):
     return _Det.apply(A)
+
+
+def _det_backward_singular(g, A):
+    u, s, vh = np.linalg.svd(A._data)
+    if is_grad_enabled():
+        U, S, Vh = _Svd.apply(A, False)
+    else:
+        U, S, Vh = wrap_array(u), wrap_array(s), wrap_array(vh)
+    n = S.shape[-1]
+    if n == 1:
+        others = ops.ones_like(S)
+    else:  # prod_{j != i} s_j, without dividing by a zero s_i
+        pieces = [S[..., 1:]] + [ops.cat([S[..., :i], S[..., i + 1 :]], -1) for i in range(1, n - 1)] + [S[..., :-1]]
+        others = ops.stack([ops.prod(p, -1) for p in pieces], -1)
+    sign = wrap_array((np.linalg.det(u) * np.linalg.det(vh)).astype(A.dtype))  # +-1, locally constant
+    scale = ops.unsqueeze(ops.unsqueeze(g * sign, -1), -1)
+    return scale * ((U * ops.unsqueeze(others, -2)) @ Vh)
 
 
 class _Slogdet(Function):

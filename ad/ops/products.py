@@ -8,6 +8,7 @@ contracts the operands pairwise left to right, each pair as one batched matmul:
 ``(batch, free_a, contracted) @ (batch, contracted, free_b)``.
 """
 
+import collections
 import math
 import numbers
 import warnings
@@ -569,3 +570,43 @@ def cholesky_inverse(L, upper=False, *, out=None):
     n = L.shape[-1]
     eye = ops.expand(wrap_array(np.eye(n, dtype=L.dtype)), tuple(L.shape))
     return linalg.cholesky_solve(eye, L, upper, out=out)
+
+
+def svd(input, some=True, compute_uv=True, *, out=None):
+    """torch.svd (the older API): ``(U, S, V)`` with ``V`` not transposed; ``some``: reduced factors;
+    without ``compute_uv``, U and V are zero matrices of shape (m, m) and (n, n)."""
+    from .. import linalg
+
+    u, s, vh = linalg.svd(input, full_matrices=not some)
+    if not compute_uv:
+        m, n = input.shape[-2:]
+        batch = tuple(input.shape[:-2])
+        u = wrap_array(np.zeros(batch + (m, m), input.dtype))
+        v = wrap_array(np.zeros(batch + (n, n), input.dtype))
+        return _out("svd", _SvdOld(u, s, v), out)
+    return _out("svd", _SvdOld(u, s, ops.transpose(vh, -2, -1)), out)
+
+
+def qr(input, some=True, *, out=None):
+    """torch.qr (the older API): ``linalg.qr`` with ``mode='reduced'`` if ``some`` else ``'complete'``."""
+    from .. import linalg
+
+    q, r = linalg.qr(input, mode="reduced" if some else "complete")
+    return _out("qr", _QrOld(q, r), out)
+
+
+def cholesky(input, upper=False, *, out=None):
+    """torch.cholesky (deprecated in torch, with a warning): ``linalg.cholesky``."""
+    from .. import linalg
+
+    warnings.warn(
+        "torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a future PyTorch "
+        "release.",
+        UserWarning,
+        stacklevel=2,
+    )
+    return linalg.cholesky(input, upper=upper, out=out)
+
+
+_SvdOld = collections.namedtuple("svd", ["U", "S", "V"])
+_QrOld = collections.namedtuple("qr", ["Q", "R"])

@@ -34,6 +34,7 @@ __all__ = [
     "matrix_exp",
     "matrix_norm",
     "matrix_power",
+    "matrix_rank",
     "multi_dot",
     "norm",
     "pinv",
@@ -371,6 +372,20 @@ def qr(A, mode="reduced", *, out=None):
             f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or 'complete'"
         )
     return write_out("linalg_qr", Qr(*P.qr(A, mode)), out)
+
+
+def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    """Number of singular values above ``max(atol, rtol * s_max)`` (torch's defaults); int64, not differentiable."""
+    check_matrix("linalg.matrix_rank", A)
+    a = A._data
+    s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+    a_tol = np.asarray(atol._data if isinstance(atol, Tensor) else (0.0 if atol is None else atol))
+    if rtol is None:
+        rtol = max(a.shape[-2:]) * np.finfo(a.dtype).eps if (atol is None or np.all(a_tol <= 0)) else 0.0
+    r_tol = np.asarray(rtol._data if isinstance(rtol, Tensor) else rtol)
+    smax = np.max(s, axis=-1) if s.shape[-1] else np.zeros(s.shape[:-1], s.dtype)
+    cut = np.maximum(a_tol, r_tol * smax)
+    return write_out("linalg_matrix_rank", wrap_array(np.sum(s > cut[..., None], axis=-1).astype(np.int64)), out)
 
 
 def matrix_exp(A):

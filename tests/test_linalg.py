@@ -1006,3 +1006,16 @@ def test_function_not_reached_by_a_sweep_does_not_run():
     (g,) = ad.autograd.grad(kept[1].sum(), x)
     np.testing.assert_array_equal(g.numpy(), [3.0, 3.0])
     assert _TwoOutputs.calls == 1
+
+
+def test_matrix_rank_matches_torch():
+    a = np.stack([_rand(4, 2) @ _rand(2, 3), _rand(4, 3), np.zeros((4, 3))])
+    s = a[1].T @ a[1]
+    for kw in ({}, {"atol": 1.0}, {"rtol": 0.3}, {"atol": 0.1, "rtol": 0.01}):
+        mine = L.matrix_rank(ad.tensor(a), **kw)
+        theirs = torch.linalg.matrix_rank(torch.tensor(a), **kw)
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+        assert mine.dtype == np.int64
+    assert int(L.matrix_rank(ad.tensor(s), hermitian=True)) == int(
+        torch.linalg.matrix_rank(torch.tensor(s), hermitian=True)
+    )

@@ -588,8 +588,15 @@ def svd(input, some=True, compute_uv=True, *, out=None):
 
 
 def qr(input, some=True, *, out=None):
-    """torch.qr (the older API): ``linalg.qr`` with ``mode='reduced'`` if ``some`` else ``'complete'``."""
+    """torch.qr (deprecated in torch, with a warning): ``linalg.qr`` with ``mode='reduced'`` if ``some`` else
+    ``'complete'``."""
     from .. import linalg
+
+    warnings.warn(
+        "torch.qr is deprecated in favor of torch.linalg.qr and will be removed in a future PyTorch release.",
+        UserWarning,
+        stacklevel=2,
+    )
 
     q, r = linalg.qr(input, mode="reduced" if some else "complete")
     return _out("qr", _QrOld(q, r), out)

@@ -174,9 +174,10 @@ class _Inv(Function):
     @staticmethod
     def forward(ctx, A):
         a = A._data
-        if _has_zero_pivot(a):
-            raise _singular_inv_error("linalg.inv", a)
-        ctx.out = np.linalg.inv(a)
+        try:  # numpy's gesv refuses exactly the matrices LAPACK's getrf finds a zero pivot in, as torch
+            ctx.out = np.linalg.inv(a)
+        except np.linalg.LinAlgError:
+            raise _singular_inv_error("linalg.inv", a) from None
         ctx.save_for_backward(A)
         return wrap_array(ctx.out)
 
@@ -205,14 +206,17 @@ class _Solve(Function):
     @staticmethod
     def forward(ctx, A, B):
         a = A._data
-        if _has_zero_pivot(a):
+        try:
+            ctx.out = np.linalg.solve(a, B._data)
+        except np.linalg.LinAlgError:
             prefix = ""
             for idx in _batches(a):
                 if _first_zero_pivot(a[idx]):
                     prefix = _batch_prefix(a, idx)
                     break
-            raise LinAlgError(f"torch.linalg.solve: {prefix}The solver failed because the input matrix is singular.")
-        ctx.out = np.linalg.solve(a, B._data)
+            raise LinAlgError(
+                f"torch.linalg.solve: {prefix}The solver failed because the input matrix is singular."
+            ) from None
         ctx.save_for_backward(A, B)
         return wrap_array(ctx.out)
 

@@ -1022,3 +1022,24 @@ def test_matrix_rank_matches_torch():
     assert int(L.matrix_rank(ad.tensor(s), hermitian=True)) == int(
         torch.linalg.matrix_rank(torch.tensor(s), hermitian=True)
     )
+
+
+@pytest.mark.parametrize(
+    "name,f",
+    [
+        ("inv", lambda m: m.linalg.inv(m.zeros(0, 0, dtype=m.float64))),
+        ("det", lambda m: m.linalg.det(m.zeros(0, 0, dtype=m.float64))),
+        ("det empty batch", lambda m: m.linalg.det(m.zeros(0, 2, 2, dtype=m.float64))),
+        ("svdvals", lambda m: m.linalg.svdvals(m.zeros(0, 3, dtype=m.float64))),
+        ("eigvalsh", lambda m: m.linalg.eigvalsh(m.zeros(0, 0, dtype=m.float64))),
+        ("vector_norm", lambda m: m.linalg.vector_norm(m.zeros(0, dtype=m.float64))),
+        ("matrix_norm", lambda m: m.linalg.matrix_norm(m.zeros(0, 0, dtype=m.float64))),
+        ("einsum", lambda m: m.einsum("ij,jk->ik", m.zeros(2, 0, dtype=m.float64), m.zeros(0, 3, dtype=m.float64))),
+        ("cholesky", lambda m: m.linalg.cholesky(m.zeros(0, 0, dtype=m.float64))),
+        ("qr", lambda m: m.linalg.qr(m.zeros(0, 2, dtype=m.float64))[1]),
+        ("matrix_exp", lambda m: m.linalg.matrix_exp(m.zeros(0, 0, dtype=m.float64))),
+        ("pinv", lambda m: m.linalg.pinv(m.zeros(0, 2, dtype=m.float64))),
+    ],
+)
+def test_empty_inputs_as_torch(name, f):
+    _close(f(ad), f(torch))

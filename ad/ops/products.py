@@ -165,7 +165,8 @@ def _contract(a, la, b, lb, keep):
     size = {}
     for t, ls in ((a, la), (b, lb)):
         for lbl, s in zip(ls, t.shape):
-            size[lbl] = max(size.get(lbl, 1), s)
+            seen = size.get(lbl)
+            size[lbl] = s if seen is None or seen == 1 else seen  # a size-1 dim broadcasts (also against 0)
     both = [lbl for lbl in la if lbl in lb]
     batch = [lbl for lbl in both if lbl in keep]
     summed = [lbl for lbl in both if lbl not in keep]

@@ -1043,3 +1043,38 @@ def test_matrix_rank_matches_torch():
 )
 def test_empty_inputs_as_torch(name, f):
     _close(f(ad), f(torch))
+
+
+NESTED = {
+    "inv": lambda x: L.inv(x + 3 * ad.eye(3)),
+    "det": lambda x: L.det(x),
+    "slogdet": lambda x: L.slogdet(x + 3 * ad.eye(3))[1],
+    "solve": lambda x: L.solve(x + 3 * ad.eye(3), x),
+    "solve_triangular": lambda x: L.solve_triangular(x + 3 * ad.eye(3), x, upper=True),
+    "cholesky": lambda x: L.cholesky(x @ x.mT + ad.eye(3)),
+    "eigh": lambda x: (lambda w, v: v**2 * w.unsqueeze(-2))(*L.eigh(x + x.mT)),
+    "svd": lambda x: L.svdvals(x) + (L.svd(x)[0] ** 2).sum(0),
+    "qr": lambda x: L.qr(x)[1] + L.qr(x)[0] * 2,
+    "matrix_exp": lambda x: L.matrix_exp(x * 0.5),
+    "pinv": lambda x: L.pinv(x[:, :2]),
+    "vector_norm": lambda x: L.vector_norm(x, 3, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_nested_forward_levels_give_second_derivatives(name):
+    """Forward over forward (two dual levels) equals reverse over reverse: T . H(w . f) . T."""
+    import ad.autograd.forward_ad as fwAD
+
+    f = NESTED[name]
+    a, t = _rand(3, 3), _rand(3, 3)
+    with fwAD.dual_level() as outer, fwAD.dual_level() as inner:
+        x = fwAD.make_dual(fwAD.make_dual(ad.tensor(a), ad.tensor(t), level=outer), ad.tensor(t), level=inner)
+        d1 = fwAD.unpack_dual(f(x), level=inner).tangent
+        d2 = fwAD.unpack_dual(d1, level=outer).tangent
+    x = ad.tensor(a, requires_grad=True)
+    out = f(x)
+    w = ad.tensor(np.linspace(0.5, 1.5, out.numel()).reshape(out.shape))
+    (g,) = ad.autograd.grad((out * w).sum(), x, create_graph=True)
+    (h,) = ad.autograd.grad((g * ad.tensor(t)).sum(), x)
+    np.testing.assert_allclose(float((d2.numpy() * w.numpy()).sum()), float((h.numpy() * t).sum()), rtol=1e-8)

@@ -20,6 +20,7 @@ import scipy.linalg.lapack
 
 from .. import ops
 from ..autograd.function import Function
+from ..forward import _fw, visible_levels_of
 from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor, wrap_array
 
@@ -126,6 +127,26 @@ def _again(raw, recompute):
     return recompute() if is_grad_enabled() else wrap_array(raw)
 
 
+# Forward mode with nested levels: a jvp runs with its own level (and the inner ones) hidden; the primal
+# inputs may still carry tangents of outer levels, and then the tangent it returns must depend on them. So a
+# jvp reads its inputs as they are (dual) and recomputes the op's outputs with the public op in that case;
+# otherwise it uses plain constants (no graph, no recomputation).
+
+
+def _outer_dual(*tensors):
+    return bool(_fw.levels) and bool(visible_levels_of(*tensors))
+
+
+def _in(A):
+    """A saved input for a jvp: itself when it carries an outer level's tangent, else its value."""
+    return A if _outer_dual(A) else wrap_array(A._data)
+
+
+def _out(raw, recompute, *inputs):
+    """A saved output for a jvp: recomputed (dual at the outer levels) when an input is dual, else ``raw``."""
+    return recompute() if _outer_dual(*inputs) else wrap_array(np.asarray(raw))
+
+
 def _first_zero_pivot(a):
     """1-based index of the first exactly-zero diagonal element of U in ``a``'s LU factorisation (0 if none)."""
     lu, piv, info = scipy.linalg.lapack.get_lapack_funcs("getrf", (a,))(a)
@@ -189,7 +210,8 @@ class _Inv(Function):
 
     @staticmethod
     def jvp(ctx, t):
-        out = wrap_array(ctx.out)
+        (A,) = ctx.saved_tensors
+        out = _out(ctx.out, lambda: inv(A), A)
         return -(out @ t @ out)
 
 
@@ -231,9 +253,9 @@ class _Solve(Function):
 
     @staticmethod
     def jvp(ctx, tA, tB):
-        A, _ = ctx.saved_tensors
-        A = wrap_array(A._data)
-        return solve_matrix(A, tB - tA @ wrap_array(ctx.out))
+        A, B = ctx.saved_tensors
+        X = _out(ctx.out, lambda: solve_matrix(A, B), A, B)
+        return solve_matrix(_in(A), tB - tA @ X)
 
 
 def solve_matrix(A, B):
@@ -266,8 +288,8 @@ class _Det(Function):
     @staticmethod
     def jvp(ctx, t):
         (A,) = ctx.saved_tensors
-        A = wrap_array(A._data)
-        return wrap_array(np.asarray(ctx.out)) * ops.sum(diagonal(solve_matrix(A, t)), -1)
+        d = _out(ctx.out, lambda: det(A), A)
+        return d * ops.sum(diagonal(solve_matrix(_in(A), t)), -1)
 
 
 def det(A):
@@ -312,7 +334,7 @@ class _Slogdet(Function):
     @staticmethod
     def jvp(ctx, t):
         (A,) = ctx.saved_tensors
-        return None, ops.sum(diagonal(solve_matrix(wrap_array(A._data), t)), -1)
+        return None, ops.sum(diagonal(solve_matrix(_in(A), t)), -1)
 
 
 def slogdet(A):
@@ -361,10 +383,11 @@ class _SolveTriangular(Function):
 
     @staticmethod
     def jvp(ctx, tA, tB, _upper, _unit):
-        A, _ = ctx.saved_tensors
+        A, B = ctx.saved_tensors
         k = 1 if ctx.unit else 0
         tA = triu(tA, k) if ctx.upper else tril(tA, -k)
-        return solve_tri(wrap_array(A._data), tB - tA @ wrap_array(ctx.out), ctx.upper, ctx.unit)
+        X = _out(ctx.out, lambda: solve_tri(A, B, ctx.upper, ctx.unit), A, B)
+        return solve_tri(_in(A), tB - tA @ X, ctx.upper, ctx.unit)
 
 
 def solve_tri(A, B, upper, unitriangular=False):
@@ -402,7 +425,8 @@ class _Cholesky(Function):
     @staticmethod
     def jvp(ctx, t):
         # dL = L Phi(L^{-1} dA L^{-H})
-        L = wrap_array(ctx.out)
+        (A,) = ctx.saved_tensors
+        L = _out(ctx.out, lambda: cholesky_lower(A), A)
         d = solve_tri(L, t, False)
         d = mT(solve_tri(L, mT(d), False))
         d = tril(d) - 0.5 * diag_embed(diagonal(d))
@@ -418,11 +442,11 @@ def cholesky_lower(A):
 
 
 def _off_diagonal_reciprocal(x):
-    """``1 / x`` off the diagonal of the last two dims, 0 on it (x is a matrix of eigenvalue differences)."""
+    """``1 / x`` off the diagonal of the last two dims, 0 on it (x: eigenvalue differences, 0 on the
+    diagonal), in ad ops: nested forward levels differentiate it."""
     n = x.shape[-1]
-    eye = np.eye(n, dtype=x.dtype)
-    with np.errstate(divide="ignore"):
-        return wrap_array(np.where(eye > 0, 0.0, 1.0 / np.where(eye > 0, 1.0, x._data)).astype(x.dtype))
+    eye = wrap_array(np.eye(n, dtype=x.dtype))
+    return wrap_array(1.0 - np.eye(n, dtype=x.dtype)) / (x + eye)
 
 
 class _Eigh(Function):
@@ -460,8 +484,11 @@ class _Eigh(Function):
 
     @staticmethod
     def jvp(ctx, t, _uplo):
-        L = wrap_array(ctx.L)
-        V = wrap_array(ctx.V)
+        (A,) = ctx.saved_tensors
+        if _outer_dual(A):
+            L, V = _Eigh.apply(A, ctx.UPLO)
+        else:
+            L, V = wrap_array(ctx.L), wrap_array(ctx.V)
         tmp = mT(V) @ t @ V
         dL = diagonal(tmp)
         E = ops.unsqueeze(L, -2) - ops.unsqueeze(L, -1)
@@ -502,7 +529,11 @@ class _Svd(Function):
 
     @staticmethod
     def jvp(ctx, t, _full):
-        U, S, Vh = (wrap_array(a) for a in (ctx.U, ctx.S, ctx.Vh))
+        (A,) = ctx.saved_tensors
+        if _outer_dual(A):
+            U, S, Vh = _Svd.apply(A, ctx.full)
+        else:
+            U, S, Vh = (wrap_array(a) for a in (ctx.U, ctx.S, ctx.Vh))
         m, n = t.shape[-2:]
         k = min(m, n)
         Uk, Vhk = U[..., :k], Vh[..., :k, :]
@@ -637,7 +668,8 @@ class _Qr(Function):
             )
         if ctx.mode == "complete" and m > n:
             raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
-        Q, R = wrap_array(ctx.Q), wrap_array(ctx.R)
+        (A,) = ctx.saved_tensors
+        Q, R = _Qr.apply(A, ctx.mode) if _outer_dual(A) else (wrap_array(ctx.Q), wrap_array(ctx.R))
         if m >= n:
             return _qr_jvp_tall(t, Q, R)
         dQ, dR1 = _qr_jvp_tall(t[..., :, :m], Q, R[..., :, :m])
@@ -697,7 +729,7 @@ class _MatrixExp(Function):
     def jvp(ctx, t):
         (A,) = ctx.saved_tensors
         n = A.shape[-1]
-        return matrix_exp(_block_upper(wrap_array(A._data), t))[..., :n, n:]
+        return matrix_exp(_block_upper(_in(A), t))[..., :n, n:]
 
 
 def matrix_exp(A):
@@ -741,8 +773,8 @@ class _Pinv(Function):
     @staticmethod
     def jvp(ctx, t, _a, _r, _h):
         (A,) = ctx.saved_tensors
-        A = wrap_array(A._data)
-        P = wrap_array(ctx.out)
+        P = _out(ctx.out, lambda: _Pinv.apply(A, *ctx.args), A)
+        A = _in(A)
         m, n = A.shape[-2:]
         Im = eye_like(m, A)
         In = eye_like(n, A)
@@ -840,7 +872,8 @@ class _VectorNorm(Function):
     @staticmethod
     def jvp(ctx, t, _o, _d):
         (x,) = ctx.saved_tensors
-        d = _norm_partial(wrap_array(x._data), wrap_array(ctx.out), ctx.ord, ctx.dims)
+        norm = _out(ctx.out, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims), x)
+        d = _norm_partial(_in(x), norm, ctx.ord, ctx.dims)
         return ops.sum(d * t, ctx.dims, keepdim=True)
 
 

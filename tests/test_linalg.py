@@ -1078,3 +1078,26 @@ def test_nested_forward_levels_give_second_derivatives(name):
     (g,) = ad.autograd.grad((out * w).sum(), x, create_graph=True)
     (h,) = ad.autograd.grad((g * ad.tensor(t)).sum(), x)
     np.testing.assert_allclose(float((d2.numpy() * w.numpy()).sum()), float((h.numpy() * t).sum()), rtol=1e-8)
+
+
+def test_degenerate_spectra_as_torch():
+    """Repeated eigen/singular values: the gradient of the values alone is finite; through the vectors it is
+    not (torch neither raises nor warns for real inputs)."""
+    for fa, ft in (
+        (lambda x: L.eigh(x).eigenvalues.sum(), lambda x: torch.linalg.eigh(x).eigenvalues.sum()),
+        (lambda x: L.eigvalsh(x).sum(), lambda x: torch.linalg.eigvalsh(x).sum()),
+        (lambda x: L.svdvals(x).sum(), lambda x: torch.linalg.svdvals(x).sum()),
+        (lambda x: L.matrix_norm(x, "nuc"), lambda x: torch.linalg.matrix_norm(x, "nuc")),
+    ):
+        x, xt = _pair(np.eye(3))
+        (g,) = ad.autograd.grad(fa(x), x)
+        (gt,) = torch.autograd.grad(ft(xt), xt)
+        _close(g, gt)
+        (g,) = ad.autograd.grad(fa(x), x, create_graph=True)
+        _close(g, gt)
+    x, xt = _pair(np.eye(3))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (g,) = ad.autograd.grad((L.eigh(x).eigenvectors ** 2).sum(), x)
+    (gt,) = torch.autograd.grad((torch.linalg.eigh(xt).eigenvectors ** 2).sum(), xt)
+    assert np.isnan(g.numpy()).all() and torch.isnan(gt).all()

@@ -455,6 +455,7 @@ class _Eigh(Function):
     @staticmethod
     def forward(ctx, A, UPLO):
         ctx.UPLO = UPLO
+        ctx.set_materialize_grads(False)  # an unused output's gradient is None, as torch's undefined one
         L, V = np.linalg.eigh(A._data, UPLO=UPLO)
         ctx.L = L
         ctx.V = V
@@ -507,6 +508,7 @@ class _Svd(Function):
     def forward(ctx, A, full_matrices):
         U, S, Vh = np.linalg.svd(A._data, full_matrices=full_matrices)
         ctx.full = full_matrices
+        ctx.set_materialize_grads(False)  # an unused output's gradient is None, as torch's undefined one
         ctx.U, ctx.S, ctx.Vh = U, S, Vh
         ctx.save_for_backward(A)
         return wrap_array(U), wrap_array(S), wrap_array(Vh)
@@ -620,6 +622,7 @@ class _Qr(Function):
     @staticmethod
     def forward(ctx, A, mode):
         ctx.mode = mode
+        ctx.set_materialize_grads(False)  # an unused output's gradient is None, as torch's undefined one
         if mode == "r":
             R = np.linalg.qr(A._data, mode="r")
             Q = np.empty((0,), A._data.dtype)

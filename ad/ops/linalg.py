@@ -654,11 +654,9 @@ class _Qr(Function):
         if m >= n:
             return _qr_backward_tall(gQ, gR, Q, R), None
         # wide: A = Q [X | Y] with X square; Y = Q R2 moves gQ by Y gR2^T
-        R1, R2 = R[..., :, :m], R[..., :, m:]
-        Y = A[..., :, m:] if not is_grad_enabled() else A[..., :, m:]
-        gX = _qr_backward_tall(gQ + Y @ mT(gR[..., :, m:]), gR[..., :, :m], Q, R1)
+        Y = A[..., :, m:]
+        gX = _qr_backward_tall(gQ + Y @ mT(gR[..., :, m:]), gR[..., :, :m], Q, R[..., :, :m])
         gY = Q @ gR[..., :, m:]
-        del R2
         return ops.cat([gX, gY], -1), None
 
     @staticmethod
@@ -707,7 +705,7 @@ def qr(A, mode="reduced"):
 
 def _block_upper(A, G):
     """``[[A, G], [0, A]]`` for (batches of) square A and G."""
-    z = ops.zeros_like(A) if not isinstance(A, Tensor) else wrap_array(np.zeros(A.shape, A.dtype))
+    z = wrap_array(np.zeros(A.shape, A.dtype))
     top = ops.cat([A, G], -1)
     bottom = ops.cat([z, A], -1)
     return ops.cat([top, bottom], -2)

@@ -222,3 +222,35 @@ from .reductions import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
+
+# --- linalg (issue 13): ad.linalg and the products / contractions of ad/ops/products.py
+from . import linalg  # noqa: E402
+from .ops.products import (  # noqa: E402
+    addbmm,
+    addmm,
+    addmv,
+    baddbmm,
+    bmm,
+    chain_matmul,
+    cholesky,
+    cholesky_inverse,
+    cholesky_solve,
+    cross,
+    det,
+    einsum,
+    inner,
+    inverse,
+    kron,
+    logdet,
+    matrix_exp,
+    matrix_power,
+    mv,
+    pinverse,
+    qr,
+    slogdet,
+    svd,
+    tensordot,
+    vdot,
+)
+
+# --- end linalg

@@ -349,6 +349,7 @@ def bind():
     from . import elementwise_methods
 
     elementwise_methods.bind()
+    bind_linalg()  # linalg (issue 13)
 
 
 # --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py
@@ -386,3 +387,47 @@ def _semantics_rebase(self, old):
     """``self`` is about to become a new node; ``old`` keeps its place in a custom Function's outputs."""
     if old._op is not None and old._ctx is not None and hasattr(old._ctx, "retarget"):
         old._ctx.retarget(self, old)
+
+
+# --- linalg (issue 13): products and linear-algebra methods; see ad/ops/products.py
+def _inplace_product(name, fn):
+    """``self.addmm_(mat1, mat2)`` and friends: ``self = fn(self, ...)``, recorded like the other in-place ops."""
+
+    def method(self, *args, **kwargs):
+        other = next((a for a in args if isinstance(a, Tensor) and (a._rg or a._tangents)), None)
+        if _records_inplace(self, other):
+            return _rebase(self, lambda snap: fn(snap, *args, **kwargs))
+        if _dual_inplace(self, other, lambda: fn(self, *args, **kwargs)):
+            return self
+        result = fn(self, *args, **kwargs)
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
+            )
+        self._data[...] = result._data
+        _bump(self)
+        return self
+
+    method.__name__ = name
+    return method
+
+
+def bind_linalg():
+    from . import linalg
+    from .ops import products as P
+
+    T = Tensor
+    for name in ("bmm", "mv", "vdot", "inner", "addmm", "addmv", "addbmm", "baddbmm", "kron", "cross", "det",
+                 "slogdet", "logdet", "inverse", "matrix_exp", "matrix_power", "pinverse", "cholesky_solve",
+                 "cholesky_inverse"):
+        setattr(T, name, getattr(P, name) if hasattr(P, name) else getattr(linalg, name))
+    T.outer = composites.outer
+    T.ger = composites.outer
+    T.cholesky = P.cholesky
+    T.svd = P.svd
+    T.qr = P.qr
+    for name in ("addmm", "addmv", "addbmm", "baddbmm"):
+        setattr(T, name + "_", _inplace_product(name + "_", getattr(P, name)))
+
+
+# --- end linalg

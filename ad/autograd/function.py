@@ -362,7 +362,9 @@ def _forward_tangents(cls, ctx, args, outputs, levels):
                 tangents.append(t if t is not None else wrap_array(np.zeros(a.shape, a.dtype)))
             else:  # as torch: non-float tensors and other arguments have no tangent
                 tangents.append(None)
-        with forward.hide(levels):
+        # hide this level only (as forward.apply_dual does): the inputs stay dual at the other levels, so a jvp
+        # written with ad ops gives a tangent that is itself dual there (nested levels: forward over forward)
+        with forward.hide((k,)):
             res = cls.jvp(ctx, *tangents)
         res = res if isinstance(res, tuple) else (res,)
         for i, (o, t) in enumerate(zip(outputs, res)):

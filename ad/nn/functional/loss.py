@@ -4,8 +4,8 @@ import numpy as np
 
 from kernels.cpu import class_targets_ok
 
-from .. import composites, ops
-from ..tensor import Tensor, wrap_array
+from ... import composites, ops
+from ...tensor import Tensor, wrap_array
 
 relu = ops.relu
 sigmoid = ops.sigmoid

@@ -118,3 +118,7 @@ divide = div
 negative = neg
 
 __version__ = "0.1.0"
+
+# --- nnfunc (issue 13, ad.nn.functional): cdist and the random Generator --------------------------------
+from .nn.functional.distance import cdist  # noqa: E402
+from .random import Generator  # noqa: E402

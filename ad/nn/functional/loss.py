@@ -195,7 +195,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     loss = -picked * wrap_array(w)
     if reduction == "mean":
         total = w.sum()
-        return ops.sum(loss) * (1.0 / total) if total else ops.sum(loss) * float("nan")
+        return ops.sum(loss) * (1.0 / float(total)) if total else ops.sum(loss) * float("nan")
     if reduction == "sum":
         return ops.sum(loss)
     return ops.reshape(loss, out_shape)
@@ -261,7 +261,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             denom = wd[flat_t[keep]].sum()
         else:
             denom = keep.sum()
-        smooth = ops.sum(smooth) * (1.0 / denom) if denom else ops.sum(smooth) * float("nan")
+        smooth = ops.sum(smooth) * (1.0 / float(denom)) if denom else ops.sum(smooth) * float("nan")
     elif reduction == "sum":
         smooth = ops.sum(smooth)
     else:

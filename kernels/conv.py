@@ -12,7 +12,6 @@ Both kernels run over ``(n, c)`` planes in parallel: each plane's columns are re
 thread only, so ``col2im`` (a scatter-add: taps overlap when stride < kernel) needs no atomics.
 """
 
-import numpy as np
 from numba import njit, prange
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - one case a line
 """Op-table cases of ``ad.nn.functional`` (issue 13): see the docstring of tests/test_op_table.py.
 
 Inputs are drawn from each case's ``domain`` away from the kinks (the kinks and other special points are

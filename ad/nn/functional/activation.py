@@ -153,7 +153,7 @@ def gelu(input, approximate="none"):  # noqa: A002
     if approximate == "tanh":
         inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
         return input * (ops.tanh(inner) + 1.0) * 0.5
-    raise RuntimeError(f"approximate argument must be either none or tanh.")
+    raise RuntimeError("approximate argument must be either none or tanh.")
 
 
 def silu(input, inplace=False):  # noqa: A002
@@ -204,12 +204,12 @@ def hardsigmoid(input, inplace=False):  # noqa: A002
 
 
 def hardswish(input, inplace=False):  # noqa: A002
-    """``input * relu6(input + 3) / 6`` (torch's gradient: 0 below -3, ``x / 3 + 0.5`` on [-3, 3], 1 above)."""
+    """``input * relu6(input + 3) / 6`` (torch's gradient: 0 up to -3, ``x / 3 + 0.5`` on (-3, 3), 1 from 3)."""
     _check(input, "hardswish")
 
     def fn(x):
         mid = x * (x + 3.0) * (1.0 / 6.0)
-        return ops.where(x < -3.0, _const(x, 0.0), ops.where(x <= 3.0, mid, x))
+        return ops.where(x <= -3.0, _const(x, 0.0), ops.where(x < 3.0, mid, x))
 
     return _maybe_inplace(input, inplace, fn)
 

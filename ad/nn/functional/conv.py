@@ -219,7 +219,7 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
     _check_tensor(weight, fn, "weight")
     if weight.ndim != nd + 2:
         raise RuntimeError(
-            f"weight should have at least three dimensions" if weight.ndim < 3 else
+            "weight should have at least three dimensions" if weight.ndim < 3 else
             f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got weight of size "
             f"{list(weight.shape)} instead"
         )
@@ -257,7 +257,7 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
             padding = (0,) * nd
         elif padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
             before, after = _same_padding(x.shape[2:], kernel, dilation)
             if before != after:  # asymmetric: pad the extra element after, explicitly
                 from .vision import pad as _pad
@@ -268,7 +268,7 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
                 x = _pad(x, widths)
             padding = before
         else:
-            raise ValueError(f"Invalid padding string '{padding}', should be one of ('valid', 'same')")
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
         padding = _tuple(padding, nd, "padding")
     if bias is not None and (not isinstance(bias, Tensor) or bias.shape != (out_c,)):
@@ -277,7 +277,6 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
             f"but got bias of size {list(bias.shape) if isinstance(bias, Tensor) else bias} instead"
         )
     _check_geometry(x.shape[2:], kernel, stride, padding, dilation, fn)
-    spatial_out = _geometry(x.shape[2:], kernel, stride, padding, dilation)[1]
     out = _Convolution.apply(x, weight, bias, (kernel, stride, padding, dilation), groups)
     return out if batched else ops.squeeze(out, 0)
 

@@ -47,9 +47,10 @@ def _feature_dropout(input, p, training, inplace, generator, batched_ndim, fn): 
     if input.ndim not in (batched_ndim - 1, batched_ndim):
         if fn == "dropout1d":
             raise RuntimeError(
-                "dropout1d: Expected 2D or 3D input, but received a {}D input. Note that dropout1d exists to "
+                f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note that dropout1d exists "
+                "to "
                 "provide channel-wise dropout on inputs with 1 spatial dimension, a channel dimension, and an "
-                "optional batch dimension (i.e. 2D or 3D inputs).".format(input.ndim)
+                "optional batch dimension (i.e. 2D or 3D inputs)."
             )
         warnings.warn(f"{fn}: Received a {input.ndim}-D input to {fn}, which is deprecated and will result in "
                       f"an error in a future release.", UserWarning, stacklevel=3)

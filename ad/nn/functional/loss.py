@@ -144,7 +144,7 @@ def _class_targets(input, target, fn):  # noqa: A002
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     if input.ndim == 1:
         if t.ndim != 0 and t.shape != (1,):
-            raise ValueError(f"Expected input batch_size (1) to match target batch_size ({t.shape[0] if t.ndim else 0}).")
+            raise ValueError(f"Expected input batch_size (1) to match target batch_size ({t.shape[0]}).")
         return t.reshape(())
     if t.ndim == 0 or input.shape[0] != t.shape[0]:
         raise ValueError(

@@ -349,15 +349,18 @@ class _Convolution(Function):
         colsg = cols.reshape(groups, c * taps // groups, n * length)
         w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, c * taps // groups)
         prod = np.matmul(w, colsg) if groups > 1 else np.dot(w[0], colsg[0])[None]
-        out = prod.reshape(out_c, n, length).transpose(1, 0, 2)
+        # (O, N, L) -> (N, O, L) in one pass, the bias added on the way
+        out = np.empty((n, out_c, length), xd.dtype)
         if bias is not None:
-            out = out + bias._data[:, None]
+            np.add(prod.reshape(out_c, n, length).transpose(1, 0, 2), bias._data[:, None], out=out)
+        else:
+            out[...] = prod.reshape(out_c, n, length).transpose(1, 0, 2)
         ctx.save_for_backward(x, weight)
         ctx.cols = colsg
         ctx.geo = geo
         ctx.groups = groups
         ctx.has_bias = bias is not None
-        return wrap_array(np.ascontiguousarray(out).reshape((n, out_c) + spatial_out))
+        return wrap_array(out.reshape((n, out_c) + spatial_out))
 
     @staticmethod
     def backward(ctx, g):

@@ -225,6 +225,10 @@ __version__ = "0.1.0"
 
 # --- linalg (issue 13): ad.linalg and the products / contractions of ad/ops/products.py
 from . import linalg  # noqa: E402
+
+# --- end linalg
+# --- nnfunc (issue 13, ad.nn.functional): cdist and the random Generator --------------------------------
+from .nn.functional.distance import cdist  # noqa: E402
 from .ops.products import (  # noqa: E402
     addbmm,
     addmm,
@@ -252,5 +256,4 @@ from .ops.products import (  # noqa: E402
     tensordot,
     vdot,
 )
-
-# --- end linalg
+from .random import Generator  # noqa: E402

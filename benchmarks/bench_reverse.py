@@ -4,6 +4,7 @@
 - W2 mlp-step: 64x784-512-512-10 tanh MLP with cross-entropy: forward, backward, both, peak memory; by dtype.
 - W3 big-elementwise: 8 elementwise ops, by size and dtype: forward, backward, peak memory of both.
 - W6 many-leaves: backward into many 8-element leaves, by the number of leaves.
+- W8 conv-step: two 3x3 conv2d layers (batch 32, 3 -> 16 -> 32 channels, 32x32): forward, forward+backward.
 - deep chains: backward through 10,000 and 100,000 elementwise ops (time linear in the number of nodes).
 """
 
@@ -119,4 +120,25 @@ class DeepChainBackward(Suite):
     before = ("forward",)
 
     def time_backward(self, lib, depth):
+        self.wl.backward()
+
+
+class _ConvStep(Suite):
+    """W8 conv-step: two 3x3 conv2d layers, batch 32, 3 -> 16 -> 32 channels, 32x32 images."""
+
+    params = (LIBS, DTYPES)
+    param_names = ("lib", "dtype")
+
+    def build(self, backend, dtype):
+        return W.conv_step(backend, dtype)
+
+
+class ConvForward(_ConvStep):
+    def time_forward(self, lib, dtype):
+        self.wl.forward()
+
+
+class ConvStep(_ConvStep):
+    def time_step(self, lib, dtype):
+        self.wl.forward()
         self.wl.backward()

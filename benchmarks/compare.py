@@ -78,6 +78,10 @@ CASES = [
     Case("W5-small", "jvp (forward mode) through W1's chain", W.jvp_chain),
     Case("W6", "many-leaves: backward into 2,000 leaves of 8 float64", W.many_leaves),
     Case("W7", "2nd derivative of a 200-step scalar iteration", W.scalar_second_derivative),
+    Case("W8-f32", "conv-step: conv2d 32x3x32x32 -> 16 -> 32 channels, 3x3, tanh, float32",
+         lambda b: W.conv_step(b, "float32"), "float32"),
+    Case("W8-f64", "conv-step: conv2d 32x3x32x32 -> 16 -> 32 channels, 3x3, tanh, float64",
+         lambda b: W.conv_step(b, "float64")),
     Case("W3", "big-elementwise: 8 ops, 4M float64", W.big_elementwise),
     Case("W5-big", "jvp (forward mode) through W3's chain",
          lambda b: W.jvp_chain(b, n_ops=8, size=4_000_000)),
@@ -449,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a minute in all)")
-    parser.add_argument("--only", metavar="KEYS", help="comma-separated workloads: W1, ..., W7, W2-f32, FC")
+    parser.add_argument("--only", metavar="KEYS", help="comma-separated workloads: W1, ..., W8, W2-f32, FC")
     parser.add_argument("--libs", default=",".join(W.LIBRARIES), help="libraries to try (%(default)s)")
     parser.add_argument("--json", metavar="PATH", help="write all results, with the samples, to PATH")
     parser.add_argument("--plot", metavar="PATH", help="also plot the per-op cost against size to PATH (PNG)")

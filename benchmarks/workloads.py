@@ -31,6 +31,8 @@ The workloads (keys as printed by `compare.py`):
   only.
 - W7 scalar second derivative: 200 steps of x <- x - 0.1 sin(x) x on a 0-dim leaf, d2/dx2 by double
   backward.
+- W8 conv-step: conv2d forward and backward, batch 32, 3 -> 16 -> 32 channels, 32x32 images, 3x3 kernels
+  (padding 1), tanh between the two convolutions, loss = sum; float32 and float64.
 - first call: a fresh interpreter from `import <lib>` to its first finished backward (`first_call`).
 """
 
@@ -226,6 +228,13 @@ def mlp_loss(lib, x, target, w1, b1, w2, b2, w3, b3):
     h = lib.tanh(F.linear(x, w1, b1))
     h = lib.tanh(F.linear(h, w2, b2))
     return F.cross_entropy(F.linear(h, w3, b3), target)
+
+
+def conv_loss(lib, x, w1, b1, w2, b2):
+    """Two 3x3 convolutions (padding 1) with tanh between, summed."""
+    F = lib.nn.functional
+    h = lib.tanh(F.conv2d(x, w1, b1, padding=1))
+    return F.conv2d(h, w2, b2, padding=1).sum()
 
 
 def many_leaves_loss(lib, leaves, consts):
@@ -512,6 +521,19 @@ def mlp_step(backend, dtype="float32", batch=64, sizes=(784, 512, 512, 10)) -> R
     target = rng.integers(0, sizes[-1], batch).astype(np.int64)
     fn = lambda lib, leaves, consts: mlp_loss(lib, consts[0], consts[1], *leaves)
     return Reverse(backend, fn, params, [x, target])
+
+
+def conv_step(backend, dtype="float32", batch=32, channels=(3, 16, 32), size=32, kernel=3) -> Reverse:
+    """W8: forward and backward of two conv2d layers (the issue's convolution benchmark)."""
+    rng = _rng(8)
+    params = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        bound = 1.0 / np.sqrt(c_in * kernel * kernel)
+        params.append(rng.uniform(-bound, bound, (c_out, c_in, kernel, kernel)).astype(dtype))
+        params.append(rng.uniform(-bound, bound, c_out).astype(dtype))
+    x = rng.standard_normal((batch, channels[0], size, size)).astype(dtype)
+    fn = lambda lib, leaves, consts: conv_loss(lib, consts[0], *leaves)
+    return Reverse(backend, fn, params, [x])
 
 
 def big_elementwise(backend, size=4_000_000, n_ops=8, dtype="float64") -> Reverse:

@@ -1,0 +1,88 @@
+"""``ad.nn.functional``, as ``torch.nn.functional``: one module per concern.
+
+- ``activation``: elementwise activations, softmax / softmin / glu (composites of ``ad`` ops);
+- ``loss``: the losses (composites; ``_reduce`` applies ``reduction``);
+- ``conv``: unfold / fold (Python-swept im2col rows) and the convolutions (one ConvolutionBackward0 row:
+  im2col + one GEMM, numpy/BLAS forward and backward);
+- ``pooling``, ``normalization``, ``vision`` (pad, interpolate, pixel shuffle), ``sparse`` (embedding,
+  one_hot), ``dropout``, ``distance`` (cosine_similarity, pairwise_distance, normalize, cdist), ``linear``
+  (linear, bilinear), ``attention`` (scaled_dot_product_attention).
+"""
+
+from .activation import (
+    celu,
+    celu_,
+    elu,
+    elu_,
+    gelu,
+    glu,
+    hardshrink,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    hardtanh_,
+    leaky_relu,
+    leaky_relu_,
+    log_softmax,
+    logsigmoid,
+    mish,
+    prelu,
+    relu,
+    relu6,
+    relu_,
+    rrelu,
+    rrelu_,
+    selu,
+    selu_,
+    sigmoid,
+    silu,
+    softmax,
+    softmin,
+    softplus,
+    softshrink,
+    softsign,
+    tanh,
+    tanhshrink,
+    threshold,
+    threshold_,
+)
+from .attention import scaled_dot_product_attention
+from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, fold, unfold
+from .distance import cdist, cosine_similarity, normalize, pairwise_distance
+from .dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from .linear import bilinear, linear
+from .loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
+    cross_entropy,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    mse_loss,
+    nll_loss,
+    poisson_nll_loss,
+    smooth_l1_loss,
+    triplet_margin_loss,
+)
+from .normalization import batch_norm, group_norm, instance_norm, layer_norm, local_response_norm, rms_norm
+from .pooling import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool1d_with_indices,
+    max_pool2d,
+    max_pool2d_with_indices,
+    max_pool3d,
+)
+from .sparse import embedding, one_hot
+from .vision import interpolate, pad, pixel_shuffle, pixel_unshuffle, upsample

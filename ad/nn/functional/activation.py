@@ -1,0 +1,314 @@
+"""Activations, as ``torch.nn.functional``: composites of ``ad`` ops (no rules of their own).
+
+Piecewise functions are ``where`` of their pieces, with each piece evaluated only on inputs where it is
+finite (``_part``): an unselected branch whose value or derivative overflows would otherwise turn the
+masked-out cotangent into ``0 * inf = nan``. Where torch's gradient at a kink is a convention (hardtanh's 0
+at its bounds, leaky_relu's slope at 0), the comparisons are chosen to give torch's value.
+
+``inplace=True`` (and the ``*_`` variants) overwrite ``input`` as ``Tensor.add_`` does: recorded when
+``input`` is part of a graph, an error on a leaf that requires grad.
+"""
+
+import math
+
+import numpy as np
+
+from ... import composites, ops
+from ...tensor import Tensor, wrap_array
+
+softmax = composites.softmax
+log_softmax = composites.log_softmax
+sigmoid = ops.sigmoid
+tanh = ops.tanh
+
+
+def _check(x, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f"\"{fn}\" not implemented for '{ops._torch_dtype(x.dtype).capitalize()}'")
+
+
+def _part(mask, x, fill=0.0):
+    """``x`` where ``mask``, else the constant ``fill``: the argument of a branch used only where ``mask``."""
+    return ops.where(mask, x, wrap_array(np.asarray(fill, x.dtype)))
+
+
+def _const(x, value):
+    return wrap_array(np.asarray(value, x.dtype))
+
+
+def _inplace(x, fn):
+    """``x`` overwritten by ``fn(x)`` (recorded as torch's in-place ops are: see ``ad.methods``)."""
+    from ...grad_mode import no_grad
+    from ...methods import _bump, _dual_inplace, _rebase, _records_inplace
+
+    if _records_inplace(x, None):
+        return _rebase(x, fn)
+    if _dual_inplace(x, None, lambda: fn(x)):
+        return x
+    with no_grad():
+        result = fn(x)
+    x._data[...] = result._data
+    _bump(x)
+    return x
+
+
+def _maybe_inplace(x, inplace, fn):
+    return _inplace(x, fn) if inplace else fn(x)
+
+
+def relu(input, inplace=False):  # noqa: A002 - torch's names
+    """``max(input, 0)``; gradient 0 at 0, as torch."""
+    return _maybe_inplace(input, inplace, ops.relu)
+
+
+def relu_(input):  # noqa: A002
+    return _inplace(input, ops.relu)
+
+
+def _hardtanh(x, lo, hi):
+    # torch's gradient is 1 strictly inside (lo, hi) and 0 at and beyond the bounds
+    inside = (x > lo) & (x < hi)
+    return ops.where(inside, x, wrap_array(np.clip(x._data, lo, hi)))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
+    """``clamp(input, min_val, max_val)`` with torch's zero gradient at the bounds."""
+    _check(input, "hardtanh")
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _maybe_inplace(input, inplace, lambda x: _hardtanh(x, float(min_val), float(max_val)))
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):  # noqa: A002
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def relu6(input, inplace=False):  # noqa: A002
+    """``min(max(input, 0), 6)``."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
+    """``input`` where positive, else ``negative_slope * input`` (the slope at 0, as torch)."""
+    _check(input, "leaky_relu")
+    s = float(negative_slope)
+    return _maybe_inplace(input, inplace, lambda x: ops.where(x > 0, x, x * s))
+
+
+def leaky_relu_(input, negative_slope=0.01):  # noqa: A002
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def _elu(x, alpha, scale=1.0, input_scale=1.0):
+    pos = x > 0
+    neg = _part(~pos, x) * input_scale
+    out = ops.where(pos, x * scale if scale != 1.0 else x, ops.expm1(neg) * (alpha * scale))
+    return out
+
+
+def elu(input, alpha=1.0, inplace=False):  # noqa: A002
+    """``input`` where positive, else ``alpha * (exp(input) - 1)``."""
+    _check(input, "elu")
+    return _maybe_inplace(input, inplace, lambda x: _elu(x, float(alpha)))
+
+
+def elu_(input, alpha=1.0):  # noqa: A002
+    return elu(input, alpha, inplace=True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):  # noqa: A002
+    """``scale * elu(input, alpha)`` with the self-normalising constants."""
+    _check(input, "selu")
+    return _maybe_inplace(input, inplace, lambda x: _elu(x, _SELU_ALPHA, _SELU_SCALE))
+
+
+def selu_(input):  # noqa: A002
+    return selu(input, inplace=True)
+
+
+def celu(input, alpha=1.0, inplace=False):  # noqa: A002
+    """``max(0, input) + min(0, alpha * (exp(input / alpha) - 1))``."""
+    _check(input, "celu")
+    alpha = float(alpha)
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError")
+    return _maybe_inplace(input, inplace, lambda x: _elu(x, alpha, 1.0, 1.0 / alpha))
+
+
+def celu_(input, alpha=1.0):  # noqa: A002
+    return celu(input, alpha, inplace=True)
+
+
+def gelu(input, approximate="none"):  # noqa: A002
+    """``input * Phi(input)``; ``approximate="tanh"``: torch's tanh approximation."""
+    _check(input, "gelu")
+    if approximate == "none":
+        return input * (ops.erf(input * (1.0 / math.sqrt(2.0))) + 1.0) * 0.5
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
+        return input * (ops.tanh(inner) + 1.0) * 0.5
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def silu(input, inplace=False):  # noqa: A002
+    """``input * sigmoid(input)``."""
+    _check(input, "silu")
+    return _maybe_inplace(input, inplace, lambda x: x * ops.sigmoid(x))
+
+
+def _softplus(x, beta, threshold):
+    linear = x * beta > threshold  # torch: above the threshold, the identity (and its gradient 1)
+    z = _part(~linear, x) * beta
+    return ops.where(linear, x, _log1p_exp(z) * (1.0 / beta))
+
+
+def _log1p_exp(z):
+    """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
+    pos = z > 0
+    return ops.where(pos, z, _const(z, 0.0)) + ops.log1p(ops.exp(ops.where(pos, -z, z)))
+
+
+def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
+    """``log(1 + exp(beta * input)) / beta``, the identity where ``beta * input > threshold``."""
+    _check(input, "softplus")
+    return _softplus(input, float(beta), float(threshold))
+
+
+def mish(input, inplace=False):  # noqa: A002
+    """``input * tanh(softplus(input))``."""
+    _check(input, "mish")
+    return _maybe_inplace(input, inplace, lambda x: x * ops.tanh(_softplus(x, 1.0, 20.0)))
+
+
+def softsign(input):  # noqa: A002
+    """``input / (1 + |input|)``."""
+    _check(input, "softsign")
+    return input / (ops.abs(input) + 1.0)
+
+
+def hardsigmoid(input, inplace=False):  # noqa: A002
+    """``relu6(input + 3) / 6``; gradient 1/6 strictly inside (-3, 3), as torch."""
+    _check(input, "hardsigmoid")
+
+    def fn(x):
+        inside = (x > -3.0) & (x < 3.0)
+        return ops.where(inside, x * (1.0 / 6.0) + 0.5, wrap_array(np.clip(x._data / 6.0 + 0.5, 0.0, 1.0)))
+
+    return _maybe_inplace(input, inplace, fn)
+
+
+def hardswish(input, inplace=False):  # noqa: A002
+    """``input * relu6(input + 3) / 6`` (torch's gradient: 0 up to -3, ``x / 3 + 0.5`` on (-3, 3), 1 from 3)."""
+    _check(input, "hardswish")
+
+    def fn(x):
+        mid = x * (x + 3.0) * (1.0 / 6.0)
+        return ops.where(x <= -3.0, _const(x, 0.0), ops.where(x < 3.0, mid, x))
+
+    return _maybe_inplace(input, inplace, fn)
+
+
+def logsigmoid(input):  # noqa: A002
+    """``log(sigmoid(input))``, computed stably on both sides."""
+    _check(input, "log_sigmoid")
+    neg = input < 0
+    xn = _part(neg, input)
+    xp = _part(~neg, input)
+    return ops.where(neg, xn - ops.log1p(ops.exp(xn)), -ops.log1p(ops.exp(-xp)))
+
+
+def tanhshrink(input):  # noqa: A002
+    """``input - tanh(input)``."""
+    _check(input, "tanhshrink")
+    return input - ops.tanh(input)
+
+
+def softshrink(input, lambd=0.5):  # noqa: A002
+    """``input - lambd`` above ``lambd``, ``input + lambd`` below ``-lambd``, else 0."""
+    _check(input, "softshrink")
+    lambd = float(lambd)
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    zero = _const(input, 0.0)
+    return ops.where(input > lambd, input - lambd, ops.where(input < -lambd, input + lambd, zero))
+
+
+def hardshrink(input, lambd=0.5):  # noqa: A002
+    """``input`` where ``|input| > lambd``, else 0."""
+    _check(input, "hardshrink")
+    lambd = float(lambd)
+    return ops.where((input > lambd) | (input < -lambd), input, _const(input, 0.0))
+
+
+def threshold(input, threshold, value, inplace=False):  # noqa: A002
+    """``input`` where ``input > threshold``, else ``value``."""
+    _check(input, "threshold")
+    t = float(threshold)
+    return _maybe_inplace(input, inplace, lambda x: ops.where(x > t, x, _const(x, value)))
+
+
+def threshold_(input, threshold, value):  # noqa: A002
+    return globals()["threshold"](input, threshold, value, inplace=True)
+
+
+def prelu(input, weight):  # noqa: A002
+    """``input`` where positive, else ``weight * input``; ``weight`` has 1 or C (``input.shape[1]``) elements."""
+    _check(input, "prelu")
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"prelu(): argument 'weight' (position 2) must be Tensor, not {type(weight).__name__}")
+    if weight.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight.ndim}")
+    n = weight.numel()
+    channels = input.shape[1] if input.ndim >= 2 else 1
+    if n != 1 and (input.ndim == 0 or n != channels):
+        raise RuntimeError(
+            f"Mismatch of parameter numbers and input channel size. Found parameter numbers = {n} and channel "
+            f"size = {channels}."
+        )
+    w = ops.reshape(weight, (n,) + (1,) * (input.ndim - 2)) if n != 1 and input.ndim >= 2 else ops.reshape(weight, ())
+    return ops.where(input > 0, input, input * w)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  # noqa: A002
+    """Randomized leaky ReLU: slopes drawn from U(lower, upper) per negative element when ``training``,
+    the mean slope ``(lower + upper) / 2`` otherwise. The draws come from ``ad.manual_seed``'s generator."""
+    _check(input, "rrelu")
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2.0, inplace)
+    from ... import creation
+
+    slopes = creation._rng.uniform(lower, upper, input.shape).astype(input.dtype)
+    return _maybe_inplace(input, inplace, lambda x: ops.where(x >= 0, x, x * wrap_array(slopes)))
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):  # noqa: A002
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
+    """``softmax(-input, dim)``."""
+    return composites.softmax(-input, dim, dtype)
+
+
+def glu(input, dim=-1):  # noqa: A002
+    """Gated linear unit: ``a * sigmoid(b)`` of the two halves of ``input`` along ``dim``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"glu(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = dim % input.ndim if -input.ndim <= dim < input.ndim else None
+    if d is None:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-input.ndim}, {input.ndim - 1}], but got {dim})"
+        )
+    size = input.shape[d]
+    if size % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {size}")
+    a, b = ops.split(input, size // 2, d)
+    return a * ops.sigmoid(b)

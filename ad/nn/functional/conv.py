@@ -1,0 +1,500 @@
+"""Convolutions as im2col + one batched GEMM: ``unfold``, ``fold``, ``conv1d/2d/3d``, ``conv_transpose1d/2d``.
+
+Two Python-swept primitives carry every convolution: ``_Im2Col`` (torch's ``F.unfold``, generalised to
+1-3 spatial dims) and its adjoint ``_Col2Im`` (``F.fold``). Both run compiled kernels (``kernels/conv.py``)
+on the image viewed as ``(N, C, D, H, W)``; each one's backward and jvp is the other one applied to the
+cotangent or tangent, written with ``ad`` ops, so ``create_graph=True``, forward mode and any order of
+derivative come without more rules. A convolution is then
+
+    cols = im2col(x)                           (N, C * taps, L)
+    out  = weight.reshape(O, C * taps) @ cols  (N, O, L): one recorded batched MATMUL row (BLAS)
+
+and a transposed convolution is ``col2im(weight2d.T @ x)``. Groups split the channel axis into a batch axis
+of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops.
+"""
+
+import numpy as np
+
+from kernels import conv as kconv
+
+from ... import ops
+from ...autograd.function import Function
+from ...grad_mode import is_grad_enabled
+from ...tensor import Tensor, wrap_array
+
+# ---------------------------------------------------------------------------------------------------------
+# geometry
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _tuple(value, n, name):
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            value = tuple(value) * n
+        if len(value) != n:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} values to match the "
+                               f"convolution dimensions, but got {name}={list(value)}")
+        return tuple(int(v) for v in value)
+    return (int(value),) * n
+
+
+def _geometry(spatial, kernel, stride, padding, dilation):
+    """The kernels' int64 geometry array (3 spatial dims, leading ones filled) and the output size."""
+    k = len(spatial)
+    out = []
+    for s, kk, st, p, d in zip(spatial, kernel, stride, padding, dilation):
+        o = (s + 2 * p - d * (kk - 1) - 1) // st + 1
+        out.append(o)
+    pad3 = lambda v, fill: (fill,) * (3 - k) + tuple(v)  # noqa: E731
+    geom = np.array(
+        pad3(kernel, 1) + pad3(stride, 1) + pad3(padding, 0) + pad3(dilation, 1) + pad3(out, 1), dtype=np.int64
+    )
+    return geom, tuple(out)
+
+
+def _as5d(shape):
+    n, c, *sp = shape
+    return (n, c) + (1,) * (3 - len(sp)) + tuple(sp)
+
+
+def _im2col_np(x, kernel, stride, padding, dilation):
+    n, c, *sp = x.shape
+    geom, out = _geometry(sp, kernel, stride, padding, dilation)
+    taps = int(np.prod(kernel))
+    cols = np.empty((n, c * taps, int(np.prod(out))), x.dtype)
+    if cols.size:
+        kconv.im2col(np.ascontiguousarray(x).reshape(_as5d(x.shape)), geom, cols)
+    return cols
+
+
+def _col2im_np(cols, image_shape, kernel, stride, padding, dilation):
+    n, c, *sp = image_shape
+    geom, _ = _geometry(sp, kernel, stride, padding, dilation)
+    x = np.zeros(_as5d(image_shape), cols.dtype)
+    if cols.size:
+        kconv.col2im(np.ascontiguousarray(cols), geom, x)
+    return x.reshape(image_shape)
+
+
+class _Im2Col(Function):
+    """``(N, C, *spatial) -> (N, C * prod(kernel), L)``: the sliding windows of ``x`` as columns."""
+
+    _grad_fn_name = "Im2ColBackward0"
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation):
+        ctx.geometry = (tuple(x.shape), kernel, stride, padding, dilation)
+        return wrap_array(_im2col_np(x._data, kernel, stride, padding, dilation))
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, *geo = ctx.geometry
+        return (_Col2Im.apply(g, shape, *geo),) + (None,) * 4
+
+    @staticmethod
+    def jvp(ctx, t, *_):
+        shape, *geo = ctx.geometry
+        return _Im2Col.apply(t, *geo)
+
+
+class _Col2Im(Function):
+    """``(N, C * prod(kernel), L) -> (N, C, *spatial)``: sums the columns back onto the image (the adjoint)."""
+
+    _grad_fn_name = "Col2ImBackward0"
+
+    @staticmethod
+    def forward(ctx, cols, image_shape, kernel, stride, padding, dilation):
+        ctx.geometry = (kernel, stride, padding, dilation)
+        ctx.image_shape = image_shape
+        return wrap_array(_col2im_np(cols._data, image_shape, kernel, stride, padding, dilation))
+
+    @staticmethod
+    def backward(ctx, g):
+        return (_Im2Col.apply(g, *ctx.geometry),) + (None,) * 5
+
+    @staticmethod
+    def jvp(ctx, t, *_):
+        return _Col2Im.apply(t, ctx.image_shape, *ctx.geometry)
+
+
+def _im2col(x, kernel, stride, padding, dilation):
+    return _Im2Col.apply(x, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
+
+
+def _col2im(cols, image_shape, kernel, stride, padding, dilation):
+    return _Col2Im.apply(cols, tuple(image_shape), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# unfold / fold (torch's 4-D forms)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _check_tensor(x, fn, what="input"):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument '{what}' (position 1) must be Tensor, not {type(x).__name__}")
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002 - torch's names
+    """Sliding local blocks of a batched image ``(N, C, H, W)`` as columns ``(N, C * kh * kw, L)``.
+
+    Example:
+        >>> F.unfold(ad.ones(1, 2, 3, 3), 2).shape
+        (1, 8, 4)
+    """
+    _check_tensor(input, "unfold")
+    batched = input.ndim == 4
+    if input.ndim not in (3, 4):
+        raise NotImplementedError(
+            f"Input Error: Only 3D or 4D input Tensors are supported (got {input.ndim}D)"
+        )
+    x = input if batched else ops.unsqueeze(input, 0)
+    k, d, p, s = (_tuple(v, 2, n) for v, n in ((kernel_size, "kernel_size"), (dilation, "dilation"),
+                                               (padding, "padding"), (stride, "stride")))
+    _check_geometry(x.shape[2:], k, s, p, d, "unfold")
+    cols = _im2col(x, k, s, p, d)
+    return cols if batched else ops.squeeze(cols, 0)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002
+    """Sums columns ``(N, C * kh * kw, L)`` into an image ``(N, C, *output_size)`` (the adjoint of unfold)."""
+    _check_tensor(input, "fold")
+    if input.ndim not in (2, 3):
+        raise NotImplementedError(
+            f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got {input.ndim}D)"
+        )
+    batched = input.ndim == 3
+    x = input if batched else ops.unsqueeze(input, 0)
+    o, k, d, p, s = (_tuple(v, 2, n) for v, n in ((output_size, "output_size"), (kernel_size, "kernel_size"),
+                                                  (dilation, "dilation"), (padding, "padding"), (stride, "stride")))
+    taps = k[0] * k[1]
+    if x.shape[1] % taps:
+        raise RuntimeError(
+            f"Expected size of input's dimension 1 to be divisible by the product of kernel_size, but got "
+            f"input.size(1)={x.shape[1]} and kernel_size={k}"
+        )
+    _, out = _geometry(o, k, s, p, d)
+    if int(np.prod(out)) != x.shape[2]:
+        raise RuntimeError(
+            f"Given output_size={o}, kernel_size={k}, dilation={d}, padding={p}, stride={s}, expected size of "
+            f"input's dimension 2 to match the calculated number of sliding blocks {out[0]} * {out[1]} = "
+            f"{out[0] * out[1]}, but got input.size(2)={x.shape[2]}."
+        )
+    image = _col2im(x, (x.shape[0], x.shape[1] // taps) + o, k, s, p, d)
+    return image if batched else ops.squeeze(image, 0)
+
+
+def _check_geometry(spatial, kernel, stride, padding, dilation, fn):
+    for v, name in ((kernel, "kernel size"), (stride, "stride"), (dilation, "dilation")):
+        if any(e <= 0 for e in v):
+            raise RuntimeError(f"{fn}: {name} should be greater than zero, but got {name.replace(' ', '_')}: {v}")
+    if any(e < 0 for e in padding):
+        raise RuntimeError(f"{fn}: negative padding is not supported, but got padding: {padding}")
+    _, out = _geometry(spatial, kernel, stride, padding, dilation)
+    if any(o <= 0 for o in out):
+        raise RuntimeError(
+            f"Calculated output size: {out} is too small (input size {tuple(spatial)}, kernel {kernel}, "
+            f"padding {padding}, dilation {dilation})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# convolutions
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _same_padding(spatial, kernel, dilation):
+    """torch's padding='same': total d * (k - 1), the odd one extra after (applied by an explicit pad)."""
+    before, after = [], []
+    for kk, d in zip(kernel, dilation):
+        total = d * (kk - 1)
+        before.append(total // 2)
+        after.append(total - total // 2)
+    return tuple(before), tuple(after)
+
+
+def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa: A002
+    fn = f"conv{nd}d"
+    _check_tensor(input, fn)
+    _check_tensor(weight, fn, "weight")
+    if weight.ndim != nd + 2:
+        raise RuntimeError(
+            "weight should have at least three dimensions" if weight.ndim < 3 else
+            f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got weight of size "
+            f"{list(weight.shape)} instead"
+        )
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(
+            f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    if input.dtype != weight.dtype:
+        raise RuntimeError(
+            f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be the same"
+        )
+    batched = input.ndim == nd + 2
+    x = input if batched else ops.unsqueeze(input, 0)
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    out_c, in_per_group, *kernel = weight.shape
+    kernel = tuple(kernel)
+    c = x.shape[1]
+    if c != in_per_group * groups:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
+            f"{in_per_group * groups} channels, but got {c} channels instead"
+        )
+    if out_c % groups:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight "
+            f"of size {list(weight.shape)} instead"
+        )
+    stride = _tuple(stride, nd, "stride")
+    dilation = _tuple(dilation, nd, "dilation")
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0,) * nd
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
+            before, after = _same_padding(x.shape[2:], kernel, dilation)
+            if before != after:  # asymmetric: pad the extra element after, explicitly
+                from .vision import pad as _pad
+
+                widths = []
+                for b, a in reversed(list(zip(before, after))):
+                    widths += [0, a - b]
+                x = _pad(x, widths)
+            padding = before
+        else:
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+    else:
+        padding = _tuple(padding, nd, "padding")
+    if bias is not None and (not isinstance(bias, Tensor) or bias.shape != (out_c,)):
+        raise RuntimeError(
+            f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with {out_c} elements, "
+            f"but got bias of size {list(bias.shape) if isinstance(bias, Tensor) else bias} instead"
+        )
+    _check_geometry(x.shape[2:], kernel, stride, padding, dilation, fn)
+    out = _Convolution.apply(x, weight, bias, (kernel, stride, padding, dilation), groups)
+    return out if batched else ops.squeeze(out, 0)
+
+
+def _conv_composite(x, weight, bias, geo, groups):
+    """The convolution as ``ad`` ops (im2col row + batched matmul): the differentiable form of the rules."""
+    kernel, stride, padding, dilation = geo
+    n, c = x.shape[:2]
+    out_c, in_per_group = weight.shape[:2]
+    taps = int(np.prod(kernel))
+    spatial_out = _geometry(x.shape[2:], kernel, stride, padding, dilation)[1]
+    cols = _im2col(x, kernel, stride, padding, dilation)  # (N, C * taps, L)
+    cols = ops.reshape(cols, (n, groups, in_per_group * taps, cols.shape[-1]))
+    w = ops.reshape(weight, (groups, out_c // groups, in_per_group * taps))
+    out = ops.reshape(ops.matmul(w, cols), (n, out_c) + spatial_out)  # (N, G, O / G, L) -> (N, O, *spatial)
+    if bias is not None:
+        out = out + ops.reshape(bias, (out_c,) + (1,) * len(kernel))
+    return out
+
+
+def _weight_grad_composite(x, g, weight_shape, geo, groups):
+    """d(sum(g * conv(x, w))) / dw as ``ad`` ops."""
+    kernel, stride, padding, dilation = geo
+    n = x.shape[0]
+    out_c, in_per_group = weight_shape[:2]
+    taps = int(np.prod(kernel))
+    cols = _im2col(x, kernel, stride, padding, dilation)
+    cols = ops.reshape(cols, (n, groups, in_per_group * taps, cols.shape[-1]))
+    gg = ops.reshape(g, (n, groups, out_c // groups, cols.shape[-1]))
+    gw = ops.sum(ops.matmul(gg, ops.transpose(cols, 2, 3)), 0)  # (G, O / G, C / G * taps)
+    return ops.reshape(gw, weight_shape)
+
+
+def _input_grad_composite(g, weight, x_shape, geo, groups):
+    """d(sum(g * conv(x, w))) / dx as ``ad`` ops: a transposed convolution onto ``x_shape``."""
+    kernel, stride, padding, dilation = geo
+    n = g.shape[0]
+    out_c, in_per_group = weight.shape[:2]
+    taps = int(np.prod(kernel))
+    length = int(np.prod(g.shape[2:]))
+    gg = ops.reshape(g, (n, groups, out_c // groups, length))
+    w = ops.reshape(weight, (groups, out_c // groups, in_per_group * taps))
+    cols = ops.reshape(ops.matmul(ops.transpose(w, 1, 2), gg), (n, in_per_group * groups * taps, length))
+    return _col2im(cols, x_shape, kernel, stride, padding, dilation)
+
+
+class _Convolution(Function):
+    """``conv(x, weight) + bias`` (N, O, *spatial_out), forward and first-order backward in numpy + BLAS.
+
+    The columns are kept as ``(C * taps, N * L)`` (one GEMM for the whole batch, each group): forward
+    ``W @ cols``, backward ``cols @ g.T`` (the weight; BLAS is fast with the long axis inner) and
+    ``W.T @ g`` summed back onto the image by col2im. With grad mode on (``create_graph=True``) the
+    backward is the same mathematics as ``ad`` ops (``_*_composite``), so it is differentiable again.
+    """
+
+    _grad_fn_name = "ConvolutionBackward0"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geo, groups):
+        kernel, stride, padding, dilation = geo
+        xd = np.ascontiguousarray(x._data)
+        n, c, *spatial = xd.shape
+        geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
+        taps = int(np.prod(kernel))
+        length = int(np.prod(spatial_out))
+        out_c = weight.shape[0]
+        cols = np.empty((c * taps, n, length), xd.dtype)
+        if cols.size:
+            kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols.transpose(1, 0, 2))
+        colsg = cols.reshape(groups, c * taps // groups, n * length)
+        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, c * taps // groups)
+        prod = np.matmul(w, colsg) if groups > 1 else np.dot(w[0], colsg[0])[None]
+        # (O, N, L) -> (N, O, L) in one pass, the bias added on the way
+        out = np.empty((n, out_c, length), xd.dtype)
+        if bias is not None:
+            np.add(prod.reshape(out_c, n, length).transpose(1, 0, 2), bias._data[:, None], out=out)
+        else:
+            out[...] = prod.reshape(out_c, n, length).transpose(1, 0, 2)
+        ctx.save_for_backward(x, weight)
+        ctx.cols = colsg
+        ctx.geo = geo
+        ctx.groups = groups
+        ctx.has_bias = bias is not None
+        return wrap_array(out.reshape((n, out_c) + spatial_out))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        geo, groups = ctx.geo, ctx.groups
+        if is_grad_enabled():  # create_graph: the differentiable form
+            gx = _input_grad_composite(g, weight, x.shape, geo, groups) if need_x else None
+            gw = _weight_grad_composite(x, g, weight.shape, geo, groups) if need_w else None
+            gb = ops.sum(g, [0] + list(range(2, g.ndim))) if need_b and ctx.has_bias else None
+            return gx, gw, gb, None, None
+        kernel, stride, padding, dilation = geo
+        gd = g._data
+        n, out_c = gd.shape[:2]
+        length = int(np.prod(gd.shape[2:]))
+        # (N, O, L) -> (G, O / G, N * L), the layout of the columns
+        gk = np.ascontiguousarray(gd.reshape(n, out_c, length).transpose(1, 0, 2)).reshape(groups, out_c // groups, -1)
+        gx = gw = gb = None
+        if need_w:
+            # (cols @ g.T).T rather than g @ cols.T: OpenBLAS is far faster with the long N * L axis this way
+            gw = wrap_array(np.ascontiguousarray(np.matmul(ctx.cols, gk.transpose(0, 2, 1)).transpose(0, 2, 1))
+                            .reshape(weight.shape))
+        if need_x:
+            w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, -1)
+            gcols = np.matmul(w.transpose(0, 2, 1), gk)  # (G, C / G * taps, N * L)
+            image = np.zeros(_as5d(x.shape), gd.dtype)
+            geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
+            kconv.col2im(gcols.reshape(-1, n, length).transpose(1, 0, 2), geom, image)
+            gx = wrap_array(image.reshape(x.shape))
+        if need_b and ctx.has_bias:
+            gb = wrap_array(gd.sum(axis=(0,) + tuple(range(2, gd.ndim))))
+        return gx, gw, gb, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tw, tb, *_):
+        x, weight = ctx.saved_tensors
+        # bilinear in (x, weight): d conv = conv(tx, w) + conv(x, tw) + tb
+        out = _Convolution.apply(tx, weight, tb if ctx.has_bias else None, ctx.geo, ctx.groups)
+        return out + _Convolution.apply(x, tw, None, ctx.geo, ctx.groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """1-D convolution (cross-correlation, as torch) of ``input`` (N, C, L) with ``weight`` (O, C / groups, k).
+
+    Args: as ``torch.nn.functional.conv1d``; ``padding`` may be an int, a tuple, ``"valid"`` or ``"same"``.
+    Returns: (N, O, L_out). Raises: RuntimeError for mismatched shapes, as torch.
+    """
+    return _convnd(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """2-D convolution of ``input`` (N, C, H, W) with ``weight`` (O, C / groups, kh, kw).
+
+    Example:
+        >>> F.conv2d(ad.ones(1, 1, 3, 3), ad.ones(1, 1, 2, 2)).shape
+        (1, 1, 2, 2)
+    """
+    return _convnd(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """3-D convolution of ``input`` (N, C, D, H, W) with ``weight`` (O, C / groups, kd, kh, kw)."""
+    return _convnd(3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):  # noqa: A002
+    fn = f"conv_transpose{nd}d"
+    _check_tensor(input, fn)
+    _check_tensor(weight, fn, "weight")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(
+            f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"Expected {nd + 2}-dimensional weight, but got weight of size {list(weight.shape)}")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be the same")
+    batched = input.ndim == nd + 2
+    x = input if batched else ops.unsqueeze(input, 0)
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    in_c, out_per_group, *kernel = weight.shape
+    kernel = tuple(kernel)
+    n, c, *spatial = x.shape
+    if c != in_c:
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
+            f"{in_c} channels, but got {c} channels instead"
+        )
+    if in_c % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0")
+    stride = _tuple(stride, nd, "stride")
+    padding = _tuple(padding, nd, "padding")
+    output_padding = _tuple(output_padding, nd, "output_padding")
+    dilation = _tuple(dilation, nd, "dilation")
+    for op_, s, d in zip(output_padding, stride, dilation):
+        if op_ >= s and op_ >= d:
+            raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
+                               f"output_padding: {output_padding}, stride: {stride}, dilation: {dilation}")
+    out_c = out_per_group * groups
+    if bias is not None and (not isinstance(bias, Tensor) or bias.shape != (out_c,)):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {out_c} elements")
+    out_spatial = tuple(
+        (s - 1) * st - 2 * p + d * (k - 1) + op_ + 1
+        for s, st, p, d, k, op_ in zip(spatial, stride, padding, dilation, kernel, output_padding)
+    )
+    if any(o <= 0 for o in out_spatial):
+        raise RuntimeError(f"Given input size per channel: {spatial}. Calculated output size per channel: "
+                           f"{out_spatial}. Output size is too small")
+    taps = int(np.prod(kernel))
+    length = int(np.prod(spatial))
+    xs = ops.reshape(x, (n, groups, c // groups, length))
+    w = ops.reshape(weight, (groups, c // groups, out_per_group * taps))
+    cols = ops.matmul(ops.transpose(w, 1, 2), xs)  # (N, G, O / G * taps, L)
+    cols = ops.reshape(cols, (n, out_c * taps, length))
+    out = _col2im(cols, (n, out_c) + out_spatial, kernel, stride, padding, dilation)
+    if bias is not None:
+        out = out + ops.reshape(bias, (out_c,) + (1,) * nd)
+    return out if batched else ops.squeeze(out, 0)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
+    """Transposed 1-D convolution (the adjoint of conv1d in its input); ``weight`` is (C, O / groups, k)."""
+    return _conv_transposend(1, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
+    """Transposed 2-D convolution; ``weight`` is (C, O / groups, kh, kw)."""
+    return _conv_transposend(2, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
+    """Transposed 3-D convolution; ``weight`` is (C, O / groups, kd, kh, kw)."""
+    return _conv_transposend(3, input, weight, bias, stride, padding, output_padding, groups, dilation)

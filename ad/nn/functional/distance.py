@@ -1,0 +1,97 @@
+"""Distances and similarities: ``pairwise_distance``, ``cosine_similarity``, ``normalize``, ``cdist``.
+
+The p-norms are composites with a zero gradient where the norm is zero (torch's convention; the plain
+``sqrt(sum(x * x))`` would give ``0 * inf = nan`` there): the square root is taken of a value that is
+replaced by 1 where the sum is 0, and the result masked back to 0.
+"""
+
+import numpy as np
+
+from ... import ops
+from ...tensor import Tensor, wrap_array
+from .activation import _part
+
+
+def _zero(x):
+    return wrap_array(np.zeros((), x.dtype))
+
+
+def _vector_norm(x, p, dim, keepdim=False):
+    """``||x||_p`` over ``dim`` (p = 0, 1, 2, inf, -inf or any positive float), 0-safe gradients."""
+    p = float(p)
+    if p == 2.0:
+        s = ops.sum(x * x, dim, keepdim=keepdim)
+        pos = s > 0
+        return ops.where(pos, ops.sqrt(_part(pos, s, 1.0)), _zero(s))
+    a = ops.abs(x)
+    if p == 1.0:
+        return ops.sum(a, dim, keepdim=keepdim)
+    if p == float("inf"):
+        return ops.amax(a, dim, keepdim=keepdim)
+    if p == float("-inf"):
+        return ops.amin(a, dim, keepdim=keepdim)
+    if p == 0.0:
+        return wrap_array(np.sum(x._data != 0, axis=dim, keepdims=keepdim).astype(x.dtype))
+    if p < 0:
+        raise RuntimeError(f"norm: p must be non-negative (got {p})")
+    nz = a > 0
+    s = ops.sum(ops.where(nz, _part(nz, a, 1.0) ** p, _zero(a)), dim, keepdim=keepdim)
+    pos = s > 0
+    return ops.where(pos, _part(pos, s, 1.0) ** (1.0 / p), _zero(s))
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """``||x1 - x2 + eps||_p`` over the last dim (broadcasting x1 and x2), as torch."""
+    for name, t in (("x1", x1), ("x2", x2)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"pairwise_distance(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    nd = max(x1.ndim, x2.ndim)
+    if nd == 0:
+        raise RuntimeError("pairwise_distance: inputs must have at least 1 dimension")
+    return _vector_norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """``sum(x1 * x2) / (max(||x1||, eps) * max(||x2||, eps))`` over ``dim``; the norms are clamped outside
+    the graph, as torch does (the gradient is that of the unclamped quotient)."""
+    shape = np.broadcast_shapes(x1.shape, x2.shape)
+    if x1.shape != shape:
+        x1 = ops.expand(x1, *shape)
+    if x2.shape != shape:
+        x2 = ops.expand(x2, *shape)
+    n1 = _vector_norm(x1, 2, dim, keepdim=True)
+    n2 = _vector_norm(x2, 2, dim, keepdim=True)
+    n1 = n1 + wrap_array(np.maximum(n1._data, eps) - n1._data)
+    n2 = n2 + wrap_array(np.maximum(n2._data, eps) - n2._data)
+    return ops.sum((x1 / n1) * (x2 / n2), dim)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):  # noqa: A002 - torch's names
+    """``input / max(||input||_p, eps)`` over ``dim``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"normalize(): argument 'input' must be Tensor, not {type(input).__name__}")
+    norm = ops.clamp(_vector_norm(input, p, dim, keepdim=True), min=eps)
+    result = input / norm
+    if out is not None:
+        out._data[...] = result._data
+        return out
+    return result
+
+
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """Distances between the rows of ``x1`` (B, P, M) and ``x2`` (B, R, M): (B, P, R) (batch dims optional)."""
+    for name, t in (("x1", x1), ("x2", x2)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"cdist(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    if x1.ndim < 2 or x2.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(
+            f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}"
+        )
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    if x1.dtype.kind != "f" or x2.dtype.kind != "f":
+        raise RuntimeError(f"cdist only supports floating-point dtypes, X1 got: {x1.dtype}")
+    diff = ops.unsqueeze(x1, -2) - ops.unsqueeze(x2, -3)  # (B, P, R, M)
+    return _vector_norm(diff, p, -1)

@@ -1,0 +1,304 @@
+"""Pooling: ``max_pool1d/2d/3d``, ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d``, ``adaptive_max_pool1d/2d``.
+
+Each pooling is described by its windows: for every spatial dim, an int array ``(O, K)`` of input
+coordinates (output position, tap) and a mask of the taps that fall inside the input. Their product over
+dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
+
+- max pooling: numpy finds the (first) largest element of each window, and ``ops.gather_map`` picks it,
+  so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
+  indices);
+- average pooling: one ``gather_map`` of all windows (out-of-input taps read element 0 and get weight 0),
+  times constant weights ``1 / divisor``, summed over the taps.
+"""
+
+import numpy as np
+
+from ... import ops
+from ...tensor import Tensor, wrap_array
+
+
+def _tuple(value, n, name):
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            value = tuple(value) * n
+        if len(value) != n:
+            raise RuntimeError(f"{name} must either be a single int, or a tuple of {n} ints")
+        return tuple(int(v) for v in value)
+    return (int(value),) * n
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    eff = d * (k - 1) + 1
+    num = size + 2 * p - eff
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
+        out -= 1
+    return out
+
+
+def _check_input(input, nd, fn):  # noqa: A002
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(
+            f"{fn}: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor for input, but got: {list(input.shape)}"
+        )
+    if any(s == 0 for s in input.shape[-nd:]):
+        raise RuntimeError(f"{fn}: Expected input's non-batch dimensions to have positive length, but input has a "
+                           f"shape of {list(input.shape)}")
+
+
+def _as_batched(input, nd):  # noqa: A002
+    return (input, True) if input.ndim == nd + 2 else (ops.unsqueeze(input, 0), False)
+
+
+def _windows(size, k, s, p, d, out):
+    """Input coordinates ``(out, k)`` of each window tap, and whether each lies inside the input."""
+    coord = np.arange(out)[:, None] * s - p + np.arange(k)[None, :] * d
+    return coord, (coord >= 0) & (coord < size)
+
+
+def _combine(spatial, coords, masks):
+    """Flat within-plane indices ``(O1, .., On, K1 * .. * Kn)`` and their validity, from per-dim windows."""
+    nd = len(spatial)
+    index = np.zeros((), np.int64)
+    valid = np.ones((), bool)
+    for dim in range(nd):
+        c = np.clip(coords[dim], 0, spatial[dim] - 1)
+        m = masks[dim]
+        # axes: O_dim at position dim, K_dim at position nd + dim
+        shape = [1] * (2 * nd)
+        shape[dim] = c.shape[0]
+        shape[nd + dim] = c.shape[1]
+        stride = int(np.prod(spatial[dim + 1:]))
+        index = index + (c * stride).reshape(shape)
+        valid = valid & m.reshape(shape)
+    outs = index.shape[:nd]
+    return index.reshape(outs + (-1,)), valid.reshape(outs + (-1,))
+
+
+def _geometry(input, nd, kernel_size, stride, padding, dilation, ceil_mode, fn):  # noqa: A002
+    k = _tuple(kernel_size, nd, "kernel_size")
+    s = _tuple(stride, nd, "stride") if stride is not None and (not isinstance(stride, (tuple, list)) or stride) \
+        else k
+    p = _tuple(padding, nd, "padding")
+    d = _tuple(dilation, nd, "dilation")
+    if any(v <= 0 for v in k):
+        raise RuntimeError(f"{fn}: kernel_size must be greater than zero, but got {k}")
+    if any(v <= 0 for v in s):
+        raise RuntimeError(f"{fn}: stride must be greater than zero, but got {s}")
+    if any(v <= 0 for v in d):
+        raise RuntimeError(f"{fn}: dilation must be greater than zero, but got {d}")
+    for kk, pp, dd in zip(k, p, d):
+        if pp < 0 or pp > ((kk - 1) * dd + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
+                               f"kernel_size={kk} and dilation={dd}")
+    spatial = input.shape[-nd:]
+    out = tuple(_pool_out(sz, kk, ss, pp, dd, ceil_mode) for sz, kk, ss, pp, dd in zip(spatial, k, s, p, d))
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"Given input size: {tuple(input.shape[-nd - 1:])}. Calculated output size: "
+                           f"{(input.shape[-nd - 1],) + out}. Output size is too small")
+    return k, s, p, d, out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# max pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _max_over_windows(x, plane_index, valid):
+    """``x`` (N, C, *spatial), windows ``(O..., K)``: the output and the per-plane index of each maximum."""
+    n, c = x.shape[:2]
+    xd = x._data.reshape(n, c, -1)
+    vals = xd[:, :, plane_index]  # (N, C, O..., K)
+    if not valid.all():
+        vals = np.where(valid, vals, -np.inf)
+    arg = np.argmax(vals, axis=-1)  # the first maximum (a NaN counts as the maximum, as torch)
+    return np.take_along_axis(np.broadcast_to(plane_index, vals.shape), arg[..., None], -1)[..., 0]
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, fn):  # noqa: A002
+    _check_input(input, nd, fn)
+    x, batched = _as_batched(input, nd)
+    k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn)
+    spatial = x.shape[2:]
+    coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
+    plane_index, valid = _combine(spatial, coords, masks)
+    indices = _max_over_windows(x, plane_index, valid)  # (N, C, O...)
+    n, c = x.shape[:2]
+    plane = int(np.prod(spatial))
+    flat = indices + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)
+    result = ops.gather_map(x, (n, c) + out, flat)
+    if not batched:
+        result = ops.squeeze(result, 0)
+        indices = indices[0]
+    if return_indices:
+        return result, wrap_array(indices.astype(np.int64))
+    return result
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Max over sliding windows of (N, C, L) or (C, L); ``return_indices``: also the argmax positions."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool1d")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Max over sliding windows of (N, C, H, W) or (C, H, W).
+
+    Example:
+        >>> F.max_pool2d(ad.arange(16.0).reshape(1, 1, 4, 4), 2).flatten().tolist()
+        [5.0, 7.0, 13.0, 15.0]
+    """
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d")
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Max over sliding windows of (N, C, D, H, W) or (C, D, H, W)."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool3d")
+
+
+def max_pool1d_with_indices(*args, **kwargs):
+    return max_pool1d(*args, **{**kwargs, "return_indices": True})
+
+
+def max_pool2d_with_indices(*args, **kwargs):
+    return max_pool2d(*args, **{**kwargs, "return_indices": True})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# average pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _window_mean(x, plane_index, valid, weights, out):
+    """``sum_k x[window tap k] * weights[..., k]`` for windows ``(O..., K)`` of every (n, c) plane."""
+    n, c = x.shape[:2]
+    plane = int(np.prod(x.shape[2:]))
+    idx = np.where(valid, plane_index, 0)
+    flat = idx + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * idx.ndim)
+    taps = ops.gather_map(x, (n, c) + idx.shape, flat)
+    return ops.sum(taps * wrap_array(weights.astype(x.dtype)), -1)
+
+
+def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn):  # noqa: A002
+    _check_input(input, nd, fn)
+    x, batched = _as_batched(input, nd)
+    k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, 1, ceil_mode, fn)
+    spatial = x.shape[2:]
+    coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
+    plane_index, valid = _combine(spatial, coords, masks)
+    if divisor_override:
+        divisor = np.full(out, float(divisor_override))
+    else:
+        # torch: the window clipped to the padded input (count_include_pad) or to the input itself
+        divisor = np.ones(out)
+        for dim, (sz, kk, ss, pp, o) in enumerate(zip(spatial, k, s, p, out)):
+            start = np.arange(o) * ss - pp
+            end = np.minimum(start + kk, sz + pp)
+            if not count_include_pad:
+                end = np.minimum(end, sz)
+                start = np.maximum(start, 0)
+            shape = [1] * nd
+            shape[dim] = o
+            divisor = divisor * (end - start).reshape(shape)
+    weights = valid / divisor[..., None]
+    result = _window_mean(x, plane_index, valid, weights, out)
+    return result if batched else ops.squeeze(result, 0)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):  # noqa: A002
+    """Mean over sliding windows of (N, C, L) or (C, L)."""
+    return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, "avg_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
+    """Mean over sliding windows of (N, C, H, W) or (C, H, W); ``count_include_pad``: padding counts in the
+    divisor; ``divisor_override``: a fixed divisor."""
+    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     "avg_pool2d")
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
+    """Mean over sliding windows of (N, C, D, H, W) or (C, D, H, W)."""
+    return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                     "avg_pool3d")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# adaptive pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _adaptive_windows(size, out):
+    """torch's adaptive windows: ``[floor(i * size / out), ceil((i + 1) * size / out))``, padded to the
+    widest window with invalid taps."""
+    start = (np.arange(out) * size) // out
+    end = -((-(np.arange(out) + 1) * size) // out)
+    k = int((end - start).max())
+    coord = start[:, None] + np.arange(k)[None, :]
+    return coord, coord < end[:, None]
+
+
+def _adaptive_size(input, nd, output_size, fn):  # noqa: A002
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != nd:
+            raise RuntimeError(f"{fn}: output_size must be {nd}")
+        sizes = tuple(input.shape[-nd + i] if o is None else int(o) for i, o in enumerate(output_size))
+    else:
+        sizes = (int(output_size),) * nd
+    if any(o < 0 for o in sizes):
+        raise RuntimeError(f"{fn}: elements of output_size must be greater than or equal to 0 but received "
+                           f"{list(sizes)}")
+    return sizes
+
+
+def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa: A002
+    _check_input(input, nd, fn)
+    x, batched = _as_batched(input, nd)
+    out = _adaptive_size(x, nd, output_size, fn)
+    spatial = x.shape[2:]
+    coords, masks = zip(*(_adaptive_windows(sz, o) for sz, o in zip(spatial, out)))
+    plane_index, valid = _combine(spatial, coords, masks)
+    n, c = x.shape[:2]
+    if is_max:
+        indices = _max_over_windows(x, plane_index, valid)
+        plane = int(np.prod(spatial))
+        flat = indices + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)
+        result = ops.gather_map(x, (n, c) + out, flat)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), indices[0]
+        return (result, wrap_array(indices.astype(np.int64))) if return_indices else result
+    weights = valid / valid.sum(-1, keepdims=True)
+    result = _window_mean(x, plane_index, valid, weights, out)
+    return result if batched else ops.squeeze(result, 0)
+
+
+def adaptive_avg_pool1d(input, output_size):  # noqa: A002
+    """Mean over ``output_size`` adaptive windows of (N, C, L) or (C, L)."""
+    return _adaptive(1, input, output_size, "adaptive_avg_pool1d", False)
+
+
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+    """Mean over adaptive windows of (N, C, H, W) or (C, H, W); ``None`` in ``output_size`` keeps that size."""
+    return _adaptive(2, input, output_size, "adaptive_avg_pool2d", False)
+
+
+def adaptive_avg_pool3d(input, output_size):  # noqa: A002
+    return _adaptive(3, input, output_size, "adaptive_avg_pool3d", False)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):  # noqa: A002
+    """Max over adaptive windows of (N, C, L) or (C, L)."""
+    return _adaptive(1, input, output_size, "adaptive_max_pool1d", True, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002
+    """Max over adaptive windows of (N, C, H, W) or (C, H, W)."""
+    return _adaptive(2, input, output_size, "adaptive_max_pool2d", True, return_indices)

@@ -1,0 +1,70 @@
+"""im2col / col2im for convolutions, folds and pooling (CPU, ``@njit``).
+
+Data layout (torch's ``F.unfold``): an image batch ``x`` is ``(N, C, D, H, W)`` (1-D and 2-D images are
+given with ``D = H = 1`` or ``D = 1``), C-contiguous. Its columns ``cols`` are ``(N, C * KD * KH * KW, L)``
+with ``L = OD * OH * OW`` output positions: row ``((c * KD + kd) * KH + kh) * KW + kw`` holds, for every
+output position, the input element under kernel tap ``(kd, kh, kw)`` of channel ``c`` (zero where the tap
+falls in the padding). ``geometry`` is an int64 array
+``(KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW)``: kernel size, stride, padding (before;
+whatever lies after is cut off by the output size), dilation and output size.
+
+Both kernels run over ``(n, c)`` planes in parallel: each plane's columns are read or written by one
+thread only, so ``col2im`` (a scatter-add: taps overlap when stride < kernel) needs no atomics.
+"""
+
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def im2col(x, geometry, cols):
+    """``cols[n, row(c, tap), l] = x[n, c, at(tap, l)]`` or 0 in the padding (see the module docstring)."""
+    n_, c_, d_, h_, w_ = x.shape
+    kd_, kh_, kw_, sd, sh, sw, pd, ph, pw, dd, dh, dw, od_, oh_, ow_ = geometry
+    taps = kd_ * kh_ * kw_
+    for p in prange(n_ * c_):
+        n = p // c_
+        c = p % c_
+        for kd in range(kd_):
+            for kh in range(kh_):
+                for kw in range(kw_):
+                    r = c * taps + (kd * kh_ + kh) * kw_ + kw
+                    l = 0
+                    for od in range(od_):
+                        i = od * sd - pd + kd * dd
+                        for oh in range(oh_):
+                            j = oh * sh - ph + kh * dh
+                            if 0 <= i < d_ and 0 <= j < h_:
+                                for ow in range(ow_):
+                                    k = ow * sw - pw + kw * dw
+                                    cols[n, r, l + ow] = x[n, c, i, j, k] if 0 <= k < w_ else 0.0
+                            else:  # a whole row of padding
+                                for ow in range(ow_):
+                                    cols[n, r, l + ow] = 0.0
+                            l += ow_
+
+
+@njit(cache=True, parallel=True)
+def col2im(cols, geometry, x):
+    """The adjoint of ``im2col``: ``x[n, c, at(tap, l)] += cols[n, row(c, tap), l]``; ``x`` starts zeroed."""
+    n_, c_, d_, h_, w_ = x.shape
+    kd_, kh_, kw_, sd, sh, sw, pd, ph, pw, dd, dh, dw, od_, oh_, ow_ = geometry
+    taps = kd_ * kh_ * kw_
+    for p in prange(n_ * c_):
+        n = p // c_
+        c = p % c_
+        for kd in range(kd_):
+            for kh in range(kh_):
+                for kw in range(kw_):
+                    r = c * taps + (kd * kh_ + kh) * kw_ + kw
+                    l = 0
+                    for od in range(od_):
+                        i = od * sd - pd + kd * dd
+                        for oh in range(oh_):
+                            j = oh * sh - ph + kh * dh
+                            if 0 <= i < d_ and 0 <= j < h_:
+                                for ow in range(ow_):
+                                    k = ow * sw - pw + kw * dw
+                                    if 0 <= k < w_:
+                                        x[n, c, i, j, k] += cols[n, r, l + ow]
+                            l += ow_
+

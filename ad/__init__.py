@@ -118,3 +118,6 @@ divide = div
 negative = neg
 
 __version__ = "0.1.0"
+
+# ---- modules (issue 15): optimizers, modules, saving, dtype conveniences ----
+from . import optim  # noqa: E402

@@ -1,8 +1,7 @@
 """``ad.nn``: ``Module``, ``Parameter``, layers, containers and ``init`` (as ``torch.nn``), over
 ``ad.nn.functional``. The layer code lives in ``ad/nn/modules/``."""
 
-from . import functional, init
-from . import modules
+from . import functional, init, modules
 from .modules import *  # noqa: F403
 from .parameter import Buffer, Parameter
 

@@ -1,6 +1,7 @@
 """``ad.nn.modules``: ``Module`` (``module.py``: registration, traversal, state dicts, hooks), the containers
 (``container.py``) and the layers, one module per concern; every layer calls ``ad.nn.functional``."""
 
+from . import activation, loss, pooling  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
@@ -20,8 +21,6 @@ from .normalization import (
 )
 from .pooling import *  # noqa: F403
 from .sparse import Embedding
-
-from . import activation, loss, pooling  # noqa: E402 - for their __all__
 
 __all__ = [
     *activation.__all__,

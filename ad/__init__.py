@@ -120,4 +120,25 @@ negative = neg
 __version__ = "0.1.0"
 
 # ---- modules (issue 15): optimizers, modules, saving, dtype conveniences ----
+from . import conveniences as _conveniences  # noqa: E402
 from . import optim  # noqa: E402
+from . import serialization as _serialization  # noqa: E402
+from .conveniences import (  # noqa: E402
+    Size,
+    byte,
+    char,
+    get_default_dtype,
+    half,
+    inference_mode,
+    int,
+    int8,
+    int16,
+    is_inference_mode_enabled,
+    set_default_dtype,
+    short,
+    uint8,
+)
+from .serialization import load, save  # noqa: E402
+
+_conveniences.bind()
+_serialization.bind()

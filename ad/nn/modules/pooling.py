@@ -3,6 +3,7 @@
 
 from .. import functional as F
 from .module import Module
+from .utils import _single
 
 __all__ = [
     "MaxPool1d",
@@ -63,9 +64,9 @@ class MaxPool3d(_MaxPoolNd):
 class AvgPool1d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if (stride is not None) else kernel_size
-        self.padding = padding
+        self.kernel_size = _single(kernel_size)
+        self.stride = _single(stride if stride is not None else kernel_size)
+        self.padding = _single(padding)
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
 

@@ -158,7 +158,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     _check_size(tuple(size))
     if dtype is None:
-        dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, float) else _default_float
+        dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, builtins.float) else _default_float
     return _finish(np.full(tuple(size), fill_value, np.dtype(dtype)), None, requires_grad, device)
 
 

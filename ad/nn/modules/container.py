@@ -263,10 +263,6 @@ class ParameterList(Module):
                 lines.append(f"  ({k}): Object of type: {type(p).__name__}")
         return "\n".join(lines)
 
-    def __repr__(self):
-        body = self.extra_repr()
-        return "ParameterList(" + ("\n" + body + "\n" if body else "") + ")"
-
 
 class ParameterDict(Module):
     """An ordered dict of parameters (tensors given are wrapped in ``Parameter``)."""
@@ -325,10 +321,10 @@ class ParameterDict(Module):
         for key, value in items:
             self[key] = value
 
-    def __repr__(self):
+    def extra_repr(self):
         lines = []
         for k, p in self.items():
             size_str = "x".join(str(s) for s in p.shape)
             kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
             lines.append(f"  ({k}): {kind} containing: [{p.dtype} of size {size_str}]")
-        return "ParameterDict(" + ("\n" + "\n".join(lines) + "\n" if lines else "") + ")"
+        return "\n".join(lines)

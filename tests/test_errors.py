@@ -155,7 +155,9 @@ def test_error_in_second_output_leaves_grad_unchanged():
     # because torch 2.13 builds this message with list.index, which compares tensors with ==.)
     x, w = _trained_leaves()
     with pytest.raises(RuntimeError, match="Mismatch in shape"):
-        ad.autograd.backward([(x * w).sum(), (x * w).sum(dim=0, keepdim=True)], [None, ad.tensor(np.ones((1, 1)))])
+        ad.autograd.backward(
+            [(x * w).sum(), (x * w).sum(dim=0, keepdim=True)], [None, ad.tensor(np.ones((1, 1)))]
+        )
     _assert_unchanged(x, w)
 
 

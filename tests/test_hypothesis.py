@@ -66,12 +66,7 @@ settings.register_profile(
 )
 settings.register_profile(
     # derandomize explicitly: under CI=true hypothesis loads a derandomized default that profiles inherit
-    "long",
-    max_examples=10_000,
-    deadline=None,
-    derandomize=False,
-    print_blob=True,
-    suppress_health_check=_HEALTH,
+    "long", max_examples=10_000, deadline=None, derandomize=False, print_blob=True, suppress_health_check=_HEALTH
 )
 PROFILE = settings.get_profile(os.environ.get("AD_HYPOTHESIS_PROFILE", "ci"))
 

@@ -273,7 +273,7 @@ def test_module_copy_and_pickle():
     m(ad.ones(1, 2)).sum().backward()  # parameters now have a recorded history and grads
     for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
         assert repr(clone) == repr(m)
-        for (n, p), (_, q) in zip(m.named_parameters(), clone.named_parameters()):
+        for (_, p), (_, q) in zip(m.named_parameters(), clone.named_parameters()):
             assert q is not p and isinstance(q, ad.nn.Parameter) and q.requires_grad
             np.testing.assert_array_equal(q.detach().numpy(), p.detach().numpy())
         x = ad.tensor([[0.3, -0.2]])

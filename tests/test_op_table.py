@@ -106,10 +106,8 @@ COMPOSITES = {
     "log_softmax_3d": (lambda x: x.log_softmax(1), [(2, 3, 2)]),
     "nn_cross_entropy": (lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3])), [(3, 4)]),
     "nn_cross_entropy_general": (
-        lambda x: (
-            ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3]), label_smoothing=0.1)
-            + ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3]), ignore_index=0)
-        ),
+        lambda x: ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3]), label_smoothing=0.1)
+        + ad.nn.functional.cross_entropy(x, ad.tensor([1, 0, 3]), ignore_index=0),
         [(3, 4)],
     ),
     "mse_loss": (lambda x, y: ad.nn.functional.mse_loss(x, y), [(3, 2), (3, 2)]),

@@ -433,7 +433,9 @@ def _elementwise_vjp(g, out, inputs, ctx):
     return (out._op.partial(g, inputs[0], out, a0, a1),)
 
 
-def elementwise(name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0), vector_fn=None, times_partial=None):
+def elementwise(
+    name, code, np_fn, partial, grad_fn_name=None, sample=(-2.0, 2.0), vector_fn=None, times_partial=None
+):
     """Declare an elementwise unary op from its forward ufunc and its local partial ``d(x, out, a0, a1)``.
 
     The op's rule (``Op.partial``) is ``times_partial(g, x, out, a0, a1) = g * d(x, out, a0, a1)``, shared by

@@ -47,7 +47,7 @@ class _Writer:
             return self.ids[key]
         k = len(self.arrays)
         self.ids[key] = k
-        self.arrays.append(np.ascontiguousarray(arr))
+        self.arrays.append(arr if arr.flags.c_contiguous else arr.copy(order="C"))  # keeps 0-d arrays 0-d
         return k
 
     def encode(self, obj, depth=0):

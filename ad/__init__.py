@@ -120,6 +120,8 @@ negative = neg
 __version__ = "0.1.0"
 
 # ---- modules (issue 15): optimizers, modules, saving, dtype conveniences ----
+from kernels import notice as _compile_notice  # noqa: E402
+
 from . import conveniences as _conveniences  # noqa: E402
 from . import optim  # noqa: E402
 from . import serialization as _serialization  # noqa: E402
@@ -142,3 +144,4 @@ from .serialization import load, save  # noqa: E402
 
 _conveniences.bind()
 _serialization.bind()
+_compile_notice.install()

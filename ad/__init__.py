@@ -145,3 +145,4 @@ from .serialization import load, save  # noqa: E402
 _conveniences.bind()
 _serialization.bind()
 _compile_notice.install()
+autograd.graph.bind()

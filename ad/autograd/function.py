@@ -18,6 +18,7 @@ from ..forward import _fw
 from ..grad_mode import _grad_state, no_grad
 from ..ops import Op, _operand, _tape_for
 from ..tensor import Tensor, _new, wrap_array
+from .graph import current_saved_tensors_hooks
 
 
 class FunctionCtx:
@@ -34,12 +35,19 @@ class FunctionCtx:
         for t in tensors:
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError("save_for_backward can only save variables, but argument is not a Tensor")
+        hooks = current_saved_tensors_hooks()  # ad.autograd.graph.saved_tensors_hooks (issue 15)
+        if hooks is not None:
+            self._unpack = hooks[1]
+            tensors = tuple(None if t is None else hooks[0](t) for t in tensors)
         self._saved = tensors
 
     @property
     def saved_tensors(self):
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
+        unpack = self.__dict__.get("_unpack")
+        if unpack is not None:
+            return tuple(None if t is None else unpack(t) for t in self._saved)
         return self._saved
 
     def mark_non_differentiable(self, *tensors):

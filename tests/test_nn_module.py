@@ -290,3 +290,41 @@ def test_module_to_dtype():
     assert w.dtype == np.float64
     with pytest.raises(TypeError, match="only accepts floating point"):
         m.to(ad.int64)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_matches_torch(norm_type, max_norm):
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+    grads = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+
+    def run(lib):
+        params = [lib.tensor(v, requires_grad=True) for v in values]
+        for p, g in zip(params, grads):
+            p.grad = lib.tensor(g)
+        total = lib.nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+        return float(total), [p.grad.numpy().copy() for p in params]
+
+    (ta, ga), (tt, gt) = run(ad), run(torch)
+    assert abs(ta - tt) < 1e-12 * max(1.0, tt)
+    for a, t in zip(ga, gt):
+        np.testing.assert_allclose(a, t, rtol=1e-12)
+
+
+def test_clip_grad_value_and_vector_round_trip():
+    p = ad.tensor([[1.0, -2.0], [3.0, 0.1]], requires_grad=True)
+    p.grad = ad.tensor([[5.0, -5.0], [0.5, -0.2]])
+    ad.nn.utils.clip_grad_value_([p], 1.0)
+    np.testing.assert_array_equal(p.grad.numpy(), [[1.0, -1.0], [0.5, -0.2]])
+    m = ad.nn.Linear(3, 2)
+    vec = ad.nn.utils.parameters_to_vector(m.parameters())
+    assert vec.shape == (8,)
+    ad.nn.utils.vector_to_parameters(vec * 2, m.parameters())
+    np.testing.assert_allclose(
+        ad.nn.utils.parameters_to_vector(m.parameters()).detach().numpy(), 2 * vec.detach().numpy()
+    )
+    with pytest.raises(RuntimeError, match="non-finite"):
+        q = ad.tensor([1.0], requires_grad=True)
+        q.grad = ad.tensor([float("nan")])
+        ad.nn.utils.clip_grad_norm_([q], 1.0, error_if_nonfinite=True)

@@ -200,6 +200,8 @@ SCHEDULERS = [
     ("LinearLR", dict(start_factor=0.25, total_iters=4)),
     ("LambdaLR", dict(lr_lambda=lambda e: 1.0 / (1 + e))),
     ("MultiplicativeLR", dict(lr_lambda=lambda e: 0.95)),
+    ("ConstantLR", dict(factor=0.5, total_iters=3)),
+    ("PolynomialLR", dict(total_iters=6, power=2.0)),
 ]
 
 

@@ -25,6 +25,44 @@ def _check_adam(lr, betas, eps, weight_decay):
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
+FUSED_MIN = 4096  # below this many elements numpy's few calls cost less than a kernel call's checks
+
+
+def _fused(p, g, state, amsgrad, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
+    """Run the step in one compiled pass (``kernels.optim.adam_update``) when the arrays allow: big enough,
+    C-contiguous, one float dtype. Returns False (nothing done) otherwise."""
+    data = p._data
+    if data.size < FUSED_MIN or data.dtype != g.dtype or not (data.flags.c_contiguous and g.flags.c_contiguous):
+        return False
+    m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+    vmax = state["max_exp_avg_sq"]._data if amsgrad else v
+    if not (m.flags.c_contiguous and v.flags.c_contiguous and vmax.flags.c_contiguous):
+        return False
+    from kernels.optim import adam_update
+
+    step = float(state["step"]._data)
+    dt = data.dtype.type  # scalars rounded to the arrays' dtype, as numpy rounds them
+    adam_update(
+        data.reshape(-1),
+        g.reshape(-1),
+        m.reshape(-1),
+        v.reshape(-1),
+        vmax.reshape(-1),
+        bool(maximize),
+        dt(weight_decay),
+        dt(1 - lr * weight_decay),
+        bool(decoupled),
+        dt(1 - beta1),
+        dt(beta2),
+        dt(1 - beta2),
+        bool(amsgrad),
+        dt((1 - beta2**step) ** 0.5),
+        dt(eps),
+        dt(-(lr / (1 - beta1**step))),
+    )
+    return True
+
+
 class Adam(Optimizer):
     """Adam (Kingma and Ba), as ``torch.optim.Adam``; ``decoupled_weight_decay=True`` makes it AdamW.
 
@@ -80,10 +118,13 @@ class Adam(Optimizer):
                     state["exp_avg_sq"] = wrap_array(np.zeros_like(p._data))
                     if amsgrad:
                         state["max_exp_avg_sq"] = wrap_array(np.zeros_like(p._data))
-                if maximize:
-                    g = -g
                 step_t = state["step"]._data
                 step_t += 1
+                if _fused(p, g, state, amsgrad, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
+                    _updated(p)
+                    continue
+                if maximize:
+                    g = -g
                 if weight_decay != 0:
                     if decoupled:
                         p._data *= 1 - lr * weight_decay

@@ -202,6 +202,7 @@ SCHEDULERS = [
     ("MultiplicativeLR", dict(lr_lambda=lambda e: 0.95)),
     ("ConstantLR", dict(factor=0.5, total_iters=3)),
     ("PolynomialLR", dict(total_iters=6, power=2.0)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.01)),
 ]
 
 
@@ -239,6 +240,22 @@ def test_chained_schedulers_and_state_dict():
     np.testing.assert_allclose(ours, theirs, rtol=1e-14)
     state = sched.state_dict()
     assert state["last_epoch"] == 10 and "optimizer" not in state
+
+
+def test_sequential_lr_matches_torch():
+    def run(lib):
+        opt = lib.optim.SGD([lib.ones(2, requires_grad=True)], lr=1.0)
+        warm = lib.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=3)
+        decay = lib.optim.lr_scheduler.ExponentialLR(opt, gamma=0.8)
+        sched = lib.optim.lr_scheduler.SequentialLR(opt, [warm, decay], milestones=[4])
+        out = [opt.param_groups[0]["lr"]]
+        for _ in range(10):
+            opt.step()
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    np.testing.assert_allclose(run(ad), run(torch), rtol=1e-14)
 
 
 @pytest.mark.parametrize("mode", ["min", "max"])

@@ -303,3 +303,66 @@ def test_init_deterministic_ones():
     assert ad.nn.init.calculate_gain("tanh") == torch.nn.init.calculate_gain("tanh")
     with pytest.raises(ValueError, match="Fan in and fan out can not be computed"):
         ad.nn.init.xavier_uniform_(ad.empty(3))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "call"),
+    [
+        ({}, {}),
+        ({"batch_first": True}, {}),
+        ({}, {"need_weights": False}),
+        ({}, {"average_attn_weights": False}),
+        ({}, {"attn_mask": "bool"}),
+        ({}, {"attn_mask": "float"}),
+        ({}, {"key_padding_mask": True}),
+        ({"bias": False}, {"is_causal": True, "attn_mask": "causal"}),
+        ({}, {"unbatched": True}),
+    ],
+)
+def test_multihead_attention_matches_torch(kwargs, call):
+    rng = np.random.default_rng(2)
+    e, h, l_tgt, l_src, n = 8, 2, 4, 5, 3
+    tm = torch.nn.MultiheadAttention(e, h, **kwargs).double()
+    am = ad.nn.MultiheadAttention(e, h, **kwargs)
+    assert list(am.state_dict()) == list(tm.state_dict()) and repr(am) == repr(tm)
+    am.load_state_dict(_to_ad_state(tm))
+    call = dict(call)
+    unbatched = call.pop("unbatched", False)
+    if unbatched:
+        shapes = [(l_tgt, e), (l_src, e), (l_src, e)]
+    elif kwargs.get("batch_first"):
+        shapes = [(n, l_tgt, e), (n, l_src, e), (n, l_src, e)]
+    else:
+        shapes = [(l_tgt, n, e), (l_src, n, e), (l_src, n, e)]
+    qkv = [rng.standard_normal(s) for s in shapes]
+    t_kw, a_kw = dict(call), dict(call)
+    if call.get("attn_mask") == "bool":
+        m = rng.uniform(size=(l_tgt, l_src)) < 0.3
+        m[:, 0] = False  # every query keeps one key
+        t_kw["attn_mask"], a_kw["attn_mask"] = torch.tensor(m), ad.tensor(m)
+    elif call.get("attn_mask") == "float":
+        m = rng.standard_normal((l_tgt, l_src))
+        t_kw["attn_mask"], a_kw["attn_mask"] = torch.tensor(m), ad.tensor(m)
+    elif call.get("attn_mask") == "causal":
+        m = np.triu(np.ones((l_tgt, l_src), bool), 1)
+        t_kw["attn_mask"], a_kw["attn_mask"] = torch.tensor(m), ad.tensor(m)
+    if call.get("key_padding_mask"):
+        m = np.zeros((n, l_src), bool)
+        m[0, -2:] = True
+        t_kw["key_padding_mask"], a_kw["key_padding_mask"] = torch.tensor(m), ad.tensor(m)
+    t_in = [torch.tensor(x, requires_grad=True) for x in qkv]
+    a_in = [ad.tensor(x, requires_grad=True) for x in qkv]
+    t_out, t_w = tm(*t_in, **t_kw)
+    a_out, a_w = am(*a_in, **a_kw)
+    np.testing.assert_allclose(a_out.detach().numpy(), t_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    if t_w is None:
+        assert a_w is None
+    else:
+        np.testing.assert_allclose(a_w.detach().numpy(), t_w.detach().numpy(), rtol=1e-10, atol=1e-12)
+    w = rng.standard_normal(tuple(t_out.shape))
+    (t_out * torch.tensor(w)).sum().backward()
+    (a_out * ad.tensor(w)).sum().backward()
+    for ti, ai in zip(t_in, a_in):
+        np.testing.assert_allclose(ai.grad.numpy(), ti.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for (name, tp), (_, ap) in zip(tm.named_parameters(), am.named_parameters()):
+        np.testing.assert_allclose(ap.grad.numpy(), tp.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)

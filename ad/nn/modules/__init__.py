@@ -3,6 +3,7 @@
 
 from . import activation, loss, pooling  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
+from .attention import MultiheadAttention
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
@@ -57,4 +58,5 @@ __all__ = [
     "LayerNorm",
     "GroupNorm",
     "Embedding",
+    "MultiheadAttention",
 ]

@@ -327,3 +327,16 @@ def test_fused_adam_equals_the_numpy_path_bit_for_bit(dtype, kwargs, monkeypatch
             tw.grad = torch.tensor(g)
             topt.step()
         np.testing.assert_allclose(fused_w, tw.detach().numpy(), rtol=0, atol=1e-12)
+
+
+def test_step_hooks():
+    w = ad.tensor([1.0], requires_grad=True)
+    opt = ad.optim.SGD([w], lr=0.5)
+    calls = []
+    pre = opt.register_step_pre_hook(lambda o, a, k: calls.append(("pre", o is opt, w.item())))
+    opt.register_step_post_hook(lambda o, a, k: calls.append(("post", o is opt, w.item())))
+    w.grad = ad.tensor([1.0])
+    opt.step()
+    pre.remove()
+    opt.step()
+    assert calls == [("pre", True, 1.0), ("post", True, 0.5), ("post", True, 0.0)]

@@ -18,6 +18,7 @@ intermediate.
 """
 
 import copy
+import itertools
 from collections import defaultdict
 from itertools import chain
 
@@ -45,6 +46,46 @@ def _scalar_state(value, dtype=np.float64):
 def _updated(p):
     """Record an in-place change of ``p``'s data (version counter, arena copies)."""
     _bump(p)
+
+
+_ids = itertools.count(1)
+
+
+class _Handle:
+    def __init__(self, hooks, key):
+        self.hooks, self.id = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _with_step_hooks(step):
+    """Wrap a subclass's ``step`` so that the registered pre- and post-hooks run around it."""
+
+    def wrapper(self, *args, **kwargs):
+        for hook in list(self.__dict__.get("_step_pre_hooks", {}).values()):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(
+                        f"{hook} must return None or a tuple of (new_args, new_kwargs), but got {result}."
+                    )
+                args, kwargs = result
+        out = step(self, *args, **kwargs)
+        for hook in list(self.__dict__.get("_step_post_hooks", {}).values()):
+            hook(self, args, kwargs)
+        return out
+
+    wrapper.__name__ = step.__name__
+    wrapper.__doc__ = step.__doc__
+    wrapper._hooked = True
+    return wrapper
 
 
 class Optimizer:
@@ -75,6 +116,26 @@ class Optimizer:
             param_groups = [{"params": param_groups}]
         for group in param_groups:
             self.add_param_group(group)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_hooked", False):
+            cls.step = _with_step_hooks(step)
+
+    def register_step_pre_hook(self, hook):
+        """``hook(optimizer, args, kwargs)`` before each ``step``; may return new ``(args, kwargs)``."""
+        hooks = self.__dict__.setdefault("_step_pre_hooks", {})
+        key = next(_ids)
+        hooks[key] = hook
+        return _Handle(hooks, key)
+
+    def register_step_post_hook(self, hook):
+        """``hook(optimizer, args, kwargs)`` after each ``step``."""
+        hooks = self.__dict__.setdefault("_step_post_hooks", {})
+        key = next(_ids)
+        hooks[key] = hook
+        return _Handle(hooks, key)
 
     def __getstate__(self):
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}

@@ -340,3 +340,28 @@ def test_step_hooks():
     pre.remove()
     opt.step()
     assert calls == [("pre", True, 1.0), ("post", True, 0.5), ("post", True, 0.0)]
+
+
+@pytest.mark.parametrize(
+    ("opt_name", "kwargs"),
+    [
+        ("SGD", dict(max_lr=0.5, total_steps=20)),
+        ("Adam", dict(max_lr=[0.5, 0.2], total_steps=20, anneal_strategy="linear", three_phase=True)),
+        ("SGD", dict(max_lr=0.3, epochs=4, steps_per_epoch=5, cycle_momentum=False, pct_start=0.5)),
+    ],
+)
+def test_one_cycle_lr_matches_torch(opt_name, kwargs):
+    def run(lib):
+        extra = {"momentum": 0.9} if opt_name == "SGD" else {}
+        opt = getattr(lib.optim, opt_name)([lib.ones(2, requires_grad=True)], lr=0.1, **extra)
+        opt.add_param_group({"params": [lib.ones(1, requires_grad=True)]})
+        sched = lib.optim.lr_scheduler.OneCycleLR(opt, **kwargs)
+        out = []
+        for _ in range(20):
+            opt.step()
+            sched.step()
+            for g in opt.param_groups:
+                out.append([g["lr"], g.get("momentum", 0.0), g.get("betas", (0.0,))[0]])
+        return np.array(out)
+
+    np.testing.assert_allclose(run(ad), run(torch), rtol=1e-13, atol=1e-15)

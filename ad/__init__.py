@@ -224,7 +224,30 @@ from .reductions import (  # noqa: E402
 __version__ = "0.1.0"
 
 # --- linalg (issue 13): ad.linalg and the products / contractions of ad/ops/products.py
-from . import linalg  # noqa: E402
+# ---- modules (issue 15): optimizers, modules, saving, dtype conveniences ----
+from kernels import notice as _compile_notice  # noqa: E402
+
+from . import conveniences as _conveniences  # noqa: E402
+from . import (
+    linalg,  # noqa: E402
+    optim,  # noqa: E402
+)
+from . import serialization as _serialization  # noqa: E402
+from .conveniences import (  # noqa: E402
+    Size,
+    byte,
+    char,
+    get_default_dtype,
+    half,
+    inference_mode,
+    int,
+    int8,
+    int16,
+    is_inference_mode_enabled,
+    set_default_dtype,
+    short,
+    uint8,
+)
 
 # --- end linalg
 # --- nnfunc (issue 13, ad.nn.functional): cdist and the random Generator --------------------------------
@@ -257,3 +280,9 @@ from .ops.products import (  # noqa: E402
     vdot,
 )
 from .random import Generator  # noqa: E402
+from .serialization import load, save  # noqa: E402
+
+_conveniences.bind()
+_serialization.bind()
+_compile_notice.install()
+autograd.graph.bind()

@@ -19,6 +19,7 @@ bool = np.dtype(np.bool_)  # noqa: A001 - torch's name
 float = float32  # noqa: A001
 double = float64
 long = int64
+_default_float = float64  # ad.set_default_dtype changes it (ad/conveniences.py)
 
 _rng = np.random.default_rng()
 
@@ -110,6 +111,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     except ValueError as e:
         raise ValueError(f"expected a sequence of equal-length sequences (ragged nested data): {e}") from None
     _check_array(arr)
+    if dtype is None and arr.dtype == float64 and _default_float != float64 and not isinstance(data, np.ndarray):
+        arr = arr.astype(_default_float)  # Python floats take the default dtype (numpy arrays keep theirs)
     return _finish(arr, None, requires_grad, device)
 
 
@@ -137,7 +140,7 @@ def _shape(size):
 
 
 def _default(dtype):
-    return np.dtype(dtype) if dtype is not None else float64
+    return np.dtype(dtype) if dtype is not None else _default_float
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -155,7 +158,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     _check_size(tuple(size))
     if dtype is None:
-        dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, float) else float64
+        dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, builtins.float) else _default_float
     return _finish(np.full(tuple(size), fill_value, np.dtype(dtype)), None, requires_grad, device)
 
 
@@ -184,7 +187,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         raise RuntimeError("upper bound and larger bound inconsistent with step sign")
     arr = np.arange(start, end, step)
     if dtype is None and arr.dtype.kind == "f":
-        arr = arr.astype(float64)
+        arr = arr.astype(_default_float)
     return _finish(arr, dtype, requires_grad, device)
 
 

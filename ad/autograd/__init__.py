@@ -13,6 +13,7 @@ from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, wrap_array
 from . import anomaly_mode
+from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
 from .anomaly_mode import detect_anomaly, set_detect_anomaly
 
 __all__ = [
@@ -191,6 +192,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         results = [(t, _leaf_result(t, g, create_graph) if t._op is None else _as_tensor(g)) for t, g in updates]
     for t, g in results:
         _accumulate(t, g, create_graph)
+    # ---- modules (issue 15): post-accumulate-grad hooks, after every .grad of this backward is written
+    if _graph._POST_ACC[0]:
+        chosen = [e[0] for e in leaf_grads.values() if inputs is None or any(e[0] is t for t in inputs)]
+        _graph.run_post_accumulate_grad_hooks(chosen)
 
 
 def _as_tensor(g):

@@ -22,6 +22,7 @@ from ..forward import _fw
 from ..grad_mode import _grad_state, no_grad
 from ..ops import Op, _operand, _tape_for
 from ..tensor import Tensor, _new, wrap_array
+from .graph import current_saved_tensors_hooks
 
 
 class FunctionCtx:
@@ -40,6 +41,10 @@ class FunctionCtx:
         for t in tensors:
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError("save_for_backward can only save variables, but argument is not a Tensor")
+        hooks = current_saved_tensors_hooks()  # ad.autograd.graph.saved_tensors_hooks (issue 15)
+        if hooks is not None:
+            self._unpack = hooks[1]
+            tensors = tuple(None if t is None else hooks[0](t) for t in tensors)
         self._saved = tensors
 
     @property
@@ -51,6 +56,9 @@ class FunctionCtx:
             for i, (t, v) in enumerate(zip(self._saved, versions)):
                 if t is not None and t._version != v:
                     raise RuntimeError(_modified_saved_message(t, i, v))
+        unpack = self.__dict__.get("_unpack")
+        if unpack is not None:
+            return tuple(None if t is None else unpack(t) for t in self._saved)
         return self._saved
 
     def _snapshot_saved(self, raw_outputs, outputs):

@@ -1,0 +1,208 @@
+"""``ad.autograd.graph``: hooks around the graph, as ``torch.autograd.graph``.
+
+- ``saved_tensors_hooks(pack_hook, unpack_hook)``: a thread-local stack of ``(pack, unpack)`` pairs. A custom
+  ``Function``'s ``ctx.save_for_backward`` packs each tensor with the innermost pair active at that time and
+  ``ctx.saved_tensors`` unpacks it. ad's built-in ops keep what they save in the tape's arenas (as values the
+  compiled sweep reads), not as tensors, so the hooks do not see them (a deliberate difference from torch).
+- Post-accumulate-grad hooks: ``Tensor.register_post_accumulate_grad_hook(hook)`` keeps ``hook(tensor)`` in
+  the leaf's ``_post_accumulate_grad_hooks`` dict; ``backward`` calls them after it has written ``.grad``.
+  ``_POST_ACC[0]`` counts the leaves that ever had one, so that backward skips the walk when it is 0.
+- ``grad_fn.register_prehook(hook)`` / ``grad_fn.register_hook(hook)``: ad's nodes are tape rows, not
+  objects with their own hook lists; a node remembers its output tensor (``_outputs``, weak), and the hooks
+  become a tensor hook on that output, which runs when the output's gradient is complete, just before the
+  node's backward: a prehook sees (and may replace) ``grad_outputs``; a hook sees ``grad_inputs`` computed from
+  the node's rule and ``grad_outputs`` (observing only: ad cannot substitute the inputs' gradients).
+"""
+
+import itertools
+import threading
+import weakref
+
+import numpy as np
+
+from .. import grad_mode
+from ..tensor import AccumulateGrad, Node, RemovableHandle, Tensor, wrap_array
+
+__all__ = ["saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks", "Node"]
+
+
+class _HookState(threading.local):
+    def __init__(self):
+        self.stack = []
+        self.disabled = None
+
+
+_state = _HookState()
+
+
+def current_saved_tensors_hooks():
+    """The innermost active ``(pack_hook, unpack_hook)``, or ``None``."""
+    return _state.stack[-1] if _state.stack else None
+
+
+class saved_tensors_hooks:
+    """Context manager: tensors saved for backward (by custom Functions) go through ``pack_hook(tensor)``
+    when saved, and ``unpack_hook(packed)`` when backward reads them.
+
+    Example:
+        >>> with ad.autograd.graph.saved_tensors_hooks(lambda t: t.numpy().copy(), ad.tensor):
+        ...     y = MyFunction.apply(x)
+    """
+
+    def __init__(self, pack_hook, unpack_hook):
+        self.pack_hook = pack_hook
+        self.unpack_hook = unpack_hook
+
+    def __enter__(self):
+        if _state.disabled is not None:
+            raise RuntimeError(_state.disabled)
+        _state.stack.append((self.pack_hook, self.unpack_hook))
+        return self
+
+    def __exit__(self, *exc):
+        _state.stack.pop()
+        return False
+
+
+class save_on_cpu(saved_tensors_hooks):
+    """Saved tensors stay on the CPU (where all of ad's tensors live): packing copies nothing."""
+
+    def __init__(self, pin_memory=False, device_type="cuda"):
+        super().__init__(lambda t: t, lambda t: t)
+
+
+class disable_saved_tensors_hooks:
+    """Context manager under which entering ``saved_tensors_hooks`` raises ``RuntimeError(error_message)``."""
+
+    def __init__(self, error_message):
+        self.error_message = error_message
+
+    def __enter__(self):
+        self._prev = _state.disabled
+        _state.disabled = self.error_message
+        return self
+
+    def __exit__(self, *exc):
+        _state.disabled = self._prev
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# post-accumulate-grad hooks
+
+_POST_ACC = [0]
+_ids = itertools.count(1)
+
+
+def register_post_accumulate_grad_hook(self, hook):
+    """Register ``hook(tensor)``, called after backward has accumulated this leaf's ``.grad`` (for an
+    optimizer step fused into backward, say). Returns a handle with ``remove()``."""
+    if not self._rg:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if self._op is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    hooks = self.__dict__.get("_post_accumulate_grad_hooks")
+    if hooks is None:
+        hooks = self._post_accumulate_grad_hooks = {}
+        _POST_ACC[0] += 1
+    key = next(_ids)
+    hooks[key] = hook
+    return RemovableHandle(hooks, key)
+
+
+def run_post_accumulate_grad_hooks(tensors):
+    """Call the post-accumulate-grad hooks of the leaves among ``tensors``, each leaf once."""
+    seen = set()
+    for t in tensors:
+        hooks = t.__dict__.get("_post_accumulate_grad_hooks")
+        if hooks and t._op is None and id(t) not in seen:
+            seen.add(id(t))
+            for hook in list(hooks.values()):
+                hook(t)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# hooks on grad_fn nodes
+
+_outputs = weakref.WeakKeyDictionary()  # Node -> weakref to the tensor it produced
+_tensor_grad_fn = Tensor.grad_fn
+
+
+def _grad_fn(self):
+    node = _tensor_grad_fn.fget(self)
+    if node is not None and node not in _outputs:
+        _outputs[node] = weakref.ref(self)
+    return node
+
+
+def _output_of(node):
+    if isinstance(node, AccumulateGrad):
+        return node.variable
+    ref = _outputs.get(node)
+    out = ref() if ref is not None else None
+    if out is None:
+        raise RuntimeError(f"the output of {node.name()} no longer exists: its hooks cannot be registered")
+    return out
+
+
+def _sum_to(g, shape):
+    """Undo broadcasting: sum ``g`` down to ``shape`` (the sweep does this for the rules' results)."""
+    if g is None or tuple(g.shape) == tuple(shape):
+        return g
+    data = np.asarray(g._data)
+    lead = data.ndim - len(shape)
+    data = data.sum(axis=tuple(range(lead))) if lead > 0 else data
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and data.shape[i] != 1)
+    return wrap_array(data.sum(axis=axes, keepdims=True) if axes else data)
+
+
+def _node_register_prehook(self, hook):
+    """Register ``hook(grad_outputs) -> None or new grad_outputs``, called before this node's backward."""
+
+    def tensor_hook(g):
+        result = hook((g,))
+        if result is None:
+            return None
+        result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+        return result[0]
+
+    return _output_of(self).register_hook(tensor_hook)
+
+
+def _node_register_hook(self, hook):
+    """Register ``hook(grad_inputs, grad_outputs)``, called with the gradients this node passes to its inputs
+    (computed from its rule) and the gradient it received. ad lets the hook observe them only: a hook that
+    returns new ``grad_inputs`` raises."""
+    if isinstance(self, AccumulateGrad):
+        raise RuntimeError("register_hook on AccumulateGrad: use Tensor.register_post_accumulate_grad_hook")
+    out = _output_of(self)
+
+    def tensor_hook(g):
+        op = out._op
+        if op is None or op.vjp is None:
+            raise RuntimeError(f"{self.name()} has no differentiable rule for its hook")
+        with grad_mode.no_grad():
+            grads = op.vjp(g, out, out._inputs, out._ctx)
+        grad_inputs = []
+        for inp, gi in zip(out._inputs, grads):
+            if inp is None or not getattr(inp, "_rg", False) or gi is None:
+                grad_inputs.append(None)
+                continue
+            if not isinstance(gi, Tensor):
+                gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
+            grad_inputs.append(_sum_to(gi, inp.shape))
+        if hook(tuple(grad_inputs), (g,)) is not None:
+            raise NotImplementedError(
+                f"a hook on {self.name()} returned new grad_inputs; ad's grad_fn hooks can only observe them "
+                "(register a hook on the input tensors to change their gradients)"
+            )
+        return None
+
+    return out.register_hook(tensor_hook)
+
+
+def bind():
+    Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
+    Tensor.grad_fn = property(_grad_fn)
+    Node.register_prehook = _node_register_prehook
+    Node.register_hook = _node_register_hook

@@ -1,0 +1,150 @@
+"""``MultiheadAttention`` with torch's parameters (``in_proj_weight`` (3E, E), ``in_proj_bias``, ``out_proj``),
+initialisation and call signature, written with ``ad`` ops (matmul, softmax, reshape), so it differentiates
+like any composite. Masks are constants: a boolean mask (True: not allowed) becomes ``-inf`` added to the
+scores, a float mask is added as it is."""
+
+import math
+
+import numpy as np
+
+from ... import composites, ops
+from ...tensor import Tensor, wrap_array
+from .. import functional as F
+from .. import init
+from ..parameter import Parameter
+from .linear import Linear
+from .module import Module
+from .utils import _factory
+
+__all__ = ["MultiheadAttention"]
+
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """torch's name for the output projection (a ``Linear``)."""
+
+
+def _mask_array(mask, dtype):
+    data = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if data.dtype == np.bool_:
+        return np.where(data, -np.inf, 0.0).astype(dtype)
+    return data.astype(dtype)
+
+
+class MultiheadAttention(Module):
+    """Multi-head attention, as ``torch.nn.MultiheadAttention`` (``kdim``/``vdim`` equal to ``embed_dim``,
+    no ``add_bias_kv`` / ``add_zero_attn``)."""
+
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        dropout=0.0,
+        bias=True,
+        add_bias_kv=False,
+        add_zero_attn=False,
+        kdim=None,
+        vdim=None,
+        batch_first=False,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(
+                f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} and num_heads={num_heads} "
+                "instead"
+            )
+        if embed_dim % num_heads != 0:
+            raise AssertionError("embed_dim must be divisible by num_heads")
+        if (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)) or add_bias_kv or add_zero_attn:
+            raise NotImplementedError("ad's MultiheadAttention supports kdim = vdim = embed_dim, no bias_kv/zero_attn")
+        self.embed_dim = embed_dim
+        self.kdim = embed_dim
+        self.vdim = embed_dim
+        self._qkv_same_embed_dim = True
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.head_dim = embed_dim // num_heads
+        self.in_proj_weight = Parameter(_factory((3 * embed_dim, embed_dim), dtype, device))
+        self.register_parameter("q_proj_weight", None)
+        self.register_parameter("k_proj_weight", None)
+        self.register_parameter("v_proj_weight", None)
+        if bias:
+            self.in_proj_bias = Parameter(_factory((3 * embed_dim,), dtype, device))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
+        self.bias_k = self.bias_v = None
+        self.add_zero_attn = False
+        self._reset_parameters()
+
+    def _reset_parameters(self):
+        init.xavier_uniform_(self.in_proj_weight)
+        if self.in_proj_bias is not None:
+            init.constant_(self.in_proj_bias, 0.0)
+            init.constant_(self.out_proj.bias, 0.0)
+
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        key_padding_mask=None,
+        need_weights=True,
+        attn_mask=None,
+        average_attn_weights=True,
+        is_causal=False,
+    ):
+        unbatched = query.ndim == 2
+        if unbatched:
+            query, key, value = (ops.unsqueeze(t, 1) for t in (query, key, value))
+            if key_padding_mask is not None:
+                key_padding_mask = np.asarray(
+                    key_padding_mask._data if isinstance(key_padding_mask, Tensor) else key_padding_mask
+                )[None]
+        elif self.batch_first:
+            query, key, value = (ops.transpose(t, 0, 1) for t in (query, key, value))
+        tgt_len, bsz, e = query.shape
+        src_len = key.shape[0]
+        if e != self.embed_dim:
+            raise AssertionError(f"was expecting embedding dimension of {self.embed_dim}, but got {e}")
+        w, b = self.in_proj_weight, self.in_proj_bias
+        wq, wk, wv = w[:e], w[e : 2 * e], w[2 * e :]
+        bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e : 2 * e], b[2 * e :])
+        q = F.linear(query, wq, bq)
+        k = F.linear(key, wk, bk)
+        v = F.linear(value, wv, bv)
+        h, d = self.num_heads, self.head_dim
+        # (L, N, E) -> (N, H, L, D)
+        q = ops.permute(ops.reshape(q, (tgt_len, bsz, h, d)), (1, 2, 0, 3))
+        k = ops.permute(ops.reshape(k, (src_len, bsz, h, d)), (1, 2, 0, 3))
+        v = ops.permute(ops.reshape(v, (src_len, bsz, h, d)), (1, 2, 0, 3))
+        scores = ops.matmul(q, ops.transpose(k, -2, -1)) * (1.0 / math.sqrt(d))
+        dtype = scores.dtype
+        if is_causal and attn_mask is None:
+            attn_mask = np.triu(np.ones((tgt_len, src_len), bool), 1)
+        if attn_mask is not None:
+            m = _mask_array(attn_mask, dtype)
+            if m.ndim == 3:  # (N * H, L, S)
+                m = m.reshape(bsz, h, tgt_len, src_len)
+            scores = scores + wrap_array(m)
+        if key_padding_mask is not None:
+            m = _mask_array(key_padding_mask, dtype).reshape(bsz, 1, 1, src_len)
+            scores = scores + wrap_array(m)
+        attn = composites.softmax(scores, -1)
+        if self.dropout > 0.0 and self.training:
+            attn = F.dropout(attn, p=self.dropout)
+        out = ops.matmul(attn, v)  # (N, H, L, D)
+        out = ops.reshape(ops.permute(out, (2, 0, 1, 3)), (tgt_len, bsz, e))
+        out = self.out_proj(out)
+        if unbatched:
+            out = ops.squeeze(out, 1)
+        elif self.batch_first:
+            out = ops.transpose(out, 0, 1)
+        if not need_weights:
+            return out, None
+        weights = ops.mean(attn, 1) if average_attn_weights else attn
+        if unbatched:
+            weights = ops.squeeze(weights, 0)
+        return out, weights

@@ -69,6 +69,7 @@ class _TapeSweep:
         "nexterns",
         "plan",
         "rows_view",
+        "hooked",
     )
 
     def __init__(self, tape, plan=None):
@@ -80,6 +81,7 @@ class _TapeSweep:
         self.nexterns = len(tape.externs)  # externs added later belong to graphs recorded during the sweep
         self.plan = plan  # _Plan of a sweep restricted to the paths to ``inputs`` (None: every reached node)
         self.rows_view = None  # the rows handed to the kernel, with the rows that must not run masked
+        self.hooked = set()  # ids of tensors whose hooks ran in this sweep
         used = tape.used + 1
         # The cotangent arena, recycled from earlier sweeps when nothing views it, is zero except in the
         # regions of big tensors (Tape.big_regions): a region whose ``live`` flag is 0 holds zeros or garbage,
@@ -292,10 +294,7 @@ def _sweep_tape(s):
                     if t._row == h and h in tape.python_rows:
                         consumed = True  # a big row off the paths to the inputs: not run
                     continue
-                if t._hooks or t._retains_grad:
-                    if plan is not None and id(t) in plan.leads:
-                        plan.captured.setdefault(id(t), s.grad_of(t).copy())
-                    _apply_tensor_hooks(s, t)
+                _arrive(s, t)
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
                     if plan is None or id(t) in plan.runs:
                         _vectorized_row(s, t, h, freed)
@@ -303,6 +302,9 @@ def _sweep_tape(s):
         for rec in handlers:
             if rec is not None and not isinstance(rec, Tensor):
                 if plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs):
+                    for o in rec.outputs:  # (the call sits at its last output's row: earlier outputs' hooks)
+                        if o is not None and o._tape is tape and s.live[o._off]:
+                            _arrive(s, o)
                     rec.kernel_backward(s)
         if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
@@ -310,6 +312,19 @@ def _sweep_tape(s):
             raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
         start = h - 1 if consumed else h
     _run_kernel(s, start, 0, freed)
+
+
+def _arrive(s, t):
+    """Run ``t``'s hooks and ``retain_grad`` on its cotangent (once per sweep). A requested tensor's gradient
+    is captured before its hooks when its node runs, after them when it does not (torch's engine calls the
+    tensor pre-hooks of a node it does not execute before capturing)."""
+    if not (t._hooks or t._retains_grad) or id(t) in s.hooked:
+        return
+    s.hooked.add(id(t))
+    plan = s.plan
+    if plan is not None and id(t) in plan.runs:
+        plan.captured.setdefault(id(t), s.grad_of(t).copy())
+    _apply_tensor_hooks(s, t)
 
 
 def _row_out(tape, h):
@@ -689,6 +704,22 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
     for t, g in zip(roots, seeds):
         _accum(grads if t._op is not None else leaf_grads, t, g)
     target_grads = {}
+
+    def arrive(t, g):
+        """A tensor's complete cotangent: captured (before its hooks if its node runs, after if not: see
+        _arrive), hooks, retain_grad."""
+        key = id(t)
+        before = targets and key in targets and (runs is None or key in runs)
+        if before:
+            target_grads[key] = (t, g)
+        if t._hooks:
+            g = run_hooks(t, g)
+        if targets and key in targets and not before:
+            target_grads[key] = (t, g)
+        if t._retains_grad:
+            _retain(t, g)
+        return g
+
     state = grad_mode._grad_state
     was_enabled = state.enabled
     state.set(create_graph)
@@ -700,18 +731,13 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             g = entry[1]
             if runs is not None and id(t) not in leads:
                 continue
-            if targets and id(t) in targets:
-                target_grads[id(t)] = (t, g)  # as it reaches the tensor, before its hooks (as torch)
-            if t._hooks:
-                g = run_hooks(t, g)
-            if t._retains_grad:
-                _retain(t, g)
+            g = arrive(t, g)
             if runs is not None and id(t) not in runs:
                 continue
             ran.append(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
-                step, args = _function_backward, (t, g, grads)
+                step, args = _function_backward, (t, g, grads, arrive)
             else:
                 step, args = t._op.vjp, (g, t, inputs, t._ctx)
             in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
@@ -758,16 +784,17 @@ def _check_saved(t):
             raise RuntimeError(_modified_message(tape, row, out_off))
 
 
-def _function_backward(t, g, grads):
+def _function_backward(t, g, grads, arrive):
     """Run a custom Function's backward once for all its outputs (the first one reached carries them all:
-    every output's cotangent is complete by then, since all their consumers come later on the tape)."""
+    every output's cotangent is complete by then, since all their consumers come later on the tape; each
+    goes through ``arrive``: hooks, retain_grad, capture)."""
     rec = t._ctx
     own = {id(t): g}
     for out in rec.outputs:
         if out is not None and out is not t:
             entry = grads.pop(id(out), None)
             if entry is not None:
-                own[id(out)] = entry[1]
+                own[id(out)] = arrive(out, entry[1])
     in_grads = rec.call_backward(rec.output_grads(lambda out: own.get(id(out))))
     tensor_inputs = [g_ for a, g_ in zip(rec.inputs, in_grads) if isinstance(a, Tensor)]
     return tensor_inputs

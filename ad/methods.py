@@ -19,6 +19,7 @@ def _operand_data(other):
 
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
+        _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
         if _records_inplace(self, other):
             return _rebase(self, lambda snap: out_of_place(snap, snap if other is self else other, *args, **kwargs))
         if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
@@ -65,7 +66,8 @@ def _rebase(self, compute):
     raises (torch's version-counter error). References to ``self`` held by the tapes (imports, Python rows)
     are handed to ``old``; the Python graph finds ``old`` through ``self._prev`` (see engine.graph_sweep).
     """
-    snapshot = ops.clone(self) if self._rg else wrap_array(np.array(self._data, copy=True))
+    # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
+    snapshot = ops.clone(self) if self._rg or self._tangents else wrap_array(np.array(self._data, copy=True))
     result = compute(snapshot)
     old = _new(Tensor)
     old.__dict__.update(self.__dict__)
@@ -354,3 +356,14 @@ def _semantics_rebase(self, old):
     """``self`` is about to become a new node; ``old`` keeps its place in a custom Function's outputs."""
     if old._op is not None and old._ctx is not None and hasattr(old._ctx, "retarget"):
         old._ctx.retarget(self, old)
+
+
+def _check_inplace_shape(self, other):
+    """torch's error for an in-place op whose broadcast result does not fit ``self`` (checked before anything
+    is recorded or written)."""
+    shape = np.shape(_operand_data(other))
+    if shape != self.shape and np.broadcast_shapes(self.shape, shape) != self.shape:
+        raise RuntimeError(
+            f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+            f"{list(np.broadcast_shapes(self.shape, shape))}"
+        )

@@ -82,7 +82,7 @@ _hook_ids = iter(range(1, 1 << 62))
 class Node:
     """``grad_fn`` of a recorded tensor: ``name()`` and ``next_functions`` as torch shows them."""
 
-    __slots__ = ("_tensor_inputs", "_name", "_op", "__weakref__")
+    __slots__ = ("_tensor_inputs", "_name", "_op", "_kind", "__weakref__")
 
     def __init__(self, name, inputs, op=None):
         self._name = name
@@ -102,6 +102,9 @@ class Node:
                 out.append((t._accumulate_node(), 0))
             else:
                 out.append((t.grad_fn, 0))
+        op = self._op
+        if op is not None and op.name in _SCALAR_OPERAND_OPS and op.name != "affine" or _is_scalar_affine(self):
+            out.append((None, 0))  # torch wraps the Python scalar operand as a tensor: one more (undefined) edge
         return tuple(out)
 
     def __call__(self, *grads):
@@ -109,6 +112,18 @@ class Node:
 
     def __repr__(self):
         return f"<{self._name} object at {id(self):#x}>"
+
+
+# ops whose Python scalar operand torch counts in next_functions (x + 2, x * 2, 2 / x, ...)
+_SCALAR_OPERAND_OPS = {"affine", "rdiv_scalar"}
+
+
+def _is_scalar_affine(node):
+    """An affine node (``x + 2``, ``x * 2``, ``x / 2``, ``x - 2``; not ``-x`` or ``2 - x``)."""
+    if node._op is None or node._op.name != "affine":
+        return False
+    kind = getattr(node, "_kind", None)
+    return kind in ("add", "sub", "mul", "div")
 
 
 class AccumulateGrad(Node):
@@ -294,6 +309,8 @@ class Tensor:
             if callable(name):
                 name = name(self._ctx)
             node = Node(name, self._inputs, self._op)
+            if self._op.name == "affine" and isinstance(self._ctx, tuple) and len(self._ctx) > 2:
+                node._kind = self._ctx[2]
             self._node = node
         return node
 

@@ -572,3 +572,26 @@ def test_no_warning_from_a_plain_function_call():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Cube.apply(_t([1.0])).sum().backward()
+
+
+@pytest.mark.parametrize(
+    ("make", "count"),
+    [
+        (lambda x, c: x + 2, 2),
+        (lambda x, c: x * 2, 2),
+        (lambda x, c: x / 2, 2),
+        (lambda x, c: x - 2, 2),
+        (lambda x, c: 2 - x, 1),
+        (lambda x, c: -x, 1),
+        (lambda x, c: x * c, 2),
+        (lambda x, c: x.sin(), 1),
+        (lambda x, c: x**2, 1),
+    ],
+)
+def test_next_functions_one_entry_per_operand(make, count):
+    """torch counts a Python scalar operand of + - * / as an (undefined) edge."""
+    x, c = _t([1.0, 2.0]), _t([3.0, 4.0], rg=False)
+    nf = make(x, c).grad_fn.next_functions
+    assert len(nf) == count
+    assert nf[0][0].name() == "torch::autograd::AccumulateGrad"
+    assert all(fn is None for fn, _ in nf[1:])

@@ -144,7 +144,7 @@ class _Plan:
 
     __slots__ = ("leads", "runs", "blocked", "captured")
 
-    def __init__(self, roots, targets):
+    def __init__(self, roots, targets, run_targets=False):
         nodes = {}
         stack = [t for t in roots if t._op is not None]
         while stack:
@@ -161,7 +161,7 @@ class _Plan:
         blocked = {}
         for t, inputs in sorted(nodes.values(), key=_node_order):  # operands before their consumers
             key = id(t)
-            if any(i is not None and id(i) in leads for i in inputs):
+            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and key in targets):
                 runs.add(key)
                 leads.add(key)
             else:
@@ -175,17 +175,18 @@ class _Plan:
         self.captured = {}
 
 
-def kernel_sweep(roots, seeds, targets, retain_graph):
+def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
     """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
 
     ``targets``: ``{id: tensor}`` of tensors whose cotangent the caller wants (``grad`` inputs,
     ``backward(inputs=...)``); when given, only the nodes on a path to them run (see ``_Plan``). Returns
-    ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``.
+    ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``. ``run_targets``: the requested tensors'
+    own nodes run too (``backward(inputs=...)``: torch's engine marks them needed; ``grad`` only captures).
     """
     sweeps = {}
     heap = []
     leaf_grads = {}
-    plan = _Plan(roots, targets) if targets else None
+    plan = _Plan(roots, targets, run_targets) if targets else None
 
     def state_of(tape):
         s = sweeps.get(tape.id)
@@ -303,8 +304,15 @@ def _sweep_tape(s):
             if rec is not None and not isinstance(rec, Tensor):
                 if plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs):
                     for o in rec.outputs:  # (the call sits at its last output's row: earlier outputs' hooks)
-                        if o is not None and o._tape is tape and s.live[o._off]:
+                        if o is None or o._tape is not tape:
+                            continue
+                        if s.live[o._off]:
                             _arrive(s, o)
+                        elif o._hooks:
+                            g = hooks_on_undefined(o)
+                            if g is not None:
+                                s.cot[o._off : o._off + o._data.size] = g._data.reshape(-1)
+                                s.live[o._off] = 1
                     rec.kernel_backward(s)
         if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
@@ -623,6 +631,23 @@ def run_hooks(t, g):
     return g
 
 
+def hooks_on_undefined(t):
+    """torch calls the hooks of an output of a running multi-output node that got no gradient with None; a
+    tensor a hook returns becomes that output's gradient."""
+    g = None
+    for hook in list(t._hooks.values()):
+        out = hook(g)
+        if out is not None:
+            if not isinstance(out, Tensor):
+                raise TypeError(f"hook returned an object of type {type(out).__name__}; expected a Tensor or None")
+            if out.shape != t.shape:
+                raise RuntimeError(
+                    f"hook 'hook' has changed the size of value: expected {list(t.shape)}, got {list(out.shape)}"
+                )
+            g = out
+    return g
+
+
 def _retain(t, g):
     if t._grad is None:
         t._grad = wrap_array(g._data.copy()) if not g._rg else g
@@ -656,7 +681,7 @@ def _inputs_of(t):
     return tuple(resolved)
 
 
-def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None):
+def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None, run_targets=False):
     """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s.
 
     ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
@@ -691,7 +716,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         leads = {k for k, t in targets.items() if t._op is None}
         runs = set()
         for t, inputs in reversed(order):  # operands before their consumers
-            if any(i is not None and id(i) in leads for i in inputs):
+            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and id(t) in targets):
                 runs.add(id(t))
                 leads.add(id(t))
             elif id(t) in targets:
@@ -795,6 +820,10 @@ def _function_backward(t, g, grads, arrive):
             entry = grads.pop(id(out), None)
             if entry is not None:
                 own[id(out)] = arrive(out, entry[1])
+            elif out._hooks:
+                g_out = hooks_on_undefined(out)
+                if g_out is not None:
+                    own[id(out)] = g_out
     in_grads = rec.call_backward(rec.output_grads(lambda out: own.get(id(out))))
     tensor_inputs = [g_ for a, g_ in zip(rec.inputs, in_grads) if isinstance(a, Tensor)]
     return tensor_inputs

@@ -262,7 +262,10 @@ def programs(draw):
             other = draw(pick)
             if dual and other == target and "inplace_self_alias_dual" in KNOWN_DIFFERENCES:
                 continue
-            steps.append(("inplace", draw(st.sampled_from(inplace_ops)), target, other, draw(st.booleans())))
+            under_no_grad = draw(st.booleans())
+            if under_no_grad and target >= len(leaves) and "nograd_inplace_nonleaf_used_later" in KNOWN_DIFFERENCES:
+                under_no_grad = False
+            steps.append(("inplace", draw(st.sampled_from(inplace_ops)), target, other, under_no_grad))
         elif kind == "func":
             name = draw(st.sampled_from(["cube", "expout", "twoout"]))
             a = draw(pick)
@@ -491,6 +494,16 @@ KNOWN_DIFFERENCES.update(
             "primal (tangent x t + x^2 t instead of 2 x t); ad gives the derivative of x * x",
             Program([([0.5, 2.0], True)], [("op", "mul", [0, 0]), ("inplace", "mul", 1, 1, True)], [1], ("forward",)),
         ),
+        "nograd_inplace_nonleaf_used_later": (
+            "issue 17 (views/version counters): the arena flags a value modified in place per offset, not per "
+            "version, so an op recorded after an in-place op under no_grad that reads the new value raises",
+            Program(
+                [([0.5, -0.3], True)],
+                [("op", "sin", [0]), ("inplace", "add", 1, 0, True), ("op", "mul", [1, 1])],
+                [2],
+                ("backward", False),
+            ),
+        ),
         "inplace_on_dual_of_leaf": (
             "make_dual of a leaf that requires grad is a view of it in torch (in-place raises), a copy in ad",
             Program([([0.5], True)], [("inplace", "add", 0, 0, False)], [0], ("forward",)),
@@ -565,6 +578,16 @@ FIXED = [
         [2],
         ("grad3",),
     ),
+    # backward(inputs=[y]) runs y's own node (torch marks it needed): a modified saved output raises
+    Program(
+        [(1.847, True)],
+        [("func", "expout", 0), ("hook", 0, 0.5), ("inplace", "add", 1, 0, True)],
+        [0, 1],
+        ("backward_inputs", [1], False),
+    ),
+    # the hook of an unused output of a running multi-output Function is called with None
+    Program([(0.3, True)], [("func", "twoout", 0), ("op", "sin", [0]), ("hook", 2, 2.0)], [0, 1], ("grad3",)),
+    Program([(0.3, True)], [("func", "twoout", 0), ("hook", 2, 2.0)], [1], ("backward", False)),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

@@ -46,6 +46,8 @@ def _inplace(name, np_op, out_of_place):
 def _bump(self):
     self._version += 1
     mark_modified(self)
+    if self._data_of is not None:
+        _refresh_data_owner(self)
 
 
 def _records_inplace(self, other):
@@ -367,3 +369,17 @@ def _check_inplace_shape(self, other):
             f"output with shape {list(self.shape)} doesn't match the broadcast shape "
             f"{list(np.broadcast_shapes(self.shape, shape))}"
         )
+
+
+def _refresh_data_owner(alias):
+    """``alias`` is ``owner.data`` and was changed in place. torch's ``.data`` shares storage without the
+    version counter: the owner's graph silently reads the new values. Recorded results already share the
+    storage (arena views); the arena copies of an imported tensor are refreshed here, not flagged."""
+    owner = alias._data_of()
+    if owner is None or owner._data is not alias._data:
+        return
+    flat = owner._data.reshape(-1)
+    for ref, off in owner._imports or ():
+        tape = ref()
+        if tape is not None and off + flat.size <= tape.values.shape[0]:
+            tape.values[off : off + flat.size] = flat

@@ -13,6 +13,7 @@ from a plain leaf: creating tensors is on the forward pass's critical path.
 
 import numbers
 import warnings
+import weakref
 
 import numpy as np
 
@@ -167,6 +168,7 @@ class Tensor:
     _tangents = None
     _imports = None  # [(weakref to tape, offset)] of arena copies, flagged when this tensor changes in place
     _prev = None  # the node this tensor was before an in-place op made it a new one (engine.graph_sweep)
+    _data_of = None  # weakref to the tensor whose ``.data`` this is (methods._refresh_data_owner)
 
     def __init__(self, data, *, requires_grad=False):
         arr = data._data if isinstance(data, Tensor) else np.asarray(data)
@@ -208,7 +210,9 @@ class Tensor:
 
     @property
     def data(self):
-        return Tensor(self._data)
+        t = Tensor(self._data)
+        t._data_of = weakref.ref(self)  # an in-place op on it updates what this tensor's graph reads (methods)
+        return t
 
     @data.setter
     def data(self, value):

@@ -595,3 +595,12 @@ def test_next_functions_one_entry_per_operand(make, count):
     assert len(nf) == count
     assert nf[0][0].name() == "torch::autograd::AccumulateGrad"
     assert all(fn is None for fn, _ in nf[1:])
+
+
+def test_in_place_through_data_is_read_by_backward_without_error():
+    """torch's .data shares storage but not the version counter: backward silently reads the new value."""
+    y = _t([1.0, 2.0])
+    z = y * y
+    y.data.mul_(2)
+    z.sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [4.0, 8.0])  # 2 * (2 y)

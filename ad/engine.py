@@ -302,7 +302,8 @@ def _sweep_tape(s):
                     consumed = True
         for rec in handlers:
             if rec is not None and not isinstance(rec, Tensor):
-                if plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs):
+                reached = any(o is not None and o._tape is tape and s.live[o._off] for o in rec.outputs)
+                if reached and (plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs)):
                     for o in rec.outputs:  # (the call sits at its last output's row: earlier outputs' hooks)
                         if o is None or o._tape is not tape:
                             continue

@@ -21,7 +21,9 @@ def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
         if _records_inplace(self, other):
-            return _rebase(self, lambda snap: out_of_place(snap, snap if other is self else other, *args, **kwargs))
+            if other is not self:
+                return _rebase(self, lambda snap: out_of_place(snap, other, *args, **kwargs))
+            return _rebase(self, lambda snap: _self_aliased(out_of_place(snap, snap, *args, **kwargs), snap))
         if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
             return self
         value = _operand_data(other)
@@ -383,3 +385,11 @@ def _refresh_data_owner(alias):
         tape = ref()
         if tape is not None and off + flat.size <= tape.values.shape[0]:
             tape.values[off : off + flat.size] = flat
+
+
+def _self_aliased(result, snap):
+    """``x.op_(x)``: torch saves ``other``, which is ``x`` itself, and then overwrites it, so a backward that
+    needs it raises the in-place error; flag the value the recorded row read as modified (rows that read
+    nothing, such as add's, are unaffected)."""
+    mark_modified(snap)
+    return result

@@ -595,6 +595,9 @@ FIXED = [
         [0],
         ("backward", False),
     ),
+    # x.mul_(x): torch saved x and overwrote it, so backward through it raises; x.add_(x) saves nothing
+    Program([(-0.937, True)], [("op", "neg", [0]), ("inplace", "mul", 1, 1, False)], [0, 1], ("grad", [0, 1], False)),
+    Program([(-0.937, True)], [("op", "neg", [0]), ("inplace", "add", 1, 1, False)], [1], ("backward", False)),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

@@ -15,6 +15,12 @@ Two sweeps compute the same first derivatives:
 
 Both return ``{id(tensor): (tensor, cotangent)}`` for the leaves and requested tensors; ``ad/autograd``
 turns that into ``.grad`` accumulation (``backward``) or a tuple (``grad``).
+
+Traversal follows torch's engine: with ``inputs`` (``grad``, ``backward(inputs=...)``) only the nodes on a path
+to them run (``_Plan``: rows of other nodes are masked for the kernel, their hooks and custom Functions are not
+called, and they are not freed), so a later call can still differentiate the other paths. Python code run by a
+sweep (hooks, custom backwards) may record new graphs and call backward again (reentrant backward): a tape
+with Python rows stops taking new rows when its sweep starts, and each sweep keeps its own cotangent arena.
 """
 
 import heapq

@@ -167,7 +167,7 @@ class _Plan:
         blocked = {}
         for t, inputs in sorted(nodes.values(), key=_node_order):  # operands before their consumers
             key = id(t)
-            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and key in targets):
+            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
                 runs.add(key)
                 leads.add(key)
             else:
@@ -179,6 +179,16 @@ class _Plan:
         self.runs = runs
         self.blocked = blocked
         self.captured = {}
+
+
+def _requested(t, targets):
+    """Whether ``t``'s node is requested: ``t`` is, or (a custom Function's outputs share one node) another
+    output of the same call is."""
+    if id(t) in targets:
+        return True
+    if t._op.code == K.PYTHON:
+        return any(o is not None and id(o) in targets for o in t._ctx.outputs)
+    return False
 
 
 def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
@@ -723,7 +733,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         leads = {k for k, t in targets.items() if t._op is None}
         runs = set()
         for t, inputs in reversed(order):  # operands before their consumers
-            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and id(t) in targets):
+            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
                 runs.add(id(t))
                 leads.add(id(t))
             elif id(t) in targets:

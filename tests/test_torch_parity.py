@@ -588,6 +588,13 @@ FIXED = [
     # the hook of an unused output of a running multi-output Function is called with None
     Program([(0.3, True)], [("func", "twoout", 0), ("op", "sin", [0]), ("hook", 2, 2.0)], [0, 1], ("grad3",)),
     Program([(0.3, True)], [("func", "twoout", 0), ("hook", 2, 2.0)], [1], ("backward", False)),
+    # backward(inputs=[unused output]) runs the Function's node: the hooks of its other outputs fire
+    Program(
+        [(0.3, True)],
+        [("func", "twoout", 0), ("hook", 1, 0.5)],
+        [1],
+        ("backward_inputs", [2], False),
+    ),
     # a hook on the output of a Function that is not reached is not called
     Program(
         [(0.0, True)],

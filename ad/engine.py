@@ -171,7 +171,7 @@ class _Plan:
                 runs.add(key)
                 leads.add(key)
             else:
-                if key in targets:
+                if _requested(t, targets):  # (a Function's outputs share its node: hooks of them all fire)
                     leads.add(key)
                 if t._tape is not None:
                     blocked.setdefault(t._tape.id, []).extend(range(t._row, t._row + t._nrows))
@@ -736,7 +736,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
                 runs.add(id(t))
                 leads.add(id(t))
-            elif id(t) in targets:
+            elif _requested(t, targets):
                 leads.add(id(t))
 
     grads = {}

@@ -595,6 +595,7 @@ FIXED = [
         [1],
         ("backward_inputs", [2], False),
     ),
+    Program([(0.3, True)], [("func", "twoout", 0), ("hook", 1, 0.5)], [1], ("grad", [2], True)),
     # a hook on the output of a Function that is not reached is not called
     Program(
         [(0.0, True)],

@@ -282,15 +282,12 @@ def grad(
     targets = {id(t): t for t in inputs_t}
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
     result = []
+    unused = False
     with no_grad() if not create_graph else enable_grad():
         for t in inputs_t:
             hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
             if hit is None:
-                if not allow_unused:
-                    raise RuntimeError(
-                        "One of the differentiated Tensors appears to not have been used in the graph. Set "
-                        "allow_unused=True if this is the desired behavior."
-                    )
+                unused = True  # raised after the other inputs' hooks ran, as torch's engine does
                 # (with create_graph, torch's materialized zeros require grad, as any other gradient)
                 result.append(
                     wrap_array(np.zeros(t.shape, t._data.dtype), requires_grad=create_graph)
@@ -305,6 +302,11 @@ def grad(
                 # a cotangent-arena view (fresh memory of this sweep) or the differentiable sweep's tensor
                 g = g if isinstance(g, Tensor) else wrap_array(g)
             result.append(g)
+    if unused and not allow_unused:
+        raise RuntimeError(
+            "One of the differentiated Tensors appears to not have been used in the graph. Set "
+            "allow_unused=True if this is the desired behavior."
+        )
     return tuple(result)
 
 

@@ -724,9 +724,6 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if id(tape) not in tapes:
                 tapes[id(tape)] = tape
                 tape.freed_flags()
-            if tape.freed[t._row] and SAVES[t._op.code]:
-                raise RuntimeError(FREED_MESSAGE)
-            _check_saved(t)
 
     runs = None
     if targets:  # only the nodes on a path to the inputs run (see _Plan)
@@ -776,6 +773,11 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             g = arrive(t, g)
             if runs is not None and id(t) not in runs:
                 continue
+            tape = t._tape
+            if tape is not None:  # checked when the node runs, as torch's engine (hooks before it have run)
+                if tape.freed[t._row] and SAVES[t._op.code]:
+                    raise RuntimeError(FREED_MESSAGE)
+                _check_saved(t)
             ran.append(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)

@@ -596,6 +596,13 @@ FIXED = [
         ("backward_inputs", [2], False),
     ),
     Program([(0.3, True)], [("func", "twoout", 0), ("hook", 1, 0.5)], [1], ("grad", [2], True)),
+    # the in-place error is raised when the node runs: hooks of nodes before it have run
+    Program(
+        [([1.2, 0.5], True)],
+        [("op", "pow", [0, 0]), ("inplace", "mul", 1, 0, False), ("op", "cos", [0]), ("hook", 2, 0.5)],
+        [1, 2],
+        ("grad3",),
+    ),
     # an unused input raises after the hooks of the used ones ran
     Program([([0.0], True), ([0.5], True)], [("hook", 1, 0.5)], [1], ("grad", [0, 1], False)),
     # a hook on the output of a Function that is not reached is not called

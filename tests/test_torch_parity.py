@@ -442,7 +442,17 @@ def _execute_dual(L, program, obs, hook_log, fw):
 
 
 def _compare(a_obs, t_obs):
-    """Assert two observation lists are equal (arrays to RTOL/ATOL, NaN equal to NaN)."""
+    """Assert two observation lists are equal (arrays to RTOL/ATOL, NaN equal to NaN).
+
+    Deliberate difference: when both raise the same error during a backward, the hooks that ran before the
+    error are not compared. torch's engine runs each leaf's hooks (and accumulates its ``.grad``) as soon as
+    the leaf's gradient is complete, so an error later in the sweep leaves those side effects behind; ad's
+    backward is atomic (leaves are handled after the whole sweep succeeded: a failed call changes nothing)."""
+    raised_a = [o for o in a_obs if o[0] == "raised"]
+    raised_t = [o for o in t_obs if o[0] == "raised"]
+    if raised_a and raised_a == raised_t:
+        a_obs = [o for o in a_obs if o[0] not in ("hook calls", "hook sum")]
+        t_obs = [o for o in t_obs if o[0] not in ("hook calls", "hook sum")]
     for k, (a, t) in enumerate(zip(a_obs, t_obs)):
         if a[:-1] != t[:-1] or type(a[-1]) is not type(t[-1]):
             raise AssertionError(f"observation {k}: ad {_show(a)} vs torch {_show(t)}")

@@ -231,6 +231,8 @@ def programs(draw):
     mode_kind = draw(st.sampled_from(["backward", "backward_inputs", "grad", "grad3", "forward", "fwd_over_rev"]))
     dual = mode_kind in ("forward", "fwd_over_rev")
     steps = []
+    multi_out = set()  # pool indices of outputs of multi-output Functions
+    retained = set()
     n_steps = draw(st.integers(1, 8))
     ops = sorted(OPS)
     views = sorted(VIEWS)
@@ -262,6 +264,8 @@ def programs(draw):
             other = draw(pick)
             if dual and other == target and "inplace_self_alias_dual" in KNOWN_DIFFERENCES:
                 continue
+            if target in multi_out and target in retained and "torch_assert_retained_multi_output" in KNOWN_DIFFERENCES:
+                continue
             under_no_grad = draw(st.booleans())
             if under_no_grad and target >= len(leaves) and "nograd_inplace_nonleaf_used_later" in KNOWN_DIFFERENCES:
                 under_no_grad = False
@@ -270,11 +274,14 @@ def programs(draw):
             name = draw(st.sampled_from(["cube", "expout", "twoout"]))
             a = draw(pick)
             steps.append(("func", name, a))
+            if name == "twoout":
+                multi_out.update((len(shapes), len(shapes) + 1))
             shapes.extend([shapes[a]] * (2 if name == "twoout" else 1))
         elif kind == "hook":
             steps.append(("hook", draw(pick), draw(st.sampled_from([0.5, 2.0, -1.0]))))
         elif kind == "retain":
             steps.append(("retain", draw(pick)))
+            retained.add(steps[-1][1])
     pool = len(shapes)
     outs = sorted(set(draw(st.lists(st.integers(0, pool - 1), min_size=1, max_size=3))))
     if mode_kind == "backward":
@@ -342,6 +349,9 @@ def _run_steps(L, program, pool, obs, hook_log):
             _, a, factor = step
 
             def hook(g, _a=a, _f=factor):
+                if g is None:  # (torch calls hooks of unused outputs of a running multi-output node with None)
+                    hook_log.setdefault(_a, []).append(np.array(np.nan))
+                    return None
                 hook_log.setdefault(_a, []).append(np.array(_plain(g), np.float64))
                 return g * _f
 
@@ -376,7 +386,9 @@ def _execute(L, program):
         obs.append(("raised", type(e).__name__))
     for a in sorted(hook_log):
         obs.append(("hook calls", a, len(hook_log[a])))
-        obs.append(("hook sum", a, np.asarray(np.sum(hook_log[a], axis=0))))
+        got = [g for g in hook_log[a] if g.ndim or not np.isnan(g)]
+        obs.append(("hook nones", a, len(hook_log[a]) - len(got)))
+        obs.append(("hook sum", a, np.asarray(np.sum(got, axis=0)) if got else None))
     return obs
 
 
@@ -451,8 +463,8 @@ def _compare(a_obs, t_obs):
     raised_a = [o for o in a_obs if o[0] == "raised"]
     raised_t = [o for o in t_obs if o[0] == "raised"]
     if raised_a and raised_a == raised_t:
-        a_obs = [o for o in a_obs if o[0] not in ("hook calls", "hook sum")]
-        t_obs = [o for o in t_obs if o[0] not in ("hook calls", "hook sum")]
+        a_obs = [o for o in a_obs if o[0] not in ("hook calls", "hook nones", "hook sum")]
+        t_obs = [o for o in t_obs if o[0] not in ("hook calls", "hook nones", "hook sum")]
     for k, (a, t) in enumerate(zip(a_obs, t_obs)):
         if a[:-1] != t[:-1] or type(a[-1]) is not type(t[-1]):
             raise AssertionError(f"observation {k}: ad {_show(a)} vs torch {_show(t)}")
@@ -513,6 +525,11 @@ KNOWN_DIFFERENCES.update(
                 [2],
                 ("backward", False),
             ),
+        ),
+        "torch_assert_retained_multi_output": (
+            "deliberate: torch 2.13 fails an internal assert (variable.cpp:207) on an in-place op on a retained "
+            "output of a multi-output custom Function; ad computes",
+            Program([(0.5, True)], [("func", "twoout", 0), ("retain", 2), ("inplace", "add", 2, 0, False)], [2]),
         ),
         "inplace_on_dual_of_leaf": (
             "make_dual of a leaf that requires grad is a view of it in torch (in-place raises), a copy in ad",

@@ -15,6 +15,12 @@ Two sweeps compute the same first derivatives:
 
 Both return ``{id(tensor): (tensor, cotangent)}`` for the leaves and requested tensors; ``ad/autograd``
 turns that into ``.grad`` accumulation (``backward``) or a tuple (``grad``).
+
+Traversal follows torch's engine: with ``inputs`` (``grad``, ``backward(inputs=...)``) only the nodes on a path
+to them run (``_Plan``: rows of other nodes are masked for the kernel, their hooks and custom Functions are not
+called, and they are not freed), so a later call can still differentiate the other paths. Python code run by a
+sweep (hooks, custom backwards) may record new graphs and call backward again (reentrant backward): a tape
+with Python rows stops taking new rows when its sweep starts, and each sweep keeps its own cotangent arena.
 """
 
 import heapq
@@ -70,6 +76,7 @@ class _TapeSweep:
         "nexterns",
         "plan",
         "rows_view",
+        "hooked",
     )
 
     def __init__(self, tape, plan=None):
@@ -81,6 +88,7 @@ class _TapeSweep:
         self.nexterns = len(tape.externs)  # externs added later belong to graphs recorded during the sweep
         self.plan = plan  # _Plan of a sweep restricted to the paths to ``inputs`` (None: every reached node)
         self.rows_view = None  # the rows handed to the kernel, with the rows that must not run masked
+        self.hooked = set()  # ids of tensors whose hooks ran in this sweep
         used = tape.used + 1
         # The cotangent arena, recycled from earlier sweeps when nothing views it, is zero except in the
         # regions of big tensors (Tape.big_regions): a region whose ``live`` flag is 0 holds zeros or garbage,
@@ -143,7 +151,7 @@ class _Plan:
 
     __slots__ = ("leads", "runs", "blocked", "captured")
 
-    def __init__(self, roots, targets):
+    def __init__(self, roots, targets, run_targets=False):
         nodes = {}
         stack = [t for t in roots if t._op is not None]
         while stack:
@@ -160,11 +168,11 @@ class _Plan:
         blocked = {}
         for t, inputs in sorted(nodes.values(), key=_node_order):  # operands before their consumers
             key = id(t)
-            if any(i is not None and id(i) in leads for i in inputs):
+            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
                 runs.add(key)
                 leads.add(key)
             else:
-                if key in targets:
+                if _requested(t, targets):  # (a Function's outputs share its node: hooks of them all fire)
                     leads.add(key)
                 if t._tape is not None:
                     blocked.setdefault(t._tape.id, []).extend(range(t._row, t._row + t._nrows))
@@ -174,17 +182,28 @@ class _Plan:
         self.captured = {}
 
 
-def kernel_sweep(roots, seeds, targets, retain_graph):
+def _requested(t, targets):
+    """Whether ``t``'s node is requested: ``t`` is, or (a custom Function's outputs share one node) another
+    output of the same call is."""
+    if id(t) in targets:
+        return True
+    if t._op.code == K.PYTHON:
+        return any(o is not None and id(o) in targets for o in t._ctx.outputs)
+    return False
+
+
+def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
     """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
 
     ``targets``: ``{id: tensor}`` of tensors whose cotangent the caller wants (``grad`` inputs,
     ``backward(inputs=...)``); when given, only the nodes on a path to them run (see ``_Plan``). Returns
-    ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``.
+    ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``. ``run_targets``: the requested tensors'
+    own nodes run too (``backward(inputs=...)``: torch's engine marks them needed; ``grad`` only captures).
     """
     sweeps = {}
     heap = []
     leaf_grads = {}
-    plan = _Plan(roots, targets) if targets else None
+    plan = _Plan(roots, targets, run_targets) if targets else None
 
     def state_of(tape):
         s = sweeps.get(tape.id)
@@ -293,17 +312,25 @@ def _sweep_tape(s):
                     if t._row == h and h in tape.python_rows:
                         consumed = True  # a big row off the paths to the inputs: not run
                     continue
-                if t._hooks or t._retains_grad:
-                    if plan is not None and id(t) in plan.leads:
-                        plan.captured.setdefault(id(t), s.grad_of(t).copy())
-                    _apply_tensor_hooks(s, t)
+                _arrive(s, t)
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
                     if plan is None or id(t) in plan.runs:
                         _vectorized_row(s, t, h, freed)
                     consumed = True
         for rec in handlers:
             if rec is not None and not isinstance(rec, Tensor):
-                if plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs):
+                reached = any(o is not None and o._tape is tape and s.live[o._off] for o in rec.outputs)
+                if reached and (plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs)):
+                    for o in rec.outputs:  # (the call sits at its last output's row: earlier outputs' hooks)
+                        if o is None or o._tape is not tape:
+                            continue
+                        if s.live[o._off]:
+                            _arrive(s, o)
+                        elif o._hooks:
+                            g = hooks_on_undefined(o)
+                            if g is not None:
+                                s.cot[o._off : o._off + o._data.size] = g._data.reshape(-1)
+                                s.live[o._off] = 1
                     rec.kernel_backward(s)
         if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
@@ -311,6 +338,19 @@ def _sweep_tape(s):
             raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
         start = h - 1 if consumed else h
     _run_kernel(s, start, 0, freed)
+
+
+def _arrive(s, t):
+    """Run ``t``'s hooks and ``retain_grad`` on its cotangent (once per sweep). A requested tensor's gradient
+    is captured before its hooks when its node runs, after them when it does not (torch's engine calls the
+    tensor pre-hooks of a node it does not execute before capturing)."""
+    if not (t._hooks or t._retains_grad) or id(t) in s.hooked:
+        return
+    s.hooked.add(id(t))
+    plan = s.plan
+    if plan is not None and id(t) in plan.runs:
+        plan.captured.setdefault(id(t), s.grad_of(t).copy())
+    _apply_tensor_hooks(s, t)
 
 
 def _row_out(tape, h):
@@ -613,6 +653,23 @@ def run_hooks(t, g):
     return g
 
 
+def hooks_on_undefined(t):
+    """torch calls the hooks of an output of a running multi-output node that got no gradient with None; a
+    tensor a hook returns becomes that output's gradient."""
+    g = None
+    for hook in list(t._hooks.values()):
+        out = hook(g)
+        if out is not None:
+            if not isinstance(out, Tensor):
+                raise TypeError(f"hook returned an object of type {type(out).__name__}; expected a Tensor or None")
+            if out.shape != t.shape:
+                raise RuntimeError(
+                    f"hook 'hook' has changed the size of value: expected {list(t.shape)}, got {list(out.shape)}"
+                )
+            g = out
+    return g
+
+
 def _retain(t, g):
     if t._grad is None:
         t._grad = wrap_array(g._data.copy()) if not g._rg else g
@@ -646,7 +703,7 @@ def _inputs_of(t):
     return tuple(resolved)
 
 
-def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None):
+def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None, run_targets=False):
     """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s.
 
     ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
@@ -672,19 +729,16 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if id(tape) not in tapes:
                 tapes[id(tape)] = tape
                 tape.freed_flags()
-            if tape.freed[t._row] and SAVES[t._op.code]:
-                raise RuntimeError(FREED_MESSAGE)
-            _check_saved(t)
 
     runs = None
     if targets:  # only the nodes on a path to the inputs run (see _Plan)
         leads = {k for k, t in targets.items() if t._op is None}
         runs = set()
         for t, inputs in reversed(order):  # operands before their consumers
-            if any(i is not None and id(i) in leads for i in inputs):
+            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
                 runs.add(id(t))
                 leads.add(id(t))
-            elif id(t) in targets:
+            elif _requested(t, targets):
                 leads.add(id(t))
 
     grads = {}
@@ -694,6 +748,22 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
     for t, g in zip(roots, seeds):
         _accum(grads if t._op is not None else leaf_grads, t, g)
     target_grads = {}
+
+    def arrive(t, g):
+        """A tensor's complete cotangent: captured (before its hooks if its node runs, after if not: see
+        _arrive), hooks, retain_grad."""
+        key = id(t)
+        before = targets and key in targets and (runs is None or key in runs)
+        if before:
+            target_grads[key] = (t, g)
+        if t._hooks:
+            g = run_hooks(t, g)
+        if targets and key in targets and not before:
+            target_grads[key] = (t, g)
+        if t._retains_grad:
+            _retain(t, g)
+        return g
+
     state = grad_mode._grad_state
     was_enabled = state.enabled
     state.set(create_graph)
@@ -705,18 +775,18 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             g = entry[1]
             if runs is not None and id(t) not in leads:
                 continue
-            if targets and id(t) in targets:
-                target_grads[id(t)] = (t, g)  # as it reaches the tensor, before its hooks (as torch)
-            if t._hooks:
-                g = run_hooks(t, g)
-            if t._retains_grad:
-                _retain(t, g)
+            g = arrive(t, g)
             if runs is not None and id(t) not in runs:
                 continue
+            tape = t._tape
+            if tape is not None:  # checked when the node runs, as torch's engine (hooks before it have run)
+                if tape.freed[t._row] and SAVES[t._op.code]:
+                    raise RuntimeError(FREED_MESSAGE)
+                _check_saved(t)
             ran.append(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
-                step, args = _function_backward, (t, g, grads)
+                step, args = _function_backward, (t, g, grads, arrive)
             else:
                 step, args = t._op.vjp, (g, t, inputs, t._ctx)
             in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
@@ -763,16 +833,21 @@ def _check_saved(t):
             raise RuntimeError(_modified_message(tape, row, out_off))
 
 
-def _function_backward(t, g, grads):
+def _function_backward(t, g, grads, arrive):
     """Run a custom Function's backward once for all its outputs (the first one reached carries them all:
-    every output's cotangent is complete by then, since all their consumers come later on the tape)."""
+    every output's cotangent is complete by then, since all their consumers come later on the tape; each
+    goes through ``arrive``: hooks, retain_grad, capture)."""
     rec = t._ctx
     own = {id(t): g}
     for out in rec.outputs:
         if out is not None and out is not t:
             entry = grads.pop(id(out), None)
             if entry is not None:
-                own[id(out)] = entry[1]
+                own[id(out)] = arrive(out, entry[1])
+            elif out._hooks:
+                g_out = hooks_on_undefined(out)
+                if g_out is not None:
+                    own[id(out)] = g_out
     in_grads = rec.call_backward(rec.output_grads(lambda out: own.get(id(out))))
     tensor_inputs = [g_ for a, g_ in zip(rec.inputs, in_grads) if isinstance(a, Tensor)]
     return tensor_inputs

@@ -19,8 +19,11 @@ def _operand_data(other):
 
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
+        _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
         if _records_inplace(self, other):
-            return _rebase(self, lambda snap: out_of_place(snap, snap if other is self else other, *args, **kwargs))
+            if other is not self:
+                return _rebase(self, lambda snap: out_of_place(snap, other, *args, **kwargs))
+            return _rebase(self, lambda snap: _self_aliased(out_of_place(snap, snap, *args, **kwargs), snap))
         if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
             return self
         views.check_write(self)
@@ -47,6 +50,8 @@ def _bump(self):
     self._version += 1
     mark_modified(self)
     views.rehome_after_write(self)
+    if self._data_of is not None:
+        _refresh_data_owner(self)
 
 
 def _records_inplace(self, other):
@@ -431,3 +436,36 @@ def bind_linalg():
 
 
 # --- end linalg
+
+
+def _check_inplace_shape(self, other):
+    """torch's error for an in-place op whose broadcast result does not fit ``self`` (checked before anything
+    is recorded or written)."""
+    shape = np.shape(_operand_data(other))
+    if shape != self.shape and np.broadcast_shapes(self.shape, shape) != self.shape:
+        raise RuntimeError(
+            f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+            f"{list(np.broadcast_shapes(self.shape, shape))}"
+        )
+
+
+def _refresh_data_owner(alias):
+    """``alias`` is ``owner.data`` and was changed in place. torch's ``.data`` shares storage without the
+    version counter: the owner's graph silently reads the new values. Recorded results already share the
+    storage (arena views); the arena copies of an imported tensor are refreshed here, not flagged."""
+    owner = alias._data_of()
+    if owner is None or owner._data is not alias._data:
+        return
+    flat = owner._data.reshape(-1)
+    for ref, off in owner._imports or ():
+        tape = ref()
+        if tape is not None and off + flat.size <= tape.values.shape[0]:
+            tape.values[off : off + flat.size] = flat
+
+
+def _self_aliased(result, snap):
+    """``x.op_(x)``: torch saves ``other``, which is ``x`` itself, and then overwrites it, so a backward that
+    needs it raises the in-place error; flag the value the recorded row read as modified (rows that read
+    nothing, such as add's, are unaffected)."""
+    mark_modified(snap)
+    return result

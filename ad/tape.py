@@ -96,7 +96,11 @@ class _ArenaPool:
         """Pool ``buf`` for reuse; ``clean``: it holds only zeros."""
         if buf.nbytes > self.MAX_TOTAL_BYTES // 2:
             return
-        with self.lock:
+        # Never wait: ``Tape.__del__`` gives, and the garbage collector may run it inside ``take`` on this very
+        # thread, which holds the lock (a deadlock with a blocking acquire); not pooling one buffer is harmless
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
             buffers = self.buffers
             buffers.append(buf)
             self.nbytes += buf.nbytes
@@ -106,6 +110,8 @@ class _ArenaPool:
                 self.clean.discard(id(buffers[0]))
                 self.nbytes -= buffers[0].nbytes
                 del buffers[0]
+        finally:
+            self.lock.release()
 
 
 POOL = _ArenaPool()

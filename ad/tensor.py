@@ -138,7 +138,7 @@ _hook_ids = iter(range(1, 1 << 62))
 class Node:
     """``grad_fn`` of a recorded tensor: ``name()`` and ``next_functions`` as torch shows them."""
 
-    __slots__ = ("_tensor_inputs", "_name", "_op", "__weakref__")
+    __slots__ = ("_tensor_inputs", "_name", "_op", "_kind", "__weakref__")
 
     def __init__(self, name, inputs, op=None):
         self._name = name
@@ -158,6 +158,9 @@ class Node:
                 out.append((t._accumulate_node(), 0))
             else:
                 out.append((t.grad_fn, 0))
+        op = self._op
+        if op is not None and op.name in _SCALAR_OPERAND_OPS and op.name != "affine" or _is_scalar_affine(self):
+            out.append((None, 0))  # torch wraps the Python scalar operand as a tensor: one more (undefined) edge
         return tuple(out)
 
     def __call__(self, *grads):
@@ -165,6 +168,18 @@ class Node:
 
     def __repr__(self):
         return f"<{self._name} object at {id(self):#x}>"
+
+
+# ops whose Python scalar operand torch counts in next_functions (x + 2, x * 2, 2 / x, ...)
+_SCALAR_OPERAND_OPS = {"affine", "rdiv_scalar"}
+
+
+def _is_scalar_affine(node):
+    """An affine node (``x + 2``, ``x * 2``, ``x / 2``, ``x - 2``; not ``-x`` or ``2 - x``)."""
+    if node._op is None or node._op.name != "affine":
+        return False
+    kind = getattr(node, "_kind", None)
+    return kind in ("add", "sub", "mul", "div")
 
 
 class AccumulateGrad(Node):
@@ -210,6 +225,7 @@ class Tensor:
     _tangents = None
     _imports = None  # [(weakref to tape, offset)] of arena copies, flagged when this tensor changes in place
     _prev = None  # the node this tensor was before an in-place op made it a new one (engine.graph_sweep)
+    _data_of = None  # weakref to the tensor whose ``.data`` this is (methods._refresh_data_owner)
 
     def __init__(self, data, *, requires_grad=False):
         arr = data._data if isinstance(data, Tensor) else np.asarray(data)
@@ -251,7 +267,9 @@ class Tensor:
 
     @property
     def data(self):
-        return Tensor(self._data)
+        t = Tensor(self._data)
+        t._data_of = weakref.ref(self)  # an in-place op on it updates what this tensor's graph reads (methods)
+        return t
 
     @data.setter
     def data(self, value):
@@ -352,6 +370,8 @@ class Tensor:
             if callable(name):
                 name = name(self._ctx)
             node = Node(name, self._inputs, self._op)
+            if self._op.name == "affine" and isinstance(self._ctx, tuple) and len(self._ctx) > 2:
+                node._kind = self._ctx[2]
             self._node = node
         return node
 

@@ -191,7 +191,8 @@ def rebase(self, compute):
     base = self._vbase
     if base is not None:
         check_recorded_write(self)
-    snapshot = ops.clone(self) if self._rg else ops.wrap_array(np.array(self._data, copy=True))
+    # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
+    snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
     result = compute(snapshot)
     if result._data.shape != self._data.shape:
         raise RuntimeError(

@@ -228,7 +228,11 @@ def programs(draw):
         values = np.array(draw(st.lists(_FLOATS, min_size=n, max_size=n)), np.float64).reshape(shape)
         leaves.append((values.tolist(), draw(st.booleans()) or not leaves))
         shapes.append(shape)
+    mode_kind = draw(st.sampled_from(["backward", "backward_inputs", "grad", "grad3", "forward", "fwd_over_rev"]))
+    dual = mode_kind in ("forward", "fwd_over_rev")
     steps = []
+    multi_out = set()  # pool indices of outputs of multi-output Functions
+    retained = set()
     n_steps = draw(st.integers(1, 8))
     ops = sorted(OPS)
     views = sorted(VIEWS)
@@ -257,19 +261,29 @@ def programs(draw):
                 target = len(shapes) - 1  # (leaves in forward mode are duals; the newest value is not a leaf)
                 if target < len(leaves):
                     continue
-            steps.append(("inplace", draw(st.sampled_from(inplace_ops)), target, draw(pick), draw(st.booleans())))
+            other = draw(pick)
+            if dual and other == target and "inplace_self_alias_dual" in KNOWN_DIFFERENCES:
+                continue
+            if target in multi_out and target in retained and "torch_assert_retained_multi_output" in KNOWN_DIFFERENCES:
+                continue
+            under_no_grad = draw(st.booleans())
+            if under_no_grad and target >= len(leaves) and "nograd_inplace_nonleaf_used_later" in KNOWN_DIFFERENCES:
+                under_no_grad = False
+            steps.append(("inplace", draw(st.sampled_from(inplace_ops)), target, other, under_no_grad))
         elif kind == "func":
             name = draw(st.sampled_from(["cube", "expout", "twoout"]))
             a = draw(pick)
             steps.append(("func", name, a))
+            if name == "twoout":
+                multi_out.update((len(shapes), len(shapes) + 1))
             shapes.extend([shapes[a]] * (2 if name == "twoout" else 1))
         elif kind == "hook":
             steps.append(("hook", draw(pick), draw(st.sampled_from([0.5, 2.0, -1.0]))))
         elif kind == "retain":
             steps.append(("retain", draw(pick)))
+            retained.add(steps[-1][1])
     pool = len(shapes)
     outs = sorted(set(draw(st.lists(st.integers(0, pool - 1), min_size=1, max_size=3))))
-    mode_kind = draw(st.sampled_from(["backward", "backward_inputs", "grad", "grad3", "forward", "fwd_over_rev"]))
     if mode_kind == "backward":
         mode = ("backward", draw(st.booleans()))  # twice, with retain_graph the first time
     elif mode_kind in ("backward_inputs", "grad"):
@@ -335,6 +349,9 @@ def _run_steps(L, program, pool, obs, hook_log):
             _, a, factor = step
 
             def hook(g, _a=a, _f=factor):
+                if g is None:  # (torch calls hooks of unused outputs of a running multi-output node with None)
+                    hook_log.setdefault(_a, []).append(np.array(np.nan))
+                    return None
                 hook_log.setdefault(_a, []).append(np.array(_plain(g), np.float64))
                 return g * _f
 
@@ -369,7 +386,9 @@ def _execute(L, program):
         obs.append(("raised", type(e).__name__))
     for a in sorted(hook_log):
         obs.append(("hook calls", a, len(hook_log[a])))
-        obs.append(("hook sum", a, np.sum(hook_log[a], axis=0)))
+        got = [g for g in hook_log[a] if g.ndim or not np.isnan(g)]
+        obs.append(("hook nones", a, len(hook_log[a]) - len(got)))
+        obs.append(("hook sum", a, np.asarray(np.sum(got, axis=0)) if got else None))
     return obs
 
 
@@ -435,7 +454,17 @@ def _execute_dual(L, program, obs, hook_log, fw):
 
 
 def _compare(a_obs, t_obs):
-    """Assert two observation lists are equal (arrays to RTOL/ATOL, NaN equal to NaN)."""
+    """Assert two observation lists are equal (arrays to RTOL/ATOL, NaN equal to NaN).
+
+    Deliberate difference: when both raise the same error during a backward, the hooks that ran before the
+    error are not compared. torch's engine runs each leaf's hooks (and accumulates its ``.grad``) as soon as
+    the leaf's gradient is complete, so an error later in the sweep leaves those side effects behind; ad's
+    backward is atomic (leaves are handled after the whole sweep succeeded: a failed call changes nothing)."""
+    raised_a = [o for o in a_obs if o[0] == "raised"]
+    raised_t = [o for o in t_obs if o[0] == "raised"]
+    if raised_a and raised_a == raised_t:
+        a_obs = [o for o in a_obs if o[0] not in ("hook calls", "hook nones", "hook sum")]
+        t_obs = [o for o in t_obs if o[0] not in ("hook calls", "hook nones", "hook sum")]
     for k, (a, t) in enumerate(zip(a_obs, t_obs)):
         if a[:-1] != t[:-1] or type(a[-1]) is not type(t[-1]):
             raise AssertionError(f"observation {k}: ad {_show(a)} vs torch {_show(t)}")
@@ -473,6 +502,26 @@ def test_random_program_matches_torch(program):
 # Fixed programs: one per behaviour the random ones found different once (regression tests, and fast CI).
 KNOWN_DIFFERENCES.update(
     {
+        "inplace_self_alias_dual": (
+            "deliberate: x.mul_(x) on a dual tensor; torch's in-place tangent formula reads the already updated "
+            "primal (tangent x t + x^2 t instead of 2 x t); ad gives the derivative of x * x",
+            Program([([0.5, 2.0], True)], [("op", "mul", [0, 0]), ("inplace", "mul", 1, 1, True)], [1], ("forward",)),
+        ),
+        "nograd_inplace_nonleaf_used_later": (
+            "issue 17 (views/version counters): the arena flags a value modified in place per offset, not per "
+            "version, so an op recorded after an in-place op under no_grad that reads the new value raises",
+            Program(
+                [([0.5, -0.3], True)],
+                [("op", "sin", [0]), ("inplace", "add", 1, 0, True), ("op", "mul", [1, 1])],
+                [2],
+                ("backward", False),
+            ),
+        ),
+        "torch_assert_retained_multi_output": (
+            "deliberate: torch 2.13 fails an internal assert (variable.cpp:207) on an in-place op on a retained "
+            "output of a multi-output custom Function; ad computes",
+            Program([(0.5, True)], [("func", "twoout", 0), ("retain", 2), ("inplace", "add", 2, 0, False)], [2]),
+        ),
         "inplace_on_dual_of_leaf": (
             "make_dual of a leaf that requires grad is a view of it in torch (in-place raises), a copy in ad",
             Program([([0.5], True)], [("inplace", "add", 0, 0, False)], [0], ("forward",)),
@@ -519,6 +568,71 @@ FIXED = [
     # an in-place op on a leaf that requires grad raises; under no_grad it is allowed
     Program([([1.0, 2.0], True)], [("inplace", "add", 0, 0, False)], [0], ("backward", False)),
     Program([([1.0, 2.0], True)], [("inplace", "add", 0, 0, True), ("op", "sin", [0])], [1], ("backward", True)),
+    # a hook on a Function's first output runs before the Function's backward (called at its last output)
+    Program(
+        [([-0.5, 0.3, 1.011], True)],
+        [("func", "twoout", 0), ("retain", 2), ("hook", 1, -1.0), ("op", "exp", [1])],
+        [3],
+        ("grad3",),
+    ),
+    # a requested tensor whose node does not run: its gradient is captured after its hooks
+    Program(
+        [([0.5, -1.0, 2.0], True), ([1.5, 0.2, -0.3], True)],
+        [("op", "mul", [0, 1]), ("hook", 2, -1.0), ("op", "sin", [2])],
+        [2, 3],
+        ("grad", [2, 3], False),
+    ),
+    # a recorded in-place op on a dual tensor that does not require grad keeps its tangent
+    Program(
+        [(0.534, True), ([[-0.0, -1.07, 1.724], [2.0, 0.542, 1.0]], False)],
+        [("op", "cos", [1]), ("inplace", "mul", 2, 0, False)],
+        [0, 2],
+        ("forward",),
+    ),
+    # a recorded in-place op whose broadcast result does not fit raises
+    Program(
+        [([1.0, 2.0, 3.0], True), ([[1.0] * 3] * 2, True)],
+        [("op", "sqrt", [0]), ("inplace", "add", 2, 1, False)],
+        [2],
+        ("grad3",),
+    ),
+    # backward(inputs=[y]) runs y's own node (torch marks it needed): a modified saved output raises
+    Program(
+        [(1.847, True)],
+        [("func", "expout", 0), ("hook", 0, 0.5), ("inplace", "add", 1, 0, True)],
+        [0, 1],
+        ("backward_inputs", [1], False),
+    ),
+    # the hook of an unused output of a running multi-output Function is called with None
+    Program([(0.3, True)], [("func", "twoout", 0), ("op", "sin", [0]), ("hook", 2, 2.0)], [0, 1], ("grad3",)),
+    Program([(0.3, True)], [("func", "twoout", 0), ("hook", 2, 2.0)], [1], ("backward", False)),
+    # backward(inputs=[unused output]) runs the Function's node: the hooks of its other outputs fire
+    Program(
+        [(0.3, True)],
+        [("func", "twoout", 0), ("hook", 1, 0.5)],
+        [1],
+        ("backward_inputs", [2], False),
+    ),
+    Program([(0.3, True)], [("func", "twoout", 0), ("hook", 1, 0.5)], [1], ("grad", [2], True)),
+    # the in-place error is raised when the node runs: hooks of nodes before it have run
+    Program(
+        [([1.2, 0.5], True)],
+        [("op", "pow", [0, 0]), ("inplace", "mul", 1, 0, False), ("op", "cos", [0]), ("hook", 2, 0.5)],
+        [1, 2],
+        ("grad3",),
+    ),
+    # an unused input raises after the hooks of the used ones ran
+    Program([([0.0], True), ([0.5], True)], [("hook", 1, 0.5)], [1], ("grad", [0, 1], False)),
+    # a hook on the output of a Function that is not reached is not called
+    Program(
+        [(0.0, True)],
+        [("func", "cube", 0), ("func", "cube", 0), ("op", "add", [0, 0]), ("hook", 1, 0.5)],
+        [0],
+        ("backward", False),
+    ),
+    # x.mul_(x): torch saved x and overwrote it, so backward through it raises; x.add_(x) saves nothing
+    Program([(-0.937, True)], [("op", "neg", [0]), ("inplace", "mul", 1, 1, False)], [0, 1], ("grad", [0, 1], False)),
+    Program([(-0.937, True)], [("op", "neg", [0]), ("inplace", "add", 1, 1, False)], [1], ("backward", False)),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

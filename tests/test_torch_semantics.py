@@ -572,3 +572,35 @@ def test_no_warning_from_a_plain_function_call():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Cube.apply(_t([1.0])).sum().backward()
+
+
+@pytest.mark.parametrize(
+    ("make", "count"),
+    [
+        (lambda x, c: x + 2, 2),
+        (lambda x, c: x * 2, 2),
+        (lambda x, c: x / 2, 2),
+        (lambda x, c: x - 2, 2),
+        (lambda x, c: 2 - x, 1),
+        (lambda x, c: -x, 1),
+        (lambda x, c: x * c, 2),
+        (lambda x, c: x.sin(), 1),
+        (lambda x, c: x**2, 1),
+    ],
+)
+def test_next_functions_one_entry_per_operand(make, count):
+    """torch counts a Python scalar operand of + - * / as an (undefined) edge."""
+    x, c = _t([1.0, 2.0]), _t([3.0, 4.0], rg=False)
+    nf = make(x, c).grad_fn.next_functions
+    assert len(nf) == count
+    assert nf[0][0].name() == "torch::autograd::AccumulateGrad"
+    assert all(fn is None for fn, _ in nf[1:])
+
+
+def test_in_place_through_data_is_read_by_backward_without_error():
+    """torch's .data shares storage but not the version counter: backward silently reads the new value."""
+    y = _t([1.0, 2.0])
+    z = y * y
+    y.data.mul_(2)
+    z.sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [4.0, 8.0])  # 2 * (2 y)

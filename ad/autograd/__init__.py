@@ -102,15 +102,17 @@ def _size_str(shape):
     return "torch.Size([" + ", ".join(str(s) for s in shape) + "])"
 
 
-def _run(outputs, seeds, targets, retain_graph, create_graph):
+def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False):
     if anomaly_mode._enabled:
         # node by node, so that each node's result can be checked (slow, as torch's anomaly mode)
-        return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node)
+        return engine.graph_sweep(
+            outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node, run_targets=run_targets
+        )
     if create_graph or _fw.levels:
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
         # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch
-        return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph)
-    return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph)
+        return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, run_targets=run_targets)
+    return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph, run_targets)
 
 
 def _leaf_result(t, g, create_graph):
@@ -166,7 +168,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 # as torch: backward(inputs=[non-leaf]) fills its .grad; the sweep does it, as for any
                 # retained tensor, so a tensor both retained and in ``inputs`` gets its gradient once
                 t.retain_grad()
-    leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
+    # (as torch's engine for backward(inputs=...): a requested non-leaf's own node runs too)
+    leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=True)
 
     updates = []
     if inputs is None:
@@ -284,15 +287,12 @@ def grad(
     targets = {id(t): t for t in inputs_t}
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
     result = []
+    unused = False
     with no_grad() if not create_graph else enable_grad():
         for t in inputs_t:
             hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
             if hit is None:
-                if not allow_unused:
-                    raise RuntimeError(
-                        "One of the differentiated Tensors appears to not have been used in the graph. Set "
-                        "allow_unused=True if this is the desired behavior."
-                    )
+                unused = True  # raised after the other inputs' hooks ran, as torch's engine does
                 # (with create_graph, torch's materialized zeros require grad, as any other gradient)
                 result.append(
                     wrap_array(np.zeros(t.shape, t._data.dtype), requires_grad=create_graph)
@@ -307,6 +307,11 @@ def grad(
                 # a cotangent-arena view (fresh memory of this sweep) or the differentiable sweep's tensor
                 g = g if isinstance(g, Tensor) else wrap_array(g)
             result.append(g)
+    if unused and not allow_unused:
+        raise RuntimeError(
+            "One of the differentiated Tensors appears to not have been used in the graph. Set "
+            "allow_unused=True if this is the desired behavior."
+        )
     return tuple(result)
 
 

@@ -105,7 +105,8 @@ def make_dual(tensor, tangent, *, level=None):
         out = ops.clone(tensor)  # differentiable in reverse mode: an identity on the tape
         out._tangents = None
     else:
-        out = wrap_array(tensor._data)
+        # an alias of the primal's data, as detach() makes one (so it shares what detach() shares with its base)
+        out = tensor.detach()
     if tensor._tangents:
         for lvl, t in tensor._tangents.items():
             if lvl != level:

@@ -6,6 +6,12 @@ compiled sweep stops there, ``backward`` runs with the outputs' cotangents, and 
 the inputs' cotangents in the arena before the sweep goes on. ``create_graph=True`` calls ``backward``
 with grad mode on, so a ``backward`` written with ``ad`` ops is itself differentiable. Forward mode calls
 the optional ``jvp(ctx, *tangents)``.
+
+As torch's: the call is swept at its *last* output's row (so any output's cotangent reaches it, and the hooks
+of every output run first); a saved output is the recorded output (double backward goes through it); saved
+tensors' versions are checked when ``saved_tensors`` is read; ``once_differentiable``, ``setup_context``,
+``vjp`` (alias of ``backward``), ``mark_non_differentiable``, ``mark_dirty`` (the modified input becomes the
+output: ``_take_over``) and ``set_materialize_grads`` behave as torch documents them.
 """
 
 import functools

@@ -188,8 +188,14 @@ def _requested(t, targets):
     if id(t) in targets:
         return True
     if t._op.code == K.PYTHON:
-        return any(o is not None and id(o) in targets for o in t._ctx.outputs)
-    return False
+        if any(o is not None and id(o) in targets for o in t._ctx.outputs):
+            return True
+        nodes = [o for o in t._ctx.outputs if o is not None]
+    else:
+        nodes = [t]
+    # a write under no_grad gave a requested tensor an identity node over its old one (views._rehome); its
+    # node is still the old one, as torch's grad_fn is unchanged by such a write
+    return any(r._prev is n and r._op is not None and r._op.name == "rehome" for r in targets.values() for n in nodes)
 
 
 def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):

@@ -355,6 +355,7 @@ def _rehome(t):
 
     old = _old_node(t)
     methods._retarget(t, old)
+    methods._semantics_rebase(t, old)  # a custom Function's record keeps its output: the pre-write node
     reregister(old)
     name = old.grad_fn.name()
     new = ops._record_copy(ops.REHOME, old, np.ascontiguousarray(t._data))

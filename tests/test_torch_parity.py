@@ -291,6 +291,10 @@ def programs(draw):
         mode = (mode_kind, inputs, draw(st.booleans()))  # allow_unused / create_graph
     else:
         mode = (mode_kind,)
+        if any(s[0] == "inplace" and s[4] for s in steps):
+            # torch 2.13 segfaults (PyFunctionTensorPreHook) registering a hook on a dual tensor after an in-place
+            # op under no_grad through a view of it: such programs would crash the test process, not compare
+            steps = [s for s in steps if s[0] != "hook"]
     return Program(leaves, steps, outs, mode)
 
 
@@ -507,16 +511,6 @@ KNOWN_DIFFERENCES.update(
             "primal (tangent x t + x^2 t instead of 2 x t); ad gives the derivative of x * x",
             Program([([0.5, 2.0], True)], [("op", "mul", [0, 0]), ("inplace", "mul", 1, 1, True)], [1], ("forward",)),
         ),
-        "nograd_inplace_nonleaf_used_later": (
-            "issue 17 (views/version counters): the arena flags a value modified in place per offset, not per "
-            "version, so an op recorded after an in-place op under no_grad that reads the new value raises",
-            Program(
-                [([0.5, -0.3], True)],
-                [("op", "sin", [0]), ("inplace", "add", 1, 0, True), ("op", "mul", [1, 1])],
-                [2],
-                ("backward", False),
-            ),
-        ),
         "torch_assert_retained_multi_output": (
             "deliberate: torch 2.13 fails an internal assert (variable.cpp:207) on an in-place op on a retained "
             "output of a multi-output custom Function; ad computes",
@@ -530,6 +524,9 @@ KNOWN_DIFFERENCES.update(
 )
 
 FIXED = [
+    # a write under no_grad into a custom Function's output: create_graph still reaches the Function (was 0)
+    Program([(0.5, True), (0.0, False), (0.0, False)], [("func", "cube", 0), ("inplace", "add", 3, 0, True)], [3],
+            ("grad3",)),
     # a custom Function off the path to the requested input must not run; its input gets None
     Program([([1.0, 2.0, 3.0], True), ([0.5, -1.0, 2.0], True)], [("func", "cube", 1)], [0, 2], ("grad", [0], True)),
     # gradient through the second output of a two-output Function only

@@ -324,7 +324,8 @@ def _sweep_tape(s):
                         _vectorized_row(s, t, h, freed)
                     consumed = True
         for rec in handlers:
-            if rec is not None and not isinstance(rec, Tensor):
+            # (a call registers every output's row and runs once, at the first reached: see function._record)
+            if rec is not None and not isinstance(rec, Tensor) and not any(r is rec for r in s.functions):
                 reached = any(o is not None and o._tape is tape and s.live[o._off] for o in rec.outputs)
                 if reached and (plan is None or any(o is not None and id(o) in plan.runs for o in rec.outputs)):
                     for o in rec.outputs:  # (the call sits at its last output's row: earlier outputs' hooks)

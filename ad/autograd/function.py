@@ -157,7 +157,9 @@ class _Record:
         return grads
 
     def kernel_backward(self, s):
-        """Called by the compiled sweep (``engine._sweep_tape``) at this call's last output row."""
+        """Called by the compiled sweep (``engine._sweep_tape``) at each output row it reaches; runs once."""
+        if any(r is self for r in s.functions):
+            return
 
         def cot_of(out):
             if out._tape is not s.tape or not s.live[out._off]:
@@ -281,7 +283,7 @@ def _record(cls, ctx, args, outputs):
         if isinstance(a, Tensor) and a._rg:
             rec.slots[i] = _operand(tape, a)
     recorded = []
-    last_row = -1
+    rows = []
     for o, d in zip(outputs, diff):
         if not d or o.dtype != dt:
             recorded.append(o)
@@ -292,7 +294,7 @@ def _record(cls, ctx, args, outputs):
         view = tape.view(off, o.shape, n)
         np.copyto(view, o._data)
         row = tape.record(K.PYTHON, off, -1, -1, n)
-        last_row = row
+        rows.append(row)
         t = _new(Tensor)
         t._data = view
         t._rg = True
@@ -304,9 +306,12 @@ def _record(cls, ctx, args, outputs):
         t._row = row
         recorded.append(t)
         rec.outputs.append(t)
-    # the sweep calls backward at the last output's row: it is reached whichever output has a cotangent, and
-    # the consumers of every output come later on the tape, so all cotangents are complete there
-    tape.register_hook_row(last_row, rec)
+    # the sweep stops at every output's row and backward runs once, at the first (highest) reached: a sweep
+    # that starts at the last output's row runs it there, after the hooks of every output (the consumers of all
+    # outputs come later on the tape, so the cotangents are complete); a sweep seeded at an earlier output
+    # starts below the later ones' rows and runs it at that output's row
+    for row in rows:
+        tape.register_hook_row(row, rec)
     for d in ctx._dirty:
         recorded = _take_over(d, rec, recorded)
     node = None

@@ -298,8 +298,9 @@ def dy_div(x, y, out):
 
 
 @register_jitable
-def dx_pow(x, y, out):  # 0 where y = 0 (torch: d/dx x**0 = 0, also at x = 0)
-    return y * x ** (y - 1.0 + step(y == 0.0, y))
+def dx_pow(x, y, out):  # 0 where y = 0 (torch: d/dx x**0 = 0, also at x = 0, and masked: its d/dy there is 0)
+    at_zero = step(y == 0.0, y)
+    return y * x ** (y - 1.0 + at_zero) * (1.0 - at_zero)
 
 
 @register_jitable

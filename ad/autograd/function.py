@@ -69,8 +69,9 @@ class FunctionCtx:
 
     def _snapshot_saved(self, raw_outputs, outputs):
         """After forward: a saved output becomes the recorded output (so double backward through it reaches
-        this call, as torch's), and every saved tensor's version is noted."""
-        if self._saved:
+        this call, as torch's), and every saved tensor's version is noted. Tensors packed by
+        ``saved_tensors_hooks`` are whatever the pack hook made of them: left as they are."""
+        if self._saved and self.__dict__.get("_unpack") is None:
             swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
             if swap:
                 self._saved = tuple(swap.get(id(t), t) if t is not None else None for t in self._saved)

@@ -105,7 +105,9 @@ def sign(x):
 
 
 def reciprocal(x):
-    return ops.rdiv(x, 1.0)
+    from .ops.elementwise import reciprocal as _reciprocal
+
+    return _reciprocal(x)
 
 
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):  # noqa: A002 - torch's names

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import ops
 from .ops import _reduce_dims, outer  # noqa: F401 - re-exported
+from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 
@@ -23,18 +24,21 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     total = ops.sum(centered * centered, dims, keepdim=keepdim)
     denom = count - correction
     if denom <= 0:
-        return total * float("nan") if denom < 0 else total * float("inf")  # torch: nan/inf, with a warning
-    return total * (1.0 / denom)
+        out = total * float("nan") if denom < 0 else total * float("inf")  # torch: nan/inf, with a warning
+    else:
+        out = total * (1.0 / denom)
+    return guard(out, "VarBackward0", x)  # torch's var saves its input
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    v = var(x, dim, unbiased, keepdim, correction=correction)
+    v = var(x, dim, unbiased, keepdim, correction=correction)  # checks x (torch's std saves it)
     # at zero variance sqrt's slope is infinite and var's is 0: torch masks the 0 * inf to 0. Taking the
     # sqrt of 1 there and selecting 0 gives 0 in every derivative (reverse, forward, higher order).
     zero = v._data == 0
     if not np.any(zero):
-        return ops.sqrt(v)
-    return ops.where(zero, ops.zeros_like(v), ops.sqrt(ops.where(zero, ops.ones_like(v), v)))
+        return ops.sqrt(v)  # sqrt saves its output: std's result is checked as torch's
+    out = ops.where(zero, ops.zeros_like(v), ops.sqrt(ops.where(zero, ops.ones_like(v), v)))
+    return guard(out, "StdBackward0", result=True)
 
 
 def logsumexp(x, dim, keepdim=False):
@@ -44,7 +48,8 @@ def logsumexp(x, dim, keepdim=False):
     m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
     shifted = x - wrap_array(m)
     out = ops.log(ops.sum(ops.exp(shifted), dims, keepdim=True)) + wrap_array(m)
-    return out if keepdim else ops.squeeze(out, dims) if dims else out
+    out = out if keepdim else ops.squeeze(out, dims) if dims else out
+    return guard(out, "LogsumexpBackward0", x, result=True)  # torch's logsumexp saves its input and result
 
 
 def softmax(x, dim=None, dtype=None):
@@ -100,7 +105,9 @@ def sign(x):
 
 
 def reciprocal(x):
-    return ops.rdiv(x, 1.0)
+    from .ops.elementwise import reciprocal as _reciprocal
+
+    return _reciprocal(x)
 
 
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):  # noqa: A002 - torch's names

@@ -625,6 +625,10 @@ def _modified_message(tape, row, off):
     code = int(np.frombuffer(tape.rows, np.int64, count=1, offset=row * 80)[0]) & K.CODE_MASK
     names = [op.grad_fn_name for op in OPS.values() if op.code == code and isinstance(op.grad_fn_name, str)]
     who = names[0] if names else f"opcode {code}"
+    if code == K.SAVED_INPUT or code == K.SAVED_RESULT:  # a composite's guard row (ad/saved.py)
+        from .saved import guard_name
+
+        who = guard_name(tape, row)
     kind = "DoubleTensor" if tape.dtype == np.float64 else "FloatTensor"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "

@@ -24,6 +24,7 @@ import scipy.special
 from . import ops
 from .autograd.function import Function
 from .ops.pointwise_ops import with_out
+from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 _values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -485,7 +486,11 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
             raise RuntimeError(f"norm(): unsupported p={p!r} (expected a number, 'fro' or 'nuc')")
         p = 2
     p = float(p)
-    dims = _dims(x, dim)
+    # torch's node (LinalgVectorNormBackward0) saves the input and the result, for every p
+    return guard(_vector_norm(x, p, _dims(x, dim), keepdim), "LinalgVectorNormBackward0", x, result=True)
+
+
+def _vector_norm(x, p, dims, keepdim):
     if p == 2:
         return _safe_root(ops.sum(x * x, dims, keepdim=keepdim), 2)
     if p == 1:

@@ -171,7 +171,7 @@ class Node:
 
 
 # ops whose Python scalar operand torch counts in next_functions (x + 2, x * 2, 2 / x, ...)
-_SCALAR_OPERAND_OPS = {"affine", "rdiv_scalar"}
+_SCALAR_OPERAND_OPS = {"affine"}  # (2 / x is reciprocal(x) * 2, as torch: the scalar is the mul's)
 
 
 def _is_scalar_affine(node):

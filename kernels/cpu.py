@@ -45,7 +45,7 @@ READS_Y = 2
 READS_OUT = 4
 READS_OTHER = 8
 _SAVES = np.zeros(256, np.uint8)
-for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.POW_SCALAR, K.RDIV_SCALAR):
+for _code in (K.ABS, K.LOG, K.LOG1P, K.SIN, K.COS, K.ERF, K.SQUARE, K.CLAMP, K.POW_SCALAR):
     _SAVES[_code] = READS_X
 for _code in (
     K.ATAN,
@@ -63,8 +63,10 @@ for _code in (
     K.SINC,
 ):
     _SAVES[_code] = READS_X
-for _code in (K.EXP2, K.ERFINV):
+for _code in (K.EXP2, K.ERFINV, K.RDIV_SCALAR):  # rdiv: torch's reciprocal saves its result
     _SAVES[_code] = READS_OUT
+_SAVES[K.SAVED_INPUT] = READS_X  # guard rows of composites (ad/saved.py): they check, and compute nothing
+_SAVES[K.SAVED_RESULT] = READS_OUT
 for _code in (K.ATAN2, K.FMOD, K.REMAINDER, K.XLOGY):
     _SAVES[_code] = READS_X | READS_Y
 for _code in (K.HYPOT, K.COPYSIGN, K.LOGADDEXP):

@@ -97,3 +97,12 @@ SINC = 133
 STEP_FN = 134  # floor, ceil, round (a0: decimals), trunc, sign: piecewise constant, zero gradient as torch
 UNARY2_FIRST = LOG10
 UNARY2_LAST = STEP_FN
+
+# --- saved-tensor guards (issue 17, versions2): rows that compute nothing ------------------------------------
+# A composite op (var, std, norm, logsumexp) is recorded as primitives whose rows save intermediates, not
+# the tensors torch's single node saves. A guard row after the composite's last row has the composite's
+# output as ``out`` and, for SAVED_INPUT, the saved input's offset as ``x`` (no XRG: nothing flows to it), so
+# the sweeps' usual check (kernels/cpu.py SAVES) raises torch's in-place error when the composite's backward
+# runs after that tensor (or, for SAVED_RESULT, the output) was modified. See ad/saved.py.
+SAVED_INPUT = 135
+SAVED_RESULT = 136

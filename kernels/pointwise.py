@@ -192,7 +192,13 @@ def d_rpow_scalar(x, out, a0, a1):  # a0 ** x
 
 @register_jitable
 def d_rdiv_scalar(x, out, a0, a1):  # a0 / x
-    return -a0 / (x * x)
+    # from the output, as torch's reciprocal (which saves its result, so that writing into x afterwards is
+    # allowed and writing into the result raises): r = out / a0 is 1 / x, and the partial is -a0 * r * r.
+    # For a0 = 0 the output carries no 1 / x; torch's 0 * -(r * r) is 0 unless x is 0 or NaN, where out is NaN.
+    if a0 == 0.0:
+        return out * 0.0
+    r = out / a0
+    return -a0 * (r * r)
 
 
 @register_jitable

@@ -375,7 +375,9 @@ AFFINE = elementwise(
 )
 POW_SCALAR = elementwise("pow_scalar", K.POW_SCALAR, _pow_scalar_np, None, "PowBackward0", sample=(0.2, 2.0))
 RPOW_SCALAR = elementwise("rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, None, "PowBackward1")
-RDIV_SCALAR = elementwise("rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "DivBackward0", sample=(0.3, 2.0))
+RDIV_SCALAR = elementwise(
+    "rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "ReciprocalBackward0", sample=(0.3, 2.0)
+)
 
 
 def affine(x, a, b, kind="mul"):
@@ -750,10 +752,16 @@ def div(x, y, *, rounding_mode=None):
 
 
 def rdiv(x, y):
-    """``y / x``."""
+    """``y / x``: for a number ``y``, ``reciprocal(x) * y`` as torch's ``__rtruediv__`` (same values; the
+    reciprocal's saved result is internal, so writing into ``x`` or into the quotient afterwards is allowed)."""
     if _is_scalar(y):
-        return _unary(RDIV_SCALAR, x, float(y), 0.0)
+        return mul(reciprocal(x), float(y))
     return _binary(DIV, as_tensor_operand(y, x), x)
+
+
+def reciprocal(x):
+    """``1 / x``, one node that saves its result (torch's ReciprocalBackward0)."""
+    return _unary(RDIV_SCALAR, x, 1.0, 0.0)
 
 
 def pow(x, y):

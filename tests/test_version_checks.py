@@ -1,0 +1,180 @@
+"""torch's version checks on the tensors an op saves (issue 17): composites (var, std, norm, logsumexp, softmax,
+log_softmax) check the input and result torch's single node saves, in the kernel sweep and the create_graph
+sweep; ``c / x`` is ``reciprocal(x) * c`` (writing into x or the quotient computes), ``reciprocal`` saves its
+result. Each case runs in ad and in torch: the same exception class and message, or the same gradient."""
+
+import numpy as np
+import pytest
+
+import ad
+import ad.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+X0 = np.array([[1.0, 2.0, 4.0], [0.5, -1.0, 3.0]])
+MESSAGE = "one of the variables needed for gradient computation has been modified by an inplace operation"
+
+
+def _ops(lib):
+    nf = torch.nn.functional if lib is torch else F
+    return {
+        "var": lambda x: x.var(),
+        "var_dim": lambda x: x.var(1),
+        "var_keepdim": lambda x: x.var(1, keepdim=True, correction=0),
+        "std": lambda x: x.std(),
+        "std_dim": lambda x: x.std(0),
+        "std_zero": lambda x: (x * 0.0).std(1),
+        "norm": lambda x: x.norm(),
+        "norm_dim": lambda x: x.norm(dim=1),
+        "norm_1": lambda x: x.norm(p=1),
+        "norm_3": lambda x: x.norm(p=3, dim=0),
+        "norm_inf": lambda x: x.norm(p=float("inf")),
+        "logsumexp": lambda x: lib.logsumexp(x, 1),
+        "logsumexp_keepdim": lambda x: lib.logsumexp(x, 1, keepdim=True),
+        "logsumexp_all": lambda x: lib.logsumexp(x, (0, 1)),
+        "softmax": lambda x: nf.softmax(x, 1),
+        "log_softmax": lambda x: nf.log_softmax(x, 1),
+        "reciprocal": lambda x: x.reciprocal(),
+        "rdiv_1": lambda x: 1.0 / x,
+        "rdiv_2": lambda x: 2.0 / x,
+    }
+
+
+def _run(lib, name, write, create_graph=False):
+    """Gradient of ``sum(op(x * 1))`` after ``write`` ('input': into x * 1, 'result': into the op's result,
+    'none') as numpy, or the exception (class, message)."""
+    a = lib.tensor(X0, requires_grad=True)
+    b = a * 1
+    out = _ops(lib)[name](b)
+    loss = (out * lib.tensor(np.arange(1.0, 1.0 + out.numel()).reshape(out.shape))).sum()
+    if write == "input":
+        b.add_(0.5)
+    elif write == "result":
+        out.mul_(2.0)
+    try:
+        (g,) = lib.autograd.grad(loss, a, create_graph=create_graph)
+    except Exception as e:  # noqa: BLE001 - compared with torch's below
+        return type(e), str(e)
+    return g.detach().numpy()
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["kernel", "create_graph"])
+@pytest.mark.parametrize("write", ["none", "input", "result"])
+@pytest.mark.parametrize("name", sorted(_ops(torch)))
+def test_write_into_saved_tensor_matches_torch(name, write, create_graph):
+    expected = _run(torch, name, write)
+    got = _run(ad, name, write, create_graph)
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple), f"{name}: torch raises {expected[0].__name__}, ad computes {got}"
+        assert got[0] is expected[0] is RuntimeError
+        assert MESSAGE in got[1] and MESSAGE in expected[1]
+    else:
+        assert not isinstance(got, tuple), f"{name}: torch computes, ad raises {got}"
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_error_names_the_composite():
+    x = ad.tensor(X0, requires_grad=True) * 1
+    v = x.var(1)
+    x.mul_(2.0)
+    with pytest.raises(RuntimeError, match="saved by VarBackward0"):
+        v.sum().backward()
+    y = ad.logsumexp(ad.tensor(X0, requires_grad=True) * 1, 1)
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match="saved by LogsumexpBackward0"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("lib", [ad, torch], ids=["ad", "torch"])
+def test_write_into_leaf_under_no_grad_after_var_raises(lib):
+    a = lib.tensor(X0, requires_grad=True)
+    v = a.var()
+    with lib.no_grad():
+        a.mul_(2.0)
+    with pytest.raises(RuntimeError, match=MESSAGE):
+        v.backward()
+
+
+@pytest.mark.parametrize("lib", [ad, torch], ids=["ad", "torch"])
+def test_write_through_a_view_of_the_saved_input_raises(lib):
+    a = lib.tensor(X0, requires_grad=True)
+    b = a * 1
+    s = b.std(1)
+    b[0].add_(1.0)  # the view shares b's version counter
+    with pytest.raises(RuntimeError, match=MESSAGE):
+        s.sum().backward()
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["kernel", "create_graph"])
+def test_guard_checks_only_when_the_composite_runs(create_graph):
+    """A backward that does not reach the composite's node raises nothing (torch checks a node when it runs),
+    and its gradient is the analytic one."""
+    a = ad.tensor(X0, requires_grad=True)
+    c = a * 1
+    unused = [c.var(), ad.logsumexp(c, 1), c.norm(p=1)]  # noqa: F841 - recorded, never differentiated
+    used = (c * 3.0).sum()  # a product by a number saves nothing
+    c.add_(1.0)
+    (g,) = ad.autograd.grad(used, a, create_graph=create_graph)
+    np.testing.assert_array_equal(g.detach().numpy(), np.full(X0.shape, 3.0))
+
+
+def test_guarded_composites_keep_their_gradients():
+    """The guard rows compute nothing: var, logsumexp and norm give the analytic gradients, in both sweeps
+    and in forward mode."""
+    x0 = X0
+    n = x0.size
+    analytic = {
+        "var": (lambda x: x.var(), 2.0 * (x0 - x0.mean()) / (n - 1)),
+        "logsumexp": (lambda x: ad.logsumexp(x, (0, 1)), np.exp(x0) / np.exp(x0).sum()),
+        "norm": (lambda x: x.norm(), x0 / np.sqrt((x0 * x0).sum())),
+        "norm_1": (lambda x: x.norm(p=1), np.sign(x0)),
+    }
+    for name, (fn, expected) in analytic.items():
+        for create_graph in (False, True):
+            a = ad.tensor(x0, requires_grad=True)
+            (g,) = ad.autograd.grad(fn(a), a, create_graph=create_graph)
+            np.testing.assert_allclose(g.detach().numpy(), expected, rtol=1e-12, atol=1e-14, err_msg=name)
+        with ad.autograd.forward_ad.dual_level():
+            t = np.linspace(-1.0, 1.0, n).reshape(x0.shape)
+            dual = ad.autograd.forward_ad.make_dual(ad.tensor(x0), ad.tensor(t))
+            tangent = ad.autograd.forward_ad.unpack_dual(fn(dual)).tangent
+            np.testing.assert_allclose(float(tangent), float((expected * t).sum()), rtol=1e-12, err_msg=name)
+
+
+def test_var_backward_twice_raises_freed_as_torch():
+    for lib in (ad, torch):
+        a = lib.tensor(X0, requires_grad=True)
+        v = a.var()
+        v.backward()
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            v.backward()
+
+
+@pytest.mark.parametrize("c", [1.0, 2.0, -0.5, 0.0])
+def test_rdiv_is_reciprocal_times_scalar(c):
+    """``c / x``: torch's ``reciprocal(x) * c`` (values bit for bit, grad_fn names, the gradient -c / x^2 in
+    both sweeps, second derivative 2c / x^3), with writes into x or the quotient allowed."""
+    x0 = np.array([0.25, -1.5, 3.0, 7.0])
+    a, ta = ad.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+    y, ty = c / a, c / ta
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    assert y.grad_fn.name() == ty.grad_fn.name() == "MulBackward0"
+    assert y.grad_fn.next_functions[0][0].name() == "ReciprocalBackward0"
+    assert len(y.grad_fn.next_functions) == len(ty.grad_fn.next_functions)
+    (g,) = ad.autograd.grad(y.sum(), a, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), -c / x0**2, rtol=1e-14, atol=0)
+    (h,) = ad.autograd.grad(g.sum(), a)
+    np.testing.assert_allclose(h.numpy(), 2.0 * c / x0**3, rtol=1e-13, atol=0)
+    r = a.reciprocal()
+    assert r.grad_fn.name() == torch.reciprocal(ta).grad_fn.name() == "ReciprocalBackward0"
+    assert len(r.grad_fn.next_functions) == len(torch.reciprocal(ta).grad_fn.next_functions) == 1
+
+
+def test_rdiv_at_zero_matches_torch():
+    """0 / x and c / 0: torch's values and gradients (NaN and inf where torch has them)."""
+    x0 = np.array([0.0, 2.0, -np.inf, np.nan])
+    for c in (0.0, 3.0):
+        a, ta = ad.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+        (c / a).sum().backward()
+        (c / ta).sum().backward()
+        np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())

@@ -250,7 +250,10 @@ def programs(draw):
             shapes.append(_broadcast(*(shapes[a] for a in args)))
         elif kind == "view":
             name = draw(st.sampled_from(views))
-            a = draw(pick)
+            fits = [i for i, s in enumerate(shapes) if s in VIEWS[name].shapes]
+            if not fits:
+                continue
+            a = draw(st.sampled_from(fits))
             steps.append(("view", name, a))
             shapes.append(_view_shape(name, shapes[a]))
         elif kind == "inplace" and inplace_ops:
@@ -341,11 +344,12 @@ def _run_steps(L, program, pool, obs, hook_log):
         elif kind == "inplace":
             _, name, target, other, under_no_grad = step
             method = getattr(pool[target], OPS[name].inplace)
+            args = (pool[other],) if OPS[name].arity == 2 else ()  # unary in-place ops (x.sin_()) ignore other
             if under_no_grad:
                 with L.no_grad():
-                    method(pool[other])
+                    method(*args)
             else:
-                method(pool[other])
+                method(*args)
         elif kind == "func":
             out = funcs[step[1]].apply(pool[step[2]])
             pool.extend(out if isinstance(out, tuple) else [out])

@@ -16,6 +16,12 @@ def _pos(x):
     return x * x + 0.5
 
 
+def _apart(y):
+    """``y`` moved off ``x`` when both are the same value (ties are kinks; torch 2.13's fmax/fmin even give a
+    forward-mode tangent from ``other`` and a reverse gradient to ``self`` at a tie)."""
+    return y * 1.0001 + _OFF
+
+
 def _unit(x):
     return x.tanh() * 0.9
 
@@ -28,7 +34,7 @@ PARITY_OPS = [
     OpSpec("atan", 1, lambda L, x: x.atan(), inplace="atan_"),
     OpSpec("atanh", 1, lambda L, x: _unit(x).atanh()),
     OpSpec("acosh", 1, lambda L, x: (x * x + 1.5).acosh()),
-    OpSpec("asinh", 1, lambda L, x: x.asinh(), inplace="asinh_"),
+    OpSpec("asinh", 1, lambda L, x: x.asinh()),  # (torch 2.13: asinh_ has no forward-mode formula)
     OpSpec("sinh", 1, lambda L, x: x.tanh().sinh(), inplace="sin_"),
     OpSpec("cosh", 1, lambda L, x: x.tanh().cosh()),
     OpSpec("tan", 1, lambda L, x: x.tanh().tan(), inplace="tanh_"),
@@ -73,10 +79,10 @@ PARITY_OPS = [
     OpSpec("remainder", 2, lambda L, x, y: L.remainder(x * 1.3 + _OFF, y * y + 1.5)),
     OpSpec("logaddexp", 2, lambda L, x, y: L.logaddexp(x, y)),
     OpSpec("xlogy", 2, lambda L, x, y: L.xlogy(x, _pos(y))),
-    OpSpec("maximum", 2, lambda L, x, y: L.maximum(x, y)),
-    OpSpec("minimum", 2, lambda L, x, y: L.minimum(x, y)),
-    OpSpec("fmax", 2, lambda L, x, y: L.fmax(x, y)),
-    OpSpec("fmin", 2, lambda L, x, y: L.fmin(x, y)),
+    OpSpec("maximum", 2, lambda L, x, y: L.maximum(x, _apart(y))),
+    OpSpec("minimum", 2, lambda L, x, y: L.minimum(x, _apart(y))),
+    OpSpec("fmax", 2, lambda L, x, y: L.fmax(x, _apart(y))),
+    OpSpec("fmin", 2, lambda L, x, y: L.fmin(x, _apart(y))),
     OpSpec("lerp", 2, lambda L, x, y: L.lerp(x, y, 0.3), inplace=None),
     OpSpec("addcmul", 2, lambda L, x, y: L.addcmul(x, x, y, value=0.5)),
     OpSpec("addcdiv", 2, lambda L, x, y: L.addcdiv(x, x, _pos(y), value=0.5)),

@@ -60,9 +60,9 @@ PARITY_OPS = [
     OpSpec("index_put_acc", 2, lambda L, x, y: L.index_put(
         _full(L, x), (_idx(L, [0, 0, 1]),), _full(L, y)[0], accumulate=True)),
     OpSpec("where_scalar", 1, lambda L, x: L.where(x > 0.1, x, 0.5)),
-    OpSpec("chunk", 1, lambda L, x: _full(L, x).chunk(3, dim=1)[1]),
+    OpSpec("chunk", 1, lambda L, x: _full(L, x).chunk(3, dim=1)[1], multi_view=True),
     OpSpec("split_sizes", 2, lambda L, x, y: _full(L, x).split([1, 2], dim=1)[1].sum(-1, keepdim=True) * y),
-    OpSpec("unbind", 1, lambda L, x: _full(L, x).unbind(0)[1]),
+    OpSpec("unbind", 1, lambda L, x: _full(L, x).unbind(0)[1], multi_view=True),
     OpSpec("flatten_back", 1, lambda L, x: _full(L, x).flatten()[1:4]),
     OpSpec("kron", 2, lambda L, x, y: L.kron(_full(L, x)[:1, :1], _full(L, y))),
 ]

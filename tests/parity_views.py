@@ -43,8 +43,8 @@ PARITY_VIEWS = [
     ViewSpec("expand", lambda L, x: x.expand(2, 3), ((), (1,), (3,), (1, 1), (1, 3), (2, 1), (2, 3))),
     ViewSpec("expand_as", lambda L, x: x.expand_as(L.zeros(2, 3)), _ANY),
     ViewSpec("broadcast_to", lambda L, x: L.broadcast_to(x, (1, 3)), ((), (1,), (3,), (1, 1), (1, 3))),
-    ViewSpec("unbind_view", lambda L, x: x.unbind(0)[-1], ((2, 1), (2, 3), (1, 3))),
-    ViewSpec("split_view", lambda L, x: x.split(1, dim=-1)[0], ((3,), (1, 3), (2, 3))),
-    ViewSpec("chunk_view", lambda L, x: x.chunk(2, dim=0)[1], ((2, 1), (2, 3))),
+    ViewSpec("unbind_view", lambda L, x: x.unbind(0)[-1], ((2, 1), (2, 3), (1, 3)), multi_view=True),
+    ViewSpec("split_view", lambda L, x: x.split(1, dim=-1)[0], ((3,), (1, 3), (2, 3)), multi_view=True),
+    ViewSpec("chunk_view", lambda L, x: x.chunk(2, dim=0)[1], ((2, 1), (2, 3)), multi_view=True),
     ViewSpec("detach", lambda L, x: x.detach(), _ANY),
 ]

@@ -369,3 +369,6 @@ def _rehome(t):
     if tangents is not None:
         t._tangents = tangents
         reregister(t)
+    if old._retains_grad:  # retain_grad survives a write under no_grad (torch's grad_fn is unchanged by it)
+        old._retains_grad = False
+        t.retain_grad()

@@ -72,7 +72,7 @@ PARITY_OPS = [
     OpSpec("rdiv_scalar", 1, lambda L, x: 1.0 / _pos(x)),
     OpSpec("affine", 1, lambda L, x: 0.5 - x * 3.0),
     # ---- binary elementwise
-    OpSpec("atan2", 2, lambda L, x, y: L.atan2(x, y * y + 1), inplace="atan2_"),
+    OpSpec("atan2", 2, lambda L, x, y: L.atan2(x, y * y + 1)),  # (atan2_ would take y raw: a pole at 0, 0)
     OpSpec("hypot", 2, lambda L, x, y: L.hypot(x, y * y + 0.1)),
     OpSpec("copysign", 2, lambda L, x, y: L.copysign(x, y + _OFF)),
     OpSpec("fmod", 2, lambda L, x, y: L.fmod(x * 1.3 + _OFF, y * y + 1.5)),

@@ -72,6 +72,6 @@ PARITY_OPS = [
         _e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), ord="nuc")),
     OpSpec("norm_2", 1, lambda L, x: L.linalg.norm(_e(L, x) + 0.01, dim=-1, keepdim=True)),
     OpSpec("cond", 1, lambda L, x: L.linalg.cond(_spd(L, x))),
-    OpSpec("cdist", 2, lambda L, x, y: L.cdist(_e(L, x), _e(L, y) + 3.0).sum(-1, keepdim=True), forward_ad=False),
+    # (no cdist: torch 2.13 has neither its forward-mode formula nor a double backward of _cdist_backward)
     OpSpec("vander", 1, lambda L, x: L.linalg.vander(_e(L, x)[0])[:2]),
 ]

@@ -28,7 +28,7 @@ PARITY_OPS = [
     OpSpec("gelu", 1, lambda L, x: _F(L).gelu(x)),
     OpSpec("gelu_tanh", 1, lambda L, x: _F(L).gelu(x, approximate="tanh")),
     OpSpec("silu", 1, lambda L, x: _F(L).silu(x)),
-    OpSpec("mish", 1, lambda L, x: _F(L).mish(x)),
+    OpSpec("mish", 1, lambda L, x: _F(L).mish(x), forward_ad=False),  # torch 2.13: no forward AD of mish_backward
     OpSpec("softplus", 1, lambda L, x: _F(L).softplus(x, beta=2.0)),
     OpSpec("elu", 1, lambda L, x: _F(L).elu(_k(x), alpha=0.7)),
     OpSpec("selu", 1, lambda L, x: _F(L).selu(_k(x))),
@@ -55,13 +55,13 @@ PARITY_OPS = [
     OpSpec("linear", 2, lambda L, x, y: _F(L).linear(_full(L, x), _full(L, y).mT @ _full(L, y) * 0.3,
                                                      _full(L, y)[0])),
     OpSpec("bilinear_like", 2, lambda L, x, y: _F(L).linear(_full(L, x), _full(L, y)).sum(-1, keepdim=True)),
-    # ---- normalization
+    # ---- normalization (torch 2.13: no forward-mode formula of their backward, so not in dual modes)
     OpSpec("layer_norm", 2, lambda L, x, y: _F(L).layer_norm(
-        _full(L, x) + L.tensor([0.0, 0.5, 1.0]), (3,), _full(L, y)[0], _full(L, y)[1])),
-    OpSpec("rms_norm", 1, lambda L, x: _F(L).rms_norm(_full(L, x) + 0.1, (3,))),
-    OpSpec("group_norm", 1, lambda L, x: _F(L).group_norm(_full(L, x) + L.tensor([0.0, 0.5, 1.0]), 1)),
+        _full(L, x) + L.tensor([0.0, 0.5, 1.0]), (3,), _full(L, y)[0], _full(L, y)[1]), forward_ad=False),
+    OpSpec("rms_norm", 1, lambda L, x: _F(L).rms_norm(_full(L, x) + 0.1, (3,)), forward_ad=False),
+    OpSpec("group_norm", 1, lambda L, x: _F(L).group_norm(_full(L, x) + L.tensor([0.0, 0.5, 1.0]), 1), forward_ad=False),
     OpSpec("batch_norm", 1, lambda L, x: _F(L).batch_norm(
-        _full(L, x) + L.tensor([[0.0, 0.5, 1.0], [1.0, 0.0, 0.2]]), None, None, training=True)),
+        _full(L, x) + L.tensor([[0.0, 0.5, 1.0], [1.0, 0.0, 0.2]]), None, None, training=True), forward_ad=False),
     # ---- losses (reduction 'none' keeps shapes; 'mean' / 'sum' give scalars)
     OpSpec("mse_loss", 2, lambda L, x, y: _F(L).mse_loss(_full(L, x), _full(L, y))),
     OpSpec("mse_loss_none", 2, lambda L, x, y: _F(L).mse_loss(_full(L, x), _full(L, y), reduction="none")),

@@ -63,6 +63,6 @@ PARITY_OPS = [
     OpSpec("chunk", 1, lambda L, x: _full(L, x).chunk(3, dim=1)[1], multi_view=True),
     OpSpec("split_sizes", 2, lambda L, x, y: _full(L, x).split([1, 2], dim=1)[1].sum(-1, keepdim=True) * y),
     OpSpec("unbind", 1, lambda L, x: _full(L, x).unbind(0)[1], multi_view=True),
-    OpSpec("flatten_back", 1, lambda L, x: _full(L, x).flatten()[1:4]),
+    OpSpec("flatten_back", 1, lambda L, x: _full(L, x).flatten()[1:4] * 1),  # (a copy: view steps are views)
     OpSpec("kron", 2, lambda L, x, y: L.kron(_full(L, x)[:1, :1], _full(L, y))),
 ]

@@ -22,6 +22,12 @@ def _apart(y):
     return y * 1.0001 + _OFF
 
 
+def _spread(L, x):
+    """``x`` with its last dimension made distinct (ties of max, sort and friends are kinks: the index each library
+    picks, hence the gradient, is not specified)."""
+    return x + L.tensor([0.0, 0.000371, 0.000742], dtype=L.float64)
+
+
 def _unit(x):
     return x.tanh() * 0.9
 
@@ -97,21 +103,21 @@ PARITY_OPS = [
     OpSpec("var_all", 1, lambda L, x: L.var(x, correction=0)),
     OpSpec("prod", 1, lambda L, x: x.prod(-1, keepdim=True)),
     OpSpec("prod_all", 1, lambda L, x: x.tanh().prod()),
-    OpSpec("amax", 1, lambda L, x: x.amax(-1, keepdim=True)),
-    OpSpec("amin", 1, lambda L, x: x.amin(dim=0, keepdim=True)),
-    OpSpec("max_dim", 1, lambda L, x: x.max(dim=-1, keepdim=True).values),
-    OpSpec("min_dim", 1, lambda L, x: x.min(dim=0, keepdim=True)[0]),
-    OpSpec("max_all", 1, lambda L, x: x.max()),
+    OpSpec("amax", 1, lambda L, x: _spread(L, x).amax(-1, keepdim=True)),
+    OpSpec("amin", 1, lambda L, x: _spread(L, x).amin(dim=0, keepdim=True)),
+    OpSpec("max_dim", 1, lambda L, x: _spread(L, x).max(dim=-1, keepdim=True).values),
+    OpSpec("min_dim", 1, lambda L, x: _spread(L, x).min(dim=0, keepdim=True)[0]),
+    OpSpec("max_all", 1, lambda L, x: _spread(L, x).max()),
     OpSpec("logsumexp", 1, lambda L, x: x.logsumexp(-1, keepdim=True)),
     OpSpec("norm", 1, lambda L, x: (x * x + 0.1).norm(dim=-1, keepdim=True)),
     OpSpec("cumsum", 1, lambda L, x: x.cumsum(-1)),
     OpSpec("cumprod", 1, lambda L, x: x.tanh().cumprod(0)),
     OpSpec("logcumsumexp", 1, lambda L, x: x.logcumsumexp(-1)),
-    OpSpec("cummax", 1, lambda L, x: x.cummax(-1).values),
-    OpSpec("cummin", 1, lambda L, x: x.cummin(0)[0]),
+    OpSpec("cummax", 1, lambda L, x: _spread(L, x).cummax(-1).values),
+    OpSpec("cummin", 1, lambda L, x: _spread(L, x).cummin(0)[0]),
     OpSpec("nansum", 1, lambda L, x: x.nansum(-1, keepdim=True)),
     OpSpec("nanmean", 1, lambda L, x: x.nanmean(-1, keepdim=True)),
-    OpSpec("median", 1, lambda L, x: x.median(dim=-1, keepdim=True).values),
-    OpSpec("aminmax", 1, lambda L, x: L.aminmax(x, dim=-1, keepdim=True).max),
+    OpSpec("median", 1, lambda L, x: _spread(L, x).median(dim=-1, keepdim=True).values),
+    OpSpec("aminmax", 1, lambda L, x: L.aminmax(_spread(L, x), dim=-1, keepdim=True).max),
     OpSpec("dist", 2, lambda L, x, y: L.dist(x, y + _OFF)),
 ]

@@ -62,7 +62,7 @@ PARITY_OPS = [
         *L.linalg.svd(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), full_matrices=False)).sum(0)[:1]),
     OpSpec("pinv", 1, lambda L, x: L.linalg.pinv(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]])).mT),
     OpSpec("lstsq", 2, lambda L, x, y: L.linalg.lstsq(
-        _e(L, x).mT + L.tensor([[2.0, 0], [0, 1.0], [0, 0]]), _e(L, y).mT).solution[:, :1]),
+        _e(L, x).mT + L.tensor([[2.0, 0], [0, 1.0], [0, 0]]), _e(L, y).mT).solution[:, :1], forward_ad=False),  # (torch 2.13: no fwd-over-rev)
     OpSpec("matrix_exp", 1, lambda L, x: L.linalg.matrix_exp(_sq(L, x) * 0.3) @ _e(L, x)),
     OpSpec("matrix_power", 1, lambda L, x: L.linalg.matrix_power(_sq(L, x), 3) @ _e(L, x)),
     OpSpec("matrix_power_neg", 1, lambda L, x: L.linalg.matrix_power(_sq(L, x), -2) @ _e(L, x)),

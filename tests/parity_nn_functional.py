@@ -27,7 +27,7 @@ PARITY_OPS = [
     OpSpec("relu6", 1, lambda L, x: _F(L).relu6(_k(x) * 4)),
     OpSpec("gelu", 1, lambda L, x: _F(L).gelu(x)),
     OpSpec("gelu_tanh", 1, lambda L, x: _F(L).gelu(x, approximate="tanh")),
-    OpSpec("silu", 1, lambda L, x: _F(L).silu(x)),
+    OpSpec("silu", 1, lambda L, x: _F(L).silu(x), forward_ad=False),  # torch 2.13: no forward AD of silu_backward
     OpSpec("mish", 1, lambda L, x: _F(L).mish(x), forward_ad=False),  # torch 2.13: no forward AD of mish_backward
     OpSpec("softplus", 1, lambda L, x: _F(L).softplus(x, beta=2.0)),
     OpSpec("elu", 1, lambda L, x: _F(L).elu(_k(x), alpha=0.7)),

@@ -49,8 +49,7 @@ PARITY_OPS = [
     OpSpec("logdet", 1, lambda L, x: L.logdet(_spd(L, x))),
     OpSpec("inv", 1, lambda L, x: L.linalg.inv(_sq(L, x)) @ _e(L, x)),
     OpSpec("solve", 2, lambda L, x, y: L.linalg.solve(_sq(L, x), _e(L, y))),
-    OpSpec("solve_triangular", 2, lambda L, x, y: L.linalg.solve_triangular(
-        _sq(L, x), _e(L, y), upper=True)),
+    OpSpec("solve_triangular", 2, lambda L, x, y: L.linalg.solve_triangular(_sq(L, x), _e(L, y), upper=True)),
     OpSpec("cholesky", 1, lambda L, x: L.linalg.cholesky(_spd(L, x)) @ _e(L, x)),
     OpSpec("cholesky_solve", 2, lambda L, x, y: L.cholesky_solve(_e(L, y), L.linalg.cholesky(_spd(L, x)))),
     OpSpec("qr", 1, lambda L, x: (lambda q, r: q @ r.mT @ r)(*L.linalg.qr(_sq(L, x).mT))[:, :1]),
@@ -58,18 +57,32 @@ PARITY_OPS = [
     OpSpec("eigh_vectors", 1, lambda L, x: (lambda w, v: (v * v) @ _e(L, x) * w[:1])(*L.linalg.eigh(_spd(L, x)))),
     OpSpec("eigvalsh", 1, lambda L, x: L.linalg.eigvalsh(_spd(L, x)).sum()),
     OpSpec("svdvals", 1, lambda L, x: L.linalg.svdvals(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]])).unsqueeze(-1)),
-    OpSpec("svd", 1, lambda L, x: (lambda u, s, vh: (u * s) @ u.mT)(
-        *L.linalg.svd(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), full_matrices=False)).sum(0)[:1]),
+    OpSpec(
+        "svd",
+        1,
+        lambda L, x: (lambda u, s, vh: (u * s) @ u.mT)(
+            *L.linalg.svd(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), full_matrices=False)
+        ).sum(0)[:1],
+    ),
     OpSpec("pinv", 1, lambda L, x: L.linalg.pinv(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]])).mT),
-    OpSpec("lstsq", 2, lambda L, x, y: L.linalg.lstsq(
-        _e(L, x).mT + L.tensor([[2.0, 0], [0, 1.0], [0, 0]]), _e(L, y).mT).solution[:, :1], forward_ad=False),  # (torch 2.13: no fwd-over-rev)
+    OpSpec(
+        "lstsq",
+        2,
+        lambda L, x, y: L.linalg.lstsq(_e(L, x).mT + L.tensor([[2.0, 0], [0, 1.0], [0, 0]]), _e(L, y).mT).solution[
+            :, :1
+        ],
+        forward_ad=False,
+    ),  # (torch 2.13: no fwd-over-rev)
     OpSpec("matrix_exp", 1, lambda L, x: L.linalg.matrix_exp(_sq(L, x) * 0.3) @ _e(L, x)),
     OpSpec("matrix_power", 1, lambda L, x: L.linalg.matrix_power(_sq(L, x), 3) @ _e(L, x)),
     OpSpec("matrix_power_neg", 1, lambda L, x: L.linalg.matrix_power(_sq(L, x), -2) @ _e(L, x)),
     OpSpec("vector_norm", 1, lambda L, x: L.linalg.vector_norm(x * x + 0.1, ord=3, dim=-1, keepdim=True)),
     OpSpec("matrix_norm", 1, lambda L, x: L.linalg.matrix_norm(_e(L, x) + 0.01)),
-    OpSpec("matrix_norm_nuc", 1, lambda L, x: L.linalg.matrix_norm(
-        _e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), ord="nuc")),
+    OpSpec(
+        "matrix_norm_nuc",
+        1,
+        lambda L, x: L.linalg.matrix_norm(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), ord="nuc"),
+    ),
     OpSpec("norm_2", 1, lambda L, x: L.linalg.norm(_e(L, x) + 0.01, dim=-1, keepdim=True)),
     OpSpec("cond", 1, lambda L, x: L.linalg.cond(_spd(L, x))),
     # (no cdist: torch 2.13 has neither its forward-mode formula nor a double backward of _cdist_backward)

@@ -61,10 +61,12 @@ PARITY_OPS = [
     # src is cut to the index's shape: torch 2.13's ScatterBackward0 returns a gradient of the index's shape for a
     # larger src and then raises "returned an invalid gradient" (ad gives the gradient)
     OpSpec("scatter", 2, lambda L, x, y: _full(L, x).scatter(1, _idx(L, [[2, 0], [1, 2]]), _full(L, y)[:, :2])),
-    OpSpec("scatter_add", 2, lambda L, x, y: _full(L, x).scatter_add(
-        1, _idx(L, [[2, 2], [0, 0]]), _full(L, y)[:, :2])),
-    OpSpec("index_put_acc", 2, lambda L, x, y: L.index_put(
-        _full(L, x), (_idx(L, [0, 0, 1]),), _full(L, y)[0], accumulate=True)),
+    OpSpec("scatter_add", 2, lambda L, x, y: _full(L, x).scatter_add(1, _idx(L, [[2, 2], [0, 0]]), _full(L, y)[:, :2])),
+    OpSpec(
+        "index_put_acc",
+        2,
+        lambda L, x, y: L.index_put(_full(L, x), (_idx(L, [0, 0, 1]),), _full(L, y)[0], accumulate=True),
+    ),
     OpSpec("where_scalar", 1, lambda L, x: L.where(x > 0.1, x, 0.5)),
     OpSpec("chunk", 1, lambda L, x: _full(L, x).chunk(3, dim=1)[1], multi_view=True),
     OpSpec("split_sizes", 2, lambda L, x, y: _full(L, x).split([1, 2], dim=1)[1].sum(-1, keepdim=True) * y),

@@ -607,21 +607,38 @@ KNOWN_DIFFERENCES.update(
             "det's result) through that tensor's node, so its hooks run and its retained .grad accumulates in "
             "every order; ad's rules reach it by other paths (hook not applied, retained grad of the first order "
             "only)",
-            Program([([1.512, 0.0, 0.0], True), ([1.466, 0.0, -0.0], True)],
-                    [("op", "getitem_int", [0]), ("op", "fliplr", [2]), ("op", "cos", [2]), ("op", "pow", [3, 1]),
-                     ("hook", 3, 0.5)], [4, 5], ("grad3",)),
+            Program(
+                [([1.512, 0.0, 0.0], True), ([1.466, 0.0, -0.0], True)],
+                [
+                    ("op", "getitem_int", [0]),
+                    ("op", "fliplr", [2]),
+                    ("op", "cos", [2]),
+                    ("op", "pow", [3, 1]),
+                    ("hook", 3, 0.5),
+                ],
+                [4, 5],
+                ("grad3",),
+            ),
         ),
         "version_checks": (
             "saved tensors not version-checked as torch's (UNCHECKED_VERSIONS): vector_norm's saved result written "
             "under no_grad; torch raises at backward, ad computes with the new values",
-            Program([([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (1.5, False)],
-                    [("op", "vector_norm", [0]), ("inplace", "mul", 2, 1, True)], [2], ("backward", False)),
+            Program(
+                [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (1.5, False)],
+                [("op", "vector_norm", [0]), ("inplace", "mul", 2, 1, True)],
+                [2],
+                ("backward", False),
+            ),
         ),
         "version_checks_spurious": (
             "erfinv's result written under no_grad: torch's rule reads the input (no error), ad's reads the result "
             "and raises at backward",
-            Program([([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
-                    [("op", "erfinv", [0]), ("inplace", "mul", 1, 0, True)], [1], ("backward", False)),
+            Program(
+                [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+                [("op", "erfinv", [0]), ("inplace", "mul", 1, 0, True)],
+                [1],
+                ("backward", False),
+            ),
         ),
         "inplace_from_overlapping_view": (
             "x[None].add_(x) under no_grad: torch refuses an operand that partly overlaps the written tensor "
@@ -659,8 +676,12 @@ KNOWN_DIFFERENCES.update(
 
 FIXED = [
     # a write under no_grad into a custom Function's output: create_graph still reaches the Function (was 0)
-    Program([(0.5, True), (0.0, False), (0.0, False)], [("func", "cube", 0), ("inplace", "add", 3, 0, True)], [3],
-            ("grad3",)),
+    Program(
+        [(0.5, True), (0.0, False), (0.0, False)],
+        [("func", "cube", 0), ("inplace", "add", 3, 0, True)],
+        [3],
+        ("grad3",),
+    ),
     # a custom Function off the path to the requested input must not run; its input gets None
     Program([([1.0, 2.0, 3.0], True), ([0.5, -1.0, 2.0], True)], [("func", "cube", 1)], [0, 2], ("grad", [0], True)),
     # gradient through the second output of a two-output Function only
@@ -768,17 +789,33 @@ FIXED = [
     # sign() of a 0-d tensor crashed (numpy returned a scalar)
     Program([(0.25, True)], [("op", "sign", [0])], [1], ("grad3",)),
     # flatten() of a one-dimensional tensor is that tensor (retain_grad, hooks and .grad land on it), as torch's
-    Program([([0.5, -1.0, 2.0], True)], [("view", "flatten_row", 0), ("hook", 1, 2.0), ("op", "sin", [1])], [2],
-            ("backward", False)),
+    Program(
+        [([0.5, -1.0, 2.0], True)],
+        [("view", "flatten_row", 0), ("hook", 1, 2.0), ("op", "sin", [1])],
+        [2],
+        ("backward", False),
+    ),
     # an in-place method of the elementwise family into an expanded tensor under no_grad raises (wrote silently)
-    Program([([0.5, -1.0, 2.0], True)], [("view", "expand", 0), ("inplace", "deg2rad", 1, 1, True)], [0, 1],
-            ("backward", False)),
+    Program(
+        [([0.5, -1.0, 2.0], True)],
+        [("view", "expand", 0), ("inplace", "deg2rad", 1, 1, True)],
+        [0, 1],
+        ("backward", False),
+    ),
     # retain_grad on a view survives a recorded in-place op through it (was lost with the view's regeneration)
-    Program([([0.667, 0.0, 0.667], True)], [("op", "msort", [0]), ("retain", 1), ("inplace", "sigmoid_", 1, 0, False)],
-            [1], ("backward", False)),
+    Program(
+        [([0.667, 0.0, 0.667], True)],
+        [("op", "msort", [0]), ("retain", 1), ("inplace", "sigmoid_", 1, 0, False)],
+        [1],
+        ("backward", False),
+    ),
     # retain_grad survives a write under no_grad
-    Program([([0.5, -1.0, 2.0], True)], [("op", "lgamma", [0]), ("retain", 1), ("inplace", "neg_", 1, 1, True)],
-            [1], ("backward", False)),
+    Program(
+        [([0.5, -1.0, 2.0], True)],
+        [("op", "lgamma", [0]), ("retain", 1), ("inplace", "neg_", 1, 1, True)],
+        [1],
+        ("backward", False),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

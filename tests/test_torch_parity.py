@@ -359,6 +359,15 @@ def programs(draw):
         steps = [s for s in steps if not (s[0] == "hook" and s[1] in two and s[1] in mode[1])]
     if mode[0] == "backward_inputs" and "backward_inputs_runs_node" in KNOWN_DIFFERENCES:
         steps = [s[:4] + (False,) if s[0] == "inplace" else s for s in steps]
+    # torch 2.13 also segfaults (register_hook) on a view made inside an op (vander(x)[:2]) after a write into it
+    # under no_grad, in reverse mode: no hook on a tensor after such a write
+    kept, nograd_written = [], set()
+    for s in steps:
+        if s[0] == "inplace" and s[4]:
+            nograd_written.add(s[2])
+        if not (s[0] == "hook" and s[1] in nograd_written):
+            kept.append(s)
+    steps = kept
     multi = any(s[0] in ("op", "view") and (OPS if s[0] == "op" else VIEWS)[s[1]].multi_view for s in steps)
     if multi and "nograd_inplace_multi_output_view" in KNOWN_DIFFERENCES:
         steps = [s[:4] + (False,) if s[0] == "inplace" else s for s in steps]

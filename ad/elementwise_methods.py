@@ -10,6 +10,7 @@ result must fit ``x``: same shape, and a dtype ``x`` can hold (float into an int
 import numpy as np
 
 from . import ops, reductions
+from . import views as _views
 from .forward import _fw
 from .grad_mode import _grad_state
 from .tensor import Tensor
@@ -81,6 +82,7 @@ def inplace(name, fn):
                 self, tensors[0] if tensors else None, lambda: _fit(fn(self, *args, **kwargs), self, name)
             ):
                 return self
+        _views.check_write(self)  # (an expanded self: torch refuses the write whatever the grad mode)
         result = _fit(fn(self, *args, **kwargs), self, name)
         self._data[...] = result._data
         _bump(self)

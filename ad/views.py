@@ -189,6 +189,7 @@ def rebase(self, compute):
 
     check_write(self)
     base = self._vbase
+    view_retains = base is not None and self._retains_grad
     if base is not None:
         check_recorded_write(self)
     # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
@@ -242,6 +243,8 @@ def rebase(self, compute):
         old._retains_grad = False
         target.retain_grad()
     _regenerate_views(target)
+    if view_retains and not self._retains_grad:  # retain_grad follows the view to its regenerated node
+        self.retain_grad()
     return self
 
 
@@ -369,3 +372,6 @@ def _rehome(t):
     if tangents is not None:
         t._tangents = tangents
         reregister(t)
+    if old._retains_grad:  # retain_grad survives a write under no_grad (torch's grad_fn is unchanged by it)
+        old._retains_grad = False
+        t.retain_grad()

@@ -826,6 +826,8 @@ def flatten(x, start_dim=0, end_dim=-1):
     e = _wrap_dim(end_dim, nd)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return x  # torch returns the input itself (not a view): hooks, retain_grad and .grad land on it
     shape = x.shape[:s] + (_size(x.shape[s : e + 1]),) + x.shape[e + 1 :]
     return reshape(x, shape)
 

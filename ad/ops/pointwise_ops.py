@@ -60,7 +60,7 @@ def _step_np(fn):
 
 
 def _sign_np(x, out=None):
-    r = np.sign(x, out=out) if out is not None else np.sign(x)
+    r = np.sign(x, out=out) if out is not None else np.asarray(np.sign(x))  # (a 0-d x gives a numpy scalar)
     r[np.isnan(x)] = 0.0  # torch: sign(NaN) = 0
     return r
 

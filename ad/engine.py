@@ -849,6 +849,7 @@ def _function_backward(t, g, grads, arrive):
     every output's cotangent is complete by then, since all their consumers come later on the tape; each
     goes through ``arrive``: hooks, retain_grad, capture)."""
     rec = t._ctx
+    _refuse_forward_over_reverse(rec)
     own = {id(t): g}
     for out in rec.outputs:
         if out is not None and out is not t:
@@ -862,6 +863,24 @@ def _function_backward(t, g, grads, arrive):
     in_grads = rec.call_backward(rec.output_grads(lambda out: own.get(id(out))))
     tensor_inputs = [g_ for a, g_ in zip(rec.inputs, in_grads) if isinstance(a, Tensor)]
     return tensor_inputs
+
+
+def _refuse_forward_over_reverse(rec):
+    """ad's own Python-swept primitives (linear algebra, vector norms, ...: Functions with ``_grad_fn_name``)
+    compute their backward from saved values that carry no tangents, so the tangent of their gradient (forward
+    over reverse) would be silently wrong (checked against finite differences of the gradient): raise instead.
+    Double backward (``create_graph=True``) through them is right."""
+    from .forward import _fw
+
+    if not _fw.levels or getattr(rec.cls, "_grad_fn_name", None) is None:
+        return
+    for a in rec.inputs:
+        if isinstance(a, Tensor) and a._tangents:
+            raise NotImplementedError(
+                f"forward-over-reverse through {rec.cls._grad_fn_name} is not implemented in ad (its backward "
+                "would lose the input's tangent); use double backward (autograd.grad with create_graph=True), "
+                "e.g. ad.autograd.functional.hvp"
+            )
 
 
 def _accum(table, t, g):

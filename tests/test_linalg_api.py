@@ -347,3 +347,26 @@ def test_function_not_reached_by_a_sweep_does_not_run():
     (g,) = ad.autograd.grad(kept[1].sum(), x)
     np.testing.assert_array_equal(g.numpy(), [3.0, 3.0])
     assert _TwoOutputs.calls == 1
+
+
+def test_forward_over_reverse_through_a_python_swept_primitive_raises_instead_of_a_wrong_tangent():
+    """The tangent of det's gradient came out wrong (checked against finite differences of the gradient): the
+    primitive's backward reads saved values without tangents. It raises now; double backward stays right."""
+    import ad.autograd.forward_ad as fwAD
+
+    rng = np.random.default_rng(0)
+    a = np.eye(3) + 0.2 * rng.standard_normal((3, 3))
+    v = rng.standard_normal((3, 3))
+    p = ad.tensor(a, requires_grad=True)
+    with fwAD.dual_level():
+        d = fwAD.make_dual(p, ad.tensor(v))
+        with pytest.raises(NotImplementedError, match="forward-over-reverse through LinalgDetBackward0"):
+            ad.autograd.grad(ad.linalg.det(d), p)
+
+    def grad_at(x):
+        t = ad.tensor(x, requires_grad=True)
+        return ad.autograd.grad(ad.linalg.det(t), t)[0].numpy()
+
+    finite = (grad_at(a + 1e-6 * v) - grad_at(a - 1e-6 * v)) / 2e-6
+    _, hv = ad.autograd.functional.hvp(ad.linalg.det, ad.tensor(a), ad.tensor(v))
+    np.testing.assert_allclose(hv.numpy(), finite, atol=1e-7)

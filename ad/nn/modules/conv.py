@@ -119,120 +119,66 @@ class _ConvNd(Module):
         return self._conv_forward(input, self.weight, self.bias)
 
 
-def _conv_init(
-    self,
-    ntuple,
-    in_channels,
-    out_channels,
-    kernel_size,
-    stride,
-    padding,
-    dilation,
-    groups,
-    bias,
-    padding_mode,
-    device,
-    dtype,
-):
-    padding = padding if isinstance(padding, str) else ntuple(padding)
-    _ConvNd.__init__(
+class _Conv(_ConvNd):
+    """Conv1d/2d/3d: torch's signature once; each dimension sets ``_ntuple`` and ``_fn``."""
+
+    def __init__(
         self,
         in_channels,
         out_channels,
-        ntuple(kernel_size),
-        ntuple(stride),
-        padding,
-        ntuple(dilation),
-        False,
-        ntuple(0),
-        groups,
-        bias,
-        padding_mode,
-        device,
-        dtype,
-    )
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
+        ntuple = self._ntuple
+        _ConvNd.__init__(
+            self,
+            in_channels,
+            out_channels,
+            ntuple(kernel_size),
+            ntuple(stride),
+            padding if isinstance(padding, str) else ntuple(padding),
+            ntuple(dilation),
+            False,
+            ntuple(0),
+            groups,
+            bias,
+            padding_mode,
+            device,
+            dtype,
+        )
 
 
-class Conv1d(_ConvNd):
+class Conv1d(_Conv):
     """1-D convolution over ``(N, C_in, L)`` inputs, as ``torch.nn.Conv1d``."""
 
     _ntuple = staticmethod(_single)
     _fn = "conv1d"
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        _conv_init(
-            self,
-            _single,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device,
-            dtype,
-        )
 
-
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution over ``(N, C_in, H, W)`` inputs, as ``torch.nn.Conv2d``."""
 
     _ntuple = staticmethod(_pair)
     _fn = "conv2d"
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        _conv_init(
-            self,
-            _pair,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device,
-            dtype,
-        )
 
-
-class Conv3d(_ConvNd):
+class Conv3d(_Conv):
     """3-D convolution over ``(N, C_in, D, H, W)`` inputs, as ``torch.nn.Conv3d``."""
 
     _ntuple = staticmethod(_triple)
     _fn = "conv3d"
 
+
+class _ConvTransposeNd(_ConvNd):
+    """ConvTranspose1d/2d/3d: torch's signature once; each dimension sets ``_ntuple`` and ``_fn``."""
+
     def __init__(
         self,
         in_channels,
@@ -240,47 +186,15 @@ class Conv3d(_ConvNd):
         kernel_size,
         stride=1,
         padding=0,
-        dilation=1,
+        output_padding=0,
         groups=1,
         bias=True,
+        dilation=1,
         padding_mode="zeros",
         device=None,
         dtype=None,
     ):
-        _conv_init(
-            self,
-            _triple,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device,
-            dtype,
-        )
-
-
-class _ConvTransposeNd(_ConvNd):
-    def __init__(
-        self,
-        ntuple,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        bias,
-        dilation,
-        padding_mode,
-        device,
-        dtype,
-    ):
+        ntuple = self._ntuple
         if padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         _ConvNd.__init__(
@@ -335,105 +249,12 @@ class ConvTranspose1d(_ConvTransposeNd):
     _ntuple = staticmethod(_single)
     _fn = "conv_transpose1d"
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(
-            _single,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            bias,
-            dilation,
-            padding_mode,
-            device,
-            dtype,
-        )
-
 
 class ConvTranspose2d(_ConvTransposeNd):
     _ntuple = staticmethod(_pair)
     _fn = "conv_transpose2d"
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(
-            _pair,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            bias,
-            dilation,
-            padding_mode,
-            device,
-            dtype,
-        )
-
 
 class ConvTranspose3d(_ConvTransposeNd):
     _ntuple = staticmethod(_triple)
     _fn = "conv_transpose3d"
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(
-            _triple,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            bias,
-            dilation,
-            padding_mode,
-            device,
-            dtype,
-        )

@@ -649,36 +649,26 @@ def _apply_tensor_hooks(s, t):
 
 
 def run_hooks(t, g):
-    """Apply ``t``'s hooks to cotangent tensor ``g``; a hook's non-None return replaces it."""
+    """Apply ``t``'s hooks to cotangent tensor ``g``; a hook's non-None return replaces it. ``g`` is None for
+    an output of a running multi-output node that got no gradient (torch calls its hooks with None)."""
     if t._hooks:
+        expected = t.shape if g is None else g.shape
         for hook in list(t._hooks.values()):
             out = hook(g)
             if out is not None:
                 if not isinstance(out, Tensor):
                     raise TypeError(f"hook returned an object of type {type(out).__name__}; expected a Tensor or None")
-                if out.shape != g.shape:
+                if out.shape != expected:
                     raise RuntimeError(
-                        f"hook 'hook' has changed the size of value: expected {list(g.shape)}, got {list(out.shape)}"
+                        f"hook 'hook' has changed the size of value: expected {list(expected)}, got {list(out.shape)}"
                     )
                 g = out
     return g
 
 
 def hooks_on_undefined(t):
-    """torch calls the hooks of an output of a running multi-output node that got no gradient with None; a
-    tensor a hook returns becomes that output's gradient."""
-    g = None
-    for hook in list(t._hooks.values()):
-        out = hook(g)
-        if out is not None:
-            if not isinstance(out, Tensor):
-                raise TypeError(f"hook returned an object of type {type(out).__name__}; expected a Tensor or None")
-            if out.shape != t.shape:
-                raise RuntimeError(
-                    f"hook 'hook' has changed the size of value: expected {list(t.shape)}, got {list(out.shape)}"
-                )
-            g = out
-    return g
+    """The hooks of an output that got no gradient, called with None; a tensor one returns becomes its gradient."""
+    return run_hooks(t, None)
 
 
 def _retain(t, g):

@@ -15,8 +15,6 @@ adjoint of ``expand`` sums the broadcast gradient) and a float dtype. Start read
 """
 
 import numpy as np
-import scipy.linalg
-import scipy.linalg.lapack
 
 from .. import ops
 from ..autograd.function import Function
@@ -149,6 +147,8 @@ def _out(raw, recompute, *inputs):
 
 def _first_zero_pivot(a):
     """1-based index of the first exactly-zero diagonal element of U in ``a``'s LU factorisation (0 if none)."""
+    import scipy.linalg  # (lazily: importing it costs ~50 ms, and importing ad should not)
+
     lu, piv, info = scipy.linalg.lapack.get_lapack_funcs("getrf", (a,))(a)
     return info if info > 0 else 0
 
@@ -165,6 +165,8 @@ def _singular_inv_error(name, a):
 
 
 def _not_pd_order(a):
+    import scipy.linalg
+
     potrf = scipy.linalg.lapack.get_lapack_funcs("potrf", (a,))
     _, info = potrf(a, lower=1, clean=0)
     return info
@@ -348,6 +350,8 @@ def slogdet(A):
 def _trsm(a, b, upper, unitriangular):
     """Solve ``a x = b`` with ``a`` triangular (only its ``upper`` / lower triangle read), batched."""
     out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + b.shape[-2:], dtype=b.dtype)
+    import scipy.linalg
+
     trsm = scipy.linalg.blas.get_blas_funcs("trsm", (a, b))
     for idx in np.ndindex(out.shape[:-2]):
         ai = a[idx] if a.ndim > 2 else a
@@ -717,6 +721,8 @@ class _MatrixExp(Function):
     @staticmethod
     def forward(ctx, A):
         ctx.save_for_backward(A)
+        import scipy.linalg
+
         return wrap_array(np.asarray(scipy.linalg.expm(A._data), dtype=A.dtype))
 
     @staticmethod

@@ -1,0 +1,386 @@
+"""Index-map ops and joins: integer-array indexing (``getitem``), ``gather``, ``index_select``, ``max``/``min``
+over a dim (an index map picks the values), and ``cat``/``stack``/``split``/``chunk`` (each input a strided
+scatter into the output, one row per input). ``shape_index.py`` builds the rest of torch's indexing ops on
+these.
+"""
+
+import builtins
+
+import numpy as np
+
+from kernels import opcodes as K
+
+from ..tensor import Tensor, _wrap_dim, wrap_array
+from . import (
+    ADD,
+    Op,
+    _c_strides,
+    _list_jvp,
+    _operand,
+    _recording,
+    _result,
+    _size,
+    _tape_for,
+    forward_rule,
+    linear_op,
+    maximum,
+    minimum,
+)
+from .structural import SELECT, _view, amax, amin, gather_strided
+
+# --- index maps: integer-array indexing, gather, index_select, max(dim) values
+
+
+def _gather_map_vjp(g, out, inputs, ctx):
+    x_shape, index_map = ctx
+    return (scatter_map(g, x_shape, index_map),)
+
+
+def _scatter_map_vjp(g, out, inputs, ctx):
+    out_shape, index_map = ctx
+    return (gather_map(g, inputs[0].shape, index_map),)
+
+
+GATHER_MAP = Op("gather_map", K.GATHER_MAP, "IndexBackward0", _gather_map_vjp)
+SCATTER_MAP = Op("scatter_map", K.SCATTER_MAP, "IndexPutBackward0", _scatter_map_vjp)
+GATHER = Op("gather", K.GATHER_MAP, "GatherBackward0", _gather_map_vjp)
+INDEX_SELECT = Op("index_select", K.GATHER_MAP, "IndexSelectBackward0", _gather_map_vjp)
+# a view regenerated after an in-place write into its base (ad/views.py): a gather from the base's new node
+AS_STRIDED_VIEW = Op("as_strided_view", K.GATHER_MAP, "AsStridedBackward0", _gather_map_vjp)
+# the base's node after a write through one of its views: ``base * keep + scatter(value)`` (ad/views.py)
+COPY_SLICES = Op(
+    "copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False
+)
+MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
+MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
+
+
+@linear_op
+def gather_map(x, shape, index_map, op=GATHER_MAP):
+    """``out[i] = x.flat[index_map[i]]`` with ``out`` of ``shape``."""
+    shape = tuple(shape)
+    flat = np.ascontiguousarray(x._data).reshape(-1)
+    index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
+    out_data = flat[index_map].reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(x._data.dtype, n + x._data.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = len(tape.aux)
+    tape.aux.append(n)
+    tape.aux.frombytes(index_map.tobytes())
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, op, (x,), (x.shape, index_map))
+
+
+@linear_op
+def scatter_map(x, shape, index_map):
+    """``out = zeros(shape); out.flat[index_map[i]] += x.flat[i]`` (repeated indices accumulate)."""
+    shape = tuple(shape)
+    xd = x._data
+    index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
+    out_flat = np.zeros(_size(shape), dtype=xd.dtype)
+    np.add.at(out_flat, index_map, xd.reshape(-1))
+    out_data = out_flat.reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(xd.dtype, n + xd.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = len(tape.aux)
+    tape.aux.append(xd.size)
+    tape.aux.frombytes(index_map.tobytes())
+    row = tape.record(K.SCATTER_MAP | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, SCATTER_MAP, (x,), (shape, index_map))
+
+
+def _index_key(key):
+    """Split an indexing key into numpy form; report whether it needs an index map (advanced indexing)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    advanced = False
+    for k in key:
+        if isinstance(k, (str, bytes)):
+            raise TypeError(f"new(): invalid data type '{type(k).__name__}'")
+        if isinstance(k, Tensor):
+            k = k._data
+            advanced = True
+        elif isinstance(k, (list, np.ndarray)):
+            k = np.asarray(k)
+            advanced = True
+        elif isinstance(k, (bool, np.bool_)):
+            advanced = True
+        if isinstance(k, np.ndarray) and k.dtype.kind not in "iub":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        out.append(k)
+    return tuple(out), advanced
+
+
+@linear_op
+def getitem(x, key):
+    nkey, advanced = _index_key(key)
+    xd = x._data
+    try:
+        out_data = xd[nkey]
+    except IndexError as e:
+        raise IndexError(str(e).replace("axis", "dimension")) from None
+    out_data = np.asarray(out_data)
+    if advanced:
+        if not _recording(x):
+            return wrap_array(out_data.copy() if out_data.base is not None else out_data)
+        index_map = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)[nkey]
+        return gather_map(x, out_data.shape, index_map, GATHER_MAP)
+    if not builtins.any(k is Ellipsis for k in nkey):
+        nkey = nkey + (Ellipsis,)  # so that the result stays an array (a view) when every dim is indexed
+    return _view(SELECT, x, lambda a: a[nkey])
+
+
+def gather(x, dim, index):
+    d = _wrap_dim(dim, x.ndim)
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
+    if idx.ndim != x.ndim and not (x.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    size = x.shape[d] if x.ndim else 1
+    bad = idx[(idx < 0) | (idx >= size)]
+    if bad.size:
+        raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
+    if x.ndim == 0:  # torch treats a 0-d input as one element along dim 0
+        return gather_map(x, idx.shape, np.zeros(idx.shape, np.int64), GATHER)
+    flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
+    try:
+        index_map = np.take_along_axis(flat_index, idx.astype(np.int64), axis=d)
+    except (IndexError, ValueError) as e:
+        raise RuntimeError(f"gather(): index out of bounds or shape mismatch: {e}") from None
+    return gather_map(x, index_map.shape, index_map, GATHER)
+
+
+def index_select(x, dim, index):
+    d = _wrap_dim(dim, x.ndim)
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {idx.dtype}")
+    size = x.shape[d] if x.ndim else 1
+    bad = idx[(idx < 0) | (idx >= size)]
+    if bad.size:
+        raise RuntimeError(
+            f"INDICES element is out of DATA bounds, id={int(bad.reshape(-1)[0])} axis_dim={size} "
+            f"(index_select on dimension {d} of size {size})"
+        )
+    if x.ndim == 0:  # torch: a 0-d input gives a 0-d result
+        if idx.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {idx.size} value(s)")
+        return gather_map(x, (), np.zeros(1, np.int64), INDEX_SELECT)
+    flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
+    index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
+    return gather_map(x, index_map.shape, index_map, INDEX_SELECT)
+
+
+class _MaxMin(tuple):
+    """``(values, indices)``, as torch's ``torch.return_types.max``."""
+
+    __slots__ = ()
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _max_min(x, dim, keepdim, is_max):
+    if dim is None:
+        return amax(x) if is_max else amin(x)
+    d = _wrap_dim(dim, x.ndim)
+    xd = x._data
+    if xd.ndim == 0:  # a new tensor (torch's values are not the input, nor a view of it)
+        values = gather_map(x, (), np.zeros(1, np.int64), MAX_DIM if is_max else MIN_DIM)
+        return _MaxMin((values, wrap_array(np.array(0, np.int64))))
+    if xd.shape[d] == 0:
+        raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have non-zero size.")
+    arg = np.argmax(xd, axis=d) if is_max else np.argmin(xd, axis=d)
+    arg_k = np.expand_dims(arg, d)
+    flat_index = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)
+    index_map = np.take_along_axis(flat_index, arg_k, axis=d)
+    out_shape = arg_k.shape if keepdim else arg.shape
+    values = gather_map(x, out_shape, index_map, MAX_DIM if is_max else MIN_DIM)
+    return _MaxMin((values, wrap_array(arg_k if keepdim else arg)))
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    return _max_min(x, dim, keepdim, True)
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    return _max_min(x, dim, keepdim, False)
+
+
+# --- cat / stack: each input is a strided scatter into the output (one row per input)
+
+
+def _cat_vjp(g, out, inputs, ctx):
+    return tuple(
+        gather_strided(g, t_.shape, strides, base) if t_._rg else None for t_, (strides, base) in zip(inputs, ctx)
+    )
+
+
+CAT = Op("cat", K.SCATTER_STRIDED, "CatBackward0", _cat_vjp)
+STACK = Op("stack", K.SCATTER_STRIDED, "StackBackward0", _cat_vjp)
+
+
+def _record_pieces(op, tensors, out_data, layouts):
+    """Record ``out`` as the sum of strided scatters of ``tensors`` (layouts: ``(strides, base)`` each)."""
+    shape = out_data.shape
+    n = out_data.size
+    dt = out_data.dtype
+    total = n + 1 + np.sum([t_._data.size + 1 for t_ in tensors])
+    newest = None
+    for t_ in tensors:
+        if t_._tape is not None and (newest is None or t_._tape.id > newest._tape.id):
+            newest = t_
+    tape = _tape_for(dt, int(total), newest)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    first = -1
+    count = 0
+    for t_, (strides, base) in zip(tensors, layouts):
+        if not t_._rg:
+            continue
+        xoff, xrow = _operand(tape, t_)
+        xs = t_._data.shape
+        aux = tape.add_aux([len(xs), base, *xs, *strides])
+        row = tape.record(K.SCATTER_STRIDED | K.XRG, off, xoff, -1, n, aux, xrow, -1, 1.0)
+        if first < 0:
+            first = row
+        count += 1
+    return _result(view, tape, off, first, op, tuple(tensors), layouts, nrows=count)
+
+
+def _check_tensor_list(tensors, what):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{what}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
+    if len(tensors) == 0:
+        if what == "stack":
+            raise RuntimeError("stack expects a non-empty TensorList")
+        raise ValueError(f"{what}(): expected a non-empty list of Tensors")
+    for t_ in tensors:
+        if not isinstance(t_, Tensor):
+            raise TypeError(f"{what}(): expected Tensor as element in argument 0, but got {type(t_).__name__}")
+
+
+@forward_rule(_list_jvp("cat"))
+def cat(tensors, dim=0):
+    _check_tensor_list(tensors, "cat")
+    tensors = list(tensors)
+    for k, t_ in enumerate(tensors):
+        if t_.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {k}) cannot be concatenated")
+    nd = tensors[0].ndim
+    d = _wrap_dim(dim, nd)
+    arrays = [t_._data for t_ in tensors]
+    for k, a in enumerate(arrays):
+        if a.ndim != nd or a.shape[:d] + a.shape[d + 1 :] != arrays[0].shape[:d] + arrays[0].shape[d + 1 :]:
+            raise RuntimeError(
+                f"Sizes of tensors must match except in dimension {d}. Expected size "
+                f"{list(arrays[0].shape)} but got size {list(a.shape)} for tensor number {k} in the list."
+            )
+    out_data = np.concatenate(arrays, axis=d)
+    if not _recording(*tensors):
+        return wrap_array(out_data)
+    ostrides = _c_strides(out_data.shape)
+    layouts = []
+    offset = 0
+    for a in arrays:
+        layouts.append((list(ostrides), offset * ostrides[d]))
+        offset += a.shape[d]
+    return _record_pieces(CAT, tensors, out_data, layouts)
+
+
+@forward_rule(_list_jvp("stack"))
+def stack(tensors, dim=0):
+    _check_tensor_list(tensors, "stack")
+    tensors = list(tensors)
+    shape0 = tensors[0].shape
+    for k, t_ in enumerate(tensors):
+        if t_.shape != shape0:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(shape0)} at entry 0 and "
+                f"{list(t_.shape)} at entry {k}"
+            )
+    d = _wrap_dim(dim, len(shape0) + 1)
+    out_data = np.stack([t_._data for t_ in tensors], axis=d)
+    if not _recording(*tensors):
+        return wrap_array(out_data)
+    ostrides = _c_strides(out_data.shape)
+    inner = ostrides[:d] + ostrides[d + 1 :]
+    layouts = [(list(inner), k * ostrides[d]) for k in range(len(tensors))]
+    return _record_pieces(STACK, tensors, out_data, layouts)
+
+
+def split(x, split_size_or_sections, dim=0):
+    if x.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _wrap_dim(dim, x.ndim)
+    size = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
+        bounds = list(range(0, size, step)) + [size] if size else [0, 0]  # an empty dim: one empty piece
+    else:
+        sections = list(split_size_or_sections)
+        if builtins.sum(sections) != size:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at dimension "
+                f"{d}), but got split_sizes={sections}"
+            )
+        bounds = [0]
+        for s in sections:
+            bounds.append(bounds[-1] + s)
+    pieces = []
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        key = (slice(None),) * d + (slice(lo, hi), Ellipsis)
+        pieces.append(_split_piece(x, key, ("Split", k)))
+    return tuple(pieces)
+
+
+@linear_op
+def _split_piece(x, key, name):
+    """``x[key]`` as output ``name[1]`` of several views returned together by op ``name[0]`` (torch refuses
+    in-place writes into those)."""
+    return _view(SELECT, x, lambda a: a[key], multi=True, name=name)
+
+
+def chunk(x, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    if x.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    d = _wrap_dim(dim, x.ndim)
+    size = x.shape[d]
+    if size == 0:  # torch: ``chunks`` empty pieces
+        key = (slice(None),) * d + (slice(0, 0), Ellipsis)
+        return tuple(_split_piece(x, key, ("Split", k)) for k in range(chunks))
+    step = -(-size // chunks)
+    return split(x, step, d)
+
+
+_LIST_OPS = {"cat": cat, "stack": stack}

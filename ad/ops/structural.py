@@ -1,0 +1,590 @@
+"""Structural ops: ``where``, strided gathers and scatters (views, ``expand``, ``permute``, ``transpose``,
+slicing), reshapes (a copy row: the data is contiguous, only the shape changes) and the reductions ``sum``,
+``mean``, ``prod``, ``amax``, ``amin`` (a scatter into the reduced shape). Each op records one row whose
+opcode ``kernels/cpu.py`` sweeps; the rules are written with ``ad`` ops (see the package docstring).
+"""
+
+import builtins
+import math
+
+import numpy as np
+
+from kernels import opcodes as K
+
+from .. import views as _views
+from ..grad_mode import _grad_state
+from ..parallel import PARALLEL_MIN
+from ..tape import BIG_ROW
+from ..tape import _state as _tape_state
+from ..tensor import Tensor, _wrap_dim, wrap_array
+from . import (
+    Op,
+    _broadcast_shape,
+    _c_strides,
+    _const,
+    _group_jvp,
+    _is_scalar,
+    _operand,
+    _recording,
+    _result,
+    _size,
+    _tape_for,
+    _where_jvp,
+    as_tensor_operand,
+    forward_rule,
+    linear_op,
+    ones_like,
+    zeros_like,
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# where
+
+
+def _where_vjp(g, out, inputs, ctx):
+    x, y = inputs
+    mask = ctx
+    zero = zeros_like(g)
+    return (
+        where(mask, g, zero) if x._rg else None,
+        where(mask, zero, g) if y._rg else None,
+    )
+
+
+WHERE = Op("where", K.WHERE, "WhereBackward0", _where_vjp)
+
+
+@forward_rule(_where_jvp)
+def where(condition, x=None, y=None):
+    """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if x is None and y is None:
+        return tuple(wrap_array(i) for i in np.nonzero(cond))
+    if x is None or y is None:
+        raise TypeError("where() received an invalid combination of arguments: give both input and other")
+    if cond.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+    if not isinstance(x, Tensor):
+        x = as_tensor_operand(float(x) if _is_scalar(x) else x, y if isinstance(y, Tensor) else None)
+    if not isinstance(y, Tensor):
+        y = as_tensor_operand(float(y) if _is_scalar(y) else y, x)
+    if x._data.ndim == 0 and x._data.dtype != y._data.dtype and y._data.dtype.kind == "f":
+        x = wrap_array(x._data.astype(y._data.dtype)) if not x._rg else x
+    if y._data.ndim == 0 and y._data.dtype != x._data.dtype and x._data.dtype.kind == "f":
+        y = wrap_array(y._data.astype(x._data.dtype)) if not y._rg else y
+    shape = _broadcast_shape(_broadcast_shape(cond.shape, x.shape), y.shape)
+    if not _recording(x, y):
+        return wrap_array(np.where(cond, x._data, y._data))
+    if x.shape != shape:
+        x = expand(x, shape) if x._rg else wrap_array(np.broadcast_to(x._data, shape))
+    if y.shape != shape:
+        y = expand(y, shape) if y._rg else wrap_array(np.broadcast_to(y._data, shape))
+    cond = np.broadcast_to(cond, shape)
+    dt = np.result_type(x._data, y._data)
+    n = _size(shape)
+    tape = _tape_for(dt, 4 * n + 4, x, y)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, np.where(cond, x._data, y._data))
+    moff = tape.alloc(n)
+    tape.values[moff : moff + n] = cond.reshape(-1)
+    xoff, xrow = _operand(tape, x)
+    yoff, yrow = _operand(tape, y)
+    code = K.WHERE | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+    row = tape.record(code, off, xoff, yoff, n, moff, xrow, yrow)
+    return _result(view, tape, off, row, WHERE, (x, y), wrap_array(np.array(cond, copy=True)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# structural ops: strided gather / scatter (views, broadcasting, reductions, cat) and index maps
+
+_PROBE_BASE = np.zeros(1, np.int8)
+_PROBE_ADDR = _PROBE_BASE.__array_interface__["data"][0]
+
+
+def _probe(shape):
+    """A fake int8 array whose byte strides are the element strides of a C-contiguous ``shape``.
+
+    Applying numpy view operations (indexing, transpose, broadcast_to) to it yields the element strides and
+    base offset of the same view of a real array, without touching memory.
+    """
+    return np.lib.stride_tricks.as_strided(_PROBE_BASE, shape=shape, strides=_c_strides(shape))
+
+
+def _probe_layout(view):
+    base = view.__array_interface__["data"][0] - _PROBE_ADDR
+    return base, list(view.strides)
+
+
+def _strided_index(shape, strides, base):
+    """Flat offsets ``base + sum_k i_k * stride_k`` for every index of ``shape`` (C order)."""
+    idx = np.full(shape, base, dtype=np.int64)
+    for k, (extent, stride) in enumerate(zip(shape, strides)):
+        if stride and extent > 1:
+            sh = [1] * len(shape)
+            sh[k] = extent
+            idx = idx + (np.arange(extent, dtype=np.int64) * stride).reshape(sh)
+    return idx.reshape(-1)
+
+
+def _gather_strided_vjp(g, out, inputs, ctx):
+    x_shape, strides, base = ctx
+    return (scatter_strided(g, x_shape, strides, base, 1.0),)
+
+
+def _scatter_strided_vjp(g, out, inputs, ctx):
+    out_shape, strides, base, scale = ctx
+    r = gather_strided(g, inputs[0].shape, strides, base)
+    return (r * scale if scale != 1.0 else r,)
+
+
+GATHER_STRIDED = Op("gather_strided", K.GATHER_STRIDED, "AsStridedBackward0", _gather_strided_vjp)
+SCATTER_STRIDED = Op("scatter_strided", K.SCATTER_STRIDED, "AsStridedScatterBackward0", _scatter_strided_vjp)
+EXPAND = Op("expand", K.GATHER_STRIDED, "ExpandBackward0", _gather_strided_vjp)
+PERMUTE = Op("permute", K.GATHER_STRIDED, "PermuteBackward0", _gather_strided_vjp)
+TRANSPOSE = Op("transpose", K.GATHER_STRIDED, "TransposeBackward0", _gather_strided_vjp)
+SELECT = Op("getitem", K.GATHER_STRIDED, "SliceBackward0", _gather_strided_vjp)
+SUM = Op("sum", K.SCATTER_STRIDED, "SumBackward1", _scatter_strided_vjp)
+SUM_ALL = Op("sum_all", K.SUM_ALL, "SumBackward0", _scatter_strided_vjp)
+MEAN = Op("mean", K.SCATTER_STRIDED, "MeanBackward1", _scatter_strided_vjp)
+MEAN_ALL = Op("mean_all", K.SUM_ALL, "MeanBackward0", _scatter_strided_vjp)
+
+
+def _record_gather_strided(op, x, out_data, strides, base):
+    """Record ``out = x viewed with (out shape, strides, base)``; ``out_data`` is that view's values."""
+    shape = out_data.shape
+    n = out_data.size
+    tape = _tape_for(x._data.dtype, n + x._data.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = tape.add_aux([len(shape), base, *shape, *strides])
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
+    return _result(view, tape, off, row, op, (x,), (x.shape, tuple(strides), base))
+
+
+@linear_op
+def gather_strided(x, shape, strides, base):
+    """``out[i] = x.flat[base + sum_k i_k * stride_k]`` for ``i`` over ``shape``."""
+    shape = tuple(shape)
+    flat = np.ascontiguousarray(x._data).reshape(-1)
+    if not any(strides):  # one element everywhere (a scalar's cotangent spread by sum's rule): no index array
+        out_data = np.full(shape, flat[base], flat.dtype)
+    else:
+        out_data = flat[_strided_index(shape, strides, base)].reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    return _record_gather_strided(GATHER_STRIDED, x, out_data, list(strides), base)
+
+
+def _record_scatter_strided(op, x, out_data, strides, base, scale, ctx=None):
+    shape = out_data.shape
+    n = out_data.size
+    tape = _tape_for(out_data.dtype, n + x._data.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    xs = x._data.shape
+    aux = tape.add_aux([len(xs), base, *xs, *strides])
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow, -1, scale)
+    return _result(view, tape, off, row, op, (x,), ctx if ctx is not None else (shape, tuple(strides), base, scale))
+
+
+@linear_op
+def scatter_strided(x, shape, strides, base, scale=1.0):
+    """``out = zeros(shape); out.flat[base + sum_k i_k * stride_k] += scale * x[i]`` for ``i`` over x."""
+    shape = tuple(shape)
+    xd = x._data
+    out_flat = np.zeros(_size(shape), dtype=xd.dtype if xd.dtype.kind == "f" else np.float64)
+    idx = _strided_index(xd.shape, strides, base)
+    np.add.at(out_flat, idx, xd.reshape(-1) * scale if scale != 1.0 else xd.reshape(-1))
+    out_data = out_flat.reshape(shape)
+    if not _recording(x):
+        return wrap_array(out_data)
+    return _record_scatter_strided(SCATTER_STRIDED, x, out_data, list(strides), base, scale)
+
+
+@linear_op
+def expand(x, *sizes):
+    """Broadcast ``x`` to ``sizes`` (``-1`` keeps a dimension); differentiable (the adjoint sums)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    xs = x._data.shape
+    if len(sizes) < len(xs):
+        raise RuntimeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the number of "
+            f"dimensions in the tensor ({len(xs)})"
+        )
+    lead = len(sizes) - len(xs)
+    for k in range(lead):
+        if sizes[k] == -1:
+            raise RuntimeError(
+                f"expand({list(sizes)}): the expanded size -1 isn't allowed in a leading, non-existing dimension {k}"
+            )
+    shape = tuple((xs[k - lead] if (s == -1 and k >= lead) else s) for k, s in enumerate(sizes))
+    for k in range(len(xs)):
+        if xs[k] != 1 and xs[k] != shape[k + lead]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({shape[k + lead]}) must match the existing size ({xs[k]}) at "
+                f"non-singleton dimension {k + lead}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(xs)}"
+            )
+    return _view(EXPAND, x, lambda a: _writable_broadcast(a, shape))
+
+
+def _writable_broadcast(a, shape):
+    """``np.broadcast_to`` that stays writable (torch lets views of an expanded tensor be written)."""
+    b = np.broadcast_to(a, shape)
+    return np.lib.stride_tricks.as_strided(a, shape=shape, strides=b.strides) if a.flags.writeable else b
+
+
+def _view(op, x, fn, multi=False, name=None):
+    """``fn(x)`` as a view of ``x`` (``fn`` maps an array to a numpy view of it): a recorded strided gather
+    when recording (its arena copy is the kernel's snapshot), sharing ``x``'s storage (ad/views.py)."""
+    out_data = fn(x._data)
+    if not _recording(x):
+        out = wrap_array(out_data)
+    else:
+        base, strides = _probe_layout(fn(_probe(x._data.shape)))
+        out = _record_gather_strided(op, x, out_data, strides, base)
+    return _views.alias(x, out, out_data, multi, name)
+
+
+def broadcast_to(x, shape):
+    return expand(x, tuple(shape))
+
+
+@linear_op
+def permute(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    nd = x._data.ndim
+    if len(dims) != nd:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
+            f"desired ordering of dimensions i.e. input.dim() = {nd} is not equal to len(dims) = {len(dims)}"
+        )
+    dims = tuple(_wrap_dim(d, nd) for d in dims)
+    if len(set(dims)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return _view(PERMUTE, x, lambda a: a.transpose(dims))
+
+
+@linear_op
+def transpose(x, dim0, dim1):
+    nd = x._data.ndim
+    d0 = _wrap_dim(dim0, nd)
+    d1 = _wrap_dim(dim1, nd)
+    perm = list(range(nd))
+    if nd:
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+    return _view(TRANSPOSE, x, lambda a: a.transpose(perm))
+
+
+T_OP = Op("t", K.GATHER_STRIDED, "TBackward0", _gather_strided_vjp, register=False)  # transpose(0, 1) as t()
+
+
+@linear_op
+def t(x):
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return _view(T_OP, x, lambda a: a.T)
+
+
+# --- reshapes: a copy row (the data is contiguous, only the shape changes)
+
+
+def _reshape_vjp(g, out, inputs, ctx):
+    return (reshape(g, inputs[0].shape),)
+
+
+RESHAPE = Op("reshape", K.COPY, "ViewBackward0", _reshape_vjp)
+
+
+@linear_op
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for s_ in shape:
+        if s_ < -1:
+            raise RuntimeError(f"invalid shape dimension {s_}")
+    if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    return _reshape(x, shape, False)
+
+
+def _reshape(x, shape, strict, op=None):
+    """``reshape`` (``strict=False``: a view when the layout allows, else a copy) or ``view`` (``strict``: a
+    layout that needs a copy is torch's error)."""
+    xd = x._data
+    try:
+        out_data = xd.reshape(shape, copy=False)
+        is_view = True
+    except ValueError:
+        try:
+            out_data = xd.reshape(shape)
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {xd.size}") from None
+        if strict:
+            raise RuntimeError(
+                "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+                "across two contiguous subspaces). Use .reshape(...) instead."
+            ) from None
+        is_view = False
+    if op is None:
+        op = RESHAPE if is_view else RESHAPE_COPY
+    out = _record_copy(op, x, out_data) if _recording(x) else wrap_array(out_data)
+    return _views.alias(x, out, out_data) if is_view else out
+
+
+RESHAPE_COPY = Op("reshape_copy", K.COPY, "UnsafeViewBackward0", _reshape_vjp, register=False)  # copies
+SQUEEZE = Op("squeeze", K.COPY, "SqueezeBackward0", _reshape_vjp, register=False)
+SQUEEZE_DIM = Op("squeeze_dim", K.COPY, "SqueezeBackward1", _reshape_vjp, register=False)
+SQUEEZE_DIMS = Op("squeeze_dims", K.COPY, "SqueezeBackward2", _reshape_vjp, register=False)
+# a graph node written under no_grad gets a fresh arena copy joined by this row (ad/views.py, rehome_after_write)
+REHOME = Op("rehome", K.COPY, lambda ctx: ctx, _reshape_vjp, register=False)
+UNSQUEEZE = Op("unsqueeze", K.COPY, "UnsqueezeBackward0", _reshape_vjp, register=False)
+
+
+def _record_copy(op, x, out_data):
+    n = out_data.size
+    tape = _tape_for(x._data.dtype, 2 * n + 2, x)
+    off = tape.alloc(n)
+    view = tape.view(off, out_data.shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    row = tape.record(K.COPY | K.XRG, off, xoff, -1, n, 0, xrow)
+    return _result(view, tape, off, row, op, (x,), (0.0, 0.0))
+
+
+@linear_op
+def view(x, *shape):
+    """``reshape`` that never copies: a shape the layout cannot give without a copy raises torch's error."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    return _reshape(x, shape, True)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    nd = x._data.ndim
+    if nd == 0:
+        return reshape(x, (1,))
+    s = _wrap_dim(start_dim, nd)
+    e = _wrap_dim(end_dim, nd)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return x  # torch returns the input itself (not a view): hooks, retain_grad and .grad land on it
+    shape = x.shape[:s] + (_size(x.shape[s : e + 1]),) + x.shape[e + 1 :]
+    return reshape(x, shape)
+
+
+@linear_op
+def squeeze(x, dim=None):
+    shape = x.shape
+    if dim is None:
+        new = tuple(s for s in shape if s != 1)
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {_wrap_dim(d, x.ndim) for d in dims}
+        new = tuple(s for k, s in enumerate(shape) if not (k in dims and s == 1))
+    op = SQUEEZE if dim is None else SQUEEZE_DIMS if isinstance(dim, (tuple, list)) else SQUEEZE_DIM
+    return _reshape(x, new, True, op)
+
+
+@linear_op
+def unsqueeze(x, dim):
+    nd = x._data.ndim + 1
+    d = _wrap_dim(dim, nd)
+    shape = x.shape[:d] + (1,) + x.shape[d:]
+    return _reshape(x, shape, True, UNSQUEEZE)
+
+
+# --- reductions: a scatter into the reduced shape (strides 0 on reduced dims)
+
+
+def _reduce_dims(x, dim):
+    nd = x._data.ndim
+    if dim is None:
+        return tuple(range(nd))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    wrapped = [_wrap_dim(d, nd) for d in dims]
+    if len(set(wrapped)) != len(wrapped):
+        repeated = next(d for d in wrapped if wrapped.count(d) > 1)
+        raise RuntimeError(f"dim {repeated} appears multiple times in the list of dims")
+    if nd == 0:
+        return ()  # a 0-d tensor accepts dim 0 and -1 (checked above) and reduces over nothing, as torch's
+    out = tuple(sorted(wrapped))
+    return out if out else tuple(range(nd))
+
+
+def _reduce_layout(xs, dims):
+    """Out strides of each x dim (0 on reduced dims) in the keepdim-shaped output."""
+    kept_shape = [1 if k in dims else s for k, s in enumerate(xs)]
+    cs = _c_strides(kept_shape)
+    return [0 if k in dims else cs[k] for k in range(len(xs))]
+
+
+_add_reduce = np.add.reduce
+
+
+def _record_sum_all(op, x, total, scale):
+    """Whole-tensor sum or mean: one SUM_ALL row, no aux (the common loss reduction)."""
+    xd = x._data
+    dt = xd.dtype
+    tape = _tape_state.current.get(dt)
+    if tape is None or tape.used + xd.size + 3 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
+        tape = _tape_for(dt, xd.size + 3, x)
+    off = tape.alloc(1)
+    view = tape.values[off : off + 1].reshape(())
+    view[()] = total
+    if x._tape is tape:
+        xoff = x._off
+        xrow = x._row
+    else:
+        xoff, xrow = tape.import_tensor(x, True)
+    n = xd.size
+    row = tape.nrows
+    if row >= tape.row_cap:
+        tape.grow()
+    tape.pack(tape.rows, row * 80, K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
+    tape.nrows = row + 1
+    ndim = xd.ndim
+    out = _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))
+    if n >= PARALLEL_MIN:
+        tape.mark_vectorized(row, out)  # its backward fills x's cotangent: in one pass, across threads
+    return out
+
+
+@linear_op
+def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
+    xd = x._data
+    if dim is None and not keepdim and dtype is None and x._rg and _grad_state.enabled:
+        return _record_sum_all(SUM_ALL, x, _add_reduce(xd.reshape(-1)), 1.0)
+    if dtype is not None:
+        x = x.to(dtype)
+        xd = x._data
+    dims = _reduce_dims(x, dim)
+    out_data = np.asarray(np.sum(xd, axis=dims, keepdims=keepdim))
+    if xd.dtype.kind == "b":
+        out_data = out_data.astype(np.int64)
+    if not _recording(x):
+        return wrap_array(out_data)
+    return _record_scatter_strided(SUM, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
+
+
+@linear_op
+def mean(x, dim=None, keepdim=False, *, dtype=None):
+    xd = x._data
+    if dtype is not None:
+        x = x.to(dtype)
+        xd = x._data
+    if xd.dtype.kind != "f":
+        raise RuntimeError(
+            f"mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+            f"dtype. Got: {xd.dtype}"
+        )
+    dims = _reduce_dims(x, dim)
+    count = _size([xd.shape[d] for d in dims])
+    out_data = np.asarray(np.mean(xd, axis=dims, keepdims=keepdim))
+    if not _recording(x):
+        return wrap_array(out_data)
+    scale = 1.0 / count if count else math.nan
+    if dim is None and not keepdim:
+        return _record_sum_all(MEAN_ALL, x, out_data, scale)
+    return _record_scatter_strided(MEAN, x, out_data, _reduce_layout(xd.shape, dims), 0, scale)
+
+
+def _group_vjp(g, out, inputs, ctx):
+    x = inputs[0]
+    dims, keepdim, code = ctx
+    gk = g if keepdim else _unsqueeze_dims(g, dims, x.ndim)
+    ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
+    if code == K.PROD:
+        return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
+    mask = _const(x._data == ok._data, x._data.dtype)
+    count = mask.sum(dims, keepdim=True)
+    return (expand(gk, x.shape) * mask / count,)
+
+
+def _prod_partial(x, dims, ok):
+    """d prod(x, dims) / d x, written with ``ad`` ops: the product of the other elements of each group.
+
+    Without zeros that is ``out / x``. With an exact zero, ``out / x`` is ``0 / 0``: each group of ``n`` elements
+    is spread into an ``n x n`` matrix whose diagonal is replaced by ones, and its rows multiplied (as torch's
+    ``prod_safe_zeros_backward``, which branches on the data in the same way). ``ok`` is the output with the
+    reduced dims kept."""
+    if not np.any(x._data == 0):
+        return expand(ok, x.shape) / x
+    kept = [d for d in range(x.ndim) if d not in dims]
+    perm = kept + list(dims)
+    lead = tuple(x.shape[d] for d in kept)
+    n = 1
+    for d in dims:
+        n *= x.shape[d]
+    grouped = reshape(permute(x, *perm), (*lead, 1, n)) if perm else reshape(x, (1, n))
+    spread = expand(grouped, (*lead, n, n))
+    others = prod(where(np.eye(n, dtype=bool), ones_like(spread), spread), -1)  # (*lead, n)
+    back = reshape(others, tuple(x.shape[d] for d in perm))
+    return permute(back, *np.argsort(perm).tolist()) if perm else back
+
+
+def _unsqueeze_dims(t_, dims, nd):
+    shape = list(t_.shape)
+    for d in sorted(dims):
+        shape.insert(d, 1)
+    return reshape(t_, tuple(shape))
+
+
+PROD = Op("prod", K.PROD, "ProdBackward1", _group_vjp, sample=(0.5, 1.5))
+AMAX = Op("amax", K.AMAX, "AmaxBackward0", _group_vjp)
+AMIN = Op("amin", K.AMIN, "AminBackward0", _group_vjp)
+
+
+def _group_reduce(op, np_fn, x, dim, keepdim):
+    xd = x._data
+    dims = _reduce_dims(x, dim)
+    if xd.size == 0 and op is not PROD:
+        empty = [d for d in dims if xd.shape[d] == 0]
+        if dim in (None, ()):
+            raise RuntimeError(
+                f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction "
+                "dim with the 'dim' argument."
+            )
+        if empty:
+            raise IndexError(f"{op.name}(): Expected reduction dim {empty[0]} to have non-zero size.")
+    out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
+    if not _recording(x):
+        return wrap_array(out_data)
+    n = out_data.size
+    tape = _tape_for(xd.dtype, n + xd.size + 1, x)
+    off = tape.alloc(n)
+    view = tape.view(off, out_data.shape, n)
+    np.copyto(view, out_data)
+    xoff, xrow = _operand(tape, x)
+    aux = tape.add_aux([xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, dims)])
+    row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
+    out = _result(view, tape, off, row, op, (x,), (dims, keepdim, op.code))
+    if xd.size >= BIG_ROW:
+        tape.mark_vectorized(row, out)
+    return out
+
+
+@forward_rule(_group_jvp(K.PROD))
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    return _group_reduce(PROD, np.prod, x, dim, keepdim)
+
+
+@forward_rule(_group_jvp(K.AMAX))
+def amax(x, dim=None, keepdim=False):
+    return _group_reduce(AMAX, np.max, x, () if dim is None else dim, keepdim)
+
+
+@forward_rule(_group_jvp(K.AMIN))
+def amin(x, dim=None, keepdim=False):
+    return _group_reduce(AMIN, np.min, x, () if dim is None else dim, keepdim)

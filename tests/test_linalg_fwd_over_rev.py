@@ -73,6 +73,11 @@ CASES = {
     ),
     "matrix_power_neg": (lambda x: (L.matrix_power(_well(x), -2) ** 2).sum(), (3, 3)),
     "cond": (lambda x: L.cond(_spd(x)) ** 2, (3, 3)),
+    "lu": (lambda x: _lu_terms(*L.lu(x)), (2, 3, 3)),
+    "lu_tall": (lambda x: _lu_terms(*L.lu(x)), (4, 3)),
+    "lu_wide": (lambda x: _lu_terms(*L.lu(x)), (3, 4)),
+    "lu_solve": (lambda x: (L.lu_solve(*L.lu_factor(_well(x[:, :3])), x[:, 3:], adjoint=True) ** 2).sum(), (3, 5)),
+    "householder_product": (lambda x: (L.householder_product(x[:, :3], x[0, 3:] * 0.5) ** 3).sum(), (4, 5)),
 }
 
 

@@ -211,3 +211,14 @@ def test_torch_linalg_names_are_all_present():
     has no complex dtype)."""
     missing = {n for n in dir(TL) if not n.startswith("_") and callable(getattr(TL, n))} - set(dir(L))
     assert missing == {"eig", "eigvals"}, missing
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (3, 0), (0, 3), (0, 2, 2), (2, 0, 0)])
+def test_empty_inputs_as_torch(shape):
+    x = ad.zeros(shape, dtype=ad.float64, requires_grad=True)
+    ours, theirs = L.lu(x), TL.lu(torch.zeros(shape, dtype=torch.float64))
+    assert [tuple(t.shape) for t in ours] == [tuple(t.shape) for t in theirs]
+    ex, tex = L.lu_factor_ex(x), TL.lu_factor_ex(torch.zeros(shape, dtype=torch.float64))
+    assert [tuple(t.shape) for t in ex] == [tuple(t.shape) for t in tex]
+    (g,) = ad.autograd.grad(ours.L.sum() + ours.U.sum() + ex.LU.sum(), x)
+    assert tuple(g.shape) == shape

@@ -9,6 +9,7 @@ matrix_power, multi_dot, vander, cross, ...).
 import collections
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -645,6 +646,12 @@ LuUnpack = collections.namedtuple("lu_unpack", ["P", "L", "U"])
 LuWithInfo = collections.namedtuple("_lu_with_info", ["LU", "pivots", "info"])
 
 
+def _check_lapack_dtype(A, kernel):
+    """torch raises NotImplementedError from the LAPACK kernel itself for a non-float input of these."""
+    if A.dtype.kind != "f":
+        raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for '{torch_dtype_name(A.dtype)}'")
+
+
 def _check_pivot(pivot):
     if not pivot:
         raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the CPU")
@@ -652,7 +659,10 @@ def _check_pivot(pivot):
 
 def lu(A, *, pivot=True, out=None):
     """``(P, L, U)`` with ``A = P L U`` (partial pivoting; any m x n); differentiable in L and U."""
-    check_matrix("linalg.lu", A)
+    check_tensor("linalg.lu", A)
+    if A.ndim < 2:
+        raise RuntimeError("linalg.lu: The input tensor A must have at least 2 dimensions.")
+    _check_lapack_dtype(A, "lu")
     _check_pivot(pivot)
     Pm, L, U, _, _ = PL.lu(A)
     return write_out("linalg_lu", LU(Pm, L, U), out)
@@ -686,7 +696,7 @@ def _lu_factor(name, A, pivot, check_errors):
         raise RuntimeError(
             f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: {list(A.shape)} instead"
         )
-    check_float(name, A)
+    _check_lapack_dtype(A, "lu")
     _check_pivot(pivot)
     _, L, U, piv, info = PL.lu(A)
     if check_errors and info._data.any():
@@ -742,7 +752,11 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):  # noqa: N80
 
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):  # noqa: N803
     """``(P, L, U)`` of a packed LU factorisation (``torch.lu_unpack``); L and U are differentiable in LU."""
-    check_matrix("lu_unpack", LU_data, "LU_data")
+    check_tensor("lu_unpack", LU_data, "LU_data")
+    if LU_data.ndim < 2:
+        raise RuntimeError(
+            f"torch.lu_unpack: Expected tensor with 2 or more dimensions. Got size: {list(LU_data.shape)} instead"
+        )
     m, n = LU_data.shape[-2:]
     k = min(m, n)
     empty = wrap_array(np.empty((0,), LU_data.dtype))
@@ -758,7 +772,7 @@ def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=N
 def solve_ex(A, B, *, left=True, check_errors=False, out=None):
     """``(result, info)``: ``solve`` that reports singular matrices in ``info`` (first zero pivot, 1-based)
     instead of raising (NaN results there), unless ``check_errors``."""
-    check_square("linalg.solve_ex", A)
+    check_square("linalg.solve", A)
     a = A._data
     info = np.zeros(a.shape[:-2], np.int32)
     for idx in np.ndindex(a.shape[:-2]):
@@ -782,7 +796,7 @@ def householder_product(A, tau, *, out=None):
     check_tensor("linalg.householder_product", tau, "tau")
     if A.ndim < 2:
         raise RuntimeError(f"{name}: input must have at least 2 dimensions.")
-    check_float(name, A)
+    _check_lapack_dtype(A, "orgqr")
     if A.shape[-2] < A.shape[-1]:
         raise RuntimeError(f"{name}: input.shape[-2] must be greater than or equal to input.shape[-1]")
     if A.shape[-1] < tau.shape[-1]:
@@ -893,14 +907,27 @@ __all__ += [
 
 
 def torch_lu(A, pivot=True, get_infos=False, out=None):
-    """``torch.lu``: ``(LU, pivots)``, or ``(LU, pivots, infos)`` with ``get_infos`` (then it does not raise)."""
+    """``torch.lu`` (deprecated in torch, with a warning): ``(LU, pivots)``, or ``(LU, pivots, infos)`` with
+    ``get_infos`` (then it does not raise)."""
+    warnings.warn(
+        "torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex and will be removed "
+        "in a future PyTorch release.",
+        UserWarning,
+        stacklevel=2,
+    )
     LU_, piv, info = _lu_factor("linalg.lu_factor", A, pivot, not get_infos)
     result = LuWithInfo(LU_, piv, info) if get_infos else (LU_, piv)
     return write_out("lu", result, out)
 
 
 def torch_lu_solve(b, LU_data, LU_pivots, *, out=None):  # noqa: N803
-    """``torch.lu_solve``: ``linalg.lu_solve(LU_data, LU_pivots, b)``."""
+    """``torch.lu_solve`` (deprecated in torch, with a warning): ``linalg.lu_solve(LU_data, LU_pivots, b)``."""
+    warnings.warn(
+        "torch.lu_solve is deprecated in favor of torch.linalg.lu_solve and will be removed in a future PyTorch "
+        "release. Note that torch.linalg.lu_solve has its arguments reversed.",
+        UserWarning,
+        stacklevel=2,
+    )
     return lu_solve(LU_data, LU_pivots, b, out=out)
 
 

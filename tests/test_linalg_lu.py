@@ -63,8 +63,16 @@ def test_lu_solve_matches_torch(left, adjoint):
     _check_vs_torch(lambda x, y: run(ad, x, y), lambda x, y: run(torch, x, y), a, b)
 
 
+@pytest.mark.filterwarnings("ignore:torch.lu")
 def test_top_level_spellings_match_torch():
     a, b = _rand(3, 3), _rand(3, 2)
+    with pytest.warns(UserWarning, match="torch.lu is deprecated"):
+        ad.lu(ad.tensor(a))
+    with pytest.warns(UserWarning, match="torch.lu_solve is deprecated"):
+        ad.lu_solve(ad.tensor(b), *ad.linalg.lu_factor(ad.tensor(a)))
+    _check_vs_torch(lambda x, y: y.lu_solve(*x.lu()), lambda x, y: y.lu_solve(*x.lu()), a, b)  # Tensor methods
+    h, t = ad.tensor(_rand(4, 3)), ad.tensor([0.5, 0.2])
+    _close(h.orgqr(t), TL.householder_product(torch.tensor(h.numpy()), torch.tensor(t.numpy())))
     _check_vs_torch(lambda x, y: ad.lu_solve(y, *ad.lu(x)), lambda x, y: torch.lu_solve(y, *torch.lu(x)), a, b)
     ours, theirs = ad.lu(ad.tensor(a)), torch.lu(torch.tensor(a))
     assert type(ours) is tuple and len(ours) == len(theirs) == 2
@@ -166,6 +174,11 @@ def test_errors_match_torch():
         (lambda lib: lib.linalg.tensorinv(lib.tensor(_rand(2, 3, 3)), 1), RuntimeError),
         (lambda lib: lib.linalg.tensorinv(lib.tensor(x3), 0), RuntimeError),
     ]
+    ints = (lambda lib: lib.ones(3, 3, dtype=lib.int64), lambda lib: lib.ones(2, dtype=lib.int64))
+    for name in ("lu", "lu_factor", "lu_factor_ex"):
+        cases.append((lambda lib, n=name: getattr(lib.linalg, n)(ints[0](lib)), NotImplementedError))
+    cases.append((lambda lib: lib.linalg.householder_product(ints[0](lib), ints[1](lib)), NotImplementedError))
+    cases.append((lambda lib: lib.linalg.solve_ex(ints[0](lib), ints[0](lib)), RuntimeError))
     for fn, cls in cases:
         _same_error(lambda fn=fn: fn(ad), lambda fn=fn: fn(torch), cls)
 

@@ -283,3 +283,9 @@ _conveniences.bind()
 _serialization.bind()
 _compile_notice.install()
 autograd.graph.bind()
+# --- linalg LU (issue 13): torch's top-level LU spellings and orgqr; see ad/linalg.py
+from .linalg import lu_unpack, orgqr  # noqa: E402
+from .linalg import torch_lu as lu  # noqa: E402
+from .linalg import torch_lu_solve as lu_solve  # noqa: E402
+
+# --- end linalg LU

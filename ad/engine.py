@@ -856,13 +856,16 @@ def _function_backward(t, g, grads, arrive):
 
 
 def _refuse_forward_over_reverse(rec):
-    """ad's own Python-swept primitives (linear algebra, vector norms, ...: Functions with ``_grad_fn_name``)
-    compute their backward from saved values that carry no tangents, so the tangent of their gradient (forward
-    over reverse) would be silently wrong (checked against finite differences of the gradient): raise instead.
-    Double backward (``create_graph=True``) through them is right."""
+    """ad's own Python-swept primitives (cumsum, lgamma, ...: Functions with ``_grad_fn_name``) compute their
+    backward from saved values that carry no tangents, so the tangent of their gradient (forward over reverse)
+    would be silently wrong (checked against finite differences of the gradient): raise instead. Double
+    backward (``create_graph=True``) through them is right. Those whose backward carries tangents (the linear
+    algebra of ad/ops/linalg.py: ``_backward_carries_tangents``) pass."""
     from .forward import _fw
 
     if not _fw.levels or getattr(rec.cls, "_grad_fn_name", None) is None:
+        return
+    if getattr(rec.cls, "_backward_carries_tangents", False):  # linear algebra (ad/ops/linalg.py): right
         return
     for a in rec.inputs:
         if isinstance(a, Tensor) and a._tangents:

@@ -433,6 +433,10 @@ def bind_linalg():
     T.qr = P.qr
     for name in ("addmm", "addmv", "addbmm", "baddbmm"):
         setattr(T, name + "_", _inplace_product(name + "_", getattr(P, name)))
+    # LU and Householder (torch.Tensor.lu, lu_solve, orgqr)
+    T.lu = linalg.torch_lu
+    T.lu_solve = linalg.torch_lu_solve
+    T.orgqr = linalg.orgqr
 
 
 # --- end linalg

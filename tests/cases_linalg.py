@@ -125,4 +125,27 @@ CASES = {
     ),
     "linalg_norm": (lambda x: L.norm(x) + L.norm(x, dim=(0, 1)) + L.norm(x, float("inf")), [(3, 3)]),
     "linalg_cond": (lambda x: L.cond(_well(x)), [(3, 3)]),
+    # LU, Householder products, tensor inverses (ad/ops/linalg_lu.py)
+    "linalg_lu": (lambda x: (lambda p, lo, u: p @ lo * 2.0 + lo.sum() + u)(*L.lu(_well(x))), [(2, 3, 3)]),
+    "linalg_lu_tall": (lambda x: (lambda p, lo, u: lo + u.sum(-2, keepdim=True))(*L.lu(x)), [(4, 2)]),
+    "linalg_lu_wide": (lambda x: (lambda p, lo, u: lo.sum(-1, keepdim=True) + u)(*L.lu(x)), [(2, 4)]),
+    "linalg_lu_factor": (lambda x: L.lu_factor(_well(x)).LU + L.lu_factor_ex(x + 3.0).LU, [(3, 3)]),
+    "linalg_lu_solve": (
+        lambda x, b: (
+            L.lu_solve(*L.lu_factor(_well(x)), b)
+            + L.lu_solve(*L.lu_factor(_well(x)), b, adjoint=True)
+            + L.lu_solve(*L.lu_factor(_well(x)), b.mT, left=False).mT
+        ),
+        [(2, 3, 3), (3, 2)],
+    ),
+    "lu_unpack": (lambda x: (lambda p, lo, u: lo @ u)(*ad.lu_unpack(*L.lu_factor(_well(x)))), [(3, 3)]),
+    "linalg_householder_product": (lambda a, t: L.householder_product(a, t), [(4, 3), (2,)]),
+    "linalg_householder_product_batched": (lambda a, t: L.householder_product(a, t), [(2, 3, 3), (2, 3)]),
+    "linalg_solve_ex": (lambda a, b: L.solve_ex(_well(a), b).result, [(3, 3), (3, 2)]),
+    "linalg_tensorinv": (lambda x: L.tensorinv(x + 3 * ad.eye(4, dtype=x.dtype).reshape(2, 2, 4), 2), [(2, 2, 4)]),
+    "linalg_tensorsolve": (
+        lambda a, b: L.tensorsolve(a + 3 * ad.eye(6, dtype=a.dtype).reshape(6, 2, 3), b, dims=(0,)),
+        [(6, 2, 3), (2, 3)],
+    ),
+    "linalg_diagonal": (lambda x: L.diagonal(x, offset=-1), [(2, 3, 3)]),
 }

@@ -87,4 +87,11 @@ PARITY_OPS = [
     OpSpec("cond", 1, lambda L, x: L.linalg.cond(_spd(L, x))),
     # (no cdist: torch 2.13 has neither its forward-mode formula nor a double backward of _cdist_backward)
     OpSpec("vander", 1, lambda L, x: L.linalg.vander(_e(L, x)[0])[:2]),
+    OpSpec("lu", 1, lambda L, x: (lambda p, lo, u: lo @ u.mT + u)(*L.linalg.lu(_sq(L, x))) @ _e(L, x)),
+    OpSpec("lu_solve", 2, lambda L, x, y: L.linalg.lu_solve(*L.linalg.lu_factor(_sq(L, x)), _e(L, y), adjoint=True)),
+    OpSpec(
+        "householder_product",
+        2,
+        lambda L, x, y: L.linalg.householder_product(_e(L, x).mT, _e(L, y)[0, :2] * 0.5).mT,
+    ),
 ]

@@ -207,19 +207,19 @@ UNCHECKED_VERSIONS = {
     "cummax", "cummin", "dist", "fmax", "fmin", "logcumsumexp", "logsigmoid", "logsumexp", "nan_to_num", "nanmean",
     "nansum", "softplus", "var", "var_all", "cholesky_solve", "cumprod", "det", "eigh", "lstsq", "matrix_norm",
     "norm_2", "pairwise_distance", "pinv", "reciprocal", "solve", "solve_triangular", "svdvals", "vector_norm",
-    "erfinv", "logaddexp", "std",
+    "erfinv", "logaddexp", "std", "lu_solve", "householder_product",
 }  # fmt: skip
 
 # torch 2.13 raises NotImplementedError for the forward-mode derivative of these ops' backward (fwd_over_rev)
 TORCH_NO_FWD_OVER_REV = {"group_norm", "hardsigmoid", "huber_loss", "logit", "mish", "silu", "masked_select"}
 # torch 2.13 raises (hardsigmoid) or gives NaN (logcumsumexp) for a third derivative where ad computes one
 TORCH_NO_GRAD3 = {"hardsigmoid", "logcumsumexp"}
-# ad's gradient tangent (forward over reverse) differs from torch's through these (a silent wrong value)
-FWD_OVER_REV_DIFFERS = {
-    "cholesky", "cholesky_solve", "cond", "det", "eigh", "eigh_vectors", "eigvalsh", "inv", "logdet", "lstsq",
-    "matrix_norm", "matrix_norm_nuc", "matrix_power_neg", "norm_2", "pairwise_distance", "pinv", "qr", "slogdet",
-    "solve", "solve_triangular", "svd", "svdvals", "triplet_margin", "vector_norm", "cumprod",
-}  # fmt: skip
+# torch 2.13's tangent of a gradient (forward over reverse) through these is off from finite differences of its
+# own gradient; ad's agrees with them and with double backward (tests/test_linalg_fwd_over_rev.py): not drawn there
+TORCH_WRONG_FWD_OVER_REV = {"det", "logdet", "slogdet", "solve"}
+# ad refuses forward over reverse through these Python-swept primitives outside linear algebra (NotImplementedError:
+# their backward would drop the input's tangent)
+FWD_OVER_REV_DIFFERS = {"cumprod", "cumsum", "digamma", "lgamma", "logcumsumexp", "polygamma"}
 
 # Features the generator avoids because ``ad`` still differs from torch there: name -> (cause, reproducer).
 # Each reproducer is a Program that must differ today (test_known_difference): when a fix lands it fails;
@@ -258,8 +258,10 @@ def programs(draw):
     multi_out = set()  # pool indices of outputs of multi-output Functions
     retained = set()
     n_steps = draw(st.integers(1, 8))
-    skip = TORCH_NO_FWD_OVER_REV if mode_kind == "fwd_over_rev" else TORCH_NO_GRAD3 if mode_kind == "grad3" else set()
-    if mode_kind == "fwd_over_rev" and "fwd_over_rev_linalg" in KNOWN_DIFFERENCES:
+    skip = TORCH_NO_GRAD3 if mode_kind == "grad3" else set()
+    if mode_kind == "fwd_over_rev":
+        skip = TORCH_NO_FWD_OVER_REV | TORCH_WRONG_FWD_OVER_REV
+    if mode_kind == "fwd_over_rev" and "fwd_over_rev_python_swept" in KNOWN_DIFFERENCES:
         skip = skip | FWD_OVER_REV_DIFFERS
     ops = sorted(name for name, spec in OPS.items() if (spec.forward_ad or not dual) and name not in skip)
     root = list(range(len(shapes)))  # the pool entry whose storage each entry views (itself if none)
@@ -618,12 +620,11 @@ KNOWN_DIFFERENCES.update(
             "output of a multi-output custom Function; ad computes",
             Program([(0.5, True)], [("func", "twoout", 0), ("retain", 2), ("inplace", "add", 2, 0, False)], [2]),
         ),
-        "fwd_over_rev_linalg": (
-            "the tangent of a gradient (forward over reverse) through the rules of linear algebra, of norms and "
-            "of cumprod at exact zeros (FWD_OVER_REV_DIFFERS) differs from torch's (torch 2.13's dual-API value "
-            "for det is itself off from finite differences of the gradient); ad's Python-swept primitives now "
-            "raise NotImplementedError there instead of a silently wrong tangent",
-            Program([([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)], [("op", "det", [0])], [1], ("fwd_over_rev",)),
+        "fwd_over_rev_python_swept": (
+            "forward over reverse (the tangent of a gradient) through the Python-swept primitives outside linear "
+            "algebra (cumsum, cumprod, lgamma, ...: FWD_OVER_REV_DIFFERS) raises NotImplementedError in ad (their "
+            "backward would drop the input's tangent); torch computes",
+            Program([([0.31, -0.52, 0.77], True)], [("op", "cumprod", [0])], [1], ("fwd_over_rev",)),
         ),
         "grad3_through_saved": (
             "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (pow's base, "

@@ -8,7 +8,10 @@ derivative, also in ``ad`` ops. The compiled sweep stops at the row and calls ``
 Second order: ``backward`` needs the op's outputs (``inv(A)``, the eigenvectors, ...). Under the kernel sweep it
 runs in ``no_grad`` and reads the arrays kept on ``ctx``; under ``create_graph=True`` (grad mode on) it
 recomputes them from the saved inputs with the public op (``_again``), so that they are nodes of the new
-graph and the result differentiates again. LAPACK is deterministic, so both give the same values.
+graph and the result differentiates again. LAPACK is deterministic, so both give the same values. Forward
+over reverse: when a saved input carries a tangent, the backward recomputes the same way (``_recompute``), so
+the tangents of the inputs and of the incoming cotangent reach the gradient's tangent (``_Primitive`` tells
+the engine so).
 
 Operands reach the primitives with a common batch (the public functions in ``ad/linalg.py`` expand them; the
 adjoint of ``expand`` sums the broadcast gradient) and a float dtype. Start reading at ``_Inv``.
@@ -120,9 +123,24 @@ def _batch_prefix(a, idx):
     return f"(Batch element {int(np.ravel_multi_index(idx, a.shape[:-2]))}): " if a.ndim > 2 else ""
 
 
-def _again(raw, recompute):
-    """The saved output ``raw`` as a constant (kernel sweep), or recomputed as a node (``create_graph``)."""
-    return recompute() if is_grad_enabled() else wrap_array(raw)
+def _recompute(*inputs):
+    """Whether a backward must recompute the op's outputs with the public op rather than read the saved arrays:
+    under ``create_graph`` (they must be nodes of the new graph) and when a saved input carries a tangent
+    (forward over reverse: the outputs' tangents enter the tangent of the cotangent)."""
+    return is_grad_enabled() or _outer_dual(*inputs)
+
+
+def _again(raw, recompute, *inputs):
+    """The saved output ``raw`` as a constant (kernel sweep), or recomputed as a node or dual (``_recompute``)."""
+    return recompute() if _recompute(*inputs) else wrap_array(raw)
+
+
+class _Primitive(Function):
+    """A Python-swept linear-algebra row. Its backward is written in ``ad`` ops on the saved inputs and on
+    outputs recomputed when those inputs are dual (``_recompute``), so the tangents of the inputs and of the
+    incoming cotangent reach the result: forward over reverse is right (the engine lets it through)."""
+
+    _backward_carries_tangents = True
 
 
 # Forward mode with nested levels: a jvp runs with its own level (and the inner ones) hidden; the primal
@@ -191,7 +209,7 @@ def _has_zero_pivot(a):
 # inverse and solve
 
 
-class _Inv(Function):
+class _Inv(_Primitive):
     _grad_fn_name = "LinalgInvExBackward0"
 
     @staticmethod
@@ -207,7 +225,7 @@ class _Inv(Function):
     @staticmethod
     def backward(ctx, g):
         (A,) = ctx.saved_tensors
-        inv_t = mT(_again(ctx.out, lambda: inv(A)))
+        inv_t = mT(_again(ctx.out, lambda: inv(A), A))
         return -(inv_t @ g @ inv_t)
 
     @staticmethod
@@ -222,7 +240,7 @@ def inv(A):
     return _Inv.apply(A)
 
 
-class _Solve(Function):
+class _Solve(_Primitive):
     """``X = A^{-1} B`` for ``A`` of shape (..., n, n) and ``B`` of shape (..., n, k) with the same batch."""
 
     _grad_fn_name = "LinalgSolveExBackward0"
@@ -250,7 +268,7 @@ class _Solve(Function):
         gB = solve_matrix(mT(A), g)
         gA = None
         if ctx.needs_input_grad[0]:
-            gA = -(gB @ mT(_again(ctx.out, lambda: solve_matrix(A, B))))
+            gA = -(gB @ mT(_again(ctx.out, lambda: solve_matrix(A, B), A, B)))
         return gA, gB
 
     @staticmethod
@@ -268,7 +286,7 @@ def solve_matrix(A, B):
 # determinants
 
 
-class _Det(Function):
+class _Det(_Primitive):
     _grad_fn_name = "LinalgDetBackward0"
 
     @staticmethod
@@ -284,12 +302,15 @@ class _Det(Function):
         (A,) = ctx.saved_tensors
         if _has_zero_pivot(A._data):
             return _det_backward_singular(g, A)
-        d = _again(ctx.out, lambda: det(A))
+        d = _again(ctx.out, lambda: det(A), A)
         return ops.unsqueeze(ops.unsqueeze(g * d, -1), -1) * mT(inv(A))
 
     @staticmethod
     def jvp(ctx, t):
         (A,) = ctx.saved_tensors
+        if _has_zero_pivot(A._data):  # d det = tr(adj(A) dA), with the adjugate of the backward's SVD form
+            adj_t = _det_backward_singular(ops.ones_like(_out(ctx.out, lambda: det(A), A)), _in(A))
+            return ops.sum(adj_t * t, (-2, -1))
         d = _out(ctx.out, lambda: det(A), A)
         return d * ops.sum(diagonal(solve_matrix(_in(A), t)), -1)
 
@@ -300,7 +321,7 @@ def det(A):
 
 def _det_backward_singular(g, A):
     u, s, vh = np.linalg.svd(A._data)
-    if is_grad_enabled():
+    if _recompute(A):
         U, S, Vh = _Svd.apply(A, False)
     else:
         U, S, Vh = wrap_array(u), wrap_array(s), wrap_array(vh)
@@ -315,7 +336,7 @@ def _det_backward_singular(g, A):
     return scale * ((U * ops.unsqueeze(others, -2)) @ Vh)
 
 
-class _Slogdet(Function):
+class _Slogdet(_Primitive):
     _grad_fn_name = "LinalgSlogdetBackward0"
 
     @staticmethod
@@ -359,7 +380,7 @@ def _trsm(a, b, upper, unitriangular):
     return out
 
 
-class _SolveTriangular(Function):
+class _SolveTriangular(_Primitive):
     """``X = A^{-1} B`` with ``A`` triangular (left solves; right solves go through transposes)."""
 
     _grad_fn_name = "LinalgSolveTriangularBackward0"
@@ -379,7 +400,7 @@ class _SolveTriangular(Function):
         gB = solve_tri(mT(A), g, not upper, unit)
         gA = None
         if ctx.needs_input_grad[0]:
-            X = _again(ctx.out, lambda: solve_tri(A, B, upper, unit))
+            X = _again(ctx.out, lambda: solve_tri(A, B, upper, unit), A, B)
             gA = -(gB @ mT(X))
             k = 1 if unit else 0
             gA = triu(gA, k) if upper else tril(gA, -k)
@@ -398,7 +419,7 @@ def solve_tri(A, B, upper, unitriangular=False):
     return _SolveTriangular.apply(A, B, bool(upper), bool(unitriangular))
 
 
-class _Cholesky(Function):
+class _Cholesky(_Primitive):
     """Lower Cholesky factor ``L`` of symmetric positive-definite ``A`` (only its lower triangle is read)."""
 
     _grad_fn_name = "LinalgCholeskyExBackward0"
@@ -418,7 +439,7 @@ class _Cholesky(Function):
         # torch's cholesky_backward: gA = L^{-H} Phi(L^H gL) L^{-1}, symmetrised; Phi keeps the lower
         # triangle and halves the diagonal
         (A,) = ctx.saved_tensors
-        L = _again(ctx.out, lambda: cholesky_lower(A))
+        L = _again(ctx.out, lambda: cholesky_lower(A), A)
         n = A.shape[-1]
         L_inv = solve_tri(L, ops.expand(eye_like(n, L), L.shape), False)
         phi = tril(mT(L) @ gL)
@@ -453,7 +474,7 @@ def _off_diagonal_reciprocal(x):
     return wrap_array(1.0 - np.eye(n, dtype=x.dtype)) / (x + eye)
 
 
-class _Eigh(Function):
+class _Eigh(_Primitive):
     _grad_fn_name = "LinalgEighBackward0"
 
     @staticmethod
@@ -471,7 +492,7 @@ class _Eigh(Function):
         # torch's linalg_eig_backward (hermitian): gA = V (diag(gL) + skew(V^H gV) / E) V^H with
         # E_ij = L_j - L_i (the skew part over E is symmetric)
         (A,) = ctx.saved_tensors
-        if is_grad_enabled():
+        if _recompute(A):
             L, V = _Eigh.apply(A, ctx.UPLO)
         else:
             L, V = wrap_array(ctx.L), wrap_array(ctx.V)
@@ -505,7 +526,7 @@ def eigh(A, UPLO="L"):
     return _Eigh.apply(A, UPLO)
 
 
-class _Svd(Function):
+class _Svd(_Primitive):
     _grad_fn_name = "LinalgSvdBackward0"
 
     @staticmethod
@@ -522,7 +543,7 @@ class _Svd(Function):
         (A,) = ctx.saved_tensors
         m, n = A.shape[-2:]
         k = min(m, n)
-        if is_grad_enabled():
+        if _recompute(A):
             U, S, Vh = _Svd.apply(A, False)
         else:
             U, S, Vh = (wrap_array(a) for a in (ctx.U, ctx.S, ctx.Vh))
@@ -620,7 +641,7 @@ def _copyltu(M):
     return tril(M, -1) + mT(tril(M, -1)) + diag_embed(diagonal(M))
 
 
-class _Qr(Function):
+class _Qr(_Primitive):
     _grad_fn_name = "LinalgQrBackward0"
 
     @staticmethod
@@ -647,7 +668,7 @@ class _Qr(Function):
             )
         if ctx.mode == "complete" and m > n:
             raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
-        if is_grad_enabled():
+        if _recompute(A):
             Q, R = _Qr.apply(A, ctx.mode)
         else:
             Q, R = wrap_array(ctx.Q), wrap_array(ctx.R)
@@ -715,7 +736,7 @@ def _block_upper(A, G):
     return ops.cat([top, bottom], -2)
 
 
-class _MatrixExp(Function):
+class _MatrixExp(_Primitive):
     _grad_fn_name = "LinalgMatrixExpBackward0"
 
     @staticmethod
@@ -761,7 +782,7 @@ def pinv_array(a, atol, rtol, hermitian):
     return (np.swapaxes(vh, -1, -2) * sinv[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 
-class _Pinv(Function):
+class _Pinv(_Primitive):
     _grad_fn_name = "LinalgPinvBackward0"
 
     @staticmethod
@@ -774,7 +795,7 @@ class _Pinv(Function):
     @staticmethod
     def backward(ctx, g):
         (A,) = ctx.saved_tensors
-        P = _again(ctx.out, lambda: _Pinv.apply(A, *ctx.args))
+        P = _again(ctx.out, lambda: _Pinv.apply(A, *ctx.args), A)
         return _pinv_backward(g, P, A), None, None, None
 
     @staticmethod
@@ -845,7 +866,7 @@ def _norm_partial(x, norm, ord, dims):
     return ops.where(nz, scaled / safe ** (ord - 1), ops.zeros_like(x))
 
 
-class _VectorNorm(Function):
+class _VectorNorm(_Primitive):
     _grad_fn_name = "LinalgVectorNormBackward0"
 
     @staticmethod
@@ -873,7 +894,7 @@ class _VectorNorm(Function):
     @staticmethod
     def backward(ctx, g, *_):
         (x,) = ctx.saved_tensors
-        norm = _again(ctx.out, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims))
+        norm = _again(ctx.out, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims), x)
         return g * _norm_partial(x, norm, ctx.ord, ctx.dims), None, None
 
     @staticmethod

@@ -47,6 +47,8 @@ def flat(a):
 def flat_grid(n, threads=None):
     """``(blocks, threads)`` for a grid-stride loop over ``n`` elements."""
     threads = threads or FLAT_THREADS
+    if SIMULATOR:
+        threads = max(1, min(threads, n))  # every simulated thread costs ~75 us, idle ones too
     return max(1, min(MAX_BLOCKS, math.ceil(n / threads))), threads
 
 

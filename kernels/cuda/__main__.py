@@ -13,6 +13,8 @@ import sys
 import traceback
 import types
 
+NO_NVVM = 3  # exit status when numba-cuda has no NVVM to compile with (tests skip on it)
+
 
 def _compile_without_gpu(cc):
     """numba-cuda types a call to a device function by compiling it for the current device, which needs a
@@ -36,6 +38,13 @@ def main(argv=None):
     if config.ENABLE_CUDASIM:
         print("numba was imported with NUMBA_ENABLE_CUDASIM=1; run this command in a fresh process", file=sys.stderr)
         return 2
+    try:
+        from numba.cuda.cudadrv import nvvm
+
+        nvvm.NVVM()
+    except Exception as exc:
+        print(f"cannot compile to PTX: NVVM is not available ({exc}); install numba-cuda[cu13]", file=sys.stderr)
+        return NO_NVVM
     has_device = False
     try:
         has_device = cuda.is_available()

@@ -38,7 +38,4 @@ if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
 else
     echo "gpu_check: benchmarks.compare has no --device option yet: CUDA table skipped"
 fi
-if "$PY" -c "import kernels.cuda.bench" 2>/dev/null; then
-    "$PY" -m kernels.cuda.bench || status=1
-fi
 exit $status

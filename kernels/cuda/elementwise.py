@@ -62,6 +62,18 @@ def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
                 gy[i] = dy
 
 
+def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
+    for i in range(cuda.grid(1), res.shape[0], cuda.gridsize(1)):
+        xo = broadcast_offset(i, meta, 0)
+        yo = broadcast_offset(i, meta, 1)
+        acc = 0.0
+        if has_tx:
+            acc += tx[xo] * binary_partial_x(code, x[xo], y[yo], out[i])
+        if has_ty:
+            acc += ty[yo] * binary_partial_y(code, x[xo], y[yo], out[i])
+        res[i] = acc
+
+
 def compare_kernel(cmp, x, y, out, meta):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.shape[0], step):
@@ -120,8 +132,15 @@ PTX_KERNELS = [
             for t in _FLOATS
         ],
     ),
+    (
+        binary_jvp_kernel,
+        [
+            f"void(int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], {_META}, boolean, boolean)"
+            for t in _FLOATS
+        ],
+    ),
     (compare_kernel, [f"void(int64, {t}[::1], {t}[::1], boolean[::1], {_META})" for t in _FLOATS]),
-    (where_kernel, [f"void(boolean[::1], {t}[::1], {t}[::1], {t}[::1], {_META})" for t in _FLOATS]),
+    (where_kernel, [f"void({m}[::1], {t}[::1], {t}[::1], {t}[::1], {_META})" for t in _FLOATS for m in ("boolean", t)]),
     (fill_kernel, [f"void({t}[::1], float64)" for t in (*_FLOATS, "boolean")]),
     (cast_kernel, [f"void({a}[::1], {b}[::1])" for a in (*_FLOATS, "boolean") for b in _FLOATS]),
 ]
@@ -131,6 +150,7 @@ _binary_forward = cuda.jit(binary_forward_kernel)
 _binary_forward_broadcast = cuda.jit(binary_forward_broadcast_kernel)
 _unary_backward = cuda.jit(unary_backward_kernel)
 _binary_backward = cuda.jit(binary_backward_kernel)
+_binary_jvp = cuda.jit(binary_jvp_kernel)
 _compare = cuda.jit(compare_kernel)
 _where = cuda.jit(where_kernel)
 _fill = cuda.jit(fill_kernel)
@@ -239,6 +259,37 @@ def binary_backward(code, x, y, out, g, gx=None, gy=None, accumulate=True):
         reduce.broadcast_backward(code, 1, x, y, out, g, L.device_array(gy), accumulate)
 
 
+def unary_jvp(code, x, out, t, res, a0=0.0, a1=0.0):
+    """Tangent of an elementwise unary op: ``res = t * d(x, out, a0, a1)`` (arrays as ``unary_backward``)."""
+    unary_backward(code, x, out, t, res, a0, a1, accumulate=False)
+
+
+def binary_jvp(code, x, y, out, tx, ty, res):
+    """Tangent of a binary op: ``res = tx * dx(x, y, out) + ty * dy(x, y, out)``, numpy broadcasting.
+
+    Args: ``x``, ``y``: the operands (C-contiguous, shapes broadcasting to ``out.shape``); ``tx``, ``ty``: their
+    tangents (their shapes), or None for a zero tangent; ``out``, ``res``: the output and its tangent (the
+    broadcast shape). One float dtype.
+    """
+    if not K.BINARY_FIRST <= code <= K.BINARY_LAST:
+        raise ValueError(f"opcode {code} is not an elementwise binary op")
+    x, y, out, res = (L.device_array(a) for a in (x, y, out, res))
+    tangents = [L.device_array(t) for t in (tx, ty) if t is not None]
+    _check_float(x, y, out, res, *tangents)
+    shape = L.broadcast_shape(x.shape, y.shape)
+    if tuple(out.shape) != shape or tuple(res.shape) != shape:
+        raise ValueError(f"out and res must have the broadcast shape {shape}")
+    for name, t, operand in (("tx", tx, x), ("ty", ty, y)):
+        if t is not None and L.device_array(t).size != operand.size:
+            raise ValueError(f"{name} has {L.device_array(t).size} elements, expected {operand.size}")
+    fx, fy = L.flat(x), L.flat(y)
+    ftx = L.flat(tx) if tx is not None else fx  # (an unused placeholder of the right type)
+    fty = L.flat(ty) if ty is not None else fy
+    meta = L.broadcast_meta(shape, [x.shape, y.shape])
+    grid = L.flat_grid(res.size)
+    _binary_jvp[grid](code, fx, fy, L.flat(out), ftx, fty, L.flat(res), meta, tx is not None, ty is not None)
+
+
 def compare(op, x, y, out):
     """``out = x <op> y`` (bool), ``op`` one of torch's ``eq ne lt le gt ge``, numpy broadcasting.
 
@@ -261,13 +312,14 @@ def compare(op, x, y, out):
 def where(mask, x, y, out):
     """``out = x where mask else y``, numpy broadcasting of all three.
 
-    Args: ``mask``: a bool device array; ``x``, ``y``: float device arrays of one dtype; ``out``: C-contiguous,
-    of the broadcast shape of the three, the dtype of ``x``.
+    Args: ``mask``: a bool device array, or 0/1 of ``x``'s dtype (a WHERE row's mask in the value arena);
+    ``x``, ``y``: float device arrays of one dtype; ``out``: C-contiguous, of the broadcast shape of the three,
+    the dtype of ``x``.
     """
     mask, x, y, out = (L.device_array(a) for a in (mask, x, y, out))
     _check_float(x, y, out)
-    if mask.dtype.kind != "b":
-        raise TypeError(f"where's mask must be a bool array, got {mask.dtype}")
+    if mask.dtype.kind != "b" and mask.dtype != x.dtype:
+        raise TypeError(f"where's mask must be bool or {x.dtype}, got {mask.dtype}")
     shape = L.broadcast_shape(mask.shape, x.shape, y.shape)
     if tuple(out.shape) != shape:
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")

@@ -11,6 +11,7 @@ layouts:
 - group reduction (``reduce.group_meta``): see ``kernels/cuda/reduce.py``.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -91,7 +92,13 @@ def broadcast_strides(shape, out_shape):
 
 
 def to_meta(values):
-    """An int64 device array of ``values`` (shapes and strides for a kernel)."""
+    """An int64 device array of ``values`` (shapes and strides for a kernel), kept for the next call with the
+    same values: kernels only read it, and a host-to-device copy per launch would cost more than the launch."""
+    return _meta(tuple(int(v) for v in values))
+
+
+@functools.lru_cache(maxsize=4096)
+def _meta(values):
     return cuda.to_device(np.asarray(values, dtype=np.int64))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from numba import cuda, float64
 
 from . import launch as L
-from .device import binary_partial_x, binary_partial_y, maximum_value, minimum_value
+from .device import binary_partial_x, binary_partial_y, broadcast_offset, maximum_value, minimum_value
 
 PLAIN, DX, DY = 0, 1, 2
 SUM, PROD, MAX, MIN = 0, 1, 2, 3
@@ -153,6 +153,30 @@ def group_reduce_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, nch
         cuda.syncthreads()  # the shared array is reused by the block's next group
 
 
+def reduce_backward_kernel(op, x, out, g, count, nonzero, gx, meta, scale, accumulate):
+    """``gx[i] (+)= g[j] * d out[j] / d x[i]`` for x element ``i`` of group ``j`` (the broadcast meta's operand 0):
+    sum: ``scale``; amax / amin: ``1 / count[j]`` where ``x[i] == out[j]`` (ties share, as torch); prod:
+    ``nonzero[j] / x[i]`` without zeros in the group, ``nonzero[j]`` at its only zero (``count[j]`` zeros,
+    ``nonzero[j]`` the product of the other members: exact with zeros present, as kernels/cpu.py)."""
+    for i in range(cuda.grid(1), gx.shape[0], cuda.gridsize(1)):
+        j = broadcast_offset(i, meta, 0)
+        v = x[i]
+        d = 0.0
+        if op == SUM:
+            d = g[j] * scale
+        elif op == PROD:
+            if count[j] == 0:
+                d = g[j] * (nonzero[j] / v)
+            elif count[j] == 1 and v == 0.0:
+                d = g[j] * nonzero[j]
+        elif v == out[j]:
+            d = g[j] / count[j]
+        if accumulate:
+            gx[i] += d
+        else:
+            gx[i] = d
+
+
 PTX_KERNELS = [
     (
         group_reduce_kernel,
@@ -161,10 +185,18 @@ PTX_KERNELS = [
             "int64, float64, boolean)"
             for t in ("float32", "float64")
         ],
-    )
+    ),
+    (
+        reduce_backward_kernel,
+        [
+            f"void(int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], float64, boolean)"
+            for t in ("float32", "float64")
+        ],
+    ),
 ]
 
 _group_reduce = cuda.jit(group_reduce_kernel)
+_reduce_backward = cuda.jit(reduce_backward_kernel)
 
 
 def _merge(kshape, kstrides, rshape, rstrides):
@@ -245,6 +277,21 @@ def run_groups(
     )
 
 
+def _reduced_dims(shape, dims):
+    """Sorted non-negative reduced dims of an array of ``shape`` (``dims``: int, iterable, or None for all)."""
+    ndim = len(shape)
+    if dims is None:
+        dims = range(ndim)
+    elif isinstance(dims, int):
+        dims = (dims,)
+    rdims = set()
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise ValueError(f"dim {d} out of range for an array of {ndim} dims")
+        rdims.add(d % max(ndim, 1))
+    return sorted(d for d in rdims if d < ndim)
+
+
 def reduce(op, x, out, dims=None, accumulate=False, chunks=None):
     """``out (+)= op(x)`` over ``dims``: ``op`` is ``"sum"``, ``"mean"``, ``"prod"``, ``"amax"`` or ``"amin"``.
 
@@ -262,16 +309,7 @@ def reduce(op, x, out, dims=None, accumulate=False, chunks=None):
         raise TypeError(f"reduce takes float32 or float64 arrays of one dtype, got {x.dtype} and {out.dtype}")
     shape = tuple(x.shape)
     ndim = len(shape)
-    if dims is None:
-        dims = range(ndim)
-    elif isinstance(dims, int):
-        dims = (dims,)
-    rdims = set()
-    for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise ValueError(f"dim {d} out of range for an array of {ndim} dims")
-        rdims.add(d % max(ndim, 1))
-    rdims = sorted(d for d in rdims if d < ndim)
+    rdims = _reduced_dims(shape, dims)
     kdims = [d for d in range(ndim) if d not in rdims]
     strides = L.contiguous_strides(shape)
     kshape = [shape[d] for d in kdims]
@@ -317,4 +355,68 @@ def broadcast_backward(code, which, x, y, out, g, grad, accumulate=True, chunks=
         1.0,
         accumulate,
         chunks,
+    )
+
+
+def reduce_backward(op, x, out, g, gx, dims=None, accumulate=True):
+    """``gx (+)= g * d op(x) / dx`` for ``out = op(x)`` over ``dims`` (as ``reduce``): sum and mean spread ``g``,
+    amax / amin share it evenly between the members equal to the result (as torch), prod gives each member the
+    product of the others (exact with zeros present).
+
+    Args: ``x``, ``gx``: C-contiguous float device arrays of one shape; ``out``, ``g``: the result and its
+    cotangent, one element per index of the kept dims (any shape); ``dims`` as ``reduce``.
+    """
+    from .elementwise import cast, compare, fill, where
+
+    if op not in OPS:
+        raise ValueError(f"unknown reduction {op!r}; expected one of {', '.join(OPS)}")
+    x, out, g, gx = (L.device_array(a) for a in (x, out, g, gx))
+    if not x.dtype == out.dtype == g.dtype == gx.dtype or x.dtype.kind != "f":
+        raise TypeError("reduce_backward takes float32 or float64 arrays of one dtype")
+    shape = tuple(x.shape)
+    if tuple(gx.shape) != shape:
+        raise ValueError(f"gx has shape {tuple(gx.shape)}, expected {shape}")
+    rdims = _reduced_dims(shape, dims)
+    kept = tuple(1 if d in rdims else shape[d] for d in range(len(shape)))  # keepdim shape of out and g
+    nout = int(np.prod(kept, dtype=np.int64))
+    L.check_size("out", out, nout)
+    L.check_size("g", g, nout)
+    if x.size == 0:
+        return
+    nred = x.size // max(nout, 1)
+    code = OPS[op]
+    fo, fg = L.flat(out).reshape(kept), L.flat(g).reshape(kept)
+    count = nonzero = fo  # (placeholders for sum and mean)
+    if op in ("amax", "amin", "prod"):
+        mask = cuda.device_array(shape, dtype=np.bool_)
+        members = cuda.device_array(shape, dtype=x.dtype)
+        count = cuda.device_array(kept, dtype=x.dtype)
+        if op == "prod":
+            zero = cuda.device_array((), dtype=x.dtype)
+            fill(zero, 0.0)
+            compare("eq", x, zero, mask)  # the zeros of each group ...
+            cast(mask, members)
+            reduce("sum", members, count, rdims)  # ... counted
+            one = cuda.device_array((), dtype=x.dtype)
+            fill(one, 1.0)
+            where(mask, one, x, members)  # and the product of the others
+            nonzero = cuda.device_array(kept, dtype=x.dtype)
+            reduce("prod", members, nonzero, rdims)
+        else:
+            compare("eq", x, fo, mask)  # members equal to the result, counted
+            cast(mask, members)
+            reduce("sum", members, count, rdims)
+    scale = 1.0 / nred if op == "mean" else 1.0
+    meta = L.broadcast_meta(shape, [kept])
+    _reduce_backward[L.flat_grid(x.size)](
+        code,
+        L.flat(x),
+        L.flat(fo),
+        L.flat(fg),
+        L.flat(count),
+        L.flat(nonzero),
+        L.flat(gx),
+        meta,
+        scale,
+        bool(accumulate),
     )

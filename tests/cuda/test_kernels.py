@@ -419,3 +419,52 @@ def test_cross_entropy(dtype):
     want = scipy.special.softmax(x.astype(dtype).astype(np.float64), axis=1)
     want[np.arange(4), t] -= 1.0
     close(host(gx), 3.0 / 4 * want, dtype)
+
+
+def _reduce_grad_reference(op, x, g, axis):
+    """d op / dx times g, by numpy, one group at a time (ties share amax / amin's gradient; prod: the product of
+    the other members)."""
+    moved = np.moveaxis(x, axis, tuple(range(x.ndim - len(axis), x.ndim)))
+    groups = moved.reshape(-1, int(np.prod([x.shape[d] for d in axis])))
+    gflat = np.ravel(g)
+    grad = np.zeros_like(groups)
+    for j, row in enumerate(groups):
+        for i in range(row.size):
+            if op == "sum":
+                grad[j, i] = gflat[j]
+            elif op == "mean":
+                grad[j, i] = gflat[j] / row.size
+            elif op == "prod":
+                grad[j, i] = gflat[j] * np.prod(np.delete(row, i))
+            else:
+                best = row.max() if op == "amax" else row.min()
+                grad[j, i] = gflat[j] / np.count_nonzero(row == best) if row[i] == best else 0.0
+    return np.moveaxis(grad.reshape(moved.shape), tuple(range(x.ndim - len(axis), x.ndim)), axis)
+
+
+@pytest.mark.parametrize("op", list(REDUCTIONS))
+@pytest.mark.parametrize("dims", [(1,), (0, 2)])
+def test_reduce_backward_ties_and_zeros(op, dims):
+    x = rng.integers(-2, 3, (2, 3, 4)).astype(np.float64)  # ties for amax / amin, zeros (0, 1, 2+) for prod
+    x[0, :, 0] = [0.0, 1.5, 2.0]
+    want_out = REDUCTIONS[op](x, axis=dims)
+    g = rng.normal(size=want_out.shape)
+    gx0 = rng.normal(size=x.shape)
+    gx = dev(gx0)
+    R.reduce_backward(op, dev(x), dev(want_out), dev(g), gx, dims)
+    close(host(gx), gx0 + _reduce_grad_reference(op, x, g, dims))
+
+
+def test_jvp_kernels_and_float_mask_where():
+    x, y = rng.uniform(0.5, 2, (2, 3)), rng.uniform(0.5, 2, (3,))
+    tx, ty = rng.normal(size=(2, 3)), rng.normal(size=(3,))
+    res = cuda.device_array((2, 3))
+    E.binary_jvp(K.DIV, dev(x), dev(y), dev(x / y), dev(tx), dev(ty), res)
+    close(host(res), tx / y - ty * x / y**2)
+    E.binary_jvp(K.MUL, dev(x), dev(y), dev(x * y), None, dev(ty), res)
+    close(host(res), ty * x)
+    E.unary_jvp(K.SIN, dev(x), dev(np.sin(x)), dev(tx), res)
+    close(host(res), tx * np.cos(x))
+    mask = (rng.random((2, 3)) > 0.5).astype(np.float64)
+    E.where(dev(mask), dev(x), dev(y), res)
+    close(host(res), np.where(mask != 0, x, y))

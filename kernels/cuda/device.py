@@ -2,17 +2,48 @@
 each value and derivative, shared with the CPU sweep and ``ad``'s differentiable rules) and the offsets of the
 ``meta`` layouts of ``launch.py``."""
 
-from numba import cuda
+import math
+import types
+
+import numpy as np
+from numba import config, cuda
 
 from .. import pointwise
 
-unary_value = cuda.jit(device=True)(pointwise.unary_value)
-binary_value = cuda.jit(device=True)(pointwise.binary_value)
-unary_partial = cuda.jit(device=True)(pointwise.unary_partial)
-binary_partial_x = cuda.jit(device=True)(pointwise.binary_partial_x)
-binary_partial_y = cuda.jit(device=True)(pointwise.binary_partial_y)
-maximum_value = pointwise.maximum_value  # register_jitable: callable from device code as they are
-minimum_value = pointwise.minimum_value
+
+def _ieee(fn):
+    """``fn`` (a numpy ufunc) as the GPU's libm behaves: inf on overflow, NaN off the domain, no exception."""
+
+    def scalar(v):
+        with np.errstate(all="ignore"):
+            return fn(v)
+
+    return scalar
+
+
+def simulator_formulas():
+    """The namespace of ``pointwise.py`` with every formula re-made over IEEE ``math`` functions, for the
+    simulator: it runs the formulas as Python, where ``math.exp(800.0)`` raises OverflowError and
+    ``math.sin(inf)`` ValueError, while the GPU returns inf and NaN, as numpy and the CPU kernels do. The same
+    code objects are reused: only the names they call change."""
+    ieee = {name: _ieee(getattr(np, name)) for name in ("exp", "expm1", "sin", "cos", "tan", "sinh", "cosh")}
+    ns = dict(vars(pointwise))
+    ns.update(ieee, math=types.SimpleNamespace(**{**vars(math), **ieee}))
+    for name, obj in vars(pointwise).items():
+        fn = getattr(obj, "py_func", obj)  # register_jitable keeps the Python function as py_func
+        if isinstance(fn, types.FunctionType) and fn.__module__ == pointwise.__name__:
+            ns[name] = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__)
+    return ns
+
+
+_formulas = simulator_formulas() if config.ENABLE_CUDASIM else vars(pointwise)
+unary_value = cuda.jit(device=True)(_formulas["unary_value"])
+binary_value = cuda.jit(device=True)(_formulas["binary_value"])
+unary_partial = cuda.jit(device=True)(_formulas["unary_partial"])
+binary_partial_x = cuda.jit(device=True)(_formulas["binary_partial_x"])
+binary_partial_y = cuda.jit(device=True)(_formulas["binary_partial_y"])
+maximum_value = _formulas["maximum_value"]  # register_jitable: callable from device code as they are
+minimum_value = _formulas["minimum_value"]
 
 
 @cuda.jit(device=True)

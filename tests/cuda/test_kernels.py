@@ -468,3 +468,18 @@ def test_jvp_kernels_and_float_mask_where():
     mask = (rng.random((2, 3)) > 0.5).astype(np.float64)
     E.where(dev(mask), dev(x), dev(y), res)
     close(host(res), np.where(mask != 0, x, y))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_overflow_and_infinities_give_ieee_values():
+    x = np.array([800.0, -800.0, math.inf, -math.inf, math.nan])
+    for code, ref in [(K.EXP, np.exp), (K.EXPM1, np.expm1), (K.SINH, np.sinh), (K.COSH, np.cosh),
+                      (K.SIN, np.sin), (K.TANH, np.tanh)]:  # fmt: skip
+        out = cuda.device_array(x.size)
+        with np.errstate(all="ignore"):
+            E.unary_forward(code, dev(x), out)
+            np.testing.assert_array_equal(host(out), ref(x))
+    gx = dev(np.zeros(x.size))
+    E.unary_backward(K.SIN, dev(x), dev(x), dev(np.ones(x.size)), gx)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(host(gx), np.cos(x))

@@ -15,10 +15,16 @@ group's result goes to ``dst[sum_d j_d * kdst[d]]``. A member's value (``mode``)
   ``a`` walks the output, ``c`` the operand being differentiated, ``b`` the other one).
 
 A block reduces one group (or one chunk of one): its threads stride over the members, then combine their
-partials in shared memory (float64, whatever the dtype) in a tree. A group with few elements ... one
-element needs no block: with ``nred == 1`` each thread finishes one group. When there are fewer groups than
-the GPU has multiprocessors and many members, the members are split in ``nchunks`` chunks: a first launch
-writes each chunk's partial, a second reduces the partials (two passes, no atomics, deterministic).
+partials in shared memory (float64, whatever the dtype) in a tree. A group of one member needs no block: with
+``nred == 1`` each thread finishes one group. When there are fewer groups than the GPU has multiprocessors and
+many members, the members are split in ``nchunks`` chunks: a first launch writes each chunk's partial, a second
+reduces the partials (two passes, no atomics, deterministic).
+
+Known cost: a block reads its group's members at the group's stride, so reducing over a leading dim (column
+sums of a row-major matrix) reads uncoalesced; fine for bias gradients, a transposed layout would be faster.
+
+``reduce_backward`` is the adjoint of the reductions (one elementwise pass, after group statistics for amax,
+amin and prod).
 """
 
 import math

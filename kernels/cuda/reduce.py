@@ -39,6 +39,9 @@ PLAIN, DX, DY = 0, 1, 2
 SUM, PROD, MAX, MIN = 0, 1, 2, 3
 OPS = {"sum": SUM, "mean": SUM, "prod": PROD, "amax": MAX, "amin": MIN}
 BLOCK = L.BLOCK
+COLUMNS = 8 if L.SIMULATOR else 32  # group_reduce_columns_kernel: groups per block ...
+ROWS = 4 if L.SIMULATOR else 8  # ... and lanes over each group's members
+COLUMN_MIN_GROUPS = 2 if L.SIMULATOR else 2048  # fewer groups than this keep a block each
 MIN_BLOCKS = 264  # below this many groups a big reduction is split in chunks (two blocks per SM of an H200)
 
 
@@ -159,6 +162,35 @@ def group_reduce_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, nch
         cuda.syncthreads()  # the shared array is reused by the block's next group
 
 
+def group_reduce_columns_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, scale, accumulate):
+    """``group_reduce_kernel`` for groups whose neighbours lie at neighbouring addresses (reductions over
+    leading dims, bias gradients): a block takes COLUMNS consecutive groups (threadIdx.x) and ROWS lanes over
+    their members (threadIdx.y), so that the block's reads of one member row are coalesced."""
+    partial = cuda.shared.array((ROWS, COLUMNS), float64)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    for j0 in range(cuda.blockIdx.x * COLUMNS, nout, cuda.gridDim.x * COLUMNS):
+        j = j0 + tx
+        acc = _identity(op)
+        if j < nout:
+            ka = _kept_offset(j, meta, 0)
+            kb = _kept_offset(j, meta, 1)
+            kc = _kept_offset(j, meta, 2)
+            for r in range(ty, nred, ROWS):
+                acc = _combine(op, acc, _member(mode, code, x, y, g, out, meta, ka, kb, kc, r))
+        partial[ty, tx] = acc
+        cuda.syncthreads()
+        s = ROWS // 2
+        while s > 0:
+            if ty < s:
+                partial[ty, tx] = _combine(op, partial[ty, tx], partial[ty + s, tx])
+            cuda.syncthreads()
+            s //= 2
+        if ty == 0 and j < nout:
+            _store(dst, _kept_offset(j, meta, 3), partial[0, tx], scale, accumulate)
+        cuda.syncthreads()
+
+
 def reduce_backward_kernel(op, x, out, g, count, nonzero, gx, meta, scale, accumulate):
     """``gx[i] (+)= g[j] * d out[j] / d x[i]`` for x element ``i`` of group ``j`` (the broadcast meta's operand 0):
     sum: ``scale``; amax / amin: ``1 / count[j]`` where ``x[i] == out[j]`` (ties share, as torch); prod:
@@ -193,6 +225,14 @@ PTX_KERNELS = [
         ],
     ),
     (
+        group_reduce_columns_kernel,
+        [
+            f"void(int64, int64, int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], {t}[::1], int64, int64, "
+            "float64, boolean)"
+            for t in ("float32", "float64")
+        ],
+    ),
+    (
         reduce_backward_kernel,
         [
             f"void(int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], float64, boolean)"
@@ -202,6 +242,7 @@ PTX_KERNELS = [
 ]
 
 _group_reduce = cuda.jit(group_reduce_kernel)
+_group_reduce_columns = cuda.jit(group_reduce_columns_kernel)
 _reduce_backward = cuda.jit(reduce_backward_kernel)
 
 
@@ -261,6 +302,14 @@ def run_groups(
     if nred == 1:
         meta = group_meta(kshape, kstrides, rshape, rstrides)
         _group_reduce[L.flat_grid(nout)](mode, op, code, *arrays, meta, dst, nout, 1, 1, float(scale), bool(accumulate))
+        return
+    merged = _merge(kshape, kstrides, rshape, rstrides)
+    if nchunks == 1 and nout >= COLUMN_MIN_GROUPS and merged[1][0][-1] == 1 and 1 not in merged[3][0]:
+        meta = group_meta(kshape, kstrides, rshape, rstrides)
+        blocks = max(1, min(math.ceil(nout / COLUMNS), L.MAX_BLOCKS))
+        _group_reduce_columns[blocks, (COLUMNS, ROWS)](
+            mode, op, code, *arrays, meta, dst, nout, nred, float(scale), bool(accumulate)
+        )
         return
     threads = L.pow2_at_least(math.ceil(nred / nchunks), 16 if L.SIMULATOR else BLOCK)
     blocks = max(1, min(nout * nchunks, L.MAX_BLOCKS if not L.SIMULATOR else 4))

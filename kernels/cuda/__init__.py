@@ -23,7 +23,7 @@ take for shapes and strides):
 Host functions (each documents its arrays' shapes and dtypes):
 
 - elementwise: ``unary_forward``, ``binary_forward``, ``unary_backward``, ``binary_backward``, ``unary_jvp``,
-  ``binary_jvp``, ``compare``, ``where``, ``fill``, ``cast``;
+  ``binary_jvp``, ``compare``, ``where``, ``fill``, ``cast``, ``copy``;
 - reduce: ``reduce`` (sum, mean, prod, amax, amin), ``reduce_backward``;
 - strided: ``gather_strided``, ``scatter_add_strided``, ``gather_map``, ``scatter_add_map``;
 - matmul: ``matmul``, ``matmul_backward``, ``linear``, ``linear_backward``;

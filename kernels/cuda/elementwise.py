@@ -11,7 +11,15 @@ from numba import cuda
 
 from .. import opcodes as K
 from . import launch as L
-from .device import binary_partial_x, binary_partial_y, binary_value, broadcast_offset, unary_partial, unary_value
+from .device import (
+    binary_partial_x,
+    binary_partial_y,
+    binary_value,
+    broadcast_offset,
+    broadcast_offsets2,
+    unary_partial,
+    unary_value,
+)
 
 # comparison codes of ``compare`` (torch's names)
 COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
@@ -32,7 +40,8 @@ def binary_forward_kernel(code, x, y, out):
 def binary_forward_broadcast_kernel(code, x, y, out, meta):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.shape[0], step):
-        out[i] = binary_value(code, x[broadcast_offset(i, meta, 0)], y[broadcast_offset(i, meta, 1)])
+        xo, yo = broadcast_offsets2(i, meta)
+        out[i] = binary_value(code, x[xo], y[yo])
 
 
 def unary_backward_kernel(code, x, out, g, gx, a0, a1, accumulate):
@@ -64,8 +73,7 @@ def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
 
 def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
     for i in range(cuda.grid(1), res.shape[0], cuda.gridsize(1)):
-        xo = broadcast_offset(i, meta, 0)
-        yo = broadcast_offset(i, meta, 1)
+        xo, yo = broadcast_offsets2(i, meta)
         acc = 0.0
         if has_tx:
             acc += tx[xo] * binary_partial_x(code, x[xo], y[yo], out[i])
@@ -77,8 +85,9 @@ def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
 def compare_kernel(cmp, x, y, out, meta):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.shape[0], step):
-        a = x[broadcast_offset(i, meta, 0)]
-        b = y[broadcast_offset(i, meta, 1)]
+        xo, yo = broadcast_offsets2(i, meta)
+        a = x[xo]
+        b = y[yo]
         if cmp == 0:
             r = a == b
         elif cmp == 1:

@@ -22,7 +22,8 @@ from .device import (
 )
 
 # comparison codes of ``compare`` (torch's names)
-COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
+COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5, "logical_and": 6, "logical_or": 7}
+COMPARISONS.update(equal=0, not_equal=1, less=2, less_equal=3, greater=4, greater_equal=5)  # numpy's names
 
 
 def unary_forward_kernel(code, x, out, a0, a1):
@@ -98,8 +99,12 @@ def compare_kernel(cmp, x, y, out, meta):
             r = a <= b
         elif cmp == 4:
             r = a > b
-        else:
+        elif cmp == 5:
             r = a >= b
+        elif cmp == 6:
+            r = a != 0.0 and b != 0.0
+        else:
+            r = a != 0.0 or b != 0.0
         out[i] = r
 
 
@@ -300,7 +305,8 @@ def binary_jvp(code, x, y, out, tx, ty, res):
 
 
 def compare(op, x, y, out):
-    """``out = x <op> y`` (bool), ``op`` one of torch's ``eq ne lt le gt ge``, numpy broadcasting.
+    """``out = x <op> y`` (bool), ``op`` one of torch's ``eq ne lt le gt ge logical_and logical_or`` (or numpy's
+    names), numpy broadcasting.
 
     Args: ``x``, ``y``: C-contiguous float device arrays of one dtype; ``out``: a bool device array of the
     broadcast shape.

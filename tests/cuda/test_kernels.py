@@ -232,7 +232,8 @@ def test_compare_where_fill_cast(dtype):
     x = rng.integers(-2, 3, (2, 3)).astype(dtype)
     y = rng.integers(-2, 3, (3,)).astype(dtype)
     for op, ref in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
-                    ("gt", np.greater), ("ge", np.greater_equal)]:  # fmt: skip
+                    ("gt", np.greater), ("ge", np.greater_equal), ("logical_and", np.logical_and),
+                    ("logical_or", np.logical_or), ("less_equal", np.less_equal)]:  # fmt: skip
         out = cuda.device_array((2, 3), np.bool_)
         E.compare(op, dev(x, dtype), dev(y, dtype), out)
         np.testing.assert_array_equal(host(out), ref(x, y))

@@ -162,21 +162,26 @@ def group_reduce_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, nch
         cuda.syncthreads()  # the shared array is reused by the block's next group
 
 
-def group_reduce_columns_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, scale, accumulate):
+def group_reduce_columns_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, nchunks, scale, accumulate):
     """``group_reduce_kernel`` for groups whose neighbours lie at neighbouring addresses (reductions over
     leading dims, bias gradients): a block takes COLUMNS consecutive groups (threadIdx.x) and ROWS lanes over
-    their members (threadIdx.y), so that the block's reads of one member row are coalesced."""
+    their members (threadIdx.y), so that the block's reads of one member row are coalesced. Chunks as
+    ``group_reduce_kernel``'s."""
     partial = cuda.shared.array((ROWS, COLUMNS), float64)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    for j0 in range(cuda.blockIdx.x * COLUMNS, nout, cuda.gridDim.x * COLUMNS):
-        j = j0 + tx
+    ntiles = (nout + COLUMNS - 1) // COLUMNS
+    chunk = (nred + nchunks - 1) // nchunks
+    for p in range(cuda.blockIdx.x, ntiles * nchunks, cuda.gridDim.x):
+        tile = p // nchunks
+        c = p - tile * nchunks
+        j = tile * COLUMNS + tx
         acc = _identity(op)
         if j < nout:
             ka = _kept_offset(j, meta, 0)
             kb = _kept_offset(j, meta, 1)
             kc = _kept_offset(j, meta, 2)
-            for r in range(ty, nred, ROWS):
+            for r in range(c * chunk + ty, min(nred, (c + 1) * chunk), ROWS):
                 acc = _combine(op, acc, _member(mode, code, x, y, g, out, meta, ka, kb, kc, r))
         partial[ty, tx] = acc
         cuda.syncthreads()
@@ -187,7 +192,10 @@ def group_reduce_columns_kernel(mode, op, code, x, y, g, out, meta, dst, nout, n
             cuda.syncthreads()
             s //= 2
         if ty == 0 and j < nout:
-            _store(dst, _kept_offset(j, meta, 3), partial[0, tx], scale, accumulate)
+            if nchunks == 1:
+                _store(dst, _kept_offset(j, meta, 3), partial[0, tx], scale, accumulate)
+            else:
+                dst[j * nchunks + c] = partial[0, tx]
         cuda.syncthreads()
 
 
@@ -228,7 +236,7 @@ PTX_KERNELS = [
         group_reduce_columns_kernel,
         [
             f"void(int64, int64, int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], {t}[::1], int64, int64, "
-            "float64, boolean)"
+            "int64, float64, boolean)"
             for t in ("float32", "float64")
         ],
     ),
@@ -281,12 +289,13 @@ def group_meta(kshape, kstrides, rshape, rstrides):
     return L.to_meta(meta)
 
 
-def _chunks(nout, nred, chunks):
+def _chunks(nwork, nred, chunks):
+    """How many chunks to split each group's ``nred`` members in, for ``nwork`` blocks of work otherwise."""
     if chunks is not None:
         return max(1, min(int(chunks), nred))
-    if L.SIMULATOR or nout >= MIN_BLOCKS or nred <= 8 * BLOCK:
+    if L.SIMULATOR or nwork >= MIN_BLOCKS or nred <= 8 * BLOCK:
         return 1
-    return max(1, min(math.ceil(nred / (4 * BLOCK)), MIN_BLOCKS // nout))
+    return max(1, min(math.ceil(nred / (4 * BLOCK)), MIN_BLOCKS // nwork))
 
 
 def run_groups(
@@ -298,37 +307,34 @@ def run_groups(
     nred = int(np.prod(rshape, dtype=np.int64))
     if nout == 0:
         return
-    nchunks = _chunks(nout, nred, chunks)
+    meta = group_meta(kshape, kstrides, rshape, rstrides)
     if nred == 1:
-        meta = group_meta(kshape, kstrides, rshape, rstrides)
         _group_reduce[L.flat_grid(nout)](mode, op, code, *arrays, meta, dst, nout, 1, 1, float(scale), bool(accumulate))
         return
     merged = _merge(kshape, kstrides, rshape, rstrides)
-    if nchunks == 1 and nout >= COLUMN_MIN_GROUPS and merged[1][0][-1] == 1 and 1 not in merged[3][0]:
-        meta = group_meta(kshape, kstrides, rshape, rstrides)
-        blocks = max(1, min(math.ceil(nout / COLUMNS), L.MAX_BLOCKS))
+    columns = nout >= COLUMN_MIN_GROUPS and merged[1][0][-1] == 1 and 1 not in merged[3][0]
+    nwork = math.ceil(nout / COLUMNS) if columns else nout
+    nchunks = _chunks(nwork, nred, chunks)
+    target = cuda.device_array(nout * nchunks, dtype=dst.dtype) if nchunks > 1 else dst
+    blocks = max(1, min(nwork * nchunks, L.MAX_BLOCKS if not L.SIMULATOR else 4))
+    if columns:
         _group_reduce_columns[blocks, (COLUMNS, ROWS)](
-            mode, op, code, *arrays, meta, dst, nout, nred, float(scale), bool(accumulate)
+            mode, op, code, *arrays, meta, target, nout, nred, nchunks, float(scale), bool(accumulate)
         )
-        return
-    threads = L.pow2_at_least(math.ceil(nred / nchunks), 16 if L.SIMULATOR else BLOCK)
-    blocks = max(1, min(nout * nchunks, L.MAX_BLOCKS if not L.SIMULATOR else 4))
-    if nchunks == 1:
-        meta = group_meta(kshape, kstrides, rshape, rstrides)
+    else:
+        threads = L.pow2_at_least(math.ceil(nred / nchunks), 16 if L.SIMULATOR else BLOCK)
         _group_reduce[blocks, threads](
-            mode, op, code, *arrays, meta, dst, nout, nred, 1, float(scale), bool(accumulate)
+            mode, op, code, *arrays, meta, target, nout, nred, nchunks, float(scale), bool(accumulate)
         )
+    if nchunks == 1:
         return
-    part = cuda.device_array(nout * nchunks, dtype=dst.dtype)
-    meta = group_meta(kshape, kstrides, rshape, rstrides)
-    _group_reduce[blocks, threads](mode, op, code, *arrays, meta, part, nout, nred, nchunks, 1.0, False)
-    # second pass: group j's partials are part[j * nchunks: (j + 1) * nchunks], stored to dst as before
+    # second pass: group j's partials are target[j * nchunks: (j + 1) * nchunks], stored to dst as before
     kpart = [s * nchunks for s in L.contiguous_strides(kshape)]
     zeros = [0] * len(kshape)
     meta2 = group_meta(kshape, [kpart, zeros, zeros, kstrides[3]], [nchunks], [[1], [0], [0]])
     threads2 = L.pow2_at_least(nchunks, 16 if L.SIMULATOR else BLOCK)
     _group_reduce[max(1, min(nout, L.MAX_BLOCKS)), threads2](
-        PLAIN, op, 0, part, part, part, part, meta2, dst, nout, nchunks, 1, float(scale), bool(accumulate)
+        PLAIN, op, 0, target, target, target, target, meta2, dst, nout, nchunks, 1, float(scale), bool(accumulate)
     )
 
 

@@ -270,7 +270,7 @@ def test_reduce_over_dims(op, dims):
 @pytest.mark.parametrize("op", list(REDUCTIONS))
 def test_reduce_two_pass_and_float32(op):
     x = rng.uniform(0.5, 1.5, (3, 10))
-    for dims, chunks in [(None, 3), (1, 4)]:
+    for dims, chunks in [(None, 3), (1, 4), (0, 2)]:  # (block per group, block per group, coalesced columns)
         axis = tuple(range(2)) if dims is None else dims
         out = cuda.device_array(REDUCTIONS[op](x, axis=axis).size, np.float32)
         R.reduce(op, dev(x, np.float32), out, dims, chunks=chunks)

@@ -453,12 +453,12 @@ def reduce_backward(op, x, out, g, gx, dims=None, accumulate=True):
         members = cuda.device_array(shape, dtype=x.dtype)
         count = cuda.device_array(kept, dtype=x.dtype)
         if op == "prod":
-            zero = cuda.device_array((), dtype=x.dtype)
+            zero = cuda.device_array(1, dtype=x.dtype)
             fill(zero, 0.0)
             compare("eq", x, zero, mask)  # the zeros of each group ...
             cast(mask, members)
             reduce("sum", members, count, rdims)  # ... counted
-            one = cuda.device_array((), dtype=x.dtype)
+            one = cuda.device_array(1, dtype=x.dtype)
             fill(one, 1.0)
             where(mask, one, x, members)  # and the product of the others
             nonzero = cuda.device_array(kept, dtype=x.dtype)

@@ -283,3 +283,5 @@ _conveniences.bind()
 _serialization.bind()
 _compile_notice.install()
 autograd.graph.bind()
+# --- distributed (issue 14): torch.distributed over MPI; mpi4py is imported by init_process_group, not here
+from . import distributed  # noqa: E402

@@ -100,6 +100,7 @@ class DataParallel:
         self._old = {}  # param index -> its .grad before this backward (a copy), for accumulation
         self._next = 0  # the next bucket to start
         self.launched_in_sweep = 0  # buckets started from the sweep in the last backward (the overlapped ones)
+        self._progress = pg.Progress()  # moves the started all-reduces along while the sweep computes
         works = [collectives.broadcast(p, 0, async_op=True) for p in params]
         for w in works:
             w.wait()
@@ -124,6 +125,9 @@ class DataParallel:
         for h in self._handles:
             h.remove()
         self._handles = []
+        for p in self.params:  # no hooks left: the sweep need not stop for these leaves any more
+            if not p.__dict__.get("_grad_ready_hooks"):
+                p.__dict__.pop("_grad_ready_hooks", None)
 
     # ------------------------------------------------------------------ during backward
     def _grad_ready(self, p, g):
@@ -167,6 +171,7 @@ class DataParallel:
             b.request = st.comm.Iallreduce(st.MPI.IN_PLACE, b.buffer, op=st.MPI.SUM)
             self._next += 1
             self.launched_in_sweep += 1
+            self._progress.start()
 
     def _finish(self):
         """The final callback of the backward: start what is left, wait, write the means into ``.grad``."""
@@ -180,6 +185,7 @@ class DataParallel:
                         self._old[b.indices[k]] = np.array(p._grad._data, copy=True)
                 b.request = st.comm.Iallreduce(st.MPI.IN_PLACE, b.buffer, op=st.MPI.SUM)
             self._next = len(self.buckets)
+            self._progress.stop()  # (the wait below polls)
             pg.wait([b.request for b in self.buckets], "DataParallel's gradient all-reduce")
             with no_grad():
                 for b in self.buckets:
@@ -187,6 +193,7 @@ class DataParallel:
                     for k, i in enumerate(b.indices):
                         self._write(i, b.buffer[b.offsets[k] : b.offsets[k + 1]])
         finally:
+            self._progress.stop()
             self._frame = None
             self._old = {}
 

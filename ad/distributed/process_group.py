@@ -15,7 +15,9 @@ after printing its traceback and waits for the abort. A rank that hangs or dies 
 others raise after the timeout instead.
 """
 
+import os
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -56,6 +58,7 @@ class _State:
         self.MPI = None
         self.comm = None
         self.alarm = None
+        self.progress_comm = None  # only entered by the progress thread (``Progress``)
         self.rank = -1
         self.world_size = -1
         self.timeout = default_pg_timeout.total_seconds()
@@ -152,6 +155,7 @@ def init_process_group(
     _state.MPI = MPI
     _state.comm = world.Dup()
     _state.alarm = world.Dup()
+    _state.progress_comm = world.Dup()
     _state.rank = world.Get_rank()
     _state.world_size = world.Get_size()
     _state.timeout = timeout.total_seconds()
@@ -163,13 +167,14 @@ def destroy_process_group(group=None):
     """Leave the default process group (MPI itself is finalized by mpi4py at exit)."""
     check_group(group)
     st = _state
-    comm, alarm = st.comm, st.alarm
-    st.comm = st.alarm = None
+    comm, alarm, progress_comm = st.comm, st.alarm, st.progress_comm
+    st.comm = st.alarm = st.progress_comm = None
     st.rank = st.world_size = -1
     if sys.excepthook is _excepthook:
         sys.excepthook = st.prev_excepthook
     comm.Free()
     alarm.Free()
+    progress_comm.Free()
 
 
 def get_rank(group=None):
@@ -305,3 +310,46 @@ def _excepthook(tp, value, tb):
                 time.sleep(1e-3)
         MPI.Request.Testall(notices)
     MPI.COMM_WORLD.Abort(1)
+
+
+class Progress:
+    """A helper thread that enters MPI's progress engine every ``interval`` seconds between ``start()`` and
+    ``stop()``. MPICH advances non-blocking collectives only inside MPI calls, and a backward sweep (compiled
+    kernels and BLAS, which release the GIL) makes none for long stretches: without this, most of an
+    all-reduce started in the sweep would still be left for the final wait. The thread only probes its own
+    communicator (any MPI call progresses every request of the process); it never touches the requests, which
+    stay with the thread that started them. Needs MPI_THREAD_MULTIPLE (mpi4py's default); else a no-op, as
+    with ``AD_DISTRIBUTED_PROGRESS_THREAD=0``."""
+
+    def __init__(self, interval=2e-4):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = None
+
+    @staticmethod
+    def usable():
+        st = _state
+        return (
+            st.comm is not None
+            and st.world_size > 1
+            and os.environ.get("AD_DISTRIBUTED_PROGRESS_THREAD", "1") != "0"
+            and st.MPI.Query_thread() == st.MPI.THREAD_MULTIPLE
+        )
+
+    def start(self):
+        if self._thread is None and self.usable():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="ad.distributed progress", daemon=True)
+            self._thread.start()
+
+    def stop(self):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self):
+        st = _state
+        comm, any_source = st.progress_comm, st.MPI.ANY_SOURCE
+        while not self._stop.wait(self.interval):
+            comm.Iprobe(source=any_source, tag=0)

@@ -26,18 +26,22 @@ import itertools
 import threading
 
 from .. import engine
-from ..tensor import RemovableHandle
+from ..tensor import RemovableHandle, Tensor
 
 READY = [0]
 _ids = itertools.count(1)
 
 
 class _Frame:
-    __slots__ = ("callbacks", "ready")
+    __slots__ = ("callbacks", "ready", "leaf_roots")
 
-    def __init__(self):
+    def __init__(self, roots):
         self.callbacks = []
         self.ready = set()  # ids of the leaves whose gradient-ready hooks ran in this backward
+        # leaves differentiated as outputs themselves: their seed is added apart from any tape, so the sweep
+        # cannot tell when their gradient is complete (``finish`` hands them over)
+        roots = roots if isinstance(roots, (list, tuple)) else (roots,)
+        self.leaf_roots = {id(t) for t in roots if isinstance(t, Tensor) and t._op is None}
 
 
 class _Stack(threading.local):
@@ -58,7 +62,7 @@ def runs_final_callbacks(backward):
 
     @functools.wraps(backward)
     def wrapper(*args, **kwargs):
-        frame = _Frame()
+        frame = _Frame(args[0] if args else kwargs.get("tensors"))
         _stack.frames.append(frame)
         try:
             backward(*args, **kwargs)
@@ -129,7 +133,7 @@ def leaf_ready(s, t, h):
     frame = current_frame()
     if frame is None or s.plan is not None or t._hooks or not t.__dict__.get("_grad_ready_hooks"):
         return
-    if id(t) in frame.ready:
+    if id(t) in frame.ready or id(t) in frame.leaf_roots:
         return
     tape = s.tape
     offs = []

@@ -34,6 +34,14 @@ def test_grad_ready_hooks_run_mid_sweep_with_the_complete_gradient():
     assert events[0][2] is None and events[2][2] is None  # no .grad written yet
     np.testing.assert_allclose(events[0][1], w2.grad.detach().numpy(), rtol=1e-15)
     np.testing.assert_allclose(events[2][1], w1.grad.detach().numpy(), rtol=1e-15)
+    # a leaf that is also an output: its seed is added apart from the tape, so its hook waits for the end
+    events.clear()
+    w1.grad = w2.grad = None
+    u = x @ w1
+    u.register_hook(lambda g: events.append(("u", None, None)))
+    ad.autograd.backward([(u @ w2).sum(), w2], [None, ad.ones(4, 2, dtype=ad.float64)])
+    assert [e[0] for e in events] == ["u", "w2", "w1"]  # (without the seed, w2's would come before u's)
+    np.testing.assert_allclose(events[1][1], w2.grad.detach().numpy(), rtol=1e-15)
     # a hook sees this backward's gradient only, before it is accumulated into .grad
     events.clear()
     before = w1.grad.detach().numpy().copy()

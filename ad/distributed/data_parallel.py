@@ -17,6 +17,8 @@ the hook ran, is what gradient accumulation over several backwards left). Every 
 so the parameters stay identical across ranks.
 """
 
+import time
+
 import numpy as np
 
 from ..autograd import sweep_hooks
@@ -99,7 +101,11 @@ class DataParallel:
         self._frame = None  # the backward being reduced (sweep_hooks frame), None between backwards
         self._old = {}  # param index -> its .grad before this backward (a copy), for accumulation
         self._next = 0  # the next bucket to start
-        self.launched_in_sweep = 0  # buckets started from the sweep in the last backward (the overlapped ones)
+        # what the last backward did (for benchmarks and tests): buckets whose all-reduce started in the sweep,
+        # buckets already reduced when the sweep ended, seconds the final callback waited for the rest
+        self.launched_in_sweep = 0
+        self.reduced_in_sweep = 0
+        self.wait_s = 0.0
         self._progress = pg.Progress()  # moves the started all-reduces along while the sweep computes
         works = [collectives.broadcast(p, 0, async_op=True) for p in params]
         for w in works:
@@ -176,7 +182,9 @@ class DataParallel:
     def _finish(self):
         """The final callback of the backward: start what is left, wait, write the means into ``.grad``."""
         st = pg._state
+        t0 = time.perf_counter()
         try:
+            self.reduced_in_sweep = sum(1 for b in self.buckets[: self._next] if b.request.Test())
             for b in self.buckets[self._next :]:
                 for k in np.flatnonzero(~b.has):  # gradients that did not reach this rank count as zeros
                     b.buffer[b.offsets[k] : b.offsets[k + 1]] = 0
@@ -187,6 +195,7 @@ class DataParallel:
             self._next = len(self.buckets)
             self._progress.stop()  # (the wait below polls)
             pg.wait([b.request for b in self.buckets], "DataParallel's gradient all-reduce")
+            self.wait_s = time.perf_counter() - t0
             with no_grad():
                 for b in self.buckets:
                     b.buffer /= self.world_size

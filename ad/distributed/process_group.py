@@ -321,7 +321,7 @@ class Progress:
     stay with the thread that started them. Needs MPI_THREAD_MULTIPLE (mpi4py's default); else a no-op, as
     with ``AD_DISTRIBUTED_PROGRESS_THREAD=0``."""
 
-    def __init__(self, interval=2e-4):
+    def __init__(self, interval=1e-3):
         self.interval = interval
         self._stop = threading.Event()
         self._thread = None

@@ -73,11 +73,14 @@ class Work:
     def wait(self, timeout=None):
         """Block until the collective is complete and its results are in the tensors; returns True.
 
+        Args:
+            timeout: a ``timedelta``; the group's timeout (``init_process_group``) when None.
+
         Raises:
-            ad.distributed.PeerFailure (a RuntimeError): another rank failed, or the group's timeout passed.
+            ad.distributed.PeerFailure (a RuntimeError): another rank failed, or the timeout passed.
         """
         if not self._done:
-            pg.wait(self._requests, self._what)
+            pg.wait(self._requests, self._what, timeout)
             self._complete()
         return True
 

@@ -210,14 +210,15 @@ class group:  # noqa: N801 (torch's name: ``dist.group.WORLD``)
 # waiting with a deadline
 
 
-def wait(requests, what):
+def wait(requests, what, timeout=None):
     """Complete MPI ``requests`` (a list), or raise ``PeerFailure`` when another rank reports a failure or the
-    group's timeout passes. ``what`` names the collective in the message."""
+    timeout (a ``timedelta``; the group's when None) passes. ``what`` names the collective in the message."""
     st = _require()
     MPI = st.MPI
     if MPI.Request.Testall(requests):
         return
-    deadline = time.monotonic() + st.timeout
+    seconds = st.timeout if timeout is None else timeout.total_seconds()
+    deadline = time.monotonic() + seconds
     polls = 0
     while True:
         _check_notices(st, what)
@@ -229,7 +230,7 @@ def wait(requests, what):
                 silent = _silent_ranks(st)
                 who = f"rank {', '.join(map(str, silent))} did not answer" if silent else "every rank answers"
                 raise PeerFailure(
-                    f"ad.distributed: rank {st.rank} timed out after {timedelta(seconds=st.timeout)} in {what}; "
+                    f"ad.distributed: rank {st.rank} timed out after {timedelta(seconds=seconds)} in {what}; "
                     f"{who} (a rank that hangs, died without notice, or calls a different collective)",
                     silent[0] if len(silent) == 1 else None,
                 )

@@ -198,7 +198,6 @@ class DataParallel:
             self.wait_s = time.perf_counter() - t0
             with no_grad():
                 for b in self.buckets:
-                    b.buffer /= self.world_size
                     for k, i in enumerate(b.indices):
                         self._write(i, b.buffer[b.offsets[k] : b.offsets[k + 1]])
         finally:
@@ -206,12 +205,19 @@ class DataParallel:
             self._frame = None
             self._old = {}
 
-    def _write(self, i, mean):
+    def _write(self, i, total):
+        """``.grad`` of parameter ``i`` = its previous ``.grad`` (if any) + ``total / world_size``, in one pass
+        into the ``.grad`` array this backward wrote when there is no previous one (the common case)."""
         p = self.params[i]
+        shape = p._data.shape
+        total = total.reshape(shape)
         old = self._old.get(i)
-        value = mean.reshape(p._data.shape) if old is None else old + mean.reshape(p._data.shape)
         if p._grad is None:
-            p._grad = wrap_array(np.array(value, dtype=p._data.dtype, copy=True))
+            p._grad = wrap_array(np.divide(total, self.world_size, dtype=p._data.dtype))
+            return
+        out = p._grad._data
+        if old is None:
+            np.divide(total, self.world_size, out=out)
         else:
-            p._grad._data[...] = value
-            p._grad._version += 1
+            np.add(old, total / self.world_size, out=out)
+        p._grad._version += 1

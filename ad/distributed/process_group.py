@@ -2,8 +2,9 @@
 
 State (``_state``, one per process): ``MPI`` (the ``mpi4py.MPI`` module, imported by ``init_process_group``:
 ``import ad`` never imports mpi4py), ``comm`` (a duplicate of ``COMM_WORLD`` that carries the collectives),
-``alarm`` (a second duplicate that carries failure notices only, so they never match a collective), ``rank``,
-``world_size`` and ``timeout`` (seconds).
+``alarm`` (a second duplicate for failure notices and liveness probes only, so they never match a collective),
+``progress_comm`` (a third, probed by the ``Progress`` thread only), ``rank``, ``world_size`` and ``timeout``
+(seconds).
 
 Every collective is started non-blocking and completed by ``wait``, which polls the requests until they are
 done, a failure notice arrives, or the timeout passes; a blocking MPI call could not be interrupted. Failure
@@ -12,7 +13,8 @@ exception sends a notice naming itself and the exception to every other rank, wa
 each has answered, then calls ``MPI.Abort``, which ends the job. A rank waiting in ``wait`` receives the
 notice and raises ``PeerFailure`` naming the failed rank; if that ends its program too, it answers the notice
 after printing its traceback and waits for the abort. A rank that hangs or dies without a notice makes the
-others raise after the timeout instead.
+others time out instead: they then probe every rank (a rank answers while it polls in ``wait``), name the ones
+that stay silent, raise, and abort the job when the error ends their program.
 """
 
 import os
@@ -228,7 +230,11 @@ def wait(requests, what, timeout=None):
         if polls > 200:  # short collectives finish while spinning; long waits should not burn a core
             if time.monotonic() > deadline:
                 silent = _silent_ranks(st)
-                who = f"rank {', '.join(map(str, silent))} did not answer" if silent else "every rank answers"
+                who = (
+                    f"rank{'s' if len(silent) > 1 else ''} {', '.join(map(str, silent))} did not answer"
+                    if silent
+                    else "every rank answers"
+                )
                 raise PeerFailure(
                     f"ad.distributed: rank {st.rank} timed out after {timedelta(seconds=seconds)} in {what}; "
                     f"{who} (a rank that hangs, died without notice, or calls a different collective)",

@@ -283,9 +283,10 @@ _conveniences.bind()
 _serialization.bind()
 _compile_notice.install()
 autograd.graph.bind()
-# --- linalg LU (issue 13): torch's top-level LU spellings and orgqr; see ad/linalg.py
+# distributed (issue 14): torch.distributed over MPI; mpi4py is imported by init_process_group, not here
+from . import distributed  # noqa: E402
+
+# torch's top-level LU spellings and orgqr (issue 13); see ad/linalg.py
 from .linalg import lu_unpack, orgqr  # noqa: E402
 from .linalg import torch_lu as lu  # noqa: E402
 from .linalg import torch_lu_solve as lu_solve  # noqa: E402
-
-# --- end linalg LU

@@ -313,6 +313,9 @@ def _sweep_tape(s):
         consumed = False
         plan = s.plan
         for t in handlers:  # tensors' hooks first: a Function's backward sees the hooked gradients
+            if isinstance(t, Tensor) and t._op is None:  # a leaf with gradient-ready hooks (Tape.import_tensor)
+                on_leaf_ready(s, t, h)
+                continue
             if isinstance(t, Tensor) and s.live[t._off]:
                 if plan is not None and id(t) not in plan.leads:
                     if t._row == h and h in tape.python_rows:
@@ -345,6 +348,11 @@ def _sweep_tape(s):
             raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
         start = h - 1 if consumed else h
     _run_kernel(s, start, 0, freed)
+
+
+# distributed (issue 14): ``ad.autograd.sweep_hooks.leaf_ready(sweep, leaf, row)``, which runs a leaf's
+# gradient-ready hooks mid-sweep once its cotangent is complete (set there: the engine does not import autograd)
+on_leaf_ready = None
 
 
 def _arrive(s, t):

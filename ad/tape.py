@@ -250,6 +250,10 @@ class Tape:
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
         if with_extern:
             self.externs.append((row, off, t))
+            if row and t._op is None and "_grad_ready_hooks" in t.__dict__:
+                # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
+                # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
+                self.register_hook_row(row - 1, t)
         self.imports[key] = (off, row, t, t._version)
         # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
         if t._imports is None:

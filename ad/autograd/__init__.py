@@ -14,6 +14,7 @@ from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, wrap_array
 from . import anomaly_mode
 from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
+from . import sweep_hooks as _sweep_hooks  # distributed (issue 14): gradient-ready hooks, final callbacks
 from .anomaly_mode import detect_anomaly, set_detect_anomaly
 
 __all__ = [
@@ -125,6 +126,7 @@ def _leaf_result(t, g, create_graph):
     return g
 
 
+@_sweep_hooks.runs_final_callbacks
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
     """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``.
 
@@ -170,6 +172,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 t.retain_grad()
     # (as torch's engine for backward(inputs=...): a requested non-leaf's own node runs too)
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=True)
+    if _sweep_hooks.READY[0]:  # distributed (issue 14): leaves the sweep did not hand to their hooks
+        _sweep_hooks.finish(leaf_grads, inputs, create_graph)
 
     updates = []
     if inputs is None:

@@ -4,6 +4,9 @@ of the run (verbose) and in the summary at its end (always, ``-q`` included), so
 import os
 import sys
 
+# CUDA tests run under numba-cuda's simulator unless told otherwise (read when numba is first imported)
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 
 def _seed_line():
     try:

@@ -38,7 +38,7 @@ import math
 import types
 
 import numpy as np
-from numba import cuda, njit
+from numba import cuda, float64, njit
 from numba.core import config
 from numba.extending import register_jitable
 
@@ -51,6 +51,7 @@ BIG_THRESHOLD = 16384
 BLOCK_THREADS = 256  # threads of the single-block kernel
 GRID_THREADS = 256  # threads per block of the big-row kernels
 MAX_GRID_BLOCKS = 8192  # grid-stride loops beyond this
+TILE = 16  # the tiled matmul's blocks are (TILE, TILE) threads
 
 LOWEST, ERROR, ACTIVE, X_NEW, Y_NEW, B_NEW, STATUS = 0, 1, 2, 3, 4, 5, 6
 STATE_SIZE = STATUS + 3
@@ -557,7 +558,35 @@ def _big_end(rows, aux, live, r, state):
     state[ACTIVE] = 0
 
 
+def _tiled_matmul(P, Q, R, A, a0, a_sp, a_sr, B, b0, b_sr, b_sq, C, c0, c_sp, c_sq, a_bs, b_bs, c_bs, state):
+    """``C[p, q] += sum_r A[p, r] * B[r, q]`` for the big matmul and linear rows, ``(TILE, TILE)`` blocks with
+    shared-memory tiles; element ``(i, j)`` of each matrix at ``offset + i * stride_i + j * stride_j`` (the
+    strides express the transposes), one batch per ``blockIdx.z`` (batch strides ``*_bs``)."""
+    if state[ACTIVE] == 0:
+        return
+    tile_a = cuda.shared.array((TILE, TILE), float64)
+    tile_b = cuda.shared.array((TILE, TILE), float64)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    q = cuda.blockIdx.x * TILE + tx
+    p = cuda.blockIdx.y * TILE + ty
+    z = cuda.blockIdx.z
+    a_base = a0 + z * a_bs
+    b_base = b0 + z * b_bs
+    acc = 0.0
+    for r0 in range(0, R, TILE):
+        tile_a[ty, tx] = A[a_base + p * a_sp + (r0 + tx) * a_sr] if p < P and r0 + tx < R else 0.0
+        tile_b[ty, tx] = B[b_base + (r0 + ty) * b_sr + q * b_sq] if r0 + ty < R and q < Q else 0.0
+        cuda.syncthreads()
+        for k in range(TILE):
+            acc += tile_a[ty, k] * tile_b[k, tx]
+        cuda.syncthreads()
+    if p < P and q < Q:
+        C[c0 + z * c_bs + p * c_sp + q * c_sq] += acc
+
+
 sweep_block_kernel = cuda.jit(_sweep_block)
+tiled_matmul_kernel = cuda.jit(_tiled_matmul)
 big_begin_kernel = cuda.jit(_big_begin)
 big_clear_kernel = cuda.jit(_big_clear)
 big_body_kernel = cuda.jit(_big_body)
@@ -590,6 +619,7 @@ PTX_KERNELS = [
     (_big_clear, _signatures("i[,] i[] F[] i[] i[] i i[]")),
     (_big_body, _signatures("i i i[,] f[,] i[] F[] F[] i[] f[] i[]")),
     (_big_end, _signatures("i[,] i[] u[] i i[]")),
+    (_tiled_matmul, _signatures("i i i F[] i i i F[] i i i F[] i i i i i i i[]")),
 ]
 
 
@@ -624,6 +654,37 @@ def row_work(rows, aux, start, stop):
             w = aux[a] * aux[a + 1]
         work[r - stop] = w
     return work
+
+
+def _products(phase, row, aux, vals, cot, state):
+    """Phase 0 (gx) or 1 (gy) of a big matmul or linear row ``row`` (host copy) as tiled products: the matrices
+    of ``cpu._matmul_backward`` / ``_linear_backward`` as (offset, row stride, column stride) in the arenas."""
+    op, o, x, y, _, a = (int(v) for v in row[:6])
+    if (op & (K.XRG if phase == 0 else K.YRG)) == 0:
+        return
+    if op & K.CODE_MASK == K.MATMUL:
+        B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
+        gbs = M * N
+    else:
+        B, xbs, ybs, gbs = 1, 0, 0, 0
+        M, K_, N = (int(v) for v in aux[a : a + 3])
+    if phase == 0:  # gx (M, K) += g (M, N) @ y.T: y (K, N) for matmul, (N, K) for linear
+        y_r, y_q = (1, N) if op & K.CODE_MASK == K.MATMUL else (K_, 1)
+        spec = (M, K_, N, cot, o, N, 1, vals, y, y_r, y_q, cot, x, K_, 1, gbs, ybs, xbs)
+    elif op & K.CODE_MASK == K.MATMUL:  # gy (K, N) += x.T @ g
+        spec = (K_, N, M, vals, x, 1, K_, cot, o, N, 1, cot, y, N, 1, xbs, gbs, ybs)
+    else:  # linear: gy (N, K) += g.T @ x
+        spec = (N, K_, M, cot, o, 1, N, vals, x, K_, 1, cot, y, K_, 1, 0, 0, 0)
+    P, Q = spec[0], spec[1]
+    grid = (-(-Q // TILE), -(-P // TILE))
+    if spec[-1] == 0 and B > 1:  # the gradient of a broadcast operand sums over the batches: one at a time
+        for b in range(B):
+            offsets = spec[4] + b * spec[15], spec[8] + b * spec[16]
+            tiled_matmul_kernel[grid, (TILE, TILE)](
+                *spec[:4], offsets[0], *spec[5:8], offsets[1], *spec[9:15], 0, 0, 0, state
+            )
+    else:
+        tiled_matmul_kernel[(*grid, B), (TILE, TILE)](*spec, state)
 
 
 def _on_host(arr):
@@ -704,8 +765,12 @@ def reverse_sweep(
         big_begin_kernel[1, 1](rows, aux, live, visited, freed, modified, saves, big, state)
         if has_big_regions:
             big_clear_kernel[blocks, grid_threads](rows, aux, cot, big_off, big_n, big, state)
-        for phase in range(_phases(int(codes[big - stop]))):
-            big_body_kernel[blocks, grid_threads](phase, big, rows, attrs, aux, vals, cot, state, gstat, gcount)
+        code = int(codes[big - stop])
+        for phase in range(_phases(code)):
+            if code in (K.MATMUL, K.LINEAR, K.LINEAR_BIAS) and phase < 2:
+                _products(phase, rows_h[big], aux_h, vals, cot, state)
+            else:
+                big_body_kernel[blocks, grid_threads](phase, big, rows, attrs, aux, vals, cot, state, gstat, gcount)
         big_end_kernel[1, 1](rows, aux, live, big, state)
         r = big - 1
     if r >= stop:

@@ -115,7 +115,7 @@ def _unary_graph(x):
     total = terms[0]
     for k, t in enumerate(terms[1:]):
         total = total + t * (1.0 + 0.1 * k)
-    return total.sum()
+    return total.sum() + (x[0].exp() * x[0].log()).sum()  # rows of 3 elements as well as 6
 
 
 def _binary_graph(x, y, z):
@@ -141,7 +141,8 @@ def _structural_graph(x, w, b, v):
     t = x.t()[1:3] * 2.0  # GATHER_STRIDED (transpose, slice)
     e = v.expand(3, 4)  # broadcast: the adjoint sums
     h = ad.cat([x, e], 0).sum(0) + x.mean(1).sum() + x.prod(1).sum() + x.amax(0).sum() + x.amin(1).sum()
-    m = ad.matmul(x.reshape(1, 3, 4).expand(2, 3, 4), w.reshape(2, 4, 3))  # batched, x broadcast
+    m = ad.matmul(x.reshape(1, 3, 4).expand(2, 3, 4), w.reshape(2, 4, 3))  # batched
+    m = m + ad.matmul(x, w.reshape(2, 4, 3)) + ad.matmul(w.reshape(2, 3, 4), x.t())  # x, then y broadcast
     lin = ad.nn.functional.linear(x, w.reshape(6, 4), b) + ad.nn.functional.linear(x, w.reshape(6, 4))
     ls = ad.log_softmax(lin, 1)
     ce = ad.nn.functional.cross_entropy(lin, ad.tensor(np.array([1, 5, 0])))
@@ -188,12 +189,17 @@ EXPECTED = {
 }
 
 
+@pytest.mark.parametrize("big_threshold", [sweep.BIG_THRESHOLD, 6])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", ["unary", "binary", "structural"])
-def test_every_opcode_matches_cpu(kind, dtype):
+def test_every_opcode_matches_cpu(kind, dtype, big_threshold):
+    """Every opcode in single-block runs, and (threshold 6) most rows as full-grid launches between them."""
     rng = np.random.default_rng(len(kind))
     inp = sweep_inputs(_record(kind, dtype, rng), rng)
-    lowest, cpu_out = check_same(inp)
+    if big_threshold < sweep.BIG_THRESHOLD:
+        work = sweep.row_work(inp["rows"], inp["aux"], inp["start"], 0)
+        assert (work >= big_threshold).any() and (work < big_threshold).any()
+    lowest, cpu_out = check_same(inp, big_threshold)
     assert lowest >= 0
     assert EXPECTED[kind] <= swept_codes(inp, cpu_out)
 
@@ -223,22 +229,40 @@ def test_big_rows_between_small_runs_and_big_regions():
     check_same(inp)
 
 
-def test_stops_at_a_python_row_and_resumes():
-    """The engine sweeps to the row after a hooked tensor, runs Python, then resumes: both sweeps agree at the
-    stop (result, flags) and after resuming from the state the first part left."""
+class _Cube(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3.0 * x * x
+
+
+@pytest.mark.parametrize("big_threshold", [sweep.BIG_THRESHOLD, 2])
+def test_stops_at_python_rows_and_resumes(big_threshold):
+    """The engine sweeps down to the row after one that needs Python (a hooked tensor, a custom Function),
+    runs Python, then resumes below it: both sweeps agree at each stop (result, flags, cotangents) and after
+    resuming from the state the part above left."""
     rng = np.random.default_rng(4)
     reset_current()
     x = _leaf(rng, (5,))
     h = (x * 3.0).sin()
     h.register_hook(lambda g: g * 2.0)
-    out = ((h * x).exp() + h.cos()).sum()
+    c = _Cube.apply(x * 2.0)
+    out = ((h * x).exp() + h.cos() + c).sum()
     inp = sweep_inputs(out, rng)
-    hook_row = h._row + h._nrows - 1
-    inp["stop"] = hook_row + 1
-    lowest, cpu_out = check_same(inp)
-    assert cpu_out["visited"][hook_row] == 0 and cpu_out["live"][h._off] == 1
-    resumed = dict(inp, start=hook_row, stop=0, lowest=lowest, cot=cpu_out["cot"], live=cpu_out["live"])
-    check_same(resumed, big_threshold=2)
+    tape = out._tape
+    stops = sorted(tape.hook_rows, reverse=True)
+    assert len(stops) == 2 and (inp["rows"][stops, 0] & K.CODE_MASK == K.PYTHON).any()
+    state = {"start": inp["start"]}
+    for row in [*stops, -1]:
+        lowest, cpu_out = check_same(dict(inp, **state, stop=row + 1), big_threshold)
+        if row >= 0:
+            assert cpu_out["visited"][row] == 0 and cpu_out["live"][inp["rows"][row, 1]] == 1
+        state = dict(cpu_out, start=row - 1, lowest=lowest)
 
 
 @pytest.mark.parametrize("big_threshold", [sweep.BIG_THRESHOLD, 1])

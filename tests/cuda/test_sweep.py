@@ -214,6 +214,7 @@ def test_big_rows_between_small_runs_and_big_regions():
     small = (x[0] * 2.0).sin()
     big = (x @ y).tanh() * x.sum(1, keepdim=True) + gather_map(x, (4, 8), np.arange(32)[::-1] % 7)
     out = (big.exp().sum() + small.sum() + x.prod(1).sum() + x.amax(1).sum() * ad.log_softmax(x, 1).sum()).log()
+    out = out + (x * x).sum() + y.cos().sum()  # elementwise first writers of the leaves: they store
     inp = sweep_inputs(out, rng)
     threshold = 16
     work = sweep.row_work(inp["rows"], inp["aux"], inp["start"], 0)

@@ -2,10 +2,9 @@
 of the run (verbose) and in the summary at its end (always, ``-q`` included), so a failure can be replayed."""
 
 import os
-import sys
 
-# CUDA tests run under numba-cuda's simulator unless told otherwise (read when numba is first imported)
-os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # read when numba is first imported: CUDA tests run simulated
+import sys  # noqa: E402
 
 
 def _seed_line():

@@ -31,64 +31,32 @@ that must not overlap run in phases (``_phases``): matmul and linear write ``gx`
 multiply its non-zero members into ``gstat``, then give each member its share. Adjoints of gathers
 (broadcasts, integer indexing) add with ``cuda.atomic.add``: several elements may share a target.
 
-Per-element partials are ``kernels/pointwise.py``'s formulas, compiled for the device (``DEVICE_FORMULAS``).
+Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them; the
+products of big matmul and linear rows are ``kernels/cuda/matmul.py``'s (cuBLAS through CuPy on a GPU).
 """
 
 import math
-import types
 
 import numpy as np
-from numba import cuda, float64, njit
-from numba.core import config
+from numba import cuda, njit
 from numba.extending import register_jitable
 
 from .. import opcodes as K
-from .. import pointwise
 from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py, strided_offset
+from .device import binary_partial_x, binary_partial_y, unary_partial  # pointwise.py's formulas
+from .matmul import matmul
 
 # A row with at least this many work items (elements, or products for matmul) gets its own full-grid launch.
 BIG_THRESHOLD = 16384
 BLOCK_THREADS = 256  # threads of the single-block kernel
 GRID_THREADS = 256  # threads per block of the big-row kernels
 MAX_GRID_BLOCKS = 8192  # grid-stride loops beyond this
-TILE = 16  # the tiled matmul's blocks are (TILE, TILE) threads
 
 LOWEST, ERROR, ACTIVE, X_NEW, Y_NEW, B_NEW, STATUS = 0, 1, 2, 3, 4, 5, 6
 STATE_SIZE = STATUS + 3
+CLEAR_X, CLEAR_Y, CLEAR_B = 1, 2, 4  # big_clear_kernel's ``which``
 
 
-# --- pointwise formulas on the device ----------------------------------------------------------------------
-# pointwise.py binds ``trunc``/``floor`` to numpy's ufuncs, which CUDA device code lacks for scalars; there
-# math.trunc and math.floor return floats. Each formula is re-created over a namespace with those two names
-# rebound (as ad/ops/elementwise.on_tensors rebinds them to ad ops), so the source of each derivative stays
-# pointwise.py's. The simulator runs Python, where numpy's versions are the right ones (they keep inf/NaN).
-
-
-@register_jitable
-def _device_trunc(v):
-    return math.trunc(v)
-
-
-@register_jitable
-def _device_floor(v):
-    return math.floor(v)
-
-
-def _device_formulas():
-    names = dict(vars(pointwise))
-    if not config.ENABLE_CUDASIM:
-        names["trunc"] = _device_trunc
-        names["floor"] = _device_floor
-    for name, fn in vars(pointwise).items():
-        if isinstance(fn, types.FunctionType) and fn.__module__ == pointwise.__name__:
-            names[name] = register_jitable(types.FunctionType(fn.__code__, names, fn.__name__, fn.__defaults__))
-    return names
-
-
-DEVICE_FORMULAS = _device_formulas()
-unary_partial = DEVICE_FORMULAS["unary_partial"]
-binary_partial_x = DEVICE_FORMULAS["binary_partial_x"]
-binary_partial_y = DEVICE_FORMULAS["binary_partial_y"]
 # the CPU sweep's helpers, compiled for the device too (one source)
 needed_reads = register_jitable(needed_reads_py)
 strided_offset_d = register_jitable(strided_offset.py_func)
@@ -538,17 +506,18 @@ def _big_begin(rows, aux, live, visited, freed, modified, saves, r, state):
     state[ACTIVE] = 1
 
 
-def _big_clear(rows, aux, cot, big_off, big_n, r, state):
-    """Clear the big regions that big row ``r`` writes first (before any thread adds into them)."""
+def _big_clear(rows, aux, cot, big_off, big_n, r, state, which):
+    """Clear the big regions that big row ``r`` writes first (before any thread adds into them); ``which``:
+    bits CLEAR_X, CLEAR_Y, CLEAR_B of the operands whose first write adds."""
     if state[ACTIVE] == 0:
         return
     tid = cuda.grid(1)
     nthr = cuda.gridsize(1)
-    if state[X_NEW] != 0:
+    if state[X_NEW] != 0 and (which & CLEAR_X) != 0:
         _clear_big(cot, big_off, big_n, rows[r, 2], tid, nthr)
-    if state[Y_NEW] != 0 and rows[r, 3] != rows[r, 2]:
+    if state[Y_NEW] != 0 and (which & CLEAR_Y) != 0 and rows[r, 3] != rows[r, 2]:
         _clear_big(cot, big_off, big_n, rows[r, 3], tid, nthr)
-    if state[B_NEW] != 0:
+    if state[B_NEW] != 0 and (which & CLEAR_B) != 0:
         _clear_big(cot, big_off, big_n, _bias_of(rows, aux, r), tid, nthr)
 
 
@@ -583,35 +552,7 @@ def _big_end(rows, aux, live, r, state):
     state[ACTIVE] = 0
 
 
-def _tiled_matmul(P, Q, R, A, a0, a_sp, a_sr, B, b0, b_sr, b_sq, C, c0, c_sp, c_sq, a_bs, b_bs, c_bs, state):
-    """``C[p, q] += sum_r A[p, r] * B[r, q]`` for the big matmul and linear rows, ``(TILE, TILE)`` blocks with
-    shared-memory tiles; element ``(i, j)`` of each matrix at ``offset + i * stride_i + j * stride_j`` (the
-    strides express the transposes), one batch per ``blockIdx.z`` (batch strides ``*_bs``)."""
-    if state[ACTIVE] == 0:
-        return
-    tile_a = cuda.shared.array((TILE, TILE), float64)
-    tile_b = cuda.shared.array((TILE, TILE), float64)
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    q = cuda.blockIdx.x * TILE + tx
-    p = cuda.blockIdx.y * TILE + ty
-    z = cuda.blockIdx.z
-    a_base = a0 + z * a_bs
-    b_base = b0 + z * b_bs
-    acc = 0.0
-    for r0 in range(0, R, TILE):
-        tile_a[ty, tx] = A[a_base + p * a_sp + (r0 + tx) * a_sr] if p < P and r0 + tx < R else 0.0
-        tile_b[ty, tx] = B[b_base + (r0 + ty) * b_sr + q * b_sq] if r0 + ty < R and q < Q else 0.0
-        cuda.syncthreads()
-        for k in range(TILE):
-            acc += tile_a[ty, k] * tile_b[k, tx]
-        cuda.syncthreads()
-    if p < P and q < Q:
-        C[c0 + z * c_bs + p * c_sp + q * c_sq] += acc
-
-
 sweep_block_kernel = cuda.jit(_sweep_block)
-tiled_matmul_kernel = cuda.jit(_tiled_matmul)
 big_begin_kernel = cuda.jit(_big_begin)
 big_clear_kernel = cuda.jit(_big_clear)
 big_body_kernel = cuda.jit(_big_body)
@@ -641,10 +582,9 @@ _ARRAYS = "i[,] f[,] i[] F[] F[] u[] u[] u[] u[] u[]"  # rows .. saves, as rever
 PTX_KERNELS = [
     (_sweep_block, _signatures(_ARRAYS + " i i i[] i[] i[] f[] i[]")),
     (_big_begin, _signatures("i[,] i[] u[] u[] u[] u[] u[] i i[]")),
-    (_big_clear, _signatures("i[,] i[] F[] i[] i[] i i[]")),
+    (_big_clear, _signatures("i[,] i[] F[] i[] i[] i i[] i")),
     (_big_body, _signatures("i i i[,] f[,] i[] F[] F[] i[] f[] i[]")),
     (_big_end, _signatures("i[,] i[] u[] i i[]")),
-    (_tiled_matmul, _signatures("i i i F[] i i i F[] i i i F[] i i i i i i i[]")),
 ]
 
 
@@ -681,35 +621,33 @@ def row_work(rows, aux, start, stop):
     return work
 
 
-def _products(phase, row, aux, vals, cot, state):
-    """Phase 0 (gx) or 1 (gy) of a big matmul or linear row ``row`` (host copy) as tiled products: the matrices
-    of ``cpu._matmul_backward`` / ``_linear_backward`` as (offset, row stride, column stride) in the arenas."""
+def _product(phase, row, aux, vals, cot, flags):
+    """Phase 0 (gx) or 1 (gy) of big matmul or linear row ``row`` (host copy) through ``kernels.cuda.matmul``
+    (cuBLAS when CuPy is there) on views of the arenas: ``cpu._matmul_backward`` / ``_linear_backward``.
+    ``flags``: the host copy of ``state``; an operand's first cotangent is stored, not added."""
     op, o, x, y, _, a = (int(v) for v in row[:6])
     if (op & (K.XRG if phase == 0 else K.YRG)) == 0:
         return
+    first = flags[X_NEW] != 0 if phase == 0 else flags[Y_NEW] != 0 and not (y == x and flags[X_NEW] != 0)
     if op & K.CODE_MASK == K.MATMUL:
         B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
-        gbs = M * N
-    else:
-        B, xbs, ybs, gbs = 1, 0, 0, 0
+        bx = B if xbs != 0 else 1  # 1: x broadcast over the batch (its gradient sums the batches)
+        by = B if ybs != 0 else 1
+        g = cot[o : o + B * M * N].reshape(B, M, N)
+        if phase == 0:
+            gx = cot[x : x + bx * M * K_].reshape(bx, M, K_)
+            matmul(g, vals[y : y + by * K_ * N].reshape(by, K_, N), gx, transpose_y=True, accumulate=not first)
+        else:
+            gy = cot[y : y + by * K_ * N].reshape(by, K_, N)
+            matmul(vals[x : x + bx * M * K_].reshape(bx, M, K_), g, gy, transpose_x=True, accumulate=not first)
+    else:  # out (M, N) = x (M, K) @ y.T, y (N, K)
         M, K_, N = (int(v) for v in aux[a : a + 3])
-    if phase == 0:  # gx (M, K) += g (M, N) @ y.T: y (K, N) for matmul, (N, K) for linear
-        y_r, y_q = (1, N) if op & K.CODE_MASK == K.MATMUL else (K_, 1)
-        spec = (M, K_, N, cot, o, N, 1, vals, y, y_r, y_q, cot, x, K_, 1, gbs, ybs, xbs)
-    elif op & K.CODE_MASK == K.MATMUL:  # gy (K, N) += x.T @ g
-        spec = (K_, N, M, vals, x, 1, K_, cot, o, N, 1, cot, y, N, 1, xbs, gbs, ybs)
-    else:  # linear: gy (N, K) += g.T @ x
-        spec = (N, K_, M, cot, o, 1, N, vals, x, K_, 1, cot, y, K_, 1, 0, 0, 0)
-    P, Q = spec[0], spec[1]
-    grid = (-(-Q // TILE), -(-P // TILE))
-    if spec[-1] == 0 and B > 1:  # the gradient of a broadcast operand sums over the batches: one at a time
-        for b in range(B):
-            offsets = spec[4] + b * spec[15], spec[8] + b * spec[16]
-            tiled_matmul_kernel[grid, (TILE, TILE)](
-                *spec[:4], offsets[0], *spec[5:8], offsets[1], *spec[9:15], 0, 0, 0, state
-            )
-    else:
-        tiled_matmul_kernel[(*grid, B), (TILE, TILE)](*spec, state)
+        g = cot[o : o + M * N].reshape(M, N)
+        if phase == 0:
+            matmul(g, vals[y : y + N * K_].reshape(N, K_), cot[x : x + M * K_].reshape(M, K_), accumulate=not first)
+        else:
+            gy = cot[y : y + N * K_].reshape(N, K_)
+            matmul(g, vals[x : x + M * K_].reshape(M, K_), gy, transpose_x=True, accumulate=not first)
 
 
 def _on_host(arr):
@@ -789,11 +727,18 @@ def reverse_sweep(
         blocks = max(1, min(MAX_GRID_BLOCKS, -(-int(work[big - stop]) // grid_threads)))
         code = int(codes[big - stop])
         big_begin_kernel[1, 1](rows, aux, live, visited, freed, modified, saves, big, state)
-        if has_big_regions and not _elementwise(code):  # (elementwise rows store their first write)
-            big_clear_kernel[blocks, grid_threads](rows, aux, cot, big_off, big_n, big, state)
+        products = code == K.MATMUL or code == K.LINEAR or code == K.LINEAR_BIAS
+        if products:  # launched from the host (cuBLAS): the host must know whether the row runs
+            flags = state.copy_to_host()
+            if flags[ACTIVE] == 0:
+                r = big - 1
+                continue
+        if has_big_regions and not _elementwise(code):  # (elementwise rows and products store first writes)
+            which = CLEAR_B if products else CLEAR_X | CLEAR_Y | CLEAR_B
+            big_clear_kernel[blocks, grid_threads](rows, aux, cot, big_off, big_n, big, state, which)
         for phase in range(_phases(code)):
-            if code in (K.MATMUL, K.LINEAR, K.LINEAR_BIAS) and phase < 2:
-                _products(phase, rows_h[big], aux_h, vals, cot, state)
+            if products and phase < 2:
+                _product(phase, rows_h[big], aux_h, vals, cot, flags)
             else:
                 big_body_kernel[blocks, grid_threads](phase, big, rows, attrs, aux, vals, cot, state, gstat, gcount)
         big_end_kernel[1, 1](rows, aux, live, big, state)

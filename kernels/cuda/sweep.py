@@ -16,8 +16,10 @@ How the rows are swept (``reverse_sweep``, the host driver, walks rows ``start``
 - a row of at least ``big_threshold`` work items (``row_work``) ends the run and gets full-grid launches:
   ``big_begin_kernel`` (one thread: the control checks, result in ``state``), ``big_clear_kernel`` (only
   when the tape has big regions), ``big_body_kernel`` once per phase, ``big_end_kernel`` (one thread: live
-  flags and ``lowest``). Nothing returns to the host until the end, where one copy of ``state`` gives the
-  result.
+  flags and ``lowest``). Elementwise rows store an operand's first cotangent instead of clearing and adding.
+  Big matmul and linear rows call ``kernels/cuda/matmul.py`` (cuBLAS through CuPy on a GPU) from the host,
+  which therefore reads ``state`` once to know whether the row runs; otherwise nothing returns to the host
+  until the end, where one copy of ``state`` gives the result.
 
 ``state`` (int64, device): ``[lowest, error, active, x_new, y_new, b_new, status0, status1, status2]``: the
 sweep's ``lowest``, whether a saved-value check failed (then ``status*`` hold the CPU's ``status``), and the
@@ -26,7 +28,7 @@ big row in flight (whether it runs, and which operands receive their first cotan
 The body of each row (``_row_body``) is written once and called with ``(tid, nthreads)`` = (thread, block
 size) by the block kernel and (global thread, grid size) by the big-row kernel. Rows whose body has parts
 that must not overlap run in phases (``_phases``): matmul and linear write ``gx`` then ``gy`` (``x`` and
-``y`` may be one tensor) then the bias; group reductions (prod, amax, amin) first have one thread per group
+``y`` may be one tensor; in-block loops for small rows) then the bias; group reductions (prod, amax, amin) first have one thread per group
 (its "leader", the member whose reduced coordinates are 0) count its zeros or maxima into ``gcount`` and
 multiply its non-zero members into ``gstat``, then give each member its share. Adjoints of gathers
 (broadcasts, integer indexing) add with ``cuda.atomic.add``: several elements may share a target.

@@ -17,9 +17,9 @@ How the rows are swept (``reverse_sweep``, the host driver, walks rows ``start``
   ``big_begin_kernel`` (one thread: the control checks, result in ``state``), ``big_clear_kernel`` (only
   when the tape has big regions), ``big_body_kernel`` once per phase, ``big_end_kernel`` (one thread: live
   flags and ``lowest``). Elementwise rows store an operand's first cotangent instead of clearing and adding.
-  Big matmul and linear rows call ``kernels/cuda/matmul.py`` (cuBLAS through CuPy on a GPU) from the host,
-  which therefore reads ``state`` once to know whether the row runs; otherwise nothing returns to the host
-  until the end, where one copy of ``state`` gives the result.
+  Big matmul, linear, log_softmax and cross-entropy rows call ``kernels/cuda``'s host functions (cuBLAS
+  through CuPy on a GPU, one block per line), so the host reads ``state`` once to know whether the row
+  runs; otherwise nothing returns to the host until the end, where one copy of ``state`` gives the result.
 
 ``state`` (int64, device): ``[lowest, error, active, x_new, y_new, b_new, status0, status1, status2]``: the
 sweep's ``lowest``, whether a saved-value check failed (then ``status*`` hold the CPU's ``status``), and the
@@ -28,13 +28,13 @@ big row in flight (whether it runs, and which operands receive their first cotan
 The body of each row (``_row_body``) is written once and called with ``(tid, nthreads)`` = (thread, block
 size) by the block kernel and (global thread, grid size) by the big-row kernel. Rows whose body has parts
 that must not overlap run in phases (``_phases``): matmul and linear write ``gx`` then ``gy`` (``x`` and
-``y`` may be one tensor; in-block loops for small rows) then the bias; group reductions (prod, amax, amin) first have one thread per group
-(its "leader", the member whose reduced coordinates are 0) count its zeros or maxima into ``gcount`` and
-multiply its non-zero members into ``gstat``, then give each member its share. Adjoints of gathers
-(broadcasts, integer indexing) add with ``cuda.atomic.add``: several elements may share a target.
+``y`` may be one tensor; loops in the block for small rows) then the bias; group reductions (prod, amax,
+amin) first have one thread per group (its "leader", the member whose reduced coordinates are 0) count its
+zeros or maxima into ``gcount`` and multiply its non-zero members into ``gstat``, then give each member its
+share. Adjoints of gathers (broadcasts, integer indexing) add with ``cuda.atomic.add``: several elements may
+share a target.
 
-Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them; the
-products of big matmul and linear rows are ``kernels/cuda/matmul.py``'s (cuBLAS through CuPy on a GPU).
+Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them.
 """
 
 import math
@@ -47,6 +47,7 @@ from .. import opcodes as K
 from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py, strided_offset
 from .device import binary_partial_x, binary_partial_y, unary_partial  # pointwise.py's formulas
 from .matmul import matmul
+from .softmax import cross_entropy_backward, log_softmax_backward
 
 # A row with at least this many work items (elements, or products for matmul) gets its own full-grid launch.
 BIG_THRESHOLD = 16384
@@ -623,15 +624,28 @@ def row_work(rows, aux, start, stop):
     return work
 
 
-def _product(phase, row, aux, vals, cot, flags):
-    """Phase 0 (gx) or 1 (gy) of big matmul or linear row ``row`` (host copy) through ``kernels.cuda.matmul``
-    (cuBLAS when CuPy is there) on views of the arenas: ``cpu._matmul_backward`` / ``_linear_backward``.
+LIBRARY_ROWS = (K.MATMUL, K.LINEAR, K.LINEAR_BIAS, K.LOG_SOFTMAX, K.CROSS_ENTROPY)
+
+
+def _library_row(phase, row, aux, aux_d, vals, cot, flags):
+    """Phase ``phase`` of big row ``row`` (host copy; a code of ``LIBRARY_ROWS``) through the host functions of
+    ``kernels/cuda`` on views of the arenas: matmul and linear (phase 0: gx, 1: gy; cuBLAS when CuPy is there),
+    log_softmax and cross entropy (one block per line). ``aux``/``aux_d``: on the host and the device.
     ``flags``: the host copy of ``state``; an operand's first cotangent is stored, not added."""
-    op, o, x, y, _, a = (int(v) for v in row[:6])
+    op, o, x, y, n, a = (int(v) for v in row[:6])
+    code = op & K.CODE_MASK
     if (op & (K.XRG if phase == 0 else K.YRG)) == 0:
         return
     first = flags[X_NEW] != 0 if phase == 0 else flags[Y_NEW] != 0 and not (y == x and flags[X_NEW] != 0)
-    if op & K.CODE_MASK == K.MATMUL:
+    if code == K.LOG_SOFTMAX:
+        shape = tuple(int(v) for v in aux[a : a + 3])  # (outer, size, inner): the dim is the middle one
+        out, g, gx = (arena[off : off + n].reshape(shape) for arena, off in ((vals, o), (cot, o), (cot, x)))
+        log_softmax_backward(out, g, gx, 1, accumulate=not first)
+    elif code == K.CROSS_ENTROPY:
+        M, C = int(aux[a]), int(aux[a + 1])
+        logits, gx = vals[x : x + M * C].reshape(M, C), cot[x : x + M * C].reshape(M, C)
+        cross_entropy_backward(logits, aux_d[a + 2 : a + 2 + M], cot[o : o + 1], gx, accumulate=not first)
+    elif code == K.MATMUL:
         B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
         bx = B if xbs != 0 else 1  # 1: x broadcast over the batch (its gradient sums the batches)
         by = B if ybs != 0 else 1
@@ -729,18 +743,18 @@ def reverse_sweep(
         blocks = max(1, min(MAX_GRID_BLOCKS, -(-int(work[big - stop]) // grid_threads)))
         code = int(codes[big - stop])
         big_begin_kernel[1, 1](rows, aux, live, visited, freed, modified, saves, big, state)
-        products = code == K.MATMUL or code == K.LINEAR or code == K.LINEAR_BIAS
-        if products:  # launched from the host (cuBLAS): the host must know whether the row runs
+        library = code in LIBRARY_ROWS
+        if library:  # launched from the host (cuBLAS, block-per-line kernels): it must know whether the row runs
             flags = state.copy_to_host()
             if flags[ACTIVE] == 0:
                 r = big - 1
                 continue
-        if has_big_regions and not _elementwise(code):  # (elementwise rows and products store first writes)
-            which = CLEAR_B if products else CLEAR_X | CLEAR_Y | CLEAR_B
+        if has_big_regions and not _elementwise(code):  # (elementwise and library rows store first writes)
+            which = CLEAR_B if library else CLEAR_X | CLEAR_Y | CLEAR_B
             big_clear_kernel[blocks, grid_threads](rows, aux, cot, big_off, big_n, big, state, which)
         for phase in range(_phases(code)):
-            if products and phase < 2:
-                _product(phase, rows_h[big], aux_h, vals, cot, flags)
+            if library and phase < 2:
+                _library_row(phase, rows_h[big], aux_h, aux, vals, cot, flags)
             else:
                 big_body_kernel[blocks, grid_threads](phase, big, rows, attrs, aux, vals, cot, state, gstat, gcount)
         big_end_kernel[1, 1](rows, aux, live, big, state)

@@ -4,13 +4,9 @@ Each case records a small graph on the CPU, takes the tape's arrays and seeds th
 (``engine._TapeSweep``), runs ``kernels.cpu.reverse_sweep`` and the CUDA ``reverse_sweep`` on copies and
 compares everything they write: the cotangent arena, the live and visited flags, the returned ``lowest`` and
 the status. Under the simulator (NUMBA_ENABLE_CUDASIM=1, tests/conftest.py) with blocks of a few threads,
-so that every thread strides over several elements; unchanged on a real GPU.
+so that every thread strides over several elements; unchanged on a real GPU. (tests/cuda/test_ptx.py compiles
+the sweep's kernels for sm_90 with the others: ``kernels.cuda.MODULES``.)
 """
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +23,6 @@ sweep = pytest.importorskip("kernels.cuda.sweep")
 
 THREADS = 8  # per block, in the simulator every thread is a Python thread
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _leaf(rng, shape, lo=0.2, hi=0.8, dtype=np.float64):
@@ -281,35 +276,3 @@ def test_freed_and_modified_rows_stop_with_the_cpu_status(big_threshold):
     modified = dict(inp, modified=inp["modified"].copy())
     modified["modified"][mid._off] = 1  # exp saves its result
     assert check_same(modified, big_threshold, status_on_device=True)[0] == -1
-
-
-PTX_SCRIPT = """
-import numba.cuda.dispatcher as dispatcher
-from numba import cuda
-from kernels.cuda import sweep
-
-class Hopper:  # device functions are compiled for the current device's cc: stand in for a GPU
-    compute_capability = (9, 0)
-
-dispatcher.get_current_device = lambda: Hopper()
-count = 0
-for fn, sigs in sweep.PTX_KERNELS:
-    for sig in sigs:
-        cuda.compile_ptx(fn, sig, cc=(9, 0))
-        count += 1
-print(count)
-"""
-
-
-@pytest.mark.skipif(
-    os.environ.get("AD_CHECK_PTX") != "1",
-    reason="about a minute of NVVM: CI compiles every kernel module with `python -m kernels.cuda --ptx sm_90`; "
-    "AD_CHECK_PTX=1 runs this check of the sweep's kernels alone",
-)
-def test_kernels_compile_to_ptx_for_sm90():
-    """The simulator runs Python a GPU compile may reject: compile every kernel of PTX_KERNELS for sm_90."""
-    pytest.importorskip("cuda.bindings")
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", PTX_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert int(proc.stdout.split()[-1]) == sum(len(s) for _, s in sweep.PTX_KERNELS)

@@ -33,6 +33,7 @@ echo "== CUDA tests on the device =="
 "$PY" -m pytest tests/cuda -x -q -p no:cacheprovider || status=1
 
 echo "== CUDA benchmarks =="
+"$PY" -m kernels.cuda.bench || status=1
 if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
     "$PY" -m benchmarks.compare --device cuda --quick || status=1
 else

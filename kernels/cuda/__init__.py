@@ -20,6 +20,19 @@ take for shapes and strides):
 - ``matmul``: batched matmul and linear (cuBLAS through CuPy on a GPU, tiled shared-memory kernel otherwise).
 - ``softmax``: log_softmax forward / backward over a dim, cross_entropy with class targets.
 
+Host functions (each documents its arrays' shapes and dtypes):
+
+- elementwise: ``unary_forward``, ``binary_forward``, ``unary_backward``, ``binary_backward``, ``unary_jvp``,
+  ``binary_jvp``, ``compare``, ``where``, ``fill``, ``cast``, ``copy``;
+- reduce: ``reduce`` (sum, mean, prod, amax, amin), ``reduce_backward``;
+- strided: ``gather_strided``, ``scatter_add_strided``, ``gather_map``, ``scatter_add_map``;
+- matmul: ``matmul``, ``matmul_backward``, ``linear``, ``linear_backward``;
+- softmax: ``log_softmax_forward``, ``log_softmax_backward``, ``cross_entropy_forward``,
+  ``cross_entropy_backward``.
+
+Device functions for other kernels (the device sweep): ``device.py`` (``unary_value``, ``unary_partial``,
+``binary_partial_x`` ..., ``aux_view_offset``). ``python -m kernels.cuda.bench`` measures them on a GPU.
+
 ``MODULES`` lists the modules whose ``PTX_KERNELS`` (``[(python_function, [signature, ...]), ...]``)
 ``python -m kernels.cuda --ptx sm_90`` compiles.
 """

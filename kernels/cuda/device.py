@@ -61,13 +61,39 @@ def broadcast_offset(i, meta, k):
 
 
 @cuda.jit(device=True)
-def view_offset(i, meta):
-    """``base + sum_d i_d * stride_d`` of flat index ``i`` (the strided-view meta of launch.py)."""
+def aux_view_offset(i, aux, a):
+    """``base + sum_d i_d * stride_d`` of flat index ``i`` for the view ``aux[a:] = [ndim, base, shape, strides]``
+    (a GATHER_STRIDED / SCATTER_STRIDED row's aux entries, as ``kernels/cpu.py``'s ``strided_offset``)."""
+    ndim = aux[a]
+    off = aux[a + 1]
+    rem = i
+    for d in range(ndim - 1, -1, -1):
+        extent = aux[a + 2 + d]
+        off += (rem % extent) * aux[a + 2 + ndim + d]
+        rem //= extent
+    return off
+
+
+@cuda.jit(device=True)
+def broadcast_offsets2(i, meta):
+    """``(broadcast_offset(i, meta, 0), broadcast_offset(i, meta, 1))`` from one decomposition of ``i``."""
     ndim = meta[0]
-    off = meta[1]
+    s0 = 2 + ndim
+    s1 = 2 + 2 * ndim
+    off0 = 0
+    off1 = 0
     rem = i
     for d in range(ndim - 1, -1, -1):
         extent = meta[2 + d]
-        off += (rem % extent) * meta[2 + ndim + d]
-        rem //= extent
-    return off
+        q = rem // extent
+        r = rem - q * extent
+        off0 += r * meta[s0 + d]
+        off1 += r * meta[s1 + d]
+        rem = q
+    return off0, off1
+
+
+@cuda.jit(device=True)
+def view_offset(i, meta):
+    """``aux_view_offset`` of a meta array holding one view (the strided-view meta of launch.py)."""
+    return aux_view_offset(i, meta, 0)

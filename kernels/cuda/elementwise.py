@@ -11,10 +11,19 @@ from numba import cuda
 
 from .. import opcodes as K
 from . import launch as L
-from .device import binary_partial_x, binary_partial_y, binary_value, broadcast_offset, unary_partial, unary_value
+from .device import (
+    binary_partial_x,
+    binary_partial_y,
+    binary_value,
+    broadcast_offset,
+    broadcast_offsets2,
+    unary_partial,
+    unary_value,
+)
 
 # comparison codes of ``compare`` (torch's names)
-COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
+COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5, "logical_and": 6, "logical_or": 7}
+COMPARISONS.update(equal=0, not_equal=1, less=2, less_equal=3, greater=4, greater_equal=5)  # numpy's names
 
 
 def unary_forward_kernel(code, x, out, a0, a1):
@@ -32,7 +41,8 @@ def binary_forward_kernel(code, x, y, out):
 def binary_forward_broadcast_kernel(code, x, y, out, meta):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.shape[0], step):
-        out[i] = binary_value(code, x[broadcast_offset(i, meta, 0)], y[broadcast_offset(i, meta, 1)])
+        xo, yo = broadcast_offsets2(i, meta)
+        out[i] = binary_value(code, x[xo], y[yo])
 
 
 def unary_backward_kernel(code, x, out, g, gx, a0, a1, accumulate):
@@ -64,8 +74,7 @@ def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
 
 def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
     for i in range(cuda.grid(1), res.shape[0], cuda.gridsize(1)):
-        xo = broadcast_offset(i, meta, 0)
-        yo = broadcast_offset(i, meta, 1)
+        xo, yo = broadcast_offsets2(i, meta)
         acc = 0.0
         if has_tx:
             acc += tx[xo] * binary_partial_x(code, x[xo], y[yo], out[i])
@@ -77,8 +86,9 @@ def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
 def compare_kernel(cmp, x, y, out, meta):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.shape[0], step):
-        a = x[broadcast_offset(i, meta, 0)]
-        b = y[broadcast_offset(i, meta, 1)]
+        xo, yo = broadcast_offsets2(i, meta)
+        a = x[xo]
+        b = y[yo]
         if cmp == 0:
             r = a == b
         elif cmp == 1:
@@ -89,8 +99,12 @@ def compare_kernel(cmp, x, y, out, meta):
             r = a <= b
         elif cmp == 4:
             r = a > b
-        else:
+        elif cmp == 5:
             r = a >= b
+        elif cmp == 6:
+            r = a != 0.0 and b != 0.0
+        else:
+            r = a != 0.0 or b != 0.0
         out[i] = r
 
 
@@ -291,7 +305,8 @@ def binary_jvp(code, x, y, out, tx, ty, res):
 
 
 def compare(op, x, y, out):
-    """``out = x <op> y`` (bool), ``op`` one of torch's ``eq ne lt le gt ge``, numpy broadcasting.
+    """``out = x <op> y`` (bool), ``op`` one of torch's ``eq ne lt le gt ge logical_and logical_or`` (or numpy's
+    names), numpy broadcasting.
 
     Args: ``x``, ``y``: C-contiguous float device arrays of one dtype; ``out``: a bool device array of the
     broadcast shape.
@@ -341,3 +356,8 @@ def cast(x, out):
         raise TypeError(f"cast writes float32 or float64, got {out.dtype}")
     L.check_size("x", x, out.size)
     _cast[L.flat_grid(out.size)](x, out)
+
+
+def copy(x, out):
+    """``out[...] = x`` for C-contiguous device arrays of one size (a copy of a view: ``strided.gather_strided``)."""
+    cast(x, out)

@@ -15,10 +15,16 @@ group's result goes to ``dst[sum_d j_d * kdst[d]]``. A member's value (``mode``)
   ``a`` walks the output, ``c`` the operand being differentiated, ``b`` the other one).
 
 A block reduces one group (or one chunk of one): its threads stride over the members, then combine their
-partials in shared memory (float64, whatever the dtype) in a tree. A group with few elements ... one
-element needs no block: with ``nred == 1`` each thread finishes one group. When there are fewer groups than
-the GPU has multiprocessors and many members, the members are split in ``nchunks`` chunks: a first launch
-writes each chunk's partial, a second reduces the partials (two passes, no atomics, deterministic).
+partials in shared memory (float64, whatever the dtype) in a tree. A group of one member needs no block: with
+``nred == 1`` each thread finishes one group. When there are fewer groups than the GPU has multiprocessors and
+many members, the members are split in ``nchunks`` chunks: a first launch writes each chunk's partial, a second
+reduces the partials (two passes, no atomics, deterministic).
+
+Known cost: a block reads its group's members at the group's stride, so reducing over a leading dim (column
+sums of a row-major matrix) reads uncoalesced; fine for bias gradients, a transposed layout would be faster.
+
+``reduce_backward`` is the adjoint of the reductions (one elementwise pass, after group statistics for amax,
+amin and prod).
 """
 
 import math
@@ -33,6 +39,9 @@ PLAIN, DX, DY = 0, 1, 2
 SUM, PROD, MAX, MIN = 0, 1, 2, 3
 OPS = {"sum": SUM, "mean": SUM, "prod": PROD, "amax": MAX, "amin": MIN}
 BLOCK = L.BLOCK
+COLUMNS = 8 if L.SIMULATOR else 32  # group_reduce_columns_kernel: groups per block ...
+ROWS = 4 if L.SIMULATOR else 8  # ... and lanes over each group's members
+COLUMN_MIN_GROUPS = 2 if L.SIMULATOR else 2048  # fewer groups than this keep a block each
 MIN_BLOCKS = 264  # below this many groups a big reduction is split in chunks (two blocks per SM of an H200)
 
 
@@ -153,6 +162,43 @@ def group_reduce_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, nch
         cuda.syncthreads()  # the shared array is reused by the block's next group
 
 
+def group_reduce_columns_kernel(mode, op, code, x, y, g, out, meta, dst, nout, nred, nchunks, scale, accumulate):
+    """``group_reduce_kernel`` for groups whose neighbours lie at neighbouring addresses (reductions over
+    leading dims, bias gradients): a block takes COLUMNS consecutive groups (threadIdx.x) and ROWS lanes over
+    their members (threadIdx.y), so that the block's reads of one member row are coalesced. Chunks as
+    ``group_reduce_kernel``'s."""
+    partial = cuda.shared.array((ROWS, COLUMNS), float64)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    ntiles = (nout + COLUMNS - 1) // COLUMNS
+    chunk = (nred + nchunks - 1) // nchunks
+    for p in range(cuda.blockIdx.x, ntiles * nchunks, cuda.gridDim.x):
+        tile = p // nchunks
+        c = p - tile * nchunks
+        j = tile * COLUMNS + tx
+        acc = _identity(op)
+        if j < nout:
+            ka = _kept_offset(j, meta, 0)
+            kb = _kept_offset(j, meta, 1)
+            kc = _kept_offset(j, meta, 2)
+            for r in range(c * chunk + ty, min(nred, (c + 1) * chunk), ROWS):
+                acc = _combine(op, acc, _member(mode, code, x, y, g, out, meta, ka, kb, kc, r))
+        partial[ty, tx] = acc
+        cuda.syncthreads()
+        s = ROWS // 2
+        while s > 0:
+            if ty < s:
+                partial[ty, tx] = _combine(op, partial[ty, tx], partial[ty + s, tx])
+            cuda.syncthreads()
+            s //= 2
+        if ty == 0 and j < nout:
+            if nchunks == 1:
+                _store(dst, _kept_offset(j, meta, 3), partial[0, tx], scale, accumulate)
+            else:
+                dst[j * nchunks + c] = partial[0, tx]
+        cuda.syncthreads()
+
+
 def reduce_backward_kernel(op, x, out, g, count, nonzero, gx, meta, scale, accumulate):
     """``gx[i] (+)= g[j] * d out[j] / d x[i]`` for x element ``i`` of group ``j`` (the broadcast meta's operand 0):
     sum: ``scale``; amax / amin: ``1 / count[j]`` where ``x[i] == out[j]`` (ties share, as torch); prod:
@@ -187,6 +233,14 @@ PTX_KERNELS = [
         ],
     ),
     (
+        group_reduce_columns_kernel,
+        [
+            f"void(int64, int64, int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], {t}[::1], int64, int64, "
+            "int64, float64, boolean)"
+            for t in ("float32", "float64")
+        ],
+    ),
+    (
         reduce_backward_kernel,
         [
             f"void(int64, {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], float64, boolean)"
@@ -196,6 +250,7 @@ PTX_KERNELS = [
 ]
 
 _group_reduce = cuda.jit(group_reduce_kernel)
+_group_reduce_columns = cuda.jit(group_reduce_columns_kernel)
 _reduce_backward = cuda.jit(reduce_backward_kernel)
 
 
@@ -234,12 +289,13 @@ def group_meta(kshape, kstrides, rshape, rstrides):
     return L.to_meta(meta)
 
 
-def _chunks(nout, nred, chunks):
+def _chunks(nwork, nred, chunks):
+    """How many chunks to split each group's ``nred`` members in, for ``nwork`` blocks of work otherwise."""
     if chunks is not None:
         return max(1, min(int(chunks), nred))
-    if L.SIMULATOR or nout >= MIN_BLOCKS or nred <= 8 * BLOCK:
+    if L.SIMULATOR or nwork >= MIN_BLOCKS or nred <= 8 * BLOCK:
         return 1
-    return max(1, min(math.ceil(nred / (4 * BLOCK)), MIN_BLOCKS // nout))
+    return max(1, min(math.ceil(nred / (4 * BLOCK)), MIN_BLOCKS // nwork))
 
 
 def run_groups(
@@ -251,29 +307,34 @@ def run_groups(
     nred = int(np.prod(rshape, dtype=np.int64))
     if nout == 0:
         return
-    nchunks = _chunks(nout, nred, chunks)
+    meta = group_meta(kshape, kstrides, rshape, rstrides)
     if nred == 1:
-        meta = group_meta(kshape, kstrides, rshape, rstrides)
         _group_reduce[L.flat_grid(nout)](mode, op, code, *arrays, meta, dst, nout, 1, 1, float(scale), bool(accumulate))
         return
-    threads = L.pow2_at_least(math.ceil(nred / nchunks), 16 if L.SIMULATOR else BLOCK)
-    blocks = max(1, min(nout * nchunks, L.MAX_BLOCKS if not L.SIMULATOR else 4))
-    if nchunks == 1:
-        meta = group_meta(kshape, kstrides, rshape, rstrides)
-        _group_reduce[blocks, threads](
-            mode, op, code, *arrays, meta, dst, nout, nred, 1, float(scale), bool(accumulate)
+    merged = _merge(kshape, kstrides, rshape, rstrides)
+    columns = nout >= COLUMN_MIN_GROUPS and merged[1][0][-1] == 1 and 1 not in merged[3][0]
+    nwork = math.ceil(nout / COLUMNS) if columns else nout
+    nchunks = _chunks(nwork, nred, chunks)
+    target = cuda.device_array(nout * nchunks, dtype=dst.dtype) if nchunks > 1 else dst
+    blocks = max(1, min(nwork * nchunks, L.MAX_BLOCKS if not L.SIMULATOR else 4))
+    if columns:
+        _group_reduce_columns[blocks, (COLUMNS, ROWS)](
+            mode, op, code, *arrays, meta, target, nout, nred, nchunks, float(scale), bool(accumulate)
         )
+    else:
+        threads = L.pow2_at_least(math.ceil(nred / nchunks), 16 if L.SIMULATOR else BLOCK)
+        _group_reduce[blocks, threads](
+            mode, op, code, *arrays, meta, target, nout, nred, nchunks, float(scale), bool(accumulate)
+        )
+    if nchunks == 1:
         return
-    part = cuda.device_array(nout * nchunks, dtype=dst.dtype)
-    meta = group_meta(kshape, kstrides, rshape, rstrides)
-    _group_reduce[blocks, threads](mode, op, code, *arrays, meta, part, nout, nred, nchunks, 1.0, False)
-    # second pass: group j's partials are part[j * nchunks: (j + 1) * nchunks], stored to dst as before
+    # second pass: group j's partials are target[j * nchunks: (j + 1) * nchunks], stored to dst as before
     kpart = [s * nchunks for s in L.contiguous_strides(kshape)]
     zeros = [0] * len(kshape)
     meta2 = group_meta(kshape, [kpart, zeros, zeros, kstrides[3]], [nchunks], [[1], [0], [0]])
     threads2 = L.pow2_at_least(nchunks, 16 if L.SIMULATOR else BLOCK)
     _group_reduce[max(1, min(nout, L.MAX_BLOCKS)), threads2](
-        PLAIN, op, 0, part, part, part, part, meta2, dst, nout, nchunks, 1, float(scale), bool(accumulate)
+        PLAIN, op, 0, target, target, target, target, meta2, dst, nout, nchunks, 1, float(scale), bool(accumulate)
     )
 
 
@@ -392,12 +453,12 @@ def reduce_backward(op, x, out, g, gx, dims=None, accumulate=True):
         members = cuda.device_array(shape, dtype=x.dtype)
         count = cuda.device_array(kept, dtype=x.dtype)
         if op == "prod":
-            zero = cuda.device_array((), dtype=x.dtype)
+            zero = cuda.device_array(1, dtype=x.dtype)
             fill(zero, 0.0)
             compare("eq", x, zero, mask)  # the zeros of each group ...
             cast(mask, members)
             reduce("sum", members, count, rdims)  # ... counted
-            one = cuda.device_array((), dtype=x.dtype)
+            one = cuda.device_array(1, dtype=x.dtype)
             fill(one, 1.0)
             where(mask, one, x, members)  # and the product of the others
             nonzero = cuda.device_array(kept, dtype=x.dtype)

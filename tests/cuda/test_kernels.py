@@ -210,6 +210,9 @@ def test_binary_backward_one_operand_float32_overwrite():
     f32 = [dev(a, np.float32) for a in (x, y, x / y, g)]
     E.binary_backward(K.DIV, *f32, gy=gy, accumulate=False)
     close(host(gy), (-g * x / y**2).sum(1, keepdims=True), np.float32)
+    out = cuda.device_array((3, 4), np.float32)
+    E.binary_forward(K.DIV, f32[0], f32[1], out)
+    close(host(out), x.astype(np.float32) / y.astype(np.float32), np.float32)
 
 
 def test_binary_errors():
@@ -229,7 +232,8 @@ def test_compare_where_fill_cast(dtype):
     x = rng.integers(-2, 3, (2, 3)).astype(dtype)
     y = rng.integers(-2, 3, (3,)).astype(dtype)
     for op, ref in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
-                    ("gt", np.greater), ("ge", np.greater_equal)]:  # fmt: skip
+                    ("gt", np.greater), ("ge", np.greater_equal), ("logical_and", np.logical_and),
+                    ("logical_or", np.logical_or), ("less_equal", np.less_equal)]:  # fmt: skip
         out = cuda.device_array((2, 3), np.bool_)
         E.compare(op, dev(x, dtype), dev(y, dtype), out)
         np.testing.assert_array_equal(host(out), ref(x, y))
@@ -266,7 +270,7 @@ def test_reduce_over_dims(op, dims):
 @pytest.mark.parametrize("op", list(REDUCTIONS))
 def test_reduce_two_pass_and_float32(op):
     x = rng.uniform(0.5, 1.5, (3, 10))
-    for dims, chunks in [(None, 3), (1, 4)]:
+    for dims, chunks in [(None, 3), (1, 4), (0, 2)]:  # (block per group, block per group, coalesced columns)
         axis = tuple(range(2)) if dims is None else dims
         out = cuda.device_array(REDUCTIONS[op](x, axis=axis).size, np.float32)
         R.reduce(op, dev(x, np.float32), out, dims, chunks=chunks)
@@ -326,6 +330,18 @@ def test_gather_and_scatter_add_strided(base, shape, strides):
     close(host(got), want)
 
 
+def test_strided_float32():
+    buf = rng.normal(size=24).astype(np.float32)
+    out = cuda.device_array(12, np.float32)
+    ST.gather_strided(dev(buf, np.float32), out, 1, (3, 4), (7, 0))
+    close(host(out), np.repeat(buf[[1, 8, 15]], 4), np.float32)
+    got = dev(np.zeros(24), np.float32)
+    ST.scatter_add_strided(out, got, 1, (3, 4), (7, 0))
+    want = np.zeros(24)
+    want[[1, 8, 15]] = 4 * buf[[1, 8, 15]].astype(np.float64)
+    close(host(got), want, np.float32)
+
+
 def test_strided_view_out_of_bounds():
     with pytest.raises(ValueError, match="outside a buffer of 24"):
         ST.gather_strided(dev(np.zeros(24)), cuda.device_array(6), 20, (2, 3), (3, 1))
@@ -353,18 +369,20 @@ def test_matmul_batched_transposed_broadcast(dtype):
     B, M, Kd, N = 2, 3, 9, 5
     for bx, by, bo, tx, ty in [(B, B, B, False, False), (1, B, B, True, False), (B, 1, B, False, True),
                                (B, B, 1, True, True), (1, 1, 1, False, False)]:  # fmt: skip
-        x = rng.normal(size=(bx, Kd, M) if tx else (bx, M, Kd))
-        y = rng.normal(size=(by, N, Kd) if ty else (by, Kd, N))
+        # (inputs rounded to dtype first: what is left is the rounding of the K-term sums)
+        x = rng.normal(size=(bx, Kd, M) if tx else (bx, M, Kd)).astype(dtype).astype(np.float64)
+        y = rng.normal(size=(by, N, Kd) if ty else (by, Kd, N)).astype(dtype).astype(np.float64)
         prod = (x.swapaxes(1, 2) if tx else x) @ (y.swapaxes(1, 2) if ty else y)
         want = prod.sum(0, keepdims=True) if bo == 1 and prod.shape[0] > 1 else prod
         out0 = rng.normal(size=want.shape)
         out = dev(out0, dtype)
+        want = out0.astype(dtype) + want
         MM.matmul(dev(x, dtype), dev(y, dtype), out, tx, ty, accumulate=True, use_cublas=False)
-        close(host(out), out0 + want, dtype)
-        if MM.cupy_module() is not None:
+        np.testing.assert_allclose(host(out), want, rtol=TOL[dtype] * Kd, atol=TOL[dtype] * Kd)
+        if MM.cupy_module() is not None:  # on a GPU with CuPy: cuBLAS too
             out = dev(out0, dtype)
             MM.matmul(dev(x, dtype), dev(y, dtype), out, tx, ty, accumulate=True)
-            close(host(out), out0 + want, dtype)
+            np.testing.assert_allclose(host(out), want, rtol=TOL[dtype] * Kd, atol=TOL[dtype] * Kd)
 
 
 def test_linear_and_backward():
@@ -390,21 +408,28 @@ def test_linear_and_backward():
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the line of -inf
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_log_softmax(dim):
-    x = rng.normal(size=(2, 3, 4))
+    _check_log_softmax(dim, np.float64)
+
+
+def test_log_softmax_float32():
+    _check_log_softmax(1, np.float32)
+
+
+def _check_log_softmax(dim, dtype):
+    x = rng.normal(size=(2, 3, 4)).astype(dtype).astype(np.float64)
     x[0, 0, :] = -math.inf  # a line of -inf along the last dim
     m = np.max(x, axis=dim, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         want = (x - m) - np.log(np.sum(np.exp(x - m), axis=dim, keepdims=True))
-    out = cuda.device_array(x.shape)
-    S.log_softmax_forward(dev(x), out, dim)
-    close(host(out), want)
-    x = rng.normal(size=(2, 3, 4))
-    ls = scipy.special.log_softmax(x, axis=dim)
-    g = rng.normal(size=x.shape)
-    gx = dev(np.ones(x.shape))
-    S.log_softmax_backward(dev(ls), dev(g), gx, dim)
-    close(host(gx), 1 + g - np.exp(ls) * g.sum(axis=dim, keepdims=True))
+    out = cuda.device_array(x.shape, dtype)
+    S.log_softmax_forward(dev(x, dtype), out, dim)
+    close(host(out), want, dtype)
+    ls = scipy.special.log_softmax(rng.normal(size=(2, 3, 4)), axis=dim).astype(dtype).astype(np.float64)
+    g = rng.normal(size=x.shape).astype(dtype).astype(np.float64)
+    gx = dev(np.ones(x.shape), dtype)
+    S.log_softmax_backward(dev(ls, dtype), dev(g, dtype), gx, dim)
+    close(host(gx), 1 + g - np.exp(ls) * g.sum(axis=dim, keepdims=True), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -39,3 +39,12 @@ def test_every_kernel_compiles_to_ptx_for_sm90():
     found = re.search(r"(\d+) kernels compiled to PTX for sm_90", run.stdout)
     assert found, run.stdout
     assert int(found.group(1)) == expected
+
+
+def test_importing_the_package_imports_no_numba_cuda():
+    """``kernels.cuda`` (MODULES) can be read without numba.cuda; each kernel module imports it when used."""
+    code = "import sys, kernels.cuda; assert 'numba.cuda' not in sys.modules, 'numba.cuda imported'"
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=path),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr

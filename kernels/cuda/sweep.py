@@ -44,8 +44,8 @@ from numba import cuda, njit
 from numba.extending import register_jitable
 
 from .. import opcodes as K
-from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py, strided_offset
-from .device import binary_partial_x, binary_partial_y, unary_partial  # pointwise.py's formulas
+from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py
+from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
 from .matmul import matmul
 from .softmax import cross_entropy_backward, log_softmax_backward
 
@@ -60,9 +60,8 @@ STATE_SIZE = STATUS + 3
 CLEAR_X, CLEAR_Y, CLEAR_B = 1, 2, 4  # big_clear_kernel's ``which``
 
 
-# the CPU sweep's helpers, compiled for the device too (one source)
+# the CPU sweep's check of saved values, compiled for the device too (one source)
 needed_reads = register_jitable(needed_reads_py)
-strided_offset_d = register_jitable(strided_offset.py_func)
 
 
 # --- device helpers (shared by the block and the grid kernels) ---------------------------------------------
@@ -138,9 +137,8 @@ def _extent(aux, a):
 def _strided_adjoint(cot, aux, a, o, x, scale, gather, tid, nthr):
     """gather: ``cot[x + offset(i)] += cot[o + i]`` (atomic: broadcasts repeat offsets); scatter:
     ``cot[x + i] += scale * cot[o + offset(i)]`` (see cpu._strided_walk)."""
-    ndim = aux[a]
     for i in range(tid, _extent(aux, a), nthr):
-        off = strided_offset_d(i, aux, a, ndim)
+        off = aux_view_offset(i, aux, a)
         if gather:
             cuda.atomic.add(cot, x + off, cot[o + i])
         else:
@@ -285,7 +283,7 @@ def _group_leaders(code, vals, aux, a, o, x, gstat, gcount, tid, nthr):
             rem //= extent
         if not leader:
             continue
-        j = strided_offset_d(i, aux, a, ndim)
+        j = aux_view_offset(i, aux, a)
         count = 0
         nonzero_prod = 1.0
         for t in range(nred):
@@ -313,9 +311,8 @@ def _group_leaders(code, vals, aux, a, o, x, gstat, gcount, tid, nthr):
 @register_jitable
 def _group_apply(code, vals, cot, aux, a, o, x, gstat, gcount, tid, nthr):
     """Phase 1 of prod/amax/amin: each member's share of its group's cotangent (cpu._group_backward)."""
-    ndim = aux[a]
     for i in range(tid, _extent(aux, a), nthr):
-        j = strided_offset_d(i, aux, a, ndim)
+        j = aux_view_offset(i, aux, a)
         v = vals[x + i]
         if code == K.PROD:
             if gcount[j] == 0:

@@ -3,8 +3,11 @@
 ``grad(..., is_grads_batched=True)`` (and through it ``functional.jacobian`` / ``hessian``) lands here when no
 graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena that carries the batch:
 
-- ``_BatchedTapeSweep.cot`` is ``(S, B)``: the one-VJP arena's slots, each holding B cotangents side by side
-  (see ``kernels/batched.py`` for why this layout). It is zero-filled, so every writer adds. ``live``,
+- ``_BatchedTapeSweep.cot`` is ``(C, B)``: the one-VJP arena's slots, each holding B cotangents side by side
+  (see ``kernels/batched.py`` for why this layout), compacted: ``cmap[off]`` is the row where the region at
+  value offset ``off`` starts, and big regions that never receive a cotangent (a constant weight matrix)
+  get none (``_layout``), so the arena is B times the differentiable part of the tape. It is zero-filled, so
+  every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents. ``live``,
   ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
 - The compiled rows run in ``kernels.batched.reverse_sweep_batched``. Big rows (``tape.BIG_ROW``: matmul,
@@ -29,7 +32,7 @@ from kernels.batched import reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
 
 from . import engine
-from .tape import retire
+from .tape import POOL, retire, zeroed_arena
 from .tensor import Tensor
 
 _UINT8 = np.dtype(np.uint8)
@@ -42,6 +45,9 @@ class _BatchedTapeSweep:
         "tape",
         "nb",
         "cot",
+        "cmap",
+        "starts",
+        "bases",
         "live",
         "visited",
         "start",
@@ -62,7 +68,8 @@ class _BatchedTapeSweep:
         self.plan = plan
         self.rows_view = None
         used = tape.used + 1
-        self.cot = np.zeros((used, nb), tape.dtype)
+        self.cmap, self.starts, self.bases, size = _layout(tape)
+        self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
         self.live = np.zeros(used, _UINT8)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
@@ -73,7 +80,7 @@ class _BatchedTapeSweep:
     def seed(self, t, g):
         """Add ``g`` (``(n, B)``) to ``t``'s slots."""
         off = t._off
-        self.cot[off : off + t._data.size] += g
+        self.block(off, t._data.size)[...] += g
         self.live[off] = 1
         self.start = max(self.start, t._row + t._nrows - 1)
         self.lowest = min(self.lowest, t._row)
@@ -81,7 +88,17 @@ class _BatchedTapeSweep:
     def grad_of(self, t):
         if not self.live[t._off]:
             return None
-        return _unslot(self.cot[t._off : t._off + t._data.size], t)
+        return _unslot(self.block(t._off, t._data.size), t)
+
+    def block(self, off, n):
+        """The ``(n, B)`` cotangents of the ``n`` slots from value offset ``off`` (a region start)."""
+        c = self.cmap[off]
+        return self.cot[c : c + n]
+
+    def row_of(self, off):
+        """The arena row of value offset ``off``, which may lie inside a region (a chunk of a big row)."""
+        k = int(np.searchsorted(self.starts, off, "right")) - 1
+        return int(self.bases[k]) + off - int(self.starts[k])
 
     def column_views(self):
         """One ``engine._TapeSweep`` per example, whose arena is column ``b`` of ``cot`` (the engine's
@@ -100,7 +117,7 @@ class _BatchedTapeSweep:
 def _column(s, b):
     c = engine._TapeSweep.__new__(engine._TapeSweep)
     c.tape = s.tape
-    c.cot = s.cot[:, b]
+    c.cot = _ColumnArena(s, b)
     c.live = s.live
     c.visited = s.visited
     c.start = s.start
@@ -118,6 +135,58 @@ def _column(s, b):
         c.plan.leads, c.plan.runs, c.plan.blocked = s.plan.leads, s.plan.runs, s.plan.blocked
         c.plan.captured = {}
     return c
+
+
+class _ColumnArena:
+    """Column ``b`` of a batched arena, indexed by value offsets as the one-VJP arena is (``cot[lo:hi]``): what
+    the engine's Python-row code (hooks, custom Functions, big rows) reads and writes."""
+
+    __slots__ = ("s", "b")
+
+    def __init__(self, s, b):
+        self.s = s
+        self.b = b
+
+    def _rows(self, key):
+        lo = self.s.row_of(key.start)
+        return slice(lo, lo + key.stop - key.start)
+
+    def __getitem__(self, key):
+        return self.s.cot[self._rows(key), self.b]
+
+    def __setitem__(self, key, value):
+        self.s.cot[self._rows(key), self.b] = value
+
+
+def _layout(tape):
+    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, rows)``.
+
+    Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
+    imported tensors; a region runs to the next such offset. Big regions that no row sends a cotangent to get
+    no arena rows. ``cmap[off]`` (0 where no region starts) is the arena row of the region starting at ``off``.
+    """
+    words, _, aux = tape.arrays()
+    used = tape.used
+    code = words[:, 0] & K.CODE_MASK
+    xs, ys = words[:, 2], words[:, 3]
+    extra = [off for _, off, _ in tape.externs]
+    for r in np.flatnonzero(code == K.LINEAR_BIAS).tolist():  # the bias: a third operand, its offset in aux
+        extra.append(int(aux[words[r, 5] + 3]))
+    extra = np.array(extra, np.int64)
+    big = np.array([off for off, _ in tape.big_regions], np.int64)
+    masks = words[code == K.WHERE, 5]
+    starts = np.unique(np.concatenate([words[:, 1], xs[xs >= 0], ys[ys >= 0], masks, big, extra, [used]]))
+    sizes = np.diff(starts)
+    starts = starts[:-1]
+    if big.size:
+        receivers = np.concatenate([words[:, 1], xs[(words[:, 0] & K.XRG) != 0], ys[(words[:, 0] & K.YRG) != 0], extra])
+        sizes[np.isin(starts, big) & ~np.isin(starts, receivers)] = 0
+    bases = np.zeros(starts.shape[0], np.int64)
+    np.cumsum(sizes[:-1], out=bases[1:])
+    cmap = np.zeros(used + 1, np.int64)
+    cmap[starts] = bases
+    del words, aux
+    return cmap, starts, bases, int(sizes.sum()) + 1
 
 
 def _unslot(block, t):
@@ -163,7 +232,7 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
                 break
             if not s.live[off]:
                 continue
-            block = s.cot[off : off + t._data.size]
+            block = s.block(off, t._data.size)
             if t._op is None:
                 _add_leaf(leaf_grads, t, _unslot(block, t).astype(t._data.dtype, copy=False))
             else:
@@ -190,6 +259,8 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
             for rec in s.functions:
                 rec.ctx._freed = True
             retire(s.tape)
+    for s in sweeps.values():  # back to the pool; reused once no result views them (results are copies)
+        POOL.give(s.cot.base if s.cot.base is not None else s.cot)
     return leaf_grads, target_grads
 
 
@@ -282,6 +353,7 @@ def _run_kernel(s, start, stop, freed):
         aux,
         tape.values,
         s.cot,
+        s.cmap,
         s.live,
         s.visited,
         freed,
@@ -326,13 +398,13 @@ def _big_row(s, t, h, freed):
         a = int(row[5])
         targets.append((tape.aux[a + 3], tape.aux[a + 4], inputs[2]))
     n = t._data.size
-    g = s.cot[t._off : t._off + n]  # (n, B)
+    g = s.block(t._off, n)  # (n, B)
     nb = s.nb
 
     def add_to(inp, value):
         for off, _, target in targets:
             if target is inp:
-                s.cot[off : off + inp._data.size] += value.reshape(inp._data.size, nb)
+                s.block(off, inp._data.size)[...] += value.reshape(inp._data.size, nb)
                 return
 
     if matmul:
@@ -340,7 +412,7 @@ def _big_row(s, t, h, freed):
     elif code == K.SUM_ALL:
         scale = float(np.frombuffer(tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
         for off, _, inp in targets:
-            s.cot[off : off + inp._data.size] += scale * g[0]
+            s.block(off, inp._data.size)[...] += scale * g[0]
     else:
         _elementwise_partials(t, code, g, h, add_to, tape)
     for off, prow, _ in targets:

@@ -453,6 +453,11 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", "jacobian")
         _check_requires_grad(outputs, "outputs", strict=strict)
 
+        # vectorize=False without strict or create_graph gives the same numbers as the row-by-row loop torch
+        # runs, so it takes the batched sweep too (one compiled pass instead of one backward per output
+        # element); an output without elements keeps the loop, which raises torch's error for it
+        if not vectorize and not strict and not create_graph and all(out.numel() for out in outputs):
+            vectorize = True
         if vectorize:
             if strict:
                 raise RuntimeError(

@@ -91,13 +91,15 @@ class _BatchedTapeSweep:
         return _unslot(self.block(t._off, t._data.size), t)
 
     def block(self, off, n):
-        """The ``(n, B)`` cotangents of the ``n`` slots from value offset ``off`` (a region start)."""
-        c = self.cmap[off]
+        """The ``(n, B)`` cotangents of the ``n`` slots from value offset ``off``."""
+        c = self.row_of(off)
         return self.cot[c : c + n]
 
     def row_of(self, off):
         """The arena row of value offset ``off``, which may lie inside a region (a chunk of a big row)."""
         k = int(np.searchsorted(self.starts, off, "right")) - 1
+        if k < 0:
+            raise RuntimeError(f"internal error: offset {off} of tape {self.tape.id} has no cotangent slots")
         return int(self.bases[k]) + off - int(self.starts[k])
 
     def column_views(self):
@@ -197,11 +199,7 @@ def _unslot(block, t):
 def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
     """``engine.kernel_sweep`` for ``nb`` cotangents at once; ``seeds``: arrays of shape ``(nb,) + root.shape``."""
     for t in list(targets.values()) + list(roots):
-        if t._retains_grad:
-            raise RuntimeError(
-                "retain_grad() tensors are not supported with is_grads_batched=True: .grad would have to hold a "
-                "batch of gradients; call grad() once per cotangent instead"
-            )
+        _refuse_retain_grad(t)
     sweeps = {}
     heap = []
     leaf_grads = {}
@@ -264,6 +262,14 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
     return leaf_grads, target_grads
 
 
+def _refuse_retain_grad(t):
+    if t._retains_grad:
+        raise RuntimeError(
+            "retain_grad() tensors are not supported with is_grads_batched=True: .grad would have to hold a "
+            "batch of gradients; call grad() once per cotangent instead"
+        )
+
+
 def _captured(s, key, t):
     """A requested tensor's gradients as captured before its hooks ran (per example), or None."""
     if s.columns is None or key not in s.columns[0].plan.captured:
@@ -290,6 +296,8 @@ def _sweep_tape(s):
         consumed = False
         plan = s.plan
         tensors = [t for t in handlers if isinstance(t, Tensor) and s.live[t._off]]
+        for t in tensors:
+            _refuse_retain_grad(t)  # (raised before any .grad is written: grad writes none, retain_grad would)
         for t in tensors:  # hooks first (per example): a big row or a Function's backward sees hooked gradients
             if plan is not None and id(t) not in plan.leads:
                 continue

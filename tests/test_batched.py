@@ -176,3 +176,12 @@ def test_against_torch():
         torch.tanh(torch.tensor(a) @ tx) * tx.sum(), tx, torch.tensor(gs), is_grads_batched=True
     )
     np.testing.assert_allclose(b.numpy(), tb.numpy(), rtol=1e-12)
+
+
+def test_retain_grad_is_refused_before_any_sweep():
+    x = ad.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    y.retain_grad()
+    with pytest.raises(RuntimeError, match="retain_grad"):
+        ad.autograd.grad(y.sin(), x, ad.ones(3, 2, dtype=ad.float64), is_grads_batched=True)
+    assert y.grad is None

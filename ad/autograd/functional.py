@@ -21,7 +21,12 @@ How it works (where to start reading: ``vjp``):
 over reverse) use ``ad.autograd.forward_ad``, one forward pass per input element (torch batches them with
 vmap), return lists where torch does, and raise torch's errors for the combinations torch rejects
 (``vectorize=False``, ``strict=True``, ``create_graph=True``). ``vectorize=True`` in reverse mode computes
-all rows in one ``grad(..., is_grads_batched=True)`` call.
+all rows in one ``grad(..., is_grads_batched=True)`` call: one compiled sweep whose cotangent arena carries
+the identity's rows as a batch (``ad/batched.py``); so does ``vectorize=False`` when neither ``strict`` nor
+``create_graph`` is set (the numbers are those of torch's row-by-row loop). ``hessian`` is the Jacobian of
+the recorded gradient, so its outer Jacobian is that batched sweep over the second-order graph (batched
+double backward). Forward mode still runs one forward pass per input element (the JVP rules take one tangent;
+batched tangents are not built).
 """
 
 import contextlib

@@ -185,3 +185,16 @@ def test_retain_grad_is_refused_before_any_sweep():
     with pytest.raises(RuntimeError, match="retain_grad"):
         ad.autograd.grad(y.sin(), x, ad.ones(3, 2, dtype=ad.float64), is_grads_batched=True)
     assert y.grad is None
+
+
+def test_float32_and_non_leaf_inputs_with_hooks():
+    x = ad.tensor(np.array([0.2, -0.4, 0.9], np.float32), requires_grad=True)
+    y = x.exp()
+    y.register_hook(lambda g: g * 10.0)  # y's own node runs: its gradient is captured before the hook
+    out = (y * y).tanh()
+    gs = np.random.default_rng(4).standard_normal((4, 3)).astype(np.float32)
+    by, bx = ad.autograd.grad(out, [y, x], ad.tensor(gs), is_grads_batched=True, retain_graph=True)
+    assert by.dtype == bx.dtype == ad.float32 and by.shape == bx.shape == (4, 3)
+    looped = [ad.autograd.grad(out, [y, x], ad.tensor(g), retain_graph=True) for g in gs]
+    np.testing.assert_allclose(by.numpy(), np.stack([lp[0].numpy() for lp in looped]), rtol=1e-6)
+    np.testing.assert_allclose(bx.numpy(), np.stack([lp[1].numpy() for lp in looped]), rtol=1e-6)

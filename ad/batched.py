@@ -175,6 +175,7 @@ def _layout(tape):
     for r in np.flatnonzero(code == K.LINEAR_BIAS).tolist():  # the bias: a third operand, its offset in aux
         extra.append(int(aux[words[r, 5] + 3]))
     extra = np.array(extra, np.int64)
+    extra = extra[extra >= 0]
     big = np.array([off for off, _ in tape.big_regions], np.int64)
     masks = words[code == K.WHERE, 5]
     starts = np.unique(np.concatenate([words[:, 1], xs[xs >= 0], ys[ys >= 0], masks, big, extra, [used]]))

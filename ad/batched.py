@@ -263,9 +263,13 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
     return leaf_grads, target_grads
 
 
+class RetainGradInBatch(RuntimeError):
+    """A batched sweep reached a ``retain_grad`` tensor (raised before any ``.grad`` is written)."""
+
+
 def _refuse_retain_grad(t):
     if t._retains_grad:
-        raise RuntimeError(
+        raise RetainGradInBatch(
             "retain_grad() tensors are not supported with is_grads_batched=True: .grad would have to hold a "
             "batch of gradients; call grad() once per cotangent instead"
         )

@@ -110,3 +110,20 @@ def test_strict_with_vectorize_raises_as_torch():
         F.jacobian(AD_MLP, ad.tensor(X), strict=True, vectorize=True)
     with pytest.raises(RuntimeError, match="not supported together"):
         torch.autograd.functional.jacobian(TORCH_MLP, torch.tensor(X), strict=True, vectorize=True)
+
+
+def test_retain_grad_inside_func_keeps_the_row_loop():
+    """The batched sweep refuses retain_grad tensors; vectorize=False then runs torch's row-by-row loop."""
+    kept = []
+
+    def f(x):
+        y = ad.sin(x)
+        y.retain_grad()
+        kept.append(y)
+        return y * x
+
+    j = F.jacobian(f, ad.tensor(X))
+    np.testing.assert_allclose(_np(j), np.diag(np.cos(X) * X + np.sin(X)), rtol=1e-12)
+    assert kept[-1].grad is not None
+    with pytest.raises(RuntimeError, match="retain_grad"):
+        F.jacobian(f, ad.tensor(X), vectorize=True)

@@ -320,43 +320,121 @@ def grad(
 
 
 def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
-    """``is_grads_batched=True``: one VJP per entry of the leading dimension of each grad_output."""
-    grad_outputs = _as_tuple(grad_outputs, "grad_outputs") if not isinstance(grad_outputs, Tensor) else (grad_outputs,)
+    """``is_grads_batched=True``: entry ``b`` of the leading dimension of every grad_output is the ``b``-th
+    cotangent; the result's leading dimension indexes the same VJPs. Without ``create_graph`` all B VJPs are
+    one compiled sweep (``ad/batched.py``); the differentiable sweep (``create_graph``, forward-mode levels,
+    anomaly mode) runs once per cotangent and stacks (its rules are written for one cotangent)."""
+    seeds, batch = _batched_seeds(outputs, grad_outputs)
+    for i, out in enumerate(outputs):
+        if not out._rg:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    if create_graph or _fw.levels or anomaly_mode._enabled:
+        return _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads)
+    from .. import batched
+
+    targets = {id(t): t for t in inputs}
+    leaf_grads, target_grads = batched.batched_kernel_sweep(
+        outputs, [g._data for g in seeds], targets, retain_graph, batch
+    )
+    result = []
+    unused = []
+    with no_grad():
+        for k, t in enumerate(inputs):
+            hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
+            if hit is None:
+                unused.append(k)
+                # (torch's materialized zeros are not batched either)
+                result.append(wrap_array(np.zeros(t.shape, t._data.dtype)) if materialize_grads else None)
+                continue
+            g = hit[1]
+            if t._op is None and t._hooks:  # a hook sees one cotangent at a time, as under torch's vmap
+                g = np.stack([engine.run_hooks(t, wrap_array(np.array(gb)))._data for gb in g])
+            result.append(wrap_array(np.ascontiguousarray(g)))
+    if unused and not allow_unused:
+        raise RuntimeError(
+            f"The differentiated Tensor at index {unused[0]} appears to not have been used in the graph. Set "
+            "allow_unused=True if this is the desired behavior."
+        )
+    return tuple(result)
+
+
+def _batched_seeds(outputs, grad_outputs):
+    """Check batched grad_outputs as torch does; return them (Tensors in each output's dtype) and B."""
+    if isinstance(grad_outputs, Tensor):
+        grad_outputs = (grad_outputs,)
+    elif grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    else:
+        grad_outputs = _as_tuple(grad_outputs, "grad_outputs")
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    seeds = []
     batch = None
-    for g, out in zip(grad_outputs, outputs):
-        if g is None or g.shape[1:] != out.shape:
+    for i, (g, out) in enumerate(zip(grad_outputs, outputs)):
+        if not isinstance(out, Tensor):
+            raise AssertionError(f"Expected output to be a torch.Tensor, but outputs[{i}] is {type(out).__name__}")
+        if g is None:
+            if out._data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            # torch: vmap over the implicit (unbatched) ones fails the same way
+            raise ValueError(
+                f"is_grads_batched=True needs a batched grad_output for output {i}: got None, which has no batch "
+                "dimension (vmap(vjp, in_dims=0): expected in_dim to satisfy 0 <= in_dim < 0)"
+            )
+        if not isinstance(g, Tensor):
+            if not isinstance(g, (np.ndarray, list)):
+                raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
+            g = wrap_array(np.asarray(g))
+        if g.ndim == 0:
+            raise IndexError(
+                f"is_grads_batched=True: grad_output[{i}] is 0-dimensional; its first dimension must be the batch"
+            )
+        if g.shape[1:] != out.shape:
             raise RuntimeError(
                 "If `is_grads_batched=True`, we interpret the first dimension of each grad_output as the batch "
-                f"dimension. The sizes of the remaining dimensions are expected to match the shape of "
-                f"corresponding output, but a mismatch was detected: grad_output has a shape of "
-                f"{_size_str(g.shape if g is not None else ())} and output has a shape of {_size_str(out.shape)}."
+                "dimension. The sizes of the remaining dimensions are expected to match the shape of "
+                f"corresponding output, but a mismatch was detected: grad_output[{i}] has a shape of "
+                f"{_size_str(g.shape[1:])} and output[{i}] has a shape of {_size_str(out.shape)}. If you only want "
+                "some tensors in `grad_output` to be considered batched, consider using vmap."
             )
         if batch is None:
             batch = g.shape[0]
         elif g.shape[0] != batch:
-            raise RuntimeError("all grad_outputs must have the same batch size when is_grads_batched=True")
+            raise ValueError(
+                "vmap: Expected all tensors to have the same size in the mapped dimension, got sizes "
+                f"[{batch}, {g.shape[0]}] for the mapped dimension"
+            )
+        if g._data.dtype != out._data.dtype:
+            g = g.to(out._data.dtype)
+        seeds.append(g)
+    if batch == 0:
+        raise IndexError("is_grads_batched=True: the batch dimension of grad_outputs has size 0")
+    return seeds, batch
+
+
+def _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads):
+    """One ``grad`` per cotangent, stacked (the differentiable sweep's rules take one cotangent)."""
     from .. import ops
 
     per_input = [[] for _ in inputs]
     for b in range(batch):
-        gs = [g[b] for g in grad_outputs]
         res = grad(
             outputs,
             inputs,
-            gs,
+            [g[b] for g in seeds],
             retain_graph=True if b < batch - 1 else retain_graph,
             create_graph=create_graph,
             allow_unused=allow_unused,
-            materialize_grads=materialize_grads,
+            materialize_grads=False,
         )
         for k, r in enumerate(res):
             per_input[k].append(r)
     out = []
-    for rs in per_input:
+    for t, rs in zip(inputs, per_input):
         if any(r is None for r in rs):
-            out.append(None)
+            out.append(
+                wrap_array(np.zeros(t.shape, t._data.dtype), requires_grad=create_graph) if materialize_grads else None
+            )
         else:
             out.append(ops.stack(rs, 0))
     return tuple(out)

@@ -21,7 +21,12 @@ How it works (where to start reading: ``vjp``):
 over reverse) use ``ad.autograd.forward_ad``, one forward pass per input element (torch batches them with
 vmap), return lists where torch does, and raise torch's errors for the combinations torch rejects
 (``vectorize=False``, ``strict=True``, ``create_graph=True``). ``vectorize=True`` in reverse mode computes
-all rows in one ``grad(..., is_grads_batched=True)`` call.
+all rows in one ``grad(..., is_grads_batched=True)`` call: one compiled sweep whose cotangent arena carries
+the identity's rows as a batch (``ad/batched.py``); so does ``vectorize=False`` when neither ``strict`` nor
+``create_graph`` is set (the numbers are those of torch's row-by-row loop). ``hessian`` is the Jacobian of
+the recorded gradient, so its outer Jacobian is that batched sweep over the second-order graph (batched
+double backward). Forward mode still runs one forward pass per input element (the JVP rules take one tangent;
+batched tangents are not built).
 """
 
 import contextlib
@@ -453,20 +458,13 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", "jacobian")
         _check_requires_grad(outputs, "outputs", strict=strict)
 
-        if vectorize:
-            if strict:
-                raise RuntimeError(
-                    "torch.autograd.functional.jacobian: `strict=True` "
-                    "and `vectorized=True` are not supported together. "
-                    "Please either set `strict=False` or "
-                    "`vectorize=False`."
-                )
+        # vectorize=False without strict or create_graph gives the same numbers as the row-by-row loop torch
+        # runs, so it takes the batched sweep too (one compiled pass instead of one backward per output
+        # element); an output without elements keeps the loop, which raises torch's error for it
+        routed = not vectorize and not strict and not create_graph and all(out.numel() for out in outputs)
+        vj = _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed)
+        if vj is not None:
             output_numels = tuple(out.numel() for out in outputs)
-            grad_outputs = _standard_basis(outputs, output_numels)
-            flat_outputs = tuple(ops.reshape(out, (-1,)) for out in outputs)
-            vj = list(
-                _autograd_grad(flat_outputs, inputs, grad_outputs, create_graph=create_graph, is_grads_batched=True)
-            )
             for k, vj_el in enumerate(vj):
                 if vj_el is None:
                     vj[k] = wrap_array(np.zeros((sum(output_numels),) + inputs[k].shape, inputs[k].dtype))
@@ -512,6 +510,41 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
             )
         result = _grad_postprocess(result, create_graph)
         return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
+
+
+def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
+    """All rows of the Jacobian in one ``grad(..., is_grads_batched=True)`` (a list over the inputs), or None
+    for the row-by-row loop: ``vectorize`` is off and the call was not ``routed`` to the batched sweep, or it
+    was routed and the graph holds a ``retain_grad`` tensor (which the batched sweep refuses; the loop fills
+    its ``.grad`` as torch's does)."""
+    if not vectorize and not routed:
+        return None
+    if strict:
+        raise RuntimeError(
+            "torch.autograd.functional.jacobian: `strict=True` "
+            "and `vectorized=True` are not supported together. "
+            "Please either set `strict=False` or "
+            "`vectorize=False`."
+        )
+    from ..batched import RetainGradInBatch
+
+    grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs))
+    flat_outputs = tuple(ops.reshape(out, (-1,)) for out in outputs)
+    try:
+        return list(
+            _autograd_grad(
+                flat_outputs,
+                inputs,
+                grad_outputs,
+                create_graph=create_graph,
+                retain_graph=routed or None,
+                is_grads_batched=True,
+            )
+        )
+    except RetainGradInBatch:
+        if not routed:
+            raise
+        return None
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"):

@@ -1,0 +1,495 @@
+"""Batched compiled reverse sweep: B vector-Jacobian products of one graph in one pass.
+
+``grad(..., is_grads_batched=True)`` (and through it ``functional.jacobian`` / ``hessian``) lands here when no
+graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena that carries the batch:
+
+- ``_BatchedTapeSweep.cot`` is ``(C, B)``: the one-VJP arena's slots, each holding B cotangents side by side
+  (see ``kernels/batched.py`` for why this layout), compacted: ``cmap[off]`` is the row where the region at
+  value offset ``off`` starts, and big regions that never receive a cotangent (a constant weight matrix)
+  get none (``_layout``), so the arena is B times the differentiable part of the tape. It is zero-filled, so
+  every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents. ``live``,
+  ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
+  batch: a slot is live when some cotangent of the batch reached it.
+- The compiled rows run in ``kernels.batched.reverse_sweep_batched``. Big rows (``tape.BIG_ROW``: matmul,
+  linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one
+  partial per element for B cotangents.
+- Python code sees per-example cotangents, as under torch's vmap'd backward, where a hook or a custom
+  Function's backward sees tensors of the unbatched shape: tensor hooks, custom Function backwards and the
+  rarer big rows (rules in numpy) run once per example, on ``_column`` views (an ``engine._TapeSweep``
+  whose arena is column ``b`` of the batched one), with the engine's own code. That loop is per node only;
+  everything between runs batched.
+
+Results: ``{id: (tensor, array of shape (B,) + tensor.shape)}`` for leaves and requested tensors, as
+``engine.kernel_sweep`` returns for one VJP.
+"""
+
+import heapq
+
+import numpy as np
+
+from kernels import opcodes as K
+from kernels.batched import reverse_sweep_batched
+from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
+
+from . import engine
+from .tape import POOL, retire, zeroed_arena
+from .tensor import Tensor
+
+_UINT8 = np.dtype(np.uint8)
+
+
+class _BatchedTapeSweep:
+    """Per-tape state of one batched backward call (the batched twin of ``engine._TapeSweep``)."""
+
+    __slots__ = (
+        "tape",
+        "nb",
+        "cot",
+        "cmap",
+        "starts",
+        "bases",
+        "live",
+        "visited",
+        "start",
+        "lowest",
+        "functions",
+        "plan",
+        "rows_view",
+        "nexterns",
+        "columns",
+    )
+
+    def __init__(self, tape, nb, plan):
+        self.tape = tape
+        if tape.hook_rows:
+            retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
+        self.nb = nb
+        self.nexterns = len(tape.externs)
+        self.plan = plan
+        self.rows_view = None
+        used = tape.used + 1
+        self.cmap, self.starts, self.bases, size = _layout(tape)
+        self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
+        self.live = np.zeros(used, _UINT8)
+        self.visited = np.zeros(tape.nrows + 1, np.uint8)
+        self.start = -1
+        self.lowest = tape.nrows
+        self.functions = []
+        self.columns = None  # per-example engine._TapeSweep views, made at the first node that needs Python
+
+    def seed(self, t, g):
+        """Add ``g`` (``(n, B)``) to ``t``'s slots."""
+        off = t._off
+        self.block(off, t._data.size)[...] += g
+        self.live[off] = 1
+        self.start = max(self.start, t._row + t._nrows - 1)
+        self.lowest = min(self.lowest, t._row)
+
+    def grad_of(self, t):
+        if not self.live[t._off]:
+            return None
+        return _unslot(self.block(t._off, t._data.size), t)
+
+    def block(self, off, n):
+        """The ``(n, B)`` cotangents of the ``n`` slots from value offset ``off``."""
+        c = self.row_of(off)
+        return self.cot[c : c + n]
+
+    def row_of(self, off):
+        """The arena row of value offset ``off``, which may lie inside a region (a chunk of a big row)."""
+        k = int(np.searchsorted(self.starts, off, "right")) - 1
+        if k < 0:
+            raise RuntimeError(f"internal error: offset {off} of tape {self.tape.id} has no cotangent slots")
+        return int(self.bases[k]) + off - int(self.starts[k])
+
+    def column_views(self):
+        """One ``engine._TapeSweep`` per example, whose arena is column ``b`` of ``cot`` (the engine's
+        Python-row code runs on them unchanged); ``live`` and ``visited`` are shared."""
+        if self.columns is None:
+            self.columns = [_column(self, b) for b in range(self.nb)]
+        for c in self.columns:
+            c.lowest = self.lowest
+        return self.columns
+
+    def gather_lowest(self):
+        if self.columns is not None:
+            self.lowest = min([self.lowest] + [c.lowest for c in self.columns])
+
+
+def _column(s, b):
+    c = engine._TapeSweep.__new__(engine._TapeSweep)
+    c.tape = s.tape
+    c.cot = _ColumnArena(s, b)
+    c.live = s.live
+    c.visited = s.visited
+    c.start = s.start
+    c.lowest = s.lowest
+    c.functions = []
+    c.big = {}
+    c.big_off = c.big_n = engine._NO_REGIONS
+    c.nexterns = s.nexterns
+    c.rows_view = None
+    c.hooked = set()
+    if s.plan is None:
+        c.plan = None
+    else:  # the plan's sets are shared; each example captures its own gradients
+        c.plan = engine._Plan.__new__(engine._Plan)
+        c.plan.leads, c.plan.runs, c.plan.blocked = s.plan.leads, s.plan.runs, s.plan.blocked
+        c.plan.captured = {}
+    return c
+
+
+class _ColumnArena:
+    """Column ``b`` of a batched arena, indexed by value offsets as the one-VJP arena is (``cot[lo:hi]``): what
+    the engine's Python-row code (hooks, custom Functions, big rows) reads and writes."""
+
+    __slots__ = ("s", "b")
+
+    def __init__(self, s, b):
+        self.s = s
+        self.b = b
+
+    def _rows(self, key):
+        lo = self.s.row_of(key.start)
+        return slice(lo, lo + key.stop - key.start)
+
+    def __getitem__(self, key):
+        return self.s.cot[self._rows(key), self.b]
+
+    def __setitem__(self, key, value):
+        self.s.cot[self._rows(key), self.b] = value
+
+
+def _layout(tape):
+    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, rows)``.
+
+    Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
+    imported tensors; a region runs to the next such offset. Big regions that no row sends a cotangent to get
+    no arena rows. ``cmap[off]`` (0 where no region starts) is the arena row of the region starting at ``off``.
+    """
+    words, _, aux = tape.arrays()
+    used = tape.used
+    code = words[:, 0] & K.CODE_MASK
+    xs, ys = words[:, 2], words[:, 3]
+    extra = [off for _, off, _ in tape.externs]
+    for r in np.flatnonzero(code == K.LINEAR_BIAS).tolist():  # the bias: a third operand, its offset in aux
+        extra.append(int(aux[words[r, 5] + 3]))
+    extra = np.array(extra, np.int64)
+    extra = extra[extra >= 0]
+    big = np.array([off for off, _ in tape.big_regions], np.int64)
+    masks = words[code == K.WHERE, 5]
+    starts = np.unique(np.concatenate([words[:, 1], xs[xs >= 0], ys[ys >= 0], masks, big, extra, [used]]))
+    sizes = np.diff(starts)
+    starts = starts[:-1]
+    if big.size:
+        receivers = np.concatenate([words[:, 1], xs[(words[:, 0] & K.XRG) != 0], ys[(words[:, 0] & K.YRG) != 0], extra])
+        sizes[np.isin(starts, big) & ~np.isin(starts, receivers)] = 0
+    bases = np.zeros(starts.shape[0], np.int64)
+    np.cumsum(sizes[:-1], out=bases[1:])
+    cmap = np.zeros(used + 1, np.int64)
+    cmap[starts] = bases
+    del words, aux
+    return cmap, starts, bases, int(sizes.sum()) + 1
+
+
+def _unslot(block, t):
+    """``(n, B)`` slots of ``t`` -> a fresh ``(B,) + t.shape`` array."""
+    return np.ascontiguousarray(block.T).reshape((block.shape[1],) + t._data.shape)
+
+
+def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
+    """``engine.kernel_sweep`` for ``nb`` cotangents at once; ``seeds``: arrays of shape ``(nb,) + root.shape``."""
+    for t in list(targets.values()) + list(roots):
+        _refuse_retain_grad(t)
+    sweeps = {}
+    heap = []
+    leaf_grads = {}
+    plan = engine._Plan(roots, targets) if targets else None
+
+    def state_of(tape):
+        s = sweeps.get(tape.id)
+        if s is None:
+            s = _BatchedTapeSweep(tape, nb, plan)
+            sweeps[tape.id] = s
+            heapq.heappush(heap, -tape.id)
+        return s
+
+    for t, g in zip(roots, seeds):
+        g = np.asarray(g, dtype=t._data.dtype).reshape(nb, -1)
+        if t._op is None:
+            _add_leaf(leaf_grads, t, g.reshape((nb,) + t._data.shape))
+        else:
+            state_of(t._tape).seed(t, g.T.astype(t._tape.dtype, copy=False))
+
+    while heap:
+        s = sweeps[-heapq.heappop(heap)]
+        _sweep_tape(s)
+        tape = s.tape
+        for k in range(s.nexterns - 1, -1, -1):  # imported tensors, newest first, down to where the sweep stopped
+            row, off, t = tape.externs[k]
+            if row < s.lowest:
+                break
+            if not s.live[off]:
+                continue
+            block = s.block(off, t._data.size)
+            if t._op is None:
+                _add_leaf(leaf_grads, t, _unslot(block, t).astype(t._data.dtype, copy=False))
+            else:
+                state_of(t._tape).seed(t, block)
+
+    target_grads = {}
+    for key, t in targets.items():
+        if t._op is None:
+            continue
+        s = sweeps.get(t._tape.id)
+        if s is None:
+            continue
+        g = _captured(s, key, t)
+        if g is None:
+            g = s.grad_of(t)
+        if g is not None:
+            target_grads[key] = (t, g)
+    if not retain_graph:
+        for s in sweeps.values():
+            freed = s.tape.freed_flags()
+            m = s.visited.shape[0] - 1
+            freed[:m] |= s.visited[:m]
+            s.tape.imports.clear()
+            for rec in s.functions:
+                rec.ctx._freed = True
+            retire(s.tape)
+    for s in sweeps.values():  # back to the pool; reused once no result views them (results are copies)
+        POOL.give(s.cot.base if s.cot.base is not None else s.cot)
+    return leaf_grads, target_grads
+
+
+class RetainGradInBatch(RuntimeError):
+    """A batched sweep reached a ``retain_grad`` tensor (raised before any ``.grad`` is written)."""
+
+
+def _refuse_retain_grad(t):
+    if t._retains_grad:
+        raise RetainGradInBatch(
+            "retain_grad() tensors are not supported with is_grads_batched=True: .grad would have to hold a "
+            "batch of gradients; call grad() once per cotangent instead"
+        )
+
+
+def _captured(s, key, t):
+    """A requested tensor's gradients as captured before its hooks ran (per example), or None."""
+    if s.columns is None or key not in s.columns[0].plan.captured:
+        return None
+    return np.stack([c.plan.captured[key] for c in s.columns])
+
+
+def _add_leaf(leaf_grads, t, g):
+    prev = leaf_grads.get(id(t))
+    leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
+
+
+def _sweep_tape(s):
+    """``engine._sweep_tape`` for a batch: compiled stretches between the rows that need Python."""
+    tape = s.tape
+    hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
+    freed = tape.freed_flags()
+    start = s.start
+    for h in hook_rows:
+        _run_kernel(s, start, h + 1, freed)
+        if h < s.lowest:
+            return
+        handlers = [r() for r in tape.hook_rows.get(h, ())]
+        consumed = False
+        plan = s.plan
+        tensors = [t for t in handlers if isinstance(t, Tensor) and s.live[t._off]]
+        for t in tensors:
+            _refuse_retain_grad(t)  # (raised before any .grad is written: grad writes none, retain_grad would)
+        for t in tensors:  # hooks first (per example): a big row or a Function's backward sees hooked gradients
+            if plan is not None and id(t) not in plan.leads:
+                continue
+            if t._hooks:
+                for c in s.column_views():
+                    engine._arrive(c, t)
+        for t in tensors:
+            if t._row == h and h in tape.python_rows and not consumed:
+                if plan is None or id(t) in plan.leads:
+                    if plan is None or id(t) in plan.runs:
+                        _big_row(s, t, h, freed)
+                consumed = True
+        records = [r for r in handlers if r is not None and not isinstance(r, Tensor)]
+        for rec in records:
+            if any(r is rec for r in s.functions):
+                continue
+            reached = any(o is not None and o._tape is tape and s.live[o._off] for o in rec.outputs)
+            if not reached or (plan is not None and not any(o is not None and id(o) in plan.runs for o in rec.outputs)):
+                continue
+            # a custom Function's backward is written for one cotangent (torch would need its vmap rule): run it
+            # once per example; which outputs had a cotangent is decided before the first example's hooks
+            outs = [o for o in rec.outputs if o is not None and o._tape is tape]
+            was_live = [int(s.live[o._off]) for o in outs]
+            for c in s.column_views():
+                for o, flag in zip(outs, was_live):
+                    s.live[o._off] = flag
+                for o, flag in zip(outs, was_live):
+                    if flag:
+                        engine._arrive(c, o)
+                    elif o._hooks:
+                        g = engine.hooks_on_undefined(o)
+                        if g is not None:
+                            c.cot[o._off : o._off + o._data.size] = g._data.reshape(-1)
+                            s.live[o._off] = 1
+                rec.kernel_backward(c)
+            s.functions.append(rec)
+        s.gather_lowest()
+        if not consumed and h in tape.python_rows and s.live[engine._row_out(tape, h)]:
+            raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
+        start = h - 1 if consumed else h
+    _run_kernel(s, start, 0, freed)
+
+
+def _run_kernel(s, start, stop, freed):
+    if start < stop:
+        return
+    tape = s.tape
+    rows, attrs, aux = tape.arrays()
+    if s.plan is not None:
+        blocked = s.plan.blocked.get(tape.id)
+        if blocked:  # rows off the paths to the inputs: masked as engine._run_kernel does
+            if s.rows_view is None or s.rows_view.shape[0] != rows.shape[0]:
+                masked = np.array(rows)
+                masked[np.array(blocked, np.int64), 1] = tape.used
+                s.rows_view = masked
+            rows = s.rows_view
+    status = np.zeros(3, np.int64)
+    result = reverse_sweep_batched(
+        rows,
+        attrs,
+        aux,
+        tape.values,
+        s.cot,
+        s.cmap,
+        s.live,
+        s.visited,
+        freed,
+        tape.modified,
+        SAVES,
+        start,
+        stop,
+        s.lowest,
+        status,
+    )
+    del rows, attrs, aux
+    if result < 0:
+        if status[0] == engine.FREED:
+            raise RuntimeError(engine.FREED_MESSAGE)
+        raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))
+    s.lowest = result
+
+
+def _big_row(s, t, h, freed):
+    """Row ``h`` (producing big tensor ``t``), batched where numpy can take the batch (matmul, linear,
+    same-shape elementwise with a compiled partial, sum), else once per example with the engine's code."""
+    tape = s.tape
+    row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
+    op_bits = int(row[0])
+    code = op_bits & K.CODE_MASK
+    inputs = t._inputs
+    matmul = (code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2) or code in (K.LINEAR, K.LINEAR_BIAS)
+    elementwise = CHEAP_PARTIAL[code] and all(i._data.shape == t._data.shape for i in inputs)
+    if not (matmul or elementwise or code == K.SUM_ALL):
+        for c in s.column_views():
+            engine._vectorized_row(c, t, h, freed)
+        s.gather_lowest()
+        return
+    _check_row(tape, h, row, freed)
+    s.visited[h] = 1
+    targets = [
+        (int(off), int(prow), inp)
+        for bit, off, prow, inp in zip((K.XRG, K.YRG), (row[2], row[3]), (row[6], row[7]), inputs)
+        if op_bits & bit
+    ]
+    if code == K.LINEAR_BIAS and tape.aux[int(row[5]) + 5]:
+        a = int(row[5])
+        targets.append((tape.aux[a + 3], tape.aux[a + 4], inputs[2]))
+    n = t._data.size
+    g = s.block(t._off, n)  # (n, B)
+    nb = s.nb
+
+    def add_to(inp, value):
+        for off, _, target in targets:
+            if target is inp:
+                s.block(off, inp._data.size)[...] += value.reshape(inp._data.size, nb)
+                return
+
+    if matmul:
+        _matmul_rows(t, code, g, nb, add_to)
+    elif code == K.SUM_ALL:
+        scale = float(np.frombuffer(tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
+        for off, _, inp in targets:
+            s.block(off, inp._data.size)[...] += scale * g[0]
+    else:
+        _elementwise_partials(t, code, g, h, add_to, tape)
+    for off, prow, _ in targets:
+        s.live[off] = 1
+        s.lowest = min(s.lowest, prow)
+
+
+def _check_row(tape, h, row, freed):
+    op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    reads = engine.needed_reads_py(int(SAVES[op_bits & K.CODE_MASK]), op_bits)
+    if reads:
+        if freed[h]:
+            raise RuntimeError(engine.FREED_MESSAGE)
+        mod = tape.modified
+        if (
+            (reads & engine.READS_OUT and mod[out_off])
+            or (reads & engine.READS_X and x_off >= 0 and mod[x_off])
+            or (reads & engine.READS_Y and y_off >= 0 and mod[y_off])
+        ):
+            raise RuntimeError(engine._modified_message(tape, h, out_off))
+
+
+def _matmul_rows(t, code, g, nb, add_to):
+    """``x @ y`` (1-D or 2-D operands) or ``x @ y.T (+ b)`` with B cotangents ``g`` ``(M*N, B)``."""
+    x, y = t._inputs[:2]
+    linear = code != K.MATMUL
+    xd = x._data.reshape(-1, x.shape[-1])
+    yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
+    M = xd.shape[0]
+    g3 = g.reshape(M, -1, nb)  # (M, N, B)
+    N = g3.shape[1]
+    if x._rg:
+        # gx[m] = y @ g[m] (matmul) or y.T @ g[m] (linear): one batched GEMM over the rows of x
+        add_to(x, np.matmul(yd.T if linear else yd, g3))
+    if y._rg and y is not x:
+        if linear:  # gy[n, k] = sum_m g[m, n] x[m, k]
+            add_to(y, (g3.transpose(1, 2, 0).reshape(N * nb, M) @ xd).reshape(N, nb, -1).transpose(0, 2, 1))
+        else:  # gy = x.T @ g: one GEMM with B times the columns
+            add_to(y, xd.T @ g.reshape(M, N * nb))
+    elif y is x and x._rg:
+        add_to(x, xd.T @ g.reshape(M, N * nb))
+    if len(t._inputs) > 2 and t._inputs[2]._rg:
+        add_to(t._inputs[2], g3.sum(0))
+
+
+def _elementwise_partials(t, code, g, h, add_to, tape):
+    """Same-shape elementwise row: the local partials once (the kernels' formulas, applied to ones), then
+    B cotangents times them."""
+    attrs = np.frombuffer(tape.rows, np.float64, count=2, offset=h * 80 + 64)
+    n = t._data.size
+    out = t._data.reshape(-1)
+    flat = [np.ascontiguousarray(i._data).reshape(-1) for i in t._inputs]
+    ones = np.ones(n, out.dtype)
+    if len(flat) == 1:
+        d = np.empty(n, out.dtype)
+        unary_backward_chunk(code, flat[0], out, ones, d, float(attrs[0]), float(attrs[1]), False)
+        if t._inputs[0]._rg:
+            add_to(t._inputs[0], g * d[:, None])
+        return
+    dx = np.empty(n, out.dtype)
+    dy = np.empty(n, out.dtype)
+    binary_backward_chunk(code, flat[0], flat[1], out, ones, dx, dy, True, True, False, False)
+    x, y = t._inputs
+    if x._rg:
+        add_to(x, g * dx[:, None])
+    if y._rg:
+        add_to(y, g * dy[:, None])

@@ -1,0 +1,129 @@
+"""``ad.autograd.functional`` on the batched sweep: Jacobians and Hessians against analytic values and torch."""
+
+import numpy as np
+import pytest
+
+import ad
+from ad.autograd import functional as F
+
+torch = pytest.importorskip("torch")
+RNG = np.random.default_rng(11)
+A = RNG.standard_normal((5, 4)) / 2.0
+W1, B1 = RNG.standard_normal((6, 4)) / 2.0, RNG.standard_normal(6)
+W2, B2 = RNG.standard_normal((3, 6)) / 2.0, RNG.standard_normal(3)
+X = RNG.standard_normal(4)
+
+
+def _mlp(lib, linear):
+    w1, b1, w2, b2 = (lib.tensor(a) for a in (W1, B1, W2, B2))
+    return lambda x: linear(lib.tanh(linear(x, w1, b1)), w2, b2)
+
+
+AD_MLP = _mlp(ad, ad.nn.functional.linear)
+TORCH_MLP = _mlp(torch, torch.nn.functional.linear)
+
+
+def _tanh_layer(lib):
+    a = lib.tensor(A)
+    return lambda x: lib.tanh(a @ x).sum()
+
+
+def _np(x):
+    return x.detach().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+@pytest.mark.parametrize("strategy", ["reverse-mode", "forward-mode"])
+def test_mlp_jacobian_matches_torch(vectorize, strategy):
+    if strategy == "forward-mode" and not vectorize:
+        pytest.skip("torch: forward-mode needs vectorize=True")
+    j = F.jacobian(AD_MLP, ad.tensor(X), vectorize=vectorize, strategy=strategy)
+    tj = torch.autograd.functional.jacobian(TORCH_MLP, torch.tensor(X), vectorize=vectorize, strategy=strategy)
+    assert j.shape == tuple(tj.shape) == (3, 4)
+    np.testing.assert_allclose(_np(j), _np(tj), rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_of_tanh_layer_is_analytic_and_matches_torch():
+    h = F.hessian(_tanh_layer(ad), ad.tensor(X))
+    t = np.tanh(A @ X)
+    analytic = A.T @ np.diag(-2.0 * t * (1.0 - t * t)) @ A
+    np.testing.assert_allclose(_np(h), analytic, rtol=1e-12, atol=1e-14)
+    for vectorize in (False, True):
+        th = torch.autograd.functional.hessian(_tanh_layer(torch), torch.tensor(X), vectorize=vectorize)
+        np.testing.assert_allclose(_np(h), _np(th), rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_of_tuple_inputs_matches_torch():
+    def f(lib):
+        return lambda x, y: (lib.sin(x)[:, None] * y * y).sum() + (x * x).sum() * y.sum()
+
+    xs = (RNG.standard_normal(3), RNG.standard_normal((3, 2)))
+    h = F.hessian(f(ad), tuple(ad.tensor(a) for a in xs), vectorize=True)
+    th = torch.autograd.functional.hessian(f(torch), tuple(torch.tensor(a) for a in xs), vectorize=True)
+    for i in range(2):
+        for j in range(2):
+            assert h[i][j].shape == tuple(th[i][j].shape)
+            np.testing.assert_allclose(_np(h[i][j]), _np(th[i][j]), rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_tuple_outputs_and_unused_input_match_torch():
+    def f(lib):
+        return lambda x, y: (lib.exp(x) * 2.0, (x * x).sum() + 0.0 * x.sum())
+
+    xs = (RNG.standard_normal(3), RNG.standard_normal(2))
+    j = F.jacobian(f(ad), tuple(ad.tensor(a) for a in xs), vectorize=True)
+    tj = torch.autograd.functional.jacobian(f(torch), tuple(torch.tensor(a) for a in xs), vectorize=True)
+    for i in range(2):
+        for k in range(2):
+            assert j[i][k].shape == tuple(tj[i][k].shape)
+            np.testing.assert_allclose(_np(j[i][k]), _np(tj[i][k]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["hvp", "vhp", "jvp", "vjp"])
+def test_products_match_torch(name):
+    v = RNG.standard_normal(4)
+    if name in ("hvp", "vhp"):
+        fa, ft, va = _tanh_layer(ad), _tanh_layer(torch), v
+    elif name == "jvp":
+        fa, ft, va = AD_MLP, TORCH_MLP, v
+    else:
+        fa, ft, va = AD_MLP, TORCH_MLP, RNG.standard_normal(3)
+    out, res = getattr(F, name)(fa, ad.tensor(X), ad.tensor(va))
+    tout, tres = getattr(torch.autograd.functional, name)(ft, torch.tensor(X), torch.tensor(va))
+    np.testing.assert_allclose(_np(out), _np(tout), rtol=1e-12)
+    np.testing.assert_allclose(_np(res), _np(tres), rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_create_graph_vectorized_is_differentiable():
+    x = ad.tensor(X, requires_grad=True)
+    j = F.jacobian(lambda x: ad.sin(x) * x.sum(), x, create_graph=True, vectorize=True)
+    assert j.requires_grad
+    (g,) = ad.autograd.grad(j.sum(), x)
+    tx = torch.tensor(X, requires_grad=True)
+    tj = torch.autograd.functional.jacobian(lambda x: torch.sin(x) * x.sum(), tx, create_graph=True, vectorize=True)
+    (tg,) = torch.autograd.grad(tj.sum(), tx)
+    np.testing.assert_allclose(g.numpy(), tg.numpy(), rtol=1e-12)
+
+
+def test_strict_with_vectorize_raises_as_torch():
+    with pytest.raises(RuntimeError, match="not supported together"):
+        F.jacobian(AD_MLP, ad.tensor(X), strict=True, vectorize=True)
+    with pytest.raises(RuntimeError, match="not supported together"):
+        torch.autograd.functional.jacobian(TORCH_MLP, torch.tensor(X), strict=True, vectorize=True)
+
+
+def test_retain_grad_inside_func_keeps_the_row_loop():
+    """The batched sweep refuses retain_grad tensors; vectorize=False then runs torch's row-by-row loop."""
+    kept = []
+
+    def f(x):
+        y = ad.sin(x)
+        y.retain_grad()
+        kept.append(y)
+        return y * x
+
+    j = F.jacobian(f, ad.tensor(X))
+    np.testing.assert_allclose(_np(j), np.diag(np.cos(X) * X + np.sin(X)), rtol=1e-12)
+    assert kept[-1].grad is not None
+    with pytest.raises(RuntimeError, match="retain_grad"):
+        F.jacobian(f, ad.tensor(X), vectorize=True)

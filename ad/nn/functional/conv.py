@@ -348,6 +348,19 @@ def _input_grad_composite(g, weight, x_shape, geo, groups):
     return _col2im(cols, x_shape, kernel, stride, padding, dilation)
 
 
+def _gemm_columns(xd, geo, groups):
+    """The columns of the C-contiguous image batch ``xd`` in the layout of one GEMM per group,
+    ``(G, C / G * taps, N * L)`` (a pooled buffer), and the output's spatial size."""
+    kernel, stride, padding, dilation = geo
+    n, c, *spatial = xd.shape
+    geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
+    rows, length = c * int(np.prod(kernel)), int(np.prod(spatial_out))
+    cols = _scratch((rows, n, length), xd.dtype)
+    if cols.size:
+        kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols, True)
+    return cols.reshape(groups, rows // groups, n * length), spatial_out
+
+
 class _Convolution(Function):
     """``conv(x, weight) + bias`` (N, O, *spatial_out), forward and first-order backward in numpy + BLAS.
 
@@ -361,18 +374,12 @@ class _Convolution(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo, groups):
-        kernel, stride, padding, dilation = geo
         xd = np.ascontiguousarray(x._data)
-        n, c, *spatial = xd.shape
-        geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
-        taps = int(np.prod(kernel))
+        n = xd.shape[0]
+        colsg, spatial_out = _gemm_columns(xd, geo, groups)
         length = int(np.prod(spatial_out))
         out_c = weight.shape[0]
-        cols = _scratch((c * taps, n, length), xd.dtype)
-        if cols.size:
-            kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols, True)
-        colsg = cols.reshape(groups, c * taps // groups, n * length)
-        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, c * taps // groups)
+        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, colsg.shape[1])
         prod = _scratch((groups, out_c // groups, n * length), xd.dtype)
         if groups > 1:
             np.matmul(w, colsg, out=prod)
@@ -414,7 +421,7 @@ class _Convolution(Function):
         gx = gw = gb = None
         if need_w:
             # (cols @ g.T).T rather than g @ cols.T: OpenBLAS is far faster with the long N * L axis this way
-            cols = _Convolution._columns(ctx, x, n, length)
+            cols = _Convolution._columns(ctx, x)
             gw = wrap_array(np.ascontiguousarray(np.matmul(cols, gk.transpose(0, 2, 1)).transpose(0, 2, 1))
                             .reshape(weight.shape))
             del cols
@@ -432,20 +439,12 @@ class _Convolution(Function):
         return gx, gw, gb, None, None
 
     @staticmethod
-    def _columns(ctx, x, n, length):
+    def _columns(ctx, x):
         """The forward's columns, handed over once: the graph (a reference cycle) may outlive its backward
         until the garbage collector runs, and columns left in ``ctx`` would keep their buffer from the pool
         for the next step. A second backward (``retain_graph=True``) recomputes them from ``x``."""
         cols, ctx.cols = ctx.cols, None
-        if cols is None:
-            kernel, stride, padding, dilation = ctx.geo
-            xd = np.ascontiguousarray(x._data)
-            geom = _geometry(xd.shape[2:], kernel, stride, padding, dilation)[0]
-            cols = _scratch((xd.shape[1] * int(np.prod(kernel)), n, length), xd.dtype)
-            if cols.size:
-                kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols, True)
-            cols = cols.reshape(ctx.groups, -1, n * length)
-        return cols
+        return cols if cols is not None else _gemm_columns(np.ascontiguousarray(x._data), ctx.geo, ctx.groups)[0]
 
     @staticmethod
     def jvp(ctx, tx, tw, tb, *_):

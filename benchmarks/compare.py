@@ -26,7 +26,9 @@ a full gc.collect() before every repetition.
 
 The report: per workload, the median [interquartile range] of the whole step (forward + backward: the sum of
 the timed phases) for each library and the ratio torch/ad (above 1: ad is faster) as the headline, and the
-phases' medians and ratios beside it. The header names the machine (cores, load average) and the command.
+phases' medians and ratios beside it, with "cpu": the worker process's CPU time (user + system, every thread,
+spinning ones included) per repetition, which on a loaded machine shows what a step costs when wall times
+mostly measure waiting for a core. The header names the machine (cores, load average) and the command.
 
 A library that cannot be imported, or that fails on a workload (say an op `ad` does not have yet), is
 skipped for that workload with a message; the others still run.
@@ -103,7 +105,8 @@ CASES = [
 ]
 FIRST_CALL_KEY = "FC"
 STEP = "total"  # the phase that is the whole step: the sum of the timed phases, or the only one
-PHASE_ORDER = ("forward", "backward", "grad", "grad2", "import", "first_backward", "process", STEP)
+CPU = "cpu"  # the worker process's CPU time (user + system, every thread) during a repetition
+PHASE_ORDER = ("forward", "backward", "grad", "grad2", "import", "first_backward", "process", STEP, CPU)
 
 # --plot: the per-op cost of a chain against its size
 SWEEP_SIZES = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
@@ -192,7 +195,7 @@ class Result:
 
     def step_phase(self) -> str | None:
         """The whole step: "total" where the workload times several phases, else its only phase."""
-        phases = self.phases()
+        phases = [p for p in self.phases() if p != CPU]
         return STEP if STEP in phases else (phases[0] if phases else None)
 
     def ratio(self, phase: str | None, lib: str = "ad") -> float | None:
@@ -239,6 +242,12 @@ def load_average() -> float:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def process_cpu_seconds() -> float:
+    """User + system CPU time of this process, all its threads (spinning worker threads included)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def n_reps(seconds_per_rep: float, budget: float, min_reps: int, max_reps: int) -> int:
     if seconds_per_rep <= 0:
         return max_reps
@@ -282,8 +291,10 @@ def worker(spec: dict) -> dict:
         for _ in range(n_reps(seconds_per_rep, spec["budget"], spec["min_reps"], spec["max_reps"])):
             if spec.get("cold"):
                 gc.collect()
+            cpu = process_cpu_seconds()
             for phase, s in wl.repetition().items():
                 samples.setdefault(phase, []).append(s)
+            samples.setdefault(CPU, []).append(process_cpu_seconds() - cpu)
         result["samples"] = samples
     except Exception as exc:
         result["error"] = describe(exc)
@@ -486,14 +497,14 @@ def fmt_ratio(ratio: float | None) -> str:
 
 
 def phases_cell(res: Result, libs: list[str]) -> str:
-    """Each timed phase of a multi-phase step: the libraries' medians and torch/ad."""
+    """The timed phases of a multi-phase step, and the CPU time: the libraries' medians and torch/ad."""
+    timed = [p for p in res.phases() if p not in (STEP, CPU)]
+    shown = (timed if len(timed) > 1 else []) + [p for p in res.phases() if p == CPU]
     parts = []
-    for phase in res.phases():
-        if phase == STEP:
-            continue
+    for phase in shown:
         times = ", ".join(f"{lib} {fmt_time(res.stats(lib, phase)['median'])}" for lib in libs if res.stats(lib, phase))
         parts.append(f"{phase}: {times} ({fmt_ratio(res.ratio(phase))})")
-    return "; ".join(parts) if len(parts) > 1 else "—"
+    return "; ".join(parts) or "—"
 
 
 def markdown_table(results: list[Result], libs: list[str]) -> str:

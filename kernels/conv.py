@@ -34,38 +34,36 @@ def im2col(x, geometry, cols, batch_inner=False):
     n_, c_, d_, h_, w_ = x.shape
     kd_, kh_, kw_, sd, sh, sw, pd, ph, pw, dd, dh, dw, od_, oh_, ow_ = geometry
     taps = kd_ * kh_ * kw_
+    length = od_ * oh_ * ow_
+    plane_size = d_ * h_ * w_
+    xf = x.reshape(-1)  # flat offsets: no array view to build per output row
+    cf = cols.reshape(-1)
     for p in prange(n_ * c_):
         n = p // c_
         c = p % c_
-        plane = x[n, c]
         for kd in range(kd_):
             for kh in range(kh_):
                 for kw in range(kw_):
                     r = c * taps + (kd * kh_ + kh) * kw_ + kw
-                    dst = cols[r, n] if batch_inner else cols[n, r]
+                    dst = (r * n_ + n) * length if batch_inner else (n * c_ * taps + r) * length
                     off = kw * dw - pw
                     lo, hi = _inside(off, sw, w_, ow_)
-                    l = 0
                     for od in range(od_):
                         i = od * sd - pd + kd * dd
                         for oh in range(oh_):
                             j = oh * sh - ph + kh * dh
                             if 0 <= i < d_ and 0 <= j < h_:
-                                src = plane[i, j]
-                                for ow in range(lo):
-                                    dst[l + ow] = 0.0
+                                src = p * plane_size + (i * h_ + j) * w_ + off
+                                cf[dst : dst + lo] = 0.0
                                 if sw == 1:
-                                    for ow in range(lo, hi):
-                                        dst[l + ow] = src[ow + off]
+                                    cf[dst + lo : dst + hi] = xf[src + lo : src + hi]
                                 else:
                                     for ow in range(lo, hi):
-                                        dst[l + ow] = src[ow * sw + off]
-                                for ow in range(hi, ow_):
-                                    dst[l + ow] = 0.0
+                                        cf[dst + ow] = xf[src + ow * sw]
+                                cf[dst + hi : dst + ow_] = 0.0
                             else:  # a whole row of padding
-                                for ow in range(ow_):
-                                    dst[l + ow] = 0.0
-                            l += ow_
+                                cf[dst : dst + ow_] = 0.0
+                            dst += ow_
 
 
 @njit(cache=True, parallel=True)
@@ -74,28 +72,29 @@ def col2im(cols, geometry, x, batch_inner=False):
     n_, c_, d_, h_, w_ = x.shape
     kd_, kh_, kw_, sd, sh, sw, pd, ph, pw, dd, dh, dw, od_, oh_, ow_ = geometry
     taps = kd_ * kh_ * kw_
+    length = od_ * oh_ * ow_
+    plane_size = d_ * h_ * w_
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
     for p in prange(n_ * c_):
         n = p // c_
         c = p % c_
-        plane = x[n, c]
         for kd in range(kd_):
             for kh in range(kh_):
                 for kw in range(kw_):
                     r = c * taps + (kd * kh_ + kh) * kw_ + kw
-                    src = cols[r, n] if batch_inner else cols[n, r]
+                    src = (r * n_ + n) * length if batch_inner else (n * c_ * taps + r) * length
                     off = kw * dw - pw
                     lo, hi = _inside(off, sw, w_, ow_)
-                    l = 0
                     for od in range(od_):
                         i = od * sd - pd + kd * dd
                         for oh in range(oh_):
                             j = oh * sh - ph + kh * dh
                             if 0 <= i < d_ and 0 <= j < h_:
-                                dst = plane[i, j]
+                                dst = p * plane_size + (i * h_ + j) * w_ + off
                                 if sw == 1:
-                                    for ow in range(lo, hi):
-                                        dst[ow + off] += src[l + ow]
+                                    xf[dst + lo : dst + hi] += cf[src + lo : src + hi]
                                 else:
                                     for ow in range(lo, hi):
-                                        dst[ow * sw + off] += src[l + ow]
-                            l += ow_
+                                        xf[dst + ow * sw] += cf[src + ow]
+                            src += ow_

@@ -28,7 +28,7 @@ The workloads (keys as printed by `compare.py`):
   forward-over-reverse, and the full Hessian (`autograd.functional.hessian`).
 - W5 jvp: forward mode (`autograd.forward_ad`) through the chains of W1 and W3.
 - W6 many-leaves: 2,000 leaves of 8 float64 elements, loss = stack([sum(tanh(p_i * c_i))]).sum(); backward
-  only.
+  only (asv), forward + backward (`compare.py`).
 - W7 scalar second derivative: 200 steps of x <- x - 0.1 sin(x) x on a 0-dim leaf, d2/dx2 by double
   backward.
 - W8 conv-step: conv2d forward and backward, batch 32, 3 -> 16 -> 32 channels, 32x32 images, 3x3 kernels
@@ -166,8 +166,8 @@ def _import_ad():
 def load_backend(name: str) -> Backend:
     """The backend of library `name` ("ad", "torch" or "jax"); `Unavailable` if it cannot be imported.
 
-    torch runs on as many threads as there are cores (`torch.set_num_threads`), or on the number in the
-    environment variable AD_BENCH_TORCH_THREADS.
+    torch runs on its default number of threads, or on the number in the environment variable
+    AD_BENCH_TORCH_THREADS (`torch.set_num_threads`).
     """
     if name in _BACKENDS:
         return _BACKENDS[name]
@@ -177,7 +177,8 @@ def load_backend(name: str) -> Backend:
         elif name == "torch":
             import torch
 
-            torch.set_num_threads(int(os.environ.get("AD_BENCH_TORCH_THREADS", 0)) or cpu_count())
+            if os.environ.get("AD_BENCH_TORCH_THREADS"):
+                torch.set_num_threads(int(os.environ["AD_BENCH_TORCH_THREADS"]))
             backend = Backend("torch", torch)
         elif name == "jax":
             backend = JaxBackend()
@@ -541,12 +542,12 @@ def big_elementwise(backend, size=4_000_000, n_ops=8, dtype="float64") -> Revers
     return chain_small(backend, n_ops=n_ops, size=size, dtype=dtype)
 
 
-def many_leaves(backend, n_leaves=2000, size=8) -> Reverse:
-    """W6: backward only (the forward runs untimed, before it)."""
+def many_leaves(backend, n_leaves=2000, size=8, timed=("backward",)) -> Reverse:
+    """W6: backward only by default (the forward runs untimed, before it); `compare.py` times the whole step."""
     rng = _rng(6)
     leaves = [rng.standard_normal(size) for _ in range(n_leaves)]
     consts = [rng.uniform(0.5, 1.5, size) for _ in range(n_leaves)]
-    return Reverse(backend, many_leaves_loss, leaves, consts, timed=("backward",))
+    return Reverse(backend, many_leaves_loss, leaves, consts, timed=timed)
 
 
 HVP_MODES = ("double-backward", "fwd-over-rev", "hessian")

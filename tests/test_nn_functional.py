@@ -464,3 +464,38 @@ def test_conv_grad_fn_names():
     x = ad.tensor(_r(1, 1, 4, 4), requires_grad=True)
     assert FA.conv2d(x, ad.ones(1, 1, 2, 2)).grad_fn.name() == "ConvolutionBackward0"
     assert FA.unfold(x, 2).grad_fn.name() == "Im2ColBackward0"
+
+
+def test_conv_retained_graph_second_backward_recomputes_the_columns():
+    """The first backward takes the forward's columns; a second one (retain_graph) rebuilds them: same grads."""
+    x = ad.tensor(_r(2, 4, 7, 6), requires_grad=True)
+    w = ad.tensor(_r(6, 2, 3, 2), requires_grad=True)
+    out = FA.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    seed = ad.tensor(_r(*out.shape))
+    (gx1, gw1) = ad.autograd.grad(out, (x, w), seed, retain_graph=True)
+    (gx2, gw2) = ad.autograd.grad(out, (x, w), seed)
+    np.testing.assert_array_equal(gw1.numpy(), gw2.numpy())
+    np.testing.assert_array_equal(gx1.numpy(), gx2.numpy())
+    xt, wt = torch.tensor(x.detach().numpy(), requires_grad=True), torch.tensor(w.detach().numpy(), requires_grad=True)
+    ot = FT.conv2d(xt, wt, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    gxt, gwt = torch.autograd.grad(ot, (xt, wt), torch.tensor(seed.numpy()))
+    np.testing.assert_allclose(gw2.numpy(), gwt.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gx2.numpy(), gxt.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv_results_kept_alive_are_not_overwritten_by_later_convolutions():
+    """Outputs and gradients sit in recycled buffers: one still referenced must never be handed out again."""
+    w = ad.tensor(_r(3, 2, 3, 3), requires_grad=True)
+    xs = [ad.tensor(_r(4, 2, 9, 9), requires_grad=True) for _ in range(3)]
+    outs, grads = [], []
+    for x in xs:
+        out = FA.conv2d(x, w, padding=1)
+        out.sum().backward()
+        outs.append(out)
+        grads.append(x.grad)
+    for x, out, g in zip(xs, outs, grads):
+        xt = torch.tensor(x.detach().numpy(), requires_grad=True)
+        ot = FT.conv2d(xt, torch.tensor(w.detach().numpy()), padding=1)
+        ot.sum().backward()
+        np.testing.assert_allclose(out.detach().numpy(), ot.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(g.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-10)

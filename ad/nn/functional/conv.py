@@ -20,6 +20,7 @@ from kernels import conv as kconv
 from ... import ops
 from ...autograd.function import Function
 from ...grad_mode import is_grad_enabled
+from ...tape import _ArenaPool
 from ...tensor import Tensor, wrap_array
 
 # ---------------------------------------------------------------------------------------------------------
@@ -50,6 +51,30 @@ def _geometry(spatial, kernel, stride, padding, dilation):
         pad3(kernel, 1) + pad3(stride, 1) + pad3(padding, 0) + pad3(dilation, 1) + pad3(out, 1), dtype=np.int64
     )
     return geom, tuple(out)
+
+
+class _ScratchPool(_ArenaPool):
+    """The convolutions' large temporaries (columns, GEMM products, outputs, gradients), recycled between
+    calls: numpy maps a fresh array this large anew each time, and the kernel's first touch of every page
+    (zeroing, and huge-page compaction) cost more CPU time than the GEMMs in a training step. A buffer is handed
+    out again only when nothing views it any more (the pool counts references), so a result kept by the caller
+    or columns saved for backward are never overwritten."""
+
+    MAX_BUFFERS = 16
+    MAX_TOTAL_BYTES = 512 << 20
+
+
+_SCRATCH = _ScratchPool()
+
+
+def _scratch(shape, dtype):
+    """An uninitialized C-contiguous array of ``shape``, a view of a pooled buffer (see ``_ScratchPool``)."""
+    size = int(np.prod(shape))
+    buf = _SCRATCH.take(dtype, size)
+    if buf is None:
+        buf = np.empty(size, dtype)
+    _SCRATCH.give(buf)  # pooled at once: it is only taken again after the view below and its copies die
+    return buf[:size].reshape(shape)
 
 
 def _as5d(shape):
@@ -323,6 +348,19 @@ def _input_grad_composite(g, weight, x_shape, geo, groups):
     return _col2im(cols, x_shape, kernel, stride, padding, dilation)
 
 
+def _gemm_columns(xd, geo, groups):
+    """The columns of the C-contiguous image batch ``xd`` in the layout of one GEMM per group,
+    ``(G, C / G * taps, N * L)`` (a pooled buffer), and the output's spatial size."""
+    kernel, stride, padding, dilation = geo
+    n, c, *spatial = xd.shape
+    geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
+    rows, length = c * int(np.prod(kernel)), int(np.prod(spatial_out))
+    cols = _scratch((rows, n, length), xd.dtype)
+    if cols.size:
+        kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols, True)
+    return cols.reshape(groups, rows // groups, n * length), spatial_out
+
+
 class _Convolution(Function):
     """``conv(x, weight) + bias`` (N, O, *spatial_out), forward and first-order backward in numpy + BLAS.
 
@@ -336,27 +374,27 @@ class _Convolution(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo, groups):
-        kernel, stride, padding, dilation = geo
         xd = np.ascontiguousarray(x._data)
-        n, c, *spatial = xd.shape
-        geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
-        taps = int(np.prod(kernel))
+        n = xd.shape[0]
+        colsg, spatial_out = _gemm_columns(xd, geo, groups)
         length = int(np.prod(spatial_out))
         out_c = weight.shape[0]
-        cols = np.empty((c * taps, n, length), xd.dtype)
-        if cols.size:
-            kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols.transpose(1, 0, 2))
-        colsg = cols.reshape(groups, c * taps // groups, n * length)
-        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, c * taps // groups)
-        prod = np.matmul(w, colsg) if groups > 1 else np.dot(w[0], colsg[0])[None]
+        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, colsg.shape[1])
+        prod = _scratch((groups, out_c // groups, n * length), xd.dtype)
+        if groups > 1:
+            np.matmul(w, colsg, out=prod)
+        else:
+            np.dot(w[0], colsg[0], out=prod[0])
         # (O, N, L) -> (N, O, L) in one pass, the bias added on the way
-        out = np.empty((n, out_c, length), xd.dtype)
+        out = _scratch((n, out_c, length), xd.dtype)
         if bias is not None:
             np.add(prod.reshape(out_c, n, length).transpose(1, 0, 2), bias._data[:, None], out=out)
         else:
-            out[...] = prod.reshape(out_c, n, length).transpose(1, 0, 2)
+            np.copyto(out, prod.reshape(out_c, n, length).transpose(1, 0, 2))
         ctx.save_for_backward(x, weight)
-        ctx.cols = colsg
+        # the columns serve the weight's gradient only (the create_graph sweep recomputes them from x); the
+        # first backward takes them (see _columns)
+        ctx.cols = colsg if ctx.needs_input_grad[1] else None
         ctx.geo = geo
         ctx.groups = groups
         ctx.has_bias = bias is not None
@@ -377,22 +415,36 @@ class _Convolution(Function):
         n, out_c = gd.shape[:2]
         length = int(np.prod(gd.shape[2:]))
         # (N, O, L) -> (G, O / G, N * L), the layout of the columns
-        gk = np.ascontiguousarray(gd.reshape(n, out_c, length).transpose(1, 0, 2)).reshape(groups, out_c // groups, -1)
+        gk = _scratch((out_c, n, length), gd.dtype)
+        np.copyto(gk, gd.reshape(n, out_c, length).transpose(1, 0, 2))
+        gk = gk.reshape(groups, out_c // groups, n * length)
         gx = gw = gb = None
         if need_w:
             # (cols @ g.T).T rather than g @ cols.T: OpenBLAS is far faster with the long N * L axis this way
-            gw = wrap_array(np.ascontiguousarray(np.matmul(ctx.cols, gk.transpose(0, 2, 1)).transpose(0, 2, 1))
+            cols = _Convolution._columns(ctx, x)
+            gw = wrap_array(np.ascontiguousarray(np.matmul(cols, gk.transpose(0, 2, 1)).transpose(0, 2, 1))
                             .reshape(weight.shape))
+            del cols
         if need_x:
             w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, -1)
-            gcols = np.matmul(w.transpose(0, 2, 1), gk)  # (G, C / G * taps, N * L)
-            image = np.zeros(_as5d(x.shape), gd.dtype)
+            gcols = _scratch((groups, w.shape[2], n * length), gd.dtype)
+            np.matmul(w.transpose(0, 2, 1), gk, out=gcols)  # (G, C / G * taps, N * L)
+            image = _scratch(_as5d(x.shape), gd.dtype)
+            image.fill(0)
             geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
-            kconv.col2im(gcols.reshape(-1, n, length).transpose(1, 0, 2), geom, image)
+            kconv.col2im(gcols.reshape(-1, n, length), geom, image, True)
             gx = wrap_array(image.reshape(x.shape))
         if need_b and ctx.has_bias:
             gb = wrap_array(gd.sum(axis=(0,) + tuple(range(2, gd.ndim))))
         return gx, gw, gb, None, None
+
+    @staticmethod
+    def _columns(ctx, x):
+        """The forward's columns, handed over once: the graph (a reference cycle) may outlive its backward
+        until the garbage collector runs, and columns left in ``ctx`` would keep their buffer from the pool
+        for the next step. A second backward (``retain_graph=True``) recomputes them from ``x``."""
+        cols, ctx.cols = ctx.cols, None
+        return cols if cols is not None else _gemm_columns(np.ascontiguousarray(x._data), ctx.geo, ctx.groups)[0]
 
     @staticmethod
     def jvp(ctx, tx, tw, tb, *_):

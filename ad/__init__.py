@@ -283,3 +283,7 @@ _conveniences.bind()
 _serialization.bind()
 _compile_notice.install()
 autograd.graph.bind()
+
+# --- CUDA (issue 10): ad.cuda's device queries (imports no numba until used), ad.asarray
+from . import cuda  # noqa: E402
+from .creation import asarray  # noqa: E402

@@ -4,6 +4,10 @@ of the run (verbose) and in the summary at its end (always, ``-q`` included), so
 import os
 import sys
 
+# CUDA tests run under numba's simulator unless the environment says otherwise (a GPU run exports
+# NUMBA_ENABLE_CUDASIM=0); numba reads this when first imported, so it is set before anything imports ad
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 
 def _seed_line():
     try:

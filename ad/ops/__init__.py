@@ -487,11 +487,22 @@ from .pointwise_ops import (  # noqa: E402, F401 - issue 13's elementwise ops
 
 
 def zeros_like(x, *, dtype=None, requires_grad=False):
+    if x._dev is not None:
+        return _cuda_full(x, 0.0, dtype, requires_grad)
     return wrap_array(np.zeros(x.shape, dtype=dtype or x.dtype), requires_grad)
 
 
 def ones_like(x, *, dtype=None, requires_grad=False):
+    if x._dev is not None:
+        return _cuda_full(x, 1.0, dtype, requires_grad)
     return wrap_array(np.ones(x.shape, dtype=dtype or x.dtype), requires_grad)
+
+
+def _cuda_full(x, value, dtype, requires_grad):
+    from ..cuda import ops as cuda_ops
+
+    t = cuda_ops.full(x.shape, value, np.dtype(dtype or x.dtype), x._dev)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 # ---------------------------------------------------------------------------------------------------------

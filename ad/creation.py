@@ -150,7 +150,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor):
         out = data if dtype is None or np.dtype(dtype) == data.dtype else data.to(dtype)
         return out if device is None else out.to(device)
-    if hasattr(data, "__cuda_array_interface__"):
+    if hasattr(data, "__cuda_array_interface__") or type(data).__module__.startswith("numba.cuda.simulator"):
         from .cuda.arrays import as_device_array, cuda_device, wrap
 
         out = wrap(as_device_array(data), cuda_device("cuda"))  # no copy: the same device memory

@@ -66,6 +66,10 @@ def _sim_array_type():
                 ret = self._ary[idx]
                 return SimDeviceArray(ret) if type(ret) is np.ndarray else ret
 
+            @property
+            def __cuda_array_interface__(self):
+                return cuda_array_interface(self)
+
             def __array__(self, *args, **kwargs):
                 raise TypeError("implicit conversion of a (simulated) CUDA device array to numpy: copy it first")
 
@@ -133,9 +137,8 @@ def to_host(darr):
 
 def cuda_array_interface(darr):
     """``darr``'s ``__cuda_array_interface__`` (built from the host array under the simulator)."""
-    cai = getattr(darr, "__cuda_array_interface__", None)
-    if cai is not None:
-        return cai
+    if not hasattr(darr, "_ary"):
+        return darr.__cuda_array_interface__
     host = darr._ary  # the simulator's device memory is host memory
     ai = host.__array_interface__
     return {

@@ -35,8 +35,9 @@ COMPARISONS = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE}
 
 def launch(kernel, n, *args):
     """Run ``kernel`` over ``n`` elements (grid-stride loops inside make any grid correct)."""
-    blocks = min(max((n + THREADS - 1) // THREADS, 1), MAX_BLOCKS)
-    kernel[blocks, THREADS](*args)
+    threads = min(THREADS, max(n, 1))  # (tiny launches: no idle threads, which the simulator pays for)
+    blocks = min(max((n + threads - 1) // threads, 1), MAX_BLOCKS)
+    kernel[blocks, threads](*args)
 
 
 # --- elementwise values ----------------------------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""CUDA tensors (issue 10), under numba's simulator in CI (``NUMBA_ENABLE_CUDASIM=1``, set by tests/conftest.py)
+and unchanged on a GPU.
+
+- The issue's graph (tanh, matmul, exp, sin, broadcasting add, mean, log_softmax, cross entropy) on
+  ``device="cuda"`` against the same graph on the CPU, in float64 to 1e-10: first order, second order
+  (``create_graph``) and forward mode.
+- The op table (``tests/test_op_table.py``'s cases) on CUDA against the CPU, values and gradients, for every
+  case whose ops have a CUDA path; the others must raise ``NotImplementedError`` naming the op (never a
+  silent host round trip: under the simulator, a device array refuses implicit numpy conversion).
+- Device API semantics and errors, as torch's.
+
+Sizes stay tiny: the simulator costs about 75 us per simulated thread.
+"""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ad
+import ad.nn.functional as F
+
+TESTS = Path(__file__).resolve().parent.parent
+
+if not ad.cuda.is_available():  # pragma: no cover - the simulator is always available
+    pytest.skip("no CUDA device and no simulator", allow_module_level=True)
+
+
+def _issue_graph(dev, x0, w0, b0, target):
+    """The issue's graph: tanh, matmul, exp, sin, broadcasting add, mean, log_softmax, cross entropy."""
+    x = ad.tensor(x0, device=dev, requires_grad=True)
+    w = ad.tensor(w0, device=dev, requires_grad=True)
+    b = ad.tensor(b0, device=dev, requires_grad=True)
+    return (x, w, b), lambda x, w, b: _loss(x, w, b, ad.tensor(target, device=dev))
+
+
+def _loss(x, w, b, target):
+    h = ad.tanh(x @ w)
+    h = ad.exp(h) * 0.5 + ad.sin(h) + b  # b: (3,) broadcast over rows
+    logp = F.log_softmax(h - h.mean(), dim=1)
+    return F.cross_entropy(logp, target)
+
+
+@pytest.fixture(scope="module")
+def issue_inputs():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((3, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3), np.array([0, 2, 1])
+
+
+def _both(issue_inputs):
+    return [_issue_graph(dev, *issue_inputs) for dev in ("cpu", "cuda")]
+
+
+def _host(t):
+    return t.detach().cpu().numpy()
+
+
+def test_issue_graph_first_order(issue_inputs):
+    results = []
+    for leaves, f in _both(issue_inputs):
+        loss = f(*leaves)
+        loss.backward()
+        results.append((loss, [leaf.grad for leaf in leaves]))
+    (lc, gc), (lg, gg) = results
+    assert lg.device == ad.device("cuda:0") and all(g.is_cuda for g in gg)
+    np.testing.assert_allclose(_host(lg), _host(lc), rtol=0, atol=1e-10)
+    for a, b in zip(gc, gg):
+        np.testing.assert_allclose(_host(b), _host(a), rtol=0, atol=1e-10)
+
+
+def test_issue_graph_second_order(issue_inputs):
+    results = []
+    for leaves, f in _both(issue_inputs):
+        grads = ad.autograd.grad(f(*leaves), leaves, create_graph=True)
+        total = sum((g * g).sum() for g in grads)
+        results.append(ad.autograd.grad(total, leaves))
+    for a, b in zip(*results):
+        assert b.is_cuda
+        np.testing.assert_allclose(_host(b), _host(a), rtol=0, atol=1e-10)
+
+
+def test_issue_graph_forward_mode(issue_inputs):
+    import ad.autograd.forward_ad as fwAD
+
+    rng = np.random.default_rng(1)
+    tangents = [rng.standard_normal(s) for s in ((3, 4), (4, 3), (3,))]
+    results = []
+    for dev in ("cpu", "cuda"):
+        leaves, f = _issue_graph(dev, *issue_inputs)
+        with fwAD.dual_level():
+            duals = [fwAD.make_dual(leaf.detach(), ad.tensor(t, device=dev)) for leaf, t in zip(leaves, tangents)]
+            results.append(fwAD.unpack_dual(f(*duals)).tangent)
+    assert results[1].is_cuda
+    np.testing.assert_allclose(_host(results[1]), _host(results[0]), rtol=0, atol=1e-10)
+
+
+# --- the op table on CUDA -------------------------------------------------------------------------------------
+
+
+def _op_table():
+    spec = importlib.util.spec_from_file_location("_op_table_for_cuda", TESTS / "test_op_table.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(TESTS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(TESTS))
+    return module
+
+
+OP_TABLE = _op_table()
+_FACTORIES = ("tensor", "as_tensor", "zeros", "ones", "full", "arange", "linspace", "eye", "rand", "randn")
+
+
+@pytest.fixture
+def cuda_by_default(monkeypatch):
+    """Make the factories the cases call put their constants on the device (the cases are written for the
+    CPU); ``device=`` given explicitly still wins."""
+    for name in _FACTORIES:
+        fn = getattr(ad, name)
+
+        def on_cuda(*args, _fn=fn, **kwargs):
+            kwargs.setdefault("device", "cuda")
+            return _fn(*args, **kwargs)
+
+        monkeypatch.setattr(ad, name, on_cuda)
+
+
+def _run_case(name, dev):
+    fn, shapes, _ = OP_TABLE._case(name)
+    lo, hi = OP_TABLE._domain(name)
+    rng = np.random.default_rng(0)
+    xs = [ad.tensor(rng.uniform(lo, hi, size=s), device=dev, requires_grad=True) for s in shapes]
+    out = fn(*xs)
+    w = ad.tensor(np.linspace(0.5, 1.5, out.numel()).reshape(out.shape), device=dev)
+    loss = (out * w).sum()
+    grads = ad.autograd.grad(loss, xs, allow_unused=True)
+    return out, grads
+
+
+def _not_on_cuda(err):
+    return isinstance(err, NotImplementedError) and "not implemented for CUDA tensors yet" in str(err)
+
+
+@pytest.mark.parametrize("name", sorted(OP_TABLE.ALL_CASES))
+def test_op_table_case_on_cuda(name, cuda_by_default):
+    try:
+        out_g, grads_g = _run_case(name, "cuda")
+    except NotImplementedError as err:
+        if not _not_on_cuda(err):
+            raise
+        pytest.skip(f"no CUDA path yet: {err}")
+    out_c, grads_c = _run_case(name, "cpu")
+    assert out_g.is_cuda
+    np.testing.assert_allclose(_host(out_g), _host(out_c), rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads_c, grads_g):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert b.is_cuda
+            np.testing.assert_allclose(_host(b), _host(a), rtol=1e-12, atol=1e-12)
+
+
+# --- device API semantics -------------------------------------------------------------------------------------
+
+
+def test_device_objects():
+    assert ad.device("cuda") == ad.device("cuda") and ad.device("cuda:0") != ad.device("cuda")
+    assert ad.device("cuda", 0) == ad.device("cuda:0") and str(ad.device("cuda:0")) == "cuda:0"
+    assert ad.cuda.is_available() and ad.cuda.device_count() >= 1 and ad.cuda.current_device() == 0
+    ad.cuda.synchronize()
+
+
+def test_factories_take_device():
+    made = [
+        ad.tensor([1.0, 2.0], device="cuda"),
+        ad.zeros(2, 3, device="cuda"),
+        ad.ones(2, device="cuda:0"),
+        ad.full((2,), 7.0, device=ad.device("cuda")),
+        ad.empty(3, device="cuda"),
+        ad.arange(4, device="cuda"),
+        ad.linspace(0.0, 1.0, 5, device="cuda"),
+        ad.eye(2, device="cuda"),
+        ad.rand(2, device="cuda"),
+        ad.randn(2, device="cuda"),
+    ]
+    for t in made:
+        assert t.is_cuda and t.device == ad.device("cuda:0") and t.is_leaf
+    np.testing.assert_array_equal(made[3].cpu().numpy(), [7.0, 7.0])
+    np.testing.assert_array_equal(made[5].cpu().numpy(), np.arange(4))
+    like = [ad.zeros_like(made[1]), ad.ones_like(made[1]), ad.full_like(made[1], 2.0), ad.randn_like(made[1])]
+    assert all(t.is_cuda and t.shape == (2, 3) for t in like)
+    assert not ad.zeros_like(made[1], device="cpu").is_cuda
+    x = ad.tensor([1.0], device="cuda", requires_grad=True)
+    assert x.requires_grad and x.is_leaf
+
+
+def test_to_cuda_cpu_are_differentiable_copies():
+    x = ad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x.cuda()
+    assert y.is_cuda and y.grad_fn.name() == "ToCopyBackward0"
+    assert x.to("cpu") is x and y.to("cuda:0") is y and y.cuda() is y
+    z = (y * y).sum()
+    z.backward()
+    assert not x.grad.is_cuda
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0, 6.0])
+    back = y.cpu()
+    assert not back.is_cuda and back.grad_fn.name() == "ToCopyBackward0"
+    g = ad.autograd.grad((back * 3.0).sum(), x, create_graph=True)[0]
+    np.testing.assert_allclose(g.detach().numpy(), [3.0, 3.0, 3.0])
+    f32 = y.to(ad.float32)
+    assert f32.is_cuda and f32.dtype == np.float32
+    both = x.to("cuda", ad.float32)
+    assert both.is_cuda and both.dtype == np.float32
+
+
+def test_cross_device_ops_raise_torchs_error():
+    a = ad.ones(3, device="cuda")
+    b = ad.ones(3)
+    message = r"Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!"
+    mixed = (lambda: a + b, lambda: b * a, lambda: a @ b, lambda: ad.cat([a, b]), lambda: ad.where(a > 0, a, b))
+    for f in mixed:
+        with pytest.raises(RuntimeError, match=message):
+            f()
+    # as torch, a 0-d CPU tensor is a scalar usable with CUDA tensors
+    np.testing.assert_allclose((a + ad.tensor(2.0)).cpu().numpy(), [3.0, 3.0, 3.0])
+
+
+def test_numpy_of_cuda_tensor_raises_as_torch():
+    t = ad.ones(2, device="cuda")
+    message = r"can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu\(\) to copy the tensor to host"
+    with pytest.raises(TypeError, match=message):
+        t.numpy()
+    with pytest.raises(TypeError, match=message):
+        np.asarray(t)
+    assert t.item() if t.numel() == 1 else t.tolist() == [1.0, 1.0]
+    assert ad.tensor(3.5, device="cuda").item() == 3.5
+    assert "device='cuda:0'" in repr(t)
+
+
+def test_cuda_array_interface_both_ways():
+    t = ad.arange(6, dtype=ad.float64, device="cuda").reshape(2, 3)
+    cai = t.__cuda_array_interface__
+    assert tuple(cai["shape"]) == (2, 3) and cai["typestr"] == "<f8" and cai["version"] >= 2
+    assert not hasattr(ad.ones(2), "__cuda_array_interface__")
+    with pytest.raises(RuntimeError, match="requires grad"):
+        ad.ones(2, device="cuda", requires_grad=True).__cuda_array_interface__  # noqa: B018
+    shared = ad.as_tensor(t)
+    assert shared is t
+    from ad.cuda.arrays import to_device
+
+    darr = to_device(np.array([1.0, 2.0, 3.0]))
+    u = ad.as_tensor(darr)
+    v = ad.asarray(darr)
+    assert u.is_cuda and v.is_cuda
+    assert u.__cuda_array_interface__["data"][0] == darr_pointer(darr) == v.__cuda_array_interface__["data"][0]
+    # an object that only has the interface (as CuPy's or torch's CUDA tensors): viewed, not copied
+    w = ad.as_tensor(_CAIOnly(t.detach()))
+    assert w.is_cuda and w.__cuda_array_interface__["data"][0] == cai["data"][0]
+    np.testing.assert_array_equal(w.cpu().numpy(), np.arange(6.0).reshape(2, 3))
+
+
+class _CAIOnly:
+    def __init__(self, t):
+        self.__cuda_array_interface__ = t.__cuda_array_interface__
+
+
+def darr_pointer(darr):
+    from ad.cuda.arrays import cuda_array_interface
+
+    return cuda_array_interface(darr)["data"][0]
+
+
+def test_ops_without_a_cuda_path_raise_not_implemented():
+    x = ad.ones(2, 3, device="cuda")
+    with pytest.raises(NotImplementedError, match="amax is not implemented for CUDA tensors yet"):
+        x.amax(0)
+
+
+def test_grad_accumulates_on_the_device():
+    x = ad.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    (x * x).sum().backward()
+    (x * 3.0).sum().backward()
+    assert x.grad.is_cuda
+    np.testing.assert_allclose(x.grad.cpu().numpy(), [5.0, 7.0])
+
+
+def test_import_ad_does_not_import_numba_cuda():
+    code = "import sys, ad; assert 'numba.cuda' not in sys.modules; ad.ones(2); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=TESTS.parent, check=True)
+    assert out.stdout.strip() == "ok"

@@ -29,8 +29,23 @@ SIGN = 204
 EXTRA = {"floor": FLOOR, "ceil": CEIL, "trunc": TRUNC, "round": ROUND, "sign": SIGN}
 
 # comparison codes of ``compare_kernel``
-EQ, NE, LT, LE, GT, GE = range(6)
-COMPARISONS = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE}
+EQ, NE, LT, LE, GT, GE, AND, OR = range(8)
+COMPARISONS = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE, "logical_and": AND, "logical_or": OR}
+# numpy's names of the same (Tensor's operators: ad/methods.py)
+COMPARISONS.update(equal=EQ, not_equal=NE, less=LT, less_equal=LE, greater=GT, greater_equal=GE)
+
+
+# the opcodes whose values ``unary_value`` / ``binary_value`` compute (others raise on the host: ops.py)
+UNARY_CODES = frozenset(
+    (K.COPY, K.NEG, K.ABS, K.EXP, K.LOG, K.LOG1P, K.EXPM1, K.SQRT, K.RSQRT, K.SIN, K.COS, K.TAN, K.TANH, K.SIGMOID)
+    + (K.RELU, K.ERF, K.CLAMP, K.POW_SCALAR, K.RPOW_SCALAR, K.AFFINE, K.RDIV_SCALAR, K.SQUARE, K.ATAN, K.ASIN)
+    + (K.ACOS, K.SINH, K.COSH, K.ASINH, K.ACOSH, K.ATANH, K.LOG2, K.LOG10, K.EXP2, K.ERFC, K.SINC)
+    + (FLOOR, CEIL, TRUNC, ROUND, SIGN)
+)
+BINARY_CODES = frozenset(
+    (K.ADD, K.SUB, K.MUL, K.DIV, K.POW, K.MAXIMUM, K.MINIMUM, K.TANH_BACKWARD, K.ATAN2, K.HYPOT, K.COPYSIGN)
+    + (K.FMOD, K.REMAINDER, K.LOGADDEXP, K.XLOGY)
+)
 
 
 def launch(kernel, n, *args):
@@ -209,6 +224,17 @@ def binary_value(code, x, y):
         return math.hypot(x, y)
     if code == K.COPYSIGN:
         return math.copysign(x, y)
+    if code == K.FMOD:
+        if y == 0.0:
+            return math.nan
+        return math.fmod(x, y)
+    if code == K.REMAINDER:  # the sign of y, as numpy's and torch's
+        if y == 0.0:
+            return math.nan
+        r = math.fmod(x, y)
+        if r != 0.0 and (r < 0.0) != (y < 0.0):
+            r += y
+        return r
     if code == K.LOGADDEXP:
         m = x if x >= y else y
         if m == -math.inf:
@@ -251,8 +277,12 @@ def compare_kernel(code, x, y, out):
             out[i] = a <= b
         elif code == GT:
             out[i] = a > b
-        else:
+        elif code == GE:
             out[i] = a >= b
+        elif code == AND:
+            out[i] = a != 0 and b != 0
+        else:
+            out[i] = a != 0 or b != 0
 
 
 @cuda.jit

@@ -190,7 +190,7 @@ def _to_copy(x, dev):
 def unary(op, x, a0, a1, ctx):
     """Elementwise ``op`` (an op-table entry of an elementwise unary op) on CUDA tensor ``x``."""
     code = kc.EXTRA.get(op.name, op.code)
-    if code == K.ERFINV or code == K.LOGIT or (code == kc.ROUND and a0 != 0.0):
+    if code not in kc.UNARY_CODES or (code == kc.ROUND and a0 != 0.0):
         raise not_implemented(op.name)
     xd = x._data
     dt = _f64(xd.dtype)
@@ -223,6 +223,8 @@ def _same_shape(x, y, dev):
 
 def binary(op, x, y):
     """Elementwise binary ``op`` on operands of which at least one is a CUDA tensor."""
+    if op.code not in kc.BINARY_CODES:
+        raise not_implemented(op.name)
     dev = common_device(x, y)
     x, y = _same_shape(x, y, dev)
     xd = x._data
@@ -258,6 +260,8 @@ def compare(name, x, y):
 
 def _scalar_like(value, like):
     arr = np.asarray(value)
+    if arr.dtype == np.bool_:
+        return wrap(to_device(arr.reshape(1)).reshape(()), like._dev)
     if arr.dtype.kind in "iub" and like._data.dtype.kind == "f" or arr.dtype.kind == "f":
         arr = arr.astype(like._data.dtype if like._data.dtype.kind == "f" else np.float64)
     return wrap(to_device(arr.reshape(1)).reshape(()), like._dev)

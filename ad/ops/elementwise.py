@@ -227,6 +227,8 @@ def on_tensors(formula):
 
 def _tensor_step(cond, like):
     if like._dev is not None:
+        if not isinstance(cond, Tensor):  # a condition on the attributes alone (a Python bool)
+            return _cuda_ops().full(like.shape, 1.0 if cond else 0.0, like._data.dtype, like._dev)
         return _cuda_ops().const(cond, like._data.dtype)
     return _const(cond._data if isinstance(cond, Tensor) else cond, like._data.dtype)
 

@@ -151,7 +151,7 @@ def getitem(x, key):
 
 def gather(x, dim, index):
     d = _wrap_dim(dim, x.ndim)
-    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
     if idx.ndim != x.ndim and not (x.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
@@ -172,7 +172,7 @@ def gather(x, dim, index):
 
 def index_select(x, dim, index):
     d = _wrap_dim(dim, x.ndim)
-    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     if idx.dtype.kind not in "iu":

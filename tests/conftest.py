@@ -2,7 +2,9 @@
 of the run (verbose) and in the summary at its end (always, ``-q`` included), so a failure can be replayed."""
 
 import os
-import sys
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # read when numba is first imported: CUDA tests run simulated
+import sys  # noqa: E402
 
 # CUDA tests run under numba's simulator unless the environment says otherwise (a GPU run exports
 # NUMBA_ENABLE_CUDASIM=0); numba reads this when first imported, so it is set before anything imports ad

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# GPU check (issue 10): on a machine with an NVIDIA GPU, run the CUDA tests on the device and print the CUDA
+# benchmark table. Works offline: installs nothing from a registry, uses the numba, numba-cuda, CuPy and torch
+# that the machine has (`pip install --no-deps --no-build-isolation -e .`, or PYTHONPATH=. if that fails).
+# Usage: bash scripts/gpu_check.sh            (from anywhere; PYTHON=python3.12 picks the interpreter)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+export NUMBA_ENABLE_CUDASIM=0
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1
+
+if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null; then
+    echo "gpu_check: pip install -e . failed (offline?); using PYTHONPATH=."
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+"$PY" - <<'PY' || exit 1
+from numba import cuda
+if not cuda.is_available():
+    raise SystemExit("gpu_check: numba-cuda sees no GPU (driver or CUDA runtime missing)")
+dev = cuda.get_current_device()
+print(f"gpu_check: {dev.name.decode() if isinstance(dev.name, bytes) else dev.name}, "
+      f"compute capability {dev.compute_capability}")
+try:
+    import cupy
+    print(f"gpu_check: CuPy {cupy.__version__} (cuBLAS matmul)")
+except Exception as exc:
+    print(f"gpu_check: no CuPy ({type(exc).__name__}): matmul uses the tiled kernel")
+PY
+
+status=0
+echo "== CUDA tests on the device =="
+"$PY" -m pytest tests/cuda -x -q -p no:cacheprovider || status=1
+
+echo "== CUDA benchmarks =="
+"$PY" -m kernels.cuda.bench || status=1
+if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
+    "$PY" -m benchmarks.compare --device cuda --quick || status=1
+else
+    echo "gpu_check: benchmarks.compare has no --device option yet: CUDA table skipped"
+fi
+exit $status

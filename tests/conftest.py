@@ -6,10 +6,6 @@ import os
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # read when numba is first imported: CUDA tests run simulated
 import sys  # noqa: E402
 
-# CUDA tests run under numba's simulator unless the environment says otherwise (a GPU run exports
-# NUMBA_ENABLE_CUDASIM=0); numba reads this when first imported, so it is set before anything imports ad
-os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
-
 
 def _seed_line():
     try:

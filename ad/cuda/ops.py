@@ -17,13 +17,24 @@ the op it serves.
 
 import numpy as np
 
+# the shared CUDA kernels (kernels/cuda) serve float tensors; ``kernels.py`` here holds what they do not cover
+# (integer and bool data, cat/stack, the index maps' scatters, 0-d and empty cases)
 from kernels import opcodes as K
+from kernels import pointwise as _pw
+from kernels.cuda import elementwise as ke
+from kernels.cuda import matmul as km
+from kernels.cuda import reduce as kr
+from kernels.cuda import softmax as ks
 
 from ..grad_mode import _grad_state
 from ..tape import _next_tape_id
 from ..tensor import Tensor, _new
 from . import kernels as kc
 from .arrays import empty, to_device, wrap
+
+# STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise.py STEP_*)
+_STEP = {"floor": _pw.STEP_FLOOR, "ceil": _pw.STEP_CEIL, "trunc": _pw.STEP_TRUNC, "round": _pw.STEP_ROUND}
+_STEP["sign"] = _pw.STEP_SIGN
 
 
 class DeviceGraph:
@@ -189,10 +200,18 @@ def _to_copy(x, dev):
 
 def unary(op, x, a0, a1, ctx):
     """Elementwise ``op`` (an op-table entry of an elementwise unary op) on CUDA tensor ``x``."""
+    xd = x._data
+    if xd.dtype.kind == "f":
+        out = empty(xd.shape, xd.dtype)
+        if xd.size:
+            step = _STEP.get(op.name) if op.code == K.STEP_FN else None
+            ke.unary_forward(op.code, flat(xd), flat(out), a0, a1 if step is None else step)
+        if ctx is None and (a0 != 0.0 or a1 != 0.0):
+            ctx = (a0, a1)
+        return result(out, x._dev, op, (x,), ctx)
     code = kc.EXTRA.get(op.name, op.code)
     if code not in kc.UNARY_CODES or (code == kc.ROUND and a0 != 0.0):
         raise not_implemented(op.name)
-    xd = x._data
     dt = _f64(xd.dtype)
     if code in kc.EXTRA.values() and xd.dtype.kind in "iub":
         dt = xd.dtype  # floor of an integer tensor is that tensor (sign, round: the same dtype)
@@ -235,7 +254,10 @@ def binary(op, x, y):
         dt = _f64(dt)
     out = empty(xd.shape, dt)
     if xd.size:
-        kc.launch(kc.binary_kernel, xd.size, op.code, flat(xd), flat(yd), flat(out))
+        if dt.kind == "f" and xd.dtype == dt and yd.dtype == dt:
+            ke.binary_forward(op.code, flat(xd), flat(yd), flat(out))
+        else:
+            kc.launch(kc.binary_kernel, xd.size, op.code, flat(xd), flat(yd), flat(out))
     return result(out, dev, op, (x, y))
 
 
@@ -417,7 +439,12 @@ def sum(op, x, dims, keepdim, scale):
     out_shape = tuple(s for k, s in enumerate(xd.shape) if k not in dims)
     kept = tuple(1 if k in dims else s for k, s in enumerate(xd.shape))
     shape = kept if keepdim else out_shape
-    out = scatter_strided(x, shape, strides, 0, scale, op, (shape, tuple(strides), 0, scale))
+    ctx = (shape, tuple(strides), 0, scale)
+    if xd.dtype.kind == "f" and xd.ndim and xd.size:  # a shared-memory block reduction per output element
+        out = empty(shape, xd.dtype)
+        kr.reduce("sum" if scale == 1.0 else "mean", xd, out, dims)
+        return result(out, x._dev, op, (x,), ctx)
+    out = scatter_strided(x, shape, strides, 0, scale, op, ctx)
     if xd.dtype.kind in "iub" and not x._rg:  # torch: sums of integers and bools are int64
         out = result(_convert(out._data, np.int64), x._dev)
     return out
@@ -506,10 +533,17 @@ def matmul(x, y):
     if yd.ndim > 2 and tuple(ys2[:-2]) != batch:
         y = ops.expand(y, batch + (K_, N))
     B = ops._size(batch)
-    xb = M * K_ if x._data.ndim > 2 else 0
-    yb = K_ * N if y._data.ndim > 2 else 0
-    layout = [B, M, K_, N, xb, K_, 1, yb, N, 1]
-    out = _matmul_raw(x._data, y._data, layout, out_shape)
+    xd, yd = x._data, y._data
+    out = empty(out_shape, xd.dtype)
+    if xd.dtype.kind == "f" and out.size and K_:
+        # cuBLAS through CuPy on a GPU, the tiled kernel otherwise: operands as (batch, rows, columns)
+        x3 = xd.reshape((B if xd.ndim > 2 else 1, M, K_))
+        y3 = yd.reshape((B if yd.ndim > 2 else 1, K_, N))
+        km.matmul(x3, y3, out.reshape((B, M, N)))
+        return result(out, dev, ops.MATMUL, (x, y))
+    xb = M * K_ if xd.ndim > 2 else 0
+    yb = K_ * N if yd.ndim > 2 else 0
+    out = _matmul_raw(xd, yd, [B, M, K_, N, xb, K_, 1, yb, N, 1], out_shape)
     return result(out, dev, ops.MATMUL, (x, y))
 
 
@@ -523,6 +557,10 @@ def linear(x, w, b=None):
     N, K_ = wd.shape
     M = ops._size(xd.shape[:-1])
     out_shape = xd.shape[:-1] + (N,)
+    if xd.dtype.kind == "f" and M and N and K_:
+        out = empty(out_shape, xd.dtype)
+        km.linear(xd.reshape((M, K_)), wd, out.reshape((M, N)), None if b is None else b._data)
+        return result(out, dev, ops.LINEAR if b is None else ops.LINEAR_BIAS, (x, w) if b is None else (x, w, b))
     out = _matmul_raw(xd, wd, [1, M, K_, N, 0, K_, 1, 0, 1, K_], out_shape)
     if b is None:
         return result(out, dev, ops.LINEAR, (x, w))
@@ -538,7 +576,9 @@ def log_softmax(x, d):
     shape = xd.shape if xd.ndim else (1,)
     out = empty(xd.shape, xd.dtype)
     outer, size, inner = ops._size(shape[:d]), shape[d], ops._size(shape[d + 1 :])
-    if xd.size:
+    if xd.size and xd.ndim:
+        ks.log_softmax_forward(xd, out, d)
+    elif xd.size:
         kc.launch(kc.log_softmax_kernel, outer * inner, flat(xd), flat(out), outer, size, inner)
     return result(out, x._dev, ops.LOG_SOFTMAX, (x,), d)
 
@@ -547,11 +587,8 @@ def cross_entropy(x, target):
     """Mean cross entropy of logits ``x`` (M, C) against int64 class indices ``target`` (host array, (M,))."""
     from .. import ops
 
-    M, C = x._data.shape
-    total = full((1,), 0.0, np.float64, x._dev)._data
-    kc.launch(kc.cross_entropy_kernel, M, flat(x._data), to_device(target), total, M, C)
     loss = empty((), x._data.dtype)
-    kc.launch(kc.unary_kernel, 1, K.AFFINE, total, loss.reshape(1), 1.0 / M, 0.0)
+    ks.cross_entropy_forward(x._data, to_device(target), loss.reshape(1))
     return result(loss, x._dev, ops.CROSS_ENTROPY, (x,), target)
 
 

@@ -6,9 +6,9 @@ Importing this package imports nothing of numba: ``numba.cuda`` is imported when
 ``FakeCUDAArray``) and whose ``_dev`` is its ``ad.device`` (CPU tensors carry the class default ``None``, so a
 CPU op tests one attribute to know it has no CUDA work to do).
 
-Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``), ``kernels.py`` (the
-``@cuda.jit`` kernels ``ad`` needs on top of ``kernels/cuda``), ``ops.py`` (the forward of each op on CUDA
-tensors, recorded in the Python graph that ``engine.graph_sweep`` differentiates).
+Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``) and ``ops.py`` (the
+forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/ad_glue.py``, recorded in the
+Python graph that ``engine.graph_sweep`` differentiates).
 """
 
 __all__ = ["is_available", "device_count", "current_device", "synchronize", "set_device"]

@@ -5,7 +5,7 @@ Stage 1 of issue 10: a recorded CUDA result is a node of the Python graph only (
 with no tape row. ``_tape`` is a ``DeviceGraph``, a stand-in that gives the node its place in recording order
 (``engine._order_key``: graph id, row) and freed flags, which is all ``engine.graph_sweep`` needs; a backward
 from a CUDA tensor always takes that sweep (``autograd._run``), whose rules are ``ad`` ops and so run here,
-on the device. Values are computed by the kernels of ``kernels.py`` and never on the host: an op with no CUDA
+on the device. Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA
 path raises ``NotImplementedError``.
 
 Views are materialized (a strided gather into a new device array): CUDA tensors are always C-contiguous,
@@ -17,10 +17,11 @@ the op it serves.
 
 import numpy as np
 
-# the shared CUDA kernels (kernels/cuda) serve float tensors; ``kernels.py`` here holds what they do not cover
-# (integer and bool data, cat/stack, the index maps' scatters, 0-d and empty cases)
+# the shared CUDA kernels (kernels/cuda) serve float tensors; kernels/cuda/ad_glue.py holds what they do not
+# cover (integer and bool data, cat/stack, the index maps' scatters, 0-d and empty cases)
 from kernels import opcodes as K
 from kernels import pointwise as _pw
+from kernels.cuda import ad_glue as kc
 from kernels.cuda import elementwise as ke
 from kernels.cuda import matmul as km
 from kernels.cuda import reduce as kr
@@ -29,7 +30,6 @@ from kernels.cuda import softmax as ks
 from ..grad_mode import _grad_state
 from ..tape import _next_tape_id
 from ..tensor import Tensor, _new
-from . import kernels as kc
 from .arrays import empty, to_device, wrap
 
 # STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise.py STEP_*)

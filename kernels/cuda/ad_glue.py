@@ -1,4 +1,5 @@
-"""The ``@cuda.jit`` kernels behind ``ad``'s CUDA forward (``ops.py``): elementwise values by opcode, strided
+"""The ``@cuda.jit`` kernels ``ad``'s CUDA forward (``ad/cuda/ops.py``) needs beyond the shared ones of this package
+(integer and bool data, cat/stack and index-map scatters, 0-d cases): elementwise values by opcode, strided
 gathers and scatter-adds (views, broadcasting, reductions), batched matmul over strided operands,
 log_softmax, cross entropy and ``where``.
 
@@ -439,3 +440,32 @@ def fill_kernel(out, value):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
         out[i] = value
+
+
+_F8, _I8, _B1 = "float64[::1]", "int64[::1]", "boolean[::1]"
+# what ``python -m kernels.cuda --ptx sm_90`` compiles (once this module is in ``MODULES``) and
+# tests/cuda/test_cuda_tensors.py compiles meanwhile: the signatures ad launches most (float64, int64, bool)
+PTX_KERNELS = [
+    (
+        unary_kernel.py_func,
+        [f"void(int64, {_F8}, {_F8}, float64, float64)", f"void(int64, {_I8}, {_I8}, float64, float64)"],
+    ),
+    (binary_kernel.py_func, [f"void(int64, {_F8}, {_F8}, {_F8})", f"void(int64, {_I8}, {_I8}, {_I8})"]),
+    (compare_kernel.py_func, [f"void(int64, {_F8}, {_F8}, {_B1})", f"void(int64, {_I8}, {_I8}, {_B1})"]),
+    (copy_kernel.py_func, [f"void({_B1}, {_F8})", f"void({_F8}, {_I8})"]),
+    (where_kernel.py_func, [f"void({_B1}, {_F8}, {_F8}, {_F8})"]),
+    (add_inplace_kernel.py_func, [f"void({_F8}, {_F8})"]),
+    (
+        gather_strided_kernel.py_func,
+        [f"void({_F8}, {_F8}, {_I8}, {_I8}, int64)", f"void({_B1}, {_B1}, {_I8}, {_I8}, int64)"],
+    ),
+    (scatter_add_strided_kernel.py_func, [f"void({_F8}, {_F8}, {_I8}, {_I8}, int64, float64)"]),
+    (gather_map_kernel.py_func, [f"void({_F8}, {_F8}, {_I8})"]),
+    (scatter_add_map_kernel.py_func, [f"void({_F8}, {_F8}, {_I8})"]),
+    (matmul_kernel.py_func, [f"void({_F8}, {_F8}, {_F8}, {_I8})"]),
+    (add_bias_kernel.py_func, [f"void({_F8}, {_F8}, int64)"]),
+    (log_softmax_kernel.py_func, [f"void({_F8}, {_F8}, int64, int64, int64)"]),
+    (cross_entropy_kernel.py_func, [f"void({_F8}, {_I8}, {_F8}, int64, int64)"]),
+    (onehot_kernel.py_func, [f"void({_I8}, {_F8}, int64)"]),
+    (fill_kernel.py_func, [f"void({_F8}, float64)", f"void({_B1}, float64)"]),
+]

@@ -43,4 +43,5 @@ MODULES = [
     "strided",
     "matmul",
     "softmax",
+    "sweep",
 ]

@@ -8,6 +8,7 @@ each node's result.
 
 import numpy as np
 
+from .. import cuda as _cuda
 from .. import engine
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -125,11 +126,12 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
 
 
 def _on_cuda(outputs):
-    """Whether an output is a CUDA tensor (stage 1 of issue 10: CUDA graphs have no tape to sweep)."""
+    """Whether the graph may hold CUDA nodes (stage 1 of issue 10: CUDA graphs have no tape to sweep): an output
+    is a CUDA tensor, or a recorded ``.cpu()`` copy of one lives (``ad.cuda.host_copies``, empty without CUDA)."""
     for out in outputs:
         if out._dev is not None:
             return True
-    return False
+    return len(_cuda.host_copies) > 0
 
 
 def _leaf_result(t, g, create_graph):

@@ -11,7 +11,13 @@ forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/
 Python graph that ``engine.graph_sweep`` differentiates).
 """
 
+import weakref
+
 __all__ = ["is_available", "device_count", "current_device", "synchronize", "set_device"]
+
+# CPU tensors recorded as copies of CUDA tensors (``.cpu()`` with grad): while one lives, a backward from a CPU
+# output may reach a CUDA graph, which only ``engine.graph_sweep`` can differentiate (autograd._run checks this)
+host_copies = weakref.WeakSet()
 
 
 def is_available():

@@ -185,6 +185,9 @@ def _to_copy(x, dev):
             out._tape = g
             out._row = out._off = g.nrows
             g.nrows += 1
+            from . import host_copies
+
+            host_copies.add(out)
         return out
     if x._dev is not None:
         data = empty(x._data.shape, x._data.dtype)

@@ -521,3 +521,33 @@ def test_ad_glue_kernels_compile_to_ptx_for_sm90():
         pytest.skip("numba-cuda has no NVVM here (install numba-cuda[cu12] or [cu13])")
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) >= 16
+
+
+def test_backward_from_a_cpu_output_through_cpu_copy_of_a_cuda_graph():
+    x = ad.tensor([0.5, 1.0, 2.0], device="cuda", requires_grad=True)
+    h = ad.sin(x) * x
+    loss = (h.cpu() ** 2).sum()  # a CPU graph on top of a CUDA one
+    loss.backward()
+    expected = (
+        2
+        * (np.sin([0.5, 1.0, 2.0]) * [0.5, 1.0, 2.0])
+        * (np.cos([0.5, 1.0, 2.0]) * [0.5, 1.0, 2.0] + np.sin([0.5, 1.0, 2.0]))
+    )
+    assert x.grad.is_cuda
+    np.testing.assert_allclose(x.grad.cpu().numpy(), expected, rtol=1e-12)
+
+
+def test_hooks_and_retain_grad_on_cuda_tensors():
+    x = ad.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    y = x * 3.0
+    y.retain_grad()
+    seen = []
+    y.register_hook(lambda g: seen.append(g.device) or g * 2.0)
+    (y * y).sum().backward()
+    assert seen == [ad.device("cuda:0")] and y.grad.is_cuda
+    np.testing.assert_allclose(y.grad.cpu().numpy(), [12.0, 24.0])  # (as torch: retain_grad sees the hooked value)
+    np.testing.assert_allclose(x.grad.cpu().numpy(), [36.0, 72.0])
+    z = (x.exp() * x).sum()
+    z.backward()
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        z.backward()

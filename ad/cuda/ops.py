@@ -453,6 +453,17 @@ def sum(op, x, dims, keepdim, scale):
     return out
 
 
+def group_reduce(op, x, dims, keepdim):
+    """``amax`` / ``amin`` over ``dims`` (block reductions); the node's context as the CPU's (``_group_vjp``)."""
+    xd = x._data
+    if xd.dtype.kind != "f" or not xd.ndim or not xd.size:
+        raise not_implemented(op.name)
+    shape = tuple(1 if k in dims else s for k, s in enumerate(xd.shape) if keepdim or k not in dims)
+    out = empty(shape, xd.dtype)
+    kr.reduce(op.name, xd, out, dims)
+    return result(out, x._dev, op, (x,), (dims, keepdim, op.code))
+
+
 def _convert(darr, dtype):
     out = empty(darr.shape, dtype)
     if darr.size:

@@ -21,7 +21,7 @@ from . import (
     Op,
     _broadcast_shape,
     _c_strides,
-    _const,
+    _equal_mask,
     _group_jvp,
     _is_scalar,
     _operand,
@@ -535,7 +535,7 @@ def _group_vjp(g, out, inputs, ctx):
     ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
     if code == K.PROD:
         return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
-    mask = _const(x._data == ok._data, x._data.dtype)
+    mask = _equal_mask(x, ok)
     count = mask.sum(dims, keepdim=True)
     return (expand(gk, x.shape) * mask / count,)
 
@@ -575,7 +575,7 @@ AMIN = Op("amin", K.AMIN, "AminBackward0", _group_vjp)
 
 
 def _group_reduce(op, np_fn, x, dim, keepdim):
-    if x._dev is not None:
+    if x._dev is not None and op is PROD:
         raise _cuda_ops().not_implemented(op.name)
     xd = x._data
     dims = _reduce_dims(x, dim)
@@ -588,6 +588,8 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
             )
         if empty:
             raise IndexError(f"{op.name}(): Expected reduction dim {empty[0]} to have non-zero size.")
+    if x._dev is not None:
+        return _cuda_ops().group_reduce(op, x, dims, keepdim)
     out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
         return wrap_array(out_data)

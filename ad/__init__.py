@@ -283,8 +283,10 @@ _conveniences.bind()
 _serialization.bind()
 _compile_notice.install()
 autograd.graph.bind()
-# distributed (issue 14): torch.distributed over MPI; mpi4py is imported by init_process_group, not here
-from . import distributed  # noqa: E402
+# ad.cuda's device queries (imports no numba until used); ad.distributed: torch.distributed over MPI (mpi4py is
+# imported by init_process_group, not here)
+from . import cuda, distributed  # noqa: E402
+from .creation import asarray  # noqa: E402
 
 # torch's top-level LU spellings and orgqr (issue 13); see ad/linalg.py
 from .linalg import lu_unpack, orgqr  # noqa: E402

@@ -31,10 +31,12 @@ def manual_seed(seed):
     return _rng
 
 
-def _check_device(dev):
-    if dev is not None and device(dev).type != "cpu":
-        # torch's CPU-only build raises AssertionError here ("Torch not compiled with CUDA enabled")
-        raise AssertionError("ad has no CUDA device to use: CUDA tensors are not available on this machine")
+def _cuda_target(dev):
+    """``dev`` as an ``ad.device`` if it names a CUDA device, else None (``None`` and ``"cpu"``: the host)."""
+    if dev is None:
+        return None
+    dev = device(dev) if not isinstance(dev, int) else device("cuda", dev)
+    return dev if dev.type == "cuda" else None
 
 
 _SUPPORTED = "biuf"  # bool, integers, floats (complex is not supported by ad)
@@ -76,7 +78,7 @@ def _check_size(shape):
 
 
 def _finish(arr, dtype, requires_grad, dev):
-    _check_device(dev)
+    cuda_dev = _cuda_target(dev)
     if dtype is not None:
         arr = arr.astype(np.dtype(dtype), copy=False)
     if requires_grad and arr.dtype.kind != "f":
@@ -86,7 +88,32 @@ def _finish(arr, dtype, requires_grad, dev):
             f"ad differentiates float32 and float64 tensors; a {arr.dtype} tensor cannot require grad "
             "(convert it with .float() first)"
         )
+    if cuda_dev is not None:
+        from .cuda.arrays import from_host
+
+        return from_host(arr, cuda_dev, bool_(requires_grad))
     return wrap_array(arr, bool_(requires_grad))
+
+
+def _like_device(t, dev):
+    """``*_like`` factories put their result on ``t``'s device unless told otherwise."""
+    return dev if dev is not None else t.device
+
+
+def _on_device(t, dtype, requires_grad, dev):
+    """A new leaf copy of CUDA tensor ``t`` (``ad.tensor`` of a CUDA tensor): on ``dev`` (default: ``t``'s)."""
+    from .grad_mode import no_grad
+
+    with no_grad():
+        out = t.detach().to(dev if dev is not None else t.device)
+        if out is t or out._data is t._data:
+            out = t.detach().clone()
+        if dtype is not None:
+            out = out.to(dtype)
+    out = out.detach()
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
 
 
 def bool_(v):
@@ -101,6 +128,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
         (1, 2)
     """
     if isinstance(data, Tensor):
+        if data._dev is not None:
+            return _on_device(data, dtype, bool_(requires_grad), device)
         data = data._data
     if data is None:
         raise RuntimeError("Could not infer dtype of NoneType")
@@ -119,11 +148,32 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
 def as_tensor(data, dtype=None, device=None):
     """A tensor sharing memory with ``data`` where possible (no copy for matching numpy arrays)."""
     if isinstance(data, Tensor):
-        return data if dtype is None or np.dtype(dtype) == data.dtype else data.to(dtype)
+        out = data if dtype is None or np.dtype(dtype) == data.dtype else data.to(dtype)
+        return out if device is None else out.to(device)
+    if hasattr(data, "__cuda_array_interface__") or type(data).__module__.startswith("numba.cuda.simulator"):
+        from .cuda.arrays import as_device_array, cuda_device, wrap
+
+        out = wrap(as_device_array(data), cuda_device("cuda"))  # no copy: the same device memory
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            out = out.to(dtype)
+        return out if device is None else out.to(device)
     if isinstance(data, np.ndarray):
         _check_array(data)
     arr = _check_array(np.asarray(data, dtype=np.dtype(dtype) if dtype is not None else None))
     return _finish(arr, None, False, device)
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    """torch.asarray: a tensor of ``obj`` sharing its memory when it can (numpy arrays, tensors, and objects
+    with ``__cuda_array_interface__``: CuPy, torch CUDA tensors, numba device arrays), a copy when ``copy``."""
+    if copy:
+        out = tensor(obj, dtype=dtype, device=device)
+    else:
+        out = as_tensor(obj, dtype=dtype, device=device)
+    if requires_grad:
+        out = out.detach() if out is obj else out
+        out.requires_grad_(True)
+    return out
 
 
 def from_numpy(ndarray):
@@ -163,19 +213,30 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
-    return _finish(np.zeros(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+    return _finish(
+        np.zeros(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, _like_device(t, device)
+    )
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return _finish(np.ones(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+    return _finish(
+        np.ones(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, _like_device(t, device)
+    )
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return _finish(np.full(t.shape, fill_value, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+    return _finish(
+        np.full(t.shape, fill_value, np.dtype(dtype) if dtype else t.dtype),
+        None,
+        requires_grad,
+        _like_device(t, device),
+    )
 
 
 def empty_like(t, dtype=None, device=None, requires_grad=False):
-    return _finish(np.empty(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, device)
+    return _finish(
+        np.empty(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, _like_device(t, device)
+    )
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -223,9 +284,9 @@ def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
     return _finish(rng.integers(low, high, size=tuple(size)), dtype or int64, False, device)
 
 
-def rand_like(t, dtype=None, requires_grad=False):
-    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def rand_like(t, dtype=None, requires_grad=False, device=None):
+    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=_like_device(t, device))
 
 
-def randn_like(t, dtype=None, requires_grad=False):
-    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def randn_like(t, dtype=None, requires_grad=False, device=None):
+    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=_like_device(t, device))

@@ -680,7 +680,9 @@ def hooks_on_undefined(t):
 
 
 def _retain(t, g):
-    if t._grad is None:
+    if g._dev is not None:  # a CUDA cotangent: copied and added on its device
+        t._grad = g if g._rg else g.detach().clone() if t._grad is None else (t._grad + g).detach()
+    elif t._grad is None:
         t._grad = wrap_array(g._data.copy()) if not g._rg else g
     else:
         t._grad = t._grad + g if g._rg else wrap_array(t._grad._data + g._data)

@@ -195,6 +195,10 @@ def _index_put(self, key, value):
 
 def _compare(np_op):
     def method(self, other):
+        if self._dev is not None or (isinstance(other, Tensor) and other._dev is not None):
+            from .cuda.ops import compare
+
+            return compare(np_op.__name__, self, other)
         return wrap_array(np.asarray(np_op(self._data, _operand_data(other))))
 
     return method

@@ -33,6 +33,8 @@ def guard(out, name, saved_input=None, result=False):
 
     Returns ``out``. Does nothing when ``out`` was not recorded (no grad, forward mode only)."""
     tape = out._tape
+    if out._dev is not None:
+        return out  # (CUDA graphs have no rows to guard with: in-place ops on CUDA tensors are not supported)
     if tape is None or not out._rg or out._row + out._nrows != tape.nrows:
         return out  # not recorded, or not the tape's last node (never the case right after recording it)
     tag = float(NAMES.index(name))

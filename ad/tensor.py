@@ -27,7 +27,8 @@ _FLOAT_KINDS = "f"
 
 
 class device:
-    """Where a tensor's data lives: ``ad.device("cpu")`` (CUDA tensors arrive with the CUDA backend)."""
+    """Where a tensor's data lives: ``ad.device("cpu")``, ``ad.device("cuda")``, ``ad.device("cuda:1")``,
+    ``ad.device("cuda", 0)``."""
 
     __slots__ = ("type", "index")
 
@@ -226,6 +227,7 @@ class Tensor:
     _imports = None  # [(weakref to tape, offset)] of arena copies, flagged when this tensor changes in place
     _prev = None  # the node this tensor was before an in-place op made it a new one (engine.graph_sweep)
     _data_of = None  # weakref to the tensor whose ``.data`` this is (methods._refresh_data_owner)
+    _dev = None  # a CUDA tensor's ad.device (its _data a numba device array: ad/cuda); None on the CPU
 
     def __init__(self, data, *, requires_grad=False):
         arr = data._data if isinstance(data, Tensor) else np.asarray(data)
@@ -259,14 +261,46 @@ class Tensor:
 
     @property
     def device(self):
-        return CPU
+        return CPU if self._dev is None else self._dev
 
     @property
     def is_cuda(self):
-        return False
+        return self._dev is not None
+
+    @property
+    def __cuda_array_interface__(self):
+        """The CUDA array interface of a CUDA tensor's data (CuPy, numba, torch read it without a copy)."""
+        if self._dev is None:
+            raise AttributeError(
+                "Can't get __cuda_array_interface__ on non-CUDA tensor type: ad.Tensor. If CUDA data is required "
+                "use tensor.cuda() to copy tensor to device memory."
+            )
+        if self._rg:
+            raise RuntimeError(
+                "Can't get __cuda_array_interface__ on Variable that requires grad. If gradients aren't required, "
+                "use var.detach() to get Variable that doesn't require grad."
+            )
+        from .cuda.arrays import cuda_array_interface
+
+        return cuda_array_interface(self._data)
+
+    def _host(self):
+        """The data as a host array: ``_data`` itself on the CPU, a copy from a CUDA device."""
+        return self._data if self._dev is None else self._data.copy_to_host()
+
+    def _refuse_host_view(self):
+        raise TypeError(
+            f"can't convert {self._dev} device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host "
+            "memory first."
+        )
 
     @property
     def data(self):
+        if self._dev is not None:
+            t = _new(Tensor)
+            t._data = self._data
+            t._dev = self._dev
+            return t
         t = Tensor(self._data)
         t._data_of = weakref.ref(self)  # an in-place op on it updates what this tensor's graph reads (methods)
         return t
@@ -426,7 +460,7 @@ class Tensor:
         return self._vbase is not None
 
     def is_contiguous(self, memory_format=None):
-        return bool(self._data.flags.c_contiguous)
+        return True if self._dev is not None else bool(self._data.flags.c_contiguous)
 
     def stride(self, dim=None):
         from .views import stride
@@ -440,15 +474,19 @@ class Tensor:
 
     def contiguous(self, memory_format=None):
         """``self`` if its data is C-contiguous, else a contiguous copy (recorded as ``clone``)."""
-        return self if self._data.flags.c_contiguous else self.clone()
+        return self if self._dev is not None or self._data.flags.c_contiguous else self.clone()
 
     # ------------------------------------------------------------------ conversion
     def numpy(self, *, force=False):
         if self._rg and not force and _grad_enabled():  # as torch: allowed under no_grad
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if self._dev is not None:
+            self._refuse_host_view()
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self._dev is not None:
+            self._refuse_host_view()
         arr = self._data
         if dtype is not None and arr.dtype != dtype:
             return arr.astype(dtype)
@@ -459,10 +497,10 @@ class Tensor:
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._data.reshape(-1)[0].item()
+        return self._host().reshape(-1)[0].item()
 
     def tolist(self):
-        return self._data.tolist()
+        return self._host().tolist()
 
     def __float__(self):
         return float(self.item())
@@ -478,7 +516,7 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self._data.reshape(-1)[0])
+        return bool(self._host().reshape(-1)[0])
 
     def __len__(self):
         if self._data.ndim == 0:
@@ -493,8 +531,10 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._host(), separator=", ", prefix="tensor(")
         extra = []
+        if self._dev is not None:
+            extra.append(f"device='{self._dev}'")
         if self._data.dtype != np.float64 or self._data.size == 0:
             extra.append(f"dtype={self._data.dtype}")
         if self._op is not None:
@@ -523,19 +563,36 @@ class Tensor:
                 dtype = a.dtype
             else:
                 dtype = a
-        if dev is not None:
-            dev = device(dev)
-            if dev.type != "cpu":
-                raise AssertionError("ad has no CUDA device to use: CUDA tensors are not available on this machine")
+        out = self
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
-            return ops.cast(self, np.dtype(dtype))
-        return self
+            out = ops.cast(self, np.dtype(dtype))
+        if dev is not None:
+            out = out._to_device(dev)
+        return out
+
+    def _to_device(self, dev):
+        """This tensor on ``dev``: itself if it is there, else a differentiable copy (ToCopyBackward0)."""
+        dev = device(dev)
+        if dev.type == "cpu":
+            if self._dev is None:
+                return self
+        else:
+            from .cuda.arrays import cuda_device
+
+            dev = cuda_device(dev)
+            if self._dev == dev:
+                return self
+        from .cuda.ops import to_copy
+
+        return to_copy(self, dev)
 
     def cpu(self):
-        return self
+        return self if self._dev is None else self._to_device(CPU)
 
     def cuda(self, device=None):
-        return self.to("cuda")
+        return self._to_device(
+            "cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}"
+        )
 
     def type(self, dtype=None):
         if dtype is None:
@@ -560,6 +617,8 @@ class Tensor:
         tangents): an in-place change of either is seen by both, and by backward's saved-value checks."""
         t = _new(Tensor)
         t._data = self._data
+        if self._dev is not None:
+            t._dev = self._dev
         share(self, t)
         return t
 
@@ -606,7 +665,13 @@ def _wrap_dim(dim, ndim):
 def wrap_array(data, requires_grad=False):
     """A new leaf around ``data`` (no copy); numpy scalars (0-d results) become 0-d arrays."""
     t = _new(Tensor)
-    t._data = data if type(data) is np.ndarray else np.asarray(data)
+    if type(data) is np.ndarray:
+        t._data = data
+    elif isinstance(data, Tensor) and data._dev is not None:  # a CUDA tensor's data stays on its device
+        t._data = data._data
+        t._dev = data._dev
+    else:
+        t._data = np.asarray(data)
     if requires_grad:
         t._rg = True
     return t

@@ -8,6 +8,7 @@ each node's result.
 
 import numpy as np
 
+from .. import cuda as _cuda
 from .. import engine
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -75,6 +76,8 @@ def _make_seeds(outputs, grad_outputs, create_graph):
                         f"grad can be implicitly created only for real scalar outputs but got {out._data.dtype}"
                     )
             g = wrap_array(np.ones(out.shape, dtype=out._data.dtype))
+            if out._dev is not None:
+                g = g.to(out._dev)
         else:
             if not isinstance(g, Tensor):
                 if isinstance(g, (int, float, np.ndarray, list)):
@@ -91,7 +94,13 @@ def _make_seeds(outputs, grad_outputs, create_graph):
                     f"invalid gradient at index {i} - expected a floating point gradient but got {g.dtype}"
                 )
             if g._data.dtype != out._data.dtype:
-                g = g.to(out._data.dtype) if create_graph else wrap_array(g._data.astype(out._data.dtype))
+                g = (
+                    g.to(out._data.dtype)
+                    if create_graph or g._dev is not None
+                    else wrap_array(g._data.astype(out._data.dtype))
+                )
+            if g._dev is not out._dev and g.device != out.device:
+                raise RuntimeError(f"invalid gradient at index {i} - expected device {out.device} but got {g.device}")
         seeds.append(g)
     for i, out in enumerate(outputs):
         if not out._rg:
@@ -109,11 +118,21 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         return engine.graph_sweep(
             outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node, run_targets=run_targets
         )
-    if create_graph or _fw.levels:
+    if create_graph or _fw.levels or _on_cuda(outputs):
+        # CUDA graphs (ad/cuda/ops.py) are Python graphs only: their rules run as ad ops on the device;
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
         # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch
         return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, run_targets=run_targets)
     return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph, run_targets)
+
+
+def _on_cuda(outputs):
+    """Whether the graph may hold CUDA nodes (stage 1 of issue 10: CUDA graphs have no tape to sweep): an output
+    is a CUDA tensor, or a recorded ``.cpu()`` copy of one lives (``ad.cuda.host_copies``, empty without CUDA)."""
+    for out in outputs:
+        if out._dev is not None:
+            return True
+    return len(_cuda.host_copies) > 0
 
 
 def _leaf_result(t, g, create_graph):
@@ -221,6 +240,11 @@ def _accumulate(t, g, create_graph):
             t._grad = g
     elif create_graph or t._grad._rg or g._rg:
         t._grad = t._grad + g
+    elif t._grad._dev is not None:
+        from ..cuda.ops import accumulate
+
+        accumulate(t._grad, g)
+        t._grad._version += 1
     else:
         np.add(t._grad._data, g._data, out=t._grad._data, casting="unsafe")
         t._grad._version += 1

@@ -246,11 +246,20 @@ def _group_jvp(code):
         ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
         if code == K.PROD:
             return sum(_prod_partial(x, dims, ok) * t_, dims, keepdim=keepdim)
-        mask = _const(x._data == ok._data, x._data.dtype)
+        mask = _equal_mask(x, ok)
         count = sum(mask, dims, keepdim=True)
         return sum(t_ * mask / count, dims, keepdim=keepdim)
 
     return jvp
+
+
+def _equal_mask(x, ok):
+    """1.0 where ``x`` equals ``ok`` (the reduced output, dims kept, broadcast), else 0.0: a constant of x's dtype."""
+    if x._dev is not None:
+        from ..cuda import ops as cuda_ops
+
+        return cuda_ops.const(cuda_ops.compare("eq", x, ok), x._data.dtype)
+    return _const(x._data == ok._data, x._data.dtype)
 
 
 def _matmul_jvp(tan, out, x, y):
@@ -487,11 +496,22 @@ from .pointwise_ops import (  # noqa: E402, F401 - issue 13's elementwise ops
 
 
 def zeros_like(x, *, dtype=None, requires_grad=False):
+    if x._dev is not None:
+        return _cuda_full(x, 0.0, dtype, requires_grad)
     return wrap_array(np.zeros(x.shape, dtype=dtype or x.dtype), requires_grad)
 
 
 def ones_like(x, *, dtype=None, requires_grad=False):
+    if x._dev is not None:
+        return _cuda_full(x, 1.0, dtype, requires_grad)
     return wrap_array(np.ones(x.shape, dtype=dtype or x.dtype), requires_grad)
+
+
+def _cuda_full(x, value, dtype, requires_grad):
+    from ..cuda import ops as cuda_ops
+
+    t = cuda_ops.full(x.shape, value, np.dtype(dtype or x.dtype), x._dev)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -92,6 +92,8 @@ def _fused_matmul_jvp(x, y):
     general rule runs)."""
     if type(x) is not Tensor or type(y) is not Tensor or (x._tangents is None) == (y._tangents is None):
         return None
+    if x._dev is not None or y._dev is not None:
+        return None  # (CUDA: the general rule, whose ad ops run on the device)
     levels = _fw.levels
     if len(levels) != 1 or _fw.hidden:
         return None
@@ -147,6 +149,8 @@ def _matmul(x, y, product=None):
     """``x @ y``; ``product``: its value, when the caller computed it already (``_fused_matmul_jvp``)."""
     _tensor_arg(x, "matmul", "input")
     _tensor_arg(y, "matmul", "other")
+    if x._dev is not None or y._dev is not None:
+        return _cuda_ops().matmul(x, y)
     xd = x._data
     yd = y._data
     xn = xd.ndim
@@ -300,6 +304,8 @@ def log_softmax_dim(x, dim):
             f"log_softmax_lastdim_kernel_impl not implemented for '{_torch_dtype(xd.dtype).capitalize()}'"
         )
     d = _wrap_dim(dim, xd.ndim)
+    if x._dev is not None:
+        return _cuda_ops().log_softmax(x, d if xd.ndim else 0)
     if xd.ndim == 0:
         out_data = np.zeros((), xd.dtype)
     else:
@@ -364,6 +370,8 @@ def linear(x, w):
         raise RuntimeError(
             f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != {_torch_dtype(wd.dtype)}"
         )
+    if x._dev is not None or w._dev is not None:
+        return _cuda_ops().linear(x, w)
     if not _recording(x, w):
         return wrap_array(np.matmul(xd, wd.T))
     N, K_ = wd.shape
@@ -411,6 +419,8 @@ def linear_bias(x, w, b):
 
     The caller (``nn.functional.linear``) checks shapes and dtypes: anything else goes through ``linear`` and
     ``+``, which raise torch's errors."""
+    if x._dev is not None or w._dev is not None or b._dev is not None:
+        return _cuda_ops().linear(x, w, b)
     xd = x._data
     wd = w._data
     bd = b._data
@@ -462,6 +472,8 @@ def _cross_entropy_jvp(tan, out, x, target):
 
 
 def _onehot(target, x):
+    if x._dev is not None:
+        return _cuda_ops().onehot(target, x)
     m, c = x.shape
     onehot = np.zeros((m, c), x._data.dtype)
     onehot[np.arange(m), target] = 1.0
@@ -475,6 +487,8 @@ CROSS_ENTROPY = Op("cross_entropy", K.CROSS_ENTROPY, "NllLossBackward0", _cross_
 def cross_entropy_mean(x, target):
     """``mean_i(logsumexp(x[i]) - x[i, target[i]])`` for float logits ``x`` (M, C), M > 0, and int64 class
     indices ``target`` (M,), each in ``[0, C)`` (the caller checks): ``F.cross_entropy(x, target)``."""
+    if x._dev is not None:
+        return _cuda_ops().cross_entropy(x, np.ascontiguousarray(target, dtype=np.int64))
     xd = np.ascontiguousarray(x._data)
     target = np.ascontiguousarray(target, dtype=np.int64)
     loss = _cpu.cross_entropy_forward(xd, target)
@@ -496,3 +510,9 @@ def cross_entropy_mean(x, target):
     if xd.size >= BIG_ROW:
         tape.mark_vectorized(row, out)
     return out
+
+
+def _cuda_ops():
+    from ..cuda import ops
+
+    return ops

@@ -53,6 +53,8 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
         out = _dual_unary(op, x, a0, a1, ctx)
         if out is not None:
             return out
+    if x._dev is not None:
+        return _cuda_ops().unary(op, x, a0, a1, ctx)
     xd = x._data
     if not (x._rg and _grad_state.enabled):
         return wrap_array(_unary_np(op, xd, a0, a1))
@@ -99,7 +101,7 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
 
 def _dual_unary(op, x, a0, a1, ctx):
     """Forward mode through an elementwise unary op: ``t * d(x, out)``; None if ``x`` has no visible tangent."""
-    level = _forward.compiled_level(x)
+    level = _forward.compiled_level(x) if x._dev is None else None  # (CUDA: the rule's ad ops, on the device)
     if level is not None:
         return _compiled_jvp_unary(op, x, a0, a1, level)
     levels = _forward.visible_levels_of(x)
@@ -224,10 +226,16 @@ def on_tensors(formula):
 
 
 def _tensor_step(cond, like):
+    if like._dev is not None:
+        if not isinstance(cond, Tensor):  # a condition on the attributes alone (a Python bool)
+            return _cuda_ops().full(like.shape, 1.0 if cond else 0.0, like._data.dtype, like._dev)
+        return _cuda_ops().const(cond, like._data.dtype)
     return _const(cond._data if isinstance(cond, Tensor) else cond, like._data.dtype)
 
 
 def _tensor_sign(x):
+    if x._dev is not None:
+        return _cuda_ops().sign_const(x)
     return _const(np.nan_to_num(np.sign(x._data), nan=0.0), x._data.dtype)  # torch: sign(NaN) = 0
 
 
@@ -335,6 +343,8 @@ def _clamp_np(x, lo, hi, out):
 
 
 def _sign_const(x):
+    if x._dev is not None:
+        return _cuda_ops().sign_const(x)
     return _const(np.nan_to_num(np.sign(x._data), nan=0.0), x._data.dtype)  # torch: sign(NaN) = 0
 
 
@@ -375,9 +385,7 @@ AFFINE = elementwise(
 )
 POW_SCALAR = elementwise("pow_scalar", K.POW_SCALAR, _pow_scalar_np, None, "PowBackward0", sample=(0.2, 2.0))
 RPOW_SCALAR = elementwise("rpow_scalar", K.RPOW_SCALAR, _rpow_scalar_np, None, "PowBackward1")
-RDIV_SCALAR = elementwise(
-    "rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "ReciprocalBackward0", sample=(0.3, 2.0)
-)
+RDIV_SCALAR = elementwise("rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "ReciprocalBackward0", sample=(0.3, 2.0))
 
 
 def affine(x, a, b, kind="mul"):
@@ -472,6 +480,8 @@ def _binary(op, x, y, dual=True):
         out = _dual_binary(op, x, y)
         if out is not None:
             return out
+    if x._dev is not None or y._dev is not None:
+        return _cuda_ops().binary(op, x, y)
     xd = x._data
     yd = y._data
     if not (_grad_state.enabled and (x._rg or y._rg)):
@@ -621,7 +631,7 @@ def _dual_binary(op, x, y):
     tangent."""
     xd = x._data
     yd = y._data
-    if xd.shape == yd.shape and xd.dtype is yd.dtype:
+    if xd.shape == yd.shape and xd.dtype is yd.dtype and x._dev is None and y._dev is None:
         level = _forward.compiled_level(x, y)
         if level is not None:
             return _compiled_jvp_binary(op, x, y, level)
@@ -924,6 +934,8 @@ def clone(x):
 def cast(x, dtype):
     """Differentiable dtype conversion (the cotangent is cast back)."""
     dtype = np.dtype(dtype)
+    if x._dev is not None:
+        return _cuda_ops().cast(x, dtype)
     if not (_grad_state.enabled and x._rg):
         return wrap_array(x._data.astype(dtype))
     if dtype.kind != "f":
@@ -939,6 +951,18 @@ def cast(x, dtype):
 
 
 CAST = Op("cast", K.COPY, "ToCopyBackward0", lambda g, out, inputs, ctx: (cast(g, inputs[0].dtype),))
+# a copy to another device (Tensor.to / .cuda / .cpu): the cotangent goes back to the operand's device
+TO_COPY = Op(
+    "to_copy", K.COPY, "ToCopyBackward0", lambda g, out, inputs, ctx: (g.to(inputs[0].device),), register=False
+)
+
+
+def _cuda_ops():
+    """``ad.cuda.ops`` (imported on first use: it imports numba.cuda), where CUDA tensors' ops run."""
+    from ..cuda import ops
+
+    return ops
+
 
 # the formulas' bare names that are ops of this module (the rest: ad/ops/pointwise_ops.py)
 TENSOR_NAMES.update(cos=cos, sin=sin, exp=exp, sqrt=sqrt, log=log)

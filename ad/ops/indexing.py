@@ -59,6 +59,8 @@ MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
 def gather_map(x, shape, index_map, op=GATHER_MAP):
     """``out[i] = x.flat[index_map[i]]`` with ``out`` of ``shape``."""
     shape = tuple(shape)
+    if x._dev is not None:
+        return _cuda_ops().gather_map(x, shape, index_map, op)
     flat = np.ascontiguousarray(x._data).reshape(-1)
     index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
     out_data = flat[index_map].reshape(shape)
@@ -81,6 +83,8 @@ def gather_map(x, shape, index_map, op=GATHER_MAP):
 def scatter_map(x, shape, index_map):
     """``out = zeros(shape); out.flat[index_map[i]] += x.flat[i]`` (repeated indices accumulate)."""
     shape = tuple(shape)
+    if x._dev is not None:
+        return _cuda_ops().scatter_map(x, shape, index_map, SCATTER_MAP)
     xd = x._data
     index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
     out_flat = np.zeros(_size(shape), dtype=xd.dtype)
@@ -126,6 +130,8 @@ def _index_key(key):
 
 @linear_op
 def getitem(x, key):
+    if x._dev is not None:
+        return _cuda_getitem(x, key)
     nkey, advanced = _index_key(key)
     xd = x._data
     try:
@@ -145,7 +151,7 @@ def getitem(x, key):
 
 def gather(x, dim, index):
     d = _wrap_dim(dim, x.ndim)
-    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
     if idx.ndim != x.ndim and not (x.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
@@ -166,7 +172,7 @@ def gather(x, dim, index):
 
 def index_select(x, dim, index):
     d = _wrap_dim(dim, x.ndim)
-    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     if idx.dtype.kind not in "iu":
@@ -296,6 +302,8 @@ def cat(tensors, dim=0):
     nd = tensors[0].ndim
     d = _wrap_dim(dim, nd)
     arrays = [t_._data for t_ in tensors]
+    if any(t_._dev is not None for t_ in tensors):
+        return _cuda_pieces(CAT, tensors, d, arrays)
     for k, a in enumerate(arrays):
         if a.ndim != nd or a.shape[:d] + a.shape[d + 1 :] != arrays[0].shape[:d] + arrays[0].shape[d + 1 :]:
             raise RuntimeError(
@@ -326,6 +334,8 @@ def stack(tensors, dim=0):
                 f"{list(t_.shape)} at entry {k}"
             )
     d = _wrap_dim(dim, len(shape0) + 1)
+    if any(t_._dev is not None for t_ in tensors):
+        return _cuda_pieces(STACK, tensors, d, None)
     out_data = np.stack([t_._data for t_ in tensors], axis=d)
     if not _recording(*tensors):
         return wrap_array(out_data)
@@ -384,3 +394,61 @@ def chunk(x, chunks, dim=0):
 
 
 _LIST_OPS = {"cat": cat, "stack": stack}
+
+
+# --- CUDA tensors (ad/cuda/ops.py): index maps and layouts computed here, on the host, from shapes and keys
+
+
+def _cuda_ops():
+    from ..cuda import ops
+
+    return ops
+
+
+def _cuda_getitem(x, key):
+    """``x[key]``: basic keys as a strided view of the shape, advanced ones as an index map; the map and the
+    layout come from indexing a host probe of ``x``'s shape (index tensors may be CPU or CUDA tensors)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    key = tuple(k._host() if isinstance(k, Tensor) and k._dev is not None else k for k in key)
+    nkey, advanced = _index_key(key)
+    if advanced:
+        index_map = np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape)
+        try:
+            index_map = np.asarray(index_map[nkey])
+        except IndexError as e:
+            raise IndexError(str(e).replace("axis", "dimension")) from None
+        return gather_map(x, index_map.shape, index_map, GATHER_MAP)
+    if not builtins.any(k is Ellipsis for k in nkey):
+        nkey = nkey + (Ellipsis,)
+    try:
+        np.empty(x._data.shape, np.int8)[nkey]  # torch's IndexError for out-of-range keys (the probe has none)
+    except IndexError as e:
+        raise IndexError(str(e).replace("axis", "dimension")) from None
+    return _view(SELECT, x, lambda a: a[nkey])
+
+
+def _cuda_pieces(op, tensors, d, arrays):
+    """``cat`` (``arrays`` given: checked shapes) or ``stack`` of tensors of which one is a CUDA tensor."""
+    if op is CAT:
+        shape = list(arrays[0].shape)
+        for k, a in enumerate(arrays):
+            if a.ndim != len(shape) or a.shape[:d] + a.shape[d + 1 :] != arrays[0].shape[:d] + arrays[0].shape[d + 1 :]:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {d}. Expected size "
+                    f"{list(arrays[0].shape)} but got size {list(a.shape)} for tensor number {k} in the list."
+                )
+        shape[d] = builtins.sum(a.shape[d] for a in arrays)
+        ostrides = _c_strides(shape)
+        layouts = []
+        offset = 0
+        for a in arrays:
+            layouts.append((list(ostrides), offset * ostrides[d]))
+            offset += a.shape[d]
+    else:
+        shape = list(tensors[0].shape)
+        shape.insert(d, len(tensors))
+        ostrides = _c_strides(shape)
+        inner = ostrides[:d] + ostrides[d + 1 :]
+        layouts = [(list(inner), k * ostrides[d]) for k in range(len(tensors))]
+    return _cuda_ops().pieces(op, tensors, tuple(shape), layouts)

@@ -329,6 +329,10 @@ def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
 def _comparison(name, np_fn):
     def fn(input, other):  # noqa: A002
         x = _float_input(input, name)
+        if x._dev is not None or (isinstance(other, Tensor) and other._dev is not None):
+            from ..cuda import ops as cuda_ops
+
+            return cuda_ops.compare(name, x, other)
         y = other._data if isinstance(other, Tensor) else other
         if isinstance(other, Tensor) and x._data.shape != other._data.shape:
             _ops._broadcast_shape(x._data.shape, other._data.shape)  # torch's message for bad shapes

@@ -21,7 +21,7 @@ from . import (
     Op,
     _broadcast_shape,
     _c_strides,
-    _const,
+    _equal_mask,
     _group_jvp,
     _is_scalar,
     _operand,
@@ -57,6 +57,19 @@ WHERE = Op("where", K.WHERE, "WhereBackward0", _where_vjp)
 @forward_rule(_where_jvp)
 def where(condition, x=None, y=None):
     """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
+    if x is None and y is None and isinstance(condition, Tensor) and condition._dev is not None:
+        raise _cuda_ops().not_implemented("where(condition)")
+    if isinstance(condition, Tensor) and condition._dev is not None:
+        cond = condition._data
+        if cond.dtype != np.bool_:
+            raise RuntimeError(
+                f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}"
+            )
+        if x is None or y is None:
+            raise TypeError("where() received an invalid combination of arguments: give both input and other")
+        x = x if isinstance(x, Tensor) else as_tensor_operand(float(x) if _is_scalar(x) else x, y)
+        y = y if isinstance(y, Tensor) else as_tensor_operand(float(y) if _is_scalar(y) else y, x)
+        return _cuda_ops().where(condition, x, y)
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     if x is None and y is None:
         return tuple(wrap_array(i) for i in np.nonzero(cond))
@@ -68,6 +81,8 @@ def where(condition, x=None, y=None):
         x = as_tensor_operand(float(x) if _is_scalar(x) else x, y if isinstance(y, Tensor) else None)
     if not isinstance(y, Tensor):
         y = as_tensor_operand(float(y) if _is_scalar(y) else y, x)
+    if x._dev is not None or y._dev is not None:
+        return _cuda_ops().where(condition, x, y)
     if x._data.ndim == 0 and x._data.dtype != y._data.dtype and y._data.dtype.kind == "f":
         x = wrap_array(x._data.astype(y._data.dtype)) if not x._rg else x
     if y._data.ndim == 0 and y._data.dtype != x._data.dtype and x._data.dtype.kind == "f":
@@ -168,6 +183,8 @@ def _record_gather_strided(op, x, out_data, strides, base):
 def gather_strided(x, shape, strides, base):
     """``out[i] = x.flat[base + sum_k i_k * stride_k]`` for ``i`` over ``shape``."""
     shape = tuple(shape)
+    if x._dev is not None:
+        return _cuda_ops().gather_strided(x, shape, list(strides), base)
     flat = np.ascontiguousarray(x._data).reshape(-1)
     if not any(strides):  # one element everywhere (a scalar's cotangent spread by sum's rule): no index array
         out_data = np.full(shape, flat[base], flat.dtype)
@@ -196,6 +213,8 @@ def _record_scatter_strided(op, x, out_data, strides, base, scale, ctx=None):
 def scatter_strided(x, shape, strides, base, scale=1.0):
     """``out = zeros(shape); out.flat[base + sum_k i_k * stride_k] += scale * x[i]`` for ``i`` over x."""
     shape = tuple(shape)
+    if x._dev is not None:
+        return _cuda_ops().scatter_strided(x, shape, list(strides), base, scale)
     xd = x._data
     out_flat = np.zeros(_size(shape), dtype=xd.dtype if xd.dtype.kind == "f" else np.float64)
     idx = _strided_index(xd.shape, strides, base)
@@ -242,6 +261,8 @@ def _writable_broadcast(a, shape):
 def _view(op, x, fn, multi=False, name=None):
     """``fn(x)`` as a view of ``x`` (``fn`` maps an array to a numpy view of it): a recorded strided gather
     when recording (its arena copy is the kernel's snapshot), sharing ``x``'s storage (ad/views.py)."""
+    if x._dev is not None:
+        return _cuda_ops().view(op, x, fn)
     out_data = fn(x._data)
     if not _recording(x):
         out = wrap_array(out_data)
@@ -317,6 +338,8 @@ def reshape(x, *shape):
 def _reshape(x, shape, strict, op=None):
     """``reshape`` (``strict=False``: a view when the layout allows, else a copy) or ``view`` (``strict``: a
     layout that needs a copy is torch's error)."""
+    if x._dev is not None:  # (contiguous: every shape is a view)
+        return _cuda_ops().reshape(op or RESHAPE, x, shape)
     xd = x._data
     try:
         out_data = xd.reshape(shape, copy=False)
@@ -462,6 +485,10 @@ def _record_sum_all(op, x, total, scale):
 @linear_op
 def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
     xd = x._data
+    if x._dev is not None:
+        x = x.to(dtype) if dtype is not None else x
+        op = SUM_ALL if dim is None and not keepdim else SUM
+        return _cuda_ops().sum(op, x, _reduce_dims(x, dim), keepdim, 1.0)
     if dim is None and not keepdim and dtype is None and x._rg and _grad_state.enabled:
         return _record_sum_all(SUM_ALL, x, _add_reduce(xd.reshape(-1)), 1.0)
     if dtype is not None:
@@ -489,6 +516,9 @@ def mean(x, dim=None, keepdim=False, *, dtype=None):
         )
     dims = _reduce_dims(x, dim)
     count = _size([xd.shape[d] for d in dims])
+    if x._dev is not None:
+        op = MEAN_ALL if dim is None and not keepdim else MEAN
+        return _cuda_ops().sum(op, x, dims, keepdim, 1.0 / count if count else math.nan)
     out_data = np.asarray(np.mean(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
         return wrap_array(out_data)
@@ -505,7 +535,7 @@ def _group_vjp(g, out, inputs, ctx):
     ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
     if code == K.PROD:
         return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
-    mask = _const(x._data == ok._data, x._data.dtype)
+    mask = _equal_mask(x, ok)
     count = mask.sum(dims, keepdim=True)
     return (expand(gk, x.shape) * mask / count,)
 
@@ -545,6 +575,8 @@ AMIN = Op("amin", K.AMIN, "AminBackward0", _group_vjp)
 
 
 def _group_reduce(op, np_fn, x, dim, keepdim):
+    if x._dev is not None and op is PROD:
+        raise _cuda_ops().not_implemented(op.name)
     xd = x._data
     dims = _reduce_dims(x, dim)
     if xd.size == 0 and op is not PROD:
@@ -556,6 +588,8 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
             )
         if empty:
             raise IndexError(f"{op.name}(): Expected reduction dim {empty[0]} to have non-zero size.")
+    if x._dev is not None:
+        return _cuda_ops().group_reduce(op, x, dims, keepdim)
     out_data = np.asarray(np_fn(xd, axis=dims, keepdims=keepdim))
     if not _recording(x):
         return wrap_array(out_data)
@@ -588,3 +622,9 @@ def amax(x, dim=None, keepdim=False):
 @forward_rule(_group_jvp(K.AMIN))
 def amin(x, dim=None, keepdim=False):
     return _group_reduce(AMIN, np.min, x, () if dim is None else dim, keepdim)
+
+
+def _cuda_ops():
+    from ..cuda import ops
+
+    return ops

@@ -137,7 +137,7 @@ def _classes_last(input, t):  # noqa: A002
 
 
 def _class_targets(input, target, fn):  # noqa: A002
-    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    t = target._host() if isinstance(target, Tensor) else np.asarray(target)  # (class indices: host data)
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"expected scalar type Long but found {ops._torch_dtype(t.dtype).capitalize()}")
     if input.ndim < 1:
@@ -215,7 +215,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    t = target._host() if isinstance(target, Tensor) else np.asarray(target)  # (class indices: host data)
     class_dim = 1 if input.ndim > 1 else 0
     if t.dtype.kind == "f":
         if t.shape != input.shape:

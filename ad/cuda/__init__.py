@@ -1,0 +1,62 @@
+"""``ad.cuda``: torch.cuda's device queries, and where ``ad`` keeps its CUDA side.
+
+Importing this package imports nothing of numba: ``numba.cuda`` is imported when a CUDA tensor is first made
+(``arrays.py``) or a query below runs. A CUDA tensor is a ``Tensor`` whose ``_data`` is a numba device array
+(``numba.cuda.cudadrv.devicearray.DeviceNDArray``; under numba's simulator, ``NUMBA_ENABLE_CUDASIM=1``, its
+``FakeCUDAArray``) and whose ``_dev`` is its ``ad.device`` (CPU tensors carry the class default ``None``, so a
+CPU op tests one attribute to know it has no CUDA work to do).
+
+Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``) and ``ops.py`` (the
+forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/ad_glue.py``, recorded in the
+Python graph that ``engine.graph_sweep`` differentiates).
+"""
+
+import weakref
+
+__all__ = ["is_available", "device_count", "current_device", "synchronize", "set_device"]
+
+# CPU tensors recorded as copies of CUDA tensors (``.cpu()`` with grad): while one lives, a backward from a CPU
+# output may reach a CUDA graph, which only ``engine.graph_sweep`` can differentiate (autograd._run checks this)
+host_copies = weakref.WeakSet()
+
+
+def is_available():
+    """Whether a CUDA device can be used (numba's simulator counts as one: ``NUMBA_ENABLE_CUDASIM=1``)."""
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # a driver that fails to initialise: no device to use
+        return False
+
+
+def device_count():
+    """How many CUDA devices there are (0 without a usable driver)."""
+    if not is_available():
+        return 0
+    from numba import cuda
+
+    return len(cuda.gpus)
+
+
+def current_device():
+    """The index of the current CUDA device."""
+    from .arrays import current_index
+
+    return current_index()
+
+
+def set_device(device):
+    """Make ``device`` (an index, ``"cuda:N"`` or ``ad.device``) the current CUDA device."""
+    from .arrays import device_index, require_cuda
+
+    require_cuda().select_device(device_index(device))
+
+
+def synchronize(device=None):
+    """Wait until every kernel launched on the device has finished."""
+    from .arrays import require_cuda
+
+    require_cuda().synchronize()

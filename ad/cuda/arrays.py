@@ -1,0 +1,188 @@
+"""Device arrays for CUDA tensors: making them, copying between host and device, and the
+``__cuda_array_interface__`` (CAI) both ways.
+
+A CUDA tensor's ``_data`` is a numba device array, always C-contiguous (``ad`` materializes views on the
+device: ``ops.py``). Under numba's simulator the device array is a ``FakeCUDAArray`` around a host numpy array
+(``._ary``); it has no CAI of its own, so ``cuda_array_interface`` builds one from that array, and
+``as_device_array`` wraps any CAI object's memory without a copy in both modes.
+"""
+
+import numpy as np
+
+from ..tensor import Tensor, _new, device
+
+_cuda = None  # numba.cuda, once imported
+_SimArray = None  # the simulator's device array type for CUDA tensors (``_sim_array_type``)
+
+
+def require_cuda():
+    """``numba.cuda``, imported now; torch's errors when there is no device to use."""
+    global _cuda
+    if _cuda is None:
+        try:
+            from numba import cuda
+        except ImportError:  # pragma: no cover - numba-cuda is a dependency
+            raise AssertionError("Torch not compiled with CUDA enabled: numba-cuda is not installed") from None
+        if not cuda.is_available():
+            raise RuntimeError(
+                "Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a "
+                "driver (or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator)"
+            )
+        _cuda = cuda
+    return _cuda
+
+
+def simulated():
+    require_cuda()
+    from numba.cuda import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _sim_array_type():
+    """Under the simulator, CUDA tensors hold this ``FakeCUDAArray``, made to behave as a real device array
+    where the simulator's does not: ``shape`` is a plain tuple (the simulator's refuses negative indices), and
+    numpy cannot read it implicitly (``__array__`` raises, as for a real device array, so a host fallback in
+    ``ad`` fails in the simulated tests as it would on a GPU, instead of silently computing on the host)."""
+    global _SimArray
+    if _SimArray is None:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+        class SimDeviceArray(FakeCUDAArray):
+            @property
+            def shape(self):
+                return self._ary.shape
+
+            def reshape(self, *args, **kwargs):
+                return SimDeviceArray(self._ary.reshape(*args, **kwargs))
+
+            def ravel(self, *args, **kwargs):
+                return SimDeviceArray(self._ary.ravel(*args, **kwargs))
+
+            def view(self, *args, **kwargs):
+                return SimDeviceArray(self._ary.view(*args, **kwargs))
+
+            def __getitem__(self, idx):
+                ret = self._ary[idx]
+                return SimDeviceArray(ret) if type(ret) is np.ndarray else ret
+
+            @property
+            def __cuda_array_interface__(self):
+                return cuda_array_interface(self)
+
+            def __array__(self, *args, **kwargs):
+                raise TypeError("implicit conversion of a (simulated) CUDA device array to numpy: copy it first")
+
+        _SimArray = SimDeviceArray
+    return _SimArray
+
+
+def _device(darr):
+    """``darr`` as the device array type CUDA tensors hold (itself on a GPU)."""
+    if _SimArray is not None or simulated():
+        return _sim_array_type()(darr._ary if hasattr(darr, "_ary") else darr)
+    return darr
+
+
+def device_index(dev):
+    """The CUDA device index of ``dev`` (``"cuda"``, ``"cuda:N"``, ``ad.device`` or an int); checked."""
+    if isinstance(dev, int):
+        index = dev
+    else:
+        dev = device(dev)
+        if dev.type != "cuda":
+            raise ValueError(f"Expected a cuda device, but got: {dev}")
+        index = dev.index
+    cuda = require_cuda()
+    if index is None:
+        index = current_index()
+    if not 0 <= index < len(cuda.gpus):
+        raise RuntimeError(f"CUDA error: invalid device ordinal (device {index} requested, {len(cuda.gpus)} available)")
+    return index
+
+
+def current_index():
+    """The current CUDA device's index (the simulator has one device, 0)."""
+    return getattr(require_cuda().get_current_device(), "id", 0)
+
+
+def cuda_device(dev):
+    """The ``ad.device`` a CUDA tensor on ``dev`` reports (always with its index, as torch's)."""
+    return device("cuda", device_index(dev))
+
+
+def is_device_array(obj):
+    """Whether ``obj`` is a numba device array (real or simulated)."""
+    cuda = require_cuda()
+    if simulated():
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+        return isinstance(obj, FakeCUDAArray)
+    return cuda.is_cuda_array(obj) and hasattr(obj, "copy_to_host")
+
+
+def to_device(arr):
+    """A device copy of host array ``arr`` (C-contiguous)."""
+    return _device(require_cuda().to_device(np.ascontiguousarray(arr)))
+
+
+def empty(shape, dtype):
+    return _device(require_cuda().device_array(tuple(shape), np.dtype(dtype)))
+
+
+def to_host(darr):
+    """A host copy of device array ``darr``."""
+    return darr.copy_to_host()
+
+
+def cuda_array_interface(darr):
+    """``darr``'s ``__cuda_array_interface__`` (built from the host array under the simulator)."""
+    if not hasattr(darr, "_ary"):
+        return darr.__cuda_array_interface__
+    host = darr._ary  # the simulator's device memory is host memory
+    ai = host.__array_interface__
+    return {
+        "shape": ai["shape"],
+        "typestr": ai["typestr"],
+        "data": ai["data"],
+        "strides": None if host.flags.c_contiguous else ai["strides"],
+        "version": 3,
+    }
+
+
+def as_device_array(obj):
+    """A device array viewing the memory of ``obj`` (anything with ``__cuda_array_interface__``), no copy."""
+    cuda = require_cuda()
+    if not simulated():
+        return cuda.as_cuda_array(obj)
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    if isinstance(obj, FakeCUDAArray):
+        return _device(obj)
+    cai = obj.__cuda_array_interface__
+
+    class _Host:  # numpy reads the same memory through the array interface
+        __array_interface__ = {
+            "shape": tuple(cai["shape"]),
+            "typestr": cai["typestr"],
+            "data": cai["data"],
+            "strides": cai.get("strides"),
+            "version": 3,
+        }
+
+    return _device(np.asarray(_Host()))
+
+
+def wrap(darr, dev, requires_grad=False):
+    """A new leaf CUDA tensor around device array ``darr`` on ``dev`` (an ``ad.device``), no copy."""
+    t = _new(Tensor)
+    t._data = darr
+    t._dev = dev
+    if requires_grad:
+        t._rg = True
+    return t
+
+
+def from_host(arr, dev, requires_grad=False):
+    """A new leaf CUDA tensor on ``dev`` holding a copy of host array ``arr``."""
+    return wrap(to_device(arr), cuda_device(dev), requires_grad)

@@ -1,0 +1,621 @@
+"""The forward of ``ad``'s ops on CUDA tensors, and how their results enter the graph.
+
+Stage 1 of issue 10: a recorded CUDA result is a node of the Python graph only (``_op``, ``_inputs``,
+``_ctx``: the same op-table entries and contexts as on the CPU, so the same reverse and forward rules apply),
+with no tape row. ``_tape`` is a ``DeviceGraph``, a stand-in that gives the node its place in recording order
+(``engine._order_key``: graph id, row) and freed flags, which is all ``engine.graph_sweep`` needs; a backward
+from a CUDA tensor always takes that sweep (``autograd._run``), whose rules are ``ad`` ops and so run here,
+on the device. Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA
+path raises ``NotImplementedError``.
+
+Views are materialized (a strided gather into a new device array): CUDA tensors are always C-contiguous,
+and do not alias their base (in-place ops on CUDA tensors are not supported yet and raise).
+
+Entry points are called by the CPU ops when an operand's ``_dev`` is set (``ad/ops/*``): each is named after
+the op it serves.
+"""
+
+import numpy as np
+
+# the shared CUDA kernels (kernels/cuda) serve float tensors; kernels/cuda/ad_glue.py holds what they do not
+# cover (integer and bool data, cat/stack, the index maps' scatters, 0-d and empty cases)
+from kernels import opcodes as K
+from kernels import pointwise as _pw
+from kernels.cuda import ad_glue as kc
+from kernels.cuda import elementwise as ke
+from kernels.cuda import matmul as km
+from kernels.cuda import reduce as kr
+from kernels.cuda import softmax as ks
+
+from ..grad_mode import _grad_state
+from ..tape import _next_tape_id
+from ..tensor import Tensor, _new
+from .arrays import empty, to_device, wrap
+
+# STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise.py STEP_*)
+_STEP = {"floor": _pw.STEP_FLOOR, "ceil": _pw.STEP_CEIL, "trunc": _pw.STEP_TRUNC, "round": _pw.STEP_ROUND}
+_STEP["sign"] = _pw.STEP_SIGN
+
+
+class DeviceGraph:
+    """The ``_tape`` of recorded CUDA results: an id in the tapes' order and one row number per node."""
+
+    __slots__ = ("id", "nrows", "freed", "dtype", "dirty", "is_current", "hook_rows", "__weakref__")
+
+    MAX_ROWS = 1 << 16
+
+    def __init__(self):
+        self.id = _next_tape_id()
+        self.nrows = 0
+        self.freed = np.zeros(64, np.uint8)
+        self.dtype = None  # (tape.retire looks the current tape of a dtype up: never this one)
+        self.dirty = False  # no arena, so no in-place flags (engine._check_saved)
+        self.is_current = 0  # never a thread's current tape: the CPU fast paths pass CUDA tensors on
+        self.hook_rows = {}
+
+    def freed_flags(self):
+        if self.freed.shape[0] < self.nrows + 1:
+            grown = np.zeros(2 * (self.nrows + 1), np.uint8)
+            grown[: self.freed.shape[0]] = self.freed
+            self.freed = grown
+        return self.freed
+
+    def register_hook_row(self, row, handler):
+        """Hooks and ``retain_grad`` need no row here: ``graph_sweep`` calls them at each node."""
+
+
+_current = [None]
+
+
+def _graph_for(inputs):
+    """The device graph a new node joins: newer than every operand's tape (so it sorts after them)."""
+    g = _current[0]
+    newest = 0
+    for t in inputs:
+        if t is not None and t._tape is not None and t._tape.id > newest:
+            newest = t._tape.id
+    if g is None or g.id < newest or g.nrows >= DeviceGraph.MAX_ROWS:
+        g = _current[0] = DeviceGraph()
+    g.freed_flags()
+    return g
+
+
+def result(data, dev, op=None, inputs=(), ctx=None):
+    """A CUDA tensor holding ``data``; a node of ``op`` over ``inputs`` if grad mode records one of them."""
+    t = _new(Tensor)
+    t._data = data
+    t._dev = dev
+    if op is not None and _grad_state.enabled and any(i is not None and i._rg for i in inputs):
+        g = _graph_for(inputs)
+        t._rg = True
+        t._op = op
+        t._inputs = tuple(inputs)
+        if ctx is not None:
+            t._ctx = ctx
+        t._tape = g
+        t._row = g.nrows
+        t._off = g.nrows
+        g.nrows += 1
+    return t
+
+
+def not_implemented(name):
+    return NotImplementedError(f"{name} is not implemented for CUDA tensors yet")
+
+
+# --- devices ------------------------------------------------------------------------------------------------
+
+
+def device_mismatch(a, b):
+    first, second = (a, b) if a.type == "cuda" else (b, a)
+    return RuntimeError(
+        f"Expected all tensors to be on the same device, but found at least two devices, {first} and {second}!"
+    )
+
+
+def common_device(*tensors):
+    """The device of the CUDA operands; torch's error if two operands live on different devices (0-d CPU
+    tensors excepted: as torch, they are scalars usable on any device)."""
+    dev = None
+    for t in tensors:
+        if t is None:
+            continue
+        d = t._dev
+        if d is None:
+            if t._data.ndim == 0:
+                continue
+            from ..tensor import CPU
+
+            d = CPU
+        if dev is None:
+            dev = d
+        elif d != dev:
+            raise device_mismatch(dev, d)
+    return dev
+
+
+def on_device(t, dev):
+    """``t`` on ``dev``: itself, or a 0-d CPU constant copied there (a differentiable copy if it needs grad)."""
+    if t._dev is not None:
+        return t
+    if t._rg:
+        return to_copy(t, dev)
+    return wrap(to_device(t._data), dev)
+
+
+def flat(a):
+    return a.reshape(a.size) if a.ndim != 1 else a
+
+
+def _f64(dtype):
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def to_copy(x, dev):
+    """``x`` copied to device ``dev`` (an ``ad.device``; ``cpu`` or ``cuda:N``), recorded as ToCopyBackward0;
+    forward-mode tangents are copied along."""
+    from .. import forward
+
+    if x._tangents is not None and forward._fw.levels:
+        levels = forward.visible_levels_of(x)
+        if levels:
+
+            def jvp(tan, base):
+                t = tan(x)
+                return None if t is None else t.to(dev)
+
+            return forward.apply_dual(lambda: _to_copy(x, dev), jvp, (x,), levels)
+    return _to_copy(x, dev)
+
+
+def _to_copy(x, dev):
+    from ..ops.elementwise import TO_COPY
+
+    if dev.type == "cpu":
+        from ..tensor import wrap_array
+
+        data = x._data.copy_to_host()
+        out = wrap_array(data)
+        if _grad_state.enabled and x._rg:
+            g = _graph_for((x,))
+            out._rg = True
+            out._op = TO_COPY
+            out._inputs = (x,)
+            out._ctx = dev
+            out._tape = g
+            out._row = out._off = g.nrows
+            g.nrows += 1
+            from . import host_copies
+
+            host_copies.add(out)
+        return out
+    if x._dev is not None:
+        data = empty(x._data.shape, x._data.dtype)
+        if x._data.size:
+            kc.launch(kc.copy_kernel, x._data.size, flat(x._data), flat(data))
+    else:
+        data = to_device(x._data)
+    return result(data, dev, TO_COPY, (x,), dev)
+
+
+# --- elementwise --------------------------------------------------------------------------------------------
+
+
+def unary(op, x, a0, a1, ctx):
+    """Elementwise ``op`` (an op-table entry of an elementwise unary op) on CUDA tensor ``x``."""
+    xd = x._data
+    if xd.dtype.kind == "f":
+        out = empty(xd.shape, xd.dtype)
+        if xd.size:
+            step = _STEP.get(op.name) if op.code == K.STEP_FN else None
+            ke.unary_forward(op.code, flat(xd), flat(out), a0, a1 if step is None else step)
+        if ctx is None and (a0 != 0.0 or a1 != 0.0):
+            ctx = (a0, a1)
+        return result(out, x._dev, op, (x,), ctx)
+    code = kc.EXTRA.get(op.name, op.code)
+    if code not in kc.UNARY_CODES or (code == kc.ROUND and a0 != 0.0):
+        raise not_implemented(op.name)
+    dt = _f64(xd.dtype)
+    if code in kc.EXTRA.values() and xd.dtype.kind in "iub":
+        dt = xd.dtype  # floor of an integer tensor is that tensor (sign, round: the same dtype)
+    out = empty(xd.shape, dt)
+    if xd.size:
+        kc.launch(kc.unary_kernel, xd.size, code, flat(xd), flat(out), float(a0), float(a1))
+    if ctx is None and (a0 != 0.0 or a1 != 0.0):
+        ctx = (a0, a1)
+    return result(out, x._dev, op if dt.kind == "f" else None, (x,), ctx)
+
+
+def _same_shape(x, y, dev):
+    """``x`` and ``y`` on ``dev`` broadcast to one shape (recorded expands for those that require grad)."""
+    from .. import ops
+
+    x = on_device(x, dev)
+    y = on_device(y, dev)
+    xs = x._data.shape
+    ys = y._data.shape
+    if xs != ys:
+        shape = ops._broadcast_shape(xs, ys)
+        if xs != shape:
+            x = ops.expand(x, shape)
+        if ys != shape:
+            y = ops.expand(y, shape)
+    return x, y
+
+
+def binary(op, x, y):
+    """Elementwise binary ``op`` on operands of which at least one is a CUDA tensor."""
+    if op.code not in kc.BINARY_CODES:
+        raise not_implemented(op.name)
+    dev = common_device(x, y)
+    x, y = _same_shape(x, y, dev)
+    xd = x._data
+    yd = y._data
+    dt = np.result_type(xd.dtype, yd.dtype)
+    recording = _grad_state.enabled and (x._rg or y._rg)
+    if recording:
+        dt = _f64(dt)
+    out = empty(xd.shape, dt)
+    if xd.size:
+        if dt.kind == "f" and xd.dtype == dt and yd.dtype == dt:
+            ke.binary_forward(op.code, flat(xd), flat(yd), flat(out))
+        else:
+            kc.launch(kc.binary_kernel, xd.size, op.code, flat(xd), flat(yd), flat(out))
+    return result(out, dev, op, (x, y))
+
+
+def compare(name, x, y):
+    """A comparison (bool result, no graph) with at least one CUDA operand; ``y`` may be a number."""
+    if not isinstance(y, Tensor):
+        y = _scalar_like(y, x)
+    dev = common_device(x, y)
+    x = on_device(x, dev)
+    y = on_device(y, dev)
+    with_grad = _grad_state.enabled
+    _grad_state.set(False)
+    try:
+        x, y = _same_shape(x, y, dev)
+    finally:
+        _grad_state.set(with_grad)
+    out = empty(x._data.shape, np.bool_)
+    if out.size:
+        kc.launch(kc.compare_kernel, out.size, kc.COMPARISONS[name], flat(x._data), flat(y._data), flat(out))
+    return result(out, dev)
+
+
+def _scalar_like(value, like):
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_:
+        return wrap(to_device(arr.reshape(1)).reshape(()), like._dev)
+    if arr.dtype.kind in "iub" and like._data.dtype.kind == "f" or arr.dtype.kind == "f":
+        arr = arr.astype(like._data.dtype if like._data.dtype.kind == "f" else np.float64)
+    return wrap(to_device(arr.reshape(1)).reshape(()), like._dev)
+
+
+def const(x_or_mask, dtype):
+    """A CUDA constant (no graph) of ``dtype`` with the values of CUDA tensor ``x_or_mask`` (bool masks: 0/1)."""
+    xd = x_or_mask._data
+    out = empty(xd.shape, dtype)
+    if xd.size:
+        kc.launch(kc.copy_kernel, xd.size, flat(xd), flat(out))
+    return result(out, x_or_mask._dev)
+
+
+def sign_const(x):
+    xd = x._data
+    out = empty(xd.shape, xd.dtype)
+    if xd.size:
+        kc.launch(kc.unary_kernel, xd.size, kc.SIGN, flat(xd), flat(out), 0.0, 0.0)
+    return result(out, x._dev)
+
+
+def full(shape, value, dtype, dev):
+    out = empty(shape, dtype)
+    if out.size:
+        kc.launch(kc.fill_kernel, out.size, flat(out), value)
+    return result(out, dev)
+
+
+def cast(x, dtype):
+    from ..ops.elementwise import CAST
+
+    xd = x._data
+    out = empty(xd.shape, dtype)
+    if xd.size:
+        kc.launch(kc.copy_kernel, xd.size, flat(xd), flat(out))
+    return result(out, x._dev, CAST if dtype.kind == "f" else None, (x,), (0.0, 0.0))
+
+
+def where(cond, x, y):
+    from .. import ops
+
+    dev = common_device(cond, x, y)
+    cond, x, y = (on_device(t, dev) for t in (cond, x, y))
+    shape = ops._broadcast_shape(ops._broadcast_shape(cond.shape, x.shape), y.shape)
+    if x.shape != shape:
+        x = ops.expand(x, shape)
+    if y.shape != shape:
+        y = ops.expand(y, shape)
+    if cond.shape != shape:
+        cond = gather_strided(cond, shape, *_broadcast_layout(cond.shape, shape), record=False)
+    dt = np.result_type(x._data.dtype, y._data.dtype)
+    out = empty(shape, dt)
+    if out.size:
+        kc.launch(kc.where_kernel, out.size, flat(cond._data), flat(x._data), flat(y._data), flat(out))
+    return result(out, dev, ops.WHERE, (x, y), cond)
+
+
+def _broadcast_layout(xs, shape):
+    """(strides, base) of ``xs`` broadcast to ``shape``, for ``gather_strided``."""
+    from ..ops import _c_strides
+
+    cs = _c_strides(xs)
+    lead = len(shape) - len(xs)
+    strides = [0] * lead + [0 if xs[k] == 1 and shape[lead + k] != 1 else cs[k] for k in range(len(xs))]
+    return strides, 0
+
+
+# --- strided gathers and scatters: views, broadcasting, reductions, cat ---------------------------------
+
+
+def _ints(values):
+    return to_device(np.asarray(list(values) or [1], np.int64))
+
+
+def gather_strided(x, shape, strides, base, op=None, record=True, ctx=None):
+    """``out[i] = x.flat[base + sum_k i_k * strides[k]]`` for ``i`` over ``shape``."""
+    from .. import ops
+
+    shape = tuple(shape)
+    out = empty(shape, x._data.dtype)
+    n = out.size
+    if n:
+        shape_d = _ints(shape) if shape else _ints([1])
+        strides_d = _ints(strides) if shape else _ints([0])
+        kc.launch(kc.gather_strided_kernel, n, flat(x._data), flat(out), shape_d, strides_d, int(base))
+    if not record:
+        return result(out, x._dev)
+    if ctx is None:
+        ctx = (x.shape, tuple(strides), base)
+    return result(out, x._dev, op or ops.GATHER_STRIDED, (x,), ctx)
+
+
+def scatter_strided(x, shape, strides, base, scale=1.0, op=None, ctx=None):
+    """``out = zeros(shape); out.flat[base + sum_k i_k * strides[k]] += scale * x[i]`` for ``i`` over x."""
+    from .. import ops
+
+    shape = tuple(shape)
+    xd = x._data
+    dt = _f64(xd.dtype)
+    out = full(shape, 0.0, dt, x._dev)._data
+    if xd.size:
+        xs = xd.shape if xd.ndim else (1,)
+        st = list(strides) if xd.ndim else [0]
+        kc.launch(
+            kc.scatter_add_strided_kernel, xd.size, flat(xd), flat(out), _ints(xs), _ints(st), int(base), float(scale)
+        )
+    if ctx is None:
+        ctx = (shape, tuple(strides), base, scale)
+    return result(out, x._dev, op or ops.SCATTER_STRIDED, (x,), ctx)
+
+
+def view(op, x, fn):
+    """A view op (``fn`` maps an array to a numpy view of it) on a CUDA tensor, materialized on the device."""
+    from ..ops.structural import _probe, _probe_layout
+
+    probe = fn(_probe(x._data.shape))
+    base, strides = _probe_layout(probe)
+    return gather_strided(x, probe.shape, strides, base, op)
+
+
+def reshape(op, x, shape):
+    """A reshape, view, squeeze or unsqueeze: the data is contiguous, so the device array is reshaped (shared
+    memory, as a torch view)."""
+    xd = x._data
+    new = resolve_shape(xd.size, shape)
+    data = xd.reshape(new) if xd.size else empty(new, xd.dtype)
+    return result(data, x._dev, op, (x,), (0.0, 0.0))
+
+
+def resolve_shape(size, shape):
+    """``shape`` with its ``-1`` inferred for ``size`` elements; torch's error if it does not fit."""
+    shape = [int(s) for s in shape]
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
+    if -1 in shape:
+        if known == 0 or size % known:
+            raise RuntimeError(f"shape '{shape}' is invalid for input of size {size}")
+        shape[shape.index(-1)] = size // known
+    elif known != size:
+        raise RuntimeError(f"shape '{shape}' is invalid for input of size {size}")
+    return tuple(shape)
+
+
+def sum(op, x, dims, keepdim, scale):
+    """``sum`` / ``mean`` (``scale`` = 1/count) over ``dims`` as a strided scatter-add."""
+    from ..ops.structural import _reduce_layout
+
+    xd = x._data
+    strides = _reduce_layout(xd.shape, dims)
+    out_shape = tuple(s for k, s in enumerate(xd.shape) if k not in dims)
+    kept = tuple(1 if k in dims else s for k, s in enumerate(xd.shape))
+    shape = kept if keepdim else out_shape
+    ctx = (shape, tuple(strides), 0, scale)
+    if xd.dtype.kind == "f" and xd.ndim and xd.size:  # a shared-memory block reduction per output element
+        out = empty(shape, xd.dtype)
+        kr.reduce("sum" if scale == 1.0 else "mean", xd, out, dims)
+        return result(out, x._dev, op, (x,), ctx)
+    out = scatter_strided(x, shape, strides, 0, scale, op, ctx)
+    if xd.dtype.kind in "iub" and not x._rg:  # torch: sums of integers and bools are int64
+        out = result(_convert(out._data, np.int64), x._dev)
+    return out
+
+
+def group_reduce(op, x, dims, keepdim):
+    """``amax`` / ``amin`` over ``dims`` (block reductions); the node's context as the CPU's (``_group_vjp``)."""
+    xd = x._data
+    if xd.dtype.kind != "f" or not xd.ndim or not xd.size:
+        raise not_implemented(op.name)
+    shape = tuple(1 if k in dims else s for k, s in enumerate(xd.shape) if keepdim or k not in dims)
+    out = empty(shape, xd.dtype)
+    kr.reduce(op.name, xd, out, dims)
+    return result(out, x._dev, op, (x,), (dims, keepdim, op.code))
+
+
+def _convert(darr, dtype):
+    out = empty(darr.shape, dtype)
+    if darr.size:
+        kc.launch(kc.copy_kernel, darr.size, flat(darr), flat(out))
+    return out
+
+
+# --- index maps -----------------------------------------------------------------------------------------------
+
+
+def gather_map(x, shape, index_map, op):
+    shape = tuple(shape)
+    index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
+    out = empty(shape, x._data.dtype)
+    if out.size:
+        kc.launch(kc.gather_map_kernel, out.size, flat(x._data), flat(out), to_device(index_map))
+    return result(out, x._dev, op, (x,), (x.shape, index_map))
+
+
+def scatter_map(x, shape, index_map, op):
+    index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
+    out = full(tuple(shape), 0.0, x._data.dtype, x._dev)._data
+    if x._data.size:
+        kc.launch(kc.scatter_add_map_kernel, x._data.size, flat(x._data), flat(out), to_device(index_map))
+    return result(out, x._dev, op, (x,), (tuple(shape), index_map))
+
+
+def pieces(op, tensors, shape, layouts):
+    """``cat`` / ``stack``: each piece scatter-added into zeros of ``shape`` at its (strides, base)."""
+    dev = common_device(*tensors)
+    tensors = [on_device(t, dev) for t in tensors]
+    dt = np.result_type(*[t._data.dtype for t in tensors])
+    out = full(shape, 0.0, dt, dev)._data
+    for t, (strides, base) in zip(tensors, layouts):
+        td = t._data
+        if td.size:
+            kc.launch(
+                kc.scatter_add_strided_kernel, td.size, flat(td), flat(out), _ints(td.shape), _ints(strides), base, 1.0
+            )
+    return result(out, dev, op, tuple(tensors), layouts)
+
+
+# --- dense layers ---------------------------------------------------------------------------------------------
+
+
+def _matmul_raw(xd, yd, layout, out_shape):
+    out = empty(out_shape, np.result_type(xd.dtype, yd.dtype))
+    if out.size:
+        if layout[2] == 0:
+            kc.launch(kc.fill_kernel, out.size, flat(out), 0.0)
+        else:
+            kc.launch(kc.matmul_kernel, out.size, flat(xd), flat(yd), flat(out), _ints(layout))
+    return out
+
+
+def matmul(x, y):
+    """``x @ y`` (1-D, 2-D and batched operands with broadcast batches), as ``ops._matmul`` records it."""
+    from .. import ops
+    from ..ops.dense import _matmul_shape, _torch_dtype
+
+    dev = common_device(x, y)
+    xd = x._data
+    yd = y._data
+    if xd.ndim == 0 or yd.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D")
+    xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
+    ys2 = yd.shape if yd.ndim > 1 else yd.shape + (1,)
+    if xs2[-1] != ys2[-2]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({xs2[-2]}x{xs2[-1]} and {ys2[-2]}x{ys2[-1]})")
+    if xd.dtype != yd.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {_torch_dtype(xd.dtype)} != {_torch_dtype(yd.dtype)}"
+        )
+    out_shape = _matmul_shape(xd.shape, yd.shape)
+    batch = tuple(out_shape[: len(out_shape) - (xd.ndim > 1) - (yd.ndim > 1)]) if max(xd.ndim, yd.ndim) > 2 else ()
+    M, K_ = xs2[-2], xs2[-1]
+    N = ys2[-1]
+    # operands with a batch of their own that differs from the common one: expanded (recorded, as the CPU does)
+    if xd.ndim > 2 and tuple(xs2[:-2]) != batch:
+        x = ops.expand(x, batch + (M, K_))
+    if yd.ndim > 2 and tuple(ys2[:-2]) != batch:
+        y = ops.expand(y, batch + (K_, N))
+    B = ops._size(batch)
+    xd, yd = x._data, y._data
+    out = empty(out_shape, xd.dtype)
+    if xd.dtype.kind == "f" and out.size and K_:
+        # cuBLAS through CuPy on a GPU, the tiled kernel otherwise: operands as (batch, rows, columns)
+        x3 = xd.reshape((B if xd.ndim > 2 else 1, M, K_))
+        y3 = yd.reshape((B if yd.ndim > 2 else 1, K_, N))
+        km.matmul(x3, y3, out.reshape((B, M, N)))
+        return result(out, dev, ops.MATMUL, (x, y))
+    xb = M * K_ if xd.ndim > 2 else 0
+    yb = K_ * N if yd.ndim > 2 else 0
+    out = _matmul_raw(xd, yd, [B, M, K_, N, xb, K_, 1, yb, N, 1], out_shape)
+    return result(out, dev, ops.MATMUL, (x, y))
+
+
+def linear(x, w, b=None):
+    """``x @ w.T`` (+ ``b``): ``w`` (N, K) read transposed through its strides."""
+    from .. import ops
+
+    dev = common_device(x, w, b)
+    xd = x._data
+    wd = w._data
+    N, K_ = wd.shape
+    M = ops._size(xd.shape[:-1])
+    out_shape = xd.shape[:-1] + (N,)
+    if xd.dtype.kind == "f" and M and N and K_:
+        out = empty(out_shape, xd.dtype)
+        km.linear(xd.reshape((M, K_)), wd, out.reshape((M, N)), None if b is None else b._data)
+        return result(out, dev, ops.LINEAR if b is None else ops.LINEAR_BIAS, (x, w) if b is None else (x, w, b))
+    out = _matmul_raw(xd, wd, [1, M, K_, N, 0, K_, 1, 0, 1, K_], out_shape)
+    if b is None:
+        return result(out, dev, ops.LINEAR, (x, w))
+    if out.size:
+        kc.launch(kc.add_bias_kernel, out.size, flat(out), flat(b._data), N)
+    return result(out, dev, ops.LINEAR_BIAS, (x, w, b))
+
+
+def log_softmax(x, d):
+    from .. import ops
+
+    xd = x._data
+    shape = xd.shape if xd.ndim else (1,)
+    out = empty(xd.shape, xd.dtype)
+    outer, size, inner = ops._size(shape[:d]), shape[d], ops._size(shape[d + 1 :])
+    if xd.size and xd.ndim:
+        ks.log_softmax_forward(xd, out, d)
+    elif xd.size:
+        kc.launch(kc.log_softmax_kernel, outer * inner, flat(xd), flat(out), outer, size, inner)
+    return result(out, x._dev, ops.LOG_SOFTMAX, (x,), d)
+
+
+def cross_entropy(x, target):
+    """Mean cross entropy of logits ``x`` (M, C) against int64 class indices ``target`` (host array, (M,))."""
+    from .. import ops
+
+    loss = empty((), x._data.dtype)
+    ks.cross_entropy_forward(x._data, to_device(target), loss.reshape(1))
+    return result(loss, x._dev, ops.CROSS_ENTROPY, (x,), target)
+
+
+def onehot(target, x):
+    M, C = x._data.shape
+    out = full((M, C), 0.0, x._data.dtype, x._dev)
+    if M:
+        kc.launch(kc.onehot_kernel, M, to_device(np.ascontiguousarray(target, np.int64)), flat(out._data), C)
+    return out
+
+
+def accumulate(acc, g):
+    """``acc += g`` in place on the device (``.grad`` accumulation)."""
+    g = on_device(g, acc._dev)
+    if acc._data.size:
+        kc.launch(kc.add_inplace_kernel, acc._data.size, flat(acc._data), flat(g._data))

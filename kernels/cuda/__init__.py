@@ -44,4 +44,5 @@ MODULES = [
     "matmul",
     "softmax",
     "sweep",
+    "ad_glue",
 ]

@@ -504,29 +504,6 @@ def test_import_ad_does_not_import_numba_cuda():
     assert out.stdout.strip() == "ok"
 
 
-def test_ad_glue_kernels_compile_to_ptx_for_sm90():
-    """The simulator accepts Python a GPU compile rejects: compile kernels/cuda/ad_glue.py for Hopper (until
-    ``kernels.cuda.MODULES`` lists it, which makes ``python -m kernels.cuda --ptx sm_90`` do it)."""
-    code = (
-        "import os; os.environ['NUMBA_ENABLE_CUDASIM'] = '0'\n"
-        "from numba import cuda\n"
-        "from kernels.cuda.__main__ import _compile_without_gpu\n"
-        "_compile_without_gpu((9, 0))\n"
-        "from kernels.cuda import ad_glue\n"
-        "n = 0\n"
-        "for fn, sigs in ad_glue.PTX_KERNELS:\n"
-        "    for sig in sigs:\n"
-        "        cuda.compile_ptx(fn, sig, cc=(9, 0)); n += 1\n"
-        "print(n)\n"
-    )
-    env = {**__import__("os").environ, "NUMBA_ENABLE_CUDASIM": "0"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=TESTS.parent, env=env)
-    if out.returncode and "NVVM" in out.stderr and "not found" in out.stderr.lower():  # pragma: no cover
-        pytest.skip("numba-cuda has no NVVM here (install numba-cuda[cu12] or [cu13])")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert int(out.stdout.split()[-1]) >= 16
-
-
 def test_backward_from_a_cpu_output_through_cpu_copy_of_a_cuda_graph():
     x = ad.tensor([0.5, 1.0, 2.0], device="cuda", requires_grad=True)
     h = ad.sin(x) * x

@@ -672,6 +672,10 @@ def hooks_on_undefined(t):
 
 
 def _retain(t, g):
+    d = t.__dict__
+    if d.get("_retain_via_prev"):
+        return  # retained at its node before a write under no_grad (views._rehome), which stores into ``t``
+    t = d.get("_retain_into", t)
     if t._grad is None:
         t._grad = wrap_array(g._data.copy()) if not g._rg else g
     else:

@@ -16,6 +16,7 @@ from . import ops
 from .grad_mode import is_grad_enabled
 from .ops import linalg as P
 from .ops.linalg import LinAlgError, check_float, check_matrix, check_square, check_tensor, mT, torch_dtype_name
+from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 __all__ = [
@@ -290,7 +291,7 @@ def lstsq(A, B, rcond=None, *, driver=None):
     eps = np.finfo(A.dtype).eps
     rc = max(m, n) * eps if rcond is None else rcond
     Ab, Bb = _common_batch(A, Bm, "linalg.lstsq")
-    X = P.pinv(Ab, 0.0, rc, False) @ Bb
+    X = guard(P.pinv(Ab, 0.0, rc, False) @ Bb, "LinalgLstsqBackward0", A, B)
     s = np.linalg.svd(A._data, compute_uv=False)
     smax = s[..., :1] if s.shape[-1] else np.zeros(s.shape[:-1] + (1,), s.dtype)
     rank = np.sum(s > rc * smax, axis=-1).astype(np.int64)

@@ -250,7 +250,8 @@ def _cummax_min(x, dim, is_max, fn):
         return _values_indices(x * 1 if x._data.dtype.kind == "f" else wrap_array(x._data.copy()), wrap_array(idx))
     if x._data.dtype.kind != "f":
         return _values_indices(wrap_array(np.take_along_axis(x._data, idx, dim)), wrap_array(idx))
-    return _values_indices(ops.gather(x, dim, wrap_array(idx)), wrap_array(idx))
+    values = guard(ops.gather(x, dim, wrap_array(idx)), "CummaxBackward0" if is_max else "CumminBackward0", x)
+    return _values_indices(values, wrap_array(idx))  # (torch's node saves the input: the gather reads none)
 
 
 def cummax(input, dim):  # noqa: A002
@@ -271,7 +272,8 @@ def logcumsumexp(input, dim):  # noqa: A002
     d = x._data
     m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
     m = np.where(np.isfinite(m), m, 0.0).astype(d.dtype)
-    return ops.log(cumsum(ops.exp(x - wrap_array(m)), dim)) + wrap_array(m)
+    out = ops.log(cumsum(ops.exp(x - wrap_array(m)), dim)) + wrap_array(m)
+    return guard(out, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
 
 
 # --- reductions -----------------------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     nan = np.isnan(x._data) if x._data.dtype.kind == "f" else None
     if nan is not None and nan.any():
         x = ops.where(wrap_array(nan), ops.zeros_like(x), x)
-    return ops.sum(x, dim, keepdim=keepdim)
+    return guard(ops.sum(x, dim, keepdim=keepdim), "NansumBackward0", _check_tensor(input, "nansum"))
 
 
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
@@ -304,7 +306,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         )
     dims = _dims(x, dim)
     count = np.sum(~np.isnan(x._data), axis=dims, keepdims=keepdim).astype(x._data.dtype)
-    return nansum(x, dim, keepdim) / wrap_array(count)
+    return guard(nansum(x, dim, keepdim) / wrap_array(count), "NansumBackward0", x)  # torch: nansum's node saves x
 
 
 def _median(x, dim, keepdim, ignore_nan, fn):
@@ -508,7 +510,7 @@ def _vector_norm(x, p, dims, keepdim):
 def dist(input, other, p=2):  # noqa: A002
     """``norm(input - other, p)`` over all elements."""
     x = _check_tensor(input, "dist")
-    return norm(x - other, p)
+    return guard(norm(x - other, p), "DistBackward0", x, other)
 
 
 _OUT = (

@@ -40,7 +40,7 @@ Where to start reading: ``alias`` (making a view), ``rebase`` (writing through o
 import numpy as np
 
 from .grad_mode import _grad_state
-from .tensor import Tensor, VersionCounter, _new, counter, share  # noqa: F401 - the counter lives with Tensor
+from .tensor import Tensor, VersionCounter, _new, _pre_write_node, counter, share  # noqa: F401 - the counter lives with Tensor
 
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
@@ -160,6 +160,43 @@ def check_write(t):
         raise RuntimeError(_OVERLAP)
 
 
+_PARTIAL_OVERLAP = (
+    "unsupported operation: some elements of the input tensor and the written-to tensor refer to a single memory "
+    "location. Please clone() the tensor before performing the operation."
+)
+
+
+def check_operand_overlap(t, other):
+    """Raise torch's error for an in-place op on ``t`` whose tensor operand ``other`` partly overlaps ``t`` in
+    memory (``x[None].add_(x)``, ``x[1:].add_(x[:-1])``): torch's ``assert_no_partial_overlap``. The same
+    memory with the same layout, or disjoint memory, is fine."""
+    if not isinstance(other, Tensor) or other is t or t._vc is None or t._vc is not other._vc:
+        return  # (only aliases of one storage share a version counter)
+    a, b = t._data, other._data
+    if a.size == 0 or b.size == 0 or not _dense(a) or not _dense(b):
+        return  # torch: too hard to tell, allowed
+    a0 = a.__array_interface__["data"][0]
+    b0 = b.__array_interface__["data"][0]
+    a1 = a0 + a.size * a.itemsize
+    b1 = b0 + b.size * b.itemsize
+    if a0 == b0 and a1 == b1:
+        if a.strides != b.strides:
+            raise RuntimeError(_PARTIAL_OVERLAP)
+    elif a0 < b1 and b0 < a1:
+        raise RuntimeError(_PARTIAL_OVERLAP)
+
+
+def _dense(data):
+    """Whether ``data`` covers a contiguous block without overlap, in some order of its dimensions (torch's
+    ``is_non_overlapping_and_dense``)."""
+    expected = data.itemsize
+    for s, n in sorted((s, n) for n, s in zip(data.shape, data.strides) if n != 1):
+        if s != expected:
+            return False
+        expected *= n
+    return True
+
+
 def check_recorded_write(t):
     """Raise torch's error for a recorded in-place op on view ``t`` (grad mode on)."""
     base = t._vbase
@@ -192,8 +229,13 @@ def rebase(self, compute):
     view_retains = base is not None and self._retains_grad
     if base is not None:
         check_recorded_write(self)
-    # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
-    snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
+    pos = positions(self) if base is not None else None
+    if base is not None and self._rg and base._rg and not self._tangents and self._nrows == 1:
+        # torch's CopySlices sends the view's part of the gradient straight to the base's old node: the view's
+        # own node (and a hook registered on the view before the write) is not on that path
+        snapshot = ops.gather_map(base, self._data.shape, pos)
+    else:  # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
+        snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
     result = compute(snapshot)
     if result._data.shape != self._data.shape:
         raise RuntimeError(
@@ -208,7 +250,6 @@ def rebase(self, compute):
     else:
         target = base
         old = _old_node(base)
-        pos = positions(self)
         shape = base._data.shape
         # the base's elements outside the view, moved by index rows: they read no values, so the old node's
         # flagged arena copy is never read (a multiplication by a mask would be, and would raise)
@@ -241,11 +282,18 @@ def rebase(self, compute):
     reregister(target)
     if old._retains_grad:  # retain_grad follows the tensor to its new node (hooks stay with the old one)
         old._retains_grad = False
+        _stop_retaining_before(old)
         target.retain_grad()
     _regenerate_views(target)
     if view_retains and not self._retains_grad:  # retain_grad follows the view to its regenerated node
         self.retain_grad()
     return self
+
+
+def _stop_retaining_before(t):
+    """``t``'s retained gradient was taken at a node before a write under no_grad (``_rehome``): stop it."""
+    if t.__dict__.get("_retain_via_prev"):
+        _pre_write_node(t)._retains_grad = False
 
 
 def _old_node(t):
@@ -372,6 +420,11 @@ def _rehome(t):
     if tangents is not None:
         t._tangents = tangents
         reregister(t)
-    if old._retains_grad:  # retain_grad survives a write under no_grad (torch's grad_fn is unchanged by it)
-        old._retains_grad = False
-        t.retain_grad()
+    if old._retains_grad:
+        # retain_grad survives a write under no_grad, and stays with the node: torch's grad_fn is unchanged by the
+        # write, so its retained gradient sums what the uses before and after the write send. The pre-write node
+        # keeps retaining (the new one feeds it through the identity row) and stores into ``t``.
+        if not old.__dict__.get("_retain_via_prev"):
+            old._retain_into = t
+        t._retains_grad = True
+        t._retain_via_prev = True

@@ -200,16 +200,6 @@ def _functions(L):
 
 _FUNCTIONS = {}
 
-# Ops whose saved tensors ad does not version-check as torch does (issue 17, item 4; the versions2 branch):
-# torch raises at backward after a write into a tensor they saved (ad computes), or (erfinv, logaddexp) ad
-# checks a tensor torch does not save. Programs using one of them get no in-place step.
-UNCHECKED_VERSIONS = {
-    "cummax", "cummin", "dist", "fmax", "fmin", "logcumsumexp", "logsigmoid", "logsumexp", "nan_to_num", "nanmean",
-    "nansum", "softplus", "var", "var_all", "cholesky_solve", "cumprod", "det", "eigh", "lstsq", "matrix_norm",
-    "norm_2", "pairwise_distance", "pinv", "reciprocal", "solve", "solve_triangular", "svdvals", "vector_norm",
-    "erfinv", "logaddexp", "std",
-}  # fmt: skip
-
 # torch 2.13 raises NotImplementedError for the forward-mode derivative of these ops' backward (fwd_over_rev)
 TORCH_NO_FWD_OVER_REV = {"group_norm", "hardsigmoid", "huber_loss", "logit", "mish", "silu", "masked_select"}
 # torch 2.13 raises (hardsigmoid) or gives NaN (logcumsumexp) for a third derivative where ad computes one
@@ -262,7 +252,6 @@ def programs(draw):
     if mode_kind == "fwd_over_rev" and "fwd_over_rev_linalg" in KNOWN_DIFFERENCES:
         skip = skip | FWD_OVER_REV_DIFFERS
     ops = sorted(name for name, spec in OPS.items() if (spec.forward_ad or not dual) and name not in skip)
-    root = list(range(len(shapes)))  # the pool entry whose storage each entry views (itself if none)
     leaf_views = set(range(len(leaves)))  # the leaves and the views of them (a dual of a leaf is a view in torch)
     views = sorted(VIEWS)
     inplace_ops = sorted(name for name, spec in OPS.items() if spec.inplace)
@@ -277,7 +266,6 @@ def programs(draw):
             args = [draw(pick) for _ in range(spec.arity)]
             steps.append(("op", spec.name, args))
             shapes.append(_broadcast(*(shapes[a] for a in args)))
-            root.append(len(root))
         elif kind == "view":
             name = draw(st.sampled_from(views))
             fits = [i for i, s in enumerate(shapes) if s in VIEWS[name].shapes]
@@ -285,7 +273,6 @@ def programs(draw):
                 continue
             a = draw(st.sampled_from(fits))
             steps.append(("view", name, a))
-            root.append(root[a])
             if a in leaf_views:
                 leaf_views.add(len(shapes))
             shapes.append(_view_shape(name, shapes[a]))
@@ -299,8 +286,6 @@ def programs(draw):
                 if target in avoid:
                     continue
             other = draw(pick)
-            if other != target and root[other] == root[target] and "inplace_from_overlapping_view" in KNOWN_DIFFERENCES:
-                continue
             if dual and other == target and "inplace_self_alias_dual" in KNOWN_DIFFERENCES:
                 continue
             if target in multi_out and target in retained and "torch_assert_retained_multi_output" in KNOWN_DIFFERENCES:
@@ -316,7 +301,6 @@ def programs(draw):
             if name == "twoout":
                 multi_out.update((len(shapes), len(shapes) + 1))
             shapes.extend([shapes[a]] * (2 if name == "twoout" else 1))
-            root.extend(range(len(root), len(shapes)))
         elif kind == "hook":
             steps.append(("hook", draw(pick), draw(st.sampled_from([0.5, 2.0, -1.0]))))
         elif kind == "retain":
@@ -335,12 +319,6 @@ def programs(draw):
             # torch 2.13 segfaults (PyFunctionTensorPreHook) registering a hook on a dual tensor after an in-place
             # op under no_grad through a view of it: such programs would crash the test process, not compare
             steps = [s for s in steps if s[0] != "hook"]
-    if "hook_on_view_then_inplace" in KNOWN_DIFFERENCES:
-        viewed = {len(leaves) + k for k, s in enumerate(_pool_steps(steps)) if _is_view_step(s)}
-        written = {s[2] for s in steps if s[0] == "inplace"}
-        steps = [s for s in steps if not (s[0] == "hook" and s[1] in viewed and s[1] in written)]
-    if "version_checks" in KNOWN_DIFFERENCES and any(s[0] == "op" and s[1] in UNCHECKED_VERSIONS for s in steps):
-        steps = [s for s in steps if s[0] != "inplace"]
     if mode[0] == "grad3" and "grad3_through_saved" in KNOWN_DIFFERENCES:
         made = _pool_steps(steps)
         saved = {a for s in made if s[0] == "op" and s[1] == "pow" for a in s[2]}
@@ -348,17 +326,6 @@ def programs(draw):
         written = {s[2] for s in steps if s[0] == "inplace"}  # (the long profile: hooks on written tensors too)
         steps = [s for s in steps if not (s[0] == "hook" and (s[1] in saved or s[1] in linalg_out or s[1] in written))]
         steps = [s for s in steps if not (s[0] == "retain" and s[1] in linalg_out)]
-    if "hook_on_function_output_after_write" in KNOWN_DIFFERENCES and any(s[0] in ("view", "inplace") for s in steps):
-        made = _pool_steps(steps)
-        two = {len(leaves) + k for k, s in enumerate(made) if s[0] == "func" and s[1] == "twoout"}
-        steps = [s for s in steps if not (s[0] == "hook" and s[1] in two)]
-    elif "hook_on_function_output_after_write" in KNOWN_DIFFERENCES and mode[0] in ("grad", "backward_inputs"):
-        # (the same when the hooked output is itself requested: found by the long profile)
-        made = _pool_steps(steps)
-        two = {len(leaves) + k for k, s in enumerate(made) if s[0] == "func" and s[1] == "twoout"}
-        steps = [s for s in steps if not (s[0] == "hook" and s[1] in two and s[1] in mode[1])]
-    if mode[0] == "backward_inputs" and "backward_inputs_runs_node" in KNOWN_DIFFERENCES:
-        steps = [s[:4] + (False,) if s[0] == "inplace" else s for s in steps]
     # torch 2.13 also segfaults (register_hook) on a view made inside an op (vander(x)[:2]) after a write into it
     # under no_grad, in reverse mode: no hook on a tensor after such a write
     kept, nograd_written = [], set()
@@ -383,10 +350,6 @@ def _pool_steps(steps):
         elif s[0] == "func":
             made.extend([s] * (2 if s[1] == "twoout" else 1))
     return made
-
-
-def _is_view_step(s):
-    return s[0] == "view" or (s[0] == "op" and OPS[s[1]].multi_view)
 
 
 def _broadcast(*shapes):
@@ -632,71 +595,6 @@ KNOWN_DIFFERENCES.update(
             "only)",
             None,  # its pow reproducer agrees since pow's x-partial is masked at y = 0; det's path remains
         ),
-        "hook_on_function_output_after_write": (
-            "a hook on an output of a two-output custom Function, with views or in-place writes in the program: "
-            "torch calls it (with None when that output is unused) where ad, whose write or view moved the "
-            "tensor to another node, does not",
-            Program(
-                [(0.0, True), ([0.01, 0.509, -0.0], True)],
-                [
-                    ("func", "twoout", 1),
-                    ("hook", 3, -1.0),
-                    ("inplace", "erf", 2, 2, True),
-                    ("op", "mse_loss", [1, 0]),
-                    ("inplace", "tan", 3, 2, False),
-                    ("hook", 2, 2.0),
-                    ("op", "tan", [1]),
-                ],
-                [3],
-                ("backward", False),
-            ),
-        ),
-        "backward_inputs_runs_node": (
-            "backward(inputs=[t]) for t an op's output whose saved input was written under no_grad: torch runs t's "
-            "own node (and raises at the version check), ad stops at t",
-            Program(
-                [(-0.072, True)],
-                [("func", "expout", 0), ("op", "gelu_tanh", [1]), ("inplace", "sub", 1, 2, True)],
-                [0, 2],
-                ("backward_inputs", [2], False),
-            ),
-        ),
-        "version_checks": (
-            "saved tensors not version-checked as torch's (UNCHECKED_VERSIONS): vector_norm's saved result written "
-            "under no_grad; torch raises at backward, ad computes with the new values",
-            Program(
-                [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (1.5, False)],
-                [("op", "vector_norm", [0]), ("inplace", "mul", 2, 1, True)],
-                [2],
-                ("backward", False),
-            ),
-        ),
-        "version_checks_spurious": (
-            "erfinv's result written under no_grad: torch's rule reads the input (no error), ad's reads the result "
-            "and raises at backward",
-            Program(
-                [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
-                [("op", "erfinv", [0]), ("inplace", "mul", 1, 0, True)],
-                [1],
-                ("backward", False),
-            ),
-        ),
-        "inplace_from_overlapping_view": (
-            "x[None].add_(x) under no_grad: torch refuses an operand that partly overlaps the written tensor "
-            "(RuntimeError: some elements of the input tensor and the written-to tensor refer to a single memory "
-            "location); ad reads the operand before writing",
-            Program([(1.603, True)], [("view", "none_index", 0), ("inplace", "add", 1, 0, True)], [0]),
-        ),
-        "hook_on_view_then_inplace": (
-            "a hook on a view registered before an in-place op through that view: torch keeps it on the view's old "
-            "node, which the copy-slices gradient of the base skips (never called); ad calls it",
-            Program(
-                [([[0.5, 1.3, 0.2], [-0.2, 0.1, 0.4]], True), (2.0, False)],
-                [("op", "sin", [0]), ("view", "getitem_row", 2), ("hook", 3, -1.0), ("inplace", "mul", 3, 1, False)],
-                [3],
-                ("backward", False),
-            ),
-        ),
         "nograd_inplace_multi_output_view": (
             "an in-place op under no_grad on a view returned by chunk/split/unbind (or on its base): torch raises "
             "when that view is used afterwards (its grad_fn cannot be rebuilt); ad uses the written values",
@@ -855,6 +753,92 @@ FIXED = [
         [([0.5, -1.0, 2.0], True)],
         [("op", "lgamma", [0]), ("retain", 1), ("inplace", "neg_", 1, 1, True)],
         [1],
+        ("backward", False),
+    ),
+    # saved tensors are version-checked as torch's node saves them (ad/saved.py TORCH_SAVES): a write into
+    # vector_norm's result, fmax's or cummax's input, det's result raises at backward
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (1.5, False)],
+        [("op", "vector_norm", [0]), ("inplace", "mul", 2, 1, True)],
+        [2],
+        ("backward", False),
+    ),
+    Program(
+        [([0.7, -0.4, 1.2], True), ([0.2, 0.9, -0.5], True), (1.5, False)],
+        [("op", "clone", [0]), ("op", "fmax", [3, 1]), ("inplace", "mul", 3, 2, True)],
+        [4],
+        ("backward", False),
+    ),
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (1.5, False)],
+        [("op", "clone", [0]), ("op", "cummax", [2]), ("inplace", "mul", 2, 1, True)],
+        [3],
+        ("backward", False),
+    ),
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (1.5, False)],
+        [("op", "det", [0]), ("inplace", "mul", 2, 1, False)],
+        [2],
+        ("grad", [0], False),
+    ),
+    # erfinv's and logaddexp's results are not saved by torch: writing into them is no error (ad raised)
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+        [("op", "erfinv", [0]), ("inplace", "mul", 1, 0, True)],
+        [1],
+        ("backward", False),
+    ),
+    Program(
+        [([0.7, -0.4, 1.2], True), ([[0.2, 0.9, -0.5], [1.0, -2.0, 0.3]], True)],
+        [("op", "logaddexp", [0, 1]), ("inplace", "mul", 2, 0, False)],
+        [2],
+        ("grad3",),
+    ),
+    # a hook on a view registered before a recorded in-place op through it: CopySlices skips the view's old node
+    # (torch never calls it; ad did)
+    Program(
+        [([[0.5, 1.3, 0.2], [-0.2, 0.1, 0.4]], True), (2.0, False)],
+        [("op", "sin", [0]), ("view", "getitem_row", 2), ("hook", 3, -1.0), ("inplace", "mul", 3, 1, False)],
+        [3],
+        ("backward", False),
+    ),
+    # a retained gradient after a write under no_grad sums the uses before and after the write (torch's node is
+    # unchanged by it); a second retain_grad is a no-op (ad's was None)
+    Program(
+        [(-1.0, True)],
+        [("op", "cosh", [0]), ("op", "mean_dim", [1]), ("retain", 1), ("inplace", "neg_", 1, 1, True), ("retain", 1)],
+        [0, 2],
+        ("grad", [0, 2], False),
+    ),
+    Program(
+        [([0.5, -1.0, 2.0], True)],
+        [("op", "sin", [0]), ("retain", 1), ("op", "exp", [1]), ("inplace", "neg_", 1, 1, True), ("op", "mul", [1, 2])],
+        [3],
+        ("backward", False),
+    ),
+    # an operand that partly overlaps the written tensor is refused (torch's assert_no_partial_overlap)
+    Program([(1.603, True)], [("view", "none_index", 0), ("inplace", "add", 1, 0, True)], [0]),
+    # backward(inputs=[t]) runs t's own node; a composite (gelu tanh) checks its saved input as torch's one node
+    Program(
+        [(-0.072, True)],
+        [("func", "expout", 0), ("op", "gelu_tanh", [1]), ("inplace", "sub", 1, 2, True)],
+        [0, 2],
+        ("backward_inputs", [2], False),
+    ),
+    # a hook registered after a write under no_grad goes to the node before the write (torch's grad_fn is unchanged
+    # by such a write): on an unused output of a running two-output Function it is called with None
+    Program(
+        [(0.0, True), ([0.01, 0.509, -0.0], True)],
+        [
+            ("func", "twoout", 1),
+            ("hook", 3, -1.0),
+            ("inplace", "erf", 2, 2, True),
+            ("op", "mse_loss", [1, 0]),
+            ("inplace", "tan", 3, 2, False),
+            ("hook", 2, 2.0),
+            ("op", "tan", [1]),
+        ],
+        [3],
         ("backward", False),
     ),
     # partial grads do not free the other branch

@@ -252,7 +252,7 @@ def programs(draw):
     if mode_kind == "fwd_over_rev" and "fwd_over_rev_linalg" in KNOWN_DIFFERENCES:
         skip = skip | FWD_OVER_REV_DIFFERS
     ops = sorted(name for name, spec in OPS.items() if (spec.forward_ad or not dual) and name not in skip)
-    leaf_views = set(range(len(leaves)))  # the leaves and the views of them (a dual of a leaf is a view in torch)
+    root = list(range(len(shapes)))  # the pool entry whose storage each entry views (itself if none)
     views = sorted(VIEWS)
     inplace_ops = sorted(name for name, spec in OPS.items() if spec.inplace)
     for _ in range(n_steps):
@@ -266,6 +266,7 @@ def programs(draw):
             args = [draw(pick) for _ in range(spec.arity)]
             steps.append(("op", spec.name, args))
             shapes.append(_broadcast(*(shapes[a] for a in args)))
+            root.append(len(root))
         elif kind == "view":
             name = draw(st.sampled_from(views))
             fits = [i for i, s in enumerate(shapes) if s in VIEWS[name].shapes]
@@ -273,21 +274,17 @@ def programs(draw):
                 continue
             a = draw(st.sampled_from(fits))
             steps.append(("view", name, a))
-            if a in leaf_views:
-                leaf_views.add(len(shapes))
+            root.append(root[a])
             shapes.append(_view_shape(name, shapes[a]))
         elif kind == "inplace" and inplace_ops:
             target = draw(pick)
             if "inplace_after_view" in KNOWN_DIFFERENCES and any(s[0] == "view" for s in steps):
                 continue
-            avoid = leaf_views if dual else range(len(leaves))  # (views of a dual leaf are views of the leaf too)
-            if "inplace_on_dual_of_leaf" in KNOWN_DIFFERENCES and target in avoid:
-                target = len(shapes) - 1  # (leaves in forward mode are duals; the newest value is not a leaf)
-                if target in avoid:
-                    continue
             other = draw(pick)
-            if dual and other == target and "inplace_self_alias_dual" in KNOWN_DIFFERENCES:
+            if other != target and root[other] == root[target] and "inplace_overlapping_operand" in KNOWN_DIFFERENCES:
                 continue
+            if dual and root[other] == root[target] and "inplace_self_alias_dual" in KNOWN_DIFFERENCES:
+                continue  # (x.mul_(x), or through a view of x)
             if target in multi_out and target in retained and "torch_assert_retained_multi_output" in KNOWN_DIFFERENCES:
                 continue
             under_no_grad = draw(st.booleans())
@@ -301,6 +298,7 @@ def programs(draw):
             if name == "twoout":
                 multi_out.update((len(shapes), len(shapes) + 1))
             shapes.extend([shapes[a]] * (2 if name == "twoout" else 1))
+            root.extend(range(len(root), len(shapes)))
         elif kind == "hook":
             steps.append(("hook", draw(pick), draw(st.sampled_from([0.5, 2.0, -1.0]))))
         elif kind == "retain":
@@ -581,6 +579,16 @@ KNOWN_DIFFERENCES.update(
             "output of a multi-output custom Function; ad computes",
             Program([(0.5, True)], [("func", "twoout", 0), ("retain", 2), ("inplace", "add", 2, 0, False)], [2]),
         ),
+        "inplace_overlapping_operand": (
+            "x.add_(x.narrow(-1, 1, 1)): an operand that overlaps the written tensor in a layout torch's overlap "
+            "check calls too hard to tell (not dense) is read while torch writes, so its result depends on torch's "
+            "loop order; ad reads the operand before writing (partial overlaps of dense layouts raise in both)",
+            Program(
+                [([[0.5, 1.0, -0.3], [0.2, 0.4, 0.9]], True)],
+                [("op", "sin", [0]), ("view", "narrow", 1), ("inplace", "add", 1, 2, False)],
+                [1],
+            ),
+        ),
         "fwd_over_rev_linalg": (
             "the tangent of a gradient (forward over reverse) through the rules of linear algebra, of norms and "
             "of cumprod at exact zeros (FWD_OVER_REV_DIFFERS) differs from torch's (torch 2.13's dual-API value "
@@ -604,11 +612,6 @@ KNOWN_DIFFERENCES.update(
                 [3],
                 ("backward", False),
             ),
-        ),
-        "inplace_on_dual_of_leaf": (
-            "make_dual of a leaf that requires grad is a view of it in torch (in-place on it or on a view of it "
-            "raises), a copy in ad",
-            Program([([0.5], True)], [("inplace", "add", 0, 0, False)], [0], ("forward",)),
         ),
     }
 )
@@ -841,6 +844,8 @@ FIXED = [
         [3],
         ("backward", False),
     ),
+    # make_dual of a leaf that requires grad is a view of it: in-place on it raises (ad's was a copy)
+    Program([([0.5], True)], [("inplace", "add", 0, 0, False)], [0], ("forward",)),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

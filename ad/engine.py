@@ -702,7 +702,7 @@ def _inputs_of(t):
     key = _order_key(t)
     resolved = []
     for i in inputs:
-        while i is not None and i._prev is not None and i._tape is not None and _order_key(i) > key:
+        while i is not None and i._prev is not None and (i._tape is None or _order_key(i) > key):
             i = i._prev
         resolved.append(i)
     return tuple(resolved)

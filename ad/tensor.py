@@ -291,6 +291,8 @@ class Tensor:
 
     @property
     def is_leaf(self):
+        if self._op is not None and self.__dict__.get("_stale_view"):
+            self.grad_fn  # noqa: B018 - raises, as torch's is_leaf reads the grad_fn it cannot regenerate
         return self._op is None
 
     @property
@@ -372,6 +374,10 @@ class Tensor:
     def grad_fn(self):
         if self._op is None:
             return None
+        if self.__dict__.get("_stale_view"):
+            from .views import stale_view_error
+
+            raise stale_view_error(self)
         node = self._node
         if node is None:
             name = self._op.grad_fn_name

@@ -39,7 +39,7 @@ Where to start reading: ``alias`` (making a view), ``rebase`` (writing through o
 
 import numpy as np
 
-from .grad_mode import _grad_state
+from .grad_mode import _grad_state, enable_grad
 from .tensor import Tensor, VersionCounter, _new, _pre_write_node, counter, share  # noqa: F401 - the counter lives with Tensor
 
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
@@ -200,8 +200,6 @@ def _dense(data):
 def check_recorded_write(t):
     """Raise torch's error for a recorded in-place op on view ``t`` (grad mode on)."""
     base = t._vbase
-    if base._rg and base._op is None:
-        raise RuntimeError(_VIEW_OF_LEAF)
     flags = t._vflags
     if flags & MULTI:
         name, index = t.__dict__.get("_vname", ("Unbind", 0))
@@ -210,6 +208,8 @@ def check_recorded_write(t):
             "that returns multiple views. Such functions do not allow the output views to be modified inplace. You "
             "should replace the inplace operation by an out-of-place one."
         )
+    if base._rg and base._op is None:
+        raise RuntimeError(_VIEW_OF_LEAF)
     if flags & NO_GRAD:
         raise RuntimeError(_NO_GRAD_VIEW)
 
@@ -296,6 +296,37 @@ def _stop_retaining_before(t):
         _pre_write_node(t)._retains_grad = False
 
 
+_STALE_MULTI = (
+    "Output {index} of {name} is a view and its base or another view of its base has been modified inplace. This "
+    "view is the output of a function that returns multiple views. Such functions do not allow the output views to "
+    "be modified inplace. You should replace the inplace operation by an out-of-place one."
+)
+
+
+def retire_multi_views(root):
+    """After a write into ``root``'s storage: torch regenerates the grad_fn of each view of it at its next use,
+    and refuses to for a view made by a multi-output op (chunk, split, unbind), so using such a view with grad
+    afterwards raises. Its node so far lives on for the uses before the write (``_old_node``); the view leaves
+    the tape (``_tape = None``), so recording a use imports it, and ``Tape.import_tensor`` raises
+    (``stale_view_error``), as does its ``grad_fn``."""
+    from . import methods
+    from .forward import reregister
+
+    for m in root._vc.members if root._vc is not None else ():
+        if m._vbase is root and m._vflags & MULTI and m._rg and m._tape is not None:
+            old = _old_node(m)
+            methods._retarget(m, old)
+            reregister(old)
+            m._tape = None
+            m._prev = old  # (the create_graph sweep finds, through it, the node that earlier uses used)
+            m._stale_view = True
+
+
+def stale_view_error(t):
+    name, index = t.__dict__.get("_vname", ("Unbind", 0))
+    return RuntimeError(_STALE_MULTI.format(index=index, name=name))
+
+
 def _old_node(t):
     """A new object holding ``t``'s current node (rows recorded so far reference it)."""
     old = _new(Tensor)
@@ -314,8 +345,9 @@ def _regenerate_views(base):
     members = base._vc.members if base._vc is not None else None
     if not members or not base._rg or not _grad_state.enabled:
         return
+    retire_multi_views(base)
     for v in members:
-        if v._vbase is not base:
+        if v._vbase is not base or v.__dict__.get("_stale_view"):
             continue
         new = ops.gather_map(base, v._data.shape, positions(v), ops.AS_STRIDED_VIEW)
         # the view's node so far lives on for the rows that used it (found through ``_prev``, as in rebase)
@@ -381,23 +413,21 @@ def sync_tangents(t):
 
 def rehome_after_write(t):
     """After a write into ``t`` that was not recorded (under ``no_grad``): if the written storage belongs to a
-    graph node (``t``, or the base ``t`` views), that node and its live views that are graph nodes get a fresh
-    arena copy of their new values, each joined to its node by an identity row (which reads no values). Rows
+    graph node (``t``, or the base ``t`` views), that node gets a fresh arena copy of its new values, joined to
+    its node by an identity row (which reads no values): torch's grad_fn is unchanged by such a write. Rows
     recorded before the write keep the old, flagged copies (a backward that needs one raises, as torch's version
-    check does); later rows read the new ones, so using them after the write is no error, as in torch. Views of
-    a leaf (a parameter written by an optimizer) are left as they are: rehoming each live view of a parameter
-    at every step would chain every step's tape to the next; using such a view after the write raises at
-    backward where torch computes."""
+    check does); later rows read the new ones, so using them after the write is no error, as in torch. The live
+    views of that storage get a new node that gathers from the base (``_regenerate_views``), as torch
+    regenerates a view's grad_fn once its storage was written: uses of a view after the write reach the base
+    through it, and a requested view gets the gradient of those uses only; views made by multi-output ops
+    cannot be regenerated (``retire_multi_views``)."""
     root = t._vbase if t._vbase is not None else t
-    if root._op is None:
-        if t._op is not None and t._tape is not None:
-            _rehome(t)
-        return
-    if root._tape is not None:
+    retire_multi_views(root)
+    if root._op is not None and root._tape is not None:
         _rehome(root)
-    for m in root._vc.members if root._vc is not None else ():
-        if m._vbase is root and m._op is not None and m._tape is not None:
-            _rehome(m)
+    if root._rg and root._vc is not None and root._vc.refs:
+        with enable_grad():
+            _regenerate_views(root)
 
 
 def _rehome(t):

@@ -594,11 +594,17 @@ KNOWN_DIFFERENCES.update(
             Program([([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)], [("op", "det", [0])], [1], ("fwd_over_rev",)),
         ),
         "grad3_through_saved": (
-            "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (pow's base, "
-            "det's result) through that tensor's node, so its hooks run and its retained .grad accumulates in "
-            "every order; ad's rules reach it by other paths (hook not applied, retained grad of the first order "
-            "only)",
-            None,  # its pow reproducer agrees since pow's x-partial is masked at y = 0; det's path remains
+            "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (cumprod's and "
+            "matrix_norm's result) through that tensor's node, so its hooks run and its retained .grad accumulates "
+            "in every order; ad's rules recompute it (hook applied in the first order only). The linear-algebra "
+            "primitives with one saved result (det, inv, solve, solve_triangular, cholesky, pinv, vector_norm) "
+            "now use the recorded result, as torch",
+            Program(
+                [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+                [("op", "cumprod", [0]), ("hook", 1, 2.0)],
+                [1],
+                ("grad3",),
+            ),
         ),
     }
 )
@@ -845,6 +851,20 @@ FIXED = [
         [([[1.618, -0.903, 0.0], [0.142, 0.579, 0.876]], True)],
         [("op", "sin", [0]), ("view", "chunk_view", 1), ("op", "exp", [2]), ("inplace", "neg_", 1, 0, True)],
         [3],
+        ("grad3",),
+    ),
+    # create_graph through det/inv/vector_norm uses their recorded result (torch's node saves it): a hook on it
+    # runs in every order (ad recomputed the result: the hook ran in the first order only)
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+        [("op", "det", [0]), ("hook", 1, 2.0)],
+        [1],
+        ("grad3",),
+    ),
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+        [("op", "vector_norm", [0]), ("hook", 1, 2.0), ("retain", 1)],
+        [1],
         ("grad3",),
     ),
     # partial grads do not free the other branch

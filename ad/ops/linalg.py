@@ -120,9 +120,14 @@ def _batch_prefix(a, idx):
     return f"(Batch element {int(np.ravel_multi_index(idx, a.shape[:-2]))}): " if a.ndim > 2 else ""
 
 
-def _again(raw, recompute):
-    """The saved output ``raw`` as a constant (kernel sweep), or recomputed as a node (``create_graph``)."""
-    return recompute() if is_grad_enabled() else wrap_array(raw)
+def _again(ctx, recompute):
+    """The saved output: a constant (kernel sweep), or under ``create_graph`` the recorded output itself, as
+    torch's node saves its result (double backward goes through that node: its hooks run and its retained grad
+    accumulates in every order); recomputed as a node if it was not recorded."""
+    if not is_grad_enabled():
+        return wrap_array(ctx.out)
+    guards = ctx._result_guards  # (the recorded outputs whose versions backward checks: ad/saved.py)
+    return guards[0][0] if guards else recompute()
 
 
 # Forward mode with nested levels: a jvp runs with its own level (and the inner ones) hidden; the primal
@@ -207,7 +212,7 @@ class _Inv(Function):
     @staticmethod
     def backward(ctx, g):
         (A,) = ctx.saved_tensors
-        inv_t = mT(_again(ctx.out, lambda: inv(A)))
+        inv_t = mT(_again(ctx, lambda: inv(A)))
         return -(inv_t @ g @ inv_t)
 
     @staticmethod
@@ -250,7 +255,7 @@ class _Solve(Function):
         gB = solve_matrix(mT(A), g)
         gA = None
         if ctx.needs_input_grad[0]:
-            gA = -(gB @ mT(_again(ctx.out, lambda: solve_matrix(A, B))))
+            gA = -(gB @ mT(_again(ctx, lambda: solve_matrix(A, B))))
         return gA, gB
 
     @staticmethod
@@ -284,7 +289,7 @@ class _Det(Function):
         (A,) = ctx.saved_tensors
         if _has_zero_pivot(A._data):
             return _det_backward_singular(g, A)
-        d = _again(ctx.out, lambda: det(A))
+        d = _again(ctx, lambda: det(A))
         return ops.unsqueeze(ops.unsqueeze(g * d, -1), -1) * mT(inv(A))
 
     @staticmethod
@@ -379,7 +384,7 @@ class _SolveTriangular(Function):
         gB = solve_tri(mT(A), g, not upper, unit)
         gA = None
         if ctx.needs_input_grad[0]:
-            X = _again(ctx.out, lambda: solve_tri(A, B, upper, unit))
+            X = _again(ctx, lambda: solve_tri(A, B, upper, unit))
             gA = -(gB @ mT(X))
             k = 1 if unit else 0
             gA = triu(gA, k) if upper else tril(gA, -k)
@@ -418,7 +423,7 @@ class _Cholesky(Function):
         # torch's cholesky_backward: gA = L^{-H} Phi(L^H gL) L^{-1}, symmetrised; Phi keeps the lower
         # triangle and halves the diagonal
         (A,) = ctx.saved_tensors
-        L = _again(ctx.out, lambda: cholesky_lower(A))
+        L = _again(ctx, lambda: cholesky_lower(A))
         n = A.shape[-1]
         L_inv = solve_tri(L, ops.expand(eye_like(n, L), L.shape), False)
         phi = tril(mT(L) @ gL)
@@ -774,7 +779,7 @@ class _Pinv(Function):
     @staticmethod
     def backward(ctx, g):
         (A,) = ctx.saved_tensors
-        P = _again(ctx.out, lambda: _Pinv.apply(A, *ctx.args))
+        P = _again(ctx, lambda: _Pinv.apply(A, *ctx.args))
         return _pinv_backward(g, P, A), None, None, None
 
     @staticmethod
@@ -873,7 +878,7 @@ class _VectorNorm(Function):
     @staticmethod
     def backward(ctx, g, *_):
         (x,) = ctx.saved_tensors
-        norm = _again(ctx.out, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims))
+        norm = _again(ctx, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims))
         return g * _norm_partial(x, norm, ctx.ord, ctx.dims), None, None
 
     @staticmethod

@@ -209,6 +209,9 @@ FWD_OVER_REV_DIFFERS = {
     "cholesky", "cholesky_solve", "cond", "det", "eigh", "eigh_vectors", "eigvalsh", "inv", "logdet", "lstsq",
     "matrix_norm", "matrix_norm_nuc", "matrix_power_neg", "norm_2", "pairwise_distance", "pinv", "qr", "slogdet",
     "solve", "solve_triangular", "svd", "svdvals", "triplet_margin", "vector_norm", "cumprod",
+    # ad raises NotImplementedError for forward over reverse through every Python-swept primitive
+    # (engine._refuse_forward_over_reverse), these included; torch computes
+    "cumsum", "digamma", "lgamma", "logcumsumexp", "matrix_exp", "polygamma",
 }  # fmt: skip
 
 # Features the generator avoids because ``ad`` still differs from torch there: name -> (cause, reproducer).

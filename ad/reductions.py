@@ -23,6 +23,7 @@ import scipy.special
 
 from . import ops
 from .autograd.function import Function
+from .grad_mode import is_grad_enabled
 from .ops.pointwise_ops import with_out
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
@@ -154,7 +155,9 @@ class _Cumprod(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return _cumprod_vjp(g, x, ctx.dim), None
+        # under create_graph, the recorded result (torch's node saves it: double backward goes through its node)
+        out = ctx._result_guards[0][0] if ctx._result_guards and is_grad_enabled() else None
+        return _cumprod_vjp(g, x, ctx.dim, out), None
 
     @staticmethod
     def jvp(ctx, t, _):
@@ -167,7 +170,7 @@ def _rev_cumsum(t, dim):
     return _reversed(cumsum(_reversed(t, dim), dim), dim)
 
 
-def _cumprod_vjp(g, x, dim):
+def _cumprod_vjp(g, x, dim, out=None):
     """``sum_{i >= j} g_i * d out_i / d x_j``, written with ad ops (so it is itself differentiable).
 
     Without zeros it is ``rev_cumsum(g * out) / x``. With zeros, that formula still holds wherever ``x_j`` is
@@ -176,9 +179,10 @@ def _cumprod_vjp(g, x, dim):
     later zeros get 0, as torch."""
     if x.ndim == 0:
         return g
-    out = cumprod(x, dim)
     xd = x._data
     zero = xd == 0
+    if out is None or zero.any():  # (torch's formula at zeros does not go through the saved result)
+        out = cumprod(x, dim)
     if not zero.any():
         return _rev_cumsum(g * out, dim) / x
     first = zero & (np.cumsum(zero, axis=dim) == 1)

@@ -597,14 +597,14 @@ KNOWN_DIFFERENCES.update(
             Program([([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)], [("op", "det", [0])], [1], ("fwd_over_rev",)),
         ),
         "grad3_through_saved": (
-            "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (cumprod's and "
-            "matrix_norm's result) through that tensor's node, so its hooks run and its retained .grad accumulates "
-            "in every order; ad's rules recompute it (hook applied in the first order only). The linear-algebra "
-            "primitives with one saved result (det, inv, solve, solve_triangular, cholesky, pinv, vector_norm) "
-            "now use the recorded result, as torch",
+            "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (matrix_norm's "
+            "and vector_norm's result without keepdim, which ad returns as a reshape of the saved one) through "
+            "that tensor's node, so its hooks run and its retained .grad accumulates in every order; ad's reach the "
+            "saved tensor before the reshape (hook applied in the first order only). det, inv, solve, "
+            "solve_triangular, cholesky, pinv, cumprod and keepdim norms use the recorded result, as torch",
             Program(
                 [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
-                [("op", "cumprod", [0]), ("hook", 1, 2.0)],
+                [("op", "matrix_norm", [0]), ("hook", 1, 2.0)],
                 [1],
                 ("grad3",),
             ),
@@ -867,6 +867,12 @@ FIXED = [
     Program(
         [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
         [("op", "vector_norm", [0]), ("hook", 1, 2.0), ("retain", 1)],
+        [1],
+        ("grad3",),
+    ),
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+        [("op", "cumprod", [0]), ("hook", 1, 2.0), ("retain", 1)],
         [1],
         ("grad3",),
     ),

@@ -420,10 +420,17 @@ def rehome_after_write(t):
     views of that storage get a new node that gathers from the base (``_regenerate_views``), as torch
     regenerates a view's grad_fn once its storage was written: uses of a view after the write reach the base
     through it, and a requested view gets the gradient of those uses only; views made by multi-output ops
-    cannot be regenerated (``retire_multi_views``)."""
+    cannot be regenerated (``retire_multi_views``). Views of a leaf are the exception (below)."""
     root = t._vbase if t._vbase is not None else t
     retire_multi_views(root)
-    if root._op is not None and root._tape is not None:
+    if root._op is None:
+        # views of a leaf (a parameter an optimizer writes at every step, its live views held by the last
+        # graph) keep their node: regenerating each at every step would cost a gather of the parameter. So a
+        # view of a leaf used after a write under no_grad differs from torch (listed in tests/test_torch_parity.py)
+        if t._op is not None and t._tape is not None:
+            _rehome(t)
+        return
+    if root._tape is not None:
         _rehome(root)
     if root._rg and root._vc is not None and root._vc.refs:
         with enable_grad():

@@ -291,6 +291,14 @@ def programs(draw):
             if target in multi_out and target in retained and "torch_assert_retained_multi_output" in KNOWN_DIFFERENCES:
                 continue
             under_no_grad = draw(st.booleans())
+            viewed = any(r == root[target] and j != r for j, r in enumerate(root))
+            if (
+                under_no_grad
+                and root[target] < len(leaves)
+                and viewed
+                and "nograd_write_viewed_leaf" in KNOWN_DIFFERENCES
+            ):
+                continue
             if under_no_grad and target >= len(leaves) and "nograd_inplace_nonleaf_used_later" in KNOWN_DIFFERENCES:
                 under_no_grad = False
             steps.append(("inplace", draw(st.sampled_from(inplace_ops)), target, other, under_no_grad))
@@ -589,6 +597,18 @@ KNOWN_DIFFERENCES.update(
                 [1],
             ),
         ),
+        "nograd_write_viewed_leaf": (
+            "a write under no_grad into a leaf that has views: torch regenerates each view's grad_fn at its next "
+            "use (a requested view then gets None; a use after the write computes), ad keeps the views' nodes (a "
+            "parameter written by an optimizer at every step would otherwise pay a gather per live view); views "
+            "of other tensors are regenerated as torch's",
+            Program(
+                [(0.0, True)],
+                [("view", "broadcast_to", 0), ("op", "abs", [1]), ("inplace", "add", 0, 0, True)],
+                [2],
+                ("backward_inputs", [1], False),
+            ),
+        ),
         "fwd_over_rev_linalg": (
             "the tangent of a gradient (forward over reverse) through the rules of linear algebra, of norms and "
             "of cumprod at exact zeros (FWD_OVER_REV_DIFFERS) differs from torch's (torch 2.13's dual-API value "
@@ -875,6 +895,20 @@ FIXED = [
         [("op", "cumprod", [0]), ("hook", 1, 2.0), ("retain", 1)],
         [1],
         ("grad3",),
+    ),
+    # a write under no_grad into a tensor that has views: a requested view gets the gradient of its uses after
+    # the write only (torch regenerates its grad_fn; ad kept its node)
+    Program(
+        [([0.5, 1.0, 2.0], True)],
+        [
+            ("op", "sin", [0]),
+            ("view", "narrow", 1),
+            ("op", "exp", [2]),
+            ("inplace", "add", 1, 0, True),
+            ("op", "cos", [2]),
+        ],
+        [3, 4],
+        ("backward_inputs", [2], False),
     ),
     # partial grads do not free the other branch
     Program(

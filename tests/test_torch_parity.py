@@ -254,6 +254,8 @@ def programs(draw):
     skip = TORCH_NO_FWD_OVER_REV if mode_kind == "fwd_over_rev" else TORCH_NO_GRAD3 if mode_kind == "grad3" else set()
     if mode_kind == "fwd_over_rev" and "fwd_over_rev_linalg" in KNOWN_DIFFERENCES:
         skip = skip | FWD_OVER_REV_DIFFERS
+    if mode_kind == "fwd_over_rev" and "prod_zeros_fwd_over_rev" in KNOWN_DIFFERENCES:
+        skip = skip | {"prod", "prod_all"}
     ops = sorted(name for name, spec in OPS.items() if (spec.forward_ad or not dual) and name not in skip)
     root = list(range(len(shapes)))  # the pool entry whose storage each entry views (itself if none)
     views = sorted(VIEWS)
@@ -607,6 +609,16 @@ KNOWN_DIFFERENCES.update(
                 [("view", "broadcast_to", 0), ("op", "abs", [1]), ("inplace", "add", 0, 0, True)],
                 [2],
                 ("backward_inputs", [1], False),
+            ),
+        ),
+        "prod_zeros_fwd_over_rev": (
+            "deliberate: the tangent of prod's gradient at two or more exact zeros: torch's prod backward is a "
+            "constant zero there (tangent 0), ad's gives the true tangent (d/dt of prod_{j != i} x_j)",
+            Program(
+                [([0.0, 0.0, 1.0], True)],
+                [("op", "prod_all", [0])],
+                [1],
+                ("fwd_over_rev",),
             ),
         ),
         "fwd_over_rev_linalg": (

@@ -84,8 +84,13 @@ TORCH_SAVES = {
     "BinaryCrossEntropyWithLogitsBackward0": ((0, 1), False),
     "SmoothL1LossBackward0": ((0, 1), False),
     "NativeGroupNormBackward0": ((0,), False),
+    "AddcmulBackward0": ((1, 2), False),
+    "AddcdivBackward0": ((1, 2), False),
 }
 NAMES = tuple(TORCH_SAVES)
+# inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an
+# input is saved (and checked) only when one of those requires grad, as torch's
+SAVED_FOR = {"AddcmulBackward0": {1: (2,), 2: (1,)}, "AddcdivBackward0": {1: (2,)}}
 
 
 def guard(out, name, *inputs, result=None):
@@ -100,10 +105,13 @@ def guard(out, name, *inputs, result=None):
         return out  # not recorded, or not the tape's last node (never the case right after recording it)
     positions, saves_result = TORCH_SAVES[name]
     tag = float(NAMES.index(name))
+    readers = SAVED_FOR.get(name, {})
     rows = 0
     for i in positions:
         x = inputs[i] if i < len(inputs) else None
         if x is None or x._data.dtype.kind != "f":
+            continue
+        if i in readers and not any(j < len(inputs) and inputs[j] is not None and inputs[j]._rg for j in readers[i]):
             continue
         x_off = x._off if x._tape is tape else tape.import_tensor(x, False)[0]
         tape.record(K.SAVED_INPUT, out._off, x_off, -1, 0, a0=tag)

@@ -938,6 +938,20 @@ FIXED = [
         [3, 4],
         ("backward_inputs", [2], False),
     ),
+    # a requested view of unbind whose storage was written raises (torch reads its grad_fn; ad crashed)
+    Program(
+        [([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], True)],
+        [("op", "abs", [0]), ("op", "unbind", [1]), ("inplace", "atan", 2, 0, True)],
+        [1],
+        ("backward_inputs", [2], False),
+    ),
+    # backward(inputs=[addcdiv's result]) runs its node, which checks the saved tensor1/tensor2 as torch's
+    Program(
+        [(0.0, True)],
+        [("op", "addcdiv", [0, 0]), ("inplace", "add", 0, 0, True)],
+        [1],
+        ("backward_inputs", [1], False),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

@@ -230,6 +230,8 @@ _SAVED_CASES = {  # name: (input values, fn(lib, *inputs))
     "group_norm": ([_R], lambda L, a: L.nn.functional.group_norm(a, 1)),
     "pairwise_distance": ([_R, _R[::-1].copy()], lambda L, a, b: L.nn.functional.pairwise_distance(a, b)),
     "cdist": ([_R, _R[::-1].copy()], lambda L, a, b: L.cdist(a, b)),
+    "addcmul": ([_V, _W, _V + 1], lambda L, a, b, c: L.addcmul(a, b, c, value=0.5)),
+    "addcdiv": ([_V, _W, _V + 2], lambda L, a, b, c: L.addcdiv(a, b, c, value=0.5)),
 }
 # known: ad's Python-swept factorisations and solvers save these inputs (their create_graph backward recomputes
 # the result from them); torch's node saves the result instead: ad raises where torch computes (never a silent value)

@@ -21,7 +21,7 @@ from kernels import opcodes as K
 
 from .. import ops as _ops
 from ..grad_mode import _grad_state
-from ..saved import guard
+from ..saved import guard, saves_as
 from ..tensor import Tensor, wrap_array
 from . import as_tensor_operand
 from .elementwise import (
@@ -305,11 +305,13 @@ def lerp(input, end, weight):  # noqa: A002
     return _ops.where(wrap_array(np.abs(w._data) < 0.5), lo, hi)
 
 
+@saves_as("AddcmulBackward0")
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
     """``input + value * tensor1 * tensor2``."""
     return input + (tensor1 * tensor2) * value if value != 1 else input + tensor1 * tensor2
 
 
+@saves_as("AddcdivBackward0")
 def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
     """``input + value * tensor1 / tensor2``."""
     if all(isinstance(t, Tensor) and t._data.dtype.kind in "iub" for t in (tensor1, tensor2)):

@@ -973,6 +973,10 @@ FIXED = [
         [1],
         ("backward_inputs", [1], False),
     ),
+    # backward(inputs=[x, x]) (flatten of a 1-D tensor is the tensor): the gradient is accumulated once
+    Program(
+        [(0.0, True), ([0.0, 0.0, 0.0], True)], [("view", "flatten_row", 1)], [1], ("backward_inputs", [1, 2], False)
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

@@ -196,7 +196,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 if entry[0]._rg:
                     updates.append((entry[0], entry[1]))
     else:
-        for t in inputs:
+        for t in targets.values():  # (a tensor listed twice gets its gradient once, as torch)
             hit = leaf_grads.get(id(t)) if t._op is None else None  # non-leaves: retained by the sweep
             if hit is not None:
                 updates.append((t, hit[1]))

@@ -47,8 +47,8 @@ def logsumexp(x, dim, keepdim=False):
     m = np.max(x._data, axis=dims, keepdims=True) if x._data.size else np.zeros([1] * x.ndim)
     m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
     shifted = x - wrap_array(m)
-    out = ops.log(ops.sum(ops.exp(shifted), dims, keepdim=True)) + wrap_array(m)
-    out = out if keepdim else ops.squeeze(out, dims) if dims else out
+    keep = keepdim or not dims  # (reduced without a squeeze: the result is no view, as torch's)
+    out = ops.log(ops.sum(ops.exp(shifted), dims, keepdim=keep)) + wrap_array(m if keep else np.squeeze(m, dims))
     return guard(out, "LogsumexpBackward0", x, result=True)  # torch's logsumexp saves its input and result
 
 

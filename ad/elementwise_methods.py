@@ -73,6 +73,8 @@ def inplace(name, fn):
 
     def method(self, *args, **kwargs):
         tensors = [a for a in args if isinstance(a, Tensor)]
+        for t in tensors:
+            _views.check_operand_overlap(self, t)
         if _grad_state.enabled and (self._rg or any(t._rg for t in tensors)):
             if self._rg and self._op is None:
                 raise RuntimeError(_INPLACE_LEAF)

@@ -680,6 +680,10 @@ def hooks_on_undefined(t):
 
 
 def _retain(t, g):
+    d = t.__dict__
+    if d.get("_retain_via_prev"):
+        return  # retained at its node before a write under no_grad (views._rehome), which stores into ``t``
+    t = d.get("_retain_into", t)
     if g._dev is not None:  # a CUDA cotangent: copied and added on its device
         t._grad = g if g._rg else g.detach().clone() if t._grad is None else (t._grad + g).detach()
     elif t._grad is None:
@@ -708,7 +712,7 @@ def _inputs_of(t):
     key = _order_key(t)
     resolved = []
     for i in inputs:
-        while i is not None and i._prev is not None and i._tape is not None and _order_key(i) > key:
+        while i is not None and i._prev is not None and (i._tape is None or _order_key(i) > key):
             i = i._prev
         resolved.append(i)
     return tuple(resolved)

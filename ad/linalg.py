@@ -19,6 +19,7 @@ from .ops import linalg as P
 from .ops import linalg_lu as PL
 from .ops.linalg import LinAlgError, check_float, check_matrix, check_square, check_tensor, mT, torch_dtype_name
 from .ops.view_ops import diagonal as view_diagonal
+from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 __all__ = [
@@ -293,7 +294,7 @@ def lstsq(A, B, rcond=None, *, driver=None):
     eps = np.finfo(A.dtype).eps
     rc = max(m, n) * eps if rcond is None else rcond
     Ab, Bb = _common_batch(A, Bm, "linalg.lstsq")
-    X = P.pinv(Ab, 0.0, rc, False) @ Bb
+    X = guard(P.pinv(Ab, 0.0, rc, False) @ Bb, "LinalgLstsqBackward0", A, B)
     s = np.linalg.svd(A._data, compute_uv=False)
     smax = s[..., :1] if s.shape[-1] else np.zeros(s.shape[:-1] + (1,), s.dtype)
     rank = np.sum(s > rc * smax, axis=-1).astype(np.int64)

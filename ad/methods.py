@@ -20,6 +20,7 @@ def _operand_data(other):
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
+        views.check_operand_overlap(self, other)
         if _records_inplace(self, other):
             if other is not self:
                 return _rebase(self, lambda snap: out_of_place(snap, other, *args, **kwargs))

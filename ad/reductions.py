@@ -23,6 +23,7 @@ import scipy.special
 
 from . import ops
 from .autograd.function import Function
+from .grad_mode import is_grad_enabled
 from .ops.pointwise_ops import with_out
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
@@ -154,7 +155,9 @@ class _Cumprod(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return _cumprod_vjp(g, x, ctx.dim), None
+        # under create_graph, the recorded result (torch's node saves it: double backward goes through its node)
+        out = ctx._result_guards[0][0] if ctx._result_guards and is_grad_enabled() else None
+        return _cumprod_vjp(g, x, ctx.dim, out), None
 
     @staticmethod
     def jvp(ctx, t, _):
@@ -167,7 +170,7 @@ def _rev_cumsum(t, dim):
     return _reversed(cumsum(_reversed(t, dim), dim), dim)
 
 
-def _cumprod_vjp(g, x, dim):
+def _cumprod_vjp(g, x, dim, out=None):
     """``sum_{i >= j} g_i * d out_i / d x_j``, written with ad ops (so it is itself differentiable).
 
     Without zeros it is ``rev_cumsum(g * out) / x``. With zeros, that formula still holds wherever ``x_j`` is
@@ -176,9 +179,10 @@ def _cumprod_vjp(g, x, dim):
     later zeros get 0, as torch."""
     if x.ndim == 0:
         return g
-    out = cumprod(x, dim)
     xd = x._data
     zero = xd == 0
+    if out is None or zero.any():  # (torch's formula at zeros does not go through the saved result)
+        out = cumprod(x, dim)
     if not zero.any():
         return _rev_cumsum(g * out, dim) / x
     first = zero & (np.cumsum(zero, axis=dim) == 1)
@@ -250,7 +254,8 @@ def _cummax_min(x, dim, is_max, fn):
         return _values_indices(x * 1 if x._data.dtype.kind == "f" else wrap_array(x._data.copy()), wrap_array(idx))
     if x._data.dtype.kind != "f":
         return _values_indices(wrap_array(np.take_along_axis(x._data, idx, dim)), wrap_array(idx))
-    return _values_indices(ops.gather(x, dim, wrap_array(idx)), wrap_array(idx))
+    values = guard(ops.gather(x, dim, wrap_array(idx)), "CummaxBackward0" if is_max else "CumminBackward0", x)
+    return _values_indices(values, wrap_array(idx))  # (torch's node saves the input: the gather reads none)
 
 
 def cummax(input, dim):  # noqa: A002
@@ -271,7 +276,8 @@ def logcumsumexp(input, dim):  # noqa: A002
     d = x._data
     m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
     m = np.where(np.isfinite(m), m, 0.0).astype(d.dtype)
-    return ops.log(cumsum(ops.exp(x - wrap_array(m)), dim)) + wrap_array(m)
+    out = ops.log(cumsum(ops.exp(x - wrap_array(m)), dim)) + wrap_array(m)
+    return guard(out, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
 
 
 # --- reductions -----------------------------------------------------------------------------------------------
@@ -289,7 +295,7 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     nan = np.isnan(x._data) if x._data.dtype.kind == "f" else None
     if nan is not None and nan.any():
         x = ops.where(wrap_array(nan), ops.zeros_like(x), x)
-    return ops.sum(x, dim, keepdim=keepdim)
+    return guard(ops.sum(x, dim, keepdim=keepdim), "NansumBackward0", _check_tensor(input, "nansum"))
 
 
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
@@ -304,7 +310,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         )
     dims = _dims(x, dim)
     count = np.sum(~np.isnan(x._data), axis=dims, keepdims=keepdim).astype(x._data.dtype)
-    return nansum(x, dim, keepdim) / wrap_array(count)
+    return guard(nansum(x, dim, keepdim) / wrap_array(count), "NansumBackward0", x)  # torch: nansum's node saves x
 
 
 def _median(x, dim, keepdim, ignore_nan, fn):
@@ -508,7 +514,7 @@ def _vector_norm(x, p, dims, keepdim):
 def dist(input, other, p=2):  # noqa: A002
     """``norm(input - other, p)`` over all elements."""
     x = _check_tensor(input, "dist")
-    return norm(x - other, p)
+    return guard(norm(x - other, p), "DistBackward0", x, other)
 
 
 _OUT = (

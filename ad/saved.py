@@ -1,49 +1,124 @@
-"""Saved-tensor guards for composite ops: torch's version check on the tensors a composite logically saves.
+"""What torch's nodes save, and the version checks that follow from it, for ops ``ad`` builds differently.
 
-torch records ``var``, ``std``, ``norm`` and ``logsumexp`` as one node that saves its input (and, for std,
-norm and logsumexp, its result); writing into a saved tensor after the op makes that node's backward raise
-"one of the variables needed for gradient computation has been modified by an inplace operation". ``ad``
-records them as primitives, whose rows save intermediates (``x - mean``, ``exp(x - m)``), so nothing would
-notice a write into the input or the result.
+torch records most ops as one node that saves some of its inputs and/or its result; writing into a saved
+tensor after the op makes that node's backward raise "one of the variables needed for gradient computation
+has been modified by an inplace operation". ``ad`` records many of them as composites of primitives (whose
+rows save intermediates: ``x - mean``, ``exp(x - m)``, a gather that reads no value) or as Python-swept
+``autograd.Function`` primitives (which save what *their* backward reads), so a write into what torch saved
+would go unnoticed. ``TORCH_SAVES`` is the one table of what torch's node saves; two mechanisms apply it:
 
-Data structure: a guard is one extra tape row appended right after the composite's last row, counted in the
-output tensor's ``_nrows`` (so the guard belongs to the output's node: ``_check_saved`` in the create_graph
-sweep, freeing, masking by ``inputs=`` and hook placement all cover it):
+- composites call ``guard(out, name, *inputs)`` on their result; it appends one guard row per saved tensor,
+  right after the composite's last row and counted in the output tensor's ``_nrows`` (so the guard belongs to
+  the output's node: ``_check_saved`` in the create_graph sweep, freeing, masking by ``inputs=`` and hook
+  placement all cover it):
 
-    [SAVED_INPUT,  out = the output's offset, x = the saved input's offset on this tape, y = -1, n = 0]
-    [SAVED_RESULT, out = the output's offset, x = -1,                                   y = -1, n = 0]
+      [SAVED_INPUT,  out = the output's offset, x = the saved input's offset on this tape, y = -1, n = 0]
+      [SAVED_RESULT, out = the output's offset, x = -1,                                   y = -1, n = 0]
 
-No XRG/YRG bit is set and the opcodes have no branch in the sweep, so the row computes nothing; its ``SAVES``
-entry (``READS_X`` / ``READS_OUT``, kernels/cpu.py) makes the kernel sweep check ``modified`` at that offset
-when the output holds a cotangent (the node runs), exactly as for a primitive that saves a value. A write into
-the input or the result flags those offsets (``tape.mark_modified``: the tensor's own offset, its import
-copies and its views'). ``attr0`` holds an index into ``NAMES``, for the error message.
+  No XRG/YRG bit is set and the opcodes have no branch in the sweep, so the row computes nothing; its
+  ``SAVES`` entry (``READS_X`` / ``READS_OUT``, kernels/cpu.py) makes the kernel sweep check ``modified`` at
+  that offset when the output holds a cotangent (the node runs), exactly as for a primitive that saves a
+  value. A write into the input or the result flags those offsets (``tape.mark_modified``: the tensor's own
+  offset, its import copies and its views'); an input that needs no gradient is imported for the purpose.
+  ``attr0`` holds an index into ``NAMES``, for the error message.
+- ``autograd.Function`` primitives named as torch's node (``_grad_fn_name``) get the versions of the
+  results ``TORCH_SAVES`` lists noted after forward and checked when backward reads ``ctx.saved_tensors``
+  (``result_guards``); the inputs they need they save themselves.
 
-Where to start reading: ``guard``.
+Where to start reading: ``TORCH_SAVES``, then ``guard``.
 """
+
+import functools
+
+import numpy as np
 
 from kernels import opcodes as K
 
-NAMES = ("VarBackward0", "StdBackward0", "LogsumexpBackward0", "LinalgVectorNormBackward0")
+from .tensor import Tensor
+
+# torch's node -> (positions of the inputs it saves, whether it saves its result(s)); from torch 2.13's
+# derivatives.yaml, each checked by writing into the tensor under no_grad and calling backward
+TORCH_SAVES = {
+    "VarBackward0": ((0,), False),
+    "StdBackward0": ((0,), True),
+    "LogsumexpBackward0": ((0,), True),
+    "LinalgVectorNormBackward0": ((0,), True),
+    "CumprodBackward0": ((0,), True),
+    "LogcumsumexpBackward0": ((0,), True),
+    "CummaxBackward0": ((0,), False),
+    "CumminBackward0": ((0,), False),
+    "DistBackward0": ((0, 1), True),
+    "FmaxBackward0": ((0, 1), False),
+    "FminBackward0": ((0, 1), False),
+    "LogSigmoidBackward0": ((0,), False),
+    "SoftplusBackward0": ((0,), False),
+    "NanToNumBackward0": ((0,), False),
+    "NansumBackward0": ((0,), False),
+    "ErfinvBackward0": ((0,), False),
+    "LogaddexpBackward0": ((0, 1), False),
+    "CdistBackward0": ((0, 1), True),
+    "LinalgLstsqBackward0": ((0, 1), True),
+    "LinalgDetBackward0": ((0,), True),
+    "LinalgInvExBackward0": ((), True),
+    "LinalgSolveExBackward0": ((0,), True),
+    "LinalgSolveTriangularBackward0": ((0,), True),
+    "LinalgCholeskyExBackward0": ((), True),
+    "LinalgEighBackward0": ((), True),
+    "LinalgSvdBackward0": ((), True),
+    "LinalgQrBackward0": ((), True),
+    "LinalgPinvBackward0": ((0,), True),
+    "NormBackward1": ((0,), True),
+    "MseLossBackward0": ((0, 1), False),
+    "HuberLossBackward0": ((0, 1), False),
+    "EluBackward0": ((0,), False),
+    "NativeLayerNormBackward0": ((0, 1, 2), False),
+    "GeluBackward0": ((0,), False),
+    "SiluBackward0": ((0,), False),
+    "MishBackward0": ((0,), False),
+    "EluBackward1": ((0,), False),  # (selu and celu: torch's elu node with other constants)
+    "HardtanhBackward0": ((0,), False),
+    "LeakyReluBackward0": ((0,), False),
+    "HardswishBackward0": ((0,), False),
+    "HardsigmoidBackward0": ((0,), False),
+    "BinaryCrossEntropyBackward0": ((0, 1), False),
+    "BinaryCrossEntropyWithLogitsBackward0": ((0, 1), False),
+    "SmoothL1LossBackward0": ((0, 1), False),
+    "NativeGroupNormBackward0": ((0,), False),
+    "AddcmulBackward0": ((1, 2), False),
+    "AddcdivBackward0": ((1, 2), False),
+}
+NAMES = tuple(TORCH_SAVES)
+# inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an
+# input is saved (and checked) only when one of those requires grad, as torch's
+SAVED_FOR = {"AddcmulBackward0": {1: (2,), 2: (1,)}, "AddcdivBackward0": {1: (2,)}}
 
 
-def guard(out, name, saved_input=None, result=False):
-    """Make ``out``'s backward check that ``saved_input`` (the composite's input) and, with ``result``,
-    ``out`` itself were not modified in place since, as torch's node for ``name`` (one of ``NAMES``) does.
+def guard(out, name, *inputs, result=None):
+    """Make ``out``'s backward check, as torch's node ``name`` (a key of ``TORCH_SAVES``) does, that the
+    inputs that node saves (``inputs`` are the op's inputs, in torch's order; ``None`` for one that is not a
+    tensor) and, if it saves its result, ``out`` itself were not modified in place since.
 
-    Returns ``out``. Does nothing when ``out`` was not recorded (no grad, forward mode only)."""
+    ``result`` overrides the table (a composite whose last primitive already saves the result). Returns
+    ``out``. Does nothing when ``out`` was not recorded (no grad, forward mode only)."""
     tape = out._tape
     if out._dev is not None:
         return out  # (CUDA graphs have no rows to guard with: in-place ops on CUDA tensors are not supported)
     if tape is None or not out._rg or out._row + out._nrows != tape.nrows:
         return out  # not recorded, or not the tape's last node (never the case right after recording it)
+    positions, saves_result = TORCH_SAVES[name]
     tag = float(NAMES.index(name))
+    readers = SAVED_FOR.get(name, {})
     rows = 0
-    if saved_input is not None and saved_input._rg:
-        x_off = saved_input._off if saved_input._tape is tape else tape.import_tensor(saved_input, False)[0]
+    for i in positions:
+        x = inputs[i] if i < len(inputs) else None
+        if x is None or x._data.dtype.kind != "f":
+            continue
+        if i in readers and not any(j < len(inputs) and inputs[j] is not None and inputs[j]._rg for j in readers[i]):
+            continue
+        x_off = x._off if x._tape is tape else tape.import_tensor(x, False)[0]
         tape.record(K.SAVED_INPUT, out._off, x_off, -1, 0, a0=tag)
         rows += 1
-    if result:
+    if saves_result if result is None else result:
         tape.record(K.SAVED_RESULT, out._off, -1, -1, 0, a0=tag)
         rows += 1
     if rows:
@@ -51,12 +126,35 @@ def guard(out, name, saved_input=None, result=False):
     return out
 
 
+def saves_as(name):
+    """Decorator of a composite op ``f(input, ...)`` that torch records as one node ``name``: its result is
+    guarded (``guard``) for the positional tensor arguments the node saves."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def op(*args, **kwargs):
+            tensors = [a if isinstance(a, Tensor) else None for a in args]
+            return guard(fn(*args, **kwargs), name, *tensors)
+
+        return op
+
+    return wrap
+
+
 def guard_name(tape, row):
     """The torch node name recorded in guard row ``row`` (``None`` if ``row`` is not a guard)."""
-    import numpy as np
-
     head = np.frombuffer(tape.rows, np.int64, count=1, offset=row * 80)[0] & K.CODE_MASK
     if head != K.SAVED_INPUT and head != K.SAVED_RESULT:
         return None
     tag = np.frombuffer(tape.rows, np.float64, count=1, offset=row * 80 + 64)[0]
     return NAMES[int(tag)]
+
+
+def result_guards(cls, outputs):
+    """For ``autograd.Function`` primitive ``cls`` (named as torch's node): ``(tensor, version)`` of each of
+    ``outputs`` (the recorded ones) that torch's node saves, to check when its backward runs."""
+    name = getattr(cls, "_grad_fn_name", None)
+    entry = TORCH_SAVES.get(name) if name is not None else None
+    if entry is None or not entry[1]:
+        return ()
+    return tuple((o, o._version) for o in outputs if isinstance(o, Tensor) and o.dtype.kind == "f")

@@ -240,6 +240,10 @@ class Tape:
         hit = self.imports.get(key)
         if hit is not None and hit[2] is t and hit[3] == t._version:
             return hit[0], hit[1]
+        if t.__dict__.get("_stale_view"):  # (a view of a multi-output op whose storage was written since)
+            from .views import stale_view_error
+
+            raise stale_view_error(t)
         data = t._data
         n = data.size
         off = self.alloc(n)

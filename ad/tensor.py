@@ -26,6 +26,14 @@ _ref = weakref.ref
 _FLOAT_KINDS = "f"
 
 
+def _pre_write_node(t):
+    """The node that holds ``t``'s autograd identity: ``t``, or after writes into it under no_grad (which gave it
+    identity rows over its node: ``views._rehome``), the node before them."""
+    while t._prev is not None and t._op is not None and t._op.name == "rehome":
+        t = t._prev
+    return t
+
+
 class device:
     """Where a tensor's data lives: ``ad.device("cpu")``, ``ad.device("cuda")``, ``ad.device("cuda:1")``,
     ``ad.device("cuda", 0)``."""
@@ -317,6 +325,8 @@ class Tensor:
 
     @property
     def is_leaf(self):
+        if self._op is not None and self.__dict__.get("_stale_view"):
+            self.grad_fn  # noqa: B018 - raises, as torch's is_leaf reads the grad_fn it cannot regenerate
         return self._op is None
 
     @property
@@ -398,6 +408,10 @@ class Tensor:
     def grad_fn(self):
         if self._op is None:
             return None
+        if self.__dict__.get("_stale_view"):
+            from .views import stale_view_error
+
+            raise stale_view_error(self)
         node = self._node
         if node is None:
             name = self._op.grad_fn_name
@@ -427,21 +441,27 @@ class Tensor:
         if self._op is None or self._retains_grad:
             return
         self._retains_grad = True
-        if self._tape is not None:
-            self._tape.register_hook_row(self._row + self._nrows - 1, self)
+        node = _pre_write_node(self)
+        if node is not self:  # torch's grad_fn is unchanged by writes under no_grad: retain at the node before them
+            self._retain_via_prev = True
+            node._retain_into = self
+            node._retains_grad = True
+        if node._tape is not None:
+            node._tape.register_hook_row(node._row + node._nrows - 1, node)
 
     def register_hook(self, hook):
         """Register ``hook(grad) -> Tensor or None``, called with this tensor's gradient during backward;
         a returned tensor replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
         if not self._rg:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-        if self._hooks is None:
-            self._hooks = {}
+        node = _pre_write_node(self)  # (torch's grad_fn is unchanged by writes under no_grad: hook it)
+        if node._hooks is None:
+            node._hooks = {}
         key = next(_hook_ids)
-        self._hooks[key] = hook
-        if self._op is not None and self._tape is not None:
-            self._tape.register_hook_row(self._row + self._nrows - 1, self)
-        return RemovableHandle(self._hooks, key)
+        node._hooks[key] = hook
+        if node._op is not None and node._tape is not None:
+            node._tape.register_hook_row(node._row + node._nrows - 1, node)
+        return RemovableHandle(node._hooks, key)
 
     @property
     def _version(self):

@@ -39,8 +39,8 @@ Where to start reading: ``alias`` (making a view), ``rebase`` (writing through o
 
 import numpy as np
 
-from .grad_mode import _grad_state
-from .tensor import Tensor, VersionCounter, _new, counter, share  # noqa: F401 - the counter lives with Tensor
+from .grad_mode import _grad_state, enable_grad
+from .tensor import Tensor, VersionCounter, _new, _pre_write_node, counter, share  # noqa: F401 - the counter lives with Tensor
 
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
@@ -160,11 +160,46 @@ def check_write(t):
         raise RuntimeError(_OVERLAP)
 
 
+_PARTIAL_OVERLAP = (
+    "unsupported operation: some elements of the input tensor and the written-to tensor refer to a single memory "
+    "location. Please clone() the tensor before performing the operation."
+)
+
+
+def check_operand_overlap(t, other):
+    """Raise torch's error for an in-place op on ``t`` whose tensor operand ``other`` partly overlaps ``t`` in
+    memory (``x[None].add_(x)``, ``x[1:].add_(x[:-1])``): torch's ``assert_no_partial_overlap``. The same
+    memory with the same layout, or disjoint memory, is fine."""
+    if not isinstance(other, Tensor) or other is t or t._vc is None or t._vc is not other._vc:
+        return  # (only aliases of one storage share a version counter)
+    a, b = t._data, other._data
+    if a.size == 0 or b.size == 0 or not _dense(a) or not _dense(b):
+        return  # torch: too hard to tell, allowed
+    a0 = a.__array_interface__["data"][0]
+    b0 = b.__array_interface__["data"][0]
+    a1 = a0 + a.size * a.itemsize
+    b1 = b0 + b.size * b.itemsize
+    if a0 == b0 and a1 == b1:
+        if a.strides != b.strides:
+            raise RuntimeError(_PARTIAL_OVERLAP)
+    elif a0 < b1 and b0 < a1:
+        raise RuntimeError(_PARTIAL_OVERLAP)
+
+
+def _dense(data):
+    """Whether ``data`` covers a contiguous block without overlap, in some order of its dimensions (torch's
+    ``is_non_overlapping_and_dense``)."""
+    expected = data.itemsize
+    for s, n in sorted((s, n) for n, s in zip(data.shape, data.strides) if n != 1):
+        if s != expected:
+            return False
+        expected *= n
+    return True
+
+
 def check_recorded_write(t):
     """Raise torch's error for a recorded in-place op on view ``t`` (grad mode on)."""
     base = t._vbase
-    if base._rg and base._op is None:
-        raise RuntimeError(_VIEW_OF_LEAF)
     flags = t._vflags
     if flags & MULTI:
         name, index = t.__dict__.get("_vname", ("Unbind", 0))
@@ -173,6 +208,8 @@ def check_recorded_write(t):
             "that returns multiple views. Such functions do not allow the output views to be modified inplace. You "
             "should replace the inplace operation by an out-of-place one."
         )
+    if base._rg and base._op is None:
+        raise RuntimeError(_VIEW_OF_LEAF)
     if flags & NO_GRAD:
         raise RuntimeError(_NO_GRAD_VIEW)
 
@@ -192,8 +229,13 @@ def rebase(self, compute):
     view_retains = base is not None and self._retains_grad
     if base is not None:
         check_recorded_write(self)
-    # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
-    snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
+    pos = positions(self) if base is not None else None
+    if base is not None and self._rg and base._rg and not self._tangents and self._nrows == 1:
+        # torch's CopySlices sends the view's part of the gradient straight to the base's old node: the view's
+        # own node (and a hook registered on the view before the write) is not on that path
+        snapshot = ops.gather_map(base, self._data.shape, pos)
+    else:  # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
+        snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
     result = compute(snapshot)
     if result._data.shape != self._data.shape:
         raise RuntimeError(
@@ -208,7 +250,6 @@ def rebase(self, compute):
     else:
         target = base
         old = _old_node(base)
-        pos = positions(self)
         shape = base._data.shape
         # the base's elements outside the view, moved by index rows: they read no values, so the old node's
         # flagged arena copy is never read (a multiplication by a mask would be, and would raise)
@@ -241,11 +282,49 @@ def rebase(self, compute):
     reregister(target)
     if old._retains_grad:  # retain_grad follows the tensor to its new node (hooks stay with the old one)
         old._retains_grad = False
+        _stop_retaining_before(old)
         target.retain_grad()
     _regenerate_views(target)
     if view_retains and not self._retains_grad:  # retain_grad follows the view to its regenerated node
         self.retain_grad()
     return self
+
+
+def _stop_retaining_before(t):
+    """``t``'s retained gradient was taken at a node before a write under no_grad (``_rehome``): stop it."""
+    if t.__dict__.get("_retain_via_prev"):
+        _pre_write_node(t)._retains_grad = False
+
+
+_STALE_MULTI = (
+    "Output {index} of {name} is a view and its base or another view of its base has been modified inplace. This "
+    "view is the output of a function that returns multiple views. Such functions do not allow the output views to "
+    "be modified inplace. You should replace the inplace operation by an out-of-place one."
+)
+
+
+def retire_multi_views(root):
+    """After a write into ``root``'s storage: torch regenerates the grad_fn of each view of it at its next use,
+    and refuses to for a view made by a multi-output op (chunk, split, unbind), so using such a view with grad
+    afterwards raises. Its node so far lives on for the uses before the write (``_old_node``); the view leaves
+    the tape (``_tape = None``), so recording a use imports it, and ``Tape.import_tensor`` raises
+    (``stale_view_error``), as does its ``grad_fn``."""
+    from . import methods
+    from .forward import reregister
+
+    for m in root._vc.members if root._vc is not None else ():
+        if m._vbase is root and m._vflags & MULTI and m._rg and m._tape is not None:
+            old = _old_node(m)
+            methods._retarget(m, old)
+            reregister(old)
+            m._tape = None
+            m._prev = old  # (the create_graph sweep finds, through it, the node that earlier uses used)
+            m._stale_view = True
+
+
+def stale_view_error(t):
+    name, index = t.__dict__.get("_vname", ("Unbind", 0))
+    return RuntimeError(_STALE_MULTI.format(index=index, name=name))
 
 
 def _old_node(t):
@@ -266,8 +345,9 @@ def _regenerate_views(base):
     members = base._vc.members if base._vc is not None else None
     if not members or not base._rg or not _grad_state.enabled:
         return
+    retire_multi_views(base)
     for v in members:
-        if v._vbase is not base:
+        if v._vbase is not base or v.__dict__.get("_stale_view"):
             continue
         new = ops.gather_map(base, v._data.shape, positions(v), ops.AS_STRIDED_VIEW)
         # the view's node so far lives on for the rows that used it (found through ``_prev``, as in rebase)
@@ -333,23 +413,28 @@ def sync_tangents(t):
 
 def rehome_after_write(t):
     """After a write into ``t`` that was not recorded (under ``no_grad``): if the written storage belongs to a
-    graph node (``t``, or the base ``t`` views), that node and its live views that are graph nodes get a fresh
-    arena copy of their new values, each joined to its node by an identity row (which reads no values). Rows
+    graph node (``t``, or the base ``t`` views), that node gets a fresh arena copy of its new values, joined to
+    its node by an identity row (which reads no values): torch's grad_fn is unchanged by such a write. Rows
     recorded before the write keep the old, flagged copies (a backward that needs one raises, as torch's version
-    check does); later rows read the new ones, so using them after the write is no error, as in torch. Views of
-    a leaf (a parameter written by an optimizer) are left as they are: rehoming each live view of a parameter
-    at every step would chain every step's tape to the next; using such a view after the write raises at
-    backward where torch computes."""
+    check does); later rows read the new ones, so using them after the write is no error, as in torch. The live
+    views of that storage get a new node that gathers from the base (``_regenerate_views``), as torch
+    regenerates a view's grad_fn once its storage was written: uses of a view after the write reach the base
+    through it, and a requested view gets the gradient of those uses only; views made by multi-output ops
+    cannot be regenerated (``retire_multi_views``). Views of a leaf are the exception (below)."""
     root = t._vbase if t._vbase is not None else t
+    retire_multi_views(root)
     if root._op is None:
+        # views of a leaf (a parameter an optimizer writes at every step, its live views held by the last
+        # graph) keep their node: regenerating each at every step would cost a gather of the parameter. So a
+        # view of a leaf used after a write under no_grad differs from torch (listed in tests/test_torch_parity.py)
         if t._op is not None and t._tape is not None:
             _rehome(t)
         return
     if root._tape is not None:
         _rehome(root)
-    for m in root._vc.members if root._vc is not None else ():
-        if m._vbase is root and m._op is not None and m._tape is not None:
-            _rehome(m)
+    if root._rg and root._vc is not None and root._vc.refs:
+        with enable_grad():
+            _regenerate_views(root)
 
 
 def _rehome(t):
@@ -372,6 +457,11 @@ def _rehome(t):
     if tangents is not None:
         t._tangents = tangents
         reregister(t)
-    if old._retains_grad:  # retain_grad survives a write under no_grad (torch's grad_fn is unchanged by it)
-        old._retains_grad = False
-        t.retain_grad()
+    if old._retains_grad:
+        # retain_grad survives a write under no_grad, and stays with the node: torch's grad_fn is unchanged by the
+        # write, so its retained gradient sums what the uses before and after the write send. The pre-write node
+        # keeps retaining (the new one feeds it through the identity row) and stores into ``t``.
+        if not old.__dict__.get("_retain_via_prev"):
+            old._retain_into = t
+        t._retains_grad = True
+        t._retain_via_prev = True

@@ -63,14 +63,16 @@ for _code in (
     K.SINC,
 ):
     _SAVES[_code] = READS_X
-for _code in (K.EXP2, K.ERFINV, K.RDIV_SCALAR):  # rdiv: torch's reciprocal saves its result
+_SAVES[K.ERFINV] = READS_X  # its partial recomputes erfinv(x): torch's node saves the input, not the result
+for _code in (K.EXP2, K.RDIV_SCALAR):  # rdiv: torch's reciprocal saves its result
     _SAVES[_code] = READS_OUT
 _SAVES[K.SAVED_INPUT] = READS_X  # guard rows of composites (ad/saved.py): they check, and compute nothing
 _SAVES[K.SAVED_RESULT] = READS_OUT
 for _code in (K.ATAN2, K.FMOD, K.REMAINDER, K.XLOGY):
     _SAVES[_code] = READS_X | READS_Y
-for _code in (K.HYPOT, K.COPYSIGN, K.LOGADDEXP):
+for _code in (K.HYPOT, K.COPYSIGN):
     _SAVES[_code] = READS_X | READS_Y | READS_OUT
+_SAVES[K.LOGADDEXP] = READS_X | READS_Y  # its partials read x and y only, as torch's node
 _SAVES[K.CROSS_ENTROPY] = READS_X  # the logits: its backward recomputes their softmax
 for _code in (K.EXP, K.EXPM1, K.SQRT, K.RSQRT, K.TAN, K.TANH, K.SIGMOID, K.RELU, K.RPOW_SCALAR, K.LOG_SOFTMAX):
     _SAVES[_code] = READS_OUT

@@ -80,7 +80,7 @@ PARITY_OPS = [
     # ---- binary elementwise
     OpSpec("atan2", 2, lambda L, x, y: L.atan2(x, y * y + 1)),  # (atan2_ would take y raw: a pole at 0, 0)
     OpSpec("hypot", 2, lambda L, x, y: L.hypot(x, y * y + 0.1)),
-    OpSpec("copysign", 2, lambda L, x, y: L.copysign(x, y + _OFF)),
+    OpSpec("copysign", 2, lambda L, x, y: L.copysign(_pos(x) - 1.0, y + _OFF)),  # (x = 0 is a kink: torch NaN)
     OpSpec("fmod", 2, lambda L, x, y: L.fmod(x * 1.3 + _OFF, y * y + 1.5)),
     OpSpec("remainder", 2, lambda L, x, y: L.remainder(x * 1.3 + _OFF, y * y + 1.5)),
     OpSpec("logaddexp", 2, lambda L, x, y: L.logaddexp(x, y)),

@@ -604,3 +604,123 @@ def test_in_place_through_data_is_read_by_backward_without_error():
     y.data.mul_(2)
     z.sum().backward()
     np.testing.assert_allclose(y.grad.numpy(), [4.0, 8.0])  # 2 * (2 y)
+
+
+# --- writes under no_grad and in-place writes through views: where torch's node keeps its identity
+
+
+def _both(fn):
+    """``fn(lib)`` run with ad and with torch (imported here: this module's other tests run without it)."""
+    torch = pytest.importorskip("torch")
+    return fn(ad), fn(torch)
+
+
+def _arr(t):
+    return None if t is None else np.asarray(t.detach().numpy())
+
+
+def test_retained_grad_after_nograd_write_sums_uses_before_and_after():
+    """torch's grad_fn is unchanged by a write under no_grad: the retained .grad (set before or after the write)
+    sums the gradients of the uses before and after it."""
+
+    def run(L, retain_after):
+        x = L.tensor([0.5, -1.0, 2.0], dtype=L.float64, requires_grad=True)
+        y = x.sin()
+        if not retain_after:
+            y.retain_grad()
+        before = y.exp()
+        with L.no_grad():
+            y.neg_()
+        if retain_after:
+            y.retain_grad()
+            y.retain_grad()  # (a second call changes nothing)
+        ((before * 2).sum() + (y * y).sum()).backward()
+        return _arr(y.grad), _arr(x.grad)
+
+    for retain_after in (False, True):
+        (ay, ax), (ty, tx) = _both(lambda L, r=retain_after: run(L, r))
+        np.testing.assert_allclose(ay, ty, rtol=1e-12)
+        np.testing.assert_allclose(ax, tx, rtol=1e-12)
+
+
+def test_hook_registered_after_nograd_write_sees_the_whole_gradient():
+    def run(L):
+        x = L.tensor([0.5, -1.0, 2.0], dtype=L.float64, requires_grad=True)
+        y = x * 3
+        before = (y + 1.0) ** 2  # (the sum reads y + 1, not y)
+        with L.no_grad():
+            y.mul_(2)
+        seen = []
+        y.register_hook(lambda g: seen.append(_arr(g)))
+        (before.sum() + (y * y).sum()).backward()
+        return seen, _arr(x.grad)
+
+    (a_seen, ax), (t_seen, tx) = _both(run)
+    assert len(a_seen) == len(t_seen) == 1
+    np.testing.assert_allclose(a_seen[0], t_seen[0], rtol=1e-12)
+    np.testing.assert_allclose(ax, tx, rtol=1e-12)
+
+
+def test_hook_on_view_before_inplace_through_it_is_not_called():
+    """CopySlices sends the view's gradient straight to the base's old node, past the view's own old node."""
+
+    def run(L):
+        x = L.tensor([[0.5, 1.3, 0.2], [-0.2, 0.1, 0.4]], dtype=L.float64, requires_grad=True)
+        y = x.sin()
+        v = y[0]
+        calls = []
+        v.register_hook(lambda g: calls.append(1))
+        v.mul_(2.0)
+        y.sum().backward()
+        return len(calls), _arr(x.grad)
+
+    (a_calls, ax), (t_calls, tx) = _both(run)
+    assert a_calls == t_calls == 0
+    np.testing.assert_allclose(ax, tx, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda x: x[None].add_(x),
+        lambda x: x[1:].add_(x[:-1]),
+        lambda x: x.view(2, 2).add_(x.view(2, 2).T),
+        lambda x: x.view(2, 2).mul_(x[:2]),
+        lambda x: x.add_(x),
+        lambda x: x.add_(x.reshape(-1)),
+        lambda x: x[:2].add_(x[2:]),
+        lambda x: x.add_(x.detach()),
+    ],
+)
+def test_operand_partly_overlapping_the_written_tensor_is_refused(write):
+    """torch's assert_no_partial_overlap: the same memory in another layout raises; the same layout or
+    disjoint memory is fine (the values then agree)."""
+
+    def run(L):
+        x = L.tensor([1.0, 2.0, 3.0, 4.0], dtype=L.float64)
+        try:
+            write(x)
+        except RuntimeError as e:
+            return str(e)
+        return x.numpy().tolist()
+
+    a, t = _both(run)
+    assert a == t
+
+
+def test_make_dual_of_a_leaf_that_requires_grad_is_a_view_of_it():
+    def run(L):
+        x = L.tensor([0.5, 2.0], dtype=L.float64, requires_grad=True)
+        with L.autograd.forward_ad.dual_level():
+            d = L.autograd.forward_ad.make_dual(x, L.tensor([1.0, 0.0], dtype=L.float64))
+            is_view = d._base is x
+            try:
+                d.add_(1.0)
+                raised = None
+            except RuntimeError as e:
+                raised = str(e)
+        return is_view, raised
+
+    a, t = _both(run)
+    assert a == t
+    assert a[0] and "leaf Variable that requires grad" in a[1]

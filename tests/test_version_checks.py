@@ -178,3 +178,112 @@ def test_rdiv_at_zero_matches_torch():
         (c / a).sum().backward()
         (c / ta).sum().backward()
         np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+
+
+# --- ad/saved.py TORCH_SAVES: every op ad builds differently from torch's one node checks what that node saves
+
+_M = np.array([[2.0, 0.3, -0.2], [0.1, 1.5, 0.4], [-0.3, 0.2, 1.8]])
+_SPD = _M @ _M.T + np.eye(3)
+_B = np.array([[0.5, -0.2], [0.3, 0.8], [-0.1, 0.4]])
+_V = np.array([0.7, -0.4, 1.2])
+_W = np.array([0.2, 0.9, -0.5])
+_R = np.array([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]])
+_SAVED_CASES = {  # name: (input values, fn(lib, *inputs))
+    "det": ([_M], lambda L, a: L.linalg.det(a)),
+    "inv": ([_M], lambda L, a: L.linalg.inv(a)),
+    "solve": ([_M, _B], lambda L, a, b: L.linalg.solve(a, b)),
+    "solve_triangular": ([np.triu(_M), _B], lambda L, a, b: L.linalg.solve_triangular(a, b, upper=True)),
+    "cholesky": ([_SPD], lambda L, a: L.linalg.cholesky(a)),
+    "cholesky_solve": ([_B, np.linalg.cholesky(_SPD)], lambda L, b, c: L.cholesky_solve(b, c)),
+    "eigh": ([_SPD], lambda L, a: L.linalg.eigh(a).eigenvalues),
+    "svdvals": ([_R], lambda L, a: L.linalg.svdvals(a)),
+    "pinv": ([_R], lambda L, a: L.linalg.pinv(a)),
+    "lstsq": ([_M, _B], lambda L, a, b: L.linalg.lstsq(a, b).solution),
+    "matrix_norm": ([_R], lambda L, a: L.linalg.matrix_norm(a)),
+    "vector_norm": ([_R], lambda L, a: L.linalg.vector_norm(a, ord=3, dim=-1)),
+    "qr": ([_M], lambda L, a: L.linalg.qr(a).R),
+    "cumprod": ([_R], lambda L, a: a.cumprod(1)),
+    "logcumsumexp": ([_R], lambda L, a: a.logcumsumexp(1)),
+    "cummax": ([_R], lambda L, a: a.cummax(1).values),
+    "cummin": ([_R], lambda L, a: a.cummin(1).values),
+    "dist": ([_V, _W], lambda L, a, b: L.dist(a, b)),
+    "fmax": ([_V, _W], lambda L, a, b: L.fmax(a, b)),
+    "fmin": ([_V, _W], lambda L, a, b: L.fmin(a, b)),
+    "logaddexp": ([_V, _W], lambda L, a, b: L.logaddexp(a, b)),
+    "erfinv": ([_V * 0.5], lambda L, a: a.erfinv()),
+    "nan_to_num": ([_V], lambda L, a: a.nan_to_num()),
+    "nansum": ([_R], lambda L, a: a.nansum(1)),
+    "nanmean": ([_R], lambda L, a: a.nanmean(1)),
+    "logsigmoid": ([_V], lambda L, a: L.nn.functional.logsigmoid(a)),
+    "softplus": ([_V], lambda L, a: L.nn.functional.softplus(a, beta=2.0)),
+    "elu": ([_V], lambda L, a: L.nn.functional.elu(a)),
+    "selu": ([_V], lambda L, a: L.nn.functional.selu(a)),
+    "gelu_tanh": ([_V], lambda L, a: L.nn.functional.gelu(a, approximate="tanh")),
+    "hardtanh": ([_V], lambda L, a: L.nn.functional.hardtanh(a)),
+    "leaky_relu": ([_V], lambda L, a: L.nn.functional.leaky_relu(a)),
+    "hardswish": ([_V], lambda L, a: L.nn.functional.hardswish(a)),
+    "mse_loss": ([_V, _W], lambda L, a, b: L.nn.functional.mse_loss(a, b)),
+    "huber_loss": ([_V, _W], lambda L, a, b: L.nn.functional.huber_loss(a, b)),
+    "smooth_l1_loss": ([_V, _W], lambda L, a, b: L.nn.functional.smooth_l1_loss(a, b)),
+    "bce": ([_V * 0.3 + 0.5, _W * 0.3 + 0.5], lambda L, a, b: L.nn.functional.binary_cross_entropy(a, b)),
+    "layer_norm": ([_R], lambda L, a: L.nn.functional.layer_norm(a, (3,))),
+    "group_norm": ([_R], lambda L, a: L.nn.functional.group_norm(a, 1)),
+    "pairwise_distance": ([_R, _R[::-1].copy()], lambda L, a, b: L.nn.functional.pairwise_distance(a, b)),
+    "cdist": ([_R, _R[::-1].copy()], lambda L, a, b: L.cdist(a, b)),
+    "addcmul": ([_V, _W, _V + 1], lambda L, a, b, c: L.addcmul(a, b, c, value=0.5)),
+    "addcdiv": ([_V, _W, _V + 2], lambda L, a, b, c: L.addcdiv(a, b, c, value=0.5)),
+}
+# known: ad's Python-swept factorisations and solvers save these inputs (their create_graph backward recomputes
+# the result from them); torch's node saves the result instead: ad raises where torch computes (never a silent value)
+_SAVES_MORE_THAN_TORCH = {("inv", 0), ("cholesky", 0), ("eigh", 0), ("svdvals", 0), ("qr", 0), ("solve", 1)}
+_SAVES_MORE_THAN_TORCH |= {("solve_triangular", 1)}
+_SAVED_TARGETS = [(name, t) for name, (vals, _) in _SAVED_CASES.items() for t in [*range(len(vals)), "result"]]
+
+
+def _saved_run(lib, name, target):
+    """Gradients after a write under no_grad into input ``target`` (an index) or the result, or the exception's
+    class (torch raises when its node saved the written tensor)."""
+    vals, fn = _SAVED_CASES[name]
+    leaves = [lib.tensor(v, dtype=lib.float64, requires_grad=True) for v in vals]
+    ins = [t.clone() for t in leaves]
+    out = fn(lib, *ins)
+    with lib.no_grad():
+        (out if target == "result" else ins[target]).mul_(1.5)
+    try:
+        return [g.numpy() for g in lib.autograd.grad(out.sum(), leaves)]
+    except RuntimeError as e:
+        assert MESSAGE in str(e)
+        return RuntimeError
+
+
+@pytest.mark.parametrize("name,target", _SAVED_TARGETS, ids=[f"{n}-{t}" for n, t in _SAVED_TARGETS])
+def test_saved_tensors_checked_as_torch_node(name, target):
+    got, expected = _saved_run(ad, name, target), _saved_run(torch, name, target)
+    if expected is RuntimeError:
+        assert got is RuntimeError, f"{name}: torch raises after a write into {target}, ad computes"
+    elif (name, target) in _SAVES_MORE_THAN_TORCH:
+        assert got is RuntimeError
+    else:
+        assert got is not RuntimeError, f"{name}: torch computes after a write into {target}, ad raises"
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_erfinv_partial_from_its_input_matches_torch():
+    """erfinv's partial recomputes erfinv(x) (kernels/pointwise.erfinv) instead of reading the result, which torch
+    does not save: it must be exact to the last bits, tails included."""
+    import scipy.special
+
+    from kernels.pointwise import erfinv
+
+    v = np.concatenate([np.linspace(-0.999999, 0.999999, 2001), [1 - 2.0**-52, -1 + 1e-15, 1e-300, 0.0, 0.5]])
+    got = np.array([erfinv(float(t)) for t in v])
+    np.testing.assert_allclose(got, scipy.special.erfinv(v), rtol=4e-15, atol=0)
+    assert erfinv(1.0) == np.inf and erfinv(-1.0) == -np.inf and np.isnan(erfinv(1.5))
+    x = np.array([-0.999999, -0.5, 0.0, 0.3, 0.99, 0.9999999])
+    for create_graph in (False, True):
+        a = ad.tensor(x, requires_grad=True)
+        (ga,) = ad.autograd.grad(a.erfinv().sum(), a, create_graph=create_graph)
+        t = torch.tensor(x, requires_grad=True)
+        (gt,) = torch.autograd.grad(t.erfinv().sum(), t)
+        np.testing.assert_allclose(ga.detach().numpy(), gt.numpy(), rtol=1e-12)

@@ -145,6 +145,14 @@ def _leaf_result(t, g, create_graph):
     return g
 
 
+def _check_not_stale(inputs):
+    """torch reads each requested tensor's grad_fn: a view of a multi-output op whose storage was written since
+    raises (``views.retire_multi_views``)."""
+    for t in inputs:
+        if t.__dict__.get("_stale_view"):
+            t.grad_fn  # noqa: B018 - raises torch's error
+
+
 @_sweep_hooks.runs_final_callbacks
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
     """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``.
@@ -183,6 +191,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         retain_graph = create_graph
     seeds = _make_seeds(outputs, grad_tensors, create_graph)
     targets = {id(t): t for t in inputs} if inputs is not None else {}
+    _check_not_stale(targets.values())
     if inputs is not None:
         for t in inputs:
             if t._op is not None:
@@ -210,7 +219,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 if entry[0]._rg:
                     updates.append((entry[0], entry[1]))
     else:
-        for t in inputs:
+        for t in targets.values():  # (a tensor listed twice gets its gradient once, as torch)
             hit = leaf_grads.get(id(t)) if t._op is None else None  # non-leaves: retained by the sweep
             if hit is not None:
                 updates.append((t, hit[1]))
@@ -313,6 +322,7 @@ def grad(
         )
     seeds = _make_seeds(outputs, grad_outputs, create_graph)
     targets = {id(t): t for t in inputs_t}
+    _check_not_stale(targets.values())
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
     result = []
     unused = False

@@ -16,7 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import forward, ops
+from .. import forward, ops, views
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, wrap_array
@@ -104,6 +104,9 @@ def make_dual(tensor, tangent, *, level=None):
     if _grad_state.enabled and tensor._rg:
         out = ops.clone(tensor)  # differentiable in reverse mode: an identity on the tape
         out._tangents = None
+        # a view of the primal, as torch's make_dual (writes are shared; in-place on the dual of a leaf that
+        # requires grad raises as on any view of such a leaf)
+        views.alias(tensor, out, tensor._data.view())
     else:
         # an alias of the primal's data, as detach() makes one (so it shares what detach() shares with its base)
         out = tensor.detach()

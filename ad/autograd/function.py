@@ -27,6 +27,7 @@ from ..engine import FREED_MESSAGE
 from ..forward import _fw
 from ..grad_mode import _grad_state, no_grad
 from ..ops import Op, _operand, _tape_for
+from ..saved import result_guards
 from ..tensor import Tensor, _new, wrap_array
 from .graph import current_saved_tensors_hooks
 
@@ -37,6 +38,7 @@ class FunctionCtx:
     def __init__(self):
         self._saved = ()
         self._saved_versions = None  # the saved tensors' versions when forward returned (checked on access)
+        self._result_guards = ()  # (output, version) of the results torch's node saves (ad/saved.py)
         self._freed = False
         self._materialize = True
         self._non_differentiable = set()
@@ -57,6 +59,9 @@ class FunctionCtx:
     def saved_tensors(self):
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
+        for i, (t, v) in enumerate(self._result_guards):
+            if t._version != v:
+                raise RuntimeError(_modified_saved_message(t, i, v, "the operation saved its result for backward"))
         versions = self._saved_versions
         if versions is not None:
             for i, (t, v) in enumerate(zip(self._saved, versions)):
@@ -88,14 +93,14 @@ class FunctionCtx:
         self._dirty = tensors
 
 
-def _modified_saved_message(t, index, version):
+def _modified_saved_message(t, index, version, saver="the custom Function saved it with save_for_backward"):
     kind = "DoubleTensor" if t.dtype == np.float64 else "FloatTensor"
     what = f"output 0 of {t.grad_fn.name()}" if t._op is not None else "a leaf or detached tensor"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "
         f"[torch.{kind} {list(t.shape)}], which is {what} (saved tensor {index}), is at version {t._version}; "
-        f"expected version {version} instead. Hint: the custom Function saved it with save_for_backward and an "
-        "in-place operation (add_, mul_, x[i] = v, ... also under no_grad) changed it before backward."
+        f"expected version {version} instead. Hint: {saver} and an in-place operation (add_, mul_, x[i] = v, "
+        "... also under no_grad) changed it before backward."
     )
 
 
@@ -261,6 +266,7 @@ class Function:
         raw = list(outputs)
         if _grad_state.enabled and any(ctx.needs_input_grad):
             outputs = _record(cls, ctx, args, outputs)
+            ctx._result_guards = result_guards(cls, outputs)
         ctx._snapshot_saved(raw, outputs)
         if levels:
             _forward_tangents(cls, ctx, args, outputs, levels)

@@ -130,9 +130,17 @@ def _recompute(*inputs):
     return is_grad_enabled() or _outer_dual(*inputs)
 
 
-def _again(raw, recompute, *inputs):
-    """The saved output ``raw`` as a constant (kernel sweep), or recomputed as a node or dual (``_recompute``)."""
-    return recompute() if _recompute(*inputs) else wrap_array(raw)
+def _again(ctx, recompute, *inputs):
+    """The saved output: a constant (kernel sweep); recomputed as a dual when a saved input carries a tangent
+    (forward over reverse, ``_recompute``); otherwise under ``create_graph`` the recorded output itself, as
+    torch's node saves its result (double backward goes through that node: its hooks run and its retained grad
+    accumulates in every order), or recomputed as a node if it was not recorded."""
+    if _outer_dual(*inputs):
+        return recompute()
+    if not is_grad_enabled():
+        return wrap_array(ctx.out)
+    guards = ctx._result_guards  # (the recorded outputs whose versions backward checks: ad/saved.py)
+    return guards[0][0] if guards else recompute()
 
 
 class _Primitive(Function):
@@ -225,7 +233,7 @@ class _Inv(_Primitive):
     @staticmethod
     def backward(ctx, g):
         (A,) = ctx.saved_tensors
-        inv_t = mT(_again(ctx.out, lambda: inv(A), A))
+        inv_t = mT(_again(ctx, lambda: inv(A), A))
         return -(inv_t @ g @ inv_t)
 
     @staticmethod
@@ -268,7 +276,7 @@ class _Solve(_Primitive):
         gB = solve_matrix(mT(A), g)
         gA = None
         if ctx.needs_input_grad[0]:
-            gA = -(gB @ mT(_again(ctx.out, lambda: solve_matrix(A, B), A, B)))
+            gA = -(gB @ mT(_again(ctx, lambda: solve_matrix(A, B), A, B)))
         return gA, gB
 
     @staticmethod
@@ -302,7 +310,7 @@ class _Det(_Primitive):
         (A,) = ctx.saved_tensors
         if _has_zero_pivot(A._data):
             return _det_backward_singular(g, A)
-        d = _again(ctx.out, lambda: det(A), A)
+        d = _again(ctx, lambda: det(A), A)
         return ops.unsqueeze(ops.unsqueeze(g * d, -1), -1) * mT(inv(A))
 
     @staticmethod
@@ -400,7 +408,7 @@ class _SolveTriangular(_Primitive):
         gB = solve_tri(mT(A), g, not upper, unit)
         gA = None
         if ctx.needs_input_grad[0]:
-            X = _again(ctx.out, lambda: solve_tri(A, B, upper, unit), A, B)
+            X = _again(ctx, lambda: solve_tri(A, B, upper, unit), A, B)
             gA = -(gB @ mT(X))
             k = 1 if unit else 0
             gA = triu(gA, k) if upper else tril(gA, -k)
@@ -439,7 +447,7 @@ class _Cholesky(_Primitive):
         # torch's cholesky_backward: gA = L^{-H} Phi(L^H gL) L^{-1}, symmetrised; Phi keeps the lower
         # triangle and halves the diagonal
         (A,) = ctx.saved_tensors
-        L = _again(ctx.out, lambda: cholesky_lower(A), A)
+        L = _again(ctx, lambda: cholesky_lower(A), A)
         n = A.shape[-1]
         L_inv = solve_tri(L, ops.expand(eye_like(n, L), L.shape), False)
         phi = tril(mT(L) @ gL)
@@ -795,7 +803,7 @@ class _Pinv(_Primitive):
     @staticmethod
     def backward(ctx, g):
         (A,) = ctx.saved_tensors
-        P = _again(ctx.out, lambda: _Pinv.apply(A, *ctx.args), A)
+        P = _again(ctx, lambda: _Pinv.apply(A, *ctx.args), A)
         return _pinv_backward(g, P, A), None, None, None
 
     @staticmethod
@@ -894,7 +902,7 @@ class _VectorNorm(_Primitive):
     @staticmethod
     def backward(ctx, g, *_):
         (x,) = ctx.saved_tensors
-        norm = _again(ctx.out, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims), x)
+        norm = _again(ctx, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims), x)
         return g * _norm_partial(x, norm, ctx.ord, ctx.dims), None, None
 
     @staticmethod

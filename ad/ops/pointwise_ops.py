@@ -21,6 +21,7 @@ from kernels import opcodes as K
 
 from .. import ops as _ops
 from ..grad_mode import _grad_state
+from ..saved import guard, saves_as
 from ..tensor import Tensor, wrap_array
 from . import as_tensor_operand
 from .elementwise import (
@@ -187,9 +188,8 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
         return wrap_array(d.copy())
     filled = np.nan_to_num(d, nan=nan, posinf=posinf, neginf=neginf)
     finite = np.isfinite(d)
-    if finite.all():
-        return _ops.clone(input)
-    return _ops.where(wrap_array(finite), input, wrap_array(filled))
+    out = _ops.clone(input) if finite.all() else _ops.where(wrap_array(finite), input, wrap_array(filled))
+    return guard(out, "NanToNumBackward0", input)
 
 
 def _predicate(name, np_fn):
@@ -287,12 +287,12 @@ def fmax(input, other):  # noqa: A002
     """Elementwise maximum ignoring NaN; the gradient goes to ``input`` where ``input >= other`` (or other is
     NaN), else to ``other``, as torch."""
     x, y = _operands(input, other, "fmax", scalars=False)
-    return _ops.where(wrap_array((x._data >= y._data) | np.isnan(y._data)), x, y)
+    return guard(_ops.where(wrap_array((x._data >= y._data) | np.isnan(y._data)), x, y), "FmaxBackward0", x, y)
 
 
 def fmin(input, other):  # noqa: A002
     x, y = _operands(input, other, "fmin", scalars=False)
-    return _ops.where(wrap_array((x._data <= y._data) | np.isnan(y._data)), x, y)
+    return guard(_ops.where(wrap_array((x._data <= y._data) | np.isnan(y._data)), x, y), "FminBackward0", x, y)
 
 
 def lerp(input, end, weight):  # noqa: A002
@@ -305,11 +305,13 @@ def lerp(input, end, weight):  # noqa: A002
     return _ops.where(wrap_array(np.abs(w._data) < 0.5), lo, hi)
 
 
+@saves_as("AddcmulBackward0")
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
     """``input + value * tensor1 * tensor2``."""
     return input + (tensor1 * tensor2) * value if value != 1 else input + tensor1 * tensor2
 
 
+@saves_as("AddcdivBackward0")
 def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
     """``input + value * tensor1 / tensor2``."""
     if all(isinstance(t, Tensor) and t._data.dtype.kind in "iub" for t in (tensor1, tensor2)):
@@ -412,4 +414,4 @@ for _name in _OUT:
     globals()[_name] = with_out(globals()[_name])
 
 # the bare names of kernels/pointwise.py's formulas that are ops of this module (see elementwise.on_tensors)
-TENSOR_NAMES.update(cosh=cosh, sinh=sinh, floor=floor, trunc=trunc, xlogy=xlogy)
+TENSOR_NAMES.update(cosh=cosh, sinh=sinh, floor=floor, trunc=trunc, xlogy=xlogy, erfinv=erfinv)

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ... import composites, ops
+from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 
 softmax = composites.softmax
@@ -73,6 +74,7 @@ def _hardtanh(x, lo, hi):
     return ops.where(inside, x, wrap_array(np.clip(x._data, lo, hi)))
 
 
+@saves_as("HardtanhBackward0")
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
     """``clamp(input, min_val, max_val)`` with torch's zero gradient at the bounds."""
     _check(input, "hardtanh")
@@ -90,6 +92,7 @@ def relu6(input, inplace=False):  # noqa: A002
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
+@saves_as("LeakyReluBackward0")
 def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
     """``input`` where positive, else ``negative_slope * input`` (the slope at 0, as torch)."""
     _check(input, "leaky_relu")
@@ -111,7 +114,7 @@ def _elu(x, alpha, scale=1.0, input_scale=1.0):
 def elu(input, alpha=1.0, inplace=False):  # noqa: A002
     """``input`` where positive, else ``alpha * (exp(input) - 1)``."""
     _check(input, "elu")
-    return _maybe_inplace(input, inplace, lambda x: _elu(x, float(alpha)))
+    return _maybe_inplace(input, inplace, lambda x: guard(_elu(x, float(alpha)), "EluBackward0", x))
 
 
 def elu_(input, alpha=1.0):  # noqa: A002
@@ -122,6 +125,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
+@saves_as("EluBackward1")
 def selu(input, inplace=False):  # noqa: A002
     """``scale * elu(input, alpha)`` with the self-normalising constants."""
     _check(input, "selu")
@@ -132,6 +136,7 @@ def selu_(input):  # noqa: A002
     return selu(input, inplace=True)
 
 
+@saves_as("EluBackward1")
 def celu(input, alpha=1.0, inplace=False):  # noqa: A002
     """``max(0, input) + min(0, alpha * (exp(input / alpha) - 1))``."""
     _check(input, "celu")
@@ -145,6 +150,7 @@ def celu_(input, alpha=1.0):  # noqa: A002
     return celu(input, alpha, inplace=True)
 
 
+@saves_as("GeluBackward0")
 def gelu(input, approximate="none"):  # noqa: A002
     """``input * Phi(input)``; ``approximate="tanh"``: torch's tanh approximation."""
     _check(input, "gelu")
@@ -156,6 +162,7 @@ def gelu(input, approximate="none"):  # noqa: A002
     raise RuntimeError("approximate argument must be either none or tanh.")
 
 
+@saves_as("SiluBackward0")
 def silu(input, inplace=False):  # noqa: A002
     """``input * sigmoid(input)``."""
     _check(input, "silu")
@@ -177,9 +184,10 @@ def _log1p_exp(z):
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
     """``log(1 + exp(beta * input)) / beta``, the identity where ``beta * input > threshold``."""
     _check(input, "softplus")
-    return _softplus(input, float(beta), float(threshold))
+    return guard(_softplus(input, float(beta), float(threshold)), "SoftplusBackward0", input)
 
 
+@saves_as("MishBackward0")
 def mish(input, inplace=False):  # noqa: A002
     """``input * tanh(softplus(input))``."""
     _check(input, "mish")
@@ -192,6 +200,7 @@ def softsign(input):  # noqa: A002
     return input / (ops.abs(input) + 1.0)
 
 
+@saves_as("HardsigmoidBackward0")
 def hardsigmoid(input, inplace=False):  # noqa: A002
     """``relu6(input + 3) / 6``; gradient 1/6 strictly inside (-3, 3), as torch."""
     _check(input, "hardsigmoid")
@@ -203,6 +212,7 @@ def hardsigmoid(input, inplace=False):  # noqa: A002
     return _maybe_inplace(input, inplace, fn)
 
 
+@saves_as("HardswishBackward0")
 def hardswish(input, inplace=False):  # noqa: A002
     """``input * relu6(input + 3) / 6`` (torch's gradient: 0 up to -3, ``x / 3 + 0.5`` on (-3, 3), 1 from 3)."""
     _check(input, "hardswish")
@@ -220,7 +230,8 @@ def logsigmoid(input):  # noqa: A002
     neg = input < 0
     xn = _part(neg, input)
     xp = _part(~neg, input)
-    return ops.where(neg, xn - ops.log1p(ops.exp(xn)), -ops.log1p(ops.exp(-xp)))
+    out = ops.where(neg, xn - ops.log1p(ops.exp(xn)), -ops.log1p(ops.exp(-xp)))
+    return guard(out, "LogSigmoidBackward0", input)
 
 
 def tanhshrink(input):  # noqa: A002

@@ -8,6 +8,7 @@ replaced by 1 where the sum is 0, and the result masked back to 0.
 import numpy as np
 
 from ... import ops
+from ...saved import guard
 from ...tensor import Tensor, wrap_array
 from .activation import _part
 
@@ -48,7 +49,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     nd = max(x1.ndim, x2.ndim)
     if nd == 0:
         raise RuntimeError("pairwise_distance: inputs must have at least 1 dimension")
-    return _vector_norm(x1 - x2 + eps, p, -1, keepdim)
+    return guard(_vector_norm(x1 - x2 + eps, p, -1, keepdim), "NormBackward1", result=True)  # (x1 - x2 + eps's)
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
@@ -94,4 +95,4 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     if x1.dtype.kind != "f" or x2.dtype.kind != "f":
         raise RuntimeError(f"cdist only supports floating-point dtypes, X1 got: {x1.dtype}")
     diff = ops.unsqueeze(x1, -2) - ops.unsqueeze(x2, -3)  # (B, P, R, M)
-    return _vector_norm(diff, p, -1)
+    return guard(_vector_norm(diff, p, -1), "CdistBackward0", x1, x2)

@@ -15,6 +15,7 @@ import numpy as np
 from kernels.cpu import class_targets_ok
 
 from ... import composites, ops
+from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 from .activation import _part, logsigmoid
 
@@ -77,7 +78,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     _size_warning(input, target)
     diff = input - target
     loss = diff * diff
-    return _reduce(loss * weight if weight is not None else loss, reduction)
+    return guard(_reduce(loss * weight if weight is not None else loss, reduction), "MseLossBackward0", input, target)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):  # noqa: A002
@@ -91,6 +92,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss * weight if weight is not None else loss, reduction)
 
 
+@saves_as("SmoothL1LossBackward0")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):  # noqa: A002
     """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``beta=0``: the L1 loss)."""
     _check_input(input, "smooth_l1_loss")
@@ -119,7 +121,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):  # noqa
     d = input - target
     a = ops.abs(d)
     loss = ops.where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta)
-    return _reduce(loss * weight if weight is not None else loss, reduction)
+    return guard(_reduce(loss * weight if weight is not None else loss, reduction), "HuberLossBackward0", input, target)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -286,6 +288,7 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, clas
     return total * (1.0 / n) if n else total * float("nan")
 
 
+@saves_as("BinaryCrossEntropyBackward0")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
     """``-(t log x + (1 - t) log(1 - x))`` for probabilities ``input``, the logs clamped at -100 as torch."""
     _check_input(input, "binary_cross_entropy")
@@ -312,6 +315,7 @@ def _clamped_log(p):
     return ops.where(pos, ops.clamp(ops.log(_part(pos, p, 1.0)), min=-100.0), wrap_array(np.asarray(-100.0, p.dtype)))
 
 
+@saves_as("BinaryCrossEntropyWithLogitsBackward0")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
                                      reduction="mean", pos_weight=None):
     """``binary_cross_entropy(sigmoid(input), target)`` computed stably; ``pos_weight`` weighs the positive

@@ -9,6 +9,7 @@ with the unbiased variance, as torch), and bump their version counters.
 import numpy as np
 
 from ... import ops
+from ...saved import guard, saves_as
 from ...tensor import Tensor
 
 
@@ -47,7 +48,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
                                f"{list(t.shape)} and normalized_shape = {list(shape)}")
     dims = tuple(range(input.ndim - k, input.ndim))
-    return _affine(_normalize(input, dims, eps), weight, bias, None)
+    out = _affine(_normalize(input, dims, eps), weight, bias, None)
+    return guard(out, "NativeLayerNormBackward0", input, weight, bias)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
@@ -60,6 +62,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     return out * weight if weight is not None else out
 
 
+@saves_as("NativeGroupNormBackward0")
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
     """Normalises each of ``num_groups`` channel groups of (N, C, *) over its channels and positions."""
     if input.ndim < 2:

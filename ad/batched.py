@@ -250,14 +250,7 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
         if g is not None:
             target_grads[key] = (t, g)
     if not retain_graph:
-        for s in sweeps.values():
-            freed = s.tape.freed_flags()
-            m = s.visited.shape[0] - 1
-            freed[:m] |= s.visited[:m]
-            s.tape.imports.clear()
-            for rec in s.functions:
-                rec.ctx._freed = True
-            retire(s.tape)
+        engine.free_swept(sweeps.values())
     for s in sweeps.values():  # back to the pool; reused once no result views them (results are copies)
         POOL.give(s.cot.base if s.cot.base is not None else s.cot)
     return leaf_grads, target_grads

@@ -198,6 +198,20 @@ def _requested(t, targets):
     return any(r._prev is n and r._op is not None and r._op.name == "rehome" for r in targets.values() for n in nodes)
 
 
+def free_swept(sweeps):
+    """Free what the sweeps visited (``retain_graph=False``): their rows' saved values, imports and the
+    custom Functions' contexts; each tape retires, so the next forward starts a fresh tape and sweeps cover
+    only that graph's arena."""
+    for s in sweeps:
+        freed = s.tape.freed_flags()
+        m = s.visited.shape[0] - 1
+        freed[:m] |= s.visited[:m]
+        s.tape.imports.clear()
+        for rec in s.functions:
+            rec.ctx._freed = True
+        retire(s.tape)
+
+
 def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
     """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
 
@@ -265,15 +279,7 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
         if g is not None:
             target_grads[key] = (t, g)
     if not retain_graph:
-        for s in sweeps.values():
-            freed = s.tape.freed_flags()
-            m = s.visited.shape[0] - 1
-            freed[:m] |= s.visited[:m]
-            s.tape.imports.clear()
-            for rec in s.functions:
-                rec.ctx._freed = True
-            # the next forward starts a fresh tape: sweeps then cover only that graph's arena
-            retire(s.tape)
+        free_swept(sweeps.values())
     for s in sweeps.values():
         # back to the pool; reused only once no leaf .grad views them any more
         POOL.give(s.cot.base if s.cot.base is not None else s.cot)

@@ -742,45 +742,6 @@ def log_base(v, which):
 
 
 @register_jitable
-def erfinv_value(y):
-    """Inverse error function: Giles' single-precision approximation refined by two Newton steps on ``erf``
-    (each doubles the correct digits: float64 accuracy)."""
-    if not (abs(y) < 1.0):
-        if y == 1.0:
-            return math.inf
-        if y == -1.0:
-            return -math.inf
-        return math.nan
-    w = -math.log((1.0 - y) * (1.0 + y))
-    if w < 5.0:
-        w = w - 2.5
-        p = 2.81022636e-08
-        p = 3.43273939e-07 + p * w
-        p = -3.5233877e-06 + p * w
-        p = -4.39150654e-06 + p * w
-        p = 0.00021858087 + p * w
-        p = -0.00125372503 + p * w
-        p = -0.00417768164 + p * w
-        p = 0.246640727 + p * w
-        p = 1.50140941 + p * w
-    else:
-        w = math.sqrt(w) - 3.0
-        p = -0.000200214257
-        p = 0.000100950558 + p * w
-        p = 0.00134934322 + p * w
-        p = -0.00367342844 + p * w
-        p = 0.00573950773 + p * w
-        p = -0.0076224613 + p * w
-        p = 0.00943887047 + p * w
-        p = 1.00167406 + p * w
-        p = 2.83297682 + p * w
-    z = p * y
-    for _ in range(2):
-        z -= (math.erf(z) - y) / (TWO_OVER_SQRT_PI * math.exp(-(z * z)))
-    return z
-
-
-@register_jitable
 def step_value(x, decimals, which):
     """The STEP_FN ops: floor, ceil, trunc, round (to ``decimals``), sign, chosen by ``which`` (STEP_*)."""
     if which == STEP_FLOOR:
@@ -934,7 +895,7 @@ def unary_value(code, x, a0, a1):
     if code == K.ERFC:
         return math.erfc(x)
     if code == K.ERFINV:
-        return erfinv_value(x)
+        return erfinv(x)
     if code == K.LOGIT:
         return logit_value(x, a0)
     if code == K.SINC:

@@ -7,9 +7,9 @@ Every kernel takes flat C-contiguous device arrays and walks them with a grid-st
 is correct; ``launch`` picks blocks of 64 threads. Elementwise kernels take the op's opcode
 (``kernels/opcodes.py``) as an argument and branch on it (uniform across a launch, so the branch costs no
 divergence); the ops without an opcode of their own (the piecewise-constant ones share ``STEP_FN``) get a
-code from ``EXTRA``. Importing this module imports ``numba.cuda``; nothing is compiled until a kernel first
-runs. The per-element partials of the backward are ``kernels/pointwise.py``'s formulas run as ``ad`` ops
-(``ad/ops/elementwise.py``), so this module holds only forward values.
+code from ``EXTRA``. The values themselves are ``kernels/pointwise.py``'s formulas (through ``device.py``),
+as every CUDA and CPU kernel's. Importing this module imports ``numba.cuda``; nothing is compiled until a kernel
+first runs.
 """
 
 import math
@@ -17,6 +17,9 @@ import math
 from numba import cuda
 
 from kernels import opcodes as K
+
+from .device import binary_value
+from .device import unary_value as _pointwise_unary
 
 THREADS = 64
 MAX_BLOCKS = 1024
@@ -60,192 +63,12 @@ def launch(kernel, n, *args):
 
 
 @cuda.jit(device=True)
-def _log(v):
-    if v > 0.0:
-        return math.log(v)
-    if v == 0.0:
-        return -math.inf
-    return math.nan
-
-
-@cuda.jit(device=True)
-def _sqrt(v):
-    if v >= 0.0:
-        return math.sqrt(v)
-    return math.nan
-
-
-@cuda.jit(device=True)
-def _pow(x, y):
-    if x < 0.0 and y != math.floor(y):
-        return math.nan
-    if x == 0.0 and y < 0.0:
-        return math.inf
-    return math.pow(x, y)
-
-
-@cuda.jit(device=True)
 def unary_value(code, x, a0, a1):
-    """The value of elementwise op ``code`` at ``x`` (``a0``, ``a1``: the row's float attributes)."""
-    if code == K.COPY:
-        return x
-    if code == K.NEG:
-        return -x
-    if code == K.ABS:
-        return abs(x)
-    if code == K.EXP:
-        return math.exp(x)
-    if code == K.LOG:
-        return _log(x)
-    if code == K.LOG1P:
-        return _log(1.0 + x) if x <= -1.0 else math.log1p(x)
-    if code == K.EXPM1:
-        return math.expm1(x)
-    if code == K.SQRT:
-        return _sqrt(x)
-    if code == K.RSQRT:
-        return 1.0 / _sqrt(x)
-    if code == K.SIN:
-        return math.sin(x)
-    if code == K.COS:
-        return math.cos(x)
-    if code == K.TAN:
-        return math.tan(x)
-    if code == K.TANH:
-        return math.tanh(x)
-    if code == K.SIGMOID:
-        if x >= 0.0:
-            return 1.0 / (1.0 + math.exp(-x))
-        e = math.exp(x)
-        return e / (1.0 + e)
-    if code == K.RELU:
-        return x if x > 0.0 or x != x else 0.0
-    if code == K.ERF:
-        return math.erf(x)
-    if code == K.CLAMP:
-        r = x
-        if a0 == a0 and r < a0:
-            r = a0
-        if a1 == a1 and r > a1:
-            r = a1
-        return r
-    if code == K.POW_SCALAR:
-        return _pow(x, a0)
-    if code == K.RPOW_SCALAR:
-        return _pow(a0, x)
-    if code == K.AFFINE:
-        if a1 == 0.0:
-            return x * a0
-        if a0 == 1.0:
-            return x + a1
-        if a0 == -1.0:
-            return a1 - x
-        return x * a0 + a1
-    if code == K.RDIV_SCALAR:
-        return a0 / x
-    if code == K.SQUARE:
-        return x * x
-    if code == K.ATAN:
-        return math.atan(x)
-    if code == K.ASIN:
-        return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
-    if code == K.ACOS:
-        return math.acos(x) if -1.0 <= x <= 1.0 else math.nan
-    if code == K.SINH:
-        return math.sinh(x)
-    if code == K.COSH:
-        return math.cosh(x)
-    if code == K.ASINH:
-        return math.asinh(x)
-    if code == K.ACOSH:
-        return math.acosh(x) if x >= 1.0 else math.nan
-    if code == K.ATANH:
-        return math.atanh(x) if -1.0 < x < 1.0 else (math.copysign(math.inf, x) if abs(x) == 1.0 else math.nan)
-    if code == K.LOG2:
-        return _log(x) / math.log(2.0)
-    if code == K.LOG10:
-        return _log(x) / math.log(10.0)
-    if code == K.EXP2:
-        return math.pow(2.0, x)
-    if code == K.ERFC:
-        return math.erfc(x)
-    if code == K.SINC:
-        if x == 0.0:
-            return 1.0
-        return math.sin(math.pi * x) / (math.pi * x)
-    if code == FLOOR:
-        return math.floor(x)
-    if code == CEIL:
-        return math.ceil(x)
-    if code == TRUNC:
-        return math.trunc(x)
-    if code == ROUND:  # half to even, as numpy and torch
-        r = math.floor(x + 0.5)
-        if r - x == 0.5 and r % 2.0 != 0.0:
-            r -= 1.0
-        return r
-    if code == SIGN:
-        if x > 0.0:
-            return 1.0
-        if x < 0.0:
-            return -1.0
-        return 0.0 if x == 0.0 else x
-    return math.nan
-
-
-@cuda.jit(device=True)
-def binary_value(code, x, y):
-    if code == K.ADD:
-        return x + y
-    if code == K.SUB:
-        return x - y
-    if code == K.MUL:
-        return x * y
-    if code == K.DIV:
-        if y == 0.0:
-            if x == 0.0 or x != x:
-                return math.nan
-            return math.copysign(math.inf, x) * math.copysign(1.0, y)
-        return x / y
-    if code == K.POW:
-        return _pow(x, y)
-    if code == K.MAXIMUM:
-        if x != x or y != y:
-            return math.nan
-        return x if x >= y else y
-    if code == K.MINIMUM:
-        if x != x or y != y:
-            return math.nan
-        return x if x <= y else y
-    if code == K.TANH_BACKWARD:
-        return x * (1.0 - y * y)
-    if code == K.ATAN2:
-        return math.atan2(x, y)
-    if code == K.HYPOT:
-        return math.hypot(x, y)
-    if code == K.COPYSIGN:
-        return math.copysign(x, y)
-    if code == K.FMOD:
-        if y == 0.0:
-            return math.nan
-        return math.fmod(x, y)
-    if code == K.REMAINDER:  # the sign of y, as numpy's and torch's
-        if y == 0.0:
-            return math.nan
-        r = math.fmod(x, y)
-        if r != 0.0 and (r < 0.0) != (y < 0.0):
-            r += y
-        return r
-    if code == K.LOGADDEXP:
-        m = x if x >= y else y
-        if m == -math.inf:
-            return m
-        return m + math.log1p(math.exp(-abs(x - y)))
-    if code == K.XLOGY:
-        if x == 0.0 and y == y:
-            return 0.0
-        return x * _log(y)
-    return math.nan
+    """The value of elementwise op ``code`` at ``x``: ``kernels/pointwise.py``'s ``unary_value`` (one source of
+    each formula), the step ops sent by name (``EXTRA``) as its STEP_FN with ``which`` = code - FLOOR."""
+    if code >= FLOOR:
+        return _pointwise_unary(K.STEP_FN, x, 0.0, float(code - FLOOR))
+    return _pointwise_unary(code, x, a0, a1)
 
 
 @cuda.jit

@@ -385,13 +385,12 @@ def sync_tangents(t):
         kept = np.flatnonzero(kept)
         new = {}
         for lvl in levels:
+            gather, scatter, lead = _tangent_maps(lvl)
             bt = (base._tangents or {}).get(lvl)
             vt = (t._tangents or {}).get(lvl)
-            bt = bt if bt is not None else ops.wrap_array(np.zeros(shape, base._data.dtype))
-            vt = vt if vt is not None else ops.wrap_array(np.zeros(t._data.shape, base._data.dtype))
-            new[lvl] = ops.add(
-                ops.scatter_map(ops.gather_map(bt, (kept.size,), kept), shape, kept), ops.scatter_map(vt, shape, pos)
-            )
+            bt = bt if bt is not None else ops.wrap_array(np.zeros(lead + shape, base._data.dtype))
+            vt = vt if vt is not None else ops.wrap_array(np.zeros(lead + t._data.shape, base._data.dtype))
+            new[lvl] = ops.add(scatter(gather(bt, (kept.size,), kept), shape, kept), scatter(vt, shape, pos))
         base._tangents = None
         for lvl, tan in new.items():
             set_tangent(base, lvl, tan)
@@ -404,7 +403,20 @@ def sync_tangents(t):
         if v._vbase is base and v is not t:
             v._tangents = None
             for lvl, tan in base._tangents.items():
-                set_tangent(v, lvl, ops.gather_map(tan, v._data.shape, positions(v)))
+                set_tangent(v, lvl, _tangent_maps(lvl)[0](tan, v._data.shape, positions(v)))
+
+
+def _tangent_maps(level):
+    """``(gather_map, scatter_map, leading shape)`` for the tangents of ``level`` (batched ones carry a leading
+    batch axis: ``ad/ops/batch_rules.py``)."""
+    from . import ops
+    from .forward import batch_size
+    from .ops import batch_rules
+
+    nb = batch_size(level)
+    if nb is None:
+        return ops.gather_map, ops.scatter_map, ()
+    return batch_rules.batched_gather_map, batch_rules.batched_scatter_map, (nb,)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -75,22 +75,40 @@ def _check_level(level, what):
     return level
 
 
-def make_dual(tensor, tangent, *, level=None):
+def make_dual(tensor, tangent, *, level=None, is_batched=False):
     """A tensor with ``tensor``'s value and ``tangent`` as its tangent at ``level`` (default: innermost).
 
     Differentiable in reverse mode with respect to ``tensor``. Raises ValueError for a non-floating primal,
     RuntimeError for a tangent of another shape or dtype, or outside any dual level.
+
+    ``is_batched=True`` (``ad``'s extension, torch's ``vmap(jvp)`` in one pass): ``tangent`` has shape
+    ``(B, *tensor.shape)``, a batch of B tangents, and the level becomes batched: every tangent at that level
+    then has a leading batch axis of B (``unpack_dual(y).tangent`` has shape ``(B, *y.shape)``), and an
+    unbatched tangent given to ``make_dual`` later at that level is broadcast over the batch. A level's B is
+    fixed by its first batched tangent. Raises RuntimeError for a batched tangent at a level that already
+    holds unbatched tangents or another B.
+
+    Example (two JVPs, the columns of the Jacobian, in one forward pass):
+        >>> with fwAD.dual_level():
+        ...     x = fwAD.make_dual(ad.tensor([0.5, 1.0]), ad.eye(2), is_batched=True)
+        ...     fwAD.unpack_dual(x.sin()).tangent      # diag(cos(x)), shape (2, 2)
     """
     if not isinstance(tensor, Tensor) or not isinstance(tangent, Tensor):
         raise TypeError("make_dual expects Tensors for both tensor and tangent")
     level = _check_level(level, "_make_dual")
+    nb = forward.batch_size(level)
+    if is_batched:
+        tangent, nb = _batched_tangent(tensor, tangent, level, nb)
+    elif nb is not None and tangent.shape == tensor.shape:
+        # an unbatched tangent at a batched level: the same tangent for every batch entry
+        tangent = ops.expand(tangent, (nb,) + tuple(tangent.shape))
     if tensor.dtype.kind != "f":
         raise ValueError(f"Expected primal to be floating point or complex, but got: {tensor.dtype}")
     if tensor.dtype.itemsize < 4:
         raise ValueError(f"ad's forward mode supports float32 and float64 primals, got {tensor.dtype}")
     if tangent.dtype.kind != "f":
         raise ValueError(f"Expected tangent to be floating point or complex, but got: {tangent.dtype}")
-    if tangent.shape != tensor.shape:
+    if (tangent.shape[1:] if nb is not None else tangent.shape) != tensor.shape:
         raise RuntimeError(
             "Trying to set a forward gradient that has a different size than that of the original Tensor, this "
             f"is not supported. Tensor is of size {list(tensor.shape)} while the given forward gradient is of "
@@ -115,7 +133,28 @@ def make_dual(tensor, tangent, *, level=None):
             if lvl != level:
                 forward.set_tangent(out, lvl, t)
     forward.set_tangent(out, level, tangent)
+    if is_batched:
+        _fw.batch[level] = nb
     return out
+
+
+def _batched_tangent(tensor, tangent, level, nb):
+    """Check a batched tangent against ``tensor`` and ``level``'s batch size ``nb`` (None: not batched yet);
+    return it with its batch size."""
+    if tangent.ndim == 0:
+        raise RuntimeError("make_dual(is_batched=True) expects a tangent with a leading batch dimension, got a 0-d one")
+    size = tangent.shape[0]
+    if nb is None and any(ref() is not None for ref in _fw.registry.get(level, ())):
+        raise RuntimeError(
+            f"make_dual(is_batched=True): dual level {level} already holds unbatched tangents; batch the tangents "
+            "of a level from its first make_dual"
+        )
+    if nb is not None and size != nb:
+        raise RuntimeError(
+            f"make_dual(is_batched=True): the tangent's batch size {size} differs from the batch size {nb} of "
+            f"the tangents at dual level {level}"
+        )
+    return tangent, size
 
 
 def unpack_dual(tensor, *, level=None):

@@ -391,7 +391,8 @@ def _forward_tangents(cls, ctx, args, outputs, levels):
         # hide this level only (as forward.apply_dual does): the inputs stay dual at the other levels, so a jvp
         # written with ad ops gives a tangent that is itself dual there (nested levels: forward over forward)
         with forward.hide((k,)):
-            res = cls.jvp(ctx, *tangents)
+            nb = forward.batch_size(k)
+            res = cls.jvp(ctx, *tangents) if nb is None else _batched_jvp(cls, ctx, args, tangents, outputs, nb)
         res = res if isinstance(res, tuple) else (res,)
         for i, (o, t) in enumerate(zip(outputs, res)):
             if t is None:
@@ -405,6 +406,30 @@ def _forward_tangents(cls, ctx, args, outputs, levels):
 
 
 Function.jvp = None
+
+
+def _batched_jvp(cls, ctx, args, tangents, outputs, nb):
+    """A batched level (``ad/forward.py``): the user's ``jvp`` takes one tangent per input, so it runs once per
+    batch entry on the slices ``tangent[b]`` (zeros for an input without a tangent) and each output's tangents
+    are stacked."""
+    from .. import ops
+
+    per_entry = []
+    for b in range(nb):
+        sliced = [
+            None if t is None else (ops.getitem(t, b) if t.ndim == a.ndim + 1 else t) for a, t in zip(args, tangents)
+        ]
+        res = cls.jvp(ctx, *sliced)
+        per_entry.append(res if isinstance(res, tuple) else (res,))
+    stacked = []
+    for i in range(len(per_entry[0]) if per_entry else 0):
+        column = [r[i] for r in per_entry]
+        if all(c is None for c in column):
+            stacked.append(None)
+            continue
+        o = outputs[i] if i < len(outputs) else None
+        stacked.append(ops.stack([c if c is not None else ops.zeros_like(o) for c in column], 0))
+    return tuple(stacked)
 
 
 def _backward_fn(cls):

@@ -199,14 +199,19 @@ def forward_rule(jvp, fused=None):
                 tensors = _tensors_in(args, kwargs)
                 levels = _forward.visible_levels_of(*tensors)
                 if levels:
+                    batched = wrapper.batched_jvp
                     return _forward.apply_dual(
                         lambda: fn(*args, **kwargs),
                         lambda tan, base: jvp(tan, base, *args, **kwargs),
                         tensors,
                         levels,
+                        None if batched is None else lambda tan, base: batched(tan, base, *args, **kwargs),
                     )
             return fn(*args, **kwargs)
 
+        # the rule for tangents with a leading batch axis, same signature (set by ad/ops/batch_rules.py; None:
+        # ``jvp`` runs once per batch entry)
+        wrapper.batched_jvp = None
         return wrapper
 
     return deco
@@ -646,3 +651,6 @@ from .structural import (  # noqa: E402, F401 - the package's names
     view,
     where,
 )
+
+# isort: split
+from . import batch_rules  # noqa: E402, F401 - last: gives the ops above their rules for batched tangents

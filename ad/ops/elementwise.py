@@ -116,12 +116,9 @@ def _dual_unary(op, x, a0, a1, ctx):
             tangent = op.partial(x._tangents[level], x, out, a0, a1)
         _forward.set_tangent(out, level, tangent)
         return out
-    return _forward.apply_dual(
-        lambda: _unary(op, x, a0, a1, ctx, False),
-        lambda tan, base: op.partial(tan(x), x, base, a0, a1),
-        (x,),
-        levels,
-    )
+    rule = lambda tan, base: op.partial(tan(x), x, base, a0, a1)  # noqa: E731
+    # (the partial broadcasts against a batched tangent: the same rule serves a batch)
+    return _forward.apply_dual(lambda: _unary(op, x, a0, a1, ctx, False), rule, (x,), levels, rule)
 
 
 def _compiled_jvp_unary(op, x, a0, a1, level):
@@ -645,12 +642,9 @@ def _dual_binary(op, x, y):
             x = _ops.expand(x, shape)
         if yd.shape != shape:
             y = _ops.expand(y, shape)
-    return _forward.apply_dual(
-        lambda: _binary(op, x, y, False),
-        lambda tan, base: op.jvp(tan(x), tan(y), x, y, base),
-        (x, y),
-        levels,
-    )
+    rule = lambda tan, base: op.jvp(tan(x), tan(y), x, y, base)  # noqa: E731
+    # (the operands have the result's shape here, so the rule's partials broadcast against batched tangents)
+    return _forward.apply_dual(lambda: _binary(op, x, y, False), rule, (x, y), levels, rule)
 
 
 def _compiled_jvp_binary(op, x, y, level):

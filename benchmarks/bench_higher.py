@@ -43,8 +43,9 @@ class _MLPJacobian(W.Workload):
 
     steps = timed = ("total",)
 
-    def __init__(self, backend, vectorize, sizes=(64, 128, 128, 64)):
+    def __init__(self, backend, vectorize, sizes=(64, 128, 128, 64), strategy="reverse-mode"):
         super().__init__(backend)
+        self.strategy = strategy
         if backend.functional:
             raise W.Unavailable("jax: not measured here")
         rng = np.random.default_rng(12)
@@ -67,7 +68,7 @@ class _MLPJacobian(W.Workload):
         return linear(h, p[4], p[5])
 
     def total(self):
-        self.j = self.lib.autograd.functional.jacobian(self.f, self.x, vectorize=self.vectorize)
+        self.j = self.lib.autograd.functional.jacobian(self.f, self.x, vectorize=self.vectorize, strategy=self.strategy)
 
 
 class _BatchedGrad(W.Workload):

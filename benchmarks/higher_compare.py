@@ -7,7 +7,8 @@ for `--seconds` (at least 5); the median is printed in ms, with torch's time ove
   `hessian-vec`: the same with `vectorize=True` (torch's fastest Hessian);
 - `hvp-db`, `hvp-fwd`: W4's Hessian-vector product by double backward and by forward over reverse;
 - `w7`: W7, the second derivative of a 200-step scalar iteration;
-- `jac`: `functional.jacobian` of the 64 -> 128 -> 128 -> 64 tanh MLP, `vectorize=True`;
+- `jac`: `functional.jacobian` of the 64 -> 128 -> 128 -> 64 tanh MLP, `vectorize=True`; `jac-fwd`: the same
+  with `strategy="forward-mode"` (one forward pass with batched tangents);
 - `bgrad64`: `grad(..., is_grads_batched=True)` with 64 cotangents through the W1 chain; `grad1x8`: 8 single
   `grad` calls on the same graph (the issue asks for `bgrad64` < `grad1x8`).
 """
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CASES = ("hessian", "hessian-vec", "hvp-db", "hvp-fwd", "w7", "jac", "bgrad64", "grad1x8")
+CASES = ("hessian", "hessian-vec", "hvp-db", "hvp-fwd", "w7", "jac", "jac-fwd", "bgrad64", "grad1x8")
 
 _CHILD = r"""
 import gc, json, sys, time
@@ -42,6 +43,8 @@ elif case == "w7":
     wl = W.scalar_second_derivative(backend, 200)
 elif case == "jac":
     wl = b._MLPJacobian(backend, True)
+elif case == "jac-fwd":
+    wl = b._MLPJacobian(backend, True, strategy="forward-mode")
 elif case == "bgrad64":
     wl = b._BatchedGrad(backend, 64)
 elif case == "grad1x8":

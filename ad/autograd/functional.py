@@ -18,15 +18,15 @@ How it works (where to start reading: ``vjp``):
   ``strict=True``; ``_grad_postprocess`` detaches the results unless ``create_graph``.
 
 ``strategy="forward-mode"`` (``jacobian``) and ``outer_jacobian_strategy="forward-mode"`` (``hessian``, forward
-over reverse) use ``ad.autograd.forward_ad``, one forward pass per input element (torch batches them with
-vmap), return lists where torch does, and raise torch's errors for the combinations torch rejects
-(``vectorize=False``, ``strict=True``, ``create_graph=True``). ``vectorize=True`` in reverse mode computes
-all rows in one ``grad(..., is_grads_batched=True)`` call: one compiled sweep whose cotangent arena carries
-the identity's rows as a batch (``ad/batched.py``); so does ``vectorize=False`` when neither ``strict`` nor
-``create_graph`` is set (the numbers are those of torch's row-by-row loop). ``hessian`` is the Jacobian of
-the recorded gradient, so its outer Jacobian is that batched sweep over the second-order graph (batched
-double backward). Forward mode still runs one forward pass per input element (the JVP rules take one tangent;
-batched tangents are not built).
+over reverse) use ``ad.autograd.forward_ad`` with batched tangents: one forward pass whose tangents are the rows
+of the identity (torch batches the same passes with vmap over jvp), return lists where torch does, and raise
+torch's errors for the combinations torch rejects (``vectorize=False``, ``strict=True``, ``create_graph=True``).
+``vectorize=True`` in reverse mode computes all rows in one ``grad(..., is_grads_batched=True)`` call: one
+compiled sweep whose cotangent arena carries the identity's rows as a batch (``ad/batched.py``); so does
+``vectorize=False`` when neither ``strict`` nor ``create_graph`` is set (the numbers are those of torch's
+row-by-row loop). ``hessian`` is the Jacobian of the recorded gradient, so its outer Jacobian is that batched
+sweep over the second-order graph (batched double backward); ``outer_jacobian_strategy="forward-mode"`` runs
+that recorded gradient once, on inputs that carry the identity as batched tangents (forward over reverse).
 """
 
 import contextlib
@@ -351,8 +351,8 @@ def _standard_basis(tensors, numels):
 
 
 def _jacfwd(func, inputs, strict=False, vectorize=False):
-    """``strategy="forward-mode"``: the Jacobian column by column (input element by input element), with
-    ``ad.autograd.forward_ad``."""
+    """``strategy="forward-mode"``: the whole Jacobian from one forward pass with batched tangents
+    (``ad.autograd.forward_ad.make_dual(..., is_batched=True)``)."""
     if strict:
         raise RuntimeError(
             "torch.autograd.functional.jacobian: `strict=True` "
@@ -368,40 +368,39 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
         )
     from . import forward_ad as fwAD
 
-    # one forward pass per input element, its tangent the basis vector: columns[j][k][i] is d output i / d
-    # element k of input j (output-shaped); torch runs the same passes batched with vmap
-    columns = [[] for _ in inputs]
-    is_outputs_tuple = False
-    outputs = ()
-    for j, inp in enumerate(inputs):
-        for k in range(inp.numel()):
-            with fwAD.dual_level():
-                duals = []
-                for m, other in enumerate(inputs):
-                    tangent = np.zeros(other.numel(), other.dtype)
-                    if m == j:
-                        tangent[k] = 1.0
-                    duals.append(fwAD.make_dual(other, wrap_array(tangent.reshape(other.shape))))
-                is_outputs_tuple, dual_outputs = _as_tuple(func(*duals), "outputs")
-                col = []
-                outputs = []
-                for out in dual_outputs:
-                    primal, tangent = fwAD.unpack_dual(out)
-                    outputs.append(primal)
-                    col.append(np.zeros(primal.shape, primal.dtype) if tangent is None else np.array(tangent._data))
-            columns[j].append(col)
-    if not outputs:  # every input is empty: one pass for the output structure
+    # one forward pass whose tangents are the whole identity, as a batch: input j's batched tangent is its
+    # block of columns (``_standard_basis``), so the output's tangent row k is d output / d element k of the
+    # inputs taken together (torch runs the same pass with vmap over jvp)
+    numels = [inp.numel() for inp in inputs]
+    total = sum(numels)
+    if total == 0:  # every input is empty: one plain pass for the output structure
         is_outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs")
+        tangents = [None] * len(outputs)
+    else:
+        with fwAD.dual_level():
+            basis = _standard_basis(inputs, numels)
+            duals = [
+                fwAD.make_dual(inp, ops.reshape(block, (total,) + tuple(inp.shape)), is_batched=True)
+                for inp, block in zip(inputs, basis)
+            ]
+            is_outputs_tuple, dual_outputs = _as_tuple(func(*duals), "outputs")
+            outputs, tangents = [], []
+            for out in dual_outputs:
+                primal, tangent = fwAD.unpack_dual(out)
+                outputs.append(primal)
+                tangents.append(None if tangent is None else np.asarray(tangent._data))
     jac = []
-    for i, out in enumerate(outputs):
+    for out, tangent in zip(outputs, tangents):
         row = []
-        for j, inp in enumerate(inputs):
-            if inp.numel():
-                data = np.stack([columns[j][k][i] for k in range(inp.numel())], axis=-1)
-            else:
-                data = np.zeros(out.shape + (0,), out.dtype)
+        start = 0
+        for inp, n in zip(inputs, numels):
+            if tangent is None or n == 0:
+                data = np.zeros(out.shape + inp.shape, out.dtype)
+            else:  # rows start..start+n of the tangent, moved behind the output's dims
+                data = np.moveaxis(tangent[start : start + n], 0, -1).reshape(out.shape + inp.shape)
+            start += n
             # (np.ascontiguousarray would make a 0-d Jacobian 1-d)
-            row.append(wrap_array(np.array(data.reshape(out.shape + inp.shape), dtype=out.dtype, order="C")))
+            row.append(wrap_array(np.array(data, dtype=out.dtype, order="C")))
         jac.append(row)
     # lists, not tuples, where torch's forward-mode path returns lists
     return _tuple_postprocess(jac, (is_outputs_tuple, is_inputs_tuple))

@@ -25,7 +25,7 @@ def _looped(fn, xs, tangents):
         with fwAD.dual_level():
             duals = [fwAD.make_dual(x, ad.tensor(t[b])) for x, t in zip(xs, tangents)]
             out = fwAD.unpack_dual(fn(*duals))
-            res.append(out.tangent.numpy())
+            res.append(out.tangent.detach().numpy())
     return np.stack(res)
 
 
@@ -34,7 +34,7 @@ def _batched(fn, xs, tangents):
         duals = [fwAD.make_dual(x, ad.tensor(t), is_batched=True) for x, t in zip(xs, tangents)]
         out = fwAD.unpack_dual(fn(*duals))
         assert out.tangent.shape == (B,) + tuple(out.primal.shape)
-        return out.primal.numpy(), out.tangent.numpy()
+        return out.primal.detach().numpy(), out.tangent.detach().numpy()
 
 
 def _setup(name, requires_grad=False):
@@ -53,3 +53,206 @@ def test_batched_equals_looped(name):
     with ad.no_grad():
         np.testing.assert_allclose(primal, fn(*xs).numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(batched, _looped(fn, xs, tangents), rtol=1e-10, atol=1e-10)
+
+
+# a sample across the families (every op of the table runs above): through a recorded graph, where no compiled
+# JVP applies and every rule runs as ad ops
+RECORDED = [
+    "sin",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "sum",
+    "mean",
+    "prod",
+    "amax",
+    "matmul",
+    "expand",
+    "permute",
+    "getitem",
+    "cat",
+    "stack",
+    "where",
+    "log_softmax",
+    "cross_entropy",
+    "cumsum",
+    "linalg_solve",
+]
+
+
+@pytest.mark.parametrize("name", [n for n in RECORDED if n in ALL_CASES])
+def test_batched_equals_looped_through_a_recorded_graph(name):
+    fn, xs, tangents = _setup(name, requires_grad=True)
+    _, batched = _batched(fn, xs, tangents)
+    np.testing.assert_allclose(batched, _looped(fn, xs, tangents), rtol=1e-10, atol=1e-10)
+
+
+def test_recorded_sample_names_exist():
+    assert len([n for n in RECORDED if n in ALL_CASES]) >= 15
+
+
+def _f(x, y):
+    return ((x @ y).tanh() * y.sum(0, keepdim=True)).sum(-1) + (x.T[0] * y[:, 0]).exp().mean()
+
+
+def test_nested_levels_batched_outer_plain_inner():
+    """Forward over forward with the outer level batched: the mixed second derivatives ``d2 f . (u_b, v)``."""
+    rng = np.random.default_rng(3)
+    x, y = ad.tensor(rng.standard_normal((3, 3))), ad.tensor(rng.standard_normal((3, 2)))
+    U = rng.standard_normal((B, 3, 3))
+    v = rng.standard_normal((3, 3))
+
+    def second(outer_tangent, batched):
+        with fwAD.dual_level() as outer, fwAD.dual_level() as inner:
+            xo = fwAD.make_dual(x, ad.tensor(outer_tangent), level=outer, is_batched=batched)
+            xi = fwAD.make_dual(xo, ad.tensor(v), level=inner)
+            d1 = fwAD.unpack_dual(_f(xi, y), level=inner).tangent
+            return fwAD.unpack_dual(d1, level=outer).tangent.numpy()
+
+    looped = np.stack([second(U[b], False) for b in range(B)])
+    np.testing.assert_allclose(second(U, True), looped, rtol=1e-10, atol=1e-12)
+
+
+def test_nested_levels_plain_outer_batched_inner():
+    rng = np.random.default_rng(4)
+    x, y = ad.tensor(rng.standard_normal((3, 3))), ad.tensor(rng.standard_normal((3, 2)))
+    u = rng.standard_normal((3, 3))
+    V = rng.standard_normal((B, 3, 3))
+
+    def second(inner_tangent, batched):
+        with fwAD.dual_level() as outer, fwAD.dual_level() as inner:
+            xo = fwAD.make_dual(x, ad.tensor(u), level=outer)
+            xi = fwAD.make_dual(xo, ad.tensor(inner_tangent), level=inner, is_batched=batched)
+            d1 = fwAD.unpack_dual(_f(xi, y), level=inner).tangent
+            return fwAD.unpack_dual(d1, level=outer).tangent.numpy()
+
+    looped = np.stack([second(V[b], False) for b in range(B)])
+    np.testing.assert_allclose(second(V, True), looped, rtol=1e-10, atol=1e-12)
+
+
+def test_unbatched_tangent_at_a_batched_level_is_broadcast():
+    rng = np.random.default_rng(5)
+    x, y = ad.tensor(rng.standard_normal((3, 3))), ad.tensor(rng.standard_normal((3, 2)))
+    U, w = rng.standard_normal((B, 3, 3)), rng.standard_normal((3, 2))
+    with fwAD.dual_level():
+        out = _f(fwAD.make_dual(x, ad.tensor(U), is_batched=True), fwAD.make_dual(y, ad.tensor(w)))
+        batched = fwAD.unpack_dual(out).tangent.numpy()
+    looped = _looped(_f, [x, y], [U, np.broadcast_to(w, (B, 3, 2))])
+    np.testing.assert_allclose(batched, looped, rtol=1e-10, atol=1e-12)
+
+
+class _Cube(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * g
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        assert t.shape == x.shape  # the user's jvp sees one tangent at a time
+        return 3 * x**2 * t
+
+
+def test_custom_function_jvp_runs_per_batch_entry():
+    rng = np.random.default_rng(6)
+    x = ad.tensor(rng.uniform(0.5, 1.5, (4,)))
+    T = rng.standard_normal((B, 4))
+    with fwAD.dual_level():
+        tangent = fwAD.unpack_dual(_Cube.apply(fwAD.make_dual(x, ad.tensor(T), is_batched=True))).tangent
+    np.testing.assert_allclose(tangent.numpy(), 3 * x.numpy() ** 2 * T, rtol=1e-13)
+
+
+def test_batched_make_dual_errors():
+    x = ad.tensor(np.ones((2, 3)))
+    with fwAD.dual_level():
+        with pytest.raises(RuntimeError, match="different size"):
+            fwAD.make_dual(x, ad.tensor(np.ones((4, 3, 2))), is_batched=True)
+        with pytest.raises(RuntimeError, match="leading batch dimension"):
+            fwAD.make_dual(ad.tensor(1.0), ad.tensor(1.0), is_batched=True)
+        fwAD.make_dual(x, ad.tensor(np.ones((4, 2, 3))), is_batched=True)
+        with pytest.raises(RuntimeError, match="batch size 5 differs from the batch size 4"):
+            fwAD.make_dual(x, ad.tensor(np.ones((5, 2, 3))), is_batched=True)
+        with pytest.raises(RuntimeError, match="same dtype"):
+            fwAD.make_dual(x, ad.tensor(np.ones((4, 2, 3), np.float32)), is_batched=True)
+    with fwAD.dual_level():
+        keep = fwAD.make_dual(x, ad.tensor(np.ones((2, 3))))
+        with pytest.raises(RuntimeError, match="already holds unbatched tangents"):
+            fwAD.make_dual(x, ad.tensor(np.ones((4, 2, 3))), is_batched=True)
+        assert fwAD.unpack_dual(keep).tangent.shape == (2, 3)
+    with fwAD.dual_level():  # a level exited forgets its batch size
+        assert fwAD.unpack_dual(fwAD.make_dual(x, ad.tensor(np.ones((2, 3))))).tangent.shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# functional: jacobian and hessian by batched tangents
+
+
+def _mlp_params(rng, sizes=(5, 7, 4)):
+    return [
+        (ad.tensor(rng.standard_normal((o, i)) / np.sqrt(i)), ad.tensor(rng.standard_normal(o) / 10))
+        for i, o in zip(sizes[:-1], sizes[1:])
+    ]
+
+
+def test_jacobian_forward_mode_equals_reverse_mode_and_analytic():
+    rng = np.random.default_rng(7)
+    params = _mlp_params(rng)
+    x = ad.tensor(rng.standard_normal(5))
+    F = ad.nn.functional
+
+    def mlp(x):
+        h = F.linear(x, *params[0]).tanh()
+        return F.linear(h, *params[1])
+
+    fwd = ad.autograd.functional.jacobian(mlp, x, vectorize=True, strategy="forward-mode")
+    rev = ad.autograd.functional.jacobian(mlp, x, vectorize=True)
+    (W1, b1), (W2, _) = [(w.numpy(), b.numpy()) for w, b in params]
+    h = np.tanh(W1 @ x.numpy() + b1)
+    analytic = W2 @ ((1 - h**2)[:, None] * W1)
+    np.testing.assert_allclose(fwd.numpy(), analytic, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(rev.numpy(), analytic, rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_forward_mode_several_inputs_and_outputs():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal(4)
+
+    def f(x, y):
+        return (x.sin() * y[:3]).sum(0), x @ (y[1:] * y[:3]).unsqueeze(-1), y.prod()
+
+    inputs = (ad.tensor(a), ad.tensor(b))
+    fwd = ad.autograd.functional.jacobian(f, inputs, vectorize=True, strategy="forward-mode")
+    rev = ad.autograd.functional.jacobian(f, inputs, vectorize=True)
+    for i in range(3):
+        for j in range(2):
+            assert fwd[i][j].shape == rev[i][j].shape
+            np.testing.assert_allclose(fwd[i][j].numpy(), rev[i][j].numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_forward_over_reverse_equals_torchs():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    a, xa, ya = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal((2, 2))
+
+    def f(lib, x, y):
+        return (lib.tensor(a) @ x).tanh().sum() * (y**2).sum() + (x[:2] * y[0]).exp().sum()
+
+    H = ad.autograd.functional.hessian(
+        lambda x, y: f(ad, x, y), (ad.tensor(xa), ad.tensor(ya)), vectorize=True, outer_jacobian_strategy="forward-mode"
+    )
+    Ht = torch.autograd.functional.hessian(
+        lambda x, y: f(torch, x, y),
+        (torch.tensor(xa), torch.tensor(ya)),
+        vectorize=True,
+        outer_jacobian_strategy="forward-mode",
+    )
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_allclose(H[i][j].numpy(), Ht[i][j].detach().numpy(), rtol=1e-11, atol=1e-13)

@@ -486,3 +486,64 @@ def _elementwise_partials(t, code, g, h, add_to, tape):
         add_to(x, g * dx[:, None])
     if y._rg:
         add_to(y, g * dy[:, None])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the differentiable sweep with a batch of cotangents (``create_graph=True``, or inside forward-mode levels)
+#
+# The reverse rules are linear in their cotangent ``g``, so the rule's derivative along ``g`` is the rule
+# itself: seeding the sweep with zeros that carry the B cotangents as batched tangents at a private dual level
+# (``ad/forward.py``) makes every rule's output carry its B results as that level's tangent, computed by the
+# batched forward rules (``ad/ops/batch_rules.py``) in one pass. The gradients' tangents are the batched
+# gradients, recorded as one graph when ``create_graph``. Code that may read a cotangent's value rather than
+# apply ad ops to it (custom Function backwards, tensor hooks, retain_grad) would lose the batch, so a graph
+# with any of those runs once per cotangent instead (``batched_graph_grad`` returns None).
+
+
+def _rules_carry_batch(outputs):
+    """Whether every node behind ``outputs`` computes its cotangents with ad ops (see above)."""
+    seen = set()
+    stack = list(outputs)
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if t._hooks or t._retains_grad or t._dev is not None:
+            return False
+        if t._op is None:
+            continue
+        if t._op.code == K.PYTHON:
+            # a custom Function, or one of ad's Python-swept primitives (linear algebra, cumsum, ...): their
+            # jvp (which carries the batch through their backward) may compute with saved values as constants,
+            # right for the batch's values but not differentiable again (create_graph)
+            return False
+        stack.extend(i for i in engine._inputs_of(t) if i is not None and i._rg)
+    return True
+
+
+def batched_graph_grad(grad, outputs, inputs, seeds, nb, retain_graph, create_graph, allow_unused):
+    """The B VJPs of ``seeds`` (each ``(B, *output.shape)``) by one differentiable sweep (``grad`` is
+    ``ad.autograd.grad``); a tuple with ``(B, *input.shape)`` or None per input, or None where the graph
+    needs one sweep per cotangent (see above)."""
+    from .autograd import forward_ad as fwAD
+    from .tensor import wrap_array
+
+    if not _rules_carry_batch(outputs):
+        return None
+    with fwAD.dual_level():
+        duals = [
+            fwAD.make_dual(wrap_array(np.zeros(out.shape, out._data.dtype)), g, is_batched=True)
+            for out, g in zip(outputs, seeds)
+        ]
+        res = grad(
+            outputs, inputs, duals, retain_graph=retain_graph, create_graph=create_graph, allow_unused=allow_unused
+        )
+        batched = [None if r is None else fwAD.unpack_dual(r).tangent for r in res]
+    for r, b in zip(res, batched):
+        if r is not None and b is None:  # a rule dropped the batch: never return its zeros as gradients
+            raise RuntimeError(
+                "is_grads_batched=True: the batch of cotangents was lost in the differentiable sweep (a reverse "
+                "rule computed outside ad ops); call grad() once per cotangent instead"
+            )
+    return tuple(batched)

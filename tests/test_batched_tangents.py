@@ -256,3 +256,79 @@ def test_hessian_forward_over_reverse_equals_torchs():
     for i in range(2):
         for j in range(2):
             np.testing.assert_allclose(H[i][j].numpy(), Ht[i][j].detach().numpy(), rtol=1e-11, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# grad(..., is_grads_batched=True, create_graph=True): one differentiable sweep carrying the batch
+
+
+def _grad_inputs(name):
+    fn, shapes, _ = _case(name)
+    arrays = _plain_inputs(name, shapes, seed=31)
+    xs = [ad.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*xs)
+    G = ad.tensor(np.random.default_rng(32).standard_normal((B,) + tuple(out.shape)))
+    return fn, xs, out, G
+
+
+# cases whose gradient depends on the inputs (a linear op's does not: nothing to differentiate again)
+SECOND_ORDER = ["sin", "tanh", "div", "pow", "prod", "matmul", "log_softmax", "cross_entropy", "where", "linalg_solve"]
+
+
+def _as_arrays(res):
+    return [None if r is None else r.detach().numpy() for r in res]
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_batched_create_graph_equals_looped(name, monkeypatch):
+    from ad import batched
+
+    took = []
+    real = batched.batched_graph_grad
+    monkeypatch.setattr(batched, "batched_graph_grad", lambda *a: took.append(1) or real(*a))
+    fn, xs, out, G = _grad_inputs(name)
+    res = ad.autograd.grad(out, xs, G, is_grads_batched=True, create_graph=True, allow_unused=True)
+    assert took  # the batched differentiable sweep was tried (it declines graphs with custom Functions)
+    looped = [ad.autograd.grad(out, xs, G[b], create_graph=True, allow_unused=True) for b in range(B)]
+    for k, r in enumerate(_as_arrays(res)):
+        column = [lp[k] for lp in looped]
+        if r is None:
+            assert all(c is None for c in column)
+            continue
+        assert r.shape == (B,) + tuple(xs[k].shape)
+        np.testing.assert_allclose(r, np.stack([c.detach().numpy() for c in column]), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_derivative_through_a_batched_create_graph(name):
+    fn, xs, out, G = _grad_inputs(name)
+    res = ad.autograd.grad(out, xs, G, is_grads_batched=True, create_graph=True, allow_unused=True)
+    weights = [ad.tensor(np.random.default_rng(33 + k).standard_normal(r.shape)) for k, r in enumerate(res)]
+    total = sum((r * w).sum() for r, w in zip(res, weights) if r is not None)
+    second = ad.autograd.grad(total, xs, retain_graph=True, allow_unused=True)
+    looped_total = 0
+    for b in range(B):
+        gb = ad.autograd.grad(out, xs, G[b], create_graph=True, allow_unused=True)
+        looped_total = looped_total + sum((g * w[b]).sum() for g, w in zip(gb, weights) if g is not None)
+    expected = ad.autograd.grad(looped_total, xs, allow_unused=True)
+    for s, e in zip(second, expected):
+        if s is None or e is None:
+            assert s is None and e is None
+            continue
+        np.testing.assert_allclose(s.numpy(), e.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_batched_create_graph_is_differentiable_wrt_the_cotangents():
+    x = ad.tensor(np.linspace(0.1, 1.0, 4), requires_grad=True)
+    G = ad.tensor(np.random.default_rng(34).standard_normal((B, 4)), requires_grad=True)
+    (g,) = ad.autograd.grad(x.sin() * x, x, G, is_grads_batched=True, create_graph=True)
+    (dG,) = ad.autograd.grad(g.sum(), G)
+    xv = x.detach().numpy()
+    np.testing.assert_allclose(dG.numpy(), np.broadcast_to(np.cos(xv) * xv + np.sin(xv), (B, 4)), rtol=1e-13)
+
+
+def test_batched_create_graph_with_a_user_function_runs_per_cotangent():
+    x = ad.tensor(np.linspace(0.5, 1.5, 4), requires_grad=True)
+    G = ad.tensor(np.random.default_rng(35).standard_normal((B, 4)))
+    (g,) = ad.autograd.grad(_Cube.apply(x), x, G, is_grads_batched=True, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), 3 * x.detach().numpy() ** 2 * G.numpy(), rtol=1e-13)

@@ -356,15 +356,30 @@ def grad(
 def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
     """``is_grads_batched=True``: entry ``b`` of the leading dimension of every grad_output is the ``b``-th
     cotangent; the result's leading dimension indexes the same VJPs. Without ``create_graph`` all B VJPs are
-    one compiled sweep (``ad/batched.py``); the differentiable sweep (``create_graph``, forward-mode levels,
-    anomaly mode) runs once per cotangent and stacks (its rules are written for one cotangent)."""
+    one compiled sweep (``ad/batched.py``); so are they in the differentiable sweep (``create_graph``, forward-mode
+    levels), its cotangents carrying the batch as batched tangents (``batched.batched_graph_grad``), except in
+    anomaly mode and through custom Functions (ad's linear algebra included) or hooks: those run once per
+    cotangent and stack."""
     seeds, batch = _batched_seeds(outputs, grad_outputs)
     for i, out in enumerate(outputs):
         if not out._rg:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
-    if create_graph or _fw.levels or anomaly_mode._enabled:
-        return _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads)
     from .. import batched
+
+    if create_graph or _fw.levels or anomaly_mode._enabled:
+        res = None
+        if not anomaly_mode._enabled:  # one differentiable sweep carrying the batch (ad/batched.py)
+            res = batched.batched_graph_grad(
+                grad, outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused
+            )
+        if res is None:
+            return _looped_grad(
+                outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads
+            )
+        return tuple(
+            r if r is not None or not materialize_grads else wrap_array(np.zeros(t.shape, t._data.dtype), create_graph)
+            for r, t in zip(res, inputs)
+        )
 
     targets = {id(t): t for t in inputs}
     leaf_grads, target_grads = batched.batched_kernel_sweep(

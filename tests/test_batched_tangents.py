@@ -332,3 +332,33 @@ def test_batched_create_graph_with_a_user_function_runs_per_cotangent():
     G = ad.tensor(np.random.default_rng(35).standard_normal((B, 4)))
     (g,) = ad.autograd.grad(_Cube.apply(x), x, G, is_grads_batched=True, create_graph=True)
     np.testing.assert_allclose(g.detach().numpy(), 3 * x.detach().numpy() ** 2 * G.numpy(), rtol=1e-13)
+
+
+MATMUL_SHAPES = [
+    ((3,), (3,)),
+    ((3,), (3, 4)),
+    ((2, 3), (3,)),
+    ((2, 3), (3, 4)),
+    ((5, 2, 3), (3, 4)),
+    ((2, 3), (5, 3, 4)),
+    ((5, 2, 3), (5, 3, 4)),
+    ((3,), (5, 3, 4)),
+    ((5, 2, 3), (3,)),
+    ((1, 2, 3), (5, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("xs, ys", MATMUL_SHAPES)
+def test_batched_matmul_every_operand_layout(xs, ys):
+    """Each way matmul treats its operands (1-D as row or column, broadcast batch dims) against the product
+    rule written out per batch entry."""
+    rng = np.random.default_rng(10)
+    x, y = rng.standard_normal(xs), rng.standard_normal(ys)
+    TX, TY = rng.standard_normal((B,) + xs), rng.standard_normal((B,) + ys)
+    with fwAD.dual_level():
+        dx = fwAD.make_dual(ad.tensor(x), ad.tensor(TX), is_batched=True)
+        dy = fwAD.make_dual(ad.tensor(y), ad.tensor(TY), is_batched=True)
+        tangent = fwAD.unpack_dual(dx @ dy).tangent.numpy()
+    expected = np.stack([TX[b] @ y + x @ TY[b] for b in range(B)])
+    assert tangent.shape == expected.shape
+    np.testing.assert_allclose(tangent, expected, rtol=1e-12, atol=1e-13)

@@ -77,9 +77,10 @@ def _align(t_, ndim):
     return t_ if pad <= 0 else reshape(t_, (t_.shape[0],) + (1,) * pad + tuple(t_.shape[1:]))
 
 
-def _to_out(r, out):
-    """``r`` reshaped to ``(B, *out.shape)`` (a no-op when it has that shape)."""
-    want = (r.shape[0],) + tuple(out.shape)
+def _to_out(r, out, nb=None):
+    """``r`` reshaped to ``(B, *out.shape)`` (a no-op when it has that shape); B is ``r``'s first dim unless
+    given."""
+    want = (r.shape[0] if nb is None else nb,) + tuple(out.shape)
     return r if r.shape == want else reshape(r, want)
 
 
@@ -348,13 +349,33 @@ def _as_matrix_tangent(t_, operand, other, left):
     return reshape(t_, (t_.shape[0],) + (1,) * pad + shape)
 
 
+def _left_term(tx, out, x, y):
+    """``x @ y`` with ``x``'s batched tangent: with ``y`` a matrix or vector, the batch and ``x``'s rows fold
+    into the rows of one product (numpy would loop over the batch of a broadcast matmul)."""
+    if y.ndim <= 2:
+        return _to_out(matmul(reshape(tx, (-1, x.shape[-1])), y), out, tx.shape[0])
+    return _to_out(matmul(_as_matrix_tangent(tx, x, y, True), y), out)
+
+
+def _right_term(ty, out, x, y):
+    """``x @ y`` with ``y``'s batched tangent; with ``x`` a matrix or vector, one product over the batch."""
+    nb = ty.shape[0]
+    if x.ndim <= 2 and y.ndim == 1:  # (B, k) against x's rows
+        return _to_out(matmul(ty, transpose(x, 0, 1) if x.ndim == 2 else x), out)
+    if x.ndim <= 2 and y.ndim == 2:  # the batch joins y's columns: (k, B * m)
+        k, m = y.shape
+        wide = matmul(x, reshape(permute(ty, (1, 0, 2)), (k, nb * m)))
+        if x.ndim == 1:
+            return _to_out(wide, out, nb)
+        return _to_out(permute(reshape(wide, (x.shape[0], nb, m)), (1, 0, 2)), out)
+    return _to_out(matmul(x, _as_matrix_tangent(ty, y, x, False)), out)
+
+
 def _matmul_terms(tx, ty, out, x, y):
-    terms = []
-    if tx is not None:
-        terms.append(_to_out(matmul(_as_matrix_tangent(tx, x, y, True), y), out))
-    if ty is not None:
-        terms.append(_to_out(matmul(x, _as_matrix_tangent(ty, y, x, False)), out))
-    return _terms(*terms)
+    return _terms(
+        _left_term(tx, out, x, y) if tx is not None else None,
+        _right_term(ty, out, x, y) if ty is not None else None,
+    )
 
 
 def _matmul_rule(tan, out, x, y):

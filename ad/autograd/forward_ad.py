@@ -10,6 +10,19 @@ Example (a Jacobian-vector product, then a second derivative by nesting):
     ...                        ad.tensor(1.0), level=inner)
     ...     d1 = fwAD.unpack_dual(x.sin(), level=inner).tangent   # cos(x), dual at `outer`
     ...     fwAD.unpack_dual(d1, level=outer).tangent              # -sin(0.5)
+
+Batched tangents (``ad``'s extension; torch gets the same by ``vmap`` over ``jvp``, which ``ad`` does not have):
+``make_dual(x, T, is_batched=True)`` with ``T`` of shape ``(B, *x.shape)`` gives ``x`` B tangents at once, and
+its level becomes batched: every tangent there carries the leading batch axis, so one forward pass computes B
+Jacobian-vector products and ``unpack_dual(y).tangent`` has shape ``(B, *y.shape)``. The choice of a keyword on
+``make_dual`` (not a separate function) keeps torch's calls unchanged and makes the batch a property of the
+level, fixed by its first batched tangent; the rules that need to know about the batch axis are in
+``ad/ops/batch_rules.py``. ``functional.jacobian(..., strategy="forward-mode", vectorize=True)`` and
+``functional.hessian(..., outer_jacobian_strategy="forward-mode")`` are one pass with the identity as tangents:
+
+    >>> with fwAD.dual_level():
+    ...     x = fwAD.make_dual(ad.tensor([0.5, 1.0]), ad.eye(2), is_batched=True)
+    ...     fwAD.unpack_dual(x.sin()).tangent      # the Jacobian's columns as rows: diag(cos(x))
 """
 
 from collections import namedtuple

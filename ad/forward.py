@@ -149,7 +149,7 @@ def apply_dual(primal_fn, jvp_fn, tensors, levels, batched_jvp=None):
                     tk = _looped_jvp(jvp_fn, base, k, nb)
             else:
                 tk = _looped_jvp(jvp_fn, base, k, nb)
-            if tk is not None:
+            if tk is not None and (nb is not None or type(tk) is not Tensor or tk.shape != out.shape):
                 tk = _to_batched_shape(tk, out, nb)
         finally:
             _fw.hidden = prev

@@ -80,7 +80,7 @@ def _phases(code):
 @register_jitable
 def _saved_error(r, op, o, x, y, freed, modified, saves):
     """``(kind, offset)`` when row ``r`` must not run (the CPU sweep's checks), else ``(0, 0)``."""
-    reads = needed_reads(saves[op & K.CODE_MASK], op)
+    reads = needed_reads(int(saves[op & K.CODE_MASK]), op)  # (int: numpy 2 refuses ~flags on a uint8)
     if reads != 0:
         if freed[r] != 0:
             return FREED, 0

@@ -1,13 +1,14 @@
 """The backward of CUDA graphs on the device: ``engine.kernel_sweep``'s per-tape state for device tapes.
 
 ``DeviceSweep`` is ``engine._TapeSweep``'s twin for a ``DeviceTape`` (``tape.py``): its cotangent arena is a
-device array with the tape's layout (zeroed: device tapes have no big regions), the tape's rows, attributes
-and aux go to the device once per backward, and ``kernels/cuda/sweep.reverse_sweep`` sweeps them (runs of
-small rows in one single-block launch, big rows in full-grid launches, matmul and linear rows through
-cuBLAS when CuPy is there). Python is re-entered only where the CPU sweep re-enters it: at rows whose tensor
-has hooks or ``retain_grad`` (the sweep stops above the row, the hooks run on a copy of the cotangent, the
-result is written back). ``live`` flags are kept on the host between launches (seeds and hooks set them)
-and go to the device with each launch; ``visited`` comes back at the end for ``engine.free_swept``.
+device array with the tape's layout (zeroed outside the big tensors' regions, as on the CPU), the tape's
+rows, attributes and aux go to the device once per backward, and ``kernels/cuda/sweep.reverse_sweep`` sweeps
+them (runs of small rows in one single-block launch, big rows in full-grid launches: matmul and linear
+through cuBLAS when CuPy is there, elementwise rows through kernels specialized per opcode). Python is
+re-entered only where the CPU sweep re-enters it: at rows whose tensor has hooks or ``retain_grad`` (the
+sweep stops above the row, the hooks run on a copy of the cotangent, the result is written back) and at
+custom Functions' rows. ``live`` flags are kept on the host between launches (seeds and hooks set them) and
+go to the device with each launch; ``visited`` comes back at the end for ``engine.free_swept``.
 
 Mixed graphs: cotangents of imported tensors (``DeviceTape.externs``) are handed on as on the CPU, copied
 across when the tensor's home is on the other side: a ``.cuda()`` copy of a CPU tensor seeds the CPU tape
@@ -77,6 +78,8 @@ class DeviceSweep:
         "hooked",
         "nexterns",
         "uploaded",
+        "big_off",
+        "big_n",
     )
 
     on_device = True
@@ -92,7 +95,15 @@ class DeviceSweep:
             base = empty((used,), tape.dtype)
         self.cot_base = base
         self.cot = base[:used] if base.shape[0] != used else base
-        _tape.zero(self.cot)
+        # zero except the big tensors' regions, whose first writer stores or clears (``_add``, the kernel)
+        regions = sorted(tape.big_regions)
+        self.big_off = np.array([o for o, _ in regions], np.int64)
+        self.big_n = np.array([n for _, n in regions], np.int64)
+        lo = 0
+        for off, n in regions:
+            _tape.zero(self.cot[lo:off])
+            lo = off + n
+        _tape.zero(self.cot[lo:used])
         self.live = np.zeros(used, np.uint8)  # on the host between launches
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
@@ -249,6 +260,8 @@ class DeviceSweep:
             "modified": to_device(modified),
             "live": to_device(self.live),
             "visited": to_device(self.visited),
+            "big_off": to_device(self.big_off) if self.big_off.size else _const("none"),
+            "big_n": to_device(self.big_n) if self.big_n.size else _const("none"),
         }
         return self.uploaded
 
@@ -266,9 +279,8 @@ class DeviceSweep:
             options.update(threads=_SIM_THREADS, grid_threads=_SIM_THREADS)
         if BIG_THRESHOLD is not None:
             options["big_threshold"] = BIG_THRESHOLD
-        none = _const("none")
         args = [d[k] for k in ("rows", "attrs", "aux")] + [self.tape.values, self.cot, d["live"], d["visited"]]
-        args += [d["freed"], d["modified"], _const("saves"), start, stop, self.lowest, status, none, none]
+        args += [d["freed"], d["modified"], _const("saves"), start, stop, self.lowest, status, d["big_off"], d["big_n"]]
         result = ks.reverse_sweep(*args, **options)
         self.live = d["live"].copy_to_host()
         if result < 0:

@@ -33,8 +33,8 @@ import numpy as np
 
 from kernels import opcodes as K
 
-from ..tape import DEFAULT_CAPACITY, ROW, Tape, _next_tape_id, _pack_for
-from .arrays import empty, require_cuda
+from ..tape import BIG_ROW, DEFAULT_CAPACITY, ROW, Tape, _next_tape_id, _pack_for
+from .arrays import empty
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -142,7 +142,7 @@ class DeviceTape:
         self.dirty = False
         self.hook_rows = {}
         self.python_rows = set()  # (none: every row runs in the kernel)
-        self.big_regions = []  # (none: the device sweep clears its whole cotangent arena)
+        self.big_regions = []  # (offset, size) of tensors of BIG_ROW elements or more (see ``big``)
         self.owner = threading.get_ident()
         self.traces = {}
         self.pack = _pack_for(self.traces)
@@ -169,6 +169,12 @@ class DeviceTape:
         from .backward import DeviceSweep
 
         return DeviceSweep(self, plan)
+
+    def big(self, off, n):
+        """A tensor of ``n`` elements at ``off``: a big one's cotangent region is not cleared by a backward
+        (its first writer stores: ``engine._TapeSweep``, ``kernels/cuda/sweep.py``), a pass over memory saved."""
+        if n >= BIG_ROW:
+            self.big_regions.append((off, n))
 
     def view(self, off, shape):
         n = 1
@@ -237,7 +243,9 @@ def zero(darr):
     if hasattr(darr, "_ary"):  # simulator: device memory is host memory
         darr._ary[...] = 0
     else:
-        require_cuda().cudadrv.driver.device_memset(darr, 0, darr.nbytes)
+        from numba.cuda.cudadrv.driver import device_memset
+
+        device_memset(darr, 0, darr.nbytes)
 
 
 def operand(tape, t):
@@ -256,6 +264,7 @@ def operand(tape, t):
     data = t._data
     n = data.size
     off = tape.alloc(n)
+    tape.big(off, n)
     if n:
         store(tape.values[off : off + n], data)
     row = tape.nrows
@@ -271,6 +280,7 @@ def operand(tape, t):
 def store_view(tape, off, t):
     """The arena view at ``off`` holding a copy of CUDA tensor ``t``'s values (custom Function outputs)."""
     view = tape.view(off, t._data.shape)
+    tape.big(off, t._data.size)
     if t._data.size:
         store(view.reshape(t._data.size) if view.ndim != 1 else view, t._data)
     return view
@@ -288,6 +298,7 @@ def record(t, dev, attrs=None, alias=False):
     need = 2 * n + 8 + sum(i._data.size + 1 for i in inputs if i is not None)
     tape = tape_for(data.dtype, need, dev, inputs)
     off = tape.alloc(n)
+    tape.big(off, n)
     if t._dev is not None:  # (a host copy's slot holds no values: its COPY row reads none)
         view = tape.view(off, data.shape)
         if n:

@@ -91,11 +91,37 @@ def test_mlp_cross_entropy_and_accumulation_over_steps(device_only):
     assert device_only
 
 
+def _big_rows(x, w1, b1, w2, b2):
+    e = (x * x + x / w1[:3, :].exp()).clamp(0.3, 0.9) * 2.0  # binary with one or two operands, attrs
+    return _mlp(x, w1, b1, w2, b2) + (x @ w1.T).log_softmax(1).sum() + (e * x.detach()).sum() + e.amax(1).sum()
+
+
 def test_big_rows_take_full_grid_launches(device_only, monkeypatch):
-    # every row is "big": full-grid launches, and matmul, linear, log_softmax, cross entropy through the
-    # kernels/cuda host functions (cuBLAS on a GPU)
+    # every row is "big": full-grid launches; matmul, linear, log_softmax, cross entropy through the
+    # kernels/cuda host functions (cuBLAS on a GPU), elementwise rows through the per-opcode kernels
     monkeypatch.setattr(backward, "BIG_THRESHOLD", 1)
-    _compare(lambda *p: _mlp(*p) + (p[0] @ p[1].T).log_softmax(1).sum(), [(3, 4), (5, 4), (5,), (3, 5), (3,)])
+    _compare(_big_rows, [(3, 4), (5, 4), (5,), (3, 5), (3,)])
+
+
+def test_big_regions_are_not_cleared(device_only, monkeypatch):
+    # every tensor is "big": its cotangent region is left as the (recycled) arena had it, its first writer
+    # stores or clears it, in the block kernel and in the full-grid launches
+    import ad.cuda.tape as device_tape
+
+    monkeypatch.setattr(device_tape, "BIG_ROW", 2)
+    make = backward.empty
+
+    def poisoned(shape, dtype):  # new cotangent arenas hold NaN: a region read before its first write shows
+        arr = make(shape, dtype)
+        if len(shape) == 1 and arr.size:
+            arr.copy_to_device(np.full(arr.size, np.nan, dtype))
+        return arr
+
+    monkeypatch.setattr(backward, "empty", poisoned)
+    shapes = [(3, 4), (5, 4), (5,), (3, 5), (3,)]
+    _compare(_big_rows, shapes, steps=2)
+    monkeypatch.setattr(backward, "BIG_THRESHOLD", 1)
+    _compare(_big_rows, shapes, steps=2)
 
 
 def test_hooks_and_retain_grad(device_only):

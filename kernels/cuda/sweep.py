@@ -337,6 +337,13 @@ def _elementwise(code):
 
 
 @register_jitable
+def _stores_first(code):
+    """Rows that write every element of their operands' regions exactly once (elementwise rows, and the sum of
+    a whole tensor), so they store an operand's first cotangent: its region needs no clearing."""
+    return _elementwise(code) or code == K.SUM_ALL
+
+
+@register_jitable
 def _put(cot, i, v, store):
     if store:
         cot[i] = v
@@ -348,8 +355,9 @@ def _put(cot, i, v, store):
 def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, store_y, tid, nthr):
     """This thread's share of phase ``phase`` of row ``r``'s cotangent update (cpu.reverse_sweep's body).
 
-    ``store_x``/``store_y``: an elementwise row writes its operand's first cotangent, so it stores instead of
-    adding (no clearing pass over a big region, one read less per element; the CPU engine's fused rows too)."""
+    ``store_x``/``store_y``: an elementwise or SUM_ALL row writes its operand's first cotangent, so it stores
+    instead of adding (no clearing pass over a big region, one read less per element; as the CPU engine's
+    fused rows)."""
     op = rows[r, 0]
     code = op & K.CODE_MASK
     o = rows[r, 1]
@@ -386,7 +394,7 @@ def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, sto
         if xrg:
             gs = a0 * cot[o]
             for i in range(tid, a, nthr):
-                cot[x + i] += gs
+                _put(cot, x + i, gs, store_x)
     elif code == K.GATHER_MAP:
         for i in range(tid, n, nthr):
             cuda.atomic.add(cot, x + aux[a + 1 + i], cot[o + i])
@@ -448,8 +456,7 @@ def _sweep_block(
         y_new = (op & K.YRG) != 0 and live[y] == 0
         b = _bias_of(rows, aux, r)
         b_new = b >= 0 and live[b] == 0
-        elementwise = _elementwise(code)
-        if big_off.shape[0] != 0 and not elementwise and (x_new or y_new or b_new):  # first writes: clear
+        if big_off.shape[0] != 0 and not _stores_first(code) and (x_new or y_new or b_new):  # first writes: clear
             if x_new:
                 _clear_big(cot, big_off, big_n, x, tid, nthr)
             if y_new:
@@ -775,7 +782,7 @@ def reverse_sweep(
             if flags[ACTIVE] == 0:
                 r = big - 1
                 continue
-        if has_big_regions and not _elementwise(code):  # (elementwise and library rows store first writes)
+        if has_big_regions and not _stores_first(code):  # (those and library rows store first writes)
             which = CLEAR_B if library else CLEAR_X | CLEAR_Y | CLEAR_B
             big_clear_kernel[blocks, grid_threads](rows, aux, cot, big_off, big_n, big, state, which)
         for phase in range(_phases(code)):

@@ -153,7 +153,7 @@ def unary(op, x, a0, a1, ctx):
     """Elementwise ``op`` (an op-table entry of an elementwise unary op) on CUDA tensor ``x``."""
     xd = x._data
     if xd.dtype.kind == "f":
-        out = empty(xd.shape, xd.dtype)
+        out = _tape.out_buffer(xd.shape, xd.dtype, x._dev, (x,))
         if xd.size:
             step = _STEP.get(op.name) if op.code == K.STEP_FN else None
             ke.unary_forward(op.code, flat(xd), flat(out), a0, a1 if step is None else step)
@@ -203,7 +203,7 @@ def binary(op, x, y):
     recording = _grad_state.enabled and (x._rg or y._rg)
     if recording:
         dt = _f64(dt)
-    out = empty(xd.shape, dt)
+    out = _tape.out_buffer(xd.shape, dt, dev, (x, y))
     if xd.size:
         if dt.kind == "f" and xd.dtype == dt and yd.dtype == dt:
             ke.binary_forward(op.code, flat(xd), flat(yd), flat(out))

@@ -5,7 +5,8 @@ Data structures (read ``ad/tape.py``'s docstring first; everything there holds h
 - ``DeviceTape.values``: the value arena, a 1-D numba device array (fixed capacity, float32 or float64, one
   tape per thread, dtype and device). A recorded CUDA result's ``_data`` is a reshaped view of
   ``values[off: off + n]``: the kernel computed it into a fresh device array, which ``record`` copies into the
-  arena (one device-to-device copy) and drops. Results that alias another tensor's storage (``reshape`` of a
+  arena (one device-to-device copy) and drops; elementwise ops compute straight into their arena slot
+  (``out_buffer``). Results that alias another tensor's storage (``reshape`` of a
   contiguous tensor: ``alias=True``) keep their own ``_data``, and the arena holds a snapshot, as CPU views.
   Imported operands (leaves, constants, tensors of other tapes, host tensors of a ``.cuda()`` copy) are
   copied into the arena once per tape and version, so the sweep reads every value by offset.
@@ -33,6 +34,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from ..grad_mode import _grad_state
 from ..tape import BIG_ROW, DEFAULT_CAPACITY, ROW, Tape, _next_tape_id, _pack_for
 from .arrays import empty
 
@@ -289,22 +291,55 @@ def store_view(tape, off, t):
 # --- recording --------------------------------------------------------------------------------------------------
 
 
+class _Pending(threading.local):
+    slot = None  # (arena view, tape, offset) that ``out_buffer`` handed out for the next recorded result
+
+
+_pending = _Pending()
+
+
+def _need(n, inputs):
+    return 2 * n + 8 + sum(i._data.size + 1 for i in inputs if i is not None)
+
+
+def out_buffer(shape, dtype, dev, inputs):
+    """A device array for an op's result of ``shape``: its slot in the device tape's arena when the result will
+    be recorded (grad mode on, an operand requiring grad, a float dtype), so that ``record`` finds the value in
+    place and copies nothing; a fresh array otherwise. The op must record its result before any other (the
+    elementwise ops: their operands are broadcast before this is called)."""
+    dtype = np.dtype(dtype)
+    if not (_grad_state.enabled and (dtype == _F64 or dtype == _F32) and any(i._rg for i in inputs)):
+        return empty(shape, dtype)
+    n = _size(shape)
+    tape = tape_for(dtype, _need(n, inputs), dev, inputs)
+    off = tape.alloc(n)
+    tape.big(off, n)
+    view = tape.view(off, tuple(shape))
+    _pending.slot = (view, tape, off)
+    return view
+
+
 def record(t, dev, attrs=None, alias=False):
     """Record node ``t`` (``_op``, ``_inputs``, ``_ctx`` set; ``_data`` its value, on ``dev`` or, for a
-    ``.cpu()`` copy, on the host) on the device tape: its value into the arena, one row."""
+    ``.cpu()`` copy, on the host) on the device tape: its value into the arena (unless ``out_buffer`` put it
+    there), one row."""
     data = t._data
     n = data.size
     inputs = t._inputs
-    need = 2 * n + 8 + sum(i._data.size + 1 for i in inputs if i is not None)
-    tape = tape_for(data.dtype, need, dev, inputs)
-    off = tape.alloc(n)
-    tape.big(off, n)
-    if t._dev is not None:  # (a host copy's slot holds no values: its COPY row reads none)
-        view = tape.view(off, data.shape)
-        if n:
-            store(view.reshape(n) if view.ndim != 1 else view, data)
-        if not alias:
-            t._data = view
+    slot = _pending.slot
+    if slot is not None and slot[0] is data:
+        _pending.slot = None
+        _, tape, off = slot
+    else:
+        tape = tape_for(data.dtype, _need(n, inputs), dev, inputs)
+        off = tape.alloc(n)
+        tape.big(off, n)
+        if t._dev is not None:  # (a host copy's slot holds no values: its COPY row reads none)
+            view = tape.view(off, data.shape)
+            if n:
+                store(view.reshape(n) if view.ndim != 1 else view, data)
+            if not alias:
+                t._data = view
     row = None
     if data.dtype == _F64 or data.dtype == _F32:
         row = _encode(tape, t, off, n, attrs)

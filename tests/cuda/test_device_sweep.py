@@ -119,9 +119,9 @@ def test_big_regions_are_not_cleared(device_only, monkeypatch):
 
     monkeypatch.setattr(backward, "empty", poisoned)
     shapes = [(3, 4), (5, 4), (5,), (3, 5), (3,)]
-    _compare(_big_rows, shapes, steps=2)
+    _compare(_big_rows, shapes, steps=2)  # (the second step's arena is the first one's, recycled)
     monkeypatch.setattr(backward, "BIG_THRESHOLD", 1)
-    _compare(_big_rows, shapes, steps=2)
+    _compare(_big_rows, shapes)
 
 
 def test_hooks_and_retain_grad(device_only):

@@ -353,7 +353,8 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     for i, out in enumerate(outputs):
         if not out._rg:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
-    if create_graph or _fw.levels or anomaly_mode._enabled:
+    if create_graph or _fw.levels or anomaly_mode._enabled or _cuda.reaches_device_tape(outputs):
+        # (the batched sweep runs CPU tapes only: a graph with CUDA nodes takes one device sweep per cotangent)
         return _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads)
     from .. import batched
 

@@ -27,6 +27,16 @@ def needs_graph_sweep(outputs):
     return check(outputs)
 
 
+def reaches_device_tape(outputs):
+    """Whether the graph of ``outputs`` has a node recorded on a device tape (False at once while no CUDA node
+    was recorded)."""
+    if sys.modules.get(__name__ + ".tape") is None:
+        return False
+    from .backward import graph_reaches
+
+    return graph_reaches(outputs, lambda t: getattr(t._tape, "on_device", False))
+
+
 def is_available():
     """Whether a CUDA device can be used (numba's simulator counts as one: ``NUMBA_ENABLE_CUDASIM=1``)."""
     try:

@@ -342,6 +342,11 @@ def needs_graph_sweep(outputs):
             return True
     if not _tape.GRAPH_ONLY:
         return False
+    return graph_reaches(outputs, lambda t: getattr(t._tape, "graph_only", False))
+
+
+def graph_reaches(outputs, test):
+    """Whether ``test(t)`` holds for a node ``t`` of the graph of ``outputs`` (a walk over the Python graph)."""
     seen = set()
     stack = [t for t in outputs if t._op is not None]
     while stack:
@@ -349,7 +354,7 @@ def needs_graph_sweep(outputs):
         if id(t) in seen:
             continue
         seen.add(id(t))
-        if getattr(t._tape, "graph_only", False):
+        if test(t):
             return True
         for inp in engine._inputs_of(t):
             if inp is not None and inp._rg and inp._op is not None and id(inp) not in seen:

@@ -224,3 +224,14 @@ def test_saved_value_modified_in_place_raises():
     mark_modified(y)  # what an in-place write of y does (ad/views.py): exp's row reads its output
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_batched_grad_of_cuda_and_mixed_graphs():
+    # the batched CPU sweep does not run device tapes: one device sweep per cotangent instead
+    a = np.array([0.2, 0.5, 0.7])
+    x = _leaves([a], "cuda")[0]
+    (g,) = ad.autograd.grad(x.exp(), x, ad.tensor(np.eye(3), device="cuda"), is_grads_batched=True)
+    np.testing.assert_allclose(_host(g), np.diag(np.exp(a)), rtol=TOL)
+    c = ad.tensor(a[:2], dtype=ad.float64, requires_grad=True)
+    (g,) = ad.autograd.grad(c.cuda().sin().cpu(), c, ad.tensor(np.eye(2)), is_grads_batched=True)
+    np.testing.assert_allclose(g.numpy(), np.diag(np.cos(a[:2])), rtol=TOL)

@@ -21,7 +21,7 @@ sweep stops at their rows and runs their backward in Python, as on the CPU.
 
 What takes ``engine.graph_sweep`` instead (``needs_graph_sweep``; ``autograd._run``): ``create_graph=True``,
 forward-mode levels and anomaly mode (as on the CPU); a backward that reaches a device tape holding a node
-without a row (``DeviceTape.graph_only``: ops that ``tape._encode`` does not encode, e.g. ``cat``/``stack``,
+without a row (``DeviceTape.graph_rows``: ops that ``tape._encode`` does not encode, e.g. ``cat``/``stack``,
 non-float results, ops of other families); a backward from a CUDA leaf.
 """
 
@@ -336,13 +336,13 @@ def _add_leaf(leaf_grads, t, g):
 
 def needs_graph_sweep(outputs):
     """Whether a backward from ``outputs`` must take ``engine.graph_sweep`` because of CUDA: an output is a
-    CUDA leaf, or the graph reaches a device tape holding a node without a row (``DeviceTape.graph_only``)."""
+    CUDA leaf, or the graph reaches a node without a row on a device tape (``DeviceTape.graph_rows``)."""
     for out in outputs:
         if out._dev is not None and out._op is None:
             return True
     if not _tape.GRAPH_ONLY:
         return False
-    return graph_reaches(outputs, lambda t: getattr(t._tape, "graph_only", False))
+    return graph_reaches(outputs, lambda t: t._row in getattr(t._tape, "graph_rows", ()))
 
 
 def graph_reaches(outputs, test):

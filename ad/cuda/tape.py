@@ -13,9 +13,9 @@ Data structures (read ``ad/tape.py``'s docstring first; everything there holds h
 - ``rows``, ``aux``, ``externs``, ``imports``, ``hook_rows``, ``freed``: the CPU tape's, in the same format
   (the functions that write them are ``Tape``'s own), on the host. ``modified`` (host, uint8 per offset) is
   set by ``tape.mark_modified`` as on the CPU; a backward uploads it when the tape is ``dirty``.
-- ``graph_only``: the tape holds a node that has no row the device sweep can run (an op whose row is not
-  encoded here: ``_encode`` returns None); its row is a placeholder (``K.PYTHON``, which the kernel skips)
-  and a backward that reaches the tape takes ``engine.graph_sweep`` (``needs_graph_sweep``).
+- ``graph_rows``: rows of nodes the device sweep cannot run (ops whose row ``_encode`` does not encode): a
+  placeholder row (``K.PYTHON``, which the kernel skips) holds their place, and a backward whose graph reaches
+  one takes ``engine.graph_sweep`` (``backward.needs_graph_sweep``).
 
 A ``.cpu()`` copy of a CUDA tensor that requires grad is a host tensor recorded on the device tape (a COPY
 row from the CUDA operand; its arena slot holds no values, COPY reads none): the CPU tape that consumes it
@@ -44,7 +44,7 @@ _F64 = np.dtype(np.float64)
 # unary codes whose partial reads the row's attributes: recorded only when the forward hands them over
 _ATTR_CODES = frozenset((K.CLAMP, K.POW_SCALAR, K.RPOW_SCALAR, K.AFFINE, K.RDIV_SCALAR, K.LOGIT))
 
-# device tapes with a node the device sweep cannot run (``graph_only``): while none lives, no walk is needed
+# device tapes with a node the device sweep cannot run (``graph_rows``): while none lives, no walk is needed
 GRAPH_ONLY = weakref.WeakSet()
 
 
@@ -119,7 +119,7 @@ class DeviceTape:
         "traces",
         "pack",
         "is_current",
-        "graph_only",
+        "graph_rows",
         "__weakref__",
     )
 
@@ -149,7 +149,7 @@ class DeviceTape:
         self.traces = {}
         self.pack = _pack_for(self.traces)
         self.is_current = 0  # never a CPU tape's thread marker: the CPU fast paths pass device tapes on
-        self.graph_only = False
+        self.graph_rows = set()
 
     def __del__(self):
         try:
@@ -345,7 +345,7 @@ def record(t, dev, attrs=None, alias=False):
         row = _encode(tape, t, off, n, attrs)
     if row is None:  # (the graph sweep reads the operands' own tensors: nothing imported)
         row = tape.record(K.PYTHON, off, -1, -1, n)
-        tape.graph_only = True
+        tape.graph_rows.add(row)
         GRAPH_ONLY.add(tape)
     t._tape = tape
     t._off = off

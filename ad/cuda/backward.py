@@ -20,9 +20,9 @@ Custom Functions on CUDA tensors record their outputs on the device tape (``func
 sweep stops at their rows and runs their backward in Python, as on the CPU.
 
 What takes ``engine.graph_sweep`` instead (``needs_graph_sweep``; ``autograd._run``): ``create_graph=True``,
-forward-mode levels and anomaly mode (as on the CPU); a backward that reaches a device tape holding a node
-without a row (``DeviceTape.graph_rows``: ops that ``tape._encode`` does not encode, e.g. ``cat``/``stack``,
-non-float results, ops of other families); a backward from a CUDA leaf.
+forward-mode levels and anomaly mode (as on the CPU); a backward whose graph reaches a node without a device
+row (``DeviceTape.graph_rows``: an op ``tape._encode`` does not know, e.g. one added without a row, or a
+result of another float type); a backward from a CUDA leaf. None of the 190 CUDA op-table cases does.
 """
 
 import numpy as np

@@ -398,6 +398,8 @@ def _encode(tape, t, off, n, attrs):
         return tape.record(code | _bit(x, K.XRG) | _bit(y, K.YRG), off, xoff, yoff, n, a, xrow, yrow)
     if len(inputs) == 1:
         return _encode_one(tape, t, off, n, code, inputs[0], ctx, shape)
+    if code == K.SCATTER_STRIDED:
+        return _encode_pieces(tape, t, off, n, inputs, ctx)
     if code == K.MATMUL:
         return _encode_matmul(tape, off, n, inputs, shape)
     if code == K.LINEAR or code == K.LINEAR_BIAS:
@@ -461,6 +463,28 @@ def _encode_one(tape, t, off, n, code, x, ctx, shape):
     xoff, xrow = operand(tape, x)
     a = tape.add_aux(aux)
     return tape.record(code | _bit(x, K.XRG), off, xoff, -1, n, a, xrow, -1, a0)
+
+
+def _encode_pieces(tape, t, off, n, inputs, layouts):
+    """``cat`` / ``stack``: one SCATTER_STRIDED row per piece that requires grad (``ad/ops/indexing.py``'s
+    ``_record_pieces``); the node spans them (``_nrows``)."""
+    if not isinstance(layouts, (list, tuple)) or len(layouts) != len(inputs):
+        return None
+    if any(len(strides) != p._data.ndim for p, (strides, _) in zip(inputs, layouts)):
+        return None
+    first = None
+    count = 0
+    for p, (strides, base) in zip(inputs, layouts):
+        if not p._rg:
+            continue
+        xoff, xrow = operand(tape, p)
+        a = tape.add_aux([p._data.ndim, int(base), *p._data.shape, *(int(s) for s in strides)])
+        row = tape.record(K.SCATTER_STRIDED | K.XRG, off, xoff, -1, n, a, xrow, -1, 1.0)
+        first = row if first is None else first
+        count += 1
+    if count != 1:
+        t._nrows = count
+    return first
 
 
 def _encode_matmul(tape, off, n, inputs, out_shape):

@@ -60,6 +60,7 @@ class _DevicePool:
     """Arena buffers of retired device tapes, reused by the next tape once nothing views them."""
 
     MAX_BUFFERS = 4
+    MAX_BYTES = 4 << 30  # device memory the pool may hold idle, oldest buffers dropped first
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -80,6 +81,8 @@ class _DevicePool:
         try:
             self.buffers.append((buf, idle))
             del self.buffers[: -self.MAX_BUFFERS]
+            while sum(b.nbytes for b, _ in self.buffers) > self.MAX_BYTES:
+                del self.buffers[0]
         finally:
             self.lock.release()
 

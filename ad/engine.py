@@ -44,7 +44,7 @@ from kernels.cpu import (
 
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
-from .tape import POOL, arena_zeroed_except, retire, zeroed_arena
+from .tape import POOL, Tape, arena_zeroed_except, retire, zeroed_arena
 from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
@@ -60,7 +60,7 @@ FREED_MESSAGE = (
 
 
 class _TapeSweep:
-    """Per-tape state of one backward call."""
+    """Per-tape state of one backward call (``ad/cuda/backward.DeviceSweep`` for a device tape)."""
 
     __slots__ = (
         "tape",
@@ -78,6 +78,8 @@ class _TapeSweep:
         "rows_view",
         "hooked",
     )
+
+    on_device = False
 
     def __init__(self, tape, plan=None):
         self.tape = tape
@@ -228,7 +230,7 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
     def state_of(tape):
         s = sweeps.get(tape.id)
         if s is None:
-            s = _TapeSweep(tape, plan)
+            s = tape.sweep_state(plan) if type(tape) is not Tape else _TapeSweep(tape, plan)
             sweeps[tape.id] = s
             heapq.heappush(heap, -tape.id)
         return s
@@ -241,6 +243,9 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
 
     while heap:
         s = sweeps[-heapq.heappop(heap)]
+        if s.on_device:  # a CUDA tape: swept on its device, cotangents handed across (ad/cuda/backward.py)
+            s.run(leaf_grads, state_of)
+            continue
         tape = s.tape
         _sweep_tape(s)
         # hand the cotangents of imported tensors on, newest first, down to where the sweep stopped
@@ -281,6 +286,9 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
     if not retain_graph:
         free_swept(sweeps.values())
     for s in sweeps.values():
+        if s.on_device:
+            s.release(retain_graph)
+            continue
         # back to the pool; reused only once no leaf .grad views them any more
         POOL.give(s.cot.base if s.cot.base is not None else s.cot)
         POOL.give(s.live.base if s.live.base is not None else s.live)

@@ -3,13 +3,16 @@
 # benchmark table. Works offline: installs nothing from a registry, uses the numba, numba-cuda, CuPy and torch
 # that the machine has (`pip install --no-deps --no-build-isolation -e .`, or PYTHONPATH=. if that fails).
 # Usage: bash scripts/gpu_check.sh            (from anywhere; PYTHON=python3.12 picks the interpreter)
+# One call, under 10 minutes: every step has its own timeout (seconds; override with the variables below), a
+# step that runs out is reported and the next one runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+T_INSTALL="${T_INSTALL:-30}" T_TESTS="${T_TESTS:-330}" T_BENCH="${T_BENCH:-150}" T_COMPARE="${T_COMPARE:-40}"
 export NUMBA_ENABLE_CUDASIM=0
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1
 
-if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null; then
+if ! timeout "$T_INSTALL" "$PY" -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null; then
     echo "gpu_check: pip install -e . failed (offline?); using PYTHONPATH=."
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -29,13 +32,24 @@ except Exception as exc:
 PY
 
 status=0
-echo "== CUDA tests on the device =="
-"$PY" -m pytest tests/cuda -x -q -p no:cacheprovider || status=1
+step() {  # step NAME SECONDS COMMAND...: run with a timeout, say how it ended
+    local name="$1" limit="$2"
+    shift 2
+    echo "== $name (timeout ${limit} s) =="
+    local start=$SECONDS
+    timeout "$limit" "$@"
+    local rc=$?
+    if [ $rc -eq 124 ]; then
+        echo "gpu_check: $name ran out of time after ${limit} s"
+    fi
+    echo "gpu_check: $name: exit $rc in $((SECONDS - start)) s"
+    [ $rc -eq 0 ] || status=1
+}
 
-echo "== CUDA benchmarks =="
-"$PY" -m kernels.cuda.bench || status=1
+step "CUDA tests on the device" "$T_TESTS" "$PY" -m pytest tests/cuda -x -q -p no:cacheprovider
+step "CUDA kernel and ad benchmarks" "$T_BENCH" "$PY" -m kernels.cuda.bench
 if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
-    "$PY" -m benchmarks.compare --device cuda --quick || status=1
+    step "benchmarks.compare --device cuda" "$T_COMPARE" "$PY" -m benchmarks.compare --device cuda --quick
 else
     echo "gpu_check: benchmarks.compare has no --device option yet: CUDA table skipped"
 fi

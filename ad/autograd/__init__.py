@@ -118,21 +118,12 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         return engine.graph_sweep(
             outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node, run_targets=run_targets
         )
-    if create_graph or _fw.levels or _on_cuda(outputs):
-        # CUDA graphs (ad/cuda/ops.py) are Python graphs only: their rules run as ad ops on the device;
+    if create_graph or _fw.levels or _cuda.needs_graph_sweep(outputs):
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
-        # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch
+        # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch; CUDA
+        # graphs are swept on the device (ad/cuda/backward.py) except where that sweep does not apply
         return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, run_targets=run_targets)
     return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph, run_targets)
-
-
-def _on_cuda(outputs):
-    """Whether the graph may hold CUDA nodes (stage 1 of issue 10: CUDA graphs have no tape to sweep): an output
-    is a CUDA tensor, or a recorded ``.cpu()`` copy of one lives (``ad.cuda.host_copies``, empty without CUDA)."""
-    for out in outputs:
-        if out._dev is not None:
-            return True
-    return len(_cuda.host_copies) > 0
 
 
 def _leaf_result(t, g, create_graph):
@@ -211,7 +202,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             for entry in leaf_grads.values():
                 t = entry[0]
                 if t._grad is None and t._hooks is None and t._rg:
-                    t._grad = wrap_array(entry[1])
+                    t._grad = _as_tensor(entry[1])  # (a CUDA leaf's entry is a CUDA tensor)
                 elif t._rg:
                     updates.append((t, entry[1]))
         else:
@@ -364,6 +355,9 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     for i, out in enumerate(outputs):
         if not out._rg:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    if _cuda.reaches_device_tape(outputs):
+        # (the batched sweeps run CPU tapes only: a graph with CUDA nodes takes one device sweep per cotangent)
+        return _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads)
     from .. import batched
 
     if create_graph or _fw.levels or anomaly_mode._enabled:

@@ -285,10 +285,19 @@ def _record(cls, ctx, args, outputs):
     newest = max(
         (a for a in args if isinstance(a, Tensor) and a._tape is not None), key=lambda a: a._tape.id, default=None
     )
-    tape = _tape_for(dt, total + sum(a._data.size + 1 for a in args if isinstance(a, Tensor)), newest)
+    dev = next((o._dev for o, d in zip(outputs, diff) if d and o._dev is not None), None)
+    need = total + sum(a._data.size + 1 for a in args if isinstance(a, Tensor))
+    if dev is not None:  # CUDA outputs: the call's rows go on the device tape (ad/cuda/tape.py)
+        from ..cuda import tape as device_tape
+
+        tape = device_tape.tape_for(dt, need, dev, [a for a in args if isinstance(a, Tensor)])
+        operand = device_tape.operand
+    else:
+        tape = _tape_for(dt, need, newest)
+        operand = _operand
     for i, a in enumerate(args):
         if isinstance(a, Tensor) and a._rg:
-            rec.slots[i] = _operand(tape, a)
+            rec.slots[i] = operand(tape, a)
     recorded = []
     rows = []
     for o, d in zip(outputs, diff):
@@ -298,12 +307,16 @@ def _record(cls, ctx, args, outputs):
             continue
         n = o._data.size
         off = tape.alloc(n)
-        view = tape.view(off, o.shape, n)
-        np.copyto(view, o._data)
+        if dev is not None:
+            view = device_tape.store_view(tape, off, o)
+        else:
+            view = tape.view(off, o.shape, n)
+            np.copyto(view, o._data)
         row = tape.record(K.PYTHON, off, -1, -1, n)
         rows.append(row)
         t = _new(Tensor)
         t._data = view
+        t._dev = o._dev
         t._rg = True
         t._op = op
         t._inputs = tuple(a for a in args if isinstance(a, Tensor))

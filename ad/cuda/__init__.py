@@ -6,18 +6,35 @@ Importing this package imports nothing of numba: ``numba.cuda`` is imported when
 ``FakeCUDAArray``) and whose ``_dev`` is its ``ad.device`` (CPU tensors carry the class default ``None``, so a
 CPU op tests one attribute to know it has no CUDA work to do).
 
-Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``) and ``ops.py`` (the
-forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/ad_glue.py``, recorded in the
-Python graph that ``engine.graph_sweep`` differentiates).
+Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``), ``ops.py`` (the
+forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/ad_glue.py``), ``tape.py``
+(the device tape: the CPU tape's rows with values in a device arena) and ``backward.py`` (its sweep on the
+device, ``kernels/cuda/sweep.py``, inside ``engine.kernel_sweep``).
 """
 
-import weakref
+import sys
 
 __all__ = ["is_available", "device_count", "current_device", "synchronize", "set_device"]
 
-# CPU tensors recorded as copies of CUDA tensors (``.cpu()`` with grad): while one lives, a backward from a CPU
-# output may reach a CUDA graph, which only ``engine.graph_sweep`` can differentiate (autograd._run checks this)
-host_copies = weakref.WeakSet()
+
+def needs_graph_sweep(outputs):
+    """Whether a backward from ``outputs`` must take ``engine.graph_sweep`` because of a CUDA graph the
+    device sweep cannot run (``backward.needs_graph_sweep``); False at once while no CUDA node was recorded."""
+    if sys.modules.get(__name__ + ".tape") is None:
+        return False
+    from .backward import needs_graph_sweep as check
+
+    return check(outputs)
+
+
+def reaches_device_tape(outputs):
+    """Whether the graph of ``outputs`` has a node recorded on a device tape (False at once while no CUDA node
+    was recorded)."""
+    if sys.modules.get(__name__ + ".tape") is None:
+        return False
+    from .backward import graph_reaches
+
+    return graph_reaches(outputs, lambda t: getattr(t._tape, "on_device", False))
 
 
 def is_available():

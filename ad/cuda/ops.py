@@ -1,12 +1,11 @@
 """The forward of ``ad``'s ops on CUDA tensors, and how their results enter the graph.
 
-Stage 1 of issue 10: a recorded CUDA result is a node of the Python graph only (``_op``, ``_inputs``,
-``_ctx``: the same op-table entries and contexts as on the CPU, so the same reverse and forward rules apply),
-with no tape row. ``_tape`` is a ``DeviceGraph``, a stand-in that gives the node its place in recording order
-(``engine._order_key``: graph id, row) and freed flags, which is all ``engine.graph_sweep`` needs; a backward
-from a CUDA tensor always takes that sweep (``autograd._run``), whose rules are ``ad`` ops and so run here,
-on the device. Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA
-path raises ``NotImplementedError``.
+A recorded CUDA result is a node of the Python graph (``_op``, ``_inputs``, ``_ctx``: the same op-table
+entries and contexts as on the CPU, so the same reverse and forward rules apply) and a row of a device tape
+(``tape.py``: the CPU tape's layout, values in a device arena), which the device sweep runs
+(``backward.py``); ``engine.graph_sweep`` differentiates the Python graph where that sweep does not apply.
+Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA path raises
+``NotImplementedError``.
 
 Views are materialized (a strided gather into a new device array): CUDA tensors are always C-contiguous,
 and do not alias their base (in-place ops on CUDA tensors are not supported yet and raise).
@@ -28,8 +27,8 @@ from kernels.cuda import reduce as kr
 from kernels.cuda import softmax as ks
 
 from ..grad_mode import _grad_state
-from ..tape import _next_tape_id
 from ..tensor import Tensor, _new
+from . import tape as _tape
 from .arrays import empty, to_device, wrap
 
 # STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise.py STEP_*)
@@ -37,65 +36,20 @@ _STEP = {"floor": _pw.STEP_FLOOR, "ceil": _pw.STEP_CEIL, "trunc": _pw.STEP_TRUNC
 _STEP["sign"] = _pw.STEP_SIGN
 
 
-class DeviceGraph:
-    """The ``_tape`` of recorded CUDA results: an id in the tapes' order and one row number per node."""
-
-    __slots__ = ("id", "nrows", "freed", "dtype", "dirty", "is_current", "hook_rows", "__weakref__")
-
-    MAX_ROWS = 1 << 16
-
-    def __init__(self):
-        self.id = _next_tape_id()
-        self.nrows = 0
-        self.freed = np.zeros(64, np.uint8)
-        self.dtype = None  # (tape.retire looks the current tape of a dtype up: never this one)
-        self.dirty = False  # no arena, so no in-place flags (engine._check_saved)
-        self.is_current = 0  # never a thread's current tape: the CPU fast paths pass CUDA tensors on
-        self.hook_rows = {}
-
-    def freed_flags(self):
-        if self.freed.shape[0] < self.nrows + 1:
-            grown = np.zeros(2 * (self.nrows + 1), np.uint8)
-            grown[: self.freed.shape[0]] = self.freed
-            self.freed = grown
-        return self.freed
-
-    def register_hook_row(self, row, handler):
-        """Hooks and ``retain_grad`` need no row here: ``graph_sweep`` calls them at each node."""
-
-
-_current = [None]
-
-
-def _graph_for(inputs):
-    """The device graph a new node joins: newer than every operand's tape (so it sorts after them)."""
-    g = _current[0]
-    newest = 0
-    for t in inputs:
-        if t is not None and t._tape is not None and t._tape.id > newest:
-            newest = t._tape.id
-    if g is None or g.id < newest or g.nrows >= DeviceGraph.MAX_ROWS:
-        g = _current[0] = DeviceGraph()
-    g.freed_flags()
-    return g
-
-
-def result(data, dev, op=None, inputs=(), ctx=None):
-    """A CUDA tensor holding ``data``; a node of ``op`` over ``inputs`` if grad mode records one of them."""
+def result(data, dev, op=None, inputs=(), ctx=None, attrs=None, alias=False):
+    """A CUDA tensor holding ``data``; a node of ``op`` over ``inputs`` if grad mode records one of them, with
+    its row on the device tape (``tape.record``: the value moves into the tape's arena unless ``alias``, the
+    result sharing another tensor's storage). ``attrs``: the row's (a0, a1) of an elementwise unary op."""
     t = _new(Tensor)
     t._data = data
     t._dev = dev
     if op is not None and _grad_state.enabled and any(i is not None and i._rg for i in inputs):
-        g = _graph_for(inputs)
         t._rg = True
         t._op = op
         t._inputs = tuple(inputs)
         if ctx is not None:
             t._ctx = ctx
-        t._tape = g
-        t._row = g.nrows
-        t._off = g.nrows
-        g.nrows += 1
+        _tape.record(t, dev, attrs, alias)
     return t
 
 
@@ -176,18 +130,12 @@ def _to_copy(x, dev):
 
         data = x._data.copy_to_host()
         out = wrap_array(data)
-        if _grad_state.enabled and x._rg:
-            g = _graph_for((x,))
+        if _grad_state.enabled and x._rg:  # a host tensor recorded on x's device tape (see tape.py)
             out._rg = True
             out._op = TO_COPY
             out._inputs = (x,)
             out._ctx = dev
-            out._tape = g
-            out._row = out._off = g.nrows
-            g.nrows += 1
-            from . import host_copies
-
-            host_copies.add(out)
+            _tape.record(out, x._dev)
         return out
     if x._dev is not None:
         data = empty(x._data.shape, x._data.dtype)
@@ -205,13 +153,13 @@ def unary(op, x, a0, a1, ctx):
     """Elementwise ``op`` (an op-table entry of an elementwise unary op) on CUDA tensor ``x``."""
     xd = x._data
     if xd.dtype.kind == "f":
-        out = empty(xd.shape, xd.dtype)
+        out = _tape.out_buffer(xd.shape, xd.dtype, x._dev, (x,))
         if xd.size:
             step = _STEP.get(op.name) if op.code == K.STEP_FN else None
             ke.unary_forward(op.code, flat(xd), flat(out), a0, a1 if step is None else step)
         if ctx is None and (a0 != 0.0 or a1 != 0.0):
             ctx = (a0, a1)
-        return result(out, x._dev, op, (x,), ctx)
+        return result(out, x._dev, op, (x,), ctx, (a0, a1))
     code = kc.EXTRA.get(op.name, op.code)
     if code not in kc.UNARY_CODES or (code == kc.ROUND and a0 != 0.0):
         raise not_implemented(op.name)
@@ -255,7 +203,7 @@ def binary(op, x, y):
     recording = _grad_state.enabled and (x._rg or y._rg)
     if recording:
         dt = _f64(dt)
-    out = empty(xd.shape, dt)
+    out = _tape.out_buffer(xd.shape, dt, dev, (x, y))
     if xd.size:
         if dt.kind == "f" and xd.dtype == dt and yd.dtype == dt:
             ke.binary_forward(op.code, flat(xd), flat(yd), flat(out))
@@ -414,7 +362,7 @@ def reshape(op, x, shape):
     xd = x._data
     new = resolve_shape(xd.size, shape)
     data = xd.reshape(new) if xd.size else empty(new, xd.dtype)
-    return result(data, x._dev, op, (x,), (0.0, 0.0))
+    return result(data, x._dev, op, (x,), (0.0, 0.0), alias=xd.size != 0)
 
 
 def resolve_shape(size, shape):

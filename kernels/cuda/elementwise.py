@@ -7,6 +7,8 @@ Each kernel is a grid-stride loop over the flat output; the per-element values a
 dims it was broadcast along, so no two threads add into the same element.
 """
 
+import functools
+
 from numba import cuda
 
 from .. import opcodes as K
@@ -70,6 +72,77 @@ def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
                 gy[i] += dy
             else:
                 gy[i] = dy
+
+
+# --- kernels specialized per opcode -----------------------------------------------------------------------------
+# The kernels above take the opcode as an argument: every element walks the formula's if-chain (uniform across
+# a launch, but branches in the loop). The host functions launch these instead: ``code`` is a closure
+# constant, so numba compiles one kernel per opcode with only that op's formula (compiled on first use).
+
+
+def unary_forward_source(code):
+    def unary_forward_op(x, out, a0, a1):
+        start, step = cuda.grid(1), cuda.gridsize(1)
+        for i in range(start, out.shape[0], step):
+            out[i] = unary_value(code, x[i], a0, a1)
+
+    return unary_forward_op
+
+
+def binary_forward_source(code):
+    def binary_forward_op(x, y, out):
+        start, step = cuda.grid(1), cuda.gridsize(1)
+        for i in range(start, out.shape[0], step):
+            out[i] = binary_value(code, x[i], y[i])
+
+    return binary_forward_op
+
+
+def unary_backward_source(code):
+    def unary_backward_op(x, out, g, gx, a0, a1, accumulate):
+        start, step = cuda.grid(1), cuda.gridsize(1)
+        if accumulate:
+            for i in range(start, g.shape[0], step):
+                gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+        else:
+            for i in range(start, g.shape[0], step):
+                gx[i] = g[i] * unary_partial(code, x[i], out[i], a0, a1)
+
+    return unary_backward_op
+
+
+def binary_backward_source(code):
+    def binary_backward_op(x, y, out, g, gx, gy, has_x, has_y, accumulate):
+        start, step = cuda.grid(1), cuda.gridsize(1)
+        for i in range(start, g.shape[0], step):
+            if has_x:
+                dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+                if accumulate:
+                    gx[i] += dx
+                else:
+                    gx[i] = dx
+            if has_y:
+                dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+                if accumulate:
+                    gy[i] += dy
+                else:
+                    gy[i] = dy
+
+    return binary_backward_op
+
+
+_SOURCES = {
+    "unary_forward": unary_forward_source,
+    "binary_forward": binary_forward_source,
+    "unary_backward": unary_backward_source,
+    "binary_backward": binary_backward_source,
+}
+
+
+@functools.cache
+def specialized(kind, code):
+    """The kernel ``kind`` (a key of ``_SOURCES``) compiled for opcode ``code``."""
+    return cuda.jit(_SOURCES[kind](code))
 
 
 def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
@@ -153,6 +226,26 @@ PTX_KERNELS = [
             for t in _FLOATS
         ],
     ),
+    # the per-opcode kernels, for a few opcodes (each compiles the same way: only ``code`` differs)
+    *(
+        (unary_forward_source(code), [f"void({t}[::1], {t}[::1], float64, float64)" for t in _FLOATS])
+        for code in (K.TANH, K.EXP, K.CLAMP)
+    ),
+    *(
+        (
+            unary_backward_source(code),
+            [f"void({t}[::1], {t}[::1], {t}[::1], {t}[::1], float64, float64, boolean)" for t in _FLOATS],
+        )
+        for code in (K.TANH, K.EXP, K.CLAMP)
+    ),
+    (binary_forward_source(K.MUL), [f"void({t}[::1], {t}[::1], {t}[::1])" for t in _FLOATS]),
+    (
+        binary_backward_source(K.DIV),
+        [
+            f"void({t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], boolean, boolean, boolean)"
+            for t in _FLOATS
+        ],
+    ),
     (compare_kernel, [f"void(int64, {t}[::1], {t}[::1], boolean[::1], {_META})" for t in _FLOATS]),
     (where_kernel, [f"void({m}[::1], {t}[::1], {t}[::1], {t}[::1], {_META})" for t in _FLOATS for m in ("boolean", t)]),
     (fill_kernel, [f"void({t}[::1], float64)" for t in (*_FLOATS, "boolean")]),
@@ -197,7 +290,7 @@ def unary_forward(code, x, out, a0=0.0, a1=0.0):
     x, out = L.flat(x), L.flat(out)
     _check_float(x, out)
     L.check_size("x", x, out.size)
-    _unary_forward[L.flat_grid(out.size)](code, x, out, float(a0), float(a1))
+    specialized("unary_forward", code)[L.flat_grid(out.size)](x, out, float(a0), float(a1))
 
 
 def binary_forward(code, x, y, out):
@@ -215,7 +308,7 @@ def binary_forward(code, x, y, out):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected the broadcast shape {shape}")
     grid = L.flat_grid(out.size)
     if x.size == out.size and y.size == out.size:
-        _binary_forward[grid](code, L.flat(x), L.flat(y), L.flat(out))
+        specialized("binary_forward", code)[grid](L.flat(x), L.flat(y), L.flat(out))
     else:
         meta = L.broadcast_meta(out.shape, [x.shape, y.shape])
         _binary_forward_broadcast[grid](code, L.flat(x), L.flat(y), L.flat(out), meta)
@@ -233,7 +326,8 @@ def unary_backward(code, x, out, g, gx, a0=0.0, a1=0.0, accumulate=True):
     _check_float(x, out, g, gx)
     for name, a in (("x", x), ("out", out), ("gx", gx)):
         L.check_size(name, a, g.size)
-    _unary_backward[L.flat_grid(g.size)](code, x, out, g, gx, float(a0), float(a1), bool(accumulate))
+    kernel = specialized("unary_backward", code)
+    kernel[L.flat_grid(g.size)](x, out, g, gx, float(a0), float(a1), bool(accumulate))
 
 
 def binary_backward(code, x, y, out, g, gx=None, gy=None, accumulate=True):
@@ -265,7 +359,8 @@ def binary_backward(code, x, y, out, g, gx=None, gy=None, accumulate=True):
         fx = L.flat(gx) if has_x else L.flat(g)  # (an unused placeholder of the right type)
         fy = L.flat(gy) if has_y else L.flat(g)
         flat_ops = (L.flat(x), L.flat(y), L.flat(out), L.flat(g))
-        _binary_backward[L.flat_grid(g.size)](code, *flat_ops, fx, fy, has_x, has_y, bool(accumulate))
+        kernel = specialized("binary_backward", code)
+        kernel[L.flat_grid(g.size)](*flat_ops, fx, fy, has_x, has_y, bool(accumulate))
         return
     if gx is not None:
         reduce.broadcast_backward(code, 0, x, y, out, g, L.device_array(gx), accumulate)

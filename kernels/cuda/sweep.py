@@ -18,8 +18,10 @@ How the rows are swept (``reverse_sweep``, the host driver, walks rows ``start``
   when the tape has big regions), ``big_body_kernel`` once per phase, ``big_end_kernel`` (one thread: live
   flags and ``lowest``). Elementwise rows store an operand's first cotangent instead of clearing and adding.
   Big matmul, linear, log_softmax and cross-entropy rows call ``kernels/cuda``'s host functions (cuBLAS
-  through CuPy on a GPU, one block per line), so the host reads ``state`` once to know whether the row
-  runs; otherwise nothing returns to the host until the end, where one copy of ``state`` gives the result.
+  through CuPy on a GPU, one block per line), and big elementwise rows ``elementwise.py``'s kernels
+  specialized for their opcode (no per-element branch on it), so the host reads ``state`` once to know
+  whether the row runs; otherwise nothing returns to the host until the end, where one copy of ``state``
+  gives the result.
 
 ``state`` (int64, device): ``[lowest, error, active, x_new, y_new, b_new, status0, status1, status2]``: the
 sweep's ``lowest``, whether a saved-value check failed (then ``status*`` hold the CPU's ``status``), and the
@@ -45,6 +47,7 @@ from numba.extending import register_jitable
 
 from .. import opcodes as K
 from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py
+from . import elementwise as E
 from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
 from .matmul import matmul
 from .softmax import cross_entropy_backward, log_softmax_backward
@@ -80,7 +83,7 @@ def _phases(code):
 @register_jitable
 def _saved_error(r, op, o, x, y, freed, modified, saves):
     """``(kind, offset)`` when row ``r`` must not run (the CPU sweep's checks), else ``(0, 0)``."""
-    reads = needed_reads(saves[op & K.CODE_MASK], op)
+    reads = needed_reads(int(saves[op & K.CODE_MASK]), op)  # (int: numpy 2 refuses ~flags on a uint8)
     if reads != 0:
         if freed[r] != 0:
             return FREED, 0
@@ -334,6 +337,13 @@ def _elementwise(code):
 
 
 @register_jitable
+def _stores_first(code):
+    """Rows that write every element of their operands' regions exactly once (elementwise rows, and the sum of
+    a whole tensor), so they store an operand's first cotangent: its region needs no clearing."""
+    return _elementwise(code) or code == K.SUM_ALL
+
+
+@register_jitable
 def _put(cot, i, v, store):
     if store:
         cot[i] = v
@@ -345,8 +355,9 @@ def _put(cot, i, v, store):
 def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, store_y, tid, nthr):
     """This thread's share of phase ``phase`` of row ``r``'s cotangent update (cpu.reverse_sweep's body).
 
-    ``store_x``/``store_y``: an elementwise row writes its operand's first cotangent, so it stores instead of
-    adding (no clearing pass over a big region, one read less per element; the CPU engine's fused rows too)."""
+    ``store_x``/``store_y``: an elementwise or SUM_ALL row writes its operand's first cotangent, so it stores
+    instead of adding (no clearing pass over a big region, one read less per element; as the CPU engine's
+    fused rows)."""
     op = rows[r, 0]
     code = op & K.CODE_MASK
     o = rows[r, 1]
@@ -383,7 +394,7 @@ def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, sto
         if xrg:
             gs = a0 * cot[o]
             for i in range(tid, a, nthr):
-                cot[x + i] += gs
+                _put(cot, x + i, gs, store_x)
     elif code == K.GATHER_MAP:
         for i in range(tid, n, nthr):
             cuda.atomic.add(cot, x + aux[a + 1 + i], cot[o + i])
@@ -445,8 +456,7 @@ def _sweep_block(
         y_new = (op & K.YRG) != 0 and live[y] == 0
         b = _bias_of(rows, aux, r)
         b_new = b >= 0 and live[b] == 0
-        elementwise = _elementwise(code)
-        if big_off.shape[0] != 0 and not elementwise and (x_new or y_new or b_new):  # first writes: clear
+        if big_off.shape[0] != 0 and not _stores_first(code) and (x_new or y_new or b_new):  # first writes: clear
             if x_new:
                 _clear_big(cot, big_off, big_n, x, tid, nthr)
             if y_new:
@@ -663,6 +673,29 @@ def _library_row(phase, row, aux, aux_d, vals, cot, flags):
             matmul(g, vals[x : x + M * K_].reshape(M, K_), gy, transpose_x=True, accumulate=not first)
 
 
+def _elementwise_row(row, attr, vals, cot, flags):
+    """Big elementwise row ``row`` (host copies of it and its attributes) through ``elementwise.py``'s kernels
+    specialized for its opcode (no per-element branch on the opcode); an operand's first cotangent is stored."""
+    op, o, x, y, n = (int(v) for v in row[:5])
+    code = op & K.CODE_MASK
+    out, g = vals[o : o + n], cot[o : o + n]
+    x_first = flags[X_NEW] != 0
+    if not K.BINARY_FIRST <= code <= K.BINARY_LAST:
+        if op & K.XRG:
+            E.unary_backward(code, vals[x : x + n], out, g, cot[x : x + n], attr[0], attr[1], accumulate=not x_first)
+        return
+    xv, yv = vals[x : x + n], vals[y : y + n]
+    y_first = flags[Y_NEW] != 0 and not (y == x and x_first)  # (x * x: x stores, then y adds)
+    xrg, yrg = (op & K.XRG) != 0, (op & K.YRG) != 0
+    if xrg and yrg and x != y and x_first == y_first:  # one launch for both
+        E.binary_backward(code, xv, yv, out, g, cot[x : x + n], cot[y : y + n], accumulate=not x_first)
+        return
+    if xrg:
+        E.binary_backward(code, xv, yv, out, g, gx=cot[x : x + n], accumulate=not x_first)
+    if yrg:
+        E.binary_backward(code, xv, yv, out, g, gy=cot[y : y + n], accumulate=not y_first)
+
+
 def _on_host(arr):
     return arr.copy_to_host() if hasattr(arr, "copy_to_host") else np.asarray(arr)
 
@@ -690,6 +723,7 @@ def reverse_sweep(
     grid_threads=GRID_THREADS,
     host_rows=None,
     host_aux=None,
+    host_attrs=None,
 ):
     """Sweep rows ``start`` down to ``stop`` of a tape on the device; ``kernels.cpu.reverse_sweep``'s contract.
 
@@ -709,8 +743,8 @@ def reverse_sweep(
         big_off, big_n: int64 device arrays, the big regions (sorted offsets and sizes; may be empty).
         big_threshold: rows with this many work items (``row_work``) or more get full-grid launches.
         threads: threads of the single-block kernel; grid_threads: per block of the big-row kernels.
-        host_rows, host_aux: the same ``rows`` and ``aux`` on the host, when the caller has them (saves
-            copying them back to plan the launches).
+        host_rows, host_aux, host_attrs: the same ``rows``, ``aux`` and ``attrs`` on the host, when the caller
+            has them (saves copying them back to plan the launches).
 
     Returns:
         The new ``lowest``, or -1 when a row's saved values were freed or modified (``status`` says which);
@@ -730,6 +764,7 @@ def reverse_sweep(
     state_h[LOWEST] = lowest
     state = cuda.to_device(state_h)
     has_big_regions = big_off.shape[0] != 0
+    attrs_h = None
     r = start
     for big in (np.flatnonzero(work >= big_threshold)[::-1] + stop).tolist():
         if big < r:
@@ -740,17 +775,22 @@ def reverse_sweep(
         blocks = max(1, min(MAX_GRID_BLOCKS, -(-int(work[big - stop]) // grid_threads)))
         code = int(codes[big - stop])
         big_begin_kernel[1, 1](rows, aux, live, visited, freed, modified, saves, big, state)
-        library = code in LIBRARY_ROWS
+        elementwise = _elementwise(code)
+        library = code in LIBRARY_ROWS or elementwise
         if library:  # launched from the host (cuBLAS, block-per-line kernels): it must know whether the row runs
             flags = state.copy_to_host()
             if flags[ACTIVE] == 0:
                 r = big - 1
                 continue
-        if has_big_regions and not _elementwise(code):  # (elementwise and library rows store first writes)
+        if has_big_regions and not _stores_first(code):  # (those and library rows store first writes)
             which = CLEAR_B if library else CLEAR_X | CLEAR_Y | CLEAR_B
             big_clear_kernel[blocks, grid_threads](rows, aux, cot, big_off, big_n, big, state, which)
         for phase in range(_phases(code)):
-            if library and phase < 2:
+            if elementwise:
+                if attrs_h is None:
+                    attrs_h = _on_host(attrs) if host_attrs is None else host_attrs
+                _elementwise_row(rows_h[big], attrs_h[big], vals, cot, flags)
+            elif library and phase < 2:
                 _library_row(phase, rows_h[big], aux_h, aux, vals, cot, flags)
             else:
                 big_body_kernel[blocks, grid_threads](phase, big, rows, attrs, aux, vals, cot, state, gstat, gcount)

@@ -358,7 +358,7 @@ class _Template:
         "big_regions",
         "out",
         "targets",
-        "runs",
+        "eager_nodes",
     )
 
     def finish(self):
@@ -381,10 +381,27 @@ class _Template:
                 continue  # (a guard does not break a run: it computes nothing)
             if code == K.SCATTER_STRIDED and not (prev_code == K.SCATTER_STRIDED and prev_out == out):
                 flags[r] = replay.FLAG_ZERO
-            elif replay.is_elementwise(code) and replay.is_elementwise(prev_code) and n == prev_n:
+            elif (
+                n >= replay.FUSE_MIN
+                and replay.is_elementwise(code)
+                and replay.is_elementwise(prev_code)
+                and n == prev_n
+            ):
                 flags[r] = replay.FLAG_FUSED
             prev_code, prev_out, prev_n = code, out, n
         self.flags = flags
+        # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
+        eager = set()
+        stack = [r[1] for refs in self.hook_rows.values() for r in refs if r is not None and r[0] == "n"]
+        while stack:
+            k = stack.pop()
+            if k in eager:
+                continue
+            eager.add(k)
+            nd = self.nodes[k]
+            stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
+            stack.extend(_ctx_nodes(nd.ctx))
+        self.eager_nodes = sorted(eager)
 
 
 def _build(result, tensors, rec, first_id, last_id):
@@ -562,6 +579,15 @@ def _ctx_spec(ctx, ref):
     raise _Unsupported(f"an op keeps a {type(ctx).__name__} for its backward")
 
 
+def _ctx_nodes(spec):
+    """The node indices a ctx spec refers to."""
+    if spec is None or spec[0] == "c":
+        return []
+    if spec[0] == "r":
+        return [spec[1][1]] if spec[1] is not None and spec[1][0] == "n" else []
+    return [k for s in spec[2] for k in _ctx_nodes(s)]
+
+
 def _tensors_of(obj, found):
     if isinstance(obj, Tensor):
         found.append(obj)
@@ -685,33 +711,91 @@ def _replay(tpl, tensors):
         t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
     forward_sweep(tpl.rows, tpl.attrs, aux, values, tpl.flags, 0, tpl.nrows)
 
-    nodes = []
-    broadcasts = {}
+    state = _ReplayState(tpl, tensors, tape, target_arrays)
+    for k in tpl.eager_nodes:
+        state.strong[k] = state.make(k, False)
+    tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
+    if tpl.hook_rows:
+        tape.hook_rows = {row: [weakref.ref(state.resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
+    if tpl.python_rows:
+        tape.python_rows = set(tpl.python_rows)
+    if tpl.big_regions:
+        tape.big_regions = list(tpl.big_regions)
+    return _out_value(tpl.out, state.resolve)
 
-    def resolve(r):
+
+class _ReplayedTensor(Tensor):
+    """A replayed result whose operands (``_inputs``: the Python graph, which ``grad_fn``, ``grad(inputs=)``
+    and ``create_graph`` walk) are built from the template when first asked for; a backward that needs only
+    the tape never builds them."""
+
+    @property
+    def _inputs(self):
+        d = self.__dict__
+        got = d.get("_inputs_v")
+        if got is None:
+            state, k = d["_replay"]
+            got = d["_inputs_v"] = tuple([state.resolve(r) for r in state.tpl.nodes[k].inputs])
+        return got
+
+    @_inputs.setter
+    def _inputs(self, value):
+        self.__dict__["_inputs_v"] = value
+
+
+class _ReplayState:
+    """The tensors of one replayed call. Nodes a sweep reaches from Python (``tpl.eager_nodes``: hooked
+    tensors, big rows, and what they read) are built at once, as plain tensors, and held here; the others
+    are ``_ReplayedTensor``s built on demand, which hold this state (it holds them weakly: no cycles, so a
+    finished graph's arenas are recycled as soon as its tensors die)."""
+
+    __slots__ = ("tpl", "tensors", "tape", "target_arrays", "strong", "weak", "broadcasts")
+
+    def __init__(self, tpl, tensors, tape, target_arrays):
+        self.tpl = tpl
+        self.tensors = tensors
+        self.tape = tape
+        self.target_arrays = target_arrays
+        self.strong = {}
+        self.weak = {}
+        self.broadcasts = {}
+
+    def resolve(self, r):
         if r is None:
             return None
         kind = r[0]
         if kind == "n":
-            return nodes[r[1]]
+            k = r[1]
+            t = self.strong.get(k)
+            if t is None:
+                ref = self.weak.get(k)
+                t = ref() if ref is not None else None
+                if t is None:
+                    t = self.make(k, True)
+                    self.weak[k] = weakref.ref(t)
+            return t
         if kind == "a":
-            return tensors[r[1]]
+            return self.tensors[r[1]]
         if kind == "b":
-            got = broadcasts.get(r)
+            got = self.broadcasts.get(r)
             if got is None:
-                got = broadcasts[r] = wrap_array(np.broadcast_to(tensors[r[1]]._data, r[2]))
+                got = self.broadcasts[r] = wrap_array(np.broadcast_to(self.tensors[r[1]]._data, r[2]))
             return got
         return r[1]
 
-    for k, nd in enumerate(tpl.nodes):
-        t = _new(Tensor)
+    def make(self, k, lazy):
+        nd = self.tpl.nodes[k]
+        t = _new(_ReplayedTensor if lazy else Tensor)
         d = t.__dict__
-        d["_data"] = values[nd.off : nd.off + nd.n].reshape(nd.shape)
+        d["_data"] = self.tape.values[nd.off : nd.off + nd.n].reshape(nd.shape)
         d["_rg"] = nd.rg
         d["_op"] = nd.op
-        d["_inputs"] = tuple([resolve(r) for r in nd.inputs])
-        d["_ctx"] = target_arrays[k] if nd.ctx is None else _ctx_value(nd.ctx, resolve)
-        d["_tape"] = tape
+        if lazy:
+            d["_replay"] = (self, k)
+        else:
+            d["_inputs"] = tuple([self.resolve(r) for r in nd.inputs])
+        d["_ctx"] = self.target_arrays[k] if nd.ctx is None else _ctx_value(nd.ctx, self.resolve)
+        d["_tape"] = self.tape
         d["_off"] = nd.off
         d["_row"] = nd.row
         if nd.nrows != 1:
@@ -720,15 +804,7 @@ def _replay(tpl, tensors):
             d["_hooks"] = dict(nd.hooks)
         if nd.retains_grad:
             d["_retains_grad"] = True
-        nodes.append(t)
-    tape.externs = [(row, off, resolve(r)) for row, off, r in tpl.externs]
-    if tpl.hook_rows:
-        tape.hook_rows = {row: [weakref.ref(resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
-    if tpl.python_rows:
-        tape.python_rows = set(tpl.python_rows)
-    if tpl.big_regions:
-        tape.big_regions = list(tpl.big_regions)
-    return _out_value(tpl.out, resolve)
+        return t
 
 
 def _resolve_outside(src, tensors):

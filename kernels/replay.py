@@ -32,7 +32,7 @@ from numba.extending import overload
 
 from . import opcodes as K
 from . import pointwise
-from .cpu import KERNEL, cross_entropy_forward, strided_offset
+from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward
 
 
 # numba's CPU target has no ``math.fmod`` (its CUDA target has): give it numpy's, for ``pointwise.fmod_value``
@@ -45,6 +45,9 @@ unary_value = njit(inline="always", **KERNEL)(pointwise.unary_value)
 binary_value = njit(inline="always", **KERNEL)(pointwise.binary_value)
 
 FLAG_ZERO = 1
+# Elementwise rows are fused into runs from this size: below, every operand is in L1 anyway and a plain loop
+# per row (the opcode test hoisted out of it) is faster than switching opcodes per element
+FUSE_MIN = 2048
 FLAG_SKIP = 2
 FLAG_FUSED = 4
 
@@ -128,6 +131,8 @@ def _elementwise_run(rows, attrs, vals, first, end, lo, hi):
             y = rows[first, 3]
             for i in range(lo, hi):
                 vals[o + i] = binary_value(code, vals[x + i], vals[y + i])
+        elif code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
+            trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
         else:
             a0 = attrs[first, 0]
             a1 = attrs[first, 1]

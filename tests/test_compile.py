@@ -359,3 +359,22 @@ def test_many_leaves_stack_and_reductions():
     for a, b in zip(g, grads_of(y_ref, leaves)):
         close(a, b)
     assert replayed(y)
+
+
+def test_replayed_grad_fn_graph_matches_eager():
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+
+    def f(x):
+        return (ad.exp(x * w) + w).sum()
+
+    def names(node, depth=4):
+        if node is None or depth == 0:
+            return None
+        return (node.name(), tuple(names(n, depth - 1) for n, _ in node.next_functions))
+
+    cf = ad.compile(f)
+    for _ in range(3):
+        x = ad.tensor(RNG.standard_normal(3))
+        y = cf(x)
+    assert replayed(y)
+    assert names(y.grad_fn) == names(f(x).grad_fn)

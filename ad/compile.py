@@ -190,7 +190,7 @@ class CompiledFunction:
         for t in tensors:
             if t._dev is not None or t._tangents:
                 return fn(*args, **kwargs)
-        if len({id(t) for t in tensors}) != len(tensors):  # the same tensor passed twice: part of the program
+        if len(set(map(id, tensors))) != len(tensors):  # the same tensor passed twice: part of the program
             first = {}
             parts.append(tuple(first.setdefault(id(t), k) for k, t in enumerate(tensors)))
         key = tuple(parts)
@@ -271,13 +271,18 @@ def _flatten(obj, tensors, parts):
     """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``."""
     if isinstance(obj, Tensor):
         tensors.append(obj)
-        parts.append((obj._data.shape, obj._data.dtype.str, obj._dev, obj._rg))
+        parts.append((obj._data.shape, obj._data.dtype, obj._dev, obj._rg))
         return
     kind = type(obj)
     if kind is tuple or kind is list:
         parts.append((kind, len(obj)))
         for item in obj:
-            _flatten(item, tensors, parts)
+            if isinstance(item, Tensor):  # (inlined: a list of many parameters is common)
+                tensors.append(item)
+                data = item._data
+                parts.append((data.shape, data.dtype, item._dev, item._rg))
+            else:
+                _flatten(item, tensors, parts)
     elif kind is dict:
         parts.append((dict, tuple(obj)))
         for item in obj.values():
@@ -359,6 +364,8 @@ class _Template:
         "out",
         "targets",
         "eager_nodes",
+        "import_index",
+        "import_flat",
     )
 
     def finish(self):
@@ -390,6 +397,9 @@ class _Template:
                 flags[r] = replay.FLAG_FUSED
             prev_code, prev_out, prev_n = code, out, n
         self.flags = flags
+        self.import_index = None
+        if len(self.imports) >= 16 and all(src[0] != "b" for _, _, src in self.imports):
+            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in self.imports])
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()
         stack = [r[1] for refs in self.hook_rows.values() for r in refs if r is not None and r[0] == "n"]
@@ -533,6 +543,7 @@ def _build(result, tensors, rec, first_id, last_id):
     tpl.rows_bytes = rows_bytes
     tpl.aux = np.array(T.aux, np.int64) if len(T.aux) else np.zeros(1, np.int64)
     tpl.imports = imports
+    tpl.import_flat = all(t._data.ndim == 1 for _, _, t, _ in T.imports.values())
     tpl.externs = externs
     tpl.nodes = nodes
     tpl.hook_rows = {row: [ref(h) for h in hs] for row, hs in handlers.items()}
@@ -701,11 +712,22 @@ def _replay(tpl, tensors):
     tape.aux = aux_q
     values = tape.values
     tape_ref = weakref.ref(tape)
-    for off, n, src in tpl.imports:
-        kind = src[0]
-        t = tensors[src[1]] if kind != "e" else src[1]
-        data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
-        values[off : off + n] = data.reshape(-1)
+    imports = tpl.imports
+    if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
+        sources = [tensors[src[1]] if src[0] == "a" else src[1] for _, _, src in imports]
+        if tpl.import_flat:
+            values[tpl.import_index] = np.concatenate([t._data for t in sources])
+        else:
+            values[tpl.import_index] = np.concatenate([t._data.reshape(-1) for t in sources])
+    else:
+        sources = []
+        for off, n, src in imports:
+            kind = src[0]
+            t = tensors[src[1]] if kind != "e" else src[1]
+            data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
+            values[off : off + n] = data.reshape(-1)
+            sources.append(t)
+    for t, (off, _, _) in zip(sources, imports):
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)

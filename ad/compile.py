@@ -46,7 +46,7 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
-from . import observe
+from . import observe, parallel
 from . import tape as _tape
 from .forward import _fw
 from .grad_mode import _grad_state
@@ -366,6 +366,7 @@ class _Template:
         "eager_nodes",
         "import_index",
         "import_flat",
+        "segments",
     )
 
     def finish(self):
@@ -397,6 +398,28 @@ class _Template:
                 flags[r] = replay.FLAG_FUSED
             prev_code, prev_out, prev_n = code, out, n
         self.flags = flags
+        # the rows in stretches: ("k", start, stop) for one kernel call, ("p", first, end, n) for a fused
+        # elementwise run big enough to split across threads (ad/parallel.py)
+        from .parallel import PARALLEL_MIN
+
+        segments = []
+        r = 0
+        start = 0
+        while r < self.nrows:
+            n = int(words[r, 4])
+            if n >= PARALLEL_MIN and replay.is_elementwise(int(words[r, 0]) & K.CODE_MASK) and not flags[r]:
+                end = r + 1
+                while end < self.nrows and flags[end] & replay.FLAG_FUSED:
+                    end += 1
+                if start < r:
+                    segments.append(("k", start, r))
+                segments.append(("p", r, end, n))
+                start = r = end
+                continue
+            r += 1
+        if start < self.nrows:
+            segments.append(("k", start, self.nrows))
+        self.segments = segments
         self.import_index = None
         if len(self.imports) >= 16 and all(src[0] != "b" for _, _, src in self.imports):
             self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in self.imports])
@@ -683,7 +706,7 @@ def _same_out(x, y):
 
 def _replay(tpl, tensors):
     """A later call: the template's tape rebuilt around this call's tensors, its rows recomputed."""
-    from kernels.replay import forward_sweep
+    from kernels.replay import forward_chunk, forward_sweep
 
     aux = tpl.aux
     target_arrays = {}
@@ -731,7 +754,12 @@ def _replay(tpl, tensors):
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
-    forward_sweep(tpl.rows, tpl.attrs, aux, values, tpl.flags, 0, tpl.nrows)
+    rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
+    for seg in tpl.segments:
+        if seg[0] == "k":
+            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2])
+        else:
+            parallel.run(seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2]))
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:

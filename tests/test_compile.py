@@ -378,3 +378,18 @@ def test_replayed_grad_fn_graph_matches_eager():
         y = cf(x)
     assert replayed(y)
     assert names(y.grad_fn) == names(f(x).grad_fn)
+
+
+def test_fused_run_split_across_threads():
+    n = ad.parallel.PARALLEL_MIN + 1000
+    c = ad.tensor(RNG.uniform(0.99, 1.0, n))
+    cf = ad.compile(chain)
+    for _ in range(3):
+        w = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+        y = cf(w, c)
+        g = grads_of(y, [w])
+    tpl = next(iter(cf.cache.values())).template
+    assert any(seg[0] == "p" for seg in tpl.segments)
+    y_ref = chain(w, c)
+    close(y, y_ref, 1e-10)
+    close(g[0], grads_of(y_ref, [w])[0])

@@ -52,6 +52,20 @@ from .forward import _fw
 from .grad_mode import _grad_state
 from .tensor import Tensor, _new, wrap_array
 
+_UFUNCS = {  # opcode -> the numpy ufunc with the same values (what the eager ops call on big arrays)
+    K.EXP: np.exp,
+    K.LOG: np.log,
+    K.TANH: np.tanh,
+    K.LOG1P: np.log1p,
+    K.EXPM1: np.expm1,
+    K.SQRT: np.sqrt,
+    K.TAN: np.tan,
+    K.ATAN: np.arctan,
+    K.SINH: np.sinh,
+    K.COSH: np.cosh,
+    K.ASINH: np.arcsinh,
+    K.EXP2: np.exp2,
+}
 CACHE_SIZE_LIMIT = 8  # signatures per compiled function (torch._dynamo.config.cache_size_limit)
 _AD_DIR = os.path.dirname(os.path.abspath(__file__))
 _KERNELS_DIR = os.path.join(os.path.dirname(_AD_DIR), "kernels")
@@ -377,13 +391,14 @@ class _Template:
         self.rows = words[:, :8]
         self.attrs = np.frombuffer(self.rows_bytes, np.float64).reshape(-1, 10)[:, 8:]
         flags = np.zeros(self.nrows, np.uint8)
-        prev_code = -1
-        prev_out = -1
-        prev_n = -1
+        codes = [int(c) for c in words[:, 0] & K.CODE_MASK]
+        sizes = [int(n) for n in words[:, 4]]
+        # big transcendental rows run numpy's ufunc (SIMD: tanh ~2 ns an element, libm's scalar one ~25 ns), as
+        # the eager op does; fused runs are made of the other elementwise rows
+        ufunc_rows = {r: _UFUNCS[c] for r, c in enumerate(codes) if c in _UFUNCS and sizes[r] >= replay.FUSE_MIN}
+        prev_code = prev_out = prev_n = -1
         for r in range(self.nrows):
-            code = int(words[r, 0]) & K.CODE_MASK
-            out = int(words[r, 1])
-            n = int(words[r, 4])
+            code, out, n = codes[r], int(words[r, 1]), sizes[r]
             if code == K.SAVED_INPUT or code == K.SAVED_RESULT:
                 flags[r] = replay.FLAG_SKIP
                 continue  # (a guard does not break a run: it computes nothing)
@@ -391,23 +406,32 @@ class _Template:
                 flags[r] = replay.FLAG_ZERO
             elif (
                 n >= replay.FUSE_MIN
+                and n == prev_n
                 and replay.is_elementwise(code)
                 and replay.is_elementwise(prev_code)
-                and n == prev_n
+                and r not in ufunc_rows
+                and r - 1 not in ufunc_rows
             ):
                 flags[r] = replay.FLAG_FUSED
             prev_code, prev_out, prev_n = code, out, n
         self.flags = flags
         # the rows in stretches: ("k", start, stop) for one kernel call, ("p", first, end, n) for a fused
-        # elementwise run big enough to split across threads (ad/parallel.py)
+        # elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n) for a big
+        # transcendental row
         from .parallel import PARALLEL_MIN
 
         segments = []
         r = 0
         start = 0
         while r < self.nrows:
-            n = int(words[r, 4])
-            if n >= PARALLEL_MIN and replay.is_elementwise(int(words[r, 0]) & K.CODE_MASK) and not flags[r]:
+            n = sizes[r]
+            if r in ufunc_rows:
+                if start < r:
+                    segments.append(("k", start, r))
+                segments.append(("u", r, ufunc_rows[r], n))
+                start = r = r + 1
+                continue
+            if n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r]:
                 end = r + 1
                 while end < self.nrows and flags[end] & replay.FLAG_FUSED:
                     end += 1
@@ -758,8 +782,10 @@ def _replay(tpl, tensors):
     for seg in tpl.segments:
         if seg[0] == "k":
             forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2])
-        else:
+        elif seg[0] == "p":
             parallel.run(seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2]))
+        else:
+            _ufunc_row(values, rows, seg[1], seg[2], seg[3])
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:
@@ -772,6 +798,13 @@ def _replay(tpl, tensors):
     if tpl.big_regions:
         tape.big_regions = list(tpl.big_regions)
     return _out_value(tpl.out, state.resolve)
+
+
+def _ufunc_row(values, rows, r, ufunc, n):
+    """Row ``r``'s output region = ``ufunc`` of its operand's, in chunks across threads (as the eager op)."""
+    o, x = int(rows[r, 1]), int(rows[r, 2])
+    src, dst = values[x : x + n], values[o : o + n]
+    parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
 
 
 class _ReplayedTensor(Tensor):

@@ -12,9 +12,9 @@ Inputs are the tape's own arrays (``rows`` (R, 8), ``attrs`` (R, 2), ``aux``), t
   region is cleared before the row adds into it (a node of several rows shares one output region).
 - ``FLAG_SKIP``: the row computes nothing forwards (saved-tensor guard rows, ``ad/saved.py``).
 - ``FLAG_FUSED``: the row is elementwise and continues a run of elementwise rows of the same size: the run
-  (from its first row, which is not flagged) is computed element by element through all its rows, each
-  element's value staying in a register from one row to the next (each row's output is still written: the
-  backward sweep reads them).
+  (from its first row, which is not flagged) is computed block by block through all its rows, each block
+  staying in L1 from one row to the next (each row's output is still written: the backward sweep reads
+  them).
 
 Runs of fused rows over big arrays are split into chunks across threads by ``forward_chunk`` (the caller
 passes a row range and an element range; the kernel releases the GIL).
@@ -48,6 +48,7 @@ FLAG_ZERO = 1
 # Elementwise rows are fused into runs from this size: below, every operand is in L1 anyway and a plain loop
 # per row (the opcode test hoisted out of it) is faster than switching opcodes per element
 FUSE_MIN = 2048
+BLOCK = 512  # elements per block of a fused run (each operand block stays in L1 between rows)
 FLAG_SKIP = 2
 FLAG_FUSED = 4
 
@@ -121,41 +122,60 @@ def forward_chunk(rows, attrs, vals, first, end, lo, hi):
 
 @njit(inline="always", **KERNEL)
 def _elementwise_run(rows, attrs, vals, first, end, lo, hi):
-    """Rows ``first..end-1``, all elementwise over the same number of elements, element by element: an
-    operand that is the previous row's output is taken from the register, not re-read from memory."""
-    if end == first + 1:  # a single row: a plain loop (vectorizes best)
-        code = rows[first, 0] & K.CODE_MASK
-        o = rows[first, 1]
-        x = rows[first, 2]
-        if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-            y = rows[first, 3]
+    """Rows ``first..end-1``, all elementwise over the same number of elements, in blocks of ``BLOCK``
+    elements: every row of the run over one block before the next block, so that each operand a row reads
+    from the previous one is still in L1 (memory is read and written once per run, as one fused loop would,
+    while each row's loop stays a plain one that vectorizes)."""
+    if end == first + 1:
+        _row_block(rows, attrs, vals, first, lo, hi)
+        return
+    for blo in range(lo, hi, BLOCK):
+        bhi = min(blo + BLOCK, hi)
+        for r in range(first, end):
+            _row_block(rows, attrs, vals, r, blo, bhi)
+
+
+@njit(inline="always", **KERNEL)
+def _row_block(rows, attrs, vals, r, lo, hi):
+    """Elements ``lo:hi`` of elementwise row ``r``; the common opcodes as loops of their own (they vectorize),
+    the others through ``pointwise``'s per-element values."""
+    code = rows[r, 0] & K.CODE_MASK
+    o = rows[r, 1]
+    x = rows[r, 2]
+    if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+        y = rows[r, 3]
+        if code == K.ADD:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] + vals[y + i]
+        elif code == K.SUB:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] - vals[y + i]
+        elif code == K.MUL:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] * vals[y + i]
+        elif code == K.DIV:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] / vals[y + i]
+        else:
             for i in range(lo, hi):
                 vals[o + i] = binary_value(code, vals[x + i], vals[y + i])
-        elif code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
-            trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
-        else:
-            a0 = attrs[first, 0]
-            a1 = attrs[first, 1]
-            for i in range(lo, hi):
-                vals[o + i] = unary_value(code, vals[x + i], a0, a1)
         return
-    for i in range(lo, hi):
-        prev_out = -1
-        v = 0.0
-        for r in range(first, end):
-            code = rows[r, 0] & K.CODE_MASK
-            o = rows[r, 1]
-            x = rows[r, 2]
-            xv = v if x == prev_out else vals[x + i]
-            if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-                y = rows[r, 3]
-                yv = v if y == prev_out else vals[y + i]
-                v = binary_value(code, xv, yv)
-            else:
-                v = unary_value(code, xv, attrs[r, 0], attrs[r, 1])
-            vals[o + i] = v
-            v = vals[o + i]  # rounded to the arena's dtype, as the eager op's result is
-            prev_out = o
+    a0 = attrs[r, 0]
+    a1 = attrs[r, 1]
+    if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
+        trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
+    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i] * a0
+    elif code == K.AFFINE and a0 == 1.0:
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i] + a1
+    elif code == K.COPY:
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i]
+    else:
+        for i in range(lo, hi):
+            vals[o + i] = unary_value(code, vals[x + i], a0, a1)
 
 
 @njit(**KERNEL)

@@ -393,3 +393,20 @@ def test_fused_run_split_across_threads():
     y_ref = chain(w, c)
     close(y, y_ref, 1e-10)
     close(g[0], grads_of(y_ref, [w])[0])
+
+
+def test_unhashable_argument_warns_once_and_same_tensor_twice_is_its_own_signature():
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+    f = ad.compile(lambda x, opts: (x * w).sum() * len(opts))
+    x = ad.tensor(RNG.standard_normal(3))
+    with pytest.warns(UserWarning, match="unhashable"):
+        for _ in range(3):
+            y = f(x, np.array([1, 2]))
+    close(y, (x * w).sum() * 2)
+    g = ad.compile(lambda a, b: (a * b * w).sum())
+    a, b = ad.tensor(RNG.standard_normal(3)), ad.tensor(RNG.standard_normal(3))
+    for _ in range(3):
+        g(a, a)
+    y = g(a, b)  # recorded with one tensor passed twice: another signature, not a wrong replay
+    close(y, (a * b * w).sum())
+    assert len(g.cache) == 2

@@ -286,6 +286,9 @@ autograd.graph.bind()
 # ad.cuda's device queries (imports no numba until used); ad.distributed: torch.distributed over MPI (mpi4py is
 # imported by init_process_group, not here)
 from . import cuda, distributed  # noqa: E402
+
+# ad.compile (issue 11): record a step once, replay its tape in a compiled forward kernel
+from .compile import compile  # noqa: E402, A004
 from .creation import asarray  # noqa: E402
 
 # torch's top-level LU spellings and orgqr (issue 13); see ad/linalg.py

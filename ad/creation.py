@@ -8,6 +8,7 @@ import builtins
 
 import numpy as np
 
+from .observe import value_read
 from .tensor import Tensor, device, wrap_array
 
 float32 = np.dtype(np.float32)
@@ -265,11 +266,13 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    value_read("a random draw")
     rng = generator if generator is not None else _rng
     return _finish(rng.random(_shape(size), dtype=_default(dtype)), None, requires_grad, device)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    value_read("a random draw")
     rng = generator if generator is not None else _rng
     return _finish(rng.standard_normal(_shape(size), dtype=_default(dtype)), None, requires_grad, device)
 
@@ -280,6 +283,7 @@ def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     _check_size(tuple(size))
+    value_read("a random draw")
     rng = generator if generator is not None else _rng
     return _finish(rng.integers(low, high, size=tuple(size)), dtype or int64, False, device)
 

@@ -59,6 +59,9 @@ class Generator:
 
 def _rng_of(generator):
     """The numpy generator to draw from: ``generator``'s, else the one ``ad.manual_seed`` resets."""
+    from .observe import value_read
+
+    value_read("a random draw")
     if generator is None:
         from . import creation
 

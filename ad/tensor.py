@@ -21,6 +21,8 @@ import weakref
 
 import numpy as np
 
+from . import observe
+
 _new = object.__new__
 _ref = weakref.ref
 _FLOAT_KINDS = "f"
@@ -471,6 +473,8 @@ class Tensor:
     @_version.setter
     def _version(self, value):
         counter(self).version = value
+        if observe.observer is not None:  # (ad.compile: a write while recording)
+            observe.observer.wrote(self)
 
     @property
     def _base(self):
@@ -502,11 +506,15 @@ class Tensor:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         if self._dev is not None:
             self._refuse_host_view()
+        if observe.observer is not None:
+            observe.value_read("numpy()")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         if self._dev is not None:
             self._refuse_host_view()
+        if observe.observer is not None:
+            observe.value_read("__array__")
         arr = self._data
         if dtype is not None and arr.dtype != dtype:
             return arr.astype(dtype)
@@ -517,9 +525,13 @@ class Tensor:
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        if observe.observer is not None:
+            observe.value_read("item()")
         return self._host().reshape(-1)[0].item()
 
     def tolist(self):
+        if observe.observer is not None:
+            observe.value_read("tolist()")
         return self._host().tolist()
 
     def __float__(self):
@@ -536,6 +548,8 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        if observe.observer is not None:
+            observe.value_read("bool()")
         return bool(self._host().reshape(-1)[0])
 
     def __len__(self):

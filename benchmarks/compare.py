@@ -67,18 +67,25 @@ class Case:
     title: str
     build: Callable[[W.Backend], W.Workload]
     dtype: str = "float64"
+    compiled: bool = False  # also measured with the compiled libraries (W.COMPILED: ad.compile, jax.jit)
 
 
 # The 4M-element workloads come last, so that a quick look at the small ones does not wait for them.
 CASES = [
-    Case("W1", "chain-small: 2,000 elementwise ops, 16 float64", W.chain_small),
+    Case("W1", "chain-small: 2,000 elementwise ops, 16 float64", W.chain_small, compiled=True),
     Case(
         "W2-f32",
         "mlp-step: 64x784-512-512-10, tanh, cross-entropy, float32",
         lambda b: W.mlp_step(b, "float32"),
         "float32",
+        compiled=True,
     ),
-    Case("W2-f64", "mlp-step: 64x784-512-512-10, tanh, cross-entropy, float64", lambda b: W.mlp_step(b, "float64")),
+    Case(
+        "W2-f64",
+        "mlp-step: 64x784-512-512-10, tanh, cross-entropy, float64",
+        lambda b: W.mlp_step(b, "float64"),
+        compiled=True,
+    ),
     Case("W4-dbl", "hvp, sum(tanh(A x)), A 256x256: double backward", lambda b: W.hvp(b, "double-backward")),
     Case("W4-fwd", "hvp, sum(tanh(A x)), A 256x256: fwd over rev", lambda b: W.hvp(b, "fwd-over-rev")),
     Case("W4-hess", "full Hessian of sum(tanh(A x)), 256x256", lambda b: W.hvp(b, "hessian")),
@@ -87,6 +94,7 @@ CASES = [
         "W6",
         "many-leaves: 2,000 leaves of 8 float64, forward + backward",
         lambda b: W.many_leaves(b, timed=("forward", "backward")),
+        compiled=True,
     ),
     Case("W7", "2nd derivative of a 200-step scalar iteration", W.scalar_second_derivative),
     Case(
@@ -100,7 +108,7 @@ CASES = [
         "conv-step: conv2d 32x3x32x32 -> 16 -> 32 channels, 3x3, tanh, float64",
         lambda b: W.conv_step(b, "float64"),
     ),
-    Case("W3", "big-elementwise: 8 ops, 4M float64", W.big_elementwise),
+    Case("W3", "big-elementwise: 8 ops, 4M float64", W.big_elementwise, compiled=True),
     Case("W5-big", "jvp (forward mode) through W3's chain", lambda b: W.jvp_chain(b, n_ops=8, size=4_000_000)),
 ]
 FIRST_CALL_KEY = "FC"
@@ -338,6 +346,7 @@ def run_case(
     check: bool = True,
 ) -> Result:
     started = time.perf_counter()
+    libs = [lib for lib in libs if case.compiled or lib not in W.COMPILED]
     result = Result(case.key, case.title, list(libs))
     budget = settings.budget if budget is None else budget
     share = budget / max(1, len(libs) * settings.rounds)
@@ -392,7 +401,7 @@ def check_outputs(result: Result, outputs: dict, dtype: str) -> None:
 
 def run_first_call(libs: list[str], settings: Settings) -> list[Result]:
     """Fresh interpreters, from the import to the first finished backward; warm and cold numba caches."""
-    libs = [lib for lib in libs if lib != "jax"]
+    libs = [lib for lib in libs if lib != "jax" and lib not in W.COMPILED]
     log("\n## FC: first call, from `import lib` to the first finished backward, in a fresh interpreter")
     warm = Result(f"{FIRST_CALL_KEY}-warm", "first call, warm numba cache", libs)
     cold = Result(f"{FIRST_CALL_KEY}-cold", "first call, empty numba cache (new NUMBA_CACHE_DIR)", libs)
@@ -507,8 +516,19 @@ def phases_cell(res: Result, libs: list[str]) -> str:
     return "; ".join(parts) or "—"
 
 
+def compiled_ratio(res: Result, phase: str | None, other: str) -> float | None:
+    """``other``'s median over ad.compile's (above 1: ad.compile is faster)."""
+    mine, theirs = res.stats("ad.compile", phase), res.stats(other, phase)
+    if mine is None or theirs is None or mine["median"] <= 0:
+        return None
+    return theirs["median"] / mine["median"]
+
+
 def markdown_table(results: list[Result], libs: list[str]) -> str:
-    header = ["workload", *[f"{lib} step [IQR]" for lib in libs], "torch/ad step", "phases (torch/ad)", "check"]
+    compiled = all(lib in libs for lib in W.COMPILED)
+    header = ["workload", *[f"{lib} step [IQR]" for lib in libs], "torch/ad step"]
+    header += ["jax.jit/ad.compile step", "torch/ad.compile step"] if compiled else []
+    header += ["phases (torch/ad)", "check"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for res in results:
         step = res.step_phase()
@@ -517,6 +537,11 @@ def markdown_table(results: list[Result], libs: list[str]) -> str:
             res.key,
             *[fmt_cell(res.stats(lib, step)) for lib in libs],
             fmt_ratio(res.ratio(step)),
+            *(
+                [fmt_ratio(compiled_ratio(res, step, "jax.jit")), fmt_ratio(res.ratio(step, "ad.compile"))]
+                if compiled
+                else []
+            ),
             phases_cell(res, libs),
             "; ".join(checks) or "—",
         ]

@@ -52,7 +52,11 @@ from types import SimpleNamespace
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LIBRARIES = ("ad", "torch", "jax")
+LIBRARIES = ("ad", "torch", "jax", "ad.compile", "jax.jit")
+# Compiled variants: the same library with the step traced or recorded once and replayed (`Reverse` only):
+# "ad.compile" runs the step through `ad.compile` (forward replayed, `.backward()` as usual), "jax.jit" runs
+# `jax.jit(jax.value_and_grad(step))` (forward and backward in one call, timed as "forward").
+COMPILED = ("ad.compile", "jax.jit")
 SEED = 0
 
 # Constants of the elementwise cycle (see the module docstring).
@@ -83,6 +87,7 @@ class Backend:
     """A library as the workloads see it: its namespace `ns` and how to move numpy arrays in and out."""
 
     functional = False  # True for jax: no `.backward()`, derivatives are transformations of functions
+    compiled = False  # True for "ad.compile" and "jax.jit" (see COMPILED)
 
     def __init__(self, name: str, ns):
         self.name = name
@@ -111,7 +116,7 @@ class JaxBackend(Backend):
 
     functional = True
 
-    def __init__(self):
+    def __init__(self, name="jax"):
         import jax
         import jax.numpy as jnp
 
@@ -131,7 +136,8 @@ class JaxBackend(Backend):
             stack=jnp.stack, float32=jnp.float32, float64=jnp.float64, from_numpy=jnp.asarray,
             nn=SimpleNamespace(functional=SimpleNamespace(linear=linear, cross_entropy=cross_entropy)),
         )
-        super().__init__("jax", ns)
+        super().__init__(name, ns)
+        self.compiled = name == "jax.jit"
 
     def const(self, array):
         return self.ns.from_numpy(np.ascontiguousarray(array))
@@ -172,16 +178,19 @@ def load_backend(name: str) -> Backend:
     if name in _BACKENDS:
         return _BACKENDS[name]
     try:
-        if name == "ad":
-            backend = Backend("ad", _import_ad())
+        if name in ("ad", "ad.compile"):
+            backend = Backend(name, _import_ad())
+            backend.compiled = name == "ad.compile"
+            if backend.compiled and not hasattr(backend.ns, "compile"):
+                raise Unavailable("this `ad` has no ad.compile")
         elif name == "torch":
             import torch
 
             if os.environ.get("AD_BENCH_TORCH_THREADS"):
                 torch.set_num_threads(int(os.environ["AD_BENCH_TORCH_THREADS"]))
             backend = Backend("torch", torch)
-        elif name == "jax":
-            backend = JaxBackend()
+        elif name in ("jax", "jax.jit"):
+            backend = JaxBackend(name)
         else:
             raise ValueError(f"unknown library {name!r}; expected one of {LIBRARIES}")
     except Unavailable:
@@ -266,6 +275,8 @@ class Workload:
     timed: tuple[str, ...] = ()
 
     def __init__(self, backend: Backend):
+        if backend.compiled and not isinstance(self, Reverse):
+            raise Unavailable(f"{backend.name}: only the reverse-mode steps are measured compiled")
         self.backend = backend
         self.lib = backend.ns
 
@@ -311,6 +322,12 @@ class Reverse(Workload):
         self.leaves = [backend.leaf(a) for a in leaves]
         self.consts = [backend.const(a) for a in consts]
         self.loss = self.grads = self._vjp = None
+        lib = self.lib
+        if backend.compiled and backend.functional:  # jax.jit: the whole step, one compiled call
+            jax = backend.jax
+            self._step = jax.jit(jax.value_and_grad(lambda ps, cs: fn(lib, list(ps), list(cs))))
+        elif backend.compiled:  # ad.compile: the forward replayed from its recorded tape
+            self._step = backend.ns.compile(lambda leaves, consts: fn(lib, leaves, consts))
 
     def prepare(self):
         self.loss = self.grads = self._vjp = None
@@ -319,7 +336,12 @@ class Reverse(Workload):
                 p.grad = None
 
     def forward(self):
-        if self.backend.functional:
+        if self.backend.compiled and self.backend.functional:
+            self.loss, self.grads = self._step(tuple(self.leaves), tuple(self.consts))
+            self.backend.sync(self.loss, self.grads)
+        elif self.backend.compiled:
+            self.loss = self._step(self.leaves, self.consts)
+        elif self.backend.functional:
             fn, lib, consts = self.fn, self.lib, self.consts
             self.loss, self._vjp = self.backend.jax.vjp(lambda *ps: fn(lib, list(ps), consts), *self.leaves)
             self.backend.sync(self.loss)
@@ -327,6 +349,8 @@ class Reverse(Workload):
             self.loss = self.fn(self.lib, self.leaves, self.consts)
 
     def backward(self):
+        if self.backend.compiled and self.backend.functional:
+            return  # (jax.jit: computed with the forward)
         if self.backend.functional:
             self.grads = self._vjp(self.backend.jax.numpy.ones_like(self.loss))
             self.backend.sync(self.grads)
@@ -642,6 +666,8 @@ def first_call(lib_name: str, cold: bool = False, timeout: float = 600.0) -> dic
     (NUMBA_CACHE_DIR); otherwise it is left as configured (call once untimed first so that it is warm). `ad`
     is found in this checkout if it is not installed. `Unavailable` if the program fails (say, no `ad`).
     """
+    if lib_name in COMPILED:
+        raise Unavailable(f"{lib_name}: no first-call measurement")
     if lib_name == "jax":
         raise Unavailable("jax: no first-call measurement (jax has no .backward())")
     env = dict(os.environ)

@@ -10,6 +10,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     ADD,
@@ -115,6 +116,7 @@ def _index_key(key):
         if isinstance(k, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{type(k).__name__}'")
         if isinstance(k, Tensor):
+            value_read("indexing with a tensor")  # (ad.compile: the index values shape the result)
             k = k._data
             advanced = True
         elif isinstance(k, (list, np.ndarray)):

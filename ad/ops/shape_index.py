@@ -33,6 +33,7 @@ from kernels import opcodes as K
 
 from ..forward import _fw
 from ..grad_mode import _grad_state
+from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     GATHER,
@@ -730,6 +731,7 @@ def masked_scatter(input, mask, source):  # noqa: A002
 @_with_out("masked_select")
 def masked_select(input, mask):  # noqa: A002
     """The elements of ``input`` where ``mask`` holds, as a 1-D tensor (both broadcast)."""
+    value_read("masked_select() (a data-dependent shape)")
     m = _mask_array(mask, "masked_select:")
     shape = np.broadcast_shapes(input.shape, m.shape)
     index_map = np.broadcast_to(_ids(input.shape), shape)[np.broadcast_to(m, shape)]

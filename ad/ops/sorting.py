@@ -12,6 +12,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import Op, _gather_map_vjp, gather_map
 from .shape_index import _I64, _check_out_grad, _data, _ids, _index_array, _tname, _with_out, _write_out
@@ -167,6 +168,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     counts if asked for (a tuple). Example: ``ad.unique(ad.tensor([3, 1, 3]), return_counts=True)`` is
     ``([1, 3], [1, 2])``.
     """
+    value_read("unique() (a data-dependent shape)")
     a = input._data
     if dim is None:
         values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
@@ -180,6 +182,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
 
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     """Collapse runs of equal consecutive elements (or slices along ``dim``) to one."""
+    value_read("unique_consecutive() (a data-dependent shape)")
     a = input._data
     if dim is None:
         flat = a.reshape(-1)
@@ -200,6 +203,7 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
 
 def nonzero(input, *, out=None, as_tuple=False):  # noqa: A002
     """Indices of the non-zero elements: an (n, ndim) int64 tensor, or one 1-D tensor per dim (``as_tuple``)."""
+    value_read("nonzero() (a data-dependent shape)")
     a = input._data
     if as_tuple:
         return tuple(wrap_array(i.astype(_I64)) for i in np.nonzero(np.atleast_1d(a)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from kernels.cpu import class_targets_ok
 
-from ... import composites, ops
+from ... import composites, observe, ops
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 from .activation import _part, logsigmoid
@@ -244,6 +244,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     ):
         t64 = np.ascontiguousarray(t, dtype=np.int64)
         if class_targets_ok(t64, input.shape[1], ignore_index):  # else: the general path raises or ignores
+            if observe.observer is not None:  # ad.compile: the replay reads the class indices again
+                observe.observer.targets(target, t64, ignore_index)
             return ops.cross_entropy_mean(input, t64)  # the plain case, one row
     logp = composites.log_softmax(input, class_dim)
     nll = nll_loss(logp, target, weight, None, ignore_index, None, reduction)

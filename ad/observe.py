@@ -1,0 +1,22 @@
+"""Recording observers: what ``ad.compile`` (``ad/compile.py``) needs to hear while it records a template.
+
+While ``observer`` is set (only during a recording call of a compiled function), the few places that let a
+tensor's *values* decide something in Python call it, so that the signature being recorded runs eagerly
+from then on (replaying the tape would silently reuse the values of the recording call):
+
+- ``observer.value_read(what)``: ``item()``, ``bool()``, ``tolist()``, ``numpy()``, ``__array__``, random
+  draws, data-dependent shapes (``nonzero``, ``unique``, ``masked_select``, boolean-mask indexing).
+- ``observer.wrote(tensor)``: a tensor's version counter moved (any in-place change).
+- ``observer.targets(target, t64, ignore_index)``: ``cross_entropy``'s single-row path read the class
+  indices of ``target`` (the replay reads them again from the same source).
+
+Everything here costs one global read when no compiled function is recording.
+"""
+
+observer = None
+
+
+def value_read(what):
+    """Tell the recording compiled function (if any) that a tensor value was read into Python by ``what``."""
+    if observer is not None:
+        observer.value_read(what)

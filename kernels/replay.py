@@ -1,0 +1,284 @@
+"""The forward sweep of ``ad.compile``: one ``@njit`` call recomputes a recorded tape's rows in order.
+
+A tape (``ad/tape.py``) records, per op, an opcode and arena offsets; ``reverse_sweep`` (``cpu.py``) walks
+the rows backwards. Replaying a recorded step walks them forwards instead: each row's output region of the
+value arena is recomputed from its operands' regions (which earlier rows, or the caller's copies of the
+inputs and leaves, have filled), so a whole step's forward pass is one kernel call with no Python per op.
+
+Inputs are the tape's own arrays (``rows`` (R, 8), ``attrs`` (R, 2), ``aux``), the value arena ``vals`` and
+``flags`` (uint8 per row, ``FLAG_*``) that ``ad/compile.py`` computes once per template:
+
+- ``FLAG_ZERO``: the row is the first of a scatter node (``sum`` over dims, ``cat``, ``stack``): its output
+  region is cleared before the row adds into it (a node of several rows shares one output region).
+- ``FLAG_SKIP``: the row computes nothing forwards (saved-tensor guard rows, ``ad/saved.py``).
+- ``FLAG_FUSED``: the row is elementwise and continues a run of elementwise rows of the same size: the run
+  (from its first row, which is not flagged) is computed block by block through all its rows, each block
+  staying in L1 from one row to the next (each row's output is still written: the backward sweep reads
+  them).
+
+Runs of fused rows over big arrays are split into chunks across threads by ``forward_chunk`` (the caller
+passes a row range and an element range; the kernel releases the GIL).
+
+Values follow the CPU forward of the eager ops within rounding (``pointwise.unary_value`` /
+``binary_value`` are the per-element formulas; reductions sum in a different order than numpy's pairwise
+sums, matmuls call the same BLAS through ``np.dot``).
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+from numba.extending import overload
+
+from . import opcodes as K
+from . import pointwise
+from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward
+
+
+# numba's CPU target has no ``math.fmod`` (its CUDA target has): give it numpy's, for ``pointwise.fmod_value``
+@overload(math.fmod)
+def _fmod(x, y):
+    return lambda x, y: np.fmod(x, y)
+
+
+unary_value = njit(inline="always", **KERNEL)(pointwise.unary_value)
+binary_value = njit(inline="always", **KERNEL)(pointwise.binary_value)
+
+FLAG_ZERO = 1
+# Elementwise rows are fused into runs from this size: below, every operand is in L1 anyway and a plain loop
+# per row (the opcode test hoisted out of it) is faster than switching opcodes per element
+FUSE_MIN = 2048
+BLOCK = 512  # elements per block of a fused run (each operand block stays in L1 between rows)
+FLAG_SKIP = 2
+FLAG_FUSED = 4
+
+# What the forward kernel computes (``ad/compile.py`` replays a template only if every row's opcode is here)
+_REPLAYABLE = np.zeros(256, np.uint8)
+for _code in range(K.UNARY_FIRST, K.UNARY_LAST + 1):
+    _REPLAYABLE[_code] = 1
+for _code in range(K.UNARY2_FIRST, K.UNARY2_LAST + 1):
+    _REPLAYABLE[_code] = 1
+for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
+    _REPLAYABLE[_code] = 1
+for _code in (
+    K.GATHER_STRIDED,
+    K.SCATTER_STRIDED,
+    K.SUM_ALL,
+    K.MATMUL,
+    K.LINEAR,
+    K.LINEAR_BIAS,
+    K.LOG_SOFTMAX,
+    K.CROSS_ENTROPY,
+    K.PROD,
+    K.AMAX,
+    K.AMIN,
+    K.SAVED_INPUT,
+    K.SAVED_RESULT,
+):
+    _REPLAYABLE[_code] = 1
+REPLAYABLE = _REPLAYABLE
+
+
+def is_elementwise(code):
+    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST or is_binary(code)
+
+
+def is_binary(code):
+    return K.BINARY_FIRST <= code <= K.BINARY_LAST
+
+
+@njit(inline="always", **KERNEL)
+def _is_unary(code):
+    return (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST)
+
+
+@njit(**KERNEL)
+def forward_sweep(rows, attrs, aux, vals, flags, start, stop):
+    """Recompute rows ``start..stop-1`` of a tape into ``vals``, in recording order."""
+    r = start
+    while r < stop:
+        f = flags[r]
+        if f & FLAG_SKIP:
+            r += 1
+            continue
+        code = rows[r, 0] & K.CODE_MASK
+        n = rows[r, 4]
+        if _is_unary(code) or (code >= K.BINARY_FIRST and code <= K.BINARY_LAST):
+            end = r + 1
+            while end < stop and (flags[end] & FLAG_FUSED) != 0:
+                end += 1
+            _elementwise_run(rows, attrs, vals, r, end, 0, n)
+            r = end
+            continue
+        _structural_row(rows, attrs, aux, vals, r, code, n, f)
+        r += 1
+
+
+@njit(**KERNEL)
+def forward_chunk(rows, attrs, vals, first, end, lo, hi):
+    """Elements ``lo:hi`` of the fused elementwise run of rows ``first..end-1`` (one thread's share)."""
+    _elementwise_run(rows, attrs, vals, first, end, lo, hi)
+
+
+@njit(inline="always", **KERNEL)
+def _elementwise_run(rows, attrs, vals, first, end, lo, hi):
+    """Rows ``first..end-1``, all elementwise over the same number of elements, in blocks of ``BLOCK``
+    elements: every row of the run over one block before the next block, so that each operand a row reads
+    from the previous one is still in L1 (memory is read and written once per run, as one fused loop would,
+    while each row's loop stays a plain one that vectorizes)."""
+    if end == first + 1:
+        _row_block(rows, attrs, vals, first, lo, hi)
+        return
+    for blo in range(lo, hi, BLOCK):
+        bhi = min(blo + BLOCK, hi)
+        for r in range(first, end):
+            _row_block(rows, attrs, vals, r, blo, bhi)
+
+
+@njit(inline="always", **KERNEL)
+def _row_block(rows, attrs, vals, r, lo, hi):
+    """Elements ``lo:hi`` of elementwise row ``r``; the common opcodes as loops of their own (they vectorize),
+    the others through ``pointwise``'s per-element values."""
+    code = rows[r, 0] & K.CODE_MASK
+    o = rows[r, 1]
+    x = rows[r, 2]
+    if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+        y = rows[r, 3]
+        if code == K.ADD:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] + vals[y + i]
+        elif code == K.SUB:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] - vals[y + i]
+        elif code == K.MUL:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] * vals[y + i]
+        elif code == K.DIV:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] / vals[y + i]
+        else:
+            for i in range(lo, hi):
+                vals[o + i] = binary_value(code, vals[x + i], vals[y + i])
+        return
+    a0 = attrs[r, 0]
+    a1 = attrs[r, 1]
+    if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
+        trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
+    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i] * a0
+    elif code == K.AFFINE and a0 == 1.0:
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i] + a1
+    elif code == K.COPY:
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i]
+    else:
+        for i in range(lo, hi):
+            vals[o + i] = unary_value(code, vals[x + i], a0, a1)
+
+
+@njit(**KERNEL)
+def _structural_row(rows, attrs, aux, vals, r, code, n, f):
+    o = rows[r, 1]
+    x = rows[r, 2]
+    y = rows[r, 3]
+    a = rows[r, 5]
+    a0 = attrs[r, 0]
+    if code == K.GATHER_STRIDED:
+        ndim = aux[a]
+        for i in range(n):
+            vals[o + i] = vals[x + strided_offset(i, aux, a, ndim)]
+    elif code == K.SCATTER_STRIDED:
+        if f & FLAG_ZERO:
+            for i in range(n):
+                vals[o + i] = 0.0
+        ndim = aux[a]
+        nx = 1
+        for k in range(ndim):
+            nx *= aux[a + 2 + k]
+        for i in range(nx):
+            vals[o + strided_offset(i, aux, a, ndim)] += a0 * vals[x + i]
+    elif code == K.SUM_ALL:
+        total = 0.0
+        for i in range(a):
+            total += vals[x + i]
+        vals[o] = a0 * total
+    elif code == K.MATMUL:
+        B = aux[a]
+        M = aux[a + 1]
+        K_ = aux[a + 2]
+        N = aux[a + 3]
+        xbs = aux[a + 4]
+        ybs = aux[a + 5]
+        for b in range(B):
+            xb = vals[x + b * xbs : x + b * xbs + M * K_].reshape((M, K_))
+            yb = vals[y + b * ybs : y + b * ybs + K_ * N].reshape((K_, N))
+            ob = vals[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
+            ob[:, :] = np.dot(xb, yb)
+    elif code == K.LINEAR or code == K.LINEAR_BIAS:
+        M = aux[a]
+        K_ = aux[a + 1]
+        N = aux[a + 2]
+        xm = vals[x : x + M * K_].reshape((M, K_))
+        wm = vals[y : y + N * K_].reshape((N, K_))
+        om = vals[o : o + M * N].reshape((M, N))
+        om[:, :] = np.dot(xm, wm.T)
+        if code == K.LINEAR_BIAS:
+            b = aux[a + 3]
+            for i in range(M):
+                for j in range(N):
+                    om[i, j] += vals[b + j]
+    elif code == K.LOG_SOFTMAX:
+        _log_softmax(vals, aux[a], aux[a + 1], aux[a + 2], o, x)
+    elif code == K.CROSS_ENTROPY:
+        M = aux[a]
+        C = aux[a + 1]
+        vals[o] = cross_entropy_forward(vals[x : x + M * C].reshape((M, C)), aux[a + 2 : a + 2 + M])
+    elif code == K.PROD or code == K.AMAX or code == K.AMIN:
+        _group(code, vals, aux, a, o, x, n)
+
+
+@njit(**KERNEL)
+def _log_softmax(vals, outer, size, inner, o, x):
+    """``x - max - log(sum(exp(x - max)))`` along the middle axis of an (outer, size, inner) layout (a
+    non-finite max shifts by 0, as the eager op)."""
+    for i in range(outer):
+        for k in range(inner):
+            base = i * size * inner + k
+            m = -math.inf
+            for j in range(size):
+                v = vals[x + base + j * inner]
+                if v > m or v != v:
+                    m = v
+            if not math.isfinite(m):
+                m = 0.0
+            s = 0.0
+            for j in range(size):
+                s += math.exp(vals[x + base + j * inner] - m)
+            ls = math.log(s)
+            for j in range(size):
+                e = base + j * inner
+                vals[o + e] = (vals[x + e] - m) - ls
+
+
+@njit(**KERNEL)
+def _group(code, vals, aux, a, o, x, nout):
+    """prod / amax / amin over groups (the group of x element i: ``strided_offset(i)``); NaN propagates."""
+    ndim = aux[a]
+    nx = 1
+    for k in range(ndim):
+        nx *= aux[a + 2 + k]
+    init = 1.0 if code == K.PROD else (-math.inf if code == K.AMAX else math.inf)
+    for j in range(nout):
+        vals[o + j] = init
+    for i in range(nx):
+        j = o + strided_offset(i, aux, a, ndim)
+        v = vals[x + i]
+        if code == K.PROD:
+            vals[j] *= v
+        elif code == K.AMAX:
+            if v > vals[j] or v != v:
+                vals[j] = v
+        elif v < vals[j] or v != v:
+            vals[j] = v

@@ -1,0 +1,412 @@
+"""ad.compile: every replayed call against the same function run eagerly (values and gradients)."""
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import ad
+import ad.nn.functional as F
+
+RNG = np.random.default_rng(0)
+
+
+def close(a, b, tol=1e-12):
+    a = a.detach().numpy() if isinstance(a, ad.Tensor) else np.asarray(a)
+    b = b.detach().numpy() if isinstance(b, ad.Tensor) else np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def replayed(t):
+    """Whether ``t`` came from a replay."""
+    return t._tape is not None and t._tape in sys.modules["ad.compile"]._REPLAY_TAPES
+
+
+def chain(x, c):
+    for i in range(15):
+        k = i % 5
+        if k == 0:
+            x = x * c
+        elif k == 1:
+            x = x + (-1.0)
+        elif k == 2:
+            x = ad.sin(x)
+        elif k == 3:
+            x = ad.tanh(x)
+        else:
+            x = ad.exp(x)
+    return x.sum()
+
+
+def mlp_loss(x, target, w1, b1, w2, b2):
+    h = ad.tanh(F.linear(x, w1, b1))
+    return F.cross_entropy(F.linear(h, w2, b2), target)
+
+
+def params(dtype=np.float64):
+    shapes = [(32, 12), (32,), (5, 32), (5,)]
+    return [ad.tensor(RNG.standard_normal(s).astype(dtype) * 0.3, requires_grad=True) for s in shapes]
+
+
+def grads_of(loss, ps):
+    for p in ps:
+        p.grad = None
+    loss.backward()
+    return [p.grad.numpy().copy() for p in ps]
+
+
+def test_chain_replay_matches_eager_values_and_grads():
+    c = ad.tensor(RNG.uniform(0.99, 1.0, 16))
+    cf = ad.compile(chain)
+    for step in range(4):
+        w = ad.tensor(RNG.uniform(0.1, 1.0, 16), requires_grad=True)
+        y = cf(w, c)
+        g = grads_of(y, [w])
+        y_ref = chain(w, c)
+        g_ref = grads_of(y_ref, [w])
+        close(y, y_ref)
+        close(g[0], g_ref[0])
+        assert replayed(y) == (step >= 2)
+
+
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_mlp_training_loop_with_optimizer_matches_eager(opt_name):
+    ps = params()
+    ps_ref = [ad.tensor(p.detach().numpy().copy(), requires_grad=True) for p in ps]
+    make = getattr(ad.optim, opt_name)
+    opt, opt_ref = make(ps, lr=0.05), make(ps_ref, lr=0.05)
+    step = ad.compile(mlp_loss)
+    for _ in range(5):
+        x = ad.tensor(RNG.standard_normal((8, 12)))
+        target = ad.tensor(RNG.integers(0, 5, 8))
+        opt.zero_grad()
+        loss = step(x, target, *ps)
+        loss.backward()
+        opt.step()
+        opt_ref.zero_grad()
+        loss_ref = mlp_loss(x, target, *ps_ref)
+        loss_ref.backward()
+        opt_ref.step()
+        close(loss, loss_ref)
+        for p, q in zip(ps, ps_ref):
+            close(p, q)
+    assert replayed(loss)
+
+
+def test_parameters_read_from_outside_are_reread_after_in_place_updates():
+    w = ad.tensor(RNG.standard_normal(6), requires_grad=True)
+    f = ad.compile(lambda x: (ad.tanh(x * w) * w).sum())
+    for _ in range(4):
+        x = ad.tensor(RNG.standard_normal(6))
+        w.grad = None
+        y = f(x)
+        y.backward()
+        g = w.grad.numpy().copy()
+        w.grad = None
+        y_ref = (ad.tanh(x * w) * w).sum()
+        y_ref.backward()
+        close(y, y_ref)
+        close(g, w.grad)
+        with ad.no_grad():
+            w -= 0.1 * w.grad
+    assert replayed(y)
+
+
+def test_changed_batch_shape_is_a_new_signature_and_both_are_kept():
+    ps = params()
+    step = ad.compile(mlp_loss)
+    for batch in (4, 7, 4, 7, 4, 7):
+        x = ad.tensor(RNG.standard_normal((batch, 12)))
+        target = ad.tensor(RNG.integers(0, 5, batch))
+        loss = step(x, target, *ps)
+        g = grads_of(loss, ps)
+        g_ref = grads_of(mlp_loss(x, target, *ps), ps)
+        for a, b in zip(g, g_ref):
+            close(a, b)
+    assert len(step.cache) == 2
+    assert replayed(loss)
+
+
+def test_hooks_on_parameters_and_retain_grad_and_hooks_inside_fn():
+    w = ad.tensor(RNG.standard_normal(5), requires_grad=True)
+    seen = []
+    w.register_hook(lambda g: seen.append(g.numpy().copy()))
+
+    def f(x):
+        h = ad.sin(x * w)
+        h.retain_grad()
+        h.register_hook(lambda g: g * 2.0)
+        return (h * h).sum(), h
+
+    cf = ad.compile(f)
+    for _ in range(3):
+        x = ad.tensor(RNG.standard_normal(5))
+        seen.clear()
+        w.grad = None
+        y, h = cf(x)
+        y.backward()
+        g, hg, hook_g = w.grad.numpy().copy(), h.grad.numpy().copy(), seen[0]
+        seen.clear()
+        w.grad = None
+        y_ref, h_ref = f(x)
+        y_ref.backward()
+        close(g, w.grad)
+        close(hg, h_ref.grad)
+        close(hook_g, seen[0])
+    assert replayed(y)
+
+
+def test_retain_graph_twice_and_grad_with_inputs_and_create_graph():
+    w = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+    v = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+
+    def f(x):
+        return (ad.exp(x * w) * v).sum()
+
+    cf = ad.compile(f)
+    for _ in range(3):
+        x = ad.tensor(RNG.standard_normal(4))
+        y = cf(x)
+    assert replayed(y)
+    y_ref = f(x)
+    w.grad = None
+    y.backward(retain_graph=True)
+    y.backward()
+    twice = w.grad.numpy().copy()
+    w.grad = None
+    y_ref.backward(retain_graph=True)
+    y_ref.backward()
+    close(twice, w.grad)
+    (gw,) = ad.autograd.grad(cf(x), [w])
+    (gw_ref,) = ad.autograd.grad(f(x), [w])
+    close(gw, gw_ref)
+    (gw,) = ad.autograd.grad(cf(x), [w], create_graph=True)
+    (gw_ref,) = ad.autograd.grad(f(x), [w], create_graph=True)
+    close(gw, gw_ref)
+    (h,) = ad.autograd.grad(gw.sum(), [v])
+    (h_ref,) = ad.autograd.grad(gw_ref.sum(), [v])
+    close(h, h_ref)
+
+
+def test_float32_and_non_tensor_arguments_and_kwargs_and_decorator():
+    ps = params(np.float32)
+
+    @ad.compile
+    def step(x, target, *ps, scale=1.0):
+        return mlp_loss(x, target, *ps) * scale
+
+    for scale in (1.0, 2.0, 1.0, 2.0, 1.0, 2.0):
+        x = ad.tensor(RNG.standard_normal((6, 12)).astype(np.float32))
+        target = ad.tensor(RNG.integers(0, 5, 6))
+        loss = step(x, target, *ps, scale=scale)
+        g = grads_of(loss, ps)
+        g_ref = grads_of(mlp_loss(x, target, *ps) * scale, ps)
+        assert loss.dtype == np.float32
+        for a, b in zip(g, g_ref):
+            close(a, b, 1e-5)
+    assert replayed(loss)
+    assert len(step.cache) == 2
+
+
+def test_returns_tuple_dict_and_non_tensor():
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+
+    @ad.compile(mode="reduce-overhead")
+    def f(x):
+        y = x * w
+        return {"sum": y.sum(), "parts": (y, ad.cos(y))}, "tag"
+
+    for _ in range(3):
+        x = ad.tensor(RNG.standard_normal(3))
+        out, tag = f(x)
+    assert tag == "tag" and replayed(out["sum"])
+    close(out["parts"][1], ad.cos(x * w))
+    (out["sum"] + out["parts"][1].sum()).backward()
+    g = w.grad.numpy().copy()
+    w.grad = None
+    y = x * w
+    (y.sum() + ad.cos(y).sum()).backward()
+    close(g, w.grad)
+
+
+def test_no_grad_call_runs_eagerly():
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+    f = ad.compile(lambda x: (x * w).sum())
+    x = ad.tensor(RNG.standard_normal(3))
+    with ad.no_grad():
+        for _ in range(3):
+            y = f(x)
+    assert not y.requires_grad
+    close(y, (x * w).sum())
+
+
+def fallback_cases():
+    w = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+    return {
+        "item": lambda x: (x * w).sum() * (x * w).sum().item(),
+        "bool": lambda x: (x * w).sum() if bool((x > 0).all()) else (x * w * 2).sum(),
+        "numpy": lambda x: (x * w).sum() + float(x.numpy()[0]),
+        "mask": lambda x: (x * w)[x > 0].sum(),
+        "random": lambda x: F.dropout(x * w, 0.5).sum(),
+        "constant made inside": lambda x: (x * w * ad.tensor([1.0, 2.0, 3.0, 4.0])).sum(),
+        "untracked computation": lambda x: (w * (x * 2.0)).sum(),
+        "in place": lambda x: (w * x.mul_(1.0)).sum(),
+    }, w
+
+
+@pytest.mark.parametrize("case", list(fallback_cases()[0]))
+def test_fallbacks_warn_once_and_give_eager_answers(case):
+    fns, w = fallback_cases()
+    fn = fns[case]
+    cf = ad.compile(fn)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(5):
+            x = ad.tensor(RNG.standard_normal(4) + (3.0 if case == "bool" else 0.0))
+            if case == "random":
+                ad.manual_seed(k)
+            w.grad = None
+            y = cf(x)
+            y.backward()
+            g = w.grad.numpy().copy()
+            if case == "random":
+                ad.manual_seed(k)
+            w.grad = None
+            y_ref = fn(x)
+            y_ref.backward()
+            close(y, y_ref)
+            close(g, w.grad)
+            assert not replayed(y)
+    mine = [c for c in caught if "ad.compile" in str(c.message)]
+    assert len(mine) == 1, [str(c.message) for c in caught]
+    if case in ("item", "numpy", "mask"):
+        assert "test_compile.py" in str(mine[0].message)
+
+
+def test_custom_function_inside_runs_eagerly_with_eager_answers():
+    class Square(ad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g
+
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+    fn = lambda x: Square.apply(x * w).sum()  # noqa: E731
+    cf = ad.compile(fn)
+    with pytest.warns(UserWarning, match="custom autograd.Function"):
+        for _ in range(3):
+            x = ad.tensor(RNG.standard_normal(3))
+            w.grad = None
+            cf(x).backward()
+            g = w.grad.numpy().copy()
+            w.grad = None
+            fn(x).backward()
+            close(g, w.grad)
+
+
+def test_cache_size_limit_warns_and_runs_eagerly():
+    w = ad.tensor(RNG.standard_normal(2), requires_grad=True)
+    f = ad.compile(lambda x, k: (x * w).sum() * k)
+    x = ad.tensor(RNG.standard_normal(2))
+    for k in range(8):
+        f(x, k)
+    with pytest.warns(UserWarning, match="cache size limit"):
+        y = f(x, 100)
+    close(y, (x * w).sum() * 100)
+    assert len(f.cache) == 8
+
+
+def test_disable_returns_fn_and_arguments_are_accepted():
+    def fn(x):
+        return x
+
+    assert ad.compile(fn, disable=True) is fn
+    assert callable(ad.compile(fn, fullgraph=True, dynamic=False, backend="inductor", options={}))
+
+
+def test_big_elementwise_rows_and_fused_runs():
+    c = ad.tensor(RNG.uniform(0.99, 1.0, 40000))
+    cf = ad.compile(chain)
+    for _ in range(3):
+        w = ad.tensor(RNG.uniform(0.1, 1.0, 40000), requires_grad=True)
+        y = cf(w, c)
+        g = grads_of(y, [w])
+    y_ref = chain(w, c)
+    close(y, y_ref, 1e-11)
+    close(g[0], grads_of(y_ref, [w])[0])
+    assert replayed(y)
+
+
+def test_many_leaves_stack_and_reductions():
+    leaves = [ad.tensor(RNG.standard_normal(8), requires_grad=True) for _ in range(20)]
+    consts = [ad.tensor(RNG.standard_normal(8)) for _ in range(20)]
+
+    def f(ps, cs):
+        return ad.stack([ad.tanh(p * c).sum() for p, c in zip(ps, cs)]).sum() + ps[0].reshape(2, 4).mean(0).amax()
+
+    cf = ad.compile(f)
+    for _ in range(3):
+        y = cf(leaves, consts)
+        g = grads_of(y, leaves)
+    y_ref = f(leaves, consts)
+    close(y, y_ref)
+    for a, b in zip(g, grads_of(y_ref, leaves)):
+        close(a, b)
+    assert replayed(y)
+
+
+def test_replayed_grad_fn_graph_matches_eager():
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+
+    def f(x):
+        return (ad.exp(x * w) + w).sum()
+
+    def names(node, depth=4):
+        if node is None or depth == 0:
+            return None
+        return (node.name(), tuple(names(n, depth - 1) for n, _ in node.next_functions))
+
+    cf = ad.compile(f)
+    for _ in range(3):
+        x = ad.tensor(RNG.standard_normal(3))
+        y = cf(x)
+    assert replayed(y)
+    assert names(y.grad_fn) == names(f(x).grad_fn)
+
+
+def test_fused_run_split_across_threads():
+    n = ad.parallel.PARALLEL_MIN + 1000
+    c = ad.tensor(RNG.uniform(0.99, 1.0, n))
+    cf = ad.compile(chain)
+    for _ in range(3):
+        w = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+        y = cf(w, c)
+        g = grads_of(y, [w])
+    tpl = next(iter(cf.cache.values())).template
+    assert any(seg[0] == "p" for seg in tpl.segments)
+    y_ref = chain(w, c)
+    close(y, y_ref, 1e-10)
+    close(g[0], grads_of(y_ref, [w])[0])
+
+
+def test_unhashable_argument_warns_once_and_same_tensor_twice_is_its_own_signature():
+    w = ad.tensor(RNG.standard_normal(3), requires_grad=True)
+    f = ad.compile(lambda x, opts: (x * w).sum() * len(opts))
+    x = ad.tensor(RNG.standard_normal(3))
+    with pytest.warns(UserWarning, match="unhashable"):
+        for _ in range(3):
+            y = f(x, np.array([1, 2]))
+    close(y, (x * w).sum() * 2)
+    g = ad.compile(lambda a, b: (a * b * w).sum())
+    a, b = ad.tensor(RNG.standard_normal(3)), ad.tensor(RNG.standard_normal(3))
+    for _ in range(3):
+        g(a, a)
+    y = g(a, b)  # recorded with one tensor passed twice: another signature, not a wrong replay
+    close(y, (a * b * w).sum())
+    assert len(g.cache) == 2

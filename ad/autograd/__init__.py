@@ -9,7 +9,7 @@ each node's result.
 import numpy as np
 
 from .. import cuda as _cuda
-from .. import engine
+from .. import engine, second_order
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, wrap_array
@@ -118,6 +118,12 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         return engine.graph_sweep(
             outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node, run_targets=run_targets
         )
+    if _fw.levels and not create_graph and not _on_cuda(outputs):
+        # forward over reverse: the compiled sweep carries the tangents of the cotangents (ad/second_order.py),
+        # or says the graph needs the differentiable sweep below
+        done = second_order.tangent_sweep(outputs, seeds, targets, retain_graph, run_targets)
+        if done is not None:
+            return done
     if create_graph or _fw.levels or _on_cuda(outputs):
         # CUDA graphs (ad/cuda/ops.py) are Python graphs only: their rules run as ad ops on the device;
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that

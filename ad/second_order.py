@@ -121,7 +121,7 @@ def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets)
             if tg is not None:
                 tcot[off : off + n] += np.broadcast_to(tg, t._data.shape).reshape(-1)
             s.seed(t, g._data)
-        _sweep_rows(s, tcot, tvals, level)
+        _sweep_rows(s, tcot, tvals, lambda t, off: _tangent_data(t, level))
         leaf_grads, target_grads = _results(s, tcot, level, targets)
         if not retain_graph:
             engine.free_swept([s])
@@ -131,8 +131,9 @@ def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets)
     return leaf_grads, target_grads
 
 
-def _sweep_rows(s, tcot, tvals, level):
-    """The kernel between the big rows, each big row from Python (``_big_row``)."""
+def _sweep_rows(s, tcot, tvals, tangent):
+    """The kernel between the big rows, each big row from Python (``_big_row``); ``tangent(t, off)``: the
+    tangent (an array or None) of big row operand ``t`` at arena offset ``off``."""
     tape = s.tape
     freed = tape.freed_flags()
     start = s.start
@@ -143,7 +144,7 @@ def _sweep_rows(s, tcot, tvals, level):
         t = next((r() for r in tape.hook_rows.get(h, ()) if r() is not None and r()._row == h), None)
         if t is not None and s.live[t._off]:
             if s.plan is None or id(t) in s.plan.runs:
-                _big_row(s, tcot, t, h, freed, level)
+                _big_row(s, tcot, t, h, freed, tangent)
         elif t is None and s.live[engine._row_out(tape, h)]:
             raise _Unsupported  # a reached big row whose tensor is gone (the kernel sweep raises there)
         start = h - 1
@@ -188,10 +189,12 @@ def _run_kernel(s, tcot, tvals, start, stop, freed):
     s.lowest = result
 
 
-def _big_row(s, tcot, t, h, freed, level):
+def _big_row(s, tcot, t, h, freed, tangent):
     """Sweep big row ``h`` (producing ``t``) with tangents: matmul / linear by numpy, elementwise rows by
     ``elementwise_tangent_chunk``, a sum to a scalar by filling."""
     code, out_off, targets = engine.big_row_head(s, t, h, freed)
+    _, _, x_off, y_off = engine._ROW_HEAD.unpack_from(s.tape.rows, h * 80)
+    offsets = (x_off, y_off)
     n = t._data.size
     g = s.cot[out_off : out_off + n]
     tg = tcot[out_off : out_off + n]
@@ -203,7 +206,8 @@ def _big_row(s, tcot, t, h, freed, level):
             s.cot[off : off + size] = 0.0
             tcot[off : off + size] = 0.0
     if code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2 or code == K.LINEAR or code == K.LINEAR_BIAS:
-        _matmul_tangent(s, tcot, t, g, tg, targets, code != K.MATMUL, level)
+        tx, ty = (tangent(i, off) for i, off in zip(inputs, offsets))
+        _matmul_tangent(s, tcot, t, g, tg, targets, code != K.MATMUL, tx, ty)
     elif code == K.SUM_ALL:
         scale = float(np.frombuffer(s.tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
         for off, _, x in targets:
@@ -216,7 +220,8 @@ def _big_row(s, tcot, t, h, freed, level):
     ):
         if any(i._data.shape != t._data.shape for i in inputs):
             raise _Unsupported
-        _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, level)
+        tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, offsets)]
+        _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat)
     else:
         raise _Unsupported
     for off, prow, _ in targets:
@@ -225,16 +230,14 @@ def _big_row(s, tcot, t, h, freed, level):
             s.lowest = prow
 
 
-def _flat_tangent(t, level):
-    tan = _tangent_data(t, level)
+def _flat(tan, t):
     return np.zeros(t._data.size, t._data.dtype) if tan is None else np.ascontiguousarray(tan).reshape(-1)
 
 
-def _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, level):
+def _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat):
     inputs = t._inputs
     binary = len(inputs) == 2
     flat = [np.ascontiguousarray(i._data).reshape(-1) for i in inputs]
-    tflat = [_flat_tangent(i, level) for i in inputs]
     attrs = np.frombuffer(s.tape.rows, np.float64, count=2, offset=h * 80 + 64)
     out = t._data.reshape(-1)
     scratch = np.zeros(0, out.dtype)
@@ -269,14 +272,12 @@ def _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, level):
     )
 
 
-def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, level):
+def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
     """``x @ y`` of 1-D or 2-D operands, or ``x @ y.T`` (linear): the cotangents of ``engine._matmul_row`` and
     their tangents by the product rule."""
     x, y = t._inputs[:2]
     xd = x._data.reshape(-1, x.shape[-1])
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
-    tx = _tangent_data(x, level)
-    ty = _tangent_data(y, level)
     txd = None if tx is None else tx.reshape(xd.shape)
     tyd = None if ty is None else ty.reshape(yd.shape)
     g = g_flat.reshape(xd.shape[0], -1)

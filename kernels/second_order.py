@@ -48,6 +48,7 @@ from .cpu import (
     binary_partial_x,
     binary_partial_y,
     needed_reads,
+    strided_offset,
     unary_partial,
 )
 from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv
@@ -447,3 +448,104 @@ def elementwise_tangent_chunk(code, binary, x, y, out, tx, ty, g, tg, gx, tgx, g
             d = unary_partial(code, x[i], out[i], a0, a1)
             gx[i] += g[i] * d
             tgx[i] += tg[i] * d + g[i] * unary_second(code, x[i], out[i], a0, a1) * tx[i]
+
+
+# --- the forward tangent pass: the JVP of each row, in recording order ----------------------------------------
+# (what a double backward needs: the tangent of every value along a direction given at some leaves, before
+# ``tangent_reverse_sweep`` runs; see ad/double_backward.py). Rows that accumulate into their output (the
+# scatters, which may share an output between rows) and rows without a rule here stop it (UNSUPPORTED).
+
+_FORWARD = np.zeros(256, np.uint8)
+for _code in list(range(K.UNARY_FIRST, K.UNARY_LAST + 1)) + list(range(K.UNARY2_FIRST, K.UNARY2_LAST + 1)):
+    _FORWARD[_code] = 1
+for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
+    _FORWARD[_code] = 1
+for _code in (
+    K.WHERE,
+    K.GATHER_STRIDED,
+    K.GATHER_MAP,
+    K.SUM_ALL,
+    K.MATMUL,
+    K.LINEAR,
+    K.LINEAR_BIAS,
+    K.SAVED_INPUT,
+    K.SAVED_RESULT,
+):
+    _FORWARD[_code] = 1
+FORWARD_TANGENT = _FORWARD
+
+
+@njit(**KERNEL)
+def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop, status):
+    """``tvals[out] =`` the JVP of rows ``start..stop`` (increasing) from their operands' tangents in ``tvals``
+    (the caller zeroed the arena and wrote the directions). Returns 0, or -1 with ``status[0] ==
+    UNSUPPORTED`` and ``status[1]`` the row."""
+    for r in range(start, stop + 1):
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        if forward_ok[code] == 0:
+            status[0] = UNSUPPORTED
+            status[1] = r
+            return -1
+        o = rows[r, 1]
+        x = rows[r, 2]
+        y = rows[r, 3]
+        n = rows[r, 4]
+        a = rows[r, 5]
+        a0 = attrs[r, 0]
+        a1 = attrs[r, 1]
+        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+            for i in range(n):
+                tvals[o + i] = tvals[x + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+        elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            for i in range(n):
+                xv = vals[x + i]
+                yv = vals[y + i]
+                ov = vals[o + i]
+                tvals[o + i] = tvals[x + i] * binary_partial_x(code, xv, yv, ov) + tvals[
+                    y + i
+                ] * binary_partial_y(code, xv, yv, ov)
+        elif code == K.WHERE:
+            for i in range(n):
+                tvals[o + i] = tvals[x + i] if vals[a + i] != 0 else tvals[y + i]
+        elif code == K.GATHER_STRIDED:
+            ndim = aux[a]
+            for i in range(n):
+                tvals[o + i] = tvals[x + strided_offset(i, aux, a, ndim)]
+        elif code == K.GATHER_MAP:
+            for i in range(n):
+                tvals[o + i] = tvals[x + aux[a + 1 + i]]
+        elif code == K.SUM_ALL:
+            total = 0.0
+            for i in range(a):
+                total += tvals[x + i]
+            tvals[o] = a0 * total
+        elif code == K.MATMUL:
+            B = aux[a]
+            M = aux[a + 1]
+            K_ = aux[a + 2]
+            N = aux[a + 3]
+            for b in range(B):
+                xb0 = x + b * aux[a + 4]
+                yb0 = y + b * aux[a + 5]
+                xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
+                yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
+                txb = tvals[xb0 : xb0 + M * K_].reshape((M, K_))
+                tyb = tvals[yb0 : yb0 + K_ * N].reshape((K_, N))
+                tvals[o + b * M * N : o + (b + 1) * M * N] = (np.dot(txb, yb) + np.dot(xb, tyb)).reshape(-1)
+        elif code == K.LINEAR or code == K.LINEAR_BIAS:
+            M = aux[a]
+            K_ = aux[a + 1]
+            N = aux[a + 2]
+            xv = vals[x : x + M * K_].reshape((M, K_))
+            yv = vals[y : y + N * K_].reshape((N, K_))
+            tx = tvals[x : x + M * K_].reshape((M, K_))
+            ty = tvals[y : y + N * K_].reshape((N, K_))
+            res = np.dot(tx, yv.T) + np.dot(xv, ty.T)
+            if code == K.LINEAR_BIAS:
+                b = aux[a + 3]
+                for i in range(M):
+                    for j in range(N):
+                        res[i, j] += tvals[b + j]
+            tvals[o : o + M * N] = res.reshape(-1)
+    return 0

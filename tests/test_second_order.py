@@ -20,6 +20,7 @@ from test_op_table import ALL_CASES, _case, _inputs, _scalarize
 
 import ad
 import ad.autograd.forward_ad as fwAD
+import ad.double_backward as db
 import ad.second_order as so
 from kernels import opcodes as K
 from kernels import pointwise
@@ -334,3 +335,100 @@ def test_fallback_keeps_hooks_and_answers(monkeypatch):
     xv = np.array([0.3, -0.2])
     np.testing.assert_allclose(primal.numpy(), 2 * 2 * np.sin(xv) * np.cos(xv), rtol=1e-12)
     np.testing.assert_allclose(tangent.numpy(), [2 * 2 * np.cos(2 * 0.3), 0.0], rtol=1e-12, atol=1e-15)
+
+
+# --- double backward as one node (ad/double_backward.py) ----------------------------------------------------
+
+
+class _FusedSpy:
+    """Counts the gradients returned as one ``SweepBackward`` node, and which path its backward took."""
+
+    def __init__(self, monkeypatch, min_nodes=0):
+        monkeypatch.setattr(db, "MIN_NODES", min_nodes)
+        self.fused = 0
+        self.compiled = 0
+        real_fused, real_vjp = db.fused_grad, db._compiled_vjp
+
+        def fused(*args):
+            result = real_fused(*args)
+            self.fused += result is not None
+            return result
+
+        def compiled(*args):
+            result = real_vjp(*args)
+            self.compiled += 1
+            return result
+
+        monkeypatch.setattr(db, "fused_grad", fused)
+        monkeypatch.setattr(db, "_compiled_vjp", compiled)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_fused_double_backward_matches_the_recorded_one(name, monkeypatch):
+    fn, xs, vs, _ = _case_inputs(name)
+    recorded = _double_backward(fn, xs, vs)
+    _FusedSpy(monkeypatch)
+    fused = _double_backward(fn, xs, vs)
+    for f, r in zip(fused, recorded):
+        np.testing.assert_allclose(f, r, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["tanh", "mul", "div", "pow", "matmul_vec", "nn_linear", "logaddexp"])
+def test_fused_double_backward_runs_compiled_and_third_order_falls_back(name, monkeypatch):
+    fn, xs, vs, _ = _case_inputs(name)
+    grads = ad.autograd.grad(_scalarize(fn(*xs)), xs, create_graph=True)
+    dot = sum((g * ad.tensor(v)).sum() for g, v in zip(grads, vs))
+    hv = ad.autograd.grad(dot, xs, create_graph=True, allow_unused=True, materialize_grads=True)
+    third = ad.autograd.grad(sum((h * h).sum() for h in hv), xs, allow_unused=True, materialize_grads=True)
+    spy = _FusedSpy(monkeypatch)
+    grads_f = ad.autograd.grad(_scalarize(fn(*xs)), xs, create_graph=True)
+    assert spy.fused == 1 and grads_f[0].grad_fn.name() == "SweepBackward"
+    dot_f = sum((g * ad.tensor(v)).sum() for g, v in zip(grads_f, vs))
+    plain = ad.autograd.grad(dot_f, xs, retain_graph=True, allow_unused=True, materialize_grads=True)
+    assert spy.compiled == 1
+    # differentiable: the recorded fallback
+    hv_f = ad.autograd.grad(dot_f, xs, create_graph=True, allow_unused=True, materialize_grads=True)
+    assert spy.compiled == 1
+    third_f = ad.autograd.grad(sum((h * h).sum() for h in hv_f), xs, allow_unused=True, materialize_grads=True)
+    for a, b, c in zip(plain, hv_f, hv):
+        np.testing.assert_allclose(a.numpy(), c.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(b.detach().numpy(), c.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(third_f, third):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_w7_double_backward_is_one_node_and_reaches_other_leaves(monkeypatch):
+    """grad of grad through 200 steps with a second leaf ``c`` (a parameter): the node's backward gives the
+    mixed derivative d/dc (d y / d x) too, against the recorded path."""
+    spy = _FusedSpy(monkeypatch, min_nodes=db.MIN_NODES)
+
+    def run():
+        x = ad.tensor(0.7, requires_grad=True)
+        c = ad.tensor(0.1, requires_grad=True)
+        y = x
+        for _ in range(200):
+            y = y - c * ad.sin(y) * y
+        (g,) = ad.autograd.grad(y, x, create_graph=True)
+        return g, ad.autograd.grad(g, (x, c))
+
+    g, (hxx, hxc) = run()
+    assert spy.fused == 1 and spy.compiled == 1
+    monkeypatch.setattr(db, "fused_grad", lambda *args: None)
+    g_r, (hxx_r, hxc_r) = run()
+    assert g.grad_fn.name() == "SweepBackward" and g_r.grad_fn.name() != "SweepBackward"
+    assert float(g) == pytest.approx(float(g_r), rel=1e-13)
+    assert float(hxx) == pytest.approx(float(hxx_r), rel=1e-10)
+    assert float(hxc) == pytest.approx(float(hxc_r), rel=1e-10)
+
+
+def test_fused_node_keeps_torch_errors(monkeypatch):
+    """A leaf modified in place after the forward: the double backward raises torch's error, as recorded."""
+    _FusedSpy(monkeypatch)
+    x = ad.tensor([0.5, 0.2], requires_grad=True)
+    y = ad.sin(x)
+    w = y * y
+    (g,) = ad.autograd.grad(w.sum(), x, create_graph=True)
+    with ad.no_grad():
+        y.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ad.autograd.grad(g.sum(), x)

@@ -124,6 +124,14 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         done = second_order.tangent_sweep(outputs, seeds, targets, retain_graph, run_targets)
         if done is not None:
             return done
+    if create_graph and not _fw.levels and not run_targets and not _on_cuda(outputs):
+        # double backward: the gradients as one node whose backward is a compiled forward-over-reverse product
+        # (ad/double_backward.py), or None: the graph needs the recorded rules below
+        from .. import double_backward
+
+        done = double_backward.fused_grad(outputs, seeds, targets, retain_graph)
+        if done is not None:
+            return done
     if create_graph or _fw.levels or _on_cuda(outputs):
         # CUDA graphs (ad/cuda/ops.py) are Python graphs only: their rules run as ad ops on the device;
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that

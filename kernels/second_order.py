@@ -502,9 +502,9 @@ def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop
                 xv = vals[x + i]
                 yv = vals[y + i]
                 ov = vals[o + i]
-                tvals[o + i] = tvals[x + i] * binary_partial_x(code, xv, yv, ov) + tvals[
-                    y + i
-                ] * binary_partial_y(code, xv, yv, ov)
+                dx = binary_partial_x(code, xv, yv, ov)
+                dy = binary_partial_y(code, xv, yv, ov)
+                tvals[o + i] = tvals[x + i] * dx + tvals[y + i] * dy
         elif code == K.WHERE:
             for i in range(n):
                 tvals[o + i] = tvals[x + i] if vals[a + i] != 0 else tvals[y + i]

@@ -291,19 +291,26 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
         if inp is b:  # the bias of linear: column sums
             s.cot[off : off + g.shape[1]] += g.sum(0)
             tcot[off : off + g.shape[1]] += tg.sum(0)
+        # g and tg go through the same product as one matrix product: the big operand is read once
         if inp is x:
             region = s.cot[off : off + xd.size].reshape(xd.shape)
             tregion = tcot[off : off + xd.size].reshape(xd.shape)
-            ym = yd if linear else yd.T
-            region += g @ ym
-            tregion += tg @ ym
+            both = np.concatenate((g, tg)) @ (yd if linear else yd.T)
+            region += both[: g.shape[0]]
+            tregion += both[g.shape[0] :]
             if tyd is not None:
                 tregion += g @ (tyd if linear else tyd.T)
         if inp is y:
             region = s.cot[off : off + yd.size].reshape(yd.shape)
             tregion = tcot[off : off + yd.size].reshape(yd.shape)
-            region += g.T @ xd if linear else xd.T @ g
-            tregion += tg.T @ xd if linear else xd.T @ tg
+            if linear:
+                both = np.concatenate((g, tg), 1).T @ xd
+                region += both[: g.shape[1]]
+                tregion += both[g.shape[1] :]
+            else:
+                both = xd.T @ np.concatenate((g, tg), 1)
+                region += both[:, : g.shape[1]]
+                tregion += both[:, g.shape[1] :]
             if txd is not None:
                 tregion += g.T @ txd if linear else txd.T @ g
 

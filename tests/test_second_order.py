@@ -432,3 +432,33 @@ def test_fused_node_keeps_torch_errors(monkeypatch):
         y.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         ad.autograd.grad(g.sum(), x)
+
+
+BIG_GRAPHS = {  # over tape.BIG_ROW elements: these rows are swept from Python (both passes)
+    "matvec": (lambda a, x: ad.tanh(a @ x), [(130, 130), (130,)]),
+    "matmat": (lambda a, b: ad.sin(a @ b), [(130, 130), (130, 2)]),
+    "linear_bias": (lambda x, w, b: ad.tanh(ad.nn.functional.linear(x, w, b)), [(2, 130), (130, 130), (130,)]),
+    "elementwise": (lambda x, y: ad.tanh(x) * y / (1.5 + ad.sigmoid(y)), [(20000,), (20000,)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIG_GRAPHS))
+def test_big_rows_with_tangents_on_every_operand(name, monkeypatch):
+    fn, shapes = BIG_GRAPHS[name]
+    rng = np.random.default_rng(11)
+    xs = [ad.tensor(rng.uniform(-1, 1, s) / np.sqrt(s[-1]), requires_grad=True) for s in shapes]
+    vs = [rng.standard_normal(s) for s in shapes]
+    spy = _Spy(monkeypatch)
+    compiled = _fwd_over_rev(fn, xs, vs)
+    assert spy.ran == 1
+    fused_spy = _FusedSpy(monkeypatch)
+    fused = _double_backward(fn, xs, vs)
+    assert fused_spy.fused == 1 and fused_spy.compiled == 1
+    monkeypatch.setattr(so, "tangent_sweep", lambda *args: None)
+    monkeypatch.setattr(db, "fused_grad", lambda *args: None)
+    general = _fwd_over_rev(fn, xs, vs)
+    recorded = _double_backward(fn, xs, vs)
+    for c, f, g, r in zip(compiled, fused, general, recorded):
+        np.testing.assert_allclose(c, g, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(f, r, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(c, r, rtol=1e-9, atol=1e-11)

@@ -16,10 +16,12 @@ derivatives that is the tangent, along the direction ``w`` placed on ``xs``, of 
 
 The node's backward falls back to the differentiable sweeps (the recorded path, exact in every case) when it
 must itself be differentiable (``create_graph`` again, a cotangent that requires grad, dual levels) or when the
-compiled passes refuse a row. ``fused_grad`` returns None (the caller records as before) unless: the inputs are
-leaves of the graph's one tape, imported once, of the tape's dtype; the seeds are constants; the graph is
-retained; no hooks, Functions or in-place history (``second_order._graph_tape``); and every row from the first
-input's use to the outputs has a forward tangent rule (``FORWARD_TANGENT``) and a reverse one (``SECOND_ORDER``).
+compiled passes refuse a row. ``fused_grad`` returns None (the caller records as before) unless: the outputs
+live on one tape whose imports are all leaves (no other tape's graph); the inputs are leaves imported once, of
+the tape's dtype; the seeds are constants; the graph is retained; the tape has no hooks, ``retain_grad``,
+custom Functions or in-place writes; and every row from the first input's use to the outputs (``MIN_NODES`` or
+more) has a forward tangent rule (``FORWARD_TANGENT``) and a reverse one (``SECOND_ORDER``). These are checks
+of the tape's rows, not a walk over the graph's nodes.
 
 Known difference from torch: the node's backward does not free the original graph's saved values.
 """
@@ -39,7 +41,7 @@ from .grad_mode import _grad_state
 from .tape import BIG_ROW, POOL, arena_zeroed_except, retire
 from .tensor import wrap_array
 
-# Below this many nodes the recorded rules cost less than the node's fixed costs (a Function call, four arenas
+# Below this many rows the recorded rules cost less than the node's fixed costs (a Function call, four arenas
 # for its backward): W4's three-node graph double-backwards faster recorded; W7's 800 nodes far slower.
 MIN_NODES = 24
 
@@ -58,9 +60,11 @@ def fused_grad(roots, seeds, targets, retain_graph):
         return None
     if any(g._rg for g in seeds):
         return None
-    tape, nodes = second_order._graph_tape(roots)
-    if tape is None or tape.dirty or len(nodes) < MIN_NODES:
+    tape = roots[0]._tape
+    if tape is None or tape.dirty or any(t._op is None or t._tape is not tape for t in roots):
         return None
+    if not tape.hook_rows.keys() <= tape.python_rows or any(e[2]._op is not None for e in tape.externs):
+        return None  # hooks, retain_grad, custom Functions, or operands from other tapes' graphs
     xs = list(targets.values())
     x_offs = []
     first = tape.nrows
@@ -72,10 +76,12 @@ def fused_grad(roots, seeds, targets, retain_graph):
             return None  # imported twice (re-imported after an in-place change): the recorded path sums
         x_offs.append(hit[0])
         first = min(first, hit[1])
-    last = max(t._row for t in roots)
+    last = max(t._row + t._nrows - 1 for t in roots)
+    if last - first + 1 < MIN_NODES:
+        return None
     rows = np.frombuffer(tape.rows, np.int64, count=(last + 1) * 10).reshape(-1, 10)[first:, 0] & K.CODE_MASK
     if not (FORWARD_TANGENT[rows].all() and SECOND_ORDER[rows].all()):
-        return None
+        return None  # (the rows below ``first`` the sweep reaches are checked by the kernel: fallback there)
     leaf_grads, _ = engine.kernel_sweep(roots, [g._data for g in seeds], {}, True)
     # the node's backward sweeps this tape again: no later graph may grow it (as a Python row's sweep does)
     retire(tape)

@@ -174,7 +174,8 @@ def _compiled_vjp(state, ws, leaves):
     tape = state.tape
     if tape.dirty:
         raise second_order._Unsupported
-    s = engine._TapeSweep(tape)
+    s = second_order.TangentSweep(tape)
+    s.transposed = True  # the direction sits on the inputs (see kernels.second_order.tangent_reverse_sweep)
     tvals = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
     tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
     written = set()  # big regions of tvals holding a tangent (the others hold garbage: read as None)

@@ -33,6 +33,13 @@ from .tape import BIG_ROW, POOL, arena_zeroed_except
 from .tensor import wrap_array
 
 
+class TangentSweep(engine._TapeSweep):
+    """A sweep's state with the orientation of its mixed second partials (``transposed``: see
+    ``kernels.second_order.tangent_reverse_sweep``)."""
+
+    __slots__ = ("transposed",)
+
+
 class _Unsupported(Exception):
     """The graph needs the differentiable sweep."""
 
@@ -109,7 +116,8 @@ def _gather_tangents(tape, level, nodes, big_off, big_n):
 
 def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
     plan = engine._Plan(roots, targets, run_targets) if targets else None
-    s = engine._TapeSweep(tape, plan)
+    s = TangentSweep(tape, plan)
+    s.transposed = False
     tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
     tvals = _gather_tangents(tape, level, nodes, s.big_off, s.big_n)
     try:
@@ -172,6 +180,7 @@ def _run_kernel(s, tcot, tvals, start, stop, freed):
         tape.modified,
         SAVES,
         SECOND_ORDER,
+        s.transposed,
         start,
         stop,
         s.lowest,
@@ -269,6 +278,7 @@ def _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat):
         float(attrs[1]),
         0 in regions,
         binary and (1 in regions or (inputs[0] is inputs[1] and 0 in regions)),
+        s.transposed,
     )
 
 

@@ -164,19 +164,23 @@ def binary_second(code, x, y, out):
         r = 1.0 / y
         return 0.0, -r * r, -r * r, 2.0 * x * r * r * r
     if code == K.POW:
-        # dx = y x^(y-1) (0 where y = 0); dy = out log x (0 where x = 0 and y >= 0)
+        # torch's rules differentiated as torch does: dx = y x^(y-1), 0 where y = 0; dy = out log x, 0 where
+        # x = 0 and y >= 0; and the same masks inside (pow's own partials of x^(y-1) and of out = x^y)
         lx = math.log(x) if x > 0.0 else (-math.inf if x == 0.0 else math.nan)
-        if y == 0.0:
-            dxx = 0.0
-            dxy = 0.0
-        else:
-            dxx = y * (y - 1.0) * x ** (y - 2.0) if y != 1.0 else 0.0
-            dxy = x ** (y - 1.0) * (1.0 + y * lx)
-        if x == 0.0 and y >= 0.0:
-            dyx = 0.0
-            dyy = 0.0
-        else:
-            dyx = x ** (y - 1.0) * (1.0 + y * lx)
+        dxx = 0.0
+        dxy = 0.0
+        if y != 0.0:
+            if y != 1.0:
+                dxx = y * (y - 1.0) * x ** (y - 2.0)
+            dxy = x ** (y - 1.0)
+            if not (x == 0.0 and y - 1.0 >= 0.0):
+                dxy += y * x ** (y - 1.0) * lx
+        dyx = 0.0
+        dyy = 0.0
+        if not (x == 0.0 and y >= 0.0):
+            dyx = x**y / x
+            if y != 0.0:
+                dyx += y * x ** (y - 1.0) * lx
             dyy = out * lx * lx
         return dxx, dxy, dyx, dyy
     if code == K.TANH_BACKWARD:  # x (1 - y^2)
@@ -196,6 +200,25 @@ def binary_second(code, x, y, out):
         return 0.0, 1.0 / y, 1.0 / y, -x / (y * y)
     # add, sub, maximum, minimum, fmod, remainder, copysign: partials piecewise constant
     return 0.0, 0.0, 0.0, 0.0
+
+
+@register_jitable
+def _times(t, d):
+    """``t * d``, 0 where the tangent ``t`` is exactly 0 (whatever ``d``: torch never forms that product)."""
+    return t * d if t != 0.0 else 0.0
+
+
+@register_jitable
+def _second_term(g, da, ta, db, tb):
+    """``g * (da * ta + db * tb)`` without the products that have an exact zero factor."""
+    if g == 0.0:
+        return 0.0
+    acc = 0.0
+    if ta != 0.0:
+        acc += da * ta
+    if tb != 0.0:
+        acc += db * tb
+    return g * acc
 
 
 # Opcodes the compiled forward-over-reverse sweep has a rule for (the rest: the differentiable sweep).
@@ -245,6 +268,7 @@ def tangent_reverse_sweep(
     modified,
     saves,
     second,
+    transposed,
     start,
     stop,
     lowest,
@@ -252,8 +276,16 @@ def tangent_reverse_sweep(
     big_off,
     big_n,
 ):
-    """``cpu.reverse_sweep`` with tangents: the same arguments plus ``tvals``, ``tcot`` and ``second``
-    (``SECOND_ORDER``); returns the new ``lowest``, or -1 with ``status`` set (FREED, MODIFIED, UNSUPPORTED)."""
+    """``cpu.reverse_sweep`` with tangents: the same arguments plus ``tvals``, ``tcot``, ``second``
+    (``SECOND_ORDER``) and ``transposed``; returns the new ``lowest``, or -1 with ``status`` set (FREED,
+    MODIFIED, UNSUPPORTED).
+
+    ``transposed``: use ``dyx`` for x and ``dxy`` for y. Forward over reverse differentiates each partial along
+    the tangent (x's cotangent gets ``dxy * ty``, as torch's forward over reverse); a double backward whose
+    direction sits on the inputs computes ``d/d(direction) cot[k]``, which torch's reverse over reverse gets by
+    differentiating the direction input's partial along ``k``: the transposed mixed partials (they differ only
+    where torch masks a partial). A second-order term whose factors include an exact zero (no cotangent, no
+    tangent) is skipped, as torch's graphs never form it (an infinite partial times 0 is no NaN there)."""
     r = start
     while r >= stop and r >= lowest:
         o = rows[r, 1]
@@ -304,8 +336,12 @@ def tangent_reverse_sweep(
                     xv = vals[x + i]
                     ov = vals[o + i]
                     d = unary_partial(code, xv, ov, a0, a1)
-                    cot[x + i] += cot[o + i] * d
-                    tcot[x + i] += tcot[o + i] * d + cot[o + i] * unary_second(code, xv, ov, a0, a1) * tvals[x + i]
+                    g = cot[o + i]
+                    cot[x + i] += g * d
+                    tx = tvals[x + i]
+                    tcot[x + i] += _times(tcot[o + i], d)
+                    if g != 0.0 and tx != 0.0:
+                        tcot[x + i] += g * unary_second(code, xv, ov, a0, a1) * tx
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             for i in range(n):
                 xv = vals[x + i]
@@ -316,14 +352,16 @@ def tangent_reverse_sweep(
                 dxx, dxy, dyx, dyy = binary_second(code, xv, yv, ov)
                 tx = tvals[x + i]
                 ty = tvals[y + i]
+                if transposed:
+                    dxy, dyx = dyx, dxy
                 if xrg:
                     dx = binary_partial_x(code, xv, yv, ov)
                     cot[x + i] += g * dx
-                    tcot[x + i] += tg * dx + g * (dxx * tx + dxy * ty)
+                    tcot[x + i] += _times(tg, dx) + _second_term(g, dxx, tx, dxy, ty)
                 if yrg:
                     dy = binary_partial_y(code, xv, yv, ov)
                     cot[y + i] += g * dy
-                    tcot[y + i] += tg * dy + g * (dyx * tx + dyy * ty)
+                    tcot[y + i] += _times(tg, dy) + _second_term(g, dyx, tx, dyy, ty)
         elif code == K.WHERE:
             for i in range(n):
                 m = vals[a + i]
@@ -430,24 +468,30 @@ def _linear_tangent(vals, tvals, cot, tcot, M, K_, N, o, x, y, xrg, yrg):
 
 
 @njit(**KERNEL)
-def elementwise_tangent_chunk(code, binary, x, y, out, tx, ty, g, tg, gx, tgx, gy, tgy, a0, a1, has_x, has_y):
+def elementwise_tangent_chunk(
+    code, binary, x, y, out, tx, ty, g, tg, gx, tgx, gy, tgy, a0, a1, has_x, has_y, transposed
+):
     """A big same-shape elementwise row (flat arrays): ``gx += g dx``, ``tgx += tg dx + g (...)`` and the same
     for ``y`` (binary only). The caller zeroes a region before its first write."""
     for i in range(g.shape[0]):
         if binary:
             dxx, dxy, dyx, dyy = binary_second(code, x[i], y[i], out[i])
+            if transposed:
+                dxy, dyx = dyx, dxy
             if has_x:
                 dx = binary_partial_x(code, x[i], y[i], out[i])
                 gx[i] += g[i] * dx
-                tgx[i] += tg[i] * dx + g[i] * (dxx * tx[i] + dxy * ty[i])
+                tgx[i] += _times(tg[i], dx) + _second_term(g[i], dxx, tx[i], dxy, ty[i])
             if has_y:
                 dy = binary_partial_y(code, x[i], y[i], out[i])
                 gy[i] += g[i] * dy
-                tgy[i] += tg[i] * dy + g[i] * (dyx * tx[i] + dyy * ty[i])
+                tgy[i] += _times(tg[i], dy) + _second_term(g[i], dyx, tx[i], dyy, ty[i])
         elif has_x:
             d = unary_partial(code, x[i], out[i], a0, a1)
             gx[i] += g[i] * d
-            tgx[i] += tg[i] * d + g[i] * unary_second(code, x[i], out[i], a0, a1) * tx[i]
+            tgx[i] += _times(tg[i], d)
+            if g[i] != 0.0 and tx[i] != 0.0:
+                tgx[i] += g[i] * unary_second(code, x[i], out[i], a0, a1) * tx[i]
 
 
 # --- the forward tangent pass: the JVP of each row, in recording order ----------------------------------------

@@ -389,32 +389,8 @@ def _row_out(tape, h):
 
 def _vectorized_row(s, t, h, freed):
     """Sweep row ``h`` (producing ``t``) with the op's differentiable rule on arena views, under no_grad."""
-    tape = s.tape
-    row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
-    op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
-    code = op_bits & K.CODE_MASK
-    reads = needed_reads_py(int(SAVES[code]), op_bits)
-    if reads:
-        if freed[h]:
-            raise RuntimeError(FREED_MESSAGE)
-        mod = tape.modified
-        if (
-            (reads & READS_OUT and mod[out_off])
-            or (reads & READS_X and x_off >= 0 and mod[x_off])
-            or (reads & READS_Y and y_off >= 0 and mod[y_off])
-        ):
-            raise RuntimeError(_modified_message(tape, h, out_off))
-    s.visited[h] = 1
+    code, out_off, targets = big_row_head(s, t, h, freed)
     n = t._data.size
-    targets = [
-        (off, prow, inp)
-        for bit, off, prow, inp in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs)
-        if op_bits & bit
-    ]
-    if code == K.LINEAR_BIAS:
-        a = int(row[5])
-        if tape.aux[a + 5]:  # the bias: a third operand, its offset and row kept in aux
-            targets.append((tape.aux[a + 3], tape.aux[a + 4], t._inputs[2]))
     g_flat = s.cot[out_off : out_off + n]
     if (
         (code == K.MATMUL and t._inputs[0].ndim <= 2 and t._inputs[1].ndim <= 2)
@@ -433,6 +409,38 @@ def _vectorized_row(s, t, h, freed):
         s.live[off] = 1
         if prow < s.lowest:
             s.lowest = prow
+
+
+def big_row_head(s, t, h, freed):
+    """Check row ``h`` (producing ``t``, swept from Python) as the kernel checks its rows (freed graph, saved
+    values modified in place), mark it visited; return ``(opcode, output offset, targets)`` with ``targets``
+    the ``(offset, row, tensor)`` of each operand that receives a cotangent."""
+    tape = s.tape
+    row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
+    op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    code = op_bits & K.CODE_MASK
+    reads = needed_reads_py(int(SAVES[code]), op_bits)
+    if reads:
+        if freed[h]:
+            raise RuntimeError(FREED_MESSAGE)
+        mod = tape.modified
+        if (
+            (reads & READS_OUT and mod[out_off])
+            or (reads & READS_X and x_off >= 0 and mod[x_off])
+            or (reads & READS_Y and y_off >= 0 and mod[y_off])
+        ):
+            raise RuntimeError(_modified_message(tape, h, out_off))
+    s.visited[h] = 1
+    targets = [
+        (off, prow, inp)
+        for bit, off, prow, inp in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs)
+        if op_bits & bit
+    ]
+    if code == K.LINEAR_BIAS:
+        a = int(row[5])
+        if tape.aux[a + 5]:  # the bias: a third operand, its offset and row kept in aux
+            targets.append((tape.aux[a + 3], tape.aux[a + 4], t._inputs[2]))
+    return code, out_off, targets
 
 
 def _sum_all_row(s, t, g_flat, targets, h):
@@ -602,16 +610,7 @@ def _run_kernel(s, start, stop, freed):
         return
     tape = s.tape
     rows, attrs, aux = tape.arrays()
-    if s.plan is not None:
-        blocked = s.plan.blocked.get(tape.id)
-        if blocked:
-            # rows of nodes off the paths to the inputs: their output offset points at the arena's spare last
-            # slot, which never holds a cotangent, so the kernel skips them (and does not mark them visited)
-            if s.rows_view is None or s.rows_view.shape[0] != rows.shape[0]:
-                masked = np.array(rows)
-                masked[np.array(blocked, np.int64), 1] = tape.used
-                s.rows_view = masked
-            rows = s.rows_view
+    rows = planned_rows(s, rows)
     status = np.zeros(3, np.int64)
     result = reverse_sweep(
         rows,
@@ -637,6 +636,21 @@ def _run_kernel(s, start, stop, freed):
             raise RuntimeError(FREED_MESSAGE)
         raise RuntimeError(_modified_message(tape, int(status[1]), int(status[2])))
     s.lowest = result
+
+
+def planned_rows(s, rows):
+    """The rows the kernel sweeps for ``s``: with a ``_Plan``, rows of nodes off the paths to the inputs get
+    the arena's spare last slot as output offset, which never holds a cotangent, so the kernel skips them (and
+    does not mark them visited)."""
+    if s.plan is not None:
+        blocked = s.plan.blocked.get(s.tape.id)
+        if blocked:
+            if s.rows_view is None or s.rows_view.shape[0] != rows.shape[0]:
+                masked = np.array(rows)
+                masked[np.array(blocked, np.int64), 1] = s.tape.used
+                s.rows_view = masked
+            rows = s.rows_view
+    return rows
 
 
 def _modified_message(tape, row, off):

@@ -9,7 +9,7 @@ each node's result.
 import numpy as np
 
 from .. import cuda as _cuda
-from .. import engine
+from .. import engine, second_order
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, wrap_array
@@ -118,6 +118,20 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         return engine.graph_sweep(
             outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node, run_targets=run_targets
         )
+    if _fw.levels and not create_graph and not _cuda.reaches_device_tape(outputs):
+        # forward over reverse: the compiled sweep carries the tangents of the cotangents (ad/second_order.py),
+        # or says the graph needs the differentiable sweep below
+        done = second_order.tangent_sweep(outputs, seeds, targets, retain_graph, run_targets)
+        if done is not None:
+            return done
+    if create_graph and not _fw.levels and not run_targets and not _cuda.reaches_device_tape(outputs):
+        # double backward: the gradients as one node whose backward is a compiled forward-over-reverse product
+        # (ad/double_backward.py), or None: the graph needs the recorded rules below
+        from .. import double_backward
+
+        done = double_backward.fused_grad(outputs, seeds, targets, retain_graph)
+        if done is not None:
+            return done
     if create_graph or _fw.levels or _cuda.needs_graph_sweep(outputs):
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
         # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch; CUDA

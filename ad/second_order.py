@@ -1,0 +1,353 @@
+"""Forward over reverse in one compiled sweep (issue 12): backward inside a dual level, without recording.
+
+``grad`` (or ``backward``) called inside one active dual level, without ``create_graph``, on a graph whose
+values carry tangents: the gradients must carry tangents too (the tangent of the gradient along ``v`` is the
+Hessian-vector product ``H v``). The differentiable sweep (``engine.graph_sweep``) gets them by running every
+reverse rule as ``ad`` ops on dual tensors, a few small ops per node. ``tangent_sweep`` computes the same with
+``kernels.second_order.tangent_reverse_sweep``: one kernel call per stretch of small rows, beside four arenas
+of the tape's layout:
+
+- ``tape.values`` (the values) and ``tvals`` (their tangents, gathered here from ``Tensor._tangents`` of the
+  graph's nodes and of the tape's imported tensors; zero for a tensor without one);
+- ``s.cot`` (cotangents, as ``engine.kernel_sweep``) and ``tcot`` (their tangents).
+
+Big rows (``tape.BIG_ROW``: matmul with a large operand, large elementwise rows) are swept here in Python,
+with numpy's matmul and ``second_order.elementwise_tangent_chunk``; their big operands' values and tangents are
+read from the tensors (they are not copied into the arenas).
+
+It returns ``None`` (the caller then runs the differentiable sweep, from scratch) whenever the graph needs
+what only that sweep does: several tapes, custom Functions, hooks or ``retain_grad`` on the graph's tensors,
+an operand modified in place, multi-row nodes, or a row whose opcode has no compiled second-order rule
+(``SECOND_ORDER``). The gradients it returns are fresh tensors whose tangents are the tangent cotangents.
+"""
+
+import numpy as np
+
+from kernels import opcodes as K
+from kernels.cpu import FREED, SAVES
+from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_chunk, tangent_reverse_sweep
+
+from . import engine
+from .forward import _fw, set_tangent
+from .tape import BIG_ROW, POOL, arena_zeroed_except
+from .tensor import wrap_array
+
+
+class TangentSweep(engine._TapeSweep):
+    """A sweep's state with the orientation of its mixed second partials (``transposed``: see
+    ``kernels.second_order.tangent_reverse_sweep``)."""
+
+    __slots__ = ("transposed",)
+
+
+class _Unsupported(Exception):
+    """The graph needs the differentiable sweep."""
+
+
+def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
+    """Compiled forward-over-reverse sweep; arguments and result as ``engine.graph_sweep`` (``seeds`` are
+    Tensors), or None when the graph needs ``graph_sweep`` (see the module docstring)."""
+    levels = _fw.levels
+    if len(levels) != 1 or _fw.hidden:
+        return None
+    level = levels[0]
+    tape, nodes = _graph_tape(roots)
+    if tape is None or tape.dirty:
+        return None
+    try:
+        return _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets)
+    except _Unsupported:
+        return None
+
+
+def _graph_tape(roots):
+    """The one tape every node of the graph lives on and the nodes, or ``(None, None)`` (several tapes, or a
+    node the kernel cannot sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes,
+    operands modified in place)."""
+    tape = None
+    nodes = {}
+    stack = [t for t in roots if t._op is not None]
+    while stack:
+        t = stack.pop()
+        key = id(t)
+        if key in nodes:
+            continue
+        nodes[key] = t
+        if t._tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
+            return None, None
+        if tape is None:
+            tape = t._tape
+        elif t._tape is not tape:
+            return None, None
+        for inp in t._inputs:
+            if inp is None:
+                continue
+            if inp._prev is not None:
+                return None, None
+            if inp._rg and inp._op is not None and id(inp) not in nodes:
+                stack.append(inp)
+    if tape is None or not tape.hook_rows.keys() <= tape.python_rows:
+        return None, None  # hooks, custom Functions or gradient-ready hooks somewhere on the tape
+    return tape, nodes.values()
+
+
+def _tangent_data(t, level):
+    tans = t._tangents
+    if tans is None:
+        return None
+    tan = tans.get(level)
+    return None if tan is None else tan._data
+
+
+def _gather_tangents(tape, level, nodes, big_off, big_n):
+    """The tangent arena: each node's and each imported tensor's tangent at its offset, zero elsewhere (big
+    regions are left unwritten: only the Python big rows read those, from the tensors)."""
+    tvals = arena_zeroed_except(tape.dtype, tape.used + 1, big_off, big_n)
+    for t in nodes:
+        tan = _tangent_data(t, level)
+        if tan is not None and tan.size < BIG_ROW:
+            tvals[t._off : t._off + tan.size] = tan.reshape(-1)
+    for off, _, t, _ in tape.imports.values():
+        tan = _tangent_data(t, level)
+        if tan is not None and tan.size < BIG_ROW:
+            tvals[off : off + tan.size] = tan.reshape(-1)
+    return tvals
+
+
+def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
+    plan = engine._Plan(roots, targets, run_targets) if targets else None
+    s = TangentSweep(tape, plan)
+    s.transposed = False
+    tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
+    tvals = _gather_tangents(tape, level, nodes, s.big_off, s.big_n)
+    try:
+        for t, g in zip(roots, seeds):
+            off, n = t._off, t._data.size
+            tg = _tangent_data(g, level)
+            if not s.live[off]:
+                tcot[off : off + n] = 0.0
+            if tg is not None:
+                tcot[off : off + n] += np.broadcast_to(tg, t._data.shape).reshape(-1)
+            s.seed(t, g._data)
+        _sweep_rows(s, tcot, tvals, lambda t, off: _tangent_data(t, level))
+        leaf_grads, target_grads = _results(s, tcot, level, targets)
+        if not retain_graph:
+            engine.free_swept([s])
+    finally:
+        for arena in (s.cot, s.live, tcot, tvals):
+            POOL.give(arena.base if arena.base is not None else arena)
+    return leaf_grads, target_grads
+
+
+def _sweep_rows(s, tcot, tvals, tangent):
+    """The kernel between the big rows, each big row from Python (``_big_row``); ``tangent(t, off)``: the
+    tangent (an array or None) of big row operand ``t`` at arena offset ``off``."""
+    tape = s.tape
+    freed = tape.freed_flags()
+    start = s.start
+    for h in sorted((r for r in tape.python_rows if r <= s.start), reverse=True):
+        _run_kernel(s, tcot, tvals, start, h + 1, freed)
+        if h < s.lowest:
+            return
+        t = next((r() for r in tape.hook_rows.get(h, ()) if r() is not None and r()._row == h), None)
+        if t is not None and s.live[t._off]:
+            if s.plan is None or id(t) in s.plan.runs:
+                _big_row(s, tcot, t, h, freed, tangent)
+        elif t is None and s.live[engine._row_out(tape, h)]:
+            raise _Unsupported  # a reached big row whose tensor is gone (the kernel sweep raises there)
+        start = h - 1
+    _run_kernel(s, tcot, tvals, start, 0, freed)
+
+
+def _run_kernel(s, tcot, tvals, start, stop, freed):
+    if start < stop:
+        return
+    tape = s.tape
+    rows, attrs, aux = tape.arrays()
+    rows = engine.planned_rows(s, rows)
+    status = np.zeros(3, np.int64)
+    result = tangent_reverse_sweep(
+        rows,
+        attrs,
+        aux,
+        tape.values,
+        tvals,
+        s.cot,
+        tcot,
+        s.live,
+        s.visited,
+        freed,
+        tape.modified,
+        SAVES,
+        SECOND_ORDER,
+        s.transposed,
+        start,
+        stop,
+        s.lowest,
+        status,
+        s.big_off,
+        s.big_n,
+    )
+    del rows, attrs, aux
+    if result < 0:
+        if status[0] == UNSUPPORTED:
+            raise _Unsupported
+        if status[0] == FREED:
+            raise RuntimeError(engine.FREED_MESSAGE)
+        raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))
+    s.lowest = result
+
+
+def _big_row(s, tcot, t, h, freed, tangent):
+    """Sweep big row ``h`` (producing ``t``) with tangents: matmul / linear by numpy, elementwise rows by
+    ``elementwise_tangent_chunk``, a sum to a scalar by filling."""
+    code, out_off, targets = engine.big_row_head(s, t, h, freed)
+    _, _, x_off, y_off = engine._ROW_HEAD.unpack_from(s.tape.rows, h * 80)
+    offsets = (x_off, y_off)
+    n = t._data.size
+    g = s.cot[out_off : out_off + n]
+    tg = tcot[out_off : out_off + n]
+    inputs = t._inputs
+    # each target region: zeroed at its first write (big regions hold garbage until then)
+    for off, _, inp in targets:
+        if not s.live[off]:
+            size = inp._data.size
+            s.cot[off : off + size] = 0.0
+            tcot[off : off + size] = 0.0
+    if code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2 or code == K.LINEAR or code == K.LINEAR_BIAS:
+        tx, ty = (tangent(i, off) for i, off in zip(inputs, offsets))
+        _matmul_tangent(s, tcot, t, g, tg, targets, code != K.MATMUL, tx, ty)
+    elif code == K.SUM_ALL:
+        scale = float(np.frombuffer(s.tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
+        for off, _, x in targets:
+            s.cot[off : off + x._data.size] += g[0] * scale
+            tcot[off : off + x._data.size] += tg[0] * scale
+    elif SECOND_ORDER[code] and (
+        K.UNARY_FIRST <= code <= K.UNARY_LAST
+        or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
+        or K.BINARY_FIRST <= code <= K.BINARY_LAST
+    ):
+        if any(i._data.shape != t._data.shape for i in inputs):
+            raise _Unsupported
+        tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, offsets)]
+        _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat)
+    else:
+        raise _Unsupported
+    for off, prow, _ in targets:
+        s.live[off] = 1
+        if prow < s.lowest:
+            s.lowest = prow
+
+
+def _flat(tan, t):
+    return np.zeros(t._data.size, t._data.dtype) if tan is None else np.ascontiguousarray(tan).reshape(-1)
+
+
+def _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat):
+    inputs = t._inputs
+    binary = len(inputs) == 2
+    flat = [np.ascontiguousarray(i._data).reshape(-1) for i in inputs]
+    attrs = np.frombuffer(s.tape.rows, np.float64, count=2, offset=h * 80 + 64)
+    out = t._data.reshape(-1)
+    scratch = np.zeros(0, out.dtype)
+    regions = {}
+    for off, _, inp in targets:
+        for k, i in enumerate(inputs):
+            if i is inp and k not in regions:
+                size = inp._data.size
+                regions[k] = (s.cot[off : off + size], tcot[off : off + size])
+    gx, tgx = regions.get(0, (scratch, scratch))
+    gy, tgy = regions.get(1, (scratch, scratch)) if binary else (scratch, scratch)
+    if binary and inputs[0] is inputs[1]:
+        gy, tgy = gx, tgx
+    elementwise_tangent_chunk(
+        code,
+        binary,
+        flat[0],
+        flat[1] if binary else flat[0],
+        out,
+        tflat[0],
+        tflat[1] if binary else tflat[0],
+        g,
+        tg,
+        gx,
+        tgx,
+        gy,
+        tgy,
+        float(attrs[0]),
+        float(attrs[1]),
+        0 in regions,
+        binary and (1 in regions or (inputs[0] is inputs[1] and 0 in regions)),
+        s.transposed,
+    )
+
+
+def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
+    """``x @ y`` of 1-D or 2-D operands, or ``x @ y.T`` (linear): the cotangents of ``engine._matmul_row`` and
+    their tangents by the product rule."""
+    x, y = t._inputs[:2]
+    xd = x._data.reshape(-1, x.shape[-1])
+    yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
+    txd = None if tx is None else tx.reshape(xd.shape)
+    tyd = None if ty is None else ty.reshape(yd.shape)
+    g = g_flat.reshape(xd.shape[0], -1)
+    tg = tg_flat.reshape(xd.shape[0], -1)
+    b = t._inputs[2] if len(t._inputs) > 2 else None
+    done = []
+    for off, _, inp in targets:
+        if any(inp is d for d in done):
+            continue  # x @ x: both parts added on its first pass
+        done.append(inp)
+        if inp is b:  # the bias of linear: column sums
+            s.cot[off : off + g.shape[1]] += g.sum(0)
+            tcot[off : off + g.shape[1]] += tg.sum(0)
+        # g and tg go through the same product as one matrix product: the big operand is read once
+        if inp is x:
+            region = s.cot[off : off + xd.size].reshape(xd.shape)
+            tregion = tcot[off : off + xd.size].reshape(xd.shape)
+            both = np.concatenate((g, tg)) @ (yd if linear else yd.T)
+            region += both[: g.shape[0]]
+            tregion += both[g.shape[0] :]
+            if tyd is not None:
+                tregion += g @ (tyd if linear else tyd.T)
+        if inp is y:
+            region = s.cot[off : off + yd.size].reshape(yd.shape)
+            tregion = tcot[off : off + yd.size].reshape(yd.shape)
+            if linear:
+                both = np.concatenate((g, tg), 1).T @ xd
+                region += both[: g.shape[1]]
+                tregion += both[g.shape[1] :]
+            else:
+                both = xd.T @ np.concatenate((g, tg), 1)
+                region += both[:, : g.shape[1]]
+                tregion += both[:, g.shape[1] :]
+            if txd is not None:
+                tregion += g.T @ txd if linear else txd.T @ g
+
+
+def _results(s, tcot, level, targets):
+    """The leaves' and requested tensors' gradients, each a fresh tensor with its tangent at ``level``."""
+    leaf_grads = {}
+    cot = s.cot
+    for row, off, t in reversed(s.tape.externs[: s.nexterns]):
+        if row < s.lowest:
+            break
+        if not s.live[off]:
+            continue
+        if t._op is not None or id(t) in leaf_grads:
+            raise _Unsupported  # (a node of another tape, or a leaf imported twice: the general sweep sums)
+        leaf_grads[id(t)] = (t, _dual(cot, tcot, off, t, level))
+    target_grads = {}
+    for key, t in targets.items():
+        if t._op is None or t._tape is not s.tape or not s.live[t._off]:
+            continue
+        target_grads[key] = (t, _dual(cot, tcot, t._off, t, level))
+    return leaf_grads, target_grads
+
+
+def _dual(cot, tcot, off, t, level):
+    n = t._data.size
+    dt = t._data.dtype
+    g = wrap_array(cot[off : off + n].reshape(t._data.shape).astype(dt, copy=False))
+    set_tangent(g, level, wrap_array(tcot[off : off + n].reshape(t._data.shape).astype(dt, copy=False)))
+    return g

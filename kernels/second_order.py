@@ -1,0 +1,595 @@
+"""Forward over reverse, compiled: the reverse sweep of ``cpu.py`` that also carries the tangents of the cotangents.
+
+When the values of a tape carry tangents (a dual level was active during the forward) and backward runs inside
+that level, the cotangents themselves have tangents: the tangent of the gradient is a Hessian-vector product.
+``tangent_reverse_sweep`` computes both in one pass over the rows. Beside the arenas of ``cpu.reverse_sweep``
+(``vals``: values, ``cot``: cotangents) it takes two more of the same layout:
+
+- ``tvals``: the tangent of each value (zero where a tensor has none);
+- ``tcot``: the tangent of each cotangent (zero-filled like ``cot``; seeded with the seeds' tangents).
+
+Each row's rule is the JVP of its VJP. For an elementwise unary row ``out = f(x)`` with partial ``d = f'(x)``
+(``pointwise.unary_partial``) and second derivative ``f''(x)`` (``unary_second`` below):
+
+    cot[x]  += g * d
+    tcot[x] += tg * d + g * f''(x) * tx
+
+and for a binary row ``out = h(x, y)``, with the second partials ``(dxx, dxy, dyx, dyy)`` of ``binary_second``
+(``dxy`` is the derivative of ``dx`` along ``y``, ``dyx`` that of ``dy`` along ``x``: equal where ``h`` is smooth;
+they differ only where torch masks one partial, e.g. ``pow`` at ``y = 0``, and each follows the formula torch
+differentiates):
+
+    tcot[x] += tg * dx + g * (dxx * tx + dxy * ty)
+    tcot[y] += tg * dy + g * (dyx * tx + dyy * ty)
+
+Linear rows (copies, views, sums, gathers, scatters, ``where``) move ``tcot`` exactly as they move ``cot``;
+bilinear rows (matmul, linear) add the product rule's second term. Rows without a rule here (``SECOND_ORDER``
+is 0 for their opcode) stop the sweep with ``status[0] == UNSUPPORTED``; the caller then runs the
+differentiable sweep instead (never a wrong answer). Big rows (``tape.BIG_ROW``) are swept from Python by
+``ad/second_order.py`` with ``elementwise_tangent_chunk`` and numpy's matmul.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+from numba.extending import register_jitable
+
+from . import opcodes as K
+from .cpu import (
+    FREED,
+    KERNEL,
+    MODIFIED,
+    READS_OUT,
+    READS_X,
+    READS_Y,
+    _column_sum_into,
+    _strided_walk,
+    binary_partial_x,
+    binary_partial_y,
+    needed_reads,
+    strided_offset,
+    unary_partial,
+)
+from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv
+
+UNSUPPORTED = 3  # status[0]: row status[1] has no compiled second-order rule
+
+# --- second derivatives of the unary ops: f''(x), from x, out = f(x) and the row's attributes ------------------
+
+
+@register_jitable
+def unary_second(code, x, out, a0, a1):
+    """f''(x) of an elementwise unary op (the derivative of ``pointwise.unary_partial`` along x)."""
+    if (
+        code == K.COPY
+        or code == K.NEG
+        or code == K.AFFINE
+        or code == K.ABS
+        or code == K.RELU
+        or code == K.CLAMP
+        or code == K.STEP_FN
+    ):
+        return 0.0
+    if code == K.EXP or code == K.EXPM1:
+        return out + 1.0 if code == K.EXPM1 else out
+    if code == K.LOG:
+        return -1.0 / (x * x)
+    if code == K.LOG1P:
+        return -1.0 / ((x + 1.0) * (x + 1.0))
+    if code == K.SQRT:
+        return -0.25 / (out * out * out)
+    if code == K.RSQRT:
+        o2 = out * out
+        return 0.75 * o2 * o2 * out
+    if code == K.SIN:
+        return -math.sin(x)
+    if code == K.COS:
+        return -math.cos(x)
+    if code == K.TAN:
+        return 2.0 * out * (1.0 + out * out)
+    if code == K.TANH:
+        return -2.0 * out * (1.0 - out * out)
+    if code == K.SIGMOID:
+        return out * (1.0 - out) * (1.0 - 2.0 * out)
+    if code == K.ERF:
+        return -2.0 * x * TWO_OVER_SQRT_PI * math.exp(-(x * x))
+    if code == K.ERFC:
+        return 2.0 * x * TWO_OVER_SQRT_PI * math.exp(-(x * x))
+    if code == K.SQUARE:
+        return 2.0
+    if code == K.POW_SCALAR:  # x ** a0; 0 for a0 in {0, 1}, where torch's first partial is a constant
+        if a0 == 0.0 or a0 == 1.0:
+            return 0.0
+        return a0 * (a0 - 1.0) * x ** (a0 - 2.0)
+    if code == K.RPOW_SCALAR:
+        lg = math.log(a0)
+        return out * lg * lg
+    if code == K.RDIV_SCALAR:  # a0 / x, from the output as the first partial: r = 1 / x
+        if a0 == 0.0:
+            return out * 0.0
+        r = out / a0
+        return 2.0 * a0 * r * r * r
+    if code == K.ATAN:
+        s = x * x + 1.0
+        return -2.0 * x / (s * s)
+    if code == K.ASIN or code == K.ACOS:
+        s = 1.0 - x * x
+        v = x / (s * math.sqrt(s))
+        return v if code == K.ASIN else -v
+    if code == K.SINH:
+        return math.sinh(x)
+    if code == K.COSH:
+        return math.cosh(x)
+    if code == K.ASINH:
+        s = x * x + 1.0
+        return -x / (s * math.sqrt(s))
+    if code == K.ACOSH:
+        s = x * x - 1.0
+        return -x / (s * math.sqrt(s))
+    if code == K.ATANH:
+        s = 1.0 - x * x
+        return 2.0 * x / (s * s)
+    if code == K.LOG2:
+        return -1.0 / (x * x * LN2)
+    if code == K.LOG10:
+        return -1.0 / (x * x * LN10)
+    if code == K.EXP2:
+        return out * LN2 * LN2
+    if code == K.ERFINV:
+        y = erfinv(x)
+        d = HALF_SQRT_PI * math.exp(y * y)
+        return 2.0 * y * d * d
+    if code == K.LOGIT:  # 0 outside [eps, 1 - eps] (as the first partial); NaN outside [0, 1] without eps
+        if not math.isnan(a0) and (x < a0 or x > 1.0 - a0):
+            return 0.0
+        s = x * (1.0 - x)
+        return (2.0 * x - 1.0) / (s * s)
+    if code == K.SINC:  # sin(u) / u, u = pi x: (-sin u / u - 2 cos u / u^2 + 2 sin u / u^3) pi^2
+        if x == 0.0:
+            return -PI * PI / 3.0
+        u = PI * x
+        s = math.sin(u)
+        c = math.cos(u)
+        return (-s / u - 2.0 * c / (u * u) + 2.0 * s / (u * u * u)) * PI * PI
+    return math.nan  # no second derivative known: poison rather than answer wrong (SECOND_ORDER excludes it)
+
+
+@register_jitable
+def binary_second(code, x, y, out):
+    """``(dxx, dxy, dyx, dyy)`` of a same-shape elementwise binary op (see the module docstring)."""
+    if code == K.MUL:
+        return 0.0, 1.0, 1.0, 0.0
+    if code == K.DIV:
+        r = 1.0 / y
+        return 0.0, -r * r, -r * r, 2.0 * x * r * r * r
+    if code == K.POW:
+        # torch's rules differentiated as torch does: dx = y x^(y-1), 0 where y = 0; dy = out log x, 0 where
+        # x = 0 and y >= 0; and the same masks inside (pow's own partials of x^(y-1) and of out = x^y)
+        lx = math.log(x) if x > 0.0 else (-math.inf if x == 0.0 else math.nan)
+        dxx = 0.0
+        dxy = 0.0
+        if y != 0.0:
+            if y != 1.0:
+                dxx = y * (y - 1.0) * x ** (y - 2.0)
+            dxy = x ** (y - 1.0)
+            if not (x == 0.0 and y - 1.0 >= 0.0):
+                dxy += y * x ** (y - 1.0) * lx
+        dyx = 0.0
+        dyy = 0.0
+        if not (x == 0.0 and y >= 0.0):
+            dyx = x**y / x
+            if y != 0.0:
+                dyx += y * x ** (y - 1.0) * lx
+            dyy = out * lx * lx
+        return dxx, dxy, dyx, dyy
+    if code == K.TANH_BACKWARD:  # x (1 - y^2)
+        return 0.0, -2.0 * y, -2.0 * y, -2.0 * x
+    if code == K.ATAN2:
+        r = x * x + y * y
+        r2 = r * r
+        return -2.0 * x * y / r2, (x * x - y * y) / r2, (x * x - y * y) / r2, 2.0 * x * y / r2
+    if code == K.HYPOT:
+        o3 = out * out * out
+        return y * y / o3, -x * y / o3, -x * y / o3, x * x / o3
+    if code == K.LOGADDEXP:
+        p = 1.0 / (1.0 + math.exp(y - x))
+        q = 1.0 / (1.0 + math.exp(x - y))
+        return p * q, -p * q, -p * q, p * q
+    if code == K.XLOGY:
+        return 0.0, 1.0 / y, 1.0 / y, -x / (y * y)
+    # add, sub, maximum, minimum, fmod, remainder, copysign: partials piecewise constant
+    return 0.0, 0.0, 0.0, 0.0
+
+
+@register_jitable
+def _times(t, d):
+    """``t * d``, 0 where the tangent ``t`` is exactly 0 (whatever ``d``: torch never forms that product)."""
+    return t * d if t != 0.0 else 0.0
+
+
+@register_jitable
+def _second_term(g, da, ta, db, tb):
+    """``g * (da * ta + db * tb)`` without the products that have an exact zero factor."""
+    if g == 0.0:
+        return 0.0
+    acc = 0.0
+    if ta != 0.0:
+        acc += da * ta
+    if tb != 0.0:
+        acc += db * tb
+    return g * acc
+
+
+# Opcodes the compiled forward-over-reverse sweep has a rule for (the rest: the differentiable sweep).
+_SECOND = np.zeros(256, np.uint8)
+for _code in list(range(K.UNARY_FIRST, K.UNARY_LAST + 1)) + list(range(K.UNARY2_FIRST, K.UNARY2_LAST + 1)):
+    _SECOND[_code] = 1
+for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
+    _SECOND[_code] = 1
+for _code in (
+    K.WHERE,
+    K.GATHER_STRIDED,
+    K.SCATTER_STRIDED,
+    K.GATHER_MAP,
+    K.SCATTER_MAP,
+    K.SUM_ALL,
+    K.MATMUL,
+    K.LINEAR,
+    K.LINEAR_BIAS,
+    K.SAVED_INPUT,
+    K.SAVED_RESULT,
+):
+    _SECOND[_code] = 1
+SECOND_ORDER = _SECOND
+
+
+@njit(**KERNEL)
+def _clear_both_if_big(cot, tcot, big_off, big_n, off):
+    """Zero the cotangent and tangent regions at ``off`` if it is one of the big regions (sorted ``big_off``)."""
+    k = np.searchsorted(big_off, off)
+    if k < big_off.shape[0] and big_off[k] == off:
+        cot[off : off + big_n[k]] = 0.0
+        tcot[off : off + big_n[k]] = 0.0
+
+
+@njit(**KERNEL)
+def tangent_reverse_sweep(
+    rows,
+    attrs,
+    aux,
+    vals,
+    tvals,
+    cot,
+    tcot,
+    live,
+    visited,
+    freed,
+    modified,
+    saves,
+    second,
+    transposed,
+    start,
+    stop,
+    lowest,
+    status,
+    big_off,
+    big_n,
+):
+    """``cpu.reverse_sweep`` with tangents: the same arguments plus ``tvals``, ``tcot``, ``second``
+    (``SECOND_ORDER``) and ``transposed``; returns the new ``lowest``, or -1 with ``status`` set (FREED,
+    MODIFIED, UNSUPPORTED).
+
+    ``transposed``: use ``dyx`` for x and ``dxy`` for y. Forward over reverse differentiates each partial along
+    the tangent (x's cotangent gets ``dxy * ty``, as torch's forward over reverse); a double backward whose
+    direction sits on the inputs computes ``d/d(direction) cot[k]``, which torch's reverse over reverse gets by
+    differentiating the direction input's partial along ``k``: the transposed mixed partials (they differ only
+    where torch masks a partial). A second-order term whose factors include an exact zero (no cotangent, no
+    tangent) is skipped, as torch's graphs never form it (an infinite partial times 0 is no NaN there)."""
+    r = start
+    while r >= stop and r >= lowest:
+        o = rows[r, 1]
+        if live[o] == 0:
+            r -= 1
+            continue
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        if second[code] == 0:
+            status[0] = UNSUPPORTED
+            status[1] = r
+            return -1
+        x = rows[r, 2]
+        y = rows[r, 3]
+        reads = needed_reads(saves[code], op)
+        if reads != 0:
+            if freed[r] != 0:
+                status[0] = FREED
+                status[1] = r
+                return -1
+            stale = -1
+            if (reads & READS_OUT) and modified[o] != 0:
+                stale = o
+            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
+                stale = x
+            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
+                stale = y
+            if stale >= 0:
+                status[0] = MODIFIED
+                status[1] = r
+                status[2] = stale
+                return -1
+        visited[r] = 1
+        xrg = (op & K.XRG) != 0
+        yrg = (op & K.YRG) != 0
+        n = rows[r, 4]
+        a = rows[r, 5]
+        a0 = attrs[r, 0]
+        a1 = attrs[r, 1]
+        if big_off.shape[0] != 0:
+            if xrg and live[x] == 0:
+                _clear_both_if_big(cot, tcot, big_off, big_n, x)
+            if yrg and live[y] == 0:
+                _clear_both_if_big(cot, tcot, big_off, big_n, y)
+        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+            if xrg:
+                for i in range(n):
+                    xv = vals[x + i]
+                    ov = vals[o + i]
+                    d = unary_partial(code, xv, ov, a0, a1)
+                    g = cot[o + i]
+                    cot[x + i] += g * d
+                    tx = tvals[x + i]
+                    tcot[x + i] += _times(tcot[o + i], d)
+                    if g != 0.0 and tx != 0.0:
+                        tcot[x + i] += g * unary_second(code, xv, ov, a0, a1) * tx
+        elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            for i in range(n):
+                xv = vals[x + i]
+                yv = vals[y + i]
+                ov = vals[o + i]
+                g = cot[o + i]
+                tg = tcot[o + i]
+                dxx, dxy, dyx, dyy = binary_second(code, xv, yv, ov)
+                tx = tvals[x + i]
+                ty = tvals[y + i]
+                if transposed:
+                    dxy, dyx = dyx, dxy
+                if xrg:
+                    dx = binary_partial_x(code, xv, yv, ov)
+                    cot[x + i] += g * dx
+                    tcot[x + i] += _times(tg, dx) + _second_term(g, dxx, tx, dxy, ty)
+                if yrg:
+                    dy = binary_partial_y(code, xv, yv, ov)
+                    cot[y + i] += g * dy
+                    tcot[y + i] += _times(tg, dy) + _second_term(g, dyx, tx, dyy, ty)
+        elif code == K.WHERE:
+            for i in range(n):
+                m = vals[a + i]
+                if xrg and m != 0:
+                    cot[x + i] += cot[o + i]
+                    tcot[x + i] += tcot[o + i]
+                if yrg and m == 0:
+                    cot[y + i] += cot[o + i]
+                    tcot[y + i] += tcot[o + i]
+        elif code == K.GATHER_STRIDED:
+            _strided_walk(cot, aux, a, o, x, 1.0, True)
+            _strided_walk(tcot, aux, a, o, x, 1.0, True)
+        elif code == K.SCATTER_STRIDED:
+            _strided_walk(cot, aux, a, o, x, a0, False)
+            _strided_walk(tcot, aux, a, o, x, a0, False)
+        elif code == K.SUM_ALL:
+            if xrg:
+                gs = a0 * cot[o]
+                tgs = a0 * tcot[o]
+                for i in range(a):
+                    cot[x + i] += gs
+                    tcot[x + i] += tgs
+        elif code == K.GATHER_MAP:
+            for i in range(n):
+                cot[x + aux[a + 1 + i]] += cot[o + i]
+                tcot[x + aux[a + 1 + i]] += tcot[o + i]
+        elif code == K.SCATTER_MAP:
+            for i in range(aux[a]):
+                cot[x + i] += cot[o + aux[a + 1 + i]]
+                tcot[x + i] += tcot[o + aux[a + 1 + i]]
+        elif code == K.MATMUL:
+            _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg)
+        elif code == K.LINEAR or code == K.LINEAR_BIAS:
+            _linear_tangent(vals, tvals, cot, tcot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
+            if code == K.LINEAR_BIAS and aux[a + 5] != 0:  # the bias: its offset and row live in aux
+                b = aux[a + 3]
+                if live[b] == 0 and big_off.shape[0] != 0:
+                    _clear_both_if_big(cot, tcot, big_off, big_n, b)
+                _column_sum_into(cot, aux[a], aux[a + 2], o, b)
+                _column_sum_into(tcot, aux[a], aux[a + 2], o, b)
+                if live[b] == 0:
+                    live[b] = 1
+                    if aux[a + 4] < lowest:
+                        lowest = aux[a + 4]
+        if xrg and live[x] == 0:
+            live[x] = 1
+            if rows[r, 6] < lowest:
+                lowest = rows[r, 6]
+        if yrg and live[y] == 0:
+            live[y] = 1
+            if rows[r, 7] < lowest:
+                lowest = rows[r, 7]
+        r -= 1
+    return lowest
+
+
+@njit(**KERNEL)
+def _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg):
+    """``gx += g y^T``, ``gy += x^T g`` and their tangents (product rule); aux as ``cpu._matmul_backward``."""
+    B = aux[a]
+    M = aux[a + 1]
+    K_ = aux[a + 2]
+    N = aux[a + 3]
+    xbs = aux[a + 4]
+    ybs = aux[a + 5]
+    for b in range(B):
+        g = cot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
+        tg = tcot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
+        xb0 = x + b * xbs
+        yb0 = y + b * ybs
+        if xrg:
+            yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
+            tyb = tvals[yb0 : yb0 + K_ * N].reshape((K_, N))
+            gx = cot[xb0 : xb0 + M * K_].reshape((M, K_))
+            tgx = tcot[xb0 : xb0 + M * K_].reshape((M, K_))
+            gx += np.dot(g, yb.T)
+            tgx += np.dot(tg, yb.T) + np.dot(g, tyb.T)
+        if yrg:
+            xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
+            txb = tvals[xb0 : xb0 + M * K_].reshape((M, K_))
+            gy = cot[yb0 : yb0 + K_ * N].reshape((K_, N))
+            tgy = tcot[yb0 : yb0 + K_ * N].reshape((K_, N))
+            gy += np.dot(xb.T, g)
+            tgy += np.dot(xb.T, tg) + np.dot(txb.T, g)
+
+
+@njit(**KERNEL)
+def _linear_tangent(vals, tvals, cot, tcot, M, K_, N, o, x, y, xrg, yrg):
+    """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx += g @ y``, ``gy += g.T @ x`` and their tangents."""
+    g = cot[o : o + M * N].reshape((M, N))
+    tg = tcot[o : o + M * N].reshape((M, N))
+    yv = vals[y : y + N * K_].reshape((N, K_))
+    xv = vals[x : x + M * K_].reshape((M, K_))
+    if xrg:
+        gx = cot[x : x + M * K_].reshape((M, K_))
+        tgx = tcot[x : x + M * K_].reshape((M, K_))
+        gx += np.dot(g, yv)
+        tgx += np.dot(tg, yv) + np.dot(g, tvals[y : y + N * K_].reshape((N, K_)))
+    if yrg:
+        gy = cot[y : y + N * K_].reshape((N, K_))
+        tgy = tcot[y : y + N * K_].reshape((N, K_))
+        gy += np.dot(g.T, xv)
+        tgy += np.dot(tg.T, xv) + np.dot(g.T, tvals[x : x + M * K_].reshape((M, K_)))
+
+
+@njit(**KERNEL)
+def elementwise_tangent_chunk(
+    code, binary, x, y, out, tx, ty, g, tg, gx, tgx, gy, tgy, a0, a1, has_x, has_y, transposed
+):
+    """A big same-shape elementwise row (flat arrays): ``gx += g dx``, ``tgx += tg dx + g (...)`` and the same
+    for ``y`` (binary only). The caller zeroes a region before its first write."""
+    for i in range(g.shape[0]):
+        if binary:
+            dxx, dxy, dyx, dyy = binary_second(code, x[i], y[i], out[i])
+            if transposed:
+                dxy, dyx = dyx, dxy
+            if has_x:
+                dx = binary_partial_x(code, x[i], y[i], out[i])
+                gx[i] += g[i] * dx
+                tgx[i] += _times(tg[i], dx) + _second_term(g[i], dxx, tx[i], dxy, ty[i])
+            if has_y:
+                dy = binary_partial_y(code, x[i], y[i], out[i])
+                gy[i] += g[i] * dy
+                tgy[i] += _times(tg[i], dy) + _second_term(g[i], dyx, tx[i], dyy, ty[i])
+        elif has_x:
+            d = unary_partial(code, x[i], out[i], a0, a1)
+            gx[i] += g[i] * d
+            tgx[i] += _times(tg[i], d)
+            if g[i] != 0.0 and tx[i] != 0.0:
+                tgx[i] += g[i] * unary_second(code, x[i], out[i], a0, a1) * tx[i]
+
+
+# --- the forward tangent pass: the JVP of each row, in recording order ----------------------------------------
+# (what a double backward needs: the tangent of every value along a direction given at some leaves, before
+# ``tangent_reverse_sweep`` runs; see ad/double_backward.py). Rows that accumulate into their output (the
+# scatters, which may share an output between rows) and rows without a rule here stop it (UNSUPPORTED).
+
+_FORWARD = np.zeros(256, np.uint8)
+for _code in list(range(K.UNARY_FIRST, K.UNARY_LAST + 1)) + list(range(K.UNARY2_FIRST, K.UNARY2_LAST + 1)):
+    _FORWARD[_code] = 1
+for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
+    _FORWARD[_code] = 1
+for _code in (
+    K.WHERE,
+    K.GATHER_STRIDED,
+    K.GATHER_MAP,
+    K.SUM_ALL,
+    K.MATMUL,
+    K.LINEAR,
+    K.LINEAR_BIAS,
+    K.SAVED_INPUT,
+    K.SAVED_RESULT,
+):
+    _FORWARD[_code] = 1
+FORWARD_TANGENT = _FORWARD
+
+
+@njit(**KERNEL)
+def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop, status):
+    """``tvals[out] =`` the JVP of rows ``start..stop`` (increasing) from their operands' tangents in ``tvals``
+    (the caller zeroed the arena and wrote the directions). Returns 0, or -1 with ``status[0] ==
+    UNSUPPORTED`` and ``status[1]`` the row."""
+    for r in range(start, stop + 1):
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        if forward_ok[code] == 0:
+            status[0] = UNSUPPORTED
+            status[1] = r
+            return -1
+        o = rows[r, 1]
+        x = rows[r, 2]
+        y = rows[r, 3]
+        n = rows[r, 4]
+        a = rows[r, 5]
+        a0 = attrs[r, 0]
+        a1 = attrs[r, 1]
+        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+            for i in range(n):
+                tvals[o + i] = tvals[x + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+        elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            for i in range(n):
+                xv = vals[x + i]
+                yv = vals[y + i]
+                ov = vals[o + i]
+                dx = binary_partial_x(code, xv, yv, ov)
+                dy = binary_partial_y(code, xv, yv, ov)
+                tvals[o + i] = tvals[x + i] * dx + tvals[y + i] * dy
+        elif code == K.WHERE:
+            for i in range(n):
+                tvals[o + i] = tvals[x + i] if vals[a + i] != 0 else tvals[y + i]
+        elif code == K.GATHER_STRIDED:
+            ndim = aux[a]
+            for i in range(n):
+                tvals[o + i] = tvals[x + strided_offset(i, aux, a, ndim)]
+        elif code == K.GATHER_MAP:
+            for i in range(n):
+                tvals[o + i] = tvals[x + aux[a + 1 + i]]
+        elif code == K.SUM_ALL:
+            total = 0.0
+            for i in range(a):
+                total += tvals[x + i]
+            tvals[o] = a0 * total
+        elif code == K.MATMUL:
+            B = aux[a]
+            M = aux[a + 1]
+            K_ = aux[a + 2]
+            N = aux[a + 3]
+            for b in range(B):
+                xb0 = x + b * aux[a + 4]
+                yb0 = y + b * aux[a + 5]
+                xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
+                yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
+                txb = tvals[xb0 : xb0 + M * K_].reshape((M, K_))
+                tyb = tvals[yb0 : yb0 + K_ * N].reshape((K_, N))
+                tvals[o + b * M * N : o + (b + 1) * M * N] = (np.dot(txb, yb) + np.dot(xb, tyb)).reshape(-1)
+        elif code == K.LINEAR or code == K.LINEAR_BIAS:
+            M = aux[a]
+            K_ = aux[a + 1]
+            N = aux[a + 2]
+            xv = vals[x : x + M * K_].reshape((M, K_))
+            yv = vals[y : y + N * K_].reshape((N, K_))
+            tx = tvals[x : x + M * K_].reshape((M, K_))
+            ty = tvals[y : y + N * K_].reshape((N, K_))
+            res = np.dot(tx, yv.T) + np.dot(xv, ty.T)
+            if code == K.LINEAR_BIAS:
+                b = aux[a + 3]
+                for i in range(M):
+                    for j in range(N):
+                        res[i, j] += tvals[b + j]
+            tvals[o : o + M * N] = res.reshape(-1)
+    return 0

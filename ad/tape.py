@@ -61,12 +61,15 @@ class _ArenaPool:
     ``sys.getrefcount``), so recycling is invisible to users."""
 
     MAX_BUFFERS = 6
-    MAX_TOTAL_BYTES = 768 << 20  # what the pool may hold idle, oldest buffers dropped first
+    MAX_TOTAL_BYTES = 768 << 20  # what the pool may hold idle (resident bytes), oldest buffers dropped first
 
     def __init__(self):
         self.lock = threading.Lock()
         self.buffers = []
-        self.nbytes = 0  # of all pooled buffers
+        # per pooled buffer, the bytes it holds in memory: what its owners wrote (a big tape's arena reserves
+        # room for a chain of results, and pages never written cost no memory), else its whole size
+        self.resident = []
+        self.nbytes = 0  # of all pooled buffers (resident bytes)
         # ids of pooled buffers known to hold only zeros (a tape's ``modified`` flags, cleared where they were
         # set when the tape died): taking one for a zeroed arena skips the memset (~1 MB per training step)
         self.clean = set()
@@ -83,7 +86,7 @@ class _ArenaPool:
                     and sys.getrefcount(buf) <= 3
                 ):
                     del buffers[k]
-                    self.nbytes -= buf.nbytes
+                    self.nbytes -= self.resident.pop(k)
                     key = id(buf)
                     if key in self.clean:
                         self.clean.discard(key)
@@ -92,9 +95,11 @@ class _ArenaPool:
                     return buf
         return None
 
-    def give(self, buf, clean=False):
-        """Pool ``buf`` for reuse; ``clean``: it holds only zeros."""
-        if buf.nbytes > self.MAX_TOTAL_BYTES // 2:
+    def give(self, buf, clean=False, written=None):
+        """Pool ``buf`` for reuse; ``clean``: it holds only zeros; ``written``: the elements at its start that its
+        owner used (the rest was never written: no memory behind it), by default all of it."""
+        nbytes = buf.nbytes if written is None else min(buf.nbytes, written * buf.itemsize)
+        if nbytes > self.MAX_TOTAL_BYTES // 2:
             return
         # Never wait: ``Tape.__del__`` gives, and the garbage collector may run it inside ``take`` on this very
         # thread, which holds the lock (a deadlock with a blocking acquire); not pooling one buffer is harmless
@@ -103,12 +108,13 @@ class _ArenaPool:
         try:
             buffers = self.buffers
             buffers.append(buf)
-            self.nbytes += buf.nbytes
+            self.resident.append(nbytes)
+            self.nbytes += nbytes
             if clean:
                 self.clean.add(id(buf))
             while len(buffers) > self.MAX_BUFFERS or self.nbytes > self.MAX_TOTAL_BYTES:
                 self.clean.discard(id(buffers[0]))
-                self.nbytes -= buffers[0].nbytes
+                self.nbytes -= self.resident.pop(0)
                 del buffers[0]
         finally:
             self.lock.release()
@@ -203,10 +209,11 @@ class Tape:
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
         try:
             if sys.getrefcount(self.values) <= 2:
-                POOL.give(self.values)
+                POOL.give(self.values, written=self.used)
             if sys.getrefcount(self.modified) <= 2:
-                self.modified[: self.used + 1] = 0  # flags are only ever set below ``used``
-                POOL.give(self.modified, clean=True)
+                if self.dirty:  # (flags are only ever set below ``used``, and set ``dirty``)
+                    self.modified[: self.used + 1] = 0
+                POOL.give(self.modified, clean=True, written=self.used + 1)
         except Exception:  # interpreter shutdown: nothing to recycle
             pass
 

@@ -171,6 +171,7 @@ class Tape:
         "row_cap",
         "traces",
         "dirty",
+        "ref",
         "__weakref__",
     )
 
@@ -204,6 +205,7 @@ class Tape:
         # here while the owner does
         self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
+        self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
@@ -244,8 +246,10 @@ class Tape:
     def import_tensor(self, t, with_extern):
         """Copy tensor ``t`` (from outside this tape) into the arena; return ``(offset, row)``."""
         key = id(t)
+        vc = t._vc
+        version = 0 if vc is None else vc.version  # (t._version, inlined: every leaf and constant comes here)
         hit = self.imports.get(key)
-        if hit is not None and hit[2] is t and hit[3] == t._version:
+        if hit is not None and hit[2] is t and hit[3] == version:
             return hit[0], hit[1]
         if t.__dict__.get("_stale_view"):  # (a view of a multi-output op whose storage was written since)
             from .views import stale_view_error
@@ -253,9 +257,10 @@ class Tape:
             raise stale_view_error(t)
         data = t._data
         n = data.size
-        off = self.alloc(n)
+        off = self.used  # self.alloc(n), inlined
+        self.used = off + (n or 1)
         if n < BIG_ROW:
-            self.values[off : off + n] = data.reshape(-1)
+            self.values[off : off + n] = data if data.ndim == 1 else data.reshape(-1)
         else:  # only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
             self.big_regions.append((off, n))
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
@@ -265,11 +270,17 @@ class Tape:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
                 self.register_hook_row(row - 1, t)
-        self.imports[key] = (off, row, t, t._version)
+        self.imports[key] = (off, row, t, version)
         # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
-        if t._imports is None:
-            t._imports = []
-        t._imports.append((weakref.ref(self), off))
+        copies = t._imports
+        if copies is None:
+            t._imports = [(self.ref, off)]
+        else:
+            copies.append((self.ref, off))
+            if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
+                # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in
+                # place (which clears the list) is imported by every step's tape
+                copies[:] = [c for c in copies if c[0]() is not None]
         return off, row
 
     def view(self, off, shape, n):

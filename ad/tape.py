@@ -61,12 +61,15 @@ class _ArenaPool:
     ``sys.getrefcount``), so recycling is invisible to users."""
 
     MAX_BUFFERS = 6
-    MAX_TOTAL_BYTES = 768 << 20  # what the pool may hold idle, oldest buffers dropped first
+    MAX_TOTAL_BYTES = 768 << 20  # what the pool may hold idle (resident bytes), oldest buffers dropped first
 
     def __init__(self):
         self.lock = threading.Lock()
         self.buffers = []
-        self.nbytes = 0  # of all pooled buffers
+        # per pooled buffer, the bytes it holds in memory: what its owners wrote (a big tape's arena reserves
+        # room for a chain of results, and pages never written cost no memory), else its whole size
+        self.resident = []
+        self.nbytes = 0  # of all pooled buffers (resident bytes)
         # ids of pooled buffers known to hold only zeros (a tape's ``modified`` flags, cleared where they were
         # set when the tape died): taking one for a zeroed arena skips the memset (~1 MB per training step)
         self.clean = set()
@@ -83,7 +86,7 @@ class _ArenaPool:
                     and sys.getrefcount(buf) <= 3
                 ):
                     del buffers[k]
-                    self.nbytes -= buf.nbytes
+                    self.nbytes -= self.resident.pop(k)
                     key = id(buf)
                     if key in self.clean:
                         self.clean.discard(key)
@@ -92,9 +95,11 @@ class _ArenaPool:
                     return buf
         return None
 
-    def give(self, buf, clean=False):
-        """Pool ``buf`` for reuse; ``clean``: it holds only zeros."""
-        if buf.nbytes > self.MAX_TOTAL_BYTES // 2:
+    def give(self, buf, clean=False, written=None):
+        """Pool ``buf`` for reuse; ``clean``: it holds only zeros; ``written``: the elements at its start that its
+        owner used (the rest was never written: no memory behind it), by default all of it."""
+        nbytes = buf.nbytes if written is None else min(buf.nbytes, written * buf.itemsize)
+        if nbytes > self.MAX_TOTAL_BYTES // 2:
             return
         # Never wait: ``Tape.__del__`` gives, and the garbage collector may run it inside ``take`` on this very
         # thread, which holds the lock (a deadlock with a blocking acquire); not pooling one buffer is harmless
@@ -103,12 +108,13 @@ class _ArenaPool:
         try:
             buffers = self.buffers
             buffers.append(buf)
-            self.nbytes += buf.nbytes
+            self.resident.append(nbytes)
+            self.nbytes += nbytes
             if clean:
                 self.clean.add(id(buf))
             while len(buffers) > self.MAX_BUFFERS or self.nbytes > self.MAX_TOTAL_BYTES:
                 self.clean.discard(id(buffers[0]))
-                self.nbytes -= buffers[0].nbytes
+                self.nbytes -= self.resident.pop(0)
                 del buffers[0]
         finally:
             self.lock.release()
@@ -165,6 +171,7 @@ class Tape:
         "row_cap",
         "traces",
         "dirty",
+        "ref",
         "__weakref__",
     )
 
@@ -198,15 +205,17 @@ class Tape:
         # here while the owner does
         self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
+        self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
         try:
             if sys.getrefcount(self.values) <= 2:
-                POOL.give(self.values)
+                POOL.give(self.values, written=self.used)
             if sys.getrefcount(self.modified) <= 2:
-                self.modified[: self.used + 1] = 0  # flags are only ever set below ``used``
-                POOL.give(self.modified, clean=True)
+                if self.dirty:  # (flags are only ever set below ``used``, and set ``dirty``)
+                    self.modified[: self.used + 1] = 0
+                POOL.give(self.modified, clean=True, written=self.used + 1)
         except Exception:  # interpreter shutdown: nothing to recycle
             pass
 
@@ -237,8 +246,10 @@ class Tape:
     def import_tensor(self, t, with_extern):
         """Copy tensor ``t`` (from outside this tape) into the arena; return ``(offset, row)``."""
         key = id(t)
+        vc = t._vc
+        version = 0 if vc is None else vc.version  # (t._version, inlined: every leaf and constant comes here)
         hit = self.imports.get(key)
-        if hit is not None and hit[2] is t and hit[3] == t._version:
+        if hit is not None and hit[2] is t and hit[3] == version:
             return hit[0], hit[1]
         if t.__dict__.get("_stale_view"):  # (a view of a multi-output op whose storage was written since)
             from .views import stale_view_error
@@ -246,9 +257,10 @@ class Tape:
             raise stale_view_error(t)
         data = t._data
         n = data.size
-        off = self.alloc(n)
+        off = self.used  # self.alloc(n), inlined
+        self.used = off + (n or 1)
         if n < BIG_ROW:
-            self.values[off : off + n] = data.reshape(-1)
+            self.values[off : off + n] = data if data.ndim == 1 else data.reshape(-1)
         else:  # only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
             self.big_regions.append((off, n))
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
@@ -258,11 +270,17 @@ class Tape:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
                 self.register_hook_row(row - 1, t)
-        self.imports[key] = (off, row, t, t._version)
+        self.imports[key] = (off, row, t, version)
         # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
-        if t._imports is None:
-            t._imports = []
-        t._imports.append((weakref.ref(self), off))
+        copies = t._imports
+        if copies is None:
+            t._imports = [(self.ref, off)]
+        else:
+            copies.append((self.ref, off))
+            if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
+                # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in
+                # place (which clears the list) is imported by every step's tape
+                copies[:] = [c for c in copies if c[0]() is not None]
         return off, row
 
     def view(self, off, shape, n):

@@ -529,3 +529,24 @@ def test_big_rows_swept_through_any_handle_on_their_node():
     primal.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), c0)
     np.testing.assert_allclose(tangent.numpy(), c0)
+
+
+def test_big_tape_arena_goes_back_to_the_pool():
+    """A tape made for big tensors reserves room for a chain of them (far more than the pool would hold, were
+    it counted whole) but only the part its ops wrote holds memory: the pool counts that part, so the next
+    step's tape takes the same arena instead of faulting in fresh pages, and its results stay exact."""
+    from ad.tape import POOL
+
+    x = ad.tensor(np.linspace(-1.0, 1.0, 2_000_000), requires_grad=True)
+    for step in range(2):
+        x.grad = None
+        loss = (x * 2.0).sin().sum()
+        capacity = loss._tape.capacity
+        assert capacity * 8 > POOL.MAX_TOTAL_BYTES // 2  # whole, it would not be pooled
+        if step == 1:
+            assert not any(b.shape[0] == capacity for b in POOL.buffers)  # taken back out by this step's tape
+        loss.backward()
+        np.testing.assert_allclose(x.grad.numpy(), 2.0 * np.cos(2.0 * x.detach().numpy()), rtol=1e-13)
+        del loss
+        gc.collect()
+        assert any(b.shape[0] == capacity and b.dtype == np.float64 for b in POOL.buffers)

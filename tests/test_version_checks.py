@@ -287,3 +287,24 @@ def test_erfinv_partial_from_its_input_matches_torch():
         t = torch.tensor(x, requires_grad=True)
         (gt,) = torch.autograd.grad(t.erfinv().sum(), t)
         np.testing.assert_allclose(ga.detach().numpy(), gt.numpy(), rtol=1e-12)
+
+
+def test_constant_imported_by_many_tapes_is_still_checked():
+    """A leaf and a constant used by step after step (each step a new tape, copies of both in its arena) keep a
+    bounded list of their arena copies (the copies on dead tapes are dropped), and writing into either after
+    the forward still makes a backward that reads it raise torch's error, as the first step's would."""
+    p = ad.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    c = ad.tensor([1.5, 2.0, -0.5])
+    pn, cn = p.detach().numpy().copy(), c.numpy()
+    for _ in range(40):
+        p.grad = None
+        (ad.tanh(p * c) + ad.sin(p)).sum().backward()  # (mul saves c, sin saves p)
+        assert p._imports is None or len(p._imports) < 20
+        assert c._imports is None or len(c._imports) < 20
+    np.testing.assert_allclose(p.grad.numpy(), cn * (1 - np.tanh(pn * cn) ** 2) + np.cos(pn), rtol=1e-14)
+    for written in (c, p):
+        loss = (ad.tanh(p * c) + ad.sin(p)).sum()
+        with ad.no_grad():
+            written.mul_(1.0)
+        with pytest.raises(RuntimeError, match=MESSAGE):
+            loss.backward()

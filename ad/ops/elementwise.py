@@ -811,7 +811,11 @@ def _fast_unary(op):
     with_attrs = op.code in _ATTR_CODES
 
     def fast(x, *, a0=0.0, a1=0.0, ctx=None):
-        tape = x._tape  # not None: a recorded result (so it requires grad)
+        try:
+            tape = x._tape  # not None: a recorded result (so it requires grad)
+        except AttributeError:
+            _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
+            raise
         if x._tangents is not None:
             if _fw.levels:
                 out = _dual_unary(op, x, a0, a1, ctx)
@@ -862,18 +866,12 @@ _affine_fast = _fast_unary(AFFINE)  # the scalar forms of + - * / (see ``affine`
 
 
 def _unary_fn(op):
-    fast = _fast_unary(op)
-
-    def fn(x):
-        try:
-            return fast(x)
-        except AttributeError:
-            _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
-            raise
-
-    fn.__name__ = op.name
+    """The public function of an elementwise unary op: its fast path itself (which turns a non-tensor argument
+    into torch's TypeError), so that ``ad.sin(x)`` costs no call frame more than ``x.sin()``."""
+    fn = _fast_unary(op)
+    fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = f"Elementwise ``{op.name}``, differentiable in reverse and forward mode."
-    fn.method = fast  # Tensor methods skip the argument check: ``self`` is a Tensor
+    fn.method = fn
     return fn
 
 

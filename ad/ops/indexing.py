@@ -258,24 +258,31 @@ def _record_pieces(op, tensors, out_data, layouts):
     shape = out_data.shape
     n = out_data.size
     dt = out_data.dtype
-    total = n + 1 + np.sum([t_._data.size + 1 for t_ in tensors])
+    total = n + 1
     newest = None
     for t_ in tensors:
+        total += t_._data.size + 1
         if t_._tape is not None and (newest is None or t_._tape.id > newest._tape.id):
             newest = t_
-    tape = _tape_for(dt, int(total), newest)
+    tape = _tape_for(dt, total, newest)
     off = tape.alloc(n)
     view = tape.view(off, shape, n)
     np.copyto(view, out_data)
     first = -1
     count = 0
+    aux = tape.aux
+    record = tape.record
     for t_, (strides, base) in zip(tensors, layouts):
         if not t_._rg:
             continue
-        xoff, xrow = _operand(tape, t_)
+        xoff, xrow = (t_._off, t_._row) if t_._tape is tape else tape.import_tensor(t_, True)
         xs = t_._data.shape
-        aux = tape.add_aux([len(xs), base, *xs, *strides])
-        row = tape.record(K.SCATTER_STRIDED | K.XRG, off, xoff, -1, n, aux, xrow, -1, 1.0)
+        aux_off = len(aux)  # tape.add_aux, inlined
+        aux.append(len(xs))
+        aux.append(base)
+        aux.extend(xs)
+        aux.extend(strides)
+        row = record(K.SCATTER_STRIDED | K.XRG, off, xoff, -1, n, aux_off, xrow, -1, 1.0)
         if first < 0:
             first = row
         count += 1
@@ -338,12 +345,18 @@ def stack(tensors, dim=0):
     d = _wrap_dim(dim, len(shape0) + 1)
     if any(t_._dev is not None for t_ in tensors):
         return _cuda_pieces(STACK, tensors, d, None)
-    out_data = np.stack([t_._data for t_ in tensors], axis=d)
+    arrays = [t_._data for t_ in tensors]
+    dt = arrays[0].dtype
+    if d == 0 and all(a.dtype is dt for a in arrays):
+        out_data = np.array(arrays)  # the same values as np.stack, which costs ~3 us per small piece more
+    else:
+        out_data = np.stack(arrays, axis=d)
     if not _recording(*tensors):
         return wrap_array(out_data)
     ostrides = _c_strides(out_data.shape)
-    inner = ostrides[:d] + ostrides[d + 1 :]
-    layouts = [(list(inner), k * ostrides[d]) for k in range(len(tensors))]
+    inner = ostrides[:d] + ostrides[d + 1 :]  # (one list for every piece: nothing writes into layouts)
+    step = ostrides[d]
+    layouts = [(inner, k * step) for k in range(len(tensors))]
     return _record_pieces(STACK, tensors, out_data, layouts)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from kernels import opcodes as K
 
 from .. import views as _views
+from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..parallel import PARALLEL_MIN
 from ..tape import BIG_ROW
@@ -454,29 +455,38 @@ def _reduce_layout(xs, dims):
 _add_reduce = np.add.reduce
 
 
+_SUM_ALL_CTX = {}  # (ndim, scale) -> the ctx of a whole-tensor sum (shared: one tuple fewer per loss reduction)
+
+
 def _record_sum_all(op, x, total, scale):
     """Whole-tensor sum or mean: one SUM_ALL row, no aux (the common loss reduction)."""
     xd = x._data
     dt = xd.dtype
+    n = xd.size
+    xtape = x._tape
     tape = _tape_state.current.get(dt)
-    if tape is None or tape.used + xd.size + 3 > tape.capacity or (x._tape is not None and x._tape.id > tape.id):
-        tape = _tape_for(dt, xd.size + 3, x)
-    off = tape.alloc(1)
-    view = tape.values[off : off + 1].reshape(())
-    view[()] = total
-    if x._tape is tape:
+    if tape is None or tape.used + n + 3 > tape.capacity or (xtape is not None and xtape.id > tape.id):
+        tape = _tape_for(dt, n + 3, x)
+    off = tape.used  # tape.alloc(1), inlined
+    tape.used = off + 1
+    values = tape.values
+    values[off] = total
+    view = values[off : off + 1].reshape(())
+    if xtape is tape:
         xoff = x._off
         xrow = x._row
     else:
         xoff, xrow = tape.import_tensor(x, True)
-    n = xd.size
     row = tape.nrows
     if row >= tape.row_cap:
         tape.grow()
     tape.pack(tape.rows, row * 80, K.SUM_ALL | K.XRG, off, xoff, -1, 1, n, xrow, -1, scale, 0.0)
     tape.nrows = row + 1
-    ndim = xd.ndim
-    out = _result(view, tape, off, row, op, (x,), ((), (0,) * ndim, 0, scale))
+    key = (xd.ndim, scale)
+    ctx = _SUM_ALL_CTX.get(key)
+    if ctx is None:
+        ctx = _SUM_ALL_CTX[key] = ((), (0,) * xd.ndim, 0, scale)
+    out = _result(view, tape, off, row, op, (x,), ctx)
     if n >= PARALLEL_MIN:
         tape.mark_vectorized(row, out)  # its backward fills x's cotangent: in one pass, across threads
     return out
@@ -501,6 +511,19 @@ def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
     if not _recording(x):
         return wrap_array(out_data)
     return _record_scatter_strided(SUM, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
+
+
+def _sum_method(x, dim=None, keepdim=False, *, dtype=None):
+    """``Tensor.sum``: a recorded whole-tensor sum (the loss reduction) straight to its row, skipping the
+    wrappers; anything else through ``sum``."""
+    if dim is None and not keepdim and dtype is None and x._rg and not _fw.levels and x._dev is None:
+        if _grad_state.enabled:
+            xd = x._data
+            return _record_sum_all(SUM_ALL, x, _add_reduce(xd if xd.ndim == 1 else xd.reshape(-1)), 1.0)
+    return sum(x, dim, keepdim, dtype=dtype)
+
+
+sum.method = _sum_method
 
 
 @linear_op

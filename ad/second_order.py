@@ -51,6 +51,8 @@ def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
     if len(levels) != 1 or _fw.hidden:
         return None
     level = levels[0]
+    if _fw.batch.get(level) is not None:  # batched tangents (forward.batch_size): the rules carry the batch axis
+        return None
     tape, nodes = _graph_tape(roots)
     if tape is None or tape.dirty:
         return None

@@ -360,6 +360,10 @@ def _regenerate_views(base):
         v.__dict__.update(keep)
         v._prev = old
         reregister(v)
+        if old._retains_grad:  # torch moves the retains_grad hook to the regenerated grad_fn (other hooks stay)
+            old._retains_grad = False
+            _stop_retaining_before(old)
+            v.retain_grad()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -204,8 +204,13 @@ _FUNCTIONS = {}
 
 # torch 2.13 raises NotImplementedError for the forward-mode derivative of these ops' backward (fwd_over_rev)
 TORCH_NO_FWD_OVER_REV = {"group_norm", "hardsigmoid", "huber_loss", "logit", "mish", "silu", "masked_select"}
-# torch 2.13 raises (hardsigmoid) or gives NaN (logcumsumexp) for a third derivative where ad computes one
+# torch 2.13 raises (hardsigmoid) or gives NaN or a wrong value (logcumsumexp) for a third derivative where ad
+# computes one
 TORCH_NO_GRAD3 = {"hardsigmoid", "logcumsumexp"}
+# torch 2.13's third derivative through these is off from finite differences of its own second derivative (its
+# batch/layer norm double-backward formulas are not differentiated exactly); ad's agrees with them
+# (test_torch_wrong_grad3_ad_matches_finite_differences): not drawn in grad3 programs
+TORCH_WRONG_GRAD3 = {"batch_norm", "layer_norm"}
 # torch 2.13's tangent of a gradient (forward over reverse) through these is off from finite differences of its
 # own gradient; ad's agrees with them and with double backward (tests/test_linalg_fwd_over_rev.py): not drawn there
 TORCH_WRONG_FWD_OVER_REV = {"det", "logdet", "slogdet", "solve"}
@@ -258,7 +263,7 @@ def programs(draw):
     multi_out = set()  # pool indices of outputs of multi-output Functions
     retained = set()
     n_steps = draw(st.integers(1, 8))
-    skip = TORCH_NO_GRAD3 if mode_kind == "grad3" else set()
+    skip = TORCH_NO_GRAD3 | TORCH_WRONG_GRAD3 if mode_kind == "grad3" else set()
     if mode_kind == "fwd_over_rev":
         skip = TORCH_NO_FWD_OVER_REV | TORCH_WRONG_FWD_OVER_REV
     if mode_kind == "fwd_over_rev" and "fwd_over_rev_python_swept" in KNOWN_DIFFERENCES:
@@ -983,6 +988,14 @@ FIXED = [
     Program(
         [(0.0, True), ([0.0, 0.0, 0.0], True)], [("view", "flatten_row", 1)], [1], ("backward_inputs", [1, 2], False)
     ),
+    # a retained view regenerated after a write under no_grad into its base keeps retaining (torch moves the
+    # retains_grad hook to the new grad_fn; ad's was dropped)
+    Program(
+        [(0.0, True)],
+        [("op", "cat", [0, 0]), ("op", "abs", [0]), ("retain", 1), ("inplace", "add", 1, 0, True)],
+        [0],
+        ("grad3",),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],
@@ -1005,3 +1018,34 @@ def test_known_difference(name):
         pytest.skip(f"{name}: no reproducer at hand ({cause})")
     with pytest.raises(AssertionError):
         check(program)
+
+
+def _grad3_total(L, program, x):
+    """The harness's second-order sum of ``program`` (one leaf at ``x``) and its gradient (the third order)."""
+    leaf = L.tensor(np.array(x), dtype=L.float64, requires_grad=True)
+    pool = [leaf]
+    _run_steps(L, program, pool, _Observer(), {})
+    total = _output(L, program, pool)
+    for _ in range(2):
+        (g,) = L.autograd.grad(total, [leaf], create_graph=True)
+        total = (g * 1.5).sum()
+    (g,) = L.autograd.grad(total, [leaf])
+    return float(total.detach()), g.detach().numpy()
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_WRONG_GRAD3))
+def test_torch_wrong_grad3_ad_matches_finite_differences(name):
+    """The ops torch's third derivative gets wrong are left out of grad3 programs: ad's is checked here against
+    central differences of its own second derivative instead."""
+    x = np.array([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]])
+    program = Program([(x.tolist(), True)], [("op", name, [0] * OPS[name].arity), ("op", "dist", [1, 0])], [2])
+    _, g = _grad3_total(ad, program, x)
+    h = 1e-6
+    fd = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        fd[i] = (_grad3_total(ad, program, x + e)[0] - _grad3_total(ad, program, x - e)[0]) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6)
+    _, torch_g = _grad3_total(torch, program, x)
+    assert not np.allclose(torch_g, fd, rtol=1e-3, atol=1e-4)  # torch 2.13's is off (drop the op from the set if not)

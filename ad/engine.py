@@ -879,13 +879,14 @@ def _refuse_forward_over_reverse(rec):
     """ad's own Python-swept primitives (cumsum, lgamma, ...: Functions with ``_grad_fn_name``) compute their
     backward from saved values that carry no tangents, so the tangent of their gradient (forward over reverse)
     would be silently wrong (checked against finite differences of the gradient): raise instead. Double
-    backward (``create_graph=True``) through them is right. Those whose backward carries tangents (the linear
-    algebra of ad/ops/linalg.py: ``_backward_carries_tangents``) pass."""
+    backward (``create_graph=True``) through them is right. Those whose backward carries tangents
+    (``_backward_carries_tangents``: the linear algebra of ad/ops/linalg.py, the scans and special functions of
+    ad/reductions.py, each checked in tests/test_linalg_fwd_over_rev.py) pass."""
     from .forward import _fw
 
     if not _fw.levels or getattr(rec.cls, "_grad_fn_name", None) is None:
         return
-    if getattr(rec.cls, "_backward_carries_tangents", False):  # linear algebra (ad/ops/linalg.py): right
+    if getattr(rec.cls, "_backward_carries_tangents", False):  # (checked against finite differences)
         return
     for a in rec.inputs:
         if isinstance(a, Tensor) and a._tangents:

@@ -214,12 +214,11 @@ TORCH_WRONG_GRAD3 = {"batch_norm", "layer_norm"}
 # torch 2.13's tangent of a gradient (forward over reverse) through these is off from finite differences of its
 # own gradient; ad's agrees with them and with double backward (tests/test_linalg_fwd_over_rev.py): not drawn there
 TORCH_WRONG_FWD_OVER_REV = {"det", "logdet", "slogdet", "solve"}
-# ad refuses forward over reverse through these Python-swept primitives outside linear algebra (NotImplementedError:
-# their backward would drop the input's tangent)
-FWD_OVER_REV_DIFFERS = {"cumprod", "cumsum", "digamma", "lgamma", "logcumsumexp", "polygamma"}
+# the Python-swept primitives outside linear algebra (ad/reductions.py)
+SWEPT_SCANS_SPECIAL = {"cumprod", "cumsum", "digamma", "lgamma", "logcumsumexp", "polygamma"}
 # ops whose double-backward rules may reach their saved result by another path than its node (grad3_through_saved):
 # the Python-swept primitives; grad3 programs put no hook or retain_grad on their results
-PYTHON_SWEPT = FWD_OVER_REV_DIFFERS | {
+PYTHON_SWEPT = SWEPT_SCANS_SPECIAL | {
     "cholesky", "cholesky_solve", "cond", "det", "eigh", "eigh_vectors", "eigvalsh", "inv", "logdet", "lstsq",
     "matrix_norm", "matrix_norm_nuc", "matrix_power_neg", "norm_2", "pairwise_distance", "pinv", "qr", "slogdet",
     "solve", "solve_triangular", "svd", "svdvals", "triplet_margin", "vector_norm", "matrix_exp", "lu_solve",
@@ -266,8 +265,6 @@ def programs(draw):
     skip = TORCH_NO_GRAD3 | TORCH_WRONG_GRAD3 if mode_kind == "grad3" else set()
     if mode_kind == "fwd_over_rev":
         skip = TORCH_NO_FWD_OVER_REV | TORCH_WRONG_FWD_OVER_REV
-    if mode_kind == "fwd_over_rev" and "fwd_over_rev_python_swept" in KNOWN_DIFFERENCES:
-        skip = skip | FWD_OVER_REV_DIFFERS
     if mode_kind == "fwd_over_rev" and "prod_zeros_fwd_over_rev" in KNOWN_DIFFERENCES:
         skip = skip | {"prod", "prod_all"}
     ops = sorted(name for name, spec in OPS.items() if (spec.forward_ad or not dual) and name not in skip)
@@ -669,12 +666,6 @@ KNOWN_DIFFERENCES.update(
                 [0],
             ),
         ),
-        "fwd_over_rev_python_swept": (
-            "forward over reverse (the tangent of a gradient) through the Python-swept primitives outside linear "
-            "algebra (cumsum, cumprod, lgamma, ...: FWD_OVER_REV_DIFFERS) raises NotImplementedError in ad (their "
-            "backward would drop the input's tangent); torch computes",
-            Program([([0.31, -0.52, 0.77], True)], [("op", "cumprod", [0])], [1], ("fwd_over_rev",)),
-        ),
         "grad3_through_saved": (
             "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (matrix_norm's "
             "and vector_norm's result without keepdim, which ad returns as a reshape of the saved one; logsumexp's, "
@@ -995,6 +986,24 @@ FIXED = [
         [("op", "cat", [0, 0]), ("op", "abs", [0]), ("retain", 1), ("inplace", "add", 1, 0, True)],
         [0],
         ("grad3",),
+    ),
+    # forward over reverse through the scans and special functions (ad/reductions.py) carries the tangents (it
+    # raised NotImplementedError)
+    Program([([0.31, -0.52, 0.77], True)], [("op", "cumprod", [0])], [1], ("fwd_over_rev",)),
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+        [("op", "lgamma", [0]), ("op", "mul", [1, 0])],
+        [2],
+        ("fwd_over_rev",),
+    ),
+    # make_dual of a tensor that does not require grad is a view of it: a recorded write into the dual makes the
+    # primal require grad (CopySlices); views of the dual keep its tangent as their forward-mode base
+    Program([(0.0, True), (0.0, False)], [("inplace", "add", 1, 0, False)], [0], ("fwd_over_rev",)),
+    Program(
+        [(0.0, True), ([0.5, 1.0, 2.0], False)],
+        [("view", "narrow", 1), ("inplace", "add", 2, 0, False)],
+        [0, 1],
+        ("forward",),
     ),
     # partial grads do not free the other branch
     Program(

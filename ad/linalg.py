@@ -470,7 +470,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
         )
     r = P.vector_norm_keepdim(x, ord, dims)
     if not keepdim:
-        r = ops.reshape(r, tuple(s for k, s in enumerate(r.shape) if k not in dims))
+        r = P.publish_result(r, ops.reshape(r, tuple(s for k, s in enumerate(r.shape) if k not in dims)))
     return write_out("linalg_vector_norm", r, out)
 
 

@@ -214,16 +214,9 @@ TORCH_WRONG_GRAD3 = {"batch_norm", "layer_norm"}
 # torch 2.13's tangent of a gradient (forward over reverse) through these is off from finite differences of its
 # own gradient; ad's agrees with them and with double backward (tests/test_linalg_fwd_over_rev.py): not drawn there
 TORCH_WRONG_FWD_OVER_REV = {"det", "logdet", "slogdet", "solve"}
-# the Python-swept primitives outside linear algebra (ad/reductions.py)
-SWEPT_SCANS_SPECIAL = {"cumprod", "cumsum", "digamma", "lgamma", "logcumsumexp", "polygamma"}
-# ops whose double-backward rules may reach their saved result by another path than its node (grad3_through_saved):
-# the Python-swept primitives; grad3 programs put no hook or retain_grad on their results
-PYTHON_SWEPT = SWEPT_SCANS_SPECIAL | {
-    "cholesky", "cholesky_solve", "cond", "det", "eigh", "eigh_vectors", "eigvalsh", "inv", "logdet", "lstsq",
-    "matrix_norm", "matrix_norm_nuc", "matrix_power_neg", "norm_2", "pairwise_distance", "pinv", "qr", "slogdet",
-    "solve", "solve_triangular", "svd", "svdvals", "triplet_margin", "vector_norm", "matrix_exp", "lu_solve",
-    "householder_product", "lu", "lu_factor",
-}  # fmt: skip
+
+# composites that torch records as one node saving its result (grad3_hook_on_composite_result)
+COMPOSITES_SAVING_RESULT = {"logsumexp", "cholesky_solve", "lu_solve", "logcumsumexp"}
 
 # Features the generator avoids because ``ad`` still differs from torch there: name -> (cause, reproducer).
 # Each reproducer is a Program that must differ today (test_known_difference): when a fix lands it fails;
@@ -351,10 +344,10 @@ def programs(draw):
             # torch 2.13 segfaults (PyFunctionTensorPreHook) registering a hook on a dual tensor after an in-place
             # op under no_grad through a view of it: such programs would crash the test process, not compare
             steps = [s for s in steps if s[0] != "hook"]
-    if mode[0] == "grad3" and "grad3_through_saved" in KNOWN_DIFFERENCES:
+    if mode[0] == "grad3" and "grad3_hook_on_composite_result" in KNOWN_DIFFERENCES:
         made = _pool_steps(steps)
         saved = {a for s in made if s[0] == "op" and s[1] == "pow" for a in s[2]}
-        recomputed = PYTHON_SWEPT | {"logsumexp"}  # (ops whose rules reach their result by another path)
+        recomputed = COMPOSITES_SAVING_RESULT  # (ops whose rules reach their result by another path)
         linalg_out = {len(leaves) + k for k, s in enumerate(made) if s[0] == "op" and s[1] in recomputed}
         written = {s[2] for s in steps if s[0] == "inplace"}  # (the long profile: hooks on written tensors too)
         steps = [s for s in steps if not (s[0] == "hook" and (s[1] in saved or s[1] in linalg_out or s[1] in written))]
@@ -666,16 +659,16 @@ KNOWN_DIFFERENCES.update(
                 [0],
             ),
         ),
-        "grad3_through_saved": (
-            "create_graph sweeps: torch's double-backward formulas reach a tensor that a rule saved (matrix_norm's "
-            "and vector_norm's result without keepdim, which ad returns as a reshape of the saved one; logsumexp's, "
-            "a composite in ad) through "
-            "that tensor's node, so its hooks run and its retained .grad accumulates in every order; ad's reach the "
-            "saved tensor before the reshape (hook applied in the first order only). det, inv, solve, "
-            "solve_triangular, cholesky, pinv, cumprod and keepdim norms use the recorded result, as torch",
+        "grad3_hook_on_composite_result": (
+            "deliberate: create_graph sweeps through a composite that torch records as one node saving its result "
+            "(logsumexp, cholesky_solve, lu_solve, logcumsumexp): torch's double-backward formula reaches that "
+            "result through its node, so a hook on it scales every path in every order; ad's rules are those of "
+            "the composite's primitives, which read their own intermediates (a hook on the result sees only the "
+            "paths through it). Gradients without hooks agree. The Python-swept primitives (det, inv, norms with "
+            "or without keepdim, ...) use their recorded result, as torch",
             Program(
                 [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
-                [("op", "matrix_norm", [0]), ("hook", 1, 2.0)],
+                [("op", "logsumexp", [0]), ("hook", 1, 2.0)],
                 [1],
                 ("grad3",),
             ),
@@ -1004,6 +997,14 @@ FIXED = [
         [("view", "narrow", 1), ("inplace", "add", 2, 0, False)],
         [0, 1],
         ("forward",),
+    ),
+    # create_graph through matrix_norm/vector_norm without keepdim reads the result through the tensor the user
+    # holds (torch's node saves it): its hook runs in every order (ad read it before the reshape)
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
+        [("op", "matrix_norm", [0]), ("hook", 1, 2.0)],
+        [1],
+        ("grad3",),
     ),
     # partial grads do not free the other branch
     Program(

@@ -1006,6 +1006,15 @@ FIXED = [
         [1],
         ("grad3",),
     ),
+    # grad(inputs=[t]) of a tensor written under no_grad: its node before the write is differentiated (torch's
+    # grad_fn is unchanged by the write), so the uses before the write count (ad raised "not used", or gave the
+    # later uses only)
+    Program(
+        [(0.0, True)],
+        [("func", "twoout", 0), ("op", "abs", [2]), ("inplace", "add", 2, 0, True)],
+        [2, 3],
+        ("grad", [2], False),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

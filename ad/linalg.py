@@ -251,7 +251,7 @@ def cholesky_solve(B, L, upper=False, *, out=None):
     else:
         Y = P.solve_tri(Lb, Bb, False)
         X = P.solve_tri(mT(Lb), Y, True)
-    return write_out("cholesky_solve", X, out)
+    return write_out("cholesky_solve", guard(X, "CholeskySolveBackward0", B, L), out)
 
 
 def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
@@ -748,7 +748,7 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):  # noqa: N80
         X = _lu_solve_left(LU_, Pm, B, adjoint)
     else:  # X A = B  <=>  A^T X^T = B^T
         X = mT(_lu_solve_left(LU_, Pm, mT(B), not adjoint))
-    return write_out("linalg_lu_solve", X, out)
+    return write_out("linalg_lu_solve", guard(X, "LinalgLuSolveBackward0", LU), out)
 
 
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):  # noqa: N803

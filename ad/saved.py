@@ -86,6 +86,8 @@ TORCH_SAVES = {
     "NativeGroupNormBackward0": ((0,), False),
     "AddcmulBackward0": ((1, 2), False),
     "AddcdivBackward0": ((1, 2), False),
+    "CholeskySolveBackward0": ((0, 1), True),
+    "LinalgLuSolveBackward0": ((0,), True),
 }
 NAMES = tuple(TORCH_SAVES)
 # inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an

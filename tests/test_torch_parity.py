@@ -1015,6 +1015,19 @@ FIXED = [
         [2, 3],
         ("grad", [2], False),
     ),
+    # cholesky_solve and lu_solve (composites in ad) check what torch's node saves: a write into the result raises
+    Program(
+        [(0.0, True)],
+        [("op", "lu_solve", [0, 0]), ("inplace", "add", 1, 0, False)],
+        [0, 1],
+        ("grad3",),
+    ),
+    Program(
+        [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True), (0.5, True)],
+        [("op", "sin", [1]), ("op", "cholesky_solve", [0, 2]), ("inplace", "add", 2, 0, True)],
+        [3],
+        ("backward", False),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

@@ -188,6 +188,8 @@ _B = np.array([[0.5, -0.2], [0.3, 0.8], [-0.1, 0.4]])
 _V = np.array([0.7, -0.4, 1.2])
 _W = np.array([0.2, 0.9, -0.5])
 _R = np.array([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]])
+_LU = np.array([[2.0, 0.3, -0.2], [0.05, 1.485, 0.41], [-0.15, 0.165, 1.7]])  # a packed LU (no row swaps)
+_PIVOTS = np.array([1, 2, 3], np.int32)
 _SAVED_CASES = {  # name: (input values, fn(lib, *inputs))
     "det": ([_M], lambda L, a: L.linalg.det(a)),
     "inv": ([_M], lambda L, a: L.linalg.inv(a)),
@@ -195,6 +197,7 @@ _SAVED_CASES = {  # name: (input values, fn(lib, *inputs))
     "solve_triangular": ([np.triu(_M), _B], lambda L, a, b: L.linalg.solve_triangular(a, b, upper=True)),
     "cholesky": ([_SPD], lambda L, a: L.linalg.cholesky(a)),
     "cholesky_solve": ([_B, np.linalg.cholesky(_SPD)], lambda L, b, c: L.cholesky_solve(b, c)),
+    "lu_solve": ([_LU, _B], lambda L, lu, b: L.linalg.lu_solve(lu, L.tensor(_PIVOTS), b)),
     "eigh": ([_SPD], lambda L, a: L.linalg.eigh(a).eigenvalues),
     "svdvals": ([_R], lambda L, a: L.linalg.svdvals(a)),
     "pinv": ([_R], lambda L, a: L.linalg.pinv(a)),

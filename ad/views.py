@@ -371,6 +371,8 @@ def _regenerate_views(base):
         v.__dict__.update(new.__dict__)
         v.__dict__.update(keep)
         v._prev = old
+        if old._tangents and not base._tangents:  # (torch's forward-mode view keeps its own tangent: make_dual's)
+            v._tangents = dict(old._tangents)
         reregister(v)
         if old._retains_grad:  # torch moves the retains_grad hook to the regenerated grad_fn (other hooks stay)
             old._retains_grad = False

@@ -348,6 +348,14 @@ def _sweep_tape(s):
                                 s.cot[o._off : o._off + o._data.size] = g._data.reshape(-1)
                                 s.live[o._off] = 1
                     rec.kernel_backward(s)
+                elif reached and any(o is not None and id(o) in plan.leads for o in rec.outputs):
+                    # a requested node reached but not run (grad(inputs=[an output])): torch's engine still calls
+                    # its tensor pre-hooks, those of its outputs without a gradient with None
+                    for o in rec.outputs:
+                        if o is not None and o._tape is tape and o._hooks and not s.live[o._off]:
+                            if id(o) not in s.hooked:
+                                s.hooked.add(id(o))
+                                hooks_on_undefined(o)
         if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
             # were never copied into the arena); every handle on a node registers itself (see _strip, _rebase)

@@ -321,10 +321,13 @@ def retire_multi_views(root):
     afterwards raises. Its node so far lives on for the uses before the write (``_old_node``); the view leaves
     the tape (``_tape = None``), so recording a use imports it, and ``Tape.import_tensor`` raises
     (``stale_view_error``), as does its ``grad_fn``."""
+    vc = root._vc
+    if vc is None or not vc.refs:
+        return  # (the hot path: an optimizer's write into a parameter without views)
     from . import methods
     from .forward import reregister
 
-    for m in root._vc.members if root._vc is not None else ():
+    for m in vc.members:
         if m._vbase is root and m._vflags & MULTI and m._rg and m._tape is not None:
             old = _old_node(m)
             methods._retarget(m, old)

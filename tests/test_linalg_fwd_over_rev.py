@@ -79,6 +79,7 @@ CASES = {
     "lu_wide": (lambda x: _lu_terms(*L.lu(x)), (3, 4)),
     "lu_solve": (lambda x: (L.lu_solve(*L.lu_factor(_well(x[:, :3])), x[:, 3:], adjoint=True) ** 2).sum(), (3, 5)),
     "householder_product": (lambda x: (L.householder_product(x[:, :3], x[0, 3:] * 0.5) ** 3).sum(), (4, 5)),
+    "vander_zero": (lambda x: (L.vander(x[0] * ad.tensor([1.0, 0.0, 1.0])) ** 2).sum() + L.vander(x[1]).sum(), (2, 3)),
     # ad/reductions.py
     "cumsum": (lambda x: (ad.cumsum(x, 1) ** 3).sum(), (2, 4)),
     "cumprod": (lambda x: (ad.cumprod(x.tanh(), 0) ** 2).sum() + ad.cumprod(x, 1).sin().sum(), (3, 4)),

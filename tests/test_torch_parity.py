@@ -615,10 +615,11 @@ KNOWN_DIFFERENCES.update(
             ),
         ),
         "nograd_write_viewed_leaf": (
-            "a write under no_grad into a leaf that has views: torch regenerates each view's grad_fn at its next "
-            "use (a requested view then gets None; a use after the write computes), ad keeps the views' nodes (a "
-            "parameter written by an optimizer at every step would otherwise pay a gather per live view); views "
-            "of other tensors are regenerated as torch's",
+            "deliberate: a write under no_grad into a leaf that has views: torch regenerates each view's grad_fn "
+            "lazily, at its next use (a requested view then gets None; a use after the write computes); ad "
+            "regenerates eagerly (views.py), which for a parameter written by an optimizer at every step would "
+            "cost a gather per live view per step, so the views of a leaf keep their nodes (their gradient still "
+            "reaches the leaf); views of other tensors are regenerated as torch's",
             Program(
                 [(0.0, True)],
                 [("view", "broadcast_to", 0), ("op", "abs", [1]), ("inplace", "add", 0, 0, True)],
@@ -637,8 +638,9 @@ KNOWN_DIFFERENCES.update(
             ),
         ),
         "linalg_result_strides": (
-            "torch's LAPACK-backed results (solve, ...) are column-major, so .view(-1) of one raises (it needs a "
-            "copy); ad's are C-contiguous",
+            "deliberate: torch's LAPACK-backed results (solve, ...) are column-major, so .view(-1) of one raises "
+            "(it needs a copy); ad's are C-contiguous (numpy's LAPACK wrappers return them so, and every kernel "
+            "reads C order: matching torch's strides would add a copy per op for an error message), so it works",
             Program(
                 [([0.0, 0.0, 0.0], True)],
                 [("view", "slice_col", 0), ("op", "solve", [0, 0]), ("view", "view_flat", 2)],

@@ -88,6 +88,8 @@ TORCH_SAVES = {
     "AddcdivBackward0": ((1, 2), False),
     "CholeskySolveBackward0": ((0, 1), True),
     "LinalgLuSolveBackward0": ((0,), True),
+    "LinalgHouseholderProductBackward0": ((0, 1), True),
+    "LinalgLuBackward0": ((), True),
 }
 NAMES = tuple(TORCH_SAVES)
 # inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an

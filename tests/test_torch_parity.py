@@ -1024,6 +1024,13 @@ FIXED = [
         [3],
         ("grad", [2], True),
     ),
+    # householder_product's result is saved by torch's node: a recorded write into it raises at backward
+    Program(
+        [(0.0, True), (0.0, False)],
+        [("hook", 0, 0.5), ("op", "householder_product", [0, 0]), ("inplace", "add", 2, 0, False)],
+        [2],
+        ("backward", False),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

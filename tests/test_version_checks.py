@@ -198,6 +198,8 @@ _SAVED_CASES = {  # name: (input values, fn(lib, *inputs))
     "cholesky": ([_SPD], lambda L, a: L.linalg.cholesky(a)),
     "cholesky_solve": ([_B, np.linalg.cholesky(_SPD)], lambda L, b, c: L.cholesky_solve(b, c)),
     "lu_solve": ([_LU, _B], lambda L, lu, b: L.linalg.lu_solve(lu, L.tensor(_PIVOTS), b)),
+    "lu": ([_M], lambda L, a: L.linalg.lu(a).U),
+    "householder_product": ([_R.T.copy(), _V[:2] * 0.5], lambda L, a, t: L.linalg.householder_product(a, t)),
     "eigh": ([_SPD], lambda L, a: L.linalg.eigh(a).eigenvalues),
     "svdvals": ([_R], lambda L, a: L.linalg.svdvals(a)),
     "pinv": ([_R], lambda L, a: L.linalg.pinv(a)),
@@ -288,7 +290,7 @@ def test_erfinv_partial_from_its_input_matches_torch():
 
 # inputs ad's Python-swept factorisations and solvers keep beside what torch's node saves (the result), to recompute
 # the result in forward over reverse (and, for eigh/svd/qr, under create_graph)
-_KEPT_TO_RECOMPUTE = [("inv", 0), ("cholesky", 0), ("eigh", 0), ("svdvals", 0), ("qr", 0), ("solve", 1)]
+_KEPT_TO_RECOMPUTE = [("inv", 0), ("cholesky", 0), ("eigh", 0), ("svdvals", 0), ("qr", 0), ("solve", 1), ("lu", 0)]
 
 
 @pytest.mark.parametrize("name,target", _KEPT_TO_RECOMPUTE, ids=[f"{n}-{t}" for n, t in _KEPT_TO_RECOMPUTE])

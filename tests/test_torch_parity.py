@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import ad
@@ -468,6 +468,9 @@ def _execute(L, program):
         raise  # a bug of this harness, not an observation
     except Exception as e:  # noqa: BLE001 - the class of what was raised is the observation
         obs.append(("raised", type(e).__name__))
+        # torch 2.13 fails to accumulate two gradients whose tangents are structurally zero (forward over reverse
+        # through abs twice, say: "ZeroTensors are immutable"): such a program compares nothing
+        obs.torch_bug = "ZeroTensors are immutable" in str(e)
     for a in sorted(hook_log):
         obs.append(("hook calls", a, len(hook_log[a])))
         got = [g for g in hook_log[a] if g.ndim or not np.isnan(g)]
@@ -588,7 +591,9 @@ def check(program):
 @given(programs())
 def test_random_program_matches_torch(program):
     note(repr(program))
-    check(program)
+    torch_obs = _execute(torch, program)
+    assume(not getattr(torch_obs, "torch_bug", False))
+    _compare(_execute(ad, program), torch_obs)
 
 
 # Fixed programs: one per behaviour the random ones found different once (regression tests, and fast CI).

@@ -356,6 +356,14 @@ def _sweep_tape(s):
                                 s.cot[o._off : o._off + o._data.size] = g._data.reshape(-1)
                                 s.live[o._off] = 1
                     rec.kernel_backward(s)
+                elif reached and any(o is not None and id(o) in plan.leads for o in rec.outputs):
+                    # a requested node reached but not run (grad(inputs=[an output])): torch's engine still calls
+                    # its tensor pre-hooks, those of its outputs without a gradient with None
+                    for o in rec.outputs:
+                        if o is not None and o._tape is tape and o._hooks and not s.live[o._off]:
+                            if id(o) not in s.hooked:
+                                s.hooked.add(id(o))
+                                hooks_on_undefined(o)
         if not consumed and h in tape.python_rows and s.live[_row_out(tape, h)]:
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
             # were never copied into the arena); every handle on a node registers itself (see _strip, _rebase)
@@ -901,13 +909,14 @@ def _refuse_forward_over_reverse(rec):
     """ad's own Python-swept primitives (cumsum, lgamma, ...: Functions with ``_grad_fn_name``) compute their
     backward from saved values that carry no tangents, so the tangent of their gradient (forward over reverse)
     would be silently wrong (checked against finite differences of the gradient): raise instead. Double
-    backward (``create_graph=True``) through them is right. Those whose backward carries tangents (the linear
-    algebra of ad/ops/linalg.py: ``_backward_carries_tangents``) pass."""
+    backward (``create_graph=True``) through them is right. Those whose backward carries tangents
+    (``_backward_carries_tangents``: the linear algebra of ad/ops/linalg.py, the scans and special functions of
+    ad/reductions.py, each checked in tests/test_linalg_fwd_over_rev.py) pass."""
     from .forward import _fw
 
     if not _fw.levels or getattr(rec.cls, "_grad_fn_name", None) is None:
         return
-    if getattr(rec.cls, "_backward_carries_tangents", False):  # linear algebra (ad/ops/linalg.py): right
+    if getattr(rec.cls, "_backward_carries_tangents", False):  # (checked against finite differences)
         return
     for a in rec.inputs:
         if isinstance(a, Tensor) and a._tangents:

@@ -251,7 +251,7 @@ def cholesky_solve(B, L, upper=False, *, out=None):
     else:
         Y = P.solve_tri(Lb, Bb, False)
         X = P.solve_tri(mT(Lb), Y, True)
-    return write_out("cholesky_solve", X, out)
+    return write_out("cholesky_solve", guard(X, "CholeskySolveBackward0", B, L), out)
 
 
 def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
@@ -470,7 +470,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
         )
     r = P.vector_norm_keepdim(x, ord, dims)
     if not keepdim:
-        r = ops.reshape(r, tuple(s for k, s in enumerate(r.shape) if k not in dims))
+        r = P.publish_result(r, ops.reshape(r, tuple(s for k, s in enumerate(r.shape) if k not in dims)))
     return write_out("linalg_vector_norm", r, out)
 
 
@@ -748,7 +748,7 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):  # noqa: N80
         X = _lu_solve_left(LU_, Pm, B, adjoint)
     else:  # X A = B  <=>  A^T X^T = B^T
         X = mT(_lu_solve_left(LU_, Pm, mT(B), not adjoint))
-    return write_out("linalg_lu_solve", X, out)
+    return write_out("linalg_lu_solve", guard(X, "LinalgLuSolveBackward0", LU), out)
 
 
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):  # noqa: N803

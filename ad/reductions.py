@@ -63,6 +63,7 @@ def _special(grad_fn_name, forward_np, derivative):
 
     class Special(Function):
         _grad_fn_name = grad_fn_name
+        _backward_carries_tangents = True  # (backward reads the saved input, dual in forward over reverse)
 
         @staticmethod
         def forward(ctx, x, n=0):
@@ -118,6 +119,7 @@ def polygamma_method(self, n):
 
 class _Cumsum(Function):
     _grad_fn_name = "CumsumBackward0"
+    _backward_carries_tangents = True  # (linear: the tangent is the cotangent's)
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -145,6 +147,7 @@ def cumsum(input, dim, *, dtype=None):  # noqa: A002
 
 class _Cumprod(Function):
     _grad_fn_name = "CumprodBackward0"
+    _backward_carries_tangents = True  # (backward recomputes the result from the saved, dual input)
 
     @staticmethod
     def forward(ctx, x, dim):

@@ -86,6 +86,10 @@ TORCH_SAVES = {
     "NativeGroupNormBackward0": ((0,), False),
     "AddcmulBackward0": ((1, 2), False),
     "AddcdivBackward0": ((1, 2), False),
+    "CholeskySolveBackward0": ((0, 1), True),
+    "LinalgLuSolveBackward0": ((0,), True),
+    "LinalgHouseholderProductBackward0": ((0, 1), True),
+    "LinalgLuBackward0": ((), True),
 }
 NAMES = tuple(TORCH_SAVES)
 # inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an
@@ -158,3 +162,21 @@ def result_guards(cls, outputs):
     if entry is None or not entry[1]:
         return ()
     return tuple((o, o._version) for o in outputs if isinstance(o, Tensor) and o.dtype.kind == "f")
+
+
+def unsaved_inputs(cls, saved, args):
+    """For ``autograd.Function`` primitive ``cls`` (named as torch's node): the indices in ``saved`` of the
+    inputs that torch's node does not save (``inv``'s, ``cholesky``'s input: torch saves only the result). Their
+    version is not checked when backward reads ``ctx.saved_tensors``; the backward calls ``ctx.check_unsaved()``
+    where it reads their values (to recompute the results), so a write into them raises only there."""
+    entry = TORCH_SAVES.get(cls._grad_fn_name)
+    if entry is None:
+        return ()
+    kept = entry[0]
+    return tuple(
+        i
+        for i, t in enumerate(saved)
+        if t is not None
+        and any(a is t and k not in kept for k, a in enumerate(args))
+        and not any(a is t and k in kept for k, a in enumerate(args))
+    )

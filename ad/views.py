@@ -230,17 +230,27 @@ def rebase(self, compute):
     if base is not None:
         check_recorded_write(self)
     pos = positions(self) if base is not None else None
+    # a base without tangents whose make_dual alias has some: the write's tangent is computed through the base
+    # (lent the alias's tangents); the views, that alias included, regenerate theirs from it below
+    lent = base is not None and not base._tangents and _tangent_base(base) is not base
+    if lent:
+        base._tangents = dict(_tangent_base(base)._tangents)
     if base is not None and self._rg and base._rg and not self._tangents and self._nrows == 1:
         # torch's CopySlices sends the view's part of the gradient straight to the base's old node: the view's
         # own node (and a hook registered on the view before the write) is not on that path
         snapshot = ops.gather_map(base, self._data.shape, pos)
     else:  # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
         snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
-    result = compute(snapshot)
-    if result._data.shape != self._data.shape:
-        raise RuntimeError(
-            f"output with shape {list(self._data.shape)} doesn't match the broadcast shape {list(result.shape)}"
-        )
+    try:
+        result = compute(snapshot)
+        if result._data.shape != self._data.shape:
+            raise RuntimeError(
+                f"output with shape {list(self._data.shape)} doesn't match the broadcast shape {list(result.shape)}"
+            )
+    except BaseException:
+        if lent:
+            base._tangents = None  # (nothing changed)
+        raise
     if base is None:
         target, new = self, result
         old = _old_node(self)
@@ -285,6 +295,8 @@ def rebase(self, compute):
         _stop_retaining_before(old)
         target.retain_grad()
     _regenerate_views(target)
+    if lent:
+        target._tangents = None  # (torch's primal of make_dual gets no tangent)
     if view_retains and not self._retains_grad:  # retain_grad follows the view to its regenerated node
         self.retain_grad()
     return self
@@ -309,10 +321,13 @@ def retire_multi_views(root):
     afterwards raises. Its node so far lives on for the uses before the write (``_old_node``); the view leaves
     the tape (``_tape = None``), so recording a use imports it, and ``Tape.import_tensor`` raises
     (``stale_view_error``), as does its ``grad_fn``."""
+    vc = root._vc
+    if vc is None or not vc.refs:
+        return  # (the hot path: an optimizer's write into a parameter without views)
     from . import methods
     from .forward import reregister
 
-    for m in root._vc.members if root._vc is not None else ():
+    for m in vc.members:
         if m._vbase is root and m._vflags & MULTI and m._rg and m._tape is not None:
             old = _old_node(m)
             methods._retarget(m, old)
@@ -359,7 +374,13 @@ def _regenerate_views(base):
         v.__dict__.update(new.__dict__)
         v.__dict__.update(keep)
         v._prev = old
+        if old._tangents and not base._tangents:  # (torch's forward-mode view keeps its own tangent: make_dual's)
+            v._tangents = dict(old._tangents)
         reregister(v)
+        if old._retains_grad:  # torch moves the retains_grad hook to the regenerated grad_fn (other hooks stay)
+            old._retains_grad = False
+            _stop_retaining_before(old)
+            v.retain_grad()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -369,38 +390,49 @@ def _regenerate_views(base):
 def sync_tangents(t):
     """After an in-place write into ``t`` that set ``t``'s tangents: give its base the written tangent on the
     view's elements, and every view of that base the matching part of the base's tangent (tangents of views
-    follow their base, as torch's forward-mode views do)."""
+    follow their base, as torch's forward-mode views do).
+
+    The tangents' base is the storage's root, or when the root has none, the alias that ``make_dual`` made of it
+    (a view of the root for reverse mode, but torch's forward-mode base of the views taken from it)."""
     from . import ops
     from .forward import set_tangent
 
-    base = t._vbase
-    if base is not None:
-        levels = set(t._tangents or ()) | set(base._tangents or ())
-        if not levels:
-            return
-        pos = positions(t)
-        shape = base._data.shape
-        kept = np.ones(base._data.size, bool)
-        kept[pos] = False
-        kept = np.flatnonzero(kept)
-        new = {}
-        for lvl in levels:
-            gather, scatter, lead = _tangent_maps(lvl)
-            bt = (base._tangents or {}).get(lvl)
-            vt = (t._tangents or {}).get(lvl)
-            bt = bt if bt is not None else ops.wrap_array(np.zeros(lead + shape, base._data.dtype))
-            vt = vt if vt is not None else ops.wrap_array(np.zeros(lead + t._data.shape, base._data.dtype))
-            new[lvl] = ops.add(scatter(gather(bt, (kept.size,), kept), shape, kept), scatter(vt, shape, pos))
-        base._tangents = None
-        for lvl, tan in new.items():
-            set_tangent(base, lvl, tan)
-    else:
+    root = t._vbase
+    if root is None:
         base = t
-    members = base._vc.members if base._vc is not None else None
+    else:
+        base = _tangent_base(root)
+        if base is not t:
+            levels = set(t._tangents or ()) | set(base._tangents or ())
+            if not levels:
+                return
+            pos = positions(t)
+            shape = root._data.shape
+            kept = np.ones(root._data.size, bool)
+            kept[pos] = False
+            kept = np.flatnonzero(kept)
+            new = {}
+            for lvl in levels:
+                gather, scatter, lead = _tangent_maps(lvl)
+                bt = (base._tangents or {}).get(lvl)
+                vt = (t._tangents or {}).get(lvl)
+                bt = bt if bt is not None else ops.wrap_array(np.zeros(lead + shape, root._data.dtype))
+                vt = vt if vt is not None else ops.wrap_array(np.zeros(lead + t._data.shape, root._data.dtype))
+                new[lvl] = (
+                    ops.add(scatter(gather(bt, (kept.size,), kept), shape, kept), scatter(vt, shape, pos)),
+                    lead,
+                )
+            base._tangents = None
+            for lvl, (tan, lead) in new.items():
+                set_tangent(base, lvl, tan.reshape(lead + base._data.shape))
+        root = t._vbase
+    if root is None:
+        root = t
+    members = root._vc.members if root._vc is not None else None
     if not members or not base._tangents:
         return
     for v in members:
-        if v._vbase is base and v is not t:
+        if v._vbase is root and v is not t and v is not base and (base is root or v._tangents):
             v._tangents = None
             for lvl, tan in base._tangents.items():
                 set_tangent(v, lvl, _tangent_maps(lvl)[0](tan, v._data.shape, positions(v)))
@@ -417,6 +449,25 @@ def _tangent_maps(level):
     if nb is None:
         return ops.gather_map, ops.scatter_map, ()
     return batch_rules.batched_gather_map, batch_rules.batched_scatter_map, (nb,)
+
+
+def _tangent_base(root):
+    """``root``, or if it has no tangent, its live alias of the same layout that has one (``make_dual``'s)."""
+    if root._tangents or root._vc is None:
+        return root
+    d = root._data
+    start = d.__array_interface__["data"][0]
+    for m in root._vc.members:
+        md = m._data
+        if (
+            m._vbase is root
+            and m._tangents
+            and md.shape == d.shape
+            and md.strides == d.strides
+            and md.__array_interface__["data"][0] == start
+        ):
+            return m
+    return root
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ PARITY_OPS = [
     OpSpec("take", 1, lambda L, x: L.take(_full(L, x), _idx(L, [5, 0, 5]))),
     OpSpec("getitem_int", 1, lambda L, x: _full(L, x)[_idx(L, [1, 1])]),
     OpSpec("getitem_bool", 1, lambda L, x: _full(L, x)[L.tensor([[True, False, True], [False, True, True]])].sum()),
-    OpSpec("masked_select", 1, lambda L, x: L.masked_select(_full(L, x), _full(L, x) > 0.1).sum()),
-    OpSpec("masked_fill", 1, lambda L, x: x.masked_fill(x > 0.1, 0.25)),
+    OpSpec("masked_select", 1, lambda L, x: L.masked_select(_full(L, x), _full(L, x) > 0.123).sum()),
+    OpSpec("masked_fill", 1, lambda L, x: x.masked_fill(x > 0.123, 0.25)),  # (not 0.1: x * x + 0.1 lands there)
     OpSpec("tril", 1, lambda L, x: _full(L, x).tril()),
     OpSpec("triu", 1, lambda L, x: _full(L, x).triu(1)),
     OpSpec("diag_embed_sum", 1, lambda L, x: L.diag_embed(_full(L, x)).sum(-1)),

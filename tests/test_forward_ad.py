@@ -856,3 +856,19 @@ def test_memory_stays_flat_in_a_loop_inside_one_level():
         finally:
             tracemalloc.stop()
     assert grown < 500_000, f"{grown} bytes kept after 20000 ops whose results are all dead"
+
+
+def test_write_under_no_grad_into_the_dual_of_a_non_leaf_keeps_its_tangent():
+    """make_dual of a non-leaf is a view of it; a write under no_grad regenerates the views of the written storage
+    for reverse mode, and the dual keeps its own tangent (forward mode ignores no_grad), as torch's."""
+    t = ad.tensor([1.0, 2.0], requires_grad=True)
+    with fwAD.dual_level():
+        x = fwAD.make_dual(t.clone(), ad.tensor([1.0, 1.0]))
+        with ad.no_grad():
+            x.mul_(1.5)
+        np.testing.assert_array_equal(fwAD.unpack_dual(x).tangent.numpy(), [1.5, 1.5])
+        y = x[1:]
+        with ad.no_grad():
+            y.mul_(2.0)
+        np.testing.assert_array_equal(fwAD.unpack_dual(x).tangent.numpy(), [1.5, 3.0])
+        np.testing.assert_array_equal(fwAD.unpack_dual(y).tangent.numpy(), [3.0])

@@ -1,4 +1,5 @@
-"""Forward over reverse through the linear-algebra primitives (ad/ops/linalg.py), float64.
+"""Forward over reverse through the Python-swept primitives (the linear algebra of ad/ops/linalg.py, the scans and
+special functions of ad/reductions.py), float64.
 
 For each primitive, a scalar function ``f`` of one matrix ``x``, a direction ``v``, and three Hessian-vector
 products that must agree: the tangent of ``grad(f)`` at a dual ``x`` (forward over reverse, with and without
@@ -78,6 +79,15 @@ CASES = {
     "lu_wide": (lambda x: _lu_terms(*L.lu(x)), (3, 4)),
     "lu_solve": (lambda x: (L.lu_solve(*L.lu_factor(_well(x[:, :3])), x[:, 3:], adjoint=True) ** 2).sum(), (3, 5)),
     "householder_product": (lambda x: (L.householder_product(x[:, :3], x[0, 3:] * 0.5) ** 3).sum(), (4, 5)),
+    "vander_zero": (lambda x: (L.vander(x[0] * ad.tensor([1.0, 0.0, 1.0])) ** 2).sum() + L.vander(x[1]).sum(), (2, 3)),
+    # ad/reductions.py
+    "cumsum": (lambda x: (ad.cumsum(x, 1) ** 3).sum(), (2, 4)),
+    "cumprod": (lambda x: (ad.cumprod(x.tanh(), 0) ** 2).sum() + ad.cumprod(x, 1).sin().sum(), (3, 4)),
+    "cumprod_zero": (lambda x: (ad.cumprod(x * ad.tensor([1.0, 0.0, 1.0, 0.0]), 1) ** 2).sum(), (2, 4)),
+    "logcumsumexp": (lambda x: (ad.logcumsumexp(x, 1) ** 2).sum(), (2, 4)),
+    "lgamma": (lambda x: (ad.lgamma(x * x + 0.5) ** 2).sum(), (2, 3)),
+    "digamma": (lambda x: ad.digamma(x * x + 0.5).sin().sum(), (2, 3)),
+    "polygamma": (lambda x: (ad.polygamma(2, x * x + 0.5) * x).sum(), (2, 3)),
 }
 
 

@@ -12,7 +12,7 @@ from .. import cuda as _cuda
 from .. import engine, second_order
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from ..tensor import Tensor, wrap_array
+from ..tensor import Tensor, _pre_write_node, wrap_array
 from . import anomaly_mode
 from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
 from . import sweep_hooks as _sweep_hooks  # distributed (issue 14): gradient-ready hooks, final callbacks
@@ -326,14 +326,17 @@ def grad(
             outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads
         )
     seeds = _make_seeds(outputs, grad_outputs, create_graph)
-    targets = {id(t): t for t in inputs_t}
+    # a non-leaf written under no_grad is differentiated at its node before the write (torch's grad_fn is
+    # unchanged by such a write: the uses before and after it count)
+    nodes = [_pre_write_node(t) if t._op is not None else t for t in inputs_t]
+    targets = {id(t): t for t in nodes}
     _check_not_stale(targets.values())
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
     result = []
     unused = False
     with no_grad() if not create_graph else enable_grad():
-        for t in inputs_t:
-            hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
+        for t, node in zip(inputs_t, nodes):
+            hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(node))
             if hit is None:
                 unused = True  # raised after the other inputs' hooks ran, as torch's engine does
                 # (with create_graph, torch's materialized zeros require grad, as any other gradient)

@@ -139,8 +139,11 @@ def make_dual(tensor, tangent, *, level=None, is_batched=False):
         # requires grad raises as on any view of such a leaf)
         views.alias(tensor, out, tensor._data.view())
     else:
-        # an alias of the primal's data, as detach() makes one (so it shares what detach() shares with its base)
+        # an alias of the primal's data, as detach() makes one (so it shares what detach() shares with its base),
+        # and a view of it, as torch's make_dual: a recorded write into the dual reaches the primal (CopySlices)
         out = tensor.detach()
+        if tensor._dev is None:
+            views.alias(tensor, out, tensor._data.view())
     if tensor._tangents:
         for lvl, t in tensor._tangents.items():
             if lvl != level:

@@ -27,7 +27,7 @@ from ..engine import FREED_MESSAGE
 from ..forward import _fw
 from ..grad_mode import _grad_state, no_grad
 from ..ops import Op, _operand, _tape_for
-from ..saved import result_guards
+from ..saved import result_guards, unsaved_inputs
 from ..tensor import Tensor, _new, wrap_array
 from .graph import current_saved_tensors_hooks
 
@@ -39,6 +39,7 @@ class FunctionCtx:
         self._saved = ()
         self._saved_versions = None  # the saved tensors' versions when forward returned (checked on access)
         self._result_guards = ()  # (output, version) of the results torch's node saves (ad/saved.py)
+        self._unchecked = ()  # indices of saved inputs torch's node does not save (checked only when read)
         self._freed = False
         self._materialize = True
         self._non_differentiable = set()
@@ -64,13 +65,23 @@ class FunctionCtx:
                 raise RuntimeError(_modified_saved_message(t, i, v, "the operation saved its result for backward"))
         versions = self._saved_versions
         if versions is not None:
+            unchecked = self._unchecked
             for i, (t, v) in enumerate(zip(self._saved, versions)):
-                if t is not None and t._version != v:
+                if t is not None and t._version != v and i not in unchecked:
                     raise RuntimeError(_modified_saved_message(t, i, v))
         unpack = self.__dict__.get("_unpack")
         if unpack is not None:
             return tuple(None if t is None else unpack(t) for t in self._saved)
         return self._saved
+
+    def check_unsaved(self):
+        """Raise torch's error if a saved input that torch's node does not save (``_unchecked``: ad's primitive
+        keeps it to recompute its results, in forward over reverse or create_graph) was modified since: called
+        where the backward reads its values."""
+        for i in self._unchecked:
+            t, v = self._saved[i], self._saved_versions[i]
+            if t._version != v:
+                raise RuntimeError(_modified_saved_message(t, i, v, "the operation saved it to recompute its result"))
 
     def _snapshot_saved(self, raw_outputs, outputs):
         """After forward: a saved output becomes the recorded output (so double backward through it reaches
@@ -268,6 +279,8 @@ class Function:
             outputs = _record(cls, ctx, args, outputs)
             ctx._result_guards = result_guards(cls, outputs)
         ctx._snapshot_saved(raw, outputs)
+        if ctx._saved_versions is not None and getattr(cls, "_grad_fn_name", None) is not None:
+            ctx._unchecked = unsaved_inputs(cls, ctx._saved, args)
         if levels:
             _forward_tangents(cls, ctx, args, outputs, levels)
         return outputs[0] if single else tuple(outputs)

@@ -17,6 +17,8 @@ Operands reach the primitives with a common batch (the public functions in ``ad/
 adjoint of ``expand`` sums the broadcast gradient) and a float dtype. Start reading at ``_Inv``.
 """
 
+import weakref
+
 import numpy as np
 
 from .. import ops
@@ -136,11 +138,27 @@ def _again(ctx, recompute, *inputs):
     torch's node saves its result (double backward goes through that node: its hooks run and its retained grad
     accumulates in every order), or recomputed as a node if it was not recorded."""
     if _outer_dual(*inputs):
+        ctx.check_unsaved()
         return recompute()
     if not is_grad_enabled():
         return wrap_array(ctx.out)
     guards = ctx._result_guards  # (the recorded outputs whose versions backward checks: ad/saved.py)
-    return guards[0][0] if guards else recompute()
+    if not guards:
+        ctx.check_unsaved()
+        return recompute()
+    public = ctx.__dict__.get("_public")
+    public = public() if public is not None else None
+    return guards[0][0] if public is None else ops.reshape(public, guards[0][0].shape)
+
+
+def publish_result(kept, public):
+    """``public`` (a reshape of the primitive's recorded result ``kept``: a norm without keepdim) is what the user
+    holds, and what torch's node saves: double backward reads the result through it (``_again``), so its hooks
+    run and its retained gradient accumulates in every order, as torch's."""
+    rec = kept._ctx if kept._op is not None else None
+    if rec is not None and public is not kept:
+        rec.ctx._public = weakref.ref(public)
+    return public
 
 
 class _Primitive(Function):
@@ -501,6 +519,7 @@ class _Eigh(_Primitive):
         # E_ij = L_j - L_i (the skew part over E is symmetric)
         (A,) = ctx.saved_tensors
         if _recompute(A):
+            ctx.check_unsaved()  # (reads A, which torch's node does not save)
             L, V = _Eigh.apply(A, ctx.UPLO)
         else:
             L, V = wrap_array(ctx.L), wrap_array(ctx.V)
@@ -552,6 +571,7 @@ class _Svd(_Primitive):
         m, n = A.shape[-2:]
         k = min(m, n)
         if _recompute(A):
+            ctx.check_unsaved()  # (reads A, which torch's node does not save)
             U, S, Vh = _Svd.apply(A, False)
         else:
             U, S, Vh = (wrap_array(a) for a in (ctx.U, ctx.S, ctx.Vh))
@@ -677,6 +697,7 @@ class _Qr(_Primitive):
         if ctx.mode == "complete" and m > n:
             raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
         if _recompute(A):
+            ctx.check_unsaved()  # (reads A, which torch's node does not save)
             Q, R = _Qr.apply(A, ctx.mode)
         else:
             Q, R = wrap_array(ctx.Q), wrap_array(ctx.R)
@@ -687,6 +708,7 @@ class _Qr(_Primitive):
         if m >= n:
             return _qr_backward_tall(gQ, gR, Q, R), None
         # wide: A = Q [X | Y] with X square; Y = Q R2 moves gQ by Y gR2^T
+        ctx.check_unsaved()
         Y = A[..., :, m:]
         gX = _qr_backward_tall(gQ + Y @ mT(gR[..., :, m:]), gR[..., :, :m], Q, R[..., :, :m])
         gY = Q @ gR[..., :, m:]

@@ -94,7 +94,10 @@ class _Lu(_Primitive):
     @staticmethod
     def backward(ctx, _gP, gL, gU, _gpiv, _ginfo):
         (A,) = ctx.saved_tensors
-        Pm, L, U = _Lu._factors(ctx, A, _recompute(A))
+        dual = _recompute(A)
+        if dual:
+            ctx.check_unsaved()  # (reads A, which torch's node does not save)
+        Pm, L, U = _Lu._factors(ctx, A, dual)
         return Pm @ lu_backward(gL, gU, L, U)
 
     @staticmethod

@@ -4,7 +4,8 @@ Each pooling is described by its windows: for every spatial dim, an int array ``
 coordinates (output position, tap) and a mask of the taps that fall inside the input. Their product over
 dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
 
-- max pooling: numpy finds the (first) largest element of each window, and ``ops.gather_map`` picks it,
+- max pooling: a kernel (``kernels/conv.py``) finds the (first) largest element of each window, and
+  ``ops.gather_map`` picks it,
   so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
   indices);
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
@@ -14,6 +15,8 @@ dims gives, for every output element, the flat input indices of its window: ``(N
 """
 
 import numpy as np
+
+from kernels import conv as kconv
 
 from ... import ops
 from ...tensor import Tensor, wrap_array
@@ -111,14 +114,18 @@ def _geometry(input, nd, kernel_size, stride, padding, dilation, ceil_mode, fn):
 
 
 def _max_over_windows(x, plane_index, valid):
-    """``x`` (N, C, *spatial), windows ``(O..., K)``: the output and the per-plane index of each maximum."""
+    """``x`` (N, C, *spatial), windows ``(O..., K)``: the per-plane index of each window's maximum (N, C, O...)."""
     n, c = x.shape[:2]
-    xd = x._data.reshape(n, c, -1)
-    vals = xd[:, :, plane_index]  # (N, C, O..., K)
-    if not valid.all():
-        vals = np.where(valid, vals, -np.inf)
-    arg = np.argmax(vals, axis=-1)  # the first maximum (a NaN counts as the maximum, as torch)
-    return np.take_along_axis(np.broadcast_to(plane_index, vals.shape), arg[..., None], -1)[..., 0]
+    outs = plane_index.shape[:-1]
+    indices = np.empty((n * c, int(np.prod(outs))), np.int64)
+    if indices.size:
+        kconv.window_argmax(
+            np.ascontiguousarray(x._data).reshape(n * c, -1),
+            np.ascontiguousarray(plane_index.reshape(indices.shape[1], -1)),
+            np.ascontiguousarray(valid.reshape(indices.shape[1], -1)),
+            indices,
+        )
+    return indices.reshape((n, c) + outs)
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, fn):  # noqa: A002

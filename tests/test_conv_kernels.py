@@ -126,3 +126,22 @@ def test_normalization_row_matches_torch_first_and_second_order(name, fn):
         res[lib] = [t.detach().numpy() for t in (out, gx, hv, tangent)]
     for a, t in zip(res[ad], res[torch]):
         np.testing.assert_allclose(a, t, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name,fn", _NORMS, ids=[n[0] for n in _NORMS])
+def test_normalization_forward_over_reverse_equals_double_backward(name, fn):
+    """The tangent of the gradient (forward over reverse) through the normalization row is the Hessian-vector
+    product that double backward gives."""
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((3, 6, 5, 4)), rng.standard_normal(20), rng.standard_normal(20)
+    g, v = rng.standard_normal((3, 6, 5, 4)), rng.standard_normal((3, 6, 5, 4))
+    F, fa = ad.nn.functional, ad.autograd.forward_ad
+    ws, bs = ad.tensor(w), ad.tensor(b)
+    xs = ad.tensor(x, requires_grad=True)
+    (gx,) = ad.autograd.grad((fn(F, xs, ws, bs) * ad.tensor(g)).sum(), xs, create_graph=True)
+    (hv,) = ad.autograd.grad((gx * ad.tensor(v)).sum(), xs)
+    with fa.dual_level():
+        xd = fa.make_dual(ad.tensor(x), ad.tensor(v)).requires_grad_()
+        (gd,) = ad.autograd.grad((fn(F, xd, ws, bs) * ad.tensor(g)).sum(), xd)
+        tangent = fa.unpack_dual(gd).tangent
+    np.testing.assert_allclose(tangent.numpy(), hv.numpy(), rtol=1e-9, atol=1e-10)

@@ -870,11 +870,11 @@ _affine_fast = _fast_unary(AFFINE)  # the scalar forms of + - * / (see ``affine`
 def _unary_fn(op):
     fast = _fast_unary(op)
 
-    def fn(x):
+    def fn(input):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
         try:
-            return fast(x)
+            return fast(input)
         except AttributeError:
-            _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
+            _as_float_operand(input, op.name)  # a non-tensor argument: torch's TypeError
             raise
 
     fn.__name__ = op.name

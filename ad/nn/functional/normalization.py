@@ -13,6 +13,7 @@ import numpy as np
 
 from ... import ops
 from ...autograd.function import Function
+from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
@@ -36,9 +37,12 @@ def _reduced_axes(shape, wshape):
 class _Normalize(Function):
     """``xhat * weight + bias`` with ``xhat = (x - mean) * rsqrt(var + eps)``: ``x`` viewed as ``view`` and
     normalised over ``dims`` of that view, ``weight`` / ``bias`` (either may be None) broadcast to ``x`` as
-    ``wshape``. Saves ``xhat`` and ``rstd`` (numpy) for its first-order backward."""
+    ``wshape``. Saves ``xhat`` and ``rstd`` (numpy) for its first-order backward; when the graph is to be
+    differentiated again (grad mode on) or a saved input carries a forward tangent (forward over reverse), the
+    backward recomputes them as ``ad`` ops from the saved inputs, so the tangents reach the gradient."""
 
     _grad_fn_name = "NativeLayerNormBackward0"
+    _backward_carries_tangents = True
 
     @staticmethod
     def forward(ctx, x, weight, bias, view, dims, wshape, eps):
@@ -72,7 +76,8 @@ class _Normalize(Function):
         view, dims, wshape, _ = ctx.args
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         axes = _reduced_axes(x.shape, wshape)
-        if is_grad_enabled():  # create_graph: the same formula as ad ops
+        dual = bool(_fw.levels) and bool(visible_levels_of(*[t for t in (x, weight, bias, g) if t is not None]))
+        if is_grad_enabled() or dual:  # create_graph or forward over reverse: the same formula as ad ops
             xhat, rstd = _Normalize._composite(ctx, x, weight)
             gx = gw = gb = None
             if need_x:

@@ -124,8 +124,19 @@ class _GroupNorm(_Normalize):
 
 
 def _normalized(cls, x, weight, bias, view, dims, wshape, eps):
-    """``_normalize`` and ``_affine`` as one row (see ``_Normalize``)."""
-    return cls.apply(x, weight, bias, tuple(view), tuple(dims), tuple(wshape), float(eps))
+    """The normalisation and its affine as one row (see ``_Normalize``); on a CUDA device, where the row's
+    numpy code cannot run, as the composite of ``ad`` ops."""
+    if x._dev is None:
+        return cls.apply(x, weight, bias, tuple(view), tuple(dims), tuple(wshape), float(eps))
+    xv = ops.reshape(x, view)
+    centered = xv - ops.mean(xv, dims, keepdim=True)
+    var = ops.mean(centered * centered, dims, keepdim=True)
+    out = ops.reshape(centered * ops.rsqrt(var + eps), x.shape)
+    if weight is not None:
+        out = out * ops.reshape(weight, wshape)
+    if bias is not None:
+        out = out + ops.reshape(bias, wshape)
+    return out
 
 
 def _channel_shape(x):

@@ -116,6 +116,10 @@ def _geometry(input, nd, kernel_size, stride, padding, dilation, ceil_mode, fn):
 def _max_over_windows(x, plane_index, valid):
     """``x`` (N, C, *spatial), windows ``(O..., K)``: the per-plane index of each window's maximum (N, C, O...)."""
     n, c = x.shape[:2]
+    if x._dev is not None:  # a CUDA tensor: numpy on its values (the kernel is CPU code)
+        vals = x._data.reshape(n, c, -1)[:, :, plane_index]  # (N, C, O..., K)
+        arg = np.argmax(np.where(valid, vals, -np.inf), axis=-1)  # the first maximum (a NaN counts as it)
+        return np.take_along_axis(np.broadcast_to(plane_index, vals.shape), arg[..., None], -1)[..., 0]
     outs = plane_index.shape[:-1]
     indices = np.empty((n * c, int(np.prod(outs))), np.int64)
     if indices.size:

@@ -193,6 +193,8 @@ def _along_dims(x, mats):
     for d, m in enumerate(mats):
         axis, last = 2 + d, x.ndim - 1
         a = wrap_array(np.ascontiguousarray(m, dtype=x.dtype))
+        if x._dev is not None:
+            a = a.to(x.device)
         if axis == last:
             x = ops.matmul(x, ops.transpose(a, 0, 1))
         elif axis == last - 1:

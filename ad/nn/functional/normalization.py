@@ -46,14 +46,18 @@ class _Normalize(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, view, dims, wshape, eps):
+        # in place where it can be: every fresh array of this size costs page faults
         xv = x._data.reshape(view)
-        mean = xv.mean(axis=dims, keepdims=True)
-        xhat = xv - mean
-        var = np.mean(np.square(xhat), axis=dims, keepdims=True)
-        rstd = 1.0 / np.sqrt(var + eps)
+        xhat = xv - xv.mean(axis=dims, keepdims=True)
+        out = np.square(xhat)
+        rstd = 1.0 / np.sqrt(out.mean(axis=dims, keepdims=True) + eps)
+        out = out.reshape(x.shape)
         xhat *= rstd
         xhat = xhat.reshape(x.shape)
-        out = xhat * weight._data.reshape(wshape) if weight is not None else xhat.copy()
+        if weight is not None:
+            np.multiply(xhat, weight._data.reshape(wshape), out=out)
+        else:
+            np.copyto(out, xhat)
         if bias is not None:
             out += bias._data.reshape(wshape)
         ctx.save_for_backward(x, weight, bias)
@@ -91,14 +95,20 @@ class _Normalize(Function):
             return gx, gw, gb, None, None, None, None
         gd, xhat, rstd = g._data, ctx.xhat, ctx.rstd
         gx = gw = gb = None
+        buf = np.multiply(gd, xhat)
         if need_w:
-            gw = wrap_array(np.sum(gd * xhat, axis=axes).reshape(weight.shape))
+            gw = wrap_array(np.sum(buf, axis=axes).reshape(weight.shape))
         if need_b:
             gb = wrap_array(np.sum(gd, axis=axes).reshape(bias.shape))
-        if need_x:
-            gxhat = gd * weight._data.reshape(wshape) if weight is not None else gd
-            gx = _project(gxhat.reshape(view), xhat.reshape(view), rstd, lambda v: v.mean(axis=dims, keepdims=True))
-            gx = wrap_array(gx.reshape(x.shape))
+        if need_x:  # _project, in place (fresh arrays of this size cost page faults)
+            v = gd * weight._data.reshape(wshape) if weight is not None else gd.copy()
+            vv, xh, bv = v.reshape(view), xhat.reshape(view), buf.reshape(view)
+            np.multiply(vv, xh, out=bv)
+            np.multiply(xh, bv.mean(axis=dims, keepdims=True), out=bv)
+            vv -= vv.mean(axis=dims, keepdims=True)
+            vv -= bv
+            vv *= rstd
+            gx = wrap_array(v)
         return gx, gw, gb, None, None, None, None
 
     @staticmethod

@@ -10,7 +10,9 @@ derivative come without more rules. A convolution is then
     out  = weight.reshape(O, C * taps) @ cols  (N, O, L): one recorded batched MATMUL row (BLAS)
 
 and a transposed convolution is ``col2im(weight2d.T @ x)``. Groups split the channel axis into a batch axis
-of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops.
+of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That composite is the differentiable
+form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
+arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring).
 """
 
 import numpy as np

@@ -99,9 +99,9 @@ def _arg(fn, name, x, dim, keepdim):
     return wrap_array(fn(xd, axis=d, keepdims=keepdim))
 
 
-def sign(x):
+def sign(input):  # noqa: A002 - torch's name
     """torch.sign: connected to the graph with a zero gradient (``ops.sign``)."""
-    return ops.sign(x)
+    return ops.sign(input)
 
 
 def reciprocal(x):

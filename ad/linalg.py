@@ -506,26 +506,26 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     return write_out("linalg_matrix_norm", r, out)
 
 
-def norm(A, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):
+def norm(input, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):  # noqa: A002 - torch's name
     """torch.linalg.norm: a vector norm or a matrix norm depending on ``ord`` and ``dim``."""
-    check_tensor("linalg.norm", A)
+    check_tensor("linalg.norm", input)
     if dim is not None and not isinstance(dim, numbers.Integral):
         dim = tuple(dim)
     if ord is None:
         if dim is None or isinstance(dim, numbers.Integral) or len(dim) == 1:
-            return vector_norm(A, 2, dim, keepdim, dtype=dtype, out=out)
-        return matrix_norm(A, "fro", dim, keepdim, dtype=dtype, out=out)
+            return vector_norm(input, 2, dim, keepdim, dtype=dtype, out=out)
+        return matrix_norm(input, "fro", dim, keepdim, dtype=dtype, out=out)
     if dim is None:
-        if A.ndim not in (1, 2):
+        if input.ndim not in (1, 2):
             raise RuntimeError(
-                f"linalg.norm: If dim is not specified but ord is, the input must be 1D or 2D. Got {A.ndim}D."
+                f"linalg.norm: If dim is not specified but ord is, the input must be 1D or 2D. Got {input.ndim}D."
             )
-        dim = (0,) if A.ndim == 1 else (0, 1)
+        dim = (0,) if input.ndim == 1 else (0, 1)
     if isinstance(dim, numbers.Integral) or len(dim) == 1:
         if isinstance(ord, str):
             raise RuntimeError(f"linalg.vector_norm: Order {ord} not supported.")
-        return vector_norm(A, ord, dim, keepdim, dtype=dtype, out=out)
-    return matrix_norm(A, ord, dim, keepdim, dtype=dtype, out=out)
+        return vector_norm(input, ord, dim, keepdim, dtype=dtype, out=out)
+    return matrix_norm(input, ord, dim, keepdim, dtype=dtype, out=out)
 
 
 def cond(A, p=None):

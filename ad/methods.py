@@ -90,7 +90,11 @@ def _retarget(self, old):
 
 
 def _retarget_rows(node, src, dst):
-    """Point the Python-row handlers of ``node``'s rows (hooks, big rows) that reference ``src`` at ``dst``."""
+    """Point the Python-row handlers of ``node``'s rows (hooks, big rows) that reference ``src`` at ``dst``, and
+    a custom Function's record (which holds its outputs weakly) at ``dst`` where ``src`` was its output."""
+    ctx = node._ctx
+    if src is not dst and node._op is not None and hasattr(ctx, "retarget"):
+        ctx.retarget(src, dst)
     if node._tape is not None:
         for row in range(node._row, node._row + node._nrows):
             refs = node._tape.hook_rows.get(row)

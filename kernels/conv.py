@@ -98,3 +98,24 @@ def col2im(cols, geometry, x, batch_inner=False):
                                     for ow in range(lo, hi):
                                         xf[dst + ow * sw] += cf[src + ow]
                             src += ow_
+
+
+@njit(cache=True, parallel=True)
+def window_argmax(x, plane_index, valid, indices):
+    """``indices[p, o]``: the within-plane index of the largest element of window ``o`` of plane ``p``.
+
+    ``x`` is ``(P, plane)``; window ``o``'s taps are ``plane_index[o, k]`` where ``valid[o, k]``. The first
+    maximum wins a tie, and the first NaN counts as the maximum (torch's max pooling)."""
+    n_taps = plane_index.shape[1]
+    for p in prange(x.shape[0]):
+        for o in range(plane_index.shape[0]):
+            best = -1
+            top = x[p, 0]
+            for k in range(n_taps):
+                if valid[o, k]:
+                    j = plane_index[o, k]
+                    v = x[p, j]
+                    if best < 0 or v > top or (v != v and top == top):
+                        best = j
+                        top = v
+            indices[p, o] = best

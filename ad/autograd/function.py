@@ -118,7 +118,7 @@ def _modified_saved_message(t, index, version, saver="the custom Function saved 
 class _Record:
     """One call of a custom Function on the tape: its ctx, outputs and the inputs' arena slots."""
 
-    __slots__ = ("cls", "ctx", "outputs", "raw_outputs", "inputs", "slots", "__weakref__")
+    __slots__ = ("cls", "ctx", "_output_refs", "raw_outputs", "inputs", "slots", "__weakref__")
 
     def __init__(self, cls, ctx, inputs):
         self.cls = cls
@@ -127,6 +127,18 @@ class _Record:
         self.outputs = []  # the recorded output tensors (None where an output is not differentiable)
         self.raw_outputs = []  # what forward returned, position by position
         self.slots = {}  # index of a tensor input requiring grad -> (offset, row) on the outputs' tape
+
+    @property
+    def outputs(self):
+        """The recorded outputs still alive (None where one is not differentiable or was dropped). Held weakly:
+        each output holds its record (``Tensor._ctx``), and strong references back would make every graph with
+        a custom Function a reference cycle, whose arena and buffers only the garbage collector frees (a
+        training loop then maps fresh memory each step). A dropped output's cotangent is zero, as torch's."""
+        return [None if r is None else r() for r in self._output_refs]
+
+    @outputs.setter
+    def outputs(self, tensors):
+        self._output_refs = [None if t is None else weakref.ref(t) for t in tensors]
 
     def call_backward(self, grads):
         result = _backward_fn(self.cls)(self.ctx, *grads)
@@ -316,7 +328,7 @@ def _record(cls, ctx, args, outputs):
     for o, d in zip(outputs, diff):
         if not d or o.dtype != dt:
             recorded.append(o)
-            rec.outputs.append(None)
+            rec._output_refs.append(None)
             continue
         n = o._data.size
         off = tape.alloc(n)
@@ -338,7 +350,7 @@ def _record(cls, ctx, args, outputs):
         t._off = off
         t._row = row
         recorded.append(t)
-        rec.outputs.append(t)
+        rec._output_refs.append(weakref.ref(t))
     # the sweep stops at every output's row and backward runs once, at the first (highest) reached: a sweep
     # that starts at the last output's row runs it there, after the hooks of every output (the consumers of all
     # outputs come later on the tape, so the cotangents are complete); a sweep seeded at an earlier output

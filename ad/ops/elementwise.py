@@ -810,19 +810,19 @@ def _fast_unary(op):
     vector_fn = op.vector_fn
     with_attrs = op.code in _ATTR_CODES
 
-    def fast(x, *, a0=0.0, a1=0.0, ctx=None):
+    def fast(input, *, a0=0.0, a1=0.0, ctx=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
         try:
-            tape = x._tape  # not None: a recorded result (so it requires grad)
+            tape = input._tape  # not None: a recorded result (so it requires grad)
         except AttributeError:
-            _as_float_operand(x, op.name)  # a non-tensor argument: torch's TypeError
+            _as_float_operand(input, op.name)  # a non-tensor argument: torch's TypeError
             raise
-        if x._tangents is not None:
+        if input._tangents is not None:
             if _fw.levels:
-                out = _dual_unary(op, x, a0, a1, ctx)
+                out = _dual_unary(op, input, a0, a1, ctx)
                 if out is not None:
                     return out
         elif tape is not None and tape.is_current == _grad_state.recorder:  # grad mode on, this thread's tape
-            xd = x._data
+            xd = input._data
             n = xd.size
             if n < PARALLEL_MIN and tape.used + n < tape.capacity:
                 off = tape.used
@@ -842,13 +842,13 @@ def _fast_unary(op):
                 row = tape.nrows
                 if row >= tape.row_cap:
                     tape.grow()
-                tape.pack(tape.rows, row * 80, code, off, x._off, -1, n, 0, x._row, -1, a0, a1)
+                tape.pack(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1, a0, a1)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view
                 t._rg = True
                 t._op = op
-                t._inputs = (x,)
+                t._inputs = (input,)
                 if ctx is not None:
                     t._ctx = ctx
                 t._tape = tape
@@ -857,7 +857,7 @@ def _fast_unary(op):
                 if n >= BIG_ROW:
                     tape.mark_vectorized(row, t)
                 return t
-        return _unary(op, x, a0, a1, ctx)
+        return _unary(op, input, a0, a1, ctx)
 
     return fast
 

@@ -10,7 +10,9 @@ derivative come without more rules. A convolution is then
     out  = weight.reshape(O, C * taps) @ cols  (N, O, L): one recorded batched MATMUL row (BLAS)
 
 and a transposed convolution is ``col2im(weight2d.T @ x)``. Groups split the channel axis into a batch axis
-of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops.
+of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That composite is the differentiable
+form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
+arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring).
 """
 
 import numpy as np
@@ -348,53 +350,53 @@ def _input_grad_composite(g, weight, x_shape, geo, groups):
     return _col2im(cols, x_shape, kernel, stride, padding, dilation)
 
 
-def _gemm_columns(xd, geo, groups):
-    """The columns of the C-contiguous image batch ``xd`` in the layout of one GEMM per group,
-    ``(G, C / G * taps, N * L)`` (a pooled buffer), and the output's spatial size."""
-    kernel, stride, padding, dilation = geo
-    n, c, *spatial = xd.shape
-    geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
-    rows, length = c * int(np.prod(kernel)), int(np.prod(spatial_out))
-    cols = _scratch((rows, n, length), xd.dtype)
-    if cols.size:
-        kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols, True)
-    return cols.reshape(groups, rows // groups, n * length), spatial_out
+def _sample_columns(x5, n, geom, cols):
+    """The columns of sample ``n`` of the 5-D image batch ``x5`` into ``cols`` (C * taps, L), in place."""
+    kconv.im2col(x5[n : n + 1], geom, cols.reshape((1,) + cols.shape))
 
 
 class _Convolution(Function):
     """``conv(x, weight) + bias`` (N, O, *spatial_out), forward and first-order backward in numpy + BLAS.
 
-    The columns are kept as ``(C * taps, N * L)`` (one GEMM for the whole batch, each group): forward
-    ``W @ cols``, backward ``cols @ g.T`` (the weight; BLAS is fast with the long axis inner) and
-    ``W.T @ g`` summed back onto the image by col2im. With grad mode on (``create_graph=True``) the
-    backward is the same mathematics as ``ad`` ops (``_*_composite``), so it is differentiable again.
+    One sample at a time: its columns ``(C * taps, L)`` (a few hundred kB: they stay in the core's cache)
+    are written by im2col and read at once by the GEMM ``W @ cols`` straight into the sample's output, so
+    no pass over memory transposes or copies a batch-sized buffer. Backward, per sample too: the weight's
+    gradient ``g_n @ cols_n.T`` summed over the batch, and the input's ``col2im(W.T @ g_n)`` from a buffer
+    in cache. Groups are a batch axis of each GEMM. With grad mode on (``create_graph=True``) the backward is
+    the same mathematics as ``ad`` ops (``_*_composite``), so it is differentiable again.
     """
 
     _grad_fn_name = "ConvolutionBackward0"
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo, groups):
+        kernel, stride, padding, dilation = geo
         xd = np.ascontiguousarray(x._data)
-        n = xd.shape[0]
-        colsg, spatial_out = _gemm_columns(xd, geo, groups)
-        length = int(np.prod(spatial_out))
+        n, c, *spatial = xd.shape
+        geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
+        rows, length = c * int(np.prod(kernel)), int(np.prod(spatial_out))
         out_c = weight.shape[0]
-        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, colsg.shape[1])
-        prod = _scratch((groups, out_c // groups, n * length), xd.dtype)
-        if groups > 1:
-            np.matmul(w, colsg, out=prod)
-        else:
-            np.dot(w[0], colsg[0], out=prod[0])
-        # (O, N, L) -> (N, O, L) in one pass, the bias added on the way
-        out = _scratch((n, out_c, length), xd.dtype)
-        if bias is not None:
-            np.add(prod.reshape(out_c, n, length).transpose(1, 0, 2), bias._data[:, None], out=out)
-        else:
-            np.copyto(out, prod.reshape(out_c, n, length).transpose(1, 0, 2))
-        ctx.save_for_backward(x, weight)
-        # the columns serve the weight's gradient only (the create_graph sweep recomputes them from x); the
+        w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, rows // groups)
+        # the columns are kept for the weight's gradient (the create_graph sweep recomputes them from x); the
         # first backward takes them (see _columns)
-        ctx.cols = colsg if ctx.needs_input_grad[1] else None
+        keep = ctx.needs_input_grad[1]
+        cols = _scratch((n if keep else 1, rows, length), xd.dtype)
+        out = _scratch((n, out_c, length), xd.dtype)
+        b = bias._data[:, None] if bias is not None else None
+        x5 = xd.reshape(_as5d(xd.shape))
+        for i in range(n if rows and length else 0):
+            ci = cols[i if keep else 0]
+            _sample_columns(x5, i, geom, ci)
+            oi = out[i]
+            np.matmul(w, ci.reshape(groups, rows // groups, length), out=oi.reshape(groups, out_c // groups, length))
+            if b is not None:
+                oi += b
+        if not (rows and length):
+            out.fill(0)
+            if b is not None:
+                out += b
+        ctx.save_for_backward(x, weight)
+        ctx.cols = cols if keep else None
         ctx.geo = geo
         ctx.groups = groups
         ctx.has_bias = bias is not None
@@ -411,40 +413,55 @@ class _Convolution(Function):
             gb = ops.sum(g, [0] + list(range(2, g.ndim))) if need_b and ctx.has_bias else None
             return gx, gw, gb, None, None
         kernel, stride, padding, dilation = geo
-        gd = g._data
+        gd = np.ascontiguousarray(g._data)
         n, out_c = gd.shape[:2]
         length = int(np.prod(gd.shape[2:]))
-        # (N, O, L) -> (G, O / G, N * L), the layout of the columns
-        gk = _scratch((out_c, n, length), gd.dtype)
-        np.copyto(gk, gd.reshape(n, out_c, length).transpose(1, 0, 2))
-        gk = gk.reshape(groups, out_c // groups, n * length)
+        gd = gd.reshape(n, groups, out_c // groups, length)
+        geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
+        rows = x.shape[1] * int(np.prod(kernel))
         gx = gw = gb = None
         if need_w:
-            # (cols @ g.T).T rather than g @ cols.T: OpenBLAS is far faster with the long N * L axis this way
             cols = _Convolution._columns(ctx, x)
-            gw = wrap_array(np.ascontiguousarray(np.matmul(cols, gk.transpose(0, 2, 1)).transpose(0, 2, 1))
-                            .reshape(weight.shape))
+            # per sample (cols_n @ g_n.T): BLAS is faster with the long L axis as the inner product's
+            acc = np.zeros((groups, rows // groups, out_c // groups), gd.dtype)
+            part = np.empty_like(acc)
+            for i in range(n if rows and length else 0):
+                np.matmul(cols[i].reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part)
+                acc += part
+            gw = wrap_array(np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(weight.shape))
             del cols
         if need_x:
-            w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, -1)
-            gcols = _scratch((groups, w.shape[2], n * length), gd.dtype)
-            np.matmul(w.transpose(0, 2, 1), gk, out=gcols)  # (G, C / G * taps, N * L)
+            wt = np.ascontiguousarray(
+                np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, -1).transpose(0, 2, 1)
+            )  # (G, C / G * taps, O / G)
+            gcols = _scratch((1, rows, length), gd.dtype)
             image = _scratch(_as5d(x.shape), gd.dtype)
-            image.fill(0)
-            geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
-            kconv.col2im(gcols.reshape(-1, n, length), geom, image, True)
+            for i in range(n):
+                image[i].fill(0)
+                if rows and length:
+                    np.matmul(wt, gd[i], out=gcols[0].reshape(groups, rows // groups, length))
+                    kconv.col2im(gcols, geom, image[i : i + 1])
             gx = wrap_array(image.reshape(x.shape))
         if need_b and ctx.has_bias:
-            gb = wrap_array(gd.sum(axis=(0,) + tuple(range(2, gd.ndim))))
+            gb = wrap_array(gd.sum(axis=(0, 3)).reshape(out_c))
         return gx, gw, gb, None, None
 
     @staticmethod
     def _columns(ctx, x):
-        """The forward's columns, handed over once: the graph (a reference cycle) may outlive its backward
-        until the garbage collector runs, and columns left in ``ctx`` would keep their buffer from the pool
-        for the next step. A second backward (``retain_graph=True``) recomputes them from ``x``."""
+        """The forward's columns (N, C * taps, L), handed over once: the graph may outlive its backward, and
+        columns left in ``ctx`` would keep their buffer from the pool for the next step. A second backward
+        (``retain_graph=True``) recomputes them from ``x``."""
         cols, ctx.cols = ctx.cols, None
-        return cols if cols is not None else _gemm_columns(np.ascontiguousarray(x._data), ctx.geo, ctx.groups)[0]
+        if cols is not None:
+            return cols
+        kernel, stride, padding, dilation = ctx.geo
+        xd = np.ascontiguousarray(x._data)
+        n, c, *spatial = xd.shape
+        geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
+        cols = _scratch((n, c * int(np.prod(kernel)), int(np.prod(spatial_out))), xd.dtype)
+        if cols.size:
+            kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols)
+        return cols
 
     @staticmethod
     def jvp(ctx, tx, tw, tb, *_):

@@ -1,7 +1,10 @@
 """Normalization: ``layer_norm``, ``group_norm``, ``batch_norm``, ``instance_norm``, ``local_response_norm``.
 
-Composites: ``(x - mean) * rsqrt(var + eps)`` over the normalised dims (biased variance, as torch), then
-the optional affine ``* weight + bias`` per channel / per normalised element. ``batch_norm`` and
+``(x - mean) * rsqrt(var + eps)`` over the normalised dims (biased variance, as torch), then the optional
+affine ``* weight + bias`` per channel / per normalised element: one Python-swept row (``_Normalize``, numpy
+forward and backward: a handful of passes over memory where the composite of ``ad`` ops took two dozen, with
+broadcast reductions in its sweep); its ``create_graph`` backward and its jvp are the same formula as ``ad``
+ops. ``batch_norm`` and
 ``instance_norm`` update ``running_mean`` / ``running_var`` in place when training (outside the graph,
 with the unbiased variance, as torch), and bump their version counters.
 """
@@ -9,15 +12,141 @@ with the unbiased variance, as torch), and bump their version counters.
 import numpy as np
 
 from ... import ops
+from ...autograd.function import Function
+from ...forward import _fw, visible_levels_of
+from ...grad_mode import is_grad_enabled
 from ...saved import guard, saves_as
-from ...tensor import Tensor
+from ...tensor import Tensor, wrap_array
 
 
-def _normalize(x, dims, eps):
-    mean = ops.mean(x, dims, keepdim=True)
-    centered = x - mean
+def _project(v, xhat, rstd, mean):
+    """``rstd * (v - mean(v) - xhat * mean(v * xhat))``: the normalisation's Jacobian (symmetric, so it maps
+    tangents forward and cotangents back); numpy arrays or ``ad`` tensors, ``mean`` over the normalised dims."""
+    return rstd * (v - mean(v) - xhat * mean(v * xhat))
+
+
+def _ad_mean(dims):
+    return lambda v: ops.mean(v, dims, keepdim=True)
+
+
+def _reduced_axes(shape, wshape):
+    """The axes of ``shape`` over which a ``wshape``-broadcast parameter's gradient is summed."""
+    return tuple(i for i, (a, b) in enumerate(zip(shape, wshape)) if b == 1 and a != 1)
+
+
+class _Normalize(Function):
+    """``xhat * weight + bias`` with ``xhat = (x - mean) * rsqrt(var + eps)``: ``x`` viewed as ``view`` and
+    normalised over ``dims`` of that view, ``weight`` / ``bias`` (either may be None) broadcast to ``x`` as
+    ``wshape``. Saves ``xhat`` and ``rstd`` (numpy) for its first-order backward; when the graph is to be
+    differentiated again (grad mode on) or a saved input carries a forward tangent (forward over reverse), the
+    backward recomputes them as ``ad`` ops from the saved inputs, so the tangents reach the gradient."""
+
+    _grad_fn_name = "NativeLayerNormBackward0"
+    _backward_carries_tangents = True
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, view, dims, wshape, eps):
+        # in place where it can be: every fresh array of this size costs page faults
+        xv = x._data.reshape(view)
+        xhat = xv - xv.mean(axis=dims, keepdims=True)
+        out = np.square(xhat)
+        rstd = 1.0 / np.sqrt(out.mean(axis=dims, keepdims=True) + eps)
+        out = out.reshape(x.shape)
+        xhat *= rstd
+        xhat = xhat.reshape(x.shape)
+        if weight is not None:
+            np.multiply(xhat, weight._data.reshape(wshape), out=out)
+        else:
+            np.copyto(out, xhat)
+        if bias is not None:
+            out += bias._data.reshape(wshape)
+        ctx.save_for_backward(x, weight, bias)
+        ctx.xhat, ctx.rstd = xhat, rstd
+        ctx.args = (view, dims, wshape, eps)
+        return wrap_array(out)
+
+    @staticmethod
+    def _composite(ctx, x, weight):
+        """``xhat`` and ``rstd`` recomputed as ``ad`` ops from the saved input (differentiable)."""
+        view, dims, _, eps = ctx.args
+        xv = ops.reshape(x, view)
+        centered = xv - ops.mean(xv, dims, keepdim=True)
+        rstd = ops.rsqrt(ops.mean(centered * centered, dims, keepdim=True) + eps)
+        return ops.reshape(centered * rstd, x.shape), rstd
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, bias = ctx.saved_tensors
+        view, dims, wshape, _ = ctx.args
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        axes = _reduced_axes(x.shape, wshape)
+        dual = bool(_fw.levels) and bool(visible_levels_of(*[t for t in (x, weight, bias, g) if t is not None]))
+        if is_grad_enabled() or dual:  # create_graph or forward over reverse: the same formula as ad ops
+            xhat, rstd = _Normalize._composite(ctx, x, weight)
+            gx = gw = gb = None
+            if need_x:
+                gxhat = g * ops.reshape(weight, wshape) if weight is not None else g
+                gx = _project(ops.reshape(gxhat, view), ops.reshape(xhat, view), rstd, _ad_mean(dims))
+                gx = ops.reshape(gx, x.shape)
+            if need_w:
+                gw = ops.reshape(ops.sum(g * xhat, list(axes), keepdim=True), weight.shape)
+            if need_b:
+                gb = ops.reshape(ops.sum(g, list(axes), keepdim=True), bias.shape)
+            return gx, gw, gb, None, None, None, None
+        gd, xhat, rstd = g._data, ctx.xhat, ctx.rstd
+        gx = gw = gb = None
+        buf = np.multiply(gd, xhat)
+        if need_w:
+            gw = wrap_array(np.sum(buf, axis=axes).reshape(weight.shape))
+        if need_b:
+            gb = wrap_array(np.sum(gd, axis=axes).reshape(bias.shape))
+        if need_x:  # _project, in place (fresh arrays of this size cost page faults)
+            v = gd * weight._data.reshape(wshape) if weight is not None else gd.copy()
+            vv, xh, bv = v.reshape(view), xhat.reshape(view), buf.reshape(view)
+            np.multiply(vv, xh, out=bv)
+            np.multiply(xh, bv.mean(axis=dims, keepdims=True), out=bv)
+            vv -= vv.mean(axis=dims, keepdims=True)
+            vv -= bv
+            vv *= rstd
+            gx = wrap_array(v)
+        return gx, gw, gb, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tx, tw, tb, *_):
+        x, weight, bias = ctx.saved_tensors
+        view, dims, wshape, _ = ctx.args
+        xhat, rstd = _Normalize._composite(ctx, x, weight)
+        dxhat = _project(ops.reshape(tx, view), ops.reshape(xhat, view), rstd, _ad_mean(dims))
+        out = ops.reshape(dxhat, x.shape)
+        if weight is not None:
+            out = out * ops.reshape(weight, wshape) + xhat * ops.reshape(tw, wshape)
+        if bias is not None:
+            out = out + ops.reshape(tb, wshape)
+        return out
+
+
+class _BatchNorm(_Normalize):
+    _grad_fn_name = "NativeBatchNormBackward0"
+
+
+class _GroupNorm(_Normalize):
+    _grad_fn_name = "NativeGroupNormBackward0"
+
+
+def _normalized(cls, x, weight, bias, view, dims, wshape, eps):
+    """The normalisation and its affine as one row (see ``_Normalize``); on a CUDA device, where the row's
+    numpy code cannot run, as the composite of ``ad`` ops."""
+    if x._dev is None:
+        return cls.apply(x, weight, bias, tuple(view), tuple(dims), tuple(wshape), float(eps))
+    xv = ops.reshape(x, view)
+    centered = xv - ops.mean(xv, dims, keepdim=True)
     var = ops.mean(centered * centered, dims, keepdim=True)
-    return centered * ops.rsqrt(var + eps)
+    out = ops.reshape(centered * ops.rsqrt(var + eps), x.shape)
+    if weight is not None:
+        out = out * ops.reshape(weight, wshape)
+    if bias is not None:
+        out = out + ops.reshape(bias, wshape)
+    return out
 
 
 def _channel_shape(x):
@@ -48,7 +177,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
                                f"{list(t.shape)} and normalized_shape = {list(shape)}")
     dims = tuple(range(input.ndim - k, input.ndim))
-    out = _affine(_normalize(input, dims, eps), weight, bias, None)
+    wshape = (1,) * (input.ndim - k) + shape
+    out = _normalized(_Normalize, input, weight, bias, input.shape, dims, wshape, eps)
     return guard(out, "NativeLayerNormBackward0", input, weight, bias)
 
 
@@ -75,9 +205,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
         if t is not None and (t.ndim != 1 or t.shape[0] != c):
             raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of channels in input, "
                                f"but got {name} of shape {list(t.shape)} and input of shape {list(input.shape)}")
-    grouped = ops.reshape(input, (n, num_groups, -1))
-    out = ops.reshape(_normalize(grouped, (2,), eps), input.shape)
-    return _affine(out, weight, bias, _channel_shape(input))
+    wshape = (1,) + _channel_shape(input)
+    return _normalized(_GroupNorm, input, weight, bias, (n, num_groups, -1), (2,), wshape, eps)
 
 
 def _update_running(running, value, momentum):
@@ -106,12 +235,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                              f"{tuple(input.shape)}")
-        out = _normalize(input, dims, eps)
+        out = _normalized(_BatchNorm, input, weight, bias, input.shape, dims, (1,) + shape, eps)
         if running_mean is not None or running_var is not None:
             xd = input._data
             mean = xd.mean(axis=dims)
             _update_running(running_mean, mean, momentum)
             _update_running(running_var, xd.var(axis=dims, ddof=1), momentum)
+        return out
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
@@ -132,12 +262,13 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         if int(np.prod(input.shape[2:])) <= 1:
             raise ValueError(f"Expected more than 1 spatial element when training, got input size "
                              f"{tuple(input.shape)}")
-        out = _normalize(input, dims, eps)
+        out = _normalized(_Normalize, input, weight, bias, input.shape, dims, (1,) + shape, eps)
         xd = input._data
         if running_mean is not None:
             _update_running(running_mean, xd.mean(axis=dims).mean(0), momentum)
         if running_var is not None:
             _update_running(running_var, xd.var(axis=dims, ddof=1).mean(0), momentum)
+        return out
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")

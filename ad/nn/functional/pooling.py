@@ -4,14 +4,19 @@ Each pooling is described by its windows: for every spatial dim, an int array ``
 coordinates (output position, tap) and a mask of the taps that fall inside the input. Their product over
 dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
 
-- max pooling: numpy finds the (first) largest element of each window, and ``ops.gather_map`` picks it,
+- max pooling: a kernel (``kernels/conv.py``) finds the (first) largest element of each window, and
+  ``ops.gather_map`` picks it,
   so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
   indices);
-- average pooling: one ``gather_map`` of all windows (out-of-input taps read element 0 and get weight 0),
-  times constant weights ``1 / divisor``, summed over the taps.
+- average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
+  weight of input coordinate ``i`` in output ``o``'s window (``1 / window length`` along that dim: torch's
+  divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
+  and every derivative order come from matmul's rules).
 """
 
 import numpy as np
+
+from kernels import conv as kconv
 
 from ... import ops
 from ...tensor import Tensor, wrap_array
@@ -109,14 +114,22 @@ def _geometry(input, nd, kernel_size, stride, padding, dilation, ceil_mode, fn):
 
 
 def _max_over_windows(x, plane_index, valid):
-    """``x`` (N, C, *spatial), windows ``(O..., K)``: the output and the per-plane index of each maximum."""
+    """``x`` (N, C, *spatial), windows ``(O..., K)``: the per-plane index of each window's maximum (N, C, O...)."""
     n, c = x.shape[:2]
-    xd = x._data.reshape(n, c, -1)
-    vals = xd[:, :, plane_index]  # (N, C, O..., K)
-    if not valid.all():
-        vals = np.where(valid, vals, -np.inf)
-    arg = np.argmax(vals, axis=-1)  # the first maximum (a NaN counts as the maximum, as torch)
-    return np.take_along_axis(np.broadcast_to(plane_index, vals.shape), arg[..., None], -1)[..., 0]
+    if x._dev is not None:  # a CUDA tensor: numpy on its values (the kernel is CPU code)
+        vals = x._data.reshape(n, c, -1)[:, :, plane_index]  # (N, C, O..., K)
+        arg = np.argmax(np.where(valid, vals, -np.inf), axis=-1)  # the first maximum (a NaN counts as it)
+        return np.take_along_axis(np.broadcast_to(plane_index, vals.shape), arg[..., None], -1)[..., 0]
+    outs = plane_index.shape[:-1]
+    indices = np.empty((n * c, int(np.prod(outs))), np.int64)
+    if indices.size:
+        kconv.window_argmax(
+            np.ascontiguousarray(x._data).reshape(n * c, -1),
+            np.ascontiguousarray(plane_index.reshape(indices.shape[1], -1)),
+            np.ascontiguousarray(valid.reshape(indices.shape[1], -1)),
+            indices,
+        )
+    return indices.reshape((n, c) + outs)
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, fn):  # noqa: A002
@@ -175,14 +188,29 @@ def max_pool2d_with_indices(*args, **kwargs):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _window_mean(x, plane_index, valid, weights, out):
-    """``sum_k x[window tap k] * weights[..., k]`` for windows ``(O..., K)`` of every (n, c) plane."""
-    n, c = x.shape[:2]
-    plane = int(np.prod(x.shape[2:]))
-    idx = np.where(valid, plane_index, 0)
-    flat = idx + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * idx.ndim)
-    taps = ops.gather_map(x, (n, c) + idx.shape, flat)
-    return ops.sum(taps * wrap_array(weights.astype(x.dtype)), -1)
+def _along_dims(x, mats):
+    """``x`` (N, C, *spatial) with each spatial dim ``d`` mapped through ``mats[d]`` (O_d, S_d) by ``matmul``."""
+    for d, m in enumerate(mats):
+        axis, last = 2 + d, x.ndim - 1
+        a = wrap_array(np.ascontiguousarray(m, dtype=x.dtype))
+        if x._dev is not None:
+            a = a.to(x.device)
+        if axis == last:
+            x = ops.matmul(x, ops.transpose(a, 0, 1))
+        elif axis == last - 1:
+            x = ops.matmul(a, x)
+        else:
+            x = ops.transpose(ops.matmul(a, ops.transpose(x, axis, last - 1)), axis, last - 1)
+    return x
+
+
+def _window_matrix(coord, valid, size, weight):
+    """``A (O, size)``: ``weight[o]`` at every valid tap ``coord[o, k]`` of output ``o``'s window."""
+    out = coord.shape[0]
+    a = np.zeros((out, size))
+    rows = np.broadcast_to(np.arange(out)[:, None], coord.shape)
+    a[rows[valid], coord[valid]] = np.broadcast_to(weight[:, None], coord.shape)[valid]
+    return a
 
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn):  # noqa: A002
@@ -190,24 +218,20 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     x, batched = _as_batched(input, nd)
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, 1, ceil_mode, fn)
     spatial = x.shape[2:]
-    coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
-    plane_index, valid = _combine(spatial, coords, masks)
-    if divisor_override:
-        divisor = np.full(out, float(divisor_override))
-    else:
+    mats = []
+    for sz, kk, ss, pp, o in zip(spatial, k, s, p, out):
+        coord, valid = _windows(sz, kk, ss, pp, 1, o)
         # torch: the window clipped to the padded input (count_include_pad) or to the input itself
-        divisor = np.ones(out)
-        for dim, (sz, kk, ss, pp, o) in enumerate(zip(spatial, k, s, p, out)):
-            start = np.arange(o) * ss - pp
-            end = np.minimum(start + kk, sz + pp)
-            if not count_include_pad:
-                end = np.minimum(end, sz)
-                start = np.maximum(start, 0)
-            shape = [1] * nd
-            shape[dim] = o
-            divisor = divisor * (end - start).reshape(shape)
-    weights = valid / divisor[..., None]
-    result = _window_mean(x, plane_index, valid, weights, out)
+        start = np.arange(o) * ss - pp
+        end = np.minimum(start + kk, sz + pp)
+        if not count_include_pad:
+            end = np.minimum(end, sz)
+            start = np.maximum(start, 0)
+        weight = np.ones(o) if divisor_override else 1.0 / (end - start)
+        mats.append(_window_matrix(coord, valid, sz, weight))
+    if divisor_override:
+        mats[0] = mats[0] / float(divisor_override)
+    result = _along_dims(x, mats)
     return result if batched else ops.squeeze(result, 0)
 
 
@@ -265,9 +289,9 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
     out = _adaptive_size(x, nd, output_size, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_adaptive_windows(sz, o) for sz, o in zip(spatial, out)))
-    plane_index, valid = _combine(spatial, coords, masks)
-    n, c = x.shape[:2]
     if is_max:
+        n, c = x.shape[:2]
+        plane_index, valid = _combine(spatial, coords, masks)
         indices = _max_over_windows(x, plane_index, valid)
         plane = int(np.prod(spatial))
         flat = indices + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)
@@ -275,8 +299,8 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
         if not batched:
             result, indices = ops.squeeze(result, 0), indices[0]
         return (result, wrap_array(indices.astype(np.int64))) if return_indices else result
-    weights = valid / valid.sum(-1, keepdims=True)
-    result = _window_mean(x, plane_index, valid, weights, out)
+    mats = [_window_matrix(coord, m, sz, 1.0 / m.sum(-1)) for coord, m, sz in zip(coords, masks, spatial)]
+    result = _along_dims(x, mats)
     return result if batched else ops.squeeze(result, 0)
 
 

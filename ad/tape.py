@@ -238,7 +238,7 @@ class Tape:
         """Copy tensor ``t`` (from outside this tape) into the arena; return ``(offset, row)``."""
         key = id(t)
         hit = self.imports.get(key)
-        if hit is not None and hit[2] is t and hit[3] == t._version:
+        if hit is not None and held(hit[2]) is t and hit[3] == t._version:
             return hit[0], hit[1]
         if t.__dict__.get("_stale_view"):  # (a view of a multi-output op whose storage was written since)
             from .views import stale_view_error
@@ -252,13 +252,17 @@ class Tape:
         else:  # only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
             self.big_regions.append((off, n))
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
+        # a recorded tensor of another tape is held weakly (its consumers hold it through ``_inputs``): a strong
+        # reference would keep its tape, and the tapes that tape imports from, alive as long as this one, a chain
+        # without end while this tape stays current across graphs (see ``held``)
+        ref = t if t._tape is None else weakref.ref(t)
         if with_extern:
-            self.externs.append((row, off, t))
+            self.externs.append((row, off, ref))
             if row and t._op is None and "_grad_ready_hooks" in t.__dict__:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
                 self.register_hook_row(row - 1, t)
-        self.imports[key] = (off, row, t, t._version)
+        self.imports[key] = (off, row, ref, t._version)
         # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
         if t._imports is None:
             t._imports = []
@@ -300,6 +304,19 @@ class Tape:
         refs = self.hook_rows.setdefault(row, [])
         if not any(r() is handler for r in refs):
             refs.append(weakref.ref(handler))
+
+
+def held(ref):
+    """The tensor of an ``imports``/``externs`` entry (a weak reference for a recorded tensor of another tape;
+    ``None`` once it died, with every tensor whose graph reads it)."""
+    return ref() if type(ref) is weakref.ref else ref
+
+
+def dead_import_error():
+    return RuntimeError(
+        "Trying to backward through a tensor of an older tape that was freed: a graph that reads it is still "
+        "alive but nothing holds the tensor (was detach_() called on an intermediate result used since?)"
+    )
 
 
 # Row tracing, for anomaly mode (ad/autograd/anomaly_mode.py): every row a tape records goes through its

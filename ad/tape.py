@@ -14,6 +14,8 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+  ``imports`` (``id -> (off, row, tensor, version)``) finds an imported tensor's copy again. Both hold a recorded
+  tensor of another tape by weak reference (``held``): its consumers keep it alive through ``_inputs``.
 - ``modified``: per arena offset, set when the tensor whose values sit there (or any tensor sharing its storage:
   a view, a ``detach()`` alias; ``ad/views.py``) is written in place; a row that reads a flagged value raises
   torch's in-place error at backward. Views are recorded as copies into the arena (the kernel reads every value
@@ -29,7 +31,8 @@ their cotangents by offset.
 Tapes are ordered by ``id``: a row only references tensors of its own tape or of tapes with smaller ids (an op
 whose operand lives on a newer tape starts a new tape), so a backward sweeps the tapes it reaches in
 decreasing ``id`` order. A tape is retired when its arena is full; it lives as long as any tensor viewing
-its arena, so memory of a finished graph is released with its tensors.
+its arena, so memory of a finished graph is released with its tensors (the current tape, which may outlive
+the graph whose tail it holds, keeps no older tape alive: its imports of their tensors are weak).
 """
 
 import array

@@ -32,7 +32,7 @@ from kernels.batched import reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
 
 from . import engine
-from .tape import POOL, retire, zeroed_arena
+from .tape import POOL, dead_import_error, held, retire, zeroed_arena
 from .tensor import Tensor
 
 _UINT8 = np.dtype(np.uint8)
@@ -231,6 +231,9 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
                 break
             if not s.live[off]:
                 continue
+            t = held(t)
+            if t is None:
+                raise dead_import_error()
             block = s.block(off, t._data.size)
             if t._op is None:
                 _add_leaf(leaf_grads, t, _unslot(block, t).astype(t._data.dtype, copy=False))

@@ -497,11 +497,12 @@ def _build(result, tensors, rec, first_id, last_id):
     ref_of = {}
     imports = []
     for off, _row, t, _version in T.imports.values():
+        t = _tape.held(t)  # (a recorded tensor of another tape is held weakly; it is alive: the outputs read it)
         ref = _source(t, tensors, arg_index)
         ref_of[id(t)] = ref
         imports.append((off, t._data.size, ref))
     imports.sort(key=lambda item: item[0])
-    externs = [(row, off, ref_of[id(t)]) for row, off, t in T.externs]
+    externs = [(row, off, ref_of[id(_tape.held(t))]) for row, off, t in T.externs]
 
     # the recorded result tensors reachable from the outputs and the hooked tensors, in recording order
     roots = []
@@ -590,7 +591,7 @@ def _build(result, tensors, rec, first_id, last_id):
     tpl.rows_bytes = rows_bytes
     tpl.aux = np.array(T.aux, np.int64) if len(T.aux) else np.zeros(1, np.int64)
     tpl.imports = imports
-    tpl.import_flat = all(t._data.ndim == 1 for _, _, t, _ in T.imports.values())
+    tpl.import_flat = all(_tape.held(t)._data.ndim == 1 for _, _, t, _ in T.imports.values())
     tpl.externs = externs
     tpl.nodes = nodes
     tpl.hook_rows = {row: [ref(h) for h in hs] for row, hs in handlers.items()}

@@ -38,7 +38,7 @@ from . import engine, second_order
 from .autograd.function import Function
 from .forward import _fw
 from .grad_mode import _grad_state
-from .tape import BIG_ROW, POOL, arena_zeroed_except, retire
+from .tape import BIG_ROW, POOL, arena_zeroed_except, held, retire
 from .tensor import wrap_array
 
 # Below this many rows the recorded rules cost less than the node's fixed costs (a Function call, four arenas
@@ -63,7 +63,7 @@ def fused_grad(roots, seeds, targets, retain_graph):
     tape = roots[0]._tape
     if tape is None or tape.dirty or any(t._op is None or t._tape is not tape for t in roots):
         return None
-    if not tape.hook_rows.keys() <= tape.python_rows or any(e[2]._op is not None for e in tape.externs):
+    if not tape.hook_rows.keys() <= tape.python_rows or any(held(e[2]) is None or held(e[2])._op is not None for e in tape.externs):
         return None  # hooks, retain_grad, custom Functions, or operands from other tapes' graphs
     xs = list(targets.values())
     x_offs = []

@@ -25,6 +25,7 @@ with Python rows stops taking new rows when its sweep starts, and each sweep kee
 
 import heapq
 import struct
+import weakref
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from kernels.cpu import (
 
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
-from .tape import POOL, Tape, arena_zeroed_except, retire, zeroed_arena
+from .tape import POOL, Tape, arena_zeroed_except, dead_import_error, retire, zeroed_arena
 from .tensor import Tensor, _new, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
@@ -261,6 +262,10 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
             k -= 1
             if not live[off]:
                 continue
+            if type(t) is weakref.ref:  # a recorded tensor of an older tape (Tape.import_tensor)
+                t = t()
+                if t is None:
+                    raise dead_import_error()
             data = t._data
             g = cot[off : off + data.size]
             if t._op is None:

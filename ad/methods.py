@@ -7,7 +7,7 @@ import numpy as np
 from . import composites, ops, views
 from .forward import _fw, reregister
 from .grad_mode import _grad_state
-from .tape import mark_modified
+from .tape import held, mark_modified
 from .tensor import Tensor, wrap_array
 
 _INPLACE_LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
@@ -80,11 +80,11 @@ def _retarget(self, old):
             continue
         externs = tape.externs
         for k in range(len(externs) - 1, -1, -1):
-            if externs[k][2] is self and externs[k][1] == off:
+            if held(externs[k][2]) is self and externs[k][1] == off:
                 externs[k] = (externs[k][0], off, old)
                 break
         hit = tape.imports.get(id(self))
-        if hit is not None and hit[2] is self:
+        if hit is not None and held(hit[2]) is self:
             del tape.imports[id(self)]
     _retarget_rows(self, self, old)
 

@@ -29,7 +29,7 @@ from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_
 
 from . import engine
 from .forward import _fw, set_tangent
-from .tape import BIG_ROW, POOL, arena_zeroed_except
+from .tape import BIG_ROW, POOL, arena_zeroed_except, held
 from .tensor import wrap_array
 
 
@@ -110,6 +110,9 @@ def _gather_tangents(tape, level, nodes, big_off, big_n):
         if tan is not None and tan.size < BIG_ROW:
             tvals[t._off : t._off + tan.size] = tan.reshape(-1)
     for off, _, t, _ in tape.imports.values():
+        t = held(t)  # (None: a recorded tensor of another tape that died; no row of a live graph reads it)
+        if t is None:
+            continue
         tan = _tangent_data(t, level)
         if tan is not None and tan.size < BIG_ROW:
             tvals[off : off + tan.size] = tan.reshape(-1)
@@ -336,7 +339,8 @@ def _results(s, tcot, level, targets):
             break
         if not s.live[off]:
             continue
-        if t._op is not None or id(t) in leaf_grads:
+        t = held(t)
+        if t is None or t._op is not None or id(t) in leaf_grads:
             raise _Unsupported  # (a node of another tape, or a leaf imported twice: the general sweep sums)
         leaf_grads[id(t)] = (t, _dual(cot, tcot, off, t, level))
     target_grads = {}

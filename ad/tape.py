@@ -14,6 +14,8 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+  ``imports`` (``id -> (off, row, tensor, version)``) finds an imported tensor's copy again. Both hold a recorded
+  tensor of another tape by weak reference (``held``): its consumers keep it alive through ``_inputs``.
 - ``modified``: per arena offset, set when the tensor whose values sit there (or any tensor sharing its storage:
   a view, a ``detach()`` alias; ``ad/views.py``) is written in place; a row that reads a flagged value raises
   torch's in-place error at backward. Views are recorded as copies into the arena (the kernel reads every value
@@ -29,7 +31,8 @@ their cotangents by offset.
 Tapes are ordered by ``id``: a row only references tensors of its own tape or of tapes with smaller ids (an op
 whose operand lives on a newer tape starts a new tape), so a backward sweeps the tapes it reaches in
 decreasing ``id`` order. A tape is retired when its arena is full; it lives as long as any tensor viewing
-its arena, so memory of a finished graph is released with its tensors.
+its arena, so memory of a finished graph is released with its tensors (the current tape, which may outlive
+the graph whose tail it holds, keeps no older tape alive: its imports of their tensors are weak).
 """
 
 import array
@@ -249,7 +252,7 @@ class Tape:
         vc = t._vc
         version = 0 if vc is None else vc.version  # (t._version, inlined: every leaf and constant comes here)
         hit = self.imports.get(key)
-        if hit is not None and hit[2] is t and hit[3] == version:
+        if hit is not None and held(hit[2]) is t and hit[3] == version:
             return hit[0], hit[1]
         if t.__dict__.get("_stale_view"):  # (a view of a multi-output op whose storage was written since)
             from .views import stale_view_error
@@ -264,13 +267,17 @@ class Tape:
         else:  # only vectorized rows read values this large, and they read ``t._data`` (see BIG_ROW)
             self.big_regions.append((off, n))
         row = self.nrows  # the consumer about to be recorded: the sweep may stop right after it
+        # a recorded tensor of another tape is held weakly (its consumers hold it through ``_inputs``): a strong
+        # reference would keep its tape, and the tapes that tape imports from, alive as long as this one, a chain
+        # without end while this tape stays current across graphs (see ``held``)
+        ref = t if t._tape is None else weakref.ref(t)
         if with_extern:
-            self.externs.append((row, off, t))
+            self.externs.append((row, off, ref))
             if row and t._op is None and "_grad_ready_hooks" in t.__dict__:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
                 self.register_hook_row(row - 1, t)
-        self.imports[key] = (off, row, t, version)
+        self.imports[key] = (off, row, ref, version)
         # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
         copies = t._imports
         if copies is None:
@@ -318,6 +325,19 @@ class Tape:
         refs = self.hook_rows.setdefault(row, [])
         if not any(r() is handler for r in refs):
             refs.append(weakref.ref(handler))
+
+
+def held(ref):
+    """The tensor of an ``imports``/``externs`` entry (a weak reference for a recorded tensor of another tape;
+    ``None`` once it died, with every tensor whose graph reads it)."""
+    return ref() if type(ref) is weakref.ref else ref
+
+
+def dead_import_error():
+    return RuntimeError(
+        "Trying to backward through a tensor of an older tape that was freed: a graph that reads it is still "
+        "alive but nothing holds the tensor (was detach_() called on an intermediate result used since?)"
+    )
 
 
 # Row tracing, for anomaly mode (ad/autograd/anomaly_mode.py): every row a tape records goes through its

@@ -13,11 +13,35 @@ Python graph that ``engine.graph_sweep`` differentiates).
 
 import weakref
 
+import numpy as np
+
 __all__ = ["is_available", "device_count", "current_device", "synchronize", "set_device"]
 
 # CPU tensors recorded as copies of CUDA tensors (``.cpu()`` with grad): while one lives, a backward from a CPU
 # output may reach a CUDA graph, which only ``engine.graph_sweep`` can differentiate (autograd._run checks this)
 host_copies = weakref.WeakSet()
+
+
+def host_copy(data):
+    """``data`` as a numpy array: itself on the host, a host copy of a device array.
+
+    The documented host round trip of CUDA tensors (issue 10): ops whose *index map* is computed from values
+    (argmax/argmin of max/min over a dim, argsort of sort/topk/kthvalue/msort, max pooling's window maxima,
+    embedding's indices, nan_to_num's finite mask) copy the values to the host for it, as torch's CUDA ops with
+    data-dependent output shapes synchronize; the values they return are gathered on the device from the
+    operand, so they are exact, and the gradient runs on the device."""
+    return data if isinstance(data, np.ndarray) else data.copy_to_host()
+
+
+def index_tensor(arr, like):
+    """Host array ``arr`` (an op's index output) as a tensor on ``like``'s device."""
+    from ..tensor import wrap_array
+
+    if like._dev is None:
+        return wrap_array(arr)
+    from .arrays import to_device, wrap
+
+    return wrap(to_device(arr), like._dev)
 
 
 def is_available():

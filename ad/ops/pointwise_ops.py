@@ -19,6 +19,7 @@ import scipy.special
 
 from kernels import opcodes as K
 
+from .. import cuda as _cuda
 from .. import ops as _ops
 from ..grad_mode import _grad_state
 from ..saved import guard, saves_as
@@ -183,12 +184,15 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
     """NaN, +inf, -inf replaced by ``nan``, ``posinf`` (default: the dtype's largest value), ``neginf``; the
     gradient passes where the input is finite, as torch."""
     _float_input(input, "nan_to_num")
-    d = input._data
-    if d.dtype.kind != "f":
-        return wrap_array(d.copy())
+    if input._data.dtype.kind != "f":
+        return _ops.clone(input.detach())
+    d = _cuda.host_copy(input._data)  # (the finite mask: on the host)
     filled = np.nan_to_num(d, nan=nan, posinf=posinf, neginf=neginf)
     finite = np.isfinite(d)
-    out = _ops.clone(input) if finite.all() else _ops.where(wrap_array(finite), input, wrap_array(filled))
+    if finite.all():
+        out = _ops.clone(input)
+    else:
+        out = _ops.where(_cuda.index_tensor(finite, input), input, _cuda.index_tensor(filled, input))
     return guard(out, "NanToNumBackward0", input)
 
 

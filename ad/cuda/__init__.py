@@ -41,7 +41,8 @@ def index_tensor(arr, like):
         return wrap_array(arr)
     from .arrays import to_device, wrap
 
-    return wrap(to_device(arr), like._dev)
+    arr = np.asarray(arr)
+    return wrap(to_device(arr.reshape(arr.size)).reshape(arr.shape), like._dev)
 
 
 def is_available():

@@ -40,7 +40,7 @@ _STEP["sign"] = _pw.STEP_SIGN
 class DeviceGraph:
     """The ``_tape`` of recorded CUDA results: an id in the tapes' order and one row number per node."""
 
-    __slots__ = ("id", "nrows", "freed", "dtype", "dirty", "is_current", "hook_rows", "__weakref__")
+    __slots__ = ("id", "nrows", "freed", "modified", "dtype", "is_current", "hook_rows", "__weakref__")
 
     MAX_ROWS = 1 << 16
 
@@ -48,20 +48,73 @@ class DeviceGraph:
         self.id = _next_tape_id()
         self.nrows = 0
         self.freed = np.zeros(64, np.uint8)
+        # per node (row): its value was overwritten in place since it was recorded (tape.mark_modified flags
+        # ``modified[t._off]``, and a node's ``_off`` is its row); ``check_saved`` reads it
+        self.modified = np.zeros(64, np.uint8)
         self.dtype = None  # (tape.retire looks the current tape of a dtype up: never this one)
-        self.dirty = False  # no arena, so no in-place flags (engine._check_saved)
         self.is_current = 0  # never a thread's current tape: the CPU fast paths pass CUDA tensors on
         self.hook_rows = {}
 
+    @property
+    def dirty(self):
+        """Always false: ``engine._check_saved`` then calls ``check_saved`` (the CPU tapes' row check does not
+        apply); ``tape._flag``'s ``dirty = True`` is dropped."""
+        return False
+
+    @dirty.setter
+    def dirty(self, value):
+        pass
+
     def freed_flags(self):
         if self.freed.shape[0] < self.nrows + 1:
-            grown = np.zeros(2 * (self.nrows + 1), np.uint8)
-            grown[: self.freed.shape[0]] = self.freed
-            self.freed = grown
+            self.freed = _grown(self.freed, 2 * (self.nrows + 1))
+            self.modified = _grown(self.modified, 2 * (self.nrows + 1))
         return self.freed
+
+    def check_saved(self, t, inputs):
+        """Raise torch's error if a value node ``t``'s backward reads (its ``SAVES`` entry, as the CPU sweep's
+        check) was overwritten in place since ``t`` was recorded: its own result or an operand node's (flagged
+        here at that node's row), or a leaf operand (its version moved past the one ``result`` noted)."""
+        from kernels.cpu import READS_OUT, READS_X, READS_Y, SAVES, needed_reads_py
+
+        code = t._op.code
+        if code == K.PYTHON:
+            return  # (a custom Function checks its saved tensors itself)
+        bits = code
+        if inputs and inputs[0] is not None and inputs[0]._rg:
+            bits |= K.XRG
+        if len(inputs) > 1 and inputs[1] is not None and inputs[1]._rg:
+            bits |= K.YRG
+        reads = needed_reads_py(int(SAVES[code]), bits)
+        stale = None
+        if reads & READS_OUT and self.modified[t._off]:
+            stale = t
+        leaf_versions = t.__dict__.get("_leaf_versions") or ()
+        for k, bit in ((0, READS_X), (1, READS_Y)):
+            if stale is not None or not reads & bit or k >= len(inputs) or inputs[k] is None:
+                continue
+            i = inputs[k]
+            if i._op is None:
+                if k < len(leaf_versions) and leaf_versions[k] is not None and i._version != leaf_versions[k]:
+                    stale = i
+            elif isinstance(i._tape, DeviceGraph) and i._tape.modified[i._off]:
+                stale = i
+        if stale is not None:
+            kind = "DoubleTensor" if stale._data.dtype == np.float64 else "FloatTensor"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace operation: "
+                f"[torch.cuda.{kind} {list(stale.shape)}] saved by {t.grad_fn.name()} was changed after it was "
+                "saved. Hint: compute on a clone() instead, or apply the in-place update after backward."
+            )
 
     def register_hook_row(self, row, handler):
         """Hooks and ``retain_grad`` need no row here: ``graph_sweep`` calls them at each node."""
+
+
+def _grown(flags, n):
+    grown = np.zeros(n, np.uint8)
+    grown[: flags.shape[0]] = flags
+    return grown
 
 
 _current = [None]
@@ -96,7 +149,38 @@ def result(data, dev, op=None, inputs=(), ctx=None):
         t._row = g.nrows
         t._off = g.nrows
         g.nrows += 1
+        # the versions of the leaf operands, for ``DeviceGraph.check_saved`` (operand nodes are flagged instead)
+        if any(i is not None and i._op is None for i in inputs):
+            t._leaf_versions = tuple(None if i is None or i._op is not None else i._version for i in inputs)
     return t
+
+
+def record_copy(op, x, t):
+    """A node of ``op`` over ``x`` holding a device copy of ``t``'s values, recorded whatever the grad mode
+    (``views._rehome``: a write under no_grad into a graph node)."""
+    from ..grad_mode import enable_grad
+
+    data = empty(t._data.shape, t._data.dtype)
+    if data.size:
+        kc.launch(kc.copy_kernel, data.size, flat(t._data), flat(data))
+    with enable_grad():
+        return result(data, t._dev, op, (x,), (0.0, 0.0))
+
+
+def write(t, value):
+    """Write ``value`` (a number, or a tensor on ``t``'s device broadcast to ``t``'s shape; cast to its dtype) into CUDA
+    tensor ``t``'s storage, on the device: the storage keeps its identity, as an in-place op's."""
+    d = t._data
+    if not isinstance(value, Tensor):
+        if d.size:
+            kc.launch(kc.fill_kernel, d.size, flat(d), value)
+        return
+    value = on_device(value, t._dev)
+    common_device(t, value)
+    if value._data.shape != d.shape:
+        value = gather_strided(value, d.shape, *_broadcast_layout(value._data.shape, d.shape), record=False)
+    if d.size:
+        kc.launch(kc.copy_kernel, d.size, flat(value._data), flat(d))
 
 
 def not_implemented(name):
@@ -405,7 +489,7 @@ def view(op, x, fn):
 
     probe = fn(_probe(x._data.shape))
     base, strides = _probe_layout(probe)
-    return gather_strided(x, probe.shape, strides, base, op)
+    return _view_of(x, gather_strided(x, probe.shape, strides, base, op))
 
 
 def reshape(op, x, shape):
@@ -414,7 +498,36 @@ def reshape(op, x, shape):
     xd = x._data
     new = resolve_shape(xd.size, shape)
     data = xd.reshape(new) if xd.size else empty(new, xd.dtype)
-    return result(data, x._dev, op, (x,), (0.0, 0.0))
+    return _view_of(x, result(data, x._dev, op, (x,), (0.0, 0.0)))
+
+
+def _view_of(x, out):
+    """Mark ``out`` as a view of ``x`` (``_cuda_base``: the root) sharing its version counter, as torch's views.
+
+    Views of CUDA tensors are not views of the device memory (a reshape shares it; the other view ops gather a
+    copy), so an in-place write into a view, or into a tensor that has live views, would not reach the others as
+    torch's does: ``check_write`` refuses it (``NotImplementedError``) rather than let them disagree."""
+    from ..tensor import share
+
+    root = x.__dict__.get("_cuda_base")
+    if root is None:
+        root = x
+    out._cuda_base = root
+    share(root, out)
+    return out
+
+
+def check_write(t):
+    """Raise ``NotImplementedError`` for an in-place write into CUDA tensor ``t`` that views would not see
+    (``_view_of``)."""
+    views = t.__dict__.get("_cuda_base") is not None
+    if not views and t._vc is not None and t._vc.refs:
+        views = any(m is not t and m.__dict__.get("_cuda_base") is not None for m in t._vc.members)
+    if views:
+        raise NotImplementedError(
+            "in-place writes into views of CUDA tensors, or into CUDA tensors that have live views, are not "
+            "implemented yet (views of CUDA tensors are copies); write into a clone() instead"
+        )
 
 
 def resolve_shape(size, shape):

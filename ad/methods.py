@@ -272,6 +272,16 @@ def _on_device_of(t, arr):
     return index_tensor(arr, t)
 
 
+def _invert(self):
+    if self._dev is not None:
+        if self._data.dtype != np.bool_:
+            from .cuda.ops import not_implemented
+
+            raise not_implemented("bitwise_not of an integer tensor")
+        return _compare(np.equal)(self, False)
+    return wrap_array(np.logical_not(self._data))
+
+
 def _compare(np_op):
     def method(self, other):
         if self._dev is not None or (isinstance(other, Tensor) and other._dev is not None):
@@ -353,7 +363,7 @@ def bind():
     T.__ne__ = _compare(np.not_equal)
     T.__and__ = _compare(np.logical_and)
     T.__or__ = _compare(np.logical_or)
-    T.__invert__ = lambda self: wrap_array(np.logical_not(self._data))
+    T.__invert__ = _invert
     T.__hash__ = object.__hash__
     T.__iadd__ = T.add_ = _inplace("add_", np.add, ops.add)
     T.__isub__ = T.sub_ = _inplace("sub_", np.subtract, ops.sub)

@@ -252,6 +252,8 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        if getattr(cls, "_grad_fn_name", None) is not None and _cuda_operand(args) is not None:
+            return _host_round_trip(cls, args, kwargs)
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
         levels = forward.visible_levels_of(*[a for a in args if isinstance(a, Tensor)]) if _fw.levels else []
@@ -363,6 +365,33 @@ def _take_over(d, rec, recorded):
 
 
 _OPS_BY_CLASS = {}
+
+
+def _cuda_operand(args):
+    for a in args:
+        if isinstance(a, Tensor) and a._dev is not None:
+            return a
+    return None
+
+
+def _host_round_trip(cls, args, kwargs):
+    """ad's own numpy-forward primitives (``_grad_fn_name``: scans, special functions, linear algebra, conv)
+    on CUDA operands: the documented host round trip of issue 10. The CUDA operands are copied to the host
+    (``.cpu()``), the CPU primitive runs, and its tensor outputs are copied back to the operands' device
+    (``.to``); both copies are recorded (``ToCopyBackward0``), so gradients, ``create_graph`` and forward-mode
+    tangents go through the same copies (``engine.graph_sweep`` sweeps the mixed graph). Exact, and never
+    silent: it costs two transfers per call where a device kernel would cost none."""
+    dev = _cuda_operand(args).device
+    for a in args:
+        if isinstance(a, Tensor) and a._dev is not None and a.device != dev:
+            from ..cuda.ops import device_mismatch
+
+            raise device_mismatch(dev, a.device)
+    host = [a.cpu() if isinstance(a, Tensor) and a._dev is not None else a for a in args]
+    out = cls.apply(*host, **kwargs)
+    if isinstance(out, tuple):
+        return tuple(o.to(dev) if isinstance(o, Tensor) else o for o in out)
+    return out.to(dev) if isinstance(out, Tensor) else out
 
 
 def _op_for(cls):

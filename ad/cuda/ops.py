@@ -413,6 +413,11 @@ def cast(x, dtype):
 def where(cond, x, y):
     from .. import ops
 
+    dev = common_device(x, y)
+    if cond._dev is None and not cond._rg:
+        # a mask on the host (ad's composites build their masks there: tril, masked_fill, pad, ...): copied to
+        # the device. (torch would refuse a CPU condition that is not 0-d; ad accepts it)
+        cond = wrap(to_device(cond._data), dev) if cond._data.ndim else cond
     dev = common_device(cond, x, y)
     cond, x, y = (on_device(t, dev) for t in (cond, x, y))
     shape = ops._broadcast_shape(ops._broadcast_shape(cond.shape, x.shape), y.shape)

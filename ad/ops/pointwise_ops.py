@@ -291,12 +291,14 @@ def fmax(input, other):  # noqa: A002
     """Elementwise maximum ignoring NaN; the gradient goes to ``input`` where ``input >= other`` (or other is
     NaN), else to ``other``, as torch."""
     x, y = _operands(input, other, "fmax", scalars=False)
-    return guard(_ops.where(wrap_array((x._data >= y._data) | np.isnan(y._data)), x, y), "FmaxBackward0", x, y)
+    xd, yd = _cuda.host_copy(x._data), _cuda.host_copy(y._data)  # (the mask: on the host)
+    return guard(_ops.where(_cuda.index_tensor((xd >= yd) | np.isnan(yd), x), x, y), "FmaxBackward0", x, y)
 
 
 def fmin(input, other):  # noqa: A002
     x, y = _operands(input, other, "fmin", scalars=False)
-    return guard(_ops.where(wrap_array((x._data <= y._data) | np.isnan(y._data)), x, y), "FminBackward0", x, y)
+    xd, yd = _cuda.host_copy(x._data), _cuda.host_copy(y._data)  # (the mask: on the host)
+    return guard(_ops.where(_cuda.index_tensor((xd <= yd) | np.isnan(yd), x), x, y), "FminBackward0", x, y)
 
 
 def lerp(input, end, weight):  # noqa: A002
@@ -306,7 +308,7 @@ def lerp(input, end, weight):  # noqa: A002
     diff = y - x
     lo = x + w * diff
     hi = y - diff * (1.0 - w)
-    return _ops.where(wrap_array(np.abs(w._data) < 0.5), lo, hi)
+    return _ops.where(_cuda.index_tensor(np.abs(_cuda.host_copy(w._data)) < 0.5, w), lo, hi)
 
 
 @saves_as("AddcmulBackward0")

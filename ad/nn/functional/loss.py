@@ -15,6 +15,7 @@ import numpy as np
 from kernels.cpu import class_targets_ok
 
 from ... import composites, ops
+from ... import cuda as _cuda
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 from .activation import _part, logsigmoid
@@ -300,7 +301,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
             f"Using a target size ({tuple(target.shape)}) that is different to the input size "
             f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size."
         )
-    xd = input._data
+    xd = _cuda.host_copy(input._data)  # (the range check: on the host)
     if np.any((xd < 0) | (xd > 1)):
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
@@ -396,10 +397,10 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
         else:
             raise ValueError("var is of incorrect size")
     _check_reduction(reduction)
-    vd = var._data
+    vd = _cuda.host_copy(var._data)  # (the check and the clamp: on the host)
     if np.any(vd < 0):
         raise ValueError("var has negative entry/entries")
-    var = var + wrap_array((np.maximum(vd, eps) - vd).astype(vd.dtype))  # the clamp, outside the graph
+    var = var + _cuda.index_tensor((np.maximum(vd, eps) - vd).astype(vd.dtype), var)  # the clamp, outside the graph
     target = _tensor(target, input)
     d = input - target
     loss = (ops.log(var) + d * d / var) * 0.5

@@ -26,7 +26,7 @@ from .. import forward
 from ..engine import FREED_MESSAGE
 from ..forward import _fw
 from ..grad_mode import _grad_state, no_grad
-from ..ops import Op, _operand, _tape_for
+from ..ops import Op, _operand, _tape_for, zeros_like
 from ..saved import result_guards
 from ..tensor import Tensor, _new, wrap_array
 from .graph import current_saved_tensors_hooks
@@ -158,7 +158,7 @@ class _Record:
         for out, raw in zip(self.outputs, self.raw_outputs):
             g = cot_of(out) if out is not None else None
             if g is None and self.ctx._materialize and isinstance(raw, Tensor):
-                g = wrap_array(np.zeros(raw.shape, raw.dtype))
+                g = wrap_array(np.zeros(raw.shape, raw.dtype)) if raw._dev is None else zeros_like(raw.detach())
             grads.append(g)
         return grads
 
@@ -252,7 +252,11 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        if getattr(cls, "_grad_fn_name", None) is not None and _cuda_operand(args) is not None:
+        if (
+            getattr(cls, "_grad_fn_name", None) is not None
+            and not getattr(cls, "_cuda_forward", False)
+            and _cuda_operand(args) is not None
+        ):
             return _host_round_trip(cls, args, kwargs)
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
@@ -282,6 +286,8 @@ def _record(cls, ctx, args, outputs):
     diff = [isinstance(o, Tensor) and o.dtype.kind == "f" and id(o) not in ctx._non_differentiable for o in outputs]
     if not any(diff):
         return outputs
+    if any(d and o._dev is not None for o, d in zip(outputs, diff)):
+        return _record_on_device(rec, op, ctx, args, outputs, diff)
     dt = next(o.dtype for o, d in zip(outputs, diff) if d)
     total = sum(o._data.size + 1 for o, d in zip(outputs, diff) if d)
     newest = max(
@@ -329,6 +335,34 @@ def _record(cls, ctx, args, outputs):
             node = node or t.grad_fn
             t._node = node
     # keep the record alive as long as any output is (the tape holds it weakly)
+    return recorded
+
+
+def _record_on_device(rec, op, ctx, args, outputs, diff):
+    """``_record`` for CUDA outputs: each differentiable output becomes a node of the device graph
+    (``ad.cuda.ops.result``: no tape row; ``engine.graph_sweep`` calls the backward at the first output it
+    reaches, as for the CPU), holding the output's device array."""
+    from ..cuda.ops import result
+
+    if ctx._dirty:
+        raise NotImplementedError("mark_dirty in a custom Function on CUDA tensors is not implemented yet")
+    inputs = tuple(a for a in args if isinstance(a, Tensor))
+    recorded = []
+    for o, d in zip(outputs, diff):
+        if not d or o._dev is None:
+            if d:  # (outputs of one call on two devices: the sweep could not order them)
+                raise RuntimeError("a custom Function returned differentiable outputs on different devices")
+            recorded.append(o)
+            rec.outputs.append(None)
+            continue
+        t = result(o._data, o._dev, op, inputs, rec)
+        recorded.append(t)
+        rec.outputs.append(t)
+    node = None
+    for t in rec.outputs:  # one grad_fn for all outputs, as torch's
+        if t is not None:
+            node = node or t.grad_fn
+            t._node = node
     return recorded
 
 

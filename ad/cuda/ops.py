@@ -17,8 +17,9 @@ the op it serves.
 
 import numpy as np
 
-# the shared CUDA kernels (kernels/cuda) serve float tensors; kernels/cuda/ad_glue.py holds what they do not
-# cover (integer and bool data, cat/stack, the index maps' scatters, 0-d and empty cases)
+# the shared CUDA kernels (kernels/cuda) serve float tensors, and their copies, fills and gathers any dtype;
+# kernels/cuda/ad_glue.py holds what they do not cover (integer and bool arithmetic, cat/stack, the index maps'
+# scatters)
 from kernels import opcodes as K
 from kernels import pointwise as _pw
 from kernels.cuda import ad_glue as kc
@@ -26,6 +27,7 @@ from kernels.cuda import elementwise as ke
 from kernels.cuda import matmul as km
 from kernels.cuda import reduce as kr
 from kernels.cuda import softmax as ks
+from kernels.cuda import strided as kst
 
 from ..grad_mode import _grad_state
 from ..tape import _next_tape_id
@@ -162,7 +164,7 @@ def record_copy(op, x, t):
 
     data = empty(t._data.shape, t._data.dtype)
     if data.size:
-        kc.launch(kc.copy_kernel, data.size, flat(t._data), flat(data))
+        ke.copy(t._data, data)
     with enable_grad():
         return result(data, t._dev, op, (x,), (0.0, 0.0))
 
@@ -173,14 +175,14 @@ def write(t, value):
     d = t._data
     if not isinstance(value, Tensor):
         if d.size:
-            kc.launch(kc.fill_kernel, d.size, flat(d), value)
+            ke.fill(d, value)
         return
     value = on_device(value, t._dev)
     common_device(t, value)
     if value._data.shape != d.shape:
         value = gather_strided(value, d.shape, *_broadcast_layout(value._data.shape, d.shape), record=False)
     if d.size:
-        kc.launch(kc.copy_kernel, d.size, flat(value._data), flat(d))
+        ke.cast(value._data, d)
 
 
 def not_implemented(name):
@@ -276,7 +278,7 @@ def _to_copy(x, dev):
     if x._dev is not None:
         data = empty(x._data.shape, x._data.dtype)
         if x._data.size:
-            kc.launch(kc.copy_kernel, x._data.size, flat(x._data), flat(data))
+            ke.copy(x._data, data)
     else:
         data = to_device(x._data)
     return result(data, dev, TO_COPY, (x,), dev)
@@ -381,7 +383,7 @@ def const(x_or_mask, dtype):
     xd = x_or_mask._data
     out = empty(xd.shape, dtype)
     if xd.size:
-        kc.launch(kc.copy_kernel, xd.size, flat(xd), flat(out))
+        ke.cast(xd, out)
     return result(out, x_or_mask._dev)
 
 
@@ -396,7 +398,7 @@ def sign_const(x):
 def full(shape, value, dtype, dev):
     out = empty(shape, dtype)
     if out.size:
-        kc.launch(kc.fill_kernel, out.size, flat(out), value)
+        ke.fill(out, value)
     return result(out, dev)
 
 
@@ -406,7 +408,7 @@ def cast(x, dtype):
     xd = x._data
     out = empty(xd.shape, dtype)
     if xd.size:
-        kc.launch(kc.copy_kernel, xd.size, flat(xd), flat(out))
+        ke.cast(xd, out)
     return result(out, x._dev, CAST if dtype.kind == "f" else None, (x,), (0.0, 0.0))
 
 
@@ -459,9 +461,7 @@ def gather_strided(x, shape, strides, base, op=None, record=True, ctx=None):
     out = empty(shape, x._data.dtype)
     n = out.size
     if n:
-        shape_d = _ints(shape) if shape else _ints([1])
-        strides_d = _ints(strides) if shape else _ints([0])
-        kc.launch(kc.gather_strided_kernel, n, flat(x._data), flat(out), shape_d, strides_d, int(base))
+        kst.gather_strided(x._data, out, int(base), shape, [int(s) for s in strides])
     if not record:
         return result(out, x._dev)
     if ctx is None:
@@ -585,8 +585,26 @@ def group_reduce(op, x, dims, keepdim):
 def _convert(darr, dtype):
     out = empty(darr.shape, dtype)
     if darr.size:
-        kc.launch(kc.copy_kernel, darr.size, flat(darr), flat(out))
+        ke.cast(darr, out)
     return out
+
+
+def cumsum(x, dim):
+    """``cumsum`` of CUDA tensor ``x`` along ``dim`` (no graph: ``reductions._Cumsum`` records it): a block-level
+    scan for float data; integer and bool data (torch: int64 results, never differentiable) through the host."""
+    from .. import ops
+    from . import host_copy, index_tensor
+
+    xd = x._data
+    if xd.dtype.kind != "f":
+        return index_tensor(np.cumsum(host_copy(xd).reshape(xd.shape or (1,)), axis=dim).reshape(xd.shape), x)
+    shape = xd.shape or (1,)
+    out = empty(xd.shape, xd.dtype)
+    if xd.size:
+        from kernels.cuda import scan
+
+        scan.cumsum(flat(xd), flat(out), ops._size(shape[:dim]), shape[dim], ops._size(shape[dim + 1 :]))
+    return result(out, x._dev)
 
 
 # --- index maps -----------------------------------------------------------------------------------------------
@@ -597,7 +615,7 @@ def gather_map(x, shape, index_map, op):
     index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
     out = empty(shape, x._data.dtype)
     if out.size:
-        kc.launch(kc.gather_map_kernel, out.size, flat(x._data), flat(out), to_device(index_map))
+        kst.gather_map(x._data, to_device(index_map), out)
     return result(out, x._dev, op, (x,), (x.shape, index_map))
 
 
@@ -631,7 +649,7 @@ def _matmul_raw(xd, yd, layout, out_shape):
     out = empty(out_shape, np.result_type(xd.dtype, yd.dtype))
     if out.size:
         if layout[2] == 0:
-            kc.launch(kc.fill_kernel, out.size, flat(out), 0.0)
+            ke.fill(out, 0.0)
         else:
             kc.launch(kc.matmul_kernel, out.size, flat(xd), flat(yd), flat(out), _ints(layout))
     return out

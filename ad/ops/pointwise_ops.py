@@ -185,7 +185,11 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
     gradient passes where the input is finite, as torch."""
     _float_input(input, "nan_to_num")
     if input._data.dtype.kind != "f":
-        return _ops.clone(input.detach())
+        if input._dev is not None:
+            from ..cuda.ops import const
+
+            return const(input, input._data.dtype)
+        return wrap_array(input._data.copy())
     d = _cuda.host_copy(input._data)  # (the finite mask: on the host)
     filled = np.nan_to_num(d, nan=nan, posinf=posinf, neginf=neginf)
     finite = np.isfinite(d)

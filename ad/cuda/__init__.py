@@ -6,9 +6,10 @@ Importing this package imports nothing of numba: ``numba.cuda`` is imported when
 ``FakeCUDAArray``) and whose ``_dev`` is its ``ad.device`` (CPU tensors carry the class default ``None``, so a
 CPU op tests one attribute to know it has no CUDA work to do).
 
-Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``) and ``ops.py`` (the
+Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``), ``ops.py`` (the
 forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/ad_glue.py``, recorded in the
-Python graph that ``engine.graph_sweep`` differentiates).
+Python graph that ``engine.graph_sweep`` differentiates; in-place writes and their version checks) and
+``optim.py`` (``ad.optim``'s SGD and Adam steps of CUDA parameters).
 """
 
 import weakref

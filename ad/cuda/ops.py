@@ -8,8 +8,19 @@ from a CUDA tensor always takes that sweep (``autograd._run``), whose rules are 
 on the device. Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA
 path raises ``NotImplementedError``.
 
-Views are materialized (a strided gather into a new device array): CUDA tensors are always C-contiguous,
-and do not alias their base (in-place ops on CUDA tensors are not supported yet and raise).
+Views are materialized (a strided gather into a new device array; a reshape shares the memory): CUDA tensors
+are always C-contiguous. A view shares its base's version counter (``_view_of``), and an in-place write into
+a view, or into a tensor with live views, raises ``NotImplementedError`` (``check_write``): the others would
+not see it, as torch's would.
+
+In-place ops (``ad/methods.py``: ``_device_write`` when not recorded, ``views.rebase`` when recorded) compute
+out of place on the device and copy into the tensor's device array (``write``), which keeps its identity. The
+version checks of the CPU's sweep are ``DeviceGraph.check_saved``: ``tape.mark_modified`` flags the written
+node's row in ``modified``; a leaf's version is noted per node when recorded (``_leaf_versions``).
+
+Ops whose index map is computed from values (sort, max over a dim, ...) copy the values to the host for it
+(``ad.cuda.host_copy``); ad's numpy-forward primitives (linalg, conv, special functions) run through the
+recorded host round trip of ``autograd/function.py`` (``_host_round_trip``); ``cumsum`` is a device scan.
 
 Entry points are called by the CPU ops when an operand's ``_dev`` is set (``ad/ops/*``): each is named after
 the op it serves.

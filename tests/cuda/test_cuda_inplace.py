@@ -192,3 +192,16 @@ def test_views_share_the_version_counter_of_their_base():
     assert v._version == x._version == 0
     with pytest.raises(NotImplementedError):
         x.detach().add_(w.detach()[0])  # (x has a live view: refused through its detach() alias too)
+
+
+def test_copy_across_devices_as_torch():
+    a = ad.zeros(3)
+    a.copy_(ad.tensor([1.0, 2.0, 3.0], device="cuda"))
+    assert not a.is_cuda
+    np.testing.assert_array_equal(a.numpy(), [1.0, 2.0, 3.0])
+    w = ad.tensor([1.0, 2.0, 3.0], device="cuda", requires_grad=True)
+    y = ad.zeros(3, requires_grad=True) * 1.0
+    y.copy_(w * w)  # recorded: the gradient goes back through the copy to the device
+    (y * ad.tensor([1.0, 0.5, 2.0])).sum().backward()
+    assert w.grad.is_cuda
+    np.testing.assert_allclose(w.grad.cpu().numpy(), [2.0, 2.0, 12.0])

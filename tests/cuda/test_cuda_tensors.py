@@ -356,7 +356,9 @@ CUDA_CASES += (
     "nn_cosine_embedding_loss", "nn_elu", "nn_hardtanh", "nn_hinge_embedding_loss", "nn_logsigmoid", "nn_mish",
     "nn_relu6", "nn_selu", "nn_softplus", "nn_unfold_fold", "norm_p", "polygamma", "rot90", "scatter_src",
     "scatter_value_method", "tril_triu", "logsumexp", "fmax_fmin", "lerp", "nn_hardsigmoid",
-    "nn_binary_cross_entropy", "nn_gaussian_nll_loss", "nn_cosine_similarity", "masked_fill",
+    "nn_binary_cross_entropy", "nn_gaussian_nll_loss", "nn_cosine_similarity", "masked_fill", "nn_pad",
+    "nn_avg_pool1d", "nn_avg_pool2d", "nn_adaptive_avg_pool", "nn_sdpa", "nn_interpolate", "nn_interpolate_linear",
+    "nn_local_response_norm", "nn_conv2d_same",
 )  # fmt: skip
 # cases of ops that raise NotImplementedError on CUDA tensors
 NOT_ON_CUDA = ("prod",)
@@ -365,10 +367,9 @@ NOT_ON_CUDA = ("prod",)
 NOT_YET_ON_CUDA = (
     "as_strided_view", "cummax_cummin", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_solve", "linalg_slogdet",
     "linalg_solve_ex", "logcumsumexp", "logdet", "lu_unpack", "median", "nanmedian", "nansum_nanmean",
-    "nn_adaptive_avg_pool", "nn_avg_pool1d", "nn_avg_pool2d", "nn_conv2d_same", "nn_cross_entropy_combined",
-    "nn_cross_entropy_general", "nn_interpolate", "nn_interpolate_linear", "nn_local_response_norm", "nn_nll_loss",
-    "nn_pad", "nn_sdpa", "scatter_multiply", "scatter_reduce_amax_amin", "scatter_reduce_prod",
-    "scatter_reduce_sum_mean", "view_write_base", "view_write_constant",
+    "nn_cross_entropy_combined", "nn_cross_entropy_general", "nn_nll_loss", "scatter_multiply",
+    "scatter_reduce_amax_amin", "scatter_reduce_prod", "scatter_reduce_sum_mean", "view_write_base",
+    "view_write_constant",
 )  # fmt: skip
 
 

@@ -183,7 +183,7 @@ def _window_mean(x, plane_index, valid, weights, out):
     idx = np.where(valid, plane_index, 0)
     flat = idx + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * idx.ndim)
     taps = ops.gather_map(x, (n, c) + idx.shape, flat)
-    return ops.sum(taps * wrap_array(weights.astype(x.dtype)), -1)
+    return ops.sum(taps * _cuda.index_tensor(weights.astype(x.dtype), x), -1)
 
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn):  # noqa: A002

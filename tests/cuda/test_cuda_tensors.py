@@ -358,7 +358,8 @@ CUDA_CASES += (
     "scatter_value_method", "tril_triu", "logsumexp", "fmax_fmin", "lerp", "nn_hardsigmoid",
     "nn_binary_cross_entropy", "nn_gaussian_nll_loss", "nn_cosine_similarity", "masked_fill", "nn_pad",
     "nn_avg_pool1d", "nn_avg_pool2d", "nn_adaptive_avg_pool", "nn_sdpa", "nn_interpolate", "nn_interpolate_linear",
-    "nn_local_response_norm", "nn_conv2d_same",
+    "nn_local_response_norm", "nn_conv2d_same", "nn_cross_entropy_combined", "nn_cross_entropy_general",
+    "nn_nll_loss",
 )  # fmt: skip
 # cases of ops that raise NotImplementedError on CUDA tensors
 NOT_ON_CUDA = ("prod",)
@@ -367,7 +368,7 @@ NOT_ON_CUDA = ("prod",)
 NOT_YET_ON_CUDA = (
     "as_strided_view", "cummax_cummin", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_solve", "linalg_slogdet",
     "linalg_solve_ex", "logcumsumexp", "logdet", "lu_unpack", "median", "nanmedian", "nansum_nanmean",
-    "nn_cross_entropy_combined", "nn_cross_entropy_general", "nn_nll_loss", "scatter_multiply",
+    "scatter_multiply",
     "scatter_reduce_amax_amin", "scatter_reduce_prod", "scatter_reduce_sum_mean", "view_write_base",
     "view_write_constant",
 )  # fmt: skip

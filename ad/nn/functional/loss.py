@@ -171,7 +171,7 @@ def _picked(logp, t, weight, ignore_index):
         w = keep.astype(logp.dtype)
         w_t = None
     else:
-        wd = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+        wd = _cuda.host_copy(weight._data) if isinstance(weight, Tensor) else np.asarray(weight)
         if wd.shape != (c,):
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got "
                                f"weight tensor of shape: {list(wd.shape)}")
@@ -195,7 +195,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     picked, w, keep, _, _ = _picked(logp, flat_t, weight, ignore_index)
     if weight is None and reduction == "mean" and keep.all():
         return -ops.mean(picked)  # the common case: two rows
-    loss = -picked * wrap_array(w)
+    loss = -picked * _cuda.index_tensor(w, picked)
     if reduction == "mean":
         total = w.sum()
         return ops.sum(loss) * (1.0 / float(total)) if total else ops.sum(loss) * float("nan")
@@ -257,10 +257,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     c = lp.shape[1]
     keep = flat_t != ignore_index
     wlp = lp * ops.reshape(weight, (1, c)) if weight is not None else lp
-    smooth = -ops.sum(wlp, 1) * wrap_array(keep.astype(lp.dtype))
+    smooth = -ops.sum(wlp, 1) * _cuda.index_tensor(keep.astype(lp.dtype), lp)
     if reduction == "mean":
         if weight is not None:
-            wd = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+            wd = _cuda.host_copy(weight._data) if isinstance(weight, Tensor) else np.asarray(weight)
             denom = wd[flat_t[keep]].sum()
         else:
             denom = keep.sum()

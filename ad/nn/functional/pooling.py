@@ -13,6 +13,7 @@ dims gives, for every output element, the flat input indices of its window: ``(N
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ... import ops
 from ...tensor import Tensor, wrap_array
 
@@ -111,7 +112,7 @@ def _geometry(input, nd, kernel_size, stride, padding, dilation, ceil_mode, fn):
 def _max_over_windows(x, plane_index, valid):
     """``x`` (N, C, *spatial), windows ``(O..., K)``: the output and the per-plane index of each maximum."""
     n, c = x.shape[:2]
-    xd = x._data.reshape(n, c, -1)
+    xd = _cuda.host_copy(x._data).reshape(n, c, -1)  # (the index map: on the host; values gathered below)
     vals = xd[:, :, plane_index]  # (N, C, O..., K)
     if not valid.all():
         vals = np.where(valid, vals, -np.inf)
@@ -135,7 +136,7 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         result = ops.squeeze(result, 0)
         indices = indices[0]
     if return_indices:
-        return result, wrap_array(indices.astype(np.int64))
+        return result, _cuda.index_tensor(indices.astype(np.int64), input)
     return result
 
 
@@ -182,7 +183,7 @@ def _window_mean(x, plane_index, valid, weights, out):
     idx = np.where(valid, plane_index, 0)
     flat = idx + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * idx.ndim)
     taps = ops.gather_map(x, (n, c) + idx.shape, flat)
-    return ops.sum(taps * wrap_array(weights.astype(x.dtype)), -1)
+    return ops.sum(taps * _cuda.index_tensor(weights.astype(x.dtype), x), -1)
 
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn):  # noqa: A002

@@ -361,12 +361,14 @@ CUDA_CASES += (
     "nn_local_response_norm", "nn_conv2d_same", "nn_cross_entropy_combined", "nn_cross_entropy_general",
     "nn_nll_loss",
 )  # fmt: skip
+# runs on CUDA (equal to the CPU) since cuda-ops was merged onto the device tape (session 5)
+CUDA_CASES += ("linalg_slogdet",)
 # cases of ops that raise NotImplementedError on CUDA tensors
 NOT_ON_CUDA = ("prod",)
 # cases that do not run on CUDA yet: each raises (a host computation on a device array, a CPU constant mixed
 # with CUDA tensors, a write through a view): listed so that one that starts to pass is moved to CUDA_CASES
 NOT_YET_ON_CUDA = (
-    "as_strided_view", "cummax_cummin", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_solve", "linalg_slogdet",
+    "as_strided_view", "cummax_cummin", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_solve",
     "linalg_solve_ex", "logcumsumexp", "logdet", "lu_unpack", "median", "nanmedian", "nansum_nanmean",
     "scatter_multiply",
     "scatter_reduce_amax_amin", "scatter_reduce_prod", "scatter_reduce_sum_mean", "view_write_base",

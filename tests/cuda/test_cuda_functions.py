@@ -85,3 +85,33 @@ def test_cumsum_of_integers_on_cuda_is_int64():
     out = ad.cumsum(ad.tensor([1, 2, 3], device="cuda"), 0)
     assert out.is_cuda and out.dtype == np.int64
     np.testing.assert_array_equal(out.cpu().numpy(), [1, 3, 6])
+
+
+class _TwoDevices(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2.0, (x * 3.0).cpu()
+
+    @staticmethod
+    def backward(ctx, g, g_host):
+        return g * 2.0
+
+
+class _Dirty(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        x.mul_(2.0)
+        ctx.mark_dirty(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2.0
+
+
+def test_custom_function_cases_the_device_tape_refuses():
+    x = ad.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    with pytest.raises(RuntimeError, match="differentiable outputs on different devices"):
+        _TwoDevices.apply(x)
+    with pytest.raises(NotImplementedError, match="mark_dirty in a custom Function on CUDA tensors"):
+        _Dirty.apply(x * 1.0)

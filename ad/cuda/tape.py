@@ -15,7 +15,8 @@ Data structures (read ``ad/tape.py``'s docstring first; everything there holds h
   set by ``tape.mark_modified`` as on the CPU; a backward uploads it when the tape is ``dirty``.
 - ``graph_rows``: rows of nodes the device sweep cannot run (ops whose row ``_encode`` does not encode): a
   placeholder row (``K.PYTHON``, which the kernel skips) holds their place, and a backward whose graph reaches
-  one takes ``engine.graph_sweep`` (``backward.needs_graph_sweep``).
+  one takes ``engine.graph_sweep`` (``backward.needs_graph_sweep``), which checks their saved values by their op
+  (``check_graph_row``: the ``modified`` flags of the node and its operands, the versions of leaf operands).
 
 A ``.cpu()`` copy of a CUDA tensor that requires grad is a host tensor recorded on the device tape (a COPY
 row from the CUDA operand; its arena slot holds no values, COPY reads none): the CPU tape that consumes it

@@ -1,7 +1,8 @@
 """Custom ``autograd.Function``s and device scans on CUDA tensors (issue 10), against the CPU.
 
-- A user's Function on CUDA tensors records a node of the device graph (``function._record_on_device``): its
-  backward re-enters Python as on the CPU; first order, double backward and forward mode equal the CPU's.
+- A user's Function on CUDA tensors records its outputs on the device tape (``function._record``: a K.PYTHON
+  row each): its backward re-enters Python as on the CPU; first order, double backward and forward mode equal
+  the CPU's. The cases the device tape refuses (outputs on two devices, ``mark_dirty``) raise.
 - ``cumsum`` runs on the device (``kernels/cuda/scan.py``, a block-level scan), never through the host round
   trip that ad's other numpy-forward primitives take (``function._host_round_trip``): checked by making that
   round trip raise.

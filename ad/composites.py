@@ -6,6 +6,7 @@ tests check them like primitives.
 
 import numpy as np
 
+from . import cuda as _cuda
 from . import ops
 from .ops import _reduce_dims, outer  # noqa: F401 - re-exported
 from .saved import guard
@@ -44,11 +45,13 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 def logsumexp(x, dim, keepdim=False):
     """``log(sum(exp(x), dim))`` computed stably; its gradient is ``softmax(x, dim)``."""
     dims = _reduce_dims(x, dim)
-    m = np.max(x._data, axis=dims, keepdims=True) if x._data.size else np.zeros([1] * x.ndim)
+    xd = x._data if x._dev is None else _cuda.host_copy(x._data)  # (the shift: computed on the host)
+    m = np.max(xd, axis=dims, keepdims=True) if xd.size else np.zeros([1] * x.ndim)
     m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
-    shifted = x - wrap_array(m)
+    shifted = x - _cuda.index_tensor(m, x)
     keep = keepdim or not dims  # (reduced without a squeeze: the result is no view, as torch's)
-    out = ops.log(ops.sum(ops.exp(shifted), dims, keepdim=keep)) + wrap_array(m if keep else np.squeeze(m, dims))
+    shift = _cuda.index_tensor(m if keep else np.squeeze(m, dims), x)
+    out = ops.log(ops.sum(ops.exp(shifted), dims, keepdim=keep)) + shift
     return guard(out, "LogsumexpBackward0", x, result=True)  # torch's logsumexp saves its input and result
 
 

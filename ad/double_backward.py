@@ -63,7 +63,9 @@ def fused_grad(roots, seeds, targets, retain_graph):
     tape = roots[0]._tape
     if tape is None or tape.dirty or any(t._op is None or t._tape is not tape for t in roots):
         return None
-    if not tape.hook_rows.keys() <= tape.python_rows or any(held(e[2]) is None or held(e[2])._op is not None for e in tape.externs):
+    if not tape.hook_rows.keys() <= tape.python_rows or any(
+        held(e[2]) is None or held(e[2])._op is not None for e in tape.externs
+    ):
         return None  # hooks, retain_grad, custom Functions, or operands from other tapes' graphs
     xs = list(targets.values())
     x_offs = []

@@ -69,7 +69,7 @@ def _torch_name(dt):
 
 def inplace(name, fn):
     """``self.name_(*args)``: ``fn(self, *args)`` written into ``self`` (see the module header)."""
-    from .methods import _INPLACE_LEAF, _bump, _dual_inplace, _rebase
+    from .methods import _INPLACE_LEAF, _bump, _dual_inplace, _rebase, _store
 
     def method(self, *args, **kwargs):
         tensors = [a for a in args if isinstance(a, Tensor)]
@@ -86,7 +86,7 @@ def inplace(name, fn):
                 return self
         _views.check_write(self)  # (an expanded self: torch refuses the write whatever the grad mode)
         result = _fit(fn(self, *args, **kwargs), self, name)
-        self._data[...] = result._data
+        _store(self, result)
         _bump(self)
         return self
 

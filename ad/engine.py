@@ -875,6 +875,11 @@ def _check_saved(t):
     """Raise torch's error if a value that ``t``'s rows saved for backward was modified in place since (what
     the kernel checks per row)."""
     tape = t._tape
+    if t._row in getattr(tape, "graph_rows", ()):  # (a CUDA node without a row to read: its op's check)
+        from .cuda.tape import check_graph_row
+
+        check_graph_row(t, _inputs_of(t))
+        return
     if not tape.dirty:
         return
     mod = tape.modified

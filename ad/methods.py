@@ -27,6 +27,8 @@ def _inplace(name, np_op, out_of_place):
             return _rebase(self, lambda snap: _self_aliased(out_of_place(snap, snap, *args, **kwargs), snap))
         if _dual_inplace(self, other, lambda: out_of_place(self, other, *args, **kwargs)):
             return self
+        if self._dev is not None or args or kwargs:  # (``alpha=``: numpy's in-place op has none)
+            return _device_write(self, lambda: out_of_place(self, other, *args, **kwargs), name)
         views.check_write(self)
         value = _operand_data(other)
         shape = np.shape(value)
@@ -45,6 +47,34 @@ def _inplace(name, np_op, out_of_place):
         "node's place); a value saved for backward and then overwritten makes that backward raise."
     )
     return method
+
+
+def _store(self, result):
+    """Write tensor ``result``'s values into ``self``'s storage (on the device for a CUDA tensor)."""
+    if self._dev is not None:
+        from .cuda.ops import write
+
+        write(self, result)
+    else:
+        self._data[...] = result._data
+
+
+def _device_write(self, compute, name):
+    """An in-place op that is not recorded, on a CUDA tensor (or one numpy has no in-place form of):
+    ``compute()`` out of place (no graph), checked and cast as the CPU's (``elementwise_methods._fit``), then
+    copied into ``self``'s storage, which keeps its identity (``.data_ptr()``, the tensors sharing it)."""
+    from .cuda.ops import check_write
+    from .elementwise_methods import _fit
+    from .grad_mode import no_grad
+
+    views.check_write(self)
+    if self._dev is not None:
+        check_write(self)
+    with no_grad():
+        result = _fit(compute(), self, name)
+        _store(self, result)
+    _bump(self)
+    return self
 
 
 def _bump(self):
@@ -108,8 +138,12 @@ def _dual_inplace(self, other, result_fn):
     if not (_fw.levels and (self._tangents is not None or (isinstance(other, Tensor) and other._tangents))):
         return False
     views.check_write(self)
+    if self._dev is not None:
+        from .cuda.ops import check_write
+
+        check_write(self)
     result = result_fn()
-    self._data[...] = result._data
+    _store(self, result)
     self._tangents = dict(result._tangents) if result._tangents else None
     reregister(self)
     views.sync_tangents(self)
@@ -122,6 +156,8 @@ def _zero_(self):
         return _rebase(self, lambda snap: snap * 0.0)
     if _dual_inplace(self, None, lambda: self * 0.0):
         return self
+    if self._dev is not None:
+        return _device_write(self, lambda: ops.zeros_like(self), "zero")
     self._data[...] = 0
     _bump(self)
     return self
@@ -134,6 +170,8 @@ def _fill_(self, value):
         return self
     if isinstance(value, Tensor):
         views.check_write(self)  # torch fills from a tensor as a copy: refused into overlapping memory
+    if self._dev is not None:
+        return _device_write(self, lambda: (self * 0 + value).to(self.dtype), "fill")
     self._data[...] = _operand_data(value)
     _bump(self)
     return self
@@ -142,13 +180,28 @@ def _fill_(self, value):
 def _copy_(self, src, non_blocking=False):
     if _records_inplace(self, src):
         src = src if isinstance(src, Tensor) else wrap_array(np.asarray(src, self.dtype))
+        if src._dev != self._dev:  # (torch copies across devices: a recorded copy to self's device first)
+            src = src.to(self.device)
         return _rebase(self, lambda snap: snap * 0.0 + ops.expand(src.to(self.dtype), self.shape))
     if _dual_inplace(self, src, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(src).to(self.dtype), self.shape)):
         return self
+    if self._dev is not None or (isinstance(src, Tensor) and src._dev is not None):
+        return _device_copy_(self, src)
     views.check_write(self)
     self._data[...] = _operand_data(src)
     _bump(self)
     return self
+
+
+def _device_copy_(self, src):
+    """``copy_`` with a CUDA tensor on either side: the source goes to ``self``'s device first (as torch's)."""
+    src = src.detach().to(self.device) if isinstance(src, Tensor) else src
+    if self._dev is None:
+        return _copy_(self, src)
+    src = src if isinstance(src, Tensor) else ops.as_tensor_operand(src)
+    if src._dev is None:
+        src = src.to(self.device)
+    return _device_write(self, lambda: ops.expand(src.to(self.dtype), self.shape), "copy")
 
 
 def _clamp_(self, min=None, max=None):  # noqa: A002
@@ -156,6 +209,8 @@ def _clamp_(self, min=None, max=None):  # noqa: A002
         return _rebase(self, lambda snap: ops.clamp(snap, min, max))
     if _dual_inplace(self, None, lambda: ops.clamp(self, min, max)):
         return self
+    if self._dev is not None:
+        return _device_write(self, lambda: ops.clamp(self, min, max), "clamp")
     views.check_write(self)
     np.clip(self._data, min, max, out=self._data)
     _bump(self)
@@ -167,10 +222,26 @@ def _setitem(self, key, value):
         return _rebase(self, lambda snap: _index_put(snap, key, value))
     if _dual_inplace(self, value, lambda: _index_put(self, key, value)):
         return
+    if self._dev is not None:
+        key = _host_key(key)
+        _device_write(self, lambda: _index_put(self, key, value), "index_put")
+        return
     nkey, advanced = ops._index_key(key)
     views.check_write(self if advanced else _region(self, nkey))
     self._data[nkey] = _operand_data(value)
     _bump(self)
+
+
+def _host_key(key):
+    """An index key with its CUDA index tensors copied to the host: the written positions are an index map
+    (``ad.cuda.host_copy``: a boolean mask's positions are data-dependent, torch synchronizes for them too)."""
+    if isinstance(key, tuple):
+        return tuple(_host_key(k) for k in key)
+    if isinstance(key, Tensor) and key._dev is not None:
+        from .cuda import host_copy
+
+        return wrap_array(host_copy(key._data))
+    return key
 
 
 def _region(self, nkey):
@@ -185,7 +256,7 @@ def _index_put(self, key, value):
     mask[nkey] = 1.0
     positions = np.arange(self._data.size, dtype=np.int64).reshape(self.shape)[nkey]
     if not isinstance(value, Tensor):
-        value = wrap_array(np.asarray(value, self.dtype))
+        value = _on_device_of(self, np.asarray(value, self.dtype))
     value = ops.expand(value.to(self.dtype), positions.shape) if value.shape != positions.shape else value
     flat = positions.reshape(-1)
     # a position indexed more than once takes the last value written there (numpy's and torch's CPU order),
@@ -195,7 +266,24 @@ def _index_put(self, key, value):
         value = ops.gather_map(value, (last.size,), last)
         flat = flat[last]
     placed = ops.scatter_map(value, self.shape, flat)
-    return self * wrap_array(1.0 - mask) + placed
+    return self * _on_device_of(self, 1.0 - mask) + placed
+
+
+def _on_device_of(t, arr):
+    """Host constant ``arr`` as a tensor on ``t``'s device."""
+    from .cuda import index_tensor
+
+    return index_tensor(arr, t)
+
+
+def _invert(self):
+    if self._dev is not None:
+        if self._data.dtype != np.bool_:
+            from .cuda.ops import not_implemented
+
+            raise not_implemented("bitwise_not of an integer tensor")
+        return _compare(np.equal)(self, False)
+    return wrap_array(np.logical_not(self._data))
 
 
 def _compare(np_op):
@@ -279,7 +367,7 @@ def bind():
     T.__ne__ = _compare(np.not_equal)
     T.__and__ = _compare(np.logical_and)
     T.__or__ = _compare(np.logical_or)
-    T.__invert__ = lambda self: wrap_array(np.logical_not(self._data))
+    T.__invert__ = _invert
     T.__hash__ = object.__hash__
     T.__iadd__ = T.add_ = _inplace("add_", np.add, ops.add)
     T.__isub__ = T.sub_ = _inplace("sub_", np.subtract, ops.sub)
@@ -418,7 +506,7 @@ def _inplace_product(name, fn):
             raise RuntimeError(
                 f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(result.shape)}"
             )
-        self._data[...] = result._data
+        _store(self, result)
         _bump(self)
         return self
 

@@ -120,10 +120,15 @@ def polygamma_method(self, n):
 class _Cumsum(Function):
     _grad_fn_name = "CumsumBackward0"
     _backward_carries_tangents = True  # (linear: the tangent is the cotangent's)
+    _cuda_forward = True  # (a device scan: no host round trip)
 
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
+        if x._dev is not None:
+            from .cuda.ops import cumsum as device_cumsum
+
+            return device_cumsum(x, dim)
         return wrap_array(np.cumsum(x._data.reshape(x.shape or (1,)), axis=dim).reshape(x.shape))
 
     @staticmethod

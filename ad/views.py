@@ -172,6 +172,8 @@ def check_operand_overlap(t, other):
     memory with the same layout, or disjoint memory, is fine."""
     if not isinstance(other, Tensor) or other is t or t._vc is None or t._vc is not other._vc:
         return  # (only aliases of one storage share a version counter)
+    if t._dev is not None:
+        return  # (CUDA: only detach() aliases share memory, whole; views refuse writes, cuda.ops.check_write)
     a, b = t._data, other._data
     if a.size == 0 or b.size == 0 or not _dense(a) or not _dense(b):
         return  # torch: too hard to tell, allowed
@@ -225,6 +227,10 @@ def rebase(self, compute):
     from .forward import reregister
 
     check_write(self)
+    if self._dev is not None:
+        from .cuda.ops import check_write as check_cuda_write
+
+        check_cuda_write(self)
     base = self._vbase
     view_retains = base is not None and self._retains_grad
     if base is not None:
@@ -240,7 +246,7 @@ def rebase(self, compute):
         # own node (and a hook registered on the view before the write) is not on that path
         snapshot = ops.gather_map(base, self._data.shape, pos)
     else:  # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
-        snapshot = ops.clone(self) if self._rg or self._tangents else ops.wrap_array(np.array(self._data, copy=True))
+        snapshot = ops.clone(self) if self._rg or self._tangents else _copy_of(self)
     try:
         result = compute(snapshot)
         if result._data.shape != self._data.shape:
@@ -281,7 +287,7 @@ def rebase(self, compute):
     reregister(old)
     vc = counter(target)
     version = vc.version + 1
-    target._data[...] = new._data  # the storage: every view sees the write
+    methods._store(target, new)  # the storage: every view sees the write
     keep = {k: target.__dict__[k] for k in _KEEP if k in target.__dict__}
     target.__dict__.clear()
     target.__dict__.update(new.__dict__)
@@ -300,6 +306,17 @@ def rebase(self, compute):
     if view_retains and not self._retains_grad:  # retain_grad follows the view to its regenerated node
         self.retain_grad()
     return self
+
+
+def _copy_of(t):
+    """A constant copy of ``t``'s values, on its device."""
+    if t._dev is not None:
+        from .cuda.ops import const
+
+        return const(t, t._data.dtype)
+    from . import ops
+
+    return ops.wrap_array(np.array(t._data, copy=True))
 
 
 def _stop_retaining_before(t):
@@ -509,7 +526,12 @@ def _rehome(t):
     methods._semantics_rebase(t, old)  # a custom Function's record keeps its output: the pre-write node
     reregister(old)
     name = old.grad_fn.name()
-    new = ops._record_copy(ops.REHOME, old, np.ascontiguousarray(t._data))
+    if t._dev is not None:
+        from .cuda.ops import record_copy
+
+        new = record_copy(ops.REHOME, old, t)
+    else:
+        new = ops._record_copy(ops.REHOME, old, np.ascontiguousarray(t._data))
     keep = {k: t.__dict__[k] for k in _KEEP if k in t.__dict__}
     tangents = t._tangents
     t.__dict__.clear()

@@ -26,7 +26,7 @@ from .. import forward
 from ..engine import FREED_MESSAGE
 from ..forward import _fw
 from ..grad_mode import _grad_state, no_grad
-from ..ops import Op, _operand, _tape_for
+from ..ops import Op, _operand, _tape_for, zeros_like
 from ..saved import result_guards, unsaved_inputs
 from ..tensor import Tensor, _new, wrap_array
 from .graph import current_saved_tensors_hooks
@@ -181,7 +181,7 @@ class _Record:
         for out, raw in zip(self.outputs, self.raw_outputs):
             g = cot_of(out) if out is not None else None
             if g is None and self.ctx._materialize and isinstance(raw, Tensor):
-                g = wrap_array(np.zeros(raw.shape, raw.dtype))
+                g = wrap_array(np.zeros(raw.shape, raw.dtype)) if raw._dev is None else zeros_like(raw.detach())
             grads.append(g)
         return grads
 
@@ -275,6 +275,12 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        if (
+            getattr(cls, "_grad_fn_name", None) is not None
+            and not getattr(cls, "_cuda_forward", False)
+            and _cuda_operand(args) is not None
+        ):
+            return _host_round_trip(cls, args, kwargs)
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
         levels = forward.visible_levels_of(*[a for a in args if isinstance(a, Tensor)]) if _fw.levels else []
@@ -314,6 +320,11 @@ def _record(cls, ctx, args, outputs):
     need = total + sum(a._data.size + 1 for a in args if isinstance(a, Tensor))
     if dev is not None:  # CUDA outputs: the call's rows go on the device tape (ad/cuda/tape.py)
         from ..cuda import tape as device_tape
+
+        if any(d and o._dev != dev for o, d in zip(outputs, diff)):  # (one tape per device: no order between)
+            raise RuntimeError("a custom Function returned differentiable outputs on different devices")
+        if ctx._dirty:
+            raise NotImplementedError("mark_dirty in a custom Function on CUDA tensors is not implemented yet")
 
         tape = device_tape.tape_for(dt, need, dev, [a for a in args if isinstance(a, Tensor)])
         operand = device_tape.operand
@@ -401,6 +412,33 @@ def _take_over(d, rec, recorded):
 
 
 _OPS_BY_CLASS = {}
+
+
+def _cuda_operand(args):
+    for a in args:
+        if isinstance(a, Tensor) and a._dev is not None:
+            return a
+    return None
+
+
+def _host_round_trip(cls, args, kwargs):
+    """ad's own numpy-forward primitives (``_grad_fn_name``: scans, special functions, linear algebra, conv)
+    on CUDA operands: the documented host round trip of issue 10. The CUDA operands are copied to the host
+    (``.cpu()``), the CPU primitive runs, and its tensor outputs are copied back to the operands' device
+    (``.to``); both copies are recorded (``ToCopyBackward0``), so gradients, ``create_graph`` and forward-mode
+    tangents go through the same copies (``engine.graph_sweep`` sweeps the mixed graph). Exact, and never
+    silent: it costs two transfers per call where a device kernel would cost none."""
+    dev = _cuda_operand(args).device
+    for a in args:
+        if isinstance(a, Tensor) and a._dev is not None and a.device != dev:
+            from ..cuda.ops import device_mismatch
+
+            raise device_mismatch(dev, a.device)
+    host = [a.cpu() if isinstance(a, Tensor) and a._dev is not None else a for a in args]
+    out = cls.apply(*host, **kwargs)
+    if isinstance(out, tuple):
+        return tuple(o.to(dev) if isinstance(o, Tensor) else o for o in out)
+    return out.to(dev) if isinstance(out, Tensor) else out
 
 
 def _op_for(cls):

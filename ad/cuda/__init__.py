@@ -7,12 +7,15 @@ Importing this package imports nothing of numba: ``numba.cuda`` is imported when
 CPU op tests one attribute to know it has no CUDA work to do).
 
 Modules: ``arrays.py`` (device arrays: making, copying, ``__cuda_array_interface__``), ``ops.py`` (the
-forward of each op on CUDA tensors, through ``kernels/cuda`` and ``kernels/cuda/ad_glue.py``), ``tape.py``
-(the device tape: the CPU tape's rows with values in a device arena) and ``backward.py`` (its sweep on the
-device, ``kernels/cuda/sweep.py``, inside ``engine.kernel_sweep``).
+forward of each op on CUDA tensors, through ``kernels/cuda``, recorded on the device tape; in-place writes and
+their version checks), ``tape.py`` (the device tape: the CPU tape's rows with values in a device arena),
+``backward.py`` (its sweep on the device, ``kernels/cuda/sweep.py``, inside ``engine.kernel_sweep``) and
+``optim.py`` (``ad.optim``'s SGD and Adam steps of CUDA parameters).
 """
 
 import sys
+
+import numpy as np
 
 __all__ = ["is_available", "device_count", "current_device", "synchronize", "set_device"]
 
@@ -35,6 +38,29 @@ def reaches_device_tape(outputs):
     from .backward import graph_reaches
 
     return graph_reaches(outputs, lambda t: getattr(t._tape, "on_device", False))
+
+
+def host_copy(data):
+    """``data`` as a numpy array: itself on the host, a host copy of a device array.
+
+    The documented host round trip of CUDA tensors (issue 10): ops whose *index map* is computed from values
+    (argmax/argmin of max/min over a dim, argsort of sort/topk/kthvalue/msort, max pooling's window maxima,
+    embedding's indices, nan_to_num's finite mask) copy the values to the host for it, as torch's CUDA ops with
+    data-dependent output shapes synchronize; the values they return are gathered on the device from the
+    operand, so they are exact, and the gradient runs on the device."""
+    return data if isinstance(data, np.ndarray) else data.copy_to_host()
+
+
+def index_tensor(arr, like):
+    """Host array ``arr`` (an op's index output) as a tensor on ``like``'s device."""
+    from ..tensor import wrap_array
+
+    if like._dev is None:
+        return wrap_array(arr)
+    from .arrays import to_device, wrap
+
+    arr = np.asarray(arr)
+    return wrap(to_device(arr.reshape(arr.size)).reshape(arr.shape), like._dev)
 
 
 def is_available():

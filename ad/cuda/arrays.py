@@ -39,6 +39,16 @@ def simulated():
     return bool(config.ENABLE_CUDASIM)
 
 
+# what a real numba device array has beyond FakeCUDAArray's own methods (``SimDeviceArray.__getattr__``)
+_DEVICE_ARRAY_ATTRS = frozenset(("strides", "ndim", "size", "dtype", "nbytes", "flags", "alloc_size", "stream"))
+_HOST_OPERATORS = tuple(f"__{n}__" for n in ("add", "sub", "mul", "floordiv", "truediv", "mod", "pow"))
+_HOST_OPERATORS += tuple(f"__{n}__" for n in ("lt", "le", "gt", "ge"))
+
+
+def _no_host_arithmetic(self, other):
+    raise TypeError("arithmetic on a CUDA device array on the host: use a kernel (ad/cuda/ops.py)")
+
+
 def _sim_array_type():
     """Under the simulator, CUDA tensors hold this ``FakeCUDAArray``, made to behave as a real device array
     where the simulator's does not: ``shape`` is a plain tuple (the simulator's refuses negative indices), and
@@ -66,12 +76,29 @@ def _sim_array_type():
                 ret = self._ary[idx]
                 return SimDeviceArray(ret) if type(ret) is np.ndarray else ret
 
+            def copy_to_device(self, ary, stream=0):
+                # (the simulator's own reads both arrays as numpy, which these refuse)
+                src = ary._ary if hasattr(ary, "_ary") else np.asarray(ary)
+                if src.squeeze().shape != self._ary.squeeze().shape or src.dtype != self._ary.dtype:
+                    raise ValueError(f"incompatible arrays: {src.shape} {src.dtype} vs. {self.shape} {self.dtype}")
+                np.copyto(self._ary, src.reshape(self._ary.shape))
+
             @property
             def __cuda_array_interface__(self):
                 return cuda_array_interface(self)
 
             def __array__(self, *args, **kwargs):
                 raise TypeError("implicit conversion of a (simulated) CUDA device array to numpy: copy it first")
+
+            def __getattr__(self, name):
+                # the simulator forwards every numpy attribute to the host array (``.copy()``, ``.cumsum()``,
+                # ``.astype()``...): only a real device array's are passed, so a host computation fails here
+                if name in _DEVICE_ARRAY_ATTRS:
+                    return getattr(self._ary, name)
+                raise AttributeError(f"a CUDA device array has no attribute {name!r}")
+
+        for op in _HOST_OPERATORS:  # a real device array has no arithmetic: the simulator's computes on the host
+            setattr(SimDeviceArray, op, _no_host_arithmetic)
 
         _SimArray = SimDeviceArray
     return _SimArray

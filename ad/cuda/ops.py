@@ -7,8 +7,20 @@ entries and contexts as on the CPU, so the same reverse and forward rules apply)
 Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA path raises
 ``NotImplementedError``.
 
-Views are materialized (a strided gather into a new device array): CUDA tensors are always C-contiguous,
-and do not alias their base (in-place ops on CUDA tensors are not supported yet and raise).
+Views are materialized (a strided gather into a new device array; a reshape shares the memory): CUDA tensors
+are always C-contiguous. A view shares its base's version counter (``_view_of``), and an in-place write into
+a view, or into a tensor with live views, raises ``NotImplementedError`` (``check_write``): the others would
+not see it, as torch's would.
+
+In-place ops (``ad/methods.py``: ``_device_write`` when not recorded, ``views.rebase`` when recorded) compute
+out of place on the device and copy into the tensor's device array (``write``), which keeps its identity. The
+version checks are the CPU's: ``ad.tape.mark_modified`` flags the written value's arena offsets in the device
+tape's ``modified`` (its own slot, and the slots it was imported into), which the sweeps check per row; a node
+with no row (``tape.graph_rows``) is checked by ``tape.check_graph_row``.
+
+Ops whose index map is computed from values (sort, max over a dim, ...) copy the values to the host for it
+(``ad.cuda.host_copy``); ad's numpy-forward primitives (linalg, conv, special functions) run through the
+recorded host round trip of ``autograd/function.py`` (``_host_round_trip``); ``cumsum`` is a device scan.
 
 Entry points are called by the CPU ops when an operand's ``_dev`` is set (``ad/ops/*``): each is named after
 the op it serves.
@@ -16,8 +28,9 @@ the op it serves.
 
 import numpy as np
 
-# the shared CUDA kernels (kernels/cuda) serve float tensors; kernels/cuda/ad_glue.py holds what they do not
-# cover (integer and bool data, cat/stack, the index maps' scatters, 0-d and empty cases)
+# the shared CUDA kernels (kernels/cuda) serve float tensors, and their copies, fills and gathers any dtype;
+# kernels/cuda/ad_glue.py holds what they do not cover (integer and bool arithmetic, cat/stack, the index maps'
+# scatters)
 from kernels import opcodes as K
 from kernels import pointwise as _pw
 from kernels.cuda import ad_glue as kc
@@ -25,6 +38,7 @@ from kernels.cuda import elementwise as ke
 from kernels.cuda import matmul as km
 from kernels.cuda import reduce as kr
 from kernels.cuda import softmax as ks
+from kernels.cuda import strided as kst
 
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, _new
@@ -51,6 +65,34 @@ def result(data, dev, op=None, inputs=(), ctx=None, attrs=None, alias=False):
             t._ctx = ctx
         _tape.record(t, dev, attrs, alias)
     return t
+
+
+def record_copy(op, x, t):
+    """A node of ``op`` over ``x`` holding a device copy of ``t``'s values, recorded whatever the grad mode
+    (``views._rehome``: a write under no_grad into a graph node)."""
+    from ..grad_mode import enable_grad
+
+    data = empty(t._data.shape, t._data.dtype)
+    if data.size:
+        ke.copy(t._data, data)
+    with enable_grad():
+        return result(data, t._dev, op, (x,), (0.0, 0.0))
+
+
+def write(t, value):
+    """Write ``value`` (a number, or a tensor on ``t``'s device broadcast to ``t``'s shape; cast to its dtype) into CUDA
+    tensor ``t``'s storage, on the device: the storage keeps its identity, as an in-place op's."""
+    d = t._data
+    if not isinstance(value, Tensor):
+        if d.size:
+            ke.fill(d, value)
+        return
+    value = on_device(value, t._dev)
+    common_device(t, value)
+    if value._data.shape != d.shape:
+        value = gather_strided(value, d.shape, *_broadcast_layout(value._data.shape, d.shape), record=False)
+    if d.size:
+        ke.cast(value._data, d)
 
 
 def not_implemented(name):
@@ -140,7 +182,7 @@ def _to_copy(x, dev):
     if x._dev is not None:
         data = empty(x._data.shape, x._data.dtype)
         if x._data.size:
-            kc.launch(kc.copy_kernel, x._data.size, flat(x._data), flat(data))
+            ke.copy(x._data, data)
     else:
         data = to_device(x._data)
     return result(data, dev, TO_COPY, (x,), dev)
@@ -245,7 +287,7 @@ def const(x_or_mask, dtype):
     xd = x_or_mask._data
     out = empty(xd.shape, dtype)
     if xd.size:
-        kc.launch(kc.copy_kernel, xd.size, flat(xd), flat(out))
+        ke.cast(xd, out)
     return result(out, x_or_mask._dev)
 
 
@@ -260,7 +302,7 @@ def sign_const(x):
 def full(shape, value, dtype, dev):
     out = empty(shape, dtype)
     if out.size:
-        kc.launch(kc.fill_kernel, out.size, flat(out), value)
+        ke.fill(out, value)
     return result(out, dev)
 
 
@@ -270,13 +312,18 @@ def cast(x, dtype):
     xd = x._data
     out = empty(xd.shape, dtype)
     if xd.size:
-        kc.launch(kc.copy_kernel, xd.size, flat(xd), flat(out))
+        ke.cast(xd, out)
     return result(out, x._dev, CAST if dtype.kind == "f" else None, (x,), (0.0, 0.0))
 
 
 def where(cond, x, y):
     from .. import ops
 
+    dev = common_device(x, y)
+    if cond._dev is None and not cond._rg:
+        # a mask on the host (ad's composites build their masks there: tril, masked_fill, pad, ...): copied to
+        # the device. (torch would refuse a CPU condition that is not 0-d; ad accepts it)
+        cond = wrap(to_device(cond._data), dev) if cond._data.ndim else cond
     dev = common_device(cond, x, y)
     cond, x, y = (on_device(t, dev) for t in (cond, x, y))
     shape = ops._broadcast_shape(ops._broadcast_shape(cond.shape, x.shape), y.shape)
@@ -318,9 +365,7 @@ def gather_strided(x, shape, strides, base, op=None, record=True, ctx=None):
     out = empty(shape, x._data.dtype)
     n = out.size
     if n:
-        shape_d = _ints(shape) if shape else _ints([1])
-        strides_d = _ints(strides) if shape else _ints([0])
-        kc.launch(kc.gather_strided_kernel, n, flat(x._data), flat(out), shape_d, strides_d, int(base))
+        kst.gather_strided(x._data, out, int(base), shape, [int(s) for s in strides])
     if not record:
         return result(out, x._dev)
     if ctx is None:
@@ -353,7 +398,7 @@ def view(op, x, fn):
 
     probe = fn(_probe(x._data.shape))
     base, strides = _probe_layout(probe)
-    return gather_strided(x, probe.shape, strides, base, op)
+    return _view_of(x, gather_strided(x, probe.shape, strides, base, op))
 
 
 def reshape(op, x, shape):
@@ -362,7 +407,36 @@ def reshape(op, x, shape):
     xd = x._data
     new = resolve_shape(xd.size, shape)
     data = xd.reshape(new) if xd.size else empty(new, xd.dtype)
-    return result(data, x._dev, op, (x,), (0.0, 0.0), alias=xd.size != 0)
+    return _view_of(x, result(data, x._dev, op, (x,), (0.0, 0.0), alias=xd.size != 0))
+
+
+def _view_of(x, out):
+    """Mark ``out`` as a view of ``x`` (``_cuda_base``: the root) sharing its version counter, as torch's views.
+
+    Views of CUDA tensors are not views of the device memory (a reshape shares it; the other view ops gather a
+    copy), so an in-place write into a view, or into a tensor that has live views, would not reach the others as
+    torch's does: ``check_write`` refuses it (``NotImplementedError``) rather than let them disagree."""
+    from ..tensor import share
+
+    root = x.__dict__.get("_cuda_base")
+    if root is None:
+        root = x
+    out._cuda_base = root
+    share(root, out)
+    return out
+
+
+def check_write(t):
+    """Raise ``NotImplementedError`` for an in-place write into CUDA tensor ``t`` that views would not see
+    (``_view_of``)."""
+    views = t.__dict__.get("_cuda_base") is not None
+    if not views and t._vc is not None and t._vc.refs:
+        views = any(m is not t and m.__dict__.get("_cuda_base") is not None for m in t._vc.members)
+    if views:
+        raise NotImplementedError(
+            "in-place writes into views of CUDA tensors, or into CUDA tensors that have live views, are not "
+            "implemented yet (views of CUDA tensors are copies); write into a clone() instead"
+        )
 
 
 def resolve_shape(size, shape):
@@ -415,8 +489,26 @@ def group_reduce(op, x, dims, keepdim):
 def _convert(darr, dtype):
     out = empty(darr.shape, dtype)
     if darr.size:
-        kc.launch(kc.copy_kernel, darr.size, flat(darr), flat(out))
+        ke.cast(darr, out)
     return out
+
+
+def cumsum(x, dim):
+    """``cumsum`` of CUDA tensor ``x`` along ``dim`` (no graph: ``reductions._Cumsum`` records it): a block-level
+    scan for float data; integer and bool data (torch: int64 results, never differentiable) through the host."""
+    from .. import ops
+    from . import host_copy, index_tensor
+
+    xd = x._data
+    if xd.dtype.kind != "f":
+        return index_tensor(np.cumsum(host_copy(xd).reshape(xd.shape or (1,)), axis=dim).reshape(xd.shape), x)
+    shape = xd.shape or (1,)
+    out = empty(xd.shape, xd.dtype)
+    if xd.size:
+        from kernels.cuda import scan
+
+        scan.cumsum(flat(xd), flat(out), ops._size(shape[:dim]), shape[dim], ops._size(shape[dim + 1 :]))
+    return result(out, x._dev)
 
 
 # --- index maps -----------------------------------------------------------------------------------------------
@@ -427,7 +519,7 @@ def gather_map(x, shape, index_map, op):
     index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
     out = empty(shape, x._data.dtype)
     if out.size:
-        kc.launch(kc.gather_map_kernel, out.size, flat(x._data), flat(out), to_device(index_map))
+        kst.gather_map(x._data, to_device(index_map), out)
     return result(out, x._dev, op, (x,), (x.shape, index_map))
 
 
@@ -461,7 +553,7 @@ def _matmul_raw(xd, yd, layout, out_shape):
     out = empty(out_shape, np.result_type(xd.dtype, yd.dtype))
     if out.size:
         if layout[2] == 0:
-            kc.launch(kc.fill_kernel, out.size, flat(out), 0.0)
+            ke.fill(out, 0.0)
         else:
             kc.launch(kc.matmul_kernel, out.size, flat(xd), flat(yd), flat(out), _ints(layout))
     return out

@@ -15,7 +15,8 @@ Data structures (read ``ad/tape.py``'s docstring first; everything there holds h
   set by ``tape.mark_modified`` as on the CPU; a backward uploads it when the tape is ``dirty``.
 - ``graph_rows``: rows of nodes the device sweep cannot run (ops whose row ``_encode`` does not encode): a
   placeholder row (``K.PYTHON``, which the kernel skips) holds their place, and a backward whose graph reaches
-  one takes ``engine.graph_sweep`` (``backward.needs_graph_sweep``).
+  one takes ``engine.graph_sweep`` (``backward.needs_graph_sweep``), which checks their saved values by their op
+  (``check_graph_row``: the ``modified`` flags of the node and its operands, the versions of leaf operands).
 
 A ``.cpu()`` copy of a CUDA tensor that requires grad is a host tensor recorded on the device tape (a COPY
 row from the CUDA operand; its arena slot holds no values, COPY reads none): the CPU tape that consumes it
@@ -236,9 +237,9 @@ def store(dst, src):
     if src.dtype == dst.dtype:
         dst.copy_to_device(src)  # device to device
     else:
-        from kernels.cuda import ad_glue as kc
+        from kernels.cuda import elementwise as ke
 
-        kc.launch(kc.copy_kernel, src.size, src, dst)
+        ke.cast(src, dst)
 
 
 def zero(darr):
@@ -350,9 +351,45 @@ def record(t, dev, attrs=None, alias=False):
         row = tape.record(K.PYTHON, off, -1, -1, n)
         tape.graph_rows.add(row)
         GRAPH_ONLY.add(tape)
+        if any(i is not None and i._op is None for i in inputs):  # (for ``check_graph_row``)
+            t._leaf_versions = tuple(None if i is None or i._op is not None else i._version for i in inputs)
     t._tape = tape
     t._off = off
     t._row = row
+
+
+def check_graph_row(t, inputs):
+    """Raise torch's error if a value that node ``t`` of a graph row (no row the sweeps read: ``engine.graph_sweep``
+    differentiates it from its operands' own tensors) needs for its backward (its op's ``SAVES`` entry, as the
+    rows' check) was overwritten in place since ``t`` was recorded: its own value or an operand node's (their
+    ``modified`` flags, set by ``ad.tape.mark_modified``), or a leaf operand's (its version moved past the one
+    ``record`` noted)."""
+    from kernels.cpu import READS_OUT, READS_X, READS_Y, SAVES, needed_reads_py
+
+    bits = t._op.code
+    if inputs and inputs[0] is not None and inputs[0]._rg:
+        bits |= K.XRG
+    if len(inputs) > 1 and inputs[1] is not None and inputs[1]._rg:
+        bits |= K.YRG
+    reads = needed_reads_py(int(SAVES[t._op.code]), bits)
+    stale = t if reads & READS_OUT and t._tape.modified[t._off] else None
+    leaf_versions = t.__dict__.get("_leaf_versions") or ()
+    for k, bit in ((0, READS_X), (1, READS_Y)):
+        if stale is not None or not reads & bit or k >= len(inputs) or inputs[k] is None:
+            continue
+        i = inputs[k]
+        if i._op is None:
+            if k < len(leaf_versions) and leaf_versions[k] is not None and i._version != leaf_versions[k]:
+                stale = i
+        elif i._tape is not None and i._tape.modified[i._off]:
+            stale = i
+    if stale is not None:
+        kind = "DoubleTensor" if stale._data.dtype == np.float64 else "FloatTensor"
+        raise RuntimeError(
+            "one of the variables needed for gradient computation has been modified by an inplace operation: "
+            f"[torch.cuda.{kind} {list(stale.shape)}] saved by {t.grad_fn.name()} was changed after it was "
+            "saved. Hint: compute on a clone() instead, or apply the in-place update after backward."
+        )
 
 
 def _bit(t, bit):

@@ -709,7 +709,7 @@ def add(x, y, *, alpha=1):
     if type(y) is Tensor and type(x) is Tensor and alpha == 1:
         return _add_fast(x, y)
     if alpha != 1:
-        y = mul(y, alpha)
+        y = y * alpha if _is_scalar(y) else mul(y, alpha)
     if not isinstance(x, Tensor):
         x, y = y, x
     if _is_scalar(y):

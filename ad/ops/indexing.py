@@ -10,6 +10,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from .. import cuda as _cuda
 from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
@@ -219,13 +220,14 @@ def _max_min(x, dim, keepdim, is_max):
         return _MaxMin((values, wrap_array(np.array(0, np.int64))))
     if xd.shape[d] == 0:
         raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have non-zero size.")
-    arg = np.argmax(xd, axis=d) if is_max else np.argmin(xd, axis=d)
+    host = xd if x._dev is None else _cuda.host_copy(xd)
+    arg = np.argmax(host, axis=d) if is_max else np.argmin(host, axis=d)
     arg_k = np.expand_dims(arg, d)
     flat_index = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)
     index_map = np.take_along_axis(flat_index, arg_k, axis=d)
     out_shape = arg_k.shape if keepdim else arg.shape
     values = gather_map(x, out_shape, index_map, MAX_DIM if is_max else MIN_DIM)
-    return _MaxMin((values, wrap_array(arg_k if keepdim else arg)))
+    return _MaxMin((values, _cuda.index_tensor(arg_k if keepdim else arg, x)))
 
 
 def max(x, dim=None, keepdim=False):  # noqa: A001 - torch's name

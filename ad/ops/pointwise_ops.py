@@ -19,6 +19,7 @@ import scipy.special
 
 from kernels import opcodes as K
 
+from .. import cuda as _cuda
 from .. import ops as _ops
 from ..grad_mode import _grad_state
 from ..saved import guard, saves_as
@@ -183,12 +184,19 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
     """NaN, +inf, -inf replaced by ``nan``, ``posinf`` (default: the dtype's largest value), ``neginf``; the
     gradient passes where the input is finite, as torch."""
     _float_input(input, "nan_to_num")
-    d = input._data
-    if d.dtype.kind != "f":
-        return wrap_array(d.copy())
+    if input._data.dtype.kind != "f":
+        if input._dev is not None:
+            from ..cuda.ops import const
+
+            return const(input, input._data.dtype)
+        return wrap_array(input._data.copy())
+    d = _cuda.host_copy(input._data)  # (the finite mask: on the host)
     filled = np.nan_to_num(d, nan=nan, posinf=posinf, neginf=neginf)
     finite = np.isfinite(d)
-    out = _ops.clone(input) if finite.all() else _ops.where(wrap_array(finite), input, wrap_array(filled))
+    if finite.all():
+        out = _ops.clone(input)
+    else:
+        out = _ops.where(_cuda.index_tensor(finite, input), input, _cuda.index_tensor(filled, input))
     return guard(out, "NanToNumBackward0", input)
 
 
@@ -287,12 +295,14 @@ def fmax(input, other):  # noqa: A002
     """Elementwise maximum ignoring NaN; the gradient goes to ``input`` where ``input >= other`` (or other is
     NaN), else to ``other``, as torch."""
     x, y = _operands(input, other, "fmax", scalars=False)
-    return guard(_ops.where(wrap_array((x._data >= y._data) | np.isnan(y._data)), x, y), "FmaxBackward0", x, y)
+    xd, yd = _cuda.host_copy(x._data), _cuda.host_copy(y._data)  # (the mask: on the host)
+    return guard(_ops.where(_cuda.index_tensor((xd >= yd) | np.isnan(yd), x), x, y), "FmaxBackward0", x, y)
 
 
 def fmin(input, other):  # noqa: A002
     x, y = _operands(input, other, "fmin", scalars=False)
-    return guard(_ops.where(wrap_array((x._data <= y._data) | np.isnan(y._data)), x, y), "FminBackward0", x, y)
+    xd, yd = _cuda.host_copy(x._data), _cuda.host_copy(y._data)  # (the mask: on the host)
+    return guard(_ops.where(_cuda.index_tensor((xd <= yd) | np.isnan(yd), x), x, y), "FminBackward0", x, y)
 
 
 def lerp(input, end, weight):  # noqa: A002
@@ -302,7 +312,7 @@ def lerp(input, end, weight):  # noqa: A002
     diff = y - x
     lo = x + w * diff
     hi = y - diff * (1.0 - w)
-    return _ops.where(wrap_array(np.abs(w._data) < 0.5), lo, hi)
+    return _ops.where(_cuda.index_tensor(np.abs(_cuda.host_copy(w._data)) < 0.5, w), lo, hi)
 
 
 @saves_as("AddcmulBackward0")

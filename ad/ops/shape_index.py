@@ -131,7 +131,7 @@ def _fill_value(value, x, fn):
 
 def _pick(mask, picked, x):
     """``where(mask, picked, x)`` that keeps integer dtypes (and needs no graph when nothing requires grad)."""
-    if not _needs_grad(picked, x):
+    if not _needs_grad(picked, x) and x._dev is None:
         return wrap_array(np.where(mask, _data(picked), _data(x)).astype(x.dtype, copy=False))
     return where(wrap_array(np.asarray(mask)), picked, x)
 
@@ -228,6 +228,12 @@ def _strided_view(x, op, view):
 
     The layout comes from applying ``view`` to a probe (``ad/ops/__init__.py``), so no index map is stored.
     """
+    if x._dev is not None:  # one strided gather on the device
+        probe = view(_probe(x.shape))
+        base, strides = _probe_layout(probe)
+        from ..cuda.ops import gather_strided as device_gather
+
+        return device_gather(x, probe.shape, strides, base, op=op, record=_recording(x))
     out_data = np.copy(view(x._data), order="C")  # (ascontiguousarray would make a 0-d array 1-d)
     if not _recording(x):
         return wrap_array(out_data)
@@ -690,7 +696,7 @@ def _tname(dtype):
 
 
 def _mask_array(mask, fn):
-    m = _data(mask)
+    m = _data(mask) if not isinstance(mask, Tensor) or mask._dev is None else mask._data.copy_to_host()  # (host)
     if m.dtype != np.bool_:
         raise RuntimeError(f"{fn} only supports boolean masks, but got mask with dtype {_tname(m.dtype).lower()}")
     return m

@@ -12,6 +12,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from .. import cuda as _cuda
 from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import Op, _gather_map_vjp, gather_map
@@ -58,7 +59,7 @@ def _take_values(input, order, axis, op):
 def _sort_args(input, dim):
     """The wrapped ``dim`` and the data as an array of at least 1 dim (a 0-d tensor sorts as one element)."""
     d = _wrap_dim(dim, input.ndim)
-    a = input._data if input.ndim else input._data.reshape(1)
+    a = _cuda.host_copy(input._data if input.ndim else input._data.reshape(1))  # (index map: on the host)
     return d, a
 
 
@@ -78,7 +79,7 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):  # noqa: A
     d, a = _sort_args(input, dim)
     order = _argsort(a, d, descending)
     values = _take_values(input, order, d, SORT)
-    result = _ValuesIndices((values, wrap_array(order.reshape(values.shape))))
+    result = _ValuesIndices((values, _cuda.index_tensor(order.reshape(values.shape), input)))
     if out is not None:
         return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
     return result
@@ -87,7 +88,7 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):  # noqa: A
 def argsort(input, dim=-1, descending=False, stable=False):  # noqa: A002
     """The indices that sort ``input`` along ``dim`` (stable)."""
     d, a = _sort_args(input, dim)
-    return wrap_array(_argsort(a, d, descending).reshape(input.shape))
+    return _cuda.index_tensor(_argsort(a, d, descending).reshape(input.shape), input)
 
 
 @_with_out("msort")
@@ -113,7 +114,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A00
         raise RuntimeError("selected index k out of range")
     order = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
     values = _take_values(input, order, d, TOPK)
-    result = _ValuesIndices((values, wrap_array(order.reshape(values.shape))))
+    result = _ValuesIndices((values, _cuda.index_tensor(order.reshape(values.shape), input)))
     if out is not None:
         return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
     return result
@@ -138,7 +139,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):  # noqa: A002
             values = gather_map(input, order.shape, np.squeeze(ids, d), KTHVALUE)
         else:
             values = _take_values(input, order, d, KTHVALUE)
-        indices = wrap_array(order)
+        indices = _cuda.index_tensor(order, input)
     result = _ValuesIndices((values, indices))
     if out is not None:
         return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))

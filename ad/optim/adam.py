@@ -63,6 +63,14 @@ def _fused(p, g, state, amsgrad, lr, beta1, beta2, eps, weight_decay, decoupled,
     return True
 
 
+def _zeros_like(p):
+    if p._dev is not None:
+        from ..ops import zeros_like
+
+        return zeros_like(p.detach())
+    return wrap_array(np.zeros_like(p._data))
+
+
 class Adam(Optimizer):
     """Adam (Kingma and Ba), as ``torch.optim.Adam``; ``decoupled_weight_decay=True`` makes it AdamW.
 
@@ -114,12 +122,18 @@ class Adam(Optimizer):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
-                    state["exp_avg"] = wrap_array(np.zeros_like(p._data))
-                    state["exp_avg_sq"] = wrap_array(np.zeros_like(p._data))
+                    state["exp_avg"] = _zeros_like(p)
+                    state["exp_avg_sq"] = _zeros_like(p)
                     if amsgrad:
-                        state["max_exp_avg_sq"] = wrap_array(np.zeros_like(p._data))
+                        state["max_exp_avg_sq"] = _zeros_like(p)
                 step_t = state["step"]._data
                 step_t += 1
+                if p._dev is not None:
+                    from ..cuda import optim as cuda_optim
+
+                    cuda_optim.adam(p, state, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled, maximize)
+                    _updated(p)
+                    continue
                 if _fused(p, g, state, amsgrad, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
                     _updated(p)
                     continue

@@ -211,7 +211,12 @@ class Optimizer:
                     if g._op is not None:
                         p._grad = g.detach()
                         g = p._grad
-                    g._data[...] = 0
+                    if g._dev is not None:
+                        from ..cuda.ops import write
+
+                        write(g, 0.0)
+                    else:
+                        g._data[...] = 0
                     _updated(g)
 
     def _call_closure(self, closure):

@@ -67,6 +67,12 @@ class SGD(Optimizer):
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
             for p, g in _params_with_grad(group):
+                if p._dev is not None:
+                    from ..cuda import optim as cuda_optim
+
+                    cuda_optim.sgd(p, self.state[p], lr, momentum, dampening, weight_decay, nesterov, maximize)
+                    _updated(p)
+                    continue
                 if maximize:
                     g = -g
                 if weight_decay != 0:

@@ -19,6 +19,7 @@ take for shapes and strides):
   scatter-add (integer indexing).
 - ``matmul``: batched matmul and linear (cuBLAS through CuPy on a GPU, tiled shared-memory kernel otherwise).
 - ``softmax``: log_softmax forward / backward over a dim, cross_entropy with class targets.
+- ``scan``: cumsum along a dim (a block-level scan).
 
 Host functions (each documents its arrays' shapes and dtypes):
 
@@ -45,4 +46,5 @@ MODULES = [
     "softmax",
     "sweep",
     "ad_glue",
+    "scan",
 ]

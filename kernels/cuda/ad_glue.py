@@ -1,7 +1,8 @@
 """The ``@cuda.jit`` kernels ``ad``'s CUDA forward (``ad/cuda/ops.py``) needs beyond the shared ones of this package
 (integer and bool data, cat/stack and index-map scatters, 0-d cases): elementwise values by opcode, strided
-gathers and scatter-adds (views, broadcasting, reductions), batched matmul over strided operands,
-log_softmax, cross entropy and ``where``.
+and index-map scatter-adds (reductions, cat, index maps' adjoints), batched matmul over strided operands,
+log_softmax, cross entropy and ``where``. Copies, casts, fills and gathers of any dtype are the shared ones
+(``elementwise.cast``/``copy``/``fill``, ``strided.gather_strided``/``gather_map``).
 
 Every kernel takes flat C-contiguous device arrays and walks them with a grid-stride loop, so any launch size
 is correct; ``launch`` picks blocks of 64 threads. Elementwise kernels take the op's opcode
@@ -110,14 +111,6 @@ def compare_kernel(code, x, y, out):
 
 
 @cuda.jit
-def copy_kernel(x, out):
-    """``out[i] = x[i]`` (converting the dtype: casts, bool masks to floats)."""
-    start = cuda.grid(1)
-    for i in range(start, out.shape[0], cuda.gridsize(1)):
-        out[i] = x[i]
-
-
-@cuda.jit
 def where_kernel(cond, x, y, out):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
@@ -148,28 +141,12 @@ def _strided_offset(i, shape, strides, base):
 
 
 @cuda.jit
-def gather_strided_kernel(x, out, shape, strides, base):
-    """``out[i] = x[base + sum_k i_k * strides[k]]`` for ``i`` over ``shape`` (out's shape)."""
-    start = cuda.grid(1)
-    for i in range(start, out.shape[0], cuda.gridsize(1)):
-        out[i] = x[_strided_offset(i, shape, strides, base)]
-
-
-@cuda.jit
 def scatter_add_strided_kernel(x, out, shape, strides, base, scale):
     """``out[base + sum_k i_k * strides[k]] += scale * x[i]`` for ``i`` over ``shape`` (x's shape); atomic,
     since reduced dimensions send many elements to one output."""
     start = cuda.grid(1)
     for i in range(start, x.shape[0], cuda.gridsize(1)):
         cuda.atomic.add(out, _strided_offset(i, shape, strides, base), scale * x[i])
-
-
-@cuda.jit
-def gather_map_kernel(x, out, index):
-    """``out[i] = x[index[i]]`` (integer indexing, ``gather``, ``index_select``)."""
-    start = cuda.grid(1)
-    for i in range(start, out.shape[0], cuda.gridsize(1)):
-        out[i] = x[index[i]]
 
 
 @cuda.jit
@@ -258,13 +235,6 @@ def onehot_kernel(target, out, C):
         out[i * C + target[i]] = 1.0
 
 
-@cuda.jit
-def fill_kernel(out, value):
-    start = cuda.grid(1)
-    for i in range(start, out.shape[0], cuda.gridsize(1)):
-        out[i] = value
-
-
 _F8, _I8, _B1 = "float64[::1]", "int64[::1]", "boolean[::1]"
 # what ``python -m kernels.cuda --ptx sm_90`` compiles (once this module is in ``MODULES``) and
 # tests/cuda/test_cuda_tensors.py compiles meanwhile: the signatures ad launches most (float64, int64, bool)
@@ -275,20 +245,13 @@ PTX_KERNELS = [
     ),
     (binary_kernel.py_func, [f"void(int64, {_F8}, {_F8}, {_F8})", f"void(int64, {_I8}, {_I8}, {_I8})"]),
     (compare_kernel.py_func, [f"void(int64, {_F8}, {_F8}, {_B1})", f"void(int64, {_I8}, {_I8}, {_B1})"]),
-    (copy_kernel.py_func, [f"void({_B1}, {_F8})", f"void({_F8}, {_I8})"]),
     (where_kernel.py_func, [f"void({_B1}, {_F8}, {_F8}, {_F8})"]),
     (add_inplace_kernel.py_func, [f"void({_F8}, {_F8})"]),
-    (
-        gather_strided_kernel.py_func,
-        [f"void({_F8}, {_F8}, {_I8}, {_I8}, int64)", f"void({_B1}, {_B1}, {_I8}, {_I8}, int64)"],
-    ),
     (scatter_add_strided_kernel.py_func, [f"void({_F8}, {_F8}, {_I8}, {_I8}, int64, float64)"]),
-    (gather_map_kernel.py_func, [f"void({_F8}, {_F8}, {_I8})"]),
     (scatter_add_map_kernel.py_func, [f"void({_F8}, {_F8}, {_I8})"]),
     (matmul_kernel.py_func, [f"void({_F8}, {_F8}, {_F8}, {_I8})"]),
     (add_bias_kernel.py_func, [f"void({_F8}, {_F8}, int64)"]),
     (log_softmax_kernel.py_func, [f"void({_F8}, {_F8}, int64, int64, int64)"]),
     (cross_entropy_kernel.py_func, [f"void({_F8}, {_I8}, {_F8}, int64, int64)"]),
     (onehot_kernel.py_func, [f"void({_I8}, {_F8}, int64)"]),
-    (fill_kernel.py_func, [f"void({_F8}, float64)", f"void({_B1}, float64)"]),
 ]

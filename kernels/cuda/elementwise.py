@@ -248,8 +248,13 @@ PTX_KERNELS = [
     ),
     (compare_kernel, [f"void(int64, {t}[::1], {t}[::1], boolean[::1], {_META})" for t in _FLOATS]),
     (where_kernel, [f"void({m}[::1], {t}[::1], {t}[::1], {t}[::1], {_META})" for t in _FLOATS for m in ("boolean", t)]),
-    (fill_kernel, [f"void({t}[::1], float64)" for t in (*_FLOATS, "boolean")]),
-    (cast_kernel, [f"void({a}[::1], {b}[::1])" for a in (*_FLOATS, "boolean") for b in _FLOATS]),
+    (fill_kernel, [f"void({t}[::1], float64)" for t in (*_FLOATS, "int64", "boolean")]),
+    (
+        cast_kernel,
+        [f"void({a}[::1], {b}[::1])" for a in (*_FLOATS, "boolean") for b in _FLOATS]
+        + [f"void({a}[::1], {b}[::1])" for a, b in (("float64", "int64"), ("int64", "float64"), ("int64", "int64"))]
+        + ["void(boolean[::1], int64[::1])", "void(int64[::1], boolean[::1])", "void(boolean[::1], boolean[::1])"],
+    ),
 ]
 
 _unary_forward = cuda.jit(unary_forward_kernel)
@@ -438,17 +443,18 @@ def where(mask, x, y, out):
 
 
 def fill(out, value):
-    """``out[...] = value`` (a float32, float64 or bool C-contiguous device array)."""
+    """``out[...] = value`` (a C-contiguous device array: float32, float64, int64 or bool)."""
     out = L.flat(out)
     _fill[L.flat_grid(out.size)](out, float(value))
 
 
 def cast(x, out):
-    """``out[...] = x`` converted to ``out``'s dtype (float32 / float64 / bool in, float32 / float64 out; both
-    C-contiguous, of one size): dtype casts and contiguous copies."""
+    """``out[...] = x`` converted to ``out``'s dtype (float32 / float64 / int64 / bool, in and out, both
+    C-contiguous, of one size; as numpy's ``astype``: floats to integers truncate, nonzero to bool is True):
+    dtype casts and contiguous copies."""
     x, out = L.flat(x), L.flat(out)
-    if out.dtype.kind != "f":
-        raise TypeError(f"cast writes float32 or float64, got {out.dtype}")
+    if out.dtype.kind not in "fib":
+        raise TypeError(f"cast writes float32, float64, int64 or bool, got {out.dtype}")
     L.check_size("x", x, out.size)
     _cast[L.flat_grid(out.size)](x, out)
 

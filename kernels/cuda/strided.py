@@ -39,10 +39,11 @@ def scatter_add_map_kernel(x, index, out, scale):
 
 
 _FLOATS = ("float32", "float64")
+_GATHERED = (*_FLOATS, "int64", "boolean")  # (gathers move any dtype: ad's integer and bool views too)
 PTX_KERNELS = [
-    (gather_strided_kernel, [f"void({t}[::1], {t}[::1], int64[::1])" for t in _FLOATS]),
+    (gather_strided_kernel, [f"void({t}[::1], {t}[::1], int64[::1])" for t in _GATHERED]),
     (scatter_add_strided_atomic_kernel, [f"void({t}[::1], {t}[::1], int64[::1], float64)" for t in _FLOATS]),
-    (gather_map_kernel, [f"void({t}[::1], int64[::1], {t}[::1])" for t in _FLOATS]),
+    (gather_map_kernel, [f"void({t}[::1], int64[::1], {t}[::1])" for t in _GATHERED]),
     (scatter_add_map_kernel, [f"void({t}[::1], int64[::1], {t}[::1], float64)" for t in _FLOATS]),
 ]
 
@@ -69,6 +70,11 @@ def _check_view(buffer, base, shape, strides):
         )
 
 
+def _one_dtype(a, b):
+    if a.dtype != b.dtype:
+        raise TypeError(f"expected arrays of one dtype, got {a.dtype} and {b.dtype}")
+
+
 def _same_dtype(a, b):
     if a.dtype != b.dtype or a.dtype.kind != "f":
         raise TypeError(f"expected float32 or float64 arrays of one dtype, got {a.dtype} and {b.dtype}")
@@ -77,12 +83,12 @@ def _same_dtype(a, b):
 def gather_strided(x, out, base, shape, strides):
     """``out[i] = x[base + sum_d i_d * strides[d]]`` for each C-ordered index ``i`` of ``shape``.
 
-    Args: ``x``: a flat (1-D, C-contiguous) device array, e.g. a value arena; ``out``: a C-contiguous device
-    array of ``prod(shape)`` elements, of ``x``'s dtype; ``base``, ``strides``: in elements (a stride may be 0
-    or negative). Raises ValueError if the view reaches outside ``x``.
+    Args: ``x``: a flat (1-D, C-contiguous) device array, e.g. a value arena (any dtype); ``out``: a
+    C-contiguous device array of ``prod(shape)`` elements, of ``x``'s dtype; ``base``, ``strides``: in elements
+    (a stride may be 0 or negative). Raises ValueError if the view reaches outside ``x``.
     """
     x, out = L.flat(x), L.flat(out)
-    _same_dtype(x, out)
+    _one_dtype(x, out)
     shape, strides = [int(s) for s in shape], [int(s) for s in strides]
     _check_view(x, int(base), shape, strides)
     L.check_size("out", out, _prod(shape))
@@ -153,12 +159,12 @@ def _check_index(index, n):
 def gather_map(x, index, out):
     """``out[i] = x[index[i]]``.
 
-    Args: ``x``: a flat float device array; ``index``: an int64 device array of ``out.size`` indices into ``x``
-    (in ``[0, x.size)``: not checked on the device, the caller validates them as torch does); ``out``: a
+    Args: ``x``: a flat device array (any dtype); ``index``: an int64 device array of ``out.size`` indices into
+    ``x`` (in ``[0, x.size)``: not checked on the device, the caller validates them as torch does); ``out``: a
     C-contiguous device array of ``x``'s dtype.
     """
     x, index, out = L.flat(x), L.flat(index), L.flat(out)
-    _same_dtype(x, out)
+    _one_dtype(x, out)
     _check_index(index, out.size)
     if out.size:
         _gather_map[L.flat_grid(out.size)](x, index, out)

@@ -71,7 +71,7 @@ def relu_(input):  # noqa: A002
 def _hardtanh(x, lo, hi):
     # torch's gradient is 1 strictly inside (lo, hi) and 0 at and beyond the bounds
     inside = (x > lo) & (x < hi)
-    return ops.where(inside, x, wrap_array(np.clip(x._data, lo, hi)))
+    return ops.where(inside, x, ops.clamp(x.detach(), lo, hi))
 
 
 @saves_as("HardtanhBackward0")
@@ -207,6 +207,8 @@ def hardsigmoid(input, inplace=False):  # noqa: A002
 
     def fn(x):
         inside = (x > -3.0) & (x < 3.0)
+        if x._dev is not None:
+            return ops.where(inside, x * (1.0 / 6.0) + 0.5, ops.clamp(x.detach() / 6.0 + 0.5, 0.0, 1.0))
         return ops.where(inside, x * (1.0 / 6.0) + 0.5, wrap_array(np.clip(x._data / 6.0 + 0.5, 0.0, 1.0)))
 
     return _maybe_inplace(input, inplace, fn)

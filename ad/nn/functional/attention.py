@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from ... import composites, ops
+from ... import cuda as _cuda
 from ...tensor import Tensor, wrap_array
 from .dropout import dropout
 
@@ -39,11 +40,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if is_causal:
         attn_mask = wrap_array(np.tril(np.ones((L, S), bool)))
     if attn_mask is not None:
-        m = attn_mask._data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        m = _cuda.host_copy(attn_mask._data) if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         if m.dtype == np.bool_:
-            scores = ops.where(wrap_array(m), scores, wrap_array(np.asarray(-np.inf, scores.dtype)))
+            scores = ops.where(wrap_array(m), scores, _cuda.index_tensor(np.asarray(-np.inf, scores.dtype), scores))
         else:
-            scores = scores + (attn_mask if isinstance(attn_mask, Tensor) else wrap_array(m.astype(scores.dtype)))
+            mask = attn_mask if isinstance(attn_mask, Tensor) else _cuda.index_tensor(m.astype(scores.dtype), scores)
+            scores = scores + mask
     weights = composites.softmax(scores, -1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)

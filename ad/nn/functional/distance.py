@@ -7,6 +7,7 @@ replaced by 1 where the sum is 0, and the result masked back to 0.
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ... import ops
 from ...saved import guard
 from ...tensor import Tensor, wrap_array
@@ -62,8 +63,8 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
         x2 = ops.expand(x2, *shape)
     n1 = _vector_norm(x1, 2, dim, keepdim=True)
     n2 = _vector_norm(x2, 2, dim, keepdim=True)
-    n1 = n1 + wrap_array(np.maximum(n1._data, eps) - n1._data)
-    n2 = n2 + wrap_array(np.maximum(n2._data, eps) - n2._data)
+    n1 = n1 + _eps_shift(n1, eps)
+    n2 = n2 + _eps_shift(n2, eps)
     return ops.sum((x1 / n1) * (x2 / n2), dim)
 
 
@@ -96,3 +97,9 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
         raise RuntimeError(f"cdist only supports floating-point dtypes, X1 got: {x1.dtype}")
     diff = ops.unsqueeze(x1, -2) - ops.unsqueeze(x2, -3)  # (B, P, R, M)
     return guard(_vector_norm(diff, p, -1), "CdistBackward0", x1, x2)
+
+
+def _eps_shift(n, eps):
+    """``max(n, eps) - n`` as a constant on ``n``'s device (computed on the host)."""
+    nd = _cuda.host_copy(n._data)
+    return _cuda.index_tensor(np.maximum(nd, eps) - nd, n)

@@ -15,6 +15,7 @@ import numpy as np
 from kernels.cpu import class_targets_ok
 
 from ... import composites, observe, ops
+from ... import cuda as _cuda
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 from .activation import _part, logsigmoid
@@ -170,7 +171,7 @@ def _picked(logp, t, weight, ignore_index):
         w = keep.astype(logp.dtype)
         w_t = None
     else:
-        wd = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+        wd = _cuda.host_copy(weight._data) if isinstance(weight, Tensor) else np.asarray(weight)
         if wd.shape != (c,):
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got "
                                f"weight tensor of shape: {list(wd.shape)}")
@@ -194,7 +195,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     picked, w, keep, _, _ = _picked(logp, flat_t, weight, ignore_index)
     if weight is None and reduction == "mean" and keep.all():
         return -ops.mean(picked)  # the common case: two rows
-    loss = -picked * wrap_array(w)
+    loss = -picked * _cuda.index_tensor(w, picked)
     if reduction == "mean":
         total = w.sum()
         return ops.sum(loss) * (1.0 / float(total)) if total else ops.sum(loss) * float("nan")
@@ -258,10 +259,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     c = lp.shape[1]
     keep = flat_t != ignore_index
     wlp = lp * ops.reshape(weight, (1, c)) if weight is not None else lp
-    smooth = -ops.sum(wlp, 1) * wrap_array(keep.astype(lp.dtype))
+    smooth = -ops.sum(wlp, 1) * _cuda.index_tensor(keep.astype(lp.dtype), lp)
     if reduction == "mean":
         if weight is not None:
-            wd = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+            wd = _cuda.host_copy(weight._data) if isinstance(weight, Tensor) else np.asarray(weight)
             denom = wd[flat_t[keep]].sum()
         else:
             denom = keep.sum()
@@ -302,7 +303,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
             f"Using a target size ({tuple(target.shape)}) that is different to the input size "
             f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size."
         )
-    xd = input._data
+    xd = _cuda.host_copy(input._data)  # (the range check: on the host)
     if np.any((xd < 0) | (xd > 1)):
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
@@ -398,10 +399,10 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
         else:
             raise ValueError("var is of incorrect size")
     _check_reduction(reduction)
-    vd = var._data
+    vd = _cuda.host_copy(var._data)  # (the check and the clamp: on the host)
     if np.any(vd < 0):
         raise ValueError("var has negative entry/entries")
-    var = var + wrap_array((np.maximum(vd, eps) - vd).astype(vd.dtype))  # the clamp, outside the graph
+    var = var + _cuda.index_tensor((np.maximum(vd, eps) - vd).astype(vd.dtype), var)  # the clamp, outside the graph
     target = _tensor(target, input)
     d = input - target
     loss = (ops.log(var) + d * d / var) * 0.5

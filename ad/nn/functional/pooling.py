@@ -18,6 +18,7 @@ import numpy as np
 
 from kernels import conv as kconv
 
+from ... import cuda as _cuda
 from ... import ops
 from ...tensor import Tensor, wrap_array
 
@@ -116,8 +117,8 @@ def _geometry(input, nd, kernel_size, stride, padding, dilation, ceil_mode, fn):
 def _max_over_windows(x, plane_index, valid):
     """``x`` (N, C, *spatial), windows ``(O..., K)``: the per-plane index of each window's maximum (N, C, O...)."""
     n, c = x.shape[:2]
-    if x._dev is not None:  # a CUDA tensor: numpy on its values (the kernel is CPU code)
-        vals = x._data.reshape(n, c, -1)[:, :, plane_index]  # (N, C, O..., K)
+    if x._dev is not None:  # a CUDA tensor: the index map on the host (values are gathered on the device)
+        vals = _cuda.host_copy(x._data).reshape(n, c, -1)[:, :, plane_index]  # (N, C, O..., K)
         arg = np.argmax(np.where(valid, vals, -np.inf), axis=-1)  # the first maximum (a NaN counts as it)
         return np.take_along_axis(np.broadcast_to(plane_index, vals.shape), arg[..., None], -1)[..., 0]
     outs = plane_index.shape[:-1]
@@ -148,7 +149,7 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         result = ops.squeeze(result, 0)
         indices = indices[0]
     if return_indices:
-        return result, wrap_array(indices.astype(np.int64))
+        return result, _cuda.index_tensor(indices.astype(np.int64), input)
     return result
 
 

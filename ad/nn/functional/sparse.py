@@ -2,13 +2,14 @@
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ... import ops
 from ...grad_mode import no_grad
 from ...tensor import Tensor, wrap_array
 
 
 def _indices(input, fn):  # noqa: A002
-    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    idx = _cuda.host_copy(input._data) if isinstance(input, Tensor) else np.asarray(input)  # (an index map)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: "
                            f"Long, Int; but got {idx.dtype} instead (while checking arguments for {fn})")
@@ -39,6 +40,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if idx.size and (idx.min() < -v or idx.max() >= v or idx.min() < 0):
         raise IndexError("index out of range in self")
     if max_norm is not None:
+        if weight._dev is not None:
+            raise NotImplementedError("embedding with max_norm is not implemented for CUDA tensors yet")
         with no_grad():
             rows = np.unique(idx)
             w = weight._data

@@ -8,6 +8,7 @@ sum of a few such gathers with constant weights.
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ... import ops
 from ...tensor import Tensor, wrap_array
 
@@ -93,12 +94,12 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
     gathered = ops.gather_map(input, out_shape, idx)
     if mode == "constant" and not valid.all():
         fill = 0.0 if value is None else value
-        return ops.where(wrap_array(valid), gathered, wrap_array(np.full(out_shape, fill, input.dtype)))
+        return ops.where(wrap_array(valid), gathered, _cuda.index_tensor(np.full(out_shape, fill, input.dtype), input))
     return gathered
 
 
 def _constant(input, shape, value):
-    return wrap_array(np.full(shape, 0.0 if value is None else value, input.dtype))
+    return _cuda.index_tensor(np.full(shape, 0.0 if value is None else value, input.dtype), input)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -197,7 +198,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             shp = [1] * nd
             shp[d] = size[d]
             weight = weight * w.reshape(shp)
-        term = ops.gather_map(input, full, base[np.ix_(*coords)]) * wrap_array(weight.astype(input.dtype))
+        corner_weight = _cuda.index_tensor(weight.astype(input.dtype), input)
+        term = ops.gather_map(input, full, base[np.ix_(*coords)]) * corner_weight
         out = term if out is None else out + term
     return out
 

@@ -1,0 +1,118 @@
+"""Custom ``autograd.Function``s and device scans on CUDA tensors (issue 10), against the CPU.
+
+- A user's Function on CUDA tensors records its outputs on the device tape (``function._record``: a K.PYTHON
+  row each): its backward re-enters Python as on the CPU; first order, double backward and forward mode equal
+  the CPU's. The cases the device tape refuses (outputs on two devices, ``mark_dirty``) raise.
+- ``cumsum`` runs on the device (``kernels/cuda/scan.py``, a block-level scan), never through the host round
+  trip that ad's other numpy-forward primitives take (``function._host_round_trip``): checked by making that
+  round trip raise.
+"""
+
+import numpy as np
+import pytest
+
+import ad
+import ad.autograd.forward_ad as fwAD
+import ad.autograd.function as function
+
+if not ad.cuda.is_available():  # pragma: no cover - the simulator is always available
+    pytest.skip("no CUDA device and no simulator", allow_module_level=True)
+
+
+class Cube(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return x * x * x * scale, (x * 2.0).detach()
+
+    @staticmethod
+    def backward(ctx, g, g_aux):
+        (x,) = ctx.saved_tensors
+        return g * 3.0 * ctx.scale * x * x, None
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        (x,) = ctx.saved_tensors
+        return t * 3.0 * ctx.scale * x * x, None
+
+
+def _host(t):
+    return t.detach().cpu().numpy()
+
+
+@pytest.fixture
+def device_only(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("took the host round trip")
+
+    monkeypatch.setattr(function, "_host_round_trip", refuse)
+
+
+def _program(dev):
+    x = ad.tensor([[0.5, 1.0, 2.0], [1.5, -1.0, 0.25]], device=dev, requires_grad=True)
+    y, aux = Cube.apply(x, 0.5)
+    z = y.cumsum(1) + ad.cumsum(y, 0) * aux
+    g = ad.autograd.grad((z * z).sum(), x, create_graph=True)[0]
+    gg = ad.autograd.grad((g * g).sum(), x)[0]
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x.detach(), ad.tensor(np.linspace(-1.0, 1.0, 6).reshape(2, 3), device=dev))
+        out, _ = Cube.apply(dual, 0.5)
+        tangent = fwAD.unpack_dual(out.cumsum(0)).tangent
+    return z, g, gg, tangent
+
+
+def test_custom_function_and_cumsum_on_cuda_equal_the_cpu(device_only):
+    on_cuda = _program("cuda")
+    assert on_cuda[0].grad_fn.name() == "AddBackward0"
+    for a, b in zip(_program("cpu"), on_cuda):
+        assert b.is_cuda
+        np.testing.assert_allclose(_host(b), _host(a), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, dim", [((40,), 0), ((3, 33), 1), ((2, 3, 2), 1), ((), 0)])
+def test_cumsum_scan_on_the_device(shape, dim, device_only):
+    x = np.random.default_rng(0).standard_normal(shape)
+    t = ad.tensor(x, device="cuda", requires_grad=True)
+    out = ad.cumsum(t, dim)
+    assert out.is_cuda and out.grad_fn.name() == "CumsumBackward0"
+    np.testing.assert_allclose(_host(out), np.cumsum(x.reshape(shape or (1,)), axis=dim).reshape(shape), rtol=1e-13)
+    out.sum().backward()
+    expected = np.flip(np.cumsum(np.flip(np.ones(shape or (1,)), dim), dim), dim).reshape(shape)
+    np.testing.assert_allclose(_host(t.grad), expected, rtol=1e-13)
+
+
+def test_cumsum_of_integers_on_cuda_is_int64():
+    out = ad.cumsum(ad.tensor([1, 2, 3], device="cuda"), 0)
+    assert out.is_cuda and out.dtype == np.int64
+    np.testing.assert_array_equal(out.cpu().numpy(), [1, 3, 6])
+
+
+class _TwoDevices(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2.0, (x * 3.0).cpu()
+
+    @staticmethod
+    def backward(ctx, g, g_host):
+        return g * 2.0
+
+
+class _Dirty(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        x.mul_(2.0)
+        ctx.mark_dirty(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2.0
+
+
+def test_custom_function_cases_the_device_tape_refuses():
+    x = ad.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    with pytest.raises(RuntimeError, match="differentiable outputs on different devices"):
+        _TwoDevices.apply(x)
+    with pytest.raises(NotImplementedError, match="mark_dirty in a custom Function on CUDA tensors"):
+        _Dirty.apply(x * 1.0)

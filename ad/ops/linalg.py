@@ -156,8 +156,9 @@ def publish_result(kept, public):
     holds, and what torch's node saves: double backward reads the result through it (``_again``), so its hooks
     run and its retained gradient accumulates in every order, as torch's."""
     rec = kept._ctx if kept._op is not None else None
-    if rec is not None and public is not kept:
-        rec.ctx._public = weakref.ref(public)
+    ctx = getattr(rec, "ctx", None)  # (None on CUDA: the result is the recorded copy back from the host)
+    if ctx is not None and public is not kept:
+        ctx._public = weakref.ref(public)
     return public
 
 

@@ -193,6 +193,11 @@ def _cumprod_vjp(g, x, dim, out=None):
         out = cumprod(x, dim)
     if not zero.any():
         return _rev_cumsum(g * out, dim) / x
+    if is_grad_enabled():
+        # create_graph: the masked formula below treats the zero pattern as constant, so its derivative misses
+        # how later zeros' gradients move with earlier entries (wrong second derivative with two zeros in a
+        # line). As torch, take the exact O(n^2) form: grad_j = sum_{i >= j} g_i * prod_{m <= i, m != j} x_m.
+        return _sum_over_omitted(lambda onehot: cumprod(ops.where(onehot, ops.ones_like(x), x), dim) * g, x, dim)
     first = zero & (np.cumsum(zero, axis=dim) == 1)
     after = np.cumsum(first, axis=dim) > 0
     safe = ops.where(wrap_array(zero), ops.ones_like(x), x)
@@ -213,6 +218,13 @@ def _cumprod_jvp(t, x, dim):
     if not zero.any():
         return out * cumsum(t / x, dim)
     # exact and simple: sum over j of cumprod with x_j replaced by t_j (n products of the line length)
+    return _sum_over_omitted(lambda onehot: cumprod(ops.where(onehot, t, x), dim), x, dim, reduce=False)
+
+
+def _sum_over_omitted(term, x, dim, reduce=True):
+    """Sum over the positions ``j`` of a line of ``term(onehot_j)`` restricted to ``i >= j``: with
+    ``reduce`` (the VJP) each ``j`` keeps the sum over ``i`` at position ``j``; without (the JVP) the terms add
+    up elementwise. n ops of the line's length each, exact at zeros and differentiable to any order."""
     n = x.shape[dim]
     total = None
     for j in range(n):
@@ -220,10 +232,11 @@ def _cumprod_jvp(t, x, dim):
         idx = [slice(None)] * x.ndim
         idx[dim] = j
         onehot[tuple(idx)] = True
-        term = cumprod(ops.where(wrap_array(onehot), t, x), dim) * wrap_array(
-            (np.cumsum(onehot, axis=dim) > 0).astype(xd.dtype)
-        )
-        total = term if total is None else total + term
+        later = wrap_array((np.cumsum(onehot, axis=dim) > 0).astype(x._data.dtype))
+        part = term(wrap_array(onehot)) * later
+        if reduce:
+            part = ops.expand(ops.sum(part, dim, keepdim=True), x.shape) * wrap_array(onehot.astype(x._data.dtype))
+        total = part if total is None else total + part
     return total
 
 

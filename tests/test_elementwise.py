@@ -406,6 +406,19 @@ def test_scans_special_points():
             ta = fwAD.unpack_dual(ad.cumprod(fwAD.make_dual(ad.tensor(x), ad.tensor(v)), 0)).tangent
         tx = torch.tensor(np.asarray(x))
         _close(ta, torch.func.jvp(lambda t: torch.cumprod(t, 0), (tx,), (torch.tensor(v),))[1])
+        # second order at zeros (two zeros in a line moved each other's gradient: the masked formula missed it):
+        # the Hessian of sum(w * cumprod(x)) against central differences of the first-order kernel-swept gradient
+        w = ad.tensor(np.linspace(1.0, 2.0, len(x)))
+        hess = ad.autograd.functional.hessian(lambda t, w=w: (w * ad.cumprod(t, 0)).sum(), ad.tensor(x)).numpy()
+
+        def grad_at(p, w=w):
+            pa = ad.tensor(p, requires_grad=True)
+            (w * ad.cumprod(pa, 0)).sum().backward()
+            return pa.grad.numpy()
+
+        eye = np.eye(len(x)) * 1e-4
+        fd = np.stack([(grad_at(np.add(x, e)) - grad_at(np.subtract(x, e))) / 2e-4 for e in eye], axis=1)
+        np.testing.assert_allclose(hess, fd, atol=1e-7)
     # cummax/cummin ties: the later index wins; NaN propagates
     x = np.array([1.0, 3.0, 3.0, 2.0, 3.0, NAN, 1.0])
     for name in ("cummax", "cummin"):

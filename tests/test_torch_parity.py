@@ -976,6 +976,10 @@ FIXED = [
     # forward over reverse through the scans and special functions (ad/reductions.py) carries the tangents (it
     # raised NotImplementedError)
     Program([([0.31, -0.52, 0.77], True)], [("op", "cumprod", [0])], [1], ("fwd_over_rev",)),
+    # cumprod's double backward at a line with two zeros: the masked zero formula treated the zero pattern as
+    # constant (ad 1.125, torch 2.25); under create_graph it is torch's exact O(n^2) form (long profile, seed 9409)
+    Program([([0.0, 0.0, 0.0], True)], [("op", "cumprod", [0])], [1], ("grad3",)),
+    Program([([[0.0, 2.0, 0.0], [1.5, 0.0, -2.0]], True)], [("op", "cumprod", [0])], [1], ("grad3",)),
     Program(
         [([[0.31, -0.52, 0.77], [0.4, 0.9, -0.3]], True)],
         [("op", "lgamma", [0]), ("op", "mul", [1, 0])],

@@ -46,7 +46,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a timeout, say how it ended
     [ $rc -eq 0 ] || status=1
 }
 
-step "CUDA tests on the device" "$T_TESTS" "$PY" -m pytest tests/cuda -x -q -p no:cacheprovider
+# -o addopts: one process on the one GPU, and pytest-xdist (the test extra's) need not be installed there
+step "CUDA tests on the device" "$T_TESTS" "$PY" -m pytest tests/cuda -x -q -p no:cacheprovider -o addopts=""
 step "CUDA kernel and ad benchmarks" "$T_BENCH" "$PY" -m kernels.cuda.bench
 if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
     step "benchmarks.compare --device cuda" "$T_COMPARE" "$PY" -m benchmarks.compare --device cuda --quick

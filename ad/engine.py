@@ -211,17 +211,28 @@ def free_swept(sweeps):
         freed[:m] |= s.visited[:m]
         s.tape.imports.clear()
         for rec in s.functions:
-            rec.ctx._freed = True
+            free_function(rec)
         retire(s.tape)
 
 
-def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
+def free_function(rec):
+    """A custom Function node's saved state is freed (its sweep did not retain the graph); a node that stands
+    for a whole graph (``double_backward.SweepBackward``) frees that graph's rows too, as torch's engine frees
+    the nodes of the first-order graph that a double backward runs through."""
+    rec.ctx._freed = True
+    free_graph = rec.ctx.__dict__.get("free_graph")
+    if free_graph is not None:
+        free_graph()
+
+
+def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=None):
     """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
 
     ``targets``: ``{id: tensor}`` of tensors whose cotangent the caller wants (``grad`` inputs,
     ``backward(inputs=...)``); when given, only the nodes on a path to them run (see ``_Plan``). Returns
     ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``. ``run_targets``: the requested tensors'
     own nodes run too (``backward(inputs=...)``: torch's engine marks them needed; ``grad`` only captures).
+    ``swept``: a list that receives the per-tape sweep states (their ``visited`` rows).
     """
     sweeps = {}
     heap = []
@@ -290,6 +301,8 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
             target_grads[key] = (t, g)
     if not retain_graph:
         free_swept(sweeps.values())
+    if swept is not None:
+        swept.extend(sweeps.values())
     for s in sweeps.values():
         if s.on_device:
             s.release(retain_graph)
@@ -863,7 +876,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         for tape in tapes.values():
             retire(tape)  # as kernel_sweep: the next graph starts a tape that dies with it
         for rec in functions_ran:
-            rec.ctx._freed = True
+            free_function(rec)
     return leaf_grads, target_grads
 
 

@@ -434,6 +434,54 @@ def test_fused_node_keeps_torch_errors(monkeypatch):
         ad.autograd.grad(g.sum(), x)
 
 
+def _freeing_program(lib, retain_first, retain_second, then):
+    """A 30-step scalar iteration (the fused node's graph) differentiated twice; ``then``: what runs after the
+    second derivative (``"backward"``: y.backward(), ``"grad2"``: the second derivative again, ``"grad"``: the
+    first derivative again). Returns the second derivative and what ``then`` computed."""
+    x = lib.tensor(0.7, dtype=lib.float64, requires_grad=True)
+    y = x
+    for _ in range(30):
+        y = y - 0.1 * lib.sin(y) * y
+    (g,) = lib.autograd.grad(y, x, create_graph=True, retain_graph=retain_first)
+    (h,) = lib.autograd.grad(g, x, retain_graph=retain_second)
+    if then == "backward":
+        y.backward()
+        return float(h), float(x.grad)
+    if then == "grad2":
+        return float(h), float(lib.autograd.grad(g, x)[0])
+    return float(h), float(lib.autograd.grad(y, x)[0])
+
+
+@pytest.mark.parametrize("retain_first", [None, False])
+@pytest.mark.parametrize("retain_second", [None, True])
+@pytest.mark.parametrize("then", ["backward", "grad2", "grad"])
+def test_fused_node_frees_the_graph_as_torch(retain_first, retain_second, then, monkeypatch):
+    """retain_graph=False (explicit on the first derivative, the default on the second) frees the first-order
+    graph: a later backward through it raises torch's error and RuntimeError, as torch does; retained, the
+    values equal the recorded path's and torch's."""
+    torch = pytest.importorskip("torch")
+    spy = _FusedSpy(monkeypatch, min_nodes=db.MIN_NODES)
+    args = (retain_first, retain_second, then)
+    try:
+        expected = _freeing_program(torch, *args)
+    except RuntimeError as e:
+        assert "Trying to backward through the graph a second time" in str(e)
+        expected = None
+    if expected is None:
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            _freeing_program(ad, *args)
+    else:
+        got = _freeing_program(ad, *args)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert spy.fused >= 1
+    monkeypatch.setattr(db, "fused_grad", lambda *args: None)  # the recorded path agrees
+    if expected is None:
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            _freeing_program(ad, *args)
+    else:
+        np.testing.assert_allclose(_freeing_program(ad, *args), expected, rtol=1e-12)
+
+
 BIG_GRAPHS = {  # over tape.BIG_ROW elements: these rows are swept from Python (both passes)
     "matvec": (lambda a, x: ad.tanh(a @ x), [(130, 130), (130,)]),
     "matmat": (lambda a, b: ad.sin(a @ b), [(130, 130), (130, 2)]),

@@ -75,6 +75,8 @@ def fused_grad(roots, seeds, targets, retain_graph):
     tape = roots[0]._tape
     if tape is None or tape.dirty or any(t._op is None or t._tape is not tape for t in roots):
         return None
+    if max(t._row + t._nrows for t in roots) < MIN_NODES:
+        return None  # (the rows from the first input's use to the outputs are fewer still)
     if not tape.hook_rows.keys() <= tape.python_rows or any(
         held(e[2]) is None or held(e[2])._op is not None for e in tape.externs
     ):

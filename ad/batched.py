@@ -204,7 +204,7 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
     sweeps = {}
     heap = []
     leaf_grads = {}
-    plan = engine._Plan(roots, targets) if targets else None
+    plan = engine.plan_for(roots, targets)
 
     def state_of(tape):
         s = sweeps.get(tape.id)

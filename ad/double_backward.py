@@ -23,7 +23,13 @@ custom Functions or in-place writes; and every row from the first input's use to
 more) has a forward tangent rule (``FORWARD_TANGENT``) and a reverse one (``SECOND_ORDER``). These are checks
 of the tape's rows, not a walk over the graph's nodes.
 
-Known difference from torch: the node's backward does not free the original graph's saved values.
+Freeing follows torch: ``grad(..., create_graph=True, retain_graph=False)`` frees the rows the first sweep
+visited (the node's backward then raises torch's error where a row needs a saved value); a sweep that runs the
+node's backward without retaining the graph frees the node (a second run raises) and those rows of the
+original graph (``engine.free_function`` calls the node's ``free_graph``), so a later backward through the
+original graph raises as torch's does. (The rows freed are all those the first sweep reached from the outputs;
+torch frees only the nodes on paths to the inputs: a later backward through nodes off those paths that saved
+nothing torch would let through raises here.)
 """
 
 import weakref
@@ -50,19 +56,27 @@ class _State:
     """What ``SweepBackward``'s backward needs: the original graph (tape, roots, seeds), the requested inputs
     with their arena offsets, and the rows to run forward."""
 
-    __slots__ = ("tape", "roots", "seeds", "xs", "x_offs", "first", "last")
+    __slots__ = ("tape", "roots", "seeds", "xs", "x_offs", "first", "last", "visited")
+
+    def free_graph(self):
+        """Mark the rows the first sweep visited freed (see the module docstring)."""
+        freed = self.tape.freed_flags()
+        m = min(freed.shape[0], self.visited.shape[0] - 1)
+        freed[:m] |= self.visited[:m]
 
 
 def fused_grad(roots, seeds, targets, retain_graph):
     """``grad(roots, targets, seeds, create_graph=True)`` as one node, or None (see the module docstring).
     Returns ``(leaf_grads, {})`` as ``engine.graph_sweep``."""
-    if not targets or not retain_graph or _fw.levels:
+    if not targets or _fw.levels:
         return None
     if any(g._rg for g in seeds):
         return None
     tape = roots[0]._tape
     if tape is None or tape.dirty or any(t._op is None or t._tape is not tape for t in roots):
         return None
+    if max(t._row + t._nrows for t in roots) < MIN_NODES:
+        return None  # (the rows from the first input's use to the outputs are fewer still)
     if not tape.hook_rows.keys() <= tape.python_rows or any(
         held(e[2]) is None or held(e[2])._op is not None for e in tape.externs
     ):
@@ -84,13 +98,15 @@ def fused_grad(roots, seeds, targets, retain_graph):
     rows = np.frombuffer(tape.rows, np.int64, count=(last + 1) * 10).reshape(-1, 10)[first:, 0] & K.CODE_MASK
     if not (FORWARD_TANGENT[rows].all() and SECOND_ORDER[rows].all()):
         return None  # (the rows below ``first`` the sweep reaches are checked by the kernel: fallback there)
-    leaf_grads, _ = engine.kernel_sweep(roots, [g._data for g in seeds], {}, True)
+    swept = []
+    leaf_grads, _ = engine.kernel_sweep(roots, [g._data for g in seeds], {}, retain_graph, swept=swept)
     # the node's backward sweeps this tape again: no later graph may grow it (as a Python row's sweep does)
     retire(tape)
     found = [leaf_grads.get(id(x)) for x in xs]
     state = _State()
     state.tape, state.roots, state.seeds = tape, list(roots), list(seeds)
     state.xs, state.x_offs, state.first, state.last = xs, x_offs, first, last
+    state.visited = swept[0].visited
     leaves = [e[0] for e in leaf_grads.values() if e[0]._rg]
     outs = SweepBackward.apply(state, [None if f is None else f[1] for f in found], *leaves)
     if not isinstance(outs, tuple):
@@ -136,12 +152,15 @@ class SweepBackward(Function):
     @staticmethod
     def forward(ctx, state, grads, *leaves):
         ctx.state = state
+        ctx.free_graph = state.free_graph  # (engine.free_function: a sweep that does not retain the graph)
         ctx.leaves = leaves
         ctx.used = [g is not None for g in grads]
         return tuple(wrap_array(g.copy()) for g in grads if g is not None)  # (the sweep's arena goes back)
 
     @staticmethod
     def backward(ctx, *ws):
+        if ctx._freed:  # a second backward through the node after one that did not retain the graph
+            raise RuntimeError(engine.FREED_MESSAGE)
         state = ctx.state
         full = []
         it = iter(ws)

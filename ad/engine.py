@@ -51,6 +51,7 @@ from .tensor import Tensor, _new, wrap_array
 _UINT8 = np.dtype(np.uint8)
 _NO_REGIONS = np.zeros(0, np.int64)
 _ROW_HEAD = struct.Struct("<4q")  # a tape row's opcode and its out, x, y offsets (tape.ROW)
+_ROW_INTS = struct.Struct("<8q")  # a tape row's integer words (tape.ROW without the two float attributes)
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -98,15 +99,18 @@ class _TapeSweep:
         # so its first writer stores (the fused rows, matmul, seeds) or clears it first (``clear_unwritten``,
         # and the kernel, through ``big_off``/``big_n``).
         if tape.big_regions:
-            self.big = dict(tape.big_regions)  # offset -> size
-            self.big_off = np.array(sorted(self.big), np.int64)
-            self.big_n = np.array([self.big[o] for o in self.big_off.tolist()], np.int64)
+            self.big, self.big_off, self.big_n = big_region_arrays(tape.big_regions)
             self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
         else:
             self.big = {}
             self.big_off = self.big_n = _NO_REGIONS
             self.cot = zeroed_arena(tape.dtype, used)
-        self.live = zeroed_arena(_UINT8, used)
+        # the flags are read at tensors' first offsets only: inside a big region they may keep old values
+        self.live = (
+            arena_zeroed_except(_UINT8, used, self.big_off + 1, self.big_n - 1)
+            if self.big
+            else zeroed_arena(_UINT8, used)
+        )
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
@@ -140,6 +144,25 @@ class _TapeSweep:
             return None
         n = t._data.size
         return self.cot[t._off : t._off + n].reshape(t._data.shape)
+
+
+_BIG_ARRAYS = {}  # id(a tape's big_regions list) -> (that list, its length, the three results below)
+
+
+def big_region_arrays(regions):
+    """``({offset: size}, sorted offsets, their sizes)`` of a tape's ``big_regions``, kept between the sweeps
+    of a tape (a graph differentiated repeatedly, or twice for a Hessian-vector product) while the list does
+    not grow."""
+    hit = _BIG_ARRAYS.get(id(regions))
+    if hit is not None and hit[0] is regions and hit[1] == len(regions):
+        return hit[2]
+    big = dict(regions)  # offset -> size
+    off = np.array(sorted(big), np.int64)
+    result = (big, off, np.array([big[o] for o in off.tolist()], np.int64))
+    if len(_BIG_ARRAYS) >= 16:
+        _BIG_ARRAYS.clear()  # (holding the lists keeps their ids unique while cached)
+    _BIG_ARRAYS[id(regions)] = (regions, len(regions), result)
+    return result
 
 
 class _Plan:
@@ -185,6 +208,32 @@ class _Plan:
         self.captured = {}
 
 
+def plan_for(roots, targets, run_targets=False):
+    """The ``_Plan`` of a sweep restricted to ``targets``, or None where it would restrict nothing: every
+    output on one tape whose imported tensors that require grad are all requested leaves, so every node of the
+    graph leads to the inputs and runs (a Hessian-vector product's ``grad(f(x), x)``, a training step's
+    ``grad(loss, params)``). That is checked on the tape's import list, without the walk over the graph."""
+    if not targets:
+        return None
+    if run_targets:
+        return _Plan(roots, targets, run_targets)
+    tape = None
+    for t in roots:
+        if t._op is None or (tape is not None and t._tape is not tape):
+            return _Plan(roots, targets, run_targets)
+        tape = t._tape
+    if type(tape) is not Tape:
+        return _Plan(roots, targets, run_targets)
+    for t in targets.values():
+        if t._op is not None:
+            return _Plan(roots, targets, run_targets)
+    for _, _, ref in tape.externs:
+        t = ref() if type(ref) is weakref.ref else ref
+        if t is None or t._op is not None or targets.get(id(t)) is not t:
+            return _Plan(roots, targets, run_targets)
+    return None
+
+
 def _requested(t, targets):
     """Whether ``t``'s node is requested: ``t`` is, or (a custom Function's outputs share one node) another
     output of the same call is."""
@@ -211,22 +260,33 @@ def free_swept(sweeps):
         freed[:m] |= s.visited[:m]
         s.tape.imports.clear()
         for rec in s.functions:
-            rec.ctx._freed = True
+            free_function(rec)
         retire(s.tape)
 
 
-def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
+def free_function(rec):
+    """A custom Function node's saved state is freed (its sweep did not retain the graph); a node that stands
+    for a whole graph (``double_backward.SweepBackward``) frees that graph's rows too, as torch's engine frees
+    the nodes of the first-order graph that a double backward runs through."""
+    rec.ctx._freed = True
+    free_graph = rec.ctx.__dict__.get("free_graph")
+    if free_graph is not None:
+        free_graph()
+
+
+def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=None):
     """Compiled reverse sweep. ``roots``/``seeds``: output tensors and their cotangent arrays.
 
     ``targets``: ``{id: tensor}`` of tensors whose cotangent the caller wants (``grad`` inputs,
     ``backward(inputs=...)``); when given, only the nodes on a path to them run (see ``_Plan``). Returns
     ``(leaf_grads, target_grads)``, dicts of ``id -> (tensor, array)``. ``run_targets``: the requested tensors'
     own nodes run too (``backward(inputs=...)``: torch's engine marks them needed; ``grad`` only captures).
+    ``swept``: a list that receives the per-tape sweep states (their ``visited`` rows).
     """
     sweeps = {}
     heap = []
     leaf_grads = {}
-    plan = _Plan(roots, targets, run_targets) if targets else None
+    plan = plan_for(roots, targets, run_targets)
 
     def state_of(tape):
         s = sweeps.get(tape.id)
@@ -290,6 +350,8 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False):
             target_grads[key] = (t, g)
     if not retain_graph:
         free_swept(sweeps.values())
+    if swept is not None:
+        swept.extend(sweeps.values())
     for s in sweeps.values():
         if s.on_device:
             s.release(retain_graph)
@@ -324,8 +386,18 @@ def _sweep_tape(s):
     hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
     freed = tape.freed_flags()
     start = s.start
+    # the kernel's views of the rows, once per sweep: a tape with hook rows was retired (_TapeSweep), so the
+    # Python code between the kernel calls records nothing on it
+    arrays = tape.arrays() + (np.zeros(3, np.int64),)
+    try:
+        _sweep_stretches(s, tape, hook_rows, freed, start, arrays)
+    finally:
+        del arrays  # release the buffer exports
+
+
+def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
     for h in hook_rows:
-        _run_kernel(s, start, h + 1, freed)
+        _run_kernel(s, start, h + 1, freed, arrays)
         if h < s.lowest:
             return  # nothing at or below this row is reached
         handlers = [r() for r in tape.hook_rows.get(h, ())]
@@ -374,7 +446,7 @@ def _sweep_tape(s):
             # were never copied into the arena); every handle on a node registers itself (see _strip, _rebase)
             raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
         start = h - 1 if consumed else h
-    _run_kernel(s, start, 0, freed)
+    _run_kernel(s, start, 0, freed, arrays)
 
 
 # distributed (issue 14): ``ad.autograd.sweep_hooks.leaf_ready(sweep, leaf, row)``, which runs a leaf's
@@ -429,8 +501,7 @@ def big_row_head(s, t, h, freed):
     values modified in place), mark it visited; return ``(opcode, output offset, targets)`` with ``targets``
     the ``(offset, row, tensor)`` of each operand that receives a cotangent."""
     tape = s.tape
-    row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
-    op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    op_bits, out_off, x_off, y_off, _, aux_at, x_row, y_row = _ROW_INTS.unpack_from(tape.rows, h * 80)
     code = op_bits & K.CODE_MASK
     reads = needed_reads_py(int(SAVES[code]), op_bits)
     if reads:
@@ -444,15 +515,15 @@ def big_row_head(s, t, h, freed):
         ):
             raise RuntimeError(_modified_message(tape, h, out_off))
     s.visited[h] = 1
-    targets = [
-        (off, prow, inp)
-        for bit, off, prow, inp in zip((K.XRG, K.YRG), (x_off, y_off), (int(row[6]), int(row[7])), t._inputs)
-        if op_bits & bit
-    ]
+    inputs = t._inputs
+    targets = []
+    if op_bits & K.XRG:
+        targets.append((x_off, x_row, inputs[0]))
+    if op_bits & K.YRG:
+        targets.append((y_off, y_row, inputs[1]))
     if code == K.LINEAR_BIAS:
-        a = int(row[5])
-        if tape.aux[a + 5]:  # the bias: a third operand, its offset and row kept in aux
-            targets.append((tape.aux[a + 3], tape.aux[a + 4], t._inputs[2]))
+        if tape.aux[aux_at + 5]:  # the bias: a third operand, its offset and row kept in aux
+            targets.append((tape.aux[aux_at + 3], tape.aux[aux_at + 4], inputs[2]))
     return code, out_off, targets
 
 
@@ -493,6 +564,16 @@ def _matmul_row(s, t, g_flat, targets, linear):
     column sums of g. A vector operand is taken as a one-row ``x`` or a one-column ``y``."""
     x, y = t._inputs[:2]
     b = t._inputs[2] if len(t._inputs) > 2 else None
+    if not linear and len(targets) == 1 and x._data.ndim + y._data.ndim == 3:
+        # matrix-vector (``A @ v``, ``v @ A``) with one operand needing its cotangent: one BLAS call on 1-D
+        # arrays (matmul's 2-D forms of the vectors cost a batched loop and temporaries)
+        off, _, inp = targets[0]
+        if inp is y and y._data.ndim == 1:
+            _write_dot(s, off, g_flat, x._data)  # gv = g @ A
+            return
+        if inp is x and x._data.ndim == 1:
+            _write_dot(s, off, y._data, g_flat)  # gv = A @ g
+            return
     xd = x._data.reshape(-1, x.shape[-1])
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
     g = g_flat.reshape(xd.shape[0], -1)
@@ -520,6 +601,17 @@ def _write_product(s, off, shape, a, b):
         s.live[off] = 1
     else:
         np.sum(a, axis=0, out=region)
+        s.live[off] = 1
+
+
+def _write_dot(s, off, a, b):
+    """Cotangent region at ``off`` (a vector) = ``np.dot(a, b)``, or += it once the region is live."""
+    n = b.shape[-1] if a.ndim == 1 else a.shape[0]
+    region = s.cot[off : off + n]
+    if s.live[off]:
+        region += np.dot(a, b)
+    else:
+        np.dot(a, b, out=region)
         s.live[off] = 1
 
 
@@ -618,13 +710,13 @@ def _add_input_grads(s, inputs, in_grads, targets, lo, hi):
                 break
 
 
-def _run_kernel(s, start, stop, freed):
+def _run_kernel(s, start, stop, freed, arrays):
+    """The kernel over rows ``start`` down to ``stop``; ``arrays``: ``tape.arrays()`` and a status array."""
     if start < stop:
         return
     tape = s.tape
-    rows, attrs, aux = tape.arrays()
+    rows, attrs, aux, status = arrays
     rows = planned_rows(s, rows)
-    status = np.zeros(3, np.int64)
     result = reverse_sweep(
         rows,
         attrs,
@@ -643,7 +735,6 @@ def _run_kernel(s, start, stop, freed):
         s.big_off,
         s.big_n,
     )
-    del rows, attrs, aux  # release the buffer exports: Python code (hooks) may append to this tape next
     if result < 0:
         if status[0] == FREED:
             raise RuntimeError(FREED_MESSAGE)
@@ -863,7 +954,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         for tape in tapes.values():
             retire(tape)  # as kernel_sweep: the next graph starts a tape that dies with it
         for rec in functions_ran:
-            rec.ctx._freed = True
+            free_function(rec)
     return leaf_grads, target_grads
 
 

@@ -120,7 +120,7 @@ def _gather_tangents(tape, level, nodes, big_off, big_n):
 
 
 def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
-    plan = engine._Plan(roots, targets, run_targets) if targets else None
+    plan = engine.plan_for(roots, targets, run_targets)
     s = TangentSweep(tape, plan)
     s.transposed = False
     tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
@@ -149,9 +149,17 @@ def _sweep_rows(s, tcot, tvals, tangent):
     tangent (an array or None) of big row operand ``t`` at arena offset ``off``."""
     tape = s.tape
     freed = tape.freed_flags()
+    arrays = tape.arrays() + (np.zeros(3, np.int64),)  # (once per sweep: see engine._sweep_tape)
+    try:
+        _stretches(s, tcot, tvals, tangent, tape, freed, arrays)
+    finally:
+        del arrays
+
+
+def _stretches(s, tcot, tvals, tangent, tape, freed, arrays):
     start = s.start
     for h in sorted((r for r in tape.python_rows if r <= s.start), reverse=True):
-        _run_kernel(s, tcot, tvals, start, h + 1, freed)
+        _run_kernel(s, tcot, tvals, start, h + 1, freed, arrays)
         if h < s.lowest:
             return
         t = next((r() for r in tape.hook_rows.get(h, ()) if r() is not None and r()._row == h), None)
@@ -161,16 +169,15 @@ def _sweep_rows(s, tcot, tvals, tangent):
         elif t is None and s.live[engine._row_out(tape, h)]:
             raise _Unsupported  # a reached big row whose tensor is gone (the kernel sweep raises there)
         start = h - 1
-    _run_kernel(s, tcot, tvals, start, 0, freed)
+    _run_kernel(s, tcot, tvals, start, 0, freed, arrays)
 
 
-def _run_kernel(s, tcot, tvals, start, stop, freed):
+def _run_kernel(s, tcot, tvals, start, stop, freed, arrays):
     if start < stop:
         return
     tape = s.tape
-    rows, attrs, aux = tape.arrays()
+    rows, attrs, aux, status = arrays
     rows = engine.planned_rows(s, rows)
-    status = np.zeros(3, np.int64)
     result = tangent_reverse_sweep(
         rows,
         attrs,
@@ -193,7 +200,6 @@ def _run_kernel(s, tcot, tvals, start, stop, freed):
         s.big_off,
         s.big_n,
     )
-    del rows, attrs, aux
     if result < 0:
         if status[0] == UNSUPPORTED:
             raise _Unsupported

@@ -55,6 +55,8 @@ BIG_ROW = 16384
 DEFAULT_CAPACITY = 1 << 20  # elements; np.empty reserves address space, pages are touched as ops write
 
 _next_tape_id = itertools.count(1).__next__
+_FLAG = np.dtype(np.uint8)
+_NONE_MODIFIED = np.zeros(DEFAULT_CAPACITY + 1, _FLAG)  # ``Tape.modified`` of a tape with no in-place change
 
 
 class _ArenaPool:
@@ -190,7 +192,9 @@ class Tape:
         self.externs = []
         self.imports = {}
         self.freed = np.zeros(0, np.uint8)
-        self.modified = zeroed_arena(np.dtype(np.uint8), capacity + 1)  # per arena offset: changed in place
+        # per arena offset: changed in place; until the first such change, one all-zero array shared by the
+        # default-sized tapes (``_set_modified`` gives a tape its own: most graphs never change a value in place)
+        self.modified = _NONE_MODIFIED if capacity == DEFAULT_CAPACITY else zeroed_arena(_FLAG, capacity + 1)
         self.dirty = False  # some flag of ``modified`` is set (lets engine.graph_sweep skip its checks)
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
@@ -215,7 +219,7 @@ class Tape:
         try:
             if sys.getrefcount(self.values) <= 2:
                 POOL.give(self.values, written=self.used)
-            if sys.getrefcount(self.modified) <= 2:
+            if self.modified is not _NONE_MODIFIED and sys.getrefcount(self.modified) <= 2:
                 if self.dirty:  # (flags are only ever set below ``used``, and set ``dirty``)
                     self.modified[: self.used + 1] = 0
                 POOL.give(self.modified, clean=True, written=self.used + 1)
@@ -409,15 +413,23 @@ def mark_modified(t):
 
 def _flag(t):
     if t._tape is not None:
-        t._tape.modified[t._off] = 1
-        t._tape.dirty = True
+        _set_modified(t._tape, t._off)
     if t._imports:
         for ref, off in t._imports:
             tape = ref()
             if tape is not None:
-                tape.modified[off] = 1
-                tape.dirty = True
+                _set_modified(tape, off)
         t._imports = None
+
+
+def _set_modified(tape, off):
+    """Flag arena offset ``off`` of ``tape`` as changed in place (its first flag gives it its own array)."""
+    if tape.modified is _NONE_MODIFIED:
+        with _live_lock:
+            if tape.modified is _NONE_MODIFIED:
+                tape.modified = zeroed_arena(_FLAG, tape.capacity + 1)
+    tape.modified[off] = 1
+    tape.dirty = True
 
 
 def reset_current():

@@ -1,7 +1,9 @@
 """Issue 12's figures, each library in its own process: `python -m benchmarks.higher_compare [case ...]`.
 
 Each (library, case) runs in a fresh `python -c` process with gc on: one warming repetition, then repetitions
-for `--seconds` (at least 5); the median is printed in ms, with torch's time over ad's. Cases:
+for `--seconds` (at least 5); the median is printed in ms, with torch's time over ad's. `--threads N` runs
+both libraries on N threads (as `benchmarks.compare --threads`: on a shared machine, 1); the load average
+is printed beside each line. Cases:
 
 - `hessian`: W4's `functional.hessian` (A 256x256 float64, f(x) = sum(tanh(A x))), default arguments;
   `hessian-vec`: the same with `vectorize=True` (torch's fastest Hessian);
@@ -15,6 +17,7 @@ for `--seconds` (at least 5); the median is printed in ms, with torch's time ove
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,12 +85,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=list(CASES), help=f"any of {', '.join(CASES)}")
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent repeating each case")
+    parser.add_argument("--threads", type=int, default=0, help="N threads for torch, BLAS, OpenMP and numba")
     args = parser.parse_args(argv)
+    if args.threads:
+        from .compare import THREAD_VARS
+
+        os.environ.update({v: str(args.threads) for v in THREAD_VARS})
     for case in args.cases:
         a, t = measure("ad", case, args.seconds), measure("torch", case, args.seconds)
         fmt = lambda v: f"{v:10.3f} ms" if isinstance(v, float) else v  # noqa: E731
         ratio = f"{t / a:6.2f}" if isinstance(a, float) and isinstance(t, float) else "   n/a"
-        print(f"{case:12s} ad {fmt(a)}   torch {fmt(t)}   torch/ad {ratio}", flush=True)
+        load = os.getloadavg()[0]
+        print(f"{case:12s} ad {fmt(a)}   torch {fmt(t)}   torch/ad {ratio}   (load {load:.1f})", flush=True)
 
 
 if __name__ == "__main__":

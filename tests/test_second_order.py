@@ -269,25 +269,37 @@ def test_binary_second_matches_finite_differences(code):
 # --- W4 and W7-like graphs ------------------------------------------------------------------------------------
 
 
-def test_w4_hvp_with_a_big_matrix_matches_the_analytic_hessian(monkeypatch):
-    """f(x) = sum(tanh(A x)), A 160 x 160 (over tape.BIG_ROW elements: the matmul is a Python big row):
-    H = A^T diag(-2 t (1 - t^2)) A with t = tanh(A x)."""
+@pytest.mark.parametrize("vector_first", [False, True])
+def test_w4_hvp_with_a_big_matrix_matches_the_analytic_hessian(vector_first, monkeypatch):
+    """f(x) = sum(tanh(A x)) (or sum(tanh(x A^T)): the vector on the left), A 160 x 160 (over tape.BIG_ROW
+    elements: the matmul is a Python big row, and its cotangent one np.dot): H = A^T diag(-2 t (1 - t^2)) A
+    with t = tanh(A x); forward over reverse and double backward (whose second sweep runs both big rows with
+    only the vector requiring grad)."""
     rng = np.random.default_rng(3)
     n = 160
     a = rng.standard_normal((n, n)) / np.sqrt(n)
     x0 = rng.standard_normal(n)
     v = rng.standard_normal(n)
-    A = ad.tensor(a)
+    A = ad.tensor(a.T.copy()) if vector_first else ad.tensor(a)
     x = ad.tensor(x0, requires_grad=True)
+
+    def f(x):
+        return ad.tanh(x @ A if vector_first else A @ x).sum()
+
     spy = _Spy(monkeypatch)
     with fwAD.dual_level():
         xd = fwAD.make_dual(x, ad.tensor(v))
-        (g,) = ad.autograd.grad(ad.tanh(A @ xd).sum(), xd)
+        (g,) = ad.autograd.grad(f(xd), xd)
         primal, hv = fwAD.unpack_dual(g)
     assert spy.ran == 1
     t = np.tanh(a @ x0)
-    np.testing.assert_allclose(primal.numpy(), a.T @ (1 - t * t), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(hv.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    expected_g, expected_hv = a.T @ (1 - t * t), a.T @ (-2 * t * (1 - t * t) * (a @ v))
+    np.testing.assert_allclose(primal.numpy(), expected_g, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(hv.numpy(), expected_hv, rtol=1e-10, atol=1e-12)
+    (g2,) = ad.autograd.grad(f(x), x, create_graph=True)
+    (hv2,) = ad.autograd.grad((g2 * ad.tensor(v)).sum(), x)
+    np.testing.assert_allclose(g2.detach().numpy(), expected_g, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(hv2.numpy(), expected_hv, rtol=1e-10, atol=1e-12)
 
 
 def test_w7_like_iteration_second_derivative_matches_the_recursion(monkeypatch):
@@ -432,6 +444,54 @@ def test_fused_node_keeps_torch_errors(monkeypatch):
         y.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         ad.autograd.grad(g.sum(), x)
+
+
+def _freeing_program(lib, retain_first, retain_second, then):
+    """A 30-step scalar iteration (the fused node's graph) differentiated twice; ``then``: what runs after the
+    second derivative (``"backward"``: y.backward(), ``"grad2"``: the second derivative again, ``"grad"``: the
+    first derivative again). Returns the second derivative and what ``then`` computed."""
+    x = lib.tensor(0.7, dtype=lib.float64, requires_grad=True)
+    y = x
+    for _ in range(30):
+        y = y - 0.1 * lib.sin(y) * y
+    (g,) = lib.autograd.grad(y, x, create_graph=True, retain_graph=retain_first)
+    (h,) = lib.autograd.grad(g, x, retain_graph=retain_second)
+    if then == "backward":
+        y.backward()
+        return float(h), float(x.grad)
+    if then == "grad2":
+        return float(h), float(lib.autograd.grad(g, x)[0])
+    return float(h), float(lib.autograd.grad(y, x)[0])
+
+
+@pytest.mark.parametrize("retain_first", [None, False])
+@pytest.mark.parametrize("retain_second", [None, True])
+@pytest.mark.parametrize("then", ["backward", "grad2", "grad"])
+def test_fused_node_frees_the_graph_as_torch(retain_first, retain_second, then, monkeypatch):
+    """retain_graph=False (explicit on the first derivative, the default on the second) frees the first-order
+    graph: a later backward through it raises torch's error and RuntimeError, as torch does; retained, the
+    values equal the recorded path's and torch's."""
+    torch = pytest.importorskip("torch")
+    spy = _FusedSpy(monkeypatch, min_nodes=db.MIN_NODES)
+    args = (retain_first, retain_second, then)
+    try:
+        expected = _freeing_program(torch, *args)
+    except RuntimeError as e:
+        assert "Trying to backward through the graph a second time" in str(e)
+        expected = None
+    if expected is None:
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            _freeing_program(ad, *args)
+    else:
+        got = _freeing_program(ad, *args)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert spy.fused >= 1
+    monkeypatch.setattr(db, "fused_grad", lambda *args: None)  # the recorded path agrees
+    if expected is None:
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            _freeing_program(ad, *args)
+    else:
+        np.testing.assert_allclose(_freeing_program(ad, *args), expected, rtol=1e-12)
 
 
 BIG_GRAPHS = {  # over tape.BIG_ROW elements: these rows are swept from Python (both passes)

@@ -43,13 +43,14 @@ from .cpu import (
     READS_OUT,
     READS_X,
     READS_Y,
-    _column_sum_into,
-    _strided_walk,
     binary_partial_x,
     binary_partial_y,
     needed_reads,
     strided_offset,
     unary_partial,
+)
+from .cpu import (
+    _strided_adjoint as _strided_walk,
 )
 from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv
 
@@ -242,6 +243,13 @@ for _code in (
 ):
     _SECOND[_code] = 1
 SECOND_ORDER = _SECOND
+
+
+@njit(**KERNEL)
+def _column_sum_into(cot, M, N, o, b):
+    for i in range(M):
+        for j in range(N):
+            cot[b + j] += cot[o + i * N + j]
 
 
 @njit(**KERNEL)

@@ -17,6 +17,17 @@ work of the graph being differentiated. The sweep runs from row ``start`` down t
 tensor has a Python hook), and no further than ``lowest``, the smallest row that produced a live tensor
 (lowered as operands become live). The return value is the new
 ``lowest``, or ``-2 - r`` if row ``r`` had been freed (nothing is written to the caller's ``.grad`` then).
+
+One walk, three layouts: ``walk`` (below) is the sweep for every cotangent layout: this module's plain arena (one
+cotangent per value slot), ``kernels/batched.py``'s B cotangents per slot (a ``BatchedArena``) and
+``kernels/second_order.py``'s cotangent with its tangent (a ``TangentArena``). It decodes the rows, checks saved
+values, keeps ``live``/``lowest``, and calls layout rules for what differs (the comment block above ``walk``
+lists them). The rules are ``numba.extending.overload``s chosen by the arena's numba type, so ``walk`` stays one
+plain ``@njit(cache=True)`` function, compiled once per layout and cached on disk (a second process loads all
+three: ``NUMBA_DEBUG_CACHE=1``). Not a closure factory (STYLE forbids them, and their cache key hangs on pickled
+closure cells) nor generated source (a module file written at run time). The price, measured: cold, each
+sweep compiles in about twice the time of the hand-written ones it replaced (each rule is its own function that
+the walk re-optimizes), and small rows sweep about 1.5x slower (a call per row into the unary/binary rule).
 """
 
 import math
@@ -136,8 +147,8 @@ def strided_offset(i, aux, a, ndim):
 #   supports(arena, code)                 whether the layout has a rule for rows of opcode ``code``
 #   cot_slot(arena, off)                  the cotangent slot of the region at value offset ``off`` (-1: none)
 #   move(arena, dst, src, scale)          cot[dst] += scale * cot[src]: every linear row is made of these
-#   unary_adjoint(arena, code, xv, ov, a0, a1, cx, co, x)          one element of an elementwise unary row
-#   binary_adjoint(arena, code, xv, yv, ov, cx, cy, co, x, y, xrg, yrg)   one element of a binary row
+#   unary_adjoint(arena, code, vals, o, x, co, cx, n, a0, a1)      an elementwise unary row (its loop inside:
+#   binary_adjoint(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg)  numba hoists the opcode's branch out)
 #   clear_region(arena, off, size)        zero the cotangents of ``size`` elements at value offset ``off``
 #   columns(arena), column(arena, b)      the 1-D cotangent arrays that the line and group rows sweep one by one
 #   matmul_adjoint(arena, vals, aux, a, o, x, y, xrg, yrg)         a (batched) matmul row
@@ -169,14 +180,15 @@ matmul_adjoint = _stub("matmul_adjoint")
 linear_adjoint = _stub("linear_adjoint")
 
 
-def layout_rule(rule, is_layout):
-    """Decorator: the function is ``rule``'s implementation for arenas whose numba type ``is_layout`` accepts."""
+def layout_rule(rule, is_layout, inline="never"):
+    """Decorator: the function is ``rule``'s implementation for arenas whose numba type ``is_layout`` accepts
+    (``inline="always"`` for the one-line rules called per element: inlined before typing, no call per element)."""
 
     def register(impl):
         def typer(*args):
             return impl if is_layout(args[0]) else None
 
-        overload(rule, jit_options=RULE_OPTIONS, strict=False)(typer)
+        overload(rule, jit_options=RULE_OPTIONS, strict=False, inline=inline)(typer)
         return impl
 
     return register
@@ -228,13 +240,9 @@ def walk(
                 _clear_if_big(arena, big_off, big_n, y)
         if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
             if xrg:
-                for i in range(n):
-                    unary_adjoint(arena, code, vals[x + i], vals[o + i], a0, a1, cx + i, co + i, x + i)
+                unary_adjoint(arena, code, vals, o, x, co, cx, n, a0, a1)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-            for i in range(n):
-                xv = vals[x + i]
-                yv = vals[y + i]
-                binary_adjoint(arena, code, xv, yv, vals[o + i], cx + i, cy + i, co + i, x + i, y + i, xrg, yrg)
+            binary_adjoint(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg)
         elif code == K.WHERE:
             for i in range(n):
                 m = vals[a + i]
@@ -459,32 +467,35 @@ def _group_adjoint(code, vals, cot, aux, a, o, x, co, cx, nout):
 # --- the plain layout's rules --------------------------------------------------------------------------------
 
 
-@layout_rule(supports, _plain)
+@layout_rule(supports, _plain, "always")
 def _plain_supports(arena, code):
     return True
 
 
-@layout_rule(cot_slot, _plain)
+@layout_rule(cot_slot, _plain, "always")
 def _plain_slot(arena, off):
     return off
 
 
-@layout_rule(move, _plain)
+@layout_rule(move, _plain, "always")
 def _plain_move(arena, dst, src, scale):
     arena[dst] += scale * arena[src]
 
 
 @layout_rule(unary_adjoint, _plain)
-def _plain_unary(arena, code, xv, ov, a0, a1, cx, co, x):
-    arena[cx] += arena[co] * unary_partial(code, xv, ov, a0, a1)
+def _plain_unary(arena, code, vals, o, x, co, cx, n, a0, a1):
+    for i in range(n):
+        arena[cx + i] += arena[co + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
 
 
 @layout_rule(binary_adjoint, _plain)
-def _plain_binary(arena, code, xv, yv, ov, cx, cy, co, x, y, xrg, yrg):
+def _plain_binary(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg):
     if xrg:
-        arena[cx] += arena[co] * binary_partial_x(code, xv, yv, ov)
+        for i in range(n):
+            arena[cx + i] += arena[co + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
     if yrg:
-        arena[cy] += arena[co] * binary_partial_y(code, xv, yv, ov)
+        for i in range(n):
+            arena[cy + i] += arena[co + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
 
 
 @layout_rule(clear_region, _plain)
@@ -492,12 +503,12 @@ def _plain_clear(arena, off, size):
     arena[off : off + size] = 0.0
 
 
-@layout_rule(columns, _plain)
+@layout_rule(columns, _plain, "always")
 def _plain_columns(arena):
     return 1
 
 
-@layout_rule(column, _plain)
+@layout_rule(column, _plain, "always")
 def _plain_column(arena, b):
     return arena
 

@@ -13,135 +13,209 @@ Same inputs as ``kernels/cpu.py``'s ``reverse_sweep`` (read its header first), e
   their own offsets (``vals[x + i]``), cotangents at the mapped ones (``cot[cmap[x] + i]``).
 
 The arena is zero-filled by the caller (no "store at first write" regions, unlike the one-VJP sweep), so a
-row always adds. The sweep is ``kernels.cpu.walk`` (rows skipped, ``live``, ``visited``, ``freed``,
-``modified`` and the returned ``lowest`` as there) over a ``BatchedArena``; this module holds that layout's
-rules: a slot moves B values, ops whose backward walks groups or rows (log_softmax, cross_entropy, prod, amax,
-amin) run once per column ``cot[:, b]``.
+row always adds. Rows the one-VJP kernel skips are skipped here too; ``live`` (per value offset),
+``visited``, ``freed``, ``modified`` and the returned ``lowest`` mean the same. Ops whose backward walks
+groups or rows (log_softmax, cross_entropy, prod, amax, amin) run once per column ``cot[:, b]``.
 """
 
-from collections import namedtuple
+import math
 
 import numpy as np
 from numba import njit
-from numba.core import types
 
+from . import opcodes as K
 from .cpu import (
+    FREED,
     KERNEL,
-    binary_adjoint,
+    MODIFIED,
+    READS_OUT,
+    READS_X,
+    READS_Y,
     binary_partial_x,
     binary_partial_y,
-    clear_region,
-    column,
-    columns,
-    cot_slot,
-    layout_rule,
-    linear_adjoint,
-    matmul_adjoint,
-    move,
-    supports,
-    unary_adjoint,
+    needed_reads,
+    strided_offset,
     unary_partial,
-    walk,
 )
-
-BatchedArena = namedtuple("BatchedArena", ["cot", "cmap"])
 
 
 @njit(**KERNEL)
 def reverse_sweep_batched(
     rows, attrs, aux, vals, cot, cmap, live, visited, freed, modified, saves, start, stop, lowest, status
 ):
-    no_big = np.empty(0, np.int64)  # the caller zero-fills the whole arena
-    arena = BatchedArena(cot, cmap)
-    return walk(
-        rows,
-        attrs,
-        aux,
-        vals,
-        arena,
-        live,
-        visited,
-        freed,
-        modified,
-        saves,
-        start,
-        stop,
-        lowest,
-        status,
-        no_big,
-        no_big,
-    )
+    nb = cot.shape[1]
+    r = start
+    while r >= stop and r >= lowest:
+        o = rows[r, 1]
+        if live[o] == 0:
+            r -= 1
+            continue
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        x = rows[r, 2]
+        y = rows[r, 3]
+        reads = needed_reads(saves[code], op)
+        if reads != 0:
+            if freed[r] != 0:
+                status[0] = FREED
+                status[1] = r
+                return -1
+            stale = -1
+            if (reads & READS_OUT) and modified[o] != 0:
+                stale = o
+            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
+                stale = x
+            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
+                stale = y
+            if stale >= 0:
+                status[0] = MODIFIED
+                status[1] = r
+                status[2] = stale
+                return -1
+        visited[r] = 1
+        co = cmap[o]
+        cx = cmap[x] if x >= 0 else -1
+        cy = cmap[y] if y >= 0 else -1
+        xrg = (op & K.XRG) != 0
+        yrg = (op & K.YRG) != 0
+        n = rows[r, 4]
+        a = rows[r, 5]
+        a0 = attrs[r, 0]
+        a1 = attrs[r, 1]
+        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+            if xrg:
+                for i in range(n):
+                    d = unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+                    for b in range(nb):
+                        cot[cx + i, b] += cot[co + i, b] * d
+        elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            for i in range(n):
+                if xrg:
+                    dx = binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
+                    for b in range(nb):
+                        cot[cx + i, b] += cot[co + i, b] * dx
+                if yrg:
+                    dy = binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
+                    for b in range(nb):
+                        cot[cy + i, b] += cot[co + i, b] * dy
+        elif code == K.WHERE:
+            for i in range(n):
+                m = vals[a + i]
+                if xrg and m != 0:
+                    _add_slot(cot, cx + i, co + i, 1.0)
+                if yrg and m == 0:
+                    _add_slot(cot, cy + i, co + i, 1.0)
+        elif code == K.GATHER_STRIDED:
+            _strided_walk_batched(cot, aux, a, co, cx, 1.0, True)
+        elif code == K.SCATTER_STRIDED:
+            _strided_walk_batched(cot, aux, a, co, cx, a0, False)
+        elif code == K.SUM_ALL:
+            if xrg:
+                for i in range(a):
+                    for b in range(nb):
+                        cot[cx + i, b] += a0 * cot[co, b]
+        elif code == K.GATHER_MAP:
+            for i in range(n):
+                _add_slot(cot, cx + aux[a + 1 + i], co + i, 1.0)
+        elif code == K.SCATTER_MAP:
+            for i in range(aux[a]):
+                _add_slot(cot, cx + i, co + aux[a + 1 + i], 1.0)
+        elif code == K.MATMUL:
+            _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg)
+        elif code == K.LINEAR or code == K.LINEAR_BIAS:
+            _linear_backward_batched(vals, cot, aux[a], aux[a + 1], aux[a + 2], co, x, y, cx, cy, xrg, yrg)
+            if code == K.LINEAR_BIAS and aux[a + 5] != 0:  # the bias: a third operand (offset and row in aux)
+                bias = aux[a + 3]
+                cb = cmap[bias]
+                for i in range(aux[a]):
+                    for j in range(aux[a + 2]):
+                        _add_slot(cot, cb + j, co + i * aux[a + 2] + j, 1.0)
+                if live[bias] == 0:
+                    live[bias] = 1
+                    if aux[a + 4] < lowest:
+                        lowest = aux[a + 4]
+        elif code == K.LOG_SOFTMAX:
+            if xrg:
+                for b in range(nb):
+                    _log_softmax_backward(vals, cot[:, b], aux[a], aux[a + 1], aux[a + 2], o, co, cx)
+        elif code == K.CROSS_ENTROPY:
+            if xrg:
+                for b in range(nb):
+                    _cross_entropy_backward(vals, cot[:, b], aux, a, co, x, cx)
+        elif code == K.PROD or code == K.AMAX or code == K.AMIN:
+            for b in range(nb):
+                _group_backward(code, vals, cot[:, b], aux, a, o, x, co, cx, n)
+        if xrg and live[x] == 0:
+            live[x] = 1
+            if rows[r, 6] < lowest:
+                lowest = rows[r, 6]
+        if yrg and live[y] == 0:
+            live[y] = 1
+            if rows[r, 7] < lowest:
+                lowest = rows[r, 7]
+        r -= 1
+    return lowest
 
 
-def _batched(arena):
-    return isinstance(arena, types.BaseNamedTuple) and arena.instance_class is BatchedArena
-
-
-@layout_rule(supports, _batched, "always")
-def _batched_supports(arena, code):
-    return True
-
-
-@layout_rule(cot_slot, _batched, "always")
-def _batched_slot(arena, off):
-    if off < 0:
-        return -1
-    return arena.cmap[off]
-
-
-@layout_rule(move, _batched, "always")
-def _batched_move(arena, dst, src, scale):
-    cot = arena.cot
+@njit(inline="always", **KERNEL)
+def _add_slot(cot, dst, src, scale):
+    """The B cotangents of slot ``dst`` += ``scale`` times those of slot ``src``."""
     for b in range(cot.shape[1]):
         cot[dst, b] += scale * cot[src, b]
 
 
-@layout_rule(unary_adjoint, _batched)
-def _batched_unary(arena, code, vals, o, x, co, cx, n, a0, a1):
-    cot = arena.cot
-    for i in range(n):
-        d = unary_partial(code, vals[x + i], vals[o + i], a0, a1)
-        for b in range(cot.shape[1]):
-            cot[cx + i, b] += cot[co + i, b] * d
+@njit(**KERNEL)
+def _strided_walk_batched(cot, aux, a, o, x, scale, gather):
+    """``kernels.cpu._strided_walk`` on (S, B) slots: each index moves a row of B cotangents."""
+    ndim = aux[a]
+    off = aux[a + 1]
+    if ndim == 0:
+        if gather:
+            _add_slot(cot, x + off, o, 1.0)
+        else:
+            _add_slot(cot, x, o + off, scale)
+        return
+    shape0 = a + 2
+    stride0 = a + 2 + ndim
+    total = 1
+    for k in range(ndim):
+        total *= aux[shape0 + k]
+    if total == 0:
+        return
+    nb = cot.shape[1]
+    inner = aux[shape0 + ndim - 1]
+    inner_stride = aux[stride0 + ndim - 1]
+    counter = np.zeros(ndim, np.int64)
+    i = 0
+    while i < total:
+        for j in range(inner):
+            if gather:
+                src = o + i + j
+                dst = x + off + j * inner_stride
+                for b in range(nb):
+                    cot[dst, b] += cot[src, b]
+            else:
+                src = o + off + j * inner_stride
+                dst = x + i + j
+                for b in range(nb):
+                    cot[dst, b] += scale * cot[src, b]
+        i += inner
+        k = ndim - 2
+        while k >= 0:
+            counter[k] += 1
+            off += aux[stride0 + k]
+            if counter[k] < aux[shape0 + k]:
+                break
+            off -= aux[shape0 + k] * aux[stride0 + k]
+            counter[k] = 0
+            k -= 1
 
 
-@layout_rule(binary_adjoint, _batched)
-def _batched_binary(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg):
-    cot = arena.cot
-    for i in range(n):
-        if xrg:
-            dx = binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
-            for b in range(cot.shape[1]):
-                cot[cx + i, b] += cot[co + i, b] * dx
-        if yrg:
-            dy = binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
-            for b in range(cot.shape[1]):
-                cot[cy + i, b] += cot[co + i, b] * dy
-
-
-@layout_rule(clear_region, _batched)
-def _batched_clear(arena, off, size):
-    c = arena.cmap[off]
-    arena.cot[c : c + size] = 0.0
-
-
-@layout_rule(columns, _batched, "always")
-def _batched_columns(arena):
-    return arena.cot.shape[1]
-
-
-@layout_rule(column, _batched, "always")
-def _batched_column(arena, b):
-    return arena.cot[:, b]
-
-
-@layout_rule(matmul_adjoint, _batched)
-def _matmul_backward_batched(arena, vals, aux, a, o, x, y, xrg, yrg):
+@njit(**KERNEL)
+def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg):
     """aux[a:a+6] = (Bm, M, K, N, x batch stride, y batch stride), as the one-VJP kernel. With B cotangents
     per slot, g of matrix ``bm`` is ``(M, N * B)``: ``gy += x.T @ g`` is one GEMM with B times the columns;
     ``gx[m] += y @ g[m]`` is one GEMM ``(K, N) @ (N, B)`` per row ``m`` of x."""
-    cot = arena.cot
-    co = arena.cmap[o]
     nb = cot.shape[1]
     Bm = aux[a]
     M = aux[a + 1]
@@ -156,34 +230,105 @@ def _matmul_backward_batched(arena, vals, aux, a, o, x, y, xrg, yrg):
         if yrg:
             g = cot[go : go + M * N].reshape((M, N * nb))
             xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
-            gyb = arena.cmap[y] + bm * ybs
+            gyb = cy + bm * ybs
             gy = cot[gyb : gyb + K_ * N].reshape((K_, N * nb))
             gy += np.dot(xb.T, g)
         if xrg:
             yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
-            gxb = arena.cmap[x] + bm * xbs
+            gxb = cx + bm * xbs
             for m in range(M):
                 gm = cot[go + m * N : go + (m + 1) * N]
                 cot[gxb + m * K_ : gxb + (m + 1) * K_] += np.dot(yb, gm)
 
 
-@layout_rule(linear_adjoint, _batched)
-def _linear_backward_batched(arena, vals, M, K_, N, o, x, y, xrg, yrg):
+@njit(**KERNEL)
+def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx[m] += y.T @ g[m]`` (a GEMM (K, N) @ (N, B) per row),
     ``gy[n, k] += g[m, n] * x[m, k]`` summed over m (B values at a time)."""
-    cot = arena.cot
-    co = arena.cmap[o]
     nb = cot.shape[1]
     yt = np.ascontiguousarray(vals[y : y + N * K_].reshape((N, K_)).T)
     for m in range(M):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:
-            cx = arena.cmap[x]
             cot[cx + m * K_ : cx + (m + 1) * K_] += np.dot(yt, gm)
         if yrg:
-            cy = arena.cmap[y]
             for nn in range(N):
                 for k in range(K_):
                     xv = vals[x + m * K_ + k]
                     for b in range(nb):
                         cot[cy + nn * K_ + k, b] += gm[nn, b] * xv
+
+
+# --- one column of the batch, values and cotangents at their own offsets (``kernels.cpu``'s helpers read both
+# at one offset; here the cotangent arena is compacted: see ``ad/batched.py``) ---------------------------------
+
+
+@njit(**KERNEL)
+def _log_softmax_backward(vals, cot, outer, size, inner, o, co, cx):
+    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout."""
+    for i in range(outer):
+        for k in range(inner):
+            base = i * size * inner + k
+            total = 0.0
+            for j in range(size):
+                total += cot[co + base + j * inner]
+            for j in range(size):
+                e = base + j * inner
+                cot[cx + e] += cot[co + e] - math.exp(vals[o + e]) * total
+
+
+@njit(**KERNEL)
+def _cross_entropy_backward(vals, cot, aux, a, co, x, cx):
+    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), as ``kernels.cpu._cross_entropy_backward``."""
+    M = aux[a]
+    C = aux[a + 1]
+    scale = cot[co] / M
+    for i in range(M):
+        row = x + i * C
+        m = vals[row]
+        for j in range(1, C):
+            if vals[row + j] > m:
+                m = vals[row + j]
+        if not math.isfinite(m):
+            m = 0.0
+        total = 0.0
+        for j in range(C):
+            total += math.exp(vals[row + j] - m)
+        for j in range(C):
+            cot[cx + i * C + j] += scale * (math.exp(vals[row + j] - m) / total)
+        cot[cx + i * C + aux[a + 2 + i]] -= scale
+
+
+@njit(**KERNEL)
+def _group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
+    """prod / amax / amin over groups, as ``kernels.cpu._group_backward``."""
+    ndim = aux[a]
+    nx = 1
+    for k in range(ndim):
+        nx *= aux[a + 2 + k]
+    count = np.zeros(nout, np.int64)
+    if code == K.PROD:
+        nonzero_prod = np.ones(nout, np.float64)
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            v = vals[x + i]
+            if v == 0.0:
+                count[j] += 1
+            else:
+                nonzero_prod[j] *= v
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            v = vals[x + i]
+            if count[j] == 0:
+                cot[cx + i] += cot[co + j] * (nonzero_prod[j] / v)
+            elif count[j] == 1 and v == 0.0:
+                cot[cx + i] += cot[co + j] * nonzero_prod[j]
+    else:
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            if vals[x + i] == vals[o + j]:
+                count[j] += 1
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            if vals[x + i] == vals[o + j]:
+                cot[cx + i] += cot[co + j] / count[j]

@@ -17,25 +17,12 @@ work of the graph being differentiated. The sweep runs from row ``start`` down t
 tensor has a Python hook), and no further than ``lowest``, the smallest row that produced a live tensor
 (lowered as operands become live). The return value is the new
 ``lowest``, or ``-2 - r`` if row ``r`` had been freed (nothing is written to the caller's ``.grad`` then).
-
-One walk, three layouts: ``walk`` (below) is the sweep for every cotangent layout: this module's plain arena (one
-cotangent per value slot), ``kernels/batched.py``'s B cotangents per slot (a ``BatchedArena``) and
-``kernels/second_order.py``'s cotangent with its tangent (a ``TangentArena``). It decodes the rows, checks saved
-values, keeps ``live``/``lowest``, and calls layout rules for what differs (the comment block above ``walk``
-lists them). The rules are ``numba.extending.overload``s chosen by the arena's numba type, so ``walk`` stays one
-plain ``@njit(cache=True)`` function, compiled once per layout and cached on disk (a second process loads all
-three: ``NUMBA_DEBUG_CACHE=1``). Not a closure factory (STYLE forbids them, and their cache key hangs on pickled
-closure cells) nor generated source (a module file written at run time). The price, measured: cold, each
-sweep compiles in about twice the time of the hand-written ones it replaced (each rule is its own function that
-the walk re-optimizes), and small rows sweep about 1.5x slower (a call per row into the unary/binary rule).
 """
 
 import math
 
 import numpy as np
 from numba import njit
-from numba.core import types
-from numba.extending import overload, register_jitable
 
 from . import opcodes as K
 from . import pointwise
@@ -136,73 +123,10 @@ def strided_offset(i, aux, a, ndim):
     return off
 
 
-# --- the walk: one reverse sweep for every cotangent layout ---------------------------------------------------
-# ``walk`` decodes each row and calls the layout rules below; an entry point (``reverse_sweep`` here,
-# ``kernels.batched.reverse_sweep_batched``, ``kernels.second_order.tangent_reverse_sweep``) wraps its arrays in
-# its arena and calls it. Each rule is a stub whose implementation numba picks by the arena's type at compile
-# time (``numba.extending.overload``), so ``walk`` is compiled once per layout, caches on disk like any kernel,
-# and has no closure (STYLE: no closure factories). A layout module registers its rules with ``layout_rule``.
-#
-# The rules, ``arena`` first (``dst``/``src``/``co``/``cx`` are cotangent slots, ``o``/``x``/``y`` value offsets):
-#   supports(arena, code)                 whether the layout has a rule for rows of opcode ``code``
-#   cot_slot(arena, off)                  the cotangent slot of the region at value offset ``off`` (-1: none)
-#   move(arena, dst, src, scale)          cot[dst] += scale * cot[src]: every linear row is made of these
-#   unary_adjoint(arena, code, vals, o, x, co, cx, n, a0, a1)      an elementwise unary row (its loop inside:
-#   binary_adjoint(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg)  numba hoists the opcode's branch out)
-#   clear_region(arena, off, size)        zero the cotangents of ``size`` elements at value offset ``off``
-#   columns(arena), column(arena, b)      the 1-D cotangent arrays that the line and group rows sweep one by one
-#   matmul_adjoint(arena, vals, aux, a, o, x, y, xrg, yrg)         a (batched) matmul row
-#   linear_adjoint(arena, vals, M, K_, N, o, x, y, xrg, yrg)       a linear row (without its bias)
-# This module's layout is the plain one: ``arena`` is the 1-D cotangent arena itself, slots are value offsets.
-
-# Rule implementations follow the kernels' float semantics (x / 0 is inf or nan, never an exception).
-RULE_OPTIONS = {"error_model": "numpy", "nogil": True}
-UNSUPPORTED = 3  # status[0]: row status[1] has no rule in this layout (the caller sweeps it another way)
-
-
-def _stub(name):
-    def rule(*args):
-        raise NotImplementedError(f"{name} is a layout rule of kernels.cpu.walk: it runs inside @njit code only")
-
-    rule.__name__ = rule.__qualname__ = name
-    return rule
-
-
-supports = _stub("supports")
-cot_slot = _stub("cot_slot")
-move = _stub("move")
-unary_adjoint = _stub("unary_adjoint")
-binary_adjoint = _stub("binary_adjoint")
-clear_region = _stub("clear_region")
-columns = _stub("columns")
-column = _stub("column")
-matmul_adjoint = _stub("matmul_adjoint")
-linear_adjoint = _stub("linear_adjoint")
-
-
-def layout_rule(rule, is_layout, inline="never"):
-    """Decorator: the function is ``rule``'s implementation for arenas whose numba type ``is_layout`` accepts
-    (``inline="always"`` for the one-line rules called per element: inlined before typing, no call per element)."""
-
-    def register(impl):
-        def typer(*args):
-            return impl if is_layout(args[0]) else None
-
-        overload(rule, jit_options=RULE_OPTIONS, strict=False, inline=inline)(typer)
-        return impl
-
-    return register
-
-
-def _plain(arena):
-    return isinstance(arena, types.Array)
-
-
 @njit(**KERNEL)
-def walk(
-    rows, attrs, aux, vals, arena, live, visited, freed, modified, saves, start, stop, lowest, status, big_off, big_n
+def reverse_sweep(
+    rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status, big_off, big_n
 ):
-    """The reverse sweep of the module docstring over any cotangent layout ``arena`` (see the rules above)."""
     r = start
     while r >= stop and r >= lowest:
         o = rows[r, 1]
@@ -211,18 +135,26 @@ def walk(
             continue
         op = rows[r, 0]
         code = op & K.CODE_MASK
-        if not supports(arena, code):
-            status[0] = UNSUPPORTED
-            status[1] = r
-            return -1
         x = rows[r, 2]
         y = rows[r, 3]
-        kind, stale = saved_error(r, op, o, x, y, freed, modified, saves)
-        if kind != 0:
-            status[0] = kind
-            status[1] = r
-            status[2] = stale
-            return -1
+        reads = needed_reads(saves[code], op)
+        if reads != 0:
+            if freed[r] != 0:
+                status[0] = FREED
+                status[1] = r
+                return -1
+            stale = -1
+            if (reads & READS_OUT) and modified[o] != 0:
+                stale = o
+            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
+                stale = x
+            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
+                stale = y
+            if stale >= 0:
+                status[0] = MODIFIED
+                status[1] = r
+                status[2] = stale
+                return -1
         visited[r] = 1
         xrg = (op & K.XRG) != 0
         yrg = (op & K.YRG) != 0
@@ -230,68 +162,68 @@ def walk(
         a = rows[r, 5]
         a0 = attrs[r, 0]
         a1 = attrs[r, 1]
-        co = cot_slot(arena, o)
-        cx = cot_slot(arena, x)
-        cy = cot_slot(arena, y)
         if big_off.shape[0] != 0:  # big regions are not cleared in advance: clear one at its first write
             if xrg and live[x] == 0:
-                _clear_if_big(arena, big_off, big_n, x)
+                _clear_if_big(cot, big_off, big_n, x)
             if yrg and live[y] == 0:
-                _clear_if_big(arena, big_off, big_n, y)
+                _clear_if_big(cot, big_off, big_n, y)
         if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
             if xrg:
-                unary_adjoint(arena, code, vals, o, x, co, cx, n, a0, a1)
+                for i in range(n):
+                    cot[x + i] += cot[o + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-            binary_adjoint(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg)
+            if xrg:
+                for i in range(n):
+                    cot[x + i] += cot[o + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
+            if yrg:
+                for i in range(n):
+                    cot[y + i] += cot[o + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
         elif code == K.WHERE:
             for i in range(n):
                 m = vals[a + i]
                 if xrg and m != 0:
-                    move(arena, cx + i, co + i, 1.0)
+                    cot[x + i] += cot[o + i]
                 if yrg and m == 0:
-                    move(arena, cy + i, co + i, 1.0)
+                    cot[y + i] += cot[o + i]
         elif code == K.GATHER_STRIDED:
-            _strided_adjoint(arena, aux, a, co, cx, 1.0, True)
+            _strided_walk(cot, aux, a, o, x, 1.0, True)
         elif code == K.SCATTER_STRIDED:
-            _strided_adjoint(arena, aux, a, co, cx, a0, False)
+            _strided_walk(cot, aux, a, o, x, a0, False)
         elif code == K.SUM_ALL:
             if xrg:
+                gs = a0 * cot[o]
                 for i in range(a):
-                    move(arena, cx + i, co, a0)
+                    cot[x + i] += gs
         elif code == K.GATHER_MAP:
             for i in range(n):
-                move(arena, cx + aux[a + 1 + i], co + i, 1.0)
+                cot[x + aux[a + 1 + i]] += cot[o + i]
         elif code == K.SCATTER_MAP:
-            for i in range(aux[a]):
-                move(arena, cx + i, co + aux[a + 1 + i], 1.0)
+            nx = aux[a]
+            for i in range(nx):
+                cot[x + i] += cot[o + aux[a + 1 + i]]
         elif code == K.MATMUL:
-            matmul_adjoint(arena, vals, aux, a, o, x, y, xrg, yrg)
-        elif code == K.LINEAR or code == K.LINEAR_BIAS:
-            linear_adjoint(arena, vals, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
-            if code == K.LINEAR_BIAS and aux[a + 5] != 0:  # the bias (a third operand: its offset and row in aux)
+            _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg)
+        elif code == K.LINEAR:
+            _linear_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
+        elif code == K.LINEAR_BIAS:
+            _linear_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
+            if aux[a + 5] != 0:  # the bias (a third operand: its offset and row live in aux)
                 b = aux[a + 3]
                 if live[b] == 0 and big_off.shape[0] != 0:
-                    _clear_if_big(arena, big_off, big_n, b)
-                cb = cot_slot(arena, b)
-                N = aux[a + 2]
-                for i in range(aux[a]):  # the column sums of g
-                    for j in range(N):
-                        move(arena, cb + j, co + i * N + j, 1.0)
+                    _clear_if_big(cot, big_off, big_n, b)
+                _column_sum_into(cot, aux[a], aux[a + 2], o, b)
                 if live[b] == 0:
                     live[b] = 1
                     if aux[a + 4] < lowest:
                         lowest = aux[a + 4]
         elif code == K.LOG_SOFTMAX:
             if xrg:
-                for c in range(columns(arena)):
-                    log_softmax_lines(vals, column(arena, c), aux[a], aux[a + 1], aux[a + 2], o, co, cx, 0, 1)
+                _log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x)
         elif code == K.CROSS_ENTROPY:
             if xrg:
-                for c in range(columns(arena)):
-                    cross_entropy_lines(vals, column(arena, c), aux, a, co, x, cx, 0, 1)
+                _cross_entropy_backward(vals, cot, aux, a, o, x)
         elif code == K.PROD or code == K.AMAX or code == K.AMIN:
-            for c in range(columns(arena)):
-                _group_adjoint(code, vals, column(arena, c), aux, a, o, x, co, cx, n)
+            _group_backward(code, vals, cot, aux, a, o, x, n)
         if xrg and live[x] == 0:
             live[x] = 1
             if rows[r, 6] < lowest:
@@ -305,55 +237,28 @@ def walk(
 
 
 @njit(**KERNEL)
-def reverse_sweep(
-    rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status, big_off, big_n
-):
-    """The one-VJP sweep of the module docstring: ``walk`` over the plain arena ``cot``."""
-    return walk(
-        rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status, big_off, big_n
-    )
-
-
-@register_jitable
-def saved_error(r, op, o, x, y, freed, modified, saves):
-    """``(FREED | MODIFIED, offset)`` when row ``r`` must not run (its saved values were released, or one it
-    reads was modified in place since), else ``(0, 0)``. Shared with the CUDA sweep."""
-    reads = needed_reads(int(saves[op & K.CODE_MASK]), op)  # (int: numpy 2 refuses ~flags on a uint8)
-    if reads != 0:
-        if freed[r] != 0:
-            return FREED, 0
-        if (reads & READS_OUT) != 0 and modified[o] != 0:
-            return MODIFIED, o
-        if (reads & READS_X) != 0 and x >= 0 and modified[x] != 0:
-            return MODIFIED, x
-        if (reads & READS_Y) != 0 and y >= 0 and modified[y] != 0:
-            return MODIFIED, y
-    return 0, 0
-
-
-@njit(**KERNEL)
-def _clear_if_big(arena, big_off, big_n, off):
-    """Zero the cotangents at value offset ``off`` if it starts one of the big regions (sorted ``big_off``)."""
+def _clear_if_big(cot, big_off, big_n, off):
+    """Zero the cotangent region at ``off`` if it is one of the big regions (sorted ``big_off``)."""
     k = np.searchsorted(big_off, off)
     if k < big_off.shape[0] and big_off[k] == off:
-        clear_region(arena, off, big_n[k])
+        cot[off : off + big_n[k]] = 0.0
 
 
 @njit(**KERNEL)
-def _strided_adjoint(arena, aux, a, o, x, scale, gather):
+def _strided_walk(cot, aux, a, o, x, scale, gather):
     """Adjoint of a strided view, walking its index space with an odometer (no division per element).
 
     The view (``aux[a:]`` = ndim, base, shape, strides) maps flat index ``i`` of its shape to offset
     ``base + sum_k i_k * stride_k``. gather: ``cot[x + offset(i)] += cot[o + i]`` (adjoint of a gather from x);
-    scatter: ``cot[x + i] += scale * cot[o + offset(i)]`` (adjoint of a scatter into o). ``o``, ``x``: slots.
+    scatter: ``cot[x + i] += scale * cot[o + offset(i)]`` (adjoint of a scatter into o).
     """
     ndim = aux[a]
     off = aux[a + 1]
     if ndim == 0:
         if gather:
-            move(arena, x + off, o, 1.0)
+            cot[x + off] += cot[o]
         else:
-            move(arena, x, o + off, scale)
+            cot[x] += scale * cot[o + off]
         return
     shape0 = a + 2
     stride0 = a + 2 + ndim
@@ -369,10 +274,10 @@ def _strided_adjoint(arena, aux, a, o, x, scale, gather):
     while i < total:
         if gather:
             for j in range(inner):
-                move(arena, x + off + j * inner_stride, o + i + j, 1.0)
+                cot[x + off + j * inner_stride] += cot[o + i + j]
         else:
             for j in range(inner):
-                move(arena, x + i + j, o + off + j * inner_stride, scale)
+                cot[x + i + j] += scale * cot[o + off + j * inner_stride]
         i += inner
         k = ndim - 2
         while k >= 0:
@@ -385,138 +290,23 @@ def _strided_adjoint(arena, aux, a, o, x, scale, gather):
             k -= 1
 
 
-# --- per-row bodies shared with the CUDA sweep (``kernels/cuda/sweep.py``): thread ``tid`` of ``nthr`` takes
-# every ``nthr``-th line; the CPU walk calls them with (0, 1) on each cotangent column. Values are read at value
-# offsets (``o``, ``x``), cotangents at slots (``co``, ``cx``): the same offsets but in the batched layout.
-
-
-@register_jitable(**RULE_OPTIONS)
-def log_softmax_lines(vals, cot, outer, size, inner, o, co, cx, tid, nthr):
-    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout: a thread per line."""
-    for t in range(tid, outer * inner, nthr):
-        i = t // inner
-        base = i * size * inner + (t - i * inner)
-        total = 0.0
-        for j in range(size):
-            total += cot[co + base + j * inner]
-        for j in range(size):
-            e = base + j * inner
-            cot[cx + e] += cot[co + e] - math.exp(vals[o + e]) * total
-
-
-@register_jitable(**RULE_OPTIONS)
-def cross_entropy_lines(vals, cot, aux, a, co, x, cx, tid, nthr):
-    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), the softmax recomputed stably from the saved logits: a
-    thread per sample."""
-    M = aux[a]
-    C = aux[a + 1]
-    scale = cot[co] / M
-    for i in range(tid, M, nthr):
-        row = x + i * C
-        crow = cx + i * C
-        m = vals[row]
-        for j in range(1, C):
-            if vals[row + j] > m:
-                m = vals[row + j]
-        if not math.isfinite(m):
-            m = 0.0  # a row of infinities: log_softmax's convention (ad/ops.py, log_softmax_dim)
-        total = 0.0
-        for j in range(C):
-            total += math.exp(vals[row + j] - m)
-        for j in range(C):
-            cot[crow + j] += scale * (math.exp(vals[row + j] - m) / total)
-        cot[crow + aux[a + 2 + i]] -= scale
+@njit(**KERNEL)
+def _log_softmax_backward(vals, cot, outer, size, inner, o, x):
+    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout."""
+    for i in range(outer):
+        for k in range(inner):
+            base = i * size * inner + k
+            total = 0.0
+            for j in range(size):
+                total += cot[o + base + j * inner]
+            for j in range(size):
+                e = base + j * inner
+                cot[x + e] += cot[o + e] - math.exp(vals[o + e]) * total
 
 
 @njit(**KERNEL)
-def _group_adjoint(code, vals, cot, aux, a, o, x, co, cx, nout):
-    """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)`` (one column)."""
-    ndim = aux[a]
-    nx = 1
-    for k in range(ndim):
-        nx *= aux[a + 2 + k]
-    count = np.zeros(nout, np.int64)
-    if code == K.PROD:
-        # prod of the non-zero members and the number of zeros: exact gradients with zeros present
-        nonzero_prod = np.ones(nout, np.float64)
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            v = vals[x + i]
-            if v == 0.0:
-                count[j] += 1
-            else:
-                nonzero_prod[j] *= v
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            v = vals[x + i]
-            if count[j] == 0:
-                cot[cx + i] += cot[co + j] * (nonzero_prod[j] / v)
-            elif count[j] == 1 and v == 0.0:
-                cot[cx + i] += cot[co + j] * nonzero_prod[j]
-    else:
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            if vals[x + i] == vals[o + j]:
-                count[j] += 1
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            if vals[x + i] == vals[o + j]:
-                cot[cx + i] += cot[co + j] / count[j]
-
-
-# --- the plain layout's rules --------------------------------------------------------------------------------
-
-
-@layout_rule(supports, _plain, "always")
-def _plain_supports(arena, code):
-    return True
-
-
-@layout_rule(cot_slot, _plain, "always")
-def _plain_slot(arena, off):
-    return off
-
-
-@layout_rule(move, _plain, "always")
-def _plain_move(arena, dst, src, scale):
-    arena[dst] += scale * arena[src]
-
-
-@layout_rule(unary_adjoint, _plain)
-def _plain_unary(arena, code, vals, o, x, co, cx, n, a0, a1):
-    for i in range(n):
-        arena[cx + i] += arena[co + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
-
-
-@layout_rule(binary_adjoint, _plain)
-def _plain_binary(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg):
-    if xrg:
-        for i in range(n):
-            arena[cx + i] += arena[co + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
-    if yrg:
-        for i in range(n):
-            arena[cy + i] += arena[co + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
-
-
-@layout_rule(clear_region, _plain)
-def _plain_clear(arena, off, size):
-    arena[off : off + size] = 0.0
-
-
-@layout_rule(columns, _plain, "always")
-def _plain_columns(arena):
-    return 1
-
-
-@layout_rule(column, _plain, "always")
-def _plain_column(arena, b):
-    return arena
-
-
-@layout_rule(matmul_adjoint, _plain)
-def _matmul_backward(arena, vals, aux, a, o, x, y, xrg, yrg):
+def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
     """aux[a:a+6] = (B, M, K, N, x batch stride, y batch stride); a stride of 0 broadcasts that operand."""
-    cot = arena
     B = aux[a]
     M = aux[a + 1]
     K_ = aux[a + 2]
@@ -537,10 +327,9 @@ def _matmul_backward(arena, vals, aux, a, o, x, y, xrg, yrg):
             gy += np.dot(xb.T, g)
 
 
-@layout_rule(linear_adjoint, _plain)
-def _linear_backward(arena, vals, M, K_, N, o, x, y, xrg, yrg):
+@njit(**KERNEL)
+def _linear_backward(vals, cot, M, K_, N, o, x, y, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): gx += g @ y, gy += g.T @ x."""
-    cot = arena
     g = cot[o : o + M * N].reshape((M, N))
     if xrg:
         gx = cot[x : x + M * K_].reshape((M, K_))
@@ -578,6 +367,73 @@ def cross_entropy_forward(x, target):
             s += math.exp(x[i, j] - m)
         total += math.log(s) - (x[i, target[i]] - m)
     return total / M
+
+
+@njit(**KERNEL)
+def _cross_entropy_backward(vals, cot, aux, a, o, x):
+    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), the softmax recomputed stably from the saved logits."""
+    M = aux[a]
+    C = aux[a + 1]
+    scale = cot[o] / M
+    for i in range(M):
+        row = x + i * C
+        m = vals[row]
+        for j in range(1, C):
+            if vals[row + j] > m:
+                m = vals[row + j]
+        if not math.isfinite(m):
+            m = 0.0
+        total = 0.0
+        for j in range(C):
+            total += math.exp(vals[row + j] - m)
+        for j in range(C):
+            cot[row + j] += scale * (math.exp(vals[row + j] - m) / total)
+        cot[row + aux[a + 2 + i]] -= scale
+
+
+@njit(**KERNEL)
+def _column_sum_into(cot, M, N, o, b):
+    """cot[b: b + N] += column sums of the (M, N) block at ``o`` (the bias of a linear layer)."""
+    for i in range(M):
+        row = o + i * N
+        for j in range(N):
+            cot[b + j] += cot[row + j]
+
+
+@njit(**KERNEL)
+def _group_backward(code, vals, cot, aux, a, o, x, nout):
+    """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)``."""
+    ndim = aux[a]
+    nx = 1
+    for k in range(ndim):
+        nx *= aux[a + 2 + k]
+    count = np.zeros(nout, np.int64)
+    if code == K.PROD:
+        # prod of the non-zero members and the number of zeros: exact gradients with zeros present
+        nonzero_prod = np.ones(nout, np.float64)
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            v = vals[x + i]
+            if v == 0.0:
+                count[j] += 1
+            else:
+                nonzero_prod[j] *= v
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            v = vals[x + i]
+            if count[j] == 0:
+                cot[x + i] += cot[o + j] * (nonzero_prod[j] / v)
+            elif count[j] == 1 and v == 0.0:
+                cot[x + i] += cot[o + j] * nonzero_prod[j]
+    else:
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            if vals[x + i] == vals[o + j]:
+                count[j] += 1
+        for i in range(nx):
+            j = strided_offset(i, aux, a, ndim)
+            if vals[x + i] == vals[o + j]:
+                cot[x + i] += cot[o + j] / count[j]
 
 
 # --- forward mode: tangents of elementwise ops from the same partials (one active dual level) -------------

@@ -30,35 +30,30 @@ differentiable sweep instead (never a wrong answer). Big rows (``tape.BIG_ROW``)
 """
 
 import math
-from collections import namedtuple
 
 import numpy as np
 from numba import njit
-from numba.core import types
 from numba.extending import register_jitable
 
 from . import opcodes as K
 from .cpu import (
+    FREED,
     KERNEL,
-    UNSUPPORTED,  # status[0]: row status[1] has no compiled second-order rule
-    binary_adjoint,
+    MODIFIED,
+    READS_OUT,
+    READS_X,
+    READS_Y,
+    _column_sum_into,
+    _strided_walk,
     binary_partial_x,
     binary_partial_y,
-    clear_region,
-    column,
-    columns,
-    cot_slot,
-    layout_rule,
-    linear_adjoint,
-    matmul_adjoint,
-    move,
+    needed_reads,
     strided_offset,
-    supports,
-    unary_adjoint,
     unary_partial,
-    walk,
 )
 from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv
+
+UNSUPPORTED = 3  # status[0]: row status[1] has no compiled second-order rule
 
 # --- second derivatives of the unary ops: f''(x), from x, out = f(x) and the row's attributes ------------------
 
@@ -249,7 +244,13 @@ for _code in (
 SECOND_ORDER = _SECOND
 
 
-TangentArena = namedtuple("TangentArena", ["cot", "tcot", "tvals", "second", "transposed"])
+@njit(**KERNEL)
+def _clear_both_if_big(cot, tcot, big_off, big_n, off):
+    """Zero the cotangent and tangent regions at ``off`` if it is one of the big regions (sorted ``big_off``)."""
+    k = np.searchsorted(big_off, off)
+    if k < big_off.shape[0] and big_off[k] == off:
+        cot[off : off + big_n[k]] = 0.0
+        tcot[off : off + big_n[k]] = 0.0
 
 
 @njit(**KERNEL)
@@ -277,7 +278,7 @@ def tangent_reverse_sweep(
 ):
     """``cpu.reverse_sweep`` with tangents: the same arguments plus ``tvals``, ``tcot``, ``second``
     (``SECOND_ORDER``) and ``transposed``; returns the new ``lowest``, or -1 with ``status`` set (FREED,
-    MODIFIED, UNSUPPORTED). It is ``cpu.walk`` over a ``TangentArena``, whose rules are below.
+    MODIFIED, UNSUPPORTED).
 
     ``transposed``: use ``dyx`` for x and ``dxy`` for y. Forward over reverse differentiates each partial along
     the tangent (x's cotangent gets ``dxy * ty``, as torch's forward over reverse); a double backward whose
@@ -285,115 +286,141 @@ def tangent_reverse_sweep(
     differentiating the direction input's partial along ``k``: the transposed mixed partials (they differ only
     where torch masks a partial). A second-order term whose factors include an exact zero (no cotangent, no
     tangent) is skipped, as torch's graphs never form it (an infinite partial times 0 is no NaN there)."""
-    arena = TangentArena(cot, tcot, tvals, second, transposed)
-    return walk(
-        rows,
-        attrs,
-        aux,
-        vals,
-        arena,
-        live,
-        visited,
-        freed,
-        modified,
-        saves,
-        start,
-        stop,
-        lowest,
-        status,
-        big_off,
-        big_n,
-    )
+    r = start
+    while r >= stop and r >= lowest:
+        o = rows[r, 1]
+        if live[o] == 0:
+            r -= 1
+            continue
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        if second[code] == 0:
+            status[0] = UNSUPPORTED
+            status[1] = r
+            return -1
+        x = rows[r, 2]
+        y = rows[r, 3]
+        reads = needed_reads(saves[code], op)
+        if reads != 0:
+            if freed[r] != 0:
+                status[0] = FREED
+                status[1] = r
+                return -1
+            stale = -1
+            if (reads & READS_OUT) and modified[o] != 0:
+                stale = o
+            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
+                stale = x
+            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
+                stale = y
+            if stale >= 0:
+                status[0] = MODIFIED
+                status[1] = r
+                status[2] = stale
+                return -1
+        visited[r] = 1
+        xrg = (op & K.XRG) != 0
+        yrg = (op & K.YRG) != 0
+        n = rows[r, 4]
+        a = rows[r, 5]
+        a0 = attrs[r, 0]
+        a1 = attrs[r, 1]
+        if big_off.shape[0] != 0:
+            if xrg and live[x] == 0:
+                _clear_both_if_big(cot, tcot, big_off, big_n, x)
+            if yrg and live[y] == 0:
+                _clear_both_if_big(cot, tcot, big_off, big_n, y)
+        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+            if xrg:
+                for i in range(n):
+                    xv = vals[x + i]
+                    ov = vals[o + i]
+                    d = unary_partial(code, xv, ov, a0, a1)
+                    g = cot[o + i]
+                    cot[x + i] += g * d
+                    tx = tvals[x + i]
+                    tcot[x + i] += _times(tcot[o + i], d)
+                    if g != 0.0 and tx != 0.0:
+                        tcot[x + i] += g * unary_second(code, xv, ov, a0, a1) * tx
+        elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            for i in range(n):
+                xv = vals[x + i]
+                yv = vals[y + i]
+                ov = vals[o + i]
+                g = cot[o + i]
+                tg = tcot[o + i]
+                dxx, dxy, dyx, dyy = binary_second(code, xv, yv, ov)
+                tx = tvals[x + i]
+                ty = tvals[y + i]
+                if transposed:
+                    dxy, dyx = dyx, dxy
+                if xrg:
+                    dx = binary_partial_x(code, xv, yv, ov)
+                    cot[x + i] += g * dx
+                    tcot[x + i] += _times(tg, dx) + _second_term(g, dxx, tx, dxy, ty)
+                if yrg:
+                    dy = binary_partial_y(code, xv, yv, ov)
+                    cot[y + i] += g * dy
+                    tcot[y + i] += _times(tg, dy) + _second_term(g, dyx, tx, dyy, ty)
+        elif code == K.WHERE:
+            for i in range(n):
+                m = vals[a + i]
+                if xrg and m != 0:
+                    cot[x + i] += cot[o + i]
+                    tcot[x + i] += tcot[o + i]
+                if yrg and m == 0:
+                    cot[y + i] += cot[o + i]
+                    tcot[y + i] += tcot[o + i]
+        elif code == K.GATHER_STRIDED:
+            _strided_walk(cot, aux, a, o, x, 1.0, True)
+            _strided_walk(tcot, aux, a, o, x, 1.0, True)
+        elif code == K.SCATTER_STRIDED:
+            _strided_walk(cot, aux, a, o, x, a0, False)
+            _strided_walk(tcot, aux, a, o, x, a0, False)
+        elif code == K.SUM_ALL:
+            if xrg:
+                gs = a0 * cot[o]
+                tgs = a0 * tcot[o]
+                for i in range(a):
+                    cot[x + i] += gs
+                    tcot[x + i] += tgs
+        elif code == K.GATHER_MAP:
+            for i in range(n):
+                cot[x + aux[a + 1 + i]] += cot[o + i]
+                tcot[x + aux[a + 1 + i]] += tcot[o + i]
+        elif code == K.SCATTER_MAP:
+            for i in range(aux[a]):
+                cot[x + i] += cot[o + aux[a + 1 + i]]
+                tcot[x + i] += tcot[o + aux[a + 1 + i]]
+        elif code == K.MATMUL:
+            _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg)
+        elif code == K.LINEAR or code == K.LINEAR_BIAS:
+            _linear_tangent(vals, tvals, cot, tcot, aux[a], aux[a + 1], aux[a + 2], o, x, y, xrg, yrg)
+            if code == K.LINEAR_BIAS and aux[a + 5] != 0:  # the bias: its offset and row live in aux
+                b = aux[a + 3]
+                if live[b] == 0 and big_off.shape[0] != 0:
+                    _clear_both_if_big(cot, tcot, big_off, big_n, b)
+                _column_sum_into(cot, aux[a], aux[a + 2], o, b)
+                _column_sum_into(tcot, aux[a], aux[a + 2], o, b)
+                if live[b] == 0:
+                    live[b] = 1
+                    if aux[a + 4] < lowest:
+                        lowest = aux[a + 4]
+        if xrg and live[x] == 0:
+            live[x] = 1
+            if rows[r, 6] < lowest:
+                lowest = rows[r, 6]
+        if yrg and live[y] == 0:
+            live[y] = 1
+            if rows[r, 7] < lowest:
+                lowest = rows[r, 7]
+        r -= 1
+    return lowest
 
 
-# --- the rules of the tangent layout (``kernels.cpu.walk``): every slot holds a cotangent and its tangent -----
-
-
-def _tangent(arena):
-    return isinstance(arena, types.BaseNamedTuple) and arena.instance_class is TangentArena
-
-
-@layout_rule(supports, _tangent, "always")
-def _tangent_supports(arena, code):
-    return arena.second[code] != 0
-
-
-@layout_rule(cot_slot, _tangent, "always")
-def _tangent_slot(arena, off):
-    return off
-
-
-@layout_rule(move, _tangent, "always")
-def _tangent_move(arena, dst, src, scale):
-    arena.cot[dst] += scale * arena.cot[src]
-    arena.tcot[dst] += scale * arena.tcot[src]
-
-
-@layout_rule(unary_adjoint, _tangent)
-def _tangent_unary(arena, code, vals, o, x, co, cx, n, a0, a1):
-    cot = arena.cot
-    tcot = arena.tcot
-    for i in range(n):
-        xv = vals[x + i]
-        ov = vals[o + i]
-        d = unary_partial(code, xv, ov, a0, a1)
-        g = cot[co + i]
-        cot[cx + i] += g * d
-        tx = arena.tvals[x + i]
-        tcot[cx + i] += _times(tcot[co + i], d)
-        if g != 0.0 and tx != 0.0:
-            tcot[cx + i] += g * unary_second(code, xv, ov, a0, a1) * tx
-
-
-@layout_rule(binary_adjoint, _tangent)
-def _tangent_binary(arena, code, vals, o, x, y, co, cx, cy, n, xrg, yrg):
-    cot = arena.cot
-    tcot = arena.tcot
-    for i in range(n):
-        xv = vals[x + i]
-        yv = vals[y + i]
-        ov = vals[o + i]
-        g = cot[co + i]
-        tg = tcot[co + i]
-        dxx, dxy, dyx, dyy = binary_second(code, xv, yv, ov)
-        tx = arena.tvals[x + i]
-        ty = arena.tvals[y + i]
-        if arena.transposed:
-            dxy, dyx = dyx, dxy
-        if xrg:
-            dx = binary_partial_x(code, xv, yv, ov)
-            cot[cx + i] += g * dx
-            tcot[cx + i] += _times(tg, dx) + _second_term(g, dxx, tx, dxy, ty)
-        if yrg:
-            dy = binary_partial_y(code, xv, yv, ov)
-            cot[cy + i] += g * dy
-            tcot[cy + i] += _times(tg, dy) + _second_term(g, dyx, tx, dyy, ty)
-
-
-@layout_rule(clear_region, _tangent)
-def _tangent_clear(arena, off, size):
-    arena.cot[off : off + size] = 0.0
-    arena.tcot[off : off + size] = 0.0
-
-
-# Line and group rows (log_softmax, cross entropy, prod, amax, amin) have no tangent rule: ``SECOND_ORDER``
-# excludes them, so ``supports`` stops the walk before them; these two only let the walk compile.
-@layout_rule(columns, _tangent, "always")
-def _tangent_columns(arena):
-    return 0
-
-
-@layout_rule(column, _tangent, "always")
-def _tangent_column(arena, b):
-    return arena.cot
-
-
-@layout_rule(matmul_adjoint, _tangent)
-def _matmul_tangent(arena, vals, aux, a, o, x, y, xrg, yrg):
+@njit(**KERNEL)
+def _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg):
     """``gx += g y^T``, ``gy += x^T g`` and their tangents (product rule); aux as ``cpu._matmul_backward``."""
-    cot = arena.cot
-    tcot = arena.tcot
-    tvals = arena.tvals
     B = aux[a]
     M = aux[a + 1]
     K_ = aux[a + 2]
@@ -421,12 +448,9 @@ def _matmul_tangent(arena, vals, aux, a, o, x, y, xrg, yrg):
             tgy += np.dot(xb.T, tg) + np.dot(txb.T, g)
 
 
-@layout_rule(linear_adjoint, _tangent)
-def _linear_tangent(arena, vals, M, K_, N, o, x, y, xrg, yrg):
+@njit(**KERNEL)
+def _linear_tangent(vals, tvals, cot, tcot, M, K_, N, o, x, y, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx += g @ y``, ``gy += g.T @ x`` and their tangents."""
-    cot = arena.cot
-    tcot = arena.tcot
-    tvals = arena.tvals
     g = cot[o : o + M * N].reshape((M, N))
     tg = tcot[o : o + M * N].reshape((M, N))
     yv = vals[y : y + N * K_].reshape((N, K_))

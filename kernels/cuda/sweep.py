@@ -37,23 +37,16 @@ share. Adjoints of gathers (broadcasts, integer indexing) add with ``cuda.atomic
 share a target.
 
 Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them.
-
-What is shared with the CPU walk (``kernels.cpu.walk``): the saved-value check (``saved_error``) and the line
-bodies of log_softmax and cross entropy (``log_softmax_lines``, ``cross_entropy_lines``, which take
-``(tid, nthr)``; the CPU calls them with ``(0, 1)``). The walk itself and its other row bodies are not shared,
-because the device cannot run them as they are: the walk is sequential (a row's adds may overlap: the device
-needs ``cuda.atomic.add`` for gather adjoints and barriers between a matmul's ``gx`` and ``gy``), its strided
-and group adjoints allocate scratch (an odometer, per-group counts: the device gets ``gstat``/``gcount`` from
-the host and a leader thread per group), its matmul rows call BLAS (``np.dot``), and its layout rules are CPU
-overloads. The device sweep also stores an operand's first cotangent instead of clearing its region and adding.
 """
+
+import math
 
 import numpy as np
 from numba import cuda, njit
 from numba.extending import register_jitable
 
 from .. import opcodes as K
-from ..cpu import KERNEL, cross_entropy_lines, log_softmax_lines, saved_error
+from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py
 from . import elementwise as E
 from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
 from .matmul import matmul
@@ -70,6 +63,10 @@ STATE_SIZE = STATUS + 3
 CLEAR_X, CLEAR_Y, CLEAR_B = 1, 2, 4  # big_clear_kernel's ``which``
 
 
+# the CPU sweep's check of saved values, compiled for the device too (one source)
+needed_reads = register_jitable(needed_reads_py)
+
+
 # --- device helpers (shared by the block and the grid kernels) ---------------------------------------------
 
 
@@ -81,6 +78,22 @@ def _phases(code):
     if code == K.MATMUL or code == K.LINEAR or code == K.PROD or code == K.AMAX or code == K.AMIN:
         return 2
     return 1
+
+
+@register_jitable
+def _saved_error(r, op, o, x, y, freed, modified, saves):
+    """``(kind, offset)`` when row ``r`` must not run (the CPU sweep's checks), else ``(0, 0)``."""
+    reads = needed_reads(int(saves[op & K.CODE_MASK]), op)  # (int: numpy 2 refuses ~flags on a uint8)
+    if reads != 0:
+        if freed[r] != 0:
+            return FREED, 0
+        if (reads & READS_OUT) != 0 and modified[o] != 0:
+            return MODIFIED, o
+        if (reads & READS_X) != 0 and x >= 0 and modified[x] != 0:
+            return MODIFIED, x
+        if (reads & READS_Y) != 0 and y >= 0 and modified[y] != 0:
+            return MODIFIED, y
+    return 0, 0
 
 
 @register_jitable
@@ -214,6 +227,42 @@ def _linear_part(phase, vals, cot, aux, a, o, x, y, xrg, yrg, tid, nthr):
             for m in range(M):
                 s += cot[o + m * N + j]
             cot[b + j] += s
+
+
+@register_jitable
+def _log_softmax_lines(vals, cot, outer, size, inner, o, x, tid, nthr):
+    """gx = g - softmax * sum(g) along the middle axis of (outer, size, inner): one thread per line."""
+    for t in range(tid, outer * inner, nthr):
+        i = t // inner
+        base = i * size * inner + (t - i * inner)
+        total = 0.0
+        for j in range(size):
+            total += cot[o + base + j * inner]
+        for j in range(size):
+            e = base + j * inner
+            cot[x + e] += cot[o + e] - math.exp(vals[o + e]) * total
+
+
+@register_jitable
+def _cross_entropy_lines(vals, cot, aux, a, o, x, tid, nthr):
+    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)): one thread per sample (see cpu._cross_entropy_backward)."""
+    M = aux[a]
+    C = aux[a + 1]
+    scale = cot[o] / M
+    for i in range(tid, M, nthr):
+        row = x + i * C
+        m = vals[row]
+        for j in range(1, C):
+            if vals[row + j] > m:
+                m = vals[row + j]
+        if not math.isfinite(m):
+            m = 0.0
+        total = 0.0
+        for j in range(C):
+            total += math.exp(vals[row + j] - m)
+        for j in range(C):
+            cot[row + j] += scale * (math.exp(vals[row + j] - m) / total)
+        cot[row + aux[a + 2 + i]] -= scale
 
 
 @register_jitable
@@ -361,10 +410,10 @@ def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, sto
         _linear_part(phase, vals, cot, aux, a, o, x, y, xrg, yrg, tid, nthr)
     elif code == K.LOG_SOFTMAX:
         if xrg:
-            log_softmax_lines(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, o, x, tid, nthr)
+            _log_softmax_lines(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x, tid, nthr)
     elif code == K.CROSS_ENTROPY:
         if xrg:
-            cross_entropy_lines(vals, cot, aux, a, o, x, x, tid, nthr)
+            _cross_entropy_lines(vals, cot, aux, a, o, x, tid, nthr)
     elif code == K.PROD or code == K.AMAX or code == K.AMIN:
         if phase == 0:
             _group_leaders(code, vals, aux, a, o, x, gstat, gcount, tid, nthr)
@@ -394,7 +443,7 @@ def _sweep_block(
         code = op & K.CODE_MASK
         x = rows[r, 2]
         y = rows[r, 3]
-        kind, stale = saved_error(r, op, o, x, y, freed, modified, saves)
+        kind, stale = _saved_error(r, op, o, x, y, freed, modified, saves)
         if kind != 0:
             if tid == 0:
                 state[STATUS] = kind
@@ -452,7 +501,7 @@ def _big_begin(rows, aux, live, visited, freed, modified, saves, r, state):
     op = rows[r, 0]
     x = rows[r, 2]
     y = rows[r, 3]
-    kind, stale = saved_error(r, op, o, x, y, freed, modified, saves)
+    kind, stale = _saved_error(r, op, o, x, y, freed, modified, saves)
     if kind != 0:
         state[STATUS] = kind
         state[STATUS + 1] = r

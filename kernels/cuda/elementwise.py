@@ -28,6 +28,14 @@ COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5, "logical_an
 COMPARISONS.update(equal=0, not_equal=1, less=2, less_equal=3, greater=4, greater_equal=5)  # numpy's names
 
 
+# --- forward and backward loops: each written once, compiled two ways -------------------------------------------
+# ``*_kernel``: the opcode is an argument, so every element walks the formula's if-chain (uniform across a launch,
+# but branches in the loop): one kernel for all opcodes (the PTX list, and ``bench.py``'s comparison).
+# ``specialized(kind, code)``: the same loop as an inlined device function called with ``code`` a closure
+# constant, so numba compiles one kernel per opcode with only that op's formula (compiled on first use). The host
+# functions below launch these.
+
+
 def unary_forward_kernel(code, x, out, a0, a1):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, out.shape[0], step):
@@ -49,12 +57,12 @@ def binary_forward_broadcast_kernel(code, x, y, out, meta):
 
 def unary_backward_kernel(code, x, out, g, gx, a0, a1, accumulate):
     start, step = cuda.grid(1), cuda.gridsize(1)
-    for i in range(start, g.shape[0], step):
-        d = g[i] * unary_partial(code, x[i], out[i], a0, a1)
-        if accumulate:
-            gx[i] += d
-        else:
-            gx[i] = d
+    if accumulate:
+        for i in range(start, g.shape[0], step):
+            gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+    else:
+        for i in range(start, g.shape[0], step):
+            gx[i] = g[i] * unary_partial(code, x[i], out[i], a0, a1)
 
 
 def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate):
@@ -74,59 +82,36 @@ def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
                 gy[i] = dy
 
 
-# --- kernels specialized per opcode -----------------------------------------------------------------------------
-# The kernels above take the opcode as an argument: every element walks the formula's if-chain (uniform across
-# a launch, but branches in the loop). The host functions launch these instead: ``code`` is a closure
-# constant, so numba compiles one kernel per opcode with only that op's formula (compiled on first use).
+_unary_forward_loop = cuda.jit(device=True, inline="always")(unary_forward_kernel)
+_binary_forward_loop = cuda.jit(device=True, inline="always")(binary_forward_kernel)
+_unary_backward_loop = cuda.jit(device=True, inline="always")(unary_backward_kernel)
+_binary_backward_loop = cuda.jit(device=True, inline="always")(binary_backward_kernel)
 
 
 def unary_forward_source(code):
     def unary_forward_op(x, out, a0, a1):
-        start, step = cuda.grid(1), cuda.gridsize(1)
-        for i in range(start, out.shape[0], step):
-            out[i] = unary_value(code, x[i], a0, a1)
+        _unary_forward_loop(code, x, out, a0, a1)
 
     return unary_forward_op
 
 
 def binary_forward_source(code):
     def binary_forward_op(x, y, out):
-        start, step = cuda.grid(1), cuda.gridsize(1)
-        for i in range(start, out.shape[0], step):
-            out[i] = binary_value(code, x[i], y[i])
+        _binary_forward_loop(code, x, y, out)
 
     return binary_forward_op
 
 
 def unary_backward_source(code):
     def unary_backward_op(x, out, g, gx, a0, a1, accumulate):
-        start, step = cuda.grid(1), cuda.gridsize(1)
-        if accumulate:
-            for i in range(start, g.shape[0], step):
-                gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
-        else:
-            for i in range(start, g.shape[0], step):
-                gx[i] = g[i] * unary_partial(code, x[i], out[i], a0, a1)
+        _unary_backward_loop(code, x, out, g, gx, a0, a1, accumulate)
 
     return unary_backward_op
 
 
 def binary_backward_source(code):
     def binary_backward_op(x, y, out, g, gx, gy, has_x, has_y, accumulate):
-        start, step = cuda.grid(1), cuda.gridsize(1)
-        for i in range(start, g.shape[0], step):
-            if has_x:
-                dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
-                if accumulate:
-                    gx[i] += dx
-                else:
-                    gx[i] = dx
-            if has_y:
-                dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
-                if accumulate:
-                    gy[i] += dy
-                else:
-                    gy[i] = dy
+        _binary_backward_loop(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
 
     return binary_backward_op
 

@@ -935,3 +935,26 @@ def torch_lu_solve(b, LU_data, LU_pivots, *, out=None):  # noqa: N803
 def orgqr(input, tau):  # noqa: A002
     """``torch.orgqr``: ``linalg.householder_product``."""
     return householder_product(input, tau)
+
+
+# --- complex results (issue 13): ad has no complex dtype, so the functions whose results torch makes complex raise
+_NO_COMPLEX = (
+    "{name}: torch returns complex {what}, and ad has no complex dtype (complex tensors are left out on purpose: "
+    "see the README's op table). For a symmetric (Hermitian) matrix use ad.linalg.{real} instead, whose results "
+    "are real."
+)
+
+
+def eig(A, *, out=None):
+    """Not available: torch's ``linalg.eig`` returns complex eigenvalues and eigenvectors, and ad has no complex
+    dtype. Raises NotImplementedError (``linalg.eigh`` covers symmetric matrices)."""
+    raise NotImplementedError(_NO_COMPLEX.format(name="linalg.eig", what="eigenvalues and eigenvectors", real="eigh"))
+
+
+def eigvals(A, *, out=None):
+    """Not available: torch's ``linalg.eigvals`` returns complex eigenvalues (see ``eig``). Raises
+    NotImplementedError (``linalg.eigvalsh`` covers symmetric matrices)."""
+    raise NotImplementedError(_NO_COMPLEX.format(name="linalg.eigvals", what="eigenvalues", real="eigvalsh"))
+
+
+__all__ += ["eig", "eigvals"]

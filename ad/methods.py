@@ -452,6 +452,7 @@ def bind():
 
     elementwise_methods.bind()
     bind_linalg()  # linalg (issue 13)
+    _bind_inplace_views(T)  # in-place view ops (issue 13)
 
 
 # --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py
@@ -479,6 +480,38 @@ def _bind_views(T):
 
 
 # --- end views
+
+
+# --- in-place view ops (issue 13): the tensor takes the view's layout (and node), views.inplace_view
+def _inplace_view_method(name, view_op):
+    def method(self, *args, **kwargs):
+        return views.inplace_view(self, name, lambda t: view_op(t, *args, **kwargs))
+
+    method.__name__ = name
+    method.__doc__ = f"In-place ``{name[:-1]}``: this tensor takes the view's sizes and strides (same storage)."
+    return method
+
+
+def _bind_inplace_views(T):
+    from .ops import view_ops
+
+    def t(x):
+        if x.ndim > 2:
+            raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+        return ops.t(x)
+
+    for name, fn in (
+        ("t_", t),
+        ("transpose_", ops.transpose),
+        ("swapaxes_", view_ops.swapaxes),
+        ("swapdims_", view_ops.swapdims),
+        ("squeeze_", ops.squeeze),
+        ("unsqueeze_", ops.unsqueeze),
+    ):
+        setattr(T, name, _inplace_view_method(name, fn))
+
+
+# --- end in-place view ops
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -550,3 +550,63 @@ def _rehome(t):
             old._retain_into = t
         t._retains_grad = True
         t._retain_via_prev = True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# in-place view ops (``t_``, ``transpose_``, ``squeeze_`` ...): the layout changes, the values do not
+
+_INPLACE_VIEW_NO_GRAD = (
+    "{name}(): an in-place view op under no_grad on a tensor that is part of a graph would leave its grad_fn "
+    "expecting the old shape (torch then fails in backward). Call it with grad mode enabled, or on a detach()ed "
+    "tensor."
+)
+
+
+def inplace_view(self, name, view_op):
+    """``self`` takes the layout of ``view_op(self)`` (a view of the same storage), as torch's in-place view ops
+    change a tensor's sizes and strides: the storage and ``self``'s own view fields stay, the shared version
+    counter is bumped (a backward that needs a value saved before raises, as torch's). When recorded, ``self``
+    also takes the view op's node (``grad_fn`` ``TBackward``, ``SqueezeBackward`` ...) and its node so far lives
+    on in ``_prev`` for the rows that used it, as in ``rebase``. Returns ``self``."""
+    from . import methods
+    from .forward import reregister
+    from .tape import mark_modified
+
+    recorded = _grad_state.enabled and self._rg
+    if recorded:
+        if self._op is None:
+            raise RuntimeError(methods._INPLACE_LEAF)
+        if self._vbase is not None:
+            check_recorded_write(self)
+    elif self._op is not None and self._rg:
+        raise RuntimeError(_INPLACE_VIEW_NO_GRAD.format(name=name))
+    result = view_op(self)  # (bad arguments raise here, before anything changed)
+    vc = counter(self)
+    version = vc.version + 1
+    mark_modified(self)  # (flags the new view's fresh arena copy too, as a member of the storage: unflag it)
+    if result._tape is not None:
+        result._tape.modified[result._off] = 0
+    if not recorded and not result._tangents:
+        self._data = result._data
+        vc.version = version
+        return self
+    old = _old_node(self)
+    result._inputs = tuple(old if i is self else i for i in result._inputs)
+    methods._retarget(self, old)
+    methods._semantics_rebase(self, old)
+    reregister(old)
+    keep = {k: self.__dict__[k] for k in _KEEP if k in self.__dict__ and k != "_data"}
+    self.__dict__.clear()
+    self.__dict__.update(result.__dict__)
+    for k in ("_vbase", "_vflags", "_vname"):  # (the result is a view of ``self``'s root: ``self``'s own stay)
+        self.__dict__.pop(k, None)
+    self.__dict__.update(keep)
+    methods._retarget_rows(self, result, self)
+    vc.version = version
+    self._prev = old
+    reregister(self)
+    if old._retains_grad:  # retain_grad follows the tensor to its new node, as in ``rebase``
+        old._retains_grad = False
+        _stop_retaining_before(old)
+        self.retain_grad()
+    return self

@@ -6,6 +6,7 @@
 - W6 many-leaves: backward into many 8-element leaves, by the number of leaves.
 - W8 conv-step: two 3x3 conv2d layers (batch 32, 3 -> 16 -> 32 channels, 32x32): forward, forward+backward.
 - deep chains: backward through 10,000 and 100,000 elementwise ops (time linear in the number of nodes).
+- norm-step: batch/layer/group/instance norm forward and backward at W8's activations (32, 16, 32, 32).
 """
 
 from .asv_support import LIBS, Suite, W
@@ -140,5 +141,19 @@ class ConvForward(_ConvStep):
 
 class ConvStep(_ConvStep):
     def time_step(self, lib, dtype):
+        self.wl.forward()
+        self.wl.backward()
+
+
+class NormStep(Suite):
+    """One normalization layer's forward and backward at W8's first-layer activations (issue 13)."""
+
+    params = (LIBS, list(W.NORMS), DTYPES)
+    param_names = ("lib", "kind", "dtype")
+
+    def build(self, backend, kind, dtype):
+        return W.norm_step(backend, kind, dtype)
+
+    def time_step(self, lib, kind, dtype):
         self.wl.forward()
         self.wl.backward()

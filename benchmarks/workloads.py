@@ -561,6 +561,33 @@ def conv_step(backend, dtype="float32", batch=32, channels=(3, 16, 32), size=32,
     return Reverse(backend, fn, params, [x])
 
 
+NORMS = ("batch_norm", "layer_norm", "group_norm", "instance_norm")
+
+
+def norm_loss(lib, kind, x, w, b, c):
+    """sum(norm(x) * c): one normalization at W8's first-layer activations (issue 13's normalization speed)."""
+    F = lib.nn.functional
+    if kind == "batch_norm":
+        y = F.batch_norm(x, None, None, w, b, training=True)
+    elif kind == "layer_norm":
+        y = F.layer_norm(x, tuple(x.shape[1:]))
+    elif kind == "group_norm":
+        y = F.group_norm(x, 4, w, b)
+    else:
+        y = F.instance_norm(x, weight=w, bias=b)
+    return (y * c).sum()
+
+
+def norm_step(backend, kind="batch_norm", dtype="float32", batch=32, channels=16, size=32) -> Reverse:
+    """Forward and backward of one normalization layer on (32, 16, 32, 32) activations (W8's shapes)."""
+    rng = _rng(9)
+    x = rng.standard_normal((batch, channels, size, size)).astype(dtype)
+    w = rng.uniform(0.5, 1.5, channels).astype(dtype)
+    b = rng.standard_normal(channels).astype(dtype)
+    c = rng.standard_normal(x.shape).astype(dtype)
+    return Reverse(backend, lambda lib, leaves, consts: norm_loss(lib, kind, *leaves, *consts), [x, w, b], [c])
+
+
 def big_elementwise(backend, size=4_000_000, n_ops=8, dtype="float64") -> Reverse:
     """W3."""
     return chain_small(backend, n_ops=n_ops, size=size, dtype=dtype)

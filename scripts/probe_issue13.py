@@ -1,11 +1,12 @@
-"""Probe every op named in issue 13 against torch: exists as function / Tensor method / in-place variant,
-same parameter names and defaults, same values on a random input.
+"""Probe every op named in issue 13 (and the view functions) against torch: exists as function / Tensor method /
+in-place variant, takes torch's parameter names (every name torch's signature has, the shared ones in torch's
+order, so ``ad.transpose(input=t, dim0=0, dim1=1)`` works as torch's), same values on a random input.
 
     PYTHONPATH=. python scripts/probe_issue13.py   # from the repository root; prints the gaps found
     (values: unary and binary ops on a random float64 input)
 
-A quick audit tool (not a test): values are compared with the probe's default call only (first argument a
-random tensor, extra arguments filled from SAMPLE_ARGS), so an op with no sample prints as "not called".
+tests/test_torch_semantics.py runs it and expects no gap. torch's builtins have no Python signature: their
+names come from the first overload in the docstring, corrected by DOC_MISMATCH where the binding differs.
 """
 
 import inspect
@@ -35,9 +36,12 @@ binary_cross_entropy_with_logits kl_div poisson_nll_loss cosine_similarity pairw
 conv3d conv_transpose1d conv_transpose2d max_pool1d max_pool2d avg_pool1d avg_pool2d adaptive_avg_pool1d
 adaptive_avg_pool2d adaptive_max_pool2d layer_norm group_norm batch_norm instance_norm embedding one_hot pad
 interpolate unfold fold pixel_shuffle scaled_dot_product_attention""".split()
-SKIPPED = {"eig": "ad has no complex dtype", "eigvals": "ad has no complex dtype"}
-# torch's docstring names a parameter its binding does not accept by that name
-DOC_MISMATCH = {"searchsorted": "values"}
+VIEWS = """transpose t permute reshape flatten squeeze unsqueeze swapdims moveaxis broadcast_to""".split()
+# names whose results torch makes complex: ad has no complex dtype, they raise NotImplementedError saying so
+COMPLEX = {"eig": "ad has no complex dtype", "eigvals": "ad has no complex dtype"}
+# torch's docstring names a parameter its binding does not accept by that name (checked: torch.searchsorted(...,
+# values=v) and torch.matrix_exp(A=a) raise TypeError; the bindings take ``input``)
+DOC_MISMATCH = {"searchsorted": "values", "matrix_exp": "A"}
 
 
 def _params(fn):
@@ -97,8 +101,14 @@ def _compare_signature(name, ours, theirs):
     if ours is None or theirs is None:
         return []
     ignore = {"out", "generator", "dtype", "layout", "device", "pin_memory", "memory_format", "requires_grad"}
-    missing = [k for k in theirs if k not in ours and k not in ignore and DOC_MISMATCH.get(name.split(".")[-1]) != k]
-    return [f"{name}: parameter(s) {missing} missing (torch: {list(theirs)}, ad: {list(ours)})"] if missing else []
+    theirs = [k for k in theirs if k not in ignore and DOC_MISMATCH.get(name.split(".")[-1]) != k]
+    missing = [k for k in theirs if k not in ours]
+    if missing:
+        return [f"{name}: parameter(s) {missing} missing (torch: {theirs}, ad: {list(ours)})"]
+    order = [k for k in ours if k in theirs]
+    if order != theirs:  # a keyword call works either way; a positional one needs torch's order
+        return [f"{name}: parameters in another order (torch: {theirs}, ad: {order})"]
+    return []
 
 
 NO_INPLACE_FUNCTION = []  # torch.exp_-style functions (undocumented in torch; ad has the Tensor methods)
@@ -151,6 +161,21 @@ def probe_values():
     return gaps
 
 
+def probe_complex():
+    """The names whose results torch makes complex raise NotImplementedError naming the missing dtype."""
+    gaps = []
+    for name in COMPLEX:
+        try:
+            getattr(ad.linalg, name)(ad.eye(2))
+            gaps.append(f"linalg.{name}: returned (ad has no complex dtype: it should raise NotImplementedError)")
+        except NotImplementedError as e:
+            if "complex" not in str(e):
+                gaps.append(f"linalg.{name}: NotImplementedError that does not name the missing complex dtype")
+        except Exception as e:  # noqa: BLE001 - a probe reports every failure
+            gaps.append(f"linalg.{name}: raised {type(e).__name__}, not NotImplementedError")
+    return gaps
+
+
 def main(verbose=False):
     gaps = []
     gaps += probe("ad", UNARY + BINARY + REDUCE + SHAPE + LINALG_TOP, ad, torch, True)
@@ -158,14 +183,16 @@ def main(verbose=False):
     gaps += probe("ad.nn.functional", NN, ad.nn.functional, torch.nn.functional, False)
     if getattr(ad, "cdist", None) is None:
         gaps.append("ad.cdist: missing")
+    for name, why in COMPLEX.items():
+        print(f"left out on purpose: linalg.{name} ({why}: raises NotImplementedError)")
+    gaps += probe("ad", VIEWS, ad, torch, True)
     gaps += probe_values()
-    for name, why in SKIPPED.items():
-        print(f"skipped on purpose: linalg.{name} ({why})")
+    gaps += probe_complex()
     for g in gaps:
         print(g)
     if NO_INPLACE_FUNCTION:
         print(f"torch-namespace in-place functions ad leaves out: {' '.join(NO_INPLACE_FUNCTION)}")
-    total = len(UNARY + BINARY + REDUCE + SHAPE + LINALG_TOP + LINALG + NN) + 1
+    total = len(UNARY + BINARY + REDUCE + SHAPE + LINALG_TOP + LINALG + NN + VIEWS) + 1 + len(COMPLEX)
     print(f"{total} names probed, {len(gaps)} gap(s)")
     return gaps
 

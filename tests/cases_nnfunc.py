@@ -134,6 +134,15 @@ CASES = {
     ),
     "nn_instance_norm": (lambda x, w, b: F.instance_norm(x, weight=w, bias=b), [(2, 3, 4), (3,), (3,)]),
     "nn_local_response_norm": (lambda x: F.local_response_norm(x, 3, alpha=0.1), [(2, 4, 3)]),
+    # the layouts of kernels/norm.py: parameters absent, one of them, per element of a row; data far from zero
+    "nn_norm_layouts": (
+        lambda x, w: (
+            F.layer_norm(x, (3,), w[:3]) * F.group_norm(x, 4, None, w)
+            + F.batch_norm(x[:, :, 0] + 50.0, None, None, None, w, training=True)[:, :, None]
+            + F.group_norm(x, 1) * F.instance_norm(x)[:, :, :1]
+        ),
+        [(2, 4, 3), (4,)],
+    ),
     # lookups, resampling, attention
     "nn_embedding": (
         lambda w: F.embedding(ad.tensor(np.array([[0, 2], [2, 3]])), w),

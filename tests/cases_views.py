@@ -29,6 +29,17 @@ def _write_view_of_constant(x):
     return buf * x
 
 
+def _inplace_views(x):
+    """The in-place view ops (the tensor takes the view's layout and node), on a result and on a view."""
+    y = x * x
+    y.t_()
+    y.unsqueeze_(1)
+    y.transpose_(0, 2).swapdims_(1, 2).swapaxes_(0, 1).squeeze_(0)
+    v = (x * 1.0).view(3, 2)  # a view takes the new layout and stays a view of its base
+    v.t_()
+    return y * _ramp(x, 2, 3) + v.sin()
+
+
 def _ramp(like, *shape):
     return ad.tensor(np.arange(int(np.prod(shape)), dtype=like.dtype).reshape(shape))
 
@@ -49,4 +60,5 @@ CASES = {
     "view_write_base": (_write_base_read_view, [(3, 2)]),
     "view_write_constant": (_write_view_of_constant, [(4,)]),
     "view_chain": (lambda x: x.view(2, 3).transpose(0, 1).reshape(6)[1:5].unsqueeze(0).expand(2, 4) * 2.0, [(6,)]),
+    "inplace_views": (_inplace_views, [(2, 3)]),
 }

@@ -371,3 +371,10 @@ def test_forward_over_reverse_through_a_python_swept_primitive_is_finite_differe
     np.testing.assert_allclose(tangent, finite, atol=1e-7)
     _, hv = ad.autograd.functional.hvp(ad.linalg.det, ad.tensor(a), ad.tensor(v))
     np.testing.assert_allclose(hv.numpy(), finite, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["eig", "eigvals"])
+def test_complex_results_raise_not_implemented(name):
+    """torch's linalg.eig / eigvals return complex tensors; ad has no complex dtype, and says so."""
+    with pytest.raises(NotImplementedError, match="complex dtype.*eigh|complex dtype.*eigvalsh"):
+        getattr(ad.linalg, name)(ad.eye(3))

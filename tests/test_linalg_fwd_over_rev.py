@@ -1,5 +1,5 @@
 """Forward over reverse through the Python-swept primitives (the linear algebra of ad/ops/linalg.py, the scans and
-special functions of ad/reductions.py), float64.
+special functions of ad/reductions.py, the convolutions of ad/nn/functional/conv.py), float64.
 
 For each primitive, a scalar function ``f`` of one matrix ``x``, a direction ``v``, and three Hessian-vector
 products that must agree: the tangent of ``grad(f)`` at a dual ``x`` (forward over reverse, with and without
@@ -15,6 +15,7 @@ import ad
 import ad.autograd.forward_ad as fwAD
 
 L = ad.linalg
+F = ad.nn.functional
 
 
 def _eye(x):
@@ -88,6 +89,18 @@ CASES = {
     "lgamma": (lambda x: (ad.lgamma(x * x + 0.5) ** 2).sum(), (2, 3)),
     "digamma": (lambda x: ad.digamma(x * x + 0.5).sin().sum(), (2, 3)),
     "polygamma": (lambda x: (ad.polygamma(2, x * x + 0.5) * x).sum(), (2, 3)),
+    # ad/nn/functional/conv.py: x is the image and (a slice of it) the weight, so both carry tangents
+    "conv2d": (lambda x: (F.conv2d(x, x[:3, :, :3, :3], x[0, 0, 0, :3], padding=1).tanh() ** 2).sum(), (3, 2, 4, 4)),
+    "conv2d_stride_groups": (
+        lambda x: (F.conv2d(x, x[:, :1, :2, :2] * 0.5, stride=2, dilation=(1, 2), groups=2) ** 3).sum(),
+        (2, 2, 5, 5),
+    ),
+    "conv1d": (lambda x: F.conv1d(x, x[:2, :, :2], padding="same").sin().sum(), (2, 3, 5)),
+    "conv_transpose2d": (
+        lambda x: (F.conv_transpose2d(x, x[:, :, :2, :2], x[0, 0, 0, :2], stride=2) ** 2).sum(),
+        (2, 2, 3, 3),
+    ),
+    "conv_transpose1d": (lambda x: F.conv_transpose1d(x, x[:, :2, :3], padding=1).cos().sum(), (2, 2, 4)),
 }
 
 
@@ -140,3 +153,27 @@ def test_functional_hvp_and_a_cotangent_without_tangent():
     np.testing.assert_allclose(fr, _hvp_finite_differences(L.det, a, v), atol=1e-7)
     _, hv = ad.autograd.functional.hvp(L.det, ad.tensor(a), ad.tensor(v))
     np.testing.assert_allclose(fr, hv.numpy(), rtol=1e-10)
+
+
+CONV_CASES = ("conv2d", "conv2d_stride_groups", "conv1d", "conv_transpose2d", "conv_transpose1d")
+
+
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_forward_over_reverse_through_convolutions_as_torch_func(name):
+    """The tangent of the gradient (forward over reverse) against torch.func's ``jvp`` of ``grad``."""
+    torch = pytest.importorskip("torch")
+    f, shape = CASES[name]
+    rng = np.random.default_rng(len(name))
+    a, v = rng.standard_normal(shape), rng.standard_normal(shape)
+
+    def f_torch(x):  # the same program with torch's namespaces (the cases call ad.nn.functional as F)
+        global F
+        saved, F = F, torch.nn.functional
+        try:
+            return f(x)
+        finally:
+            F = saved
+
+    _, want = torch.func.jvp(torch.func.grad(f_torch), (torch.tensor(a),), (torch.tensor(v),))
+    got = _hvp_forward_over_reverse(f, a, v, False)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-10 * max(1.0, np.abs(want.numpy()).max()))

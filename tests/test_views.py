@@ -538,6 +538,67 @@ VIEW_OP_CALLS = [
 ]
 
 
+# in-place view ops: the tensor's layout (and grad_fn) change in place, the version counter is bumped
+INPLACE_VIEW_CALLS = {
+    "t_": lambda L, y: y.t_(),
+    "transpose_": lambda L, y: y.transpose_(dim0=-1, dim1=0),
+    "swapdims_": lambda L, y: y.swapdims_(0, 1),
+    "swapaxes_": lambda L, y: y.swapaxes_(axis0=1, axis1=0),
+    "unsqueeze_squeeze_": lambda L, y: y.unsqueeze_(dim=1).squeeze_(),
+    "squeeze_dims_": lambda L, y: y.reshape(1, 3, 1, 4).squeeze_((0, 2)),
+    "of_a_view": lambda L, y: y[1:].t_(),
+    "of_a_view_of_a_view": lambda L, y: y.view(4, 3)[:, 1:].t_().unsqueeze_(0),
+    "no_grad": lambda L, y: _no_grad(L, lambda: y.detach().t_()),
+    "t_3d": lambda L, y: y.reshape(3, 2, 2).t_(),
+    "bad_dim": lambda L, y: y.transpose_(0, 2),
+    "leaf": lambda L, y: y._leaf.t_(),
+    "leaf_no_grad": lambda L, y: _no_grad(L, lambda: y._leaf.t_()),
+    "unbind_output": lambda L, y: y.unbind(0)[0].unsqueeze_(0),
+}
+
+
+def _no_grad(L, fn):
+    with L.no_grad():
+        return fn()
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE_VIEW_CALLS))
+def test_inplace_view_op_as_torch(name):
+    def prog(L):
+        x = _lib_tensor(L, np.arange(12.0).reshape(3, 4), requires_grad=True)
+        y = x * 1.0
+        y._leaf = x
+        keep = y.t()  # an earlier view of y: unchanged by the layout change, but its version is bumped
+        saved = y.exp()  # its saved result shares y's storage: backward through it raises after the op
+        out = INPLACE_VIEW_CALLS[name](L, y)
+        layout = (out.shape, out.stride(), out.storage_offset(), out._version, keep._version, out.is_leaf)
+        out.mul_(2.0)  # a write through the new layout reaches the storage
+        grads = None
+        if out.requires_grad:
+            (out * L.arange(float(out.numel()), dtype=L.float64).reshape(out.shape)).sum().backward(retain_graph=True)
+            grads = x.grad.clone()
+        try:
+            saved.sum().backward()
+            err = None
+        except RuntimeError:
+            err = "saved value modified"
+        return layout, out, keep, grads, err
+
+    _same(prog)
+
+
+def test_inplace_view_op_forward_mode_as_torch():
+    def prog(L):
+        fw = L.autograd.forward_ad
+        with fw.dual_level():
+            x = fw.make_dual(_lib_tensor(L, np.arange(6.0).reshape(2, 3)), _lib_tensor(L, np.ones((2, 3)) * 0.5))
+            y = x.sin()
+            y.t_().unsqueeze_(0)
+            return y, fw.unpack_dual(y).tangent
+
+    _same(prog)
+
+
 @pytest.mark.parametrize("k", range(len(VIEW_OP_CALLS)))
 def test_view_op_as_torch(k):
     def prog(L):

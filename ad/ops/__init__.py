@@ -16,6 +16,7 @@ Start reading at ``_unary`` and ``_binary``: the fast paths every elementwise op
 
 import builtins
 import functools
+import inspect
 
 import numpy as np
 
@@ -182,6 +183,19 @@ def _tensors_in(args, kwargs):
     return found
 
 
+def _by_position(fn, args, kwargs):
+    """``fn``'s arguments with those given by keyword that could go by position moved there (torch's keyword
+    names, ``input=`` ...), so a forward rule written as ``jvp(tan, out, x, dim0, dim1)`` sees them."""
+    sig = fn.__dict__.get("_ad_signature")
+    if sig is None:
+        sig = fn._ad_signature = inspect.signature(fn)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return args, kwargs  # the call itself raises its TypeError
+    return bound.args, bound.kwargs
+
+
 def forward_rule(jvp, fused=None):
     """Give a public op its forward-mode rule ``jvp(tan, out, *args, **kwargs)`` (``tan(t)``: the tangent of
     operand ``t`` at the level being computed, or None). Costs one check when no dual level is active.
@@ -192,6 +206,8 @@ def forward_rule(jvp, fused=None):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             if _fw.levels:
+                if kwargs:  # ``transpose(input=t, dim0=0, dim1=1)``: the rules take the operands by position
+                    args, kwargs = _by_position(fn, args, kwargs)
                 if fused is not None:
                     out = fused(*args, **kwargs)
                     if out is not None:

@@ -227,11 +227,11 @@ def scatter_strided(x, shape, strides, base, scale=1.0):
 
 
 @linear_op
-def expand(x, *sizes):
-    """Broadcast ``x`` to ``sizes`` (``-1`` keeps a dimension); differentiable (the adjoint sums)."""
+def expand(input, *sizes):
+    """Broadcast ``input`` to ``sizes`` (``-1`` keeps a dimension); differentiable (the adjoint sums)."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
-    xs = x._data.shape
+    xs = input._data.shape
     if len(sizes) < len(xs):
         raise RuntimeError(
             f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the number of "
@@ -250,7 +250,7 @@ def expand(x, *sizes):
                 f"The expanded size of the tensor ({shape[k + lead]}) must match the existing size ({xs[k]}) at "
                 f"non-singleton dimension {k + lead}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(xs)}"
             )
-    return _view(EXPAND, x, lambda a: _writable_broadcast(a, shape))
+    return _view(EXPAND, input, lambda a: _writable_broadcast(a, shape))
 
 
 def _writable_broadcast(a, shape):
@@ -273,15 +273,23 @@ def _view(op, x, fn, multi=False, name=None):
     return _views.alias(x, out, out_data, multi, name)
 
 
-def broadcast_to(x, shape):
-    return expand(x, tuple(shape))
+def broadcast_to(input, shape):
+    return expand(input, tuple(shape))
+
+
+def _sizes(args, keyword, fn, name):
+    """The sizes (or dims) of ``fn(input, *args)``, ``fn(input, (a, b))`` or torch's ``fn(input, name=(a, b))``."""
+    if keyword is None:
+        return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    if args:
+        raise TypeError(f"{fn}() got multiple values for argument '{name}'")
+    return tuple(keyword) if isinstance(keyword, (tuple, list)) else (keyword,)
 
 
 @linear_op
-def permute(x, *dims):
-    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-        dims = tuple(dims[0])
-    nd = x._data.ndim
+def permute(input, *args, dims=None):
+    dims = _sizes(args, dims, "permute", "dims")
+    nd = input._data.ndim
     if len(dims) != nd:
         raise RuntimeError(
             f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
@@ -290,28 +298,28 @@ def permute(x, *dims):
     dims = tuple(_wrap_dim(d, nd) for d in dims)
     if len(set(dims)) != nd:
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return _view(PERMUTE, x, lambda a: a.transpose(dims))
+    return _view(PERMUTE, input, lambda a: a.transpose(dims))
 
 
 @linear_op
-def transpose(x, dim0, dim1):
-    nd = x._data.ndim
+def transpose(input, dim0, dim1):
+    nd = input._data.ndim
     d0 = _wrap_dim(dim0, nd)
     d1 = _wrap_dim(dim1, nd)
     perm = list(range(nd))
     if nd:
         perm[d0], perm[d1] = perm[d1], perm[d0]
-    return _view(TRANSPOSE, x, lambda a: a.transpose(perm))
+    return _view(TRANSPOSE, input, lambda a: a.transpose(perm))
 
 
 T_OP = Op("t", K.GATHER_STRIDED, "TBackward0", _gather_strided_vjp, register=False)  # transpose(0, 1) as t()
 
 
 @linear_op
-def t(x):
-    if x.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return _view(T_OP, x, lambda a: a.T)
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    return _view(T_OP, input, lambda a: a.T)
 
 
 # --- reshapes: a copy row (the data is contiguous, only the shape changes)
@@ -325,15 +333,14 @@ RESHAPE = Op("reshape", K.COPY, "ViewBackward0", _reshape_vjp)
 
 
 @linear_op
-def reshape(x, *shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+def reshape(input, *args, shape=None):
+    shape = _sizes(args, shape, "reshape", "shape")
     for s_ in shape:
         if s_ < -1:
             raise RuntimeError(f"invalid shape dimension {s_}")
     if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
         raise RuntimeError("only one dimension can be inferred")
-    return _reshape(x, shape, False)
+    return _reshape(input, shape, False)
 
 
 def _reshape(x, shape, strict, op=None):
@@ -383,48 +390,48 @@ def _record_copy(op, x, out_data):
 
 
 @linear_op
-def view(x, *shape):
+def view(input, *shape):
     """``reshape`` that never copies: a shape the layout cannot give without a copy raises torch's error."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
         raise RuntimeError("only one dimension can be inferred")
-    return _reshape(x, shape, True)
+    return _reshape(input, shape, True)
 
 
-def flatten(x, start_dim=0, end_dim=-1):
-    nd = x._data.ndim
+def flatten(input, start_dim=0, end_dim=-1):
+    nd = input._data.ndim
     if nd == 0:
-        return reshape(x, (1,))
+        return reshape(input, (1,))
     s = _wrap_dim(start_dim, nd)
     e = _wrap_dim(end_dim, nd)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     if s == e:
-        return x  # torch returns the input itself (not a view): hooks, retain_grad and .grad land on it
-    shape = x.shape[:s] + (_size(x.shape[s : e + 1]),) + x.shape[e + 1 :]
-    return reshape(x, shape)
+        return input  # torch returns the input itself (not a view): hooks, retain_grad and .grad land on it
+    shape = input.shape[:s] + (_size(input.shape[s : e + 1]),) + input.shape[e + 1 :]
+    return reshape(input, shape)
 
 
 @linear_op
-def squeeze(x, dim=None):
-    shape = x.shape
+def squeeze(input, dim=None):
+    shape = input.shape
     if dim is None:
         new = tuple(s for s in shape if s != 1)
     else:
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-        dims = {_wrap_dim(d, x.ndim) for d in dims}
+        dims = {_wrap_dim(d, input.ndim) for d in dims}
         new = tuple(s for k, s in enumerate(shape) if not (k in dims and s == 1))
     op = SQUEEZE if dim is None else SQUEEZE_DIMS if isinstance(dim, (tuple, list)) else SQUEEZE_DIM
-    return _reshape(x, new, True, op)
+    return _reshape(input, new, True, op)
 
 
 @linear_op
-def unsqueeze(x, dim):
-    nd = x._data.ndim + 1
+def unsqueeze(input, dim):
+    nd = input._data.ndim + 1
     d = _wrap_dim(dim, nd)
-    shape = x.shape[:d] + (1,) + x.shape[d:]
-    return _reshape(x, shape, True, UNSQUEEZE)
+    shape = input.shape[:d] + (1,) + input.shape[d:]
+    return _reshape(input, shape, True, UNSQUEEZE)
 
 
 # --- reductions: a scatter into the reduced shape (strides 0 on reduced dims)

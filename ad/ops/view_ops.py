@@ -39,26 +39,28 @@ def _index(d, k):
 
 
 @linear_op
-def select(x, dim, index):
-    """``x`` indexed by ``index`` along ``dim`` (that dimension removed): a view."""
-    if x.ndim == 0:
+def select(input, dim, index):
+    """``input`` indexed by ``index`` along ``dim`` (that dimension removed): a view."""
+    if input.ndim == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
-    d = _wrap_dim(dim, x.ndim)
-    size = x.shape[d]
+    d = _wrap_dim(dim, input.ndim)
+    size = input.shape[d]
     index = int(index)
     if index < -size or index >= size:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {list(x.shape)} at dimension {d}")
+        raise IndexError(
+            f"select(): index {index} out of range for tensor of size {list(input.shape)} at dimension {d}"
+        )
     key = _index(d, index % size)
-    return _view(SELECT_DIM, x, lambda a: a[key])
+    return _view(SELECT_DIM, input, lambda a: a[key])
 
 
 @linear_op
-def narrow(x, dim, start, length):
-    """``length`` elements of ``x`` along ``dim`` from ``start``: a view."""
-    if x.ndim == 0:
+def narrow(input, dim, start, length):
+    """``length`` elements of ``input`` along ``dim`` from ``start``: a view."""
+    if input.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
-    d = _wrap_dim(dim, x.ndim)
-    size = x.shape[d]
+    d = _wrap_dim(dim, input.ndim)
+    size = input.shape[d]
     start = int(start)
     length = int(length)
     if start < -size or start > size:
@@ -70,7 +72,7 @@ def narrow(x, dim, start, length):
     if start + length > size:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
     key = _index(d, slice(start, start + length))
-    return _view(NARROW, x, lambda a: a[key])
+    return _view(NARROW, input, lambda a: a[key])
 
 
 def _writable_diagonal(a, offset, d1, d2):
@@ -81,9 +83,9 @@ def _writable_diagonal(a, offset, d1, d2):
 
 
 @linear_op
-def diagonal(x, offset=0, dim1=0, dim2=1):
-    """The diagonal of ``x`` over ``dim1``, ``dim2`` (moved last), ``offset`` above it: a view."""
-    nd = x.ndim
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The diagonal of ``input`` over ``dim1``, ``dim2`` (moved last), ``offset`` above it: a view."""
+    nd = input.ndim
     d1 = _wrap_dim(dim1, nd)
     d2 = _wrap_dim(dim2, nd)
     if nd < 2 and nd != 0:
@@ -93,15 +95,15 @@ def diagonal(x, offset=0, dim1=0, dim2=1):
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     offset = int(offset)
-    return _view(DIAGONAL, x, lambda a: _writable_diagonal(a, offset, d1, d2))
+    return _view(DIAGONAL, input, lambda a: _writable_diagonal(a, offset, d1, d2))
 
 
-def unbind(x, dim=0):
-    """The slices of ``x`` along ``dim``, as a tuple of views (which torch refuses to write into)."""
-    if x.ndim == 0:
+def unbind(input, dim=0):
+    """The slices of ``input`` along ``dim``, as a tuple of views (which torch refuses to write into)."""
+    if input.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
-    d = _wrap_dim(dim, x.ndim)
-    return tuple(_unbind_piece(x, _index(d, k), k) for k in range(x.shape[d]))
+    d = _wrap_dim(dim, input.ndim)
+    return tuple(_unbind_piece(input, _index(d, k), k) for k in range(input.shape[d]))
 
 
 @linear_op
@@ -114,9 +116,9 @@ def _dims(dims, nd, what):
     return [_wrap_dim(d, nd) for d in dims]
 
 
-def movedim(x, source, destination):
+def movedim(input, source, destination):
     """Move dims ``source`` to positions ``destination`` (the others keep their order): a permuted view."""
-    nd = x.ndim
+    nd = input.ndim
     src = _dims(source, nd, "source")
     dst = _dims(destination, nd, "destination")
     if len(src) != len(dst):
@@ -133,29 +135,30 @@ def movedim(x, source, destination):
         order[d] = s
     rest = iter(k for k in range(nd) if k not in src)
     order = [o if o is not None else next(rest) for o in order]
-    return permute(x, order)
+    return permute(input, order)
 
 
 moveaxis = movedim
 
 
-def swapaxes(x, axis0, axis1):
-    return transpose(x, axis0, axis1)
+def swapaxes(input, axis0, axis1):
+    return transpose(input, axis0, axis1)
 
 
-swapdims = swapaxes
+def swapdims(input, dim0, dim1):
+    return transpose(input, dim0, dim1)
 
 
 @linear_op
-def unflatten(x, dim, sizes):
-    """Split dim ``dim`` of ``x`` into ``sizes`` (one may be -1): a view."""
-    d = _wrap_dim(dim, x.ndim)
+def unflatten(input, dim, sizes):
+    """Split dim ``dim`` of ``input`` into ``sizes`` (one may be -1): a view."""
+    d = _wrap_dim(dim, input.ndim)
     sizes = tuple(int(s) for s in sizes)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
     if sum(1 for s in sizes if s == -1) > 1:
         raise RuntimeError("only one dimension can be inferred")
-    size = x.shape[d] if x.ndim else 1
+    size = input.shape[d] if input.ndim else 1
     known = _size([s for s in sizes if s != -1])
     if -1 in sizes:
         if known == 0 or size % known:
@@ -169,8 +172,8 @@ def unflatten(x, dim, sizes):
             f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} ({size}) in the "
             "input tensor"
         )
-    shape = x.shape[:d] + sizes + x.shape[d + 1 :]
-    return _reshape(x, shape, True)
+    shape = input.shape[:d] + sizes + input.shape[d + 1 :]
+    return _reshape(input, shape, True)
 
 
 def mT(x):  # noqa: N802 - torch's name

@@ -363,6 +363,9 @@ CUDA_CASES += (
 )  # fmt: skip
 # runs on CUDA (equal to the CPU) since cuda-ops was merged onto the device tape (session 5)
 CUDA_CASES += ("linalg_slogdet",)
+# issue 13 leftovers (session 6): the normalizations' parameter layouts (the composite of ad ops on CUDA), the
+# in-place view ops
+CUDA_CASES += ("nn_norm_layouts", "inplace_views")
 # cases of ops that raise NotImplementedError on CUDA tensors
 NOT_ON_CUDA = ("prod",)
 # cases that do not run on CUDA yet: each raises (a host computation on a device array, a CPU constant mixed

@@ -21,6 +21,7 @@ from kernels import conv as kconv
 
 from ... import ops
 from ...autograd.function import Function
+from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled
 from ...tape import _ArenaPool
 from ...tensor import Tensor, wrap_array
@@ -107,6 +108,7 @@ class _Im2Col(Function):
     """``(N, C, *spatial) -> (N, C * prod(kernel), L)``: the sliding windows of ``x`` as columns."""
 
     _grad_fn_name = "Im2ColBackward0"
+    _backward_carries_tangents = True  # (linear: its backward applies _Col2Im to the cotangent, dual or not)
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation):
@@ -128,6 +130,7 @@ class _Col2Im(Function):
     """``(N, C * prod(kernel), L) -> (N, C, *spatial)``: sums the columns back onto the image (the adjoint)."""
 
     _grad_fn_name = "Col2ImBackward0"
+    _backward_carries_tangents = True  # (linear: its backward applies _Im2Col to the cotangent, dual or not)
 
     @staticmethod
     def forward(ctx, cols, image_shape, kernel, stride, padding, dilation):
@@ -367,6 +370,7 @@ class _Convolution(Function):
     """
 
     _grad_fn_name = "ConvolutionBackward0"
+    _backward_carries_tangents = True  # (a dual cotangent or saved input takes the composite path)
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo, groups):
@@ -407,7 +411,10 @@ class _Convolution(Function):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         geo, groups = ctx.geo, ctx.groups
-        if is_grad_enabled():  # create_graph: the differentiable form
+        dual = bool(_fw.levels) and bool(visible_levels_of(x, weight, g))
+        # create_graph, or forward over reverse (the gradient's tangent: the same bilinear forms applied to the
+        # tangents of g, x and weight): the differentiable form, as ad ops
+        if is_grad_enabled() or dual:
             gx = _input_grad_composite(g, weight, x.shape, geo, groups) if need_x else None
             gw = _weight_grad_composite(x, g, weight.shape, geo, groups) if need_w else None
             gb = ops.sum(g, [0] + list(range(2, g.ndim))) if need_b and ctx.has_bias else None

@@ -1,9 +1,10 @@
 """Normalization: ``layer_norm``, ``group_norm``, ``batch_norm``, ``instance_norm``, ``local_response_norm``.
 
 ``(x - mean) * rsqrt(var + eps)`` over the normalised dims (biased variance, as torch), then the optional
-affine ``* weight + bias`` per channel / per normalised element: one Python-swept row (``_Normalize``, numpy
-forward and backward: a handful of passes over memory where the composite of ``ad`` ops took two dozen, with
-broadcast reductions in its sweep); its ``create_graph`` backward and its jvp are the same formula as ``ad``
+affine ``* weight + bias`` per channel / per normalised element: one Python-swept row (``_Normalize``) whose
+forward and first-order backward are the compiled kernels of kernels/norm.py (one pass for the statistics and
+one to write, each way; ``_kernel_layout`` maps every normalization onto their ``(P, Q, R)`` layout, and numpy
+runs the row where it does not apply); its ``create_graph`` backward and its jvp are the same formula as ``ad``
 ops. ``batch_norm`` and
 ``instance_norm`` update ``running_mean`` / ``running_var`` in place when training (outside the graph,
 with the unbiased variance, as torch), and bump their version counters.
@@ -11,12 +12,15 @@ with the unbiased variance, as torch), and bump their version counters.
 
 import numpy as np
 
+from kernels import norm as kn
+
 from ... import ops
 from ...autograd.function import Function
 from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
+from .conv import _scratch
 
 
 def _project(v, xhat, rstd, mean):
@@ -37,7 +41,8 @@ def _reduced_axes(shape, wshape):
 class _Normalize(Function):
     """``xhat * weight + bias`` with ``xhat = (x - mean) * rsqrt(var + eps)``: ``x`` viewed as ``view`` and
     normalised over ``dims`` of that view, ``weight`` / ``bias`` (either may be None) broadcast to ``x`` as
-    ``wshape``. Saves ``xhat`` and ``rstd`` (numpy) for its first-order backward; when the graph is to be
+    ``wshape``. Saves the statistics (kernels: ``mean`` and ``rstd`` per group; numpy: ``xhat`` and ``rstd``)
+    for its first-order backward; when the graph is to be
     differentiated again (grad mode on) or a saved input carries a forward tangent (forward over reverse), the
     backward recomputes them as ``ad`` ops from the saved inputs, so the tangents reach the gradient."""
 
@@ -45,7 +50,19 @@ class _Normalize(Function):
     _backward_carries_tangents = True
 
     @staticmethod
-    def forward(ctx, x, weight, bias, view, dims, wshape, eps):
+    def forward(ctx, x, weight, bias, view, dims, wshape, eps, layout=None):
+        ctx.save_for_backward(x, weight, bias)
+        ctx.args = (view, dims, wshape, eps)
+        ctx.layout = layout
+        if layout is not None:  # the compiled kernels (kernels/norm.py): one pass for the statistics, one to write
+            p, q, r, rs = layout
+            out = _scratch(x.shape, x._data.dtype)
+            ctx.mean, ctx.rstd = np.empty(q), np.empty(q)
+            kn.norm_forward(
+                _cont(x._data).reshape(p, q, r), *_params2d(x, weight, bias, layout), eps,
+                out.reshape(p, q, r), ctx.mean, ctx.rstd,
+            )  # fmt: skip
+            return wrap_array(out)
         # in place where it can be: every fresh array of this size costs page faults
         xv = x._data.reshape(view)
         xhat = xv - xv.mean(axis=dims, keepdims=True)
@@ -60,9 +77,7 @@ class _Normalize(Function):
             np.copyto(out, xhat)
         if bias is not None:
             out += bias._data.reshape(wshape)
-        ctx.save_for_backward(x, weight, bias)
         ctx.xhat, ctx.rstd = xhat, rstd
-        ctx.args = (view, dims, wshape, eps)
         return wrap_array(out)
 
     @staticmethod
@@ -92,7 +107,9 @@ class _Normalize(Function):
                 gw = ops.reshape(ops.sum(g * xhat, list(axes), keepdim=True), weight.shape)
             if need_b:
                 gb = ops.reshape(ops.sum(g, list(axes), keepdim=True), bias.shape)
-            return gx, gw, gb, None, None, None, None
+            return gx, gw, gb, None, None, None, None, None
+        if ctx.layout is not None:
+            return _Normalize._kernel_backward(ctx, g, x, weight, bias) + (None,) * 5
         gd, xhat, rstd = g._data, ctx.xhat, ctx.rstd
         gx = gw = gb = None
         buf = np.multiply(gd, xhat)
@@ -109,7 +126,23 @@ class _Normalize(Function):
             vv -= bv
             vv *= rstd
             gx = wrap_array(v)
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None
+
+    @staticmethod
+    def _kernel_backward(ctx, g, x, weight, bias):
+        """The first-order gradients by ``kernels.norm.norm_backward`` (one pass for the sums, one to write)."""
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        p, q, r, rs = ctx.layout
+        w2, _, _, has_w, _ = _params2d(x, weight, bias, ctx.layout)
+        gw2, gb2 = np.zeros(w2.shape), np.zeros(w2.shape)
+        gx = _scratch(x.shape, x._data.dtype) if need_x else np.empty((1, 1, 1), x._data.dtype)
+        kn.norm_backward(
+            _cont(x._data).reshape(p, q, r), _cont(g._data).reshape(p, q, r), w2, rs, has_w, ctx.mean, ctx.rstd,
+            bool(need_x), gx.reshape(p, q, r) if need_x else gx, gw2, gb2,
+        )  # fmt: skip
+        gw = wrap_array(gw2.astype(weight._data.dtype).reshape(weight.shape)) if need_w else None
+        gb = wrap_array(gb2.astype(bias._data.dtype).reshape(bias.shape)) if need_b else None
+        return (wrap_array(gx) if need_x else None), gw, gb
 
     @staticmethod
     def jvp(ctx, tx, tw, tb, *_):
@@ -133,11 +166,49 @@ class _GroupNorm(_Normalize):
     _grad_fn_name = "NativeGroupNormBackward0"
 
 
+def _cont(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _params2d(x, weight, bias, layout):
+    """``weight`` and ``bias`` as the kernels' 2-D arrays (see kernels/norm.py), with ``rs`` and presence flags:
+    ``(w2, b2, rs, has_w, has_b)`` laid out as ``norm_forward``'s arguments after ``x``."""
+    _, _, r, rs = layout
+    given = weight if weight is not None else bias
+    shape = (given.numel() * rs // r if given is not None else 1, r // rs)
+    dummy = np.ones(shape, x._data.dtype)  # (an absent parameter: same shape, so both index alike)
+    w2 = _cont(weight._data).reshape(shape) if weight is not None else dummy
+    b2 = _cont(bias._data).reshape(shape) if bias is not None else dummy
+    return w2, b2, rs, weight is not None, bias is not None
+
+
+def _kernel_layout(x, view, dims, wshape):
+    """``(P, Q, R, RS)`` of kernels/norm.py for normalising ``x`` viewed as ``view`` over ``dims`` with parameters
+    broadcast as ``wshape``, or None where the kernels do not apply (then numpy runs the row)."""
+    if x._data.dtype not in (np.float32, np.float64) or x.numel() == 0:
+        return None
+    view = x._data.reshape(view).shape  # (-1 resolved)
+    nd = len(view)
+    if dims == tuple(range(dims[0], nd)):  # a suffix: Q groups of R contiguous elements
+        p, q, r = 1, int(np.prod(view[: dims[0]])), int(np.prod(view[dims[0] :]))
+    elif dims == (0,) + tuple(range(2, nd)):  # batch_norm's (N, C, S)
+        p, q, r = view[0], view[1], int(np.prod(view[2:]))
+    else:
+        return None
+    if int(np.prod(wshape)) == 1:
+        return p, q, r, r  # (one scalar parameter, or none)
+    if all(w == 1 for i, w in enumerate(wshape) if i != 1):  # one per channel: x[p, q, r] in (q % QW, r // S)
+        rs = int(np.prod(x.shape[2:]))
+        return (p, q, r, rs) if r % rs == 0 else None
+    return (p, q, r, 1) if p == 1 and int(np.prod(wshape)) == r else None  # one per element of the group (layer_norm)
+
+
 def _normalized(cls, x, weight, bias, view, dims, wshape, eps):
     """The normalisation and its affine as one row (see ``_Normalize``); on a CUDA device, where the row's
     numpy code cannot run, as the composite of ``ad`` ops."""
     if x._dev is None:
-        return cls.apply(x, weight, bias, tuple(view), tuple(dims), tuple(wshape), float(eps))
+        layout = _kernel_layout(x, tuple(view), tuple(dims), tuple(wshape))
+        return cls.apply(x, weight, bias, tuple(view), tuple(dims), tuple(wshape), float(eps), layout)
     xv = ops.reshape(x, view)
     centered = xv - ops.mean(xv, dims, keepdim=True)
     var = ops.mean(centered * centered, dims, keepdim=True)

@@ -476,13 +476,21 @@ def sum(op, x, dims, keepdim, scale):
 
 
 def group_reduce(op, x, dims, keepdim):
-    """``amax`` / ``amin`` over ``dims`` (block reductions); the node's context as the CPU's (``_group_vjp``)."""
+    """``amax`` / ``amin`` / ``prod`` over ``dims`` (block reductions); the node's context as the CPU's
+    (``_group_vjp``; the device sweep's PROD row handles zeros as torch: ``kernels/cuda/sweep.py``)."""
     xd = x._data
-    if xd.dtype.kind != "f" or not xd.ndim or not xd.size:
+    is_prod = op.name == "prod"
+    if xd.dtype.kind != "f" or not (xd.ndim or is_prod) or not (xd.size or is_prod):
         raise not_implemented(op.name)
     shape = tuple(1 if k in dims else s for k, s in enumerate(xd.shape) if keepdim or k not in dims)
     out = empty(shape, xd.dtype)
-    kr.reduce(op.name, xd, out, dims)
+    if not xd.size:  # (an empty product is 1)
+        if out.size:
+            ke.fill(out, 1.0)
+    elif not xd.ndim:
+        kr.reduce(op.name, xd.reshape(1), out.reshape(1), (0,))
+    else:
+        kr.reduce(op.name, xd, out, dims)
     return result(out, x._dev, op, (x,), (dims, keepdim, op.code))
 
 

@@ -2,7 +2,7 @@
 
 - A user's Function on CUDA tensors records its outputs on the device tape (``function._record``: a K.PYTHON
   row each): its backward re-enters Python as on the CPU; first order, double backward and forward mode equal
-  the CPU's. The cases the device tape refuses (outputs on two devices, ``mark_dirty``) raise.
+  the CPU's, ``mark_dirty`` included. Outputs on two devices raise.
 - ``cumsum`` runs on the device (``kernels/cuda/scan.py``, a block-level scan), never through the host round
   trip that ad's other numpy-forward primitives take (``function._host_round_trip``): checked by making that
   round trip raise.
@@ -101,18 +101,53 @@ class _TwoDevices(ad.autograd.Function):
 class _Dirty(ad.autograd.Function):
     @staticmethod
     def forward(ctx, x):
+        ctx.mark_dirty(x)  # (declared before the write: a refused leaf is left unchanged)
         x.mul_(2.0)
-        ctx.mark_dirty(x)
         return x
 
     @staticmethod
     def backward(ctx, g):
         return g * 2.0
 
+    @staticmethod
+    def jvp(ctx, t):
+        return t * 2.0
 
-def test_custom_function_cases_the_device_tape_refuses():
+
+def test_custom_function_outputs_on_two_devices_raise():
     x = ad.tensor([1.0, 2.0], device="cuda", requires_grad=True)
     with pytest.raises(RuntimeError, match="differentiable outputs on different devices"):
         _TwoDevices.apply(x)
-    with pytest.raises(NotImplementedError, match="mark_dirty in a custom Function on CUDA tensors"):
-        _Dirty.apply(x * 1.0)
+
+
+def _dirty_run(dev):
+    x = ad.tensor([1.0, 2.0], device=dev, requires_grad=True)
+    h = x * 3.0
+    version = h._version
+    assert _Dirty.apply(h) is h and h.grad_fn.name() == "_DirtyBackward" and h._version == version + 1
+    (g,) = ad.autograd.grad((h * h).sum(), x, create_graph=True)
+    (gg,) = ad.autograd.grad(g.sum(), x)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(ad.tensor([1.0, 2.0], device=dev), ad.tensor([1.0, -1.0], device=dev)) * 1.0
+        tangent = fwAD.unpack_dual(_Dirty.apply(dual)).tangent
+    saved = x * 1.0
+    stale = saved * saved  # saves ``saved``, which the Function then modifies in place
+    _Dirty.apply(saved)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        stale.sum().backward()
+    leaf = ad.tensor([1.0, 2.0], device=dev, requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+        _Dirty.apply(leaf)
+    assert leaf._version == 0
+    return [t.detach().cpu().numpy() for t in (h, g, gg, tangent, leaf)]
+
+
+def test_mark_dirty_on_cuda_as_on_the_cpu():
+    """The input modified in place becomes the output (same object, version bumped) on the device tape; first
+    and second order, forward mode, the saved-value version check and the leaf error equal the CPU's; the
+    refused leaf keeps its value."""
+    on_cpu, on_cuda = _dirty_run("cpu"), _dirty_run("cuda")
+    np.testing.assert_allclose(on_cuda[1], [72.0, 144.0])
+    np.testing.assert_allclose(on_cuda[4], [1.0, 2.0])
+    for a, b in zip(on_cpu, on_cuda):
+        np.testing.assert_allclose(b, a, rtol=1e-12)

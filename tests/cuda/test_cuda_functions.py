@@ -151,3 +151,28 @@ def test_mark_dirty_on_cuda_as_on_the_cpu():
     np.testing.assert_allclose(on_cuda[4], [1.0, 2.0])
     for a, b in zip(on_cpu, on_cuda):
         np.testing.assert_allclose(b, a, rtol=1e-12)
+
+
+def test_graph_sweep_retires_device_tapes_and_the_arena_pool_does_not_grow():
+    """A backward through ``engine.graph_sweep`` (``create_graph``) without ``retain_graph`` retires the device
+    tapes it swept, as the CPU's: the next forward records a new tape, and the retired one's arena goes back to
+    the device pool and is reused, so a training-like loop holds one arena, not one per step."""
+    import gc
+
+    from ad.cuda import tape as device_tape
+
+    w = ad.tensor(np.ones(3), device="cuda", requires_grad=True)
+    tapes, arenas, pooled = set(), set(), []
+    for _ in range(4):
+        x = ad.tensor([1.0, 2.0, 3.0], device="cuda", requires_grad=True)
+        y = (ad.sin(x) * w).sum()
+        tapes.add(y._tape.id)
+        arenas.add(id(y._tape.values))
+        (g,) = ad.autograd.grad(y, x, create_graph=True, retain_graph=False)
+        assert not device_tape._current.tapes  # retired: nothing records on the swept tapes any more
+        (gg,) = ad.autograd.grad(g.sum(), x)  # (the new graph's own backward)
+        np.testing.assert_allclose(gg.cpu().numpy(), -np.sin([1.0, 2.0, 3.0]), rtol=1e-12)
+        del x, y, g, gg
+        gc.collect()
+        pooled.append(sum(b.size for b, _ in device_tape.POOL.buffers))
+    assert len(tapes) == 4 and len(arenas) <= 2 and pooled[-1] == pooled[1]

@@ -283,8 +283,8 @@ class Function:
     def apply(cls, *args, **kwargs):
         if (
             getattr(cls, "_grad_fn_name", None) is not None
-            and not getattr(cls, "_cuda_forward", False)
             and _cuda_operand(args) is not None
+            and not _forward_on_device(cls)
         ):
             return _host_round_trip(cls, args, kwargs)
         ctx = FunctionCtx()
@@ -425,6 +425,13 @@ def _cuda_operand(args):
     return None
 
 
+def _forward_on_device(cls):
+    """Whether ad's primitive ``cls`` computes its forward on CUDA operands itself: ``_cuda_forward`` is True
+    (a device kernel), or a function saying whether it can now (cuSOLVER when CuPy is there: ad/cuda/solver.py)."""
+    on_device = getattr(cls, "_cuda_forward", False)
+    return on_device() if callable(on_device) else on_device
+
+
 def _host_round_trip(cls, args, kwargs):
     """ad's own numpy-forward primitives (``_grad_fn_name``: scans, special functions, linear algebra, conv)
     on CUDA operands: the documented host round trip of issue 10 (``host_round_trip``)."""
@@ -475,7 +482,9 @@ def _forward_tangents(cls, ctx, args, outputs, levels):
         for a in args:
             if isinstance(a, Tensor) and a.dtype.kind == "f":
                 t = forward.tangent_of(a, k)
-                tangents.append(t if t is not None else wrap_array(np.zeros(a.shape, a.dtype)))
+                if t is None:  # (zeros on the input's device)
+                    t = wrap_array(np.zeros(a.shape, a.dtype)) if a._dev is None else zeros_like(a.detach())
+                tangents.append(t)
             else:  # as torch: non-float tensors and other arguments have no tangent
                 tangents.append(None)
         # hide this level only (as forward.apply_dual does): the inputs stay dual at the other levels, so a jvp

@@ -6,20 +6,20 @@ Two ways an ``ad.linalg`` function reaches CUDA operands:
   (pivots, ``info`` codes, ranks: ``lstsq``, ``lu_factor``, ``lu_solve``, ``solve_ex``, ``logdet``, ...). With
   a CUDA operand the whole function runs through ``autograd.function.host_round_trip`` (operands copied to the
   host, recorded copies back), as ad's numpy-forward primitives do.
-- ``lapack``: the forward of a primitive (``ad/ops/linalg.py``'s ``_Inv`` and ``_Solve``: getrf/getri/getrs)
-  on device arrays through ``cupy.linalg`` (cuSOLVER). CuPy arrays are zero-copy views of numba's device arrays
-  (``__cuda_array_interface__``) and its results come back as numba device arrays the same way. ``routed``
-  says whether a primitive takes this path: only when CuPy imports on a real GPU (``backend``); without it
-  the primitive runs through the host round trip (``Function.apply``).
+- ``lapack``: the forward of a primitive on device arrays through ``cupy.linalg`` (cuSOLVER): ``_Inv`` and
+  ``_Solve`` of ``ad/ops/linalg.py`` (getrf + getri / getrs), whose ``_cuda_forward`` is ``available``: with
+  CuPy on a real GPU (``backend``) they run on the device, forward and backward (their backward is matmuls,
+  transposes and the primitive itself); without it, ``Function.apply`` takes the host round trip. CuPy arrays
+  are zero-copy views of numba's device arrays (``__cuda_array_interface__``), and its results come back as
+  device arrays the same way. Errors are raised, never NaN: cuSOLVER's ``info`` is checked
+  (``cupyx.errstate(linalg="raise")``: numpy's LinAlgError, which the primitives turn into torch's).
 
-Importing this module imports nothing of numba or CuPy.
+matmul takes cuBLAS through CuPy the same way (``kernels/cuda/matmul.py``: ``cupy_module``, which ``backend``
+is). Importing this module imports nothing of numba or CuPy.
 """
 
+import contextlib
 import functools
-
-# the primitives whose forward runs on the device through cupy.linalg (their backward is ad ops: matmuls,
-# transposes and the primitive itself, which all run on the device), by their node's name
-ROUTED = ("LinalgInvExBackward0", "LinalgSolveExBackward0")
 
 
 def backend():
@@ -29,21 +29,30 @@ def backend():
     return cupy_module()
 
 
-def routed(cls):
-    """Whether the Function ``cls`` runs its forward on the device through cuSOLVER (``Function.apply``)."""
-    return getattr(cls, "_grad_fn_name", None) in ROUTED and backend() is not None
+def available():
+    """Whether LAPACK primitives on CUDA operands run on the device through cuSOLVER (``Function.apply``)."""
+    return backend() is not None
+
+
+def _raising():
+    try:
+        import cupyx
+    except ImportError:
+        return contextlib.nullcontext()
+    return cupyx.errstate(linalg="raise")
 
 
 def lapack(name, *arrays):
-    """``cupy.linalg.<name>(*arrays)`` on device arrays (zero-copy both ways); a device array, or a tuple of
-    them for a function with several results."""
-    from kernels.cuda.launch import device_array
+    """``cupy.linalg.<name>(*arrays)`` on device arrays, zero-copy both ways: a device array of the kind CUDA
+    tensors hold (a tuple of them for several results). Raises numpy's LinAlgError where cuSOLVER fails."""
+    from .arrays import as_device_array
 
     cupy = backend()
-    res = getattr(cupy.linalg, name)(*(cupy.asarray(a) for a in arrays))
+    with _raising():
+        res = getattr(cupy.linalg, name)(*(cupy.asarray(a) for a in arrays))
     if isinstance(res, tuple):
-        return tuple(device_array(r) for r in res)
-    return device_array(res)
+        return tuple(as_device_array(r) for r in res)
+    return as_device_array(res)
 
 
 def on_host(fn):

@@ -252,7 +252,7 @@ def cumprod(input, dim, *, dtype=None):  # noqa: A002
 def _cum_extreme(x, dim, is_max):
     """Running max/min along ``dim`` and the index it came from, as torch: a later equal value takes over,
     and NaN propagates (each new NaN takes over)."""
-    d = host_copy(x._data).reshape(x.shape or (1,))  # (on CUDA: the index map from a host copy, as sort's)
+    d = host_copy(x._data).reshape(x.shape or (1,))  # (CUDA integer tensors: on a host copy)
     moved = np.moveaxis(d, dim, -1)
     idx = np.zeros(moved.shape, np.int64)
     best = moved[..., 0].copy()
@@ -271,13 +271,17 @@ def _cum_extreme(x, dim, is_max):
 def _cummax_min(x, dim, is_max, fn):
     x = _check_tensor(x, fn)
     dim = _dim1(x, dim)
-    idx = _cum_extreme(x, dim, is_max)
+    if x._dev is not None and x._data.dtype.kind == "f" and x.ndim:
+        from .cuda.ops import cum_extreme
+
+        idx = cum_extreme(x, dim, is_max)  # (a device scan carrying (value, index) pairs)
+    else:
+        idx = index_tensor(_cum_extreme(x, dim, is_max), x)
     if x.ndim == 0:
-        values = x * 1 if x._data.dtype.kind == "f" else index_tensor(host_copy(x._data).copy(), x)
-        return _values_indices(values, index_tensor(idx, x))
+        return _values_indices(x * 1 if x._data.dtype.kind == "f" else index_tensor(host_copy(x._data).copy(), x), idx)
     if x._data.dtype.kind != "f":
-        return _values_indices(index_tensor(np.take_along_axis(host_copy(x._data), idx, dim), x), index_tensor(idx, x))
-    idx = index_tensor(idx, x)
+        values = np.take_along_axis(host_copy(x._data), host_copy(idx._data), dim)
+        return _values_indices(index_tensor(values, x), idx)
     values = guard(ops.gather(x, dim, idx), "CummaxBackward0" if is_max else "CumminBackward0", x)
     return _values_indices(values, idx)  # (torch's node saves the input: the gather reads none)
 

@@ -20,7 +20,8 @@ with no row (``tape.graph_rows``) is checked by ``tape.check_graph_row``.
 
 Ops whose index map is computed from values (sort, max over a dim, ...) copy the values to the host for it
 (``ad.cuda.host_copy``); ad's numpy-forward primitives (linalg, conv, special functions) run through the
-recorded host round trip of ``autograd/function.py`` (``_host_round_trip``); ``cumsum`` is a device scan.
+recorded host round trip of ``autograd/function.py`` (``_host_round_trip``); ``cumsum`` and the indices of
+``cummax`` / ``cummin`` are device scans.
 
 Entry points are called by the CPU ops when an operand's ``_dev`` is set (``ad/ops/*``): each is named after
 the op it serves.
@@ -517,6 +518,21 @@ def cumsum(x, dim):
 
         scan.cumsum(flat(xd), flat(out), ops._size(shape[:dim]), shape[dim], ops._size(shape[dim + 1 :]))
     return result(out, x._dev)
+
+
+def cum_extreme(x, dim, is_max):
+    """The index of the running maximum (``is_max``) or minimum of float CUDA tensor ``x`` (ndim >= 1) along
+    ``dim``: a block-level scan carrying (value, index) pairs (``kernels/cuda/scan.py``); an int64 CUDA tensor."""
+    from kernels.cuda import scan
+
+    from .. import ops
+
+    xd = x._data
+    shape = xd.shape
+    idx = empty(shape, np.int64)
+    if xd.size:
+        scan.cum_extreme(flat(xd), flat(idx), ops._size(shape[:dim]), shape[dim], ops._size(shape[dim + 1 :]), is_max)
+    return result(idx, x._dev)
 
 
 # --- index maps -----------------------------------------------------------------------------------------------

@@ -82,6 +82,28 @@ def test_cumsum_scan_on_the_device(shape, dim, device_only):
     np.testing.assert_allclose(_host(t.grad), expected, rtol=1e-13)
 
 
+def test_cummax_cummin_index_scan_on_the_device(monkeypatch):
+    """The running extreme's index by the device scan (``kernels/cuda/scan.py``; never the host scan): ties
+    (a later equal value takes over), NaN (each new NaN takes over), lines longer than a chunk (the carry),
+    a middle dim; indices and values equal the CPU's."""
+    from ad import reductions
+
+    x = np.round(np.random.default_rng(1).standard_normal((1, 40)), 1)
+    x[0, [10, 33]] = 9.0  # (a tie across the chunks of 32: the later takes over)
+    x[0, 36] = np.nan
+    y = np.random.default_rng(2).integers(0, 3, (3, 2, 2)).astype(np.float32)
+    for data, dim in ((x, 1), (y, 0)):
+        for fn in (ad.cummax, ad.cummin):
+            on_cpu = fn(ad.tensor(data), dim)
+            with monkeypatch.context() as patch:
+                patch.setattr(reductions, "_cum_extreme", None)  # (the host scan: not run for float CUDA data)
+                on_cuda = fn(ad.tensor(data, device="cuda"), dim)
+            assert on_cuda.indices.is_cuda and on_cuda.indices.dtype == np.int64
+            np.testing.assert_array_equal(on_cuda.indices.cpu().numpy(), on_cpu.indices.numpy())
+            np.testing.assert_array_equal(on_cuda.values.cpu().numpy(), on_cpu.values.numpy())
+    assert ad.cummax(ad.tensor(x, device="cuda"), 1).indices.cpu().numpy()[0, 32:37].tolist() == [10, 33, 33, 33, 36]
+
+
 def test_cumsum_of_integers_on_cuda_is_int64():
     out = ad.cumsum(ad.tensor([1, 2, 3], device="cuda"), 0)
     assert out.is_cuda and out.dtype == np.int64

@@ -88,8 +88,15 @@ def test_singular_matrix_through_cupy_raises_torchs_error(fake_cupy):
         ad.linalg.solve(A, ad.tensor(np.ones((2, 1)), device="cuda"))
 
 
+@pytest.mark.skipif(not solver.available(), reason="CuPy on a GPU only (the simulator never uses CuPy)")
+def test_cusolver_through_real_cupy_equals_the_cpu():  # pragma: no cover - runs on a GPU with CuPy
+    for a, b in zip(_inv_solve("cpu"), _inv_solve("cuda")):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
+
+
 def test_without_cupy_the_primitives_take_the_host_round_trip(monkeypatch):
-    assert not solver.available()  # (the simulator: CuPy is never used there)
+    monkeypatch.setattr(solver, "backend", lambda: None)  # (as under the simulator, or CuPy absent)
+    assert not solver.available()
     taken = []
     round_trip = function._host_round_trip
     monkeypatch.setattr(function, "_host_round_trip", lambda cls, *a: taken.append(cls.__name__) or round_trip(cls, *a))

@@ -70,18 +70,19 @@ def cum_extreme_kernel(x, idx, n, inner, lines, is_max):
     val = cuda.shared.array(SCAN_THREADS, float64)
     pos = cuda.shared.array(SCAN_THREADS, int64)  # -1: no element (past the line's end)
     tid = cuda.threadIdx.x
+    nthr = cuda.blockDim.x  # (a power of two, at most SCAN_THREADS: short lines get fewer threads)
     for line in range(cuda.blockIdx.x, lines, cuda.gridDim.x):
         o = line // inner
         base = o * n * inner + (line - o * inner)
         carry_v = 0.0
         carry_i = -1
-        for start in range(0, n, SCAN_THREADS):
+        for start in range(0, n, nthr):
             k = start + tid
             val[tid] = x[base + k * inner] if k < n else 0.0
             pos[tid] = k if k < n else -1
             cuda.syncthreads()
             step = 1
-            while step < SCAN_THREADS:
+            while step < nthr:
                 ev = val[tid - step] if tid >= step else 0.0
                 ei = pos[tid - step] if tid >= step else -1
                 cuda.syncthreads()
@@ -95,7 +96,7 @@ def cum_extreme_kernel(x, idx, n, inner, lines, is_max):
                 if carry_i >= 0 and not _later_takes_over(val[tid], carry_v, is_max):
                     i = carry_i
                 idx[base + k * inner] = i
-            last = SCAN_THREADS - 1
+            last = nthr - 1
             if carry_i < 0 or _later_takes_over(val[last], carry_v, is_max):
                 carry_v = val[last]
                 carry_i = pos[last]
@@ -108,7 +109,10 @@ def cum_extreme(x, idx, outer, n, inner, is_max):
     C-contiguous float device array, ``idx`` a flat int64 one of the same size."""
     lines = outer * inner
     if lines and n:
-        cum_extreme_kernel[min(lines, MAX_BLOCKS), SCAN_THREADS](x, idx, n, inner, lines, bool(is_max))
+        threads = 1
+        while threads < n and threads < SCAN_THREADS:
+            threads *= 2
+        cum_extreme_kernel[min(lines, MAX_BLOCKS), threads](x, idx, n, inner, lines, bool(is_max))
 
 
 PTX_KERNELS = [

@@ -419,7 +419,6 @@ HIGHER_ORDER_CASES = (
     "cumsum", "linalg_det", "linalg_solve", "nn_conv2d", "sort", "max_dim", "flip", "logsumexp", "nn_elu",
     "tril_triu", "nn_layer_norm", "log_softmax",
 )  # fmt: skip
-HIGHER_ORDER_CASES += ("prod", "logcumsumexp", "cummax_cummin", "median")
 
 
 def _inputs(name, dev):

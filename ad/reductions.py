@@ -12,6 +12,10 @@ Two kinds of op live here:
   nansum masks NaN with ``where``; norm is built from abs, pow, sum, amax).
 
 Non-differentiable results (indices, counts, bools) are plain tensors.
+
+On CUDA tensors: nansum's NaN mask, logcumsumexp's line maxima and cummax / cummin's indices (a scan carrying
+(value, index) pairs, ``kernels/cuda/scan.py``) are computed on the device; median's index, like sort's, from
+a host copy of the values (``ad.cuda.host_copy``); the values are gathered on the device.
 """
 
 import builtins

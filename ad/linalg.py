@@ -3,7 +3,8 @@
 The differentiable primitives (inverse, solve, determinants, Cholesky, eigh, SVD, QR, matrix_exp, pinv,
 triangular solve, vector norm) live in ``ad/ops/linalg.py``; this module checks arguments as torch does,
 broadcasts batches, and builds the rest as composites of those primitives (matrix norms, lstsq,
-matrix_power, multi_dot, vander, cross, ...).
+matrix_power, multi_dot, vander, cross, ...). Functions that read values on the host (pivots, ``info``
+codes, ranks) take CUDA operands through the recorded host round trip (``@on_host``, ``ad/cuda/solver.py``).
 """
 
 import collections
@@ -14,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import ops
+from .cuda.solver import on_host
 from .grad_mode import is_grad_enabled
 from .ops import linalg as P
 from .ops import linalg_lu as PL
@@ -135,6 +137,7 @@ def inv(A, *, out=None):
     return write_out("linalg_inv_ex", P.inv(A), out)
 
 
+@on_host
 def inv_ex(A, *, check_errors=False, out=None):
     """``(inverse, info)``: ``info`` is the first zero pivot (1-based) per matrix, 0 where ``A`` is invertible;
     singular matrices give NaN inverses unless ``check_errors`` (then LinAlgError)."""
@@ -214,6 +217,7 @@ def cholesky(A, *, upper=False, out=None):
     return write_out("linalg_cholesky", mT(L) if upper else L, out)
 
 
+@on_host
 def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
     """``(L, info)``: ``info`` is the order of the first leading minor that is not positive-definite (0: none)."""
     check_square("linalg.cholesky_ex", A)
@@ -267,6 +271,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
     return write_out("linalg_pinv", P.pinv(A, a_tol, r_tol, hermitian), out)
 
 
+@on_host
 def lstsq(A, B, rcond=None, *, driver=None):
     """Least-squares solution of ``A X = B`` as ``(solution, residuals, rank, singular_values)``.
 
@@ -325,6 +330,7 @@ def slogdet(A, *, out=None):
     return write_out("linalg_slogdet", Slogdet(*P.slogdet(A)), out)
 
 
+@on_host
 def logdet(A):
     """``log(det(A))``: NaN where the determinant is negative, -inf where it is 0 (as torch)."""
     check_square("logdet", A)
@@ -378,6 +384,7 @@ def qr(A, mode="reduced", *, out=None):
     return write_out("linalg_qr", Qr(*P.qr(A, mode)), out)
 
 
+@on_host
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
     """Number of singular values above ``max(atol, rtol * s_max)`` (torch's defaults); int64, not differentiable."""
     check_matrix("linalg.matrix_rank", A)
@@ -705,6 +712,7 @@ def _lu_factor(name, A, pivot, check_errors):
     return _pack_lu(L, U), piv, info
 
 
+@on_host
 def lu_factor(A, *, pivot=True, out=None):
     """``(LU, pivots)``: the packed LU factorisation (LAPACK getrf) and the 1-based int32 row interchanges;
     raises RuntimeError where U has an exactly zero diagonal element (as torch)."""
@@ -712,6 +720,7 @@ def lu_factor(A, *, pivot=True, out=None):
     return write_out("linalg_lu_factor", LUFactor(LU_, piv), out)
 
 
+@on_host
 def lu_factor_ex(A, *, pivot=True, check_errors=False, out=None):
     """``(LU, pivots, info)``: ``info`` is the first zero diagonal element of U (1-based), 0 if none."""
     return write_out("linalg_lu_factor_ex", LUFactorEx(*_lu_factor("linalg.lu_factor_ex", A, pivot, check_errors)), out)
@@ -729,6 +738,7 @@ def _lu_solve_left(LU_, Pm, B, adjoint):
     return P.solve_tri(LU_, P.solve_tri(LU_, mT(Pm) @ B, False, True), True)
 
 
+@on_host
 def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):  # noqa: N803 (torch's name)
     """``X`` with ``A X = B`` (``X A = B`` if not ``left``; ``A^H`` if ``adjoint``) for ``A`` given by
     ``lu_factor``; differentiable in ``LU`` (its two triangles) and ``B``."""
@@ -751,6 +761,7 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):  # noqa: N80
     return write_out("linalg_lu_solve", guard(X, "LinalgLuSolveBackward0", LU), out)
 
 
+@on_host
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):  # noqa: N803
     """``(P, L, U)`` of a packed LU factorisation (``torch.lu_unpack``); L and U are differentiable in LU."""
     check_tensor("lu_unpack", LU_data, "LU_data")
@@ -770,6 +781,7 @@ def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=N
     return write_out("lu_unpack", LuUnpack(Pm, L, U), out)
 
 
+@on_host
 def solve_ex(A, B, *, left=True, check_errors=False, out=None):
     """``(result, info)``: ``solve`` that reports singular matrices in ``info`` (first zero pivot, 1-based)
     instead of raising (NaN results there), unless ``check_errors``."""
@@ -822,6 +834,7 @@ def _ldl_factor(name, A, hermitian, check_errors):
     return PL.underivable("linalg_ldl_factor_ex", ld, A), wrap_array(piv), wrap_array(info)
 
 
+@on_host
 def ldl_factor_ex(A, *, hermitian=False, check_errors=False, out=None):
     """``(LD, pivots, info)``: LAPACK sytrf's Bunch-Kaufman ``A = L D L^T`` (lower triangle of ``A``); not
     differentiable (as torch)."""
@@ -830,11 +843,13 @@ def ldl_factor_ex(A, *, hermitian=False, check_errors=False, out=None):
     )
 
 
+@on_host
 def ldl_factor(A, *, hermitian=False, out=None):
     LD, piv, _ = _ldl_factor("ldl_factor", A, hermitian, True)
     return write_out("linalg_ldl_factor", LDLFactor(LD, piv), out)
 
 
+@on_host
 def ldl_solve(LD, pivots, B, *, hermitian=False, out=None):  # noqa: N803
     """``X`` with ``A X = B`` for ``A`` given by ``ldl_factor`` (LAPACK sytrs); not differentiable (as torch)."""
     check_square("torch.linalg.ldl_solve", LD, "LD")
@@ -907,6 +922,7 @@ __all__ += [
 # torch's older top-level spellings (exported as ``ad.lu``, ``ad.lu_solve``, ``ad.orgqr``; ``ad.lu_unpack`` above)
 
 
+@on_host
 def torch_lu(A, pivot=True, get_infos=False, out=None):
     """``torch.lu`` (deprecated in torch, with a warning): ``(LU, pivots)``, or ``(LU, pivots, infos)`` with
     ``get_infos`` (then it does not raise)."""
@@ -921,6 +937,7 @@ def torch_lu(A, pivot=True, get_infos=False, out=None):
     return write_out("lu", result, out)
 
 
+@on_host
 def torch_lu_solve(b, LU_data, LU_pivots, *, out=None):  # noqa: N803
     """``torch.lu_solve`` (deprecated in torch, with a warning): ``linalg.lu_solve(LU_data, LU_pivots, b)``."""
     warnings.warn(

@@ -12,6 +12,10 @@ Two kinds of op live here:
   nansum masks NaN with ``where``; norm is built from abs, pow, sum, amax).
 
 Non-differentiable results (indices, counts, bools) are plain tensors.
+
+On CUDA tensors: nansum's NaN mask, logcumsumexp's line maxima and cummax / cummin's indices (a scan carrying
+(value, index) pairs, ``kernels/cuda/scan.py``) are computed on the device; median's index, like sort's, from
+a host copy of the values (``ad.cuda.host_copy``); the values are gathered on the device.
 """
 
 import builtins
@@ -23,6 +27,7 @@ import scipy.special
 
 from . import ops
 from .autograd.function import Function
+from .cuda import host_copy, index_tensor
 from .grad_mode import is_grad_enabled
 from .ops.pointwise_ops import with_out
 from .saved import guard
@@ -251,7 +256,7 @@ def cumprod(input, dim, *, dtype=None):  # noqa: A002
 def _cum_extreme(x, dim, is_max):
     """Running max/min along ``dim`` and the index it came from, as torch: a later equal value takes over,
     and NaN propagates (each new NaN takes over)."""
-    d = x._data.reshape(x.shape or (1,))
+    d = host_copy(x._data).reshape(x.shape or (1,))  # (CUDA integer tensors: on a host copy)
     moved = np.moveaxis(d, dim, -1)
     idx = np.zeros(moved.shape, np.int64)
     best = moved[..., 0].copy()
@@ -270,13 +275,19 @@ def _cum_extreme(x, dim, is_max):
 def _cummax_min(x, dim, is_max, fn):
     x = _check_tensor(x, fn)
     dim = _dim1(x, dim)
-    idx = _cum_extreme(x, dim, is_max)
+    if x._dev is not None and x._data.dtype.kind == "f" and x.ndim:
+        from .cuda.ops import cum_extreme
+
+        idx = cum_extreme(x, dim, is_max)  # (a device scan carrying (value, index) pairs)
+    else:
+        idx = index_tensor(_cum_extreme(x, dim, is_max), x)
     if x.ndim == 0:
-        return _values_indices(x * 1 if x._data.dtype.kind == "f" else wrap_array(x._data.copy()), wrap_array(idx))
+        return _values_indices(x * 1 if x._data.dtype.kind == "f" else index_tensor(host_copy(x._data).copy(), x), idx)
     if x._data.dtype.kind != "f":
-        return _values_indices(wrap_array(np.take_along_axis(x._data, idx, dim)), wrap_array(idx))
-    values = guard(ops.gather(x, dim, wrap_array(idx)), "CummaxBackward0" if is_max else "CumminBackward0", x)
-    return _values_indices(values, wrap_array(idx))  # (torch's node saves the input: the gather reads none)
+        values = np.take_along_axis(host_copy(x._data), host_copy(idx._data), dim)
+        return _values_indices(index_tensor(values, x), idx)
+    values = guard(ops.gather(x, dim, idx), "CummaxBackward0" if is_max else "CumminBackward0", x)
+    return _values_indices(values, idx)  # (torch's node saves the input: the gather reads none)
 
 
 def cummax(input, dim):  # noqa: A002
@@ -295,9 +306,13 @@ def logcumsumexp(input, dim):  # noqa: A002
     if x.ndim == 0:
         return x * 1.0
     d = x._data
-    m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
-    m = np.where(np.isfinite(m), m, 0.0).astype(d.dtype)
-    out = ops.log(cumsum(ops.exp(x - wrap_array(m)), dim)) + wrap_array(m)
+    if x._dev is not None and d.size:  # on CUDA: the lines' maxima by a device reduction (finite: m - m == 0)
+        m = ops.amax(x.detach(), dim, keepdim=True)
+        m = ops.where(m - m == 0, m, ops.zeros_like(m))
+    else:
+        m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
+        m = wrap_array(np.where(np.isfinite(m), m, 0.0).astype(d.dtype))
+    out = ops.log(cumsum(ops.exp(x - m), dim)) + m
     return guard(out, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
 
 
@@ -313,7 +328,9 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     x = _check_tensor(input, "nansum")
     if dtype is not None:
         x = x.to(dtype)
-    nan = np.isnan(x._data) if x._data.dtype.kind == "f" else None
+    if x._dev is not None and x._data.dtype.kind == "f":  # on CUDA: the NaN mask (x != x) on the device, always
+        x = ops.where(x != x, ops.zeros_like(x), x)
+    nan = np.isnan(x._data) if x._dev is None and x._data.dtype.kind == "f" else None
     if nan is not None and nan.any():
         x = ops.where(wrap_array(nan), ops.zeros_like(x), x)
     return guard(ops.sum(x, dim, keepdim=keepdim), "NansumBackward0", _check_tensor(input, "nansum"))
@@ -330,13 +347,16 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
             f"{ops._torch_dtype(x.dtype).capitalize()}"
         )
     dims = _dims(x, dim)
-    count = np.sum(~np.isnan(x._data), axis=dims, keepdims=keepdim).astype(x._data.dtype)
-    return guard(nansum(x, dim, keepdim) / wrap_array(count), "NansumBackward0", x)  # torch: nansum's node saves x
+    if x._dev is not None:  # (the count of non-NaN elements as a device sum of the mask x == x)
+        count = ops.sum((x == x).to(x.dtype), dims, keepdim=keepdim)
+    else:
+        count = wrap_array(np.sum(~np.isnan(x._data), axis=dims, keepdims=keepdim).astype(x._data.dtype))
+    return guard(nansum(x, dim, keepdim) / count, "NansumBackward0", x)  # torch: nansum's node saves x
 
 
 def _median(x, dim, keepdim, ignore_nan, fn):
     x = _check_tensor(x, fn)
-    d = x._data
+    d = host_copy(x._data)  # (on CUDA: the index of the median from a host copy, as sort's; values gathered there)
     if dim is None:
         flat = d.reshape(-1)
         if flat.size == 0:
@@ -345,22 +365,22 @@ def _median(x, dim, keepdim, ignore_nan, fn):
         if d.dtype.kind != "f" or math.isnan(flat[i]):
             return x.reshape(-1)[i]
         # ties share the gradient evenly, as torch: the largest of the elements equal to the median
-        ties = wrap_array(d == flat[i])
+        ties = index_tensor(d == flat[i], x)
         return ops.amax(ops.where(ties, x, wrap_array(np.asarray(-np.inf, d.dtype))))
     dim = _dim1(x, dim)
     if x.ndim == 0:
-        return _values_indices(x * 1 if d.dtype.kind == "f" else wrap_array(d.copy()), wrap_array(np.asarray(0)))
+        return _values_indices(x * 1 if d.dtype.kind == "f" else index_tensor(d.copy(), x), index_tensor(0, x))
     moved = np.moveaxis(d, dim, -1)
     idx = _median_index(moved.reshape(-1, moved.shape[-1]), ignore_nan).reshape(moved.shape[:-1])
     idx = np.expand_dims(idx, dim)
     if d.dtype.kind == "f":
-        values = ops.gather(x, dim, wrap_array(idx))
+        values = ops.gather(x, dim, index_tensor(idx, x))
     else:
-        values = wrap_array(np.take_along_axis(d, idx, dim))
+        values = index_tensor(np.take_along_axis(d, idx, dim), x)
     if not keepdim:
         values = ops.squeeze(values, dim)
         idx = np.squeeze(idx, dim)
-    return _values_indices(values, wrap_array(idx))
+    return _values_indices(values, index_tensor(idx, x))
 
 
 def _median_index(rows, ignore_nan):

@@ -439,7 +439,14 @@ def reset_current():
 
 
 def retire(tape):
-    """Stop recording on ``tape`` (if it is this thread's current one); it lives on while tensors use it."""
+    """Stop recording on ``tape`` (if it is this thread's current one); it lives on while tensors use it. A
+    device tape (``ad/cuda/tape.py``) retires from its own thread's table, so that its arena returns to the
+    device pool once no tensor views it (a graph swept by ``engine.graph_sweep`` on CUDA)."""
+    if getattr(tape, "on_device", False):
+        from .cuda.tape import retire as retire_device_tape
+
+        retire_device_tape(tape)
+        return
     tapes = _state.current
     if tapes.get(tape.dtype) is tape:
         del tapes[tape.dtype]

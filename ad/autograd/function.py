@@ -44,6 +44,7 @@ class FunctionCtx:
         self._materialize = True
         self._non_differentiable = set()
         self._dirty = ()
+        self._recording = False  # (set by apply before forward: whether the call will be recorded)
         self.needs_input_grad = ()
 
     def save_for_backward(self, *tensors):
@@ -100,7 +101,12 @@ class FunctionCtx:
         self._materialize = bool(value)
 
     def mark_dirty(self, *tensors):
-        """Declare input tensors that forward modified in place (and returns): they become the outputs."""
+        """Declare input tensors that forward modified in place (and returns): they become the outputs.
+
+        A leaf that requires grad cannot be modified in place when the call is recorded: torch's error, raised
+        here already, so that a forward that declares before it writes leaves the leaf unchanged."""
+        if self._recording and any(isinstance(t, Tensor) and t._rg and t._op is None for t in tensors):
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         self._dirty = tensors
 
 
@@ -277,12 +283,13 @@ class Function:
     def apply(cls, *args, **kwargs):
         if (
             getattr(cls, "_grad_fn_name", None) is not None
-            and not getattr(cls, "_cuda_forward", False)
             and _cuda_operand(args) is not None
+            and not _forward_on_device(cls)
         ):
             return _host_round_trip(cls, args, kwargs)
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
+        ctx._recording = _grad_state.enabled and any(ctx.needs_input_grad)
         levels = forward.visible_levels_of(*[a for a in args if isinstance(a, Tensor)]) if _fw.levels else []
         with no_grad(), forward.hide(levels):
             if cls.setup_context is Function.setup_context:
@@ -323,9 +330,6 @@ def _record(cls, ctx, args, outputs):
 
         if any(d and o._dev != dev for o, d in zip(outputs, diff)):  # (one tape per device: no order between)
             raise RuntimeError("a custom Function returned differentiable outputs on different devices")
-        if ctx._dirty:
-            raise NotImplementedError("mark_dirty in a custom Function on CUDA tensors is not implemented yet")
-
         tape = device_tape.tape_for(dt, need, dev, [a for a in args if isinstance(a, Tensor)])
         operand = device_tape.operand
     else:
@@ -421,23 +425,40 @@ def _cuda_operand(args):
     return None
 
 
+def _forward_on_device(cls):
+    """Whether ad's primitive ``cls`` computes its forward on CUDA operands itself: ``_cuda_forward`` is True
+    (a device kernel), or a function saying whether it can now (cuSOLVER when CuPy is there: ad/cuda/solver.py)."""
+    on_device = getattr(cls, "_cuda_forward", False)
+    return on_device() if callable(on_device) else on_device
+
+
 def _host_round_trip(cls, args, kwargs):
     """ad's own numpy-forward primitives (``_grad_fn_name``: scans, special functions, linear algebra, conv)
-    on CUDA operands: the documented host round trip of issue 10. The CUDA operands are copied to the host
-    (``.cpu()``), the CPU primitive runs, and its tensor outputs are copied back to the operands' device
-    (``.to``); both copies are recorded (``ToCopyBackward0``), so gradients, ``create_graph`` and forward-mode
-    tangents go through the same copies (``engine.graph_sweep`` sweeps the mixed graph). Exact, and never
-    silent: it costs two transfers per call where a device kernel would cost none."""
-    dev = _cuda_operand(args).device
-    for a in args:
+    on CUDA operands: the documented host round trip of issue 10 (``host_round_trip``)."""
+    return host_round_trip(cls.apply, args, kwargs)
+
+
+def host_round_trip(fn, args, kwargs):
+    """``fn(*args, **kwargs)`` with CUDA operands, through the host: the CUDA tensors among the arguments are
+    copied to the host (``.cpu()``), ``fn`` runs on the CPU, and its tensor outputs (alone, in a tuple or a
+    named tuple) are copied back to the operands' device (``.to``); both copies are recorded
+    (``ToCopyBackward0``), so gradients, ``create_graph`` and forward-mode tangents go through the same copies
+    (``engine.graph_sweep`` sweeps the mixed graph). Exact, and never silent: it costs two transfers per call
+    where a device kernel would cost none. Operands on two CUDA devices raise torch's error."""
+    dev = _cuda_operand((*args, *kwargs.values())).device
+    for a in (*args, *kwargs.values()):
         if isinstance(a, Tensor) and a._dev is not None and a.device != dev:
             from ..cuda.ops import device_mismatch
 
             raise device_mismatch(dev, a.device)
-    host = [a.cpu() if isinstance(a, Tensor) and a._dev is not None else a for a in args]
-    out = cls.apply(*host, **kwargs)
+
+    def host(a):
+        return a.cpu() if isinstance(a, Tensor) and a._dev is not None else a
+
+    out = fn(*[host(a) for a in args], **{k: host(v) for k, v in kwargs.items()})
     if isinstance(out, tuple):
-        return tuple(o.to(dev) if isinstance(o, Tensor) else o for o in out)
+        back = [o.to(dev) if isinstance(o, Tensor) else o for o in out]
+        return type(out)(*back) if hasattr(out, "_fields") else tuple(back)
     return out.to(dev) if isinstance(out, Tensor) else out
 
 
@@ -461,7 +482,9 @@ def _forward_tangents(cls, ctx, args, outputs, levels):
         for a in args:
             if isinstance(a, Tensor) and a.dtype.kind == "f":
                 t = forward.tangent_of(a, k)
-                tangents.append(t if t is not None else wrap_array(np.zeros(a.shape, a.dtype)))
+                if t is None:  # (zeros on the input's device)
+                    t = wrap_array(np.zeros(a.shape, a.dtype)) if a._dev is None else zeros_like(a.detach())
+                tangents.append(t)
             else:  # as torch: non-float tensors and other arguments have no tangent
                 tangents.append(None)
         # hide this level only (as forward.apply_dual does): the inputs stay dual at the other levels, so a jvp

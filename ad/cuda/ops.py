@@ -20,7 +20,8 @@ with no row (``tape.graph_rows``) is checked by ``tape.check_graph_row``.
 
 Ops whose index map is computed from values (sort, max over a dim, ...) copy the values to the host for it
 (``ad.cuda.host_copy``); ad's numpy-forward primitives (linalg, conv, special functions) run through the
-recorded host round trip of ``autograd/function.py`` (``_host_round_trip``); ``cumsum`` is a device scan.
+recorded host round trip of ``autograd/function.py`` (``_host_round_trip``); ``cumsum`` and the indices of
+``cummax`` / ``cummin`` are device scans.
 
 Entry points are called by the CPU ops when an operand's ``_dev`` is set (``ad/ops/*``): each is named after
 the op it serves.
@@ -476,13 +477,21 @@ def sum(op, x, dims, keepdim, scale):
 
 
 def group_reduce(op, x, dims, keepdim):
-    """``amax`` / ``amin`` over ``dims`` (block reductions); the node's context as the CPU's (``_group_vjp``)."""
+    """``amax`` / ``amin`` / ``prod`` over ``dims`` (block reductions); the node's context as the CPU's
+    (``_group_vjp``; the device sweep's PROD row handles zeros as torch: ``kernels/cuda/sweep.py``)."""
     xd = x._data
-    if xd.dtype.kind != "f" or not xd.ndim or not xd.size:
+    is_prod = op.name == "prod"
+    if xd.dtype.kind != "f" or not (xd.ndim or is_prod) or not (xd.size or is_prod):
         raise not_implemented(op.name)
     shape = tuple(1 if k in dims else s for k, s in enumerate(xd.shape) if keepdim or k not in dims)
     out = empty(shape, xd.dtype)
-    kr.reduce(op.name, xd, out, dims)
+    if not xd.size:  # (an empty product is 1)
+        if out.size:
+            ke.fill(out, 1.0)
+    elif not xd.ndim:
+        kr.reduce(op.name, xd.reshape(1), out.reshape(1), (0,))
+    else:
+        kr.reduce(op.name, xd, out, dims)
     return result(out, x._dev, op, (x,), (dims, keepdim, op.code))
 
 
@@ -509,6 +518,21 @@ def cumsum(x, dim):
 
         scan.cumsum(flat(xd), flat(out), ops._size(shape[:dim]), shape[dim], ops._size(shape[dim + 1 :]))
     return result(out, x._dev)
+
+
+def cum_extreme(x, dim, is_max):
+    """The index of the running maximum (``is_max``) or minimum of float CUDA tensor ``x`` (ndim >= 1) along
+    ``dim``: a block-level scan carrying (value, index) pairs (``kernels/cuda/scan.py``); an int64 CUDA tensor."""
+    from kernels.cuda import scan
+
+    from .. import ops
+
+    xd = x._data
+    shape = xd.shape
+    idx = empty(shape, np.int64)
+    if xd.size:
+        scan.cum_extreme(flat(xd), flat(idx), ops._size(shape[:dim]), shape[dim], ops._size(shape[dim + 1 :]), is_max)
+    return result(idx, x._dev)
 
 
 # --- index maps -----------------------------------------------------------------------------------------------

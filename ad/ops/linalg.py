@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd.function import Function
+from ..cuda import host_copy, solver
 from ..forward import _fw, visible_levels_of
 from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor, wrap_array
@@ -141,7 +142,7 @@ def _again(ctx, recompute, *inputs):
         ctx.check_unsaved()
         return recompute()
     if not is_grad_enabled():
-        return wrap_array(ctx.out)
+        return _constant(ctx.out, inputs[0])
     guards = ctx._result_guards  # (the recorded outputs whose versions backward checks: ad/saved.py)
     if not guards:
         ctx.check_unsaved()
@@ -180,14 +181,24 @@ def _outer_dual(*tensors):
     return bool(_fw.levels) and bool(visible_levels_of(*tensors))
 
 
+def _constant(arr, like):
+    """Array ``arr`` (a saved input or output) as a constant tensor on ``like``'s device: a device array when
+    the forward ran there (cuSOLVER through CuPy: ``ad/cuda/solver.py``)."""
+    if like._dev is None:
+        return wrap_array(np.asarray(arr))
+    from ..cuda.arrays import wrap
+
+    return wrap(arr, like._dev)
+
+
 def _in(A):
     """A saved input for a jvp: itself when it carries an outer level's tangent, else its value."""
-    return A if _outer_dual(A) else wrap_array(A._data)
+    return A if _outer_dual(A) else _constant(A._data, A)
 
 
 def _out(raw, recompute, *inputs):
     """A saved output for a jvp: recomputed (dual at the outer levels) when an input is dual, else ``raw``."""
-    return recompute() if _outer_dual(*inputs) else wrap_array(np.asarray(raw))
+    return recompute() if _outer_dual(*inputs) else _constant(raw, inputs[0])
 
 
 def _first_zero_pivot(a):
@@ -238,16 +249,17 @@ def _has_zero_pivot(a):
 
 class _Inv(_Primitive):
     _grad_fn_name = "LinalgInvExBackward0"
+    _cuda_forward = staticmethod(solver.available)  # (CUDA operands: cuSOLVER when CuPy is there, else the host)
 
     @staticmethod
     def forward(ctx, A):
         a = A._data
         try:  # numpy's gesv refuses exactly the matrices LAPACK's getrf finds a zero pivot in, as torch
-            ctx.out = np.linalg.inv(a)
+            ctx.out = solver.lapack("inv", a) if A._dev is not None else np.linalg.inv(a)
         except np.linalg.LinAlgError:
-            raise _singular_inv_error("linalg.inv", a) from None
+            raise _singular_inv_error("linalg.inv", host_copy(a)) from None
         ctx.save_for_backward(A)
-        return wrap_array(ctx.out)
+        return _constant(ctx.out, A)
 
     @staticmethod
     def backward(ctx, g):
@@ -271,13 +283,15 @@ class _Solve(_Primitive):
     """``X = A^{-1} B`` for ``A`` of shape (..., n, n) and ``B`` of shape (..., n, k) with the same batch."""
 
     _grad_fn_name = "LinalgSolveExBackward0"
+    _cuda_forward = staticmethod(solver.available)  # (as _Inv's)
 
     @staticmethod
     def forward(ctx, A, B):
         a = A._data
         try:
-            ctx.out = np.linalg.solve(a, B._data)
+            ctx.out = solver.lapack("solve", a, B._data) if A._dev is not None else np.linalg.solve(a, B._data)
         except np.linalg.LinAlgError:
+            a = host_copy(a)
             prefix = ""
             for idx in _batches(a):
                 if _first_zero_pivot(a[idx]):
@@ -287,7 +301,7 @@ class _Solve(_Primitive):
                 f"torch.linalg.solve: {prefix}The solver failed because the input matrix is singular."
             ) from None
         ctx.save_for_backward(A, B)
-        return wrap_array(ctx.out)
+        return _constant(ctx.out, A)
 
     @staticmethod
     def backward(ctx, g):

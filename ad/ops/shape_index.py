@@ -31,6 +31,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from ..cuda import host_copy
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..observe import value_read
@@ -112,7 +113,12 @@ def _index_array(index, fn, what="index", kinds="iu"):
     return idx.astype(_I64, copy=False)
 
 
-def _const(value, dtype):
+def _const(value, dtype, like=None):
+    """A constant tensor of ``value``; on ``like``'s device when ``like`` is a CUDA tensor."""
+    if like is not None and like._dev is not None:
+        from ..cuda import index_tensor
+
+        return index_tensor(np.asarray(value, dtype=dtype), like)
     return wrap_array(np.asarray(value, dtype=dtype))
 
 
@@ -494,15 +500,15 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     touched[out_pos] = True
     touched = touched.reshape(input.shape)
     if reduce in ("sum", "mean"):
-        base = input if include_self else _pick(touched, _const(0, input.dtype), input)
+        base = input if include_self else _pick(touched, _const(0, input.dtype, input), input)
         total = base + scatter_map(vals, input.shape, out_pos)
         if reduce == "sum":
             return total
         count = np.bincount(out_pos, minlength=n).reshape(input.shape) + (1 if include_self else 0)
         count = np.maximum(count, 1)
         if input.dtype.kind != "f":
-            return wrap_array(np.floor_divide(total._data, count).astype(input.dtype))
-        return _pick(touched, total / _const(count, input.dtype), input)
+            return _const(np.floor_divide(host_copy(total._data), count), input.dtype, input)
+        return _pick(touched, total / _const(count, input.dtype, input), input)
     if reduce != "prod":
         return _scatter_extreme(input, vals, out_pos, touched, reduce == "amax", include_self)
     # prod: each target's contributions in one row (padded with ones to a power of two), reduced by
@@ -525,7 +531,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     group = np.repeat(np.arange(targets.size), counts)
     rank = np.arange(order.size) - starts[group]
     table[group, lead + rank] = n + order
-    pool = cat([reshape(input, -1), vals, _const([1], input.dtype)])
+    pool = cat([reshape(input, -1), vals, _const([1], input.dtype, input)])
     rows = gather_map(pool, table.shape, table)
     while rows.shape[1] > 1:
         half = rows.shape[1] // 2
@@ -543,7 +549,9 @@ def _scatter_extreme(input, vals, out_pos, touched, is_max, include_self):
     """
     n = input._data.size
     m = out_pos.size
-    pool_data = np.concatenate([input._data.reshape(-1), vals._data.reshape(-1)])
+    # (on CUDA: the candidates' index maps from host copies of the values, as sort's; the values are gathered on
+    # the device)
+    pool_data = np.concatenate([host_copy(input._data).reshape(-1), host_copy(vals._data).reshape(-1)])
     cand_target, cand_src = out_pos, np.arange(n, n + m, dtype=_I64)
     if include_self:
         own = np.flatnonzero(touched)
@@ -557,9 +565,9 @@ def _scatter_extreme(input, vals, out_pos, touched, is_max, include_self):
     extreme = (np.maximum if is_max else np.minimum).reduceat(value_sorted, starts)
     targets = target_sorted[starts]
     if not _needs_grad(input, vals):
-        out = input._data.copy()
+        out = host_copy(input._data).copy()
         out.reshape(-1)[targets] = extreme
-        return wrap_array(out)
+        return _const(out, input.dtype, input)
     group = np.cumsum(first) - 1
     tied = value_sorted == extreme[group]
     if pool_data.dtype.kind == "f":
@@ -568,7 +576,7 @@ def _scatter_extreme(input, vals, out_pos, touched, is_max, include_self):
     pool = cat([reshape(input, -1), vals])
     picked = gather_map(pool, (int(tied.sum()),), src_sorted[tied])
     if (count > 1).any():
-        picked = picked * _const(1.0 / count[group[tied]], input.dtype)
+        picked = picked * _const(1.0 / count[group[tied]], input.dtype, input)
     placed = scatter_map(picked, input.shape, target_sorted[tied])
     return _pick(touched, placed, input)
 

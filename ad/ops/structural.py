@@ -12,6 +12,7 @@ import numpy as np
 from kernels import opcodes as K
 
 from .. import views as _views
+from ..cuda import host_copy, index_tensor
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..parallel import PARALLEL_MIN
@@ -577,7 +578,7 @@ def _prod_partial(x, dims, ok):
     is spread into an ``n x n`` matrix whose diagonal is replaced by ones, and its rows multiplied (as torch's
     ``prod_safe_zeros_backward``, which branches on the data in the same way). ``ok`` is the output with the
     reduced dims kept."""
-    if not np.any(x._data == 0):
+    if not np.any(host_copy(x._data) == 0):  # (on CUDA a host copy of the values: torch's backward syncs too)
         return expand(ok, x.shape) / x
     kept = [d for d in range(x.ndim) if d not in dims]
     perm = kept + list(dims)
@@ -587,7 +588,7 @@ def _prod_partial(x, dims, ok):
         n *= x.shape[d]
     grouped = reshape(permute(x, *perm), (*lead, 1, n)) if perm else reshape(x, (1, n))
     spread = expand(grouped, (*lead, n, n))
-    others = prod(where(np.eye(n, dtype=bool), ones_like(spread), spread), -1)  # (*lead, n)
+    others = prod(where(index_tensor(np.eye(n, dtype=bool), x), ones_like(spread), spread), -1)  # (*lead, n)
     back = reshape(others, tuple(x.shape[d] for d in perm))
     return permute(back, *np.argsort(perm).tolist()) if perm else back
 
@@ -605,8 +606,6 @@ AMIN = Op("amin", K.AMIN, "AminBackward0", _group_vjp)
 
 
 def _group_reduce(op, np_fn, x, dim, keepdim):
-    if x._dev is not None and op is PROD:
-        raise _cuda_ops().not_implemented(op.name)
     xd = x._data
     dims = _reduce_dims(x, dim)
     if xd.size == 0 and op is not PROD:

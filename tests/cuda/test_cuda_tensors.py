@@ -366,21 +366,25 @@ CUDA_CASES += ("linalg_slogdet",)
 # issue 13 leftovers (session 6): the normalizations' parameter layouts (the composite of ad ops on CUDA), the
 # in-place view ops
 CUDA_CASES += ("nn_norm_layouts", "inplace_views")
-# cases of ops that raise NotImplementedError on CUDA tensors
-NOT_ON_CUDA = ("prod",)
+# runs on CUDA since session 6 (cuda-ops): prod (device reduction), nansum (NaN mask on the device),
+# logcumsumexp (device maxima and scan), cummax/cummin, median and the scatter reductions (index maps from host
+# copies, values gathered on the device), the LAPACK composites through the host round trip (``@on_host``)
+CUDA_CASES += (
+    "prod", "cummax_cummin", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_solve", "linalg_solve_ex",
+    "logcumsumexp", "logdet", "lu_unpack", "median", "nanmedian", "nansum_nanmean", "scatter_multiply",
+    "scatter_reduce_amax_amin", "scatter_reduce_prod", "scatter_reduce_sum_mean",
+)  # fmt: skip
 # cases that do not run on CUDA yet: each raises (a host computation on a device array, a CPU constant mixed
 # with CUDA tensors, a write through a view): listed so that one that starts to pass is moved to CUDA_CASES
 NOT_YET_ON_CUDA = (
-    "as_strided_view", "cummax_cummin", "linalg_lstsq", "linalg_lu_factor", "linalg_lu_solve",
-    "linalg_solve_ex", "logcumsumexp", "logdet", "lu_unpack", "median", "nanmedian", "nansum_nanmean",
-    "scatter_multiply",
-    "scatter_reduce_amax_amin", "scatter_reduce_prod", "scatter_reduce_sum_mean", "view_write_base",
+    "as_strided_view",
+    "view_write_base",
     "view_write_constant",
 )  # fmt: skip
 
 
 def test_every_op_table_case_is_listed_for_cuda():
-    listed = set(CUDA_CASES) | set(NOT_ON_CUDA) | set(NOT_YET_ON_CUDA)
+    listed = set(CUDA_CASES) | set(NOT_YET_ON_CUDA)
     assert sorted(set(OP_TABLE.ALL_CASES) - listed) == []
 
 
@@ -390,20 +394,6 @@ def test_op_table_case_not_yet_on_cuda_raises(name, cuda_by_default):
     _DEFAULT_DEVICE[0] = "cuda"
     try:
         with pytest.raises((NotImplementedError, RuntimeError, TypeError, AttributeError, IndexError)):
-            _run_case(name, "cuda")
-    finally:
-        _DEFAULT_DEVICE[0] = None
-
-
-def _not_on_cuda(err):
-    return isinstance(err, NotImplementedError) and "not implemented for CUDA tensors yet" in str(err)
-
-
-@pytest.mark.parametrize("name", NOT_ON_CUDA)
-def test_op_table_case_without_cuda_path_raises(name, cuda_by_default):
-    _DEFAULT_DEVICE[0] = "cuda"
-    try:
-        with pytest.raises(NotImplementedError, match="is not implemented for CUDA tensors yet"):
             _run_case(name, "cuda")
     finally:
         _DEFAULT_DEVICE[0] = None
@@ -586,10 +576,24 @@ def darr_pointer(darr):
     return cuda_array_interface(darr)["data"][0]
 
 
-def test_ops_without_a_cuda_path_raise_not_implemented():
-    x = ad.ones(2, 3, device="cuda")
-    with pytest.raises(NotImplementedError, match="prod is not implemented for CUDA tensors yet"):
-        x.prod(0)
+def test_prod_with_zeros_on_cuda_as_on_the_cpu():
+    """prod's gradient at zeros (torch's rule: one zero in a group gets the product of the others, two give 0)
+    by the device sweep, and in second order (create_graph: the graph sweep) and forward mode."""
+    import ad.autograd.forward_ad as fwAD
+
+    x0 = np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 4.0], [1.5, 2.0, 3.0]])
+    results = []
+    for dev in ("cpu", "cuda"):
+        x = ad.tensor(x0, device=dev, requires_grad=True)
+        (g,) = ad.autograd.grad((x.prod(1) * ad.tensor([1.0, 2.0, 3.0], device=dev)).sum(), x, create_graph=True)
+        (gg,) = ad.autograd.grad((g * g).sum(), x)
+        with fwAD.dual_level():
+            dual = fwAD.make_dual(x.detach(), ad.tensor(np.ones((3, 3)), device=dev))
+            tangent = fwAD.unpack_dual(dual.prod(0)).tangent
+        results.append([_host(t) for t in (g, gg, tangent, x.prod())])
+    np.testing.assert_allclose(results[0][0], [[6.0, 0.0, 0.0], [0.0, 0.0, 0.0], [18.0, 13.5, 9.0]])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
 def test_grad_accumulates_on_the_device():

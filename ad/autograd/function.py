@@ -284,6 +284,9 @@ class Function:
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
         levels = forward.visible_levels_of(*[a for a in args if isinstance(a, Tensor)]) if _fw.levels else []
+        # the inputs' tangents as forward receives them (an input forward writes in place, mark_dirty, loses its
+        # tangent in the hidden write; torch's jvp gets the tangent from before the call)
+        tangents = {k: _input_tangents(args, k) for k in levels}
         with no_grad(), forward.hide(levels):
             if cls.setup_context is Function.setup_context:
                 raw = cls.forward(ctx, *args, **kwargs)
@@ -300,7 +303,7 @@ class Function:
         if ctx._saved_versions is not None and getattr(cls, "_grad_fn_name", None) is not None:
             ctx._unchecked = unsaved_inputs(cls, ctx._saved, args)
         if levels:
-            _forward_tangents(cls, ctx, args, outputs, levels)
+            _forward_tangents(cls, ctx, args, outputs, tangents)
         return outputs[0] if single else tuple(outputs)
 
 
@@ -391,6 +394,8 @@ def _take_over(d, rec, recorded):
         return recorded
     if d._rg and d._op is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if d._vbase is not None:
+        return _take_over_view(d, out, rec, recorded)
     old = _new(Tensor)
     old.__dict__.update(d.__dict__)
     _retarget(d, old)
@@ -408,6 +413,25 @@ def _take_over(d, rec, recorded):
     rec.outputs = [d if t is out else t for t in rec.outputs]
     for refs in d._tape.hook_rows.values():  # (the record is registered, not the output tensor)
         refs[:] = [weakref.ref(d) if r() is out else r for r in refs]
+    return [d if t is out else t for t in recorded]
+
+
+def _take_over_view(d, out, rec, recorded):
+    """A dirty input that is a view: as torch's rebase of a view's history, its base takes the call's output in
+    the view's place (``CopySlices``: views.rebase, which raises torch's errors for a view of a leaf, of a
+    multi-output op ...), and ``d`` becomes a view of the base's new node; the call's inputs keep ``d``'s node
+    from before the call (``d._prev``). The forward's own write already counted in the version."""
+    from ..tensor import counter
+    from ..views import rebase
+
+    version = d._version
+    rebase(d, lambda snapshot: out)
+    counter(d).version = version
+    old = d._prev
+    rec.inputs = tuple(old if a is d else a for a in rec.inputs)
+    for t in rec.outputs:
+        if t is not None:
+            t._inputs = tuple(old if a is d else a for a in t._inputs)
     return [d if t is out else t for t in recorded]
 
 
@@ -451,19 +475,23 @@ def _op_for(cls):
     return op
 
 
-def _forward_tangents(cls, ctx, args, outputs, levels):
+def _input_tangents(args, k):
+    tangents = []
+    for a in args:
+        if isinstance(a, Tensor) and a.dtype.kind == "f":
+            t = forward.tangent_of(a, k)
+            tangents.append(t if t is not None else wrap_array(np.zeros(a.shape, a.dtype)))
+        else:  # as torch: non-float tensors and other arguments have no tangent
+            tangents.append(None)
+    return tangents
+
+
+def _forward_tangents(cls, ctx, args, outputs, tangents_by_level):
     if getattr(cls, "jvp", None) is None or cls.jvp is Function.jvp:
         raise NotImplementedError(
             "You must implement the jvp function for custom autograd.Function to use it with forward mode AD."
         )
-    for k in levels:
-        tangents = []
-        for a in args:
-            if isinstance(a, Tensor) and a.dtype.kind == "f":
-                t = forward.tangent_of(a, k)
-                tangents.append(t if t is not None else wrap_array(np.zeros(a.shape, a.dtype)))
-            else:  # as torch: non-float tensors and other arguments have no tangent
-                tangents.append(None)
+    for k, tangents in tangents_by_level.items():
         # hide this level only (as forward.apply_dual does): the inputs stay dual at the other levels, so a jvp
         # written with ad ops gives a tangent that is itself dual there (nested levels: forward over forward)
         with forward.hide((k,)):

@@ -1162,6 +1162,9 @@ FIXED = [
     # x[..., :1] = v on a 0-d leaf (or its dual view) raises IndexError, as torch indexes first (ad: RuntimeError)
     Program([(0.0, True)], [("inplace", "setitem", 0, 0, False)], [0], ("grad3",)),
     Program([(0.0, True), (0.0, False)], [("inplace", "setitem", 0, 1, False)], [0], ("forward",)),
+    # a composite's guard of what torch's node saves (ad/saved.py) in forward mode: the result's tangent rows came
+    # after it, so no guard was recorded and a write into lu_solve's result went unnoticed (long profile, seed 2026)
+    Program([(0.0, True)], [("op", "lu_solve", [0, 0]), ("inplace", "abs_", 1, 0, False)], [1], ("fwd_over_rev",)),
 ]
 
 

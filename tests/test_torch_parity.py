@@ -222,7 +222,7 @@ def _functions(L):
             ctx.save_for_backward(x)
             ctx.x = x.detach()
             out = x * x
-            flag = (x > 0.123) * 1.0
+            flag = (x > 0.123).to(x.dtype)  # ((x > c) * 1.0 is float32 in torch: float64 in ad, by design)
             ctx.mark_non_differentiable(flag)
             return out, flag
 
@@ -1165,6 +1165,20 @@ FIXED = [
     # a composite's guard of what torch's node saves (ad/saved.py) in forward mode: the result's tangent rows came
     # after it, so no guard was recorded and a write into lu_solve's result went unnoticed (long profile, seed 2026)
     Program([(0.0, True)], [("op", "lu_solve", [0, 0]), ("inplace", "abs_", 1, 0, False)], [1], ("fwd_over_rev",)),
+    # mark_dirty on a tensor that has views: the views are regenerated from the call's output (ad's kept the
+    # node of the forward's unrecorded write, which skipped the Function: half the gradient; seed 31337)
+    Program(
+        [(0.0, True)],
+        [("op", "abs", [0]), ("view", "expand", 1), ("view", "H", 2), ("func", "dirty", 1)],
+        [2],
+        ("backward", False),
+    ),
+    Program(
+        [([0.5, 1.0, 2.0], True)],
+        [("op", "abs", [0]), ("view", "chunk_last", 1), ("func", "dirty", 1), ("op", "sin", [2])],
+        [1, 4],
+        ("backward", False),
+    ),
 ]
 
 

@@ -388,6 +388,7 @@ def _take_over(d, rec, recorded):
     methods._rebase does for in-place ops)."""
     from ..forward import reregister
     from ..methods import _retarget
+    from ..views import _KEEP, _old_node, _regenerate_views
 
     out = next((t for t, raw in zip(recorded, rec.raw_outputs) if raw is d and t is not d), None)
     if out is None:
@@ -396,23 +397,23 @@ def _take_over(d, rec, recorded):
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
     if d._vbase is not None:
         return _take_over_view(d, out, rec, recorded)
-    old = _new(Tensor)
-    old.__dict__.update(d.__dict__)
+    old = _old_node(d)
     _retarget(d, old)
     reregister(old)
-    version = d._version
     rec.inputs = tuple(old if a is d else a for a in rec.inputs)
     out._inputs = tuple(old if a is d else a for a in out._inputs)
     for t in rec.outputs:
         if t is not None and t is not out:
             t._inputs = out._inputs
+    keep = {k: d.__dict__[k] for k in _KEEP if k in d.__dict__}  # d's storage, version counter and views
     d.__dict__.clear()
     d.__dict__.update(out.__dict__)
-    d._version = version
+    d.__dict__.update(keep)
     d._prev = old
     rec.outputs = [d if t is out else t for t in rec.outputs]
     for refs in d._tape.hook_rows.values():  # (the record is registered, not the output tensor)
         refs[:] = [weakref.ref(d) if r() is out else r for r in refs]
+    _regenerate_views(d)  # (as after any in-place op on a base: its views read the call's output)
     return [d if t is out else t for t in recorded]
 
 

@@ -1179,6 +1179,10 @@ FIXED = [
         [1, 4],
         ("backward", False),
     ),
+    # Tensor.norm(p) is linalg.vector_norm's primitive (ad's was a composite), also of a 0-d tensor (ad's was abs):
+    # under create_graph torch's node reads its saved result, so a hook on it runs in every order (seed 4242)
+    Program([(0.0, True)], [("op", "norm_p", [0]), ("hook", 1, 0.5)], [1], ("grad3",)),
+    Program([(0.0, True)], [("op", "norm_p", [0]), ("retain", 1)], [1], ("grad3",)),
 ]
 
 

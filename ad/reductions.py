@@ -292,8 +292,8 @@ def logcumsumexp(input, dim):  # noqa: A002
     """``log(cumsum(exp(input), dim))``, shifted by the line's maximum for stability (a composite)."""
     x = _check_tensor(input, "logcumsumexp")
     dim = _dim1(x, dim)
-    if x.ndim == 0:
-        return x * 1.0
+    if x.ndim == 0:  # (torch's node saves its input and result here too)
+        return guard(x * 1.0, "LogcumsumexpBackward0", x)
     d = x._data
     m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
     m = np.where(np.isfinite(m), m, 0.0).astype(d.dtype)

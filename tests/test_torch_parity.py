@@ -1183,6 +1183,11 @@ FIXED = [
     # under create_graph torch's node reads its saved result, so a hook on it runs in every order (seed 4242)
     Program([(0.0, True)], [("op", "norm_p", [0]), ("hook", 1, 0.5)], [1], ("grad3",)),
     Program([(0.0, True)], [("op", "norm_p", [0]), ("retain", 1)], [1], ("grad3",)),
+    # logcumsumexp of a 0-d tensor guards its input and result as torch's node saves them (seed 777)
+    Program([(0.0, True)], [("op", "logcumsumexp", [0]), ("inplace", "mul", 1, 0, True)], [1], ("backward", False)),
+    Program(
+        [(0.0, True)], [("op", "logcumsumexp", [0]), ("op", "abs", [0]), ("func", "dirty", 1)], [1], ("fwd_over_rev",)
+    ),
 ]
 
 

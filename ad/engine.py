@@ -46,7 +46,7 @@ from kernels.cpu import (
 from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
 from .tape import POOL, Tape, arena_zeroed_except, dead_import_error, retire, zeroed_arena
-from .tensor import Tensor, _new, wrap_array
+from .tensor import Tensor, _new, _pre_write_node, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
 _NO_REGIONS = np.zeros(0, np.int64)
@@ -245,9 +245,9 @@ def _requested(t, targets):
         nodes = [o for o in t._ctx.outputs if o is not None]
     else:
         nodes = [t]
-    # a write under no_grad gave a requested tensor an identity node over its old one (views._rehome); its
-    # node is still the old one, as torch's grad_fn is unchanged by such a write
-    return any(r._prev is n and r._op is not None and r._op.name == "rehome" for r in targets.values() for n in nodes)
+    # a write under no_grad gave a requested tensor an identity node over its old one (views._rehome), one per
+    # write; its node is still the one before them all, as torch's grad_fn is unchanged by such writes
+    return any(_pre_write_node(r) is n for r in targets.values() if r._op is not None for n in nodes)
 
 
 def free_swept(sweeps):

@@ -468,8 +468,12 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
         )
     dims = _norm_dims(x, dim)
     if x.ndim == 0:
-        r = ops.abs(x) if ord != 0 else wrap_array((x._data != 0).astype(x.dtype))
-        return write_out("linalg_vector_norm", r, out)
+        if ord == 0:
+            return write_out("linalg_vector_norm", wrap_array((x._data != 0).astype(x.dtype)), out)
+        # the primitive over one element (torch's node saves the result also here: a hook on it runs in every
+        # order of create_graph)
+        r = P.vector_norm_keepdim(ops.reshape(x, (1,)), ord, (0,))
+        return write_out("linalg_vector_norm", P.publish_result(r, ops.reshape(r, ())), out)
     if ord < 0 and any(x.shape[d] == 0 for d in dims):
         raise RuntimeError(
             f"linalg.vector_norm cannot compute the {ord} norm on an empty tensor because the operation does not "

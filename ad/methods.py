@@ -218,6 +218,13 @@ def _clamp_(self, min=None, max=None):  # noqa: A002
 
 
 def _setitem(self, key, value):
+    if self._rg and self._dev is None and _grad_state.enabled:
+        # torch indexes before it writes: a key that does not fit raises IndexError, not the RuntimeError of a
+        # write into a leaf or a view of one (a recorded write costs far more than this probe)
+        try:
+            self._data[ops._index_key(key)[0]]
+        except IndexError as e:
+            raise IndexError(str(e).replace("axis", "dimension")) from None
     if _records_inplace(self, value):
         return _rebase(self, lambda snap: _index_put(snap, key, value))
     if _dual_inplace(self, value, lambda: _index_put(self, key, value)):

@@ -303,8 +303,8 @@ def logcumsumexp(input, dim):  # noqa: A002
     """``log(cumsum(exp(input), dim))``, shifted by the line's maximum for stability (a composite)."""
     x = _check_tensor(input, "logcumsumexp")
     dim = _dim1(x, dim)
-    if x.ndim == 0:
-        return x * 1.0
+    if x.ndim == 0:  # (torch's node saves its input and result here too)
+        return guard(x * 1.0, "LogcumsumexpBackward0", x)
     d = x._data
     if x._dev is not None and d.size:  # on CUDA: the lines' maxima by a device reduction (finite: m - m == 0)
         m = ops.amax(x.detach(), dim, keepdim=True)
@@ -532,9 +532,11 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
         if p != "fro":
             raise RuntimeError(f"norm(): unsupported p={p!r} (expected a number, 'fro' or 'nuc')")
         p = 2
-    p = float(p)
-    # torch's node (LinalgVectorNormBackward0) saves the input and the result, for every p
-    return guard(_vector_norm(x, p, _dims(x, dim), keepdim), "LinalgVectorNormBackward0", x, result=True)
+    # torch's node is linalg.vector_norm's (LinalgVectorNormBackward0, saving the input and the result): its
+    # primitive, whose create_graph rules read the recorded result as torch's (a hook on it runs in every order)
+    from .linalg import vector_norm
+
+    return vector_norm(x, float(p), dim, keepdim)
 
 
 def _vector_norm(x, p, dims, keepdim):

@@ -107,6 +107,9 @@ def guard(out, name, *inputs, result=None):
     tape = out._tape
     if out._dev is not None:
         return out  # (CUDA graphs have no rows to guard with: in-place ops on CUDA tensors are not supported)
+    if tape is not None and out._rg and out._row + out._nrows != tape.nrows and out._tangents:
+        out = _relay(out)  # forward mode recorded the result's tangent after it: a copy takes the guard rows
+        tape = out._tape
     if tape is None or not out._rg or out._row + out._nrows != tape.nrows:
         return out  # not recorded, or not the tape's last node (never the case right after recording it)
     positions, saves_result = TORCH_SAVES[name]
@@ -128,6 +131,18 @@ def guard(out, name, *inputs, result=None):
     if rows:
         out._nrows = out._nrows + rows
     return out
+
+
+def _relay(out):
+    """A copy of ``out`` recorded as the tape's last node, with ``out``'s tangents (a composite's result in
+    forward mode, whose tangent rows were recorded after it: the guard rows must follow the node they guard)."""
+    from . import forward, ops
+
+    with forward.hide(tuple(out._tangents)):
+        copy = ops.clone(out)
+    for level, tangent in out._tangents.items():
+        forward.set_tangent(copy, level, tangent)
+    return copy
 
 
 def saves_as(name):

@@ -120,4 +120,31 @@ PARITY_OPS = [
     OpSpec("median", 1, lambda L, x: _spread(L, x).median(dim=-1, keepdim=True).values),
     OpSpec("aminmax", 1, lambda L, x: L.aminmax(_spread(L, x), dim=-1, keepdim=True).max),
     OpSpec("dist", 2, lambda L, x, y: L.dist(x, y * 0.5 + 0.3)),
+    # ---- added for issue 17 (the rest of the op table; in-place twins given as functions)
+    OpSpec("nanmedian", 1, lambda L, x: _spread(L, x).nanmedian(dim=-1, keepdim=True).values),
+    OpSpec("norm_p", 1, lambda L, x: (x * x + 0.1).norm(p=3, dim=-1, keepdim=True)),
+    OpSpec("sum_all", 1, lambda L, x: L.sum(x) * 0.5),
+    OpSpec("mean_tuple_dims", 1, lambda L, x: x.mean(dim=(0, -1), keepdim=True) if x.ndim == 2 else x.mean()),
+    OpSpec("tanh_backward_like", 2, lambda L, x, y: y * (1 - x.tanh() ** 2)),
+    OpSpec("cast_f32", 1, lambda L, x: x.to(L.float32).to(L.float64) * x),
+    OpSpec("clone_fn", 1, lambda L, x: L.clone(x), inplace="copy_"),
+    OpSpec("cos_", 1, lambda L, x: x.cos(), inplace="cos_"),
+    OpSpec("abs_", 1, lambda L, x: (x + _OFF).abs(), inplace=lambda L, x, y: x.add_(_OFF).abs_()),
+    OpSpec(
+        "clamp_", 1, lambda L, x: (x + _OFF).clamp(-0.5, 0.7), inplace=lambda L, x, y: x.add_(_OFF).clamp_(-0.5, 0.7)
+    ),
+    OpSpec("div_", 2, lambda L, x, y: x / _pos(y), inplace=lambda L, x, y: x.div_(_pos(y))),
+    OpSpec("mul_scalar_", 1, lambda L, x: x * -1.5, inplace=lambda L, x, y: x.mul_(-1.5)),
+    OpSpec("lerp_", 2, lambda L, x, y: L.lerp(x, y, 0.3), inplace=lambda L, x, y: x.lerp_(y, 0.3)),
+    OpSpec(
+        "addcmul_", 2, lambda L, x, y: x.addcmul(y, y, value=0.5), inplace=lambda L, x, y: x.addcmul_(y, y, value=0.5)
+    ),
+    OpSpec("zero_", 1, lambda L, x: x * 0, inplace=lambda L, x, y: x.zero_()),
+    OpSpec("fill_", 1, lambda L, x: x * 0 + 0.25, inplace=lambda L, x, y: x.fill_(0.25)),
+    OpSpec(
+        "masked_fill_",
+        1,
+        lambda L, x: x.masked_fill(x > 0.123, 0.25),
+        inplace=lambda L, x, y: x.masked_fill_(x.detach() > 0.123, 0.25),
+    ),
 ]

@@ -94,4 +94,57 @@ PARITY_OPS = [
         2,
         lambda L, x, y: L.linalg.householder_product(_e(L, x).mT, _e(L, y)[0, :2] * 0.5).mT,
     ),
+    # ---- added for issue 17 (the rest of the op table)
+    OpSpec("addmv", 2, lambda L, x, y: L.addmv(_e(L, x)[:, 0], _e(L, y), _e(L, x)[1], alpha=-1.5).unsqueeze(-1)),
+    OpSpec(
+        "baddbmm",
+        2,
+        lambda L, x, y: L.baddbmm(_sq(L, x)[None], _e(L, x)[None], _e(L, y).mT[None], beta=2.0)[0].sum(
+            -1, keepdim=True
+        ),
+    ),
+    OpSpec("addbmm", 2, lambda L, x, y: L.addbmm(_sq(L, x), _e(L, x)[None], _e(L, y).mT[None]) @ _e(L, y)),
+    OpSpec("tensordot_int", 2, lambda L, x, y: L.tensordot(_e(L, x), _e(L, y).mT, dims=1).sum(-1, keepdim=True)),
+    OpSpec("einsum_diag", 1, lambda L, x: L.einsum("ii->i", _sq(L, x)).unsqueeze(-1)),
+    OpSpec("einsum_ellipsis", 2, lambda L, x, y: L.einsum("...j,...j->...", _e(L, x), _e(L, y)).unsqueeze(-1)),
+    OpSpec(
+        "lu_factor_unpack",
+        1,
+        lambda L, x: (lambda p, lo, u: lo @ u)(*L.lu_unpack(*L.linalg.lu_factor(_sq(L, x)))) @ _e(L, x),
+    ),
+    OpSpec("solve_ex", 2, lambda L, x, y: L.linalg.solve_ex(_sq(L, x), _e(L, y)).result),
+    OpSpec("solve_left_false", 2, lambda L, x, y: L.linalg.solve(_sq(L, x), _e(L, y).mT, left=False).mT),
+    OpSpec(
+        "solve_triangular_right",
+        2,
+        lambda L, x, y: L.linalg.solve_triangular(_sq(L, x), _e(L, y).mT, upper=False, left=False).mT,
+    ),
+    OpSpec("tensorinv", 1, lambda L, x: L.linalg.tensorinv(_sq(L, x).reshape(2, 1, 2), ind=2).reshape(2, 2) @ _e(L, x)),
+    OpSpec("tensorsolve", 2, lambda L, x, y: L.linalg.tensorsolve(_sq(L, x), _e(L, y)[:, 0]).unsqueeze(-1)),
+    OpSpec(
+        "matrix_norm_2", 1, lambda L, x: L.linalg.matrix_norm(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), ord=2)
+    ),
+    OpSpec(
+        "vector_norm_inf",
+        1,
+        lambda L, x: L.linalg.vector_norm(
+            x + L.tensor([0.0, 0.000371, 0.000742]) + 3.0, ord=float("inf"), dim=-1, keepdim=True
+        ),
+    ),
+    OpSpec("vector_norm_half", 1, lambda L, x: L.linalg.vector_norm(x * x + 0.1, ord=0.5, dim=-1, keepdim=True)),
+    OpSpec(
+        "qr_wide", 1, lambda L, x: (lambda q, r: q @ r)(*L.linalg.qr(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]])))
+    ),
+    OpSpec(
+        "eigh_upper", 1, lambda L, x: L.linalg.eigh(_spd(L, x) + 0.1 * _sq(L, x), UPLO="U").eigenvalues.unsqueeze(-1)
+    ),
+    OpSpec(
+        "svd_full",
+        1,
+        lambda L, x: (lambda u, s, vh: (vh[:2].mT * s) @ vh[:2])(
+            *L.linalg.svd(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), full_matrices=True)
+        )[:2],
+    ),
+    # torch 2.13 has neither cdist's forward-mode formula nor a double backward of _cdist_backward (TORCH_NO_GRAD3)
+    OpSpec("cdist", 2, lambda L, x, y: L.cdist(_e(L, x), _e(L, y) + 0.5).sum(-1, keepdim=True), forward_ad=False),
 ]

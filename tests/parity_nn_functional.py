@@ -136,4 +136,90 @@ PARITY_OPS = [
         2,
         lambda L, x, y: _F(L).triplet_margin_loss(_full(L, x), _full(L, y) + 0.3, _full(L, y) - 0.4, margin=5.0),
     ),
+    # ---- added for issue 17 (the rest of the op table). Convolutions: ad's forward over reverse through conv
+    # raises NotImplementedError (README, deliberate: AD_NO_FWD_OVER_REV)
+    OpSpec("conv1d", 2, lambda L, x, y: _F(L).conv1d(_full(L, x)[None], _full(L, y)[None], padding=1)[0]),
+    OpSpec(
+        "conv2d",
+        2,
+        lambda L, x, y: _F(L).conv2d(_full(L, x)[None, None], _full(L, y)[None, None, :, :2], padding=1)[0, 0, :2, :3],
+    ),
+    OpSpec(
+        "conv_transpose1d",
+        2,
+        lambda L, x, y: _F(L).conv_transpose1d(_full(L, x)[None], _full(L, y)[:, None, :2])[0, :, :3],
+    ),
+    OpSpec(
+        "unfold_fold",
+        1,
+        lambda L, x: _F(L).fold(
+            _F(L).unfold(_full(L, x)[None, None], (2, 2), padding=1) * 0.5, (2, 3), (2, 2), padding=1
+        )[0, 0],
+    ),
+    OpSpec("max_pool1d", 1, lambda L, x: _F(L).max_pool1d(_spread(L, x)[None], 2, stride=1, padding=1)[0][:, :3]),
+    OpSpec(
+        "max_pool2d", 1, lambda L, x: _F(L).max_pool2d(_spread(L, x)[None, None], 2, stride=1, padding=1)[0, 0][:2, :3]
+    ),
+    OpSpec(
+        "avg_pool1d",
+        1,
+        lambda L, x: _F(L).avg_pool1d(_full(L, x)[None], 2, stride=1, padding=1, count_include_pad=False)[0][:, :3],
+    ),
+    OpSpec("avg_pool2d", 1, lambda L, x: _F(L).avg_pool2d(_full(L, x)[None, None], 2, padding=1, ceil_mode=True)[0, 0]),
+    OpSpec(
+        "adaptive_avg_pool2d",
+        1,
+        lambda L, x: _F(L).adaptive_avg_pool2d(_full(L, x)[None], (2, 2))[0].sum(-1, keepdim=True),
+    ),
+    OpSpec(
+        "adaptive_max_pool2d",
+        1,
+        lambda L, x: _F(L).adaptive_max_pool2d(_spread(L, x)[None], (2, 2))[0].sum(-1, keepdim=True),
+    ),
+    OpSpec("local_response_norm", 1, lambda L, x: _F(L).local_response_norm(_full(L, x)[None], 2, alpha=0.1)[0]),
+    OpSpec("embedding", 1, lambda L, x: _F(L).embedding(L.tensor([1, 1, 0], dtype=L.int64), _full(L, x)).mT[:2]),
+    OpSpec("pad_constant", 1, lambda L, x: _F(L).pad(_full(L, x), (1, 0), value=0.5)[:, :3]),
+    OpSpec("pad_reflect", 1, lambda L, x: _F(L).pad(_full(L, x)[None], (1, 1), mode="reflect")[0][:, :3]),
+    OpSpec(
+        "interpolate_linear",
+        1,
+        lambda L, x: _F(L).interpolate(_full(L, x)[None], size=5, mode="linear", align_corners=False)[0][:, 1:4],
+    ),
+    OpSpec(
+        "interpolate_nearest",
+        1,
+        lambda L, x: _F(L).interpolate(_full(L, x)[None, None], scale_factor=2.0, mode="nearest")[0, 0][1:3, 2:5],
+    ),
+    OpSpec(
+        "pixel_shuffle",
+        2,
+        lambda L, x, y: _F(L).pixel_shuffle(L.cat([_full(L, x), _full(L, y)], 0).reshape(4, 1, 3), 2)[0][:, ::2],
+    ),
+    OpSpec(
+        "sdpa",
+        2,
+        lambda L, x, y: _F(L).scaled_dot_product_attention(_full(L, x)[None], _full(L, y)[None], _full(L, x)[None])[0],
+    ),
+    OpSpec(
+        "bilinear",
+        2,
+        lambda L, x, y: _F(L).bilinear(
+            _full(L, x),
+            _full(L, y),
+            L.tensor([[[0.1, 0.2, 0.0], [0.3, -0.1, 0.2], [0.0, 0.4, -0.2]]], dtype=L.float64),
+            L.tensor([0.1], dtype=L.float64),
+        ),
+    ),
+    OpSpec("rrelu_eval", 1, lambda L, x: _F(L).rrelu(_k(x), training=False)),
+    OpSpec(
+        "cross_entropy_kdim",
+        1,
+        lambda L, x: _F(L).cross_entropy(_full(L, x)[None], L.tensor([[1, 0, 1]], dtype=L.int64)),
+    ),
+    OpSpec("relu_", 1, lambda L, x: _F(L).relu(_k(x)), inplace=lambda L, x, y: _F(L).relu_(x.add_(_OFF))),
 ]
+
+
+def _spread(L, x):
+    """``x`` broadcast to (2, 3) with distinct entries (ties of max pooling are kinks)."""
+    return _full(L, x) + L.tensor([[0.0, 0.000371, 0.000742], [0.000113, 0.000484, 0.000855]], dtype=L.float64)

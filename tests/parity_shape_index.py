@@ -73,4 +73,78 @@ PARITY_OPS = [
     OpSpec("unbind", 1, lambda L, x: _full(L, x).unbind(0)[1], multi_view=True),
     OpSpec("flatten_back", 1, lambda L, x: _full(L, x).flatten()[1:4] * 1),  # (a copy: view steps are views)
     OpSpec("kron", 2, lambda L, x, y: L.kron(_full(L, x)[:1, :1], _full(L, y))),
+    # ---- added for issue 17 (the rest of the op table; in-place twins given as functions)
+    OpSpec("diag", 1, lambda L, x: L.diag(_full(L, x)[:, :2]).unsqueeze(-1) + L.diag(_full(L, x)[0], 1)[:2, 1:]),
+    OpSpec("flipud", 1, lambda L, x: L.flipud(_full(L, x))),
+    OpSpec("rot90", 1, lambda L, x: L.rot90(_full(L, x), 1, [0, 1]).mT),
+    OpSpec("scatter_value", 1, lambda L, x: _full(L, x).scatter(1, _idx(L, [[2, 0], [1, 2]]), 2.5)),
+    OpSpec(
+        "scatter_reduce_sum",
+        2,
+        lambda L, x, y: _full(L, x).scatter_reduce(1, _idx(L, [[2, 2], [0, 1]]), _full(L, y)[:, :2], "sum"),
+    ),
+    OpSpec(
+        "scatter_reduce_mean",
+        2,
+        lambda L, x, y: _full(L, x).scatter_reduce(
+            1, _idx(L, [[2, 2], [0, 0]]), _full(L, y)[:, :2], "mean", include_self=False
+        ),
+    ),
+    # (torch 2.13 gives no tangent for scatter_reduce "prod": not drawn in dual modes)
+    OpSpec(
+        "scatter_reduce_prod",
+        2,
+        lambda L, x, y: (
+            _full(L, x).tanh().scatter_reduce(1, _idx(L, [[2, 2], [0, 1]]), _full(L, y)[:, :2].tanh(), "prod")
+        ),
+        forward_ad=False,
+    ),
+    OpSpec(
+        "scatter_reduce_amax",
+        2,
+        lambda L, x, y: _spread(L, x).scatter_reduce(
+            1, _idx(L, [[2, 2], [0, 1]]), _spread(L, y)[:, :2] * 1.01 + 0.0013, "amax"
+        ),
+    ),
+    OpSpec(
+        "masked_scatter",
+        2,
+        lambda L, x, y: _full(L, x).masked_scatter(L.tensor([[True, False, True], [False, True, True]]), _full(L, y)),
+    ),
+    OpSpec("broadcast_tensors", 2, lambda L, x, y: (lambda a, b: a * b + a)(*L.broadcast_tensors(x, y))),
+    OpSpec(
+        "meshgrid",
+        2,
+        lambda L, x, y: (lambda a, b: a * b + a)(*L.meshgrid(_full(L, x)[0], _full(L, y)[:, 0], indexing="xy")),
+    ),
+    OpSpec("index_put", 2, lambda L, x, y: L.index_put(_full(L, x), (_idx(L, [1, 0]),), _full(L, y) * 0.5)),
+    OpSpec("aminmax_both", 1, lambda L, x: (lambda r: r.min * r.max)(L.aminmax(_spread(L, x), dim=-1, keepdim=True))),
+    OpSpec(
+        "max_dim_both", 1, lambda L, x: (lambda r: r.values * (r.indices + 1))(_spread(L, x).max(dim=-1, keepdim=True))
+    ),
+    OpSpec("setitem", 2, lambda L, x, y: _setitem(L, x.clone(), y), inplace=lambda L, x, y: _setitem(L, x, y)),
+    OpSpec(
+        "index_fill_",
+        1,
+        lambda L, x: x.index_fill(-1, _idx(L, [0]), -0.5),
+        inplace=lambda L, x, y: x.index_fill_(-1, _idx(L, [0]), -0.5),
+    ),
+    OpSpec(
+        "index_add_",
+        2,
+        lambda L, x, y: _full(L, x).index_add(-1, _idx(L, [2, 2]), _full(L, y)[..., :2]),
+        inplace=lambda L, x, y: x.index_add_(-1, _idx(L, [2, 2]), (y + x * 0)[..., :2]),
+    ),
+    OpSpec(
+        "scatter_",
+        2,
+        lambda L, x, y: _full(L, x).scatter(-1, _idx(L, [[2, 0]]), _full(L, y)[:1, :2]),
+        inplace=lambda L, x, y: x.scatter_(-1, _idx(L, [2, 0]).expand(*x.shape[:-1], 2), (y + x * 0)[..., :2]),
+    ),
 ]
+
+
+def _setitem(L, x, y):
+    """``x[..., :1] = y.sum() / 2`` (a 0-d ``x`` raises IndexError in both libraries)."""
+    x[..., :1] = y.sum() * 0.5
+    return x

@@ -47,4 +47,16 @@ PARITY_VIEWS = [
     ViewSpec("split_view", lambda L, x: x.split(1, dim=-1)[0], ((3,), (1, 3), (2, 3)), multi_view=True),
     ViewSpec("chunk_view", lambda L, x: x.chunk(2, dim=0)[1], ((2, 1), (2, 3)), multi_view=True),
     ViewSpec("detach", lambda L, x: x.detach(), _ANY),
+    # ---- added for issue 17
+    ViewSpec("mH", lambda L, x: x.mH[:1].mH, _MAT),
+    ViewSpec("H", lambda L, x: x.H[-1:].H, _MAT),
+    ViewSpec("unsqueeze_neg", lambda L, x: x.unsqueeze(-2), ((3,), (1,))),
+    ViewSpec("squeeze_dims", lambda L, x: x.squeeze((0, 1)), _MAT),
+    ViewSpec("reshape_flat", lambda L, x: x.reshape(-1), ((), (1,), (3,), (1, 1), (1, 3))),
+    ViewSpec("view_infer", lambda L, x: x.view(-1, x.shape[-1]), _ND),
+    ViewSpec("split_sizes_view", lambda L, x: x.split([2, 1], dim=-1)[1], ((3,), (1, 3), (2, 3)), multi_view=True),
+    ViewSpec("chunk_last", lambda L, x: x.chunk(3, dim=-1)[2], ((3,), (1, 3), (2, 3)), multi_view=True),
+    ViewSpec("unbind_last", lambda L, x: x.unbind(-1)[0].unsqueeze(-1), ((3,), (1, 3), (2, 3)), multi_view=True),
+    ViewSpec("getitem_ellipsis", lambda L, x: x[..., None, :][..., 0, :], _ND),
+    ViewSpec("getitem_step", lambda L, x: x[::2], ((2, 1), (2, 3))),
 ]

@@ -291,6 +291,9 @@ class Function:
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
         ctx._recording = _grad_state.enabled and any(ctx.needs_input_grad)
         levels = forward.visible_levels_of(*[a for a in args if isinstance(a, Tensor)]) if _fw.levels else []
+        # the inputs' tangents as forward receives them (an input forward writes in place, mark_dirty, loses its
+        # tangent in the hidden write; torch's jvp gets the tangent from before the call)
+        tangents = {k: _input_tangents(args, k) for k in levels}
         with no_grad(), forward.hide(levels):
             if cls.setup_context is Function.setup_context:
                 raw = cls.forward(ctx, *args, **kwargs)
@@ -307,7 +310,7 @@ class Function:
         if ctx._saved_versions is not None and getattr(cls, "_grad_fn_name", None) is not None:
             ctx._unchecked = unsaved_inputs(cls, ctx._saved, args)
         if levels:
-            _forward_tangents(cls, ctx, args, outputs, levels)
+            _forward_tangents(cls, ctx, args, outputs, tangents)
         return outputs[0] if single else tuple(outputs)
 
 
@@ -389,29 +392,51 @@ def _take_over(d, rec, recorded):
     methods._rebase does for in-place ops)."""
     from ..forward import reregister
     from ..methods import _retarget
+    from ..views import _KEEP, _old_node, _regenerate_views
 
     out = next((t for t, raw in zip(recorded, rec.raw_outputs) if raw is d and t is not d), None)
     if out is None:
         return recorded
     if d._rg and d._op is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    old = _new(Tensor)
-    old.__dict__.update(d.__dict__)
+    if d._vbase is not None:
+        return _take_over_view(d, out, rec, recorded)
+    old = _old_node(d)
     _retarget(d, old)
     reregister(old)
-    version = d._version
     rec.inputs = tuple(old if a is d else a for a in rec.inputs)
     out._inputs = tuple(old if a is d else a for a in out._inputs)
     for t in rec.outputs:
         if t is not None and t is not out:
             t._inputs = out._inputs
+    keep = {k: d.__dict__[k] for k in _KEEP if k in d.__dict__}  # d's storage, version counter and views
     d.__dict__.clear()
     d.__dict__.update(out.__dict__)
-    d._version = version
+    d.__dict__.update(keep)
     d._prev = old
     rec.outputs = [d if t is out else t for t in rec.outputs]
     for refs in d._tape.hook_rows.values():  # (the record is registered, not the output tensor)
         refs[:] = [weakref.ref(d) if r() is out else r for r in refs]
+    _regenerate_views(d)  # (as after any in-place op on a base: its views read the call's output)
+    return [d if t is out else t for t in recorded]
+
+
+def _take_over_view(d, out, rec, recorded):
+    """A dirty input that is a view: as torch's rebase of a view's history, its base takes the call's output in
+    the view's place (``CopySlices``: views.rebase, which raises torch's errors for a view of a leaf, of a
+    multi-output op ...), and ``d`` becomes a view of the base's new node; the call's inputs keep ``d``'s node
+    from before the call (``d._prev``). The forward's own write already counted in the version."""
+    from ..tensor import counter
+    from ..views import rebase
+
+    version = d._version
+    rebase(d, lambda snapshot: out)
+    counter(d).version = version
+    old = d._prev
+    rec.inputs = tuple(old if a is d else a for a in rec.inputs)
+    for t in rec.outputs:
+        if t is not None:
+            t._inputs = tuple(old if a is d else a for a in t._inputs)
     return [d if t is out else t for t in recorded]
 
 
@@ -472,21 +497,25 @@ def _op_for(cls):
     return op
 
 
-def _forward_tangents(cls, ctx, args, outputs, levels):
+def _input_tangents(args, k):
+    tangents = []
+    for a in args:
+        if isinstance(a, Tensor) and a.dtype.kind == "f":
+            t = forward.tangent_of(a, k)
+            if t is None:  # (zeros on the input's device)
+                t = wrap_array(np.zeros(a.shape, a.dtype)) if a._dev is None else zeros_like(a.detach())
+            tangents.append(t)
+        else:  # as torch: non-float tensors and other arguments have no tangent
+            tangents.append(None)
+    return tangents
+
+
+def _forward_tangents(cls, ctx, args, outputs, tangents_by_level):
     if getattr(cls, "jvp", None) is None or cls.jvp is Function.jvp:
         raise NotImplementedError(
             "You must implement the jvp function for custom autograd.Function to use it with forward mode AD."
         )
-    for k in levels:
-        tangents = []
-        for a in args:
-            if isinstance(a, Tensor) and a.dtype.kind == "f":
-                t = forward.tangent_of(a, k)
-                if t is None:  # (zeros on the input's device)
-                    t = wrap_array(np.zeros(a.shape, a.dtype)) if a._dev is None else zeros_like(a.detach())
-                tangents.append(t)
-            else:  # as torch: non-float tensors and other arguments have no tangent
-                tangents.append(None)
+    for k, tangents in tangents_by_level.items():
         # hide this level only (as forward.apply_dual does): the inputs stay dual at the other levels, so a jvp
         # written with ad ops gives a tangent that is itself dual there (nested levels: forward over forward)
         with forward.hide((k,)):

@@ -190,6 +190,9 @@ def mT(x):  # noqa: N802 - torch's name
 
 
 def mH(x):  # noqa: N802 - torch's name
+    if x.ndim == 0:
+        warnings.warn("Tensor.mH is deprecated on 0-D tensors. Consider using x.conj().", UserWarning, stacklevel=2)
+        return transpose(x, 0, 0)
     if x.ndim < 2:
         raise RuntimeError(f"tensor.mH is only supported on matrices or batches of matrices. Got {x.ndim}-D tensor.")
     return transpose(x, -2, -1)  # real tensors: the conjugate is the tensor
@@ -197,6 +200,7 @@ def mH(x):  # noqa: N802 - torch's name
 
 def H(x):  # noqa: N802 - torch's name
     if x.ndim == 0:
+        warnings.warn("Tensor.H is deprecated on 0-D tensors. Consider using x.conj().", UserWarning, stacklevel=2)
         return transpose(x, 0, 0)
     if x.ndim != 2:
         hint = " For batches of matrices, consider using tensor.mH" if x.ndim > 2 else ""

@@ -424,18 +424,38 @@ def _no_grad_then_use(L, x, view=False):
     return (h * h).sum()
 
 
-@pytest.mark.parametrize("create_graph", [False, True])
-@pytest.mark.parametrize("name", sorted(VERSION_PROGRAMS))
-def test_version_checks_as_torch(name, create_graph):
-    """Both sweeps (compiled, and differentiable with ``create_graph``) check what torch checks."""
-
+def _version_program(name, create_graph):
     def prog(L):
         x = _lib_tensor(L, [0.5, 1.5, -0.3], requires_grad=True)
         out = VERSION_PROGRAMS[name](L, x)
         (g,) = L.autograd.grad(out, x, create_graph=create_graph)
         return out, g
 
-    _same(prog)
+    return prog
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", sorted(VERSION_PROGRAMS))
+def test_version_checks_as_torch(name, create_graph):
+    """Both sweeps (compiled, and differentiable with ``create_graph``) check what torch checks."""
+    _same(_version_program(name, create_graph))
+
+
+VIEW_VERSION_PROGRAMS = (
+    "saved_view_base_written",
+    "unsaved_view_base_written",
+    "saved_base_view_written",
+    "detached_alias_written",
+    "no_grad_write_through_view_then_use",
+)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", VIEW_VERSION_PROGRAMS)
+def test_version_checks_through_views_on_cuda(name, create_graph):
+    """A write through a CUDA view flags the device tape's saved copies of every alias (its base's, its
+    siblings'), as on the CPU: both sweeps raise where torch does, and compute where it does."""
+    _same(_version_program(name, create_graph), DEVICES[1].values[0])
 
 
 @pytest.mark.parametrize("lib", DEVICES)

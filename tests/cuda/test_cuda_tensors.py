@@ -430,6 +430,7 @@ HIGHER_ORDER_CASES = (
     "cumsum", "linalg_det", "linalg_solve", "nn_conv2d", "sort", "max_dim", "flip", "logsumexp", "nn_elu",
     "tril_triu", "nn_layer_norm", "log_softmax",
 )  # fmt: skip
+HIGHER_ORDER_CASES += ("as_strided_view", "view_write_base")  # writes through views sharing device memory
 
 
 def _inputs(name, dev):

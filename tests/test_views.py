@@ -700,3 +700,9 @@ def _fuzz_program(L, seed, create_graph):
 @pytest.mark.parametrize("seed", range(40))
 def test_random_view_programs_as_torch(seed, create_graph):
     _same(lambda L: _fuzz_program(L, seed, create_graph))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_view_programs_on_cuda_as_torch(seed):
+    """A few of the random programs on CUDA tensors (160 agreed with the CPU when written; the simulator is slow)."""
+    _same(lambda L: _fuzz_program(L, seed, seed % 2 == 1), DEVICES[1].values[0])

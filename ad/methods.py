@@ -239,7 +239,10 @@ def _setitem(self, key, value):
             with no_grad():
                 region = self[key]
             views.check_write(region)  # (torch's setitem is a copy: refused where the region overlaps itself)
-            region.copy_(value) if isinstance(value, Tensor) else region.fill_(value)
+            if isinstance(value, Tensor):
+                region.copy_(value)
+            else:
+                region.fill_(value)
             return
         _device_write(self, lambda: _index_put(self, key, value), "index_put")
         return

@@ -63,13 +63,10 @@ def _device_write(self, compute, name):
     """An in-place op that is not recorded, on a CUDA tensor (or one numpy has no in-place form of):
     ``compute()`` out of place (no graph), checked and cast as the CPU's (``elementwise_methods._fit``), then
     copied into ``self``'s storage, which keeps its identity (``.data_ptr()``, the tensors sharing it)."""
-    from .cuda.ops import check_write
     from .elementwise_methods import _fit
     from .grad_mode import no_grad
 
     views.check_write(self)
-    if self._dev is not None:
-        check_write(self)
     with no_grad():
         result = _fit(compute(), self, name)
         _store(self, result)
@@ -138,10 +135,6 @@ def _dual_inplace(self, other, result_fn):
     if not (_fw.levels and (self._tangents is not None or (isinstance(other, Tensor) and other._tangents))):
         return False
     views.check_write(self)
-    if self._dev is not None:
-        from .cuda.ops import check_write
-
-        check_write(self)
     result = result_fn()
     _store(self, result)
     self._tangents = dict(result._tangents) if result._tangents else None
@@ -171,9 +164,23 @@ def _fill_(self, value):
     if isinstance(value, Tensor):
         views.check_write(self)  # torch fills from a tensor as a copy: refused into overlapping memory
     if self._dev is not None:
+        if not isinstance(value, Tensor) and views.overlaps(self._data):
+            return _fill_expanded(self, value)
         return _device_write(self, lambda: (self * 0 + value).to(self.dtype), "fill")
     self._data[...] = _operand_data(value)
     _bump(self)
+    return self
+
+
+def _fill_expanded(self, value):
+    """``fill_`` of an expanded CUDA tensor with a number, which torch allows: each memory location once, through
+    the view of its memory without the expanded (stride 0) dimensions."""
+    from .grad_mode import no_grad
+
+    key = tuple(0 if s == 0 and n > 1 else slice(None) for s, n in zip(self._data.strides, self._data.shape))
+    with no_grad():
+        region = self[key]
+    region.fill_(value)
     return self
 
 
@@ -231,6 +238,19 @@ def _setitem(self, key, value):
         return
     if self._dev is not None:
         key = _host_key(key)
+        if views.overlaps(self._data) and not ops._index_key(key)[1]:
+            # an expanded tensor: the CPU writes the region only (torch allows it where the region does not
+            # overlap); a write of the whole would go through every alias of an element
+            from .grad_mode import no_grad
+
+            with no_grad():
+                region = self[key]
+            views.check_write(region)  # (torch's setitem is a copy: refused where the region overlaps itself)
+            if isinstance(value, Tensor):
+                region.copy_(value)
+            else:
+                region.fill_(value)
+            return
         _device_write(self, lambda: _index_put(self, key, value), "index_put")
         return
     nkey, advanced = ops._index_key(key)

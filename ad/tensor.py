@@ -484,7 +484,9 @@ class Tensor:
         return self._vbase is not None
 
     def is_contiguous(self, memory_format=None):
-        return True if self._dev is not None else bool(self._data.flags.c_contiguous)
+        from .views import is_contiguous
+
+        return is_contiguous(self)
 
     def stride(self, dim=None):
         from .views import stride
@@ -498,7 +500,7 @@ class Tensor:
 
     def contiguous(self, memory_format=None):
         """``self`` if its data is C-contiguous, else a contiguous copy (recorded as ``clone``)."""
-        return self if self._dev is not None or self._data.flags.c_contiguous else self.clone()
+        return self if self.is_contiguous() else self.clone()
 
     # ------------------------------------------------------------------ conversion
     def numpy(self, *, force=False):

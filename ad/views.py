@@ -2,9 +2,11 @@
 
 Data structures (read this first):
 
-- Storage is a numpy array. A view's ``_data`` is a numpy view of its base's ``_data`` (same memory), so a
-  write through either is seen by both, as in torch. The base is the root: a view of a view has the first
-  tensor as ``_vbase`` (torch's ``_base``).
+- Storage is a numpy array (a numba device array for a CUDA tensor). A view's ``_data`` is a numpy view of its
+  base's ``_data`` (same memory; on CUDA a strided device array over the base's device memory,
+  ``ad/cuda/arrays.py`` ``strided_view``), so a write through either is seen by both, as in torch. The base is
+  the root: a view of a view has the first tensor as ``_vbase`` (torch's ``_base``). Everything below is
+  device-agnostic: layouts are read from the arrays' strides and addresses (``_addr``), values move by ops.
 - ``VersionCounter`` (``Tensor._vc``, defined in ad/tensor.py; ``None`` until a tensor gets an alias or is
   modified in place): one per storage, shared by the base, its views and its ``detach()`` aliases. ``version``
   is what ``_version`` reads; ``refs`` are weak references to every tensor that aliases the storage
@@ -86,8 +88,17 @@ def _root_data(t):
     return t._data if base is None else base._data
 
 
+def _addr(d):
+    """The address of array ``d``'s first element (host memory, or device memory for a CUDA tensor's)."""
+    if isinstance(d, np.ndarray):
+        return d.__array_interface__["data"][0]
+    from .cuda.arrays import address
+
+    return address(d)
+
+
 def stride(t, dim=None):
-    item = t._data.itemsize
+    item = t._data.dtype.itemsize
     strides = tuple(s // item for s in t._data.strides)
     if dim is None:
         return strides
@@ -101,11 +112,16 @@ def storage_offset(t):
         return 0
     d = t._data
     root = _root_data(t)
-    return (d.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // d.itemsize
+    return (_addr(d) - _addr(root)) // d.dtype.itemsize
 
 
 def is_contiguous(t, memory_format=None):
-    return bool(t._data.flags.c_contiguous)
+    d = t._data
+    if isinstance(d, np.ndarray):
+        return bool(d.flags.c_contiguous)
+    from .cuda.arrays import is_contiguous as device_contiguous
+
+    return device_contiguous(d)
 
 
 def overlaps(data):
@@ -118,10 +134,10 @@ def positions(v):
     """The C-order indices, in its base, of every element of view ``v`` (flat, in ``v``'s C order)."""
     base = v._vbase._data
     vd = v._data
-    item = vd.itemsize
-    start = (vd.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item
+    item = vd.dtype.itemsize
+    start = (_addr(vd) - _addr(base)) // item
     vmem = _offsets(vd.shape, [s // item for s in vd.strides], start)
-    if base.flags.c_contiguous:
+    if is_contiguous(v._vbase):
         return vmem
     bmem = _offsets(base.shape, [s // item for s in base.strides], 0)
     order = np.argsort(bmem, kind="stable")
@@ -172,15 +188,13 @@ def check_operand_overlap(t, other):
     memory with the same layout, or disjoint memory, is fine."""
     if not isinstance(other, Tensor) or other is t or t._vc is None or t._vc is not other._vc:
         return  # (only aliases of one storage share a version counter)
-    if t._dev is not None:
-        return  # (CUDA: only detach() aliases share memory, whole; views refuse writes, cuda.ops.check_write)
     a, b = t._data, other._data
     if a.size == 0 or b.size == 0 or not _dense(a) or not _dense(b):
         return  # torch: too hard to tell, allowed
-    a0 = a.__array_interface__["data"][0]
-    b0 = b.__array_interface__["data"][0]
-    a1 = a0 + a.size * a.itemsize
-    b1 = b0 + b.size * b.itemsize
+    a0 = _addr(a)
+    b0 = _addr(b)
+    a1 = a0 + a.size * a.dtype.itemsize
+    b1 = b0 + b.size * b.dtype.itemsize
     if a0 == b0 and a1 == b1:
         if a.strides != b.strides:
             raise RuntimeError(_PARTIAL_OVERLAP)
@@ -191,7 +205,7 @@ def check_operand_overlap(t, other):
 def _dense(data):
     """Whether ``data`` covers a contiguous block without overlap, in some order of its dimensions (torch's
     ``is_non_overlapping_and_dense``)."""
-    expected = data.itemsize
+    expected = data.dtype.itemsize
     for s, n in sorted((s, n) for n, s in zip(data.shape, data.strides) if n != 1):
         if s != expected:
             return False
@@ -227,10 +241,6 @@ def rebase(self, compute):
     from .forward import reregister
 
     check_write(self)
-    if self._dev is not None:
-        from .cuda.ops import check_write as check_cuda_write
-
-        check_cuda_write(self)
     base = self._vbase
     view_retains = base is not None and self._retains_grad
     if base is not None:
@@ -412,6 +422,7 @@ def sync_tangents(t):
     The tangents' base is the storage's root, or when the root has none, the alias that ``make_dual`` made of it
     (a view of the root for reverse mode, but torch's forward-mode base of the views taken from it)."""
     from . import ops
+    from .creation import zeros
     from .forward import set_tangent
 
     root = t._vbase
@@ -433,8 +444,8 @@ def sync_tangents(t):
                 gather, scatter, lead = _tangent_maps(lvl)
                 bt = (base._tangents or {}).get(lvl)
                 vt = (t._tangents or {}).get(lvl)
-                bt = bt if bt is not None else ops.wrap_array(np.zeros(lead + shape, root._data.dtype))
-                vt = vt if vt is not None else ops.wrap_array(np.zeros(lead + t._data.shape, root._data.dtype))
+                bt = bt if bt is not None else zeros(lead + shape, dtype=root._data.dtype, device=root._dev)
+                vt = vt if vt is not None else zeros(lead + t._data.shape, dtype=root._data.dtype, device=root._dev)
                 new[lvl] = (
                     ops.add(scatter(gather(bt, (kept.size,), kept), shape, kept), scatter(vt, shape, pos)),
                     lead,
@@ -473,16 +484,10 @@ def _tangent_base(root):
     if root._tangents or root._vc is None:
         return root
     d = root._data
-    start = d.__array_interface__["data"][0]
+    start = _addr(d)
     for m in root._vc.members:
         md = m._data
-        if (
-            m._vbase is root
-            and m._tangents
-            and md.shape == d.shape
-            and md.strides == d.strides
-            and md.__array_interface__["data"][0] == start
-        ):
+        if m._vbase is root and m._tangents and md.shape == d.shape and md.strides == d.strides and _addr(md) == start:
             return m
     return root
 

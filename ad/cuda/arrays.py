@@ -1,10 +1,14 @@
 """Device arrays for CUDA tensors: making them, copying between host and device, and the
 ``__cuda_array_interface__`` (CAI) both ways.
 
-A CUDA tensor's ``_data`` is a numba device array, always C-contiguous (``ad`` materializes views on the
-device: ``ops.py``). Under numba's simulator the device array is a ``FakeCUDAArray`` around a host numpy array
-(``._ary``); it has no CAI of its own, so ``cuda_array_interface`` builds one from that array, and
-``as_device_array`` wraps any CAI object's memory without a copy in both modes.
+A CUDA tensor's ``_data`` is a numba device array: C-contiguous, except for views (``ad/views.py``), whose
+``_data`` is a strided device array over their base's storage (``strided_view``: the base's memory, an element
+offset and element strides, as numpy views of CPU storage). Kernels read C-contiguous arrays (or 1-D arrays,
+indexed logically): ``dense`` copies a view into one (a strided gather), ``assign`` writes values through one.
+
+Under numba's simulator the device array is a ``FakeCUDAArray`` around a host numpy array (``._ary``); it has
+no CAI of its own, so ``cuda_array_interface`` builds one from that array, and ``as_device_array`` wraps any CAI
+object's memory without a copy in both modes.
 """
 
 import numpy as np
@@ -64,10 +68,16 @@ def _sim_array_type():
                 return self._ary.shape
 
             def reshape(self, *args, **kwargs):
-                return SimDeviceArray(self._ary.reshape(*args, **kwargs))
+                # (never a silent copy: a real device array refuses to reshape a view that would need one)
+                try:
+                    return SimDeviceArray(self._ary.reshape(*args, **kwargs, copy=False))
+                except ValueError:
+                    if self._ary.size and not self._ary.flags.c_contiguous:
+                        raise NotImplementedError("operation requires copying") from None
+                    raise
 
             def ravel(self, *args, **kwargs):
-                return SimDeviceArray(self._ary.ravel(*args, **kwargs))
+                return self.reshape(self._ary.size)
 
             def view(self, *args, **kwargs):
                 return SimDeviceArray(self._ary.view(*args, **kwargs))
@@ -213,3 +223,73 @@ def wrap(darr, dev, requires_grad=False):
 def from_host(arr, dev, requires_grad=False):
     """A new leaf CUDA tensor on ``dev`` holding a copy of host array ``arr``."""
     return wrap(to_device(arr), cuda_device(dev), requires_grad)
+
+
+# --- strided views of device storage (ad/views.py) ------------------------------------------------------------
+
+
+def address(darr):
+    """The device address of ``darr``'s first element (host memory under the simulator)."""
+    if hasattr(darr, "_ary"):
+        return darr._ary.__array_interface__["data"][0]
+    return darr.__cuda_array_interface__["data"][0]
+
+
+def element_strides(darr):
+    """``darr``'s strides in elements."""
+    item = darr.dtype.itemsize
+    return tuple(s // item for s in darr.strides)
+
+
+def is_contiguous(darr):
+    return darr.size == 0 or bool(darr.is_c_contiguous())
+
+
+def strided_view(darr, shape, strides, offset):
+    """A device array viewing ``darr``'s memory (no copy): ``shape``, element ``strides`` (non-negative), first
+    element ``offset`` elements past ``darr``'s first element (within ``darr``'s extent)."""
+    shape = tuple(int(s) for s in shape)
+    item = darr.dtype.itemsize
+    if 0 in shape:
+        return empty(shape, darr.dtype)
+    if hasattr(darr, "_ary"):
+        host = darr._ary
+        start = np.lib.stride_tricks.as_strided(host, shape=(offset + 1,), strides=(item,))[offset:] if offset else host
+        view = np.lib.stride_tricks.as_strided(start, shape=shape, strides=tuple(int(s) * item for s in strides))
+        return _device(view)
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+    return DeviceNDArray(
+        shape, tuple(int(s) * item for s in strides), darr.dtype, gpu_data=darr.gpu_data.view(int(offset) * item)
+    )
+
+
+def _span(darr):
+    """``darr`` (a strided view, non-negative strides) as the flat 1-D array of the memory from its first element
+    to its last, and its element strides: the storage a strided gather or assign addresses."""
+    strides = element_strides(darr)
+    extent = 1 + sum((n - 1) * s for n, s in zip(darr.shape, strides))
+    return strided_view(darr, (extent,), (1,), 0), strides
+
+
+def dense(darr):
+    """``darr`` if C-contiguous, else a C-contiguous device copy of its values (a strided gather)."""
+    if is_contiguous(darr):
+        return darr
+    from kernels.cuda import strided as kst
+
+    span, strides = _span(darr)
+    out = empty(darr.shape, darr.dtype)
+    kst.gather_strided(span, out, 0, darr.shape, strides)
+    return out
+
+
+def assign(darr, values):
+    """Write ``values`` (a C-contiguous device array of ``darr``'s shape and dtype) into ``darr``'s memory
+    (a view that does not overlap itself)."""
+    if darr.size == 0:
+        return
+    from kernels.cuda import strided as kst
+
+    span, strides = _span(darr)
+    kst.assign_strided(values, span, 0, darr.shape, strides)

@@ -7,10 +7,10 @@ entries and contexts as on the CPU, so the same reverse and forward rules apply)
 Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA path raises
 ``NotImplementedError``.
 
-Views are materialized (a strided gather into a new device array; a reshape shares the memory): CUDA tensors
-are always C-contiguous. A view shares its base's version counter (``_view_of``), and an in-place write into
-a view, or into a tensor with live views, raises ``NotImplementedError`` (``check_write``): the others would
-not see it, as torch's would.
+Views (``view``, ``reshape``) are strided device arrays over their base's storage, as the CPU's views are numpy
+views (``ad/views.py`` holds the design, device-agnostic): a write through either is seen by both. Kernels read
+C-contiguous arrays: an entry point reads an operand's values through ``_values`` (a view's are copied, a
+strided gather) and a write into a view goes through its strides (``write``: ``arrays.assign``).
 
 In-place ops (``ad/methods.py``: ``_device_write`` when not recorded, ``views.rebase`` when recorded) compute
 out of place on the device and copy into the tensor's device array (``write``), which keeps its identity. The
@@ -44,7 +44,7 @@ from kernels.cuda import strided as kst
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, _new
 from . import tape as _tape
-from .arrays import empty, to_device, wrap
+from .arrays import assign, dense, element_strides, empty, is_contiguous, strided_view, to_device, wrap
 
 # STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise.py STEP_*)
 _STEP = {"floor": _pw.STEP_FLOOR, "ceil": _pw.STEP_CEIL, "trunc": _pw.STEP_TRUNC, "round": _pw.STEP_ROUND}
@@ -75,7 +75,7 @@ def record_copy(op, x, t):
 
     data = empty(t._data.shape, t._data.dtype)
     if data.size:
-        ke.copy(t._data, data)
+        ke.copy(_values(t), data)
     with enable_grad():
         return result(data, t._dev, op, (x,), (0.0, 0.0))
 
@@ -85,15 +85,24 @@ def write(t, value):
     tensor ``t``'s storage, on the device: the storage keeps its identity, as an in-place op's."""
     d = t._data
     if not isinstance(value, Tensor):
-        if d.size:
+        if d.size and not is_contiguous(d):
+            values = empty(d.shape, d.dtype)
+            ke.fill(values, value)
+            assign(d, values)
+        elif d.size:
             ke.fill(d, value)
         return
     value = on_device(value, t._dev)
     common_device(t, value)
     if value._data.shape != d.shape:
         value = gather_strided(value, d.shape, *_broadcast_layout(value._data.shape, d.shape), record=False)
-    if d.size:
-        ke.cast(value._data, d)
+    if d.size and not is_contiguous(d):  # a view: the values go through its strides into the base's storage
+        values = _values(value)
+        if values.dtype != d.dtype:
+            values = _convert(values, d.dtype)
+        assign(d, values)
+    elif d.size:
+        ke.cast(_values(value), d)
 
 
 def not_implemented(name):
@@ -141,7 +150,16 @@ def on_device(t, dev):
 
 
 def flat(a):
+    """Device array ``a`` as 1-D: a view when C-contiguous, else a contiguous copy of a view's values (so
+    never an output: outputs are fresh, contiguous arrays)."""
+    a = dense(a)
     return a.reshape(a.size) if a.ndim != 1 else a
+
+
+def _values(t):
+    """CUDA tensor ``t``'s values as a C-contiguous device array: its ``_data``, or for a view (a strided array
+    over its base's storage) a copy, which is what the kernels read."""
+    return dense(t._data)
 
 
 def _f64(dtype):
@@ -171,7 +189,7 @@ def _to_copy(x, dev):
     if dev.type == "cpu":
         from ..tensor import wrap_array
 
-        data = x._data.copy_to_host()
+        data = _values(x).copy_to_host()  # (a view's values: C-contiguous on the host too)
         out = wrap_array(data)
         if _grad_state.enabled and x._rg:  # a host tensor recorded on x's device tape (see tape.py)
             out._rg = True
@@ -183,7 +201,7 @@ def _to_copy(x, dev):
     if x._dev is not None:
         data = empty(x._data.shape, x._data.dtype)
         if x._data.size:
-            ke.copy(x._data, data)
+            ke.copy(_values(x), data)
     else:
         data = to_device(x._data)
     return result(data, dev, TO_COPY, (x,), dev)
@@ -194,7 +212,7 @@ def _to_copy(x, dev):
 
 def unary(op, x, a0, a1, ctx):
     """Elementwise ``op`` (an op-table entry of an elementwise unary op) on CUDA tensor ``x``."""
-    xd = x._data
+    xd = _values(x)
     if xd.dtype.kind == "f":
         out = _tape.out_buffer(xd.shape, xd.dtype, x._dev, (x,))
         if xd.size:
@@ -240,8 +258,8 @@ def binary(op, x, y):
         raise not_implemented(op.name)
     dev = common_device(x, y)
     x, y = _same_shape(x, y, dev)
-    xd = x._data
-    yd = y._data
+    xd = _values(x)
+    yd = _values(y)
     dt = np.result_type(xd.dtype, yd.dtype)
     recording = _grad_state.enabled and (x._rg or y._rg)
     if recording:
@@ -285,7 +303,7 @@ def _scalar_like(value, like):
 
 def const(x_or_mask, dtype):
     """A CUDA constant (no graph) of ``dtype`` with the values of CUDA tensor ``x_or_mask`` (bool masks: 0/1)."""
-    xd = x_or_mask._data
+    xd = _values(x_or_mask)
     out = empty(xd.shape, dtype)
     if xd.size:
         ke.cast(xd, out)
@@ -293,7 +311,7 @@ def const(x_or_mask, dtype):
 
 
 def sign_const(x):
-    xd = x._data
+    xd = _values(x)
     out = empty(xd.shape, xd.dtype)
     if xd.size:
         kc.launch(kc.unary_kernel, xd.size, kc.SIGN, flat(xd), flat(out), 0.0, 0.0)
@@ -310,7 +328,7 @@ def full(shape, value, dtype, dev):
 def cast(x, dtype):
     from ..ops.elementwise import CAST
 
-    xd = x._data
+    xd = _values(x)
     out = empty(xd.shape, dtype)
     if xd.size:
         ke.cast(xd, out)
@@ -366,7 +384,7 @@ def gather_strided(x, shape, strides, base, op=None, record=True, ctx=None):
     out = empty(shape, x._data.dtype)
     n = out.size
     if n:
-        kst.gather_strided(x._data, out, int(base), shape, [int(s) for s in strides])
+        kst.gather_strided(_values(x), out, int(base), shape, [int(s) for s in strides])
     if not record:
         return result(out, x._dev)
     if ctx is None:
@@ -379,7 +397,7 @@ def scatter_strided(x, shape, strides, base, scale=1.0, op=None, ctx=None):
     from .. import ops
 
     shape = tuple(shape)
-    xd = x._data
+    xd = _values(x)
     dt = _f64(xd.dtype)
     out = full(shape, 0.0, dt, x._dev)._data
     if xd.size:
@@ -394,50 +412,56 @@ def scatter_strided(x, shape, strides, base, scale=1.0, op=None, ctx=None):
 
 
 def view(op, x, fn):
-    """A view op (``fn`` maps an array to a numpy view of it) on a CUDA tensor, materialized on the device."""
+    """A view op (``fn`` maps an array to a numpy view of it) on CUDA tensor ``x``: a strided device array over
+    ``x``'s storage (no copy), recorded as the CPU's strided gather (``GATHER_STRIDED`` over ``x``'s values in C
+    order; its arena slot holds a snapshot, as the CPU's views). Returns ``(result, is_view)``:
+    ``ops.structural._view`` makes it a view. A negative stride (ad's internal reversals; torch has none) is a
+    copy, as numba's device arrays have no negative strides."""
     from ..ops.structural import _probe, _probe_layout
 
-    probe = fn(_probe(x._data.shape))
-    base, strides = _probe_layout(probe)
-    return _view_of(x, gather_strided(x, probe.shape, strides, base, op))
+    xd = x._data
+    base, strides = _probe_layout(fn(_probe(xd.shape)))  # in x's C order: the row's layout
+    mem = fn(_storage_probe(xd))  # the same view of x's memory: its layout in x's storage
+    offset, mem_strides = _probe_layout(mem)
+    if any(s < 0 for s in mem_strides):
+        return gather_strided(x, mem.shape, strides, base, op), False
+    data = strided_view(xd, mem.shape, mem_strides, offset)
+    return result(data, x._dev, op, (x,), (x.shape, tuple(strides), base), alias=data.size != 0), True
 
 
-def reshape(op, x, shape):
-    """A reshape, view, squeeze or unsqueeze: the data is contiguous, so the device array is reshaped (shared
-    memory, as a torch view)."""
+def _storage_probe(xd):
+    """The probe of ``ops.structural._probe`` with the layout of device array ``xd`` (element strides)."""
+    from ..ops.structural import _PROBE_BASE
+
+    return np.lib.stride_tricks.as_strided(_PROBE_BASE, shape=xd.shape, strides=element_strides(xd))
+
+
+def reshape(op, x, shape, strict):
+    """A reshape, view, squeeze or unsqueeze of CUDA tensor ``x``: ``(result, is_view)``. A view of ``x``'s
+    memory when its layout allows (always for contiguous data), else a copy (``reshape``) or torch's error
+    (``view``: ``strict``); ``op`` None: the CPU's choice of ``RESHAPE`` / ``RESHAPE_COPY``."""
+    from ..ops.structural import _PROBE_ADDR, RESHAPE, RESHAPE_COPY
+
     xd = x._data
     new = resolve_shape(xd.size, shape)
-    data = xd.reshape(new) if xd.size else empty(new, xd.dtype)
-    return _view_of(x, result(data, x._dev, op, (x,), (0.0, 0.0), alias=xd.size != 0))
-
-
-def _view_of(x, out):
-    """Mark ``out`` as a view of ``x`` (``_cuda_base``: the root) sharing its version counter, as torch's views.
-
-    Views of CUDA tensors are not views of the device memory (a reshape shares it; the other view ops gather a
-    copy), so an in-place write into a view, or into a tensor that has live views, would not reach the others as
-    torch's does: ``check_write`` refuses it (``NotImplementedError``) rather than let them disagree."""
-    from ..tensor import share
-
-    root = x.__dict__.get("_cuda_base")
-    if root is None:
-        root = x
-    out._cuda_base = root
-    share(root, out)
-    return out
-
-
-def check_write(t):
-    """Raise ``NotImplementedError`` for an in-place write into CUDA tensor ``t`` that views would not see
-    (``_view_of``)."""
-    views = t.__dict__.get("_cuda_base") is not None
-    if not views and t._vc is not None and t._vc.refs:
-        views = any(m is not t and m.__dict__.get("_cuda_base") is not None for m in t._vc.members)
-    if views:
-        raise NotImplementedError(
-            "in-place writes into views of CUDA tensors, or into CUDA tensors that have live views, are not "
-            "implemented yet (views of CUDA tensors are copies); write into a clone() instead"
-        )
+    if not xd.size:
+        return result(empty(new, xd.dtype), x._dev, op or RESHAPE, (x,), (0.0, 0.0)), True
+    if is_contiguous(xd):
+        data = xd.reshape(new)
+    else:
+        try:
+            mem = _storage_probe(xd).reshape(new, copy=False)
+        except ValueError:
+            if strict:
+                raise RuntimeError(
+                    "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+                    "across two contiguous subspaces). Use .reshape(...) instead."
+                ) from None
+            copy = dense(xd).reshape(new)
+            return result(copy, x._dev, op or RESHAPE_COPY, (x,), (0.0, 0.0)), False
+        offset = mem.__array_interface__["data"][0] - _PROBE_ADDR
+        data = strided_view(xd, new, mem.strides, offset)
+    return result(data, x._dev, op or RESHAPE, (x,), (0.0, 0.0), alias=True), True
 
 
 def resolve_shape(size, shape):
@@ -460,7 +484,7 @@ def sum(op, x, dims, keepdim, scale):
     """``sum`` / ``mean`` (``scale`` = 1/count) over ``dims`` as a strided scatter-add."""
     from ..ops.structural import _reduce_layout
 
-    xd = x._data
+    xd = _values(x)
     strides = _reduce_layout(xd.shape, dims)
     out_shape = tuple(s for k, s in enumerate(xd.shape) if k not in dims)
     kept = tuple(1 if k in dims else s for k, s in enumerate(xd.shape))
@@ -479,7 +503,7 @@ def sum(op, x, dims, keepdim, scale):
 def group_reduce(op, x, dims, keepdim):
     """``amax`` / ``amin`` / ``prod`` over ``dims`` (block reductions); the node's context as the CPU's
     (``_group_vjp``; the device sweep's PROD row handles zeros as torch: ``kernels/cuda/sweep.py``)."""
-    xd = x._data
+    xd = _values(x)
     is_prod = op.name == "prod"
     if xd.dtype.kind != "f" or not (xd.ndim or is_prod) or not (xd.size or is_prod):
         raise not_implemented(op.name)
@@ -508,7 +532,7 @@ def cumsum(x, dim):
     from .. import ops
     from . import host_copy, index_tensor
 
-    xd = x._data
+    xd = _values(x)
     if xd.dtype.kind != "f":
         return index_tensor(np.cumsum(host_copy(xd).reshape(xd.shape or (1,)), axis=dim).reshape(xd.shape), x)
     shape = xd.shape or (1,)
@@ -543,7 +567,7 @@ def gather_map(x, shape, index_map, op):
     index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
     out = empty(shape, x._data.dtype)
     if out.size:
-        kst.gather_map(x._data, to_device(index_map), out)
+        kst.gather_map(_values(x), to_device(index_map), out)
     return result(out, x._dev, op, (x,), (x.shape, index_map))
 
 
@@ -562,7 +586,7 @@ def pieces(op, tensors, shape, layouts):
     dt = np.result_type(*[t._data.dtype for t in tensors])
     out = full(shape, 0.0, dt, dev)._data
     for t, (strides, base) in zip(tensors, layouts):
-        td = t._data
+        td = _values(t)
         if td.size:
             kc.launch(
                 kc.scatter_add_strided_kernel, td.size, flat(td), flat(out), _ints(td.shape), _ints(strides), base, 1.0
@@ -589,8 +613,8 @@ def matmul(x, y):
     from ..ops.dense import _matmul_shape, _torch_dtype
 
     dev = common_device(x, y)
-    xd = x._data
-    yd = y._data
+    xd = _values(x)
+    yd = _values(y)
     if xd.ndim == 0 or yd.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D")
     xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
@@ -611,7 +635,7 @@ def matmul(x, y):
     if yd.ndim > 2 and tuple(ys2[:-2]) != batch:
         y = ops.expand(y, batch + (K_, N))
     B = ops._size(batch)
-    xd, yd = x._data, y._data
+    xd, yd = _values(x), _values(y)
     out = empty(out_shape, xd.dtype)
     if xd.dtype.kind == "f" and out.size and K_:
         # cuBLAS through CuPy on a GPU, the tiled kernel otherwise: operands as (batch, rows, columns)
@@ -630,14 +654,14 @@ def linear(x, w, b=None):
     from .. import ops
 
     dev = common_device(x, w, b)
-    xd = x._data
-    wd = w._data
+    xd = _values(x)
+    wd = _values(w)
     N, K_ = wd.shape
     M = ops._size(xd.shape[:-1])
     out_shape = xd.shape[:-1] + (N,)
     if xd.dtype.kind == "f" and M and N and K_:
         out = empty(out_shape, xd.dtype)
-        km.linear(xd.reshape((M, K_)), wd, out.reshape((M, N)), None if b is None else b._data)
+        km.linear(xd.reshape((M, K_)), wd, out.reshape((M, N)), None if b is None else _values(b))
         return result(out, dev, ops.LINEAR if b is None else ops.LINEAR_BIAS, (x, w) if b is None else (x, w, b))
     out = _matmul_raw(xd, wd, [1, M, K_, N, 0, K_, 1, 0, 1, K_], out_shape)
     if b is None:
@@ -650,7 +674,7 @@ def linear(x, w, b=None):
 def log_softmax(x, d):
     from .. import ops
 
-    xd = x._data
+    xd = _values(x)
     shape = xd.shape if xd.ndim else (1,)
     out = empty(xd.shape, xd.dtype)
     outer, size, inner = ops._size(shape[:d]), shape[d], ops._size(shape[d + 1 :])
@@ -666,7 +690,7 @@ def cross_entropy(x, target):
     from .. import ops
 
     loss = empty((), x._data.dtype)
-    ks.cross_entropy_forward(x._data, to_device(target), loss.reshape(1))
+    ks.cross_entropy_forward(_values(x), to_device(target), loss.reshape(1))
     return result(loss, x._dev, ops.CROSS_ENTROPY, (x,), target)
 
 
@@ -681,5 +705,10 @@ def onehot(target, x):
 def accumulate(acc, g):
     """``acc += g`` in place on the device (``.grad`` accumulation)."""
     g = on_device(g, acc._dev)
-    if acc._data.size:
-        kc.launch(kc.add_inplace_kernel, acc._data.size, flat(acc._data), flat(g._data))
+    d = acc._data
+    if d.size and not is_contiguous(d):  # a ``.grad`` set to a view: add into a copy, written back through it
+        total = dense(d)
+        kc.launch(kc.add_inplace_kernel, d.size, flat(total), flat(g._data))
+        assign(d, total)
+    elif d.size:
+        kc.launch(kc.add_inplace_kernel, d.size, flat(d), flat(g._data))

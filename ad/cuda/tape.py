@@ -6,8 +6,9 @@ Data structures (read ``ad/tape.py``'s docstring first; everything there holds h
   tape per thread, dtype and device). A recorded CUDA result's ``_data`` is a reshaped view of
   ``values[off: off + n]``: the kernel computed it into a fresh device array, which ``record`` copies into the
   arena (one device-to-device copy) and drops; elementwise ops compute straight into their arena slot
-  (``out_buffer``). Results that alias another tensor's storage (``reshape`` of a
-  contiguous tensor: ``alias=True``) keep their own ``_data``, and the arena holds a snapshot, as CPU views.
+  (``out_buffer``). Results that alias another tensor's storage (views: ``alias=True``)
+  keep their own ``_data`` (a strided device array over their base's memory), and the arena holds a snapshot
+  of their values in C order, as CPU views.
   Imported operands (leaves, constants, tensors of other tapes, host tensors of a ``.cuda()`` copy) are
   copied into the arena once per tape and version, so the sweep reads every value by offset.
 - ``rows``, ``aux``, ``externs``, ``imports``, ``hook_rows``, ``freed``: the CPU tape's, in the same format
@@ -37,7 +38,7 @@ from kernels import opcodes as K
 
 from ..grad_mode import _grad_state
 from ..tape import BIG_ROW, DEFAULT_CAPACITY, ROW, Tape, _next_tape_id, _pack_for
-from .arrays import empty
+from .arrays import dense, empty
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -233,6 +234,7 @@ def store(dst, src):
     if not hasattr(src, "copy_to_host"):
         dst.copy_to_device(np.ascontiguousarray(np.asarray(src).reshape(-1), dtype=dst.dtype))
         return
+    src = dense(src)  # (a view's values: a strided gather)
     src = src.reshape(src.size) if src.ndim != 1 else src
     if src.dtype == dst.dtype:
         dst.copy_to_device(src)  # device to device

@@ -264,7 +264,8 @@ def _view(op, x, fn, multi=False, name=None):
     """``fn(x)`` as a view of ``x`` (``fn`` maps an array to a numpy view of it): a recorded strided gather
     when recording (its arena copy is the kernel's snapshot), sharing ``x``'s storage (ad/views.py)."""
     if x._dev is not None:
-        return _cuda_ops().view(op, x, fn)
+        out, is_view = _cuda_ops().view(op, x, fn)
+        return _views.alias(x, out, out._data, multi, name) if is_view else out
     out_data = fn(x._data)
     if not _recording(x):
         out = wrap_array(out_data)
@@ -347,8 +348,9 @@ def reshape(input, *args, shape=None):
 def _reshape(x, shape, strict, op=None):
     """``reshape`` (``strict=False``: a view when the layout allows, else a copy) or ``view`` (``strict``: a
     layout that needs a copy is torch's error)."""
-    if x._dev is not None:  # (contiguous: every shape is a view)
-        return _cuda_ops().reshape(op or RESHAPE, x, shape)
+    if x._dev is not None:
+        out, is_view = _cuda_ops().reshape(op, x, shape, strict)
+        return _views.alias(x, out, out._data) if is_view else out
     xd = x._data
     try:
         out_data = xd.reshape(shape, copy=False)

@@ -188,3 +188,34 @@ def _prod(shape):
     for s in shape:
         n *= s
     return n
+
+
+# --- writes through strided views (ad's CUDA views share their base's storage: ad/cuda/arrays.py) -----------
+
+
+def assign_strided_kernel(x, out, meta):
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        out[view_offset(i, meta)] = x[i]
+
+
+PTX_KERNELS.append((assign_strided_kernel, [f"void({t}[::1], {t}[::1], int64[::1])" for t in _GATHERED]))
+_assign_strided = cuda.jit(assign_strided_kernel)
+
+
+def assign_strided(x, out, base, shape, strides):
+    """``out[base + sum_d i_d * strides[d]] = x[i]`` for each C-ordered index ``i`` of ``shape`` (the write of
+    ``gather_strided``: a view's values stored into its storage).
+
+    Args: ``x``: a C-contiguous device array of ``prod(shape)`` elements; ``out``: a flat device array of
+    ``x``'s dtype (the storage); ``base``, ``strides`` in elements. The view must not overlap itself (two
+    indices reaching one offset would race): ValueError.
+    """
+    x, out = L.flat(x), L.flat(out)
+    _one_dtype(x, out)
+    shape, strides, base = [int(s) for s in shape], [int(s) for s in strides], int(base)
+    _check_view(out, base, shape, strides)
+    L.check_size("x", x, _prod(shape))
+    if _overlaps(shape, strides):
+        raise ValueError(f"view (shape {tuple(shape)}, strides {tuple(strides)}) overlaps itself: cannot assign")
+    if x.size:
+        _assign_strided[L.flat_grid(x.size)](x, out, L.view_meta(base, shape, strides))

@@ -381,6 +381,8 @@ class _Template:
         "import_index",
         "import_flat",
         "segments",
+        "copies",
+        "externs_in",
     )
 
     def finish(self):
@@ -415,38 +417,47 @@ class _Template:
                 flags[r] = replay.FLAG_FUSED
             prev_code, prev_out, prev_n = code, out, n
         self.flags = flags
-        # the rows in stretches: ("k", start, stop) for one kernel call, ("p", first, end, n) for a fused
-        # elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n) for a big
-        # transcendental row
+        reads, self.externs_in = self._extern_slots(words, codes)
+        # the rows in stretches: ("k", start, stop, slots) for one kernel call, ("p", first, end, n, slots) for a
+        # fused elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n, slots)
+        # for a big transcendental row; ``slots``: the big imports (indices into ``externs_in``, at most two)
+        # that the stretch reads in place (kernels/replay.py's extern slots)
         from .parallel import PARALLEL_MIN
 
         segments = []
-        r = 0
-        start = 0
+        r = start = 0
+        slots = set()
         while r < self.nrows:
             n = sizes[r]
-            if r in ufunc_rows:
+            if r in ufunc_rows or (
+                n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r] & replay.FLAG_SKIP
+            ):
                 if start < r:
-                    segments.append(("k", start, r))
-                segments.append(("u", r, ufunc_rows[r], n))
-                start = r = r + 1
+                    segments.append(("k", start, r, tuple(sorted(slots))))
+                if r in ufunc_rows:
+                    segments.append(("u", r, ufunc_rows[r], n, tuple(reads[r])))
+                    start = r = r + 1
+                else:
+                    end, run = r + 1, set(reads[r])
+                    while end < self.nrows and flags[end] & replay.FLAG_FUSED and len(run | reads[end]) <= 2:
+                        run |= reads[end]
+                        end += 1
+                    segments.append(("p", r, end, n, tuple(sorted(run))))
+                    start = r = end
+                slots = set()
                 continue
-            if n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r]:
-                end = r + 1
-                while end < self.nrows and flags[end] & replay.FLAG_FUSED:
-                    end += 1
-                if start < r:
-                    segments.append(("k", start, r))
-                segments.append(("p", r, end, n))
-                start = r = end
-                continue
+            if len(slots | reads[r]) > 2:
+                segments.append(("k", start, r, tuple(sorted(slots))))
+                start, slots = r, set()
+            slots |= reads[r]
             r += 1
         if start < self.nrows:
-            segments.append(("k", start, self.nrows))
+            segments.append(("k", start, self.nrows, tuple(sorted(slots))))
         self.segments = segments
         self.import_index = None
-        if len(self.imports) >= 16 and all(src[0] != "b" for _, _, src in self.imports):
-            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in self.imports])
+        copies = self.copies
+        if len(copies) >= 16 and all(src[0] != "b" for _, _, src in copies):
+            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()
         stack = [r[1] for refs in self.hook_rows.values() for r in refs if r is not None and r[0] == "n"]
@@ -459,6 +470,45 @@ class _Template:
             stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
             stack.extend(_ctx_nodes(nd.ctx))
         self.eager_nodes = sorted(eager)
+
+    def _extern_slots(self, words, codes):
+        """Which imports the replay reads in place instead of copying (``externs_in``: ``[(off, n, src)]``, the
+        big ones, as eager tapes leave them out of the arena too), and per row the set of them it reads (indices
+        into ``externs_in``); sets ``copies``, the imports copied into the arena at each call. A row reads at
+        most two in place (the kernel's two extern slots): a third one it reads is copied."""
+        from bisect import bisect_right
+
+        from kernels import replay
+
+        big = [k for k, (_, n, _) in enumerate(self.imports) if n >= _tape.BIG_ROW]
+        starts = [self.imports[k][0] for k in big]
+        aux = self.aux
+        found = []
+        for r in range(self.nrows):
+            code = codes[r]
+            if code == K.SAVED_INPUT or code == K.SAVED_RESULT or not big:
+                found.append(())
+                continue
+            offs = [int(words[r, 2])]
+            if replay.is_binary(code) or code in (K.MATMUL, K.LINEAR, K.LINEAR_BIAS):
+                offs.append(int(words[r, 3]))
+            if code == K.LINEAR_BIAS:
+                offs.append(int(aux[int(words[r, 5]) + 3]))
+            hit = []
+            for off in offs:
+                j = bisect_right(starts, off) - 1
+                if j >= 0 and off < starts[j] + self.imports[big[j]][1] and big[j] not in hit:
+                    hit.append(big[j])
+            found.append(hit)
+        copied = set()
+        for hit in found:
+            kept = [k for k in hit if k not in copied]
+            copied.update(kept[2:])
+        in_place = [k for k in big if k not in copied]
+        slot = {k: j for j, k in enumerate(in_place)}
+        self.copies = [imp for k, imp in enumerate(self.imports) if k not in slot]
+        reads = [frozenset(slot[k] for k in hit if k in slot) for hit in found]
+        return reads, [self.imports[k] for k in in_place]
 
 
 def _build(result, tensors, rec, first_id, last_id):
@@ -759,8 +809,8 @@ def _replay(tpl, tensors):
     aux_q.frombytes(aux.tobytes())
     tape.aux = aux_q
     values = tape.values
-    tape_ref = weakref.ref(tape)
-    imports = tpl.imports
+    tape_ref = tape.ref
+    imports = tpl.copies
     if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
         sources = [tensors[src[1]] if src[0] == "a" else src[1] for _, _, src in imports]
         if tpl.import_flat:
@@ -779,14 +829,31 @@ def _replay(tpl, tensors):
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
+    slots = []  # (array, arena offset) of each big import read in place (kernels/replay.py's extern slots)
+    for off, _, src in tpl.externs_in:
+        kind = src[0]
+        t = tensors[src[1]] if kind != "e" else src[1]
+        flat = (t._data if kind != "b" else np.broadcast_to(t._data, src[2])).reshape(-1)
+        if flat.dtype != values.dtype or not flat.flags.c_contiguous or not flat.flags.writeable:
+            flat = np.array(flat, dtype=values.dtype)  # (the kernel's slots share the arena's array type)
+        slots.append((flat, off))
+        if t._imports is None:
+            t._imports = []
+        t._imports.append((tape_ref, off))
     rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
+    none = (values[:0], -1)
     for seg in tpl.segments:
+        used = seg[-1]
+        ext0, e0 = slots[used[0]] if used else none
+        ext1, e1 = slots[used[1]] if len(used) > 1 else none
         if seg[0] == "k":
-            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2])
+            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2], ext0, e0, ext1, e1)
         elif seg[0] == "p":
-            parallel.run(seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2]))
+            parallel.run(
+                seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2], ext0, e0, ext1, e1)
+            )
         else:
-            _ufunc_row(values, rows, seg[1], seg[2], seg[3])
+            _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:
@@ -801,10 +868,11 @@ def _replay(tpl, tensors):
     return _out_value(tpl.out, state.resolve)
 
 
-def _ufunc_row(values, rows, r, ufunc, n):
-    """Row ``r``'s output region = ``ufunc`` of its operand's, in chunks across threads (as the eager op)."""
+def _ufunc_row(values, rows, r, ufunc, n, operand):
+    """Row ``r``'s output region = ``ufunc`` of its operand's (``operand``: its array, when it is read in place),
+    in chunks across threads (as the eager op)."""
     o, x = int(rows[r, 1]), int(rows[r, 2])
-    src, dst = values[x : x + n], values[o : o + n]
+    src, dst = values[x : x + n] if operand is None else operand, values[o : o + n]
     parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
 
 

@@ -410,3 +410,43 @@ def test_unhashable_argument_warns_once_and_same_tensor_twice_is_its_own_signatu
     y = g(a, b)  # recorded with one tensor passed twice: another signature, not a wrong replay
     close(y, (a * b * w).sum())
     assert len(g.cache) == 2
+
+
+def test_big_inputs_and_parameters_are_read_in_place():
+    """Inputs of ``BIG_ROW`` elements or more are not copied into the replay's arena (extern slots): a big
+    weight read by linear, a broadcast big input, four big inputs read by one fused run (more than a kernel
+    call's two slots), and an in-place change of a big input after the forward still raises at backward."""
+    n = ad.tape.BIG_ROW + 100
+    w = ad.tensor(RNG.standard_normal((n // 64, 64)) * 0.1, requires_grad=True)
+    b = ad.tensor(RNG.standard_normal(n // 64), requires_grad=True)
+
+    def f(x, row, a, c, d):
+        h = ad.tanh(F.linear(x, w, b)).sum()
+        return h + (row * a + c * d).sum() + (a * 0.5).sum()
+
+    def inputs():
+        return (
+            ad.tensor(RNG.standard_normal((3, 64))),
+            ad.tensor(RNG.standard_normal((1, n))),
+            ad.tensor(RNG.standard_normal((2, n)), requires_grad=True),
+            ad.tensor(RNG.standard_normal((2, n))),
+            ad.tensor(RNG.standard_normal((2, n)), requires_grad=True),
+        )
+
+    cf = ad.compile(f)
+    for _ in range(4):
+        args = inputs()
+        y = cf(*args)
+        g = grads_of(y, [w, b, args[2], args[4]])
+        y_ref = f(*args)
+        close(y, y_ref)
+        for p, q in zip(g, grads_of(y_ref, [w, b, args[2], args[4]])):
+            close(p, q)
+    assert replayed(y)
+    tpl = next(iter(cf.cache.values())).template
+    assert len(tpl.externs_in) >= 4 and all(n_ >= ad.tape.BIG_ROW for _, n_, _ in tpl.externs_in)
+    for y in (cf(*args), f(*args)):  # c is read by d's gradient: changed in place, replay raises as eager does
+        with ad.no_grad():
+            args[3].mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()

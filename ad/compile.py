@@ -325,6 +325,11 @@ class _Recorder:
     def __init__(self):
         self.reason = None
         self.target_reads = []  # (target, its int64 indices, ignore_index) of each single-row cross_entropy
+        self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
+
+    def created(self, t):
+        data = t._data
+        self.made[id(data if data.base is None else _root(data))] = data
 
     def value_read(self, what):
         if self.reason is None:
@@ -336,6 +341,13 @@ class _Recorder:
 
     def targets(self, target, t64, ignore_index):
         self.target_reads.append((target, t64, ignore_index))
+
+
+def _root(a):
+    """The array that owns ``a``'s memory."""
+    while a.base is not None and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 def _user_line():
@@ -456,7 +468,7 @@ class _Template:
         self.segments = segments
         self.import_index = None
         copies = self.copies
-        if len(copies) >= 16 and all(src[0] != "b" for _, _, src in copies):
+        if len(copies) >= 16 and all(src[0] in "ae" for _, _, src in copies):
             self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()
@@ -548,7 +560,7 @@ def _build(result, tensors, rec, first_id, last_id):
     imports = []
     for off, _row, t, _version in T.imports.values():
         t = _tape.held(t)  # (a recorded tensor of another tape is held weakly; it is alive: the outputs read it)
-        ref = _source(t, tensors, arg_index)
+        ref = _source(t, tensors, arg_index, rec.made)
         ref_of[id(t)] = ref
         imports.append((off, t._data.size, ref))
     imports.sort(key=lambda item: item[0])
@@ -587,9 +599,12 @@ def _build(result, tensors, rec, first_id, last_id):
         r = ref_of.get(id(t))
         if r is None:
             k = arg_index.get(id(t))
-            if k is None:
-                raise _Unsupported("an op reads a tensor the function made without recording it")
-            r = ("a", k)
+            if k is not None:
+                return ("a", k)
+            if t._tape is None and not t._rg and id(_root(t._data)) in rec.made:  # (imported only broadcast)
+                r = ref_of[id(t)] = ("k", np.array(t._data))
+                return r
+            raise _Unsupported("an op reads a tensor the function made without recording it")
         return r
 
     targets = []
@@ -652,13 +667,17 @@ def _build(result, tensors, rec, first_id, last_id):
     return tpl
 
 
-def _source(t, tensors, arg_index):
+def _source(t, tensors, arg_index, made):
     """How a later call finds the tensor that the recording imported as ``t``: an argument, a broadcast of
-    one (operands are broadcast before they are imported), or ``t`` itself (a tensor from outside)."""
+    one (operands are broadcast before they are imported), a constant that a factory made inside ``fn``
+    (``("k", values)``: re-created from the recorded values, which the second recording must reproduce), or
+    ``t`` itself (a tensor from outside)."""
     k = arg_index.get(id(t))
     if k is not None:
         return ("a", k)
     data = t._data
+    if made and not t._rg and t._tape is None and id(_root(data)) in made:
+        return ("k", np.array(data))
     if data.base is not None and 0 in data.strides:
         for k, a in enumerate(tensors):
             try:
@@ -744,8 +763,9 @@ def _differs(a, b):
         x[0] != y[0] or not _same_ref(x[2], y[2]) for x, y in zip(a.imports, b.imports)
     ):
         return (
-            "it reads a tensor that it creates itself without recording it (a constant made inside the function, "
-            "or a computation on tensors that do not require grad); pass it as an argument"
+            "it reads a tensor that it creates itself without recording it (a computation on tensors that do not "
+            "require grad, or a constant made inside the function whose values change from call to call); pass "
+            "it as an argument"
         )
     if [(t[3][0] if t[3][0] != "c" else "c") for t in a.targets] != [t[3][0] for t in b.targets]:
         return "cross_entropy's class indices come from different places"
@@ -759,6 +779,9 @@ def _same_ref(x, y):
         return False
     if x[0] == "e":
         return x[1] is y[1]
+    if x[0] == "k":
+        a, b = x[1], y[1]
+        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
     return x == y
 
 
@@ -821,22 +844,30 @@ def _replay(tpl, tensors):
         sources = []
         for off, n, src in imports:
             kind = src[0]
+            if kind == "k":
+                values[off : off + n] = src[1].reshape(-1)
+                sources.append(None)  # (nothing outside can change a constant in place)
+                continue
             t = tensors[src[1]] if kind != "e" else src[1]
             data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
             values[off : off + n] = data.reshape(-1)
             sources.append(t)
     for t, (off, _, _) in zip(sources, imports):
+        if t is None:
+            continue
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
     slots = []  # (array, arena offset) of each big import read in place (kernels/replay.py's extern slots)
     for off, _, src in tpl.externs_in:
         kind = src[0]
-        t = tensors[src[1]] if kind != "e" else src[1]
-        flat = (t._data if kind != "b" else np.broadcast_to(t._data, src[2])).reshape(-1)
+        t = None if kind == "k" else tensors[src[1]] if kind != "e" else src[1]
+        flat = (src[1] if t is None else t._data if kind != "b" else np.broadcast_to(t._data, src[2])).reshape(-1)
         if flat.dtype != values.dtype or not flat.flags.c_contiguous or not flat.flags.writeable:
             flat = np.array(flat, dtype=values.dtype)  # (the kernel's slots share the arena's array type)
         slots.append((flat, off))
+        if t is None:
+            continue
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))
@@ -932,6 +963,11 @@ class _ReplayState:
             got = self.broadcasts.get(r)
             if got is None:
                 got = self.broadcasts[r] = wrap_array(np.broadcast_to(self.tensors[r[1]]._data, r[2]))
+            return got
+        if kind == "k":  # a constant made inside fn: a new tensor of its values, as each eager call makes
+            got = self.broadcasts.get(id(r))
+            if got is None:
+                got = self.broadcasts[id(r)] = wrap_array(r[1].copy())
             return got
         return r[1]
 

@@ -249,7 +249,7 @@ def fallback_cases():
         "numpy": lambda x: (x * w).sum() + float(x.numpy()[0]),
         "mask": lambda x: (x * w)[x > 0].sum(),
         "random": lambda x: F.dropout(x * w, 0.5).sum(),
-        "constant made inside": lambda x: (x * w * ad.tensor([1.0, 2.0, 3.0, 4.0])).sum(),
+        "tensor of a tensor": lambda x: (x * w * ad.tensor(x)).sum(),
         "untracked computation": lambda x: (w * (x * 2.0)).sum(),
         "in place": lambda x: (w * x.mul_(1.0)).sum(),
     }, w
@@ -450,3 +450,51 @@ def test_big_inputs_and_parameters_are_read_in_place():
             args[3].mul_(2.0)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             y.backward()
+
+
+def test_constants_made_inside_fn_are_re_created():
+    """Factories inside ``fn`` (tensor, zeros, ones, full, arange, linspace, eye, *_like) make constants the
+    replay re-creates from the recorded values: broadcast ones, big ones (read in place), and ones in ctx."""
+    w = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+    n = ad.tape.BIG_ROW + 10
+
+    def f(x, big):
+        y = x * w * ad.tensor([1.0, 2.0, 3.0, 4.0]) + ad.arange(4.0)
+        y = y * ad.tensor(2.0) - ad.ones_like(x) + ad.zeros(4)
+        y = ad.matmul(ad.eye(4), ad.sin(y)) + ad.linspace(0.0, 1.0, 4)
+        return (y * ad.full((4,), 0.25)).sum() + (big * w[0] * ad.ones(n)).sum()
+
+    cf = ad.compile(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            x = ad.tensor(RNG.standard_normal(4))
+            big = ad.tensor(RNG.standard_normal(n))
+            w.grad = None
+            y = cf(x, big)
+            y.backward()
+            g = w.grad.numpy().copy()
+            w.grad = None
+            y_ref = f(x, big)
+            y_ref.backward()
+            close(y, y_ref)
+            close(g, w.grad)
+    assert replayed(y)
+    tpl = next(iter(cf.cache.values())).template
+    assert any(src[0] == "k" for _, _, src in tpl.externs_in)
+
+
+def test_constant_whose_values_change_between_recordings_runs_eagerly():
+    w = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+    scale = [1.0]
+    fn = lambda x: (x * w * ad.full((4,), scale[0])).sum()  # noqa: E731
+    cf = ad.compile(fn)
+    x = ad.tensor(RNG.standard_normal(4))
+    cf(x)
+    scale[0] = 2.0
+    with pytest.warns(UserWarning, match="whose values change"):
+        cf(x)
+    scale[0] = 3.0
+    y = cf(x)
+    assert not replayed(y)
+    close(y, fn(x))

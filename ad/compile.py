@@ -20,8 +20,12 @@ Data structures:
   ``imports`` ``[(offset, size, source)]`` (what to copy in before the kernel runs), ``externs``, ``nodes``
   (one ``_Node`` per recorded result tensor: where it lives, its op, its operands as references) and the
   output structure. A reference is ``("n", k)`` (node k of this call), ``("a", k)`` (tensor argument k of
-  this call) or ``("e", tensor)`` (a tensor from outside ``fn``: a parameter, a captured constant; read at
-  each call).
+  this call), ``("b", k, shape)`` (a broadcast of argument k), ``("k", values)`` (a constant a factory made
+  inside ``fn``: re-created from the recorded values, which both recordings must agree on) or ``("e",
+  tensor)`` (a tensor from outside ``fn``: a parameter, a captured constant; read at each call). ``imports``
+  splits into ``copies`` (copied into the arena at each call) and ``externs_in``: imports of
+  ``tape.BIG_ROW`` elements or more, which the kernel reads where they are (``kernels/replay.py``'s extern
+  slots; an eager tape leaves them out of its arena too).
 
 Correct by construction: a signature is replayed only after two recording calls produced the same rows
 and read the same outside tensors (so a tensor that ``fn`` computes without recording, from its inputs, is

@@ -39,6 +39,7 @@ from numba.extending import overload
 from . import opcodes as K
 from . import pointwise
 from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward
+from .forward_rows import add_bias, linear_into, linear_row, matmul_into
 
 
 # numba's CPU target has no ``math.fmod`` (its CUDA target has): give it numpy's, for ``pointwise.fmod_value``
@@ -203,10 +204,8 @@ def _structural_row(rows, attrs, aux, vals, r, code, n, f, ext0, e0, ext1, e1):
     ya, y = _operand(vals, rows[r, 3], ext0, e0, ext1, e1)
     a = rows[r, 5]
     a0 = attrs[r, 0]
-    if code == K.GATHER_STRIDED:
-        ndim = aux[a]
-        for i in range(n):
-            vals[o + i] = xa[x + strided_offset(i, aux, a, ndim)]
+    if code == K.GATHER_STRIDED or code == K.SUM_ALL:
+        linear_row(code, aux, a, n, a0, xa, x, vals, o)
     elif code == K.SCATTER_STRIDED:
         if f & FLAG_ZERO:
             for i in range(n):
@@ -217,36 +216,13 @@ def _structural_row(rows, attrs, aux, vals, r, code, n, f, ext0, e0, ext1, e1):
             nx *= aux[a + 2 + k]
         for i in range(nx):
             vals[o + strided_offset(i, aux, a, ndim)] += a0 * xa[x + i]
-    elif code == K.SUM_ALL:
-        total = 0.0
-        for i in range(a):
-            total += xa[x + i]
-        vals[o] = a0 * total
     elif code == K.MATMUL:
-        B = aux[a]
-        M = aux[a + 1]
-        K_ = aux[a + 2]
-        N = aux[a + 3]
-        xbs = aux[a + 4]
-        ybs = aux[a + 5]
-        for b in range(B):
-            xb = xa[x + b * xbs : x + b * xbs + M * K_].reshape((M, K_))
-            yb = ya[y + b * ybs : y + b * ybs + K_ * N].reshape((K_, N))
-            ob = vals[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
-            ob[:, :] = np.dot(xb, yb)
+        matmul_into(aux, a, xa, x, ya, y, vals, o, False)
     elif code == K.LINEAR or code == K.LINEAR_BIAS:
-        M = aux[a]
-        K_ = aux[a + 1]
-        N = aux[a + 2]
-        xm = xa[x : x + M * K_].reshape((M, K_))
-        wm = ya[y : y + N * K_].reshape((N, K_))
-        om = vals[o : o + M * N].reshape((M, N))
-        om[:, :] = np.dot(xm, wm.T)
+        linear_into(aux[a], aux[a + 1], aux[a + 2], xa, x, ya, y, vals, o, False)
         if code == K.LINEAR_BIAS:
             ba, b = _operand(vals, aux[a + 3], ext0, e0, ext1, e1)
-            for i in range(M):
-                for j in range(N):
-                    om[i, j] += ba[b + j]
+            add_bias(vals, o, aux[a], aux[a + 2], ba, b)
     elif code == K.LOG_SOFTMAX:
         _log_softmax(xa, vals, aux[a], aux[a + 1], aux[a + 2], o, x)
     elif code == K.CROSS_ENTROPY:

@@ -156,13 +156,68 @@ def _elementwise_run(rows, attrs, vals, first, end, lo, hi, ext0, e0, ext1, e1):
 
 @njit(inline="always", **KERNEL)
 def _row_block(rows, attrs, vals, r, lo, hi, ext0, e0, ext1, e1):
-    """Elements ``lo:hi`` of elementwise row ``r``; the common opcodes as loops of their own (they vectorize),
+    """Elements ``lo:hi`` of elementwise row ``r``, its operands read from the arena, or from the extern slots
+    where they lie there (a separate path: resolving arrays per row costs a small row twice its time)."""
+    if e0 < 0 and e1 < 0:
+        _row_block_arena(rows, attrs, vals, r, lo, hi)
+        return
+    xa, x = _operand(vals, rows[r, 2], ext0, e0, ext1, e1)
+    ya, y = _operand(vals, rows[r, 3], ext0, e0, ext1, e1)
+    _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y)
+
+
+@njit(inline="always", **KERNEL)
+def _row_block_arena(rows, attrs, vals, r, lo, hi):
+    """Elements ``lo:hi`` of elementwise row ``r`` whose operands are all in the arena (no extern slot: the
+    path of small rows, kept apart from ``_block``, whose separate operand arrays cost LLVM its aliasing
+    knowledge and a small row about 45% more); the common opcodes as loops of their own (they vectorize),
     the others through ``pointwise``'s per-element values."""
     code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
-    xa, x = _operand(vals, rows[r, 2], ext0, e0, ext1, e1)
+    x = rows[r, 2]
     if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-        ya, y = _operand(vals, rows[r, 3], ext0, e0, ext1, e1)
+        y = rows[r, 3]
+        if code == K.ADD:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] + vals[y + i]
+        elif code == K.SUB:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] - vals[y + i]
+        elif code == K.MUL:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] * vals[y + i]
+        elif code == K.DIV:
+            for i in range(lo, hi):
+                vals[o + i] = vals[x + i] / vals[y + i]
+        else:
+            for i in range(lo, hi):
+                vals[o + i] = binary_value(code, vals[x + i], vals[y + i])
+        return
+    a0 = attrs[r, 0]
+    a1 = attrs[r, 1]
+    if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
+        trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
+    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i] * a0
+    elif code == K.AFFINE and a0 == 1.0:
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i] + a1
+    elif code == K.COPY:
+        for i in range(lo, hi):
+            vals[o + i] = vals[x + i]
+    else:
+        for i in range(lo, hi):
+            vals[o + i] = unary_value(code, vals[x + i], a0, a1)
+
+
+@njit(inline="always", **KERNEL)
+def _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y):
+    """Elements ``lo:hi`` of elementwise row ``r`` (operands ``xa`` at ``x``, ``ya`` at ``y``); the common
+    opcodes as loops of their own (they vectorize), the others through ``pointwise``'s per-element values."""
+    code = rows[r, 0] & K.CODE_MASK
+    o = rows[r, 1]
+    if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
         if code == K.ADD:
             for i in range(lo, hi):
                 vals[o + i] = xa[x + i] + ya[y + i]

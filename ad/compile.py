@@ -20,8 +20,12 @@ Data structures:
   ``imports`` ``[(offset, size, source)]`` (what to copy in before the kernel runs), ``externs``, ``nodes``
   (one ``_Node`` per recorded result tensor: where it lives, its op, its operands as references) and the
   output structure. A reference is ``("n", k)`` (node k of this call), ``("a", k)`` (tensor argument k of
-  this call) or ``("e", tensor)`` (a tensor from outside ``fn``: a parameter, a captured constant; read at
-  each call).
+  this call), ``("b", k, shape)`` (a broadcast of argument k), ``("k", values)`` (a constant a factory made
+  inside ``fn``: re-created from the recorded values, which both recordings must agree on) or ``("e",
+  tensor)`` (a tensor from outside ``fn``: a parameter, a captured constant; read at each call). ``imports``
+  splits into ``copies`` (copied into the arena at each call) and ``externs_in``: imports of
+  ``tape.BIG_ROW`` elements or more, which the kernel reads where they are (``kernels/replay.py``'s extern
+  slots; an eager tape leaves them out of its arena too).
 
 Correct by construction: a signature is replayed only after two recording calls produced the same rows
 and read the same outside tensors (so a tensor that ``fn`` computes without recording, from its inputs, is
@@ -325,6 +329,11 @@ class _Recorder:
     def __init__(self):
         self.reason = None
         self.target_reads = []  # (target, its int64 indices, ignore_index) of each single-row cross_entropy
+        self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
+
+    def created(self, t):
+        data = t._data
+        self.made[id(data if data.base is None else _root(data))] = data
 
     def value_read(self, what):
         if self.reason is None:
@@ -336,6 +345,13 @@ class _Recorder:
 
     def targets(self, target, t64, ignore_index):
         self.target_reads.append((target, t64, ignore_index))
+
+
+def _root(a):
+    """The array that owns ``a``'s memory."""
+    while a.base is not None and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 def _user_line():
@@ -381,6 +397,8 @@ class _Template:
         "import_index",
         "import_flat",
         "segments",
+        "copies",
+        "externs_in",
     )
 
     def finish(self):
@@ -415,38 +433,47 @@ class _Template:
                 flags[r] = replay.FLAG_FUSED
             prev_code, prev_out, prev_n = code, out, n
         self.flags = flags
-        # the rows in stretches: ("k", start, stop) for one kernel call, ("p", first, end, n) for a fused
-        # elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n) for a big
-        # transcendental row
+        reads, self.externs_in = self._extern_slots(words, codes)
+        # the rows in stretches: ("k", start, stop, slots) for one kernel call, ("p", first, end, n, slots) for a
+        # fused elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n, slots)
+        # for a big transcendental row; ``slots``: the big imports (indices into ``externs_in``, at most two)
+        # that the stretch reads in place (kernels/replay.py's extern slots)
         from .parallel import PARALLEL_MIN
 
         segments = []
-        r = 0
-        start = 0
+        r = start = 0
+        slots = set()
         while r < self.nrows:
             n = sizes[r]
-            if r in ufunc_rows:
+            if r in ufunc_rows or (
+                n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r] & replay.FLAG_SKIP
+            ):
                 if start < r:
-                    segments.append(("k", start, r))
-                segments.append(("u", r, ufunc_rows[r], n))
-                start = r = r + 1
+                    segments.append(("k", start, r, tuple(sorted(slots))))
+                if r in ufunc_rows:
+                    segments.append(("u", r, ufunc_rows[r], n, tuple(reads[r])))
+                    start = r = r + 1
+                else:
+                    end, run = r + 1, set(reads[r])
+                    while end < self.nrows and flags[end] & replay.FLAG_FUSED and len(run | reads[end]) <= 2:
+                        run |= reads[end]
+                        end += 1
+                    segments.append(("p", r, end, n, tuple(sorted(run))))
+                    start = r = end
+                slots = set()
                 continue
-            if n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r]:
-                end = r + 1
-                while end < self.nrows and flags[end] & replay.FLAG_FUSED:
-                    end += 1
-                if start < r:
-                    segments.append(("k", start, r))
-                segments.append(("p", r, end, n))
-                start = r = end
-                continue
+            if len(slots | reads[r]) > 2:
+                segments.append(("k", start, r, tuple(sorted(slots))))
+                start, slots = r, set()
+            slots |= reads[r]
             r += 1
         if start < self.nrows:
-            segments.append(("k", start, self.nrows))
+            segments.append(("k", start, self.nrows, tuple(sorted(slots))))
         self.segments = segments
         self.import_index = None
-        if len(self.imports) >= 16 and all(src[0] != "b" for _, _, src in self.imports):
-            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in self.imports])
+        copies = self.copies
+        if len(copies) >= 16 and all(src[0] in "ae" for _, _, src in copies):
+            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()
         stack = [r[1] for refs in self.hook_rows.values() for r in refs if r is not None and r[0] == "n"]
@@ -459,6 +486,45 @@ class _Template:
             stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
             stack.extend(_ctx_nodes(nd.ctx))
         self.eager_nodes = sorted(eager)
+
+    def _extern_slots(self, words, codes):
+        """Which imports the replay reads in place instead of copying (``externs_in``: ``[(off, n, src)]``, the
+        big ones, as eager tapes leave them out of the arena too), and per row the set of them it reads (indices
+        into ``externs_in``); sets ``copies``, the imports copied into the arena at each call. A row reads at
+        most two in place (the kernel's two extern slots): a third one it reads is copied."""
+        from bisect import bisect_right
+
+        from kernels import replay
+
+        big = [k for k, (_, n, _) in enumerate(self.imports) if n >= _tape.BIG_ROW]
+        starts = [self.imports[k][0] for k in big]
+        aux = self.aux
+        found = []
+        for r in range(self.nrows):
+            code = codes[r]
+            if code == K.SAVED_INPUT or code == K.SAVED_RESULT or not big:
+                found.append(())
+                continue
+            offs = [int(words[r, 2])]
+            if replay.is_binary(code) or code in (K.MATMUL, K.LINEAR, K.LINEAR_BIAS):
+                offs.append(int(words[r, 3]))
+            if code == K.LINEAR_BIAS:
+                offs.append(int(aux[int(words[r, 5]) + 3]))
+            hit = []
+            for off in offs:
+                j = bisect_right(starts, off) - 1
+                if j >= 0 and off < starts[j] + self.imports[big[j]][1] and big[j] not in hit:
+                    hit.append(big[j])
+            found.append(hit)
+        copied = set()
+        for hit in found:
+            kept = [k for k in hit if k not in copied]
+            copied.update(kept[2:])
+        in_place = [k for k in big if k not in copied]
+        slot = {k: j for j, k in enumerate(in_place)}
+        self.copies = [imp for k, imp in enumerate(self.imports) if k not in slot]
+        reads = [frozenset(slot[k] for k in hit if k in slot) for hit in found]
+        return reads, [self.imports[k] for k in in_place]
 
 
 def _build(result, tensors, rec, first_id, last_id):
@@ -498,7 +564,7 @@ def _build(result, tensors, rec, first_id, last_id):
     imports = []
     for off, _row, t, _version in T.imports.values():
         t = _tape.held(t)  # (a recorded tensor of another tape is held weakly; it is alive: the outputs read it)
-        ref = _source(t, tensors, arg_index)
+        ref = _source(t, tensors, arg_index, rec.made)
         ref_of[id(t)] = ref
         imports.append((off, t._data.size, ref))
     imports.sort(key=lambda item: item[0])
@@ -537,9 +603,12 @@ def _build(result, tensors, rec, first_id, last_id):
         r = ref_of.get(id(t))
         if r is None:
             k = arg_index.get(id(t))
-            if k is None:
-                raise _Unsupported("an op reads a tensor the function made without recording it")
-            r = ("a", k)
+            if k is not None:
+                return ("a", k)
+            if t._tape is None and not t._rg and id(_root(t._data)) in rec.made:  # (imported only broadcast)
+                r = ref_of[id(t)] = ("k", np.array(t._data))
+                return r
+            raise _Unsupported("an op reads a tensor the function made without recording it")
         return r
 
     targets = []
@@ -602,13 +671,17 @@ def _build(result, tensors, rec, first_id, last_id):
     return tpl
 
 
-def _source(t, tensors, arg_index):
+def _source(t, tensors, arg_index, made):
     """How a later call finds the tensor that the recording imported as ``t``: an argument, a broadcast of
-    one (operands are broadcast before they are imported), or ``t`` itself (a tensor from outside)."""
+    one (operands are broadcast before they are imported), a constant that a factory made inside ``fn``
+    (``("k", values)``: re-created from the recorded values, which the second recording must reproduce), or
+    ``t`` itself (a tensor from outside)."""
     k = arg_index.get(id(t))
     if k is not None:
         return ("a", k)
     data = t._data
+    if made and not t._rg and t._tape is None and id(_root(data)) in made:
+        return ("k", np.array(data))
     if data.base is not None and 0 in data.strides:
         for k, a in enumerate(tensors):
             try:
@@ -694,8 +767,9 @@ def _differs(a, b):
         x[0] != y[0] or not _same_ref(x[2], y[2]) for x, y in zip(a.imports, b.imports)
     ):
         return (
-            "it reads a tensor that it creates itself without recording it (a constant made inside the function, "
-            "or a computation on tensors that do not require grad); pass it as an argument"
+            "it reads a tensor that it creates itself without recording it (a computation on tensors that do not "
+            "require grad, or a constant made inside the function whose values change from call to call); pass "
+            "it as an argument"
         )
     if [(t[3][0] if t[3][0] != "c" else "c") for t in a.targets] != [t[3][0] for t in b.targets]:
         return "cross_entropy's class indices come from different places"
@@ -709,6 +783,9 @@ def _same_ref(x, y):
         return False
     if x[0] == "e":
         return x[1] is y[1]
+    if x[0] == "k":
+        a, b = x[1], y[1]
+        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
     return x == y
 
 
@@ -759,8 +836,8 @@ def _replay(tpl, tensors):
     aux_q.frombytes(aux.tobytes())
     tape.aux = aux_q
     values = tape.values
-    tape_ref = weakref.ref(tape)
-    imports = tpl.imports
+    tape_ref = tape.ref
+    imports = tpl.copies
     if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
         sources = [tensors[src[1]] if src[0] == "a" else src[1] for _, _, src in imports]
         if tpl.import_flat:
@@ -771,22 +848,47 @@ def _replay(tpl, tensors):
         sources = []
         for off, n, src in imports:
             kind = src[0]
+            if kind == "k":
+                values[off : off + n] = src[1].reshape(-1)
+                sources.append(None)  # (nothing outside can change a constant in place)
+                continue
             t = tensors[src[1]] if kind != "e" else src[1]
             data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
             values[off : off + n] = data.reshape(-1)
             sources.append(t)
     for t, (off, _, _) in zip(sources, imports):
+        if t is None:
+            continue
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
+    slots = []  # (array, arena offset) of each big import read in place (kernels/replay.py's extern slots)
+    for off, _, src in tpl.externs_in:
+        kind = src[0]
+        t = None if kind == "k" else tensors[src[1]] if kind != "e" else src[1]
+        flat = (src[1] if t is None else t._data if kind != "b" else np.broadcast_to(t._data, src[2])).reshape(-1)
+        if flat.dtype != values.dtype or not flat.flags.c_contiguous or not flat.flags.writeable:
+            flat = np.array(flat, dtype=values.dtype)  # (the kernel's slots share the arena's array type)
+        slots.append((flat, off))
+        if t is None:
+            continue
+        if t._imports is None:
+            t._imports = []
+        t._imports.append((tape_ref, off))
     rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
+    none = (values[:0], -1)
     for seg in tpl.segments:
+        used = seg[-1]
+        ext0, e0 = slots[used[0]] if used else none
+        ext1, e1 = slots[used[1]] if len(used) > 1 else none
         if seg[0] == "k":
-            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2])
+            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2], ext0, e0, ext1, e1)
         elif seg[0] == "p":
-            parallel.run(seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2]))
+            parallel.run(
+                seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2], ext0, e0, ext1, e1)
+            )
         else:
-            _ufunc_row(values, rows, seg[1], seg[2], seg[3])
+            _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:
@@ -801,10 +903,11 @@ def _replay(tpl, tensors):
     return _out_value(tpl.out, state.resolve)
 
 
-def _ufunc_row(values, rows, r, ufunc, n):
-    """Row ``r``'s output region = ``ufunc`` of its operand's, in chunks across threads (as the eager op)."""
+def _ufunc_row(values, rows, r, ufunc, n, operand):
+    """Row ``r``'s output region = ``ufunc`` of its operand's (``operand``: its array, when it is read in place),
+    in chunks across threads (as the eager op)."""
     o, x = int(rows[r, 1]), int(rows[r, 2])
-    src, dst = values[x : x + n], values[o : o + n]
+    src, dst = values[x : x + n] if operand is None else operand, values[o : o + n]
     parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
 
 
@@ -864,6 +967,11 @@ class _ReplayState:
             got = self.broadcasts.get(r)
             if got is None:
                 got = self.broadcasts[r] = wrap_array(np.broadcast_to(self.tensors[r[1]]._data, r[2]))
+            return got
+        if kind == "k":  # a constant made inside fn: a new tensor of its values, as each eager call makes
+            got = self.broadcasts.get(id(r))
+            if got is None:
+                got = self.broadcasts[id(r)] = wrap_array(r[1].copy())
             return got
         return r[1]
 

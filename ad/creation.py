@@ -8,7 +8,7 @@ import builtins
 
 import numpy as np
 
-from .observe import value_read
+from .observe import created, value_read
 from .tensor import Tensor, device, wrap_array
 
 float32 = np.dtype(np.float32)
@@ -78,7 +78,9 @@ def _check_size(shape):
     return shape
 
 
-def _finish(arr, dtype, requires_grad, dev):
+def _finish(arr, dtype, requires_grad, dev, constant=True):
+    """The tensor of ``arr``; ``constant``: its values follow from the factory's arguments alone (what
+    ``ad.compile`` re-creates: ``observe.created``), not from memory it shares or leaves uninitialized."""
     cuda_dev = _cuda_target(dev)
     if dtype is not None:
         arr = arr.astype(np.dtype(dtype), copy=False)
@@ -93,7 +95,8 @@ def _finish(arr, dtype, requires_grad, dev):
         from .cuda.arrays import from_host
 
         return from_host(arr, cuda_dev, bool_(requires_grad))
-    return wrap_array(arr, bool_(requires_grad))
+    out = wrap_array(arr, bool_(requires_grad))
+    return created(out) if constant else out
 
 
 def _like_device(t, dev):
@@ -131,6 +134,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     if isinstance(data, Tensor):
         if data._dev is not None:
             return _on_device(data, dtype, bool_(requires_grad), device)
+        value_read("tensor() of a tensor")  # (a copy of its values: no constant for ad.compile to re-create)
         data = data._data
     if data is None:
         raise RuntimeError("Could not infer dtype of NoneType")
@@ -161,7 +165,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, np.ndarray):
         _check_array(data)
     arr = _check_array(np.asarray(data, dtype=np.dtype(dtype) if dtype is not None else None))
-    return _finish(arr, None, False, device)
+    return _finish(arr, None, False, device, constant=False)
 
 
 def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
@@ -203,7 +207,7 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _finish(np.empty(_shape(size), _default(dtype)), None, requires_grad, device)
+    return _finish(np.empty(_shape(size), _default(dtype)), None, requires_grad, device, constant=False)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -236,7 +240,11 @@ def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
 
 def empty_like(t, dtype=None, device=None, requires_grad=False):
     return _finish(
-        np.empty(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, _like_device(t, device)
+        np.empty(t.shape, np.dtype(dtype) if dtype else t.dtype),
+        None,
+        requires_grad,
+        _like_device(t, device),
+        constant=False,
     )
 
 

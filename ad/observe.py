@@ -7,6 +7,8 @@ from then on (replaying the tape would silently reuse the values of the recordin
 - ``observer.value_read(what)``: ``item()``, ``bool()``, ``tolist()``, ``numpy()``, ``__array__``, random
   draws, data-dependent shapes (``nonzero``, ``unique``, ``masked_select``, boolean-mask indexing).
 - ``observer.wrote(tensor)``: a tensor's version counter moved (any in-place change).
+- ``observer.created(tensor)``: a factory (``tensor``, ``zeros``, ``ones``, ``full``, ``arange``, ``linspace``,
+  ``eye`` and the ``*_like`` ones) made a new tensor: a constant the replay may re-create from its values.
 - ``observer.targets(target, t64, ignore_index)``: ``cross_entropy``'s single-row path read the class
   indices of ``target`` (the replay reads them again from the same source).
 
@@ -20,3 +22,10 @@ def value_read(what):
     """Tell the recording compiled function (if any) that a tensor value was read into Python by ``what``."""
     if observer is not None:
         observer.value_read(what)
+
+
+def created(t):
+    """Tell the recording compiled function (if any) that a factory made ``t``; returns ``t``."""
+    if observer is not None:
+        observer.created(t)
+    return t

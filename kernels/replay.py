@@ -19,6 +19,12 @@ Inputs are the tape's own arrays (``rows`` (R, 8), ``attrs`` (R, 2), ``aux``), t
 Runs of fused rows over big arrays are split into chunks across threads by ``forward_chunk`` (the caller
 passes a row range and an element range; the kernel releases the GIL).
 
+Extern slots: a big input or parameter (``tape.BIG_ROW`` elements or more) is not copied into ``vals`` (its
+region there stays unwritten, as in an eager tape, whose backward never reads it: big rows are swept from
+Python on the tensors' own arrays). Instead a kernel call takes up to two such arrays, ``ext0`` and
+``ext1``, with the arena offsets ``e0`` and ``e1`` of their regions (-1: the slot is unused); a read of an
+operand inside such a region reads the extern array (``_operand``).
+
 Values follow the CPU forward of the eager ops within rounding (``pointwise.unary_value`` /
 ``binary_value`` are the per-element formulas; reductions sum in a different order than numpy's pairwise
 sums, matmuls call the same BLAS through ``np.dot``).
@@ -33,6 +39,7 @@ from numba.extending import overload
 from . import opcodes as K
 from . import pointwise
 from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward
+from .forward_rows import add_bias, linear_into, linear_row, matmul_into
 
 
 # numba's CPU target has no ``math.fmod`` (its CUDA target has): give it numpy's, for ``pointwise.fmod_value``
@@ -92,9 +99,21 @@ def _is_unary(code):
     return (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST)
 
 
+@njit(inline="always", **KERNEL)
+def _operand(vals, off, ext0, e0, ext1, e1):
+    """``(array, offset)`` to read the operand at arena offset ``off`` from: an extern slot's array when ``off``
+    falls in its region, else the arena."""
+    if e0 >= 0 and off >= e0 and off < e0 + ext0.shape[0]:
+        return ext0, off - e0
+    if e1 >= 0 and off >= e1 and off < e1 + ext1.shape[0]:
+        return ext1, off - e1
+    return vals, off
+
+
 @njit(**KERNEL)
-def forward_sweep(rows, attrs, aux, vals, flags, start, stop):
-    """Recompute rows ``start..stop-1`` of a tape into ``vals``, in recording order."""
+def forward_sweep(rows, attrs, aux, vals, flags, start, stop, ext0, e0, ext1, e1):
+    """Recompute rows ``start..stop-1`` of a tape into ``vals``, in recording order (big operands read from
+    the extern slots: see the module docstring)."""
     r = start
     while r < stop:
         f = flags[r]
@@ -107,37 +126,51 @@ def forward_sweep(rows, attrs, aux, vals, flags, start, stop):
             end = r + 1
             while end < stop and (flags[end] & FLAG_FUSED) != 0:
                 end += 1
-            _elementwise_run(rows, attrs, vals, r, end, 0, n)
+            _elementwise_run(rows, attrs, vals, r, end, 0, n, ext0, e0, ext1, e1)
             r = end
             continue
-        _structural_row(rows, attrs, aux, vals, r, code, n, f)
+        _structural_row(rows, attrs, aux, vals, r, code, n, f, ext0, e0, ext1, e1)
         r += 1
 
 
 @njit(**KERNEL)
-def forward_chunk(rows, attrs, vals, first, end, lo, hi):
+def forward_chunk(rows, attrs, vals, first, end, ext0, e0, ext1, e1, lo, hi):
     """Elements ``lo:hi`` of the fused elementwise run of rows ``first..end-1`` (one thread's share)."""
-    _elementwise_run(rows, attrs, vals, first, end, lo, hi)
+    _elementwise_run(rows, attrs, vals, first, end, lo, hi, ext0, e0, ext1, e1)
 
 
 @njit(inline="always", **KERNEL)
-def _elementwise_run(rows, attrs, vals, first, end, lo, hi):
+def _elementwise_run(rows, attrs, vals, first, end, lo, hi, ext0, e0, ext1, e1):
     """Rows ``first..end-1``, all elementwise over the same number of elements, in blocks of ``BLOCK``
     elements: every row of the run over one block before the next block, so that each operand a row reads
     from the previous one is still in L1 (memory is read and written once per run, as one fused loop would,
     while each row's loop stays a plain one that vectorizes)."""
     if end == first + 1:
-        _row_block(rows, attrs, vals, first, lo, hi)
+        _row_block(rows, attrs, vals, first, lo, hi, ext0, e0, ext1, e1)
         return
     for blo in range(lo, hi, BLOCK):
         bhi = min(blo + BLOCK, hi)
         for r in range(first, end):
-            _row_block(rows, attrs, vals, r, blo, bhi)
+            _row_block(rows, attrs, vals, r, blo, bhi, ext0, e0, ext1, e1)
 
 
 @njit(inline="always", **KERNEL)
-def _row_block(rows, attrs, vals, r, lo, hi):
-    """Elements ``lo:hi`` of elementwise row ``r``; the common opcodes as loops of their own (they vectorize),
+def _row_block(rows, attrs, vals, r, lo, hi, ext0, e0, ext1, e1):
+    """Elements ``lo:hi`` of elementwise row ``r``, its operands read from the arena, or from the extern slots
+    where they lie there (a separate path: resolving arrays per row costs a small row twice its time)."""
+    if e0 < 0 and e1 < 0:
+        _row_block_arena(rows, attrs, vals, r, lo, hi)
+        return
+    xa, x = _operand(vals, rows[r, 2], ext0, e0, ext1, e1)
+    ya, y = _operand(vals, rows[r, 3], ext0, e0, ext1, e1)
+    _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y)
+
+
+@njit(inline="always", **KERNEL)
+def _row_block_arena(rows, attrs, vals, r, lo, hi):
+    """Elements ``lo:hi`` of elementwise row ``r`` whose operands are all in the arena (no extern slot: the
+    path of small rows, kept apart from ``_block``, whose separate operand arrays cost LLVM its aliasing
+    knowledge and a small row about 45% more); the common opcodes as loops of their own (they vectorize),
     the others through ``pointwise``'s per-element values."""
     code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
@@ -178,17 +211,56 @@ def _row_block(rows, attrs, vals, r, lo, hi):
             vals[o + i] = unary_value(code, vals[x + i], a0, a1)
 
 
-@njit(**KERNEL)
-def _structural_row(rows, attrs, aux, vals, r, code, n, f):
+@njit(inline="always", **KERNEL)
+def _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y):
+    """Elements ``lo:hi`` of elementwise row ``r`` (operands ``xa`` at ``x``, ``ya`` at ``y``); the common
+    opcodes as loops of their own (they vectorize), the others through ``pointwise``'s per-element values."""
+    code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
-    x = rows[r, 2]
-    y = rows[r, 3]
+    if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+        if code == K.ADD:
+            for i in range(lo, hi):
+                vals[o + i] = xa[x + i] + ya[y + i]
+        elif code == K.SUB:
+            for i in range(lo, hi):
+                vals[o + i] = xa[x + i] - ya[y + i]
+        elif code == K.MUL:
+            for i in range(lo, hi):
+                vals[o + i] = xa[x + i] * ya[y + i]
+        elif code == K.DIV:
+            for i in range(lo, hi):
+                vals[o + i] = xa[x + i] / ya[y + i]
+        else:
+            for i in range(lo, hi):
+                vals[o + i] = binary_value(code, xa[x + i], ya[y + i])
+        return
+    a0 = attrs[r, 0]
+    a1 = attrs[r, 1]
+    if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
+        trig_forward(code, xa[x + lo : x + hi], vals[o + lo : o + hi])
+    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+        for i in range(lo, hi):
+            vals[o + i] = xa[x + i] * a0
+    elif code == K.AFFINE and a0 == 1.0:
+        for i in range(lo, hi):
+            vals[o + i] = xa[x + i] + a1
+    elif code == K.COPY:
+        for i in range(lo, hi):
+            vals[o + i] = xa[x + i]
+    else:
+        for i in range(lo, hi):
+            vals[o + i] = unary_value(code, xa[x + i], a0, a1)
+
+
+@njit(**KERNEL)
+def _structural_row(rows, attrs, aux, vals, r, code, n, f, ext0, e0, ext1, e1):
+    o = rows[r, 1]
+    xa, x = _operand(vals, rows[r, 2], ext0, e0, ext1, e1)
+    ya, y = _operand(vals, rows[r, 3], ext0, e0, ext1, e1)
     a = rows[r, 5]
     a0 = attrs[r, 0]
-    if code == K.GATHER_STRIDED:
-        ndim = aux[a]
-        for i in range(n):
-            vals[o + i] = vals[x + strided_offset(i, aux, a, ndim)]
+    if code == K.GATHER_STRIDED or code == K.SUM_ALL:
+        linear_row(code, aux, a, n, a0, xa, x, vals, o)
     elif code == K.SCATTER_STRIDED:
         if f & FLAG_ZERO:
             for i in range(n):
@@ -198,49 +270,26 @@ def _structural_row(rows, attrs, aux, vals, r, code, n, f):
         for k in range(ndim):
             nx *= aux[a + 2 + k]
         for i in range(nx):
-            vals[o + strided_offset(i, aux, a, ndim)] += a0 * vals[x + i]
-    elif code == K.SUM_ALL:
-        total = 0.0
-        for i in range(a):
-            total += vals[x + i]
-        vals[o] = a0 * total
+            vals[o + strided_offset(i, aux, a, ndim)] += a0 * xa[x + i]
     elif code == K.MATMUL:
-        B = aux[a]
-        M = aux[a + 1]
-        K_ = aux[a + 2]
-        N = aux[a + 3]
-        xbs = aux[a + 4]
-        ybs = aux[a + 5]
-        for b in range(B):
-            xb = vals[x + b * xbs : x + b * xbs + M * K_].reshape((M, K_))
-            yb = vals[y + b * ybs : y + b * ybs + K_ * N].reshape((K_, N))
-            ob = vals[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
-            ob[:, :] = np.dot(xb, yb)
+        matmul_into(aux, a, xa, x, ya, y, vals, o, False)
     elif code == K.LINEAR or code == K.LINEAR_BIAS:
-        M = aux[a]
-        K_ = aux[a + 1]
-        N = aux[a + 2]
-        xm = vals[x : x + M * K_].reshape((M, K_))
-        wm = vals[y : y + N * K_].reshape((N, K_))
-        om = vals[o : o + M * N].reshape((M, N))
-        om[:, :] = np.dot(xm, wm.T)
+        linear_into(aux[a], aux[a + 1], aux[a + 2], xa, x, ya, y, vals, o, False)
         if code == K.LINEAR_BIAS:
-            b = aux[a + 3]
-            for i in range(M):
-                for j in range(N):
-                    om[i, j] += vals[b + j]
+            ba, b = _operand(vals, aux[a + 3], ext0, e0, ext1, e1)
+            add_bias(vals, o, aux[a], aux[a + 2], ba, b)
     elif code == K.LOG_SOFTMAX:
-        _log_softmax(vals, aux[a], aux[a + 1], aux[a + 2], o, x)
+        _log_softmax(xa, vals, aux[a], aux[a + 1], aux[a + 2], o, x)
     elif code == K.CROSS_ENTROPY:
         M = aux[a]
         C = aux[a + 1]
-        vals[o] = cross_entropy_forward(vals[x : x + M * C].reshape((M, C)), aux[a + 2 : a + 2 + M])
+        vals[o] = cross_entropy_forward(xa[x : x + M * C].reshape((M, C)), aux[a + 2 : a + 2 + M])
     elif code == K.PROD or code == K.AMAX or code == K.AMIN:
-        _group(code, vals, aux, a, o, x, n)
+        _group(code, xa, vals, aux, a, o, x, n)
 
 
 @njit(**KERNEL)
-def _log_softmax(vals, outer, size, inner, o, x):
+def _log_softmax(xa, vals, outer, size, inner, o, x):
     """``x - max - log(sum(exp(x - max)))`` along the middle axis of an (outer, size, inner) layout (a
     non-finite max shifts by 0, as the eager op)."""
     for i in range(outer):
@@ -248,22 +297,22 @@ def _log_softmax(vals, outer, size, inner, o, x):
             base = i * size * inner + k
             m = -math.inf
             for j in range(size):
-                v = vals[x + base + j * inner]
+                v = xa[x + base + j * inner]
                 if v > m or v != v:
                     m = v
             if not math.isfinite(m):
                 m = 0.0
             s = 0.0
             for j in range(size):
-                s += math.exp(vals[x + base + j * inner] - m)
+                s += math.exp(xa[x + base + j * inner] - m)
             ls = math.log(s)
             for j in range(size):
                 e = base + j * inner
-                vals[o + e] = (vals[x + e] - m) - ls
+                vals[o + e] = (xa[x + e] - m) - ls
 
 
 @njit(**KERNEL)
-def _group(code, vals, aux, a, o, x, nout):
+def _group(code, xa, vals, aux, a, o, x, nout):
     """prod / amax / amin over groups (the group of x element i: ``strided_offset(i)``); NaN propagates."""
     ndim = aux[a]
     nx = 1
@@ -274,7 +323,7 @@ def _group(code, vals, aux, a, o, x, nout):
         vals[o + j] = init
     for i in range(nx):
         j = o + strided_offset(i, aux, a, ndim)
-        v = vals[x + i]
+        v = xa[x + i]
         if code == K.PROD:
             vals[j] *= v
         elif code == K.AMAX:

@@ -48,9 +48,9 @@ from .cpu import (
     binary_partial_x,
     binary_partial_y,
     needed_reads,
-    strided_offset,
     unary_partial,
 )
+from .forward_rows import add_bias, linear_into, linear_row, matmul_into
 from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv
 
 UNSUPPORTED = 3  # status[0]: row status[1] has no compiled second-order rule
@@ -552,44 +552,17 @@ def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop
         elif code == K.WHERE:
             for i in range(n):
                 tvals[o + i] = tvals[x + i] if vals[a + i] != 0 else tvals[y + i]
-        elif code == K.GATHER_STRIDED:
-            ndim = aux[a]
-            for i in range(n):
-                tvals[o + i] = tvals[x + strided_offset(i, aux, a, ndim)]
-        elif code == K.GATHER_MAP:
-            for i in range(n):
-                tvals[o + i] = tvals[x + aux[a + 1 + i]]
-        elif code == K.SUM_ALL:
-            total = 0.0
-            for i in range(a):
-                total += tvals[x + i]
-            tvals[o] = a0 * total
-        elif code == K.MATMUL:
-            B = aux[a]
-            M = aux[a + 1]
-            K_ = aux[a + 2]
-            N = aux[a + 3]
-            for b in range(B):
-                xb0 = x + b * aux[a + 4]
-                yb0 = y + b * aux[a + 5]
-                xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
-                yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
-                txb = tvals[xb0 : xb0 + M * K_].reshape((M, K_))
-                tyb = tvals[yb0 : yb0 + K_ * N].reshape((K_, N))
-                tvals[o + b * M * N : o + (b + 1) * M * N] = (np.dot(txb, yb) + np.dot(xb, tyb)).reshape(-1)
+        elif code == K.GATHER_STRIDED or code == K.GATHER_MAP or code == K.SUM_ALL:  # linear: the row's own map
+            linear_row(code, aux, a, n, a0, tvals, x, tvals, o)
+        elif code == K.MATMUL:  # bilinear: d(x y) = tx y + x ty
+            matmul_into(aux, a, tvals, x, vals, y, tvals, o, False)
+            matmul_into(aux, a, vals, x, tvals, y, tvals, o, True)
         elif code == K.LINEAR or code == K.LINEAR_BIAS:
             M = aux[a]
             K_ = aux[a + 1]
             N = aux[a + 2]
-            xv = vals[x : x + M * K_].reshape((M, K_))
-            yv = vals[y : y + N * K_].reshape((N, K_))
-            tx = tvals[x : x + M * K_].reshape((M, K_))
-            ty = tvals[y : y + N * K_].reshape((N, K_))
-            res = np.dot(tx, yv.T) + np.dot(xv, ty.T)
+            linear_into(M, K_, N, tvals, x, vals, y, tvals, o, False)
+            linear_into(M, K_, N, vals, x, tvals, y, tvals, o, True)
             if code == K.LINEAR_BIAS:
-                b = aux[a + 3]
-                for i in range(M):
-                    for j in range(N):
-                        res[i, j] += tvals[b + j]
-            tvals[o : o + M * N] = res.reshape(-1)
+                add_bias(tvals, o, M, N, tvals, aux[a + 3])
     return 0

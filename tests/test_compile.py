@@ -249,7 +249,7 @@ def fallback_cases():
         "numpy": lambda x: (x * w).sum() + float(x.numpy()[0]),
         "mask": lambda x: (x * w)[x > 0].sum(),
         "random": lambda x: F.dropout(x * w, 0.5).sum(),
-        "constant made inside": lambda x: (x * w * ad.tensor([1.0, 2.0, 3.0, 4.0])).sum(),
+        "tensor of a tensor": lambda x: (x * w * ad.tensor(x)).sum(),
         "untracked computation": lambda x: (w * (x * 2.0)).sum(),
         "in place": lambda x: (w * x.mul_(1.0)).sum(),
     }, w
@@ -410,3 +410,91 @@ def test_unhashable_argument_warns_once_and_same_tensor_twice_is_its_own_signatu
     y = g(a, b)  # recorded with one tensor passed twice: another signature, not a wrong replay
     close(y, (a * b * w).sum())
     assert len(g.cache) == 2
+
+
+def test_big_inputs_and_parameters_are_read_in_place():
+    """Inputs of ``BIG_ROW`` elements or more are not copied into the replay's arena (extern slots): a big
+    weight read by linear, a broadcast big input, four big inputs read by one fused run (more than a kernel
+    call's two slots), and an in-place change of a big input after the forward still raises at backward."""
+    n = ad.tape.BIG_ROW + 100
+    w = ad.tensor(RNG.standard_normal((n // 64, 64)) * 0.1, requires_grad=True)
+    b = ad.tensor(RNG.standard_normal(n // 64), requires_grad=True)
+
+    def f(x, row, a, c, d):
+        h = ad.tanh(F.linear(x, w, b)).sum()
+        return h + (row * a + c * d).sum() + (a * 0.5).sum()
+
+    def inputs():
+        return (
+            ad.tensor(RNG.standard_normal((3, 64))),
+            ad.tensor(RNG.standard_normal((1, n))),
+            ad.tensor(RNG.standard_normal((2, n)), requires_grad=True),
+            ad.tensor(RNG.standard_normal((2, n))),
+            ad.tensor(RNG.standard_normal((2, n)), requires_grad=True),
+        )
+
+    cf = ad.compile(f)
+    for _ in range(4):
+        args = inputs()
+        y = cf(*args)
+        g = grads_of(y, [w, b, args[2], args[4]])
+        y_ref = f(*args)
+        close(y, y_ref)
+        for p, q in zip(g, grads_of(y_ref, [w, b, args[2], args[4]])):
+            close(p, q)
+    assert replayed(y)
+    tpl = next(iter(cf.cache.values())).template
+    assert len(tpl.externs_in) >= 4 and all(n_ >= ad.tape.BIG_ROW for _, n_, _ in tpl.externs_in)
+    for y in (cf(*args), f(*args)):  # c is read by d's gradient: changed in place, replay raises as eager does
+        with ad.no_grad():
+            args[3].mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()
+
+
+def test_constants_made_inside_fn_are_re_created():
+    """Factories inside ``fn`` (tensor, zeros, ones, full, arange, linspace, eye, *_like) make constants the
+    replay re-creates from the recorded values: broadcast ones, big ones (read in place), and ones in ctx."""
+    w = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+    n = ad.tape.BIG_ROW + 10
+
+    def f(x, big):
+        y = x * w * ad.tensor([1.0, 2.0, 3.0, 4.0]) + ad.arange(4.0)
+        y = y * ad.tensor(2.0) - ad.ones_like(x) + ad.zeros(4)
+        y = ad.matmul(ad.eye(4), ad.sin(y)) + ad.linspace(0.0, 1.0, 4)
+        return (y * ad.full((4,), 0.25)).sum() + (big * w[0] * ad.ones(n)).sum()
+
+    cf = ad.compile(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            x = ad.tensor(RNG.standard_normal(4))
+            big = ad.tensor(RNG.standard_normal(n))
+            w.grad = None
+            y = cf(x, big)
+            y.backward()
+            g = w.grad.numpy().copy()
+            w.grad = None
+            y_ref = f(x, big)
+            y_ref.backward()
+            close(y, y_ref)
+            close(g, w.grad)
+    assert replayed(y)
+    tpl = next(iter(cf.cache.values())).template
+    assert any(src[0] == "k" for _, _, src in tpl.externs_in)
+
+
+def test_constant_whose_values_change_between_recordings_runs_eagerly():
+    w = ad.tensor(RNG.standard_normal(4), requires_grad=True)
+    scale = [1.0]
+    fn = lambda x: (x * w * ad.full((4,), scale[0])).sum()  # noqa: E731
+    cf = ad.compile(fn)
+    x = ad.tensor(RNG.standard_normal(4))
+    cf(x)
+    scale[0] = 2.0
+    with pytest.warns(UserWarning, match="whose values change"):
+        cf(x)
+    scale[0] = 3.0
+    y = cf(x)
+    assert not replayed(y)
+    close(y, fn(x))

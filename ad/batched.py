@@ -5,10 +5,10 @@ graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena th
 
 - ``_BatchedTapeSweep.cot`` is ``(C, B)``: the one-VJP arena's slots, each holding B cotangents side by side
   (see ``kernels/batched.py`` for why this layout), compacted: ``cmap[off]`` is the row where the region at
-  value offset ``off`` starts, and big regions that never receive a cotangent (a constant weight matrix)
-  get none (``_layout``), so the arena is B times the differentiable part of the tape. It is zero-filled, so
-  every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents. ``live``,
-  ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
+  value offset ``off`` starts, and regions that never receive a cotangent (constant weights, biases, masks)
+  get none (``_layout``, cached per graph shape), so the arena is B times the differentiable part of the tape.
+  It is zero-filled, so every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents.
+  ``live``, ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
 - The compiled rows run in ``kernels.batched.reverse_sweep_batched``. Big rows (``tape.BIG_ROW``: matmul,
   linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one

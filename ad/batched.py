@@ -5,10 +5,10 @@ graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena th
 
 - ``_BatchedTapeSweep.cot`` is ``(C, B)``: the one-VJP arena's slots, each holding B cotangents side by side
   (see ``kernels/batched.py`` for why this layout), compacted: ``cmap[off]`` is the row where the region at
-  value offset ``off`` starts, and big regions that never receive a cotangent (a constant weight matrix)
-  get none (``_layout``), so the arena is B times the differentiable part of the tape. It is zero-filled, so
-  every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents. ``live``,
-  ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
+  value offset ``off`` starts, and regions that never receive a cotangent (constant weights, biases, masks)
+  get none (``_layout``, cached per graph shape), so the arena is B times the differentiable part of the tape.
+  It is zero-filled, so every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents.
+  ``live``, ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
 - The compiled rows run in ``kernels.batched.reverse_sweep_batched``. Big rows (``tape.BIG_ROW``: matmul,
   linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one
@@ -48,6 +48,7 @@ class _BatchedTapeSweep:
         "cmap",
         "starts",
         "bases",
+        "ends",
         "live",
         "visited",
         "start",
@@ -68,7 +69,7 @@ class _BatchedTapeSweep:
         self.plan = plan
         self.rows_view = None
         used = tape.used + 1
-        self.cmap, self.starts, self.bases, size = _layout(tape)
+        self.cmap, self.starts, self.bases, self.ends, size = _layout(tape)
         self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
         self.live = np.zeros(used, _UINT8)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
@@ -98,9 +99,10 @@ class _BatchedTapeSweep:
     def row_of(self, off):
         """The arena row of value offset ``off``, which may lie inside a region (a chunk of a big row)."""
         k = int(np.searchsorted(self.starts, off, "right")) - 1
-        if k < 0:
+        row = -1 if k < 0 else int(self.bases[k]) + off - int(self.starts[k])
+        if row < 0 or row >= self.ends[k]:  # a constant's region (no slots): never alias the next region's
             raise RuntimeError(f"internal error: offset {off} of tape {self.tape.id} has no cotangent slots")
-        return int(self.bases[k]) + off - int(self.starts[k])
+        return row
 
     def column_views(self):
         """One ``engine._TapeSweep`` per example, whose arena is column ``b`` of ``cot`` (the engine's
@@ -160,36 +162,78 @@ class _ColumnArena:
         self.s.cot[self._rows(key), self.b] = value
 
 
+# Codes whose compiled batched rule (``kernels/batched.py``) writes an operand's cotangent only where the row's
+# XRG / YRG bit is set: an operand of these rows without its bit (a constant weight, a mask) needs no slots.
+# Rows of other codes (strided / mapped gathers, groups, Python rows) may write to their operands regardless.
+_FLAGGED = np.zeros(K.CODE_MASK + 1, np.bool_)
+_FLAGGED[K.UNARY_FIRST : K.UNARY_LAST + 1] = True
+_FLAGGED[K.UNARY2_FIRST : K.UNARY2_LAST + 1] = True
+_FLAGGED[K.BINARY_FIRST : K.BINARY_LAST + 1] = True
+_FLAGGED[[K.WHERE, K.SUM_ALL, K.MATMUL, K.LINEAR, K.LINEAR_BIAS, K.LOG_SOFTMAX, K.CROSS_ENTROPY]] = True
+
+_LAYOUTS = {}  # graph shape (rows, aux, imports, big regions) -> _layout's result: a jacobian records the same
+_MAX_LAYOUTS = 16  # graph each call
+
+
 def _layout(tape):
-    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, rows)``.
+    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows)``.
 
     Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
-    imported tensors; a region runs to the next such offset. Big regions that no row sends a cotangent to get
-    no arena rows. ``cmap[off]`` (0 where no region starts) is the arena row of the region starting at ``off``.
+    imported tensors; a region runs to the next such offset. Only regions that can receive a cotangent get
+    arena rows: row outputs, imported tensors, operands whose XRG / YRG bit is set (or a bias that requires
+    grad), and every operand of a row whose rule does not look at those bits (``_FLAGGED``). Constants (weight
+    matrices, biases, masks that do not require grad) get none, so the arena to clear is B times the part of
+    the tape on the paths to the inputs. ``cmap[off]`` (0 where no region starts) is the arena row of the
+    region starting at ``off``; ``ends[k]`` the arena row past region ``k``'s (``bases[k]`` when it has none).
+    The result is cached by the graph's shape (rows, aux, imports, big regions), the same at each call of a
+    function that records the same graph (``functional.jacobian``); the arrays are only read.
     """
     words, _, aux = tape.arrays()
+    key = (
+        bytes(words),
+        aux.tobytes(),
+        tuple(off for _, off, _ in tape.externs),
+        tuple(tape.big_regions),
+        tape.used,
+    )
+    hit = _LAYOUTS.get(key)
+    if hit is not None:
+        return hit
     used = tape.used
     code = words[:, 0] & K.CODE_MASK
     xs, ys = words[:, 2], words[:, 3]
-    extra = [off for _, off, _ in tape.externs]
+    imports = [off for _, off, _ in tape.externs]
+    biases, rg_biases = [], []
     for r in np.flatnonzero(code == K.LINEAR_BIAS).tolist():  # the bias: a third operand, its offset in aux
-        extra.append(int(aux[words[r, 5] + 3]))
-    extra = np.array(extra, np.int64)
-    extra = extra[extra >= 0]
+        a = int(words[r, 5])
+        (rg_biases if aux[a + 5] else biases).append(int(aux[a + 3]))
+    named = np.array(imports + biases + rg_biases, np.int64)
+    named = named[named >= 0]
     big = np.array([off for off, _ in tape.big_regions], np.int64)
     masks = words[code == K.WHERE, 5]
-    starts = np.unique(np.concatenate([words[:, 1], xs[xs >= 0], ys[ys >= 0], masks, big, extra, [used]]))
+    starts = np.unique(np.concatenate([words[:, 1], xs[xs >= 0], ys[ys >= 0], masks, big, named, [used]]))
     sizes = np.diff(starts)
     starts = starts[:-1]
-    if big.size:
-        receivers = np.concatenate([words[:, 1], xs[(words[:, 0] & K.XRG) != 0], ys[(words[:, 0] & K.YRG) != 0], extra])
-        sizes[np.isin(starts, big) & ~np.isin(starts, receivers)] = 0
+    unflagged = ~_FLAGGED[code]
+    receivers = np.concatenate(
+        [
+            words[:, 1],
+            xs[((words[:, 0] & K.XRG) != 0) | unflagged],
+            ys[((words[:, 0] & K.YRG) != 0) | unflagged],
+            np.array(imports + rg_biases, np.int64),
+        ]
+    )
+    sizes[~np.isin(starts, receivers)] = 0
     bases = np.zeros(starts.shape[0], np.int64)
     np.cumsum(sizes[:-1], out=bases[1:])
     cmap = np.zeros(used + 1, np.int64)
     cmap[starts] = bases
     del words, aux
-    return cmap, starts, bases, int(sizes.sum()) + 1
+    result = (cmap, starts, bases, bases + sizes, int(sizes.sum()) + 1)
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.pop(next(iter(_LAYOUTS)))
+    _LAYOUTS[key] = result
+    return result
 
 
 def _unslot(block, t):

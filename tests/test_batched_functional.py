@@ -127,3 +127,45 @@ def test_retain_grad_inside_func_keeps_the_row_loop():
     assert kept[-1].grad is not None
     with pytest.raises(RuntimeError, match="retain_grad"):
         F.jacobian(f, ad.tensor(X), vectorize=True)
+
+
+def _wide_mlp(lib, params):
+    linear = lib.nn.functional.linear
+
+    def f(x):
+        h = lib.tanh(linear(x, params[0], params[1]))
+        h = lib.tanh(linear(h, params[2], params[3]))
+        return linear(h, params[4], params[5])
+
+    return f
+
+
+def test_wide_mlp_jacobian_matches_torch_and_the_loop_and_constants_get_no_slots():
+    """Issue 12's benchmark MLP (64 -> 128 -> 128 -> 64, a 128x128 weight past tape.BIG_ROW): the batched
+    sweep's Jacobian equals torch's and one grad() per output row; the constant weights and biases get no
+    batched cotangent slots (the arena is the tape less the constants), a weight that requires grad gets them."""
+    from ad.batched import _layout
+
+    rng = np.random.default_rng(12)
+    sizes = (64, 128, 128, 64)
+    arrays = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        arrays += [rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in), rng.standard_normal(fan_out) / 10.0]
+    x = rng.standard_normal(sizes[0])
+    params = [ad.tensor(a) for a in arrays]
+    f = _wide_mlp(ad, params)
+    j = F.jacobian(f, ad.tensor(x), vectorize=True)
+    tj = torch.autograd.functional.jacobian(
+        _wide_mlp(torch, [torch.tensor(a) for a in arrays]), torch.tensor(x), vectorize=True
+    )
+    np.testing.assert_allclose(_np(j), tj.numpy(), rtol=1e-12, atol=1e-12)
+    xr = ad.tensor(x, requires_grad=True)
+    out = f(xr)
+    rows = [ad.autograd.grad(out[i], xr, retain_graph=True)[0] for i in range(sizes[-1])]
+    np.testing.assert_allclose(_np(j), np.stack([_np(r) for r in rows]), rtol=1e-12, atol=1e-12)
+
+    constants = sum(a.size for a in arrays)
+    assert _layout(out._tape)[-1] - 1 == out._tape.used - constants
+    w = ad.tensor(arrays[0], requires_grad=True)
+    out = _wide_mlp(ad, [w] + params[1:])(xr)
+    assert _layout(out._tape)[-1] - 1 == out._tape.used - (constants - w.numel())

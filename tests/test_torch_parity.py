@@ -1135,6 +1135,14 @@ FIXED = [
         [0],
         ("backward", False),
     ),
+    # a custom Function that mark_dirty's a view, in forward mode: the base takes the view's new tangent (ad's
+    # base kept its old tangent; long profile, seed 6061)
+    Program(
+        [(0.0, True)],
+        [("op", "abs", [0]), ("op", "abs", [0]), ("view", "squeeze", 1), ("op", "abs", [0]), ("func", "dirty", 3)],
+        [0],
+        ("forward",),
+    ),
     # partial grads do not free the other branch
     Program(
         [([1.0], True), ([2.0], True)],

@@ -311,6 +311,11 @@ class Function:
             ctx._unchecked = unsaved_inputs(cls, ctx._saved, args)
         if levels:
             _forward_tangents(cls, ctx, args, outputs, tangents)
+            from ..views import sync_tangents
+
+            for d in ctx._dirty:  # a dirty view's new tangent reaches its base and the base's views (as methods')
+                if isinstance(d, Tensor) and d._vbase is not None:
+                    sync_tangents(d)
         return outputs[0] if single else tuple(outputs)
 
 

@@ -467,7 +467,7 @@ def test_conv_grad_fn_names():
 
 
 def test_conv_retained_graph_second_backward_recomputes_the_columns():
-    """The first backward takes the forward's columns; a second one (retain_graph) rebuilds them: same grads."""
+    """Each backward rebuilds the columns from the saved input: a second one (retain_graph) gives the same grads."""
     x = ad.tensor(_r(2, 4, 7, 6), requires_grad=True)
     w = ad.tensor(_r(6, 2, 3, 2), requires_grad=True)
     out = FA.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)

@@ -363,10 +363,14 @@ class _Convolution(Function):
 
     One sample at a time: its columns ``(C * taps, L)`` (a few hundred kB: they stay in the core's cache)
     are written by im2col and read at once by the GEMM ``W @ cols`` straight into the sample's output, so
-    no pass over memory transposes or copies a batch-sized buffer. Backward, per sample too: the weight's
-    gradient ``g_n @ cols_n.T`` summed over the batch, and the input's ``col2im(W.T @ g_n)`` from a buffer
-    in cache. Groups are a batch axis of each GEMM. With grad mode on (``create_graph=True``) the backward is
-    the same mathematics as ``ad`` ops (``_*_composite``), so it is differentiable again.
+    no pass over memory transposes or copies a batch-sized buffer. Backward, per sample too: the sample's
+    columns are written again into the same cached buffer (cheaper than keeping the batch's columns from the
+    forward: those are written to memory and read back from it, at twice the cost of an im2col from cache)
+    for the weight's gradient ``cols_n @ g_n.T`` summed over the batch, and the input's ``col2im(W.T @ g_n)``
+    from another cached buffer. Groups are a batch axis of each GEMM. Every step stays in the input's dtype
+    (float32 GEMMs are BLAS's sgemm, accumulating in float32 as torch's). With grad mode on
+    (``create_graph=True``) the backward is the same mathematics as ``ad`` ops (``_*_composite``), so it is
+    differentiable again.
     """
 
     _grad_fn_name = "ConvolutionBackward0"
@@ -381,18 +385,14 @@ class _Convolution(Function):
         rows, length = c * int(np.prod(kernel)), int(np.prod(spatial_out))
         out_c = weight.shape[0]
         w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, rows // groups)
-        # the columns are kept for the weight's gradient (the create_graph sweep recomputes them from x); the
-        # first backward takes them (see _columns)
-        keep = ctx.needs_input_grad[1]
-        cols = _scratch((n if keep else 1, rows, length), xd.dtype)
+        cols = _scratch((1, rows, length), xd.dtype)
         out = _scratch((n, out_c, length), xd.dtype)
         b = bias._data[:, None] if bias is not None else None
         x5 = xd.reshape(_as5d(xd.shape))
         for i in range(n if rows and length else 0):
-            ci = cols[i if keep else 0]
-            _sample_columns(x5, i, geom, ci)
+            _sample_columns(x5, i, geom, cols[0])
             oi = out[i]
-            np.matmul(w, ci.reshape(groups, rows // groups, length), out=oi.reshape(groups, out_c // groups, length))
+            np.matmul(w, cols.reshape(groups, rows // groups, length), out=oi.reshape(groups, out_c // groups, length))
             if b is not None:
                 oi += b
         if not (rows and length):
@@ -400,7 +400,6 @@ class _Convolution(Function):
             if b is not None:
                 out += b
         ctx.save_for_backward(x, weight)
-        ctx.cols = cols if keep else None
         ctx.geo = geo
         ctx.groups = groups
         ctx.has_bias = bias is not None
@@ -426,14 +425,17 @@ class _Convolution(Function):
         gd = gd.reshape(n, groups, out_c // groups, length)
         geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
         rows = x.shape[1] * int(np.prod(kernel))
+        work = n if rows and length else 0
         gx = gw = gb = None
         if need_w:
-            cols = _Convolution._columns(ctx, x)
+            x5 = np.ascontiguousarray(x._data).reshape(_as5d(x.shape))
+            cols = _scratch((rows, length), gd.dtype)
             # per sample (cols_n @ g_n.T): BLAS is faster with the long L axis as the inner product's
             acc = np.zeros((groups, rows // groups, out_c // groups), gd.dtype)
             part = np.empty_like(acc)
-            for i in range(n if rows and length else 0):
-                np.matmul(cols[i].reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part)
+            for i in range(work):
+                _sample_columns(x5, i, geom, cols)
+                np.matmul(cols.reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part)
                 acc += part
             gw = wrap_array(np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(weight.shape))
             del cols
@@ -445,30 +447,13 @@ class _Convolution(Function):
             image = _scratch(_as5d(x.shape), gd.dtype)
             for i in range(n):
                 image[i].fill(0)
-                if rows and length:
+                if work:
                     np.matmul(wt, gd[i], out=gcols[0].reshape(groups, rows // groups, length))
                     kconv.col2im(gcols, geom, image[i : i + 1])
             gx = wrap_array(image.reshape(x.shape))
         if need_b and ctx.has_bias:
             gb = wrap_array(gd.sum(axis=(0, 3)).reshape(out_c))
         return gx, gw, gb, None, None
-
-    @staticmethod
-    def _columns(ctx, x):
-        """The forward's columns (N, C * taps, L), handed over once: the graph may outlive its backward, and
-        columns left in ``ctx`` would keep their buffer from the pool for the next step. A second backward
-        (``retain_graph=True``) recomputes them from ``x``."""
-        cols, ctx.cols = ctx.cols, None
-        if cols is not None:
-            return cols
-        kernel, stride, padding, dilation = ctx.geo
-        xd = np.ascontiguousarray(x._data)
-        n, c, *spatial = xd.shape
-        geom, spatial_out = _geometry(spatial, kernel, stride, padding, dilation)
-        cols = _scratch((n, c * int(np.prod(kernel)), int(np.prod(spatial_out))), xd.dtype)
-        if cols.size:
-            kconv.im2col(xd.reshape(_as5d(xd.shape)), geom, cols)
-        return cols
 
     @staticmethod
     def jvp(ctx, tx, tw, tb, *_):

@@ -425,31 +425,34 @@ class _Convolution(Function):
         gd = gd.reshape(n, groups, out_c // groups, length)
         geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
         rows = x.shape[1] * int(np.prod(kernel))
-        work = n if rows and length else 0
         gx = gw = gb = None
+        # one pass over the samples, so that g_n is read from memory once for both gradients
         if need_w:
             x5 = np.ascontiguousarray(x._data).reshape(_as5d(x.shape))
             cols = _scratch((rows, length), gd.dtype)
-            # per sample (cols_n @ g_n.T): BLAS is faster with the long L axis as the inner product's
             acc = np.zeros((groups, rows // groups, out_c // groups), gd.dtype)
             part = np.empty_like(acc)
-            for i in range(work):
-                _sample_columns(x5, i, geom, cols)
-                np.matmul(cols.reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part)
-                acc += part
-            gw = wrap_array(np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(weight.shape))
-            del cols
         if need_x:
             wt = np.ascontiguousarray(
                 np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, -1).transpose(0, 2, 1)
             )  # (G, C / G * taps, O / G)
             gcols = _scratch((1, rows, length), gd.dtype)
             image = _scratch(_as5d(x.shape), gd.dtype)
-            for i in range(n):
+            if not (rows and length):
+                image.fill(0)
+        for i in range(n if rows and length else 0):
+            if need_w:  # cols_n @ g_n.T: BLAS is faster with the long L axis as the inner product's
+                _sample_columns(x5, i, geom, cols)
+                np.matmul(cols.reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part)
+                acc += part
+            if need_x:
+                np.matmul(wt, gd[i], out=gcols[0].reshape(groups, rows // groups, length))
                 image[i].fill(0)
-                if work:
-                    np.matmul(wt, gd[i], out=gcols[0].reshape(groups, rows // groups, length))
-                    kconv.col2im(gcols, geom, image[i : i + 1])
+                kconv.col2im(gcols, geom, image[i : i + 1])
+        if need_w:
+            gw = wrap_array(np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(weight.shape))
+            del cols
+        if need_x:
             gx = wrap_array(image.reshape(x.shape))
         if need_b and ctx.has_bias:
             gb = wrap_array(gd.sum(axis=(0, 3)).reshape(out_c))

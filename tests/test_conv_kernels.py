@@ -60,6 +60,60 @@ def test_function_dropped_output_gets_zero_cotangent():
     np.testing.assert_allclose(x.grad.numpy(), np.full(5, 3.0))
 
 
+def _im2col_reference(x, kernel, stride, padding, dilation):
+    """torch's unfold written out: one gather per kernel tap from the zero-padded image."""
+    n, c, *sp = x.shape
+    nd = len(sp)
+    out = [(s + 2 * p - d * (k - 1) - 1) // st + 1 for s, k, st, p, d in zip(sp, kernel, stride, padding, dilation)]
+    xp = np.pad(
+        x,
+        [(0, 0), (0, 0)] + [(p, p + d * k + st * o) for p, d, k, st, o in zip(padding, dilation, kernel, stride, out)],
+    )
+    taps = []
+    for tap in np.ndindex(*kernel):
+        index = tuple(slice(t * d, t * d + o * st, st) for t, d, o, st in zip(tap, dilation, out, stride))
+        taps.append(xp[(slice(None), slice(None)) + index].reshape(n, c, -1))
+    return np.stack(taps, 2).reshape(n, c * len(taps), -1), nd
+
+
+# (spatial, kernel, stride, padding, dilation): "same" padding at unit stride takes the kernels' run path;
+# the others (strides, uneven padding, a window reaching past the image's end) the per-row one
+_GEOMETRIES = [
+    ((7, 6), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((6, 5), (3, 5), (1, 1), (2, 4), (2, 2)),
+    ((5, 4), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((4, 5), (3, 2), (2, 1), (1, 2), (1, 2)),
+    ((6,), (3,), (1,), (0,), (1,)),
+    ((1,), (3,), (1,), (2,), (2,)),
+    ((3, 4, 5), (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1)),
+    ((3, 4, 5), (2, 3, 1), (2, 1, 2), (1, 0, 1), (1, 2, 1)),
+]
+
+
+@pytest.mark.parametrize("geometry", _GEOMETRIES, ids=[str(g[0]) + str(g[1]) for g in _GEOMETRIES])
+@pytest.mark.parametrize("batch_inner", [False, True])
+def test_im2col_col2im_kernels_against_a_reference(geometry, batch_inner):
+    """im2col equals unfold written out with numpy, in both column layouts and dtypes (every element written,
+    padding included: the output starts as garbage), and col2im is its adjoint: <im2col(x), c> = <x, col2im(c)>."""
+    from ad.nn.functional.conv import _as5d, _geometry
+    from kernels import conv as kconv
+
+    spatial, kernel, stride, padding, dilation = geometry
+    rng = np.random.default_rng(7)
+    geom = _geometry(spatial, kernel, stride, padding, dilation)[0]
+    for dtype in (np.float64, np.float32):
+        x = rng.standard_normal((2, 3) + spatial).astype(dtype)
+        ref, _ = _im2col_reference(x, kernel, stride, padding, dilation)
+        cols = np.full((ref.shape[1], 2, ref.shape[2]) if batch_inner else ref.shape, np.nan, dtype)
+        kconv.im2col(x.reshape(_as5d(x.shape)), geom, cols, batch_inner)
+        np.testing.assert_array_equal(cols.transpose(1, 0, 2) if batch_inner else cols, ref)
+        c = rng.standard_normal(cols.shape).astype(dtype)
+        image = np.zeros(_as5d(x.shape), dtype)
+        kconv.col2im(c, geom, image, batch_inner)
+        c_nr = c.transpose(1, 0, 2) if batch_inner else c
+        np.testing.assert_allclose((image.reshape(x.shape) * x).sum(), (ref * c_nr).sum(), rtol=1e-4)
+
+
 if __name__ == "__main__":
     pytest.main([__file__])
 
@@ -145,3 +199,33 @@ def test_normalization_forward_over_reverse_equals_double_backward(name, fn):
         (gd,) = ad.autograd.grad((fn(F, xd, ws, bs) * ad.tensor(g)).sum(), xd)
         tangent = fa.unpack_dual(gd).tangent
     np.testing.assert_allclose(tangent.numpy(), hv.numpy(), rtol=1e-9, atol=1e-10)
+
+
+# (conv, input shape, weight shape, keyword arguments): the run path (unit stride, "same" padding, with
+# dilation and groups) and the per-row one (strides, padding that is not "same")
+_CONVS_F32 = [
+    ("conv2d", (3, 4, 9, 8), (6, 4, 3, 3), dict(padding=1)),
+    ("conv2d", (2, 4, 9, 8), (6, 2, 3, 3), dict(padding=2, dilation=2, groups=2)),
+    ("conv2d", (2, 3, 9, 8), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 2))),
+    ("conv1d", (2, 3, 11), (5, 3, 5), dict(padding=2)),
+    ("conv3d", (2, 2, 4, 5, 6), (3, 2, 3, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("conv,x_shape,w_shape,kwargs", _CONVS_F32, ids=[f"{c[0]}-{c[3]}" for c in _CONVS_F32])
+def test_float32_convolution_matches_torch(conv, x_shape, w_shape, kwargs):
+    """The float32 fast path (sgemm, float32 columns) against torch at float32 tolerances, forward and
+    backward into the input, the weight and the bias; everything stays float32."""
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    res = {}
+    for lib in (ad, torch):
+        xs, ws, bs = (lib.tensor(a, requires_grad=True) for a in (x, w, b))
+        out = getattr(lib.nn.functional, conv)(xs, ws, bs, **kwargs)
+        g = lib.tensor(np.cos(np.arange(out.numel(), dtype=np.float32)).reshape(tuple(out.shape)))
+        out.backward(g)
+        res[lib] = [t.detach().numpy() for t in (out, xs.grad, ws.grad, bs.grad)]
+    for a, t in zip(res[ad], res[torch]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, t, rtol=2e-4, atol=2e-4 * np.abs(t).max())

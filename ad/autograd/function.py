@@ -200,7 +200,10 @@ class _Record:
             if out._tape is not s.tape or not s.live[out._off]:
                 return None
             n = out._data.size
-            return wrap_array(s.cot[out._off : out._off + n].reshape(out.shape).copy())
+            cot = s.cot[out._off : out._off + n].reshape(out.shape)
+            # a backward that only reads its cotangent and keeps no reference to it (the library's own rows,
+            # ``_backward_borrows_cotangent``) is lent the sweep's buffer instead of a copy
+            return wrap_array(cot if getattr(self.cls, "_backward_borrows_cotangent", False) else cot.copy())
 
         if not any(out is not None and out._tape is s.tape and s.live[out._off] for out in self.outputs):
             return  # no output reached: this call is not on the graph being differentiated

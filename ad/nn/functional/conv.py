@@ -375,6 +375,7 @@ class _Convolution(Function):
 
     _grad_fn_name = "ConvolutionBackward0"
     _backward_carries_tangents = True  # (a dual cotangent or saved input takes the composite path)
+    _backward_borrows_cotangent = True  # (backward reads g and returns new arrays: no copy of g needed)
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo, groups):
@@ -454,8 +455,8 @@ class _Convolution(Function):
             del cols
         if need_x:
             gx = wrap_array(image.reshape(x.shape))
-        if need_b and ctx.has_bias:
-            gb = wrap_array(gd.sum(axis=(0, 3)).reshape(out_c))
+        if need_b and ctx.has_bias:  # sum over the batch and L: one GEMV (BLAS) over the (N * O, L) rows
+            gb = wrap_array((gd.reshape(-1, length) @ np.ones(length, gd.dtype)).reshape(n, out_c).sum(0))
         return gx, gw, gb, None, None
 
     @staticmethod

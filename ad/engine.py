@@ -44,6 +44,7 @@ from kernels.cpu import (
 )
 
 from . import grad_mode, parallel
+from .chain_backward import chain_rows, sweep_chain
 from .parallel import PARALLEL_MIN
 from .tape import POOL, Tape, arena_zeroed_except, dead_import_error, retire, zeroed_arena
 from .tensor import Tensor, _new, _pre_write_node, wrap_array
@@ -396,7 +397,10 @@ def _sweep_tape(s):
 
 
 def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
+    chain_low = tape.nrows + 1  # the lowest row of the last chain swept in one pass (ad/chain_backward.py)
     for h in hook_rows:
+        if h >= chain_low:
+            continue
         _run_kernel(s, start, h + 1, freed, arrays)
         if h < s.lowest:
             return  # nothing at or below this row is reached
@@ -414,7 +418,11 @@ def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
                     continue
                 _arrive(s, t)
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
-                    if plan is None or id(t) in plan.runs:
+                    chain = chain_rows(s, t, h) if plan is None else None
+                    if chain is not None:
+                        sweep_chain(s, chain, freed, big_row_head)
+                        chain_low = chain[-1][0]
+                    elif plan is None or id(t) in plan.runs:
                         _vectorized_row(s, t, h, freed)
                     consumed = True
         for rec in handlers:
@@ -445,7 +453,7 @@ def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
             # a reached big row whose tensor is gone: the kernel must not sweep it (it may read values that
             # were never copied into the arena); every handle on a node registers itself (see _strip, _rebase)
             raise RuntimeError(f"internal error: big row {h} of tape {tape.id} was reached but its tensor is gone")
-        start = h - 1 if consumed else h
+        start = min(h, chain_low) - 1 if consumed else h
     _run_kernel(s, start, 0, freed, arrays)
 
 

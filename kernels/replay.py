@@ -206,6 +206,12 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
     elif code == K.COPY:
         for i in range(lo, hi):
             vals[o + i] = vals[x + i]
+    elif code == K.TANH:  # (unary_value's formulas, the opcode test hoisted: no switch per element)
+        for i in range(lo, hi):
+            vals[o + i] = math.tanh(vals[x + i])
+    elif code == K.EXP:
+        for i in range(lo, hi):
+            vals[o + i] = math.exp(vals[x + i])
     else:
         for i in range(lo, hi):
             vals[o + i] = unary_value(code, vals[x + i], a0, a1)

@@ -498,3 +498,71 @@ def test_constant_whose_values_change_between_recordings_runs_eagerly():
     y = cf(x)
     assert not replayed(y)
     close(y, fn(x))
+
+
+def _chain_grads(f, args, wrt, fused=True, create_graph=False):
+    """``grad(f(*args), wrt)`` and the lengths of the chains of big rows swept in one pass
+    (ad/chain_backward.py); ``fused=False``: row by row."""
+    import ad.engine as E
+
+    lengths = []
+    sweep, rows = E.sweep_chain, E.chain_rows
+    E.sweep_chain = lambda s, chain, *a: (lengths.append(len(chain)), sweep(s, chain, *a))
+    if not fused:
+        E.chain_rows = lambda s, t, h: None
+    try:
+        gs = ad.autograd.grad(f(*args), wrt, create_graph=create_graph)
+    finally:
+        E.sweep_chain, E.chain_rows = sweep, rows
+    return [g.detach().numpy().copy() for g in gs], lengths
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chain_of_big_rows_backward_in_one_pass_matches_row_by_row(monkeypatch, threads):
+    monkeypatch.setattr(ad.parallel, "_WORKERS", threads)
+    n = ad.parallel.PARALLEL_MIN + 1000 if threads > 1 else 20000
+    c = ad.tensor(RNG.uniform(0.99, 1.0, n))
+    x = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+
+    def f(x, c):  # y is read again after the chain (its cotangent from y.sum() joins the chain's)
+        y = ad.sin(x * c + 0.5)
+        return (ad.exp(ad.tanh(y)) * 2.0).sum() + y.sum()
+
+    cf = ad.compile(f)
+    for _ in range(3):
+        cf(x, c)
+    assert replayed(cf(x, c))
+    ref, none = _chain_grads(f, (x, c), [x], fused=False)
+    assert none == []
+    graph, _ = _chain_grads(f, (x, c), [x], create_graph=True)
+    for fn in (f, cf):
+        got, lengths = _chain_grads(fn, (x, c), [x])
+        assert lengths == [6]  # *2, exp, tanh, sin, +0.5, *c
+        close(got[0], ref[0])
+        close(got[0], graph[0])
+
+
+def test_chain_of_big_rows_stops_at_broadcast_and_non_contiguous_operands():
+    n = 20000
+    base = ad.tensor(RNG.uniform(0.1, 1.0, (2, n // 2)), requires_grad=True)
+    cb = ad.tensor(RNG.uniform(0.5, 1.5, 1))
+
+    def f_broadcast(x, cb):  # sin(x) * cb reads a broadcast operand: the chain is exp, tanh
+        return ad.exp(ad.tanh(ad.sin(x.reshape(-1)) * cb)).sum()
+
+    def f_transposed(x):  # sin reads x.T, not contiguous: the chain is exp, tanh
+        return ad.exp(ad.tanh(ad.sin(x.T))).sum()
+
+    # (a replay holds x.T as a contiguous copy in its arena, whose sin row then joins the chain)
+    for f, args, replay_lengths in ((f_broadcast, (base, cb), [2]), (f_transposed, (base,), [3])):
+        ref, _ = _chain_grads(f, args, [base], fused=False)
+        got, lengths = _chain_grads(f, args, [base])
+        assert lengths == [2]
+        close(got[0], ref[0])
+        cf = ad.compile(f)
+        for _ in range(3):
+            y = cf(*args)
+        assert replayed(y)
+        got, lengths = _chain_grads(cf, args, [base])
+        assert (f.__name__, lengths) == (f.__name__, replay_lengths)
+        close(got[0], ref[0])

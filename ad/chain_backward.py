@@ -1,0 +1,130 @@
+"""The backward of a chain of big elementwise rows in one blocked pass (the backward half of issue 11's fusion).
+
+A big elementwise row (``tape.BIG_ROW`` elements or more) is swept from Python (``engine._vectorized_row``):
+one pass over the whole arrays per row, reading its cotangent and values and writing its operand's cotangent.
+Eight such rows in a chain (``sin(exp(x * c + 1))``...) make eight passes over memory, with a cotangent
+array written and read back between each two. Here a *chain* is swept together instead, block by block: a
+block of each cotangent stays in cache from one row to the next (``BLOCK`` elements, two scratch buffers
+per thread), the intermediate cotangents are never written to the arena, and only the chain's bottom
+operand receives its cotangent there. Blocks are split across threads as the single rows are
+(``ad/parallel.py``); each row's block runs the same chunk kernels (``kernels/cpu.py``:
+``unary_backward_chunk``, ``binary_backward_chunk``) as a single row, so values are those of the row-by-row
+sweep (an intermediate that other rows also read adds their cotangents, already in the arena, to its block).
+
+A chain is rows ``h, h-1, ..., b`` of one tape where each row is a big elementwise row with a fused partial
+(``CHEAP_PARTIAL``), every operand of the same shape and contiguous, exactly one operand requiring grad,
+and that operand (for rows above ``b``) the result of the row just below, a tensor with no hooks, no
+``retain_grad``, nothing else registered at its row, which no requested ``inputs`` restrict (the caller
+passes no ``_Plan``). Anything else ends the chain; a chain of one row is left to ``_vectorized_row``.
+"""
+
+import numpy as np
+
+from kernels import opcodes as K
+from kernels.cpu import CHEAP_PARTIAL, binary_backward_chunk, unary_backward_chunk
+
+from . import parallel
+
+BLOCK = 32768  # elements per block: two scratch blocks and a block of each operand stay in a core's L2
+
+
+def _elementwise(code):
+    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
+
+
+def _link(tape, t, row):
+    """``(grad operand index, operand flat arrays)`` of row ``row`` (result ``t``) if it can be in a chain."""
+    op = t._op
+    if op is None or not CHEAP_PARTIAL[op.code] or t._nrows != 1 or t._row != row:
+        return None
+    code = op.code
+    binary = K.BINARY_FIRST <= code <= K.BINARY_LAST
+    if not (binary or _elementwise(code)):
+        return None
+    inputs = t._inputs
+    if len(inputs) != (2 if binary else 1):
+        return None
+    shape = t._data.shape
+    flat = []
+    for i in inputs:
+        if i is None or i._data.shape != shape or not i._data.flags.c_contiguous:
+            return None
+        flat.append(i._data.reshape(-1))
+    needs = [k for k, i in enumerate(inputs) if i._rg]
+    if len(needs) != 1 or (binary and inputs[0] is inputs[1]):
+        return None
+    return needs[0], flat
+
+
+def chain_rows(s, t, h):
+    """The chain of rows from ``h`` (result ``t``) down, as ``[(row, tensor, grad operand, flat operands)]``,
+    or None when it would be a single row."""
+    tape = s.tape
+    if not t._data.flags.c_contiguous:
+        return None
+    first = _link(tape, t, h)
+    if first is None:
+        return None
+    chain = [(h, t, first[0], first[1])]
+    row, cur, k = h, t, first[0]
+    python_rows, hook_rows = tape.python_rows, tape.hook_rows
+    while True:
+        below = cur._inputs[k]
+        r = row - 1
+        if below._tape is not tape or below._hooks or below._retains_grad or r not in python_rows:
+            break
+        refs = hook_rows.get(r)
+        if refs is None or len(refs) != 1 or refs[0]() is not below or not below._data.flags.c_contiguous:
+            break
+        link = _link(tape, below, r)
+        if link is None:
+            break
+        chain.append((r, below, link[0], link[1]))
+        row, cur, k = r, below, link[0]
+    return chain if len(chain) > 1 else None
+
+
+def sweep_chain(s, chain, freed, big_row_head):
+    """Sweep the rows of ``chain`` (from ``chain_rows``) in one blocked pass; ``big_row_head`` is the engine's
+    per-row check (freed graph, values modified in place), which also marks each row visited."""
+    rows = []
+    target = None
+    for row, t, k, flat in chain:
+        code, out_off, targets = big_row_head(s, t, row, freed)
+        a0, a1 = (float(v) for v in np.frombuffer(s.tape.rows, np.float64, count=2, offset=row * 80 + 64))
+        rows.append((code, out_off, k, flat, t._data.reshape(-1), a0, a1))
+        target = targets[0]
+    cot, live = s.cot, s.live
+    n = chain[0][1]._data.size
+    head_off = rows[0][1]
+    # the intermediates that other rows (above the chain, swept already) gave a cotangent: added to their block
+    extra = [bool(live[rows[j + 1][1]]) for j in range(len(rows) - 1)] + [False]
+    t_off, t_row, _ = target
+    t_acc = bool(live[t_off])
+
+    def run(lo, hi):
+        scratch = (np.empty(min(BLOCK, hi - lo)), np.empty(min(BLOCK, hi - lo)))
+        for blo in range(lo, hi, BLOCK):
+            bhi = min(blo + BLOCK, hi)
+            m = bhi - blo
+            g = cot[head_off + blo : head_off + bhi]
+            last = len(rows) - 1
+            for j, (code, _, k, flat, out, a0, a1) in enumerate(rows):
+                if j == last:
+                    dst, acc = cot[t_off + blo : t_off + bhi], t_acc
+                else:
+                    dst, acc = scratch[j & 1][:m], False
+                if len(flat) == 1:
+                    unary_backward_chunk(code, flat[0][blo:bhi], out[blo:bhi], g, dst, a0, a1, acc)
+                else:
+                    x, y = flat[0][blo:bhi], flat[1][blo:bhi]
+                    binary_backward_chunk(code, x, y, out[blo:bhi], g, dst, dst, k == 0, k == 1, acc, acc)
+                if extra[j]:
+                    off = rows[j + 1][1]
+                    dst += cot[off + blo : off + bhi]
+                g = dst
+
+    parallel.run(n, run)
+    live[t_off] = 1
+    if t_row < s.lowest:
+        s.lowest = t_row

@@ -716,7 +716,9 @@ def _run_kernel(s, start, stop, freed, arrays):
         return
     tape = s.tape
     rows, attrs, aux, status = arrays
-    rows = planned_rows(s, rows)
+    rows = rows_to_sweep(s, rows, start, stop)
+    if rows is None:
+        return
     result = reverse_sweep(
         rows,
         attrs,
@@ -755,6 +757,30 @@ def planned_rows(s, rows):
                 s.rows_view = masked
             rows = s.rows_view
     return rows
+
+
+def rows_to_sweep(s, rows, start, stop):
+    """``planned_rows`` for a kernel call over rows ``start`` down to ``stop``, or None where that call would run
+    no row: it starts below ``s.lowest``, or every row from ``start`` down to ``s.lowest`` is masked by the plan
+    (the kernel skips them and returns ``s.lowest`` unchanged). Rows masked only outside ``start..stop`` need no
+    masked copy (a Hessian-vector product's ``grad(f(xd), xd)`` masks only ``make_dual``'s row, the last)."""
+    if start < stop or start < s.lowest:
+        return None
+    blocked = s.plan.blocked.get(s.tape.id) if s.plan is not None else None
+    if not blocked:
+        return rows
+    if len(blocked) > 16:  # (bounded Python work; a long list is rare: masked rows as before)
+        return planned_rows(s, rows)
+    lo = stop if stop > s.lowest else s.lowest
+    inside = reached = 0
+    for r in blocked:
+        if stop <= r <= start:
+            inside += 1
+            if r >= lo:
+                reached += 1
+    if inside == 0:
+        return rows
+    return None if reached == start - lo + 1 else planned_rows(s, rows)
 
 
 def _modified_message(tape, row, off):

@@ -177,7 +177,9 @@ def _run_kernel(s, tcot, tvals, start, stop, freed, arrays):
         return
     tape = s.tape
     rows, attrs, aux, status = arrays
-    rows = engine.planned_rows(s, rows)
+    rows = engine.rows_to_sweep(s, rows, start, stop)
+    if rows is None:
+        return
     result = tangent_reverse_sweep(
         rows,
         attrs,

@@ -177,9 +177,13 @@ class _Plan:
 
     __slots__ = ("leads", "runs", "blocked", "captured")
 
-    def __init__(self, roots, targets, run_targets=False):
-        nodes = {}
-        stack = [t for t in roots if t._op is not None]
+    def __init__(self, roots, targets, run_targets=False, nodes=None):
+        # ``nodes``: the graph's ``{id: (tensor, operands as recorded)}`` when the caller walked it already
+        if nodes is not None:
+            stack = ()
+        else:
+            nodes = {}
+            stack = [t for t in roots if t._op is not None]
         while stack:
             t = stack.pop()
             if id(t) in nodes:
@@ -208,29 +212,30 @@ class _Plan:
         self.captured = {}
 
 
-def plan_for(roots, targets, run_targets=False):
+def plan_for(roots, targets, run_targets=False, nodes=None):
     """The ``_Plan`` of a sweep restricted to ``targets``, or None where it would restrict nothing: every
     output on one tape whose imported tensors that require grad are all requested leaves, so every node of the
     graph leads to the inputs and runs (a Hessian-vector product's ``grad(f(x), x)``, a training step's
-    ``grad(loss, params)``). That is checked on the tape's import list, without the walk over the graph."""
+    ``grad(loss, params)``). That is checked on the tape's import list, without the walk over the graph.
+    ``nodes``: the graph's nodes, as ``_Plan`` takes them, where the caller walked it already."""
     if not targets:
         return None
     if run_targets:
-        return _Plan(roots, targets, run_targets)
+        return _Plan(roots, targets, run_targets, nodes)
     tape = None
     for t in roots:
         if t._op is None or (tape is not None and t._tape is not tape):
-            return _Plan(roots, targets, run_targets)
+            return _Plan(roots, targets, run_targets, nodes)
         tape = t._tape
     if type(tape) is not Tape:
-        return _Plan(roots, targets, run_targets)
+        return _Plan(roots, targets, run_targets, nodes)
     for t in targets.values():
         if t._op is not None:
-            return _Plan(roots, targets, run_targets)
+            return _Plan(roots, targets, run_targets, nodes)
     for _, _, ref in tape.externs:
         t = ref() if type(ref) is weakref.ref else ref
         if t is None or t._op is not None or targets.get(id(t)) is not t:
-            return _Plan(roots, targets, run_targets)
+            return _Plan(roots, targets, run_targets, nodes)
     return None
 
 

@@ -304,10 +304,10 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
         # matrix as the two rows of one product (the matrix is read once), on 1-D arrays
         off, _, inp = targets[0]
         if inp is y and y._data.ndim == 1:
-            _vector_tangent(s, tcot, off, np.dot(np.stack((g_flat, tg_flat)), x._data), tx, g_flat, False)
+            _vector_tangent(s, tcot, off, np.dot(np.array((g_flat, tg_flat)), x._data), tx, g_flat, False)
             return
         if inp is x and x._data.ndim == 1:
-            _vector_tangent(s, tcot, off, np.dot(np.stack((g_flat, tg_flat)), y._data.T), ty, g_flat, True)
+            _vector_tangent(s, tcot, off, np.dot(np.array((g_flat, tg_flat)), y._data.T), ty, g_flat, True)
             return
     xd = x._data.reshape(-1, x.shape[-1])
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)

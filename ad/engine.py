@@ -99,18 +99,14 @@ class _TapeSweep:
         # so its first writer stores (the fused rows, matmul, seeds) or clears it first (``clear_unwritten``,
         # and the kernel, through ``big_off``/``big_n``).
         if tape.big_regions:
-            self.big, self.big_off, self.big_n = big_region_arrays(tape.big_regions)
+            self.big, self.big_off, self.big_n, live_off, live_n = big_region_arrays(tape.big_regions, True)
             self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
         else:
             self.big = {}
             self.big_off = self.big_n = _NO_REGIONS
             self.cot = zeroed_arena(tape.dtype, used)
         # the flags are read at tensors' first offsets only: inside a big region they may keep old values
-        self.live = (
-            arena_zeroed_except(_UINT8, used, self.big_off + 1, self.big_n - 1)
-            if self.big
-            else zeroed_arena(_UINT8, used)
-        )
+        self.live = arena_zeroed_except(_UINT8, used, live_off, live_n) if self.big else zeroed_arena(_UINT8, used)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
@@ -149,20 +145,20 @@ class _TapeSweep:
 _BIG_ARRAYS = {}  # id(a tape's big_regions list) -> (that list, its length, the three results below)
 
 
-def big_region_arrays(regions):
+def big_region_arrays(regions, with_live=False):
     """``({offset: size}, sorted offsets, their sizes)`` of a tape's ``big_regions``, kept between the sweeps
     of a tape (a graph differentiated repeatedly, or twice for a Hessian-vector product) while the list does
-    not grow."""
+    not grow. ``with_live``: also the regions of the ``live`` flags left as they are (each region but its
+    first element, the only flag read)."""
     hit = _BIG_ARRAYS.get(id(regions))
-    if hit is not None and hit[0] is regions and hit[1] == len(regions):
-        return hit[2]
-    big = dict(regions)  # offset -> size
-    off = np.array(sorted(big), np.int64)
-    result = (big, off, np.array([big[o] for o in off.tolist()], np.int64))
-    if len(_BIG_ARRAYS) >= 16:
-        _BIG_ARRAYS.clear()  # (holding the lists keeps their ids unique while cached)
-    _BIG_ARRAYS[id(regions)] = (regions, len(regions), result)
-    return result
+    if hit is None or hit[0] is not regions or hit[1] != len(regions):
+        big = dict(regions)  # offset -> size
+        off = np.array(sorted(big), np.int64)
+        sizes = np.array([big[o] for o in off.tolist()], np.int64)
+        if len(_BIG_ARRAYS) >= 16:
+            _BIG_ARRAYS.clear()  # (holding the lists keeps their ids unique while cached)
+        hit = _BIG_ARRAYS[id(regions)] = (regions, len(regions), (big, off, sizes), (off + 1, sizes - 1))
+    return hit[2] + hit[3] if with_live else hit[2]
 
 
 class _Plan:
@@ -198,7 +194,12 @@ class _Plan:
         blocked = {}
         for t, inputs in sorted(nodes.values(), key=_node_order):  # operands before their consumers
             key = id(t)
-            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
+            leading = False
+            for i in inputs:  # (a loop, not any(generator): this runs per node of every restricted sweep)
+                if i is not None and id(i) in leads:
+                    leading = True
+                    break
+            if leading or (run_targets and _requested(t, targets)):
                 runs.add(key)
                 leads.add(key)
             else:
@@ -213,30 +214,36 @@ class _Plan:
 
 
 def plan_for(roots, targets, run_targets=False, nodes=None):
-    """The ``_Plan`` of a sweep restricted to ``targets``, or None where it would restrict nothing: every
-    output on one tape whose imported tensors that require grad are all requested leaves, so every node of the
-    graph leads to the inputs and runs (a Hessian-vector product's ``grad(f(x), x)``, a training step's
-    ``grad(loss, params)``). That is checked on the tape's import list, without the walk over the graph.
-    ``nodes``: the graph's nodes, as ``_Plan`` takes them, where the caller walked it already."""
+    """The ``_Plan`` of a sweep restricted to ``targets``, or None where it would restrict nothing (see
+    ``_restricts_nothing``). ``nodes``: the graph's nodes, as ``_Plan`` takes them, where the caller walked it
+    already."""
     if not targets:
         return None
-    if run_targets:
-        return _Plan(roots, targets, run_targets, nodes)
+    if not run_targets and _restricts_nothing(roots, targets):
+        return None
+    return _Plan(roots, targets, run_targets, nodes)
+
+
+def _restricts_nothing(roots, targets):
+    """Whether every output is on one tape whose imported tensors that require grad are all requested leaves,
+    so that every node of the graph leads to the inputs and runs (a Hessian-vector product's ``grad(f(x), x)``,
+    a training step's ``grad(loss, params)``). That is checked on the tape's import list, without the walk over
+    the graph."""
     tape = None
     for t in roots:
         if t._op is None or (tape is not None and t._tape is not tape):
-            return _Plan(roots, targets, run_targets, nodes)
+            return False
         tape = t._tape
     if type(tape) is not Tape:
-        return _Plan(roots, targets, run_targets, nodes)
+        return False
     for t in targets.values():
         if t._op is not None:
-            return _Plan(roots, targets, run_targets, nodes)
+            return False
     for _, _, ref in tape.externs:
         t = ref() if type(ref) is weakref.ref else ref
         if t is None or t._op is not None or targets.get(id(t)) is not t:
-            return _Plan(roots, targets, run_targets, nodes)
-    return None
+            return False
+    return True
 
 
 def _requested(t, targets):
@@ -909,7 +916,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 tape.freed_flags()
 
     runs = None
-    if targets:  # only the nodes on a path to the inputs run (see _Plan)
+    if targets and (run_targets or not _restricts_nothing(roots, targets)):
+        # only the nodes on a path to the inputs run (see _Plan)
         leads = {k for k, t in targets.items() if t._op is None}
         runs = set()
         for t, inputs in reversed(order):  # operands before their consumers
@@ -990,7 +998,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
 
 
 def _node_order(node):
-    return _order_key(node[0])
+    t = node[0]
+    return (t._tape.id, t._row + t._nrows - 1)  # (_order_key, inlined: a sort key runs per node)
 
 
 def _check_saved(t):

@@ -100,18 +100,14 @@ class _TapeSweep:
         # so its first writer stores (the fused rows, matmul, seeds) or clears it first (``clear_unwritten``,
         # and the kernel, through ``big_off``/``big_n``).
         if tape.big_regions:
-            self.big, self.big_off, self.big_n = big_region_arrays(tape.big_regions)
+            self.big, self.big_off, self.big_n, live_off, live_n = big_region_arrays(tape.big_regions, True)
             self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
         else:
             self.big = {}
             self.big_off = self.big_n = _NO_REGIONS
             self.cot = zeroed_arena(tape.dtype, used)
         # the flags are read at tensors' first offsets only: inside a big region they may keep old values
-        self.live = (
-            arena_zeroed_except(_UINT8, used, self.big_off + 1, self.big_n - 1)
-            if self.big
-            else zeroed_arena(_UINT8, used)
-        )
+        self.live = arena_zeroed_except(_UINT8, used, live_off, live_n) if self.big else zeroed_arena(_UINT8, used)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
@@ -150,20 +146,20 @@ class _TapeSweep:
 _BIG_ARRAYS = {}  # id(a tape's big_regions list) -> (that list, its length, the three results below)
 
 
-def big_region_arrays(regions):
+def big_region_arrays(regions, with_live=False):
     """``({offset: size}, sorted offsets, their sizes)`` of a tape's ``big_regions``, kept between the sweeps
     of a tape (a graph differentiated repeatedly, or twice for a Hessian-vector product) while the list does
-    not grow."""
+    not grow. ``with_live``: also the regions of the ``live`` flags left as they are (each region but its
+    first element, the only flag read)."""
     hit = _BIG_ARRAYS.get(id(regions))
-    if hit is not None and hit[0] is regions and hit[1] == len(regions):
-        return hit[2]
-    big = dict(regions)  # offset -> size
-    off = np.array(sorted(big), np.int64)
-    result = (big, off, np.array([big[o] for o in off.tolist()], np.int64))
-    if len(_BIG_ARRAYS) >= 16:
-        _BIG_ARRAYS.clear()  # (holding the lists keeps their ids unique while cached)
-    _BIG_ARRAYS[id(regions)] = (regions, len(regions), result)
-    return result
+    if hit is None or hit[0] is not regions or hit[1] != len(regions):
+        big = dict(regions)  # offset -> size
+        off = np.array(sorted(big), np.int64)
+        sizes = np.array([big[o] for o in off.tolist()], np.int64)
+        if len(_BIG_ARRAYS) >= 16:
+            _BIG_ARRAYS.clear()  # (holding the lists keeps their ids unique while cached)
+        hit = _BIG_ARRAYS[id(regions)] = (regions, len(regions), (big, off, sizes), (off + 1, sizes - 1))
+    return hit[2] + hit[3] if with_live else hit[2]
 
 
 class _Plan:
@@ -178,9 +174,13 @@ class _Plan:
 
     __slots__ = ("leads", "runs", "blocked", "captured")
 
-    def __init__(self, roots, targets, run_targets=False):
-        nodes = {}
-        stack = [t for t in roots if t._op is not None]
+    def __init__(self, roots, targets, run_targets=False, nodes=None):
+        # ``nodes``: the graph's ``{id: (tensor, operands as recorded)}`` when the caller walked it already
+        if nodes is not None:
+            stack = ()
+        else:
+            nodes = {}
+            stack = [t for t in roots if t._op is not None]
         while stack:
             t = stack.pop()
             if id(t) in nodes:
@@ -195,7 +195,12 @@ class _Plan:
         blocked = {}
         for t, inputs in sorted(nodes.values(), key=_node_order):  # operands before their consumers
             key = id(t)
-            if any(i is not None and id(i) in leads for i in inputs) or (run_targets and _requested(t, targets)):
+            leading = False
+            for i in inputs:  # (a loop, not any(generator): this runs per node of every restricted sweep)
+                if i is not None and id(i) in leads:
+                    leading = True
+                    break
+            if leading or (run_targets and _requested(t, targets)):
                 runs.add(key)
                 leads.add(key)
             else:
@@ -209,30 +214,37 @@ class _Plan:
         self.captured = {}
 
 
-def plan_for(roots, targets, run_targets=False):
-    """The ``_Plan`` of a sweep restricted to ``targets``, or None where it would restrict nothing: every
-    output on one tape whose imported tensors that require grad are all requested leaves, so every node of the
-    graph leads to the inputs and runs (a Hessian-vector product's ``grad(f(x), x)``, a training step's
-    ``grad(loss, params)``). That is checked on the tape's import list, without the walk over the graph."""
+def plan_for(roots, targets, run_targets=False, nodes=None):
+    """The ``_Plan`` of a sweep restricted to ``targets``, or None where it would restrict nothing (see
+    ``_restricts_nothing``). ``nodes``: the graph's nodes, as ``_Plan`` takes them, where the caller walked it
+    already."""
     if not targets:
         return None
-    if run_targets:
-        return _Plan(roots, targets, run_targets)
+    if not run_targets and _restricts_nothing(roots, targets):
+        return None
+    return _Plan(roots, targets, run_targets, nodes)
+
+
+def _restricts_nothing(roots, targets):
+    """Whether every output is on one tape whose imported tensors that require grad are all requested leaves,
+    so that every node of the graph leads to the inputs and runs (a Hessian-vector product's ``grad(f(x), x)``,
+    a training step's ``grad(loss, params)``). That is checked on the tape's import list, without the walk over
+    the graph."""
     tape = None
     for t in roots:
         if t._op is None or (tape is not None and t._tape is not tape):
-            return _Plan(roots, targets, run_targets)
+            return False
         tape = t._tape
     if type(tape) is not Tape:
-        return _Plan(roots, targets, run_targets)
+        return False
     for t in targets.values():
         if t._op is not None:
-            return _Plan(roots, targets, run_targets)
+            return False
     for _, _, ref in tape.externs:
         t = ref() if type(ref) is weakref.ref else ref
         if t is None or t._op is not None or targets.get(id(t)) is not t:
-            return _Plan(roots, targets, run_targets)
-    return None
+            return False
+    return True
 
 
 def _requested(t, targets):
@@ -724,7 +736,9 @@ def _run_kernel(s, start, stop, freed, arrays):
         return
     tape = s.tape
     rows, attrs, aux, status = arrays
-    rows = planned_rows(s, rows)
+    rows = rows_to_sweep(s, rows, start, stop)
+    if rows is None:
+        return
     result = reverse_sweep(
         rows,
         attrs,
@@ -763,6 +777,30 @@ def planned_rows(s, rows):
                 s.rows_view = masked
             rows = s.rows_view
     return rows
+
+
+def rows_to_sweep(s, rows, start, stop):
+    """``planned_rows`` for a kernel call over rows ``start`` down to ``stop``, or None where that call would run
+    no row: it starts below ``s.lowest``, or every row from ``start`` down to ``s.lowest`` is masked by the plan
+    (the kernel skips them and returns ``s.lowest`` unchanged). Rows masked only outside ``start..stop`` need no
+    masked copy (a Hessian-vector product's ``grad(f(xd), xd)`` masks only ``make_dual``'s row, the last)."""
+    if start < stop or start < s.lowest:
+        return None
+    blocked = s.plan.blocked.get(s.tape.id) if s.plan is not None else None
+    if not blocked:
+        return rows
+    if len(blocked) > 16:  # (bounded Python work; a long list is rare: masked rows as before)
+        return planned_rows(s, rows)
+    lo = stop if stop > s.lowest else s.lowest
+    inside = reached = 0
+    for r in blocked:
+        if stop <= r <= start:
+            inside += 1
+            if r >= lo:
+                reached += 1
+    if inside == 0:
+        return rows
+    return None if reached == start - lo + 1 else planned_rows(s, rows)
 
 
 def _modified_message(tape, row, off):
@@ -886,7 +924,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 tape.freed_flags()
 
     runs = None
-    if targets:  # only the nodes on a path to the inputs run (see _Plan)
+    if targets and (run_targets or not _restricts_nothing(roots, targets)):
+        # only the nodes on a path to the inputs run (see _Plan)
         leads = {k for k, t in targets.items() if t._op is None}
         runs = set()
         for t, inputs in reversed(order):  # operands before their consumers
@@ -967,7 +1006,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
 
 
 def _node_order(node):
-    return _order_key(node[0])
+    t = node[0]
+    return (t._tape.id, t._row + t._nrows - 1)  # (_order_key, inlined: a sort key runs per node)
 
 
 def _check_saved(t):

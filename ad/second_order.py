@@ -63,9 +63,9 @@ def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
 
 
 def _graph_tape(roots):
-    """The one tape every node of the graph lives on and the nodes, or ``(None, None)`` (several tapes, or a
-    node the kernel cannot sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes,
-    operands modified in place)."""
+    """The one tape every node of the graph lives on and the nodes (``{id: (tensor, operands)}``, as
+    ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel cannot sweep with
+    tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place)."""
     tape = None
     nodes = {}
     stack = [t for t in roots if t._op is not None]
@@ -74,7 +74,7 @@ def _graph_tape(roots):
         key = id(t)
         if key in nodes:
             continue
-        nodes[key] = t
+        nodes[key] = (t, t._inputs)
         if t._tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
             return None, None
         if tape is None:
@@ -90,7 +90,7 @@ def _graph_tape(roots):
                 stack.append(inp)
     if tape is None or not tape.hook_rows.keys() <= tape.python_rows:
         return None, None  # hooks, custom Functions or gradient-ready hooks somewhere on the tape
-    return tape, nodes.values()
+    return tape, nodes
 
 
 def _tangent_data(t, level):
@@ -105,7 +105,7 @@ def _gather_tangents(tape, level, nodes, big_off, big_n):
     """The tangent arena: each node's and each imported tensor's tangent at its offset, zero elsewhere (big
     regions are left unwritten: only the Python big rows read those, from the tensors)."""
     tvals = arena_zeroed_except(tape.dtype, tape.used + 1, big_off, big_n)
-    for t in nodes:
+    for t, _ in nodes.values():
         tan = _tangent_data(t, level)
         if tan is not None and tan.size < BIG_ROW:
             tvals[t._off : t._off + tan.size] = tan.reshape(-1)
@@ -120,7 +120,7 @@ def _gather_tangents(tape, level, nodes, big_off, big_n):
 
 
 def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
-    plan = engine.plan_for(roots, targets, run_targets)
+    plan = engine.plan_for(roots, targets, run_targets, nodes)
     s = TangentSweep(tape, plan)
     s.transposed = False
     tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
@@ -177,7 +177,9 @@ def _run_kernel(s, tcot, tvals, start, stop, freed, arrays):
         return
     tape = s.tape
     rows, attrs, aux, status = arrays
-    rows = engine.planned_rows(s, rows)
+    rows = engine.rows_to_sweep(s, rows, start, stop)
+    if rows is None:
+        return
     result = tangent_reverse_sweep(
         rows,
         attrs,
@@ -297,6 +299,16 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
     """``x @ y`` of 1-D or 2-D operands, or ``x @ y.T`` (linear): the cotangents of ``engine._matmul_row`` and
     their tangents by the product rule."""
     x, y = t._inputs[:2]
+    if not linear and len(targets) == 1 and x._data.ndim + y._data.ndim == 3:
+        # matrix-vector (``A @ v``, ``v @ A``) with one operand needing its cotangent: g and tg through the
+        # matrix as the two rows of one product (the matrix is read once), on 1-D arrays
+        off, _, inp = targets[0]
+        if inp is y and y._data.ndim == 1:
+            _vector_tangent(s, tcot, off, np.dot(np.array((g_flat, tg_flat)), x._data), tx, g_flat, False)
+            return
+        if inp is x and x._data.ndim == 1:
+            _vector_tangent(s, tcot, off, np.dot(np.array((g_flat, tg_flat)), y._data.T), ty, g_flat, True)
+            return
     xd = x._data.reshape(-1, x.shape[-1])
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
     txd = None if tx is None else tx.reshape(xd.shape)
@@ -334,6 +346,17 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
                 tregion += both[:, g.shape[1] :]
             if txd is not None:
                 tregion += g.T @ txd if linear else txd.T @ g
+
+
+def _vector_tangent(s, tcot, off, both, tmatrix, g, transpose):
+    """Add a matrix-vector product's vector cotangent ``both[0]`` and its tangent ``both[1]`` (plus ``g`` through
+    the matrix's tangent ``tmatrix``, if any: ``g @ tA``, or ``tA @ g`` with ``transpose``) at ``off``."""
+    n = both.shape[1]
+    s.cot[off : off + n] += both[0]
+    tregion = tcot[off : off + n]
+    tregion += both[1]
+    if tmatrix is not None:
+        tregion += np.dot(tmatrix, g) if transpose else np.dot(g, tmatrix)
 
 
 def _results(s, tcot, level, targets):

@@ -302,6 +302,32 @@ def test_w4_hvp_with_a_big_matrix_matches_the_analytic_hessian(vector_first, mon
     np.testing.assert_allclose(hv2.numpy(), expected_hv, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("vector_first", [False, True])
+def test_big_matvec_with_a_constant_matrix_that_carries_a_tangent(vector_first, monkeypatch):
+    """A 130 x 130 matrix that does not require grad but carries a tangent, times a vector that does: the
+    compiled sweep's matrix-vector big row adds the gradient through the matrix's tangent (``g @ tA``, or
+    ``tA @ g`` with the vector on the left), as the differentiable sweep does."""
+    rng = np.random.default_rng(5)
+    a, ta = rng.standard_normal((2, 130, 130)) / 12
+    x0, v = rng.standard_normal((2, 130))
+
+    def hvp():
+        with fwAD.dual_level():
+            xd = fwAD.make_dual(ad.tensor(x0, requires_grad=True), ad.tensor(v))
+            A = fwAD.make_dual(ad.tensor(a), ad.tensor(ta))
+            (g,) = ad.autograd.grad(ad.tanh(xd @ A if vector_first else A @ xd).sum(), xd)
+            primal, tangent = fwAD.unpack_dual(g)
+            return primal.detach().numpy(), tangent.numpy()
+
+    spy = _Spy(monkeypatch)
+    compiled = hvp()
+    assert spy.ran == 1
+    monkeypatch.setattr(so, "tangent_sweep", lambda *args: None)
+    general = hvp()
+    for c, g in zip(compiled, general):
+        np.testing.assert_allclose(c, g, rtol=1e-10, atol=1e-12)
+
+
 def test_w7_like_iteration_second_derivative_matches_the_recursion(monkeypatch):
     """x_{k+1} = x_k - 0.1 sin(x_k) x_k: d/dx0 and d2/dx0^2 by the chain rule's recursion in numpy."""
     x0 = 0.7

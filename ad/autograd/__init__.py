@@ -6,6 +6,8 @@ In anomaly mode (``detect_anomaly``, ``anomaly_mode.py``) both take the node-by-
 each node's result.
 """
 
+import contextlib
+
 import numpy as np
 
 from .. import cuda as _cuda
@@ -75,7 +77,9 @@ def _make_seeds(outputs, grad_outputs, create_graph):
                     raise RuntimeError(
                         f"grad can be implicitly created only for real scalar outputs but got {out._data.dtype}"
                     )
-            g = wrap_array(np.ones(out.shape, dtype=out._data.dtype))
+            dt = out._data.dtype
+            # (np.array for the usual 0-d loss: one C call, where np.ones is a Python function)
+            g = wrap_array(np.array(1, dt) if out._data.ndim == 0 else np.ones(out.shape, dtype=dt))
             if out._dev is not None:
                 g = g.to(out._dev)
         else:
@@ -106,6 +110,9 @@ def _make_seeds(outputs, grad_outputs, create_graph):
         if not out._rg:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
     return seeds
+
+
+_NO_MODE_CHANGE = contextlib.nullcontext()
 
 
 def _size_str(shape):
@@ -334,7 +341,9 @@ def grad(
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
     result = []
     unused = False
-    with no_grad() if not create_graph else enable_grad():
+    # the leaves' hooks run under the grad mode of the sweep (a hook's ad ops are recorded only with create_graph)
+    hooked = any(t._hooks for t in inputs_t if t._op is None)
+    with (no_grad() if not create_graph else enable_grad()) if hooked else _NO_MODE_CHANGE:
         for t, node in zip(inputs_t, nodes):
             hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(node))
             if hit is None:

@@ -188,7 +188,13 @@ def _by_position(fn, args, kwargs):
     names, ``input=`` ...), so a forward rule written as ``jvp(tan, out, x, dim0, dim1)`` sees them."""
     sig = fn.__dict__.get("_ad_signature")
     if sig is None:
-        sig = fn._ad_signature = inspect.signature(fn)
+        sig = inspect.signature(fn)
+        fn._ad_keyword_only = frozenset(
+            name for name, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+        )
+        fn._ad_signature = sig  # (last: another thread reads both once it sees this)
+    if kwargs.keys() <= fn._ad_keyword_only:
+        return args, kwargs  # (``sum(x, dim, keepdim, dtype=None)``: nothing to move, and binding costs ~10 us)
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError:

@@ -115,6 +115,7 @@ def _fused_matmul_jvp(x, y):
         return None
     # operand and tangent side by side in one buffer (cheaper than np.stack), then one product
     # (np.dot: for these 1-D and 2-D operands it means matmul, with less overhead than np.matmul)
+    own_row = False
     if dual is x:
         m = xd.shape[0] if xd.ndim == 2 else 1
         both_in = np.empty((2 * m, xd.shape[-1]), xd.dtype)
@@ -122,6 +123,12 @@ def _fused_matmul_jvp(x, y):
         both_in[m:] = tan
         both = np.dot(both_in, yd)
         primal, tangent = (both[:m], both[m:]) if xd.ndim == 2 else (both[0], both[1])
+    elif yd.ndim == 1 and xd.ndim == 2:
+        # matrix times a dual vector (W4's ``A @ x``): vector and tangent as two rows, so that the product's rows
+        # are the primal and the tangent, each contiguous
+        both = np.dot(np.array((yd, tan)), xd.T)
+        primal, tangent = both[0], both[1]
+        own_row = True  # (the tangent is a contiguous row of a fresh array: no copy)
     else:
         n = yd.shape[1] if yd.ndim == 2 else 1
         both_in = np.empty((yd.shape[0], 2 * n), yd.dtype)
@@ -136,7 +143,7 @@ def _fused_matmul_jvp(x, y):
     else:
         out = _new(Tensor)
         out._data = np.array(primal, order="C")  # (np.array keeps a 0-d result 0-d)
-    _forward.set_tangent(out, level, wrap_array(np.array(tangent, order="C")))
+    _forward.set_tangent(out, level, wrap_array(tangent if own_row else np.array(tangent, order="C")))
     return out
 
 

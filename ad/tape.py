@@ -287,6 +287,10 @@ class Tape:
         if copies is None:
             t._imports = [(self.ref, off)]
         else:
+            # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
+            # last step's there): each one a tuple that the garbage collector would go on traversing
+            while copies and copies[0][0]() is None:
+                del copies[0]
             copies.append((self.ref, off))
             if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
                 # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in

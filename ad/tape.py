@@ -258,7 +258,7 @@ class Tape:
         hit = self.imports.get(key)
         if hit is not None and held(hit[2]) is t and hit[3] == version:
             return hit[0], hit[1]
-        if t.__dict__.get("_stale_view"):  # (a view of a multi-output op whose storage was written since)
+        if t._stale_view:  # (a view of a multi-output op whose storage was written since)
             from .views import stale_view_error
 
             raise stale_view_error(t)
@@ -277,7 +277,7 @@ class Tape:
         ref = t if t._tape is None else weakref.ref(t)
         if with_extern:
             self.externs.append((row, off, ref))
-            if row and t._op is None and "_grad_ready_hooks" in t.__dict__:
+            if row and t._op is None and t._grad_ready_hooks is not None:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
                 self.register_hook_row(row - 1, t)
@@ -287,6 +287,10 @@ class Tape:
         if copies is None:
             t._imports = [(self.ref, off)]
         else:
+            # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
+            # last step's there): each one a tuple that the garbage collector would go on traversing
+            while copies and copies[0][0]() is None:
+                del copies[0]
             copies.append((self.ref, off))
             if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
                 # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in

@@ -238,6 +238,8 @@ class Tensor:
     _prev = None  # the node this tensor was before an in-place op made it a new one (engine.graph_sweep)
     _data_of = None  # weakref to the tensor whose ``.data`` this is (methods._refresh_data_owner)
     _dev = None  # a CUDA tensor's ad.device (its _data a numba device array: ad/cuda); None on the CPU
+    _stale_view = False  # a view of a multi-output op whose storage was written since (views.retire_multi_views)
+    _grad_ready_hooks = None  # {id: hook} of a leaf (ad/autograd/sweep_hooks.py)
 
     def __init__(self, data, *, requires_grad=False):
         arr = data._data if isinstance(data, Tensor) else np.asarray(data)
@@ -680,6 +682,29 @@ class Tensor:
         from . import ops
 
         return ops.clone(self)
+
+
+def _share_instance_keys(cls, names):
+    """Make ``names`` keys of ``cls``'s shared instance-dict key table, before any instance exists.
+
+    CPython (3.11+) stores the attributes of instances in a compact values array indexed by one key table
+    shared by the class; the table only takes new names while the class has made few instances (about 30).
+    An attribute whose name is not in it gives that instance a real ``dict`` of its own: one more object for
+    the garbage collector to track and a dict to grow, per tensor. The first tensors made at import set only
+    ``_data``, so without this every recorded result (which sets ``_op``, ``_inputs``, ``_tape`` ...) would pay
+    for a dict. One throwaway instance that sets every attribute a tensor commonly gets fixes the table."""
+    probe = _new(cls)
+    for name in names:
+        setattr(probe, name, None)
+
+
+# every attribute the forward paths, views and leaves set (the class-level defaults above, and ``_data``)
+_share_instance_keys(
+    Tensor,
+    ("_data", "_rg", "_op", "_inputs", "_ctx", "_tape", "_off", "_row", "_nrows", "_grad", "_vc", "_vbase")
+    + ("_vflags", "_hooks", "_retains_grad", "_node", "_tangents", "_imports", "_prev", "_data_of", "_dev")
+    + ("_stale_view", "_grad_ready_hooks"),
+)
 
 
 def _grad_enabled():

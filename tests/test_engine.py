@@ -505,6 +505,26 @@ def test_sums_of_huge_tensors_fill_the_cotangent_across_threads():
         np.testing.assert_allclose(x.grad.numpy(), np.full(n, 2.0 * 3.0 + 2.0 / n + 1.0), rtol=1e-6)
 
 
+def test_small_recorded_sums_equal_numpy_bit_for_bit():
+    """A recorded whole-tensor sum of a few float64 elements adds in Python (ops.structural._total) in numpy's
+    order: every value, signed zeros, inf and nan equal np.sum's exactly, recorded or not, for sizes around
+    numpy's 8-wide blocks and the Python path's limit; the gradient is ones."""
+    from ad.ops.structural import SMALL_SUM
+
+    rng = np.random.default_rng(21)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -1e308, 5e-324, 1.0])
+    for n in range(0, SMALL_SUM + 3):
+        for values in (rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 8, n), rng.choice(specials, n)):
+            x = ad.tensor(values.reshape((1, n)) if n % 2 else values, requires_grad=True)
+            with np.errstate(over="ignore", invalid="ignore"):  # (inf - inf; numpy warns above SMALL_SUM)
+                s = x.sum()
+                expected = np.sum(values)
+            np.testing.assert_array_equal(s.detach().numpy(), expected)  # (nan == nan here)
+            assert np.signbit(s.item()) == np.signbit(expected)
+            s.backward()
+            np.testing.assert_array_equal(x.grad.numpy(), np.ones(x.shape))
+
+
 def test_big_rows_swept_through_any_handle_on_their_node():
     """A big row is swept from Python through a tensor that holds its node. Two ways to end up with another
     object holding it, found by the big-row property tests: an in-place op (the node of ``c.mul_(v)`` is

@@ -12,6 +12,7 @@ from kernels import opcodes as K
 
 from .. import cuda as _cuda
 from ..observe import value_read
+from ..tape import ROW
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     ADD,
@@ -273,18 +274,24 @@ def _record_pieces(op, tensors, out_data, layouts):
     first = -1
     count = 0
     aux = tape.aux
-    record = tape.record
+    pack = tape.pack
+    code = K.SCATTER_STRIDED | K.XRG
     for t_, (strides, base) in zip(tensors, layouts):
         if not t_._rg:
             continue
-        xoff, xrow = (t_._off, t_._row) if t_._tape is tape else tape.import_tensor(t_, True)
+        if t_._tape is tape:
+            xoff = t_._off
+            xrow = t_._row
+        else:
+            xoff, xrow = tape.import_tensor(t_, True)
         xs = t_._data.shape
-        aux_off = len(aux)  # tape.add_aux, inlined
-        aux.append(len(xs))
-        aux.append(base)
-        aux.extend(xs)
-        aux.extend(strides)
-        row = record(K.SCATTER_STRIDED | K.XRG, off, xoff, -1, n, aux_off, xrow, -1, 1.0)
+        aux_off = len(aux)  # tape.add_aux and tape.record, inlined: one piece per element of a stack of scalars
+        aux.extend((len(xs), base, *xs, *strides))
+        row = tape.nrows
+        if row >= tape.row_cap:
+            tape.grow()
+        pack(tape.rows, row * ROW.size, code, off, xoff, -1, n, aux_off, xrow, -1, 1.0, 0.0)
+        tape.nrows = row + 1
         if first < 0:
             first = row
         count += 1
@@ -339,7 +346,7 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     shape0 = tensors[0].shape
     for k, t_ in enumerate(tensors):
-        if t_.shape != shape0:
+        if t_._data.shape != shape0:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got {list(shape0)} at entry 0 and "
                 f"{list(t_.shape)} at entry {k}"
@@ -356,7 +363,8 @@ def stack(tensors, dim=0):
     if not _recording(*tensors):
         return wrap_array(out_data)
     ostrides = _c_strides(out_data.shape)
-    inner = ostrides[:d] + ostrides[d + 1 :]  # (one list for every piece: nothing writes into layouts)
+    # one tuple for every piece (nothing writes into layouts): a layout holds no object the collector tracks
+    inner = tuple(ostrides[:d] + ostrides[d + 1 :])
     step = ostrides[d]
     layouts = [(inner, k * step) for k in range(len(tensors))]
     return _record_pieces(STACK, tensors, out_data, layouts)

@@ -463,6 +463,25 @@ def _reduce_layout(xs, dims):
 
 
 _add_reduce = np.add.reduce
+_F64 = np.dtype(np.float64)
+SMALL_SUM = 16  # below this many float64 elements, ``_total`` adds in Python: 0.3 us against numpy's 1 us call
+
+
+def _total(flat):
+    """``np.add.reduce(flat)`` of a 1-d array, bit for bit: below ``SMALL_SUM`` float64 elements in Python floats,
+    in numpy's order (``pairwise_sum``: from 0.0 one by one under 8 elements; else the first 8 in a fixed tree,
+    then the rest one by one). A whole-tensor sum of a few elements is a common per-sample reduction, and the
+    ufunc call dominates its cost."""
+    n = flat.shape[0]
+    if n >= SMALL_SUM or flat.dtype is not _F64:
+        return _add_reduce(flat)
+    v = flat.tolist()
+    if n < 8:
+        return builtins.sum(v, 0.0)
+    res = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+    for k in range(8, n):
+        res += v[k]
+    return 0.0 + res
 
 
 _SUM_ALL_CTX = {}  # (ndim, scale) -> the ctx of a whole-tensor sum (shared: one tuple fewer per loss reduction)
@@ -481,7 +500,7 @@ def _record_sum_all(op, x, total, scale):
     tape.used = off + 1
     values = tape.values
     values[off] = total
-    view = values[off : off + 1].reshape(())
+    view = values[off, ...]  # a 0-d view (4x cheaper than slicing and reshaping)
     if xtape is tape:
         xoff = x._off
         xrow = x._row
@@ -510,7 +529,7 @@ def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
         op = SUM_ALL if dim is None and not keepdim else SUM
         return _cuda_ops().sum(op, x, _reduce_dims(x, dim), keepdim, 1.0)
     if dim is None and not keepdim and dtype is None and x._rg and _grad_state.enabled:
-        return _record_sum_all(SUM_ALL, x, _add_reduce(xd.reshape(-1)), 1.0)
+        return _record_sum_all(SUM_ALL, x, _total(xd.reshape(-1)), 1.0)
     if dtype is not None:
         x = x.to(dtype)
         xd = x._data
@@ -529,7 +548,7 @@ def _sum_method(x, dim=None, keepdim=False, *, dtype=None):
     if dim is None and not keepdim and dtype is None and x._rg and not _fw.levels and x._dev is None:
         if _grad_state.enabled:
             xd = x._data
-            return _record_sum_all(SUM_ALL, x, _add_reduce(xd if xd.ndim == 1 else xd.reshape(-1)), 1.0)
+            return _record_sum_all(SUM_ALL, x, _total(xd if xd.ndim == 1 else xd.reshape(-1)), 1.0)
     return sum(x, dim, keepdim, dtype=dtype)
 
 

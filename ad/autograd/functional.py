@@ -338,14 +338,14 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 
 
 def _standard_basis(tensors, numels):
-    """One ``(sum(numels), numel_k)`` block of the identity per tensor (the rows of the batched seeds)."""
+    """One block of the identity per tensor, shaped ``(sum(numels),) + tensor.shape``: the batched seeds (or
+    tangents) whose entry ``j`` is the ``j``-th unit vector of all the tensors' elements taken together."""
     total = sum(numels)
     chunks = []
     start = 0
     for t, n in zip(tensors, numels):
-        block = np.zeros((total, n), t.dtype)
-        block[start + np.arange(n), np.arange(n)] = 1.0
-        chunks.append(wrap_array(block))
+        # (ones at [start + i, i]: np.eye's diagonal ``k`` below the main one)
+        chunks.append(wrap_array(np.eye(total, n, -start, t.dtype).reshape((total,) + tuple(t.shape))))
         start += n
     return tuple(chunks)
 
@@ -379,10 +379,7 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
     else:
         with fwAD.dual_level():
             basis = _standard_basis(inputs, numels)
-            duals = [
-                fwAD.make_dual(inp, ops.reshape(block, (total,) + tuple(inp.shape)), is_batched=True)
-                for inp, block in zip(inputs, basis)
-            ]
+            duals = [fwAD.make_dual(inp, block, is_batched=True) for inp, block in zip(inputs, basis)]
             is_outputs_tuple, dual_outputs = _as_tuple(func(*duals), "outputs")
             outputs, tangents = [], []
             for out in dual_outputs:
@@ -463,19 +460,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         routed = not vectorize and not strict and not create_graph and all(out.numel() for out in outputs)
         vj = _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed)
         if vj is not None:
-            output_numels = tuple(out.numel() for out in outputs)
-            for k, vj_el in enumerate(vj):
-                if vj_el is None:
-                    vj[k] = wrap_array(np.zeros((sum(output_numels),) + inputs[k].shape, inputs[k].dtype))
-            jacobian_output_input = []
-            for i, out in enumerate(outputs):
-                lo = sum(output_numels[:i])
-                hi = lo + output_numels[i]
-                jacobian_output_input.append(
-                    tuple(ops.reshape(vj[k][lo:hi], out.shape + inp.shape) for k, inp in enumerate(inputs))
-                )
-            jacobian_output_input = _grad_postprocess(tuple(jacobian_output_input), create_graph)
-            return _tuple_postprocess(jacobian_output_input, (is_outputs_tuple, is_inputs_tuple))
+            result = _split_rows(vj, outputs, inputs, create_graph)
+            return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
 
         result = ()
         for i, out in enumerate(outputs):
@@ -527,12 +513,12 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
         )
     from ..batched import RetainGradInBatch
 
+    # the seeds are shaped like the outputs (no flattening reshape recorded on the graph to seed through)
     grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs))
-    flat_outputs = tuple(ops.reshape(out, (-1,)) for out in outputs)
     try:
         return list(
             _autograd_grad(
-                flat_outputs,
+                outputs,
                 inputs,
                 grad_outputs,
                 create_graph=create_graph,
@@ -544,6 +530,31 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
         if not routed:
             raise
         return None
+
+
+def _split_rows(vj, outputs, inputs, create_graph):
+    """The Jacobian's blocks ``[output][input]`` from the batched rows: ``vj[k]`` (or None, for zeros) holds
+    ``(sum of the outputs' numels,) + inputs[k].shape``; output ``i``'s rows reshape to ``out.shape + inp.shape``
+    (views of one array, as torch's ``split`` and ``view``). Recorded ops only under ``create_graph``."""
+    total = sum(out.numel() for out in outputs)
+    on_host = all(v is None or v._dev is None for v in vj)
+    result = []
+    lo = 0
+    for out in outputs:
+        hi = lo + out.numel()
+        row = []
+        for k, inp in enumerate(inputs):
+            shape = tuple(out.shape) + tuple(inp.shape)
+            rows = vj[k]
+            if rows is None:
+                rows = wrap_array(np.zeros((total,) + tuple(inp.shape), inp.dtype))
+            if create_graph or not on_host:
+                row.append(ops.reshape(rows[lo:hi], shape))
+            else:  # (fresh arrays of this call: the results take them over, as torch's detached views)
+                row.append(wrap_array(rows._data[lo:hi].reshape(shape)))
+        result.append(tuple(row))
+        lo = hi
+    return _grad_postprocess(tuple(result), create_graph) if create_graph or not on_host else tuple(result)
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"):

@@ -337,15 +337,21 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     return _tuple_postprocess(outputs, is_outputs_tuple), _tuple_postprocess(result, is_outputs_tuple)
 
 
-def _standard_basis(tensors, numels):
+def _standard_basis(tensors, numels, transposed=False):
     """One block of the identity per tensor, shaped ``(sum(numels),) + tensor.shape``: the batched seeds (or
-    tangents) whose entry ``j`` is the ``j``-th unit vector of all the tensors' elements taken together."""
+    tangents) whose entry ``j`` is the ``j``-th unit vector of all the tensors' elements taken together.
+    ``transposed``: a block for a 1-D tensor is an F-ordered view (the batched sweep's ``(n, B)`` slots take
+    its transpose as one contiguous add; elsewhere numpy reads it as any other layout)."""
     total = sum(numels)
     chunks = []
     start = 0
     for t, n in zip(tensors, numels):
-        # (ones at [start + i, i]: np.eye's diagonal ``k`` below the main one)
-        chunks.append(wrap_array(np.eye(total, n, -start, t.dtype).reshape((total,) + tuple(t.shape))))
+        shape = (total,) + tuple(t.shape)
+        if transposed and len(shape) == 2:
+            block = np.eye(n, total, start, t.dtype).T  # (ones at [i, start + i])
+        else:  # (ones at [start + i, i]: np.eye's diagonal ``k`` below the main one)
+            block = np.eye(total, n, -start, t.dtype).reshape(shape)
+        chunks.append(wrap_array(block))
         start += n
     return tuple(chunks)
 
@@ -514,7 +520,7 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
     from ..batched import RetainGradInBatch
 
     # the seeds are shaped like the outputs (no flattening reshape recorded on the graph to seed through)
-    grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs))
+    grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs), transposed=not create_graph)
     try:
         return list(
             _autograd_grad(

@@ -400,7 +400,8 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
             if tangent is None or n == 0:
                 data = np.zeros(out.shape + inp.shape, out.dtype)
             else:  # rows start..start+n of the tangent, moved behind the output's dims
-                data = np.moveaxis(tangent[start : start + n], 0, -1).reshape(out.shape + inp.shape)
+                rows = tangent[start : start + n]
+                data = rows.transpose(tuple(range(1, rows.ndim)) + (0,)).reshape(out.shape + inp.shape)
             start += n
             # (np.ascontiguousarray would make a 0-d Jacobian 1-d)
             row.append(wrap_array(np.array(data, dtype=out.dtype, order="C")))

@@ -58,6 +58,7 @@ class _BatchedTapeSweep:
         "rows_view",
         "nexterns",
         "columns",
+        "arrays",
     )
 
     def __init__(self, tape, nb, plan):
@@ -69,7 +70,10 @@ class _BatchedTapeSweep:
         self.plan = plan
         self.rows_view = None
         used = tape.used + 1
-        self.cmap, self.starts, self.bases, self.ends, size = _layout(tape)
+        # the kernel's views of the rows, taken once: the tape records no more rows while this sweep runs (a
+        # tape whose sweep runs Python, which might record, was retired above)
+        self.arrays = tape.arrays()
+        self.cmap, self.starts, self.bases, self.ends, size = _layout(tape, self.arrays)
         self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
         self.live = np.zeros(used, _UINT8)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
@@ -175,7 +179,7 @@ _LAYOUTS = {}  # graph shape (rows, aux, imports, big regions) -> _layout's resu
 _MAX_LAYOUTS = 16  # graph each call
 
 
-def _layout(tape):
+def _layout(tape, arrays=None):
     """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows)``.
 
     Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
@@ -186,9 +190,10 @@ def _layout(tape):
     the tape on the paths to the inputs. ``cmap[off]`` (0 where no region starts) is the arena row of the
     region starting at ``off``; ``ends[k]`` the arena row past region ``k``'s (``bases[k]`` when it has none).
     The result is cached by the graph's shape (rows, aux, imports, big regions), the same at each call of a
-    function that records the same graph (``functional.jacobian``); the arrays are only read.
+    function that records the same graph (``functional.jacobian``); the arrays are only read. ``arrays``:
+    ``tape.arrays()`` where the caller has them.
     """
-    words, _, aux = tape.arrays()
+    words, _, aux = tape.arrays() if arrays is None else arrays
     key = (
         bytes(words),
         aux.tobytes(),
@@ -242,10 +247,19 @@ def _unslot(block, t):
 
 
 def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
-    """``engine.kernel_sweep`` for ``nb`` cotangents at once; ``seeds``: arrays of shape ``(nb,) + root.shape``."""
+    """``engine.kernel_sweep`` for ``nb`` cotangents at once; ``seeds``: arrays of shape ``(nb,) + root.shape``
+    (an F-ordered ``(nb, n)`` seed is added to its ``(n, nb)`` slots without a strided transpose)."""
+    sweeps = {}
+    try:
+        return _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps)
+    finally:
+        for s in sweeps.values():  # (the row views export the tape's buffers: an array.array that exports its
+            s.arrays = None  # buffer cannot grow, and a traceback may keep these sweeps alive)
+
+
+def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
     for t in list(targets.values()) + list(roots):
         _refuse_retain_grad(t)
-    sweeps = {}
     heap = []
     leaf_grads = {}
     plan = engine.plan_for(roots, targets)
@@ -390,7 +404,7 @@ def _run_kernel(s, start, stop, freed):
     if start < stop:
         return
     tape = s.tape
-    rows, attrs, aux = tape.arrays()
+    rows, attrs, aux = s.arrays
     if s.plan is not None:
         blocked = s.plan.blocked.get(tape.id)
         if blocked:  # rows off the paths to the inputs: masked as engine._run_kernel does

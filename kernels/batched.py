@@ -246,7 +246,7 @@ def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx[m] += y.T @ g[m]`` (a GEMM (K, N) @ (N, B) per row),
     ``gy[n, k] += g[m, n] * x[m, k]`` summed over m (B values at a time)."""
     nb = cot.shape[1]
-    yt = np.ascontiguousarray(vals[y : y + N * K_].reshape((N, K_)).T)
+    yt = vals[y : y + N * K_].reshape((N, K_)).T  # (F-ordered: BLAS reads it transposed, no copy)
     for m in range(M):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:

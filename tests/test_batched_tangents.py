@@ -201,10 +201,12 @@ def _mlp_params(rng, sizes=(5, 7, 4)):
     ]
 
 
-def test_jacobian_forward_mode_equals_reverse_mode_and_analytic():
+@pytest.mark.parametrize("rows", [None, 2])
+def test_jacobian_forward_mode_equals_reverse_mode_and_analytic(rows):
+    """A 1-D input, and a batch of ``rows`` inputs (2-D tangents and cotangents through each layer)."""
     rng = np.random.default_rng(7)
     params = _mlp_params(rng)
-    x = ad.tensor(rng.standard_normal(5))
+    x = ad.tensor(rng.standard_normal(5 if rows is None else (rows, 5)))
     F = ad.nn.functional
 
     def mlp(x):
@@ -214,10 +216,15 @@ def test_jacobian_forward_mode_equals_reverse_mode_and_analytic():
     fwd = ad.autograd.functional.jacobian(mlp, x, vectorize=True, strategy="forward-mode")
     rev = ad.autograd.functional.jacobian(mlp, x, vectorize=True)
     (W1, b1), (W2, _) = [(w.numpy(), b.numpy()) for w, b in params]
-    h = np.tanh(W1 @ x.numpy() + b1)
-    analytic = W2 @ ((1 - h**2)[:, None] * W1)
-    np.testing.assert_allclose(fwd.numpy(), analytic, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(rev.numpy(), analytic, rtol=1e-12, atol=1e-14)
+    xs = x.numpy().reshape(-1, 5)
+    analytic = np.zeros((xs.shape[0], 4, xs.shape[0], 5))
+    for m, xm in enumerate(xs):  # row m of the output depends on row m of the input only
+        h = np.tanh(W1 @ xm + b1)
+        analytic[m, :, m] = W2 @ ((1 - h**2)[:, None] * W1)
+    analytic = analytic.reshape(tuple(mlp(x).shape) + tuple(x.shape))
+    for j in (fwd, rev):
+        assert j.shape == analytic.shape and j.numpy().flags.c_contiguous and not j.requires_grad
+        np.testing.assert_allclose(j.numpy(), analytic, rtol=1e-12, atol=1e-14)
 
 
 def test_jacobian_forward_mode_several_inputs_and_outputs():

@@ -407,18 +407,18 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     )
     result = []
     unused = []
-    with no_grad():
-        for k, t in enumerate(inputs):
-            hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
-            if hit is None:
-                unused.append(k)
-                # (torch's materialized zeros are not batched either)
-                result.append(wrap_array(np.zeros(t.shape, t._data.dtype)) if materialize_grads else None)
-                continue
-            g = hit[1]
-            if t._op is None and t._hooks:  # a hook sees one cotangent at a time, as under torch's vmap
+    for k, t in enumerate(inputs):
+        hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
+        if hit is None:
+            unused.append(k)
+            # (torch's materialized zeros are not batched either)
+            result.append(wrap_array(np.zeros(t.shape, t._data.dtype)) if materialize_grads else None)
+            continue
+        g = hit[1]
+        if t._op is None and t._hooks:  # a hook sees one cotangent at a time, as under torch's vmap
+            with no_grad():
                 g = np.stack([engine.run_hooks(t, wrap_array(np.array(gb)))._data for gb in g])
-            result.append(wrap_array(np.ascontiguousarray(g)))
+        result.append(wrap_array(np.ascontiguousarray(g)))
     if unused and not allow_unused:
         raise RuntimeError(
             f"The differentiated Tensor at index {unused[0]} appears to not have been used in the graph. Set "

@@ -337,14 +337,20 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     return _tuple_postprocess(outputs, is_outputs_tuple), _tuple_postprocess(result, is_outputs_tuple)
 
 
-def _standard_basis(tensors, numels):
-    """One ``(sum(numels), numel_k)`` block of the identity per tensor (the rows of the batched seeds)."""
+def _standard_basis(tensors, numels, transposed=False):
+    """One block of the identity per tensor, shaped ``(sum(numels),) + tensor.shape``: the batched seeds (or
+    tangents) whose entry ``j`` is the ``j``-th unit vector of all the tensors' elements taken together.
+    ``transposed``: a block for a 1-D tensor is an F-ordered view (the batched sweep's ``(n, B)`` slots take
+    its transpose as one contiguous add; elsewhere numpy reads it as any other layout)."""
     total = sum(numels)
     chunks = []
     start = 0
     for t, n in zip(tensors, numels):
-        block = np.zeros((total, n), t.dtype)
-        block[start + np.arange(n), np.arange(n)] = 1.0
+        shape = (total,) + tuple(t.shape)
+        if transposed and len(shape) == 2:
+            block = np.eye(n, total, start, t.dtype).T  # (ones at [i, start + i])
+        else:  # (ones at [start + i, i]: np.eye's diagonal ``k`` below the main one)
+            block = np.eye(total, n, -start, t.dtype).reshape(shape)
         chunks.append(wrap_array(block))
         start += n
     return tuple(chunks)
@@ -379,10 +385,7 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
     else:
         with fwAD.dual_level():
             basis = _standard_basis(inputs, numels)
-            duals = [
-                fwAD.make_dual(inp, ops.reshape(block, (total,) + tuple(inp.shape)), is_batched=True)
-                for inp, block in zip(inputs, basis)
-            ]
+            duals = [fwAD.make_dual(inp, block, is_batched=True) for inp, block in zip(inputs, basis)]
             is_outputs_tuple, dual_outputs = _as_tuple(func(*duals), "outputs")
             outputs, tangents = [], []
             for out in dual_outputs:
@@ -397,7 +400,8 @@ def _jacfwd(func, inputs, strict=False, vectorize=False):
             if tangent is None or n == 0:
                 data = np.zeros(out.shape + inp.shape, out.dtype)
             else:  # rows start..start+n of the tangent, moved behind the output's dims
-                data = np.moveaxis(tangent[start : start + n], 0, -1).reshape(out.shape + inp.shape)
+                rows = tangent[start : start + n]
+                data = rows.transpose(tuple(range(1, rows.ndim)) + (0,)).reshape(out.shape + inp.shape)
             start += n
             # (np.ascontiguousarray would make a 0-d Jacobian 1-d)
             row.append(wrap_array(np.array(data, dtype=out.dtype, order="C")))
@@ -463,19 +467,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         routed = not vectorize and not strict and not create_graph and all(out.numel() for out in outputs)
         vj = _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed)
         if vj is not None:
-            output_numels = tuple(out.numel() for out in outputs)
-            for k, vj_el in enumerate(vj):
-                if vj_el is None:
-                    vj[k] = wrap_array(np.zeros((sum(output_numels),) + inputs[k].shape, inputs[k].dtype))
-            jacobian_output_input = []
-            for i, out in enumerate(outputs):
-                lo = sum(output_numels[:i])
-                hi = lo + output_numels[i]
-                jacobian_output_input.append(
-                    tuple(ops.reshape(vj[k][lo:hi], out.shape + inp.shape) for k, inp in enumerate(inputs))
-                )
-            jacobian_output_input = _grad_postprocess(tuple(jacobian_output_input), create_graph)
-            return _tuple_postprocess(jacobian_output_input, (is_outputs_tuple, is_inputs_tuple))
+            result = _split_rows(vj, outputs, inputs, create_graph)
+            return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
 
         result = ()
         for i, out in enumerate(outputs):
@@ -527,12 +520,12 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
         )
     from ..batched import RetainGradInBatch
 
-    grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs))
-    flat_outputs = tuple(ops.reshape(out, (-1,)) for out in outputs)
+    # the seeds are shaped like the outputs (no flattening reshape recorded on the graph to seed through)
+    grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs), transposed=not create_graph)
     try:
         return list(
             _autograd_grad(
-                flat_outputs,
+                outputs,
                 inputs,
                 grad_outputs,
                 create_graph=create_graph,
@@ -544,6 +537,31 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
         if not routed:
             raise
         return None
+
+
+def _split_rows(vj, outputs, inputs, create_graph):
+    """The Jacobian's blocks ``[output][input]`` from the batched rows: ``vj[k]`` (or None, for zeros) holds
+    ``(sum of the outputs' numels,) + inputs[k].shape``; output ``i``'s rows reshape to ``out.shape + inp.shape``
+    (views of one array, as torch's ``split`` and ``view``). Recorded ops only under ``create_graph``."""
+    total = sum(out.numel() for out in outputs)
+    on_host = all(v is None or v._dev is None for v in vj)
+    result = []
+    lo = 0
+    for out in outputs:
+        hi = lo + out.numel()
+        row = []
+        for k, inp in enumerate(inputs):
+            shape = tuple(out.shape) + tuple(inp.shape)
+            rows = vj[k]
+            if rows is None:
+                rows = wrap_array(np.zeros((total,) + tuple(inp.shape), inp.dtype))
+            if create_graph or not on_host:
+                row.append(ops.reshape(rows[lo:hi], shape))
+            else:  # (fresh arrays of this call: the results take them over, as torch's detached views)
+                row.append(wrap_array(rows._data[lo:hi].reshape(shape)))
+        result.append(tuple(row))
+        lo = hi
+    return _grad_postprocess(tuple(result), create_graph) if create_graph or not on_host else tuple(result)
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, outer_jacobian_strategy="reverse-mode"):

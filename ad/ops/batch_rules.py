@@ -26,6 +26,8 @@ import builtins
 
 import numpy as np
 
+from .. import forward as _forward
+from ..grad_mode import _grad_state
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     _onehot,
@@ -388,7 +390,23 @@ def _linear_rule(tan, out, x, w):
     if w.ndim != 2:
         return NotImplemented
     tw = tan(w)
-    return _matmul_terms(tan(x), None if tw is None else transpose(tw, 1, 2), out, x, transpose(w, 0, 1))
+    tx = tan(x)
+    if tw is None and tx is not None and _plain(tx, w):  # (a Jacobian's tangents through a constant layer)
+        td = tx._data
+        return wrap_array(np.matmul(td.reshape(-1, td.shape[-1]), w._data.T).reshape(td.shape[:-1] + w.shape[:1]))
+    return _matmul_terms(tx, None if tw is None else transpose(tw, 1, 2), out, x, transpose(w, 0, 1))
+
+
+def _plain(tx, w):
+    """Whether ``tx @ w.T`` by ad ops would compute just numpy's product: host arrays of one dtype, no graph to
+    record (nothing requires grad, or grad mode is off) and no tangent at another visible level."""
+    return (
+        tx._dev is None
+        and w._dev is None
+        and tx._data.dtype == w._data.dtype
+        and not ((tx._rg or w._rg) and _grad_state.enabled)
+        and not _forward.visible_levels_of(tx, w)
+    )
 
 
 def _linear_bias_rule(tan, out, x, w, b):

@@ -448,6 +448,10 @@ def _tanh_backward_np(g, y, out=None):
     if out is None:
         shape = g.shape if g.shape == y.shape else np.broadcast_shapes(g.shape, y.shape)
         out = np.empty(shape, g.dtype if g.dtype == y.dtype else np.result_type(g, y))
+    if y.shape != out.shape:  # (a batch of tangents against one y: the partial once, then broadcast)
+        d = np.multiply(y, y)
+        np.subtract(1.0, d, out=d)
+        return np.multiply(g, d, out=out)
     np.multiply(y, y, out=out)
     np.subtract(1.0, out, out=out)
     return np.multiply(g, out, out=out)

@@ -34,6 +34,7 @@ to a new tensor after compilation is not seen (in-place updates are).
 """
 
 import functools
+import operator
 import os
 import sys
 import warnings
@@ -198,6 +199,9 @@ def _name(fn):
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+_SIGNATURE = operator.attrgetter("_data.shape", "_data.dtype", "_dev", "_rg")  # a tensor argument's part of a key
+
+
 def _flatten(obj, tensors, parts):
     """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``."""
     if isinstance(obj, Tensor):
@@ -206,14 +210,19 @@ def _flatten(obj, tensors, parts):
         return
     kind = type(obj)
     if kind is tuple or kind is list:
+        if obj and all(issubclass(k, Tensor) for k in set(map(type, obj))):  # (parameters: C-level passes)
+            tensors.extend(obj)
+            signatures = list(map(_SIGNATURE, obj))
+            same = set(signatures)
+            if len(same) == 1:  # (all alike: a short key, hashed and compared once per call)
+                parts.append((kind, len(obj), same.pop()))
+            else:
+                parts.append((kind, len(obj)))
+                parts.extend(signatures)
+            return
         parts.append((kind, len(obj)))
         for item in obj:
-            if isinstance(item, Tensor):  # (inlined: a list of many parameters is common)
-                tensors.append(item)
-                data = item._data
-                parts.append((data.shape, data.dtype, item._dev, item._rg))
-            else:
-                _flatten(item, tensors, parts)
+            _flatten(item, tensors, parts)
     elif kind is dict:
         parts.append((dict, tuple(obj)))
         for item in obj.values():

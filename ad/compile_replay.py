@@ -7,8 +7,11 @@ op makes (the call then runs eagerly).
 """
 
 import functools
+import operator
 import weakref
 from array import array
+from collections import deque
+from itertools import repeat
 
 import numpy as np
 
@@ -43,6 +46,8 @@ def _replay(tpl, tensors):
                 return _EAGER  # the eager call raises, or takes cross_entropy's general path
             aux[a + 2 : a + 2 + M] = t64
             target_arrays[k] = t64
+    if tpl.outside and list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
+        return _EAGER  # a tensor from outside got data of another shape (``p.data = ...``): not this program
     tape = _tape.Tape(tpl.dtype, max(tpl.used, 1))
     _REPLAY_TAPES.add(tape)
     tape.rows = bytearray(tpl.rows_bytes)
@@ -53,13 +58,18 @@ def _replay(tpl, tensors):
     tape.aux = aux_q
     values = tape.values
     tape_ref = tape.ref
+    tpl.replays += 1
+    prune = tpl.replays % PRUNE_EVERY == 0  # (drop the dead tapes' entries from the sources' ``_imports``)
     imports = tpl.copies
+    pool = None
     if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
-        sources = [tensors[src[1]] if src[0] == "a" else src[1] for _, _, src in imports]
+        pool = tensors + tpl.outside
+        sources = tpl.pick_copies(pool)
         if tpl.import_flat:
-            values[tpl.import_index] = np.concatenate([t._data for t in sources])
+            values[tpl.import_index] = np.concatenate(list(map(_DATA, sources)))
         else:
             values[tpl.import_index] = np.concatenate([t._data.reshape(-1) for t in sources])
+        _register_copies(tpl, sources, tape_ref, prune)
     else:
         sources = []
         for off, n, src in imports:
@@ -72,12 +82,14 @@ def _replay(tpl, tensors):
             data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
             values[off : off + n] = data.reshape(-1)
             sources.append(t)
-    for t, (off, _, _) in zip(sources, imports):
-        if t is None:
-            continue
-        if t._imports is None:
-            t._imports = []
-        t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
+        for t, (off, _, _) in zip(sources, imports):
+            if t is None:
+                continue
+            if t._imports is None:
+                t._imports = []
+            t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
+            if prune:
+                _prune(t._imports)
     slots = []  # (array, arena offset) of each big import read in place (kernels/replay.py's extern slots)
     for off, _, src in tpl.externs_in:
         kind = src[0]
@@ -91,6 +103,8 @@ def _replay(tpl, tensors):
         if t._imports is None:
             t._imports = []
         t._imports.append((tape_ref, off))
+        if prune:
+            _prune(t._imports)
     rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
     none = (values[:0], -1)
     for seg in tpl.segments:
@@ -109,7 +123,10 @@ def _replay(tpl, tensors):
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:
         state.strong[k] = state.make(k, False)
-    tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
+    if tpl.pick_externs is not None:
+        tape.externs = list(zip(tpl.extern_rows, tpl.extern_offs, tpl.pick_externs(pool or tensors + tpl.outside)))
+    else:
+        tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
     if tpl.hook_rows:
         tape.hook_rows = {row: [weakref.ref(state.resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
     if tpl.python_rows:
@@ -117,6 +134,33 @@ def _replay(tpl, tensors):
     if tpl.big_regions:
         tape.big_regions = list(tpl.big_regions)
     return _out_value(tpl.out, state.resolve)
+
+
+_DATA = operator.attrgetter("_data")
+_SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
+_IMPORTS = operator.attrgetter("_imports")
+PRUNE_EVERY = 64  # replays of a template between two prunings of its sources' ``_imports`` lists
+
+
+def _register_copies(tpl, sources, tape_ref, prune):
+    """Append ``(tape_ref, offset)`` to each source's ``_imports`` (so an in-place change of it flags this
+    tape's copy: ``tape.mark_modified``), in C-level passes; every ``PRUNE_EVERY`` replays, drop the entries of
+    dead tapes (a tensor that is never written in place, which clears the list, is imported by every step)."""
+    lists = list(map(_IMPORTS, sources))
+    if None in lists:
+        for t in sources:
+            if t._imports is None:
+                t._imports = []
+        lists = list(map(_IMPORTS, sources))
+    deque(map(list.append, lists, zip(repeat(tape_ref), tpl.copy_offs)), maxlen=0)
+    if prune:
+        for copies in lists:
+            _prune(copies)
+
+
+def _prune(copies):
+    if len(copies) > 4:
+        copies[:] = [c for c in copies if c[0]() is not None]
 
 
 def _ufunc_row(values, rows, r, ufunc, n, operand):

@@ -19,6 +19,8 @@ template that two recordings agree on is replayed), ``_Template.finish`` plans i
 stretches of rows each kernel call runs, which imports are read in place).
 """
 
+import operator
+
 import numpy as np
 
 from kernels import opcodes as K
@@ -144,6 +146,15 @@ class _Template:
         "eager_nodes",
         "import_index",
         "import_flat",
+        "n_args",
+        "outside",
+        "outside_shapes",
+        "pick_copies",
+        "copy_offs",
+        "pick_externs",
+        "extern_rows",
+        "extern_offs",
+        "replays",
         "segments",
         "copies",
         "externs_in",
@@ -218,10 +229,7 @@ class _Template:
         if start < self.nrows:
             segments.append(("k", start, self.nrows, tuple(sorted(slots))))
         self.segments = segments
-        self.import_index = None
-        copies = self.copies
-        if len(copies) >= 16 and all(src[0] in "ae" for _, _, src in copies):
-            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
+        self._plan_many_imports()
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()
         stack = [r[1] for refs in self.hook_rows.values() for r in refs if r is not None and r[0] == "n"]
@@ -234,6 +242,38 @@ class _Template:
             stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
             stack.extend(_ctx_nodes(nd.ctx))
         self.eager_nodes = sorted(eager)
+
+    def _plan_many_imports(self):
+        """Plan the per-call Python work on many small imports (a model of many leaves) as C-level passes:
+        ``import_index`` (the arena positions of all copies, for one gather and one scatter), ``pick_copies``
+        (an ``operator.itemgetter`` over the call's pool: its tensor arguments, then ``outside``, the tensors
+        from outside ``fn``) and ``copy_offs``; likewise ``pick_externs`` with ``extern_rows`` and
+        ``extern_offs`` for the tape's externs. ``outside_shapes``: their shapes and dtypes when recorded (a
+        tensor from outside whose data was rebound to another shape makes the call run eagerly)."""
+        outside = {}
+        for _, _, src in self.imports:
+            if src[0] == "e":
+                outside.setdefault(id(src[1]), src[1])
+        self.outside = list(outside.values())
+        self.outside_shapes = [(t._data.shape, t._data.dtype) for t in self.outside]
+        n_args = self.n_args
+        where = {k: n_args + j for j, k in enumerate(outside)}
+
+        def position(src):
+            return src[1] if src[0] == "a" else where[id(src[1])]
+
+        copies = self.copies
+        self.import_index = self.pick_copies = None
+        if len(copies) >= 16 and all(src[0] in "ae" for _, _, src in copies):
+            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
+            self.pick_copies = operator.itemgetter(*[position(src) for _, _, src in copies])
+            self.copy_offs = [off for off, _, _ in copies]
+        self.pick_externs = None
+        if len(self.externs) >= 2 and all(r[0] in "ae" for _, _, r in self.externs):
+            self.pick_externs = operator.itemgetter(*[position(r) for _, _, r in self.externs])
+            self.extern_rows = [row for row, _, _ in self.externs]
+            self.extern_offs = [off for _, off, _ in self.externs]
+        self.replays = 0
 
     def _extern_slots(self, words, codes):
         """Which imports the replay reads in place instead of copying (``externs_in``: ``[(off, n, src)]``, the
@@ -408,6 +448,7 @@ def _build(result, tensors, rec, first_id, last_id):
     tpl.rows_bytes = rows_bytes
     tpl.aux = np.array(T.aux, np.int64) if len(T.aux) else np.zeros(1, np.int64)
     tpl.imports = imports
+    tpl.n_args = len(tensors)
     tpl.import_flat = all(_tape.held(t)._data.ndim == 1 for _, _, t, _ in T.imports.values())
     tpl.externs = externs
     tpl.nodes = nodes

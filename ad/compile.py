@@ -107,6 +107,7 @@ class CompiledFunction:
         self.cache = {}
         self.warned_limit = False
         self.warned_unhashable = False
+        self.list_parts = {}  # ``_flatten``'s memo of the key parts of lists of alike tensors
         functools.update_wrapper(self, fn)
 
     def __get__(self, obj, objtype=None):  # a compiled method binds as the function would
@@ -118,7 +119,7 @@ class CompiledFunction:
             return fn(*args, **kwargs)  # no_grad, forward mode, anomaly mode, inside another recording: eager
         tensors = []
         parts = []
-        _flatten((args, kwargs), tensors, parts)
+        _flatten((args, kwargs), tensors, parts, self.list_parts)
         for t in tensors:
             if t._dev is not None or t._tangents:
                 return fn(*args, **kwargs)
@@ -200,10 +201,16 @@ def _name(fn):
 
 
 _SIGNATURE = operator.attrgetter("_data.shape", "_data.dtype", "_dev", "_rg")  # a tensor argument's part of a key
+_DATA, _RG, _DEV = operator.attrgetter("_data"), operator.attrgetter("_rg"), operator.attrgetter("_dev")
 
 
-def _flatten(obj, tensors, parts):
-    """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``."""
+def _flatten(obj, tensors, parts, memo):
+    """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``.
+
+    ``memo``: per list or tuple of tensors (by its place in the arguments), the last call's arrays, grad flags,
+    devices and key part; when all are the same objects and flags again, the part is reused without reading
+    every shape (``p.data = new`` binds another array: seen; an array reshaped in place through numpy's
+    ``a.shape = ...`` is not)."""
     if isinstance(obj, Tensor):
         tensors.append(obj)
         parts.append((obj._data.shape, obj._data.dtype, obj._dev, obj._rg))
@@ -212,21 +219,35 @@ def _flatten(obj, tensors, parts):
     if kind is tuple or kind is list:
         if obj and all(issubclass(k, Tensor) for k in set(map(type, obj))):  # (parameters: C-level passes)
             tensors.extend(obj)
+            place = len(parts)
+            datas, flags, devices = list(map(_DATA, obj)), list(map(_RG, obj)), list(map(_DEV, obj))
+            last = memo.get(place)
+            if (
+                last is not None
+                and len(last[0]) == len(datas)
+                and all(map(operator.is_, datas, last[0]))
+                and flags == last[1]
+                and devices == last[2]
+                and last[3][0] is kind
+            ):
+                parts.append(last[3])
+                return
             signatures = list(map(_SIGNATURE, obj))
             same = set(signatures)
             if len(same) == 1:  # (all alike: a short key, hashed and compared once per call)
                 parts.append((kind, len(obj), same.pop()))
+                memo[place] = (datas, flags, devices, parts[-1])
             else:
                 parts.append((kind, len(obj)))
                 parts.extend(signatures)
             return
         parts.append((kind, len(obj)))
         for item in obj:
-            _flatten(item, tensors, parts)
+            _flatten(item, tensors, parts, memo)
     elif kind is dict:
         parts.append((dict, tuple(obj)))
         for item in obj.values():
-            _flatten(item, tensors, parts)
+            _flatten(item, tensors, parts, memo)
     else:
         parts.append((kind, obj))
 

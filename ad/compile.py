@@ -264,6 +264,7 @@ class _Recorder:
     def __init__(self):
         self.reason = None
         self.target_reads = []  # (target, its int64 indices, ignore_index) of each single-row cross_entropy
+        self.index_reads = []  # (result, index tensor, dim) of each gather whose index map came from a tensor
         self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
 
     def created(self, t):
@@ -280,6 +281,9 @@ class _Recorder:
 
     def targets(self, target, t64, ignore_index):
         self.target_reads.append((target, t64, ignore_index))
+
+    def gathered(self, out, index, dim):
+        self.index_reads.append((out, index, dim))
 
 
 def _user_line():

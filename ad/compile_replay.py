@@ -48,6 +48,15 @@ def _replay(tpl, tensors):
             target_arrays[k] = t64
     if tpl.outside and list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
         return _EAGER  # a tensor from outside got data of another shape (``p.data = ...``): not this program
+    if tpl.remaps:
+        if aux is tpl.aux:
+            aux = aux.copy()
+        for a, n, src, dim, x_shape, ix_shape, k in tpl.remaps:
+            index_map = _gather_map(_index_values(src, tensors), dim, x_shape, ix_shape)
+            if index_map is None:
+                return _EAGER  # the eager call raises gather's error
+            aux[a + 1 : a + 1 + n] = index_map
+            target_arrays[k] = (x_shape, index_map)
     tape = _tape.Tape(tpl.dtype, max(tpl.used, 1))
     _REPLAY_TAPES.add(tape)
     tape.rows = bytearray(tpl.rows_bytes)
@@ -161,6 +170,29 @@ def _register_copies(tpl, sources, tape_ref, prune):
 def _prune(copies):
     if len(copies) > 4:
         copies[:] = [c for c in copies if c[0]() is not None]
+
+
+def _index_values(src, tensors):
+    """The current values of the index tensor a gather read (``src``: its reference in the template)."""
+    kind = src[0]
+    if kind == "k":
+        return src[1]
+    if kind == "b":
+        return np.broadcast_to(tensors[src[1]]._data, src[2])
+    t = tensors[src[1]] if kind == "a" else src[1]
+    return t._data
+
+
+def _gather_map(idx, dim, x_shape, ix_shape):
+    """``gather``'s flat index map (as ``ops.indexing.gather`` makes it) from index values ``idx``, or None when
+    they are not valid for this program (another dtype kind or shape, out of bounds: eager raises)."""
+    if idx.dtype.kind not in "iu" or idx.shape != ix_shape:
+        return None
+    size = x_shape[dim]
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        return None
+    flat_index = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
+    return np.take_along_axis(flat_index, idx.astype(np.int64), axis=dim).reshape(-1)
 
 
 def _ufunc_row(values, rows, r, ufunc, n, operand):

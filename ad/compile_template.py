@@ -14,6 +14,10 @@ Data structures:
   ``tape.BIG_ROW`` elements or more, which the kernel reads where they are (``kernels/replay.py``'s extern
   slots; an eager tape leaves them out of its arena too).
 
+``remaps`` ``[(aux column, n, index source, dim, x shape, index shape, node)]``: the gathers whose index map
+comes from an index tensor (an argument, a constant or a tensor from outside): the replay recomputes each map
+from that tensor's current values and patches ``aux`` (and the node's ``_ctx``).
+
 ``_build`` makes a template from a recording, ``_differs`` compares two recordings of one signature (only a
 template that two recordings agree on is replayed), ``_Template.finish`` plans its replay (row flags, the
 stretches of rows each kernel call runs, which imports are read in place).
@@ -143,6 +147,7 @@ class _Template:
         "big_regions",
         "out",
         "targets",
+        "remaps",
         "eager_nodes",
         "import_index",
         "import_flat",
@@ -400,6 +405,7 @@ def _build(result, tensors, rec, first_id, last_id):
         return r
 
     targets = []
+    remaps = []
     nodes = []
     itemsize = T.values.itemsize
     base = T.values.ctypes.data
@@ -411,8 +417,13 @@ def _build(result, tensors, rec, first_id, last_id):
             raise _Unsupported(f"a result of {op.name} carries {sorted(extra)[0]} (an in-place op or a view of one)")
         if op.code == K.PYTHON:
             raise _Unsupported("a custom autograd.Function is called inside the function")
+        gathered = [(ix, dim) for out, ix, dim in rec.index_reads if out is t] if op.code == K.GATHER_MAP else ()
         if (
-            not ((is_elementwise(op.code) and op.name not in _NOT_ELEMENTWISE) or op.name in _STRUCTURAL_OPS)
+            not (
+                (is_elementwise(op.code) and op.name not in _NOT_ELEMENTWISE)
+                or op.name in _STRUCTURAL_OPS
+                or len(gathered) == 1  # (other index maps may come from values: argmax, sort, masks)
+            )
             or REPLAYABLE[op.code] == 0
         ):
             raise _Unsupported(f"the replay does not compute {op.name}")
@@ -437,6 +448,13 @@ def _build(result, tensors, rec, first_id, last_id):
             src = ("c", np.array(t._ctx)) if not isinstance(target, Tensor) else ref(target)
             targets.append((a, int(T.aux[a]), int(T.aux[a + 1]), src, ignore_index, k))
             node.ctx = None
+        elif gathered:
+            ix, dim = gathered[0]
+            a = int(words[t._row, 5])
+            src = _source(ix, tensors, arg_index, rec.made)
+            x_shape = t._inputs[0].shape
+            remaps.append((a, node.n, src, dim, x_shape, ix._data.shape, k))
+            node.ctx = None
         else:
             node.ctx = _ctx_spec(t._ctx, ref)
         nodes.append(node)
@@ -456,6 +474,7 @@ def _build(result, tensors, rec, first_id, last_id):
     tpl.python_rows = frozenset(T.python_rows)
     tpl.big_regions = list(T.big_regions)
     tpl.targets = targets
+    tpl.remaps = remaps
     tpl.out = _out_spec(result, node_index, arg_index)
     return tpl
 
@@ -550,6 +569,13 @@ def _differs(a, b):
         aux_a[t[0] + 2 : t[0] + 2 + t[1]] = 0
     for t in b.targets:
         aux_b[t[0] + 2 : t[0] + 2 + t[1]] = 0
+    for aux, remaps in ((aux_a, a.remaps), (aux_b, b.remaps)):
+        for r in remaps:
+            aux[r[0] + 1 : r[0] + 1 + r[1]] = 0
+    if len(a.remaps) != len(b.remaps) or any(
+        x[0] != y[0] or x[3] != y[3] or not _same_ref(x[2], y[2]) for x, y in zip(a.remaps, b.remaps)
+    ):
+        return "gather's indices come from different places (a tensor computed inside the function)"
     if not np.array_equal(aux_a, aux_b):
         return "two calls recorded different index maps"
     if len(a.imports) != len(b.imports) or any(

@@ -564,3 +564,34 @@ def test_many_small_leaves_fast_paths_see_every_kind_of_update():
         for a, b in zip(g, grads_of(y_ref, leaves)):
             close(a, b)
     assert replayed(y) and len(cf.cache) == 2
+
+
+def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call():
+    """``gather``'s index map is recomputed from the index tensor at each replay (an argument, or a tensor from
+    outside changed in place), values and gradients (kernel sweep and ``create_graph``) against eager; an
+    out-of-bounds index runs that call eagerly, which raises gather's error."""
+    outside_index = ad.tensor(RNG.integers(0, 5, (3, 2)))
+
+    def f(x, index):
+        g = ad.gather(ad.tanh(x), 1, index)
+        return (g * g).sum() + ad.gather(x, 1, outside_index).sum()
+
+    cf = ad.compile(f)
+    for step in range(5):
+        x = ad.tensor(RNG.standard_normal((3, 5)), requires_grad=True)
+        index = ad.tensor(RNG.integers(0, 5, (3, 4)))
+        y = cf(x, index)
+        (g,) = ad.autograd.grad(y, [x], create_graph=True)
+        gg = ad.autograd.grad(g.sum(), [x])[0]
+        y_ref = f(x, index)
+        (g_ref,) = ad.autograd.grad(y_ref, [x], create_graph=True)
+        close(y, y_ref)
+        close(g, g_ref)
+        close(gg, ad.autograd.grad(g_ref.sum(), [x])[0])
+        assert replayed(y) == (step >= 2)
+        with ad.no_grad():
+            outside_index.copy_(ad.tensor(RNG.integers(0, 5, (3, 2))))
+    bad = ad.tensor(np.full((3, 4), 5))
+    for fn in (cf, f):
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            fn(x, bad)

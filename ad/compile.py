@@ -11,21 +11,16 @@ hooks, ``retain_graph`` and ``create_graph`` then run exactly as after an eager 
 Python graph (``_inputs``, ``_ctx``: rebuilt from the template) and the imports are what eager would have
 made.
 
+Where to read: this module (the cache of signatures, the recording calls and the eager fallback),
+``ad/compile_template.py`` (what a recording leaves: the ``_Template`` and its references),
+``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt).
+
 Data structures:
 
 - signature (the cache key): for each tensor argument (found in nested tuples, lists and dicts) its shape,
   dtype, device and ``requires_grad``, the values of the other arguments (hashable ones; an unhashable one
   runs eagerly), and the grad mode.
-- ``_Template``: the recorded rows (bytes, the tape's own format), aux, per-row replay flags, the arena size,
-  ``imports`` ``[(offset, size, source)]`` (what to copy in before the kernel runs), ``externs``, ``nodes``
-  (one ``_Node`` per recorded result tensor: where it lives, its op, its operands as references) and the
-  output structure. A reference is ``("n", k)`` (node k of this call), ``("a", k)`` (tensor argument k of
-  this call), ``("b", k, shape)`` (a broadcast of argument k), ``("k", values)`` (a constant a factory made
-  inside ``fn``: re-created from the recorded values, which both recordings must agree on) or ``("e",
-  tensor)`` (a tensor from outside ``fn``: a parameter, a captured constant; read at each call). ``imports``
-  splits into ``copies`` (copied into the arena at each call) and ``externs_in``: imports of
-  ``tape.BIG_ROW`` elements or more, which the kernel reads where they are (``kernels/replay.py``'s extern
-  slots; an eager tape leaves them out of its arena too).
+- ``_Entry``: per signature, the confirmed template, the recording awaiting confirmation, or why it is eager.
 
 Correct by construction: a signature is replayed only after two recording calls produced the same rows
 and read the same outside tensors (so a tensor that ``fn`` computes without recording, from its inputs, is
@@ -39,103 +34,22 @@ to a new tensor after compilation is not seen (in-place updates are).
 """
 
 import functools
+import operator
 import os
 import sys
 import warnings
-import weakref
-from array import array
 
-import numpy as np
-
-from kernels import opcodes as K
-from kernels.cpu import class_targets_ok
-
-from . import observe, parallel
+from . import observe
 from . import tape as _tape
+from .compile_replay import _EAGER, _REPLAY_TAPES, _replay  # noqa: F401 (_REPLAY_TAPES: what the tests check)
+from .compile_template import _build, _differs, _root, _Unsupported
 from .forward import _fw
 from .grad_mode import _grad_state
-from .tensor import Tensor, _new, wrap_array
+from .tensor import Tensor
 
-_UFUNCS = {  # opcode -> the numpy ufunc with the same values (what the eager ops call on big arrays)
-    K.EXP: np.exp,
-    K.LOG: np.log,
-    K.TANH: np.tanh,
-    K.LOG1P: np.log1p,
-    K.EXPM1: np.expm1,
-    K.SQRT: np.sqrt,
-    K.TAN: np.tan,
-    K.ATAN: np.arctan,
-    K.SINH: np.sinh,
-    K.COSH: np.cosh,
-    K.ASINH: np.arcsinh,
-    K.EXP2: np.exp2,
-}
 CACHE_SIZE_LIMIT = 8  # signatures per compiled function (torch._dynamo.config.cache_size_limit)
 _AD_DIR = os.path.dirname(os.path.abspath(__file__))
 _KERNELS_DIR = os.path.join(os.path.dirname(_AD_DIR), "kernels")
-
-# Structural ops whose rows the replay kernel computes completely (every element of the result from the
-# operands); elementwise ops are recognized by their opcode range
-_STRUCTURAL_OPS = frozenset(
-    (
-        "gather_strided",
-        "expand",
-        "permute",
-        "transpose",
-        "getitem",
-        "t",
-        "sum",
-        "sum_all",
-        "mean",
-        "mean_all",
-        "reshape",
-        "reshape_copy",
-        "squeeze",
-        "squeeze_dim",
-        "squeeze_dims",
-        "unsqueeze",
-        "prod",
-        "amax",
-        "amin",
-        "cat",
-        "stack",
-        "matmul",
-        "log_softmax",
-        "linear",
-        "linear_bias",
-        "cross_entropy",
-        "select",
-        "diagonal",
-        "unbind",
-        "narrow",
-        "flip",
-        "rot90",
-        "cast",
-    )
-)
-_NOT_ELEMENTWISE = frozenset(("rehome", "to_copy"))
-# what a recorded result tensor may carry for the replay to rebuild it (views' aliasing is dropped: only
-# results inside ``fn`` may be views, and ``fn`` cannot reach their storage after it returns)
-_NODE_KEYS = frozenset(
-    (
-        "_data",
-        "_rg",
-        "_op",
-        "_inputs",
-        "_ctx",
-        "_tape",
-        "_off",
-        "_row",
-        "_nrows",
-        "_hooks",
-        "_retains_grad",
-        "_node",
-        "_imports",
-        "_vc",
-        "_vbase",
-        "_vflags",
-    )
-)
 
 
 def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, options=None, disable=False):  # noqa: A001
@@ -193,6 +107,7 @@ class CompiledFunction:
         self.cache = {}
         self.warned_limit = False
         self.warned_unhashable = False
+        self.list_parts = {}  # ``_flatten``'s memo of the key parts of lists of alike tensors
         functools.update_wrapper(self, fn)
 
     def __get__(self, obj, objtype=None):  # a compiled method binds as the function would
@@ -204,7 +119,7 @@ class CompiledFunction:
             return fn(*args, **kwargs)  # no_grad, forward mode, anomaly mode, inside another recording: eager
         tensors = []
         parts = []
-        _flatten((args, kwargs), tensors, parts)
+        _flatten((args, kwargs), tensors, parts, self.list_parts)
         for t in tensors:
             if t._dev is not None or t._tangents:
                 return fn(*args, **kwargs)
@@ -285,26 +200,54 @@ def _name(fn):
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def _flatten(obj, tensors, parts):
-    """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``."""
+_SIGNATURE = operator.attrgetter("_data.shape", "_data.dtype", "_dev", "_rg")  # a tensor argument's part of a key
+_DATA, _RG, _DEV = operator.attrgetter("_data"), operator.attrgetter("_rg"), operator.attrgetter("_dev")
+
+
+def _flatten(obj, tensors, parts, memo):
+    """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``.
+
+    ``memo``: per list or tuple of tensors (by its place in the arguments), the last call's arrays, grad flags,
+    devices and key part; when all are the same objects and flags again, the part is reused without reading
+    every shape (``p.data = new`` binds another array: seen; an array reshaped in place through numpy's
+    ``a.shape = ...`` is not)."""
     if isinstance(obj, Tensor):
         tensors.append(obj)
         parts.append((obj._data.shape, obj._data.dtype, obj._dev, obj._rg))
         return
     kind = type(obj)
     if kind is tuple or kind is list:
+        if obj and all(issubclass(k, Tensor) for k in set(map(type, obj))):  # (parameters: C-level passes)
+            tensors.extend(obj)
+            place = len(parts)
+            datas, flags, devices = list(map(_DATA, obj)), list(map(_RG, obj)), list(map(_DEV, obj))
+            last = memo.get(place)
+            if (
+                last is not None
+                and len(last[0]) == len(datas)
+                and all(map(operator.is_, datas, last[0]))
+                and flags == last[1]
+                and devices == last[2]
+                and last[3][0] is kind
+            ):
+                parts.append(last[3])
+                return
+            signatures = list(map(_SIGNATURE, obj))
+            same = set(signatures)
+            if len(same) == 1:  # (all alike: a short key, hashed and compared once per call)
+                parts.append((kind, len(obj), same.pop()))
+                memo[place] = (datas, flags, devices, parts[-1])
+            else:
+                parts.append((kind, len(obj)))
+                parts.extend(signatures)
+            return
         parts.append((kind, len(obj)))
         for item in obj:
-            if isinstance(item, Tensor):  # (inlined: a list of many parameters is common)
-                tensors.append(item)
-                data = item._data
-                parts.append((data.shape, data.dtype, item._dev, item._rg))
-            else:
-                _flatten(item, tensors, parts)
+            _flatten(item, tensors, parts, memo)
     elif kind is dict:
         parts.append((dict, tuple(obj)))
         for item in obj.values():
-            _flatten(item, tensors, parts)
+            _flatten(item, tensors, parts, memo)
     else:
         parts.append((kind, obj))
 
@@ -315,20 +258,13 @@ def _default_rng_state():
     return creation._rng.bit_generator.state
 
 
-class _Unsupported(Exception):
-    """Why a recording cannot be replayed."""
-
-
-_REPLAY_TAPES = weakref.WeakSet()  # the tapes replays built (what the tests check replays by)
-_EAGER = object()  # _replay's answer when this call must run eagerly (its inputs fail a check the op makes)
-
-
 class _Recorder:
     """The observer (``ad/observe.py``) of one recording call."""
 
     def __init__(self):
         self.reason = None
         self.target_reads = []  # (target, its int64 indices, ignore_index) of each single-row cross_entropy
+        self.index_reads = []  # (result, index tensor, dim) of each gather whose index map came from a tensor
         self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
 
     def created(self, t):
@@ -346,12 +282,8 @@ class _Recorder:
     def targets(self, target, t64, ignore_index):
         self.target_reads.append((target, t64, ignore_index))
 
-
-def _root(a):
-    """The array that owns ``a``'s memory."""
-    while a.base is not None and isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    def gathered(self, out, index, dim):
+        self.index_reads.append((out, index, dim))
 
 
 def _user_line():
@@ -363,665 +295,3 @@ def _user_line():
             return f"{f.f_code.co_filename}:{f.f_lineno}"
         f = f.f_back
     return "?"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the template: what a recording call left on its tape, in references that a later call resolves
-
-
-class _Node:
-    """A recorded result tensor: where it lives, its op, its operands and ``_ctx`` as references."""
-
-    __slots__ = ("off", "shape", "n", "row", "nrows", "rg", "op", "ctx", "inputs", "hooks", "retains_grad")
-
-
-class _Template:
-    __slots__ = (
-        "dtype",
-        "used",
-        "nrows",
-        "rows_bytes",
-        "rows",
-        "attrs",
-        "aux",
-        "flags",
-        "imports",
-        "externs",
-        "nodes",
-        "hook_rows",
-        "python_rows",
-        "big_regions",
-        "out",
-        "targets",
-        "eager_nodes",
-        "import_index",
-        "import_flat",
-        "segments",
-        "copies",
-        "externs_in",
-    )
-
-    def finish(self):
-        """Per-row replay flags (``kernels/replay.py``) and the big fused runs split across threads."""
-        from kernels import replay
-
-        words = np.frombuffer(self.rows_bytes, np.int64).reshape(-1, 10)
-        self.rows = words[:, :8]
-        self.attrs = np.frombuffer(self.rows_bytes, np.float64).reshape(-1, 10)[:, 8:]
-        flags = np.zeros(self.nrows, np.uint8)
-        codes = [int(c) for c in words[:, 0] & K.CODE_MASK]
-        sizes = [int(n) for n in words[:, 4]]
-        # big transcendental rows run numpy's ufunc (SIMD: tanh ~2 ns an element, libm's scalar one ~25 ns), as
-        # the eager op does; fused runs are made of the other elementwise rows
-        ufunc_rows = {r: _UFUNCS[c] for r, c in enumerate(codes) if c in _UFUNCS and sizes[r] >= replay.FUSE_MIN}
-        prev_code = prev_out = prev_n = -1
-        for r in range(self.nrows):
-            code, out, n = codes[r], int(words[r, 1]), sizes[r]
-            if code == K.SAVED_INPUT or code == K.SAVED_RESULT:
-                flags[r] = replay.FLAG_SKIP
-                continue  # (a guard does not break a run: it computes nothing)
-            if code == K.SCATTER_STRIDED and not (prev_code == K.SCATTER_STRIDED and prev_out == out):
-                flags[r] = replay.FLAG_ZERO
-            elif (
-                n >= replay.FUSE_MIN
-                and n == prev_n
-                and replay.is_elementwise(code)
-                and replay.is_elementwise(prev_code)
-                and r not in ufunc_rows
-                and r - 1 not in ufunc_rows
-            ):
-                flags[r] = replay.FLAG_FUSED
-            prev_code, prev_out, prev_n = code, out, n
-        self.flags = flags
-        reads, self.externs_in = self._extern_slots(words, codes)
-        # the rows in stretches: ("k", start, stop, slots) for one kernel call, ("p", first, end, n, slots) for a
-        # fused elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n, slots)
-        # for a big transcendental row; ``slots``: the big imports (indices into ``externs_in``, at most two)
-        # that the stretch reads in place (kernels/replay.py's extern slots)
-        from .parallel import PARALLEL_MIN
-
-        segments = []
-        r = start = 0
-        slots = set()
-        while r < self.nrows:
-            n = sizes[r]
-            if r in ufunc_rows or (
-                n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r] & replay.FLAG_SKIP
-            ):
-                if start < r:
-                    segments.append(("k", start, r, tuple(sorted(slots))))
-                if r in ufunc_rows:
-                    segments.append(("u", r, ufunc_rows[r], n, tuple(reads[r])))
-                    start = r = r + 1
-                else:
-                    end, run = r + 1, set(reads[r])
-                    while end < self.nrows and flags[end] & replay.FLAG_FUSED and len(run | reads[end]) <= 2:
-                        run |= reads[end]
-                        end += 1
-                    segments.append(("p", r, end, n, tuple(sorted(run))))
-                    start = r = end
-                slots = set()
-                continue
-            if len(slots | reads[r]) > 2:
-                segments.append(("k", start, r, tuple(sorted(slots))))
-                start, slots = r, set()
-            slots |= reads[r]
-            r += 1
-        if start < self.nrows:
-            segments.append(("k", start, self.nrows, tuple(sorted(slots))))
-        self.segments = segments
-        self.import_index = None
-        copies = self.copies
-        if len(copies) >= 16 and all(src[0] in "ae" for _, _, src in copies):
-            self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
-        # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
-        eager = set()
-        stack = [r[1] for refs in self.hook_rows.values() for r in refs if r is not None and r[0] == "n"]
-        while stack:
-            k = stack.pop()
-            if k in eager:
-                continue
-            eager.add(k)
-            nd = self.nodes[k]
-            stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
-            stack.extend(_ctx_nodes(nd.ctx))
-        self.eager_nodes = sorted(eager)
-
-    def _extern_slots(self, words, codes):
-        """Which imports the replay reads in place instead of copying (``externs_in``: ``[(off, n, src)]``, the
-        big ones, as eager tapes leave them out of the arena too), and per row the set of them it reads (indices
-        into ``externs_in``); sets ``copies``, the imports copied into the arena at each call. A row reads at
-        most two in place (the kernel's two extern slots): a third one it reads is copied."""
-        from bisect import bisect_right
-
-        from kernels import replay
-
-        big = [k for k, (_, n, _) in enumerate(self.imports) if n >= _tape.BIG_ROW]
-        starts = [self.imports[k][0] for k in big]
-        aux = self.aux
-        found = []
-        for r in range(self.nrows):
-            code = codes[r]
-            if code == K.SAVED_INPUT or code == K.SAVED_RESULT or not big:
-                found.append(())
-                continue
-            offs = [int(words[r, 2])]
-            if replay.is_binary(code) or code in (K.MATMUL, K.LINEAR, K.LINEAR_BIAS):
-                offs.append(int(words[r, 3]))
-            if code == K.LINEAR_BIAS:
-                offs.append(int(aux[int(words[r, 5]) + 3]))
-            hit = []
-            for off in offs:
-                j = bisect_right(starts, off) - 1
-                if j >= 0 and off < starts[j] + self.imports[big[j]][1] and big[j] not in hit:
-                    hit.append(big[j])
-            found.append(hit)
-        copied = set()
-        for hit in found:
-            kept = [k for k in hit if k not in copied]
-            copied.update(kept[2:])
-        in_place = [k for k in big if k not in copied]
-        slot = {k: j for j, k in enumerate(in_place)}
-        self.copies = [imp for k, imp in enumerate(self.imports) if k not in slot]
-        reads = [frozenset(slot[k] for k in hit if k in slot) for hit in found]
-        return reads, [self.imports[k] for k in in_place]
-
-
-def _build(result, tensors, rec, first_id, last_id):
-    """The template of the recording call that returned ``result``; raises ``_Unsupported`` with the reason
-    when it cannot be replayed."""
-    from kernels.replay import REPLAYABLE, is_elementwise
-
-    from .ops import OPS
-
-    if rec.reason is not None:
-        raise _Unsupported(rec.reason)
-    created = last_id - first_id - 1
-    tapes = [t for t in _tape._state.current.values() if first_id < t.id < last_id]
-    if created == 0:
-        raise _Unsupported("it recorded no differentiable op (no input requires grad)")
-    if created != 1 or len(tapes) != 1:
-        raise _Unsupported(
-            "its ops spread over several tapes (several dtypes, a graph larger than one tape, or a backward "
-            "inside the function)"
-        )
-    T = tapes[0]
-    nrows = T.nrows
-    if T.dirty or (T.freed.shape[0] and T.freed[:nrows].any()):
-        raise _Unsupported("a tensor was written in place or a backward ran inside the function")
-    rows_bytes = bytes(T.rows[: nrows * _tape.ROW.size])
-    words = np.frombuffer(rows_bytes, np.int64).reshape(-1, 10)
-    codes = words[:, 0] & K.CODE_MASK
-    for code in np.unique(codes[REPLAYABLE[codes] == 0]).tolist():
-        names = [op.grad_fn_name for op in OPS.values() if op.code == code and isinstance(op.grad_fn_name, str)]
-        what = "a custom autograd.Function" if code == K.PYTHON else names[0] if names else f"opcode {code}"
-        raise _Unsupported(f"the replay does not compute {what}")
-
-    arg_index = {}
-    for k, t in enumerate(tensors):
-        arg_index.setdefault(id(t), k)
-    ref_of = {}
-    imports = []
-    for off, _row, t, _version in T.imports.values():
-        t = _tape.held(t)  # (a recorded tensor of another tape is held weakly; it is alive: the outputs read it)
-        ref = _source(t, tensors, arg_index, rec.made)
-        ref_of[id(t)] = ref
-        imports.append((off, t._data.size, ref))
-    imports.sort(key=lambda item: item[0])
-    externs = [(row, off, ref_of[id(_tape.held(t))]) for row, off, t in T.externs]
-
-    # the recorded result tensors reachable from the outputs and the hooked tensors, in recording order
-    roots = []
-    _tensors_of(result, roots)
-    handlers = {}
-    for row, refs in T.hook_rows.items():
-        for r in refs:
-            h = r()
-            if h is None:
-                continue
-            if not isinstance(h, Tensor):
-                raise _Unsupported("a custom autograd.Function is called inside the function")
-            handlers.setdefault(row, []).append(h)
-            roots.append(h)
-    found = {}
-    stack = [t for t in roots if t._tape is T]
-    while stack:
-        t = stack.pop()
-        if id(t) in found:
-            continue
-        found[id(t)] = t
-        stack.extend(i for i in t._inputs if i is not None and i._tape is T and id(i) not in found)
-    order = sorted(found.values(), key=lambda t: t._row)
-    node_index = {id(t): k for k, t in enumerate(order)}
-
-    def ref(t):
-        if t is None:
-            return None
-        k = node_index.get(id(t))
-        if k is not None:
-            return ("n", k)
-        r = ref_of.get(id(t))
-        if r is None:
-            k = arg_index.get(id(t))
-            if k is not None:
-                return ("a", k)
-            if t._tape is None and not t._rg and id(_root(t._data)) in rec.made:  # (imported only broadcast)
-                r = ref_of[id(t)] = ("k", np.array(t._data))
-                return r
-            raise _Unsupported("an op reads a tensor the function made without recording it")
-        return r
-
-    targets = []
-    nodes = []
-    itemsize = T.values.itemsize
-    base = T.values.ctypes.data
-    for k, t in enumerate(order):
-        d = t.__dict__
-        extra = d.keys() - _NODE_KEYS
-        op = t._op
-        if extra:
-            raise _Unsupported(f"a result of {op.name} carries {sorted(extra)[0]} (an in-place op or a view of one)")
-        if op.code == K.PYTHON:
-            raise _Unsupported("a custom autograd.Function is called inside the function")
-        if (
-            not ((is_elementwise(op.code) and op.name not in _NOT_ELEMENTWISE) or op.name in _STRUCTURAL_OPS)
-            or REPLAYABLE[op.code] == 0
-        ):
-            raise _Unsupported(f"the replay does not compute {op.name}")
-        if op.name in ("cat", "stack") and not all(i._rg for i in t._inputs):
-            raise _Unsupported(f"{op.name} of tensors some of which do not require grad")
-        node = _Node()
-        data = t._data
-        node.off, node.shape, node.n = t._off, data.shape, data.size
-        node.row, node.nrows, node.rg, node.op = t._row, t._nrows, t._rg, op
-        node.inputs = tuple(ref(i) for i in t._inputs)
-        node.hooks = dict(t._hooks) if t._hooks else None
-        node.retains_grad = t._retains_grad
-        in_arena = data.flags.c_contiguous and (data.size == 0 or data.ctypes.data == base + t._off * itemsize)
-        if not in_arena and any(o is t for o in _tensors_of(result, [])):
-            raise _Unsupported(f"it returns a view ({op.name}) of a tensor")
-        if op.code == K.CROSS_ENTROPY:
-            a = int(words[t._row, 5])
-            hit = [(tg, ii) for tg, t64, ii in rec.target_reads if t64 is t._ctx]
-            if len(hit) != 1:
-                raise _Unsupported("cross_entropy's class indices were not traced")
-            target, ignore_index = hit[0]
-            src = ("c", np.array(t._ctx)) if not isinstance(target, Tensor) else ref(target)
-            targets.append((a, int(T.aux[a]), int(T.aux[a + 1]), src, ignore_index, k))
-            node.ctx = None
-        else:
-            node.ctx = _ctx_spec(t._ctx, ref)
-        nodes.append(node)
-
-    tpl = _Template()
-    tpl.dtype = T.dtype
-    tpl.used = T.used
-    tpl.nrows = nrows
-    tpl.rows_bytes = rows_bytes
-    tpl.aux = np.array(T.aux, np.int64) if len(T.aux) else np.zeros(1, np.int64)
-    tpl.imports = imports
-    tpl.import_flat = all(_tape.held(t)._data.ndim == 1 for _, _, t, _ in T.imports.values())
-    tpl.externs = externs
-    tpl.nodes = nodes
-    tpl.hook_rows = {row: [ref(h) for h in hs] for row, hs in handlers.items()}
-    tpl.python_rows = frozenset(T.python_rows)
-    tpl.big_regions = list(T.big_regions)
-    tpl.targets = targets
-    tpl.out = _out_spec(result, node_index, arg_index)
-    return tpl
-
-
-def _source(t, tensors, arg_index, made):
-    """How a later call finds the tensor that the recording imported as ``t``: an argument, a broadcast of
-    one (operands are broadcast before they are imported), a constant that a factory made inside ``fn``
-    (``("k", values)``: re-created from the recorded values, which the second recording must reproduce), or
-    ``t`` itself (a tensor from outside)."""
-    k = arg_index.get(id(t))
-    if k is not None:
-        return ("a", k)
-    data = t._data
-    if made and not t._rg and t._tape is None and id(_root(data)) in made:
-        return ("k", np.array(data))
-    if data.base is not None and 0 in data.strides:
-        for k, a in enumerate(tensors):
-            try:
-                b = np.broadcast_to(a._data, data.shape)
-            except ValueError:
-                continue
-            if b.strides == data.strides and b.ctypes.data == data.ctypes.data and b.dtype == data.dtype:
-                return ("b", k, data.shape)
-    return ("e", t)
-
-
-_CONSTANT_TYPES = (type(None), int, float, bool, str, bytes, slice, type(Ellipsis), np.ndarray, np.dtype, np.generic)
-
-
-def _ctx_spec(ctx, ref):
-    """``("c", ctx)`` for a context without tensors, ``("r", reference)`` for a tensor, ``("s", type,
-    [specs])`` for a tuple or list holding tensors."""
-    if isinstance(ctx, Tensor):
-        return ("r", ref(ctx))
-    if type(ctx) is tuple or type(ctx) is list:
-        specs = [_ctx_spec(c, ref) for c in ctx]
-        if all(s[0] == "c" for s in specs):
-            return ("c", ctx)
-        return ("s", type(ctx), specs)
-    if isinstance(ctx, _CONSTANT_TYPES):
-        return ("c", ctx)
-    raise _Unsupported(f"an op keeps a {type(ctx).__name__} for its backward")
-
-
-def _ctx_nodes(spec):
-    """The node indices a ctx spec refers to."""
-    if spec is None or spec[0] == "c":
-        return []
-    if spec[0] == "r":
-        return [spec[1][1]] if spec[1] is not None and spec[1][0] == "n" else []
-    return [k for s in spec[2] for k in _ctx_nodes(s)]
-
-
-def _tensors_of(obj, found):
-    if isinstance(obj, Tensor):
-        found.append(obj)
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            _tensors_of(o, found)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            _tensors_of(o, found)
-    return found
-
-
-def _out_spec(obj, node_index, arg_index):
-    if isinstance(obj, Tensor):
-        k = node_index.get(id(obj))
-        if k is not None:
-            return ("n", k)
-        k = arg_index.get(id(obj))
-        if k is not None:
-            return ("a", k)
-        raise _Unsupported("it returns a tensor it computed without recording (no input of it requires grad)")
-    if type(obj) is tuple or type(obj) is list:
-        return ("s", type(obj), [_out_spec(o, node_index, arg_index) for o in obj])
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return ("nt", type(obj), [_out_spec(o, node_index, arg_index) for o in obj])
-    if type(obj) is dict:
-        return ("d", list(obj), [_out_spec(o, node_index, arg_index) for o in obj.values()])
-    if isinstance(obj, (tuple, list, dict, set)):
-        raise _Unsupported(f"it returns a {type(obj).__name__}")
-    return ("c", obj)
-
-
-def _differs(a, b):
-    """Why recordings ``a`` and ``b`` of one signature differ (None if they are the same program)."""
-    if a.rows_bytes != b.rows_bytes:
-        return "two calls recorded different ops (Python control flow that depends on something else)"
-    aux_a, aux_b = a.aux.copy(), b.aux.copy()
-    for t in a.targets:
-        aux_a[t[0] + 2 : t[0] + 2 + t[1]] = 0
-    for t in b.targets:
-        aux_b[t[0] + 2 : t[0] + 2 + t[1]] = 0
-    if not np.array_equal(aux_a, aux_b):
-        return "two calls recorded different index maps"
-    if len(a.imports) != len(b.imports) or any(
-        x[0] != y[0] or not _same_ref(x[2], y[2]) for x, y in zip(a.imports, b.imports)
-    ):
-        return (
-            "it reads a tensor that it creates itself without recording it (a computation on tensors that do not "
-            "require grad, or a constant made inside the function whose values change from call to call); pass "
-            "it as an argument"
-        )
-    if [(t[3][0] if t[3][0] != "c" else "c") for t in a.targets] != [t[3][0] for t in b.targets]:
-        return "cross_entropy's class indices come from different places"
-    if not _same_out(a.out, b.out):
-        return "two calls returned different Python values"
-    return None
-
-
-def _same_ref(x, y):
-    if x[0] != y[0]:
-        return False
-    if x[0] == "e":
-        return x[1] is y[1]
-    if x[0] == "k":
-        a, b = x[1], y[1]
-        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-    return x == y
-
-
-def _same_out(x, y):
-    if x[0] != y[0]:
-        return False
-    if x[0] == "c":
-        try:
-            return type(x[1]) is type(y[1]) and bool(x[1] == y[1])
-        except Exception:
-            return False
-    if x[0] in ("s", "nt", "d"):
-        return x[1] == y[1] and len(x[2]) == len(y[2]) and all(_same_out(p, q) for p, q in zip(x[2], y[2]))
-    return x == y
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the replay
-
-
-def _replay(tpl, tensors):
-    """A later call: the template's tape rebuilt around this call's tensors, its rows recomputed."""
-    from kernels.replay import forward_chunk, forward_sweep
-
-    aux = tpl.aux
-    target_arrays = {}
-    if tpl.targets:
-        aux = aux.copy()
-        for a, M, C, src, ignore_index, k in tpl.targets:
-            if src[0] == "c":
-                t64 = src[1]
-            else:
-                t = _resolve_outside(src, tensors)
-                host = t._host() if isinstance(t, Tensor) else np.asarray(t)
-                if host.dtype.kind not in "iu" or host.shape != (M,):
-                    return _EAGER
-                t64 = np.ascontiguousarray(host, dtype=np.int64)
-            if not class_targets_ok(t64, C, ignore_index):
-                return _EAGER  # the eager call raises, or takes cross_entropy's general path
-            aux[a + 2 : a + 2 + M] = t64
-            target_arrays[k] = t64
-    tape = _tape.Tape(tpl.dtype, max(tpl.used, 1))
-    _REPLAY_TAPES.add(tape)
-    tape.rows = bytearray(tpl.rows_bytes)
-    tape.nrows = tape.row_cap = tpl.nrows
-    tape.used = tpl.used
-    aux_q = array("q")
-    aux_q.frombytes(aux.tobytes())
-    tape.aux = aux_q
-    values = tape.values
-    tape_ref = tape.ref
-    imports = tpl.copies
-    if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
-        sources = [tensors[src[1]] if src[0] == "a" else src[1] for _, _, src in imports]
-        if tpl.import_flat:
-            values[tpl.import_index] = np.concatenate([t._data for t in sources])
-        else:
-            values[tpl.import_index] = np.concatenate([t._data.reshape(-1) for t in sources])
-    else:
-        sources = []
-        for off, n, src in imports:
-            kind = src[0]
-            if kind == "k":
-                values[off : off + n] = src[1].reshape(-1)
-                sources.append(None)  # (nothing outside can change a constant in place)
-                continue
-            t = tensors[src[1]] if kind != "e" else src[1]
-            data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
-            values[off : off + n] = data.reshape(-1)
-            sources.append(t)
-    for t, (off, _, _) in zip(sources, imports):
-        if t is None:
-            continue
-        if t._imports is None:
-            t._imports = []
-        t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
-    slots = []  # (array, arena offset) of each big import read in place (kernels/replay.py's extern slots)
-    for off, _, src in tpl.externs_in:
-        kind = src[0]
-        t = None if kind == "k" else tensors[src[1]] if kind != "e" else src[1]
-        flat = (src[1] if t is None else t._data if kind != "b" else np.broadcast_to(t._data, src[2])).reshape(-1)
-        if flat.dtype != values.dtype or not flat.flags.c_contiguous or not flat.flags.writeable:
-            flat = np.array(flat, dtype=values.dtype)  # (the kernel's slots share the arena's array type)
-        slots.append((flat, off))
-        if t is None:
-            continue
-        if t._imports is None:
-            t._imports = []
-        t._imports.append((tape_ref, off))
-    rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
-    none = (values[:0], -1)
-    for seg in tpl.segments:
-        used = seg[-1]
-        ext0, e0 = slots[used[0]] if used else none
-        ext1, e1 = slots[used[1]] if len(used) > 1 else none
-        if seg[0] == "k":
-            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2], ext0, e0, ext1, e1)
-        elif seg[0] == "p":
-            parallel.run(
-                seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2], ext0, e0, ext1, e1)
-            )
-        else:
-            _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
-
-    state = _ReplayState(tpl, tensors, tape, target_arrays)
-    for k in tpl.eager_nodes:
-        state.strong[k] = state.make(k, False)
-    tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
-    if tpl.hook_rows:
-        tape.hook_rows = {row: [weakref.ref(state.resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
-    if tpl.python_rows:
-        tape.python_rows = set(tpl.python_rows)
-    if tpl.big_regions:
-        tape.big_regions = list(tpl.big_regions)
-    return _out_value(tpl.out, state.resolve)
-
-
-def _ufunc_row(values, rows, r, ufunc, n, operand):
-    """Row ``r``'s output region = ``ufunc`` of its operand's (``operand``: its array, when it is read in place),
-    in chunks across threads (as the eager op)."""
-    o, x = int(rows[r, 1]), int(rows[r, 2])
-    src, dst = values[x : x + n] if operand is None else operand, values[o : o + n]
-    parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
-
-
-class _ReplayedTensor(Tensor):
-    """A replayed result whose operands (``_inputs``: the Python graph, which ``grad_fn``, ``grad(inputs=)``
-    and ``create_graph`` walk) are built from the template when first asked for; a backward that needs only
-    the tape never builds them."""
-
-    @property
-    def _inputs(self):
-        d = self.__dict__
-        got = d.get("_inputs_v")
-        if got is None:
-            state, k = d["_replay"]
-            got = d["_inputs_v"] = tuple([state.resolve(r) for r in state.tpl.nodes[k].inputs])
-        return got
-
-    @_inputs.setter
-    def _inputs(self, value):
-        self.__dict__["_inputs_v"] = value
-
-
-class _ReplayState:
-    """The tensors of one replayed call. Nodes a sweep reaches from Python (``tpl.eager_nodes``: hooked
-    tensors, big rows, and what they read) are built at once, as plain tensors, and held here; the others
-    are ``_ReplayedTensor``s built on demand, which hold this state (it holds them weakly: no cycles, so a
-    finished graph's arenas are recycled as soon as its tensors die)."""
-
-    __slots__ = ("tpl", "tensors", "tape", "target_arrays", "strong", "weak", "broadcasts")
-
-    def __init__(self, tpl, tensors, tape, target_arrays):
-        self.tpl = tpl
-        self.tensors = tensors
-        self.tape = tape
-        self.target_arrays = target_arrays
-        self.strong = {}
-        self.weak = {}
-        self.broadcasts = {}
-
-    def resolve(self, r):
-        if r is None:
-            return None
-        kind = r[0]
-        if kind == "n":
-            k = r[1]
-            t = self.strong.get(k)
-            if t is None:
-                ref = self.weak.get(k)
-                t = ref() if ref is not None else None
-                if t is None:
-                    t = self.make(k, True)
-                    self.weak[k] = weakref.ref(t)
-            return t
-        if kind == "a":
-            return self.tensors[r[1]]
-        if kind == "b":
-            got = self.broadcasts.get(r)
-            if got is None:
-                got = self.broadcasts[r] = wrap_array(np.broadcast_to(self.tensors[r[1]]._data, r[2]))
-            return got
-        if kind == "k":  # a constant made inside fn: a new tensor of its values, as each eager call makes
-            got = self.broadcasts.get(id(r))
-            if got is None:
-                got = self.broadcasts[id(r)] = wrap_array(r[1].copy())
-            return got
-        return r[1]
-
-    def make(self, k, lazy):
-        nd = self.tpl.nodes[k]
-        t = _new(_ReplayedTensor if lazy else Tensor)
-        d = t.__dict__
-        d["_data"] = self.tape.values[nd.off : nd.off + nd.n].reshape(nd.shape)
-        d["_rg"] = nd.rg
-        d["_op"] = nd.op
-        if lazy:
-            d["_replay"] = (self, k)
-        else:
-            d["_inputs"] = tuple([self.resolve(r) for r in nd.inputs])
-        d["_ctx"] = self.target_arrays[k] if nd.ctx is None else _ctx_value(nd.ctx, self.resolve)
-        d["_tape"] = self.tape
-        d["_off"] = nd.off
-        d["_row"] = nd.row
-        if nd.nrows != 1:
-            d["_nrows"] = nd.nrows
-        if nd.hooks:
-            d["_hooks"] = dict(nd.hooks)
-        if nd.retains_grad:
-            d["_retains_grad"] = True
-        return t
-
-
-def _resolve_outside(src, tensors):
-    if src[0] == "a":
-        return tensors[src[1]]
-    return src[1]
-
-
-def _ctx_value(spec, resolve):
-    kind = spec[0]
-    if kind == "c":
-        return spec[1]
-    if kind == "r":
-        return resolve(spec[1])
-    return spec[1](_ctx_value(s, resolve) for s in spec[2])
-
-
-def _out_value(spec, resolve):
-    kind = spec[0]
-    if kind == "c":
-        return spec[1]
-    if kind == "s":
-        return spec[1](_out_value(s, resolve) for s in spec[2])
-    if kind == "nt":
-        return spec[1](*[_out_value(s, resolve) for s in spec[2]])
-    if kind == "d":
-        return {key: _out_value(s, resolve) for key, s in zip(spec[1], spec[2])}
-    return resolve(spec)

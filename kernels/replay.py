@@ -69,6 +69,7 @@ for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
     _REPLAYABLE[_code] = 1
 for _code in (
     K.GATHER_STRIDED,
+    K.GATHER_MAP,
     K.SCATTER_STRIDED,
     K.SUM_ALL,
     K.MATMUL,
@@ -265,7 +266,7 @@ def _structural_row(rows, attrs, aux, vals, r, code, n, f, ext0, e0, ext1, e1):
     ya, y = _operand(vals, rows[r, 3], ext0, e0, ext1, e1)
     a = rows[r, 5]
     a0 = attrs[r, 0]
-    if code == K.GATHER_STRIDED or code == K.SUM_ALL:
+    if code == K.GATHER_STRIDED or code == K.SUM_ALL or code == K.GATHER_MAP:
         linear_row(code, aux, a, n, a0, xa, x, vals, o)
     elif code == K.SCATTER_STRIDED:
         if f & FLAG_ZERO:

@@ -566,3 +566,100 @@ def test_chain_of_big_rows_stops_at_broadcast_and_non_contiguous_operands():
         got, lengths = _chain_grads(cf, args, [base])
         assert (f.__name__, lengths) == (f.__name__, replay_lengths)
         close(got[0], ref[0])
+
+
+def test_many_small_leaves_fast_paths_see_every_kind_of_update():
+    """The many-leaf path (one gather of all copies, ``_imports`` registered in C-level passes, a short key for
+    a list of alike tensors) against eager after each kind of update: an optimizer step, ``p.copy_()`` under
+    no_grad, ``p.data = new`` (an argument and a tensor from outside), an outside tensor rebound to another
+    shape (that call runs eagerly), a list whose tensors differ in shape (a new signature), and an in-place
+    change between forward and backward (raises, as eager does); dead tapes' ``_imports`` entries are pruned."""
+    leaves = [ad.tensor(RNG.standard_normal(8), requires_grad=True) for _ in range(24)]
+    consts = [ad.tensor(RNG.uniform(0.5, 1.5, 8)) for _ in range(24)]
+    outside = [ad.tensor(RNG.standard_normal(8), requires_grad=True) for _ in range(3)]
+
+    def f(ps, cs):
+        s = ad.stack([ad.tanh(p * c).sum() for p, c in zip(ps, cs)]).sum()
+        return s + sum((q * q).sum() for q in outside)
+
+    cf = ad.compile(f)
+    opt = ad.optim.SGD(leaves + outside, lr=0.1)
+    updates = [
+        lambda: opt.step(),
+        lambda: leaves[3].copy_(ad.tensor(RNG.standard_normal(8))),
+        lambda: setattr(leaves[5], "data", ad.tensor(RNG.standard_normal(8))),
+        lambda: setattr(outside[1], "data", ad.tensor(RNG.standard_normal(8))),
+        lambda: consts[7].mul_(2.0),
+        lambda: outside[0].add_(1.0),
+    ]
+    for step in range(10):
+        y = cf(leaves, consts)
+        g = grads_of(y, leaves + outside)
+        y_ref = f(leaves, consts)
+        close(y, y_ref)
+        for a, b in zip(g, grads_of(y_ref, leaves + outside)):
+            close(a, b)
+        assert replayed(y) == (step >= 2)
+        with ad.no_grad():
+            updates[step % len(updates)]()
+    tpl = next(iter(cf.cache.values())).template
+    assert tpl.pick_copies is not None and tpl.pick_externs is not None  # (the fast paths ran)
+    assert len(cf.cache) == 1 and len(next(iter(cf.cache))) < 8  # (24 alike tensors: one part of the key)
+
+    outside[2].data = ad.tensor(RNG.standard_normal((2, 4)))  # another shape: this call runs eagerly
+    y = cf(leaves, consts)
+    close(y, f(leaves, consts))
+    assert not replayed(y)
+    outside[2].data = ad.tensor(RNG.standard_normal(8))
+
+    for y in (cf(leaves, consts), f(leaves, consts)):  # consts[0] is read by leaves[0]'s gradient
+        with ad.no_grad():
+            consts[0].mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()
+
+    for _ in range(2 * sys.modules["ad.compile_replay"].PRUNE_EVERY):
+        cf(leaves, consts).backward()
+    assert len(consts[0]._imports) <= sys.modules["ad.compile_replay"].PRUNE_EVERY + 4
+
+    with ad.no_grad():  # the same list, one tensor's data of another shape (the key's memo sees the new array)
+        leaves[-1].data = ad.tensor(RNG.standard_normal((1, 8)))
+    for _ in range(3):  # tensors that are not alike: a key part per tensor, a new signature
+        y = cf(leaves, consts)
+        g = grads_of(y, leaves)
+        y_ref = f(leaves, consts)
+        close(y, y_ref)
+        for a, b in zip(g, grads_of(y_ref, leaves)):
+            close(a, b)
+    assert replayed(y) and len(cf.cache) == 2
+
+
+def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call():
+    """``gather``'s index map is recomputed from the index tensor at each replay (an argument, or a tensor from
+    outside changed in place), values and gradients (kernel sweep and ``create_graph``) against eager; an
+    out-of-bounds index runs that call eagerly, which raises gather's error."""
+    outside_index = ad.tensor(RNG.integers(0, 5, (3, 2)))
+
+    def f(x, index):
+        g = ad.gather(ad.tanh(x), 1, index)
+        return (g * g).sum() + ad.gather(x, 1, outside_index).sum()
+
+    cf = ad.compile(f)
+    for step in range(5):
+        x = ad.tensor(RNG.standard_normal((3, 5)), requires_grad=True)
+        index = ad.tensor(RNG.integers(0, 5, (3, 4)))
+        y = cf(x, index)
+        (g,) = ad.autograd.grad(y, [x], create_graph=True)
+        gg = ad.autograd.grad(g.sum(), [x])[0]
+        y_ref = f(x, index)
+        (g_ref,) = ad.autograd.grad(y_ref, [x], create_graph=True)
+        close(y, y_ref)
+        close(g, g_ref)
+        close(gg, ad.autograd.grad(g_ref.sum(), [x])[0])
+        assert replayed(y) == (step >= 2)
+        with ad.no_grad():
+            outside_index.copy_(ad.tensor(RNG.integers(0, 5, (3, 2))))
+    bad = ad.tensor(np.full((3, 4), 5))
+    for fn in (cf, f):
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            fn(x, bad)

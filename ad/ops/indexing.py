@@ -11,6 +11,7 @@ import numpy as np
 from kernels import opcodes as K
 
 from .. import cuda as _cuda
+from .. import observe as _observe
 from ..observe import value_read
 from ..tape import ROW
 from ..tensor import Tensor, _wrap_dim, wrap_array
@@ -171,7 +172,10 @@ def gather(x, dim, index):
         index_map = np.take_along_axis(flat_index, idx.astype(np.int64), axis=d)
     except (IndexError, ValueError) as e:
         raise RuntimeError(f"gather(): index out of bounds or shape mismatch: {e}") from None
-    return gather_map(x, index_map.shape, index_map, GATHER)
+    out = gather_map(x, index_map.shape, index_map, GATHER)
+    if _observe.observer is not None and isinstance(index, Tensor):  # ad.compile: the replay re-reads the index
+        _observe.observer.gathered(out, index, d)
+    return out
 
 
 def index_select(x, dim, index):

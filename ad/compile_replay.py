@@ -1,0 +1,319 @@
+"""A replayed call of a compiled function (``ad/compile.py``): the template's tape rebuilt around this call's
+tensors (``ad/compile_template.py``), its rows recomputed by ``kernels/replay.py``, its result tensors made.
+
+``_ReplayState`` holds the tensors of one call: nodes a Python sweep reaches are built at once, the others
+(``_ReplayedTensor``) on demand. ``_EAGER`` is ``_replay``'s answer when this call's inputs fail a check an
+op makes (the call then runs eagerly).
+"""
+
+import functools
+import operator
+import weakref
+from array import array
+from collections import deque
+from itertools import repeat
+
+import numpy as np
+
+from kernels.cpu import class_targets_ok
+
+from . import parallel
+from . import tape as _tape
+from .tensor import Tensor, _new, wrap_array
+
+_REPLAY_TAPES = weakref.WeakSet()  # the tapes replays built (what the tests check replays by)
+_EAGER = object()  # _replay's answer when this call must run eagerly (its inputs fail a check the op makes)
+
+
+def _replay(tpl, tensors):
+    """A later call: the template's tape rebuilt around this call's tensors, its rows recomputed."""
+    from kernels.replay import forward_chunk, forward_sweep
+
+    aux = tpl.aux
+    target_arrays = {}
+    if tpl.targets:
+        aux = aux.copy()
+        for a, M, C, src, ignore_index, k in tpl.targets:
+            if src[0] == "c":
+                t64 = src[1]
+            else:
+                t = _resolve_outside(src, tensors)
+                host = t._host() if isinstance(t, Tensor) else np.asarray(t)
+                if host.dtype.kind not in "iu" or host.shape != (M,):
+                    return _EAGER
+                t64 = np.ascontiguousarray(host, dtype=np.int64)
+            if not class_targets_ok(t64, C, ignore_index):
+                return _EAGER  # the eager call raises, or takes cross_entropy's general path
+            aux[a + 2 : a + 2 + M] = t64
+            target_arrays[k] = t64
+    if tpl.outside and list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
+        return _EAGER  # a tensor from outside got data of another shape (``p.data = ...``): not this program
+    if tpl.remaps:
+        if aux is tpl.aux:
+            aux = aux.copy()
+        for a, n, src, dim, x_shape, ix_shape, k in tpl.remaps:
+            index_map = _gather_map(_index_values(src, tensors), dim, x_shape, ix_shape)
+            if index_map is None:
+                return _EAGER  # the eager call raises gather's error
+            aux[a + 1 : a + 1 + n] = index_map
+            target_arrays[k] = (x_shape, index_map)
+    tape = _tape.Tape(tpl.dtype, max(tpl.used, 1))
+    _REPLAY_TAPES.add(tape)
+    tape.rows = bytearray(tpl.rows_bytes)
+    tape.nrows = tape.row_cap = tpl.nrows
+    tape.used = tpl.used
+    aux_q = array("q")
+    aux_q.frombytes(aux.tobytes())
+    tape.aux = aux_q
+    values = tape.values
+    tape_ref = tape.ref
+    tpl.replays += 1
+    prune = tpl.replays % PRUNE_EVERY == 0  # (drop the dead tapes' entries from the sources' ``_imports``)
+    imports = tpl.copies
+    pool = None
+    if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
+        pool = tensors + tpl.outside
+        sources = tpl.pick_copies(pool)
+        if tpl.import_flat:
+            values[tpl.import_index] = np.concatenate(list(map(_DATA, sources)))
+        else:
+            values[tpl.import_index] = np.concatenate([t._data.reshape(-1) for t in sources])
+        _register_copies(tpl, sources, tape_ref, prune)
+    else:
+        sources = []
+        for off, n, src in imports:
+            kind = src[0]
+            if kind == "k":
+                values[off : off + n] = src[1].reshape(-1)
+                sources.append(None)  # (nothing outside can change a constant in place)
+                continue
+            t = tensors[src[1]] if kind != "e" else src[1]
+            data = t._data if kind != "b" else np.broadcast_to(t._data, src[2])
+            values[off : off + n] = data.reshape(-1)
+            sources.append(t)
+        for t, (off, _, _) in zip(sources, imports):
+            if t is None:
+                continue
+            if t._imports is None:
+                t._imports = []
+            t._imports.append((tape_ref, off))  # an in-place change of t flags this copy (tape.mark_modified)
+            if prune:
+                _prune(t._imports)
+    slots = []  # (array, arena offset) of each big import read in place (kernels/replay.py's extern slots)
+    for off, _, src in tpl.externs_in:
+        kind = src[0]
+        t = None if kind == "k" else tensors[src[1]] if kind != "e" else src[1]
+        flat = (src[1] if t is None else t._data if kind != "b" else np.broadcast_to(t._data, src[2])).reshape(-1)
+        if flat.dtype != values.dtype or not flat.flags.c_contiguous or not flat.flags.writeable:
+            flat = np.array(flat, dtype=values.dtype)  # (the kernel's slots share the arena's array type)
+        slots.append((flat, off))
+        if t is None:
+            continue
+        if t._imports is None:
+            t._imports = []
+        t._imports.append((tape_ref, off))
+        if prune:
+            _prune(t._imports)
+    rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
+    none = (values[:0], -1)
+    for seg in tpl.segments:
+        used = seg[-1]
+        ext0, e0 = slots[used[0]] if used else none
+        ext1, e1 = slots[used[1]] if len(used) > 1 else none
+        if seg[0] == "k":
+            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2], ext0, e0, ext1, e1)
+        elif seg[0] == "p":
+            parallel.run(
+                seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2], ext0, e0, ext1, e1)
+            )
+        else:
+            _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
+
+    state = _ReplayState(tpl, tensors, tape, target_arrays)
+    for k in tpl.eager_nodes:
+        state.strong[k] = state.make(k, False)
+    if tpl.pick_externs is not None:
+        tape.externs = list(zip(tpl.extern_rows, tpl.extern_offs, tpl.pick_externs(pool or tensors + tpl.outside)))
+    else:
+        tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
+    if tpl.hook_rows:
+        tape.hook_rows = {row: [weakref.ref(state.resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
+    if tpl.python_rows:
+        tape.python_rows = set(tpl.python_rows)
+    if tpl.big_regions:
+        tape.big_regions = list(tpl.big_regions)
+    return _out_value(tpl.out, state.resolve)
+
+
+_DATA = operator.attrgetter("_data")
+_SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
+_IMPORTS = operator.attrgetter("_imports")
+PRUNE_EVERY = 64  # replays of a template between two prunings of its sources' ``_imports`` lists
+
+
+def _register_copies(tpl, sources, tape_ref, prune):
+    """Append ``(tape_ref, offset)`` to each source's ``_imports`` (so an in-place change of it flags this
+    tape's copy: ``tape.mark_modified``), in C-level passes; every ``PRUNE_EVERY`` replays, drop the entries of
+    dead tapes (a tensor that is never written in place, which clears the list, is imported by every step)."""
+    lists = list(map(_IMPORTS, sources))
+    if None in lists:
+        for t in sources:
+            if t._imports is None:
+                t._imports = []
+        lists = list(map(_IMPORTS, sources))
+    deque(map(list.append, lists, zip(repeat(tape_ref), tpl.copy_offs)), maxlen=0)
+    if prune:
+        for copies in lists:
+            _prune(copies)
+
+
+def _prune(copies):
+    if len(copies) > 4:
+        copies[:] = [c for c in copies if c[0]() is not None]
+
+
+def _index_values(src, tensors):
+    """The current values of the index tensor a gather read (``src``: its reference in the template)."""
+    kind = src[0]
+    if kind == "k":
+        return src[1]
+    if kind == "b":
+        return np.broadcast_to(tensors[src[1]]._data, src[2])
+    t = tensors[src[1]] if kind == "a" else src[1]
+    return t._data
+
+
+def _gather_map(idx, dim, x_shape, ix_shape):
+    """``gather``'s flat index map (as ``ops.indexing.gather`` makes it) from index values ``idx``, or None when
+    they are not valid for this program (another dtype kind or shape, out of bounds: eager raises)."""
+    if idx.dtype.kind not in "iu" or idx.shape != ix_shape:
+        return None
+    size = x_shape[dim]
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        return None
+    flat_index = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
+    return np.take_along_axis(flat_index, idx.astype(np.int64), axis=dim).reshape(-1)
+
+
+def _ufunc_row(values, rows, r, ufunc, n, operand):
+    """Row ``r``'s output region = ``ufunc`` of its operand's (``operand``: its array, when it is read in place),
+    in chunks across threads (as the eager op)."""
+    o, x = int(rows[r, 1]), int(rows[r, 2])
+    src, dst = values[x : x + n] if operand is None else operand, values[o : o + n]
+    parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
+
+
+class _ReplayedTensor(Tensor):
+    """A replayed result whose operands (``_inputs``: the Python graph, which ``grad_fn``, ``grad(inputs=)``
+    and ``create_graph`` walk) are built from the template when first asked for; a backward that needs only
+    the tape never builds them."""
+
+    @property
+    def _inputs(self):
+        d = self.__dict__
+        got = d.get("_inputs_v")
+        if got is None:
+            state, k = d["_replay"]
+            got = d["_inputs_v"] = tuple([state.resolve(r) for r in state.tpl.nodes[k].inputs])
+        return got
+
+    @_inputs.setter
+    def _inputs(self, value):
+        self.__dict__["_inputs_v"] = value
+
+
+class _ReplayState:
+    """The tensors of one replayed call. Nodes a sweep reaches from Python (``tpl.eager_nodes``: hooked
+    tensors, big rows, and what they read) are built at once, as plain tensors, and held here; the others
+    are ``_ReplayedTensor``s built on demand, which hold this state (it holds them weakly: no cycles, so a
+    finished graph's arenas are recycled as soon as its tensors die)."""
+
+    __slots__ = ("tpl", "tensors", "tape", "target_arrays", "strong", "weak", "broadcasts")
+
+    def __init__(self, tpl, tensors, tape, target_arrays):
+        self.tpl = tpl
+        self.tensors = tensors
+        self.tape = tape
+        self.target_arrays = target_arrays
+        self.strong = {}
+        self.weak = {}
+        self.broadcasts = {}
+
+    def resolve(self, r):
+        if r is None:
+            return None
+        kind = r[0]
+        if kind == "n":
+            k = r[1]
+            t = self.strong.get(k)
+            if t is None:
+                ref = self.weak.get(k)
+                t = ref() if ref is not None else None
+                if t is None:
+                    t = self.make(k, True)
+                    self.weak[k] = weakref.ref(t)
+            return t
+        if kind == "a":
+            return self.tensors[r[1]]
+        if kind == "b":
+            got = self.broadcasts.get(r)
+            if got is None:
+                got = self.broadcasts[r] = wrap_array(np.broadcast_to(self.tensors[r[1]]._data, r[2]))
+            return got
+        if kind == "k":  # a constant made inside fn: a new tensor of its values, as each eager call makes
+            got = self.broadcasts.get(id(r))
+            if got is None:
+                got = self.broadcasts[id(r)] = wrap_array(r[1].copy())
+            return got
+        return r[1]
+
+    def make(self, k, lazy):
+        nd = self.tpl.nodes[k]
+        t = _new(_ReplayedTensor if lazy else Tensor)
+        d = t.__dict__
+        d["_data"] = self.tape.values[nd.off : nd.off + nd.n].reshape(nd.shape)
+        d["_rg"] = nd.rg
+        d["_op"] = nd.op
+        if lazy:
+            d["_replay"] = (self, k)
+        else:
+            d["_inputs"] = tuple([self.resolve(r) for r in nd.inputs])
+        d["_ctx"] = self.target_arrays[k] if nd.ctx is None else _ctx_value(nd.ctx, self.resolve)
+        d["_tape"] = self.tape
+        d["_off"] = nd.off
+        d["_row"] = nd.row
+        if nd.nrows != 1:
+            d["_nrows"] = nd.nrows
+        if nd.hooks:
+            d["_hooks"] = dict(nd.hooks)
+        if nd.retains_grad:
+            d["_retains_grad"] = True
+        return t
+
+
+def _resolve_outside(src, tensors):
+    if src[0] == "a":
+        return tensors[src[1]]
+    return src[1]
+
+
+def _ctx_value(spec, resolve):
+    kind = spec[0]
+    if kind == "c":
+        return spec[1]
+    if kind == "r":
+        return resolve(spec[1])
+    return spec[1](_ctx_value(s, resolve) for s in spec[2])
+
+
+def _out_value(spec, resolve):
+    kind = spec[0]
+    if kind == "c":
+        return spec[1]
+    if kind == "s":
+        return spec[1](_out_value(s, resolve) for s in spec[2])
+    if kind == "nt":
+        return spec[1](*[_out_value(s, resolve) for s in spec[2]])
+    if kind == "d":
+        return {key: _out_value(s, resolve) for key, s in zip(spec[1], spec[2])}
+    return resolve(spec)

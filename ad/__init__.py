@@ -302,7 +302,8 @@ from .ops.pointwise_ops import with_out as _with_out  # noqa: E402
 
 for _name in (
     "zeros ones empty full eye arange linspace rand randn randint cat concatenate stack argmax argmin argsort "
-    "gather index_select isneginf isposinf logsumexp matrix_power orgqr slogdet"
+    "gather index_select isneginf isposinf logsumexp matrix_power orgqr slogdet amax amin max min prod var std dot "
+    "outer mm where clamp clip sign reciprocal softmax log_softmax"
 ).split():
     globals()[_name] = _with_out(globals()[_name])
 linalg.cond = _with_out(linalg.cond)

@@ -847,3 +847,58 @@ def test_core_functions_take_torch_keywords(name):
         dual = [fwAD.make_dual(ad.tensor(v), ad.tensor(t)) for v, t in ((a, ta), (b, tb))]
         got_t = fwAD.unpack_dual(call(ad, *dual, ad.tensor(index))).tangent
     np.testing.assert_allclose(got_t.numpy(), want_t.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# out= on the public functions given it in issue 13: (L, a, out) -> result, ``out`` made like torch's result
+OUT_CALLS = {
+    "zeros": lambda L, a, out: L.zeros(2, 3, out=out),
+    "arange": lambda L, a, out: L.arange(1.0, 4.0, 0.5, out=out),
+    "cat": lambda L, a, out: L.cat([a, a * 2.0], dim=1, out=out),
+    "stack": lambda L, a, out: L.stack([a, a], out=out),
+    "argmax": lambda L, a, out: L.argmax(a, dim=1, out=out),
+    "gather": lambda L, a, out: L.gather(a, 1, L.tensor([[0, 2], [1, 1], [2, 0]]), out=out),
+    "amax": lambda L, a, out: L.amax(a, dim=0, out=out),
+    "max_dim": lambda L, a, out: L.max(a, 1, out=out),
+    "var": lambda L, a, out: L.var(a, 1, out=out),
+    "where": lambda L, a, out: L.where(a > 0, a, -a, out=out),
+    "clamp": lambda L, a, out: L.clamp(a, min=-0.2, max=0.3, out=out),
+    "softmax": lambda L, a, out: L.softmax(a, 0, out=out),
+    "mm": lambda L, a, out: L.mm(a, a.T, out=out),
+    "slogdet": lambda L, a, out: L.slogdet(a[:, :2][:2] + 1.0, out=out),
+    "linalg.cond": lambda L, a, out: L.linalg.cond(a[:, :3] + 3.0 * L.eye(3), out=out),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_CALLS))
+def test_out_keyword_as_torch(name):
+    """``out=`` writes torch's values into the given tensor(s) and returns them; with an operand that requires
+    grad it raises torch's RuntimeError."""
+    torch = pytest.importorskip("torch")
+    call = OUT_CALLS[name]
+    a = np.random.default_rng(1).uniform(-1.0, 1.0, (3, 3))
+    want = call(torch, torch.tensor(a), None)
+    wants = want if isinstance(want, tuple) else (want,)
+    outs = tuple(ad.zeros(tuple(w.shape), dtype=np.dtype(str(w.dtype).removeprefix("torch."))) for w in wants)
+    got = call(ad, ad.tensor(a), outs if isinstance(want, tuple) else outs[0])
+    gots = got if isinstance(got, tuple) else (got,)
+    assert all(g is o for g, o in zip(gots, outs))
+    for g, w in zip(gots, wants):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12, atol=1e-12)
+    if name in ("zeros", "arange"):
+        return
+    # torch raises where the result would need grad (not for argmax's indices); for softmax and linalg.cond its
+    # out= variants write a result with no graph, silently: ad raises there too rather than drop the gradient
+    given = tuple(w.clone() for w in wants) if len(wants) > 1 else wants[0].clone()
+    try:
+        call(torch, torch.tensor(a, requires_grad=True), given)
+        raises = name in ("softmax", "linalg.cond")
+    except RuntimeError as e:
+        raises = "don't support automatic differentiation" in str(e)
+    before = [o.numpy().copy() for o in outs]
+    if raises:
+        with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+            call(ad, ad.tensor(a, requires_grad=True), outs if isinstance(want, tuple) else outs[0])
+        for o, b in zip(outs, before):  # nothing written
+            np.testing.assert_array_equal(o.numpy(), b)
+    else:
+        call(ad, ad.tensor(a, requires_grad=True), outs if isinstance(want, tuple) else outs[0])

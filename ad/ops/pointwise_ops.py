@@ -389,21 +389,23 @@ def with_out(fn):
     def wrapper(*args, out=None, **kwargs):
         if out is None:
             return fn(*args, **kwargs)
-        if _grad_state.enabled:
-            tensors = _ops._tensors_in(args, kwargs)  # (``cat([x, y], out=o)``: inside a list too)
+        result = fn(*args, **kwargs)  # (written nowhere yet: raising below leaves ``out`` as it was)
+        if _grad_state.enabled:  # a differentiable result (not argmax's indices) or an ``out`` needing grad
+            results = result if isinstance(result, tuple) else (result,)
             outs = out if isinstance(out, (tuple, list)) else (out,)
-            if any(t._rg for t in (*tensors, *outs)):
+            if any(isinstance(t, Tensor) and t._rg for t in (*results, *outs)):
                 raise RuntimeError(
                     f"{fn.__name__}(): functions with out=... arguments don't support automatic differentiation, "
                     "but one of the arguments requires grad."
                 )
-        result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             if not isinstance(out, (tuple, list)) or len(out) != len(result):
                 raise TypeError(f"{fn.__name__}(): argument 'out' must be tuple of {len(result)} Tensors")
             for r, o in zip(result, out):
                 _write_out(r, o)
-            return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
+            if hasattr(result, "_fields"):  # a named tuple
+                return type(result)(*out)
+            return type(result)(out)  # a tuple, or a tuple subclass with .values / .indices
         if not isinstance(out, Tensor):
             raise TypeError(f"{fn.__name__}(): argument 'out' must be Tensor, not {type(out).__name__}")
         return _write_out(result, out)

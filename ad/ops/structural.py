@@ -407,9 +407,15 @@ def _record_copy(op, x, out_data):
 def view(input, *shape, size=None, dtype=None):
     """``reshape`` that never copies: a shape the layout cannot give without a copy raises torch's error.
     ``view(dtype)`` (a reinterpretation of the bytes) is left out: same dtype only."""
-    if dtype is not None or (len(shape) == 1 and not isinstance(shape[0], (tuple, list, numbers.Integral))):
-        return _view_dtype(input, dtype if dtype is not None else shape[0])
-    shape = _sizes(shape, size, "view", "size")
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        if isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        elif not isinstance(shape[0], numbers.Integral):  # ``view(dtype)``
+            return _view_dtype(input, shape[0])
+    if size is not None or dtype is not None:  # torch's keywords
+        if dtype is not None:
+            return _view_dtype(input, dtype)
+        shape = _sizes(shape, size, "view", "size")
     if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
         raise RuntimeError("only one dimension can be inferred")
     return _reshape(input, shape, True)

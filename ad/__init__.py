@@ -295,3 +295,18 @@ from .creation import asarray  # noqa: E402
 from .linalg import lu_unpack, orgqr  # noqa: E402
 from .linalg import torch_lu as lu  # noqa: E402
 from .linalg import torch_lu_solve as lu_solve  # noqa: E402
+
+# torch's out= on the public functions that lacked it (issue 13): the wrapper sits on the public name only, so
+# ad's own calls (ops.cat, creation.zeros, ...) and the Tensor methods keep their cost
+from .ops.pointwise_ops import with_out as _with_out  # noqa: E402
+
+for _name in (
+    "zeros ones empty full eye arange linspace rand randn randint cat concatenate stack argmax argmin argsort "
+    "gather index_select isneginf isposinf logsumexp matrix_power orgqr slogdet amax amin max min prod var std dot "
+    "outer mm where clamp clip sign reciprocal softmax log_softmax"
+).split():
+    globals()[_name] = _with_out(globals()[_name])
+linalg.cond = _with_out(linalg.cond)
+linalg.lstsq = _with_out(linalg.lstsq)
+nn.functional.hardshrink = _with_out(nn.functional.hardshrink)
+del _name

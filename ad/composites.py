@@ -13,26 +13,28 @@ from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 
-def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default (``correction=1``), as torch."""
+    if isinstance(dim, bool):  # torch's ``var(input, unbiased)`` overload
+        dim, unbiased = None, dim
     if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
-    dims = _reduce_dims(x, dim)
+        correction = 1 if unbiased else 0
+    dims = _reduce_dims(input, dim)
     count = 1
     for d in dims:
-        count *= x.shape[d]
-    centered = x - ops.mean(x, dims, keepdim=True)
+        count *= input.shape[d]
+    centered = input - ops.mean(input, dims, keepdim=True)
     total = ops.sum(centered * centered, dims, keepdim=keepdim)
     denom = count - correction
     if denom <= 0:
         out = total * float("nan") if denom < 0 else total * float("inf")  # torch: nan/inf, with a warning
     else:
         out = total * (1.0 / denom)
-    return guard(out, "VarBackward0", x)  # torch's var saves its input
+    return guard(out, "VarBackward0", input)  # torch's var saves its input
 
 
-def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    v = var(x, dim, unbiased, keepdim, correction=correction)  # checks x (torch's std saves it)
+def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    v = var(input, dim, unbiased, keepdim, correction=correction)  # checks x (torch's std saves it)
     # at zero variance sqrt's slope is infinite and var's is 0: torch masks the 0 * inf to 0. Taking the
     # sqrt of 1 there and selecting 0 gives 0 in every derivative (reverse, forward, higher order).
     zero = v._data == 0
@@ -42,49 +44,49 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return guard(out, "StdBackward0", result=True)
 
 
-def logsumexp(x, dim, keepdim=False):
+def logsumexp(input, dim, keepdim=False):
     """``log(sum(exp(x), dim))`` computed stably; its gradient is ``softmax(x, dim)``."""
-    dims = _reduce_dims(x, dim)
-    xd = x._data if x._dev is None else _cuda.host_copy(x._data)  # (the shift: computed on the host)
-    m = np.max(xd, axis=dims, keepdims=True) if xd.size else np.zeros([1] * x.ndim)
-    m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)
-    shifted = x - _cuda.index_tensor(m, x)
+    dims = _reduce_dims(input, dim)
+    xd = input._data if input._dev is None else _cuda.host_copy(input._data)  # (the shift: computed on the host)
+    m = np.max(xd, axis=dims, keepdims=True) if xd.size else np.zeros([1] * input.ndim)
+    m = np.where(np.isfinite(m), m, 0.0).astype(input.dtype)
+    shifted = input - _cuda.index_tensor(m, input)
     keep = keepdim or not dims  # (reduced without a squeeze: the result is no view, as torch's)
-    shift = _cuda.index_tensor(m if keep else np.squeeze(m, dims), x)
+    shift = _cuda.index_tensor(m if keep else np.squeeze(m, dims), input)
     out = ops.log(ops.sum(ops.exp(shifted), dims, keepdim=keep)) + shift
-    return guard(out, "LogsumexpBackward0", x, result=True)  # torch's logsumexp saves its input and result
+    return guard(out, "LogsumexpBackward0", input, result=True)  # torch's logsumexp saves its input and result
 
 
-def softmax(x, dim=None, dtype=None):
+def softmax(input, dim=None, dtype=None):
     if dtype is not None:
-        x = x.to(dtype)
+        input = input.to(dtype)
     if dim is None:
-        dim = -1 if x.ndim != 0 else 0
-    d = _wrap_dim(dim, x.ndim)
-    if x.dtype.kind != "f":
+        dim = -1 if input.ndim != 0 else 0
+    d = _wrap_dim(dim, input.ndim)
+    if input.dtype.kind != "f":
         raise NotImplementedError(
-            f"softmax_lastdim_kernel_impl not implemented for '{ops._torch_dtype(x.dtype).capitalize()}'"
+            f"softmax_lastdim_kernel_impl not implemented for '{ops._torch_dtype(input.dtype).capitalize()}'"
         )
     # exp of the one-row log_softmax: exp saves its output, so writing into the result in place makes the
     # backward raise, as torch's softmax (which saves its result) does
-    return ops.exp(ops.log_softmax_dim(x, d if x.ndim else 0))
+    return ops.exp(ops.log_softmax_dim(input, d if input.ndim else 0))
 
 
-def log_softmax(x, dim=None, dtype=None):
+def log_softmax(input, dim=None, dtype=None):
     if dtype is not None:
-        x = x.to(dtype)
+        input = input.to(dtype)
     if dim is None:
-        dim = -1 if x.ndim != 0 else 0
-    d = _wrap_dim(dim, x.ndim)  # a 0-d tensor accepts dim 0 and -1 only
-    return ops.log_softmax_dim(x, d if x.ndim else 0)
+        dim = -1 if input.ndim != 0 else 0
+    d = _wrap_dim(dim, input.ndim)  # a 0-d tensor accepts dim 0 and -1 only
+    return ops.log_softmax_dim(input, d if input.ndim else 0)
 
 
-def argmax(x, dim=None, keepdim=False):
-    return _arg(np.argmax, "argmax", x, dim, keepdim)
+def argmax(input, dim=None, keepdim=False):
+    return _arg(np.argmax, "argmax", input, dim, keepdim)
 
 
-def argmin(x, dim=None, keepdim=False):
-    return _arg(np.argmin, "argmin", x, dim, keepdim)
+def argmin(input, dim=None, keepdim=False):
+    return _arg(np.argmin, "argmin", input, dim, keepdim)
 
 
 def _arg(fn, name, x, dim, keepdim):
@@ -107,10 +109,10 @@ def sign(input):  # noqa: A002 - torch's name
     return ops.sign(input)
 
 
-def reciprocal(x):
+def reciprocal(input):
     from .ops.elementwise import reciprocal as _reciprocal
 
-    return _reciprocal(x)
+    return _reciprocal(input)
 
 
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):  # noqa: A002 - torch's names

@@ -210,45 +210,51 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
     return _finish(np.empty(_shape(size), _default(dtype)), None, requires_grad, device, constant=False)
 
 
-def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
     _check_size(tuple(size))
     if dtype is None:
         dtype = np.asarray(fill_value).dtype if not isinstance(fill_value, builtins.float) else _default_float
     return _finish(np.full(tuple(size), fill_value, np.dtype(dtype)), None, requires_grad, device)
 
 
-def zeros_like(t, dtype=None, device=None, requires_grad=False):
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
     return _finish(
-        np.zeros(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, _like_device(t, device)
-    )
-
-
-def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return _finish(
-        np.ones(t.shape, np.dtype(dtype) if dtype else t.dtype), None, requires_grad, _like_device(t, device)
-    )
-
-
-def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return _finish(
-        np.full(t.shape, fill_value, np.dtype(dtype) if dtype else t.dtype),
+        np.zeros(input.shape, np.dtype(dtype) if dtype else input.dtype),
         None,
         requires_grad,
-        _like_device(t, device),
+        _like_device(input, device),
     )
 
 
-def empty_like(t, dtype=None, device=None, requires_grad=False):
+def ones_like(input, *, dtype=None, device=None, requires_grad=False):
     return _finish(
-        np.empty(t.shape, np.dtype(dtype) if dtype else t.dtype),
+        np.ones(input.shape, np.dtype(dtype) if dtype else input.dtype),
         None,
         requires_grad,
-        _like_device(t, device),
+        _like_device(input, device),
+    )
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return _finish(
+        np.full(input.shape, fill_value, np.dtype(dtype) if dtype else input.dtype),
+        None,
+        requires_grad,
+        _like_device(input, device),
+    )
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False):
+    return _finish(
+        np.empty(input.shape, np.dtype(dtype) if dtype else input.dtype),
+        None,
+        requires_grad,
+        _like_device(input, device),
         constant=False,
     )
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -261,13 +267,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return _finish(arr, dtype, requires_grad, device)
 
 
-def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     return _finish(np.linspace(start, end, steps, dtype=_default(dtype)), None, requires_grad, device)
 
 
-def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"n must be greater or equal to 0, got {n if n < 0 else m}")
     return _finish(np.eye(n, m, dtype=_default(dtype)), None, requires_grad, device)
@@ -285,7 +291,9 @@ def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     return _finish(rng.standard_normal(_shape(size), dtype=_default(dtype)), None, requires_grad, device)
 
 
-def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
+def randint(low=0, high=None, size=(), *, generator=None, dtype=None, device=None, requires_grad=False):
+    if isinstance(high, (tuple, list)):  # torch's ``randint(high, size)``
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if low >= high:
@@ -293,12 +301,16 @@ def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
     _check_size(tuple(size))
     value_read("a random draw")
     rng = generator if generator is not None else _rng
-    return _finish(rng.integers(low, high, size=tuple(size)), dtype or int64, False, device)
+    return _finish(rng.integers(low, high, size=tuple(size)), dtype or int64, requires_grad, device)
 
 
-def rand_like(t, dtype=None, requires_grad=False, device=None):
-    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=_like_device(t, device))
+def rand_like(input, *, dtype=None, requires_grad=False, device=None):
+    return rand(
+        input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad, device=_like_device(input, device)
+    )
 
 
-def randn_like(t, dtype=None, requires_grad=False, device=None):
-    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=_like_device(t, device))
+def randn_like(input, *, dtype=None, requires_grad=False, device=None):
+    return randn(
+        input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad, device=_like_device(input, device)
+    )

@@ -187,46 +187,46 @@ def solve(A, B, *, left=True, out=None):
     return write_out("linalg_solve", X, out)
 
 
-def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+def solve_triangular(input, B, *, upper, left=True, unitriangular=False, out=None):
     """``X`` with ``A X = B`` (or ``X A = B``), reading only the ``upper`` or lower triangle of ``A``."""
-    check_matrix("linalg.solve_triangular", A)
+    check_matrix("linalg.solve_triangular", input)
     check_matrix("linalg.solve_triangular", B, "B")
-    _same_dtype("linalg.solve_triangular", A, B)
-    if A.shape[-1] != A.shape[-2]:
+    _same_dtype("linalg.solve_triangular", input, B)
+    if input.shape[-1] != input.shape[-2]:
         raise RuntimeError(
-            f"linalg.solve_triangular: A must be batches of square matrices, but they are {A.shape[-2]} by "
-            f"{A.shape[-1]} matrices"
+            f"linalg.solve_triangular: A must be batches of square matrices, but they are {input.shape[-2]} by "
+            f"{input.shape[-1]} matrices"
         )
-    n = A.shape[-1]
+    n = input.shape[-1]
     if B.shape[-2 if left else -1] != n:
         raise RuntimeError(
             f"linalg.solve_triangular: Incompatible shapes of A and B for the equation "
             f"{'AX = B' if left else 'XA = B'} ({n}x{n} and {B.shape[-2]}x{B.shape[-1]})"
         )
     if not left:  # X A = B  <=>  A^T X^T = B^T, with the other triangle
-        A, B, upper = mT(A), mT(B), not upper
-    A, B = _common_batch(A, B, "linalg.solve_triangular")
-    X = P.solve_tri(A, B, upper, unitriangular)
+        input, B, upper = mT(input), mT(B), not upper
+    input, B = _common_batch(input, B, "linalg.solve_triangular")
+    X = P.solve_tri(input, B, upper, unitriangular)
     return write_out("linalg_solve_triangular", X if left else mT(X), out)
 
 
-def cholesky(A, *, upper=False, out=None):
+def cholesky(input, *, upper=False, out=None):
     """Cholesky factor of symmetric positive-definite ``A`` (lower; ``upper=True`` gives ``L^T``)."""
-    check_square("linalg.cholesky", A)
-    L = P.cholesky_lower(A)
+    check_square("linalg.cholesky", input)
+    L = P.cholesky_lower(input)
     return write_out("linalg_cholesky", mT(L) if upper else L, out)
 
 
 @on_host
-def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
+def cholesky_ex(input, *, upper=False, check_errors=False, out=None):
     """``(L, info)``: ``info`` is the order of the first leading minor that is not positive-definite (0: none)."""
-    check_square("linalg.cholesky_ex", A)
-    a = A._data
+    check_square("linalg.cholesky_ex", input)
+    a = input._data
     info = np.zeros(a.shape[:-2], np.int32)
     for idx in np.ndindex(a.shape[:-2]):
         info[idx] = max(P._not_pd_order(a[idx]), 0)
     if not info.any():
-        L = P.cholesky_lower(A)
+        L = P.cholesky_lower(input)
         result = CholeskyEx(mT(L) if upper else L, wrap_array(info))
     elif check_errors:
         raise P.not_pd_error("linalg.cholesky_ex", a)
@@ -258,30 +258,33 @@ def cholesky_solve(B, L, upper=False, *, out=None):
     return write_out("cholesky_solve", guard(X, "CholeskySolveBackward0", B, L), out)
 
 
-def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+def pinv(input, rcond=None, hermitian=False, *, atol=None, rtol=None, out=None):
     """Moore-Penrose pseudo-inverse; singular values below ``max(atol, rtol * s_max)`` are dropped (default
-    ``rtol = max(m, n) * eps`` when neither is given, as torch)."""
-    check_matrix("linalg.pinv", A)
-    m, n = A.shape[-2:]
+    ``rtol = max(m, n) * eps`` when neither is given, as torch). torch's older form ``pinv(A, rcond)`` is
+    ``rtol=rcond, atol=0``."""
+    if rcond is not None:
+        atol, rtol = _legacy_tolerance("pinv", "rcond", atol, rtol, 0.0, rcond)
+    check_matrix("linalg.pinv", input)
+    m, n = input.shape[-2:]
     a_tol = atol._data if isinstance(atol, Tensor) else (0.0 if atol is None else atol)
     if rtol is None:
-        r_tol = max(m, n) * np.finfo(A.dtype).eps if (atol is None or np.all(np.asarray(a_tol) <= 0)) else 0.0
+        r_tol = max(m, n) * np.finfo(input.dtype).eps if (atol is None or np.all(np.asarray(a_tol) <= 0)) else 0.0
     else:
         r_tol = rtol._data if isinstance(rtol, Tensor) else rtol
-    return write_out("linalg_pinv", P.pinv(A, a_tol, r_tol, hermitian), out)
+    return write_out("linalg_pinv", P.pinv(input, a_tol, r_tol, hermitian), out)
 
 
 @on_host
-def lstsq(A, B, rcond=None, *, driver=None):
+def lstsq(input, b, rcond=None, *, driver=None):
     """Least-squares solution of ``A X = B`` as ``(solution, residuals, rank, singular_values)``.
 
     The solution is ``pinv(A) @ B`` (differentiable, as torch's derivative is). ``rank`` is given by every
     driver but ``gels``, ``singular_values`` by ``gelsd`` and ``gelss``, ``residuals`` (squared residual norms)
     when m > n, ``A`` has full rank and the driver is not ``gelsy`` (torch's CPU default).
     """
-    check_matrix("linalg.lstsq", A)
-    check_tensor("linalg.lstsq", B, "B")
-    _same_dtype("linalg.lstsq", A, B)
+    check_matrix("linalg.lstsq", input)
+    check_tensor("linalg.lstsq", b, "B")
+    _same_dtype("linalg.lstsq", input, b)
     drivers = ("gels", "gelsy", "gelsd", "gelss")
     if driver is None:
         driver = "gelsy"
@@ -289,21 +292,21 @@ def lstsq(A, B, rcond=None, *, driver=None):
         raise RuntimeError(
             f"torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss), but got {driver}"
         )
-    vector = B.ndim == A.ndim - 1
-    Bm = ops.unsqueeze(B, -1) if vector else B
-    if Bm.shape[-2] != A.shape[-2]:
+    vector = b.ndim == input.ndim - 1
+    Bm = ops.unsqueeze(b, -1) if vector else b
+    if Bm.shape[-2] != input.shape[-2]:
         raise RuntimeError(
-            f"torch.linalg.lstsq: input.size(-2) should match other.size(-2) ({A.shape[-2]} != {Bm.shape[-2]})"
+            f"torch.linalg.lstsq: input.size(-2) should match other.size(-2) ({input.shape[-2]} != {Bm.shape[-2]})"
         )
-    m, n = A.shape[-2:]
-    eps = np.finfo(A.dtype).eps
+    m, n = input.shape[-2:]
+    eps = np.finfo(input.dtype).eps
     rc = max(m, n) * eps if rcond is None else rcond
-    Ab, Bb = _common_batch(A, Bm, "linalg.lstsq")
-    X = guard(P.pinv(Ab, 0.0, rc, False) @ Bb, "LinalgLstsqBackward0", A, B)
-    s = np.linalg.svd(A._data, compute_uv=False)
+    Ab, Bb = _common_batch(input, Bm, "linalg.lstsq")
+    X = guard(P.pinv(Ab, 0.0, rc, False) @ Bb, "LinalgLstsqBackward0", input, b)
+    s = np.linalg.svd(input._data, compute_uv=False)
     smax = s[..., :1] if s.shape[-1] else np.zeros(s.shape[:-1] + (1,), s.dtype)
     rank = np.sum(s > rc * smax, axis=-1).astype(np.int64)
-    empty = wrap_array(np.empty((0,), A.dtype))
+    empty = wrap_array(np.empty((0,), input.dtype))
     residuals = empty
     if m > n and driver != "gelsy" and np.all(rank == n):
         r = Ab._data @ X._data - Bb._data
@@ -349,18 +352,18 @@ def _check_uplo(UPLO):
     return UPLO.upper()
 
 
-def eigh(A, UPLO="L", *, out=None):
+def eigh(input, UPLO="L", *, out=None):
     """Eigenvalues (ascending) and orthonormal eigenvectors of symmetric ``A`` (reading its ``UPLO`` triangle).
 
     The gradient is torch's: it assumes a symmetric input and is not finite for repeated eigenvalues.
     """
-    check_square("linalg.eigh", A)
-    return write_out("linalg_eigh", Eigh(*P.eigh(A, _check_uplo(UPLO))), out)
+    check_square("linalg.eigh", input)
+    return write_out("linalg_eigh", Eigh(*P.eigh(input, _check_uplo(UPLO))), out)
 
 
-def eigvalsh(A, UPLO="L", *, out=None):
-    check_square("linalg.eigvalsh", A)
-    return write_out("linalg_eigvalsh", P.eigh(A, _check_uplo(UPLO))[0], out)
+def eigvalsh(input, UPLO="L", *, out=None):
+    check_square("linalg.eigvalsh", input)
+    return write_out("linalg_eigvalsh", P.eigh(input, _check_uplo(UPLO))[0], out)
 
 
 def svd(A, full_matrices=True, *, driver=None, out=None):
@@ -384,11 +387,21 @@ def qr(A, mode="reduced", *, out=None):
     return write_out("linalg_qr", Qr(*P.qr(A, mode)), out)
 
 
+def _legacy_tolerance(fn, name, atol, rtol, new_atol, new_rtol):
+    """``(atol, rtol)`` of torch's older one-tolerance form (``pinv(A, rcond)``, ``matrix_rank(A, tol)``)."""
+    if atol is not None or rtol is not None:
+        raise TypeError(f"linalg.{fn}(): give either {name} or atol/rtol, not both")
+    return new_atol, new_rtol
+
+
 @on_host
-def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
-    """Number of singular values above ``max(atol, rtol * s_max)`` (torch's defaults); int64, not differentiable."""
-    check_matrix("linalg.matrix_rank", A)
-    a = A._data
+def matrix_rank(input, tol=None, hermitian=False, *, atol=None, rtol=None, out=None):
+    """Number of singular values above ``max(atol, rtol * s_max)`` (torch's defaults); int64, not differentiable.
+    torch's older form ``matrix_rank(A, tol)`` is ``atol=tol, rtol=0``."""
+    if tol is not None:
+        atol, rtol = _legacy_tolerance("matrix_rank", "tol", atol, rtol, tol, 0.0)
+    check_matrix("linalg.matrix_rank", input)
+    a = input._data
     s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
     a_tol = np.asarray(atol._data if isinstance(atol, Tensor) else (0.0 if atol is None else atol))
     if rtol is None:
@@ -399,30 +412,30 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
     return write_out("linalg_matrix_rank", wrap_array(np.sum(s > cut[..., None], axis=-1).astype(np.int64)), out)
 
 
-def matrix_exp(A):
-    check_square("linalg.matrix_exp", A)
-    return P.matrix_exp(A)
+def matrix_exp(input):
+    check_square("linalg.matrix_exp", input)
+    return P.matrix_exp(input)
 
 
-def matrix_power(A, n, *, out=None):
+def matrix_power(input, n, *, out=None):
     """``A^n`` by repeated squaring; negative ``n`` inverts first; ``n = 0`` gives identities."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"linalg_matrix_power(): argument 'n' (position 2) must be int, not {type(n).__name__}")
-    check_tensor("linalg.matrix_power", A)
-    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+    check_tensor("linalg.matrix_power", input)
+    if input.ndim < 2 or input.shape[-1] != input.shape[-2]:
         raise RuntimeError(
             "linalg.matrix_power: A must be batches of square matrices, but they are "
-            + (f"{A.shape[-2]} by {A.shape[-1]} matrices" if A.ndim >= 2 else f"{A.ndim}-D tensors")
+            + (f"{input.shape[-2]} by {input.shape[-1]} matrices" if input.ndim >= 2 else f"{input.ndim}-D tensors")
         )
     if n == 0:
-        result = ops.expand(wrap_array(np.eye(A.shape[-1], dtype=A.dtype)), tuple(A.shape))
+        result = ops.expand(wrap_array(np.eye(input.shape[-1], dtype=input.dtype)), tuple(input.shape))
         result = ops.clone(result) if result.requires_grad else wrap_array(np.array(result._data))
         return write_out("linalg_matrix_power", result, out)
     if n < 0:
-        A = inv(A)
+        input = inv(input)
         n = -n
     result = None
-    base = A
+    base = input
     while n:
         if n & 1:
             result = base if result is None else result @ base
@@ -446,63 +459,64 @@ def _norm_dims(x, dim):
     return out
 
 
-def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
+def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all by default, flattening); ``ord`` may be inf, -inf, 0.
 
     The gradient at 0 is torch's subgradient (0 for ord = 2).
     """
-    check_tensor("linalg.vector_norm", x, "x")
+    check_tensor("linalg.vector_norm", input, "x")
     if isinstance(ord, str) or not isinstance(ord, numbers.Real):
         raise TypeError(f"linalg_vector_norm(): argument 'ord' must be Number, not {type(ord).__name__}")
     if dtype is not None:
         want = np.dtype(dtype)
-        if x.dtype.kind == "f" and want.kind == "f" and want.itemsize < x.dtype.itemsize:
+        if input.dtype.kind == "f" and want.kind == "f" and want.itemsize < input.dtype.itemsize:
             raise RuntimeError(
-                f"linalg.vector_norm: the dtype of the input ({torch_dtype_name(x.dtype)}) should be convertible "
+                f"linalg.vector_norm: the dtype of the input ({torch_dtype_name(input.dtype)}) should be convertible "
                 f"without narrowing to the specified dtype ({torch_dtype_name(want)})"
             )
-        x = x.to(dtype)
-    if x.dtype.kind != "f":
+        input = input.to(dtype)
+    if input.dtype.kind != "f":
         raise RuntimeError(
-            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {torch_dtype_name(x.dtype)}"
+            "linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
+            f"{torch_dtype_name(input.dtype)}"
         )
-    dims = _norm_dims(x, dim)
-    if x.ndim == 0:
+    dims = _norm_dims(input, dim)
+    if input.ndim == 0:
         if ord == 0:
-            return write_out("linalg_vector_norm", wrap_array((x._data != 0).astype(x.dtype)), out)
+            return write_out("linalg_vector_norm", wrap_array((input._data != 0).astype(input.dtype)), out)
         # the primitive over one element (torch's node saves the result also here: a hook on it runs in every
         # order of create_graph)
-        r = P.vector_norm_keepdim(ops.reshape(x, (1,)), ord, (0,))
+        r = P.vector_norm_keepdim(ops.reshape(input, (1,)), ord, (0,))
         return write_out("linalg_vector_norm", P.publish_result(r, ops.reshape(r, ())), out)
-    if ord < 0 and any(x.shape[d] == 0 for d in dims):
+    if ord < 0 and any(input.shape[d] == 0 for d in dims):
         raise RuntimeError(
             f"linalg.vector_norm cannot compute the {ord} norm on an empty tensor because the operation does not "
             "have an identity"
         )
-    r = P.vector_norm_keepdim(x, ord, dims)
+    r = P.vector_norm_keepdim(input, ord, dims)
     if not keepdim:
         r = P.publish_result(r, ops.reshape(r, tuple(s for k, s in enumerate(r.shape) if k not in dims)))
     return write_out("linalg_vector_norm", r, out)
 
 
-def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
+def matrix_norm(input, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
     """Matrix norms over the two dims ``dim``: ``'fro'``, ``'nuc'``, inf, -inf, 1, -1, 2, -2."""
-    check_tensor("linalg.matrix_norm", A)
+    check_tensor("linalg.matrix_norm", input)
     if dtype is not None:
-        A = A.to(dtype)
-    if A.ndim < 2:
+        input = input.to(dtype)
+    if input.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
-    check_float("linalg.matrix_norm", A)
-    d0, d1 = (_wrap_dim(d, A.ndim) for d in dim)
+    check_float("linalg.matrix_norm", input)
+    d0, d1 = (_wrap_dim(d, input.ndim) for d in dim)
     if d0 == d1:
         raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({dim[0]}, {dim[1]})")
     if ord == "fro":
-        r = vector_norm(A, 2, (d0, d1), keepdim)
+        r = vector_norm(input, 2, (d0, d1), keepdim)
         return write_out("linalg_matrix_norm", r, out)
     if ord not in ("nuc", 2, -2, 1, -1, math.inf, -math.inf):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     if ord in ("nuc", 2, -2):
-        moved = ops.permute(A, [k for k in range(A.ndim) if k not in (d0, d1)] + [d0, d1])
+        moved = ops.permute(input, [k for k in range(input.ndim) if k not in (d0, d1)] + [d0, d1])
         s = P.svd(moved, False)[1]
         r = ops.sum(s, -1) if ord == "nuc" else ops.amax(s, -1) if ord == 2 else ops.amin(s, -1)
         if keepdim:
@@ -510,7 +524,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     else:
         # inf / -inf: max / min absolute row sum; 1 / -1: max / min absolute column sum
         sum_dim, red_dim = (d1, d0) if ord in (math.inf, -math.inf) else (d0, d1)
-        s = ops.sum(ops.abs(A), sum_dim, keepdim=True)
+        s = ops.sum(ops.abs(input), sum_dim, keepdim=True)
         r = ops.amax(s, red_dim, keepdim=True) if ord > 0 else ops.amin(s, red_dim, keepdim=True)
         if not keepdim:
             r = ops.squeeze(r, (d0, d1))
@@ -539,14 +553,14 @@ def norm(input, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):  # 
     return matrix_norm(input, ord, dim, keepdim, dtype=dtype, out=out)
 
 
-def cond(A, p=None):
+def cond(input, p=None):
     """Condition number ``||A||_p ||A^{-1}||_p`` (``p=None``: 2-norm, the ratio of extreme singular values)."""
-    check_matrix("linalg.cond", A)
+    check_matrix("linalg.cond", input)
     if p in (None, 2, -2):
-        s = svdvals(A)
+        s = svdvals(input)
         r = ops.amax(s, -1) / ops.amin(s, -1)
         return r if p != -2 else 1.0 / r
-    return matrix_norm(A, p) * matrix_norm(inv(A), p)
+    return matrix_norm(input, p) * matrix_norm(inv(input), p)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -805,28 +819,28 @@ def solve_ex(A, B, *, left=True, check_errors=False, out=None):
     return write_out("linalg_solve_ex", SolveEx(result, wrap_array(info)), out)
 
 
-def householder_product(A, tau, *, out=None):
+def householder_product(input, tau, *, out=None):
     """The first n columns of ``H_1 ... H_k``, ``H_i = I - tau_i v_i v_i^T`` with ``v_i`` column i of ``A``
     below the diagonal and 1 on it (LAPACK orgqr; ``A`` m x n with m >= n >= k)."""
     name = "torch.linalg.householder_product"
-    check_tensor("linalg.householder_product", A, "input")
+    check_tensor("linalg.householder_product", input, "input")
     check_tensor("linalg.householder_product", tau, "tau")
-    if A.ndim < 2:
+    if input.ndim < 2:
         raise RuntimeError(f"{name}: input must have at least 2 dimensions.")
-    _check_lapack_dtype(A, "orgqr")
-    if A.shape[-2] < A.shape[-1]:
+    _check_lapack_dtype(input, "orgqr")
+    if input.shape[-2] < input.shape[-1]:
         raise RuntimeError(f"{name}: input.shape[-2] must be greater than or equal to input.shape[-1]")
-    if A.shape[-1] < tau.shape[-1]:
+    if input.shape[-1] < tau.shape[-1]:
         raise RuntimeError(f"{name}: input.shape[-1] must be greater than or equal to tau.shape[-1]")
-    if tau.ndim != A.ndim - 1 or tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
+    if tau.ndim != input.ndim - 1 or tuple(tau.shape[:-1]) != tuple(input.shape[:-2]):
         raise RuntimeError(
             f"{name}: Expected batch dimensions of tau to be equal to input.shape[:-2], but got {list(tau.shape[:-1])}"
         )
-    _same_dtype(name, A, tau)
+    _same_dtype(name, input, tau)
     if tau.shape[-1] == 0:  # the product of no reflectors: a constant, as in torch (A is not used)
-        result = wrap_array(np.broadcast_to(np.eye(*A.shape[-2:], dtype=A.dtype), A.shape).copy())
+        result = wrap_array(np.broadcast_to(np.eye(*input.shape[-2:], dtype=input.dtype), input.shape).copy())
     else:
-        result = PL.householder_product(A, tau)
+        result = PL.householder_product(input, tau)
     return write_out("linalg_householder_product", result, out)
 
 
@@ -839,17 +853,17 @@ def _ldl_factor(name, A, hermitian, check_errors):
 
 
 @on_host
-def ldl_factor_ex(A, *, hermitian=False, check_errors=False, out=None):
+def ldl_factor_ex(input, *, hermitian=False, check_errors=False, out=None):
     """``(LD, pivots, info)``: LAPACK sytrf's Bunch-Kaufman ``A = L D L^T`` (lower triangle of ``A``); not
     differentiable (as torch)."""
     return write_out(
-        "linalg_ldl_factor_ex", LDLFactorEx(*_ldl_factor("ldl_factor_ex", A, hermitian, check_errors)), out
+        "linalg_ldl_factor_ex", LDLFactorEx(*_ldl_factor("ldl_factor_ex", input, hermitian, check_errors)), out
     )
 
 
 @on_host
-def ldl_factor(A, *, hermitian=False, out=None):
-    LD, piv, _ = _ldl_factor("ldl_factor", A, hermitian, True)
+def ldl_factor(input, *, hermitian=False, out=None):
+    LD, piv, _ = _ldl_factor("ldl_factor", input, hermitian, True)
     return write_out("linalg_ldl_factor", LDLFactor(LD, piv), out)
 
 
@@ -868,36 +882,36 @@ def ldl_solve(LD, pivots, B, *, hermitian=False, out=None):  # noqa: N803
     return write_out("linalg_ldl_solve", PL.underivable("linalg_ldl_solve", x, LD, B), out)
 
 
-def tensorinv(A, ind=2, *, out=None):
+def tensorinv(input, ind=2, *, out=None):
     """The inverse of ``A`` seen as a linear map from its first ``ind`` dims to the others (through ``inv``)."""
-    check_tensor("linalg.tensorinv", A)
+    check_tensor("linalg.tensorinv", input)
     if not isinstance(ind, numbers.Integral) or ind <= 0:
         raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
-    rows, cols = math.prod(A.shape[:ind]), math.prod(A.shape[ind:])
+    rows, cols = math.prod(input.shape[:ind]), math.prod(input.shape[ind:])
     if rows != cols:
         raise RuntimeError(
             "Expected self to satisfy the requirement prod(self.shape[ind:]) == prod(self.shape[:ind]), but got "
             f"{cols} != {rows}"
         )
-    result = inv(ops.reshape(A, (rows, cols)))
-    return write_out("linalg_tensorinv", ops.reshape(result, tuple(A.shape[ind:]) + tuple(A.shape[:ind])), out)
+    result = inv(ops.reshape(input, (rows, cols)))
+    return write_out("linalg_tensorinv", ops.reshape(result, tuple(input.shape[ind:]) + tuple(input.shape[:ind])), out)
 
 
-def tensorsolve(A, B, dims=None, *, out=None):
+def tensorsolve(input, other, dims=None, *, out=None):
     """``X`` with ``tensordot(A, X, X.ndim) = B`` (through ``solve``); ``dims``: A's dims moved to the end first."""
-    check_tensor("linalg.tensorsolve", A)
-    check_tensor("linalg.tensorsolve", B, "B")
+    check_tensor("linalg.tensorsolve", input)
+    check_tensor("linalg.tensorsolve", other, "B")
     if dims is not None:
-        dims = [d % A.ndim for d in dims]
-        A = ops.permute(A, [d for d in range(A.ndim) if d not in dims] + dims)
-    result_shape = tuple(A.shape[B.ndim :])
-    rows, cols = math.prod(B.shape), math.prod(result_shape)
-    if math.prod(A.shape) != rows * cols or rows != cols:
+        dims = [d % input.ndim for d in dims]
+        input = ops.permute(input, [d for d in range(input.ndim) if d not in dims] + dims)
+    result_shape = tuple(input.shape[other.ndim :])
+    rows, cols = math.prod(other.shape), math.prod(result_shape)
+    if math.prod(input.shape) != rows * cols or rows != cols:
         raise RuntimeError(
             "Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == prod(self.shape[:other.ndim]), "
-            f"but got {cols} != {math.prod(A.shape[: B.ndim])}"
+            f"but got {cols} != {math.prod(input.shape[: other.ndim])}"
         )
-    X = solve(ops.reshape(A, (rows, cols)), ops.reshape(B, (rows,)))
+    X = solve(ops.reshape(input, (rows, cols)), ops.reshape(other, (rows,)))
     return write_out("linalg_tensorsolve", ops.reshape(X, result_shape), out)
 
 
@@ -942,7 +956,7 @@ def torch_lu(A, pivot=True, get_infos=False, out=None):
 
 
 @on_host
-def torch_lu_solve(b, LU_data, LU_pivots, *, out=None):  # noqa: N803
+def torch_lu_solve(input, LU_data, LU_pivots, *, out=None):  # noqa: N803
     """``torch.lu_solve`` (deprecated in torch, with a warning): ``linalg.lu_solve(LU_data, LU_pivots, b)``."""
     warnings.warn(
         "torch.lu_solve is deprecated in favor of torch.linalg.lu_solve and will be removed in a future PyTorch "
@@ -950,12 +964,12 @@ def torch_lu_solve(b, LU_data, LU_pivots, *, out=None):  # noqa: N803
         UserWarning,
         stacklevel=2,
     )
-    return lu_solve(LU_data, LU_pivots, b, out=out)
+    return lu_solve(LU_data, LU_pivots, input, out=out)
 
 
-def orgqr(input, tau):  # noqa: A002
+def orgqr(input, input2):  # noqa: A002
     """``torch.orgqr``: ``linalg.householder_product``."""
-    return householder_product(input, tau)
+    return householder_product(input, input2)
 
 
 # --- complex results (issue 13): ad has no complex dtype, so the functions whose results torch makes complex raise
@@ -966,13 +980,13 @@ _NO_COMPLEX = (
 )
 
 
-def eig(A, *, out=None):
+def eig(input, *, out=None):
     """Not available: torch's ``linalg.eig`` returns complex eigenvalues and eigenvectors, and ad has no complex
     dtype. Raises NotImplementedError (``linalg.eigh`` covers symmetric matrices)."""
     raise NotImplementedError(_NO_COMPLEX.format(name="linalg.eig", what="eigenvalues and eigenvectors", real="eigh"))
 
 
-def eigvals(A, *, out=None):
+def eigvals(input, *, out=None):
     """Not available: torch's ``linalg.eigvals`` returns complex eigenvalues (see ``eig``). Raises
     NotImplementedError (``linalg.eigvalsh`` covers symmetric matrices)."""
     raise NotImplementedError(_NO_COMPLEX.format(name="linalg.eigvals", what="eigenvalues", real="eigvalsh"))

@@ -184,18 +184,20 @@ def _fill_expanded(self, value):
     return self
 
 
-def _copy_(self, src, non_blocking=False):
-    if _records_inplace(self, src):
-        src = src if isinstance(src, Tensor) else wrap_array(np.asarray(src, self.dtype))
-        if src._dev != self._dev:  # (torch copies across devices: a recorded copy to self's device first)
-            src = src.to(self.device)
-        return _rebase(self, lambda snap: snap * 0.0 + ops.expand(src.to(self.dtype), self.shape))
-    if _dual_inplace(self, src, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(src).to(self.dtype), self.shape)):
+def _copy_(self, other, non_blocking=False):
+    if _records_inplace(self, other):
+        other = other if isinstance(other, Tensor) else wrap_array(np.asarray(other, self.dtype))
+        if other._dev != self._dev:  # (torch copies across devices: a recorded copy to self's device first)
+            other = other.to(self.device)
+        return _rebase(self, lambda snap: snap * 0.0 + ops.expand(other.to(self.dtype), self.shape))
+    if _dual_inplace(
+        self, other, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(other).to(self.dtype), self.shape)
+    ):
         return self
-    if self._dev is not None or (isinstance(src, Tensor) and src._dev is not None):
-        return _device_copy_(self, src)
+    if self._dev is not None or (isinstance(other, Tensor) and other._dev is not None):
+        return _device_copy_(self, other)
     views.check_write(self)
-    self._data[...] = _operand_data(src)
+    self._data[...] = _operand_data(other)
     _bump(self)
     return self
 
@@ -351,8 +353,8 @@ def _T(self):
     return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
-def _expand(self, *sizes):
-    return ops.expand(self, *sizes)
+def _expand(self, *sizes, size=None):
+    return ops.expand(self, *sizes) if size is None else ops.expand(self, tuple(size))
 
 
 def _reshape_as(self, other):
@@ -480,6 +482,7 @@ def bind():
     elementwise_methods.bind()
     bind_linalg()  # linalg (issue 13)
     _bind_inplace_views(T)  # in-place view ops (issue 13)
+    bind_torch_signatures(T)  # torch's method signatures (issue 13)
 
 
 # --- views (issue 17): view ops, detach_, Tensor methods of ad/ops/view_ops.py
@@ -630,3 +633,45 @@ def _self_aliased(result, snap):
     nothing, such as add's, are unaffected)."""
     mark_modified(snap)
     return result
+
+
+# --- torch's method signatures (issue 13): methods whose torch form differs from the function's
+def _split(self, split_size, dim=0):
+    """``Tensor.split(split_size, dim=0)`` (torch names the function's ``split_size_or_sections`` so here)."""
+    return ops.split(self, split_size, dim)
+
+
+def _squeeze(self, *dims, dim=None):
+    """``x.squeeze()``, ``x.squeeze(0)``, ``x.squeeze(0, 1)``, ``x.squeeze((0, 1))``, ``x.squeeze(dim=0)``."""
+    return ops.squeeze(self, _dims_arg(dims, dim, "squeeze"))
+
+
+def _count_nonzero(self, *dims, dim=None):
+    """``x.count_nonzero(0, 1)`` as well as ``x.count_nonzero((0, 1))`` and ``dim=``."""
+    from .reductions import count_nonzero
+
+    return count_nonzero(self, _dims_arg(dims, dim, "count_nonzero"))
+
+
+def _broadcast_to(self, *sizes, size=None):
+    """``x.broadcast_to(2, 3)`` as well as ``x.broadcast_to((2, 3))`` and ``size=``."""
+    return ops.expand(self, *sizes) if size is None else ops.expand(self, tuple(size))
+
+
+def _dims_arg(dims, dim, fn):
+    """One ``dim`` argument from torch's ``*dim`` or ``dim=`` forms (None: all)."""
+    if dims and dim is not None:
+        raise TypeError(f"{fn}() got multiple values for argument 'dim'")
+    if not dims:
+        return dim
+    return dims[0] if len(dims) == 1 else tuple(dims)
+
+
+def bind_torch_signatures(T):
+    T.split = _split
+    T.squeeze = _squeeze
+    T.count_nonzero = _count_nonzero
+    T.broadcast_to = _broadcast_to
+
+
+# --- end torch's method signatures

@@ -627,12 +627,12 @@ class Tensor:
     def cpu(self):
         return self if self._dev is None else self._to_device(CPU)
 
-    def cuda(self, device=None):
+    def cuda(self, device=None, non_blocking=False):
         return self._to_device(
             "cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}"
         )
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking=False):
         if dtype is None:
             return f"ad.{'Double' if self.dtype == np.float64 else 'Float'}Tensor"
         return self.to(dtype)

@@ -48,6 +48,16 @@ MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
 
 _KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname")
+# torch's grad_fn names of the in-place view ops (``t_`` -> TBackward1, ``squeeze_(dim)`` -> SqueezeBackward4, ...),
+# by the name of the out-of-place op's node they replace
+_INPLACE_NODE_NAMES = {
+    "TBackward0": "TBackward1",
+    "TransposeBackward0": "TransposeBackward1",
+    "SqueezeBackward0": "SqueezeBackward3",
+    "SqueezeBackward1": "SqueezeBackward4",
+    "SqueezeBackward2": "SqueezeBackward5",
+    "UnsqueezeBackward0": "UnsqueezeBackward1",
+}
 
 
 def alias(x, out, data, multi=False, name=None):
@@ -610,6 +620,9 @@ def inplace_view(self, name, view_op):
     vc.version = version
     self._prev = old
     reregister(self)
+    if self._op is not None:  # torch names the in-place view's node apart from the out-of-place one's
+        node = self.grad_fn
+        node._name = _INPLACE_NODE_NAMES.get(node._name, node._name)
     if old._retains_grad:  # retain_grad follows the tensor to its new node, as in ``rebase``
         old._retains_grad = False
         _stop_retaining_before(old)

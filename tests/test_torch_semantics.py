@@ -774,3 +774,131 @@ def test_view_functions_take_torch_keywords():
         call(torch, xt).sum().backward()
         call(ad, x).sum().backward()
         np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+
+
+# core functions called with torch's keywords (issue 13): (L, a, b, idx) -> tensor, a and b (3, 4) float64
+CORE_KEYWORD_CALLS = {
+    "add": lambda L, a, b, i: L.add(input=a, other=b, alpha=2),
+    "sub": lambda L, a, b, i: L.sub(input=a, other=b, alpha=0.5),
+    "mul": lambda L, a, b, i: L.mul(input=a, other=b),
+    "div": lambda L, a, b, i: L.div(input=a, other=b + 2.0),
+    "pow": lambda L, a, b, i: L.pow(input=a + 2.0, exponent=b),
+    "maximum": lambda L, a, b, i: L.maximum(input=a, other=b),
+    "clamp": lambda L, a, b, i: L.clamp(input=a, min=-0.5, max=0.5),
+    "where": lambda L, a, b, i: L.where(condition=a > 0, input=a, other=b),
+    "sum": lambda L, a, b, i: L.sum(input=a * b, dim=0, keepdim=True, dtype=L.float64),
+    "mean": lambda L, a, b, i: L.mean(input=a * b, dim=1),
+    "prod": lambda L, a, b, i: L.prod(input=a + b, dim=1, dtype=L.float64),
+    "amax": lambda L, a, b, i: L.amax(input=a + b, dim=1),
+    "max": lambda L, a, b, i: L.max(input=a - b, dim=1, keepdim=True).values,
+    "logsumexp": lambda L, a, b, i: L.logsumexp(input=a * b, dim=1),
+    "softmax": lambda L, a, b, i: L.softmax(input=a * b, dim=1, dtype=L.float64),
+    "log_softmax": lambda L, a, b, i: L.log_softmax(input=a + b, dim=0),
+    "F.softmax": lambda L, a, b, i: L.nn.functional.softmax(input=a * b, dim=0, dtype=L.float64),
+    "var": lambda L, a, b, i: L.var(input=a * b, dim=1, unbiased=False),
+    "std": lambda L, a, b, i: L.std(input=a + b, dim=0),
+    "gather": lambda L, a, b, i: L.gather(input=a * b, dim=1, index=i),
+    "index_select": lambda L, a, b, i: L.index_select(input=a - b, dim=0, index=i[:, 0]),
+    "matmul": lambda L, a, b, i: L.matmul(input=a, other=b.T),
+    "mm": lambda L, a, b, i: L.mm(input=a, mat2=b.T),
+    "dot": lambda L, a, b, i: L.dot(input=a[0], tensor=b[0]),
+    "outer": lambda L, a, b, i: L.outer(input=a[0], vec2=b[1]),
+    "cumsum": lambda L, a, b, i: L.cumsum(input=a * b, dim=1, dtype=L.float64),
+    "split": lambda L, a, b, i: L.split(tensor=a * b, split_size_or_sections=3, dim=1)[1],
+    "chunk": lambda L, a, b, i: L.chunk(input=a + b, chunks=2, dim=1)[0],
+    "Tensor.split": lambda L, a, b, i: (a * b).split(split_size=1, dim=0)[2],
+    "Tensor.squeeze": lambda L, a, b, i: (a * b).reshape(1, 3, 1, 4).squeeze(0, 2),
+    "Tensor.view": lambda L, a, b, i: (a + b).view(size=(4, 3)),
+    "Tensor.expand": lambda L, a, b, i: (a * b)[:1].expand(size=(2, 3, 4)),
+    "Tensor.repeat": lambda L, a, b, i: (a - b).repeat(repeats=(1, 2)),
+    "broadcast_to": lambda L, a, b, i: L.broadcast_to(input=a[0] * b[0], size=(2, 4)),
+    "vector_norm": lambda L, a, b, i: L.linalg.vector_norm(input=a * b, ord=2, dim=1),
+    "matrix_norm": lambda L, a, b, i: L.linalg.matrix_norm(input=a + b),
+    "pinv": lambda L, a, b, i: L.linalg.pinv(input=a + b, rcond=1e-6),
+    "zeros_like": lambda L, a, b, i: L.zeros_like(input=a, dtype=L.float64) + a * b,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORE_KEYWORD_CALLS))
+def test_core_functions_take_torch_keywords(name):
+    """Called with torch's keyword names, each function gives torch's values, gradients (reverse) and tangents
+    (forward mode: the forward rules bind the keyword operands too)."""
+    torch = pytest.importorskip("torch")
+    call = CORE_KEYWORD_CALLS[name]
+    rng = np.random.default_rng(sorted(CORE_KEYWORD_CALLS).index(name))
+    a, b, ta, tb = (rng.uniform(-1.0, 1.0, (3, 4)) for _ in range(4))
+    index = np.array([[0, 3], [2, 2], [1, 0]])
+    want_a, want_b = (torch.tensor(v, requires_grad=True) for v in (a, b))
+    want = call(torch, want_a, want_b, torch.tensor(index))
+    weights = rng.uniform(-1.0, 1.0, tuple(want.shape))
+    (want * torch.tensor(weights)).sum().backward()
+    got_a, got_b = (ad.tensor(v, requires_grad=True) for v in (a, b))
+    got = call(ad, got_a, got_b, ad.tensor(index))
+    (got * ad.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for got_x, want_x in ((got_a, want_a), (got_b, want_b)):
+        assert (got_x.grad is None) == (want_x.grad is None)  # (an operand the call does not use: None in both)
+        if want_x.grad is not None:
+            np.testing.assert_allclose(got_x.grad.numpy(), want_x.grad.numpy(), rtol=1e-10, atol=1e-12)
+    with torch.autograd.forward_ad.dual_level():
+        dual = [torch.autograd.forward_ad.make_dual(torch.tensor(v), torch.tensor(t)) for v, t in ((a, ta), (b, tb))]
+        want_t = torch.autograd.forward_ad.unpack_dual(call(torch, *dual, torch.tensor(index))).tangent
+    with fwAD.dual_level():
+        dual = [fwAD.make_dual(ad.tensor(v), ad.tensor(t)) for v, t in ((a, ta), (b, tb))]
+        got_t = fwAD.unpack_dual(call(ad, *dual, ad.tensor(index))).tangent
+    np.testing.assert_allclose(got_t.numpy(), want_t.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# out= on the public functions given it in issue 13: (L, a, out) -> result, ``out`` made like torch's result
+OUT_CALLS = {
+    "zeros": lambda L, a, out: L.zeros(2, 3, out=out),
+    "arange": lambda L, a, out: L.arange(1.0, 4.0, 0.5, out=out),
+    "cat": lambda L, a, out: L.cat([a, a * 2.0], dim=1, out=out),
+    "stack": lambda L, a, out: L.stack([a, a], out=out),
+    "argmax": lambda L, a, out: L.argmax(a, dim=1, out=out),
+    "gather": lambda L, a, out: L.gather(a, 1, L.tensor([[0, 2], [1, 1], [2, 0]]), out=out),
+    "amax": lambda L, a, out: L.amax(a, dim=0, out=out),
+    "max_dim": lambda L, a, out: L.max(a, 1, out=out),
+    "var": lambda L, a, out: L.var(a, 1, out=out),
+    "where": lambda L, a, out: L.where(a > 0, a, -a, out=out),
+    "clamp": lambda L, a, out: L.clamp(a, min=-0.2, max=0.3, out=out),
+    "softmax": lambda L, a, out: L.softmax(a, 0, out=out),
+    "mm": lambda L, a, out: L.mm(a, a.T, out=out),
+    "slogdet": lambda L, a, out: L.slogdet(a[:, :2][:2] + 1.0, out=out),
+    "linalg.cond": lambda L, a, out: L.linalg.cond(a[:, :3] + 3.0 * L.eye(3), out=out),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_CALLS))
+def test_out_keyword_as_torch(name):
+    """``out=`` writes torch's values into the given tensor(s) and returns them; with an operand that requires
+    grad it raises torch's RuntimeError."""
+    torch = pytest.importorskip("torch")
+    call = OUT_CALLS[name]
+    a = np.random.default_rng(1).uniform(-1.0, 1.0, (3, 3))
+    want = call(torch, torch.tensor(a), None)
+    wants = want if isinstance(want, tuple) else (want,)
+    outs = tuple(ad.zeros(tuple(w.shape), dtype=np.dtype(str(w.dtype).removeprefix("torch."))) for w in wants)
+    got = call(ad, ad.tensor(a), outs if isinstance(want, tuple) else outs[0])
+    gots = got if isinstance(got, tuple) else (got,)
+    assert all(g is o for g, o in zip(gots, outs))
+    for g, w in zip(gots, wants):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12, atol=1e-12)
+    if name in ("zeros", "arange"):
+        return
+    # torch raises where the result would need grad (not for argmax's indices); for softmax and linalg.cond its
+    # out= variants write a result with no graph, silently: ad raises there too rather than drop the gradient
+    given = tuple(w.clone() for w in wants) if len(wants) > 1 else wants[0].clone()
+    try:
+        call(torch, torch.tensor(a, requires_grad=True), given)
+        raises = name in ("softmax", "linalg.cond")
+    except RuntimeError as e:
+        raises = "don't support automatic differentiation" in str(e)
+    before = [o.numpy().copy() for o in outs]
+    if raises:
+        with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+            call(ad, ad.tensor(a, requires_grad=True), outs if isinstance(want, tuple) else outs[0])
+        for o, b in zip(outs, before):  # nothing written
+            np.testing.assert_array_equal(o.numpy(), b)
+    else:
+        call(ad, ad.tensor(a, requires_grad=True), outs if isinstance(want, tuple) else outs[0])

@@ -622,6 +622,7 @@ def test_inplace_view_op_as_torch(name):
         saved = y.exp()  # its saved result shares y's storage: backward through it raises after the op
         out = INPLACE_VIEW_CALLS[name](L, y)
         layout = (out.shape, out.stride(), out.storage_offset(), out._version, keep._version, out.is_leaf)
+        nodes = _node_names(out)  # torch's in-place view nodes: TBackward1, SqueezeBackward3 ... (not ...Backward0)
         out.mul_(2.0)  # a write through the new layout reaches the storage
         grads = None
         if out.requires_grad:
@@ -632,9 +633,18 @@ def test_inplace_view_op_as_torch(name):
             err = None
         except RuntimeError:
             err = "saved value modified"
-        return layout, out, keep, grads, err
+        return layout, nodes, out, keep, grads, err
 
     _same(prog)
+
+
+def _node_names(t, depth=3):
+    """``grad_fn.name()`` of ``t`` and of the first input down the graph (``depth`` nodes at most)."""
+    names, node = [], t.grad_fn
+    while node is not None and len(names) < depth:
+        names.append(node.name())
+        node = node.next_functions[0][0] if node.next_functions else None
+    return names
 
 
 def test_inplace_view_op_forward_mode_as_torch():

@@ -148,8 +148,8 @@ def _fused_matmul_jvp(x, y):
 
 
 @forward_rule(_matmul_jvp, fused=_fused_matmul_jvp)
-def matmul(x, y):
-    return _matmul(x, y)
+def matmul(input, other):
+    return _matmul(input, other)
 
 
 def _matmul(x, y, product=None):
@@ -252,35 +252,35 @@ def _matmul_shape(xs, ys):
     return tuple(shape)
 
 
-def outer(x, y):
+def outer(input, vec2):
     """Outer product of two vectors (``x[:, None] * y[None, :]``)."""
-    for name, t_ in (("self", x), ("vec2", y)):
+    for name, t_ in (("self", input), ("vec2", vec2)):
         if _tensor_arg(t_, "outer", name).ndim != 1:
             raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {t_.ndim}-D")
-    return mul(unsqueeze(x, 1), unsqueeze(y, 0))
+    return mul(unsqueeze(input, 1), unsqueeze(vec2, 0))
 
 
 def _torch_dtype(dt):
     return {"float64": "double", "float32": "float", "int64": "long", "int32": "int"}.get(str(dt), str(dt))
 
 
-def mm(x, y):
-    if x.ndim != 2:
+def mm(input, mat2):
+    if input.ndim != 2:
         raise RuntimeError("self must be a matrix")
-    if y.ndim != 2:
+    if mat2.ndim != 2:
         raise RuntimeError("mat2 must be a matrix")
-    return matmul(x, y)
+    return matmul(input, mat2)
 
 
-def dot(x, y):
-    if x.ndim != 1 or y.ndim != 1:
-        raise RuntimeError(f"1D tensors expected, but got {x.ndim}D and {y.ndim}D tensors")
-    if x.shape[0] != y.shape[0]:
+def dot(input, tensor):
+    if input.ndim != 1 or tensor.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {tensor.ndim}D tensors")
+    if input.shape[0] != tensor.shape[0]:
         raise RuntimeError(
-            f"inconsistent tensor size, expected tensor [{x.shape[0]}] and src [{y.shape[0]}] to have the same "
-            f"number of elements, but got {x.shape[0]} and {y.shape[0]} elements respectively"
+            f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src [{tensor.shape[0]}] to have the "
+            f"same number of elements, but got {input.shape[0]} and {tensor.shape[0]} elements respectively"
         )
-    return matmul(x, y)
+    return matmul(input, tensor)
 
 
 # --- log_softmax: one row (the loss layer of every classifier; as a composite it costs five)

@@ -707,28 +707,28 @@ def _is_scalar(v):
     return isinstance(v, numbers.Real)
 
 
-def add(x, y, *, alpha=1):
-    if type(y) is float and type(x) is Tensor and alpha == 1:
-        return _affine_fast(x, a0=1.0, a1=y, ctx=(1.0, y, "add"))
-    if type(y) is Tensor and type(x) is Tensor and alpha == 1:
-        return _add_fast(x, y)
+def add(input, other, *, alpha=1):
+    if type(other) is float and type(input) is Tensor and alpha == 1:
+        return _affine_fast(input, a0=1.0, a1=other, ctx=(1.0, other, "add"))
+    if type(other) is Tensor and type(input) is Tensor and alpha == 1:
+        return _add_fast(input, other)
     if alpha != 1:
-        y = y * alpha if _is_scalar(y) else mul(y, alpha)
-    if not isinstance(x, Tensor):
-        x, y = y, x
-    if _is_scalar(y):
-        return affine(x, 1.0, y, "add")
-    return _binary(ADD, x, as_tensor_operand(y, x, fn="add"))
+        other = other * alpha if _is_scalar(other) else mul(other, alpha)
+    if not isinstance(input, Tensor):
+        input, other = other, input
+    if _is_scalar(other):
+        return affine(input, 1.0, other, "add")
+    return _binary(ADD, input, as_tensor_operand(other, input, fn="add"))
 
 
-def sub(x, y, *, alpha=1):
-    if type(y) is Tensor and type(x) is Tensor and alpha == 1:
-        return _sub_fast(x, y)
+def sub(input, other, *, alpha=1):
+    if type(other) is Tensor and type(input) is Tensor and alpha == 1:
+        return _sub_fast(input, other)
     if alpha != 1:
-        y = mul(y, alpha)
-    if _is_scalar(y):
-        return affine(x, 1.0, -y, "sub")
-    return _binary(SUB, x, as_tensor_operand(y, x, fn="sub"))
+        other = mul(other, alpha)
+    if _is_scalar(other):
+        return affine(input, 1.0, -other, "sub")
+    return _binary(SUB, input, as_tensor_operand(other, input, fn="sub"))
 
 
 def rsub(x, y):
@@ -738,25 +738,25 @@ def rsub(x, y):
     return _binary(SUB, as_tensor_operand(y, x), x)
 
 
-def mul(x, y):
-    ty = type(y)
-    if ty is Tensor and type(x) is Tensor:
-        return _mul_fast(x, y)
-    if ty is float and type(x) is Tensor:
-        return _affine_fast(x, a0=y, a1=0.0, ctx=(y, 0.0, "mul"))
-    if not isinstance(x, Tensor):
-        x, y = y, x
-    if _is_scalar(y):
-        return affine(x, y, 0.0, "mul")
-    return _binary(MUL, x, as_tensor_operand(y, x, fn="mul"))
+def mul(input, other):
+    ty = type(other)
+    if ty is Tensor and type(input) is Tensor:
+        return _mul_fast(input, other)
+    if ty is float and type(input) is Tensor:
+        return _affine_fast(input, a0=other, a1=0.0, ctx=(other, 0.0, "mul"))
+    if not isinstance(input, Tensor):
+        input, other = other, input
+    if _is_scalar(other):
+        return affine(input, other, 0.0, "mul")
+    return _binary(MUL, input, as_tensor_operand(other, input, fn="mul"))
 
 
-def div(x, y, *, rounding_mode=None):
+def div(input, other, *, rounding_mode=None):
     if rounding_mode is not None:
         raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
-    if _is_scalar(y) and y != 0:
-        return _unary(AFFINE, x, 1.0 / y, 0.0, (1.0 / y, 0.0, "div"))
-    return _binary(DIV, x, as_tensor_operand(float(y) if _is_scalar(y) else y, x, fn="div"))
+    if _is_scalar(other) and other != 0:
+        return _unary(AFFINE, input, 1.0 / other, 0.0, (1.0 / other, 0.0, "div"))
+    return _binary(DIV, input, as_tensor_operand(float(other) if _is_scalar(other) else other, input, fn="div"))
 
 
 def rdiv(x, y):
@@ -772,17 +772,17 @@ def reciprocal(x):
     return _unary(RDIV_SCALAR, x, 1.0, 0.0)
 
 
-def pow(x, y):
-    if isinstance(x, Tensor) and _is_scalar(y):
-        if y == 2:
-            return _unary(SQUARE, x)
-        return _unary(POW_SCALAR, x, float(y), 0.0)
-    if not isinstance(x, Tensor) and _is_scalar(x):
-        if x <= 0:
-            return _binary(POW, as_tensor_operand(float(x), y), y)
-        return _unary(RPOW_SCALAR, y, float(x), 0.0)
-    x = as_tensor_operand(x, y if isinstance(y, Tensor) else None, "input", "pow")
-    return _binary(POW, x, as_tensor_operand(y, x, fn="pow"))
+def pow(input, exponent):
+    if isinstance(input, Tensor) and _is_scalar(exponent):
+        if exponent == 2:
+            return _unary(SQUARE, input)
+        return _unary(POW_SCALAR, input, float(exponent), 0.0)
+    if not isinstance(input, Tensor) and _is_scalar(input):
+        if input <= 0:
+            return _binary(POW, as_tensor_operand(float(input), exponent), exponent)
+        return _unary(RPOW_SCALAR, exponent, float(input), 0.0)
+    input = as_tensor_operand(input, exponent if isinstance(exponent, Tensor) else None, "input", "pow")
+    return _binary(POW, input, as_tensor_operand(exponent, input, fn="pow"))
 
 
 def _tensor_arg(value, fn, what):
@@ -796,12 +796,12 @@ def tanh_backward(g, y):
     return _binary(TANH_BACKWARD, g, y)
 
 
-def maximum(x, y):
-    return _binary(MAXIMUM, _tensor_arg(x, "maximum", "input"), _tensor_arg(y, "maximum", "other"))
+def maximum(input, other):
+    return _binary(MAXIMUM, _tensor_arg(input, "maximum", "input"), _tensor_arg(other, "maximum", "other"))
 
 
-def minimum(x, y):
-    return _binary(MINIMUM, _tensor_arg(x, "minimum", "input"), _tensor_arg(y, "minimum", "other"))
+def minimum(input, other):
+    return _binary(MINIMUM, _tensor_arg(input, "minimum", "input"), _tensor_arg(other, "minimum", "other"))
 
 
 def _fast_unary(op):
@@ -903,12 +903,12 @@ erf = _unary_fn(ERF)
 square = _unary_fn(SQUARE)
 
 
-def clamp(x, min=None, max=None):  # noqa: A002 - torch's names
-    _tensor_arg(x, "clamp", "input")
+def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
+    _tensor_arg(input, "clamp", "input")
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = x
+        out = input
         if min is not None:
             out = maximum(out, min)
         if max is not None:
@@ -916,7 +916,7 @@ def clamp(x, min=None, max=None):  # noqa: A002 - torch's names
         return out
     lo = math.nan if min is None else float(min)
     hi = math.nan if max is None else float(max)
-    return _unary(CLAMP, x, lo, hi)
+    return _unary(CLAMP, input, lo, hi)
 
 
 clip = clamp

@@ -154,51 +154,53 @@ def getitem(x, key):
     return _view(SELECT, x, lambda a: a[nkey])
 
 
-def gather(x, dim, index):
-    d = _wrap_dim(dim, x.ndim)
+def gather(input, dim, index, *, sparse_grad=False):
+    if sparse_grad:
+        raise NotImplementedError("gather(sparse_grad=True): ad has no sparse tensors (the gradient is dense)")
+    d = _wrap_dim(dim, input.ndim)
     idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
-    if idx.ndim != x.ndim and not (x.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
+    if idx.ndim != input.ndim and not (input.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
-    size = x.shape[d] if x.ndim else 1
+    size = input.shape[d] if input.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
     if bad.size:
         raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
-    if x.ndim == 0:  # torch treats a 0-d input as one element along dim 0
-        return gather_map(x, idx.shape, np.zeros(idx.shape, np.int64), GATHER)
-    flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
+    if input.ndim == 0:  # torch treats a 0-d input as one element along dim 0
+        return gather_map(input, idx.shape, np.zeros(idx.shape, np.int64), GATHER)
+    flat_index = np.arange(input._data.size, dtype=np.int64).reshape(input.shape)
     try:
         index_map = np.take_along_axis(flat_index, idx.astype(np.int64), axis=d)
     except (IndexError, ValueError) as e:
         raise RuntimeError(f"gather(): index out of bounds or shape mismatch: {e}") from None
-    out = gather_map(x, index_map.shape, index_map, GATHER)
+    out = gather_map(input, index_map.shape, index_map, GATHER)
     if _observe.observer is not None and isinstance(index, Tensor):  # ad.compile: the replay re-reads the index
         _observe.observer.gathered(out, index, d)
     return out
 
 
-def index_select(x, dim, index):
-    d = _wrap_dim(dim, x.ndim)
+def index_select(input, dim, index):
+    d = _wrap_dim(dim, input.ndim)
     idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {idx.dtype}")
-    size = x.shape[d] if x.ndim else 1
+    size = input.shape[d] if input.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
     if bad.size:
         raise RuntimeError(
             f"INDICES element is out of DATA bounds, id={int(bad.reshape(-1)[0])} axis_dim={size} "
             f"(index_select on dimension {d} of size {size})"
         )
-    if x.ndim == 0:  # torch: a 0-d input gives a 0-d result
+    if input.ndim == 0:  # torch: a 0-d input gives a 0-d result
         if idx.size != 1:
             raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {idx.size} value(s)")
-        return gather_map(x, (), np.zeros(1, np.int64), INDEX_SELECT)
-    flat_index = np.arange(x._data.size, dtype=np.int64).reshape(x.shape)
+        return gather_map(input, (), np.zeros(1, np.int64), INDEX_SELECT)
+    flat_index = np.arange(input._data.size, dtype=np.int64).reshape(input.shape)
     index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
-    return gather_map(x, index_map.shape, index_map, INDEX_SELECT)
+    return gather_map(input, index_map.shape, index_map, INDEX_SELECT)
 
 
 class _MaxMin(tuple):
@@ -235,16 +237,16 @@ def _max_min(x, dim, keepdim, is_max):
     return _MaxMin((values, _cuda.index_tensor(arg_k if keepdim else arg, x)))
 
 
-def max(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
+def max(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
     if isinstance(dim, Tensor):
-        return maximum(x, dim)
-    return _max_min(x, dim, keepdim, True)
+        return maximum(input, dim)
+    return _max_min(input, dim, keepdim, True)
 
 
-def min(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
+def min(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
     if isinstance(dim, Tensor):
-        return minimum(x, dim)
-    return _max_min(x, dim, keepdim, False)
+        return minimum(input, dim)
+    return _max_min(input, dim, keepdim, False)
 
 
 # --- cat / stack: each input is a strided scatter into the output (one row per input)
@@ -374,11 +376,11 @@ def stack(tensors, dim=0):
     return _record_pieces(STACK, tensors, out_data, layouts)
 
 
-def split(x, split_size_or_sections, dim=0):
-    if x.ndim == 0:
+def split(tensor, split_size_or_sections, dim=0):
+    if tensor.ndim == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
-    d = _wrap_dim(dim, x.ndim)
-    size = x.shape[d]
+    d = _wrap_dim(dim, tensor.ndim)
+    size = tensor.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
         if step <= 0 and size:
@@ -397,7 +399,7 @@ def split(x, split_size_or_sections, dim=0):
     pieces = []
     for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         key = (slice(None),) * d + (slice(lo, hi), Ellipsis)
-        pieces.append(_split_piece(x, key, ("Split", k)))
+        pieces.append(_split_piece(tensor, key, ("Split", k)))
     return tuple(pieces)
 
 
@@ -408,18 +410,18 @@ def _split_piece(x, key, name):
     return _view(SELECT, x, lambda a: a[key], multi=True, name=name)
 
 
-def chunk(x, chunks, dim=0):
+def chunk(input, chunks, dim=0):
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
-    if x.ndim == 0:
+    if input.ndim == 0:
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
-    d = _wrap_dim(dim, x.ndim)
-    size = x.shape[d]
+    d = _wrap_dim(dim, input.ndim)
+    size = input.shape[d]
     if size == 0:  # torch: ``chunks`` empty pieces
         key = (slice(None),) * d + (slice(0, 0), Ellipsis)
-        return tuple(_split_piece(x, key, ("Split", k)) for k in range(chunks))
+        return tuple(_split_piece(input, key, ("Split", k)) for k in range(chunks))
     step = -(-size // chunks)
-    return split(x, step, d)
+    return split(input, step, d)
 
 
 _LIST_OPS = {"cat": cat, "stack": stack}

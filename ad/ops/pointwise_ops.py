@@ -12,6 +12,7 @@ isnan/isinf/isfinite/signbit are bool) and numpy where a float op meets integers
 """
 
 import functools
+import inspect
 import math
 
 import numpy as np
@@ -180,9 +181,10 @@ def rad2deg(input):  # noqa: A002
     return input * (180.0 / math.pi)
 
 
-def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
-    """NaN, +inf, -inf replaced by ``nan``, ``posinf`` (default: the dtype's largest value), ``neginf``; the
-    gradient passes where the input is finite, as torch."""
+def nan_to_num(input, nan=None, posinf=None, neginf=None):  # noqa: A002
+    """NaN, +inf, -inf replaced by ``nan`` (default 0), ``posinf`` (default: the dtype's largest value),
+    ``neginf``; the gradient passes where the input is finite, as torch."""
+    nan = 0.0 if nan is None else nan
     _float_input(input, "nan_to_num")
     if input._data.dtype.kind != "f":
         if input._dev is not None:
@@ -366,6 +368,18 @@ ne = not_equal = _comparison("ne", np.not_equal)
 # --- out= ---------------------------------------------------------------------------------------------------
 
 
+def out_signature(fn):
+    """``fn``'s signature with torch's keyword-only ``out=None`` added (what ``inspect.signature`` shows for a
+    function given ``out=`` by a wrapper, instead of the wrapped function's own)."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if "out" in sig.parameters:
+        return sig
+    at = len(params) - (params[-1].kind is inspect.Parameter.VAR_KEYWORD if params else 0)
+    params.insert(at, inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None))
+    return sig.replace(parameters=params)
+
+
 def with_out(fn):
     """``fn`` with torch's keyword ``out=``: the result is written into ``out`` (a tensor, or a tuple of
     tensors for ops returning several), which is resized if its shape differs and keeps its dtype. As in
@@ -375,25 +389,28 @@ def with_out(fn):
     def wrapper(*args, out=None, **kwargs):
         if out is None:
             return fn(*args, **kwargs)
-        if _grad_state.enabled:
-            tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        result = fn(*args, **kwargs)  # (written nowhere yet: raising below leaves ``out`` as it was)
+        if _grad_state.enabled:  # a differentiable result (not argmax's indices) or an ``out`` needing grad
+            results = result if isinstance(result, tuple) else (result,)
             outs = out if isinstance(out, (tuple, list)) else (out,)
-            if any(t._rg for t in (*tensors, *outs)):
+            if any(isinstance(t, Tensor) and t._rg for t in (*results, *outs)):
                 raise RuntimeError(
                     f"{fn.__name__}(): functions with out=... arguments don't support automatic differentiation, "
                     "but one of the arguments requires grad."
                 )
-        result = fn(*args, **kwargs)
         if isinstance(result, tuple):
             if not isinstance(out, (tuple, list)) or len(out) != len(result):
                 raise TypeError(f"{fn.__name__}(): argument 'out' must be tuple of {len(result)} Tensors")
             for r, o in zip(result, out):
                 _write_out(r, o)
-            return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
+            if hasattr(result, "_fields"):  # a named tuple
+                return type(result)(*out)
+            return type(result)(out)  # a tuple, or a tuple subclass with .values / .indices
         if not isinstance(out, Tensor):
             raise TypeError(f"{fn.__name__}(): argument 'out' must be Tensor, not {type(out).__name__}")
         return _write_out(result, out)
 
+    wrapper.__signature__ = out_signature(fn)
     return wrapper
 
 

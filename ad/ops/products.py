@@ -558,19 +558,19 @@ def pinverse(input, rcond=1e-15):
     return linalg.pinv(input, rtol=rcond)
 
 
-def cholesky_solve(B, L, upper=False, *, out=None):
+def cholesky_solve(input, input2, upper=False, *, out=None):
     from .. import linalg
 
-    return linalg.cholesky_solve(B, L, upper, out=out)
+    return linalg.cholesky_solve(input, input2, upper, out=out)
 
 
-def cholesky_inverse(L, upper=False, *, out=None):
+def cholesky_inverse(input, upper=False, *, out=None):
     """``(L L^T)^{-1}`` from the Cholesky factor (``upper``: ``U^T U``)."""
     from .. import linalg
 
-    n = L.shape[-1]
-    eye = ops.expand(wrap_array(np.eye(n, dtype=L.dtype)), tuple(L.shape))
-    return linalg.cholesky_solve(eye, L, upper, out=out)
+    n = input.shape[-1]
+    eye = ops.expand(wrap_array(np.eye(n, dtype=input.dtype)), tuple(input.shape))
+    return linalg.cholesky_solve(eye, input, upper, out=out)
 
 
 def svd(input, some=True, compute_uv=True, *, out=None):

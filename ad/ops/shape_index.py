@@ -57,6 +57,7 @@ from . import (
 )
 from . import clone as _clone
 from . import sum as _sum
+from .pointwise_ops import out_signature
 
 FLIP = Op("flip", K.GATHER_STRIDED, "FlipBackward0", _gather_strided_vjp)
 ROLL = Op("roll", K.GATHER_MAP, "RollBackward0", _gather_map_vjp)
@@ -208,6 +209,7 @@ def _with_out(fn_name, n_out=1):
         wrapper.__qualname__ = fn.__qualname__
         wrapper.__doc__ = fn.__doc__
         wrapper.__wrapped__ = fn
+        wrapper.__signature__ = out_signature(fn)
         return wrapper
 
     return deco
@@ -302,9 +304,9 @@ def rot90(input, k=1, dims=(0, 1)):  # noqa: A002
     return _strided_view(input, ROT90, lambda a: np.rot90(a, k, axes=(d0, d1)))
 
 
-def repeat(input, *sizes):  # noqa: A002
+def repeat(input, *sizes, repeats=None):  # noqa: A002
     """``Tensor.repeat``: tile the tensor ``sizes[k]`` times along each dim (new leading dims allowed)."""
-    sizes = _shape_args(sizes, "repeat")
+    sizes = _shape_args(sizes if repeats is None else (repeats,), "repeat")
     if len(sizes) < input.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
     if builtins.any(s < 0 for s in sizes):

@@ -63,7 +63,7 @@ def _sort_args(input, dim):
     return d, a
 
 
-def sort(input, dim=-1, descending=False, stable=False, *, out=None):  # noqa: A002
+def sort(input, dim=-1, descending=False, *, stable=False, out=None):  # noqa: A002
     """``(values, indices)`` sorted along ``dim``; always stable here (``stable`` is accepted for torch).
 
     Args: input (Tensor); dim (int); descending (bool): equal elements keep their order either way, and NaN
@@ -85,7 +85,7 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):  # noqa: A
     return result
 
 
-def argsort(input, dim=-1, descending=False, stable=False):  # noqa: A002
+def argsort(input, dim=-1, descending=False, *, stable=False):  # noqa: A002
     """The indices that sort ``input`` along ``dim`` (stable)."""
     d, a = _sort_args(input, dim)
     return _cuda.index_tensor(_argsort(a, d, descending).reshape(input.shape), input)

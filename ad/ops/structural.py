@@ -6,6 +6,7 @@ opcode ``kernels/cpu.py`` sweeps; the rules are written with ``ad`` ops (see the
 
 import builtins
 import math
+import numbers
 
 import numpy as np
 
@@ -57,9 +58,9 @@ WHERE = Op("where", K.WHERE, "WhereBackward0", _where_vjp)
 
 
 @forward_rule(_where_jvp)
-def where(condition, x=None, y=None):
+def where(condition, input=None, other=None):
     """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
-    if x is None and y is None and isinstance(condition, Tensor) and condition._dev is not None:
+    if input is None and other is None and isinstance(condition, Tensor) and condition._dev is not None:
         raise _cuda_ops().not_implemented("where(condition)")
     if isinstance(condition, Tensor) and condition._dev is not None:
         cond = condition._data
@@ -67,49 +68,59 @@ def where(condition, x=None, y=None):
             raise RuntimeError(
                 f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}"
             )
-        if x is None or y is None:
+        if input is None or other is None:
             raise TypeError("where() received an invalid combination of arguments: give both input and other")
-        x = x if isinstance(x, Tensor) else as_tensor_operand(float(x) if _is_scalar(x) else x, y)
-        y = y if isinstance(y, Tensor) else as_tensor_operand(float(y) if _is_scalar(y) else y, x)
-        return _cuda_ops().where(condition, x, y)
+        input = (
+            input
+            if isinstance(input, Tensor)
+            else as_tensor_operand(float(input) if _is_scalar(input) else input, other)
+        )
+        other = (
+            other
+            if isinstance(other, Tensor)
+            else as_tensor_operand(float(other) if _is_scalar(other) else other, input)
+        )
+        return _cuda_ops().where(condition, input, other)
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    if x is None and y is None:
+    if input is None and other is None:
         return tuple(wrap_array(i) for i in np.nonzero(cond))
-    if x is None or y is None:
+    if input is None or other is None:
         raise TypeError("where() received an invalid combination of arguments: give both input and other")
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
-    if not isinstance(x, Tensor):
-        x = as_tensor_operand(float(x) if _is_scalar(x) else x, y if isinstance(y, Tensor) else None)
-    if not isinstance(y, Tensor):
-        y = as_tensor_operand(float(y) if _is_scalar(y) else y, x)
-    if x._dev is not None or y._dev is not None:
-        return _cuda_ops().where(condition, x, y)
-    if x._data.ndim == 0 and x._data.dtype != y._data.dtype and y._data.dtype.kind == "f":
-        x = wrap_array(x._data.astype(y._data.dtype)) if not x._rg else x
-    if y._data.ndim == 0 and y._data.dtype != x._data.dtype and x._data.dtype.kind == "f":
-        y = wrap_array(y._data.astype(x._data.dtype)) if not y._rg else y
-    shape = _broadcast_shape(_broadcast_shape(cond.shape, x.shape), y.shape)
-    if not _recording(x, y):
-        return wrap_array(np.where(cond, x._data, y._data))
-    if x.shape != shape:
-        x = expand(x, shape) if x._rg else wrap_array(np.broadcast_to(x._data, shape))
-    if y.shape != shape:
-        y = expand(y, shape) if y._rg else wrap_array(np.broadcast_to(y._data, shape))
+    if not isinstance(input, Tensor):
+        input = as_tensor_operand(
+            float(input) if _is_scalar(input) else input, other if isinstance(other, Tensor) else None
+        )
+    if not isinstance(other, Tensor):
+        other = as_tensor_operand(float(other) if _is_scalar(other) else other, input)
+    if input._dev is not None or other._dev is not None:
+        return _cuda_ops().where(condition, input, other)
+    if input._data.ndim == 0 and input._data.dtype != other._data.dtype and other._data.dtype.kind == "f":
+        input = wrap_array(input._data.astype(other._data.dtype)) if not input._rg else input
+    if other._data.ndim == 0 and other._data.dtype != input._data.dtype and input._data.dtype.kind == "f":
+        other = wrap_array(other._data.astype(input._data.dtype)) if not other._rg else other
+    shape = _broadcast_shape(_broadcast_shape(cond.shape, input.shape), other.shape)
+    if not _recording(input, other):
+        return wrap_array(np.where(cond, input._data, other._data))
+    if input.shape != shape:
+        input = expand(input, shape) if input._rg else wrap_array(np.broadcast_to(input._data, shape))
+    if other.shape != shape:
+        other = expand(other, shape) if other._rg else wrap_array(np.broadcast_to(other._data, shape))
     cond = np.broadcast_to(cond, shape)
-    dt = np.result_type(x._data, y._data)
+    dt = np.result_type(input._data, other._data)
     n = _size(shape)
-    tape = _tape_for(dt, 4 * n + 4, x, y)
+    tape = _tape_for(dt, 4 * n + 4, input, other)
     off = tape.alloc(n)
     view = tape.view(off, shape, n)
-    np.copyto(view, np.where(cond, x._data, y._data))
+    np.copyto(view, np.where(cond, input._data, other._data))
     moff = tape.alloc(n)
     tape.values[moff : moff + n] = cond.reshape(-1)
-    xoff, xrow = _operand(tape, x)
-    yoff, yrow = _operand(tape, y)
-    code = K.WHERE | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+    xoff, xrow = _operand(tape, input)
+    yoff, yrow = _operand(tape, other)
+    code = K.WHERE | (K.XRG if input._rg else 0) | (K.YRG if other._rg else 0)
     row = tape.record(code, off, xoff, yoff, n, moff, xrow, yrow)
-    return _result(view, tape, off, row, WHERE, (x, y), wrap_array(np.array(cond, copy=True)))
+    return _result(view, tape, off, row, WHERE, (input, other), wrap_array(np.array(cond, copy=True)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -275,8 +286,8 @@ def _view(op, x, fn, multi=False, name=None):
     return _views.alias(x, out, out_data, multi, name)
 
 
-def broadcast_to(input, shape):
-    return expand(input, tuple(shape))
+def broadcast_to(input, size):
+    return expand(input, tuple(size))
 
 
 def _sizes(args, keyword, fn, name):
@@ -393,13 +404,29 @@ def _record_copy(op, x, out_data):
 
 
 @linear_op
-def view(input, *shape):
-    """``reshape`` that never copies: a shape the layout cannot give without a copy raises torch's error."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+def view(input, *shape, size=None, dtype=None):
+    """``reshape`` that never copies: a shape the layout cannot give without a copy raises torch's error.
+    ``view(dtype)`` (a reinterpretation of the bytes) is left out: same dtype only."""
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        if isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        elif not isinstance(shape[0], numbers.Integral):  # ``view(dtype)``
+            return _view_dtype(input, shape[0])
+    if size is not None or dtype is not None:  # torch's keywords
+        if dtype is not None:
+            return _view_dtype(input, dtype)
+        shape = _sizes(shape, size, "view", "size")
     if builtins.sum(1 for s_ in shape if s_ == -1) > 1:
         raise RuntimeError("only one dimension can be inferred")
     return _reshape(input, shape, True)
+
+
+def _view_dtype(input, dtype):
+    if np.dtype(dtype) != input.dtype:
+        raise NotImplementedError(
+            f"view(dtype): ad does not reinterpret a {input.dtype} tensor's bytes as {np.dtype(dtype)} (left out)"
+        )
+    return _reshape(input, input.shape, True)
 
 
 def flatten(input, start_dim=0, end_dim=-1):
@@ -522,24 +549,24 @@ def _record_sum_all(op, x, total, scale):
 
 
 @linear_op
-def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
-    xd = x._data
-    if x._dev is not None:
-        x = x.to(dtype) if dtype is not None else x
+def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
+    xd = input._data
+    if input._dev is not None:
+        input = input.to(dtype) if dtype is not None else input
         op = SUM_ALL if dim is None and not keepdim else SUM
-        return _cuda_ops().sum(op, x, _reduce_dims(x, dim), keepdim, 1.0)
-    if dim is None and not keepdim and dtype is None and x._rg and _grad_state.enabled:
-        return _record_sum_all(SUM_ALL, x, _total(xd.reshape(-1)), 1.0)
+        return _cuda_ops().sum(op, input, _reduce_dims(input, dim), keepdim, 1.0)
+    if dim is None and not keepdim and dtype is None and input._rg and _grad_state.enabled:
+        return _record_sum_all(SUM_ALL, input, _total(xd.reshape(-1)), 1.0)
     if dtype is not None:
-        x = x.to(dtype)
-        xd = x._data
-    dims = _reduce_dims(x, dim)
+        input = input.to(dtype)
+        xd = input._data
+    dims = _reduce_dims(input, dim)
     out_data = np.asarray(np.sum(xd, axis=dims, keepdims=keepdim))
     if xd.dtype.kind == "b":
         out_data = out_data.astype(np.int64)
-    if not _recording(x):
+    if not _recording(input):
         return wrap_array(out_data)
-    return _record_scatter_strided(SUM, x, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
+    return _record_scatter_strided(SUM, input, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
 
 
 def _sum_method(x, dim=None, keepdim=False, *, dtype=None):
@@ -556,28 +583,28 @@ sum.method = _sum_method
 
 
 @linear_op
-def mean(x, dim=None, keepdim=False, *, dtype=None):
-    xd = x._data
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    xd = input._data
     if dtype is not None:
-        x = x.to(dtype)
-        xd = x._data
+        input = input.to(dtype)
+        xd = input._data
     if xd.dtype.kind != "f":
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
             f"dtype. Got: {xd.dtype}"
         )
-    dims = _reduce_dims(x, dim)
+    dims = _reduce_dims(input, dim)
     count = _size([xd.shape[d] for d in dims])
-    if x._dev is not None:
+    if input._dev is not None:
         op = MEAN_ALL if dim is None and not keepdim else MEAN
-        return _cuda_ops().sum(op, x, dims, keepdim, 1.0 / count if count else math.nan)
+        return _cuda_ops().sum(op, input, dims, keepdim, 1.0 / count if count else math.nan)
     out_data = np.asarray(np.mean(xd, axis=dims, keepdims=keepdim))
-    if not _recording(x):
+    if not _recording(input):
         return wrap_array(out_data)
     scale = 1.0 / count if count else math.nan
     if dim is None and not keepdim:
-        return _record_sum_all(MEAN_ALL, x, out_data, scale)
-    return _record_scatter_strided(MEAN, x, out_data, _reduce_layout(xd.shape, dims), 0, scale)
+        return _record_sum_all(MEAN_ALL, input, out_data, scale)
+    return _record_scatter_strided(MEAN, input, out_data, _reduce_layout(xd.shape, dims), 0, scale)
 
 
 def _group_vjp(g, out, inputs, ctx):
@@ -658,20 +685,20 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
 
 
 @forward_rule(_group_jvp(K.PROD))
-def prod(x, dim=None, keepdim=False, *, dtype=None):
+def prod(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
-        x = x.to(dtype)
-    return _group_reduce(PROD, np.prod, x, dim, keepdim)
+        input = input.to(dtype)
+    return _group_reduce(PROD, np.prod, input, dim, keepdim)
 
 
 @forward_rule(_group_jvp(K.AMAX))
-def amax(x, dim=None, keepdim=False):
-    return _group_reduce(AMAX, np.max, x, () if dim is None else dim, keepdim)
+def amax(input, dim=None, keepdim=False):
+    return _group_reduce(AMAX, np.max, input, () if dim is None else dim, keepdim)
 
 
 @forward_rule(_group_jvp(K.AMIN))
-def amin(x, dim=None, keepdim=False):
-    return _group_reduce(AMIN, np.min, x, () if dim is None else dim, keepdim)
+def amin(input, dim=None, keepdim=False):
+    return _group_reduce(AMIN, np.min, input, () if dim is None else dim, keepdim)
 
 
 def _cuda_ops():

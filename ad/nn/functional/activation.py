@@ -17,8 +17,17 @@ from ... import composites, ops
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 
-softmax = composites.softmax
-log_softmax = composites.log_softmax
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
+    """``ad.softmax`` with torch.nn.functional's parameters (``dtype`` comes after ``_stacklevel``)."""
+    return composites.softmax(input, dim, dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
+    """``ad.log_softmax`` with torch.nn.functional's parameters (``dtype`` comes after ``_stacklevel``)."""
+    return composites.log_softmax(input, dim, dtype)
+
+
 sigmoid = ops.sigmoid
 tanh = ops.tanh
 

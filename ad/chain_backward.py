@@ -1,6 +1,6 @@
 """The backward of a chain of big elementwise rows in one blocked pass (the backward half of issue 11's fusion).
 
-A big elementwise row (``tape.BIG_ROW`` elements or more) is swept from Python (``engine._vectorized_row``):
+A big elementwise row (``tape.BIG_ROW`` elements or more) is swept from Python (``big_rows._vectorized_row``):
 one pass over the whole arrays per row, reading its cotangent and values and writing its operand's cotangent.
 Eight such rows in a chain (``sin(exp(x * c + 1))``...) make eight passes over memory, with a cotangent
 array written and read back between each two. Here a *chain* is swept together instead, block by block: a

@@ -296,7 +296,7 @@ def _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat):
 
 
 def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
-    """``x @ y`` of 1-D or 2-D operands, or ``x @ y.T`` (linear): the cotangents of ``engine._matmul_row`` and
+    """``x @ y`` of 1-D or 2-D operands, or ``x @ y.T`` (linear): the cotangents of ``big_rows._matmul_row`` and
     their tangents by the product rule."""
     x, y = t._inputs[:2]
     if not linear and len(targets) == 1 and x._data.ndim + y._data.ndim == 3:

@@ -47,7 +47,7 @@ import numpy as np
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
 # Rows that read values of this many elements or more are swept from Python ("vectorized rows",
-# engine._vectorized_row): fused loops over chunks in several threads (sin and cos through the vectorized
+# big_rows._vectorized_row): fused loops over chunks in several threads (sin and cos through the vectorized
 # kernels/vmath.py), numpy's SIMD functions elsewhere, matmul straight to BLAS; one Python call is noise at
 # this size. Tensors this large are therefore imported without copying their values into the arena: only
 # vectorized rows read them, and those read the tensor's own array.
@@ -197,7 +197,7 @@ class Tape:
         self.modified = _NONE_MODIFIED if capacity == DEFAULT_CAPACITY else zeroed_arena(_FLAG, capacity + 1)
         self.dirty = False  # some flag of ``modified`` is set (lets engine.graph_sweep skip its checks)
         self.hook_rows = {}
-        self.python_rows = set()  # rows swept by engine._vectorized_row instead of the kernel
+        self.python_rows = set()  # rows swept by big_rows._vectorized_row instead of the kernel
         # (offset, size) of tensors of at least BIG_ROW elements: their cotangent regions are not cleared
         # when a backward allocates its arena; the first write into one stores instead of adding
         # (engine._TapeSweep), which saves a pass over memory per big tensor

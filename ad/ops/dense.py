@@ -48,7 +48,7 @@ def _matmul_vjp(g, out, inputs, ctx):
 
     The same formula is stated twice more, on purpose (issue 16 asks for one source or the reason why not):
     the kernel sweep (``kernels/cpu._matmul_backward``) runs it inside the compiled loop on arena slices,
-    where no Python, and so no ad op, can run; the big-row path (``engine._matmul_row``) has BLAS write into
+    where no Python, and so no ad op, can run; the big-row path (``big_rows._matmul_row``) has BLAS write into
     the cotangent regions themselves (``out=``, no temporaries, no zero fill), which an op returning a new
     tensor cannot do. The op-table tests check the kernel sweep against this rule, and the property tests
     with lowered big-row thresholds check the big-row path against finite differences."""

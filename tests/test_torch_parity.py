@@ -346,7 +346,7 @@ def programs(draw):
     ops = sorted(name for name, spec in OPS.items() if (spec.forward_ad or not dual) and name not in skip)
     root = list(range(len(shapes)))  # the pool entry whose storage each entry views (itself if none)
     views = sorted(VIEWS)
-    inplace_ops = sorted(name for name, spec in OPS.items() if spec.inplace)
+    inplace_ops = sorted(name for name, spec in OPS.items() if spec.inplace and (spec.forward_ad or not dual))
     for _ in range(n_steps):
         pool = len(shapes)
         pick = st.integers(0, pool - 1)
@@ -1196,6 +1196,22 @@ FIXED = [
     # under create_graph torch's node reads its saved result, so a hook on it runs in every order (seed 4242)
     Program([(0.0, True)], [("op", "norm_p", [0]), ("hook", 1, 0.5)], [1], ("grad3",)),
     Program([(0.0, True)], [("op", "norm_p", [0]), ("retain", 1)], [1], ("grad3",)),
+    # ---- issue 17, session 7
+    # a recorded in-place op through a dual view: CopySlices sends the view's gradient straight to the base's old
+    # node, so a hook registered on the view before the write does not run (ad's dual snapshot went through the
+    # view's node: the hook scaled part of the gradient; found with householder_product batched)
+    Program(
+        [([[0.5, 1.0, 2.0], [0.3, -0.2, 0.1]], True)],
+        [("op", "mul", [0, 0]), ("view", "unsqueeze0", 1), ("hook", 2, 0.5), ("inplace", "add", 2, 0, False)],
+        [2],
+        ("fwd_over_rev",),
+    ),
+    Program(
+        [(0.0, True)],
+        [("op", "householder_product_batched", [0, 0]), ("hook", 1, 0.5), ("inplace", "add", 1, 0, False)],
+        [1],
+        ("fwd_over_rev",),
+    ),
     # logcumsumexp of a 0-d tensor guards its input and result as torch's node saves them (seed 777)
     Program([(0.0, True)], [("op", "logcumsumexp", [0]), ("inplace", "mul", 1, 0, True)], [1], ("backward", False)),
     Program(

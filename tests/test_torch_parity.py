@@ -279,9 +279,9 @@ TORCH_NO_FWD_OVER_REV = {"group_norm", "hardsigmoid", "huber_loss", "logit", "mi
 # value (logcumsumexp) for a third derivative where ad computes one (test_torch_no_grad3_ad_matches_finite_differences)
 TORCH_NO_GRAD3 = {"hardsigmoid", "logcumsumexp", "cdist", "scatter_reduce_prod"}
 # torch 2.13's third derivative through these is off from finite differences of its own second derivative (its
-# batch/layer norm double-backward formulas are not differentiated exactly); ad's agrees with them
-# (test_torch_wrong_grad3_ad_matches_finite_differences): not drawn in grad3 programs
-TORCH_WRONG_GRAD3 = {"batch_norm", "layer_norm"}
+# batch/layer norm double-backward formulas are not differentiated exactly; instance_norm is batch_norm's there);
+# ad's agrees with them (test_torch_wrong_grad3_ad_matches_finite_differences): not drawn in grad3 programs
+TORCH_WRONG_GRAD3 = {"batch_norm", "layer_norm", "instance_norm"}
 # torch 2.13's tangent of a gradient (forward over reverse) through these is off from finite differences of its
 # own gradient; ad's agrees with them and with double backward (tests/test_linalg_fwd_over_rev.py): not drawn there
 # (vander: at an exact zero; solve_ex, solve_left_false, tensorsolve: torch's linalg_solve formula, off by up to 7e-4

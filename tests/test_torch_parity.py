@@ -1212,6 +1212,10 @@ FIXED = [
         [1],
         ("fwd_over_rev",),
     ),
+    # retain_grad follows a tensor that a custom Function writes in place (mark_dirty) to its new node: its .grad is
+    # the gradient after the call (ad's stayed with the node before: twice the gradient, and retains_grad False;
+    # long profile, seed 6061)
+    Program([([0.5, 1.0], True)], [("op", "cosh", [0]), ("retain", 1), ("func", "dirty", 1)], [2], ("backward", False)),
     # logcumsumexp of a 0-d tensor guards its input and result as torch's node saves them (seed 777)
     Program([(0.0, True)], [("op", "logcumsumexp", [0]), ("inplace", "mul", 1, 0, True)], [1], ("backward", False)),
     Program(

@@ -298,8 +298,17 @@ TORCH_WRONG_FWD_OVER_REV = {
 }
 
 # composites that torch records as one node saving its result (grad3_hook_on_composite_result)
-# (scatter_reduce "prod": torch's gradient of src reads the saved result, ad's composite multiplies halves of rows)
-COMPOSITES_SAVING_RESULT = {"logsumexp", "cholesky_solve", "lu_solve", "logcumsumexp", "scatter_reduce_prod"}
+# (scatter_reduce "prod": torch's gradient of src reads the saved result, ad's composite multiplies halves of rows;
+# softmax, softmin: torch's backward y * (g - sum(g * y)) reads the result twice, ad's exp(log_softmax) once)
+COMPOSITES_SAVING_RESULT = {
+    "logsumexp",
+    "cholesky_solve",
+    "lu_solve",
+    "logcumsumexp",
+    "scatter_reduce_prod",
+    "softmax",
+    "softmin",
+}
 
 # Features the generator avoids because ``ad`` still differs from torch there: name -> (cause, reproducer).
 # Each reproducer is a Program that must differ today (test_known_difference): when a fix lands it fails;

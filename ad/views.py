@@ -261,10 +261,13 @@ def rebase(self, compute):
     lent = base is not None and not base._tangents and _tangent_base(base) is not base
     if lent:
         base._tangents = dict(_tangent_base(base)._tangents)
-    if base is not None and self._rg and base._rg and not self._tangents and self._nrows == 1:
+    if base is not None and self._rg and base._rg and self._nrows == 1:
         # torch's CopySlices sends the view's part of the gradient straight to the base's old node: the view's
-        # own node (and a hook registered on the view before the write) is not on that path
+        # own node (and a hook registered on the view before the write) is not on that path, in forward mode too
         snapshot = ops.gather_map(base, self._data.shape, pos)
+        if self._tangents or snapshot._tangents:  # (a dual view's snapshot keeps the view's own tangents)
+            snapshot._tangents = dict(self._tangents) if self._tangents else None
+            reregister(snapshot)
     else:  # (a dual tensor's snapshot keeps its tangents: the new node's tangent is computed from them)
         snapshot = ops.clone(self) if self._rg or self._tangents else _copy_of(self)
     try:

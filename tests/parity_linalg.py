@@ -124,11 +124,13 @@ PARITY_OPS = [
     OpSpec(
         "matrix_norm_2", 1, lambda L, x: L.linalg.matrix_norm(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), ord=2)
     ),
+    # (the offsets in float64: a 0-d float64 x plus a float32 vector is float32 by torch's promotion, float64 by
+    # numpy's, which ad follows: DESIGN.md)
     OpSpec(
         "vector_norm_inf",
         1,
         lambda L, x: L.linalg.vector_norm(
-            x + L.tensor([0.0, 0.000371, 0.000742]) + 3.0, ord=float("inf"), dim=-1, keepdim=True
+            x + L.tensor([0.0, 0.000371, 0.000742], dtype=L.float64) + 3.0, ord=float("inf"), dim=-1, keepdim=True
         ),
     ),
     OpSpec("vector_norm_half", 1, lambda L, x: L.linalg.vector_norm(x * x + 0.1, ord=0.5, dim=-1, keepdim=True)),
@@ -144,6 +146,17 @@ PARITY_OPS = [
         lambda L, x: (lambda u, s, vh: (vh[:2].mT * s) @ vh[:2])(
             *L.linalg.svd(_e(L, x) + L.tensor([[2.0, 0, 0], [0, 1.0, 0]]), full_matrices=True)
         )[:2],
+    ),
+    OpSpec(
+        "householder_product_batched",
+        2,
+        lambda L, x, y: (
+            L.linalg.householder_product(
+                L.stack([_e(L, x).mT, _e(L, y).mT]), L.stack([_e(L, y)[0, :2], _e(L, x)[1, 1:]]) * 0.5
+            )
+            .sum(0)
+            .mT
+        ),
     ),
     # torch 2.13 has neither cdist's forward-mode formula nor a double backward of _cdist_backward (TORCH_NO_GRAD3)
     OpSpec("cdist", 2, lambda L, x, y: L.cdist(_e(L, x), _e(L, y) + 0.5).sum(-1, keepdim=True), forward_ad=False),

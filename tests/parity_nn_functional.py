@@ -217,6 +217,31 @@ PARITY_OPS = [
         lambda L, x: _F(L).cross_entropy(_full(L, x)[None], L.tensor([[1, 0, 1]], dtype=L.int64)),
     ),
     OpSpec("relu_", 1, lambda L, x: _F(L).relu(_k(x)), inplace=lambda L, x, y: _F(L).relu_(x.add_(_OFF))),
+    # ---- issue 17, session 7: the convolutions and norms not generated before
+    OpSpec(
+        "conv3d",
+        2,
+        lambda L, x, y: _F(L).conv3d(
+            L.stack([_full(L, x), _full(L, y)])[None, None],
+            L.stack([_full(L, y)[:, :2], _full(L, x)[:, 1:]])[None, None],
+            padding=1,
+        )[0, 0, 1, :2, :3],
+    ),
+    OpSpec(
+        "conv_transpose2d",
+        2,
+        lambda L, x, y: _F(L).conv_transpose2d(
+            L.stack([_full(L, x), _full(L, y)])[None],
+            L.stack([_full(L, y)[:, :2], _full(L, x)[:, 1:]])[:, None],
+            stride=(1, 2),
+            padding=(0, 1),
+        )[0, 0, :2, :3],
+    ),
+    OpSpec(
+        "instance_norm",
+        2,
+        lambda L, x, y: _F(L).instance_norm(_full(L, x)[None], weight=_full(L, y)[:, 0], bias=_full(L, y)[:, 1])[0],
+    ),
 ]
 
 

@@ -106,6 +106,26 @@ PARITY_OPS = [
             1, _idx(L, [[2, 2], [0, 1]]), _spread(L, y)[:, :2] * 1.01 + 0.0013, "amax"
         ),
     ),
+    # scatter(reduce="add" / "multiply"): torch 2.13 has no derivative of it ("derivative for aten::scatter is not
+    # implemented" at backward; ad's is differentiable, README), so the operands are detached: values, in-place
+    # semantics (the twin runs under no_grad) and version counters are compared, not gradients. Not in dual modes:
+    # torch 2.13 has no forward-mode formula either (NotImplementedError, also for the twin under no_grad)
+    OpSpec(
+        "scatter_reduce_add",
+        2,
+        lambda L, x, y: _full(L, x).detach().scatter(1, _idx(L, [[2, 2], [0, 1]]), _full(L, y).detach(), reduce="add"),
+        inplace=lambda L, x, y: _no_grad_scatter(L, x, y, "add"),
+        forward_ad=False,
+    ),
+    OpSpec(
+        "scatter_reduce_multiply",
+        2,
+        lambda L, x, y: (
+            _full(L, x).detach().scatter(0, _idx(L, [[1, 0, 1], [1, 1, 0]]), _full(L, y).detach(), reduce="multiply")
+        ),
+        inplace=lambda L, x, y: _no_grad_scatter(L, x, y, "multiply"),
+        forward_ad=False,
+    ),
     OpSpec(
         "masked_scatter",
         2,
@@ -148,3 +168,10 @@ def _setitem(L, x, y):
     """``x[..., :1] = y.sum() / 2`` (a 0-d ``x`` raises IndexError in both libraries)."""
     x[..., :1] = y.sum() * 0.5
     return x
+
+
+def _no_grad_scatter(L, x, y, reduce):
+    """``x.scatter_(-1, index, src, reduce=)`` under no_grad (torch records no derivative of it)."""
+    with L.no_grad():
+        src = (y + x * 0)[..., :2]
+        return x.scatter_(-1, _idx(L, [2, 2]).expand(*x.shape[:-1], 2), src, reduce=reduce)

@@ -400,7 +400,7 @@ def _take_over(d, rec, recorded):
     methods._rebase does for in-place ops)."""
     from ..forward import reregister
     from ..methods import _retarget
-    from ..views import _KEEP, _old_node, _regenerate_views
+    from ..views import _KEEP, _old_node, _regenerate_views, _stop_retaining_before
 
     out = next((t for t, raw in zip(recorded, rec.raw_outputs) if raw is d and t is not d), None)
     if out is None:
@@ -425,6 +425,10 @@ def _take_over(d, rec, recorded):
     rec.outputs = [d if t is out else t for t in rec.outputs]
     for refs in d._tape.hook_rows.values():  # (the record is registered, not the output tensor)
         refs[:] = [weakref.ref(d) if r() is out else r for r in refs]
+    if old._retains_grad:  # retain_grad follows the tensor to its new node, as after an in-place op (views.rebase)
+        old._retains_grad = False
+        _stop_retaining_before(old)
+        d.retain_grad()
     _regenerate_views(d)  # (as after any in-place op on a base: its views read the call's output)
     return [d if t is out else t for t in recorded]
 

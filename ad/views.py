@@ -71,6 +71,12 @@ def alias(x, out, data, multi=False, name=None):
         flags |= NO_GRAD
     if x._vflags & NO_GRAD:
         flags |= NO_GRAD
+    if x._vflags & MULTI and out._rg:
+        # torch: a view of a multi-output op's view inherits its creation meta, and its errors name the new view's
+        # own node ("Output 0 of Unsqueeze ...")
+        flags |= MULTI
+        if name is None:
+            name = (out.grad_fn.name().rsplit("Backward", 1)[0], 0)
     if flags:
         out._vflags = flags
     if name is not None:

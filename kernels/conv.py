@@ -10,8 +10,11 @@ read in place, without a transposing copy. ``geometry`` is an int64 array
 ``(KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW)``: kernel size, stride, padding (before;
 whatever lies after is cut off by the output size), dilation and output size.
 
-Both kernels run over ``(n, c)`` planes in parallel: each plane's columns are read or written by one
-thread only, so ``col2im`` (a scatter-add: taps overlap when stride < kernel) needs no atomics. Along an
+Both kernels run over ``(n, c)`` planes serially and release the GIL. They are not numba-parallel: numba's
+default OpenMP layer spins its threads after each parallel loop, and the conv alternates these loops with
+OpenBLAS GEMMs whose threads spin too, so at default threads on 2 cores a W8 step took 640 ms instead of 31
+(cured by OMP_WAIT_POLICY=PASSIVE or one numba thread). Each plane's columns are written by one pass, so
+``col2im`` (a scatter-add: taps overlap when stride < kernel) needs no atomics. Along an
 output row, the positions whose tap falls inside the image form one range ``[lo, hi)`` per tap (``_inside``):
 the inner loops copy or add that range without a bounds test per element (a contiguous copy at stride 1) and
 write the padding's zeros around it. With unit strides and "same" padding in W (``_runs``: the common 3x3,
@@ -21,7 +24,7 @@ loop's set-up each.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True)
@@ -62,7 +65,7 @@ def _runs(geometry, w_):
     return geometry[4] == 1 and geometry[5] == 1 and geometry[14] == w_
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def im2col(x, geometry, cols, batch_inner=False):
     """``cols[n, row(c, tap), l] = x[n, c, at(tap, l)]`` or 0 in the padding (see the module docstring)."""
     n_, c_, d_, h_, w_ = x.shape
@@ -74,7 +77,7 @@ def im2col(x, geometry, cols, batch_inner=False):
     runs = _runs(geometry, w_)
     xf = x.reshape(-1)  # flat offsets: no array view to build per output row
     cf = cols.reshape(-1)
-    for p in prange(n_ * c_):
+    for p in range(n_ * c_):
         n = p // c_
         c = p % c_
         for kd in range(kd_):
@@ -116,7 +119,7 @@ def im2col(x, geometry, cols, batch_inner=False):
                             _zero(row[hi:])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def col2im(cols, geometry, x, batch_inner=False):
     """The adjoint of ``im2col``: ``x[n, c, at(tap, l)] += cols[n, row(c, tap), l]``; ``x`` starts zeroed."""
     n_, c_, d_, h_, w_ = x.shape
@@ -128,7 +131,7 @@ def col2im(cols, geometry, x, batch_inner=False):
     runs = _runs(geometry, w_)
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
-    for p in prange(n_ * c_):
+    for p in range(n_ * c_):
         n = p // c_
         c = p % c_
         # a run's add also reaches, from the padding positions at a row's end, the next row's first pixels
@@ -176,14 +179,14 @@ def col2im(cols, geometry, x, batch_inner=False):
                                     xf[at + ow * sw] += row[ow]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def window_argmax(x, plane_index, valid, indices):
     """``indices[p, o]``: the within-plane index of the largest element of window ``o`` of plane ``p``.
 
     ``x`` is ``(P, plane)``; window ``o``'s taps are ``plane_index[o, k]`` where ``valid[o, k]``. The first
     maximum wins a tie, and the first NaN counts as the maximum (torch's max pooling)."""
     n_taps = plane_index.shape[1]
-    for p in prange(x.shape[0]):
+    for p in range(x.shape[0]):
         for o in range(plane_index.shape[0]):
             best = -1
             top = x[p, 0]

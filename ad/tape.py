@@ -309,7 +309,9 @@ class Tape:
         aux = self.aux if self.owner == threading.get_ident() else array.array("q", self.aux)
         words = np.frombuffer(raw, np.int64).reshape(-1, ROW_WORDS)
         floats = np.frombuffer(raw, np.float64).reshape(-1, ROW_WORDS)
-        aux_arr = np.frombuffer(aux, np.int64) if len(aux) else np.zeros(1, np.int64)
+        # a copy of aux, not a view: a view exports the array.array's buffer, and while any view lives (a sweep's
+        # frame kept by a traceback until the next gc) ``aux.extend`` raises BufferError on the next recording
+        aux_arr = np.frombuffer(aux, np.int64).copy() if len(aux) else np.zeros(1, np.int64)
         return words[:, :8], floats[:, 8:], aux_arr
 
     def freed_flags(self):

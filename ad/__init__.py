@@ -292,9 +292,9 @@ from .compile import compile  # noqa: E402, A004
 from .creation import asarray  # noqa: E402
 
 # torch's top-level LU spellings and orgqr (issue 13); see ad/linalg.py
-from .linalg import lu_unpack, orgqr  # noqa: E402
-from .linalg import torch_lu as lu  # noqa: E402
-from .linalg import torch_lu_solve as lu_solve  # noqa: E402
+from .linalg_factor import lu_unpack, orgqr  # noqa: E402
+from .linalg_factor import torch_lu as lu  # noqa: E402
+from .linalg_factor import torch_lu_solve as lu_solve  # noqa: E402
 
 # torch's out= on the public functions that lacked it (issue 13): the wrapper sits on the public name only, so
 # ad's own calls (ops.cat, creation.zeros, ...) and the Tensor methods keep their cost

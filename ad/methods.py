@@ -578,7 +578,7 @@ def _inplace_product(name, fn):
 
 
 def bind_linalg():
-    from . import linalg
+    from . import linalg, linalg_factor
     from .ops import products as P
 
     T = Tensor
@@ -594,9 +594,9 @@ def bind_linalg():
     for name in ("addmm", "addmv", "addbmm", "baddbmm"):
         setattr(T, name + "_", _inplace_product(name + "_", getattr(P, name)))
     # LU and Householder (torch.Tensor.lu, lu_solve, orgqr)
-    T.lu = linalg.torch_lu
-    T.lu_solve = linalg.torch_lu_solve
-    T.orgqr = linalg.orgqr
+    T.lu = linalg_factor.torch_lu
+    T.lu_solve = linalg_factor.torch_lu_solve
+    T.orgqr = linalg_factor.orgqr
 
 
 # --- end linalg

@@ -159,6 +159,9 @@ class _Template:
         "pick_externs",
         "extern_rows",
         "extern_offs",
+        "extern_slices",
+        "extern_index",
+        "leaves_alike",
         "replays",
         "segments",
         "copies",
@@ -278,6 +281,11 @@ class _Template:
             self.pick_externs = operator.itemgetter(*[position(r) for _, _, r in self.externs])
             self.extern_rows = [row for row, _, _ in self.externs]
             self.extern_offs = [off for _, off, _ in self.externs]
+            # each extern's cotangent region, for the backward's hand-over to the leaves (_ReplayTape)
+            sizes = {off: n for off, n, _ in self.imports}
+            self.extern_slices = [slice(off, off + sizes[off]) for off in self.extern_offs]
+            self.extern_index = np.array(self.extern_offs, np.int64)
+        self.leaves_alike = None  # whether the externs are distinct leaves of the arena's dtype (first replay)
         self.replays = 0
 
     def _extern_slots(self, words, codes):

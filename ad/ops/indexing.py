@@ -200,7 +200,10 @@ def index_select(input, dim, index):
         return gather_map(input, (), np.zeros(1, np.int64), INDEX_SELECT)
     flat_index = np.arange(input._data.size, dtype=np.int64).reshape(input.shape)
     index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
-    return gather_map(input, index_map.shape, index_map, INDEX_SELECT)
+    out = gather_map(input, index_map.shape, index_map, INDEX_SELECT)
+    if _observe.observer is not None and isinstance(index, Tensor):  # ad.compile: the replay re-reads the index
+        _observe.observer.gathered(out, index, ("index_select", d))
+    return out
 
 
 class _MaxMin(tuple):

@@ -277,17 +277,24 @@ def _index_values(src, tensors):
 
 def _gather_map(idx, dim, x_shape, ix_shape):
     """``gather``'s flat index map (as ``ops.indexing.gather`` makes it; ``index_select``'s for ``dim =
-    ("index_select", d)``) from index values ``idx``, or None when they are not valid for this program (another
-    dtype kind or shape, out of bounds: eager raises)."""
+    ("index_select", d)``, ``x[key]``'s for ``("getitem", key)``) from index values ``idx``, or None when they
+    are not valid for this program (another dtype kind or shape, out of bounds: eager raises)."""
     if idx.dtype.kind not in "iu" or idx.shape != ix_shape:
         return None
+    flat_index = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
     select = type(dim) is tuple
+    if select and dim[0] == "getitem":  # ``x[..., index, ...]``: the recorded key with this call's index
+        key = dim[1]
+        j = key.index("index")
+        try:
+            return np.asarray(flat_index[key[:j] + (idx,) + key[j + 1 :]]).reshape(-1)
+        except IndexError:
+            return None
     if select:
         dim = dim[1]
     size = x_shape[dim]
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         return None
-    flat_index = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
     if select:
         return np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=dim).reshape(-1)
     return np.take_along_axis(flat_index, idx.astype(np.int64), axis=dim).reshape(-1)

@@ -637,14 +637,17 @@ def test_many_small_leaves_fast_paths_see_every_kind_of_update():
     assert replayed(y) and len(cf.cache) == 2
 
 
-@pytest.mark.parametrize("op", ["gather", "index_select"])
+@pytest.mark.parametrize("op", ["gather", "index_select", "getitem"])
 def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call(op):
-    """``gather``'s (and ``index_select``'s) index map is recomputed from the index tensor at each replay (an
-    argument, or a tensor from outside changed in place), values and gradients (kernel sweep and
-    ``create_graph``) against eager; an out-of-bounds index runs that call eagerly, which raises the op's error."""
-    pick = getattr(ad, op)
+    """``gather``'s (and ``index_select``'s, and ``x[:, index]``'s) index map is recomputed from the index tensor
+    at each replay (an argument, or a tensor from outside changed in place), values and gradients (kernel sweep
+    and ``create_graph``) against eager; an out-of-bounds index runs that call eagerly, which raises the op's
+    error."""
+    pick = (lambda x, dim, index: x[:, None, index]) if op == "getitem" else getattr(ad, op)
 
-    def indices(k):  # values in [0, 5): dim 1 of x
+    def indices(k):  # valid indices into dim 1 of x (getitem: negative ones too)
+        if op == "getitem":
+            return ad.tensor(RNG.integers(-5, 5, (2, k)))
         return ad.tensor(RNG.integers(0, 5, (3, k) if op == "gather" else (k,)))
 
     outside_index = indices(2)
@@ -670,5 +673,5 @@ def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call(o
             outside_index.copy_(indices(2))
     bad = ad.tensor(np.full(index.shape, 5))
     for fn in (cf, f):
-        with pytest.raises(RuntimeError, match="out of"):
+        with pytest.raises(IndexError if op == "getitem" else RuntimeError, match="out of"):
             fn(x, bad)

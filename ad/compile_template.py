@@ -14,9 +14,10 @@ Data structures:
   ``tape.BIG_ROW`` elements or more, which the kernel reads where they are (``kernels/replay.py``'s extern
   slots; an eager tape leaves them out of its arena too).
 
-``remaps`` ``[(aux column, n, index source, dim, x shape, index shape, node)]``: the gathers and index_selects
-whose index map comes from an index tensor (an argument, a constant or a tensor from outside): the replay
-recomputes each map from that tensor's current values and patches ``aux`` (and the node's ``_ctx``).
+``remaps`` ``[(aux column, n, index source, dim, x shape, index shape, node)]``: the gathers, index_selects
+and ``x[..., index, ...]`` reads (``dim``: ``d``, ``("index_select", d)``, ``("getitem", key)``) whose index map
+comes from an index tensor (an argument, a constant or a tensor from outside): the replay recomputes each map
+from that tensor's current values and patches ``aux`` (and the node's ``_ctx``).
 
 ``_build`` makes a template from a recording, ``_differs`` compares two recordings of one signature (only a
 template that two recordings agree on is replayed), ``_Template.finish`` plans its replay (row flags, the

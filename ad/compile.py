@@ -265,6 +265,7 @@ class _Recorder:
         self.reason = None
         self.target_reads = []  # (target, its int64 indices, ignore_index) of each single-row cross_entropy
         self.index_reads = []  # (result, index tensor, dim) of each gather whose index map came from a tensor
+        self.shape_maps = []  # results whose index map follows from shapes alone (observe.shape_map)
         self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
 
     def created(self, t):
@@ -284,6 +285,9 @@ class _Recorder:
 
     def gathered(self, out, index, dim):
         self.index_reads.append((out, index, dim))
+
+    def shape_map(self, out):
+        self.shape_maps.append(out)
 
 
 def _user_line():

@@ -432,6 +432,7 @@ def _build(result, tensors, rec, first_id, last_id):
                 (is_elementwise(op.code) and op.name not in _NOT_ELEMENTWISE)
                 or op.name in _STRUCTURAL_OPS
                 or len(gathered) == 1  # (other index maps may come from values: argmax, sort, masks)
+                or (op.code == K.GATHER_MAP and any(o is t for o in rec.shape_maps))
             )
             or REPLAYABLE[op.code] == 0
         ):

@@ -637,6 +637,23 @@ def test_many_small_leaves_fast_paths_see_every_kind_of_update():
     assert replayed(y) and len(cf.cache) == 2
 
 
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_pad_with_an_index_map_of_the_shapes_is_replayed(mode):
+    """``pad``'s reflect, replicate and circular modes (an index map that follows from the shapes alone) replay,
+    values and gradients against eager."""
+    w = ad.tensor(RNG.standard_normal((3, 4)), requires_grad=True)
+
+    def f(x):
+        return (F.pad((x * w)[None], (2, 1), mode=mode) ** 2).sum()
+
+    cf = ad.compile(f)
+    for step in range(4):
+        x = ad.tensor(RNG.standard_normal((3, 4)))
+        y = cf(x)
+        same_as_eager(y, grads_of(y, [w]), f, (x,), [w])
+        assert replayed(y) == (step >= 2)
+
+
 @pytest.mark.parametrize("op", ["gather", "index_select", "getitem"])
 def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call(op):
     """``gather``'s (and ``index_select``'s, and ``x[:, index]``'s) index map is recomputed from the index tensor

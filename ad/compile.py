@@ -25,7 +25,7 @@ Data structures:
 Correct by construction: a signature is replayed only after two recording calls produced the same rows
 and read the same outside tensors (so a tensor that ``fn`` computes without recording, from its inputs, is
 never reused stale), and only if nothing while recording read a tensor's value into Python (``item``,
-``bool``, ``numpy``, ``tolist``, ``__array__``, tensor indices, data-dependent shapes, random draws), wrote
+``bool``, ``numpy``, ``tolist``, ``__array__``, boolean-mask indices, data-dependent shapes, random draws), wrote
 into a tensor in place, recorded an op the replay kernel does not compute, or spread over several tapes.
 Otherwise that signature runs eagerly from then on, after one ``UserWarning`` that says why (and, for a
 value read, which line of ``fn``). Python side effects of ``fn`` (printing, appending to a list) happen on
@@ -62,7 +62,7 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
     from outside (parameters, whose in-place updates are seen). Python side effects of ``fn`` (printing,
     appending to lists, registering hooks) happen only on the recording calls, as with ``torch.compile``
     and ``jax.jit``. Anything that reads a tensor's value into Python while recording (``item()``,
-    ``bool()``, ``numpy()``, tensor indices, data-dependent shapes, random draws), an in-place write or an
+    ``bool()``, ``numpy()``, boolean-mask indices, data-dependent shapes, random draws), an in-place write or an
     op the replay cannot compute makes that signature run eagerly, with one warning naming the reason.
     After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning.
 
@@ -265,6 +265,7 @@ class _Recorder:
         self.reason = None
         self.target_reads = []  # (target, its int64 indices, ignore_index) of each single-row cross_entropy
         self.index_reads = []  # (result, index tensor, dim) of each gather whose index map came from a tensor
+        self.shape_maps = []  # results whose index map follows from shapes alone (observe.shape_map)
         self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
 
     def created(self, t):
@@ -284,6 +285,9 @@ class _Recorder:
 
     def gathered(self, out, index, dim):
         self.index_reads.append((out, index, dim))
+
+    def shape_map(self, out):
+        self.shape_maps.append(out)
 
 
 def _user_line():

@@ -57,7 +57,7 @@ def _replay(tpl, tensors):
                 return _EAGER  # the eager call raises gather's error
             aux[a + 1 : a + 1 + n] = index_map
             target_arrays[k] = (x_shape, index_map)
-    tape = _tape.Tape(tpl.dtype, max(tpl.used, 1))
+    tape = _ReplayTape(tpl.dtype, max(tpl.used, 1))
     _REPLAY_TAPES.add(tape)
     tape.rows = bytearray(tpl.rows_bytes)
     tape.nrows = tape.row_cap = tpl.nrows
@@ -78,7 +78,11 @@ def _replay(tpl, tensors):
             values[tpl.import_index] = np.concatenate(list(map(_DATA, sources)))
         else:
             values[tpl.import_index] = np.concatenate([t._data.reshape(-1) for t in sources])
-        _register_copies(tpl, sources, tape_ref, prune)
+        if any(map(_OP, sources)) or any(map(_READY_HOOKS, sources)):
+            _register_copies(tpl, sources, tape_ref, prune)
+        else:  # leaves and constants: their versions now, checked when a sweep reads the copies (_ReplayTape)
+            counters = list(map(_VC, sources))
+            tape.guard = (sources, tpl.copy_offs, counters, list(map(_VERSION, filter(None, counters))))
     else:
         sources = []
         for off, n, src in imports:
@@ -133,7 +137,13 @@ def _replay(tpl, tensors):
     for k in tpl.eager_nodes:
         state.strong[k] = state.make(k, False)
     if tpl.pick_externs is not None:
-        tape.externs = list(zip(tpl.extern_rows, tpl.extern_offs, tpl.pick_externs(pool or tensors + tpl.outside)))
+        leaves = tpl.pick_externs(pool or tensors + tpl.outside)
+        tape.externs = list(zip(tpl.extern_rows, tpl.extern_offs, leaves))
+        if tpl.leaves_alike is None:  # (arguments' dtypes are the signature's, outside tensors' are checked above)
+            dtype = np.dtype(tpl.dtype)
+            tpl.leaves_alike = len(set(map(id, leaves))) == len(leaves) and all(t._data.dtype == dtype for t in leaves)
+        if tpl.leaves_alike and not any(map(_OP, leaves)):
+            tape.leaves = (leaves, list(map(_DATA, leaves)), tpl)
     else:
         tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
     if tpl.hook_rows:
@@ -146,9 +156,91 @@ def _replay(tpl, tensors):
 
 
 _DATA = operator.attrgetter("_data")
+_SHAPE = operator.attrgetter("shape")
+_OP, _VC, _VERSION = operator.attrgetter("_op"), operator.attrgetter("_vc"), operator.attrgetter("version")
+_READY_HOOKS = operator.attrgetter("_grad_ready_hooks")
 _SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
 _IMPORTS = operator.attrgetter("_imports")
 PRUNE_EVERY = 64  # replays of a template between two prunings of its sources' ``_imports`` lists
+
+
+class _ReplayTape(_tape.Tape):
+    """The tape of a replayed call. ``guard``: ``(sources, offsets, counters, versions)`` of the many small
+    leaves and constants copied into the arena without an ``_imports`` entry each (a tuple per source and step,
+    which the garbage collector would traverse): the version counters (``Tensor._vc``) of the sources at the
+    replay, and the versions of those that have one. Reading ``dirty`` or ``modified`` (what a sweep checks
+    before it reads a saved value) first flags the copy of each source whose version changed since, as
+    ``tape.mark_modified`` flags an ``_imports`` entry at the write. (Not seen: a write through ``p.data``'s
+    alias, which bumps no version: the copy keeps the values of the replay, where eager tapes refresh theirs.)"""
+
+    __slots__ = ("guard", "leaves")
+
+    def __init__(self, dtype, capacity):
+        self.guard = None
+        self.leaves = None  # (the leaves read as externs, their arrays, the template): see ``hand_leaf_grads``
+        super().__init__(dtype, capacity)
+
+    def hand_leaf_grads(self, s, leaf_grads):
+        """``engine.kernel_sweep``'s hand-over of the cotangents of this tape's externs when they are all
+        distinct leaves of the arena's dtype (a model's parameters), in C-level passes instead of a Python
+        step per extern: each leaf's gradient is a view of this backward's cotangent arena, as the generic
+        hand-over makes it. False (nothing done) where the generic one is needed: a restricted sweep, a leaf
+        not reached, gradients already collected, a leaf whose data was rebound since the replay."""
+        spec = self.leaves
+        if spec is None or leaf_grads or s.plan is not None or s.nexterns != len(self.externs):
+            return False
+        leaves, datas, tpl = spec
+        if s.lowest > min(tpl.extern_rows) or not all(map(operator.is_, map(_DATA, leaves), datas)):
+            return False
+        if not s.live[tpl.extern_index].all():
+            return False
+        grads = list(map(s.cot.__getitem__, tpl.extern_slices))
+        if not tpl.import_flat:
+            grads = list(map(np.reshape, grads, map(_SHAPE, datas)))
+        leaf_grads.update(zip(map(id, leaves), zip(leaves, grads, repeat(False))))
+        return True
+
+    def __del__(self):
+        self.guard = None
+        super().__del__()
+
+    def _check_guard(self):
+        guard = self.guard
+        if guard is None:
+            return
+        sources, offsets, counters, versions = guard
+        now = list(map(_VC, sources))
+        if now == counters and list(map(_VERSION, filter(None, now))) == versions:
+            return
+        self.guard = None  # (flagging reads ``modified``)
+        try:
+            old = iter(versions)
+            for off, before, vc in zip(offsets, counters, now):
+                if (0 if vc is None else vc.version) != (0 if before is None else next(old)):
+                    _tape._set_modified(self, off)
+        finally:
+            self.guard = guard
+
+    @property
+    def dirty(self):
+        self._check_guard()
+        return _DIRTY.__get__(self)
+
+    @dirty.setter
+    def dirty(self, value):
+        _DIRTY.__set__(self, value)
+
+    @property
+    def modified(self):
+        self._check_guard()
+        return _MODIFIED.__get__(self)
+
+    @modified.setter
+    def modified(self, value):
+        _MODIFIED.__set__(self, value)
+
+
+_DIRTY, _MODIFIED = _tape.Tape.dirty, _tape.Tape.modified
 
 
 def _register_copies(tpl, sources, tape_ref, prune):
@@ -184,14 +276,27 @@ def _index_values(src, tensors):
 
 
 def _gather_map(idx, dim, x_shape, ix_shape):
-    """``gather``'s flat index map (as ``ops.indexing.gather`` makes it) from index values ``idx``, or None when
-    they are not valid for this program (another dtype kind or shape, out of bounds: eager raises)."""
+    """``gather``'s flat index map (as ``ops.indexing.gather`` makes it; ``index_select``'s for ``dim =
+    ("index_select", d)``, ``x[key]``'s for ``("getitem", key)``) from index values ``idx``, or None when they
+    are not valid for this program (another dtype kind or shape, out of bounds: eager raises)."""
     if idx.dtype.kind not in "iu" or idx.shape != ix_shape:
         return None
+    flat_index = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
+    select = type(dim) is tuple
+    if select and dim[0] == "getitem":  # ``x[..., index, ...]``: the recorded key with this call's index
+        key = dim[1]
+        j = key.index("index")
+        try:
+            return np.asarray(flat_index[key[:j] + (idx,) + key[j + 1 :]]).reshape(-1)
+        except IndexError:
+            return None
+    if select:
+        dim = dim[1]
     size = x_shape[dim]
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         return None
-    flat_index = np.arange(int(np.prod(x_shape)), dtype=np.int64).reshape(x_shape)
+    if select:
+        return np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=dim).reshape(-1)
     return np.take_along_axis(flat_index, idx.astype(np.int64), axis=dim).reshape(-1)
 
 

@@ -14,7 +14,8 @@ Data structures:
   ``tape.BIG_ROW`` elements or more, which the kernel reads where they are (``kernels/replay.py``'s extern
   slots; an eager tape leaves them out of its arena too).
 
-``remaps`` ``[(aux column, n, index source, dim, x shape, index shape, node)]``: the gathers whose index map
+``remaps`` ``[(aux column, n, index source, dim, x shape, index shape, node)]``: the gathers, index_selects
+and ``x[..., index, ...]`` reads (``dim``: ``d``, ``("index_select", d)``, ``("getitem", key)``) whose index map
 comes from an index tensor (an argument, a constant or a tensor from outside): the replay recomputes each map
 from that tensor's current values and patches ``aux`` (and the node's ``_ctx``).
 
@@ -159,6 +160,9 @@ class _Template:
         "pick_externs",
         "extern_rows",
         "extern_offs",
+        "extern_slices",
+        "extern_index",
+        "leaves_alike",
         "replays",
         "segments",
         "copies",
@@ -278,6 +282,11 @@ class _Template:
             self.pick_externs = operator.itemgetter(*[position(r) for _, _, r in self.externs])
             self.extern_rows = [row for row, _, _ in self.externs]
             self.extern_offs = [off for _, off, _ in self.externs]
+            # each extern's cotangent region, for the backward's hand-over to the leaves (_ReplayTape)
+            sizes = {off: n for off, n, _ in self.imports}
+            self.extern_slices = [slice(off, off + sizes[off]) for off in self.extern_offs]
+            self.extern_index = np.array(self.extern_offs, np.int64)
+        self.leaves_alike = None  # whether the externs are distinct leaves of the arena's dtype (first replay)
         self.replays = 0
 
     def _extern_slots(self, words, codes):
@@ -423,6 +432,7 @@ def _build(result, tensors, rec, first_id, last_id):
                 (is_elementwise(op.code) and op.name not in _NOT_ELEMENTWISE)
                 or op.name in _STRUCTURAL_OPS
                 or len(gathered) == 1  # (other index maps may come from values: argmax, sort, masks)
+                or (op.code == K.GATHER_MAP and any(o is t for o in rec.shape_maps))
             )
             or REPLAYABLE[op.code] == 0
         ):

@@ -229,7 +229,7 @@ def _restricts_nothing(roots, targets):
         if t._op is None or (tape is not None and t._tape is not tape):
             return False
         tape = t._tape
-    if type(tape) is not Tape:
+    if not isinstance(tape, Tape):
         return False
     for t in targets.values():
         if t._op is not None:
@@ -298,7 +298,7 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
     def state_of(tape):
         s = sweeps.get(tape.id)
         if s is None:
-            s = tape.sweep_state(plan) if type(tape) is not Tape else _TapeSweep(tape, plan)
+            s = tape.sweep_state(plan) if not isinstance(tape, Tape) else _TapeSweep(tape, plan)
             sweeps[tape.id] = s
             heapq.heappush(heap, -tape.id)
         return s
@@ -316,6 +316,9 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
             continue
         tape = s.tape
         _sweep_tape(s)
+        hand = getattr(tape, "hand_leaf_grads", None)  # (ad.compile's replayed tapes: ad/compile_replay.py)
+        if hand is not None and hand(s, leaf_grads):
+            continue
         # hand the cotangents of imported tensors on, newest first, down to where the sweep stopped
         externs = tape.externs
         k = s.nexterns - 1

@@ -12,7 +12,10 @@ from then on (replaying the tape would silently reuse the values of the recordin
 - ``observer.targets(target, t64, ignore_index)``: ``cross_entropy``'s single-row path read the class
   indices of ``target`` (the replay reads them again from the same source).
 - ``observer.gathered(out, index, dim)``: ``gather`` made ``out``'s index map from the values of ``index``
-  (the replay recomputes the map from the same source at each call).
+  (the replay recomputes the map from the same source at each call); ``index_select`` says so with
+  ``dim = ("index_select", dim)``.
+- ``observer.shape_map(out)``: ``out``'s index map follows from shapes alone (``pad``'s reflect, replicate and
+  circular modes): the replay keeps the recorded one (both recordings must agree on it).
 
 Everything here costs one global read when no compiled function is recording.
 """

@@ -109,8 +109,9 @@ def scatter_map(x, shape, index_map):
     return _result(view, tape, off, row, SCATTER_MAP, (x,), (shape, index_map))
 
 
-def _index_key(key):
-    """Split an indexing key into numpy form; report whether it needs an index map (advanced indexing)."""
+def _index_key(key, defer_reads=False):
+    """Split an indexing key into numpy form; report whether it needs an index map (advanced indexing).
+    ``defer_reads``: the caller tells ``ad.compile`` itself about integer index tensors (``getitem``)."""
     if not isinstance(key, tuple):
         key = (key,)
     out = []
@@ -119,7 +120,8 @@ def _index_key(key):
         if isinstance(k, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{type(k).__name__}'")
         if isinstance(k, Tensor):
-            value_read("indexing with a tensor")  # (ad.compile: the index values shape the result)
+            if not defer_reads or k._data.dtype.kind not in "iu":
+                value_read("indexing with a tensor")  # (ad.compile: the index values shape the result)
             k = k._data
             advanced = True
         elif isinstance(k, (list, np.ndarray)):
@@ -137,7 +139,8 @@ def _index_key(key):
 def getitem(x, key):
     if x._dev is not None:
         return _cuda_getitem(x, key)
-    nkey, advanced = _index_key(key)
+    watching = _observe.observer is not None  # (ad.compile is recording)
+    nkey, advanced = _index_key(key, defer_reads=watching)
     xd = x._data
     try:
         out_data = xd[nkey]
@@ -145,13 +148,38 @@ def getitem(x, key):
         raise IndexError(str(e).replace("axis", "dimension")) from None
     out_data = np.asarray(out_data)
     if advanced:
+        replayable = _replayable_key(key, nkey) if watching else None
         if not _recording(x):
+            if watching:
+                value_read("indexing with a tensor")
             return wrap_array(out_data.copy() if out_data.base is not None else out_data)
         index_map = np.arange(xd.size, dtype=np.int64).reshape(xd.shape)[nkey]
-        return gather_map(x, out_data.shape, index_map, GATHER_MAP)
+        out = gather_map(x, out_data.shape, index_map, GATHER_MAP)
+        if replayable is not None:  # the replay recomputes the map from the index tensor's values
+            _observe.observer.gathered(out, replayable[0], ("getitem", replayable[1]))
+        elif watching:
+            value_read("indexing with a tensor")
+        return out
     if not builtins.any(k is Ellipsis for k in nkey):
         nkey = nkey + (Ellipsis,)  # so that the result stays an array (a view) when every dim is indexed
     return _view(SELECT, x, lambda a: a[nkey])
+
+
+def _replayable_key(key, nkey):
+    """``(index tensor, key)`` when ``key`` holds one integer index tensor and otherwise only slices, ints,
+    ``None`` and ``...`` (the result's shape does not depend on the index values; ``key`` has ``"index"`` in the
+    tensor's place), else None (no tensor, boolean masks, several index arrays)."""
+    key = key if isinstance(key, tuple) else (key,)
+    tensors = [j for j, k in enumerate(key) if isinstance(k, Tensor)]
+    if len(tensors) != 1 or nkey[tensors[0]].dtype.kind not in "iu":
+        return None
+    j = tensors[0]
+    if not all(type(k) in _PLAIN_KEYS for i, k in enumerate(nkey) if i != j):
+        return None
+    return key[j], tuple("index" if i == j else k for i, k in enumerate(nkey))
+
+
+_PLAIN_KEYS = (slice, int, type(None), type(Ellipsis))
 
 
 def gather(input, dim, index, *, sparse_grad=False):
@@ -200,7 +228,10 @@ def index_select(input, dim, index):
         return gather_map(input, (), np.zeros(1, np.int64), INDEX_SELECT)
     flat_index = np.arange(input._data.size, dtype=np.int64).reshape(input.shape)
     index_map = np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=d)
-    return gather_map(input, index_map.shape, index_map, INDEX_SELECT)
+    out = gather_map(input, index_map.shape, index_map, INDEX_SELECT)
+    if _observe.observer is not None and isinstance(index, Tensor):  # ad.compile: the replay re-reads the index
+        _observe.observer.gathered(out, index, ("index_select", d))
+    return out
 
 
 class _MaxMin(tuple):

@@ -9,6 +9,7 @@ sum of a few such gathers with constant weights.
 import numpy as np
 
 from ... import cuda as _cuda
+from ... import observe as _observe
 from ... import ops
 from ...tensor import Tensor, wrap_array
 
@@ -92,6 +93,8 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
         return ops.reshape(input, shape) if out_shape == shape else _constant(input, out_shape, value)
     idx = _flat_index(shape)[np.ix_(*coords)]
     gathered = ops.gather_map(input, out_shape, idx)
+    if _observe.observer is not None:  # (ad.compile: the map follows from the shapes alone, not from values)
+        _observe.observer.shape_map(gathered)
     if mode == "constant" and not valid.all():
         fill = 0.0 if value is None else value
         return ops.where(wrap_array(valid), gathered, _cuda.index_tensor(np.full(out_shape, fill, input.dtype), input))

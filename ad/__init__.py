@@ -313,6 +313,7 @@ del _name
 
 # ---- torch's wider surface (issue 13 follow-up): samplers, conveniences, F.* under torch's top-level names ----
 from . import aliases as _aliases  # noqa: E402
+from . import logic as _logic  # noqa: E402
 from . import random as _random  # noqa: E402
 from .conveniences import (  # noqa: E402
     adjoint,
@@ -340,6 +341,7 @@ from .conveniences import (  # noqa: E402
     typename,
     use_deterministic_algorithms,
 )
+from .logic import *  # noqa: E402, F403
 from .random import (  # noqa: E402
     bernoulli,
     get_rng_state,
@@ -355,5 +357,8 @@ from .random import (  # noqa: E402
 
 _conveniences.bind_more()
 _random.bind()
+_logic.bind()
+absolute = abs  # noqa: E305
+true_divide = div
 
 _aliases.install(globals())

@@ -315,6 +315,7 @@ del _name
 from . import aliases as _aliases  # noqa: E402
 from . import logic as _logic  # noqa: E402
 from . import random as _random  # noqa: E402
+from . import shape_composites as _shape_composites  # noqa: E402
 from .conveniences import (  # noqa: E402
     adjoint,
     are_deterministic_algorithms_enabled,
@@ -354,10 +355,12 @@ from .random import (  # noqa: E402
     seed,
     set_rng_state,
 )
+from .shape_composites import *  # noqa: E402, F403
 
 _conveniences.bind_more()
 _random.bind()
 _logic.bind()
+_shape_composites.bind()
 absolute = abs  # noqa: E305
 true_divide = div
 

@@ -430,3 +430,93 @@ def test_ldexp_gradient_is_the_power_of_two():
     np.testing.assert_allclose(y.detach().numpy(), [0.6, -0.3, 16.0], rtol=1e-15)
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.25, 8.0])
+
+
+@pytest.mark.parametrize("view", ["full_slice", "same_shape_view", "part_slice", "transpose"])
+def test_forward_write_into_a_whole_view_reaches_the_base(view):
+    """A dual written into a view covering its whole base (``o[:]``, ``o.view(o.shape)``) gives the base the
+    tangent, as torch (ad gave the base none: a silent zero derivative)."""
+    make = {
+        "full_slice": lambda o: o[:],
+        "same_shape_view": lambda o: o.view(3, 3),
+        "part_slice": lambda o: o[1:],
+        "transpose": lambda o: o.t(),
+    }[view]
+    results = []
+    for L, F in ((ad, fwAD), (torch, torch.autograd.forward_ad)):
+        with F.dual_level():
+            s = F.make_dual(L.zeros(3, 3, dtype=L.float64), L.arange(9.0, dtype=L.float64).reshape(3, 3))
+            o = L.ones(3, 3, dtype=L.float64)
+            v = make(o)
+            v.copy_(s[: v.shape[0]] if view == "part_slice" else s)
+            results.append(_np(F.unpack_dual(o * 2.0).tangent))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# shape compositions (ad/shape_composites.py): values, dtypes and errors against torch (gradients: op table)
+
+_A = [[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]]
+SHAPES = {
+    "tensor_split_int": lambda L: L.cat([p * (k + 1) for k, p in enumerate(L.tensor(_A).tensor_split(3, 1))], 1),
+    "tensor_split_list": lambda L: L.cat(L.tensor_split(L.tensor(_A), [1, -1, 9], 1), 1),
+    "tensor_split_zero": lambda L: L.tensor_split(L.tensor(_A), 0),
+    "hsplit_uneven": lambda L: L.hsplit(L.tensor(_A), 2),
+    "vsplit_1d": lambda L: L.vsplit(L.tensor([1.0, 2.0]), 2),
+    "dsplit": lambda L: L.cat(L.dsplit(L.tensor(_A).reshape(1, 2, 5).expand(2, 2, 5).reshape(2, 1, 10), 5), 2),
+    "split_with_sizes": lambda L: L.tensor(_A).split_with_sizes([2, 3], 1)[1],
+    "split_with_sizes_bad": lambda L: L.tensor(_A).split_with_sizes([2, 2], 1),
+    "unfold": lambda L: L.tensor(_A).unfold(1, 2, 2),
+    "unfold_too_big": lambda L: L.tensor(_A).unfold(1, 6, 1),
+    "unfold_step0": lambda L: L.tensor(_A).unfold(1, 2, 0),
+    "ravel_diagflat": lambda L: L.diagflat(L.tensor(_A).t().ravel()[:3], -1),
+    "block_diag": lambda L: L.block_diag(L.tensor(_A), L.tensor(2.0), L.tensor([7, 8])),
+    "block_diag_3d": lambda L: L.block_diag(L.ones(1, 1, 1)),
+    "cartesian_prod": lambda L: L.cartesian_prod(L.tensor([1, 2]), L.tensor([3, 4, 5]), L.tensor([6])),
+    "combinations": lambda L: L.combinations(L.tensor([1.0, 2.0, 3.0, 4.0]), 3),
+    "combinations_r0": lambda L: L.combinations(L.tensor([1.0, 2.0]), 0),
+    "select_scatter": lambda L: L.select_scatter(L.tensor(_A), L.tensor([0.5] * 5), 0, -1),
+    "slice_scatter": lambda L: L.slice_scatter(L.tensor(_A), L.zeros(2, 2), 1, 1, 5, 2),
+    "slice_scatter_bad": lambda L: L.slice_scatter(L.tensor(_A), L.zeros(2, 3), 1, 1, 5, 2),
+    "diagonal_scatter": lambda L: L.diagonal_scatter(L.tensor(_A), L.tensor([-1.0, -2.0]), 1),
+    "sum_to_size": lambda L: L.tensor(_A).sum_to_size(2, 1),
+    "sum_to_size_bad": lambda L: L.tensor(_A).sum_to_size(3),
+    "diff": lambda L: L.diff(L.tensor(_A), 2, 1, prepend=L.zeros(2, 1), append=L.ones(2, 2)),
+    "diff_bool": lambda L: L.diff(L.tensor([True, False, False, True])),
+    "fill_diagonal": lambda L: L.zeros(4, 4, 4).fill_diagonal_(3.0),
+    "fill_diagonal_wrap": lambda L: L.zeros(7, 2).fill_diagonal_(1.0, wrap=True),
+    "fill_diagonal_bad": lambda L: L.zeros(2, 3, 3).fill_diagonal_(1.0),
+    "tril_triu_indices": lambda L: L.cat([L.tril_indices(4, 3, -1), L.triu_indices(3, 5, 2)], 1),
+    "unravel_index": lambda L: L.stack(L.unravel_index(L.tensor([0, 7, -1]), (2, 4))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_shape_composites_as_torch(name):
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = []
+        for L in (ad, torch):
+            out = _data_outcome(lambda L: _joined(SHAPES[name](L), L), L)
+            got.append(out)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert got[0] == got[1]
+
+
+def _joined(r, L):
+    return L.cat([p.reshape(-1).double() for p in r]) if isinstance(r, tuple) else r
+
+
+def test_split_and_unfold_results_are_views():
+    for L in (ad, torch):
+        x = L.zeros(2, 6, dtype=L.float64)
+        x.tensor_split(3, 1)[1].fill_(1.0)
+        x.unfold(1, 2, 4)[0].fill_(5.0)  # windows 0-1 and 4-5 of row 0
+        assert _np(x).tolist() == [[5.0, 5.0, 1.0, 1.0, 5.0, 5.0], [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
+    # overlapping windows: torch adds once per window an element is in (an order-dependent write it does not
+    # detect); ad refuses it, as torch refuses writes into expanded tensors (a deliberate difference)
+    x = ad.zeros(2, 6)
+    with pytest.raises(RuntimeError, match="single memory location"):
+        x.unfold(1, 3, 1).add_(1.0)
+    assert not x.numpy().any()

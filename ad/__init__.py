@@ -316,6 +316,7 @@ from . import aliases as _aliases  # noqa: E402
 from . import logic as _logic  # noqa: E402
 from . import random as _random  # noqa: E402
 from . import shape_composites as _shape_composites  # noqa: E402
+from . import statistics as _statistics  # noqa: E402
 from .conveniences import (  # noqa: E402
     adjoint,
     are_deterministic_algorithms_enabled,
@@ -356,11 +357,13 @@ from .random import (  # noqa: E402
     set_rng_state,
 )
 from .shape_composites import *  # noqa: E402, F403
+from .statistics import *  # noqa: E402, F403
 
 _conveniences.bind_more()
 _random.bind()
 _logic.bind()
 _shape_composites.bind()
+_statistics.bind()
 absolute = abs  # noqa: E305
 true_divide = div
 

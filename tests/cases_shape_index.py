@@ -161,4 +161,26 @@ CASES = {
         ),
         [(4,), (4,)],
     ),
+    # statistics (ad/statistics.py): compositions
+    "quantile_nanquantile": (
+        lambda x: (
+            ad.quantile(x, 0.3, 1) * _w(x, 3)
+            + ad.quantile(x, ad.tensor([0.2, 0.9], dtype=x.dtype), 1, keepdim=True, interpolation="midpoint").sum()
+            + ad.nanquantile(x, 0.5)
+        ),
+        [(3, 4)],
+    ),
+    "cov_corrcoef": (
+        lambda x: ad.cov(x) * _w(x, 2, 2) + ad.corrcoef(x) + ad.cov(x, aweights=_w(x, 4), correction=0), [(2, 4)]
+    ),
+    "mode_trapezoid_renorm": (
+        lambda x: (
+            ad.mode(ad.cat([x, x[:, :1]], 1)).values.sum()
+            + ad.trapezoid(x, _w(x, 4), dim=1) * _w(x, 3)
+            + ad.cumulative_trapezoid(x, dx=0.5).sum(1)
+            + ad.renorm(x, 2, 0, 1.0).sum(1)
+            + ad.std_mean(x, 1)[0]
+        ),
+        [(3, 4)],
+    ),
 }

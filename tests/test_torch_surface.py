@@ -520,3 +520,79 @@ def test_split_and_unfold_results_are_views():
     with pytest.raises(RuntimeError, match="single memory location"):
         x.unfold(1, 3, 1).add_(1.0)
     assert not x.numpy().any()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# statistics (ad/statistics.py): values, errors and gradients against torch
+
+_S = [[3.0, 1.0, 2.0, 5.0, NAN], [4.0, 4.0, 1.0, 0.0, 2.0]]
+STATS = {
+    "quantile_rows": lambda L: L.quantile(L.tensor(_S)[:, :4], 0.3, dim=1),
+    "quantile_nan": lambda L: L.quantile(L.tensor(_S), 0.5, dim=1),
+    "quantile_q_tensor": lambda L: L.quantile(L.tensor(_S)[:, :4], L.tensor([0.0, 0.25, 1.0]), 1, keepdim=True),
+    "quantile_all": lambda L: L.quantile(L.tensor(_S)[:, :4], 0.5),
+    "quantile_all_keepdim": lambda L: L.quantile(L.tensor(_S)[:, :4], L.tensor([0.1, 0.7]), keepdim=True),
+    "quantile_modes": lambda L: L.stack([L.quantile(L.tensor(_S)[1], 0.4, interpolation=m)
+                                         for m in ("linear", "lower", "higher", "midpoint", "nearest")]),
+    "quantile_nearest_half": lambda L: L.quantile(L.tensor([1.0, 2.0, 3.0, 4.0, 5.0]), 0.375, interpolation="nearest"),
+    "nanquantile": lambda L: L.nanquantile(L.tensor(_S), L.tensor([0.5, 0.9]), 1),
+    "nanquantile_all_nan": lambda L: L.nanquantile(L.tensor([NAN, NAN]), 0.5),
+    "quantile_bad_q": lambda L: L.quantile(L.tensor(_S), 1.5),
+    "quantile_int": lambda L: L.quantile(L.tensor([1, 2]), 0.5),
+    "quantile_bad_mode": lambda L: L.quantile(L.tensor(_S), 0.5, interpolation="foo"),
+    "mode": lambda L: L.stack([x.double() for x in L.mode(L.tensor([[1.0, 2, 2, 3, 3], [5, 5, 1, 1, 0]]))]),
+    "mode_dim0_keepdim": lambda L: L.mode(L.tensor([[1.0, 2], [1, 3], [2, 3]]), 0, True).values,
+    "mode_empty": lambda L: L.mode(L.ones(0)),
+    "cov": lambda L: L.cov(L.tensor(_S)[:, :4]),
+    "cov_weights": lambda L: L.cov(L.tensor(_S)[:, :4], correction=2, fweights=L.tensor([1, 2, 1, 3]),
+                                   aweights=L.tensor([0.5, 1.0, 2.0, 1.0])),
+    "cov_1d": lambda L: L.cov(L.tensor([1.0, 3.0, 4.0])),
+    "cov_3d": lambda L: L.cov(L.ones(2, 2, 2)),
+    "corrcoef": lambda L: L.corrcoef(L.tensor([[1.0, 2.0, 4.0], [2.0, 1.0, 0.5], [1.0, 2.0, 4.5]])),
+    "bincount": lambda L: L.bincount(L.tensor([1, 1, 3]), minlength=6),
+    "bincount_weights": lambda L: L.bincount(L.tensor([1, 1, 3]), L.tensor([0.5, 0.25, 2.0])),
+    "bincount_negative": lambda L: L.bincount(L.tensor([-1, 2])),
+    "histc": lambda L: L.histc(L.tensor([1.0, 2.0, 1.0, 7.0, -1.0]), bins=4, min=0, max=3),
+    "histc_range": lambda L: L.histc(L.tensor([1.0, 2.0, 1.0, 4.0]), bins=3),
+    "histc_int": lambda L: L.histc(L.tensor([1, 2]), bins=3),
+    "histogram": lambda L: L.cat(list(L.histogram(L.tensor([1.0, 2.0, 1.0, 4.0]), bins=4))),
+    "std_var_mean": lambda L: L.cat(
+        list(L.std_mean(L.tensor(_S)[:, :4], 1)) + list(L.var_mean(L.tensor(_S)[:, :4], 1, correction=0))
+    ),
+    "trapezoid": lambda L: L.stack([
+        L.trapezoid(L.tensor(_S)[:, :4]),
+        L.trapz(L.tensor(_S)[:, :4], L.tensor([0.0, 1, 3, 4])),
+        L.trapezoid(L.tensor(_S)[:, :4], dx=0.5),
+    ]),
+    "cumulative_trapezoid": lambda L: L.cumulative_trapezoid(L.tensor(_S)[:, :4], L.tensor(_S)[:, :4].cumsum(1), dim=1),
+    "renorm": lambda L: L.renorm(L.tensor(_S)[:, :4], 1, 0, 6.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATS))
+def test_statistics_as_torch(name):
+    torch.set_default_dtype(torch.float64)
+    try:
+        a, t = _data_outcome(STATS[name], ad), _data_outcome(STATS[name], torch)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert a[:2] == t[:2]
+    if a[0] == "ok":
+        np.testing.assert_allclose(np.asarray(a[2], float), np.asarray(t[2], float), rtol=1e-13, atol=1e-15)
+
+
+def test_statistics_gradients_as_torch():
+    x0 = np.array([[3.0, 1.0, 2.0, 5.0], [4.0, 4.5, 1.0, 0.0], [0.5, 2.5, -1.0, 3.0]])
+    fns = [
+        lambda L, x: L.quantile(x, L.tensor([0.3, 0.75], dtype=x.dtype), 1) * L.arange(3.0, dtype=x.dtype),
+        lambda L, x: L.cov(x) + L.corrcoef(x) * 2.0,
+        lambda L, x: L.renorm(x, 2, 1, 3.0) * x,
+        lambda L, x: L.trapezoid(x, L.tensor([0.0, 1.0, 3.0, 4.0], dtype=x.dtype)),
+    ]
+    for fn in fns:
+        grads = []
+        for L in (ad, torch):
+            x = L.tensor(x0, requires_grad=True)
+            fn(L, x).sum().backward()
+            grads.append(_np(x.grad))
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-14)

@@ -364,7 +364,7 @@ _random.bind()
 _logic.bind()
 _shape_composites.bind()
 _statistics.bind()
-absolute = abs  # noqa: E305
-true_divide = div
+absolute = _with_out(abs)
+true_divide = _with_out(div)
 
 _aliases.install(globals())

@@ -8,6 +8,7 @@ Left out on purpose: the top-level losses whose ``reduction`` is an integer enum
 """
 
 import functools
+import inspect
 
 from .nn import functional as F
 from .tensor import Tensor
@@ -15,9 +16,9 @@ from .tensor import Tensor
 # the same arguments at the top level as in torch.nn.functional
 SAME_AS_FUNCTIONAL = (
     "adaptive_avg_pool1d adaptive_max_pool1d avg_pool1d bilinear celu celu_ conv1d conv2d conv3d conv_transpose1d "
-    "conv_transpose2d conv_transpose3d cosine_similarity group_norm hardshrink layer_norm max_pool1d "
+    "conv_transpose2d conv_transpose3d cosine_similarity hardshrink max_pool1d "
     "max_pool1d_with_indices max_pool2d max_pool3d pairwise_distance pixel_shuffle pixel_unshuffle prelu relu_ "
-    "rms_norm rrelu rrelu_ selu selu_ threshold threshold_"
+    "rms_norm rrelu rrelu_ selu selu_ threshold_"
 ).split()
 
 # torch.exp_(x) is x.exp_()
@@ -40,6 +41,10 @@ def method_alias(name, method_name=None):
         return method(input, *args, **kwargs)
 
     alias.__name__ = alias.__qualname__ = name
+    sig = inspect.signature(method)
+    params = list(sig.parameters.values())
+    del alias.__wrapped__
+    alias.__signature__ = sig.replace(parameters=[params[0].replace(name="input")] + params[1:])
     return alias
 
 
@@ -66,9 +71,27 @@ def instance_norm(input, weight, bias, running_mean, running_var, use_input_stat
     return F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
 
 
-def embedding(weight, input, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """``torch.embedding(weight, indices)``: ``F.embedding(indices, weight)`` (torch's -1: no padding index)."""
-    return F.embedding(input, weight, None if padding_idx == -1 else padding_idx, None, 2.0, scale_grad_by_freq, sparse)
+    padding = None if padding_idx == -1 else padding_idx
+    return F.embedding(indices, weight, padding, None, 2.0, scale_grad_by_freq, sparse)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True):
+    """``torch.layer_norm``: ``F.layer_norm`` (``cudnn_enable`` is ignored)."""
+    return F.layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_enabled=True):
+    """``torch.group_norm``: ``F.group_norm`` (``cudnn_enabled`` is ignored)."""
+    return F.group_norm(input, num_groups, weight, bias, eps)
+
+
+def threshold(input, threshold, value, *, out=None):
+    """``torch.threshold``: ``F.threshold`` with ``out=``."""
+    from .linalg import write_out
+
+    return write_out("threshold", F.threshold(input, threshold, value), out)
 
 
 def install(namespace):
@@ -76,7 +99,8 @@ def install(namespace):
     extra = {name: getattr(F, name) for name in SAME_AS_FUNCTIONAL}
     extra.update({name: method_alias(name) for name in INPLACE_FUNCTIONS})
     extra.update({"numel": method_alias("numel"), "detach": method_alias("detach")})
-    for fn in (dropout, alpha_dropout, feature_alpha_dropout, batch_norm, instance_norm, embedding):
+    for fn in (dropout, alpha_dropout, feature_alpha_dropout, batch_norm, instance_norm, embedding, layer_norm,
+               group_norm, threshold):
         extra[fn.__name__] = fn
     for name, fn in extra.items():
         namespace.setdefault(name, fn)

@@ -203,7 +203,7 @@ def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=
     )
 
 
-def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False, *, layout=None, pin_memory=False):
     """``ad.tensor(data)`` with this tensor's dtype and device unless told otherwise (a copy, no graph)."""
     if isinstance(data, Tensor):
         warnings.warn(
@@ -259,9 +259,11 @@ resolve_conj = _real_identity("resolve_conj")
 resolve_neg = _real_identity("resolve_neg")
 
 
-def conj_physical(input):
+def conj_physical(input, *, out=None):
     """A real tensor's physical conjugate: a copy (recorded, as torch's ``clone``)."""
-    return input.clone()
+    from .linalg import write_out
+
+    return write_out("conj_physical", input.clone(), out)
 
 
 def _imag(self):
@@ -279,10 +281,10 @@ def promote_types(type1, type2):
     return np.promote_types(np.dtype(type1), np.dtype(type2))
 
 
-def result_type(tensor1, tensor2):
+def result_type(tensor, other):
     """The dtype of ad's elementwise op on ``tensor1`` and ``tensor2`` (tensors or Python numbers; a number does
     not widen a tensor of its kind, as in torch and numpy 2)."""
-    return np.result_type(*(t._data if isinstance(t, Tensor) else t for t in (tensor1, tensor2)))
+    return np.result_type(*(t._data if isinstance(t, Tensor) else t for t in (tensor, other)))
 
 
 def can_cast(from_, to):
@@ -299,10 +301,12 @@ def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=False, 
     )
 
 
-def logspace(start, end, steps, base=10.0, *, dtype=None, layout=None, device=None, requires_grad=False, out=None):
+def logspace(start, end, steps=None, base=10.0, *, dtype=None, layout=None, device=None, requires_grad=False, out=None):
     """``base ** linspace(start, end, steps)``."""
     from .linalg import write_out
 
+    if steps is None:
+        raise TypeError("logspace() missing required argument 'steps'")
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     dt = np.dtype(dtype) if dtype is not None else creation._default_float
@@ -362,12 +366,12 @@ def get_num_threads():
     return parallel._WORKERS
 
 
-def set_num_threads(int):  # noqa: A002 - torch's parameter name
+def set_num_threads(num):
     """Split big elementwise work over ``int`` threads from now on. BLAS keeps the threads it started with
     (``OMP_NUM_THREADS`` before the first import sets both)."""
     from . import parallel
 
-    n = builtins.int(int)
+    n = builtins.int(num)
     if n <= 0:
         raise RuntimeError("set_num_threads expects a positive integer")
     parallel.set_workers(n)

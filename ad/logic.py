@@ -209,12 +209,12 @@ def equal(input, other):
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def isin(elements, test_elements, *, assume_unique=False, invert=False):
+def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None):
     """Whether each of ``elements`` is in ``test_elements`` (tensors or numbers): a bool tensor."""
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError("isin() received an invalid combination of arguments: one of the arguments must be a Tensor")
     result = np.isin(_data(elements), _data(test_elements), assume_unique=assume_unique, invert=invert)
-    return _on(_device_of(elements, test_elements), result)
+    return _write_out("isin", _on(_device_of(elements, test_elements), result), out)
 
 
 # ---------------------------------------------------------------------------------------------------------

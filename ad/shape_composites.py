@@ -39,6 +39,25 @@ __all__ = [
 ]
 
 
+def _write_out(name, result, out):
+    from .linalg import write_out
+
+    return write_out(name, result, out)
+
+
+def _split_method(fn):
+    """``Tensor.hsplit(sections)``, ``Tensor.hsplit(indices)`` and torch's ``Tensor.hsplit(*indices)``."""
+
+    def method(self, *indices, sections=None):
+        if sections is None and len(indices) == 1:
+            return fn(self, indices[0])
+        return fn(self, sections if sections is not None else list(indices))
+
+    method.__name__ = fn.__name__
+    method.__doc__ = fn.__doc__
+    return method
+
+
 def _check_tensor(x, name):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
@@ -50,7 +69,7 @@ def ravel(input):
     return ops.reshape(input, (-1,))
 
 
-def tensor_split(input, indices_or_sections, dim=0):
+def tensor_split(input, tensor_indices_or_sections=None, dim=0, *, sections=None, indices=None):
     """Views of ``input`` along ``dim``: ``n`` near-equal pieces (the first ``size % n`` one longer) for an int,
     or pieces cut before each of the indices for a list (or a 1-D integer tensor)."""
     _check_tensor(input, "tensor_split")
@@ -58,7 +77,9 @@ def tensor_split(input, indices_or_sections, dim=0):
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = _wrap_dim(dim, input.ndim)
     size = input.shape[d]
-    cuts = indices_or_sections
+    cuts = next((c for c in (tensor_indices_or_sections, sections, indices) if c is not None), None)
+    if cuts is None:
+        raise TypeError("tensor_split() missing required argument 'indices_or_sections'")
     if isinstance(cuts, Tensor):
         data = cuts.detach().cpu()._data
         if data.dtype.kind not in "iu" or data.ndim > 1:
@@ -84,8 +105,9 @@ def tensor_split(input, indices_or_sections, dim=0):
 
 
 def _directional_split(name, dim, min_dims):
-    def fn(input, indices_or_sections):
+    def fn(input, sections=None, *, indices=None):
         _check_tensor(input, name)
+        indices_or_sections = sections if sections is not None else indices
         if input.ndim < min_dims:
             raise RuntimeError(
                 f"torch.{name} requires a tensor with at least {min_dims} dimension, but got a tensor with "
@@ -218,7 +240,7 @@ def select_scatter(input, src, dim, index):
     return _scatter_into_copy(input, src, lambda t: view_ops.select(t, dim, index))
 
 
-def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1, *, out=None):
     """A copy of ``input`` with ``src`` written at ``input[start:end:step]`` along ``dim``."""
     _check_tensor(input, "slice_scatter")
     d = _wrap_dim(dim, input.ndim)
@@ -227,7 +249,7 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
     if tuple(src.shape) != target_shape:
         raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = {list(src.shape)}, "
                            f"slice size = {list(target_shape)}")
-    return _scatter_into_copy(input, src, lambda t: t[key])
+    return _write_out("slice_scatter", _scatter_into_copy(input, src, lambda t: t[key]), out)
 
 
 def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
@@ -252,7 +274,7 @@ def sum_to_size(self, *size):
     return ops.reshape(out, size) if tuple(out.shape) != size else out
 
 
-def diff(input, n=1, dim=-1, prepend=None, append=None):
+def diff(input, n=1, dim=-1, prepend=None, append=None, *, out=None):
     """The ``n``-th forward difference along ``dim`` (``prepend`` / ``append`` joined first)."""
     _check_tensor(input, "diff")
     if input.ndim == 0:
@@ -268,7 +290,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
             break
         x = view_ops.narrow(x, d, 1, m - 1) - view_ops.narrow(x, d, 0, m - 1) if x.dtype != np.bool_ else wrap_array(
             np.logical_xor(x._data.take(range(1, m), d), x._data.take(range(m - 1), d)))
-    return x
+    return _write_out("diff", x, out)
 
 
 def fill_diagonal_(self, fill_value, wrap=False):
@@ -298,12 +320,12 @@ def _index_pairs(name, row, col, offset, dtype, device, np_fn):
     return out.to(device) if device is not None else out
 
 
-def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None, requires_grad=False):
     """The (row, column) indices of the lower triangle of a ``row`` x ``col`` matrix, as a 2 x N tensor."""
     return _index_pairs("tril_indices", row, col, offset, dtype, device, np.tril_indices)
 
 
-def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None, requires_grad=False):
     """The (row, column) indices of the upper triangle of a ``row`` x ``col`` matrix, as a 2 x N tensor."""
     return _index_pairs("triu_indices", row, col, offset, dtype, device, np.triu_indices)
 
@@ -323,9 +345,10 @@ def unravel_index(indices, shape):
 
 def bind():
     T = Tensor
-    for fn in (ravel, tensor_split, hsplit, vsplit, dsplit, split_with_sizes, diagflat, select_scatter,
-               slice_scatter, diagonal_scatter, diff):
+    for fn in (ravel, tensor_split, split_with_sizes, diagflat, select_scatter, slice_scatter, diagonal_scatter, diff):
         setattr(T, fn.__name__, fn)
+    for fn in (hsplit, vsplit, dsplit):
+        setattr(T, fn.__name__, _split_method(fn))
     T.unfold = unfold
     T.sum_to_size = sum_to_size
     T.fill_diagonal_ = fill_diagonal_

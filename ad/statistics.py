@@ -247,7 +247,7 @@ def _trapezoid_pieces(y, x, dx, dim, name):
     return (left + right) * widths * 0.5, n, d
 
 
-def trapezoid(y, x=None, *, dx=None, dim=-1):
+def trapezoid(y, x=None, *, dx=1, dim=-1):
     """The trapezoidal rule along ``dim``: sample points ``x`` (or spacing ``dx``, default 1)."""
     if isinstance(x, numbers.Number):
         x, dx = None, x
@@ -257,12 +257,12 @@ def trapezoid(y, x=None, *, dx=None, dim=-1):
     return ops.sum(areas, d)
 
 
-def trapz(y, x=None, *, dx=None, dim=-1):
+def trapz(y, x=None, *, dx=1, dim=-1):
     """``trapezoid`` (torch's older name)."""
     return trapezoid(y, x, dx=dx, dim=dim)
 
 
-def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+def cumulative_trapezoid(y, x=None, *, dx=1, dim=-1):
     """The running trapezoidal integral along ``dim`` (one element shorter than ``y`` there)."""
     if isinstance(x, numbers.Number):
         x, dx = None, x
@@ -334,7 +334,7 @@ def histc(input, bins=100, min=0, max=0, *, out=None):  # noqa: A002 - torch's n
     return write_out("histc", wrap_array(counts.astype(a.dtype)).to(input.device), out)
 
 
-def histogram(input, bins, *, range=None, weight=None, density=False, out=None):  # noqa: A002
+def histogram(input, bins=100, *, range=None, weight=None, density=False, out=None):  # noqa: A002
     """``(hist, bin_edges)`` of ``input`` over ``bins`` (a count or a 1-D tensor of edges), as
     ``numpy.histogram``; not differentiable."""
     from .linalg import write_out

@@ -310,3 +310,61 @@ linalg.cond = _with_out(linalg.cond)
 linalg.lstsq = _with_out(linalg.lstsq)
 nn.functional.hardshrink = _with_out(nn.functional.hardshrink)
 del _name
+
+# ---- torch's wider surface (issue 13 follow-up): samplers, conveniences, F.* under torch's top-level names ----
+from . import aliases as _aliases  # noqa: E402
+from . import logic as _logic  # noqa: E402
+from . import random as _random  # noqa: E402
+from . import shape_composites as _shape_composites  # noqa: E402
+from . import statistics as _statistics  # noqa: E402
+from .conveniences import (  # noqa: E402
+    adjoint,
+    are_deterministic_algorithms_enabled,
+    can_cast,
+    conj,
+    conj_physical,
+    empty_strided,
+    get_num_threads,
+    is_complex,
+    is_deterministic_algorithms_warn_only_enabled,
+    is_floating_point,
+    is_nonzero,
+    is_same_size,
+    is_signed,
+    is_storage,
+    logspace,
+    promote_types,
+    resolve_conj,
+    resolve_neg,
+    result_type,
+    scalar_tensor,
+    set_num_threads,
+    set_printoptions,
+    typename,
+    use_deterministic_algorithms,
+)
+from .logic import *  # noqa: E402, F403
+from .random import (  # noqa: E402
+    bernoulli,
+    get_rng_state,
+    initial_seed,
+    multinomial,
+    normal,
+    poisson,
+    randint_like,
+    randperm,
+    seed,
+    set_rng_state,
+)
+from .shape_composites import *  # noqa: E402, F403
+from .statistics import *  # noqa: E402, F403
+
+_conveniences.bind_more()
+_random.bind()
+_logic.bind()
+_shape_composites.bind()
+_statistics.bind()
+absolute = _with_out(abs)
+true_divide = _with_out(div)
+
+_aliases.install(globals())

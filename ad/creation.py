@@ -22,13 +22,15 @@ double = float64
 long = int64
 _default_float = float64  # ad.set_default_dtype changes it (ad/conveniences.py)
 
-_rng = np.random.default_rng()
+_seed = int(np.random.SeedSequence().entropy % (1 << 63))  # ad.initial_seed()
+_rng = np.random.default_rng(_seed)
 
 
 def manual_seed(seed):
-    """Seed the generator behind ``rand``, ``randn`` and ``randint``."""
-    global _rng
-    _rng = np.random.default_rng(seed)
+    """Seed the generator behind ``rand``, ``randn``, ``randint`` and the samplers (``ad.initial_seed`` reads it)."""
+    global _rng, _seed
+    _seed = int(seed)
+    _rng = np.random.default_rng(_seed + (1 << 64) if _seed < 0 else _seed)  # torch takes negative seeds too
     return _rng
 
 

@@ -146,8 +146,8 @@ def _dual_inplace(self, other, result_fn):
 
 def _zero_(self):
     if _records_inplace(self, None):
-        return _rebase(self, lambda snap: snap * 0.0)
-    if _dual_inplace(self, None, lambda: self * 0.0):
+        return _rebase(self, lambda snap: ops.overwritten(snap, 0.0))
+    if _dual_inplace(self, None, lambda: ops.overwritten(self, 0.0)):
         return self
     if self._dev is not None:
         return _device_write(self, lambda: ops.zeros_like(self), "zero")
@@ -158,15 +158,15 @@ def _zero_(self):
 
 def _fill_(self, value):
     if _records_inplace(self, value):
-        return _rebase(self, lambda snap: snap * 0.0 + value)
-    if _dual_inplace(self, value, lambda: self * 0.0 + value):
+        return _rebase(self, lambda snap: ops.overwritten(snap, value))
+    if _dual_inplace(self, value, lambda: ops.overwritten(self, value)):
         return self
     if isinstance(value, Tensor):
         views.check_write(self)  # torch fills from a tensor as a copy: refused into overlapping memory
     if self._dev is not None:
         if not isinstance(value, Tensor) and views.overlaps(self._data):
             return _fill_expanded(self, value)
-        return _device_write(self, lambda: (self * 0 + value).to(self.dtype), "fill")
+        return _device_write(self, lambda: (ops.zeros_like(self) + value).to(self.dtype), "fill")
     self._data[...] = _operand_data(value)
     _bump(self)
     return self
@@ -189,9 +189,9 @@ def _copy_(self, other, non_blocking=False):
         other = other if isinstance(other, Tensor) else wrap_array(np.asarray(other, self.dtype))
         if other._dev != self._dev:  # (torch copies across devices: a recorded copy to self's device first)
             other = other.to(self.device)
-        return _rebase(self, lambda snap: snap * 0.0 + ops.expand(other.to(self.dtype), self.shape))
+        return _rebase(self, lambda snap: ops.overwritten(snap, other.to(self.dtype)))
     if _dual_inplace(
-        self, other, lambda: self * 0.0 + ops.expand(ops.as_tensor_operand(other).to(self.dtype), self.shape)
+        self, other, lambda: ops.overwritten(self, ops.as_tensor_operand(other).to(self.dtype))
     ):
         return self
     if self._dev is not None or (isinstance(other, Tensor) and other._dev is not None):

@@ -60,3 +60,13 @@ def run(n, fn):
     finally:
         for f in futures:
             f.result()
+
+
+def set_workers(n):
+    """Use ``n`` threads from now on (``ad.set_num_threads``): the pool is rebuilt at its next use."""
+    global _WORKERS, _pool
+    with _pool_lock:
+        old, _pool = _pool, None
+        _WORKERS = max(1, int(n))
+    if old is not None:
+        old.shutdown(wait=True)

@@ -550,7 +550,7 @@ def _vector_norm(x, p, dims, keepdim):
         return ops.amin(ops.abs(x), dims, keepdim=keepdim)
     if p == 0:
         count = np.sum(x._data != 0, axis=tuple(dims), keepdims=keepdim).astype(x._data.dtype)
-        return ops.sum(x * 0.0, dims, keepdim=keepdim) + wrap_array(count)  # zero gradient, connected
+        return ops.sum(ops.overwritten(x, 0.0), dims, keepdim=keepdim) + wrap_array(count)  # zero gradient, connected
     return _safe_root(ops.sum(_abs_pow(x, p), dims, keepdim=keepdim), p)
 
 

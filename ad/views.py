@@ -39,6 +39,8 @@ after a write.
 Where to start reading: ``alias`` (making a view), ``rebase`` (writing through one).
 """
 
+import weakref
+
 import numpy as np
 
 from .grad_mode import _grad_state, enable_grad
@@ -187,9 +189,22 @@ _NO_GRAD_VIEW = (
 
 
 def check_write(t):
-    """Raise torch's error for a write into ``t`` that torch refuses whatever the grad mode."""
-    if overlaps(t._data):
+    """Raise torch's error for a write into ``t`` that torch refuses whatever the grad mode, and for one into
+    memory that ``t`` covers more than once in any layout (overlapping ``unfold`` windows): torch detects only some
+    of those and then writes in an order-dependent way; ad refuses them all."""
+    if overlaps(t._data) or _covers_memory_twice(t._data):
         raise RuntimeError(_OVERLAP)
+
+
+def _covers_memory_twice(data):
+    """Whether two elements of ``data`` may share memory (a conservative test on the strides: visiting the
+    dimensions from the smallest stride up, each stride must step over everything the smaller ones span)."""
+    span = data.dtype.itemsize
+    for stride, n in sorted((abs(s), n) for s, n in zip(data.strides, data.shape) if n > 1):
+        if stride < span:
+            return True
+        span += stride * (n - 1)
+    return False
 
 
 _PARTIAL_OVERLAP = (
@@ -498,6 +513,11 @@ def _tangent_maps(level):
     return batch_rules.batched_gather_map, batch_rules.batched_scatter_map, (nb,)
 
 
+# the aliases ``make_dual`` made (forward mode's base of the views taken from them); a view of the same layout made
+# otherwise (``x[:]``, ``x.view(x.shape)``) is not one: a write into it gives its root the tangent
+dual_aliases = weakref.WeakSet()
+
+
 def _tangent_base(root):
     """``root``, or if it has no tangent, its live alias of the same layout that has one (``make_dual``'s)."""
     if root._tangents or root._vc is None:
@@ -506,7 +526,14 @@ def _tangent_base(root):
     start = _addr(d)
     for m in root._vc.members:
         md = m._data
-        if m._vbase is root and m._tangents and md.shape == d.shape and md.strides == d.strides and _addr(md) == start:
+        if (
+            m._vbase is root
+            and m._tangents
+            and m in dual_aliases
+            and md.shape == d.shape
+            and md.strides == d.strides
+            and _addr(md) == start
+        ):
             return m
     return root
 

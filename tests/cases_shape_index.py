@@ -130,4 +130,57 @@ CASES = {
     ),
     "msort": (lambda x: ad.msort(x) * _w(x, 3, 2), [(3, 2)]),
     "clone_function": (lambda x: ad.clone(x) * x, [(3,)]),
+    # torch's wider surface (ad/shape_composites.py, ad/logic.py): compositions, no rules of their own
+    "tensor_split_hsplit": (
+        lambda x: ad.cat([p * (k + 1) for k, p in enumerate(x.tensor_split(3, 1))], 1) + ad.vsplit(x, [1])[1].sum(),
+        [(2, 5)],
+    ),
+    "unfold_windows": (lambda x: x.unfold(1, 3, 2) * _w(x, 2, 2, 3) + x.unfold(0, 1, 1).sum(), [(2, 5)]),
+    "diagflat_block_diag": (
+        lambda x, y: ad.diagflat(x, 1).sum(0).sum() * 2 + ad.block_diag(x, y, y[0]).sum(1) * _w(x, 4), [(2,), (2, 3)]
+    ),
+    "cartesian_combinations": (
+        lambda x, y: ad.cartesian_prod(x, y).prod(1) + ad.combinations(ad.cat([x, y]), 2).prod(1)[:6],
+        [(2,), (3,)],
+    ),
+    "scatters_into_copy": (
+        lambda x, s: (
+            ad.select_scatter(x, s[0], 0, 1) * _w(x, 3, 3)
+            + ad.slice_scatter(x, s, 0, 0, 3, 1) * x
+            + ad.diagonal_scatter(x, s[1], 0)
+        ),
+        [(3, 3), (3, 3)],
+    ),
+    "sum_to_size_diff": (
+        lambda x: x.sum_to_size(1, 4) * _w(x, 1, 4) + ad.diff(x, 2, 1, append=x[:, :1]).sum(), [(3, 4)]
+    ),
+    "fill_diagonal_inplace": (lambda x: (x * 1.0).fill_diagonal_(0.5, wrap=True) * x, [(5, 2)]),
+    "logic_composites": (
+        lambda x, y: (
+            ad.logaddexp2(x, y) + ad.ldexp(x, ad.tensor([1, -1, 2, 0])) + ad.clamp_min(x, -0.3) * ad.clamp_max(y, 0.4)
+        ),
+        [(4,), (4,)],
+    ),
+    # statistics (ad/statistics.py): compositions
+    "quantile_nanquantile": (
+        lambda x: (
+            ad.quantile(x, 0.3, 1) * _w(x, 3)
+            + ad.quantile(x, ad.tensor([0.2, 0.9], dtype=x.dtype), 1, keepdim=True, interpolation="midpoint").sum()
+            + ad.nanquantile(x, 0.5)
+        ),
+        [(3, 4)],
+    ),
+    "cov_corrcoef": (
+        lambda x: ad.cov(x) * _w(x, 2, 2) + ad.corrcoef(x) + ad.cov(x, aweights=_w(x, 4), correction=0), [(2, 4)]
+    ),
+    "mode_trapezoid_renorm": (
+        lambda x: (
+            ad.mode(ad.cat([x, x[:, :1]], 1)).values.sum()
+            + ad.trapezoid(x, _w(x, 4), dim=1) * _w(x, 3)
+            + ad.cumulative_trapezoid(x, dx=0.5).sum(1)
+            + ad.renorm(x, 2, 0, 1.0).sum(1)
+            + ad.std_mean(x, 1)[0]
+        ),
+        [(3, 4)],
+    ),
 }

@@ -159,8 +159,10 @@ def is_device_array(obj):
 
 
 def to_device(arr):
-    """A device copy of host array ``arr`` (C-contiguous)."""
-    return _device(require_cuda().to_device(np.ascontiguousarray(arr)))
+    """A device copy of host array ``arr`` (C-contiguous; a 0-d array stays 0-d: ``np.ascontiguousarray`` would make
+    it 1-d)."""
+    arr = np.asarray(arr)
+    return _device(require_cuda().to_device(arr if arr.flags.c_contiguous else np.array(arr, order="C")))
 
 
 def empty(shape, dtype):

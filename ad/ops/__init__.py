@@ -661,6 +661,7 @@ from .structural import (  # noqa: E402, F401 - the package's names
     flatten,
     gather_strided,
     mean,
+    overwritten,
     permute,
     prod,
     reshape,

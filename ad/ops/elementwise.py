@@ -387,6 +387,11 @@ RDIV_SCALAR = elementwise("rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "
 
 def affine(x, a, b, kind="mul"):
     """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
+    if x._dev is None and x._data.dtype.kind in "biu" and isinstance(a if kind == "mul" else b, numbers.Integral):
+        # an integer tensor with an integer: integer arithmetic in the tensor's dtype (torch's and numpy's rule),
+        # not a float result
+        d = x._data
+        return wrap_array(np.asarray(d * a if kind == "mul" else b - d if kind == "rsub" else d + b))
     a = float(a)
     b = float(b)
     return _affine_fast(x, a0=a, a1=b, ctx=(a, b, kind))

@@ -123,6 +123,16 @@ def where(condition, input=None, other=None):
     return _result(view, tape, off, row, WHERE, (input, other), wrap_array(np.array(cond, copy=True)))
 
 
+
+def overwritten(x, values):
+    """``values`` broadcast to ``x``'s shape, recorded with ``x`` at a zero gradient: the new value of
+    ``x.copy_(values)``, ``fill_`` and ``zero_`` (torch's CopyBackwards keeps the old value in the graph with a
+    zero gradient), and of counts such as ``norm(x, 0)``. Not ``x * 0 + values``: that makes an inf or nan of
+    ``x`` a nan of the result."""
+    from ..creation import zeros_like
+
+    return where(zeros_like(x, dtype=np.bool_), x, values)
+
 # ---------------------------------------------------------------------------------------------------------
 # structural ops: strided gather / scatter (views, broadcasting, reductions, cat) and index maps
 

@@ -1,0 +1,106 @@
+"""torch's top-level spellings of functions ad keeps elsewhere: ``torch.conv2d`` is ``F.conv2d``, ``torch.exp_(x)``
+is ``x.exp_()``, ``torch.numel(x)`` is ``x.numel()``. Where torch's top-level function orders its arguments
+differently from ``torch.nn.functional``'s (``dropout(input, p, train)``, ``batch_norm``, ``instance_norm``,
+``embedding(weight, input)``), the wrapper here takes torch's order.
+
+Left out on purpose: the top-level losses whose ``reduction`` is an integer enum in torch (``torch.kl_div``,
+``torch.poisson_nll_loss``, ...); use ``ad.nn.functional``'s.
+"""
+
+import functools
+import inspect
+
+from .nn import functional as F
+from .tensor import Tensor
+
+# the same arguments at the top level as in torch.nn.functional
+SAME_AS_FUNCTIONAL = (
+    "adaptive_avg_pool1d adaptive_max_pool1d avg_pool1d bilinear celu celu_ conv1d conv2d conv3d conv_transpose1d "
+    "conv_transpose2d conv_transpose3d cosine_similarity hardshrink max_pool1d "
+    "max_pool1d_with_indices max_pool2d max_pool3d pairwise_distance pixel_shuffle pixel_unshuffle prelu relu_ "
+    "rms_norm rrelu rrelu_ selu selu_ threshold_"
+).split()
+
+# torch.exp_(x) is x.exp_()
+INPLACE_FUNCTIONS = (
+    "abs_ acos_ acosh_ addmv_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ atan_ atanh_ ceil_ "
+    "clamp_ cos_ cosh_ deg2rad_ detach_ erf_ erfc_ exp2_ exp_ expm1_ fill_ fix_ floor_ frac_ index_put_ log10_ "
+    "log1p_ log2_ log_ logit_ nan_to_num_ neg_ rad2deg_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ square_ "
+    "tan_ tanh_ trunc_ xlogy_ zero_"
+).split()
+
+
+def method_alias(name, method_name=None):
+    """``torch.<name>(input, ...)``: ``input.<method_name>(...)``, with torch's error for a non-tensor input."""
+    method = getattr(Tensor, method_name or name)
+
+    @functools.wraps(method)
+    def alias(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        return method(input, *args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = name
+    sig = inspect.signature(method)
+    params = list(sig.parameters.values())
+    del alias.__wrapped__
+    alias.__signature__ = sig.replace(parameters=[params[0].replace(name="input")] + params[1:])
+    return alias
+
+
+def dropout(input, p, train):
+    """``torch.dropout``: ``F.dropout(input, p, training=train)``."""
+    return F.dropout(input, p, train)
+
+
+def alpha_dropout(input, p, train):
+    return F.alpha_dropout(input, p, train)
+
+
+def feature_alpha_dropout(input, p, train):
+    return F.feature_alpha_dropout(input, p, train)
+
+
+def batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
+    """``torch.batch_norm`` (torch's argument order): ``F.batch_norm``."""
+    return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, cudnn_enabled):
+    """``torch.instance_norm`` (torch's argument order): ``F.instance_norm``."""
+    return F.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+
+
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """``torch.embedding(weight, indices)``: ``F.embedding(indices, weight)`` (torch's -1: no padding index)."""
+    padding = None if padding_idx == -1 else padding_idx
+    return F.embedding(indices, weight, padding, None, 2.0, scale_grad_by_freq, sparse)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True):
+    """``torch.layer_norm``: ``F.layer_norm`` (``cudnn_enable`` is ignored)."""
+    return F.layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_enabled=True):
+    """``torch.group_norm``: ``F.group_norm`` (``cudnn_enabled`` is ignored)."""
+    return F.group_norm(input, num_groups, weight, bias, eps)
+
+
+def threshold(input, threshold, value, *, out=None):
+    """``torch.threshold``: ``F.threshold`` with ``out=``."""
+    from .linalg import write_out
+
+    return write_out("threshold", F.threshold(input, threshold, value), out)
+
+
+def install(namespace):
+    """Add the aliases to ``namespace`` (ad's) where it has no function of that name yet."""
+    extra = {name: getattr(F, name) for name in SAME_AS_FUNCTIONAL}
+    extra.update({name: method_alias(name) for name in INPLACE_FUNCTIONS})
+    extra.update({"numel": method_alias("numel"), "detach": method_alias("detach")})
+    for fn in (dropout, alpha_dropout, feature_alpha_dropout, batch_norm, instance_norm, embedding, layer_norm,
+               group_norm, threshold):
+        extra[fn.__name__] = fn
+    for name, fn in extra.items():
+        namespace.setdefault(name, fn)

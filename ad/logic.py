@@ -1,0 +1,334 @@
+"""torch's logical, bitwise and number-theory functions, the closeness tests, and small elementwise functions that
+are compositions of existing ops (``clamp_min``, ``float_power``, ``ldexp``, ``logaddexp2``, ``sgn``).
+
+The logical and bitwise functions compute on the data (torch has no derivative for them) and return bool or
+integer tensors; their in-place forms write through ``copy_`` in the tensor's own dtype (``x.logical_and_(y)``
+on a float tensor writes 1.0 / 0.0), so versions, views and the leaf rule behave as for any write. The operators
+``& | ^ ~ << >>`` are bitwise on integer tensors and logical on bool tensors, as torch's.
+"""
+
+import collections
+import math
+
+import numpy as np
+
+from . import ops
+from .tensor import Tensor, wrap_array
+
+__all__ = [
+    "allclose",
+    "bitwise_and",
+    "bitwise_left_shift",
+    "bitwise_not",
+    "bitwise_or",
+    "bitwise_right_shift",
+    "bitwise_xor",
+    "clamp_max",
+    "clamp_min",
+    "equal",
+    "float_power",
+    "frexp",
+    "gcd",
+    "heaviside",
+    "isclose",
+    "isin",
+    "lcm",
+    "ldexp",
+    "logaddexp2",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "nextafter",
+    "positive",
+    "sgn",
+]
+
+Frexp = collections.namedtuple("frexp", ["mantissa", "exponent"])
+_TORCH_NAMES = {"f": {4: "Float", 8: "Double", 2: "Half"}, "i": {1: "Char", 2: "Short", 4: "Int", 8: "Long"}}
+
+
+def _data(x):
+    return x.detach().cpu()._data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _torch_name(dtype):
+    from .ops.linalg import torch_dtype_name
+
+    return torch_dtype_name(dtype)
+
+
+def _on(device, arr):
+    t = wrap_array(np.asarray(arr))
+    return t.to(device) if device is not None and str(device) != "cpu" else t
+
+
+def _device_of(*xs):
+    for x in xs:
+        if isinstance(x, Tensor):
+            return x.device
+    return None
+
+
+def _check_tensor(x, name):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
+
+
+def _integral_only(kernel, *xs):
+    """torch's bitwise and number-theory kernels exist for bool and integer tensors only."""
+    for x in xs:
+        d = _data(x)
+        if d.dtype.kind == "f":
+            raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for '{_torch_name(d.dtype)}'")
+
+
+def _write_out(name, result, out):
+    from .linalg import write_out
+
+    return write_out(name, result, out)
+
+
+def _logical(name, np_fn):
+    def fn(input, other, *, out=None):
+        _check_tensor(input, name)
+        if not isinstance(other, Tensor):
+            raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+        return _write_out(name, _on(_device_of(input, other), np_fn(_data(input), _data(other))), out)
+
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` of the truth values (non-zero is true): a bool tensor."
+    return fn
+
+
+logical_and = _logical("logical_and", np.logical_and)
+logical_or = _logical("logical_or", np.logical_or)
+logical_xor = _logical("logical_xor", np.logical_xor)
+
+
+def logical_not(input, *, out=None):
+    """Elementwise ``not`` of the truth values: a bool tensor."""
+    _check_tensor(input, "logical_not")
+    return _write_out("logical_not", _on(input.device, np.logical_not(_data(input))), out)
+
+
+def _bitwise(name, np_fn):
+    def fn(input, other, *, out=None):
+        if not isinstance(input, Tensor):  # torch's bitwise_*(Scalar, Tensor)
+            input, other = other, input
+        _integral_only(name, input, other)
+        a, b = _data(input), _data(other)
+        if not isinstance(other, Tensor):
+            b = np.asarray(b).astype(a.dtype) if np.ndim(b) == 0 and a.dtype.kind in "iu" else b
+        return _write_out(name, _on(_device_of(input, other), np_fn(a, b)), out)
+
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` of bool or integer tensors (logical for bool)."
+    return fn
+
+
+bitwise_and = _bitwise("bitwise_and", np.bitwise_and)
+bitwise_or = _bitwise("bitwise_or", np.bitwise_or)
+bitwise_xor = _bitwise("bitwise_xor", np.bitwise_xor)
+bitwise_left_shift = _bitwise("bitwise_left_shift", np.left_shift)
+bitwise_right_shift = _bitwise("bitwise_right_shift", np.right_shift)
+
+
+def bitwise_not(input, *, out=None):
+    """Elementwise bitwise ``not`` of a bool or integer tensor (logical ``not`` for bool)."""
+    _check_tensor(input, "bitwise_not")
+    _integral_only("bitwise_not", input)
+    return _write_out("bitwise_not", _on(input.device, np.invert(_data(input))), out)
+
+
+def gcd(input, other, *, out=None):
+    """Elementwise greatest common divisor of integer tensors."""
+    _check_tensor(input, "gcd")
+    _integral_only("gcd", input, other)
+    return _write_out("gcd", _on(input.device, np.gcd(_data(input), _data(other))), out)
+
+
+def lcm(input, other, *, out=None):
+    """Elementwise least common multiple of integer tensors."""
+    _check_tensor(input, "lcm")
+    _integral_only("lcm", input, other)
+    return _write_out("lcm", _on(input.device, np.lcm(_data(input), _data(other))), out)
+
+
+def heaviside(input, values, *, out=None):
+    """0 where ``input < 0``, ``values`` where it is 0, 1 where it is positive (same dtypes, as torch)."""
+    _check_tensor(input, "heaviside")
+    a, v = _data(input), _data(values)
+    if a.dtype != v.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
+    return _write_out("heaviside", _on(input.device, np.heaviside(a, v).astype(a.dtype)), out)
+
+
+def nextafter(input, other, *, out=None):
+    """The next representable float after ``input`` towards ``other``."""
+    _check_tensor(input, "nextafter")
+    return _write_out("nextafter", _on(input.device, np.nextafter(_data(input), _data(other))), out)
+
+
+def frexp(input, *, out=None):
+    """``(mantissa, exponent)`` with ``input = mantissa * 2 ** exponent``, mantissa in [0.5, 1); exponent int32."""
+    _check_tensor(input, "frexp")
+    d = _data(input)
+    if d.dtype.kind != "f":
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    m, e = np.frexp(d)
+    return _write_out("frexp", Frexp(_on(input.device, m), _on(input.device, e.astype(np.int32))), out)
+
+
+def _same_dtype_check(a, b):
+    if a.dtype != b.dtype and not (a.dtype.kind == b.dtype.kind == "f"):
+        raise RuntimeError(f"{_torch_name(b.dtype)} did not match {_torch_name(a.dtype)}")
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """``|input - other| <= atol + rtol * |other|`` elementwise (inf equals inf of the same sign): a bool tensor."""
+    _check_tensor(input, "isclose")
+    a, b = _data(input), _data(other)
+    _same_dtype_check(a, b)
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+    return _on(input.device, np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether every element is ``isclose``: a Python bool."""
+    return bool(_data(isclose(input, other, rtol, atol, equal_nan)).all())
+
+
+def equal(input, other):
+    """Whether the tensors have the same shape and the same values: a Python bool."""
+    _check_tensor(input, "equal")
+    a, b = _data(input), _data(other)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None):
+    """Whether each of ``elements`` is in ``test_elements`` (tensors or numbers): a bool tensor."""
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError("isin() received an invalid combination of arguments: one of the arguments must be a Tensor")
+    result = np.isin(_data(elements), _data(test_elements), assume_unique=assume_unique, invert=invert)
+    return _write_out("isin", _on(_device_of(elements, test_elements), result), out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# compositions of differentiable ops
+
+
+def clamp_min(input, min, *, out=None):  # noqa: A002 - torch's name
+    """``clamp(input, min=min)``."""
+    return _write_out("clamp_min", ops.clamp(input, min=min), out)
+
+
+def clamp_max(input, max, *, out=None):  # noqa: A002 - torch's name
+    """``clamp(input, max=max)``."""
+    return _write_out("clamp_max", ops.clamp(input, max=max), out)
+
+
+def float_power(input, exponent, *, out=None):
+    """``input ** exponent`` in float64 (torch's double-precision power), differentiable."""
+    x = input.to(np.float64) if isinstance(input, Tensor) else input
+    e = exponent.to(np.float64) if isinstance(exponent, Tensor) else exponent
+    return _write_out("float_power", ops.pow(x, e), out)
+
+
+def ldexp(input, other, *, out=None):
+    """``input * 2 ** other``, differentiable in ``input``."""
+    other = other if isinstance(other, Tensor) else wrap_array(np.asarray(other))
+    scale = wrap_array(np.ldexp(1.0, _data(other)).astype(np.result_type(_data(input).dtype, np.float32)))
+    return _write_out("ldexp", ops.mul(input, scale.to(input.device)), out)
+
+
+def logaddexp2(input, other, *, out=None):
+    """``log2(2 ** input + 2 ** other)`` without overflow, differentiable."""
+    return _write_out("logaddexp2", ops.logaddexp(input * math.log(2.0), other * math.log(2.0)) / math.log(2.0), out)
+
+
+def sgn(input, *, out=None):
+    """The sign of a real tensor (torch's ``sgn`` extends ``sign`` to complex numbers, which ad has not)."""
+    return _write_out("sgn", ops.sign(input), out)
+
+
+def positive(input):
+    """``input`` itself (torch's unary plus)."""
+    _check_tensor(input, "positive")
+    return input
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tensor methods, in-place forms and operators
+
+
+def _inplace_from(fn):
+    def method(self, *args, **kwargs):
+        return self.copy_(fn(self, *args, **kwargs).to(self.dtype))
+
+    method.__name__ = fn.__name__ + "_"
+    return method
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self) if isinstance(other, Tensor) else fn(self, other)
+
+
+def _operator(bitwise, logical):
+    """``&``-style operator: bitwise on integer tensors, logical on bool ones (as torch: a float raises)."""
+
+    def method(self, other):
+        if self._dev is not None and self.dtype == np.bool_:
+            from .methods import _compare
+
+            return _compare(logical)(self, other)
+        return bitwise(self, other)
+
+    return method
+
+
+def _inverted(device_invert):
+    """``~``: bitwise ``not`` (logical for bool); CUDA tensors keep their own path."""
+
+    def method(self):
+        if self.dtype.kind == "f":
+            raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+        return device_invert(self) if self._dev is not None else bitwise_not(self)
+
+    return method
+
+
+def bind():
+    T = Tensor
+    for fn in (logical_and, logical_or, logical_xor, logical_not, bitwise_and, bitwise_or, bitwise_xor,
+               bitwise_not, bitwise_left_shift, bitwise_right_shift, gcd, lcm, heaviside, nextafter, frexp, isclose,
+               allclose, equal, clamp_min, clamp_max, float_power, ldexp, logaddexp2, sgn, positive):
+        setattr(T, fn.__name__, fn)
+    for fn in (logical_and, logical_or, logical_xor, logical_not, bitwise_and, bitwise_or, bitwise_xor, bitwise_not,
+               bitwise_left_shift, bitwise_right_shift, gcd, lcm, heaviside, nextafter, clamp_min, clamp_max,
+               float_power, ldexp, sgn):
+        setattr(T, fn.__name__ + "_", _inplace_from(fn))
+    T.clip_ = T.clamp_
+    T.absolute = T.abs
+    T.absolute_ = T.abs_
+    T.negative_ = T.neg_
+    T.multiply_ = T.mul_
+    T.subtract_ = T.sub_
+    T.divide_ = T.div_
+    T.true_divide = T.div
+    T.true_divide_ = T.div_
+    T.__and__ = _operator(bitwise_and, np.logical_and)
+    T.__or__ = _operator(bitwise_or, np.logical_or)
+    T.__xor__ = _operator(bitwise_xor, np.logical_xor)
+    T.__rand__ = _reflected(T.__and__)
+    T.__ror__ = _reflected(T.__or__)
+    T.__rxor__ = _reflected(T.__xor__)
+    T.__invert__ = _inverted(T.__invert__)
+    T.__lshift__ = bitwise_left_shift
+    T.__rshift__ = bitwise_right_shift
+    T.__iand__ = T.bitwise_and_
+    T.__ior__ = T.bitwise_or_
+    T.__ixor__ = T.bitwise_xor_

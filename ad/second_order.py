@@ -9,7 +9,10 @@ of the tape's layout:
 
 - ``tape.values`` (the values) and ``tvals`` (their tangents, gathered here from ``Tensor._tangents`` of the
   graph's nodes and of the tape's imported tensors; zero for a tensor without one);
-- ``s.cot`` (cotangents, as ``engine.kernel_sweep``) and ``tcot`` (their tangents).
+- ``s.cot`` (cotangents, as ``engine.kernel_sweep``) and ``tcot`` (their tangents);
+
+``tvals``, ``s.cot`` and ``tcot`` are views of one pooled buffer (``TangentSweep.allocate``), with the sweep's ``live``
+flags at its end.
 
 Big rows (``tape.BIG_ROW``: matmul with a large operand, large elementwise rows) are swept here in Python,
 with numpy's matmul and ``second_order.elementwise_tangent_chunk``; their big operands' values and tangents are
@@ -18,7 +21,8 @@ read from the tensors (they are not copied into the arenas).
 It returns ``None`` (the caller then runs the differentiable sweep, from scratch) whenever the graph needs
 what only that sweep does: several tapes, custom Functions, hooks or ``retain_grad`` on the graph's tensors,
 an operand modified in place, multi-row nodes, or a row whose opcode has no compiled second-order rule
-(``SECOND_ORDER``). The gradients it returns are fresh tensors whose tangents are the tangent cotangents.
+(``SECOND_ORDER``). The gradients it returns are fresh tensors (copies: the buffer goes back to the pool at
+once, for the next call) whose tangents are the tangent cotangents.
 """
 
 import numpy as np

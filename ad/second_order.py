@@ -57,9 +57,12 @@ class TangentSweep(engine._TapeSweep):
         self.cot, self.tcot, self.tvals = buf[:used], buf[used : 2 * used], buf[2 * used : 3 * used]
         self.live = buf[3 * used : size].view(np.uint8)[:used]
         if not fresh:
-            for arena in (self.cot, self.tcot, self.tvals):
-                _zero_outside(arena, self.big_off, self.big_n)
-            _zero_outside(self.live, live_off, live_n)
+            arenas, flags = _zero_ranges(used, self.big_off, self.big_n, live_off, live_n)
+            for lo, hi in arenas:
+                buf[lo:hi] = 0
+            live = self.live
+            for lo, hi in flags:
+                live[lo:hi] = 0
 
     def release(self):
         """Give the arenas back to the pool (reused once nothing views them: gradients are copies)."""
@@ -68,13 +71,39 @@ class TangentSweep(engine._TapeSweep):
         POOL.give(buf)
 
 
-def _zero_outside(arena, offsets, sizes):
-    """Zero ``arena`` outside the sorted, disjoint regions ``[offsets[k], offsets[k] + sizes[k])``."""
-    lo = 0
-    for off, size in zip(offsets.tolist(), sizes.tolist()):
-        arena[lo:off] = 0
-        lo = off + size
-    arena[lo:] = 0
+_ZERO_RANGES = {}  # (arena size, id of the big offsets) -> (those offsets, the two lists below)
+
+
+def _zero_ranges(used, big_off, big_n, live_off, live_n):
+    """The ``(lo, hi)`` ranges to clear in a recycled buffer: of the three arenas of ``used`` elements side by
+    side (everything outside the big regions, one range where an arena's tail meets the next one's head), and
+    of the flags. Kept per layout (``engine.big_region_arrays`` returns the same arrays for the same regions)."""
+    key = (used, id(big_off))
+    hit = _ZERO_RANGES.get(key)
+    if hit is None or hit[0] is not big_off:
+        arenas = []
+        for base in (0, used, 2 * used):
+            lo = base
+            for off, size in zip(big_off.tolist(), big_n.tolist()):
+                arenas.append((lo, base + off))
+                lo = base + off + size
+            arenas.append((lo, base + used))
+        merged = []
+        for lo, hi in arenas:
+            if merged and merged[-1][1] == lo:
+                merged[-1] = (merged[-1][0], hi)
+            elif lo < hi:
+                merged.append((lo, hi))
+        flags = []
+        lo = 0
+        for off, size in zip(live_off.tolist(), live_n.tolist()):
+            flags.append((lo, off))
+            lo = off + size
+        flags.append((lo, used))
+        if len(_ZERO_RANGES) >= 16:
+            _ZERO_RANGES.clear()
+        hit = _ZERO_RANGES[key] = (big_off, merged, flags)
+    return hit[1], hit[2]
 
 
 class _Unsupported(Exception):

@@ -44,7 +44,7 @@ from . import engine, second_order
 from .autograd.function import Function
 from .forward import _fw
 from .grad_mode import _grad_state
-from .tape import BIG_ROW, POOL, arena_zeroed_except, held, retire
+from .tape import BIG_ROW, held, retire
 from .tensor import wrap_array
 
 # Below this many rows the recorded rules cost less than the node's fixed costs (a Function call, four arenas
@@ -197,8 +197,7 @@ def _compiled_vjp(state, ws, leaves):
         raise second_order._Unsupported
     s = second_order.TangentSweep(tape)
     s.transposed = True  # the direction sits on the inputs (see kernels.second_order.tangent_reverse_sweep)
-    tvals = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
-    tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
+    tvals, tcot = s.tvals, s.tcot
     written = set()  # big regions of tvals holding a tangent (the others hold garbage: read as None)
     try:
         for off, x, w in zip(state.x_offs, state.xs, ws):
@@ -229,8 +228,7 @@ def _compiled_vjp(state, ws, leaves):
                 result.append(wrap_array(tcot[off : off + t._data.size].reshape(t._data.shape).copy()))
         return result
     finally:
-        for arena in (s.cot, s.live, tcot, tvals):
-            POOL.give(arena.base if arena.base is not None else arena)
+        s.release()
 
 
 def _forward(state, tvals, tangent, written):

@@ -95,17 +95,25 @@ class _TapeSweep:
         # and the kernel, through ``big_off``/``big_n``).
         if tape.big_regions:
             self.big, self.big_off, self.big_n, live_off, live_n = big_region_arrays(tape.big_regions, True)
-            self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
         else:
             self.big = {}
-            self.big_off = self.big_n = _NO_REGIONS
-            self.cot = zeroed_arena(tape.dtype, used)
-        # the flags are read at tensors' first offsets only: inside a big region they may keep old values
-        self.live = arena_zeroed_except(_UINT8, used, live_off, live_n) if self.big else zeroed_arena(_UINT8, used)
+            self.big_off = self.big_n = live_off = live_n = _NO_REGIONS
+        self.allocate(used, live_off, live_n)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
         self.functions = []  # custom Function records whose backward ran (their ctx is freed after)
+
+    def allocate(self, used, live_off, live_n):
+        """The cotangent arena and the ``live`` flags (a subclass's sweep may take more arenas here)."""
+        tape = self.tape
+        if self.big:
+            self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
+            # the flags are read at tensors' first offsets only: inside a big region they may keep old values
+            self.live = arena_zeroed_except(_UINT8, used, live_off, live_n)
+        else:
+            self.cot = zeroed_arena(tape.dtype, used)
+            self.live = zeroed_arena(_UINT8, used)
 
     def seed(self, t, g):
         off = t._off
@@ -137,23 +145,24 @@ class _TapeSweep:
         return self.cot[t._off : t._off + n].reshape(t._data.shape)
 
 
-_BIG_ARRAYS = {}  # id(a tape's big_regions list) -> (that list, its length, the three results below)
+_BIG_ARRAYS = {}  # a tape's big regions, as a tuple -> the results below
 
 
 def big_region_arrays(regions, with_live=False):
-    """``({offset: size}, sorted offsets, their sizes)`` of a tape's ``big_regions``, kept between the sweeps
-    of a tape (a graph differentiated repeatedly, or twice for a Hessian-vector product) while the list does
-    not grow. ``with_live``: also the regions of the ``live`` flags left as they are (each region but its
-    first element, the only flag read)."""
-    hit = _BIG_ARRAYS.get(id(regions))
-    if hit is None or hit[0] is not regions or hit[1] != len(regions):
+    """``({offset: size}, sorted offsets, their sizes)`` of a tape's ``big_regions``, kept by content: the
+    next step's tape records the same graph with the same layout (a training loop, a Hessian-vector product
+    called repeatedly), so its sweeps find them ready. ``with_live``: also the regions of the ``live`` flags
+    left as they are (each region but its first element, the only flag read)."""
+    key = tuple(regions)
+    hit = _BIG_ARRAYS.get(key)
+    if hit is None:
         big = dict(regions)  # offset -> size
         off = np.array(sorted(big), np.int64)
         sizes = np.array([big[o] for o in off.tolist()], np.int64)
         if len(_BIG_ARRAYS) >= 16:
-            _BIG_ARRAYS.clear()  # (holding the lists keeps their ids unique while cached)
-        hit = _BIG_ARRAYS[id(regions)] = (regions, len(regions), (big, off, sizes), (off + 1, sizes - 1))
-    return hit[2] + hit[3] if with_live else hit[2]
+            _BIG_ARRAYS.clear()
+        hit = _BIG_ARRAYS[key] = ((big, off, sizes), (off + 1, sizes - 1))
+    return hit[0] + hit[1] if with_live else hit[0]
 
 
 class _Plan:

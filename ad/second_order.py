@@ -9,7 +9,10 @@ of the tape's layout:
 
 - ``tape.values`` (the values) and ``tvals`` (their tangents, gathered here from ``Tensor._tangents`` of the
   graph's nodes and of the tape's imported tensors; zero for a tensor without one);
-- ``s.cot`` (cotangents, as ``engine.kernel_sweep``) and ``tcot`` (their tangents).
+- ``s.cot`` (cotangents, as ``engine.kernel_sweep``) and ``tcot`` (their tangents);
+
+``tvals``, ``s.cot`` and ``tcot`` are views of one pooled buffer (``TangentSweep.allocate``), with the sweep's ``live``
+flags at its end.
 
 Big rows (``tape.BIG_ROW``: matmul with a large operand, large elementwise rows) are swept here in Python,
 with numpy's matmul and ``second_order.elementwise_tangent_chunk``; their big operands' values and tangents are
@@ -18,7 +21,8 @@ read from the tensors (they are not copied into the arenas).
 It returns ``None`` (the caller then runs the differentiable sweep, from scratch) whenever the graph needs
 what only that sweep does: several tapes, custom Functions, hooks or ``retain_grad`` on the graph's tensors,
 an operand modified in place, multi-row nodes, or a row whose opcode has no compiled second-order rule
-(``SECOND_ORDER``). The gradients it returns are fresh tensors whose tangents are the tangent cotangents.
+(``SECOND_ORDER``). The gradients it returns are fresh tensors (copies: the buffer goes back to the pool at
+once, for the next call) whose tangents are the tangent cotangents.
 """
 
 import numpy as np
@@ -29,15 +33,77 @@ from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_
 
 from . import engine
 from .forward import _fw, set_tangent
-from .tape import BIG_ROW, POOL, arena_zeroed_except, held
+from .tape import BIG_ROW, POOL, held
 from .tensor import wrap_array
 
 
 class TangentSweep(engine._TapeSweep):
     """A sweep's state with the orientation of its mixed second partials (``transposed``: see
-    ``kernels.second_order.tangent_reverse_sweep``)."""
+    ``kernels.second_order.tangent_reverse_sweep``) and, beside the cotangents ``cot`` and the ``live`` flags,
+    the tangent arenas ``tcot`` and ``tvals``: all four are views of one pooled buffer (``buf``), zero outside
+    the big regions, so that a sweep takes and gives back one buffer instead of four (``release``)."""
 
-    __slots__ = ("transposed",)
+    __slots__ = ("transposed", "tcot", "tvals", "buf")
+
+    def allocate(self, used, live_off, live_n):
+        dtype = self.tape.dtype
+        nflags = -(-used // dtype.itemsize)  # the uint8 flags, in the buffer's last elements
+        size = 3 * used + nflags
+        buf = POOL.take(dtype, size)
+        fresh = buf is None
+        if fresh:
+            buf = np.zeros(size, dtype)  # fresh pages read as zero anyway
+        self.buf = buf
+        self.cot, self.tcot, self.tvals = buf[:used], buf[used : 2 * used], buf[2 * used : 3 * used]
+        self.live = buf[3 * used : size].view(np.uint8)[:used]
+        if not fresh:
+            arenas, flags = _zero_ranges(used, self.big_off, self.big_n, live_off, live_n)
+            for lo, hi in arenas:
+                buf[lo:hi] = 0
+            live = self.live
+            for lo, hi in flags:
+                live[lo:hi] = 0
+
+    def release(self):
+        """Give the arenas back to the pool (reused once nothing views them: gradients are copies)."""
+        buf = self.buf
+        self.buf = self.cot = self.tcot = self.tvals = self.live = None
+        POOL.give(buf)
+
+
+_ZERO_RANGES = {}  # (arena size, id of the big offsets) -> (those offsets, the two lists below)
+
+
+def _zero_ranges(used, big_off, big_n, live_off, live_n):
+    """The ``(lo, hi)`` ranges to clear in a recycled buffer: of the three arenas of ``used`` elements side by
+    side (everything outside the big regions, one range where an arena's tail meets the next one's head), and
+    of the flags. Kept per layout (``engine.big_region_arrays`` returns the same arrays for the same regions)."""
+    key = (used, id(big_off))
+    hit = _ZERO_RANGES.get(key)
+    if hit is None or hit[0] is not big_off:
+        arenas = []
+        for base in (0, used, 2 * used):
+            lo = base
+            for off, size in zip(big_off.tolist(), big_n.tolist()):
+                arenas.append((lo, base + off))
+                lo = base + off + size
+            arenas.append((lo, base + used))
+        merged = []
+        for lo, hi in arenas:
+            if merged and merged[-1][1] == lo:
+                merged[-1] = (merged[-1][0], hi)
+            elif lo < hi:
+                merged.append((lo, hi))
+        flags = []
+        lo = 0
+        for off, size in zip(live_off.tolist(), live_n.tolist()):
+            flags.append((lo, off))
+            lo = off + size
+        flags.append((lo, used))
+        if len(_ZERO_RANGES) >= 16:
+            _ZERO_RANGES.clear()
+        hit = _ZERO_RANGES[key] = (big_off, merged, flags)
+    return hit[1], hit[2]
 
 
 class _Unsupported(Exception):
@@ -101,10 +167,9 @@ def _tangent_data(t, level):
     return None if tan is None else tan._data
 
 
-def _gather_tangents(tape, level, nodes, big_off, big_n):
-    """The tangent arena: each node's and each imported tensor's tangent at its offset, zero elsewhere (big
+def _gather_tangents(tape, level, nodes, tvals):
+    """Fill the (zeroed) tangent arena: each node's and each imported tensor's tangent at its offset (big
     regions are left unwritten: only the Python big rows read those, from the tensors)."""
-    tvals = arena_zeroed_except(tape.dtype, tape.used + 1, big_off, big_n)
     for t, _ in nodes.values():
         tan = _tangent_data(t, level)
         if tan is not None and tan.size < BIG_ROW:
@@ -116,16 +181,15 @@ def _gather_tangents(tape, level, nodes, big_off, big_n):
         tan = _tangent_data(t, level)
         if tan is not None and tan.size < BIG_ROW:
             tvals[off : off + tan.size] = tan.reshape(-1)
-    return tvals
 
 
 def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
     plan = engine.plan_for(roots, targets, run_targets, nodes)
     s = TangentSweep(tape, plan)
     s.transposed = False
-    tcot = arena_zeroed_except(tape.dtype, tape.used + 1, s.big_off, s.big_n)
-    tvals = _gather_tangents(tape, level, nodes, s.big_off, s.big_n)
+    tcot, tvals = s.tcot, s.tvals
     try:
+        _gather_tangents(tape, level, nodes, tvals)
         for t, g in zip(roots, seeds):
             off, n = t._off, t._data.size
             tg = _tangent_data(g, level)
@@ -139,8 +203,7 @@ def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets)
         if not retain_graph:
             engine.free_swept([s])
     finally:
-        for arena in (s.cot, s.live, tcot, tvals):
-            POOL.give(arena.base if arena.base is not None else arena)
+        s.release()
     return leaf_grads, target_grads
 
 
@@ -381,8 +444,10 @@ def _results(s, tcot, level, targets):
 
 
 def _dual(cot, tcot, off, t, level):
+    """The gradient at ``off`` with its tangent, copied out of the sweep's buffer (which goes back to the pool
+    at once: the next call's sweep takes it, instead of fresh memory)."""
     n = t._data.size
     dt = t._data.dtype
-    g = wrap_array(cot[off : off + n].reshape(t._data.shape).astype(dt, copy=False))
-    set_tangent(g, level, wrap_array(tcot[off : off + n].reshape(t._data.shape).astype(dt, copy=False)))
+    g = wrap_array(cot[off : off + n].astype(dt).reshape(t._data.shape))
+    set_tangent(g, level, wrap_array(tcot[off : off + n].astype(dt).reshape(t._data.shape)))
     return g

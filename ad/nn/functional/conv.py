@@ -12,7 +12,8 @@ derivative come without more rules. A convolution is then
 and a transposed convolution is ``col2im(weight2d.T @ x)``. Groups split the channel axis into a batch axis
 of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That composite is the differentiable
 form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
-arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring).
+arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring),
+with the batch split across the cores (``ad.parallel.run_parts``, numpy's BLAS on one thread meanwhile).
 """
 
 import numpy as np
@@ -391,7 +392,11 @@ class _Convolution(Function):
     columns are written again into the same cached buffer (cheaper than keeping the batch's columns from the
     forward: those are written to memory and read back from it, at twice the cost of an im2col from cache)
     for the weight's gradient ``cols_n @ g_n.T`` summed over the batch, and the input's ``col2im(W.T @ g_n)``
-    from another cached buffer. Groups are a batch axis of each GEMM. Every step stays in the input's dtype
+    from another cached buffer. Groups are a batch axis of each GEMM. A batch with enough work is split into
+    one contiguous part per core (``_batch_parts``), each thread with its own column buffers and its own sums
+    of the weight and bias gradients (added in part order after: float64 results agree with the serial loop
+    to rounding), while numpy's BLAS runs on the calling thread (``ad.blas_threads``): OpenBLAS's own threads
+    would serialize two threads' GEMMs and spin. Every step stays in the input's dtype
     (float32 GEMMs are BLAS's sgemm, accumulating in float32 as torch's). With grad mode on
     (``create_graph=True``) the backward is the same mathematics as ``ad`` ops (``_*_composite``), so it is
     differentiable again.

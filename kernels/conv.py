@@ -13,8 +13,7 @@ whatever lies after is cut off by the output size), dilation and output size.
 Both kernels run over ``(n, c)`` planes serially and release the GIL. They are not numba-parallel: numba's
 default OpenMP layer spins its threads after each parallel loop, and the conv alternates these loops with
 OpenBLAS GEMMs whose threads spin too, so at default threads on 2 cores a W8 step took 640 ms instead of 31
-(cured by OMP_WAIT_POLICY=PASSIVE or one numba thread); the convolution uses the cores by calling them from
-Python threads, one part of the batch each (``ad/nn/functional/conv.py``). Each plane's columns are written by one pass, so
+(cured by OMP_WAIT_POLICY=PASSIVE or one numba thread). Each plane's columns are written by one pass, so
 ``col2im`` (a scatter-add: taps overlap when stride < kernel) needs no atomics. Along an
 output row, the positions whose tap falls inside the image form one range ``[lo, hi)`` per tap (``_inside``):
 the inner loops copy or add that range without a bounds test per element (a contiguous copy at stride 1) and

@@ -263,10 +263,10 @@ def test_convolution_batch_split_across_threads_matches_the_serial_loop(
 
     rng = np.random.default_rng(13)
     x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
-    monkeypatch.setattr(conv_module, "SPLIT_MIN_SAMPLE_MACS", 1 << 60)
+    monkeypatch.setattr(conv_module, "SPLIT_MIN_MACS", 1 << 60)
     serial = [_conv_value_and_grads(conv, x, w, b, kwargs, need_x) for need_x in (True, False)]
     counts = [getter() for _, getter in blas_threads._get_controls()]
-    monkeypatch.setattr(conv_module, "SPLIT_MIN_SAMPLE_MACS", 0)
+    monkeypatch.setattr(conv_module, "SPLIT_MIN_MACS", 0)
     monkeypatch.setattr(ad.parallel, "_WORKERS", workers)
     parts = []
     run_parts = ad.parallel.run_parts

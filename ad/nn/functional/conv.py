@@ -354,16 +354,16 @@ def _input_grad_composite(g, weight, x_shape, geo, groups):
     return _col2im(cols, x_shape, kernel, stride, padding, dilation)
 
 
-# A convolution splits its batch across threads (one part per core) when a sample's GEMMs have at least this
+# A convolution splits its batch across threads (one part per core) when the batch's GEMMs have at least this
 # many multiply-adds in all: about 50 us of one core's sgemm, which starting the threads (tens of us) is worth.
-SPLIT_MIN_SAMPLE_MACS = 1 << 20
+SPLIT_MIN_MACS = 1 << 20
 
 
 def _batch_parts(n, sample_macs):
     """How many threads share a convolution's ``n`` samples, ``sample_macs`` multiply-adds each: one per core
     (``ad.parallel``) for a batch with enough work, where numpy's BLAS can be held to one thread meanwhile
     (``ad.blas_threads``); else 1 (the serial loop, whose GEMMs BLAS may thread itself)."""
-    if n < 2 or n * sample_macs < SPLIT_MIN_SAMPLE_MACS or not blas_threads.available():
+    if n < 2 or n * sample_macs < SPLIT_MIN_MACS or not blas_threads.available():
         return 1
     return parallel.parts(n)
 

@@ -41,7 +41,7 @@ def _get_pool():
 def _in_worker(fn, lo, hi):
     _local.worker = True
     try:
-        fn(lo, hi)
+        return fn(lo, hi)
     finally:
         _local.worker = False
 
@@ -70,3 +70,25 @@ def set_workers(n):
         _WORKERS = max(1, int(n))
     if old is not None:
         old.shutdown(wait=True)
+def parts(n):
+    """How many parts ``run_parts`` splits ``n`` items into here: one per worker thread, at most ``n``."""
+    return 1 if getattr(_local, "worker", False) else max(1, min(_WORKERS, n))
+
+
+def run_parts(count, n, fn):
+    """Call ``fn(part, lo, hi)`` for ``count`` contiguous parts of ``[0, n)`` (``count <= parts(n)``), one per
+    thread, and return their results in part order. For items that are each large work (a convolution's
+    samples), whatever ``n``: the caller judges that the work is worth the threads (tens of microseconds)."""
+    bounds = [(n * k // count, n * (k + 1) // count) for k in range(count)]
+    if count == 1:
+        return [fn(0, 0, n)]
+    pool = _get_pool()
+    futures = [
+        pool.submit(_in_worker, lambda lo, hi, k=k: fn(k, lo, hi), lo, hi) for k, (lo, hi) in enumerate(bounds) if k
+    ]
+    first = None
+    try:
+        first = fn(0, *bounds[0])
+    finally:
+        rest = [f.result() for f in futures]
+    return [first] + rest

@@ -229,3 +229,73 @@ def test_float32_convolution_matches_torch(conv, x_shape, w_shape, kwargs):
     for a, t in zip(res[ad], res[torch]):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, t, rtol=2e-4, atol=2e-4 * np.abs(t).max())
+
+
+# (conv, input shape, weight shape, keyword arguments) for the batch split across threads: a batch that the
+# parts do not divide, a batch of one, and the geometries of the per-row and run paths
+_CONVS_SPLIT = [
+    ("conv2d", (5, 4, 7, 6), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)),
+    ("conv2d", (3, 3, 6, 6), (4, 3, 3, 3), dict(padding="same")),
+    ("conv2d", (1, 3, 6, 6), (4, 3, 3, 3), dict(padding=1)),
+    ("conv1d", (4, 3, 9), (5, 3, 4), dict(padding="same", dilation=2)),
+    ("conv3d", (3, 2, 3, 4, 5), (3, 2, 2, 3, 3), dict(padding=1, stride=(1, 2, 1))),
+]
+
+
+def _conv_value_and_grads(conv, x, w, b, kwargs, with_input_grad=True):
+    xs = ad.tensor(x, requires_grad=with_input_grad)
+    ws, bs = ad.tensor(w, requires_grad=True), ad.tensor(b, requires_grad=True)
+    out = getattr(ad.nn.functional, conv)(xs, ws, bs, **kwargs)
+    out.backward(ad.tensor(np.cos(np.arange(out.numel())).reshape(out.shape).astype(x.dtype)))
+    return [out.detach().numpy().copy()] + [t.grad.numpy().copy() for t in (xs, ws, bs) if t.requires_grad]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("conv,x_shape,w_shape,kwargs", _CONVS_SPLIT, ids=[f"{c[0]}-{c[1]}" for c in _CONVS_SPLIT])
+def test_convolution_batch_split_across_threads_matches_the_serial_loop(
+    monkeypatch, workers, conv, x_shape, w_shape, kwargs
+):
+    """A convolution's samples split over 2 or 3 threads (numpy's BLAS on one thread meanwhile) give the serial
+    loop's values and gradients (float64: the weight and bias gradients are summed per part, then added), with
+    and without the input's gradient; BLAS's thread count is put back after."""
+    from ad import blas_threads
+    from ad.nn.functional import conv as conv_module
+
+    rng = np.random.default_rng(13)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    monkeypatch.setattr(conv_module, "SPLIT_MIN_MACS", 1 << 60)
+    serial = [_conv_value_and_grads(conv, x, w, b, kwargs, need_x) for need_x in (True, False)]
+    counts = [getter() for _, getter in blas_threads._get_controls()]
+    monkeypatch.setattr(conv_module, "SPLIT_MIN_MACS", 0)
+    monkeypatch.setattr(ad.parallel, "_WORKERS", workers)
+    parts = []
+    run_parts = ad.parallel.run_parts
+
+    def counted(count, n, fn):
+        parts.append(count)
+        return run_parts(count, n, fn)
+
+    monkeypatch.setattr(ad.parallel, "run_parts", counted)
+    split = [_conv_value_and_grads(conv, x, w, b, kwargs, need_x) for need_x in (True, False)]
+    assert parts == ([min(workers, x_shape[0])] * 4 if x_shape[0] > 1 and blas_threads.available() else [])
+    assert [getter() for _, getter in blas_threads._get_controls()] == counts
+    for ref, got in zip(serial, split):
+        for a, e in zip(got, ref):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_blas_single_threaded_region_nests_and_restores_the_thread_count():
+    from ad import blas_threads
+
+    if not blas_threads.available():
+        pytest.skip("no OpenBLAS thread control found for numpy's BLAS")
+    controls = blas_threads._get_controls()
+    before = [getter() for _, getter in controls]
+    with blas_threads.single_threaded():
+        with blas_threads.single_threaded():
+            assert [getter() for _, getter in controls] == [1] * len(controls)
+        assert [getter() for _, getter in controls] == [1] * len(controls)
+    assert [getter() for _, getter in controls] == before
+    with pytest.raises(ZeroDivisionError), blas_threads.single_threaded():
+        raise ZeroDivisionError
+    assert [getter() for _, getter in controls] == before

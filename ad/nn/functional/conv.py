@@ -12,14 +12,15 @@ derivative come without more rules. A convolution is then
 and a transposed convolution is ``col2im(weight2d.T @ x)``. Groups split the channel axis into a batch axis
 of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That composite is the differentiable
 form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
-arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring).
+arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring),
+with the batch split across the cores (``ad.parallel.run_parts``, numpy's BLAS on one thread meanwhile).
 """
 
 import numpy as np
 
 from kernels import conv as kconv
 
-from ... import ops
+from ... import blas_threads, ops, parallel
 from ...autograd.function import Function
 from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled
@@ -353,6 +354,30 @@ def _input_grad_composite(g, weight, x_shape, geo, groups):
     return _col2im(cols, x_shape, kernel, stride, padding, dilation)
 
 
+# A convolution splits its batch across threads (one part per core) when the batch's GEMMs have at least this
+# many multiply-adds in all: about 50 us of one core's sgemm, which starting the threads (tens of us) is worth.
+SPLIT_MIN_MACS = 1 << 20
+
+
+def _batch_parts(n, sample_macs):
+    """How many threads share a convolution's ``n`` samples, ``sample_macs`` multiply-adds each: one per core
+    (``ad.parallel``) for a batch with enough work, where numpy's BLAS can be held to one thread meanwhile
+    (``ad.blas_threads``); else 1 (the serial loop, whose GEMMs BLAS may thread itself)."""
+    if n < 2 or n * sample_macs < SPLIT_MIN_MACS or not blas_threads.available():
+        return 1
+    return parallel.parts(n)
+
+
+def _run_batch(count, n, samples):
+    """``samples(part, lo, hi)`` over ``count`` parts of the batch; with several parts on as many threads,
+    numpy's BLAS on one thread meanwhile: each thread's GEMMs run on its own core, and two threaded GEMMs at
+    once would serialize in OpenBLAS with its workers spinning."""
+    if count == 1:
+        return [samples(0, 0, n)]
+    with blas_threads.single_threaded():
+        return parallel.run_parts(count, n, samples)
+
+
 def _sample_columns(x5, n, geom, cols):
     """The columns of sample ``n`` of the 5-D image batch ``x5`` into ``cols`` (C * taps, L), in place."""
     kconv.im2col(x5[n : n + 1], geom, cols.reshape((1,) + cols.shape))
@@ -367,7 +392,11 @@ class _Convolution(Function):
     columns are written again into the same cached buffer (cheaper than keeping the batch's columns from the
     forward: those are written to memory and read back from it, at twice the cost of an im2col from cache)
     for the weight's gradient ``cols_n @ g_n.T`` summed over the batch, and the input's ``col2im(W.T @ g_n)``
-    from another cached buffer. Groups are a batch axis of each GEMM. Every step stays in the input's dtype
+    from another cached buffer. Groups are a batch axis of each GEMM. A batch with enough work is split into
+    one contiguous part per core (``_batch_parts``), each thread with its own column buffers and its own sums
+    of the weight and bias gradients (added in part order after: float64 results agree with the serial loop
+    to rounding), while numpy's BLAS runs on the calling thread (``ad.blas_threads``): OpenBLAS's own threads
+    would serialize two threads' GEMMs and spin. Every step stays in the input's dtype
     (float32 GEMMs are BLAS's sgemm, accumulating in float32 as torch's). With grad mode on
     (``create_graph=True``) the backward is the same mathematics as ``ad`` ops (``_*_composite``), so it is
     differentiable again.
@@ -386,17 +415,26 @@ class _Convolution(Function):
         rows, length = c * int(np.prod(kernel)), int(np.prod(spatial_out))
         out_c = weight.shape[0]
         w = np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, rows // groups)
-        cols = _scratch((1, rows, length), xd.dtype)
+        count = _batch_parts(n, out_c * (rows // groups) * length) if rows and length else 1
+        columns = [_scratch((1, rows, length), xd.dtype) for _ in range(count)]
         out = _scratch((n, out_c, length), xd.dtype)
         b = bias._data[:, None] if bias is not None else None
         x5 = xd.reshape(_as5d(xd.shape))
-        for i in range(n if rows and length else 0):
-            _sample_columns(x5, i, geom, cols[0])
-            oi = out[i]
-            np.matmul(w, cols.reshape(groups, rows // groups, length), out=oi.reshape(groups, out_c // groups, length))
-            if b is not None:
-                oi += b
-        if not (rows and length):
+
+        def samples(part, lo, hi):
+            cols = columns[part]
+            for i in range(lo, hi):
+                _sample_columns(x5, i, geom, cols[0])
+                oi = out[i]
+                np.matmul(
+                    w, cols.reshape(groups, rows // groups, length), out=oi.reshape(groups, out_c // groups, length)
+                )
+                if b is not None:
+                    oi += b
+
+        if rows and length:
+            _run_batch(count, n, samples)
+        else:
             out.fill(0)
             if b is not None:
                 out += b
@@ -426,37 +464,57 @@ class _Convolution(Function):
         gd = gd.reshape(n, groups, out_c // groups, length)
         geom = _geometry(x.shape[2:], kernel, stride, padding, dilation)[0]
         rows = x.shape[1] * int(np.prod(kernel))
-        gx = gw = gb = None
-        # one pass over the samples, so that g_n is read from memory once for both gradients
-        if need_w:
-            x5 = np.ascontiguousarray(x._data).reshape(_as5d(x.shape))
-            cols = _scratch((rows, length), gd.dtype)
-            acc = np.zeros((groups, rows // groups, out_c // groups), gd.dtype)
-            part = np.empty_like(acc)
+        need_b = need_b and ctx.has_bias
+        count = _batch_parts(n, (need_w + need_x) * out_c * (rows // groups) * length) if rows and length else 1
+        x5 = np.ascontiguousarray(x._data).reshape(_as5d(x.shape)) if need_w else None
+        columns = [_scratch((rows, length), gd.dtype) if need_w else None for _ in range(count)]
         if need_x:
             wt = np.ascontiguousarray(
                 np.ascontiguousarray(weight._data).reshape(groups, out_c // groups, -1).transpose(0, 2, 1)
             )  # (G, C / G * taps, O / G)
-            gcols = _scratch((1, rows, length), gd.dtype)
+            grad_columns = [_scratch((1, rows, length), gd.dtype) for _ in range(count)]
             image = _scratch(_as5d(x.shape), gd.dtype)
             if not (rows and length):
                 image.fill(0)
-        for i in range(n if rows and length else 0):
-            if need_w:  # cols_n @ g_n.T: BLAS is faster with the long L axis as the inner product's
-                _sample_columns(x5, i, geom, cols)
-                np.matmul(cols.reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part)
-                acc += part
+        ones = np.ones(length, gd.dtype)
+
+        # one pass over the samples, so that g_n is read from memory once for both gradients; each part of the
+        # batch sums its own weight and bias gradients, added up in part order after
+        def samples(part, lo, hi):
+            acc = part_w = gb = None
+            if need_w:
+                cols = columns[part]
+                acc = np.zeros((groups, rows // groups, out_c // groups), gd.dtype)
+                part_w = np.empty_like(acc)
             if need_x:
-                np.matmul(wt, gd[i], out=gcols[0].reshape(groups, rows // groups, length))
-                image[i].fill(0)
-                kconv.col2im(gcols, geom, image[i : i + 1])
+                gcols = grad_columns[part]
+            for i in range(lo, hi if rows and length else lo):  # (no columns: the GEMMs' sums are empty)
+                if need_w:  # cols_n @ g_n.T: BLAS is faster with the long L axis as the inner product's
+                    _sample_columns(x5, i, geom, cols)
+                    np.matmul(cols.reshape(groups, rows // groups, length), gd[i].transpose(0, 2, 1), out=part_w)
+                    acc += part_w
+                if need_x:
+                    np.matmul(wt, gd[i], out=gcols[0].reshape(groups, rows // groups, length))
+                    image[i].fill(0)
+                    kconv.col2im(gcols, geom, image[i : i + 1])
+            if need_b:  # sum over L: one GEMV (BLAS) over the part's (n * O, L) rows, then over its samples
+                gb = (gd[lo:hi].reshape(-1, length) @ ones).reshape(hi - lo, out_c).sum(0)
+            return acc, gb
+
+        results = _run_batch(count, n, samples)
+        gx = gw = gb = None
         if need_w:
+            acc = results[0][0]
+            for part_acc, _ in results[1:]:
+                acc += part_acc
             gw = wrap_array(np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(weight.shape))
-            del cols
         if need_x:
             gx = wrap_array(image.reshape(x.shape))
-        if need_b and ctx.has_bias:  # sum over the batch and L: one GEMV (BLAS) over the (N * O, L) rows
-            gb = wrap_array((gd.reshape(-1, length) @ np.ones(length, gd.dtype)).reshape(n, out_c).sum(0))
+        if need_b:
+            total = results[0][1]
+            for _, part_gb in results[1:]:
+                total += part_gb
+            gb = wrap_array(total)
         return gx, gw, gb, None, None
 
     @staticmethod

@@ -148,13 +148,12 @@ def _kept(tpl, first, end, sum_row, words, codes, n):
     """The result offsets of rows ``first..end-1`` that must be written to the arena (see the module docstring)."""
     outs = [int(words[r, 1]) for r in range(first, end)]
     keep = set()
+    from .compile_template import _ctx_nodes  # (it imports this module)
+
     node_at = {nd.off: nd for nd in tpl.nodes}
     named = set(_out_nodes(tpl.out))
     for nd in tpl.nodes:
-        if nd.ctx is not None:
-            from .compile_template import _ctx_nodes
-
-            named.update(_ctx_nodes(nd.ctx))
+        named.update(_ctx_nodes(nd.ctx))
     for k in named:
         keep.add(tpl.nodes[k].off)
     for o in outs:

@@ -344,6 +344,8 @@ def _add_leaf(leaf_grads, t, g):
 def _sweep_tape(s):
     """``engine._sweep_tape`` for a batch: compiled stretches between the rows that need Python."""
     tape = s.tape
+    if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
+        tape.materialize()  # (its Python rows may read values a replay's fused forward left out)
     hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
     freed = tape.freed_flags()
     start = s.start

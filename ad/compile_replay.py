@@ -17,7 +17,7 @@ import numpy as np
 
 from kernels.cpu import class_targets_ok
 
-from . import parallel
+from . import chain_forward, parallel
 from . import tape as _tape
 from .tensor import Tensor, _new, wrap_array
 
@@ -27,8 +27,6 @@ _EAGER = object()  # _replay's answer when this call must run eagerly (its input
 
 def _replay(tpl, tensors):
     """A later call: the template's tape rebuilt around this call's tensors, its rows recomputed."""
-    from kernels.replay import forward_chunk, forward_sweep
-
     aux = tpl.aux
     target_arrays = {}
     if tpl.targets:
@@ -118,20 +116,10 @@ def _replay(tpl, tensors):
         t._imports.append((tape_ref, off))
         if prune:
             _prune(t._imports)
-    rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
-    none = (values[:0], -1)
-    for seg in tpl.segments:
-        used = seg[-1]
-        ext0, e0 = slots[used[0]] if used else none
-        ext1, e1 = slots[used[1]] if len(used) > 1 else none
-        if seg[0] == "k":
-            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2], ext0, e0, ext1, e1)
-        elif seg[0] == "p":
-            parallel.run(
-                seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2], ext0, e0, ext1, e1)
-            )
-        else:
-            _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
+    rerun = functools.partial(_run_segments, tpl, aux, slots)
+    fused = rerun(values, tpl.segments)
+    if fused:  # values a fused run left out of the arena: written if a sweep reading them comes
+        tape.unwritten = chain_forward.materializer(tape_ref, fused, rerun)
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:
@@ -153,6 +141,34 @@ def _replay(tpl, tensors):
     if tpl.big_regions:
         tape.big_regions = list(tpl.big_regions)
     return _out_value(tpl.out, state.resolve)
+
+
+def _run_segments(tpl, aux, slots, values, segments):
+    """Compute the rows of ``segments`` (``_Template.finish``'s stretches) into ``values``; return the fused runs
+    that left values out of the arena."""
+    from kernels.replay import forward_chunk, forward_sweep
+
+    rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
+    none = (values[:0], -1)
+    skipped = []
+    for seg in segments:
+        if seg[0] == "f":
+            chain_forward.run(seg[1], values, slots)
+            if seg[1].skips:
+                skipped.append(seg[1])
+            continue
+        used = seg[-1]
+        ext0, e0 = slots[used[0]] if used else none
+        ext1, e1 = slots[used[1]] if len(used) > 1 else none
+        if seg[0] == "k":
+            forward_sweep(rows, attrs, aux, values, flags, seg[1], seg[2], ext0, e0, ext1, e1)
+        elif seg[0] == "p":
+            parallel.run(
+                seg[3], functools.partial(forward_chunk, rows, attrs, values, seg[1], seg[2], ext0, e0, ext1, e1)
+            )
+        else:
+            _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
+    return skipped
 
 
 _DATA = operator.attrgetter("_data")

@@ -30,6 +30,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from . import chain_forward
 from . import tape as _tape
 from .tensor import Tensor
 
@@ -237,7 +238,8 @@ class _Template:
             r += 1
         if start < self.nrows:
             segments.append(("k", start, self.nrows, tuple(sorted(slots))))
-        self.segments = segments
+        # consecutive big elementwise stretches over one size: one blocked pass (ad/chain_forward.py)
+        self.segments = chain_forward.fuse(self, segments, words, codes, sizes, reads, _UFUNCS)
         self._plan_many_imports()
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()

@@ -664,6 +664,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if id(tape) not in tapes:
                 tapes[id(tape)] = tape
                 tape.freed_flags()
+                if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
+                    tape.materialize()  # (the rules read values a replay's fused forward may have left out)
 
     runs = None
     if targets and (run_targets or not _restricts_nothing(roots, targets)):

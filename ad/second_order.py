@@ -211,6 +211,8 @@ def _sweep_rows(s, tcot, tvals, tangent):
     """The kernel between the big rows, each big row from Python (``_big_row``); ``tangent(t, off)``: the
     tangent (an array or None) of big row operand ``t`` at arena offset ``off``."""
     tape = s.tape
+    if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
+        tape.materialize()  # (second partials read values a replay's fused forward may have left out)
     freed = tape.freed_flags()
     arrays = tape.arrays() + (np.zeros(3, np.int64),)  # (once per sweep: see engine._sweep_tape)
     try:

@@ -177,6 +177,7 @@ class Tape:
         "traces",
         "dirty",
         "ref",
+        "unwritten",
         "__weakref__",
     )
 
@@ -213,6 +214,7 @@ class Tape:
         self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
         self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
+        self.unwritten = None  # writes the values a replay's fused forward left out (``materialize``)
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
@@ -225,6 +227,15 @@ class Tape:
                 POOL.give(self.modified, clean=True, written=self.used + 1)
         except Exception:  # interpreter shutdown: nothing to recycle
             pass
+
+    def materialize(self):
+        """Write the arena values that a replayed step's fused forward left out (``ad/chain_forward.py``: only
+        what the compiled first-order sweep reads is written); sweeps that read values through Python rules
+        call this first."""
+        fill = self.unwritten
+        if fill is not None:
+            fill()
+            self.unwritten = None
 
     def alloc(self, n):
         """Reserve ``n`` elements (at least one, so that every tensor has its own offset)."""

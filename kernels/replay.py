@@ -338,3 +338,20 @@ def _group(code, xa, vals, aux, a, o, x, nout):
                 vals[j] = v
         elif v < vals[j] or v != v:
             vals[j] = v
+
+
+# --- blocks of one elementwise row (ad/chain_forward.py's fused runs: the opcodes numpy has no ufunc for) ---
+
+
+@njit(**KERNEL)
+def unary_block(code, x, out, a0, a1):
+    """``out = f(x)`` for elementwise opcode ``code`` (attributes ``a0``, ``a1``), flat arrays."""
+    for i in range(x.shape[0]):
+        out[i] = unary_value(code, x[i], a0, a1)
+
+
+@njit(**KERNEL)
+def binary_block(code, x, y, out):
+    """``out = f(x, y)`` for binary opcode ``code``, flat arrays of one size."""
+    for i in range(x.shape[0]):
+        out[i] = binary_value(code, x[i], y[i])

@@ -394,7 +394,7 @@ def test_fused_run_split_across_threads():
         y = cf(w, c)
         g = grads_of(y, [w])
     tpl = next(iter(cf.cache.values())).template
-    assert any(seg[0] == "p" for seg in tpl.segments)
+    assert any(seg[0] == "f" for seg in tpl.segments)  # (one blocked pass: ad/chain_forward.py)
     y_ref = chain(w, c)
     close(y, y_ref, 1e-10)
     close(g[0], grads_of(y_ref, [w])[0])
@@ -692,3 +692,77 @@ def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call(o
     for fn in (cf, f):
         with pytest.raises(IndexError if op == "getitem" else RuntimeError, match="out of"):
             fn(x, bad)
+
+
+def _fused_runs(cf):
+    """The fused runs (ad/chain_forward.py) of compiled ``cf``'s templates."""
+    return [seg[1] for entry in cf.cache.values() for seg in entry.template.segments if seg[0] == "f"]
+
+
+def _two_readers(x, c):
+    """A run where ``b`` is read by two rows (sin, which saves it, and tanh), ``s`` and ``t`` are both saved
+    (their product's operands both require grad), ``a``, ``u`` and the last product live in scratch only, and
+    the sum is folded."""
+    a = x * c
+    b = a + (-1.0)
+    s, t = ad.sin(b), ad.tanh(b)
+    u = s * t
+    return (ad.exp(u) * c).sum()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_forward_of_big_elementwise_runs_matches_eager(monkeypatch, threads):
+    """Big elementwise runs computed block by block, keeping only what the backward reads, equal eager
+    execution (values, first-order and create_graph gradients) with one thread and with two; an in-place
+    change of an input after the forward makes a sweep that needs the left-out values raise."""
+    monkeypatch.setattr(ad.parallel, "_WORKERS", threads)
+    n = ad.parallel.PARALLEL_MIN + 1000
+    c = ad.tensor(RNG.uniform(0.5, 1.5, n))
+    for f in (chain, _two_readers):
+        cf = ad.compile(f)
+        for _ in range(3):
+            x = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+            y = cf(x, c)
+            g = grads_of(y, [x])
+        assert replayed(y)
+        same_as_eager(y, g, f, (x, c), [x])
+        (run,) = _fused_runs(cf)
+        assert run.skips and run.sum_row is not None
+        y = cf(x, c)
+        (gg,) = ad.autograd.grad(y, [x], create_graph=True)  # the left-out values are written first
+        (gg_ref,) = ad.autograd.grad(f(x, c), [x], create_graph=True)
+        close(gg, gg_ref)
+        close((gg * gg).sum(), (gg_ref * gg_ref).sum())
+    kept = {st[2][1] for st in run.steps if st[2][0] == 0}
+    assert len(kept) == 4 and run.n_scratch >= 1  # b, s, t, exp(u) written; a, u, exp(u) * c never
+    y = cf(x, c)
+    c2 = ad.tensor(c.numpy().copy())
+    y2 = cf(x, c2)
+    c2.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ad.autograd.grad(y2, [x], create_graph=True)
+    close(grads_of(y, [x])[0], grads_of(_two_readers(x, c), [x])[0])
+
+
+def test_fused_forward_stops_at_other_sizes_and_structural_rows():
+    """A broadcast operand, a transposed one (a gather row) and a change of size end a fused run (here runs of
+    big transcendental rows, fused from ``FUSE_MIN`` elements); values and gradients equal eager's, and values
+    read after a run are written."""
+    n = 20000
+
+    def f(x, cb):
+        y = ad.sin(x * cb + 0.5)  # (cb: shape (1,), broadcast)
+        z = ad.tanh(ad.exp(y) * 2.0)
+        w = ad.exp(ad.tanh(z.reshape(2, -1).T.reshape(-1)))  # a gather row, then a run from its result
+        half = ad.exp(ad.tanh(w[: n // 2] * 3.0))  # another size
+        return half.sum() + y.sum() + (w * z).sum()
+
+    x = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+    cb = ad.tensor(RNG.uniform(0.5, 1.5, 1), requires_grad=True)
+    cf = ad.compile(f)
+    for _ in range(3):
+        y = cf(x, cb)
+        g = grads_of(y, [x, cb])
+    assert replayed(y)
+    same_as_eager(y, g, f, (x, cb), [x, cb])
+    assert sorted(r.n for r in _fused_runs(cf)) == [n // 2, n]

@@ -309,7 +309,7 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
     # the roots' tape, when they share one: no other tape seeds it, so its arena may recycle blocks (_layout)
     newest = {t._tape for t in roots if t._op is not None}
     newest = newest.pop() if len(newest) == 1 else None
-    pinned = tuple(sorted({t._off for t in list(roots) + list(targets.values()) if t._op is not None and t._tape is newest}))
+    pinned = tuple(sorted({t._off for t in (*roots, *targets.values()) if t._op is not None and t._tape is newest}))
 
     def state_of(tape):
         s = sweeps.get(tape.id)

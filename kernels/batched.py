@@ -15,9 +15,9 @@ Same inputs as ``kernels/cpu.py``'s ``reverse_sweep`` (read its header first), e
 The arena is zero-filled by the caller (no "store at first write" regions, unlike the one-VJP sweep), so a
 row always adds. Blocks of the arena may be shared by regions whose cotangents are never needed at the same
 time (``recycled_bases``, at the end): ``zero_row``/``zero_base``/``zero_len`` list the blocks to clear when the
-sweep reaches a row, in descending row order. Rows the one-VJP kernel skips are skipped here too; ``live`` (per value offset),
-``visited``, ``freed``, ``modified`` and the returned ``lowest`` mean the same. Ops whose backward walks
-groups or rows (log_softmax, cross_entropy, prod, amax, amin) run once per column ``cot[:, b]``.
+sweep reaches a row, in descending row order. Rows the one-VJP kernel skips are skipped here too; ``live``
+(per value offset), ``visited``, ``freed``, ``modified`` and the returned ``lowest`` mean the same. Ops whose
+backward walks groups or rows (log_softmax, cross_entropy, prod, amax, amin) run once per column ``cot[:, b]``.
 """
 
 import math
@@ -376,7 +376,8 @@ def recycled_bases(rows, aux, starts, sizes, pinned, recyclable_code, bases, nro
     or read after it), whose producer's code is in ``recyclable_code`` (rows the kernel reads a cotangent of only
     while sweeping its producer) and spans the whole output (no region starts inside it). The others keep the
     compact layout in offset order (consecutive regions stay contiguous), written to ``bases``; the shared ones
-    follow, assigned greedily from birth to death, in sweep order. Returns ``(size, zero_row, zero_base,
+    follow, assigned greedily from birth to death, in sweep order; a row output that no row reads and nothing
+    seeds gets none (its ``sizes`` entry is set to 0). Returns ``(size, zero_row, zero_base,
     zero_len)``: the arena rows in all, and the blocks to clear when the sweep reaches ``zero_row`` (descending).
     """
     k = starts.shape[0]
@@ -408,8 +409,10 @@ def recycled_bases(rows, aux, starts, sizes, pinned, recyclable_code, bases, nro
         if not ok[j]:
             bases[j] = fixed
             fixed += sizes[j]
-        elif birth[j] < 0:
-            birth[j] = nrows  # (no consumer: never written, or seeded before the sweep)
+        elif birth[j] < 0:  # no row writes it and it is not seeded (pinned): it needs no block
+            ok[j] = False
+            sizes[j] = 0
+            bases[j] = fixed
     shared = np.flatnonzero(ok)
     m = shared.shape[0]
     by_birth = shared[np.argsort(-birth[shared], kind="mergesort")]

@@ -28,7 +28,7 @@ import heapq
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.batched import reverse_sweep_batched
+from kernels.batched import recycled_bases, reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
 
 from . import engine
@@ -59,9 +59,10 @@ class _BatchedTapeSweep:
         "nexterns",
         "columns",
         "arrays",
+        "zeros",
     )
 
-    def __init__(self, tape, nb, plan):
+    def __init__(self, tape, nb, plan, pinned=None):
         self.tape = tape
         if tape.hook_rows:
             retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
@@ -73,7 +74,9 @@ class _BatchedTapeSweep:
         # the kernel's views of the rows, taken once: the tape records no more rows while this sweep runs (a
         # tape whose sweep runs Python, which might record, was retired above)
         self.arrays = tape.arrays()
-        self.cmap, self.starts, self.bases, self.ends, size = _layout(tape, self.arrays)
+        self.cmap, self.starts, self.bases, self.ends, size, self.zeros = _layout(
+            tape, self.arrays, None if tape.hook_rows else pinned
+        )
         self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
         self.live = np.zeros(used, _UINT8)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
@@ -175,12 +178,38 @@ _FLAGGED[K.UNARY2_FIRST : K.UNARY2_LAST + 1] = True
 _FLAGGED[K.BINARY_FIRST : K.BINARY_LAST + 1] = True
 _FLAGGED[[K.WHERE, K.SUM_ALL, K.MATMUL, K.LINEAR, K.LINEAR_BIAS, K.LOG_SOFTMAX, K.CROSS_ENTROPY]] = True
 
+# Codes whose row reads its output's cotangent only while the kernel sweeps that row: the regions they produce
+# may share arena blocks (``kernels.batched.recycled_bases``)
+_RECYCLABLE = np.zeros(K.CODE_MASK + 1, np.uint8)
+_RECYCLABLE[K.UNARY_FIRST : K.UNARY_LAST + 1] = 1
+_RECYCLABLE[K.UNARY2_FIRST : K.UNARY2_LAST + 1] = 1
+_RECYCLABLE[K.BINARY_FIRST : K.BINARY_LAST + 1] = 1
+_RECYCLABLE[
+    [
+        K.WHERE,
+        K.GATHER_STRIDED,
+        K.SCATTER_STRIDED,
+        K.GATHER_MAP,
+        K.SCATTER_MAP,
+        K.SUM_ALL,
+        K.MATMUL,
+        K.LINEAR,
+        K.LINEAR_BIAS,
+        K.LOG_SOFTMAX,
+        K.CROSS_ENTROPY,
+        K.PROD,
+        K.AMAX,
+        K.AMIN,
+    ]
+] = 1
+_NO_ZEROS = (np.zeros(0, np.int64),) * 3
+
 _LAYOUTS = {}  # graph shape (rows, aux, imports, big regions) -> _layout's result: a jacobian records the same
 _MAX_LAYOUTS = 16  # graph each call
 
 
-def _layout(tape, arrays=None):
-    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows)``.
+def _layout(tape, arrays=None, pinned=None):
+    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows, zeros)``.
 
     Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
     imported tensors; a region runs to the next such offset. Only regions that can receive a cotangent get
@@ -192,6 +221,13 @@ def _layout(tape, arrays=None):
     The result is cached by the graph's shape (rows, aux, imports, big regions), the same at each call of a
     function that records the same graph (``functional.jacobian``); the arrays are only read. ``arrays``:
     ``tape.arrays()`` where the caller has them.
+
+    ``pinned``: None, or the value offsets of the tensors seeded before the sweep or read after it (roots,
+    requested tensors). With it, the regions of row outputs share blocks of arena rows where their cotangents
+    are never needed at once (``kernels.batched.recycled_bases``), so the arena is B times the cotangents alive
+    at any one row, not B times the tape: ``zeros`` lists the blocks the kernel clears as it reuses them. Only
+    for a tape swept in one kernel call (no Python rows: their code may read any cotangent) that no other tape
+    seeds (its newest reached).
     """
     words, _, aux = tape.arrays() if arrays is None else arrays
     key = (
@@ -200,6 +236,7 @@ def _layout(tape, arrays=None):
         tuple(off for _, off, _ in tape.externs),
         tuple(tape.big_regions),
         tape.used,
+        pinned,
     )
     hit = _LAYOUTS.get(key)
     if hit is not None:
@@ -230,11 +267,17 @@ def _layout(tape, arrays=None):
     )
     sizes[~np.isin(starts, receivers)] = 0
     bases = np.zeros(starts.shape[0], np.int64)
-    np.cumsum(sizes[:-1], out=bases[1:])
+    if pinned is None:
+        np.cumsum(sizes[:-1], out=bases[1:])
+        rows, zeros = int(sizes.sum()) + 1, _NO_ZEROS
+    else:
+        pin = np.isin(starts, np.array(pinned, np.int64)).view(np.uint8)
+        top, *zeros = recycled_bases(words, aux, starts, sizes, pin, _RECYCLABLE, bases, tape.nrows)
+        rows, zeros = int(top) + 1, tuple(zeros)
     cmap = np.zeros(used + 1, np.int64)
     cmap[starts] = bases
     del words, aux
-    result = (cmap, starts, bases, bases + sizes, int(sizes.sum()) + 1)
+    result = (cmap, starts, bases, bases + sizes, rows, zeros)
     if len(_LAYOUTS) >= _MAX_LAYOUTS:
         _LAYOUTS.pop(next(iter(_LAYOUTS)))
     _LAYOUTS[key] = result
@@ -263,11 +306,15 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
     heap = []
     leaf_grads = {}
     plan = engine.plan_for(roots, targets)
+    # the roots' tape, when they share one: no other tape seeds it, so its arena may recycle blocks (_layout)
+    newest = {t._tape for t in roots if t._op is not None}
+    newest = newest.pop() if len(newest) == 1 else None
+    pinned = tuple(sorted({t._off for t in (*roots, *targets.values()) if t._op is not None and t._tape is newest}))
 
     def state_of(tape):
         s = sweeps.get(tape.id)
         if s is None:
-            s = _BatchedTapeSweep(tape, nb, plan)
+            s = _BatchedTapeSweep(tape, nb, plan, pinned if tape is newest else None)
             sweeps[tape.id] = s
             heapq.heappush(heap, -tape.id)
         return s
@@ -432,6 +479,7 @@ def _run_kernel(s, start, stop, freed):
         stop,
         s.lowest,
         status,
+        *s.zeros,
     )
     del rows, attrs, aux
     if result < 0:

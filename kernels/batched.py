@@ -13,9 +13,11 @@ Same inputs as ``kernels/cpu.py``'s ``reverse_sweep`` (read its header first), e
   their own offsets (``vals[x + i]``), cotangents at the mapped ones (``cot[cmap[x] + i]``).
 
 The arena is zero-filled by the caller (no "store at first write" regions, unlike the one-VJP sweep), so a
-row always adds. Rows the one-VJP kernel skips are skipped here too; ``live`` (per value offset),
-``visited``, ``freed``, ``modified`` and the returned ``lowest`` mean the same. Ops whose backward walks
-groups or rows (log_softmax, cross_entropy, prod, amax, amin) run once per column ``cot[:, b]``.
+row always adds. Blocks of the arena may be shared by regions whose cotangents are never needed at the same
+time (``recycled_bases``, at the end): ``zero_row``/``zero_base``/``zero_len`` list the blocks to clear when the
+sweep reaches a row, in descending row order. Rows the one-VJP kernel skips are skipped here too; ``live``
+(per value offset), ``visited``, ``freed``, ``modified`` and the returned ``lowest`` mean the same. Ops whose
+backward walks groups or rows (log_softmax, cross_entropy, prod, amax, amin) run once per column ``cot[:, b]``.
 """
 
 import math
@@ -41,11 +43,33 @@ from .cpu import (
 
 @njit(**KERNEL)
 def reverse_sweep_batched(
-    rows, attrs, aux, vals, cot, cmap, live, visited, freed, modified, saves, start, stop, lowest, status
+    rows,
+    attrs,
+    aux,
+    vals,
+    cot,
+    cmap,
+    live,
+    visited,
+    freed,
+    modified,
+    saves,
+    start,
+    stop,
+    lowest,
+    status,
+    zero_row,
+    zero_base,
+    zero_len,
 ):
     nb = cot.shape[1]
+    nzero = zero_row.shape[0]
+    z = 0
     r = start
     while r >= stop and r >= lowest:
+        while z < nzero and zero_row[z] >= r:  # a recycled block's new owner is born here (see recycled_bases)
+            cot[zero_base[z] : zero_base[z] + zero_len[z]] = 0.0
+            z += 1
         o = rows[r, 1]
         if live[o] == 0:
             r -= 1
@@ -332,3 +356,100 @@ def _group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
             j = strided_offset(i, aux, a, ndim)
             if vals[x + i] == vals[o + j]:
                 cot[cx + i] += cot[co + j] / count[j]
+
+
+# --- recycled cotangent blocks ---------------------------------------------------------------------------------
+#
+# A batched arena as large as the tape (B values per slot) does not fit in the caches (a 2,000-row chain of 16
+# elements with B = 64 is 16 MB): clearing it and sweeping it ran at memory speed. But the cotangent of a row's
+# output is only needed from its first writer (the highest row that reads it as an operand: its "birth") down to
+# the row that produced it (its "death"), so blocks are reused: a chain needs two. ``recycled_bases`` assigns
+# them, ``reverse_sweep_batched`` clears a reused block at its new owner's birth row (while it is in cache).
+
+
+@njit(**KERNEL)
+def recycled_bases(rows, aux, starts, sizes, pinned, recyclable_code, bases, nrows):
+    """Arena rows for the regions ``starts``/``sizes`` (sizes 0: no cotangent) of a tape's batched arena.
+
+    Regions that may share memory: a row's output region (its producer is the first row with that ``out``; any
+    later rows with the same ``out`` are guard rows, ``SAVED_*``) that is not ``pinned`` (seeded before the sweep
+    or read after it), whose producer's code is in ``recyclable_code`` (rows the kernel reads a cotangent of only
+    while sweeping its producer) and spans the whole output (no region starts inside it). The others keep the
+    compact layout in offset order (consecutive regions stay contiguous), written to ``bases``; the shared ones
+    follow, assigned greedily from birth to death, in sweep order; a row output that no row reads and nothing
+    seeds gets none (its ``sizes`` entry is set to 0). Returns ``(size, zero_row, zero_base,
+    zero_len)``: the arena rows in all, and the blocks to clear when the sweep reaches ``zero_row`` (descending).
+    """
+    k = starts.shape[0]
+    death = np.full(k, -1, np.int64)
+    birth = np.full(k, -1, np.int64)
+    ok = (sizes > 0) & (pinned == 0)
+    for r in range(nrows):
+        op = rows[r, 0]
+        code = op & K.CODE_MASK
+        j = np.searchsorted(starts, rows[r, 1])
+        if j < k and starts[j] == rows[r, 1]:
+            if death[j] < 0:
+                death[j] = r
+                if recyclable_code[code] == 0 or rows[r, 4] > sizes[j]:
+                    ok[j] = False
+            elif code != K.SAVED_INPUT and code != K.SAVED_RESULT:
+                ok[j] = False
+        for operand in (rows[r, 2], rows[r, 3], aux[rows[r, 5] + 3] if code == K.LINEAR_BIAS else -1):
+            if operand >= 0:
+                j = np.searchsorted(starts, operand)
+                if j < k and starts[j] == operand:
+                    birth[j] = r
+                else:  # an operand inside a region (not expected): share nothing
+                    ok[:] = False
+    fixed = 0
+    for j in range(k):
+        if death[j] < 0:
+            ok[j] = False
+        if not ok[j]:
+            bases[j] = fixed
+            fixed += sizes[j]
+        elif birth[j] < 0:  # no row writes it and it is not seeded (pinned): it needs no block
+            ok[j] = False
+            sizes[j] = 0
+            bases[j] = fixed
+    shared = np.flatnonzero(ok)
+    m = shared.shape[0]
+    by_birth = shared[np.argsort(-birth[shared], kind="mergesort")]
+    by_death = shared[np.argsort(-death[shared], kind="mergesort")]
+    free_base = np.empty(m, np.int64)
+    free_size = np.empty(m, np.int64)
+    nfree = 0
+    zero_row = np.empty(m, np.int64)
+    zero_base = np.empty(m, np.int64)
+    zero_len = np.empty(m, np.int64)
+    nzero = 0
+    top = fixed
+    d = 0
+    for i in range(m):
+        j = by_birth[i]
+        r = birth[j]
+        while d < m and death[by_death[d]] > r:  # blocks freed by rows swept before row r
+            f = by_death[d]
+            free_base[nfree] = bases[f]
+            free_size[nfree] = sizes[f]
+            nfree += 1
+            d += 1
+        found = -1
+        for q in range(nfree - 1, -1, -1):  # the most recently freed first: it is in cache
+            if free_size[q] == sizes[j]:
+                found = q
+                break
+        if found < 0:
+            bases[j] = top
+            top += sizes[j]
+        else:
+            bases[j] = free_base[found]
+            nfree -= 1
+            free_base[found] = free_base[nfree]
+            free_size[found] = free_size[nfree]
+            zero_row[nzero] = r
+            zero_base[nzero] = bases[j]
+            zero_len[nzero] = sizes[j]
+            nzero += 1
+    return top, zero_row[:nzero].copy(), zero_base[:nzero].copy(), zero_len[:nzero].copy()

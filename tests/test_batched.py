@@ -198,3 +198,69 @@ def test_float32_and_non_leaf_inputs_with_hooks():
     looped = [ad.autograd.grad(out, [y, x], ad.tensor(g), retain_graph=True) for g in gs]
     np.testing.assert_allclose(by.numpy(), np.stack([lp[0].numpy() for lp in looped]), rtol=1e-6)
     np.testing.assert_allclose(bx.numpy(), np.stack([lp[1].numpy() for lp in looped]), rtol=1e-6)
+
+
+# --- recycled cotangent blocks (ad/batched.py _layout, kernels/batched.py recycled_bases) -----------------
+
+
+def _chain(x, n):
+    for i in range(n):
+        x = (x * 1.1, x + 0.3, x.sin(), x.tanh())[i % 4]
+    return x
+
+
+def test_recycled_blocks_keep_a_chain_in_a_few_blocks():
+    """A 200-row chain's rows share arena blocks (the arena is a few blocks, not the tape); the batched
+    gradients equal the loop's, also for a requested non-leaf in the middle of the chain (pinned: read after
+    the sweep, so its block is never reused)."""
+    from ad.batched import _layout
+
+    x = ad.tensor(np.linspace(0.1, 0.9, 8), requires_grad=True)
+    mid = _chain(x, 100)
+    out = _chain(mid, 100)
+    tape = out._tape
+    recycled, compact = _layout(tape, pinned=(out._off, mid._off))[4], _layout(tape)[4]
+    assert compact > 200 * 8 and recycled <= 6 * 8
+    gs = np.random.default_rng(5).standard_normal((4, 8))
+    _check_batched_equals_looped(out, [x, mid], gs)
+
+
+def test_recycled_blocks_on_branching_graphs():
+    """Operands read by several rows (a block lives from its first writer down to its producer), gathers,
+    concatenation, reductions and matmul rows in one graph."""
+    rng = np.random.default_rng(6)
+    x = ad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    w = ad.tensor(rng.standard_normal((4, 4)), requires_grad=True)
+    h = (x @ w).tanh()
+    a = _chain(h, 9)
+    b = h * a + h.exp()[:, [2, 0, 1, 1]]
+    c = ad.cat([b.sum(0, keepdim=True), a.amax(0, keepdim=True), b[1:] - a[:-1]])
+    out = ad.nn.functional.log_softmax(_chain(c, 12), dim=1) + c.transpose(0, 1).reshape(4, 4).T
+    _check_batched_equals_looped(out, [x, w, h], rng.standard_normal((5, 4, 4)))
+
+
+def test_recycled_blocks_are_cleared_for_their_next_owner():
+    """Only x is requested: y's branch is off the plan, yet z = a * b still writes b's cotangents, and b's row
+    (masked) never reads them. b's block is reused by the rows of a's chain below: the kernel clears it at
+    their first write, so nothing of b's leaks into x's gradients."""
+    x = ad.tensor(np.linspace(0.2, 0.8, 6), requires_grad=True)
+    y = ad.tensor(np.linspace(-0.5, 0.5, 6), requires_grad=True)
+    a = _chain(x, 40)
+    b = y.exp()
+    out = _chain(a * b, 20)
+    gs = np.random.default_rng(7).standard_normal((3, 6))
+    _check_batched_equals_looped(out, [x], gs)
+
+
+def test_no_recycling_where_python_reads_cotangents():
+    """A hook on a chain's intermediate makes the sweep stop and run Python there, which may read any
+    cotangent: that tape keeps one block per region (the compact layout); results equal the loop's."""
+    from ad.batched import _BatchedTapeSweep
+
+    x = ad.tensor(np.linspace(0.1, 0.6, 5), requires_grad=True)
+    mid = _chain(x, 30)
+    mid.register_hook(lambda g: g * 2.0)
+    out = _chain(mid, 30)
+    s = _BatchedTapeSweep(out._tape, 2, None, pinned=(out._off,))
+    assert s.zeros[0].size == 0 and s.cot.shape[0] > 60 * 5
+    _check_batched_equals_looped(out, [x], np.random.default_rng(8).standard_normal((3, 5)))

@@ -992,3 +992,62 @@ def test_out_on_the_hot_functions_follows_torch():
             else:
                 assert gi == wi, key
     assert got["sum method"] == "TypeError"  # as torch's; ad's Tensor.add, .exp ... accept out= (see the README)
+
+
+def test_view_made_under_no_grad_requires_grad_as_torch():
+    """torch 2.13: a view made under no_grad of a tensor that requires grad requires grad, is a leaf without
+    grad_fn (``_base`` is the base); ops on it in grad mode record, backward gives no gradient to it or its base;
+    an in-place op on it (or on a view of it) in grad mode raises, under no_grad it writes; detach() drops
+    requires_grad; a dual's view keeps its tangent."""
+
+    def attempt(call):
+        try:
+            return call()
+        except RuntimeError as e:
+            return f"RuntimeError: {str(e).split('. ')[0]}"
+
+    def run(L):
+        fw = L.autograd.forward_ad
+        seen = {}
+        x = L.tensor([1.0, 2.0, 3.0], dtype=L.float64, requires_grad=True)
+        h = x * 2.0
+        with L.no_grad():
+            v, of_nonleaf, of_const = x[1:], h[1:], x.detach()[1:]
+            kinds = (x.view(3, 1), x.expand(2, 3), x.unsqueeze(0).t(), x.unbind(0)[0])
+        seen["flags"] = [(t.requires_grad, t.is_leaf, t.grad_fn is None) for t in (v, of_nonleaf, of_const, *kinds)]
+        seen["base"] = (v._base is x, of_nonleaf._base is h)
+        y = (v * v + of_nonleaf).sum()
+        seen["recorded"] = (y.requires_grad, y.grad_fn is not None)
+        y.backward()
+        seen["grads"] = (x.grad, v.grad, of_nonleaf.grad)
+        seen["unused"] = "appears to not have been used in the graph" in attempt(
+            lambda: L.autograd.grad((v * 3.0).sum(), v)
+        )  # (torch 2.13 words its start differently: "The differentiated Tensor at index 0 ...")
+        seen["allow_unused"] = L.autograd.grad((v * 3.0).sum(), x, allow_unused=True)
+        seen["in-place, grad mode"] = attempt(lambda: v.mul_(2.0))
+        seen["in-place on a non-leaf's"] = attempt(lambda: of_nonleaf.add_(1.0))
+        seen["in-place on unbind's"] = attempt(lambda: kinds[3].mul_(2.0))
+        seen["view of it, in-place"] = attempt(lambda: v[:1].mul_(2.0))
+        with L.no_grad():
+            v.mul_(2.0)
+        seen["in-place, no_grad"] = (x.detach().numpy().tolist(), v.requires_grad, x._version)
+        d = v.detach()
+        seen["detach"] = (d.requires_grad, d.is_leaf)
+        with fw.dual_level():
+            p = fw.make_dual(L.tensor([1.0, 2.0], dtype=L.float64), L.tensor([1.0, 3.0], dtype=L.float64))
+            with L.no_grad():
+                pv = p[1:]
+            seen["dual view"] = (pv.requires_grad, fw.unpack_dual(pv * 2.0).tangent.tolist())
+            pv.mul_(2.0)  # (no reverse graph: allowed in grad mode)
+            seen["dual view write"] = fw.unpack_dual(p).tangent.tolist()
+            q = fw.make_dual(L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True), L.ones(2, dtype=L.float64))
+            with L.no_grad():
+                qv = q[1:]
+            r = qv * qv
+            seen["dual view of a leaf"] = (qv.requires_grad, qv.is_leaf, r.requires_grad)
+            seen["dual view of a leaf, tangent"] = fw.unpack_dual(r).tangent.tolist()
+            seen["dual view of a leaf, in-place"] = attempt(lambda: qv.mul_(2.0))
+        return seen
+
+    got, want = _both(run)
+    assert got == want

@@ -3,7 +3,7 @@
 ``write_result(name, result, out)`` is the one implementation. The hottest public functions (``add``, ``mul``,
 ``exp``, ``sum``, ``matmul``, ...) take ``out=None`` in their own signature and call it only when ``out`` is
 given (``if out is not None``: the eager path pays one check and no call frame); the others get the keyword
-from the ``with_out`` wrapper, whose cost then falls on their ``out=`` calls only through that check too.
+from the ``with_out`` wrapper.
 
 torch's rules, in the order torch checks them (nothing is written when one fails):
 - grad mode on and the result or ``out`` requires grad: RuntimeError ("functions with out=... arguments don't

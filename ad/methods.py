@@ -86,10 +86,10 @@ def _records_inplace(self, other):
     """Whether an in-place op on ``self`` must be recorded; raises for leaves that require grad."""
     if not _grad_state.enabled:
         return False
+    if self._vbase is not None and self._vflags & views.NO_GRAD:
+        raise views.no_grad_view_error(self)
     if self._rg and self._op is None:
         raise RuntimeError(_INPLACE_LEAF)
-    if self._vbase is not None and self._vflags & views.NO_GRAD:
-        raise RuntimeError(views._NO_GRAD_VIEW)
     return self._rg or (isinstance(other, Tensor) and other._rg)
 
 

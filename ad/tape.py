@@ -286,7 +286,7 @@ class Tape:
         # reference would keep its tape, and the tapes that tape imports from, alive as long as this one, a chain
         # without end while this tape stays current across graphs (see ``held``)
         ref = t if t._tape is None else weakref.ref(t)
-        if with_extern:
+        if with_extern and not (t._vflags & 2 and t._op is None):  # (not a no_grad view: views.NO_GRAD, alias)
             self.externs.append((row, off, ref))
             if row and t._op is None and t._grad_ready_hooks is not None:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this

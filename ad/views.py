@@ -47,7 +47,7 @@ from .grad_mode import _grad_state, enable_grad
 from .tensor import Tensor, VersionCounter, _new, _pre_write_node, counter, share  # noqa: F401 - the counter lives with Tensor
 
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
-NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad
+NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad (or a view of such a view)
 
 _KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname")
 # torch's grad_fn names of the in-place view ops (``t_`` -> TBackward1, ``squeeze_(dim)`` -> SqueezeBackward4, ...),
@@ -70,7 +70,10 @@ def alias(x, out, data, multi=False, name=None):
     out._vbase = root
     flags = MULTI if multi else 0
     if not _grad_state.enabled and x._rg:
+        # torch: such a view requires grad and is a leaf with no grad_fn; ops on it in grad mode record, and no
+        # gradient reaches it or its base (``Tape.import_tensor`` gives it no extern)
         flags |= NO_GRAD
+        out._rg = True
     if x._vflags & NO_GRAD:
         flags |= NO_GRAD
     if x._vflags & MULTI and out._rg:
@@ -255,10 +258,22 @@ def check_recorded_write(t):
             "that returns multiple views. Such functions do not allow the output views to be modified inplace. You "
             "should replace the inplace operation by an out-of-place one."
         )
+    if flags & NO_GRAD:
+        raise no_grad_view_error(t)
     if base._rg and base._op is None:
         raise RuntimeError(_VIEW_OF_LEAF)
-    if flags & NO_GRAD:
-        raise RuntimeError(_NO_GRAD_VIEW)
+
+
+def no_grad_view_error(t):
+    """torch's error for an in-place op in grad mode on a view made under no_grad, or on a view (recorded in grad
+    mode) of such a view."""
+    if t._op is None:
+        return RuntimeError(_NO_GRAD_VIEW)
+    name = t.grad_fn.name().rsplit("Backward", 1)[0]
+    return RuntimeError(
+        f"Output 0 of {name} is a view of a view which was created in no_grad mode and is being modified inplace "
+        + _NO_GRAD_VIEW.split(" and is being modified inplace ", 1)[1]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

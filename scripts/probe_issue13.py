@@ -167,12 +167,9 @@ BUILTIN_SIGNATURES = {
     "is_anomaly_check_nan_enabled": [[]],
     "set_anomaly_enabled": [[("enabled", "pos", REQUIRED), ("check_nan", "pos", True)]],
 }
-# torch's ``out=`` that ad's hottest public functions leave out: a wrapper would cost every eager call a frame
-# (session 7: the eager helper trims exactly these paths); ``out=`` belongs inside them, added with that work
-OUT_LEFT = set(
-    """abs add cos div divide erf exp expm1 log log1p matmul maximum mean minimum mul multiply neg negative pow rsqrt
-    sigmoid sin sqrt square sub subtract sum tan tanh""".split()
-)
+# torch's ``out=`` that ad's public functions leave out (empty: the hottest ones, add, mul, exp, sum, matmul ...,
+# take ``out=None`` in their own signature, see ad/ops/out.py)
+OUT_LEFT = set()
 
 
 def _stub_params(node, method):

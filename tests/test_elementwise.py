@@ -595,7 +595,7 @@ def test_out_with_several_results_and_errors():
     assert (mn.item(), mx.item()) == (-1.0, 4.0)
     with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
         ad.atan(ad.tensor([1.0], requires_grad=True), out=ad.zeros(1))
-    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+    with pytest.raises(RuntimeError, match="result type Double can't be cast to the desired output type Long"):
         ad.atan(x, out=ad.zeros(2, 3, dtype=ad.int64))
     with ad.no_grad():
         o = ad.zeros(1)

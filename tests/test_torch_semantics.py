@@ -867,6 +867,26 @@ OUT_CALLS = {
     "slogdet": lambda L, a, out: L.slogdet(a[:, :2][:2] + 1.0, out=out),
     "linalg.cond": lambda L, a, out: L.linalg.cond(a[:, :3] + 3.0 * L.eye(3), out=out),
 }
+# the hottest functions, which take out=None in their own signature (ad/ops/out.py)
+HOT_UNARY = "abs cos erf exp expm1 log log1p neg negative rsqrt sigmoid sin sqrt square tan tanh".split()
+HOT_BINARY = "add sub subtract mul multiply div divide pow maximum minimum".split()
+OUT_CALLS.update({name: lambda L, a, out, name=name: getattr(L, name)(a + 1.5, out=out) for name in HOT_UNARY})
+OUT_CALLS.update(
+    {name: lambda L, a, out, name=name: getattr(L, name)(a + 1.5, a * 0.5, out=out) for name in HOT_BINARY}
+)
+OUT_CALLS.update(
+    {
+        "add_alpha": lambda L, a, out: L.add(a, a.T, alpha=-2.0, out=out),
+        "mul_scalar": lambda L, a, out: L.mul(a, 3.0, out=out),
+        "pow_scalar": lambda L, a, out: L.pow(a + 1.5, 2.5, out=out),
+        "div_rounding": lambda L, a, out: L.div(a, a + 2.0, rounding_mode=None, out=out),
+        "matmul": lambda L, a, out: L.matmul(a, a.T, out=out),
+        "matmul_vector": lambda L, a, out: L.matmul(a, a[0], out=out),
+        "sum": lambda L, a, out: L.sum(a, 1, out=out),
+        "sum_keepdim": lambda L, a, out: L.sum(a, (0, 1), keepdim=True, out=out),
+        "mean": lambda L, a, out: L.mean(a, 0, out=out),
+    }
+)
 
 
 @pytest.mark.parametrize("name", sorted(OUT_CALLS))
@@ -902,3 +922,134 @@ def test_out_keyword_as_torch(name):
             np.testing.assert_array_equal(o.numpy(), b)
     else:
         call(ad, ad.tensor(a, requires_grad=True), outs if isinstance(want, tuple) else outs[0])
+
+
+def test_out_on_the_hot_functions_follows_torch():
+    """The hot functions' ``out=`` (ad/ops/out.py) against torch: a non-empty ``out`` of another shape is resized
+    with torch's warning (an empty one silently); dtypes: elementwise results cast to ``out``'s where torch casts,
+    ``sum`` computes in ``out``'s dtype, ``matmul`` wants the same one, errors with torch's messages; ``out`` is
+    written through when it is a view and its version counter moves; grad mode with an ``out`` that requires grad
+    raises (under no_grad it is written and keeps its flag); forward mode raises NotImplementedError; the Tensor
+    methods and operators are unchanged."""
+
+    def attempt(call):
+        try:
+            return _arr(call())
+        except (RuntimeError, NotImplementedError, TypeError) as e:
+            return f"{type(e).__name__}: {e}"
+
+    def run(L):
+        seen = {}
+        f64 = L.float64
+        a = L.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=f64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = L.zeros(3, dtype=f64)
+            L.exp(a, out=out)
+            empty = L.zeros(0, dtype=f64)
+            L.add(a, a, out=empty)
+        seen["resized"] = (tuple(out.shape), _arr(out), tuple(empty.shape), _arr(empty))
+        seen["warnings"] = [str(w.message).split(".")[0] for w in caught]
+        for what, call in {
+            "cast": lambda: L.mul(a, a, out=L.zeros((2, 2), dtype=L.float32)),
+            "refused": lambda: L.maximum(a, a, out=L.zeros((2, 2), dtype=L.int64)),
+            "int to bool": lambda: L.add(a.to(L.int64), a.to(L.int64), out=L.zeros((2, 2), dtype=L.bool)),
+            "sum in out's dtype": lambda: L.sum(a, 0, out=L.zeros(2, dtype=L.int64)),
+            "sum dtype": lambda: L.sum(a, 0, dtype=L.float32, out=L.zeros(2, dtype=f64)),
+            "mean dtype": lambda: L.mean(a, 1, dtype=L.float32, out=L.zeros(2, dtype=f64)),
+            "mean cast": lambda: L.mean(a, 1, out=L.zeros(2, dtype=L.float32)),
+            "matmul dtype": lambda: L.matmul(a, a, out=L.zeros((2, 2), dtype=L.float32)),
+        }.items():
+            seen[what] = attempt(call)
+        base = L.zeros((3, 2), dtype=f64)
+        version = base._version
+        L.matmul(a, a, out=base[1:])
+        seen["view"] = (_arr(base), base._version > version)
+        grad_out = L.zeros(2, dtype=f64, requires_grad=True)
+        seen["out requires grad"] = attempt(lambda: L.sin(a[0], out=grad_out))
+        with L.no_grad():
+            L.sin(a[0], out=grad_out)
+        seen["no_grad"] = (_arr(grad_out), grad_out.requires_grad, grad_out.is_leaf)
+        fw = L.autograd.forward_ad
+        with fw.dual_level():
+            dual = fw.make_dual(a, L.ones_like(a))
+            seen["dual input"] = attempt(lambda: L.tanh(dual, out=L.zeros(2, 2, dtype=f64)))
+            seen["dual sum"] = attempt(lambda: L.sum(dual, 1, out=L.zeros(2, dtype=f64)))
+            refused = attempt(lambda: L.matmul(a, dual, out=L.zeros(2, 2, dtype=f64)))  # (torch names it mm_out)
+            seen["dual matmul"] = refused.startswith("NotImplementedError") and refused.endswith("an out= function")
+            dual_out = fw.make_dual(L.zeros(2, 2, dtype=f64), L.ones_like(a))
+            seen["dual out"] = attempt(lambda: L.add(a, a, out=dual_out))
+        seen["sum method"] = attempt(lambda: a.sum(out=L.zeros((), dtype=f64)))[:9]
+        seen["operators"] = _arr(a + a * a - a / 2.0 + 1.0 - a @ a)
+        return seen
+
+    got, want = _both(run)
+    assert got.keys() == want.keys()
+    for key in want:
+        g, w = (got[key], want[key]) if isinstance(want[key], tuple) else ((got[key],), (want[key],))
+        for gi, wi in zip(g, w):
+            if isinstance(wi, np.ndarray):
+                assert gi.dtype == wi.dtype, key
+                np.testing.assert_allclose(gi, wi, rtol=1e-12, err_msg=key)
+            else:
+                assert gi == wi, key
+    assert got["sum method"] == "TypeError"  # as torch's; ad's Tensor.add, .exp ... accept out= (see the README)
+
+
+def test_view_made_under_no_grad_requires_grad_as_torch():
+    """torch 2.13: a view made under no_grad of a tensor that requires grad requires grad, is a leaf without
+    grad_fn (``_base`` is the base); ops on it in grad mode record, backward gives no gradient to it or its base;
+    an in-place op on it (or on a view of it) in grad mode raises, under no_grad it writes; detach() drops
+    requires_grad; a dual's view keeps its tangent."""
+
+    def attempt(call):
+        try:
+            return call()
+        except RuntimeError as e:
+            return f"RuntimeError: {str(e).split('. ')[0]}"
+
+    def run(L):
+        fw = L.autograd.forward_ad
+        seen = {}
+        x = L.tensor([1.0, 2.0, 3.0], dtype=L.float64, requires_grad=True)
+        h = x * 2.0
+        with L.no_grad():
+            v, of_nonleaf, of_const = x[1:], h[1:], x.detach()[1:]
+            kinds = (x.view(3, 1), x.expand(2, 3), x.unsqueeze(0).t(), x.unbind(0)[0])
+        seen["flags"] = [(t.requires_grad, t.is_leaf, t.grad_fn is None) for t in (v, of_nonleaf, of_const, *kinds)]
+        seen["base"] = (v._base is x, of_nonleaf._base is h)
+        y = (v * v + of_nonleaf).sum()
+        seen["recorded"] = (y.requires_grad, y.grad_fn is not None)
+        y.backward()
+        seen["grads"] = (x.grad, v.grad, of_nonleaf.grad)
+        seen["unused"] = "appears to not have been used in the graph" in attempt(
+            lambda: L.autograd.grad((v * 3.0).sum(), v)
+        )  # (torch 2.13 words its start differently: "The differentiated Tensor at index 0 ...")
+        seen["allow_unused"] = L.autograd.grad((v * 3.0).sum(), x, allow_unused=True)
+        seen["in-place, grad mode"] = attempt(lambda: v.mul_(2.0))
+        seen["in-place on a non-leaf's"] = attempt(lambda: of_nonleaf.add_(1.0))
+        seen["in-place on unbind's"] = attempt(lambda: kinds[3].mul_(2.0))
+        seen["view of it, in-place"] = attempt(lambda: v[:1].mul_(2.0))
+        with L.no_grad():
+            v.mul_(2.0)
+        seen["in-place, no_grad"] = (x.detach().numpy().tolist(), v.requires_grad, x._version)
+        d = v.detach()
+        seen["detach"] = (d.requires_grad, d.is_leaf)
+        with fw.dual_level():
+            p = fw.make_dual(L.tensor([1.0, 2.0], dtype=L.float64), L.tensor([1.0, 3.0], dtype=L.float64))
+            with L.no_grad():
+                pv = p[1:]
+            seen["dual view"] = (pv.requires_grad, fw.unpack_dual(pv * 2.0).tangent.tolist())
+            pv.mul_(2.0)  # (no reverse graph: allowed in grad mode)
+            seen["dual view write"] = fw.unpack_dual(p).tangent.tolist()
+            q = fw.make_dual(L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True), L.ones(2, dtype=L.float64))
+            with L.no_grad():
+                qv = q[1:]
+            r = qv * qv
+            seen["dual view of a leaf"] = (qv.requires_grad, qv.is_leaf, r.requires_grad)
+            seen["dual view of a leaf, tangent"] = fw.unpack_dual(r).tangent.tolist()
+            seen["dual view of a leaf, in-place"] = attempt(lambda: qv.mul_(2.0))
+        return seen
+
+    got, want = _both(run)
+    assert got == want

@@ -213,6 +213,8 @@ def forward_rule(jvp, fused=None):
         def wrapper(*args, **kwargs):
             if _fw.levels:
                 if kwargs:  # ``transpose(input=t, dim0=0, dim1=1)``: the rules take the operands by position
+                    if kwargs.get("out") is not None:  # torch's out= has no forward rule: ``fn`` raises for a dual
+                        return fn(*args, **kwargs)
                     args, kwargs = _by_position(fn, args, kwargs)
                 if fused is not None:
                     out = fused(*args, **kwargs)

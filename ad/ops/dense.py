@@ -28,6 +28,7 @@ from . import (
     forward_rule,
     mul,
 )
+from .out import write_result
 from .structural import expand, reshape, squeeze, sum, transpose, unsqueeze
 
 # --- matmul
@@ -148,7 +149,9 @@ def _fused_matmul_jvp(x, y):
 
 
 @forward_rule(_matmul_jvp, fused=_fused_matmul_jvp)
-def matmul(input, other):
+def matmul(input, other, *, out=None):
+    if out is not None:
+        return write_result("matmul", matmul(input, other), out, same_dtype=True)  # (the forward rule: a dual raises)
     return _matmul(input, other)
 
 

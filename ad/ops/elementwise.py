@@ -43,6 +43,7 @@ from . import (
     as_tensor_operand,
     linear_op,
 )
+from .out import write_result
 
 # ---------------------------------------------------------------------------------------------------------
 # elementwise unary ops: forward ufunc + local partial (in ad ops) + opcode
@@ -712,7 +713,9 @@ def _is_scalar(v):
     return isinstance(v, numbers.Real)
 
 
-def add(input, other, *, alpha=1):
+def add(input, other, *, alpha=1, out=None):
+    if out is not None:
+        return write_result("add", add(input, other, alpha=alpha), out)
     if type(other) is float and type(input) is Tensor and alpha == 1:
         return _affine_fast(input, a0=1.0, a1=other, ctx=(1.0, other, "add"))
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
@@ -726,7 +729,9 @@ def add(input, other, *, alpha=1):
     return _binary(ADD, input, as_tensor_operand(other, input, fn="add"))
 
 
-def sub(input, other, *, alpha=1):
+def sub(input, other, *, alpha=1, out=None):
+    if out is not None:
+        return write_result("sub", sub(input, other, alpha=alpha), out)
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
         return _sub_fast(input, other)
     if alpha != 1:
@@ -743,7 +748,9 @@ def rsub(x, y):
     return _binary(SUB, as_tensor_operand(y, x), x)
 
 
-def mul(input, other):
+def mul(input, other, *, out=None):
+    if out is not None:
+        return write_result("mul", mul(input, other), out)
     ty = type(other)
     if ty is Tensor and type(input) is Tensor:
         return _mul_fast(input, other)
@@ -756,7 +763,9 @@ def mul(input, other):
     return _binary(MUL, input, as_tensor_operand(other, input, fn="mul"))
 
 
-def div(input, other, *, rounding_mode=None):
+def div(input, other, *, rounding_mode=None, out=None):
+    if out is not None:
+        return write_result("div", div(input, other, rounding_mode=rounding_mode), out)
     if rounding_mode is not None:
         raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
     if _is_scalar(other) and other != 0:
@@ -777,7 +786,9 @@ def reciprocal(x):
     return _unary(RDIV_SCALAR, x, 1.0, 0.0)
 
 
-def pow(input, exponent):
+def pow(input, exponent, *, out=None):
+    if out is not None:
+        return write_result("pow", pow(input, exponent), out)
     if isinstance(input, Tensor) and _is_scalar(exponent):
         if exponent == 2:
             return _unary(SQUARE, input)
@@ -801,11 +812,15 @@ def tanh_backward(g, y):
     return _binary(TANH_BACKWARD, g, y)
 
 
-def maximum(input, other):
+def maximum(input, other, *, out=None):
+    if out is not None:
+        return write_result("maximum", maximum(input, other), out)
     return _binary(MAXIMUM, _tensor_arg(input, "maximum", "input"), _tensor_arg(other, "maximum", "other"))
 
 
-def minimum(input, other):
+def minimum(input, other, *, out=None):
+    if out is not None:
+        return write_result("minimum", minimum(input, other), out)
     return _binary(MINIMUM, _tensor_arg(input, "minimum", "input"), _tensor_arg(other, "minimum", "other"))
 
 
@@ -819,7 +834,9 @@ def _fast_unary(op):
     vector_fn = op.vector_fn
     with_attrs = op.code in _ATTR_CODES
 
-    def fast(input, *, a0=0.0, a1=0.0, ctx=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
+    def fast(input, *, a0=0.0, a1=0.0, ctx=None, out=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
+        if out is not None:
+            return write_result(op.name, fast(input, a0=a0, a1=a1, ctx=ctx), out)
         try:
             tape = input._tape  # not None: a recorded result (so it requires grad)
         except AttributeError:
@@ -827,9 +844,9 @@ def _fast_unary(op):
             raise
         if input._tangents is not None:
             if _fw.levels:
-                out = _dual_unary(op, input, a0, a1, ctx)
-                if out is not None:
-                    return out
+                dual = _dual_unary(op, input, a0, a1, ctx)
+                if dual is not None:
+                    return dual
         elif tape is not None and tape.is_current == _grad_state.recorder:  # grad mode on, this thread's tape
             xd = input._data
             n = xd.size

@@ -11,8 +11,6 @@ Dtypes follow torch where it keeps integers (floor of an integer tensor is that 
 isnan/isinf/isfinite/signbit are bool) and numpy where a float op meets integers (float64 results).
 """
 
-import functools
-import inspect
 import math
 
 import numpy as np
@@ -22,7 +20,6 @@ from kernels import opcodes as K
 
 from .. import cuda as _cuda
 from .. import ops as _ops
-from ..grad_mode import _grad_state
 from ..saved import guard, saves_as
 from ..tensor import Tensor, wrap_array
 from . import as_tensor_operand
@@ -35,6 +32,7 @@ from .elementwise import (
     elementwise,
     formula_binary,
 )
+from .out import with_out
 
 # --- unary primitives -------------------------------------------------------------------------------------
 
@@ -366,69 +364,6 @@ ne = not_equal = _comparison("ne", np.not_equal)
 
 
 # --- out= ---------------------------------------------------------------------------------------------------
-
-
-def out_signature(fn):
-    """``fn``'s signature with torch's keyword-only ``out=None`` added (what ``inspect.signature`` shows for a
-    function given ``out=`` by a wrapper, instead of the wrapped function's own)."""
-    sig = inspect.signature(fn)
-    params = list(sig.parameters.values())
-    if "out" in sig.parameters:
-        return sig
-    at = len(params) - (params[-1].kind is inspect.Parameter.VAR_KEYWORD if params else 0)
-    params.insert(at, inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None))
-    return sig.replace(parameters=params)
-
-
-def with_out(fn):
-    """``fn`` with torch's keyword ``out=``: the result is written into ``out`` (a tensor, or a tuple of
-    tensors for ops returning several), which is resized if its shape differs and keeps its dtype. As in
-    torch, ``out=`` refuses to record a graph."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, out=None, **kwargs):
-        if out is None:
-            return fn(*args, **kwargs)
-        result = fn(*args, **kwargs)  # (written nowhere yet: raising below leaves ``out`` as it was)
-        if _grad_state.enabled:  # a differentiable result (not argmax's indices) or an ``out`` needing grad
-            results = result if isinstance(result, tuple) else (result,)
-            outs = out if isinstance(out, (tuple, list)) else (out,)
-            if any(isinstance(t, Tensor) and t._rg for t in (*results, *outs)):
-                raise RuntimeError(
-                    f"{fn.__name__}(): functions with out=... arguments don't support automatic differentiation, "
-                    "but one of the arguments requires grad."
-                )
-        if isinstance(result, tuple):
-            if not isinstance(out, (tuple, list)) or len(out) != len(result):
-                raise TypeError(f"{fn.__name__}(): argument 'out' must be tuple of {len(result)} Tensors")
-            for r, o in zip(result, out):
-                _write_out(r, o)
-            if hasattr(result, "_fields"):  # a named tuple
-                return type(result)(*out)
-            return type(result)(out)  # a tuple, or a tuple subclass with .values / .indices
-        if not isinstance(out, Tensor):
-            raise TypeError(f"{fn.__name__}(): argument 'out' must be Tensor, not {type(out).__name__}")
-        return _write_out(result, out)
-
-    wrapper.__signature__ = out_signature(fn)
-    return wrapper
-
-
-def _write_out(result, out):
-    from ..methods import _bump
-
-    data = result._data
-    if not np.can_cast(data.dtype, out._data.dtype, "same_kind"):
-        names = {"f": "Float", "i": "Long", "u": "Byte", "b": "Bool"}
-        raise RuntimeError(
-            f"result type {names.get(data.dtype.kind, data.dtype)} can't be cast to the desired output type "
-            f"{names.get(out._data.dtype.kind, out._data.dtype)}"
-        )
-    if out._data.shape != data.shape:
-        out._data = np.empty(data.shape, out._data.dtype)  # torch resizes out (with a warning if non-empty)
-    out._data[...] = data
-    _bump(out)
-    return out
 
 
 _OUT = (

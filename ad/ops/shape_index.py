@@ -57,7 +57,7 @@ from . import (
 )
 from . import clone as _clone
 from . import sum as _sum
-from .pointwise_ops import out_signature
+from .out import out_signature
 
 FLIP = Op("flip", K.GATHER_STRIDED, "FlipBackward0", _gather_strided_vjp)
 ROLL = Op("roll", K.GATHER_MAP, "RollBackward0", _gather_map_vjp)

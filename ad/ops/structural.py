@@ -39,6 +39,7 @@ from . import (
     ones_like,
     zeros_like,
 )
+from .out import reduction_dtype, write_result
 
 # ---------------------------------------------------------------------------------------------------------
 # where
@@ -559,7 +560,9 @@ def _record_sum_all(op, x, total, scale):
 
 
 @linear_op
-def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 - torch's name
+def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A001 - torch's name
+    if out is not None:
+        return write_result("sum", sum(input, dim, keepdim, dtype=reduction_dtype(dtype, out, True)), out)
     xd = input._data
     if input._dev is not None:
         input = input.to(dtype) if dtype is not None else input
@@ -593,7 +596,9 @@ sum.method = _sum_method
 
 
 @linear_op
-def mean(input, dim=None, keepdim=False, *, dtype=None):
+def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    if out is not None:
+        return write_result("mean", mean(input, dim, keepdim, dtype=reduction_dtype(dtype, out, False)), out)
     xd = input._data
     if dtype is not None:
         input = input.to(dtype)

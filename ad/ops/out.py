@@ -1,0 +1,144 @@
+"""torch's ``out=`` keyword: the result written into a given tensor.
+
+``write_result(name, result, out)`` is the one implementation. The hottest public functions (``add``, ``mul``,
+``exp``, ``sum``, ``matmul``, ...) take ``out=None`` in their own signature and call it only when ``out`` is
+given (``if out is not None``: the eager path pays one check and no call frame); the others get the keyword
+from the ``with_out`` wrapper.
+
+torch's rules, in the order torch checks them (nothing is written when one fails):
+- grad mode on and the result or ``out`` requires grad: RuntimeError ("functions with out=... arguments don't
+  support automatic differentiation"); under ``no_grad`` the result is written and ``out`` keeps its flag;
+- a tangent of an active forward-mode level on the result or ``out``: NotImplementedError (torch's ``*_out``
+  kernels have no forward derivative);
+- the result's dtype must cast to ``out``'s ("same kind": float -> int and int -> bool are refused; ``matmul``
+  wants the same dtype; ``sum`` computes in ``out``'s dtype, see ``reduction_dtype``);
+- ``out`` of another shape is resized, with torch's deprecation warning unless it was empty;
+- ``out``'s version counter is bumped (a saved ``out`` then fails backward's version check, as in torch).
+"""
+
+import functools
+import inspect
+import warnings
+
+import numpy as np
+
+from .. import forward as _forward
+from ..forward import _fw
+from ..grad_mode import _grad_state
+from ..tensor import Tensor
+
+
+def write_result(name, result, out, same_dtype=False):
+    """Write ``result`` (a tensor, or a tuple of them) into ``out`` (the same structure) and return ``out``.
+    ``same_dtype``: ``out`` must have the result's dtype (torch's matmul), instead of one it casts to.
+
+    Raises:
+        RuntimeError: grad mode is on and the result or ``out`` requires grad; or the dtype cannot be cast.
+        NotImplementedError: the result or ``out`` carries a forward-mode tangent.
+        TypeError: ``out`` is not a tensor (or a tuple of as many tensors as results).
+    """
+    results = result if isinstance(result, tuple) else (result,)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    if _grad_state.enabled and any(isinstance(t, Tensor) and t._rg for t in (*results, *outs)):
+        raise RuntimeError(
+            f"{name}(): functions with out=... arguments don't support automatic differentiation, "
+            "but one of the arguments requires grad."
+        )
+    if _fw.levels and _forward.visible_levels_of(*results, *outs):
+        raise NotImplementedError(
+            f"Trying to use forward AD with {name}_out that does not support it because it is an out= function"
+        )
+    if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{name}(): argument 'out' must be tuple of {len(result)} Tensors")
+        for r, o in zip(result, out):
+            _write_out(r, o)
+        if hasattr(result, "_fields"):  # a named tuple
+            return type(result)(*out)
+        return type(result)(out)  # a tuple, or a tuple subclass with .values / .indices
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if same_dtype and result._data.dtype != out._data.dtype:
+        raise RuntimeError(_expected_dtype(result._data.dtype, out._data.dtype))
+    return _write_out(result, out)
+
+
+def reduction_dtype(dtype, out, computes_in_out):
+    """The ``dtype=`` a reduction given ``out=`` computes in: ``out``'s dtype where none is given and the reduction
+    computes in it (torch's ``sum``: ``sum(x, 0, out=long_tensor)`` sums ``x`` cast to int64), else ``dtype``,
+    which must then be ``out``'s.
+
+    Raises:
+        RuntimeError: ``dtype`` is given and differs from ``out``'s (torch's message).
+    """
+    if not isinstance(out, Tensor):
+        return dtype  # (write_result raises torch's TypeError)
+    if dtype is None:
+        return out._data.dtype if computes_in_out else None
+    if np.dtype(dtype) != out._data.dtype:
+        raise RuntimeError(_expected_dtype(dtype, out._data.dtype))
+    return dtype
+
+
+def _expected_dtype(want, got):
+    from .linalg import torch_dtype_name
+
+    return (
+        f"Expected out tensor to have dtype {torch_dtype_name(np.dtype(want)).lower()}, but got "
+        f"{torch_dtype_name(got).lower()} instead"
+    )
+
+
+def _write_out(result, out):
+    from ..methods import _bump
+
+    data = result._data
+    if not np.can_cast(data.dtype, out._data.dtype, "same_kind"):
+        from .linalg import torch_dtype_name
+
+        raise RuntimeError(
+            f"result type {torch_dtype_name(data.dtype)} can't be cast to the desired output type "
+            f"{torch_dtype_name(out._data.dtype)}"
+        )
+    if out._data.shape != data.shape:
+        if out._data.size:
+            warnings.warn(_resized(out._data.shape, data.shape), UserWarning, stacklevel=3)
+        out._data = np.empty(data.shape, out._data.dtype)  # torch resizes out
+    out._data[...] = data
+    _bump(out)
+    return out
+
+
+def _resized(had, required):
+    """torch's warning (aten/src/ATen/native/Resize.cpp) for a non-empty ``out`` of another shape."""
+    return (
+        f"An output with one or more elements was resized since it had shape {list(had)}, which does not match "
+        f"the required output shape {list(required)}. This behavior is deprecated, and in a future PyTorch release "
+        "outputs will not be resized unless they have zero elements. You can explicitly reuse an out tensor t by "
+        "resizing it, inplace, to zero elements with t.resize_(0)."
+    )
+
+
+def out_signature(fn):
+    """``fn``'s signature with torch's keyword-only ``out=None`` added (what ``inspect.signature`` shows for a
+    function given ``out=`` by a wrapper, instead of the wrapped function's own)."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if "out" in sig.parameters:
+        return sig
+    at = len(params) - (params[-1].kind is inspect.Parameter.VAR_KEYWORD if params else 0)
+    params.insert(at, inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None))
+    return sig.replace(parameters=params)
+
+
+def with_out(fn):
+    """``fn`` with torch's keyword ``out=`` (see ``write_result``), for the functions off the eager hot path."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, out=None, **kwargs):
+        if out is None:
+            return fn(*args, **kwargs)
+        return write_result(fn.__name__, fn(*args, **kwargs), out)
+
+    wrapper.__signature__ = out_signature(fn)
+    return wrapper

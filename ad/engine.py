@@ -265,8 +265,7 @@ def free_swept(sweeps):
         freed = s.tape.freed_flags()
         m = s.visited.shape[0] - 1
         freed[:m] |= s.visited[:m]
-        s.tape.import_at.clear()
-        s.tape.import_refs.clear()
+        s.tape.imports.clear()  # (a CPU tape's view clears its dicts; a device tape's is a dict)
         for rec in s.functions:
             free_function(rec)
         retire(s.tape)

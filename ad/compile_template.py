@@ -526,7 +526,7 @@ def _ctx_spec(ctx, ref):
         if all(s[0] == "c" for s in specs):
             return ("c", ctx)
         return ("s", type(ctx), specs)
-    if isinstance(ctx, _CONSTANT_TYPES):
+    if isinstance(ctx, _CONSTANT_TYPES) or getattr(type(ctx), "holds_no_tensor", False):
         return ("c", ctx)
     raise _Unsupported(f"an op keeps a {type(ctx).__name__} for its backward")
 

@@ -274,7 +274,7 @@ def free_swept(sweeps):
         freed = s.tape.freed_flags()
         m = s.visited.shape[0] - 1
         freed[:m] |= s.visited[:m]
-        s.tape.imports.clear()
+        s.tape.imports.clear()  # (a CPU tape's view clears its dicts; a device tape's is a dict)
         for rec in s.functions:
             free_function(rec)
         retire(s.tape)
@@ -332,7 +332,7 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
         externs = tape.externs
         k = s.nexterns - 1
         lowest = s.lowest
-        live = s.live
+        live = memoryview(s.live)  # (indexing a memoryview: a Python int, without making a numpy scalar)
         cot = s.cot
         while k >= 0:
             row, off, t = externs[k]
@@ -350,7 +350,8 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
             if t._op is None:
                 key = id(t)
                 if key not in leaf_grads and g.dtype is data.dtype:
-                    leaf_grads[key] = (t, g.reshape(data.shape), False)  # the common case, inlined
+                    # the common case, inlined
+                    leaf_grads[key] = (t, g if data.ndim == 1 else g.reshape(data.shape), False)
                 else:
                     _add_leaf(leaf_grads, t, g.reshape(data.shape))
             else:

@@ -16,6 +16,10 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
   ``imports`` (``id -> (off, row, tensor, version)``) finds an imported tensor's copy again. Both hold a recorded
   tensor of another tape by weak reference (``held``): its consumers keep it alive through ``_inputs``.
+  ``imports`` is a read view (``_Imports``) over two dicts keyed by ``id``: ``import_at`` (``off``, ``row`` and
+  ``version`` packed into one int, see ``import_new``) and ``import_refs`` (the tensor or its weak reference).
+  Why: a tuple per import is an object the garbage collector counts and traverses, and a many-leaf graph
+  imports two tensors per op (a leaf and a constant); ints and dict values are not.
 - ``modified``: per arena offset, set when the tensor whose values sit there (or any tensor sharing its storage:
   a view, a ``detach()`` alias; ``ad/views.py``) is written in place; a row that reads a flagged value raises
   torch's in-place error at backward. Views are recorded as copies into the arena (the kernel reads every value
@@ -164,7 +168,8 @@ class Tape:
         "nrows",
         "aux",
         "externs",
-        "imports",
+        "import_at",
+        "import_refs",
         "freed",
         "modified",
         "hook_rows",
@@ -191,7 +196,8 @@ class Tape:
         self.nrows = 0
         self.aux = array.array("q")
         self.externs = []
-        self.imports = {}
+        self.import_at = {}  # id(t) -> off | row << 40 | version << 80 (see ``import_new``)
+        self.import_refs = {}  # id(t) -> t, or a weak reference to t (a recorded tensor of another tape)
         self.freed = np.zeros(0, np.uint8)
         # per arena offset: changed in place; until the first such change, one all-zero array shared by the
         # default-sized tapes (``_set_modified`` gives a tape its own: most graphs never change a value in place)
@@ -261,14 +267,26 @@ class Tape:
         self.aux.extend(ints)
         return off
 
+    @property
+    def imports(self):
+        """``id(t) -> (off, row, tensor or weak reference, version)`` of the tensors imported here (a view)."""
+        return _Imports(self)
+
     def import_tensor(self, t, with_extern):
         """Copy tensor ``t`` (from outside this tape) into the arena; return ``(offset, row)``."""
         key = id(t)
         vc = t._vc
         version = 0 if vc is None else vc.version  # (t._version, inlined: every leaf and constant comes here)
-        hit = self.imports.get(key)
-        if hit is not None and held(hit[2]) is t and hit[3] == version:
-            return hit[0], hit[1]
+        packed = self.import_at.get(key)
+        if packed is not None and packed >> _VERSION_SHIFT == version:
+            ref = self.import_refs[key]
+            if ref is t or (type(ref) is weakref.ref and ref() is t):
+                return packed & _FIELD, (packed >> _ROW_SHIFT) & _FIELD
+        return self.import_new(t, with_extern, key, version)
+
+    def import_new(self, t, with_extern, key, version):
+        """``import_tensor`` of a tensor not imported here yet (or changed in place since): callers that looked
+        it up in ``import_at`` already come here directly."""
         if t._stale_view:  # (a view of a multi-output op whose storage was written since)
             from .views import stale_view_error
 
@@ -292,11 +310,14 @@ class Tape:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
                 self.register_hook_row(row - 1, t)
-        self.imports[key] = (off, row, ref, version)
+        self.import_at[key] = off | row << _ROW_SHIFT | version << _VERSION_SHIFT
+        self.import_refs[key] = ref
         # so that an in-place update of t can flag this copy as stale (see ``mark_modified``)
         copies = t._imports
         if copies is None:
             t._imports = [(self.ref, off)]
+        elif len(copies) == 1 and copies[0][0]() is None:
+            copies[0] = (self.ref, off)  # (the common case: the last step's tape is gone)
         else:
             # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
             # last step's there): each one a tuple that the garbage collector would go on traversing
@@ -346,6 +367,60 @@ class Tape:
         refs = self.hook_rows.setdefault(row, [])
         if not any(r() is handler for r in refs):
             refs.append(weakref.ref(handler))
+
+
+# ``Tape.import_at`` packs an import's offset, row and version into one int (no object for the collector)
+_ROW_SHIFT = 40
+_VERSION_SHIFT = 80
+_FIELD = (1 << 40) - 1
+
+
+class _Imports:
+    """``Tape.imports``: the tape's imports as ``id(t) -> (off, row, tensor or weak reference, version)``, each
+    entry made when read (the tape keeps them packed: see the module header). Supports what a dict's reader
+    uses: ``get``, ``[]``, ``in``, ``len``, iteration over keys, ``keys``/``values``/``items``, ``del`` and
+    ``clear``."""
+
+    __slots__ = ("tape",)
+
+    def __init__(self, tape):
+        self.tape = tape
+
+    def _entry(self, key, packed):
+        return (packed & _FIELD, (packed >> _ROW_SHIFT) & _FIELD, self.tape.import_refs[key], packed >> _VERSION_SHIFT)
+
+    def get(self, key, default=None):
+        packed = self.tape.import_at.get(key)
+        return default if packed is None else self._entry(key, packed)
+
+    def __getitem__(self, key):
+        return self._entry(key, self.tape.import_at[key])
+
+    def __contains__(self, key):
+        return key in self.tape.import_at
+
+    def __len__(self):
+        return len(self.tape.import_at)
+
+    def __iter__(self):
+        return iter(list(self.tape.import_at))
+
+    def keys(self):
+        return list(self.tape.import_at)
+
+    def values(self):
+        return [self._entry(k, p) for k, p in self.tape.import_at.items()]
+
+    def items(self):
+        return [(k, self._entry(k, p)) for k, p in self.tape.import_at.items()]
+
+    def __delitem__(self, key):
+        del self.tape.import_at[key]
+        del self.tape.import_refs[key]
+
+    def clear(self):
+        self.tape.import_at.clear()
+        self.tape.import_refs.clear()
 
 
 def held(ref):

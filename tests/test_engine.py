@@ -2,6 +2,7 @@
 
 import gc
 import threading
+import weakref
 
 import numpy as np
 
@@ -570,3 +571,71 @@ def test_big_tape_arena_goes_back_to_the_pool():
         del loss
         gc.collect()
         assert any(b.shape[0] == capacity and b.dtype == np.float64 for b in POOL.buffers)
+
+
+def test_stack_of_many_pieces_rows_match_the_loop_and_fall_back():
+    """A stack of many pieces that all require grad and live on the current tape has its rows built at once
+    (ops/indexing._stack_rows); a piece that does not qualify (a constant, a piece of another tape) takes the
+    per-piece loop. Both give the analytic gradient, in the kernel sweep and the differentiable sweep, and the
+    lazy layouts read as the list of ``(strides, base)`` they stand for."""
+    from ad.ops.indexing import MANY_PIECES
+
+    rng = np.random.default_rng(7)
+    n = MANY_PIECES + 4
+    ps = [ad.tensor(rng.standard_normal((2, 3)), requires_grad=True) for _ in range(n)]
+    w = rng.standard_normal((n, 2, 3))
+    outside = (ps[1] * 1.0).exp()  # recorded on a tape that is retired before the stack (an imported piece)
+    ad.tape.reset_current()
+    for variant in ("fast", "constant", "imported"):
+        pieces = [ad.tanh(p * 2.0) for p in ps]
+        if variant == "constant":
+            pieces[3] = ad.tensor(np.ones((2, 3)))
+        elif variant == "imported":
+            pieces[5] = outside
+        s = ad.stack(pieces, dim=1)
+        assert len(s._ctx) == n and list(s._ctx)[2] == s._ctx[2] == s._ctx[-n + 2] == ((60, 1), 6)
+        loss = (s * ad.tensor(w.transpose(1, 0, 2))).sum()
+        expected = [2.0 * w[k] * (1 - np.tanh(2.0 * p.detach().numpy()) ** 2) for k, p in enumerate(ps)]
+        if variant == "constant":
+            expected[3] = 0.0 * expected[3]
+        elif variant == "imported":
+            e1 = np.exp(ps[1].detach().numpy())
+            expected[1] = expected[1] + w[5] * e1
+            expected[5] = 0.0 * expected[5]
+        (g1,) = ad.autograd.grad(loss, [ps[1]], retain_graph=True)
+        grads = ad.autograd.grad(loss, ps, create_graph=True, allow_unused=True, materialize_grads=True)
+        np.testing.assert_allclose(g1.numpy(), expected[1], rtol=1e-13)
+        for g, e in zip(grads, expected):
+            np.testing.assert_allclose(g.detach().numpy(), e, rtol=1e-13, atol=1e-300)
+
+
+def test_tape_imports_view_reads_like_the_dict_it_replaced():
+    """``Tape.imports`` (a view over the packed ``import_at`` ints): an import's entry is ``(offset, row, tensor,
+    version)``; a tensor written in place since is imported again (a new copy, its new version); a recorded tensor
+    of an older tape is held weakly; ``del`` and ``clear`` empty both dicts."""
+    a = ad.tensor([1.0, 2.0], requires_grad=True)
+    c = ad.tensor([3.0, 4.0])
+    old = a * 1.5  # on a tape retired below: imported into the next one by weak reference
+    ad.tape.reset_current()
+    y = a * c
+    tape = y._tape
+    imports = tape.imports
+    ka, kc = id(a), id(c)
+    assert set(imports) == {ka, kc} and len(imports) == 2 and ka in imports
+    off, row, ref, version = imports[ka]
+    assert ref is a and version == 0 and row == y._row and np.array_equal(tape.values[off : off + 2], [1.0, 2.0])
+    c_off = imports[kc][0]
+    with ad.no_grad():
+        c.add_(1.0)
+    z = y * c  # c changed in place since its import: copied again, at a new offset, with its new version
+    off2, _, ref2, version2 = imports.get(kc)
+    assert ref2 is c and version2 == c._version == 1 and off2 != c_off
+    assert np.array_equal(tape.values[off2 : off2 + 2], [4.0, 5.0])
+    w = z * old
+    _, _, ref3, _ = dict(imports.items())[id(old)]
+    assert type(ref3) is weakref.ref and ref3() is old and w._tape is tape
+    assert sum(e[2] is c for e in imports.values()) == 1 and imports.get(12345) is None
+    del imports[ka]
+    assert ka not in tape.import_at and ka not in tape.import_refs
+    imports.clear()
+    assert not tape.import_at and not tape.import_refs and len(imports) == 0

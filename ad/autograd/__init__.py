@@ -14,7 +14,7 @@ from .. import cuda as _cuda
 from .. import engine, second_order
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from ..tensor import Tensor, _pre_write_node, wrap_array
+from ..tensor import Tensor, _new, _pre_write_node, wrap_array
 from . import anomaly_mode
 from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
 from . import sweep_hooks as _sweep_hooks  # distributed (issue 14): gradient-ready hooks, final callbacks
@@ -223,7 +223,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             for entry in leaf_grads.values():
                 t = entry[0]
                 if t._grad is None and t._hooks is None and t._rg:
-                    t._grad = _as_tensor(entry[1])  # (a CUDA leaf's entry is a CUDA tensor)
+                    g = entry[1]
+                    if type(g) is np.ndarray:  # (wrap_array, inlined: one per leaf of the step)
+                        t._grad = _new(Tensor)
+                        t._grad._data = g
+                    else:
+                        t._grad = _as_tensor(g)  # (a CUDA leaf's entry is a CUDA tensor)
                 elif t._rg:
                     updates.append((t, entry[1]))
         else:

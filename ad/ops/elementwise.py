@@ -30,7 +30,7 @@ from .. import views as _views
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..parallel import PARALLEL_MIN
-from ..tape import BIG_ROW
+from ..tape import _FIELD, _ROW_SHIFT, _VERSION_SHIFT, BIG_ROW
 from ..tape import _state as _tape_state
 from ..tensor import Tensor, _new, wrap_array
 from . import (
@@ -541,12 +541,7 @@ def _binary(op, x, y, dual=True):
         yoff = y._off
         yrow = y._row
     else:
-        hit = tape.imports.get(id(y))  # a constant or leaf used again: its arena copy (Tape.import_tensor)
-        if hit is not None and hit[2] is y and hit[3] == y._version:
-            yoff = hit[0]
-            yrow = hit[1]
-        else:
-            yoff, yrow = tape.import_tensor(y, y._rg)
+        yoff, yrow = tape.import_tensor(y, y._rg)
     code = op.code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.nrows
     if row >= tape.row_cap:
@@ -590,12 +585,12 @@ def _fast_binary(op):
                 if y._tape is tape:
                     yoff = y._off
                     yrow = y._row
-                else:
-                    hit = tape.imports.get(id(y))
-                    if hit is None or hit[2] is not y or hit[3] != y._version:
+                else:  # a constant or leaf used again: its arena copy (Tape.import_tensor, inlined)
+                    packed = tape.import_at.get(id(y))
+                    if packed is None or tape.import_refs[id(y)] is not y or packed >> _VERSION_SHIFT != y._version:
                         return _binary(op, x, y)
-                    yoff = hit[0]
-                    yrow = hit[1]
+                    yoff = packed & _FIELD
+                    yrow = (packed >> _ROW_SHIFT) & _FIELD
                 off = tape.used
                 tape.used = off + (n or 1)
                 view = tape.values[off : off + n]

@@ -5,6 +5,7 @@ these.
 """
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -12,8 +13,9 @@ from kernels import opcodes as K
 
 from .. import cuda as _cuda
 from .. import observe as _observe
+from ..grad_mode import _grad_state
 from ..observe import value_read
-from ..tape import ROW
+from ..tape import ROW, ROW_WORDS
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     ADD,
@@ -293,6 +295,42 @@ CAT = Op("cat", K.SCATTER_STRIDED, "CatBackward0", _cat_vjp)
 STACK = Op("stack", K.SCATTER_STRIDED, "StackBackward0", _cat_vjp)
 
 
+class _StackLayouts:
+    """The layouts of ``stack``'s pieces, ``(inner, k * step)`` for piece ``k``, made when read (by the reverse
+    rule): one object per stack instead of one tuple per piece for the garbage collector to count."""
+
+    __slots__ = ("inner", "step", "count")
+    holds_no_tensor = True  # (a constant context for ad.compile's templates)
+
+    def __init__(self, inner, step, count):
+        self.inner = inner
+        self.step = step
+        self.count = count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, k):
+        if not -self.count <= k < self.count:
+            raise IndexError("layout index out of range")
+        return (self.inner, (k % self.count) * self.step)
+
+    def __iter__(self):
+        inner = self.inner
+        return ((inner, k * self.step) for k in range(self.count))
+
+
+_OFF = operator.attrgetter("_off")
+_ROW = operator.attrgetter("_row")
+_TAPE = operator.attrgetter("_tape")
+_RG = operator.attrgetter("_rg")
+_DATA = operator.attrgetter("_data")
+_DEV = operator.attrgetter("_dev")
+_SHAPE = operator.attrgetter("shape")
+_DTYPE = operator.attrgetter("dtype")
+MANY_PIECES = 16  # from this many same-shape pieces, ``_record_pieces`` builds the rows with numpy
+
+
 def _record_pieces(op, tensors, out_data, layouts):
     """Record ``out`` as the sum of strided scatters of ``tensors`` (layouts: ``(strides, base)`` each)."""
     shape = out_data.shape
@@ -308,6 +346,10 @@ def _record_pieces(op, tensors, out_data, layouts):
     off = tape.alloc(n)
     view = tape.view(off, shape, n)
     np.copyto(view, out_data)
+    if type(layouts) is _StackLayouts and len(tensors) >= MANY_PIECES and tape.pack is ROW.pack_into:
+        taken = _stack_rows(tape, tensors, off, n, layouts)
+        if taken is not None:
+            return _result(view, tape, off, taken, op, tuple(tensors), layouts, nrows=len(tensors))
     first = -1
     count = 0
     aux = tape.aux
@@ -335,6 +377,42 @@ def _record_pieces(op, tensors, out_data, layouts):
     return _result(view, tape, off, first, op, tuple(tensors), layouts, nrows=count)
 
 
+def _stack_rows(tape, tensors, off, n, layouts):
+    """The rows of a stack of many pieces that all require grad and live on ``tape`` (results of the graph being
+    recorded), built at once: the same records as the loop of ``_record_pieces``, written with numpy. Returns
+    the first row, or None (nothing written) when a piece does not qualify."""
+    count = len(tensors)
+    if not all(map(_RG, tensors)) or any(t_ is not tape for t_ in map(_TAPE, tensors)):
+        return None
+    xs = tensors[0]._data.shape
+    nd = len(xs)
+    per = 2 + 2 * nd  # aux of a piece: (ndim, base, *shape, *strides)
+    aux = np.empty((count, per), np.int64)
+    aux[:, 0] = nd
+    aux[:, 1] = np.arange(count, dtype=np.int64) * layouts.step
+    aux[:, 2:] = xs + tuple(layouts.inner)
+    aux_off = len(tape.aux)
+    first = tape.nrows
+    while first + count > tape.row_cap:
+        tape.grow()
+    rows = np.empty((count, ROW_WORDS), np.int64)
+    rows[:, 0] = K.SCATTER_STRIDED | K.XRG
+    rows[:, 1] = off
+    rows[:, 2] = np.fromiter(map(_OFF, tensors), np.int64, count)
+    rows[:, 3] = -1
+    rows[:, 4] = n
+    rows[:, 5] = np.arange(aux_off, aux_off + count * per, per, dtype=np.int64)
+    rows[:, 6] = np.fromiter(map(_ROW, tensors), np.int64, count)
+    rows[:, 7] = -1
+    floats = rows.view(np.float64)
+    floats[:, 8] = 1.0
+    floats[:, 9] = 0.0
+    tape.aux.frombytes(aux.tobytes())
+    tape.rows[first * ROW.size : (first + count) * ROW.size] = rows.tobytes()
+    tape.nrows = first + count
+    return first
+
+
 def _check_tensor_list(tensors, what):
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
         raise TypeError(f"{what}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
@@ -342,6 +420,8 @@ def _check_tensor_list(tensors, what):
         if what == "stack":
             raise RuntimeError("stack expects a non-empty TensorList")
         raise ValueError(f"{what}(): expected a non-empty list of Tensors")
+    if all(map(Tensor.__instancecheck__, tensors)):  # (one C-level pass: a stack of thousands of scalars)
+        return
     for t_ in tensors:
         if not isinstance(t_, Tensor):
             raise TypeError(f"{what}(): expected Tensor as element in argument 0, but got {type(t_).__name__}")
@@ -381,29 +461,26 @@ def cat(tensors, dim=0):
 def stack(tensors, dim=0):
     _check_tensor_list(tensors, "stack")
     tensors = list(tensors)
-    shape0 = tensors[0].shape
-    for k, t_ in enumerate(tensors):
-        if t_._data.shape != shape0:
-            raise RuntimeError(
-                f"stack expects each tensor to be equal size, but got {list(shape0)} at entry 0 and "
-                f"{list(t_.shape)} at entry {k}"
-            )
+    # (the checks are C-level passes over the list: a stack of thousands of per-sample scalars is common)
+    arrays = list(map(_DATA, tensors))
+    shape0 = arrays[0].shape
+    if len(set(map(_SHAPE, arrays))) != 1:
+        k = next(k for k, a in enumerate(arrays) if a.shape != shape0)
+        raise RuntimeError(
+            f"stack expects each tensor to be equal size, but got {list(shape0)} at entry 0 and "
+            f"{list(arrays[k].shape)} at entry {k}"
+        )
     d = _wrap_dim(dim, len(shape0) + 1)
-    if any(t_._dev is not None for t_ in tensors):
+    if any(map(_DEV, tensors)):
         return _cuda_pieces(STACK, tensors, d, None)
-    arrays = [t_._data for t_ in tensors]
-    dt = arrays[0].dtype
-    if d == 0 and all(a.dtype is dt for a in arrays):
+    if d == 0 and len(set(map(_DTYPE, arrays))) == 1:
         out_data = np.array(arrays)  # the same values as np.stack, which costs ~3 us per small piece more
     else:
         out_data = np.stack(arrays, axis=d)
-    if not _recording(*tensors):
+    if not (_grad_state.enabled and any(map(_RG, tensors))):
         return wrap_array(out_data)
     ostrides = _c_strides(out_data.shape)
-    # one tuple for every piece (nothing writes into layouts): a layout holds no object the collector tracks
-    inner = tuple(ostrides[:d] + ostrides[d + 1 :])
-    step = ostrides[d]
-    layouts = [(inner, k * step) for k in range(len(tensors))]
+    layouts = _StackLayouts(tuple(ostrides[:d] + ostrides[d + 1 :]), ostrides[d], len(tensors))
     return _record_pieces(STACK, tensors, out_data, layouts)
 
 

@@ -19,7 +19,7 @@ from ..grad_mode import _grad_state
 from ..parallel import PARALLEL_MIN
 from ..tape import BIG_ROW
 from ..tape import _state as _tape_state
-from ..tensor import Tensor, _wrap_dim, wrap_array
+from ..tensor import Tensor, _new, _wrap_dim, wrap_array
 from . import (
     Op,
     _broadcast_shape,
@@ -553,7 +553,15 @@ def _record_sum_all(op, x, total, scale):
     ctx = _SUM_ALL_CTX.get(key)
     if ctx is None:
         ctx = _SUM_ALL_CTX[key] = ((), (0,) * xd.ndim, 0, scale)
-    out = _result(view, tape, off, row, op, (x,), ctx)
+    out = _new(Tensor)  # _result, inlined (one per-sample loss reduction each)
+    out._data = view
+    out._rg = True
+    out._op = op
+    out._inputs = (x,)
+    out._ctx = ctx
+    out._tape = tape
+    out._off = off
+    out._row = row
     if n >= PARALLEL_MIN:
         tape.mark_vectorized(row, out)  # its backward fills x's cotangent: in one pass, across threads
     return out

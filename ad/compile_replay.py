@@ -17,7 +17,7 @@ import numpy as np
 
 from kernels.cpu import class_targets_ok
 
-from . import parallel
+from . import compile_fused, parallel
 from . import tape as _tape
 from .tensor import Tensor, _new, wrap_array
 
@@ -116,7 +116,10 @@ def _replay(tpl, tensors):
             _prune(t._imports)
     rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
     none = (values[:0], -1)
-    for seg in tpl.segments:
+    fused = tpl.fused
+    if fused is not None and compile_fused.wanted(tpl, fused):
+        compile_fused.run(tpl, fused, tape, aux)  # the loss's gradients too, for its next backward()
+    for seg in tpl.segments if tape.fused is None else ():
         used = seg[-1]
         ext0, e0 = slots[used[0]] if used else none
         ext1, e1 = slots[used[1]] if len(used) > 1 else none

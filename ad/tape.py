@@ -177,6 +177,7 @@ class Tape:
         "traces",
         "dirty",
         "ref",
+        "fused",
         "__weakref__",
     )
 
@@ -213,6 +214,7 @@ class Tape:
         self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
         self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
+        self.fused = None  # gradients a fused replay left for the next backward (ad/compile_fused.py)
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere

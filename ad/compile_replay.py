@@ -17,7 +17,7 @@ import numpy as np
 
 from kernels.cpu import class_targets_ok
 
-from . import chain_forward, parallel
+from . import chain_forward, compile_fused, parallel
 from . import tape as _tape
 from .tensor import Tensor, _new, wrap_array
 
@@ -116,10 +116,14 @@ def _replay(tpl, tensors):
         t._imports.append((tape_ref, off))
         if prune:
             _prune(t._imports)
-    rerun = functools.partial(_run_segments, tpl, aux, slots)
-    fused = rerun(values, tpl.segments)
-    if fused:  # values a fused run left out of the arena: written if a sweep reading them comes
-        tape.unwritten = chain_forward.materializer(tape_ref, fused, rerun)
+    fused = tpl.fused
+    if fused is not None and compile_fused.wanted(tpl, fused):
+        compile_fused.run(tpl, fused, tape, aux)  # the loss's gradients too, for its next backward()
+    if tape.fused is None:
+        rerun = functools.partial(_run_segments, tpl, aux, slots)
+        runs = rerun(values, tpl.segments)
+        if runs:  # values a fused run left out of the arena: written if a sweep reading them comes
+            tape.unwritten = chain_forward.materializer(tape_ref, runs, rerun)
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
     for k in tpl.eager_nodes:

@@ -168,6 +168,7 @@ class _Template:
         "segments",
         "copies",
         "externs_in",
+        "fused",
     )
 
     def finish(self):
@@ -253,6 +254,9 @@ class _Template:
             stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
             stack.extend(_ctx_nodes(nd.ctx))
         self.eager_nodes = sorted(eager)
+        from .compile_fused import plan
+
+        self.fused = plan(self)  # forward and the loss's backward in one call (ad/compile_fused.py), or None
 
     def _plan_many_imports(self):
         """Plan the per-call Python work on many small imports (a model of many leaves) as C-level passes:

@@ -183,6 +183,7 @@ class Tape:
         "dirty",
         "ref",
         "unwritten",
+        "fused",
         "__weakref__",
     )
 
@@ -221,6 +222,7 @@ class Tape:
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
         self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
         self.unwritten = None  # writes the values a replay's fused forward left out (``materialize``)
+        self.fused = None  # gradients a fused replay left for the next backward (ad/compile_fused.py)
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere

@@ -766,3 +766,174 @@ def test_fused_forward_stops_at_other_sizes_and_structural_rows():
     assert replayed(y)
     same_as_eager(y, g, f, (x, cb), [x, cb])
     assert sorted(r.n for r in _fused_runs(cf)) == [n // 2, n]
+# --- the fused replay (ad/compile_fused.py): forward and the loss's backward in one call -----------------------
+
+
+def fused_pending(y):
+    """Whether a fused replay left gradients on ``y``'s tape for its next plain backward()."""
+    return replayed(y) and y._tape.fused is not None
+
+
+def many_ops(x, w, c):
+    """Every kind of row the fused kernel sweeps itself (unary with saved partials, binary) or hands to
+    reverse_sweep (sum over a dim, matmul, gather), w a leaf read twice."""
+    h = ad.sin(x * w) + ad.cos(w) / (1.5 + ad.sigmoid(x)) - ad.log1p(ad.square(w))
+    h = ad.tanh(h) * ad.exp(-h) + ad.sqrt(1.0 + x * x) ** 1.5 - ad.maximum(h, c)
+    m = (h.reshape(4, 4) @ w.reshape(4, 4).T).sum(dim=0)
+    return (m * ad.relu(m - 0.1)).sum() + h[::3].sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_step_equals_eager(dtype):
+    """A replayed scalar loss whose backward() takes the fused path: values and .grad of every leaf equal an
+    eager call's (1e-12 in float64), step after step, with the leaves updated in place between steps."""
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    w = ad.tensor(RNG.uniform(0.2, 1.0, 16).astype(dtype), requires_grad=True)
+    c = ad.tensor(RNG.uniform(-0.5, 0.5, 16).astype(dtype))
+    cf = ad.compile(many_ops)
+    for step in range(5):
+        x = ad.tensor(RNG.uniform(-1.0, 1.0, 16).astype(dtype), requires_grad=True)
+        y = cf(x, w, c)
+        assert fused_pending(y) == (step >= 2)
+        g = grads_of(y, [x, w])
+        assert not fused_pending(y)
+        y_ref = many_ops(x, w, c)
+        close(y, y_ref, tol)
+        for a, b in zip(g, grads_of(y_ref, [x, w])):
+            close(a, b, tol)
+        with ad.no_grad():
+            w.mul_(0.9)
+
+
+def test_fused_chain_and_mlp_step_equal_eager_and_accumulate():
+    """The fused path on W1's chain and on an MLP training step (linear, cross_entropy: rows swept by
+    reverse_sweep); .grad accumulates over two steps without zero_grad, as eager."""
+    c = ad.tensor(RNG.uniform(0.99, 1.0, 16))
+    w = ad.tensor(RNG.uniform(0.1, 1.0, 16), requires_grad=True)
+    cf = ad.compile(chain)
+    for _ in range(3):
+        y = cf(w, c)
+    assert fused_pending(y)
+    w.grad = None
+    y.backward()
+    cf(w, c).backward()
+    w_ref = ad.tensor(w.detach().numpy().copy(), requires_grad=True)
+    chain(w_ref, c).backward()
+    chain(w_ref, c).backward()
+    close(w.grad, w_ref.grad)
+    ps = params()
+    step = ad.compile(mlp_loss)
+    x, target = ad.tensor(RNG.standard_normal((8, 12))), ad.tensor(RNG.integers(0, 5, 8))
+    for _ in range(3):
+        y = step(x, target, *ps)
+    assert fused_pending(y)
+    same_as_eager(y, grads_of(y, ps), mlp_loss, (x, target, *ps), ps)
+
+
+def fused_loss(w):
+    return (ad.tanh(w * 1.5) * ad.sin(w)).sum()
+
+
+def fused_replay():
+    w = ad.tensor(RNG.uniform(0.1, 1.0, 5), requires_grad=True)
+    cf = ad.compile(fused_loss)
+    for _ in range(3):
+        y = cf(w)
+    assert fused_pending(y)
+    w.grad = None
+    return cf, w, y
+
+
+def eager_grad(w):
+    w_ref = ad.tensor(w.detach().numpy().copy(), requires_grad=True)
+    y = fused_loss(w_ref)
+    return w_ref, y
+
+
+def test_fused_gradients_are_not_used_where_the_backward_differs():
+    """Each backward the fused gradients do not answer takes the generic sweep and equals eager: gradient=,
+    retain_graph twice, inputs=, grad, create_graph, a hook or retain_grad on the loss after the call."""
+    _, w, y = fused_replay()
+    w_ref, y_ref = eager_grad(w)
+    y.backward(ad.tensor(2.5))
+    y_ref.backward(ad.tensor(2.5))
+    close(w.grad, w_ref.grad)
+
+    _, w, y = fused_replay()
+    w_ref, y_ref = eager_grad(w)
+    y.backward(retain_graph=True)
+    y.backward()
+    y_ref.backward(retain_graph=True)
+    y_ref.backward()
+    close(w.grad, w_ref.grad)
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+    _, w, y = fused_replay()
+    w_ref, y_ref = eager_grad(w)
+    y.backward(inputs=[w])
+    y_ref.backward(inputs=[w_ref])
+    close(w.grad, w_ref.grad)
+
+    _, w, y = fused_replay()
+    w_ref, y_ref = eager_grad(w)
+    (g,) = ad.autograd.grad(y, [w], create_graph=True)
+    (g_ref,) = ad.autograd.grad(y_ref, [w_ref], create_graph=True)
+    close(g, g_ref)
+    close(ad.autograd.grad(g.sum(), [w])[0], ad.autograd.grad(g_ref.sum(), [w_ref])[0])
+
+    for hooked in ("hook", "retain_grad"):
+        _, w, y = fused_replay()
+        w_ref, y_ref = eager_grad(w)
+        for t in (y, y_ref):
+            if hooked == "hook":
+                t.register_hook(lambda g: g * 3.0)
+            else:
+                t.retain_grad()
+        y.backward()
+        y_ref.backward()
+        close(w.grad, w_ref.grad)
+        if hooked == "retain_grad":
+            close(y.grad, y_ref.grad)
+
+
+def test_fused_gradients_respect_writes_leaf_hooks_and_freed_graphs():
+    """An in-place write into a leaf after the call raises as eager; a hook on the leaf runs on the fused
+    gradient; a second backward of a freed graph raises; a loss not differentiated stops the fusing."""
+    _, w, y = fused_replay()
+    with ad.no_grad():
+        w.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+    _, w, y = fused_replay()
+    w_ref, y_ref = eager_grad(w)
+    seen = []
+    for t in (w, w_ref):
+        t.register_hook(lambda g: seen.append(g.detach().numpy().copy()) or g * 2.0)
+    y.backward()
+    y_ref.backward()
+    close(w.grad, w_ref.grad)
+    close(seen[0], seen[1])
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+    cf, w, y = fused_replay()
+    for _ in range(3):
+        y = cf(w)  # an evaluation loop: no backward
+    assert not fused_pending(y)
+    y.backward()
+    y_ref = fused_loss(w_ref := ad.tensor(w.detach().numpy().copy(), requires_grad=True))
+    y_ref.backward()
+    close(w.grad, w_ref.grad)
+
+
+def test_fused_plan_only_for_a_scalar_loss():
+    """A template whose result is not one scalar that requires grad has no fused plan."""
+    w = ad.tensor(RNG.uniform(0.1, 1.0, 5), requires_grad=True)
+    for f in (lambda: ad.tanh(w * 2.0), lambda: (ad.tanh(w).sum(), w * 2.0)):
+        cf = ad.compile(f)
+        for _ in range(3):
+            out = cf()
+        assert next(iter(cf.cache.values())).template.fused is None
+        assert isinstance(out, (ad.Tensor, tuple))

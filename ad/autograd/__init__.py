@@ -10,8 +10,8 @@ import contextlib
 
 import numpy as np
 
+from .. import compile_fused, engine, second_order
 from .. import cuda as _cuda
-from .. import engine, second_order
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, _new, _pre_write_node, wrap_array
@@ -144,6 +144,10 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch; CUDA
         # graphs are swept on the device (ad/cuda/backward.py) except where that sweep does not apply
         return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, run_targets=run_targets)
+    if not targets and len(outputs) == 1 and getattr(outputs[0]._tape, "fused", None) is not None:
+        leaf_grads = compile_fused.take(outputs[0], seeds[0], retain_graph)  # a fused replay's (ad/compile_fused.py)
+        if leaf_grads is not None:
+            return leaf_grads, {}
     return engine.kernel_sweep(outputs, [s._data for s in seeds], targets, retain_graph, run_targets)
 
 

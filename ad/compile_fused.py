@@ -140,7 +140,7 @@ def take(root, seed, retain_graph):
     """``engine.kernel_sweep``'s ``leaf_grads`` for ``backward()`` of ``root`` with cotangent ``seed`` (a
     tensor), from the gradients a fused replay left, or None where they do not apply (the caller sweeps)."""
     tape = root._tape
-    if type(tape) is not Tape:
+    if not isinstance(tape, Tape):  # (a replayed tape is a Tape subclass: ad/compile_replay.py)
         return None
     fg = tape.fused
     if fg is None:

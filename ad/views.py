@@ -530,7 +530,7 @@ def _tangent_maps(level):
 
 # the aliases ``make_dual`` made (forward mode's base of the views taken from them); a view of the same layout made
 # otherwise (``x[:]``, ``x.view(x.shape)``) is not one: a write into it gives its root the tangent
-dual_aliases = weakref.WeakSet()
+dual_aliases = weakref.WeakValueDictionary()  # id -> tensor (a WeakSet would compare tensors with ==)
 
 
 def _tangent_base(root):
@@ -544,7 +544,7 @@ def _tangent_base(root):
         if (
             m._vbase is root
             and m._tangents
-            and m in dual_aliases
+            and dual_aliases.get(id(m)) is m
             and md.shape == d.shape
             and md.strides == d.strides
             and _addr(md) == start

@@ -138,14 +138,14 @@ def make_dual(tensor, tangent, *, level=None, is_batched=False):
         # a view of the primal, as torch's make_dual (writes are shared; in-place on the dual of a leaf that
         # requires grad raises as on any view of such a leaf)
         views.alias(tensor, out, tensor._data.view())
-        views.dual_aliases.add(out)
+        views.dual_aliases[id(out)] = out
     else:
         # an alias of the primal's data, as detach() makes one (so it shares what detach() shares with its base),
         # and a view of it, as torch's make_dual: a recorded write into the dual reaches the primal (CopySlices)
         out = tensor.detach()
         if tensor._dev is None:
             views.alias(tensor, out, tensor._data.view())
-            views.dual_aliases.add(out)
+            views.dual_aliases[id(out)] = out
     if tensor._tangents:
         for lvl, t in tensor._tangents.items():
             if lvl != level:

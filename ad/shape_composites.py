@@ -191,7 +191,8 @@ def block_diag(*tensors):
     for m in mats:
         r, c = m.shape
         zeros_left, zeros_right = np.zeros((r, left), dtype), np.zeros((r, cols - left - c), dtype)
-        rows.append(ops.cat([wrap_array(zeros_left), m.to(dtype), wrap_array(zeros_right)], 1))
+        zl, zr = wrap_array(zeros_left).to(m.device), wrap_array(zeros_right).to(m.device)
+        rows.append(ops.cat([zl, m.to(dtype), zr], 1))
         left += c
     return ops.cat(rows, 0)
 

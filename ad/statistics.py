@@ -44,6 +44,12 @@ def _host(x):
     return x.detach().cpu()._data
 
 
+def _to(arr, like):
+    """Host array ``arr`` as a tensor on ``like``'s device."""
+    t = wrap_array(arr)
+    return t.to(like.device) if like._dev is not None else t
+
+
 def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
     _check_tensor(input, name)
     if input.dtype.kind != "f":
@@ -81,10 +87,10 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
             lo = hi
         elif interpolation == "nearest":
             lo = hi = np.round(pos).astype(np.int64)  # half to even, as torch
-        lo_v = ops.gather(values, -1, wrap_array(lo[..., None]))
-        hi_v = ops.gather(values, -1, wrap_array(hi[..., None]))
+        lo_v = ops.gather(values, -1, _to(lo[..., None], input))
+        hi_v = ops.gather(values, -1, _to(hi[..., None], input))
         if interpolation == "linear":
-            frac = wrap_array((pos - lo)[..., None].astype(input.dtype))
+            frac = _to((pos - lo)[..., None].astype(input.dtype), input)
             r = lo_v + (hi_v - lo_v) * frac
         elif interpolation == "midpoint":
             r = (lo_v + hi_v) * 0.5
@@ -93,7 +99,7 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
         # a row with a NaN (quantile) or only NaNs (nanquantile) gives NaN
         bad = (nan.any(-1) if not ignore_nan else valid == 0)[..., None]
         if bad.any():
-            r = ops.where(wrap_array(bad), wrap_array(np.full(bad.shape, np.nan, input.dtype)), r)
+            r = ops.where(_to(bad, input), _to(np.full(bad.shape, np.nan, input.dtype), input), r)
         out.append(ops.squeeze(r, -1))
     result = ops.stack(out, 0) if qs.ndim == 1 else out[0]
     if keepdim:
@@ -138,8 +144,8 @@ def mode(input, dim=-1, keepdim=False, *, out=None):
         best = vals[np.argmax(counts)]
         idx[k] = np.flatnonzero((row == best) | (np.isnan(row) & np.isnan(best)))[-1]
     idx = np.moveaxis(idx.reshape(a.shape[:-1] + (1,)), -1, d)
-    values = ops.gather(x, d, wrap_array(idx))
-    indices = wrap_array(idx)
+    values = ops.gather(x, d, _to(idx, x))
+    indices = _to(idx, x)
     if not keepdim:
         values, indices = ops.squeeze(values, d), ops.squeeze(indices, d)
     if input.ndim == 0:
@@ -288,7 +294,7 @@ def renorm(input, p, dim, maxnorm, *, out=None):
     others = [k for k in range(input.ndim) if k != d]
     norms = vector_norm(input, float(p), others, keepdim=True) if others else ops.abs(input)
     over = _host(norms) > maxnorm
-    scale = ops.where(wrap_array(over), maxnorm / (norms + 1e-7), wrap_array(np.ones(over.shape, input.dtype)))
+    scale = ops.where(_to(over, input), maxnorm / (norms + 1e-7), _to(np.ones(over.shape, input.dtype), input))
     return write_out("renorm", input * scale, out)
 
 

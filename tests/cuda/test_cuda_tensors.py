@@ -376,6 +376,12 @@ CUDA_CASES += (
 )  # fmt: skip
 # writes through views and reads of views after a write: CUDA views share their base's device memory (cuda-views)
 CUDA_CASES += ("as_strided_view", "view_write_base", "view_write_constant")
+# torch's wider surface (session 8): compositions of ops that run on CUDA
+CUDA_CASES += (
+    "tensor_split_hsplit", "unfold_windows", "diagflat_block_diag", "cartesian_combinations", "scatters_into_copy",
+    "sum_to_size_diff", "fill_diagonal_inplace", "logic_composites", "quantile_nanquantile", "cov_corrcoef",
+    "mode_trapezoid_renorm",
+)  # fmt: skip
 
 
 def test_every_op_table_case_runs_on_cuda():

@@ -1263,10 +1263,18 @@ def test_grad_matches_finite_differences_across_small_tapes(data):
 def _big_rows(big_row, parallel_min):
     """Every tensor of ``big_row`` elements or more takes the big-row paths (rows swept from Python, values
     not copied into the arena, cotangent regions left dirty until their first write) and every one of
-    ``parallel_min`` or more the chunked, multithreaded ones. White-box: it sets the thresholds in the
-    modules that read them (``ad.tape``, ``ad.ops``, ``ad.ops.elementwise``, ``ad.engine``, ``ad.parallel``)."""
-    modules = [
-        importlib.import_module(f"ad.{name}") for name in ("tape", "ops", "ops.elementwise", "engine", "parallel")
+    ``parallel_min`` or more the chunked, multithreaded ones. White-box: it sets the thresholds in every loaded
+    ``ad`` module that holds them (``ad.tape``'s own and each ``from .tape import BIG_ROW``): a module left out
+    (``ad.ops.structural`` and ``ad.ops.dense`` were, after ad/ops was split) decides with the old threshold
+    while the tape does not copy the big values into the arena, and its rows read garbage."""
+    import sys
+
+    first = [importlib.import_module(f"ad.{name}") for name in ("tape", "parallel")]
+    modules = first + [
+        m
+        for name, m in sorted(sys.modules.items())
+        if name.startswith("ad.") and m is not None and m not in first
+        and any(isinstance(getattr(m, k, None), int) for k in ("BIG_ROW", "PARALLEL_MIN"))
     ]
     saved = [(m, name, getattr(m, name)) for m in modules for name in ("BIG_ROW", "PARALLEL_MIN") if hasattr(m, name)]
     for m, name, _ in saved:

@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 Frexp = collections.namedtuple("frexp", ["mantissa", "exponent"])
-_TORCH_NAMES = {"f": {4: "Float", 8: "Double", 2: "Half"}, "i": {1: "Char", 2: "Short", 4: "Int", 8: "Long"}}
 
 
 def _data(x):

@@ -204,15 +204,9 @@ def corrcoef(input):
     c = cov(input)
     if c.ndim == 0:
         return c / c
-    d = ops.sqrt(_diag(c))
+    d = ops.sqrt(view_ops.diagonal(c))
     r = c / ops.unsqueeze(d, 1) / ops.unsqueeze(d, 0)
     return ops.clamp(r, -1.0, 1.0)
-
-
-def _diag(c):
-    from .ops.view_ops import diagonal
-
-    return diagonal(c)
 
 
 def std_mean(input, dim=None, unbiased=True, keepdim=False, *, correction=None):

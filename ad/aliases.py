@@ -11,6 +11,7 @@ import functools
 import inspect
 
 from .nn import functional as F
+from .ops.out import write_result
 from .tensor import Tensor
 
 # the same arguments at the top level as in torch.nn.functional
@@ -89,9 +90,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_enabl
 
 def threshold(input, threshold, value, *, out=None):
     """``torch.threshold``: ``F.threshold`` with ``out=``."""
-    from .linalg import write_out
 
-    return write_out("threshold", F.threshold(input, threshold, value), out)
+    return write_result("threshold", F.threshold(input, threshold, value), out)
 
 
 def install(namespace):

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import creation
 from .grad_mode import _grad_state, _GradModeContext
+from .ops.out import write_result
 from .tensor import Tensor, wrap_array
 
 __all__ = [
@@ -261,9 +262,8 @@ resolve_neg = _real_identity("resolve_neg")
 
 def conj_physical(input, *, out=None):
     """A real tensor's physical conjugate: a copy (recorded, as torch's ``clone``)."""
-    from .linalg import write_out
 
-    return write_out("conj_physical", input.clone(), out)
+    return write_result("conj_physical", input.clone(), out, same_dtype=True)
 
 
 def _imag(self):
@@ -303,7 +303,6 @@ def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=False, 
 
 def logspace(start, end, steps=None, base=10.0, *, dtype=None, layout=None, device=None, requires_grad=False, out=None):
     """``base ** linspace(start, end, steps)``."""
-    from .linalg import write_out
 
     if steps is None:
         raise TypeError("logspace() missing required argument 'steps'")
@@ -311,7 +310,8 @@ def logspace(start, end, steps=None, base=10.0, *, dtype=None, layout=None, devi
         raise RuntimeError("number of steps must be non-negative")
     dt = np.dtype(dtype) if dtype is not None else creation._default_float
     values = np.power(float(base), np.linspace(float(start), float(end), builtins.int(steps)))
-    return write_out("logspace", creation.tensor(values, dtype=dt, device=device, requires_grad=requires_grad), out)
+    result = creation.tensor(values, dtype=dt, device=device, requires_grad=requires_grad)
+    return write_result("logspace", result, out, warn_resize=False)
 
 
 def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):

@@ -15,9 +15,9 @@ import numpy as np
 
 from . import ops
 from .cuda.solver import on_host
-from .grad_mode import is_grad_enabled
 from .ops import linalg as P
 from .ops.linalg import LinAlgError, check_float, check_matrix, check_square, check_tensor, mT, torch_dtype_name
+from .ops.out import write_result
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
@@ -62,36 +62,6 @@ Qr = collections.namedtuple("linalg_qr", ["Q", "R"])
 Lstsq = collections.namedtuple("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
 
 
-# ---------------------------------------------------------------------------------------------------------
-# out= (torch: written in place, resized if needed; refused when autograd would have to see it)
-
-
-def write_out(name, result, out):
-    """Copy ``result`` (a tensor or tuple of tensors) into ``out`` (same structure) and return ``out``."""
-    if out is None:
-        return result
-    results = result if isinstance(result, tuple) else (result,)
-    outs = out if isinstance(out, tuple) else (out,)
-    if len(outs) != len(results):
-        raise TypeError(f"{name}(): argument 'out' must be tuple of {len(results)} Tensors")
-    if is_grad_enabled() and (any(r.requires_grad for r in results) or any(o.requires_grad for o in outs)):
-        raise RuntimeError(
-            f"{name}(): functions with out=... arguments don't support automatic differentiation, but one of the "
-            "arguments requires grad."
-        )
-    for r, o in zip(results, outs):
-        if not isinstance(o, Tensor):
-            raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(o).__name__}")
-        if o.dtype != r.dtype:
-            raise RuntimeError(
-                f"Expected out tensor to have dtype {torch_dtype_name(r.dtype).lower()}, but got "
-                f"{torch_dtype_name(o.dtype).lower()} instead"
-            )
-        o._data = np.array(r._data, copy=True)
-        o._version += 1
-    return out
-
-
 def _common_batch(A, B, name):
     """Expand ``A`` (..., m, n) and ``B`` (..., p, k) to one broadcast batch (differentiable)."""
     ba, bb = tuple(A.shape[:-2]), tuple(B.shape[:-2])
@@ -131,7 +101,7 @@ def inv(A, *, out=None):
                 [0.  , 0.25]])
     """
     check_square("linalg.inv", A)
-    return write_out("linalg_inv_ex", P.inv(A), out)
+    return write_result("linalg_inv_ex", P.inv(A), out, same_dtype=True)
 
 
 @on_host
@@ -151,7 +121,7 @@ def inv_ex(A, *, check_errors=False, out=None):
         good = np.where((info == 0)[..., None, None], a, np.eye(a.shape[-1], dtype=a.dtype))
         inverse = np.where((info == 0)[..., None, None], np.linalg.inv(good), np.nan).astype(a.dtype)
         result = InvEx(wrap_array(inverse), wrap_array(info))
-    return write_out("linalg_inv_ex", result, out)
+    return write_result("linalg_inv_ex", result, out, same_dtype=True)
 
 
 def _vector_rhs(A, B):
@@ -181,7 +151,7 @@ def solve(A, B, *, left=True, out=None):
         X = mT(X)
     if vector:
         X = ops.squeeze(X, -1 if left else -2)
-    return write_out("linalg_solve", X, out)
+    return write_result("linalg_solve", X, out, same_dtype=True)
 
 
 def solve_triangular(input, B, *, upper, left=True, unitriangular=False, out=None):
@@ -204,14 +174,14 @@ def solve_triangular(input, B, *, upper, left=True, unitriangular=False, out=Non
         input, B, upper = mT(input), mT(B), not upper
     input, B = _common_batch(input, B, "linalg.solve_triangular")
     X = P.solve_tri(input, B, upper, unitriangular)
-    return write_out("linalg_solve_triangular", X if left else mT(X), out)
+    return write_result("linalg_solve_triangular", X if left else mT(X), out, same_dtype=True)
 
 
 def cholesky(input, *, upper=False, out=None):
     """Cholesky factor of symmetric positive-definite ``A`` (lower; ``upper=True`` gives ``L^T``)."""
     check_square("linalg.cholesky", input)
     L = P.cholesky_lower(input)
-    return write_out("linalg_cholesky", mT(L) if upper else L, out)
+    return write_result("linalg_cholesky", mT(L) if upper else L, out, same_dtype=True)
 
 
 @on_host
@@ -232,7 +202,7 @@ def cholesky_ex(input, *, upper=False, check_errors=False, out=None):
         good = np.where((info == 0)[..., None, None], a, eye)
         L = np.where((info == 0)[..., None, None], np.linalg.cholesky(good), np.nan).astype(a.dtype)
         result = CholeskyEx(wrap_array(np.swapaxes(L, -1, -2).copy() if upper else L), wrap_array(info))
-    return write_out("linalg_cholesky_ex", result, out)
+    return write_result("linalg_cholesky_ex", result, out, same_dtype=True)
 
 
 def cholesky_solve(B, L, upper=False, *, out=None):
@@ -252,7 +222,7 @@ def cholesky_solve(B, L, upper=False, *, out=None):
     else:
         Y = P.solve_tri(Lb, Bb, False)
         X = P.solve_tri(mT(Lb), Y, True)
-    return write_out("cholesky_solve", guard(X, "CholeskySolveBackward0", B, L), out)
+    return write_result("cholesky_solve", guard(X, "CholeskySolveBackward0", B, L), out, same_dtype=True)
 
 
 def pinv(input, rcond=None, hermitian=False, *, atol=None, rtol=None, out=None):
@@ -268,7 +238,7 @@ def pinv(input, rcond=None, hermitian=False, *, atol=None, rtol=None, out=None):
         r_tol = max(m, n) * np.finfo(input.dtype).eps if (atol is None or np.all(np.asarray(a_tol) <= 0)) else 0.0
     else:
         r_tol = rtol._data if isinstance(rtol, Tensor) else rtol
-    return write_out("linalg_pinv", P.pinv(input, a_tol, r_tol, hermitian), out)
+    return write_result("linalg_pinv", P.pinv(input, a_tol, r_tol, hermitian), out, same_dtype=True)
 
 
 @on_host
@@ -321,13 +291,13 @@ def lstsq(input, b, rcond=None, *, driver=None):
 
 def det(A, *, out=None):
     check_square("linalg.det", A)
-    return write_out("linalg_det", P.det(A), out)
+    return write_result("linalg_det", P.det(A), out, same_dtype=True)
 
 
 def slogdet(A, *, out=None):
     """``(sign, logabsdet)`` with ``det(A) = sign * exp(logabsdet)``; differentiable in ``logabsdet``."""
     check_square("linalg.slogdet", A)
-    return write_out("linalg_slogdet", Slogdet(*P.slogdet(A)), out)
+    return write_result("linalg_slogdet", Slogdet(*P.slogdet(A)), out, same_dtype=True)
 
 
 @on_host
@@ -355,23 +325,23 @@ def eigh(input, UPLO="L", *, out=None):
     The gradient is torch's: it assumes a symmetric input and is not finite for repeated eigenvalues.
     """
     check_square("linalg.eigh", input)
-    return write_out("linalg_eigh", Eigh(*P.eigh(input, _check_uplo(UPLO))), out)
+    return write_result("linalg_eigh", Eigh(*P.eigh(input, _check_uplo(UPLO))), out, same_dtype=True)
 
 
 def eigvalsh(input, UPLO="L", *, out=None):
     check_square("linalg.eigvalsh", input)
-    return write_out("linalg_eigvalsh", P.eigh(input, _check_uplo(UPLO))[0], out)
+    return write_result("linalg_eigvalsh", P.eigh(input, _check_uplo(UPLO))[0], out, same_dtype=True)
 
 
 def svd(A, full_matrices=True, *, driver=None, out=None):
     """``(U, S, Vh)`` with ``A = U diag(S) Vh``; ``S`` descending. ``driver`` (CUDA only in torch) is ignored."""
     check_matrix("linalg.svd", A)
-    return write_out("linalg_svd", Svd(*P.svd(A, full_matrices)), out)
+    return write_result("linalg_svd", Svd(*P.svd(A, full_matrices)), out, same_dtype=True)
 
 
 def svdvals(A, *, driver=None, out=None):
     check_matrix("linalg.svdvals", A)
-    return write_out("linalg_svdvals", P.svd(A, False)[1], out)
+    return write_result("linalg_svdvals", P.svd(A, False)[1], out, same_dtype=True)
 
 
 def qr(A, mode="reduced", *, out=None):
@@ -381,7 +351,7 @@ def qr(A, mode="reduced", *, out=None):
         raise RuntimeError(
             f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or 'complete'"
         )
-    return write_out("linalg_qr", Qr(*P.qr(A, mode)), out)
+    return write_result("linalg_qr", Qr(*P.qr(A, mode)), out, same_dtype=True)
 
 
 def _legacy_tolerance(fn, name, atol, rtol, new_atol, new_rtol):
@@ -406,7 +376,7 @@ def matrix_rank(input, tol=None, hermitian=False, *, atol=None, rtol=None, out=N
     r_tol = np.asarray(rtol._data if isinstance(rtol, Tensor) else rtol)
     smax = np.max(s, axis=-1) if s.shape[-1] else np.zeros(s.shape[:-1], s.dtype)
     cut = np.maximum(a_tol, r_tol * smax)
-    return write_out("linalg_matrix_rank", wrap_array(np.sum(s > cut[..., None], axis=-1).astype(np.int64)), out)
+    return write_result("linalg_matrix_rank", wrap_array(np.sum(s > cut[..., None], axis=-1).astype(np.int64)), out)
 
 
 def matrix_exp(input):
@@ -427,7 +397,7 @@ def matrix_power(input, n, *, out=None):
     if n == 0:
         result = ops.expand(wrap_array(np.eye(input.shape[-1], dtype=input.dtype)), tuple(input.shape))
         result = ops.clone(result) if result.requires_grad else wrap_array(np.array(result._data))
-        return write_out("linalg_matrix_power", result, out)
+        return write_result("linalg_matrix_power", result, out, same_dtype=True)
     if n < 0:
         input = inv(input)
         n = -n
@@ -439,7 +409,7 @@ def matrix_power(input, n, *, out=None):
         n >>= 1
         if n:
             base = base @ base
-    return write_out("linalg_matrix_power", result, out)
+    return write_result("linalg_matrix_power", result, out, same_dtype=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -480,11 +450,12 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     dims = _norm_dims(input, dim)
     if input.ndim == 0:
         if ord == 0:
-            return write_out("linalg_vector_norm", wrap_array((input._data != 0).astype(input.dtype)), out)
+            result = wrap_array((input._data != 0).astype(input.dtype))
+            return write_result("linalg_vector_norm", result, out, same_dtype=True)
         # the primitive over one element (torch's node saves the result also here: a hook on it runs in every
         # order of create_graph)
         r = P.vector_norm_keepdim(ops.reshape(input, (1,)), ord, (0,))
-        return write_out("linalg_vector_norm", P.publish_result(r, ops.reshape(r, ())), out)
+        return write_result("linalg_vector_norm", P.publish_result(r, ops.reshape(r, ())), out, same_dtype=True)
     if ord < 0 and any(input.shape[d] == 0 for d in dims):
         raise RuntimeError(
             f"linalg.vector_norm cannot compute the {ord} norm on an empty tensor because the operation does not "
@@ -493,7 +464,7 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     r = P.vector_norm_keepdim(input, ord, dims)
     if not keepdim:
         r = P.publish_result(r, ops.reshape(r, tuple(s for k, s in enumerate(r.shape) if k not in dims)))
-    return write_out("linalg_vector_norm", r, out)
+    return write_result("linalg_vector_norm", r, out, same_dtype=True)
 
 
 def matrix_norm(input, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
@@ -509,7 +480,7 @@ def matrix_norm(input, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, ou
         raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({dim[0]}, {dim[1]})")
     if ord == "fro":
         r = vector_norm(input, 2, (d0, d1), keepdim)
-        return write_out("linalg_matrix_norm", r, out)
+        return write_result("linalg_matrix_norm", r, out, same_dtype=True)
     if ord not in ("nuc", 2, -2, 1, -1, math.inf, -math.inf):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     if ord in ("nuc", 2, -2):
@@ -525,7 +496,7 @@ def matrix_norm(input, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, ou
         r = ops.amax(s, red_dim, keepdim=True) if ord > 0 else ops.amin(s, red_dim, keepdim=True)
         if not keepdim:
             r = ops.squeeze(r, (d0, d1))
-    return write_out("linalg_matrix_norm", r, out)
+    return write_result("linalg_matrix_norm", r, out, same_dtype=True)
 
 
 def norm(input, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):  # noqa: A002 - torch's name
@@ -565,12 +536,12 @@ def cond(input, p=None):
 
 
 def matmul(input, other, *, out=None):
-    return write_out("linalg_matmul", ops.matmul(input, other), out)
+    return write_result("linalg_matmul", ops.matmul(input, other), out, same_dtype=True)
 
 
 def vecdot(x, y, *, dim=-1, out=None):
     """``sum(x * y, dim)`` with broadcasting (real inputs: no conjugation needed)."""
-    return write_out("linalg_vecdot", ops.sum(x * y, dim), out)
+    return write_result("linalg_vecdot", ops.sum(x * y, dim), out, same_dtype=True)
 
 
 def multi_dot(tensors, *, out=None):
@@ -606,7 +577,7 @@ def multi_dot(tensors, *, out=None):
         result = ops.squeeze(result, 0)
     elif last_vec:
         result = ops.squeeze(result, 1)
-    return write_out("linalg_multi_dot", result, out)
+    return write_result("linalg_multi_dot", result, out, same_dtype=True)
 
 
 def _chain_order(mats):
@@ -653,7 +624,7 @@ def vander(x, *, N=None):
 def cross(input, other, *, dim=-1, out=None):
     from .ops.products import cross as _cross
 
-    return write_out("linalg_cross", _cross(input, other, dim=dim, linalg=True), out)
+    return write_result("linalg_cross", _cross(input, other, dim=dim, linalg=True), out, same_dtype=True)
 
 
 # --- complex results (issue 13): ad has no complex dtype, so the functions whose results torch makes complex raise

@@ -15,10 +15,11 @@ import numpy as np
 
 from . import ops
 from .cuda.solver import on_host
-from .linalg import _common_batch, _same_dtype, inv, solve, write_out
+from .linalg import _common_batch, _same_dtype, inv, solve
 from .ops import linalg as P
 from .ops import linalg_lu as PL
 from .ops.linalg import LinAlgError, check_square, check_tensor, mT, torch_dtype_name
+from .ops.out import write_result
 from .ops.view_ops import diagonal as view_diagonal
 from .saved import guard
 from .tensor import wrap_array
@@ -74,7 +75,7 @@ def lu(A, *, pivot=True, out=None):
     _check_lapack_dtype(A, "lu")
     _check_pivot(pivot)
     Pm, L, U, _, _ = PL.lu(A)
-    return write_out("linalg_lu", LU(Pm, L, U), out)
+    return write_result("linalg_lu", LU(Pm, L, U), out, same_dtype=True)
 
 
 def _pack_lu(L, U):
@@ -118,13 +119,14 @@ def lu_factor(A, *, pivot=True, out=None):
     """``(LU, pivots)``: the packed LU factorisation (LAPACK getrf) and the 1-based int32 row interchanges;
     raises RuntimeError where U has an exactly zero diagonal element (as torch)."""
     LU_, piv, _ = _lu_factor("linalg.lu_factor", A, pivot, True)
-    return write_out("linalg_lu_factor", LUFactor(LU_, piv), out)
+    return write_result("linalg_lu_factor", LUFactor(LU_, piv), out, same_dtype=True)
 
 
 @on_host
 def lu_factor_ex(A, *, pivot=True, check_errors=False, out=None):
     """``(LU, pivots, info)``: ``info`` is the first zero diagonal element of U (1-based), 0 if none."""
-    return write_out("linalg_lu_factor_ex", LUFactorEx(*_lu_factor("linalg.lu_factor_ex", A, pivot, check_errors)), out)
+    result = LUFactorEx(*_lu_factor("linalg.lu_factor_ex", A, pivot, check_errors))
+    return write_result("linalg_lu_factor_ex", result, out, same_dtype=True)
 
 
 def _permutation(pivots, m, batch, dtype):
@@ -159,7 +161,7 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):  # noqa: N80
         X = _lu_solve_left(LU_, Pm, B, adjoint)
     else:  # X A = B  <=>  A^T X^T = B^T
         X = mT(_lu_solve_left(LU_, Pm, mT(B), not adjoint))
-    return write_out("linalg_lu_solve", guard(X, "LinalgLuSolveBackward0", LU), out)
+    return write_result("linalg_lu_solve", guard(X, "LinalgLuSolveBackward0", LU), out, same_dtype=True)
 
 
 @on_host
@@ -179,7 +181,7 @@ def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=N
         U = P.triu(LU_data[..., :k, :])
     if unpack_pivots:
         Pm = _permutation(LU_pivots, m, LU_data.shape[:-2], LU_data.dtype)
-    return write_out("lu_unpack", LuUnpack(Pm, L, U), out)
+    return write_result("lu_unpack", LuUnpack(Pm, L, U), out, same_dtype=True)
 
 
 @on_host
@@ -199,7 +201,7 @@ def solve_ex(A, B, *, left=True, check_errors=False, out=None):
         X = solve(ops.where(good, A, eye), B, left=left)
         good = wrap_array((info == 0).reshape(info.shape + (1,) * (X.ndim - info.ndim)))
         result = ops.where(good, X, wrap_array(np.full((), np.nan, a.dtype)))
-    return write_out("linalg_solve_ex", SolveEx(result, wrap_array(info)), out)
+    return write_result("linalg_solve_ex", SolveEx(result, wrap_array(info)), out, same_dtype=True)
 
 
 def householder_product(input, tau, *, out=None):
@@ -224,7 +226,7 @@ def householder_product(input, tau, *, out=None):
         result = wrap_array(np.broadcast_to(np.eye(*input.shape[-2:], dtype=input.dtype), input.shape).copy())
     else:
         result = PL.householder_product(input, tau)
-    return write_out("linalg_householder_product", result, out)
+    return write_result("linalg_householder_product", result, out, same_dtype=True)
 
 
 def _ldl_factor(name, A, hermitian, check_errors):
@@ -239,15 +241,14 @@ def _ldl_factor(name, A, hermitian, check_errors):
 def ldl_factor_ex(input, *, hermitian=False, check_errors=False, out=None):
     """``(LD, pivots, info)``: LAPACK sytrf's Bunch-Kaufman ``A = L D L^T`` (lower triangle of ``A``); not
     differentiable (as torch)."""
-    return write_out(
-        "linalg_ldl_factor_ex", LDLFactorEx(*_ldl_factor("ldl_factor_ex", input, hermitian, check_errors)), out
-    )
+    result = LDLFactorEx(*_ldl_factor("ldl_factor_ex", input, hermitian, check_errors))
+    return write_result("linalg_ldl_factor_ex", result, out, same_dtype=True)
 
 
 @on_host
 def ldl_factor(input, *, hermitian=False, out=None):
     LD, piv, _ = _ldl_factor("ldl_factor", input, hermitian, True)
-    return write_out("linalg_ldl_factor", LDLFactor(LD, piv), out)
+    return write_result("linalg_ldl_factor", LDLFactor(LD, piv), out, same_dtype=True)
 
 
 @on_host
@@ -262,7 +263,7 @@ def ldl_solve(LD, pivots, B, *, hermitian=False, out=None):  # noqa: N803
             f"({LD.shape[-2]}x{LD.shape[-1]} and {B.shape[-2] if B.ndim > 1 else 1}x{B.shape[-1]})"
         )
     x = PL.sytrs_batched(LD._data, pivots._data, B._data)
-    return write_out("linalg_ldl_solve", PL.underivable("linalg_ldl_solve", x, LD, B), out)
+    return write_result("linalg_ldl_solve", PL.underivable("linalg_ldl_solve", x, LD, B), out, same_dtype=True)
 
 
 def tensorinv(input, ind=2, *, out=None):
@@ -277,7 +278,8 @@ def tensorinv(input, ind=2, *, out=None):
             f"{cols} != {rows}"
         )
     result = inv(ops.reshape(input, (rows, cols)))
-    return write_out("linalg_tensorinv", ops.reshape(result, tuple(input.shape[ind:]) + tuple(input.shape[:ind])), out)
+    result = ops.reshape(result, tuple(input.shape[ind:]) + tuple(input.shape[:ind]))
+    return write_result("linalg_tensorinv", result, out, same_dtype=True)
 
 
 def tensorsolve(input, other, dims=None, *, out=None):
@@ -295,7 +297,7 @@ def tensorsolve(input, other, dims=None, *, out=None):
             f"but got {cols} != {math.prod(input.shape[: other.ndim])}"
         )
     X = solve(ops.reshape(input, (rows, cols)), ops.reshape(other, (rows,)))
-    return write_out("linalg_tensorsolve", ops.reshape(X, result_shape), out)
+    return write_result("linalg_tensorsolve", ops.reshape(X, result_shape), out, same_dtype=True)
 
 
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
@@ -319,7 +321,7 @@ def torch_lu(A, pivot=True, get_infos=False, out=None):
     )
     LU_, piv, info = _lu_factor("linalg.lu_factor", A, pivot, not get_infos)
     result = LuWithInfo(LU_, piv, info) if get_infos else (LU_, piv)
-    return write_out("lu", result, out)
+    return write_result("lu", result, out, same_dtype=True)
 
 
 @on_host

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import ops
+from .ops.out import write_result
 from .tensor import Tensor, wrap_array
 
 __all__ = [
@@ -82,18 +83,12 @@ def _integral_only(kernel, *xs):
             raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for '{_torch_name(d.dtype)}'")
 
 
-def _write_out(name, result, out):
-    from .linalg import write_out
-
-    return write_out(name, result, out)
-
-
 def _logical(name, np_fn):
     def fn(input, other, *, out=None):
         _check_tensor(input, name)
         if not isinstance(other, Tensor):
             raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
-        return _write_out(name, _on(_device_of(input, other), np_fn(_data(input), _data(other))), out)
+        return write_result(name, _on(_device_of(input, other), np_fn(_data(input), _data(other))), out)
 
     fn.__name__ = name
     fn.__doc__ = f"Elementwise ``{name}`` of the truth values (non-zero is true): a bool tensor."
@@ -108,7 +103,7 @@ logical_xor = _logical("logical_xor", np.logical_xor)
 def logical_not(input, *, out=None):
     """Elementwise ``not`` of the truth values: a bool tensor."""
     _check_tensor(input, "logical_not")
-    return _write_out("logical_not", _on(input.device, np.logical_not(_data(input))), out)
+    return write_result("logical_not", _on(input.device, np.logical_not(_data(input))), out)
 
 
 def _bitwise(name, np_fn):
@@ -119,7 +114,7 @@ def _bitwise(name, np_fn):
         a, b = _data(input), _data(other)
         if not isinstance(other, Tensor):
             b = np.asarray(b).astype(a.dtype) if np.ndim(b) == 0 and a.dtype.kind in "iu" else b
-        return _write_out(name, _on(_device_of(input, other), np_fn(a, b)), out)
+        return write_result(name, _on(_device_of(input, other), np_fn(a, b)), out)
 
     fn.__name__ = name
     fn.__doc__ = f"Elementwise ``{name}`` of bool or integer tensors (logical for bool)."
@@ -137,21 +132,21 @@ def bitwise_not(input, *, out=None):
     """Elementwise bitwise ``not`` of a bool or integer tensor (logical ``not`` for bool)."""
     _check_tensor(input, "bitwise_not")
     _integral_only("bitwise_not", input)
-    return _write_out("bitwise_not", _on(input.device, np.invert(_data(input))), out)
+    return write_result("bitwise_not", _on(input.device, np.invert(_data(input))), out, same_dtype=True)
 
 
 def gcd(input, other, *, out=None):
     """Elementwise greatest common divisor of integer tensors."""
     _check_tensor(input, "gcd")
     _integral_only("gcd", input, other)
-    return _write_out("gcd", _on(input.device, np.gcd(_data(input), _data(other))), out)
+    return write_result("gcd", _on(input.device, np.gcd(_data(input), _data(other))), out)
 
 
 def lcm(input, other, *, out=None):
     """Elementwise least common multiple of integer tensors."""
     _check_tensor(input, "lcm")
     _integral_only("lcm", input, other)
-    return _write_out("lcm", _on(input.device, np.lcm(_data(input), _data(other))), out)
+    return write_result("lcm", _on(input.device, np.lcm(_data(input), _data(other))), out)
 
 
 def heaviside(input, values, *, out=None):
@@ -160,13 +155,13 @@ def heaviside(input, values, *, out=None):
     a, v = _data(input), _data(values)
     if a.dtype != v.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
-    return _write_out("heaviside", _on(input.device, np.heaviside(a, v).astype(a.dtype)), out)
+    return write_result("heaviside", _on(input.device, np.heaviside(a, v).astype(a.dtype)), out, same_dtype=True)
 
 
 def nextafter(input, other, *, out=None):
     """The next representable float after ``input`` towards ``other``."""
     _check_tensor(input, "nextafter")
-    return _write_out("nextafter", _on(input.device, np.nextafter(_data(input), _data(other))), out)
+    return write_result("nextafter", _on(input.device, np.nextafter(_data(input), _data(other))), out)
 
 
 def frexp(input, *, out=None):
@@ -176,7 +171,8 @@ def frexp(input, *, out=None):
     if d.dtype.kind != "f":
         raise RuntimeError("torch.frexp() only supports floating-point dtypes")
     m, e = np.frexp(d)
-    return _write_out("frexp", Frexp(_on(input.device, m), _on(input.device, e.astype(np.int32))), out)
+    result = Frexp(_on(input.device, m), _on(input.device, e.astype(np.int32)))
+    return write_result("frexp", result, out, same_dtype=True)
 
 
 def _same_dtype_check(a, b):
@@ -213,7 +209,7 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError("isin() received an invalid combination of arguments: one of the arguments must be a Tensor")
     result = np.isin(_data(elements), _data(test_elements), assume_unique=assume_unique, invert=invert)
-    return _write_out("isin", _on(_device_of(elements, test_elements), result), out)
+    return write_result("isin", _on(_device_of(elements, test_elements), result), out, same_dtype=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -222,36 +218,36 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None
 
 def clamp_min(input, min, *, out=None):  # noqa: A002 - torch's name
     """``clamp(input, min=min)``."""
-    return _write_out("clamp_min", ops.clamp(input, min=min), out)
+    return write_result("clamp_min", ops.clamp(input, min=min), out, same_dtype=True)
 
 
 def clamp_max(input, max, *, out=None):  # noqa: A002 - torch's name
     """``clamp(input, max=max)``."""
-    return _write_out("clamp_max", ops.clamp(input, max=max), out)
+    return write_result("clamp_max", ops.clamp(input, max=max), out, same_dtype=True)
 
 
 def float_power(input, exponent, *, out=None):
     """``input ** exponent`` in float64 (torch's double-precision power), differentiable."""
     x = input.to(np.float64) if isinstance(input, Tensor) else input
     e = exponent.to(np.float64) if isinstance(exponent, Tensor) else exponent
-    return _write_out("float_power", ops.pow(x, e), out)
+    return write_result("float_power", ops.pow(x, e), out, same_dtype=True)
 
 
 def ldexp(input, other, *, out=None):
     """``input * 2 ** other``, differentiable in ``input``."""
     other = other if isinstance(other, Tensor) else wrap_array(np.asarray(other))
     scale = wrap_array(np.ldexp(1.0, _data(other)).astype(np.result_type(_data(input).dtype, np.float32)))
-    return _write_out("ldexp", ops.mul(input, scale.to(input.device)), out)
+    return write_result("ldexp", ops.mul(input, scale.to(input.device)), out, same_dtype=True)
 
 
 def logaddexp2(input, other, *, out=None):
     """``log2(2 ** input + 2 ** other)`` without overflow, differentiable."""
-    return _write_out("logaddexp2", ops.logaddexp(input * math.log(2.0), other * math.log(2.0)) / math.log(2.0), out)
+    return write_result("logaddexp2", ops.logaddexp(input * math.log(2.0), other * math.log(2.0)) / math.log(2.0), out)
 
 
 def sgn(input, *, out=None):
     """The sign of a real tensor (torch's ``sgn`` extends ``sign`` to complex numbers, which ad has not)."""
-    return _write_out("sgn", ops.sign(input), out)
+    return write_result("sgn", ops.sign(input), out, same_dtype=True)
 
 
 def positive(input):

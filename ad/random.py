@@ -194,7 +194,7 @@ def _zero_grad_sample(values, *params):
 
 def bernoulli(input, p=None, *, generator=None, out=None):
     """0/1 draws with the probabilities ``input`` (or the number ``p`` for every element), in ``input``'s dtype."""
-    from .linalg import write_out
+    from .ops.out import write_result
 
     rng = _rng_of(generator)
     probs = input.detach().cpu()._data
@@ -204,13 +204,13 @@ def bernoulli(input, p=None, *, generator=None, out=None):
     elif probs.size and (np.isnan(probs).any() or probs.min() < 0 or probs.max() > 1):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     values = (rng.random(probs.shape) < probs).astype(input.dtype)
-    return write_out("bernoulli", _zero_grad_sample(values, input).to(input.device), out)
+    return write_result("bernoulli", _zero_grad_sample(values, input).to(input.device), out, warn_resize=False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
     """Indices drawn from the categories of each row of ``input`` (1-D or 2-D non-negative weights), int64.
     Without replacement each row's draws are distinct (an exponential race: weight-proportional, in order)."""
-    from .linalg import write_out
+    from .ops.out import write_result
     from .tensor import wrap_array
 
     w = input.detach().cpu()._data.astype(np.float64)
@@ -237,14 +237,14 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
             keys = rng.exponential(size=rows.shape) / rows  # zero weight: inf, drawn last
         idx = np.argsort(keys, axis=1, kind="stable")[:, :num_samples]
     idx = idx.astype(np.int64).reshape(w.shape[:-1] + (num_samples,))
-    return write_out("multinomial", wrap_array(idx).to(input.device), out)
+    return write_result("multinomial", wrap_array(idx).to(input.device), out, same_dtype=True, warn_resize=False)
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
            pin_memory=False, requires_grad=False):
     """Draws from N(mean, std^2): ``mean`` and ``std`` tensors (broadcast) or numbers (then ``size`` is needed)."""
     from . import creation
-    from .linalg import write_out
+    from .ops.out import write_result
     from .tensor import Tensor, wrap_array
 
     rng = _rng_of(generator)
@@ -259,7 +259,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
         t = t.to(device) if device is not None else t
         if requires_grad:
             t.requires_grad_(True)
-        return write_out("normal", t, out)
+        return write_result("normal", t, out)
     m = mean.detach().cpu()._data if isinstance(mean, Tensor) else np.float64(mean)
     s = std.detach().cpu()._data if isinstance(std, Tensor) else np.float64(std)
     if isinstance(std, Tensor) and std.dtype.kind == "f" and s.size and (s < 0).any():
@@ -275,7 +275,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
         ) from None
     dt = tensors[0].dtype
     values = rng.normal(np.broadcast_to(m, shape), np.broadcast_to(s, shape)).astype(dt)
-    return write_out("normal", _zero_grad_sample(values, mean, std).to(tensors[0].device), out)
+    return write_result("normal", _zero_grad_sample(values, mean, std).to(tensors[0].device), out)
 
 
 def poisson(input, generator=None):
@@ -290,7 +290,7 @@ def poisson(input, generator=None):
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, pin_memory=False,
              requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``)."""
-    from .linalg import write_out
+    from .ops.out import write_result
     from .tensor import wrap_array
 
     n = int(n)
@@ -300,7 +300,7 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
     t = t.to(device) if device is not None else t
     if requires_grad:
         t.requires_grad_(True)
-    return write_out("randperm", t, out)
+    return write_result("randperm", t, out, warn_resize=False)
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad=False,

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import ops
 from .ops import linear_op, shape_index, stacking, view_ops
+from .ops.out import write_result
 from .ops.structural import GATHER_STRIDED
 from .tensor import Tensor, _wrap_dim, wrap_array
 
@@ -37,12 +38,6 @@ __all__ = [
     "unravel_index",
     "vsplit",
 ]
-
-
-def _write_out(name, result, out):
-    from .linalg import write_out
-
-    return write_out(name, result, out)
 
 
 def _split_method(fn):
@@ -250,7 +245,7 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1, *, out=None):
     if tuple(src.shape) != target_shape:
         raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = {list(src.shape)}, "
                            f"slice size = {list(target_shape)}")
-    return _write_out("slice_scatter", _scatter_into_copy(input, src, lambda t: t[key]), out)
+    return write_result("slice_scatter", _scatter_into_copy(input, src, lambda t: t[key]), out, same_dtype=True)
 
 
 def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
@@ -291,7 +286,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None, *, out=None):
             break
         x = view_ops.narrow(x, d, 1, m - 1) - view_ops.narrow(x, d, 0, m - 1) if x.dtype != np.bool_ else wrap_array(
             np.logical_xor(x._data.take(range(1, m), d), x._data.take(range(m - 1), d)))
-    return _write_out("diff", x, out)
+    return write_result("diff", x, out)
 
 
 def fill_diagonal_(self, fill_value, wrap=False):

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import composites, ops
 from .ops import view_ops
+from .ops.out import write_result
 from .tensor import Tensor, _wrap_dim, wrap_array
 
 __all__ = [
@@ -116,22 +117,19 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
     """The ``q``-quantiles (a number or a 1-D tensor of them, in [0, 1]) along ``dim`` (all elements when None);
     a row with a NaN gives NaN. Differentiable as torch's (through the sorted neighbours)."""
-    from .linalg import write_out
-
-    return write_out("quantile", _quantile("quantile", input, q, dim, keepdim, interpolation, False), out)
+    result = _quantile("quantile", input, q, dim, keepdim, interpolation, False)
+    return write_result("quantile", result, out, same_dtype=True)
 
 
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
     """``quantile`` ignoring NaNs (a row of NaNs only gives NaN)."""
-    from .linalg import write_out
-
-    return write_out("nanquantile", _quantile("nanquantile", input, q, dim, keepdim, interpolation, True), out)
+    result = _quantile("nanquantile", input, q, dim, keepdim, interpolation, True)
+    return write_result("nanquantile", result, out, same_dtype=True)
 
 
 def mode(input, dim=-1, keepdim=False, *, out=None):
     """``(values, indices)``: the most frequent value along ``dim`` (the smallest of those tied) and the index of
     its last occurrence; differentiable in the values (a gather)."""
-    from .linalg import write_out
 
     _check_tensor(input, "mode")
     x = input if input.ndim else ops.reshape(input, (1,))
@@ -152,7 +150,7 @@ def mode(input, dim=-1, keepdim=False, *, out=None):
         values, indices = ops.squeeze(values, d), ops.squeeze(indices, d)
     if input.ndim == 0:
         values, indices = ops.reshape(values, ()), ops.reshape(indices, ())
-    return write_out("mode", Mode(values, indices), out)
+    return write_result("mode", Mode(values, indices), out, same_dtype=True)
 
 
 def cov(input, *, correction=1, fweights=None, aweights=None):
@@ -279,7 +277,7 @@ def cumulative_trapezoid(y, x=None, *, dx=1, dim=-1):
 def renorm(input, p, dim, maxnorm, *, out=None):
     """Each slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to norm ``maxnorm`` (torch's
     ``maxnorm / (norm + 1e-7)``); differentiable."""
-    from .linalg import vector_norm, write_out
+    from .linalg import vector_norm
 
     _check_tensor(input, "renorm")
     if p <= 0:
@@ -291,7 +289,7 @@ def renorm(input, p, dim, maxnorm, *, out=None):
     norms = vector_norm(input, float(p), others, keepdim=True) if others else ops.abs(input)
     over = _host(norms) > maxnorm
     scale = ops.where(_to(over, input), maxnorm / (norms + 1e-7), _to(np.ones(over.shape, input.dtype), input))
-    return write_out("renorm", input * scale, out)
+    return write_result("renorm", input * scale, out, same_dtype=True)
 
 
 def bincount(input, weights=None, minlength=0):
@@ -315,7 +313,6 @@ def bincount(input, weights=None, minlength=0):
 def histc(input, bins=100, min=0, max=0, *, out=None):  # noqa: A002 - torch's names
     """Counts of ``input`` in ``bins`` equal bins over [min, max] (the data's range when both are 0); elements
     outside are ignored; not differentiable."""
-    from .linalg import write_out
 
     _check_tensor(input, "histc")
     a = _host(input)
@@ -333,13 +330,12 @@ def histc(input, bins=100, min=0, max=0, *, out=None):  # noqa: A002 - torch's n
     if lo > hi:
         raise RuntimeError("torch.histc: max must be larger than min")
     counts, _ = np.histogram(a[np.isfinite(a)], bins=int(bins), range=(lo, hi))
-    return write_out("histc", wrap_array(counts.astype(a.dtype)).to(input.device), out)
+    return write_result("histc", wrap_array(counts.astype(a.dtype)).to(input.device), out, same_dtype=True)
 
 
 def histogram(input, bins=100, *, range=None, weight=None, density=False, out=None):  # noqa: A002
     """``(hist, bin_edges)`` of ``input`` over ``bins`` (a count or a 1-D tensor of edges), as
     ``numpy.histogram``; not differentiable."""
-    from .linalg import write_out
 
     _check_tensor(input, "histogram")
     a = _host(input)
@@ -347,7 +343,7 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False, out=No
     w = _host(weight) if weight is not None else None
     hist, bin_edges = np.histogram(a, bins=edges, range=range, weights=w, density=density)
     result = Histogram(wrap_array(hist.astype(a.dtype)), wrap_array(bin_edges.astype(a.dtype)))
-    return write_out("histogram", result, out)
+    return write_result("histogram", result, out, same_dtype=True)
 
 
 def bind():

@@ -996,6 +996,84 @@ def test_out_on_the_hot_functions_follows_torch():
     assert got["sum method"] == "TypeError"  # as torch's; ad's Tensor.add, .exp ... accept out= (see the README)
 
 
+def test_out_rules_of_the_one_writer_follow_torch():
+    """Every ``out=`` goes through ad/ops/out.py's ``write_result``, with the caller's dtype rule: linalg, the
+    matrix products, sorting, scatter/gather and the statistics want ``out``'s dtype exactly (torch's
+    RuntimeError), pointwise ops, stacking and ``kron`` cast into it; a non-empty ``out`` of another shape is
+    resized with torch's warning (also by linalg), silently by the samplers and ``logspace``; an ``out`` that is a
+    view writes through to its base; an ``out`` that aliases an input gets the result computed from the input."""
+
+    def attempt(call):
+        try:
+            return _arr(call())
+        except (RuntimeError, TypeError) as e:
+            return f"{type(e).__name__}: {str(e).split(':')[0] if 'Expected out' not in str(e) else e}"
+
+    def run(L):
+        seen = {}
+        a = L.tensor([[2.0, 0.5, 0.0], [1.0, 3.0, -1.0], [0.0, 1.0, 4.0]], dtype=L.float64)
+        f32 = lambda shape: L.zeros(shape, dtype=L.float32)  # noqa: E731
+        for what, call in {  # exact: the error class (and torch's message where it is the common one)
+            "linalg.inv": lambda: L.linalg.inv(a, out=f32((3, 3))),
+            "linalg.slogdet": lambda: L.linalg.slogdet(a, out=(L.zeros(()), f32(()))),
+            "bmm": lambda: L.bmm(a[None], a[None], out=f32((1, 3, 3))),
+            "sort": lambda: L.sort(a, out=(f32((3, 3)), L.zeros((3, 3), dtype=L.int64))),
+            "msort": lambda: L.msort(a, out=f32((3, 3))),
+            "tril": lambda: L.tril(a, out=f32((3, 3))),
+            "quantile": lambda: L.quantile(a, 0.5, dim=0, out=f32(3)),
+            "clamp_min": lambda: L.clamp_min(a, 0.0, out=f32((3, 3))),
+        }.items():
+            seen[what] = attempt(call)[:13]
+        seen["exact message"] = attempt(lambda: L.linalg.inv(a, out=f32((3, 3))))
+        for what, call in {  # cast
+            "kron": lambda: L.kron(a, a, out=f32((9, 9))),
+            "hstack": lambda: L.hstack([a, a], out=f32((3, 6))),
+            "logaddexp2": lambda: L.logaddexp2(a, a, out=f32((3, 3))),
+            "diff": lambda: L.diff(a, out=f32((3, 2))),
+            "logical_and": lambda: L.logical_and(a, a, out=L.zeros((3, 3), dtype=L.int64)),
+            "matrix_rank": lambda: L.linalg.matrix_rank(a, out=L.zeros((), dtype=L.int32)),
+            "refused": lambda: L.kron(a, a, out=L.zeros((9, 9), dtype=L.int64)),
+        }.items():
+            seen[what] = attempt(call)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            inv, empty = L.zeros(2, dtype=L.float64), L.zeros(0, dtype=L.float64)
+            L.linalg.inv(a, out=inv)
+            L.linalg.det(a, out=empty)
+            L.quantile(a, 0.5, out=L.zeros(4, dtype=L.float64))
+            L.logspace(0.0, 1.0, 3, out=L.zeros(5))
+            L.randperm(3, out=L.zeros(5, dtype=L.int64))
+        seen["resized"] = (tuple(inv.shape), _arr(inv), tuple(empty.shape))
+        seen["warned"] = len(caught)
+        base = L.zeros((4, 3), dtype=L.float64)
+        version = base._version
+        L.linalg.inv(a, out=base[1:])
+        transposed = L.zeros((3, 3), dtype=L.float64)
+        L.tril(a, out=transposed.T)
+        seen["view"] = (_arr(base), base._version > version, _arr(transposed))
+        for what, call in {  # out aliasing an input: the result is computed first
+            "inv into input": lambda b: L.linalg.inv(b, out=b),
+            "tril into input": lambda b: L.tril(b, 1, out=b),
+            "sort into input": lambda b: L.sort(b, 1, out=(b, L.zeros((3, 3), dtype=L.int64)))[0],
+            "renorm into input": lambda b: L.renorm(b, 2, 0, 1.0, out=b),
+        }.items():
+            b = a.clone()
+            r = call(b)
+            seen[what] = (_arr(b), r is b)
+        return seen
+
+    got, want = _both(run)
+    assert got.keys() == want.keys()
+    for key in want:
+        g, w = (got[key], want[key]) if isinstance(want[key], tuple) else ((got[key],), (want[key],))
+        for gi, wi in zip(g, w):
+            if isinstance(wi, np.ndarray):
+                assert gi.dtype == wi.dtype, key
+                np.testing.assert_allclose(gi, wi, rtol=1e-6, atol=1e-12, err_msg=key)
+            else:
+                assert gi == wi, (key, gi, wi)
+
+
 def test_view_made_under_no_grad_requires_grad_as_torch():
     """torch 2.13: a view made under no_grad of a tensor that requires grad requires grad, is a leaf without
     grad_fn (``_base`` is the base); ops on it in grad mode record, backward gives no gradient to it or its base;

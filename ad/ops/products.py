@@ -18,6 +18,7 @@ import numpy as np
 from .. import ops
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from .linalg import _c_strides
+from .out import write_result
 
 # ---------------------------------------------------------------------------------------------------------
 # matrix-vector and batched products
@@ -42,7 +43,7 @@ def bmm(input, mat2, *, out=None):
             f"Expected size for first two dimensions of batch2 tensor to be: [{input.shape[0]}, {input.shape[2]}] "
             f"but got: [{mat2.shape[0]}, {mat2.shape[1]}]."
         )
-    return _out("bmm", ops.matmul(input, mat2), out)
+    return write_result("bmm", ops.matmul(input, mat2), out, same_dtype=True)
 
 
 def mv(input, vec, *, out=None):
@@ -55,12 +56,12 @@ def mv(input, vec, *, out=None):
             f"size mismatch, got input ({input.shape[0]}), mat ({input.shape[0]}x{input.shape[1]}), "
             f"vec ({vec.shape[0]})"
         )
-    return _out("mv", ops.matmul(input, vec), out)
+    return write_result("mv", ops.matmul(input, vec), out, same_dtype=True)
 
 
 def vdot(input, other, *, out=None):
     """Dot product of two 1-D tensors (real: no conjugation)."""
-    return _out("vdot", ops.dot(input, other), out)
+    return write_result("vdot", ops.dot(input, other), out, same_dtype=True)
 
 
 def inner(input, other, *, out=None):
@@ -68,13 +69,13 @@ def inner(input, other, *, out=None):
     _is_tensor(input, "inner", "input")
     _is_tensor(other, "inner", "other")
     if input.ndim == 0 or other.ndim == 0:
-        return _out("inner", input * other, out)
+        return write_result("inner", input * other, out, same_dtype=True)
     if input.shape[-1] != other.shape[-1]:
         raise RuntimeError(
             f"inner() the last dimension must match on both input tensors but got shapes {list(input.shape)} "
             f"and {list(other.shape)}"
         )
-    return _out("inner", tensordot(input, other, ([input.ndim - 1], [other.ndim - 1])), out)
+    return write_result("inner", tensordot(input, other, ([input.ndim - 1], [other.ndim - 1])), out, same_dtype=True)
 
 
 def _scaled_sum(input, product, beta, alpha):
@@ -102,28 +103,28 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat1 @ mat2)``."""
     product = ops.mm(mat1, mat2)
     _check_into("addmm", input, product.shape)
-    return _out("addmm", _scaled_sum(input, product, beta, alpha), out)
+    return write_result("addmm", _scaled_sum(input, product, beta, alpha), out, same_dtype=True)
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat @ vec)``."""
     product = mv(mat, vec)
     _check_into("addmv", input, product.shape)
-    return _out("addmv", _scaled_sum(input, product, beta, alpha), out)
+    return write_result("addmv", _scaled_sum(input, product, beta, alpha), out, same_dtype=True)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * bmm(batch1, batch2)``."""
     product = bmm(batch1, batch2)
     _check_into("baddbmm", input, product.shape)
-    return _out("baddbmm", _scaled_sum(input, product, beta, alpha), out)
+    return write_result("baddbmm", _scaled_sum(input, product, beta, alpha), out, same_dtype=True)
 
 
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * sum_b batch1[b] @ batch2[b]``."""
     product = ops.sum(bmm(batch1, batch2), 0)
     _check_into("addbmm", input, product.shape)
-    return _out("addbmm", _scaled_sum(input, product, beta, alpha), out)
+    return write_result("addbmm", _scaled_sum(input, product, beta, alpha), out, same_dtype=True)
 
 
 def chain_matmul(*matrices, out=None):
@@ -138,17 +139,11 @@ def chain_matmul(*matrices, out=None):
         stacklevel=2,
     )
     if len(matrices) == 1:
-        return _out("chain_matmul", ops.clone(matrices[0]), out)
+        return write_result("chain_matmul", ops.clone(matrices[0]), out, same_dtype=True)
     for m in matrices:
         if m.ndim != 2:
             raise RuntimeError(f"Tensor dimension is {m.ndim}, expected 2 instead.")
     return linalg.multi_dot(matrices, out=out)
-
-
-def _out(name, result, out):
-    from ..linalg import write_out
-
-    return write_out(name, result, out)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -230,7 +225,7 @@ def tensordot(a, b, dims=2, out=None):
     for x, y in zip(da, db):
         lb[y] = la[x]
     r, _ = _contract(a, la, b, lb, keep=())
-    return _out("tensordot", r, out)
+    return write_result("tensordot", r, out, same_dtype=True)
 
 
 def kron(input, other, *, out=None):
@@ -246,7 +241,7 @@ def kron(input, other, *, out=None):
         sa += [a.shape[k], 1]
         sb += [1, b.shape[k]]
     r = ops.reshape(a, tuple(sa)) * ops.reshape(b, tuple(sb))
-    return _out("kron", ops.reshape(r, tuple(a.shape[k] * b.shape[k] for k in range(nd))), out)
+    return write_result("kron", ops.reshape(r, tuple(a.shape[k] * b.shape[k] for k in range(nd))), out)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -290,7 +285,7 @@ def cross(input, other, dim=None, *, out=None, linalg=False):
     a0, a1, a2 = (_component(a, d, k) for k in range(3))
     b0, b1, b2 = (_component(b, d, k) for k in range(3))
     r = ops.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
-    return r if linalg else _out("cross", r, out)
+    return r if linalg else write_result("cross", r, out, same_dtype=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -584,8 +579,8 @@ def svd(input, some=True, compute_uv=True, *, out=None):
         batch = tuple(input.shape[:-2])
         u = wrap_array(np.zeros(batch + (m, m), input.dtype))
         v = wrap_array(np.zeros(batch + (n, n), input.dtype))
-        return _out("svd", _SvdOld(u, s, v), out)
-    return _out("svd", _SvdOld(u, s, ops.transpose(vh, -2, -1)), out)
+        return write_result("svd", _SvdOld(u, s, v), out, same_dtype=True)
+    return write_result("svd", _SvdOld(u, s, ops.transpose(vh, -2, -1)), out, same_dtype=True)
 
 
 def qr(input, some=True, *, out=None):
@@ -600,7 +595,7 @@ def qr(input, some=True, *, out=None):
     )
 
     q, r = linalg.qr(input, mode="reduced" if some else "complete")
-    return _out("qr", _QrOld(q, r), out)
+    return write_result("qr", _QrOld(q, r), out, same_dtype=True)
 
 
 def cholesky(input, upper=False, *, out=None):

@@ -57,7 +57,7 @@ from . import (
 )
 from . import clone as _clone
 from . import sum as _sum
-from .out import out_signature
+from .out import with_out
 
 FLIP = Op("flip", K.GATHER_STRIDED, "FlipBackward0", _gather_strided_vjp)
 ROLL = Op("roll", K.GATHER_MAP, "RollBackward0", _gather_map_vjp)
@@ -161,58 +161,6 @@ def _overwrite(x, positions, src, src_positions):
     gmap[targets] = src_positions[writer]
     picked = gather_map(src, x.shape, gmap)
     return _pick(mask.reshape(x.shape), picked, x)
-
-
-def _check_out_grad(fn, *args):
-    tensors = [t for a in args for t in (a if isinstance(a, (tuple, list)) else (a,))]
-    if _grad_state.enabled and builtins.any(isinstance(t, Tensor) and t._rg for t in tensors):
-        raise RuntimeError(
-            f"{fn}(): functions with out=... arguments don't support automatic differentiation, but one of the "
-            "arguments requires grad."
-        )
-
-
-def _write_out(out, result):
-    """Copy ``result`` into the tensor ``out`` (resized if its shape differs, as torch), returning ``out``."""
-    if not isinstance(out, Tensor):
-        raise TypeError(f"argument 'out' must be Tensor, not {type(out).__name__}")
-    data = result._data
-    if out._data.dtype != data.dtype:
-        if np.can_cast(data.dtype, out._data.dtype, "same_kind"):
-            data = data.astype(out._data.dtype)
-        else:
-            raise RuntimeError(f"result type {data.dtype} can't be cast to the desired output type {out._data.dtype}")
-    if out._data.shape == data.shape:
-        out._data[...] = data
-    else:
-        out._data = np.array(data, copy=True)
-    out._version += 1
-    return out
-
-
-def _with_out(fn_name, n_out=1):
-    """Give a function torch's ``out=`` keyword (one tensor, or a tuple of ``n_out`` tensors)."""
-
-    def deco(fn):
-        def wrapper(*args, out=None, **kwargs):
-            if out is None:
-                return fn(*args, **kwargs)
-            _check_out_grad(fn_name, *args, *kwargs.values())
-            result = fn(*args, **kwargs)
-            if n_out == 1:
-                return _write_out(out, result)
-            if not isinstance(out, (tuple, list)) or len(out) != n_out:
-                raise TypeError(f"{fn_name}(): argument 'out' must be tuple of {n_out} Tensors")
-            return type(result)(_write_out(o, r) for o, r in zip(out, result))
-
-        wrapper.__name__ = fn.__name__
-        wrapper.__qualname__ = fn.__qualname__
-        wrapper.__doc__ = fn.__doc__
-        wrapper.__wrapped__ = fn
-        wrapper.__signature__ = out_signature(fn)
-        return wrapper
-
-    return deco
 
 
 def _shape_args(sizes, fn):
@@ -418,7 +366,7 @@ def _src_tensor(x, src, fn):
     return src
 
 
-@_with_out("scatter")
+@with_out(same_dtype=True)
 def scatter(input, dim, index, src=None, value=None, *, reduce=None):  # noqa: A002
     """``out = input.clone(); out[...index[i][j]...] = src[i][j]`` along ``dim`` (``value``: a number instead).
 
@@ -463,7 +411,7 @@ def _contributions(src, src_pos, idx_shape):
     return gather_map(src, (src_pos.size,), src_pos)
 
 
-@_with_out("scatter_add")
+@with_out(same_dtype=True)
 def scatter_add(input, dim, index, src):  # noqa: A002
     """``out = input.clone(); out[...index[i][j]...] += src[i][j]`` along ``dim`` (repeated indices add up)."""
     src = _src_tensor(input, src, "scatter_add")
@@ -477,7 +425,7 @@ def scatter_add(input, dim, index, src):  # noqa: A002
 _REDUCES = ("sum", "prod", "mean", "amax", "amin")
 
 
-@_with_out("scatter_reduce")
+@with_out(same_dtype=True)
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noqa: A002
     """Reduce ``src`` into ``input`` at ``index`` along ``dim`` with ``reduce`` in sum, prod, mean, amax, amin.
 
@@ -622,7 +570,7 @@ def _index_positions(x, dim, index, source_shape, fn):
     return positions.reshape(-1)
 
 
-@_with_out("index_add")
+@with_out(same_dtype=True)
 def index_add(input, dim, index, source, *, alpha=1):  # noqa: A002
     """``out = input.clone(); out.select(dim, index[i]) += alpha * source.select(dim, i)`` (repeats add up)."""
     source = _src_tensor(input, source, "index_add")
@@ -631,7 +579,7 @@ def index_add(input, dim, index, source, *, alpha=1):  # noqa: A002
     return input + scatter_map(reshape(vals, -1), input.shape, positions)
 
 
-@_with_out("index_copy")
+@with_out(same_dtype=True)
 def index_copy(input, dim, index, source):  # noqa: A002
     """``out = input.clone(); out.select(dim, index[i]) = source.select(dim, i)`` (the last write wins)."""
     source = _src_tensor(input, source, "index_copy")
@@ -744,7 +692,7 @@ def masked_scatter(input, mask, source):  # noqa: A002
     return _pick(m.reshape(shape), picked, x)
 
 
-@_with_out("masked_select")
+@with_out(same_dtype=True)
 def masked_select(input, mask):  # noqa: A002
     """The elements of ``input`` where ``mask`` holds, as a 1-D tensor (both broadcast)."""
     value_read("masked_select() (a data-dependent shape)")
@@ -758,7 +706,7 @@ def masked_select(input, mask):  # noqa: A002
 # take / take_along_dim
 
 
-@_with_out("take")
+@with_out(same_dtype=True)
 def take(input, index):  # noqa: A002
     """``input.flatten()[index]`` with the shape of ``index`` (negative indices count from the end)."""
     idx = _index_array(index, "take")
@@ -769,7 +717,7 @@ def take(input, index):  # noqa: A002
     return gather_map(input, idx.shape, idx % n if n else idx, TAKE)
 
 
-@_with_out("take_along_dim")
+@with_out(same_dtype=True)
 def take_along_dim(input, indices, dim=None):  # noqa: A002
     """Values of ``input`` at ``indices`` along ``dim`` (both broadcast apart from ``dim``; None: flattened)."""
     idx = _index_array(indices, "take_along_dim", "indices")
@@ -807,13 +755,13 @@ def _triangle(input, diagonal, lower, fn):
     return _pick(np.broadcast_to(keep, input.shape), input, _const(0, input.dtype))
 
 
-@_with_out("tril")
+@with_out(same_dtype=True)
 def tril(input, diagonal=0):  # noqa: A002
     """The lower triangle of the last two dims (elements on and below ``diagonal``); the rest is zero."""
     return _triangle(input, diagonal, True, "tril")
 
 
-@_with_out("triu")
+@with_out(same_dtype=True)
 def triu(input, diagonal=0):  # noqa: A002
     """The upper triangle of the last two dims (elements on and above ``diagonal``); the rest is zero."""
     return _triangle(input, diagonal, False, "triu")
@@ -834,7 +782,7 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):  # noqa: A002
     return scatter_map(x, tuple(shape), positions)
 
 
-@_with_out("diag")
+@with_out(same_dtype=True)
 def diag(input, diagonal=0):  # noqa: A002
     """1-D input: a square matrix with it on ``diagonal``; 2-D input: its ``diagonal``-th diagonal."""
     if input.ndim == 1:

@@ -16,7 +16,8 @@ from .. import cuda as _cuda
 from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import Op, _gather_map_vjp, gather_map
-from .shape_index import _I64, _check_out_grad, _data, _ids, _index_array, _tname, _with_out, _write_out
+from .out import with_out, write_result
+from .shape_index import _I64, _data, _ids, _index_array, _tname
 
 SORT = Op("sort", K.GATHER_MAP, "SortBackward0", _gather_map_vjp)
 TOPK = Op("topk", K.GATHER_MAP, "TopkBackward0", _gather_map_vjp)
@@ -74,15 +75,11 @@ def sort(input, dim=-1, descending=False, *, stable=False, out=None):  # noqa: A
     """
     if isinstance(dim, bool):
         raise TypeError("sort(): argument 'dim' must be int, not bool")
-    if out is not None:
-        _check_out_grad("sort", input)
     d, a = _sort_args(input, dim)
     order = _argsort(a, d, descending)
     values = _take_values(input, order, d, SORT)
     result = _ValuesIndices((values, _cuda.index_tensor(order.reshape(values.shape), input)))
-    if out is not None:
-        return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
-    return result
+    return write_result("sort", result, out, same_dtype=True)
 
 
 def argsort(input, dim=-1, descending=False, *, stable=False):  # noqa: A002
@@ -91,7 +88,7 @@ def argsort(input, dim=-1, descending=False, *, stable=False):  # noqa: A002
     return _cuda.index_tensor(_argsort(a, d, descending).reshape(input.shape), input)
 
 
-@_with_out("msort")
+@with_out(same_dtype=True)
 def msort(input):  # noqa: A002
     """``sort(input, dim=0).values``."""
     return sort(input, 0).values
@@ -106,8 +103,6 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A00
     result is always sorted here). Returns: ``(values, indices)``. Raises: RuntimeError for k out of range.
     Example: ``ad.topk(ad.tensor([1., 5., 3.]), 2).values`` is ``[5, 3]``.
     """
-    if out is not None:
-        _check_out_grad("topk", input)
     d, a = _sort_args(input, dim)
     size = a.shape[d]
     if k < 0 or k > size:
@@ -115,15 +110,11 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A00
     order = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
     values = _take_values(input, order, d, TOPK)
     result = _ValuesIndices((values, _cuda.index_tensor(order.reshape(values.shape), input)))
-    if out is not None:
-        return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
-    return result
+    return write_result("topk", result, out, same_dtype=True)
 
 
 def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):  # noqa: A002
     """The ``k``-th smallest element along ``dim`` (1-based), as ``(values, indices)``."""
-    if out is not None:
-        _check_out_grad("kthvalue", input)
     d, a = _sort_args(input, dim)
     size = a.shape[d]
     if k < 1 or k > size:
@@ -141,9 +132,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):  # noqa: A002
             values = _take_values(input, order, d, KTHVALUE)
         indices = _cuda.index_tensor(order, input)
     result = _ValuesIndices((values, indices))
-    if out is not None:
-        return _ValuesIndices(_write_out(o, r) for o, r in zip(out, result))
-    return result
+    return write_result("kthvalue", result, out, same_dtype=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -209,13 +198,11 @@ def nonzero(input, *, out=None, as_tuple=False):  # noqa: A002
     if as_tuple:
         return tuple(wrap_array(i.astype(_I64)) for i in np.nonzero(np.atleast_1d(a)))
     result = wrap_array(np.argwhere(a).astype(_I64))
-    if out is not None:
-        if out.dtype != np.int64:
-            raise RuntimeError(
-                f"nonzero: Expected out tensor to have scalar type Long but got scalar type{_tname(out.dtype)}"
-            )
-        return _write_out(out, result)
-    return result
+    if out is not None and out.dtype != np.int64:
+        raise RuntimeError(
+            f"nonzero: Expected out tensor to have scalar type Long but got scalar type{_tname(out.dtype)}"
+        )
+    return write_result("nonzero", result, out, same_dtype=True)
 
 
 def argwhere(input):  # noqa: A002
@@ -275,10 +262,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
             f"value tensor {list(vals.shape)}"
         )
     result = _search(seq, vals, right, srt).astype(np.int32 if out_int32 else _I64)
-    result = wrap_array(np.asarray(result))
-    if out is not None:
-        return _write_out(out, result)
-    return result
+    return write_result("searchsorted", wrap_array(np.asarray(result)), out, same_dtype=True)
 
 
 def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):  # noqa: A002

@@ -9,7 +9,8 @@ import warnings
 
 from ..tensor import Tensor
 from . import cat, expand, reshape
-from .shape_index import _with_out, broadcast_shapes
+from .out import with_out
+from .shape_index import broadcast_shapes
 
 
 def broadcast_tensors(*tensors):
@@ -94,14 +95,14 @@ def _tensor_seq(tensors, fn):
     return list(tensors)
 
 
-@_with_out("hstack")
+@with_out
 def hstack(tensors):
     """Concatenate along dim 1 (along dim 0 when every tensor is 1-D); 0-d tensors count as 1-D."""
     ts = [atleast_1d(t_) for t_ in _tensor_seq(tensors, "hstack")]
     return cat(ts, 0 if ts[0].ndim == 1 else 1)
 
 
-@_with_out("vstack")
+@with_out
 def vstack(tensors):
     """Concatenate along dim 0 after making each tensor at least 2-D."""
     return cat([atleast_2d(t_) for t_ in _tensor_seq(tensors, "vstack")], 0)
@@ -110,13 +111,13 @@ def vstack(tensors):
 row_stack = vstack
 
 
-@_with_out("dstack")
+@with_out
 def dstack(tensors):
     """Concatenate along dim 2 after making each tensor at least 3-D."""
     return cat([atleast_3d(t_) for t_ in _tensor_seq(tensors, "dstack")], 2)
 
 
-@_with_out("column_stack")
+@with_out
 def column_stack(tensors):
     """Stack 0-d and 1-D tensors as columns (shape (n, 1)) and concatenate along dim 1."""
     ts = _tensor_seq(tensors, "column_stack")

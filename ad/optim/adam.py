@@ -15,14 +15,12 @@ __all__ = ["Adam", "AdamW"]
 
 def _check_adam(lr, betas, eps, weight_decay):
     _check_range("learning rate", lr)
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
+    _check_range("epsilon value", eps)
     if not 0.0 <= betas[0] < 1.0:
         raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
     if not 0.0 <= betas[1] < 1.0:
         raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    _check_range("weight_decay value", weight_decay)
 
 
 FUSED_MIN = 4096  # below this many elements numpy's few calls cost less than a kernel call's checks

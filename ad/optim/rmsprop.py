@@ -32,14 +32,10 @@ class RMSprop(Optimizer):
         differentiable=False,
     ):
         _check_range("learning rate", lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        _check_range("epsilon value", eps)
+        _check_range("momentum value", momentum)
+        _check_range("weight_decay value", weight_decay)
+        _check_range("alpha value", alpha)
         _unsupported(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr,
@@ -114,14 +110,10 @@ class Adagrad(Optimizer):
         fused=None,
     ):
         _check_range("learning rate", lr)
-        if not 0.0 <= lr_decay:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= initial_accumulator_value:
-            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_range("lr_decay value", lr_decay)
+        _check_range("weight_decay value", weight_decay)
+        _check_range("initial_accumulator_value value", initial_accumulator_value)
+        _check_range("epsilon value", eps)
         _unsupported(differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr,

@@ -301,11 +301,13 @@ from .linalg_factor import torch_lu_solve as lu_solve  # noqa: E402
 from .ops.pointwise_ops import with_out as _with_out  # noqa: E402
 
 for _name in (
-    "zeros ones empty full eye arange linspace rand randn randint cat concatenate stack argmax argmin argsort "
-    "gather index_select isneginf isposinf logsumexp matrix_power orgqr slogdet amax amin max min prod var std dot "
-    "outer mm where clamp clip sign reciprocal softmax log_softmax"
+    "arange cat concatenate stack argmax argmin argsort gather index_select isneginf isposinf logsumexp "
+    "matrix_power orgqr slogdet amax amin max min prod var std dot outer mm where clamp clip sign reciprocal "
+    "softmax log_softmax"
 ).split():
     globals()[_name] = _with_out(globals()[_name])
+for _name in "zeros ones empty full eye linspace rand randn randint".split():  # torch's factories resize silently
+    globals()[_name] = _with_out(globals()[_name], warn_resize=False)
 linalg.cond = _with_out(linalg.cond)
 linalg.lstsq = _with_out(linalg.lstsq)
 nn.functional.hardshrink = _with_out(nn.functional.hardshrink)

@@ -1000,7 +1000,7 @@ def test_out_rules_of_the_one_writer_follow_torch():
     """Every ``out=`` goes through ad/ops/out.py's ``write_result``, with the caller's dtype rule: linalg, the
     matrix products, sorting, scatter/gather and the statistics want ``out``'s dtype exactly (torch's
     RuntimeError), pointwise ops, stacking and ``kron`` cast into it; a non-empty ``out`` of another shape is
-    resized with torch's warning (also by linalg), silently by the samplers and ``logspace``; an ``out`` that is a
+    resized with torch's warning (also by linalg), silently by the samplers and the factories (not ``arange``); an ``out`` that is a
     view writes through to its base; an ``out`` that aliases an input gets the result computed from the input."""
 
     def attempt(call):
@@ -1043,6 +1043,9 @@ def test_out_rules_of_the_one_writer_follow_torch():
             L.quantile(a, 0.5, out=L.zeros(4, dtype=L.float64))
             L.logspace(0.0, 1.0, 3, out=L.zeros(5))
             L.randperm(3, out=L.zeros(5, dtype=L.int64))
+            L.zeros(2, 3, out=L.zeros(5, dtype=L.float64))  # the factories resize silently, but arange
+            L.randn(2, out=L.zeros(5, dtype=L.float64))
+            L.arange(6.0, out=L.zeros(2, dtype=L.float64))
         seen["resized"] = (tuple(inv.shape), _arr(inv), tuple(empty.shape))
         seen["warned"] = len(caught)
         base = L.zeros((4, 3), dtype=L.float64)

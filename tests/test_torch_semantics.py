@@ -924,6 +924,20 @@ def test_out_keyword_as_torch(name):
         call(ad, ad.tensor(a, requires_grad=True), outs if isinstance(want, tuple) else outs[0])
 
 
+def _assert_same_seen(got, want, rtol, atol=0.0):
+    """``{what: value or tuple of values}`` seen with ad and with torch agree: arrays in dtype and values (within
+    the tolerances), the rest (error texts, shapes, flags) exactly."""
+    assert got.keys() == want.keys()
+    for key in want:
+        g, w = (got[key], want[key]) if isinstance(want[key], tuple) else ((got[key],), (want[key],))
+        for gi, wi in zip(g, w):
+            if isinstance(wi, np.ndarray):
+                assert gi.dtype == wi.dtype, key
+                np.testing.assert_allclose(gi, wi, rtol=rtol, atol=atol, err_msg=key)
+            else:
+                assert gi == wi, (key, gi, wi)
+
+
 def test_out_on_the_hot_functions_follows_torch():
     """The hot functions' ``out=`` (ad/ops/out.py) against torch: a non-empty ``out`` of another shape is resized
     with torch's warning (an empty one silently); dtypes: elementwise results cast to ``out``'s where torch casts,
@@ -984,15 +998,7 @@ def test_out_on_the_hot_functions_follows_torch():
         return seen
 
     got, want = _both(run)
-    assert got.keys() == want.keys()
-    for key in want:
-        g, w = (got[key], want[key]) if isinstance(want[key], tuple) else ((got[key],), (want[key],))
-        for gi, wi in zip(g, w):
-            if isinstance(wi, np.ndarray):
-                assert gi.dtype == wi.dtype, key
-                np.testing.assert_allclose(gi, wi, rtol=1e-12, err_msg=key)
-            else:
-                assert gi == wi, key
+    _assert_same_seen(got, want, rtol=1e-12)
     assert got["sum method"] == "TypeError"  # as torch's; ad's Tensor.add, .exp ... accept out= (see the README)
 
 
@@ -1000,8 +1006,9 @@ def test_out_rules_of_the_one_writer_follow_torch():
     """Every ``out=`` goes through ad/ops/out.py's ``write_result``, with the caller's dtype rule: linalg, the
     matrix products, sorting, scatter/gather and the statistics want ``out``'s dtype exactly (torch's
     RuntimeError), pointwise ops, stacking and ``kron`` cast into it; a non-empty ``out`` of another shape is
-    resized with torch's warning (also by linalg), silently by the samplers and the factories (not ``arange``); an ``out`` that is a
-    view writes through to its base; an ``out`` that aliases an input gets the result computed from the input."""
+    resized with torch's warning (also by linalg), silently by the samplers and the factories (not ``arange``);
+    an ``out`` that is a view writes through to its base; an ``out`` that aliases an input gets the result
+    computed from the input."""
 
     def attempt(call):
         try:
@@ -1066,15 +1073,7 @@ def test_out_rules_of_the_one_writer_follow_torch():
         return seen
 
     got, want = _both(run)
-    assert got.keys() == want.keys()
-    for key in want:
-        g, w = (got[key], want[key]) if isinstance(want[key], tuple) else ((got[key],), (want[key],))
-        for gi, wi in zip(g, w):
-            if isinstance(wi, np.ndarray):
-                assert gi.dtype == wi.dtype, key
-                np.testing.assert_allclose(gi, wi, rtol=1e-6, atol=1e-12, err_msg=key)
-            else:
-                assert gi == wi, (key, gi, wi)
+    _assert_same_seen(got, want, rtol=1e-6, atol=1e-12)  # (float32 outs)
 
 
 def test_view_made_under_no_grad_requires_grad_as_torch():

@@ -179,20 +179,8 @@ class _Plan:
 
     def __init__(self, roots, targets, run_targets=False, nodes=None):
         # ``nodes``: the graph's ``{id: (tensor, operands as recorded)}`` when the caller walked it already
-        if nodes is not None:
-            stack = ()
-        else:
-            nodes = {}
-            stack = [t for t in roots if t._op is not None]
-        while stack:
-            t = stack.pop()
-            if id(t) in nodes:
-                continue
-            inputs = _inputs_of(t)
-            nodes[id(t)] = (t, inputs)
-            for inp in inputs:
-                if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
-                    stack.append(inp)
+        if nodes is None:
+            nodes = graph_nodes(roots)
         leads = {k for k, t in targets.items() if t._op is None}
         runs = set()
         blocked = {}
@@ -639,12 +627,10 @@ def _inputs_of(t):
     return tuple(resolved)
 
 
-def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None, run_targets=False):
-    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s.
-
-    ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
-    mode's checks)."""
-    nodes = {}  # id -> (tensor, its operands as recorded)
+def graph_nodes(roots):
+    """``{id: (tensor, its operands as recorded)}`` of the recorded tensors reachable from ``roots`` through
+    operands that require grad (the Python graph a differentiable sweep or a ``_Reach`` walks)."""
+    nodes = {}
     stack = [t for t in roots if t._op is not None]
     while stack:
         t = stack.pop()
@@ -655,6 +641,15 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         for inp in inputs:
             if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
                 stack.append(inp)
+    return nodes
+
+
+def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None, run_targets=False):
+    """Differentiable reverse sweep over the Python graph; seeds and results are ``Tensor``s.
+
+    ``run_node(t, inputs, step, args)``, if given, runs each node's reverse step ``step(*args)`` (anomaly
+    mode's checks)."""
+    nodes = graph_nodes(roots)
     order = sorted(nodes.values(), key=_node_order, reverse=True)
     tapes = {}  # the tapes the graph lives on, by id
     for t, _ in order:

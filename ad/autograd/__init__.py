@@ -51,6 +51,23 @@ def _as_tuple(x, what):
     raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got {type(x).__name__}")
 
 
+def _differentiated(inputs, fn):
+    """``inputs`` of ``backward`` / ``grad`` as a tuple, checked as torch checks them.
+
+    Raises:
+        RuntimeError: no inputs, one that is not a tensor, or one that does not require grad (torch's messages).
+    """
+    inputs = _as_tuple(inputs, "inputs")
+    if len(inputs) == 0:
+        raise RuntimeError(f"`inputs` argument to `{fn}()` cannot be empty.")
+    for t in inputs:
+        if not isinstance(t, Tensor):
+            raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(t).__name__}")
+        if not t._rg:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    return inputs
+
+
 def _make_seeds(outputs, grad_outputs, create_graph):
     """Validate ``grad_outputs`` against ``outputs``; return seeds (Tensors)."""
     if grad_outputs is None:
@@ -195,14 +212,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         grad_tensors = grad_variables
     outputs = _as_tuple(tensors, "tensors")
     if inputs is not None:
-        inputs = _as_tuple(inputs, "inputs")
-        if len(inputs) == 0:
-            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
-        for t in inputs:
-            if not isinstance(t, Tensor):
-                raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(t).__name__}")
-            if not t._rg:
-                raise RuntimeError("One of the differentiated Tensors does not require grad")
+        inputs = _differentiated(inputs, "backward")
     if retain_graph is None:
         retain_graph = create_graph
     seeds = _make_seeds(outputs, grad_tensors, create_graph)
@@ -327,14 +337,7 @@ def grad(
     if outputs is None:
         raise TypeError("'NoneType' object is not iterable: grad() needs the outputs to differentiate")
     outputs = _as_tuple(outputs, "outputs")
-    inputs_t = _as_tuple(inputs, "inputs")
-    if len(inputs_t) == 0:
-        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
-    for t in inputs_t:
-        if not isinstance(t, Tensor):
-            raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(t).__name__}")
-        if not t._rg:
-            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    inputs_t = _differentiated(inputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph
     if is_grads_batched:

@@ -97,14 +97,26 @@ _ids = itertools.count(1)
 def register_post_accumulate_grad_hook(self, hook):
     """Register ``hook(tensor)``, called after backward has accumulated this leaf's ``.grad`` (for an
     optimizer step fused into backward, say). Returns a handle with ``remove()``."""
-    if not self._rg:
+    refused = "post accumulate grad hooks cannot be registered on non-leaf tensors"
+    return register_leaf_hook(self, hook, "_post_accumulate_grad_hooks", _POST_ACC, refused)
+
+
+def register_leaf_hook(tensor, hook, attr, count, non_leaf_error):
+    """Add ``hook`` to the leaf's ``{key: hook}`` dict ``attr`` (made on first use, then ``count[0]`` is bumped:
+    the engine looks for such hooks only while the count is non-zero). Returns a handle with ``remove()``.
+
+    Raises:
+        RuntimeError: ``tensor`` does not require grad, or is not a leaf (``non_leaf_error``).
+    """
+    if not tensor._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if self._op is not None:
-        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
-    hooks = self.__dict__.get("_post_accumulate_grad_hooks")
+    if tensor._op is not None:
+        raise RuntimeError(non_leaf_error)
+    hooks = tensor.__dict__.get(attr)
     if hooks is None:
-        hooks = self._post_accumulate_grad_hooks = {}
-        _POST_ACC[0] += 1
+        hooks = {}
+        setattr(tensor, attr, hooks)
+        count[0] += 1
     key = next(_ids)
     hooks[key] = hook
     return RemovableHandle(hooks, key)

@@ -22,14 +22,13 @@ backward). ``backward`` is wrapped by ``runs_final_callbacks``, which pushes and
 """
 
 import functools
-import itertools
 import threading
 
 from .. import engine
-from ..tensor import RemovableHandle, Tensor
+from ..tensor import Tensor
+from .graph import register_leaf_hook
 
 READY = [0]
-_ids = itertools.count(1)
 
 
 class _Frame:
@@ -104,17 +103,9 @@ def register_grad_ready_hook(tensor, hook):
     Raises:
         RuntimeError: ``tensor`` does not require grad or is not a leaf.
     """
-    if not tensor._rg:
-        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if tensor._op is not None:
-        raise RuntimeError("gradient-ready hooks can only be registered on leaf tensors")
-    hooks = tensor.__dict__.get("_grad_ready_hooks")
-    if hooks is None:
-        hooks = tensor._grad_ready_hooks = {}
-        READY[0] += 1
-    key = next(_ids)
-    hooks[key] = hook
-    return RemovableHandle(hooks, key)
+    return register_leaf_hook(
+        tensor, hook, "_grad_ready_hooks", READY, "gradient-ready hooks can only be registered on leaf tensors"
+    )
 
 
 def _call(frame, t, g):

@@ -10,12 +10,16 @@ from ...autograd.function import Function
 from ...tensor import Tensor
 
 
-class _OutputsHook(Function):
+class _Identity(Function):
+    """The pass-through both hook Functions share: copies of ``tensors``, with the shared dict on ``ctx``."""
+
     @staticmethod
     def forward(ctx, state, *tensors):
         ctx.state = state
         return tuple(t.clone() for t in tensors)
 
+
+class _OutputsHook(_Identity):
     @staticmethod
     def backward(ctx, *grads):
         state = ctx.state
@@ -31,12 +35,7 @@ class _OutputsHook(Function):
         return (None, *grads)
 
 
-class _InputsHook(Function):
-    @staticmethod
-    def forward(ctx, state, *tensors):
-        ctx.state = state
-        return tuple(t.clone() for t in tensors)
-
+class _InputsHook(_Identity):
     @staticmethod
     def backward(ctx, *grads):
         state = ctx.state

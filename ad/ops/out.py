@@ -18,9 +18,10 @@ torch's rules, in the order torch checks them (nothing is written when one fails
   computes in ``out``'s dtype, see ``reduction_dtype``;
 - ``out`` of another shape is resized, with torch's deprecation warning unless it was empty (factory functions
   such as ``zeros`` and the samplers resize silently: ``warn_resize=False``);
-- the values are written into ``out``'s own buffer (an ``out`` that is a view writes through to its base; an
-  ``out`` that aliases an input is written after the result is computed), and ``out``'s version counter is bumped
-  (a saved ``out`` then fails backward's version check, as in torch).
+- ``out`` must be on the result's device (RuntimeError);
+- the values are written into ``out``'s own buffer, on a GPU by a device kernel (an ``out`` that is a view
+  writes through to its base; an ``out`` that aliases an input is written after the result is computed), and
+  ``out``'s version counter is bumped (a saved ``out`` then fails backward's version check, as in torch).
 """
 
 import functools
@@ -31,7 +32,7 @@ import numpy as np
 
 from .. import forward as _forward
 from ..forward import _fw
-from ..grad_mode import _grad_state
+from ..grad_mode import _grad_state, no_grad
 from ..tensor import Tensor
 
 
@@ -65,6 +66,8 @@ def write_result(name, result, out, same_dtype=False, warn_resize=True):
     elif not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
     for r, o in zip(results, outs):  # every check before the first write
+        if r.device != o.device:
+            raise RuntimeError(f"{name}(): Expected out tensor to have device {r.device}, but got {o.device} instead")
         _check_dtype(r._data.dtype, o._data.dtype, same_dtype)
     for r, o in zip(results, outs):
         _write_out(r, o, warn_resize)
@@ -119,7 +122,15 @@ def _write_out(result, out, warn_resize):
     if out._data.shape != data.shape:
         if warn_resize and out._data.size:
             warnings.warn(_resized(out._data.shape, data.shape), UserWarning, stacklevel=3)
+        if out._dev is not None:  # a fresh device buffer of out's dtype
+            out._data = result.detach().to(out._data.dtype).clone()._data
+            _bump(out)
+            return out
         out._data = np.empty(data.shape, out._data.dtype)  # torch resizes out
+    if out._dev is not None:
+        with no_grad():  # a device kernel writes (and casts) into out's buffer; copy_ bumps the version
+            out.copy_(result)
+        return out
     out._data[...] = data
     _bump(out)
     return out

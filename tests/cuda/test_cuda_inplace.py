@@ -223,3 +223,28 @@ def test_copy_across_devices_as_torch():
     (y * ad.tensor([1.0, 0.5, 2.0])).sum().backward()
     assert w.grad.is_cuda
     np.testing.assert_allclose(w.grad.cpu().numpy(), [2.0, 2.0, 12.0])
+
+
+def test_out_on_cuda_writes_the_device_storage_as_on_the_cpu():
+    """``out=`` on a CUDA tensor (ad/ops/out.py) writes through its device buffer (a same-shape ``out`` keeps its
+    storage, a view writes through to its base), casts and resizes as on the CPU, bumps the version; an ``out``
+    on another device than the result raises RuntimeError."""
+
+    def run(dev):
+        a = ad.tensor([[2.0, 0.5], [1.0, 3.0]]).to(dev)
+        same, base, empty = ad.zeros(2, 2).to(dev), ad.zeros(3, 2).to(dev), ad.zeros(0).to(dev)
+        f32 = ad.zeros(2, 2, dtype=ad.float32).to(dev)
+        before, version = _pointer(same) if dev == "cuda" else None, same._version
+        ad.exp(a, out=same)
+        ad.linalg.inv(a, out=base[1:])
+        ad.mul(a, a, out=f32)
+        ad.quantile(a, 0.5, dim=0, out=empty)
+        kept = _pointer(same) == before if dev == "cuda" else True
+        return [_host(same), _host(base), _host(f32), _host(empty), kept, same._version > version]
+
+    cpu, gpu = run("cpu"), run("cuda")
+    for c, g in zip(cpu, gpu):
+        np.testing.assert_allclose(g, c, rtol=1e-12)
+        assert np.asarray(g).dtype == np.asarray(c).dtype
+    with pytest.raises(RuntimeError, match="Expected out tensor to have device cuda:0, but got cpu instead"):
+        ad.exp(ad.ones(2).cuda(), out=ad.zeros(2))

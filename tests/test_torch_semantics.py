@@ -1040,8 +1040,13 @@ def test_out_rules_of_the_one_writer_follow_torch():
             "logical_and": lambda: L.logical_and(a, a, out=L.zeros((3, 3), dtype=L.int64)),
             "matrix_rank": lambda: L.linalg.matrix_rank(a, out=L.zeros((), dtype=L.int32)),
             "refused": lambda: L.kron(a, a, out=L.zeros((9, 9), dtype=L.int64)),
+            "normalize": lambda: L.nn.functional.normalize(a, out=f32((3, 3))),
         }.items():
             seen[what] = attempt(call)
+        try:  # F.normalize(out=) is div's out=: ad wrote it without a graph, silently
+            L.nn.functional.normalize(a.clone().requires_grad_(), out=L.zeros((3, 3), dtype=L.float64))
+        except RuntimeError as e:
+            seen["normalize grad"] = str(e)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             inv, empty = L.zeros(2, dtype=L.float64), L.zeros(0, dtype=L.float64)
@@ -1050,6 +1055,7 @@ def test_out_rules_of_the_one_writer_follow_torch():
             L.quantile(a, 0.5, out=L.zeros(4, dtype=L.float64))
             L.logspace(0.0, 1.0, 3, out=L.zeros(5))
             L.randperm(3, out=L.zeros(5, dtype=L.int64))
+            L.nn.functional.normalize(a, out=L.zeros(2, dtype=L.float64))
             L.zeros(2, 3, out=L.zeros(5, dtype=L.float64))  # the factories resize silently, but arange
             L.randn(2, out=L.zeros(5, dtype=L.float64))
             L.arange(6.0, out=L.zeros(2, dtype=L.float64))

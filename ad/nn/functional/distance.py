@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import cuda as _cuda
 from ... import ops
+from ...ops.out import write_result
 from ...saved import guard
 from ...tensor import Tensor, wrap_array
 from .activation import _part
@@ -73,11 +74,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):  # noqa: A002 - torch's
     if not isinstance(input, Tensor):
         raise TypeError(f"normalize(): argument 'input' must be Tensor, not {type(input).__name__}")
     norm = ops.clamp(_vector_norm(input, p, dim, keepdim=True), min=eps)
-    result = input / norm
-    if out is not None:
-        out._data[...] = result._data
-        return out
-    return result
+    return write_result("div", input / norm, out)  # (torch's: div's out=)
 
 
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):

@@ -42,8 +42,8 @@ def write_result(name, result, out, same_dtype=False, warn_resize=True):
     rule) instead of one the result casts to. ``warn_resize``: torch's warning when a non-empty ``out`` is resized.
 
     Raises:
-        RuntimeError: grad mode is on and the result or ``out`` requires grad; or the dtype cannot be cast (or
-            differs, with ``same_dtype``).
+        RuntimeError: grad mode is on and the result or ``out`` requires grad; ``out`` is on another device; or
+            the dtype cannot be cast (or differs, with ``same_dtype``).
         NotImplementedError: the result or ``out`` carries a forward-mode tangent.
         TypeError: ``out`` is not a tensor (or a tuple of as many tensors as results).
     """

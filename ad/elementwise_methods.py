@@ -64,7 +64,9 @@ INPLACE.update(
 
 
 def _torch_name(dt):
-    return {"f": "Float", "i": "Long", "u": "Byte", "b": "Bool"}.get(np.dtype(dt).kind, str(dt))
+    from .ops.linalg import torch_dtype_name
+
+    return torch_dtype_name(np.dtype(dt))
 
 
 def inplace(name, fn):

@@ -353,7 +353,7 @@ def test_inplace_errors():
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         leaf.atan_()
     i = ad.tensor(np.array([1, 2]))
-    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+    with pytest.raises(RuntimeError, match="result type Double can't be cast to the desired output type Long"):
         i.atan_()
     with pytest.raises(RuntimeError, match="result type Float can't be cast"):
         torch.tensor([1, 2]).atan_()

@@ -174,6 +174,9 @@ def _flat(a, dtype):
 
 def _unary_np(op, xd, a0, a1, out=None):
     if xd.dtype.kind != "f":
+        integral = _INTEGRAL.get(op.code)
+        if integral is not None:  # neg, abs, relu, square keep an integer dtype (and refuse bool) as torch's
+            return integral(xd)
         xd = xd.astype(np.float64)
     if xd.size >= PARALLEL_MIN:
         # one chunk per core: numpy releases the GIL in its loops
@@ -374,6 +377,30 @@ RELU = elementwise("relu", K.RELU, _relu_np, sample=(0.1, 2.0))
 ERF = elementwise("erf", K.ERF, scipy.special.erf)
 SQUARE = elementwise("square", K.SQUARE, _square_np, None, "PowBackward0")
 CLAMP = elementwise("clamp", K.CLAMP, _clamp_np, None, "ClampBackward1")
+
+
+def _no_bool(fn, error):
+    def integral(xd):
+        if xd.dtype.kind == "b":
+            raise error
+        return fn(xd)
+
+    return integral
+
+
+_NEG_BOOL = (
+    "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the "
+    "`~` or `logical_not()` operator instead."
+)
+# integer and bool inputs of the ops whose torch result keeps the input's integer or bool dtype (the others compute in
+# float64, numpy's promotion)
+_INTEGRAL = {
+    K.COPY: np.copy,  # (``Tensor.clone()``, ``.contiguous()``)
+    K.NEG: _no_bool(np.negative, RuntimeError(_NEG_BOOL)),
+    K.ABS: _no_bool(np.abs, NotImplementedError('"abs_cpu" not implemented for \'Bool\'')),
+    K.RELU: _no_bool(lambda xd: np.maximum(xd, 0), RuntimeError("Boolean inputs not supported for relu")),
+    K.SQUARE: lambda xd: np.square(xd.astype(np.int64) if xd.dtype.kind == "b" else xd),
+}
 AFFINE = elementwise(
     "affine",
     K.AFFINE,
@@ -925,12 +952,21 @@ def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        # torch's rule: a tie gives the whole gradient to ``input`` (maximum/minimum would split it), a NaN bound
+        # gives NaN, and where ``min > max`` the result is ``max``
+        from .structural import where
+
         out = input
         if min is not None:
-            out = maximum(out, min)
+            out = where((out < min) | (min != min), min, out)
         if max is not None:
-            out = minimum(out, max)
+            out = where((out > max) | (max != max), max, out)
         return out
+    if input._data.dtype.kind != "f":  # an integer stays one with integer bounds (torch's promotion)
+        bounds = [b for b in (min, max) if b is not None]
+        data = input.detach().cpu()._data
+        result = np.clip(data.astype(np.result_type(data, *bounds)), min, max)
+        return wrap_array(result).to(input.device)
     lo = math.nan if min is None else float(min)
     hi = math.nan if max is None else float(max)
     return _unary(CLAMP, input, lo, hi)

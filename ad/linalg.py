@@ -479,8 +479,6 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
         )
     dims = _norm_dims(input, dim)
     if input.ndim == 0:
-        if ord == 0:
-            return write_out("linalg_vector_norm", wrap_array((input._data != 0).astype(input.dtype)), out)
         # the primitive over one element (torch's node saves the result also here: a hook on it runs in every
         # order of create_graph)
         r = P.vector_norm_keepdim(ops.reshape(input, (1,)), ord, (0,))

@@ -166,7 +166,20 @@ def heaviside(input, values, *, out=None):
 def nextafter(input, other, *, out=None):
     """The next representable float after ``input`` towards ``other``."""
     _check_tensor(input, "nextafter")
-    return _write_out("nextafter", _on(input.device, np.nextafter(_data(input), _data(other))), out)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"nextafter(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+    for t in (input, other):
+        if t.dtype.kind != "f":
+            raise NotImplementedError(f'"nextafter_cpu" not implemented for \'{_torch_name(t.dtype)}\'')
+    a = _data(input)
+    ops._broadcast_shape(a.shape, _data(other).shape)
+    value = np.nextafter(a, _data(other))
+    result = _on(input.device, value)
+    if input.requires_grad:  # torch's gradient: 1 to input (a step of one ulp) where it differs from other
+        finite = np.isfinite(a) & np.isfinite(value) & (a != _data(other))
+        step = _on(input.device, np.where(finite, value - a, 0.0).astype(value.dtype))
+        result = ops.where(_on(input.device, finite), input + step, result)
+    return _write_out("nextafter", result, out)
 
 
 def frexp(input, *, out=None):

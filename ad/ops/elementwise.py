@@ -789,7 +789,9 @@ def div(input, other, *, rounding_mode=None, out=None):
     if out is not None:
         return write_result("div", div(input, other, rounding_mode=rounding_mode), out)
     if rounding_mode is not None:
-        raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
+        from .pointwise_ops import rounded_div
+
+        return rounded_div(input, other, rounding_mode)
     if _is_scalar(other) and other != 0:
         return _unary(AFFINE, input, 1.0 / other, 0.0, (1.0 / other, 0.0, "div"))
     return _binary(DIV, input, as_tensor_operand(float(other) if _is_scalar(other) else other, input, fn="div"))

@@ -57,7 +57,7 @@ INPLACE.update(
         name: getattr(ops, name)
         for name in (
             "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
-            "sigmoid", "relu", "erf", "square",
+            "sigmoid", "relu", "erf", "square", "pow",
         )
     }
 )  # fmt: skip

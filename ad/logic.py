@@ -74,12 +74,20 @@ def _check_tensor(x, name):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
 
 
-def _integral_only(kernel, *xs):
-    """torch's bitwise and number-theory kernels exist for bool and integer tensors only."""
+def _integral_only(kernel, *xs, bool_ok=True):
+    """torch's bitwise and number-theory kernels exist for bool (not all) and integer tensors only; the operands
+    must broadcast (torch's RuntimeError, not numpy's ValueError)."""
     for x in xs:
         d = _data(x)
-        if d.dtype.kind == "f":
+        if d.dtype.kind == "f" or (d.dtype.kind == "b" and not bool_ok):
             raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for '{_torch_name(d.dtype)}'")
+    _broadcastable(*xs)
+
+
+def _broadcastable(*xs):
+    shapes = [np.shape(_data(x)) for x in xs]
+    for shape in shapes[1:]:
+        ops._broadcast_shape(tuple(shapes[0]), tuple(shape))
 
 
 def _write_out(name, result, out):
@@ -93,6 +101,7 @@ def _logical(name, np_fn):
         _check_tensor(input, name)
         if not isinstance(other, Tensor):
             raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+        _broadcastable(input, other)
         return _write_out(name, _on(_device_of(input, other), np_fn(_data(input), _data(other))), out)
 
     fn.__name__ = name
@@ -111,11 +120,11 @@ def logical_not(input, *, out=None):
     return _write_out("logical_not", _on(input.device, np.logical_not(_data(input))), out)
 
 
-def _bitwise(name, np_fn):
+def _bitwise(name, np_fn, kernel=None):
     def fn(input, other, *, out=None):
         if not isinstance(input, Tensor):  # torch's bitwise_*(Scalar, Tensor)
             input, other = other, input
-        _integral_only(name, input, other)
+        _integral_only(kernel or name, input, other, bool_ok=kernel is None)
         a, b = _data(input), _data(other)
         if not isinstance(other, Tensor):
             b = np.asarray(b).astype(a.dtype) if np.ndim(b) == 0 and a.dtype.kind in "iu" else b
@@ -129,8 +138,8 @@ def _bitwise(name, np_fn):
 bitwise_and = _bitwise("bitwise_and", np.bitwise_and)
 bitwise_or = _bitwise("bitwise_or", np.bitwise_or)
 bitwise_xor = _bitwise("bitwise_xor", np.bitwise_xor)
-bitwise_left_shift = _bitwise("bitwise_left_shift", np.left_shift)
-bitwise_right_shift = _bitwise("bitwise_right_shift", np.right_shift)
+bitwise_left_shift = _bitwise("bitwise_left_shift", np.left_shift, "lshift")
+bitwise_right_shift = _bitwise("bitwise_right_shift", np.right_shift, "rshift")
 
 
 def bitwise_not(input, *, out=None):
@@ -143,20 +152,23 @@ def bitwise_not(input, *, out=None):
 def gcd(input, other, *, out=None):
     """Elementwise greatest common divisor of integer tensors."""
     _check_tensor(input, "gcd")
-    _integral_only("gcd", input, other)
+    _integral_only("gcd", input, other, bool_ok=False)
     return _write_out("gcd", _on(input.device, np.gcd(_data(input), _data(other))), out)
 
 
 def lcm(input, other, *, out=None):
     """Elementwise least common multiple of integer tensors."""
     _check_tensor(input, "lcm")
-    _integral_only("lcm", input, other)
+    _integral_only("lcm", input, other, bool_ok=False)
     return _write_out("lcm", _on(input.device, np.lcm(_data(input), _data(other))), out)
 
 
 def heaviside(input, values, *, out=None):
     """0 where ``input < 0``, ``values`` where it is 0, 1 where it is positive (same dtypes, as torch)."""
     _check_tensor(input, "heaviside")
+    if not isinstance(values, Tensor):
+        raise TypeError(f"heaviside(): argument 'values' (position 2) must be Tensor, not {type(values).__name__}")
+    _broadcastable(input, values)
     a, v = _data(input), _data(values)
     if a.dtype != v.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
@@ -202,6 +214,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     _check_tensor(input, "isclose")
     a, b = _data(input), _data(other)
     _same_dtype_check(a, b)
+    _broadcastable(a, b)
     if rtol < 0:
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:
@@ -253,7 +266,13 @@ def float_power(input, exponent, *, out=None):
 def ldexp(input, other, *, out=None):
     """``input * 2 ** other``, differentiable in ``input``."""
     other = other if isinstance(other, Tensor) else wrap_array(np.asarray(other))
-    scale = wrap_array(np.ldexp(1.0, _data(other)).astype(np.result_type(_data(input).dtype, np.float32)))
+    a, e = _data(input), _data(other)
+    _broadcastable(a, e)
+    # the result's dtype: a float input's, else float64 (ad's default), promoted with a float exponent's
+    dtype = np.result_type(a.dtype if a.dtype.kind == "f" else np.float64, *([e.dtype] if e.dtype.kind == "f" else []))
+    if e.dtype.kind == "f":  # a float exponent is differentiable too (torch: input * 2 ** other)
+        return _write_out("ldexp", ops.mul(input, ops.pow(2.0, other.to(dtype))), out)
+    scale = wrap_array(np.exp2(e.astype(np.float64)).astype(dtype))
     return _write_out("ldexp", ops.mul(input, scale.to(input.device)), out)
 
 
@@ -270,6 +289,8 @@ def sgn(input, *, out=None):
 def positive(input):
     """``input`` itself (torch's unary plus)."""
     _check_tensor(input, "positive")
+    if input.dtype == np.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
     return input
 
 

@@ -519,6 +519,8 @@ def _binary(op, x, y, dual=True):
     xd = x._data
     yd = y._data
     if not (_grad_state.enabled and (x._rg or y._rg)):
+        if op is SUB and (xd.dtype.kind == "b" or yd.dtype.kind == "b"):
+            raise RuntimeError(_SUB_BOOL)
         if xd.shape != yd.shape:
             _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
         if xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
@@ -722,6 +724,10 @@ def _terms(*terms):
 
 _add_fast = _fast_binary(ADD)
 _sub_fast = _fast_binary(SUB)
+_SUB_BOOL = (
+    "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use "
+    "the `~` or `logical_not()` operator instead."
+)
 _mul_fast = _fast_binary(MUL)
 
 
@@ -743,6 +749,8 @@ def add(input, other, *, alpha=1, out=None):
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
         return _add_fast(input, other)
     if alpha != 1:
+        if isinstance(alpha, float) and all(isinstance(v, Tensor) and v.dtype.kind in "iub" for v in (input, other)):
+            raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
         other = other * alpha if _is_scalar(other) else mul(other, alpha)
     if not isinstance(input, Tensor):
         input, other = other, input
@@ -810,9 +818,41 @@ def reciprocal(x):
     return _unary(RDIV_SCALAR, x, 1.0, 0.0)
 
 
+def _integral_operand(v):
+    if isinstance(v, Tensor):
+        return v._data if v._dev is None and v._data.dtype.kind in "iub" else None
+    return v if isinstance(v, numbers.Integral) else None
+
+
+def _integer_pow(input, exponent):  # noqa: A002
+    """torch's ``pow`` of integers (an integer result; None if an operand is not an integer): a negative Python
+    exponent raises, a negative exponent element gives ``1 / base`` truncated (1, -1 or 0)."""
+    b, e = _integral_operand(input), _integral_operand(exponent)
+    if b is None or e is None:
+        return None
+    if not isinstance(exponent, Tensor):
+        if e < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return wrap_array(np.asarray(np.power(b, e)))
+    if np.ndim(b) and np.shape(b) != e.shape:
+        _broadcast_shape(np.shape(b), e.shape)
+    negative = e < 0
+    result = np.power(b, np.where(negative, 0, e) if e.dtype.kind != "b" else e)
+    if np.any(negative):
+        odd = (np.abs(e) % 2) == 1
+        result = np.where(negative, np.where(b == 1, 1, np.where(b == -1, np.where(odd, -1, 1), 0)), result)
+    return wrap_array(np.asarray(result).astype(np.result_type(b, e)))
+
+
 def pow(input, exponent, *, out=None):
     if out is not None:
         return write_result("pow", pow(input, exponent), out)
+    if (type(input) is not Tensor or input._data.dtype.kind != "f") and (
+        type(exponent) is not Tensor or exponent._data.dtype.kind != "f"
+    ):
+        result = _integer_pow(input, exponent)
+        if result is not None:
+            return result
     if isinstance(input, Tensor) and _is_scalar(exponent):
         if exponent == 2:
             return _unary(SQUARE, input)

@@ -128,9 +128,17 @@ def logit(input, eps=None):  # noqa: A002 - torch's name
     return _unary(LOGIT, input, math.nan if eps is None else float(eps), 0.0)
 
 
+def _no_bool(x, kernel):
+    """torch's refusal of a bool tensor where its kernel has no bool loop."""
+    if x._data.dtype.kind == "b":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
+
+
 def _step_fn(op, int_fn):
     def fn(input):  # noqa: A002
         _float_input(input, op.name)
+        if op is not SIGN:
+            _no_bool(input, f"{op.name}_vml_cpu")
         if input._data.dtype.kind in "iub":  # integers stay integers (a copy), as torch
             return wrap_array(np.asarray(int_fn(input._data)))
         return _unary(op, input)
@@ -156,6 +164,7 @@ sign = _step_fn(SIGN, _sign_int)
 def round(input, *, decimals=0):  # noqa: A001 - torch's name
     """Round half to even, to ``decimals`` decimal places (torch.round)."""
     _float_input(input, "round")
+    _no_bool(input, "round_vml_cpu")
     if input._data.dtype.kind in "iub":
         return wrap_array(np.asarray(np.round(input._data, int(decimals))))
     return _unary(ROUND, input, float(int(decimals)), 0.0)
@@ -165,7 +174,7 @@ def frac(input):  # noqa: A002
     """``input - trunc(input)`` (gradient 1)."""
     _float_input(input, "frac")
     if input._data.dtype.kind in "iub":
-        raise RuntimeError(f"\"frac_cpu\" not implemented for '{_ops._torch_dtype(input.dtype).capitalize()}'")
+        raise NotImplementedError(f"\"frac_cpu\" not implemented for '{_ops._torch_dtype(input.dtype).capitalize()}'")
     return input - trunc(input)
 
 
@@ -239,6 +248,8 @@ def _operands(x, y, fn, scalars=True):
         raise TypeError(f"{fn}(): argument '{what}' (position {pos}) must be Tensor, not {type(bad).__name__}")
     x = _scalar_operand(x, y, fn)
     y = _scalar_operand(y, x, fn)
+    if x.shape != y.shape:
+        _ops._broadcast_shape(x.shape, y.shape)  # torch's RuntimeError (numpy's would be a ValueError)
     return x, y
 
 

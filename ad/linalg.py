@@ -426,7 +426,11 @@ def matrix_power(input, n, *, out=None):
         )
     if n == 0:
         result = ops.expand(wrap_array(np.eye(input.shape[-1], dtype=input.dtype)), tuple(input.shape))
-        result = ops.clone(result) if result.requires_grad else wrap_array(np.array(result._data))
+        if input.requires_grad:  # torch's result stays in the graph (a zero gradient)
+            result = ops.expand(wrap_array(np.eye(input.shape[-1], dtype=input.dtype)), tuple(input.shape))
+            result = result + input * 0.0
+        else:
+            result = wrap_array(np.array(result._data))
         return write_out("linalg_matrix_power", result, out)
     if n < 0:
         input = inv(input)

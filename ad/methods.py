@@ -274,7 +274,15 @@ def _setitem(self, key, value):
         return
     nkey, advanced = ops._index_key(key)
     views.check_write(self if advanced else _region(self, nkey))
-    self._data[nkey] = _operand_data(value)
+    value = _operand_data(value)
+    try:
+        self._data[nkey] = value
+    except ValueError:  # a value that does not broadcast to the region: torch's RuntimeError (nothing written)
+        region = np.shape(self._data[nkey])
+        raise RuntimeError(
+            f"shape mismatch: value tensor of shape {list(np.shape(value))} cannot be broadcast to indexing result "
+            f"of shape {list(region)}"
+        ) from None
     _bump(self)
 
 

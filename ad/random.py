@@ -158,7 +158,11 @@ def exponential_(self, lambd=1.0, *, generator=None):
 
 def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
     """Fill with draws from the Cauchy distribution."""
-    _check_float(self, "cauchy_cpu")
+    if self.dtype.kind != "f":
+        raise RuntimeError(
+            "Cauchy distribution is a continuous probability distribution. dtype must be a floating point but you "
+            f"specified {self.dtype}"
+        )
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
     return _write_sample(self, median + sigma * _rng_of(generator).standard_cauchy(self.shape))

@@ -59,6 +59,8 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
             f"{name}() interpolation must be one of linear, lower, higher, midpoint or nearest, but got "
             f"{interpolation}"
         )
+    if isinstance(q, Tensor) and q.dtype != input.dtype:
+        raise RuntimeError(f"{name}() q tensor must be same dtype as the input tensor")
     qs = _host(q).astype(np.float64) if isinstance(q, Tensor) else np.asarray(float(q))
     if qs.ndim > 1:
         raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
@@ -70,7 +72,7 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
     if x.ndim == 0:
         x = ops.reshape(x, (1,))
     if x.shape[d] == 0:
-        raise IndexError(f"{name}() input tensor must be non-empty")
+        raise RuntimeError(f"{name}() input tensor must be non-empty")
     x = view_ops.movedim(x, d, -1)
     from .ops.sorting import sort  # (imported on use, as ad's other users of the sorting ops do)
 
@@ -164,6 +166,8 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
             f"cov(): expected input to have two or fewer dimensions but got an input with {input.ndim} dimensions"
         )
     x = ops.reshape(input, (1, -1)) if input.ndim < 2 else input
+    if x.dtype.kind != "f":  # integers and bool: float64 (numpy's promotion; torch's default float)
+        x = x.to(np.float64)
     n = x.shape[1]
     w = None
     if fweights is not None:
@@ -299,6 +303,10 @@ def bincount(input, weights=None, minlength=0):
     counts when given); not differentiable."""
     _check_tensor(input, "bincount")
     a = _host(input)
+    if a.dtype.kind not in "iub":
+        from .ops.linalg import torch_dtype_name
+
+        raise NotImplementedError(f"\"bincount_cpu\" not implemented for '{torch_dtype_name(a.dtype)}'")
     if a.ndim != 1 or a.dtype.kind not in "iu" or (a.size and a.min() < 0):
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
     if minlength < 0:

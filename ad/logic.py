@@ -180,9 +180,9 @@ def nextafter(input, other, *, out=None):
     _check_tensor(input, "nextafter")
     if not isinstance(other, Tensor):
         raise TypeError(f"nextafter(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
-    for t in (input, other):
-        if t.dtype.kind != "f":
-            raise NotImplementedError(f'"nextafter_cpu" not implemented for \'{_torch_name(t.dtype)}\'')
+    result_type = np.result_type(input.dtype, other.dtype)
+    if result_type.kind != "f":
+        raise NotImplementedError(f'"nextafter_cpu" not implemented for \'{_torch_name(result_type)}\'')
     a = _data(input)
     ops._broadcast_shape(a.shape, _data(other).shape)
     value = np.nextafter(a, _data(other))

@@ -539,6 +539,18 @@ INDEX = {
     "round-decimals": lambda L, T: L.round(T((2, 3), grad=True), decimals=1),
     "round-int": lambda L, T: L.round(T((2, 3), "int64")),
     "pow-int-neg": lambda L, T: L.pow(T([1, 2], "int64"), -1),
+    "pow-int-3": lambda L, T: (L.pow(T((2, 3), "int64"), 3), T((2, 3), "int64") ** 2, 2 ** T((3,), "int64")),
+    "pow-bool-2": lambda L, T: L.pow(T((4,), "bool"), 2),
+    "pow-int-neg-tensor": lambda L, T: L.pow(T([2, 1, -1, 0, -1], "int64"), T([-1, -2, -3, 2, -2], "int64")),
+    "pow-int-float": lambda L, T: L.pow(T((2, 3), "int64"), 0.5),
+    "clamp-int-int": lambda L, T: (L.clamp(T((2, 3), "int64"), -1, 1), L.clamp(T((2, 3), "int64"), max=0.5)),
+    "div-trunc-float-zero": lambda L, T: L.div(
+        T([1.0, -1.0, 0.0, 2.5], grad=True), T([0.0, 0.0, 0.0, -2.0]), rounding_mode="trunc"
+    ),
+    "div-floor-precision": lambda L, T: L.div(
+        T([1.0, -1.0, 7.5], grad=True), T([0.1, 0.1, -2.0], grad=True), rounding_mode="floor"
+    ),
+    "div-bad-mode": lambda L, T: L.div(T((3,)), 2.0, rounding_mode="round"),
     "pow-scalar-base": lambda L, T: L.pow(2.0, T((2, 3), grad=True)),
     "pow-0d-exp": lambda L, T: L.pow(T((2, 3), grad=True), T(2.0, grad=True)),
     "div-trunc": lambda L, T: L.div(T([-3, 3, 7], "int64"), T([2, 2, -2], "int64"), rounding_mode="trunc"),
@@ -972,6 +984,18 @@ INPLACE_BAD = {
     "pow_-int-neg": lambda L, T: (x := T((3,), "int64"), lambda: x.pow_(-1)),
     "exp_-bool": lambda L, T: (x := T((3,), "bool"), lambda: x.exp_()),
     "t_-3d": lambda L, T: (x := T((2, 3, 2)), lambda: x.t_()),
+    "iadd-int-float": lambda L, T: (x := T((2, 3), "int64"), lambda: x.__iadd__(1.5)),
+    "sub_-bool": lambda L, T: (x := T((3,), "bool"), lambda: x.sub_(T((3,), "bool"))),
+    "remainder_-int-zero": lambda L, T: (x := T((3,), "int64"), lambda: x.remainder_(T([1, 0, 1], "int64"))),
+    "fmod_-int-zero": lambda L, T: (x := T((3,), "int64"), lambda: x.fmod_(0)),
+    "floor_divide_-int-zero": lambda L, T: (x := T((3,), "int64"), lambda: x.floor_divide_(T([1, 0, 1], "int64"))),
+    "div_-trunc-int-zero": lambda L, T: (x := T((3,), "int64"), lambda: x.div_(0, rounding_mode="trunc")),
+    "atan2_-bcast": lambda L, T: (x := T((3,)), lambda: x.atan2_(T((2, 3)))),
+    "clamp_-bool": lambda L, T: (x := T((3,), "bool"), lambda: x.clamp_(0.5)),
+    "abs_-bool": lambda L, T: (x := T((3,), "bool"), lambda: x.abs_()),
+    "neg_-bool": lambda L, T: (x := T((3,), "bool"), lambda: x.neg_()),
+    "normal_-int": lambda L, T: (x := T((3,), "int64"), lambda: x.normal_()),
+    "exponential_-int": lambda L, T: (x := T((3,), "int64"), lambda: x.exponential_()),
     "squeeze_-bad": lambda L, T: (x := T((2, 3)), lambda: x.squeeze_(3)),
 }
 for _k, _f in INPLACE_BAD.items():

@@ -573,6 +573,75 @@ INDEX = {
 for _k, _f in INDEX.items():
     _add(_k, _f)
 
+# ---- special values: zeros, ties, infinities (the gradient at a kink is torch's convention)
+_begin("special")
+_Z = [[0.5, 0.0, 2.0], [0.0, 0.0, 1.5]]  # one zero, two zeros
+_TIES = [[0.5, 0.5, 0.2], [0.1, 0.7, 0.7]]
+SPECIAL = {
+    "prod-zeros": lambda L, T: L.prod(T(_Z, grad=True), 1),
+    "prod-zeros-all": lambda L, T: L.prod(T(_Z, grad=True)),
+    "cumprod-zeros": lambda L, T: L.cumprod(T(_Z, grad=True), -1),
+    "cumsum-0d": lambda L, T: L.cumsum(T(0.5, grad=True), 0),
+    "max-ties-dim": lambda L, T: L.max(T(_TIES, grad=True), 1),
+    "max-ties-all": lambda L, T: L.max(T(_TIES, grad=True)),
+    "amax-ties": lambda L, T: L.amax(T(_TIES, grad=True), 1),
+    "amin-ties-all": lambda L, T: L.amin(T([[0.5, 0.5], [0.5, 0.7]], grad=True)),
+    "median-ties": lambda L, T: L.median(T([[0.5, 0.5, 0.5], [0.1, 0.7, 0.7]], grad=True)),
+    "median-ties-dim": lambda L, T: L.median(T([[0.5, 0.5, 0.5, 0.2], [0.1, 0.7, 0.7, 0.7]], grad=True), 1),
+    "sort-ties": lambda L, T: L.sort(T(_TIES, grad=True), dim=1, stable=True),
+    "argsort-ties": lambda L, T: L.argsort(T(_TIES), dim=1, stable=True),
+    "topk-ties": lambda L, T: L.topk(T(_TIES, grad=True), 1),
+    "kthvalue-ties": lambda L, T: L.kthvalue(T(_TIES, grad=True), 2, 1),
+    "norm-zero": lambda L, T: L.norm(T([[0.0, 0.0], [0.3, -0.4]], grad=True), dim=1),
+    "norm-zero-all": lambda L, T: L.norm(T([0.0, 0.0], grad=True)),
+    "norm-p1-zero": lambda L, T: L.norm(T([0.0, 0.5], grad=True), 1),
+    "norm-inf-ties": lambda L, T: L.norm(T([0.5, -0.5, 0.2], grad=True), float("inf")),
+    "std-constant": lambda L, T: L.std(T([[0.5, 0.5, 0.5], [0.1, 0.2, 0.3]], grad=True), 1),
+    "var-one": lambda L, T: L.var(T([[0.5], [0.2]], grad=True), 1),
+    "sqrt-zero": lambda L, T: L.sqrt(T([0.0, 0.25], grad=True)),
+    "abs-zero": lambda L, T: L.abs(T([0.0, -0.25], grad=True)),
+    "relu-zero": lambda L, T: L.relu(T([0.0, -0.25, 0.5], grad=True)),
+    "sign-zero": lambda L, T: L.sign(T([0.0, -0.25], grad=True)),
+    "clamp-at-bounds": lambda L, T: L.clamp(T([0.0, 0.5, 1.0, 1.5], grad=True), 0.0, 1.0),
+    "maximum-ties": lambda L, T: L.maximum(T([0.5, 0.2], grad=True), T([0.5, 0.1], grad=True)),
+    "fmax-nan": lambda L, T: L.fmax(T([math.nan, 0.2, math.nan], grad=True), T([0.5, math.nan, math.nan], grad=True)),
+    "pow-zero-base": lambda L, T: L.pow(T([0.0, 0.0, 2.0], grad=True), T([0.0, 2.0, 0.5], grad=True)),
+    "pow-zero-scalar": lambda L, T: L.pow(T([0.0, 0.5], grad=True), 0.0),
+    "pow-neg-half": lambda L, T: L.pow(T([-1.0, 4.0], grad=True), 0.5),
+    "rpow-zero": lambda L, T: L.pow(0.0, T([0.0, 1.0, 2.0], grad=True)),
+    "atan2-zeros": lambda L, T: L.atan2(T([0.0, 1.0], grad=True), T([0.0, 0.0], grad=True)),
+    "hypot-zeros": lambda L, T: L.hypot(T([0.0, 3.0], grad=True), T([0.0, 4.0], grad=True)),
+    "xlogy-zero": lambda L, T: L.xlogy(T([0.0, 0.0, 0.5], grad=True), T([0.0, 0.5, 0.5], grad=True)),
+    "sinc-zero": lambda L, T: L.sinc(T([0.0, 0.5], grad=True)),
+    "logit-eps": lambda L, T: L.logit(T([0.0, 0.01, 0.5, 1.0], grad=True), eps=0.05),
+    "log-zero": lambda L, T: L.log(T([0.0, 0.5], grad=True)),
+    "nan_to_num-grad": lambda L, T: L.nan_to_num(T([math.nan, math.inf, 0.5], grad=True)),
+    "softmax-neginf": lambda L, T: L.softmax(T([[-math.inf, 0.0, 1.0], [-math.inf, -math.inf, 0.5]], grad=True), 1),
+    "log_softmax-neginf": lambda L, T: L.log_softmax(T([[-math.inf, 0.0, 1.0]], grad=True), 1),
+    "logsumexp-all-neginf": lambda L, T: L.logsumexp(T([[-math.inf, -math.inf]], grad=True), 1),
+    "cdist-zero": lambda L, T: L.cdist(T([[0.0, 1.0], [0.5, 0.5]], grad=True), T([[0.0, 1.0]], grad=True)),
+    "dist-zero": lambda L, T: L.dist(T([0.5, 1.0], grad=True), T([0.5, 1.0], grad=True)),
+    "index_put-acc-dups": lambda L, T: L.index_put(
+        T((3,), grad=True), (T([0, 0, 2], "int64"),), T((3,), grad=True), accumulate=True
+    ),
+    "scatter_add-dups": lambda L, T: L.scatter_add(T((3,), grad=True), 0, T([1, 1, 1], "int64"), T((3,), grad=True)),
+    "index_add-dups": lambda L, T: L.index_add(T((3, 2), grad=True), 0, T([1, 1], "int64"), T((2, 2), grad=True)),
+    "where-bcast-grad": lambda L, T: L.where(T((3,), "bool"), T((2, 1), grad=True), T(0.5, grad=True)),
+    "cross-default": lambda L, T: L.linalg.cross(T((2, 3), grad=True), T((3,), grad=True)),
+    "amax-empty-keep": lambda L, T: L.amax(T((0, 3)), 1, keepdim=True),
+    "sum-empty-tuple": lambda L, T: L.sum(T((2, 0, 3), grad=True), (1, 2)),
+    "mean-empty": lambda L, T: L.mean(T((2, 0), grad=True), 1),
+    "var-empty": lambda L, T: L.var(T((2, 0), grad=True), 1),
+    "prod-empty": lambda L, T: L.prod(T((2, 0), grad=True), 1),
+    "logsumexp-empty": lambda L, T: L.logsumexp(T((2, 0), grad=True), 1),
+    "cumsum-empty": lambda L, T: L.cumsum(T((2, 0), grad=True), 1),
+    "softmax-single": lambda L, T: L.softmax(T((2, 1), grad=True), 1),
+    "lerp-weight-1": lambda L, T: L.lerp(T((3,), grad=True), T((3,), grad=True) * 2, 1.0),
+    "trace-rect": lambda L, T: L.trace(T((3, 2), grad=True)),
+}
+for _k, _f in SPECIAL.items():
+    _add(_k, _f)
+
 # ---- matrix products and linear algebra edge shapes
 _begin("linalg")
 LINALG = {

@@ -150,6 +150,8 @@ class _Cumsum(Function):
 def cumsum(input, dim, *, dtype=None):  # noqa: A002
     """Cumulative sum along ``dim``."""
     x = _check_tensor(input, "cumsum")
+    if dtype is None and x.dtype.kind == "u" and x.dtype.itemsize < 8:
+        dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         x = x.to(dtype)
     return _Cumsum.apply(x, _dim1(x, dim))
@@ -248,6 +250,8 @@ def _sum_over_omitted(term, x, dim, reduce=True):
 def cumprod(input, dim, *, dtype=None):  # noqa: A002
     """Cumulative product along ``dim``; the gradient is exact at zeros, as torch's."""
     x = _check_tensor(input, "cumprod")
+    if dtype is None and x.dtype.kind == "u" and x.dtype.itemsize < 8:
+        dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         x = x.to(dtype)
     return _Cumprod.apply(x, _dim1(x, dim))

@@ -1000,6 +1000,92 @@ NNF = {
     "poisson_nll_loss": lambda L, T: _F(L).poisson_nll_loss(T((2, 3), grad=True), T((2, 3)).abs()),
     "gaussian_nll_loss": lambda L, T: _F(L).gaussian_nll_loss(T((2, 3), grad=True), T((2, 3)), T((2, 3)).abs()),
     "cosine_embedding_loss": lambda L, T: _F(L).cosine_embedding_loss(T((2, 3), grad=True), T((2, 3)), T([1.0, -1.0])),
+    "linear-empty-batch": lambda L, T: _F(L).linear(T((0, 3), grad=True), T((2, 3), grad=True), T((2,), grad=True)),
+    "linear-t-input": lambda L, T: _F(L).linear(T((3, 2), grad=True, layout="t"), T((4, 3), grad=True)),
+    "linear-int": lambda L, T: _F(L).linear(T((2, 3), "int64"), T((2, 3))),
+    "conv1d-empty-batch": lambda L, T: _F(L).conv1d(T((0, 2, 5), grad=True), T((3, 2, 2), grad=True)),
+    "conv1d-t-input": lambda L, T: _F(L).conv1d(T((1, 5, 2), grad=True).transpose(1, 2), T((3, 2, 2), grad=True)),
+    "conv1d-dilation": lambda L, T: _F(L).conv1d(T((1, 2, 7), grad=True), T((2, 2, 3), grad=True), dilation=2),
+    "conv1d-too-small": lambda L, T: _F(L).conv1d(T((1, 2, 2)), T((3, 2, 3))),
+    "conv2d-bias-bad": lambda L, T: _F(L).conv2d(T((1, 2, 3, 3)), T((3, 2, 2, 2)), T((2,))),
+    "conv_transpose1d": lambda L, T: _F(L).conv_transpose1d(
+        T((1, 2, 4), grad=True), T((2, 3, 3), grad=True), stride=2, padding=1, output_padding=1
+    ),
+    "max_pool1d-pad-neginf": lambda L, T: _F(L).max_pool1d(T((1, 1, 4), grad=True) - 5.0, 2, 2, 1),
+    "max_pool1d-dilation": lambda L, T: _F(L).max_pool1d(T((1, 2, 7), grad=True), 2, 1, 0, 2),
+    "max_pool1d-bad-pad": lambda L, T: _F(L).max_pool1d(T((1, 2, 7)), 2, 1, 2),
+    "avg_pool1d-ceil": lambda L, T: _F(L).avg_pool1d(T((1, 2, 5), grad=True), 2, 2, 0, ceil_mode=True),
+    "avg_pool2d-divisor": lambda L, T: _F(L).avg_pool2d(T((1, 1, 4, 4), grad=True), 2, divisor_override=3),
+    "adaptive_avg_pool2d-none": lambda L, T: _F(L).adaptive_avg_pool2d(T((1, 2, 5, 4), grad=True), (None, 2)),
+    "softmax-dim-none-3d": lambda L, T: _F(L).softmax(T((2, 2, 3), grad=True), dim=0),
+    "log_softmax-f32-dtype": lambda L, T: _F(L).log_softmax(T((2, 3), "float32"), 1, dtype=L.float64),
+    "nll_loss-2d-weight-mean": lambda L, T: _F(L).nll_loss(
+        T((2, 3, 2), grad=True), T([[0, 2], [1, -100]], "int64"), weight=T([0.2, 1.0, 0.5])
+    ),
+    "cross_entropy-probs-smooth": lambda L, T: _F(L).cross_entropy(
+        T((2, 3), grad=True), T((2, 3)).softmax(-1), label_smoothing=0.2
+    ),
+    "cross_entropy-1d-probs": lambda L, T: _F(L).cross_entropy(T((3,), grad=True), T((3,)).softmax(-1)),
+    "cross_entropy-int-input": lambda L, T: _F(L).cross_entropy(T((2, 3), "int64"), T([0, 1], "int64")),
+    "mse_loss-none": lambda L, T: _F(L).mse_loss(T((2, 3), grad=True), T((2, 3)), reduction="none"),
+    "mse_loss-bad-reduction": lambda L, T: _F(L).mse_loss(T((2, 3)), T((2, 3)), reduction="avg"),
+    "l1_loss-bcast": lambda L, T: _F(L).l1_loss(T((2, 3), grad=True), T((3,))),
+    "binary_cross_entropy-weight": lambda L, T: _F(L).binary_cross_entropy(
+        T((2, 3), grad=True).abs(), T((2, 3)).abs(), weight=T((3,)).abs()
+    ),
+    "binary_cross_entropy-out-of-range": lambda L, T: _F(L).binary_cross_entropy(T([1.5]), T([1.0])),
+    "bce_with_logits-int-target": lambda L, T: _F(L).binary_cross_entropy_with_logits(T((3,)), T((3,), "int64")),
+    "embedding-max_norm": lambda L, T: (
+        w := T([[3.0, 4.0], [0.1, 0.1], [1.0, 0.0]]),
+        _F(L).embedding(T([0, 1], "int64"), w, max_norm=1.0),
+        w,
+    ),
+    "embedding-neg-index": lambda L, T: _F(L).embedding(T([-1], "int64"), T((3, 2))),
+    "embedding-float-index": lambda L, T: _F(L).embedding(T([0.0]), T((3, 2))),
+    "one_hot-neg": lambda L, T: _F(L).one_hot(T([-1, 0], "int64"), 3),
+    "pad-constant-3d": lambda L, T: _F(L).pad(T((1, 2, 3), grad=True), (1, 0, 0, 1, 1, 1), value=-1.0),
+    "pad-reflect-too-big": lambda L, T: _F(L).pad(T((1, 2, 3)), (3, 0), mode="reflect"),
+    "pad-replicate-2d-input": lambda L, T: _F(L).pad(T((2, 3), grad=True), (1, 2), mode="replicate"),
+    "interpolate-bilinear": lambda L, T: _F(L).interpolate(
+        T((1, 1, 2, 3), grad=True), scale_factor=1.5, mode="bilinear", align_corners=False
+    ),
+    "interpolate-nearest-size": lambda L, T: _F(L).interpolate(T((1, 2, 5), grad=True), size=3),
+    "interpolate-bad": lambda L, T: _F(L).interpolate(T((1, 2, 5)), size=3, scale_factor=2.0),
+    "layer_norm-0d-shape": lambda L, T: _F(L).layer_norm(T((2, 3), grad=True), (2, 3), eps=1e-3),
+    "group_norm-bad": lambda L, T: _F(L).group_norm(T((2, 3, 2)), 2),
+    "batch_norm-eval": lambda L, T: _F(L).batch_norm(
+        T((3, 2), grad=True), T([0.1, -0.2]), T([0.5, 2.0]), T([1.5, 0.5], grad=True), T((2,), grad=True)
+    ),
+    "batch_norm-running-update": lambda L, T: (
+        rm := T([0.1, -0.2]),
+        rv := T([0.5, 2.0]),
+        _F(L).batch_norm(T((3, 2), grad=True), rm, rv, training=True, momentum=0.3),
+        rm,
+        rv,
+    ),
+    "instance_norm-running": lambda L, T: _F(L).instance_norm(
+        T((2, 2, 3), grad=True), T([0.0, 0.0]), T([1.0, 1.0]), use_input_stats=True
+    ),
+    "dropout-train-p1": lambda L, T: _F(L).dropout(T((2, 3), grad=True), 1.0),
+    "alpha_dropout-eval": lambda L, T: _F(L).alpha_dropout(T((2, 3), grad=True), 0.5, training=False),
+    "relu6": lambda L, T: _F(L).relu6(T((2, 3), grad=True) * 10),
+    "hardsigmoid": lambda L, T: _F(L).hardsigmoid(T((2, 3), grad=True) * 4),
+    "selu": lambda L, T: _F(L).selu(T((2, 3), grad=True)),
+    "celu": lambda L, T: _F(L).celu(T((2, 3), grad=True), 0.5),
+    "elu-int": lambda L, T: _F(L).elu(T((2, 3), "int64")),
+    "leaky_relu-bool": lambda L, T: _F(L).leaky_relu(T((3,), "bool")),
+    "softplus-int": lambda L, T: _F(L).softplus(T((3,), "int64")),
+    "sigmoid-int": lambda L, T: _F(L).sigmoid(T((3,), "int64")),
+    "tanh-int": lambda L, T: _F(L).tanh(T((3,), "int64")),
+    "gelu-int": lambda L, T: _F(L).gelu(T((3,), "int64")),
+    "silu-int": lambda L, T: _F(L).silu(T((3,), "int64")),
+    "softmax-bool": lambda L, T: _F(L).softmax(T((3,), "bool"), 0),
+    "pixel_unshuffle": lambda L, T: _F(L).pixel_unshuffle(T((1, 1, 4, 2), grad=True), 2),
+    "pixel_shuffle-bad": lambda L, T: _F(L).pixel_shuffle(T((1, 3, 2, 2)), 2),
+    "fold": lambda L, T: _F(L).fold(T((1, 4, 4), grad=True), (3, 3), 2),
+    "grid-unfold-pad": lambda L, T: _F(L).unfold(T((1, 1, 3, 3), grad=True), 2, padding=1, stride=2),
+    "local_response_norm": lambda L, T: _F(L).local_response_norm(T((1, 4, 3), grad=True), 2),
+    "bilinear": lambda L, T: _F(L).bilinear(T((2, 3), grad=True), T((2, 2), grad=True), T((4, 3, 2), grad=True)),
 }
 for _k, _f in NNF.items():
     _add(f"F.{_k}", _f)
@@ -1166,6 +1252,7 @@ DELIBERATE = {
     "ldexp-i64-2.5": "ldexp accepts a number for the exponent (torch requires a tensor)",
     "unravel_index-bad": "an index out of range raises (torch 2.13 wraps it silently)",
     "nanquantile": "an all-NaN line's NaN result has no gradient (torch sends it to an arbitrary element)",
+    "F.bce_with_logits-int-target": "an integer target is read as float (torch 2.13 fails casting inside its kernel)",
 }
 
 # ad's result is float64 by numpy's promotion where torch's is float32 (an integer tensor with a float32 one, or

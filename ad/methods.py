@@ -21,6 +21,8 @@ def _operand_data(other):
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
+        if self._dev is None and self._data.dtype.kind != "f":
+            _check_inplace_cast(self, np_op, _operand_data(other))
         views.check_operand_overlap(self, other)
         if _records_inplace(self, other):
             if other is not self:
@@ -38,8 +40,6 @@ def _inplace(name, np_op, out_of_place):
                 f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                 f"{list(np.broadcast_shapes(self.shape, shape))}"
             )
-        if self._data.dtype.kind != "f":
-            _check_inplace_cast(self, np_op, value)
         np_op(self._data, value, out=self._data, casting="unsafe")
         _bump(self)
         return self

@@ -1227,8 +1227,26 @@ INPLACE_BAD = {
     "exponential_-int": lambda L, T: (x := T((3,), "int64"), lambda: x.exponential_()),
     "squeeze_-bad": lambda L, T: (x := T((2, 3)), lambda: x.squeeze_(3)),
 }
+
+
+def _recorded(call):
+    """``call`` with its float tensors made part of a graph (``leaf * 1.0``): the failed in-place op must leave
+    the graph usable (the sweep differentiates the target afterwards)."""
+
+    def fn(L, T):
+        def maker(spec, dtype="float64", grad=False, layout=None):
+            if dtype.startswith("float"):
+                return T(spec, dtype, grad=True, layout=layout) * 1.0
+            return T(spec, dtype, grad, layout)
+
+        return call(L, maker)
+
+    return fn
+
+
 for _k, _f in INPLACE_BAD.items():
     _add(f"inplace.{_k}", _inplace_unchanged(_f))
+    _add(f"inplace.recorded.{_k}", _inplace_unchanged(_recorded(_f)))
 
 
 # ---------------------------------------------------------------------------------------------------------

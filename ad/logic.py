@@ -172,7 +172,9 @@ def heaviside(input, values, *, out=None):
     a, v = _data(input), _data(values)
     if a.dtype != v.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
-    return _write_out("heaviside", _on(input.device, np.heaviside(a, v).astype(a.dtype)), out)
+    # torch's kernel: values where input == 0, else (input > 0), so NaN gives 0 (numpy's heaviside: NaN)
+    result = np.where(a == 0, v, a > 0).astype(a.dtype)
+    return _write_out("heaviside", _on(input.device, result), out)
 
 
 def nextafter(input, other, *, out=None):
@@ -238,6 +240,9 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None
     """Whether each of ``elements`` is in ``test_elements`` (tensors or numbers): a bool tensor."""
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError("isin() received an invalid combination of arguments: one of the arguments must be a Tensor")
+    for v in (elements, test_elements):
+        if isinstance(v, Tensor) and v.dtype == np.bool_:
+            raise RuntimeError("Unsupported input type encountered for isin(): Bool")
     result = np.isin(_data(elements), _data(test_elements), assume_unique=assume_unique, invert=invert)
     return _write_out("isin", _on(_device_of(elements, test_elements), result), out)
 

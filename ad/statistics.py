@@ -100,10 +100,12 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
             r = (lo_v + hi_v) * 0.5
         else:
             r = lo_v
-        # a row with a NaN (quantile) or only NaNs (nanquantile) gives NaN
+        # a row with a NaN (quantile) or only NaNs (nanquantile) gives NaN: as torch, the sorted element it reads
+        # then (the last, a NaN; the first of an all-NaN row) gets the gradient
         bad = (nan.any(-1) if not ignore_nan else valid == 0)[..., None]
         if bad.any():
-            r = ops.where(_to(bad, input), _to(np.full(bad.shape, np.nan, input.dtype), input), r)
+            picked = values[..., :1] if ignore_nan else values[..., n - 1 :]
+            r = ops.where(_to(bad, input), picked, r)
         out.append(ops.squeeze(r, -1))
     result = ops.stack(out, 0) if qs.ndim == 1 else out[0]
     if keepdim:
@@ -303,7 +305,7 @@ def bincount(input, weights=None, minlength=0):
     counts when given); not differentiable."""
     _check_tensor(input, "bincount")
     a = _host(input)
-    if a.dtype.kind not in "iub":
+    if a.dtype.kind not in "iu":
         from .ops.linalg import torch_dtype_name
 
         raise NotImplementedError(f"\"bincount_cpu\" not implemented for '{torch_dtype_name(a.dtype)}'")
@@ -351,6 +353,10 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False, out=No
 
     _check_tensor(input, "histogram")
     a = _host(input)
+    if a.dtype.kind != "f":  # (numpy would truncate the bin edges to the integer dtype)
+        from .ops.linalg import torch_dtype_name
+
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{torch_dtype_name(a.dtype)}'")
     edges = _host(bins) if isinstance(bins, Tensor) else int(bins)
     w = _host(weight) if weight is not None else None
     hist, bin_edges = np.histogram(a, bins=edges, range=range, weights=w, density=density)

@@ -189,7 +189,7 @@ def nextafter(input, other, *, out=None):
     ops._broadcast_shape(a.shape, _data(other).shape)
     value = np.nextafter(a, _data(other))
     result = _on(input.device, value)
-    if input.requires_grad:  # torch's gradient: 1 to input (a step of one ulp) where it differs from other
+    if value.dtype.kind == "f":  # torch's gradient (and tangent): 1 from input where it differs from other
         finite = np.isfinite(a) & np.isfinite(value) & (a != _data(other))
         step = _on(input.device, np.where(finite, value - a, 0.0).astype(value.dtype))
         result = ops.where(_on(input.device, finite), input + step, result)

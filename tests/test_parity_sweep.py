@@ -19,6 +19,8 @@ other deliberate differences (README) are ``DELIBERATE``: ``id -> why``; such a 
 (one that agrees fails until its entry is deleted).
 
 The sweep runs one pytest item per section (``SECTIONS``), listing every differing case of the section at once.
+``test_forward_parity`` reruns the sections in forward mode (the ``grad`` leaves made dual) and compares the
+tangents; ``FORWARD_DELIBERATE`` lists where ad's tangent follows its gradient rather than torch's forward rule.
 
 Where to start: ``_check``; the table is in sections (elementwise, reductions, shapes, indexing, the session-8
 surface, nn.functional, in-place error paths).
@@ -31,6 +33,7 @@ import numpy as np
 import pytest
 
 import ad
+import ad.autograd.forward_ad  # noqa: F401 - (ad.autograd.forward_ad in the forward sweep)
 
 torch = pytest.importorskip("torch")
 
@@ -1346,6 +1349,91 @@ def test_parity(section):
     assert not failures, f"{len(failures)} differences from torch:\n" + "\n".join(failures)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# forward mode: the same cases with their float64 ``grad`` leaves made dual (a fixed tangent each); the float64
+# results' tangents must match torch's (torch's None or zero tangent: ad's None or zeros)
+
+FORWARD_DELIBERATE = {
+    "fmax-bcast": "at a tie torch's tangent comes from other while its gradient goes to input; ad's follows input",
+    "atan2-zeros": "atan2's tangent at (0, 0) is 0, as the gradient (torch's tangent there is NaN)",
+    "var-empty": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
+    "var-empty-dim0": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
+    "var-empty-all": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
+    "corrcoef-constant": "the tangent of a constant row's NaN correlation is NaN (torch's: 0)",
+    "F.cross_entropy-all-ignored": "the NaN loss of all-ignored targets has a zero tangent, as its gradient",
+    "F.embedding-padding": "padding_idx rows get no tangent, as they get no gradient (torch's forward mode "
+    "carries the weight's tangent there)",
+}
+FORWARD_SECTIONS = ("unary", "binary", "reductions", "special", "shapes", "indexing", "surface", "nn_functional")
+
+
+class _DualMaker(_Maker):
+    def __init__(self, L, fw):
+        super().__init__(L)
+        self.fw = fw
+
+    def __call__(self, spec, dtype="float64", grad=False, layout=None):
+        t = super().__call__(spec, dtype, False, layout)
+        if grad and dtype == "float64":
+            self.leaves.append(t)
+            tangent = np.sin(np.arange(t.numel()) * 0.9 + len(self.leaves)).reshape(tuple(t.shape))
+            t = self.fw.make_dual(t, self.L.tensor(tangent))
+        return t
+
+
+def _tangents(L, fw, fn):
+    with fw.dual_level():
+        T = _DualMaker(L, fw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out = fn(L, T)
+            except Exception as e:  # noqa: BLE001 - reverse mode's sweep compares the errors
+                return e
+        return [fw.unpack_dual(o).tangent for o in _outputs(out) if _dtype_name(o.dtype) == "float64"]
+
+
+def _check_forward(fn):
+    from torch.autograd import forward_ad as tfw
+
+    afw = ad.autograd.forward_ad
+    torch_default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        t_tangents = _tangents(torch, tfw, fn)
+    finally:
+        torch.set_default_dtype(torch_default)
+    if isinstance(t_tangents, Exception):
+        return
+    a_tangents = _tangents(ad, afw, fn)
+    assert not isinstance(a_tangents, Exception), f"ad raises {type(a_tangents).__name__}: {a_tangents}"
+    assert len(a_tangents) == len(t_tangents), f"{len(a_tangents)} float64 results, torch {len(t_tangents)}"
+    for i, (at, tt) in enumerate(zip(a_tangents, t_tangents)):
+        if tt is None or not np.any(_np(tt)):
+            assert at is None or np.allclose(_np(at), 0.0, atol=1e-12), f"tangent[{i}]: torch none, ad {at}"
+        else:
+            assert at is not None, f"tangent[{i}]: ad None, torch {tt}"
+            _compare(at, tt, f"tangent[{i}]")
+
+
+@pytest.mark.parametrize("section", FORWARD_SECTIONS)
+def test_forward_parity(section):
+    failures = []
+    for case in SECTIONS[section]:
+        if case in PROMOTED or case in DELIBERATE:
+            continue
+        try:
+            _check_forward(CASES[case])
+        except AssertionError as e:
+            if case not in FORWARD_DELIBERATE:
+                failures.append(f"{case}: {' '.join(str(e).split())[:300]}")
+        else:
+            if case in FORWARD_DELIBERATE:
+                failures.append(f"{case}: agrees with torch now; delete its FORWARD_DELIBERATE entry")
+    assert not failures, f"{len(failures)} forward-mode differences from torch:\n" + "\n".join(failures)
+
+
 def test_deliberate_entries_are_cases():
+    assert set(FORWARD_DELIBERATE) <= set(CASES)
     assert set(DELIBERATE) <= set(CASES)
     assert PROMOTED <= set(CASES)

@@ -47,6 +47,8 @@ def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
 def logsumexp(input, dim, keepdim=False):
     """``log(sum(exp(x), dim))`` computed stably; its gradient is ``softmax(x, dim)``."""
     dims = _reduce_dims(input, dim)
+    if input.dtype.kind != "f":  # (integers and bool: float64, numpy's promotion; torch's default float)
+        input = input.to(np.float64)
     xd = input._data if input._dev is None else _cuda.host_copy(input._data)  # (the shift: computed on the host)
     m = np.max(xd, axis=dims, keepdims=True) if xd.size else np.zeros([1] * input.ndim)
     m = np.where(np.isfinite(m), m, 0.0).astype(input.dtype)
@@ -90,8 +92,10 @@ def argmin(input, dim=None, keepdim=False):
 
 
 def _arg(fn, name, x, dim, keepdim):
-    """argmax / argmin: torch's errors for empty inputs; a 0-d input accepts dim 0 and -1."""
+    """argmax / argmin: torch's errors for empty and bool inputs; a 0-d input accepts dim 0 and -1."""
     xd = x._data
+    if xd.dtype.kind == "b":
+        raise RuntimeError(f"{name}(): does not support bool input")
     if dim is None:
         if xd.size == 0:
             raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")

@@ -57,14 +57,16 @@ INPLACE.update(
         name: getattr(ops, name)
         for name in (
             "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
-            "sigmoid", "relu", "erf", "square",
+            "sigmoid", "relu", "erf", "square", "pow",
         )
     }
 )  # fmt: skip
 
 
 def _torch_name(dt):
-    return {"f": "Float", "i": "Long", "u": "Byte", "b": "Bool"}.get(np.dtype(dt).kind, str(dt))
+    from .ops.linalg import torch_dtype_name
+
+    return torch_dtype_name(np.dtype(dt))
 
 
 def inplace(name, fn):

@@ -396,7 +396,10 @@ def matrix_power(input, n, *, out=None):
         )
     if n == 0:
         result = ops.expand(wrap_array(np.eye(input.shape[-1], dtype=input.dtype)), tuple(input.shape))
-        result = ops.clone(result) if result.requires_grad else wrap_array(np.array(result._data))
+        if input.requires_grad:  # torch's result stays in the graph (a zero gradient; not input * 0: inf, nan)
+            result = ops.overwritten(input, result)
+        else:
+            result = wrap_array(np.array(result._data))
         return write_result("linalg_matrix_power", result, out, same_dtype=True)
     if n < 0:
         input = inv(input)
@@ -449,9 +452,6 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
         )
     dims = _norm_dims(input, dim)
     if input.ndim == 0:
-        if ord == 0:
-            result = wrap_array((input._data != 0).astype(input.dtype))
-            return write_result("linalg_vector_norm", result, out, same_dtype=True)
         # the primitive over one element (torch's node saves the result also here: a hook on it runs in every
         # order of create_graph)
         r = P.vector_norm_keepdim(ops.reshape(input, (1,)), ord, (0,))

@@ -75,12 +75,20 @@ def _check_tensor(x, name):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
 
 
-def _integral_only(kernel, *xs):
-    """torch's bitwise and number-theory kernels exist for bool and integer tensors only."""
+def _integral_only(kernel, *xs, bool_ok=True):
+    """torch's bitwise and number-theory kernels exist for bool (not all) and integer tensors only; the operands
+    must broadcast (torch's RuntimeError, not numpy's ValueError)."""
     for x in xs:
         d = _data(x)
-        if d.dtype.kind == "f":
+        if d.dtype.kind == "f" or (d.dtype.kind == "b" and not bool_ok):
             raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for '{_torch_name(d.dtype)}'")
+    _broadcastable(*xs)
+
+
+def _broadcastable(*xs):
+    shapes = [np.shape(_data(x)) for x in xs]
+    for shape in shapes[1:]:
+        ops._broadcast_shape(tuple(shapes[0]), tuple(shape))
 
 
 def _logical(name, np_fn):
@@ -88,6 +96,7 @@ def _logical(name, np_fn):
         _check_tensor(input, name)
         if not isinstance(other, Tensor):
             raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+        _broadcastable(input, other)
         return write_result(name, _on(_device_of(input, other), np_fn(_data(input), _data(other))), out)
 
     fn.__name__ = name
@@ -106,11 +115,11 @@ def logical_not(input, *, out=None):
     return write_result("logical_not", _on(input.device, np.logical_not(_data(input))), out)
 
 
-def _bitwise(name, np_fn):
+def _bitwise(name, np_fn, kernel=None):
     def fn(input, other, *, out=None):
         if not isinstance(input, Tensor):  # torch's bitwise_*(Scalar, Tensor)
             input, other = other, input
-        _integral_only(name, input, other)
+        _integral_only(kernel or name, input, other, bool_ok=kernel is None)
         a, b = _data(input), _data(other)
         if not isinstance(other, Tensor):
             b = np.asarray(b).astype(a.dtype) if np.ndim(b) == 0 and a.dtype.kind in "iu" else b
@@ -124,8 +133,8 @@ def _bitwise(name, np_fn):
 bitwise_and = _bitwise("bitwise_and", np.bitwise_and)
 bitwise_or = _bitwise("bitwise_or", np.bitwise_or)
 bitwise_xor = _bitwise("bitwise_xor", np.bitwise_xor)
-bitwise_left_shift = _bitwise("bitwise_left_shift", np.left_shift)
-bitwise_right_shift = _bitwise("bitwise_right_shift", np.right_shift)
+bitwise_left_shift = _bitwise("bitwise_left_shift", np.left_shift, "lshift")
+bitwise_right_shift = _bitwise("bitwise_right_shift", np.right_shift, "rshift")
 
 
 def bitwise_not(input, *, out=None):
@@ -138,30 +147,48 @@ def bitwise_not(input, *, out=None):
 def gcd(input, other, *, out=None):
     """Elementwise greatest common divisor of integer tensors."""
     _check_tensor(input, "gcd")
-    _integral_only("gcd", input, other)
+    _integral_only("gcd", input, other, bool_ok=False)
     return write_result("gcd", _on(input.device, np.gcd(_data(input), _data(other))), out)
 
 
 def lcm(input, other, *, out=None):
     """Elementwise least common multiple of integer tensors."""
     _check_tensor(input, "lcm")
-    _integral_only("lcm", input, other)
+    _integral_only("lcm", input, other, bool_ok=False)
     return write_result("lcm", _on(input.device, np.lcm(_data(input), _data(other))), out)
 
 
 def heaviside(input, values, *, out=None):
     """0 where ``input < 0``, ``values`` where it is 0, 1 where it is positive (same dtypes, as torch)."""
     _check_tensor(input, "heaviside")
+    if not isinstance(values, Tensor):
+        raise TypeError(f"heaviside(): argument 'values' (position 2) must be Tensor, not {type(values).__name__}")
+    _broadcastable(input, values)
     a, v = _data(input), _data(values)
     if a.dtype != v.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
-    return write_result("heaviside", _on(input.device, np.heaviside(a, v).astype(a.dtype)), out, same_dtype=True)
+    # torch's kernel: values where input == 0, else (input > 0), so NaN gives 0 (numpy's heaviside: NaN)
+    result = np.where(a == 0, v, a > 0).astype(a.dtype)
+    return write_result("heaviside", _on(input.device, result), out, same_dtype=True)
 
 
 def nextafter(input, other, *, out=None):
     """The next representable float after ``input`` towards ``other``."""
     _check_tensor(input, "nextafter")
-    return write_result("nextafter", _on(input.device, np.nextafter(_data(input), _data(other))), out)
+    if not isinstance(other, Tensor):
+        raise TypeError(f"nextafter(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+    result_type = np.result_type(input.dtype, other.dtype)
+    if result_type.kind != "f":
+        raise NotImplementedError(f'"nextafter_cpu" not implemented for \'{_torch_name(result_type)}\'')
+    a = _data(input)
+    ops._broadcast_shape(a.shape, _data(other).shape)
+    value = np.nextafter(a, _data(other))
+    result = _on(input.device, value)
+    if value.dtype.kind == "f":  # torch's gradient (and tangent): 1 from input where it differs from other
+        finite = np.isfinite(a) & np.isfinite(value) & (a != _data(other))
+        step = _on(input.device, np.where(finite, value - a, 0.0).astype(value.dtype))
+        result = ops.where(_on(input.device, finite), input + step, result)
+    return write_result("nextafter", result, out)
 
 
 def frexp(input, *, out=None):
@@ -185,6 +212,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     _check_tensor(input, "isclose")
     a, b = _data(input), _data(other)
     _same_dtype_check(a, b)
+    _broadcastable(a, b)
     if rtol < 0:
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:
@@ -208,6 +236,9 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None
     """Whether each of ``elements`` is in ``test_elements`` (tensors or numbers): a bool tensor."""
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError("isin() received an invalid combination of arguments: one of the arguments must be a Tensor")
+    for v in (elements, test_elements):
+        if isinstance(v, Tensor) and v.dtype == np.bool_:
+            raise RuntimeError("Unsupported input type encountered for isin(): Bool")
     result = np.isin(_data(elements), _data(test_elements), assume_unique=assume_unique, invert=invert)
     return write_result("isin", _on(_device_of(elements, test_elements), result), out, same_dtype=True)
 
@@ -236,7 +267,13 @@ def float_power(input, exponent, *, out=None):
 def ldexp(input, other, *, out=None):
     """``input * 2 ** other``, differentiable in ``input``."""
     other = other if isinstance(other, Tensor) else wrap_array(np.asarray(other))
-    scale = wrap_array(np.ldexp(1.0, _data(other)).astype(np.result_type(_data(input).dtype, np.float32)))
+    a, e = _data(input), _data(other)
+    _broadcastable(a, e)
+    # the result's dtype: a float input's, else float64 (ad's default), promoted with a float exponent's
+    dtype = np.result_type(a.dtype if a.dtype.kind == "f" else np.float64, *([e.dtype] if e.dtype.kind == "f" else []))
+    if e.dtype.kind == "f":  # a float exponent is differentiable too (torch: input * 2 ** other)
+        return write_result("ldexp", ops.mul(input, ops.pow(2.0, other.to(dtype))), out, same_dtype=True)
+    scale = wrap_array(np.exp2(e.astype(np.float64)).astype(dtype))
     return write_result("ldexp", ops.mul(input, scale.to(input.device)), out, same_dtype=True)
 
 
@@ -253,6 +290,8 @@ def sgn(input, *, out=None):
 def positive(input):
     """``input`` itself (torch's unary plus)."""
     _check_tensor(input, "positive")
+    if input.dtype == np.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
     return input
 
 

@@ -5,6 +5,7 @@ import weakref
 import numpy as np
 
 from . import composites, ops, views
+from .elementwise_methods import _torch_name
 from .forward import _fw, reregister
 from .grad_mode import _grad_state
 from .tape import held, mark_modified
@@ -20,6 +21,8 @@ def _operand_data(other):
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
+        if self._dev is None and self._data.dtype.kind != "f":
+            _check_inplace_cast(self, np_op, _operand_data(other))
         views.check_operand_overlap(self, other)
         if _records_inplace(self, other):
             if other is not self:
@@ -47,6 +50,22 @@ def _inplace(name, np_op, out_of_place):
         "node's place); a value saved for backward and then overwritten makes that backward raise."
     )
     return method
+
+
+def _check_inplace_cast(self, np_op, value):
+    """torch's refusal to write a result into an integer or bool tensor whose dtype cannot hold it
+    (``x.add_(0.5)`` on int64 would otherwise truncate silently)."""
+    if np_op is np.subtract and (self._data.dtype.kind == "b" or np.asarray(value).dtype.kind == "b"):
+        from .ops.elementwise import _SUB_BOOL
+
+        raise RuntimeError(_SUB_BOOL)
+    result = np.result_type(self._data, value)
+    if np_op is np.divide and result.kind in "biu":
+        result = np.dtype(np.float64)
+    if result != self._data.dtype and not np.can_cast(result, self._data.dtype, "same_kind"):
+        raise RuntimeError(
+            f"result type {_torch_name(result)} can't be cast to the desired output type {_torch_name(self.dtype)}"
+        )
 
 
 def _store(self, result):
@@ -197,7 +216,9 @@ def _copy_(self, other, non_blocking=False):
     if self._dev is not None or (isinstance(other, Tensor) and other._dev is not None):
         return _device_copy_(self, other)
     views.check_write(self)
-    self._data[...] = _operand_data(other)
+    value = _operand_data(other)
+    _check_inplace_shape(self, value)  # torch's RuntimeError (numpy's is a ValueError), before any write
+    self._data[...] = value
     _bump(self)
     return self
 
@@ -218,7 +239,7 @@ def _clamp_(self, min=None, max=None):  # noqa: A002
         return _rebase(self, lambda snap: ops.clamp(snap, min, max))
     if _dual_inplace(self, None, lambda: ops.clamp(self, min, max)):
         return self
-    if self._dev is not None:
+    if self._dev is not None or self._data.dtype.kind != "f":  # (integers: torch's check of the result's dtype)
         return _device_write(self, lambda: ops.clamp(self, min, max), "clamp")
     views.check_write(self)
     np.clip(self._data, min, max, out=self._data)
@@ -257,7 +278,15 @@ def _setitem(self, key, value):
         return
     nkey, advanced = ops._index_key(key)
     views.check_write(self if advanced else _region(self, nkey))
-    self._data[nkey] = _operand_data(value)
+    value = _operand_data(value)
+    try:
+        self._data[nkey] = value
+    except ValueError:  # a value that does not broadcast to the region: torch's RuntimeError (nothing written)
+        region = np.shape(self._data[nkey])
+        raise RuntimeError(
+            f"shape mismatch: value tensor of shape {list(np.shape(value))} cannot be broadcast to indexing result "
+            f"of shape {list(region)}"
+        ) from None
     _bump(self)
 
 
@@ -321,7 +350,12 @@ def _compare(np_op):
             from .cuda.ops import compare
 
             return compare(np_op.__name__, self, other)
-        return wrap_array(np.asarray(np_op(self._data, _operand_data(other))))
+        other = _operand_data(other)
+        try:
+            return wrap_array(np.asarray(np_op(self._data, other)))
+        except ValueError:  # shapes that do not broadcast: torch's RuntimeError
+            ops._broadcast_shape(tuple(self.shape), np.shape(other))
+            raise
 
     return method
 
@@ -606,11 +640,10 @@ def _check_inplace_shape(self, other):
     """torch's error for an in-place op whose broadcast result does not fit ``self`` (checked before anything
     is recorded or written)."""
     shape = np.shape(_operand_data(other))
-    if shape != self.shape and np.broadcast_shapes(self.shape, shape) != self.shape:
-        raise RuntimeError(
-            f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-            f"{list(np.broadcast_shapes(self.shape, shape))}"
-        )
+    if shape != self.shape:
+        full = ops._broadcast_shape(tuple(self.shape), shape)  # (torch's RuntimeError where they do not broadcast)
+        if full != self.shape:
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(full)}")
 
 
 def _refresh_data_owner(alias):

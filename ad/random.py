@@ -85,6 +85,18 @@ def _check_float(t, kernel):
         raise NotImplementedError(f'"{kernel}" not implemented for \'{torch_dtype_name(t.dtype)}\'')
 
 
+def _check_continuous(t, distribution, long_name):
+    """torch's error for a continuous sampler on an integer tensor (``long_name``: how its message names int64)."""
+    if t.dtype.kind != "f":
+        from .ops.linalg import torch_dtype_name
+
+        name = long_name if t.dtype == np.int64 else torch_dtype_name(t.dtype)
+        raise RuntimeError(
+            f"{distribution} distribution is a continuous probability distribution. dtype must be a floating point "
+            f"but you specified {name}"
+        )
+
+
 def _write_sample(t, values):
     from .tensor import wrap_array
 
@@ -150,7 +162,7 @@ def bernoulli_(self, p=0.5, *, generator=None):
 
 def exponential_(self, lambd=1.0, *, generator=None):
     """Fill with draws from the exponential distribution of rate ``lambd``."""
-    _check_float(self, "exponential_cpu")
+    _check_continuous(self, "Exponential", "Long")
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     return _write_sample(self, _rng_of(generator).exponential(1.0 / lambd, self.shape))
@@ -158,7 +170,7 @@ def exponential_(self, lambd=1.0, *, generator=None):
 
 def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
     """Fill with draws from the Cauchy distribution."""
-    _check_float(self, "cauchy_cpu")
+    _check_continuous(self, "Cauchy", "long int")
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
     return _write_sample(self, median + sigma * _rng_of(generator).standard_cauchy(self.shape))

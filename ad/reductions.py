@@ -150,6 +150,8 @@ class _Cumsum(Function):
 def cumsum(input, dim, *, dtype=None):  # noqa: A002
     """Cumulative sum along ``dim``."""
     x = _check_tensor(input, "cumsum")
+    if dtype is None and x.dtype.kind == "u" and x.dtype.itemsize < 8:
+        dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         x = x.to(dtype)
     return _Cumsum.apply(x, _dim1(x, dim))
@@ -248,6 +250,8 @@ def _sum_over_omitted(term, x, dim, reduce=True):
 def cumprod(input, dim, *, dtype=None):  # noqa: A002
     """Cumulative product along ``dim``; the gradient is exact at zeros, as torch's."""
     x = _check_tensor(input, "cumprod")
+    if dtype is None and x.dtype.kind == "u" and x.dtype.itemsize < 8:
+        dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         x = x.to(dtype)
     return _Cumprod.apply(x, _dim1(x, dim))
@@ -259,6 +263,8 @@ def _cum_extreme(x, dim, is_max):
     d = host_copy(x._data).reshape(x.shape or (1,))  # (CUDA integer tensors: on a host copy)
     moved = np.moveaxis(d, dim, -1)
     idx = np.zeros(moved.shape, np.int64)
+    if moved.shape[-1] == 0:
+        return idx.reshape(x.shape)
     best = moved[..., 0].copy()
     bi = np.zeros(best.shape, np.int64)
     for k in range(moved.shape[-1]):
@@ -303,6 +309,8 @@ def logcumsumexp(input, dim):  # noqa: A002
     """``log(cumsum(exp(input), dim))``, shifted by the line's maximum for stability (a composite)."""
     x = _check_tensor(input, "logcumsumexp")
     dim = _dim1(x, dim)
+    if x.dtype.kind == "b":
+        raise NotImplementedError("\"logcumsumexp_out_cpu\" not implemented for 'Bool'")
     if x.ndim == 0:  # (torch's node saves its input and result here too)
         return guard(x * 1.0, "LogcumsumexpBackward0", x)
     d = x._data
@@ -356,11 +364,15 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
 
 def _median(x, dim, keepdim, ignore_nan, fn):
     x = _check_tensor(x, fn)
+    if x.dtype.kind == "b":
+        raise NotImplementedError("\"median_out\" not implemented for 'Bool'")
     d = host_copy(x._data)  # (on CUDA: the index of the median from a host copy, as sort's; values gathered there)
     if dim is None:
         flat = d.reshape(-1)
-        if flat.size == 0:
-            raise IndexError(f"{fn}() input tensor cannot be empty")
+        if flat.size == 0:  # torch: NaN (and for integers, its empty-reduction error)
+            if d.dtype.kind != "f":
+                raise IndexError(f"{fn}() input tensor cannot be empty")
+            return ops.sum(x) * 0.0 + float("nan")
         i = int(_median_index(flat[None, :], ignore_nan)[0])
         if d.dtype.kind != "f" or math.isnan(flat[i]):
             return x.reshape(-1)[i]
@@ -370,6 +382,8 @@ def _median(x, dim, keepdim, ignore_nan, fn):
     dim = _dim1(x, dim)
     if x.ndim == 0:
         return _values_indices(x * 1 if d.dtype.kind == "f" else index_tensor(d.copy(), x), index_tensor(0, x))
+    if x.shape[dim] == 0:
+        raise IndexError(f"median(): Expected reduction dim {dim} to have non-zero size.")
     moved = np.moveaxis(d, dim, -1)
     idx = _median_index(moved.reshape(-1, moved.shape[-1]), ignore_nan).reshape(moved.shape[:-1])
     idx = np.expand_dims(idx, dim)
@@ -416,7 +430,8 @@ def _bool_reduce(np_fn, fn):
     def reduce(input, dim=None, keepdim=False):  # noqa: A002
         x = _check_tensor(input, fn)
         axis = None if dim is None else tuple(_dims(x, dim))
-        return wrap_array(np.asarray(np_fn(x._data, axis=axis, keepdims=keepdim if dim is not None else False)))
+        result = np.asarray(np_fn(x._data, axis=axis, keepdims=keepdim if dim is not None else False))
+        return wrap_array(result.astype(np.uint8) if x._data.dtype == np.uint8 else result)  # (torch's uint8 rule)
 
     reduce.__name__ = fn
     reduce.__doc__ = f"Whether {'all' if fn == 'all' else 'any'} elements (along ``dim``) are nonzero (bool)."

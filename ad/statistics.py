@@ -60,6 +60,8 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
             f"{name}() interpolation must be one of linear, lower, higher, midpoint or nearest, but got "
             f"{interpolation}"
         )
+    if isinstance(q, Tensor) and q.dtype != input.dtype:
+        raise RuntimeError(f"{name}() q tensor must be same dtype as the input tensor")
     qs = _host(q).astype(np.float64) if isinstance(q, Tensor) else np.asarray(float(q))
     if qs.ndim > 1:
         raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
@@ -71,7 +73,7 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
     if x.ndim == 0:
         x = ops.reshape(x, (1,))
     if x.shape[d] == 0:
-        raise IndexError(f"{name}() input tensor must be non-empty")
+        raise RuntimeError(f"{name}() input tensor must be non-empty")
     x = view_ops.movedim(x, d, -1)
     from .ops.sorting import sort  # (imported on use, as ad's other users of the sorting ops do)
 
@@ -99,10 +101,12 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
             r = (lo_v + hi_v) * 0.5
         else:
             r = lo_v
-        # a row with a NaN (quantile) or only NaNs (nanquantile) gives NaN
+        # a row with a NaN (quantile) or only NaNs (nanquantile) gives NaN: as torch, the sorted element it reads
+        # then (the last, a NaN; the first of an all-NaN row) gets the gradient
         bad = (nan.any(-1) if not ignore_nan else valid == 0)[..., None]
         if bad.any():
-            r = ops.where(_to(bad, input), _to(np.full(bad.shape, np.nan, input.dtype), input), r)
+            picked = values[..., :1] if ignore_nan else values[..., n - 1 :]
+            r = ops.where(_to(bad, input), picked, r)
         out.append(ops.squeeze(r, -1))
     result = ops.stack(out, 0) if qs.ndim == 1 else out[0]
     if keepdim:
@@ -162,6 +166,8 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
             f"cov(): expected input to have two or fewer dimensions but got an input with {input.ndim} dimensions"
         )
     x = ops.reshape(input, (1, -1)) if input.ndim < 2 else input
+    if x.dtype.kind != "f":  # integers and bool: float64 (numpy's promotion; torch's default float)
+        x = x.to(np.float64)
     n = x.shape[1]
     w = None
     if fweights is not None:
@@ -297,6 +303,10 @@ def bincount(input, weights=None, minlength=0):
     counts when given); not differentiable."""
     _check_tensor(input, "bincount")
     a = _host(input)
+    if a.dtype.kind not in "iu":
+        from .ops.linalg import torch_dtype_name
+
+        raise NotImplementedError(f"\"bincount_cpu\" not implemented for '{torch_dtype_name(a.dtype)}'")
     if a.ndim != 1 or a.dtype.kind not in "iu" or (a.size and a.min() < 0):
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
     if minlength < 0:
@@ -339,6 +349,10 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False, out=No
 
     _check_tensor(input, "histogram")
     a = _host(input)
+    if a.dtype.kind != "f":  # (numpy would truncate the bin edges to the integer dtype)
+        from .ops.linalg import torch_dtype_name
+
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{torch_dtype_name(a.dtype)}'")
     edges = _host(bins) if isinstance(bins, Tensor) else int(bins)
     w = _host(weight) if weight is not None else None
     hist, bin_edges = np.histogram(a, bins=edges, range=range, weights=w, density=density)

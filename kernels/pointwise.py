@@ -330,7 +330,8 @@ def d_erfinv(x, out, a0, a1):  # from x (torch saves the input only: writing int
 
 @register_jitable
 def d_logit(x, out, a0, a1):  # a0: eps (NaN for none); 0 outside [eps, 1 - eps], as torch
-    d = step(((x >= a0) & (x <= 1.0 - a0)) | math.isnan(a0), x) / (x * (1.0 - x))
+    inside = step(((x >= a0) & (x <= 1.0 - a0)) | math.isnan(a0), x)
+    d = inside / (x * (1.0 - x) + (1.0 - inside))  # (outside: 0, also at x = 0 or 1, where 0 / 0 would be NaN)
     if math.isnan(a0):
         d = d + 0.0 * sqrt(x * (1.0 - x))  # without eps: NaN outside [0, 1], as torch
     return d
@@ -408,13 +409,15 @@ def dy_tanh_backward(x, y, out):
 
 
 @register_jitable
-def dx_atan2(x, y, out):  # atan2(x, y) = atan(x / y)
-    return y / (x * x + y * y)
+def dx_atan2(x, y, out):  # atan2(x, y) = atan(x / y); 0 at (0, 0), as torch
+    r = x * x + y * y
+    return y / (r + step(r == 0.0, x))
 
 
 @register_jitable
 def dy_atan2(x, y, out):
-    return -x / (x * x + y * y)
+    r = x * x + y * y
+    return -x / (r + step(r == 0.0, x))
 
 
 @register_jitable

@@ -174,6 +174,9 @@ def _flat(a, dtype):
 
 def _unary_np(op, xd, a0, a1, out=None):
     if xd.dtype.kind != "f":
+        integral = _INTEGRAL.get(op.code)
+        if integral is not None:  # neg, abs, relu, square keep an integer dtype (and refuse bool) as torch's
+            return integral(xd)
         xd = xd.astype(np.float64)
     if xd.size >= PARALLEL_MIN:
         # one chunk per core: numpy releases the GIL in its loops
@@ -374,6 +377,30 @@ RELU = elementwise("relu", K.RELU, _relu_np, sample=(0.1, 2.0))
 ERF = elementwise("erf", K.ERF, scipy.special.erf)
 SQUARE = elementwise("square", K.SQUARE, _square_np, None, "PowBackward0")
 CLAMP = elementwise("clamp", K.CLAMP, _clamp_np, None, "ClampBackward1")
+
+
+def _no_bool(fn, error):
+    def integral(xd):
+        if xd.dtype.kind == "b":
+            raise error
+        return fn(xd)
+
+    return integral
+
+
+_NEG_BOOL = (
+    "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the "
+    "`~` or `logical_not()` operator instead."
+)
+# integer and bool inputs of the ops whose torch result keeps the input's integer or bool dtype (the others compute in
+# float64, numpy's promotion)
+_INTEGRAL = {
+    K.COPY: np.copy,  # (``Tensor.clone()``, ``.contiguous()``)
+    K.NEG: _no_bool(np.negative, RuntimeError(_NEG_BOOL)),
+    K.ABS: _no_bool(np.abs, NotImplementedError('"abs_cpu" not implemented for \'Bool\'')),
+    K.RELU: _no_bool(lambda xd: np.maximum(xd, 0), RuntimeError("Boolean inputs not supported for relu")),
+    K.SQUARE: lambda xd: np.square(xd.astype(np.int64) if xd.dtype.kind == "b" else xd),
+}
 AFFINE = elementwise(
     "affine",
     K.AFFINE,
@@ -492,6 +519,8 @@ def _binary(op, x, y, dual=True):
     xd = x._data
     yd = y._data
     if not (_grad_state.enabled and (x._rg or y._rg)):
+        if op is SUB and (xd.dtype.kind == "b" or yd.dtype.kind == "b"):
+            raise RuntimeError(_SUB_BOOL)
         if xd.shape != yd.shape:
             _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
         if xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
@@ -695,6 +724,10 @@ def _terms(*terms):
 
 _add_fast = _fast_binary(ADD)
 _sub_fast = _fast_binary(SUB)
+_SUB_BOOL = (
+    "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use "
+    "the `~` or `logical_not()` operator instead."
+)
 _mul_fast = _fast_binary(MUL)
 
 
@@ -716,6 +749,8 @@ def add(input, other, *, alpha=1, out=None):
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
         return _add_fast(input, other)
     if alpha != 1:
+        if isinstance(alpha, float) and all(isinstance(v, Tensor) and v.dtype.kind in "iub" for v in (input, other)):
+            raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
         other = other * alpha if _is_scalar(other) else mul(other, alpha)
     if not isinstance(input, Tensor):
         input, other = other, input
@@ -762,7 +797,9 @@ def div(input, other, *, rounding_mode=None, out=None):
     if out is not None:
         return write_result("div", div(input, other, rounding_mode=rounding_mode), out)
     if rounding_mode is not None:
-        raise NotImplementedError("div with rounding_mode is not differentiable; use ad.floor_divide on data")
+        from .pointwise_ops import rounded_div
+
+        return rounded_div(input, other, rounding_mode)
     if _is_scalar(other) and other != 0:
         return _unary(AFFINE, input, 1.0 / other, 0.0, (1.0 / other, 0.0, "div"))
     return _binary(DIV, input, as_tensor_operand(float(other) if _is_scalar(other) else other, input, fn="div"))
@@ -781,9 +818,41 @@ def reciprocal(x):
     return _unary(RDIV_SCALAR, x, 1.0, 0.0)
 
 
+def _integral_operand(v):
+    if isinstance(v, Tensor):
+        return v._data if v._dev is None and v._data.dtype.kind in "iub" else None
+    return v if isinstance(v, numbers.Integral) else None
+
+
+def _integer_pow(input, exponent):  # noqa: A002
+    """torch's ``pow`` of integers (an integer result; None if an operand is not an integer): a negative Python
+    exponent raises, a negative exponent element gives ``1 / base`` truncated (1, -1 or 0)."""
+    b, e = _integral_operand(input), _integral_operand(exponent)
+    if b is None or e is None:
+        return None
+    if not isinstance(exponent, Tensor):
+        if e < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return wrap_array(np.asarray(np.power(b, e)))
+    if np.ndim(b) and np.shape(b) != e.shape:
+        _broadcast_shape(np.shape(b), e.shape)
+    negative = e < 0
+    result = np.power(b, np.where(negative, 0, e) if e.dtype.kind != "b" else e)
+    if np.any(negative):
+        odd = (np.abs(e) % 2) == 1
+        result = np.where(negative, np.where(b == 1, 1, np.where(b == -1, np.where(odd, -1, 1), 0)), result)
+    return wrap_array(np.asarray(result).astype(np.result_type(b, e)))
+
+
 def pow(input, exponent, *, out=None):
     if out is not None:
         return write_result("pow", pow(input, exponent), out)
+    if (type(input) is not Tensor or input._data.dtype.kind != "f") and (
+        type(exponent) is not Tensor or exponent._data.dtype.kind != "f"
+    ):
+        result = _integer_pow(input, exponent)
+        if result is not None:
+            return result
     if isinstance(input, Tensor) and _is_scalar(exponent):
         if exponent == 2:
             return _unary(SQUARE, input)
@@ -925,12 +994,21 @@ def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        # torch's rule: a tie gives the whole gradient to ``input`` (maximum/minimum would split it), a NaN bound
+        # gives NaN, and where ``min > max`` the result is ``max``
+        from .structural import where
+
         out = input
         if min is not None:
-            out = maximum(out, min)
+            out = where((out < min) | (min != min), min, out)
         if max is not None:
-            out = minimum(out, max)
+            out = where((out > max) | (max != max), max, out)
         return out
+    if input._data.dtype.kind != "f":  # an integer stays one with integer bounds (torch's promotion)
+        bounds = [b for b in (min, max) if b is not None]
+        data = input.detach().cpu()._data
+        result = np.clip(data.astype(np.result_type(data, *bounds)), min, max)
+        return wrap_array(result).to(input.device)
     lo = math.nan if min is None else float(min)
     hi = math.nan if max is None else float(max)
     return _unary(CLAMP, input, lo, hi)

@@ -196,6 +196,8 @@ def gather(input, dim, index, *, sparse_grad=False):
     size = input.shape[d] if input.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
     if bad.size:
+        if d == 0:  # torch's class depends on its kernel's path: dim 0 (the usual embedding lookup) is this one
+            raise IndexError(f"index out of range in self (index {int(bad.reshape(-1)[0])}, size {size})")
         raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
     if input.ndim == 0:  # torch treats a 0-d input as one element along dim 0
         return gather_map(input, idx.shape, np.zeros(idx.shape, np.int64), GATHER)
@@ -220,6 +222,8 @@ def index_select(input, dim, index):
     size = input.shape[d] if input.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
     if bad.size:
+        if d == 0:  # torch's class depends on its kernel's path: dim 0 (the usual embedding lookup) is this one
+            raise IndexError(f"index out of range in self (index {int(bad.reshape(-1)[0])}, size {size})")
         raise RuntimeError(
             f"INDICES element is out of DATA bounds, id={int(bad.reshape(-1)[0])} axis_dim={size} "
             f"(index_select on dimension {d} of size {size})"
@@ -434,6 +438,11 @@ def cat(tensors, dim=0):
     for k, t_ in enumerate(tensors):
         if t_.ndim == 0:
             raise RuntimeError(f"zero-dimensional tensor (at position {k}) cannot be concatenated")
+    if len(tensors) > 1 and builtins.any(t_.shape == (0,) for t_ in tensors):
+        # torch's legacy rule: a 1-d empty tensor joins any concatenation (it is skipped)
+        kept = [t_ for t_ in tensors if t_.shape != (0,)]
+        if kept:
+            tensors = kept if len(kept) > 1 or kept[0].ndim != 1 else tensors
     nd = tensors[0].ndim
     d = _wrap_dim(dim, nd)
     arrays = [t_._data for t_ in tensors]

@@ -205,6 +205,8 @@ def _first_zero_pivot(a):
     """1-based index of the first exactly-zero diagonal element of U in ``a``'s LU factorisation (0 if none)."""
     import scipy.linalg  # (lazily: importing it costs ~50 ms, and importing ad should not)
 
+    if a.size == 0:  # (LAPACK's getrf prints an illegal-parameter complaint for a 0 x 0 matrix)
+        return 0
     lu, piv, info = scipy.linalg.lapack.get_lapack_funcs("getrf", (a,))(a)
     return info if info > 0 else 0
 

@@ -193,9 +193,17 @@ def logit(input, eps=None):  # noqa: A002 - torch's name
     return _unary(LOGIT, input, math.nan if eps is None else float(eps), 0.0)
 
 
+def _no_bool(x, kernel):
+    """torch's refusal of a bool tensor where its kernel has no bool loop."""
+    if x._data.dtype.kind == "b":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
+
+
 def _step_fn(op, int_fn):
     def fn(input):  # noqa: A002
         _float_input(input, op.name)
+        if op is not SIGN:
+            _no_bool(input, f"{op.name}_vml_cpu")
         if input._data.dtype.kind in "iub":  # integers stay integers (a copy), as torch
             return wrap_array(np.asarray(int_fn(input._data)))
         return _unary(op, input)
@@ -221,6 +229,7 @@ sign = _step_fn(SIGN, _sign_int)
 def round(input, *, decimals=0):  # noqa: A001 - torch's name
     """Round half to even, to ``decimals`` decimal places (torch.round)."""
     _float_input(input, "round")
+    _no_bool(input, "round_vml_cpu")
     if input._data.dtype.kind in "iub":
         return wrap_array(np.asarray(np.round(input._data, int(decimals))))
     return _unary(ROUND, input, float(int(decimals)), 0.0)
@@ -230,7 +239,7 @@ def frac(input):  # noqa: A002
     """``input - trunc(input)`` (gradient 1)."""
     _float_input(input, "frac")
     if input._data.dtype.kind in "iub":
-        raise RuntimeError(f"\"frac_cpu\" not implemented for '{_ops._torch_dtype(input.dtype).capitalize()}'")
+        raise NotImplementedError(f"\"frac_cpu\" not implemented for '{_ops._torch_dtype(input.dtype).capitalize()}'")
     return input - trunc(input)
 
 
@@ -304,6 +313,8 @@ def _operands(x, y, fn, scalars=True):
         raise TypeError(f"{fn}(): argument '{what}' (position {pos}) must be Tensor, not {type(bad).__name__}")
     x = _scalar_operand(x, y, fn)
     y = _scalar_operand(y, x, fn)
+    if x.shape != y.shape:
+        _ops._broadcast_shape(x.shape, y.shape)  # torch's RuntimeError (numpy's would be a ValueError)
     return x, y
 
 
@@ -330,8 +341,25 @@ def _binary_fn(op, scalars=True):
 atan2 = _binary_fn(ATAN2, scalars=False)
 arctan2 = atan2
 hypot = _binary_fn(HYPOT, scalars=False)
-fmod = _binary_fn(FMOD)
-remainder = _binary_fn(REMAINDER)
+def _integer_checked(fn):
+    """``fn`` that raises torch's error for an integer division by zero (numpy gives 0)."""
+
+    def checked(input, other):  # noqa: A002
+        if isinstance(input, Tensor) and input._data.dtype.kind in "iub":
+            _check_integer_divisor(input._data, np.asarray(_data_of(other)))
+        return fn(input, other)
+
+    checked.__name__ = fn.__name__
+    checked.__doc__ = fn.__doc__
+    return checked
+
+
+def _data_of(v):
+    return v.detach().cpu()._data if isinstance(v, Tensor) else v
+
+
+fmod = _integer_checked(_binary_fn(FMOD))
+remainder = _integer_checked(_binary_fn(REMAINDER))
 copysign = _binary_fn(COPYSIGN)
 logaddexp = _binary_fn(LOGADDEXP, scalars=False)
 xlogy = _binary_fn(XLOGY)
@@ -340,10 +368,41 @@ xlogy = _binary_fn(XLOGY)
 def floor_divide(input, other):  # noqa: A002
     """``floor(input / other)`` (numpy's floor_divide; not differentiable, as torch's has no derivative)."""
     x, y = _operands(input, other, "floor_divide")
-    xd, yd = x._data, y._data
+    _check_integer_divisor(x._data, y._data)
+    return wrap_array(np.asarray(np.floor_divide(x._data, y._data)))
+
+
+def _check_integer_divisor(xd, yd):
     if xd.dtype.kind in "iub" and yd.dtype.kind in "iub" and np.any(yd == 0):
         raise RuntimeError("ZeroDivisionError")
-    return wrap_array(np.asarray(np.floor_divide(xd, yd)))
+
+
+def rounded_div(input, other, rounding_mode):  # noqa: A002
+    """``div(input, other, rounding_mode=...)``: torch's values (``"floor"`` on floats by its fmod formula:
+    ``1.0 // 0.1`` is 9, where ``floor(1.0 / 0.1)`` is 10), connected to the graph with a zero gradient."""
+    if rounding_mode not in ("trunc", "floor"):
+        raise RuntimeError(
+            f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'"
+        )
+    x, y = _operands(input, other, "div")
+    xd, yd = x._data, y._data
+    if xd.dtype.kind in "iub" and yd.dtype.kind in "iub":  # (integers: never part of a graph)
+        _check_integer_divisor(xd, yd)
+        if rounding_mode == "floor":
+            return wrap_array(np.asarray(np.floor_divide(xd, yd)))
+        return wrap_array(np.asarray(np.sign(xd) * np.sign(yd) * (np.abs(xd) // np.abs(yd))))
+    # a zero divisor gives x / 0 (no gradient: its rule would multiply the zero gradient by inf)
+    where = _ops.where
+    zero = y == 0
+    by_zero = _ops.div(x.detach(), y.detach())
+    y = where(zero, 1.0, y)
+    if rounding_mode == "trunc":
+        return where(zero, by_zero, trunc(_ops.div(x, y)))
+    mod = fmod(x, y)
+    q = (x - mod) / y
+    q = where((mod != 0) & ((y < 0) != (mod < 0)), q - 1.0, q)
+    f = floor(q)
+    return where(zero, by_zero, where(q - f > 0.5, f + 1.0, f))
 
 
 def rfloordiv(x, y):

@@ -583,7 +583,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A001 
         xd = input._data
     dims = _reduce_dims(input, dim)
     out_data = np.asarray(np.sum(xd, axis=dims, keepdims=keepdim))
-    if xd.dtype.kind == "b":
+    if xd.dtype.kind == "b" or (xd.dtype.kind == "u" and xd.dtype.itemsize < 8):  # torch: int64 (numpy: uint64)
         out_data = out_data.astype(np.int64)
     if not _recording(input):
         return wrap_array(out_data)
@@ -709,6 +709,8 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
 
 @forward_rule(_group_jvp(K.PROD))
 def prod(input, dim=None, keepdim=False, *, dtype=None):
+    if dtype is None and isinstance(input, Tensor) and input.dtype.kind == "u" and input.dtype.itemsize < 8:
+        dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         input = input.to(dtype)
     return _group_reduce(PROD, np.prod, input, dim, keepdim)

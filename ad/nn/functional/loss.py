@@ -198,7 +198,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     loss = -picked * _cuda.index_tensor(w, picked)
     if reduction == "mean":
         total = w.sum()
-        return ops.sum(loss) * (1.0 / float(total)) if total else ops.sum(loss) * float("nan")
+        # nothing kept: torch's NaN, with a zero gradient (``* nan`` would make the gradient NaN)
+        return ops.sum(loss) * (1.0 / float(total)) if total else ops.sum(loss) * 0.0 + float("nan")
     if reduction == "sum":
         return ops.sum(loss)
     return ops.reshape(loss, out_shape)
@@ -266,7 +267,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             denom = wd[flat_t[keep]].sum()
         else:
             denom = keep.sum()
-        smooth = ops.sum(smooth) * (1.0 / float(denom)) if denom else ops.sum(smooth) * float("nan")
+        smooth = ops.sum(smooth) * (1.0 / float(denom)) if denom else ops.sum(smooth) * 0.0 + float("nan")
     elif reduction == "sum":
         smooth = ops.sum(smooth)
     else:

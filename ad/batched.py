@@ -23,7 +23,9 @@ Results: ``{id: (tensor, array of shape (B,) + tensor.shape)}`` for leaves and r
 ``engine.kernel_sweep`` returns for one VJP.
 """
 
+import contextlib
 import heapq
+import struct
 
 import numpy as np
 
@@ -31,8 +33,8 @@ from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
 
-from . import engine
-from .tape import POOL, dead_import_error, held, retire, zeroed_arena
+from . import blas_threads, engine
+from .tape import BIG_ROW, POOL, dead_import_error, held, retire, zeroed_arena
 from .tensor import Tensor
 
 _UINT8 = np.dtype(np.uint8)
@@ -60,11 +62,14 @@ class _BatchedTapeSweep:
         "columns",
         "arrays",
         "zeros",
+        "python_rows",
+        "products",
     )
 
     def __init__(self, tape, nb, plan, pinned=None):
         self.tape = tape
-        if tape.hook_rows:
+        self.python_rows, self.products = _split_hook_rows(tape, nb) if tape.hook_rows else ((), False)
+        if self.python_rows:
             retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
         self.nb = nb
         self.nexterns = len(tape.externs)
@@ -75,7 +80,7 @@ class _BatchedTapeSweep:
         # tape whose sweep runs Python, which might record, was retired above)
         self.arrays = tape.arrays()
         self.cmap, self.starts, self.bases, self.ends, size, self.zeros = _layout(
-            tape, self.arrays, None if tape.hook_rows else pinned
+            tape, self.arrays, None if self.python_rows else pinned
         )
         self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
         self.live = np.zeros(used, _UINT8)
@@ -167,6 +172,58 @@ class _ColumnArena:
 
     def __setitem__(self, key, value):
         self.s.cot[self._rows(key), self.b] = value
+
+
+# A product row whose operand or result is big (``tape.BIG_ROW``) is a Python row of the tape, but with B
+# cotangents below this many multiply-adds (M * N * K * B) the compiled sweep runs it (``_in_kernel``): one
+# GEMM there costs what it costs in numpy, while stopping the kernel for a Python row costs tens of
+# microseconds (a Jacobian of a 128-wide MLP layer: a third of the call) and a tape with Python rows keeps the
+# full-size arena (no recycled blocks, ``_layout``).
+KERNEL_PRODUCT_WORK = 1 << 23
+_ROW_INTS = struct.Struct("<6q")  # a tape row's opcode, out, x, y, n and aux words (tape.ROW)
+
+
+def _split_hook_rows(tape, nb):
+    """``(python_rows, products)``: the rows at which the batched sweep of ``tape`` stops for Python, newest
+    first, and whether the kernel sweeps some big products in their stead (``_in_kernel``)."""
+    python_rows = []
+    products = False
+    for h, refs in tape.hook_rows.items():
+        if _in_kernel(tape, h, refs, nb):
+            products = True
+        else:
+            python_rows.append(h)
+    python_rows.sort(reverse=True)
+    return python_rows, products
+
+
+def _in_kernel(tape, h, refs, nb):
+    """Whether hook row ``h`` (handlers ``refs``) is a small product's big row that the kernel can sweep: a 2-D
+    matmul, or a linear whose weight needs no gradient (the kernel's rule for the weight is a scalar loop), that
+    nothing else stops at (no hooks on its output). Its operands imported without their values (big tensors,
+    ``Tape.import_new``) get them copied into their reserved regions now, so the kernel reads them by offset as
+    any other; an operand changed in place since carries the ``modified`` flag, and the kernel raises."""
+    if h not in tape.python_rows or len(refs) != 1:
+        return False
+    t = refs[0]()
+    if not isinstance(t, Tensor) or t._tape is not tape or t._row != h or t._hooks or t._retains_grad:
+        return False
+    op_bits, _, x_off, y_off, n, _ = _ROW_INTS.unpack_from(tape.rows, h * 80)
+    code = op_bits & K.CODE_MASK
+    if code == K.MATMUL:
+        x, y = t._inputs
+        product = x.ndim <= 2 and y.ndim <= 2
+    elif code == K.LINEAR or code == K.LINEAR_BIAS:
+        x, y = t._inputs[:2]
+        product = not op_bits & K.YRG
+    else:
+        return False
+    if not product or n * x.shape[-1] * nb > KERNEL_PRODUCT_WORK:
+        return False
+    for inp, off in ((x, x_off), (y, y_off)):
+        if inp._tape is not tape and inp._data.size >= BIG_ROW:
+            tape.values[off : off + inp._data.size] = inp._data.reshape(-1)
+    return True
 
 
 # Codes whose compiled batched rule (``kernels/batched.py``) writes an operand's cotangent only where the row's
@@ -393,7 +450,7 @@ def _sweep_tape(s):
     tape = s.tape
     if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
         tape.materialize()  # (its Python rows may read values a replay's fused forward left out)
-    hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
+    hook_rows = [r for r in s.python_rows if r <= s.start]
     freed = tape.freed_flags()
     start = s.start
     for h in hook_rows:
@@ -463,7 +520,23 @@ def _run_kernel(s, start, stop, freed):
                 s.rows_view = masked
             rows = s.rows_view
     status = np.zeros(3, np.int64)
-    result = reverse_sweep_batched(
+    # the kernel's GEMMs (numba's np.dot: BLAS) on the calling thread when it sweeps big products: each is
+    # small enough that OpenBLAS's threads gain little on a quiet machine, and on a loaded one a call waits
+    # milliseconds for a descheduled worker (measured: the MLP Jacobian's median went from 0.3 to 7.5 ms at load
+    # 2 on 2 cores)
+    with blas_threads.single_threaded() if s.products else contextlib.nullcontext():
+        result = _call_kernel(s, rows, attrs, aux, start, stop, freed, status)
+    del rows, attrs, aux
+    if result < 0:
+        if status[0] == engine.FREED:
+            raise RuntimeError(engine.FREED_MESSAGE)
+        raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))
+    s.lowest = result
+
+
+def _call_kernel(s, rows, attrs, aux, start, stop, freed, status):
+    tape = s.tape
+    return reverse_sweep_batched(
         rows,
         attrs,
         aux,
@@ -481,12 +554,6 @@ def _run_kernel(s, start, stop, freed):
         status,
         *s.zeros,
     )
-    del rows, attrs, aux
-    if result < 0:
-        if status[0] == engine.FREED:
-            raise RuntimeError(engine.FREED_MESSAGE)
-        raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))
-    s.lowest = result
 
 
 def _big_row(s, t, h, freed):

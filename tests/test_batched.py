@@ -36,6 +36,16 @@ def test_batched_equals_looped_over_op_table(name):
     _check_batched_equals_looped(out, xs, gs)
 
 
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_batched_equals_looped_over_op_table_with_big_rows(name):
+    """As above with the big-row thresholds lowered to a few elements: products run in the kernel on operands
+    copied into the arena at the sweep (``ad.batched._in_kernel``), the other big rows from Python."""
+    from test_hypothesis import _big_rows
+
+    with _big_rows(4, 8):
+        test_batched_equals_looped_over_op_table(name)
+
+
 def test_big_rows_batched():
     """Rows over BIG_ROW elements are swept from Python: matmul / linear as one GEMM, elementwise with one
     partial per element, sum, and (once per example) the other rules."""

@@ -68,7 +68,7 @@ class _BatchedTapeSweep:
 
     def __init__(self, tape, nb, plan, pinned=None):
         self.tape = tape
-        self.python_rows, self.products = _split_hook_rows(tape, nb) if tape.hook_rows else ((), False)
+        self.python_rows, self.products = _split_hook_rows(tape, nb) if tape.hook_rows else ((), ())
         if self.python_rows:
             retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
         self.nb = nb
@@ -185,29 +185,28 @@ _ROW_INTS = struct.Struct("<6q")  # a tape row's opcode, out, x, y, n and aux wo
 
 def _split_hook_rows(tape, nb):
     """``(python_rows, products)``: the rows at which the batched sweep of ``tape`` stops for Python, newest
-    first, and whether the kernel sweeps some big products in their stead (``_in_kernel``)."""
+    first, and the big products the kernel sweeps in their stead (``_in_kernel``), as ``(row, tensor)``."""
     python_rows = []
-    products = False
+    products = []
     for h, refs in tape.hook_rows.items():
-        if _in_kernel(tape, h, refs, nb):
-            products = True
-        else:
+        t = _in_kernel(tape, h, refs, nb)
+        if t is None:
             python_rows.append(h)
+        else:
+            products.append((h, t))
     python_rows.sort(reverse=True)
     return python_rows, products
 
 
 def _in_kernel(tape, h, refs, nb):
-    """Whether hook row ``h`` (handlers ``refs``) is a small product's big row that the kernel can sweep: a 2-D
-    matmul, or a linear whose weight needs no gradient (the kernel's rule for the weight is a scalar loop), that
-    nothing else stops at (no hooks on its output). Its operands imported without their values (big tensors,
-    ``Tape.import_new``) get them copied into their reserved regions now, so the kernel reads them by offset as
-    any other; an operand changed in place since carries the ``modified`` flag, and the kernel raises."""
+    """The output of hook row ``h`` (handlers ``refs``) if the row is a small product's big row that the kernel
+    can sweep: a 2-D matmul, or a linear whose weight needs no gradient (the kernel's rule for the weight is a
+    scalar loop), that nothing else stops at (no hooks on its output); else None."""
     if h not in tape.python_rows or len(refs) != 1:
-        return False
+        return None
     t = refs[0]()
     if not isinstance(t, Tensor) or t._tape is not tape or t._row != h or t._hooks or t._retains_grad:
-        return False
+        return None
     op_bits, _, x_off, y_off, n, _ = _ROW_INTS.unpack_from(tape.rows, h * 80)
     code = op_bits & K.CODE_MASK
     if code == K.MATMUL:
@@ -217,13 +216,23 @@ def _in_kernel(tape, h, refs, nb):
         x, y = t._inputs[:2]
         product = not op_bits & K.YRG
     else:
-        return False
-    if not product or n * x.shape[-1] * nb > KERNEL_PRODUCT_WORK:
-        return False
-    for inp, off in ((x, x_off), (y, y_off)):
-        if inp._tape is not tape and inp._data.size >= BIG_ROW:
-            tape.values[off : off + inp._data.size] = inp._data.reshape(-1)
-    return True
+        return None
+    return t if product and n * x.shape[-1] * nb <= KERNEL_PRODUCT_WORK else None
+
+
+def _copy_big_operands(s):
+    """Give the big products the kernel will sweep (rows up to ``s.start``) their operands' values: a big
+    tensor imported into the tape has a region but not its values there (``Tape.import_new``); copied into it,
+    the kernel reads them by offset as any other. An operand changed in place since the forward carries the
+    ``modified`` flag, and the kernel raises torch's error before reading it."""
+    tape = s.tape
+    for h, t in s.products:
+        if h > s.start:
+            continue
+        _, _, x_off, y_off = _ROW_INTS.unpack_from(tape.rows, h * 80)[:4]
+        for inp, off in zip(t._inputs[:2], (x_off, y_off)):
+            if inp._tape is not tape and inp._data.size >= BIG_ROW:
+                tape.values[off : off + inp._data.size] = inp._data.reshape(-1)
 
 
 # Codes whose compiled batched rule (``kernels/batched.py``) writes an operand's cotangent only where the row's
@@ -451,6 +460,8 @@ def _sweep_tape(s):
     if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
         tape.materialize()  # (its Python rows may read values a replay's fused forward left out)
     hook_rows = [r for r in s.python_rows if r <= s.start]
+    if s.products:
+        _copy_big_operands(s)
     freed = tape.freed_flags()
     start = s.start
     for h in hook_rows:

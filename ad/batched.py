@@ -79,10 +79,12 @@ class _BatchedTapeSweep:
         # the kernel's views of the rows, taken once: the tape records no more rows while this sweep runs (a
         # tape whose sweep runs Python, which might record, was retired above)
         self.arrays = tape.arrays()
-        self.cmap, self.starts, self.bases, self.ends, size, self.zeros = _layout(
+        self.cmap, self.starts, self.bases, self.ends, size, self.zeros, fixed = _layout(
             tape, self.arrays, None if self.python_rows else pinned
         )
-        self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
+        # recycled memory (no page faults); the kernel clears the shared blocks past ``fixed`` as it reaches them
+        self.cot = zeroed_arena(tape.dtype, size * nb, fixed * nb).reshape(size, nb)
+        self.cot[size - 1] = 0.0
         self.live = np.zeros(used, _UINT8)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
@@ -275,7 +277,7 @@ _MAX_LAYOUTS = 16  # graph each call
 
 
 def _layout(tape, arrays=None, pinned=None):
-    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows, zeros)``.
+    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows, zeros, fixed)``.
 
     Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
     imported tensors; a region runs to the next such offset. Only regions that can receive a cotangent get
@@ -291,7 +293,8 @@ def _layout(tape, arrays=None, pinned=None):
     ``pinned``: None, or the value offsets of the tensors seeded before the sweep or read after it (roots,
     requested tensors). With it, the regions of row outputs share blocks of arena rows where their cotangents
     are never needed at once (``kernels.batched.recycled_bases``), so the arena is B times the cotangents alive
-    at any one row, not B times the tape: ``zeros`` lists the blocks the kernel clears as it reuses them. Only
+    at any one row, not B times the tape: ``zeros`` lists the blocks the kernel clears for each new owner, in
+    cache just before it writes them, and only the first ``fixed`` rows (and the last) start cleared. Only
     for a tape swept in one kernel call (no Python rows: their code may read any cotangent) that no other tape
     seeds (its newest reached).
     """
@@ -336,14 +339,15 @@ def _layout(tape, arrays=None, pinned=None):
     if pinned is None:
         np.cumsum(sizes[:-1], out=bases[1:])
         rows, zeros = int(sizes.sum()) + 1, _NO_ZEROS
+        fixed = rows
     else:
         pin = np.isin(starts, np.array(pinned, np.int64)).view(np.uint8)
-        top, *zeros = recycled_bases(words, aux, starts, sizes, pin, _RECYCLABLE, bases, tape.nrows)
-        rows, zeros = int(top) + 1, tuple(zeros)
+        top, fixed, *zeros = recycled_bases(words, aux, starts, sizes, pin, _RECYCLABLE, bases, tape.nrows)
+        rows, fixed, zeros = int(top) + 1, int(fixed), tuple(zeros)
     cmap = np.zeros(used + 1, np.int64)
     cmap[starts] = bases
     del words, aux
-    result = (cmap, starts, bases, bases + sizes, rows, zeros)
+    result = (cmap, starts, bases, bases + sizes, rows, zeros, fixed)
     if len(_LAYOUTS) >= _MAX_LAYOUTS:
         _LAYOUTS.pop(next(iter(_LAYOUTS)))
     _LAYOUTS[key] = result

@@ -262,6 +262,18 @@ def test_recycled_blocks_are_cleared_for_their_next_owner():
     _check_batched_equals_looped(out, [x], gs)
 
 
+def test_shared_blocks_are_cleared_by_the_kernel_for_their_first_owner_too():
+    """Before the sweep only the arena's fixed part (seeded and requested regions) is cleared; the kernel clears
+    each shared block when its first owner is born. On a recycled buffer full of NaN the results equal the
+    loop's."""
+    from ad.tape import POOL
+
+    x = ad.tensor(np.linspace(0.1, 0.6, 5), requires_grad=True)
+    out = _chain(x, 30)
+    POOL.give(np.full(1 << 16, np.nan))
+    _check_batched_equals_looped(out, [x], np.random.default_rng(9).standard_normal((3, 5)))
+
+
 def test_no_recycling_where_python_reads_cotangents():
     """A hook on a chain's intermediate makes the sweep stop and run Python there, which may read any
     cotangent: that tape keeps one block per region (the compact layout); results equal the loop's."""

@@ -10,9 +10,11 @@ graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena th
   It is zero-filled, so every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents.
   ``live``, ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
-- The compiled rows run in ``kernels.batched.reverse_sweep_batched``. Big rows (``tape.BIG_ROW``: matmul,
-  linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one
-  partial per element for B cotangents.
+- The compiled rows run in ``kernels.batched.reverse_sweep_batched``. So do big products of modest work (a
+  2-D matmul or a linear with a constant weight: ``_in_kernel``), their big operands copied into the arena
+  first, with OpenBLAS on the calling thread. Other big rows (``tape.BIG_ROW``: larger matmul and linear,
+  same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one partial per
+  element for B cotangents.
 - Python code sees per-example cotangents, as under torch's vmap'd backward, where a hook or a custom
   Function's backward sees tensors of the unbatched shape: tensor hooks, custom Function backwards and the
   rarer big rows (rules in numpy) run once per example, on ``_column`` views (an ``engine._TapeSweep``

@@ -10,9 +10,11 @@ graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena th
   It is zero-filled, so every writer adds. ``block(off, n)`` is the ``(n, B)`` view of a region's cotangents.
   ``live``, ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
-- The compiled rows run in ``kernels.batched.reverse_sweep_batched``. Big rows (``tape.BIG_ROW``: matmul,
-  linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one
-  partial per element for B cotangents.
+- The compiled rows run in ``kernels.batched.reverse_sweep_batched``. So do big products of modest work (a
+  2-D matmul or a linear with a constant weight: ``_in_kernel``), their big operands copied into the arena
+  first, with OpenBLAS on the calling thread. Other big rows (``tape.BIG_ROW``: larger matmul and linear,
+  same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one partial per
+  element for B cotangents.
 - Python code sees per-example cotangents, as under torch's vmap'd backward, where a hook or a custom
   Function's backward sees tensors of the unbatched shape: tensor hooks, custom Function backwards and the
   rarer big rows (rules in numpy) run once per example, on ``_column`` views (an ``engine._TapeSweep``
@@ -23,7 +25,9 @@ Results: ``{id: (tensor, array of shape (B,) + tensor.shape)}`` for leaves and r
 ``engine.kernel_sweep`` returns for one VJP.
 """
 
+import contextlib
 import heapq
+import struct
 
 import numpy as np
 
@@ -31,8 +35,8 @@ from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
 
-from . import engine
-from .tape import POOL, dead_import_error, held, retire, zeroed_arena
+from . import blas_threads, engine
+from .tape import BIG_ROW, POOL, dead_import_error, held, retire, zeroed_arena
 from .tensor import Tensor
 
 _UINT8 = np.dtype(np.uint8)
@@ -60,11 +64,14 @@ class _BatchedTapeSweep:
         "columns",
         "arrays",
         "zeros",
+        "python_rows",
+        "products",
     )
 
     def __init__(self, tape, nb, plan, pinned=None):
         self.tape = tape
-        if tape.hook_rows:
+        self.python_rows, self.products = _split_hook_rows(tape, nb) if tape.hook_rows else ((), ())
+        if self.python_rows:
             retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
         self.nb = nb
         self.nexterns = len(tape.externs)
@@ -74,10 +81,12 @@ class _BatchedTapeSweep:
         # the kernel's views of the rows, taken once: the tape records no more rows while this sweep runs (a
         # tape whose sweep runs Python, which might record, was retired above)
         self.arrays = tape.arrays()
-        self.cmap, self.starts, self.bases, self.ends, size, self.zeros = _layout(
-            tape, self.arrays, None if tape.hook_rows else pinned
+        self.cmap, self.starts, self.bases, self.ends, size, self.zeros, fixed = _layout(
+            tape, self.arrays, None if self.python_rows else pinned
         )
-        self.cot = zeroed_arena(tape.dtype, size * nb).reshape(size, nb)  # recycled memory: no page faults
+        # recycled memory (no page faults); the kernel clears the shared blocks past ``fixed`` as it reaches them
+        self.cot = zeroed_arena(tape.dtype, size * nb, fixed * nb).reshape(size, nb)
+        self.cot[size - 1] = 0.0
         self.live = np.zeros(used, _UINT8)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
@@ -169,6 +178,67 @@ class _ColumnArena:
         self.s.cot[self._rows(key), self.b] = value
 
 
+# A product row whose operand or result is big (``tape.BIG_ROW``) is a Python row of the tape, but with B
+# cotangents below this many multiply-adds (M * N * K * B) the compiled sweep runs it (``_in_kernel``): one
+# GEMM there costs what it costs in numpy, while a Python row stops the kernel (a second kernel call, the row's
+# Python, a retired tape) and keeps the arena at full size (no recycled blocks, ``_layout``). Measured on the
+# 64-128-128-64 MLP's Jacobian, 1 BLAS thread, both paths interleaved in one process: 10% less per call.
+KERNEL_PRODUCT_WORK = 1 << 23
+_ROW_INTS = struct.Struct("<6q")  # a tape row's opcode, out, x, y, n and aux words (tape.ROW)
+
+
+def _split_hook_rows(tape, nb):
+    """``(python_rows, products)``: the rows at which the batched sweep of ``tape`` stops for Python, newest
+    first, and the big products the kernel sweeps in their stead (``_in_kernel``), as ``(row, tensor)``."""
+    python_rows = []
+    products = []
+    for h, refs in tape.hook_rows.items():
+        t = _in_kernel(tape, h, refs, nb)
+        if t is None:
+            python_rows.append(h)
+        else:
+            products.append((h, t))
+    python_rows.sort(reverse=True)
+    return python_rows, products
+
+
+def _in_kernel(tape, h, refs, nb):
+    """The output of hook row ``h`` (handlers ``refs``) if the row is a small product's big row that the kernel
+    can sweep: a 2-D matmul, or a linear whose weight needs no gradient (the kernel's rule for the weight is a
+    scalar loop), that nothing else stops at (no hooks on its output); else None."""
+    if h not in tape.python_rows or len(refs) != 1:
+        return None
+    t = refs[0]()
+    if not isinstance(t, Tensor) or t._tape is not tape or t._row != h or t._hooks or t._retains_grad:
+        return None
+    op_bits, _, x_off, y_off, n, _ = _ROW_INTS.unpack_from(tape.rows, h * 80)
+    code = op_bits & K.CODE_MASK
+    if code == K.MATMUL:
+        x, y = t._inputs
+        product = x.ndim <= 2 and y.ndim <= 2
+    elif code == K.LINEAR or code == K.LINEAR_BIAS:
+        x, y = t._inputs[:2]
+        product = not op_bits & K.YRG
+    else:
+        return None
+    return t if product and n * x.shape[-1] * nb <= KERNEL_PRODUCT_WORK else None
+
+
+def _copy_big_operands(s):
+    """Give the big products the kernel will sweep (rows up to ``s.start``) their operands' values: a big
+    tensor imported into the tape has a region but not its values there (``Tape.import_new``); copied into it,
+    the kernel reads them by offset as any other. An operand changed in place since the forward carries the
+    ``modified`` flag, and the kernel raises torch's error before reading it."""
+    tape = s.tape
+    for h, t in s.products:
+        if h > s.start:
+            continue
+        _, _, x_off, y_off = _ROW_INTS.unpack_from(tape.rows, h * 80)[:4]
+        for inp, off in zip(t._inputs[:2], (x_off, y_off)):
+            if inp._tape is not tape and inp._data.size >= BIG_ROW:
+                tape.values[off : off + inp._data.size] = inp._data.reshape(-1)
+
+
 # Codes whose compiled batched rule (``kernels/batched.py``) writes an operand's cotangent only where the row's
 # XRG / YRG bit is set: an operand of these rows without its bit (a constant weight, a mask) needs no slots.
 # Rows of other codes (strided / mapped gathers, groups, Python rows) may write to their operands regardless.
@@ -209,7 +279,7 @@ _MAX_LAYOUTS = 16  # graph each call
 
 
 def _layout(tape, arrays=None, pinned=None):
-    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows, zeros)``.
+    """The compacted cotangent arena of ``tape``: ``(cmap, starts, bases, ends, rows, zeros, fixed)``.
 
     Regions are delimited by every offset the rows name (outputs, operands, masks), the big regions and the
     imported tensors; a region runs to the next such offset. Only regions that can receive a cotangent get
@@ -225,7 +295,8 @@ def _layout(tape, arrays=None, pinned=None):
     ``pinned``: None, or the value offsets of the tensors seeded before the sweep or read after it (roots,
     requested tensors). With it, the regions of row outputs share blocks of arena rows where their cotangents
     are never needed at once (``kernels.batched.recycled_bases``), so the arena is B times the cotangents alive
-    at any one row, not B times the tape: ``zeros`` lists the blocks the kernel clears as it reuses them. Only
+    at any one row, not B times the tape: ``zeros`` lists the blocks the kernel clears for each new owner, in
+    cache just before it writes them, and only the first ``fixed`` rows (and the last) start cleared. Only
     for a tape swept in one kernel call (no Python rows: their code may read any cotangent) that no other tape
     seeds (its newest reached).
     """
@@ -270,14 +341,15 @@ def _layout(tape, arrays=None, pinned=None):
     if pinned is None:
         np.cumsum(sizes[:-1], out=bases[1:])
         rows, zeros = int(sizes.sum()) + 1, _NO_ZEROS
+        fixed = rows
     else:
         pin = np.isin(starts, np.array(pinned, np.int64)).view(np.uint8)
-        top, *zeros = recycled_bases(words, aux, starts, sizes, pin, _RECYCLABLE, bases, tape.nrows)
-        rows, zeros = int(top) + 1, tuple(zeros)
+        top, fixed, *zeros = recycled_bases(words, aux, starts, sizes, pin, _RECYCLABLE, bases, tape.nrows)
+        rows, fixed, zeros = int(top) + 1, int(fixed), tuple(zeros)
     cmap = np.zeros(used + 1, np.int64)
     cmap[starts] = bases
     del words, aux
-    result = (cmap, starts, bases, bases + sizes, rows, zeros)
+    result = (cmap, starts, bases, bases + sizes, rows, zeros, fixed)
     if len(_LAYOUTS) >= _MAX_LAYOUTS:
         _LAYOUTS.pop(next(iter(_LAYOUTS)))
     _LAYOUTS[key] = result
@@ -393,7 +465,9 @@ def _sweep_tape(s):
     tape = s.tape
     if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
         tape.materialize()  # (its Python rows may read values a replay's fused forward left out)
-    hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
+    hook_rows = [r for r in s.python_rows if r <= s.start]
+    if s.products:
+        _copy_big_operands(s)
     freed = tape.freed_flags()
     start = s.start
     for h in hook_rows:
@@ -463,7 +537,23 @@ def _run_kernel(s, start, stop, freed):
                 s.rows_view = masked
             rows = s.rows_view
     status = np.zeros(3, np.int64)
-    result = reverse_sweep_batched(
+    # the kernel's GEMMs (numba's np.dot: BLAS) on the calling thread when it sweeps big products: each is
+    # small enough that OpenBLAS's threads gain little on a quiet machine, and on a loaded one a call waits
+    # milliseconds for a descheduled worker (measured on 2 cores, the MLP Jacobian's median: 7.5 ms with the
+    # in-kernel 128x128 product threaded at load 1, 0.3 ms single-threaded)
+    with blas_threads.single_threaded() if s.products else contextlib.nullcontext():
+        result = _call_kernel(s, rows, attrs, aux, start, stop, freed, status)
+    del rows, attrs, aux
+    if result < 0:
+        if status[0] == engine.FREED:
+            raise RuntimeError(engine.FREED_MESSAGE)
+        raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))
+    s.lowest = result
+
+
+def _call_kernel(s, rows, attrs, aux, start, stop, freed, status):
+    tape = s.tape
+    return reverse_sweep_batched(
         rows,
         attrs,
         aux,
@@ -481,12 +571,6 @@ def _run_kernel(s, start, stop, freed):
         status,
         *s.zeros,
     )
-    del rows, attrs, aux
-    if result < 0:
-        if status[0] == engine.FREED:
-            raise RuntimeError(engine.FREED_MESSAGE)
-        raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))
-    s.lowest = result
 
 
 def _big_row(s, t, h, freed):

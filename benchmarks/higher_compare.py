@@ -2,8 +2,8 @@
 
 Each (library, case) runs in a fresh `python -c` process with gc on: one warming repetition, then repetitions
 for `--seconds` (at least 5); the median is printed in ms, with torch's time over ad's. `--threads N` runs
-both libraries on N threads (as `benchmarks.compare --threads`: on a shared machine, 1); the load average
-is printed beside each line. Cases:
+both libraries on N threads (as `benchmarks.compare --threads`: on a shared machine, 1); the median CPU time
+of a repetition (all threads) and the load average are printed beside each line. Cases:
 
 - `hessian`: W4's `functional.hessian` (A 256x256 float64, f(x) = sum(tanh(A x))), default arguments;
   `hessian-vec`: the same with `vectorize=True` (torch's fastest Hessian);
@@ -60,25 +60,30 @@ elif case == "grad1x8":
 
     wl.total = eight
 wl.repetition()
-times = []
+times, cpu = [], []
 end = time.perf_counter() + seconds
 while time.perf_counter() < end or len(times) < 5:
+    c0 = time.process_time()
     rep = wl.repetition()
+    cpu.append(time.process_time() - c0)
     times.append(rep.get("total", sum(rep.values())))
-print(json.dumps({"median_ms": float(np.median(times)) * 1e3, "n": len(times)}))
+print(json.dumps({"median_ms": float(np.median(times)) * 1e3, "cpu_ms": float(np.median(cpu)) * 1e3, "n": len(times)}))
 """
 
 
 def measure(lib, case, seconds):
-    """Median ms of ``case`` for ``lib`` in a fresh process, or the error's last line."""
+    """Median ms of ``case`` for ``lib`` in a fresh process (wall, and the process's CPU time over all its
+    threads, whose excess over wall is worker threads spinning), or the error's last line."""
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, lib, case, str(seconds)], capture_output=True, text=True, cwd=root
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        return "error: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
-    return json.loads(lines[-1])["median_ms"]
+        err = "error: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return err, err
+    result = json.loads(lines[-1])
+    return result["median_ms"], result["cpu_ms"]
 
 
 def main(argv=None):
@@ -92,11 +97,13 @@ def main(argv=None):
 
         os.environ.update({v: str(args.threads) for v in THREAD_VARS})
     for case in args.cases:
-        a, t = measure("ad", case, args.seconds), measure("torch", case, args.seconds)
+        (a, a_cpu), (t, t_cpu) = measure("ad", case, args.seconds), measure("torch", case, args.seconds)
         fmt = lambda v: f"{v:10.3f} ms" if isinstance(v, float) else v  # noqa: E731
         ratio = f"{t / a:6.2f}" if isinstance(a, float) and isinstance(t, float) else "   n/a"
+        both = isinstance(a_cpu, float) and isinstance(t_cpu, float)
+        cpu = f"cpu ad {a_cpu:.3f} ms, torch {t_cpu:.3f} ms" if both else ""
         load = os.getloadavg()[0]
-        print(f"{case:12s} ad {fmt(a)}   torch {fmt(t)}   torch/ad {ratio}   (load {load:.1f})", flush=True)
+        print(f"{case:12s} ad {fmt(a)}   torch {fmt(t)}   torch/ad {ratio}   {cpu}   (load {load:.1f})", flush=True)
 
 
 if __name__ == "__main__":

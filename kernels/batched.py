@@ -377,8 +377,10 @@ def recycled_bases(rows, aux, starts, sizes, pinned, recyclable_code, bases, nro
     while sweeping its producer) and spans the whole output (no region starts inside it). The others keep the
     compact layout in offset order (consecutive regions stay contiguous), written to ``bases``; the shared ones
     follow, assigned greedily from birth to death, in sweep order; a row output that no row reads and nothing
-    seeds gets none (its ``sizes`` entry is set to 0). Returns ``(size, zero_row, zero_base,
-    zero_len)``: the arena rows in all, and the blocks to clear when the sweep reaches ``zero_row`` (descending).
+    seeds gets none (its ``sizes`` entry is set to 0). Returns ``(size, fixed, zero_row, zero_base, zero_len)``:
+    the arena rows in all, the rows of the fixed part (the shared blocks follow it), and the blocks to clear
+    when the sweep reaches ``zero_row`` (descending): every owner's, the first one's too, so that only the fixed
+    part is cleared before the sweep.
     """
     k = starts.shape[0]
     death = np.full(k, -1, np.int64)
@@ -448,8 +450,8 @@ def recycled_bases(rows, aux, starts, sizes, pinned, recyclable_code, bases, nro
             nfree -= 1
             free_base[found] = free_base[nfree]
             free_size[found] = free_size[nfree]
-            zero_row[nzero] = r
-            zero_base[nzero] = bases[j]
-            zero_len[nzero] = sizes[j]
-            nzero += 1
-    return top, zero_row[:nzero].copy(), zero_base[:nzero].copy(), zero_len[:nzero].copy()
+        zero_row[nzero] = r
+        zero_base[nzero] = bases[j]
+        zero_len[nzero] = sizes[j]
+        nzero += 1
+    return top, fixed, zero_row[:nzero].copy(), zero_base[:nzero].copy(), zero_len[:nzero].copy()

@@ -36,6 +36,16 @@ def test_batched_equals_looped_over_op_table(name):
     _check_batched_equals_looped(out, xs, gs)
 
 
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_batched_equals_looped_over_op_table_with_big_rows(name):
+    """As above with the big-row thresholds lowered to a few elements: products run in the kernel on operands
+    copied into the arena at the sweep (``ad.batched._in_kernel``), the other big rows from Python."""
+    from test_hypothesis import _big_rows
+
+    with _big_rows(4, 8):
+        test_batched_equals_looped_over_op_table(name)
+
+
 def test_big_rows_batched():
     """Rows over BIG_ROW elements are swept from Python: matmul / linear as one GEMM, elementwise with one
     partial per element, sum, and (once per example) the other rules."""
@@ -250,6 +260,18 @@ def test_recycled_blocks_are_cleared_for_their_next_owner():
     out = _chain(a * b, 20)
     gs = np.random.default_rng(7).standard_normal((3, 6))
     _check_batched_equals_looped(out, [x], gs)
+
+
+def test_shared_blocks_are_cleared_by_the_kernel_for_their_first_owner_too():
+    """Before the sweep only the arena's fixed part (seeded and requested regions) is cleared; the kernel clears
+    each shared block when its first owner is born. On a recycled buffer full of NaN the results equal the
+    loop's."""
+    from ad.tape import POOL
+
+    x = ad.tensor(np.linspace(0.1, 0.6, 5), requires_grad=True)
+    out = _chain(x, 30)
+    POOL.give(np.full(1 << 16, np.nan))
+    _check_batched_equals_looped(out, [x], np.random.default_rng(9).standard_normal((3, 5)))
 
 
 def test_no_recycling_where_python_reads_cotangents():

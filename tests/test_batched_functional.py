@@ -169,3 +169,53 @@ def test_wide_mlp_jacobian_matches_torch_and_the_loop_and_constants_get_no_slots
     w = ad.tensor(arrays[0], requires_grad=True)
     out = _wide_mlp(ad, [w] + params[1:])(xr)
     assert _layout(out._tape)[4] - 1 == out._tape.used - (constants - w.numel())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_big_products_swept_in_the_kernel_match_python_rows_and_analytic(dtype, monkeypatch):
+    """Product rows past tape.BIG_ROW (the 128x128 linear; a big constant matrix times a small one, on either
+    side) are swept by the batched kernel (their big operands copied into the arena): the Jacobian equals the
+    analytic one and the one with those rows run from Python (``KERNEL_PRODUCT_WORK = 0``)."""
+    import ad.batched
+
+    rng = np.random.default_rng(3)
+    w1, w2, w3 = (rng.standard_normal(s) / 8.0 for s in ((128, 16), (128, 128), (8, 128)))
+    b1, b2, b3 = (rng.standard_normal(n) / 10.0 for n in (128, 128, 8))
+    c = rng.standard_normal((130, 130)) / 130.0  # 16,900 elements: a MATMUL row's big operand
+    x = rng.standard_normal(16)
+    w1_, w2_, w3_, b1_, b2_, b3_, c_ = (ad.tensor(a.astype(dtype)) for a in (w1, w2, w3, b1, b2, b3, c))
+    lin = ad.nn.functional.linear
+
+    def f(x):
+        h = ad.tanh(lin(ad.tanh(lin(x, w1_, b1_)), w2_, b2_))
+        m = h[:2].reshape(1, 2) @ h[:2].reshape(2, 1)  # (a small 2-D matmul, for company)
+        side = (c_ @ ad.cat([h, h[:2]]).reshape(130, 1)).sum() + (ad.cat([h, h[:2]]).reshape(1, 130) @ c_).sum()
+        return lin(h, w3_, b3_) + side + m.reshape(())
+
+    h1 = np.tanh(w1 @ x + b1)
+    h2 = np.tanh(w2 @ h1 + b2)
+    dside = np.concatenate([np.eye(128), np.eye(128)[:2]]).T @ (c.sum(0) + c.sum(1))
+    dm = np.zeros(128)
+    dm[:2] = 2 * h2[:2]
+    expected = (w3 + dside + dm) @ np.diag(1 - h2**2) @ w2 @ np.diag(1 - h1**2) @ w1
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    j = F.jacobian(f, ad.tensor(x.astype(dtype)), vectorize=True)
+    assert j.dtype == ad.float64 if dtype == np.float64 else ad.float32
+    np.testing.assert_allclose(_np(j), expected, **tol)
+    jf = F.jacobian(f, ad.tensor(x.astype(dtype)), vectorize=True, strategy="forward-mode")
+    np.testing.assert_allclose(_np(jf), expected, **tol)
+    monkeypatch.setattr(ad.batched, "KERNEL_PRODUCT_WORK", 0)
+    jp = F.jacobian(f, ad.tensor(x.astype(dtype)), vectorize=True)
+    np.testing.assert_allclose(_np(j), _np(jp), **tol)
+
+
+def test_big_product_operand_modified_in_place_raises_in_the_kernel():
+    """A big constant weight changed in place between the forward and the batched sweep: the kernel's row reads
+    it, so the sweep raises torch's in-place error rather than use either version of it."""
+    rng = np.random.default_rng(4)
+    w = ad.tensor(rng.standard_normal((128, 128)))
+    x = ad.tensor(rng.standard_normal(128), requires_grad=True)
+    out = ad.nn.functional.linear(x, w)
+    w.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ad.autograd.grad(out, x, ad.tensor(np.eye(128)), is_grads_batched=True)

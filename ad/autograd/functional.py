@@ -13,7 +13,9 @@ How it works (where to start reading: ``vjp``):
   copy of it so that the results stay differentiable with respect to the caller's tensors.
 - Everything is built from ``ad.autograd.grad`` (``_autograd_grad``). ``jvp`` and ``hvp`` use the double
   backward trick, as torch's do: with a leaf ``u`` of zeros, ``g(u) = J^T u`` is linear in ``u``, and the VJP
-  of ``g`` with cotangent ``v`` is ``J v``.
+  of ``g`` with cotangent ``v`` is ``J v``; except ``hvp`` without ``create_graph`` or ``strict``, which takes
+  the tangent of the gradient along ``v`` (forward over reverse: one forward pass with tangents and one
+  compiled sweep, ``_hvp_forward_over_reverse``) where ``func``'s ops all have forward rules.
 - ``_fill_in_zeros`` turns the ``None`` of an input the outputs do not depend on into zeros, or raises under
   ``strict=True``; ``_grad_postprocess`` detaches the results unless ``create_graph``.
 
@@ -737,7 +739,10 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
     """The Hessian-vector product ``H v`` of the scalar function ``func`` at ``inputs``.
 
-    Computed with the double backward trick (torch does the same). For twice-differentiable functions ``H`` is
+    Computed as the tangent of the gradient along ``v`` (forward over reverse, one compiled sweep) when neither
+    ``create_graph`` nor ``strict`` is set and every op of ``func`` has a forward rule; otherwise by the double
+    backward trick, as torch's ``hvp`` (a ``func`` that stops forward mode, with an op that has no forward rule,
+    is then called a second time). For twice-differentiable functions ``H`` is
     symmetric and ``hvp`` equals ``vhp``.
 
     Args:

@@ -70,9 +70,11 @@ def fused_grad(roots, seeds, targets, retain_graph):
     Returns ``(leaf_grads, {})`` as ``engine.graph_sweep``."""
     if not targets or _fw.levels:
         return None
+    tape = roots[0]._tape
+    if tape is None or tape.nrows < MIN_NODES:
+        return None  # (a small graph, W4's: one check before the walks below)
     if any(g._rg for g in seeds):
         return None
-    tape = roots[0]._tape
     if tape is None or tape.dirty or any(t._op is None or t._tape is not tape for t in roots):
         return None
     if max(t._row + t._nrows for t in roots) < MIN_NODES:

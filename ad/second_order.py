@@ -171,16 +171,21 @@ def _gather_tangents(tape, level, nodes, tvals):
     """Fill the (zeroed) tangent arena: each node's and each imported tensor's tangent at its offset (big
     regions are left unwritten: only the Python big rows read those, from the tensors)."""
     for t, _ in nodes.values():
-        tan = _tangent_data(t, level)
-        if tan is not None and tan.size < BIG_ROW:
-            tvals[t._off : t._off + tan.size] = tan.reshape(-1)
+        tans = t._tangents  # (``_tangent_data``, inlined: once per node)
+        tan = None if tans is None else tans.get(level)
+        if tan is not None:
+            tan = tan._data
+            n = tan.size
+            if n < BIG_ROW:
+                off = t._off
+                tvals[off : off + n] = tan.reshape(-1)
     for off, _, t, _ in tape.imports.values():
         t = held(t)  # (None: a recorded tensor of another tape that died; no row of a live graph reads it)
-        if t is None:
+        if t is None or t._tangents is None:
             continue
-        tan = _tangent_data(t, level)
-        if tan is not None and tan.size < BIG_ROW:
-            tvals[off : off + tan.size] = tan.reshape(-1)
+        tan = t._tangents.get(level)
+        if tan is not None and tan._data.size < BIG_ROW:
+            tvals[off : off + tan._data.size] = tan._data.reshape(-1)
 
 
 def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):

@@ -357,6 +357,63 @@ def test_hvp_single_element_input_needs_no_v():
     _close(hv, 6 * 0.5)
 
 
+class _CubeNoJvp(ad.autograd.Function):
+    """x**3 without a forward-mode rule: forward over reverse raises NotImplementedError through it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (lambda x: (x.sin() * x.exp()).sum() * x.sum(), (X,), True),
+        (lambda x, y: (x**2).sum() * y.sum() + (x @ _t(Q) @ x), (X, Y), True),
+        (lambda x, y: (x**3).sum(), (X, Y), True),  # y unused: zeros
+        (lambda x: (x * 2.0).sum(), (X,), True),  # a gradient independent of x: zeros
+        (lambda x: _t(3.0), (X,), True),  # an output that does not require grad: zeros
+        (lambda x: _CubeNoJvp.apply(x).sum(), (X,), False),  # no jvp: the double backward trick (fallback)
+        (lambda x: x.tanh().sum(), (X.astype(np.float32),), True),
+    ],
+)
+def test_hvp_forward_over_reverse_equals_the_double_backward_trick(case, monkeypatch):
+    """Without create_graph or strict, ``hvp`` is the tangent of the gradient (forward over reverse, one compiled
+    sweep: ``functional._hvp_forward_over_reverse``): the same output and product as torch's double backward trick,
+    and the same structures; a function with an op without forward rule falls back to the trick."""
+    import ad.autograd.functional as F
+
+    fn, xs, fast = case
+    vs = [RNG.standard_normal(x.shape).astype(x.dtype) for x in xs]
+    single = len(xs) == 1
+    args = (_t(xs[0]), _t(vs[0])) if single else (tuple(_t(x) for x in xs), tuple(_t(v) for v in vs))
+    taken = []
+    real = F._hvp_forward_over_reverse
+    monkeypatch.setattr(F, "_hvp_forward_over_reverse", lambda *a: taken.append(real(*a)) or taken[-1])
+    out, hv = F.hvp(fn, *args)
+    assert (taken[0] is not None) == fast
+    monkeypatch.setattr(F, "_hvp_forward_over_reverse", lambda *a: None)
+    out2, hv2 = F.hvp(fn, *args)
+    np.testing.assert_allclose(out.numpy(), out2.numpy(), rtol=1e-6 if xs[0].dtype == np.float32 else 1e-12)
+    for h, h2, x in zip(*((hv, hv2, xs) if not single else ((hv,), (hv2,), xs))):
+        assert h.dtype == h2.dtype and h.shape == h2.shape and not h.requires_grad
+        np.testing.assert_allclose(h.numpy(), h2.numpy(), rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-12)
+
+
+def test_hvp_inside_a_dual_level_takes_the_double_backward_trick():
+    from ad.autograd import forward_ad as fwAD
+
+    with fwAD.dual_level():
+        out, hv = hvp(lambda x: (x**3).sum(), _t(X), _t(np.ones(4)))
+    _close(hv, 6 * X)
+
+
 def test_hvp_create_graph():
     x = _t(X, requires_grad=True)
     out, hv = hvp(lambda x: (x**3).sum(), x, _t(np.ones(4)), create_graph=True)

@@ -555,3 +555,57 @@ def test_big_rows_with_tangents_on_every_operand(name, monkeypatch):
         np.testing.assert_allclose(c, g, rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(f, r, rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(c, r, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_dual_sum_fast_path_matches_the_forward_rule(requires_grad, monkeypatch):
+    """``Tensor.sum()`` of a dual tensor at one level takes ``structural._dual_sum_all`` (no generic dispatch):
+    the same primal and tangent, the same rows (the tangent's sum recorded when the tangent requires grad, so
+    that reverse over forward differentiates it), as the general path through ``sum``'s forward rule."""
+    from ad.ops import structural
+
+    rng = np.random.default_rng(11)
+    a, x0, v = rng.standard_normal((4, 4)), rng.standard_normal(4), rng.standard_normal(4)
+
+    def run():
+        with fwAD.dual_level():
+            x = ad.tensor(x0, requires_grad=requires_grad)
+            xd = fwAD.make_dual(x, ad.tensor(v))
+            y = ad.tanh(ad.tensor(a) @ xd).sum()
+            primal, tangent = fwAD.unpack_dual(y)
+            out = [primal.detach().numpy(), tangent.detach().numpy(), tangent.requires_grad]
+            if requires_grad:  # reverse over forward: d/dx of the tangent (H v), and the HVP by fwd over rev
+                out.append(ad.autograd.grad(tangent, x, retain_graph=True)[0].numpy())
+                out.append(fwAD.unpack_dual(ad.autograd.grad(y, xd)[0]).tangent.numpy())
+            return out
+
+    calls = []
+    real = structural._dual_sum_all
+    monkeypatch.setattr(structural, "_dual_sum_all", lambda x: calls.append(1) or real(x))
+    fast = run()
+    assert calls
+    monkeypatch.setattr(structural, "_dual_sum_all", lambda x: None)
+    general = run()
+    assert fast[2] == general[2] == requires_grad
+    for f, g in zip(fast[:2] + fast[3:], general[:2] + general[3:]):
+        np.testing.assert_array_equal(f, g)
+    t = np.tanh(a @ x0)
+    np.testing.assert_allclose(fast[1], (1 - t * t) @ (a @ v), rtol=1e-12)
+    if requires_grad:
+        hv = a.T @ (-2 * t * (1 - t * t) * (a @ v))
+        np.testing.assert_allclose(fast[3], hv, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fast[4], hv, rtol=1e-10, atol=1e-12)
+
+
+def test_dual_sum_of_nested_levels_takes_the_general_path():
+    """Two active levels: ``x.sum()`` goes through ``apply_dual`` (each level's tangent, and the tangent of the
+    tangent), not the one-level fast path."""
+    with fwAD.dual_level():
+        x = fwAD.make_dual(ad.tensor([1.0, 2.0]), ad.tensor([3.0, 4.0]))
+        with fwAD.dual_level():
+            xx = fwAD.make_dual(x, ad.tensor([5.0, 6.0]))
+            y = (xx * xx).sum()
+            inner = fwAD.unpack_dual(y)
+            assert inner.primal.item() == 5.0 and inner.tangent.item() == 2 * (5.0 + 12.0)
+        outer = fwAD.unpack_dual(y)
+        assert outer.tangent.item() == 2 * (3.0 + 8.0)

@@ -13,7 +13,9 @@ How it works (where to start reading: ``vjp``):
   copy of it so that the results stay differentiable with respect to the caller's tensors.
 - Everything is built from ``ad.autograd.grad`` (``_autograd_grad``). ``jvp`` and ``hvp`` use the double
   backward trick, as torch's do: with a leaf ``u`` of zeros, ``g(u) = J^T u`` is linear in ``u``, and the VJP
-  of ``g`` with cotangent ``v`` is ``J v``.
+  of ``g`` with cotangent ``v`` is ``J v``; except ``hvp`` without ``create_graph`` or ``strict``, which takes
+  the tangent of the gradient along ``v`` (forward over reverse: one forward pass with tangents and one
+  compiled sweep, ``_hvp_forward_over_reverse``) where ``func``'s ops all have forward rules.
 - ``_fill_in_zeros`` turns the ``None`` of an input the outputs do not depend on into zeros, or raises under
   ``strict=True``; ``_grad_postprocess`` detaches the results unless ``create_graph``.
 
@@ -648,6 +650,58 @@ def _scalar_func_setup(func, inputs, v, create_graph, strict, name):
     return is_inputs_tuple, is_outputs_tuple, inputs, v, outputs, jac
 
 
+def _hvp_forward_over_reverse(func, inputs, v):
+    """``hvp`` without ``create_graph`` or ``strict``: ``H v`` as the tangent, along ``v``, of the gradient (forward
+    over reverse: one forward pass whose inputs carry ``v`` as tangents, then one ``grad``, which the compiled
+    sweep of ``ad/second_order.py`` runs) instead of the double backward trick's three sweeps. Both compute the
+    directional derivative of the gradient, so no symmetry of ``H`` is assumed (``vhp``, ``v^T H``, keeps the
+    trick). Arguments are checked and errors raised as in ``_scalar_func_setup``. Returns ``hvp``'s result, or
+    None where this path does not apply: an active dual level, CUDA or empty inputs, a ``v`` of another dtype,
+    or an op of ``func`` without a forward-mode rule (``NotImplementedError``: ``func`` then runs again, on the
+    trick's path)."""
+    from ..forward import _fw
+    from . import forward_ad as fwAD
+    from . import grad
+
+    if _fw.levels:
+        return None
+    is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "hvp")
+    if v is not None:
+        _, v = _as_tuple(v, "v", "hvp")
+        _validate_v(v, inputs, is_inputs_tuple)
+    elif len(inputs) != 1 or inputs[0].numel() != 1:
+        raise RuntimeError(
+            "The vector v can only be None if the input to the user-provided function is a single Tensor "
+            "with a single element."
+        )
+    else:
+        v = (ops.ones_like(inputs[0]),)
+    for inp, vi in zip(inputs, v):
+        if inp._dev is not None or vi._dev is not None or inp.numel() == 0 or vi.dtype != inp.dtype:
+            return None
+    try:
+        with enable_grad(), fwAD.dual_level():
+            # duals of detached values, made leaves that require grad: the gradient is taken at leaves (no
+            # make_dual row to step over), as _grad_preprocess's aliases are
+            duals = tuple(fwAD.make_dual(inp.detach(), vi.detach()).requires_grad_() for inp, vi in zip(inputs, v))
+            outputs = func(*duals)
+            is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function", "hvp")
+            if is_outputs_tuple or not isinstance(outputs[0], Tensor):
+                raise RuntimeError("The function given to hvp should return a single Tensor")
+            if outputs[0].numel() != 1:
+                raise RuntimeError("The Tensor returned by the function given to hvp should contain a single element")
+            out = outputs[0]
+            grads = grad(out, duals, allow_unused=True) if out.requires_grad else (None,) * len(duals)
+            tangents = [None if g is None else fwAD.unpack_dual(g).tangent for g in grads]
+            result = tuple(
+                _zeros_like(inp) if t is None else wrap_array(np.array(t._data, copy=True))
+                for inp, t in zip(inputs, tangents)
+            )
+    except NotImplementedError:
+        return None
+    return _tuple_postprocess((out.detach(),), is_outputs_tuple), _tuple_postprocess(result, is_inputs_tuple)
+
+
 def vhp(func, inputs, v=None, create_graph=False, strict=False):
     """The vector-Hessian product ``v^T H`` of the scalar function ``func`` at ``inputs``.
 
@@ -685,7 +739,10 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
     """The Hessian-vector product ``H v`` of the scalar function ``func`` at ``inputs``.
 
-    Computed with the double backward trick (torch does the same). For twice-differentiable functions ``H`` is
+    Computed as the tangent of the gradient along ``v`` (forward over reverse, one compiled sweep) when neither
+    ``create_graph`` nor ``strict`` is set and every op of ``func`` has a forward rule; otherwise by the double
+    backward trick, as torch's ``hvp`` (a ``func`` that stops forward mode, with an op that has no forward rule,
+    is then called a second time). For twice-differentiable functions ``H`` is
     symmetric and ``hvp`` equals ``vhp``.
 
     Args:
@@ -706,6 +763,10 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
         >>> ad.autograd.functional.hvp(lambda x: (x ** 3).sum(), x, ad.ones(2))[1]
         tensor([ 6., 12.])
     """
+    if not create_graph and not strict:
+        fast = _hvp_forward_over_reverse(func, inputs, v)
+        if fast is not None:
+            return fast
     with enable_grad():
         is_inputs_tuple, is_outputs_tuple, inputs, v, outputs, jac = _scalar_func_setup(
             func, inputs, v, create_graph, strict, "hvp"

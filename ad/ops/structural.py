@@ -14,7 +14,7 @@ from kernels import opcodes as K
 
 from .. import views as _views
 from ..cuda import host_copy, index_tensor
-from ..forward import _fw
+from ..forward import _fw, set_tangent
 from ..grad_mode import _grad_state
 from ..parallel import PARALLEL_MIN
 from ..tape import BIG_ROW
@@ -593,11 +593,33 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A001 
 def _sum_method(x, dim=None, keepdim=False, *, dtype=None):
     """``Tensor.sum``: a recorded whole-tensor sum (the loss reduction) straight to its row, skipping the
     wrappers; anything else through ``sum``."""
-    if dim is None and not keepdim and dtype is None and x._rg and not _fw.levels and x._dev is None:
-        if _grad_state.enabled:
-            xd = x._data
-            return _record_sum_all(SUM_ALL, x, _total(xd if xd.ndim == 1 else xd.reshape(-1)), 1.0)
+    if dim is None and not keepdim and dtype is None and x._dev is None:
+        if not _fw.levels:
+            if x._rg and _grad_state.enabled:
+                xd = x._data
+                return _record_sum_all(SUM_ALL, x, _total(xd if xd.ndim == 1 else xd.reshape(-1)), 1.0)
+        elif x._tangents is not None:
+            out = _dual_sum_all(x)
+            if out is not None:
+                return out
     return sum(x, dim, keepdim, dtype=dtype)
+
+
+def _dual_sum_all(x):
+    """``x.sum()`` of a tensor with a tangent at the one active level (forward over reverse sums every loss):
+    what ``sum``'s forward rule gives (the primal's sum; the tangent's sum, recorded if the tangent requires
+    grad), without the generic dispatch of ``forward_rule`` and ``apply_dual``. None: the general path."""
+    levels = _fw.levels
+    if len(levels) != 1 or _fw.hidden or _fw.batch:
+        return None
+    level = levels[0]
+    tan = x._tangents.get(level)
+    if tan is None or tan._tangents is not None or tan._dev is not None:
+        return None
+    raw = sum.__wrapped__  # (the op without its forward rule: ``apply_dual``'s primal and, on the tangent, its rule)
+    out = raw(x)
+    set_tangent(out, level, raw(tan))
+    return out
 
 
 sum.method = _sum_method

@@ -98,6 +98,8 @@ _NODE_KEYS = frozenset(
         "_rg",
         "_op",
         "_inputs",
+        "_in0",
+        "_in1",
         "_ctx",
         "_tape",
         "_off",

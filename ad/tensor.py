@@ -1,11 +1,13 @@
 """``Tensor``: a numpy array plus its autograd state.
 
 A tensor is either a *leaf* (``_op is None``: made by the user, or by an op while nothing required grad) or a
-*recorded result*: then ``_op`` is its entry in the op table (``ad/ops.py``), ``_inputs`` its operand tensors,
-``_ctx`` what its rules need besides them, and ``(_tape, _off, _row)`` place it on the tape (``ad/tape.py``):
-its data is a view of the tape's value arena at ``_off`` and row ``_row`` recorded it (``_nrows`` rows for
-ops that take several, such as ``cat``). The Python graph (``_inputs``) serves ``grad_fn`` and the
-differentiable sweep (``create_graph=True``); the tape serves the compiled sweep.
+*recorded result*: then ``_op`` is its entry in the op table (``ad/ops.py``), ``_inputs`` its operand tensors
+(a tuple; the elementwise and reduction fast paths store one or two operands in ``_in0``/``_in1`` instead, which
+``_inputs`` reads back: see ``_Operands``), ``_ctx`` what its rules need besides them, and ``(_tape, _off,
+_row)`` place it on the tape (``ad/tape.py``): its data is a view of the tape's value arena at ``_off`` and row
+``_row`` recorded it (``_nrows`` rows for ops that take several, such as ``cat``). The Python graph
+(``_inputs``) serves ``grad_fn`` and the differentiable sweep (``create_graph=True``); the tape serves the
+compiled sweep.
 
 Views (``ad/views.py``): a view's ``_data`` is a numpy view of its base's storage and ``_vbase`` the base;
 ``_vc`` is the version counter shared by every alias of one storage (``_version`` reads it). A recorded
@@ -201,6 +203,26 @@ class AccumulateGrad(Node):
         self.variable = variable
 
 
+class _Operands:
+    """``Tensor._inputs`` of a tensor that has no ``_inputs`` of its own: ``(_in0,)`` or ``(_in0, _in1)`` (the
+    operands the recording fast paths store), else ``()`` (a leaf).
+
+    Why: a tuple per recorded op is one more object for the garbage collector, which traverses every object
+    that survives a collection of the youngest generation; a graph's results all survive until its backward,
+    and a many-leaf graph (a parameter times a constant, then tanh, then a sum, per leaf) made seven such
+    objects per leaf, three of them these tuples. A non-data descriptor: a tensor whose ``_inputs`` is set
+    (every other path, and any rewrite of the operands) keeps it in its ``__dict__``, which takes precedence."""
+
+    def __get__(self, t, cls=None):
+        if t is None:
+            return ()
+        x = t._in0
+        if x is None:
+            return ()
+        y = t._in1
+        return (x,) if y is None else (x, y)
+
+
 class Tensor:
     """A multi-dimensional array with autograd, mirroring ``torch.Tensor``.
 
@@ -221,7 +243,9 @@ class Tensor:
     _rg = False
     _grad = None
     _op = None
-    _inputs = ()
+    _inputs = _Operands()  # (a tuple set on the tensor takes precedence)
+    _in0 = None  # the operands of a result of the fast paths (see _Operands)
+    _in1 = None
     _ctx = None
     _tape = None
     _off = -1
@@ -672,6 +696,7 @@ class Tensor:
         if self._op is not None:
             self._op = None
             self._inputs = ()
+            self._in0 = self._in1 = None
             self._ctx = None
             self._tape = None
             self._node = None
@@ -701,7 +726,8 @@ def _share_instance_keys(cls, names):
 # every attribute the forward paths, views and leaves set (the class-level defaults above, and ``_data``)
 _share_instance_keys(
     Tensor,
-    ("_data", "_rg", "_op", "_inputs", "_ctx", "_tape", "_off", "_row", "_nrows", "_grad", "_vc", "_vbase")
+    ("_data", "_rg", "_op", "_inputs", "_in0", "_in1", "_ctx", "_tape", "_off", "_row", "_nrows", "_grad", "_vc")
+    + ("_vbase",)
     + ("_vflags", "_hooks", "_retains_grad", "_node", "_tangents", "_imports", "_prev", "_data_of", "_dev")
     + ("_stale_view", "_grad_ready_hooks"),
 )

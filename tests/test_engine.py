@@ -639,3 +639,38 @@ def test_tape_imports_view_reads_like_the_dict_it_replaced():
     assert ka not in tape.import_at and ka not in tape.import_refs
     imports.clear()
     assert not tape.import_at and not tape.import_refs and len(imports) == 0
+
+
+def test_fast_path_results_keep_their_operands_without_a_tuple():
+    """The recording fast paths store a result's operands in ``_in0``/``_in1`` (``tensor._Operands``): ``_inputs``
+    reads them back as the tuple it held before, an ``_inputs`` set on the tensor takes precedence, ``detach_``
+    drops them; a leaf times a constant, tanh and a sum leave a Tensor per op and one tuple per leaf (its extern
+    entry) for the garbage collector, and the gradients and grad_fn graph are unchanged."""
+    p = ad.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    c = ad.tensor([1.5, 2.0, -0.5])
+    y = p * c
+    t = ad.tanh(y)
+    s = t.sum()
+    assert y._inputs == (p, c) and t._inputs == (y,) and s._inputs == (t,) and p._inputs == ()
+    assert "_inputs" not in y.__dict__ and ad.Tensor._inputs == ()
+    assert [f for f, _ in s.grad_fn.next_functions] == [t.grad_fn]
+    assert t.grad_fn.next_functions[0][0] is y.grad_fn
+    assert y.grad_fn.next_functions[0][0].variable is p and y.grad_fn.next_functions[1] == (None, 0)
+    s.backward(retain_graph=True)
+    np.testing.assert_allclose(p.grad.numpy(), (1 - np.tanh(p.detach().numpy() * c.numpy()) ** 2) * c.numpy())
+    (gg,) = ad.autograd.grad(s, p, create_graph=True)  # the differentiable sweep walks ``_inputs``
+    np.testing.assert_allclose(gg.detach().numpy(), p.grad.numpy(), rtol=1e-15)
+    t._inputs = (c,)
+    assert t._inputs == (c,)
+    y.detach_()
+    assert y._inputs == () and y._in0 is None and y.is_leaf
+    leaves = [ad.tensor(np.full(4, k + 0.5), requires_grad=True) for k in range(50)]
+    consts = [ad.tensor(np.full(4, 0.25)) for _ in range(50)]
+    for _ in range(2):  # (the first import of a tensor makes its ``_imports`` list; the next steps reuse it)
+        ad.tape.reset_current()
+        outs = None
+        gc.collect()
+        before = len(gc.get_objects())
+        outs = [ad.tanh(q * k).sum() for q, k in zip(leaves, consts)]
+        made = len(gc.get_objects()) - before
+    assert made <= 4 * len(outs) + 10, made  # 3 tensors and 1 extern tuple per leaf (and the list)

@@ -87,7 +87,7 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     t._data = view
     t._rg = True
     t._op = op
-    t._inputs = (x,)
+    t._in0 = x
     if ctx is not None:
         t._ctx = ctx
     elif a0 != 0.0 or a1 != 0.0:
@@ -581,7 +581,8 @@ def _binary(op, x, y, dual=True):
     t._data = view
     t._rg = True
     t._op = op
-    t._inputs = (x, y)
+    t._in0 = x
+    t._in1 = y
     t._tape = tape
     t._off = off
     t._row = row
@@ -594,34 +595,48 @@ def _fast_binary(op):
     """(Repeats the recording tail of ``_binary`` on purpose, as ``_fast_unary`` does for ``_unary``: one call
     frame and the generic checks are ~15% of a small op's forward cost, which is the W1 bar.)
 
-    The hot path of a same-shape binary op whose first operand is on this thread's current tape (the
-    second on it too, or imported there already), nothing dual, small; else the generic ``_binary``."""
+    The hot path of a same-shape binary op on this thread's current tape, nothing dual, small: each operand
+    recorded there, or a leaf or constant (imported there now, or already: ``_import_slot``); else the
+    generic ``_binary``, which records the same row. Leaves times constants are the many-leaf graph's op
+    (W6), results times constants the chain's (W1)."""
     np_fn = op.np_fn
     base_code = op.code
 
     def fast(x, y):
-        tape = x._tape
-        if (
-            tape is not None
-            and x._tangents is None
-            and y._tangents is None
-            and tape.is_current == _grad_state.recorder  # grad mode on, and this thread's current tape
-        ):
+        if x._tangents is None and y._tangents is None:
             xd = x._data
             yd = y._data
+            tape = x._tape
+            if tape is None:  # a leaf or constant: the current tape of its dtype, if either requires grad
+                tape = _tape_state.current.get(xd.dtype) if x._rg or y._rg else None
             n = xd.size
-            if xd.shape == yd.shape and xd.dtype is yd.dtype and n < PARALLEL_MIN and tape.used + n < tape.capacity:
+            if (
+                tape is not None
+                and tape.is_current == _grad_state.recorder  # grad mode on, and this thread's current tape
+                and xd.shape == yd.shape
+                and xd.dtype is yd.dtype
+                and n < PARALLEL_MIN
+                and tape.used + 3 * n + 3 <= tape.capacity  # (room for the result and two imports)
+            ):
+                off = tape.used
+                tape.used = off + (n or 1)
+                if x._tape is tape:
+                    xoff = x._off
+                    xrow = x._row
+                else:
+                    slot = _import_slot(tape, x)
+                    if slot is None:
+                        tape.used = off  # (nothing allocated since)
+                        return _binary(op, x, y)
+                    xoff, xrow = slot
                 if y._tape is tape:
                     yoff = y._off
                     yrow = y._row
-                else:  # a constant or leaf used again: its arena copy (Tape.import_tensor, inlined)
-                    packed = tape.import_at.get(id(y))
-                    if packed is None or tape.import_refs[id(y)] is not y or packed >> _VERSION_SHIFT != y._version:
+                else:
+                    slot = _import_slot(tape, y)
+                    if slot is None:  # (the result's slot stays unused: a new copy of x may follow it)
                         return _binary(op, x, y)
-                    yoff = packed & _FIELD
-                    yrow = (packed >> _ROW_SHIFT) & _FIELD
-                off = tape.used
-                tape.used = off + (n or 1)
+                    yoff, yrow = slot
                 view = tape.values[off : off + n]
                 if xd.ndim != 1:
                     view = view.reshape(xd.shape)
@@ -629,14 +644,15 @@ def _fast_binary(op):
                 row = tape.nrows
                 if row >= tape.row_cap:
                     tape.grow()
-                code = base_code | K.XRG | K.YRG if y._rg else base_code | K.XRG
-                tape.pack(tape.rows, row * 80, code, off, x._off, yoff, n, 0, x._row, yrow, 0.0, 0.0)
+                code = base_code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
+                tape.pack(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view
                 t._rg = True
                 t._op = op
-                t._inputs = (x, y)
+                t._in0 = x
+                t._in1 = y
                 t._tape = tape
                 t._off = off
                 t._row = row
@@ -646,6 +662,23 @@ def _fast_binary(op):
         return _binary(op, x, y)
 
     return fast
+
+
+def _import_slot(tape, t):
+    """``(offset, row)`` of ``t`` (not recorded on ``tape``) on ``tape``: its arena copy, made now for a CPU leaf
+    or constant (``Tape.import_tensor``, inlined); None where the generic path must decide (a tensor of
+    another tape or device, a changed or stale copy)."""
+    key = id(t)
+    vc = t._vc
+    version = 0 if vc is None else vc.version
+    packed = tape.import_at.get(key)
+    if packed is None:
+        if t._tape is not None or t._dev is not None:
+            return None
+        return tape.import_new(t, t._rg, key, version)
+    if packed >> _VERSION_SHIFT != version or tape.import_refs[key] is not t:
+        return None
+    return packed & _FIELD, (packed >> _ROW_SHIFT) & _FIELD
 
 
 def _binary_np(op, xd, yd, out):
@@ -938,7 +971,7 @@ def _fast_unary(op):
                 t._data = view
                 t._rg = True
                 t._op = op
-                t._inputs = (input,)
+                t._in0 = input
                 if ctx is not None:
                     t._ctx = ctx
                 t._tape = tape

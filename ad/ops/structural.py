@@ -557,7 +557,7 @@ def _record_sum_all(op, x, total, scale):
     out._data = view
     out._rg = True
     out._op = op
-    out._inputs = (x,)
+    out._in0 = x  # (_inputs: see tensor._Operands)
     out._ctx = ctx
     out._tape = tape
     out._off = off

@@ -29,7 +29,7 @@ from kernels.cpu import (
     unary_backward_chunk,
 )
 
-from . import grad_mode, parallel
+from . import blas_threads, grad_mode, parallel
 from .parallel import PARALLEL_MIN
 from .tensor import Tensor, _new, wrap_array
 
@@ -172,9 +172,14 @@ def _write_product(s, off, shape, a, b):
     once the region is live: the first contribution needs no zeroed region and no temporary."""
     region = s.cot[off : off + _size(shape)].reshape(shape)
     if s.live[off]:
-        region += a @ b if b is not None else a.sum(0)
+        if b is None:
+            region += a.sum(0)
+        else:
+            product = np.empty(shape, region.dtype)
+            blas_threads.matmul(a, b, product)
+            region += product
     elif b is not None:
-        np.matmul(a, b, out=region)
+        blas_threads.matmul(a, b, region)
         s.live[off] = 1
     else:
         np.sum(a, axis=0, out=region)

@@ -18,7 +18,7 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
-from . import chain_forward, compile_fused, parallel
+from . import blas_threads, chain_forward, compile_fused, parallel
 from . import tape as _tape
 from .tensor import Tensor, _new, wrap_array
 
@@ -344,7 +344,7 @@ def _blas_row(values, rows, aux, r, slots):
     if code == K.MATMUL:
         B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
         if B == 1:
-            np.matmul(operand(x, (M, K_)), operand(y, (K_, N)), out=values[o : o + n].reshape(M, N))
+            blas_threads.matmul(operand(x, (M, K_)), operand(y, (K_, N)), values[o : o + n].reshape(M, N))
         else:  # (a batch stride of 0: an operand broadcast over the batch)
             xb = operand(x, (B, M, K_), (xbs, K_, 1))
             yb = operand(y, (B, K_, N), (ybs, N, 1))
@@ -352,7 +352,7 @@ def _blas_row(values, rows, aux, r, slots):
         return
     M, K_, N = (int(v) for v in aux[a : a + 3])
     out = values[o : o + n].reshape(M, N)
-    np.matmul(operand(x, (M, K_)), operand(y, (N, K_)).T, out=out)
+    blas_threads.matmul(operand(x, (M, K_)), operand(y, (N, K_)).T, out)
     if code == K.LINEAR_BIAS:
         out += operand(int(aux[a + 3]), (N,))
 

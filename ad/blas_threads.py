@@ -125,7 +125,7 @@ def single_threaded():
 
 
 def matmul(a, b, out):
-    """``out[...] = a @ b`` for 2-D arrays of one BLAS dtype (``out`` C-contiguous rows), as one numpy BLAS call
+    """``out[...] = a @ b`` for 2-D arrays of one BLAS dtype (``out``'s rows of unit stride), as one numpy BLAS call
     per thread on a slice of ``out``'s longer side, BLAS on one thread meanwhile (see the module docstring);
     one plain ``np.matmul`` for small products, one thread (``ad.set_num_threads(1)``) or no OpenBLAS found."""
     m, k = a.shape

@@ -326,8 +326,8 @@ def _gather_map(idx, dim, x_shape, ix_shape):
 
 def _blas_row(values, rows, aux, r, slots):
     """Matmul or linear row ``r`` through numpy's BLAS into its output region, as the eager op computes it
-    (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); an operand lying in an extern
-    slot's region (``slots``: ``(array, offset)`` pairs) is read from that array."""
+    (``ops/dense.py``: ``blas_threads.matmul(x, w.T, out)``, the bias added in place); an operand lying in an
+    extern slot's region (``slots``: ``(array, offset)`` pairs) is read from that array."""
     code, o, x, y, n, a = (int(v) for v in rows[r, :6])
     code &= K.CODE_MASK
 

@@ -29,7 +29,7 @@ from kernels.cpu import (
     unary_backward_chunk,
 )
 
-from . import blas_threads, grad_mode, parallel
+from . import grad_mode, parallel
 from .parallel import PARALLEL_MIN
 from .tensor import Tensor, _new, wrap_array
 
@@ -172,14 +172,9 @@ def _write_product(s, off, shape, a, b):
     once the region is live: the first contribution needs no zeroed region and no temporary."""
     region = s.cot[off : off + _size(shape)].reshape(shape)
     if s.live[off]:
-        if b is None:
-            region += a.sum(0)
-        else:
-            product = np.empty(shape, region.dtype)
-            blas_threads.matmul(a, b, product)
-            region += product
+        region += a @ b if b is not None else a.sum(0)
     elif b is not None:
-        blas_threads.matmul(a, b, region)
+        np.matmul(a, b, out=region)
         s.live[off] = 1
     else:
         np.sum(a, axis=0, out=region)

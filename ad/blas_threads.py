@@ -13,14 +13,6 @@ The control is found once, lazily, through ctypes: each OpenBLAS library loaded 
 wheels ship ``scipy_openblas64_``, whose symbols carry a ``scipy_`` prefix and a ``64_`` suffix; a system
 OpenBLAS has plain names). ``available()`` is False where none is found (numpy on MKL or Accelerate): callers
 then keep their serial path, which leaves the BLAS to thread itself.
-
-``matmul(a, b, out)`` is the dense layers' product (``ops/dense.py`` forwards, ``big_rows`` cotangents, the
-replayed rows of ``ad.compile``) split the same way: a big 2-D product as one single-threaded GEMM per core
-on a slice of the output's rows or columns, instead of one GEMM that OpenBLAS threads itself. On the MLP
-shapes (a batch of 64 against 512-784 wide layers, W2) OpenBLAS's two threads on two cores ran the step in
-about the time of its GEMMs on one thread, its workers busy-waiting on each other between blocks; with any
-other busy process on the machine they lose their cores while they wait (the W2 step 10-20x slower than on
-one thread, measured at load 5). Independent slices joined once need no such waits.
 """
 
 import ctypes
@@ -28,15 +20,6 @@ import glob
 import os
 import threading
 from contextlib import contextmanager
-
-import numpy as np
-
-from . import parallel
-
-# multiply-adds (m * k * n) from which ``matmul`` splits a product across threads (below, about 50 us of one
-# core's GEMM: the threads' hand-over costs more than they save)
-SPLIT_MIN = 1 << 21
-_BLAS_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # (set, get) symbol pairs, most specific first
 _SYMBOLS = (
@@ -122,28 +105,3 @@ def single_threaded():
             if _depth == 0:
                 for (setter, _), count in zip(controls, _saved):
                     setter(count)
-
-
-def matmul(a, b, out):
-    """``out[...] = a @ b`` for 2-D arrays of one BLAS dtype (``out``'s rows of unit stride), as one numpy BLAS call
-    per thread on a slice of ``out``'s longer side, BLAS on one thread meanwhile (see the module docstring);
-    one plain ``np.matmul`` for small products, one thread (``ad.set_num_threads(1)``) or no OpenBLAS found."""
-    m, k = a.shape
-    n = b.shape[1]
-    split = m * k * n >= SPLIT_MIN and a.dtype in _BLAS_TYPES and a.dtype == b.dtype == out.dtype
-    count = parallel.parts(max(m, n)) if split else 1
-    if count == 1 or not available():
-        np.matmul(a, b, out=out)
-        return
-    if m >= n:
-
-        def part(_, lo, hi):
-            np.matmul(a[lo:hi], b, out=out[lo:hi])
-
-    else:
-
-        def part(_, lo, hi):
-            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
-
-    with single_threaded():
-        parallel.run_parts(count, max(m, n), part)

@@ -18,7 +18,7 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
-from . import blas_threads, chain_forward, compile_fused, parallel
+from . import chain_forward, compile_fused, parallel
 from . import tape as _tape
 from .tensor import Tensor, _new, wrap_array
 
@@ -326,8 +326,8 @@ def _gather_map(idx, dim, x_shape, ix_shape):
 
 def _blas_row(values, rows, aux, r, slots):
     """Matmul or linear row ``r`` through numpy's BLAS into its output region, as the eager op computes it
-    (``ops/dense.py``: ``blas_threads.matmul(x, w.T, out)``, the bias added in place); an operand lying in an
-    extern slot's region (``slots``: ``(array, offset)`` pairs) is read from that array."""
+    (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); an operand lying in an extern
+    slot's region (``slots``: ``(array, offset)`` pairs) is read from that array."""
     code, o, x, y, n, a = (int(v) for v in rows[r, :6])
     code &= K.CODE_MASK
 
@@ -344,7 +344,7 @@ def _blas_row(values, rows, aux, r, slots):
     if code == K.MATMUL:
         B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
         if B == 1:
-            blas_threads.matmul(operand(x, (M, K_)), operand(y, (K_, N)), values[o : o + n].reshape(M, N))
+            np.matmul(operand(x, (M, K_)), operand(y, (K_, N)), out=values[o : o + n].reshape(M, N))
         else:  # (a batch stride of 0: an operand broadcast over the batch)
             xb = operand(x, (B, M, K_), (xbs, K_, 1))
             yb = operand(y, (B, K_, N), (ybs, N, 1))
@@ -352,7 +352,7 @@ def _blas_row(values, rows, aux, r, slots):
         return
     M, K_, N = (int(v) for v in aux[a : a + 3])
     out = values[o : o + n].reshape(M, N)
-    blas_threads.matmul(operand(x, (M, K_)), operand(y, (N, K_)).T, out)
+    np.matmul(operand(x, (M, K_)), operand(y, (N, K_)).T, out=out)
     if code == K.LINEAR_BIAS:
         out += operand(int(aux[a + 3]), (N,))
 

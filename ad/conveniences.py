@@ -367,8 +367,7 @@ def get_num_threads():
 
 
 def set_num_threads(num):
-    """Split big elementwise work, convolution batches and big dense-layer products (one single-threaded GEMM
-    per thread) over ``int`` threads from now on. BLAS's own calls keep the threads it started with
+    """Split big elementwise work over ``int`` threads from now on. BLAS keeps the threads it started with
     (``OMP_NUM_THREADS`` before the first import sets both)."""
     from . import parallel
 

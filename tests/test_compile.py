@@ -102,43 +102,11 @@ def test_mlp_training_loop_with_optimizer_matches_eager(opt_name):
     assert replayed(loss)
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_blas_matmul_split_across_threads_equals_numpy(monkeypatch, workers):
-    """``blas_threads.matmul`` (the dense layers' products): slices of the output's rows (tall) or columns (wide)
-    on 2 or 3 threads, transposed operands read as BLAS transposes, a strided output, mixed dtypes and small
-    products as one plain call; OpenBLAS's thread count is put back after."""
-    from ad import blas_threads
-
-    monkeypatch.setattr(ad.parallel, "_WORKERS", workers)
-    monkeypatch.setattr(blas_threads, "SPLIT_MIN", 0)
-    counts = [getter() for _, getter in blas_threads._get_controls()]
-    rng = np.random.default_rng(5)
-    for dtype in (np.float32, np.float64):
-        for m, k, n in ((37, 20, 9), (7, 30, 41), (1, 5, 3)):
-            a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
-            out = np.full((m, n + 2), np.nan, dtype)[:, 1:-1]  # (rows of stride n + 2)
-            blas_threads.matmul(a, b.T, out)
-            np.testing.assert_allclose(out, a @ b.T, rtol=1e-5)
-            c, out = rng.standard_normal((m, n)).astype(dtype), np.empty((k, n), dtype)
-            blas_threads.matmul(a.T, c, out)
-            np.testing.assert_allclose(out, a.T @ c, rtol=1e-5)
-    a, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 5)).astype(np.float32)
-    out = np.empty((6, 5))
-    blas_threads.matmul(a, b, out)
-    np.testing.assert_allclose(out, a @ b)
-    assert [getter() for _, getter in blas_threads._get_controls()] == counts
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_big_dense_rows_replay_through_numpy_blas_across_optimizer_steps(monkeypatch, dtype):
+def test_big_dense_rows_replay_through_numpy_blas_across_optimizer_steps(dtype):
     """Linear and matmul rows over ``BIG_ROW`` elements replay as numpy BLAS calls (segments "m", as the eager
-    op computes them, split across two threads: ``blas_threads.matmul``): an MLP whose first weight is big, a
-    vector-matrix product and a batched matmul with a big matrix broadcast over the batch, against eager after
-    each SGD step (values and gradients)."""
-    from ad import blas_threads
-
-    monkeypatch.setattr(ad.parallel, "_WORKERS", 2)
-    monkeypatch.setattr(blas_threads, "SPLIT_MIN", 0)
+    op computes them): an MLP whose first weight is big, a vector-matrix product and a batched matmul with a
+    big matrix broadcast over the batch, against eager after each SGD step (values and gradients)."""
     tol = 1e-5 if dtype == np.float32 else 1e-12
     rng = np.random.default_rng(3)
 

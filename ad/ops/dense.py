@@ -8,7 +8,6 @@ import numpy as np
 from kernels import cpu as _cpu
 from kernels import opcodes as K
 
-from .. import blas_threads
 from .. import forward as _forward
 from ..forward import _fw
 from ..grad_mode import _grad_state
@@ -229,9 +228,7 @@ def _record_matmul(x, y, node_shape, layout, product=None):
     tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
     off = tape.alloc(n)
     view = tape.view(off, node_shape, n)
-    if product is None and x._data.ndim == 2 and y._data.ndim == 2 and x._data.dtype is y._data.dtype:
-        blas_threads.matmul(x._data, y._data, view)
-    elif product is None:
+    if product is None:
         np.matmul(x._data, y._data, out=view)
     else:
         view[...] = product
@@ -394,7 +391,7 @@ def linear(x, w):
     tape = _tape_for(xd.dtype, n + xd.size + wd.size + 2, x, w)
     off = tape.alloc(n)
     view = tape.view(off, out_shape, n)
-    blas_threads.matmul(xd.reshape(M, K_), wd.T, view.reshape(M, N))
+    np.matmul(xd, wd.T, out=view)
     xoff, xrow = _operand(tape, x)
     woff, wrow = _operand(tape, w)
     aux = tape.add_aux([M, K_, N])
@@ -451,7 +448,7 @@ def linear_bias(x, w, b):
         tape = current_tape(xd.dtype, need, b._tape.id)
     off = tape.alloc(n)
     view = tape.view(off, out_shape, n)
-    blas_threads.matmul(xd.reshape(M, K_), wd.T, view.reshape(M, N))
+    np.matmul(xd, wd.T, out=view)
     view += bd  # in place, while the rows of the product are still in cache
     xoff, xrow = _operand(tape, x)
     woff, wrow = _operand(tape, w)

@@ -15,6 +15,7 @@ from itertools import repeat
 
 import numpy as np
 
+from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
 from . import chain_forward, compile_fused, parallel
@@ -160,6 +161,9 @@ def _run_segments(tpl, aux, slots, values, segments):
             chain_forward.run(seg[1], values, slots)
             if seg[1].skips:
                 skipped.append(seg[1])
+            continue
+        if seg[0] == "m":
+            _blas_row(values, rows, aux, seg[1], [slots[k] for k in seg[2]])
             continue
         used = seg[-1]
         ext0, e0 = slots[used[0]] if used else none
@@ -318,6 +322,46 @@ def _gather_map(idx, dim, x_shape, ix_shape):
     if select:
         return np.take(flat_index, idx.reshape(-1).astype(np.int64), axis=dim).reshape(-1)
     return np.take_along_axis(flat_index, idx.astype(np.int64), axis=dim).reshape(-1)
+
+
+def _blas_row(values, rows, aux, r, slots):
+    """Matmul or linear row ``r`` through numpy's BLAS into its output region, as the eager op computes it
+    (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); an operand lying in an extern
+    slot's region (``slots``: ``(array, offset)`` pairs) is read from that array."""
+    code, o, x, y, n, a = (int(v) for v in rows[r, :6])
+    code &= K.CODE_MASK
+
+    def operand(off, shape, strides=None):
+        src, at = values, off
+        for ext, e in slots:
+            if e <= off < e + ext.shape[0]:
+                src, at = ext, off - e
+        if strides is None:
+            return src[at : at + _prod(shape)].reshape(shape)
+        item = src.itemsize
+        return np.lib.stride_tricks.as_strided(src[at:], shape, tuple(s * item for s in strides), writeable=False)
+
+    if code == K.MATMUL:
+        B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
+        if B == 1:
+            np.matmul(operand(x, (M, K_)), operand(y, (K_, N)), out=values[o : o + n].reshape(M, N))
+        else:  # (a batch stride of 0: an operand broadcast over the batch)
+            xb = operand(x, (B, M, K_), (xbs, K_, 1))
+            yb = operand(y, (B, K_, N), (ybs, N, 1))
+            np.matmul(xb, yb, out=values[o : o + n].reshape(B, M, N))
+        return
+    M, K_, N = (int(v) for v in aux[a : a + 3])
+    out = values[o : o + n].reshape(M, N)
+    np.matmul(operand(x, (M, K_)), operand(y, (N, K_)).T, out=out)
+    if code == K.LINEAR_BIAS:
+        out += operand(int(aux[a + 3]), (N,))
+
+
+def _prod(shape):
+    n = 1
+    for k in shape:
+        n *= k
+    return n
 
 
 def _ufunc_row(values, rows, r, ufunc, n, operand):

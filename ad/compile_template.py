@@ -34,6 +34,7 @@ from . import chain_forward
 from . import tape as _tape
 from .tensor import Tensor
 
+_BLAS_CODES = (K.MATMUL, K.LINEAR, K.LINEAR_BIAS)
 _UFUNCS = {  # opcode -> the numpy ufunc with the same values (what the eager ops call on big arrays)
     K.EXP: np.exp,
     K.LOG: np.log,
@@ -208,8 +209,10 @@ class _Template:
         reads, self.externs_in = self._extern_slots(words, codes)
         # the rows in stretches: ("k", start, stop, slots) for one kernel call, ("p", first, end, n, slots) for a
         # fused elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n, slots)
-        # for a big transcendental row; ``slots``: the big imports (indices into ``externs_in``, at most two)
-        # that the stretch reads in place (kernels/replay.py's extern slots)
+        # for a big transcendental row, ("m", row, slots) for a big matmul or linear row (numpy's BLAS, as the
+        # eager op: the kernel's np.dot calls scipy's own OpenBLAS, a second thread pool whose spinning workers
+        # take the cores from numpy's in the backward); ``slots``: the big imports (indices into ``externs_in``,
+        # at most two) that the stretch reads in place (kernels/replay.py's extern slots)
         from .parallel import PARALLEL_MIN
 
         segments = []
@@ -217,6 +220,13 @@ class _Template:
         slots = set()
         while r < self.nrows:
             n = sizes[r]
+            if codes[r] in _BLAS_CODES and r in self.python_rows:  # (eager's test: ops/dense.py's BIG_ROW)
+                if start < r:
+                    segments.append(("k", start, r, tuple(sorted(slots))))
+                segments.append(("m", r, tuple(sorted(reads[r]))))
+                start = r = r + 1
+                slots = set()
+                continue
             if r in ufunc_rows or (
                 n >= PARALLEL_MIN and replay.is_elementwise(codes[r]) and not flags[r] & replay.FLAG_SKIP
             ):

@@ -27,7 +27,9 @@ operand inside such a region reads the extern array (``_operand``).
 
 Values follow the CPU forward of the eager ops within rounding (``pointwise.unary_value`` /
 ``binary_value`` are the per-element formulas; reductions sum in a different order than numpy's pairwise
-sums, matmuls call the same BLAS through ``np.dot``).
+sums, small matmuls call BLAS through ``np.dot``: scipy's OpenBLAS, not numpy's; the big matmul and linear rows
+are replayed from Python through numpy's, as the eager ops compute them: ``ad/compile_template.py``'s "m"
+segments).
 """
 
 import math

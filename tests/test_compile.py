@@ -102,6 +102,47 @@ def test_mlp_training_loop_with_optimizer_matches_eager(opt_name):
     assert replayed(loss)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_big_dense_rows_replay_through_numpy_blas_across_optimizer_steps(dtype):
+    """Linear and matmul rows over ``BIG_ROW`` elements replay as numpy BLAS calls (segments "m", as the eager
+    op computes them): an MLP whose first weight is big, a vector-matrix product and a batched matmul with a
+    big matrix broadcast over the batch, against eager after each SGD step (values and gradients)."""
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    rng = np.random.default_rng(3)
+
+    def leaf(*shape):
+        return ad.tensor((rng.standard_normal(shape) * 0.1).astype(dtype), requires_grad=True)
+
+    def f(x, t, w1, b1, w2, b2, m, v, k):
+        h = ad.tanh(F.linear(x, w1, b1))  # (8, 128) @ (160, 128).T: the weight is big
+        u = ad.matmul(v, m)  # (128,) @ (128, 140): a vector times a big matrix
+        batched = ad.matmul(h.reshape(2, 4, 160), k)  # (2, 4, 160) @ (160, 140): k broadcast over the batch
+        return F.cross_entropy(F.linear(h, w2, b2), t) + (u * u).sum() * 0.01 + batched.tanh().mean()
+
+    ps = [leaf(160, 128), leaf(160), leaf(10, 160), leaf(10), leaf(128, 140), leaf(128), leaf(160, 140)]
+    ps_ref = [ad.tensor(p.detach().numpy().copy(), requires_grad=True) for p in ps]
+    opt, opt_ref = ad.optim.SGD(ps, lr=0.1), ad.optim.SGD(ps_ref, lr=0.1)
+    cf = ad.compile(f)
+    for _ in range(4):
+        x = ad.tensor(rng.standard_normal((8, 128)).astype(dtype))
+        t = ad.tensor(rng.integers(0, 10, 8))
+        for step, params, o in ((cf, ps, opt), (f, ps_ref, opt_ref)):
+            o.zero_grad()
+            loss = step(x, t, *params)
+            loss.backward()
+            o.step()
+            if step is cf:
+                got, grads = loss, [p.grad.numpy().copy() for p in params]
+        close(got, loss, tol)
+        for g, p in zip(grads, ps_ref):
+            close(g, p.grad, tol)
+        for p, q in zip(ps, ps_ref):
+            close(p, q, tol)
+    assert replayed(got)
+    tpl = next(iter(cf.cache.values())).template
+    assert sum(seg[0] == "m" for seg in tpl.segments) >= 3
+
+
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():
     w = ad.tensor(RNG.standard_normal(6), requires_grad=True)
     f = ad.compile(lambda x: (ad.tanh(x * w) * w).sum())

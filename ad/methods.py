@@ -21,7 +21,7 @@ def _operand_data(other):
 def _inplace(name, np_op, out_of_place):
     def method(self, other, *args, **kwargs):
         _check_inplace_shape(self, other)  # before anything is recorded or written, on every path
-        if self._dev is None and self._data.dtype.kind != "f":
+        if self._dev is None and (self._data.dtype.kind != "f" or np_op is np.subtract):
             _check_inplace_cast(self, np_op, _operand_data(other))
         views.check_operand_overlap(self, other)
         if _records_inplace(self, other):
@@ -436,6 +436,7 @@ def bind():
     T.__isub__ = T.sub_ = _inplace("sub_", np.subtract, ops.sub)
     T.__imul__ = T.mul_ = _inplace("mul_", np.multiply, ops.mul)
     T.__itruediv__ = T.div_ = _inplace("div_", np.divide, ops.div)
+    T.__ipow__ = lambda self, exponent: self.pow_(exponent)  # in place, as torch's (``b = a; a **= 2`` changes b)
     T.zero_ = _zero_
     T.fill_ = _fill_
     T.copy_ = _copy_

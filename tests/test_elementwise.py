@@ -613,3 +613,22 @@ def test_big_rows_match_torch(name):
     b = rng.uniform(0.5, 2.0, 40000)
     args = (a,) if name in ("atan", "erfinv", "logit", "sinc", "log10", "floor") else (a, b)
     _value_and_grad(getattr(ad, name), getattr(torch, name), *args, rtol=1e-9)
+
+
+def test_ipow_is_in_place_and_float_sub_of_bool_raises_as_torch():
+    a = ad.tensor([2.0, 3.0])
+    b = a
+    a **= 2  # in place, as torch's: b sees it
+    assert a is b and np.array_equal(b.numpy(), [4.0, 9.0])
+    x = ad.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1.0
+    y **= 3
+    y.sum().backward()
+    assert np.allclose(x.grad.numpy(), [3.0, 12.0])
+    for target in (ad.ones(2), ad.ones(2, requires_grad=True) * 1.0):
+        before = target.detach().numpy().copy()
+        with pytest.raises(RuntimeError, match="with a bool tensor is not supported"):
+            target.sub_(ad.tensor([True, False]))
+        with pytest.raises(RuntimeError, match="with a bool tensor is not supported"):
+            target -= ad.tensor([True, False])
+        assert np.array_equal(target.detach().numpy(), before)  # nothing written

@@ -1338,18 +1338,26 @@ PROMOTED = {f"{name}-{inputs}" for name in BINARY for inputs in ("i64-f32", "i64
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("section", list(SECTIONS))
-def test_parity(section):
+def _differences(cases, check, deliberate, table):
+    """Run ``check(case)`` for each case: the unexpected differences from torch, and the deliberate ones
+    (listed in ``table``) that agree with torch now."""
     failures = []
-    for case in SECTIONS[section]:
+    for case in cases:
         try:
-            _check(CASES[case], promoted=case in PROMOTED)
+            check(case)
         except AssertionError as e:
-            if case not in DELIBERATE:
+            if case not in deliberate:
                 failures.append(f"{case}: {' '.join(str(e).split())[:300]}")
         else:
-            if case in DELIBERATE:
-                failures.append(f"{case}: agrees with torch now; delete its DELIBERATE entry")
+            if case in deliberate:
+                failures.append(f"{case}: agrees with torch now; delete its {table} entry")
+    return failures
+
+
+@pytest.mark.parametrize("section", list(SECTIONS))
+def test_parity(section):
+    check = lambda case: _check(CASES[case], promoted=case in PROMOTED)
+    failures = _differences(SECTIONS[section], check, DELIBERATE, "DELIBERATE")
     assert not failures, f"{len(failures)} differences from torch:\n" + "\n".join(failures)
 
 
@@ -1422,18 +1430,9 @@ def _check_forward(fn):
 
 @pytest.mark.parametrize("section", FORWARD_SECTIONS)
 def test_forward_parity(section):
-    failures = []
-    for case in SECTIONS[section]:
-        if case in PROMOTED or case in DELIBERATE:
-            continue
-        try:
-            _check_forward(CASES[case])
-        except AssertionError as e:
-            if case not in FORWARD_DELIBERATE:
-                failures.append(f"{case}: {' '.join(str(e).split())[:300]}")
-        else:
-            if case in FORWARD_DELIBERATE:
-                failures.append(f"{case}: agrees with torch now; delete its FORWARD_DELIBERATE entry")
+    cases = [case for case in SECTIONS[section] if case not in PROMOTED and case not in DELIBERATE]
+    check = lambda case: _check_forward(CASES[case])
+    failures = _differences(cases, check, FORWARD_DELIBERATE, "FORWARD_DELIBERATE")
     assert not failures, f"{len(failures)} forward-mode differences from torch:\n" + "\n".join(failures)
 
 

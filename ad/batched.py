@@ -33,7 +33,7 @@ import numpy as np
 
 from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
-from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, unary_backward_chunk
+from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, read_only, unary_backward_chunk
 
 from . import blas_threads, engine
 from .tape import BIG_ROW, POOL, dead_import_error, held, retire, zeroed_arena
@@ -532,9 +532,7 @@ def _run_kernel(s, start, stop, freed):
         blocked = s.plan.blocked.get(tape.id)
         if blocked:  # rows off the paths to the inputs: masked as engine._run_kernel does
             if s.rows_view is None or s.rows_view.shape[0] != rows.shape[0]:
-                masked = np.array(rows)
-                masked[np.array(blocked, np.int64), 1] = tape.used
-                s.rows_view = masked
+                s.rows_view = tape.masked_rows(rows, blocked, tape.used)
             rows = s.rows_view
     status = np.zeros(3, np.int64)
     # the kernel's GEMMs (numba's np.dot: BLAS) on the calling thread when it sweeps big products: each is
@@ -664,8 +662,8 @@ def _elementwise_partials(t, code, g, h, add_to, tape):
     B cotangents times them."""
     attrs = np.frombuffer(tape.rows, np.float64, count=2, offset=h * 80 + 64)
     n = t._data.size
-    out = t._data.reshape(-1)
-    flat = [np.ascontiguousarray(i._data).reshape(-1) for i in t._inputs]
+    out = read_only(t._data.reshape(-1))
+    flat = [read_only(np.ascontiguousarray(i._data).reshape(-1)) for i in t._inputs]
     ones = np.ones(n, out.dtype)
     if len(flat) == 1:
         d = np.empty(n, out.dtype)

@@ -26,6 +26,7 @@ from kernels.cpu import (
     SAVES,
     binary_backward_chunk,
     needed_reads_py,
+    read_only,
     unary_backward_chunk,
 )
 
@@ -204,8 +205,8 @@ def _fused_row(s, t, code, g_flat, targets, h):
     inputs = t._inputs
     if any(i._data.shape != t._data.shape for i in inputs):
         return False
-    flat = [np.ascontiguousarray(i._data).reshape(-1) for i in inputs]
-    out = t._data.reshape(-1)
+    flat = [read_only(np.ascontiguousarray(i._data).reshape(-1)) for i in inputs]
+    out = read_only(t._data.reshape(-1))
     regions = {}
     for off, _, inp in targets:
         for k, i in enumerate(inputs):
@@ -227,8 +228,8 @@ def _fused_row(s, t, code, g_flat, targets, h):
             ),
         )
         return True
-    gx = regions.get(0, out)
-    gy = regions.get(1, out)
+    gx = regions.get(0, g_flat)  # (a region the kernel does not write: has_x / has_y say which)
+    gy = regions.get(1, g_flat)
     has_x, has_y = 0 in regions, 1 in regions
     acc_x, acc_y = accumulate.get(0, True), accumulate.get(1, True)
     if inputs[0] is inputs[1]:  # x op x: both partials go to the same region, the second one adds

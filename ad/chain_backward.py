@@ -21,7 +21,7 @@ passes no ``_Plan``). Anything else ends the chain; a chain of one row is left t
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.cpu import CHEAP_PARTIAL, binary_backward_chunk, unary_backward_chunk
+from kernels.cpu import CHEAP_PARTIAL, binary_backward_chunk, read_only, unary_backward_chunk
 
 from . import parallel
 
@@ -49,7 +49,7 @@ def _link(tape, t, row):
     for i in inputs:
         if i is None or i._data.shape != shape or not i._data.flags.c_contiguous:
             return None
-        flat.append(i._data.reshape(-1))
+        flat.append(read_only(i._data.reshape(-1)))
     needs = [k for k, i in enumerate(inputs) if i._rg]
     if len(needs) != 1 or (binary and inputs[0] is inputs[1]):
         return None
@@ -92,7 +92,7 @@ def sweep_chain(s, chain, freed, big_row_head):
     for row, t, k, flat in chain:
         code, out_off, targets = big_row_head(s, t, row, freed)
         a0, a1 = (float(v) for v in np.frombuffer(s.tape.rows, np.float64, count=2, offset=row * 80 + 64))
-        rows.append((code, out_off, k, flat, t._data.reshape(-1), a0, a1))
+        rows.append((code, out_off, k, flat, read_only(t._data.reshape(-1)), a0, a1))
         target = targets[0]
     cot, live = s.cot, s.live
     n = chain[0][1]._data.size

@@ -524,9 +524,7 @@ def planned_rows(s, rows):
         blocked = s.plan.blocked.get(s.tape.id)
         if blocked:
             if s.rows_view is None or s.rows_view.shape[0] != rows.shape[0]:
-                masked = np.array(rows)
-                masked[np.array(blocked, np.int64), 1] = s.tape.used
-                s.rows_view = masked
+                s.rows_view = s.tape.masked_rows(rows, blocked, s.tape.used)
             rows = s.rows_view
     return rows
 

@@ -339,7 +339,7 @@ class Tape:
     def arrays(self):
         """Kernel views of the rows and aux (copies when another thread may be appending to them)."""
         used = self.nrows * ROW.size
-        raw = memoryview(self.rows)[:used] if self.owner == threading.get_ident() else bytes(self.rows[:used])
+        raw = memoryview(self.rows)[:used] if self.owner == threading.get_ident() else bytearray(self.rows[:used])
         aux = self.aux if self.owner == threading.get_ident() else array.array("q", self.aux)
         words = np.frombuffer(raw, np.int64).reshape(-1, ROW_WORDS)
         floats = np.frombuffer(raw, np.float64).reshape(-1, ROW_WORDS)
@@ -347,6 +347,16 @@ class Tape:
         # frame kept by a traceback until the next gc) ``aux.extend`` raises BufferError on the next recording
         aux_arr = np.frombuffer(aux, np.int64).copy() if len(aux) else np.zeros(1, np.int64)
         return words[:, :8], floats[:, 8:], aux_arr
+
+    @staticmethod
+    def masked_rows(rows, blocked, spare):
+        """A copy of the kernel rows ``rows`` (from ``arrays``) in which the ``blocked`` rows write to ``spare``
+        (the arena's unused last slot: the kernel skips them), strided as ``rows`` is, so that the kernels see
+        one array layout (numba compiles a sweep anew, seconds, for each layout it meets)."""
+        masked = np.empty((rows.shape[0], ROW_WORDS), np.int64)[:, : rows.shape[1]]
+        masked[...] = rows
+        masked[np.array(blocked, np.int64), 1] = spare
+        return masked
 
     def freed_flags(self):
         if self.freed.shape[0] < self.nrows:

@@ -35,6 +35,12 @@ KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
 unary_partial = njit(inline="always", **KERNEL)(pointwise.unary_partial)
 binary_partial_x = njit(inline="always", **KERNEL)(pointwise.binary_partial_x)
 binary_partial_y = njit(inline="always", **KERNEL)(pointwise.binary_partial_y)
+# The same partials as functions numba does not inline: the big-row loops below call them with a constant opcode,
+# which LLVM inlines and folds to the one formula (the loop vectorizes), at a fraction of the compile time of
+# numba's own inlining (a deep copy of the whole opcode switch per call site: ~16 s of a chunk kernel's compile).
+unary_partial_call = njit(**KERNEL)(pointwise.unary_partial)
+binary_partial_x_call = njit(**KERNEL)(pointwise.binary_partial_x)
+binary_partial_y_call = njit(**KERNEL)(pointwise.binary_partial_y)
 
 # What each op's backward reads (torch's "saved variables"): its operand x, y, its output, or other data
 # (a mask). Sweeping such a row after its graph was freed is an error, and so is reading a value that was
@@ -542,6 +548,16 @@ for _code in (
 CHEAP_PARTIAL = _CHEAP
 
 
+def read_only(a):
+    """A read-only view of ``a``: the chunk kernels take their operands (x, y, out) so, whatever the caller's
+    arrays, because numba types read-only and writable arrays apart and compiles each mix anew (~5 s each)."""
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 @njit(**KERNEL)
 def unary_backward_chunk(code, x, out, g, gx, a0, a1, accumulate):
     """``gx += g * d(x, out)`` (or ``=``, without ``accumulate``) over one chunk of a big elementwise row."""
@@ -558,12 +574,23 @@ def unary_backward_chunk(code, x, out, g, gx, a0, a1, accumulate):
     elif code == K.AFFINE:  # the scalar forms of + - * / (a multiply by a0: 2x faster than the generic loop)
         _partial_times(K.AFFINE, x, out, g, gx, a0, a1, accumulate)
     else:
-        _partial_times(code, x, out, g, gx, a0, a1, accumulate)
+        _any_partial_times(code, x, out, g, gx, a0, a1, accumulate)
 
 
 @njit(inline="always", **KERNEL)
 def _partial_times(code, x, out, g, gx, a0, a1, accumulate):
     """``gx (+)= g * d(x, out)``, the partial from ``pointwise.unary_partial`` (its one definition)."""
+    if accumulate:
+        for i in range(g.shape[0]):
+            gx[i] += g[i] * unary_partial_call(code, x[i], out[i], a0, a1)
+    else:
+        for i in range(g.shape[0]):
+            gx[i] = g[i] * unary_partial_call(code, x[i], out[i], a0, a1)
+
+
+@njit(**KERNEL)
+def _any_partial_times(code, x, out, g, gx, a0, a1, accumulate):
+    """``_partial_times`` for an opcode known only at run time (the opcode switch inlined once per loop)."""
     if accumulate:
         for i in range(g.shape[0]):
             gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
@@ -584,8 +611,10 @@ def binary_backward_chunk(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y
         _binary_times(K.ADD, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
     elif code == K.SUB:
         _binary_times(K.SUB, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
+    elif code == K.DIV:
+        _binary_times(K.DIV, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
     else:
-        _binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
+        _any_binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
 
 
 @njit(inline="always", **KERNEL)
@@ -593,12 +622,12 @@ def _binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
     """``binary_backward_chunk``'s loops: one pass for both operands, or a branch-free loop for one."""
     if has_x and has_y:
         for i in range(g.shape[0]):
-            dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+            dx = g[i] * binary_partial_x_call(code, x[i], y[i], out[i])
             if acc_x:
                 gx[i] += dx
             else:
                 gx[i] = dx
-            dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+            dy = g[i] * binary_partial_y_call(code, x[i], y[i], out[i])
             if acc_y:
                 gy[i] += dy
             else:
@@ -606,14 +635,33 @@ def _binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
     elif has_x:
         if acc_x:
             for i in range(g.shape[0]):
-                gx[i] += g[i] * binary_partial_x(code, x[i], y[i], out[i])
+                gx[i] += g[i] * binary_partial_x_call(code, x[i], y[i], out[i])
         else:
             for i in range(g.shape[0]):
-                gx[i] = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+                gx[i] = g[i] * binary_partial_x_call(code, x[i], y[i], out[i])
     elif has_y:
         if acc_y:
             for i in range(g.shape[0]):
-                gy[i] += g[i] * binary_partial_y(code, x[i], y[i], out[i])
+                gy[i] += g[i] * binary_partial_y_call(code, x[i], y[i], out[i])
         else:
             for i in range(g.shape[0]):
-                gy[i] = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+                gy[i] = g[i] * binary_partial_y_call(code, x[i], y[i], out[i])
+
+
+
+@njit(**KERNEL)
+def _any_binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
+    """``_binary_times`` for an opcode known only at run time: one loop, the opcode switch inlined once."""
+    for i in range(g.shape[0]):
+        if has_x:
+            dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+            if acc_x:
+                gx[i] += dx
+            else:
+                gx[i] = dx
+        if has_y:
+            dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+            if acc_y:
+                gy[i] += dy
+            else:
+                gy[i] = dy

@@ -525,8 +525,25 @@ INDEX = {
     "unique-float": lambda L, T: L.unique(T([0.5, 0.5, -1.0])),
     "unique-empty": lambda L, T: L.unique(T((0,))),
     "clamp-tensors": lambda L, T: L.clamp(T((2, 3), grad=True), T((3,), grad=True) * 0.1, T(0.5, grad=True)),
-    # ties of the input with a bound (min == max is left out: torch gives neither bound a gradient there)
+    # ties of the input with a bound; min == max (below it nothing gets the gradient); NaN input and bounds
     "clamp-tensor-ties": lambda L, T: L.clamp(T((2, 3), grad=True), T((3,), grad=True), T([0.1, 0.6, 0.9], grad=True)),
+    "clamp-tensor-min-eq-max": lambda L, T: L.clamp(
+        T([0.0, 0.5, 1.0, math.nan], grad=True), T([0.5] * 4, grad=True), T([0.5] * 4, grad=True)
+    ),
+    "clamp-tensor-nan-bounds": lambda L, T: L.clamp(
+        T([1.5, 0.5, -1.0, 0.5], grad=True),
+        T([math.nan, 0.0, 0.0, 0.0], grad=True),
+        T([1.0, math.nan, 1.0, 1.0], grad=True),
+    ),
+    "clamp-tensor-min-ties": lambda L, T: L.clamp(T([0.0, 0.5, 1.0, math.nan], grad=True), T([0.5] * 4, grad=True)),
+    "clamp-tensor-max-ties": lambda L, T: L.clamp(
+        T([0.0, 0.5, 1.0, 0.5], grad=True), None, T([0.5, 0.5, 0.5, math.nan], grad=True)
+    ),
+    "clamp-0d-bounds": lambda L, T: L.clamp(T((2, 3), grad=True), T(0.2, grad=True), T(0.2, grad=True)),
+    "clamp-mixed-bounds": lambda L, T: L.clamp(T((2, 3), grad=True), T((3,), grad=True), 0.5),
+    "clamp-scalar-min-eq-max": lambda L, T: L.clamp(T([0.0, 0.5, 1.0, math.nan], grad=True), 0.5, 0.5),
+    "clamp-scalar-nan": lambda L, T: L.clamp(T((2, 3), grad=True), math.nan, 1.0),
+    "clamp-scalar-nan-max": lambda L, T: L.clamp(T((2, 3), grad=True), max=math.nan),
     "clamp-tensor-nan": lambda L, T: L.clamp(T((2, 3), grad=True), T([0.0, math.nan, 0.0])),
     "clamp-min-gt-max-tensors": lambda L, T: L.clamp(T((2, 3), grad=True), T(0.6, grad=True), T(0.2, grad=True)),
     "clone-int": lambda L, T: (T((2, 3), "int64").clone(), T((2, 3), "bool", layout="t").contiguous()),
@@ -1324,6 +1341,8 @@ DELIBERATE = {
     "unravel_index-bad": "an index out of range raises (torch 2.13 wraps it silently)",
     "block_diag-0d-1d": "torch 2.13's gradient of a block after a (0,) block reads the empty block's row (its "
     "values are right; ad's gradient matches them)",
+    "clamp-mixed-bounds": "a tensor and a number bound are accepted in either order (torch 2.13 raises TypeError "
+    "for (tensor, number) and computes for (number, tensor))",
     "F.bce_with_logits-int-target": "an integer target is read as float (torch 2.13 fails casting inside its kernel)",
 }
 
@@ -1373,6 +1392,17 @@ FORWARD_DELIBERATE = {
     "var-empty-all": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "corrcoef-constant": "the tangent of a constant row's NaN correlation is NaN (torch's: 0)",
     "F.cross_entropy-all-ignored": "the NaN loss of all-ignored targets has a zero tangent, as its gradient",
+    **{
+        case: "clamp's tangent follows its gradient (torch's forward rule differs from its backward at ties, "
+        "at min == max and at NaN: it takes min's tangent where the input is not above min)"
+        for case in (
+            "clamp-tensor-min-eq-max",
+            "clamp-tensor-nan-bounds",
+            "clamp-tensor-min-ties",
+            "clamp-tensor-max-ties",
+            "clamp-0d-bounds",
+        )
+    },
     "F.embedding-padding": "padding_idx rows get no tangent, as they get no gradient (torch's forward mode "
     "carries the weight's tangent there)",
 }

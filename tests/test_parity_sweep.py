@@ -458,6 +458,32 @@ INDEX = {
     "take-bad": lambda L, T: L.take(T((2, 3)), T([6], "int64")),
     "take_along_dim": lambda L, T: L.take_along_dim(T((2, 3), grad=True), T([[0], [2]], "int64"), -1),
     "take_along_dim-flat": lambda L, T: L.take_along_dim(T((2, 3), grad=True), T([5, 0], "int64")),
+    # out-of-range indices on each dim: torch's class differs by op (and index_select's by dim)
+    "gather-bad-dim0": lambda L, T: L.gather(T((2, 3)), 0, T([[2, 0]], "int64")),
+    "gather-bad-neg": lambda L, T: L.gather(T((2, 3)), -1, T([[-4]], "int64")),
+    "index_select-bad-dim1": lambda L, T: L.index_select(T((2, 3)), 1, T([0, 3], "int64")),
+    "index_select-bad-dim2": lambda L, T: L.index_select(T((2, 2, 2)), -1, T([-3], "int64")),
+    "index_select-bad-1d": lambda L, T: L.index_select(T((3,)), -1, T([3], "int64")),
+    "index_add-bad-dim1": lambda L, T: L.index_add(T((2, 3)), 1, T([3], "int64"), T((2, 1))),
+    "index_copy-bad-dim1": lambda L, T: L.index_copy(T((2, 3)), -1, T([-4], "int64"), T((2, 1))),
+    "index_fill-bad-dim1": lambda L, T: L.index_fill(T((2, 3)), 1, T([3], "int64"), 1.0),
+    "scatter-bad-dim0": lambda L, T: L.scatter(T((2, 3)), 0, T([[2]], "int64"), T((1, 1))),
+    "scatter_add-bad-neg": lambda L, T: L.scatter_add(T((2, 3)), 1, T([[-1]], "int64"), T((1, 1))),
+    "take_along_dim-bad-flat": lambda L, T: L.take_along_dim(T((2, 3)), T([[6]], "int64")),
+    "take_along_dim-bad-dim0": lambda L, T: L.take_along_dim(T((2, 3)), T([[2, 0, 0]], "int64"), 0),
+    "take_along_dim-bad-dim1": lambda L, T: L.take_along_dim(T((2, 3)), T([[3], [0]], "int64"), 1),
+    "put": lambda L, T: L.put(T((2, 3), grad=True, layout="t"), T([[0, -1]], "int64"), T((2, 1), grad=True)),
+    "put-acc": lambda L, T: L.put(T((2, 3), grad=True), T([4, 4, 0], "int64"), T((3,), grad=True), accumulate=True),
+    "put-0d": lambda L, T: L.put(T(0.5, grad=True), T([0], "int64"), T((1,), grad=True)),
+    "put-empty": lambda L, T: L.put(T((2, 3), grad=True), T((0,), "int64"), T((0,), grad=True)),
+    "put-method": lambda L, T: T((2, 3), grad=True).put(T([5], "int64"), T((1,), grad=True)),
+    "put_": lambda L, T: (x := T((2, 3), grad=True) * 1.0).put_(T([1, 2], "int64"), T((2,), grad=True)) is x and x,
+    "put-int": lambda L, T: L.put(T((2, 3), "int64"), T([1], "int64"), T([7], "int64")),
+    "put-bad": lambda L, T: L.put(T((2, 3)), T([6], "int64"), T((1,))),
+    "put-bad-neg": lambda L, T: L.put(T((2, 3)), T([-7], "int64"), T((1,))),
+    "put-bad-count": lambda L, T: L.put(T((2, 3)), T([0, 1], "int64"), T((1,))),
+    "put-bad-dtype": lambda L, T: L.put(T((2, 3)), T([0], "int64"), T((1,), "float32")),
+    "put-float-index": lambda L, T: L.put(T((2, 3)), T([0.0]), T((1,))),
     "masked_select": lambda L, T: L.masked_select(T((2, 3), grad=True), T((3,), "bool")),
     "masked_fill": lambda L, T: L.masked_fill(T((2, 3), grad=True), T((3,), "bool"), 2.0),
     "masked_fill-0d-value": lambda L, T: L.masked_fill(T((2, 3), grad=True), T((3,), "bool"), T(2.0, grad=True)),
@@ -1339,6 +1365,11 @@ DELIBERATE = {
     "ldexp-f32-2.5": "ldexp accepts a number for the exponent (torch requires a tensor)",
     "ldexp-i64-2.5": "ldexp accepts a number for the exponent (torch requires a tensor)",
     "unravel_index-bad": "an index out of range raises (torch 2.13 wraps it silently)",
+    **{
+        f"take_along_dim-bad-dim{d}": "an index out of range raises (torch 2.13 has no bounds check there: it reads "
+        "past the line)"
+        for d in (0, 1)
+    },
     "block_diag-0d-1d": "torch 2.13's gradient of a block after a (0,) block reads the empty block's row (its "
     "values are right; ad's gradient matches them)",
     "clamp-mixed-bounds": "a tensor and a number bound are accepted in either order (torch 2.13 raises TypeError "

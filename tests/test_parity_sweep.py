@@ -1093,6 +1093,68 @@ NNF = {
         T((3,), grad=True), T((3,)) * -1, T([1.0, -1.0, 1.0])
     ),
     "hinge_embedding_loss": lambda L, T: _F(L).hinge_embedding_loss(T((3,), grad=True), T([1.0, -1.0, 1.0])),
+    "soft_margin_loss": lambda L, T: _F(L).soft_margin_loss(T((2, 3), grad=True, layout="t"), T([1.0, -1.0, 1.0])),
+    "soft_margin_loss-none": lambda L, T: _F(L).soft_margin_loss(T((2, 3), grad=True), T((2, 3)), reduction="none"),
+    "soft_margin_loss-sum-int": lambda L, T: _F(L).soft_margin_loss(
+        T((3,), grad=True), T((3,), "int64"), None, None, "sum"
+    ),
+    "soft_margin_loss-f32": lambda L, T: _F(L).soft_margin_loss(T((3,), "float32"), T((3,))),
+    "soft_margin_loss-0d": lambda L, T: _F(L).soft_margin_loss(T(0.5, grad=True), T(-1.0)),
+    "soft_margin_loss-target-grad": lambda L, T: _F(L).soft_margin_loss(T((3,), grad=True), T((3,), grad=True)),
+    "soft_margin_loss-bad-shape": lambda L, T: _F(L).soft_margin_loss(T((2, 3)), T((2,))),
+    "soft_margin_loss-bad-reduction": lambda L, T: _F(L).soft_margin_loss(T((3,)), T((3,)), reduction="avg"),
+    "soft_margin_loss-large": lambda L, T: _F(L).soft_margin_loss(T([-800.0, 40.0], grad=True), T([1.0, -1.0])),
+    **{
+        f"multi_margin_loss-p{p}-{red}": lambda L, T, p=p, red=red: _F(L).multi_margin_loss(
+            T((3, 4), grad=True, layout="s"), T([3, 0, 1], "int64"), p=p, margin=0.6, reduction=red
+        )
+        for p in (1, 2)
+        for red in ("mean", "sum", "none")
+    },
+    "multi_margin_loss-weight": lambda L, T: _F(L).multi_margin_loss(
+        T((3, 4), grad=True), T([3, 0, 0], "int64"), weight=T((4,)).abs() + 0.5, reduction="none"
+    ),
+    "multi_margin_loss-weight-p2": lambda L, T: _F(L).multi_margin_loss(
+        T((3, 4), grad=True, layout="t"), T([1, 2, 0], "int64"), p=2, weight=T((4,)).abs(), reduction="sum"
+    ),
+    "multi_margin_loss-1d": lambda L, T: _F(L).multi_margin_loss(T((4,), grad=True), T(2, "int64"), reduction="none"),
+    "multi_margin_loss-kink": lambda L, T: _F(L).multi_margin_loss(T([[0.0, 1.0, 0.0]], grad=True), T([1], "int64")),
+    "multi_margin_loss-p2.0": lambda L, T: _F(L).multi_margin_loss(T((2, 3), grad=True), T([0, 2], "int64"), p=2.0),
+    "multi_margin_loss-bad-p": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0, 2], "int64"), p=3),
+    "multi_margin_loss-bad-target-size": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0, 2, 1], "int64")),
+    "multi_margin_loss-bad-target-2d": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([[0], [2]], "int64")),
+    "multi_margin_loss-bad-target-range": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0, 3], "int64")),
+    "multi_margin_loss-bad-target-neg": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([-1, 0], "int64")),
+    "multi_margin_loss-float-target": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0.0, 1.0])),
+    "multi_margin_loss-bad-weight-size": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), weight=T((2,))
+    ),
+    "multi_margin_loss-bad-weight-2d": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), weight=T((1, 3))
+    ),
+    "multi_margin_loss-weight-dtype": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3), "float32"), T([0, 1], "int64"), weight=T((3,))
+    ),
+    "multi_margin_loss-weight-grad": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), weight=T((3,), grad=True)
+    ),
+    "multi_margin_loss-3d": lambda L, T: _F(L).multi_margin_loss(T((2, 3, 2)), T([0, 1], "int64")),
+    "multi_margin_loss-empty-classes": lambda L, T: _F(L).multi_margin_loss(T((2, 0)), T([0, 1], "int64")),
+    "multi_margin_loss-empty-none": lambda L, T: _F(L).multi_margin_loss(
+        T((0, 3), grad=True), T((0,), "int64"), reduction="none"
+    ),
+    "multi_margin_loss-int": lambda L, T: _F(L).multi_margin_loss(T((2, 3), "int64"), T([0, 1], "int64")),
+    "multi_margin_loss-bad-reduction": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), reduction="x"
+    ),
+    "MultiMarginLoss": lambda L, T: L.nn.MultiMarginLoss(p=2, margin=0.5, weight=T((3,)).abs(), reduction="sum")(
+        T((2, 3), grad=True), T([2, 1], "int64")
+    ),
+    "MultiMarginLoss-bad-p": lambda L, T: L.nn.MultiMarginLoss(p=0),
+    "MultiMarginLoss-bad-weight": lambda L, T: L.nn.MultiMarginLoss(weight=T((1, 3))),
+    "SoftMarginLoss": lambda L, T: L.nn.SoftMarginLoss(reduction="none")(T((2, 3), grad=True), T((3,))),
+    "gumbel_softmax-bad-input": lambda L, T: _F(L).gumbel_softmax([0.5, 0.2]),
+    "gumbel_softmax-int": lambda L, T: _F(L).gumbel_softmax(T((2, 3), "int64")),
     "poisson_nll_loss": lambda L, T: _F(L).poisson_nll_loss(T((2, 3), grad=True), T((2, 3)).abs()),
     "gaussian_nll_loss": lambda L, T: _F(L).gaussian_nll_loss(T((2, 3), grad=True), T((2, 3)), T((2, 3)).abs()),
     "cosine_embedding_loss": lambda L, T: _F(L).cosine_embedding_loss(T((2, 3), grad=True), T((2, 3)), T([1.0, -1.0])),
@@ -1374,6 +1436,7 @@ DELIBERATE = {
     "values are right; ad's gradient matches them)",
     "clamp-mixed-bounds": "a tensor and a number bound are accepted in either order (torch 2.13 raises TypeError "
     "for (tensor, number) and computes for (number, tensor))",
+    "F.soft_margin_loss-large": "soft_margin_loss is computed without overflow (torch 2.13's log1p(exp(800)) is inf)",
     "F.bce_with_logits-int-target": "an integer target is read as float (torch 2.13 fails casting inside its kernel)",
 }
 

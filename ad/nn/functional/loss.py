@@ -22,15 +22,16 @@ from .activation import _part, logsigmoid
 
 
 def _legacy(size_average, reduce, reduction):
-    """torch's ``_Reduction.legacy_get_string``: the deprecated flags, when given, decide the reduction."""
+    """torch's ``_Reduction.legacy_get_string``: the deprecated flags, when given, decide the reduction (read
+    as truth values, as torch does)."""
     if size_average is None and reduce is None:
         return reduction
-    warnings.warn("size_average and reduce args will be deprecated, please use reduction='"
-                  f"{'none' if reduce is False else 'mean' if size_average in (None, True) else 'sum'}' instead.",
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.",
                   UserWarning, stacklevel=3)
-    if reduce is False:
-        return "none"
-    return "mean" if size_average in (None, True) else "sum"
+    return legacy
 
 
 def _reduce(loss, reduction):

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .ops.out import write_result
 from .tensor import Tensor, wrap_array
 
 __all__ = ["addr", "mvlgamma", "narrow_copy", "isreal", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes"]
@@ -22,8 +23,6 @@ def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):  # noqa: A002 - torch
     Example: ``ad.addr(ad.zeros(2, 2), ad.ones(2), ad.tensor([1.0, 2.0]))`` is ``[[1, 2], [1, 2]]``.
     """
     import ad
-
-    from .ops.out import write_result
 
     for name, v in (("vec1", vec1), ("vec2", vec2)):
         if v.ndim != 1:
@@ -47,7 +46,7 @@ def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):  # noqa: A002 - torch
     return write_result("addr", result, out)
 
 
-def mvlgamma(input, p):  # noqa: A002
+def mvlgamma(input, p, *, out=None):  # noqa: A002
     """The multivariate log-gamma function of dimension ``p``: ``sum_{j<p} lgamma(input - j/2) +
     p (p - 1) / 4 log(pi)`` (integers compute in float64). Raises: RuntimeError for ``p < 1``."""
     import ad
@@ -58,12 +57,12 @@ def mvlgamma(input, p):  # noqa: A002
     total = ad.lgamma(x)
     for j in range(1, p):
         total = total + ad.lgamma(x - j / 2)
-    return total + p * (p - 1) / 4 * math.log(math.pi)
+    return write_result("mvlgamma", total + p * (p - 1) / 4 * math.log(math.pi), out)
 
 
-def narrow_copy(input, dim, start, length):  # noqa: A002
+def narrow_copy(input, dim, start, length, *, out=None):  # noqa: A002
     """``narrow(input, dim, start, length)`` as a new tensor (not a view)."""
-    return input.narrow(dim, start, length).clone()
+    return write_result("narrow_copy", input.narrow(dim, start, length).clone(), out)
 
 
 def isreal(input):  # noqa: A002

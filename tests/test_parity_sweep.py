@@ -472,6 +472,8 @@ INDEX = {
     "take_along_dim-bad-flat": lambda L, T: L.take_along_dim(T((2, 3)), T([[6]], "int64")),
     "take_along_dim-bad-dim0": lambda L, T: L.take_along_dim(T((2, 3)), T([[2, 0, 0]], "int64"), 0),
     "take_along_dim-bad-dim1": lambda L, T: L.take_along_dim(T((2, 3)), T([[3], [0]], "int64"), 1),
+    "index_put-bad-index-and-shape": lambda L, T: L.index_put(T((3, 3)), (T([0, 3], "int64"),), T((2,))),
+    "index_put-bad-index": lambda L, T: L.index_put(T((3, 3)), (T([0, 1], "int64"), T([0, 3], "int64")), T((2,))),
     "put": lambda L, T: L.put(T((2, 3), grad=True, layout="t"), T([[0, -1]], "int64"), T((2, 1), grad=True)),
     "put-acc": lambda L, T: L.put(T((2, 3), grad=True), T([4, 4, 0], "int64"), T((3,), grad=True), accumulate=True),
     "put-0d": lambda L, T: L.put(T(0.5, grad=True), T([0], "int64"), T((1,), grad=True)),

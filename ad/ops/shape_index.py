@@ -617,30 +617,40 @@ def index_put(input, indices, values, accumulate=False):  # noqa: A002
         if a.dtype.kind not in "iub":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         key.append(a.astype(bool) if a.dtype.kind == "b" else a.astype(_I64))
+    if not isinstance(values, Tensor):
+        values = _const(values, input.dtype)
     try:
         positions = _ids(input.shape)[tuple(key)]
     except IndexError as e:
+        # torch checks the values' shape first: the indexed shape does not depend on the indices' values
+        in_range = tuple(np.zeros_like(k) if isinstance(k, np.ndarray) and k.dtype != bool else k for k in key)
+        try:
+            _check_broadcast(values, _ids(input.shape)[in_range].shape)
+        except IndexError:
+            pass
         raise IndexError(str(e).replace("axis", "dimension")) from None
-    if not isinstance(values, Tensor):
-        values = _const(values, input.dtype)
     if values.dtype != input.dtype:
         raise RuntimeError(
             f"Index put requires the source and destination dtypes match, got {_tname(input.dtype)} for the "
             f"destination and {_tname(values.dtype)} for the source."
         )
-    try:
-        np.broadcast_shapes(values.shape, positions.shape)
-    except ValueError:
-        raise RuntimeError(
-            f"shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast to indexing result "
-            f"of shape {list(positions.shape)}"
-        ) from None
+    _check_broadcast(values, positions.shape)
     if values.shape != positions.shape:
         values = expand(values, positions.shape)
     positions = positions.reshape(-1)
     if accumulate:
         return input + scatter_map(reshape(values, -1), input.shape, positions)
     return _overwrite(input, positions, values, np.arange(positions.size, dtype=_I64))
+
+
+def _check_broadcast(values, shape):
+    try:
+        np.broadcast_shapes(values.shape, shape)
+    except ValueError:
+        raise RuntimeError(
+            f"shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast to indexing result "
+            f"of shape {list(shape)}"
+        ) from None
 
 
 def _tname(dtype):

@@ -257,6 +257,7 @@ from . import logic as _logic  # noqa: E402
 from . import random as _random  # noqa: E402
 from . import shape_composites as _shape_composites  # noqa: E402
 from . import statistics as _statistics  # noqa: E402
+from . import tensor_extras as _tensor_extras  # noqa: E402
 from .conveniences import (  # noqa: E402
     adjoint,
     are_deterministic_algorithms_enabled,
@@ -298,12 +299,14 @@ from .random import (  # noqa: E402
 )
 from .shape_composites import *  # noqa: E402, F403
 from .statistics import *  # noqa: E402, F403
+from .tensor_extras import *  # noqa: E402, F403
 
 _conveniences.bind_more()
 _random.bind()
 _logic.bind()
 _shape_composites.bind()
 _statistics.bind()
+_tensor_extras.bind()
 absolute = _with_out(abs)
 true_divide = _with_out(div)
 

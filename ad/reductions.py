@@ -30,6 +30,7 @@ from .autograd.function import Function
 from .cuda import host_copy, index_tensor
 from .grad_mode import is_grad_enabled
 from .ops.pointwise_ops import with_out
+from .ops.structural import _keep_dtype
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
 
@@ -154,7 +155,7 @@ def cumsum(input, dim, *, dtype=None):  # noqa: A002
         dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         x = x.to(dtype)
-    return _Cumsum.apply(x, _dim1(x, dim))
+    return _keep_dtype(_Cumsum.apply(x, _dim1(x, dim)), dtype)
 
 
 class _Cumprod(Function):
@@ -254,7 +255,7 @@ def cumprod(input, dim, *, dtype=None):  # noqa: A002
         dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         x = x.to(dtype)
-    return _Cumprod.apply(x, _dim1(x, dim))
+    return _keep_dtype(_Cumprod.apply(x, _dim1(x, dim)), dtype)
 
 
 def _cum_extreme(x, dim, is_max):
@@ -341,7 +342,9 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     nan = np.isnan(x._data) if x._dev is None and x._data.dtype.kind == "f" else None
     if nan is not None and nan.any():
         x = ops.where(wrap_array(nan), ops.zeros_like(x), x)
-    return guard(ops.sum(x, dim, keepdim=keepdim), "NansumBackward0", _check_tensor(input, "nansum"))
+    return guard(
+        _keep_dtype(ops.sum(x, dim, keepdim=keepdim), dtype), "NansumBackward0", _check_tensor(input, "nansum")
+    )
 
 
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002

@@ -129,31 +129,21 @@ def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
 
 
 def _graph_tape(roots):
-    """The one tape every node of the graph lives on and the nodes (``{id: (tensor, operands)}``, as
-    ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel cannot sweep with
-    tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place)."""
+    """The one tape every node of the graph lives on and the nodes (``engine.graph_nodes``: ``{id: (tensor,
+    operands)}``, as ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel cannot
+    sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place)."""
     tape = None
-    nodes = {}
-    stack = [t for t in roots if t._op is not None]
-    while stack:
-        t = stack.pop()
-        key = id(t)
-        if key in nodes:
-            continue
-        nodes[key] = (t, t._inputs)
+    nodes = engine.graph_nodes(roots)
+    for t, _ in nodes.values():
         if t._tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
             return None, None
+        for inp in t._inputs:
+            if inp is not None and inp._prev is not None:
+                return None, None  # an operand modified in place since (graph_nodes walked to its recorded version)
         if tape is None:
             tape = t._tape
         elif t._tape is not tape:
             return None, None
-        for inp in t._inputs:
-            if inp is None:
-                continue
-            if inp._prev is not None:
-                return None, None
-            if inp._rg and inp._op is not None and id(inp) not in nodes:
-                stack.append(inp)
     if tape is None or not tape.hook_rows.keys() <= tape.python_rows:
         return None, None  # hooks, custom Functions or gradient-ready hooks somewhere on the tape
     return tape, nodes

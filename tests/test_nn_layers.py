@@ -143,6 +143,8 @@ LOSSES = [
     ("BCELoss", {}, "prob", ["binary_cross_entropy"]),
     ("BCEWithLogitsLoss", {"pos_weight": "p"}, "binary", ["binary_cross_entropy_with_logits"]),
     ("KLDivLoss", {"reduction": "batchmean"}, "kl", ["kl_div"]),
+    ("SoftMarginLoss", {}, "sign", ["soft_margin_loss"]),
+    ("MultiMarginLoss", {"p": 2, "margin": 0.5, "weight": "w"}, "class", ["multi_margin_loss"]),
 ]
 
 
@@ -175,6 +177,9 @@ def test_loss_matches_torch(name, kwargs, kind, needs):
         p = np.exp(rng.standard_normal((n, c)))
         target = p / p.sum(1, keepdims=True)
         x_t = x - np.log(np.exp(x).sum(1, keepdims=True))
+    elif kind == "sign":
+        target = np.where(rng.standard_normal((n, c)) > 0, 1.0, -1.0)
+        x_t = x
     else:
         target = rng.standard_normal((n, c))
         x_t = x

@@ -458,6 +458,34 @@ INDEX = {
     "take-bad": lambda L, T: L.take(T((2, 3)), T([6], "int64")),
     "take_along_dim": lambda L, T: L.take_along_dim(T((2, 3), grad=True), T([[0], [2]], "int64"), -1),
     "take_along_dim-flat": lambda L, T: L.take_along_dim(T((2, 3), grad=True), T([5, 0], "int64")),
+    # out-of-range indices on each dim: torch's class differs by op (and index_select's by dim)
+    "gather-bad-dim0": lambda L, T: L.gather(T((2, 3)), 0, T([[2, 0]], "int64")),
+    "gather-bad-neg": lambda L, T: L.gather(T((2, 3)), -1, T([[-4]], "int64")),
+    "index_select-bad-dim1": lambda L, T: L.index_select(T((2, 3)), 1, T([0, 3], "int64")),
+    "index_select-bad-dim2": lambda L, T: L.index_select(T((2, 2, 2)), -1, T([-3], "int64")),
+    "index_select-bad-1d": lambda L, T: L.index_select(T((3,)), -1, T([3], "int64")),
+    "index_add-bad-dim1": lambda L, T: L.index_add(T((2, 3)), 1, T([3], "int64"), T((2, 1))),
+    "index_copy-bad-dim1": lambda L, T: L.index_copy(T((2, 3)), -1, T([-4], "int64"), T((2, 1))),
+    "index_fill-bad-dim1": lambda L, T: L.index_fill(T((2, 3)), 1, T([3], "int64"), 1.0),
+    "scatter-bad-dim0": lambda L, T: L.scatter(T((2, 3)), 0, T([[2]], "int64"), T((1, 1))),
+    "scatter_add-bad-neg": lambda L, T: L.scatter_add(T((2, 3)), 1, T([[-1]], "int64"), T((1, 1))),
+    "take_along_dim-bad-flat": lambda L, T: L.take_along_dim(T((2, 3)), T([[6]], "int64")),
+    "take_along_dim-bad-dim0": lambda L, T: L.take_along_dim(T((2, 3)), T([[2, 0, 0]], "int64"), 0),
+    "take_along_dim-bad-dim1": lambda L, T: L.take_along_dim(T((2, 3)), T([[3], [0]], "int64"), 1),
+    "index_put-bad-index-and-shape": lambda L, T: L.index_put(T((3, 3)), (T([0, 3], "int64"),), T((2,))),
+    "index_put-bad-index": lambda L, T: L.index_put(T((3, 3)), (T([0, 1], "int64"), T([0, 3], "int64")), T((2,))),
+    "put": lambda L, T: L.put(T((2, 3), grad=True, layout="t"), T([[0, -1]], "int64"), T((2, 1), grad=True)),
+    "put-acc": lambda L, T: L.put(T((2, 3), grad=True), T([4, 4, 0], "int64"), T((3,), grad=True), accumulate=True),
+    "put-0d": lambda L, T: L.put(T(0.5, grad=True), T([0], "int64"), T((1,), grad=True)),
+    "put-empty": lambda L, T: L.put(T((2, 3), grad=True), T((0,), "int64"), T((0,), grad=True)),
+    "put-method": lambda L, T: T((2, 3), grad=True).put(T([5], "int64"), T((1,), grad=True)),
+    "put_": lambda L, T: (x := T((2, 3), grad=True) * 1.0).put_(T([1, 2], "int64"), T((2,), grad=True)) is x and x,
+    "put-int": lambda L, T: L.put(T((2, 3), "int64"), T([1], "int64"), T([7], "int64")),
+    "put-bad": lambda L, T: L.put(T((2, 3)), T([6], "int64"), T((1,))),
+    "put-bad-neg": lambda L, T: L.put(T((2, 3)), T([-7], "int64"), T((1,))),
+    "put-bad-count": lambda L, T: L.put(T((2, 3)), T([0, 1], "int64"), T((1,))),
+    "put-bad-dtype": lambda L, T: L.put(T((2, 3)), T([0], "int64"), T((1,), "float32")),
+    "put-float-index": lambda L, T: L.put(T((2, 3)), T([0.0]), T((1,))),
     "masked_select": lambda L, T: L.masked_select(T((2, 3), grad=True), T((3,), "bool")),
     "masked_fill": lambda L, T: L.masked_fill(T((2, 3), grad=True), T((3,), "bool"), 2.0),
     "masked_fill-0d-value": lambda L, T: L.masked_fill(T((2, 3), grad=True), T((3,), "bool"), T(2.0, grad=True)),
@@ -525,8 +553,25 @@ INDEX = {
     "unique-float": lambda L, T: L.unique(T([0.5, 0.5, -1.0])),
     "unique-empty": lambda L, T: L.unique(T((0,))),
     "clamp-tensors": lambda L, T: L.clamp(T((2, 3), grad=True), T((3,), grad=True) * 0.1, T(0.5, grad=True)),
-    # ties of the input with a bound (min == max is left out: torch gives neither bound a gradient there)
+    # ties of the input with a bound; min == max (below it nothing gets the gradient); NaN input and bounds
     "clamp-tensor-ties": lambda L, T: L.clamp(T((2, 3), grad=True), T((3,), grad=True), T([0.1, 0.6, 0.9], grad=True)),
+    "clamp-tensor-min-eq-max": lambda L, T: L.clamp(
+        T([0.0, 0.5, 1.0, math.nan], grad=True), T([0.5] * 4, grad=True), T([0.5] * 4, grad=True)
+    ),
+    "clamp-tensor-nan-bounds": lambda L, T: L.clamp(
+        T([1.5, 0.5, -1.0, 0.5], grad=True),
+        T([math.nan, 0.0, 0.0, 0.0], grad=True),
+        T([1.0, math.nan, 1.0, 1.0], grad=True),
+    ),
+    "clamp-tensor-min-ties": lambda L, T: L.clamp(T([0.0, 0.5, 1.0, math.nan], grad=True), T([0.5] * 4, grad=True)),
+    "clamp-tensor-max-ties": lambda L, T: L.clamp(
+        T([0.0, 0.5, 1.0, 0.5], grad=True), None, T([0.5, 0.5, 0.5, math.nan], grad=True)
+    ),
+    "clamp-0d-bounds": lambda L, T: L.clamp(T((2, 3), grad=True), T(0.2, grad=True), T(0.2, grad=True)),
+    "clamp-mixed-bounds": lambda L, T: L.clamp(T((2, 3), grad=True), T((3,), grad=True), 0.5),
+    "clamp-scalar-min-eq-max": lambda L, T: L.clamp(T([0.0, 0.5, 1.0, math.nan], grad=True), 0.5, 0.5),
+    "clamp-scalar-nan": lambda L, T: L.clamp(T((2, 3), grad=True), math.nan, 1.0),
+    "clamp-scalar-nan-max": lambda L, T: L.clamp(T((2, 3), grad=True), max=math.nan),
     "clamp-tensor-nan": lambda L, T: L.clamp(T((2, 3), grad=True), T([0.0, math.nan, 0.0])),
     "clamp-min-gt-max-tensors": lambda L, T: L.clamp(T((2, 3), grad=True), T(0.6, grad=True), T(0.2, grad=True)),
     "clone-int": lambda L, T: (T((2, 3), "int64").clone(), T((2, 3), "bool", layout="t").contiguous()),
@@ -1050,6 +1095,68 @@ NNF = {
         T((3,), grad=True), T((3,)) * -1, T([1.0, -1.0, 1.0])
     ),
     "hinge_embedding_loss": lambda L, T: _F(L).hinge_embedding_loss(T((3,), grad=True), T([1.0, -1.0, 1.0])),
+    "soft_margin_loss": lambda L, T: _F(L).soft_margin_loss(T((2, 3), grad=True, layout="t"), T([1.0, -1.0, 1.0])),
+    "soft_margin_loss-none": lambda L, T: _F(L).soft_margin_loss(T((2, 3), grad=True), T((2, 3)), reduction="none"),
+    "soft_margin_loss-sum-int": lambda L, T: _F(L).soft_margin_loss(
+        T((3,), grad=True), T((3,), "int64"), None, None, "sum"
+    ),
+    "soft_margin_loss-f32": lambda L, T: _F(L).soft_margin_loss(T((3,), "float32"), T((3,))),
+    "soft_margin_loss-0d": lambda L, T: _F(L).soft_margin_loss(T(0.5, grad=True), T(-1.0)),
+    "soft_margin_loss-target-grad": lambda L, T: _F(L).soft_margin_loss(T((3,), grad=True), T((3,), grad=True)),
+    "soft_margin_loss-bad-shape": lambda L, T: _F(L).soft_margin_loss(T((2, 3)), T((2,))),
+    "soft_margin_loss-bad-reduction": lambda L, T: _F(L).soft_margin_loss(T((3,)), T((3,)), reduction="avg"),
+    "soft_margin_loss-large": lambda L, T: _F(L).soft_margin_loss(T([-800.0, 40.0], grad=True), T([1.0, -1.0])),
+    **{
+        f"multi_margin_loss-p{p}-{red}": lambda L, T, p=p, red=red: _F(L).multi_margin_loss(
+            T((3, 4), grad=True, layout="s"), T([3, 0, 1], "int64"), p=p, margin=0.6, reduction=red
+        )
+        for p in (1, 2)
+        for red in ("mean", "sum", "none")
+    },
+    "multi_margin_loss-weight": lambda L, T: _F(L).multi_margin_loss(
+        T((3, 4), grad=True), T([3, 0, 0], "int64"), weight=T((4,)).abs() + 0.5, reduction="none"
+    ),
+    "multi_margin_loss-weight-p2": lambda L, T: _F(L).multi_margin_loss(
+        T((3, 4), grad=True, layout="t"), T([1, 2, 0], "int64"), p=2, weight=T((4,)).abs(), reduction="sum"
+    ),
+    "multi_margin_loss-1d": lambda L, T: _F(L).multi_margin_loss(T((4,), grad=True), T(2, "int64"), reduction="none"),
+    "multi_margin_loss-kink": lambda L, T: _F(L).multi_margin_loss(T([[0.0, 1.0, 0.0]], grad=True), T([1], "int64")),
+    "multi_margin_loss-p2.0": lambda L, T: _F(L).multi_margin_loss(T((2, 3), grad=True), T([0, 2], "int64"), p=2.0),
+    "multi_margin_loss-bad-p": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0, 2], "int64"), p=3),
+    "multi_margin_loss-bad-target-size": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0, 2, 1], "int64")),
+    "multi_margin_loss-bad-target-2d": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([[0], [2]], "int64")),
+    "multi_margin_loss-bad-target-range": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0, 3], "int64")),
+    "multi_margin_loss-bad-target-neg": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([-1, 0], "int64")),
+    "multi_margin_loss-float-target": lambda L, T: _F(L).multi_margin_loss(T((2, 3)), T([0.0, 1.0])),
+    "multi_margin_loss-bad-weight-size": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), weight=T((2,))
+    ),
+    "multi_margin_loss-bad-weight-2d": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), weight=T((1, 3))
+    ),
+    "multi_margin_loss-weight-dtype": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3), "float32"), T([0, 1], "int64"), weight=T((3,))
+    ),
+    "multi_margin_loss-weight-grad": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), weight=T((3,), grad=True)
+    ),
+    "multi_margin_loss-3d": lambda L, T: _F(L).multi_margin_loss(T((2, 3, 2)), T([0, 1], "int64")),
+    "multi_margin_loss-empty-classes": lambda L, T: _F(L).multi_margin_loss(T((2, 0)), T([0, 1], "int64")),
+    "multi_margin_loss-empty-none": lambda L, T: _F(L).multi_margin_loss(
+        T((0, 3), grad=True), T((0,), "int64"), reduction="none"
+    ),
+    "multi_margin_loss-int": lambda L, T: _F(L).multi_margin_loss(T((2, 3), "int64"), T([0, 1], "int64")),
+    "multi_margin_loss-bad-reduction": lambda L, T: _F(L).multi_margin_loss(
+        T((2, 3)), T([0, 1], "int64"), reduction="x"
+    ),
+    "MultiMarginLoss": lambda L, T: L.nn.MultiMarginLoss(p=2, margin=0.5, weight=T((3,)).abs(), reduction="sum")(
+        T((2, 3), grad=True), T([2, 1], "int64")
+    ),
+    "MultiMarginLoss-bad-p": lambda L, T: L.nn.MultiMarginLoss(p=0),
+    "MultiMarginLoss-bad-weight": lambda L, T: L.nn.MultiMarginLoss(weight=T((1, 3))),
+    "SoftMarginLoss": lambda L, T: L.nn.SoftMarginLoss(reduction="none")(T((2, 3), grad=True), T((3,))),
+    "gumbel_softmax-bad-input": lambda L, T: _F(L).gumbel_softmax([0.5, 0.2]),
+    "gumbel_softmax-int": lambda L, T: _F(L).gumbel_softmax(T((2, 3), "int64")),
     "poisson_nll_loss": lambda L, T: _F(L).poisson_nll_loss(T((2, 3), grad=True), T((2, 3)).abs()),
     "gaussian_nll_loss": lambda L, T: _F(L).gaussian_nll_loss(T((2, 3), grad=True), T((2, 3)), T((2, 3)).abs()),
     "cosine_embedding_loss": lambda L, T: _F(L).cosine_embedding_loss(T((2, 3), grad=True), T((2, 3)), T([1.0, -1.0])),
@@ -1218,6 +1325,144 @@ for _k, _f in METHODS.items():
     _add(f"m.{_k}", _f)
 
 
+# ---- session 10: reductions with dtype=, out= errors, new_* factories, sort with NaN, where with scalars, losses'
+# reduction='none' and option combinations, integer wrap-around, the composites of ad/tensor_extras.py
+_begin("wider")
+_NAN_TIES = [[0.5, math.nan, 0.2, 0.5], [math.nan, -1.0, math.nan, 0.0]]
+WIDER = {
+    **{
+        f"{name}-dtype-{dt}": lambda L, T, n=name, dt=dt: getattr(L, n)(T((2, 3), "int64"), 1, dtype=getattr(L, dt))
+        for name in ("sum", "prod", "cumsum", "cumprod", "nansum")
+        for dt in ("float32", "int32")
+    },
+    "sum-dtype-bool": lambda L, T: L.sum(T((2, 3), "bool"), dtype=L.int64),
+    "sum-dtype-grad": lambda L, T: L.sum(T((2, 3), grad=True), 0, dtype=L.float32),
+    "mean-dtype-f32": lambda L, T: L.mean(T((2, 3)), 1, dtype=L.float32),
+    "mean-int-nodtype": lambda L, T: L.mean(T((2, 3), "int64")),
+    "nanmean-dtype": lambda L, T: L.nanmean(T(_NAN_TIES), 1, dtype=L.float32),
+    "softmax-dtype-f32": lambda L, T: L.softmax(T((2, 3), grad=True), -1, dtype=L.float32),
+    "sum-out-dtype": lambda L, T: L.sum(T((2, 3)), 1, out=T((2,), "int64")),
+    "sum-out-shape": lambda L, T: L.sum(T((2, 3)), 1, out=T((5,))),
+    "add-out-int": lambda L, T: L.add(T((2, 3)), 1.0, out=T((2, 3), "int64")),
+    "add-out-f32": lambda L, T: L.add(T((2, 3)), 1.0, out=T((2, 3), "float32")),
+    "add-out-grad": lambda L, T: L.add(T((2, 3)), 1.0, out=T((2, 3), grad=True)),
+    "mul-out-resize": lambda L, T: L.mul(T((2, 3)), 2.0, out=T((0,))),
+    "matmul-out-dtype": lambda L, T: L.matmul(T((2, 3)), T((3, 2)), out=T((2, 2), "float32")),
+    "new_empty-shape": lambda L, T: T((2,), "int64").new_empty((2, 3)).shape,
+    "new_ones-dtype": lambda L, T: T((2,), "float32").new_ones((2,), dtype=L.int64),
+    "new_zeros-grad": lambda L, T: (lambda z: (z.requires_grad, z.is_leaf, z))(
+        T((2,)).new_zeros(2, requires_grad=True)
+    )[:2],
+    "new_full-bool": lambda L, T: T((2,), "bool").new_full((3,), 2),
+    "new_tensor-t": lambda L, T: T((2,), "int64").new_tensor(T((2, 3))),
+    "sort-nan": lambda L, T: L.sort(T(_NAN_TIES, grad=True), 1),
+    "sort-nan-desc": lambda L, T: L.sort(T(_NAN_TIES, grad=True), dim=1, descending=True, stable=True),
+    "argsort-nan-desc": lambda L, T: L.argsort(T(_NAN_TIES), dim=1, descending=True, stable=True),
+    "sort-nan-dim0": lambda L, T: L.sort(T(_NAN_TIES, grad=True), dim=0, stable=True),
+    "topk-nan": lambda L, T: L.topk(T([[0.5, math.nan, 0.2, 0.4], [math.nan, -1.0, 0.3, 0.0]], grad=True), 2, 1),
+    "msort-nan": lambda L, T: L.msort(T(_NAN_TIES)),
+    "sort-int-desc": lambda L, T: L.sort(T([[3, 1, 3, 2]], "int64"), descending=True, stable=True),
+    "where-scalar-scalar": lambda L, T: L.where(T((2, 3), "bool"), 1.0, 0.0),
+    "where-int-scalars": lambda L, T: L.where(T((2, 3), "bool"), 1, 0),
+    "where-int-float-scalar": lambda L, T: L.where(T((2, 3), "bool"), T((2, 3), "int64"), 0.5),
+    "where-f32-scalar": lambda L, T: L.where(T((2, 3), "bool"), T((2, 3), "float32"), 2.0),
+    "where-scalar-f32": lambda L, T: L.where(T((2, 3), "bool"), 2, T((3,), "float32")),
+    "where-bool-int": lambda L, T: L.where(T((2, 3), "bool"), T((2, 3), "bool"), 3),
+    "where-0d-f64-f32": lambda L, T: L.where(T((2, 3), "bool"), T(1.5), T((2, 3), "float32")),
+    "where-method-scalar": lambda L, T: T((2, 3), grad=True).where(T((2, 3), "bool"), -1.0),
+    **{
+        f"{name}-none": lambda L, T, n=name: getattr(_F(L), n)(T((2, 3), grad=True), T((2, 3)), reduction="none")
+        for name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "soft_margin_loss")
+    },
+    "cross_entropy-none-4d": lambda L, T: _F(L).cross_entropy(
+        T((2, 3, 2, 2), grad=True), T([[[0, 2], [1, -100]], [[2, 2], [0, 1]]], "int64"), reduction="none"
+    ),
+    "cross_entropy-weight-ignore-smooth": lambda L, T: _F(L).cross_entropy(
+        T((4, 3), grad=True), T([0, 2, 1, 2], "int64"), T([0.2, 1.0, 0.5]), ignore_index=2, label_smoothing=0.3
+    ),
+    "cross_entropy-weight-ignore-smooth-none": lambda L, T: _F(L).cross_entropy(
+        T((4, 3), grad=True),
+        T([0, 2, 1, 2], "int64"),
+        T([0.2, 1.0, 0.5]),
+        ignore_index=2,
+        reduction="none",
+        label_smoothing=0.3,
+    ),
+    "cross_entropy-weight-smooth-sum": lambda L, T: _F(L).cross_entropy(
+        T((2, 3, 2), grad=True),
+        T([[0, 2], [1, 1]], "int64"),
+        T([0.2, 1.0, 0.5]),
+        reduction="sum",
+        label_smoothing=0.1,
+    ),
+    "cross_entropy-probs-weight-smooth": lambda L, T: _F(L).cross_entropy(
+        T((2, 3), grad=True), T((2, 3)).softmax(-1), T([0.2, 1.0, 0.5]), label_smoothing=0.2, reduction="none"
+    ),
+    "cross_entropy-1d": lambda L, T: _F(L).cross_entropy(T((3,), grad=True), T(1, "int64"), label_smoothing=0.1),
+    "nll_loss-none-ignore": lambda L, T: _F(L).nll_loss(
+        T((3, 4), grad=True), T([1, -1, 3], "int64"), ignore_index=-1, reduction="none"
+    ),
+    "nll_loss-weight-all-ignored": lambda L, T: _F(L).nll_loss(
+        T((2, 4), grad=True), T([1, 1], "int64"), T((4,)).abs(), ignore_index=1
+    ),
+    "bce-none-weight": lambda L, T: _F(L).binary_cross_entropy(
+        T((2, 3), grad=True).abs(), T((2, 3)).abs(), weight=T((3,)).abs(), reduction="none"
+    ),
+    "bce_with_logits-none-pos_weight": lambda L, T: _F(L).binary_cross_entropy_with_logits(
+        T((2, 3), grad=True), T((2, 3)).abs(), weight=T((2, 1)).abs(), pos_weight=T((3,)).abs(), reduction="none"
+    ),
+    "kl_div-legacy-flags": lambda L, T: (
+        _F(L).kl_div(T((2, 3), grad=True), T((2, 3)).abs(), "none"),
+        _F(L).mse_loss(T((2, 3), grad=True), T((2, 3)), 0, 1),
+        _F(L).l1_loss(T((2, 3), grad=True), T((2, 3)), None, 0),
+    ),
+    "kl_div-none-log_target": lambda L, T: _F(L).kl_div(
+        T((2, 3), grad=True), T((2, 3)), reduction="none", log_target=True
+    ),
+    **{
+        f"{op}-{dt}-wrap": lambda L, T, op=op, dt=dt: getattr(L, op)(
+            L.tensor([100, 120, -100], dtype=getattr(L, dt))
+            if dt != "uint8"
+            else L.tensor([200, 250, 3], dtype=L.uint8),
+            L.tensor([100, 20, -100], dtype=getattr(L, dt)) if dt != "uint8" else L.tensor([100, 10, 5], dtype=L.uint8),
+        )
+        for op in ("add", "sub", "mul")
+        for dt in ("int8", "int16", "uint8")
+    },
+    "int8-scalar-wrap": lambda L, T: L.tensor([100, -100], dtype=L.int8) + 100,
+    "uint8-neg": lambda L, T: -L.tensor([1, 0, 200], dtype=L.uint8),
+    "int8-sum": lambda L, T: L.sum(L.tensor([100, 100], dtype=L.int8)),
+    "int8-cumsum": lambda L, T: L.cumsum(L.tensor([100, 100], dtype=L.int8), 0),
+    "uint8-int8": lambda L, T: L.tensor([200], dtype=L.uint8) + L.tensor([-1], dtype=L.int8),
+    "addr": lambda L, T: L.addr(T((2, 3), grad=True), T((2,), grad=True), T((3,), grad=True), beta=0.5, alpha=2),
+    "addr-bcast": lambda L, T: L.addr(T((3,), grad=True), T((2,), grad=True), T((3,), grad=True)),
+    "addr-beta0-nan": lambda L, T: L.addr(T([[math.nan] * 3] * 2), T((2,), grad=True), T((3,)), beta=0),
+    "addr-int": lambda L, T: L.addr(T((2, 3), "int64"), T((2,), "int64"), T((3,), "int64"), alpha=2),
+    "addr-int-float-alpha": lambda L, T: L.addr(T((2, 3), "int64"), T((2,), "int64"), T((3,), "int64"), alpha=0.5),
+    "addr-bool": lambda L, T: L.addr(T((2, 3), "bool"), T((2,), "bool"), T((3,), "bool")),
+    "addr-bad-vec": lambda L, T: L.addr(T((2, 3)), T((2, 1)), T((3,))),
+    "addr-bad-input": lambda L, T: L.addr(T((2,)), T((2,)), T((3,))),
+    "addr-method": lambda L, T: T((2, 3), grad=True).addr(T((2,)), T((3,), grad=True)),
+    "addr_": lambda L, T: T((2, 3), grad=True).mul(1.0).addr_(T((2,), grad=True), T((3,))),
+    "mvlgamma": lambda L, T: L.mvlgamma(T([2.5, 3.0, 1.7], grad=True), 3),
+    "mvlgamma-int": lambda L, T: L.mvlgamma(T([2, 3], "int64"), 2),
+    "mvlgamma-p0": lambda L, T: L.mvlgamma(T([2.5]), 0),
+    "mvlgamma-method": lambda L, T: T([2.5, 3.0], grad=True).mvlgamma(p=2),
+    "narrow_copy": lambda L, T: L.narrow_copy(T((3, 4), grad=True, layout="t"), -1, 1, 2),
+    "narrow_copy-bad": lambda L, T: T((3, 4)).narrow_copy(1, 3, 2),
+    "isreal": lambda L, T: (L.isreal(T((2, 3))), T((2,), "int64").isreal()),
+    "unsafe_chunk": lambda L, T: L.unsafe_chunk(T((5, 2), grad=True), 3),
+    "unsafe_split": lambda L, T: T((2, 5), grad=True).unsafe_split(2, -1),
+    "unsafe_split_with_sizes": lambda L, T: L.unsafe_split_with_sizes(T((5,), grad=True), [2, 3]),
+    "hardshrink-method": lambda L, T: T((2, 3), grad=True).hardshrink(0.3),
+    "prelu-method": lambda L, T: T((2, 3), grad=True).prelu(T((3,), grad=True)),
+    "reciprocal_": lambda L, T: T((2, 3), grad=True).add(1.0).reciprocal_(),
+    "layout-predicates": lambda L, T: [getattr(T((2,)), n) for n in ("is_sparse", "is_quantized", "is_meta")],
+}
+for _k, _f in WIDER.items():
+    _add(f"w.{_k}", _f)
+
+
 # ---- in-place ops on bad input: torch's error, and nothing written
 _begin("inplace")
 
@@ -1322,8 +1567,16 @@ DELIBERATE = {
     "ldexp-f32-2.5": "ldexp accepts a number for the exponent (torch requires a tensor)",
     "ldexp-i64-2.5": "ldexp accepts a number for the exponent (torch requires a tensor)",
     "unravel_index-bad": "an index out of range raises (torch 2.13 wraps it silently)",
+    **{
+        f"take_along_dim-bad-dim{d}": "an index out of range raises (torch 2.13 has no bounds check there: it reads "
+        "past the line)"
+        for d in (0, 1)
+    },
     "block_diag-0d-1d": "torch 2.13's gradient of a block after a (0,) block reads the empty block's row (its "
     "values are right; ad's gradient matches them)",
+    "clamp-mixed-bounds": "a tensor and a number bound are accepted in either order (torch 2.13 raises TypeError "
+    "for (tensor, number) and computes for (number, tensor))",
+    "F.soft_margin_loss-large": "soft_margin_loss is computed without overflow (torch 2.13's log1p(exp(800)) is inf)",
     "F.bce_with_logits-int-target": "an integer target is read as float (torch 2.13 fails casting inside its kernel)",
 }
 
@@ -1372,11 +1625,33 @@ FORWARD_DELIBERATE = {
     "var-empty-dim0": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "var-empty-all": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "corrcoef-constant": "the tangent of a constant row's NaN correlation is NaN (torch's: 0)",
+    "w.nll_loss-weight-all-ignored": "the NaN loss of all-ignored targets has a zero tangent, as its gradient",
     "F.cross_entropy-all-ignored": "the NaN loss of all-ignored targets has a zero tangent, as its gradient",
+    **{
+        case: "clamp's tangent follows its gradient (torch's forward rule differs from its backward at ties, "
+        "at min == max and at NaN: it takes min's tangent where the input is not above min)"
+        for case in (
+            "clamp-tensor-min-eq-max",
+            "clamp-tensor-nan-bounds",
+            "clamp-tensor-min-ties",
+            "clamp-tensor-max-ties",
+            "clamp-0d-bounds",
+        )
+    },
     "F.embedding-padding": "padding_idx rows get no tangent, as they get no gradient (torch's forward mode "
     "carries the weight's tangent there)",
 }
-FORWARD_SECTIONS = ("unary", "binary", "reductions", "special", "shapes", "indexing", "surface", "nn_functional")
+FORWARD_SECTIONS = (
+    "unary",
+    "binary",
+    "reductions",
+    "special",
+    "shapes",
+    "indexing",
+    "surface",
+    "nn_functional",
+    "wider",
+)
 
 
 class _DualMaker(_Maker):

@@ -1027,16 +1027,9 @@ def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        # torch's rule: a tie gives the whole gradient to ``input`` (maximum/minimum would split it), a NaN bound
-        # gives NaN, and where ``min > max`` the result is ``max``
-        from .structural import where
-
-        out = input
-        if min is not None:
-            out = where((out < min) | (min != min), min, out)
-        if max is not None:
-            out = where((out > max) | (max != max), max, out)
-        return out
+        return _clamp_tensor_bounds(input, min, max)
+    if any(isinstance(b, float) and math.isnan(b) for b in (min, max)):
+        return _clamp_tensor_bounds(input, min, max)  # a NaN bound gives NaN (the kernel reads NaN as "none")
     if input._data.dtype.kind != "f":  # an integer stays one with integer bounds (torch's promotion)
         bounds = [b for b in (min, max) if b is not None]
         data = input.detach().cpu()._data
@@ -1048,6 +1041,39 @@ def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
 
 
 clip = clamp
+
+
+def _isnan(bound):
+    return bound != bound if isinstance(bound, Tensor) else bool(math.isnan(bound))
+
+
+def _clamp_tensor_bounds(input, min, max):  # noqa: A002 - torch's names
+    """``clamp`` with a tensor (or NaN) bound, as torch's ``clamp_backward_min_max``: ``input`` gets the gradient
+    where ``min <= input <= max``, ``min`` where ``input < min < max``, ``max`` where ``input > max`` or
+    ``max < min``; nothing gets it where no branch holds (a NaN anywhere, ``input < min == max``): there the
+    result is a constant."""
+    from .structural import where
+
+    lo = min.detach() if isinstance(min, Tensor) else min
+    hi = max.detach() if isinstance(max, Tensor) else max
+    value = input.detach()  # torch's forward value: NaN propagates from the input and from either bound
+    if lo is not None:
+        value = where((value < lo) | _isnan(lo), lo, value)
+    if hi is not None:
+        value = where((value > hi) | _isnan(hi), hi, value)
+    if min is not None and max is not None:
+        branches = [((input >= min) & (input <= max), input), ((input < min) & (min < max), min)]
+        if isinstance(max, Tensor):  # the value is NaN where ``min`` is NaN: the gradient still goes to ``max``
+            branches.append(((input > max) | (max < min), max + where(value != value, value, 0.0)))
+    elif min is not None:
+        branches = [(input >= min, input), (input < min, min)]
+    else:
+        branches = [(input <= max, input), (input > max, max)]
+    out = value
+    for taken, source in reversed(branches):  # exclusive branches; a number bound has no gradient to take
+        if isinstance(source, Tensor):
+            out = where(taken, source, out)
+    return out
 
 
 def clone(x):

@@ -195,9 +195,7 @@ def gather(input, dim, index, *, sparse_grad=False):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     size = input.shape[d] if input.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
-    if bad.size:
-        if d == 0:  # torch's class depends on its kernel's path: dim 0 (the usual embedding lookup) is this one
-            raise IndexError(f"index out of range in self (index {int(bad.reshape(-1)[0])}, size {size})")
+    if bad.size:  # (torch's class: RuntimeError on every dim)
         raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {d} with size {size}")
     if input.ndim == 0:  # torch treats a 0-d input as one element along dim 0
         return gather_map(input, idx.shape, np.zeros(idx.shape, np.int64), GATHER)
@@ -222,7 +220,7 @@ def index_select(input, dim, index):
     size = input.shape[d] if input.ndim else 1
     bad = idx[(idx < 0) | (idx >= size)]
     if bad.size:
-        if d == 0:  # torch's class depends on its kernel's path: dim 0 (the usual embedding lookup) is this one
+        if d != 1:  # torch's class depends on its kernel's path: dim 1 has its own kernel (a RuntimeError)
             raise IndexError(f"index out of range in self (index {int(bad.reshape(-1)[0])}, size {size})")
         raise RuntimeError(
             f"INDICES element is out of DATA bounds, id={int(bad.reshape(-1)[0])} axis_dim={size} "

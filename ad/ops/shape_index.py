@@ -617,30 +617,40 @@ def index_put(input, indices, values, accumulate=False):  # noqa: A002
         if a.dtype.kind not in "iub":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         key.append(a.astype(bool) if a.dtype.kind == "b" else a.astype(_I64))
+    if not isinstance(values, Tensor):
+        values = _const(values, input.dtype)
     try:
         positions = _ids(input.shape)[tuple(key)]
     except IndexError as e:
+        # torch checks the values' shape first: the indexed shape does not depend on the indices' values
+        in_range = tuple(np.zeros_like(k) if isinstance(k, np.ndarray) and k.dtype != bool else k for k in key)
+        try:
+            _check_broadcast(values, _ids(input.shape)[in_range].shape)
+        except IndexError:
+            pass
         raise IndexError(str(e).replace("axis", "dimension")) from None
-    if not isinstance(values, Tensor):
-        values = _const(values, input.dtype)
     if values.dtype != input.dtype:
         raise RuntimeError(
             f"Index put requires the source and destination dtypes match, got {_tname(input.dtype)} for the "
             f"destination and {_tname(values.dtype)} for the source."
         )
-    try:
-        np.broadcast_shapes(values.shape, positions.shape)
-    except ValueError:
-        raise RuntimeError(
-            f"shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast to indexing result "
-            f"of shape {list(positions.shape)}"
-        ) from None
+    _check_broadcast(values, positions.shape)
     if values.shape != positions.shape:
         values = expand(values, positions.shape)
     positions = positions.reshape(-1)
     if accumulate:
         return input + scatter_map(reshape(values, -1), input.shape, positions)
     return _overwrite(input, positions, values, np.arange(positions.size, dtype=_I64))
+
+
+def _check_broadcast(values, shape):
+    try:
+        np.broadcast_shapes(values.shape, shape)
+    except ValueError:
+        raise RuntimeError(
+            f"shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast to indexing result "
+            f"of shape {list(shape)}"
+        ) from None
 
 
 def _tname(dtype):
@@ -706,15 +716,46 @@ def masked_select(input, mask):  # noqa: A002
 # take / take_along_dim
 
 
-@with_out(same_dtype=True)
-def take(input, index):  # noqa: A002
-    """``input.flatten()[index]`` with the shape of ``index`` (negative indices count from the end)."""
-    idx = _index_array(index, "take")
+def _flat_index_in_range(idx, input):  # noqa: A002
+    """``input``'s number of elements, after checking that ``idx`` indexes its flattened form (torch's error)."""
     n = input._data.size
     bad = idx[(idx < -n) | (idx >= n)]
     if bad.size:
         raise IndexError(f"out of range: tried to access index {int(bad.reshape(-1)[0])} on a tensor of {n} elements.")
+    return n
+
+
+@with_out(same_dtype=True)
+def take(input, index):  # noqa: A002
+    """``input.flatten()[index]`` with the shape of ``index`` (negative indices count from the end)."""
+    idx = _index_array(index, "take")
+    n = _flat_index_in_range(idx, input)
     return gather_map(input, idx.shape, idx % n if n else idx, TAKE)
+
+
+def put(input, index, source, accumulate=False):  # noqa: A002
+    """``input.flatten()[index] = source.flatten()`` in a copy of ``input`` (``+=`` with ``accumulate``: repeats
+    add up; without, the last write wins and only it gets a gradient, as ``index_put``)."""
+    idx = _data(index) if isinstance(index, Tensor) else None
+    if idx is None or idx.dtype.kind not in "iu":
+        got = _tname(idx.dtype) if idx is not None else type(index).__name__
+        raise RuntimeError(f"put_(): Expected a long tensor for index, but got {got}")
+    if not isinstance(source, Tensor) or source.dtype != input.dtype:
+        got = _tname(source.dtype) if isinstance(source, Tensor) else type(source).__name__
+        raise RuntimeError(
+            f"put_(): self and source expected to have the same dtype, but got self.dtype = {_tname(input.dtype)} "
+            f"and source.dtype = {got}"
+        )
+    if source.numel() != idx.size:
+        raise IndexError(
+            "put_(): Expected source and index to have the same number of elements, but got "
+            f"source.numel() = {source.numel()}, index.numel() = {idx.size}"
+        )
+    n = _flat_index_in_range(idx, input)
+    flat = index_put(
+        reshape(input, -1), (wrap_array(idx.reshape(-1) % builtins.max(n, 1)),), reshape(source, -1), accumulate
+    )
+    return reshape(flat, input.shape)
 
 
 @with_out(same_dtype=True)
@@ -722,6 +763,10 @@ def take_along_dim(input, indices, dim=None):  # noqa: A002
     """Values of ``input`` at ``indices`` along ``dim`` (both broadcast apart from ``dim``; None: flattened)."""
     idx = _index_array(indices, "take_along_dim", "indices")
     if dim is None:
+        n = input._data.size
+        bad = idx[(idx < -n) | (idx >= n)]
+        if bad.size:  # (torch's class is gather's, not take's)
+            raise RuntimeError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension 0 with size {n}")
         return take(reshape(input, -1), wrap_array(idx.reshape(-1)))
     if idx.ndim != input.ndim:
         raise RuntimeError(
@@ -863,11 +908,12 @@ def _make_inplace(name, out_of_place):
 
 _METHODS = (
     "flip fliplr flipud roll rot90 repeat tile repeat_interleave scatter scatter_add scatter_reduce index_add "
-    "index_copy index_fill index_put masked_fill masked_scatter masked_select take take_along_dim tril triu diag "
+    "index_copy index_fill index_put masked_fill masked_scatter masked_select put take take_along_dim tril triu diag "
     "diag_embed trace"
 ).split()
 _INPLACE = (
-    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter tril triu"
+    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter put tril "
+    "triu"
 ).split()
 # what ``from ad.ops.shape_index import *`` (ad/__init__.py) exports: the functions torch has
 __all__ = [n for n in _METHODS if n != "repeat"] + ["broadcast_shapes", "clone"]

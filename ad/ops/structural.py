@@ -58,6 +58,29 @@ def _where_vjp(g, out, inputs, ctx):
 WHERE = Op("where", K.WHERE, "WhereBackward0", _where_vjp)
 
 
+def _kind_rank(value):
+    """bool 0, integer 1, float 2: the order of torch's scalar type categories."""
+    if isinstance(value, Tensor):
+        return {"b": 0, "i": 1, "u": 1}.get(value._data.dtype.kind, 2)
+    return 0 if isinstance(value, (bool, np.bool_)) else 1 if isinstance(value, numbers.Integral) else 2
+
+
+def _where_scalar(value, other):
+    """A Python number as ``where``'s operand, typed as torch's weak scalars: the tensor operand's dtype when it
+    is of the number's category or a higher one (bool < int < float), else bool / int64 / float64 (with another
+    number: the higher category of the two: ``where(c, 1, 0)`` is int64, ``where(c, 1.0, 0)`` float64)."""
+    rank = _kind_rank(value)
+    if isinstance(other, Tensor):
+        if _kind_rank(other) >= rank:
+            try:
+                return wrap_array(np.asarray(value, other._data.dtype))
+            except OverflowError:  # (a number the tensor's dtype cannot hold: the default of its category)
+                pass
+    elif _is_scalar(other):
+        rank = builtins.max(rank, _kind_rank(other))
+    return wrap_array(np.asarray(value, (np.bool_, np.int64, np.float64)[rank]))
+
+
 @forward_rule(_where_jvp)
 def where(condition, input=None, other=None):
     """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
@@ -90,11 +113,13 @@ def where(condition, input=None, other=None):
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
     if not isinstance(input, Tensor):
-        input = as_tensor_operand(
-            float(input) if _is_scalar(input) else input, other if isinstance(other, Tensor) else None
+        input = (
+            _where_scalar(input, other)
+            if _is_scalar(input)
+            else as_tensor_operand(input, other if isinstance(other, Tensor) else None)
         )
     if not isinstance(other, Tensor):
-        other = as_tensor_operand(float(other) if _is_scalar(other) else other, input)
+        other = _where_scalar(other, input) if _is_scalar(other) else as_tensor_operand(other, input)
     if input._dev is not None or other._dev is not None:
         return _cuda_ops().where(condition, input, other)
     if input._data.ndim == 0 and input._data.dtype != other._data.dtype and other._data.dtype.kind == "f":
@@ -585,6 +610,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A001 
     out_data = np.asarray(np.sum(xd, axis=dims, keepdims=keepdim))
     if xd.dtype.kind == "b" or (xd.dtype.kind == "u" and xd.dtype.itemsize < 8):  # torch: int64 (numpy: uint64)
         out_data = out_data.astype(np.int64)
+    if dtype is not None and out_data.dtype != dtype:  # numpy's integer sums widen to int64: torch keeps dtype
+        out_data = out_data.astype(dtype)
     if not _recording(input):
         return wrap_array(out_data)
     return _record_scatter_strided(SUM, input, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
@@ -735,7 +762,13 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
         dtype = np.int64  # torch's accumulator of unsigned bytes (numpy's is uint64)
     if dtype is not None:
         input = input.to(dtype)
-    return _group_reduce(PROD, np.prod, input, dim, keepdim)
+    return _keep_dtype(_group_reduce(PROD, np.prod, input, dim, keepdim), dtype)
+
+
+def _keep_dtype(result, dtype):
+    """``result`` in the ``dtype`` asked for: numpy's integer sums and products widen to int64 (an integer
+    result: no gradient to keep)."""
+    return result if dtype is None or result.dtype == dtype else result.to(dtype)
 
 
 @forward_rule(_group_jvp(K.AMAX))

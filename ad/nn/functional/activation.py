@@ -10,10 +10,12 @@ at its bounds, leaky_relu's slope at 0), the comparisons are chosen to give torc
 """
 
 import math
+import warnings
 
 import numpy as np
 
 from ... import composites, ops
+from ...creation import empty_like
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 
@@ -26,6 +28,27 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
     """``ad.log_softmax`` with torch.nn.functional's parameters (``dtype`` comes after ``_stacklevel``)."""
     return composites.log_softmax(input, dim, dtype)
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """``softmax((logits + g) / tau, dim)`` with Gumbel(0, 1) noise ``g = -log(E)``, ``E ~ Exponential(1)``
+    (drawn from ``ad.manual_seed``'s generator). ``hard``: the one-hot of the largest entry along ``dim`` in the
+    forward value, the soft sample's gradient (straight through: ``y_hard - y_soft.detach() + y_soft``).
+    ``eps`` is deprecated and unused, as in torch (a warning when given).
+
+    Example: ``F.gumbel_softmax(ad.zeros(2, 3), hard=True)`` has one 1 in each row.
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"empty_like(): argument 'input' (position 1) must be Tensor, not {type(logits).__name__}")
+    if eps != 1e-10:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    gumbels = -ops.log(empty_like(logits).exponential_())
+    y_soft = composites.softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y_soft
+    index = y_soft.detach().argmax(dim, keepdim=True)
+    y_hard = ops.zeros_like(logits).scatter(dim, index, 1.0)
+    return y_hard - y_soft.detach() + y_soft
 
 
 sigmoid = ops.sigmoid

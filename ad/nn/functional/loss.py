@@ -22,15 +22,16 @@ from .activation import _part, logsigmoid
 
 
 def _legacy(size_average, reduce, reduction):
-    """torch's ``_Reduction.legacy_get_string``: the deprecated flags, when given, decide the reduction."""
+    """torch's ``_Reduction.legacy_get_string``: the deprecated flags, when given, decide the reduction (read
+    as truth values, as torch does)."""
     if size_average is None and reduce is None:
         return reduction
-    warnings.warn("size_average and reduce args will be deprecated, please use reduction='"
-                  f"{'none' if reduce is False else 'mean' if size_average in (None, True) else 'sum'}' instead.",
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.",
                   UserWarning, stacklevel=3)
-    if reduce is False:
-        return "none"
-    return "mean" if size_average in (None, True) else "sum"
+    return legacy
 
 
 def _reduce(loss, reduction):
@@ -478,3 +479,86 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     if swap:
         d_neg = ops.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
     return _reduce(ops.relu(d_pos - d_neg + margin), reduction)
+
+
+def _not_differentiable(fn, name, t):
+    if isinstance(t, Tensor) and t.requires_grad:
+        raise RuntimeError(
+            f"The function '{fn}' is not differentiable with respect to argument '{name}'. This input cannot have "
+            "requires_grad True."
+        )
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """``log(1 + exp(-target * input))`` (computed as ``-logsigmoid(target * input)``: no overflow where torch's
+    ``log1p(exp(.))`` gives inf). ``target`` (-1 or 1, any dtype) is a constant, cast to ``input``'s dtype.
+
+    Raises: RuntimeError for a target that requires grad (as torch) or does not broadcast; ValueError for a bad
+    reduction. Example: ``F.soft_margin_loss(ad.tensor([0.0]), ad.tensor([1.0]))`` is ``log 2``.
+    """
+    reduction = _legacy(size_average, reduce, reduction)
+    _check_input(input, "soft_margin_loss")
+    _check_reduction(reduction)
+    _not_differentiable("soft_margin_loss", "target", target)
+    target = _tensor(target, input)
+    _size_warning(input, target)
+    margin = input * ops.cast(target, input.dtype) if target.dtype != input.dtype else input * target
+    return _reduce(-logsigmoid(margin), reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,  # noqa: A002
+                      reduction="mean"):
+    """Multi-class hinge loss: for each sample ``n`` (a row of ``input``, ``(N, C)`` or ``(C,)``) with class
+    ``y = target[n]``, ``sum_{i != y} weight[y] * max(0, margin - input[n, y] + input[n, i]) ** p / C``.
+
+    Raises: ValueError for ``p`` not 1 or 2, a weight that is not 1-d or a bad reduction; RuntimeError (torch's
+    messages) for a target of another shape or out of range, a weight of another size or dtype, an input that
+    is not a non-empty vector or matrix; NotImplementedError for an integer input.
+    Example: ``F.multi_margin_loss(ad.tensor([[0.1, 0.8, 0.3]]), ad.tensor([1]))`` is ``(0.3 + 0.5) / 3``.
+    """
+    reduction = _legacy(size_average, reduce, reduction)
+    if p != 1 and p != 2:
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError("weight must be one-dimensional")
+    _check_input(input, "multi_margin_loss")
+    _check_reduction(reduction)
+    if input.ndim not in (1, 2) or input.shape[-1] == 0:
+        raise RuntimeError(
+            f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {list(input.shape)}"
+        )
+    if input.dtype.kind != "f":
+        raise NotImplementedError(
+            f"\"multi_margin_loss_cpu_kernel\" not implemented for '{ops._torch_dtype(input.dtype).capitalize()}'"
+        )
+    td = target._host() if isinstance(target, Tensor) else np.asarray(target)
+    n, c = (1, input.shape[0]) if input.ndim == 1 else input.shape
+    if td.ndim > 1 or td.size != n:
+        raise RuntimeError(
+            "multi_margin_loss: target tensor should be 1-D with size equal to the number of input samples (batch "
+            f"size). Expected target size [{n}], but got {list(td.shape)}. Input has shape {list(input.shape)}."
+        )
+    if td.dtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {ops._torch_dtype(td.dtype).capitalize()}")
+    if np.any((td < 0) | (td >= c)):
+        raise RuntimeError("target out of range")
+    if weight is not None:
+        _not_differentiable("multi_margin_loss", "weight", weight)
+        if weight.shape != (c,):
+            raise RuntimeError(f"inconsistent weight size, expected {c} but got {list(weight.shape)}")
+        if weight.dtype != input.dtype:
+            raise RuntimeError(
+                f"expected scalar type {ops._torch_dtype(input.dtype).capitalize()} but found "
+                f"{ops._torch_dtype(weight.dtype).capitalize()}"
+            )
+    rows = ops.reshape(input, (n, c))
+    classes = td.reshape(n, 1)
+    picked = ops.gather(rows, 1, wrap_array(classes))
+    hinge = ops.relu(margin - picked + rows)
+    if p == 2:
+        hinge = hinge * hinge
+    if weight is not None:
+        hinge = hinge * ops.index_select(weight, 0, wrap_array(td.reshape(n)))[:, None]
+    others = wrap_array(np.arange(c) != classes)  # the target's own term is max(0, margin) ** p: left out
+    loss = ops.sum(_part(others, hinge), 1) / c
+    return _reduce(loss if input.ndim == 2 else ops.reshape(loss, ()), reduction)

@@ -1,0 +1,104 @@
+"""Small parts of torch's surface that are composites of other ``ad`` functions: ``addr``, ``mvlgamma``,
+``narrow_copy``, ``isreal``, the ``unsafe_*`` splits, the Tensor methods ``hardshrink`` / ``prelu`` /
+``reciprocal_``, and the layout predicates (``is_sparse``, ``is_quantized``, ...: ad has only dense tensors).
+
+Each function is a composite (no rule of its own): reverse and forward mode come from the ops it calls.
+"""
+
+import math
+
+import numpy as np
+
+from .ops.out import write_result
+from .tensor import Tensor, wrap_array
+
+__all__ = ["addr", "mvlgamma", "narrow_copy", "isreal", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes"]
+
+
+def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):  # noqa: A002 - torch's names
+    """``beta * input + alpha * outer(vec1, vec2)`` (``beta=0``: ``input`` is not read, NaN included).
+
+    Raises: RuntimeError (torch's messages) for a vector that is not 1-d, an ``input`` that does not broadcast
+    to the outer product's shape, or a float ``alpha``/``beta`` with integer tensors.
+    Example: ``ad.addr(ad.zeros(2, 2), ad.ones(2), ad.tensor([1.0, 2.0]))`` is ``[[1, 2], [1, 2]]``.
+    """
+    import ad
+
+    for name, v in (("vec1", vec1), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v.ndim}-D")
+    if input.dtype.kind in "iub" and any(isinstance(s, float) for s in (alpha, beta)):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    product = ad.outer(vec1, vec2)
+    shape = tuple(product.shape)
+    if any(a not in (b, 1) for a, b in zip(reversed(input.shape), reversed(shape))) or input.ndim > 2:
+        raise RuntimeError(
+            f"The expanded size of the tensor ({shape[-1]}) must match the existing size ({input.shape[-1]}) at "
+            f"non-singleton dimension {input.ndim - 1}.  Target sizes: {list(shape)}.  Tensor sizes: "
+            f"{list(input.shape)}"
+        )
+    if input.dtype == np.bool_:  # torch: or / and for booleans
+        result = ad.logical_or(input & bool(beta), product & bool(alpha)) if beta else product & bool(alpha)
+    else:
+        scaled = product if alpha == 1 else product * alpha
+        result = scaled if beta == 0 else (input if beta == 1 else input * beta) + scaled
+        result = ad.broadcast_to(result, shape)
+    return write_result("addr", result, out)
+
+
+def mvlgamma(input, p, *, out=None):  # noqa: A002
+    """The multivariate log-gamma function of dimension ``p``: ``sum_{j<p} lgamma(input - j/2) +
+    p (p - 1) / 4 log(pi)`` (integers compute in float64). Raises: RuntimeError for ``p < 1``."""
+    import ad
+
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    x = input if input.dtype.kind == "f" else input.to(ad.float64)
+    total = ad.lgamma(x)
+    for j in range(1, p):
+        total = total + ad.lgamma(x - j / 2)
+    return write_result("mvlgamma", total + p * (p - 1) / 4 * math.log(math.pi), out)
+
+
+def narrow_copy(input, dim, start, length, *, out=None):  # noqa: A002
+    """``narrow(input, dim, start, length)`` as a new tensor (not a view)."""
+    return write_result("narrow_copy", input.narrow(dim, start, length).clone(), out)
+
+
+def isreal(input):  # noqa: A002
+    """True everywhere: ad has no complex dtypes."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"isreal(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    return wrap_array(np.ones(input.shape, np.bool_))
+
+
+def unsafe_chunk(input, chunks, dim=0):  # noqa: A002
+    """``chunk`` (torch's unsafe variant skips a view check that ad does not make)."""
+    return input.chunk(chunks, dim)
+
+
+def unsafe_split(input, split_size, dim=0):  # noqa: A002
+    """``split`` (see ``unsafe_chunk``)."""
+    return input.split(split_size, dim)
+
+
+def unsafe_split_with_sizes(input, split_sizes, dim=0):  # noqa: A002
+    """``split_with_sizes`` (see ``unsafe_chunk``)."""
+    return input.split_with_sizes(split_sizes, dim)
+
+
+def bind():
+    """The methods (and in-place variants) of the functions above, and the layout predicates."""
+    from .elementwise_methods import inplace
+    from .nn import functional as F
+
+    T = Tensor
+    for name in __all__:
+        setattr(T, name, globals()[name])
+    T.addr_ = inplace("addr", addr)
+    T.mvlgamma_ = inplace("mvlgamma", mvlgamma)
+    T.reciprocal_ = inplace("reciprocal", lambda self: self.reciprocal())
+    T.hardshrink = lambda self, lambd=0.5: F.hardshrink(self, lambd)
+    T.prelu = lambda self, weight: F.prelu(self, weight)
+    for name in ("is_sparse", "is_sparse_csr", "is_quantized", "is_meta", "is_mkldnn", "is_nested"):
+        setattr(T, name, property(lambda self: False))

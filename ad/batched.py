@@ -395,7 +395,7 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
         g = np.asarray(g, dtype=t._data.dtype).reshape(nb, -1)
         if t._op is None:
             _add_leaf(leaf_grads, t, g.reshape((nb,) + t._data.shape))
-        elif not (len(roots) == 1 and id(t) not in targets and _identity_through_linear(state_of(t._tape), t, g)):
+        else:
             state_of(t._tape).seed(t, g.T.astype(t._tape.dtype, copy=False))
 
     while heap:
@@ -434,46 +434,6 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
     for s in sweeps.values():  # back to the pool; reused once no result views them (results are copies)
         POOL.give(s.cot.base if s.cot.base is not None else s.cot)
     return leaf_grads, target_grads
-
-
-def _identity_through_linear(s, t, g):
-    """Sweep the row of ``t`` for seeds ``g`` here, if ``g`` is the identity (``functional.jacobian``'s seeds) and
-    the row is a linear of one vector ``x`` (M = 1) whose weight and bias need no gradient: ``x``'s cotangents
-    are then ``w.T @ I = w.T``, a copy where the kernel would run a GEMM (a quarter of an MLP Jacobian's
-    multiply-adds). Returns whether it did (the caller seeds ``t`` otherwise); the results are the GEMM's."""
-    tape = s.tape
-    h = t._row
-    n = t._data.size
-    if g.shape[0] != n or t._nrows != 1 or t._hooks or h > tape.nrows - 1:
-        return False
-    row = np.frombuffer(tape.rows, np.int64, count=8, offset=h * 80)
-    op_bits = int(row[0])
-    code = op_bits & K.CODE_MASK
-    if code not in (K.LINEAR, K.LINEAR_BIAS) or op_bits & K.YRG or int(row[1]) != t._off:
-        return False
-    a = int(row[5])
-    if tape.aux[a] != 1 or (code == K.LINEAR_BIAS and tape.aux[a + 5]):
-        return False
-    if not (g.diagonal() == 1).all() or np.count_nonzero(g) != n:  # (the diagonal first: it fails fast)
-        return False
-    freed = tape.freed_flags()
-    _check_row(tape, h, row, freed)  # (the weight changed in place since the forward, a freed graph: torch's errors)
-    s.visited[h] = 1
-    s.start = max(s.start, h - 1)
-    # recycled blocks born at rows from h up: cleared here, as the kernel would have when reaching row h (it
-    # clears every block born at or above its start row first, which would erase what is written below)
-    zero_row, zero_base, zero_len = s.zeros
-    k = int(np.count_nonzero(zero_row >= h))
-    for i in range(k):
-        s.cot[zero_base[i] : zero_base[i] + zero_len[i]] = 0.0
-    s.zeros = (zero_row[k:], zero_base[k:], zero_len[k:])
-    if op_bits & K.XRG:
-        x, w = t._inputs[:2]
-        x_off = int(row[2])
-        s.block(x_off, x._data.size)[...] += w._data.T  # (K, B): w is (N, K) with N = B
-        s.live[x_off] = 1
-        s.lowest = min(s.lowest, int(row[6]))
-    return True
 
 
 class RetainGradInBatch(RuntimeError):

@@ -238,20 +238,16 @@ def _final_linear(lib, w, b, reread):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reread", [False, True])
-def test_identity_seeds_through_a_final_linear_take_the_weight(dtype, reread, monkeypatch):
-    """Identity seeds through a root that is a linear of one vector with constant weight and bias: x's cotangents
-    are the weight's transpose, without the GEMM (``batched._identity_through_linear``); the Jacobian is the
-    analytic one, torch's, and exactly the GEMM path's (the shortcut off)."""
-    import ad.batched
-
+def test_identity_seeds_through_a_final_linear_take_the_weight(dtype, reread):
+    """Identity seeds through a root that is a linear of one vector: the kernel adds the weight's transpose to
+    x's cotangents instead of running the GEMM ``w.T @ I`` (``kernels.batched._linear_backward_batched``); the
+    Jacobian is the analytic one, torch's, and exactly the GEMM's (seeds ``2 I``, halved: scaling by two is
+    exact, and those seeds are not the identity)."""
     rng = np.random.default_rng(21)
     w, b, x = rng.standard_normal((5, 7)), rng.standard_normal(5), rng.standard_normal(7)
-    taken = []
-    shortcut = ad.batched._identity_through_linear
-    monkeypatch.setattr(ad.batched, "_identity_through_linear", lambda *a: taken.append(shortcut(*a)) or taken[-1])
     f = _final_linear(ad, ad.tensor(w.astype(dtype)), ad.tensor(b.astype(dtype)), reread)
     j = F.jacobian(f, ad.tensor(x.astype(dtype)), vectorize=True)
-    assert taken == [True] and j.dtype == (ad.float64 if dtype == np.float64 else ad.float32)
+    assert j.dtype == (ad.float64 if dtype == np.float64 else ad.float32)
     expected = w * (1.5 * (1.0 - np.tanh(1.5 * x) ** 2))
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(_np(j), expected, **tol)
@@ -261,20 +257,17 @@ def test_identity_seeds_through_a_final_linear_take_the_weight(dtype, reread, mo
         vectorize=True,
     )
     np.testing.assert_allclose(_np(j), _np(tj), **tol)
-    monkeypatch.setattr(ad.batched, "_identity_through_linear", lambda *a: False)
-    np.testing.assert_array_equal(_np(j), _np(F.jacobian(f, ad.tensor(x.astype(dtype)), vectorize=True)))
+    xr = ad.tensor(x.astype(dtype), requires_grad=True)
+    out = f(xr)
+    (doubled,) = ad.autograd.grad(out, xr, ad.tensor(2.0 * np.eye(5, dtype=dtype)), is_grads_batched=True)
+    np.testing.assert_array_equal(_np(j), _np(doubled) / 2.0)
 
 
 @pytest.mark.parametrize("case", ["weight_rg", "bias_rg", "two_rows", "permuted", "scaled"])
-def test_batched_seeds_through_a_final_linear_without_the_shortcut_match_the_loop(case, monkeypatch):
-    """Where the weight or bias needs a gradient, x holds two rows, or the seeds are not the identity, the root
-    linear runs in the kernel (the shortcut declines), and every VJP equals its own grad() call."""
-    import ad.batched
-
+def test_batched_seeds_through_a_final_linear_match_the_loop(case):
+    """Around that identity path: a weight or bias that needs a gradient too, x of two rows (the GEMM), seeds
+    that are not the identity (the GEMM): every VJP of the batch equals its own grad() call."""
     rng = np.random.default_rng(22)
-    taken = []
-    shortcut = ad.batched._identity_through_linear
-    monkeypatch.setattr(ad.batched, "_identity_through_linear", lambda *a: taken.append(shortcut(*a)) or taken[-1])
     w = ad.tensor(rng.standard_normal((4, 3)), requires_grad=case == "weight_rg")
     b = ad.tensor(rng.standard_normal(4), requires_grad=case == "bias_rg")
     x = ad.tensor(rng.standard_normal((2, 3) if case == "two_rows" else 3), requires_grad=True)
@@ -285,7 +278,6 @@ def test_batched_seeds_through_a_final_linear_without_the_shortcut_match_the_loo
     got = ad.autograd.grad(
         out, inputs, ad.tensor(seeds.reshape((n,) + out.shape)), is_grads_batched=True, retain_graph=True
     )
-    assert taken == [False]
     for k in range(n):
         want = ad.autograd.grad(out, inputs, ad.tensor(seeds[k].reshape(out.shape)), retain_graph=True)
         for g, r in zip(got, want):
@@ -293,8 +285,8 @@ def test_batched_seeds_through_a_final_linear_without_the_shortcut_match_the_loo
 
 
 def test_identity_seeds_through_a_final_linear_on_a_freed_graph_raise_as_torch():
-    """The shortcut checks the row as the kernel would: a second batched sweep of a freed graph raises torch's
-    error (and a weight changed in place: ``test_big_product_operand_modified_in_place_raises_in_the_kernel``)."""
+    """The identity path runs after the kernel's checks of the row: a second batched sweep of a freed graph raises
+    torch's error (a weight changed in place: ``test_big_product_operand_modified_in_place_raises_in_the_kernel``)."""
     rng = np.random.default_rng(23)
     x = ad.tensor(rng.standard_normal(3), requires_grad=True)
     out = ad.nn.functional.linear(ad.tanh(x), ad.tensor(rng.standard_normal((3, 3))), ad.tensor(np.zeros(3)))

@@ -268,19 +268,37 @@ def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg):
 @njit(**KERNEL)
 def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx[m] += y.T @ g[m]`` (a GEMM (K, N) @ (N, B) per row),
-    ``gy[n, k] += g[m, n] * x[m, k]`` summed over m (B values at a time)."""
+    ``gy[n, k] += g[m, n] * x[m, k]`` summed over m (B values at a time). Where g of a vector x (M = 1) is the
+    identity (``functional.jacobian``'s seeds, at the root: its last layer), ``y.T @ I`` is ``y.T``, added
+    without the GEMM (the GEMM's values where the weights are finite: each is one weight times 1.0 plus zeros)."""
     nb = cot.shape[1]
     yt = vals[y : y + N * K_].reshape((N, K_)).T  # (F-ordered: BLAS reads it transposed, no copy)
     for m in range(M):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:
-            cot[cx + m * K_ : cx + (m + 1) * K_] += np.dot(yt, gm)
+            if M == 1 and N == nb and _is_identity(gm):
+                for n in range(N):
+                    for k in range(K_):
+                        cot[cx + k, n] += vals[y + n * K_ + k]
+            else:
+                cot[cx + m * K_ : cx + (m + 1) * K_] += np.dot(yt, gm)
         if yrg:
             for nn in range(N):
                 for k in range(K_):
                     xv = vals[x + m * K_ + k]
                     for b in range(nb):
                         cot[cy + nn * K_ + k, b] += gm[nn, b] * xv
+
+
+@njit(**KERNEL)
+def _is_identity(g):
+    """Whether the square ``g`` is the identity (the first element off it ends the check)."""
+    n = g.shape[0]
+    for i in range(n):
+        for j in range(n):
+            if g[i, j] != (1.0 if i == j else 0.0):
+                return False
+    return True
 
 
 # --- one column of the batch, values and cotangents at their own offsets (``kernels.cpu``'s helpers read both

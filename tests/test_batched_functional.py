@@ -219,3 +219,77 @@ def test_big_product_operand_modified_in_place_raises_in_the_kernel():
     w.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         ad.autograd.grad(out, x, ad.tensor(np.eye(128)), is_grads_batched=True)
+
+
+def _final_linear(lib, w, b, reread):
+    """tanh layer, then a linear of one vector (the root); ``reread``: the tanh output is read again after the
+    root is recorded (its cotangent block is then born above the root's row)."""
+    linear = lib.nn.functional.linear
+
+    def f(x):
+        h = lib.tanh(x * 1.5)
+        out = linear(h, w, b)
+        if reread:
+            _ = h * 2.0
+        return out
+
+    return f
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reread", [False, True])
+def test_identity_seeds_through_a_final_linear_take_the_weight(dtype, reread):
+    """Identity seeds through a root that is a linear of one vector: the kernel adds the weight's transpose to
+    x's cotangents instead of running the GEMM ``w.T @ I`` (``kernels.batched._linear_backward_batched``); the
+    Jacobian is the analytic one, torch's, and exactly the GEMM's (seeds ``2 I``, halved: scaling by two is
+    exact, and those seeds are not the identity)."""
+    rng = np.random.default_rng(21)
+    w, b, x = rng.standard_normal((5, 7)), rng.standard_normal(5), rng.standard_normal(7)
+    f = _final_linear(ad, ad.tensor(w.astype(dtype)), ad.tensor(b.astype(dtype)), reread)
+    j = F.jacobian(f, ad.tensor(x.astype(dtype)), vectorize=True)
+    assert j.dtype == (ad.float64 if dtype == np.float64 else ad.float32)
+    expected = w * (1.5 * (1.0 - np.tanh(1.5 * x) ** 2))
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_np(j), expected, **tol)
+    tj = torch.autograd.functional.jacobian(
+        _final_linear(torch, torch.tensor(w.astype(dtype)), torch.tensor(b.astype(dtype)), reread),
+        torch.tensor(x.astype(dtype)),
+        vectorize=True,
+    )
+    np.testing.assert_allclose(_np(j), _np(tj), **tol)
+    xr = ad.tensor(x.astype(dtype), requires_grad=True)
+    out = f(xr)
+    (doubled,) = ad.autograd.grad(out, xr, ad.tensor(2.0 * np.eye(5, dtype=dtype)), is_grads_batched=True)
+    np.testing.assert_array_equal(_np(j), _np(doubled) / 2.0)
+
+
+@pytest.mark.parametrize("case", ["weight_rg", "bias_rg", "two_rows", "permuted", "scaled"])
+def test_batched_seeds_through_a_final_linear_match_the_loop(case):
+    """Around that identity path: a weight or bias that needs a gradient too, x of two rows (the GEMM), seeds
+    that are not the identity (the GEMM): every VJP of the batch equals its own grad() call."""
+    rng = np.random.default_rng(22)
+    w = ad.tensor(rng.standard_normal((4, 3)), requires_grad=case == "weight_rg")
+    b = ad.tensor(rng.standard_normal(4), requires_grad=case == "bias_rg")
+    x = ad.tensor(rng.standard_normal((2, 3) if case == "two_rows" else 3), requires_grad=True)
+    out = _final_linear(ad, w, b, False)(x)
+    n = out.numel()
+    seeds = np.eye(n)[::-1].copy() if case == "permuted" else np.eye(n) * (2.0 if case == "scaled" else 1.0)
+    inputs = [x] + [t for t in (w, b) if t.requires_grad]
+    got = ad.autograd.grad(
+        out, inputs, ad.tensor(seeds.reshape((n,) + out.shape)), is_grads_batched=True, retain_graph=True
+    )
+    for k in range(n):
+        want = ad.autograd.grad(out, inputs, ad.tensor(seeds[k].reshape(out.shape)), retain_graph=True)
+        for g, r in zip(got, want):
+            np.testing.assert_allclose(_np(g)[k], _np(r), rtol=1e-13, atol=1e-15)
+
+
+def test_identity_seeds_through_a_final_linear_on_a_freed_graph_raise_as_torch():
+    """The identity path runs after the kernel's checks of the row: a second batched sweep of a freed graph raises
+    torch's error (a weight changed in place: ``test_big_product_operand_modified_in_place_raises_in_the_kernel``)."""
+    rng = np.random.default_rng(23)
+    x = ad.tensor(rng.standard_normal(3), requires_grad=True)
+    out = ad.nn.functional.linear(ad.tanh(x), ad.tensor(rng.standard_normal((3, 3))), ad.tensor(np.zeros(3)))
+    ad.autograd.grad(out, x, ad.tensor(np.eye(3)), is_grads_batched=True)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        ad.autograd.grad(out, x, ad.tensor(np.eye(3)), is_grads_batched=True)

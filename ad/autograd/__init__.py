@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 
-from .. import compile_fused, engine, second_order
+from .. import batched, compile_fused, engine, second_order
 from .. import cuda as _cuda
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -396,8 +396,6 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     if _cuda.reaches_device_tape(outputs):
         # (the batched sweeps run CPU tapes only: a graph with CUDA nodes takes one device sweep per cotangent)
         return _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads)
-    from .. import batched
-
     if create_graph or _fw.levels or anomaly_mode._enabled:
         res = None
         if not anomaly_mode._enabled:  # one differentiable sweep carrying the batch (ad/batched.py)

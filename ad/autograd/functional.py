@@ -36,8 +36,10 @@ import contextlib
 import numpy as np
 
 from .. import ops
+from ..batched import RetainGradInBatch
 from ..grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 from ..tensor import Tensor, wrap_array
+from . import grad
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
@@ -164,8 +166,6 @@ def _check_requires_grad(inputs, input_type, strict):
 
 def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, is_grads_batched=False):
     """``ad.autograd.grad`` over the outputs that require grad; ``None`` for every input if none does."""
-    from . import grad
-
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     new_outputs = ()
@@ -520,8 +520,6 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
             "Please either set `strict=False` or "
             "`vectorize=False`."
         )
-    from ..batched import RetainGradInBatch
-
     # the seeds are shaped like the outputs (no flattening reshape recorded on the graph to seed through)
     grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs), transposed=not create_graph)
     try:

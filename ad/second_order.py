@@ -291,10 +291,11 @@ def _big_row(s, tcot, t, h, freed, tangent):
     g = s.cot[out_off : out_off + n]
     tg = tcot[out_off : out_off + n]
     inputs = t._inputs
-    # each target region: zeroed at its first write (big regions hold garbage until then)
-    for off, _, inp in targets:
-        if not s.live[off]:
-            size = inp._data.size
+    # each big target region: zeroed at its first write (big regions hold garbage until then; the others are
+    # zero until live, as ``engine._TapeSweep.clear_unwritten`` assumes)
+    for off, _, _ in targets:
+        if not s.live[off] and off in s.big:
+            size = s.big[off]
             s.cot[off : off + size] = 0.0
             tcot[off : off + size] = 0.0
     if code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2 or code == K.LINEAR or code == K.LINEAR_BIAS:

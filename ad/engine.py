@@ -49,7 +49,7 @@ from .big_rows import (  # noqa: F401 - engine.X names other modules use
     big_row_head,
 )
 from .chain_backward import chain_rows, sweep_chain
-from .tape import POOL, Tape, arena_zeroed_except, dead_import_error, retire, zeroed_arena
+from .tape import POOL, Tape, dead_import_error, retire
 from .tensor import Tensor, _pre_write_node, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
@@ -74,9 +74,11 @@ class _TapeSweep:
         "plan",
         "rows_view",
         "hooked",
+        "buf",
     )
 
     on_device = False
+    ARENAS = 1  # float arenas of the tape's layout in the pooled buffer: ``cot`` (``TangentSweep``: three)
 
     def __init__(self, tape, plan=None):
         self.tape = tape
@@ -105,15 +107,36 @@ class _TapeSweep:
         self.functions = []  # custom Function records whose backward ran (their ctx is freed after)
 
     def allocate(self, used, live_off, live_n):
-        """The cotangent arena and the ``live`` flags (a subclass's sweep may take more arenas here)."""
-        tape = self.tape
-        if self.big:
-            self.cot = arena_zeroed_except(tape.dtype, used, self.big_off, self.big_n)
-            # the flags are read at tensors' first offsets only: inside a big region they may keep old values
-            self.live = arena_zeroed_except(_UINT8, used, live_off, live_n)
-        else:
-            self.cot = zeroed_arena(tape.dtype, used)
-            self.live = zeroed_arena(_UINT8, used)
+        """The cotangent arena ``cot`` and the ``live`` flags: views of one pooled buffer (``buf``, returned),
+        ``ARENAS`` arenas of ``used`` elements side by side (a subclass views the others) and the uint8 flags
+        at its end, zero outside the big regions, so that a sweep takes and gives back one buffer
+        (``release``). The flags are read at tensors' first offsets only: inside a big region
+        (``live_off``/``live_n``) they may keep old values."""
+        dtype = self.tape.dtype
+        k = self.ARENAS
+        nflags = -(-used // dtype.itemsize)  # the uint8 flags, in the buffer's last elements
+        size = k * used + nflags
+        buf = POOL.take(dtype, size)
+        fresh = buf is None
+        if fresh:
+            buf = np.zeros(size, dtype)  # fresh pages read as zero anyway
+        self.buf = buf
+        self.cot = buf[:used]
+        self.live = buf[k * used : size].view(_UINT8)[:used]
+        if not fresh:
+            arenas, flags = _zero_ranges(used, k, self.big_off, self.big_n, live_off, live_n)
+            for lo, hi in arenas:
+                buf[lo:hi] = 0
+            live = self.live
+            for lo, hi in flags:
+                live[lo:hi] = 0
+        return buf
+
+    def release(self):
+        """Give the buffer back to the pool (reused once nothing views it: a leaf's gradient may, until it dies)."""
+        buf = self.buf
+        self.buf = self.cot = self.live = None
+        POOL.give(buf)
 
     def seed(self, t, g):
         off = t._off
@@ -143,6 +166,41 @@ class _TapeSweep:
             return None
         n = t._data.size
         return self.cot[t._off : t._off + n].reshape(t._data.shape)
+
+
+_ZERO_RANGES = {}  # (arena size, arenas, id of the big offsets) -> (those offsets, the two lists below)
+
+
+def _zero_ranges(used, k, big_off, big_n, live_off, live_n):
+    """The ``(lo, hi)`` ranges to clear in a recycled buffer: of the ``k`` arenas of ``used`` elements side by
+    side (everything outside the big regions, one range where an arena's tail meets the next one's head), and
+    of the flags. Kept per layout (``big_region_arrays`` returns the same arrays for the same regions)."""
+    key = (used, k, id(big_off))
+    hit = _ZERO_RANGES.get(key)
+    if hit is None or hit[0] is not big_off:
+        arenas = []
+        for base in range(0, k * used, used):
+            lo = base
+            for off, size in zip(big_off.tolist(), big_n.tolist()):
+                arenas.append((lo, base + off))
+                lo = base + off + size
+            arenas.append((lo, base + used))
+        merged = []
+        for lo, hi in arenas:
+            if merged and merged[-1][1] == lo:
+                merged[-1] = (merged[-1][0], hi)
+            elif lo < hi:
+                merged.append((lo, hi))
+        flags = []
+        lo = 0
+        for off, size in zip(live_off.tolist(), live_n.tolist()):
+            flags.append((lo, off))
+            lo = off + size
+        flags.append((lo, used))
+        if len(_ZERO_RANGES) >= 16:
+            _ZERO_RANGES.clear()
+        hit = _ZERO_RANGES[key] = (big_off, merged, flags)
+    return hit[1], hit[2]
 
 
 _BIG_ARRAYS = {}  # a tape's big regions, as a tuple -> the results below
@@ -364,9 +422,7 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
         if s.on_device:
             s.release(retain_graph)
             continue
-        # back to the pool; reused only once no leaf .grad views them any more
-        POOL.give(s.cot.base if s.cot.base is not None else s.cot)
-        POOL.give(s.live.base if s.live.base is not None else s.live)
+        s.release()  # back to the pool; reused only once no leaf .grad views it any more
     return leaf_grads, target_grads
 
 

@@ -11,8 +11,8 @@ of the tape's layout:
   graph's nodes and of the tape's imported tensors; zero for a tensor without one);
 - ``s.cot`` (cotangents, as ``engine.kernel_sweep``) and ``tcot`` (their tangents);
 
-``tvals``, ``s.cot`` and ``tcot`` are views of one pooled buffer (``TangentSweep.allocate``), with the sweep's ``live``
-flags at its end.
+``tvals``, ``s.cot`` and ``tcot`` are views of one pooled buffer (``engine._TapeSweep.allocate``), with the sweep's
+``live`` flags at its end.
 
 Big rows (``tape.BIG_ROW``: matmul with a large operand, large elementwise rows) are swept here in Python,
 with numpy's matmul and ``second_order.elementwise_tangent_chunk``; their big operands' values and tangents are
@@ -33,77 +33,27 @@ from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_
 
 from . import engine
 from .forward import _fw, set_tangent
-from .tape import BIG_ROW, POOL, held
+from .tape import BIG_ROW, held
 from .tensor import wrap_array
 
 
 class TangentSweep(engine._TapeSweep):
     """A sweep's state with the orientation of its mixed second partials (``transposed``: see
     ``kernels.second_order.tangent_reverse_sweep``) and, beside the cotangents ``cot`` and the ``live`` flags,
-    the tangent arenas ``tcot`` and ``tvals``: all four are views of one pooled buffer (``buf``), zero outside
-    the big regions, so that a sweep takes and gives back one buffer instead of four (``release``)."""
+    the tangent arenas ``tcot`` and ``tvals``: all four are views of the sweep's one pooled buffer
+    (``engine._TapeSweep.allocate``), zero outside the big regions."""
 
-    __slots__ = ("transposed", "tcot", "tvals", "buf")
+    __slots__ = ("transposed", "tcot", "tvals")
+
+    ARENAS = 3
 
     def allocate(self, used, live_off, live_n):
-        dtype = self.tape.dtype
-        nflags = -(-used // dtype.itemsize)  # the uint8 flags, in the buffer's last elements
-        size = 3 * used + nflags
-        buf = POOL.take(dtype, size)
-        fresh = buf is None
-        if fresh:
-            buf = np.zeros(size, dtype)  # fresh pages read as zero anyway
-        self.buf = buf
-        self.cot, self.tcot, self.tvals = buf[:used], buf[used : 2 * used], buf[2 * used : 3 * used]
-        self.live = buf[3 * used : size].view(np.uint8)[:used]
-        if not fresh:
-            arenas, flags = _zero_ranges(used, self.big_off, self.big_n, live_off, live_n)
-            for lo, hi in arenas:
-                buf[lo:hi] = 0
-            live = self.live
-            for lo, hi in flags:
-                live[lo:hi] = 0
+        buf = super().allocate(used, live_off, live_n)
+        self.tcot, self.tvals = buf[used : 2 * used], buf[2 * used : 3 * used]
 
     def release(self):
-        """Give the arenas back to the pool (reused once nothing views them: gradients are copies)."""
-        buf = self.buf
-        self.buf = self.cot = self.tcot = self.tvals = self.live = None
-        POOL.give(buf)
-
-
-_ZERO_RANGES = {}  # (arena size, id of the big offsets) -> (those offsets, the two lists below)
-
-
-def _zero_ranges(used, big_off, big_n, live_off, live_n):
-    """The ``(lo, hi)`` ranges to clear in a recycled buffer: of the three arenas of ``used`` elements side by
-    side (everything outside the big regions, one range where an arena's tail meets the next one's head), and
-    of the flags. Kept per layout (``engine.big_region_arrays`` returns the same arrays for the same regions)."""
-    key = (used, id(big_off))
-    hit = _ZERO_RANGES.get(key)
-    if hit is None or hit[0] is not big_off:
-        arenas = []
-        for base in (0, used, 2 * used):
-            lo = base
-            for off, size in zip(big_off.tolist(), big_n.tolist()):
-                arenas.append((lo, base + off))
-                lo = base + off + size
-            arenas.append((lo, base + used))
-        merged = []
-        for lo, hi in arenas:
-            if merged and merged[-1][1] == lo:
-                merged[-1] = (merged[-1][0], hi)
-            elif lo < hi:
-                merged.append((lo, hi))
-        flags = []
-        lo = 0
-        for off, size in zip(live_off.tolist(), live_n.tolist()):
-            flags.append((lo, off))
-            lo = off + size
-        flags.append((lo, used))
-        if len(_ZERO_RANGES) >= 16:
-            _ZERO_RANGES.clear()
-        hit = _ZERO_RANGES[key] = (big_off, merged, flags)
-    return hit[1], hit[2]
+        self.tcot = self.tvals = None
+        super().release()
 
 
 class _Unsupported(Exception):
@@ -281,10 +231,11 @@ def _big_row(s, tcot, t, h, freed, tangent):
     g = s.cot[out_off : out_off + n]
     tg = tcot[out_off : out_off + n]
     inputs = t._inputs
-    # each target region: zeroed at its first write (big regions hold garbage until then)
-    for off, _, inp in targets:
-        if not s.live[off]:
-            size = inp._data.size
+    # each big target region: zeroed at its first write (big regions hold garbage until then; the others are
+    # zero until live, as ``engine._TapeSweep.clear_unwritten`` assumes)
+    for off, _, _ in targets:
+        if not s.live[off] and off in s.big:
+            size = s.big[off]
             s.cot[off : off + size] = 0.0
             tcot[off : off + size] = 0.0
     if code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2 or code == K.LINEAR or code == K.LINEAR_BIAS:

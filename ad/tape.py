@@ -143,20 +143,6 @@ def zeroed_arena(dtype, n, used=None):
     return buf[:n] if buf is not None else np.zeros(n, dtype)
 
 
-def arena_zeroed_except(dtype, n, offsets, sizes):
-    """``n`` elements, zero outside the regions ``[offsets[k], offsets[k] + sizes[k])`` (sorted, disjoint),
-    whose contents are left as they are (a recycled buffer's old values)."""
-    buf = POOL.take(dtype, n)
-    if buf is None:
-        return np.zeros(n, dtype)  # fresh pages read as zero anyway
-    lo = 0
-    for off, size in zip(offsets.tolist(), sizes.tolist()):
-        buf[lo:off] = 0
-        lo = off + size
-    buf[lo:n] = 0
-    return buf[:n]
-
-
 class Tape:
     __slots__ = (
         "id",

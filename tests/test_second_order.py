@@ -335,6 +335,47 @@ def test_big_matvec_with_a_constant_matrix_that_carries_a_tangent(vector_first, 
         np.testing.assert_allclose(c, g, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("small_first", [False, True])
+def test_big_matvec_whose_vector_also_feeds_a_small_row(small_first, monkeypatch):
+    """The vector of a big matrix-vector row also feeds an elementwise row, recorded before the matmul (its
+    region is first written by the big row) or after it (already live when the big row adds): the compiled
+    sweep stores into or adds to the vector's cotangent and tangent regions as the differentiable sweep does,
+    and both match the analytic Hessian-vector product, over repeated calls that reuse the pooled buffer."""
+    rng = np.random.default_rng(8)
+    n = 140
+    a = rng.standard_normal((n, n)) / np.sqrt(n)
+    x0 = rng.standard_normal(n)
+    A = ad.tensor(a)
+
+    def f(x):
+        if small_first:
+            s = ad.sin(x).sum()
+            return s + ad.tanh(A @ x).sum()
+        return ad.tanh(A @ x).sum() + ad.sin(x).sum()
+
+    def hvp(v):
+        with fwAD.dual_level():
+            xd = fwAD.make_dual(ad.tensor(x0, requires_grad=True), ad.tensor(v))
+            (g,) = ad.autograd.grad(f(xd), xd)
+            primal, tangent = fwAD.unpack_dual(g)
+            return primal.detach().numpy(), tangent.numpy()
+
+    t = np.tanh(a @ x0)
+    directions = [rng.standard_normal(n) for _ in range(3)]
+    spy = _Spy(monkeypatch)
+    compiled = [hvp(v) for v in directions]
+    assert spy.ran == 3
+    monkeypatch.setattr(so, "tangent_sweep", lambda *args: None)
+    general = [hvp(v) for v in directions]
+    for v, c, g in zip(directions, compiled, general):
+        expected_g = a.T @ (1 - t * t) + np.cos(x0)
+        expected_hv = a.T @ (-2 * t * (1 - t * t) * (a @ v)) - np.sin(x0) * v
+        np.testing.assert_allclose(c[0], expected_g, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(c[1], expected_hv, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c[1], g[1], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c[0], g[0], rtol=1e-12, atol=1e-12)
+
+
 def test_w7_like_iteration_second_derivative_matches_the_recursion(monkeypatch):
     """x_{k+1} = x_k - 0.1 sin(x_k) x_k: d/dx0 and d2/dx0^2 by the chain rule's recursion in numpy."""
     x0 = 0.7

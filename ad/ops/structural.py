@@ -236,7 +236,8 @@ def gather_strided(x, shape, strides, base):
         return _cuda_ops().gather_strided(x, shape, list(strides), base)
     flat = np.ascontiguousarray(x._data).reshape(-1)
     if not any(strides):  # one element everywhere (a scalar's cotangent spread by sum's rule): no index array
-        out_data = np.full(shape, flat[base], flat.dtype)
+        out_data = np.empty(shape, flat.dtype)  # (empty + fill: np.full is a Python function around the same)
+        out_data.fill(flat[base])
     else:
         out_data = flat[_strided_index(shape, strides, base)].reshape(shape)
     if not _recording(x):

@@ -172,14 +172,31 @@ def _write_product(s, off, shape, a, b):
     """Cotangent region at ``off`` (of ``shape``) = ``a @ b`` (column sums of ``a`` when b is None), or += it
     once the region is live: the first contribution needs no zeroed region and no temporary."""
     region = s.cot[off : off + _size(shape)].reshape(shape)
-    if s.live[off]:
-        region += a @ b if b is not None else a.sum(0)
-    elif b is not None:
+    if b is None:
+        # a bias's cotangent: the column sums of g as ``ones @ g``, one BLAS matrix-vector product (numpy's
+        # axis-0 sum costs 10-20 us at a dense layer's (64, 512), 200 us at (3000, 20); this 1-10 us)
+        a, b = _ones(a.dtype, a.shape[0]), a
+        if s.live[off]:
+            region += np.dot(a, b)
+        else:
+            np.dot(a, b, out=region)
+            s.live[off] = 1
+    elif s.live[off]:
+        region += a @ b
+    else:
         np.matmul(a, b, out=region)
         s.live[off] = 1
-    else:
-        np.sum(a, axis=0, out=region)
-        s.live[off] = 1
+
+
+_ONES = {}  # dtype -> the longest vector of ones asked for yet (``_ones`` hands out its leading part)
+
+
+def _ones(dtype, n):
+    ones = _ONES.get(dtype)
+    if ones is None or ones.shape[0] < n:
+        ones = _ONES[dtype] = np.ones(max(n, 64), dtype)
+        ones.flags.writeable = False
+    return ones[:n]
 
 
 def _write_dot(s, off, a, b):

@@ -163,7 +163,7 @@ def _run_segments(tpl, aux, slots, values, segments):
                 skipped.append(seg[1])
             continue
         if seg[0] == "m":
-            _blas_row(values, rows, aux, seg[1], [slots[k] for k in seg[2]])
+            _blas_row(values, seg[3], [slots[k] for k in seg[2]])
             continue
         used = seg[-1]
         ext0, e0 = slots[used[0]] if used else none
@@ -324,37 +324,57 @@ def _gather_map(idx, dim, x_shape, ix_shape):
     return np.take_along_axis(flat_index, idx.astype(np.int64), axis=dim).reshape(-1)
 
 
-def _blas_row(values, rows, aux, r, slots):
-    """Matmul or linear row ``r`` through numpy's BLAS into its output region, as the eager op computes it
-    (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); an operand lying in an extern
-    slot's region (``slots``: ``(array, offset)`` pairs) is read from that array."""
+def blas_plan(rows, aux, r, slots):
+    """Row ``r``'s BLAS call (a matmul or linear row), worked out once per template for ``_blas_row``: ``(code,
+    output offset, size, output shape, operands)``, an operand ``(k, at, size, shape, strides)`` read from
+    position ``at`` of the ``k``-th of the segment's extern slots (``slots``: their ``(offset, size, source)``
+    in ``_Template.externs_in``), or of the arena where ``k`` is -1; ``strides`` (in elements) only for a batch
+    operand that is broadcast (a batch stride of 0)."""
     code, o, x, y, n, a = (int(v) for v in rows[r, :6])
     code &= K.CODE_MASK
 
     def operand(off, shape, strides=None):
-        src, at = values, off
-        for ext, e in slots:
-            if e <= off < e + ext.shape[0]:
-                src, at = ext, off - e
-        if strides is None:
-            return src[at : at + _prod(shape)].reshape(shape)
-        item = src.itemsize
-        return np.lib.stride_tricks.as_strided(src[at:], shape, tuple(s * item for s in strides), writeable=False)
+        k, at = -1, off
+        for j, (e, size, _) in enumerate(slots):
+            if e <= off < e + size:
+                k, at = j, off - e
+        return (k, at, _prod(shape), shape, strides)
 
     if code == K.MATMUL:
         B, M, K_, N, xbs, ybs = (int(v) for v in aux[a : a + 6])
         if B == 1:
-            np.matmul(operand(x, (M, K_)), operand(y, (K_, N)), out=values[o : o + n].reshape(M, N))
-        else:  # (a batch stride of 0: an operand broadcast over the batch)
-            xb = operand(x, (B, M, K_), (xbs, K_, 1))
-            yb = operand(y, (B, K_, N), (ybs, N, 1))
-            np.matmul(xb, yb, out=values[o : o + n].reshape(B, M, N))
-        return
+            return code, o, n, (M, N), (operand(x, (M, K_)), operand(y, (K_, N)))
+        # (a batch stride of 0: an operand broadcast over the batch)
+        return code, o, n, (B, M, N), (operand(x, (B, M, K_), (xbs, K_, 1)), operand(y, (B, K_, N), (ybs, N, 1)))
     M, K_, N = (int(v) for v in aux[a : a + 3])
-    out = values[o : o + n].reshape(M, N)
-    np.matmul(operand(x, (M, K_)), operand(y, (N, K_)).T, out=out)
+    operands = (operand(x, (M, K_)), operand(y, (N, K_)))
     if code == K.LINEAR_BIAS:
-        out += operand(int(aux[a + 3]), (N,))
+        operands += (operand(int(aux[a + 3]), (N,)),)
+    return code, o, n, (M, N), operands
+
+
+def _blas_row(values, plan, slots):
+    """A matmul or linear row (``blas_plan``'s ``plan``) through numpy's BLAS into its output region, as the eager
+    op computes it (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); ``slots``: the
+    segment's extern slots, ``(array, offset)`` pairs."""
+    code, o, n, out_shape, operands = plan
+    out = values[o : o + n].reshape(out_shape)
+    x = _operand(values, slots, *operands[0])
+    y = _operand(values, slots, *operands[1])
+    if code == K.MATMUL:
+        np.matmul(x, y, out=out)
+        return
+    np.matmul(x, y.T, out=out)
+    if code == K.LINEAR_BIAS:
+        out += _operand(values, slots, *operands[2])
+
+
+def _operand(values, slots, k, at, size, shape, strides):
+    src = values if k < 0 else slots[k][0]
+    if strides is None:
+        return src[at : at + size].reshape(shape)
+    item = src.itemsize
+    return np.lib.stride_tricks.as_strided(src[at:], shape, tuple(s * item for s in strides), writeable=False)
 
 
 def _prod(shape):

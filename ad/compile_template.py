@@ -209,10 +209,11 @@ class _Template:
         reads, self.externs_in = self._extern_slots(words, codes)
         # the rows in stretches: ("k", start, stop, slots) for one kernel call, ("p", first, end, n, slots) for a
         # fused elementwise run big enough to split across threads (ad/parallel.py), ("u", row, ufunc, n, slots)
-        # for a big transcendental row, ("m", row, slots) for a big matmul or linear row (numpy's BLAS, as the
+        # for a big transcendental row, ("m", row, slots, plan) for a big matmul or linear row (numpy's BLAS, as the
         # eager op: the kernel's np.dot calls scipy's own OpenBLAS, a second thread pool whose spinning workers
         # take the cores from numpy's in the backward); ``slots``: the big imports (indices into ``externs_in``,
         # at most two) that the stretch reads in place (kernels/replay.py's extern slots)
+        from .compile_replay import blas_plan
         from .parallel import PARALLEL_MIN
 
         segments = []
@@ -223,7 +224,8 @@ class _Template:
             if codes[r] in _BLAS_CODES and r in self.python_rows:  # (eager's test: ops/dense.py's BIG_ROW)
                 if start < r:
                     segments.append(("k", start, r, tuple(sorted(slots))))
-                segments.append(("m", r, tuple(sorted(reads[r]))))
+                used = tuple(sorted(reads[r]))
+                segments.append(("m", r, used, blas_plan(words, self.aux, r, [self.externs_in[k] for k in used])))
                 start = r = r + 1
                 slots = set()
                 continue

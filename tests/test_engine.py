@@ -204,6 +204,23 @@ def test_vectorized_linear_with_bias_matches_rules():
         np.testing.assert_allclose(kernel[2].numpy(), expected_b, rtol=10 * tol, atol=10 * tol)
 
 
+def test_big_linear_bias_cotangent_across_batch_sizes():
+    """A big linear row's bias cotangent (the column sums of g, taken as one BLAS product with a vector of ones
+    kept between calls) is exact for batches smaller and larger than the last one, narrow and wide layers."""
+    rng = np.random.default_rng(11)
+    F = ad.nn.functional
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        for batch, n_in, n_out in ((3000, 8, 20), (64, 784, 512), (5000, 4, 3), (1, 20000, 2)):
+            x = ad.tensor(rng.standard_normal((batch, n_in)).astype(dtype))
+            w = ad.tensor(rng.standard_normal((n_out, n_in)).astype(dtype), requires_grad=True)
+            b = ad.tensor(rng.standard_normal(n_out).astype(dtype), requires_grad=True)
+            c = rng.standard_normal((batch, n_out)).astype(dtype)
+            (F.linear(x, w, b) * ad.tensor(c)).sum().backward()
+            assert b.grad.dtype == dtype
+            np.testing.assert_allclose(b.grad.numpy(), c.astype(np.float64).sum(0), rtol=tol, atol=tol * batch)
+            np.testing.assert_allclose(w.grad.numpy(), c.T.astype(np.float64) @ x.numpy(), rtol=tol, atol=tol * batch)
+
+
 def test_in_place_change_of_a_big_leaf_after_use_raises():
     W = ad.tensor(np.ones((200, 100)), requires_grad=True)
     y = (W * W).sum()

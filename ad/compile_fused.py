@@ -160,15 +160,16 @@ def take(root, seed, retain_graph):
     for _, off, t in externs:
         if live[off] and (type(t) is weakref.ref or t._op is not None):
             return None  # a tensor of another graph: its tape is swept next (the generic sweep does that)
-    leaf_grads = {}
+    leaf_grads = engine.LeafGrads()
     for k in range(len(externs) - 1, -1, -1):  # (newest first, as kernel_sweep hands them on)
         _, off, t = externs[k]
         if not live[off]:
             continue
         data = t._data
         g = cot[off : off + data.size].reshape(data.shape)
-        if id(t) not in leaf_grads and g.dtype is data.dtype:
-            leaf_grads[id(t)] = (t, g, False)
+        if id(t) not in leaf_grads.tensors and g.dtype is data.dtype:
+            leaf_grads.tensors[id(t)] = t
+            leaf_grads.arrays[id(t)] = g
         else:
             engine._add_leaf(leaf_grads, t, g)
     fg.used[0] = True

@@ -221,7 +221,9 @@ class _ReplayTape(_tape.Tape):
         grads = list(map(s.cot.__getitem__, tpl.extern_slices))
         if not tpl.import_flat:
             grads = list(map(np.reshape, grads, map(_SHAPE, datas)))
-        leaf_grads.update(zip(map(id, leaves), zip(leaves, grads, repeat(False))))
+        ids = list(map(id, leaves))  # (``leaf_grads`` is empty: an engine.LeafGrads, filled as its two dicts)
+        leaf_grads.tensors.update(zip(ids, leaves))
+        leaf_grads.arrays.update(zip(ids, grads))
         return True
 
     def __del__(self):

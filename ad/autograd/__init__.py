@@ -234,21 +234,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not create_graph:
             # the hot path of a training step: leaves without hooks and without a .grad yet take the
             # cotangent as it is (fresh memory of this backward)
-            for entry in leaf_grads.values():
-                t = entry[0]
+            for t, g in engine.leaf_pairs(leaf_grads):
                 if t._grad is None and t._hooks is None and t._rg:
-                    g = entry[1]
                     if type(g) is np.ndarray:  # (wrap_array, inlined: one per leaf of the step)
                         t._grad = _new(Tensor)
                         t._grad._data = g
                     else:
                         t._grad = _as_tensor(g)  # (a CUDA leaf's entry is a CUDA tensor)
                 elif t._rg:
-                    updates.append((t, entry[1]))
+                    updates.append((t, g))
         else:
-            for entry in leaf_grads.values():
-                if entry[0]._rg:
-                    updates.append((entry[0], entry[1]))
+            for t, g in engine.leaf_pairs(leaf_grads):
+                if t._rg:
+                    updates.append((t, g))
     else:
         for t in targets.values():  # (a tensor listed twice gets its gradient once, as torch)
             hit = leaf_grads.get(id(t)) if t._op is None else None  # non-leaves: retained by the sweep

@@ -31,6 +31,8 @@ from .cpu import (
     cross_entropy_backward,
     group_backward,
     log_softmax_backward,
+    matmul_layout,
+    odometer_step,
     operand_live,
     saved_values_lost,
     unary_partial,
@@ -197,15 +199,7 @@ def _strided_walk_batched(cot, aux, a, o, x, scale, gather):
                 for b in range(nb):
                     cot[dst, b] += scale * cot[src, b]
         i += inner
-        k = ndim - 2
-        while k >= 0:
-            counter[k] += 1
-            off += aux[stride0 + k]
-            if counter[k] < aux[shape0 + k]:
-                break
-            off -= aux[shape0 + k] * aux[stride0 + k]
-            counter[k] = 0
-            k -= 1
+        off = odometer_step(counter, off, aux, shape0, stride0, ndim)
 
 
 @njit(**KERNEL)
@@ -214,12 +208,7 @@ def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg):
     per slot, g of matrix ``bm`` is ``(M, N * B)``: ``gy += x.T @ g`` is one GEMM with B times the columns;
     ``gx[m] += y @ g[m]`` is one GEMM ``(K, N) @ (N, B)`` per row ``m`` of x."""
     nb = cot.shape[1]
-    Bm = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    Bm, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for bm in range(Bm):
         go = co + bm * M * N
         xb0 = x + bm * xbs

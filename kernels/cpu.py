@@ -319,15 +319,23 @@ def _strided_walk(cot, aux, a, o, x, scale, gather):
             for j in range(inner):
                 cot[x + i + j] += scale * cot[o + off + j * inner_stride]
         i += inner
-        k = ndim - 2
-        while k >= 0:
-            counter[k] += 1
-            off += aux[stride0 + k]
-            if counter[k] < aux[shape0 + k]:
-                break
-            off -= aux[shape0 + k] * aux[stride0 + k]
-            counter[k] = 0
-            k -= 1
+        off = odometer_step(counter, off, aux, shape0, stride0, ndim)
+
+
+@njit(inline="always", **KERNEL)
+def odometer_step(counter, off, aux, shape0, stride0, ndim):
+    """The next line of a strided walk (``_strided_walk``): advance the index ``counter`` over all dims but the
+    innermost, carrying as an odometer; returns the offset of the line's first element."""
+    k = ndim - 2
+    while k >= 0:
+        counter[k] += 1
+        off += aux[stride0 + k]
+        if counter[k] < aux[shape0 + k]:
+            break
+        off -= aux[shape0 + k] * aux[stride0 + k]
+        counter[k] = 0
+        k -= 1
+    return off
 
 
 @njit(**KERNEL)
@@ -351,15 +359,17 @@ def log_softmax_line_backward(vals, cot, base, size, inner, o, co, cx):
         cot[cx + e] += cot[co + e] - math.exp(vals[o + e]) * total
 
 
+@register_jitable
+def matmul_layout(aux, a):
+    """A ``MATMUL`` row's ``aux[a:a + 6]``: ``(B, M, K, N, x batch stride, y batch stride)``, out (B, M, N) =
+    x (B, M, K) @ y (B, K, N); a batch stride of 0 broadcasts that operand."""
+    return aux[a], aux[a + 1], aux[a + 2], aux[a + 3], aux[a + 4], aux[a + 5]
+
+
 @njit(**KERNEL)
 def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
     """aux[a:a+6] = (B, M, K, N, x batch stride, y batch stride); a stride of 0 broadcasts that operand."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for b in range(B):
         g = cot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
         xb0 = x + b * xbs

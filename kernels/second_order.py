@@ -43,6 +43,7 @@ from .cpu import (
     binary_partial_y,
     is_linear_row,
     linear_row_adjoint,
+    matmul_layout,
     operand_live,
     saved_values_lost,
     unary_partial,
@@ -368,12 +369,7 @@ def tangent_reverse_sweep(
 @njit(**KERNEL)
 def _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg):
     """``gx += g y^T``, ``gy += x^T g`` and their tangents (product rule); aux as ``cpu._matmul_backward``."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for b in range(B):
         g = cot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
         tg = tcot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))

@@ -46,7 +46,7 @@ from numba import cuda, njit
 from numba.extending import register_jitable
 
 from .. import opcodes as K
-from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, saved_error
+from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, matmul_layout, saved_error
 from . import elementwise as E
 from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
 from .matmul import matmul
@@ -131,12 +131,7 @@ def _strided_adjoint(cot, aux, a, o, x, scale, gather, tid, nthr):
 @register_jitable
 def _matmul_gx(vals, cot, aux, a, o, x, y, tid, nthr):
     """gx[b] += g[b] @ y[b].T; a batch stride of 0 (broadcast x) sums over the batches."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     nb = B if xbs != 0 else 1
     for t in range(tid, nb * M * K_, nthr):
         bx = t // (M * K_)
@@ -156,12 +151,7 @@ def _matmul_gx(vals, cot, aux, a, o, x, y, tid, nthr):
 @register_jitable
 def _matmul_gy(vals, cot, aux, a, o, x, y, tid, nthr):
     """gy[b] += x[b].T @ g[b]; a batch stride of 0 (broadcast y) sums over the batches."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     nb = B if ybs != 0 else 1
     for t in range(tid, nb * K_ * N, nthr):
         by = t // (K_ * N)

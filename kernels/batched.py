@@ -20,23 +20,21 @@ sweep reaches a row, in descending row order. Rows the one-VJP kernel skips are 
 backward walks groups or rows (log_softmax, cross_entropy, prod, amax, amin) run once per column ``cot[:, b]``.
 """
 
-import math
-
 import numpy as np
 from numba import njit
 
 from . import opcodes as K
 from .cpu import (
-    FREED,
     KERNEL,
-    MODIFIED,
-    READS_OUT,
-    READS_X,
-    READS_Y,
     binary_partial_x,
     binary_partial_y,
-    needed_reads,
-    strided_offset,
+    cross_entropy_backward,
+    group_backward,
+    log_softmax_backward,
+    matmul_layout,
+    odometer_step,
+    operand_live,
+    saved_values_lost,
     unary_partial,
 )
 
@@ -78,24 +76,8 @@ def reverse_sweep_batched(
         code = op & K.CODE_MASK
         x = rows[r, 2]
         y = rows[r, 3]
-        reads = needed_reads(saves[code], op)
-        if reads != 0:
-            if freed[r] != 0:
-                status[0] = FREED
-                status[1] = r
-                return -1
-            stale = -1
-            if (reads & READS_OUT) and modified[o] != 0:
-                stale = o
-            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
-                stale = x
-            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
-                stale = y
-            if stale >= 0:
-                status[0] = MODIFIED
-                status[1] = r
-                status[2] = stale
-                return -1
+        if saved_values_lost(r, op, o, x, y, freed, modified, saves, status):
+            return -1
         visited[r] = 1
         co = cmap[o]
         cx = cmap[x] if x >= 0 else -1
@@ -154,29 +136,22 @@ def reverse_sweep_batched(
                 for i in range(aux[a]):
                     for j in range(aux[a + 2]):
                         _add_slot(cot, cb + j, co + i * aux[a + 2] + j, 1.0)
-                if live[bias] == 0:
-                    live[bias] = 1
-                    if aux[a + 4] < lowest:
-                        lowest = aux[a + 4]
+                lowest = operand_live(live, bias, aux[a + 4], lowest)
         elif code == K.LOG_SOFTMAX:
             if xrg:
                 for b in range(nb):
-                    _log_softmax_backward(vals, cot[:, b], aux[a], aux[a + 1], aux[a + 2], o, co, cx)
+                    log_softmax_backward(vals, cot[:, b], aux[a], aux[a + 1], aux[a + 2], o, co, cx)
         elif code == K.CROSS_ENTROPY:
             if xrg:
                 for b in range(nb):
-                    _cross_entropy_backward(vals, cot[:, b], aux, a, co, x, cx)
+                    cross_entropy_backward(vals, cot[:, b], aux, a, co, x, cx)
         elif code == K.PROD or code == K.AMAX or code == K.AMIN:
             for b in range(nb):
-                _group_backward(code, vals, cot[:, b], aux, a, o, x, co, cx, n)
-        if xrg and live[x] == 0:
-            live[x] = 1
-            if rows[r, 6] < lowest:
-                lowest = rows[r, 6]
-        if yrg and live[y] == 0:
-            live[y] = 1
-            if rows[r, 7] < lowest:
-                lowest = rows[r, 7]
+                group_backward(code, vals, cot[:, b], aux, a, o, x, co, cx, n)
+        if xrg:
+            lowest = operand_live(live, x, rows[r, 6], lowest)
+        if yrg:
+            lowest = operand_live(live, y, rows[r, 7], lowest)
         r -= 1
     return lowest
 
@@ -224,15 +199,7 @@ def _strided_walk_batched(cot, aux, a, o, x, scale, gather):
                 for b in range(nb):
                     cot[dst, b] += scale * cot[src, b]
         i += inner
-        k = ndim - 2
-        while k >= 0:
-            counter[k] += 1
-            off += aux[stride0 + k]
-            if counter[k] < aux[shape0 + k]:
-                break
-            off -= aux[shape0 + k] * aux[stride0 + k]
-            counter[k] = 0
-            k -= 1
+        off = odometer_step(counter, off, aux, shape0, stride0, ndim)
 
 
 @njit(**KERNEL)
@@ -241,12 +208,7 @@ def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg):
     per slot, g of matrix ``bm`` is ``(M, N * B)``: ``gy += x.T @ g`` is one GEMM with B times the columns;
     ``gx[m] += y @ g[m]`` is one GEMM ``(K, N) @ (N, B)`` per row ``m`` of x."""
     nb = cot.shape[1]
-    Bm = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    Bm, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for bm in range(Bm):
         go = co + bm * M * N
         xb0 = x + bm * xbs
@@ -299,81 +261,6 @@ def _is_identity(g):
             if g[i, j] != (1.0 if i == j else 0.0):
                 return False
     return True
-
-
-# --- one column of the batch, values and cotangents at their own offsets (``kernels.cpu``'s helpers read both
-# at one offset; here the cotangent arena is compacted: see ``ad/batched.py``) ---------------------------------
-
-
-@njit(**KERNEL)
-def _log_softmax_backward(vals, cot, outer, size, inner, o, co, cx):
-    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout."""
-    for i in range(outer):
-        for k in range(inner):
-            base = i * size * inner + k
-            total = 0.0
-            for j in range(size):
-                total += cot[co + base + j * inner]
-            for j in range(size):
-                e = base + j * inner
-                cot[cx + e] += cot[co + e] - math.exp(vals[o + e]) * total
-
-
-@njit(**KERNEL)
-def _cross_entropy_backward(vals, cot, aux, a, co, x, cx):
-    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), as ``kernels.cpu._cross_entropy_backward``."""
-    M = aux[a]
-    C = aux[a + 1]
-    scale = cot[co] / M
-    for i in range(M):
-        row = x + i * C
-        m = vals[row]
-        for j in range(1, C):
-            if vals[row + j] > m:
-                m = vals[row + j]
-        if not math.isfinite(m):
-            m = 0.0
-        total = 0.0
-        for j in range(C):
-            total += math.exp(vals[row + j] - m)
-        for j in range(C):
-            cot[cx + i * C + j] += scale * (math.exp(vals[row + j] - m) / total)
-        cot[cx + i * C + aux[a + 2 + i]] -= scale
-
-
-@njit(**KERNEL)
-def _group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
-    """prod / amax / amin over groups, as ``kernels.cpu._group_backward``."""
-    ndim = aux[a]
-    nx = 1
-    for k in range(ndim):
-        nx *= aux[a + 2 + k]
-    count = np.zeros(nout, np.int64)
-    if code == K.PROD:
-        nonzero_prod = np.ones(nout, np.float64)
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            v = vals[x + i]
-            if v == 0.0:
-                count[j] += 1
-            else:
-                nonzero_prod[j] *= v
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            v = vals[x + i]
-            if count[j] == 0:
-                cot[cx + i] += cot[co + j] * (nonzero_prod[j] / v)
-            elif count[j] == 1 and v == 0.0:
-                cot[cx + i] += cot[co + j] * nonzero_prod[j]
-    else:
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            if vals[x + i] == vals[o + j]:
-                count[j] += 1
-        for i in range(nx):
-            j = strided_offset(i, aux, a, ndim)
-            if vals[x + i] == vals[o + j]:
-                cot[cx + i] += cot[co + j] / count[j]
 
 
 # --- recycled cotangent blocks ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from . import opcodes as K
 from . import pointwise
@@ -98,6 +99,8 @@ _SAVES[K.DIV] |= X_FOR_Y  # d/dx x / y reads y only; d/dy reads both
 SAVES = _SAVES
 
 
+# (register_jitable: one source for Python callers, the CPU kernels and the CUDA sweep)
+@register_jitable
 def needed_reads_py(reads, op):
     """The values a row with opcode bits ``op`` (its ``XRG``/``YRG`` flags) and ``SAVES`` entry ``reads`` reads
     in backward."""
@@ -108,11 +111,50 @@ def needed_reads_py(reads, op):
     return reads & (READS_X | READS_Y | READS_OUT | READS_OTHER)
 
 
-needed_reads = njit(inline="always", **KERNEL)(needed_reads_py)
-
 # status[0] after a sweep that returned -1
 FREED = 1  # row status[1] had its saved values released by an earlier backward
 MODIFIED = 2  # row status[1] reads the value at offset status[2], which was modified in place since
+
+
+@register_jitable
+def saved_error(r, op, o, x, y, freed, modified, saves):
+    """``(FREED, 0)`` or ``(MODIFIED, offset)`` when row ``r`` (opcode bits ``op``, output ``o``, operands ``x``,
+    ``y``) must not be swept because a value its backward reads was released or modified in place, else
+    ``(0, 0)``: the check of every reverse sweep, CPU and CUDA."""
+    reads = needed_reads_py(int(saves[op & K.CODE_MASK]), op)  # (int: numpy 2 refuses ~flags on a uint8)
+    if reads != 0:
+        if freed[r] != 0:
+            return FREED, 0
+        if (reads & READS_OUT) != 0 and modified[o] != 0:
+            return MODIFIED, o
+        if (reads & READS_X) != 0 and x >= 0 and modified[x] != 0:
+            return MODIFIED, x
+        if (reads & READS_Y) != 0 and y >= 0 and modified[y] != 0:
+            return MODIFIED, y
+    return 0, 0
+
+
+@njit(inline="always", **KERNEL)
+def saved_values_lost(r, op, o, x, y, freed, modified, saves, status):
+    """Whether row ``r`` must not be swept (``saved_error``); if so, ``status`` says why (the sweep returns -1)."""
+    kind, stale = saved_error(r, op, o, x, y, freed, modified, saves)
+    if kind == 0:
+        return False
+    status[0] = kind
+    status[1] = r
+    status[2] = stale
+    return True
+
+
+@njit(inline="always", **KERNEL)
+def operand_live(live, off, producer, lowest):
+    """An operand at ``off`` (made by row ``producer``) received a cotangent: mark it live; returns the sweep's
+    new ``lowest`` (the producer's row, if it is the lowest live one so far)."""
+    if live[off] == 0:
+        live[off] = 1
+        if producer < lowest:
+            return producer
+    return lowest
 
 
 @njit(inline="always", **KERNEL)
@@ -143,24 +185,8 @@ def reverse_sweep(
         code = op & K.CODE_MASK
         x = rows[r, 2]
         y = rows[r, 3]
-        reads = needed_reads(saves[code], op)
-        if reads != 0:
-            if freed[r] != 0:
-                status[0] = FREED
-                status[1] = r
-                return -1
-            stale = -1
-            if (reads & READS_OUT) and modified[o] != 0:
-                stale = o
-            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
-                stale = x
-            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
-                stale = y
-            if stale >= 0:
-                status[0] = MODIFIED
-                status[1] = r
-                status[2] = stale
-                return -1
+        if saved_values_lost(r, op, o, x, y, freed, modified, saves, status):
+            return -1
         visited[r] = 1
         xrg = (op & K.XRG) != 0
         yrg = (op & K.YRG) != 0
@@ -184,29 +210,8 @@ def reverse_sweep(
             if yrg:
                 for i in range(n):
                     cot[y + i] += cot[o + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
-        elif code == K.WHERE:
-            for i in range(n):
-                m = vals[a + i]
-                if xrg and m != 0:
-                    cot[x + i] += cot[o + i]
-                if yrg and m == 0:
-                    cot[y + i] += cot[o + i]
-        elif code == K.GATHER_STRIDED:
-            _strided_walk(cot, aux, a, o, x, 1.0, True)
-        elif code == K.SCATTER_STRIDED:
-            _strided_walk(cot, aux, a, o, x, a0, False)
-        elif code == K.SUM_ALL:
-            if xrg:
-                gs = a0 * cot[o]
-                for i in range(a):
-                    cot[x + i] += gs
-        elif code == K.GATHER_MAP:
-            for i in range(n):
-                cot[x + aux[a + 1 + i]] += cot[o + i]
-        elif code == K.SCATTER_MAP:
-            nx = aux[a]
-            for i in range(nx):
-                cot[x + i] += cot[o + aux[a + 1 + i]]
+        elif is_linear_row(code):
+            linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg)
         elif code == K.MATMUL:
             _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg)
         elif code == K.LINEAR:
@@ -218,28 +223,63 @@ def reverse_sweep(
                 if live[b] == 0 and big_off.shape[0] != 0:
                     _clear_if_big(cot, big_off, big_n, b)
                 _column_sum_into(cot, aux[a], aux[a + 2], o, b)
-                if live[b] == 0:
-                    live[b] = 1
-                    if aux[a + 4] < lowest:
-                        lowest = aux[a + 4]
+                lowest = operand_live(live, b, aux[a + 4], lowest)
         elif code == K.LOG_SOFTMAX:
             if xrg:
-                _log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, x)
+                log_softmax_backward(vals, cot, aux[a], aux[a + 1], aux[a + 2], o, o, x)
         elif code == K.CROSS_ENTROPY:
             if xrg:
-                _cross_entropy_backward(vals, cot, aux, a, o, x)
+                cross_entropy_backward(vals, cot, aux, a, o, x, x)
         elif code == K.PROD or code == K.AMAX or code == K.AMIN:
-            _group_backward(code, vals, cot, aux, a, o, x, n)
-        if xrg and live[x] == 0:
-            live[x] = 1
-            if rows[r, 6] < lowest:
-                lowest = rows[r, 6]
-        if yrg and live[y] == 0:
-            live[y] = 1
-            if rows[r, 7] < lowest:
-                lowest = rows[r, 7]
+            group_backward(code, vals, cot, aux, a, o, x, o, x, n)
+        if xrg:
+            lowest = operand_live(live, x, rows[r, 6], lowest)
+        if yrg:
+            lowest = operand_live(live, y, rows[r, 7], lowest)
         r -= 1
     return lowest
+
+
+@njit(inline="always", **KERNEL)
+def is_linear_row(code):
+    """Rows whose backward is a fixed linear map of the output's cotangent (``linear_row_adjoint``): their
+    cotangent's tangent moves the same way (``second_order``)."""
+    return (
+        code == K.WHERE
+        or code == K.GATHER_STRIDED
+        or code == K.SCATTER_STRIDED
+        or code == K.SUM_ALL
+        or code == K.GATHER_MAP
+        or code == K.SCATTER_MAP
+    )
+
+
+@njit(**KERNEL)
+def linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg):
+    """``cot[x]`` (and ``cot[y]``) += the adjoint map of a row of ``is_linear_row`` applied to ``cot[o]`` (``vals``:
+    where's mask, at ``a``); ``second_order`` applies it to the cotangents' tangents too."""
+    if code == K.WHERE:
+        for i in range(n):
+            m = vals[a + i]
+            if xrg and m != 0:
+                cot[x + i] += cot[o + i]
+            if yrg and m == 0:
+                cot[y + i] += cot[o + i]
+    elif code == K.GATHER_STRIDED:
+        _strided_walk(cot, aux, a, o, x, 1.0, True)
+    elif code == K.SCATTER_STRIDED:
+        _strided_walk(cot, aux, a, o, x, a0, False)
+    elif code == K.SUM_ALL:
+        if xrg:
+            gs = a0 * cot[o]
+            for i in range(a):
+                cot[x + i] += gs
+    elif code == K.GATHER_MAP:
+        for i in range(n):
+            cot[x + aux[a + 1 + i]] += cot[o + i]
+    elif code == K.SCATTER_MAP:
+        for i in range(aux[a]):
+            cot[x + i] += cot[o + aux[a + 1 + i]]
 
 
 @njit(**KERNEL)
@@ -285,40 +325,57 @@ def _strided_walk(cot, aux, a, o, x, scale, gather):
             for j in range(inner):
                 cot[x + i + j] += scale * cot[o + off + j * inner_stride]
         i += inner
-        k = ndim - 2
-        while k >= 0:
-            counter[k] += 1
-            off += aux[stride0 + k]
-            if counter[k] < aux[shape0 + k]:
-                break
-            off -= aux[shape0 + k] * aux[stride0 + k]
-            counter[k] = 0
-            k -= 1
+        off = odometer_step(counter, off, aux, shape0, stride0, ndim)
+
+
+@njit(inline="always", **KERNEL)
+def odometer_step(counter, off, aux, shape0, stride0, ndim):
+    """The next line of a strided walk (``_strided_walk``): advance the index ``counter`` over all dims but the
+    innermost, carrying as an odometer; returns the offset of the line's first element."""
+    k = ndim - 2
+    while k >= 0:
+        counter[k] += 1
+        off += aux[stride0 + k]
+        if counter[k] < aux[shape0 + k]:
+            break
+        off -= aux[shape0 + k] * aux[stride0 + k]
+        counter[k] = 0
+        k -= 1
+    return off
 
 
 @njit(**KERNEL)
-def _log_softmax_backward(vals, cot, outer, size, inner, o, x):
-    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout."""
+def log_softmax_backward(vals, cot, outer, size, inner, o, co, cx):
+    """gx = g - softmax * sum(g) along the middle axis of an (outer, size, inner) layout: the output's values at
+    ``o``, its cotangents at ``co``, x's at ``cx`` (one offset in the one-VJP arena; ``batched`` compacts the
+    cotangents, one column at a time)."""
     for i in range(outer):
         for k in range(inner):
-            base = i * size * inner + k
-            total = 0.0
-            for j in range(size):
-                total += cot[o + base + j * inner]
-            for j in range(size):
-                e = base + j * inner
-                cot[x + e] += cot[o + e] - math.exp(vals[o + e]) * total
+            log_softmax_line_backward(vals, cot, i * size * inner + k, size, inner, o, co, cx)
+
+
+@register_jitable
+def log_softmax_line_backward(vals, cot, base, size, inner, o, co, cx):
+    """One line of ``log_softmax_backward`` (elements ``base + j * inner``); the CUDA sweep runs one per thread."""
+    total = 0.0
+    for j in range(size):
+        total += cot[co + base + j * inner]
+    for j in range(size):
+        e = base + j * inner
+        cot[cx + e] += cot[co + e] - math.exp(vals[o + e]) * total
+
+
+@register_jitable
+def matmul_layout(aux, a):
+    """A ``MATMUL`` row's ``aux[a:a + 6]``: ``(B, M, K, N, x batch stride, y batch stride)``, out (B, M, N) =
+    x (B, M, K) @ y (B, K, N); a batch stride of 0 broadcasts that operand."""
+    return aux[a], aux[a + 1], aux[a + 2], aux[a + 3], aux[a + 4], aux[a + 5]
 
 
 @njit(**KERNEL)
 def _matmul_backward(vals, cot, aux, a, o, x, y, xrg, yrg):
     """aux[a:a+6] = (B, M, K, N, x batch stride, y batch stride); a stride of 0 broadcasts that operand."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for b in range(B):
         g = cot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
         xb0 = x + b * xbs
@@ -376,25 +433,32 @@ def cross_entropy_forward(x, target):
 
 
 @njit(**KERNEL)
-def _cross_entropy_backward(vals, cot, aux, a, o, x):
-    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), the softmax recomputed stably from the saved logits."""
+def cross_entropy_backward(vals, cot, aux, a, co, x, cx):
+    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)), the softmax recomputed stably from the saved logits (values
+    at ``x``, cotangents at ``co`` and ``cx``: see ``log_softmax_backward``)."""
     M = aux[a]
     C = aux[a + 1]
-    scale = cot[o] / M
+    scale = cot[co] / M
     for i in range(M):
-        row = x + i * C
-        m = vals[row]
-        for j in range(1, C):
-            if vals[row + j] > m:
-                m = vals[row + j]
-        if not math.isfinite(m):
-            m = 0.0
-        total = 0.0
-        for j in range(C):
-            total += math.exp(vals[row + j] - m)
-        for j in range(C):
-            cot[row + j] += scale * (math.exp(vals[row + j] - m) / total)
-        cot[row + aux[a + 2 + i]] -= scale
+        cross_entropy_sample_backward(vals, cot, x + i * C, cx + i * C, C, aux[a + 2 + i], scale)
+
+
+@register_jitable
+def cross_entropy_sample_backward(vals, cot, row, crow, C, target, scale):
+    """One sample of ``cross_entropy_backward``: logits at ``vals[row:row + C]``, their cotangents at ``crow``,
+    class ``target``; the CUDA sweep runs one per thread."""
+    m = vals[row]
+    for j in range(1, C):
+        if vals[row + j] > m:
+            m = vals[row + j]
+    if not math.isfinite(m):
+        m = 0.0
+    total = 0.0
+    for j in range(C):
+        total += math.exp(vals[row + j] - m)
+    for j in range(C):
+        cot[crow + j] += scale * (math.exp(vals[row + j] - m) / total)
+    cot[crow + target] -= scale
 
 
 @njit(**KERNEL)
@@ -407,8 +471,9 @@ def _column_sum_into(cot, M, N, o, b):
 
 
 @njit(**KERNEL)
-def _group_backward(code, vals, cot, aux, a, o, x, nout):
-    """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)``."""
+def group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
+    """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)`` (values at ``o`` and
+    ``x``, cotangents at ``co`` and ``cx``: see ``log_softmax_backward``)."""
     ndim = aux[a]
     nx = 1
     for k in range(ndim):
@@ -428,9 +493,9 @@ def _group_backward(code, vals, cot, aux, a, o, x, nout):
             j = strided_offset(i, aux, a, ndim)
             v = vals[x + i]
             if count[j] == 0:
-                cot[x + i] += cot[o + j] * (nonzero_prod[j] / v)
+                cot[cx + i] += cot[co + j] * (nonzero_prod[j] / v)
             elif count[j] == 1 and v == 0.0:
-                cot[x + i] += cot[o + j] * nonzero_prod[j]
+                cot[cx + i] += cot[co + j] * nonzero_prod[j]
     else:
         for i in range(nx):
             j = strided_offset(i, aux, a, ndim)
@@ -439,7 +504,7 @@ def _group_backward(code, vals, cot, aux, a, o, x, nout):
         for i in range(nx):
             j = strided_offset(i, aux, a, ndim)
             if vals[x + i] == vals[o + j]:
-                cot[x + i] += cot[o + j] / count[j]
+                cot[cx + i] += cot[co + j] / count[j]
 
 
 # --- forward mode: tangents of elementwise ops from the same partials (one active dual level) -------------

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from . import opcodes as K
-from .cpu import KERNEL, strided_offset
+from .cpu import KERNEL, matmul_layout, strided_offset
 
 
 @njit(**KERNEL)
@@ -39,12 +39,7 @@ def linear_row(code, aux, a, n, a0, src, x, dst, o):
 def matmul_into(aux, a, xa, x, ya, y, dst, o, accumulate):
     """A ``MATMUL`` row (aux: ``B, M, K, N`` and the batch strides of x and y): ``dst`` at ``o`` = (or, with
     ``accumulate``, +=) the batched product of ``xa`` read from ``x`` and ``ya`` read from ``y``."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for b in range(B):
         xb = xa[x + b * xbs : x + b * xbs + M * K_].reshape((M, K_))
         yb = ya[y + b * ybs : y + b * ybs + K_ * N].reshape((K_, N))

@@ -37,17 +37,15 @@ from numba.extending import register_jitable
 
 from . import opcodes as K
 from .cpu import (
-    FREED,
     KERNEL,
-    MODIFIED,
-    READS_OUT,
-    READS_X,
-    READS_Y,
     _column_sum_into,
-    _strided_walk,
     binary_partial_x,
     binary_partial_y,
-    needed_reads,
+    is_linear_row,
+    linear_row_adjoint,
+    matmul_layout,
+    operand_live,
+    saved_values_lost,
     unary_partial,
 )
 from .forward_rows import add_bias, linear_into, linear_row, matmul_into
@@ -300,24 +298,8 @@ def tangent_reverse_sweep(
             return -1
         x = rows[r, 2]
         y = rows[r, 3]
-        reads = needed_reads(saves[code], op)
-        if reads != 0:
-            if freed[r] != 0:
-                status[0] = FREED
-                status[1] = r
-                return -1
-            stale = -1
-            if (reads & READS_OUT) and modified[o] != 0:
-                stale = o
-            elif (reads & READS_X) and x >= 0 and modified[x] != 0:
-                stale = x
-            elif (reads & READS_Y) and y >= 0 and modified[y] != 0:
-                stale = y
-            if stale >= 0:
-                status[0] = MODIFIED
-                status[1] = r
-                status[2] = stale
-                return -1
+        if saved_values_lost(r, op, o, x, y, freed, modified, saves, status):
+            return -1
         visited[r] = 1
         xrg = (op & K.XRG) != 0
         yrg = (op & K.YRG) != 0
@@ -362,36 +344,9 @@ def tangent_reverse_sweep(
                     dy = binary_partial_y(code, xv, yv, ov)
                     cot[y + i] += g * dy
                     tcot[y + i] += _times(tg, dy) + _second_term(g, dyx, tx, dyy, ty)
-        elif code == K.WHERE:
-            for i in range(n):
-                m = vals[a + i]
-                if xrg and m != 0:
-                    cot[x + i] += cot[o + i]
-                    tcot[x + i] += tcot[o + i]
-                if yrg and m == 0:
-                    cot[y + i] += cot[o + i]
-                    tcot[y + i] += tcot[o + i]
-        elif code == K.GATHER_STRIDED:
-            _strided_walk(cot, aux, a, o, x, 1.0, True)
-            _strided_walk(tcot, aux, a, o, x, 1.0, True)
-        elif code == K.SCATTER_STRIDED:
-            _strided_walk(cot, aux, a, o, x, a0, False)
-            _strided_walk(tcot, aux, a, o, x, a0, False)
-        elif code == K.SUM_ALL:
-            if xrg:
-                gs = a0 * cot[o]
-                tgs = a0 * tcot[o]
-                for i in range(a):
-                    cot[x + i] += gs
-                    tcot[x + i] += tgs
-        elif code == K.GATHER_MAP:
-            for i in range(n):
-                cot[x + aux[a + 1 + i]] += cot[o + i]
-                tcot[x + aux[a + 1 + i]] += tcot[o + i]
-        elif code == K.SCATTER_MAP:
-            for i in range(aux[a]):
-                cot[x + i] += cot[o + aux[a + 1 + i]]
-                tcot[x + i] += tcot[o + aux[a + 1 + i]]
+        elif is_linear_row(code):  # the tangents of the cotangents move as the cotangents
+            linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg)
+            linear_row_adjoint(code, vals, tcot, aux, a, o, x, y, n, a0, xrg, yrg)
         elif code == K.MATMUL:
             _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg)
         elif code == K.LINEAR or code == K.LINEAR_BIAS:
@@ -402,18 +357,11 @@ def tangent_reverse_sweep(
                     _clear_both_if_big(cot, tcot, big_off, big_n, b)
                 _column_sum_into(cot, aux[a], aux[a + 2], o, b)
                 _column_sum_into(tcot, aux[a], aux[a + 2], o, b)
-                if live[b] == 0:
-                    live[b] = 1
-                    if aux[a + 4] < lowest:
-                        lowest = aux[a + 4]
-        if xrg and live[x] == 0:
-            live[x] = 1
-            if rows[r, 6] < lowest:
-                lowest = rows[r, 6]
-        if yrg and live[y] == 0:
-            live[y] = 1
-            if rows[r, 7] < lowest:
-                lowest = rows[r, 7]
+                lowest = operand_live(live, b, aux[a + 4], lowest)
+        if xrg:
+            lowest = operand_live(live, x, rows[r, 6], lowest)
+        if yrg:
+            lowest = operand_live(live, y, rows[r, 7], lowest)
         r -= 1
     return lowest
 
@@ -421,12 +369,7 @@ def tangent_reverse_sweep(
 @njit(**KERNEL)
 def _matmul_tangent(vals, tvals, cot, tcot, aux, a, o, x, y, xrg, yrg):
     """``gx += g y^T``, ``gy += x^T g`` and their tangents (product rule); aux as ``cpu._matmul_backward``."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     for b in range(B):
         g = cot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))
         tg = tcot[o + b * M * N : o + (b + 1) * M * N].reshape((M, N))

@@ -36,17 +36,17 @@ zeros or maxima into ``gcount`` and multiply its non-zero members into ``gstat``
 share. Adjoints of gathers (broadcasts, integer indexing) add with ``cuda.atomic.add``: several elements may
 share a target.
 
-Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them.
+Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them; the
+check of saved values and the per-line bodies of log_softmax and cross-entropy are ``kernels/cpu.py``'s
+(``register_jitable``: one source, compiled for either device).
 """
-
-import math
 
 import numpy as np
 from numba import cuda, njit
 from numba.extending import register_jitable
 
 from .. import opcodes as K
-from ..cpu import FREED, KERNEL, MODIFIED, READS_OUT, READS_X, READS_Y, needed_reads_py
+from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, matmul_layout, saved_error
 from . import elementwise as E
 from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
 from .matmul import matmul
@@ -63,10 +63,6 @@ STATE_SIZE = STATUS + 3
 CLEAR_X, CLEAR_Y, CLEAR_B = 1, 2, 4  # big_clear_kernel's ``which``
 
 
-# the CPU sweep's check of saved values, compiled for the device too (one source)
-needed_reads = register_jitable(needed_reads_py)
-
-
 # --- device helpers (shared by the block and the grid kernels) ---------------------------------------------
 
 
@@ -78,22 +74,6 @@ def _phases(code):
     if code == K.MATMUL or code == K.LINEAR or code == K.PROD or code == K.AMAX or code == K.AMIN:
         return 2
     return 1
-
-
-@register_jitable
-def _saved_error(r, op, o, x, y, freed, modified, saves):
-    """``(kind, offset)`` when row ``r`` must not run (the CPU sweep's checks), else ``(0, 0)``."""
-    reads = needed_reads(int(saves[op & K.CODE_MASK]), op)  # (int: numpy 2 refuses ~flags on a uint8)
-    if reads != 0:
-        if freed[r] != 0:
-            return FREED, 0
-        if (reads & READS_OUT) != 0 and modified[o] != 0:
-            return MODIFIED, o
-        if (reads & READS_X) != 0 and x >= 0 and modified[x] != 0:
-            return MODIFIED, x
-        if (reads & READS_Y) != 0 and y >= 0 and modified[y] != 0:
-            return MODIFIED, y
-    return 0, 0
 
 
 @register_jitable
@@ -151,12 +131,7 @@ def _strided_adjoint(cot, aux, a, o, x, scale, gather, tid, nthr):
 @register_jitable
 def _matmul_gx(vals, cot, aux, a, o, x, y, tid, nthr):
     """gx[b] += g[b] @ y[b].T; a batch stride of 0 (broadcast x) sums over the batches."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     nb = B if xbs != 0 else 1
     for t in range(tid, nb * M * K_, nthr):
         bx = t // (M * K_)
@@ -176,12 +151,7 @@ def _matmul_gx(vals, cot, aux, a, o, x, y, tid, nthr):
 @register_jitable
 def _matmul_gy(vals, cot, aux, a, o, x, y, tid, nthr):
     """gy[b] += x[b].T @ g[b]; a batch stride of 0 (broadcast y) sums over the batches."""
-    B = aux[a]
-    M = aux[a + 1]
-    K_ = aux[a + 2]
-    N = aux[a + 3]
-    xbs = aux[a + 4]
-    ybs = aux[a + 5]
+    B, M, K_, N, xbs, ybs = matmul_layout(aux, a)
     nb = B if ybs != 0 else 1
     for t in range(tid, nb * K_ * N, nthr):
         by = t // (K_ * N)
@@ -234,35 +204,17 @@ def _log_softmax_lines(vals, cot, outer, size, inner, o, x, tid, nthr):
     """gx = g - softmax * sum(g) along the middle axis of (outer, size, inner): one thread per line."""
     for t in range(tid, outer * inner, nthr):
         i = t // inner
-        base = i * size * inner + (t - i * inner)
-        total = 0.0
-        for j in range(size):
-            total += cot[o + base + j * inner]
-        for j in range(size):
-            e = base + j * inner
-            cot[x + e] += cot[o + e] - math.exp(vals[o + e]) * total
+        log_softmax_line_backward(vals, cot, i * size * inner + (t - i * inner), size, inner, o, o, x)
 
 
 @register_jitable
 def _cross_entropy_lines(vals, cot, aux, a, o, x, tid, nthr):
-    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)): one thread per sample (see cpu._cross_entropy_backward)."""
+    """gx[i] = g / M * (softmax(x[i]) - onehot(t_i)): one thread per sample (cpu.cross_entropy_backward's)."""
     M = aux[a]
     C = aux[a + 1]
     scale = cot[o] / M
     for i in range(tid, M, nthr):
-        row = x + i * C
-        m = vals[row]
-        for j in range(1, C):
-            if vals[row + j] > m:
-                m = vals[row + j]
-        if not math.isfinite(m):
-            m = 0.0
-        total = 0.0
-        for j in range(C):
-            total += math.exp(vals[row + j] - m)
-        for j in range(C):
-            cot[row + j] += scale * (math.exp(vals[row + j] - m) / total)
-        cot[row + aux[a + 2 + i]] -= scale
+        cross_entropy_sample_backward(vals, cot, x + i * C, x + i * C, C, aux[a + 2 + i], scale)
 
 
 @register_jitable
@@ -313,7 +265,7 @@ def _group_leaders(code, vals, aux, a, o, x, gstat, gcount, tid, nthr):
 
 @register_jitable
 def _group_apply(code, vals, cot, aux, a, o, x, gstat, gcount, tid, nthr):
-    """Phase 1 of prod/amax/amin: each member's share of its group's cotangent (cpu._group_backward)."""
+    """Phase 1 of prod/amax/amin: each member's share of its group's cotangent (cpu.group_backward)."""
     for i in range(tid, _extent(aux, a), nthr):
         j = aux_view_offset(i, aux, a)
         v = vals[x + i]
@@ -443,7 +395,7 @@ def _sweep_block(
         code = op & K.CODE_MASK
         x = rows[r, 2]
         y = rows[r, 3]
-        kind, stale = _saved_error(r, op, o, x, y, freed, modified, saves)
+        kind, stale = saved_error(r, op, o, x, y, freed, modified, saves)
         if kind != 0:
             if tid == 0:
                 state[STATUS] = kind
@@ -501,7 +453,7 @@ def _big_begin(rows, aux, live, visited, freed, modified, saves, r, state):
     op = rows[r, 0]
     x = rows[r, 2]
     y = rows[r, 3]
-    kind, stale = _saved_error(r, op, o, x, y, freed, modified, saves)
+    kind, stale = saved_error(r, op, o, x, y, freed, modified, saves)
     if kind != 0:
         state[STATUS] = kind
         state[STATUS + 1] = r

@@ -101,7 +101,7 @@ def forward_backward(
     return 0
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def _unary_saving(rows, attrs, vals, part, p, r, code, n):
     """Row ``r``'s values and, when ``p >= 0``, its partials into ``part[p:p + n]`` (the formulas of
     ``pointwise.unary_partial``; sin and cos from one ``sin_cos`` call, libm beyond its range)."""
@@ -135,7 +135,7 @@ def _unary_saving(rows, attrs, vals, part, p, r, code, n):
             part[p + i] = unary_partial(code, vals[x + i], vals[o + i], a0, a1)
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def _binary_reverse(rows, vals, cot, r, op, code, o):
     """Row ``r``'s cotangents into its operands that require grad (``reverse_sweep``'s rule, the common opcodes'
     partials written out so that their loops vectorize)."""

@@ -220,7 +220,7 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
             vals[o + i] = unary_value(code, vals[x + i], a0, a1)
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y):
     """Elements ``lo:hi`` of elementwise row ``r`` (operands ``xa`` at ``x``, ``ya`` at ``y``); the common
     opcodes as loops of their own (they vectorize), the others through ``pointwise``'s per-element values."""

@@ -508,6 +508,16 @@ TANH_BACKWARD = _binary_op(
 )
 
 
+def _integer_operands(op, xd, yd):
+    """``op`` of two integer or bool arrays: integer ops stay integer; float-valued ones (atan2, hypot, ...)
+    give float64, ad's rule for integer inputs, where numpy would pick float16 or float32 for small integer
+    types."""
+    out = np.asarray(op.np_fn(xd, yd))
+    if out.dtype.kind == "f" and out.dtype != np.float64:
+        out = np.asarray(op.np_fn(xd.astype(np.float64), yd.astype(np.float64)))
+    return out
+
+
 def _binary(op, x, y, dual=True):
     """Elementwise ``op(x, y)`` for tensors (scalars are turned into ``affine`` rows by the callers)."""
     if dual and (x._tangents is not None or y._tangents is not None) and _fw.levels:
@@ -523,6 +533,8 @@ def _binary(op, x, y, dual=True):
             raise RuntimeError(_SUB_BOOL)
         if xd.shape != yd.shape:
             _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
+        if xd.dtype.kind not in "fc" and yd.dtype.kind not in "fc":
+            return wrap_array(_integer_operands(op, xd, yd))
         if xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
             return wrap_array(_binary_np(op, xd, yd, np.empty(xd.shape, np.result_type(xd, yd))))
         return wrap_array(np.asarray(op.np_fn(xd, yd)))

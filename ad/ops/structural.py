@@ -84,34 +84,19 @@ def _where_scalar(value, other):
 @forward_rule(_where_jvp)
 def where(condition, input=None, other=None):
     """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
-    if input is None and other is None and isinstance(condition, Tensor) and condition._dev is not None:
-        raise _cuda_ops().not_implemented("where(condition)")
-    if isinstance(condition, Tensor) and condition._dev is not None:
-        cond = condition._data
-        if cond.dtype != np.bool_:
-            raise RuntimeError(
-                f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}"
-            )
-        if input is None or other is None:
-            raise TypeError("where() received an invalid combination of arguments: give both input and other")
-        input = (
-            input
-            if isinstance(input, Tensor)
-            else as_tensor_operand(float(input) if _is_scalar(input) else input, other)
-        )
-        other = (
-            other
-            if isinstance(other, Tensor)
-            else as_tensor_operand(float(other) if _is_scalar(other) else other, input)
-        )
-        return _cuda_ops().where(condition, input, other)
-    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    on_device = isinstance(condition, Tensor) and condition._dev is not None
     if input is None and other is None:
+        if on_device:
+            raise _cuda_ops().not_implemented("where(condition)")
+        cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
         return tuple(wrap_array(i) for i in np.nonzero(cond))
     if input is None or other is None:
         raise TypeError("where() received an invalid combination of arguments: give both input and other")
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+    # Python numbers are typed as torch's weak scalars on every device (where(c, 1, 0) is int64, a float32
+    # tensor with 0.0 stays float32)
     if not isinstance(input, Tensor):
         input = (
             _where_scalar(input, other)
@@ -120,12 +105,14 @@ def where(condition, input=None, other=None):
         )
     if not isinstance(other, Tensor):
         other = _where_scalar(other, input) if _is_scalar(other) else as_tensor_operand(other, input)
-    if input._dev is not None or other._dev is not None:
+    # a 0-d tensor takes a dimensioned float tensor's dtype, as torch's (two 0-d tensors: ordinary promotion)
+    xd, yd = input._data, other._data
+    if xd.ndim == 0 and yd.ndim and xd.dtype != yd.dtype and yd.dtype.kind == "f" and not input._rg:
+        input = wrap_array(xd.astype(yd.dtype)) if input._dev is None else input.to(other.dtype)
+    if yd.ndim == 0 and xd.ndim and yd.dtype != xd.dtype and xd.dtype.kind == "f" and not other._rg:
+        other = wrap_array(yd.astype(xd.dtype)) if other._dev is None else other.to(input.dtype)
+    if on_device or input._dev is not None or other._dev is not None:
         return _cuda_ops().where(condition, input, other)
-    if input._data.ndim == 0 and input._data.dtype != other._data.dtype and other._data.dtype.kind == "f":
-        input = wrap_array(input._data.astype(other._data.dtype)) if not input._rg else input
-    if other._data.ndim == 0 and other._data.dtype != input._data.dtype and input._data.dtype.kind == "f":
-        other = wrap_array(other._data.astype(input._data.dtype)) if not other._rg else other
     shape = _broadcast_shape(_broadcast_shape(cond.shape, input.shape), other.shape)
     if not _recording(input, other):
         return wrap_array(np.where(cond, input._data, other._data))

@@ -628,3 +628,24 @@ def test_hooks_and_retain_grad_on_cuda_tensors():
     z.backward()
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
         z.backward()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c, x: ad.where(c, 1, 0),
+        lambda c, x: ad.where(c, 1.0, 0),
+        lambda c, x: ad.where(c, x, 0.0),
+        lambda c, x: ad.where(c, 2, x),
+        lambda c, x: ad.where(c, x, ad.tensor(0.5, dtype=ad.float64, device=x.device)),
+    ],
+)
+def test_where_number_operands_dtype_as_on_the_cpu(make):
+    # Python numbers are torch's weak scalars on the device too: a float32 tensor stays float32, two
+    # integers give int64 (the device path used to make every number float64)
+    xh = ad.tensor([1.0, -2.0, 3.0], dtype=ad.float32)
+    ch = xh > 0
+    want = make(ch, xh)
+    got = make(ch.cuda(), xh.cuda())
+    assert got.device.type == "cuda" and got.dtype == want.dtype
+    np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())

@@ -70,3 +70,27 @@ def test_where_weak_scalar_keeps_float32_gradient():
     y.sum().backward()
     assert x.grad.dtype == ad.float32
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda L, x: x - True, lambda L, x: True - x, lambda L, x: (x > 0) - 1, lambda L, x: 1 - (x > 0),
+     lambda L, x: L.sub(x, True), lambda L, x: L.rsub(x, True)],
+)
+def test_subtraction_with_a_bool_raises_as_torch(fn):
+    with pytest.raises(RuntimeError) as want:
+        fn(torch, torch.tensor([1.0, 2.0]))
+    with pytest.raises(RuntimeError, match="with a bool tensor is not supported") as got:
+        fn(ad, ad.tensor([1.0, 2.0]))
+    assert str(got.value) == str(want.value)
+
+
+def test_rsub_values_and_gradients_as_torch():
+    def run(L):
+        x = L.tensor([1.0, 2.0, -0.5], dtype=L.float64, requires_grad=True)
+        y = L.rsub(x, 3.0, alpha=2) * L.rsub(x, L.tensor([1.0, 1.0, 2.0], dtype=L.float64))
+        y.sum().backward()
+        return y.detach().numpy(), x.grad.numpy()
+
+    for got, want in zip(run(ad), run(torch)):
+        np.testing.assert_allclose(got, want)

@@ -812,13 +812,21 @@ def sub(input, other, *, alpha=1, out=None):
     if alpha != 1:
         other = mul(other, alpha)
     if _is_scalar(other):
+        _check_sub_bool(input, other)
         return affine(input, 1.0, -other, "sub")
     return _binary(SUB, input, as_tensor_operand(other, input, fn="sub"))
+
+
+def _check_sub_bool(t, number):
+    """torch refuses subtraction with a bool on either side, a Python bool included."""
+    if isinstance(number, (bool, np.bool_)) or (isinstance(t, Tensor) and t._data.dtype.kind == "b"):
+        raise RuntimeError(_SUB_BOOL)
 
 
 def rsub(x, y):
     """``y - x``."""
     if _is_scalar(y):
+        _check_sub_bool(x, y)
         return affine(x, -1.0, y, "rsub")
     return _binary(SUB, as_tensor_operand(y, x), x)
 

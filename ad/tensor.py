@@ -597,8 +597,15 @@ class Tensor:
         extra = []
         if self._dev is not None:
             extra.append(f"device='{self._dev}'")
-        if self._data.dtype != np.float64 or self._data.size == 0:
-            extra.append(f"dtype={self._data.dtype}")
+        from .creation import _default_float
+
+        dt = self._data.dtype
+        if self._data.size == 0 and self._data.ndim != 1:
+            extra.append(f"size={tuple(self._data.shape)}")
+        # torch's rule: the default float dtype, int64 and bool go unsaid, except that an empty tensor names any
+        # dtype but the default float one
+        if dt != _default_float if self._data.size == 0 else dt not in (_default_float, np.int64, np.bool_):
+            extra.append(f"dtype={dt}")
         if self._op is not None:
             extra.append(f"grad_fn=<{self.grad_fn.name()}>")
         elif self._rg:

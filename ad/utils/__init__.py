@@ -1,0 +1,5 @@
+"""``ad.utils``: ``data`` (datasets, samplers, ``DataLoader``), as ``torch.utils``."""
+
+from . import data
+
+__all__ = ["data"]

@@ -78,6 +78,8 @@ class OpSpec:
     inplace: str | Callable | None = None
     forward_ad: bool = True  # False: torch 2.13 has no forward-mode formula (NotImplementedError); not drawn there
     multi_view: bool = False  # the result is a view returned by a multi-output view op (chunk, split, unbind)
+    # a looser relative tolerance for programs using the op, where torch's own float64 formula is less precise
+    rtol: float | None = None
 
 
 @dataclass(frozen=True)
@@ -655,7 +657,13 @@ def _execute_dual(L, program, obs, hook_log, fw):
             obs.value(("grad tangent", i), tangent)
 
 
-def _compare(a_obs, t_obs):
+def _program_rtol(program):
+    """RTOL, or the loosest ``OpSpec.rtol`` of the ops ``program`` uses."""
+    specs = [OPS.get(step[1]) for step in program.steps if step[0] in ("op", "inplace") and isinstance(step[1], str)]
+    return max([RTOL] + [spec.rtol for spec in specs if spec is not None and spec.rtol is not None])
+
+
+def _compare(a_obs, t_obs, rtol=RTOL):
     """Assert two observation lists are equal (arrays to RTOL/ATOL, NaN equal to NaN).
 
     Deliberate difference: when both raise the same error during a backward, the hooks that ran before the
@@ -673,7 +681,7 @@ def _compare(a_obs, t_obs):
         if isinstance(a[-1], np.ndarray):
             if a[-1].shape != t[-1].shape:
                 raise AssertionError(f"observation {k} {a[:-1]}: shape {a[-1].shape} vs torch {t[-1].shape}")
-            np.testing.assert_allclose(a[-1], t[-1], rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=str(a[:-1]))
+            np.testing.assert_allclose(a[-1], t[-1], rtol=rtol, atol=ATOL, equal_nan=True, err_msg=str(a[:-1]))
         elif a[-1] != t[-1]:
             raise AssertionError(f"observation {k}: ad {_show(a)} vs torch {_show(t)}")
     if len(a_obs) != len(t_obs):
@@ -688,7 +696,7 @@ def _show(o):
 
 
 def check(program):
-    _compare(_execute(ad, program), _execute(torch, program))
+    _compare(_execute(ad, program), _execute(torch, program), _program_rtol(program))
 
 
 # ------------------------------------------------------------------------------------------ the properties
@@ -700,7 +708,7 @@ def test_random_program_matches_torch(program):
     note(repr(program))
     torch_obs = _execute(torch, program)
     assume(not getattr(torch_obs, "torch_bug", False))
-    _compare(_execute(ad, program), torch_obs)
+    _compare(_execute(ad, program), torch_obs, _program_rtol(program))
 
 
 # Fixed programs: one per behaviour the random ones found different once (regression tests, and fast CI).

@@ -166,7 +166,7 @@ __version__ = "0.1.0"
 from kernels import notice as _compile_notice  # noqa: E402
 
 from . import conveniences as _conveniences  # noqa: E402
-from . import linalg, optim  # noqa: E402
+from . import linalg, optim, utils  # noqa: E402
 from . import serialization as _serialization  # noqa: E402
 from .conveniences import (  # noqa: E402
     Size,

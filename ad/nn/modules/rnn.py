@@ -304,8 +304,8 @@ class RNNBase(Module):
         max_batch = int(batch_sizes[0]) if packed else (checked.size(0) if self.batch_first else checked.size(1))
         if hx is None:
             shape = (self.num_layers * num_directions, max_batch)
-            h0 = creation.zeros(*shape, real_hidden, dtype=checked.dtype)
-            c0 = creation.zeros(*shape, self.hidden_size, dtype=checked.dtype) if lstm else None
+            h0 = creation.zeros(*shape, real_hidden, dtype=checked.dtype, device=checked.device)
+            c0 = creation.zeros(*shape, self.hidden_size, dtype=checked.dtype, device=checked.device) if lstm else None
         else:
             self.check_forward_args(checked, hx, batch_sizes)
             h0, c0 = hx if lstm else (hx, None)
@@ -467,7 +467,7 @@ class RNNCellBase(Module):
         out = []
         for idx, value in enumerate(states):
             if value is None:
-                value = creation.zeros(input.size(0), self.hidden_size, dtype=input.dtype)
+                value = creation.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
             elif not is_batched:
                 value = value.unsqueeze(0)
             if value.size(0) != input.size(0):

@@ -257,3 +257,12 @@ def test_unsupported_flags_raise(name):
     with pytest.raises(NotImplementedError, match="differentiable=True"):
         getattr(ad.optim, name)([ad.zeros(2, requires_grad=True)], differentiable=True)
     getattr(ad.optim, name)([ad.zeros(2, requires_grad=True)], foreach=True)  # accepted, as torch does
+
+
+@pytest.mark.parametrize("name", ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop", "LBFGS"])
+def test_signature_is_torchs(name):
+    import inspect
+
+    ours = inspect.signature(getattr(ad.optim, name)).parameters.values()
+    theirs = inspect.signature(getattr(torch.optim, name)).parameters.values()
+    assert [(p.name, p.kind, p.default) for p in ours] == [(p.name, p.kind, p.default) for p in theirs]

@@ -116,3 +116,37 @@ def test_argument_errors_and_warning_as_torch():
         checkpoint(lambda t: t * 2, x)
     with pytest.raises(RuntimeError, match="none of output has requires_grad=True"):
         checkpoint(lambda t: t.detach(), x, use_reentrant=True).sum().backward()
+
+
+def test_inputs_without_grad():
+    """Data as the input: the non-reentrant variant still gives the captured parameters their gradients; the
+    reentrant one warns and gives none (both as torch)."""
+    for lib, ckpt in ((ad, checkpoint), (torch, torch.utils.checkpoint.checkpoint)):
+        w = lib.tensor(W, requires_grad=True)
+        x = lib.tensor(X)
+        ckpt(lambda t, w=w, lib=lib: lib.tanh(t @ w), x, use_reentrant=False).sum().backward()
+        if lib is ad:
+            ours = w.grad.numpy()
+        else:
+            np.testing.assert_allclose(ours, w.grad.numpy(), rtol=0, atol=1e-12)
+        w.grad = None
+        with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True. Gradients will be None"):
+            y = ckpt(lambda t, w=w, lib=lib: lib.tanh(t @ w), x, use_reentrant=True)
+        assert not y.requires_grad
+    # nothing captured that requires grad either: backward through the rest of the graph still works
+    v = ad.tensor(V, requires_grad=True)
+    y = checkpoint(lambda t: t.sin(), ad.tensor(X), use_reentrant=False)
+    (y.sum() * v).sum().backward()
+    np.testing.assert_allclose(v.grad.numpy(), np.full(V.shape, np.sin(X).sum()), rtol=1e-12)
+
+
+def test_determinism_check():
+    state = {"n": 0}
+
+    def f(t):
+        state["n"] += 1
+        return t[: 2 + state["n"]] * 2
+
+    x = ad.tensor(X, requires_grad=True)
+    with pytest.raises(ad.utils.checkpoint.CheckpointError, match="Recomputed values have different metadata"):
+        checkpoint(f, x, use_reentrant=False).sum().backward()

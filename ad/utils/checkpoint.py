@@ -6,7 +6,9 @@ under ``no_grad`` and keeps only the inputs (and the RNG state, so that dropout 
 its ``backward`` recomputes on detached copies of the inputs and backpropagates the incoming cotangents
 through the recomputed graph with ``ad.autograd.backward``. Gradients of the inputs come back to the outer
 sweep; tensors the function captures (a module's parameters) get theirs accumulated into ``.grad`` by that
-inner backward.
+inner backward. With ``use_reentrant=False`` and no input that requires grad, an empty tensor that requires
+grad is appended to the Function's inputs, so that the call is still recorded and captured parameters still
+get gradients (torch's non-reentrant behaviour; the reentrant variant warns and gives none).
 
 Both of torch's variants run this way (``ad``'s built-in ops keep what they save in the tape's arenas, where
 torch's saved-tensor hooks, the machinery of the non-reentrant variant, cannot reach). Differences from
@@ -40,14 +42,17 @@ def _as_tuple(outputs):
 
 class _Checkpoint(Function):
     @staticmethod
-    def forward(ctx, run, preserve_rng_state, kwargs, recompute_context, check, *args):
-        ctx.run, ctx.kwargs, ctx.recompute_context, ctx.check = run, kwargs, recompute_context, check
+    def forward(ctx, run, preserve_rng_state, kwargs, recompute_context, reentrant, check, anchored, *args):
+        if anchored:  # the last input is the empty anchor (see checkpoint), not an argument of run
+            args = args[:-1]
+        ctx.run, ctx.kwargs, ctx.recompute_context = run, kwargs, recompute_context
+        ctx.reentrant, ctx.check, ctx.anchored = reentrant, check, anchored
         ctx.rng_state = get_rng_state() if preserve_rng_state else None
         ctx.inputs = [None if isinstance(a, Tensor) else a for a in args]
         ctx.tensor_indices = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         ctx.save_for_backward(*(args[i] for i in ctx.tensor_indices))
         outputs = run(*args, **kwargs)
-        ctx.signature = [(tuple(o.shape), o.dtype) if isinstance(o, Tensor) else None for o in _as_tuple(outputs)]
+        ctx.signature = _signature(outputs)
         return outputs
 
     @staticmethod
@@ -64,20 +69,24 @@ class _Checkpoint(Function):
         finally:
             if outer_state is not None:
                 set_rng_state(outer_state)
-        if ctx.check:
-            signature = [(tuple(o.shape), o.dtype) if isinstance(o, Tensor) else None for o in outputs]
-            if signature != ctx.signature:
-                raise CheckpointError(
-                    "torch.utils.checkpoint: Recomputed values have different metadata than during the forward "
-                    f"pass: forward gave {ctx.signature}, recomputation gave {signature}"
-                )
+        if ctx.check and _signature(outputs) != ctx.signature:
+            raise CheckpointError(
+                "torch.utils.checkpoint: Recomputed values have different metadata than during the forward pass: "
+                f"forward gave {ctx.signature}, recomputation gave {_signature(outputs)}"
+            )
         pairs = [(o, g) for o, g in zip(outputs, grads) if isinstance(o, Tensor) and o.requires_grad and g is not None]
-        if not pairs:
-            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
-        from ..autograd import backward
+        if pairs:
+            from ..autograd import backward
 
-        backward([o for o, _ in pairs], [g for _, g in pairs])
-        return (None,) * 5 + tuple(a.grad if isinstance(a, Tensor) else None for a in inputs)
+            backward([o for o, _ in pairs], [g for _, g in pairs])
+        elif ctx.reentrant:
+            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
+        grads = tuple(a.grad if isinstance(a, Tensor) else None for a in inputs)
+        return (None,) * 7 + grads + ((None,) if ctx.anchored else ())
+
+
+def _signature(outputs):
+    return [(tuple(o.shape), o.dtype) if isinstance(o, Tensor) else None for o in _as_tuple(outputs)]
 
 
 def checkpoint(
@@ -130,11 +139,21 @@ def checkpoint(
         raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
     if determinism_check not in ("default", "none"):
         raise ValueError(f"determinism_check should be one of ['default', 'none'], but got {determinism_check}")
+    anchored = False
+    if not any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        if use_reentrant:
+            warnings.warn("None of the inputs have requires_grad=True. Gradients will be None", stacklevel=2)
+        else:
+            # torch's non-reentrant variant still reaches the tensors the function captures (a first block's
+            # parameters, with data as its input): an empty input that requires grad makes the call recorded
+            from ..creation import empty
+
+            args, anchored = (*args, empty(0, requires_grad=True)), True
     forward_context, recompute_context = context_fn()
+    # torch checks the recomputation only in the non-reentrant variant
+    check = determinism_check == "default" and not use_reentrant
     with forward_context:
-        return _Checkpoint.apply(
-            function, preserve, kwargs, recompute_context, determinism_check == "default" and not use_reentrant, *args
-        )
+        return _Checkpoint.apply(function, preserve, kwargs, recompute_context, use_reentrant, check, anchored, *args)
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):  # noqa: A002 - torch's name

@@ -355,3 +355,29 @@ def test_cell_errors(cls, shape, hshape):
         return call
 
     _raises_like(make(ad, m), make(torch, tm))
+
+
+def test_unpad_and_unpack_sequence():
+    seqs = [RNG.standard_normal((n, 2)) for n in (3, 5, 1)]
+    ours = [ad.tensor(s) for s in seqs]
+    for batch_first in (False, True):
+        padded = R.pad_sequence(ours, batch_first=batch_first)
+        back = R.unpad_sequence(padded, ad.tensor([3, 5, 1]), batch_first=batch_first)
+        assert [b.numpy().tolist() for b in back] == [s.tolist() for s in seqs]
+    back = R.unpack_sequence(R.pack_sequence(ours, enforce_sorted=False))
+    assert [b.numpy().tolist() for b in back] == [s.tolist() for s in seqs]
+
+
+def test_double_backward_matches_torch():
+    """create_graph through an LSTM (composites: second order comes from the ops' own rules)."""
+    m, tm = _pair("LSTM", input_size=3, hidden_size=4, bidirectional=True)
+    x = RNG.standard_normal((4, 2, 3))
+    grads = []
+    for lib, mod in ((ad, m), (torch, tm)):
+        xt = lib.tensor(x, requires_grad=True)
+        out = mod(xt)[0]
+        (g,) = lib.autograd.grad((out * out).sum(), xt, create_graph=True)
+        (g * g).sum().backward()
+        grads.append([p.grad.numpy() for p in mod.parameters()] + [xt.grad.numpy()])
+    for a, t in zip(*grads):
+        np.testing.assert_allclose(a, t, rtol=0, atol=1e-11)

@@ -18,7 +18,16 @@ from ...creation import full
 from ...ops import cat
 from ...tensor import Tensor, wrap_array
 
-__all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence", "pack_sequence"]
+__all__ = [
+    "PackedSequence",
+    "pack_padded_sequence",
+    "pad_packed_sequence",
+    "pad_sequence",
+    "pack_sequence",
+    "unpad_sequence",
+    "unpack_sequence",
+    "invert_permutation",
+]
 
 
 def _int64(values):
@@ -184,3 +193,17 @@ def pack_sequence(sequences, enforce_sorted=True):
     """Pack a list of tensors of shapes ``(L_i, *)``: ``pack_padded_sequence(pad_sequence(sequences), ...)``."""
     lengths = [s.shape[0] for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpad_sequence(padded_sequences, lengths, batch_first=False):
+    """Split a padded batch back into a list of tensors of the given lengths (``pad_sequence``'s inverse)."""
+    if not batch_first:
+        padded_sequences = padded_sequences.transpose(0, 1)
+    return [seq[: int(n)] for seq, n in zip(padded_sequences.unbind(0), _as_lengths(lengths))]
+
+
+def unpack_sequence(packed_sequences):
+    """A list of the sequences of a ``PackedSequence``, in the caller's batch order (``pack_sequence``'s
+    inverse)."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)

@@ -297,10 +297,7 @@ class RNNBase(Module):
             checked = input
         num_directions = 2 if self.bidirectional else 1
         real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
-        if not packed:
-            self.check_input(checked, None)
-        else:
-            self.check_input(checked, batch_sizes)
+        self.check_input(checked, batch_sizes)  # batch_sizes: None unless packed
         max_batch = int(batch_sizes[0]) if packed else (checked.size(0) if self.batch_first else checked.size(1))
         if hx is None:
             shape = (self.num_layers * num_directions, max_batch)

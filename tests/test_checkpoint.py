@@ -150,3 +150,49 @@ def test_determinism_check():
     x = ad.tensor(X, requires_grad=True)
     with pytest.raises(ad.utils.checkpoint.CheckpointError, match="Recomputed values have different metadata"):
         checkpoint(f, x, use_reentrant=False).sum().backward()
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+@pytest.mark.parametrize("call", ["grad", "backward_inputs"])
+def test_refused_where_the_inner_backward_would_write_captured_grads(use_reentrant, call):
+    # grad() and backward(inputs=...) must leave every other .grad alone and return the captured parameters'
+    # gradients, which the recomputing inner backward cannot do: raise (torch does for use_reentrant=True),
+    # with nothing written
+    w = ad.tensor(W, requires_grad=True)
+    v = ad.tensor(V, requires_grad=True)
+    x = ad.tensor(X, requires_grad=True)
+    a, b = checkpoint(_block(ad, w, v), x * 2, use_reentrant=use_reentrant)
+    loss = a.sum() + b
+    with pytest.raises(RuntimeError, match="use_reentrant=True" if use_reentrant else "only under .backward"):
+        if call == "grad":
+            ad.autograd.grad(loss, [x, w])
+        else:
+            loss.backward(inputs=[x])
+    assert w.grad is None and v.grad is None and x.grad is None
+    if use_reentrant:
+        tw = torch.tensor(W, requires_grad=True)
+        tx = torch.tensor(X, requires_grad=True)
+        ta, tb = torch.utils.checkpoint.checkpoint(_block(torch, tw, torch.tensor(V)), tx * 2, use_reentrant=True)
+        with pytest.raises(RuntimeError, match="use_reentrant=True"):
+            torch.autograd.grad(ta.sum() + tb, [tx, tw])
+
+
+def test_a_backward_inside_grad_does_not_validate_a_checkpoint():
+    # the flag follows the innermost sweep: a hook that calls backward() during an outer grad() sees a valid
+    # checkpoint for its own graph, and the outer grad() still refuses its own checkpoint
+    w = ad.tensor(W, requires_grad=True)
+    x = ad.tensor(X, requires_grad=True)
+    inner = []
+
+    def hook(g):
+        y = ad.tensor(X, requires_grad=True)
+        with ad.enable_grad():  # (hooks run under the sweep's grad mode: off without create_graph)
+            c, _ = checkpoint(_block(ad, w, ad.tensor(V)), y, use_reentrant=True)
+            c.sum().backward()
+        inner.append(y.grad is not None)
+        return g
+
+    x.register_hook(hook)
+    (g,) = ad.autograd.grad((x * 3).sum(), x)
+    assert inner == [True]
+    np.testing.assert_array_equal(g.numpy(), np.full_like(X, 3.0))

@@ -12,9 +12,9 @@ get gradients (torch's non-reentrant behaviour; the reentrant variant warns and 
 
 Both of torch's variants run this way (``ad``'s built-in ops keep what they save in the tape's arenas, where
 torch's saved-tensor hooks, the machinery of the non-reentrant variant, cannot reach). Differences from
-torch: with ``use_reentrant=False`` too, the gradient of a captured tensor reaches its ``.grad`` (not an
-``ad.autograd.grad`` result), and ``ad`` does not detect the ``use_reentrant=True`` misuse of calling it
-under ``ad.autograd.grad`` (torch raises there).
+torch: under ``ad.autograd.grad`` or ``backward(inputs=...)`` both variants raise (torch raises for the
+reentrant one, as ``ad`` does with its message), since the inner backward would write the ``.grad`` of captured
+tensors and their gradients would be missing from the results: no silent wrong gradient.
 """
 
 import contextlib
@@ -57,6 +57,20 @@ class _Checkpoint(Function):
 
     @staticmethod
     def backward(ctx, *grads):
+        from ..autograd import _is_checkpoint_valid
+
+        if not _is_checkpoint_valid():
+            # the inner backward below writes the .grad of every tensor the function captures: grad() and
+            # backward(inputs=...) must not, and would not see those gradients among their results
+            raise RuntimeError(
+                "When use_reentrant=True, torch.utils.checkpoint is incompatible with .grad() or passing an "
+                "`inputs` parameter to .backward(). To resolve this error, you can either set use_reentrant=False, "
+                "or call .backward() without passing the `inputs` argument."
+                if ctx.reentrant
+                else "ad.utils.checkpoint recomputes through an inner backward that accumulates into the .grad of "
+                "the tensors the function captures, so it runs only under .backward() without `inputs` (torch's "
+                "non-reentrant variant also supports .grad()): call .backward(), or do not checkpoint this call."
+            )
         inputs = list(ctx.inputs)
         for i, t in zip(ctx.tensor_indices, ctx.saved_tensors):
             inputs[i] = t.detach().requires_grad_(t.requires_grad)

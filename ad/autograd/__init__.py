@@ -7,6 +7,7 @@ each node's result.
 """
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -136,6 +137,24 @@ def _size_str(shape):
     return "torch.Size([" + ", ".join(str(s) for s in shape) + "])"
 
 
+_sweeps = threading.local()
+
+
+def _sweep_stack():
+    stack = getattr(_sweeps, "stack", None)
+    if stack is None:
+        stack = _sweeps.stack = []
+    return stack
+
+
+def _is_checkpoint_valid():
+    """Whether the sweep now running is a ``backward()`` that accumulates into every leaf it reaches (no
+    ``inputs=``), as ``torch.autograd._is_checkpoint_valid``: a checkpoint's inner backward writes the ``.grad`` of
+    the tensors its function captures, which ``grad()`` and ``backward(inputs=...)`` must not do."""
+    stack = _sweep_stack()
+    return bool(stack) and stack[-1]
+
+
 def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False):
     if anomaly_mode._enabled:
         # node by node, so that each node's result can be checked (slow, as torch's anomaly mode)
@@ -225,7 +244,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 # retained tensor, so a tensor both retained and in ``inputs`` gets its gradient once
                 t.retain_grad()
     # (as torch's engine for backward(inputs=...): a requested non-leaf's own node runs too)
-    leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=True)
+    stack = _sweep_stack()
+    stack.append(inputs is None)
+    try:
+        leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=True)
+    finally:
+        stack.pop()
     if _sweep_hooks.READY[0]:  # distributed (issue 14): leaves the sweep did not hand to their hooks
         _sweep_hooks.finish(leaf_grads, inputs, create_graph)
 
@@ -338,10 +362,19 @@ def grad(
     inputs_t = _differentiated(inputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph
-    if is_grads_batched:
-        return _batched_grad(
-            outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads
-        )
+    stack = _sweep_stack()
+    stack.append(False)
+    try:
+        if is_grads_batched:
+            return _batched_grad(
+                outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads
+            )
+        return _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads)
+    finally:
+        stack.pop()
+
+
+def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
     seeds = _make_seeds(outputs, grad_outputs, create_graph)
     # a non-leaf written under no_grad is differentiated at its node before the write (torch's grad_fn is
     # unchanged by such a write: the uses before and after it count)

@@ -1,12 +1,31 @@
 """``ad.optim``: optimizers and learning-rate schedulers with torch's names, signatures and state dicts.
 
-Start with ``optimizer.py`` (``param_groups``, ``state``, state dicts); each algorithm is one small module.
+Start with ``optimizer.py`` (``param_groups``, ``state``, state dicts); each algorithm is one small module
+(``adamax.py`` holds Adamax, NAdam and RAdam; ``adadelta.py`` Adadelta, ASGD and Rprop; ``lbfgs.py`` LBFGS).
 """
 
 from . import lr_scheduler
+from .adadelta import ASGD, Adadelta, Rprop
 from .adam import Adam, AdamW
+from .adamax import Adamax, NAdam, RAdam
+from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import Adagrad, RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "Adadelta",
+    "ASGD",
+    "Rprop",
+    "LBFGS",
+    "lr_scheduler",
+]

@@ -100,6 +100,10 @@ class Optimizer:
         ValueError: an empty parameter list, or a parameter in more than one group.
     """
 
+    # whether every tensor in ``state[p]`` (but ``step``) has ``p``'s shape, checked on load; LBFGS keeps flat
+    # vectors over all parameters in its first parameter's state
+    _per_element_state = True
+
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.state = defaultdict(dict)
@@ -267,9 +271,9 @@ class Optimizer:
             p = id_map[k]
             new_state[p] = {key: self._cast_state(p, key, value) for key, value in v.items()}
         for key, value in new_state.items():
-            if isinstance(key, Tensor):
+            if isinstance(key, Tensor) and self._per_element_state:
                 for name, t in value.items():
-                    if isinstance(t, Tensor) and name != "step" and t.shape != key.shape:
+                    if isinstance(t, Tensor) and t.ndim and t.shape != key.shape:
                         raise ValueError(
                             f"loaded state for a parameter of shape {list(key.shape)} holds '{name}' of shape "
                             f"{list(t.shape)}"
@@ -301,6 +305,11 @@ def _params_with_grad(group):
         if g is not None:
             out.append((p, g._data))
     return out
+
+
+def _cpu_only(p, name):
+    if p._dev is not None:
+        raise NotImplementedError(f"ad.optim.{name} updates CPU parameters only (got one on {p.device})")
 
 
 def _check_range(name, value, low=0.0):

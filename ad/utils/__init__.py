@@ -1,5 +1,6 @@
-"""``ad.utils``: ``data`` (datasets, samplers, ``DataLoader``), as ``torch.utils``."""
+"""``ad.utils``: ``data`` (datasets, samplers, ``DataLoader``) and ``checkpoint`` (activation checkpointing), as
+``torch.utils``."""
 
-from . import data
+from . import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]

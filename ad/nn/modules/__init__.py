@@ -21,6 +21,7 @@ from .normalization import (
     LayerNorm,
 )
 from .pooling import *  # noqa: F403
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
 
 __all__ = [
@@ -59,4 +60,12 @@ __all__ = [
     "GroupNorm",
     "Embedding",
     "MultiheadAttention",
+    "RNNBase",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCellBase",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
 ]

@@ -1,0 +1,209 @@
+"""Variable-length sequences for the recurrent layers, as ``torch.nn.utils.rnn``.
+
+``PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices)``: the steps of a batch of sequences
+sorted by decreasing length, time-major and without padding: ``data`` (``sum(lengths)``, ``*``) holds step 0
+of every sequence, then step 1 of those still running, and so on; ``batch_sizes[t]`` (int64) is how many
+sequences have a step ``t``. ``sorted_indices`` maps the sorted order back to the caller's batch order
+(``None`` when the caller's batch was already sorted); ``unsorted_indices`` is its inverse.
+
+Packing and padding are one integer-array gather each (``data = padded.reshape(T * B, ...)[rows]``), so
+gradients flow through the existing indexing op and no new rule is needed.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from ...creation import full
+from ...ops import cat
+from ...tensor import Tensor, wrap_array
+
+__all__ = [
+    "PackedSequence",
+    "pack_padded_sequence",
+    "pad_packed_sequence",
+    "pad_sequence",
+    "pack_sequence",
+    "unpad_sequence",
+    "unpack_sequence",
+    "invert_permutation",
+]
+
+
+def _int64(values):
+    return wrap_array(np.asarray(values, dtype=np.int64))
+
+
+def invert_permutation(permutation):
+    """The inverse of an index permutation (``None`` stays ``None``)."""
+    if permutation is None:
+        return None
+    p = np.asarray(permutation, dtype=np.int64)
+    out = np.empty_like(p)
+    out[p] = np.arange(p.size, dtype=np.int64)
+    return _int64(out)
+
+
+class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
+    """A packed batch of variable-length sequences (see the module docstring); made by
+    ``pack_padded_sequence`` or ``pack_sequence`` and accepted by ``RNN``, ``LSTM`` and ``GRU``."""
+
+    __slots__ = ()
+
+    def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
+        if unsorted_indices is None:
+            unsorted_indices = invert_permutation(sorted_indices)
+        if batch_sizes is None:
+            raise ValueError("PackedSequence needs batch_sizes (use pack_padded_sequence to make one)")
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
+
+    @property
+    def is_cuda(self):
+        return self.data.is_cuda
+
+    def is_pinned(self):
+        return False
+
+
+def _as_lengths(lengths):
+    if isinstance(lengths, Tensor):
+        return np.asarray(lengths._data).astype(np.int64).reshape(-1)
+    return np.asarray(lengths, dtype=np.int64).reshape(-1)
+
+
+def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):  # noqa: A002 - torch's name
+    """Pack a padded batch ``(T, B, *)`` (``(B, T, *)`` with ``batch_first``) of sequences of the given
+    lengths.
+
+    Args:
+        input: the padded batch.
+        lengths: each sequence's length (a list or a 1-D integer tensor).
+        batch_first: whether ``input`` is ``(B, T, *)``.
+        enforce_sorted: require ``lengths`` in decreasing order; with ``False`` the batch is sorted here and
+            ``sorted_indices`` remembers how.
+
+    Returns:
+        a ``PackedSequence``.
+
+    Raises:
+        RuntimeError: lengths not sorted (with ``enforce_sorted``), a length <= 0, more lengths than batch
+            entries, or a length longer than ``input``.
+
+    Example:
+        >>> packed = pack_padded_sequence(x, [5, 3, 2])
+        >>> out, h = ad.nn.GRU(4, 8)(packed)
+    """
+    lengths = _as_lengths(lengths)
+    if enforce_sorted:
+        if np.any(lengths[:-1] < lengths[1:]):
+            raise RuntimeError(
+                "`lengths` array must be sorted in decreasing order when `enforce_sorted` is True. You can pass "
+                "`enforce_sorted=False` to pack_padded_sequence and/or pack_sequence to sidestep this requirement "
+                "if you do not need ONNX exportability."
+            )
+        sorted_indices = None
+        order = np.arange(lengths.size)
+    else:
+        order = np.argsort(-lengths, kind="stable")
+        lengths = lengths[order]
+        sorted_indices = _int64(order)
+    if batch_first:
+        input = input.transpose(0, 1)  # noqa: A001
+    steps, batch = input.shape[0], input.shape[1]
+    if lengths.size != batch:
+        raise RuntimeError(
+            f"Expected `len(lengths)` to be equal to batch_size, but got {lengths.size} (batch_size={batch})"
+        )
+    if lengths.size and lengths[-1] <= 0:
+        raise RuntimeError(
+            "Length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0"
+        )
+    if lengths.size and lengths[0] > steps:
+        raise RuntimeError(f"Expected sequence length to be at most {steps}, but got {int(lengths[0])}")
+    batch_sizes = (lengths[None, :] > np.arange(int(lengths[0]) if lengths.size else 0)[:, None]).sum(1)
+    # row t * B + order[j] of the flattened batch, for each step t and each sequence j still running
+    rows = np.concatenate([t * batch + order[:n] for t, n in enumerate(batch_sizes)]) if batch_sizes.size else []
+    data = input.reshape(steps * batch, *input.shape[2:])[np.asarray(rows, dtype=np.int64)]
+    return PackedSequence(data, _int64(batch_sizes), sorted_indices, None)
+
+
+def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
+    """Undo ``pack_padded_sequence``: returns ``(padded, lengths)`` with ``padded`` of shape ``(T, B, *)``
+    (``(B, T, *)`` with ``batch_first``) in the caller's batch order and ``lengths`` an int64 tensor.
+
+    Raises:
+        ValueError: ``total_length`` shorter than the longest sequence.
+    """
+    data, batch_sizes = sequence.data, np.asarray(sequence.batch_sizes._data, dtype=np.int64)
+    max_len = batch_sizes.size
+    if total_length is not None:
+        if total_length < max_len:
+            raise ValueError(
+                "Expected total_length to be at least the length of the longest sequence in input, but got "
+                f"total_length={total_length} and max sequence length being {max_len}"
+            )
+        steps = total_length
+    else:
+        steps = max_len
+    batch = int(batch_sizes[0]) if batch_sizes.size else 0
+    lengths = (batch_sizes[None, :] > np.arange(batch)[:, None]).sum(1)  # in sorted order
+    order = np.arange(batch) if sequence.unsorted_indices is None else np.asarray(sequence.unsorted_indices._data)
+    # for each output position (t, b): the packed row, or the padding row appended after the data
+    n = data.shape[0]
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
+    index = np.full((steps, batch), n, dtype=np.int64)
+    for t in range(max_len):
+        index[t, : batch_sizes[t]] = offsets[t] + np.arange(batch_sizes[t])
+    index = index[:, order]
+    pad = full((1, *data.shape[1:]), padding_value, dtype=data.dtype)
+    padded = cat([data, pad])[index.reshape(-1)].reshape(steps, batch, *data.shape[1:])
+    if batch_first:
+        padded = padded.transpose(0, 1)
+    return padded, _int64(lengths[order])
+
+
+def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
+    """Stack tensors of shapes ``(L_i, *)`` into ``(max L, B, *)`` (``(B, max L, *)`` with ``batch_first``),
+    padding with ``padding_value`` on ``padding_side`` (``"right"`` or ``"left"``).
+
+    Raises:
+        ValueError: an unknown ``padding_side``.
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
+    if isinstance(sequences, Tensor):
+        sequences = list(sequences.unbind(0))
+    sequences = list(sequences)
+    lengths = [s.shape[0] for s in sequences]
+    steps, batch = max(lengths), len(sequences)
+    rest = sequences[0].shape[1:]
+    total = sum(lengths)
+    index = np.full((steps, batch), total, dtype=np.int64)
+    start = 0
+    for b, n in enumerate(lengths):
+        where = np.arange(n) if padding_side == "right" else np.arange(steps - n, steps)
+        index[where, b] = start + np.arange(n)
+        start += n
+    pad = full((1, *rest), padding_value, dtype=sequences[0].dtype)
+    out = cat([*sequences, pad])[index.reshape(-1)].reshape(steps, batch, *rest)
+    return out.transpose(0, 1) if batch_first else out
+
+
+def pack_sequence(sequences, enforce_sorted=True):
+    """Pack a list of tensors of shapes ``(L_i, *)``: ``pack_padded_sequence(pad_sequence(sequences), ...)``."""
+    lengths = [s.shape[0] for s in sequences]
+    return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpad_sequence(padded_sequences, lengths, batch_first=False):
+    """Split a padded batch back into a list of tensors of the given lengths (``pad_sequence``'s inverse)."""
+    if not batch_first:
+        padded_sequences = padded_sequences.transpose(0, 1)
+    return [seq[: int(n)] for seq, n in zip(padded_sequences.unbind(0), _as_lengths(lengths))]
+
+
+def unpack_sequence(packed_sequences):
+    """A list of the sequences of a ``PackedSequence``, in the caller's batch order (``pack_sequence``'s
+    inverse)."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)

@@ -1,0 +1,219 @@
+"""``Adadelta``, ``ASGD`` and ``Rprop``, as torch's single-tensor implementations.
+
+Per parameter: Adadelta keeps ``step``, ``square_avg`` and ``acc_delta``; ASGD keeps ``step``, ``eta`` (the
+decayed learning rate), ``mu`` (the averaging coefficient), all 0-d float64, and ``ax`` (the averaged
+parameter); Rprop keeps ``step``, ``prev`` (the last gradient used) and ``step_size`` (one per element).
+"""
+
+import numpy as np
+
+from ..tensor import wrap_array
+from .optimizer import Optimizer, _check_range, _cpu_only, _params_with_grad, _scalar_state, _updated
+from .sgd import _unsupported
+
+__all__ = ["Adadelta", "ASGD", "Rprop"]
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), as ``torch.optim.Adadelta``.
+
+    Example:
+        >>> opt = ad.optim.Adadelta(model.parameters(), rho=0.9)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1.0,
+        rho=0.9,
+        eps=1e-6,
+        weight_decay=0,
+        foreach=None,
+        *,
+        capturable=False,
+        maximize=False,
+        differentiable=False,
+    ):
+        _check_range("learning rate", lr)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        _check_range("epsilon value", eps)
+        _check_range("weight_decay value", weight_decay)
+        _unsupported(capturable=capturable, differentiable=differentiable)
+        defaults = dict(
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            capturable=capturable,
+            foreach=foreach,
+            differentiable=differentiable,
+        )
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """One Adadelta update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = self._call_closure(closure)
+        for group in self.param_groups:
+            lr, rho, eps = group["lr"], group["rho"], group["eps"]
+            weight_decay, maximize = group["weight_decay"], group["maximize"]
+            for p, g in _params_with_grad(group):
+                _cpu_only(p, "Adadelta")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = _scalar_state(0.0)
+                    state["square_avg"] = wrap_array(np.zeros_like(p._data))
+                    state["acc_delta"] = wrap_array(np.zeros_like(p._data))
+                state["step"]._data += 1
+                if maximize:
+                    g = -g
+                if weight_decay != 0:
+                    g = g + weight_decay * p._data
+                sq, acc = state["square_avg"]._data, state["acc_delta"]._data
+                sq *= rho
+                sq += (1 - rho) * g * g
+                std = np.sqrt(sq + eps)
+                delta = np.sqrt(acc + eps)
+                delta /= std
+                delta *= g
+                acc *= rho
+                acc += (1 - rho) * delta * delta
+                p._data += -lr * delta
+                _updated(p)
+        return loss
+
+
+class ASGD(Optimizer):
+    """Averaged stochastic gradient descent (Polyak and Juditsky), as ``torch.optim.ASGD``; the average is
+    ``state[p]["ax"]``.
+
+    Example:
+        >>> opt = ad.optim.ASGD(model.parameters(), lr=1e-2, t0=100)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        lambd=1e-4,
+        alpha=0.75,
+        t0=1e6,
+        weight_decay=0,
+        foreach=None,
+        maximize=False,
+        differentiable=False,
+        capturable=False,
+    ):
+        _check_range("learning rate", lr)
+        _check_range("weight_decay value", weight_decay)
+        _unsupported(differentiable=differentiable, capturable=capturable)
+        defaults = dict(
+            lr=lr,
+            lambd=lambd,
+            alpha=alpha,
+            t0=t0,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+        )
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """One ASGD update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = self._call_closure(closure)
+        for group in self.param_groups:
+            lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
+            weight_decay, maximize = group["weight_decay"], group["maximize"]
+            for p, g in _params_with_grad(group):
+                _cpu_only(p, "ASGD")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = _scalar_state(0.0)
+                    state["eta"] = _scalar_state(lr)
+                    state["mu"] = _scalar_state(1.0)
+                    state["ax"] = wrap_array(np.zeros_like(p._data))
+                if maximize:
+                    g = -g
+                state["step"]._data += 1
+                if weight_decay != 0:
+                    g = g + weight_decay * p._data
+                eta = float(state["eta"]._data)
+                p._data *= 1 - lambd * eta  # decay
+                p._data += -eta * g
+                ax, mu = state["ax"]._data, float(state["mu"]._data)
+                if mu != 1:
+                    ax += (p._data - ax) * mu
+                else:
+                    ax[...] = p._data
+                step = float(state["step"]._data)
+                state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** alpha)
+                state["mu"]._data[...] = 1 / max(1, step - t0)
+                _updated(p)
+        return loss
+
+
+class Rprop(Optimizer):
+    """Resilient backpropagation (Riedmiller and Braun): per-element step sizes grown by ``etas[1]`` while the
+    gradient keeps its sign and shrunk by ``etas[0]`` when it flips, as ``torch.optim.Rprop``.
+
+    Example:
+        >>> opt = ad.optim.Rprop(model.parameters(), lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50))
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        etas=(0.5, 1.2),
+        step_sizes=(1e-6, 50),
+        *,
+        capturable=False,
+        foreach=None,
+        maximize=False,
+        differentiable=False,
+    ):
+        _check_range("learning rate", lr)
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        _unsupported(capturable=capturable, differentiable=differentiable)
+        defaults = dict(
+            lr=lr,
+            etas=etas,
+            step_sizes=step_sizes,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+        )
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """One Rprop update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = self._call_closure(closure)
+        for group in self.param_groups:
+            (etaminus, etaplus), (step_size_min, step_size_max) = group["etas"], group["step_sizes"]
+            maximize = group["maximize"]
+            for p, g in _params_with_grad(group):
+                _cpu_only(p, "Rprop")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = _scalar_state(0.0)
+                    state["prev"] = wrap_array(np.zeros_like(p._data))
+                    state["step_size"] = wrap_array(np.full_like(g, group["lr"], dtype=p.dtype))
+                state["step"]._data += 1
+                if maximize:
+                    g = -g
+                prev, step_size = state["prev"]._data, state["step_size"]._data
+                sign = np.sign(g * prev)
+                factor = np.where(sign > 0, etaplus, np.where(sign < 0, etaminus, 1.0)).astype(p.dtype)
+                step_size *= factor
+                np.clip(step_size, step_size_min, step_size_max, out=step_size)
+                # after a sign flip the step is skipped and the gradient forgotten, so the next step grows again
+                g = np.where(factor == etaminus, 0, g).astype(p.dtype)
+                p._data -= np.sign(g) * step_size
+                prev[...] = g
+                _updated(p)
+        return loss

@@ -90,6 +90,7 @@ TORCH_SAVES = {
     "LinalgLuSolveBackward0": ((0,), True),
     "LinalgHouseholderProductBackward0": ((0, 1), True),
     "LinalgLuBackward0": ((), True),
+    "IndexReduceBackward0": ((0, 3), True),
 }
 NAMES = tuple(TORCH_SAVES)
 # inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an

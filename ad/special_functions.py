@@ -75,7 +75,9 @@ _I0 = _special("I0Backward0", lambda n, d: sc.i0(d), lambda n, x: i1(x))
 _I0e = _special("SpecialI0EBackward0", lambda n, d: sc.i0e(d), lambda n, x: i1e(x) - ops.sign(x) * i0e(x))
 _I1 = _special("SpecialI1Backward0", lambda n, d: sc.i1(d), _i1_derivative)
 _I1e = _special("SpecialI1EBackward0", lambda n, d: sc.i1e(d), _i1e_derivative)
-_Ndtri = _special("SpecialNdtriBackward0", lambda n, d: sc.ndtri(d), lambda n, x: _SQRT_2PI * ops.exp(ndtri(x) ** 2 / 2))
+_Ndtri = _special(
+    "SpecialNdtriBackward0", lambda n, d: sc.ndtri(d), lambda n, x: _SQRT_2PI * ops.exp(ndtri(x) ** 2 / 2)
+)
 _LogNdtr = _special(
     "SpecialLogNdtrBackward0",
     lambda n, d: sc.log_ndtr(d),
@@ -319,16 +321,16 @@ bessel_j1 = _constant("bessel_j1", "special_bessel_j1", sc.j1, "The Bessel funct
 bessel_y0 = _constant("bessel_y0", "special_bessel_y0", sc.y0, "The Bessel function of the second kind of order 0.")
 bessel_y1 = _constant("bessel_y1", "special_bessel_y1", sc.y1, "The Bessel function of the second kind of order 1.")
 modified_bessel_i0 = _constant(
-    "modified_bessel_i0", "special_modified_bessel_i0", sc.i0, "The modified Bessel function of the first kind, order 0."
+    "modified_bessel_i0", "special_modified_bessel_i0", sc.i0, "Modified Bessel, first kind, order 0."
 )
 modified_bessel_i1 = _constant(
-    "modified_bessel_i1", "special_modified_bessel_i1", sc.i1, "The modified Bessel function of the first kind, order 1."
+    "modified_bessel_i1", "special_modified_bessel_i1", sc.i1, "Modified Bessel, first kind, order 1."
 )
 modified_bessel_k0 = _constant(
-    "modified_bessel_k0", "special_modified_bessel_k0", sc.k0, "The modified Bessel function of the second kind, order 0."
+    "modified_bessel_k0", "special_modified_bessel_k0", sc.k0, "Modified Bessel, second kind, order 0."
 )
 modified_bessel_k1 = _constant(
-    "modified_bessel_k1", "special_modified_bessel_k1", sc.k1, "The modified Bessel function of the second kind, order 1."
+    "modified_bessel_k1", "special_modified_bessel_k1", sc.k1, "Modified Bessel, second kind, order 1."
 )
 scaled_modified_bessel_k0 = _constant(
     "scaled_modified_bessel_k0", "special_scaled_modified_bessel_k0", sc.k0e, "``exp(x) k0(x)``."
@@ -523,4 +525,3 @@ def bind():
     T.igammac = lambda self, other: igammac(self, other)
     T.igammac_ = inplace("igammac", igammac)
     T.angle = lambda self: angle(self)
-

@@ -124,11 +124,11 @@ __all__ = [
 ]
 
 
-def softmax(input, dim, *, dtype=None):  # noqa: A002 - torch's names
+def softmax(input, dim, dtype=None):  # noqa: A002 - torch's names
     """``ad.softmax(input, dim, dtype=dtype)`` (torch.special's signature: ``dim`` required, no ``out=``)."""
     return _softmax(input, dim, dtype=dtype)
 
 
-def log_softmax(input, dim, *, dtype=None):  # noqa: A002
+def log_softmax(input, dim, *, dtype=None):  # noqa: A002 - (torch: dtype keyword-only here, not in softmax)
     """``ad.log_softmax(input, dim, dtype=dtype)`` (torch.special's signature: ``dim`` required, no ``out=``)."""
     return _log_softmax(input, dim, dtype=dtype)

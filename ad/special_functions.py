@@ -24,6 +24,7 @@ On CUDA tensors the Functions take the documented host round trip (``autograd.fu
 constant ones compute on a host copy and return a device tensor.
 """
 
+import inspect
 import math
 
 import numpy as np
@@ -294,17 +295,40 @@ def angle(input, *, out=None):  # noqa: A002
 # --- no derivative in torch: constant results -----------------------------------------------------------------
 
 
-def _constant(name, torch_name, np_fn, doc):
-    def fn(input, *, out=None):  # noqa: A002
-        x = _check_tensor(input, torch_name)
+def _constant(name, torch_name, np_fn, doc, arg="input"):
+    """A function with torch's signature ``name(<arg>, *, out=None)`` (torch names the tensor ``x`` for some)."""
+
+    def fn(*args, out=None, **kwargs):
+        x = _one_argument(name, arg, args, kwargs)
+        x = _check_tensor(x, torch_name) if arg == "input" else _check_x(x, torch_name)
         d = _float_data(host_copy(x._data))
         with np.errstate(all="ignore"):
             result = index_tensor(np.asarray(np_fn(d), dtype=d.dtype), x)
         return write_result(torch_name, result, out)
 
     fn.__name__ = fn.__qualname__ = name
+    fn.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
+        ]
+    )
     fn.__doc__ = f"{doc} Not differentiable (torch gives no gradient: the result does not require grad)."
     return fn
+
+
+def _one_argument(name, arg, args, kwargs):
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args and set(kwargs) == {arg}:
+        return kwargs[arg]
+    raise TypeError(f"{name}() takes one argument, '{arg}' (and the keyword 'out'): got {args!r}, {kwargs!r}")
+
+
+def _check_x(x, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument 'x' (position 1) must be Tensor, not {type(x).__name__}")
+    return x
 
 
 def _spherical_j0(d):
@@ -315,7 +339,7 @@ def _spherical_j0(d):
     return r
 
 
-airy_ai = _constant("airy_ai", "special_airy_ai", lambda d: sc.airy(d)[0], "The Airy function Ai.")
+airy_ai = _constant("airy_ai", "special_airy_ai", lambda d: sc.airy(d)[0], "The Airy function Ai.", arg="x")
 bessel_j0 = _constant("bessel_j0", "special_bessel_j0", sc.j0, "The Bessel function of the first kind of order 0.")
 bessel_j1 = _constant("bessel_j1", "special_bessel_j1", sc.j1, "The Bessel function of the first kind of order 1.")
 bessel_y0 = _constant("bessel_y0", "special_bessel_y0", sc.y0, "The Bessel function of the second kind of order 0.")
@@ -333,13 +357,17 @@ modified_bessel_k1 = _constant(
     "modified_bessel_k1", "special_modified_bessel_k1", sc.k1, "Modified Bessel, second kind, order 1."
 )
 scaled_modified_bessel_k0 = _constant(
-    "scaled_modified_bessel_k0", "special_scaled_modified_bessel_k0", sc.k0e, "``exp(x) k0(x)``."
+    "scaled_modified_bessel_k0", "special_scaled_modified_bessel_k0", sc.k0e, "``exp(x) k0(x)``.", arg="x"
 )
 scaled_modified_bessel_k1 = _constant(
-    "scaled_modified_bessel_k1", "special_scaled_modified_bessel_k1", sc.k1e, "``exp(x) k1(x)``."
+    "scaled_modified_bessel_k1", "special_scaled_modified_bessel_k1", sc.k1e, "``exp(x) k1(x)``.", arg="x"
 )
 spherical_bessel_j0 = _constant(
-    "spherical_bessel_j0", "special_spherical_bessel_j0", _spherical_j0, "The spherical Bessel function ``sin(x) / x``."
+    "spherical_bessel_j0",
+    "special_spherical_bessel_j0",
+    _spherical_j0,
+    "The spherical Bessel function ``sin(x) / x``.",
+    arg="x",
 )
 
 
@@ -465,11 +493,12 @@ _hermite_rules = {True: _hermite(True), False: _hermite(False)}
 def _polynomial(name, rule, doc):
     torch_name = f"special_{name}"
 
-    def fn(input, n, *, out=None):  # noqa: A002
-        if not isinstance(input, Tensor) and not isinstance(n, Tensor):
-            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-        x, k = _operands(input, n, torch_name)
-        like = x if isinstance(input, Tensor) else k
+    def fn(x, n, *, out=None):  # torch's names (``x``, not ``input``)
+        if not isinstance(x, Tensor) and not isinstance(n, Tensor):
+            raise TypeError(f"{name}(): argument 'x' (position 1) must be Tensor, not {type(x).__name__}")
+        given = x
+        x, k = _operands(x, n, torch_name)
+        like = x if isinstance(given, Tensor) else k
         xd, kd = host_copy(x._data), host_copy(k._data)
         dt = np.result_type(xd.dtype, kd.dtype)
         if dt.kind != "f":

@@ -40,6 +40,7 @@ from .ops.out import write_result
 from .ops.pointwise_ops import _operands
 from .ops.stacking import broadcast_tensors
 from .reductions import _check_tensor, _special, lgamma
+from .saved import guard
 from .tensor import Tensor, wrap_array
 
 __all__ = ["angle", "i0", "igamma", "igammac"]
@@ -55,6 +56,38 @@ def _float_data(d):
 # --- unary primitives with a derivative ---------------------------------------------------------------------
 
 
+def _unary_special(grad_fn_name, forward_np, derivative, saves_input=True):
+    """A Function ``f(x)`` computed by ``forward_np(array)`` whose derivative is ``derivative(x, out)`` (ad ops on
+    the input and the result). It saves what torch's node saves (its result always, its input unless
+    ``saves_input`` is False: ndtri's rule reads only the result), so a write into either raises where torch's
+    does, and the rule reads the values torch's reads."""
+
+    class Unary(Function):
+        _grad_fn_name = grad_fn_name
+        _backward_carries_tangents = True  # (backward reads saved values, dual in forward over reverse)
+
+        @staticmethod
+        def forward(ctx, x):
+            d = _float_data(x._data)
+            with np.errstate(all="ignore"):
+                out = wrap_array(np.asarray(forward_np(d), dtype=d.dtype))
+            ctx.save_for_backward(x if saves_input else None, out)
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            x, out = ctx.saved_tensors
+            return g * derivative(x, out)
+
+        @staticmethod
+        def jvp(ctx, t):
+            x, out = ctx.saved_tensors
+            return t * derivative(x, out)
+
+    Unary.__name__ = Unary.__qualname__ = grad_fn_name[: -len("Backward0")]
+    return Unary
+
+
 def _tiny_safe(x):
     """torch's ``i1_backward`` / ``i1e_backward`` guard: ``(|x| > eps, x with the tiny ones replaced by eps)``."""
     eps = float(np.finfo(x.dtype).eps)
@@ -62,31 +95,28 @@ def _tiny_safe(x):
     return not_tiny, ops.where(not_tiny, x, eps)
 
 
-def _i1_derivative(n, x):
+def _i1_derivative(x, out):
     not_tiny, s = _tiny_safe(x)
-    return ops.where(not_tiny, i0(s) - i1(s) / s, 0.5)
+    return ops.where(not_tiny, i0(s) - out / s, 0.5)
 
 
-def _i1e_derivative(n, x):
+def _i1e_derivative(x, out):
     not_tiny, s = _tiny_safe(x)
-    return ops.where(not_tiny, i0e(s) - i1e(s) * (ops.sign(s) + 1.0 / s), 0.5)
+    return ops.where(not_tiny, i0e(s) - out * (ops.sign(s) + 1.0 / s), 0.5)
 
 
-_I0 = _special("I0Backward0", lambda n, d: sc.i0(d), lambda n, x: i1(x))
-_I0e = _special("SpecialI0EBackward0", lambda n, d: sc.i0e(d), lambda n, x: i1e(x) - ops.sign(x) * i0e(x))
-_I1 = _special("SpecialI1Backward0", lambda n, d: sc.i1(d), _i1_derivative)
-_I1e = _special("SpecialI1EBackward0", lambda n, d: sc.i1e(d), _i1e_derivative)
-_Ndtri = _special(
-    "SpecialNdtriBackward0", lambda n, d: sc.ndtri(d), lambda n, x: _SQRT_2PI * ops.exp(ndtri(x) ** 2 / 2)
+# torch's rules (derivatives.yaml), reading the result where torch's do
+_I0 = _special("I0Backward0", lambda n, d: sc.i0(d), lambda n, x: i1(x))  # (torch saves only the input)
+_I0e = _unary_special("SpecialI0EBackward0", sc.i0e, lambda x, out: i1e(x) - ops.sign(x) * out)
+_I1 = _unary_special("SpecialI1Backward0", sc.i1, _i1_derivative)
+_I1e = _unary_special("SpecialI1EBackward0", sc.i1e, _i1e_derivative)
+_Ndtri = _unary_special(
+    "SpecialNdtriBackward0", sc.ndtri, lambda x, out: _SQRT_2PI * ops.exp(out * out / 2), saves_input=False
 )
-_LogNdtr = _special(
-    "SpecialLogNdtrBackward0",
-    lambda n, d: sc.log_ndtr(d),
-    lambda n, x: ops.exp(-(log_ndtr(x) + x * x / 2)) / _SQRT_2PI,
+_LogNdtr = _unary_special(
+    "SpecialLogNdtrBackward0", sc.log_ndtr, lambda x, out: ops.exp(-(out + x * x / 2)) / _SQRT_2PI
 )
-_Erfcx = _special(
-    "SpecialErfcxBackward0", lambda n, d: sc.erfcx(d), lambda n, x: 2.0 * x * erfcx(x) - 2.0 / math.sqrt(math.pi)
-)
+_Erfcx = _unary_special("SpecialErfcxBackward0", sc.erfcx, lambda x, out: 2.0 * x * out - 2.0 / math.sqrt(math.pi))
 _Entr = _special("SpecialEntrBackward0", lambda n, d: sc.entr(d), lambda n, x: -(ops.log(x) + 1.0))
 
 
@@ -184,9 +214,11 @@ def _binary_special(grad_fn_name, forward_np, vjp_other, vjp_input=None, gate=No
         _backward_carries_tangents = True  # (backward reads the saved inputs, dual in forward over reverse)
 
         @staticmethod
-        def forward(ctx, x, y):
-            ctx.save_for_backward(x, y)
-            return wrap_array(np.asarray(forward_np(x._data, y._data), dtype=x._data.dtype))
+        def forward(ctx, x, y, ungated=None):
+            # ungated: x before the gate (torch's node saves it: a write into it raises when other's gradient runs)
+            ctx.save_for_backward(x if ungated is None else ungated, y)
+            with np.errstate(all="ignore"):
+                return wrap_array(np.asarray(forward_np(x._data, y._data), dtype=x._data.dtype))
 
         @staticmethod
         def backward(ctx, g):
@@ -197,10 +229,10 @@ def _binary_special(grad_fn_name, forward_np, vjp_other, vjp_input=None, gate=No
                 gx = vjp_input(g, x, y) if vjp_input is not None else ops.zeros_like(g)
             if ctx.needs_input_grad[1]:
                 gy = vjp_other(g, x, y)
-            return gx, gy
+            return (gx, gy) if len(ctx.needs_input_grad) == 2 else (gx, gy, None)
 
         @staticmethod
-        def jvp(ctx, tx, ty):
+        def jvp(ctx, tx, ty, _=None):
             x, y = ctx.saved_tensors
             t = vjp_other(ty, x, y)  # (tx: zeros where x came through the gate, which raised for a real tangent)
             return t if vjp_input is None else t + vjp_input(tx, x, y)
@@ -225,7 +257,7 @@ def _binary_call(cls, input, other, name, scalars=True):
         if _fw.levels and _forward.visible_levels_of(x):
             raise NotImplementedError(_no_forward(cls.gate.__name__.removeprefix("NotImplemented_")))
         if _grad_state.enabled and x._rg:
-            x = cls.gate.apply(x)
+            return cls.apply(cls.gate.apply(x), y, x)
     return cls.apply(x, y)
 
 
@@ -288,7 +320,10 @@ def angle(input, *, out=None):  # noqa: A002
     values = np.where(d < 0, np.pi, 0.0).astype(d.dtype)
     values[np.isnan(d)] = np.nan
     # a float input stays connected, at a zero gradient and tangent (torch's AngleBackward0 for real input)
-    result = ops.overwritten(x, index_tensor(values, x)) if x.dtype.kind == "f" else index_tensor(values, x)
+    if x.dtype.kind != "f":
+        return write_result("angle", index_tensor(values, x), out)
+    # torch's node saves the input: a write into it before backward raises
+    result = guard(ops.overwritten(x, index_tensor(values, x)), "AngleBackward0", x)
     return write_result("angle", result, out)
 
 

@@ -368,10 +368,7 @@ def _check_x(x, fn):
 
 def _spherical_j0(d):
     with np.errstate(all="ignore"):
-        r = np.sin(d) / d
-    r[d == 0] = 1.0
-    r[np.isinf(d)] = 0.0
-    return r
+        return np.where(np.isinf(d), 0.0, np.where(d == 0, 1.0, np.sin(d) / d))
 
 
 airy_ai = _constant("airy_ai", "special_airy_ai", lambda d: sc.airy(d)[0], "The Airy function Ai.", arg="x")
@@ -539,7 +536,7 @@ def _polynomial(name, rule, doc):
         if dt.kind != "f":
             dt = np.dtype(np.float64)
         xd, kd = np.broadcast_arrays(xd.astype(dt), kd.astype(dt))
-        values = _polynomial_values(rule, np.ascontiguousarray(xd), np.ascontiguousarray(kd))
+        values = _polynomial_values(rule, np.array(xd), np.array(kd))  # (copies: ascontiguousarray makes 0-d 1-d)
         return write_result(torch_name, index_tensor(values, like), out)
 
     fn.__name__ = fn.__qualname__ = name

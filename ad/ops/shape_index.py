@@ -615,7 +615,7 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # no
             f"index_reduce_(): Index is supposed to be a vector, but got dim: {idx.ndim} with type: "
             f"{_torch_dtype(idx.dtype).capitalize()} and size: {list(idx.shape)}"
         )
-    xshape, sshape = input.shape or (1,), source.shape or (1,)
+    xshape, sshape = tuple(input.shape), tuple(source.shape)
     count = sshape[d] if len(sshape) > d else 1
     if idx.size != count:
         raise RuntimeError(

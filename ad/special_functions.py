@@ -7,9 +7,12 @@ Three kinds of function live here, each following a pattern the code already has
 
 - Python-swept primitives (``ad.autograd.Function`` subclasses named as torch's nodes, ``I0Backward0``), as
   lgamma/digamma in ``ad/reductions.py``: values from scipy.special, derivatives written with ``ad`` ops (which
-  call these same Functions), so ``create_graph=True``, second order and nested forward levels work. The unary
-  ones come from ``reductions._special``; the binary ones (``_binary_special``) broadcast their operands first
-  (a differentiable ``expand``), so the Function sees one shape.
+  call these same Functions), so ``create_graph=True``, second order and nested forward levels work. Each saves
+  what torch's node saves (``i0`` and ``entr`` their input: ``reductions._special``; ``i0e``, ``i1``, ``i1e``,
+  ``log_ndtr``, ``erfcx`` also their result, ``ndtri`` only its result: ``_unary_special``, whose rules read the
+  result where torch's do), so a write into a saved tensor raises exactly where torch's does. The binary ones
+  (``_binary_special``) broadcast their operands first (a differentiable ``expand``), so the Function sees one
+  shape.
 - Composites (``ndtr``, ``angle``): no rules of their own.
 - Functions torch gives no derivative at all (the Bessel functions, airy_ai, the polynomials): their result is a
   constant (``requires_grad=False`` whatever the input, no tangent), as torch's.

@@ -229,6 +229,32 @@ def test_binary_finite_differences_and_forward_mode():
         _close(t, g)
 
 
+def test_jacobian_hessian_and_batched_grads_match_torch():
+    x = np.array([0.3, 1.2, 2.0])
+
+    def f(L, t):
+        return L.special.i1e(t) * L.special.xlog1py(t, t) + L.special.zeta(2.5, t)
+
+    jt = torch.autograd.functional.jacobian(lambda t: f(torch, t), torch.tensor(x))
+    for strategy in ("reverse-mode", "forward-mode"):
+        ja = ad.autograd.functional.jacobian(lambda t: f(ad, t), ad.tensor(x), vectorize=True, strategy=strategy)
+        _close(ja, jt, rtol=1e-12)
+
+    def h(L, t):
+        return (L.special.log_ndtr(t) * L.special.i0(t) + L.special.entr(t)).sum()
+
+    _close(
+        ad.autograd.functional.hessian(lambda t: h(ad, t), ad.tensor(x)),
+        torch.autograd.functional.hessian(lambda t: h(torch, t), torch.tensor(x)),
+        rtol=1e-12,
+    )
+    xa = ad.tensor(x, requires_grad=True)
+    (g,) = ad.autograd.grad(ad.special.ndtri(xa / 3), xa, ad.tensor(np.eye(3)), is_grads_batched=True)
+    xt = torch.tensor(x, requires_grad=True)
+    (gt,) = torch.autograd.grad(TS.ndtri(xt / 3), xt, torch.eye(3, dtype=torch.float64), is_grads_batched=True)
+    _close(g, gt, rtol=1e-12)
+
+
 def test_unimplemented_derivatives_raise():
     a = ad.tensor([2.0, 3.0], requires_grad=True)
     q = ad.tensor([1.5, 2.0], requires_grad=True)

@@ -32,8 +32,8 @@ REDUCE = """median nanmean nansum cumsum cumprod cummax cummin logcumsumexp coun
 dist""".split()
 SHAPE = """flip fliplr flipud roll rot90 repeat tile repeat_interleave narrow select scatter scatter_add scatter_reduce
 index_add index_copy index_fill index_reduce masked_fill masked_scatter masked_select take take_along_dim tril triu diag
-diagonal diag_embed trace unbind movedim swapaxes unflatten broadcast_tensors meshgrid hstack vstack dstack column_stack sort
-argsort topk kthvalue unique nonzero searchsorted bucketize clone""".split()
+diagonal diag_embed trace unbind movedim swapaxes unflatten broadcast_tensors meshgrid hstack vstack dstack column_stack
+sort argsort topk kthvalue unique nonzero searchsorted bucketize clone""".split()
 LINALG_TOP = "bmm mv vdot addmm addmv baddbmm einsum tensordot kron cross".split()
 LINALG = """inv solve det slogdet cholesky qr eigh eigvalsh svd svdvals norm matrix_norm vector_norm pinv lstsq
 matrix_exp solve_triangular cholesky_solve logdet multi_dot""".split()

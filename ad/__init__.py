@@ -316,7 +316,14 @@ _logic.bind()
 _shape_composites.bind()
 _statistics.bind()
 _tensor_extras.bind()
+from . import special_functions as _special_functions  # noqa: E402
+from .special_functions import angle, i0, igamma, igammac  # noqa: E402
+
+_special_functions.bind()
 absolute = _with_out(abs)
 true_divide = _with_out(div)
 
 _aliases.install(globals())
+
+# torch.special (last: its aliases are the package's public functions, out= wrappers included)
+from . import special  # noqa: E402

@@ -92,7 +92,12 @@ def _special(grad_fn_name, forward_np, derivative):
     return Special
 
 
-_Lgamma = _special("LgammaBackward0", lambda n, d: scipy.special.gammaln(d), lambda n, x: digamma(x))
+def _lgamma_np(n, x):
+    # (scipy: -inf at -inf; torch and C's lgamma: |Gamma| -> inf)
+    return np.where(np.isneginf(x), np.inf, scipy.special.gammaln(x)).astype(x.dtype, copy=False)
+
+
+_Lgamma = _special("LgammaBackward0", _lgamma_np, lambda n, x: digamma(x))
 _Digamma = _special("DigammaBackward0", _polygamma_np, lambda n, x: polygamma(1, x))
 _Polygamma = _special("PolygammaBackward0", _polygamma_np, lambda n, x: polygamma(n + 1, x))
 

@@ -90,6 +90,8 @@ TORCH_SAVES = {
     "LinalgLuSolveBackward0": ((0,), True),
     "LinalgHouseholderProductBackward0": ((0, 1), True),
     "LinalgLuBackward0": ((), True),
+    "IndexReduceBackward0": ((0, 3), True),
+    "AngleBackward0": ((0,), False),
 }
 NAMES = tuple(TORCH_SAVES)
 # inputs a node saves only for the gradient of others: {node: {input: inputs whose gradient reads it}}; such an

@@ -25,15 +25,15 @@ import torch
 import ad
 
 UNARY = """atan asin acos sinh cosh asinh acosh atanh log2 log10 exp2 floor ceil round trunc frac erfc erfinv lgamma
-digamma logit sinc deg2rad rad2deg nan_to_num sign signbit isnan isinf isfinite""".split()
+digamma logit sinc deg2rad rad2deg nan_to_num sign signbit isnan isinf isfinite i0 angle""".split()
 BINARY = """atan2 hypot fmod remainder floor_divide copysign logaddexp xlogy lerp addcmul addcdiv fmax fmin gt ge lt le
-eq ne""".split()
+eq ne igamma igammac""".split()
 REDUCE = """median nanmean nansum cumsum cumprod cummax cummin logcumsumexp count_nonzero all any aminmax norm
 dist""".split()
 SHAPE = """flip fliplr flipud roll rot90 repeat tile repeat_interleave narrow select scatter scatter_add scatter_reduce
-index_add index_copy index_fill masked_fill masked_scatter masked_select take take_along_dim tril triu diag diagonal
-diag_embed trace unbind movedim swapaxes unflatten broadcast_tensors meshgrid hstack vstack dstack column_stack sort
-argsort topk kthvalue unique nonzero searchsorted bucketize clone""".split()
+index_add index_copy index_fill index_reduce masked_fill masked_scatter masked_select take take_along_dim tril triu diag
+diagonal diag_embed trace unbind movedim swapaxes unflatten broadcast_tensors meshgrid hstack vstack dstack column_stack
+sort argsort topk kthvalue unique nonzero searchsorted bucketize clone""".split()
 LINALG_TOP = "bmm mv vdot addmm addmv baddbmm einsum tensordot kron cross".split()
 LINALG = """inv solve det slogdet cholesky qr eigh eigvalsh svd svdvals norm matrix_norm vector_norm pinv lstsq
 matrix_exp solve_triangular cholesky_solve logdet multi_dot""".split()
@@ -452,6 +452,8 @@ def main(verbose=False):
     gaps = []
     gaps += probe("ad", UNARY + BINARY + REDUCE + SHAPE + LINALG_TOP, ad, torch, True)
     gaps += probe("ad.linalg", LINALG, ad.linalg, torch.linalg, False)
+    special = [n for n in dir(torch.special) if not n.startswith("_") and callable(getattr(torch.special, n))]
+    gaps += probe("ad.special", [n for n in special if n != "Tensor"], ad.special, torch.special, False)
     gaps += probe("ad.nn.functional", NN, ad.nn.functional, torch.nn.functional, False)
     if getattr(ad, "cdist", None) is None:
         gaps.append("ad.cdist: missing")

@@ -63,6 +63,31 @@ CASES.update(
         "lgamma": (lambda x: x.lgamma(), [(5,)], {"domain": (0.5, 3.0)}),
         "digamma": (lambda x: x.digamma(), [(5,)], {"domain": (0.5, 3.0)}),
         "polygamma": (lambda x: ad.polygamma(1, x) + x.polygamma(2), [(4,)], {"domain": (0.5, 3.0)}),
+        # torch.special's (ad/special_functions.py): Python-swept Functions and composites
+        "special_i0_i1": (
+            lambda x: x.i0() * ad.special.i1(x) + ad.special.i0e(x) * ad.special.i1e(x),
+            [(5,)],
+            {"domain": (0.2, 3.0)},
+        ),
+        "special_ndtr": (lambda x: ad.special.ndtr(x) * ad.special.log_ndtr(x) + ad.special.erfcx(x), [(5,)]),
+        "special_ndtri_entr": (lambda x: ad.special.ndtri(x) * ad.special.entr(x), [(5,)], {"domain": (0.1, 0.9)}),
+        "special_xlog1py": (lambda x, y: ad.special.xlog1py(x, y) * x, [(4,), (4,)], {"domain": (0.2, 2.0)}),
+        "special_zeta_igamma": (
+            lambda q: (
+                ad.special.zeta(2.5, q)
+                + ad.igamma(ad.full((4,), 1.5, dtype=q.dtype), q) * ad.igammac(ad.full((4,), 2.5, dtype=q.dtype), q)
+            ),
+            [(4,)],
+            {"domain": (0.5, 3.0)},
+        ),
+        "index_reduce": (
+            lambda x, s: (
+                x.index_reduce(0, ad.tensor([2, 0, 2]), s, "prod")
+                + x.index_reduce(0, ad.tensor([1, 1, 0]), s, "mean", include_self=False)
+            ),
+            [(3, 2), (3, 2)],
+            {"domain": (0.5, 2.0)},
+        ),
         "cumsum": (lambda x: x.cumsum(1) * _ramp(x, 2, 3) + ad.cumsum(x, 0), [(2, 3)]),
         "cumprod": (lambda x: x.cumprod(1) + ad.cumprod(x, 0), [(3, 4)]),
         "cumprod_with_zero": (

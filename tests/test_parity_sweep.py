@@ -1463,6 +1463,97 @@ for _k, _f in WIDER.items():
     _add(f"w.{_k}", _f)
 
 
+# ---- torch.special, angle, i0, igamma, index_reduce (ad/special_functions.py): edge inputs, dtypes, errors
+_begin("torch_special")
+SPECIAL_UNARY = (
+    "i0 i0e i1 i1e ndtr ndtri log_ndtr erfcx entr bessel_j0 bessel_y1 modified_bessel_k0 scaled_modified_bessel_k1 "
+    "spherical_bessel_j0 airy_ai expit gammaln psi"
+).split()
+for _name in SPECIAL_UNARY:
+    for _k, _mk in UNARY_INPUTS.items():
+        _add(f"special.{_name}-{_k}", lambda L, T, n=_name, mk=_mk: getattr(L.special, n)(mk(T)))
+for _k, _mk in UNARY_INPUTS.items():
+    _add(f"angle-{_k}", lambda L, T, mk=_mk: L.angle(mk(T)))
+    _add(f"i0-top-{_k}", lambda L, T, mk=_mk: L.i0(mk(T)))
+for _name in ("xlog1py", "xlogy"):
+    for _k, _mk in BINARY_INPUTS.items():
+        _add(f"special.{_name}-{_k}", lambda L, T, n=_name, mk=_mk: getattr(L.special, n)(*mk(T)))
+_Q = [[0.5, 1.0, 2.5], [0.1, 3.0, 0.7]]
+TORCH_SPECIAL = {
+    # zeta / igamma: differentiable in `other` only (a `grad` input leaf would make torch's backward raise)
+    "special.zeta-bcast": lambda L, T: L.special.zeta(T([[2.0], [3.5]]), T(_Q, grad=True)),
+    "special.zeta-scalar": lambda L, T: L.special.zeta(2.5, T(_Q, grad=True, layout="t")),
+    "special.zeta-scalar-other": lambda L, T: L.special.zeta(T([2.0, 3.0]), 1.5),
+    "special.zeta-f32": lambda L, T: L.special.zeta(T((2, 3), "float32") + 2.0, T((2, 3), "float32") + 1.0),
+    "special.zeta-bad-shapes": lambda L, T: L.special.zeta(T((2, 3)), T((4,))),
+    "igamma-bcast": lambda L, T: L.igamma(T([[0.5], [2.0]]), T(_Q, grad=True)),
+    "igammac-0d": lambda L, T: L.igammac(T(1.5), T(_Q, grad=True, layout="t")),
+    "igamma-edges": lambda L, T: L.igamma(T([0.0, -1.0, 2.0, 1.0]), T([1.0, 1.0, -1.0, 0.0], grad=True)),
+    "igammac-edges": lambda L, T: L.igammac(T([0.0, -1.0, 2.0, 1.0]), T([1.0, 1.0, -1.0, 0.0], grad=True)),
+    "special.gammainc": lambda L, T: L.special.gammainc(T([1.5, 2.0]), T([0.5, 4.0], grad=True)),
+    "special.gammaincc-method": lambda L, T: T([1.5, 2.0]).igammac(T([0.5, 4.0], grad=True)),
+    "igamma-scalar": lambda L, T: L.igamma(T([1.5]), 2.0),
+    "igamma-empty": lambda L, T: L.igamma(T((0, 3)), T((3,), grad=True)),
+    "special.xlog1py-edges": lambda L, T: L.special.xlog1py(
+        T([0.0, 0.0, 0.0, 2.0, 0.0], grad=True), T([-1.0, -2.0, math.nan, -1.0, 0.5], grad=True)
+    ),
+    "special.multigammaln": lambda L, T: L.special.multigammaln(T([2.5, 3.0, 1.7], grad=True), 3),
+    "special.softmax": lambda L, T: L.special.softmax(T((2, 3), grad=True), 1),
+    "special.log_softmax-dtype": lambda L, T: L.special.log_softmax(T((2, 3), grad=True), 0, dtype=L.float32),
+    "special.logsumexp": lambda L, T: L.special.logsumexp(T((2, 3), grad=True), (0, 1), keepdim=True),
+    "special.polygamma": lambda L, T: L.special.polygamma(2, T([0.5, 1.5], grad=True)),
+    "special.round": lambda L, T: L.special.round(T((2, 3), grad=True)),
+    "special.logit-eps": lambda L, T: L.special.logit(T((2, 3), grad=True), eps=0.2),
+    "special.i1-zero": lambda L, T: L.special.i1(T([0.0, -0.0, 1e-300], grad=True)),
+    "special.i1e-zero": lambda L, T: L.special.i1e(T([0.0, 1e-300, -3.0], grad=True)),
+    "special.entr-edges": lambda L, T: L.special.entr(T([0.0, -1.0, math.inf, math.nan], grad=True)),
+    "special.ndtri-edges": lambda L, T: L.special.ndtri(T([0.0, 1.0, 0.5, 1.5], grad=True)),
+    "special.bad-input": lambda L, T: L.special.i0e([0.5]),
+    "special.airy_ai-kw": lambda L, T: L.special.airy_ai(x=T((3,), grad=True)),
+    "special.chebyshev_t": lambda L, T: L.special.chebyshev_polynomial_t(T((2, 3), grad=True), 3),
+    "special.chebyshev_u-bcast": lambda L, T: L.special.chebyshev_polynomial_u(T((2, 1)), T([0.0, 2.0, 9.0, 12.0])),
+    "special.chebyshev_v-int-n": lambda L, T: L.special.chebyshev_polynomial_v(T((3,)), T([1, 4, 10], "int64")),
+    "special.chebyshev_w-scalar-x": lambda L, T: L.special.chebyshev_polynomial_w(0.25, T([0.0, 5.0, 11.0])),
+    "special.shifted_t-ends": lambda L, T: L.special.shifted_chebyshev_polynomial_t(T([0.0, 1.0, 0.5]), 7),
+    "special.shifted_w-f32": lambda L, T: L.special.shifted_chebyshev_polynomial_w(T((2, 2), "float32"), 6),
+    "special.hermite_h": lambda L, T: L.special.hermite_polynomial_h(T((2, 3)), T([[2.0], [5.0]])),
+    "special.hermite_he-huge-n": lambda L, T: L.special.hermite_polynomial_he(T((3,)), 600),
+    "special.laguerre_l": lambda L, T: L.special.laguerre_polynomial_l(T([0.0, 0.5, 3.0]), 4),
+    "special.legendre_p-ends": lambda L, T: L.special.legendre_polynomial_p(T([-1.0, 1.0, 0.3]), T([3.0, 4.0, -1.0])),
+    "special.polynomial-empty": lambda L, T: L.special.legendre_polynomial_p(T((0, 2)), 3),
+    "special.polynomial-0d": lambda L, T: L.special.laguerre_polynomial_l(T(0.4), T(3.0)),
+    "index_reduce-prod": lambda L, T: L.index_reduce(
+        T((3, 2), grad=True), 0, T([0, 2, 0, 0], "int64"), T((4, 2), grad=True), "prod"
+    ),
+    "index_reduce-mean-noself": lambda L, T: T((2, 3), grad=True).index_reduce(
+        1, T([2, 2, 0], "int64"), T((2, 3), grad=True, layout="t"), "mean", include_self=False
+    ),
+    "index_reduce-amax-ties": lambda L, T: T([0.5, 0.2], grad=True).index_reduce(
+        0, T([1, 1, 0], "int64"), T([0.2, 0.2, 0.1], grad=True), "amax"
+    ),
+    "index_reduce-amin-0d": lambda L, T: T(0.5, grad=True).index_reduce(0, T([0, 0], "int64"), T([0.3, 0.7]), "amin"),
+    "index_reduce-int-mean": lambda L, T: T((5,), "int64").index_reduce(
+        0, T([0, 0, 4], "int64"), T((3,), "int64"), "mean"
+    ),
+    "index_reduce-empty-index": lambda L, T: T((2, 3), grad=True).index_reduce(
+        0, T((0,), "int64"), T((0, 3), grad=True), "prod"
+    ),
+    "index_reduce-bad-reduce": lambda L, T: T((2, 3)).index_reduce(0, T([0], "int64"), T((1, 3)), "sum"),
+    "index_reduce-oob": lambda L, T: T((2, 3)).index_reduce(0, T([2], "int64"), T((1, 3)), "prod"),
+    "index_reduce-bad-source": lambda L, T: T((2, 3)).index_reduce(0, T([0], "int64"), T((1, 2)), "prod"),
+    "index_reduce-amin-noself-tie": lambda L, T: T((2, 3), grad=True).index_reduce(
+        1, T([0, 0], "int64"), T((2, 2), grad=True), "amin", include_self=False
+    ),
+    "index_reduce_": lambda L, T: (
+        T((2, 3), grad=True)
+        .mul(1.0)
+        .index_reduce_(1, T([0, 0], "int64"), T((2, 2), grad=True) + 0.01, "amin", include_self=False)
+    ),
+}
+for _k, _f in TORCH_SPECIAL.items():
+    _add(_k, _f)
+
+
 # ---- in-place ops on bad input: torch's error, and nothing written
 _begin("inplace")
 
@@ -1552,6 +1643,8 @@ for _k, _f in INPLACE_BAD.items():
 
 _NUMPY_PROMOTION = "numpy's promotion: an integer operand of a float op computes in float64 (README)"
 DELIBERATE = {
+    "index_reduce-amin-noself-tie": "include_self=False: the left-out self value that ties with the result takes no "
+    "share of the gradient (torch 2.13 counts it: its gradients sum to less than the cotangent)",
     **{
         f"{name}-{inputs}": _NUMPY_PROMOTION + "; torch: NotImplementedError for integers"
         for name in ("hypot", "logaddexp", "logaddexp2")
@@ -1582,7 +1675,11 @@ DELIBERATE = {
 
 # ad's result is float64 by numpy's promotion where torch's is float32 (an integer tensor with a float32 one, or
 # float32 with a 0-d float64 tensor): these compare the values at float32's precision
-PROMOTED = {f"{name}-{inputs}" for name in BINARY for inputs in ("i64-f32", "i64-0d-f32", "f32-0d-f64")} | {
+PROMOTED = {
+    f"{name}-{inputs}"
+    for name in (*BINARY, "special.xlog1py", "special.xlogy")
+    for inputs in ("i64-f32", "i64-0d-f32", "f32-0d-f64")
+} | {
     "cat-dtypes",
     "where-dtypes",
     "block_diag-dtypes",
@@ -1651,6 +1748,7 @@ FORWARD_SECTIONS = (
     "surface",
     "nn_functional",
     "wider",
+    "torch_special",
 )
 
 

@@ -35,6 +35,7 @@ from ..cuda import host_copy
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..observe import value_read
+from ..saved import guard
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     GATHER,
@@ -47,6 +48,7 @@ from . import (
     _probe_layout,
     _record_gather_strided,
     _recording,
+    _torch_dtype,
     cat,
     expand,
     gather_map,
@@ -536,6 +538,7 @@ _INDEX_RULES = {
     "index_add": (RuntimeError, "", False),
     "index_copy": (IndexError, "index_copy_(): ", False),
     "index_fill": (IndexError, "", True),
+    "index_reduce": (IndexError, "", False),
 }
 
 
@@ -552,6 +555,8 @@ def _index_positions(x, dim, index, source_shape, fn):
     xshape = x.shape if x.ndim else (1,)
     size = xshape[d]
     bad = idx[(idx < (-size if negative_ok else 0)) | (idx >= size)]
+    if bad.size and fn == "index_reduce":
+        raise IndexError("index out of range in self")
     if bad.size:
         raise exc(f"{prefix}index {int(bad[0])} is out of bounds for dimension {d} with size {size}")
     positions = np.take(_ids(xshape), idx % size if size else idx, axis=d)
@@ -577,6 +582,57 @@ def index_add(input, dim, index, source, *, alpha=1):  # noqa: A002
     positions = _index_positions(input, dim, index, source.shape, "index_add")
     vals = source if alpha == 1 else source * alpha
     return input + scatter_map(reshape(vals, -1), input.shape, positions)
+
+
+@with_out(same_dtype=True)
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # noqa: A002
+    """``out.select(dim, index[i])`` reduced with ``source.select(dim, i)`` by ``reduce`` in prod, mean, amax,
+    amin (``include_self=False``: the indexed slices of ``input`` are left out of the reduction).
+
+    A ``scatter_reduce`` over the flat positions, so its gradients are torch's: amax/amin split the gradient
+    evenly between tied values (``input``'s included), prod's is exact at zeros, integer mean rounds down.
+    Raises: RuntimeError for an unknown ``reduce``, a dtype mismatch or a ``source`` of the wrong shape;
+    IndexError for an index out of range or not a vector.
+    Example: ``ad.ones(2).index_reduce(0, ad.tensor([0, 0]), ad.tensor([2.0, 3.0]), "prod")`` is ``[6, 1]``.
+    """
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    if not isinstance(source, Tensor):
+        raise TypeError(f"index_reduce(): argument 'source' must be Tensor, not {type(source).__name__}")
+    idx = _data(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"index_reduce_(): Expected dtype int32/int64 for index but got: {_torch_dtype(idx.dtype).capitalize()}"
+        )
+    if source.dtype != input.dtype:
+        raise RuntimeError(
+            f"index_reduce_(): self ({_torch_dtype(input.dtype).capitalize()}) and source "
+            f"({_torch_dtype(source.dtype).capitalize()}) must have the same scalar type"
+        )
+    d = _wrap_dim(dim, input.ndim)
+    if idx.ndim > 1:
+        raise IndexError(
+            f"index_reduce_(): Index is supposed to be a vector, but got dim: {idx.ndim} with type: "
+            f"{_torch_dtype(idx.dtype).capitalize()} and size: {list(idx.shape)}"
+        )
+    xshape, sshape = tuple(input.shape), tuple(source.shape)
+    count = sshape[d] if len(sshape) > d else 1
+    if idx.size != count:
+        raise RuntimeError(
+            f"index_reduce_(): Number of indices ({idx.size}) should be equal to source.size(dim): ({count}), "
+            f"for dim: {d}"
+        )
+    if len(sshape) != len(xshape) or any(a != b for k, (a, b) in enumerate(zip(xshape, sshape)) if k != d):
+        raise RuntimeError(
+            "source tensor shape must match self tensor shape, excluding the specified dimension. Got self.shape = "
+            f"{list(input.shape)} source.shape = {list(source.shape)}"
+        )
+    positions = _index_positions(input, dim, index, source.shape, "index_reduce")
+    flat = scatter_reduce(
+        reshape(input, -1), 0, _const(positions, _I64), reshape(source, -1), reduce, include_self=include_self
+    )
+    # torch's node saves self, source and its result: a write into one of them before backward raises
+    return guard(reshape(flat, input.shape), "IndexReduceBackward0", input, None, None, source)
 
 
 @with_out(same_dtype=True)
@@ -908,12 +964,12 @@ def _make_inplace(name, out_of_place):
 
 _METHODS = (
     "flip fliplr flipud roll rot90 repeat tile repeat_interleave scatter scatter_add scatter_reduce index_add "
-    "index_copy index_fill index_put masked_fill masked_scatter masked_select put take take_along_dim tril triu diag "
-    "diag_embed trace"
+    "index_copy index_fill index_put index_reduce masked_fill masked_scatter masked_select put take take_along_dim "
+    "tril triu diag diag_embed trace"
 ).split()
 _INPLACE = (
-    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put masked_fill masked_scatter put tril "
-    "triu"
+    "scatter scatter_add scatter_reduce index_add index_copy index_fill index_put index_reduce masked_fill "
+    "masked_scatter put tril triu"
 ).split()
 # what ``from ad.ops.shape_index import *`` (ad/__init__.py) exports: the functions torch has
 __all__ = [n for n in _METHODS if n != "repeat"] + ["broadcast_shapes", "clone"]

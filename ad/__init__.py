@@ -225,6 +225,9 @@ autograd.graph.bind()
 # imported by init_process_group, not here)
 from . import cuda, distributed  # noqa: E402
 
+# ad.func: torch.func's transforms (grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call)
+from . import func  # noqa: E402
+
 # ad.compile (issue 11): record a step once, replay its tape in a compiled forward kernel
 from .compile import compile  # noqa: E402, A004
 from .creation import asarray  # noqa: E402

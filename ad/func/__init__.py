@@ -1,11 +1,12 @@
 """``ad.func``: torch.func's function transforms (functorch) over ``ad``'s autograd.
 
-``grad``, ``grad_and_value``, ``vjp``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``, ``linearize``, ``vmap`` and
-``functional_call`` take torch.func's arguments (``argnums`` as an int or a tuple, ``has_aux``, ``chunk_size``,
-``in_dims`` / ``out_dims``, ``randomness``; pytrees of tuples, lists and dicts as inputs and outputs) and raise
-torch's errors. Where to start reading: ``transforms.py`` (reverse mode on ``ad.autograd.grad`` with fresh leaves,
-forward mode on ``ad.autograd.forward_ad``, batched sweeps for the Jacobians), ``vmap.py`` (a loop over the
-examples: ``f`` runs once per example, not as a batched trace), ``functional_call.py``, ``_pytree.py``.
+``grad``, ``grad_and_value``, ``vjp``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``, ``linearize``, ``vmap``,
+``functional_call`` and ``stack_module_state`` take torch.func's arguments (``argnums`` as an int or a tuple,
+``has_aux``, ``chunk_size``, ``in_dims`` / ``out_dims``, ``randomness``; pytrees of tuples, lists and dicts as
+inputs and outputs) and raise torch's errors. Where to start reading: ``transforms.py`` (reverse mode on
+``ad.autograd.grad`` with fresh leaves, forward mode on ``ad.autograd.forward_ad``, batched sweeps for the
+Jacobians), ``vmap.py`` (a loop over the examples: ``f`` runs once per example, not as a batched trace),
+``functional_call.py``, ``_pytree.py``.
 
 Example (per-example gradients of a model's loss):
     >>> model = ad.nn.Linear(3, 1)
@@ -18,7 +19,7 @@ Example (per-example gradients of a model's loss):
     ad.Size([8, 1, 3])
 """
 
-from .functional_call import functional_call
+from .functional_call import functional_call, stack_module_state
 from .transforms import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
 from .vmap import vmap
 
@@ -31,6 +32,7 @@ __all__ = [
     "jacrev",
     "jvp",
     "linearize",
+    "stack_module_state",
     "vjp",
     "vmap",
 ]

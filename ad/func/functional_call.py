@@ -8,7 +8,9 @@ parameter reachable under several names) is used for all of them, as torch's.
 
 from collections.abc import Sequence
 
-__all__ = ["functional_call"]
+from ..ops.indexing import stack
+
+__all__ = ["functional_call", "stack_module_state"]
 
 _MISSING = object()
 
@@ -137,7 +139,8 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
         if missing:
             msgs.append(f"Missing key(s): {', '.join(map(repr, missing))}.")
         if msgs:
-            raise RuntimeError("Error(s) in reparametrizing for {}:\n\t{}".format(module._get_name(), "\n\t".join(msgs)))
+            sep = "\n\t"
+            raise RuntimeError(f"Error(s) in reparametrizing for {module._get_name()}:{sep}{sep.join(msgs)}")
     swapped = []
     try:
         for name, value in values.items():
@@ -147,3 +150,42 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
     finally:
         for name, store, old in reversed(swapped):
             _restore(module, name, store, old)
+
+
+def _stacked_leaf(tensors, name):
+    all_requires_grad = all(t.requires_grad for t in tensors)
+    if not all_requires_grad and any(t.requires_grad for t in tensors):
+        raise RuntimeError(f"Expected {name} from each model to have the same .requires_grad")
+    result = stack(tensors)
+    return result.detach().requires_grad_() if all_requires_grad else result
+
+
+def stack_module_state(models):
+    """The parameters and buffers of same-class ``models``, each stacked along a new first dimension (fresh
+    leaves where the originals require grad): torch.func.stack_module_state, for ensembles run with
+    ``vmap(functional_call)``.
+
+    Returns:
+        ``(params, buffers)``: dicts from names to stacked tensors.
+
+    Raises:
+        RuntimeError: no model; models of different classes or training modes; a name whose tensors disagree
+            on ``requires_grad``.
+
+    Example:
+        >>> models = [ad.nn.Linear(2, 1) for _ in range(3)]
+        >>> params, buffers = ad.func.stack_module_state(models)
+        >>> params["weight"].shape
+        ad.Size([3, 1, 2])
+    """
+    if len(models) == 0:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    if not (all(m.training for m in models) or all(not m.training for m in models)):
+        raise RuntimeError("stack_module_state: Expected all models to have the same training/eval mode.")
+    if not all(type(m) is type(models[0]) for m in models):
+        raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
+    all_params = [dict(m.named_parameters()) for m in models]
+    params = {k: _stacked_leaf(tuple(p[k] for p in all_params), k) for k in all_params[0]}
+    all_buffers = [dict(m.named_buffers()) for m in models]
+    buffers = {k: _stacked_leaf(tuple(b[k] for b in all_buffers), k) for k in all_buffers[0]}
+    return params, buffers

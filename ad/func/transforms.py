@@ -28,13 +28,13 @@ How they run (start reading at ``_vjp_core``):
 import functools
 
 from .. import ops
-from ..creation import zeros
-from ..ops.view_ops import movedim
 from ..autograd import forward_ad as fwAD
 from ..autograd.functional import _autograd_grad, _grad_preprocess, _split_rows, _standard_basis
 from ..batched import RetainGradInBatch
+from ..creation import zeros
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled
+from ..ops.view_ops import movedim
 from ..tensor import Tensor
 from ._pytree import tree_flatten, tree_map, tree_unflatten
 
@@ -122,22 +122,23 @@ def _fresh_leaves(flat, graph):
     return _grad_preprocess(flat, create_graph=graph, need_graph=True)
 
 
-@functools.lru_cache(maxsize=None)
-def _nested():
-    class _Nested:
-        def __enter__(self):
-            _nesting[0] += 1
+class _Nested:
+    """Counts a running ``func`` in ``_nesting``."""
 
-        def __exit__(self, *exc):
-            _nesting[0] -= 1
-            return False
+    def __enter__(self):
+        _nesting[0] += 1
 
-    return _Nested()
+    def __exit__(self, *exc):
+        _nesting[0] -= 1
+        return False
+
+
+_nested = _Nested()
 
 
 def _call(func, args, kwargs):
     """``func(*args, **kwargs)`` in grad mode, counted as running inside a transform."""
-    with enable_grad(), _nested():
+    with enable_grad(), _nested:
         return func(*args, **kwargs)
 
 
@@ -156,6 +157,14 @@ def _detach_tree(tree, graph):
     return tree_map(lambda x: x.detach() if isinstance(x, Tensor) else x, tree)
 
 
+def _unwrap_aux(aux, graph):
+    """``aux`` detached unless ``graph``; torch.func accepts only tensors there."""
+    for leaf in tree_flatten(aux)[0]:
+        if not isinstance(leaf, Tensor):
+            raise RuntimeError(f"Expected tensors, got unsupported type {type(leaf)}")
+    return _detach_tree(aux, graph)
+
+
 def _check_outputs(flat_out, api):
     """torch's ``assert_non_empty_tensor_output``."""
     if (len(flat_out) == 1 and flat_out[0] is None) or len(flat_out) < 1:
@@ -169,7 +178,8 @@ def _check_float_outputs(flat_out):
     for o in flat_out:
         if not o.is_floating_point():
             raise RuntimeError(
-                f"vjp(f, ...): All outputs of f must be floating-point or complex Tensors, got Tensor with dtype {o.dtype}"
+                "vjp(f, ...): All outputs of f must be floating-point or complex Tensors, got Tensor with dtype "
+                f"{o.dtype}"
             )
 
 
@@ -254,7 +264,7 @@ def _grad_and_value(func, argnums, has_aux, args, kwargs):
         g = g[0]
     out = _detach_tree(out, st.graph)
     if has_aux:
-        return g, (out, _detach_tree(st.aux, st.graph))
+        return g, (out, _unwrap_aux(st.aux, st.graph))
     return g, out
 
 
@@ -335,7 +345,7 @@ def vjp(func, *primals, has_aux=False):
 
     out = _detach_tree(st.output, st.graph)
     if has_aux:
-        return out, vjp_fn, _detach_tree(st.aux, st.graph)
+        return out, vjp_fn, _unwrap_aux(st.aux, st.graph)
     return out, vjp_fn
 
 
@@ -426,7 +436,7 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
             per_out = [p[0] for p in per_out]
         jac = tree_unflatten(per_out, st.out_spec)
         if has_aux:
-            return jac, _detach_tree(st.aux, st.graph)
+            return jac, _unwrap_aux(st.aux, st.graph)
         return jac
 
     return wrapper_fn
@@ -522,7 +532,7 @@ def _jvp_with_argnums(func, primals, tangents, argnums, *, strict=False, has_aux
         if has_aux:
             aux = _strip(aux, level)
     result = (_detach_tree(tree_unflatten(prim, spec), graph), _detach_tree(tree_unflatten(tang, spec), graph))
-    return result + (_detach_tree(aux, graph),) if has_aux else result
+    return result + (_unwrap_aux(aux, graph),) if has_aux else result
 
 
 def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
@@ -578,7 +588,7 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
         if isinstance(argnums, int):
             per_out = [r[0] for r in per_out]
         jac = _detach_tree(tree_unflatten(per_out, spec), graph)
-        return (jac, _detach_tree(aux, graph)) if has_aux else jac
+        return (jac, _unwrap_aux(aux, graph)) if has_aux else jac
 
     return wrapper_fn
 
@@ -648,7 +658,8 @@ def linearize(func, *primals):
                 f"Expected the tangents {tangent_spec} to have the same argspec as the primals {primals_spec}"
             )
         for idx, (t, p) in enumerate(zip(flat_tangents, flat_primals)):
-            for what, tv, pv in (("shape", t.shape, p.shape), ("device", t.device, p.device), ("dtype", t.dtype, p.dtype)):
+            pairs = (("shape", t.shape, p.shape), ("device", t.device, p.device), ("dtype", t.dtype, p.dtype))
+            for what, tv, pv in pairs:
                 if tv != pv:
                     raise RuntimeError(
                         f"tangent:{idx} with {what} {tv} in flattened pytree doesn't match the {what} {pv} of the "

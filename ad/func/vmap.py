@@ -152,7 +152,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         _check_out_dims(out_dims, func)
         batch_size, flat_in_dims, flat_args, args_spec = _process_inputs(in_dims, args, func)
         if batch_size == 0:
-            raise ValueError(f"vmap({_get_name(func)}): the mapped dimension has size 0; ad's vmap runs func per example")
+            return _empty_batch(func, flat_args, flat_in_dims, args_spec, kwargs, out_dims)
         results = []
         state = _rng_state()
         for b in range(batch_size):
@@ -171,6 +171,26 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         return _stack_outputs(results, out_dims, func)
 
     return wrapped
+
+
+def _empty_batch(func, flat_args, flat_in_dims, args_spec, kwargs, out_dims):
+    """A batch of size 0: ``func`` runs once on zeros shaped like one example (for the outputs' structure and
+    shapes; its values are discarded) and each output gets a mapped dimension of size 0."""
+    from ..creation import zeros
+
+    flat = []
+    for a, d in zip(flat_args, flat_in_dims):
+        flat.append(a if d is None else zeros(a.shape[:d] + a.shape[d + 1 :], dtype=a.dtype))
+    with np.errstate(all="ignore"):
+        one = _stack_outputs([func(*tree_unflatten(flat, args_spec), **kwargs)], out_dims, func)
+    flat_out, spec = tree_flatten(one)
+    flat_dims = [out_dims] if isinstance(one, Tensor) and not isinstance(out_dims, tuple) else None
+    if flat_dims is None:
+        flat_dims = [out_dims[0]] if isinstance(one, Tensor) else broadcast_prefix(out_dims, spec)
+    out = []
+    for o, d in zip(flat_out, flat_dims):
+        out.append(o if d is None else o.narrow(d, 0, 0).detach())
+    return tree_unflatten(out, spec)
 
 
 def _stack_outputs(results, out_dims, func):

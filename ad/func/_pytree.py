@@ -6,6 +6,8 @@ or ``LEAF``. As in torch, ``None`` is a node without children (it flattens to no
 when the structures are.
 """
 
+from ..tensor import Tensor
+
 __all__ = ["LEAF", "TreeSpec", "tree_flatten", "tree_unflatten", "tree_map", "broadcast_prefix"]
 
 
@@ -57,6 +59,16 @@ def _is_namedtuple(x):
 
 def _node(tree):
     """``(kind, context, children)`` for a container, or None for a leaf."""
+    cls = type(tree)
+    if cls is tuple:
+        return "tuple", None, tree
+    if cls is dict:
+        keys = tuple(tree.keys())
+        return "dict", keys, tuple(tree[k] for k in keys)
+    if cls is list:
+        return "list", None, tree
+    if isinstance(tree, Tensor):
+        return None
     if tree is None:
         return "none", None, ()
     if isinstance(tree, tuple):
@@ -73,6 +85,8 @@ def _node(tree):
 
 def tree_flatten(tree):
     """``(leaves, spec)``: the leaves in order (depth first; a dict's in its key order) and the structure."""
+    if _node(tree) is None:  # (one leaf: the common case, without the walk)
+        return [tree], LEAF
     leaves = []
 
     def walk(t):

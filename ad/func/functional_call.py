@@ -45,29 +45,20 @@ def _untie_named_tensors_map(module, parameters_and_buffers):
 
 
 def _swap(module, name, value):
-    """Put ``value`` under ``name`` (dotted) and return what was there (``_MISSING``: nothing)."""
+    """Put ``value`` under ``name`` (dotted); returns what ``_restore`` needs to put the old one back."""
     path, _, attr = name.rpartition(".")
-    mod = module.get_submodule(path)
-    d = mod.__dict__
+    d = module.get_submodule(path).__dict__
     for store in ("_parameters", "_buffers"):
         if attr in d[store]:
             old = d[store][attr]
-            if value is _MISSING:
-                del d[store][attr]
-            else:
-                d[store][attr] = value
-            return store, old
-    old = d.get(attr, _MISSING)
-    if value is _MISSING:
-        d.pop(attr, None)
-    else:
-        d[attr] = value
-    return None, old
+            d[store][attr] = value
+            return d, store, attr, old
+    old = d.get(attr, _MISSING)  # a name the module does not have: a plain attribute for the call (torch's too)
+    d[attr] = value
+    return d, None, attr, old
 
 
-def _restore(module, name, store, old):
-    path, _, attr = name.rpartition(".")
-    d = module.get_submodule(path).__dict__
+def _restore(d, store, attr, old):
     if store is not None:
         d[store][attr] = old
     elif old is _MISSING:
@@ -144,12 +135,11 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
     swapped = []
     try:
         for name, value in values.items():
-            store, old = _swap(module, name, value)
-            swapped.append((name, store, old))
+            swapped.append(_swap(module, name, value))
         return module(*args, **kwargs)
     finally:
-        for name, store, old in reversed(swapped):
-            _restore(module, name, store, old)
+        for record in reversed(swapped):
+            _restore(*record)
 
 
 def _stacked_leaf(tensors, name):

@@ -349,15 +349,15 @@ def vjp(func, *primals, has_aux=False):
     return out, vjp_fn
 
 
-def _batched_vjp_rows(flat_out, leaves, basis, graph):
+def _batched_vjp_rows(flat_out, leaves, basis, graph, retain_graph=True):
     """``grad`` of ``flat_out`` with the batch of cotangents ``basis`` (one block per output, leading dim the
     batch): one batched sweep, or, where the graph holds a ``retain_grad`` tensor (which the batched sweep
     refuses), one sweep per row. Returns one tensor or None per leaf, shaped ``(batch,) + leaf.shape``."""
     try:
         return _autograd_grad(
-            tuple(flat_out), leaves, basis, create_graph=graph, retain_graph=True, is_grads_batched=True
+            tuple(flat_out), leaves, basis, create_graph=graph, retain_graph=retain_graph, is_grads_batched=True
         )
-    except RetainGradInBatch:
+    except RetainGradInBatch:  # (raised before the sweep: the graph is still there)
         pass
     rows = [
         _autograd_grad(tuple(flat_out), leaves, tuple(b[i] for b in basis), create_graph=graph, retain_graph=True)
@@ -407,10 +407,18 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
         if total == 0:
             vj = [None] * len(st.leaves)
         else:
-            basis = _standard_basis(st.flat_out, numels)
-            step = total if chunk_size is None else chunk_size
+            step = total if chunk_size is None else min(chunk_size, total)
+            # (the 1-D blocks transposed, as functional.jacobian's: the batched sweep adds them in one piece)
+            basis = _standard_basis(st.flat_out, numels, transposed=not st.graph and step == total)
+            # the last sweep frees the graph unless the results are differentiable (as functional.jacobian's)
             chunks = [
-                _batched_vjp_rows(st.flat_out, st.leaves, tuple(b[lo : lo + step] for b in basis), st.graph)
+                _batched_vjp_rows(
+                    st.flat_out,
+                    st.leaves,
+                    basis if step == total else tuple(b[lo : lo + step] for b in basis),
+                    st.graph,
+                    retain_graph=st.graph or lo + step < total,
+                )
                 for lo in range(0, total, step)
             ]
             vj = []

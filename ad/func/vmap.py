@@ -154,7 +154,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         if batch_size == 0:
             return _empty_batch(func, flat_args, flat_in_dims, args_spec, kwargs, out_dims)
         results = []
-        state = _rng_state()
+        state = _rng_state() if randomness != "different" else None
         for b in range(batch_size):
             if randomness == "same":
                 creation._rng = state[0]

@@ -16,7 +16,7 @@ Example (per-example gradients of a model's loss):
     >>> x, y = ad.randn(8, 3), ad.randn(8, 1)
     >>> g = ad.func.vmap(ad.func.grad(loss), in_dims=(None, 0, 0))(params, x, y)
     >>> g["weight"].shape
-    ad.Size([8, 1, 3])
+    (8, 1, 3)
 """
 
 from .functional_call import functional_call, stack_module_state

@@ -166,7 +166,7 @@ def stack_module_state(models):
         >>> models = [ad.nn.Linear(2, 1) for _ in range(3)]
         >>> params, buffers = ad.func.stack_module_state(models)
         >>> params["weight"].shape
-        ad.Size([3, 1, 2])
+        (3, 1, 2)
     """
     if len(models) == 0:
         raise RuntimeError("stack_module_state: Expected at least one model, got 0.")

@@ -2,8 +2,8 @@
 
 ``tree_flatten(tree)`` returns ``(leaves, spec)``; ``tree_unflatten(leaves, spec)`` rebuilds the tree. A spec is
 a ``TreeSpec`` (the node's type, its context -- a dict's keys or a namedtuple's class -- and the children's specs),
-or ``LEAF``. As in torch, ``None`` is a node without children (it flattens to no leaf), and two specs are equal
-when the structures are.
+or ``LEAF``. As in torch's Python pytrees (which torch.func uses), ``None`` is a leaf, and two specs are equal when
+the structures are.
 """
 
 from ..tensor import Tensor
@@ -12,7 +12,7 @@ __all__ = ["LEAF", "TreeSpec", "tree_flatten", "tree_unflatten", "tree_map", "br
 
 
 class TreeSpec:
-    """One node of a tree's structure: ``kind`` ("tuple", "list", "dict", "namedtuple", "none" or "leaf"),
+    """One node of a tree's structure: ``kind`` ("tuple", "list", "dict", "namedtuple" or "leaf"),
     ``context`` (a dict's keys, a namedtuple's type) and the children's specs."""
 
     __slots__ = ("kind", "context", "children", "num_leaves")
@@ -37,8 +37,6 @@ class TreeSpec:
     def __repr__(self):
         if self.kind == "leaf":
             return "*"
-        if self.kind == "none":
-            return "None"
         inner = ", ".join(repr(c) for c in self.children)
         if self.kind == "tuple":
             return f"({inner}{',' if len(self.children) == 1 else ''})"
@@ -50,7 +48,6 @@ class TreeSpec:
 
 
 LEAF = TreeSpec("leaf")
-_NONE = TreeSpec("none")
 
 
 def _is_namedtuple(x):
@@ -67,10 +64,8 @@ def _node(tree):
         return "dict", keys, tuple(tree[k] for k in keys)
     if cls is list:
         return "list", None, tree
-    if isinstance(tree, Tensor):
+    if isinstance(tree, Tensor) or tree is None:
         return None
-    if tree is None:
-        return "none", None, ()
     if isinstance(tree, tuple):
         if _is_namedtuple(tree):
             return "namedtuple", type(tree), tuple(tree)
@@ -95,8 +90,6 @@ def tree_flatten(tree):
             leaves.append(t)
             return LEAF
         kind, context, children = node
-        if kind == "none":
-            return _NONE
         return TreeSpec(kind, context, [walk(c) for c in children])
 
     spec = walk(tree)
@@ -116,8 +109,6 @@ def tree_unflatten(leaves, spec):
     def build(s):
         if s.kind == "leaf":
             return next(it)
-        if s.kind == "none":
-            return None
         children = [build(c) for c in s.children]
         if s.kind == "tuple":
             return tuple(children)
@@ -142,7 +133,7 @@ def broadcast_prefix(prefix, spec):
     out = []
 
     def walk(p, s):
-        node = _node(p) if p is not None else None
+        node = _node(p)
         if node is None:  # a leaf of the prefix (an int, or None): the same value for the whole subtree
             out.extend([p] * s.num_leaves)
             return True

@@ -37,7 +37,7 @@ def _get_name(func):
 
 def _check_out_dims(out_dims, func):
     flat, _ = tree_flatten(out_dims)
-    if isinstance(out_dims, int) or all(isinstance(d, int) for d in flat):
+    if isinstance(out_dims, int) or all(d is None or isinstance(d, int) for d in flat):
         return
     raise ValueError(
         f"vmap({_get_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an int, None or a python collection "

@@ -316,6 +316,28 @@ def test_vjp_fn_differentiable_through_outer_autograd():
     assert_close(xa.grad, xt.grad)
 
 
+@pytest.mark.parametrize("transform", ["grad", "jvp", "jacrev", "jacfwd", "hessian"])
+def test_results_differentiable_wrt_closed_over_tensors(transform):
+    """A gradient penalty: the transform's result depends on a tensor f closes over (w), and backward reaches w."""
+    wa, wt = ad.tensor(V, requires_grad=True), torch.tensor(V, requires_grad=True)
+
+    def run(m, f, w, a):
+        g = lambda x: m.sin(x * w) * x.sum()  # noqa: E731
+        if transform == "grad":
+            return f.grad(lambda x: g(x).sum())(a(X))
+        if transform == "jvp":
+            return f.jvp(g, (a(X),), (a(Y),))[1]
+        if transform == "hessian":
+            return f.hessian(lambda x: g(x).sum())(a(X))
+        return getattr(f, transform)(g)(a(X))
+
+    ra, rt = run(ad, F, wa, at), run(torch, TF, wt, tt)
+    assert ra.requires_grad and rt.requires_grad
+    (ra**2).sum().backward()
+    (rt**2).sum().backward()
+    assert_close(wa.grad, wt.grad)
+
+
 def test_float32_stays_float32():
     x = ad.ones(2, dtype=ad.float32)
     assert F.grad(lambda x: x.sin().sum())(x).dtype == ad.float32

@@ -9,11 +9,11 @@ How they run (start reading at ``_vjp_core``):
   ``func`` runs under ``enable_grad``, and ``ad.autograd.grad`` (functional's ``_autograd_grad``, which skips
   outputs that do not require grad) takes the gradient; an unused input gets zeros, as torch.func's.
 - ``create_graph``: torch.func always records the gradient computation (its levels keep transforms apart). Here
-  the sweep records only where something can differentiate the result: inside another transform of this module
-  (``_nesting``), under an active forward-mode level, or when an argument requires grad in grad mode (then the
-  result is differentiable with respect to it, as torch's). Elsewhere the compiled first-order sweep runs and
-  the results are detached. A tensor that ``func`` closes over and that requires grad is not seen by that test:
-  at top level, the results are not differentiable with respect to it (torch's are).
+  the sweep records only where something can differentiate the result (in grad mode): inside another transform
+  of this module (``_nesting``), under an active forward-mode level, when an argument requires grad, or when
+  ``func``'s graph reaches a tensor of the caller's that requires grad (a closure, a module's parameters:
+  ``_closes_over_grad`` walks the nodes ``func`` recorded). Then the results are differentiable with respect to
+  those tensors, as torch's; elsewhere the compiled first-order sweep runs and the results are detached.
 - ``jacrev``: one ``grad(..., is_grads_batched=True)`` sweep whose cotangents are the identity's rows
   (functional's ``_standard_basis``), ``chunk_size`` rows at a time; the rows are split per output by
   functional's ``_split_rows``.
@@ -26,12 +26,14 @@ How they run (start reading at ``_vjp_core``):
 """
 
 import functools
+import weakref
 
 from .. import ops
 from ..autograd import forward_ad as fwAD
 from ..autograd.functional import _autograd_grad, _grad_preprocess, _split_rows, _standard_basis
 from ..batched import RetainGradInBatch
 from ..creation import zeros
+from ..engine import _inputs_of
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled
 from ..ops.view_ops import movedim
@@ -106,6 +108,33 @@ def _needs_graph(*trees):
     return False
 
 
+# the leaves this module made (weakly): a walk that meets one has not met a tensor of the caller's
+_ours = weakref.WeakValueDictionary()
+
+
+def _closes_over_grad(*trees):
+    """Whether the recorded graph of the tensors in ``trees`` reaches a tensor that requires grad other than the
+    leaves this module made: ``func`` used a tensor of the caller's graph (a closure, a module's parameters), so
+    the result must stay differentiable with respect to it, as torch's does. A walk over the nodes ``func``
+    recorded (about a microsecond each, beside the several it took to record them)."""
+    stack = [t for tree in trees for t in tree_flatten(tree)[0] if isinstance(t, Tensor) and t._rg]
+    seen = set()
+    while stack:
+        t = stack.pop()
+        key = id(t)
+        if key in seen:
+            continue
+        seen.add(key)
+        if t._op is None:
+            if _ours.get(key) is not t:
+                return True
+            continue
+        for inp in _inputs_of(t):
+            if inp is not None and inp._rg and id(inp) not in seen:
+                stack.append(inp)
+    return False
+
+
 def _fresh_leaves(flat, graph):
     """The tensors ``func`` sees in place of ``flat``: see ``_grad_preprocess``. Under an active dual level with
     ``graph``, a recorded view made to require grad, so that the input's tangents reach the gradient (forward
@@ -118,8 +147,12 @@ def _fresh_leaves(flat, graph):
         for x in flat:
             v = ops.reshape(x, x.shape)
             res.append(v if v.requires_grad else v.requires_grad_())
-        return tuple(res)
-    return _grad_preprocess(flat, create_graph=graph, need_graph=True)
+    else:
+        res = _grad_preprocess(flat, create_graph=graph, need_graph=True)
+    for v in res:
+        if v._op is None:
+            _ours[id(v)] = v
+    return tuple(res)
 
 
 class _Nested:
@@ -205,6 +238,8 @@ def _vjp_core(func, args, kwargs, argnums, has_aux, api):
     leaves = _fresh_leaves(flat_diff, graph)
     new_args = _replace_args(args, tree_unflatten(leaves, diff_spec), argnums)
     out, aux = _split_aux(_call(func, new_args, kwargs), has_aux, api)
+    if not graph and is_grad_enabled() and _closes_over_grad(out, aux):
+        graph = True
     st = _VjpState()
     st.output, st.aux, st.graph = out, aux, graph
     st.flat_out, st.out_spec = tree_flatten(out)
@@ -406,6 +441,10 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
         total = sum(numels)
         if total == 0:
             vj = [None] * len(st.leaves)
+        elif total == 1:  # one row (a scalar output, as in hessian's inner jacrev): a plain sweep, no batch
+            seeds = tuple(ops.ones_like(o) for o in st.flat_out)
+            grads = _autograd_grad(tuple(st.flat_out), st.leaves, seeds, create_graph=st.graph)
+            vj = [None if g is None else ops.reshape(g, (1,) + tuple(g.shape)) for g in grads]
         else:
             step = total if chunk_size is None else min(chunk_size, total)
             # (the 1-D blocks transposed, as functional.jacobian's: the batched sweep adds them in one piece)
@@ -539,6 +578,8 @@ def _jvp_with_argnums(func, primals, tangents, argnums, *, strict=False, has_aux
         tang = [_zeros_like(p) if t is None else t for p, t in zip(prim, tang)]
         if has_aux:
             aux = _strip(aux, level)
+    if not graph and is_grad_enabled() and _closes_over_grad(prim, tang, aux):
+        graph = True
     result = (_detach_tree(tree_unflatten(prim, spec), graph), _detach_tree(tree_unflatten(tang, spec), graph))
     return result + (_unwrap_aux(aux, graph),) if has_aux else result
 
@@ -595,6 +636,8 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
             per_out.append(tree_unflatten(row, primals_spec))
         if isinstance(argnums, int):
             per_out = [r[0] for r in per_out]
+        if not graph and is_grad_enabled() and _closes_over_grad(per_out, aux):
+            graph = True
         jac = _detach_tree(tree_unflatten(per_out, spec), graph)
         return (jac, _unwrap_aux(aux, graph)) if has_aux else jac
 

@@ -26,6 +26,7 @@ How they run (start reading at ``_vjp_core``):
 """
 
 import functools
+import threading
 import weakref
 
 from .. import ops
@@ -42,8 +43,14 @@ from ._pytree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize"]
 
-# how many transforms of this module are running ``func`` now: inside one, results must stay differentiable
-_nesting = [0]
+class _Nesting(threading.local):
+    """How many transforms of this module are running ``func`` now, in this thread: inside one, results must
+    stay differentiable (the outer transform differentiates them)."""
+
+    depth = 0
+
+
+_nesting = _Nesting()
 
 _JVP_STR = "jvp(f, primals, tangents)"
 
@@ -99,7 +106,7 @@ def _needs_graph(*trees):
     """Whether the gradient computation must be recorded: see the module docstring."""
     if not is_grad_enabled():
         return False
-    if _nesting[0] or _fw.levels:
+    if _nesting.depth or _fw.levels:
         return True
     for tree in trees:
         for leaf in tree_flatten(tree)[0]:
@@ -118,20 +125,20 @@ def _closes_over_grad(*trees):
     the result must stay differentiable with respect to it, as torch's does. A walk over the nodes ``func``
     recorded (about a microsecond each, beside the several it took to record them)."""
     stack = [t for tree in trees for t in tree_flatten(tree)[0] if isinstance(t, Tensor) and t._rg]
-    seen = set()
+    seen = {id(t) for t in stack}
+    ours, inputs_of = _ours, _inputs_of
     while stack:
         t = stack.pop()
-        key = id(t)
-        if key in seen:
-            continue
-        seen.add(key)
         if t._op is None:
-            if _ours.get(key) is not t:
+            if ours.get(id(t)) is not t:
                 return True
             continue
-        for inp in _inputs_of(t):
-            if inp is not None and inp._rg and id(inp) not in seen:
-                stack.append(inp)
+        for inp in inputs_of(t):
+            if inp is not None and inp._rg:
+                key = id(inp)
+                if key not in seen:
+                    seen.add(key)
+                    stack.append(inp)
     return False
 
 
@@ -159,10 +166,10 @@ class _Nested:
     """Counts a running ``func`` in ``_nesting``."""
 
     def __enter__(self):
-        _nesting[0] += 1
+        _nesting.depth += 1
 
     def __exit__(self, *exc):
-        _nesting[0] -= 1
+        _nesting.depth -= 1
         return False
 
 

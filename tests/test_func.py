@@ -338,6 +338,13 @@ def test_results_differentiable_wrt_closed_over_tensors(transform):
     assert_close(wa.grad, wt.grad)
 
 
+def test_functionalize_and_debug_unwrap():
+    fa = lambda x: x.clone().mul_(x).add_(1).sum()  # noqa: E731
+    assert_close(F.grad(F.functionalize(fa))(at(X)), TF.grad(TF.functionalize(fa))(tt(X)))
+    x = at(X)
+    assert F.debug_unwrap(x) is x
+
+
 def test_float32_stays_float32():
     x = ad.ones(2, dtype=ad.float32)
     assert F.grad(lambda x: x.sin().sum())(x).dtype == ad.float32
@@ -540,6 +547,7 @@ ERROR_CASES = {
     "vmap out_dims type": (lambda m, f: f.vmap(lambda x: x, out_dims="a")(m.ones(3)), "`out_dims` must be an int"),
     "vmap out None": (lambda m, f: f.vmap(lambda x: (x, x), out_dims=(0, None))(m.eye(2)), "when out_dim is None"),
     "vmap chunk": (lambda m, f: f.vmap(m.sin, chunk_size=0), "chunk_size should be None or greater than 0"),
+    "functionalize remove": (lambda m, f: f.functionalize(m.sin, remove="x"), "received invalid argument for remove"),
 }
 
 

@@ -1,12 +1,12 @@
 """``ad.func``: torch.func's function transforms (functorch) over ``ad``'s autograd.
 
 ``grad``, ``grad_and_value``, ``vjp``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``, ``linearize``, ``vmap``,
-``functional_call`` and ``stack_module_state`` take torch.func's arguments (``argnums`` as an int or a tuple,
-``has_aux``, ``chunk_size``, ``in_dims`` / ``out_dims``, ``randomness``; pytrees of tuples, lists and dicts as
-inputs and outputs) and raise torch's errors. Where to start reading: ``transforms.py`` (reverse mode on
-``ad.autograd.grad`` with fresh leaves, forward mode on ``ad.autograd.forward_ad``, batched sweeps for the
-Jacobians), ``vmap.py`` (a loop over the examples: ``f`` runs once per example, not as a batched trace),
-``functional_call.py``, ``_pytree.py``.
+``functional_call``, ``stack_module_state``, ``functionalize`` and ``debug_unwrap`` take torch.func's arguments
+(``argnums`` as an int or a tuple, ``has_aux``, ``chunk_size``, ``in_dims`` / ``out_dims``, ``randomness``; pytrees
+of tuples, lists and dicts as inputs and outputs) and raise torch's errors. Where to start reading:
+``transforms.py`` (reverse mode on ``ad.autograd.grad`` with fresh leaves, forward mode on
+``ad.autograd.forward_ad``, batched sweeps for the Jacobians), ``vmap.py`` (a loop over the examples: ``f`` runs
+once per example, not as a batched trace), ``functional_call.py``, ``_pytree.py``.
 
 Example (per-example gradients of a model's loss):
     >>> model = ad.nn.Linear(3, 1)
@@ -20,11 +20,24 @@ Example (per-example gradients of a model's loss):
 """
 
 from .functional_call import functional_call, stack_module_state
-from .transforms import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
+from .transforms import (
+    debug_unwrap,
+    functionalize,
+    grad,
+    grad_and_value,
+    hessian,
+    jacfwd,
+    jacrev,
+    jvp,
+    linearize,
+    vjp,
+)
 from .vmap import vmap
 
 __all__ = [
+    "debug_unwrap",
     "functional_call",
+    "functionalize",
     "grad",
     "grad_and_value",
     "hessian",

@@ -41,7 +41,18 @@ from ..ops.view_ops import movedim
 from ..tensor import Tensor
 from ._pytree import tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize"]
+__all__ = [
+    "grad",
+    "grad_and_value",
+    "vjp",
+    "jvp",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+    "linearize",
+    "functionalize",
+    "debug_unwrap",
+]
 
 class _Nesting(threading.local):
     """How many transforms of this module are running ``func`` now, in this thread: inside one, results must
@@ -726,3 +737,37 @@ def linearize(func, *primals):
         return jvp(func, primals, tangents)[1]
 
     return output, jvp_fn
+
+
+def functionalize(func, *, remove="mutations"):
+    """torch.func.functionalize: ``func`` with its mutations removed. ``ad`` runs no traced program whose
+    mutations a later pass could trip on, and its in-place ops already give the results their out-of-place
+    forms give (gradients included), so the returned function calls ``func`` unchanged.
+
+    Raises:
+        RuntimeError: ``remove`` other than ``"mutations"`` or ``"mutations_and_views"`` (torch's message).
+
+    Example:
+        >>> ad.func.functionalize(lambda x: x.clone().add_(1))(ad.zeros(2))
+        tensor([1., 1.])
+    """
+    if remove not in ("mutations", "mutations_and_views"):
+        raise RuntimeError(
+            f"functionalize(f, remove='mutations'): received invalid argument for remove={remove}. Valid options "
+            "are:\n     remove='mutations': all inplace and out= operators will be removed from the program, and "
+            "replaced with their out-of-place equivalents.\n     remove='mutations_and_views': In addition to the "
+            "above, all aliasing operators {view} will be replaced with their non-aliasing counterparts, "
+            "{view}_copy.\n"
+        )
+
+    @functools.wraps(func)
+    def wrapped(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapped
+
+
+def debug_unwrap(tensor, *, recurse=True):
+    """torch.func.debug_unwrap: the tensor under a transform's wrappers; ``ad``'s transforms wrap nothing, so
+    ``tensor`` itself."""
+    return tensor

@@ -120,8 +120,8 @@ def _needs_graph(*trees):
     if _nesting.depth or _fw.levels:
         return True
     for tree in trees:
-        for leaf in tree_flatten(tree)[0]:
-            if isinstance(leaf, Tensor) and leaf.requires_grad:
+        for leaf in tree if type(tree) is list else tree_flatten(tree)[0]:
+            if isinstance(leaf, Tensor) and leaf._rg:
                 return True
     return False
 
@@ -205,6 +205,8 @@ def _detach_tree(tree, graph):
     """``tree`` with its tensors detached unless ``graph`` (torch.func unwraps them from its level)."""
     if graph:
         return tree
+    if isinstance(tree, Tensor):
+        return tree.detach()
     return tree_map(lambda x: x.detach() if isinstance(x, Tensor) else x, tree)
 
 
@@ -250,9 +252,10 @@ class _VjpState:
 
 def _vjp_core(func, args, kwargs, argnums, has_aux, api):
     """Run ``func`` on fresh leaves in place of the differentiated arguments (``argnums``; None: all, as a tuple)."""
-    graph = _needs_graph(args, kwargs)
     diff = args if argnums is None else _slice_argnums(args, argnums)
     flat_diff, diff_spec = tree_flatten(diff)
+    # (the other arguments need no look here: the walk below sees them where func used them)
+    graph = _needs_graph(flat_diff)
     leaves = _fresh_leaves(flat_diff, graph)
     new_args = _replace_args(args, tree_unflatten(leaves, diff_spec), argnums)
     out, aux = _split_aux(_call(func, new_args, kwargs), has_aux, api)

@@ -197,6 +197,12 @@ def _zeros_like(t):
     return ops.zeros_like(t)
 
 
+def _basis(tensors, numels, transposed=False):
+    """functional's ``_standard_basis`` (host arrays), each block on its tensor's device."""
+    blocks = _standard_basis(tensors, numels, transposed=transposed)
+    return tuple(b if t._dev is None else b.to(t.device) for b, t in zip(blocks, tensors))
+
+
 def _fill(grads, refs):
     return tuple(_zeros_like(r) if g is None else g for g, r in zip(grads, refs))
 
@@ -469,7 +475,7 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
         else:
             step = total if chunk_size is None else min(chunk_size, total)
             # (the 1-D blocks transposed, as functional.jacobian's: the batched sweep adds them in one piece)
-            basis = _standard_basis(st.flat_out, numels, transposed=not st.graph and step == total)
+            basis = _basis(st.flat_out, numels, transposed=not st.graph and step == total)
             # the last sweep frees the graph unless the results are differentiable (as functional.jacobian's)
             chunks = [
                 _batched_vjp_rows(
@@ -493,11 +499,17 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
                     vj.append(
                         ops.cat(
                             [
-                                zeros((m,) + tuple(leaf.shape), dtype=leaf.dtype) if p is None else p
+                                zeros((m,) + tuple(leaf.shape), dtype=leaf.dtype, device=leaf.device)
+                                if p is None
+                                else p
                                 for p, m in zip(parts, n)
                             ]
                         )
                     )
+        vj = [  # (zeros here, not in _split_rows: on the leaf's device)
+            zeros((total,) + tuple(leaf.shape), dtype=leaf.dtype, device=leaf.device) if v is None else v
+            for v, leaf in zip(vj, st.leaves)
+        ]
         blocks = _split_rows(vj, st.flat_out, st.leaves, st.graph)  # [output][input]
         per_out = [tree_unflatten(row, st.diff_spec) for row in blocks]
         if isinstance(argnums, int):
@@ -638,7 +650,7 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
         numels = [p.numel() for p in flat_primals]
         total = sum(numels)
         graph = _needs_graph(args)
-        basis = _standard_basis(flat_primals, numels)
+        basis = _basis(flat_primals, numels)
         try:
             outs, tangents, spec, aux = _push_tangents(func, args, argnums, flat_primals, primals_spec, basis, has_aux)
         except NotImplementedError:  # no batched tangents here (e.g. CUDA): one forward pass per row
@@ -650,7 +662,7 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
             for p, n in zip(flat_primals, numels):
                 shape = tuple(out.shape) + tuple(p.shape)
                 if tangent is None or n == 0 or total == 0:
-                    row.append(zeros(shape, dtype=out.dtype))
+                    row.append(zeros(shape, dtype=out.dtype, device=out.device))
                 else:  # rows start..start+n of the tangent, moved behind the output's dims
                     row.append(ops.reshape(movedim(tangent[start : start + n], 0, -1), shape))
                 start += n

@@ -231,8 +231,9 @@ _serialization.bind()
 _compile_notice.install()
 autograd.graph.bind()
 # ad.cuda's device queries (imports no numba until used); ad.distributed: torch.distributed over MPI (mpi4py is
-# imported by init_process_group, not here)
-from . import cuda, distributed  # noqa: E402
+# imported by init_process_group, not here); ad.func: torch.func's transforms (grad, vjp, jvp, jacrev, jacfwd,
+# hessian, vmap, functional_call)
+from . import cuda, distributed, func  # noqa: E402
 
 # ad.compile (issue 11): record a step once, replay its tape in a compiled forward kernel
 from .compile import compile  # noqa: E402, A004

@@ -237,7 +237,7 @@ def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:
             if M == 1 and N == nb and _is_identity(gm):
-                cot[cx : cx + K_] += vals[y : y + N * K_].reshape((N, K_)).T
+                _add_transposed(cot[cx : cx + K_], vals[y : y + N * K_].reshape((N, K_)))
             else:
                 _gemm_add(cot[cx + m * K_ : cx + (m + 1) * K_], vals[y : y + N * K_], gm, True)  # y.T @ g[m]
         if yrg:
@@ -302,6 +302,20 @@ def _gemm_add(c, w, g, transpose):
     status = _xxgemm(kind, ord("n"), transb, Q, R, P, _data(one), _data(g), Q, _data(w), ldb, _data(one), _data(c), Q)
     if status != 0:
         raise RuntimeError("BLAS gemm failed in the batched sweep")
+
+
+@njit(**KERNEL)
+def _add_transposed(c, w):
+    """``c += w.T`` in 32 x 32 tiles (``w`` read along its rows, ``c`` written within a tile that stays in L1:
+    the untiled transpose strides one of them across the whole block)."""
+    K_, N = c.shape
+    for k0 in range(0, K_, 32):
+        k1 = min(k0 + 32, K_)
+        for n0 in range(0, N, 32):
+            n1 = min(n0 + 32, N)
+            for n in range(n0, n1):
+                for k in range(k0, k1):
+                    c[k, n] += w[n, k]
 
 
 @njit(**KERNEL)

@@ -25,6 +25,7 @@ Results: ``{id: (tensor, array of shape (B,) + tensor.shape)}`` for leaves and r
 ``engine.kernel_sweep`` returns for one VJP.
 """
 
+import bisect
 import contextlib
 import heapq
 import struct
@@ -114,7 +115,7 @@ class _BatchedTapeSweep:
 
     def row_of(self, off):
         """The arena row of value offset ``off``, which may lie inside a region (a chunk of a big row)."""
-        k = int(np.searchsorted(self.starts, off, "right")) - 1
+        k = bisect.bisect_right(self.starts, off) - 1  # (np.searchsorted's dispatch costs more on a few starts)
         row = -1 if k < 0 else int(self.bases[k]) + off - int(self.starts[k])
         if row < 0 or row >= self.ends[k]:  # a constant's region (no slots): never alias the next region's
             raise RuntimeError(f"internal error: offset {off} of tape {self.tape.id} has no cotangent slots")

@@ -19,7 +19,6 @@ import ctypes
 import glob
 import os
 import threading
-from contextlib import contextmanager
 
 # (set, get) symbol pairs, most specific first
 _SYMBOLS = (
@@ -86,22 +85,36 @@ def available():
     return bool(_get_controls())
 
 
-@contextmanager
-def single_threaded():
-    """numpy's BLAS runs each call on the calling thread while the region is open (nests, any thread)."""
-    global _depth, _saved
-    controls = _get_controls()
-    with _lock:
-        if _depth == 0:
-            _saved = [getter() for _, getter in controls]
-            for setter, _ in controls:
-                setter(1)
-        _depth += 1
-    try:
-        yield
-    finally:
+class _SingleThreaded:
+    """The region of ``single_threaded()``: a plain class, not a generator-based context manager (entered on
+    every batched sweep that runs a GEMM in its kernel, where the generator's frame was a third of the cost)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        global _depth, _saved
+        controls = _controls if _controls is not None else _get_controls()
+        with _lock:
+            if _depth == 0:
+                _saved = [getter() for _, getter in controls]
+                for setter, _ in controls:
+                    setter(1)
+            _depth += 1
+        return None
+
+    def __exit__(self, *exc):
+        global _depth
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for (setter, _), count in zip(controls, _saved):
+                for (setter, _), count in zip(_controls, _saved):
                     setter(count)
+        return False
+
+
+_SINGLE = _SingleThreaded()
+
+
+def single_threaded():
+    """numpy's BLAS runs each call on the calling thread while the region is open (nests, any thread)."""
+    return _SINGLE

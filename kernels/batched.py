@@ -21,7 +21,8 @@ backward walks groups or rows (log_softmax, cross_entropy, prod, amax, amin) run
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from . import opcodes as K
 from .cpu import (
@@ -215,16 +216,14 @@ def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg):
         yb0 = y + bm * ybs
         if yrg:
             g = cot[go : go + M * N].reshape((M, N * nb))
-            xb = vals[xb0 : xb0 + M * K_].reshape((M, K_))
             gyb = cy + bm * ybs
             gy = cot[gyb : gyb + K_ * N].reshape((K_, N * nb))
-            gy += np.dot(xb.T, g)
+            _gemm_add(gy, vals[xb0 : xb0 + M * K_], g, True)  # gy += x.T @ g
         if xrg:
-            yb = vals[yb0 : yb0 + K_ * N].reshape((K_, N))
             gxb = cx + bm * xbs
             for m in range(M):
                 gm = cot[go + m * N : go + (m + 1) * N]
-                cot[gxb + m * K_ : gxb + (m + 1) * K_] += np.dot(yb, gm)
+                _gemm_add(cot[gxb + m * K_ : gxb + (m + 1) * K_], vals[yb0 : yb0 + K_ * N], gm, False)  # y @ g[m]
 
 
 @njit(**KERNEL)
@@ -234,22 +233,89 @@ def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg):
     identity (``functional.jacobian``'s seeds, at the root: its last layer), ``y.T @ I`` is ``y.T``, added
     without the GEMM (the GEMM's values where the weights are finite: each is one weight times 1.0 plus zeros)."""
     nb = cot.shape[1]
-    yt = vals[y : y + N * K_].reshape((N, K_)).T  # (F-ordered: BLAS reads it transposed, no copy)
     for m in range(M):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:
             if M == 1 and N == nb and _is_identity(gm):
-                for n in range(N):
-                    for k in range(K_):
-                        cot[cx + k, n] += vals[y + n * K_ + k]
+                _add_transposed(cot[cx : cx + K_], vals[y : y + N * K_].reshape((N, K_)))
             else:
-                cot[cx + m * K_ : cx + (m + 1) * K_] += np.dot(yt, gm)
+                _gemm_add(cot[cx + m * K_ : cx + (m + 1) * K_], vals[y : y + N * K_], gm, True)  # y.T @ g[m]
         if yrg:
             for nn in range(N):
                 for k in range(K_):
                     xv = vals[x + m * K_ + k]
                     for b in range(nb):
                         cot[cy + nn * K_ + k, b] += gm[nn, b] * xv
+
+
+# --- products that accumulate in place ---------------------------------------------------------------------------
+#
+# ``c += a @ b`` as ``np.dot`` then ``+=`` allocates the product and passes over it a second time (the MLP
+# Jacobian's 128x128 layer: 64 KB per GEMM); BLAS's own ``beta = 1`` adds while it writes. numba's np.dot calls
+# its helper ``numba_xxgemm`` (scipy's BLAS, column-major); it is called here directly, as an external symbol
+# (cacheable, unlike a ctypes pointer), with the arrays' data pointers.
+
+_xxgemm = types.ExternalFunction(
+    "numba_xxgemm",
+    types.intc(
+        types.char,  # kind: 's' or 'd'
+        types.char,  # transa
+        types.char,  # transb
+        types.intp,  # m
+        types.intp,  # n
+        types.intp,  # k
+        types.voidptr,  # alpha
+        types.voidptr,  # a
+        types.intp,  # lda
+        types.voidptr,  # b
+        types.intp,  # ldb
+        types.voidptr,  # beta
+        types.voidptr,  # c
+        types.intp,  # ldc
+    ),
+)
+
+
+@intrinsic
+def _data(typingctx, arr):
+    """The data pointer of an array (for ``_xxgemm``)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.bitcast(ary.data, context.get_value_type(types.voidptr))
+
+    return types.voidptr(arr), codegen
+
+
+@njit(**KERNEL)
+def _gemm_add(c, w, g, transpose):
+    """``c += W.T @ g`` (``transpose``: ``w`` holds W of shape (P, R) in C order) or ``c += W @ g`` (W (R, P)),
+    for C-contiguous ``c`` (R, Q) and ``g`` (P, Q): one BLAS call with ``beta = 1``, no temporary. In BLAS's
+    column-major terms, ``c.T (Q, R) += g.T (Q, P) @ W (P, R)``: ``g`` is read as is, W transposed or not."""
+    R, Q = c.shape
+    P = g.shape[0]
+    if R == 0 or Q == 0 or P == 0:
+        return
+    one = np.ones(1, c.dtype)
+    kind = ord("d") if c.itemsize == 8 else ord("s")
+    transb, ldb = (ord("t"), R) if transpose else (ord("n"), P)
+    status = _xxgemm(kind, ord("n"), transb, Q, R, P, _data(one), _data(g), Q, _data(w), ldb, _data(one), _data(c), Q)
+    if status != 0:
+        raise RuntimeError("BLAS gemm failed in the batched sweep")
+
+
+@njit(**KERNEL)
+def _add_transposed(c, w):
+    """``c += w.T`` in 32 x 32 tiles (``w`` read along its rows, ``c`` written within a tile that stays in L1:
+    the untiled transpose strides one of them across the whole block)."""
+    K_, N = c.shape
+    for k0 in range(0, K_, 32):
+        k1 = min(k0 + 32, K_)
+        for n0 in range(0, N, 32):
+            n1 = min(n0 + 32, N)
+            for n in range(n0, n1):
+                for k in range(k0, k1):
+                    c[k, n] += w[n, k]
 
 
 @njit(**KERNEL)

@@ -286,3 +286,37 @@ def test_no_recycling_where_python_reads_cotangents():
     s = _BatchedTapeSweep(out._tape, 2, None, pinned=(out._off,))
     assert s.zeros[0].size == 0 and s.cot.shape[0] > 60 * 5
     _check_batched_equals_looped(out, [x], np.random.default_rng(8).standard_normal((3, 5)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_products_accumulate_into_existing_cotangents(dtype):
+    """The kernel's products add into their operands' cotangents inside BLAS (``beta = 1``): an operand read by
+    a matmul as ``x``, by another as ``y``, by a linear with a constant weight and by an elementwise row gets
+    the sum of the four, for every cotangent of the batch (analytic values, float64 and float32)."""
+    rng = np.random.default_rng(3)
+    A, C, W = (rng.standard_normal(s).astype(dtype) for s in ((5, 4), (6, 3), (7, 6)))
+    X0 = rng.standard_normal((4, 6)).astype(dtype)
+    X, a = ad.tensor(X0, requires_grad=True), ad.tensor(A, requires_grad=True)
+    p = a @ X  # X as y: gX += A.T @ G1 (one GEMM with B times the columns); gA = G1 @ X.T
+    q = X @ ad.tensor(C)  # X as x: gX += G2[m] @ C.T, row by row
+    r = ad.nn.functional.linear(X, ad.tensor(W))  # linear, constant weight: gX += G3[m] @ W
+    out = ad.cat([p.reshape(-1), q.reshape(-1), r.reshape(-1), (X * 2.0).reshape(-1)])
+    G = rng.standard_normal((B, out.numel())).astype(dtype)
+    gX, gA = ad.autograd.grad(out, (X, a), ad.tensor(G), is_grads_batched=True)
+    G1, G2, G3, G4 = np.split(G, np.cumsum([30, 12, 28]), axis=1)
+    G1, G2, G3, G4 = G1.reshape(B, 5, 6), G2.reshape(B, 4, 3), G3.reshape(B, 4, 7), G4.reshape(B, 4, 6)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert gX.dtype == dtype and gA.dtype == dtype
+    np.testing.assert_allclose(gX.numpy(), A.T @ G1 + G2 @ C.T + G3 @ W + 2.0 * G4, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gA.numpy(), G1 @ X0.T, rtol=tol, atol=tol)
+
+
+def test_kernel_products_with_an_empty_inner_dimension():
+    """A product over an empty inner dimension adds nothing (BLAS is not called with a zero leading size)."""
+    x = ad.tensor(np.zeros((3, 0)), requires_grad=True)
+    y = ad.tensor(np.zeros((0, 4)), requires_grad=True)
+    z = ad.tensor(np.ones(4), requires_grad=True)
+    out = x @ y + z
+    gx, gy, gz = ad.autograd.grad(out, (x, y, z), ad.tensor(np.ones((2, 3, 4))), is_grads_batched=True)
+    assert gx.shape == (2, 3, 0) and gy.shape == (2, 0, 4)
+    np.testing.assert_array_equal(gz.numpy(), np.full((2, 4), 3.0))

@@ -50,6 +50,9 @@ import numpy as np
 
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
+# ``Tape.pack`` when no row tracer is set: one bound method object, so that ``tape.pack is PACK`` tells a tape that
+# records no traces (``ROW.pack_into`` makes a new bound method at each read: never ``is`` another)
+PACK = ROW.pack_into
 # Rows that read values of this many elements or more are swept from Python ("vectorized rows",
 # big_rows._vectorized_row): fused loops over chunks in several threads (sin and cos through the vectorized
 # kernels/vmath.py), numpy's SIMD functions elsewhere, matmul straight to BLAS; one Python call is noise at
@@ -446,8 +449,8 @@ _live_lock = threading.Lock()
 def _pack_for(traces):
     tracer = _row_tracer
     if tracer is None:
-        return ROW.pack_into
-    pack_into = ROW.pack_into
+        return PACK
+    pack_into = PACK
     size = ROW.size
 
     def pack(buf, offset, *fields):

@@ -15,7 +15,7 @@ from .. import cuda as _cuda
 from .. import observe as _observe
 from ..grad_mode import _grad_state
 from ..observe import value_read
-from ..tape import ROW, ROW_WORDS
+from ..tape import PACK, ROW, ROW_WORDS
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     ADD,
@@ -348,7 +348,7 @@ def _record_pieces(op, tensors, out_data, layouts):
     off = tape.alloc(n)
     view = tape.view(off, shape, n)
     np.copyto(view, out_data)
-    if type(layouts) is _StackLayouts and len(tensors) >= MANY_PIECES and tape.pack is ROW.pack_into:
+    if type(layouts) is _StackLayouts and len(tensors) >= MANY_PIECES and tape.pack is PACK:
         taken = _stack_rows(tape, tensors, off, n, layouts)
         if taken is not None:
             return _result(view, tape, off, taken, op, tuple(tensors), layouts, nrows=len(tensors))

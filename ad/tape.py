@@ -310,16 +310,21 @@ class Tape:
         elif len(copies) == 1 and copies[0][0]() is None:
             copies[0] = (self.ref, off)  # (the common case: the last step's tape is gone)
         else:
-            # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
-            # last step's there): each one a tuple that the garbage collector would go on traversing
-            while copies and copies[0][0]() is None:
-                del copies[0]
-            copies.append((self.ref, off))
-            if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
-                # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in
-                # place (which clears the list) is imported by every step's tape
-                copies[:] = [c for c in copies if c[0]() is not None]
+            self.add_copy(copies, off)
         return off, row
+
+    def add_copy(self, copies, off):
+        """Append this tape's copy at ``off`` to a tensor's ``_imports`` list ``copies`` (the rarer cases of
+        ``import_new``'s last step: several copies live, or the list holds dead ones)."""
+        # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
+        # last step's there): each one a tuple that the garbage collector would go on traversing
+        while copies and copies[0][0]() is None:
+            del copies[0]
+        copies.append((self.ref, off))
+        if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
+            # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in
+            # place (which clears the list) is imported by every step's tape
+            copies[:] = [c for c in copies if c[0]() is not None]
 
     def view(self, off, shape, n):
         v = self.values[off : off + n]

@@ -128,3 +128,87 @@ def test_leaf_grads_reads_as_a_dict_of_tuples():
     assert lg[id(b)] == (b, gb2, False) and list(lg) == [id(a), id(b)]
     assert [(t, g) for t, g in engine.leaf_pairs(lg)] == [(a, ga), (b, gb2)]
     assert list(engine.leaf_pairs({7: (a, ga, False)})) == [(a, ga)]
+
+
+def _torch_or_skip():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("first_op", ["mul", "add"])
+@pytest.mark.parametrize("written", ["leaf", "constant"])
+def test_operand_written_in_place_between_uses_in_one_graph(written, first_op):
+    """A leaf or constant imported by ``p * c`` or ``p + c`` (the fast path's first import), then written in
+    place, then used again in the same graph: as torch, backward raises where the first op saved the written
+    tensor (``p * c`` saves the constant, for ``p``'s gradient) and backpropagates the new values elsewhere."""
+    torch = _torch_or_skip()
+    p_np, c_np = _data(5, n=1)
+
+    def run(lib):
+        p = lib.tensor(p_np[0], requires_grad=True)
+        c = lib.tensor(c_np[0])
+        first = p * c if first_op == "mul" else p + c
+        with lib.no_grad():
+            (p if written == "leaf" else c).mul_(2.0)
+        loss = (first * 1.5 + p * c).sum()
+        try:
+            loss.backward()
+        except RuntimeError as e:
+            assert "modified by an inplace operation" in str(e)
+            return "raised"
+        return p.grad.numpy()
+
+    expected = run(torch)
+    assert isinstance(expected, str) == (written == "constant" and first_op == "mul")  # (what torch does)
+    got = run(ad)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_imports_of_one_leaf_into_two_live_tapes():
+    """One leaf and constant imported into two tapes whose graphs are both alive (the second import appends to
+    the tensors' list of copies): both graphs backpropagate, and after an in-place write to the constant both
+    raise torch's error (every copy was flagged)."""
+    torch = _torch_or_skip()
+    p_np, c_np = _data(6, n=1)
+    for lib in (ad, torch):
+        p = lib.tensor(p_np[0], requires_grad=True)
+        c = lib.tensor(c_np[0])
+        first = lib.tanh(p * c).sum()
+        if lib is ad:
+            ad.tape.reset_current()  # the next product records on a new tape
+        second = (p * c).sum()
+        if lib is ad:
+            assert second._tape is not first._tape and len(p._imports) == len(c._imports) == 2
+        first.backward(retain_graph=True)
+        second.backward(retain_graph=True)
+        np.testing.assert_allclose(p.grad.numpy(), _expected(p_np[0], c_np[0]) + c_np[0], rtol=1e-13)
+        with lib.no_grad():
+            c.add_(1.0)
+        for loss in (first, second):
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                loss.backward()
+
+
+def test_fast_path_imports_match_the_general_ones():
+    """The tape entries a first import on ``p * c``'s fast path makes (offset, row, held tensor, extern) are those
+    of ``Tape.import_tensor``: a leaf is an extern (its cotangent is handed to ``.grad``), a constant is not;
+    a no_grad view of a leaf is imported without an extern."""
+    p = ad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    c = ad.tensor([4.0, 5.0, 6.0])
+    with ad.no_grad():
+        v = p[:]  # a view made under no_grad: requires grad, gets no gradient
+    ad.tape.reset_current()
+    y = p * c
+    z = v * c
+    tape = y._tape
+    assert z._tape is tape
+    off_p, row_p, held_p, version_p = tape.imports[id(p)]
+    off_c, row_c, held_c, _ = tape.imports[id(c)]
+    assert held_p is p and held_c is c and version_p == 0 and row_p == row_c == y._row
+    np.testing.assert_array_equal(tape.values[off_p : off_p + 3], p.detach().numpy())
+    np.testing.assert_array_equal(tape.values[off_c : off_c + 3], c.numpy())
+    assert [(row, off) for row, off, _ in tape.externs] == [(y._row, off_p)]
+    (z.sum() + y.sum()).backward()
+    np.testing.assert_array_equal(p.grad.numpy(), c.numpy())

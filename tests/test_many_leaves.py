@@ -212,3 +212,41 @@ def test_fast_path_imports_match_the_general_ones():
     assert [(row, off) for row, off, _ in tape.externs] == [(y._row, off_p)]
     (z.sum() + y.sum()).backward()
     np.testing.assert_array_equal(p.grad.numpy(), c.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("variant", ["one tape", "a constant piece", "a piece of an older tape"])
+def test_stack_of_many_scalars_matches_torch(dtype, variant):
+    """``stack`` of many 0-d pieces (the values read one by one, the rows built at once when every piece is a
+    result of the current tape; else the per-piece loop): values bit for bit those of the pieces, gradients as
+    torch's."""
+    torch = _torch_or_skip()
+    p_np, c_np = _data(8, n=24)
+    p_np = [a.astype(dtype) for a in p_np]
+    c_np = [a.astype(dtype) for a in c_np]
+
+    def run(lib):
+        ps = [lib.tensor(a, requires_grad=True) for a in p_np]
+        cs = [lib.tensor(a) for a in c_np]
+        early = lib.tanh(ps[0] * cs[0]).sum()
+        if lib is ad:
+            ad.tape.reset_current()
+        pieces = [lib.tanh(p * c).sum() for p, c in zip(ps, cs)]
+        if variant == "a constant piece":
+            pieces[4] = lib.tensor(np.asarray(2.5, dtype))
+        elif variant == "a piece of an older tape":
+            pieces[7] = early
+        s = lib.stack(pieces)
+        (s * lib.tensor(np.arange(1.0, 25.0).astype(dtype))).sum().backward()
+        return s, [p.grad for p in ps], pieces
+
+    s, grads, pieces = run(ad)
+    ts, tgrads, _ = run(torch)
+    assert s.dtype == getattr(ad, dtype)
+    np.testing.assert_array_equal(s.detach().numpy(), np.array([float(x.item()) for x in pieces], dtype))
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(s.detach().numpy(), ts.detach().numpy(), rtol=tol)
+    for g, tg in zip(grads, tgrads):
+        assert (g is None) == (tg is None)  # (the leaf whose piece was replaced gets no gradient)
+        if g is not None:
+            np.testing.assert_allclose(g.numpy(), tg.numpy(), rtol=tol, atol=tol)

@@ -250,3 +250,26 @@ def test_stack_of_many_scalars_matches_torch(dtype, variant):
         assert (g is None) == (tg is None)  # (the leaf whose piece was replaced gets no gradient)
         if g is not None:
             np.testing.assert_allclose(g.numpy(), tg.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_small_sums_recorded_inline_match_numpy_and_torch(dtype):
+    """``x.sum()`` of a recorded vector on the current tape (the per-leaf loss, written by ``Tensor.sum``'s own
+    row) for the sizes around ``_total``'s cases (empty, under 8, 8, under 16, 16 and more): numpy's value bit
+    for bit, torch's ``grad_fn`` name and gradients; a vector of a retired tape takes the general path."""
+    torch = _torch_or_skip()
+    rng = np.random.default_rng(9)
+    for n in (0, 1, 7, 8, 9, 15, 16, 40):
+        a = rng.standard_normal(n).astype(dtype)
+        for retire in (False, True):
+            p = ad.tensor(a, requires_grad=True)
+            y = ad.tanh(p * 1.5)
+            if retire:
+                ad.tape.reset_current()
+            s = y.sum()
+            assert s.grad_fn.name() == "SumBackward0" and s.shape == () and s.dtype == getattr(ad, dtype)
+            assert s.item() == np.add.reduce(y.detach().numpy())
+            (s * 2.0).backward()
+            tp = torch.tensor(a, requires_grad=True)
+            (torch.tanh(tp * 1.5).sum() * 2.0).backward()
+            np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-12 if dtype == "float64" else 1e-5)

@@ -14,6 +14,8 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+  Stored as three parallel lists (``ext_rows``, ``ext_offs``, ``ext_refs``: no tuple per extern for the garbage
+  collector to count, a many-leaf graph imports one leaf per op); ``externs`` is a list-like view of triples.
   ``imports`` (``id -> (off, row, tensor, version)``) finds an imported tensor's copy again. Both hold a recorded
   tensor of another tape by weak reference (``held``): its consumers keep it alive through ``_inputs``.
   ``imports`` is a read view (``_Imports``) over two dicts keyed by ``id``: ``import_at`` (``off``, ``row`` and
@@ -156,7 +158,9 @@ class Tape:
         "rows",
         "nrows",
         "aux",
-        "externs",
+        "ext_rows",
+        "ext_offs",
+        "ext_refs",
         "import_at",
         "import_refs",
         "freed",
@@ -185,7 +189,9 @@ class Tape:
         self.rows = bytearray(ROW.size * 128)  # preallocated; grown by doubling (see ``grow``)
         self.nrows = 0
         self.aux = array.array("q")
-        self.externs = []
+        self.ext_rows = []  # (see ``externs``)
+        self.ext_offs = []
+        self.ext_refs = []
         self.import_at = {}  # id(t) -> off | row << 40 | version << 80 (see ``import_new``)
         self.import_refs = {}  # id(t) -> t, or a weak reference to t (a recorded tensor of another tape)
         self.freed = np.zeros(0, np.uint8)
@@ -259,6 +265,19 @@ class Tape:
         return off
 
     @property
+    def externs(self):
+        """``[(row, off, tensor or weak reference)]`` of the imported tensors that require grad (a view over the
+        three parallel lists; assigning a sequence of triples replaces them)."""
+        return _Externs(self)
+
+    @externs.setter
+    def externs(self, triples):
+        triples = list(triples)
+        self.ext_rows = [e[0] for e in triples]
+        self.ext_offs = [e[1] for e in triples]
+        self.ext_refs = [e[2] for e in triples]
+
+    @property
     def imports(self):
         """``id(t) -> (off, row, tensor or weak reference, version)`` of the tensors imported here (a view)."""
         return _Imports(self)
@@ -296,7 +315,9 @@ class Tape:
         # without end while this tape stays current across graphs (see ``held``)
         ref = t if t._tape is None else weakref.ref(t)
         if with_extern and not (t._vflags & 2 and t._op is None):  # (not a no_grad view: views.NO_GRAD, alias)
-            self.externs.append((row, off, ref))
+            self.ext_rows.append(row)  # (self.externs.append((row, off, ref)), without the tuple)
+            self.ext_offs.append(off)
+            self.ext_refs.append(ref)
             if row and t._op is None and t._grad_ready_hooks is not None:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
@@ -379,6 +400,52 @@ class Tape:
 _ROW_SHIFT = 40
 _VERSION_SHIFT = 80
 _FIELD = (1 << 40) - 1
+
+
+class _Externs:
+    """``Tape.externs``: the triples ``(row, off, tensor or weak reference)`` made when read, over the tape's
+    three parallel lists. Supports what a list's reader uses: ``len``, iteration (also reversed), indexing and
+    slicing (a list of triples), item assignment and ``append``."""
+
+    __slots__ = ("tape",)
+
+    def __init__(self, tape):
+        self.tape = tape
+
+    def __len__(self):
+        return len(self.tape.ext_rows)
+
+    def __iter__(self):
+        t = self.tape
+        return zip(list(t.ext_rows), list(t.ext_offs), list(t.ext_refs))
+
+    def __reversed__(self):
+        return reversed(list(self))
+
+    def __getitem__(self, k):
+        t = self.tape
+        if isinstance(k, slice):
+            return list(zip(t.ext_rows[k], t.ext_offs[k], t.ext_refs[k]))
+        return (t.ext_rows[k], t.ext_offs[k], t.ext_refs[k])
+
+    def __setitem__(self, k, triple):
+        t = self.tape
+        t.ext_rows[k], t.ext_offs[k], t.ext_refs[k] = triple
+
+    def append(self, triple):
+        t = self.tape
+        row, off, ref = triple
+        t.ext_rows.append(row)
+        t.ext_offs.append(off)
+        t.ext_refs.append(ref)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return repr(list(self))
 
 
 class _Imports:

@@ -641,7 +641,9 @@ def _fast_binary(op):
                     values[xoff : xoff + n] = xd
                     xrow = row
                     if x._rg and not (x._vflags & 2 and x._op is None):  # (not a no_grad view)
-                        tape.externs.append((row, xoff, x))
+                        tape.ext_rows.append(row)  # (tape.externs.append((row, xoff, x)))
+                        tape.ext_offs.append(xoff)
+                        tape.ext_refs.append(x)
                     key = id(x)
                     tape.import_at[key] = xoff | row << _ROW_SHIFT
                     tape.import_refs[key] = x
@@ -675,7 +677,9 @@ def _fast_binary(op):
                     values[yoff : yoff + n] = yd
                     yrow = row
                     if y._rg and not (y._vflags & 2 and y._op is None):
-                        tape.externs.append((row, yoff, y))
+                        tape.ext_rows.append(row)  # (tape.externs.append((row, yoff, y)))
+                        tape.ext_offs.append(yoff)
+                        tape.ext_refs.append(y)
                     key = id(y)
                     tape.import_at[key] = yoff | row << _ROW_SHIFT
                     tape.import_refs[key] = y

@@ -4,7 +4,8 @@ Their hot paths are checked against the general ones: the compiled sweep's leaf 
 two dicts instead of a tuple per leaf) against the differentiable graph sweep (``create_graph=True``) and torch;
 the edge cases the hot paths hand to the generic code (a leaf used twice, a leaf whose ``.grad`` exists, a leaf
 with a hook, a float32 leaf in a float64 graph, ``inputs=``, ``autograd.grad``, a compiled replay) against
-analytic values.
+analytic values; the forward's inlined paths (a leaf's or constant's first import in ``p * c``, a small vector's
+``sum()``, a stack of many scalars) against torch: values, gradients, and the errors of operands written in place.
 """
 
 import numpy as np

@@ -156,13 +156,15 @@ def take(root, seed, retain_graph):
     ):
         return None
     cot, live = fg.cot, fg.live
-    externs = tape.externs
-    for _, off, t in externs:
+    ext_offs = tape.ext_offs  # (tape.externs, read as its lists)
+    ext_refs = tape.ext_refs
+    for off, t in zip(ext_offs, ext_refs):
         if live[off] and (type(t) is weakref.ref or t._op is not None):
             return None  # a tensor of another graph: its tape is swept next (the generic sweep does that)
     leaf_grads = engine.LeafGrads()
-    for k in range(len(externs) - 1, -1, -1):  # (newest first, as kernel_sweep hands them on)
-        _, off, t = externs[k]
+    for k in range(len(ext_offs) - 1, -1, -1):  # (newest first, as kernel_sweep hands them on)
+        off = ext_offs[k]
+        t = ext_refs[k]
         if not live[off]:
             continue
         data = t._data

@@ -131,7 +131,9 @@ def _replay(tpl, tensors):
         state.strong[k] = state.make(k, False)
     if tpl.pick_externs is not None:
         leaves = tpl.pick_externs(pool or tensors + tpl.outside)
-        tape.externs = list(zip(tpl.extern_rows, tpl.extern_offs, leaves))
+        tape.ext_rows = list(tpl.extern_rows)  # (tape.externs = zip(rows, offs, leaves), without the tuples)
+        tape.ext_offs = list(tpl.extern_offs)
+        tape.ext_refs = list(leaves)
         if tpl.leaves_alike is None:  # (arguments' dtypes are the signature's, outside tensors' are checked above)
             dtype = np.dtype(tpl.dtype)
             tpl.leaves_alike = len(set(map(id, leaves))) == len(leaves) and all(t._data.dtype == dtype for t in leaves)
@@ -211,7 +213,7 @@ class _ReplayTape(_tape.Tape):
         hand-over makes it. False (nothing done) where the generic one is needed: a restricted sweep, a leaf
         not reached, gradients already collected, a leaf whose data was rebound since the replay."""
         spec = self.leaves
-        if spec is None or leaf_grads or s.plan is not None or s.nexterns != len(self.externs):
+        if spec is None or leaf_grads or s.plan is not None or s.nexterns != len(self.ext_rows):
             return False
         leaves, datas, tpl = spec
         if s.lowest > min(tpl.extern_rows) or not all(map(operator.is_, map(_DATA, leaves), datas)):

@@ -378,15 +378,18 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
         if hand is not None and hand(s, leaf_grads):
             continue
         # hand the cotangents of imported tensors on, newest first, down to where the sweep stopped
-        externs = tape.externs
+        ext_rows = tape.ext_rows  # (tape.externs, read as its three lists)
+        ext_offs = tape.ext_offs
+        ext_refs = tape.ext_refs
         k = s.nexterns - 1
         lowest = s.lowest
         live = memoryview(s.live)  # (indexing a memoryview: a Python int, without making a numpy scalar)
         cot = s.cot
         while k >= 0:
-            row, off, t = externs[k]
-            if row < lowest:
+            if ext_rows[k] < lowest:
                 break
+            off = ext_offs[k]
+            t = ext_refs[k]
             k -= 1
             if not live[off]:
                 continue

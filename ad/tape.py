@@ -14,6 +14,8 @@ Data structures (one ``Tape`` per thread and dtype at a time; read this first):
 - ``aux``: ``array('q')`` of the integers structural ops need (shapes, strides, index maps).
 - ``externs``: ``(row, off, tensor)`` for imported tensors that require grad; after the sweep the cotangent
   at ``off`` is handed to that tensor (accumulated into a leaf, or seeded into the tensor's own, older tape).
+  Stored as three parallel lists (``ext_rows``, ``ext_offs``, ``ext_refs``: no tuple per extern for the garbage
+  collector to count, a many-leaf graph imports one leaf per op); ``externs`` is a list-like view of triples.
   ``imports`` (``id -> (off, row, tensor, version)``) finds an imported tensor's copy again. Both hold a recorded
   tensor of another tape by weak reference (``held``): its consumers keep it alive through ``_inputs``.
   ``imports`` is a read view (``_Imports``) over two dicts keyed by ``id``: ``import_at`` (``off``, ``row`` and
@@ -50,6 +52,9 @@ import numpy as np
 
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
+# ``Tape.pack`` when no row tracer is set: one bound method object, so that ``tape.pack is PACK`` tells a tape that
+# records no traces (``ROW.pack_into`` makes a new bound method at each read: never ``is`` another)
+PACK = ROW.pack_into
 # Rows that read values of this many elements or more are swept from Python ("vectorized rows",
 # big_rows._vectorized_row): fused loops over chunks in several threads (sin and cos through the vectorized
 # kernels/vmath.py), numpy's SIMD functions elsewhere, matmul straight to BLAS; one Python call is noise at
@@ -153,7 +158,9 @@ class Tape:
         "rows",
         "nrows",
         "aux",
-        "externs",
+        "ext_rows",
+        "ext_offs",
+        "ext_refs",
         "import_at",
         "import_refs",
         "freed",
@@ -182,7 +189,9 @@ class Tape:
         self.rows = bytearray(ROW.size * 128)  # preallocated; grown by doubling (see ``grow``)
         self.nrows = 0
         self.aux = array.array("q")
-        self.externs = []
+        self.ext_rows = []  # (see ``externs``)
+        self.ext_offs = []
+        self.ext_refs = []
         self.import_at = {}  # id(t) -> off | row << 40 | version << 80 (see ``import_new``)
         self.import_refs = {}  # id(t) -> t, or a weak reference to t (a recorded tensor of another tape)
         self.freed = np.zeros(0, np.uint8)
@@ -256,6 +265,19 @@ class Tape:
         return off
 
     @property
+    def externs(self):
+        """``[(row, off, tensor or weak reference)]`` of the imported tensors that require grad (a view over the
+        three parallel lists; assigning a sequence of triples replaces them)."""
+        return _Externs(self)
+
+    @externs.setter
+    def externs(self, triples):
+        triples = list(triples)
+        self.ext_rows = [e[0] for e in triples]
+        self.ext_offs = [e[1] for e in triples]
+        self.ext_refs = [e[2] for e in triples]
+
+    @property
     def imports(self):
         """``id(t) -> (off, row, tensor or weak reference, version)`` of the tensors imported here (a view)."""
         return _Imports(self)
@@ -293,7 +315,9 @@ class Tape:
         # without end while this tape stays current across graphs (see ``held``)
         ref = t if t._tape is None else weakref.ref(t)
         if with_extern and not (t._vflags & 2 and t._op is None):  # (not a no_grad view: views.NO_GRAD, alias)
-            self.externs.append((row, off, ref))
+            self.ext_rows.append(row)  # (self.externs.append((row, off, ref)), without the tuple)
+            self.ext_offs.append(off)
+            self.ext_refs.append(ref)
             if row and t._op is None and t._grad_ready_hooks is not None:
                 # distributed (issue 14): stop the sweep below t's first use here, where its cotangent from this
                 # tape is complete, to run its gradient-ready hooks (ad/autograd/sweep_hooks.py)
@@ -307,16 +331,21 @@ class Tape:
         elif len(copies) == 1 and copies[0][0]() is None:
             copies[0] = (self.ref, off)  # (the common case: the last step's tape is gone)
         else:
-            # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
-            # last step's there): each one a tuple that the garbage collector would go on traversing
-            while copies and copies[0][0]() is None:
-                del copies[0]
-            copies.append((self.ref, off))
-            if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
-                # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in
-                # place (which clears the list) is imported by every step's tape
-                copies[:] = [c for c in copies if c[0]() is not None]
+            self.add_copy(copies, off)
         return off, row
+
+    def add_copy(self, copies, off):
+        """Append this tape's copy at ``off`` to a tensor's ``_imports`` list ``copies`` (the rarer cases of
+        ``import_new``'s last step: several copies live, or the list holds dead ones)."""
+        # drop the copies on dead tapes at the front (a leaf or constant used by every training step has the
+        # last step's there): each one a tuple that the garbage collector would go on traversing
+        while copies and copies[0][0]() is None:
+            del copies[0]
+        copies.append((self.ref, off))
+        if len(copies) >= 16 and len(copies) & (len(copies) - 1) == 0:
+            # at powers of two, drop the copies on dead tapes: a leaf or constant that is never written in
+            # place (which clears the list) is imported by every step's tape
+            copies[:] = [c for c in copies if c[0]() is not None]
 
     def view(self, off, shape, n):
         v = self.values[off : off + n]
@@ -371,6 +400,52 @@ class Tape:
 _ROW_SHIFT = 40
 _VERSION_SHIFT = 80
 _FIELD = (1 << 40) - 1
+
+
+class _Externs:
+    """``Tape.externs``: the triples ``(row, off, tensor or weak reference)`` made when read, over the tape's
+    three parallel lists. Supports what a list's reader uses: ``len``, iteration (also reversed), indexing and
+    slicing (a list of triples), item assignment and ``append``."""
+
+    __slots__ = ("tape",)
+
+    def __init__(self, tape):
+        self.tape = tape
+
+    def __len__(self):
+        return len(self.tape.ext_rows)
+
+    def __iter__(self):
+        t = self.tape
+        return zip(list(t.ext_rows), list(t.ext_offs), list(t.ext_refs))
+
+    def __reversed__(self):
+        return reversed(list(self))
+
+    def __getitem__(self, k):
+        t = self.tape
+        if isinstance(k, slice):
+            return list(zip(t.ext_rows[k], t.ext_offs[k], t.ext_refs[k]))
+        return (t.ext_rows[k], t.ext_offs[k], t.ext_refs[k])
+
+    def __setitem__(self, k, triple):
+        t = self.tape
+        t.ext_rows[k], t.ext_offs[k], t.ext_refs[k] = triple
+
+    def append(self, triple):
+        t = self.tape
+        row, off, ref = triple
+        t.ext_rows.append(row)
+        t.ext_offs.append(off)
+        t.ext_refs.append(ref)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return repr(list(self))
 
 
 class _Imports:
@@ -446,8 +521,8 @@ _live_lock = threading.Lock()
 def _pack_for(traces):
     tracer = _row_tracer
     if tracer is None:
-        return ROW.pack_into
-    pack_into = ROW.pack_into
+        return PACK
+    pack_into = PACK
     size = ROW.size
 
     def pack(buf, offset, *fields):

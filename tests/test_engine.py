@@ -590,12 +590,19 @@ def test_big_tape_arena_goes_back_to_the_pool():
         assert any(b.shape[0] == capacity and b.dtype == np.float64 for b in POOL.buffers)
 
 
-def test_stack_of_many_pieces_rows_match_the_loop_and_fall_back():
+def test_stack_of_many_pieces_rows_match_the_loop_and_fall_back(monkeypatch):
     """A stack of many pieces that all require grad and live on the current tape has its rows built at once
     (ops/indexing._stack_rows); a piece that does not qualify (a constant, a piece of another tape) takes the
     per-piece loop. Both give the analytic gradient, in the kernel sweep and the differentiable sweep, and the
     lazy layouts read as the list of ``(strides, base)`` they stand for."""
+    import sys
+
     from ad.ops.indexing import MANY_PIECES
+
+    indexing = sys.modules["ad.ops.indexing"]
+    built = []  # what _stack_rows returned (the first row, or None where it declined), per stack
+    stack_rows = indexing._stack_rows
+    monkeypatch.setattr(indexing, "_stack_rows", lambda *a: built.append(stack_rows(*a)) or built[-1])
 
     rng = np.random.default_rng(7)
     n = MANY_PIECES + 4
@@ -609,7 +616,10 @@ def test_stack_of_many_pieces_rows_match_the_loop_and_fall_back():
             pieces[3] = ad.tensor(np.ones((2, 3)))
         elif variant == "imported":
             pieces[5] = outside
+        built.clear()
         s = ad.stack(pieces, dim=1)
+        # (the numpy-built rows were once never taken: ``tape.pack is ROW.pack_into`` compared fresh bound methods)
+        assert (built[0] is not None) == (variant == "fast")
         assert len(s._ctx) == n and list(s._ctx)[2] == s._ctx[2] == s._ctx[-n + 2] == ((60, 1), 6)
         loss = (s * ad.tensor(w.transpose(1, 0, 2))).sum()
         expected = [2.0 * w[k] * (1 - np.tanh(2.0 * p.detach().numpy()) ** 2) for k, p in enumerate(ps)]

@@ -632,9 +632,40 @@ def _fast_binary(op):
             ):
                 off = tape.used
                 tape.used = off + (n or 1)
+                values = tape.values
+                row = tape.nrows
                 if x._tape is tape:
                     xoff = x._off
                     xrow = x._row
+                elif (
+                    x._tape is None
+                    and x._vc is None
+                    and xd.ndim == 1
+                    and id(x) not in tape.import_at
+                    and x._dev is None
+                    and x._grad_ready_hooks is None
+                    and not x._stale_view
+                ):
+                    # the first import of a plain leaf or constant on this tape (Tape.import_new's common case,
+                    # inlined: a many-leaf graph imports a leaf and a constant per op, W6)
+                    xoff = tape.used
+                    tape.used = xoff + (n or 1)
+                    values[xoff : xoff + n] = xd
+                    xrow = row
+                    if x._rg and not (x._vflags & 2 and x._op is None):  # (not a no_grad view)
+                        tape.ext_rows.append(row)  # (tape.externs.append((row, xoff, x)))
+                        tape.ext_offs.append(xoff)
+                        tape.ext_refs.append(x)
+                    key = id(x)
+                    tape.import_at[key] = xoff | row << _ROW_SHIFT
+                    tape.import_refs[key] = x
+                    copies = x._imports
+                    if copies is None:
+                        x._imports = [(tape.ref, xoff)]
+                    elif len(copies) == 1 and copies[0][0]() is None:
+                        copies[0] = (tape.ref, xoff)
+                    else:
+                        tape.add_copy(copies, xoff)
                 else:
                     slot = _import_slot(tape, x)
                     if slot is None:
@@ -644,16 +675,42 @@ def _fast_binary(op):
                 if y._tape is tape:
                     yoff = y._off
                     yrow = y._row
+                elif (
+                    y._tape is None
+                    and y._vc is None
+                    and yd.ndim == 1
+                    and id(y) not in tape.import_at
+                    and y._dev is None
+                    and y._grad_ready_hooks is None
+                    and not y._stale_view
+                ):
+                    yoff = tape.used  # (as x's above)
+                    tape.used = yoff + (n or 1)
+                    values[yoff : yoff + n] = yd
+                    yrow = row
+                    if y._rg and not (y._vflags & 2 and y._op is None):
+                        tape.ext_rows.append(row)  # (tape.externs.append((row, yoff, y)))
+                        tape.ext_offs.append(yoff)
+                        tape.ext_refs.append(y)
+                    key = id(y)
+                    tape.import_at[key] = yoff | row << _ROW_SHIFT
+                    tape.import_refs[key] = y
+                    copies = y._imports
+                    if copies is None:
+                        y._imports = [(tape.ref, yoff)]
+                    elif len(copies) == 1 and copies[0][0]() is None:
+                        copies[0] = (tape.ref, yoff)
+                    else:
+                        tape.add_copy(copies, yoff)
                 else:
                     slot = _import_slot(tape, y)
                     if slot is None:  # (the result's slot stays unused: a new copy of x may follow it)
                         return _binary(op, x, y)
                     yoff, yrow = slot
-                view = tape.values[off : off + n]
+                view = values[off : off + n]
                 if xd.ndim != 1:
                     view = view.reshape(xd.shape)
                 np_fn(xd, yd, view)
-                row = tape.nrows
                 if row >= tape.row_cap:
                     tape.grow()
                 code = base_code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)

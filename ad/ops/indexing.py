@@ -15,7 +15,7 @@ from .. import cuda as _cuda
 from .. import observe as _observe
 from ..grad_mode import _grad_state
 from ..observe import value_read
-from ..tape import ROW, ROW_WORDS
+from ..tape import PACK, ROW, ROW_WORDS
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
     ADD,
@@ -340,15 +340,20 @@ def _record_pieces(op, tensors, out_data, layouts):
     dt = out_data.dtype
     total = n + 1
     newest = None
-    for t_ in tensors:
-        total += t_._data.size + 1
-        if t_._tape is not None and (newest is None or t_._tape.id > newest._tape.id):
-            newest = t_
+    if type(layouts) is _StackLayouts and len(set(map(_TAPE, tensors))) == 1:
+        # pieces of one shape on one tape (a stack of per-sample results): no loop over them
+        total += len(tensors) * (tensors[0]._data.size + 1)
+        newest = tensors[0] if tensors[0]._tape is not None else None
+    else:
+        for t_ in tensors:
+            total += t_._data.size + 1
+            if t_._tape is not None and (newest is None or t_._tape.id > newest._tape.id):
+                newest = t_
     tape = _tape_for(dt, total, newest)
     off = tape.alloc(n)
     view = tape.view(off, shape, n)
     np.copyto(view, out_data)
-    if type(layouts) is _StackLayouts and len(tensors) >= MANY_PIECES and tape.pack is ROW.pack_into:
+    if type(layouts) is _StackLayouts and len(tensors) >= MANY_PIECES and tape.pack is PACK:
         taken = _stack_rows(tape, tensors, off, n, layouts)
         if taken is not None:
             return _result(view, tape, off, taken, op, tuple(tensors), layouts, nrows=len(tensors))
@@ -481,7 +486,12 @@ def stack(tensors, dim=0):
     if any(map(_DEV, tensors)):
         return _cuda_pieces(STACK, tensors, d, None)
     if d == 0 and len(set(map(_DTYPE, arrays))) == 1:
-        out_data = np.array(arrays)  # the same values as np.stack, which costs ~3 us per small piece more
+        if shape0 == () and arrays[0].dtype.kind == "f":
+            # per-sample scalars (a loss per sample, per leaf): read one by one, 8x faster than np.array's
+            # walk over them (bit-identical: each 0-d array converts to its exact value)
+            out_data = np.fromiter(arrays, arrays[0].dtype, len(arrays))
+        else:
+            out_data = np.array(arrays)  # the same values as np.stack, which costs ~3 us per small piece more
     else:
         out_data = np.stack(arrays, axis=d)
     if not (_grad_state.enabled and any(map(_RG, tensors))):

@@ -605,13 +605,45 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A001 
     return _record_scatter_strided(SUM, input, out_data, _reduce_layout(xd.shape, dims), 0, 1.0)
 
 
+_SUM_ALL_CTX_1D = _SUM_ALL_CTX.setdefault((1, 1.0), ((), (0,), 0, 1.0))
+
+
 def _sum_method(x, dim=None, keepdim=False, *, dtype=None):
     """``Tensor.sum``: a recorded whole-tensor sum (the loss reduction) straight to its row, skipping the
-    wrappers; anything else through ``sum``."""
+    wrappers; anything else through ``sum``. The sum of a small vector recorded on this thread's current tape
+    (a per-sample or per-leaf loss: W6 records 2,000 per step) is ``_record_sum_all``'s row, written here."""
     if dim is None and not keepdim and dtype is None and x._dev is None:
         if not _fw.levels:
             if x._rg and _grad_state.enabled:
                 xd = x._data
+                tape = x._tape
+                n = xd.size
+                if (
+                    tape is not None
+                    and tape.is_current == _grad_state.recorder  # (so the current tape of x's dtype)
+                    and xd.ndim == 1
+                    and n < PARALLEL_MIN
+                    and tape.used + n + 3 <= tape.capacity
+                ):
+                    off = tape.used
+                    tape.used = off + 1
+                    values = tape.values
+                    values[off] = _total(xd)
+                    row = tape.nrows
+                    if row >= tape.row_cap:
+                        tape.grow()
+                    tape.pack(tape.rows, row * 80, K.SUM_ALL | K.XRG, off, x._off, -1, 1, n, x._row, -1, 1.0, 0.0)
+                    tape.nrows = row + 1
+                    out = _new(Tensor)
+                    out._data = values[off, ...]
+                    out._rg = True
+                    out._op = SUM_ALL
+                    out._in0 = x
+                    out._ctx = _SUM_ALL_CTX_1D
+                    out._tape = tape
+                    out._off = off
+                    out._row = row
+                    return out
                 return _record_sum_all(SUM_ALL, x, _total(xd if xd.ndim == 1 else xd.reshape(-1)), 1.0)
         elif x._tangents is not None:
             out = _dual_sum_all(x)

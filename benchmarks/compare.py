@@ -256,6 +256,9 @@ def process_cpu_seconds() -> float:
     return time.process_time()
 
 
+COMPILED_RECORDING_CALLS = 2  # ad.compile's calls per signature before the first replay (ad/compile.py)
+
+
 def n_reps(seconds_per_rep: float, budget: float, min_reps: int, max_reps: int) -> int:
     if seconds_per_rep <= 0:
         return max_reps
@@ -291,7 +294,11 @@ def worker(spec: dict) -> dict:
         if spec.get("outputs"):
             np.savez(spec["outputs"], **wl.outputs())
         seconds_per_rep = 0.0
-        for _ in range(spec["warmup"]):
+        # ad.compile records on its first two calls and replays from the third, whose first replay loads the
+        # replay kernels (0.1-1 s): warm up past it, so that neither a timed repetition nor the estimate of a
+        # repetition's cost (which sizes the number of repetitions: the last warm-up) is a recording or a load
+        extra = COMPILED_RECORDING_CALLS if backend.compiled and not backend.functional else 0
+        for _ in range(spec["warmup"] + extra):
             start = time.perf_counter()
             wl.repetition()
             seconds_per_rep = time.perf_counter() - start

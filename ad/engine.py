@@ -122,14 +122,14 @@ class _TapeSweep:
             buf = np.zeros(size, dtype)  # fresh pages read as zero anyway
         self.buf = buf
         self.cot = buf[:used]
-        self.live = buf[k * used : size].view(_UINT8)[:used]
+        raw = buf.view(_UINT8)
+        flags_at = k * used * dtype.itemsize
+        self.live = raw[flags_at : flags_at + used]
         if not fresh:
-            arenas, flags = _zero_ranges(used, k, self.big_off, self.big_n, live_off, live_n)
-            for lo, hi in arenas:
-                buf[lo:hi] = 0
-            live = self.live
-            for lo, hi in flags:
-                live[lo:hi] = 0
+            # byte ranges of the whole buffer (the arenas' and the flags', adjacent ones merged): a small graph's
+            # arenas are mostly its big regions, so each range costs a numpy call, not memory traffic
+            for lo, hi in _zero_ranges(used, k, dtype.itemsize, self.big_off, self.big_n, live_off, live_n):
+                raw[lo:hi] = 0
         return buf
 
     def release(self):
@@ -171,36 +171,37 @@ class _TapeSweep:
 _ZERO_RANGES = {}  # (arena size, arenas, id of the big offsets) -> (those offsets, the two lists below)
 
 
-def _zero_ranges(used, k, big_off, big_n, live_off, live_n):
-    """The ``(lo, hi)`` ranges to clear in a recycled buffer: of the ``k`` arenas of ``used`` elements side by
-    side (everything outside the big regions, one range where an arena's tail meets the next one's head), and
-    of the flags. Kept per layout (``big_region_arrays`` returns the same arrays for the same regions)."""
-    key = (used, k, id(big_off))
+def _zero_ranges(used, k, itemsize, big_off, big_n, live_off, live_n):
+    """The ``(lo, hi)`` byte ranges to clear in a recycled buffer: of the ``k`` arenas of ``used`` elements side
+    by side (everything outside the big regions) and of the flags after them, adjacent ranges merged (an arena's
+    tail and the next one's head, the last arena's tail and the flags' head). Kept per layout
+    (``big_region_arrays`` returns the same arrays for the same regions)."""
+    key = (used, k, itemsize, id(big_off))
     hit = _ZERO_RANGES.get(key)
     if hit is None or hit[0] is not big_off:
-        arenas = []
+        ranges = []
         for base in range(0, k * used, used):
             lo = base
             for off, size in zip(big_off.tolist(), big_n.tolist()):
-                arenas.append((lo, base + off))
+                ranges.append((lo * itemsize, (base + off) * itemsize))
                 lo = base + off + size
-            arenas.append((lo, base + used))
+            ranges.append((lo * itemsize, (base + used) * itemsize))
+        flags_at = k * used * itemsize
+        lo = 0
+        for off, size in zip(live_off.tolist(), live_n.tolist()):
+            ranges.append((flags_at + lo, flags_at + off))
+            lo = off + size
+        ranges.append((flags_at + lo, flags_at + used))
         merged = []
-        for lo, hi in arenas:
+        for lo, hi in ranges:
             if merged and merged[-1][1] == lo:
                 merged[-1] = (merged[-1][0], hi)
             elif lo < hi:
                 merged.append((lo, hi))
-        flags = []
-        lo = 0
-        for off, size in zip(live_off.tolist(), live_n.tolist()):
-            flags.append((lo, off))
-            lo = off + size
-        flags.append((lo, used))
         if len(_ZERO_RANGES) >= 16:
             _ZERO_RANGES.clear()
-        hit = _ZERO_RANGES[key] = (big_off, merged, flags)
-    return hit[1], hit[2]
+        hit = _ZERO_RANGES[key] = (big_off, merged)
+    return hit[1]
 
 
 _BIG_ARRAYS = {}  # a tape's big regions, as a tuple -> the results below
@@ -841,7 +842,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if tape is not None:  # checked when the node runs, as torch's engine (hooks before it have run)
                 if tape.freed[t._row] and SAVES[t._op.code]:
                     raise RuntimeError(FREED_MESSAGE)
-                _check_saved(t)
+                if tape.dirty or getattr(tape, "graph_rows", None):  # (_check_saved's early exits, inlined)
+                    _check_saved(t)
             ran.append(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)

@@ -25,6 +25,8 @@ an operand modified in place, multi-row nodes, or a row whose opcode has no comp
 once, for the next call) whose tangents are the tangent cotangents.
 """
 
+import weakref
+
 import numpy as np
 
 from kernels import opcodes as K
@@ -33,7 +35,7 @@ from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_
 
 from . import engine
 from .forward import _fw, set_tangent
-from .tape import BIG_ROW, held
+from .tape import _FIELD, BIG_ROW, held
 from .tensor import wrap_array
 
 
@@ -119,12 +121,16 @@ def _gather_tangents(tape, level, nodes, tvals):
             if n < BIG_ROW:
                 off = t._off
                 tvals[off : off + n] = tan.reshape(-1)
-    for off, _, t, _ in tape.imports.values():
-        t = held(t)  # (None: a recorded tensor of another tape that died; no row of a live graph reads it)
+    refs = tape.import_refs
+    for key, packed in tape.import_at.items():  # (``tape.imports``, read packed: no entry tuple per import)
+        t = refs[key]
+        if type(t) is weakref.ref:
+            t = t()  # (None: a recorded tensor of another tape that died; no row of a live graph reads it)
         if t is None or t._tangents is None:
             continue
         tan = t._tangents.get(level)
         if tan is not None and tan._data.size < BIG_ROW:
+            off = packed & _FIELD
             tvals[off : off + tan._data.size] = tan._data.reshape(-1)
 
 
@@ -168,11 +174,16 @@ def _sweep_rows(s, tcot, tvals, tangent):
 
 def _stretches(s, tcot, tvals, tangent, tape, freed, arrays):
     start = s.start
-    for h in sorted((r for r in tape.python_rows if r <= s.start), reverse=True):
+    for h in sorted([r for r in tape.python_rows if r <= start], reverse=True):
         _run_kernel(s, tcot, tvals, start, h + 1, freed, arrays)
         if h < s.lowest:
             return
-        t = next((r() for r in tape.hook_rows.get(h, ()) if r() is not None and r()._row == h), None)
+        t = None
+        for ref in tape.hook_rows.get(h, ()):  # (the row's own tensor among those registered there)
+            r = ref()
+            if r is not None and r._row == h:
+                t = r
+                break
         if t is not None and s.live[t._off]:
             if s.plan is None or id(t) in s.plan.runs:
                 _big_row(s, tcot, t, h, freed, tangent)

@@ -835,7 +835,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             g = entry[1]
             if runs is not None and id(t) not in leads:
                 continue
-            g = arrive(t, g)
+            if t._hooks or t._retains_grad or (targets and id(t) in targets):  # (else ``arrive`` returns g)
+                g = arrive(t, g)
             if runs is not None and id(t) not in runs:
                 continue
             tape = t._tape
@@ -858,7 +859,10 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                     gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
                 elif gi._data.dtype is not inp._data.dtype and gi._data.dtype != inp._data.dtype:
                     gi = gi.to(inp.dtype)
-                _accum(grads if inp._op is not None else leaf_grads, inp, gi)
+                table = grads if inp._op is not None else leaf_grads
+                key = id(inp)
+                prev = table.get(key)  # (_accum, inlined: once per operand of every node)
+                table[key] = (inp, gi if prev is None else prev[1] + gi)
     finally:
         state.set(was_enabled)
     if not retain_graph:

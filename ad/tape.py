@@ -324,14 +324,16 @@ class Tape:
 
     def arrays(self):
         """Kernel views of the rows and aux (copies when another thread may be appending to them)."""
-        used = self.nrows * ROW.size
-        raw = memoryview(self.rows)[:used] if self.owner == threading.get_ident() else bytearray(self.rows[:used])
-        aux = self.aux if self.owner == threading.get_ident() else array.array("q", self.aux)
-        words = np.frombuffer(raw, np.int64).reshape(-1, ROW_WORDS)
-        floats = np.frombuffer(raw, np.float64).reshape(-1, ROW_WORDS)
+        nrows = self.nrows
+        if self.owner == threading.get_ident():
+            raw, aux = self.rows, self.aux
+        else:
+            raw, aux = bytearray(self.rows[: nrows * ROW.size]), array.array("q", self.aux)
+        words = np.frombuffer(raw, np.int64, count=nrows * ROW_WORDS).reshape(nrows, ROW_WORDS)
+        floats = words.view(np.float64)  # (the same bytes: one buffer export instead of two)
         # a copy of aux, not a view: a view exports the array.array's buffer, and while any view lives (a sweep's
         # frame kept by a traceback until the next gc) ``aux.extend`` raises BufferError on the next recording
-        aux_arr = np.frombuffer(aux, np.int64).copy() if len(aux) else np.zeros(1, np.int64)
+        aux_arr = np.array(aux, np.int64) if len(aux) else np.zeros(1, np.int64)
         return words[:, :8], floats[:, 8:], aux_arr
 
     @staticmethod
@@ -354,7 +356,10 @@ class Tape:
     def mark_vectorized(self, row, t):
         """Sweep ``row`` (which produced ``t``) in Python with numpy instead of in the kernel."""
         self.python_rows.add(row)
-        self.register_hook_row(row, t)
+        if row in self.hook_rows:
+            self.register_hook_row(row, t)
+        else:  # (a row just recorded: nothing registered there yet)
+            self.hook_rows[row] = [weakref.ref(t)]
         n = t._data.size
         if n >= BIG_ROW:
             self.big_regions.append((t._off, n))

@@ -136,6 +136,10 @@ def _size_str(shape):
     return "torch.Size([" + ", ".join(str(s) for s in shape) + "])"
 
 
+_DOUBLE_BACKWARD = [None]  # ad/double_backward.py, once ``_run`` imported it (a function-level import costs a
+# Python call, importlib's _handle_fromlist, each time it runs)
+
+
 def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False):
     if anomaly_mode._enabled:
         # node by node, so that each node's result can be checked (slow, as torch's anomaly mode)
@@ -151,8 +155,11 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
     if create_graph and not _fw.levels and not run_targets and not _cuda.reaches_device_tape(outputs):
         # double backward: the gradients as one node whose backward is a compiled forward-over-reverse product
         # (ad/double_backward.py), or None: the graph needs the recorded rules below
-        from .. import double_backward
+        double_backward = _DOUBLE_BACKWARD[0]
+        if double_backward is None:  # (imported here once: it imports this package's Function)
+            from .. import double_backward
 
+            _DOUBLE_BACKWARD[0] = double_backward
         done = double_backward.fused_grad(outputs, seeds, targets, retain_graph)
         if done is not None:
             return done

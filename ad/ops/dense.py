@@ -241,10 +241,12 @@ def _record_matmul(x, y, node_shape, layout, product=None, n=None):
     view = tape.values[off : off + n]
     if len(node_shape) != 1:
         view = view.reshape(node_shape)
-    if product is None:
-        np.matmul(xd, yd, out=view)
-    else:
+    if product is not None:
         view[...] = product
+    elif xd.ndim <= 2 and yd.ndim <= 2 and xd.dtype is yd.dtype:
+        np.dot(xd, yd, out=view)  # (matmul for these operands, at a third of np.matmul's call overhead)
+    else:
+        np.matmul(xd, yd, out=view)
     xoff, xrow = (x._off, x._row) if x._tape is tape else tape.import_tensor(x, x._rg)
     yoff, yrow = (y._off, y._row) if y._tape is tape else tape.import_tensor(y, y._rg)
     aux = len(tape.aux)

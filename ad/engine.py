@@ -762,7 +762,11 @@ def graph_nodes(roots):
         t = stack.pop()
         if id(t) in nodes:
             continue
-        inputs = _inputs_of(t)
+        inputs = t._inputs
+        for i in inputs:  # (_inputs_of's test, inlined: an operand changed in place since needs it)
+            if i is not None and i._prev is not None:
+                inputs = _inputs_of(t)
+                break
         nodes[id(t)] = (t, inputs)
         for inp in inputs:
             if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:

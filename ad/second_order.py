@@ -237,7 +237,6 @@ def _big_row(s, tcot, t, h, freed, tangent):
     ``elementwise_tangent_chunk``, a sum to a scalar by filling."""
     code, out_off, targets = engine.big_row_head(s, t, h, freed)
     _, _, x_off, y_off = engine._ROW_HEAD.unpack_from(s.tape.rows, h * 80)
-    offsets = (x_off, y_off)
     n = t._data.size
     g = s.cot[out_off : out_off + n]
     tg = tcot[out_off : out_off + n]
@@ -250,7 +249,7 @@ def _big_row(s, tcot, t, h, freed, tangent):
             s.cot[off : off + size] = 0.0
             tcot[off : off + size] = 0.0
     if code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2 or code == K.LINEAR or code == K.LINEAR_BIAS:
-        tx, ty = (tangent(i, off) for i, off in zip(inputs, offsets))
+        tx, ty = tangent(inputs[0], x_off), tangent(inputs[1], y_off)
         _matmul_tangent(s, tcot, t, g, tg, targets, code != K.MATMUL, tx, ty)
     elif code == K.SUM_ALL:
         scale = float(np.frombuffer(s.tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
@@ -264,7 +263,7 @@ def _big_row(s, tcot, t, h, freed, tangent):
     ):
         if any(i._data.shape != t._data.shape for i in inputs):
             raise _Unsupported
-        tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, offsets)]
+        tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, (x_off, y_off))]
         _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat)
     else:
         raise _Unsupported

@@ -321,7 +321,12 @@ def free_swept(sweeps):
         freed = s.tape.freed_flags()
         m = s.visited.shape[0] - 1
         freed[:m] |= s.visited[:m]
-        s.tape.imports.clear()  # (a CPU tape's view clears its dicts; a device tape's is a dict)
+        tape = s.tape
+        if type(tape) is Tape:  # (Tape.imports' clear, without making the view)
+            tape.import_at.clear()
+            tape.import_refs.clear()
+        else:
+            tape.imports.clear()  # (a device tape's is a dict; a replayed tape's a view)
         for rec in s.functions:
             free_function(rec)
         retire(s.tape)
@@ -551,7 +556,8 @@ def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
                     if t._row == h and h in tape.python_rows:
                         consumed = True  # a big row off the paths to the inputs: not run
                     continue
-                _arrive(s, t)
+                if t._hooks or t._retains_grad:  # (else _arrive does nothing)
+                    _arrive(s, t)
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
                     chain = chain_rows(s, t, h) if plan is None else None
                     if chain is not None:

@@ -456,7 +456,9 @@ class LeafGrads:
         return (self.tensors[key], self.arrays[key], key in self.owned)
 
     def get(self, key, default=None):
-        return self._entry(key) if key in self.tensors else default
+        if key in self.tensors:  # (_entry, inlined: ``grad`` reads each input's entry this way)
+            return (self.tensors[key], self.arrays[key], key in self.owned)
+        return default
 
     def __getitem__(self, key):
         return self._entry(key)

@@ -526,7 +526,7 @@ def _add_leaf(leaf_grads, t, g):
 def _sweep_tape(s):
     """Run the compiled sweep over one tape, stopping at rows whose tensors have hooks."""
     tape = s.tape
-    hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
+    hook_rows = sorted([r for r in tape.hook_rows if r <= s.start], reverse=True) if tape.hook_rows else ()
     freed = tape.freed_flags()
     start = s.start
     # the kernel's views of the rows, once per sweep: a tape with hook rows was retired (_TapeSweep), so the

@@ -359,7 +359,11 @@ def grad(
     result = []
     unused = False
     # the leaves' hooks run under the grad mode of the sweep (a hook's ad ops are recorded only with create_graph)
-    hooked = any(t._hooks for t in inputs_t if t._op is None)
+    hooked = False
+    for t in inputs_t:  # (a loop, not any(generator): once per input of every call)
+        if t._hooks and t._op is None:
+            hooked = True
+            break
     with (no_grad() if not create_graph else enable_grad()) if hooked else _NO_MODE_CHANGE:
         for t, node in zip(inputs_t, nodes):
             hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(node))

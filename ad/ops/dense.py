@@ -54,13 +54,14 @@ def _matmul_vjp(g, out, inputs, ctx):
     tensor cannot do. The op-table tests check the kernel sweep against this rule, and the property tests
     with lowered big-row thresholds check the big-row path against finite differences."""
     x, y = inputs
-    if x.ndim == 1 and y.ndim == 1:  # dot product: g is a scalar
+    xn, yn = x._data.ndim, y._data.ndim
+    if xn == 1 and yn == 1:  # dot product: g is a scalar
         return (g * y if x._rg else None, g * x if y._rg else None)
-    if x.ndim == 2 and y.ndim == 1:  # matrix-vector: no transposed copies
+    if xn == 2 and yn == 1:  # matrix-vector: no transposed copies
         return (outer(g, y) if x._rg else None, matmul(g, x) if y._rg else None)
-    if x.ndim == 1 and y.ndim == 2:
+    if xn == 1 and yn == 2:
         return (matmul(y, g) if x._rg else None, outer(x, g) if y._rg else None)
-    if x.ndim == 2 and y.ndim == 2:
+    if xn == 2 and yn == 2:
         return (linear(g, y) if x._rg else None, matmul(transpose(x, 0, 1), g) if y._rg else None)
     xs = x if x.ndim > 1 else unsqueeze(x, 0)
     ys = y if y.ndim > 1 else unsqueeze(y, -1)

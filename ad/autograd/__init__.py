@@ -70,6 +70,13 @@ def _differentiated(inputs, fn):
 
 def _make_seeds(outputs, grad_outputs, create_graph):
     """Validate ``grad_outputs`` against ``outputs``; return seeds (Tensors)."""
+    if grad_outputs is None and len(outputs) == 1:
+        # the usual call, a CPU scalar loss and its implicit gradient: the checks below, for that case
+        out = outputs[0]
+        if type(out) is Tensor and out._rg and out._dev is None:
+            d = out._data
+            if d.ndim == 0 and d.dtype.kind == "f":
+                return [wrap_array(np.array(1, d.dtype))]
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     else:

@@ -56,7 +56,7 @@ def _vectorized_row(s, t, h, freed):
     n = t._data.size
     g_flat = s.cot[out_off : out_off + n]
     if (
-        (code == K.MATMUL and t._inputs[0].ndim <= 2 and t._inputs[1].ndim <= 2)
+        (code == K.MATMUL and t._inputs[0]._data.ndim <= 2 and t._inputs[1]._data.ndim <= 2)
         or code == K.LINEAR
         or code == K.LINEAR_BIAS
     ):

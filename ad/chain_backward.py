@@ -60,6 +60,9 @@ def chain_rows(s, t, h):
     """The chain of rows from ``h`` (result ``t``) down, as ``[(row, tensor, grad operand, flat operands)]``,
     or None when it would be a single row."""
     tape = s.tape
+    op = t._op
+    if op is None or not CHEAP_PARTIAL[op.code]:
+        return None  # (matmul and the other big rows without a fused partial: before the flags object below)
     if not t._data.flags.c_contiguous:
         return None
     first = _link(tape, t, h)

@@ -122,14 +122,14 @@ class _TapeSweep:
             buf = np.zeros(size, dtype)  # fresh pages read as zero anyway
         self.buf = buf
         self.cot = buf[:used]
-        self.live = buf[k * used : size].view(_UINT8)[:used]
+        raw = buf.view(_UINT8)
+        flags_at = k * used * dtype.itemsize
+        self.live = raw[flags_at : flags_at + used]
         if not fresh:
-            arenas, flags = _zero_ranges(used, k, self.big_off, self.big_n, live_off, live_n)
-            for lo, hi in arenas:
-                buf[lo:hi] = 0
-            live = self.live
-            for lo, hi in flags:
-                live[lo:hi] = 0
+            # byte ranges of the whole buffer (the arenas' and the flags', adjacent ones merged): a small graph's
+            # arenas are mostly its big regions, so each range costs a numpy call, not memory traffic
+            for lo, hi in _zero_ranges(used, k, dtype.itemsize, self.big_off, self.big_n, live_off, live_n):
+                raw[lo:hi] = 0
         return buf
 
     def release(self):
@@ -171,36 +171,37 @@ class _TapeSweep:
 _ZERO_RANGES = {}  # (arena size, arenas, id of the big offsets) -> (those offsets, the two lists below)
 
 
-def _zero_ranges(used, k, big_off, big_n, live_off, live_n):
-    """The ``(lo, hi)`` ranges to clear in a recycled buffer: of the ``k`` arenas of ``used`` elements side by
-    side (everything outside the big regions, one range where an arena's tail meets the next one's head), and
-    of the flags. Kept per layout (``big_region_arrays`` returns the same arrays for the same regions)."""
-    key = (used, k, id(big_off))
+def _zero_ranges(used, k, itemsize, big_off, big_n, live_off, live_n):
+    """The ``(lo, hi)`` byte ranges to clear in a recycled buffer: of the ``k`` arenas of ``used`` elements side
+    by side (everything outside the big regions) and of the flags after them, adjacent ranges merged (an arena's
+    tail and the next one's head, the last arena's tail and the flags' head). Kept per layout
+    (``big_region_arrays`` returns the same arrays for the same regions)."""
+    key = (used, k, itemsize, id(big_off))
     hit = _ZERO_RANGES.get(key)
     if hit is None or hit[0] is not big_off:
-        arenas = []
+        ranges = []
         for base in range(0, k * used, used):
             lo = base
             for off, size in zip(big_off.tolist(), big_n.tolist()):
-                arenas.append((lo, base + off))
+                ranges.append((lo * itemsize, (base + off) * itemsize))
                 lo = base + off + size
-            arenas.append((lo, base + used))
+            ranges.append((lo * itemsize, (base + used) * itemsize))
+        flags_at = k * used * itemsize
+        lo = 0
+        for off, size in zip(live_off.tolist(), live_n.tolist()):
+            ranges.append((flags_at + lo, flags_at + off))
+            lo = off + size
+        ranges.append((flags_at + lo, flags_at + used))
         merged = []
-        for lo, hi in arenas:
+        for lo, hi in ranges:
             if merged and merged[-1][1] == lo:
                 merged[-1] = (merged[-1][0], hi)
             elif lo < hi:
                 merged.append((lo, hi))
-        flags = []
-        lo = 0
-        for off, size in zip(live_off.tolist(), live_n.tolist()):
-            flags.append((lo, off))
-            lo = off + size
-        flags.append((lo, used))
         if len(_ZERO_RANGES) >= 16:
             _ZERO_RANGES.clear()
-        hit = _ZERO_RANGES[key] = (big_off, merged, flags)
-    return hit[1], hit[2]
+        hit = _ZERO_RANGES[key] = (big_off, merged)
+    return hit[1]
 
 
 _BIG_ARRAYS = {}  # a tape's big regions, as a tuple -> the results below
@@ -320,7 +321,12 @@ def free_swept(sweeps):
         freed = s.tape.freed_flags()
         m = s.visited.shape[0] - 1
         freed[:m] |= s.visited[:m]
-        s.tape.imports.clear()  # (a CPU tape's view clears its dicts; a device tape's is a dict)
+        tape = s.tape
+        if type(tape) is Tape:  # (Tape.imports' clear, without making the view)
+            tape.import_at.clear()
+            tape.import_refs.clear()
+        else:
+            tape.imports.clear()  # (a device tape's is a dict; a replayed tape's a view)
         for rec in s.functions:
             free_function(rec)
         retire(s.tape)
@@ -453,7 +459,9 @@ class LeafGrads:
         return (self.tensors[key], self.arrays[key], key in self.owned)
 
     def get(self, key, default=None):
-        return self._entry(key) if key in self.tensors else default
+        if key in self.tensors:  # (_entry, inlined: ``grad`` reads each input's entry this way)
+            return (self.tensors[key], self.arrays[key], key in self.owned)
+        return default
 
     def __getitem__(self, key):
         return self._entry(key)
@@ -521,7 +529,7 @@ def _add_leaf(leaf_grads, t, g):
 def _sweep_tape(s):
     """Run the compiled sweep over one tape, stopping at rows whose tensors have hooks."""
     tape = s.tape
-    hook_rows = sorted((r for r in tape.hook_rows if r <= s.start), reverse=True) if tape.hook_rows else ()
+    hook_rows = sorted([r for r in tape.hook_rows if r <= s.start], reverse=True) if tape.hook_rows else ()
     freed = tape.freed_flags()
     start = s.start
     # the kernel's views of the rows, once per sweep: a tape with hook rows was retired (_TapeSweep), so the
@@ -553,7 +561,8 @@ def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
                     if t._row == h and h in tape.python_rows:
                         consumed = True  # a big row off the paths to the inputs: not run
                     continue
-                _arrive(s, t)
+                if t._hooks or t._retains_grad:  # (else _arrive does nothing)
+                    _arrive(s, t)
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
                     chain = chain_rows(s, t, h) if plan is None else None
                     if chain is not None:
@@ -764,7 +773,11 @@ def graph_nodes(roots):
         t = stack.pop()
         if id(t) in nodes:
             continue
-        inputs = _inputs_of(t)
+        inputs = t._inputs
+        for i in inputs:  # (_inputs_of's test, inlined: an operand changed in place since needs it)
+            if i is not None and i._prev is not None:
+                inputs = _inputs_of(t)
+                break
         nodes[id(t)] = (t, inputs)
         for inp in inputs:
             if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
@@ -837,14 +850,16 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             g = entry[1]
             if runs is not None and id(t) not in leads:
                 continue
-            g = arrive(t, g)
+            if t._hooks or t._retains_grad or (targets and id(t) in targets):  # (else ``arrive`` returns g)
+                g = arrive(t, g)
             if runs is not None and id(t) not in runs:
                 continue
             tape = t._tape
             if tape is not None:  # checked when the node runs, as torch's engine (hooks before it have run)
                 if tape.freed[t._row] and SAVES[t._op.code]:
                     raise RuntimeError(FREED_MESSAGE)
-                _check_saved(t)
+                if tape.dirty or getattr(tape, "graph_rows", None):  # (_check_saved's early exits, inlined)
+                    _check_saved(t)
             ran.append(t)
             if t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
@@ -859,7 +874,10 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                     gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
                 elif gi._data.dtype is not inp._data.dtype and gi._data.dtype != inp._data.dtype:
                     gi = gi.to(inp.dtype)
-                _accum(grads if inp._op is not None else leaf_grads, inp, gi)
+                table = grads if inp._op is not None else leaf_grads
+                key = id(inp)
+                prev = table.get(key)  # (_accum, inlined: once per operand of every node)
+                table[key] = (inp, gi if prev is None else prev[1] + gi)
     finally:
         state.set(was_enabled)
     if not retain_graph:

@@ -25,6 +25,8 @@ an operand modified in place, multi-row nodes, or a row whose opcode has no comp
 once, for the next call) whose tangents are the tangent cotangents.
 """
 
+import weakref
+
 import numpy as np
 
 from kernels import opcodes as K
@@ -33,7 +35,7 @@ from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_
 
 from . import engine
 from .forward import _fw, set_tangent
-from .tape import BIG_ROW, held
+from .tape import _FIELD, BIG_ROW, held
 from .tensor import wrap_array
 
 
@@ -119,12 +121,16 @@ def _gather_tangents(tape, level, nodes, tvals):
             if n < BIG_ROW:
                 off = t._off
                 tvals[off : off + n] = tan.reshape(-1)
-    for off, _, t, _ in tape.imports.values():
-        t = held(t)  # (None: a recorded tensor of another tape that died; no row of a live graph reads it)
+    refs = tape.import_refs
+    for key, packed in tape.import_at.items():  # (``tape.imports``, read packed: no entry tuple per import)
+        t = refs[key]
+        if type(t) is weakref.ref:
+            t = t()  # (None: a recorded tensor of another tape that died; no row of a live graph reads it)
         if t is None or t._tangents is None:
             continue
         tan = t._tangents.get(level)
         if tan is not None and tan._data.size < BIG_ROW:
+            off = packed & _FIELD
             tvals[off : off + tan._data.size] = tan._data.reshape(-1)
 
 
@@ -168,11 +174,16 @@ def _sweep_rows(s, tcot, tvals, tangent):
 
 def _stretches(s, tcot, tvals, tangent, tape, freed, arrays):
     start = s.start
-    for h in sorted((r for r in tape.python_rows if r <= s.start), reverse=True):
+    for h in sorted([r for r in tape.python_rows if r <= start], reverse=True):
         _run_kernel(s, tcot, tvals, start, h + 1, freed, arrays)
         if h < s.lowest:
             return
-        t = next((r() for r in tape.hook_rows.get(h, ()) if r() is not None and r()._row == h), None)
+        t = None
+        for ref in tape.hook_rows.get(h, ()):  # (the row's own tensor among those registered there)
+            r = ref()
+            if r is not None and r._row == h:
+                t = r
+                break
         if t is not None and s.live[t._off]:
             if s.plan is None or id(t) in s.plan.runs:
                 _big_row(s, tcot, t, h, freed, tangent)
@@ -226,7 +237,6 @@ def _big_row(s, tcot, t, h, freed, tangent):
     ``elementwise_tangent_chunk``, a sum to a scalar by filling."""
     code, out_off, targets = engine.big_row_head(s, t, h, freed)
     _, _, x_off, y_off = engine._ROW_HEAD.unpack_from(s.tape.rows, h * 80)
-    offsets = (x_off, y_off)
     n = t._data.size
     g = s.cot[out_off : out_off + n]
     tg = tcot[out_off : out_off + n]
@@ -239,7 +249,7 @@ def _big_row(s, tcot, t, h, freed, tangent):
             s.cot[off : off + size] = 0.0
             tcot[off : off + size] = 0.0
     if code == K.MATMUL and inputs[0].ndim <= 2 and inputs[1].ndim <= 2 or code == K.LINEAR or code == K.LINEAR_BIAS:
-        tx, ty = (tangent(i, off) for i, off in zip(inputs, offsets))
+        tx, ty = tangent(inputs[0], x_off), tangent(inputs[1], y_off)
         _matmul_tangent(s, tcot, t, g, tg, targets, code != K.MATMUL, tx, ty)
     elif code == K.SUM_ALL:
         scale = float(np.frombuffer(s.tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
@@ -253,7 +263,7 @@ def _big_row(s, tcot, t, h, freed, tangent):
     ):
         if any(i._data.shape != t._data.shape for i in inputs):
             raise _Unsupported
-        tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, offsets)]
+        tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, (x_off, y_off))]
         _elementwise_tangent(s, tcot, t, g, tg, targets, code, h, tflat)
     else:
         raise _Unsupported

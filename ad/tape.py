@@ -208,20 +208,20 @@ class Tape:
         self.owner = threading.get_ident()
         self.traces = {}  # row -> what the row tracer returned when it was recorded (anomaly mode)
         self.pack = _pack_for(self.traces)
-        with _live_lock:
-            _live_tapes.add(self)
+        self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
+        _live_tapes[self.id] = self.ref  # (one dict store, atomic under the GIL; ``__del__`` removes it)
         # the ident of the thread whose current tape this is (0: none), read by the forward fast paths (against
         # grad_mode._grad_state.recorder): an op of another thread on a tensor of this tape must not append
         # here while the owner does
         self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
-        self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
         self.unwritten = None  # writes the values a replay's fused forward left out (``materialize``)
         self.fused = None  # gradients a fused replay left for the next backward (ad/compile_fused.py)
 
     def __del__(self):
         # hand the arena back for the next graph, unless a view of it is still alive somewhere
         try:
+            _live_tapes.pop(self.id, None)
             if sys.getrefcount(self.values) <= 2:
                 POOL.give(self.values, written=self.used)
             if self.modified is not _NONE_MODIFIED and sys.getrefcount(self.modified) <= 2:
@@ -353,14 +353,16 @@ class Tape:
 
     def arrays(self):
         """Kernel views of the rows and aux (copies when another thread may be appending to them)."""
-        used = self.nrows * ROW.size
-        raw = memoryview(self.rows)[:used] if self.owner == threading.get_ident() else bytearray(self.rows[:used])
-        aux = self.aux if self.owner == threading.get_ident() else array.array("q", self.aux)
-        words = np.frombuffer(raw, np.int64).reshape(-1, ROW_WORDS)
-        floats = np.frombuffer(raw, np.float64).reshape(-1, ROW_WORDS)
+        nrows = self.nrows
+        if self.owner == threading.get_ident():
+            raw, aux = self.rows, self.aux
+        else:
+            raw, aux = bytearray(self.rows[: nrows * ROW.size]), array.array("q", self.aux)
+        words = np.frombuffer(raw, np.int64, count=nrows * ROW_WORDS).reshape(nrows, ROW_WORDS)
+        floats = words.view(np.float64)  # (the same bytes: one buffer export instead of two)
         # a copy of aux, not a view: a view exports the array.array's buffer, and while any view lives (a sweep's
         # frame kept by a traceback until the next gc) ``aux.extend`` raises BufferError on the next recording
-        aux_arr = np.frombuffer(aux, np.int64).copy() if len(aux) else np.zeros(1, np.int64)
+        aux_arr = np.array(aux, np.int64) if len(aux) else np.zeros(1, np.int64)
         return words[:, :8], floats[:, 8:], aux_arr
 
     @staticmethod
@@ -383,7 +385,10 @@ class Tape:
     def mark_vectorized(self, row, t):
         """Sweep ``row`` (which produced ``t``) in Python with numpy instead of in the kernel."""
         self.python_rows.add(row)
-        self.register_hook_row(row, t)
+        if row in self.hook_rows:
+            self.register_hook_row(row, t)
+        else:  # (a row just recorded: nothing registered there yet)
+            self.hook_rows[row] = [weakref.ref(t)]
         n = t._data.size
         if n >= BIG_ROW:
             self.big_regions.append((t._off, n))
@@ -514,7 +519,10 @@ def dead_import_error():
 # under the row's number in ``Tape.traces``. Swapping ``pack`` on the tapes, instead of testing a flag where
 # ops record, keeps the forward hot paths exactly as fast when anomaly mode is off.
 _row_tracer = None
-_live_tapes = weakref.WeakSet()  # every tape not yet collected, of any thread (the mode is process-wide)
+# every tape not yet collected, of any thread (the mode is process-wide): tape id -> the tape's weak reference
+# (``Tape.ref``). A dict that ``Tape.__del__`` empties rather than a WeakSet: that costs a new weak reference
+# with a Python callback per tape and the callback's call at its death, two Python calls per graph.
+_live_tapes = {}
 _live_lock = threading.Lock()
 
 
@@ -536,10 +544,10 @@ def set_row_tracer(tracer):
     """From now on, have every tape (live or new) keep ``tracer()`` for each row it records; ``None`` stops."""
     global _row_tracer
     _row_tracer = tracer
-    with _live_lock:
-        tapes = list(_live_tapes)
-    for tape in tapes:
-        tape.pack = _pack_for(tape.traces)
+    for ref in _live_tapes.copy().values():  # (a copy: one C call, so other threads' tapes may come and go)
+        tape = ref()
+        if tape is not None:
+            tape.pack = _pack_for(tape.traces)
 
 
 class _TapeState(threading.local):

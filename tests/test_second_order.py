@@ -309,6 +309,45 @@ def test_w4_hvp_with_a_big_matrix_matches_the_analytic_hessian(vector_first, mon
     np.testing.assert_allclose(hv2.numpy(), expected_hv, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [40, 160])
+def test_sweeps_over_a_recycled_buffer_full_of_garbage(n):
+    """The sweeps take their arenas from the pool and clear only the parts outside the big regions (one byte
+    range per gap, the flags' head merged with the last arena's tail): with every pooled buffer filled with
+    NaN before each call, the gradient (kernel sweep), the HVP by double backward and by forward over reverse
+    (three arenas side by side) still match the analytic values of sum(tanh(A x)), with A small (n = 40: no
+    big region) or big (n = 160: A over tape.BIG_ROW elements)."""
+    from ad.tape import POOL
+
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((n, n)) / np.sqrt(n)
+    x0, v = rng.standard_normal((2, n))
+    A, x, vt = ad.tensor(a), ad.tensor(x0, requires_grad=True), ad.tensor(v)
+    t = np.tanh(a @ x0)
+    expected_g = a.T @ (1 - t * t)
+    expected_hv = a.T @ (-2 * t * (1 - t * t) * (a @ v))
+
+    def spoil():
+        for buf in POOL.buffers:
+            buf.view(np.uint8)[:] = 0xFF  # (NaN in every float, 255 in every flag)
+
+    for _ in range(3):  # (the later calls find the earlier calls' buffers in the pool)
+        spoil()
+        (g,) = ad.autograd.grad(ad.tanh(A @ x).sum(), x)
+        np.testing.assert_allclose(g.numpy(), expected_g, rtol=1e-12, atol=1e-12)
+        spoil()
+        (g1,) = ad.autograd.grad(ad.tanh(A @ x).sum(), x, create_graph=True)
+        spoil()
+        (hv,) = ad.autograd.grad((g1 * vt).sum(), x)
+        np.testing.assert_allclose(hv.numpy(), expected_hv, rtol=1e-10, atol=1e-12)
+        spoil()
+        with fwAD.dual_level():
+            xd = fwAD.make_dual(x, vt)
+            (g2,) = ad.autograd.grad(ad.tanh(A @ xd).sum(), xd)
+            primal, tangent = fwAD.unpack_dual(g2)
+        np.testing.assert_allclose(primal.detach().numpy(), expected_g, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(tangent.numpy(), expected_hv, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("vector_first", [False, True])
 def test_big_matvec_with_a_constant_matrix_that_carries_a_tangent(vector_first, monkeypatch):
     """A 130 x 130 matrix that does not require grad but carries a tangent, times a vector that does: the

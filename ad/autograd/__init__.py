@@ -71,6 +71,13 @@ def _differentiated(inputs, fn):
 
 def _make_seeds(outputs, grad_outputs, create_graph):
     """Validate ``grad_outputs`` against ``outputs``; return seeds (Tensors)."""
+    if grad_outputs is None and len(outputs) == 1:
+        # the usual call, a CPU scalar loss and its implicit gradient: the checks below, for that case
+        out = outputs[0]
+        if type(out) is Tensor and out._rg and out._dev is None:
+            d = out._data
+            if d.ndim == 0 and d.dtype.kind == "f":
+                return [wrap_array(np.array(1, d.dtype))]
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     else:
@@ -155,6 +162,10 @@ def _is_checkpoint_valid():
     return bool(stack) and stack[-1]
 
 
+_DOUBLE_BACKWARD = [None]  # ad/double_backward.py, once ``_run`` imported it (a function-level import costs a
+# Python call, importlib's _handle_fromlist, each time it runs)
+
+
 def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False):
     if anomaly_mode._enabled:
         # node by node, so that each node's result can be checked (slow, as torch's anomaly mode)
@@ -170,8 +181,11 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
     if create_graph and not _fw.levels and not run_targets and not _cuda.reaches_device_tape(outputs):
         # double backward: the gradients as one node whose backward is a compiled forward-over-reverse product
         # (ad/double_backward.py), or None: the graph needs the recorded rules below
-        from .. import double_backward
+        double_backward = _DOUBLE_BACKWARD[0]
+        if double_backward is None:  # (imported here once: it imports this package's Function)
+            from .. import double_backward
 
+            _DOUBLE_BACKWARD[0] = double_backward
         done = double_backward.fused_grad(outputs, seeds, targets, retain_graph)
         if done is not None:
             return done
@@ -385,7 +399,11 @@ def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unu
     result = []
     unused = False
     # the leaves' hooks run under the grad mode of the sweep (a hook's ad ops are recorded only with create_graph)
-    hooked = any(t._hooks for t in inputs_t if t._op is None)
+    hooked = False
+    for t in inputs_t:  # (a loop, not any(generator): once per input of every call)
+        if t._hooks and t._op is None:
+            hooked = True
+            break
     with (no_grad() if not create_graph else enable_grad()) if hooked else _NO_MODE_CHANGE:
         for t, node in zip(inputs_t, nodes):
             hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(node))

@@ -115,19 +115,21 @@ def make_dual(tensor, tangent, *, level=None, is_batched=False):
     elif nb is not None and tangent.shape == tensor.shape:
         # an unbatched tangent at a batched level: the same tangent for every batch entry
         tangent = ops.expand(tangent, (nb,) + tuple(tangent.shape))
-    if tensor.dtype.kind != "f":
+    dtype, tdtype = tensor._data.dtype, tangent._data.dtype  # (the properties' values, read once)
+    if dtype.kind != "f":
         raise ValueError(f"Expected primal to be floating point or complex, but got: {tensor.dtype}")
-    if tensor.dtype.itemsize < 4:
+    if dtype.itemsize < 4:
         raise ValueError(f"ad's forward mode supports float32 and float64 primals, got {tensor.dtype}")
-    if tangent.dtype.kind != "f":
+    if tdtype.kind != "f":
         raise ValueError(f"Expected tangent to be floating point or complex, but got: {tangent.dtype}")
-    if (tangent.shape[1:] if nb is not None else tangent.shape) != tensor.shape:
+    shape, tshape = tensor._data.shape, tangent._data.shape
+    if (tshape[1:] if nb is not None else tshape) != shape:
         raise RuntimeError(
             "Trying to set a forward gradient that has a different size than that of the original Tensor, this "
             f"is not supported. Tensor is of size {list(tensor.shape)} while the given forward gradient is of "
             f"size {list(tangent.shape)}."
         )
-    if tangent.dtype != tensor.dtype:
+    if tdtype != dtype:
         raise RuntimeError(
             f"Expected tangent to have the same dtype as the primal: the primal is {tensor.dtype}, the tangent "
             f"is {tangent.dtype}"

@@ -54,13 +54,15 @@ def _matmul_vjp(g, out, inputs, ctx):
     tensor cannot do. The op-table tests check the kernel sweep against this rule, and the property tests
     with lowered big-row thresholds check the big-row path against finite differences."""
     x, y = inputs
-    if x.ndim == 1 and y.ndim == 1:  # dot product: g is a scalar
+    xn, yn = x._data.ndim, y._data.ndim
+    if xn == 1 and yn == 1:  # dot product: g is a scalar
         return (g * y if x._rg else None, g * x if y._rg else None)
-    if x.ndim == 2 and y.ndim == 1:  # matrix-vector: no transposed copies
-        return (outer(g, y) if x._rg else None, matmul(g, x) if y._rg else None)
-    if x.ndim == 1 and y.ndim == 2:
-        return (matmul(y, g) if x._rg else None, outer(x, g) if y._rg else None)
-    if x.ndim == 2 and y.ndim == 2:
+    mm = matmul if _fw.levels else _matmul  # (outside dual levels the public op's wrappers do nothing)
+    if xn == 2 and yn == 1:  # matrix-vector: no transposed copies
+        return (outer(g, y) if x._rg else None, mm(g, x) if y._rg else None)
+    if xn == 1 and yn == 2:
+        return (mm(y, g) if x._rg else None, outer(x, g) if y._rg else None)
+    if xn == 2 and yn == 2:
         return (linear(g, y) if x._rg else None, matmul(transpose(x, 0, 1), g) if y._rg else None)
     xs = x if x.ndim > 1 else unsqueeze(x, 0)
     ys = y if y.ndim > 1 else unsqueeze(y, -1)
@@ -157,8 +159,10 @@ def matmul(input, other, *, out=None):
 
 def _matmul(x, y, product=None):
     """``x @ y``; ``product``: its value, when the caller computed it already (``_fused_matmul_jvp``)."""
-    _tensor_arg(x, "matmul", "input")
-    _tensor_arg(y, "matmul", "other")
+    if type(x) is not Tensor:  # (exact tensors, the usual operands, skip the call)
+        _tensor_arg(x, "matmul", "input")
+    if type(y) is not Tensor:
+        _tensor_arg(y, "matmul", "other")
     if x._dev is not None or y._dev is not None:
         return _cuda_ops().matmul(x, y)
     xd = x._data
@@ -171,14 +175,18 @@ def _matmul(x, y, product=None):
         and xd.shape[-1] == yd.shape[0]
         and xd.dtype is yd.dtype
         and xd.dtype.kind == "f"
-        and _recording(x, y)
+        and (x._rg or y._rg)
+        and _grad_state.enabled  # (_recording(x, y), inlined)
     ):
         # vectors and matrices, the common case: no batch to broadcast, the row's layout directly
         m = xd.shape[0] if xn == 2 else 1
         k = yd.shape[0]
         n = yd.shape[1] if yn == 2 else 1
-        out_shape = ((m,) if xn == 2 else ()) + ((n,) if yn == 2 else ())
-        return _record_matmul(x, y, out_shape, [1, m, k, n, m * k, k * n], product)
+        if xn == 2:
+            out_shape = (m, n) if yn == 2 else (m,)
+        else:
+            out_shape = (n,) if yn == 2 else ()
+        return _record_matmul(x, y, out_shape, [1, m, k, n, m * k, k * n], product, m * n)
     if xd.ndim == 0 or yd.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {xd.ndim}D and {yd.ndim}D")
     xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
@@ -220,25 +228,35 @@ def _matmul(x, y, product=None):
     return out if node_shape == out_shape else reshape(out, out_shape)
 
 
-def _record_matmul(x, y, node_shape, layout, product=None):
+def _record_matmul(x, y, node_shape, layout, product=None, n=None):
     """Record the MATMUL row of ``x @ y`` (operands of a common batch; ``layout``: the row's aux, (B, M, K,
-    N, x batch stride, y batch stride)) and return its output of ``node_shape``, computed here or given."""
-    dt = x._data.dtype if x._data.dtype is y._data.dtype else np.result_type(x._data, y._data)
-    n = _size(node_shape)
-    tape = _tape_for(dt, n + x._data.size + y._data.size + 2, x, y)
-    off = tape.alloc(n)
-    view = tape.view(off, node_shape, n)
-    if product is None:
-        np.matmul(x._data, y._data, out=view)
-    else:
+    N, x batch stride, y batch stride)) and return its output of ``node_shape`` (``n`` elements, if the caller
+    knows), computed here or given. (Tape.alloc, view, add_aux and _operand's own-tape case are inlined: every
+    matmul of a graph, its reverse rule's included, comes here.)"""
+    xd, yd = x._data, y._data
+    dt = xd.dtype if xd.dtype is yd.dtype else np.result_type(xd, yd)
+    if n is None:
+        n = _size(node_shape)
+    tape = _tape_for(dt, n + xd.size + yd.size + 2, x, y)
+    off = tape.used
+    tape.used = off + (n if n > 0 else 1)
+    view = tape.values[off : off + n]
+    if len(node_shape) != 1:
+        view = view.reshape(node_shape)
+    if product is not None:
         view[...] = product
-    xoff, xrow = _operand(tape, x)
-    yoff, yrow = _operand(tape, y)
-    aux = tape.add_aux(layout)
+    elif xd.ndim <= 2 and yd.ndim <= 2 and xd.dtype is yd.dtype:
+        np.dot(xd, yd, out=view)  # (matmul for these operands, at a third of np.matmul's call overhead)
+    else:
+        np.matmul(xd, yd, out=view)
+    xoff, xrow = (x._off, x._row) if x._tape is tape else tape.import_tensor(x, x._rg)
+    yoff, yrow = (y._off, y._row) if y._tape is tape else tape.import_tensor(y, y._rg)
+    aux = len(tape.aux)
+    tape.aux.extend(layout)
     code = K.MATMUL | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
     row = tape.record(code, off, xoff, yoff, n, aux, xrow, yrow)
     out = _result(view, tape, off, row, MATMUL, (x, y))
-    if x._data.size >= BIG_ROW or y._data.size >= BIG_ROW or n >= BIG_ROW:
+    if xd.size >= BIG_ROW or yd.size >= BIG_ROW or n >= BIG_ROW:
         tape.mark_vectorized(row, out)  # BLAS through numpy, on the operands' own arrays
     return out
 

@@ -102,7 +102,8 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
 
 def _dual_unary(op, x, a0, a1, ctx):
     """Forward mode through an elementwise unary op: ``t * d(x, out)``; None if ``x`` has no visible tangent."""
-    level = _forward.compiled_level(x) if x._dev is None else None  # (CUDA: the rule's ad ops, on the device)
+    # (CUDA: the rule's ad ops, on the device; an operand being recorded: compiled_level says None, uncalled)
+    level = _forward.compiled_level(x) if x._dev is None and not (x._rg and _grad_state.enabled) else None
     if level is not None:
         return _compiled_jvp_unary(op, x, a0, a1, level)
     levels = _forward.visible_levels_of(x)
@@ -113,8 +114,12 @@ def _dual_unary(op, x, a0, a1, ctx):
         # reverse, takes this path for every elementwise op)
         level = levels[0]
         out = _unary(op, x, a0, a1, ctx, False)
-        with _forward.hide(levels):
+        prev = _fw.hidden  # (``with _forward.hide(levels)``, inlined: three Python calls per op)
+        _fw.hidden = prev | frozenset(levels)
+        try:
             tangent = op.partial(x._tangents[level], x, out, a0, a1)
+        finally:
+            _fw.hidden = prev
         _forward.set_tangent(out, level, tangent)
         return out
     rule = lambda tan, base: op.partial(tan(x), x, base, a0, a1)  # noqa: E731

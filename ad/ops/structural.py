@@ -185,6 +185,21 @@ def _gather_strided_vjp(g, out, inputs, ctx):
 
 def _scatter_strided_vjp(g, out, inputs, ctx):
     out_shape, strides, base, scale = ctx
+    gd = g._data
+    if (
+        scale == 1.0
+        and type(g) is Tensor
+        and gd.ndim == 0
+        and g._dev is None
+        and g._tangents is None
+        and not (g._rg and _grad_state.enabled)
+        and not any(strides)
+    ):
+        # a whole-tensor sum's rule for a constant cotangent (every create_graph backward from a scalar loss):
+        # gather_strided's case without an index array, without its wrappers (nothing to record, no tangent)
+        r = np.empty(inputs[0]._data.shape, gd.dtype)
+        r.fill(gd[()])
+        return (wrap_array(r),)
     r = gather_strided(g, inputs[0].shape, strides, base)
     return (r * scale if scale != 1.0 else r,)
 

@@ -109,8 +109,15 @@ def _wrap_dims(dims, ndim):
     return out
 
 
+def _host_index(index):
+    """An index's values on the host (a CUDA index tensor is copied: the index maps are built with numpy)."""
+    if isinstance(index, Tensor) and index._dev is not None:
+        return index.detach().cpu()._data
+    return _data(index)
+
+
 def _index_array(index, fn, what="index", kinds="iu"):
-    idx = _data(index)
+    idx = _host_index(index)
     if idx.dtype.kind not in kinds:
         raise RuntimeError(f"{fn}(): Expected dtype int64 for {what}, got {idx.dtype}")
     return idx.astype(_I64, copy=False)
@@ -599,7 +606,7 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # no
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
     if not isinstance(source, Tensor):
         raise TypeError(f"index_reduce(): argument 'source' must be Tensor, not {type(source).__name__}")
-    idx = _data(index)
+    idx = _host_index(index)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(
             f"index_reduce_(): Expected dtype int32/int64 for index but got: {_torch_dtype(idx.dtype).capitalize()}"
@@ -629,7 +636,7 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # no
         )
     positions = _index_positions(input, dim, index, source.shape, "index_reduce")
     flat = scatter_reduce(
-        reshape(input, -1), 0, _const(positions, _I64), reshape(source, -1), reduce, include_self=include_self
+        reshape(input, -1), 0, _const(positions, _I64, input), reshape(source, -1), reduce, include_self=include_self
     )
     # torch's node saves self, source and its result: a write into one of them before backward raises
     return guard(reshape(flat, input.shape), "IndexReduceBackward0", input, None, None, source)

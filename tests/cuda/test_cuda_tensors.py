@@ -383,6 +383,11 @@ CUDA_CASES += (
     "mode_trapezoid_renorm",
 )  # fmt: skip
 
+# torch.special (session 11): Python-swept Functions through the host round trip, composites, index_reduce
+CUDA_CASES += (
+    "special_i0_i1", "special_ndtr", "special_ndtri_entr", "special_xlog1py", "special_zeta_igamma", "index_reduce",
+)  # fmt: skip
+
 
 def test_every_op_table_case_runs_on_cuda():
     assert sorted(set(OP_TABLE.ALL_CASES) - set(CUDA_CASES)) == []

@@ -1,23 +1,20 @@
 """``Adamax``, ``NAdam`` and ``RAdam``: Adam's relatives, as torch's single-tensor implementations.
 
 Per parameter: ``step`` (0-d float64), ``exp_avg`` and ``exp_inf`` (Adamax) or ``exp_avg_sq`` (NAdam, RAdam);
-NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. Updates run in
-numpy on ``p._data``, operation for operation as torch's ``foreach=False`` path (see ``optimizer.py``).
+NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. The updates are
+written once with ``ad`` ops under ``no_grad`` and stored in place with ``_put``, so CPU and CUDA parameters
+share them (the buffers live on the parameter's device; the 0-d counters stay on the host), operation for
+operation as torch's ``foreach=False`` path.
 """
 
-import numpy as np
-
+from ..grad_mode import no_grad
+from ..ops import maximum
 from .adam import _check_adam
-from .optimizer import Optimizer, _check_range, _cpu_only, _params_with_grad, _scalar_state, _updated
+from .adam import _zeros_like as _zeros
+from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated
 from .sgd import _unsupported
 
 __all__ = ["Adamax", "NAdam", "RAdam"]
-
-
-def _zeros(p):
-    from ..tensor import wrap_array
-
-    return wrap_array(np.zeros_like(p._data))
 
 
 class Adamax(Optimizer):
@@ -60,24 +57,24 @@ class Adamax(Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "Adamax")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["exp_avg"] = _zeros(p)
                     state["exp_inf"] = _zeros(p)
                 state["step"]._data += 1
-                if maximize:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * p._data
-                m, u = state["exp_avg"]._data, state["exp_inf"]._data
-                m += (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
-                u *= beta2
-                np.maximum(u, np.abs(g) + eps, out=u)
-                clr = lr / (1 - beta1 ** float(state["step"]._data))
-                p._data += -clr * (m / u)
+                with no_grad():
+                    x, g = p.detach(), p._grad.detach()
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        g = g + weight_decay * x
+                    m, u = state["exp_avg"], state["exp_inf"]
+                    _put(m, m + (1 - beta1) * (g - m))  # lerp_(g, 1 - beta1)
+                    _put(u, maximum(u * beta2, g.abs() + eps))
+                    clr = lr / (1 - beta1 ** float(state["step"]._data))
+                    _put(p, x + (-clr) * (m / u))
                 _updated(p)
         return loss
 
@@ -129,38 +126,37 @@ class NAdam(Optimizer):
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
             decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "NAdam")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["mu_product"] = _scalar_state(1.0)
                     state["exp_avg"] = _zeros(p)
                     state["exp_avg_sq"] = _zeros(p)
-                if maximize:
-                    g = -g
                 state["step"]._data += 1
                 step = float(state["step"]._data)
                 bias_correction2 = 1 - beta2**step
-                if weight_decay != 0:
-                    if decoupled:
-                        p._data *= 1 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p._data
                 # the momentum schedule mu_t and mu_{t+1}
                 mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
                 mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
                 mu_product = state["mu_product"]._data
                 mu_product *= mu
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                m += (1 - beta1) * (g - m)
-                v *= beta2
-                v += (1 - beta2) * g * g
-                denom = np.sqrt(v / bias_correction2)
-                denom += eps
                 mu_product_next = float(mu_product) * mu_next
-                p._data += (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
-                p._data += ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom)
+                with no_grad():
+                    x, g = p.detach(), p._grad.detach()
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        if decoupled:
+                            x = x * (1 - lr * weight_decay)
+                        else:
+                            g = g + weight_decay * x
+                    m, v = state["exp_avg"], state["exp_avg_sq"]
+                    _put(m, m + (1 - beta1) * (g - m))
+                    _put(v, v * beta2 + (1 - beta2) * g * g)
+                    denom = (v / bias_correction2).sqrt() + eps
+                    x = x + (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
+                    _put(p, x + ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom))
                 _updated(p)
         return loss
 
@@ -211,37 +207,37 @@ class RAdam(Optimizer):
                 group["decoupled_weight_decay"],
                 group["maximize"],
             )
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "RAdam")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["exp_avg"] = _zeros(p)
                     state["exp_avg_sq"] = _zeros(p)
-                if maximize:
-                    g = -g
                 state["step"]._data += 1
                 step = float(state["step"]._data)
-                if weight_decay != 0:
-                    if decoupled:
-                        p._data *= 1 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p._data
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                m += (1 - beta1) * (g - m)
-                v *= beta2
-                v += (1 - beta2) * g * g
                 bias_correction1 = 1 - beta1**step
                 bias_correction2 = 1 - beta2**step
-                corrected = m / bias_correction1
                 # the length of the approximated simple moving average, and its limit
                 rho_inf = 2 / (1 - beta2) - 1
                 rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-                if rho_t > 5.0:
-                    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-                    adaptive = (bias_correction2**0.5) / (np.sqrt(v) + eps)
-                    p._data -= corrected * lr * adaptive * rect
-                else:
-                    p._data -= corrected * lr
+                with no_grad():
+                    x, g = p.detach(), p._grad.detach()
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        if decoupled:
+                            x = x * (1 - lr * weight_decay)
+                        else:
+                            g = g + weight_decay * x
+                    m, v = state["exp_avg"], state["exp_avg_sq"]
+                    _put(m, m + (1 - beta1) * (g - m))
+                    _put(v, v * beta2 + (1 - beta2) * g * g)
+                    corrected = m / bias_correction1
+                    if rho_t > 5.0:
+                        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+                        adaptive = (bias_correction2**0.5) / (v.sqrt() + eps)
+                        _put(p, x - corrected * lr * adaptive * rect)
+                    else:
+                        _put(p, x - corrected * lr)
                 _updated(p)
         return loss

@@ -307,9 +307,15 @@ def _params_with_grad(group):
     return out
 
 
-def _cpu_only(p, name):
-    if p._dev is not None:
-        raise NotImplementedError(f"ad.optim.{name} updates CPU parameters only (got one on {p.device})")
+def _put(t, value):
+    """Write tensor ``value``'s values into ``t``'s storage in place (numpy for a CPU tensor, a device copy for a
+    CUDA one), so that updates written with ``ad`` ops under ``no_grad`` serve both devices."""
+    if t._dev is not None:
+        from ..cuda.ops import write
+
+        write(t, value)
+    else:
+        t._data[...] = value._data
 
 
 def _check_range(name, value, low=0.0):

@@ -24,7 +24,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..grad_mode import enable_grad
+from ..grad_mode import enable_grad, no_grad
 from ..methods import _bump
 from ..tensor import Tensor, wrap_array
 
@@ -289,12 +289,22 @@ class Optimizer:
 
     @staticmethod
     def _cast_state(param, key, value):
-        """A copy of a saved buffer, in the parameter's dtype (``step`` keeps its own, as in torch)."""
+        """A copy of a saved buffer on the parameter's device, in its dtype (``step`` keeps its own dtype; it and
+        the other 0-d host scalars stay on the host)."""
+        if isinstance(value, (list, tuple)):  # LBFGS's old_dirs and old_stps, as torch's _cast recurses
+            return type(value)(Optimizer._cast_state(param, key, v) for v in value)
         if not isinstance(value, Tensor):
             return copy.deepcopy(value)
-        if key == "step" or value.dtype.kind != "f":
-            return wrap_array(value._data.copy())
-        return wrap_array(value._data.astype(param.dtype, copy=True))
+        if key == "step":
+            return wrap_array(value.detach().cpu()._data.copy())
+        dtype = param.dtype if value.dtype.kind == "f" else value.dtype
+        # host scalars (NAdam's mu_product, ASGD's eta and mu) stay on the host, where the steps read them
+        if value._dev is None and (param._dev is None or value.ndim == 0):
+            return wrap_array(value._data.astype(dtype, copy=True))
+        with no_grad():
+            out = value.detach().to(dtype).to(param.device)
+            # a buffer already of that dtype on that device comes back as itself: the state gets its own copy
+            return out.clone() if out is value or out._data is value._data else out
 
 
 def _params_with_grad(group):

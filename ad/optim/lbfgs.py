@@ -235,6 +235,7 @@ class LBFGS(Optimizer):
     def step(self, closure):
         """Run L-BFGS iterations on ``closure`` (which zeroes the gradients, computes the loss, calls
         ``backward`` and returns the loss); returns the first loss ``closure`` gave."""
+
         def evaluate():
             with enable_grad():
                 return closure()

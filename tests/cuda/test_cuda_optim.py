@@ -41,8 +41,11 @@ def _run(name, kwargs, dev, steps=10):
     opt = getattr(ad.optim, name)([w, b], **kwargs)
     for step in range(steps):
         opt.zero_grad()
-        loss = ((w * ad.tensor(_grads(step, (3, 4), 1), device=dev)).sum() + (w * w).sum() * 0.1
-                + (b * ad.tensor(_grads(step, (4,), 2), device=dev)).sum())
+        loss = (
+            (w * ad.tensor(_grads(step, (3, 4), 1), device=dev)).sum()
+            + (w * w).sum() * 0.1
+            + (b * ad.tensor(_grads(step, (4,), 2), device=dev)).sum()
+        )
         loss.backward()
         opt.step()
     return opt, [w, b]

@@ -3,15 +3,15 @@
 Per parameter: Adadelta keeps ``step``, ``square_avg`` and ``acc_delta``; ASGD keeps ``step``, ``eta`` (the
 decayed learning rate), ``mu`` (the averaging coefficient), all 0-d float64, and ``ax`` (the averaged
 parameter); Rprop keeps ``step``, ``prev`` (the last gradient used) and ``step_size`` (one per element). The
-updates are written once with ``ad`` ops under ``no_grad`` and stored in place with ``_put``, so CPU and CUDA
-parameters share them (the buffers live on the parameter's device; the 0-d scalars stay on the host).
+updates are written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA) with
+``_xp(p)``'s functions and stored in place with ``_put``, so CPU and CUDA parameters share them (the buffers
+live on the parameter's device; the 0-d scalars stay on the host).
 """
 
-from ..creation import full_like, ones_like
+from ..creation import full_like
 from ..grad_mode import no_grad
-from ..ops import clamp, where
 from .adam import _zeros_like
-from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated
+from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated, _values, _xp
 from .sgd import _unsupported
 
 __all__ = ["Adadelta", "ASGD", "Rprop"]
@@ -69,16 +69,17 @@ class Adadelta(Optimizer):
                     state["acc_delta"] = _zeros_like(p)
                 state["step"]._data += 1
                 with no_grad():
-                    x, g = p.detach(), p._grad.detach()
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
                     if maximize:
                         g = -g
                     if weight_decay != 0:
                         g = g + weight_decay * x
-                    sq, acc = state["square_avg"], state["acc_delta"]
-                    _put(sq, sq * rho + (1 - rho) * g * g)
-                    std = (sq + eps).sqrt()
-                    delta = (acc + eps).sqrt() / std * g
-                    _put(acc, acc * rho + (1 - rho) * delta * delta)
+                    sq, acc = _values(state["square_avg"]), _values(state["acc_delta"])
+                    sq = sq * rho + (1 - rho) * g * g
+                    _put(state["square_avg"], sq)
+                    std = xp.sqrt(sq + eps)
+                    delta = xp.sqrt(acc + eps) / std * g
+                    _put(state["acc_delta"], acc * rho + (1 - rho) * delta * delta)
                     _put(p, x + (-lr) * delta)
                 _updated(p)
         return loss
@@ -137,7 +138,7 @@ class ASGD(Optimizer):
                 state["step"]._data += 1
                 eta, mu = float(state["eta"]._data), float(state["mu"]._data)
                 with no_grad():
-                    x, g = p.detach(), p._grad.detach()
+                    x, g = _values(p), _values(p._grad)
                     if maximize:
                         g = -g
                     if weight_decay != 0:
@@ -145,8 +146,8 @@ class ASGD(Optimizer):
                     x = x * (1 - lambd * eta)  # decay
                     x = x + (-eta) * g
                     _put(p, x)
-                    ax = state["ax"]
-                    _put(ax, ax + (x - ax) * mu if mu != 1 else x)
+                    ax = _values(state["ax"])
+                    _put(state["ax"], ax + (x - ax) * mu if mu != 1 else x)
                 step = float(state["step"]._data)
                 state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** alpha)
                 state["mu"]._data[...] = 1 / max(1, step - t0)
@@ -203,17 +204,18 @@ class Rprop(Optimizer):
                     state["step_size"] = full_like(p.detach(), group["lr"])
                 state["step"]._data += 1
                 with no_grad():
-                    x, g = p.detach(), p._grad.detach().to(p.dtype)
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
                     if maximize:
                         g = -g
-                    prev, step_size = state["prev"], state["step_size"]
-                    sign = (g * prev).sign()
-                    factor = where(sign > 0, etaplus, where(sign < 0, etaminus, ones_like(x)))
-                    _put(step_size, clamp(step_size * factor, step_size_min, step_size_max))
+                    prev, step_size = _values(state["prev"]), _values(state["step_size"])
+                    sign = xp.sign(g * prev)
+                    factor = xp.where(sign > 0, etaplus, xp.where(sign < 0, etaminus, xp.ones_like(x)))
+                    step_size = xp.clip(step_size * factor, step_size_min, step_size_max)
+                    _put(state["step_size"], step_size)
                     # after a sign flip the step is skipped and the gradient forgotten, so the next step grows
                     # again
-                    g = where(factor == etaminus, 0.0, g)
-                    _put(p, x - g.sign() * step_size)
-                    _put(prev, g)
+                    g = xp.where(factor == etaminus, 0.0, g)
+                    _put(p, x - xp.sign(g) * step_size)
+                    _put(state["prev"], g)
                 _updated(p)
         return loss

@@ -2,16 +2,16 @@
 
 Per parameter: ``step`` (0-d float64), ``exp_avg`` and ``exp_inf`` (Adamax) or ``exp_avg_sq`` (NAdam, RAdam);
 NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. The updates are
-written once with ``ad`` ops under ``no_grad`` and stored in place with ``_put``, so CPU and CUDA parameters
-share them (the buffers live on the parameter's device; the 0-d counters stay on the host), operation for
-operation as torch's ``foreach=False`` path.
+written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA) with ``_xp(p)``'s
+functions and stored in place with ``_put``, so CPU and CUDA parameters share them (the buffers live on the
+parameter's device; the 0-d counters stay on the host), operation for operation as torch's ``foreach=False``
+path.
 """
 
 from ..grad_mode import no_grad
-from ..ops import maximum
 from .adam import _check_adam
 from .adam import _zeros_like as _zeros
-from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated
+from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated, _values, _xp
 from .sgd import _unsupported
 
 __all__ = ["Adamax", "NAdam", "RAdam"]
@@ -65,14 +65,16 @@ class Adamax(Optimizer):
                     state["exp_inf"] = _zeros(p)
                 state["step"]._data += 1
                 with no_grad():
-                    x, g = p.detach(), p._grad.detach()
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
                     if maximize:
                         g = -g
                     if weight_decay != 0:
                         g = g + weight_decay * x
-                    m, u = state["exp_avg"], state["exp_inf"]
-                    _put(m, m + (1 - beta1) * (g - m))  # lerp_(g, 1 - beta1)
-                    _put(u, maximum(u * beta2, g.abs() + eps))
+                    m, u = _values(state["exp_avg"]), _values(state["exp_inf"])
+                    m = m + (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
+                    u = xp.maximum(u * beta2, xp.abs(g) + eps)
+                    _put(state["exp_avg"], m)
+                    _put(state["exp_inf"], u)
                     clr = lr / (1 - beta1 ** float(state["step"]._data))
                     _put(p, x + (-clr) * (m / u))
                 _updated(p)
@@ -143,7 +145,7 @@ class NAdam(Optimizer):
                 mu_product *= mu
                 mu_product_next = float(mu_product) * mu_next
                 with no_grad():
-                    x, g = p.detach(), p._grad.detach()
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
                     if maximize:
                         g = -g
                     if weight_decay != 0:
@@ -151,10 +153,12 @@ class NAdam(Optimizer):
                             x = x * (1 - lr * weight_decay)
                         else:
                             g = g + weight_decay * x
-                    m, v = state["exp_avg"], state["exp_avg_sq"]
-                    _put(m, m + (1 - beta1) * (g - m))
-                    _put(v, v * beta2 + (1 - beta2) * g * g)
-                    denom = (v / bias_correction2).sqrt() + eps
+                    m, v = _values(state["exp_avg"]), _values(state["exp_avg_sq"])
+                    m = m + (1 - beta1) * (g - m)
+                    v = v * beta2 + (1 - beta2) * g * g
+                    _put(state["exp_avg"], m)
+                    _put(state["exp_avg_sq"], v)
+                    denom = xp.sqrt(v / bias_correction2) + eps
                     x = x + (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
                     _put(p, x + ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom))
                 _updated(p)
@@ -221,7 +225,7 @@ class RAdam(Optimizer):
                 rho_inf = 2 / (1 - beta2) - 1
                 rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
                 with no_grad():
-                    x, g = p.detach(), p._grad.detach()
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
                     if maximize:
                         g = -g
                     if weight_decay != 0:
@@ -229,13 +233,15 @@ class RAdam(Optimizer):
                             x = x * (1 - lr * weight_decay)
                         else:
                             g = g + weight_decay * x
-                    m, v = state["exp_avg"], state["exp_avg_sq"]
-                    _put(m, m + (1 - beta1) * (g - m))
-                    _put(v, v * beta2 + (1 - beta2) * g * g)
+                    m, v = _values(state["exp_avg"]), _values(state["exp_avg_sq"])
+                    m = m + (1 - beta1) * (g - m)
+                    v = v * beta2 + (1 - beta2) * g * g
+                    _put(state["exp_avg"], m)
+                    _put(state["exp_avg_sq"], v)
                     corrected = m / bias_correction1
                     if rho_t > 5.0:
                         rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-                        adaptive = (bias_correction2**0.5) / (v.sqrt() + eps)
+                        adaptive = (bias_correction2**0.5) / (xp.sqrt(v) + eps)
                         _put(p, x - corrected * lr * adaptive * rect)
                     else:
                         _put(p, x - corrected * lr)

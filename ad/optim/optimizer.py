@@ -318,14 +318,47 @@ def _params_with_grad(group):
 
 
 def _put(t, value):
-    """Write tensor ``value``'s values into ``t``'s storage in place (numpy for a CPU tensor, a device copy for a
-    CUDA one), so that updates written with ``ad`` ops under ``no_grad`` serve both devices."""
+    """Store ``value`` (what the update computed from ``_values``) into state or parameter tensor ``t`` in place:
+    a numpy copy for a CPU tensor, a device write for a CUDA one (the storage keeps its identity)."""
     if t._dev is not None:
         from ..cuda.ops import write
 
         write(t, value)
     else:
-        t._data[...] = value._data
+        np.copyto(t._data, value)
+
+
+def _values(t):
+    """What an update computes with: a CPU tensor's numpy array (numpy's speed, no tensor per intermediate), a
+    CUDA tensor detached (``ad`` ops, each a device kernel; call under ``no_grad``)."""
+    return t._data if t._dev is None else t.detach()
+
+
+_DEVICE_OPS = None
+
+
+def _xp(p):
+    """The functions an update calls on ``_values``: numpy's for a CPU parameter, ``ad``'s same-named ones for
+    a CUDA parameter, so one update serves both devices."""
+    global _DEVICE_OPS
+    if p._dev is None:
+        return np
+    if _DEVICE_OPS is None:
+        from types import SimpleNamespace
+
+        from .. import ops
+        from ..creation import ones_like
+
+        _DEVICE_OPS = SimpleNamespace(
+            sqrt=ops.sqrt,
+            abs=ops.abs,
+            sign=ops.sign,
+            maximum=ops.maximum,
+            where=ops.where,
+            clip=ops.clamp,
+            ones_like=ones_like,
+        )
+    return _DEVICE_OPS
 
 
 def _check_range(name, value, low=0.0):

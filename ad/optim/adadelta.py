@@ -3,9 +3,10 @@
 Per parameter: Adadelta keeps ``step``, ``square_avg`` and ``acc_delta``; ASGD keeps ``step``, ``eta`` (the
 decayed learning rate), ``mu`` (the averaging coefficient), all 0-d float64, and ``ax`` (the averaged
 parameter); Rprop keeps ``step``, ``prev`` (the last gradient used) and ``step_size`` (one per element). The
-updates are written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA) with
-``_xp(p)``'s functions and stored in place with ``_put``, so CPU and CUDA parameters share them (the buffers
-live on the parameter's device; the 0-d scalars stay on the host).
+updates are written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA, both
+sharing the storage) with ``_xp(p)``'s functions, in place (``_put`` where a function makes a new array), so
+CPU and CUDA parameters share them (the buffers live on the parameter's device; the 0-d scalars stay on the
+host).
 """
 
 from ..creation import full_like
@@ -75,12 +76,13 @@ class Adadelta(Optimizer):
                     if weight_decay != 0:
                         g = g + weight_decay * x
                     sq, acc = _values(state["square_avg"]), _values(state["acc_delta"])
-                    sq = sq * rho + (1 - rho) * g * g
-                    _put(state["square_avg"], sq)
+                    sq *= rho
+                    sq += (1 - rho) * g * g
                     std = xp.sqrt(sq + eps)
                     delta = xp.sqrt(acc + eps) / std * g
-                    _put(state["acc_delta"], acc * rho + (1 - rho) * delta * delta)
-                    _put(p, x + (-lr) * delta)
+                    acc *= rho
+                    acc += (1 - rho) * delta * delta
+                    x += (-lr) * delta
                 _updated(p)
         return loss
 
@@ -143,11 +145,13 @@ class ASGD(Optimizer):
                         g = -g
                     if weight_decay != 0:
                         g = g + weight_decay * x
-                    x = x * (1 - lambd * eta)  # decay
-                    x = x + (-eta) * g
-                    _put(p, x)
+                    x *= 1 - lambd * eta  # decay
+                    x += (-eta) * g
                     ax = _values(state["ax"])
-                    _put(state["ax"], ax + (x - ax) * mu if mu != 1 else x)
+                    if mu != 1:
+                        ax += (x - ax) * mu
+                    else:
+                        _put(state["ax"], x)
                 step = float(state["step"]._data)
                 state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** alpha)
                 state["mu"]._data[...] = 1 / max(1, step - t0)

@@ -2,10 +2,10 @@
 
 Per parameter: ``step`` (0-d float64), ``exp_avg`` and ``exp_inf`` (Adamax) or ``exp_avg_sq`` (NAdam, RAdam);
 NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. The updates are
-written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA) with ``_xp(p)``'s
-functions and stored in place with ``_put``, so CPU and CUDA parameters share them (the buffers live on the
-parameter's device; the 0-d counters stay on the host), operation for operation as torch's ``foreach=False``
-path.
+written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA, both sharing the
+storage) with ``_xp(p)``'s functions, in place (``_put`` where a function makes a new array), so CPU and CUDA
+parameters share them (the buffers live on the parameter's device; the 0-d counters stay on the host),
+operation for operation as torch's ``foreach=False`` path.
 """
 
 from ..grad_mode import no_grad
@@ -71,12 +71,11 @@ class Adamax(Optimizer):
                     if weight_decay != 0:
                         g = g + weight_decay * x
                     m, u = _values(state["exp_avg"]), _values(state["exp_inf"])
-                    m = m + (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
-                    u = xp.maximum(u * beta2, xp.abs(g) + eps)
-                    _put(state["exp_avg"], m)
-                    _put(state["exp_inf"], u)
+                    m += (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
+                    u *= beta2
+                    _put(state["exp_inf"], xp.maximum(u, xp.abs(g) + eps))
                     clr = lr / (1 - beta1 ** float(state["step"]._data))
-                    _put(p, x + (-clr) * (m / u))
+                    x += (-clr) * (m / u)
                 _updated(p)
         return loss
 
@@ -150,17 +149,16 @@ class NAdam(Optimizer):
                         g = -g
                     if weight_decay != 0:
                         if decoupled:
-                            x = x * (1 - lr * weight_decay)
+                            x *= 1 - lr * weight_decay
                         else:
                             g = g + weight_decay * x
                     m, v = _values(state["exp_avg"]), _values(state["exp_avg_sq"])
-                    m = m + (1 - beta1) * (g - m)
-                    v = v * beta2 + (1 - beta2) * g * g
-                    _put(state["exp_avg"], m)
-                    _put(state["exp_avg_sq"], v)
+                    m += (1 - beta1) * (g - m)
+                    v *= beta2
+                    v += (1 - beta2) * g * g
                     denom = xp.sqrt(v / bias_correction2) + eps
-                    x = x + (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
-                    _put(p, x + ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom))
+                    x += (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
+                    x += ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom)
                 _updated(p)
         return loss
 
@@ -230,20 +228,19 @@ class RAdam(Optimizer):
                         g = -g
                     if weight_decay != 0:
                         if decoupled:
-                            x = x * (1 - lr * weight_decay)
+                            x *= 1 - lr * weight_decay
                         else:
                             g = g + weight_decay * x
                     m, v = _values(state["exp_avg"]), _values(state["exp_avg_sq"])
-                    m = m + (1 - beta1) * (g - m)
-                    v = v * beta2 + (1 - beta2) * g * g
-                    _put(state["exp_avg"], m)
-                    _put(state["exp_avg_sq"], v)
+                    m += (1 - beta1) * (g - m)
+                    v *= beta2
+                    v += (1 - beta2) * g * g
                     corrected = m / bias_correction1
                     if rho_t > 5.0:
                         rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
                         adaptive = (bias_correction2**0.5) / (xp.sqrt(v) + eps)
-                        _put(p, x - corrected * lr * adaptive * rect)
+                        x -= corrected * lr * adaptive * rect
                     else:
-                        _put(p, x - corrected * lr)
+                        x -= corrected * lr
                 _updated(p)
         return loss

@@ -3,7 +3,7 @@
 Per parameter: ``step`` (0-d float64), ``exp_avg`` and ``exp_inf`` (Adamax) or ``exp_avg_sq`` (NAdam, RAdam);
 NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. The updates are
 written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA, both sharing the
-storage) with ``_xp(p)``'s functions, in place (``_put`` where a function makes a new array), so CPU and CUDA
+storage) with ``_xp(p)``'s functions, in place (``_maximum_`` where numpy writes ``out=``), so CPU and CUDA
 parameters share them (the buffers live on the parameter's device; the 0-d counters stay on the host),
 operation for operation as torch's ``foreach=False`` path.
 """
@@ -11,7 +11,16 @@ operation for operation as torch's ``foreach=False`` path.
 from ..grad_mode import no_grad
 from .adam import _check_adam
 from .adam import _zeros_like as _zeros
-from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated, _values, _xp
+from .optimizer import (
+    Optimizer,
+    _check_range,
+    _maximum_,
+    _params_with_grad,
+    _scalar_state,
+    _updated,
+    _values,
+    _xp,
+)
 from .sgd import _unsupported
 
 __all__ = ["Adamax", "NAdam", "RAdam"]
@@ -73,7 +82,7 @@ class Adamax(Optimizer):
                     m, u = _values(state["exp_avg"]), _values(state["exp_inf"])
                     m += (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
                     u *= beta2
-                    _put(state["exp_inf"], xp.maximum(u, xp.abs(g) + eps))
+                    _maximum_(state["exp_inf"], xp.abs(g) + eps)
                     clr = lr / (1 - beta1 ** float(state["step"]._data))
                     x += (-clr) * (m / u)
                 _updated(p)

@@ -328,6 +328,16 @@ def _put(t, value):
         np.copyto(t._data, value)
 
 
+def _maximum_(t, other):
+    """``t = max(t, other)`` in place for state tensor ``t`` (numpy's ``out=`` on the CPU: no temporary)."""
+    if t._dev is None:
+        np.maximum(t._data, other, out=t._data)
+    else:
+        from ..ops import maximum
+
+        _put(t, maximum(t.detach(), other))
+
+
 def _values(t):
     """What an update computes with: a CPU tensor's numpy array (numpy's speed, no tensor per intermediate), a
     CUDA tensor detached (``ad`` ops, each a device kernel; call under ``no_grad``)."""

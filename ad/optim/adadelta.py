@@ -214,12 +214,12 @@ class Rprop(Optimizer):
                     prev, step_size = _values(state["prev"]), _values(state["step_size"])
                     sign = xp.sign(g * prev)
                     factor = xp.where(sign > 0, etaplus, xp.where(sign < 0, etaminus, xp.ones_like(x)))
-                    step_size = xp.clip(step_size * factor, step_size_min, step_size_max)
-                    _put(state["step_size"], step_size)
+                    step_size *= factor
+                    _put(state["step_size"], xp.clip(step_size, step_size_min, step_size_max))
                     # after a sign flip the step is skipped and the gradient forgotten, so the next step grows
                     # again
                     g = xp.where(factor == etaminus, 0.0, g)
-                    _put(p, x - xp.sign(g) * step_size)
+                    x -= xp.sign(g) * step_size
                     _put(state["prev"], g)
                 _updated(p)
         return loss

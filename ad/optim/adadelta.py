@@ -2,13 +2,17 @@
 
 Per parameter: Adadelta keeps ``step``, ``square_avg`` and ``acc_delta``; ASGD keeps ``step``, ``eta`` (the
 decayed learning rate), ``mu`` (the averaging coefficient), all 0-d float64, and ``ax`` (the averaged
-parameter); Rprop keeps ``step``, ``prev`` (the last gradient used) and ``step_size`` (one per element).
+parameter); Rprop keeps ``step``, ``prev`` (the last gradient used) and ``step_size`` (one per element). The
+updates are written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA, both
+sharing the storage) with ``_xp(p)``'s functions, in place (``_put`` where a function makes a new array), so
+CPU and CUDA parameters share them (the buffers live on the parameter's device; the 0-d scalars stay on the
+host).
 """
 
-import numpy as np
-
-from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_range, _cpu_only, _params_with_grad, _scalar_state, _updated
+from ..creation import full_like
+from ..grad_mode import no_grad
+from .adam import _zeros_like
+from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated, _values, _xp
 from .sgd import _unsupported
 
 __all__ = ["Adadelta", "ASGD", "Rprop"]
@@ -58,28 +62,27 @@ class Adadelta(Optimizer):
         for group in self.param_groups:
             lr, rho, eps = group["lr"], group["rho"], group["eps"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "Adadelta")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
-                    state["square_avg"] = wrap_array(np.zeros_like(p._data))
-                    state["acc_delta"] = wrap_array(np.zeros_like(p._data))
+                    state["square_avg"] = _zeros_like(p)
+                    state["acc_delta"] = _zeros_like(p)
                 state["step"]._data += 1
-                if maximize:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * p._data
-                sq, acc = state["square_avg"]._data, state["acc_delta"]._data
-                sq *= rho
-                sq += (1 - rho) * g * g
-                std = np.sqrt(sq + eps)
-                delta = np.sqrt(acc + eps)
-                delta /= std
-                delta *= g
-                acc *= rho
-                acc += (1 - rho) * delta * delta
-                p._data += -lr * delta
+                with no_grad():
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        g = g + weight_decay * x
+                    sq, acc = _values(state["square_avg"]), _values(state["acc_delta"])
+                    sq *= rho
+                    sq += (1 - rho) * g * g
+                    std = xp.sqrt(sq + eps)
+                    delta = xp.sqrt(acc + eps) / std * g
+                    acc *= rho
+                    acc += (1 - rho) * delta * delta
+                    x += (-lr) * delta
                 _updated(p)
         return loss
 
@@ -127,27 +130,28 @@ class ASGD(Optimizer):
         for group in self.param_groups:
             lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "ASGD")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["eta"] = _scalar_state(lr)
                     state["mu"] = _scalar_state(1.0)
-                    state["ax"] = wrap_array(np.zeros_like(p._data))
-                if maximize:
-                    g = -g
+                    state["ax"] = _zeros_like(p)
                 state["step"]._data += 1
-                if weight_decay != 0:
-                    g = g + weight_decay * p._data
-                eta = float(state["eta"]._data)
-                p._data *= 1 - lambd * eta  # decay
-                p._data += -eta * g
-                ax, mu = state["ax"]._data, float(state["mu"]._data)
-                if mu != 1:
-                    ax += (p._data - ax) * mu
-                else:
-                    ax[...] = p._data
+                eta, mu = float(state["eta"]._data), float(state["mu"]._data)
+                with no_grad():
+                    x, g = _values(p), _values(p._grad)
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        g = g + weight_decay * x
+                    x *= 1 - lambd * eta  # decay
+                    x += (-eta) * g
+                    ax = _values(state["ax"])
+                    if mu != 1:
+                        ax += (x - ax) * mu
+                    else:
+                        _put(state["ax"], x)
                 step = float(state["step"]._data)
                 state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** alpha)
                 state["mu"]._data[...] = 1 / max(1, step - t0)
@@ -196,24 +200,26 @@ class Rprop(Optimizer):
         for group in self.param_groups:
             (etaminus, etaplus), (step_size_min, step_size_max) = group["etas"], group["step_sizes"]
             maximize = group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "Rprop")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
-                    state["prev"] = wrap_array(np.zeros_like(p._data))
-                    state["step_size"] = wrap_array(np.full_like(g, group["lr"], dtype=p.dtype))
+                    state["prev"] = _zeros_like(p)
+                    state["step_size"] = full_like(p.detach(), group["lr"])
                 state["step"]._data += 1
-                if maximize:
-                    g = -g
-                prev, step_size = state["prev"]._data, state["step_size"]._data
-                sign = np.sign(g * prev)
-                factor = np.where(sign > 0, etaplus, np.where(sign < 0, etaminus, 1.0)).astype(p.dtype)
-                step_size *= factor
-                np.clip(step_size, step_size_min, step_size_max, out=step_size)
-                # after a sign flip the step is skipped and the gradient forgotten, so the next step grows again
-                g = np.where(factor == etaminus, 0, g).astype(p.dtype)
-                p._data -= np.sign(g) * step_size
-                prev[...] = g
+                with no_grad():
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
+                    if maximize:
+                        g = -g
+                    prev, step_size = _values(state["prev"]), _values(state["step_size"])
+                    sign = xp.sign(g * prev)
+                    factor = xp.where(sign > 0, etaplus, xp.where(sign < 0, etaminus, xp.ones_like(x)))
+                    step_size *= factor
+                    _put(state["step_size"], xp.clip(step_size, step_size_min, step_size_max))
+                    # after a sign flip the step is skipped and the gradient forgotten, so the next step grows
+                    # again
+                    g = xp.where(factor == etaminus, 0.0, g)
+                    x -= xp.sign(g) * step_size
+                    _put(state["prev"], g)
                 _updated(p)
         return loss

@@ -1,23 +1,29 @@
 """``Adamax``, ``NAdam`` and ``RAdam``: Adam's relatives, as torch's single-tensor implementations.
 
 Per parameter: ``step`` (0-d float64), ``exp_avg`` and ``exp_inf`` (Adamax) or ``exp_avg_sq`` (NAdam, RAdam);
-NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. Updates run in
-numpy on ``p._data``, operation for operation as torch's ``foreach=False`` path (see ``optimizer.py``).
+NAdam also keeps ``mu_product`` (0-d float64), the running product of its momentum schedule. The updates are
+written once over ``_values`` (numpy arrays on the CPU, tensors under ``no_grad`` on CUDA, both sharing the
+storage) with ``_xp(p)``'s functions, in place (``_maximum_`` where numpy writes ``out=``), so CPU and CUDA
+parameters share them (the buffers live on the parameter's device; the 0-d counters stay on the host),
+operation for operation as torch's ``foreach=False`` path.
 """
 
-import numpy as np
-
+from ..grad_mode import no_grad
 from .adam import _check_adam
-from .optimizer import Optimizer, _check_range, _cpu_only, _params_with_grad, _scalar_state, _updated
+from .adam import _zeros_like as _zeros
+from .optimizer import (
+    Optimizer,
+    _check_range,
+    _maximum_,
+    _params_with_grad,
+    _scalar_state,
+    _updated,
+    _values,
+    _xp,
+)
 from .sgd import _unsupported
 
 __all__ = ["Adamax", "NAdam", "RAdam"]
-
-
-def _zeros(p):
-    from ..tensor import wrap_array
-
-    return wrap_array(np.zeros_like(p._data))
 
 
 class Adamax(Optimizer):
@@ -60,24 +66,25 @@ class Adamax(Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "Adamax")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["exp_avg"] = _zeros(p)
                     state["exp_inf"] = _zeros(p)
                 state["step"]._data += 1
-                if maximize:
-                    g = -g
-                if weight_decay != 0:
-                    g = g + weight_decay * p._data
-                m, u = state["exp_avg"]._data, state["exp_inf"]._data
-                m += (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
-                u *= beta2
-                np.maximum(u, np.abs(g) + eps, out=u)
-                clr = lr / (1 - beta1 ** float(state["step"]._data))
-                p._data += -clr * (m / u)
+                with no_grad():
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        g = g + weight_decay * x
+                    m, u = _values(state["exp_avg"]), _values(state["exp_inf"])
+                    m += (1 - beta1) * (g - m)  # lerp_(g, 1 - beta1)
+                    u *= beta2
+                    _maximum_(state["exp_inf"], xp.abs(g) + eps)
+                    clr = lr / (1 - beta1 ** float(state["step"]._data))
+                    x += (-clr) * (m / u)
                 _updated(p)
         return loss
 
@@ -129,38 +136,38 @@ class NAdam(Optimizer):
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
             decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "NAdam")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["mu_product"] = _scalar_state(1.0)
                     state["exp_avg"] = _zeros(p)
                     state["exp_avg_sq"] = _zeros(p)
-                if maximize:
-                    g = -g
                 state["step"]._data += 1
                 step = float(state["step"]._data)
                 bias_correction2 = 1 - beta2**step
-                if weight_decay != 0:
-                    if decoupled:
-                        p._data *= 1 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p._data
                 # the momentum schedule mu_t and mu_{t+1}
                 mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
                 mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
                 mu_product = state["mu_product"]._data
                 mu_product *= mu
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                m += (1 - beta1) * (g - m)
-                v *= beta2
-                v += (1 - beta2) * g * g
-                denom = np.sqrt(v / bias_correction2)
-                denom += eps
                 mu_product_next = float(mu_product) * mu_next
-                p._data += (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
-                p._data += ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom)
+                with no_grad():
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        if decoupled:
+                            x *= 1 - lr * weight_decay
+                        else:
+                            g = g + weight_decay * x
+                    m, v = _values(state["exp_avg"]), _values(state["exp_avg_sq"])
+                    m += (1 - beta1) * (g - m)
+                    v *= beta2
+                    v += (1 - beta2) * g * g
+                    denom = xp.sqrt(v / bias_correction2) + eps
+                    x += (-lr * (1.0 - mu) / (1.0 - float(mu_product))) * (g / denom)
+                    x += ((-lr * mu_next) / (1.0 - mu_product_next)) * (m / denom)
                 _updated(p)
         return loss
 
@@ -211,37 +218,38 @@ class RAdam(Optimizer):
                 group["decoupled_weight_decay"],
                 group["maximize"],
             )
-            for p, g in _params_with_grad(group):
-                _cpu_only(p, "RAdam")
+            for p, _ in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["exp_avg"] = _zeros(p)
                     state["exp_avg_sq"] = _zeros(p)
-                if maximize:
-                    g = -g
                 state["step"]._data += 1
                 step = float(state["step"]._data)
-                if weight_decay != 0:
-                    if decoupled:
-                        p._data *= 1 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p._data
-                m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-                m += (1 - beta1) * (g - m)
-                v *= beta2
-                v += (1 - beta2) * g * g
                 bias_correction1 = 1 - beta1**step
                 bias_correction2 = 1 - beta2**step
-                corrected = m / bias_correction1
                 # the length of the approximated simple moving average, and its limit
                 rho_inf = 2 / (1 - beta2) - 1
                 rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-                if rho_t > 5.0:
-                    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-                    adaptive = (bias_correction2**0.5) / (np.sqrt(v) + eps)
-                    p._data -= corrected * lr * adaptive * rect
-                else:
-                    p._data -= corrected * lr
+                with no_grad():
+                    x, g, xp = _values(p), _values(p._grad), _xp(p)
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        if decoupled:
+                            x *= 1 - lr * weight_decay
+                        else:
+                            g = g + weight_decay * x
+                    m, v = _values(state["exp_avg"]), _values(state["exp_avg_sq"])
+                    m += (1 - beta1) * (g - m)
+                    v *= beta2
+                    v += (1 - beta2) * g * g
+                    corrected = m / bias_correction1
+                    if rho_t > 5.0:
+                        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+                        adaptive = (bias_correction2**0.5) / (xp.sqrt(v) + eps)
+                        x -= corrected * lr * adaptive * rect
+                    else:
+                        x -= corrected * lr
                 _updated(p)
         return loss

@@ -4,8 +4,10 @@ Every parameter is seen as one flat vector (in group order). The state lives in 
 ``state`` entry, with torch's keys: ``func_evals`` and ``n_iter`` (ints), ``d`` (the last direction) and
 ``prev_flat_grad`` (flat tensors), ``t`` (the last step length), ``old_dirs`` / ``old_stps`` (the curvature
 pairs y and s, lists of flat tensors, at most ``history_size``), ``ro`` (1 / y.s per pair), ``H_diag`` (the
-initial inverse-Hessian scale), ``prev_loss`` and ``al``. The arithmetic runs in numpy on flat arrays in
-torch's order of operations; ``closure()`` runs with grad enabled and must return the loss.
+initial inverse-Hessian scale), ``prev_loss`` and ``al``. The arithmetic runs in numpy on flat host arrays in
+torch's order of operations; ``closure()`` runs with grad enabled and must return the loss. CUDA parameters:
+their gradients are copied to the host, each parameter change is one device write, and the flat state tensors
+are kept on the first parameter's device (as torch's).
 
 Read ``LBFGS.step`` first; ``_strong_wolfe`` and ``_cubic_interpolate`` are torch's line search (after
 minFunc), transcribed.
@@ -13,9 +15,9 @@ minFunc), transcribed.
 
 import numpy as np
 
-from ..grad_mode import enable_grad
+from ..grad_mode import enable_grad, no_grad
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_range, _cpu_only, _updated
+from .optimizer import Optimizer, _check_range, _put, _updated
 
 __all__ = ["LBFGS"]
 
@@ -115,7 +117,15 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
 
 
 def _array(value):
-    return value._data if hasattr(value, "_data") else value
+    """A saved state value as a host array (copied from the device for a CUDA tensor)."""
+    if not hasattr(value, "_data"):
+        return value
+    return value.cpu()._data if value._dev is not None else value._data
+
+
+def _host(t):
+    """Tensor ``t``'s values as a host array (a view of a CPU tensor's, a copy of a CUDA tensor's)."""
+    return t.detach().cpu()._data if t._dev is not None else t._data
 
 
 class LBFGS(Optimizer):
@@ -185,21 +195,35 @@ class LBFGS(Optimizer):
 
     def _gather_flat_grad(self):
         return np.concatenate(
-            [np.zeros(p._data.size, p.dtype) if p._grad is None else p._grad._data.reshape(-1) for p in self._params]
+            [np.zeros(p.numel(), p.dtype) if p._grad is None else _host(p._grad).reshape(-1) for p in self._params]
         )
 
     def _add_grad(self, step_size, update):
         offset = 0
         for p in self._params:
-            n = p._data.size
-            p._data += step_size * update[offset : offset + n].reshape(p._data.shape)
+            n = p.numel()
+            change = step_size * update[offset : offset + n].reshape(p.shape)
+            if p._dev is not None:
+                with no_grad():
+                    _put(p, p.detach() + wrap_array(change).to(p.device))
+            else:
+                p._data += change
             _updated(p)
             offset += n
 
     def _set_param(self, params_data):
         for p, data in zip(self._params, params_data):
-            p._data[...] = data
+            if p._dev is not None:
+                _put(p, wrap_array(data).to(p.device))
+            else:
+                p._data[...] = data
             _updated(p)
+
+    def _keep(self, array):
+        """Flat host array ``array`` as a state tensor on the parameters' device."""
+        t = wrap_array(array)
+        dev = self._params[0]._dev
+        return t if dev is None else t.to(self._params[0].device)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)
@@ -211,8 +235,6 @@ class LBFGS(Optimizer):
     def step(self, closure):
         """Run L-BFGS iterations on ``closure`` (which zeroes the gradients, computes the loss, calls
         ``backward`` and returns the loss); returns the first loss ``closure`` gave."""
-        for p in self._params:
-            _cpu_only(p, "LBFGS")
 
         def evaluate():
             with enable_grad():
@@ -294,7 +316,7 @@ class LBFGS(Optimizer):
             if line_search_fn is not None:
                 if line_search_fn != "strong_wolfe":
                     raise RuntimeError("only 'strong_wolfe' is supported")
-                x_init = [p._data.copy() for p in self._params]
+                x_init = [_host(p).copy() for p in self._params]
 
                 def obj_func(x, t, d):
                     return self._directional_evaluate(evaluate, x, t, d)
@@ -322,12 +344,12 @@ class LBFGS(Optimizer):
             if abs(loss - prev_loss) < tolerance_change:
                 break
 
-        state["d"] = wrap_array(d)
+        state["d"] = self._keep(d)
         state["t"] = t
-        state["old_dirs"] = [wrap_array(v) for v in old_dirs]
-        state["old_stps"] = [wrap_array(v) for v in old_stps]
+        state["old_dirs"] = [self._keep(v) for v in old_dirs]
+        state["old_stps"] = [self._keep(v) for v in old_stps]
         state["ro"] = ro
         state["H_diag"] = H_diag
-        state["prev_flat_grad"] = wrap_array(prev_flat_grad)
+        state["prev_flat_grad"] = self._keep(prev_flat_grad)
         state["prev_loss"] = prev_loss
         return orig_loss

@@ -24,7 +24,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..grad_mode import enable_grad
+from ..grad_mode import enable_grad, no_grad
 from ..methods import _bump
 from ..tensor import Tensor, wrap_array
 
@@ -289,12 +289,22 @@ class Optimizer:
 
     @staticmethod
     def _cast_state(param, key, value):
-        """A copy of a saved buffer, in the parameter's dtype (``step`` keeps its own, as in torch)."""
+        """A copy of a saved buffer on the parameter's device, in its dtype (``step`` keeps its own dtype; it and
+        the other 0-d host scalars stay on the host)."""
+        if isinstance(value, (list, tuple)):  # LBFGS's old_dirs and old_stps, as torch's _cast recurses
+            return type(value)(Optimizer._cast_state(param, key, v) for v in value)
         if not isinstance(value, Tensor):
             return copy.deepcopy(value)
-        if key == "step" or value.dtype.kind != "f":
-            return wrap_array(value._data.copy())
-        return wrap_array(value._data.astype(param.dtype, copy=True))
+        if key == "step":
+            return wrap_array(value.detach().cpu()._data.copy())
+        dtype = param.dtype if value.dtype.kind == "f" else value.dtype
+        # host scalars (NAdam's mu_product, ASGD's eta and mu) stay on the host, where the steps read them
+        if value._dev is None and (param._dev is None or value.ndim == 0):
+            return wrap_array(value._data.astype(dtype, copy=True))
+        with no_grad():
+            out = value.detach().to(dtype).to(param.device)
+            # a buffer already of that dtype on that device comes back as itself: the state gets its own copy
+            return out.clone() if out is value or out._data is value._data else out
 
 
 def _params_with_grad(group):
@@ -307,9 +317,58 @@ def _params_with_grad(group):
     return out
 
 
-def _cpu_only(p, name):
-    if p._dev is not None:
-        raise NotImplementedError(f"ad.optim.{name} updates CPU parameters only (got one on {p.device})")
+def _put(t, value):
+    """Store ``value`` (what the update computed from ``_values``) into state or parameter tensor ``t`` in place:
+    a numpy copy for a CPU tensor, a device write for a CUDA one (the storage keeps its identity)."""
+    if t._dev is not None:
+        from ..cuda.ops import write
+
+        write(t, value)
+    else:
+        np.copyto(t._data, value)
+
+
+def _maximum_(t, other):
+    """``t = max(t, other)`` in place for state tensor ``t`` (numpy's ``out=`` on the CPU: no temporary)."""
+    if t._dev is None:
+        np.maximum(t._data, other, out=t._data)
+    else:
+        from ..ops import maximum
+
+        _put(t, maximum(t.detach(), other))
+
+
+def _values(t):
+    """What an update computes with: a CPU tensor's numpy array (numpy's speed, no tensor per intermediate), a
+    CUDA tensor detached (``ad`` ops, each a device kernel; call under ``no_grad``)."""
+    return t._data if t._dev is None else t.detach()
+
+
+_DEVICE_OPS = None
+
+
+def _xp(p):
+    """The functions an update calls on ``_values``: numpy's for a CPU parameter, ``ad``'s same-named ones for
+    a CUDA parameter, so one update serves both devices."""
+    global _DEVICE_OPS
+    if p._dev is None:
+        return np
+    if _DEVICE_OPS is None:
+        from types import SimpleNamespace
+
+        from .. import ops
+        from ..creation import ones_like
+
+        _DEVICE_OPS = SimpleNamespace(
+            sqrt=ops.sqrt,
+            abs=ops.abs,
+            sign=ops.sign,
+            maximum=ops.maximum,
+            where=ops.where,
+            clip=ops.clamp,
+            ones_like=ones_like,
+        )
+    return _DEVICE_OPS
 
 
 def _check_range(name, value, low=0.0):

@@ -260,7 +260,13 @@ def _tensor_deepcopy(self, memo):
         raise RuntimeError(
             "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment."
         )
-    new = wrap_array(copy.deepcopy(self._data, memo))
+    if self._dev is not None:  # a device array has no deepcopy: a copy on the same device
+        from .grad_mode import no_grad
+
+        with no_grad():
+            new = self.detach().clone()
+    else:
+        new = wrap_array(copy.deepcopy(self._data, memo))
     if self._rg:
         new.requires_grad_(True)
     memo[id(self)] = new

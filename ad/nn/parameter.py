@@ -37,6 +37,7 @@ class Parameter(Tensor):
             raise TypeError(f"Parameter data must be a Tensor, got {type(data).__name__}")
         p = _new(cls)
         p._data = data._data
+        p._dev = data._dev  # (a CUDA tensor's device array needs its device beside it)
         if requires_grad:
             p.requires_grad_(True)
         return p
@@ -53,7 +54,14 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        result = Parameter(Tensor(copy.deepcopy(self._data, memo)), self._rg)
+        if self._dev is not None:  # a device array has no deepcopy: a copy on the same device
+            from ..grad_mode import no_grad
+
+            with no_grad():
+                data = self.detach().clone()
+        else:
+            data = Tensor(copy.deepcopy(self._data, memo))
+        result = Parameter(data, self._rg)
         memo[id(self)] = result
         return result
 

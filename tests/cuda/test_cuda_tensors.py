@@ -654,3 +654,46 @@ def test_where_number_operands_dtype_as_on_the_cpu(make):
     got = make(ch.cuda(), xh.cuda())
     assert got.device.type == "cuda" and got.dtype == want.dtype
     np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())
+
+
+def test_deepcopy_of_a_cuda_leaf_and_of_a_module_on_cuda():
+    import copy
+
+    x = ad.tensor([1.0, 2.0, 3.0], device="cuda", requires_grad=True)
+    (x * x).sum().backward()
+    y = copy.deepcopy(x)
+    assert y.is_cuda and y.requires_grad and y.is_leaf and y.dtype == x.dtype
+    np.testing.assert_array_equal(y.detach().cpu().numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(y.grad.cpu().numpy(), [2.0, 4.0, 6.0])
+    with ad.no_grad():
+        y.mul_(10.0)
+    np.testing.assert_array_equal(x.detach().cpu().numpy(), [1.0, 2.0, 3.0])  # its own storage
+    model = ad.nn.Linear(3, 2).cuda()
+    twin = copy.deepcopy(model)
+    assert all(p.is_cuda for p in twin.parameters())
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert a is not b
+        np.testing.assert_array_equal(a.detach().cpu().numpy(), b.detach().cpu().numpy())
+
+
+def test_parameter_of_a_cuda_tensor_is_a_cuda_leaf():
+    p = ad.nn.Parameter(ad.tensor([1.0, -2.0], device="cuda"))
+    assert p.is_cuda and p.requires_grad and p.is_leaf
+    (p * p).sum().backward()
+    np.testing.assert_array_equal(p.grad.cpu().numpy(), [2.0, -4.0])
+
+
+def test_module_cuda_and_cpu_move_parameters_with_their_device():
+    m = ad.nn.Linear(3, 2)
+    w0 = m.weight.detach().numpy().copy()
+    m.cuda()
+    assert all(p.is_cuda and p.device.type == "cuda" for p in m.parameters())
+    x = np.arange(12.0).reshape(4, 3)
+    out = m(ad.tensor(x, device="cuda"))
+    assert out.is_cuda
+    out.sum().backward()
+    assert m.weight.grad.is_cuda
+    np.testing.assert_allclose(m.weight.grad.cpu().numpy(), np.tile(x.sum(0), (2, 1)))
+    m.cpu()
+    assert not any(p.is_cuda for p in m.parameters()) and not m.weight.grad.is_cuda
+    np.testing.assert_array_equal(m.weight.detach().numpy(), w0)

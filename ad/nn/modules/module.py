@@ -372,6 +372,7 @@ class Module:
                 new = fn(p)
                 if new is not p:
                     p._data = new._data
+                    p._dev = new._dev  # (.cuda() / .cpu(): the array and its device move together)
                     _bump(p)
                 if p._grad is not None:
                     g = fn(p._grad)

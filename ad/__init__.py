@@ -91,6 +91,7 @@ from .ops import (
     relu,
     reshape,
     rsqrt,
+    rsub,
     sigmoid,
     sin,
     split,
@@ -128,15 +129,6 @@ from .ops.view_ops import (  # noqa: E402
 
 concatenate = cat
 subtract = sub
-
-
-def rsub(input, other, *, alpha=1):  # noqa: A002
-    """``other - alpha * input`` (torch.rsub)."""
-    from .ops.elementwise import rsub as _rsub
-
-    return _rsub(input if alpha == 1 else mul(input, alpha), other)
-
-
 multiply = mul
 divide = div
 negative = neg

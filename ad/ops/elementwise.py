@@ -885,12 +885,13 @@ def _check_sub_bool(t, number):
         raise RuntimeError(_SUB_BOOL)
 
 
-def rsub(x, y):
-    """``y - x``."""
-    if _is_scalar(y):
-        _check_sub_bool(x, y)
-        return affine(x, -1.0, y, "rsub")
-    return _binary(SUB, as_tensor_operand(y, x), x)
+def rsub(input, other, *, alpha=1):  # noqa: A002
+    """``other - alpha * input`` (torch.rsub; ``Tensor.__rsub__``)."""
+    x = input if alpha == 1 else mul(input, alpha)
+    if _is_scalar(other):
+        _check_sub_bool(x, other)
+        return affine(x, -1.0, other, "rsub")
+    return _binary(SUB, as_tensor_operand(other, x), x)
 
 
 def mul(input, other, *, out=None):

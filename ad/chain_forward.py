@@ -50,7 +50,9 @@ _BINARY_UFUNCS = {K.ADD: np.add, K.SUB: np.subtract, K.MUL: np.multiply, K.DIV: 
 
 
 class FusedRun:
-    __slots__ = ("first", "end", "n", "steps", "sum_row", "n_scratch", "inputs", "originals", "skips")
+    __slots__ = (
+        "first", "end", "n", "steps", "sum_row", "n_scratch", "inputs", "originals", "skips", "prog", "ext_slots"
+    )
 
 
 def fuse(tpl, segments, words, codes, sizes, reads, ufuncs):
@@ -69,7 +71,8 @@ def fuse(tpl, segments, words, codes, sizes, reads, ufuncs):
                 j += 1
         first = seg[1]
         end = segments[j - 1][2] if segments[j - 1][0] == "p" else segments[j - 1][1] + 1
-        run = _plan(tpl, segments[i:j], first, end, words, codes, sizes, reads, ufuncs) if j > i + 1 else None
+        several = j > i + 1 or (seg[0] == "p" and end - first > 1)
+        run = _plan(tpl, segments[i:j], first, end, words, codes, sizes, reads, ufuncs) if several else None
         if run is None:
             out.append(seg)
             i += 1
@@ -128,6 +131,7 @@ def _plan(tpl, segs, first, end, words, codes, sizes, reads, ufuncs):
             dest = (SCRATCH, slot_of[o])
         steps.append((_call(codes[r], tpl.attrs[r], ufuncs), tuple(sources), dest))
     run = FusedRun()
+    run.prog, run.ext_slots = _program(tpl, first, end, codes, steps, ufuncs)
     run.first, run.end, run.n = first, end, n
     run.steps = steps
     run.n_scratch = n_scratch
@@ -136,6 +140,25 @@ def _plan(tpl, segs, first, end, words, codes, sizes, reads, ufuncs):
     run.originals = list(segs)  # (the sum is never recomputed: it is an output, already seen)
     run.skips = len(keep) < len(outs)
     return run
+
+
+def _program(tpl, first, end, codes, steps, ufuncs):
+    """``(prog, pattrs), ext_slots`` for ``kernels/fused_run.py`` (``ext_slots``: the extern slot indices its
+    ``ext0`` and ``ext1`` stand for), or ``(None, None)``: a row whose values come from a numpy ufunc (the kernel
+    would not reproduce them bit for bit), or more than two big imports read in place."""
+    if any(codes[r] in ufuncs for r in range(first, end)):
+        return None, None
+    ext_slots = sorted({o for _, sources, _ in steps for k, o in sources if k == EXTERN})
+    if len(ext_slots) > 2:
+        return None, None
+    prog = np.full((len(steps), 7), -1, np.int64)
+    for s, (r, (_, sources, dest)) in enumerate(zip(range(first, end), steps)):
+        prog[s, 0] = codes[r]
+        for j, (k, o) in enumerate(sources):
+            prog[s, 1 + 2 * j] = k
+            prog[s, 2 + 2 * j] = ext_slots.index(o) if k == EXTERN else o
+        prog[s, 5:7] = dest
+    return (prog, np.ascontiguousarray(tpl.attrs[first:end], np.float64)), ext_slots
 
 
 def _operands(words, codes, r):
@@ -228,8 +251,19 @@ def _scratch(dtype, count):
     return got
 
 
+def _scratch_rows(dtype, count):
+    """This thread's ``count`` scratch blocks as rows of one array, for the compiled run."""
+    got = getattr(_local, "rows", None)
+    if got is None or got.dtype != dtype or got.shape[0] < count:
+        got = _local.rows = np.empty((max(count, 1), BLOCK), dtype)
+    return got
+
+
 def run(fr, values, slots):
     """Compute the fused run ``fr`` into ``values`` (``slots``: the replay's extern slots, ``(array, offset)``)."""
+    if fr.prog is not None:
+        _run_compiled(fr, values, slots)
+        return
     exts = [flat for flat, _ in slots]
     steps = fr.steps
     sums = {}
@@ -254,6 +288,24 @@ def run(fr, values, slots):
 
     parallel.run(fr.n, chunk)
     if fr.sum_row is not None:
+        o, scale = fr.sum_row
+        values[o] = scale * sum(sums[lo] for lo in sorted(sums))
+
+
+def _run_compiled(fr, values, slots):
+    from kernels.fused_run import fused_run_chunk
+
+    prog, pattrs = fr.prog
+    exts = [slots[k][0] for k in fr.ext_slots] + [values[:0]] * (2 - len(fr.ext_slots))
+    fold = fr.sum_row is not None
+    sums = {}
+
+    def chunk(lo, hi):
+        scratch = _scratch_rows(values.dtype, fr.n_scratch)
+        sums[lo] = fused_run_chunk(prog, pattrs, values, exts[0], exts[1], scratch, lo, hi, fold)
+
+    parallel.run(fr.n, chunk)
+    if fold:
         o, scale = fr.sum_row
         values[o] = scale * sum(sums[lo] for lo in sorted(sums))
 

@@ -35,10 +35,11 @@ from . import tape as _tape
 from .tensor import Tensor
 
 _BLAS_CODES = (K.MATMUL, K.LINEAR, K.LINEAR_BIAS)
-_UFUNCS = {  # opcode -> the numpy ufunc with the same values (what the eager ops call on big arrays)
-    K.EXP: np.exp,
+# opcode -> the numpy ufunc with the same values (what the eager ops call on big arrays): the transcendental
+# functions whose libm versions (numba's math.*) are scalar calls, several times slower than numpy's SIMD loops
+# (exp, tanh, sin and cos are not here: kernels/vmath.py's loops vectorize)
+_UFUNCS = {
     K.LOG: np.log,
-    K.TANH: np.tanh,
     K.LOG1P: np.log1p,
     K.EXPM1: np.expm1,
     K.SQRT: np.sqrt,
@@ -184,8 +185,8 @@ class _Template:
         flags = np.zeros(self.nrows, np.uint8)
         codes = [int(c) for c in words[:, 0] & K.CODE_MASK]
         sizes = [int(n) for n in words[:, 4]]
-        # big transcendental rows run numpy's ufunc (SIMD: tanh ~2 ns an element, libm's scalar one ~25 ns), as
-        # the eager op does; fused runs are made of the other elementwise rows
+        # big rows of _UFUNCS's functions run numpy's ufunc (SIMD: several times libm's scalar calls), as the
+        # eager op does; fused runs are made of the other elementwise rows
         ufunc_rows = {r: _UFUNCS[c] for r, c in enumerate(codes) if c in _UFUNCS and sizes[r] >= replay.FUSE_MIN}
         prev_code = prev_out = prev_n = -1
         for r in range(self.nrows):

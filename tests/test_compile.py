@@ -426,17 +426,25 @@ def test_replayed_grad_fn_graph_matches_eager():
     assert names(y.grad_fn) == names(f(x).grad_fn)
 
 
-def test_fused_run_split_across_threads():
+def _with_log(x, c):
+    return (ad.log(ad.tanh(x * c) + 2.0) * c).sum()
+
+
+@pytest.mark.parametrize("fn, compiled", [(chain, True), (_with_log, False)])
+def test_fused_run_split_across_threads(fn, compiled):
+    """A chain of big rows is one blocked pass across threads (ad/chain_forward.py): one compiled call per thread
+    (kernels/fused_run.py), or numpy's ufuncs from Python where a row's values are numpy's (log)."""
     n = ad.parallel.PARALLEL_MIN + 1000
     c = ad.tensor(RNG.uniform(0.99, 1.0, n))
-    cf = ad.compile(chain)
+    cf = ad.compile(fn)
     for _ in range(3):
         w = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
         y = cf(w, c)
         g = grads_of(y, [w])
     tpl = next(iter(cf.cache.values())).template
-    assert any(seg[0] == "f" for seg in tpl.segments)  # (one blocked pass: ad/chain_forward.py)
-    y_ref = chain(w, c)
+    runs = [seg[1] for seg in tpl.segments if seg[0] == "f"]
+    assert runs and all((r.prog is not None) == compiled for r in runs)
+    y_ref = fn(w, c)
     close(y, y_ref, 1e-10)
     close(g[0], grads_of(y_ref, [w])[0])
 
@@ -787,8 +795,8 @@ def test_fused_forward_of_big_elementwise_runs_matches_eager(monkeypatch, thread
 
 def test_fused_forward_stops_at_other_sizes_and_structural_rows():
     """A broadcast operand, a transposed one (a gather row) and a change of size end a fused run (here runs of
-    big transcendental rows, fused from ``FUSE_MIN`` elements); values and gradients equal eager's, and values
-    read after a run are written."""
+    elementwise rows, fused from ``FUSE_MIN`` elements); values and gradients equal eager's, and values read
+    after a run are written."""
     n = 20000
 
     def f(x, cb):
@@ -806,7 +814,20 @@ def test_fused_forward_stops_at_other_sizes_and_structural_rows():
         g = grads_of(y, [x, cb])
     assert replayed(y)
     same_as_eager(y, g, f, (x, cb), [x, cb])
-    assert sorted(r.n for r in _fused_runs(cf)) == [n // 2, n]
+    assert sorted(_kernel_runs(cf)) == [n // 2, n, n]
+
+
+def _kernel_runs(cf):
+    """The sizes of the fused elementwise runs (two rows or more) in ``cf``'s replay kernel stretches."""
+    from kernels import replay
+
+    sizes = []
+    for entry in cf.cache.values():
+        flags, rows = entry.template.flags, entry.template.rows
+        for r in range(1, len(flags)):
+            if flags[r] & replay.FLAG_FUSED and not flags[r - 1] & replay.FLAG_FUSED:
+                sizes.append(int(rows[r, 4]))
+    return sizes
 # --- the fused replay (ad/compile_fused.py): forward and the loss's backward in one call -----------------------
 
 

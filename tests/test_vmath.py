@@ -1,4 +1,5 @@
-"""The vectorized sin and cos of kernels/vmath.py against libm (numpy), in ulps, and their special values.
+"""The vectorized sin, cos, exp and tanh of kernels/vmath.py against libm (numpy), in ulps, and their special
+values.
 
 Every big float64 sin/cos in ``ad`` (forward values, JVPs, big-row VJPs) goes through these loops, so they are
 checked directly, over ordinary, large, tiny and adversarial arguments (near multiples of pi/2, where the
@@ -7,11 +8,13 @@ range reduction cancels), and through the ops that use them.
 
 import numpy as np
 import pytest
+from numba import njit
 
 import ad
 from ad.autograd import forward_ad as fwAD
 from kernels import cpu
 from kernels import opcodes as K
+from kernels import vmath
 from kernels.vmath import TRIG_LIMIT
 
 FUNCS = {"sin": (K.SIN, np.sin, np.cos), "cos": (K.COS, np.cos, lambda x: -np.sin(x))}
@@ -115,3 +118,61 @@ def test_ops_use_them_at_every_size_and_layout(dtype):
             np.testing.assert_allclose(jv.numpy(), t * deriv(base), rtol=tol * 10, atol=tol * 10)
     strided = ad.tensor(rng.uniform(-5, 5, (40, 6)))[:, ::2]
     np.testing.assert_allclose(ad.sin(strided).numpy(), np.sin(strided.numpy()), rtol=1e-15, atol=1e-15)
+
+
+# --- exp and tanh: against long double references (numpy's float64 exp and tanh are themselves ~1 ulp) ----
+
+
+@njit(cache=False, error_model="numpy")
+def _exp_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = vmath.exp(x[i])
+
+
+@njit(cache=False, error_model="numpy")
+def _tanh_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = vmath.tanh(x[i])
+
+
+def _exp_tanh_arguments():
+    rng = np.random.default_rng(11)
+    return {
+        "unit": rng.uniform(-2.0, 2.0, 100_000),
+        "wide": rng.uniform(-700.0, 700.0, 100_000),
+        "near overflow": rng.uniform(700.0, 709.78, 10_000),
+        "subnormal results": rng.uniform(-745.13, -708.0, 10_000),
+        "tiny": rng.standard_normal(10_000) * 1e-9,
+        "tanh's switch": np.concatenate([np.linspace(0.6, 0.65, 5000), -np.linspace(0.6, 0.65, 5000)]),
+    }
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 60, reason="needs an extended-precision long double")
+@pytest.mark.parametrize("kind", list(_exp_tanh_arguments()))
+def test_exp_and_tanh_within_one_ulp(kind):
+    x = _exp_tanh_arguments()[kind]
+    out = np.empty_like(x)
+    with np.errstate(over="ignore"):
+        _exp_loop(x, out)
+        expected = np.exp(x.astype(np.longdouble))
+        normal = np.abs(expected) >= np.finfo(np.float64).tiny
+        assert _ulps(out[normal], expected[normal].astype(np.float64)).max() <= 1.0
+        # subnormal results: within one subnormal step of the correctly rounded one (rounded twice, see vmath)
+        assert np.abs(out[~normal] - expected[~normal].astype(np.float64)).max(initial=0.0) <= 5e-324
+    _tanh_loop(x, out)
+    expected = np.tanh(x.astype(np.longdouble)).astype(np.float64)
+    nonzero = expected != 0
+    assert _ulps(out[nonzero], expected[nonzero]).max() <= 2.0
+    assert np.array_equal(np.signbit(out), np.signbit(expected))
+
+
+def test_exp_and_tanh_special_values_equal_libm():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 709.78, 709.79, -745.13, -745.14, 1e-320, -1e-320,
+                  19.5, -19.5, 20.5, 1e300, -1e300])
+    for loop, ref in ((_exp_loop, np.exp), (_tanh_loop, np.tanh)):
+        out = np.empty_like(x)
+        loop(x, out)
+        with np.errstate(over="ignore"):
+            expected = ref(x)
+        np.testing.assert_array_equal(out, expected)  # (NaN where NaN)
+        assert np.array_equal(np.signbit(out), np.signbit(expected))

@@ -50,6 +50,8 @@ _UFUNCS = {
     K.ASINH: np.arcsinh,
     K.EXP2: np.exp2,
 }
+# float32: vmath computes in float64, a quarter of the lanes of numpy's float32 loops (which the eager ops call)
+_UFUNCS_F32 = {**_UFUNCS, K.EXP: np.exp, K.TANH: np.tanh, K.SIN: np.sin, K.COS: np.cos}
 
 
 # Structural ops whose rows the replay kernel computes completely (every element of the result from the
@@ -187,7 +189,8 @@ class _Template:
         sizes = [int(n) for n in words[:, 4]]
         # big rows of _UFUNCS's functions run numpy's ufunc (SIMD: several times libm's scalar calls), as the
         # eager op does; fused runs are made of the other elementwise rows
-        ufunc_rows = {r: _UFUNCS[c] for r, c in enumerate(codes) if c in _UFUNCS and sizes[r] >= replay.FUSE_MIN}
+        ufuncs = _UFUNCS if np.dtype(self.dtype) == np.float64 else _UFUNCS_F32
+        ufunc_rows = {r: ufuncs[c] for r, c in enumerate(codes) if c in ufuncs and sizes[r] >= replay.FUSE_MIN}
         prev_code = prev_out = prev_n = -1
         for r in range(self.nrows):
             code, out, n = codes[r], int(words[r, 1]), sizes[r]
@@ -255,7 +258,7 @@ class _Template:
         if start < self.nrows:
             segments.append(("k", start, self.nrows, tuple(sorted(slots))))
         # consecutive big elementwise stretches over one size: one blocked pass (ad/chain_forward.py)
-        self.segments = chain_forward.fuse(self, segments, words, codes, sizes, reads, _UFUNCS)
+        self.segments = chain_forward.fuse(self, segments, words, codes, sizes, reads, ufuncs)
         self._plan_many_imports()
         # the nodes a sweep reaches from Python, and every node they read (closed under operands and ctx)
         eager = set()

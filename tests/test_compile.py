@@ -426,6 +426,34 @@ def test_replayed_grad_fn_graph_matches_eager():
     assert names(y.grad_fn) == names(f(x).grad_fn)
 
 
+def test_float32_big_transcendental_rows_take_numpys_loops():
+    """float32 exp, tanh, sin and cos rows from ``FUSE_MIN`` elements replay through numpy's float32 ufuncs, as
+    the eager ops compute them (vmath's loops work in float64): values equal eager's bit for bit."""
+    n = 5000
+    c = ad.tensor(RNG.uniform(0.99, 1.0, n).astype(np.float32))
+    cf = ad.compile(chain)
+    for _ in range(3):
+        w = ad.tensor(RNG.uniform(0.1, 1.0, n).astype(np.float32), requires_grad=True)
+        y = cf(w, c)
+        g = grads_of(y, [w])
+    assert replayed(y)
+    tpl = next(iter(cf.cache.values())).template
+    runs = [seg[1] for seg in tpl.segments if seg[0] == "f"]  # (sin, tanh, exp: a blocked pass of ufunc calls)
+    assert len(runs) == 3 and all(r.prog is None for r in runs)
+    tape = y._tape
+    y_ref = chain(w, c)
+    ref_tape = y_ref._tape
+    last = tpl.nrows - 2  # (the row before the sum)
+    np.testing.assert_array_equal(
+        tape.values[tape_out(tape, last) :][:n], ref_tape.values[tape_out(ref_tape, last) :][:n]
+    )
+    close(g[0], grads_of(y_ref, [w])[0], 1e-4)
+
+
+def tape_out(tape, row):
+    return int(np.frombuffer(tape.rows, np.int64, count=2, offset=row * 80)[1])
+
+
 def _with_log(x, c):
     return (ad.log(ad.tanh(x * c) + 2.0) * c).sum()
 

@@ -12,9 +12,8 @@ from numba import njit
 
 import ad
 from ad.autograd import forward_ad as fwAD
-from kernels import cpu
+from kernels import cpu, vmath
 from kernels import opcodes as K
-from kernels import vmath
 from kernels.vmath import TRIG_LIMIT
 
 FUNCS = {"sin": (K.SIN, np.sin, np.cos), "cos": (K.COS, np.cos, lambda x: -np.sin(x))}

@@ -296,7 +296,7 @@ def _restricts_nothing(roots, targets):
     for t in targets.values():
         if t._op is not None:
             return False
-    for _, _, ref in tape.externs:
+    for ref in tape.ext_refs:  # (tape.externs' tensors, without the triples)
         t = ref() if type(ref) is weakref.ref else ref
         if t is None or t._op is not None or targets.get(id(t)) is not t:
             return False

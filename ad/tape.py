@@ -382,7 +382,8 @@ class Tape:
 
     def freed_flags(self):
         if self.freed.shape[0] < self.nrows:
-            grown = np.zeros(max(self.nrows, 2 * self.freed.shape[0]), np.uint8)
+            # (with room to spare: a graph's sweeps come as it grows, a double backward's at each stage)
+            grown = np.zeros(max(self.nrows, 2 * self.freed.shape[0], 64), np.uint8)
             grown[: self.freed.shape[0]] = self.freed
             self.freed = grown
         return self.freed

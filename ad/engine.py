@@ -37,6 +37,7 @@ from kernels.cpu import (
     SAVES,
     needed_reads_py,
     reverse_sweep,
+    zero_byte_ranges,
 )
 
 from . import grad_mode
@@ -86,7 +87,7 @@ class _TapeSweep:
         # (reentrant backward): stop recording on this tape, so that its layout stays the one sized here
         if tape.hook_rows:
             retire(tape)
-        self.nexterns = len(tape.externs)  # externs added later belong to graphs recorded during the sweep
+        self.nexterns = len(tape.ext_rows)  # externs added later belong to graphs recorded during the sweep
         self.plan = plan  # _Plan of a sweep restricted to the paths to ``inputs`` (None: every reached node)
         self.rows_view = None  # the rows handed to the kernel, with the rows that must not run masked
         self.hooked = set()  # ids of tensors whose hooks ran in this sweep
@@ -128,8 +129,12 @@ class _TapeSweep:
         if not fresh:
             # byte ranges of the whole buffer (the arenas' and the flags', adjacent ones merged): a small graph's
             # arenas are mostly its big regions, so each range costs a numpy call, not memory traffic
-            for lo, hi in _zero_ranges(used, k, dtype.itemsize, self.big_off, self.big_n, live_off, live_n):
-                raw[lo:hi] = 0
+            ranges = _zero_ranges(used, k, dtype.itemsize, self.big_off, self.big_n, live_off, live_n)
+            if type(ranges) is list:
+                for lo, hi in ranges:
+                    raw[lo:hi] = 0
+            else:  # (several ranges, around big regions: one kernel call, cheaper than a numpy call per range)
+                zero_byte_ranges(raw, ranges)
         return buf
 
     def release(self):
@@ -168,14 +173,15 @@ class _TapeSweep:
         return self.cot[t._off : t._off + n].reshape(t._data.shape)
 
 
-_ZERO_RANGES = {}  # (arena size, arenas, id of the big offsets) -> (those offsets, the two lists below)
+_ZERO_RANGES = {}  # (arena size, arenas, id of the big offsets) -> (those offsets, the ranges)
 
 
 def _zero_ranges(used, k, itemsize, big_off, big_n, live_off, live_n):
     """The ``(lo, hi)`` byte ranges to clear in a recycled buffer: of the ``k`` arenas of ``used`` elements side
     by side (everything outside the big regions) and of the flags after them, adjacent ranges merged (an arena's
-    tail and the next one's head, the last arena's tail and the flags' head). Kept per layout
-    (``big_region_arrays`` returns the same arrays for the same regions)."""
+    tail and the next one's head, the last arena's tail and the flags' head): a list of pairs, or for more than two
+    an ``(R, 2)`` array for ``kernels.cpu.zero_byte_ranges``. Kept per layout (``big_region_arrays`` returns the
+    same arrays for the same regions)."""
     key = (used, k, itemsize, id(big_off))
     hit = _ZERO_RANGES.get(key)
     if hit is None or hit[0] is not big_off:
@@ -200,7 +206,7 @@ def _zero_ranges(used, k, itemsize, big_off, big_n, live_off, live_n):
                 merged.append((lo, hi))
         if len(_ZERO_RANGES) >= 16:
             _ZERO_RANGES.clear()
-        hit = _ZERO_RANGES[key] = (big_off, merged)
+        hit = _ZERO_RANGES[key] = (big_off, merged if len(merged) <= 2 else np.array(merged, np.int64))
     return hit[1]
 
 
@@ -290,7 +296,7 @@ def _restricts_nothing(roots, targets):
     for t in targets.values():
         if t._op is not None:
             return False
-    for _, _, ref in tape.externs:
+    for ref in tape.ext_refs:  # (tape.externs' tensors, without the triples)
         t = ref() if type(ref) is weakref.ref else ref
         if t is None or t._op is not None or targets.get(id(t)) is not t:
             return False

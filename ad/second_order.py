@@ -384,12 +384,16 @@ def _results(s, tcot, level, targets):
     """The leaves' and requested tensors' gradients, each a fresh tensor with its tangent at ``level``."""
     leaf_grads = {}
     cot = s.cot
-    for row, off, t in reversed(s.tape.externs[: s.nexterns]):
-        if row < s.lowest:
+    tape = s.tape
+    ext_rows, ext_offs, ext_refs = tape.ext_rows, tape.ext_offs, tape.ext_refs  # (tape.externs, unpacked)
+    live = s.live
+    for k in range(s.nexterns - 1, -1, -1):
+        if ext_rows[k] < s.lowest:
             break
-        if not s.live[off]:
+        off = ext_offs[k]
+        if not live[off]:
             continue
-        t = held(t)
+        t = held(ext_refs[k])
         if t is None or t._op is not None or id(t) in leaf_grads:
             raise _Unsupported  # (a node of another tape, or a leaf imported twice: the general sweep sums)
         leaf_grads[id(t)] = (t, _dual(cot, tcot, off, t, level))

@@ -65,6 +65,7 @@ DEFAULT_CAPACITY = 1 << 20  # elements; np.empty reserves address space, pages a
 
 _next_tape_id = itertools.count(1).__next__
 _FLAG = np.dtype(np.uint8)
+_NO_FREED = np.zeros(0, _FLAG)  # ``Tape.freed`` of a tape before its first sweep (no element: never written)
 _NONE_MODIFIED = np.zeros(DEFAULT_CAPACITY + 1, _FLAG)  # ``Tape.modified`` of a tape with no in-place change
 
 
@@ -89,7 +90,9 @@ class _ArenaPool:
         self.clean = set()
 
     def take(self, dtype, n, zero_upto=0):
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # (not ``with``: its protocol calls cost more than the rest of a hit)
+        try:
             buffers = self.buffers
             for k in range(len(buffers) - 1, -1, -1):  # the most recently given first: its memory is in cache
                 buf = buffers[k]
@@ -107,6 +110,8 @@ class _ArenaPool:
                     elif zero_upto:
                         buf[:zero_upto] = 0
                     return buf
+        finally:
+            lock.release()
         return None
 
     def give(self, buf, clean=False, written=None):
@@ -194,7 +199,7 @@ class Tape:
         self.ext_refs = []
         self.import_at = {}  # id(t) -> off | row << 40 | version << 80 (see ``import_new``)
         self.import_refs = {}  # id(t) -> t, or a weak reference to t (a recorded tensor of another tape)
-        self.freed = np.zeros(0, np.uint8)
+        self.freed = _NO_FREED  # (``freed_flags`` gives the tape its own array once it has rows)
         # per arena offset: changed in place; until the first such change, one all-zero array shared by the
         # default-sized tapes (``_set_modified`` gives a tape its own: most graphs never change a value in place)
         self.modified = _NONE_MODIFIED if capacity == DEFAULT_CAPACITY else zeroed_arena(_FLAG, capacity + 1)
@@ -377,7 +382,8 @@ class Tape:
 
     def freed_flags(self):
         if self.freed.shape[0] < self.nrows:
-            grown = np.zeros(max(self.nrows, 2 * self.freed.shape[0]), np.uint8)
+            # (with room to spare: a graph's sweeps come as it grows, a double backward's at each stage)
+            grown = np.zeros(max(self.nrows, 2 * self.freed.shape[0], 64), np.uint8)
             grown[: self.freed.shape[0]] = self.freed
             self.freed = grown
         return self.freed

@@ -530,7 +530,33 @@ def _tangent_maps(level):
 
 # the aliases ``make_dual`` made (forward mode's base of the views taken from them); a view of the same layout made
 # otherwise (``x[:]``, ``x.view(x.shape)``) is not one: a write into it gives its root the tangent
-dual_aliases = weakref.WeakValueDictionary()  # id -> tensor (a WeakSet would compare tensors with ==)
+class _DualAliases:
+    """``id -> tensor``, held weakly: a dict of weak references, pruned of dead ones as it grows (a
+    ``WeakValueDictionary`` costs a keyed reference with a Python callback per entry, about a microsecond per
+    ``make_dual``; a WeakSet would compare tensors with ==). A dead entry's id may be reused: ``get`` returns
+    whatever lives under it, which callers compare by identity."""
+
+    __slots__ = ("refs", "prune_at")
+
+    def __init__(self):
+        self.refs = {}
+        self.prune_at = 1024
+
+    def __setitem__(self, key, t):
+        refs = self.refs
+        refs[key] = weakref.ref(t)
+        if len(refs) >= self.prune_at:
+            for k in [k for k, r in refs.items() if r() is None]:
+                del refs[k]
+            self.prune_at = max(1024, 2 * len(refs))
+
+    def get(self, key, default=None):
+        r = self.refs.get(key)
+        t = None if r is None else r()
+        return default if t is None else t
+
+
+dual_aliases = _DualAliases()  # id -> tensor
 
 
 def _tangent_base(root):

@@ -172,6 +172,14 @@ def strided_offset(i, aux, a, ndim):
 
 
 @njit(**KERNEL)
+def zero_byte_ranges(raw, ranges):
+    """``raw[lo:hi] = 0`` for each row ``(lo, hi)`` of ``ranges``: the regions of a recycled sweep buffer to clear
+    (engine._TapeSweep.allocate), in one call instead of one numpy call per range."""
+    for k in range(ranges.shape[0]):
+        raw[ranges[k, 0] : ranges[k, 1]] = 0
+
+
+@njit(**KERNEL)
 def reverse_sweep(
     rows, attrs, aux, vals, cot, live, visited, freed, modified, saves, start, stop, lowest, status, big_off, big_n
 ):

@@ -6,9 +6,8 @@ sequences still running (sorted by decreasing length, so they are the leading ro
 A padded batch is the case of equal batch sizes. ``reverse`` layers ran their steps from the last to the first.
 
 Saved per row (what the forward computed for that row at its step):
-- LSTM: ``act`` ``(N, 4H)`` the gate activations in the order ``i, f, o, g`` (the three sigmoid gates first:
-  the forward applies one sigmoid to a contiguous block), ``c`` ``(N, H)`` the new cell state, ``tc``
-  ``tanh(c)``;
+- LSTM: ``act`` ``(N, 4H)`` the gate activations in the order ``i, f, o, g`` (``lstm_gates`` writes them),
+  ``c`` ``(N, H)`` the new cell state, ``tc`` ``tanh(c)``;
 - GRU: ``act`` ``(N, 4H)``: ``r, z, n`` and ``hn = h W_hn^T + b_hn`` (torch's order of the first three);
 - RNN: ``out`` itself (``tanh`` or ``relu`` of the pre-activation).
 ``out`` ``(N, P)`` is the layer's output (the state after each step, projected for LSTM with ``proj_size``).
@@ -16,7 +15,7 @@ Saved per row (what the forward computed for that row at its step):
 Each kernel runs the steps in the reverse of the forward's order, keeping the cotangent of the ``(B, P)``
 state (and of the cell state) in ``dh`` (``dc``): rows that did not run at a step keep theirs, which is how
 sequences that ended (or, in a reverse layer, had not started) pass through. It writes the cotangent of
-every step's pre-activation gates ``dg`` (``(N, G)``, in the layout of ``act``'s gates) and the state each
+every step's pre-activation gates ``dg`` (``(N, G)``, torch's order of the gates) and the state each
 row started its step from, ``hprev``; the caller turns those into the weight gradients with one GEMM each
 (``dg^T @ hprev``) instead of one small product per step. The per-step product ``dg_t @ W_hh`` (the state's
 cotangent) is the only matrix product inside: ``np.dot`` on contiguous rows, BLAS.
@@ -59,9 +58,9 @@ def gather_prev(out, h0, offsets, batch_sizes, reverse, hprev):
 
 @njit(cache=True, nogil=True)
 def lstm_backward(act, c, tc, c0, w_hh, w_hr, proj, g_out, offsets, batch_sizes, reverse, dh, dc, dg, dh_rows):
-    """LSTM (gates ``i, f, o, g`` in ``act``'s order; ``w_hh`` ``(4H, P)`` in that order too). With ``proj``,
-    ``w_hr`` ``(P, H)`` maps ``o * tanh(c)`` to the state, and ``dh_rows[r]`` receives the cotangent of the
-    projected state of row ``r`` (for ``w_hr``'s gradient)."""
+    """LSTM (``act`` in the order ``i, f, o, g``; ``dg`` and ``w_hh`` ``(4H, P)`` in torch's ``i, f, g, o``).
+    With ``proj``, ``w_hr`` ``(P, H)`` maps ``o * tanh(c)`` to the state, and ``dh_rows[r]`` receives the
+    cotangent of the projected state of row ``r`` (for ``w_hr``'s gradient)."""
     steps = batch_sizes.shape[0]
     hid = c.shape[1]
     width = dh.shape[1]
@@ -90,8 +89,8 @@ def lstm_backward(act, c, tc, c0, w_hh, w_hr, proj, g_out, offsets, batch_sizes,
                 cp = c0[b, j] if p < 0 else c[p, j]
                 dg[r, j] = dcj * g * i * (1.0 - i)
                 dg[r, hid + j] = dcj * cp * f * (1.0 - f)
-                dg[r, 2 * hid + j] = d * tcj * o * (1.0 - o)
-                dg[r, 3 * hid + j] = dcj * i * (1.0 - g * g)
+                dg[r, 2 * hid + j] = dcj * i * (1.0 - g * g)
+                dg[r, 3 * hid + j] = d * tcj * o * (1.0 - o)
                 dc[b, j] = dcj * f
         dh[:n] = np.dot(dg[r0 : r0 + n], w_hh)
 
@@ -151,3 +150,75 @@ def rnn_backward(out, relu, w_hh, g_out, offsets, batch_sizes, reverse, dh, dg):
                     dg[r, j] = d * (1.0 - y * y)
         dh[:n] = np.dot(dg[r0 : r0 + n], w_hh)
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# forward steps: the arithmetic between numpy's (SIMD) exp and tanh passes, one call per block
+
+
+@njit(cache=True, nogil=True)
+def lstm_gates(e, c, act, cs):
+    """One LSTM step after ``e = exp(-(pre-activations))`` (``(n, 4H)``, gates ``i, f, o`` and then ``g``
+    scaled by 2): ``act`` = ``sigmoid`` of the first three (``1 / (1 + e)``) and ``tanh(g) = 2 / (1 + e) - 1``;
+    the cell state ``c[:n] = f * c + i * g``, also written to ``cs``."""
+    n, gates = e.shape
+    hid = gates // 4
+    for b in range(n):
+        for j in range(3 * hid):
+            act[b, j] = 1.0 / (1.0 + e[b, j])
+        for j in range(3 * hid, gates):
+            act[b, j] = 2.0 / (1.0 + e[b, j]) - 1.0
+        for j in range(hid):
+            v = act[b, hid + j] * c[b, j] + act[b, j] * act[b, 3 * hid + j]
+            c[b, j] = v
+            cs[b, j] = v
+
+
+@njit(cache=True, nogil=True)
+def lstm_output(act, tc, hpre, h, project):
+    """``hpre = o * tanh(c)``, and the state ``h[:n] = hpre`` unless a projection follows (``project``)."""
+    n, hid = tc.shape
+    for b in range(n):
+        for j in range(hid):
+            v = act[b, 2 * hid + j] * tc[b, j]
+            hpre[b, j] = v
+            if not project:
+                h[b, j] = v
+
+
+@njit(cache=True, nogil=True)
+def gru_gates(g, x, b_hn, e, act):
+    """One GRU step: ``g = h W_hh^T`` and ``x`` (input projection plus the r, z biases) ``(n, 3H)``; writes
+    ``e = -(r, z pre-activations)`` ``(n, 2H)`` and ``hn = g_n + b_hn`` (``act[:, 3H:]``)."""
+    n, gates = g.shape
+    hid = gates // 3
+    for b in range(n):
+        for j in range(2 * hid):
+            e[b, j] = -(g[b, j] + x[b, j])
+        for j in range(hid):
+            act[b, 3 * hid + j] = g[b, 2 * hid + j] + b_hn[j]
+
+
+@njit(cache=True, nogil=True)
+def gru_candidate(e, x, act, npre):
+    """After ``e = exp(e)``: ``r, z = 1 / (1 + e)`` into ``act``, and ``npre = x_n + r * hn``."""
+    n = e.shape[0]
+    hid = e.shape[1] // 2
+    for b in range(n):
+        for j in range(2 * hid):
+            act[b, j] = 1.0 / (1.0 + e[b, j])
+        for j in range(hid):
+            npre[b, j] = x[b, 2 * hid + j] + act[b, j] * act[b, 3 * hid + j]
+
+
+@njit(cache=True, nogil=True)
+def gru_output(nt, act, h, out):
+    """After ``nt = tanh(npre)``: ``act``'s n gate, and ``h' = n + z * (h - n)`` into ``out`` and ``h[:n]``."""
+    n, hid = nt.shape
+    for b in range(n):
+        for j in range(hid):
+            v = nt[b, j]
+            act[b, 2 * hid + j] = v
+            o = v + act[b, hid + j] * (h[b, j] - v)
+            out[b, j] = o
+            h[b, j] = o

@@ -102,13 +102,13 @@ def scan(mode, xw, offsets, batch_sizes, h0, c0, w_hh, b_hh, w_hr, reverse):
 def layer(mode, data, offsets, batch_sizes, h0, c0, weights, reverse):
     """One direction of one layer over packed ``data``. Returns ``(output data, h_n, c_n)``."""
     w_ih, w_hh, b_ih, b_hh, w_hr = weights
-    xw = linear(data, w_ih, b_ih)  # every step's input projection in one product
-    args = (xw, h0, c0, w_hh, b_hh, w_hr)
+    args = (data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)
     if (
         len(batch_sizes) == 0
         or any(a is not None and a._dev is not None for a in args)
         or (_fw.levels and visible_levels_of(*[a for a in args if a is not None]))
     ):
+        xw = linear(data, w_ih, b_ih)  # every step's input projection in one product
         return scan(mode, xw, offsets, batch_sizes, h0, c0, w_hh, b_hh, w_hr, reverse)
     res = _Recurrent.apply(*args, mode, offsets, batch_sizes, reverse)
     return res if mode == "LSTM" else (res[0], res[1], None)
@@ -118,27 +118,20 @@ def layer(mode, data, offsets, batch_sizes, h0, c0, weights, reverse):
 # the fast path
 
 
-def _sigmoid_(a):
-    """``a = 1 / (1 + exp(-a))`` in place (four SIMD ufunc passes; exp's overflow for very negative ``a`` gives
-    the right limit 0, its warning is silenced by the caller)."""
-    np.negative(a, out=a)
-    np.exp(a, out=a)
-    a += 1
-    np.reciprocal(a, out=a)
-
-
 def _lstm_order(hidden):
     """Column order ``i, f, o, g`` from torch's ``i, f, g, o``: the three sigmoid gates side by side."""
     return np.r_[0 : 2 * hidden, 3 * hidden : 4 * hidden, 2 * hidden : 3 * hidden]
 
 
-def _forward(mode, xw, h0, c0, w_hh, b_hh, w_hr, offsets, batch_sizes, reverse):
-    """The recurrence in numpy. Returns ``(out, h_n, c_n, saved)``: ``saved`` holds the activations the
-    backward kernel reads (see kernels/rnn.py)."""
+def _forward(mode, data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr, offsets, batch_sizes, reverse):
+    """The recurrence in numpy (per step: one GEMM, numpy's SIMD exp / tanh on contiguous blocks, the
+    arithmetic between them in kernels/rnn.py). Returns ``(out, h_n, c_n, saved)``: ``saved`` holds the
+    activations the backward kernel reads (see kernels/rnn.py)."""
     steps = len(batch_sizes)
     order = range(steps - 1, -1, -1) if reverse else range(steps)
-    n_rows, gates = xw.shape
-    dt = xw.dtype
+    n_rows = data.shape[0]
+    gates = w_ih.shape[0]
+    dt = data.dtype
     h = np.array(h0, dtype=dt, order="C")
     width = h.shape[1]
     out = np.empty((n_rows, width), dt)
@@ -146,68 +139,66 @@ def _forward(mode, xw, h0, c0, w_hh, b_hh, w_hr, offsets, batch_sizes, reverse):
     if mode == "LSTM":
         hid = gates // 4
         perm = _lstm_order(hid)
-        x = xw[:, perm]
-        if b_hh is not None:
-            x += b_hh[perm]
-        w_t = np.ascontiguousarray(w_hh[perm].T)
+        # negated pre-activations, the g gate's doubled (exact scalings): one exp of the whole block gives
+        # every gate (kernels/rnn.py: lstm_gates)
+        scale = np.full(gates, -1.0, dt)
+        scale[3 * hid :] = -2.0
+        w_x = w_ih[perm] * scale[:, None]
+        x = data @ w_x.T
+        bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
+        if bias is not None:
+            x += bias[perm] * scale
+        w_t = np.ascontiguousarray((w_hh[perm] * scale[:, None]).T)
         c = np.array(c0, dtype=dt, order="C")
         act = np.empty((n_rows, gates), dt)
         cs = np.empty((n_rows, hid), dt)
         tc = np.empty((n_rows, hid), dt)
-        hpre = np.empty((n_rows, hid), dt) if w_hr is not None else out
-        w_hr_t = None if w_hr is None else np.ascontiguousarray(w_hr.T)
-        tmp = np.empty((h.shape[0], hid), dt)
-        s3 = 3 * hid
+        project = w_hr is not None
+        hpre = np.empty((n_rows, hid), dt) if project else out
+        w_hr_t = np.ascontiguousarray(w_hr.T) if project else None
+        e = np.empty((h.shape[0], gates), dt)
         for t in order:
             n, r0, r1 = batch_sizes[t], offsets[t], offsets[t + 1]
-            a = act[r0:r1]
-            np.matmul(h[:n], w_t, out=a)
-            a += x[r0:r1]
-            _sigmoid_(a[:, :s3])
-            np.tanh(a[:, s3:], out=a[:, s3:])
-            ct = cs[r0:r1]
-            np.multiply(a[:, hid : 2 * hid], c[:n], out=ct)
-            ig = np.multiply(a[:, :hid], a[:, s3:], out=tmp[:n])
-            ct += ig
-            c[:n] = ct
-            tct = np.tanh(ct, out=tc[r0:r1])
-            hp = np.multiply(a[:, 2 * hid : s3], tct, out=hpre[r0:r1])
-            if w_hr_t is not None:
-                np.matmul(hp, w_hr_t, out=out[r0:r1])
-            h[:n] = out[r0:r1]
-        saved.update(act=act, c=cs, tc=tc, hpre=hpre, perm=perm)
+            en = np.matmul(h[:n], w_t, out=e[:n])
+            en += x[r0:r1]
+            np.exp(en, out=en)
+            krnn.lstm_gates(en, c, act[r0:r1], cs[r0:r1])
+            tct = np.tanh(cs[r0:r1], out=tc[r0:r1])
+            krnn.lstm_output(act[r0:r1], tct, hpre[r0:r1], h, project)
+            if project:
+                h[:n] = np.matmul(hpre[r0:r1], w_hr_t, out=out[r0:r1])
+        saved.update(act=act, c=cs, tc=tc, hpre=hpre)
         return out, h, c, saved
     if mode == "GRU":
         hid = gates // 3
-        x = np.array(xw, dtype=dt, order="C")
-        b_hn = None
+        x = data @ w_ih.T
+        if b_ih is not None:
+            x += b_ih
         if b_hh is not None:
             x[:, : 2 * hid] += b_hh[: 2 * hid]
-            b_hn = b_hh[2 * hid :]
+        b_hn = b_hh[2 * hid :] if b_hh is not None else np.zeros(hid, dt)
         w_t = np.ascontiguousarray(w_hh.T)
         act = np.empty((n_rows, 4 * hid), dt)  # r, z, n, hn
         gh = np.empty((h.shape[0], gates), dt)
+        e = np.empty((h.shape[0], 2 * hid), dt)
+        npre = np.empty((h.shape[0], hid), dt)
         for t in order:
             n, r0, r1 = batch_sizes[t], offsets[t], offsets[t + 1]
             a = act[r0:r1]
             g = np.matmul(h[:n], w_t, out=gh[:n])
-            rz = np.add(g[:, : 2 * hid], x[r0:r1, : 2 * hid], out=a[:, : 2 * hid])
-            _sigmoid_(rz)
-            hn = a[:, 3 * hid :]
-            if b_hn is not None:
-                np.add(g[:, 2 * hid :], b_hn, out=hn)
-            else:
-                hn[...] = g[:, 2 * hid :]
-            nn = np.multiply(a[:, :hid], hn, out=a[:, 2 * hid : 3 * hid])
-            nn += x[r0:r1, 2 * hid :]
-            np.tanh(nn, out=nn)
-            o = np.subtract(h[:n], nn, out=out[r0:r1])
-            o *= a[:, hid : 2 * hid]
-            o += nn
-            h[:n] = o
+            en = e[:n]
+            krnn.gru_gates(g, x[r0:r1], b_hn, en, a)
+            np.exp(en, out=en)
+            nt = npre[:n]
+            krnn.gru_candidate(en, x[r0:r1], a, nt)
+            np.tanh(nt, out=nt)
+            krnn.gru_output(nt, a, h, out[r0:r1])
         saved.update(act=act)
         return out, h, None, saved
-    x = xw + b_hh if b_hh is not None else xw
+    x = data @ w_ih.T
+    for b in (b_ih, b_hh):
+        if b is not None:
+            x += b
     w_t = np.ascontiguousarray(w_hh.T)
     relu = mode == "RNN_RELU"
     for t in order:
@@ -234,9 +225,10 @@ def _column_sums(a):
 
 
 def _backward(ctx, g_out, g_h, g_c):
-    """The cotangents of ``(xw, h0, c0, w_hh, b_hh, w_hr)`` as numpy arrays (BPTT, kernels/rnn.py)."""
+    """The cotangents of ``(data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)`` as numpy arrays (BPTT in
+    kernels/rnn.py, then one GEMM per weight over all steps)."""
     mode, offsets, batch_sizes, reverse = ctx.mode, ctx.offsets, ctx.batch_sizes, ctx.reverse
-    h0, c0, w_hh, w_hr = ctx.h0, ctx.c0, ctx.w_hh, ctx.w_hr
+    data, w_ih, h0, c0, w_hh, w_hr = ctx.arrays
     s, out = ctx.saved, ctx.out
     dt = out.dtype
     g_out = np.ascontiguousarray(g_out, dtype=dt)
@@ -245,37 +237,31 @@ def _backward(ctx, g_out, g_h, g_c):
     hprev = np.empty_like(out)
     krnn.gather_prev(out, h0, offsets, batch_sizes, reverse, hprev)
     d_c0 = d_w_hr = None
+    dg = np.empty((n_rows, w_hh.shape[0]), dt)  # the cotangent of the hidden side's gates
+    dx = dg  # and of the input side's (they differ in GRU's n gate)
     if mode == "LSTM":
-        perm = s["perm"]
-        act = s["act"]
-        gates = act.shape[1]
         dc = np.array(g_c, dtype=dt, order="C")
-        dg = np.empty((n_rows, gates), dt)
         dh_rows = np.empty_like(out)
         proj = w_hr is not None
-        w_hr_c = np.ascontiguousarray(w_hr) if proj else np.empty((1, 1), dt)
-        w_p = np.ascontiguousarray(w_hh[perm])
+        w_hr_c = w_hr if proj else np.empty((1, 1), dt)
         krnn.lstm_backward(
-            act, s["c"], s["tc"], c0, w_p, w_hr_c, proj, g_out, offsets, batch_sizes, reverse, dh, dc, dg, dh_rows
+            s["act"], s["c"], s["tc"], c0, w_hh, w_hr_c, proj, g_out, offsets, batch_sizes, reverse, dh, dc, dg, dh_rows
         )
-        inv = np.argsort(perm)
-        d_xw = dg[:, inv]
-        d_w_hh = (dg.T @ hprev)[inv]
-        d_b_hh = _column_sums(dg)[inv]
         d_c0 = dc
         if proj:
             d_w_hr = dh_rows.T @ s["hpre"]
-        return d_xw, dh, d_c0, d_w_hh, d_b_hh, d_w_hr
-    if mode == "GRU":
-        dx = np.empty((n_rows, w_hh.shape[0]), dt)
-        dg = np.empty_like(dx)
-        krnn.gru_backward(s["act"], hprev, np.ascontiguousarray(w_hh), g_out, offsets, batch_sizes, reverse, dh, dx, dg)
-        return dx, dh, None, dg.T @ hprev, _column_sums(dg), None
-    dg = np.empty((n_rows, w_hh.shape[0]), dt)
-    krnn.rnn_backward(
-        out, mode == "RNN_RELU", np.ascontiguousarray(w_hh), g_out, offsets, batch_sizes, reverse, dh, dg
-    )
-    return dg, dh, None, dg.T @ hprev, _column_sums(dg), None
+    elif mode == "GRU":
+        dx = np.empty_like(dg)
+        krnn.gru_backward(s["act"], hprev, w_hh, g_out, offsets, batch_sizes, reverse, dh, dx, dg)
+    else:
+        krnn.rnn_backward(out, mode == "RNN_RELU", w_hh, g_out, offsets, batch_sizes, reverse, dh, dg)
+    needs = ctx.needs_input_grad
+    d_data = dx @ w_ih if needs[0] else None
+    d_w_ih = dx.T @ data if needs[1] else None
+    d_b_ih = _column_sums(dx) if needs[2] else None
+    d_w_hh = dg.T @ hprev if needs[5] else None
+    d_b_hh = (d_b_ih if dx is dg and d_b_ih is not None else _column_sums(dg)) if needs[6] else None
+    return d_data, d_w_ih, d_b_ih, dh, d_c0, d_w_hh, d_b_hh, d_w_hr
 
 
 def _array(t, dt):
@@ -283,7 +269,7 @@ def _array(t, dt):
 
 
 class _Recurrent(Function):
-    """The recurrence of one layer and direction as one primitive: inputs ``(xw, h0, c0, w_hh, b_hh, w_hr)``
+    """One layer and direction as one primitive: inputs ``(data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)``
     (``c0``, the biases and ``w_hr`` may be None), outputs ``(output data, h_n[, c_n])``. Its first-order
     backward is numpy + kernels/rnn.py; with grad mode on (``create_graph=True``) or a dual cotangent or input
     (forward over reverse), it differentiates ``scan`` instead, which is differentiable again."""
@@ -292,16 +278,16 @@ class _Recurrent(Function):
     _backward_borrows_cotangent = True  # (backward reads the cotangents and returns new arrays)
 
     @staticmethod
-    def forward(ctx, xw, h0, c0, w_hh, b_hh, w_hr, mode, offsets, batch_sizes, reverse):
-        dt = xw.dtype
-        arrays = [_array(a, dt) for a in (xw, h0, c0, w_hh, b_hh, w_hr)]
+    def forward(ctx, data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr, mode, offsets, batch_sizes, reverse):
+        dt = data.dtype
+        arrays = [_array(a, dt) for a in (data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)]
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore"):  # exp of very negative pre-activations: inf, whose sigmoid is 0
             out, h_n, c_n, saved = _forward(mode, *arrays, offsets, batch_sizes, reverse)
-        ctx.save_for_backward(xw, h0, c0, w_hh, b_hh, w_hr)
+        ctx.save_for_backward(data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)
         ctx.mode, ctx.offsets, ctx.batch_sizes, ctx.reverse = mode, offsets, batch_sizes, reverse
-        ctx.h0, ctx.c0, ctx.w_hh, ctx.w_hr = arrays[1], arrays[2], arrays[3], arrays[5]
+        ctx.arrays = [arrays[k] for k in (0, 1, 3, 4, 5, 7)]  # data, w_ih, h0, c0, w_hh, w_hr
         ctx.out, ctx.saved = out, saved
         res = (wrap_array(out), wrap_array(h_n))
         return res + (wrap_array(c_n),) if mode == "LSTM" else res
@@ -309,7 +295,7 @@ class _Recurrent(Function):
     @staticmethod
     def backward(ctx, g_out, g_h, g_c=None):
         inputs = ctx.saved_tensors
-        needs = ctx.needs_input_grad[:6]
+        needs = ctx.needs_input_grad[:8]
         grads = [g_out, g_h] + ([g_c] if ctx.mode == "LSTM" else [])
         if is_grad_enabled() or (_fw.levels and visible_levels_of(*grads, *[a for a in inputs if a is not None])):
             return _differentiable_backward(ctx, inputs, needs, grads) + (None,) * 4
@@ -322,8 +308,9 @@ def _differentiable_backward(ctx, inputs, needs, grads):
     ``create_graph=True`` (so the result is differentiable again and carries tangents)."""
     from ...autograd import grad
 
-    xw, h0, c0, w_hh, b_hh, w_hr = inputs
+    data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr = inputs
     with enable_grad():
+        xw = linear(data, w_ih, b_ih)
         out, h_n, c_n = scan(ctx.mode, xw, ctx.offsets, ctx.batch_sizes, h0, c0, w_hh, b_hh, w_hr, ctx.reverse)
     outs = [out, h_n] + ([c_n] if ctx.mode == "LSTM" else [])
     wanted = [a for a, need in zip(inputs, needs) if need]

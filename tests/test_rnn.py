@@ -408,7 +408,8 @@ def test_float32_matches_torch(cls, kw):
         loss = (out.data * lib.tensor(w.standard_normal(tuple(out.data.shape)).astype(np.float32))).sum()
         (loss + (h * h).sum()).backward()
         assert out.data.dtype == lib.float32
-        outs.append([out.data.detach().numpy(), h.detach().numpy(), xt.grad.numpy()] + [p.grad.numpy() for p in mod.parameters()])
+        grads = [p.grad.numpy() for p in mod.parameters()]
+        outs.append([out.data.detach().numpy(), h.detach().numpy(), xt.grad.numpy(), *grads])
     for a, t in zip(*outs, strict=True):
         np.testing.assert_allclose(a, t, rtol=1e-4, atol=1e-5)
 

@@ -151,7 +151,6 @@ def rnn_backward(out, relu, w_hh, g_out, offsets, batch_sizes, reverse, dh, dg):
         dh[:n] = np.dot(dg[r0 : r0 + n], w_hh)
 
 
-
 # ---------------------------------------------------------------------------------------------------------
 # forward steps: the arithmetic between numpy's (SIMD) exp and tanh passes, one call per block
 

@@ -28,8 +28,12 @@ derivative is written with the saved activations), so the loops vectorize withou
 import numpy as np
 from numba import njit
 
+# as cpu.KERNEL (not imported: a kernel and its callees stay in one module, see kernels/__init__.py); numpy's
+# error model lets the divisions of the forward steps vectorize (no zero-division test per element)
+_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-@njit(cache=True, nogil=True)
+
+@njit(**_KERNEL)
 def _prev_row(t, b, offsets, batch_sizes, reverse):
     """The row holding the state that row ``b`` of step ``t`` started from, or -1 for the initial state."""
     steps = batch_sizes.shape[0]
@@ -39,7 +43,7 @@ def _prev_row(t, b, offsets, batch_sizes, reverse):
     return offsets[p] + b
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def gather_prev(out, h0, offsets, batch_sizes, reverse, hprev):
     """``hprev[r]``: the state row ``r`` started its step from (a row of ``out``, or of ``h0``)."""
     steps = batch_sizes.shape[0]
@@ -56,7 +60,7 @@ def gather_prev(out, h0, offsets, batch_sizes, reverse, hprev):
                     hprev[r, j] = out[p, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def lstm_backward(act, c, tc, c0, w_hh, w_hr, proj, g_out, offsets, batch_sizes, reverse, dh, dc, dg, dh_rows):
     """LSTM (``act`` in the order ``i, f, o, g``; ``dg`` and ``w_hh`` ``(4H, P)`` in torch's ``i, f, g, o``).
     With ``proj``, ``w_hr`` ``(P, H)`` maps ``o * tanh(c)`` to the state, and ``dh_rows[r]`` receives the
@@ -95,7 +99,7 @@ def lstm_backward(act, c, tc, c0, w_hh, w_hr, proj, g_out, offsets, batch_sizes,
         dh[:n] = np.dot(dg[r0 : r0 + n], w_hh)
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def gru_backward(act, hprev, w_hh, g_out, offsets, batch_sizes, reverse, dh, dx, dg):
     """GRU: ``dx`` (cotangent of the input projection, gates ``r, z, n``) and ``dg`` (of ``h W_hh^T + b_hh``)
     differ in the ``n`` gate, where the hidden part is scaled by ``r``."""
@@ -130,7 +134,7 @@ def gru_backward(act, hprev, w_hh, g_out, offsets, batch_sizes, reverse, dh, dx,
                 dh[b, j] += direct[b, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def rnn_backward(out, relu, w_hh, g_out, offsets, batch_sizes, reverse, dh, dg):
     """Elman RNN: ``out = tanh(pre)`` (or ``relu``, whose derivative is taken as torch's: ``out > 0``)."""
     steps = batch_sizes.shape[0]
@@ -155,7 +159,7 @@ def rnn_backward(out, relu, w_hh, g_out, offsets, batch_sizes, reverse, dh, dg):
 # forward steps: the arithmetic between numpy's (SIMD) exp and tanh passes, one call per block
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def lstm_gates(e, c, act, cs):
     """One LSTM step after ``e = exp(-(pre-activations))`` (``(n, 4H)``, gates ``i, f, o`` and then ``g``
     scaled by 2): ``act`` = ``sigmoid`` of the first three (``1 / (1 + e)``) and ``tanh(g) = 2 / (1 + e) - 1``;
@@ -173,7 +177,7 @@ def lstm_gates(e, c, act, cs):
             cs[b, j] = v
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def lstm_output(act, tc, hpre, h, project):
     """``hpre = o * tanh(c)``, and the state ``h[:n] = hpre`` unless a projection follows (``project``)."""
     n, hid = tc.shape
@@ -185,7 +189,7 @@ def lstm_output(act, tc, hpre, h, project):
                 h[b, j] = v
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def gru_gates(g, x, b_hn, e, act):
     """One GRU step: ``g = h W_hh^T`` and ``x`` (input projection plus the r, z biases) ``(n, 3H)``; writes
     ``e = -(r, z pre-activations)`` ``(n, 2H)`` and ``hn = g_n + b_hn`` (``act[:, 3H:]``)."""
@@ -198,7 +202,7 @@ def gru_gates(g, x, b_hn, e, act):
             act[b, 3 * hid + j] = g[b, 2 * hid + j] + b_hn[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def gru_candidate(e, x, act, npre):
     """After ``e = exp(e)``: ``r, z = 1 / (1 + e)`` into ``act``, and ``npre = x_n + r * hn``."""
     n = e.shape[0]
@@ -210,7 +214,7 @@ def gru_candidate(e, x, act, npre):
             npre[b, j] = x[b, 2 * hid + j] + act[b, j] * act[b, 3 * hid + j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**_KERNEL)
 def gru_output(nt, act, h, out):
     """After ``nt = tanh(npre)``: ``act``'s n gate, and ``h' = n + z * (h - n)`` into ``out`` and ``h[:n]``."""
     n, hid = nt.shape

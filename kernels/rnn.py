@@ -6,7 +6,7 @@ sequences still running (sorted by decreasing length, so they are the leading ro
 A padded batch is the case of equal batch sizes. ``reverse`` layers ran their steps from the last to the first.
 
 Saved per row (what the forward computed for that row at its step):
-- LSTM: ``act`` ``(N, 4H)`` the gate activations in the order ``i, f, o, g`` (``lstm_gates`` writes them),
+- LSTM: ``act`` ``(N, 4H)`` the gate activations ``i, f, g, o`` (torch's order; ``lstm_gates`` writes them),
   ``c`` ``(N, H)`` the new cell state, ``tc`` ``tanh(c)``;
 - GRU: ``act`` ``(N, 4H)``: ``r, z, n`` and ``hn = h W_hn^T + b_hn`` (torch's order of the first three);
 - RNN: ``out`` itself (``tanh`` or ``relu`` of the pre-activation).
@@ -62,7 +62,7 @@ def gather_prev(out, h0, offsets, batch_sizes, reverse, hprev):
 
 @njit(**_KERNEL)
 def lstm_backward(act, c, tc, c0, w_hh, w_hr, proj, g_out, offsets, batch_sizes, reverse, dh, dc, dg, dh_rows):
-    """LSTM (``act`` in the order ``i, f, o, g``; ``dg`` and ``w_hh`` ``(4H, P)`` in torch's ``i, f, g, o``).
+    """LSTM (``act``, ``dg`` and ``w_hh`` ``(4H, P)`` in torch's gate order ``i, f, g, o``).
     With ``proj``, ``w_hr`` ``(P, H)`` maps ``o * tanh(c)`` to the state, and ``dh_rows[r]`` receives the
     cotangent of the projected state of row ``r`` (for ``w_hr``'s gradient)."""
     steps = batch_sizes.shape[0]
@@ -85,8 +85,8 @@ def lstm_backward(act, c, tc, c0, w_hh, w_hr, proj, g_out, offsets, batch_sizes,
             for j in range(hid):
                 i = act[r, j]
                 f = act[r, hid + j]
-                o = act[r, 2 * hid + j]
-                g = act[r, 3 * hid + j]
+                g = act[r, 2 * hid + j]
+                o = act[r, 3 * hid + j]
                 tcj = tc[r, j]
                 d = dhp[b, j]
                 dcj = dc[b, j] + d * o * (1.0 - tcj * tcj)
@@ -160,19 +160,29 @@ def rnn_backward(out, relu, w_hh, g_out, offsets, batch_sizes, reverse, dh, dg):
 
 
 @njit(**_KERNEL)
-def lstm_gates(e, c, act, cs):
-    """One LSTM step after ``e = exp(-(pre-activations))`` (``(n, 4H)``, gates ``i, f, o`` and then ``g``
-    scaled by 2): ``act`` = ``sigmoid`` of the first three (``1 / (1 + e)``) and ``tanh(g) = 2 / (1 + e) - 1``;
-    the cell state ``c[:n] = f * c + i * g``, also written to ``cs``."""
+def lstm_preact(e, x):
+    """``e = -(e + x)`` (``e = h W_hh^T``, ``x`` the input projection and biases: ``(n, 4H)``), doubled in
+    the ``g`` gate: one exp of the block then gives every gate (``lstm_gates``)."""
     n, gates = e.shape
     hid = gates // 4
     for b in range(n):
-        for j in range(3 * hid):
-            act[b, j] = 1.0 / (1.0 + e[b, j])
-        for j in range(3 * hid, gates):
-            act[b, j] = 2.0 / (1.0 + e[b, j]) - 1.0
+        for j in range(gates):
+            v = -(e[b, j] + x[b, j])
+            e[b, j] = v + v if 2 * hid <= j < 3 * hid else v
+
+
+@njit(**_KERNEL)
+def lstm_gates(e, c, act, cs):
+    """One LSTM step after ``e = exp(e)``: ``act`` = ``sigmoid`` of ``i, f, o`` (``1 / (1 + e)``) and
+    ``tanh(g) = 2 / (1 + exp(-2 g)) - 1``; the cell state ``c[:n] = f * c + i * g``, also written to ``cs``."""
+    n, gates = e.shape
+    hid = gates // 4
+    for b in range(n):
+        for j in range(gates):
+            v = 1.0 / (1.0 + e[b, j])
+            act[b, j] = v + v - 1.0 if 2 * hid <= j < 3 * hid else v
         for j in range(hid):
-            v = act[b, hid + j] * c[b, j] + act[b, j] * act[b, 3 * hid + j]
+            v = act[b, hid + j] * c[b, j] + act[b, j] * act[b, 2 * hid + j]
             c[b, j] = v
             cs[b, j] = v
 
@@ -183,7 +193,7 @@ def lstm_output(act, tc, hpre, h, project):
     n, hid = tc.shape
     for b in range(n):
         for j in range(hid):
-            v = act[b, 2 * hid + j] * tc[b, j]
+            v = act[b, 3 * hid + j] * tc[b, j]
             hpre[b, j] = v
             if not project:
                 h[b, j] = v

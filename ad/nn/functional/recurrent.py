@@ -118,11 +118,6 @@ def layer(mode, data, offsets, batch_sizes, h0, c0, weights, reverse):
 # the fast path
 
 
-def _lstm_order(hidden):
-    """Column order ``i, f, o, g`` from torch's ``i, f, g, o``: the three sigmoid gates side by side."""
-    return np.r_[0 : 2 * hidden, 3 * hidden : 4 * hidden, 2 * hidden : 3 * hidden]
-
-
 def _forward(mode, data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr, offsets, batch_sizes, reverse):
     """The recurrence in numpy (per step: one GEMM, numpy's SIMD exp / tanh on contiguous blocks, the
     arithmetic between them in kernels/rnn.py). Returns ``(out, h_n, c_n, saved)``: ``saved`` holds the
@@ -138,17 +133,11 @@ def _forward(mode, data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr, offsets, batch_si
     saved = {}
     if mode == "LSTM":
         hid = gates // 4
-        perm = _lstm_order(hid)
-        # negated pre-activations, the g gate's doubled (exact scalings): one exp of the whole block gives
-        # every gate (kernels/rnn.py: lstm_gates)
-        scale = np.full(gates, -1.0, dt)
-        scale[3 * hid :] = -2.0
-        w_x = w_ih[perm] * scale[:, None]
-        x = data @ w_x.T
-        bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-        if bias is not None:
-            x += bias[perm] * scale
-        w_t = np.ascontiguousarray((w_hh[perm] * scale[:, None]).T)
+        x = data @ w_ih.T
+        for b in (b_ih, b_hh):
+            if b is not None:
+                x += b
+        w_t = np.ascontiguousarray(w_hh.T)  # (a transposed view: small products 1.5-2.5x slower)
         c = np.array(c0, dtype=dt, order="C")
         act = np.empty((n_rows, gates), dt)
         cs = np.empty((n_rows, hid), dt)
@@ -160,7 +149,7 @@ def _forward(mode, data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr, offsets, batch_si
         for t in order:
             n, r0, r1 = batch_sizes[t], offsets[t], offsets[t + 1]
             en = np.matmul(h[:n], w_t, out=e[:n])
-            en += x[r0:r1]
+            krnn.lstm_preact(en, x[r0:r1])
             np.exp(en, out=en)
             krnn.lstm_gates(en, c, act[r0:r1], cs[r0:r1])
             tct = np.tanh(cs[r0:r1], out=tc[r0:r1])

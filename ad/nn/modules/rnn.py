@@ -12,7 +12,7 @@ matrix (``(sum of batch sizes, features)``, step ``t`` in rows ``offsets[t]:offs
 ``ad/nn/functional/recurrent.py``'s ``layer`` per layer and direction: one ``linear`` row projects every step's
 input, then the recurrence is one Python-swept row (numpy forward, compiled backward through time) or, for
 CUDA tensors and forward-mode tangents, a composite of differentiable ops; a padded batch is the packed case
-with every batch size equal, so both share one path. The cells are composites of ad ops (``cell``).
+with every batch size equal, so both share one path. A cell's step is a layer of one step.
 """
 
 import math
@@ -26,7 +26,6 @@ from ...ops import cat, stack
 from .. import functional as F
 from .. import init
 from ..functional.recurrent import GATES as _GATES
-from ..functional.recurrent import cell as _cell
 from ..functional.recurrent import layer as _layer
 from ..parameter import Parameter
 from ..utils.rnn import PackedSequence
@@ -411,10 +410,11 @@ class RNNCellBase(Module):
         return input, out, is_batched
 
     def _step(self, mode, input, h, c):  # noqa: A002
-        xw = input @ self.weight_ih.T
-        if self.bias_ih is not None:
-            xw = xw + self.bias_ih
-        return _cell(mode, xw, h, c, self.weight_hh.T, self.bias_hh, None)
+        """One step as a layer of one step (``recurrent.layer``: one row on the CPU, the composite elsewhere)."""
+        batch = input.shape[0]
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None)
+        _, h, c = _layer(mode, input, np.array([0, batch]), np.array([batch]), h, c, weights, False)
+        return h, c
 
 
 class RNNCell(RNNCellBase):

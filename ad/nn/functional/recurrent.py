@@ -1,24 +1,24 @@
 """One recurrent layer (one direction) over a packed sequence: the ad-op composite and a one-row fast path.
 
-Where to start: ``layer`` (called by ``RNNBase.forward`` per layer and direction). Its input ``data`` is
-time-major and packed, ``(sum of batch sizes, features)``, step ``t`` in rows ``offsets[t]:offsets[t + 1]``;
-sequences are sorted by decreasing length, so those still running at step ``t`` are the first
-``batch_sizes[t]`` rows of the ``(B, P)`` state (a padded batch is the case of equal batch sizes). ``layer``
-projects every step's input with one ``linear`` row (``xw = data W_ih^T + b_ih``, as cuDNN and torch do) and
-then runs the recurrence in one of two forms:
+Where to start: ``layer`` (called by ``RNNBase.forward`` per layer and direction, and by the cells as a layer
+of one step). Its input ``data`` is time-major and packed, ``(sum of batch sizes, features)``, step ``t`` in
+rows ``offsets[t]:offsets[t + 1]``; sequences are sorted by decreasing length, so those still running at step
+``t`` are the first ``batch_sizes[t]`` rows of the ``(B, P)`` state (a padded batch is the case of equal batch
+sizes). Every step's input projection is one product over all steps (``data W_ih^T + b_ih``, as cuDNN and
+torch do); the recurrence then runs in one of two forms:
 
-- ``_Recurrent`` (a Python-swept primitive, one tape row for the whole recurrence): the forward loops over the
-  steps in numpy (one GEMM per step into preallocated ``(N, ...)`` buffers, the gate nonlinearities as numpy's
-  SIMD ufuncs on whole blocks) and keeps the gate activations; the backward is one compiled kernel per mode
-  (``kernels/rnn.py``: the gate derivatives of every step and the per-step ``dg_t @ W_hh``), after which the
-  weight gradients are one GEMM each over all steps. A layer of 50 steps records 1 row instead of ~1,000
-  and its backward makes one kernel call instead of sweeping those rows.
+- ``_Recurrent`` (a Python-swept primitive: one tape row for the layer, projection included): the forward
+  loops over the steps in numpy (one GEMM per step into preallocated ``(N, ...)`` buffers; per LSTM step one
+  numpy exp of the whole negated gate block, the g gate's doubled so that ``tanh(g) = 2 sigmoid(2g) - 1``, one
+  tanh of the cell state, and the arithmetic between them in small kernels of kernels/rnn.py) and keeps the
+  gate activations; the backward is one compiled kernel per mode (the gate derivatives of every step and the
+  per-step ``dg_t @ W_hh``), after which each weight gradient is one GEMM over all steps. A 2-layer LSTM of 50
+  steps records 2 rows instead of ~1,500, and its backward makes 2 kernel calls instead of sweeping them.
 - ``scan`` (ad ops: matmul, sigmoid, tanh, slicing, cat), the differentiable form: the fast path's backward
-  runs it again and differentiates it when the backward itself must be differentiable (``create_graph=True``,
-  forward over reverse), and ``layer`` uses it directly where the fast path does not apply (CUDA tensors,
-  inputs carrying forward-mode tangents). Tests compare both forms with torch's.
-
-The cells (``RNNCell`` ...) use ``cell``, the composite of one step.
+  recomputes and differentiates it when the backward itself must be differentiable (``create_graph=True``,
+  a dual cotangent in forward over reverse), and ``layer`` uses it directly where the fast path does not
+  apply (CUDA tensors, inputs carrying forward-mode tangents). Tests compare both forms with torch's and
+  with each other.
 """
 
 import numpy as np

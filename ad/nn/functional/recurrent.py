@@ -17,8 +17,8 @@ torch do); the recurrence then runs in one of two forms:
 - ``scan`` (ad ops: matmul, sigmoid, tanh, slicing, cat), the differentiable form: the fast path's backward
   recomputes and differentiates it when the backward itself must be differentiable (``create_graph=True``,
   a dual cotangent in forward over reverse), and ``layer`` uses it directly where the fast path does not
-  apply (CUDA tensors, inputs carrying forward-mode tangents). Tests compare both forms with torch's and
-  with each other.
+  apply (CUDA tensors, inputs carrying forward-mode tangents, mixed dtypes). Tests compare both forms with
+  torch's and with each other.
 """
 
 import numpy as np
@@ -105,7 +105,7 @@ def layer(mode, data, offsets, batch_sizes, h0, c0, weights, reverse):
     args = (data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)
     if (
         len(batch_sizes) == 0
-        or any(a is not None and a._dev is not None for a in args)
+        or any(a is not None and (a._dev is not None or a.dtype != data.dtype) for a in args)
         or (_fw.levels and visible_levels_of(*[a for a in args if a is not None]))
     ):
         xw = linear(data, w_ih, b_ih)  # every step's input projection in one product

@@ -25,7 +25,7 @@ import numpy as np
 
 from kernels import rnn as krnn
 
-from ... import ops
+from ... import blas_threads, ops
 from ...autograd.function import Function
 from ...forward import _fw, visible_levels_of
 from ...grad_mode import enable_grad, is_grad_enabled
@@ -272,7 +272,9 @@ class _Recurrent(Function):
         arrays = [_array(a, dt) for a in (data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)]
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
-        with np.errstate(over="ignore"):  # exp of very negative pre-activations: inf, whose sigmoid is 0
+        # exp of very negative pre-activations: inf, whose sigmoid is 0; BLAS on the calling thread: a loop of
+        # small GEMMs pays a thread wake-up per call otherwise (ad/blas_threads.py)
+        with np.errstate(over="ignore"), blas_threads.single_threaded():
             out, h_n, c_n, saved = _forward(mode, *arrays, offsets, batch_sizes, reverse)
         ctx.save_for_backward(data, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr)
         ctx.mode, ctx.offsets, ctx.batch_sizes, ctx.reverse = mode, offsets, batch_sizes, reverse
@@ -288,7 +290,8 @@ class _Recurrent(Function):
         grads = [g_out, g_h] + ([g_c] if ctx.mode == "LSTM" else [])
         if is_grad_enabled() or (_fw.levels and visible_levels_of(*grads, *[a for a in inputs if a is not None])):
             return _differentiable_backward(ctx, inputs, needs, grads) + (None,) * 4
-        res = _backward(ctx, g_out._data, g_h._data, None if g_c is None else g_c._data)
+        with blas_threads.single_threaded():  # (as in forward)
+            res = _backward(ctx, g_out._data, g_h._data, None if g_c is None else g_c._data)
         return tuple(wrap_array(r) if r is not None and need else None for r, need in zip(res, needs)) + (None,) * 4
 
 

@@ -381,3 +381,62 @@ def test_double_backward_matches_torch():
         grads.append([p.grad.numpy() for p in mod.parameters()] + [xt.grad.numpy()])
     for a, t in zip(*grads):
         np.testing.assert_allclose(a, t, rtol=0, atol=1e-11)
+
+
+FAST_CASES = [
+    ("RNN", dict(nonlinearity="relu", bidirectional=True)),
+    ("LSTM", dict(num_layers=2, bidirectional=True, proj_size=2)),
+    ("GRU", dict(num_layers=2, bidirectional=True)),
+]
+
+
+@pytest.mark.parametrize(("cls", "kw"), FAST_CASES, ids=[c for c, _ in FAST_CASES])
+def test_float32_matches_torch(cls, kw):
+    """The one-row recurrence (numpy forward, compiled backward) in float32, against torch's float32."""
+    kw = dict(input_size=3, hidden_size=5, **kw)
+    tm = getattr(torch.nn, cls)(**kw)
+    m = getattr(ad.nn, cls)(**kw, dtype=ad.float32)
+    m.load_state_dict({k: ad.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    x = RNG.standard_normal((6, 3, 3)).astype(np.float32)
+    lengths = [6, 4, 2]
+    outs = []
+    for lib, mod, utils in ((ad, m, R), (torch, tm, TR)):
+        xt = lib.tensor(x, requires_grad=True)
+        out, state = mod(utils.pack_padded_sequence(xt, lengths))
+        h = state[0] if cls == "LSTM" else state
+        w = np.random.default_rng(1)
+        loss = (out.data * lib.tensor(w.standard_normal(tuple(out.data.shape)).astype(np.float32))).sum()
+        (loss + (h * h).sum()).backward()
+        assert out.data.dtype == lib.float32
+        grads = [p.grad.numpy() for p in mod.parameters()]
+        outs.append([out.data.detach().numpy(), h.detach().numpy(), xt.grad.numpy(), *grads])
+    for a, t in zip(*outs, strict=True):
+        np.testing.assert_allclose(a, t, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("cls", "kw"), FAST_CASES, ids=[c for c, _ in FAST_CASES])
+def test_forward_mode_and_paths_agree(cls, kw):
+    """Forward mode (the composite of ad ops: a dual input takes it) against central finite differences, and
+    its output against the one-row path's; reverse mode's <v, J u> against forward mode's."""
+    from ad.autograd import forward_ad as fwAD
+
+    kw = dict(input_size=3, hidden_size=4, **kw)
+    m = getattr(ad.nn, cls)(**kw)
+    x = RNG.standard_normal((4, 2, 3))
+    u = RNG.standard_normal(x.shape)
+    v = RNG.standard_normal((4, 2, 2 * (kw.get("proj_size") or 4)))
+
+    def f(a):
+        return m(ad.tensor(a))[0].detach().numpy()
+
+    with fwAD.dual_level():
+        out = m(fwAD.make_dual(ad.tensor(x), ad.tensor(u)))[0]
+        primal, tangent = fwAD.unpack_dual(out)
+    eps = 1e-6
+    fd = (f(x + eps * u) - f(x - eps * u)) / (2 * eps)
+    tangent, primal = tangent.detach().numpy(), primal.detach().numpy()
+    np.testing.assert_allclose(tangent, fd, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(primal, f(x), rtol=0, atol=1e-13)  # composite vs one row
+    xt = ad.tensor(x, requires_grad=True)
+    (m(xt)[0] * ad.tensor(v)).sum().backward()
+    np.testing.assert_allclose((xt.grad.numpy() * u).sum(), (tangent * v).sum(), rtol=1e-10)

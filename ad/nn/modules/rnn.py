@@ -7,13 +7,12 @@ Parameters carry torch's names, shapes, order and init (U(-1/sqrt(hidden_size), 
 direction; the gates are stacked in torch's order (LSTM: i, f, g, o; GRU: r, z, n). A state dict copies
 across from torch unchanged.
 
-Everything is a composite of differentiable ops (matmul, sigmoid, tanh, relu, slicing, cat), so backward,
-double backward and forward mode come from the existing rules. Where to start: ``RNNBase.forward`` turns a
-padded batch or a ``PackedSequence`` into one time-major ``data`` matrix (``(sum of batch sizes, features)``,
-step ``t`` in rows ``offsets[t]:offsets[t + 1]``) and runs ``_layer`` per layer and direction. ``_layer``
-projects every step's input with one matmul, then loops over time; a padded batch is the packed case with
-every batch size equal, so both share one path. Sequences are sorted by decreasing length, so the ones still
-running at step ``t`` are the first ``batch_sizes[t]`` rows of the hidden state.
+Where to start: ``RNNBase.forward`` turns a padded batch or a ``PackedSequence`` into one time-major ``data``
+matrix (``(sum of batch sizes, features)``, step ``t`` in rows ``offsets[t]:offsets[t + 1]``) and runs
+``ad/nn/functional/recurrent.py``'s ``layer`` per layer and direction: one ``linear`` row projects every step's
+input, then the recurrence is one Python-swept row (numpy forward, compiled backward through time) or, for
+CUDA tensors and forward-mode tangents, a composite of differentiable ops; a padded batch is the packed case
+with every batch size equal, so both share one path. A cell's step is a layer of one step.
 """
 
 import math
@@ -26,82 +25,14 @@ from ... import creation
 from ...ops import cat, stack
 from .. import functional as F
 from .. import init
+from ..functional.recurrent import GATES as _GATES
+from ..functional.recurrent import layer as _layer
 from ..parameter import Parameter
 from ..utils.rnn import PackedSequence
 from .module import Module
 from .utils import _factory
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
-
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-def _cell(mode, xw, h, c, w_hh_t, b_hh, w_hr_t):
-    """One step of ``mode`` for a batch: ``xw`` is the input's projection (``x W_ih^T + b_ih``), ``w_hh_t``
-    and ``w_hr_t`` transposed weights. Returns ``(h', c')`` (``c'`` is ``None`` but for LSTM)."""
-    gh = h @ w_hh_t
-    if b_hh is not None:
-        gh = gh + b_hh
-    if mode == "GRU":
-        i_r, i_z, i_n = xw.chunk(3, 1)
-        h_r, h_z, h_n = gh.chunk(3, 1)
-        r = (i_r + h_r).sigmoid()
-        z = (i_z + h_z).sigmoid()
-        n = (i_n + r * h_n).tanh()
-        return n + z * (h - n), None
-    gates = xw + gh
-    if mode == "RNN_TANH":
-        return gates.tanh(), None
-    if mode == "RNN_RELU":
-        return gates.relu(), None
-    i, f, g, o = gates.chunk(4, 1)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    h = o.sigmoid() * c.tanh()
-    if w_hr_t is not None:
-        h = h @ w_hr_t
-    return h, c
-
-
-def _layer(mode, data, offsets, batch_sizes, h0, c0, weights, reverse):
-    """One direction of one layer over packed ``data``. Returns ``(output data, h_n, c_n)``."""
-    w_ih, w_hh, b_ih, b_hh, w_hr = weights
-    xw = data @ w_ih.T  # every step's input projection in one product
-    if b_ih is not None:
-        xw = xw + b_ih
-    w_hh_t = w_hh.T
-    w_hr_t = None if w_hr is None else w_hr.T
-    steps = len(batch_sizes)
-    outs = [None] * steps
-    if not reverse:
-        # sequences that end leave the batch: their final state is set aside (rows bs_t and up)
-        h, c, done_h, done_c = h0, c0, [], []
-        for t in range(steps):
-            n = int(batch_sizes[t])
-            if n < h.shape[0]:
-                done_h.append(h[n:])
-                h = h[:n]
-                if c is not None:
-                    done_c.append(c[n:])
-                    c = c[:n]
-            h, c = _cell(mode, xw[offsets[t] : offsets[t + 1]], h, c, w_hh_t, b_hh, w_hr_t)
-            outs[t] = h
-        h_n = cat([h, *done_h[::-1]]) if done_h else h
-        c_n = None if c is None else (cat([c, *done_c[::-1]]) if done_c else c)
-    else:
-        # backwards in time, sequences join the batch (from their initial state) at their last step
-        n = int(batch_sizes[-1]) if steps else h0.shape[0]
-        h = h0[:n] if n < h0.shape[0] else h0
-        c = None if c0 is None else (c0[:n] if n < c0.shape[0] else c0)
-        for t in range(steps - 1, -1, -1):
-            m = int(batch_sizes[t])
-            if m > h.shape[0]:
-                h = cat([h, h0[h.shape[0] : m]])
-                if c is not None:
-                    c = cat([c, c0[c.shape[0] : m]])
-            h, c = _cell(mode, xw[offsets[t] : offsets[t + 1]], h, c, w_hh_t, b_hh, w_hr_t)
-            outs[t] = h
-        h_n, c_n = h, c
-    return cat(outs) if steps > 1 else outs[0], h_n, c_n
 
 
 class RNNBase(Module):
@@ -479,10 +410,11 @@ class RNNCellBase(Module):
         return input, out, is_batched
 
     def _step(self, mode, input, h, c):  # noqa: A002
-        xw = input @ self.weight_ih.T
-        if self.bias_ih is not None:
-            xw = xw + self.bias_ih
-        return _cell(mode, xw, h, c, self.weight_hh.T, self.bias_hh, None)
+        """One step as a layer of one step (``recurrent.layer``: one row on the CPU, the composite elsewhere)."""
+        batch = input.shape[0]
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None)
+        _, h, c = _layer(mode, input, np.array([0, batch]), np.array([batch]), h, c, weights, False)
+        return h, c
 
 
 class RNNCell(RNNCellBase):

@@ -149,11 +149,15 @@ def saved_values_lost(r, op, o, x, y, freed, modified, saves, status):
 @njit(inline="always", **KERNEL)
 def unsigned(i):
     """``i`` (an offset or count, >= 0) as an unsigned index, for element loops: ``a[unsigned(x) + i]`` over
-    ``i in range(unsigned(n))``. numba reads ``a[k]`` with a signed ``k`` as Python does (``a[k + len]`` when
-    k < 0): a test per access that keeps a loop over arena offsets from vectorizing (W1's rows of 16: forward
-    91 -> 27 ns a row, reverse 56 -> 45; slices per row, ``vals[x:x + n]``, measured 29 and 61). Never apply
-    it to the -1 of an absent operand, and keep every term of an index unsigned (numba types int64 + uint64
-    as float64: a typing error, not a wrong index)."""
+    ``i in range(unsigned(n))``, or an index made of signed terms cast whole, ``a[unsigned(x + map[i])]``.
+
+    numba reads ``a[k]`` with a signed ``k`` as Python does (``a[k + len]`` when k < 0): a test per access,
+    which keeps a loop over arena offsets from vectorizing; an unsigned ``k`` is used as is. On W1's rows of 16
+    (``scripts/row_kernels_bench.py``): replay forward 97 -> 34 ns a row, fused step 135 -> 63, reverse sweep
+    91 -> 78; slices taken per row (``vals[x:x + n]``) came out slower than unsigned offsets. Never apply it to
+    the -1 of an absent operand, and keep every term of an index unsigned (numba types int64 + uint64 as
+    float64: a typing error, not a wrong index).
+    """
     return uint64(i)
 
 

@@ -705,8 +705,8 @@ def test_fast_path_results_keep_their_operands_without_a_tuple():
 
 def test_empty_rows_between_small_rows_in_every_small_row_kernel():
     """Rows of 0 elements (their offsets index nothing) beside rows of 16, through the kernels whose element
-    loops index the arena with unsigned offsets: the eager sweep, the replay with its fused step, and the
-    batched sweep give the same gradients (the replay within rounding: vmath), the rule sweep's (create_graph) within rounding."""
+    loops index the arena with unsigned offsets: the eager sweep, the replay with its fused step (within
+    rounding: vmath), the batched sweep and the rule sweep (create_graph) give the same gradients."""
 
     def f(x, e):
         return _chain(x) + _chain(e) + (e * e).sum()

@@ -37,6 +37,7 @@ from .cpu import (
     operand_live,
     saved_values_lost,
     unary_partial,
+    unsigned,
 )
 
 
@@ -91,20 +92,24 @@ def reverse_sweep_batched(
         a1 = attrs[r, 1]
         if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
             if xrg:
-                for i in range(n):
-                    d = unary_partial(code, vals[x + i], vals[o + i], a0, a1)
-                    for b in range(nb):
-                        cot[cx + i, b] += cot[co + i, b] * d
+                uo, ux, uco, ucx = unsigned(o), unsigned(x), unsigned(co), unsigned(cx)
+                for i in range(unsigned(n)):
+                    d = unary_partial(code, vals[ux + i], vals[uo + i], a0, a1)
+                    for b in range(unsigned(nb)):
+                        cot[ucx + i, b] += cot[uco + i, b] * d
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-            for i in range(n):
+            uo, ux, uy, uco = unsigned(o), unsigned(x), unsigned(y), unsigned(co)
+            for i in range(unsigned(n)):
                 if xrg:
-                    dx = binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
-                    for b in range(nb):
-                        cot[cx + i, b] += cot[co + i, b] * dx
+                    dx = binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                    ucx = unsigned(cx)
+                    for b in range(unsigned(nb)):
+                        cot[ucx + i, b] += cot[uco + i, b] * dx
                 if yrg:
-                    dy = binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
-                    for b in range(nb):
-                        cot[cy + i, b] += cot[co + i, b] * dy
+                    dy = binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                    ucy = unsigned(cy)
+                    for b in range(unsigned(nb)):
+                        cot[ucy + i, b] += cot[uco + i, b] * dy
         elif code == K.WHERE:
             for i in range(n):
                 m = vals[a + i]
@@ -118,9 +123,10 @@ def reverse_sweep_batched(
             _strided_walk_batched(cot, aux, a, co, cx, a0, False)
         elif code == K.SUM_ALL:
             if xrg:
-                for i in range(a):
-                    for b in range(nb):
-                        cot[cx + i, b] += a0 * cot[co, b]
+                ucx = unsigned(cx)
+                for i in range(unsigned(a)):
+                    for b in range(unsigned(nb)):
+                        cot[ucx + i, b] += a0 * cot[co, b]
         elif code == K.GATHER_MAP:
             for i in range(n):
                 _add_slot(cot, cx + aux[a + 1 + i], co + i, 1.0)
@@ -160,8 +166,9 @@ def reverse_sweep_batched(
 @njit(inline="always", **KERNEL)
 def _add_slot(cot, dst, src, scale):
     """The B cotangents of slot ``dst`` += ``scale`` times those of slot ``src``."""
-    for b in range(cot.shape[1]):
-        cot[dst, b] += scale * cot[src, b]
+    udst, usrc = unsigned(dst), unsigned(src)
+    for b in range(unsigned(cot.shape[1])):
+        cot[udst, b] += scale * cot[usrc, b]
 
 
 @njit(**KERNEL)

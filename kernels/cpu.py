@@ -22,7 +22,7 @@ tensor has a Python hook), and no further than ``lowest``, the smallest row that
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 from numba.extending import register_jitable
 
 from . import opcodes as K
@@ -147,6 +147,21 @@ def saved_values_lost(r, op, o, x, y, freed, modified, saves, status):
 
 
 @njit(inline="always", **KERNEL)
+def unsigned(i):
+    """``i`` (an offset or count, >= 0) as an unsigned index, for element loops: ``a[unsigned(x) + i]`` over
+    ``i in range(unsigned(n))``, or an index made of signed terms cast whole, ``a[unsigned(x + map[i])]``.
+
+    numba reads ``a[k]`` with a signed ``k`` as Python does (``a[k + len]`` when k < 0): a test per access,
+    which keeps a loop over arena offsets from vectorizing; an unsigned ``k`` is used as is. On W1's rows of 16
+    (``scripts/row_kernels_bench.py``): replay forward 97 -> 34 ns a row, fused step 135 -> 63, reverse sweep
+    91 -> 78; slices taken per row (``vals[x:x + n]``) came out slower than unsigned offsets. Never apply it to
+    the -1 of an absent operand, and keep every term of an index unsigned (numba types int64 + uint64 as
+    float64: a typing error, not a wrong index).
+    """
+    return uint64(i)
+
+
+@njit(inline="always", **KERNEL)
 def operand_live(live, off, producer, lowest):
     """An operand at ``off`` (made by row ``producer``) received a cotangent: mark it live; returns the sweep's
     new ``lowest`` (the producer's row, if it is the lowest live one so far)."""
@@ -209,15 +224,17 @@ def reverse_sweep(
                 _clear_if_big(cot, big_off, big_n, y)
         if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
             if xrg:
-                for i in range(n):
-                    cot[x + i] += cot[o + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+                uo, ux = unsigned(o), unsigned(x)
+                for i in range(unsigned(n)):
+                    cot[ux + i] += cot[uo + i] * unary_partial(code, vals[ux + i], vals[uo + i], a0, a1)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+            uo, ux, uy = unsigned(o), unsigned(x), unsigned(y)
             if xrg:
-                for i in range(n):
-                    cot[x + i] += cot[o + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
+                for i in range(unsigned(n)):
+                    cot[ux + i] += cot[uo + i] * binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
             if yrg:
-                for i in range(n):
-                    cot[y + i] += cot[o + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
+                for i in range(unsigned(n)):
+                    cot[uy + i] += cot[uo + i] * binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
         elif is_linear_row(code):
             linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg)
         elif code == K.MATMUL:
@@ -267,12 +284,13 @@ def linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg):
     """``cot[x]`` (and ``cot[y]``) += the adjoint map of a row of ``is_linear_row`` applied to ``cot[o]`` (``vals``:
     where's mask, at ``a``); ``second_order`` applies it to the cotangents' tangents too."""
     if code == K.WHERE:
-        for i in range(n):
-            m = vals[a + i]
+        ua, uo = unsigned(a), unsigned(o)
+        for i in range(unsigned(n)):
+            m = vals[ua + i]
             if xrg and m != 0:
-                cot[x + i] += cot[o + i]
+                cot[unsigned(x) + i] += cot[uo + i]
             if yrg and m == 0:
-                cot[y + i] += cot[o + i]
+                cot[unsigned(y) + i] += cot[uo + i]
     elif code == K.GATHER_STRIDED:
         _strided_walk(cot, aux, a, o, x, 1.0, True)
     elif code == K.SCATTER_STRIDED:
@@ -280,14 +298,15 @@ def linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg):
     elif code == K.SUM_ALL:
         if xrg:
             gs = a0 * cot[o]
-            for i in range(a):
-                cot[x + i] += gs
-    elif code == K.GATHER_MAP:
-        for i in range(n):
-            cot[x + aux[a + 1 + i]] += cot[o + i]
+            ux = unsigned(x)
+            for i in range(unsigned(a)):
+                cot[ux + i] += gs
+    elif code == K.GATHER_MAP:  # (an index made of signed terms: cast whole, its value is an offset, >= 0)
+        for i in range(unsigned(n)):
+            cot[unsigned(x + aux[unsigned(a + 1) + i])] += cot[unsigned(o) + i]
     elif code == K.SCATTER_MAP:
-        for i in range(aux[a]):
-            cot[x + i] += cot[o + aux[a + 1 + i]]
+        for i in range(unsigned(aux[a])):
+            cot[unsigned(x) + i] += cot[unsigned(o + aux[unsigned(a + 1) + i])]
 
 
 @njit(**KERNEL)
@@ -326,12 +345,12 @@ def _strided_walk(cot, aux, a, o, x, scale, gather):
     counter = np.zeros(ndim, np.int64)
     i = 0
     while i < total:
-        if gather:
+        if gather:  # (strides may be negative: each index is cast whole, see ``unsigned``)
             for j in range(inner):
-                cot[x + off + j * inner_stride] += cot[o + i + j]
+                cot[unsigned(x + off + j * inner_stride)] += cot[unsigned(o + i + j)]
         else:
             for j in range(inner):
-                cot[x + i + j] += scale * cot[o + off + j * inner_stride]
+                cot[unsigned(x + i + j)] += scale * cot[unsigned(o + off + j * inner_stride)]
         i += inner
         off = odometer_step(counter, off, aux, shape0, stride0, ndim)
 
@@ -472,10 +491,11 @@ def cross_entropy_sample_backward(vals, cot, row, crow, C, target, scale):
 @njit(**KERNEL)
 def _column_sum_into(cot, M, N, o, b):
     """cot[b: b + N] += column sums of the (M, N) block at ``o`` (the bias of a linear layer)."""
+    ub = unsigned(b)
     for i in range(M):
-        row = o + i * N
-        for j in range(N):
-            cot[b + j] += cot[row + j]
+        row = unsigned(o + i * N)
+        for j in range(unsigned(N)):
+            cot[ub + j] += cot[row + j]
 
 
 @njit(**KERNEL)

@@ -14,24 +14,26 @@ import numpy as np
 from numba import njit
 
 from . import opcodes as K
-from .cpu import KERNEL, matmul_layout, strided_offset
+from .cpu import KERNEL, matmul_layout, strided_offset, unsigned
 
 
 @njit(**KERNEL)
 def linear_row(code, aux, a, n, a0, src, x, dst, o):
     """``dst[o:o + n]`` = the map of a gather (``GATHER_STRIDED``, ``GATHER_MAP``) or ``SUM_ALL`` row applied
     to ``src`` read from ``x`` (for ``SUM_ALL``, ``a`` is the size of x)."""
-    if code == K.GATHER_STRIDED:
+    uo = unsigned(o)
+    if code == K.GATHER_STRIDED:  # (indices of signed terms cast whole: see ``cpu.unsigned``)
         ndim = aux[a]
-        for i in range(n):
-            dst[o + i] = src[x + strided_offset(i, aux, a, ndim)]
+        for i in range(n):  # (signed i: strided_offset's arithmetic)
+            dst[unsigned(o + i)] = src[unsigned(x + strided_offset(i, aux, a, ndim))]
     elif code == K.GATHER_MAP:
-        for i in range(n):
-            dst[o + i] = src[x + aux[a + 1 + i]]
+        for i in range(unsigned(n)):
+            dst[uo + i] = src[unsigned(x + aux[unsigned(a + 1) + i])]
     elif code == K.SUM_ALL:
         total = 0.0
-        for i in range(a):
-            total += src[x + i]
+        ux = unsigned(x)
+        for i in range(unsigned(a)):
+            total += src[ux + i]
         dst[o] = a0 * total
 
 
@@ -65,6 +67,8 @@ def linear_into(M, K_, N, xa, x, wa, w, dst, o, accumulate):
 @njit(**KERNEL)
 def add_bias(dst, o, M, N, ba, b):
     """``LINEAR_BIAS``'s bias: each of the M rows of the (M, N) block at ``o`` += ``ba[b:b + N]``."""
+    ub = unsigned(b)
     for i in range(M):
-        for j in range(N):
-            dst[o + i * N + j] += ba[b + j]
+        row = unsigned(o + i * N)
+        for j in range(unsigned(N)):
+            dst[row + j] += ba[ub + j]

@@ -24,7 +24,7 @@ import math
 from numba import njit
 
 from . import opcodes as K
-from .cpu import KERNEL, binary_partial_x, binary_partial_y, reverse_sweep, unary_partial
+from .cpu import KERNEL, binary_partial_x, binary_partial_y, reverse_sweep, unary_partial, unsigned
 from .replay import FLAG_SKIP, _is_unary, _row_block_arena, _structural_row
 from .vmath import in_trig_range, sin_cos
 
@@ -65,9 +65,9 @@ def forward_backward(
             visited[r] = 1
             if op & K.XRG:
                 x = rows[r, 2]
-                p = part_off[r]
-                for i in range(rows[r, 4]):
-                    cot[x + i] += cot[o + i] * part[p + i]
+                uo, ux, up = unsigned(o), unsigned(x), unsigned(part_off[r])
+                for i in range(unsigned(rows[r, 4])):
+                    cot[ux + i] += cot[uo + i] * part[up + i]
                 live[x] = 1
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             visited[r] = 1
@@ -110,29 +110,30 @@ def _unary_saving(rows, attrs, vals, part, p, r, code, n):
         return
     o = rows[r, 1]
     x = rows[r, 2]
+    uo, ux, up = unsigned(o), unsigned(x), unsigned(p)
     a0 = attrs[r, 0]
     a1 = attrs[r, 1]
     if code == K.SIN or code == K.COS:
         if _trig_saving(code, vals[x : x + n], vals[o : o + n], part[p : p + n]):
-            for i in range(n):  # (beyond the polynomials' range: libm's values, as cpu.trig_forward)
-                v = vals[x + i]
+            for i in range(unsigned(n)):  # (beyond the polynomials' range: libm's values, as cpu.trig_forward)
+                v = vals[ux + i]
                 if not in_trig_range(v):
-                    vals[o + i] = math.sin(v) if code == K.SIN else math.cos(v)
-                    part[p + i] = unary_partial(code, v, vals[o + i], a0, a1)
+                    vals[uo + i] = math.sin(v) if code == K.SIN else math.cos(v)
+                    part[up + i] = unary_partial(code, v, vals[uo + i], a0, a1)
         return
     _row_block_arena(rows, attrs, vals, r, 0, n)
     if code == K.TANH:
-        for i in range(n):
-            part[p + i] = 1.0 - vals[o + i] * vals[o + i]
+        for i in range(unsigned(n)):
+            part[up + i] = 1.0 - vals[uo + i] * vals[uo + i]
     elif code == K.EXP:
-        for i in range(n):
-            part[p + i] = vals[o + i]
+        for i in range(unsigned(n)):
+            part[up + i] = vals[uo + i]
     elif code == K.AFFINE:
-        for i in range(n):
-            part[p + i] = a0
+        for i in range(unsigned(n)):
+            part[up + i] = a0
     else:
-        for i in range(n):
-            part[p + i] = unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+        for i in range(unsigned(n)):
+            part[up + i] = unary_partial(code, vals[ux + i], vals[uo + i], a0, a1)
 
 
 @njit(**KERNEL)
@@ -142,29 +143,30 @@ def _binary_reverse(rows, vals, cot, r, op, code, o):
     x = rows[r, 2]
     y = rows[r, 3]
     n = rows[r, 4]
+    uo, ux, uy = unsigned(o), unsigned(x), unsigned(y)
     if op & K.XRG:
         if code == K.ADD or code == K.SUB:
-            for i in range(n):
-                cot[x + i] += cot[o + i]
+            for i in range(unsigned(n)):
+                cot[ux + i] += cot[uo + i]
         elif code == K.MUL:
-            for i in range(n):
-                cot[x + i] += cot[o + i] * vals[y + i]
+            for i in range(unsigned(n)):
+                cot[ux + i] += cot[uo + i] * vals[uy + i]
         else:
-            for i in range(n):
-                cot[x + i] += cot[o + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])
+            for i in range(unsigned(n)):
+                cot[ux + i] += cot[uo + i] * binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
     if op & K.YRG:
         if code == K.ADD:
-            for i in range(n):
-                cot[y + i] += cot[o + i]
+            for i in range(unsigned(n)):
+                cot[uy + i] += cot[uo + i]
         elif code == K.SUB:
-            for i in range(n):
-                cot[y + i] -= cot[o + i]
+            for i in range(unsigned(n)):
+                cot[uy + i] -= cot[uo + i]
         elif code == K.MUL:
-            for i in range(n):
-                cot[y + i] += cot[o + i] * vals[x + i]
+            for i in range(unsigned(n)):
+                cot[uy + i] += cot[uo + i] * vals[ux + i]
         else:
-            for i in range(n):
-                cot[y + i] += cot[o + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])
+            for i in range(unsigned(n)):
+                cot[uy + i] += cot[uo + i] * binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
 
 
 @njit(**KERNEL)

@@ -41,7 +41,7 @@ from numba.extending import overload
 
 from . import opcodes as K
 from . import pointwise
-from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward
+from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward, unsigned
 from .forward_rows import add_bias, linear_into, linear_row, matmul_into
 from .vmath import exp as vexp
 from .vmath import tanh as vtanh
@@ -181,46 +181,47 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
     code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
     x = rows[r, 2]
+    uo, ux, ulo, uhi = unsigned(o), unsigned(x), unsigned(lo), unsigned(hi)
     if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-        y = rows[r, 3]
+        uy = unsigned(rows[r, 3])
         if code == K.ADD:
-            for i in range(lo, hi):
-                vals[o + i] = vals[x + i] + vals[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = vals[ux + i] + vals[uy + i]
         elif code == K.SUB:
-            for i in range(lo, hi):
-                vals[o + i] = vals[x + i] - vals[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = vals[ux + i] - vals[uy + i]
         elif code == K.MUL:
-            for i in range(lo, hi):
-                vals[o + i] = vals[x + i] * vals[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = vals[ux + i] * vals[uy + i]
         elif code == K.DIV:
-            for i in range(lo, hi):
-                vals[o + i] = vals[x + i] / vals[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = vals[ux + i] / vals[uy + i]
         else:
-            for i in range(lo, hi):
-                vals[o + i] = binary_value(code, vals[x + i], vals[y + i])
+            for i in range(ulo, uhi):
+                vals[uo + i] = binary_value(code, vals[ux + i], vals[uy + i])
         return
     a0 = attrs[r, 0]
     a1 = attrs[r, 1]
     if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
         trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
     elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
-        for i in range(lo, hi):
-            vals[o + i] = vals[x + i] * a0
+        for i in range(ulo, uhi):
+            vals[uo + i] = vals[ux + i] * a0
     elif code == K.AFFINE and a0 == 1.0:
-        for i in range(lo, hi):
-            vals[o + i] = vals[x + i] + a1
+        for i in range(ulo, uhi):
+            vals[uo + i] = vals[ux + i] + a1
     elif code == K.COPY:
-        for i in range(lo, hi):
-            vals[o + i] = vals[x + i]
+        for i in range(ulo, uhi):
+            vals[uo + i] = vals[ux + i]
     elif code == K.TANH:  # (vmath's loops that vectorize: libm's math.tanh is 10x numpy's np.tanh)
-        for i in range(lo, hi):
-            vals[o + i] = vtanh(vals[x + i])
+        for i in range(ulo, uhi):
+            vals[uo + i] = vtanh(vals[ux + i])
     elif code == K.EXP:
-        for i in range(lo, hi):
-            vals[o + i] = vexp(vals[x + i])
+        for i in range(ulo, uhi):
+            vals[uo + i] = vexp(vals[ux + i])
     else:
-        for i in range(lo, hi):
-            vals[o + i] = unary_value(code, vals[x + i], a0, a1)
+        for i in range(ulo, uhi):
+            vals[uo + i] = unary_value(code, vals[ux + i], a0, a1)
 
 
 @njit(**KERNEL)
@@ -229,45 +230,47 @@ def _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y):
     opcodes as loops of their own (they vectorize), the others through ``pointwise``'s per-element values."""
     code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
+    uo, ux, ulo, uhi = unsigned(o), unsigned(x), unsigned(lo), unsigned(hi)
     if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
+        uy = unsigned(y)
         if code == K.ADD:
-            for i in range(lo, hi):
-                vals[o + i] = xa[x + i] + ya[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = xa[ux + i] + ya[uy + i]
         elif code == K.SUB:
-            for i in range(lo, hi):
-                vals[o + i] = xa[x + i] - ya[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = xa[ux + i] - ya[uy + i]
         elif code == K.MUL:
-            for i in range(lo, hi):
-                vals[o + i] = xa[x + i] * ya[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = xa[ux + i] * ya[uy + i]
         elif code == K.DIV:
-            for i in range(lo, hi):
-                vals[o + i] = xa[x + i] / ya[y + i]
+            for i in range(ulo, uhi):
+                vals[uo + i] = xa[ux + i] / ya[uy + i]
         else:
-            for i in range(lo, hi):
-                vals[o + i] = binary_value(code, xa[x + i], ya[y + i])
+            for i in range(ulo, uhi):
+                vals[uo + i] = binary_value(code, xa[ux + i], ya[uy + i])
         return
     a0 = attrs[r, 0]
     a1 = attrs[r, 1]
     if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
         trig_forward(code, xa[x + lo : x + hi], vals[o + lo : o + hi])
     elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
-        for i in range(lo, hi):
-            vals[o + i] = xa[x + i] * a0
+        for i in range(ulo, uhi):
+            vals[uo + i] = xa[ux + i] * a0
     elif code == K.AFFINE and a0 == 1.0:
-        for i in range(lo, hi):
-            vals[o + i] = xa[x + i] + a1
+        for i in range(ulo, uhi):
+            vals[uo + i] = xa[ux + i] + a1
     elif code == K.COPY:
-        for i in range(lo, hi):
-            vals[o + i] = xa[x + i]
+        for i in range(ulo, uhi):
+            vals[uo + i] = xa[ux + i]
     elif code == K.TANH:
-        for i in range(lo, hi):
-            vals[o + i] = vtanh(xa[x + i])
+        for i in range(ulo, uhi):
+            vals[uo + i] = vtanh(xa[ux + i])
     elif code == K.EXP:
-        for i in range(lo, hi):
-            vals[o + i] = vexp(xa[x + i])
+        for i in range(ulo, uhi):
+            vals[uo + i] = vexp(xa[ux + i])
     else:
-        for i in range(lo, hi):
-            vals[o + i] = unary_value(code, xa[x + i], a0, a1)
+        for i in range(ulo, uhi):
+            vals[uo + i] = unary_value(code, xa[ux + i], a0, a1)
 
 
 @njit(**KERNEL)
@@ -281,14 +284,13 @@ def _structural_row(rows, attrs, aux, vals, r, code, n, f, ext0, e0, ext1, e1):
         linear_row(code, aux, a, n, a0, xa, x, vals, o)
     elif code == K.SCATTER_STRIDED:
         if f & FLAG_ZERO:
-            for i in range(n):
-                vals[o + i] = 0.0
+            vals[o : o + n] = 0.0
         ndim = aux[a]
         nx = 1
         for k in range(ndim):
             nx *= aux[a + 2 + k]
-        for i in range(nx):
-            vals[o + strided_offset(i, aux, a, ndim)] += a0 * xa[x + i]
+        for i in range(nx):  # (signed i: strided_offset's arithmetic; indices cast whole, see cpu.unsigned)
+            vals[unsigned(o + strided_offset(i, aux, a, ndim))] += a0 * xa[unsigned(x + i)]
     elif code == K.MATMUL:
         matmul_into(aux, a, xa, x, ya, y, vals, o, False)
     elif code == K.LINEAR or code == K.LINEAR_BIAS:

@@ -701,3 +701,30 @@ def test_fast_path_results_keep_their_operands_without_a_tuple():
         outs = [ad.tanh(q * k).sum() for q, k in zip(leaves, consts)]
         made = len(gc.get_objects()) - before
     assert made <= 4 * len(outs) + 10, made  # 3 tensors and 1 extern tuple per leaf (and the list)
+
+
+def test_empty_rows_between_small_rows_in_every_small_row_kernel():
+    """Rows of 0 elements (their offsets index nothing) beside rows of 16, through the kernels whose element
+    loops index the arena with unsigned offsets: the eager sweep, the replay with its fused step (within
+    rounding: vmath), the batched sweep and the rule sweep (create_graph) give the same gradients."""
+
+    def f(x, e):
+        return _chain(x) + _chain(e) + (e * e).sum()
+
+    rng = np.random.default_rng(7)
+    data = rng.uniform(-1, 1, 16)
+    x, e = ad.tensor(data, requires_grad=True), ad.tensor(np.zeros(0), requires_grad=True)
+    f(x, e).backward()
+    assert e.grad.shape == (0,)
+    step = ad.compile(f)
+    for _ in range(3):  # recorded, then replayed (and fused)
+        xc, ec = ad.tensor(data, requires_grad=True), ad.tensor(np.zeros(0), requires_grad=True)
+        step(xc, ec).backward()
+        np.testing.assert_allclose(xc.grad.numpy(), x.grad.numpy(), rtol=1e-13)  # (replay: vmath)
+        assert ec.grad.shape == (0,)
+    xb, eb = ad.tensor(data, requires_grad=True), ad.tensor(np.zeros(0), requires_grad=True)
+    gx, ge = ad.autograd.grad(f(xb, eb), (xb, eb), ad.ones(3, dtype=ad.float64), is_grads_batched=True)
+    np.testing.assert_array_equal(gx.numpy(), np.broadcast_to(x.grad.numpy(), (3, 16)))
+    assert ge.shape == (3, 0)
+    (gr, _) = ad.autograd.grad(f(xb, eb), (xb, eb), create_graph=True)
+    np.testing.assert_allclose(gr.detach().numpy(), x.grad.numpy(), rtol=1e-13)

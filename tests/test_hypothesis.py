@@ -542,9 +542,17 @@ def _step_view(b):
     i = b.pick()
     x = b.vals[i]
     nd = x.ndim
-    if name in ("reshape", "view"):
+    if name == "reshape":
         shape = _factor_shape(b.draw, x.size)
-        b.add(f"{{0}}.{name}{shape}", (i,), lambda t: getattr(t, name)(shape), lambda v: v.reshape(shape))
+        b.add(f"{{0}}.reshape{shape}", (i,), lambda t: t.reshape(shape), lambda v: v.reshape(shape))
+    elif name == "view":  # (of a transposed tensor it is torch's error: reshape there; seed 1461224659)
+        shape = _factor_shape(b.draw, x.size)
+        b.add(
+            f"{{0}}.view{shape}",
+            (i,),
+            lambda t: t.view(shape) if t.is_contiguous() else t.reshape(shape),
+            lambda v: v.reshape(shape),
+        )
     elif name == "reshape(-1)":
         b.add("{0}.reshape(-1)", (i,), lambda t: t.reshape(-1), lambda v: v.reshape(-1))
     elif name == "flatten":

@@ -599,12 +599,12 @@ def _chain_grads(f, args, wrt, fused=True, create_graph=False):
     return [g.detach().numpy().copy() for g in gs], lengths
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_chain_of_big_rows_backward_in_one_pass_matches_row_by_row(monkeypatch, threads):
+@pytest.mark.parametrize("threads, dtype", [(1, np.float64), (2, np.float64), (2, np.float32)])
+def test_chain_of_big_rows_backward_in_one_pass_matches_row_by_row(monkeypatch, threads, dtype):
     monkeypatch.setattr(ad.parallel, "_WORKERS", threads)
     n = ad.parallel.PARALLEL_MIN + 1000 if threads > 1 else 20000
-    c = ad.tensor(RNG.uniform(0.99, 1.0, n))
-    x = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+    c = ad.tensor(RNG.uniform(0.99, 1.0, n).astype(dtype))
+    x = ad.tensor(RNG.uniform(0.1, 1.0, n).astype(dtype), requires_grad=True)
 
     def f(x, c):  # y is read again after the chain (its cotangent from y.sum() joins the chain's)
         y = ad.sin(x * c + 0.5)
@@ -620,8 +620,33 @@ def test_chain_of_big_rows_backward_in_one_pass_matches_row_by_row(monkeypatch, 
     for fn in (f, cf):
         got, lengths = _chain_grads(fn, (x, c), [x])
         assert lengths == [6]  # *2, exp, tanh, sin, +0.5, *c
-        close(got[0], ref[0])
-        close(got[0], graph[0])
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        close(got[0], ref[0], tol)
+        close(got[0], graph[0], tol)
+
+
+def test_chain_of_big_rows_of_mixed_dtypes_matches_row_by_row():
+    """A float32 constant in a float64 chain: its arrays are not all of the arena's dtype, so the chain's blocks
+    are swept from Python (ad/chain_backward.py), with the same values."""
+    n = 20000
+    c = ad.tensor(RNG.uniform(0.99, 1.0, n).astype(np.float32))
+    x = ad.tensor(RNG.uniform(0.1, 1.0, n), requires_grad=True)
+
+    def f(x, c):
+        return ad.exp(ad.tanh(ad.sin(x) * c)).sum()
+
+    import ad.chain_backward as CB
+
+    compiled = []
+    sweep = CB._sweep_compiled
+    CB._sweep_compiled = lambda *a: (compiled.append(1), sweep(*a))
+    try:
+        ref, _ = _chain_grads(f, (x, c), [x], fused=False)
+        got, lengths = _chain_grads(f, (x, c), [x])
+    finally:
+        CB._sweep_compiled = sweep
+    assert lengths == [4] and compiled == []  # (exp, tanh, * c, sin)
+    close(got[0], ref[0])
 
 
 def test_chain_of_big_rows_stops_at_broadcast_and_non_contiguous_operands():

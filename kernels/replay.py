@@ -226,51 +226,15 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
 
 @njit(**KERNEL)
 def _block(rows, attrs, vals, r, lo, hi, xa, x, ya, y):
-    """Elements ``lo:hi`` of elementwise row ``r`` (operands ``xa`` at ``x``, ``ya`` at ``y``); the common
-    opcodes as loops of their own (they vectorize), the others through ``pointwise``'s per-element values."""
+    """Elements ``lo:hi`` of elementwise row ``r`` (operands ``xa`` at ``x``, ``ya`` at ``y``), through the block
+    loops below."""
     code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
-    uo, ux, ulo, uhi = unsigned(o), unsigned(x), unsigned(lo), unsigned(hi)
+    out = vals[o + lo : o + hi]
     if code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
-        uy = unsigned(y)
-        if code == K.ADD:
-            for i in range(ulo, uhi):
-                vals[uo + i] = xa[ux + i] + ya[uy + i]
-        elif code == K.SUB:
-            for i in range(ulo, uhi):
-                vals[uo + i] = xa[ux + i] - ya[uy + i]
-        elif code == K.MUL:
-            for i in range(ulo, uhi):
-                vals[uo + i] = xa[ux + i] * ya[uy + i]
-        elif code == K.DIV:
-            for i in range(ulo, uhi):
-                vals[uo + i] = xa[ux + i] / ya[uy + i]
-        else:
-            for i in range(ulo, uhi):
-                vals[uo + i] = binary_value(code, xa[ux + i], ya[uy + i])
-        return
-    a0 = attrs[r, 0]
-    a1 = attrs[r, 1]
-    if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
-        trig_forward(code, xa[x + lo : x + hi], vals[o + lo : o + hi])
-    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
-        for i in range(ulo, uhi):
-            vals[uo + i] = xa[ux + i] * a0
-    elif code == K.AFFINE and a0 == 1.0:
-        for i in range(ulo, uhi):
-            vals[uo + i] = xa[ux + i] + a1
-    elif code == K.COPY:
-        for i in range(ulo, uhi):
-            vals[uo + i] = xa[ux + i]
-    elif code == K.TANH:
-        for i in range(ulo, uhi):
-            vals[uo + i] = vtanh(xa[ux + i])
-    elif code == K.EXP:
-        for i in range(ulo, uhi):
-            vals[uo + i] = vexp(xa[ux + i])
+        binary_block(code, xa[x + lo : x + hi], ya[y + lo : y + hi], out)
     else:
-        for i in range(ulo, uhi):
-            vals[uo + i] = unary_value(code, xa[ux + i], a0, a1)
+        unary_block(code, xa[x + lo : x + hi], out, attrs[r, 0], attrs[r, 1])
 
 
 @njit(**KERNEL)
@@ -353,18 +317,52 @@ def _group(code, xa, vals, aux, a, o, x, nout):
             vals[j] = v
 
 
-# --- blocks of one elementwise row (ad/chain_forward.py's fused runs: the opcodes numpy has no ufunc for) ---
+# --- blocks of one elementwise row: a big row's operands at extern slots (``_block``), the steps of a fused run
+# of big rows (kernels/fused_run.py, and ad/chain_forward.py's blocks from Python) ----------------------------
 
 
 @njit(**KERNEL)
 def unary_block(code, x, out, a0, a1):
-    """``out = f(x)`` for elementwise opcode ``code`` (attributes ``a0``, ``a1``), flat arrays."""
-    for i in range(x.shape[0]):
-        out[i] = unary_value(code, x[i], a0, a1)
+    """``out = f(x)`` for elementwise opcode ``code`` (attributes ``a0``, ``a1``), flat arrays of one size (``out``
+    may be ``x``): the common opcodes as loops of their own (they vectorize), the others through ``pointwise``'s
+    per-element values; the values of ``_row_block_arena``'s loops."""
+    if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
+        trig_forward(code, x, out)
+    elif code == K.TANH:
+        for i in range(x.shape[0]):
+            out[i] = vtanh(x[i])
+    elif code == K.EXP:
+        for i in range(x.shape[0]):
+            out[i] = vexp(x[i])
+    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+        for i in range(x.shape[0]):
+            out[i] = x[i] * a0
+    elif code == K.AFFINE and a0 == 1.0:
+        for i in range(x.shape[0]):
+            out[i] = x[i] + a1
+    elif code == K.COPY:
+        for i in range(x.shape[0]):
+            out[i] = x[i]
+    else:
+        for i in range(x.shape[0]):
+            out[i] = unary_value(code, x[i], a0, a1)
 
 
 @njit(**KERNEL)
 def binary_block(code, x, y, out):
-    """``out = f(x, y)`` for binary opcode ``code``, flat arrays of one size."""
-    for i in range(x.shape[0]):
-        out[i] = binary_value(code, x[i], y[i])
+    """``out = f(x, y)`` for binary opcode ``code``, flat arrays of one size (as ``unary_block``)."""
+    if code == K.ADD:
+        for i in range(x.shape[0]):
+            out[i] = x[i] + y[i]
+    elif code == K.SUB:
+        for i in range(x.shape[0]):
+            out[i] = x[i] - y[i]
+    elif code == K.MUL:
+        for i in range(x.shape[0]):
+            out[i] = x[i] * y[i]
+    elif code == K.DIV:
+        for i in range(x.shape[0]):
+            out[i] = x[i] / y[i]
+    else:
+        for i in range(x.shape[0]):
+            out[i] = binary_value(code, x[i], y[i])

@@ -74,6 +74,9 @@ def _vectorized_row(s, t, h, freed):
             s.lowest = prow
 
 
+_READS = {}  # a row's opcode bits -> the values its backward reads (``needed_reads_py`` of the static ``SAVES``)
+
+
 def big_row_head(s, t, h, freed):
     """Check row ``h`` (producing ``t``, swept from Python) as the kernel checks its rows (freed graph, saved
     values modified in place), mark it visited; return ``(opcode, output offset, targets)`` with ``targets``
@@ -81,7 +84,9 @@ def big_row_head(s, t, h, freed):
     tape = s.tape
     op_bits, out_off, x_off, y_off, _, aux_at, x_row, y_row = _ROW_INTS.unpack_from(tape.rows, h * 80)
     code = op_bits & K.CODE_MASK
-    reads = needed_reads_py(int(SAVES[code]), op_bits)
+    reads = _READS.get(op_bits)
+    if reads is None:
+        reads = _READS[op_bits] = needed_reads_py(int(SAVES[code]), op_bits)
     if reads:
         if freed[h]:
             raise RuntimeError(FREED_MESSAGE)

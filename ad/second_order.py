@@ -36,7 +36,7 @@ from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_
 from . import engine
 from .forward import _fw, set_tangent
 from .tape import _FIELD, BIG_ROW, held
-from .tensor import wrap_array
+from .tensor import Tensor, _new
 
 
 class TangentSweep(engine._TapeSweep):
@@ -83,19 +83,32 @@ def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
 def _graph_tape(roots):
     """The one tape every node of the graph lives on and the nodes (``engine.graph_nodes``: ``{id: (tensor,
     operands)}``, as ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel cannot
-    sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place)."""
+    sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place).
+    (``graph_nodes``' walk with the checks made as it goes: one pass, which stops at the first refusal; an operand
+    modified in place, where ``graph_nodes`` walks to its recorded version, is a refusal here.)"""
     tape = None
-    nodes = engine.graph_nodes(roots)
-    for t, _ in nodes.values():
-        if t._tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
+    nodes = {}
+    stack = [t for t in roots if t._op is not None]
+    while stack:
+        t = stack.pop()
+        key = id(t)
+        if key in nodes:
+            continue
+        t_tape = t._tape
+        if t_tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
             return None, None
-        for inp in t._inputs:
-            if inp is not None and inp._prev is not None:
-                return None, None  # an operand modified in place since (graph_nodes walked to its recorded version)
         if tape is None:
-            tape = t._tape
-        elif t._tape is not tape:
+            tape = t_tape
+        elif t_tape is not tape:
             return None, None
+        inputs = t._inputs
+        for inp in inputs:
+            if inp is not None:
+                if inp._prev is not None:
+                    return None, None
+                if inp._rg and inp._op is not None and id(inp) not in nodes:
+                    stack.append(inp)
+        nodes[key] = (t, inputs)
     if tape is None or not tape.hook_rows.keys() <= tape.python_rows:
         return None, None  # hooks, custom Functions or gradient-ready hooks somewhere on the tape
     return tape, nodes
@@ -408,8 +421,16 @@ def _results(s, tcot, level, targets):
 def _dual(cot, tcot, off, t, level):
     """The gradient at ``off`` with its tangent, copied out of the sweep's buffer (which goes back to the pool
     at once: the next call's sweep takes it, instead of fresh memory)."""
-    n = t._data.size
-    dt = t._data.dtype
-    g = wrap_array(cot[off : off + n].astype(dt).reshape(t._data.shape))
-    set_tangent(g, level, wrap_array(tcot[off : off + n].astype(dt).reshape(t._data.shape)))
+    data = t._data
+    n = data.size
+    dt = data.dtype
+    g = _new(Tensor)  # (wrap_array, inlined: the arrays below are fresh copies)
+    tan = _new(Tensor)
+    if data.ndim == 1:
+        g._data = cot[off : off + n].astype(dt)
+        tan._data = tcot[off : off + n].astype(dt)
+    else:
+        g._data = cot[off : off + n].astype(dt).reshape(data.shape)
+        tan._data = tcot[off : off + n].astype(dt).reshape(data.shape)
+    set_tangent(g, level, tan)
     return g

@@ -52,6 +52,7 @@ import numpy as np
 
 ROW = struct.Struct("<8q2d")
 ROW_WORDS = 10
+_ROW_STRIDES = (ROW.size, 8)  # byte strides of ``Tape.arrays``' views: one row, one word
 # ``Tape.pack`` when no row tracer is set: one bound method object, so that ``tape.pack is PACK`` tells a tape that
 # records no traces (``ROW.pack_into`` makes a new bound method at each read: never ``is`` another)
 PACK = ROW.pack_into
@@ -363,12 +364,15 @@ class Tape:
             raw, aux = self.rows, self.aux
         else:
             raw, aux = bytearray(self.rows[: nrows * ROW.size]), array.array("q", self.aux)
-        words = np.frombuffer(raw, np.int64, count=nrows * ROW_WORDS).reshape(nrows, ROW_WORDS)
-        floats = words.view(np.float64)  # (the same bytes: one buffer export instead of two)
+        # the integer words and the two float attributes of each row, as strided views of the same bytes (one
+        # constructor call each, where frombuffer, reshape, view and two slices made five numpy calls)
+        words = np.ndarray((nrows, 8), np.int64, raw, 0, _ROW_STRIDES)
+        floats = np.ndarray((nrows, 2), np.float64, raw, 64 if nrows else 0, _ROW_STRIDES)
         # a copy of aux, not a view: a view exports the array.array's buffer, and while any view lives (a sweep's
         # frame kept by a traceback until the next gc) ``aux.extend`` raises BufferError on the next recording
-        aux_arr = np.array(aux, np.int64) if len(aux) else np.zeros(1, np.int64)
-        return words[:, :8], floats[:, 8:], aux_arr
+        # (the temporary view below is gone before this returns)
+        aux_arr = np.frombuffer(aux, np.int64).copy() if len(aux) else np.zeros(1, np.int64)
+        return words, floats, aux_arr
 
     @staticmethod
     def masked_rows(rows, blocked, spare):

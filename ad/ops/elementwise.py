@@ -71,6 +71,8 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
         view = view.reshape(xd.shape)
     if op.plain and n < PARALLEL_MIN and (op.vector_fn is None or n < VECTOR_MIN):
         op.np_fn(xd, view)
+    elif op is COPY and n < PARALLEL_MIN:
+        np.copyto(view, xd)  # (clone, and make_dual's row: _copy_np without the two calls that lead to it)
     else:
         _unary_np(op, xd, a0, a1, view)
     if xtape is tape:
@@ -106,7 +108,11 @@ def _dual_unary(op, x, a0, a1, ctx):
     level = _forward.compiled_level(x) if x._dev is None and not (x._rg and _grad_state.enabled) else None
     if level is not None:
         return _compiled_jvp_unary(op, x, a0, a1, level)
-    levels = _forward.visible_levels_of(x)
+    active = _fw.levels
+    if len(active) == 1 and not _fw.hidden:  # (visible_levels_of for one active level: the usual case)
+        levels = active if active[0] in x._tangents else ()
+    else:
+        levels = _forward.visible_levels_of(x)
     if not levels:
         return None
     if len(levels) == 1:
@@ -490,9 +496,9 @@ def _tanh_backward_np(g, y, out=None):
         d = np.multiply(y, y)
         np.subtract(1.0, d, out=d)
         return np.multiply(g, d, out=out)
-    np.multiply(y, y, out=out)
-    np.subtract(1.0, out, out=out)
-    return np.multiply(g, out, out=out)
+    np.multiply(y, y, out)  # (positional out: numpy's fastest call)
+    np.subtract(1.0, out, out)
+    return np.multiply(g, out, out)
 
 
 # torch's tanh_backward: tanh's reverse and forward rules as one op (the same-shape binary kernel partials

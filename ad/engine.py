@@ -54,6 +54,7 @@ from .tape import POOL, Tape, dead_import_error, retire
 from .tensor import Tensor, _pre_write_node, wrap_array
 
 _UINT8 = np.dtype(np.uint8)
+_SAVES_LIST = SAVES.tolist()  # (``SAVES`` as Python ints: indexing a list costs less than making a numpy scalar)
 _NO_REGIONS = np.zeros(0, np.int64)
 
 
@@ -862,7 +863,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 continue
             tape = t._tape
             if tape is not None:  # checked when the node runs, as torch's engine (hooks before it have run)
-                if tape.freed[t._row] and SAVES[t._op.code]:
+                if tape.freed[t._row] and _SAVES_LIST[t._op.code]:
                     raise RuntimeError(FREED_MESSAGE)
                 if tape.dirty or getattr(tape, "graph_rows", None):  # (_check_saved's early exits, inlined)
                     _check_saved(t)

@@ -387,8 +387,10 @@ class Tape:
     def freed_flags(self):
         if self.freed.shape[0] < self.nrows:
             # (with room to spare: a graph's sweeps come as it grows, a double backward's at each stage)
-            grown = np.zeros(max(self.nrows, 2 * self.freed.shape[0], 64), np.uint8)
-            grown[: self.freed.shape[0]] = self.freed
+            had = self.freed.shape[0]
+            grown = np.zeros(max(self.nrows, 2 * had, 64), np.uint8)
+            if had:  # (a tape's first sweep: nothing to copy)
+                grown[:had] = self.freed
             self.freed = grown
         return self.freed
 

@@ -105,7 +105,7 @@ def _graph_tape(roots):
         for inp in inputs:
             if inp is not None:
                 if inp._prev is not None:
-                    return None, None
+                    return None, None  # an operand modified in place since
                 if inp._rg and inp._op is not None and id(inp) not in nodes:
                     stack.append(inp)
         nodes[key] = (t, inputs)

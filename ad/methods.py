@@ -56,7 +56,7 @@ def _check_inplace_cast(self, np_op, value):
     """torch's refusal to write a result into an integer or bool tensor whose dtype cannot hold it
     (``x.add_(0.5)`` on int64 would otherwise truncate silently)."""
     if np_op is np.subtract and (self._data.dtype.kind == "b" or np.asarray(value).dtype.kind == "b"):
-        from .ops.elementwise import _SUB_BOOL
+        from .ops.elementwise_recording import _SUB_BOOL
 
         raise RuntimeError(_SUB_BOOL)
     result = np.result_type(self._data, value)

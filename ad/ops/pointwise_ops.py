@@ -1,7 +1,7 @@
 """Issue 13's elementwise ops: unary and binary primitives, their composites, and the non-differentiable
 predicates (comparisons, isnan, ...).
 
-Primitives are declared as in ``elementwise.py``: an opcode, a forward ufunc, and a partial taken from
+Primitives are declared as in ``elementwise_table.py``: an opcode, a forward ufunc, and a partial taken from
 ``kernels/pointwise.py`` (the kernels' formula, run on tensors), so each derivative is written once. The
 piecewise-constant ops (floor, ceil, round, trunc, sign) share one opcode, ``STEP_FN``, whose partial is 0:
 torch connects them to the graph with a zero gradient. Composites (frac, deg2rad, nan_to_num, fmax, lerp,
@@ -23,15 +23,9 @@ from .. import ops as _ops
 from ..saved import guard, saves_as
 from ..tensor import Tensor, wrap_array
 from . import as_tensor_operand
-from .elementwise import (
-    TENSOR_NAMES,
-    _binary,
-    _is_scalar,
-    _unary,
-    _unary_fn,
-    elementwise,
-    formula_binary,
-)
+from .elementwise import _is_scalar
+from .elementwise_recording import _binary, _unary, _unary_fn
+from .elementwise_table import TENSOR_NAMES, elementwise, formula_binary
 from .out import with_out
 
 # torch's public names (re-exported by ad/__init__.py and ad/ops/__init__.py)
@@ -499,5 +493,5 @@ _OUT = (
 for _name in _OUT:
     globals()[_name] = with_out(globals()[_name])
 
-# the bare names of kernels/pointwise.py's formulas that are ops of this module (see elementwise.on_tensors)
+# the bare names of kernels/pointwise.py's formulas that are ops of this module (see elementwise_table.on_tensors)
 TENSOR_NAMES.update(cosh=cosh, sinh=sinh, floor=floor, trunc=trunc, xlogy=xlogy, erfinv=erfinv)

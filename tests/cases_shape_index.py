@@ -1,4 +1,4 @@
-"""Op-table cases of the shape and indexing ops (ad/ops/shape_index.py); see tests/test_op_table.py.
+"""Op-table cases of the shape and indexing ops (ad/ops/shape_index.py, scatter_ops.py); see tests/test_op_table.py.
 
 Inputs are random and distinct, so sort / topk / amax never meet a tie here (ties are tested against torch in
 tests/test_shape_index.py).

@@ -1,4 +1,4 @@
-"""Parity table of the shape/index family (ad/ops/shape_index.py, sorting.py, stacking.py) for
+"""Parity table of the shape/index family (ad/ops/shape_index.py, scatter_ops.py, sorting.py, stacking.py) for
 tests/test_torch_parity.py.
 
 Programs hold values whose shapes broadcast to (2, 3); an op that needs more dimensions works on ``_full(x)``

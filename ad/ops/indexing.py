@@ -1,7 +1,7 @@
 """Index-map ops and joins: integer-array indexing (``getitem``), ``gather``, ``index_select``, ``max``/``min``
 over a dim (an index map picks the values), and ``cat``/``stack``/``split``/``chunk`` (each input a strided
-scatter into the output, one row per input). ``shape_index.py`` builds the rest of torch's indexing ops on
-these.
+scatter into the output, one row per input). ``shape_index.py`` and ``scatter_ops.py`` build the rest of torch's
+indexing ops on these.
 """
 
 import builtins

@@ -16,8 +16,8 @@ from .. import cuda as _cuda
 from ..observe import value_read
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import Op, _gather_map_vjp, gather_map
+from .index_maps import _I64, _data, _ids, _index_array, _tname
 from .out import with_out, write_result
-from .shape_index import _I64, _data, _ids, _index_array, _tname
 
 SORT = Op("sort", K.GATHER_MAP, "SortBackward0", _gather_map_vjp)
 TOPK = Op("topk", K.GATHER_MAP, "TopkBackward0", _gather_map_vjp)

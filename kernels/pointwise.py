@@ -8,7 +8,7 @@ formula serves three callers, as HIPS autograd and JAX write each rule once:
 - the compiled kernels: ``cpu.py`` compiles ``unary_partial`` / ``binary_partial_*``, which dispatch on the
   opcode to these formulas (``register_jitable`` lets numba inline them; CUDA device code can call them too);
 - scalars in Python (the formulas are ordinary Python);
-- ``ad`` tensors: ``ad/ops/elementwise.py`` rebinds the bare names to ``ad`` ops (``on_tensors``) and calls
+- ``ad`` tensors: ``ad/ops/elementwise_table.py`` rebinds the bare names to ``ad`` ops (``on_tensors``) and calls
   the formula's code on tensors, which records it, so the differentiable rules (``create_graph=True``,
   forward mode through a recorded graph, second order) are these same formulas.
 
@@ -34,7 +34,7 @@ LN10 = math.log(10.0)
 PI = math.pi
 
 
-# --- helpers (scalar forms; ad/ops/elementwise.py gives their tensor forms) --------------------------------
+# --- helpers (scalar forms; ad/ops/elementwise_table.py gives their tensor forms) --------------------------
 
 
 @register_jitable

@@ -18,7 +18,7 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
-from . import chain_forward, compile_fused, parallel
+from . import blas_threads, chain_forward, compile_fused, parallel
 from . import tape as _tape
 from .tensor import Tensor, _new, wrap_array
 
@@ -359,16 +359,22 @@ def blas_plan(rows, aux, r, slots):
 
 def _blas_row(values, plan, slots):
     """A matmul or linear row (``blas_plan``'s ``plan``) through numpy's BLAS into its output region, as the eager
-    op computes it (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); ``slots``: the
+    op computes it (``ops/dense.py``: ``blas_threads.matmul(x, w.T, out)``, the bias added in place); ``slots``: the
     segment's extern slots, ``(array, offset)`` pairs."""
     code, o, n, out_shape, operands = plan
     out = values[o : o + n].reshape(out_shape)
     x = _operand(values, slots, *operands[0])
     y = _operand(values, slots, *operands[1])
     if code == K.MATMUL:
-        np.matmul(x, y, out=out)
+        if x.ndim == 2 and y.ndim == 2 and x.dtype is y.dtype:
+            blas_threads.matmul(x, y, out)  # (as the eager op: ops/dense._record_matmul)
+        else:
+            np.matmul(x, y, out=out)
         return
-    np.matmul(x, y.T, out=out)
+    if x.ndim == 2:
+        blas_threads.matmul(x, y.T, out)
+    else:
+        np.matmul(x, y.T, out=out)
     if code == K.LINEAR_BIAS:
         out += _operand(values, slots, *operands[2])
 

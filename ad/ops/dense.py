@@ -8,6 +8,7 @@ import numpy as np
 from kernels import cpu as _cpu
 from kernels import opcodes as K
 
+from .. import blas_threads
 from .. import forward as _forward
 from ..forward import _fw
 from ..grad_mode import _grad_state
@@ -245,6 +246,8 @@ def _record_matmul(x, y, node_shape, layout, product=None, n=None):
         view = view.reshape(node_shape)
     if product is not None:
         view[...] = product
+    elif xd.ndim == 2 and yd.ndim == 2 and xd.dtype is yd.dtype:
+        blas_threads.matmul(xd, yd, view)  # (split across the cores when big: as the replay and the sweep)
     elif xd.ndim <= 2 and yd.ndim <= 2 and xd.dtype is yd.dtype:
         np.dot(xd, yd, out=view)  # (matmul for these operands, at a third of np.matmul's call overhead)
     else:
@@ -382,6 +385,17 @@ def _linear_jvp(tan, out, x, w):
 LINEAR = Op("linear", K.LINEAR, "MmBackward0", _linear_vjp)
 
 
+def _linear_product(xd, wd, out=None):
+    """``xd @ wd.T`` into ``out`` (a new array if None), through ``blas_threads.matmul`` for 2-D ``xd`` (the
+    GEMM the compiled replay's linear rows run: ``compile_replay._blas_row``)."""
+    if xd.ndim != 2:
+        return np.matmul(xd, wd.T, out=out)
+    if out is None:
+        out = np.empty((xd.shape[0], wd.shape[0]), np.result_type(xd, wd))
+    blas_threads.matmul(xd, wd.T, out)
+    return out
+
+
 @forward_rule(_linear_jvp)
 def linear(x, w):
     """``x @ w.T`` for ``w`` of shape (out, in), without copying the transpose."""
@@ -401,7 +415,7 @@ def linear(x, w):
     if x._dev is not None or w._dev is not None:
         return _cuda_ops().linear(x, w)
     if not _recording(x, w):
-        return wrap_array(np.matmul(xd, wd.T))
+        return wrap_array(_linear_product(xd, wd))
     N, K_ = wd.shape
     out_shape = xd.shape[:-1] + (N,)
     M = _size(xd.shape[:-1])
@@ -409,7 +423,7 @@ def linear(x, w):
     tape = _tape_for(xd.dtype, n + xd.size + wd.size + 2, x, w)
     off = tape.alloc(n)
     view = tape.view(off, out_shape, n)
-    np.matmul(xd, wd.T, out=view)
+    _linear_product(xd, wd, view)
     xoff, xrow = _operand(tape, x)
     woff, wrow = _operand(tape, w)
     aux = tape.add_aux([M, K_, N])
@@ -453,7 +467,7 @@ def linear_bias(x, w, b):
     wd = w._data
     bd = b._data
     if not _recording(x, w, b):
-        res = np.matmul(xd, wd.T)
+        res = _linear_product(xd, wd)
         res += bd
         return wrap_array(res)
     N, K_ = wd.shape
@@ -466,7 +480,7 @@ def linear_bias(x, w, b):
         tape = current_tape(xd.dtype, need, b._tape.id)
     off = tape.alloc(n)
     view = tape.view(off, out_shape, n)
-    np.matmul(xd, wd.T, out=view)
+    _linear_product(xd, wd, view)
     view += bd  # in place, while the rows of the product are still in cache
     xoff, xrow = _operand(tape, x)
     woff, wrow = _operand(tape, w)

@@ -143,6 +143,46 @@ def test_big_dense_rows_replay_through_numpy_blas_across_optimizer_steps(dtype):
     assert sum(seg[0] == "m" for seg in tpl.segments) >= 3
 
 
+@pytest.mark.parametrize("rows", [2, 64, 65])
+def test_float32_linear_of_few_rows_eager_and_replayed_agree(rows):
+    """A float32 linear of at most ``TRANSPOSED_MAX_ROWS`` rows computes ``w @ x.T`` and copies it out
+    (``ops/dense.linear_product``); one row more takes ``x @ w.T``. Either way: the float64 product to float32
+    rounding, a 3-D input as its rows, no_grad's result the same, and the replayed big rows ("m") the eager
+    call's values bit for bit (the same product), gradients to float32 rounding."""
+    from ad.ops.dense import TRANSPOSED_MAX_ROWS, linear_product
+
+    assert TRANSPOSED_MAX_ROWS == 64
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 300)).astype(np.float32)
+    w = (rng.standard_normal((200, 300)) * 0.05).astype(np.float32)
+    b = rng.standard_normal(200).astype(np.float32)
+    ref = x.astype(np.float64) @ w.T.astype(np.float64)
+    got = linear_product(x, w)
+    assert got.dtype == np.float32 and got.shape == (rows, 200)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    if rows % 2 == 0:
+        x3 = x.reshape(2, rows // 2, 300)
+        np.testing.assert_array_equal(linear_product(x3, w), got.reshape(2, rows // 2, 200))
+    with ad.no_grad():
+        np.testing.assert_array_equal(F.linear(ad.tensor(x), ad.tensor(w), ad.tensor(b)).numpy(), got + b)
+    ws = [ad.tensor(w, requires_grad=True), ad.tensor(b, requires_grad=True)]
+
+    def f(xt, w_, b_):
+        return (ad.tanh(F.linear(xt, w_, b_)) ** 2).sum()
+
+    cf = ad.compile(f)
+    xt = ad.tensor(x)
+    for _ in range(3):
+        y = cf(xt, *ws)
+        g = grads_of(y, ws)
+    assert replayed(y)
+    assert any(seg[0] == "m" for seg in next(iter(cf.cache.values())).template.segments)
+    y_ref = f(xt, *ws)
+    assert y.item() == y_ref.item()
+    for a, b_ in zip(g, grads_of(y_ref, ws)):
+        close(a, b_, 1e-5)
+
+
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():
     w = ad.tensor(RNG.standard_normal(6), requires_grad=True)
     f = ad.compile(lambda x: (ad.tanh(x * w) * w).sum())

@@ -1,4 +1,5 @@
-"""numpy's BLAS on one thread for a region: for work that ``ad.parallel`` already splits across cores.
+"""numpy's BLAS on one thread for a region: for work that ``ad.parallel`` already splits across cores; and the
+GEMM of dense rows (``matmul``), which backs off to one thread while the cores are contended.
 
 A convolution splits its batch over Python threads (``ad.parallel.run_parts``), each calling numpy's GEMM
 on its own samples. OpenBLAS's threaded GEMM does not mix with that: calls from two threads at once
@@ -13,12 +14,26 @@ The control is found once, lazily, through ctypes: each OpenBLAS library loaded 
 wheels ship ``scipy_openblas64_``, whose symbols carry a ``scipy_`` prefix and a ``64_`` suffix; a system
 OpenBLAS has plain names). ``available()`` is False where none is found (numpy on MKL or Accelerate): callers
 then keep their serial path, which leaves the BLAS to thread itself.
+
+``matmul(a, b, out)`` is the GEMM of matmul and linear rows (eager forward, compiled replay, backward sweep).
+OpenBLAS's threaded GEMM synchronizes its threads several times per call (per panel) and waits for them by
+spinning; when another process holds the core a worker needs, each wait lasts up to a scheduler time slice.
+Measured on the 2-core machine with two other busy processes: W2's float32 step (five GEMMs of a 64-row batch)
+took a median of 10 to 100 ms and as much CPU time, against 1.8 ms idle and 3.4 ms with OpenBLAS on one thread
+under the same load. So ``matmul`` times each threaded call against the fastest one seen for its shapes; one
+``CONTENDED_RATIO`` times slower (and ``CONTENDED_MIN_S`` more) runs the next ``CONTENDED_HOLD_S`` seconds of
+such GEMMs on the calling thread (``single_threaded``), then tries the threads again (as MKL's dynamic threads
+use fewer threads on a busy machine). The two can round differently (OpenBLAS splits K differently by thread
+count): a result's last bits may depend on the load, as they already depend on the thread count set.
 """
 
 import ctypes
 import glob
 import os
 import threading
+import time
+
+import numpy as np
 
 # (set, get) symbol pairs, most specific first
 _SYMBOLS = (
@@ -118,3 +133,55 @@ _SINGLE = _SingleThreaded()
 def single_threaded():
     """numpy's BLAS runs each call on the calling thread while the region is open (nests, any thread)."""
     return _SINGLE
+
+
+# OpenBLAS threads a GEMM of at least this many multiply-adds (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD);
+# smaller ones run on the calling thread anyway, and ``matmul`` does not time them
+THREADED_MIN_MACS = 65536 * 4
+CONTENDED_RATIO = 4.0  # a threaded GEMM this many times slower than its shapes' fastest ...
+CONTENDED_MIN_S = 0.5e-3  # ... and this much slower (a lone late wake-up is tens of us) ...
+CONTENDED_HOLD_S = 1.0  # ... sends the GEMMs of the next second to one thread
+_FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)
+_fastest = {}  # (a's shape, b's shape, dtype char) -> the fastest threaded call seen, in seconds
+_hold_until = 0.0  # time.perf_counter() until which ``matmul`` keeps OpenBLAS to the calling thread
+
+
+def matmul(a, b, out, accumulate=False):
+    """``out = a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D ``a`` and ``b``: numpy's BLAS, on its own
+    threads unless the cores were found contended within the last ``CONTENDED_HOLD_S`` (module docstring).
+
+    Example:
+        >>> a, b = np.ones((64, 784), np.float32), np.ones((784, 512), np.float32)
+        >>> out = np.empty((64, 512), np.float32)
+        >>> matmul(a, b, out)
+        >>> float(out[0, 0])
+        784.0
+    """
+    global _hold_until
+    if a.shape[0] * a.shape[1] * b.shape[1] < THREADED_MIN_MACS or not available():
+        _product(a, b, out, accumulate)
+        return
+    start = time.perf_counter()
+    if start < _hold_until:
+        with _SINGLE:
+            _product(a, b, out, accumulate)
+        return
+    _product(a, b, out, accumulate)
+    took = time.perf_counter() - start
+    key = (a.shape, b.shape, a.dtype.char)
+    fastest = _fastest.get(key)
+    if fastest is None or took < fastest:
+        if len(_fastest) >= _FASTEST_MAX:
+            _fastest.clear()
+        _fastest[key] = took
+    elif took > CONTENDED_RATIO * fastest + CONTENDED_MIN_S:
+        _hold_until = start + took + CONTENDED_HOLD_S
+
+
+def _product(a, b, out, accumulate):
+    if accumulate:
+        out += np.dot(a, b)
+    elif out.flags.c_contiguous and out.dtype == np.result_type(a, b):
+        np.dot(a, b, out=out)  # (for 2-D operands matmul, at a third of np.matmul's call overhead)
+    else:
+        np.matmul(a, b, out=out)

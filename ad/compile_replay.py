@@ -18,7 +18,7 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
-from . import chain_forward, compile_fused, parallel
+from . import blas_threads, chain_forward, compile_fused, parallel
 from . import tape as _tape
 from .ops.dense import linear_product
 from .tensor import Tensor, _new, wrap_array
@@ -367,7 +367,10 @@ def _blas_row(values, plan, slots):
     x = _operand(values, slots, *operands[0])
     y = _operand(values, slots, *operands[1])
     if code == K.MATMUL:
-        np.matmul(x, y, out=out)
+        if x.ndim == 2 and y.ndim == 2 and x.dtype is y.dtype:
+            blas_threads.matmul(x, y, out)  # (as the eager op: ops/dense._record_matmul)
+        else:
+            np.matmul(x, y, out=out)
         return
     linear_product(x, y, out)
     if code == K.LINEAR_BIAS:

@@ -8,6 +8,7 @@ import numpy as np
 from kernels import cpu as _cpu
 from kernels import opcodes as K
 
+from .. import blas_threads
 from .. import forward as _forward
 from ..forward import _fw
 from ..grad_mode import _grad_state
@@ -245,6 +246,8 @@ def _record_matmul(x, y, node_shape, layout, product=None, n=None):
         view = view.reshape(node_shape)
     if product is not None:
         view[...] = product
+    elif xd.ndim == 2 and yd.ndim == 2 and xd.dtype is yd.dtype:
+        blas_threads.matmul(xd, yd, view)  # (as the replay and the sweep: backs off under contention)
     elif xd.ndim <= 2 and yd.ndim <= 2 and xd.dtype is yd.dtype:
         np.dot(xd, yd, out=view)  # (matmul for these operands, at a third of np.matmul's call overhead)
     else:
@@ -399,9 +402,16 @@ def linear_product(xd, wd, out=None):
         # (any leading dims as rows: the replay's row is 2-D, and both must take this path)
         if out is None:
             out = np.empty(xd.shape[:-1] + wd.shape[:1], np.float32)
-        np.copyto(out.reshape(m, wd.shape[0]), np.matmul(wd, xd.reshape(m, xd.shape[-1]).T).T)
+        product = np.empty((wd.shape[0], m), np.float32)
+        blas_threads.matmul(wd, xd.reshape(m, xd.shape[-1]).T, product)
+        np.copyto(out.reshape(m, wd.shape[0]), product.T)
         return out
-    return np.matmul(xd, wd.T, out=out)
+    if xd.ndim != 2:
+        return np.matmul(xd, wd.T, out=out)
+    if out is None:
+        out = np.empty((xd.shape[0], wd.shape[0]), np.result_type(xd, wd))
+    blas_threads.matmul(xd, wd.T, out)
+    return out
 
 
 @forward_rule(_linear_jvp)

@@ -21,10 +21,11 @@ spinning; when another process holds the core a worker needs, each wait lasts up
 Measured on the 2-core machine with two other busy processes: W2's float32 step (five GEMMs of a 64-row batch)
 took a median of 10 to 100 ms and as much CPU time, against 1.8 ms idle and 3.4 ms with OpenBLAS on one thread
 under the same load. So ``matmul`` times each threaded call against the fastest one seen for its shapes; one
-``CONTENDED_RATIO`` times slower (and ``CONTENDED_MIN_S`` more) runs the next ``CONTENDED_HOLD_S`` seconds of
-such GEMMs on the calling thread (``single_threaded``), then tries the threads again (as MKL's dynamic threads
-use fewer threads on a busy machine). The two can round differently (OpenBLAS splits K differently by thread
-count): a result's last bits may depend on the load, as they already depend on the thread count set.
+``CONTENDED_RATIO`` times slower (and ``CONTENDED_MIN_S`` more), or slower than ``CONTENDED_RATE``, runs
+the next ``CONTENDED_HOLD_S`` seconds of such GEMMs on the calling thread (``single_threaded``), then tries the
+threads again (as MKL's dynamic threads use fewer threads on a busy machine). The two can round differently
+(OpenBLAS splits K differently by thread count): a result's last bits may depend on the load, as they already
+depend on the thread count set.
 """
 
 import ctypes
@@ -141,6 +142,9 @@ THREADED_MIN_MACS = 65536 * 4
 CONTENDED_RATIO = 4.0  # a threaded GEMM this many times slower than its shapes' fastest ...
 CONTENDED_MIN_S = 0.5e-3  # ... and this much slower (a lone late wake-up is tens of us) ...
 CONTENDED_HOLD_S = 1.0  # ... sends the GEMMs of the next second to one thread
+# ... as does one slower than this many multiply-adds a second (a tenth of one core's sgemm or dgemm here), however
+# fast the fastest seen: under a load that lasts from the first calls on, no fast call sets the baseline
+CONTENDED_RATE = 1e9
 _FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)
 _fastest = {}  # (a's shape, b's shape, dtype char) -> the fastest threaded call seen, in seconds
 _hold_until = 0.0  # time.perf_counter() until which ``matmul`` keeps OpenBLAS to the calling thread
@@ -158,7 +162,8 @@ def matmul(a, b, out, accumulate=False):
         784.0
     """
     global _hold_until
-    if a.shape[0] * a.shape[1] * b.shape[1] < THREADED_MIN_MACS or not available():
+    macs = a.shape[0] * a.shape[1] * b.shape[1]
+    if macs < THREADED_MIN_MACS or not available():
         _product(a, b, out, accumulate)
         return
     start = time.perf_counter()
@@ -170,11 +175,15 @@ def matmul(a, b, out, accumulate=False):
     took = time.perf_counter() - start
     key = (a.shape, b.shape, a.dtype.char)
     fastest = _fastest.get(key)
-    if fastest is None or took < fastest:
+    if fastest is None:  # (a shape's first call also starts BLAS's threads, or faults in pages: not judged)
         if len(_fastest) >= _FASTEST_MAX:
             _fastest.clear()
         _fastest[key] = took
-    elif took > CONTENDED_RATIO * fastest + CONTENDED_MIN_S:
+    elif took < fastest:
+        _fastest[key] = took
+    elif took > CONTENDED_RATIO * fastest + CONTENDED_MIN_S or (
+        took > CONTENDED_MIN_S and macs < took * CONTENDED_RATE
+    ):
         _hold_until = start + took + CONTENDED_HOLD_S
 
 

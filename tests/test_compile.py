@@ -219,6 +219,16 @@ def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
     blas_threads.matmul(a, b, out)
     assert counts[-1] == before
     np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    # no fast call seen (a load from the start on): a rate under CONTENDED_RATE holds too; a first call is not judged
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "_fastest", {})
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATE", 1e30)
+    blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until == 0.0
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATIO", 1e30)  # (the ratio rule out of the way)
+    blas_threads._fastest[(64, 100), (100, 60), "d"] = 1e-12
+    blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until > 0.0
 
 
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():

@@ -139,10 +139,13 @@ def single_threaded():
 # OpenBLAS threads a GEMM of at least this many multiply-adds (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD);
 # smaller ones run on the calling thread anyway, and ``matmul`` does not time them
 THREADED_MIN_MACS = 65536 * 4
-CONTENDED_RATIO = 4.0  # a threaded GEMM this many times slower than its shapes' fastest ...
-CONTENDED_MIN_S = 0.5e-3  # ... and this much slower (a lone late wake-up is tens of us) ...
-CONTENDED_HOLD_S = 1.0  # ... sends the GEMMs of the next second to one thread
-# ... as does one slower than this many multiply-adds a second (a tenth of one core's sgemm or dgemm here), however
+# A threaded GEMM this many times slower than its shapes' fastest and this much slower sends the GEMMs of the next
+# CONTENDED_HOLD_S to one thread. A contended one took 10 to 60 ms where it takes 0.2 to 0.4 ms idle (W2); on an idle
+# machine the slowest of 300 W2 steps took 2.7 to 4 ms in all, and at 4x + 0.5 ms a step in 300 held in one run of three
+CONTENDED_RATIO = 8.0
+CONTENDED_MIN_S = 2e-3
+CONTENDED_HOLD_S = 0.5
+# As does one slower than this many multiply-adds a second (a tenth of one core's sgemm or dgemm here), however
 # fast the fastest seen: under a load that lasts from the first calls on, no fast call sets the baseline
 CONTENDED_RATE = 1e9
 _FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)

@@ -21,11 +21,11 @@ spinning; when another process holds the core a worker needs, each wait lasts up
 Measured on the 2-core machine with two other busy processes: W2's float32 step (five GEMMs of a 64-row batch)
 took a median of 10 to 100 ms and as much CPU time, against 1.8 ms idle and 3.4 ms with OpenBLAS on one thread
 under the same load. So ``matmul`` times each threaded call against the fastest one seen for its shapes; one
-``CONTENDED_RATIO`` times slower (and ``CONTENDED_MIN_S`` more), or slower than ``CONTENDED_RATE``, runs
-the next ``CONTENDED_HOLD_S`` seconds of such GEMMs on the calling thread (``single_threaded``), then tries the
-threads again (as MKL's dynamic threads use fewer threads on a busy machine). The two can round differently
-(OpenBLAS splits K differently by thread count): a result's last bits may depend on the load, as they already
-depend on the thread count set.
+``CONTENDED_RATIO`` times slower (and ``CONTENDED_MIN_S`` more), or slower than ``CONTENDED_RATE``, is a strike;
+``CONTENDED_STRIKES`` more strikes than normal calls run the next ``CONTENDED_HOLD_S`` seconds of such GEMMs on
+the calling thread (``single_threaded``), then it tries the threads again (as MKL's dynamic threads use fewer
+threads on a busy machine). The two can round differently (OpenBLAS splits K differently by thread count): a
+result's last bits may depend on the load, as they already depend on the thread count set.
 """
 
 import ctypes
@@ -139,11 +139,15 @@ def single_threaded():
 # OpenBLAS threads a GEMM of at least this many multiply-adds (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD);
 # smaller ones run on the calling thread anyway, and ``matmul`` does not time them
 THREADED_MIN_MACS = 65536 * 4
-# A threaded GEMM this many times slower than its shapes' fastest and this much slower sends the GEMMs of the next
-# CONTENDED_HOLD_S to one thread. A contended one took 10 to 60 ms where it takes 0.2 to 0.4 ms idle (W2); on an idle
-# machine the slowest of 300 W2 steps took 2.7 to 4 ms in all, and at 4x + 0.5 ms a step in 300 held in one run of three
+# A threaded GEMM this many times slower than its shapes' fastest and this much slower counts as contended; that
+# many contended calls more than normal ones since the last hold (CONTENDED_STRIKES) send the GEMMs of the next
+# CONTENDED_HOLD_S to one thread. A contended W2 GEMM took 10 to 60 ms where it takes 0.2 to 0.4 ms idle, call after
+# call; on an idle machine the slowest of 300 W2 steps took 2.7 to 4 ms in all; under a moderate load a lone call
+# waits for a time slice now and then, while the threads still win on the whole (W2 float64: 3.6-4.0 ms threaded,
+# 5.8 ms on one thread): a lone slow call (one strike) must not send the next half second to one thread.
 CONTENDED_RATIO = 8.0
 CONTENDED_MIN_S = 2e-3
+CONTENDED_STRIKES = 3
 CONTENDED_HOLD_S = 0.5
 # As does one slower than this many multiply-adds a second (a tenth of one core's sgemm or dgemm here), however
 # fast the fastest seen: under a load that lasts from the first calls on, no fast call sets the baseline
@@ -151,6 +155,7 @@ CONTENDED_RATE = 1e9
 _FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)
 _fastest = {}  # (a's shape, b's shape, dtype char) -> the fastest threaded call seen, in seconds
 _hold_until = 0.0  # time.perf_counter() until which ``matmul`` keeps OpenBLAS to the calling thread
+_strikes = 0  # contended threaded calls less normal ones (not below 0) since the last hold
 
 
 def matmul(a, b, out, accumulate=False):
@@ -164,7 +169,7 @@ def matmul(a, b, out, accumulate=False):
         >>> float(out[0, 0])
         784.0
     """
-    global _hold_until
+    global _hold_until, _strikes
     macs = a.shape[0] * a.shape[1] * b.shape[1]
     if macs < THREADED_MIN_MACS or not available():
         _product(a, b, out, accumulate)
@@ -187,7 +192,13 @@ def matmul(a, b, out, accumulate=False):
     elif took > CONTENDED_RATIO * fastest + CONTENDED_MIN_S or (
         took > CONTENDED_MIN_S and macs < took * CONTENDED_RATE
     ):
-        _hold_until = start + took + CONTENDED_HOLD_S
+        _strikes += 1
+        if _strikes >= CONTENDED_STRIKES:
+            _strikes = 0
+            _hold_until = start + took + CONTENDED_HOLD_S
+        return
+    if _strikes:
+        _strikes -= 1
 
 
 def _product(a, b, out, accumulate):

@@ -186,9 +186,10 @@ def test_float32_linear_of_few_rows_eager_and_replayed_agree(rows):
 
 
 def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
-    """``blas_threads.matmul`` (every matmul and linear row's GEMM): a threaded call much slower than the fastest
-    seen for its shapes keeps the next ``CONTENDED_HOLD_S`` of GEMMs on the calling thread (BLAS's count 1 during
-    the call, put back after), then goes back to the threads; products and accumulations are a @ b throughout."""
+    """``blas_threads.matmul`` (every matmul and linear row's GEMM): threaded calls much slower than the fastest
+    seen for their shapes keep the next ``CONTENDED_HOLD_S`` of GEMMs on the calling thread (BLAS's count 1 during
+    the call, put back after), then it goes back to the threads; products and accumulations are a @ b throughout.
+    A lone slow call among normal ones does not hold (``CONTENDED_STRIKES``)."""
     from ad import blas_threads
 
     if not blas_threads.available():
@@ -207,6 +208,8 @@ def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
     monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
     monkeypatch.setattr(blas_threads, "_fastest", {((64, 100), (100, 60), "d"): 1e-12})
     monkeypatch.setattr(blas_threads, "CONTENDED_MIN_S", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_STRIKES", 1)
+    monkeypatch.setattr(blas_threads, "_strikes", 0)
     before = [getter() for _, getter in blas_threads._get_controls()]
     blas_threads.matmul(a, b, out)  # "contended": far slower than the 1e-12 s recorded
     np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
@@ -229,6 +232,19 @@ def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
     blas_threads._fastest[(64, 100), (100, 60), "d"] = 1e-12
     blas_threads.matmul(a, b, out)
     assert blas_threads._hold_until > 0.0
+    # strikes: two slow calls with a normal one between do not reach three; a third slow one in a row does
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_STRIKES", 3)
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATE", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATIO", 8.0)
+    key = ((64, 100), (100, 60), "d")
+    for fastest in (1e-12, 10.0, 1e-12, 1e-12):  # slow, normal (a new fastest), slow, slow: strikes 1, 0, 1, 2
+        blas_threads._fastest[key] = fastest
+        blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until == 0.0 and blas_threads._strikes == 2
+    blas_threads._fastest[key] = 1e-12
+    blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until > 0.0 and blas_threads._strikes == 0
 
 
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():

@@ -149,9 +149,10 @@ CONTENDED_RATIO = 8.0
 CONTENDED_MIN_S = 2e-3
 CONTENDED_STRIKES = 3
 CONTENDED_HOLD_S = 0.5
-# As does one slower than this many multiply-adds a second (a tenth of one core's sgemm or dgemm here), however
-# fast the fastest seen: under a load that lasts from the first calls on, no fast call sets the baseline
-CONTENDED_RATE = 1e9
+# As does one slower than this many multiply-adds a second (and CONTENDED_MIN_S), however fast the fastest seen:
+# under a load that lasts from the first calls on, no fast call sets the baseline (W2's GEMMs then took 10-13 ms
+# each, 1.3-2.6e9 a second, and slipped under 1e9). One core here: 20-24e9 in dgemm, 35-45e9 in sgemm, at W2's shapes
+CONTENDED_RATE = 4e9
 _FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)
 _fastest = {}  # (a's shape, b's shape, dtype char) -> the fastest threaded call seen, in seconds
 _hold_until = 0.0  # time.perf_counter() until which ``matmul`` keeps OpenBLAS to the calling thread

@@ -25,7 +25,8 @@ under the same load. So ``matmul`` times each threaded call against the fastest 
 ``CONTENDED_STRIKES`` more strikes than normal calls run the next ``CONTENDED_HOLD_S`` seconds of such GEMMs on
 the calling thread (``single_threaded``), then it tries the threads again (as MKL's dynamic threads use fewer
 threads on a busy machine). The two can round differently (OpenBLAS splits K differently by thread count): a
-result's last bits may depend on the load, as they already depend on the thread count set.
+result's last bits may depend on the load, as they already depend on the thread count set; not under
+``ad.use_deterministic_algorithms(True)`` (``backoff`` False).
 """
 
 import ctypes
@@ -151,12 +152,14 @@ CONTENDED_STRIKES = 3
 CONTENDED_HOLD_S = 0.5
 # As does one slower than this many multiply-adds a second (and CONTENDED_MIN_S), however fast the fastest seen:
 # under a load that lasts from the first calls on, no fast call sets the baseline (W2's GEMMs then took 10-13 ms
-# each, 1.3-2.6e9 a second, and slipped under 1e9). One core here: 20-24e9 in dgemm, 35-45e9 in sgemm, at W2's shapes
+# each, 1.3-2.6e9 a second: a floor of 1e9 let them through). One core here, at W2's shapes: 20-24e9 in dgemm,
+# 35-45e9 in sgemm
 CONTENDED_RATE = 4e9
 _FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)
 _fastest = {}  # (a's shape, b's shape, dtype char) -> the fastest threaded call seen, in seconds
 _hold_until = 0.0  # time.perf_counter() until which ``matmul`` keeps OpenBLAS to the calling thread
 _strikes = 0  # contended threaded calls less normal ones (not below 0) since the last hold
+backoff = True  # False under ``ad.use_deterministic_algorithms(True)``: BLAS's thread count whatever the load
 
 
 def matmul(a, b, out, accumulate=False):
@@ -172,7 +175,7 @@ def matmul(a, b, out, accumulate=False):
     """
     global _hold_until, _strikes
     macs = a.shape[0] * a.shape[1] * b.shape[1]
-    if macs < THREADED_MIN_MACS or not available():
+    if macs < THREADED_MIN_MACS or not backoff or not available():
         _product(a, b, out, accumulate)
         return
     start = time.perf_counter()

@@ -245,6 +245,16 @@ def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
     blas_threads._fastest[key] = 1e-12
     blas_threads.matmul(a, b, out)
     assert blas_threads._hold_until > 0.0 and blas_threads._strikes == 0
+    # deterministic algorithms: no back-off (BLAS's thread count whatever the timings)
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_STRIKES", 1)
+    ad.use_deterministic_algorithms(True)
+    try:
+        blas_threads.matmul(a, b, out)
+        assert blas_threads._hold_until == 0.0
+    finally:
+        ad.use_deterministic_algorithms(False)
+    assert blas_threads.backoff
 
 
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():

@@ -207,8 +207,8 @@ def matmul(a, b, out, accumulate=False):
 
 def _product(a, b, out, accumulate):
     if accumulate:
-        out += np.dot(a, b)
-    elif out.flags.c_contiguous and out.dtype == np.result_type(a, b):
-        np.dot(a, b, out=out)  # (for 2-D operands matmul, at a third of np.matmul's call overhead)
+        out += a @ b
+    elif a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
+        np.dot(a, b, out=out)  # (matmul for these, at a third of np.matmul's call overhead: small eager matmuls)
     else:
-        np.matmul(a, b, out=out)
+        np.matmul(a, b, out=out)  # (np.dot with a transposed operand timed up to 2x slower: W2's g.T @ x)

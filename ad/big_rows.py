@@ -30,7 +30,7 @@ from kernels.cpu import (
     unary_backward_chunk,
 )
 
-from . import grad_mode, parallel
+from . import blas_threads, grad_mode, parallel
 from .parallel import PARALLEL_MIN
 from .tensor import Tensor, _new, wrap_array
 
@@ -186,6 +186,9 @@ def _write_product(s, off, shape, a, b):
         else:
             np.dot(a, b, out=region)
             s.live[off] = 1
+    elif a.ndim == 2 and b.ndim == 2:  # (BLAS's threads, or one thread while the cores are contended)
+        blas_threads.matmul(a, b, region, accumulate=bool(s.live[off]))
+        s.live[off] = 1
     elif s.live[off]:
         region += a @ b
     else:

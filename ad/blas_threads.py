@@ -1,4 +1,5 @@
-"""numpy's BLAS on one thread for a region: for work that ``ad.parallel`` already splits across cores.
+"""numpy's BLAS on one thread for a region: for work that ``ad.parallel`` already splits across cores; and the
+GEMM of dense rows (``matmul``), which backs off to one thread while the cores are contended.
 
 A convolution splits its batch over Python threads (``ad.parallel.run_parts``), each calling numpy's GEMM
 on its own samples. OpenBLAS's threaded GEMM does not mix with that: calls from two threads at once
@@ -13,12 +14,28 @@ The control is found once, lazily, through ctypes: each OpenBLAS library loaded 
 wheels ship ``scipy_openblas64_``, whose symbols carry a ``scipy_`` prefix and a ``64_`` suffix; a system
 OpenBLAS has plain names). ``available()`` is False where none is found (numpy on MKL or Accelerate): callers
 then keep their serial path, which leaves the BLAS to thread itself.
+
+``matmul(a, b, out)`` is the GEMM of matmul and linear rows (eager forward, compiled replay, backward sweep).
+OpenBLAS's threaded GEMM synchronizes its threads several times per call (per panel) and waits for them by
+spinning; when another process holds the core a worker needs, each wait lasts up to a scheduler time slice.
+Measured on the 2-core machine with two other busy processes: W2's float32 step (five GEMMs of a 64-row batch)
+took a median of 10 to 100 ms and as much CPU time, against 1.8 ms idle and 3.4 ms with OpenBLAS on one thread
+under the same load. So ``matmul`` times each threaded call against the fastest one seen for its shapes; one
+``CONTENDED_RATIO`` times slower (and ``CONTENDED_MIN_S`` more), or slower than ``CONTENDED_RATE``, is a strike;
+``CONTENDED_STRIKES`` more strikes than normal calls run the next ``CONTENDED_HOLD_S`` seconds of such GEMMs on
+the calling thread (``single_threaded``), then it tries the threads again (as MKL's dynamic threads use fewer
+threads on a busy machine). The two can round differently (OpenBLAS splits K differently by thread count): a
+result's last bits may depend on the load, as they already depend on the thread count set; not under
+``ad.use_deterministic_algorithms(True)`` (``backoff`` False).
 """
 
 import ctypes
 import glob
 import os
 import threading
+import time
+
+import numpy as np
 
 # (set, get) symbol pairs, most specific first
 _SYMBOLS = (
@@ -118,3 +135,80 @@ _SINGLE = _SingleThreaded()
 def single_threaded():
     """numpy's BLAS runs each call on the calling thread while the region is open (nests, any thread)."""
     return _SINGLE
+
+
+# OpenBLAS threads a GEMM of at least this many multiply-adds (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD);
+# smaller ones run on the calling thread anyway, and ``matmul`` does not time them
+THREADED_MIN_MACS = 65536 * 4
+# A threaded GEMM this many times slower than its shapes' fastest and this much slower counts as contended; that
+# many contended calls more than normal ones since the last hold (CONTENDED_STRIKES) send the GEMMs of the next
+# CONTENDED_HOLD_S to one thread. A contended W2 GEMM took 10 to 60 ms where it takes 0.2 to 0.4 ms idle, call after
+# call; on an idle machine the slowest of 300 W2 steps took 2.7 to 4 ms in all; under a moderate load a lone call
+# waits for a time slice now and then, while the threads still win on the whole (W2 float64: 3.6-4.0 ms threaded,
+# 5.8 ms on one thread): a lone slow call (one strike) must not send the next half second to one thread.
+CONTENDED_RATIO = 8.0
+CONTENDED_MIN_S = 2e-3
+CONTENDED_STRIKES = 3
+CONTENDED_HOLD_S = 0.5
+# As does one slower than this many multiply-adds a second (and CONTENDED_MIN_S), however fast the fastest seen:
+# under a load that lasts from the first calls on, no fast call sets the baseline (W2's GEMMs then took 10-13 ms
+# each, 1.3-2.6e9 a second: a floor of 1e9 let them through). One core here, at W2's shapes: 20-24e9 in dgemm,
+# 35-45e9 in sgemm
+CONTENDED_RATE = 4e9
+_FASTEST_MAX = 512  # shapes remembered at most (the table is cleared past it)
+_fastest = {}  # (a's shape, b's shape, dtype char) -> the fastest threaded call seen, in seconds
+_hold_until = 0.0  # time.perf_counter() until which ``matmul`` keeps OpenBLAS to the calling thread
+_strikes = 0  # contended threaded calls less normal ones (not below 0) since the last hold
+backoff = True  # False under ``ad.use_deterministic_algorithms(True)``: BLAS's thread count whatever the load
+
+
+def matmul(a, b, out, accumulate=False):
+    """``out = a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D ``a`` and ``b``: numpy's BLAS, on its own
+    threads unless the cores were found contended within the last ``CONTENDED_HOLD_S`` (module docstring).
+
+    Example:
+        >>> a, b = np.ones((64, 784), np.float32), np.ones((784, 512), np.float32)
+        >>> out = np.empty((64, 512), np.float32)
+        >>> matmul(a, b, out)
+        >>> float(out[0, 0])
+        784.0
+    """
+    global _hold_until, _strikes
+    macs = a.shape[0] * a.shape[1] * b.shape[1]
+    if macs < THREADED_MIN_MACS or not backoff or not available():
+        _product(a, b, out, accumulate)
+        return
+    start = time.perf_counter()
+    if start < _hold_until:
+        with _SINGLE:
+            _product(a, b, out, accumulate)
+        return
+    _product(a, b, out, accumulate)
+    took = time.perf_counter() - start
+    key = (a.shape, b.shape, a.dtype.char)
+    fastest = _fastest.get(key)
+    if fastest is None:  # (a shape's first call also starts BLAS's threads, or faults in pages: not judged)
+        if len(_fastest) >= _FASTEST_MAX:
+            _fastest.clear()
+        _fastest[key] = took
+    elif took < fastest:
+        _fastest[key] = took
+    elif took > CONTENDED_RATIO * fastest + CONTENDED_MIN_S or (
+        took > CONTENDED_MIN_S and macs < took * CONTENDED_RATE
+    ):
+        _strikes += 1
+        if _strikes >= CONTENDED_STRIKES:
+            _strikes = 0
+            _hold_until = start + took + CONTENDED_HOLD_S
+        return
+    if _strikes:
+        _strikes -= 1
+
+
+def _product(a, b, out, accumulate):
+    if accumulate:
+        out += a @ b
+    elif a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
+        np.dot(a, b, out=out)  # (matmul for these, at a third of np.matmul's call overhead: small eager matmuls)
+    else:
+        np.matmul(a, b, out=out)  # (np.dot with a transposed operand timed up to 2x slower: W2's g.T @ x)

@@ -18,8 +18,9 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.cpu import class_targets_ok
 
-from . import chain_forward, compile_fused, parallel
+from . import blas_threads, chain_forward, compile_fused, parallel
 from . import tape as _tape
+from .ops.dense import linear_product
 from .tensor import Tensor, _new, wrap_array
 
 _REPLAY_TAPES = weakref.WeakSet()  # the tapes replays built (what the tests check replays by)
@@ -359,16 +360,19 @@ def blas_plan(rows, aux, r, slots):
 
 def _blas_row(values, plan, slots):
     """A matmul or linear row (``blas_plan``'s ``plan``) through numpy's BLAS into its output region, as the eager
-    op computes it (``ops/dense.py``: ``np.matmul(x, w.T, out=...)``, the bias added in place); ``slots``: the
+    op computes it (``ops/dense.linear_product``, the bias added in place); ``slots``: the
     segment's extern slots, ``(array, offset)`` pairs."""
     code, o, n, out_shape, operands = plan
     out = values[o : o + n].reshape(out_shape)
     x = _operand(values, slots, *operands[0])
     y = _operand(values, slots, *operands[1])
     if code == K.MATMUL:
-        np.matmul(x, y, out=out)
+        if x.ndim == 2 and y.ndim == 2 and x.dtype is y.dtype:
+            blas_threads.matmul(x, y, out)  # (as the eager op: ops/dense._record_matmul)
+        else:
+            np.matmul(x, y, out=out)
         return
-    np.matmul(x, y.T, out=out)
+    linear_product(x, y, out)
     if code == K.LINEAR_BIAS:
         out += _operand(values, slots, *operands[2])
 

@@ -346,9 +346,14 @@ _deterministic = {"mode": False, "warn_only": False}
 
 
 def use_deterministic_algorithms(mode, *, warn_only=False):
-    """Record the flag (ad's CPU kernels are deterministic already: sums run in a fixed order)."""
+    """Record the flag (ad's CPU kernels are deterministic already: sums run in a fixed order); while it is on,
+    dense GEMMs keep BLAS's thread count whatever the load (``ad.blas_threads``: its back-off to one thread under
+    contention can change a product's last bits)."""
+    from . import blas_threads
+
     _deterministic["mode"] = bool(mode)
     _deterministic["warn_only"] = bool(warn_only)
+    blas_threads.backoff = not mode
 
 
 def are_deterministic_algorithms_enabled():

@@ -143,6 +143,120 @@ def test_big_dense_rows_replay_through_numpy_blas_across_optimizer_steps(dtype):
     assert sum(seg[0] == "m" for seg in tpl.segments) >= 3
 
 
+@pytest.mark.parametrize("rows", [2, 64, 65])
+def test_float32_linear_of_few_rows_eager_and_replayed_agree(rows):
+    """A float32 linear of at most ``TRANSPOSED_MAX_ROWS`` rows computes ``w @ x.T`` and copies it out
+    (``ops/dense.linear_product``); one row more takes ``x @ w.T``. Either way: the float64 product to float32
+    rounding, a 3-D input as its rows, no_grad's result the same, and the replayed big rows ("m") the eager
+    call's values and gradients to float32 rounding (BLAS's thread count, which ``blas_threads.matmul`` lowers
+    while the cores are contended, can change the last bits)."""
+    from ad.ops.dense import TRANSPOSED_MAX_ROWS, linear_product
+
+    assert TRANSPOSED_MAX_ROWS == 64
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 300)).astype(np.float32)
+    w = (rng.standard_normal((200, 300)) * 0.05).astype(np.float32)
+    b = rng.standard_normal(200).astype(np.float32)
+    ref = x.astype(np.float64) @ w.T.astype(np.float64)
+    got = linear_product(x, w)
+    assert got.dtype == np.float32 and got.shape == (rows, 200)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    if rows % 2 == 0:
+        x3 = x.reshape(2, rows // 2, 300)
+        np.testing.assert_allclose(linear_product(x3, w), got.reshape(2, rows // 2, 200), rtol=1e-6, atol=1e-6)
+    with ad.no_grad():
+        no_grad = F.linear(ad.tensor(x), ad.tensor(w), ad.tensor(b)).numpy()
+        np.testing.assert_allclose(no_grad, got + b, rtol=1e-6, atol=1e-6)
+    ws = [ad.tensor(w, requires_grad=True), ad.tensor(b, requires_grad=True)]
+
+    def f(xt, w_, b_):
+        return (ad.tanh(F.linear(xt, w_, b_)) ** 2).sum()
+
+    cf = ad.compile(f)
+    xt = ad.tensor(x)
+    for _ in range(3):
+        y = cf(xt, *ws)
+        g = grads_of(y, ws)
+    assert replayed(y)
+    assert any(seg[0] == "m" for seg in next(iter(cf.cache.values())).template.segments)
+    y_ref = f(xt, *ws)
+    close(y, y_ref, 1e-6)
+    for a, b_ in zip(g, grads_of(y_ref, ws)):
+        close(a, b_, 1e-5)
+
+
+def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
+    """``blas_threads.matmul`` (every matmul and linear row's GEMM): threaded calls much slower than the fastest
+    seen for their shapes keep the next ``CONTENDED_HOLD_S`` of GEMMs on the calling thread (BLAS's count 1 during
+    the call, put back after), then it goes back to the threads; products and accumulations are a @ b throughout.
+    A lone slow call among normal ones does not hold (``CONTENDED_STRIKES``)."""
+    from ad import blas_threads
+
+    if not blas_threads.available():
+        pytest.skip("no OpenBLAS thread control found for numpy's BLAS")
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((64, 100)), rng.standard_normal((100, 60))
+    out = np.empty((64, 60))
+    counts = []
+    product = blas_threads._product
+
+    def counted(*args):
+        counts.append([getter() for _, getter in blas_threads._get_controls()])
+        product(*args)
+
+    monkeypatch.setattr(blas_threads, "_product", counted)
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "_fastest", {((64, 100), (100, 60), "d"): 1e-12})
+    monkeypatch.setattr(blas_threads, "CONTENDED_MIN_S", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_STRIKES", 1)
+    monkeypatch.setattr(blas_threads, "_strikes", 0)
+    before = [getter() for _, getter in blas_threads._get_controls()]
+    blas_threads.matmul(a, b, out)  # "contended": far slower than the 1e-12 s recorded
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    assert blas_threads._hold_until > 0.0
+    blas_threads.matmul(a, b, out, accumulate=True)  # held: on the calling thread
+    np.testing.assert_allclose(out, 2 * (a @ b), rtol=1e-12, atol=1e-12)
+    assert counts == [before, [1] * len(before)]
+    assert [getter() for _, getter in blas_threads._get_controls()] == before
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)  # the hold over: threads again
+    blas_threads.matmul(a, b, out)
+    assert counts[-1] == before
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    # no fast call seen (a load from the start on): a rate under CONTENDED_RATE holds too; a first call is not judged
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "_fastest", {})
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATE", 1e30)
+    blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until == 0.0
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATIO", 1e30)  # (the ratio rule out of the way)
+    blas_threads._fastest[(64, 100), (100, 60), "d"] = 1e-12
+    blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until > 0.0
+    # strikes: two slow calls with a normal one between do not reach three; a third slow one in a row does
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_STRIKES", 3)
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATE", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_RATIO", 8.0)
+    key = ((64, 100), (100, 60), "d")
+    for fastest in (1e-12, 10.0, 1e-12, 1e-12):  # slow, normal (a new fastest), slow, slow: strikes 1, 0, 1, 2
+        blas_threads._fastest[key] = fastest
+        blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until == 0.0 and blas_threads._strikes == 2
+    blas_threads._fastest[key] = 1e-12
+    blas_threads.matmul(a, b, out)
+    assert blas_threads._hold_until > 0.0 and blas_threads._strikes == 0
+    # deterministic algorithms: no back-off (BLAS's thread count whatever the timings)
+    monkeypatch.setattr(blas_threads, "_hold_until", 0.0)
+    monkeypatch.setattr(blas_threads, "CONTENDED_STRIKES", 1)
+    ad.use_deterministic_algorithms(True)
+    try:
+        blas_threads.matmul(a, b, out)
+        assert blas_threads._hold_until == 0.0
+    finally:
+        ad.use_deterministic_algorithms(False)
+    assert blas_threads.backoff
+
+
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():
     w = ad.tensor(RNG.standard_normal(6), requires_grad=True)
     f = ad.compile(lambda x: (ad.tanh(x * w) * w).sum())

@@ -412,7 +412,6 @@ from .elementwise_table import (  # noqa: E402, F401 - the declaration helpers a
     _relu_np,
     _rpow_scalar_np,
     _rsqrt_np,
-    _sign_const,
     _square_np,
     _tanh_backward_np,
     _terms,

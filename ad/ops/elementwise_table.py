@@ -185,12 +185,6 @@ def _clamp_np(x, lo, hi, out):
     return r
 
 
-def _sign_const(x):
-    if x._dev is not None:
-        return _cuda_ops().sign_const(x)
-    return _const(np.nan_to_num(np.sign(x._data), nan=0.0), x._data.dtype)  # torch: sign(NaN) = 0
-
-
 _AFFINE_NAMES = {
     "add": "AddBackward0",
     "sub": "SubBackward0",

@@ -771,15 +771,20 @@ def _inputs_of(t):
     return tuple(resolved)
 
 
-def graph_nodes(roots):
+def graph_nodes(roots, admit=None):
     """``{id: (tensor, its operands as recorded)}`` of the recorded tensors reachable from ``roots`` through
-    operands that require grad (the Python graph a differentiable sweep or a ``_Reach`` walks)."""
+    operands that require grad (the Python graph a differentiable sweep or a ``_Reach`` walks).
+
+    ``admit(t)``, if given, is asked of each node as the walk reaches it; a false answer stops the walk, which
+    returns None (a caller that refuses some graphs stops at the first refusal instead of walking them whole)."""
     nodes = {}
     stack = [t for t in roots if t._op is not None]
     while stack:
         t = stack.pop()
         if id(t) in nodes:
             continue
+        if admit is not None and not admit(t):
+            return None
         inputs = t._inputs
         for i in inputs:  # (_inputs_of's test, inlined: an operand changed in place since needs it)
             if i is not None and i._prev is not None:

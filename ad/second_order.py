@@ -83,33 +83,26 @@ def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
 def _graph_tape(roots):
     """The one tape every node of the graph lives on and the nodes (``engine.graph_nodes``: ``{id: (tensor,
     operands)}``, as ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel cannot
-    sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place).
-    (``graph_nodes``' walk with the checks made as it goes: one pass, which stops at the first refusal; an operand
-    modified in place, where ``graph_nodes`` walks to its recorded version, is a refusal here.)"""
+    sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place,
+    checked as the walk reaches each node: it stops at the first refusal)."""
     tape = None
-    nodes = {}
-    stack = [t for t in roots if t._op is not None]
-    while stack:
-        t = stack.pop()
-        key = id(t)
-        if key in nodes:
-            continue
+
+    def admit(t):
+        nonlocal tape
         t_tape = t._tape
         if t_tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
-            return None, None
+            return False
         if tape is None:
             tape = t_tape
         elif t_tape is not tape:
-            return None, None
-        inputs = t._inputs
-        for inp in inputs:
-            if inp is not None:
-                if inp._prev is not None:
-                    return None, None  # an operand modified in place since
-                if inp._rg and inp._op is not None and id(inp) not in nodes:
-                    stack.append(inp)
-        nodes[key] = (t, inputs)
-    if tape is None or not tape.hook_rows.keys() <= tape.python_rows:
+            return False
+        for inp in t._inputs:
+            if inp is not None and inp._prev is not None:
+                return False  # an operand modified in place since (graph_nodes would walk to its recorded version)
+        return True
+
+    nodes = engine.graph_nodes(roots, admit)
+    if nodes is None or tape is None or not tape.hook_rows.keys() <= tape.python_rows:
         return None, None  # hooks, custom Functions or gradient-ready hooks somewhere on the tape
     return tape, nodes
 

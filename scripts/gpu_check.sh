@@ -9,6 +9,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 T_INSTALL="${T_INSTALL:-30}" T_TESTS="${T_TESTS:-330}" T_BENCH="${T_BENCH:-150}" T_COMPARE="${T_COMPARE:-40}"
+# Logs go to $LOGS (default $OUT, the device tool's return folder, else a temporary folder): tests.log with every
+# failure's short traceback, junit.xml, bench.log.
+LOGS="${LOGS:-${OUT:-$(mktemp -d)}}"
+mkdir -p "$LOGS"
 export NUMBA_ENABLE_CUDASIM=0
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1
 
@@ -22,8 +26,15 @@ from numba import cuda
 if not cuda.is_available():
     raise SystemExit("gpu_check: numba-cuda sees no GPU (driver or CUDA runtime missing)")
 dev = cuda.get_current_device()
+import numba, numpy
+try:
+    from importlib.metadata import version
+    nc = version("numba-cuda")
+except Exception:
+    nc = "?"
 print(f"gpu_check: {dev.name.decode() if isinstance(dev.name, bytes) else dev.name}, "
-      f"compute capability {dev.compute_capability}")
+      f"compute capability {dev.compute_capability}; numba {numba.__version__}, numba-cuda {nc}, "
+      f"numpy {numpy.__version__}")
 try:
     import cupy
     print(f"gpu_check: CuPy {cupy.__version__} (cuBLAS matmul)")
@@ -37,8 +48,9 @@ step() {  # step NAME SECONDS COMMAND...: run with a timeout, say how it ended
     shift 2
     echo "== $name (timeout ${limit} s) =="
     local start=$SECONDS
-    timeout "$limit" "$@"
-    local rc=$?
+    local log="$LOGS/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_' | cut -c1-40).log"
+    timeout "$limit" "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
     if [ $rc -eq 124 ]; then
         echo "gpu_check: $name ran out of time after ${limit} s"
     fi
@@ -46,8 +58,13 @@ step() {  # step NAME SECONDS COMMAND...: run with a timeout, say how it ended
     [ $rc -eq 0 ] || status=1
 }
 
-# -o addopts: one process on the one GPU, and pytest-xdist (the test extra's) need not be installed there
-step "CUDA tests on the device" "$T_TESTS" "$PY" -m pytest tests/cuda -x -q -p no:cacheprovider -o addopts=""
+# -o addopts: the repository's `-n auto` would start one worker per core; numba-cuda's compiler is CPU-bound, so
+# up to 8 workers share the one GPU when pytest-xdist is there (each its own context), else one process. No -x:
+# a first run on a new GPU should list every failure.
+WORKERS=()
+if "$PY" -c "import xdist" 2>/dev/null; then WORKERS=(-n "${GPU_TEST_WORKERS:-8}"); fi
+step "CUDA tests on the device" "$T_TESTS" "$PY" -m pytest tests/cuda "${WORKERS[@]}" -q -rfE --tb=short \
+    -p no:cacheprovider -o addopts="" --junitxml="$LOGS/junit.xml"
 step "CUDA kernel and ad benchmarks" "$T_BENCH" "$PY" -m kernels.cuda.bench
 if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
     step "benchmarks.compare --device cuda" "$T_COMPARE" "$PY" -m benchmarks.compare --device cuda --quick

@@ -21,6 +21,27 @@ if ! timeout "$T_INSTALL" "$PY" -m pip install -q --no-deps --no-build-isolation
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
+# numba-cuda 0.30.4 (in maintenance, NVIDIA/numba-cuda#907) registers an overload of np.row_stack, which numpy
+# 2.5 removed, so with numpy 2.5 its first kernel compile raises AttributeError. The extras pin numpy<2.5; a
+# machine whose image has numpy 2.5 and nothing to install from gets the alias back (numpy's own, removed) for
+# this check only, through a sitecustomize that then runs the one it shadows.
+if ! "$PY" -c "import numpy; numpy.row_stack" 2>/dev/null; then
+    SHIM="$(mktemp -d)"
+    cat > "$SHIM/sitecustomize.py" <<'SHIMPY'
+import importlib.machinery, importlib.util, os, sys
+import numpy
+if not hasattr(numpy, "row_stack"):
+    numpy.row_stack = numpy.vstack
+_here = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.machinery.PathFinder.find_spec(
+    "sitecustomize", [p for p in sys.path if os.path.abspath(p or ".") != _here])
+if _spec is not None:
+    _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
+SHIMPY
+    export PYTHONPATH="$SHIM:$PYTHONPATH"
+    echo "gpu_check: numpy has no row_stack (numpy >= 2.5): numba-cuda gets the alias back for this check"
+fi
+
 "$PY" - <<'PY' || exit 1
 from numba import cuda
 if not cuda.is_available():

@@ -32,8 +32,30 @@ def require_cuda():
                 "Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a "
                 "driver (or set NUMBA_ENABLE_CUDASIM=1 to use numba's CUDA simulator)"
             )
+        if not cuda.config.ENABLE_CUDASIM:
+            _refuse_numpy_without_row_stack()
         _cuda = cuda
     return _cuda
+
+
+def _refuse_numpy_without_row_stack():
+    """numba-cuda up to 0.30.4 (in maintenance: NVIDIA/numba-cuda#907) registers an overload of ``np.row_stack``,
+    which numpy 2.5 removed, when it compiles its first kernel: that raises AttributeError deep inside numba.
+    Say what is wrong, and the fix, before any kernel is compiled."""
+    if hasattr(np, "row_stack"):
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = tuple(int(p) for p in version("numba-cuda").split(".")[:3] if p.isdigit())
+    except PackageNotFoundError:  # pragma: no cover - numba-cuda is how numba.cuda is installed
+        return
+    if release <= (0, 30, 4):
+        raise RuntimeError(
+            f"numba-cuda {'.'.join(map(str, release))} cannot compile CUDA kernels with numpy {np.__version__} "
+            "(it overloads np.row_stack, which numpy 2.5 removed): install numpy<2.5, as the cuda extra of ad "
+            "pins it (pip install 'numpy<2.5')"
+        )
 
 
 def simulated():

@@ -697,3 +697,20 @@ def test_module_cuda_and_cpu_move_parameters_with_their_device():
     m.cpu()
     assert not any(p.is_cuda for p in m.parameters()) and not m.weight.grad.is_cuda
     np.testing.assert_array_equal(m.weight.detach().numpy(), w0)
+
+
+def test_numpy_without_row_stack_and_old_numba_cuda_is_refused_by_name(monkeypatch):
+    """numba-cuda <= 0.30.4 cannot compile kernels with numpy 2.5 (no np.row_stack): ad says so, before a kernel."""
+    import importlib.metadata
+
+    from ad.cuda import arrays
+
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.30.4")
+    with pytest.raises(RuntimeError, match=r"numba-cuda 0\.30\.4 cannot compile CUDA kernels with numpy .*numpy<2\.5"):
+        arrays._refuse_numpy_without_row_stack()
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.31.0")
+    arrays._refuse_numpy_without_row_stack()  # a release after the bug: no refusal
+    monkeypatch.setattr(np, "row_stack", np.vstack, raising=False)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.30.4")
+    arrays._refuse_numpy_without_row_stack()  # numpy < 2.5 (or the alias restored): nothing to refuse

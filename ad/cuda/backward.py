@@ -7,8 +7,16 @@ them (runs of small rows in one single-block launch, big rows in full-grid launc
 through cuBLAS when CuPy is there, elementwise rows through kernels specialized per opcode). Python is
 re-entered only where the CPU sweep re-enters it: at rows whose tensor has hooks or ``retain_grad`` (the
 sweep stops above the row, the hooks run on a copy of the cotangent, the result is written back) and at
-custom Functions' rows. ``live`` flags are kept on the host between launches (seeds and hooks set them) and
-go to the device with each launch; ``visited`` comes back at the end for ``engine.free_swept``.
+custom Functions' rows.
+
+Host traffic is O(rows), never O(elements): the ``live`` flags (a byte per arena offset, as the CPU sweep's)
+stay on the device, zeroed there; the host sets a few (seeds, custom Functions' gradients: ``_add``) and they go
+up as a list of offsets before the next launch (``sweep.set_flags``). The host never reads them back: a flag is
+set where the host set it or where a swept row wrote its operand's cotangent, and the rows' ``visited`` flags,
+which come back after each launch (also for ``engine.free_swept``), say which rows ran (``_swept_live``).
+``modified`` goes up only when the tape is ``dirty``; otherwise every sweep reads one shared zeroed array.
+(Session 14's GPU run: copying the arena's ``live`` and ``modified`` flags each way cost ~380 of the 389 ms of a
+64M-element chain's backward.)
 
 Mixed graphs: cotangents of imported tensors (``DeviceTape.externs``) are handed on as on the CPU, copied
 across when the tensor's home is on the other side: a ``.cuda()`` copy of a CPU tensor seeds the CPU tape
@@ -27,6 +35,7 @@ result of another float type); a backward from a CUDA leaf. None of the 190 CUDA
 
 import numpy as np
 
+from kernels import opcodes as K
 from kernels.cpu import FREED, SAVES
 
 from .. import engine
@@ -39,13 +48,24 @@ from .arrays import empty, simulated, to_device, wrap
 BIG_THRESHOLD = None  # None: the kernel module's default
 _SIM_THREADS = 8  # threads of the sweep's blocks under the simulator (each one a Python thread)
 
-_consts = {}  # device constants, made once: SAVES, an empty region list
+_consts = {}  # device constants, made once: SAVES, an empty region list, zeroed flags
 
 
 def _const(name):
     arr = _consts.get(name)
     if arr is None:
         arr = _consts[name] = to_device(SAVES if name == "saves" else np.zeros(0, np.int64))
+    return arr
+
+
+def _zero_flags(n):
+    """A device uint8 array of at least ``n`` zeros, shared (the kernels only read it: ``modified`` of a tape
+    that nothing modified in place); grown, by doubling, when a bigger one is asked for."""
+    arr = _consts.get("zeros")
+    if arr is None or arr.shape[0] < n:
+        arr = empty((max(n, 2 * arr.shape[0] if arr is not None else 0),), np.uint8)
+        _tape.zero(arr)
+        _consts["zeros"] = arr
     return arr
 
 
@@ -71,6 +91,9 @@ class DeviceSweep:
         "cot",
         "cot_base",
         "live",
+        "host_live",
+        "pending",
+        "swept",
         "visited",
         "start",
         "lowest",
@@ -104,7 +127,11 @@ class DeviceSweep:
             _tape.zero(self.cot[lo:off])
             lo = off + n
         _tape.zero(self.cot[lo:used])
-        self.live = np.zeros(used, np.uint8)  # on the host between launches
+        self.live = empty((used,), np.uint8)  # the kernels' flags, on the device only
+        _tape.zero(self.live)
+        self.host_live = set()  # offsets whose flag the host set
+        self.pending = []  # ... and not yet on the device
+        self.swept = set()  # offsets whose flag a swept row set (``_swept_live``)
         self.visited = np.zeros(tape.nrows + 1, np.uint8)
         self.start = -1
         self.lowest = tape.nrows
@@ -136,7 +163,30 @@ class DeviceSweep:
         return wrap(data, t._dev)
 
     def grad_of(self, t):
-        return self.tensor_of(t) if self.live[t._off] else None
+        return self.tensor_of(t) if self.is_live(t._off) else None
+
+    def is_live(self, off):
+        """Whether the tensor at arena offset ``off`` has a cotangent (its ``live`` flag, known on the host)."""
+        return off in self.host_live or off in self.swept
+
+    def _set_live(self, off):
+        if off not in self.host_live:
+            self.host_live.add(off)
+            if off not in self.swept:
+                self.pending.append(off)
+
+    def _swept_live(self):
+        """The offsets whose ``live`` flag the rows swept so far set (from ``visited``): every row that ran sets
+        its operands' flags where they require grad (x, y, and a linear's bias), as both sweep kernels do."""
+        rows = self.uploaded["rows_h"]
+        ran = rows[self.visited[: rows.shape[0]] != 0]
+        op = ran[:, 0]
+        offsets = [ran[(op & K.XRG) != 0, 2], ran[(op & K.YRG) != 0, 3]]
+        biased = ran[(op & K.CODE_MASK) == K.LINEAR_BIAS, 5]
+        if biased.size:
+            aux = self.uploaded["aux_h"]
+            offsets.append(aux[biased + 3][aux[biased + 5] != 0])
+        return set(np.concatenate(offsets).tolist())
 
     # --- the sweep -------------------------------------------------------------------------------------------
 
@@ -149,26 +199,22 @@ class DeviceSweep:
         tape = self.tape
         start = self.start
         hook_rows = sorted((r for r in tape.hook_rows if r <= start), reverse=True) if tape.hook_rows else ()
-        try:
-            for h in hook_rows:
-                self._launch(start, h + 1)
-                if h < self.lowest:
-                    return
-                handlers = [ref() for ref in tape.hook_rows.get(h, ())]
-                for t in handlers:  # tensors' hooks first: a Function's backward sees the hooked gradients
-                    if not isinstance(t, Tensor) or t._op is None or t._tape is not tape or not self.live[t._off]:
-                        continue
-                    if self.plan is not None and id(t) not in self.plan.leads:
-                        continue
-                    self._arrive(t)
-                for rec in handlers:
-                    if rec is not None and not isinstance(rec, Tensor) and not any(r is rec for r in self.functions):
-                        self._function(rec)
-                start = h
-            self._launch(start, 0)
-        finally:
-            if self.uploaded is not None:
-                self.visited = self.uploaded["visited"].copy_to_host()
+        for h in hook_rows:
+            self._launch(start, h + 1)
+            if h < self.lowest:
+                return
+            handlers = [ref() for ref in tape.hook_rows.get(h, ())]
+            for t in handlers:  # tensors' hooks first: a Function's backward sees the hooked gradients
+                if not isinstance(t, Tensor) or t._op is None or t._tape is not tape or not self.is_live(t._off):
+                    continue
+                if self.plan is not None and id(t) not in self.plan.leads:
+                    continue
+                self._arrive(t)
+            for rec in handlers:
+                if rec is not None and not isinstance(rec, Tensor) and not any(r is rec for r in self.functions):
+                    self._function(rec)
+            start = h
+        self._launch(start, 0)
 
     def _arrive(self, t):
         """``t``'s hooks and ``retain_grad`` on its cotangent (engine._arrive, on the device)."""
@@ -191,20 +237,20 @@ class DeviceSweep:
         (engine._sweep_tape and ``_Record.kernel_backward``, on the device)."""
         tape = self.tape
         plan = self.plan
-        if not any(o is not None and o._tape is tape and self.live[o._off] for o in rec.outputs):
+        if not any(o is not None and o._tape is tape and self.is_live(o._off) for o in rec.outputs):
             return
         if plan is not None and not any(o is not None and id(o) in plan.runs for o in rec.outputs):
             return
         for o in rec.outputs:
             if o is None or o._tape is not tape:
                 continue
-            if self.live[o._off]:
+            if self.is_live(o._off):
                 self._arrive(o)
             elif o._hooks:
                 g = engine.hooks_on_undefined(o)
                 if g is not None:
                     self._add(o._off, g._data)
-        grads = rec.output_grads(lambda o: self.tensor_of(o) if o._tape is tape and self.live[o._off] else None)
+        grads = rec.output_grads(lambda o: self.tensor_of(o) if o._tape is tape and self.is_live(o._off) else None)
         for k, raw in enumerate(rec.raw_outputs):  # (materialized zeros of CUDA outputs on their device)
             g = grads[k]
             if g is not None and g._dev is None and isinstance(raw, Tensor) and raw._dev is not None:
@@ -224,11 +270,11 @@ class DeviceSweep:
         n = data.size
         if n:
             region = self.cot[off : off + n]
-            if self.live[off]:
+            if self.is_live(off):
                 _add_into(region, data)
             else:
                 _tape.store(region, data)
-        self.live[off] = 1
+        self._set_live(off)
 
     def _upload(self):
         """The tape's arrays on the device, once per backward (rows of nodes off the paths to ``inputs``
@@ -249,16 +295,15 @@ class DeviceSweep:
         m = min(flags.shape[0], tape.nrows)
         freed[:m] = flags[:m]
         used = tape.used + 1
-        modified = tape.modified[:used] if tape.dirty else np.zeros(used, np.uint8)
         self.uploaded = {
             "rows_h": rows,
+            "attrs_h": attrs,
             "aux_h": aux,
             "rows": to_device(rows),
             "attrs": to_device(attrs),
             "aux": to_device(aux),
             "freed": to_device(freed),
-            "modified": to_device(modified),
-            "live": to_device(self.live),
+            "modified": to_device(tape.modified[:used]) if tape.dirty else _zero_flags(used),
             "visited": to_device(self.visited),
             "big_off": to_device(self.big_off) if self.big_off.size else _const("none"),
             "big_n": to_device(self.big_n) if self.big_n.size else _const("none"),
@@ -272,17 +317,21 @@ class DeviceSweep:
         from kernels.cuda import sweep as ks
 
         d = self._upload()
-        d["live"].copy_to_device(self.live)
+        ks.set_flags(self.live, self.pending)
+        self.pending.clear()
         status = np.zeros(3, np.int64)
-        options = {"host_rows": d["rows_h"], "host_aux": d["aux_h"]}
+        options = {"host_rows": d["rows_h"], "host_aux": d["aux_h"], "host_attrs": d["attrs_h"]}
         if simulated():
             options.update(threads=_SIM_THREADS, grid_threads=_SIM_THREADS)
         if BIG_THRESHOLD is not None:
             options["big_threshold"] = BIG_THRESHOLD
-        args = [d[k] for k in ("rows", "attrs", "aux")] + [self.tape.values, self.cot, d["live"], d["visited"]]
+        args = [d[k] for k in ("rows", "attrs", "aux")] + [self.tape.values, self.cot, self.live, d["visited"]]
         args += [d["freed"], d["modified"], _const("saves"), start, stop, self.lowest, status, d["big_off"], d["big_n"]]
-        result = ks.reverse_sweep(*args, **options)
-        self.live = d["live"].copy_to_host()
+        try:
+            result = ks.reverse_sweep(*args, **options)
+        finally:
+            self.visited = d["visited"].copy_to_host()  # (rows' bytes: also what engine.free_swept reads)
+        self.swept = self._swept_live()
         if result < 0:
             if status[0] == FREED:
                 raise RuntimeError(engine.FREED_MESSAGE)
@@ -297,7 +346,7 @@ class DeviceSweep:
             row, off, t = externs[k]
             if row < self.lowest:
                 break
-            if not self.live[off]:
+            if not self.is_live(off):
                 continue
             g = self.cot[off : off + t._data.size]
             if t._op is None:

@@ -5,12 +5,12 @@ log_softmax, cross entropy and ``where``. Copies, casts, fills and gathers of an
 (``elementwise.cast``/``copy``/``fill``, ``strided.gather_strided``/``gather_map``).
 
 Every kernel takes flat C-contiguous device arrays and walks them with a grid-stride loop, so any launch size
-is correct; ``launch`` picks blocks of 64 threads. Elementwise kernels take the op's opcode
-(``kernels/opcodes.py``) as an argument and branch on it (uniform across a launch, so the branch costs no
-divergence); the ops without an opcode of their own (the piecewise-constant ones share ``STEP_FN``) get a
-code from ``EXTRA``. The values themselves are ``kernels/pointwise.py``'s formulas (through ``device.py``),
-as every CUDA and CPU kernel's. Importing this module imports ``numba.cuda``; nothing is compiled until a kernel
-first runs.
+is correct; ``launch`` sizes the grid as every flat kernel of the package (``launch.flat_grid``). Elementwise
+kernels take the op's opcode (``kernels/opcodes.py``) as an argument and branch on it (uniform across a launch,
+so the branch costs no divergence); the ops without an opcode of their own (the piecewise-constant ones share
+``STEP_FN``) get a code from ``EXTRA``. The values themselves are ``kernels/pointwise.py``'s formulas (through
+``device.py``), as every CUDA and CPU kernel's. Importing this module imports ``numba.cuda``; nothing is
+compiled until a kernel first runs.
 """
 
 import math
@@ -19,11 +19,9 @@ from numba import cuda
 
 from kernels import opcodes as K
 
+from . import launch as L
 from .device import binary_value
 from .device import unary_value as _pointwise_unary
-
-THREADS = 64
-MAX_BLOCKS = 1024
 
 # codes of forward values that have no opcode of their own (above every opcode)
 FLOOR = 200
@@ -54,10 +52,10 @@ BINARY_CODES = frozenset(
 
 
 def launch(kernel, n, *args):
-    """Run ``kernel`` over ``n`` elements (grid-stride loops inside make any grid correct)."""
-    threads = min(THREADS, max(n, 1))  # (tiny launches: no idle threads, which the simulator pays for)
-    blocks = min(max((n + threads - 1) // threads, 1), MAX_BLOCKS)
-    kernel[blocks, threads](*args)
+    """Run ``kernel`` over ``n`` elements (grid-stride loops inside make any grid correct): a full grid on a GPU
+    (1024 blocks of 64 threads kept a quarter of an H200's threads busy), one small block under the simulator,
+    which runs every thread as a Python thread."""
+    kernel[L.flat_grid(max(n, 1))](*args)
 
 
 # --- elementwise values ----------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ group's result goes to ``dst[sum_d j_d * kdst[d]]``. A member's value (``mode``)
 
 A block reduces one group (or one chunk of one): its threads stride over the members, then combine their
 partials in shared memory (float64, whatever the dtype) in a tree. A group of one member needs no block: with
-``nred == 1`` each thread finishes one group. When there are fewer groups than the GPU has multiprocessors and
-many members, the members are split in ``nchunks`` chunks: a first launch writes each chunk's partial, a second
-reduces the partials (two passes, no atomics, deterministic).
+``nred == 1`` each thread finishes one group. When there are fewer groups than blocks that fill the GPU
+(``FULL_GRID``) and many members, the members are split in ``nchunks`` chunks: a first launch writes each
+chunk's partial, a second reduces the partials (two passes, no atomics, deterministic).
 
 Known cost: a block reads its group's members at the group's stride, so reducing over a leading dim (column
 sums of a row-major matrix) reads uncoalesced; fine for bias gradients, a transposed layout would be faster.
@@ -42,7 +42,10 @@ BLOCK = L.BLOCK
 COLUMNS = 8 if L.SIMULATOR else 32  # group_reduce_columns_kernel: groups per block ...
 ROWS = 4 if L.SIMULATOR else 8  # ... and lanes over each group's members
 COLUMN_MIN_GROUPS = 2 if L.SIMULATOR else 2048  # fewer groups than this keep a block each
-MIN_BLOCKS = 264  # below this many groups a big reduction is split in chunks (two blocks per SM of an H200)
+# Below this many groups a big reduction is split in chunks, up to this many blocks in all: enough to fill an
+# H200 (132 SMs, 16 blocks of BLOCK threads each). Each thread has one load in flight, so the bandwidth a launch
+# gets grows with its threads: 264 blocks read a 64M-element sum at 144 GB/s on an H200 (6% of a copy's).
+FULL_GRID = 2112
 
 
 @cuda.jit(device=True)
@@ -63,6 +66,8 @@ def _reduced_offset(r, meta, which):
     nr = meta[1]
     shape0 = 2 + 5 * nk
     strides = shape0 + nr * (1 + which)
+    if nr == 1:  # (merged reduced dims: r < extent, no division; a whole-tensor sum is this case)
+        return r * meta[strides]
     off = 0
     for d in range(nr - 1, -1, -1):
         extent = meta[shape0 + d]
@@ -293,9 +298,9 @@ def _chunks(nwork, nred, chunks):
     """How many chunks to split each group's ``nred`` members in, for ``nwork`` blocks of work otherwise."""
     if chunks is not None:
         return max(1, min(int(chunks), nred))
-    if L.SIMULATOR or nwork >= MIN_BLOCKS or nred <= 8 * BLOCK:
+    if L.SIMULATOR or nwork >= FULL_GRID or nred <= 8 * BLOCK:
         return 1
-    return max(1, min(math.ceil(nred / (4 * BLOCK)), MIN_BLOCKS // nwork))
+    return max(1, min(math.ceil(nred / (4 * BLOCK)), FULL_GRID // nwork))
 
 
 def run_groups(

@@ -48,6 +48,7 @@ from numba.extending import register_jitable
 from .. import opcodes as K
 from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, matmul_layout, saved_error
 from . import elementwise as E
+from . import launch as L
 from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
 from .matmul import matmul
 from .softmax import cross_entropy_backward, log_softmax_backward
@@ -56,7 +57,7 @@ from .softmax import cross_entropy_backward, log_softmax_backward
 BIG_THRESHOLD = 16384
 BLOCK_THREADS = 256  # threads of the single-block kernel
 GRID_THREADS = 256  # threads per block of the big-row kernels
-MAX_GRID_BLOCKS = 8192  # grid-stride loops beyond this
+MAX_GRID_BLOCKS = 4 if L.SIMULATOR else 8192  # grid-stride loops beyond this (the simulator pays per thread)
 
 LOWEST, ERROR, ACTIVE, X_NEW, Y_NEW, B_NEW, STATUS = 0, 1, 2, 3, 4, 5, 6
 STATE_SIZE = STATUS + 3
@@ -514,11 +515,19 @@ def _big_end(rows, aux, live, r, state):
     state[ACTIVE] = 0
 
 
+def _set_flags(flags, offsets):
+    """``flags[offsets[i]] = 1``: the ``live`` flags the host set (seeds, custom Functions' gradients) before a
+    launch, one small copy of their offsets instead of the arena's flags."""
+    for i in range(cuda.grid(1), offsets.shape[0], cuda.gridsize(1)):
+        flags[offsets[i]] = 1
+
+
 sweep_block_kernel = cuda.jit(_sweep_block)
 big_begin_kernel = cuda.jit(_big_begin)
 big_clear_kernel = cuda.jit(_big_clear)
 big_body_kernel = cuda.jit(_big_body)
 big_end_kernel = cuda.jit(_big_end)
+set_flags_kernel = cuda.jit(_set_flags)
 
 
 # argument types in the kernels' signatures: ``F`` is the arena's float type (one signature each for float32
@@ -547,6 +556,7 @@ PTX_KERNELS = [
     (_big_clear, _signatures("i[,] i[] F[] i[] i[] i i[] i")),
     (_big_body, _signatures("i i i[,] f[,] i[] F[] F[] i[] f[] i[]")),
     (_big_end, _signatures("i[,] i[] u[] i i[]")),
+    (_set_flags, _signatures("u[] i[]")),
 ]
 
 
@@ -646,6 +656,14 @@ def _elementwise_row(row, attr, vals, cot, flags):
         E.binary_backward(code, xv, yv, out, g, gx=cot[x : x + n], accumulate=not x_first)
     if yrg:
         E.binary_backward(code, xv, yv, out, g, gy=cot[y : y + n], accumulate=not y_first)
+
+
+def set_flags(flags, offsets):
+    """``flags[off] = 1`` (a uint8 device array) at each of ``offsets`` (host ints): one copy of the offsets and
+    one launch, whatever their number."""
+    if len(offsets):
+        dev_offsets = cuda.to_device(np.asarray(offsets, dtype=np.int64))
+        set_flags_kernel[L.flat_grid(len(offsets))](flags, dev_offsets)
 
 
 def _on_host(arr):

@@ -199,7 +199,6 @@ def test_graph_sweep_retires_device_tapes_and_the_arena_pool_does_not_grow():
     assert len(tapes) == 4 and len(arenas) <= 2  # a new tape per step, its arena taken back from the pool
 
 
-
 _CYCLIC_TAPE_SCRIPT = """
 import gc
 import numpy as np

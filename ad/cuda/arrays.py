@@ -197,9 +197,12 @@ def to_host(darr):
 
 
 def cuda_array_interface(darr):
-    """``darr``'s ``__cuda_array_interface__`` (built from the host array under the simulator)."""
+    """``darr``'s ``__cuda_array_interface__`` (built from the host array under the simulator; on a GPU,
+    numba's with the strides of broadcast views restored: ``kernels.cuda.launch.interface``)."""
     if not hasattr(darr, "_ary"):
-        return darr.__cuda_array_interface__
+        from kernels.cuda.launch import interface
+
+        return interface(darr)
     host = darr._ary  # the simulator's device memory is host memory
     ai = host.__array_interface__
     return {
@@ -209,6 +212,15 @@ def cuda_array_interface(darr):
         "strides": None if host.flags.c_contiguous else ai["strides"],
         "version": 3,
     }
+
+
+class Exported:
+    """A device array to hand to another library (``cupy.asarray(Exported(a))``): its correct
+    ``__cuda_array_interface__`` (``cuda_array_interface``), and the array kept alive with the consumer's view."""
+
+    def __init__(self, darr):
+        self.array = darr
+        self.__cuda_array_interface__ = cuda_array_interface(darr)
 
 
 def as_device_array(obj):

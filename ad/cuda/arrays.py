@@ -131,6 +131,11 @@ def _sim_array_type():
 
         for op in _HOST_OPERATORS:  # a real device array has no arithmetic: the simulator's computes on the host
             setattr(SimDeviceArray, op, _no_host_arithmetic)
+        # ``==`` and ``!=`` on a real device array compare identity (``darr == 1`` is False: a silent wrong mask,
+        # found on the first real GPU run); the simulator's compare elementwise on the host. Be the real one.
+        SimDeviceArray.__eq__ = object.__eq__
+        SimDeviceArray.__ne__ = object.__ne__
+        SimDeviceArray.__hash__ = object.__hash__
 
         _SimArray = SimDeviceArray
     return _SimArray

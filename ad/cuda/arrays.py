@@ -131,6 +131,11 @@ def _sim_array_type():
 
         for op in _HOST_OPERATORS:  # a real device array has no arithmetic: the simulator's computes on the host
             setattr(SimDeviceArray, op, _no_host_arithmetic)
+        # ``==`` and ``!=`` on a real device array compare identity (``darr == 1`` is False: a silent wrong mask,
+        # found on the first real GPU run); the simulator's compare elementwise on the host. Be the real one.
+        SimDeviceArray.__eq__ = object.__eq__
+        SimDeviceArray.__ne__ = object.__ne__
+        SimDeviceArray.__hash__ = object.__hash__
 
         _SimArray = SimDeviceArray
     return _SimArray
@@ -197,9 +202,12 @@ def to_host(darr):
 
 
 def cuda_array_interface(darr):
-    """``darr``'s ``__cuda_array_interface__`` (built from the host array under the simulator)."""
+    """``darr``'s ``__cuda_array_interface__`` (built from the host array under the simulator; on a GPU,
+    numba's with the strides of broadcast views restored: ``kernels.cuda.launch.interface``)."""
     if not hasattr(darr, "_ary"):
-        return darr.__cuda_array_interface__
+        from kernels.cuda.launch import interface
+
+        return interface(darr)
     host = darr._ary  # the simulator's device memory is host memory
     ai = host.__array_interface__
     return {
@@ -209,6 +217,15 @@ def cuda_array_interface(darr):
         "strides": None if host.flags.c_contiguous else ai["strides"],
         "version": 3,
     }
+
+
+class Exported:
+    """A device array to hand to another library (``cupy.asarray(Exported(a))``): its correct
+    ``__cuda_array_interface__`` (``cuda_array_interface``), and the array kept alive with the consumer's view."""
+
+    def __init__(self, darr):
+        self.array = darr
+        self.__cuda_array_interface__ = cuda_array_interface(darr)
 
 
 def as_device_array(obj):

@@ -45,11 +45,11 @@ def _raising():
 def lapack(name, *arrays):
     """``cupy.linalg.<name>(*arrays)`` on device arrays, zero-copy both ways: a device array of the kind CUDA
     tensors hold (a tuple of them for several results). Raises numpy's LinAlgError where cuSOLVER fails."""
-    from .arrays import as_device_array
+    from .arrays import Exported, as_device_array
 
     cupy = backend()
-    with _raising():
-        res = getattr(cupy.linalg, name)(*(cupy.asarray(a) for a in arrays))
+    with _raising():  # (Exported: broadcast operands, e.g. an expanded right-hand side, keep their strides)
+        res = getattr(cupy.linalg, name)(*(cupy.asarray(Exported(a)) for a in arrays))
     if isinstance(res, tuple):
         return tuple(as_device_array(r) for r in res)
     return as_device_array(res)

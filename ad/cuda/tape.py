@@ -51,11 +51,16 @@ GRAPH_ONLY = weakref.WeakSet()
 
 
 def _refs(arr):
-    """How many views hold ``arr``'s memory (None: unknown, never reused)."""
+    """How many views hold ``arr``'s memory (None: unknown or already freed, never reused)."""
     if hasattr(arr, "_ary"):  # simulator: numpy views keep their base alive
         return sys.getrefcount(arr._ary)
-    owner = getattr(getattr(arr, "gpu_data", None), "owner", None)
-    return getattr(owner, "refct", None)
+    try:
+        count = arr.gpu_data.owner.refct
+    except AttributeError:  # memory numba does not own (CuPy's, torch's): no count
+        return None
+    except ReferenceError:  # numba freed it (its owner is gone): see ``_DevicePool.give``
+        return None
+    return count or None  # 0: freed, its owner not yet collected
 
 
 class _DevicePool:
@@ -78,7 +83,10 @@ class _DevicePool:
         return None
 
     def give(self, buf, idle):
-        if idle is None or not self.lock.acquire(blocking=False):  # (called from __del__: never wait)
+        # A tape collected in a reference cycle: the garbage collector runs weakref callbacks before __del__,
+        # so numba's finalizer of the arena's memory (an OwnedPointer's ``deref``) may have freed it before
+        # DeviceTape.__del__ hands the arena here. Pooling it would hand freed memory to the next tape.
+        if idle is None or _refs(buf) is None or not self.lock.acquire(blocking=False):  # (from __del__: never wait)
             return
         try:
             self.buffers.append((buf, idle))

@@ -35,6 +35,17 @@ def device_array(a):
     raise TypeError(f"expected a CUDA device array (with __cuda_array_interface__), got {type(a).__name__}")
 
 
+def interface(a):
+    """``a``'s ``__cuda_array_interface__`` as consumers (CuPy, torch) must read it. numba's own calls an array
+    C-contiguous (``strides: None``) when only its broadcast (stride 0) dimensions break contiguity: its
+    ``is_contiguous`` skips them, so a consumer reads an expanded view as dense memory, past the end of the
+    buffer (found on the first real GPU run: a batched ``linalg.solve`` with a broadcast right-hand side)."""
+    cai = a.__cuda_array_interface__
+    if cai["strides"] is None and any(n > 1 and s == 0 for n, s in zip(a.shape, a.strides)):
+        cai = dict(cai, strides=tuple(a.strides))
+    return cai
+
+
 def flat(a):
     """A C-contiguous device array as 1-D (a view)."""
     a = device_array(a)

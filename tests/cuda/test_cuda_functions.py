@@ -197,3 +197,60 @@ def test_graph_sweep_retires_device_tapes_and_the_arena_pool_does_not_grow():
         del x, y, g, gg
         gc.collect()
     assert len(tapes) == 4 and len(arenas) <= 2  # a new tape per step, its arena taken back from the pool
+
+
+_CYCLIC_TAPE_SCRIPT = """
+import gc
+import numpy as np
+from numba.cuda.cudadrv import driver
+from ad.cuda import tape as T
+
+class Arena:  # a device array as the pool sees one: numba-owned memory behind an OwnedPointer
+    def __init__(self, n):
+        allocations = {}  # numba's context keeps the pointer alive until its last OwnedPointer dies
+        mem = driver.AutoFreePointer(None, 4096, 8 * n, finalizer=allocations.clear)
+        allocations[0] = mem
+        self.gpu_data = mem.own()
+        self.dtype, self.shape, self.nbytes = np.dtype(np.float64), (n,), 8 * n
+
+pool = T._DevicePool()
+live = Arena(100)
+assert T._refs(live) == 1
+pool.give(live, 1)  # a live arena is pooled and taken back
+assert pool.take(np.dtype(np.float64), 100) is live
+
+class CyclicTape:
+    def __init__(self):
+        self.values = Arena(100)
+        self.idle = T._refs(self.values)
+        self.me = self
+
+    def __del__(self):
+        pool.give(self.values, self.idle)
+
+CyclicTape()
+gc.collect()
+assert pool.buffers == [], pool.buffers
+assert pool.take(np.dtype(np.float64), 100) is None
+print("refused")
+"""
+
+
+def test_arena_freed_before_its_tape_del_is_never_pooled():
+    """Found on the first real GPU run: a device tape collected in a reference cycle hands its arena to the pool
+    from __del__, but the collector has already run numba's finalizer of that memory (weakref callbacks come
+    before __del__), so the memory is freed; the pool must refuse it (it raised ReferenceError at the next
+    tape, and could have handed freed memory out). numba-cuda's real pointer classes (no GPU needed, but not
+    the simulator: a subprocess)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("numba.cuda")
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", PYTHONPATH=path)
+    script = [sys.executable, "-c", _CYCLIC_TAPE_SCRIPT]
+    run = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "refused", run.stdout + run.stderr

@@ -31,9 +31,11 @@ class _FakeCupy:
             inv=self._call("inv", np.linalg.inv), solve=self._call("solve", np.linalg.solve)
         )
 
-    def asarray(self, a):
-        assert hasattr(a, "__cuda_array_interface__") or hasattr(a, "copy_to_host"), "a device array"
-        return a
+    def asarray(self, a):  # as CuPy: a zero-copy view of what the interface describes
+        from ad.cuda.arrays import as_device_array
+
+        assert hasattr(a, "__cuda_array_interface__"), "a device array"
+        return as_device_array(a)
 
     def _call(self, name, fn):
         def run(*arrays):
@@ -104,3 +106,53 @@ def test_without_cupy_the_primitives_take_the_host_round_trip(monkeypatch):
     X = ad.linalg.inv(A)
     assert X.is_cuda and taken == ["_Inv"]
     np.testing.assert_allclose(X.detach().cpu().numpy(), np.eye(2) * 0.5)
+
+
+def test_batched_solve_with_a_broadcast_right_hand_side_reaches_cupy_with_its_strides(fake_cupy):
+    """Found on the first real GPU run: solve(A of (2, 3, 3), B of (3, 2)) expands B to a stride-0 view; numba's
+    interface called it contiguous, so cuSOLVER read the second batch past B's memory. Values and gradients
+    through the (fake) CuPy path equal the CPU's."""
+    rng = np.random.default_rng(1)
+    a0, b0 = rng.standard_normal((2, 3, 3)) + 3.0 * np.eye(3), rng.standard_normal((3, 2))
+
+    def run(dev):
+        A = ad.tensor(a0, device=dev, requires_grad=True)
+        B = ad.tensor(b0, device=dev, requires_grad=True)
+        X = ad.linalg.solve(A, B)
+        grads = ad.autograd.grad((X * X).sum(), (A, B))
+        return [t.detach().cpu().numpy() for t in (X, *grads)]
+
+    on_cuda = run("cuda")
+    assert ("solve", True) in fake_cupy.calls
+    for a, b in zip(run("cpu"), on_cuda):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_interface_of_a_broadcast_view_keeps_its_zero_strides():
+    """numba's ``__cuda_array_interface__`` says ``strides: None`` (C-contiguous) for a view whose only
+    non-contiguous dimensions are broadcast; ``kernels.cuda.launch.interface`` gives the strides. numba's real
+    device arrays over a fake allocation (a subprocess without the simulator; no GPU needed)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import numpy as np
+from numba.cuda.cudadrv import driver
+from numba.cuda.cudadrv.devicearray import DeviceNDArray
+from kernels.cuda.launch import interface
+keep = {}
+mem = driver.AutoFreePointer(None, 4096, 48, finalizer=keep.clear)
+keep[0] = mem
+f8 = np.dtype(np.float64)
+expanded = DeviceNDArray((2, 3, 2), (0, 16, 8), f8, gpu_data=mem.own())
+dense = DeviceNDArray((3, 2), (16, 8), f8, gpu_data=mem.own())
+print(expanded.__cuda_array_interface__["strides"], interface(expanded)["strides"], interface(dense)["strides"])
+"""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", PYTHONPATH=path)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[0] == "None (0, 16, 8) None"  # numba's, ours (expanded), ours (dense)

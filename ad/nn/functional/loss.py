@@ -55,6 +55,12 @@ def _tensor(value, like):
     return wrap_array(np.asarray(value, dtype=like.dtype))
 
 
+def _label_tensor(target):
+    """``target`` (labels such as +-1) as a tensor to compare with ad ops: a CUDA target's masks are computed on
+    its device (``==`` on its device array would compare identity, not values)."""
+    return target if isinstance(target, Tensor) else wrap_array(np.asarray(target))
+
+
 def _check_input(input, fn):  # noqa: A002
     if not isinstance(input, Tensor):
         raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
@@ -431,10 +437,10 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     masks for other targets)."""
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
-    td = target._data if isinstance(target, Tensor) else np.asarray(target)
+    t = _label_tensor(target)
     zero = wrap_array(np.zeros((), input.dtype))
-    margin_part = ops.where(wrap_array(td != 1), ops.relu(margin - input), zero)
-    self_part = ops.where(wrap_array(td != -1), input, zero)
+    margin_part = ops.where(t != 1, ops.relu(margin - input), zero)
+    self_part = ops.where(t != -1, input, zero)
     return _reduce(margin_part + self_part, reduction)
 
 
@@ -442,11 +448,11 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None,
     """``1 - cos(x1, x2)`` where ``target == 1``, ``max(0, cos(x1, x2) - margin)`` where ``target == -1``."""
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
-    td = target._data if isinstance(target, Tensor) else np.asarray(target)
+    t = _label_tensor(target)
     if input1.ndim not in (1, 2) or input1.shape != input2.shape:
         raise RuntimeError(f"cosine_embedding_loss: expected 1D or 2D inputs of one shape, got "
                            f"{list(input1.shape)} and {list(input2.shape)}")
-    if td.ndim != input1.ndim - 1:
+    if t.ndim != input1.ndim - 1:
         raise RuntimeError(f"{input1.ndim}D target tensor expects {input1.ndim}D input tensors, but found inputs "
                            f"with sizes {list(input1.shape)} and {list(input2.shape)}.")
     dim = input1.ndim - 1
@@ -456,8 +462,8 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None,
     mag2 = ops.sum(input2 * input2, dim) + eps
     cos = prod / ops.sqrt(mag1 * mag2)
     zero = wrap_array(np.zeros((), input1.dtype))
-    pos = ops.where(wrap_array(td == 1), 1.0 - cos, zero)
-    neg = ops.where(wrap_array(td == -1), ops.relu(cos - margin), zero)
+    pos = ops.where(t == 1, 1.0 - cos, zero)
+    neg = ops.where(t == -1, ops.relu(cos - margin), zero)
     return _reduce(pos + neg, reduction)
 
 

@@ -113,9 +113,9 @@ def test_big_regions_are_not_cleared(device_only, monkeypatch):
     make = backward.empty
 
     def poisoned(shape, dtype):  # new cotangent arenas hold NaN: a region read before its first write shows
-        arr = make(shape, dtype)
+        arr = make(shape, dtype)  # (and new live flags 1: each sweep must zero its own)
         if len(shape) == 1 and arr.size:
-            arr.copy_to_device(np.full(arr.size, np.nan, dtype))
+            arr.copy_to_device(np.full(arr.size, np.nan if np.dtype(dtype).kind == "f" else 1, dtype))
         return arr
 
     monkeypatch.setattr(backward, "empty", poisoned)

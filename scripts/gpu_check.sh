@@ -9,6 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 T_INSTALL="${T_INSTALL:-30}" T_TESTS="${T_TESTS:-330}" T_BENCH="${T_BENCH:-150}" T_COMPARE="${T_COMPARE:-40}"
+T_TRAFFIC="${T_TRAFFIC:-60}"
 # Logs go to $LOGS (default $OUT, the device tool's return folder, else a temporary folder): tests.log with every
 # failure's short traceback, junit.xml, bench.log.
 LOGS="${LOGS:-${OUT:-$(mktemp -d)}}"
@@ -87,6 +88,10 @@ if "$PY" -c "import xdist" 2>/dev/null; then WORKERS=(-n "${GPU_TEST_WORKERS:-8}
 step "CUDA tests on the device" "$T_TESTS" "$PY" -m pytest tests/cuda "${WORKERS[@]}" -q -rfE --tb=short \
     -p no:cacheprovider -o addopts="" --junitxml="$LOGS/junit.xml"
 step "CUDA kernel and ad benchmarks" "$T_BENCH" "$PY" -m kernels.cuda.bench
+# what the host does around the kernels (launches and their grids, copies in bytes, allocations, waits) in one
+# backward of the bench's chain at two sizes (the copies must not grow with n) and one bench-sized MLP step
+step "host traffic of ad's CUDA backward" "$T_TRAFFIC" "$PY" -m scripts.cuda_host_traffic --n 1048576 16777216 \
+    --mlp 1024 4096 10
 if "$PY" -m benchmarks.compare --help 2>/dev/null | grep -q -- "--device"; then
     step "benchmarks.compare --device cuda" "$T_COMPARE" "$PY" -m benchmarks.compare --device cuda --quick
 else

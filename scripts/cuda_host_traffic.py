@@ -306,6 +306,9 @@ def mlp_step(batch, width, classes, dtype=np.float32, seed=0):
     """``kernels.cuda.bench``'s MLP step (linear, relu, linear, relu, linear, cross entropy; forward and
     backward, ``.grad`` reset) as a function, and its parameters."""
     import ad
+    from ad.cuda import tape
+
+    tape.reset_current()  # (its first step would record on a tape an earlier graph left room on)
 
     rng = np.random.default_rng(seed)
     shapes = [(width, width), (width, width), (classes, width)]

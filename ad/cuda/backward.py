@@ -91,6 +91,7 @@ class DeviceSweep:
         "cot",
         "cot_base",
         "live",
+        "live_base",
         "host_live",
         "pending",
         "swept",
@@ -127,7 +128,11 @@ class DeviceSweep:
             _tape.zero(self.cot[lo:off])
             lo = off + n
         _tape.zero(self.cot[lo:used])
-        self.live = empty((used,), np.uint8)  # the kernels' flags, on the device only
+        # the kernels' flags, on the device only; pooled as the arena (an allocation and a free of an arena's
+        # size per backward would cost the device a synchronization)
+        live = _tape.POOL.take(np.dtype(np.uint8), used)
+        self.live_base = live if live is not None else empty((used,), np.uint8)
+        self.live = self.live_base[:used] if self.live_base.shape[0] != used else self.live_base
         _tape.zero(self.live)
         self.host_live = set()  # offsets whose flag the host set
         self.pending = []  # ... and not yet on the device
@@ -358,10 +363,11 @@ class DeviceSweep:
                 home.seed(t, g)
 
     def release(self, retain_graph):
-        """The cotangent arena back to the pool (nothing views it: results were copied out); without
-        ``retain_graph`` the tape retires, so the next forward records a new one."""
-        self.cot = None
+        """The cotangent arena and the flags back to the pool (nothing views them: results were copied out);
+        without ``retain_graph`` the tape retires, so the next forward records a new one."""
+        self.cot = self.live = None
         _tape.POOL.give(self.cot_base, _tape._refs(self.cot_base))
+        _tape.POOL.give(self.live_base, _tape._refs(self.live_base))
         if not retain_graph:
             _tape.retire(self.tape)
 

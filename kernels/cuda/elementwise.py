@@ -84,7 +84,7 @@ def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate)
 
 _unary_forward_loop = cuda.jit(device=True, inline="always")(unary_forward_kernel)
 _binary_forward_loop = cuda.jit(device=True, inline="always")(binary_forward_kernel)
-_unary_backward_loop = cuda.jit(device=True, inline="always")(unary_backward_kernel)
+_unary_backward_loop = unary_backward_loop = cuda.jit(device=True, inline="always")(unary_backward_kernel)
 _binary_backward_loop = cuda.jit(device=True, inline="always")(binary_backward_kernel)
 
 

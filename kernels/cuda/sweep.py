@@ -18,10 +18,11 @@ How the rows are swept (``reverse_sweep``, the host driver, walks rows ``start``
   when the tape has big regions), ``big_body_kernel`` once per phase, ``big_end_kernel`` (one thread: live
   flags and ``lowest``). Elementwise rows store an operand's first cotangent instead of clearing and adding.
   Big matmul, linear, log_softmax and cross-entropy rows call ``kernels/cuda``'s host functions (cuBLAS
-  through CuPy on a GPU, one block per line), and big elementwise rows ``elementwise.py``'s kernels
-  specialized for their opcode (no per-element branch on it), so the host reads ``state`` once to know
-  whether the row runs; otherwise nothing returns to the host until the end, where one copy of ``state``
-  gives the result.
+  through CuPy on a GPU, one block per line), so the host reads ``state`` once to know whether the row runs.
+  Big elementwise rows launch ``_unary_row`` / ``_binary_row`` specialized for their opcode (no per-element
+  branch on it, as ``elementwise.py``'s), which read ``state`` on the device. Otherwise nothing returns to the
+  host until the end, where one copy of ``state`` gives the result (each copy back is a wait for the device:
+  one per elementwise row cost as much as the row itself for tensors of ~1M elements).
 
 ``state`` (int64, device): ``[lowest, error, active, x_new, y_new, b_new, status0, status1, status2]``: the
 sweep's ``lowest``, whether a saved-value check failed (then ``status*`` hold the CPU's ``status``), and the
@@ -40,6 +41,8 @@ Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/d
 check of saved values and the per-line bodies of log_softmax and cross-entropy are ``kernels/cpu.py``'s
 (``register_jitable``: one source, compiled for either device).
 """
+
+import functools
 
 import numpy as np
 from numba import cuda, njit
@@ -515,6 +518,54 @@ def _big_end(rows, aux, live, r, state):
     state[ACTIVE] = 0
 
 
+def _unary_row(code, x, out, g, gx, a0, a1, state):
+    """Big unary row: ``gx (+)= g * d(x, out)`` as ``elementwise.unary_backward``, deciding on the device, from
+    ``state`` (``_big_begin``'s), whether the row runs and whether it stores ``gx`` (its first cotangent): the
+    host launches it without reading ``state`` back."""
+    if state[ACTIVE] != 0:
+        E.unary_backward_loop(code, x, out, g, gx, a0, a1, state[X_NEW] == 0)
+
+
+def _binary_row(code, x, y, out, g, gx, gy, has_x, has_y, same, state):
+    """Big same-shape binary row (``_unary_row``'s twin): ``gx``, ``gy`` (+)= ``g`` times the partials, each
+    stored where it is its operand's first cotangent; ``same``: x and y are one tensor (``gx`` is ``gy``: each
+    thread stores or adds x's share, then adds y's)."""
+    if state[ACTIVE] == 0:
+        return
+    store_x = state[X_NEW] != 0
+    store_y = state[Y_NEW] != 0 and not (same and store_x)
+    for i in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
+        if has_x:
+            _put(gx, i, g[i] * binary_partial_x(code, x[i], y[i], out[i]), store_x)
+        if has_y:
+            _put(gy, i, g[i] * binary_partial_y(code, x[i], y[i], out[i]), store_y)
+
+
+_unary_row_loop = cuda.jit(device=True, inline="always")(_unary_row)
+_binary_row_loop = cuda.jit(device=True, inline="always")(_binary_row)
+
+
+def _unary_row_source(code):
+    def unary_row_op(x, out, g, gx, a0, a1, state):
+        _unary_row_loop(code, x, out, g, gx, a0, a1, state)
+
+    return unary_row_op
+
+
+def _binary_row_source(code):
+    def binary_row_op(x, y, out, g, gx, gy, has_x, has_y, same, state):
+        _binary_row_loop(code, x, y, out, g, gx, gy, has_x, has_y, same, state)
+
+    return binary_row_op
+
+
+@functools.cache
+def _row_kernel(binary, code):
+    """``_unary_row`` / ``_binary_row`` compiled for opcode ``code`` (no per-element branch on it), as
+    ``elementwise.specialized``'s kernels."""
+    return cuda.jit((_binary_row_source if binary else _unary_row_source)(code))
+
+
 def _set_flags(flags, offsets):
     """``flags[offsets[i]] = 1``: the ``live`` flags the host set (seeds, custom Functions' gradients) before a
     launch, one small copy of their offsets instead of the arena's flags."""
@@ -532,7 +583,7 @@ set_flags_kernel = cuda.jit(_set_flags)
 
 # argument types in the kernels' signatures: ``F`` is the arena's float type (one signature each for float32
 # and float64), ``i``/``f`` int64/float64 scalars, a trailing ``[]`` a 1-d array, ``[,]`` a 2-d one
-_TYPES = {"i": "int64", "f": "float64", "u": "uint8"}
+_TYPES = {"i": "int64", "f": "float64", "u": "uint8", "b": "boolean"}
 
 
 def _signatures(spec):
@@ -557,6 +608,8 @@ PTX_KERNELS = [
     (_big_body, _signatures("i i i[,] f[,] i[] F[] F[] i[] f[] i[]")),
     (_big_end, _signatures("i[,] i[] u[] i i[]")),
     (_set_flags, _signatures("u[] i[]")),
+    (_unary_row, _signatures("i F[] F[] F[] F[] f f i[]")),
+    (_binary_row, _signatures("i F[] F[] F[] F[] F[] F[] b b b i[]")),
 ]
 
 
@@ -635,27 +688,23 @@ def _library_row(phase, row, aux, aux_d, vals, cot, flags):
             matmul(g, vals[x : x + M * K_].reshape(M, K_), gy, transpose_x=True, accumulate=not first)
 
 
-def _elementwise_row(row, attr, vals, cot, flags):
-    """Big elementwise row ``row`` (host copies of it and its attributes) through ``elementwise.py``'s kernels
-    specialized for its opcode (no per-element branch on the opcode); an operand's first cotangent is stored."""
+def _elementwise_row(row, attr, vals, cot, state):
+    """Big elementwise row ``row`` (host copies of it and its attributes): one launch of ``_unary_row`` or
+    ``_binary_row`` specialized for its opcode, which reads ``state`` on the device (whether the row runs, which
+    operands it writes first), so the host waits for nothing."""
     op, o, x, y, n = (int(v) for v in row[:5])
     code = op & K.CODE_MASK
     out, g = vals[o : o + n], cot[o : o + n]
-    x_first = flags[X_NEW] != 0
-    if not K.BINARY_FIRST <= code <= K.BINARY_LAST:
-        if op & K.XRG:
-            E.unary_backward(code, vals[x : x + n], out, g, cot[x : x + n], attr[0], attr[1], accumulate=not x_first)
-        return
-    xv, yv = vals[x : x + n], vals[y : y + n]
-    y_first = flags[Y_NEW] != 0 and not (y == x and x_first)  # (x * x: x stores, then y adds)
     xrg, yrg = (op & K.XRG) != 0, (op & K.YRG) != 0
-    if xrg and yrg and x != y and x_first == y_first:  # one launch for both
-        E.binary_backward(code, xv, yv, out, g, cot[x : x + n], cot[y : y + n], accumulate=not x_first)
+    grid = L.flat_grid(n)
+    if not K.BINARY_FIRST <= code <= K.BINARY_LAST:
+        if xrg:
+            a0, a1 = float(attr[0]), float(attr[1])
+            _row_kernel(False, code)[grid](vals[x : x + n], out, g, cot[x : x + n], a0, a1, state)
         return
-    if xrg:
-        E.binary_backward(code, xv, yv, out, g, gx=cot[x : x + n], accumulate=not x_first)
-    if yrg:
-        E.binary_backward(code, xv, yv, out, g, gy=cot[y : y + n], accumulate=not y_first)
+    gx = cot[x : x + n] if xrg else g  # (an unused placeholder of the right type)
+    gy = cot[y : y + n] if yrg else g
+    _row_kernel(True, code)[grid](vals[x : x + n], vals[y : y + n], out, g, gx, gy, xrg, yrg, x == y, state)
 
 
 def set_flags(flags, offsets):
@@ -746,7 +795,7 @@ def reverse_sweep(
         code = int(codes[big - stop])
         big_begin_kernel[1, 1](rows, aux, live, visited, freed, modified, saves, big, state)
         elementwise = _elementwise(code)
-        library = code in LIBRARY_ROWS or elementwise
+        library = code in LIBRARY_ROWS
         if library:  # launched from the host (cuBLAS, block-per-line kernels): it must know whether the row runs
             flags = state.copy_to_host()
             if flags[ACTIVE] == 0:
@@ -759,7 +808,7 @@ def reverse_sweep(
             if elementwise:
                 if attrs_h is None:
                     attrs_h = _on_host(attrs) if host_attrs is None else host_attrs
-                _elementwise_row(rows_h[big], attrs_h[big], vals, cot, flags)
+                _elementwise_row(rows_h[big], attrs_h[big], vals, cot, state)
             elif library and phase < 2:
                 _library_row(phase, rows_h[big], aux_h, aux, vals, cot, flags)
             else:

@@ -58,7 +58,8 @@ def _chain_backward(n):
 @pytest.mark.parametrize("big_threshold", [64, None], ids=["big_rows", "block_rows"])
 def test_backward_host_traffic_does_not_grow_with_the_tensors(big_threshold, monkeypatch):
     """The 8-op chain's backward (``kernels.cuda.bench``'s), rows big (full-grid launches) or small (the block
-    kernel): the same host copies, of the same bytes, at 96 and 384 elements; no block kernel over a big row."""
+    kernel): the same host copies, of the same bytes, at 96 and 384 elements; no block kernel over a big row;
+    two copies back (the sweep's result), none per row."""
     monkeypatch.setattr(backward, "BIG_THRESHOLD", big_threshold)
     threshold = big_threshold or sweep.BIG_THRESHOLD
     sizes = (96, 384) if big_threshold else (24, 96)
@@ -67,12 +68,13 @@ def test_backward_host_traffic_does_not_grow_with_the_tensors(big_threshold, mon
         traffic = _chain_backward(n)
         assert not traffic.one_block_over_big(threshold=threshold), traffic.summary()
         launched = {e.kernel for e in traffic.of("launch")}
-        assert ("unary_backward_op" in launched) == (big_threshold is not None)  # (the paths meant)
+        assert ("unary_row_op" in launched) == (big_threshold is not None)  # (the paths meant)
         assert ("_sweep_block" in launched) == (big_threshold is None)
         profiles.append(_profile(traffic))
     assert profiles[0] == profiles[1]
     copies = profiles[1][0]
     assert copies["d2h"][1] < 1024 and copies["h2d"][1] < 2048 and copies["host_arg"] == (0, 0), copies
+    assert copies["d2h"][0] == 2  # the sweep's state and visited flags at its end: no wait per row
 
 
 def test_mlp_step_host_traffic_does_not_grow_with_the_width(monkeypatch):

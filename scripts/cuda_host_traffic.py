@@ -12,9 +12,10 @@ Run from the repository root::
 It records one ``loss.backward(retain_graph=True)`` of ``kernels.cuda.bench``'s 8-op chain per ``--n`` and one
 MLP step (forward and backward, the bench's ``mlp_step``), after a warm-up call of each (compiles, pools), and
 prints each event kind by call site, then the launches by kernel. A launch of one block over ``BIG`` or more
-work items (elements of its largest array operand; rows' work for the sweep's block kernel) is flagged: on a GPU
-it runs on one of ~132 multiprocessors. Under the simulator every flat grid has one block
-(``kernels/cuda/launch.py``: ``MAX_BLOCKS``), so there only the sweep's block kernel is judged.
+work items, more than its threads, is flagged (work: the elements of its largest array operand; for the sweep's
+kernels, their rows' ``row_work``): on a GPU it runs on one of ~132 multiprocessors. Under the simulator every
+flat grid has one block (``kernels/cuda/launch.py``: ``MAX_BLOCKS``), so there only the sweep's block kernel is
+judged.
 
 As a library::
 
@@ -38,6 +39,9 @@ CONTROL_KERNELS = frozenset(("_big_begin", "_big_end"))
 KINDS = ("launch", "host_arg", "h2d", "d2h", "d2d", "alloc", "memset", "sync", "library")
 # kernels whose work is the size of one operand (the offsets they walk), not of their largest (an arena)
 WORK_OPERAND = {"_set_flags": 1}
+# the sweep's kernels: their work is their rows' (``sweep.row_work``), at these argument indices of
+# (rows, aux, highest row, lowest row)
+ROW_KERNELS = {"_sweep_block": (0, 2, 10, 11), "_big_body": (2, 4, 1, 1), "_big_clear": (0, 1, 5, 5)}
 _HERE = os.path.abspath(__file__)
 _SKIP = (os.path.join("ad", "cuda", "arrays.py"),)  # thin wrappers: name their caller instead
 
@@ -78,8 +82,9 @@ class HostTraffic:
         return sum(self.count(k) for k in ("sync", "d2h", "h2d", "host_arg"))
 
     def one_block_over_big(self, threshold=BIG, simulated=None):
-        """Launches of one block over ``threshold`` or more work items (under the simulator: the sweep's block
-        kernel's only, see the module docstring)."""
+        """Launches of one block over ``threshold`` or more work items, more than its threads (each walks several:
+        a bigger grid would have run them side by side); under the simulator, the sweep's block kernel's only
+        (see the module docstring)."""
         if simulated is None:
             simulated = _simulated()
         return [
@@ -87,6 +92,7 @@ class HostTraffic:
             for e in self.of("launch")
             if e.blocks == 1
             and e.work >= threshold
+            and e.work > e.threads
             and e.kernel not in CONTROL_KERNELS
             and (not simulated or e.kernel == "_sweep_block")
         ]
@@ -232,19 +238,20 @@ class HostTraffic:
                 self._record("host_arg", 2 * a.nbytes)
         if name in CONTROL_KERNELS:
             work = 1
-        elif name == "_sweep_block":
-            work = self._sweep_block_work(args)
+        elif name in ROW_KERNELS:
+            work = self._rows_work(args, *ROW_KERNELS[name])
         elif name in WORK_OPERAND:
             work = args[WORK_OPERAND[name]].size
         else:
             work = max((a.size for a in args if hasattr(a, "shape") and hasattr(a, "size")), default=0)
         self._record("launch", kernel=name, blocks=blocks, threads=threads, work=work)
 
-    def _sweep_block_work(self, args):
-        """The largest ``row_work`` of the rows ``sweep_block_kernel`` walks (``args``: its arguments)."""
+    def _rows_work(self, args, rows_at, aux_at, hi_at, lo_at):
+        """The largest ``row_work`` of the rows ``args[lo_at] .. args[hi_at]`` that a sweep kernel walks (its
+        ``rows`` and ``aux`` at ``args[rows_at]``, ``args[aux_at]``)."""
         from kernels.cuda.sweep import row_work
 
-        rows, aux, hi, lo = args[0], args[2], int(args[10]), int(args[11])
+        rows, aux, hi, lo = args[rows_at], args[aux_at], int(args[hi_at]), int(args[lo_at])
         with self.uncounted():
             rows_h = rows._ary if hasattr(rows, "_ary") else rows.copy_to_host()
             aux_h = aux._ary if hasattr(aux, "_ary") else aux.copy_to_host()

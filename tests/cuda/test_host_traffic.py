@@ -97,10 +97,10 @@ def test_the_sweep_block_kernel_is_judged_by_its_rows(monkeypatch):
     """The tool itself: a sweep forced to walk big rows with its single-block kernel is flagged (the regression
     the checks above would catch), and a grid launch over them is not."""
     monkeypatch.setattr(backward, "BIG_THRESHOLD", 10**9)  # every row small: one block walks them all
-    traffic = _chain_backward(96)
+    traffic = _chain_backward(384)  # (more elements than the block's threads, on a GPU too)
     flagged = traffic.one_block_over_big(threshold=64)
     assert flagged and {e.kernel for e in flagged} == {"_sweep_block"}
-    assert flagged[0].work == 96
+    assert flagged[0].work == 384
 
 
 def test_a_whole_tensor_reduction_fills_the_gpu(monkeypatch):

@@ -161,8 +161,6 @@ def make_dual(tensor, tangent, *, level=None, is_batched=False):
 def _batched_tangent(tensor, tangent, level, nb):
     """Check a batched tangent against ``tensor`` and ``level``'s batch size ``nb`` (None: not batched yet);
     return it with its batch size."""
-    if tensor._dev is not None or tangent._dev is not None:
-        raise NotImplementedError("make_dual(is_batched=True): batched tangents of CUDA tensors are not supported yet")
     if tangent.ndim == 0:
         raise RuntimeError("make_dual(is_batched=True) expects a tangent with a leading batch dimension, got a 0-d one")
     size = tangent.shape[0]

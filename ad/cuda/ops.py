@@ -144,7 +144,7 @@ def on_device(t, dev):
     """``t`` on ``dev``: itself, or a 0-d CPU constant copied there (a differentiable copy if it needs grad)."""
     if t._dev is not None:
         return t
-    if t._rg:
+    if t._rg or t._tangents is not None:
         return to_copy(t, dev)
     return wrap(to_device(t._data), dev)
 

@@ -653,7 +653,7 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
         basis = _basis(flat_primals, numels)
         try:
             outs, tangents, spec, aux = _push_tangents(func, args, argnums, flat_primals, primals_spec, basis, has_aux)
-        except NotImplementedError:  # no batched tangents here (e.g. CUDA): one forward pass per row
+        except NotImplementedError:  # an op without a batched forward rule: one forward pass per row
             outs, tangents, spec, aux = _push_rows(func, args, argnums, flat_primals, primals_spec, basis, has_aux)
         per_out = []
         for out, tangent in zip(outs, tangents):

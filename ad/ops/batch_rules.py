@@ -302,7 +302,7 @@ def _list_rule(join):
         if nb is None:
             return None
         full = [
-            tt if tt is not None else wrap_array(np.zeros((nb,) + tuple(t2.shape), t2._data.dtype))
+            tt if tt is not None else expand(zeros_like(t2), (nb,) + tuple(t2.shape))  # (on t2's device)
             for tt, t2 in zip(tangents, tensors)
         ]
         return join(full, _wrap_dim(dim, out.ndim) + 1)

@@ -583,6 +583,11 @@ def _dual_binary(op, x, y):
     levels = _forward.visible_levels_of(x, y)
     if not levels:
         return None
+    if x._dev != y._dev:  # a 0-d CPU operand beside a CUDA one (torch's CPU scalars): moved first, as binary() does
+        cuda_ops = _cuda_ops()
+        dev = cuda_ops.common_device(x, y)
+        x, y = cuda_ops.on_device(x, dev), cuda_ops.on_device(y, dev)
+        xd, yd = x._data, y._data
     if xd.shape != yd.shape:
         # broadcast first, outside the rule: the expanded operands keep their tangents for the reverse rules
         shape = _broadcast_shape(xd.shape, yd.shape)

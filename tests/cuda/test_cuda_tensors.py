@@ -714,3 +714,54 @@ def test_numpy_without_row_stack_and_old_numba_cuda_is_refused_by_name(monkeypat
     monkeypatch.setattr(np, "row_stack", np.vstack, raising=False)
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.30.4")
     arrays._refuse_numpy_without_row_stack()  # numpy < 2.5 (or the alias restored): nothing to refuse
+
+
+# batched tangents (make_dual(is_batched=True)) on CUDA: every case of CUDA_CASES matched the CPU's when this was
+# written (319 cases, 187 s under the simulator: too slow for CI); these run in CI: the
+# higher-order subset, and the cases whose rules once made a tangent or a constant on the host (zero tangents
+# of joins, CPU 0-d operands beside CUDA duals)
+BATCHED_TANGENT_CASES = HIGHER_ORDER_CASES + (
+    "vander", "lerp", "scatter_multiply", "scatter_reduce_prod", "diagflat_block_diag", "index_reduce",
+)  # fmt: skip
+
+
+def _batched_tangents(name, dev, nb=3):
+    import ad.autograd.forward_ad as fwAD
+
+    fn, xs = _inputs(name, dev)
+    rng = np.random.default_rng(1)
+    with fwAD.dual_level():
+        duals = [
+            fwAD.make_dual(x.detach(), ad.tensor(rng.standard_normal((nb, *x.shape)), device=dev), is_batched=True)
+            for x in xs
+        ]
+        out = fwAD.unpack_dual(fn(*duals))
+        assert out.tangent.shape == (nb, *out.primal.shape)
+        return out.tangent
+
+
+@pytest.mark.parametrize("name", BATCHED_TANGENT_CASES)
+def test_batched_tangents_on_cuda_match_the_cpu(name, cuda_by_default):
+    _DEFAULT_DEVICE[0] = "cuda"
+    try:
+        on_cuda = _batched_tangents(name, "cuda")
+    finally:
+        _DEFAULT_DEVICE[0] = None
+    assert on_cuda.is_cuda
+    np.testing.assert_allclose(_host(on_cuda), _host(_batched_tangents(name, "cpu")), rtol=1e-10, atol=1e-10)
+
+
+def test_cpu_scalar_tensor_beside_a_cuda_dual():
+    """torch's CPU 0-d tensors combine with CUDA tensors; in forward mode too (a dual on either side)."""
+    import ad.autograd.forward_ad as fwAD
+
+    x = ad.tensor([0.2, 0.4], device="cuda")
+    with fwAD.dual_level():
+        w = fwAD.make_dual(ad.tensor(0.5), ad.tensor(2.0))  # d(w x) = 2 x
+        out = fwAD.unpack_dual(w * x)
+        assert out.tangent.is_cuda
+        np.testing.assert_allclose(_host(out.tangent), [0.4, 0.8])
+        dx = fwAD.make_dual(x, ad.tensor([1.0, 1.0], device="cuda"))  # d(w x) = 2 x + w
+        np.testing.assert_allclose(_host(fwAD.unpack_dual(w * dx).tangent), [0.9, 1.3])
+        y = ad.tensor([0.8, 0.8], device="cuda")
+        np.testing.assert_allclose(_host(fwAD.unpack_dual(ad.lerp(dx, y, 0.75)).tangent), [0.25, 0.25])

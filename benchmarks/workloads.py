@@ -234,14 +234,14 @@ def load_backend(name: str, device: str = "cpu") -> Backend:
         raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
     try:
         if name in ("ad", "ad.compile"):
+            if name == "ad.compile" and device == "cuda":
+                # (ad/compile.py: a call with a CUDA tensor runs fn eagerly; its column would repeat ad's)
+                raise Unavailable("ad.compile records and replays CPU tapes only: with CUDA tensors it runs eagerly")
             ad = _import_ad()
             if device == "cuda" and not ad.cuda.is_available():
                 raise Unavailable("numba.cuda sees no GPU")
             if name == "ad.compile" and not hasattr(ad, "compile"):
                 raise Unavailable("this `ad` has no ad.compile")
-            if name == "ad.compile" and device == "cuda":
-                # (ad/compile.py: a call with a CUDA tensor runs fn eagerly; its column would repeat ad's)
-                raise Unavailable("ad.compile records and replays CPU tapes only: with CUDA tensors it runs eagerly")
             backend = Backend(name, ad, device)
             backend.compiled = name == "ad.compile"
         elif name == "torch":

@@ -9,6 +9,7 @@ Run from the repository root:
     python -m benchmarks.compare --json out.json --plot per_op.png
     python -m benchmarks.compare --threads 1      # single-threaded torch, BLAS and numba (shared machines)
     python -m benchmarks.compare --device cuda --quick  # the GPU table: W2, W3 and W8 on the GPU
+    python -m benchmarks.compare --stop-after 60  # start no workload after 60 s (a GPU session's time is short)
 
 On a GPU (`--device cuda`, with numba-cuda and a CUDA build of torch; jax when its default backend is a GPU):
 every input, parameter and constant lives on the GPU, every timed phase ends with the library's device
@@ -730,6 +731,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="turns of every library's worker per workload (3; quick: 1)")
     parser.add_argument("--cold", action="store_true", help="a full gc.collect() before every repetition")
     parser.add_argument(
+        "--stop-after",
+        type=float,
+        metavar="SECONDS",
+        help="start no workload later than SECONDS after the start (the table shows those that finished and names "
+        "the others): for a GPU session's limited time",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         metavar="N",
@@ -806,11 +814,17 @@ def main(argv: list[str] | None = None) -> int:
             log(f"not measured on {args.device}{' with --tiny' if args.tiny else ''}: {line}")
         results = []
         for case in cases if libs else []:
+            if args.stop_after is not None and time.perf_counter() - started > args.stop_after:
+                left_out.append(f"{case.key}: not started, {args.stop_after:g} s had passed (--stop-after)")
+                log(f"\n## {case.key}: not started, {args.stop_after:g} s had passed (--stop-after)")
+                continue
             log(f"\n## {case.key}: {case.title}")
             if args.device != "cpu" and case.cuda_note:
                 log(f"  ({case.cuda_note})")
             results.append(run_case(case, libs, settings, scratch, device=args.device, tiny=args.tiny))
-        if with_first_call:
+        if with_first_call and args.stop_after is not None and time.perf_counter() - started > args.stop_after:
+            left_out.append(f"{FIRST_CALL_KEY}: not started, {args.stop_after:g} s had passed (--stop-after)")
+        elif with_first_call:
             results.extend(run_first_call([s.strip() for s in args.libs.split(",") if s.strip()], settings))
         if args.plot and args.device != "cpu":
             log("\n--plot: the per-op cost sweep runs on the CPU only; skipped")
@@ -828,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
     skipped = skipped_summary(results)
     if skipped:
         log("\nSkipped:\n" + skipped)
+    if left_out:
+        log(f"\nNot measured on {args.device}:\n" + "\n".join(f"- {line}" for line in left_out))
     if args.json:
         payload = {
             "machine": info,

@@ -121,3 +121,16 @@ def test_gpu_names():
     assert C.gpu_names(info, ["ad", "torch"]) == "NVIDIA H200"
     assert C.gpu_names(info, ["ad", "torch", "jax"]) == "NVIDIA H200 (ad, torch); H200 (jax)"
     assert C.gpu_names({"ad": {}}, ["ad"]) == ""
+
+
+def test_a_gpu_run_from_the_command_line(capsys):
+    # the parent: probe workers in their own processes (the simulator's environment), no workload started after 0 s
+    argv = ["--device", "cuda", "--tiny", "--libs", "ad,ad.compile", "--only", "W1,W3", "--stop-after", "0"]
+    assert C.main(argv) == 0
+    out = capsys.readouterr().out
+    gpu = "numba-cuda simulator" if numba.config.ENABLE_CUDASIM else ""
+    assert f"ad: version {ad.__version__}, gpu {gpu}" in out
+    assert "ad.compile: not available on cuda, skipped (Unavailable: ad.compile records and replays CPU tapes" in out
+    assert f"device: cuda, GPU {gpu}" in out and f"GPU {gpu}" in out.split("## Results")[1]
+    assert "Not measured on cuda:\n- W1: a latency workload" in out
+    assert "- W3: not started, 0 s had passed (--stop-after)" in out

@@ -8,6 +8,21 @@ Run from the repository root:
     python -m benchmarks.compare --libs ad,torch  # selected libraries (default: ad, torch, and jax if installed)
     python -m benchmarks.compare --json out.json --plot per_op.png
     python -m benchmarks.compare --threads 1      # single-threaded torch, BLAS and numba (shared machines)
+    python -m benchmarks.compare --device cuda --quick  # the GPU table: W2, W3 and W8 on the GPU
+    python -m benchmarks.compare --stop-after 60  # start no workload after 60 s (a GPU session's time is short)
+
+On a GPU (`--device cuda`, with numba-cuda and a CUDA build of torch; jax when its default backend is a GPU):
+every input, parameter and constant lives on the GPU, every timed phase ends with the library's device
+synchronization (`ad.cuda.synchronize()`, `torch.cuda.synchronize()`, jax's `block_until_ready`), and the
+results handed back for the check are copied to the host after checking that they were computed on the GPU.
+The GPU table has the whole-step workloads: W2-f32 and W2-f64 (MLP step), W8-f32 and W8-f64 (conv step; `ad`'s
+conv2d runs on the host with CUDA operands, copies included) and W3 (4M-element chain); the others, the first
+call and --plot are CPU measurements, left out with a line that says why. A library that sees no GPU (a CPU
+build of torch, jax on its CPU backend) is skipped with a message, never measured on the CPU; so is
+`ad.compile`, which runs CUDA tensors eagerly (its column would repeat ad's). The header names the GPU as the
+libraries report it (numba.cuda, torch.cuda). Without a GPU, `NUMBA_ENABLE_CUDASIM=1 python -m
+benchmarks.compare --device cuda --tiny --libs ad` runs ad's workers end to end in numba-cuda's simulator on
+tiny shapes (tests/cuda/test_compare_cuda.py checks them against the CPU); its times mean nothing.
 
 Each library runs in its own process. For every workload and library a fresh interpreter (this module's
 `worker`) imports that library alone, builds the inputs of `workloads.py`, runs one repetition whose results
@@ -65,10 +80,19 @@ except ImportError:  # run as a script: python benchmarks/compare.py
 class Case:
     key: str
     title: str
-    build: Callable[[W.Backend], W.Workload]
+    build: Callable[..., W.Workload]  # build(backend, **shape): the workload; `tiny` holds small shapes
     dtype: str = "float64"
     compiled: bool = False  # also measured with the compiled libraries (W.COMPILED: ad.compile, jax.jit)
+    cuda: bool = False  # measured with --device cuda (CUDA_LEFT_OUT says why the others are not)
+    tiny: dict | None = None  # the builder's shape arguments under --tiny (None: not run under --tiny)
+    cuda_note: str = ""  # what a reader of the GPU table should know about ad's run
 
+
+# --tiny: shapes small enough for numba-cuda's simulator (each simulated GPU thread costs ~80 us)
+TINY_MLP = {"batch": 4, "sizes": (12, 8, 8, 3)}
+TINY_CONV = {"batch": 2, "channels": (3, 4, 5), "size": 6}
+TINY_BIG = {"size": 64}
+CONV_CUDA_NOTE = "ad's conv2d runs on the host on CUDA operands (two copies per call, ad/autograd/function.py)"
 
 # The 4M-element workloads come last, so that a quick look at the small ones does not wait for them.
 CASES = [
@@ -76,15 +100,19 @@ CASES = [
     Case(
         "W2-f32",
         "mlp-step: 64x784-512-512-10, tanh, cross-entropy, float32",
-        lambda b: W.mlp_step(b, "float32"),
+        lambda b, **kw: W.mlp_step(b, "float32", **kw),
         "float32",
         compiled=True,
+        cuda=True,
+        tiny=TINY_MLP,
     ),
     Case(
         "W2-f64",
         "mlp-step: 64x784-512-512-10, tanh, cross-entropy, float64",
-        lambda b: W.mlp_step(b, "float64"),
+        lambda b, **kw: W.mlp_step(b, "float64", **kw),
         compiled=True,
+        cuda=True,
+        tiny=TINY_MLP,
     ),
     Case("W4-dbl", "hvp, sum(tanh(A x)), A 256x256: double backward", lambda b: W.hvp(b, "double-backward")),
     Case("W4-fwd", "hvp, sum(tanh(A x)), A 256x256: fwd over rev", lambda b: W.hvp(b, "fwd-over-rev")),
@@ -100,17 +128,31 @@ CASES = [
     Case(
         "W8-f32",
         "conv-step: conv2d 32x3x32x32 -> 16 -> 32 channels, 3x3, tanh, float32",
-        lambda b: W.conv_step(b, "float32"),
+        lambda b, **kw: W.conv_step(b, "float32", **kw),
         "float32",
+        cuda=True,
+        tiny=TINY_CONV,
+        cuda_note=CONV_CUDA_NOTE,
     ),
     Case(
         "W8-f64",
         "conv-step: conv2d 32x3x32x32 -> 16 -> 32 channels, 3x3, tanh, float64",
-        lambda b: W.conv_step(b, "float64"),
+        lambda b, **kw: W.conv_step(b, "float64", **kw),
+        cuda=True,
+        tiny=TINY_CONV,
+        cuda_note=CONV_CUDA_NOTE,
     ),
-    Case("W3", "big-elementwise: 8 ops, 4M float64", W.big_elementwise, compiled=True),
+    Case("W3", "big-elementwise: 8 ops, 4M float64", W.big_elementwise, compiled=True, cuda=True, tiny=TINY_BIG),
     Case("W5-big", "jvp (forward mode) through W3's chain", lambda b: W.jvp_chain(b, n_ops=8, size=4_000_000)),
 ]
+# Why a workload is not in the GPU table (by key prefix)
+CUDA_LEFT_OUT = {
+    "W1": "a latency workload (2,000 ops on 16 elements): on a GPU it measures kernel launches, not the GPU",
+    "W6": "a latency workload (2,000 leaves of 8 elements): on a GPU it measures kernel launches, not the GPU",
+    "W4": "higher-order derivatives are not in the GPU table",
+    "W5": "forward mode is not in the GPU table",
+    "W7": "a 0-dim scalar iteration: nothing for a GPU to do",
+}
 FIRST_CALL_KEY = "FC"
 STEP = "total"  # the phase that is the whole step: the sum of the timed phases, or the only one
 CPU = "cpu"  # the worker process's CPU time (user + system, every thread) during a repetition
@@ -267,6 +309,8 @@ def n_reps(seconds_per_rep: float, budget: float, min_reps: int, max_reps: int) 
 
 def library_info(backend: W.Backend) -> dict:
     info = {"version": backend.version()}
+    if backend.device != "cpu":
+        info["gpu"] = backend.device_name()
     if backend.name == "torch":
         info["threads"] = backend.ns.get_num_threads()
     if backend.name == "ad":
@@ -278,18 +322,22 @@ def library_info(backend: W.Backend) -> dict:
 
 
 def worker(spec: dict) -> dict:
-    """Run `spec["key"]` with library `spec["lib"]`: check run, warm-up, timed repetitions (gc on).
+    """Run `spec["key"]` with library `spec["lib"]` on `spec["device"]` (default "cpu"), with the shapes of
+    `--tiny` if `spec["tiny"]`: check run, warm-up, timed repetitions (gc on).
 
     Returns {"samples": phase -> seconds, "info": ..., "load": ...} or {"error": why}; writes the
-    first repetition's outputs to `spec["outputs"]` (.npz) when given.
+    first repetition's outputs (copied to the host) to `spec["outputs"]` (.npz) when given.
     """
     result = {"load": load_average()}
     try:
-        backend = W.load_backend(spec["lib"])
+        backend = W.load_backend(spec["lib"], spec.get("device", "cpu"))
         result["info"] = library_info(backend)
         if spec["key"] == "probe":
             return result
-        wl = case_for(spec["key"]).build(backend)
+        case = case_for(spec["key"])
+        if spec.get("tiny") and case.tiny is None:
+            raise W.Unavailable(f"{case.key} has no --tiny shapes")
+        wl = case.build(backend, **(case.tiny if spec.get("tiny") else {}))
         wl.repetition()  # the first call: compiles kernels, and gives the results to check
         if spec.get("outputs"):
             np.savez(spec["outputs"], **wl.outputs())
@@ -351,6 +399,8 @@ def run_case(
     budget: float | None = None,
     max_reps: int | None = None,
     check: bool = True,
+    device: str = "cpu",
+    tiny: bool = False,
 ) -> Result:
     started = time.perf_counter()
     libs = [lib for lib in libs if case.compiled or lib not in W.COMPILED]
@@ -373,6 +423,8 @@ def run_case(
                 "warmup": settings.warmup,
                 "cold": settings.cold,
                 "outputs": path,
+                "device": device,
+                "tiny": tiny,
             }
             report = run_worker(spec)
             if "error" in report:
@@ -584,6 +636,19 @@ def machine_info() -> dict:
     }
 
 
+def gpu_names(info: dict, libs: list[str]) -> str:
+    """The GPU as the libraries name it: "NVIDIA H200", or "A (ad); B (torch)" if they name it differently;
+    "" if none reported one."""
+    seen: dict[str, list[str]] = {}
+    for lib in libs:
+        name = info.get(lib, {}).get("gpu")
+        if name:
+            seen.setdefault(name, []).append(lib)
+    if len(seen) == 1:
+        return next(iter(seen))
+    return "; ".join(f"{name} ({', '.join(names)})" for name, names in seen.items())
+
+
 def command_line() -> str:
     argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
     return shlex.join(["python", *argv[1:]])
@@ -609,6 +674,25 @@ def select(only: str | None) -> tuple[list[Case], bool]:
     return cases, bool(tokens & {FIRST_CALL_KEY, "FIRST-CALL"})
 
 
+def plan(cases: list[Case], with_first_call: bool, device: str, tiny: bool) -> tuple[list[Case], bool, list[str]]:
+    """The selected cases that run on `device` (with --tiny shapes if `tiny`), whether the first call is
+    measured, and a line for each selected measurement left out, saying why."""
+    left_out = []
+    if device != "cpu":
+        left_out += [f"{c.key}: {CUDA_LEFT_OUT[c.key.split('-')[0]]}" for c in cases if not c.cuda]
+        cases = [c for c in cases if c.cuda]
+        if with_first_call:
+            left_out.append(f"{FIRST_CALL_KEY}: the first call (import to first backward) is measured on the CPU only")
+            with_first_call = False
+    if tiny:
+        left_out += [f"{c.key}: no --tiny shapes" for c in cases if c.tiny is None]
+        cases = [c for c in cases if c.tiny is not None]
+        if with_first_call:
+            left_out.append(f"{FIRST_CALL_KEY}: not run with --tiny")
+            with_first_call = False
+    return cases, with_first_call, left_out
+
+
 THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -627,6 +711,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="one round, fewer repetitions (about 2 minutes)")
+    parser.add_argument(
+        "--device",
+        choices=W.DEVICES,
+        default="cpu",
+        help="where the tensors live (%(default)s); cuda: W2, W3 and W8 on the GPU, synchronized after every phase",
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny shapes, to check the workers end to end (e.g. --device cuda under NUMBA_ENABLE_CUDASIM=1); "
+        "the times mean nothing",
+    )
     parser.add_argument("--only", metavar="KEYS", help="comma-separated workloads: W1, ..., W8, W2-f32, FC")
     parser.add_argument("--libs", default=",".join(W.LIBRARIES), help="libraries to try (%(default)s)")
     parser.add_argument("--json", metavar="PATH", help="write all results, with the samples, to PATH")
@@ -634,6 +730,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="seconds of timed repetitions per workload (all libraries)")
     parser.add_argument("--rounds", type=int, help="turns of every library's worker per workload (3; quick: 1)")
     parser.add_argument("--cold", action="store_true", help="a full gc.collect() before every repetition")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        metavar="SECONDS",
+        help="start no workload later than SECONDS after the start (the table shows those that finished and names "
+        "the others): for a GPU session's limited time",
+    )
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -659,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.budget = args.budget
     if args.rounds is not None:
         settings.rounds = max(1, args.rounds)
-    cases, with_first_call = select(args.only)
+    cases, with_first_call, left_out = plan(*select(args.only), args.device, args.tiny)
     started = time.perf_counter()
 
     info = machine_info()
@@ -685,43 +788,70 @@ def main(argv: list[str] | None = None) -> int:
     libs = []
     with tempfile.TemporaryDirectory(prefix="ad-bench-") as scratch:
         for lib in (s.strip() for s in args.libs.split(",") if s.strip()):
-            probe = run_worker({"key": "probe", "lib": lib})
+            probe = run_worker({"key": "probe", "lib": lib, "device": args.device})
             if "error" in probe:
-                log(f"{lib}: not available, skipped ({probe['error']})")
+                log(
+                    f"{lib}: not available{' on ' + args.device if args.device != 'cpu' else ''}, skipped "
+                    f"({probe['error']})"
+                )
                 continue
             libs.append(lib)
             info[lib] = probe["info"]
             log(f"{lib}: " + ", ".join(f"{k} {v}" for k, v in probe["info"].items()))
+        info["device"] = args.device
+        if args.device != "cpu":
+            info["gpu"] = gpu_names(info, libs)
+            log(f"device: {args.device}, GPU {info['gpu'] or '(no library sees one)'}")
         log(
             f"settings: {'quick' if args.quick else 'full'}, each library in its own process, {settings.rounds} "
             f"round(s) per workload, {settings.budget:g} s of repetitions per workload, {settings.min_reps} to "
             f"{settings.max_reps} repetitions per process after {settings.warmup} warm-up, gc on"
             + (", gc.collect() before every repetition (--cold)" if settings.cold else "")
+            + (", the device synchronized at the end of every phase" if args.device != "cpu" else "")
+            + (", --tiny shapes (the times mean nothing)" if args.tiny else "")
         )
+        for line in left_out:
+            log(f"not measured on {args.device}{' with --tiny' if args.tiny else ''}: {line}")
         results = []
         for case in cases if libs else []:
+            if args.stop_after is not None and time.perf_counter() - started > args.stop_after:
+                left_out.append(f"{case.key}: not started, {args.stop_after:g} s had passed (--stop-after)")
+                log(f"\n## {case.key}: not started, {args.stop_after:g} s had passed (--stop-after)")
+                continue
             log(f"\n## {case.key}: {case.title}")
-            results.append(run_case(case, libs, settings, scratch))
-        if with_first_call:
+            if args.device != "cpu" and case.cuda_note:
+                log(f"  ({case.cuda_note})")
+            results.append(run_case(case, libs, settings, scratch, device=args.device, tiny=args.tiny))
+        if with_first_call and args.stop_after is not None and time.perf_counter() - started > args.stop_after:
+            left_out.append(f"{FIRST_CALL_KEY}: not started, {args.stop_after:g} s had passed (--stop-after)")
+        elif with_first_call:
             results.extend(run_first_call([s.strip() for s in args.libs.split(",") if s.strip()], settings))
-        sweep = run_sweep(libs, settings, scratch, args.plot) if args.plot and libs else None
+        if args.plot and args.device != "cpu":
+            log("\n--plot: the per-op cost sweep runs on the CPU only; skipped")
+        sweep = run_sweep(libs, settings, scratch, args.plot) if args.plot and libs and args.device == "cpu" else None
 
     shown = [lib for lib in W.LIBRARIES if lib in libs or any(lib in r.skipped or lib in r.samples for r in results)]
     end_load = list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]
+    where = f"{info['cores']} cores" if args.device == "cpu" else f"GPU {info['gpu']}, {info['cores']} CPU cores"
     log(
         f"\n## Results: whole step (forward + backward) medians [IQR], each library in its own process; torch/ad > 1 "
-        f"means ad is faster. {info['cores']} cores, load average {load[0]:.2f} at start, {end_load[0]:.2f} at "
+        f"means ad is faster. {where}, load average {load[0]:.2f} at start, {end_load[0]:.2f} at "
         f"end; {time.perf_counter() - started:.0f} s in all. Command: {info['command']}\n"
     )
     log(markdown_table(results, shown))
     skipped = skipped_summary(results)
     if skipped:
         log("\nSkipped:\n" + skipped)
+    if left_out:
+        log(f"\nNot measured on {args.device}:\n" + "\n".join(f"- {line}" for line in left_out))
     if args.json:
         payload = {
             "machine": info,
             "settings": asdict(settings),
             "quick": args.quick,
+            "device": args.device,
+            "tiny": args.tiny,
+            "left_out": left_out,
             "results": [r.to_json() for r in results],
             "sweep": sweep,
             "wall_seconds": time.perf_counter() - started,

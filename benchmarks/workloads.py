@@ -17,6 +17,13 @@ A `Workload` runs one repetition as a sequence of named steps (`steps`); `repeti
 listed in `timed` and does the untimed preparation (dropping the previous repetition's graph, resetting
 `.grad`) first. `outputs()` returns the results as numpy arrays, for checking that the libraries agree.
 
+Devices (`load_backend(name, device)`): on "cuda" the backend puts every input, parameter and constant on the
+GPU (`ad` and torch: `device="cuda"`; jax: its default device, which must be a GPU), every step ends with the
+library's device synchronization (`ad.cuda.synchronize()`, `torch.cuda.synchronize()`; jax's steps block on
+their results), so that a step's wall time includes its kernels, and `outputs()` copies the results to the
+host after checking that they were computed on the GPU. A library that has no GPU raises `Unavailable`: it
+is never measured on the CPU in a GPU run.
+
 The workloads (keys as printed by `compare.py`):
 
 - W1 chain-small: 2,000 elementwise ops on a 16-element float64 leaf (the cycle mul by a constant tensor c
@@ -53,6 +60,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = ("ad", "torch", "jax", "ad.compile", "jax.jit")
+DEVICES = ("cpu", "cuda")
 # Compiled variants: the same library with the step traced or recorded once and replayed (`Reverse` only):
 # "ad.compile" runs the step through `ad.compile` (forward replayed, `.backward()` as usual), "jax.jit" runs
 # `jax.jit(jax.value_and_grad(step))` (forward and backward in one call, timed as "forward").
@@ -84,25 +92,39 @@ def cpu_count() -> int:
 # ------------------------------------------------------------------------------------------------------------
 
 class Backend:
-    """A library as the workloads see it: its namespace `ns` and how to move numpy arrays in and out."""
+    """A library as the workloads see it: its namespace `ns`, the device its tensors live on, and how to move
+    numpy arrays in and out."""
 
     functional = False  # True for jax: no `.backward()`, derivatives are transformations of functions
     compiled = False  # True for "ad.compile" and "jax.jit" (see COMPILED)
 
-    def __init__(self, name: str, ns):
+    def __init__(self, name: str, ns, device: str = "cpu"):
         self.name = name
         self.ns = ns
+        self.device = device
+        # called at the end of every step on a GPU (Workload.repetition), so that a step's time includes the
+        # kernels it launched; None on the CPU, where every library is synchronous
+        self.synchronize = None if device == "cpu" else ns.cuda.synchronize
 
     def const(self, array: np.ndarray):
-        """A tensor that does not require grad, holding `array`."""
-        return self.ns.from_numpy(np.ascontiguousarray(array))
+        """A tensor that does not require grad, holding `array`, on the backend's device."""
+        t = self.ns.from_numpy(np.ascontiguousarray(array))
+        return t if self.device == "cpu" else t.to(self.device)
 
     def leaf(self, array: np.ndarray):
-        """A leaf tensor that requires grad, holding a copy of `array`."""
-        return self.ns.tensor(np.ascontiguousarray(array), requires_grad=True)
+        """A leaf tensor that requires grad, holding a copy of `array`, on the backend's device."""
+        if self.device == "cpu":
+            return self.ns.tensor(np.ascontiguousarray(array), requires_grad=True)
+        return self.ns.tensor(np.ascontiguousarray(array), requires_grad=True, device=self.device)
+
+    def device_of(self, value) -> str:
+        return value.device.type
 
     def to_numpy(self, value) -> np.ndarray:
-        return np.array(value.detach().numpy())
+        """A host copy of `value`; a GPU backend first checks that `value` was computed on the GPU."""
+        if self.device != "cpu" and self.device_of(value) != self.device:
+            raise RuntimeError(f"{self.name}: a result lives on {self.device_of(value)}, not on {self.device}")
+        return np.array(value.detach().cpu().numpy())
 
     def sync(self, *values) -> None:
         """Wait until `values` are computed (the CPU libraries are synchronous)."""
@@ -110,17 +132,37 @@ class Backend:
     def version(self) -> str:
         return str(getattr(self.ns, "__version__", "unknown"))
 
+    def device_name(self) -> str | None:
+        """The GPU's name as the library reports it; None on the CPU."""
+        if self.device == "cpu":
+            return None
+        if self.name == "torch":
+            return self.ns.cuda.get_device_name()
+        import numba
+        from numba import cuda
+
+        if numba.config.ENABLE_CUDASIM:
+            return "numba-cuda simulator (NUMBA_ENABLE_CUDASIM=1)"
+        name = cuda.get_current_device().name
+        return name.decode() if isinstance(name, bytes) else str(name)
+
 
 class JaxBackend(Backend):
-    """jax through a namespace shim offering the names the workloads use; eager (no jit), float64 enabled."""
+    """jax through a namespace shim offering the names the workloads use; eager (no jit), float64 enabled.
+
+    On "cuda" its arrays live on jax's default device, which must then be a GPU (`Unavailable` otherwise)."""
 
     functional = True
 
-    def __init__(self, name="jax"):
+    def __init__(self, name="jax", device="cpu"):
         import jax
         import jax.numpy as jnp
 
         jax.config.update("jax_enable_x64", True)
+        if device == "cuda" and jax.default_backend() != "gpu":
+            raise Unavailable(
+                f"jax {jax.__version__} sees no GPU (its default backend is {jax.default_backend()})"
+            )
         self.jax = jax
 
         def linear(x, w, b=None):
@@ -137,6 +179,7 @@ class JaxBackend(Backend):
             nn=SimpleNamespace(functional=SimpleNamespace(linear=linear, cross_entropy=cross_entropy)),
         )
         super().__init__(name, ns)
+        self.device = device  # (self.synchronize stays None: jax's steps block on their own results)
         self.compiled = name == "jax.jit"
 
     def const(self, array):
@@ -145,14 +188,23 @@ class JaxBackend(Backend):
     def leaf(self, array):
         return self.ns.from_numpy(np.ascontiguousarray(array))
 
+    def device_of(self, value):
+        platforms = {d.platform for d in value.devices()}
+        return "cuda" if platforms == {"gpu"} else "/".join(sorted(platforms))
+
     def to_numpy(self, value):
+        if self.device != "cpu" and self.device_of(value) != self.device:
+            raise RuntimeError(f"{self.name}: a result lives on {self.device_of(value)}, not on {self.device}")
         return np.array(value)
 
     def sync(self, *values):
         self.jax.block_until_ready(values)
 
+    def device_name(self):
+        return None if self.device == "cpu" else self.jax.devices()[0].device_kind
 
-_BACKENDS: dict[str, Backend] = {}
+
+_BACKENDS: dict[tuple[str, str], Backend] = {}
 
 
 def _import_ad():
@@ -169,35 +221,46 @@ def _import_ad():
     return ad
 
 
-def load_backend(name: str) -> Backend:
-    """The backend of library `name` ("ad", "torch" or "jax"); `Unavailable` if it cannot be imported.
+def load_backend(name: str, device: str = "cpu") -> Backend:
+    """The backend of library `name` ("ad", "torch" or "jax", or a COMPILED variant) on `device` ("cpu" or
+    "cuda"); `Unavailable` if it cannot be imported, or if `device` is "cuda" and the library has no GPU.
 
     torch runs on its default number of threads, or on the number in the environment variable
     AD_BENCH_TORCH_THREADS (`torch.set_num_threads`).
     """
-    if name in _BACKENDS:
-        return _BACKENDS[name]
+    if (name, device) in _BACKENDS:
+        return _BACKENDS[name, device]
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
     try:
         if name in ("ad", "ad.compile"):
-            backend = Backend(name, _import_ad())
-            backend.compiled = name == "ad.compile"
-            if backend.compiled and not hasattr(backend.ns, "compile"):
+            if name == "ad.compile" and device == "cuda":
+                # (ad/compile.py: a call with a CUDA tensor runs fn eagerly; its column would repeat ad's)
+                raise Unavailable("ad.compile records and replays CPU tapes only: with CUDA tensors it runs eagerly")
+            ad = _import_ad()
+            if device == "cuda" and not ad.cuda.is_available():
+                raise Unavailable("numba.cuda sees no GPU")
+            if name == "ad.compile" and not hasattr(ad, "compile"):
                 raise Unavailable("this `ad` has no ad.compile")
+            backend = Backend(name, ad, device)
+            backend.compiled = name == "ad.compile"
         elif name == "torch":
             import torch
 
+            if device == "cuda" and not torch.cuda.is_available():
+                raise Unavailable(f"torch {torch.__version__} sees no GPU (a CPU build, or no driver)")
             if os.environ.get("AD_BENCH_TORCH_THREADS"):
                 torch.set_num_threads(int(os.environ["AD_BENCH_TORCH_THREADS"]))
-            backend = Backend("torch", torch)
+            backend = Backend("torch", torch, device)
         elif name in ("jax", "jax.jit"):
-            backend = JaxBackend(name)
+            backend = JaxBackend(name, device)
         else:
             raise ValueError(f"unknown library {name!r}; expected one of {LIBRARIES}")
     except Unavailable:
         raise
     except Exception as exc:  # ImportError, but also a broken package that fails while importing
         raise Unavailable(f"cannot import {name}: {type(exc).__name__}: {exc}") from exc
-    _BACKENDS[name] = backend
+    _BACKENDS[name, device] = backend
     return backend
 
 
@@ -291,17 +354,25 @@ class Workload:
             getattr(self, name)()
 
     def repetition(self, clock=time.perf_counter) -> dict[str, float]:
-        """Run one repetition: the seconds of each timed step, and their "total" if more than one is timed."""
+        """Run one repetition: the seconds of each timed step, and their "total" if more than one is timed.
+
+        On a GPU every step ends with the device's synchronization: a timed step's time includes the kernels
+        it launched, and an untimed step's kernels do not spill into the next timed one."""
         self.prepare()
+        synchronize = self.backend.synchronize
         seconds = {}
         for name in self.steps:
             step = getattr(self, name)
             if name in self.timed:
                 start = clock()
                 step()
+                if synchronize is not None:
+                    synchronize()
                 seconds[name] = clock() - start
             else:
                 step()
+                if synchronize is not None:
+                    synchronize()
         if len(seconds) > 1:
             seconds["total"] = sum(seconds.values())
         return seconds

@@ -66,7 +66,7 @@ def _refs(arr):
 class _DevicePool:
     """Arena buffers of retired device tapes, reused by the next tape once nothing views them."""
 
-    MAX_BUFFERS = 4
+    MAX_BUFFERS = 8  # (cotangent arenas and live-flag buffers: a backward over several tapes takes two each)
     MAX_BYTES = 4 << 30  # device memory the pool may hold idle, oldest buffers dropped first
 
     def __init__(self):

@@ -4,8 +4,7 @@
 # that the machine has (`pip install --no-deps --no-build-isolation -e .`, or PYTHONPATH=. if that fails).
 # Usage: bash scripts/gpu_check.sh            (from anywhere; PYTHON=python3.12 picks the interpreter)
 # One call, 9 minutes at most (measured on an H200: tests 195 s, bench 62 s): every step has its own timeout
-# (seconds; override with the variables below), a
-# step that runs out is reported and the next one runs.
+# (seconds; override with the variables below), a step that runs out is reported and the next one runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"

@@ -6,6 +6,8 @@ when a CUDA tensor is made. Every host function takes numba device arrays, or an
 ``__cuda_array_interface__`` (CuPy, torch), C-contiguous unless its docstring says otherwise, float32 or
 float64 (one dtype per call unless it says otherwise); it launches its kernels on the default stream and
 returns without synchronizing. Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in numba-cuda's simulator.
+Every kernel is ``cache=True``, as the CPU kernels: a process compiles a kernel (per signature, and per opcode
+for the specialized ones: closures, whose cell contents key numba's cache) once, later processes load it.
 
 Modules (start reading at ``launch``, which holds the layout of the small int64 ``meta`` arrays the kernels
 take for shapes and strides):

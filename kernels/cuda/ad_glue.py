@@ -70,21 +70,21 @@ def unary_value(code, x, a0, a1):
     return _pointwise_unary(code, x, a0, a1)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def unary_kernel(code, x, out, a0, a1):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
         out[i] = unary_value(code, x[i], a0, a1)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def binary_kernel(code, x, y, out):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
         out[i] = binary_value(code, x[i], y[i])
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def compare_kernel(code, x, y, out):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
@@ -108,14 +108,14 @@ def compare_kernel(code, x, y, out):
             out[i] = a != 0 or b != 0
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def where_kernel(cond, x, y, out):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
         out[i] = x[i] if cond[i] else y[i]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def add_inplace_kernel(acc, x):
     """``acc += x`` (gradient accumulation into ``.grad``)."""
     start = cuda.grid(1)
@@ -138,7 +138,7 @@ def _strided_offset(i, shape, strides, base):
     return off
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def scatter_add_strided_kernel(x, out, shape, strides, base, scale):
     """``out[base + sum_k i_k * strides[k]] += scale * x[i]`` for ``i`` over ``shape`` (x's shape); atomic,
     since reduced dimensions send many elements to one output."""
@@ -147,7 +147,7 @@ def scatter_add_strided_kernel(x, out, shape, strides, base, scale):
         cuda.atomic.add(out, _strided_offset(i, shape, strides, base), scale * x[i])
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def scatter_add_map_kernel(x, out, index):
     """``out[index[i]] += x[i]`` (atomic: repeated indices accumulate)."""
     start = cuda.grid(1)
@@ -158,7 +158,7 @@ def scatter_add_map_kernel(x, out, index):
 # --- dense layers ------------------------------------------------------------------------------------------
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def matmul_kernel(x, y, out, layout):
     """``out[b, m, n] = sum_k x[b, m, k] * y[b, k, n]`` over strided flat operands; ``layout``: (B, M, K, N,
     x batch, row, column strides, y batch, row, column strides). One thread per output element."""
@@ -179,14 +179,14 @@ def matmul_kernel(x, y, out, layout):
         out[i] = acc
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def add_bias_kernel(out, b, N):
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
         out[i] += b[i % N]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def log_softmax_kernel(x, out, outer, size, inner):
     """``out = x - logsumexp(x)`` along the middle axis of (outer, size, inner); one thread per line."""
     start = cuda.grid(1)
@@ -209,7 +209,7 @@ def log_softmax_kernel(x, out, outer, size, inner):
             out[base + k * inner] = x[base + k * inner] - lse
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def cross_entropy_kernel(x, target, total, M, C):
     """``total[0] += logsumexp(x[i]) - x[i, target[i]]`` over rows ``i`` (atomic; the caller scales by 1/M)."""
     start = cuda.grid(1)
@@ -225,7 +225,7 @@ def cross_entropy_kernel(x, target, total, M, C):
         cuda.atomic.add(total, 0, m + math.log(s) - x[base + target[i]])
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def onehot_kernel(target, out, C):
     """``out[i, target[i]] = 1`` (``out`` zeroed, (M, C) flat)."""
     start = cuda.grid(1)

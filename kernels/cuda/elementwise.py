@@ -127,7 +127,7 @@ _SOURCES = {
 @functools.cache
 def specialized(kind, code):
     """The kernel ``kind`` (a key of ``_SOURCES``) compiled for opcode ``code``."""
-    return cuda.jit(_SOURCES[kind](code))
+    return cuda.jit(cache=True)(_SOURCES[kind](code))
 
 
 def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
@@ -242,16 +242,16 @@ PTX_KERNELS = [
     ),
 ]
 
-_unary_forward = cuda.jit(unary_forward_kernel)
-_binary_forward = cuda.jit(binary_forward_kernel)
-_binary_forward_broadcast = cuda.jit(binary_forward_broadcast_kernel)
-_unary_backward = cuda.jit(unary_backward_kernel)
-_binary_backward = cuda.jit(binary_backward_kernel)
-_binary_jvp = cuda.jit(binary_jvp_kernel)
-_compare = cuda.jit(compare_kernel)
-_where = cuda.jit(where_kernel)
-_fill = cuda.jit(fill_kernel)
-_cast = cuda.jit(cast_kernel)
+_unary_forward = cuda.jit(cache=True)(unary_forward_kernel)
+_binary_forward = cuda.jit(cache=True)(binary_forward_kernel)
+_binary_forward_broadcast = cuda.jit(cache=True)(binary_forward_broadcast_kernel)
+_unary_backward = cuda.jit(cache=True)(unary_backward_kernel)
+_binary_backward = cuda.jit(cache=True)(binary_backward_kernel)
+_binary_jvp = cuda.jit(cache=True)(binary_jvp_kernel)
+_compare = cuda.jit(cache=True)(compare_kernel)
+_where = cuda.jit(cache=True)(where_kernel)
+_fill = cuda.jit(cache=True)(fill_kernel)
+_cast = cuda.jit(cache=True)(cast_kernel)
 
 
 def _is_unary(code):

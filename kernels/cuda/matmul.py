@@ -57,7 +57,7 @@ PTX_KERNELS = [
     )
 ]
 
-_matmul = cuda.jit(matmul_kernel)
+_matmul = cuda.jit(cache=True)(matmul_kernel)
 
 
 @functools.cache

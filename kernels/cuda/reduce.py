@@ -254,9 +254,9 @@ PTX_KERNELS = [
     ),
 ]
 
-_group_reduce = cuda.jit(group_reduce_kernel)
-_group_reduce_columns = cuda.jit(group_reduce_columns_kernel)
-_reduce_backward = cuda.jit(reduce_backward_kernel)
+_group_reduce = cuda.jit(cache=True)(group_reduce_kernel)
+_group_reduce_columns = cuda.jit(cache=True)(group_reduce_columns_kernel)
+_reduce_backward = cuda.jit(cache=True)(reduce_backward_kernel)
 
 
 def _merge(kshape, kstrides, rshape, rstrides):

@@ -23,7 +23,7 @@ SCAN_THREADS = 32  # one warp: the simulator pays for every thread, and a line i
 MAX_BLOCKS = 1024
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def cumsum_kernel(x, out, n, inner, lines):
     buf = cuda.shared.array(SCAN_THREADS, float64)
     tid = cuda.threadIdx.x
@@ -65,7 +65,7 @@ def _later_takes_over(later, earlier, is_max):
     return later >= earlier if is_max else later <= earlier
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def cum_extreme_kernel(x, idx, n, inner, lines, is_max):
     val = cuda.shared.array(SCAN_THREADS, float64)
     pos = cuda.shared.array(SCAN_THREADS, int64)  # -1: no element (past the line's end)

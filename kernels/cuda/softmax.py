@@ -127,10 +127,10 @@ PTX_KERNELS = [
     ),
 ]
 
-_log_softmax_forward = cuda.jit(log_softmax_forward_kernel)
-_log_softmax_backward = cuda.jit(log_softmax_backward_kernel)
-_cross_entropy_rows = cuda.jit(cross_entropy_rows_kernel)
-_cross_entropy_backward = cuda.jit(cross_entropy_backward_kernel)
+_log_softmax_forward = cuda.jit(cache=True)(log_softmax_forward_kernel)
+_log_softmax_backward = cuda.jit(cache=True)(log_softmax_backward_kernel)
+_cross_entropy_rows = cuda.jit(cache=True)(cross_entropy_rows_kernel)
+_cross_entropy_backward = cuda.jit(cache=True)(cross_entropy_backward_kernel)
 
 
 def _line_grid(lines, size):

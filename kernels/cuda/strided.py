@@ -47,10 +47,10 @@ PTX_KERNELS = [
     (scatter_add_map_kernel, [f"void({t}[::1], int64[::1], {t}[::1], float64)" for t in _FLOATS]),
 ]
 
-_gather_strided = cuda.jit(gather_strided_kernel)
-_scatter_add_strided_atomic = cuda.jit(scatter_add_strided_atomic_kernel)
-_gather_map = cuda.jit(gather_map_kernel)
-_scatter_add_map = cuda.jit(scatter_add_map_kernel)
+_gather_strided = cuda.jit(cache=True)(gather_strided_kernel)
+_scatter_add_strided_atomic = cuda.jit(cache=True)(scatter_add_strided_atomic_kernel)
+_gather_map = cuda.jit(cache=True)(gather_map_kernel)
+_scatter_add_map = cuda.jit(cache=True)(scatter_add_map_kernel)
 
 
 def _check_view(buffer, base, shape, strides):
@@ -199,7 +199,7 @@ def assign_strided_kernel(x, out, meta):
 
 
 PTX_KERNELS.append((assign_strided_kernel, [f"void({t}[::1], {t}[::1], int64[::1])" for t in _GATHERED]))
-_assign_strided = cuda.jit(assign_strided_kernel)
+_assign_strided = cuda.jit(cache=True)(assign_strided_kernel)
 
 
 def assign_strided(x, out, base, shape, strides):

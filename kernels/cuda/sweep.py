@@ -563,7 +563,7 @@ def _binary_row_source(code):
 def _row_kernel(binary, code):
     """``_unary_row`` / ``_binary_row`` compiled for opcode ``code`` (no per-element branch on it), as
     ``elementwise.specialized``'s kernels."""
-    return cuda.jit((_binary_row_source if binary else _unary_row_source)(code))
+    return cuda.jit(cache=True)((_binary_row_source if binary else _unary_row_source)(code))
 
 
 def _set_flags(flags, offsets):
@@ -573,12 +573,12 @@ def _set_flags(flags, offsets):
         flags[offsets[i]] = 1
 
 
-sweep_block_kernel = cuda.jit(_sweep_block)
-big_begin_kernel = cuda.jit(_big_begin)
-big_clear_kernel = cuda.jit(_big_clear)
-big_body_kernel = cuda.jit(_big_body)
-big_end_kernel = cuda.jit(_big_end)
-set_flags_kernel = cuda.jit(_set_flags)
+sweep_block_kernel = cuda.jit(cache=True)(_sweep_block)
+big_begin_kernel = cuda.jit(cache=True)(_big_begin)
+big_clear_kernel = cuda.jit(cache=True)(_big_clear)
+big_body_kernel = cuda.jit(cache=True)(_big_body)
+big_end_kernel = cuda.jit(cache=True)(_big_end)
+set_flags_kernel = cuda.jit(cache=True)(_set_flags)
 
 
 # argument types in the kernels' signatures: ``F`` is the arena's float type (one signature each for float32

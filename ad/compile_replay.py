@@ -154,8 +154,7 @@ def _replay(tpl, tensors):
 def _run_segments(tpl, aux, slots, values, segments):
     """Compute the rows of ``segments`` (``_Template.finish``'s stretches) into ``values``; return the fused runs
     that left values out of the arena."""
-    from kernels.replay import forward_chunk, forward_sweep
-
+    forward_chunk, forward_sweep = _FORWARD_KERNELS or _forward_kernels()
     rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
     none = (values[:0], -1)
     skipped = []
@@ -180,6 +179,18 @@ def _run_segments(tpl, aux, slots, values, segments):
         else:
             _ufunc_row(values, rows, seg[1], seg[2], seg[3], ext0 if used else None)
     return skipped
+
+
+# kernels/replay.py's forward_chunk and forward_sweep, imported on the first replay (a function-level import
+# costs a Python call, importlib's _handle_fromlist, about 3 us each time it runs)
+_FORWARD_KERNELS = []
+
+
+def _forward_kernels():
+    from kernels.replay import forward_chunk, forward_sweep
+
+    _FORWARD_KERNELS[:] = [forward_chunk, forward_sweep]
+    return _FORWARD_KERNELS
 
 
 _DATA = operator.attrgetter("_data")

@@ -234,7 +234,7 @@ class _ReplayTape(_tape.Tape):
             return False
         grads = list(map(s.cot.__getitem__, tpl.extern_slices))
         if not tpl.import_flat:
-            grads = list(map(np.reshape, grads, map(_SHAPE, datas)))
+            grads = list(map(np.ndarray.reshape, grads, map(_SHAPE, datas)))  # (np.reshape: 3 Python calls each)
         ids = list(map(id, leaves))  # (``leaf_grads`` is empty: an engine.LeafGrads, filled as its two dicts)
         leaf_grads.tensors.update(zip(ids, leaves))
         leaf_grads.arrays.update(zip(ids, grads))
@@ -408,6 +408,9 @@ def _ufunc_row(values, rows, r, ufunc, n, operand):
     in chunks across threads (as the eager op)."""
     o, x = int(rows[r, 1]), int(rows[r, 2])
     src, dst = values[x : x + n] if operand is None else operand, values[o : o + n]
+    if n < parallel.PARALLEL_MIN:  # (one chunk: parallel.run would call the closure on the whole range)
+        ufunc(src, out=dst)
+        return
     parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
 
 

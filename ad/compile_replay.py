@@ -57,10 +57,9 @@ def _replay(tpl, tensors):
                 return _EAGER  # the eager call raises gather's error
             aux[a + 1 : a + 1 + n] = index_map
             target_arrays[k] = (x_shape, index_map)
-    tape = _ReplayTape(tpl.dtype, max(tpl.used, 1))
+    tape = _ReplayTape(tpl.dtype, max(tpl.used, 1), bytearray(tpl.rows_bytes))
     _REPLAY_TAPES.add(tape)
-    tape.rows = bytearray(tpl.rows_bytes)
-    tape.nrows = tape.row_cap = tpl.nrows
+    tape.nrows = tpl.nrows
     tape.used = tpl.used
     aux_q = array("q")
     aux_q.frombytes(aux.tobytes())
@@ -213,10 +212,10 @@ class _ReplayTape(_tape.Tape):
 
     __slots__ = ("guard", "leaves")
 
-    def __init__(self, dtype, capacity):
+    def __init__(self, dtype, capacity, rows):
         self.guard = None
         self.leaves = None  # (the leaves read as externs, their arrays, the template): see ``hand_leaf_grads``
-        super().__init__(dtype, capacity)
+        super().__init__(dtype, capacity, rows)
 
     def hand_leaf_grads(self, s, leaf_grads):
         """``engine.kernel_sweep``'s hand-over of the cotangents of this tape's externs when they are all

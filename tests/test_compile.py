@@ -877,6 +877,30 @@ def test_many_small_leaves_fast_paths_see_every_kind_of_update():
     assert replayed(y) and len(cf.cache) == 2
 
 
+def test_list_of_unlike_parameters_key_memo_sees_rebinding_and_grad_flags():
+    """A list of tensors of several shapes (a model's parameters) keeps its key parts in ``_flatten``'s memo:
+    the same arrays and flags again reuse them, while ``p.data = ...`` (another array, another shape) or
+    ``requires_grad_(False)`` on one of them makes a new signature, each replayed as eager computes it."""
+    ps = [ad.tensor(RNG.standard_normal(shape), requires_grad=True) for shape in [(3, 4), (4,)]]
+
+    def f(params):
+        return (params[0] * params[1]).tanh().sum()
+
+    cf = ad.compile(f)
+    for rebind in (None, "data", "flag"):
+        if rebind == "data":
+            with ad.no_grad():
+                ps[0].data = ad.tensor(RNG.standard_normal((5, 4)))
+        elif rebind == "flag":
+            ps[0].requires_grad_(False)
+        wanted = [p for p in ps if p.requires_grad]
+        for _ in range(3):
+            y = cf(ps)
+            g = grads_of(y, wanted)
+        assert replayed(y) and y.shape == () and len(cf.cache) == 1 + (rebind is not None) + (rebind == "flag")
+        same_as_eager(y, g, f, (ps,), wanted)
+
+
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 def test_pad_with_an_index_map_of_the_shapes_is_replayed(mode):
     """``pad``'s reflect, replicate and circular modes (an index map that follows from the shapes alone) replay,

@@ -249,7 +249,7 @@ def matmul(a, b, out, accumulate=False):
     """
     global _hold_until, _strikes
     macs = a.shape[0] * a.shape[1] * b.shape[1]
-    if macs < THREADED_MIN_MACS or not backoff or not available():
+    if macs < THREADED_MIN_MACS or not backoff or not (_controls if _controls is not None else _get_controls()):
         _product(a, b, out, accumulate)
         return
     start = time.perf_counter()

@@ -186,6 +186,8 @@ class Tape:
         "__weakref__",
     )
 
+    on_device = False  # (a CUDA tape's is True: ``retire`` reads it on every sweep, without getattr's miss)
+
     def __init__(self, dtype, capacity, rows=None):
         """A tape of ``capacity`` arena elements; ``rows``: its records when they are known already (a replayed
         step's, copied from its template), else room for 128 that grows as rows are recorded."""

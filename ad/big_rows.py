@@ -36,6 +36,7 @@ from .tensor import Tensor, _new, wrap_array
 
 _ROW_HEAD = struct.Struct("<4q")  # a tape row's opcode and its out, x, y offsets (tape.ROW)
 _ROW_INTS = struct.Struct("<8q")  # a tape row's integer words (tape.ROW without the two float attributes)
+_ROW_ATTRS = struct.Struct("<2d")  # a tape row's two float attributes (at byte 64 of its record)
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -228,31 +229,35 @@ def _size(shape):
 def _fused_row(s, t, code, g_flat, targets, h):
     """One fused pass of the kernels' partial per chunk, in several threads (the kernels release the GIL)."""
     inputs = t._inputs
-    if any(i._data.shape != t._data.shape for i in inputs):
-        return False
-    flat = [read_only(np.ascontiguousarray(i._data).reshape(-1)) for i in inputs]
+    shape = t._data.shape
+    for i in inputs:
+        if i._data.shape != shape:
+            return False
+    a0, a1 = _ROW_ATTRS.unpack_from(s.tape.rows, h * 80 + 64)
     out = read_only(t._data.reshape(-1))
+    if len(inputs) == 1:  # (the common unary row, without the general case's dicts and closures)
+        if not targets:
+            return True
+        x = read_only(np.ascontiguousarray(inputs[0]._data).reshape(-1))
+        off = targets[0][0]
+        gx = s.cot[off : off + out.size]
+        acc = bool(s.live[off])
+        if out.size < PARALLEL_MIN:
+            unary_backward_chunk(code, x, out, g_flat, gx, a0, a1, acc)
+        else:
+            parallel.run(
+                out.size,
+                lambda lo, hi: unary_backward_chunk(code, x[lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], a0, a1, acc),
+            )
+        return True
+    flat = [read_only(np.ascontiguousarray(i._data).reshape(-1)) for i in inputs]
     regions = {}
     for off, _, inp in targets:
         for k, i in enumerate(inputs):
             if i is inp and k not in regions:
                 regions[k] = s.cot[off : off + inp._data.size]
-    attrs = np.frombuffer(s.tape.rows, np.float64, count=2, offset=h * 80 + 64)
-    a0, a1 = float(attrs[0]), float(attrs[1])
     # a region without a cotangent yet is stored into, not added to (it may hold garbage: see _TapeSweep)
     accumulate = {k: bool(s.live[off]) for off, _, inp in targets for k, i in enumerate(inputs) if i is inp}
-    if len(inputs) == 1:
-        gx = regions.get(0)
-        if gx is None:
-            return True
-        acc = accumulate[0]
-        parallel.run(
-            out.size,
-            lambda lo, hi: unary_backward_chunk(
-                code, flat[0][lo:hi], out[lo:hi], g_flat[lo:hi], gx[lo:hi], a0, a1, acc
-            ),
-        )
-        return True
     gx = regions.get(0, g_flat)  # (a region the kernel does not write: has_x / has_y say which)
     gy = regions.get(1, g_flat)
     has_x, has_y = 0 in regions, 1 in regions

@@ -35,8 +35,10 @@ def _elementwise(code):
     return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
 
 
-def _link(tape, t, row):
-    """``(grad operand index, operand flat arrays)`` of row ``row`` (result ``t``) if it can be in a chain."""
+def _link(t, row):
+    """The grad operand index of row ``row`` (result ``t``) if it can be in a chain, else None (structural
+    checks only: the operands' flat arrays are made by ``_flat`` once the chain is known to be longer than one
+    row, which a lone big elementwise row between two dense layers never is)."""
     op = t._op
     if op is None or not CHEAP_PARTIAL[op.code] or t._nrows != 1 or t._row != row:
         return None
@@ -48,15 +50,18 @@ def _link(tape, t, row):
     if len(inputs) != (2 if binary else 1):
         return None
     shape = t._data.shape
-    flat = []
     for i in inputs:
         if i is None or i._data.shape != shape or not i._data.flags.c_contiguous:
             return None
-        flat.append(read_only(i._data.reshape(-1)))
     needs = [k for k, i in enumerate(inputs) if i._rg]
     if len(needs) != 1 or (binary and inputs[0] is inputs[1]):
         return None
-    return needs[0], flat
+    return needs[0]
+
+
+def _flat(t):
+    """Read-only flat views of ``t``'s operands (each contiguous: ``_link`` checked)."""
+    return [read_only(i._data.reshape(-1)) for i in t._inputs]
 
 
 def chain_rows(s, t, h):
@@ -68,11 +73,11 @@ def chain_rows(s, t, h):
         return None  # (matmul and the other big rows without a fused partial: before the flags object below)
     if not t._data.flags.c_contiguous:
         return None
-    first = _link(tape, t, h)
+    first = _link(t, h)
     if first is None:
         return None
-    chain = [(h, t, first[0], first[1])]
-    row, cur, k = h, t, first[0]
+    links = [(h, t, first)]
+    row, cur, k = h, t, first
     python_rows, hook_rows = tape.python_rows, tape.hook_rows
     while True:
         below = cur._inputs[k]
@@ -82,12 +87,14 @@ def chain_rows(s, t, h):
         refs = hook_rows.get(r)
         if refs is None or len(refs) != 1 or refs[0]() is not below or not below._data.flags.c_contiguous:
             break
-        link = _link(tape, below, r)
+        link = _link(below, r)
         if link is None:
             break
-        chain.append((r, below, link[0], link[1]))
-        row, cur, k = r, below, link[0]
-    return chain if len(chain) > 1 else None
+        links.append((r, below, link))
+        row, cur, k = r, below, link
+    if len(links) == 1:
+        return None
+    return [(r, u, k, _flat(u)) for r, u, k in links]
 
 
 def sweep_chain(s, chain, freed, big_row_head):

@@ -208,9 +208,9 @@ def _flatten(obj, tensors, parts, memo):
     """Append the tensors of ``obj`` (nested tuples, lists, dicts) to ``tensors`` and its signature to ``parts``.
 
     ``memo``: per list or tuple of tensors (by its place in the arguments), the last call's arrays, grad flags,
-    devices and key part; when all are the same objects and flags again, the part is reused without reading
-    every shape (``p.data = new`` binds another array: seen; an array reshaped in place through numpy's
-    ``a.shape = ...`` is not)."""
+    devices, its type and its key parts; when all are the same objects and flags again, the parts are reused
+    without reading every shape (``p.data = new`` binds another array: seen; an array reshaped in place through
+    numpy's ``a.shape = ...`` is not)."""
     if isinstance(obj, Tensor):
         tensors.append(obj)
         parts.append((obj._data.shape, obj._data.dtype, obj._dev, obj._rg))
@@ -228,18 +228,18 @@ def _flatten(obj, tensors, parts, memo):
                 and all(map(operator.is_, datas, last[0]))
                 and flags == last[1]
                 and devices == last[2]
-                and last[3][0] is kind
+                and last[3] is kind
             ):
-                parts.append(last[3])
+                parts.extend(last[4])
                 return
             signatures = list(map(_SIGNATURE, obj))
             same = set(signatures)
             if len(same) == 1:  # (all alike: a short key, hashed and compared once per call)
-                parts.append((kind, len(obj), same.pop()))
-                memo[place] = (datas, flags, devices, parts[-1])
-            else:
-                parts.append((kind, len(obj)))
-                parts.extend(signatures)
+                piece = ((kind, len(obj), same.pop()),)
+            else:  # (a model's parameters of several shapes: the memo spares reading them all again)
+                piece = ((kind, len(obj)), *signatures)
+            parts.extend(piece)
+            memo[place] = (datas, flags, devices, kind, piece)
             return
         parts.append((kind, len(obj)))
         for item in obj:

@@ -57,10 +57,9 @@ def _replay(tpl, tensors):
                 return _EAGER  # the eager call raises gather's error
             aux[a + 1 : a + 1 + n] = index_map
             target_arrays[k] = (x_shape, index_map)
-    tape = _ReplayTape(tpl.dtype, max(tpl.used, 1))
+    tape = _ReplayTape(tpl.dtype, max(tpl.used, 1), bytearray(tpl.rows_bytes))
     _REPLAY_TAPES.add(tape)
-    tape.rows = bytearray(tpl.rows_bytes)
-    tape.nrows = tape.row_cap = tpl.nrows
+    tape.nrows = tpl.nrows
     tape.used = tpl.used
     aux_q = array("q")
     aux_q.frombytes(aux.tobytes())
@@ -154,8 +153,7 @@ def _replay(tpl, tensors):
 def _run_segments(tpl, aux, slots, values, segments):
     """Compute the rows of ``segments`` (``_Template.finish``'s stretches) into ``values``; return the fused runs
     that left values out of the arena."""
-    from kernels.replay import forward_chunk, forward_sweep
-
+    forward_chunk, forward_sweep = _FORWARD_KERNELS or _forward_kernels()
     rows, attrs, flags = tpl.rows, tpl.attrs, tpl.flags
     none = (values[:0], -1)
     skipped = []
@@ -182,6 +180,18 @@ def _run_segments(tpl, aux, slots, values, segments):
     return skipped
 
 
+# kernels/replay.py's forward_chunk and forward_sweep, imported on the first replay (a function-level import
+# costs a Python call, importlib's _handle_fromlist, about 3 us each time it runs)
+_FORWARD_KERNELS = []
+
+
+def _forward_kernels():
+    from kernels.replay import forward_chunk, forward_sweep
+
+    _FORWARD_KERNELS[:] = [forward_chunk, forward_sweep]
+    return _FORWARD_KERNELS
+
+
 _DATA = operator.attrgetter("_data")
 _SHAPE = operator.attrgetter("shape")
 _OP, _VC, _VERSION = operator.attrgetter("_op"), operator.attrgetter("_vc"), operator.attrgetter("version")
@@ -202,10 +212,10 @@ class _ReplayTape(_tape.Tape):
 
     __slots__ = ("guard", "leaves")
 
-    def __init__(self, dtype, capacity):
+    def __init__(self, dtype, capacity, rows):
         self.guard = None
         self.leaves = None  # (the leaves read as externs, their arrays, the template): see ``hand_leaf_grads``
-        super().__init__(dtype, capacity)
+        super().__init__(dtype, capacity, rows)
 
     def hand_leaf_grads(self, s, leaf_grads):
         """``engine.kernel_sweep``'s hand-over of the cotangents of this tape's externs when they are all
@@ -223,7 +233,7 @@ class _ReplayTape(_tape.Tape):
             return False
         grads = list(map(s.cot.__getitem__, tpl.extern_slices))
         if not tpl.import_flat:
-            grads = list(map(np.reshape, grads, map(_SHAPE, datas)))
+            grads = list(map(np.ndarray.reshape, grads, map(_SHAPE, datas)))  # (np.reshape: 3 Python calls each)
         ids = list(map(id, leaves))  # (``leaf_grads`` is empty: an engine.LeafGrads, filled as its two dicts)
         leaf_grads.tensors.update(zip(ids, leaves))
         leaf_grads.arrays.update(zip(ids, grads))
@@ -397,6 +407,9 @@ def _ufunc_row(values, rows, r, ufunc, n, operand):
     in chunks across threads (as the eager op)."""
     o, x = int(rows[r, 1]), int(rows[r, 2])
     src, dst = values[x : x + n] if operand is None else operand, values[o : o + n]
+    if n < parallel.PARALLEL_MIN:  # (one chunk: parallel.run would call the closure on the whole range)
+        ufunc(src, out=dst)
+        return
     parallel.run(n, lambda lo, hi: ufunc(src[lo:hi], out=dst[lo:hi]))
 
 

@@ -329,7 +329,7 @@ def free_swept(sweeps):
         m = s.visited.shape[0] - 1
         freed[:m] |= s.visited[:m]
         tape = s.tape
-        if type(tape) is Tape:  # (Tape.imports' clear, without making the view)
+        if isinstance(tape, Tape):  # (Tape.imports' clear, without making the view; a replayed tape is a Tape)
             tape.import_at.clear()
             tape.import_refs.clear()
         else:

@@ -186,13 +186,17 @@ class Tape:
         "__weakref__",
     )
 
-    def __init__(self, dtype, capacity):
+    on_device = False  # (a CUDA tape's is True: ``retire`` reads it on every sweep, without getattr's miss)
+
+    def __init__(self, dtype, capacity, rows=None):
+        """A tape of ``capacity`` arena elements; ``rows``: its records when they are known already (a replayed
+        step's, copied from its template), else room for 128 that grows as rows are recorded."""
         self.id = _next_tape_id()
         self.dtype = dtype
         self.values = empty_arena(dtype, capacity)
         self.capacity = capacity
         self.used = 0
-        self.rows = bytearray(ROW.size * 128)  # preallocated; grown by doubling (see ``grow``)
+        self.rows = bytearray(ROW.size * 128) if rows is None else rows  # grown by doubling (see ``grow``)
         self.nrows = 0
         self.aux = array.array("q")
         self.ext_rows = []  # (see ``externs``)
@@ -201,9 +205,11 @@ class Tape:
         self.import_at = {}  # id(t) -> off | row << 40 | version << 80 (see ``import_new``)
         self.import_refs = {}  # id(t) -> t, or a weak reference to t (a recorded tensor of another tape)
         self.freed = _NO_FREED  # (``freed_flags`` gives the tape its own array once it has rows)
-        # per arena offset: changed in place; until the first such change, one all-zero array shared by the
-        # default-sized tapes (``_set_modified`` gives a tape its own: most graphs never change a value in place)
-        self.modified = _NONE_MODIFIED if capacity == DEFAULT_CAPACITY else zeroed_arena(_FLAG, capacity + 1)
+        # per arena offset: changed in place; until the first such change, one all-zero array shared by the tapes
+        # of at most the default size (``_set_modified`` gives a tape its own: most graphs never change a value in
+        # place; a replayed step's tape is its template's size, and taking a flag array from the pool for it cost
+        # 3 us a step)
+        self.modified = _NONE_MODIFIED if capacity <= DEFAULT_CAPACITY else zeroed_arena(_FLAG, capacity + 1)
         self.dirty = False  # some flag of ``modified`` is set (lets engine.graph_sweep skip its checks)
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by big_rows._vectorized_row instead of the kernel

@@ -183,6 +183,7 @@ class Node:
         return f"<{self._name} object at {id(self):#x}>"
 
 
+_AUTOGRAD_BACKWARD = [None]  # ad.autograd.backward, once ``Tensor.backward`` imported it
 # ops whose Python scalar operand torch counts in next_functions (x + 2, x * 2, 2 / x, ...)
 _SCALAR_OPERAND_OPS = {"affine"}  # (2 / x is reciprocal(x) * 2, as torch: the scalar is the mul's)
 
@@ -677,8 +678,11 @@ class Tensor:
     # ------------------------------------------------------------------ autograd entry points
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the leaves (see ``ad.autograd.backward``)."""
-        from .autograd import backward
+        backward = _AUTOGRAD_BACKWARD[0]
+        if backward is None:  # (imported once: a function-level import costs ~3 us a call, importlib's fromlist)
+            from .autograd import backward
 
+            _AUTOGRAD_BACKWARD[0] = backward
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def detach(self):

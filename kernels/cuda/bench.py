@@ -45,6 +45,23 @@ def _copy_kernel():
     return copy
 
 
+def mlp_step(lib, ps, xb, tb):
+    """One training step of an MLP (linear + relu layers, cross entropy) of ``lib`` (ad or torch), without the
+    optimizer: forward, backward, gradients dropped."""
+
+    def step():
+        h = xb
+        for k, w in enumerate(ps):
+            h = lib.nn.functional.linear(h, w)
+            if k < len(ps) - 1:
+                h = h.relu()
+        lib.nn.functional.cross_entropy(h, tb).backward()
+        for w in ps:
+            w.grad = None
+
+    return step
+
+
 def _ad_rows(n, dt, reps, batch=1024, width=4096, classes=10):
     """(name, ms per call, bytes moved or None) of the ``ad`` workloads."""
     import ad
@@ -61,29 +78,16 @@ def _ad_rows(n, dt, reps, batch=1024, width=4096, classes=10):
     shapes = [(width, width), (width, width), (classes, width)]
     params = [rng.normal(scale=width**-0.5, size=s).astype(dt) for s in shapes]
 
-    def mlp_step(lib, tensor, ps, xb, tb):
-        def step():
-            h = xb
-            for k, w in enumerate(ps):
-                h = lib.nn.functional.linear(h, w)
-                if k < len(ps) - 1:
-                    h = h.relu()
-            lib.nn.functional.cross_entropy(h, tb).backward()
-            for w in ps:
-                w.grad = None
-
-        return step
-
     ps = [ad.tensor(p, device="cuda", requires_grad=True) for p in params]
     xb, tb = ad.tensor(data, device="cuda"), ad.tensor(target)
-    rows.append(("ad MLP step (fwd+bwd)", _time(mlp_step(ad, ad.tensor, ps, xb, tb), max(3, reps // 4)), None))
+    rows.append(("ad MLP step (fwd+bwd)", _time(mlp_step(ad, ps, xb, tb), max(3, reps // 4)), None))
     try:
         import torch
 
         if torch.cuda.is_available():
             tps = [torch.tensor(p, device="cuda", requires_grad=True) for p in params]
             txb, ttb = torch.tensor(data, device="cuda"), torch.tensor(target, device="cuda")
-            ms = _time(mlp_step(torch, torch.tensor, tps, txb, ttb), max(3, reps // 4))
+            ms = _time(mlp_step(torch, tps, txb, ttb), max(3, reps // 4))
             rows.append(("torch MLP step (fwd+bwd)", ms, None))
         else:
             rows.append(("torch MLP step: torch has no CUDA", None, None))

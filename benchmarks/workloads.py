@@ -108,14 +108,15 @@ class Backend:
 
     def const(self, array: np.ndarray):
         """A tensor that does not require grad, holding `array`, on the backend's device."""
-        t = self.ns.from_numpy(np.ascontiguousarray(array))
+        t = self.ns.from_numpy(np.array(array, order="C"))  # (not np.ascontiguousarray: it makes 0-d arrays 1-d)
         return t if self.device == "cpu" else t.to(self.device)
 
     def leaf(self, array: np.ndarray):
         """A leaf tensor that requires grad, holding a copy of `array`, on the backend's device."""
+        data = np.array(array, order="C")  # (a copy; np.ascontiguousarray would make a 0-d array 1-d)
         if self.device == "cpu":
-            return self.ns.tensor(np.ascontiguousarray(array), requires_grad=True)
-        return self.ns.tensor(np.ascontiguousarray(array), requires_grad=True, device=self.device)
+            return self.ns.tensor(data, requires_grad=True)
+        return self.ns.tensor(data, requires_grad=True, device=self.device)
 
     def device_of(self, value) -> str:
         return value.device.type
@@ -183,10 +184,10 @@ class JaxBackend(Backend):
         self.compiled = name == "jax.jit"
 
     def const(self, array):
-        return self.ns.from_numpy(np.ascontiguousarray(array))
+        return self.ns.from_numpy(np.array(array, order="C"))
 
     def leaf(self, array):
-        return self.ns.from_numpy(np.ascontiguousarray(array))
+        return self.ns.from_numpy(np.array(array, order="C"))
 
     def device_of(self, value):
         platforms = {d.platform for d in value.devices()}

@@ -125,9 +125,15 @@ _SOURCES = {
 
 
 @functools.cache
+def specialize(source, code):
+    """The kernel ``source(code)`` compiled for opcode ``code`` (``source`` returns a closure over ``code``: no
+    per-element branch on it); also the device sweep's big elementwise rows (``sweep._row_kernel``)."""
+    return cuda.jit(cache=True)(source(code))
+
+
 def specialized(kind, code):
     """The kernel ``kind`` (a key of ``_SOURCES``) compiled for opcode ``code``."""
-    return cuda.jit(cache=True)(_SOURCES[kind](code))
+    return specialize(_SOURCES[kind], code)
 
 
 def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):

@@ -42,8 +42,6 @@ check of saved values and the per-line bodies of log_softmax and cross-entropy a
 (``register_jitable``: one source, compiled for either device).
 """
 
-import functools
-
 import numpy as np
 from numba import cuda, njit
 from numba.extending import register_jitable
@@ -559,11 +557,9 @@ def _binary_row_source(code):
     return binary_row_op
 
 
-@functools.cache
 def _row_kernel(binary, code):
-    """``_unary_row`` / ``_binary_row`` compiled for opcode ``code`` (no per-element branch on it), as
-    ``elementwise.specialized``'s kernels."""
-    return cuda.jit(cache=True)((_binary_row_source if binary else _unary_row_source)(code))
+    """``_unary_row`` / ``_binary_row`` compiled for opcode ``code`` (``elementwise.specialize``)."""
+    return E.specialize(_binary_row_source if binary else _unary_row_source, code)
 
 
 def _set_flags(flags, offsets):

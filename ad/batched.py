@@ -703,7 +703,7 @@ def _rules_carry_batch(outputs):
         if id(t) in seen:
             continue
         seen.add(id(t))
-        if t._hooks or t._retains_grad or t._dev is not None:
+        if t._hooks or t._retains_grad:
             return False
         if t._op is None:
             continue
@@ -721,13 +721,13 @@ def batched_graph_grad(grad, outputs, inputs, seeds, nb, retain_graph, create_gr
     ``ad.autograd.grad``); a tuple with ``(B, *input.shape)`` or None per input, or None where the graph
     needs one sweep per cotangent (see above)."""
     from .autograd import forward_ad as fwAD
-    from .tensor import wrap_array
+    from .creation import zeros_like
 
     if not _rules_carry_batch(outputs):
         return None
     with fwAD.dual_level():
         duals = [
-            fwAD.make_dual(wrap_array(np.zeros(out.shape, out._data.dtype)), g, is_batched=True)
+            fwAD.make_dual(zeros_like(out), g, is_batched=True)
             for out, g in zip(outputs, seeds)
         ]
         res = grad(

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import batched, compile_fused, engine, second_order
 from .. import cuda as _cuda
+from ..creation import zeros_like
 from ..forward import _fw
 from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, _new, _pre_write_node, wrap_array
@@ -442,10 +443,9 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     for i, out in enumerate(outputs):
         if not out._rg:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
-    if _cuda.reaches_device_tape(outputs):
-        # (the batched sweeps run CPU tapes only: a graph with CUDA nodes takes one device sweep per cotangent)
-        return _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads)
-    if create_graph or _fw.levels or anomaly_mode._enabled:
+    if create_graph or _fw.levels or anomaly_mode._enabled or _cuda.reaches_device_tape(outputs):
+        # (the batched kernel sweep runs CPU tapes only: a graph with CUDA nodes takes the differentiable sweep,
+        # whose device ops carry the batch as batched tangents)
         res = None
         if not anomaly_mode._enabled:  # one differentiable sweep carrying the batch (ad/batched.py)
             res = batched.batched_graph_grad(
@@ -456,7 +456,7 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
                 outputs, inputs, seeds, batch, retain_graph, create_graph, allow_unused, materialize_grads
             )
         return tuple(
-            r if r is not None or not materialize_grads else wrap_array(np.zeros(t.shape, t._data.dtype), create_graph)
+            r if r is not None or not materialize_grads else zeros_like(t, requires_grad=create_graph)
             for r, t in zip(res, inputs)
         )
 
@@ -561,7 +561,7 @@ def _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allo
     for t, rs in zip(inputs, per_input):
         if any(r is None for r in rs):
             out.append(
-                wrap_array(np.zeros(t.shape, t._data.dtype), requires_grad=create_graph) if materialize_grads else None
+                zeros_like(t, requires_grad=create_graph) if materialize_grads else None
             )
         else:
             out.append(ops.stack(rs, 0))

@@ -240,12 +240,67 @@ def test_saved_value_modified_in_place_raises():
         loss.backward()
 
 
-def test_batched_grad_of_cuda_and_mixed_graphs():
-    # the batched CPU sweep does not run device tapes: one device sweep per cotangent instead
+@pytest.fixture
+def no_loop(monkeypatch):
+    """Fail if ``is_grads_batched`` falls back to one sweep per cotangent."""
+    import ad.autograd as autograd
+
+    def refused(*args, **kwargs):
+        raise AssertionError("is_grads_batched looped over the cotangents: one batched sweep should have run")
+
+    monkeypatch.setattr(autograd, "_looped_grad", refused)
+
+
+def test_batched_grad_of_cuda_and_mixed_graphs(no_loop):
+    # a graph with CUDA nodes: one differentiable sweep whose device ops carry the batch as batched tangents
     a = np.array([0.2, 0.5, 0.7])
     x = _leaves([a], "cuda")[0]
     (g,) = ad.autograd.grad(x.exp(), x, ad.tensor(np.eye(3), device="cuda"), is_grads_batched=True)
+    assert g.device == x.device
     np.testing.assert_allclose(_host(g), np.diag(np.exp(a)), rtol=TOL)
     c = ad.tensor(a[:2], dtype=ad.float64, requires_grad=True)
     (g,) = ad.autograd.grad(c.cuda().sin().cpu(), c, ad.tensor(np.eye(2)), is_grads_batched=True)
+    assert g.device == c.device
     np.testing.assert_allclose(g.numpy(), np.diag(np.cos(a[:2])), rtol=TOL)
+
+
+def _mlp_loss(w, x, b):
+    h = ad.tanh(w @ x + b)
+    return F.softmax(h * h.exp(), dim=0)[:2] * x[:1].sum()
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_batched_grad_on_cuda_equals_looped_cpu(no_loop, create_graph):
+    rng = np.random.default_rng(3)
+    arrays = [rng.uniform(-1, 1, s) for s in ((4, 3), (3,), (4,))]
+    cots = rng.standard_normal((5, 2))
+    got = {}
+    for device in ("cpu", "cuda"):
+        leaves = _leaves(arrays, device)
+        out = _mlp_loss(*leaves)
+        got[device] = ad.autograd.grad(
+            out, leaves, ad.tensor(cots, device=device), is_grads_batched=True, create_graph=create_graph
+        )
+        assert all(g.shape == (5, *leaf.shape) and g.device == leaf.device for g, leaf in zip(got[device], leaves))
+        if create_graph:  # the batched gradients are differentiable again, on the device
+            (h,) = ad.autograd.grad(got[device][1].sum(), leaves[1])
+            got[device] += (h,)
+    leaves = _leaves(arrays, "cpu")
+    out = _mlp_loss(*leaves)
+    looped = [ad.autograd.grad(out, leaves, ad.tensor(c), retain_graph=True) for c in cots]
+    for k in range(3):
+        want = np.stack([lg[k].numpy() for lg in looped])
+        np.testing.assert_allclose(_host(got["cuda"][k]), want, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(_host(got["cpu"][k]), want, rtol=TOL, atol=TOL)
+    if create_graph:
+        np.testing.assert_allclose(_host(got["cuda"][3]), _host(got["cpu"][3]), rtol=TOL, atol=TOL)
+
+
+def test_batched_grad_on_cuda_materializes_device_zeros():
+    x, unused = _leaves([np.array([0.2, 0.5]), np.array([1.0])], "cuda")
+    gx, gu = ad.autograd.grad(
+        x.exp(), (x, unused), ad.tensor(np.eye(2), device="cuda"), is_grads_batched=True, materialize_grads=True
+    )
+    assert gu.device == unused.device and gu.shape == unused.shape
+    np.testing.assert_array_equal(_host(gu), np.zeros(1))
+    np.testing.assert_allclose(_host(gx), np.diag(np.exp([0.2, 0.5])), rtol=TOL)

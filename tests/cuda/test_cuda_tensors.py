@@ -751,6 +751,31 @@ def test_batched_tangents_on_cuda_match_the_cpu(name, cuda_by_default):
     np.testing.assert_allclose(_host(on_cuda), _host(_batched_tangents(name, "cpu")), rtol=1e-10, atol=1e-10)
 
 
+def _batched_grads(name, dev, nb=3):
+    """``grad(..., is_grads_batched=True)`` of the case with nb cotangents: on CUDA one differentiable sweep whose
+    device ops carry the batch as batched tangents (or a loop where the graph has Python-swept rows)."""
+    fn, xs = _inputs(name, dev)
+    out = fn(*xs)
+    cots = ad.tensor(np.random.default_rng(2).standard_normal((nb, *out.shape)), device=dev)
+    grads = ad.autograd.grad(out, xs, cots, is_grads_batched=True, allow_unused=True)
+    for g, x in zip(grads, xs):
+        assert g is None or (g.shape == (nb, *x.shape) and g.device == x.device)
+    return grads
+
+
+@pytest.mark.parametrize("name", BATCHED_TANGENT_CASES)
+def test_batched_grads_on_cuda_match_the_cpu(name, cuda_by_default):
+    _DEFAULT_DEVICE[0] = "cuda"
+    try:
+        on_cuda = _batched_grads(name, "cuda")
+    finally:
+        _DEFAULT_DEVICE[0] = None
+    for gc, gg in zip(_batched_grads(name, "cpu"), on_cuda):
+        assert (gc is None) == (gg is None)
+        if gc is not None:
+            np.testing.assert_allclose(_host(gg), _host(gc), rtol=1e-10, atol=1e-10)
+
+
 def test_cpu_scalar_tensor_beside_a_cuda_dual():
     """torch's CPU 0-d tensors combine with CUDA tensors; in forward mode too (a dual on either side)."""
     import ad.autograd.forward_ad as fwAD

@@ -437,7 +437,14 @@ def test_wrong_gradient_under_check_undefined_grad_false_still_fails():
 @pytest.mark.parametrize("name", sorted(CORRECT))
 def test_every_flag_passes_on_correct_functions(name):
     func, make_inputs = CORRECT[name]
-    assert gradcheck(func, make_inputs(), check_forward_ad=True, check_batched_grad=True, check_grad_dtypes=True)
+    assert gradcheck(
+        func,
+        make_inputs(),
+        check_forward_ad=True,
+        check_batched_grad=True,
+        check_batched_forward_grad=True,
+        check_grad_dtypes=True,
+    )
     assert gradcheck(func, make_inputs(), fast_mode=True, check_forward_ad=True)
     assert gradcheck(func, make_inputs(), check_forward_ad=True, check_backward_ad=False, masked=True)
 
@@ -467,9 +474,23 @@ def test_forward_ad_catches_a_wrong_tangent():
         gradcheck(WrongJvp.apply, (_leaf(0.3, 0.7),), check_forward_ad=True, check_backward_ad=False, fast_mode=True)
 
 
-def test_check_batched_forward_grad_is_refused():
-    with pytest.raises(NotImplementedError, match="check_batched_forward_grad"):
-        gradcheck(lambda x: x * 2.0, (_leaf(0.3),), check_forward_ad=True, check_batched_forward_grad=True)
+def test_check_batched_forward_grad_catches_a_batch_that_comes_back_permuted(monkeypatch):
+    from ad.autograd import forward_ad as fwAD
+
+    x, w = _leaf(0.3, 0.7), _matrix(3, 2, seed=4)
+    func = lambda x, w: (ad.tanh(w @ x), (w * w).sum(0))  # noqa: E731
+    assert gradcheck(func, (x, w), check_forward_ad=True, check_batched_forward_grad=True)
+    unpack = fwAD.unpack_dual
+
+    def permuted(t, *args, **kwargs):  # a batched forward that hands back its JVPs in the wrong order
+        primal, tangent = unpack(t, *args, **kwargs)
+        if tangent is not None and tangent.ndim > primal.ndim:
+            tangent = tangent.flip(0)
+        return fwAD.UnpackedDualTensor(primal, tangent)
+
+    monkeypatch.setattr(fwAD, "unpack_dual", permuted)
+    with pytest.raises(GradcheckError, match="batched gradient computation with forward-mode AD"):
+        gradcheck(func, (x, w), check_forward_ad=True, check_batched_forward_grad=True)
 
 
 def test_two_outputs_with_undefined_grads_pass():

@@ -1,8 +1,7 @@
 """``gradcheck`` and ``gradgradcheck``: analytical Jacobians against central finite differences, as torch's.
 
 Same arguments, defaults, checks, order of checks and messages as ``torch.autograd.gradcheck`` (torch 2.x);
-every flag is honoured, or raises where ``ad`` lacks the machinery (``check_batched_forward_grad``: ``ad`` has
-no batched forward mode). The data structures:
+every flag is honoured. The data structures:
 
 - Jacobians are numpy arrays ``jac[i][j]`` of shape ``(numel of input j, numel of output i)`` (torch's layout:
   one row per input element), for ``i`` over the outputs that require grad and ``j`` over all inputs (``None``
@@ -15,7 +14,8 @@ no batched forward mode). The data structures:
   gives different values on identical calls is caught ("Backward is not reentrant", within ``nondet_tol``).
 
 Then, as torch: forward mode (``check_forward_ad``) against the same numerical Jacobian, batched gradients
-(``check_batched_grad``, through ``grad(..., is_grads_batched=True)``), zero grad_outputs give zero grads of
+(``check_batched_grad``, through ``grad(..., is_grads_batched=True)``; ``check_batched_forward_grad``, through
+batched tangents: ``make_dual(..., is_batched=True)``), zero grad_outputs give zero grads of
 the right dtype and shape ("backward not multiplied by grad_output"), and undefined grad_outputs (``ad`` has
 no undefined-gradient tensor: an output left out of the ``grad`` call is the equivalent) give zero grads.
 """
@@ -36,6 +36,11 @@ gradcheck/gradgradcheck with `nondet_tol=<tol>` as a keyword argument.
 FAILED_BATCHED_GRAD_MSG = """
 gradcheck or gradgradcheck failed while testing batched gradient computation.
 Call gradcheck/gradgradcheck with `check_batched_grad=False` as a keyword argument to skip this check.
+""".strip()
+
+FAILED_BATCHED_GRAD_MSG_FWD_AD = """
+gradcheck failed while testing batched gradient computation with forward-mode AD.
+Call gradcheck with `check_batched_forward_grad=False` as a keyword argument to skip this check.
 """.strip()
 
 FAST_FAIL_SLOW_OK_MSG = """
@@ -421,6 +426,48 @@ def _test_batched_grad(inputs, output, output_idx):
     return True
 
 
+def _jvps(func, inputs, input_idx, tangent, batched):
+    """The tangents (float64 arrays) of ``func``'s tensor outputs for ``tangent`` on input ``input_idx`` alone."""
+    from . import forward_ad as fwAD
+
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(inputs[input_idx].detach(), tangent, is_batched=batched)
+        args = [dual if k == input_idx else (x.detach() if isinstance(x, Tensor) else x) for k, x in enumerate(inputs)]
+        res = []
+        for out in _as_tuple(func(*args)):
+            if isinstance(out, Tensor):
+                primal, tangent_out = fwAD.unpack_dual(out)
+                shape = (len(tangent), *primal.shape) if batched else primal.shape
+                res.append(np.zeros(shape) if tangent_out is None else np.asarray(tangent_out._data, np.float64))
+        return res
+
+
+def _test_batched_grad_forward_ad(func, inputs):
+    """Per input that requires grad: two JVPs in one forward pass with batched tangents against two passes
+    (torch's vmap over jvp), the other inputs detached."""
+    rng = np.random.default_rng(2)
+    for input_idx, current in enumerate(inputs):
+        if not (isinstance(current, Tensor) and current.requires_grad):
+            continue
+        tangents = rng.standard_normal((2, *current.shape)).astype(current.dtype)
+        looped = [_jvps(func, inputs, input_idx, wrap_array(t), False) for t in tangents]
+        expected = [np.stack(shards) for shards in zip(*looped)]
+        try:
+            result = _jvps(func, inputs, input_idx, wrap_array(tangents), True)
+        except RuntimeError as ex:
+            raise GradcheckError(
+                f"While computing batched gradients, got: {ex}\n\n{FAILED_BATCHED_GRAD_MSG_FWD_AD}"
+            ) from ex
+        for output_idx, (res, exp) in enumerate(zip(result, expected)):
+            if res.shape == exp.shape and np.allclose(res, exp):
+                continue
+            raise GradcheckError(
+                f"For output {output_idx} and input {input_idx}:\n\n{FAILED_BATCHED_GRAD_MSG_FWD_AD}\n\nGot:\n{res}"
+                f"\n\nExpected:\n{exp}"
+            )
+    return True
+
+
 def _test_backward_mul_by_grad_output(outputs, inputs, masked):
     from . import grad
 
@@ -510,10 +557,7 @@ def _gradcheck_helper(
         if check_undefined_grad:
             _test_undefined_forward_mode(func, inputs)
     if check_batched_forward_grad:
-        raise NotImplementedError(
-            "gradcheck: check_batched_forward_grad=True needs batched forward-mode AD (vmap over jvp), which ad "
-            "does not have; call gradcheck with check_batched_forward_grad=False"
-        )
+        _test_batched_grad_forward_ad(func, inputs)
     if not check_backward_ad:
         return True
     if check_batched_grad:
@@ -555,8 +599,8 @@ def gradcheck(
         check_undefined_grad: zero or undefined grad_outputs (and zero tangents) must give zero gradients.
         check_grad_dtypes: a gradient whose dtype differs from its input's is an error.
         check_batched_grad: ``grad(..., is_grads_batched=True)`` must agree with separate VJPs.
-        check_batched_forward_grad: not available in ``ad`` (no batched forward mode): raises
-            ``NotImplementedError`` when True.
+        check_batched_forward_grad: a batch of tangents for one input (``make_dual(..., is_batched=True)``, one
+            forward pass) must give the same JVPs as separate forward passes; needs ``check_forward_ad``.
         check_forward_ad: compare forward-mode JVPs with the numerical Jacobian.
         check_backward_ad: compare reverse-mode VJPs (default); False skips every check that needs backward.
         fast_mode: compare ``v^T J u`` for random ``u``, ``v`` instead of whole Jacobians.

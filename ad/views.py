@@ -76,9 +76,10 @@ def alias(x, out, data, multi=False, name=None):
         out._rg = True
     if x._vflags & NO_GRAD:
         flags |= NO_GRAD
-    if x._vflags & MULTI and out._rg:
+    if x._vflags & MULTI and out._rg and not flags & NO_GRAD:
         # torch: a view of a multi-output op's view inherits its creation meta, and its errors name the new view's
-        # own node ("Output 0 of Unsqueeze ...")
+        # own node ("Output 0 of Unsqueeze ..."); made under no_grad, its no-grad meta wins (torch's
+        # propagate_creation_meta), and it has no node to name
         flags |= MULTI
         if name is None:
             name = (out.grad_fn.name().rsplit("Backward", 1)[0], 0)

@@ -1116,6 +1116,11 @@ def test_view_made_under_no_grad_requires_grad_as_torch():
         seen["in-place on a non-leaf's"] = attempt(lambda: of_nonleaf.add_(1.0))
         seen["in-place on unbind's"] = attempt(lambda: kinds[3].mul_(2.0))
         seen["view of it, in-place"] = attempt(lambda: v[:1].mul_(2.0))
+        first, _ = x.split(2)  # a multi-output op's view, then a view of it under no_grad: the no-grad meta wins
+        with L.no_grad():
+            of_split = (first.unsqueeze(0), first.expand(3, 2), first[1:])
+        seen["of a split output"] = [(t.requires_grad, t.is_leaf, t.grad_fn is None) for t in of_split]
+        seen["of a split output, in-place"] = [attempt(lambda t=t: t.mul_(2.0)) for t in of_split[::2]]
         with L.no_grad():
             v.mul_(2.0)
         seen["in-place, no_grad"] = (x.detach().numpy().tolist(), v.requires_grad, x._version)

@@ -160,6 +160,15 @@ CASES = {
         [(1, 2, 3, 4)],
     ),
     "nn_interpolate_linear": (lambda x: F.interpolate(x, scale_factor=1.5, mode="linear"), [(1, 2, 4)]),
+    "nn_interpolate_cubic_antialias_area": (
+        lambda x: F.interpolate(x, size=(3, 7), mode="bicubic")
+        + F.interpolate(x, size=(3, 7), mode="bicubic", align_corners=True)
+        + F.interpolate(x, size=(3, 7), mode="bilinear", antialias=True)
+        + F.interpolate(x, size=(3, 7), mode="bicubic", antialias=True)
+        + F.interpolate(x, size=(3, 7), mode="lanczos", antialias=True)
+        + F.interpolate(x, size=(3, 7), mode="area"),
+        [(1, 2, 5, 4)],
+    ),
     "nn_pixel_shuffle": (lambda x: F.pixel_unshuffle(F.pixel_shuffle(x, 2) * 2.0, 1) * 1.5, [(1, 8, 2, 3)]),
     "nn_sdpa": (
         lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)

@@ -918,6 +918,34 @@ def test_pad_with_an_index_map_of_the_shapes_is_replayed(mode):
         assert replayed(y) == (step >= 2)
 
 
+@pytest.mark.parametrize(
+    "resample",
+    [
+        lambda x: F.interpolate(x, size=(5, 3)),
+        lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True),
+        lambda x: F.interpolate(x, size=(5, 6), mode="bicubic"),
+        lambda x: F.interpolate(x, size=(2, 3), mode="bicubic", antialias=True),
+        lambda x: F.interpolate(x, size=(2, 7), mode="lanczos", antialias=True),
+        lambda x: F.pixel_shuffle(x.reshape(1, 4, 2, 3), 2),
+    ],
+    ids=["nearest", "bilinear", "bicubic", "bicubic_aa", "lanczos", "pixel_shuffle"],
+)
+def test_resampling_with_constant_weights_is_replayed(resample):
+    """``interpolate``'s modes and ``pixel_shuffle`` (index maps of the shapes, constant weights made inside the
+    op) replay, values and gradients against eager."""
+    w = ad.tensor(RNG.standard_normal((1, 2, 3, 4)), requires_grad=True)
+
+    def f(x):
+        return (resample(x * w) ** 2).sum()
+
+    cf = ad.compile(f)
+    for step in range(4):
+        x = ad.tensor(RNG.standard_normal((1, 2, 3, 4)))
+        y = cf(x)
+        same_as_eager(y, grads_of(y, [w]), f, (x,), [w])
+        assert replayed(y) == (step >= 2)
+
+
 @pytest.mark.parametrize("op", ["gather", "index_select", "getitem"])
 def test_gather_with_an_index_tensor_is_replayed_and_reads_the_index_each_call(op):
     """``gather``'s (and ``index_select``'s, and ``x[:, index]``'s) index map is recomputed from the index tensor

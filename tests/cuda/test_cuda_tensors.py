@@ -358,6 +358,7 @@ CUDA_CASES += (
     "scatter_value_method", "tril_triu", "logsumexp", "fmax_fmin", "lerp", "nn_hardsigmoid",
     "nn_binary_cross_entropy", "nn_gaussian_nll_loss", "nn_cosine_similarity", "masked_fill", "nn_pad",
     "nn_avg_pool1d", "nn_avg_pool2d", "nn_adaptive_avg_pool", "nn_sdpa", "nn_interpolate", "nn_interpolate_linear",
+    "nn_interpolate_cubic_antialias_area",
     "nn_local_response_norm", "nn_conv2d_same", "nn_cross_entropy_combined", "nn_cross_entropy_general",
     "nn_nll_loss",
 )  # fmt: skip

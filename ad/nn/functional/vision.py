@@ -23,6 +23,21 @@ def _flat_index(shape):
     return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
 
 
+def _const(arr, like):
+    """A constant array (weights, masks) as a tensor on ``like``'s device, told to ``ad.compile`` as a factory's
+    (the replay re-creates it from the recorded values, which both recordings must agree on)."""
+    return _observe.created(_cuda.index_tensor(arr, like))
+
+
+def _gather(x, shape, idx):
+    """``ops.gather_map`` of an index map that follows from shapes alone (told to ``ad.compile``, whose replay
+    then recomputes it instead of running eagerly)."""
+    out = ops.gather_map(x, shape, idx)
+    if _observe.observer is not None:
+        _observe.observer.shape_map(out)
+    return out
+
+
 def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
     """Pads the last ``len(pad) // 2`` dims: ``pad = (left_last, right_last, left_2nd_last, ...)``.
 
@@ -92,9 +107,7 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
     if input.numel() == 0 or not all(len(c) for c in coords):
         return ops.reshape(input, shape) if out_shape == shape else _constant(input, out_shape, value)
     idx = _flat_index(shape)[np.ix_(*coords)]
-    gathered = ops.gather_map(input, out_shape, idx)
-    if _observe.observer is not None:  # (ad.compile: the map follows from the shapes alone, not from values)
-        _observe.observer.shape_map(gathered)
+    gathered = _gather(input, out_shape, idx)
     if mode == "constant" and not valid.all():
         fill = 0.0 if value is None else value
         return ops.where(wrap_array(valid), gathered, _cuda.index_tensor(np.full(out_shape, fill, input.dtype), input))
@@ -126,61 +139,102 @@ def _source_index(out_size, in_size, scale, align_corners, mode):
     return np.maximum(r * (o + 0.5) - 0.5, 0.0)
 
 
+_GENERIC_MODES = "nearest | linear | bilinear | bicubic | trilinear | lanczos | area | nearest-exact"
+_SPATIAL_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2, "lanczos": 2}
+
+
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,  # noqa: A002
                 recompute_scale_factor=None, antialias=False):
-    """Resamples the spatial dims of ``input`` (N, C, *spatial) to ``size`` or by ``scale_factor``.
+    """Resamples the spatial dims of ``input`` (N, C, *spatial) to ``size`` or by ``scale_factor``, as torch.
 
     Args:
-        mode: ``"nearest"``, ``"nearest-exact"``, ``"linear"`` (3-D input), ``"bilinear"`` (4-D),
-            ``"trilinear"`` (5-D); ``align_corners`` only for the linear modes (torch's default False).
+        mode: ``"nearest"``, ``"nearest-exact"``, ``"area"`` (``adaptive_avg_pool``), ``"linear"`` (3-D input),
+            ``"bilinear"``, ``"bicubic"`` (4-D; cubic convolution with a = -0.75), ``"trilinear"`` (5-D),
+            ``"lanczos"`` (4-D, needs ``antialias=True``: Lanczos-3); ``align_corners`` only for the
+            interpolating modes (torch's default False).
+        antialias: bilinear, bicubic and lanczos on 4-D input: when downsampling, the filter widens by the
+            scale (torch's ``_upsample_*_aa``: with ``align_corners=False`` it matches Pillow's resize).
+
+    Every mode is a sum of gathers with constant weights (separable: one dim at a time), so gradients of every
+    order, CUDA tensors and ``ad.compile``'s replay come from ``gather_map``.
     """
     _check_tensor(input, "interpolate")
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported by ad")
-    nd = input.ndim - 2
-    if nd < 1 or nd > 3:
-        raise NotImplementedError(
-            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the modes: nearest | "
-            f"linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})"
-        )
-    linear_modes = {"linear": 1, "bilinear": 2, "trilinear": 3}
-    if mode in ("nearest", "nearest-exact"):
+    if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
                              "bicubic | trilinear")
-    elif mode in linear_modes:
-        if linear_modes[mode] != nd:
-            raise NotImplementedError(
-                f"Got {input.ndim}D input, but {mode} mode needs {linear_modes[mode] + 2}D input"
-            )
-        align_corners = bool(align_corners)
-    else:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported by ad")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("only one of size or scale_factor should be defined")
+    elif align_corners is None:
+        align_corners = False
+    nd = input.ndim - 2
     spatial = input.shape[2:]
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
     if size is not None:
-        size = tuple(int(s) for s in size) if isinstance(size, (tuple, list)) else (int(size),) * nd
-        if len(size) != nd:
-            raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
-                             f"spatial dimensions of {list(spatial)} and output size of {list(size)}. Please provide "
-                             f"input tensor in (N, C, d1, d2, ...,dK) format and output size in (o1, o2, ...,oK) "
-                             f"format.")
+        if isinstance(size, (tuple, list)):
+            if len(size) != nd:
+                raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
+                                 f"with spatial dimensions of {list(spatial)} and output size of {size}. Please "
+                                 f"provide input tensor in (N, C, d1, d2, ...,dK) format and output size in "
+                                 f"(o1, o2, ...,oK) format.")
+            if not all(isinstance(s, (int, np.integer)) for s in size):
+                raise TypeError(f"expected size to be one of int or Tuple[int] or Tuple[int, int] or Tuple[int, int, "
+                                f"int], but got size with types {[type(s) for s in size]}")
+            size = tuple(int(s) for s in size)
+        else:
+            size = (int(size),) * nd
         scales = (None,) * nd
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (tuple, list)):
+            if len(scale_factor) != nd:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got "
+                                 f"input with spatial dimensions of {list(spatial)} and scale_factor of shape "
+                                 f"{scale_factor}. Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
+                                 f"scale_factor in (s1, s2, ...,sK) format.")
+            scales = tuple(float(f) for f in scale_factor)
+        else:
+            scales = (float(scale_factor),) * nd
     else:
-        sf = tuple(float(s) for s in scale_factor) if isinstance(scale_factor, (tuple, list)) else (
-            float(scale_factor),) * nd
-        if len(sf) != nd:
-            raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
-                             f"with spatial dimensions of {list(spatial)} and scale_factor of shape {list(sf)}.")
-        size = tuple(int(np.floor(s * f)) for s, f in zip(spatial, sf))
-        scales = (None,) * nd if recompute_scale_factor else sf
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if size is None:
+        size = tuple(int(s * f) for s, f in zip(spatial, scales))  # (torch: the C++ truncation of in * scale)
+        if recompute_scale_factor or mode == "area":
+            scales = (None,) * nd
+    if antialias and not (mode in ("bilinear", "bicubic", "lanczos") and input.ndim == 4):
+        raise ValueError(
+            "Anti-alias option is restricted to bilinear, bicubic, and lanczos modes and requires a 4-D tensor as input"
+        )
+    if not (mode in ("nearest", "nearest-exact", "area") and 1 <= nd <= 3 or _SPATIAL_DIMS.get(mode) == nd):
+        named = {"linear": 3, "bilinear": 4, "trilinear": 5}
+        if mode in named and 3 <= input.ndim <= 5:
+            raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs {named[mode]}D input")
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
+                                  f"the modes: {_GENERIC_MODES} (got {mode})")
+    if mode == "lanczos":
+        if align_corners:
+            raise ValueError("Lanczos mode does not support align_corners=True")
+        if not antialias:
+            raise ValueError("Lanczos mode requires antialias=True")
+    if mode == "area":
+        from .pooling import _adaptive
+
+        return _adaptive(nd, input, size, f"adaptive_avg_pool{nd}d", False)
     full = input.shape[:2] + size
     base = _flat_index(input.shape)
     if mode.startswith("nearest"):
         coords = [np.arange(input.shape[0]), np.arange(input.shape[1])]
         coords += [_source_index(o, i, s, None, mode) for o, i, s in zip(size, spatial, scales)]
-        return ops.gather_map(input, full, base[np.ix_(*coords)])
+        return _gather(input, full, base[np.ix_(*coords)])
+    if antialias or mode == "bicubic":
+        out = input
+        for d in reversed(range(nd)):  # (torch's separable passes: the last dim first)
+            if antialias:
+                taps = _aa_taps(size[d], spatial[d], scales[d], align_corners, mode)
+            else:
+                taps = _cubic_taps(size[d], spatial[d], scales[d], align_corners)
+            out = _resample_dim(out, 2 + d, *taps)
+        return out
     # linear modes: each output is a weighted sum of 2 ** nd corners
     lo, hi, frac = [], [], []
     for o, i, s in zip(size, spatial, scales):
@@ -201,10 +255,86 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             shp = [1] * nd
             shp[d] = size[d]
             weight = weight * w.reshape(shp)
-        corner_weight = _cuda.index_tensor(weight.astype(input.dtype), input)
-        term = ops.gather_map(input, full, base[np.ix_(*coords)]) * corner_weight
+        corner_weight = _const(weight.astype(input.dtype), input)
+        term = _gather(input, full, base[np.ix_(*coords)]) * corner_weight
         out = term if out is None else out + term
     return out
+
+
+def _pixel_scale(out_size, in_size, scale, align_corners):
+    """Input pixels per output pixel (torch's area_pixel_compute_scale)."""
+    if align_corners:
+        return (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    return 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+
+
+def _cubic(x, a):
+    """The cubic convolution kernel (Keys) at distances ``x``: a = -0.75 (torch's bicubic), -0.5 (antialias)."""
+    x = np.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+
+
+def _cubic_taps(out_size, in_size, scale, align_corners):
+    """torch's upsample_bicubic2d along one dim: 4 taps around the source coordinate (not clamped at 0), indices
+    clamped to the edge. Returns (indices, weights), each (4, out_size)."""
+    r = _pixel_scale(out_size, in_size, scale, align_corners)
+    o = np.arange(out_size, dtype=np.float64)
+    src = r * o if align_corners else r * (o + 0.5) - 0.5
+    first = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    t = np.clip(src - first, 0.0, 1.0)
+    weights = np.stack([_cubic(t + 1.0, -0.75), _cubic(t, -0.75), _cubic(1.0 - t, -0.75), _cubic(2.0 - t, -0.75)])
+    idx = np.clip(first + np.arange(-1, 3)[:, None], 0, in_size - 1)
+    return idx, weights
+
+
+def _lanczos3(x):
+    return np.where(np.abs(x) < 3.0, np.sinc(x) * np.sinc(x / 3.0), 0.0)
+
+
+_AA_FILTERS = {  # mode: (support at scale 1, filter)
+    "bilinear": (1.0, lambda x: np.maximum(1.0 - np.abs(x), 0.0)),
+    "bicubic": (2.0, lambda x: _cubic(x, -0.5)),
+    "lanczos": (3.0, _lanczos3),
+}
+
+
+def _aa_taps(out_size, in_size, scale, align_corners, mode):
+    """torch's antialiased resampling along one dim (_compute_weights_aa): downsampling widens the filter's
+    support by the scale; each output's weights over its input window are normalized to sum 1. Returns
+    (indices, weights), each (taps, out_size); taps past a window's end have weight 0."""
+    half, filt = _AA_FILTERS[mode]
+    r = _pixel_scale(out_size, in_size, scale, align_corners)
+    support = half * r if r >= 1.0 else half
+    taps = int(np.ceil(support)) * 2 + 1
+    inv = 1.0 / r if r >= 1.0 else 1.0
+    center = r * (np.arange(out_size, dtype=np.float64) + 0.5)
+    lo = np.maximum((center - support + 0.5).astype(np.int64), 0)  # (C++ casts truncate toward zero)
+    count = np.clip(np.minimum((center + support + 0.5).astype(np.int64), in_size) - lo, 0, taps)
+    j = np.arange(taps)[:, None]
+    weights = np.where(j < count, filt((j + lo - center + 0.5) * inv), 0.0)
+    total = weights.sum(0)
+    weights = np.where(total != 0.0, weights / np.where(total != 0.0, total, 1.0), weights)
+    return np.minimum(lo + j, in_size - 1), weights
+
+
+def _resample_dim(x, axis, idx, weights):
+    """``sum_k x[..., idx[k], ...] * weights[k]`` along ``axis``: a weighted sum of gathers."""
+    shape = x.shape[:axis] + (idx.shape[1],) + x.shape[axis + 1:]
+    base = _flat_index(x.shape)
+    coords = [np.arange(s) for s in x.shape]
+    bshape = [1] * x.ndim
+    bshape[axis] = idx.shape[1]
+    out = None
+    for k in range(idx.shape[0]):
+        if not weights[k].any():
+            continue
+        coords[axis] = idx[k]
+        w = _const(weights[k].astype(x.dtype).reshape(bshape), x)
+        term = _gather(x, shape, base[np.ix_(*coords)]) * w
+        out = term if out is None else out + term
+    return out if out is not None else _gather(x, shape, base[np.ix_(*coords)]) * 0.0
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):  # noqa: A002
@@ -234,7 +364,7 @@ def pixel_shuffle(input, upscale_factor):  # noqa: A002
     k = len(lead)
     perm = list(range(k)) + [k, k + 3, k + 1, k + 4, k + 2]
     idx = idx.transpose(perm).reshape(*lead, oc, h * r, w * r)
-    return ops.gather_map(input, idx.shape, idx)
+    return _gather(input, idx.shape, idx)
 
 
 def pixel_unshuffle(input, downscale_factor):  # noqa: A002
@@ -254,4 +384,4 @@ def pixel_unshuffle(input, downscale_factor):  # noqa: A002
     k = len(lead)
     perm = list(range(k)) + [k, k + 2, k + 4, k + 1, k + 3]
     idx = idx.transpose(perm).reshape(*lead, c * r * r, h // r, w // r)
-    return ops.gather_map(input, idx.shape, idx)
+    return _gather(input, idx.shape, idx)

@@ -365,3 +365,92 @@ def test_one_cycle_lr_matches_torch(opt_name, kwargs):
         return np.array(out)
 
     np.testing.assert_allclose(run(ad), run(torch), rtol=1e-13, atol=1e-15)
+
+
+class _HalvingScale:  # a callable object: CyclicLR's state_dict keeps its __dict__ (a function it drops)
+    def __init__(self):
+        self.base = 0.5
+
+    def __call__(self, x):
+        return self.base**x
+
+
+@pytest.mark.parametrize(
+    ("opt_name", "kwargs"),
+    [
+        ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)),
+        ("SGD", dict(base_lr=[0.01, 0.02], max_lr=0.1, step_size_up=2, step_size_down=5, mode="triangular2")),
+        ("Adam", dict(base_lr=0.01, max_lr=[0.1, 0.3], step_size_up=4, mode="exp_range", gamma=0.9)),
+        ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, cycle_momentum=False,
+                     scale_fn=lambda x: 1 / (1 + x), scale_mode="iterations")),  # fmt: skip
+    ],
+)
+def test_cyclic_lr_matches_torch(opt_name, kwargs):
+    def run(lib):
+        extra = {"momentum": 0.9} if opt_name == "SGD" else {}
+        opt = getattr(lib.optim, opt_name)([lib.ones(2, requires_grad=True)], lr=0.1, **extra)
+        opt.add_param_group({"params": [lib.ones(1, requires_grad=True)]})
+        sched = lib.optim.lr_scheduler.CyclicLR(opt, **kwargs)
+        out = []
+        for _ in range(20):
+            opt.step()
+            sched.step()
+            for g in opt.param_groups:
+                out.append([g["lr"], g.get("momentum", 0.0), g.get("betas", (0.0,))[0], *sched.get_last_lr()])
+        return np.array(out)
+
+    np.testing.assert_allclose(run(ad), run(torch), rtol=1e-13, atol=1e-15)
+
+
+def test_cyclic_lr_state_dict_and_errors_as_torch():
+    def make(lib, scale_fn):
+        opt = lib.optim.SGD([lib.ones(2, requires_grad=True)], lr=0.1, momentum=0.9)
+        return opt, lib.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, step_size_up=3, scale_fn=scale_fn)
+
+    for lib in (ad, torch):
+        opt, sched = make(lib, _HalvingScale())
+        for _ in range(4):
+            opt.step()
+            sched.step()
+        state = sched.state_dict()
+        assert state["_scale_fn_custom"] == {"base": 0.5} and "optimizer" not in state
+        opt2, resumed = make(lib, _HalvingScale())
+        resumed._scale_fn_custom.base = 0.25
+        resumed.load_state_dict(state)
+        assert resumed._scale_fn_custom.base == 0.5 and resumed.last_epoch == 4
+        assert make(lib, lambda x: 1.0)[1].state_dict()["_scale_fn_custom"] is None
+        with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+            lib.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, mode="cosine")
+        with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+            lib.optim.lr_scheduler.CyclicLR(lib.optim.Adagrad([lib.ones(1, requires_grad=True)]), 0.01, 0.1)
+        with pytest.raises(ValueError, match="base_lr must have the same length as optimizer.param_groups"):
+            lib.optim.lr_scheduler.CyclicLR(opt, [0.01, 0.02], 0.1)
+
+
+def test_chained_scheduler_matches_torch():
+    def run(lib):
+        opt = lib.optim.SGD([lib.ones(2, requires_grad=True)], lr=0.05)
+        s1 = lib.optim.lr_scheduler.ConstantLR(opt, factor=0.1, total_iters=4)
+        s2 = lib.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+        sched = lib.optim.lr_scheduler.ChainedScheduler([s1, s2], optimizer=opt)
+        out = [sched.get_last_lr()[0]]
+        for _ in range(8):
+            opt.step()
+            sched.step()
+            out.append(sched.get_last_lr()[0])
+            assert out[-1] == opt.param_groups[0]["lr"]
+        state = sched.state_dict()
+        assert [s["last_epoch"] for s in state["_schedulers"]] == [8, 8] and "optimizer" not in state
+        s1.last_epoch = s2.last_epoch = 0
+        sched.load_state_dict(state)
+        assert (s1.last_epoch, s2.last_epoch) == (8, 8)
+        other = lib.optim.SGD([lib.ones(1, requires_grad=True)], lr=0.1)
+        with pytest.raises(ValueError, match="expects all schedulers to belong to the same optimizer"):
+            lib.optim.lr_scheduler.ChainedScheduler([s1, lib.optim.lr_scheduler.ExponentialLR(other, 0.5)])
+        with pytest.raises(ValueError, match="does not support `ReduceLROnPlateau`"):
+            lib.optim.lr_scheduler.ChainedScheduler([s1, lib.optim.lr_scheduler.ReduceLROnPlateau(opt)])
+        with pytest.raises(ValueError, match="expects at least one scheduler"):
+            lib.optim.lr_scheduler.ChainedScheduler([])
+        return out
+
+    np.testing.assert_allclose(run(ad), run(torch), rtol=1e-14)

@@ -1,5 +1,6 @@
-"""ad.optim's Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop and LBFGS against torch.optim: parameter
-trajectories (float64) for several settings, state dicts that continue a run, torch's errors."""
+"""ad.optim's Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop, Adafactor, Muon and LBFGS against torch.optim:
+parameter trajectories (float64) for several settings, state dicts that continue a run, torch's errors (Muon
+against its algorithm in float64: torch orthogonalizes in bfloat16)."""
 
 import copy
 
@@ -47,6 +48,9 @@ CONFIGS = [
     ("Rprop", dict()),
     ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2))),
     ("Rprop", dict(lr=0.05, maximize=True)),
+    ("Adafactor", dict()),
+    ("Adafactor", dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=1.5, weight_decay=0.1)),
+    ("Adafactor", dict(lr=0.2, maximize=True)),  # (lr > 1/sqrt(step) in the first steps: the relative step)
 ]
 
 
@@ -240,6 +244,16 @@ BAD = [
     ("Rprop", dict(etas=(0.5, 0.9))),
     ("Rprop", dict(lr=-0.1)),
     ("LBFGS", dict(lr=-1.0)),
+    ("Adafactor", dict(lr=-1.0)),
+    ("Adafactor", dict(beta2_decay=0.5)),
+    ("Adafactor", dict(eps=(-1.0, 1e-3))),
+    ("Adafactor", dict(eps=(None, -1e-3))),
+    ("Adafactor", dict(d=0.5)),
+    ("Adafactor", dict(weight_decay=-0.1)),
+    ("Muon", dict(lr=-1.0)),
+    ("Muon", dict(momentum=-0.1)),
+    ("Muon", dict(weight_decay=-0.1)),
+    ("Muon", dict(adjust_lr_fn="rms")),
 ]
 
 
@@ -252,6 +266,64 @@ def test_bad_hyperparameters_raise_torchs_errors(name, kwargs):
     assert str(ours.value) == str(theirs.value)
 
 
+def _muon_reference(w, grads, lr, weight_decay, momentum, nesterov, coefficients, eps, steps, adjust):
+    """torch's Muon written out in float64 numpy (torch itself orthogonalizes in bfloat16)."""
+    a, b, c = coefficients
+    buf = np.zeros_like(w)
+    for g in grads:
+        buf += (1 - momentum) * (g - buf)
+        u = g + momentum * (buf - g) if nesterov else buf.copy()
+        tall = u.shape[0] > u.shape[1]
+        o = u.T if tall else u
+        o = o / max(np.linalg.norm(o), eps)
+        for _ in range(steps):
+            gram = o @ o.T
+            o = a * o + (b * gram + c * gram @ gram) @ o
+        o = o.T if tall else o
+        rows, cols = w.shape
+        ratio = np.sqrt(max(1, rows / cols)) if adjust in (None, "original") else 0.2 * np.sqrt(max(rows, cols))
+        w = w * (1 - lr * weight_decay) - lr * ratio * o
+    return w
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(lr=0.02, nesterov=False, adjust_lr_fn="match_rms_adamw"), dict(momentum=0.5, ns_steps=3)],
+)
+@pytest.mark.parametrize("shape", [(3, 5), (6, 2)])
+def test_muon_matches_its_algorithm_in_float64_and_torch_to_bfloat16(kwargs, shape):
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal(shape)
+    grads = [rng.standard_normal(shape) for _ in range(6)]
+    full = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=(3.4445, -4.775, 2.0315),
+                eps=1e-7, ns_steps=5, adjust_lr_fn=None) | kwargs
+    results = {}
+    for lib in (ad, torch):
+        w = lib.tensor(w0, requires_grad=True)
+        opt = lib.optim.Muon([w], **kwargs)
+        for g in grads:
+            w.grad = lib.tensor(g)
+            opt.step()
+        results[lib] = w.detach().numpy()
+        assert sorted(opt.state[w]) == ["momentum_buffer"]
+    want = _muon_reference(w0, grads, *full.values())
+    np.testing.assert_allclose(results[ad], want, rtol=0, atol=1e-13)
+    step = np.abs(want - w0).max()  # torch's bfloat16 iteration: agreement to bfloat16's precision of the steps
+    np.testing.assert_allclose(results[torch], want, rtol=0, atol=0.05 * step)
+
+
+def test_muon_refuses_what_torch_refuses():
+    for lib in (ad, torch):
+        with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+            lib.optim.Muon([lib.zeros(3, requires_grad=True)])
+        w = lib.zeros(2, 2, requires_grad=True)
+        with pytest.raises(ValueError, match="Number of steps must be less than 100"):
+            w.grad = lib.ones(2, 2)
+            lib.optim.Muon([w], ns_steps=100).step()
+        with pytest.raises(ValueError, match="Coefficients must be a tuple of exactly 3 values"):
+            lib.optim.Muon([w], ns_coefficients=(1.0, 2.0)).step()
+
+
 @pytest.mark.parametrize("name", ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop"])
 def test_unsupported_flags_raise(name):
     with pytest.raises(NotImplementedError, match="differentiable=True"):
@@ -259,7 +331,9 @@ def test_unsupported_flags_raise(name):
     getattr(ad.optim, name)([ad.zeros(2, requires_grad=True)], foreach=True)  # accepted, as torch does
 
 
-@pytest.mark.parametrize("name", ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop", "LBFGS"])
+@pytest.mark.parametrize(
+    "name", ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop", "LBFGS", "Adafactor", "Muon"]
+)
 def test_signature_is_torchs(name):
     import inspect
 

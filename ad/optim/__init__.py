@@ -1,11 +1,13 @@
 """``ad.optim``: optimizers and learning-rate schedulers with torch's names, signatures and state dicts.
 
 Start with ``optimizer.py`` (``param_groups``, ``state``, state dicts); each algorithm is one small module
-(``adamax.py`` holds Adamax, NAdam and RAdam; ``adadelta.py`` Adadelta, ASGD and Rprop; ``lbfgs.py`` LBFGS).
+(``adamax.py`` holds Adamax, NAdam and RAdam; ``adadelta.py`` Adadelta, ASGD and Rprop; ``lbfgs.py`` LBFGS;
+``adafactor.py`` Adafactor and Muon).
 """
 
 from . import lr_scheduler
 from .adadelta import ASGD, Adadelta, Rprop
+from .adafactor import Adafactor, Muon
 from .adam import Adam, AdamW
 from .adamax import Adamax, NAdam, RAdam
 from .lbfgs import LBFGS
@@ -27,5 +29,7 @@ __all__ = [
     "ASGD",
     "Rprop",
     "LBFGS",
+    "Adafactor",
+    "Muon",
     "lr_scheduler",
 ]

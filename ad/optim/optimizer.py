@@ -273,7 +273,7 @@ class Optimizer:
         for key, value in new_state.items():
             if isinstance(key, Tensor) and self._per_element_state:
                 for name, t in value.items():
-                    if isinstance(t, Tensor) and t.ndim and t.shape != key.shape:
+                    if isinstance(t, Tensor) and t.ndim and t.shape != self._state_shape(key, name):
                         raise ValueError(
                             f"loaded state for a parameter of shape {list(key.shape)} holds '{name}' of shape "
                             f"{list(t.shape)}"
@@ -286,6 +286,10 @@ class Optimizer:
             new_groups.append(saved)
         self.state = new_state
         self.param_groups = new_groups
+
+    def _state_shape(self, p, name):
+        """The shape of per-element state ``name`` of parameter ``p`` (what a loaded state dict must hold)."""
+        return p.shape
 
     @staticmethod
     def _cast_state(param, key, value):

@@ -1,5 +1,5 @@
-"""The optimizers written with ``ad`` ops (Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop) and LBFGS on CUDA
-parameters (the simulator): the same parameters and state as on the CPU, state dicts that keep the device."""
+"""The optimizers written with ``ad`` ops (Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop, Adafactor, Muon) and LBFGS on
+CUDA parameters (the simulator): the same parameters and state as on the CPU, state dicts that keep the device."""
 
 import numpy as np
 import pytest
@@ -24,20 +24,24 @@ CASES = [
     ("ASGD", {"lr": 0.05, "t0": 3, "lambd": 0.01, "weight_decay": 0.1, "maximize": True}),
     ("Rprop", {}),
     ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
+    ("Adafactor", {}),
+    ("Adafactor", {"lr": 0.05, "beta2_decay": -0.5, "d": 1.5, "weight_decay": 0.1, "maximize": True}),
+    ("Muon", {}),
+    ("Muon", {"lr": 0.02, "nesterov": False, "adjust_lr_fn": "match_rms_adamw"}),
 ]
 
 
 def _run(name, kwargs, dev, steps=10):
     rng = np.random.default_rng(0)
     w = ad.tensor(rng.standard_normal((3, 4)), device=dev, requires_grad=True)
-    b = ad.tensor(rng.standard_normal(4), device=dev, requires_grad=True)
+    b = ad.tensor(rng.standard_normal(4 if name != "Muon" else (4, 2)), device=dev, requires_grad=True)
     opt = getattr(ad.optim, name)([w, b], **kwargs)
     for step in range(steps):
         # gradients set directly (the simulator makes each kernel slow), flipping sign on every third step
         # (Rprop's shrink path)
         sign = -1 if step % 3 == 0 else 1
         w.grad = ad.tensor(sign * rng.standard_normal((3, 4)), device=dev)
-        b.grad = ad.tensor(sign * rng.standard_normal(4), device=dev)
+        b.grad = ad.tensor(sign * rng.standard_normal(b.shape), device=dev)
         opt.step()
     return opt, [w, b]
 

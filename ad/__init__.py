@@ -318,5 +318,6 @@ true_divide = _with_out(div)
 
 _aliases.install(globals())
 
-# torch.special (last: its aliases are the package's public functions, out= wrappers included)
-from . import special  # noqa: E402
+# torch.distributions (composites of the ops above) and torch.special (last: its aliases are the package's public
+# functions, out= wrappers included)
+from . import distributions, special  # noqa: E402

@@ -142,6 +142,8 @@ def _to_dtype(dtype):
             return self
         if dtype.kind != "f" or dtype.itemsize < 4:
             # not differentiable in ad (integers, bool; float16 has no tape): a new tensor without a graph
+            if self._dev is not None:  # (a CUDA tensor: the cast on the device)
+                return self.detach().to(dtype)
             return wrap_array(self._data.astype(dtype))
         return self.to(dtype)
 

@@ -431,15 +431,17 @@ def nanmedian(input, dim=None, keepdim=False):  # noqa: A002
 def count_nonzero(input, dim=None):  # noqa: A002
     x = _check_tensor(input, "count_nonzero")
     axis = None if dim is None else tuple(_dims(x, dim))
-    return wrap_array(np.asarray(np.count_nonzero(x._data, axis=axis), dtype=np.int64))
+    # (a CUDA tensor: counted on a host copy, the count put back on its device)
+    return index_tensor(np.asarray(np.count_nonzero(host_copy(x._data), axis=axis), dtype=np.int64), x)
 
 
 def _bool_reduce(np_fn, fn):
     def reduce(input, dim=None, keepdim=False):  # noqa: A002
         x = _check_tensor(input, fn)
         axis = None if dim is None else tuple(_dims(x, dim))
-        result = np.asarray(np_fn(x._data, axis=axis, keepdims=keepdim if dim is not None else False))
-        return wrap_array(result.astype(np.uint8) if x._data.dtype == np.uint8 else result)  # (torch's uint8 rule)
+        data = host_copy(x._data)  # (a CUDA tensor: reduced on a host copy, the result put back on its device)
+        result = np.asarray(np_fn(data, axis=axis, keepdims=keepdim if dim is not None else False))
+        return index_tensor(result.astype(np.uint8) if data.dtype == np.uint8 else result, x)  # (torch's uint8 rule)
 
     reduce.__name__ = fn
     reduce.__doc__ = f"Whether {'all' if fn == 'all' else 'any'} elements (along ``dim``) are nonzero (bool)."

@@ -793,3 +793,19 @@ def test_cpu_scalar_tensor_beside_a_cuda_dual():
         np.testing.assert_allclose(_host(fwAD.unpack_dual(w * dx).tangent), [0.9, 1.3])
         y = ad.tensor([0.8, 0.8], device="cuda")
         np.testing.assert_allclose(_host(fwAD.unpack_dual(ad.lerp(dx, y, 0.75)).tangent), [0.25, 0.25])
+
+
+def test_bool_reductions_and_integer_casts_of_cuda_tensors():
+    """all / any / count_nonzero (reduced on a host copy, the result back on the device) and the integer and bool
+    casts (.long(), .int(), .bool(): on the device, no graph) of CUDA tensors, against the CPU's."""
+    a = np.array([[1.5, 0.0, -2.0], [0.0, 0.0, 3.0]])
+    got = {}
+    for dev in ("cpu", "cuda"):
+        x = ad.tensor(a, device=dev, requires_grad=True)
+        res = [x.all(), x.any(), (x != 0).all(-1), x.any(0, keepdim=True), ad.count_nonzero(x, 1), ad.count_nonzero(x),
+               x.long(), x.int(), x.bool(), ad.tensor([1, 0], dtype=ad.uint8, device=dev).all()]
+        assert all(r.device == x.device and not r.requires_grad for r in res)
+        got[dev] = [(_host(r), r.dtype) for r in res]
+    for (c, cd), (g, gd) in zip(got["cpu"], got["cuda"]):
+        assert cd == gd
+        np.testing.assert_array_equal(g, c)

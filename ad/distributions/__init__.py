@@ -1,0 +1,31 @@
+"""``ad.distributions``: probability distributions with torch.distributions' names, signatures, shapes and
+validation, written with ``ad`` ops (so densities and reparameterized samples differentiate to any order, in
+forward mode too, and run on CUDA parameters).
+
+What exists (see each module): ``Distribution`` and ``constraints`` (distribution.py, constraints.py);
+``Normal``, ``Uniform``, ``Exponential``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``HalfNormal``, ``LogNormal``
+(continuous.py); ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet`` (gamma.py: implicit reparameterization
+gradients); ``Bernoulli``, ``Geometric``, ``Binomial``, ``Poisson``, ``Categorical``, ``OneHotCategorical``
+(discrete.py); ``MultivariateNormal``, ``Independent`` (multivariate.py); ``kl_divergence`` and ``register_kl``
+for every same-type pair above and the infinite (Normal, bounded-support) pairs torch registers (kl.py).
+
+Example:
+    >>> loc = ad.tensor([0.0, 1.0], requires_grad=True)
+    >>> d = ad.distributions.Normal(loc, 2.0)
+    >>> d.rsample((5,)).shape, d.log_prob(ad.tensor([0.5, 0.5])).shape
+    ((5, 2), (2,))
+"""
+
+from . import constraints
+from .continuous import Cauchy, Exponential, Gumbel, HalfNormal, Laplace, LogNormal, Normal, Uniform
+from .discrete import Bernoulli, Binomial, Categorical, Geometric, OneHotCategorical, Poisson
+from .distribution import Distribution
+from .gamma import Beta, Chi2, Dirichlet, Gamma
+from .kl import kl_divergence, register_kl
+from .multivariate import Independent, MultivariateNormal
+
+__all__ = [
+    "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution", "Exponential",
+    "Gamma", "Geometric", "Gumbel", "HalfNormal", "Independent", "Laplace", "LogNormal", "MultivariateNormal",
+    "Normal", "OneHotCategorical", "Poisson", "Uniform", "constraints", "kl_divergence", "register_kl",
+]  # fmt: skip

@@ -1,0 +1,218 @@
+"""The gamma family: ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, sampled from standard gamma draws.
+
+A standard gamma sample z ~ Gamma(alpha, 1) is not a closed-form function of uniform noise, so its gradient in
+alpha is the implicit one (Figurnov et al., the method torch uses): z solves P(alpha, z) = u for a fixed uniform
+u, with P the regularized lower incomplete gamma function, so dz/dalpha = -(dP/dalpha) / (dP/dz), where dP/dz is
+the gamma density and dP/dalpha (no closed form) a central difference of ``scipy.special.gammainc`` in alpha.
+That gradient is first order only: differentiating it again in alpha raises torch's NotImplementedError
+(``_standard_gamma_grad`` has no derivative there either). Beta and Dirichlet samples are normalized gamma
+samples, so their reparameterized gradients follow by the chain rule.
+"""
+
+import numpy as np
+from scipy import special as sp
+
+import ad
+
+from . import constraints
+from .distribution import Distribution, _broadcast
+
+__all__ = ["Beta", "Chi2", "Dirichlet", "Gamma"]
+
+
+def _gamma_sample_grad(alpha, z):
+    """dz/dalpha of standard gamma samples ``z`` at concentrations ``alpha`` (numpy arrays, float64 math)."""
+    a, x = alpha.astype(np.float64), z.astype(np.float64)
+    h = 1e-5 * np.maximum(a, 1e-3)
+    dp_da = (sp.gammainc(a + h, x) - sp.gammainc(a - h, np.maximum(x, 0))) / (2 * h)
+    log_density = (a - 1) * np.log(x) - x - sp.gammaln(a)
+    return (-dp_da * np.exp(-log_density)).astype(alpha.dtype)
+
+
+class _StandardGammaGrad(ad.autograd.Function):
+    """dz/dalpha as a recorded node (torch's ``_standard_gamma_grad``): a gradient taken with ``create_graph``
+    differentiates in anything else, and raises torch's error in alpha (it has no derivative)."""
+
+    @staticmethod
+    def forward(ctx, alpha, z):
+        dz = _gamma_sample_grad(alpha.detach().cpu().numpy(), z.detach().cpu().numpy())
+        return ad.tensor(dz, device=alpha.device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("the derivative for '_standard_gamma_grad' is not implemented.")
+
+
+class _StandardGamma(ad.autograd.Function):
+    @staticmethod
+    def forward(ctx, alpha):
+        from ..random import _rng_of
+
+        a = alpha.detach().cpu().numpy()
+        z = np.maximum(_rng_of(None).standard_gamma(a), np.finfo(a.dtype).tiny).astype(a.dtype)
+        out = ad.tensor(z, device=alpha.device)
+        ctx.save_for_backward(alpha, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha, z = ctx.saved_tensors
+        return grad * _StandardGammaGrad.apply(alpha, z.detach())
+
+
+def _standard_gamma(alpha):
+    """Gamma(alpha, 1) samples of ``alpha``'s shape, reparameterized (see the module's docstring)."""
+    return _StandardGamma.apply(alpha)
+
+
+class Gamma(Distribution):
+    """The gamma distribution with shape ``concentration`` and ``rate`` (mean concentration / rate)."""
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+
+    def __init__(self, concentration, rate, validate_args=None):
+        self.concentration, self.rate = _broadcast(concentration, rate)
+        super().__init__(self.concentration.shape, validate_args=validate_args)
+
+    @property
+    def mean(self):
+        return self.concentration / self.rate
+
+    @property
+    def mode(self):
+        return ((self.concentration - 1) / self.rate).clamp(min=0)
+
+    @property
+    def variance(self):
+        return self.concentration / self.rate.pow(2)
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        value = _standard_gamma(self.concentration.expand(shape)) / self.rate.expand(shape)
+        return value.clamp(min=float(np.finfo(value._data.dtype).tiny))
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        a, b = self.concentration, self.rate
+        return ad.xlogy(a, b) + ad.xlogy(a - 1, value) - b * value - ad.lgamma(a)
+
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return ad.special.gammainc(self.concentration, self.rate * value)
+
+    def entropy(self):
+        a = self.concentration
+        return a - self.rate.log() + ad.lgamma(a) + (1.0 - a) * ad.digamma(a)
+
+
+class Chi2(Gamma):
+    """The chi-squared distribution with ``df`` degrees of freedom: Gamma(df / 2, 1 / 2)."""
+
+    arg_constraints = {"df": constraints.positive}
+
+    def __init__(self, df, validate_args=None):
+        (df,) = _broadcast(df)
+        super().__init__(0.5 * df, ad.full_like(df, 0.5), validate_args=validate_args)
+
+    @property
+    def df(self):
+        return self.concentration * 2
+
+    def _expand_params(self):
+        return ["concentration", "rate"]
+
+    def __repr__(self):
+        df = self.df
+        return f"Chi2(df: {df if df.numel() == 1 else ad.Size(df.shape)})"
+
+
+class Dirichlet(Distribution):
+    """The Dirichlet distribution over the simplex of the last dim of ``concentration``."""
+
+    arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
+    support = constraints.simplex
+    has_rsample = True
+
+    def __init__(self, concentration, validate_args=None):
+        if concentration.dim() < 1:
+            raise ValueError("`concentration` parameter must be at least one-dimensional.")
+        self.concentration = concentration
+        super().__init__(concentration.shape[:-1], concentration.shape[-1:], validate_args=validate_args)
+
+    @property
+    def mean(self):
+        return self.concentration / self.concentration.sum(-1, True)
+
+    @property
+    def mode(self):
+        a = (self.concentration - 1).clamp(min=0.0)
+        mode = a / a.sum(-1, True)
+        below = (self.concentration < 1).all(-1)
+        k = self.concentration.shape[-1]
+        one_hot = ad.nn.functional.one_hot(self.concentration.argmax(-1), k).to(mode.dtype)
+        return ad.where(below.unsqueeze(-1), one_hot, mode)
+
+    @property
+    def variance(self):
+        a0 = self.concentration.sum(-1, True)
+        return self.concentration * (a0 - self.concentration) / (a0.pow(2) * (a0 + 1))
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        z = _standard_gamma(self.concentration.expand(shape))
+        return z / z.sum(-1, True)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        a = self.concentration
+        return ad.xlogy(a - 1, value).sum(-1) + ad.lgamma(a.sum(-1)) - ad.lgamma(a).sum(-1)
+
+    def entropy(self):
+        a = self.concentration
+        k, a0 = a.shape[-1], a.sum(-1)
+        return ad.lgamma(a).sum(-1) - ad.lgamma(a0) - (k - a0) * ad.digamma(a0) - ((a - 1) * ad.digamma(a)).sum(-1)
+
+
+class Beta(Distribution):
+    """The beta distribution on [0, 1]: ``concentration1`` (alpha) and ``concentration0`` (beta)."""
+
+    arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
+    support = constraints.unit_interval
+    has_rsample = True
+
+    def __init__(self, concentration1, concentration0, validate_args=None):
+        self.concentration1, self.concentration0 = _broadcast(concentration1, concentration0)
+        super().__init__(self.concentration1.shape, validate_args=validate_args)
+
+    @property
+    def _dirichlet(self):
+        return Dirichlet(ad.stack([self.concentration1, self.concentration0], -1), validate_args=False)
+
+    @property
+    def mean(self):
+        return self.concentration1 / (self.concentration1 + self.concentration0)
+
+    @property
+    def mode(self):
+        return self._dirichlet.mode[..., 0]
+
+    @property
+    def variance(self):
+        total = self.concentration1 + self.concentration0
+        return self.concentration1 * self.concentration0 / (total.pow(2) * (total + 1))
+
+    def rsample(self, sample_shape=()):
+        return self._dirichlet.rsample(sample_shape)[..., 0]
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._dirichlet.log_prob(ad.stack([value, 1.0 - value], -1))
+
+    def entropy(self):
+        return self._dirichlet.entropy()

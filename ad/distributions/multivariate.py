@@ -1,0 +1,197 @@
+"""``MultivariateNormal`` (by covariance, precision or Cholesky factor) and ``Independent`` (batch dims of a
+distribution reinterpreted as event dims)."""
+
+import math
+
+import ad
+
+from . import constraints
+from .distribution import Distribution, _sum_rightmost, cached_property
+
+__all__ = ["Independent", "MultivariateNormal"]
+
+
+def _batch_mahalanobis(scale_tril, diff):
+    """``|| L^{-1} diff ||^2`` over the last dim, batched by broadcasting."""
+    shape = ad.broadcast_shapes(scale_tril.shape[:-1], diff.shape)
+    lower = scale_tril.expand(shape + scale_tril.shape[-1:])
+    solved = ad.linalg.solve_triangular(lower, diff.expand(shape).unsqueeze(-1), upper=False)
+    return solved.squeeze(-1).pow(2).sum(-1)
+
+
+def _precision_to_scale_tril(precision):
+    """The lower Cholesky factor of ``precision``'s inverse without inverting it: P = U U^T with U the upper
+    triangular flip(cholesky(flip(P))), so P^{-1} = L L^T with L = (U^T)^{-1}: one Cholesky, one triangular solve."""
+    lf = ad.linalg.cholesky(ad.flip(precision, (-2, -1)))
+    l_inv = ad.flip(lf, (-2, -1)).mT
+    eye = ad.eye(precision.shape[-1], dtype=precision.dtype, device=precision.device)
+    return ad.linalg.solve_triangular(l_inv, eye.expand(l_inv.shape), upper=False)
+
+
+class MultivariateNormal(Distribution):
+    """The multivariate normal distribution N(loc, Sigma), Sigma given by exactly one of ``covariance_matrix``,
+    ``precision_matrix`` (its inverse) or ``scale_tril`` (its lower Cholesky factor)."""
+
+    arg_constraints = {"loc": constraints.real_vector, "covariance_matrix": constraints.positive_definite,
+                       "precision_matrix": constraints.positive_definite, "scale_tril": constraints.lower_cholesky}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc, covariance_matrix=None, precision_matrix=None, scale_tril=None, validate_args=None):
+        if loc.dim() < 1:
+            raise ValueError("loc must be at least one-dimensional.")
+        given = [m for m in (covariance_matrix, precision_matrix, scale_tril) if m is not None]
+        if len(given) != 1:
+            raise ValueError("Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified.")
+        matrix = given[0]
+        if matrix.dim() < 2:
+            name = ("covariance_matrix" if covariance_matrix is not None else
+                    "precision_matrix" if precision_matrix is not None else "scale_tril")
+            raise ValueError(f"{name} matrix must be at least two-dimensional, with optional leading batch dimensions")
+        batch_shape = ad.broadcast_shapes(matrix.shape[:-2], loc.shape[:-1])
+        n = loc.shape[-1]
+        if covariance_matrix is not None:
+            self.covariance_matrix = covariance_matrix.expand(batch_shape + (n, n))
+        elif precision_matrix is not None:
+            self.precision_matrix = precision_matrix.expand(batch_shape + (n, n))
+        else:
+            self.scale_tril = scale_tril.expand(batch_shape + (n, n))
+        self.loc = loc.expand(batch_shape + (n,))
+        super().__init__(batch_shape, (n,), validate_args=validate_args)
+
+    @cached_property
+    def scale_tril(self):
+        if "covariance_matrix" in self.__dict__:
+            return ad.linalg.cholesky(self.covariance_matrix)
+        return _precision_to_scale_tril(self.precision_matrix)
+
+    @cached_property
+    def covariance_matrix(self):
+        return self.scale_tril @ self.scale_tril.mT
+
+    @cached_property
+    def precision_matrix(self):
+        return ad.cholesky_inverse(self.scale_tril)
+
+    def expand(self, batch_shape, _instance=None):
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        batch_shape = tuple(batch_shape)
+        n = self.event_shape[0]
+        new.loc = self.loc.expand(batch_shape + (n,))
+        for name in ("covariance_matrix", "precision_matrix", "scale_tril"):
+            if name in self.__dict__:
+                setattr(new, name, self.__dict__[name].expand(batch_shape + (n, n)))
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def mean(self):
+        return self.loc
+
+    @property
+    def mode(self):
+        return self.loc
+
+    @property
+    def variance(self):
+        return self.scale_tril.pow(2).sum(-1).expand(self._batch_shape + self._event_shape)
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        eps = ad.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.loc + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+
+    def _half_log_det(self):
+        return self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        m = _batch_mahalanobis(self.scale_tril, value - self.loc)
+        return -0.5 * (self._event_shape[0] * math.log(2 * math.pi) + m) - self._half_log_det()
+
+    def entropy(self):
+        h = 0.5 * self._event_shape[0] * (1.0 + math.log(2 * math.pi)) + self._half_log_det()
+        return h.expand(self._batch_shape) if len(self._batch_shape) else h
+
+    def __repr__(self):
+        shown = [k for k in ("loc", "covariance_matrix", "precision_matrix", "scale_tril") if k in self.__dict__]
+        return "MultivariateNormal(" + ", ".join(f"{k}: {ad.Size(self.__dict__[k].shape)}" for k in shown) + ")"
+
+
+class Independent(Distribution):
+    """``base_distribution`` with its ``reinterpreted_batch_ndims`` rightmost batch dims made event dims: its
+    ``log_prob`` and ``entropy`` sum over them (e.g. a diagonal Gaussian from a batch of ``Normal``)."""
+
+    arg_constraints = {}
+
+    def __init__(self, base_distribution, reinterpreted_batch_ndims, validate_args=None):
+        n = reinterpreted_batch_ndims
+        if n > len(base_distribution.batch_shape):
+            raise ValueError(
+                "Expected reinterpreted_batch_ndims <= len(base_distribution.batch_shape), actual "
+                f"{n} vs {len(base_distribution.batch_shape)}"
+            )
+        shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
+        event_dim = n + len(base_distribution.event_shape)
+        self.base_dist = base_distribution
+        self.reinterpreted_batch_ndims = n
+        super().__init__(shape[: len(shape) - event_dim], shape[len(shape) - event_dim:],
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        batch_shape = tuple(batch_shape)
+        new.base_dist = self.base_dist.expand(batch_shape + tuple(self.event_shape[: self.reinterpreted_batch_ndims]))
+        new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def has_rsample(self):
+        return self.base_dist.has_rsample
+
+    @property
+    def has_enumerate_support(self):
+        return False if self.reinterpreted_batch_ndims > 0 else self.base_dist.has_enumerate_support
+
+    @constraints.dependent_property
+    def support(self):
+        support = self.base_dist.support
+        if self.reinterpreted_batch_ndims:
+            support = constraints.independent(support, self.reinterpreted_batch_ndims)
+        return support
+
+    @property
+    def mean(self):
+        return self.base_dist.mean
+
+    @property
+    def mode(self):
+        return self.base_dist.mode
+
+    @property
+    def variance(self):
+        return self.base_dist.variance
+
+    def sample(self, sample_shape=()):
+        return self.base_dist.sample(sample_shape)
+
+    def rsample(self, sample_shape=()):
+        return self.base_dist.rsample(sample_shape)
+
+    def log_prob(self, value):
+        return _sum_rightmost(self.base_dist.log_prob(value), self.reinterpreted_batch_ndims)
+
+    def entropy(self):
+        return _sum_rightmost(self.base_dist.entropy(), self.reinterpreted_batch_ndims)
+
+    def enumerate_support(self, expand=True):
+        if self.reinterpreted_batch_ndims > 0:
+            raise NotImplementedError("Enumeration over cartesian product is not implemented")
+        return self.base_dist.enumerate_support(expand=expand)
+
+    def __repr__(self):
+        return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"

@@ -1,12 +1,13 @@
 """``ad.nn.modules``: ``Module`` (``module.py``: registration, traversal, state dicts, hooks), the containers
 (``container.py``) and the layers, one module per concern; every layer calls ``ad.nn.functional``."""
 
-from . import activation, loss, pooling  # noqa: E402 - for their __all__
+from . import activation, distance, loss, padding, pooling, vision  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
 from .attention import MultiheadAttention
-from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
-from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
+from .distance import *  # noqa: F403
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from .linear import Bilinear, Flatten, Identity, Linear, Unflatten
 from .loss import *  # noqa: F403
 from .module import Module
@@ -14,21 +15,30 @@ from .normalization import (
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
+    CrossMapLRN2d,
     GroupNorm,
     InstanceNorm1d,
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    LocalResponseNorm,
+    RMSNorm,
 )
+from .padding import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
+from .vision import *  # noqa: F403
 
 __all__ = [
     *activation.__all__,
     *loss.__all__,
     *pooling.__all__,
+    *padding.__all__,
+    *vision.__all__,
+    *distance.__all__,
     "Module",
+    "Container",
     "Sequential",
     "ModuleList",
     "ModuleDict",
@@ -50,6 +60,7 @@ __all__ = [
     "Dropout2d",
     "Dropout3d",
     "AlphaDropout",
+    "FeatureAlphaDropout",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
@@ -58,6 +69,9 @@ __all__ = [
     "InstanceNorm3d",
     "LayerNorm",
     "GroupNorm",
+    "RMSNorm",
+    "LocalResponseNorm",
+    "CrossMapLRN2d",
     "Embedding",
     "MultiheadAttention",
     "RNNBase",

@@ -5,6 +5,7 @@ They keep their entries in the ``_modules`` / ``_parameters`` dicts of ``Module`
 """
 
 import operator
+import warnings
 from collections import OrderedDict
 from itertools import islice
 
@@ -12,7 +13,7 @@ from ...tensor import Tensor
 from ..parameter import Parameter
 from .module import Module
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+__all__ = ["Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _index(idx, n, kind):
@@ -20,6 +21,22 @@ def _index(idx, n, kind):
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range")
     return idx % n if n else idx
+
+
+class Container(Module):
+    """torch's deprecated container: ``Container(name=module, ...)`` registers each keyword as a submodule.
+    Subclass ``Module`` instead."""
+
+    def __init__(self, **kwargs):
+        warnings.warn(
+            "`nn.Container` is deprecated. All of its functionality is now implemented in `nn.Module`. "
+            "Subclass that instead.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        super().__init__()
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 class Sequential(Module):

@@ -9,7 +9,9 @@ import numbers
 
 import numpy as np
 
+from ... import ops
 from ...creation import ones, tensor, zeros
+from ...tensor import wrap_array
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -47,6 +49,9 @@ __all__ = [
     "InstanceNorm3d",
     "LayerNorm",
     "GroupNorm",
+    "RMSNorm",
+    "LocalResponseNorm",
+    "CrossMapLRN2d",
 ]
 
 
@@ -242,3 +247,89 @@ class GroupNorm(Module):
             f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
             f"bias={self.bias is not None}"
         )
+
+
+class RMSNorm(Module):
+    """``x / sqrt(mean(x ** 2) + eps) * weight`` over the last ``len(normalized_shape)`` dims; ``eps=None``
+    means the input dtype's machine epsilon (as torch)."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(_factory(self.normalized_shape, dtype, device))
+        else:
+            self.register_parameter("weight", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LocalResponseNorm(Module):
+    """Divides each channel by ``(k + alpha * mean of squares over size neighbouring channels) ** beta``."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):  # noqa: A002
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+def _cross_map_window(channels, size):
+    """The 0/1 matrix ``W`` (channels, channels) with ``scale[c] = sum_j W[c, j] * x[j] ** 2`` as torch's legacy
+    ``CrossMapLRN2d`` computes it: a running window sum that adds channel ``c + pre_pad - 1`` and drops channel
+    ``c - pre_pad`` only while ``c > pre_pad``, so channel 0 stays in every later window (torch's quirk, kept so
+    that values match). Replaying the recurrence on the identity gives the matrix."""
+    pre_pad = int((size - 1) / 2 + 1)
+    eye = np.eye(channels)
+    window = np.zeros((channels, channels))
+    window[0] = eye[: min(pre_pad, channels)].sum(0)
+    for c in range(1, channels):
+        window[c] = window[c - 1]
+        if c < channels - pre_pad + 1:
+            window[c] += eye[c + pre_pad - 1]
+        if c > pre_pad:
+            window[c] -= eye[c - pre_pad]
+    return window
+
+
+class CrossMapLRN2d(Module):
+    """torch's legacy (Lua torch) local response norm over the channels of a 4D input:
+    ``x / (k + alpha / size * window sum of x ** 2) ** beta`` with torch's window (see ``_cross_map_window``)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):  # noqa: A002
+        if input.ndim != 4:
+            raise ValueError(f"CrossMapLRN2d: Expected input to be 4D, got {input.ndim}D instead.")
+        window = wrap_array(_cross_map_window(input.shape[1], self.size).T.astype(input.dtype))
+        squares = ops.permute(input * input, (0, 2, 3, 1))  # channels last, for the matmul
+        scale = ops.permute(ops.matmul(squares, window), (0, 3, 1, 2)) * (self.alpha / self.size) + self.k
+        return input * scale ** (-self.beta)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -41,7 +41,8 @@ def _inputs(rng, spec):
 
 
 def _compare(tm, am, t_in, a_in, rng, tol=TOL):
-    """Outputs, then the gradients of the inputs and parameters under a random cotangent."""
+    """Outputs, then the gradients of the inputs (and of the parameters, when ``tm`` / ``am`` are modules) under
+    a random cotangent."""
     t_out, a_out = tm(*t_in), am(*a_in)
     np.testing.assert_allclose(a_out.detach().numpy(), t_out.detach().numpy(), **tol)
     w = rng.standard_normal(tuple(t_out.shape))
@@ -50,6 +51,8 @@ def _compare(tm, am, t_in, a_in, rng, tol=TOL):
     for ti, ai in zip(t_in, a_in):
         if ti.requires_grad:
             np.testing.assert_allclose(ai.grad.numpy(), ti.grad.numpy(), **tol)
+    if not isinstance(tm, torch.nn.Module):
+        return
     for (n, tp), (an, ap) in zip(tm.named_parameters(), am.named_parameters()):
         assert n == an
         np.testing.assert_allclose(ap.grad.numpy(), tp.grad.numpy(), err_msg=n, **tol)
@@ -240,3 +243,182 @@ def test_data_parallel_passes_through():
     tdp = torch.nn.DataParallel(torch.nn.Linear(3, 2))
     assert repr(dp) == repr(tdp)
     assert ad.nn.parallel.DataParallel is ad.nn.DataParallel
+
+
+# ---------------------------------------------------------------- MultiheadAttention's options, Transformer
+
+
+def _mask_pair(kind, shape, rng):
+    """(torch mask, ad mask) of ``kind``: "bool" (True: masked; column 0 always allowed), "float", "causal"
+    (torch's square subsequent mask)."""
+    if kind == "bool":
+        m = rng.uniform(size=shape) < 0.3
+        m[..., 0] = False
+    elif kind == "float":
+        m = rng.standard_normal(shape)
+    else:
+        m = np.triu(np.full(shape, -np.inf), 1)
+    return torch.tensor(m), ad.tensor(m)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "masks"),
+    [
+        ({"kdim": 5, "vdim": 3}, {}),
+        ({"kdim": 5, "vdim": 3, "batch_first": True, "bias": False}, {"key_padding_mask": True}),
+        ({"add_bias_kv": True}, {"attn_mask": "bool", "key_padding_mask": True}),
+        ({"add_zero_attn": True}, {"attn_mask": "float"}),
+        ({"add_bias_kv": True, "add_zero_attn": True, "kdim": 6}, {"attn_mask": "bool", "key_padding_mask": True}),
+    ],
+)
+def test_multihead_attention_options_match_torch(kwargs, masks):
+    rng = np.random.default_rng(5)
+    e, h, lt, ls, n = 8, 2, 4, 5, 3
+    tm = torch.nn.MultiheadAttention(e, h, **kwargs).double()
+    am = ad.nn.MultiheadAttention(e, h, **kwargs)
+    assert list(am.state_dict()) == list(tm.state_dict()) and repr(am) == repr(tm)
+    for k, v in tm.state_dict().items():
+        assert tuple(am.state_dict()[k].shape) == tuple(v.shape), k
+    am.load_state_dict(_to_ad_state(tm))
+    kd, vd = kwargs.get("kdim", e), kwargs.get("vdim", e)
+    bf = kwargs.get("batch_first", False)
+    shapes = [(lt, e), (ls, kd), (ls, vd)]
+    shapes = [(n, *s) if bf else (s[0], n, s[1]) for s in shapes]
+    t_in, a_in = _inputs(rng, shapes)
+    t_kw, a_kw = {}, {}
+    if "attn_mask" in masks:
+        t_kw["attn_mask"], a_kw["attn_mask"] = _mask_pair(masks["attn_mask"], (lt, ls), rng)
+    if masks.get("key_padding_mask"):
+        m = np.zeros((n, ls), bool)
+        m[0, -2:] = True
+        t_kw["key_padding_mask"], a_kw["key_padding_mask"] = torch.tensor(m), ad.tensor(m)
+    t_out, t_w = tm(*t_in, **t_kw)
+    a_out, a_w = am(*a_in, **a_kw)
+    np.testing.assert_allclose(a_w.detach().numpy(), t_w.detach().numpy(), **TOL)
+    _compare(lambda *x: tm(*x, **t_kw)[0], lambda *x: am(*x, **a_kw)[0], t_in, a_in, rng)
+    for (name, tp), (_, ap) in zip(tm.named_parameters(), am.named_parameters()):
+        np.testing.assert_allclose(ap.grad.numpy(), tp.grad.numpy(), err_msg=name, **TOL)
+
+
+def _pair(make):
+    """The same construction in torch (made float64) and in ad, torch's parameters copied into ad's."""
+    tm, am = make(torch.nn).double(), make(ad.nn)
+    assert repr(am) == repr(tm)
+    assert list(am.state_dict()) == list(tm.state_dict())
+    am.load_state_dict(_to_ad_state(tm))
+    return tm, am
+
+
+def _compare_call(tm, am, t_in, a_in, t_kw, a_kw, rng):
+    _compare(lambda *x: tm(*x, **t_kw), lambda *x: am(*x, **a_kw), t_in, a_in, rng)
+    for (name, tp), (an, ap) in zip(tm.named_parameters(), am.named_parameters()):
+        assert name == an
+        np.testing.assert_allclose(ap.grad.numpy(), tp.grad.numpy(), err_msg=name, **TOL)
+
+
+ENCODER_LAYERS = [
+    ({}, {}),
+    ({"norm_first": True, "activation": "gelu", "batch_first": True}, {"src_mask": "float"}),
+    ({"activation": "module", "bias": False}, {"src_key_padding_mask": True}),
+    ({"layer_norm_eps": 1e-3}, {"src_mask": "causal", "is_causal": True}),
+    ({"norm_first": True}, {"unbatched": True, "src_mask": "bool"}),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "call"), ENCODER_LAYERS)
+def test_transformer_encoder_layer_matches_torch(kwargs, call):
+    rng = np.random.default_rng(6)
+    d, n, s = 8, 3, 5
+
+    def make(nn):
+        kw = dict(kwargs)
+        if kw.get("activation") == "module":
+            kw["activation"] = nn.GELU(approximate="tanh")
+        return nn.TransformerEncoderLayer(d, 2, dim_feedforward=12, dropout=0.0, **kw)
+
+    tm, am = _pair(make)
+    call = dict(call)
+    shape = (s, d) if call.pop("unbatched", False) else ((n, s, d) if kwargs.get("batch_first") else (s, n, d))
+    t_in, a_in = _inputs(rng, [shape])
+    t_kw, a_kw = {}, {}
+    if "src_mask" in call:
+        t_kw["src_mask"], a_kw["src_mask"] = _mask_pair(call["src_mask"], (s, s), rng)
+    if call.get("src_key_padding_mask"):
+        m = np.zeros((n, s), bool)
+        m[1, -2:] = True
+        t_kw["src_key_padding_mask"], a_kw["src_key_padding_mask"] = torch.tensor(m), ad.tensor(m)
+    if "is_causal" in call:
+        t_kw["is_causal"] = a_kw["is_causal"] = call["is_causal"]
+    _compare_call(tm, am, t_in, a_in, t_kw, a_kw, rng)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_decoder_layer_matches_torch(norm_first):
+    rng = np.random.default_rng(7)
+    d, n, t, s = 8, 2, 4, 5
+    tm, am = _pair(lambda nn: nn.TransformerDecoderLayer(d, 4, 16, 0.0, norm_first=norm_first))
+    t_in, a_in = _inputs(rng, [(t, n, d), (s, n, d)])
+    t_kw, a_kw = {}, {}
+    t_kw["tgt_mask"], a_kw["tgt_mask"] = _mask_pair("causal", (t, t), rng)
+    t_kw["memory_mask"], a_kw["memory_mask"] = _mask_pair("bool", (t, s), rng)
+    m = np.zeros((n, s), bool)
+    m[0, -1] = True
+    t_kw["memory_key_padding_mask"], a_kw["memory_key_padding_mask"] = torch.tensor(m), ad.tensor(m)
+    _compare_call(tm, am, t_in, a_in, t_kw, a_kw, rng)
+
+
+def test_transformer_encoder_decoder_stacks_match_torch():
+    rng = np.random.default_rng(8)
+    d, n, t, s = 8, 2, 4, 5
+
+    def make_enc(nn):
+        return nn.TransformerEncoder(nn.TransformerEncoderLayer(d, 2, 16, 0.0), 2, norm=nn.LayerNorm(d))
+
+    with warnings.catch_warnings():  # torch's nested-tensor fast-path notice
+        warnings.simplefilter("ignore", UserWarning)
+        tm, am = _pair(make_enc)
+    assert len(am.layers) == 2 and am.layers[0] is not am.layers[1]
+    t_in, a_in = _inputs(rng, [(s, n, d)])
+    t_kw, a_kw = {}, {}
+    t_kw["mask"], a_kw["mask"] = _mask_pair("causal", (s, s), rng)
+    _compare_call(tm, am, t_in, a_in, t_kw, a_kw, rng)
+    tm, am = _pair(lambda nn: nn.TransformerDecoder(nn.TransformerDecoderLayer(d, 2, 16, 0.0), 2))
+    t_in, a_in = _inputs(rng, [(t, n, d), (s, n, d)])
+    _compare_call(tm, am, t_in, a_in, {}, {}, rng)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_transformer_matches_torch(batch_first):
+    rng = np.random.default_rng(9)
+    d, n, t, s = 8, 2, 4, 5
+
+    def make(nn):
+        return nn.Transformer(d, 2, 2, 1, 16, dropout=0.0, batch_first=batch_first)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tm, am = _pair(make)
+    shapes = [(n, s, d), (n, t, d)] if batch_first else [(s, n, d), (t, n, d)]
+    t_in, a_in = _inputs(rng, shapes)
+    t_mask = torch.nn.Transformer.generate_square_subsequent_mask(t, dtype=torch.float64)
+    a_mask = ad.nn.Transformer.generate_square_subsequent_mask(t)
+    np.testing.assert_array_equal(a_mask.numpy(), t_mask.numpy())
+    m = np.zeros((n, s), bool)
+    m[1, -2:] = True
+    t_kw = {"tgt_mask": t_mask, "src_key_padding_mask": torch.tensor(m), "memory_key_padding_mask": torch.tensor(m)}
+    a_kw = {"tgt_mask": a_mask, "src_key_padding_mask": ad.tensor(m), "memory_key_padding_mask": ad.tensor(m)}
+    _compare_call(tm, am, t_in, a_in, t_kw, a_kw, rng)
+
+
+def test_transformer_default_init_and_errors_are_torchs():
+    model = ad.nn.Transformer(8, 2, 1, 1, 16)
+    w = model.encoder.layers[0].linear1.weight.detach().numpy()  # xavier_uniform_: bound sqrt(6 / (fan_in + fan_out))
+    assert np.abs(w).max() <= np.sqrt(6 / (8 + 16)) and np.abs(w).max() > 0.5 * np.sqrt(6 / (8 + 16))
+    for nn, x in ((torch.nn, torch), (ad.nn, ad)):
+        with pytest.raises(RuntimeError, match="activation should be relu/gelu, not tanh"):
+            nn.TransformerEncoderLayer(8, 2, activation="tanh")
+        m = nn.Transformer(8, 2, 1, 1, 16)
+        with pytest.raises(RuntimeError, match="the batch number of src and tgt must be equal"):
+            m(x.zeros(5, 2, 8), x.zeros(4, 3, 8))
+        with pytest.raises(RuntimeError, match="the feature number of src and tgt must be equal to d_model"):
+            m(x.zeros(5, 2, 6), x.zeros(4, 2, 6))

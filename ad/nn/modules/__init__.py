@@ -1,7 +1,7 @@
 """``ad.nn.modules``: ``Module`` (``module.py``: registration, traversal, state dicts, hooks), the containers
 (``container.py``) and the layers, one module per concern; every layer calls ``ad.nn.functional``."""
 
-from . import activation, distance, loss, padding, pooling, vision  # noqa: E402 - for their __all__
+from . import activation, distance, loss, padding, pooling, transformer, vision  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
 from .attention import MultiheadAttention
 from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
@@ -28,6 +28,7 @@ from .padding import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
+from .transformer import *  # noqa: F403
 from .vision import *  # noqa: F403
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     *padding.__all__,
     *vision.__all__,
     *distance.__all__,
+    *transformer.__all__,
     "Module",
     "Container",
     "Sequential",

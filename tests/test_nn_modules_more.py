@@ -422,3 +422,102 @@ def test_transformer_default_init_and_errors_are_torchs():
             m(x.zeros(5, 2, 8), x.zeros(4, 3, 8))
         with pytest.raises(RuntimeError, match="the feature number of src and tgt must be equal to d_model"):
             m(x.zeros(5, 2, 6), x.zeros(4, 2, 6))
+
+
+# ---------------------------------------------------------------- Lazy modules
+
+LAZY = [
+    ("LazyLinear", (3,), {}, (4, 5)),
+    ("LazyLinear", (2,), {"bias": False}, (2, 3, 6)),
+    ("LazyConv1d", (4, 3), {"padding": 1}, (2, 3, 7)),
+    ("LazyConv2d", (4, 3), {"groups": 2, "stride": 2}, (2, 6, 7, 7)),
+    ("LazyConv3d", (2, 2), {"bias": False}, (3, 4, 4, 4)),
+    ("LazyConvTranspose1d", (4, 3), {"stride": 2}, (2, 3, 5)),
+    ("LazyConvTranspose2d", (4, 3), {"groups": 2, "output_padding": 1, "stride": 2}, (2, 4, 3, 3)),
+    ("LazyConvTranspose3d", (2, 2), {}, (1, 3, 2, 3, 2)),
+    ("LazyBatchNorm1d", (), {}, (5, 3)),
+    ("LazyBatchNorm2d", (), {"affine": False}, (4, 3, 2, 2)),
+    ("LazyBatchNorm3d", (), {"momentum": None}, (2, 3, 2, 2, 2)),
+    ("LazyInstanceNorm1d", (), {}, (2, 3, 6)),
+    ("LazyInstanceNorm2d", (), {"affine": False, "track_running_stats": False}, (2, 3, 4, 4)),
+    ("LazyInstanceNorm3d", (), {"bias": False}, (2, 3, 3, 3, 3)),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs", "shape"), LAZY, ids=[f"{c[0]}-{i}" for i, c in enumerate(LAZY)])
+def test_lazy_module_matches_torch(name, args, kwargs, shape):
+    rng = np.random.default_rng(10)
+    tm, am = getattr(torch.nn, name)(*args, **kwargs).double(), getattr(ad.nn, name)(*args, **kwargs).double()
+    assert repr(am) == repr(tm)
+    t_state, a_state = tm.state_dict(), am.state_dict()
+    assert list(a_state) == list(t_state)
+    assert [repr(v) for v in a_state.values()] == [repr(v) for v in t_state.values()]  # the placeholders
+    assert am.has_uninitialized_params() == tm.has_uninitialized_params()
+    assert isinstance(am, ad.nn.modules.lazy.LazyModuleMixin)
+    params = list(am.parameters())
+    opt = ad.optim.SGD(params, lr=0.1) if params else None  # made before the shapes are known, as torch allows
+    x = rng.standard_normal(shape)
+    tm(torch.tensor(x))
+    am(ad.tensor(x))
+    # the first call inferred the shapes and turned the module into its non-lazy class
+    assert type(am).__name__ == type(tm).__name__ and repr(am) == repr(tm)
+    assert not hasattr(am, "_initialize_hook")
+    t_state, a_state = tm.state_dict(), am.state_dict()
+    assert list(a_state) == list(t_state)
+    for k in t_state:
+        assert tuple(a_state[k].shape) == tuple(t_state[k].shape), k
+        assert a_state[k].dtype == np.float64 or k == "num_batches_tracked", k
+    with torch.no_grad():  # the same values in both, then the same function
+        for p in tm.parameters():
+            p.copy_(torch.tensor(rng.uniform(0.5, 1.5, tuple(p.shape))))
+    am.load_state_dict(_to_ad_state(tm))
+    t_in, a_in = _inputs(rng, [shape])
+    _compare(tm, am, t_in, a_in, rng)
+    if opt is None:
+        return
+    before = [p.detach().numpy().copy() for p in am.parameters()]
+    opt.step()  # the optimizer holds the materialized parameters themselves
+    for b, p in zip(before, am.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), b - 0.1 * p.grad.numpy(), rtol=1e-14)
+
+
+def test_lazy_placeholders_and_errors_are_torchs():
+    p = ad.nn.UninitializedParameter()
+    tp = torch.nn.UninitializedParameter()
+    assert repr(p) == repr(tp) == "<UninitializedParameter>" and p.requires_grad
+    with pytest.raises(ValueError, match="Attempted to use an uninitialized parameter"):
+        p + 1.0
+    with pytest.raises(RuntimeError, match="Can't access the shape of an uninitialized parameter"):
+        p.shape  # noqa: B018
+    p.materialize((2, 3))
+    assert type(p) is ad.nn.Parameter and p.shape == (2, 3) and p.requires_grad
+    b = ad.nn.UninitializedBuffer()
+    assert repr(b) == "<UninitializedBuffer>" and not b.requires_grad
+    b.materialize(4)
+    assert type(b) is ad.Tensor and b.shape == (4,)
+    for nn, x in ((torch.nn, torch.zeros(2, 3, 5)), (ad.nn, ad.zeros(2, 3, 5))):
+        with pytest.raises(ValueError, match="in_channels must be divisible by groups"):
+            nn.LazyConv1d(4, 3, groups=2)(x)
+        with pytest.raises(RuntimeError, match=r"Expected 2D \(unbatched\) or 3D \(batched\) input to LazyConv1d"):
+            nn.LazyConv1d(4, 3)(x[0, 0])
+
+
+def test_lazy_state_dict_load_copy_and_dtype():
+    src = ad.nn.Linear(5, 3)
+    lazy = ad.nn.LazyLinear(3)
+    lazy.load_state_dict(src.state_dict())  # materialized with the loaded shapes, values copied
+    assert lazy.weight.shape == (5, 3)[::-1] and type(lazy).__name__ == "LazyLinear"
+    np.testing.assert_array_equal(lazy.weight.detach().numpy(), src.weight.detach().numpy())
+    x = ad.randn(2, 5)
+    np.testing.assert_array_equal(lazy(x).detach().numpy(), src(x).detach().numpy())
+    assert type(lazy) is ad.nn.Linear
+    import copy
+    import pickle
+
+    fresh = ad.nn.LazyConv2d(2, 3).float()  # the dtype to materialize with follows .float()
+    for clone in (copy.deepcopy(fresh), pickle.loads(pickle.dumps(fresh)), fresh):
+        assert clone.has_uninitialized_params()
+    fresh(ad.zeros(1, 3, 4, 4, dtype=np.float32))
+    assert fresh.weight.dtype == np.float32 and fresh.weight.shape == (2, 3, 3, 3)
+    with pytest.raises(RuntimeError, match="Can't access the shape"):
+        ad.nn.Linear(5, 3).load_state_dict(ad.nn.LazyLinear(3).state_dict())

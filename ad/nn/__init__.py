@@ -4,6 +4,17 @@
 from . import functional, init, modules, parallel, utils
 from .modules import *  # noqa: F403
 from .parallel import DataParallel
-from .parameter import Buffer, Parameter
+from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedParameter
 
-__all__ = ["functional", "init", "parallel", "utils", "Parameter", "Buffer", "DataParallel", *modules.__all__]
+__all__ = [
+    "functional",
+    "init",
+    "parallel",
+    "utils",
+    "Parameter",
+    "Buffer",
+    "UninitializedParameter",
+    "UninitializedBuffer",
+    "DataParallel",
+    *modules.__all__,
+]

@@ -1,14 +1,15 @@
 """``ad.nn.modules``: ``Module`` (``module.py``: registration, traversal, state dicts, hooks), the containers
 (``container.py``) and the layers, one module per concern; every layer calls ``ad.nn.functional``."""
 
-from . import activation, distance, loss, padding, pooling, transformer, vision  # noqa: E402 - for their __all__
+from . import activation, conv, distance, loss, padding, pooling, transformer, vision  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
 from .attention import MultiheadAttention
 from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .conv import *  # noqa: F403
 from .distance import *  # noqa: F403
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
-from .linear import Bilinear, Flatten, Identity, Linear, Unflatten
+from .lazy import LazyModuleMixin
+from .linear import Bilinear, Flatten, Identity, LazyLinear, Linear, Unflatten
 from .loss import *  # noqa: F403
 from .module import Module
 from .normalization import (
@@ -21,6 +22,12 @@ from .normalization import (
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
     LocalResponseNorm,
     RMSNorm,
 )
@@ -51,12 +58,15 @@ __all__ = [
     "Bilinear",
     "Flatten",
     "Unflatten",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
+    *conv.__all__,
+    "LazyModuleMixin",
+    "LazyLinear",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "LazyInstanceNorm1d",
+    "LazyInstanceNorm2d",
+    "LazyInstanceNorm3d",
     "Dropout",
     "Dropout1d",
     "Dropout2d",

@@ -521,3 +521,57 @@ def test_lazy_state_dict_load_copy_and_dtype():
     assert fresh.weight.dtype == np.float32 and fresh.weight.shape == (2, 3, 3, 3)
     with pytest.raises(RuntimeError, match="Can't access the shape"):
         ad.nn.Linear(5, 3).load_state_dict(ad.nn.LazyLinear(3).state_dict())
+
+
+# ---------------------------------------------------------------- AdaptiveLogSoftmaxWithLoss
+
+
+@pytest.mark.parametrize(
+    ("cutoffs", "kwargs", "targets"),
+    [
+        ([4, 7], {}, [0, 3, 5, 9, 1, 7, 8]),
+        ([2], {"head_bias": True, "div_value": 2.0}, [0, 1, 1, 0]),  # shortlist rows only
+        ([3, 6, 8], {"div_value": 1.5}, [9, 4, 7, 6, 8, 5]),  # tail rows only
+        ([5], {}, 7),  # unbatched
+    ],
+)
+def test_adaptive_log_softmax_matches_torch(cutoffs, kwargs, targets):
+    rng = np.random.default_rng(11)
+    in_f, n_classes = 8, 10
+    tm, am = _pair(lambda nn: nn.AdaptiveLogSoftmaxWithLoss(in_f, n_classes, cutoffs, **kwargs))
+    target = np.array(targets)
+    shape = (target.size, in_f) if target.ndim else (in_f,)
+    t_in, a_in = _inputs(rng, [shape])
+    t_out, t_loss = tm(t_in[0], torch.tensor(target))
+    a_out, a_loss = am(a_in[0], ad.tensor(target))
+    np.testing.assert_allclose(a_out.detach().numpy(), t_out.detach().numpy(), **TOL)
+    np.testing.assert_allclose(a_loss.detach().numpy(), t_loss.detach().numpy(), **TOL)
+    w = rng.standard_normal(tuple(t_out.shape))
+    ((t_out * torch.tensor(w)).sum() + t_loss).backward()
+    ((a_out * ad.tensor(w)).sum() + a_loss).backward()
+    np.testing.assert_allclose(a_in[0].grad.numpy(), t_in[0].grad.numpy(), **TOL)
+    for (name, tp), (_, ap) in zip(tm.named_parameters(), am.named_parameters()):
+        if tp.grad is None:  # a tail no target fell in
+            assert ap.grad is None, name
+        else:
+            np.testing.assert_allclose(ap.grad.numpy(), tp.grad.numpy(), err_msg=name, **TOL)
+    x = rng.standard_normal((6, in_f)) * 3
+    np.testing.assert_allclose(
+        am.log_prob(ad.tensor(x)).detach().numpy(), tm.log_prob(torch.tensor(x)).detach().numpy(), **TOL
+    )
+    np.testing.assert_array_equal(am.predict(ad.tensor(x)).numpy(), tm.predict(torch.tensor(x)).numpy())
+
+
+def test_adaptive_log_softmax_errors_are_torchs():
+    for nn, lib in ((torch.nn, torch), (ad.nn, ad)):
+        with pytest.raises(ValueError, match="cutoffs should be a sequence of unique"):
+            nn.AdaptiveLogSoftmaxWithLoss(8, 10, [5, 3])
+        with pytest.raises(ValueError, match="cutoffs should be a sequence of length larger than 0"):
+            nn.AdaptiveLogSoftmaxWithLoss(8, 10, [])
+        m = nn.AdaptiveLogSoftmaxWithLoss(8, 10, [4])
+        with pytest.raises(RuntimeError, match=r"Target values should be in \[0, 9\]"):
+            m(lib.zeros(2, 8), lib.tensor([1, 10]))
+        with pytest.raises(RuntimeError, match="Input and target should have the same size in the batch dimension"):
+            m(lib.zeros(3, 8), lib.tensor([1, 2]))
+        with pytest.raises(RuntimeError, match="multi-target not supported"):
+            m(lib.zeros(3, 8), lib.zeros(3, 2, dtype=lib.int64))

@@ -3,6 +3,7 @@
 
 from . import activation, conv, distance, loss, padding, pooling, transformer, vision  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
+from .adaptive import AdaptiveLogSoftmaxWithLoss
 from .attention import MultiheadAttention
 from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import *  # noqa: F403
@@ -86,6 +87,7 @@ __all__ = [
     "CrossMapLRN2d",
     "Embedding",
     "MultiheadAttention",
+    "AdaptiveLogSoftmaxWithLoss",
     "RNNBase",
     "RNN",
     "LSTM",

@@ -575,3 +575,57 @@ def test_adaptive_log_softmax_errors_are_torchs():
             m(lib.zeros(3, 8), lib.tensor([1, 2]))
         with pytest.raises(RuntimeError, match="multi-target not supported"):
             m(lib.zeros(3, 8), lib.zeros(3, 2, dtype=lib.int64))
+
+
+# ---------------------------------------------------------------- LinearCrossEntropyLoss (torch 2.13)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "target"),
+    [
+        ({}, ("int", 0, 5, (6,))),
+        ({"bias": True, "reduction": "sum", "weight": "w", "ignore_index": 2}, ("int", 0, 5, (6,))),
+        ({"label_smoothing": 0.2, "reduction": "none"}, ("int", 0, 5, (6,))),
+        ({"out_features": (3,), "bias": True}, ("int", 0, 5, (6, 3))),
+        ({}, ("prob", (6, 5))),
+        ({"options": "default"}, ("int", 0, 5, (6,))),
+    ],
+)
+def test_linear_cross_entropy_loss_matches_torch(kwargs, target):
+    if not hasattr(torch.nn, "LinearCrossEntropyLoss"):
+        pytest.skip("torch < 2.13 has no LinearCrossEntropyLoss")
+    rng = np.random.default_rng(12)
+    c = 5
+    w = rng.uniform(0.5, 2.0, c)
+
+    def make(nn):
+        kw = dict(kwargs)
+        if kw.get("weight") == "w":
+            kw["weight"] = torch.tensor(w) if nn is torch.nn else ad.tensor(w)
+        if kw.get("options") == "default":
+            kw["options"] = nn.LinearCrossEntropyOptions()
+        return nn.LinearCrossEntropyLoss(4, c, **kw)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tm, am = _pair(make)
+        t_in, a_in = _inputs(rng, [(6, 4), target])
+        if target[0] == "prob":  # class probabilities per row
+            p = np.exp(rng.standard_normal((6, c)))
+            p /= p.sum(1, keepdims=True)
+            t_in[1], a_in[1] = torch.tensor(p), ad.tensor(p)
+        _compare_call(tm, am, t_in, a_in, {}, {}, rng)
+
+
+def test_linear_cross_entropy_errors_are_torchs():
+    if not hasattr(torch.nn, "LinearCrossEntropyLoss"):
+        pytest.skip("torch < 2.13 has no LinearCrossEntropyLoss")
+    for nn, lib in ((torch.nn, torch), (ad.nn, ad)):
+        with pytest.raises(RuntimeError, match=r"expected weight shape to be \(3,\), got \(2,\)"):
+            nn.LinearCrossEntropyLoss(4, 3, weight=lib.ones(2))
+        with pytest.raises(RuntimeError, match="expected label_smoothing to be in range"):
+            nn.LinearCrossEntropyLoss(4, 3, label_smoothing=1.5)
+        with pytest.raises(RuntimeError, match="expected input with dimensionality 1 or 2, got 3"):
+            nn.LinearCrossEntropyLoss(4, 3)(lib.zeros(2, 2, 4), lib.zeros(2, 2, dtype=lib.int64))
+        with pytest.raises(RuntimeError, match="ignore_index cannot be specified when target contains probabilities"):
+            nn.LinearCrossEntropyLoss(4, 3, ignore_index=1)(lib.zeros(2, 4), lib.zeros(2, 3))

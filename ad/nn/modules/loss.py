@@ -2,9 +2,12 @@
 with torch's keyword arguments. ``size_average`` / ``reduce`` are torch's deprecated spellings of
 ``reduction`` and are translated as torch does."""
 
+import dataclasses
+import math
 import warnings
 
 from .. import functional as F
+from .linear import Linear
 from .module import Module
 
 __all__ = [
@@ -26,6 +29,8 @@ __all__ = [
     "HingeEmbeddingLoss",
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
+    "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOptions",
 ]
 
 
@@ -274,4 +279,80 @@ class TripletMarginLoss(_Loss):
             eps=self.eps,
             swap=self.swap,
             reduction=self.reduction,
+        )
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class LinearCrossEntropyOptions:
+    """torch 2.13's settings of the chunked ``linear_cross_entropy`` (the batch in pieces, so the full logits
+    never exist at once). Accepted for torch's API; ``ad`` computes the same values on its reference path."""
+
+    allow_retain_graph: bool = False
+    batch_chunk_size: int | None = None
+    chunking_method: str | None = "auto"
+    acc_policy: str = "auto"
+    acc_dtype: object = None
+
+
+class LinearCrossEntropyLoss(_WeightedLoss):
+    """Cross entropy of ``linear(input)`` against ``target``, with the ``Linear`` inside (``self.linear``, its
+    weight stored flat as (num_classes * prod(out_features), in_features), as torch 2.13).
+
+    Example:
+        >>> loss = ad.nn.LinearCrossEntropyLoss(4, 3)
+        >>> loss(ad.randn(5, 4), ad.tensor([0, 2, 1, 1, 0])).shape
+        ()
+    """
+
+    def __init__(
+        self,
+        in_features,
+        num_classes,
+        *,
+        out_features=(),
+        bias=False,
+        device=None,
+        dtype=None,
+        reduction="mean",
+        weight=None,
+        ignore_index=None,
+        label_smoothing=0.0,
+        options=None,
+    ):
+        if weight is not None and tuple(weight.shape) != (num_classes,):
+            raise RuntimeError(f"expected weight shape to be {(num_classes,)}, got {tuple(weight.shape)}")
+        if label_smoothing < 0 or label_smoothing > 1.0:
+            raise RuntimeError(f"expected label_smoothing to be in range [0, 1], got {label_smoothing}")
+        super().__init__(weight=weight, size_average=None, reduce=None, reduction=reduction)
+        self.num_classes = num_classes
+        self.out_features = out_features
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.linear = Linear(
+            in_features, math.prod(out_features, start=num_classes), bias=bias, device=device, dtype=dtype
+        )
+        self.options = options
+
+    def forward(self, input, target):  # noqa: A002
+        linear_weight = self.linear.weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
+        linear_bias = (
+            self.linear.bias.reshape((self.num_classes, *self.out_features)) if self.linear.bias is not None else None
+        )
+        return F.linear_cross_entropy(
+            input,
+            linear_weight,
+            target,
+            linear_bias=linear_bias,
+            weight=self.weight,
+            reduction=self.reduction,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            options=self.options,
+        )
+
+    def extra_repr(self):
+        return (
+            f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+            f"out_features={self.out_features}, bias={self.linear.bias is not None}, reduction={self.reduction}, "
+            f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, options={self.options}"
         )

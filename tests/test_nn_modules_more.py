@@ -102,6 +102,9 @@ CASES = [
     ("RMSNorm", (4,), {}, [(3, 4)], "train"),
     ("RMSNorm", ((2, 4),), {"eps": 1e-3, "elementwise_affine": False}, [(3, 2, 4)], "train"),
     ("RMSNorm", ([4],), {"eps": 1e-3}, [(3, 2, 4)], "train"),
+    ("SyncBatchNorm", (3,), {}, [(4, 3, 5)], "train"),  # no process group: BatchNorm over (N, C, *)
+    ("SyncBatchNorm", (3,), {"momentum": None, "affine": False}, [(4, 3, 2, 2, 2)], "train"),
+    ("SyncBatchNorm", (3,), {}, [(4, 3)], "eval"),
 ]
 
 
@@ -128,6 +131,22 @@ def test_module_matches_torch(name, args, kwargs, spec, mode):
         am.eval()
     t_in, a_in = _inputs(rng, spec)
     _compare(tm, am, t_in, a_in, rng)
+    for (n, tb), (_, ab) in zip(tm.named_buffers(), am.named_buffers()):  # running statistics
+        np.testing.assert_allclose(ab.numpy(), tb.numpy(), err_msg=n, **TOL)
+
+
+def test_convert_sync_batchnorm_is_torchs():
+    def make(nn):
+        return nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3), nn.Sequential(nn.BatchNorm1d(4, affine=False)))
+
+    tm = torch.nn.SyncBatchNorm.convert_sync_batchnorm(make(torch.nn))
+    am_src = make(ad.nn)
+    w = am_src[1].weight
+    am = ad.nn.SyncBatchNorm.convert_sync_batchnorm(am_src)
+    assert repr(am) == repr(tm) and list(am.state_dict()) == list(tm.state_dict())
+    assert am[1].weight is w  # the same parameters: an optimizer made before keeps working
+    with pytest.raises(ValueError, match=r"expected at least 2D input \(got 1D input\)"):
+        am[1](ad.zeros(3))
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from .normalization import (
     LazyInstanceNorm3d,
     LocalResponseNorm,
     RMSNorm,
+    SyncBatchNorm,
 )
 from .padding import *  # noqa: F403
 from .pooling import *  # noqa: F403
@@ -85,6 +86,7 @@ __all__ = [
     "RMSNorm",
     "LocalResponseNorm",
     "CrossMapLRN2d",
+    "SyncBatchNorm",
     "Embedding",
     "MultiheadAttention",
     "AdaptiveLogSoftmaxWithLoss",

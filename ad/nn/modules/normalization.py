@@ -11,6 +11,7 @@ import numpy as np
 
 from ... import ops
 from ...creation import ones, tensor, zeros
+from ...grad_mode import no_grad
 from ...tensor import wrap_array
 from .. import functional as F
 from .. import init
@@ -59,6 +60,7 @@ __all__ = [
     "LazyInstanceNorm1d",
     "LazyInstanceNorm2d",
     "LazyInstanceNorm3d",
+    "SyncBatchNorm",
 ]
 
 
@@ -153,6 +155,116 @@ class BatchNorm3d(_BatchNorm):
     def _check_input_dim(self, input):  # noqa: A002
         if input.ndim != 5:
             raise ValueError(f"expected 5D input (got {input.ndim}D input)")
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm whose statistics, in training, cover the whole global batch: every rank of the
+    ``ad.distributed`` process group contributes its part (N may differ between ranks). Without an initialised
+    group of more than one rank it is ``BatchNorm`` over any (N, C, *) input. Unlike torch it runs on the CPU.
+
+    The global mean and (biased) variance come from two differentiable all-reduces (SUM) of per-channel sums,
+    so the gradient of each rank's input is that of the sum of every rank's loss (torch's backward); the
+    running variance takes the unbiased correction with the global count.
+
+    Example:
+        >>> model = ad.nn.SyncBatchNorm.convert_sync_batchnorm(ad.nn.Sequential(ad.nn.BatchNorm1d(3)))
+        >>> type(model[0]).__name__
+        'SyncBatchNorm'
+    """
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        process_group=None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):  # noqa: A002
+        if input.ndim < 2:
+            raise ValueError(f"expected at least 2D input (got {input.ndim}D input)")
+
+    def forward(self, input):  # noqa: A002
+        self._check_input_dim(input)
+        if input.shape[1] == 0:
+            raise ValueError("SyncBatchNorm number of input channels should be non-zero")
+        group = self._sync_group() if self.training else None
+        if group is None:
+            return super().forward(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            init.constant_(self.num_batches_tracked, int(self.num_batches_tracked.item()) + 1)
+            factor = 1.0 / float(self.num_batches_tracked.item()) if self.momentum is None else self.momentum
+        return self._global_batch_norm(input, factor, group)
+
+    def _sync_group(self):
+        """The process group to sync over in this training call, or ``None`` (no group, or only one rank)."""
+        from ... import distributed as dist
+
+        if self.running_mean is None and self.running_var is None and not self.training:
+            return None
+        if not dist.is_initialized():
+            return None
+        group = self.process_group or dist.group.WORLD
+        return group if dist.get_world_size(group) > 1 else None
+
+    def _global_batch_norm(self, x, factor, group):
+        from ...distributed import all_reduce
+        from ...distributed import nn as dist_nn
+
+        c = x.shape[1]
+        dims = (0, *range(2, x.ndim))
+        view = (1, c) + (1,) * (x.ndim - 2)
+        count = tensor(float(x.numel() // c))
+        all_reduce(count, group=group)  # the global number of values per channel (a constant)
+        n = float(count.item())
+        mean = dist_nn.all_reduce(ops.sum(x, dims), group=group) / n
+        centered = x - ops.reshape(mean, view)
+        var = dist_nn.all_reduce(ops.sum(centered * centered, dims), group=group) / n
+        out = centered * ops.reshape(ops.rsqrt(var + self.eps), view)
+        if self.weight is not None:
+            out = out * ops.reshape(self.weight, view)
+        if self.bias is not None:
+            out = out + ops.reshape(self.bias, view)
+        if self.track_running_stats and self.running_mean is not None:
+            with no_grad():
+                unbiased = var.detach() * (n / max(n - 1.0, 1.0))
+                self.running_mean.mul_(1.0 - factor).add_(mean.detach() * factor)
+                self.running_var.mul_(1.0 - factor).add_(unbiased * factor)
+        return out
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every ``BatchNorm*d`` inside it replaced by a ``SyncBatchNorm`` holding the same
+        parameters and buffers (``module`` itself when it is a batch norm)."""
+        converted = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            converted = SyncBatchNorm(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                process_group,
+            )
+            if module.affine:
+                with no_grad():
+                    converted.weight = module.weight
+                    converted.bias = module.bias
+            converted.running_mean = module.running_mean
+            converted.running_var = module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
+            converted.training = module.training
+        for name, child in module.named_children():
+            converted.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        del module
+        return converted
 
 
 class _InstanceNorm(_NormBase):

@@ -3,8 +3,8 @@ test_mpi.py). Each rank makes every rank's inputs itself (seeded by the rank), s
 result of each collective without trusting any collective. Modes:
 
 - ``checks``: every collective against numpy; differentiable collectives against their analytic gradients;
-  DataParallel against single-process full-batch gradients and against a blocking all-reduce after backward.
-  Prints ``ALL OK rank r``.
+  DataParallel against single-process full-batch gradients and against a blocking all-reduce after backward;
+  SyncBatchNorm against BatchNorm on the whole batch. Prints ``ALL OK rank r``.
 - ``raise``: rank 1 raises before an all-reduce the others are waiting in (failure notice path).
 - ``hang``: rank 1 sleeps instead of calling the all-reduce (timeout path).
 """
@@ -135,6 +135,44 @@ def check_differentiable(rank, ws):
     np.testing.assert_allclose(x.grad.detach().numpy(), expected, rtol=TOL, atol=TOL)
 
 
+def check_sync_batch_norm(rank, ws):
+    """SyncBatchNorm on each rank's part (ranks hold different N) against BatchNorm on the whole batch: the
+    outputs, the input gradients of the summed losses, the summed parameter gradients, the running stats."""
+    sizes = [2 + r for r in range(ws)]
+    parts = [inputs(r, (sizes[r], 3, 4), salt=40) for r in range(ws)]
+    weights = [inputs(r, (sizes[r], 3, 4), salt=41) for r in range(ws)]
+    gamma, beta = inputs(0, 3, salt=42), inputs(0, 3, salt=43)
+    full = nn.BatchNorm1d(3, momentum=None)  # cumulative average: the factor path of num_batches_tracked
+    sync = nn.SyncBatchNorm(3, momentum=None)
+    for m in (full, sync):
+        m.weight.data = ad.tensor(gamma)
+        m.bias.data = ad.tensor(beta)
+    xf = ad.tensor(np.concatenate(parts), requires_grad=True)
+    out_full = full(xf)
+    (out_full * ad.tensor(np.concatenate(weights))).sum().backward()
+    x = ad.tensor(parts[rank], requires_grad=True)
+    out = sync(x)
+    (out * ad.tensor(weights[rank])).sum().backward()
+    lo = sum(sizes[:rank])
+    np.testing.assert_allclose(
+        out.detach().numpy(), out_full.detach().numpy()[lo : lo + sizes[rank]], rtol=1e-10, atol=TOL
+    )
+    np.testing.assert_allclose(x.grad.numpy(), xf.grad.numpy()[lo : lo + sizes[rank]], rtol=1e-10, atol=TOL)
+    for p_sync, p_full in ((sync.weight, full.weight), (sync.bias, full.bias)):
+        total = p_sync.grad.detach().clone()
+        dist.all_reduce(total)  # each rank's gradient is of its own loss: their sum is the full batch's
+        np.testing.assert_allclose(total.numpy(), p_full.grad.numpy(), rtol=1e-10, atol=TOL)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(sync, name).numpy(), getattr(full, name).numpy(), rtol=1e-10, atol=TOL)
+    sync.eval()  # eval: the running statistics, no communication
+    np.testing.assert_allclose(
+        sync(ad.tensor(parts[rank])).detach().numpy(),
+        full.eval()(ad.tensor(parts[rank])).detach().numpy(),
+        rtol=1e-12,
+        atol=TOL,
+    )
+
+
 def make_model(seed):
     ad.manual_seed(seed)
     return nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 2)).double()
@@ -205,6 +243,7 @@ def main(mode):
         check_collectives(rank, ws)
         check_differentiable(rank, ws)
         check_data_parallel(rank, ws)
+        check_sync_batch_norm(rank, ws)
         dist.destroy_process_group()
         assert not dist.is_initialized()
         print(f"ALL OK rank {rank}", flush=True)

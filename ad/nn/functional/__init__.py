@@ -6,7 +6,7 @@
   im2col + one GEMM, numpy/BLAS forward and backward);
 - ``pooling``, ``normalization``, ``vision`` (pad, interpolate, pixel shuffle), ``sparse`` (embedding,
   one_hot), ``dropout``, ``distance`` (cosine_similarity, pairwise_distance, normalize, cdist), ``linear``
-  (linear, bilinear), ``attention`` (scaled_dot_product_attention).
+  (linear, bilinear, linear_cross_entropy), ``attention`` (scaled_dot_product_attention).
 """
 
 from .activation import (
@@ -51,7 +51,7 @@ from .attention import scaled_dot_product_attention
 from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, fold, unfold
 from .distance import cdist, cosine_similarity, normalize, pairwise_distance
 from .dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
-from .linear import bilinear, linear
+from .linear import bilinear, linear, linear_cross_entropy
 from .loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,

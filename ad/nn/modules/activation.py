@@ -37,6 +37,8 @@ __all__ = [
     "Softmax",
     "Softmin",
     "LogSoftmax",
+    "Softmax2d",
+    "RReLU",
 ]
 
 
@@ -291,3 +293,30 @@ class LogSoftmax(Softmax):
     def forward(self, input):  # noqa: A002
         dim = self.dim if self.dim is not None else _softmax_dim(input.ndim)
         return F.log_softmax(input, dim)
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of (N, C, H, W) or (C, H, W) inputs, at each position."""
+
+    def forward(self, input):  # noqa: A002
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.ndim}D instead")
+        return F.softmax(input, -3)
+
+
+class RReLU(Module):
+    """Leaky ReLU whose negative slope is drawn from U(lower, upper) per element in training, and is
+    ``(lower + upper) / 2`` in eval mode."""
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input):  # noqa: A002
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self):
+        inplace_str = ", inplace=True" if self.inplace else ""
+        return f"lower={self.lower}, upper={self.upper}{inplace_str}"

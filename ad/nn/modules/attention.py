@@ -1,7 +1,9 @@
-"""``MultiheadAttention`` with torch's parameters (``in_proj_weight`` (3E, E), ``in_proj_bias``, ``out_proj``),
-initialisation and call signature, written with ``ad`` ops (matmul, softmax, reshape), so it differentiates
-like any composite. Masks are constants: a boolean mask (True: not allowed) becomes ``-inf`` added to the
-scores, a float mask is added as it is."""
+"""``MultiheadAttention`` with torch's parameters (``in_proj_weight`` (3E, E), or ``q_proj_weight`` (E, E),
+``k_proj_weight`` (E, kdim), ``v_proj_weight`` (E, vdim) when ``kdim`` / ``vdim`` differ from E; ``in_proj_bias``,
+``out_proj``; ``bias_k`` / ``bias_v`` (1, 1, E) with ``add_bias_kv``), initialisation and call signature,
+written with ``ad`` ops (matmul, softmax, reshape), so it differentiates like any composite. Masks are
+constants: a boolean mask (True: not allowed) becomes ``-inf`` added to the scores, a float mask is added as
+it is."""
 
 import math
 
@@ -30,9 +32,20 @@ def _mask_array(mask, dtype):
     return data.astype(dtype)
 
 
+def _pad_last(mask, n):
+    """A mask array with ``n`` more key columns that mask nothing (the appended bias / zero keys)."""
+    if mask is None:
+        return None
+    widths = [(0, 0)] * (mask.ndim - 1) + [(0, n)]
+    return np.pad(mask, widths)
+
+
 class MultiheadAttention(Module):
-    """Multi-head attention, as ``torch.nn.MultiheadAttention`` (``kdim``/``vdim`` equal to ``embed_dim``,
-    no ``add_bias_kv`` / ``add_zero_attn``)."""
+    """Multi-head attention, as ``torch.nn.MultiheadAttention``.
+
+    ``add_bias_kv`` appends the learnt ``bias_k`` / ``bias_v`` as one more key / value position after the
+    projection; ``add_zero_attn`` appends a zero key and value per head (a position every query can attend to).
+    Masks get a column for each appended position that masks nothing (as torch)."""
 
     def __init__(
         self,
@@ -56,34 +69,51 @@ class MultiheadAttention(Module):
             )
         if embed_dim % num_heads != 0:
             raise AssertionError("embed_dim must be divisible by num_heads")
-        if (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)) or add_bias_kv or add_zero_attn:
-            raise NotImplementedError("ad's MultiheadAttention supports kdim = vdim = embed_dim, no bias_kv/zero_attn")
         self.embed_dim = embed_dim
-        self.kdim = embed_dim
-        self.vdim = embed_dim
-        self._qkv_same_embed_dim = True
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         self.num_heads = num_heads
         self.dropout = dropout
         self.batch_first = batch_first
         self.head_dim = embed_dim // num_heads
-        self.in_proj_weight = Parameter(_factory((3 * embed_dim, embed_dim), dtype, device))
-        self.register_parameter("q_proj_weight", None)
-        self.register_parameter("k_proj_weight", None)
-        self.register_parameter("v_proj_weight", None)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(_factory((3 * embed_dim, embed_dim), dtype, device))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.q_proj_weight = Parameter(_factory((embed_dim, embed_dim), dtype, device))
+            self.k_proj_weight = Parameter(_factory((embed_dim, self.kdim), dtype, device))
+            self.v_proj_weight = Parameter(_factory((embed_dim, self.vdim), dtype, device))
+            self.register_parameter("in_proj_weight", None)
         if bias:
             self.in_proj_bias = Parameter(_factory((3 * embed_dim,), dtype, device))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
-        self.bias_k = self.bias_v = None
-        self.add_zero_attn = False
+        if add_bias_kv:
+            self.bias_k = Parameter(_factory((1, 1, embed_dim), dtype, device))
+            self.bias_v = Parameter(_factory((1, 1, embed_dim), dtype, device))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
     def _reset_parameters(self):
-        init.xavier_uniform_(self.in_proj_weight)
+        if self._qkv_same_embed_dim:
+            init.xavier_uniform_(self.in_proj_weight)
+        else:
+            init.xavier_uniform_(self.q_proj_weight)
+            init.xavier_uniform_(self.k_proj_weight)
+            init.xavier_uniform_(self.v_proj_weight)
         if self.in_proj_bias is not None:
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+        if self.bias_v is not None:
+            init.xavier_normal_(self.bias_v)
 
     def forward(
         self,
@@ -109,29 +139,43 @@ class MultiheadAttention(Module):
         src_len = key.shape[0]
         if e != self.embed_dim:
             raise AssertionError(f"was expecting embedding dimension of {self.embed_dim}, but got {e}")
-        w, b = self.in_proj_weight, self.in_proj_bias
-        wq, wk, wv = w[:e], w[e : 2 * e], w[2 * e :]
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight
+            wq, wk, wv = w[:e], w[e : 2 * e], w[2 * e :]
+        else:
+            wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        b = self.in_proj_bias
         bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e : 2 * e], b[2 * e :])
         q = F.linear(query, wq, bq)
         k = F.linear(key, wk, bk)
         v = F.linear(value, wv, bv)
         h, d = self.num_heads, self.head_dim
+        dtype = q.dtype
+        if is_causal and attn_mask is None:
+            attn_mask = np.triu(np.ones((tgt_len, src_len), bool), 1)
+        attn_mask = None if attn_mask is None else _mask_array(attn_mask, dtype)
+        key_padding_mask = None if key_padding_mask is None else _mask_array(key_padding_mask, dtype)
+        if self.bias_k is not None:  # one more key / value position, the same for the whole batch
+            k = ops.cat([k, ops.expand(self.bias_k, (1, bsz, e))], 0)
+            v = ops.cat([v, ops.expand(self.bias_v, (1, bsz, e))], 0)
+            attn_mask, key_padding_mask = _pad_last(attn_mask, 1), _pad_last(key_padding_mask, 1)
+            src_len += 1
         # (L, N, E) -> (N, H, L, D)
         q = ops.permute(ops.reshape(q, (tgt_len, bsz, h, d)), (1, 2, 0, 3))
         k = ops.permute(ops.reshape(k, (src_len, bsz, h, d)), (1, 2, 0, 3))
         v = ops.permute(ops.reshape(v, (src_len, bsz, h, d)), (1, 2, 0, 3))
+        if self.add_zero_attn:  # a zero key and value per head
+            zeros = wrap_array(np.zeros((bsz, h, 1, d), dtype))
+            k, v = ops.cat([k, zeros], 2), ops.cat([v, zeros], 2)
+            attn_mask, key_padding_mask = _pad_last(attn_mask, 1), _pad_last(key_padding_mask, 1)
+            src_len += 1
         scores = ops.matmul(q, ops.transpose(k, -2, -1)) * (1.0 / math.sqrt(d))
-        dtype = scores.dtype
-        if is_causal and attn_mask is None:
-            attn_mask = np.triu(np.ones((tgt_len, src_len), bool), 1)
         if attn_mask is not None:
-            m = _mask_array(attn_mask, dtype)
-            if m.ndim == 3:  # (N * H, L, S)
-                m = m.reshape(bsz, h, tgt_len, src_len)
-            scores = scores + wrap_array(m)
+            if attn_mask.ndim == 3:  # (N * H, L, S)
+                attn_mask = attn_mask.reshape(bsz, h, tgt_len, src_len)
+            scores = scores + wrap_array(attn_mask)
         if key_padding_mask is not None:
-            m = _mask_array(key_padding_mask, dtype).reshape(bsz, 1, 1, src_len)
-            scores = scores + wrap_array(m)
+            scores = scores + wrap_array(key_padding_mask.reshape(bsz, 1, 1, src_len))
         attn = composites.softmax(scores, -1)
         if self.dropout > 0.0 and self.training:
             attn = F.dropout(attn, p=self.dropout)

@@ -5,14 +5,15 @@ They keep their entries in the ``_modules`` / ``_parameters`` dicts of ``Module`
 """
 
 import operator
+import warnings
 from collections import OrderedDict
 from itertools import islice
 
 from ...tensor import Tensor
 from ..parameter import Parameter
-from .module import Module
+from .module import Module, _addindent
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+__all__ = ["Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _index(idx, n, kind):
@@ -20,6 +21,22 @@ def _index(idx, n, kind):
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range")
     return idx % n if n else idx
+
+
+class Container(Module):
+    """torch's deprecated container: ``Container(name=module, ...)`` registers each keyword as a submodule.
+    Subclass ``Module`` instead."""
+
+    def __init__(self, **kwargs):
+        warnings.warn(
+            "`nn.Container` is deprecated. All of its functionality is now implemented in `nn.Module`. "
+            "Subclass that instead.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        super().__init__()
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 class Sequential(Module):
@@ -152,6 +169,22 @@ class ModuleList(Module):
         v = self[key]
         del self[key]
         return v
+
+    def __repr__(self):
+        """torch's: a run of equal consecutive entries prints once, as ``(0-5): 6 x Layer(...)``."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        runs = []  # [first index, last index, repr]
+        for i, r in enumerate(reprs):
+            if runs and runs[-1][2] == r:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        lines = [
+            _addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2) for a, b, r in runs
+        ]
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class ModuleDict(Module):

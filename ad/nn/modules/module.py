@@ -19,7 +19,7 @@ import numpy as np
 from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor, device
-from ..parameter import Buffer, Parameter
+from ..parameter import Buffer, Parameter, is_lazy
 
 __all__ = ["Module"]
 
@@ -369,6 +369,9 @@ class Module:
             for p in self._parameters.values():
                 if p is None:
                     continue
+                if is_lazy(p):
+                    p._apply_to_placeholder(fn)
+                    continue
                 new = fn(p)
                 if new is not p:
                     p._data = new._data
@@ -378,7 +381,9 @@ class Module:
                     g = fn(p._grad)
                     p._grad = g if g is not p._grad else p._grad
             for k, b in self._buffers.items():
-                if b is not None:
+                if is_lazy(b):
+                    b._apply_to_placeholder(fn)
+                elif b is not None:
                     self._buffers[k] = fn(b)
         return self
 
@@ -441,11 +446,11 @@ class Module:
         if destination is None:
             destination = OrderedDict()
         for name, p in self._parameters.items():
-            if p is not None:
-                destination[prefix + name] = p if keep_vars else p.detach()
+            if p is not None:  # (a Lazy module's placeholder is saved as it is, as torch)
+                destination[prefix + name] = p if keep_vars or is_lazy(p) else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = b if keep_vars else b.detach()
+                destination[prefix + name] = b if keep_vars or is_lazy(b) else b.detach()
         for name, m in self._modules.items():
             if m is not None:
                 m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
@@ -482,6 +487,11 @@ class Module:
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "items"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         targets = self._state_targets()
+        for key, (_m, store, name) in targets.items():
+            # a Lazy module's placeholder takes the shape of the tensor loaded into it (torch's lazy load hook)
+            if is_lazy(store[name]) and key in state_dict and not is_lazy(state_dict[key]):
+                with no_grad():
+                    store[name].materialize(state_dict[key].shape)
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
         errors = []
@@ -496,6 +506,8 @@ class Module:
                 )
                 continue
             current = store[name]
+            if is_lazy(current):  # both placeholders: nothing to check or copy
+                continue
             if value.shape != current.shape:
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {_size_str(value.shape)} from checkpoint, "
@@ -516,6 +528,8 @@ class Module:
             if key not in state_dict:
                 continue
             value, current = state_dict[key], store[name]
+            if is_lazy(current):
+                continue
             if assign:
                 if isinstance(current, Parameter) and not isinstance(value, Parameter):
                     value = Parameter(value, requires_grad=current.requires_grad)

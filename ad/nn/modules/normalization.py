@@ -9,10 +9,14 @@ import numbers
 
 import numpy as np
 
+from ... import ops
 from ...creation import ones, tensor, zeros
+from ...grad_mode import no_grad
+from ...tensor import wrap_array
 from .. import functional as F
 from .. import init
-from ..parameter import Parameter
+from ..parameter import Parameter, UninitializedBuffer, UninitializedParameter
+from .lazy import LazyModuleMixin
 from .module import Module
 from .utils import _factory
 
@@ -47,6 +51,16 @@ __all__ = [
     "InstanceNorm3d",
     "LayerNorm",
     "GroupNorm",
+    "RMSNorm",
+    "LocalResponseNorm",
+    "CrossMapLRN2d",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "LazyInstanceNorm1d",
+    "LazyInstanceNorm2d",
+    "LazyInstanceNorm3d",
+    "SyncBatchNorm",
 ]
 
 
@@ -141,6 +155,116 @@ class BatchNorm3d(_BatchNorm):
     def _check_input_dim(self, input):  # noqa: A002
         if input.ndim != 5:
             raise ValueError(f"expected 5D input (got {input.ndim}D input)")
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm whose statistics, in training, cover the whole global batch: every rank of the
+    ``ad.distributed`` process group contributes its part (N may differ between ranks). Without an initialised
+    group of more than one rank it is ``BatchNorm`` over any (N, C, *) input. Unlike torch it runs on the CPU.
+
+    The global mean and (biased) variance come from two differentiable all-reduces (SUM) of per-channel sums,
+    so the gradient of each rank's input is that of the sum of every rank's loss (torch's backward); the
+    running variance takes the unbiased correction with the global count.
+
+    Example:
+        >>> model = ad.nn.SyncBatchNorm.convert_sync_batchnorm(ad.nn.Sequential(ad.nn.BatchNorm1d(3)))
+        >>> type(model[0]).__name__
+        'SyncBatchNorm'
+    """
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        process_group=None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):  # noqa: A002
+        if input.ndim < 2:
+            raise ValueError(f"expected at least 2D input (got {input.ndim}D input)")
+
+    def forward(self, input):  # noqa: A002
+        self._check_input_dim(input)
+        if input.shape[1] == 0:
+            raise ValueError("SyncBatchNorm number of input channels should be non-zero")
+        group = self._sync_group() if self.training else None
+        if group is None:
+            return super().forward(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            init.constant_(self.num_batches_tracked, int(self.num_batches_tracked.item()) + 1)
+            factor = 1.0 / float(self.num_batches_tracked.item()) if self.momentum is None else self.momentum
+        return self._global_batch_norm(input, factor, group)
+
+    def _sync_group(self):
+        """The process group to sync over in this training call, or ``None`` (no group, or only one rank)."""
+        from ... import distributed as dist
+
+        if self.running_mean is None and self.running_var is None and not self.training:
+            return None
+        if not dist.is_initialized():
+            return None
+        group = self.process_group or dist.group.WORLD
+        return group if dist.get_world_size(group) > 1 else None
+
+    def _global_batch_norm(self, x, factor, group):
+        from ...distributed import all_reduce
+        from ...distributed import nn as dist_nn
+
+        c = x.shape[1]
+        dims = (0, *range(2, x.ndim))
+        view = (1, c) + (1,) * (x.ndim - 2)
+        count = tensor(float(x.numel() // c))
+        all_reduce(count, group=group)  # the global number of values per channel (a constant)
+        n = float(count.item())
+        mean = dist_nn.all_reduce(ops.sum(x, dims), group=group) / n
+        centered = x - ops.reshape(mean, view)
+        var = dist_nn.all_reduce(ops.sum(centered * centered, dims), group=group) / n
+        out = centered * ops.reshape(ops.rsqrt(var + self.eps), view)
+        if self.weight is not None:
+            out = out * ops.reshape(self.weight, view)
+        if self.bias is not None:
+            out = out + ops.reshape(self.bias, view)
+        if self.track_running_stats and self.running_mean is not None:
+            with no_grad():
+                unbiased = var.detach() * (n / max(n - 1.0, 1.0))
+                self.running_mean.mul_(1.0 - factor).add_(mean.detach() * factor)
+                self.running_var.mul_(1.0 - factor).add_(unbiased * factor)
+        return out
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every ``BatchNorm*d`` inside it replaced by a ``SyncBatchNorm`` holding the same
+        parameters and buffers (``module`` itself when it is a batch norm)."""
+        converted = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            converted = SyncBatchNorm(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                process_group,
+            )
+            if module.affine:
+                with no_grad():
+                    converted.weight = module.weight
+                    converted.bias = module.bias
+            converted.running_mean = module.running_mean
+            converted.running_var = module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
+            converted.training = module.training
+        for name, child in module.named_children():
+            converted.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        del module
+        return converted
 
 
 class _InstanceNorm(_NormBase):
@@ -242,3 +366,151 @@ class GroupNorm(Module):
             f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
             f"bias={self.bias is not None}"
         )
+
+
+class RMSNorm(Module):
+    """``x / sqrt(mean(x ** 2) + eps) * weight`` over the last ``len(normalized_shape)`` dims; ``eps=None``
+    means the input dtype's machine epsilon (as torch)."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(_factory(self.normalized_shape, dtype, device))
+        else:
+            self.register_parameter("weight", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LocalResponseNorm(Module):
+    """Divides each channel by ``(k + alpha * mean of squares over size neighbouring channels) ** beta``."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):  # noqa: A002
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+def _cross_map_window(channels, size):
+    """The 0/1 matrix ``W`` (channels, channels) with ``scale[c] = sum_j W[c, j] * x[j] ** 2`` as torch's legacy
+    ``CrossMapLRN2d`` computes it: a running window sum that adds channel ``c + pre_pad - 1`` and drops channel
+    ``c - pre_pad`` only while ``c > pre_pad``, so channel 0 stays in every later window (torch's quirk, kept so
+    that values match). Replaying the recurrence on the identity gives the matrix."""
+    pre_pad = int((size - 1) / 2 + 1)
+    eye = np.eye(channels)
+    window = np.zeros((channels, channels))
+    window[0] = eye[: min(pre_pad, channels)].sum(0)
+    for c in range(1, channels):
+        window[c] = window[c - 1]
+        if c < channels - pre_pad + 1:
+            window[c] += eye[c + pre_pad - 1]
+        if c > pre_pad:
+            window[c] -= eye[c - pre_pad]
+    return window
+
+
+class CrossMapLRN2d(Module):
+    """torch's legacy (Lua torch) local response norm over the channels of a 4D input:
+    ``x / (k + alpha / size * window sum of x ** 2) ** beta`` with torch's window (see ``_cross_map_window``)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):  # noqa: A002
+        if input.ndim != 4:
+            raise ValueError(f"CrossMapLRN2d: Expected input to be 4D, got {input.ndim}D instead.")
+        window = wrap_array(_cross_map_window(input.shape[1], self.size).T.astype(input.dtype))
+        squares = ops.permute(input * input, (0, 2, 3, 1))  # channels last, for the matmul
+        scale = ops.permute(ops.matmul(squares, window), (0, 3, 1, 2)) * (self.alpha / self.size) + self.k
+        return input * scale ** (-self.beta)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class _LazyNormBase(LazyModuleMixin, _NormBase):
+    """``num_features`` from the first input's dim 1. The defaults are ``_NormBase``'s (``affine=True``,
+    ``track_running_stats=True``) for the instance norms too, as torch."""
+
+    def __init__(
+        self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None, dtype=None, *, bias=True
+    ):
+        super().__init__(0, eps, momentum, False, False, device, dtype, bias=False)
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = UninitializedParameter(device=device, dtype=dtype)
+            if bias:
+                self.bias = UninitializedParameter(device=device, dtype=dtype)
+        if track_running_stats:
+            self.running_mean = UninitializedBuffer(device=device, dtype=dtype)
+            self.running_var = UninitializedBuffer(device=device, dtype=dtype)
+            self.num_batches_tracked = tensor(0, dtype=np.int64)
+
+    def reset_parameters(self):
+        if not self.has_uninitialized_params() and self.num_features != 0:
+            super().reset_parameters()
+
+    def initialize_parameters(self, input):  # noqa: A002
+        if self.has_uninitialized_params():
+            self.num_features = input.shape[1]
+            if self.affine:
+                self.weight.materialize((self.num_features,))
+                if self.bias is not None:
+                    self.bias.materialize((self.num_features,))
+            if self.track_running_stats:
+                self.running_mean.materialize((self.num_features,))
+                self.running_var.materialize((self.num_features,))
+            self.reset_parameters()
+
+
+class LazyBatchNorm1d(_LazyNormBase, BatchNorm1d):
+    """A ``BatchNorm1d`` whose ``num_features`` comes from its first input; it then becomes a ``BatchNorm1d``."""
+
+    cls_to_become = BatchNorm1d
+
+
+class LazyBatchNorm2d(_LazyNormBase, BatchNorm2d):
+    cls_to_become = BatchNorm2d
+
+
+class LazyBatchNorm3d(_LazyNormBase, BatchNorm3d):
+    cls_to_become = BatchNorm3d
+
+
+class LazyInstanceNorm1d(_LazyNormBase, InstanceNorm1d):
+    cls_to_become = InstanceNorm1d
+
+
+class LazyInstanceNorm2d(_LazyNormBase, InstanceNorm2d):
+    cls_to_become = InstanceNorm2d
+
+
+class LazyInstanceNorm3d(_LazyNormBase, InstanceNorm3d):
+    cls_to_become = InstanceNorm3d

@@ -14,6 +14,7 @@ __all__ = [
     "AvgPool3d",
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
     "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d",
 ]
@@ -136,6 +137,10 @@ class AdaptiveAvgPool1d(_AdaptivePoolNd):
 
 class AdaptiveAvgPool2d(AdaptiveAvgPool1d):
     _fn = "adaptive_avg_pool2d"
+
+
+class AdaptiveAvgPool3d(AdaptiveAvgPool1d):
+    _fn = "adaptive_avg_pool3d"
 
 
 class AdaptiveMaxPool1d(_AdaptivePoolNd):

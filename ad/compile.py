@@ -322,12 +322,16 @@ class _Recorder:
         data = t._data
         self.made[id(data if data.base is None else _root(data))] = data
 
-    def derived(self, t, source):
-        """``t``'s values are a function of ``source``'s and of shapes (a rule of a create_graph sweep): a constant
-        the replay re-creates where ``source`` is one."""
-        data = source._data
-        if not source._rg and source._tape is None and id(data if data.base is None else _root(data)) in self.made:
-            self.created(t)
+    def folded(self, out, operands):
+        """``out`` was computed without recording, its values a function of ``operands``' and of Python
+        constants: a constant the replay re-creates where every operand is one (constant folding; e.g. the
+        cotangents a create_graph sweep derives from its seed of ones before they meet a recorded tensor)."""
+        made = self.made
+        for t in operands:
+            data = t._data
+            if id(data if data.base is None else _root(data)) not in made:
+                return
+        self.created(out)
 
     def forward_mode(self):
         if self.reason is None:

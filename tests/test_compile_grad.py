@@ -218,3 +218,65 @@ def test_unsupported_backwards_run_eagerly_with_one_warning(body, reason):
             close(cf(x), f(x_ref))
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and reason in messages[0], messages
+
+
+def test_second_derivative_of_a_scalar_iteration_replays_w7():
+    def iterate(x):
+        for _ in range(30):
+            x = x - 0.1 * ad.sin(x) * x
+        return x
+
+    def d2(x):
+        (g,) = ad.autograd.grad(iterate(x), x, create_graph=True)  # (its seed's first cotangents are folded)
+        return ad.autograd.grad(g, x)[0]
+
+    cf = compiled(d2)
+    for x0 in (0.7, 0.3, -1.1, 0.9, 2.0):
+        x = ad.tensor(x0, requires_grad=True)
+        h = cf(x)
+        close(h, d2(x))
+        eps = 1e-4  # (central differences of the first derivative)
+        gp, gm = (first_derivative(iterate, x0 + s) for s in (eps, -eps))
+        close(h, (gp - gm) / (2 * eps), 1e-6)
+
+
+def first_derivative(f, x0):
+    x = ad.tensor(x0, requires_grad=True)
+    return arr(ad.autograd.grad(f(x), x)[0])
+
+
+def test_constants_made_inside_fold_but_a_non_differentiable_argument_does_not():
+    def folded(x):
+        c = ad.ones(N) * 2.0 - 0.5  # (computed without recording from a factory's constant: replayed)
+        return (x * c).sum()
+
+    cf = compiled(folded)
+    for _ in range(4):
+        x = leaf(N)
+        close(cf(x), 1.5 * arr(x).sum())
+
+    def from_argument(x, a):
+        return (x * (a * 2.0)).sum()  # a * 2.0: from an argument's values, never folded
+
+    cf = ad.compile(from_argument)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(4):
+            x, a = leaf(N), ad.tensor(RNG.standard_normal(N))
+            close(cf(x, a), 2 * (arr(x) * arr(a)).sum())
+    assert len(caught) == 1 and "creates itself without recording" in str(caught[0].message)
+
+
+def test_create_graph_sweep_through_relu_masks_follows_each_call():
+    def f(x):
+        (g,) = ad.autograd.grad((ad.relu(x) * x).sum(), x, create_graph=True)
+        return ad.autograd.grad((g * g).sum(), x)[0]
+
+    cf = ad.compile(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (replayed or eager: either way the value of this call)
+        for _ in range(6):
+            x = leaf(N)  # (signs change from call to call: the masks must too)
+            close(cf(x), f(x))
+            xv = arr(x)
+            close(cf(x), np.where(xv > 0, 8 * xv, 0.0))  # g = 2x (x > 0), d/dx sum(g^2) = 8x

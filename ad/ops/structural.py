@@ -209,7 +209,7 @@ def _derived(r, g):
     """``r``, a function of the cotangent ``g``'s values and of the op's shapes; ``ad.compile`` re-creates it as a
     constant where ``g`` is one (the seed of a ``create_graph`` backward inside a compiled function)."""
     if _observe.observer is not None and not r._rg:
-        _observe.observer.derived(r, g)
+        _observe.observer.folded(r, (g,))
     return r
 
 

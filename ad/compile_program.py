@@ -25,7 +25,10 @@ Data structures:
   call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure.
 - References (program level): ``("a", k)`` tensor argument k, ``("p", j, pos)`` tensor ``pos`` of phase ``j``'s
   out, ``("g", e, k)`` the k-th result of event ``e``, ``("k", values)`` a constant made inside ``fn``,
-  ``("e", tensor)`` a tensor from outside ``fn``.
+  ``("e", tensor)`` a tensor from outside ``fn``, ``("d", k)`` a leaf that requires grad which ``fn`` made as
+  a detached alias of argument k (``functional.jacobian``'s ``x.detach().requires_grad_()``: one per call),
+  ``("v", ref, offset, shape, strides)`` a view (elements) of the array of event result ``ref``
+  (``functional.jacobian``'s blocks of the batched rows).
 
 Correct by construction, as the other templates: two recordings must agree on every phase, event and
 reference (a tensor computed inside ``fn`` without recording is a reference to the recording's own object,
@@ -34,13 +37,16 @@ that sends the call eagerly (cross_entropy's class indices, gathers from index t
 it has run by then (``.grad`` accumulated); such programs run eagerly.
 """
 
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
 from .compile_replay import _EAGER, _SHAPE_DTYPE, _out_value, _replay
 from .compile_template import TapeSnapshot, _differs, _root, _same_ref, _tensors_of, _Unsupported, build_tape
 from .tensor import Tensor, wrap_array
 
 
 class Program:
-    __slots__ = ("steps", "out", "templates")
+    __slots__ = ("steps", "out", "templates", "fresh")
 
     def finish(self):
         for tpl in self.templates:
@@ -59,13 +65,23 @@ class Program:
             if kind == "p" or kind == "g":
                 return env[r]
             if kind == "k":
-                return wrap_array(r[1].copy())
+                return wrap_array(np.array(r[1]))
+            if kind == "d":
+                t = env.get(r)
+                if t is None:
+                    t = env[r] = tensors[r[1]].detach().requires_grad_()
+                return t
+            if kind == "v":
+                base = resolve(r[1])._data
+                flat = base.reshape(-1) if base.flags.c_contiguous else np.ascontiguousarray(base).reshape(-1)
+                item = flat.itemsize
+                return wrap_array(as_strided(flat[r[2] :], r[3], tuple(s * item for s in r[4])))
             return r[1]
 
         for step in self.steps:
             if step[0] == "p":
                 _, j, tpl, carried = step
-                out = _replay(tpl, tensors + [env[r] for r in carried] if carried else tensors)
+                out = _replay(tpl, tensors + [resolve(r) for r in carried] if carried else tensors)
                 if out is _EAGER:
                     return _EAGER  # (only the first phase can answer so: nothing has run yet)
                 for pos, t in enumerate(out):
@@ -173,18 +189,31 @@ def build(result, tensors, rec, created):
     refs = {}
     for k, t in enumerate(tensors):
         refs.setdefault(id(t), ("a", k))
+    prog = Program()
+    prog.steps = []
+    prog.templates = []
+    prog.fresh = []  # the detached aliases: new objects in each recording (never a tensor from outside)
+    data_of = {id(t._data): k for k, t in reversed(list(enumerate(tensors)))}
+    for t in _candidates(rec, phases, result):
+        k = data_of.get(id(t._data))
+        if k is not None and id(t) not in refs and t._op is None and t._rg and not t._hooks:
+            refs[id(t)] = ("d", k)
+            prog.fresh.append(t)
+    results = []  # (event result, its reference): what a view may be of
 
     def ref(t):
         r = refs.get(id(t))
         if r is not None:
             return r
         if not t._rg and t._tape is None and id(_root(t._data)) in rec.made:
-            return ("k", t._data.copy())
+            return ("k", np.array(t._data))
+        if not t._rg and t._tape is None:
+            for base, r in results:
+                v = _view_of(t._data, base._data)
+                if v is not None:
+                    return ("v", r, *v)
         return ("e", t)
 
-    prog = Program()
-    prog.steps = []
-    prog.templates = []
     events = 0
     for step in rec.steps:
         if step[0] == "p":
@@ -223,11 +252,42 @@ def build(result, tensors, rec, created):
             )
         )
         for k, t in enumerate(ev.results or ()):
-            if t is not None:
-                refs.setdefault(id(t), ("g", events, k))
+            if t is not None and id(t) not in refs:
+                refs[id(t)] = ("g", events, k)
+                if t._data.flags.c_contiguous:
+                    results.append((t, ("g", events, k)))
         events += 1
     prog.out = _out_spec(result, ref)
     return prog
+
+
+def _candidates(rec, phases, result):
+    """The tensors a program may reference: the phases' imports, the events' tensors, the result's."""
+    for S in phases:
+        for _, _, t, _ in S.imports:
+            yield t
+    for step in rec.steps:
+        if step[0] == "e":
+            ev = step[1]
+            yield from ev.outputs + (ev.inputs or ()) + tuple(g for g in ev.grad_outputs or () if g is not None)
+    yield from _tensors_of(result, [])
+
+
+def _view_of(a, base):
+    """``(offset, shape, strides)`` in elements of array ``a`` inside the C-contiguous array ``base`` (same
+    dtype), or None."""
+    if a.dtype != base.dtype or base.size == 0:
+        return None
+    start = base.ctypes.data
+    at = a.ctypes.data - start
+    item = base.itemsize
+    if at < 0 or at >= base.nbytes or at % item or any(s % item for s in a.strides):
+        return None
+    strides = tuple(s // item for s in a.strides)
+    last = at // item + sum((n - 1) * s for n, s in zip(a.shape, strides) if n > 0)
+    if any(s < 0 for s in strides) or last >= base.size:
+        return None
+    return at // item, a.shape, strides
 
 
 def _out_spec(obj, ref):
@@ -250,6 +310,8 @@ def differs(a, b):
         return "two calls ran different backwards inside the function"
     if type(a) is not Program:
         return _differs(a, b)
+    if len(a.fresh) != len(b.fresh) or any(x is y for x, y in zip(a.fresh, b.fresh)):
+        return "it reads a tensor from outside that shares its data with an argument"
     if len(a.steps) != len(b.steps):
         return "two calls ran different backwards inside the function"
     for x, y in zip(a.steps, b.steps):

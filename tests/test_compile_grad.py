@@ -280,3 +280,23 @@ def test_create_graph_sweep_through_relu_masks_follows_each_call():
             close(cf(x), f(x))
             xv = arr(x)
             close(cf(x), np.where(xv > 0, 8 * xv, 0.0))  # g = 2x (x > 0), d/dx sum(g^2) = 8x
+
+
+def test_functional_jacobian_inside_replays_and_matches_analytic():
+    W1, W2 = ad.tensor(RNG.standard_normal((N, 5)) / 2), ad.tensor(RNG.standard_normal((3, N)) / 3)
+
+    def mlp(x):
+        return W2 @ ad.tanh(W1 @ x)
+
+    for vectorize in (True, False):
+        cf = compiled(lambda x, vectorize=vectorize: ad.autograd.functional.jacobian(mlp, x, vectorize=vectorize))
+        for _ in range(4):
+            x = ad.tensor(RNG.standard_normal(5))  # (jacobian's detached alias of x requires grad: one per call)
+            j = cf(x)
+            t = np.tanh(arr(W1) @ arr(x))
+            close(j, arr(W2) @ ((1 - t * t)[:, None] * arr(W1)))
+            close(j, ad.autograd.functional.jacobian(mlp, x, vectorize=vectorize))
+            assert not x.requires_grad
+            with ad.no_grad():
+                W1.mul_(0.9)
+        assert isinstance(program_of(cf.cf), Program)

@@ -37,6 +37,8 @@ that sends the call eagerly (cross_entropy's class indices, gathers from index t
 it has run by then (``.grad`` accumulated); such programs run eagerly.
 """
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -56,28 +58,8 @@ class Program:
         for tpl in self.templates:
             if tpl.outside and list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
                 return _EAGER  # (checked before any backward runs: see the module docstring)
-        env = {}
-
-        def resolve(r):
-            kind = r[0]
-            if kind == "a":
-                return tensors[r[1]]
-            if kind == "p" or kind == "g":
-                return env[r]
-            if kind == "k":
-                return wrap_array(np.array(r[1]))
-            if kind == "d":
-                t = env.get(r)
-                if t is None:
-                    t = env[r] = tensors[r[1]].detach().requires_grad_()
-                return t
-            if kind == "v":
-                base = resolve(r[1])._data
-                flat = base.reshape(-1) if base.flags.c_contiguous else np.ascontiguousarray(base).reshape(-1)
-                item = flat.itemsize
-                return wrap_array(as_strided(flat[r[2] :], r[3], tuple(s * item for s in r[4])))
-            return r[1]
-
+        env = {}  # (a closure resolving through it would be a cycle: every call's tensors left to the collector)
+        resolve = functools.partial(_resolve, tensors, env)
         for step in self.steps:
             if step[0] == "p":
                 _, j, tpl, carried = step
@@ -99,6 +81,28 @@ class Program:
                 for k, t in enumerate(results):
                     env[("g", e, k)] = t
         return _out_value(self.out, resolve)
+
+
+def _resolve(tensors, env, r):
+    """This call's tensor for program reference ``r`` (``env``: the phases' and events' tensors so far)."""
+    kind = r[0]
+    if kind == "a":
+        return tensors[r[1]]
+    if kind == "p" or kind == "g":
+        return env[r]
+    if kind == "k":
+        return wrap_array(np.array(r[1]))
+    if kind == "d":
+        t = env.get(r)
+        if t is None:
+            t = env[r] = tensors[r[1]].detach().requires_grad_()
+        return t
+    if kind == "v":
+        base = _resolve(tensors, env, r[1])._data
+        flat = base.reshape(-1) if base.flags.c_contiguous else np.ascontiguousarray(base).reshape(-1)
+        item = flat.itemsize
+        return wrap_array(as_strided(flat[r[2] :], r[3], tuple(s * item for s in r[4])))
+    return r[1]
 
 
 def _call_grad(outputs, inputs, grad_outputs, retain_graph, options):

@@ -27,7 +27,7 @@ Data structures:
   out, ``("g", e, k)`` the k-th result of event ``e``, ``("k", values)`` a constant made inside ``fn``,
   ``("e", tensor)`` a tensor from outside ``fn``, ``("d", k)`` a leaf that requires grad which ``fn`` made as
   a detached alias of argument k (``functional.jacobian``'s ``x.detach().requires_grad_()``: one per call),
-  ``("v", ref, offset, shape, strides)`` a view (elements) of the array of event result ``ref``
+  ``("v", ref, offset, shape, strides, size)`` a view (elements) of the array of event result ``ref``
   (``functional.jacobian``'s blocks of the batched rows).
 
 Correct by construction, as the other templates: two recordings must agree on every phase, event and
@@ -100,6 +100,8 @@ def _resolve(tensors, env, r):
     if kind == "v":
         base = _resolve(tensors, env, r[1])._data
         flat = base.reshape(-1) if base.flags.c_contiguous else np.ascontiguousarray(base).reshape(-1)
+        if r[5] is not None:  # (a contiguous block: a slice, without numpy's as_strided and its Python)
+            return wrap_array(flat[r[2] : r[2] + r[5]].reshape(r[3]))
         item = flat.itemsize
         return wrap_array(as_strided(flat[r[2] :], r[3], tuple(s * item for s in r[4])))
     return r[1]
@@ -278,8 +280,8 @@ def _candidates(rec, phases, result):
 
 
 def _view_of(a, base):
-    """``(offset, shape, strides)`` in elements of array ``a`` inside the C-contiguous array ``base`` (same
-    dtype), or None."""
+    """``(offset, shape, strides, size)`` in elements of array ``a`` inside the C-contiguous array ``base`` (same
+    dtype; ``size`` None unless ``a`` is C-contiguous), or None."""
     if a.dtype != base.dtype or base.size == 0:
         return None
     start = base.ctypes.data
@@ -291,7 +293,7 @@ def _view_of(a, base):
     last = at // item + sum((n - 1) * s for n, s in zip(a.shape, strides) if n > 0)
     if any(s < 0 for s in strides) or last >= base.size:
         return None
-    return at // item, a.shape, strides
+    return at // item, a.shape, strides, a.size if a.flags.c_contiguous else None
 
 
 def _out_spec(obj, ref):

@@ -300,3 +300,31 @@ def test_functional_jacobian_inside_replays_and_matches_analytic():
             with ad.no_grad():
                 W1.mul_(0.9)
         assert isinstance(program_of(cf.cf), Program)
+
+
+def test_replayed_programs_leave_no_reference_cycles():
+    import gc
+
+    import ad.compile_replay as replay
+
+    A = ad.tensor(RNG.standard_normal((N, N)) / 4)
+
+    def f(x):
+        (g,) = ad.autograd.grad(ad.tanh(A @ x).sum(), x, create_graph=True)
+        return ad.autograd.grad((g * g).sum(), x)[0]
+
+    cf = compiled(f)
+    x = leaf(N)
+    for _ in range(3):
+        cf(x)
+    gc.collect()
+    before = len(replay._REPLAY_TAPES)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(5):
+            cf(x)
+        assert len(replay._REPLAY_TAPES) == before  # (each call's tape died with its tensors, without the collector)
+    finally:
+        if enabled:
+            gc.enable()

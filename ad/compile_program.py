@@ -28,7 +28,9 @@ Data structures:
   ``("e", tensor)`` a tensor from outside ``fn``, ``("d", k)`` a leaf that requires grad which ``fn`` made as
   a detached alias of argument k (``functional.jacobian``'s ``x.detach().requires_grad_()``: one per call),
   ``("v", ref, offset, shape, strides, size)`` a view (elements) of the array of event result ``ref``
-  (``functional.jacobian``'s blocks of the batched rows).
+  (``functional.jacobian``'s blocks of the batched rows), ``("G", ref)`` the ``.grad`` of the leaf ``ref``
+  as it is when read (a backward inside ``fn`` made or accumulated it; ``.grad = None`` between calls makes
+  the next backward a new tensor, which a reference to the recording's own object would miss).
 
 Correct by construction, as the other templates: two recordings must agree on every phase, event and
 reference (a tensor computed inside ``fn`` without recording is a reference to the recording's own object,
@@ -97,6 +99,14 @@ def _resolve(tensors, env, r):
         if t is None:
             t = env[r] = tensors[r[1]].detach().requires_grad_()
         return t
+    if kind == "G":
+        g = _resolve(tensors, env, r[1])._grad
+        if g is None:
+            raise RuntimeError(
+                "ad.compile: a compiled function reads a .grad that its backward did not make in this call "
+                "(a hook or a changed graph); run it without ad.compile"
+            )
+        return g
     if kind == "v":
         base = _resolve(tensors, env, r[1])._data
         flat = base.reshape(-1) if base.flags.c_contiguous else np.ascontiguousarray(base).reshape(-1)
@@ -206,10 +216,18 @@ def build(result, tensors, rec, created):
             refs[id(t)] = ("d", k)
             prog.fresh.append(t)
     results = []  # (event result, its reference): what a view may be of
+    grads = {}  # id of a leaf's .grad -> that leaf (the leaves among the arguments and what the phases read)
+    for t in list(tensors) + [t for S in phases for _, _, t, _ in S.imports] + list(_candidates(rec, [], result)):
+        if isinstance(t, Tensor) and t._op is None and t._grad is not None:
+            grads.setdefault(id(t._grad), t)
 
     def ref(t):
         r = refs.get(id(t))
         if r is not None:
+            return r
+        owner = grads.get(id(t))
+        if owner is not None and events:
+            r = refs[id(t)] = ("G", ref(owner))
             return r
         if not t._rg and t._tape is None and id(_root(t._data)) in rec.made:
             return ("k", np.array(t._data))
@@ -228,6 +246,8 @@ def build(result, tensors, rec, created):
             carried = {}
             for _, _, t, _ in S.imports:
                 r = refs.get(id(t))
+                if r is None and events and id(t) in grads:
+                    r = ref(t)  # (a .grad a backward before this phase made)
                 if r is not None and r[0] != "a":
                     carried.setdefault(id(t), t)
             carried = list(carried.values())
@@ -351,8 +371,14 @@ def differs(a, b):
 
 def _same_refs(xs, ys):
     return len(xs) == len(ys) and all(
-        (x is None and y is None) or (x is not None and y is not None and _same_ref(x, y)) for x, y in zip(xs, ys)
+        (x is None and y is None) or (x is not None and y is not None and _same_pref(x, y)) for x, y in zip(xs, ys)
     )
+
+
+def _same_pref(x, y):
+    if x[0] == "G" or y[0] == "G":
+        return x[0] == y[0] and _same_pref(x[1], y[1])
+    return _same_ref(x, y)
 
 
 def _same_out(x, y):
@@ -369,4 +395,4 @@ def _same_out(x, y):
             and len(x[2]) == len(y[2])
             and all(_same_out(p, q) for p, q in zip(x[2], y[2]))
         )
-    return _same_ref(x, y)
+    return _same_pref(x, y)

@@ -328,3 +328,25 @@ def test_replayed_programs_leave_no_reference_cycles():
     finally:
         if enabled:
             gc.enable()
+
+
+def test_reading_grad_after_a_backward_inside_follows_grad_reset_between_calls():
+    w = leaf(N)
+    w_ref = ad.tensor(arr(w), requires_grad=True)
+
+    def make(p):
+        def step(x):
+            ad.sin(p * x).sum().backward()
+            return (p * p.grad).sum()  # reads the .grad the backward made (or accumulated into)
+
+        return step
+
+    cf, ef = compiled(make(w)), make(w_ref)
+    for k in range(7):
+        x = ad.tensor(RNG.standard_normal(N))
+        close(cf(x), ef(x))
+        close(w.grad, w_ref.grad)
+        if k >= 3:  # (after the recordings: each later backward makes a new .grad)
+            w.grad = None
+            w_ref.grad = None
+    assert isinstance(program_of(cf.cf), Program)

@@ -350,3 +350,28 @@ def test_reading_grad_after_a_backward_inside_follows_grad_reset_between_calls()
             w.grad = None
             w_ref.grad = None
     assert isinstance(program_of(cf.cf), Program)
+
+
+def test_backward_inside_takes_the_fused_replays_gradients(monkeypatch):
+    import ad.compile_fused as fused
+
+    taken = []
+    take = fused.take
+    monkeypatch.setattr(fused, "take", lambda *a: taken.append(take(*a)) or taken[-1])
+    w = leaf(N)
+    w_ref = ad.tensor(arr(w), requires_grad=True)
+
+    def make(p):
+        def step(x):
+            loss = (ad.sin(p * x) * x).sum()
+            loss.backward()
+            return loss
+
+        return step
+
+    cf, ef = compiled(make(w)), make(w_ref)
+    for _ in range(5):
+        x = ad.tensor(RNG.standard_normal(N))
+        close(cf(x), ef(x))
+        close(w.grad, w_ref.grad, 1e-14)
+    assert len(taken) == 3 and all(t is not None for t in taken)  # (the replays: forward and sweep in one call)

@@ -80,7 +80,10 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
     and ``jax.jit``. Anything that reads a tensor's value into Python while recording (``item()``,
     ``bool()``, ``numpy()``, boolean-mask indices, data-dependent shapes, random draws), an in-place write or an
     op the replay cannot compute makes that signature run eagerly, with one warning naming the reason.
-    After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning.
+    After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning. ``fn`` may
+    differentiate inside (``autograd.grad``, with or without ``create_graph``; ``loss.backward()``;
+    ``functional.jacobian``): jit of grad, a compiled Hessian-vector product or training step (see the module
+    docstring for what replays).
 
     ``fullgraph``, ``dynamic``, ``backend``, ``mode`` and ``options`` are accepted for torch compatibility
     and ignored; ``disable=True`` returns ``fn`` itself.

@@ -11,9 +11,23 @@ hooks, ``retain_graph`` and ``create_graph`` then run exactly as after an eager 
 Python graph (``_inputs``, ``_ctx``: rebuilt from the template) and the imports are what eager would have
 made.
 
+Backwards inside ``fn`` (``jax.jit(jax.grad(f))``, a compiled Hessian-vector product, a step that calls
+``loss.backward()``; ``ad/compile_program.py``): ``autograd.grad(..., create_graph=True)`` records its
+differentiable sweep as ordinary rows of the template (so a double backward's first-order rows replay with
+the forward, in the same kernel calls); a backward without ``create_graph`` (``grad``, ``backward``,
+``Tensor.backward``) splits the recording into phases, each replayed as a template, and the replay runs the
+same backward on the replayed tensors (the compiled kernel sweep: ``.grad`` accumulation, hooks, freeing and
+errors are eager's). Ops after it that read its results replay in the next phase. Not replayed (the signature
+runs eagerly, with a warning that says why): ``backward(create_graph=True)``, ``grad(create_graph=True,
+retain_graph=False)`` or with ``is_grads_batched``, a ``create_graph`` sweep through hooks or
+``retain_grad``, forward-mode AD (``forward_ad``'s dual levels) inside ``fn``, and, as everywhere, a tensor
+computed without recording (no operand requires grad: ``0.5 * g`` of a gradient ``g``) that a recorded op
+reads.
+
 Where to read: this module (the cache of signatures, the recording calls and the eager fallback),
 ``ad/compile_template.py`` (what a recording leaves: the ``_Template`` and its references),
-``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt).
+``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt),
+``ad/compile_program.py`` (backwards inside ``fn``: phases and the backward calls between them).
 
 Data structures:
 
@@ -26,7 +40,8 @@ Correct by construction: a signature is replayed only after two recording calls 
 and read the same outside tensors (so a tensor that ``fn`` computes without recording, from its inputs, is
 never reused stale), and only if nothing while recording read a tensor's value into Python (``item``,
 ``bool``, ``numpy``, ``tolist``, ``__array__``, boolean-mask indices, data-dependent shapes, random draws), wrote
-into a tensor in place, recorded an op the replay kernel does not compute, or spread over several tapes.
+into a tensor in place, recorded an op the replay kernel does not compute, or spread over several tapes (other
+than the phases of a backward inside ``fn``).
 Otherwise that signature runs eagerly from then on, after one ``UserWarning`` that says why (and, for a
 value read, which line of ``fn``). Python side effects of ``fn`` (printing, appending to a list) happen on
 the recording calls only, as with ``torch.compile`` and ``jax.jit``; rebinding a global or captured name
@@ -39,10 +54,11 @@ import os
 import sys
 import warnings
 
-from . import observe
+from . import compile_program, observe
 from . import tape as _tape
+from .compile_program import Program
 from .compile_replay import _EAGER, _REPLAY_TAPES, _replay  # noqa: F401 (_REPLAY_TAPES: what the tests check)
-from .compile_template import _build, _differs, _root, _Unsupported
+from .compile_template import _build, _root, _Unsupported
 from .forward import _fw
 from .grad_mode import _grad_state
 from .tensor import Tensor
@@ -64,7 +80,10 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
     and ``jax.jit``. Anything that reads a tensor's value into Python while recording (``item()``,
     ``bool()``, ``numpy()``, boolean-mask indices, data-dependent shapes, random draws), an in-place write or an
     op the replay cannot compute makes that signature run eagerly, with one warning naming the reason.
-    After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning.
+    After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning. ``fn`` may
+    differentiate inside (``autograd.grad``, with or without ``create_graph``; ``loss.backward()``;
+    ``functional.jacobian``): jit of grad, a compiled Hessian-vector product or training step (see the module
+    docstring for what replays).
 
     ``fullgraph``, ``dynamic``, ``backend``, ``mode`` and ``options`` are accepted for torch compatibility
     and ignored; ``disable=True`` returns ``fn`` itself.
@@ -153,7 +172,8 @@ class CompiledFunction:
         if entry.eager is not None:
             return fn(*args, **kwargs)
         if entry.template is not None:
-            out = _replay(entry.template, tensors)
+            tpl = entry.template
+            out = _replay(tpl, tensors) if type(tpl) is not Program else tpl.replay(tensors)
             if out is not _EAGER:
                 return out
             return fn(*args, **kwargs)
@@ -164,7 +184,7 @@ class CompiledFunction:
         rec = _Recorder()
         rng = _default_rng_state()
         _tape.reset_current()  # fn records onto a fresh tape of its own
-        first_id = _tape._next_tape_id()
+        first_id = rec.first_id = _tape._next_tape_id()
         observe.observer = rec
         try:
             result = self.fn(*args, **kwargs)
@@ -174,7 +194,10 @@ class CompiledFunction:
         if rec.reason is None and _default_rng_state() != rng:
             rec.reason = "a random draw"
         try:
-            template = _build(result, tensors, rec, first_id, last_id)
+            if rec.steps:  # a backward inside fn: phases around it (ad/compile_program.py)
+                template = compile_program.build(result, tensors, rec, last_id - first_id - 1)
+            else:
+                template = _build(result, tensors, rec, first_id, last_id)
         except _Unsupported as e:
             template = None
             why = str(e)
@@ -184,7 +207,7 @@ class CompiledFunction:
             if previous is None:
                 entry.pending = template
                 return result
-            why = _differs(previous, template)
+            why = compile_program.differs(previous, template)
             if why is None:
                 template.finish()
                 entry.template = template
@@ -267,17 +290,62 @@ class _Recorder:
         self.index_reads = []  # (result, index tensor, dim) of each gather whose index map came from a tensor
         self.shape_maps = []  # results whose index map follows from shapes alone (observe.shape_map)
         self.made = {}  # id of the storage of each tensor a factory made while recording -> that storage
+        self.first_id = 0  # the tape id before this recording's first tape
+        self.phases = []  # TapeSnapshot of each phase (ad/compile_program.py)
+        self.steps = []  # ("p", phase index) and ("e", GradEvent), in recording order
+        self.sweeping = False  # inside a backward without create_graph (its .grad accumulation is no write of fn)
+
+    def grad_event(self, kind, body, outputs, inputs, grad_outputs, retain_graph, create_graph, options):
+        """``autograd.grad`` (``kind`` "grad") or ``backward`` called inside ``fn``: ``body`` runs it. With
+        ``create_graph`` its recorded ops join the phase; without, the phase ends here (ad/compile_program.py)."""
+        if create_graph:
+            if self.reason is None:
+                self.reason = _differentiable_sweep_refused(kind, outputs, inputs, retain_graph, options)
+            return body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)
+        if self.reason is not None:
+            return body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)
+        try:
+            seeds = compile_program.seeds_of(grad_outputs)
+        except _Unsupported as e:
+            self.reason = str(e)
+            return body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)
+        compile_program.end_phase(self)
+        event = compile_program.GradEvent(kind, outputs, inputs, seeds, retain_graph, options)
+        self.sweeping = True
+        try:
+            results = body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)
+        finally:
+            self.sweeping = False
+            _tape.reset_current()  # (a hook's recorded ops would start a tape: caught as one tape too many)
+        event.results = results
+        self.steps.append(("e", event))
+        return results
 
     def created(self, t):
         data = t._data
         self.made[id(data if data.base is None else _root(data))] = data
+
+    def folded(self, out, operands):
+        """``out`` was computed without recording, its values a function of ``operands``' and of Python
+        constants: a constant the replay re-creates where every operand is one (constant folding; e.g. the
+        cotangents a create_graph sweep derives from its seed of ones before they meet a recorded tensor)."""
+        made = self.made
+        for t in operands:
+            data = t._data
+            if id(data if data.base is None else _root(data)) not in made:
+                return
+        self.created(out)
+
+    def forward_mode(self):
+        if self.reason is None:
+            self.reason = f"forward-mode AD (forward_ad's dual levels) inside the function at {_user_line()}"
 
     def value_read(self, what):
         if self.reason is None:
             self.reason = f"{what} reads a tensor's value into Python at {_user_line()}"
 
     def wrote(self, t):
-        if self.reason is None:
+        if self.reason is None and not self.sweeping:
             self.reason = f"an in-place write into a tensor at {_user_line()}"
 
     def targets(self, target, t64, ignore_index):
@@ -288,6 +356,24 @@ class _Recorder:
 
     def shape_map(self, out):
         self.shape_maps.append(out)
+
+
+def _differentiable_sweep_refused(kind, outputs, inputs, retain_graph, options):
+    """Why a ``create_graph=True`` backward inside ``fn`` cannot join the template (None if it can: its sweep
+    records ordinary ops and changes nothing else)."""
+    if kind == "backward":
+        return "backward(create_graph=True) inside the function (it accumulates graphs into .grad)"
+    if not retain_graph:
+        return "grad(create_graph=True, retain_graph=False) inside the function (it frees the graph)"
+    if options[1]:
+        return "grad(create_graph=True, is_grads_batched=True) inside the function"
+    for t in inputs:
+        if t._hooks:
+            return "grad(create_graph=True) inside the function through a tensor with hooks"
+    for T in _tape._state.current.values():
+        if set(T.hook_rows) - set(T.python_rows):
+            return "grad(create_graph=True) inside the function through a tensor with hooks or retain_grad"
+    return None
 
 
 def _user_line():

@@ -72,6 +72,8 @@ def plan(tpl):
 
 def _loss_node(tpl):
     spec = tpl.out
+    if spec[0] == "s" and len(spec[2]) == 1:  # (a phase before a backward inside fn: ad/compile_program.py)
+        spec = spec[2][0]
     if spec[0] != "n":
         return None
     nd = tpl.nodes[spec[1]]

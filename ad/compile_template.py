@@ -353,13 +353,48 @@ class _Template:
         return reads, [self.imports[k] for k in in_place]
 
 
+class TapeSnapshot:
+    """What a template is built from: a recording's tape as it stood when its phase ended (the function
+    returned, or a backward inside it began: ``ad/compile_program.py``; the sweep then frees rows and clears the
+    tape's imports). Imports and externs hold their tensors strongly (the recording keeps them alive anyway)."""
+
+    __slots__ = (
+        "tape",
+        "id",
+        "nrows",
+        "used",
+        "dtype",
+        "rows_bytes",
+        "aux",
+        "imports",
+        "externs",
+        "hook_rows",
+        "python_rows",
+        "big_regions",
+        "values",
+        "clean",
+    )
+
+    def __init__(self, T):
+        self.tape = T
+        self.id = T.id
+        self.nrows = nrows = T.nrows
+        self.used = T.used
+        self.dtype = T.dtype
+        self.rows_bytes = bytes(T.rows[: nrows * _tape.ROW.size])
+        self.aux = np.array(T.aux, np.int64) if len(T.aux) else np.zeros(1, np.int64)
+        self.imports = [(off, row, _tape.held(t), version) for off, row, t, version in T.imports.values()]
+        self.externs = [(row, off, _tape.held(t)) for row, off, t in T.externs]
+        self.hook_rows = {row: list(refs) for row, refs in T.hook_rows.items()}
+        self.python_rows = frozenset(T.python_rows)
+        self.big_regions = list(T.big_regions)
+        self.values = T.values
+        self.clean = not (T.dirty or (T.freed.shape[0] and T.freed[:nrows].any()))
+
+
 def _build(result, tensors, rec, first_id, last_id):
     """The template of the recording call that returned ``result``; raises ``_Unsupported`` with the reason
     when it cannot be replayed."""
-    from kernels.replay import REPLAYABLE, is_elementwise
-
-    from .ops import OPS
-
     if rec.reason is not None:
         raise _Unsupported(rec.reason)
     created = last_id - first_id - 1
@@ -367,15 +402,23 @@ def _build(result, tensors, rec, first_id, last_id):
     if created == 0:
         raise _Unsupported("it recorded no differentiable op (no input requires grad)")
     if created != 1 or len(tapes) != 1:
-        raise _Unsupported(
-            "its ops spread over several tapes (several dtypes, a graph larger than one tape, or a backward "
-            "inside the function)"
-        )
-    T = tapes[0]
-    nrows = T.nrows
-    if T.dirty or (T.freed.shape[0] and T.freed[:nrows].any()):
+        raise _Unsupported("its ops spread over several tapes (several dtypes, or a graph larger than one tape)")
+    S = TapeSnapshot(tapes[0])
+    if not S.clean:
         raise _Unsupported("a tensor was written in place or a backward ran inside the function")
-    rows_bytes = bytes(T.rows[: nrows * _tape.ROW.size])
+    return build_tape(S, result, tensors, rec)
+
+
+def build_tape(S, result, tensors, rec):
+    """The template of the rows of snapshot ``S`` (a ``TapeSnapshot``) that ``result`` (the tensors wanted
+    from them: ``_Template.out``) needs; ``tensors``: what the replay passes as arguments (a reference
+    ``("a", k)`` is ``tensors[k]``)."""
+    from kernels.replay import REPLAYABLE, is_elementwise
+
+    from .ops import OPS
+
+    nrows = S.nrows
+    rows_bytes = S.rows_bytes
     words = np.frombuffer(rows_bytes, np.int64).reshape(-1, 10)
     codes = words[:, 0] & K.CODE_MASK
     for code in np.unique(codes[REPLAYABLE[codes] == 0]).tolist():
@@ -388,19 +431,19 @@ def _build(result, tensors, rec, first_id, last_id):
         arg_index.setdefault(id(t), k)
     ref_of = {}
     imports = []
-    for off, _row, t, _version in T.imports.values():
-        t = _tape.held(t)  # (a recorded tensor of another tape is held weakly; it is alive: the outputs read it)
+    for off, _row, t, _version in S.imports:
         ref = _source(t, tensors, arg_index, rec.made)
         ref_of[id(t)] = ref
         imports.append((off, t._data.size, ref))
     imports.sort(key=lambda item: item[0])
-    externs = [(row, off, ref_of[id(_tape.held(t))]) for row, off, t in T.externs]
+    externs = [(row, off, ref_of[id(t)]) for row, off, t in S.externs]
 
     # the recorded result tensors reachable from the outputs and the hooked tensors, in recording order
     roots = []
     _tensors_of(result, roots)
     handlers = {}
-    for row, refs in T.hook_rows.items():
+    T = S.tape
+    for row, refs in S.hook_rows.items():
         for r in refs:
             h = r()
             if h is None:
@@ -440,8 +483,8 @@ def _build(result, tensors, rec, first_id, last_id):
     targets = []
     remaps = []
     nodes = []
-    itemsize = T.values.itemsize
-    base = T.values.ctypes.data
+    itemsize = S.values.itemsize
+    base = S.values.ctypes.data
     for k, t in enumerate(order):
         d = t.__dict__
         extra = d.keys() - _NODE_KEYS
@@ -480,7 +523,7 @@ def _build(result, tensors, rec, first_id, last_id):
                 raise _Unsupported("cross_entropy's class indices were not traced")
             target, ignore_index = hit[0]
             src = ("c", np.array(t._ctx)) if not isinstance(target, Tensor) else ref(target)
-            targets.append((a, int(T.aux[a]), int(T.aux[a + 1]), src, ignore_index, k))
+            targets.append((a, int(S.aux[a]), int(S.aux[a + 1]), src, ignore_index, k))
             node.ctx = None
         elif gathered:
             ix, dim = gathered[0]
@@ -494,19 +537,19 @@ def _build(result, tensors, rec, first_id, last_id):
         nodes.append(node)
 
     tpl = _Template()
-    tpl.dtype = T.dtype
-    tpl.used = T.used
+    tpl.dtype = S.dtype
+    tpl.used = S.used
     tpl.nrows = nrows
     tpl.rows_bytes = rows_bytes
-    tpl.aux = np.array(T.aux, np.int64) if len(T.aux) else np.zeros(1, np.int64)
+    tpl.aux = S.aux.copy()
     tpl.imports = imports
     tpl.n_args = len(tensors)
-    tpl.import_flat = all(_tape.held(t)._data.ndim == 1 for _, _, t, _ in T.imports.values())
+    tpl.import_flat = all(t._data.ndim == 1 for _, _, t, _ in S.imports)
     tpl.externs = externs
     tpl.nodes = nodes
     tpl.hook_rows = {row: [ref(h) for h in hs] for row, hs in handlers.items()}
-    tpl.python_rows = frozenset(T.python_rows)
-    tpl.big_regions = list(T.big_regions)
+    tpl.python_rows = S.python_rows
+    tpl.big_regions = list(S.big_regions)
     tpl.targets = targets
     tpl.remaps = remaps
     tpl.out = _out_spec(result, node_index, arg_index)

@@ -13,6 +13,11 @@ of a repetition (all threads) and the load average are printed beside each line.
   with `strategy="forward-mode"` (one forward pass with batched tangents);
 - `bgrad64`: `grad(..., is_grads_batched=True)` with 64 cotangents through the W1 chain; `grad1x8`: 8 single
   `grad` calls on the same graph (the issue asks for `bgrad64` < `grad1x8`).
+
+`--libs` picks the columns (default `ad,torch`): `ad.compile` runs the whole computation of `hvp-db`, `w7`
+(forward, `grad(create_graph=True)`, the second `grad`) and `jac` (`functional.jacobian`) as one function under
+`ad.compile` (its two recording calls and first replay are warm-up), and says so if that function ran eagerly;
+`jax.jit` the same computation under `jax.jit` (`jax.grad` of `jax.grad`; `jax.jacrev`).
 """
 
 import argparse
@@ -23,6 +28,8 @@ import sys
 from pathlib import Path
 
 CASES = ("hessian", "hessian-vec", "hvp-db", "hvp-fwd", "w7", "jac", "jac-fwd", "bgrad64", "grad1x8")
+LIBS = ("ad", "ad.compile", "torch", "jax.jit")
+COMPILED_CASES = ("hvp-db", "w7", "jac")  # the cases measured under ad.compile and jax.jit
 
 _CHILD = r"""
 import gc, json, sys, time
@@ -32,8 +39,47 @@ from benchmarks import workloads as W
 
 lib, case, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 gc.enable()
-backend = W.load_backend(lib)
-if case in ("hessian", "hessian-vec"):
+compiled = lib in ("ad.compile", "jax.jit")
+backend = W.load_backend("jax" if lib == "jax.jit" else "ad" if compiled else lib)
+if compiled and case in ("hvp-db", "w7"):
+    wl = W.hvp(backend, "double-backward", 256) if case == "hvp-db" else W.scalar_second_derivative(backend, 200)
+    f, v, ns = wl.f, wl.v, backend.ns
+    if lib == "ad.compile":
+        def step(x):
+            y = f(ns, x)
+            (g,) = ns.autograd.grad(y, x, create_graph=True)
+            (h,) = ns.autograd.grad(g if v is None else (g * v).sum(), x)
+            return y, g, h
+        run = ns.compile(step)
+    else:
+        jax = backend.jax
+        df = jax.grad(lambda x: f(ns, x))
+        def step(x):
+            h = jax.grad(df)(x) if v is None else jax.grad(lambda x: (df(x) * v).sum())(x)
+            return f(ns, x), df(x), h
+        run = jax.jit(step)
+    wl.steps = wl.timed = ("total",)
+    wl.total = lambda: backend.sync(*run(wl.x))
+elif compiled and case == "jac":
+    wl = b._MLPJacobian(W.load_backend("ad"), True)
+    if lib == "ad.compile":
+        jac_f = wl.f
+        run = backend.ns.compile(lambda x: backend.ns.autograd.functional.jacobian(jac_f, x, vectorize=True))
+        x = wl.x
+    else:
+        jax, jnp = backend.jax, backend.jax.numpy
+        p = [jnp.asarray(t.numpy()) for t in wl.params]
+        def mlp(x):
+            h = jnp.tanh(p[0] @ x + p[1])
+            h = jnp.tanh(p[2] @ h + p[3])
+            return p[4] @ h + p[5]
+        run = jax.jit(jax.jacrev(mlp))
+        x = jnp.asarray(wl.x.numpy())
+    wl.backend = backend
+    wl.total = lambda: backend.sync(run(x))
+elif compiled:
+    raise SystemExit(f"{lib}: only {', '.join(('hvp-db', 'w7', 'jac'))} are measured compiled")
+elif case in ("hessian", "hessian-vec"):
     wl = W.hvp(backend, "hessian", 256)
     if case == "hessian-vec":
         wl.total = lambda: setattr(wl, "h", wl.lib.autograd.functional.hessian(
@@ -60,6 +106,12 @@ elif case == "grad1x8":
 
     wl.total = eight
 wl.repetition()
+if lib == "ad.compile":  # two recording calls, then the first replay
+    wl.repetition()
+    wl.repetition()
+    eager = [e.eager for e in run.cache.values() if e.eager is not None]
+    if eager or not any(e.template is not None for e in run.cache.values()):
+        raise SystemExit("ad.compile ran it eagerly: " + (eager[0] if eager else "no template"))
 times, cpu = [], []
 end = time.perf_counter() + seconds
 while time.perf_counter() < end or len(times) < 5:
@@ -91,19 +143,40 @@ def main(argv=None):
     parser.add_argument("cases", nargs="*", default=list(CASES), help=f"any of {', '.join(CASES)}")
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent repeating each case")
     parser.add_argument("--threads", type=int, default=0, help="N threads for torch, BLAS, OpenMP and numba")
+    parser.add_argument("--libs", default="ad,torch", help=f"comma-separated columns, of {', '.join(LIBS)}")
     args = parser.parse_args(argv)
     if args.threads:
         from .compare import THREAD_VARS
 
         os.environ.update({v: str(args.threads) for v in THREAD_VARS})
+    libs = args.libs.split(",")
+    for lib in libs:
+        if lib not in LIBS:
+            parser.error(f"unknown library {lib!r}; expected some of {', '.join(LIBS)}")
+    fmt = lambda v: f"{v:10.3f} ms" if isinstance(v, float) else v  # noqa: E731
     for case in args.cases:
-        (a, a_cpu), (t, t_cpu) = measure("ad", case, args.seconds), measure("torch", case, args.seconds)
-        fmt = lambda v: f"{v:10.3f} ms" if isinstance(v, float) else v  # noqa: E731
-        ratio = f"{t / a:6.2f}" if isinstance(a, float) and isinstance(t, float) else "   n/a"
-        both = isinstance(a_cpu, float) and isinstance(t_cpu, float)
-        cpu = f"cpu ad {a_cpu:.3f} ms, torch {t_cpu:.3f} ms" if both else ""
+        res = {
+            lib: measure(lib, case, args.seconds)
+            for lib in libs
+            if case in COMPILED_CASES or lib not in ("ad.compile", "jax.jit")
+        }
         load = os.getloadavg()[0]
-        print(f"{case:12s} ad {fmt(a)}   torch {fmt(t)}   torch/ad {ratio}   {cpu}   (load {load:.1f})", flush=True)
+        if libs == ["ad", "torch"]:  # (the original two-column line)
+            (a, a_cpu), (t, t_cpu) = res["ad"], res["torch"]
+            ratio = f"{t / a:6.2f}" if isinstance(a, float) and isinstance(t, float) else "   n/a"
+            both = isinstance(a_cpu, float) and isinstance(t_cpu, float)
+            cpu = f"cpu ad {a_cpu:.3f} ms, torch {t_cpu:.3f} ms" if both else ""
+            print(f"{case:12s} ad {fmt(a)}   torch {fmt(t)}   torch/ad {ratio}   {cpu}   (load {load:.1f})", flush=True)
+            continue
+        torch_ms = res.get("torch", (None,))[0]
+        cells = []
+        for lib, (ms, cpu_ms) in res.items():
+            cell = f"{lib} {fmt(ms)}"
+            if isinstance(ms, float):
+                cell += f" (cpu {cpu_ms:.3f} ms"
+                cell += f", torch/{lib} {torch_ms / ms:.2f})" if isinstance(torch_ms, float) and lib != "torch" else ")"
+            cells.append(cell)
+        print(f"{case:12s} " + "   ".join(cells) + f"   (load {load:.1f})", flush=True)
 
 
 if __name__ == "__main__":

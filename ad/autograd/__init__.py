@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .. import batched, compile_fused, engine, second_order
+from .. import batched, compile_fused, engine, observe, second_order
 from .. import cuda as _cuda
 from ..creation import zeros_like
 from ..forward import _fw
@@ -78,7 +78,10 @@ def _make_seeds(outputs, grad_outputs, create_graph):
         if isinstance(out, Tensor) and out._rg and out._dev is None:  # (a replayed result: a subclass)
             d = out._data
             if d.ndim == 0 and d.dtype.kind == "f":
-                return [wrap_array(np.array(1, d.dtype))]
+                seed = wrap_array(np.array(1, d.dtype))
+                if observe.observer is not None:  # (ad.compile: a constant the replay of a create_graph sweep
+                    observe.observer.created(seed)  # re-creates)
+                return [seed]
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     else:
@@ -106,6 +109,8 @@ def _make_seeds(outputs, grad_outputs, create_graph):
             dt = out._data.dtype
             # (np.array for the usual 0-d loss: one C call, where np.ones is a Python function)
             g = wrap_array(np.array(1, dt) if out._data.ndim == 0 else np.ones(out.shape, dtype=dt))
+            if observe.observer is not None:  # (ad.compile: a constant the replay of a create_graph sweep re-creates)
+                observe.observer.created(g)
             if out._dev is not None:
                 g = g.to(out._dev)
         else:
@@ -179,7 +184,13 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         done = second_order.tangent_sweep(outputs, seeds, targets, retain_graph, run_targets)
         if done is not None:
             return done
-    if create_graph and not _fw.levels and not run_targets and not _cuda.reaches_device_tape(outputs):
+    if (
+        create_graph
+        and not _fw.levels
+        and not run_targets
+        and observe.observer is None  # (ad.compile records the differentiable sweep's ops: ad/compile_program.py)
+        and not _cuda.reaches_device_tape(outputs)
+    ):
         # double backward: the gradients as one node whose backward is a compiled forward-over-reverse product
         # (ad/double_backward.py), or None: the graph needs the recorded rules below
         double_backward = _DOUBLE_BACKWARD[0]
@@ -249,6 +260,14 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _differentiated(inputs, "backward")
     if retain_graph is None:
         retain_graph = create_graph
+    if observe.observer is not None:  # (a backward inside a function ad.compile records: ad/compile_program.py)
+        return observe.observer.grad_event(
+            "backward", _backward, outputs, inputs, grad_tensors, retain_graph, create_graph, ()
+        )
+    _backward(outputs, inputs, grad_tensors, retain_graph, create_graph)
+
+
+def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph):
     seeds = _make_seeds(outputs, grad_tensors, create_graph)
     targets = {id(t): t for t in inputs} if inputs is not None else {}
     _check_not_stale(targets.values())
@@ -377,6 +396,17 @@ def grad(
     inputs_t = _differentiated(inputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph
+    options = (allow_unused, is_grads_batched, materialize_grads)
+    if observe.observer is not None:  # (a grad inside a function ad.compile records: ad/compile_program.py)
+        return observe.observer.grad_event(
+            "grad", _grad_call, outputs, inputs_t, grad_outputs, retain_graph, create_graph, options
+        )
+    return _grad_call(outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
+
+
+def _grad_call(
+    outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, is_grads_batched, materialize_grads
+):
     stack = _sweep_stack()
     stack.append(False)
     try:

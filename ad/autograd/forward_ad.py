@@ -29,7 +29,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import forward, ops, views
+from .. import forward, observe, ops, views
 from ..forward import _fw
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, wrap_array
@@ -41,6 +41,8 @@ UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
 
 def enter_dual_level():
     """Enter a new (nested) dual level and return it; levels are numbered 0, 1, 2, ... from the outermost."""
+    if observe.observer is not None:  # (ad.compile: tangents are not on the tape; that signature runs eagerly)
+        observe.observer.forward_mode()
     level = len(_fw.levels)
     _fw.levels.append(level)
     return level

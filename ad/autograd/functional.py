@@ -35,7 +35,7 @@ import contextlib
 
 import numpy as np
 
-from .. import ops
+from .. import observe, ops
 from ..batched import RetainGradInBatch
 from ..grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 from ..tensor import Tensor, wrap_array
@@ -353,7 +353,7 @@ def _standard_basis(tensors, numels, transposed=False):
             block = np.eye(n, total, start, t.dtype).T  # (ones at [i, start + i])
         else:  # (ones at [start + i, i]: np.eye's diagonal ``k`` below the main one)
             block = np.eye(total, n, -start, t.dtype).reshape(shape)
-        chunks.append(wrap_array(block))
+        chunks.append(observe.created(wrap_array(block)))  # (ad.compile: a constant of the shapes alone)
         start += n
     return tuple(chunks)
 

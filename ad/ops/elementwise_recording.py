@@ -23,6 +23,7 @@ from kernels import cpu as _cpu
 from kernels import opcodes as K
 
 from .. import forward as _forward
+from .. import observe as _observe
 from .. import ops as _ops
 from .. import parallel
 from .. import views as _views
@@ -49,6 +50,8 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
         return _cuda_ops().unary(op, x, a0, a1, ctx)
     xd = x._data
     if not (x._rg and _grad_state.enabled):
+        if _observe.observer is not None:  # (ad.compile: constant folding, see ``_folded``)
+            return _folded(wrap_array(_unary_np(op, xd, a0, a1)), (x,))
         return wrap_array(_unary_np(op, xd, a0, a1))
     n = xd.size
     xtape = x._tape
@@ -91,6 +94,14 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
     if n >= BIG_ROW:
         tape.mark_vectorized(row, t)  # swept with numpy's vectorized ufuncs (see tape.BIG_ROW)
     return t
+
+
+def _folded(out, operands):
+    """Tell a recording ``ad.compile`` that ``out``, computed without recording, is a function of ``operands``'
+    values (and of Python constants): where they are constants made inside the compiled function, so is it
+    (``_Recorder.folded``). Returns ``out``."""
+    _observe.observer.folded(out, operands)
+    return out
 
 
 def _fast_unary(op):
@@ -346,10 +357,14 @@ def _binary(op, x, y, dual=True):
         if xd.shape != yd.shape:
             _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
         if xd.dtype.kind not in "fc" and yd.dtype.kind not in "fc":
-            return wrap_array(_integer_operands(op, xd, yd))
-        if xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
-            return wrap_array(_binary_np(op, xd, yd, np.empty(xd.shape, np.result_type(xd, yd))))
-        return wrap_array(np.asarray(op.np_fn(xd, yd)))
+            out = wrap_array(_integer_operands(op, xd, yd))
+        elif xd.shape == yd.shape and xd.size >= PARALLEL_MIN:
+            out = wrap_array(_binary_np(op, xd, yd, np.empty(xd.shape, np.result_type(xd, yd))))
+        else:
+            out = wrap_array(np.asarray(op.np_fn(xd, yd)))
+        if _observe.observer is not None:  # (ad.compile: constant folding, see ``_folded``)
+            _folded(out, (x, y))
+        return out
     shape = xd.shape
     dt = xd.dtype
     if shape != yd.shape or dt is not yd.dtype:

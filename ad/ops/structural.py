@@ -12,6 +12,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
+from .. import observe as _observe
 from .. import views as _views
 from ..cuda import host_copy, index_tensor
 from ..forward import _fw, set_tangent
@@ -199,9 +200,17 @@ def _scatter_strided_vjp(g, out, inputs, ctx):
         # gather_strided's case without an index array, without its wrappers (nothing to record, no tangent)
         r = np.empty(inputs[0]._data.shape, gd.dtype)
         r.fill(gd[()])
-        return (wrap_array(r),)
+        return (_derived(wrap_array(r), g),)
     r = gather_strided(g, inputs[0].shape, strides, base)
-    return (r * scale if scale != 1.0 else r,)
+    return (_derived(r * scale if scale != 1.0 else r, g),)
+
+
+def _derived(r, g):
+    """``r``, a function of the cotangent ``g``'s values and of the op's shapes; ``ad.compile`` re-creates it as a
+    constant where ``g`` is one (the seed of a ``create_graph`` backward inside a compiled function)."""
+    if _observe.observer is not None and not r._rg:
+        _observe.observer.folded(r, (g,))
+    return r
 
 
 GATHER_STRIDED = Op("gather_strided", K.GATHER_STRIDED, "AsStridedBackward0", _gather_strided_vjp)

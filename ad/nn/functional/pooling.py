@@ -327,3 +327,44 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):  # noqa: A002
 def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002
     """Max over adaptive windows of (N, C, H, W) or (C, H, W)."""
     return _adaptive(2, input, output_size, "adaptive_max_pool2d", True, return_indices)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# power-average pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):  # noqa: A002
+    """torch's composite: ``(sum over the window of x ** p) ** (1 / p)`` as ``avg_pool(x ** p) * window size``;
+    ``p = +-inf``: the max (min) of ``|x|``. ``sign(out) * relu(|out|)`` is torch's (it zeroes the gradient where
+    the pooled sum is 0)."""
+    pool = (avg_pool1d, avg_pool2d, avg_pool3d)[nd - 1]
+    if isinstance(norm_type, (int, float)) and abs(norm_type) == float("inf"):
+        max_pool = (max_pool1d, max_pool2d, max_pool3d)[nd - 1]
+        if norm_type > 0:
+            return max_pool(ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
+        return -max_pool(-ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
+    window = int(np.prod(_tuple(kernel_size, nd, "kernel_size")))
+    if stride is not None:
+        out = pool(input ** norm_type, kernel_size, stride, 0, ceil_mode)
+    else:
+        out = pool(input ** norm_type, kernel_size, padding=0, ceil_mode=ceil_mode)
+    return ((ops.sign(out) * ops.relu(ops.abs(out))) * window) ** (1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """The ``norm_type``-norm of each sliding window of (N, C, L) or (C, L) (torch's power-average pooling).
+
+    Example: ``F.lp_pool1d(ad.tensor([[3.0, 4.0]]), 2, 2)`` is ``[[5.0]]``.
+    """
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """The ``norm_type``-norm of each sliding window of (N, C, H, W) or (C, H, W)."""
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """The ``norm_type``-norm of each sliding window of (N, C, D, H, W) or (C, D, H, W)."""
+    return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)

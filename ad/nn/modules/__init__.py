@@ -4,6 +4,7 @@
 from . import activation, loss, pooling  # noqa: E402 - for their __all__
 from .activation import *  # noqa: F403
 from .attention import MultiheadAttention
+from .channelshuffle import ChannelShuffle
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
@@ -60,6 +61,7 @@ __all__ = [
     "GroupNorm",
     "Embedding",
     "MultiheadAttention",
+    "ChannelShuffle",
     "RNNBase",
     "RNN",
     "LSTM",

@@ -1,0 +1,219 @@
+# ruff: noqa: E501 - one case a line
+"""The functionals added in session 15 (pdist, channel_shuffle, upsample_* aliases, the multilabel and
+distance-function triplet losses, lp_pool, max_unpool, adaptive_max_pool3d, the *_with_indices names,
+fractional_max_pool, embedding_bag, affine_grid, grid_sample, ctc_loss) and their Module classes, against torch
+in float64: values and gradients (of ``sum(out * w)`` with fixed non-uniform ``w``), finite differences
+(gradcheck / gradgradcheck on small inputs), and torch's exception classes.
+
+Each case is ``(id, call, inputs)``: ``call(F, lib, *inputs)`` runs the same code on ``ad`` and on torch; float
+numpy inputs become leaves requiring grad in both, integer ones constant index tensors.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ad
+from ad.autograd import gradcheck, gradgradcheck
+
+torch = pytest.importorskip("torch")
+
+FA = ad.nn.functional
+FT = torch.nn.functional
+RNG = np.random.default_rng(0)
+
+
+def _r(*shape, lo=-2.0, hi=2.0):
+    return RNG.uniform(lo, hi, shape)
+
+
+def _to_ad(a):
+    if isinstance(a, np.ndarray):
+        return ad.tensor(a, requires_grad=a.dtype.kind == "f")
+    return a
+
+
+def _to_torch(a):
+    if isinstance(a, np.ndarray):
+        return torch.tensor(a, requires_grad=a.dtype.kind == "f")
+    return a
+
+
+def _outputs(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _compare(call, inputs, rtol=1e-10, atol=1e-10):
+    xa = [_to_ad(a) for a in inputs]
+    xt = [_to_torch(a) for a in inputs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oa = _outputs(call(FA, ad, *xa))
+        ot = _outputs(call(FT, torch, *xt))
+    assert len(oa) == len(ot)
+    loss_a = loss_t = None
+    for a, t in zip(oa, ot):
+        assert tuple(a.shape) == tuple(t.shape)
+        np.testing.assert_allclose(a.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=atol)
+        if t.dtype.is_floating_point and t.requires_grad:
+            w = np.linspace(0.5, 1.5, max(t.numel(), 1))[: t.numel()].reshape(tuple(t.shape))
+            la = (a * ad.tensor(w)).sum()
+            lt = (t * torch.tensor(w)).sum()
+            loss_a = la if loss_a is None else loss_a + la
+            loss_t = lt if loss_t is None else loss_t + lt
+        else:
+            assert a.dtype == np.int64 and t.dtype == torch.int64
+    if loss_t is None:
+        return
+    diff_a = [x for x in xa if isinstance(x, ad.Tensor) and x.requires_grad]
+    diff_t = [x for x in xt if isinstance(x, torch.Tensor) and x.requires_grad]
+    ga = ad.autograd.grad(loss_a, diff_a, allow_unused=True)
+    gt = torch.autograd.grad(loss_t, diff_t, allow_unused=True)
+    for g_a, g_t in zip(ga, gt):
+        if g_t is None:
+            assert g_a is None or not np.any(g_a.numpy())
+            continue
+        np.testing.assert_allclose(g_a.numpy(), g_t.numpy(), rtol=rtol, atol=atol)
+
+
+_ROWS = _r(5, 3)
+_ROWS[3] = _ROWS[1]  # coinciding rows: torch's zero gradient at a zero distance
+_ML_TARGET = np.array([[3, 0, -1, 1, 2], [1, 2, 3, -1, 0], [4, 4, 1, -1, -1]])
+_POS = _r(2, 3, 5, 6, lo=0.2, hi=2.0)  # (non-integer powers of negative numbers are NaN in both)
+_INF = float("inf")
+
+CASES = [
+    ("pdist", lambda F, L, x: F.pdist(x), [_ROWS]),
+    ("pdist_p1", lambda F, L, x: F.pdist(x, 1), [_ROWS]),
+    ("pdist_p3.5", lambda F, L, x: F.pdist(x, 3.5), [_ROWS]),
+    ("pdist_inf", lambda F, L, x: F.pdist(x, _INF), [_r(4, 3)]),
+    ("pdist_one_row", lambda F, L, x: F.pdist(x), [_r(1, 3)]),
+    ("channel_shuffle", lambda F, L, x: F.channel_shuffle(x, 3), [_r(2, 6, 3, 2)]),
+    ("channel_shuffle_3d", lambda F, L, x: F.channel_shuffle(x, 2), [_r(2, 4, 3)]),
+    ("upsample_bilinear", lambda F, L, x: F.upsample_bilinear(x, scale_factor=2), [_r(1, 2, 3, 2)]),
+    ("upsample_bilinear_size", lambda F, L, x: F.upsample_bilinear(x, size=(5, 4)), [_r(1, 2, 3, 2)]),
+    ("upsample_nearest", lambda F, L, x: F.upsample_nearest(x, size=(5, 3)), [_r(1, 2, 3, 2)]),
+    ("multilabel_soft_margin", lambda F, L, x, y: F.multilabel_soft_margin_loss(x, y), [_r(3, 5), _r(3, 5, lo=0, hi=1)]),
+    ("multilabel_soft_margin_weight", lambda F, L, x, y, w: F.multilabel_soft_margin_loss(x, y, w, reduction="none"), [_r(3, 5), _r(3, 5, lo=0, hi=1), _r(5, lo=0, hi=1)]),
+    ("multilabel_soft_margin_sum_1d", lambda F, L, x, y: F.multilabel_soft_margin_loss(x, y, reduction="sum"), [_r(5), _r(5, lo=0, hi=1)]),
+    ("multilabel_margin", lambda F, L, x, t: F.multilabel_margin_loss(x, t), [_r(3, 5), _ML_TARGET]),
+    ("multilabel_margin_none", lambda F, L, x, t: F.multilabel_margin_loss(x, t, reduction="none"), [_r(3, 5), _ML_TARGET]),
+    ("multilabel_margin_1d_sum", lambda F, L, x, t: F.multilabel_margin_loss(x, t, reduction="sum"), [_r(5), _ML_TARGET[2]]),
+    ("triplet_distance", lambda F, L, a, p, n: F.triplet_margin_with_distance_loss(a, p, n), [_r(4, 3), _r(4, 3), _r(4, 3)]),
+    ("triplet_distance_swap_cos", lambda F, L, a, p, n: F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda u, v: 1.0 - F.cosine_similarity(u, v), margin=0.5, swap=True, reduction="none"), [_r(4, 3), _r(4, 3), _r(4, 3)]),
+    ("triplet_distance_sum", lambda F, L, a, p, n: F.triplet_margin_with_distance_loss(a, p, n, margin=2.0, reduction="sum"), [_r(4, 3), _r(4, 3), _r(4, 3)]),
+    ("lp_pool1d", lambda F, L, x: F.lp_pool1d(x, 2, 2), [_r(2, 3, 7)]),
+    ("lp_pool1d_stride_ceil", lambda F, L, x: F.lp_pool1d(x, 3, 3, stride=2, ceil_mode=True), [_r(2, 3, 8, lo=0.1)]),
+    ("lp_pool2d", lambda F, L, x: F.lp_pool2d(x, 1.5, (2, 3), stride=1), [_POS]),
+    ("lp_pool2d_unbatched", lambda F, L, x: F.lp_pool2d(x, 2, 2, ceil_mode=True), [_r(3, 5, 5)]),
+    ("lp_pool2d_inf", lambda F, L, x: F.lp_pool2d(x, _INF, 2), [_r(2, 3, 4, 4)]),
+    ("lp_pool2d_minus_inf", lambda F, L, x: F.lp_pool2d(x, -_INF, 2), [_r(2, 3, 4, 4)]),
+    ("lp_pool3d", lambda F, L, x: F.lp_pool3d(x, 2, 2), [_r(1, 2, 4, 5, 4)]),
+]
+
+
+@pytest.mark.parametrize("call, inputs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_against_torch(call, inputs):
+    _compare(call, inputs)
+
+
+# --- finite differences (first and second order) on small inputs
+
+
+def _leaf(*shape, lo=-1.0, hi=1.0, seed=1):
+    return ad.tensor(np.random.default_rng(seed).uniform(lo, hi, shape), requires_grad=True)
+
+
+GRADCHECKS = [
+    ("pdist", lambda x: FA.pdist(x), [(4, 3)]),
+    ("pdist_p3", lambda x: FA.pdist(x, 3.0), [(3, 2)]),
+    ("channel_shuffle", lambda x: FA.channel_shuffle(x, 2), [(1, 4, 3)]),
+    ("multilabel_soft_margin", lambda x: FA.multilabel_soft_margin_loss(x, ad.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])), [(2, 3)]),
+    ("multilabel_margin", lambda x: FA.multilabel_margin_loss(x * 0.1, ad.tensor([[2, 0, -1], [1, -1, 0]])), [(2, 3)]),
+    ("triplet_distance", lambda a, p, n: FA.triplet_margin_with_distance_loss(a, p, n, margin=3.0), [(2, 3), (2, 3), (2, 3)]),
+    ("lp_pool2d", lambda x: FA.lp_pool2d(x, 3, 2), [(1, 1, 4, 4)]),
+    ("lp_pool1d_inf", lambda x: FA.lp_pool1d(x, _INF, 2), [(1, 2, 4)]),
+]
+
+
+@pytest.mark.parametrize("fn, shapes", [c[1:] for c in GRADCHECKS], ids=[c[0] for c in GRADCHECKS])
+def test_finite_differences(fn, shapes):
+    # positive inputs: a non-integer power of a negative window sum is NaN (in torch too)
+    inputs = tuple(_leaf(*s, lo=0.1, hi=1.0, seed=i + 3) for i, s in enumerate(shapes))
+    assert gradcheck(fn, inputs)
+    assert gradgradcheck(fn, inputs)
+
+
+# --- errors: torch's exception classes (and messages)
+
+ERRORS = [
+    ("pdist_1d", lambda F, L: F.pdist(L.ones(3))),
+    ("pdist_int", lambda F, L: F.pdist(L.ones(3, 2, dtype=L.int64))),
+    ("pdist_negative_p", lambda F, L: F.pdist(L.ones(3, 2), -1.0)),
+    ("channel_shuffle_2d", lambda F, L: F.channel_shuffle(L.ones(2, 6), 2)),
+    ("channel_shuffle_groups", lambda F, L: F.channel_shuffle(L.ones(2, 6, 3), 4)),
+    ("channel_shuffle_zero_groups", lambda F, L: F.channel_shuffle(L.ones(2, 6, 3), 0)),
+    ("multilabel_margin_shape", lambda F, L: F.multilabel_margin_loss(L.ones(2, 4), L.zeros(1, 4, dtype=L.int64))),
+    ("multilabel_margin_range", lambda F, L: F.multilabel_margin_loss(L.ones(2, 4), L.full((2, 4), 4, dtype=L.int64))),
+    ("multilabel_margin_dtype", lambda F, L: F.multilabel_margin_loss(L.ones(2, 4), L.zeros(2, 4, dtype=L.int32))),
+    ("multilabel_margin_3d", lambda F, L: F.multilabel_margin_loss(L.ones(2, 3, 4), L.zeros(2, 3, 4, dtype=L.int64))),
+    ("multilabel_margin_reduction", lambda F, L: F.multilabel_margin_loss(L.ones(2, 4), L.zeros(2, 4, dtype=L.int64), reduction="x")),
+    ("multilabel_soft_margin_reduction", lambda F, L: F.multilabel_soft_margin_loss(L.ones(2, 4), L.ones(2, 4), reduction="x")),
+    ("triplet_distance_margin", lambda F, L: F.triplet_margin_with_distance_loss(L.ones(2, 3), L.ones(2, 3), L.ones(2, 3), margin=0.0)),
+    ("triplet_distance_reduction", lambda F, L: F.triplet_margin_with_distance_loss(L.ones(2, 3), L.ones(2, 3), L.ones(2, 3), reduction="x")),
+    ("triplet_distance_ndim", lambda F, L: F.triplet_margin_with_distance_loss(L.ones(2, 3), L.ones(2, 3), L.ones(3))),
+]
+
+
+@pytest.mark.parametrize("call", [c[1] for c in ERRORS], ids=[c[0] for c in ERRORS])
+def test_errors_as_torch(call):
+    with pytest.raises(Exception) as expected:
+        call(FT, torch)
+    with pytest.raises(Exception) as got:
+        call(FA, ad)
+    assert type(got.value) is type(expected.value)
+    assert str(got.value) == str(expected.value)
+
+
+def test_deprecated_upsample_aliases_warn_as_torch():
+    x = ad.ones(1, 1, 2, 2)
+    for fn in ("upsample_bilinear", "upsample_nearest"):
+        with pytest.warns(UserWarning, match=f"`nn.functional.{fn}` is deprecated"):
+            getattr(FA, fn)(x, scale_factor=2)
+
+
+# --- modules against torch's
+
+
+def _module_pair(name, *args, **kwargs):
+    return getattr(ad.nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+
+
+MODULES = [
+    ("LPPool1d", (2, 3), {"stride": 2}, [_r(2, 3, 8)]),
+    ("LPPool2d", (1.5, 2), {"ceil_mode": True}, [_r(2, 3, 5, 5, lo=0.1, hi=2.0)]),
+    ("LPPool3d", (2, (1, 2, 2)), {}, [_r(1, 2, 3, 4, 4)]),
+    ("MultiLabelMarginLoss", (), {"reduction": "sum"}, [_r(3, 5), _ML_TARGET]),
+    ("MultiLabelSoftMarginLoss", (), {}, [_r(3, 5), _r(3, 5, lo=0, hi=1)]),
+    ("TripletMarginWithDistanceLoss", (), {"margin": 0.5, "swap": True, "distance_function": None}, [_r(4, 3), _r(4, 3), _r(4, 3)]),
+    ("ChannelShuffle", (3,), {}, [_r(2, 6, 2, 2)]),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, inputs", MODULES, ids=[m[0] for m in MODULES])
+def test_modules_as_torch(name, args, kwargs, inputs):
+    mod_a, mod_t = _module_pair(name, *args, **kwargs)
+    if name != "TripletMarginWithDistanceLoss":  # (torch's default distance is a PairwiseDistance child module)
+        assert repr(mod_a) == repr(mod_t)
+    _compare(lambda F, L, *xs: (mod_a if L is ad else mod_t)(*xs), inputs)
+
+
+def test_module_weights_as_torch():
+    w = _r(5, lo=0.1, hi=1.0)
+    mod_a = ad.nn.MultiLabelSoftMarginLoss(weight=ad.tensor(w), reduction="none")
+    mod_t = torch.nn.MultiLabelSoftMarginLoss(weight=torch.tensor(w), reduction="none")
+    assert list(mod_a.state_dict()) == list(mod_t.state_dict()) == ["weight"]
+    _compare(lambda F, L, *xs: (mod_a if L is ad else mod_t)(*xs), [_r(3, 5), _r(3, 5, lo=0, hi=1)])
+    with pytest.raises(ValueError, match="expected margin to be greater than 0"):
+        ad.nn.TripletMarginWithDistanceLoss(margin=-1.0)

@@ -110,6 +110,18 @@ CASES = [
     ("lp_pool2d_inf", lambda F, L, x: F.lp_pool2d(x, _INF, 2), [_r(2, 3, 4, 4)]),
     ("lp_pool2d_minus_inf", lambda F, L, x: F.lp_pool2d(x, -_INF, 2), [_r(2, 3, 4, 4)]),
     ("lp_pool3d", lambda F, L, x: F.lp_pool3d(x, 2, 2), [_r(1, 2, 4, 5, 4)]),
+    ("max_unpool1d", lambda F, L, x: F.max_unpool1d(*F.max_pool1d(x, 2, return_indices=True), 2), [_r(2, 3, 8)]),
+    ("max_unpool1d_output_size", lambda F, L, x: F.max_unpool1d(*F.max_pool1d(x, 2, return_indices=True), 2, output_size=[7]), [_r(3, 7)]),
+    ("max_unpool2d", lambda F, L, x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2), [_r(2, 3, 6, 4)]),
+    ("max_unpool2d_padding", lambda F, L, x: F.max_unpool2d(*F.max_pool2d(x, 2, 2, 1, return_indices=True), 2, 2, 1, output_size=(1, 2, 5, 6)), [_r(1, 2, 5, 6)]),
+    ("max_unpool3d", lambda F, L, x: F.max_unpool3d(*F.max_pool3d(x, 2, return_indices=True), 2), [_r(1, 2, 4, 6, 4)]),
+    ("max_unpool3d_unbatched", lambda F, L, x: F.max_unpool3d(*F.max_pool3d(x, (1, 2, 2), return_indices=True), (1, 2, 2), output_size=(3, 5, 5)), [_r(2, 3, 4, 4)]),
+    ("adaptive_max_pool3d", lambda F, L, x: F.adaptive_max_pool3d(x, (2, 3, None), return_indices=True), [_r(2, 2, 5, 7, 3)]),
+    ("adaptive_max_pool3d_unbatched", lambda F, L, x: F.adaptive_max_pool3d(x, 2), [_r(2, 5, 4, 3)]),
+    ("adaptive_max_pool1d_with_indices", lambda F, L, x: F.adaptive_max_pool1d_with_indices(x, 3), [_r(2, 3, 7)]),
+    ("adaptive_max_pool2d_with_indices", lambda F, L, x: F.adaptive_max_pool2d_with_indices(x, (3, 2)), [_r(2, 3, 7, 5)]),
+    ("adaptive_max_pool3d_with_indices", lambda F, L, x: F.adaptive_max_pool3d_with_indices(x, 2), [_r(1, 3, 4, 5, 3)]),
+    ("max_pool3d_with_indices", lambda F, L, x: F.max_pool3d_with_indices(x, 2, 1, 1), [_r(1, 2, 4, 3, 4)]),
 ]
 
 
@@ -134,6 +146,9 @@ GRADCHECKS = [
     ("triplet_distance", lambda a, p, n: FA.triplet_margin_with_distance_loss(a, p, n, margin=3.0), [(2, 3), (2, 3), (2, 3)]),
     ("lp_pool2d", lambda x: FA.lp_pool2d(x, 3, 2), [(1, 1, 4, 4)]),
     ("lp_pool1d_inf", lambda x: FA.lp_pool1d(x, _INF, 2), [(1, 2, 4)]),
+    ("max_unpool2d", lambda x: FA.max_unpool2d(x, ad.tensor([[[[0, 3], [10, 13]]]]), 2), [(1, 1, 2, 2)]),
+    # two values at one index: the last is written (torch's loop), so only it has a gradient
+    ("max_unpool1d_repeated_index", lambda x: FA.max_unpool1d(x, ad.tensor([[1, 1, 2]]), 2, 1), [(1, 3)]),
 ]
 
 
@@ -163,6 +178,19 @@ ERRORS = [
     ("triplet_distance_margin", lambda F, L: F.triplet_margin_with_distance_loss(L.ones(2, 3), L.ones(2, 3), L.ones(2, 3), margin=0.0)),
     ("triplet_distance_reduction", lambda F, L: F.triplet_margin_with_distance_loss(L.ones(2, 3), L.ones(2, 3), L.ones(2, 3), reduction="x")),
     ("triplet_distance_ndim", lambda F, L: F.triplet_margin_with_distance_loss(L.ones(2, 3), L.ones(2, 3), L.ones(3))),
+    ("max_unpool2d_index_range", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.full((1, 1, 2, 2), 16, dtype=L.int64), 2)),
+    ("max_unpool2d_negative_index", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.full((1, 1, 2, 2), -1, dtype=L.int64), 2)),
+    ("max_unpool1d_index_range", lambda F, L: F.max_unpool1d(L.ones(1, 1, 2), L.full((1, 1, 2), 9, dtype=L.int64), 2)),
+    ("max_unpool3d_index_range", lambda F, L: F.max_unpool3d(L.ones(1, 1, 2, 2, 2), L.full((1, 1, 2, 2, 2), 64, dtype=L.int64), 2)),
+    ("max_unpool2d_indices_shape", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.zeros(1, 1, 2, 1, dtype=L.int64), 2)),
+    ("max_unpool1d_indices_shape", lambda F, L: F.max_unpool1d(L.ones(1, 2), L.zeros(1, 1, dtype=L.int64), 2)),
+    ("max_unpool2d_indices_dtype", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.zeros(1, 1, 2, 2, dtype=L.int32), 2)),
+    ("max_unpool2d_ndim", lambda F, L: F.max_unpool2d(L.ones(2, 2), L.zeros(2, 2, dtype=L.int64), 2)),
+    ("max_unpool1d_ndim", lambda F, L: F.max_unpool1d(L.ones(2, 3, 4, 5), L.zeros(2, 3, 4, 5, dtype=L.int64), 2)),
+    ("max_unpool3d_ndim", lambda F, L: F.max_unpool3d(L.ones(2, 2, 2), L.zeros(2, 2, 2, dtype=L.int64), 2)),
+    ("max_unpool2d_output_size", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.zeros(1, 1, 2, 2, dtype=L.int64), 2, output_size=(9, 9))),
+    ("max_unpool2d_output_size_length", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.zeros(1, 1, 2, 2, dtype=L.int64), 2, output_size=(1, 5, 5))),
+    ("adaptive_max_pool3d_ndim", lambda F, L: F.adaptive_max_pool3d(L.ones(2, 3, 4), 2)),
 ]
 
 
@@ -198,7 +226,18 @@ MODULES = [
     ("MultiLabelSoftMarginLoss", (), {}, [_r(3, 5), _r(3, 5, lo=0, hi=1)]),
     ("TripletMarginWithDistanceLoss", (), {"margin": 0.5, "swap": True, "distance_function": None}, [_r(4, 3), _r(4, 3), _r(4, 3)]),
     ("ChannelShuffle", (3,), {}, [_r(2, 6, 2, 2)]),
+    ("AdaptiveMaxPool3d", ((2, 1, 2),), {"return_indices": True}, [_r(1, 2, 3, 4, 5)]),
 ]
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_unpool_modules_as_torch(nd):
+    pool_a, pool_t = _module_pair(f"MaxPool{nd}d", 2, return_indices=True)
+    mod_a, mod_t = _module_pair(f"MaxUnpool{nd}d", 2)
+    assert repr(mod_a) == repr(mod_t)
+    x = _r(1, 2, *([4] * nd))
+    size = [5] * nd
+    _compare(lambda F, L, x: (mod_a if L is ad else mod_t)(*(pool_a if L is ad else pool_t)(x), output_size=size), [x])
 
 
 @pytest.mark.parametrize("name, args, kwargs, inputs", MODULES, ids=[m[0] for m in MODULES])

@@ -368,3 +368,125 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # n
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
     """The ``norm_type``-norm of each sliding window of (N, C, D, H, W) or (C, D, H, W)."""
     return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the *_with_indices names torch exports, adaptive_max_pool3d
+# ---------------------------------------------------------------------------------------------------------
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+                            return_indices=False):
+    """``max_pool3d`` with its indices (torch's name; ``return_indices`` is ignored, as torch's)."""
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
+    """Max over adaptive windows of (N, C, D, H, W) or (C, D, H, W)."""
+    if isinstance(input, Tensor) and input.ndim not in (4, 5):
+        raise RuntimeError(f"adaptive_max_pool3d(): Expected 4D or 5D tensor, but got: {list(input.shape)}")
+    return _adaptive(3, input, output_size, "adaptive_max_pool3d", True, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):  # noqa: A002
+    return adaptive_max_pool1d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):  # noqa: A002
+    return adaptive_max_pool2d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):  # noqa: A002
+    return adaptive_max_pool3d(input, output_size, return_indices=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# max unpooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _unpool_output_size(input, kernel_size, stride, padding, output_size):  # noqa: A002
+    """torch's ``_unpool_output_size``: the default ``(in - 1) * stride + kernel - 2 * padding``, or the given
+    size (its last ``nd`` entries), which must lie strictly within a stride of the default."""
+    nd = len(kernel_size)
+    default = [(input.shape[-nd + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(nd)]
+    if output_size is None:
+        size = default
+    else:
+        if len(output_size) == nd + 2:
+            output_size = output_size[2:]
+        if len(output_size) != nd:
+            raise ValueError(f"output_size should be a sequence containing {nd} or {nd + 2} elements, but it has a "
+                             f"length of '{len(output_size)}'")
+        for d in range(nd):
+            low, high = default[d] - stride[d], default[d] + stride[d]
+            if not low < output_size[d] < high:
+                raise ValueError(f'invalid output_size "{output_size}" (dim {d} must be between {low} and {high})')
+        size = [int(s) for s in output_size]
+    for d in range(nd):
+        if size[d] < 0:
+            raise ValueError(f"max_unpooling: output_size must contain non-negative spatial dimensions, but got "
+                             f"output_size[{d}]={size[d]}")
+    return size
+
+
+def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):  # noqa: A002
+    """Each value of ``input`` written at its per-plane flat index ``indices`` (as ``max_pool``'s
+    ``return_indices`` gives) in a zero output: ``scatter_map``, whose adjoint gathers the gradient back. Where
+    two values share an index the last one is written (torch's loop), so only it gets a gradient."""
+    k = _tuple(kernel_size, nd, "kernel_size")
+    s = _tuple(stride, nd, "stride") if stride is not None else k
+    p = _tuple(padding, nd, "padding")
+    size = _unpool_output_size(input, k, s, p, output_size)
+    # torch runs max_unpool1d as max_unpool2d over (L, 1) planes: its checks and messages are the 2-D ones
+    kernel_nd = max(nd, 2)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Input to max_unpooling{kernel_nd}d should be a {kernel_nd + 1}d or {kernel_nd + 2}d "
+                           f"Tensor, but got a tensor with {input.ndim + (nd == 1)} dimensions.")
+    idx = _cuda.host_copy(indices._data) if isinstance(indices, Tensor) else np.asarray(indices)  # (an index map)
+    if idx.shape != tuple(input.shape):
+        shape = list(input.shape) + [1] * (nd == 1)
+        got = list(idx.shape) + [1] * (nd == 1)
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor ({shape}) but got "
+                           f"indices tensor with shape: {got}")
+    if idx.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: "
+                           f"{ops._torch_dtype(idx.dtype).capitalize()}")
+    plane = int(np.prod(size))
+    bad = (idx < 0) | (idx >= plane)
+    if bad.any():
+        volume = "x".join(str(v) for v in size + [1] * (nd == 1))
+        raise RuntimeError(f"Found an invalid max index: {int(idx[bad].flat[0])} (output volumes are of size "
+                           f"{volume})")
+    lead = input.shape[:-nd]
+    planes = int(np.prod(lead))
+    flat = (idx.reshape(planes, -1) + (np.arange(planes, dtype=np.int64) * plane)[:, None]).reshape(-1)
+    out_shape = tuple(lead) + tuple(size)
+    # the last write of each output index: np.unique on the reversed order finds each index's last position
+    _, last = np.unique(flat[::-1], return_index=True)
+    if len(last) == flat.size:
+        return ops.scatter_map(input, out_shape, flat)
+    kept = np.sort(flat.size - 1 - last)
+    values = ops.gather_map(input, (len(kept),), kept)
+    return ops.scatter_map(values, out_shape, flat[kept])
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool1d``: each value put back at its index, zeros elsewhere.
+
+    Example:
+        >>> out, idx = F.max_pool1d(ad.tensor([[1.0, 3.0, 2.0, 0.0]]), 2, return_indices=True)
+        >>> F.max_unpool1d(out, idx, 2).tolist()
+        [[0.0, 3.0, 2.0, 0.0]]
+    """
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool2d`` on (N, C, H, W) or (C, H, W)."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool3d`` on (N, C, D, H, W) or (C, D, H, W)."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)

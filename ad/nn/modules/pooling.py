@@ -3,7 +3,7 @@
 
 from .. import functional as F
 from .module import Module
-from .utils import _single
+from .utils import _pair, _single, _triple
 
 __all__ = [
     "MaxPool1d",
@@ -19,6 +19,10 @@ __all__ = [
     "LPPool1d",
     "LPPool2d",
     "LPPool3d",
+    "AdaptiveMaxPool3d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
+    "MaxUnpool3d",
 ]
 
 
@@ -179,3 +183,40 @@ class LPPool2d(_LPPoolNd):
 
 class LPPool3d(_LPPoolNd):
     _fn = "lp_pool3d"
+
+
+class AdaptiveMaxPool3d(_AdaptivePoolNd):
+    _fn = "adaptive_max_pool3d"
+
+
+class _MaxUnpoolNd(Module):
+    """The partial inverse of max pooling (``F.max_unpool*``): values back at their pooling indices."""
+
+    _fn = ""
+    _expand = staticmethod(_single)
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = self._expand(kernel_size)
+        self.stride = self._expand(stride if stride is not None else kernel_size)
+        self.padding = self._expand(padding)
+
+    def forward(self, input, indices, output_size=None):  # noqa: A002
+        return getattr(F, self._fn)(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    _fn = "max_unpool1d"
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    _fn = "max_unpool2d"
+    _expand = staticmethod(_pair)
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    _fn = "max_unpool3d"
+    _expand = staticmethod(_triple)

@@ -71,6 +71,9 @@ def _compare(call, inputs, rtol=1e-10, atol=1e-10):
     ga = ad.autograd.grad(loss_a, diff_a, allow_unused=True)
     gt = torch.autograd.grad(loss_t, diff_t, allow_unused=True)
     for g_a, g_t in zip(ga, gt):
+        if g_a is None and g_t is not None:  # (ad: not connected; torch: zeros)
+            assert not g_t.any()
+            continue
         if g_t is None:
             assert g_a is None or not np.any(g_a.numpy())
             continue
@@ -122,7 +125,24 @@ CASES = [
     ("adaptive_max_pool2d_with_indices", lambda F, L, x: F.adaptive_max_pool2d_with_indices(x, (3, 2)), [_r(2, 3, 7, 5)]),
     ("adaptive_max_pool3d_with_indices", lambda F, L, x: F.adaptive_max_pool3d_with_indices(x, 2), [_r(1, 3, 4, 5, 3)]),
     ("max_pool3d_with_indices", lambda F, L, x: F.max_pool3d_with_indices(x, 2, 1, 1), [_r(1, 2, 4, 3, 4)]),
+    ("affine_grid", lambda F, L, t: F.affine_grid(t, [2, 3, 4, 5], align_corners=False), [_r(2, 2, 3)]),
+    ("affine_grid_corners", lambda F, L, t: F.affine_grid(t, [2, 3, 1, 5], align_corners=True), [_r(2, 2, 3)]),
+    ("affine_grid_3d", lambda F, L, t: F.affine_grid(t, [1, 1, 3, 4, 2], align_corners=False), [_r(1, 3, 4)]),
+    ("affine_grid_3d_corners", lambda F, L, t: F.affine_grid(t, [2, 1, 3, 2, 4], align_corners=True), [_r(2, 3, 4)]),
+    ("grid_sample_affine", lambda F, L, x, t: F.grid_sample(x, F.affine_grid(t, [2, 3, 4, 6], align_corners=False), align_corners=False), [_r(2, 3, 5, 4), _r(2, 2, 3, lo=-1, hi=1)]),
+    ("grid_sample_default_align", lambda F, L, x, g: F.grid_sample(x, g), [_r(1, 2, 3, 4), _r(1, 3, 2, 2, lo=-1.3, hi=1.3)]),
 ]
+_GS_INPUT = _r(2, 2, 4, 5)
+_GS_GRID = _r(2, 3, 4, 2, lo=-1.4, hi=1.4)  # (outside [-1, 1] too: the padding modes)
+_GS3_INPUT = _r(1, 2, 3, 4, 3)
+_GS3_GRID = _r(1, 2, 3, 2, 3, lo=-1.4, hi=1.4)
+for _mode in ("bilinear", "nearest", "bicubic"):
+    for _padding in ("zeros", "border", "reflection"):
+        for _align in (False, True):
+            CASES.append((f"grid_sample_{_mode}_{_padding}_{_align}", lambda F, L, x, g, m=_mode, p=_padding, a=_align: F.grid_sample(x, g, m, p, a), [_GS_INPUT, _GS_GRID]))
+            if _mode != "bicubic":
+                CASES.append((f"grid_sample_5d_{_mode}_{_padding}_{_align}", lambda F, L, x, g, m=_mode, p=_padding, a=_align: F.grid_sample(x, g, m, p, a), [_GS3_INPUT, _GS3_GRID]))
+
 
 
 @pytest.mark.parametrize("call, inputs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -149,6 +169,12 @@ GRADCHECKS = [
     ("max_unpool2d", lambda x: FA.max_unpool2d(x, ad.tensor([[[[0, 3], [10, 13]]]]), 2), [(1, 1, 2, 2)]),
     # two values at one index: the last is written (torch's loop), so only it has a gradient
     ("max_unpool1d_repeated_index", lambda x: FA.max_unpool1d(x, ad.tensor([[1, 1, 2]]), 2, 1), [(1, 3)]),
+    ("affine_grid", lambda t: FA.affine_grid(t, [1, 1, 2, 3], align_corners=False), [(1, 2, 3)]),
+    ("grid_sample_bilinear_reflection", lambda x, g: FA.grid_sample(x, g * 1.5, "bilinear", "reflection", False), [(1, 2, 3, 3), (1, 2, 2, 2)]),
+    ("grid_sample_bilinear_zeros", lambda x, g: FA.grid_sample(x, g * 1.2, "bilinear", "zeros", True), [(1, 1, 3, 4), (1, 2, 2, 2)]),
+    ("grid_sample_bicubic_border", lambda x, g: FA.grid_sample(x, g * 1.2, "bicubic", "border", False), [(1, 1, 3, 3), (1, 2, 1, 2)]),
+    ("grid_sample_trilinear", lambda x, g: FA.grid_sample(x, g, "bilinear", "border", False), [(1, 1, 2, 3, 2), (1, 1, 2, 1, 3)]),
+    ("grid_sample_nearest", lambda x: FA.grid_sample(x, ad.tensor([[[[0.3, -0.8], [1.2, 0.1]]]]), "nearest", align_corners=False), [(1, 2, 3, 3)]),
 ]
 
 
@@ -191,6 +217,20 @@ ERRORS = [
     ("max_unpool2d_output_size", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.zeros(1, 1, 2, 2, dtype=L.int64), 2, output_size=(9, 9))),
     ("max_unpool2d_output_size_length", lambda F, L: F.max_unpool2d(L.ones(1, 1, 2, 2), L.zeros(1, 1, 2, 2, dtype=L.int64), 2, output_size=(1, 5, 5))),
     ("adaptive_max_pool3d_ndim", lambda F, L: F.adaptive_max_pool3d(L.ones(2, 3, 4), 2)),
+    ("grid_sample_mode", lambda F, L: F.grid_sample(L.ones(1, 1, 2, 2), L.zeros(1, 1, 1, 2), mode="x", align_corners=False)),
+    ("grid_sample_padding_mode", lambda F, L: F.grid_sample(L.ones(1, 1, 2, 2), L.zeros(1, 1, 1, 2), padding_mode="x", align_corners=False)),
+    ("grid_sample_batch", lambda F, L: F.grid_sample(L.ones(2, 1, 2, 2), L.zeros(1, 1, 1, 2), align_corners=False)),
+    ("grid_sample_last_dim", lambda F, L: F.grid_sample(L.ones(1, 1, 2, 2), L.zeros(1, 1, 1, 3), align_corners=False)),
+    ("grid_sample_3d_input", lambda F, L: F.grid_sample(L.ones(2, 3, 4), L.zeros(2, 3, 2), align_corners=False)),
+    ("grid_sample_bicubic_5d", lambda F, L: F.grid_sample(L.ones(1, 1, 2, 2, 2), L.zeros(1, 1, 1, 1, 3), mode="bicubic", align_corners=False)),
+    ("grid_sample_empty", lambda F, L: F.grid_sample(L.ones(1, 1, 0, 2), L.zeros(1, 1, 1, 2), align_corners=False)),
+    ("grid_sample_dtype", lambda F, L: F.grid_sample(L.ones(1, 1, 2, 2, dtype=L.float64), L.zeros(1, 1, 1, 2, dtype=L.float32), align_corners=False)),
+    ("grid_sample_int", lambda F, L: F.grid_sample(L.ones(1, 1, 2, 2, dtype=L.int64), L.zeros(1, 1, 1, 2), align_corners=False)),
+    ("affine_grid_int", lambda F, L: F.affine_grid(L.ones(1, 2, 3, dtype=L.int64), [1, 1, 2, 2], align_corners=False)),
+    ("affine_grid_shape", lambda F, L: F.affine_grid(L.ones(1, 2, 3), [1, 1, 2, 2, 2], align_corners=False)),
+    ("affine_grid_shape_2d", lambda F, L: F.affine_grid(L.ones(1, 3, 4), [1, 1, 2, 2], align_corners=False)),
+    ("affine_grid_size", lambda F, L: F.affine_grid(L.ones(1, 2, 3), [1, 1, 2], align_corners=False)),
+    ("affine_grid_zero_size", lambda F, L: F.affine_grid(L.ones(1, 2, 3), [1, 1, 0, 2], align_corners=False)),
 ]
 
 
@@ -202,6 +242,26 @@ def test_errors_as_torch(call):
         call(FA, ad)
     assert type(got.value) is type(expected.value)
     assert str(got.value) == str(expected.value)
+
+
+def test_align_corners_warnings_as_torch():
+    x, theta = ad.ones(1, 1, 2, 2), ad.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    with pytest.warns(UserWarning, match="Default grid_sample and affine_grid behavior has changed"):
+        grid = FA.affine_grid(theta, [1, 1, 2, 2])
+    with pytest.warns(UserWarning, match="Default grid_sample and affine_grid behavior has changed"):
+        out = FA.grid_sample(x, grid)
+    np.testing.assert_allclose(out.numpy(), x.numpy())  # the identity map samples the pixel centres
+    with pytest.warns(UserWarning, match="for unit-size grids when align_corners=True"):
+        FA.affine_grid(theta, [1, 1, 1, 2], align_corners=True)
+
+
+def test_grid_sample_empty_output_and_nearest_grid_gradient():
+    x = ad.tensor(_r(2, 1, 3, 3), requires_grad=True)
+    out = FA.grid_sample(x, ad.zeros(2, 0, 4, 2), align_corners=False)
+    assert out.shape == (2, 1, 0, 4)
+    grid = ad.tensor(_r(2, 2, 2, 2, lo=-1, hi=1), requires_grad=True)
+    (gx,) = ad.autograd.grad(FA.grid_sample(x, grid, "nearest", align_corners=True).sum(), [grid], allow_unused=True)
+    assert gx is None  # (nearest does not depend on the grid continuously: torch's zero gradient)
 
 
 def test_deprecated_upsample_aliases_warn_as_torch():

@@ -6,7 +6,7 @@
   im2col + one GEMM, numpy/BLAS forward and backward);
 - ``pooling``, ``normalization``, ``vision`` (pad, interpolate, pixel shuffle), ``sparse`` (embedding,
   one_hot), ``dropout``, ``distance`` (cosine_similarity, pairwise_distance, normalize, cdist), ``linear``
-  (linear, bilinear), ``attention`` (scaled_dot_product_attention).
+  (linear, bilinear), ``attention`` (scaled_dot_product_attention), ``sampling`` (affine_grid, grid_sample).
 """
 
 from .activation import (
@@ -101,6 +101,7 @@ from .pooling import (
     max_unpool2d,
     max_unpool3d,
 )
+from .sampling import affine_grid, grid_sample
 from .sparse import embedding, one_hot
 from .vision import (
     channel_shuffle,

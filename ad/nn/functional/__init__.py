@@ -102,7 +102,7 @@ from .pooling import (
     max_unpool3d,
 )
 from .sampling import affine_grid, grid_sample
-from .sparse import embedding, one_hot
+from .sparse import embedding, embedding_bag, one_hot
 from .vision import (
     channel_shuffle,
     interpolate,

@@ -23,7 +23,7 @@ from .normalization import (
 )
 from .pooling import *  # noqa: F403
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 
 __all__ = [
     *activation.__all__,
@@ -60,6 +60,7 @@ __all__ = [
     "LayerNorm",
     "GroupNorm",
     "Embedding",
+    "EmbeddingBag",
     "MultiheadAttention",
     "ChannelShuffle",
     "RNNBase",

@@ -146,6 +146,19 @@ CASES += [
     ("embedding_bag_default_mean_int32", lambda F, L, w, i, o: F.embedding_bag(i, w, o), [_EB_WEIGHT, _EB_INDEX.astype(np.int32), _EB_OFFSETS.astype(np.int32)]),
     ("embedding_bag_scale_grad_by_freq_distinct", lambda F, L, w, i, o: F.embedding_bag(i, w, o, mode="sum", scale_grad_by_freq=True), [_EB_WEIGHT, np.array([1, 2, 4, 3, 0, 5]), _EB_OFFSETS]),
 ]
+_CTC_LOGITS = _r(7, 3, 5)
+_CTC_TARGETS = np.array([[1, 2, 2], [3, 1, 0], [4, 4, 4]])
+_CTC_IN, _CTC_TGT = np.array([7, 5, 6]), np.array([3, 2, 0])  # (an empty target)
+CASES += [
+    # torch's gradient is that of the loss through log_softmax (see ad/nn/functional/ctc.py): compared there
+    ("ctc_loss_mean", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n), [_CTC_LOGITS, _CTC_TARGETS, _CTC_IN, _CTC_TGT]),
+    ("ctc_loss_sum_blank", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n, blank=3, reduction="sum"), [_CTC_LOGITS, _CTC_TARGETS, _CTC_IN, _CTC_TGT]),
+    ("ctc_loss_none", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n, reduction="none"), [_CTC_LOGITS, _CTC_TARGETS, _CTC_IN, _CTC_TGT]),
+    ("ctc_loss_concatenated_tuples", lambda F, L, x, t: F.ctc_loss(F.log_softmax(x, 2), t, (7, 5, 6), (3, 2, 0)), [_CTC_LOGITS, np.array([1, 2, 2, 3, 1])]),
+    ("ctc_loss_unbatched", lambda F, L, x, t: F.ctc_loss(F.log_softmax(x[:, 0], 1), t, L.tensor([6]), L.tensor([3])), [_CTC_LOGITS, _CTC_TARGETS[0]]),
+    ("ctc_loss_zero_infinity", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n, reduction="none", zero_infinity=True), [_CTC_LOGITS, _CTC_TARGETS, np.array([2, 5, 0]), _CTC_TGT]),
+    ("ctc_loss_float32_targets_int32", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n), [_CTC_LOGITS, _CTC_TARGETS.astype(np.int32), _CTC_IN, _CTC_TGT]),
+]
 _GS_INPUT = _r(2, 2, 4, 5)
 _GS_GRID = _r(2, 3, 4, 2, lo=-1.4, hi=1.4)  # (outside [-1, 1] too: the padding modes)
 _GS3_INPUT = _r(1, 2, 3, 4, 3)
@@ -192,6 +205,9 @@ GRADCHECKS = [
     ("embedding_bag_mean", lambda w: FA.embedding_bag(ad.tensor([0, 2, 2, 1]), w, ad.tensor([0, 1, 1]), padding_idx=1), [(3, 2)]),
     ("embedding_bag_max", lambda w: FA.embedding_bag(ad.tensor([[0, 2], [1, 2]]), w, mode="max"), [(3, 2)]),
     ("embedding_bag_per_sample_weights", lambda w, p: FA.embedding_bag(ad.tensor([0, 2, 2, 1]), w, ad.tensor([0, 3]), mode="sum", per_sample_weights=p), [(3, 2), (4,)]),
+    # the true derivative with respect to log_probs themselves (no log_softmax in between)
+    ("ctc_loss_log_probs", lambda x: FA.ctc_loss(x, ad.tensor([[1, 1], [2, 0]]), ad.tensor([4, 3]), ad.tensor([2, 1]), reduction="sum"), [(4, 2, 3)]),
+    ("ctc_loss_log_softmax", lambda x: FA.ctc_loss(FA.log_softmax(x, 1), ad.tensor([1, 2]), ad.tensor([4]), ad.tensor([2])), [(4, 3)]),
 ]
 
 
@@ -263,6 +279,14 @@ ERRORS = [
     ("embedding_bag_weight_1d", lambda F, L: F.embedding_bag(L.tensor([1, 2]), L.ones(3), L.tensor([0]))),
     ("embedding_bag_3d_input", lambda F, L: F.embedding_bag(L.tensor([[[1, 2]]]), L.ones(3, 2))),
     ("embedding_bag_padding_idx", lambda F, L: F.embedding_bag(L.tensor([1, 2]), L.ones(3, 2), L.tensor([0]), padding_idx=3)),
+    ("ctc_loss_target_length", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([3, 1]))),
+    ("ctc_loss_input_length", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([5, 4]), L.tensor([2, 1]))),
+    ("ctc_loss_negative_length", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([-1, 1]))),
+    ("ctc_loss_blank", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2, 1]), blank=3)),
+    ("ctc_loss_input_lengths_size", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4]), L.tensor([2, 1]))),
+    ("ctc_loss_target_lengths_size", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2]))),
+    ("ctc_loss_concatenated_size", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2, 1]))),
+    ("ctc_loss_reduction", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2, 1]), reduction="x")),
 ]
 
 
@@ -333,6 +357,33 @@ def test_embedding_bag_module_as_torch():
     assert list(bag.state_dict()) == ["weight"]
     with pytest.raises(AssertionError):
         ad.nn.EmbeddingBag(3, 2, padding_idx=3)
+
+
+def test_ctc_loss_module_as_torch():
+    mod_a, mod_t = _module_pair("CTCLoss", blank=4, reduction="sum", zero_infinity=True)
+    assert repr(mod_a) == repr(mod_t)
+    _compare(lambda F, L, x, t, i, n: (mod_a if L is ad else mod_t)(F.log_softmax(x, 2), t, i, n),
+             [_r(6, 2, 5), np.array([[1, 2], [3, 3]]), np.array([6, 4]), np.array([2, 2])])
+
+
+def test_ctc_loss_analytic_and_impossible_alignments():
+    # T = 1, target [1]: the only alignment emits class 1
+    lp = ad.tensor(np.log([[[0.2, 0.8]]]), requires_grad=True)
+    loss = FA.ctc_loss(lp, ad.tensor([[1]]), ad.tensor([1]), ad.tensor([1]), reduction="sum")
+    np.testing.assert_allclose(loss.item(), -np.log(0.8))
+    (g,) = ad.autograd.grad(loss, [lp])
+    np.testing.assert_allclose(g.numpy(), [[[0.0, -1.0]]])  # d(-lp[0, 0, 1]) / d lp
+    # T = 2, target [1, 1]: needs a blank between the repeats, 3 steps: impossible -> inf (or 0), no gradient
+    lp2 = ad.tensor(np.log(np.full((2, 1, 2), 0.5)), requires_grad=True)
+    for zero_infinity, expected in ((False, np.inf), (True, 0.0)):
+        loss = FA.ctc_loss(lp2, ad.tensor([[1, 1]]), ad.tensor([2]), ad.tensor([2]), reduction="sum",
+                           zero_infinity=zero_infinity)
+        assert loss.item() == expected
+        (g,) = ad.autograd.grad(loss, [lp2])
+        assert not g.numpy().any()
+    # an empty input aligns only the empty target
+    empty = FA.ctc_loss(lp2, ad.tensor([[1]]), ad.tensor([0]), ad.tensor([0]), reduction="none")
+    assert empty.tolist() == [0.0]
 
 
 def test_deprecated_upsample_aliases_warn_as_torch():

@@ -1,7 +1,7 @@
 """``ad.nn.functional``, as ``torch.nn.functional``: one module per concern.
 
 - ``activation``: elementwise activations, softmax / softmin / glu (composites of ``ad`` ops);
-- ``loss``: the losses (composites; ``_reduce`` applies ``reduction``);
+- ``loss``: the losses (composites; ``_reduce`` applies ``reduction``); ``ctc`` (ctc_loss: the alpha recursion);
 - ``conv``: unfold / fold (Python-swept im2col rows) and the convolutions (one ConvolutionBackward0 row:
   im2col + one GEMM, numpy/BLAS forward and backward);
 - ``pooling``, ``normalization``, ``vision`` (pad, interpolate, pixel shuffle), ``sparse`` (embedding,
@@ -49,6 +49,7 @@ from .activation import (
 )
 from .attention import scaled_dot_product_attention
 from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, fold, unfold
+from .ctc import ctc_loss
 from .distance import cdist, cosine_similarity, normalize, pairwise_distance, pdist
 from .dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from .linear import bilinear, linear

@@ -159,6 +159,15 @@ CASES += [
     ("ctc_loss_zero_infinity", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n, reduction="none", zero_infinity=True), [_CTC_LOGITS, _CTC_TARGETS, np.array([2, 5, 0]), _CTC_TGT]),
     ("ctc_loss_float32_targets_int32", lambda F, L, x, t, i, n: F.ctc_loss(F.log_softmax(x, 2), t, i, n), [_CTC_LOGITS, _CTC_TARGETS.astype(np.int32), _CTC_IN, _CTC_TGT]),
 ]
+_FMP_SAMPLES2, _FMP_SAMPLES3 = _r(2, 3, 2, lo=0, hi=1), _r(2, 2, 3, lo=0, hi=1)
+CASES += [
+    ("fractional_max_pool2d", lambda F, L, x: F.fractional_max_pool2d(x, 2, (4, 5), return_indices=True, _random_samples=L.tensor(_FMP_SAMPLES2)), [_r(2, 3, 9, 8)]),
+    ("fractional_max_pool2d_ratio", lambda F, L, x: F.fractional_max_pool2d(x, (3, 2), output_ratio=(0.5, 0.7), _random_samples=L.tensor(_FMP_SAMPLES2)), [_r(2, 3, 9, 8)]),
+    ("fractional_max_pool2d_unbatched", lambda F, L, x: F.fractional_max_pool2d_with_indices(x, 2, 3, _random_samples=L.tensor(_FMP_SAMPLES2[:1])), [_r(3, 7, 6)]),
+    ("fractional_max_pool2d_single_output", lambda F, L, x: F.fractional_max_pool2d(x, 2, (1, 1), _random_samples=L.tensor(_FMP_SAMPLES2)), [_r(2, 3, 5, 5)]),
+    ("fractional_max_pool3d", lambda F, L, x: F.fractional_max_pool3d(x, (2, 3, 1), (3, 3, 4), return_indices=True, _random_samples=L.tensor(_FMP_SAMPLES3)), [_r(2, 2, 7, 6, 8)]),
+    ("fractional_max_pool3d_ratio_unbatched", lambda F, L, x: F.fractional_max_pool3d_with_indices(x, 2, output_ratio=(0.5, 0.6, 0.5), _random_samples=L.tensor(_FMP_SAMPLES3[:1])), [_r(2, 7, 6, 8)]),
+]
 _GS_INPUT = _r(2, 2, 4, 5)
 _GS_GRID = _r(2, 3, 4, 2, lo=-1.4, hi=1.4)  # (outside [-1, 1] too: the padding modes)
 _GS3_INPUT = _r(1, 2, 3, 4, 3)
@@ -208,6 +217,8 @@ GRADCHECKS = [
     # the true derivative with respect to log_probs themselves (no log_softmax in between)
     ("ctc_loss_log_probs", lambda x: FA.ctc_loss(x, ad.tensor([[1, 1], [2, 0]]), ad.tensor([4, 3]), ad.tensor([2, 1]), reduction="sum"), [(4, 2, 3)]),
     ("ctc_loss_log_softmax", lambda x: FA.ctc_loss(FA.log_softmax(x, 1), ad.tensor([1, 2]), ad.tensor([4]), ad.tensor([2])), [(4, 3)]),
+    ("fractional_max_pool2d", lambda x: FA.fractional_max_pool2d(x, 2, 2, _random_samples=ad.tensor([[[0.3, 0.7]]])), [(1, 1, 4, 4)]),
+    ("fractional_max_pool3d", lambda x: FA.fractional_max_pool3d(x, 2, 2, _random_samples=ad.tensor([[[0.3, 0.7, 0.1]]])), [(1, 1, 4, 4, 4)]),
 ]
 
 
@@ -287,6 +298,15 @@ ERRORS = [
     ("ctc_loss_target_lengths_size", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2]))),
     ("ctc_loss_concatenated_size", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2, 1]))),
     ("ctc_loss_reduction", lambda F, L: F.ctc_loss(L.zeros(4, 2, 3), L.ones(2, 2, dtype=L.int64), L.tensor([4, 4]), L.tensor([2, 1]), reduction="x")),
+    ("fractional_max_pool2d_no_size", lambda F, L: F.fractional_max_pool2d(L.ones(1, 1, 5, 5), 2)),
+    ("fractional_max_pool2d_too_large", lambda F, L: F.fractional_max_pool2d(L.ones(1, 1, 7, 6), 2, output_size=(7, 6))),
+    ("fractional_max_pool2d_too_wide", lambda F, L: F.fractional_max_pool2d(L.ones(1, 1, 7, 6), (2, 3), output_size=(2, 6))),
+    ("fractional_max_pool3d_too_large", lambda F, L: F.fractional_max_pool3d(L.ones(1, 1, 3, 7, 6), 2, output_size=(2, 3, 3))),
+    ("fractional_max_pool2d_samples_size", lambda F, L: F.fractional_max_pool2d(L.ones(2, 3, 7, 6, dtype=L.float64), 2, 3, _random_samples=L.ones(2, 3, 3, dtype=L.float64))),
+    ("fractional_max_pool2d_samples_batch", lambda F, L: F.fractional_max_pool2d(L.ones(2, 3, 7, 6, dtype=L.float64), 2, 3, _random_samples=L.ones(1, 3, 2, dtype=L.float64))),
+    ("fractional_max_pool2d_samples_dtype", lambda F, L: F.fractional_max_pool2d(L.ones(2, 3, 7, 6, dtype=L.float64), 2, 3, _random_samples=L.ones(2, 3, 2, dtype=L.float32))),
+    ("fractional_max_pool2d_empty", lambda F, L: F.fractional_max_pool2d(L.ones(2, 3, 0, 6), 2, 2)),
+    ("fractional_max_pool2d_samples_grad", lambda F, L: F.fractional_max_pool2d(L.ones(1, 1, 5, 5), 2, 2, _random_samples=L.ones(1, 1, 2, requires_grad=True))),
 ]
 
 
@@ -357,6 +377,34 @@ def test_embedding_bag_module_as_torch():
     assert list(bag.state_dict()) == ["weight"]
     with pytest.raises(AssertionError):
         ad.nn.EmbeddingBag(3, 2, padding_idx=3)
+
+
+def test_fractional_max_pool_draws_from_ads_generator():
+    x = ad.tensor(_r(2, 3, 9, 8))
+    ad.manual_seed(5)
+    first, idx = FA.fractional_max_pool2d(x, 2, output_ratio=(0.5, 0.5), return_indices=True)
+    ad.manual_seed(5)
+    again = FA.fractional_max_pool2d(x, 2, output_ratio=(0.5, 0.5))
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    ad.manual_seed(5)
+    samples = ad.rand(2, 3, 2)  # the draw the call made: the same windows
+    fixed = FA.fractional_max_pool2d(x, 2, (4, 4), _random_samples=samples)
+    np.testing.assert_array_equal(first.numpy(), fixed.numpy())
+    assert idx.dtype == np.int64 and first.shape == (2, 3, 4, 4)
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_fractional_max_pool_modules_as_torch(nd):
+    samples = _r(2, 2, nd, lo=0, hi=1)
+    kwargs = {"output_size": 3, "return_indices": True}
+    mod_a = getattr(ad.nn, f"FractionalMaxPool{nd}d")(2, _random_samples=ad.tensor(samples), **kwargs)
+    mod_t = getattr(torch.nn, f"FractionalMaxPool{nd}d")(2, _random_samples=torch.tensor(samples), **kwargs)
+    assert repr(mod_a) == repr(mod_t)
+    assert list(mod_a.state_dict()) == list(mod_t.state_dict()) == ["_random_samples"]
+    _compare(lambda F, L, x: (mod_a if L is ad else mod_t)(x), [_r(2, 2, *([6] * nd))])
+    for kwargs in ({}, {"output_size": 2, "output_ratio": 0.5}, {"output_ratio": 1.5}):
+        with pytest.raises(ValueError):
+            getattr(ad.nn, f"FractionalMaxPool{nd}d")(2, **kwargs)
 
 
 def test_ctc_loss_module_as_torch():

@@ -490,3 +490,129 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
     """The partial inverse of ``max_pool3d`` on (N, C, D, H, W) or (C, D, H, W)."""
     return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fractional max pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fractional_starts(sample, size, out, k):
+    """torch's ``generate_intervals``: the window starts ``(P, out)`` of each plane's pseudo-random sequence, from
+    its sample ``u`` in [0, 1): ``int((i + u) * alpha) - int(u * alpha)`` with ``alpha = (size - k) / (out - 1)``,
+    and the last window flush with the end. (C++ casts truncate toward zero.)"""
+    starts = np.empty((sample.shape[0], out), np.int64)
+    if out > 1:
+        alpha = sample.dtype.type(size - k) / sample.dtype.type(out - 1)  # (in the samples' precision, as torch)
+        i = np.arange(out - 1, dtype=sample.dtype)
+        starts[:, :-1] = np.trunc((i[None, :] + sample[:, None]) * alpha).astype(np.int64) - \
+            np.trunc(sample * alpha).astype(np.int64)[:, None]
+    if out > 0:
+        starts[:, -1] = size - k
+    return starts
+
+
+def _fractional_max_pool(nd, input, kernel_size, output_size, output_ratio, _random_samples, fn):  # noqa: A002
+    if output_size is None and output_ratio is None:
+        raise ValueError(f"{fn} requires specifying either an output_size or an output_ratio")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{fn}(): Expected {nd + 1}D or {nd + 2}D tensor, but got: {list(input.shape)}")
+    spatial = input.shape[-nd:]
+    for d in range(input.ndim - nd, input.ndim):
+        if input.shape[d] == 0:
+            raise RuntimeError(f"{fn}(): Expected input to have non-zero size for non-batch dimensions, but got"
+                               f"{list(input.shape)} with dimension {d} being empty.")
+    if output_size is None:
+        if nd == 2 and isinstance(output_ratio, (tuple, list)) and len(output_ratio) > 2:
+            raise ValueError(f"{fn} requires output_ratio to either be a single Int or tuple of Ints.")
+        ratio = tuple(output_ratio) if isinstance(output_ratio, (tuple, list)) else (output_ratio,) * nd
+        output_size = [int(s * r) for s, r in zip(spatial, ratio)]
+    out = _tuple(output_size, nd, "output_size")
+    k = _tuple(kernel_size, nd, "kernel_size")
+    names = ("height", "width") if nd == 2 else ("time", "height", "width")
+    prefix = fn if nd == 2 else "fractional_max_pool3d_out"
+    for name, o, kk, s in zip(names, out, k, spatial):
+        if kk <= 0:
+            raise RuntimeError(f"{prefix}(): kernel_size must be greater than zero, but got {kk}")
+        if not o + kk - 1 < s:
+            raise RuntimeError(f"{prefix}(): pool {name} {kk} too large relative to input {name} {s}")
+    x, batched = _as_batched(input, nd)
+    n, c = x.shape[:2]
+    if _random_samples is None:
+        from ...creation import rand
+
+        samples = rand(n, c, nd, dtype=input.dtype)._data  # (ad's generator, as torch.rand)
+    else:
+        if isinstance(_random_samples, Tensor) and _random_samples.requires_grad:
+            raise RuntimeError(f"The function '{fn}' is not differentiable with respect to argument 'random_samples'. "
+                               "This input cannot have requires_grad True.")
+        samples = _cuda.host_copy(_random_samples._data) if isinstance(_random_samples, Tensor) \
+            else np.asarray(_random_samples)
+        if samples.dtype != input.dtype:
+            raise RuntimeError("Expect _random_samples to have the same dtype as input")
+        if samples.ndim != 3:
+            raise RuntimeError(f"Expect _random samples to have 3 dimensions, got {samples.ndim}")
+        if samples.shape[0] < n:
+            raise RuntimeError("Expect _random_samples.size(0) no less then input batch size.")
+        if samples.shape[1] != c:
+            raise RuntimeError("Expect _random_samples.size(1) equals to input channel size.")
+        if samples.shape[2] != nd:
+            raise RuntimeError(f"Expect _random_samples.size(2) equals to {nd}; got {samples.shape[2]}.")
+    planes = samples[:n].reshape(n * c, nd)
+    # torch's sample order: (w, h) for 2-D, (t, h, w) for 3-D
+    which = (1, 0) if nd == 2 else (0, 1, 2)
+    index = np.zeros((n * c,) + out + (1,) * nd, np.int64)  # (P, O..., K...) within-plane flat indices
+    for d in range(nd):
+        starts = _fractional_starts(planes[:, which[d]], spatial[d], out[d], k[d])  # (P, O_d)
+        coord = starts[:, :, None] + np.arange(k[d])[None, None, :]  # (P, O_d, K_d)
+        shape = [n * c] + [1] * (2 * nd)
+        shape[1 + d] = out[d]
+        shape[1 + nd + d] = k[d]
+        index = index + coord.reshape(shape) * int(np.prod(spatial[d + 1:]))
+    index = index.reshape((n * c, int(np.prod(out)), -1))  # (P, O, K): the taps in row-major order
+    values = _cuda.host_copy(x._data).reshape(n * c, -1)
+    window = np.take_along_axis(values, index.reshape(n * c, -1), 1).reshape(index.shape)
+    best = np.take_along_axis(index, np.argmax(window, axis=-1)[..., None], -1)[..., 0]  # (the first maximum)
+    plane = int(np.prod(spatial))
+    flat = best + (np.arange(n * c, dtype=np.int64) * plane)[:, None]
+    result = ops.gather_map(x, (n, c) + out, flat.reshape((n, c) + out))
+    indices = best.reshape((n, c) + out)
+    if not batched:
+        result, indices = ops.squeeze(result, 0), indices[0]
+    return result, _cuda.index_tensor(indices.astype(np.int64), input)
+
+
+def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None,  # noqa: A002
+                                       return_indices=False, _random_samples=None):
+    """``fractional_max_pool2d`` and its indices (torch's name; ``return_indices`` is ignored, as torch's)."""
+    return _fractional_max_pool(2, input, kernel_size, output_size, output_ratio, _random_samples,
+                                "fractional_max_pool2d")
+
+
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,  # noqa: A002
+                          _random_samples=None):
+    """Max pooling of (N, C, H, W) or (C, H, W) over pseudo-random windows (Graham's fractional max pooling):
+    each plane's window starts follow from a sample in [0, 1) per dim (``_random_samples`` (N, C, 2), else drawn
+    from ad's generator), to an output of ``output_size`` or ``output_ratio`` times the input.
+
+    Raises: ValueError without output_size and output_ratio; RuntimeError (torch's messages) for windows that do
+    not fit or samples of the wrong shape or dtype.
+    """
+    out = fractional_max_pool2d_with_indices(input, kernel_size, output_size, output_ratio, True, _random_samples)
+    return out if return_indices else out[0]
+
+
+def fractional_max_pool3d_with_indices(input, kernel_size, output_size=None, output_ratio=None,  # noqa: A002
+                                       return_indices=False, _random_samples=None):
+    """``fractional_max_pool3d`` and its indices (torch's name)."""
+    return _fractional_max_pool(3, input, kernel_size, output_size, output_ratio, _random_samples,
+                                "fractional_max_pool3d")
+
+
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,  # noqa: A002
+                          _random_samples=None):
+    """Fractional max pooling of (N, C, D, H, W) or (C, D, H, W); ``_random_samples`` (N, C, 3)."""
+    out = fractional_max_pool3d_with_indices(input, kernel_size, output_size, output_ratio, True, _random_samples)
+    return out if return_indices else out[0]

@@ -630,7 +630,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     pairs = counts[:, :, None] * (counts == 0)[:, None, :]  # (n, j: a target, i: not a target)
     x = ops.reshape(input, (n, c))
     hinge = ops.relu(1.0 - ops.unsqueeze(x, 2) + ops.unsqueeze(x, 1))
-    loss = ops.sum(hinge * wrap_array(pairs.astype(input.dtype)), (1, 2)) / c
+    loss = ops.sum(hinge * _cuda.index_tensor(pairs.astype(input.dtype), input), (1, 2)) / c
     if input.ndim < 2:
         loss = ops.reshape(loss, ())
     return _reduce(loss, reduction)

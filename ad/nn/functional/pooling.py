@@ -299,7 +299,7 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
         result = ops.gather_map(x, (n, c) + out, flat)
         if not batched:
             result, indices = ops.squeeze(result, 0), indices[0]
-        return (result, wrap_array(indices.astype(np.int64))) if return_indices else result
+        return (result, _cuda.index_tensor(indices.astype(np.int64), input)) if return_indices else result
     mats = [_window_matrix(coord, m, sz, 1.0 / m.sum(-1)) for coord, m, sz in zip(coords, masks, spatial)]
     result = _along_dims(x, mats)
     return result if batched else ops.squeeze(result, 0)

@@ -56,9 +56,9 @@ def _targets(targets, target_lengths, batch, batched):
             raise RuntimeError(f"Expected tensor to have size {total} at dimension 0, but got size {t.shape[0]} for "
                                f"argument #2 'targets' (while checking arguments for ctc_loss_allocate_outputs)")
         padded = np.zeros((batch, longest), np.int64)
-        starts = np.concatenate([[0], np.cumsum(target_lengths)[:-1]])
-        for n in range(batch):  # (one slice per sample)
-            padded[n, :target_lengths[n]] = t[starts[n]:starts[n] + target_lengths[n]]
+        sample = np.repeat(np.arange(batch), target_lengths)  # each label's sample, and its place in that target
+        starts = np.cumsum(target_lengths) - target_lengths
+        padded[sample, np.arange(total) - starts[sample]] = t
         return padded
     t = t.reshape(batch, -1)
     if t.shape[1] < longest:

@@ -1,4 +1,5 @@
-"""Pooling: ``max_pool1d/2d/3d``, ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d``, ``adaptive_max_pool1d/2d``.
+"""Pooling: ``max_pool1d/2d/3d``, ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
+``lp_pool1d/2d/3d``, ``max_unpool1d/2d/3d``, ``fractional_max_pool2d/3d`` and torch's ``*_with_indices`` names.
 
 Each pooling is described by its windows: for every spatial dim, an int array ``(O, K)`` of input
 coordinates (output position, tap) and a mask of the taps that fall inside the input. Their product over
@@ -11,7 +12,11 @@ dims gives, for every output element, the flat input indices of its window: ``(N
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
   weight of input coordinate ``i`` in output ``o``'s window (``1 / window length`` along that dim: torch's
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
-  and every derivative order come from matmul's rules).
+  and every derivative order come from matmul's rules);
+- power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
+- max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
+- fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
+  gathered, as max pooling.
 """
 
 import numpy as np

@@ -175,4 +175,42 @@ CASES = {
         + F.scaled_dot_product_attention(q, k, v, attn_mask=ad.tensor(np.array([[True, False, True]] * 3)), scale=0.3),
         [(2, 3, 4), (2, 3, 4), (2, 3, 2)],
     ),
+    # session 15 (nnfunc): torch's remaining functionals, composites of gather/scatter maps and ad ops
+    "nn_grid_sample": (
+        lambda x, g: F.grid_sample(x, g, "bilinear", "border", False) + F.grid_sample(x, g, "bicubic", "reflection", True)
+        + F.grid_sample(x, g, "nearest", "zeros", False),
+        [(1, 1, 3, 3), (1, 2, 2, 2)], {"domain": (-1.3, 1.3)},
+    ),
+    "nn_affine_grid_sample_3d": (
+        lambda x, t: F.grid_sample(x, F.affine_grid(t, [1, 1, 2, 2, 2], align_corners=False), "bilinear", "zeros", False),
+        [(1, 1, 2, 3, 2), (1, 3, 4)], {"domain": (-0.9, 0.9)},
+    ),
+    "nn_ctc_loss": (
+        lambda x: F.ctc_loss(F.log_softmax(x, 2), ad.tensor([[1, 1], [2, 0]]), ad.tensor([4, 3]), ad.tensor([2, 1]))
+        + F.ctc_loss(x - 2.0, ad.tensor([1, 2, 1]), (4, 4), (1, 2), blank=1, reduction="sum"),
+        [(4, 2, 3)],
+    ),
+    "nn_embedding_bag": (
+        lambda w, p: F.embedding_bag(ad.tensor([0, 2, 2, 1, 3]), w, ad.tensor([0, 3, 3]), mode="sum", per_sample_weights=p)
+        + F.embedding_bag(ad.tensor([0, 2, 2, 1, 3]), w, ad.tensor([0, 3, 3]), padding_idx=1)
+        + F.embedding_bag(ad.tensor([[0, 2], [3, 1], [2, 2]]), w * 3.0, mode="max"),
+        [(4, 3), (5,)],
+    ),
+    "nn_pdist_lp_pool": (
+        lambda x: F.pdist(x) + F.pdist(x, 1.5) + F.lp_pool1d(ad.unsqueeze(x, 0), 2.5, 2).sum() * F.lp_pool2d(ad.unsqueeze(x, 0), 2, (2, 3)).sum(),
+        [(4, 3)], {"domain": (0.5, 1.5)},
+    ),
+    "nn_max_unpool_fractional": (
+        lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2, output_size=(5, 4))
+        + F.interpolate(F.fractional_max_pool2d(x, 2, (2, 2), _random_samples=_like(x, [[[0.3, 0.8]], [[0.6, 0.1]]])), size=(5, 4))
+        + F.interpolate(F.adaptive_max_pool3d(ad.unsqueeze(x, 1), (1, 2, 2)).squeeze(1), size=(5, 4)),
+        [(2, 1, 5, 4)],
+    ),
+    "nn_multilabel_losses": (
+        lambda x, y: F.multilabel_margin_loss(x, ad.tensor([[3, 0, -1, 1], [1, 2, 3, -1]]))
+        + F.multilabel_soft_margin_loss(x, F.sigmoid(y), weight=_like(x, _c(4)))
+        + F.triplet_margin_with_distance_loss(x, y, x * 0.5, distance_function=lambda a, b: (a - b).abs().sum(1), margin=3.0),
+        [(2, 4), (2, 4)], {"domain": (-0.4, 0.4)},
+    ),
+    "nn_channel_shuffle": (lambda x: F.channel_shuffle(x, 2) * 1.5, [(1, 4, 2, 2)]),
 }

@@ -377,6 +377,11 @@ CUDA_CASES += (
 )  # fmt: skip
 # writes through views and reads of views after a write: CUDA views share their base's device memory (cuda-views)
 CUDA_CASES += ("as_strided_view", "view_write_base", "view_write_constant")
+# session 15 (nnfunc): the functionals added then, composites of ops that run on CUDA (index maps from host copies)
+CUDA_CASES += (
+    "nn_grid_sample", "nn_affine_grid_sample_3d", "nn_ctc_loss", "nn_embedding_bag", "nn_pdist_lp_pool",
+    "nn_max_unpool_fractional", "nn_multilabel_losses", "nn_channel_shuffle",
+)  # fmt: skip
 # torch's wider surface (session 8): compositions of ops that run on CUDA
 CUDA_CASES += (
     "tensor_split_hsplit", "unfold_windows", "diagflat_block_diag", "cartesian_combinations", "scatters_into_copy",

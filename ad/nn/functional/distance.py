@@ -1,4 +1,4 @@
-"""Distances and similarities: ``pairwise_distance``, ``cosine_similarity``, ``normalize``, ``cdist``.
+"""Distances and similarities: ``pairwise_distance``, ``cosine_similarity``, ``normalize``, ``cdist``, ``pdist``.
 
 The p-norms are composites with a zero gradient where the norm is zero (torch's convention; the plain
 ``sqrt(sum(x * x))`` would give ``0 * inf = nan`` there): the square root is taken of a value that is
@@ -100,3 +100,28 @@ def _eps_shift(n, eps):
     """``max(n, eps) - n`` as a constant on ``n``'s device (computed on the host)."""
     nd = _cuda.host_copy(n._data)
     return _cuda.index_tensor(np.maximum(nd, eps) - nd, n)
+
+
+def pdist(input, p=2):  # noqa: A002 - torch's name
+    """Distances between every pair of rows ``i < j`` of ``input`` (N, M): ``(N * (N - 1) / 2,)``, in the row-major
+    order of the upper triangle (torch's). The rows of each pair are gathered by index maps; the norm has a zero
+    gradient where two rows coincide (torch's convention).
+
+    Raises: RuntimeError (torch's messages) for an input that is not 2-D or not floating point, or a negative p.
+    Example: ``F.pdist(ad.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])).tolist()`` is
+    ``[5.0, 1.0, 4.242640687119285]``.
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pdist(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if input.dtype.kind != "f":
+        raise RuntimeError("pdist only supports floating-point dtypes")
+    if p < 0:
+        raise RuntimeError("pdist only supports non-negative p values")
+    n, m = input.shape
+    first, second = np.triu_indices(n, 1)
+    rows = np.arange(m, dtype=np.int64)
+    left = ops.gather_map(input, (len(first), m), first[:, None] * m + rows)
+    right = ops.gather_map(input, (len(first), m), second[:, None] * m + rows)
+    return _vector_norm(left - right, p, -1)  # (the differences live on the tape: in-place writes to input are safe)

@@ -568,3 +568,96 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     others = wrap_array(np.arange(c) != classes)  # the target's own term is max(0, margin) ** p: left out
     loss = ops.sum(_part(others, hinge), 1) / c
     return _reduce(loss if input.ndim == 2 else ops.reshape(loss, ()), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+                                reduction="mean"):
+    """One logistic loss per class, averaged over the classes (the last dim):
+    ``-(target * logsigmoid(input) + (1 - target) * logsigmoid(-input)) * weight`` summed over C, over C.
+
+    Raises: ValueError (torch's ``"<reduction> is not valid"``) for a bad reduction.
+    Example: ``F.multilabel_soft_margin_loss(ad.tensor([[0.0, 0.0]]), ad.tensor([[1.0, 0.0]]))`` is ``log 2``.
+    """
+    reduction = _legacy(size_average, reduce, reduction)
+    _check_input(input, "multilabel_soft_margin_loss")
+    target = _tensor(target, input)
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    loss = ops.sum(loss, input.ndim - 1) / input.shape[-1]
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    raise ValueError(reduction + " is not valid")
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """Multi-label hinge loss: for each sample (a row of ``input``, ``(N, C)`` or ``(C,)``) with target classes
+    ``target[n, :k]`` (``k``: up to the first ``-1``), ``sum_j sum_{i not a target} max(0, 1 - (x[y_j] - x[i])) / C``
+    (a repeated target class counts each time, as torch's loop over ``j``).
+
+    The pairs are a constant ``(N, C, C)`` count matrix built in numpy; the loss is one masked sum of hinges.
+
+    Raises: RuntimeError (torch's messages) for an input that is not a non-empty vector or matrix, a target of
+    another shape, dtype (not int64) or out of range; ValueError for a bad reduction.
+    Example: ``F.multilabel_margin_loss(ad.tensor([[0.1, 0.2, 0.4, 0.8]]), ad.tensor([[3, 0, -1, 1]]))`` is
+    ``(0.4 + 0.6 + 1.1 + 1.3) / 4`` (targets 3 and 0 against the non-targets 1 and 2).
+    """
+    reduction = _legacy(size_average, reduce, reduction)
+    _check_input(input, "multilabel_margin_loss")
+    _check_reduction(reduction)
+    if input.ndim > 2 or input.shape[-1:] == (0,):
+        raise RuntimeError(
+            f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {list(input.shape)}"
+        )
+    td = target._host() if isinstance(target, Tensor) else np.asarray(target)
+    if td.shape != input.shape:
+        raise RuntimeError(f"inconsistent target size: {list(td.shape)} for input of size: {list(input.shape)}")
+    if td.dtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {ops._torch_dtype(td.dtype).capitalize()}")
+    n, c = input.shape if input.ndim == 2 else (1, input.numel())
+    labels = td.reshape(n, c)
+    if np.any((labels < -1) | (labels >= c)):
+        raise RuntimeError("argument #2 'target' is out of range")
+    # the labels before each row's first -1
+    valid = np.cumprod(labels != -1, axis=1).astype(bool)
+    counts = np.zeros((n, c))
+    rows = np.broadcast_to(np.arange(n)[:, None], labels.shape)
+    np.add.at(counts, (rows[valid], labels[valid]), 1.0)
+    pairs = counts[:, :, None] * (counts == 0)[:, None, :]  # (n, j: a target, i: not a target)
+    x = ops.reshape(input, (n, c))
+    hinge = ops.relu(1.0 - ops.unsqueeze(x, 2) + ops.unsqueeze(x, 1))
+    loss = ops.sum(hinge * _cuda.index_tensor(pairs.astype(input.dtype), input), (1, 2)) / c
+    if input.ndim < 2:
+        loss = ops.reshape(loss, ())
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0,
+                                      swap=False, reduction="mean"):
+    """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` for any distance ``d`` (a callable of two
+    tensors; default ``pairwise_distance``); ``swap``: the negative distance is the smaller of ``d(a, n)`` and
+    ``d(p, n)``.
+
+    Raises: ValueError for a bad reduction or a margin <= 0; RuntimeError for inputs of different ndim (torch's).
+    """
+    from .distance import pairwise_distance
+
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    if not (anchor.ndim == positive.ndim == negative.ndim):
+        raise RuntimeError(
+            f"The anchor, positive, and negative tensors are expected to have the same number of dimensions, but "
+            f"got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative {negative.ndim}D inputs"
+        )
+    distance = pairwise_distance if distance_function is None else distance_function
+    d_pos = distance(anchor, positive)
+    d_neg = distance(anchor, negative)
+    if swap:
+        d_neg = ops.minimum(d_neg, distance(positive, negative))
+    return _reduce(ops.clamp(margin + d_pos - d_neg, min=0), reduction)

@@ -1,4 +1,5 @@
-"""Pooling: ``max_pool1d/2d/3d``, ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d``, ``adaptive_max_pool1d/2d``.
+"""Pooling: ``max_pool1d/2d/3d``, ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
+``lp_pool1d/2d/3d``, ``max_unpool1d/2d/3d``, ``fractional_max_pool2d/3d`` and torch's ``*_with_indices`` names.
 
 Each pooling is described by its windows: for every spatial dim, an int array ``(O, K)`` of input
 coordinates (output position, tap) and a mask of the taps that fall inside the input. Their product over
@@ -11,7 +12,11 @@ dims gives, for every output element, the flat input indices of its window: ``(N
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
   weight of input coordinate ``i`` in output ``o``'s window (``1 / window length`` along that dim: torch's
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
-  and every derivative order come from matmul's rules).
+  and every derivative order come from matmul's rules);
+- power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
+- max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
+- fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
+  gathered, as max pooling.
 """
 
 import numpy as np
@@ -299,7 +304,7 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
         result = ops.gather_map(x, (n, c) + out, flat)
         if not batched:
             result, indices = ops.squeeze(result, 0), indices[0]
-        return (result, wrap_array(indices.astype(np.int64))) if return_indices else result
+        return (result, _cuda.index_tensor(indices.astype(np.int64), input)) if return_indices else result
     mats = [_window_matrix(coord, m, sz, 1.0 / m.sum(-1)) for coord, m, sz in zip(coords, masks, spatial)]
     result = _along_dims(x, mats)
     return result if batched else ops.squeeze(result, 0)
@@ -327,3 +332,292 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):  # noqa: A002
 def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002
     """Max over adaptive windows of (N, C, H, W) or (C, H, W)."""
     return _adaptive(2, input, output_size, "adaptive_max_pool2d", True, return_indices)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# power-average pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):  # noqa: A002
+    """torch's composite: ``(sum over the window of x ** p) ** (1 / p)`` as ``avg_pool(x ** p) * window size``;
+    ``p = +-inf``: the max (min) of ``|x|``. ``sign(out) * relu(|out|)`` is torch's (it zeroes the gradient where
+    the pooled sum is 0)."""
+    pool = (avg_pool1d, avg_pool2d, avg_pool3d)[nd - 1]
+    if isinstance(norm_type, (int, float)) and abs(norm_type) == float("inf"):
+        max_pool = (max_pool1d, max_pool2d, max_pool3d)[nd - 1]
+        if norm_type > 0:
+            return max_pool(ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
+        return -max_pool(-ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
+    window = int(np.prod(_tuple(kernel_size, nd, "kernel_size")))
+    if stride is not None:
+        out = pool(input ** norm_type, kernel_size, stride, 0, ceil_mode)
+    else:
+        out = pool(input ** norm_type, kernel_size, padding=0, ceil_mode=ceil_mode)
+    return ((ops.sign(out) * ops.relu(ops.abs(out))) * window) ** (1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """The ``norm_type``-norm of each sliding window of (N, C, L) or (C, L) (torch's power-average pooling).
+
+    Example: ``F.lp_pool1d(ad.tensor([[3.0, 4.0]]), 2, 2)`` is ``[[5.0]]``.
+    """
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """The ``norm_type``-norm of each sliding window of (N, C, H, W) or (C, H, W)."""
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """The ``norm_type``-norm of each sliding window of (N, C, D, H, W) or (C, D, H, W)."""
+    return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the *_with_indices names torch exports, adaptive_max_pool3d
+# ---------------------------------------------------------------------------------------------------------
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+                            return_indices=False):
+    """``max_pool3d`` with its indices (torch's name; ``return_indices`` is ignored, as torch's)."""
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
+    """Max over adaptive windows of (N, C, D, H, W) or (C, D, H, W)."""
+    if isinstance(input, Tensor) and input.ndim not in (4, 5):
+        raise RuntimeError(f"adaptive_max_pool3d(): Expected 4D or 5D tensor, but got: {list(input.shape)}")
+    return _adaptive(3, input, output_size, "adaptive_max_pool3d", True, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):  # noqa: A002
+    return adaptive_max_pool1d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):  # noqa: A002
+    return adaptive_max_pool2d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):  # noqa: A002
+    return adaptive_max_pool3d(input, output_size, return_indices=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# max unpooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _unpool_output_size(input, kernel_size, stride, padding, output_size):  # noqa: A002
+    """torch's ``_unpool_output_size``: the default ``(in - 1) * stride + kernel - 2 * padding``, or the given
+    size (its last ``nd`` entries), which must lie strictly within a stride of the default."""
+    nd = len(kernel_size)
+    default = [(input.shape[-nd + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(nd)]
+    if output_size is None:
+        size = default
+    else:
+        if len(output_size) == nd + 2:
+            output_size = output_size[2:]
+        if len(output_size) != nd:
+            raise ValueError(f"output_size should be a sequence containing {nd} or {nd + 2} elements, but it has a "
+                             f"length of '{len(output_size)}'")
+        for d in range(nd):
+            low, high = default[d] - stride[d], default[d] + stride[d]
+            if not low < output_size[d] < high:
+                raise ValueError(f'invalid output_size "{output_size}" (dim {d} must be between {low} and {high})')
+        size = [int(s) for s in output_size]
+    for d in range(nd):
+        if size[d] < 0:
+            raise ValueError(f"max_unpooling: output_size must contain non-negative spatial dimensions, but got "
+                             f"output_size[{d}]={size[d]}")
+    return size
+
+
+def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):  # noqa: A002
+    """Each value of ``input`` written at its per-plane flat index ``indices`` (as ``max_pool``'s
+    ``return_indices`` gives) in a zero output: ``scatter_map``, whose adjoint gathers the gradient back. Where
+    two values share an index the last one is written (torch's loop), so only it gets a gradient."""
+    k = _tuple(kernel_size, nd, "kernel_size")
+    s = _tuple(stride, nd, "stride") if stride is not None else k
+    p = _tuple(padding, nd, "padding")
+    size = _unpool_output_size(input, k, s, p, output_size)
+    # torch runs max_unpool1d as max_unpool2d over (L, 1) planes: its checks and messages are the 2-D ones
+    kernel_nd = max(nd, 2)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Input to max_unpooling{kernel_nd}d should be a {kernel_nd + 1}d or {kernel_nd + 2}d "
+                           f"Tensor, but got a tensor with {input.ndim + (nd == 1)} dimensions.")
+    idx = _cuda.host_copy(indices._data) if isinstance(indices, Tensor) else np.asarray(indices)  # (an index map)
+    if idx.shape != tuple(input.shape):
+        shape = list(input.shape) + [1] * (nd == 1)
+        got = list(idx.shape) + [1] * (nd == 1)
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor ({shape}) but got "
+                           f"indices tensor with shape: {got}")
+    if idx.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: "
+                           f"{ops._torch_dtype(idx.dtype).capitalize()}")
+    plane = int(np.prod(size))
+    bad = (idx < 0) | (idx >= plane)
+    if bad.any():
+        volume = "x".join(str(v) for v in size + [1] * (nd == 1))
+        raise RuntimeError(f"Found an invalid max index: {int(idx[bad].flat[0])} (output volumes are of size "
+                           f"{volume})")
+    lead = input.shape[:-nd]
+    planes = int(np.prod(lead))
+    flat = (idx.reshape(planes, -1) + (np.arange(planes, dtype=np.int64) * plane)[:, None]).reshape(-1)
+    out_shape = tuple(lead) + tuple(size)
+    # the last write of each output index: np.unique on the reversed order finds each index's last position
+    _, last = np.unique(flat[::-1], return_index=True)
+    if len(last) == flat.size:
+        return ops.scatter_map(input, out_shape, flat)
+    kept = np.sort(flat.size - 1 - last)
+    values = ops.gather_map(input, (len(kept),), kept)
+    return ops.scatter_map(values, out_shape, flat[kept])
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool1d``: each value put back at its index, zeros elsewhere.
+
+    Example:
+        >>> out, idx = F.max_pool1d(ad.tensor([[1.0, 3.0, 2.0, 0.0]]), 2, return_indices=True)
+        >>> F.max_unpool1d(out, idx, 2).tolist()
+        [[0.0, 3.0, 2.0, 0.0]]
+    """
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool2d`` on (N, C, H, W) or (C, H, W)."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool3d`` on (N, C, D, H, W) or (C, D, H, W)."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fractional max pooling
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fractional_starts(sample, size, out, k):
+    """torch's ``generate_intervals``: the window starts ``(P, out)`` of each plane's pseudo-random sequence, from
+    its sample ``u`` in [0, 1): ``int((i + u) * alpha) - int(u * alpha)`` with ``alpha = (size - k) / (out - 1)``,
+    and the last window flush with the end. (C++ casts truncate toward zero.)"""
+    starts = np.empty((sample.shape[0], out), np.int64)
+    if out > 1:
+        alpha = sample.dtype.type(size - k) / sample.dtype.type(out - 1)  # (in the samples' precision, as torch)
+        i = np.arange(out - 1, dtype=sample.dtype)
+        starts[:, :-1] = np.trunc((i[None, :] + sample[:, None]) * alpha).astype(np.int64) - \
+            np.trunc(sample * alpha).astype(np.int64)[:, None]
+    if out > 0:
+        starts[:, -1] = size - k
+    return starts
+
+
+def _fractional_max_pool(nd, input, kernel_size, output_size, output_ratio, _random_samples, fn):  # noqa: A002
+    if output_size is None and output_ratio is None:
+        raise ValueError(f"{fn} requires specifying either an output_size or an output_ratio")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{fn}(): Expected {nd + 1}D or {nd + 2}D tensor, but got: {list(input.shape)}")
+    spatial = input.shape[-nd:]
+    for d in range(input.ndim - nd, input.ndim):
+        if input.shape[d] == 0:
+            raise RuntimeError(f"{fn}(): Expected input to have non-zero size for non-batch dimensions, but got"
+                               f"{list(input.shape)} with dimension {d} being empty.")
+    if output_size is None:
+        if nd == 2 and isinstance(output_ratio, (tuple, list)) and len(output_ratio) > 2:
+            raise ValueError(f"{fn} requires output_ratio to either be a single Int or tuple of Ints.")
+        ratio = tuple(output_ratio) if isinstance(output_ratio, (tuple, list)) else (output_ratio,) * nd
+        output_size = [int(s * r) for s, r in zip(spatial, ratio)]
+    out = _tuple(output_size, nd, "output_size")
+    k = _tuple(kernel_size, nd, "kernel_size")
+    names = ("height", "width") if nd == 2 else ("time", "height", "width")
+    prefix = fn if nd == 2 else "fractional_max_pool3d_out"
+    for name, o, kk, s in zip(names, out, k, spatial):
+        if kk <= 0:
+            raise RuntimeError(f"{prefix}(): kernel_size must be greater than zero, but got {kk}")
+        if not o + kk - 1 < s:
+            raise RuntimeError(f"{prefix}(): pool {name} {kk} too large relative to input {name} {s}")
+    x, batched = _as_batched(input, nd)
+    n, c = x.shape[:2]
+    if _random_samples is None:
+        from ...creation import rand
+
+        samples = rand(n, c, nd, dtype=input.dtype)._data  # (ad's generator, as torch.rand)
+    else:
+        if isinstance(_random_samples, Tensor) and _random_samples.requires_grad:
+            raise RuntimeError(f"The function '{fn}' is not differentiable with respect to argument 'random_samples'. "
+                               "This input cannot have requires_grad True.")
+        samples = _cuda.host_copy(_random_samples._data) if isinstance(_random_samples, Tensor) \
+            else np.asarray(_random_samples)
+        if samples.dtype != input.dtype:
+            raise RuntimeError("Expect _random_samples to have the same dtype as input")
+        if samples.ndim != 3:
+            raise RuntimeError(f"Expect _random samples to have 3 dimensions, got {samples.ndim}")
+        if samples.shape[0] < n:
+            raise RuntimeError("Expect _random_samples.size(0) no less then input batch size.")
+        if samples.shape[1] != c:
+            raise RuntimeError("Expect _random_samples.size(1) equals to input channel size.")
+        if samples.shape[2] != nd:
+            raise RuntimeError(f"Expect _random_samples.size(2) equals to {nd}; got {samples.shape[2]}.")
+    planes = samples[:n].reshape(n * c, nd)
+    # torch's sample order: (w, h) for 2-D, (t, h, w) for 3-D
+    which = (1, 0) if nd == 2 else (0, 1, 2)
+    index = np.zeros((n * c,) + out + (1,) * nd, np.int64)  # (P, O..., K...) within-plane flat indices
+    for d in range(nd):
+        starts = _fractional_starts(planes[:, which[d]], spatial[d], out[d], k[d])  # (P, O_d)
+        coord = starts[:, :, None] + np.arange(k[d])[None, None, :]  # (P, O_d, K_d)
+        shape = [n * c] + [1] * (2 * nd)
+        shape[1 + d] = out[d]
+        shape[1 + nd + d] = k[d]
+        index = index + coord.reshape(shape) * int(np.prod(spatial[d + 1:]))
+    index = index.reshape((n * c, int(np.prod(out)), -1))  # (P, O, K): the taps in row-major order
+    values = _cuda.host_copy(x._data).reshape(n * c, -1)
+    window = np.take_along_axis(values, index.reshape(n * c, -1), 1).reshape(index.shape)
+    best = np.take_along_axis(index, np.argmax(window, axis=-1)[..., None], -1)[..., 0]  # (the first maximum)
+    plane = int(np.prod(spatial))
+    flat = best + (np.arange(n * c, dtype=np.int64) * plane)[:, None]
+    result = ops.gather_map(x, (n, c) + out, flat.reshape((n, c) + out))
+    indices = best.reshape((n, c) + out)
+    if not batched:
+        result, indices = ops.squeeze(result, 0), indices[0]
+    return result, _cuda.index_tensor(indices.astype(np.int64), input)
+
+
+def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None,  # noqa: A002
+                                       return_indices=False, _random_samples=None):
+    """``fractional_max_pool2d`` and its indices (torch's name; ``return_indices`` is ignored, as torch's)."""
+    return _fractional_max_pool(2, input, kernel_size, output_size, output_ratio, _random_samples,
+                                "fractional_max_pool2d")
+
+
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,  # noqa: A002
+                          _random_samples=None):
+    """Max pooling of (N, C, H, W) or (C, H, W) over pseudo-random windows (Graham's fractional max pooling):
+    each plane's window starts follow from a sample in [0, 1) per dim (``_random_samples`` (N, C, 2), else drawn
+    from ad's generator), to an output of ``output_size`` or ``output_ratio`` times the input.
+
+    Raises: ValueError without output_size and output_ratio; RuntimeError (torch's messages) for windows that do
+    not fit or samples of the wrong shape or dtype.
+    """
+    out = fractional_max_pool2d_with_indices(input, kernel_size, output_size, output_ratio, True, _random_samples)
+    return out if return_indices else out[0]
+
+
+def fractional_max_pool3d_with_indices(input, kernel_size, output_size=None, output_ratio=None,  # noqa: A002
+                                       return_indices=False, _random_samples=None):
+    """``fractional_max_pool3d`` and its indices (torch's name)."""
+    return _fractional_max_pool(3, input, kernel_size, output_size, output_ratio, _random_samples,
+                                "fractional_max_pool3d")
+
+
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,  # noqa: A002
+                          _random_samples=None):
+    """Fractional max pooling of (N, C, D, H, W) or (C, D, H, W); ``_random_samples`` (N, C, 3)."""
+    out = fractional_max_pool3d_with_indices(input, kernel_size, output_size, output_ratio, True, _random_samples)
+    return out if return_indices else out[0]

@@ -6,6 +6,8 @@ accumulates repeated reads (reflect and replicate padding, upsampling). Linear i
 sum of a few such gathers with constant weights.
 """
 
+import warnings
+
 import numpy as np
 
 from ... import cuda as _cuda
@@ -385,3 +387,48 @@ def pixel_unshuffle(input, downscale_factor):  # noqa: A002
     perm = list(range(k)) + [k, k + 2, k + 4, k + 1, k + 3]
     idx = idx.transpose(perm).reshape(*lead, c * r * r, h // r, w // r)
     return _gather(input, idx.shape, idx)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# channel shuffle, and torch's deprecated upsample_* aliases
+# ---------------------------------------------------------------------------------------------------------
+
+
+def channel_shuffle(input, groups):  # noqa: A002
+    """``(N, C, *)``: the channels, seen as ``(groups, C / groups)``, transposed to ``(C / groups, groups)``
+    (ShuffleNet's shuffle). An index map, so every derivative order comes from ``gather_map``.
+
+    Raises: RuntimeError (torch's messages) for an input of fewer than 3 dims, a non-positive ``groups`` or
+    channels not divisible by it. Example: ``F.channel_shuffle(x, 2)`` reorders channels 0..3 as 0, 2, 1, 3.
+    """
+    _check_tensor(input, "channel_shuffle")
+    if input.ndim <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes "
+                           f"{list(input.shape)}")
+    g = int(groups)
+    if g <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{g}")
+    n, c, *rest = input.shape
+    if c % g:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {g} groups.")
+    idx = _flat_index(input.shape).reshape(n, g, c // g, *rest).swapaxes(1, 2).reshape(input.shape)
+    return _gather(input, input.shape, idx)
+
+
+def native_channel_shuffle(input, groups):  # noqa: A002
+    """torch's kernel-level ``channel_shuffle`` (same result)."""
+    return channel_shuffle(input, groups)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):  # noqa: A002
+    """Deprecated (as in torch, with its warning): ``interpolate(input, size, scale_factor, mode="nearest")``."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):  # noqa: A002
+    """Deprecated (as in torch, with its warning): ``interpolate(..., mode="bilinear", align_corners=True)``."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)

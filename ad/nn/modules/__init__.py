@@ -5,6 +5,7 @@ from . import activation, conv, distance, loss, padding, pooling, transformer, v
 from .activation import *  # noqa: F403
 from .adaptive import AdaptiveLogSoftmaxWithLoss
 from .attention import MultiheadAttention
+from .channelshuffle import ChannelShuffle
 from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import *  # noqa: F403
 from .distance import *  # noqa: F403
@@ -36,7 +37,7 @@ from .normalization import (
 from .padding import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 from .transformer import *  # noqa: F403
 from .vision import *  # noqa: F403
 
@@ -88,8 +89,10 @@ __all__ = [
     "CrossMapLRN2d",
     "SyncBatchNorm",
     "Embedding",
+    "EmbeddingBag",
     "MultiheadAttention",
     "AdaptiveLogSoftmaxWithLoss",
+    "ChannelShuffle",
     "RNNBase",
     "RNN",
     "LSTM",

@@ -1,0 +1,282 @@
+"""Sampling at continuous coordinates: ``affine_grid`` and ``grid_sample`` (4-D and 5-D, as torch).
+
+Both are composites, so gradients of every order (to the input AND to the grid), forward mode and CUDA come
+from the ops they are made of:
+
+- ``affine_grid``: a constant base grid ``(D*H*W, nd + 1)`` of normalized coordinates (and ones) times
+  ``theta`` transposed: one ``matmul``.
+- ``grid_sample``: per spatial dim, the grid's normalized coordinate becomes a source coordinate by maps that
+  are affine piece by piece (unnormalize, then ``border`` clipping or ``reflection``): ``x * m + b`` with the
+  slope ``m`` (0 or +-1, torch's ``*_set_grad`` multipliers) and offset ``b`` computed in numpy from the values.
+  The sample is then a sum over the corners (bilinear: 2 ** nd; bicubic: 16 taps) of ``gather_map`` (the
+  input at the corner, an index map from the floored coordinates) times a weight that is a polynomial, in ad
+  ops, of the fractional coordinate: the input's gradient comes from the gathers, the grid's from the weights.
+"""
+
+import warnings
+
+import numpy as np
+
+from ... import cuda as _cuda
+from ... import ops
+from ...tensor import Tensor
+
+_ALIGN_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. Please "
+                  "specify align_corners=True if the old behavior is desired. See the documentation of grid_sample "
+                  "for details.")
+
+
+def _const(arr, like):
+    return _cuda.index_tensor(np.ascontiguousarray(arr, dtype=like.dtype), like)
+
+
+def _torch_dtype_name(dtype):
+    return ops._torch_dtype(np.dtype(dtype)).capitalize()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# affine_grid
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _linspace_from_neg_one(steps, align_corners):
+    """torch's ``linspace_from_neg_one``: pixel centres in [-1, 1] (corners with ``align_corners``)."""
+    if steps <= 1:
+        return np.zeros(max(steps, 0))
+    grid = np.linspace(-1.0, 1.0, steps)
+    return grid if align_corners else grid * (steps - 1) / steps
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid of a batch of affine maps ``theta`` (N, 2, 3) or (N, 3, 4) over an output of ``size``
+    (N, C, H, W) or (N, C, D, H, W): ``(N, H, W, 2)`` or ``(N, D, H, W, 3)`` normalized ``(x, y[, z])``.
+
+    Raises: ValueError / NotImplementedError as torch (theta not floating point or of the wrong shape, sizes that
+    are not 4-D or 5-D or not positive). Warns (UserWarning) when ``align_corners`` is not given, as torch.
+    Example: ``F.affine_grid(ad.tensor([[[1.0, 0, 0], [0, 1, 0]]]), [1, 1, 2, 2], align_corners=False)`` is
+    the grid of pixel centres ``+-0.5``.
+    """
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING, stacklevel=2)
+        align_corners = False
+    if not isinstance(theta, Tensor):
+        raise TypeError(f"affine_grid(): argument 'theta' (position 1) must be Tensor, not {type(theta).__name__}")
+    if theta.dtype.kind != "f":
+        raise ValueError(f"Expected theta to have floating point type, but got torch.{theta.dtype.name}")
+    size = [int(s) for s in size]
+    shape = f"torch.Size({list(theta.shape)})"
+    if len(size) == 4:
+        if theta.ndim != 3 or theta.shape[-2:] != (2, 3):
+            raise ValueError(f"Expected a batch of 2D affine matrices of shape Nx2x3 for size {size}. Got {shape}.")
+    elif len(size) == 5:
+        if theta.ndim != 3 or theta.shape[-2:] != (3, 4):
+            raise ValueError(f"Expected a batch of 3D affine matrices of shape Nx3x4 for size {size}. Got {shape}.")
+    else:
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {size}.")
+    spatial = size[2:]
+    if align_corners and min(spatial) == 1:
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+                      "align_corners=True. This is not an intended use case of affine_grid. See the documentation of "
+                      "affine_grid for details.", stacklevel=2)
+    elif min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    if theta.shape[0] != size[0]:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{size[0]}, "
+                           f"{len(spatial) + 1}] but got: [{theta.shape[0]}, {len(spatial) + 1}].")
+    nd = len(spatial)
+    # base[..., i]: the coordinate along spatial dim nd - 1 - i (x along the last dim), then a column of ones
+    axes = [_linspace_from_neg_one(s, align_corners) for s in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    base = np.stack([mesh[nd - 1 - i] for i in range(nd)] + [np.ones(spatial)], axis=-1).reshape(-1, nd + 1)
+    grid = ops.matmul(_const(base, theta), ops.transpose(theta, 1, 2))  # (N, prod(spatial), nd)
+    return ops.reshape(grid, (size[0], *spatial, nd))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# grid_sample
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _reflect(x, twice_low, twice_high):
+    """torch's ``reflect_coordinates_set_grad``: ``x`` reflected into [low, high]; returns (value, slope)."""
+    if twice_low == twice_high:
+        return np.zeros_like(x), np.zeros_like(x)
+    low = twice_low / 2
+    span = (twice_high - twice_low) / 2
+    d = x - low
+    sign = np.where(d < 0, -1.0, 1.0)
+    d = np.abs(d)
+    extra = np.fmod(d, span)
+    flips = np.floor(d / span)
+    even = np.fmod(flips, 2) == 0
+    value = np.where(even, extra + low, span - extra + low)
+    return value, np.where(even, sign, -sign)
+
+
+def _clip(x, size):
+    """torch's ``clip_coordinates_set_grad``: the borders count as outside (slope 0 there)."""
+    inside = (x > 0) & (x < size - 1)
+    return np.where(inside, x, np.clip(x, 0, size - 1)), inside.astype(np.float64)
+
+
+def _padded(x, size, padding_mode, align_corners):
+    """The source coordinate after ``padding_mode`` (``x`` unnormalized, numpy): (value, slope d value / d x)."""
+    slope = np.ones_like(x)
+    if padding_mode == "reflection":
+        twice = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+        x, slope = _reflect(x, *twice)
+    if padding_mode in ("border", "reflection"):
+        x, inside = _clip(x, size)
+        slope = slope * inside
+    return x, slope
+
+
+def _unnormalize(size, align_corners):
+    """``x = g * scale + shift``: normalized [-1, 1] to pixel coordinates (torch's grid_sampler_unnormalize)."""
+    return ((size - 1) / 2, (size - 1) / 2) if align_corners else (size / 2, (size - 1) / 2)
+
+
+def _cubic_weights(t):
+    """The 4 cubic convolution coefficients (A = -0.75, torch's) at fractional offsets ``t`` (ad tensors)."""
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+
+
+def _check_grid_sample(input, grid, mode):  # noqa: A002
+    for name, t in (("input", input), ("grid", grid)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grid_sample(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    nd = input.ndim - 2
+    if grid.ndim != input.ndim:
+        raise RuntimeError(f"grid_sampler(): expected {input.ndim}D input and grid with same number of dimensions, but "
+                           f"got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"grid_sampler(): expected grid to have size {max(nd, 1)} in last dimension, but got grid "
+                           f"with sizes {list(grid.shape)}")
+    if input.shape[0] != grid.shape[0]:
+        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got input with "
+                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    if grid.shape[-1] != nd:
+        raise RuntimeError(f"grid_sampler(): expected grid to have size {nd} in last dimension, but got grid with "
+                           f"sizes {list(grid.shape)}")
+    for d in range(2, input.ndim):
+        if input.shape[d] == 0:
+            raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
+                               f"sizes {list(input.shape)} with dimension {d} being empty")
+    if mode == "bicubic" and nd != 2:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+    if input.dtype.kind != "f":
+        raise NotImplementedError(f"\"grid_sampler_{nd}d_cpu_kernel_impl\" not implemented for "
+                                  f"'{_torch_dtype_name(input.dtype)}'")
+    if grid.dtype != input.dtype:
+        raise RuntimeError(f"expected scalar type {_torch_dtype_name(input.dtype)} but found "
+                           f"{_torch_dtype_name(grid.dtype)}")
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):  # noqa: A002
+    """Samples ``input`` (N, C, H, W) at the normalized ``(x, y)`` of ``grid`` (N, Ho, Wo, 2), or (N, C, D, H, W)
+    at the ``(x, y, z)`` of ``grid`` (N, Do, Ho, Wo, 3): ``(N, C, Ho, Wo)`` / ``(N, C, Do, Ho, Wo)``, as torch.
+
+    Args:
+        mode: ``"bilinear"`` (trilinear on 5-D input), ``"nearest"`` (ties to even, torch's nearbyint; the grid
+            gets a zero gradient), ``"bicubic"`` (4-D only; cubic convolution with A = -0.75).
+        padding_mode: ``"zeros"`` (samples outside read 0), ``"border"`` (coordinates clipped to the edge),
+            ``"reflection"`` (coordinates reflected at the border: the edge pixels' centres with
+            ``align_corners``, their outer edges without).
+        align_corners: -1 and 1 are the centres of the corner pixels (True) or their outer edges (False, the
+            default, with torch's warning when not given).
+    Raises: ValueError for an unknown mode or padding mode; RuntimeError (torch's messages) for shapes that do not
+    fit, an empty spatial dim, bicubic on 5-D input, or a grid of another dtype.
+    Example: an identity ``affine_grid`` samples the input back: ``F.grid_sample(x, F.affine_grid(eye, x.shape,
+    align_corners=False), align_corners=False)`` equals ``x``.
+    """
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but "
+                         f"got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING, stacklevel=2)
+        align_corners = False
+    _check_grid_sample(input, grid, mode)
+    n, c, *spatial = input.shape
+    nd = len(spatial)
+    out_spatial = tuple(grid.shape[1:-1])
+    out_shape = (n, c) + out_spatial
+    if 0 in out_shape:
+        return ops.gather_map(input, out_shape, np.zeros(out_shape, np.int64))
+    g = _cuda.host_copy(grid._data)  # (the corners' index maps follow from the grid's values)
+    # per spatial dim d (input dim 2 + d), the grid component nd - 1 - d: its source coordinate, value and slope
+    coords, values = [], []
+    for d in range(nd):
+        size = spatial[d]
+        comp = grid[..., nd - 1 - d]  # (N, *out_spatial)
+        scale, shift = _unnormalize(size, align_corners)
+        raw = g[..., nd - 1 - d] * scale + shift
+        if mode == "bicubic":  # (bicubic pads each integer tap instead of the coordinate)
+            value, slope = raw, np.ones_like(raw)
+        else:
+            value, slope = _padded(raw, size, padding_mode, align_corners)
+        # x = comp * (scale * slope) + offset: the value computed in numpy, the slope torch's gradient multiplier
+        slope = scale * slope
+        coords.append(comp * _const(slope, grid) + _const(value - g[..., nd - 1 - d] * slope, grid))
+        values.append(value)
+    plane = int(np.prod(spatial))
+    base = (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)  # each (n, c) plane's start
+    strides = [int(np.prod(spatial[d + 1:])) for d in range(nd)]
+
+    def tap(positions):
+        """``input`` at the integer ``positions`` (one (N, *out) array per dim), 0 outside: (N, C, *out)."""
+        inside = np.ones(positions[0].shape, bool)
+        flat = np.zeros(positions[0].shape, np.int64)
+        for d in range(nd):
+            inside &= (positions[d] >= 0) & (positions[d] < spatial[d])
+            flat += np.clip(positions[d], 0, spatial[d] - 1) * strides[d]
+        index = base + flat[:, None]
+        sample = ops.gather_map(input, out_shape, np.broadcast_to(index, out_shape))
+        if inside.all():
+            return sample
+        return sample * _const(inside[:, None].astype(np.float64), input)
+
+    if mode == "nearest":
+        return tap([np.rint(v).astype(np.int64) for v in values])
+    first = [np.floor(v) for v in values]
+    frac = [ops.unsqueeze(x - _const(f, grid), 1) for x, f in zip(coords, first)]  # (N, 1, *out), in ad
+    first = [f.astype(np.int64) for f in first]
+    out = None
+    if mode == "bilinear":
+        for corner in range(2**nd):
+            weight, positions = None, []
+            for d in range(nd):
+                high = (corner >> (nd - 1 - d)) & 1
+                positions.append(first[d] + high)
+                w = frac[d] if high else 1.0 - frac[d]
+                weight = w if weight is None else weight * w
+            term = tap(positions) * weight
+            out = term if out is None else out + term
+        return out
+    # bicubic: 4 x 4 taps around the floor, each tap's integer coordinate padded as torch's get_value_bounded
+    wy, wx = _cubic_weights(frac[0]), _cubic_weights(frac[1])
+    for i in range(4):
+        row = None
+        for j in range(4):
+            positions = []
+            for d, k in ((0, i), (1, j)):
+                p = (first[d] - 1 + k).astype(np.float64)
+                if padding_mode != "zeros":
+                    p = _padded(p, spatial[d], padding_mode, align_corners)[0]
+                positions.append(p.astype(np.int64))
+            term = tap(positions) * wx[j]
+            row = term if row is None else row + term
+        term = row * wy[i]
+        out = term if out is None else out + term
+    return out

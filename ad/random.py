@@ -299,6 +299,28 @@ def poisson(input, generator=None):
     return _zero_grad_sample(values, input).to(input.device)
 
 
+def binomial(count, prob, generator=None):
+    """Draws from the binomial distributions of ``count`` trials with success probability ``prob`` (floating
+    tensors of one shape), in ``count``'s dtype. Not differentiable: torch's backward raises for it, so the result
+    does not require grad.
+
+    Raises:
+        ValueError: ``count`` or ``prob`` is not floating (torch's class and message).
+    """
+    from .tensor import wrap_array
+
+    for t in (count, prob):
+        if t.dtype.kind != "f":
+            name = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+                    "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
+            raise ValueError(f"binomial only supports floating-point dtypes for {'count' if t is count else 'prob'}, "
+                               f"got: {name}")
+    n = count.detach().cpu()._data
+    p = np.clip(prob.detach().cpu()._data, 0.0, 1.0)
+    values = _rng_of(generator).binomial(np.maximum(n, 0).astype(np.int64), p).astype(count.dtype)
+    return wrap_array(values).to(count.device)
+
+
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, pin_memory=False,
              requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``)."""

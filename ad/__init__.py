@@ -319,16 +319,22 @@ true_divide = _with_out(div)
 
 # ---- torch's remaining top-level names (torchtop): copies of views, windows, switches, deprecated spellings,
 # ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
+from . import interop as _interop  # noqa: E402
 from . import testing  # noqa: E402
+from .autocast import autocast, is_autocast_enabled  # noqa: E402
 from .copy_views import *  # noqa: E402, F403
 from .creation import get_default_device, set_default_device  # noqa: E402
 from .dtype_info import finfo, iinfo  # noqa: E402
 from .func import vmap  # noqa: E402
+from .interop import from_dlpack, frombuffer, to_dlpack  # noqa: E402
+from .linalg_factor import geqrf, ormqr  # noqa: E402
+from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
 from .runtime_flags import *  # noqa: E402, F403
 from .top_level import *  # noqa: E402, F403
 from .windows import *  # noqa: E402, F403
 
 concat = cat  # torch's alias (with out=, as cat)
+_interop.bind()
 
 _aliases.install(globals())
 

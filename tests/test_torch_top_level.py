@@ -427,3 +427,103 @@ def test_cond_while_loop():
     assert (i.item(), s.item()) == (ti.item(), ts.item())
     with pytest.raises(RuntimeError):
         ad.cond(ad.tensor([True, False]), lambda: 1, lambda: 2)
+
+
+# --- Householder form, low-rank factorizations ------------------------------------------------------------------
+
+
+def test_geqrf_ormqr():
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((2, 5, 3))
+    ours, theirs = ad.geqrf(_a(a)), torch.geqrf(_t(a))
+    np.testing.assert_allclose(ours.a.numpy(), theirs.a.numpy(), atol=1e-13)
+    np.testing.assert_allclose(ours.tau.numpy(), theirs.tau.numpy(), atol=1e-13)
+    x = _a(a, True)
+    with pytest.raises(RuntimeError):
+        ad.geqrf(x).a.sum().backward()  # not differentiable, as torch's
+    for left, transpose, shape in ((True, False, (2, 5, 4)), (True, True, (2, 5, 4)), (False, False, (2, 4, 5)),
+                                   (False, True, (2, 4, 5))):
+        c = rng.standard_normal(shape)
+        qa, ta, ca = _a(ours.a.numpy(), True), _a(ours.tau.numpy(), True), _a(c, True)
+        qt, tt, ct = _t(theirs.a.numpy(), True), _t(theirs.tau.numpy(), True), _t(c, True)
+        o, t = ad.ormqr(qa, ta, ca, left, transpose), torch.ormqr(qt, tt, ct, left, transpose)
+        np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), atol=1e-13)
+        o.sum().backward()
+        t.sum().backward()
+        for p, q in ((qa, qt), (ta, tt), (ca, ct)):
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), atol=1e-12)
+
+
+def test_svd_pca_lowrank():
+    rng = np.random.default_rng(10)
+    A = rng.standard_normal((30, 3)) @ rng.standard_normal((3, 12))
+    ad.manual_seed(0)
+    for mat in (A, A.T):
+        U, S, V = ad.svd_lowrank(_a(mat), q=4)
+        assert U.shape == (mat.shape[0], 4) and S.shape == (4,) and V.shape == (mat.shape[1], 4)
+        np.testing.assert_allclose(S.numpy()[:3], np.linalg.svd(mat, compute_uv=False)[:3], rtol=1e-10)
+        np.testing.assert_allclose((U * S) @ V.mT, mat, atol=1e-10)
+    M = rng.standard_normal((1, 12))
+    U, S, V = ad.svd_lowrank(_a(A + M), q=4, M=_a(M))
+    np.testing.assert_allclose(S.numpy()[:3], torch.svd_lowrank(_t(A + M), q=4, M=_t(M))[1].numpy()[:3], rtol=1e-10)
+    U, S, V = ad.pca_lowrank(_a(A), q=3)
+    np.testing.assert_allclose(S.numpy(), torch.pca_lowrank(_t(A), q=3)[1].numpy(), rtol=1e-10)
+    _same_error(lambda: ad.pca_lowrank(_a(A), q=20), lambda: torch.pca_lowrank(_t(A), q=20))
+    _same_error(lambda: ad.pca_lowrank(_a(A), niter=-1), lambda: torch.pca_lowrank(_t(A), niter=-1))
+    x = _a(A, True)  # the singular values of a well-separated spectrum differentiate: d sum(S) / dA = U V^T
+    U, S, V = ad.svd_lowrank(x, q=3, niter=4)
+    S.sum().backward()
+    u, _, vh = np.linalg.svd(A, full_matrices=False)
+    np.testing.assert_allclose(x.grad.numpy(), u[:, :3] @ vh[:3], atol=1e-8)
+
+
+# --- interop, autocast ----------------------------------------------------------------------------------------------
+
+
+def test_dlpack_frombuffer():
+    a = np.arange(4.0)
+    t = ad.from_dlpack(a)
+    t[0] = 9.0
+    assert a[0] == 9.0  # shares memory
+    tt = torch.arange(3.0)
+    u = ad.from_dlpack(tt)
+    u[1] = 7.0
+    assert tt.tolist() == [0.0, 7.0, 2.0]
+    back = torch.from_dlpack(u)
+    back[2] = 5.0
+    assert u.tolist() == [0.0, 7.0, 5.0]
+    np.testing.assert_array_equal(ad.from_dlpack(ad.to_dlpack(ad.ones(2))).numpy(), [1.0, 1.0])
+    assert ad.from_dlpack(a, copy=True).numpy() is not a
+    with pytest.raises(RuntimeError, match="require gradient"):
+        ad.to_dlpack(ad.ones(2, requires_grad=True))
+    buf = bytearray(np.arange(4, dtype=np.int32).tobytes())
+    f = ad.frombuffer(buf, dtype=ad.int32, count=2, offset=4)
+    assert f.tolist() == torch.frombuffer(bytearray(buf), dtype=torch.int32, count=2, offset=4).tolist()
+    f[0] = 42
+    assert np.frombuffer(buf, np.int32)[1] == 42
+    for kw in (dict(count=5), dict(offset=20), dict(count=0), dict(offset=3)):
+        _same_error(lambda kw=kw: ad.frombuffer(bytearray(16), dtype=ad.int32, **kw),
+                    lambda kw=kw: torch.frombuffer(bytearray(16), dtype=torch.int32, **kw))
+    with pytest.warns(UserWarning, match="not writable"):
+        ad.frombuffer(bytes(8), dtype=ad.float32)
+
+
+def test_autocast():
+    with ad.autocast("cpu", enabled=False):
+        assert not ad.is_autocast_enabled("cpu")
+        y = ad.ones(2) @ ad.ones(2)
+    assert y.item() == 2.0
+
+    @ad.autocast("cpu", enabled=False)
+    def f(x):
+        return x * 2
+
+    assert f(ad.ones(1)).item() == 2.0
+    with pytest.warns(UserWarning, match="target dtype is not supported"):
+        with ad.autocast("cpu", dtype=ad.float32):
+            assert not ad.is_autocast_enabled("cpu")
+    for kw in (dict(), dict(dtype=ad.float16)):
+        with pytest.raises(NotImplementedError, match="float16" if kw else "bfloat16"):
+            ad.autocast("cpu", **kw)
+    _same_error(lambda: ad.autocast("foo"), lambda: torch.autocast("foo"))
+    _same_error(lambda: ad.autocast(3), lambda: torch.autocast(3))

@@ -334,6 +334,7 @@ from .top_level import *  # noqa: E402, F403
 from .windows import *  # noqa: E402, F403
 
 concat = cat  # torch's alias (with out=, as cat)
+autograd.inference_mode = inference_mode  # torch.autograd.inference_mode (ad/conveniences.py needs ad's tensors)
 _interop.bind()
 
 _aliases.install(globals())

@@ -6,6 +6,8 @@ from its own stream instead. It delegates the draws (``random``, ``standard_norm
 ``uniform``) to its numpy generator, so anything that accepts a numpy generator accepts it.
 """
 
+import contextlib
+
 import numpy as np
 
 _DEFAULT_SEED = 67280421310721  # torch's default_rng_seed_val
@@ -348,6 +350,37 @@ def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=Non
         low, high, tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
         device=device if device is not None else input.device, requires_grad=requires_grad,
     )
+
+
+def manual_seed(seed):
+    """``torch.random.manual_seed``: ``ad.manual_seed`` (seeds the default generator)."""
+    from . import creation
+
+    return creation.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled=True, _caller="fork_rng", _devices_kw="devices", device_type=None):
+    """``torch.random.fork_rng()``: a block whose random draws leave the default generator as it was: on exit the
+    generator (and its seed, even after ``manual_seed`` inside the block) is restored. ad draws for every device
+    from that one generator, so ``devices`` and ``device_type`` name nothing more to save. ``enabled=False``: a
+    no-op.
+
+    Example:
+        >>> with ad.random.fork_rng():
+        ...     noise = ad.randn(3)  # the draws after the block are those without it
+    """
+    from . import creation
+
+    if not enabled:
+        yield
+        return
+    rng, state, seed = creation._rng, creation._rng.bit_generator.state, creation._seed
+    try:
+        yield
+    finally:
+        rng.bit_generator.state = state
+        creation._rng, creation._seed = rng, seed
 
 
 def get_rng_state():

@@ -527,3 +527,166 @@ def test_autocast():
             ad.autocast("cpu", **kw)
     _same_error(lambda: ad.autocast("foo"), lambda: torch.autocast("foo"))
     _same_error(lambda: ad.autocast(3), lambda: torch.autocast(3))
+
+
+# --- module gaps: autograd, random, nn.init, nn.utils -----------------------------------------------------------------
+
+
+def test_autograd_variable_and_flags():
+    t = ad.ones(2)
+    v = ad.autograd.Variable(t, requires_grad=True)
+    tv = torch.autograd.Variable(torch.ones(2), requires_grad=True)
+    assert (v is t) is False and v.requires_grad and v.is_leaf and tv.is_leaf
+    v[0].detach()  # shares memory with t, as torch's
+    assert np.shares_memory(v.detach().numpy(), t.numpy())
+    assert isinstance(t, ad.autograd.Variable)
+    r = ad.ones(2, requires_grad=True) * 2
+    assert ad.autograd.Variable(r).grad_fn is None and not ad.autograd.Variable(r).requires_grad
+    assert ad.autograd.inference_mode is ad.inference_mode
+    assert ad.autograd.is_multithreading_enabled() is torch.autograd.is_multithreading_enabled() is True
+    with ad.autograd.set_multithreading_enabled(False):
+        assert not ad.autograd.is_multithreading_enabled()
+    assert ad.autograd.is_multithreading_enabled()
+
+
+def test_random_fork_rng():
+    ad.random.manual_seed(3)
+    expected = ad.randn(3).tolist()
+    ad.random.manual_seed(3)
+    with ad.random.fork_rng():
+        ad.randn(5)
+        ad.manual_seed(9)
+    assert ad.randn(3).tolist() == expected and ad.initial_seed() == 3
+    with ad.random.fork_rng(enabled=False):
+        ad.randn(1)
+    assert ad.randn(3).tolist() != expected
+
+
+def test_nn_init_deprecated_aliases():
+    for name in ("eye", "dirac", "sparse", "uniform", "normal", "constant", "xavier_uniform", "orthogonal"):
+        assert callable(getattr(ad.nn.init, name))
+    w = ad.empty(3, 3)
+    with pytest.warns(FutureWarning, match=r"`nn.init.eye` is now deprecated in favor of `nn.init.eye_`."):
+        ad.nn.init.eye(w)
+    np.testing.assert_array_equal(w.numpy(), np.eye(3))
+    d = ad.empty(2, 2, 3)
+    with pytest.warns(FutureWarning, match="nn.init.dirac"):
+        ad.nn.init.dirac(d)
+    with torch.no_grad():
+        td = torch.nn.init.dirac_(torch.empty(2, 2, 3))
+    np.testing.assert_array_equal(d.numpy(), td.numpy())
+
+
+def _copy_params(ours, theirs):
+    for (name, p), (tname, tp) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        assert name == tname
+        with ad.no_grad():
+            p.copy_(ad.tensor(tp.detach().numpy().astype(np.float64)))
+
+
+def test_weight_norm_hooks():
+    for make, dim, x in ((lambda L: L.nn.Linear(3, 4), 0, (2, 3)), (lambda L: L.nn.Conv1d(2, 3, 2), 1, (1, 2, 5)),
+                         (lambda L: L.nn.Linear(3, 4), None, (2, 3))):
+        with pytest.warns(FutureWarning, match="weight_norm` is deprecated"):
+            ours = ad.nn.utils.weight_norm(make(ad).double(), dim=dim)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = torch.nn.utils.weight_norm(make(torch).double(), dim=dim)
+        assert list(ours.state_dict()) == list(theirs.state_dict()) == ["bias", "weight_g", "weight_v"]
+        np.testing.assert_allclose(ours.weight_g.detach().numpy().shape, theirs.weight_g.shape)
+        _copy_params(ours, theirs)
+        xs = np.random.default_rng(11).standard_normal(x)
+        out, tout = ours(_a(xs)), theirs(_t(xs))
+        np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-12)
+        out.pow(2).sum().backward()
+        tout.pow(2).sum().backward()
+        for name in ("weight_g", "weight_v", "bias"):
+            np.testing.assert_allclose(getattr(ours, name).grad.numpy(), getattr(theirs, name).grad.numpy(),
+                                       rtol=1e-10, atol=1e-12)
+        with pytest.raises(RuntimeError, match="Cannot register two weight_norm hooks"), pytest.warns(FutureWarning):
+            ad.nn.utils.weight_norm(ours, dim=dim)
+        ad.nn.utils.remove_weight_norm(ours)
+        torch.nn.utils.remove_weight_norm(theirs)
+        np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(), rtol=1e-12)
+        assert isinstance(ours.weight, ad.nn.Parameter)
+    _same_error(lambda: ad.nn.utils.remove_weight_norm(ad.nn.Linear(2, 2)),
+                lambda: torch.nn.utils.remove_weight_norm(torch.nn.Linear(2, 2)))
+
+
+def test_spectral_norm_hooks():
+    ours = ad.nn.utils.spectral_norm(ad.nn.Linear(5, 4).double())
+    theirs = torch.nn.utils.spectral_norm(torch.nn.Linear(5, 4).double())
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    _copy_params(ours, theirs)
+    xs = np.random.default_rng(12).standard_normal((3, 5))
+    for _ in range(3):  # training forwards: one power iteration each, buffers updated in place
+        out, tout = ours(_a(xs)), theirs(_t(xs))
+        np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(ours.weight_u.numpy(), theirs.weight_u.numpy(), rtol=1e-10)
+        out.sum().backward()
+        tout.sum().backward()
+    np.testing.assert_allclose(ours.weight_orig.grad.numpy(), theirs.weight_orig.grad.numpy(), rtol=1e-9, atol=1e-12)
+    ours.eval()
+    theirs.eval()
+    u_before = ours.weight_u.numpy().copy()
+    np.testing.assert_allclose(ours(_a(xs)).detach().numpy(), theirs(_t(xs)).detach().numpy(), rtol=1e-10)
+    np.testing.assert_array_equal(ours.weight_u.numpy(), u_before)  # eval: no power iteration
+    ad.nn.utils.remove_spectral_norm(ours)
+    torch.nn.utils.remove_spectral_norm(theirs)
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(), rtol=1e-10)
+    assert list(ours.state_dict()) == ["weight", "bias"] or list(ours.state_dict()) == ["bias", "weight"]
+    ct = ad.nn.utils.spectral_norm(ad.nn.ConvTranspose1d(2, 3, 2))
+    assert ct.weight_u.shape == (3,)  # dim 1 for transposed convolutions
+    _same_error(lambda: ad.nn.utils.spectral_norm(ad.nn.Linear(2, 2), n_power_iterations=0),
+                lambda: torch.nn.utils.spectral_norm(torch.nn.Linear(2, 2), n_power_iterations=0))
+    _same_error(lambda: ad.nn.utils.remove_spectral_norm(ad.nn.Linear(2, 2)),
+                lambda: torch.nn.utils.remove_spectral_norm(torch.nn.Linear(2, 2)))
+
+
+def test_fusion_skip_init_clip():
+    rng = np.random.default_rng(13)
+    for L in (ad, torch):
+        L.manual_seed(0)
+    pairs = []
+    for L in (ad, torch):
+        conv, bn = L.nn.Conv2d(2, 3, 2).double(), L.nn.BatchNorm2d(3).double()
+        lin, bn1 = L.nn.Linear(4, 3).double(), L.nn.BatchNorm1d(3).double()
+        pairs.append((conv, bn, lin, bn1))
+    for ours, theirs in zip(pairs[0], pairs[1]):
+        _copy_params(ours, theirs)
+        with ad.no_grad():
+            for name in ("running_mean", "running_var"):
+                if hasattr(ours, name):
+                    value = rng.random(3) + 0.5
+                    getattr(ours, name).copy_(ad.tensor(value))
+                    getattr(theirs, name).copy_(torch.tensor(value))
+        ours.eval()
+        theirs.eval()
+    (conv, bn, lin, bn1), (tconv, tbn, tlin, tbn1) = pairs
+    x, x1 = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((5, 4))
+    fused, tfused = ad.nn.utils.fuse_conv_bn_eval(conv, bn), torch.nn.utils.fuse_conv_bn_eval(tconv, tbn)
+    np.testing.assert_allclose(fused(_a(x)).detach().numpy(), tfused(_t(x)).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fused(_a(x)).detach().numpy(), bn(conv(_a(x))).detach().numpy(), rtol=1e-10)
+    fused1 = ad.nn.utils.fuse_linear_bn_eval(lin, bn1)
+    tfused1 = torch.nn.utils.fuse_linear_bn_eval(tlin, tbn1)
+    np.testing.assert_allclose(fused1(_a(x1)).detach().numpy(), tfused1(_t(x1)).detach().numpy(), rtol=1e-12)
+    assert isinstance(fused1.weight, ad.nn.Parameter) and fused1.weight.requires_grad
+    conv.train()
+    with pytest.raises(AssertionError, match="Fusion only for eval!"):
+        ad.nn.utils.fuse_conv_bn_eval(conv, bn)
+    m = ad.nn.utils.skip_init(ad.nn.Linear, 3, 4)
+    assert m.weight.shape == (4, 3) and isinstance(m.weight, ad.nn.Parameter)
+    _same_error(lambda: ad.nn.utils.skip_init(ad.nn.ReLU), lambda: torch.nn.utils.skip_init(torch.nn.ReLU))
+    p, tp = ad.nn.Parameter(ad.ones(3)), torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    p.grad, tp.grad = ad.full((3,), 3.0), torch.full((3,), 3.0, dtype=torch.float64)
+    with pytest.warns(FutureWarning, match="clip_grad_norm` is now deprecated"):
+        norm = ad.nn.utils.clip_grad_norm([p], 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tnorm = torch.nn.utils.clip_grad_norm([tp], 1.0)
+    assert norm.item() == pytest.approx(tnorm.item())
+    np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy())
+    p.grad, tp.grad = ad.full((3,), 3.0), torch.full((3,), 3.0, dtype=torch.float64)
+    ad.nn.utils.clip_grads_with_norm_([p], 2.0, ad.nn.utils.get_total_norm([p.grad]))
+    torch.nn.utils.clip_grads_with_norm_([tp], 2.0, torch.nn.utils.get_total_norm([tp.grad]))
+    np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy())

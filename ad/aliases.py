@@ -29,7 +29,7 @@ INPLACE_FUNCTIONS = (
     "abs_ acos_ acosh_ addmv_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ atan_ atanh_ ceil_ "
     "clamp_ cos_ cosh_ deg2rad_ detach_ erf_ erfc_ exp2_ exp_ expm1_ fill_ fix_ floor_ frac_ index_put_ log10_ "
     "i0_ log1p_ log2_ log_ logit_ nan_to_num_ neg_ rad2deg_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ square_ "
-    "tan_ tanh_ trunc_ xlogy_ zero_ clip_ clamp_min_ clamp_max_"
+    "tan_ tanh_ trunc_ xlogy_ zero_ clip_ clamp_min_ clamp_max_ negative_ reciprocal_ gcd_ lcm_ ldexp_"
 ).split()
 
 

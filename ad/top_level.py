@@ -19,7 +19,7 @@ from .tensor import Tensor
 __all__ = [
     "cond", "constant_pad_nd", "convolution", "eig", "empty_permuted", "fill", "frobenius_norm", "ger", "gradient",
     "histogramdd", "lstsq", "matrix_rank", "nonzero_static", "norm_except_dim", "nuclear_norm", "range", "solve",
-    "symeig", "triangular_solve", "while_loop",
+    "symeig", "triangular_solve", "vander", "while_loop",
 ]
 
 _builtin_range = range
@@ -288,6 +288,29 @@ def convolution(input, weight, bias, stride, padding, dilation, transposed, outp
         conv = getattr(F, f"conv_transpose{n}d")
         return conv(input, weight, bias, stride, padding, output_padding, groups, dilation)
     return getattr(F, f"conv{n}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+def vander(x, N=None, increasing=False):
+    """``torch.vander(x, N=None, increasing=False)``: the Vandermonde matrix of the 1-D ``x``, columns
+    ``x ** (N-1), ..., x, 1`` (reversed with ``increasing``); ``N`` defaults to ``len(x)``. Built as torch's, by a
+    cumulative product, so it differentiates at ``x = 0`` too. Integer and bool inputs give int64.
+
+    Raises:
+        RuntimeError: ``x`` is not 1-D or ``N`` is negative (torch's messages).
+    """
+    _check("vander", x, "x")
+    if x.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    n = x.shape[0] if N is None else N
+    if n < 0:
+        raise RuntimeError("N must be non-negative.")
+    if x.dtype.kind in "biu":
+        x = x.to(creation.int64)
+    columns = [creation.ones((x.shape[0], min(n, 1)), dtype=x.dtype, device=x.device)]
+    if n > 1:
+        columns.append(x.unsqueeze(1).expand(x.shape[0], n - 1).cumprod(1))
+    result = ops.cat(columns, 1)
+    return result if increasing else result.flip(1)
 
 
 # --- finite differences and histograms -----------------------------------------------------------------------------

@@ -420,11 +420,9 @@ def test_cond_while_loop():
     y.sum().backward()
     assert x.grad.tolist() == [2.0, 2.0]
     assert ad.cond(False, lambda v: v * 2, lambda v: v * 3, (ad.tensor(1.0),)).item() == 3.0
-    theirs = torch.cond(torch.tensor(False), lambda v: v * 2, lambda v: v * 3, (torch.tensor(1.0),))
-    assert theirs.item() == 3.0
+    # (torch.cond / torch.while_loop give the same results; calling them imports torch's compiler: seconds)
     i, s = ad.while_loop(lambda i, s: i < 5, lambda i, s: (i + 1, s + i), (ad.tensor(0), ad.tensor(0)))
-    ti, ts = torch.while_loop(lambda i, s: i < 5, lambda i, s: (i + 1, s + i), (torch.tensor(0), torch.tensor(0)))
-    assert (i.item(), s.item()) == (ti.item(), ts.item())
+    assert (i.item(), s.item()) == (5, 10)
     with pytest.raises(RuntimeError):
         ad.cond(ad.tensor([True, False]), lambda: 1, lambda: 2)
 
@@ -690,3 +688,19 @@ def test_fusion_skip_init_clip():
     ad.nn.utils.clip_grads_with_norm_([p], 2.0, ad.nn.utils.get_total_norm([p.grad]))
     torch.nn.utils.clip_grads_with_norm_([tp], 2.0, torch.nn.utils.get_total_norm([tp.grad]))
     np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy())
+
+
+def test_vander_and_inplace_spellings():
+    x = np.array([0.0, 1.5, -2.0])
+    for N, increasing in ((None, False), (4, True), (1, False), (0, False)):
+        np.testing.assert_array_equal(ad.vander(_a(x), N, increasing).numpy(),
+                                      torch.vander(_t(x), N, increasing).numpy())
+    # torch 2.13's own vander backward raises (an in-place cumprod), so its gradient is checked against finite
+    # differences, at x = 0 too
+    assert gradcheck(lambda v: ad.vander(v, 4), (_a(x, True),))
+    assert ad.vander(ad.tensor([1, 2]), 3).dtype == ad.int64
+    _same_error(lambda: ad.vander(ad.ones(2, 2)), lambda: torch.vander(torch.ones(2, 2)))
+    y = ad.tensor([1.0, 2.0])
+    assert ad.negative_(y) is y and y.tolist() == [-1.0, -2.0]
+    ad.reciprocal_(y)
+    assert y.tolist() == [-1.0, -0.5]

@@ -328,6 +328,7 @@ from .dtype_info import finfo, iinfo  # noqa: E402
 from .func import vmap  # noqa: E402
 from .interop import from_dlpack, frombuffer, to_dlpack  # noqa: E402
 from .linalg_factor import geqrf, ormqr  # noqa: E402
+from .lobpcg import lobpcg  # noqa: E402
 from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
 from .runtime_flags import *  # noqa: E402, F403
 from .top_level import *  # noqa: E402, F403

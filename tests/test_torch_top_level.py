@@ -704,3 +704,32 @@ def test_vander_and_inplace_spellings():
     assert ad.negative_(y) is y and y.tolist() == [-1.0, -2.0]
     ad.reciprocal_(y)
     assert y.tolist() == [-1.0, -0.5]
+
+
+def test_lobpcg():
+    rng = np.random.default_rng(14)
+    Q, _ = np.linalg.qr(rng.standard_normal((12, 12)))
+    A = Q @ np.diag(np.arange(1.0, 13.0)) @ Q.T
+    X0 = rng.standard_normal((12, 2))
+    for method in ("ortho", "basic"):
+        for largest in (True, False):
+            E, X = ad.lobpcg(_a(A), k=2, X=_a(X0), method=method, largest=largest)
+            tE, tX = torch.lobpcg(_t(A), k=2, X=_t(X0), method=method, largest=largest)
+            np.testing.assert_allclose(E.numpy(), tE.numpy(), rtol=1e-10)
+            np.testing.assert_allclose(np.abs(X.numpy()), np.abs(tX.numpy()), atol=1e-8)
+    Bm = np.eye(12) + 0.1 * np.ones((12, 12))
+    E, _ = ad.lobpcg(_a(A), k=2, B=_a(Bm), X=_a(X0))
+    np.testing.assert_allclose(E.numpy(), torch.lobpcg(_t(A), k=2, B=_t(Bm), X=_t(X0))[0].numpy(), rtol=1e-10)
+    batch = np.stack([A, 2 * A])
+    E, X = ad.lobpcg(_a(batch), k=1, X=_a(np.stack([X0[:, :1]] * 2)))
+    assert E.shape == (2, 1) and X.shape == (2, 12, 1)
+    np.testing.assert_allclose(E.numpy().ravel(), [12.0, 24.0], rtol=1e-10)
+    a, ta = _a(A, True), _t(A, True)
+    E, X = ad.lobpcg(a, k=2, X=_a(X0))
+    tE, _ = torch.lobpcg(ta, k=2, X=_t(X0))
+    E.sum().backward()
+    tE.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), atol=1e-10)
+    with pytest.raises(RuntimeError, match="derivative for aten::lobpcg is not implemented"):
+        X.sum().backward()
+    _same_error(lambda: ad.lobpcg(_a(A), k=5), lambda: torch.lobpcg(_t(A), k=5))

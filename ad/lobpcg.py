@@ -5,17 +5,19 @@ a symmetric ``A x = lambda B x``, written with ad's ops so it runs on every devi
 Data structures (torch's): ``_Worker`` holds the current eigenvector block ``X`` (m x n), the Ritz values ``E``,
 the residuals ``R`` and the search basis ``S`` (m x 3n: X, the previous directions P, the preconditioned residuals
 W), the converged count ``ivars["converged_count"]`` and the end of the active basis ``ivars["converged_end"]``.
-The iteration runs outside the graph. Gradients: the eigenvalues are returned as the Rayleigh quotients
-``x^T A x`` of the converged vectors, recorded with ad's ops, so ``dE/dA = x x^T`` (symmetrized, as torch's), exact
-for simple eigenvalues; differentiating the eigenvectors raises (torch's backward for them needs the
-eigenspace's polynomial machinery that ad does not have yet), as does a gradient for ``B`` (torch raises too).
+The iteration runs outside the graph; ``_EigenpairsBackward`` (an ``ad.autograd.Function``) connects the result to
+``A``: for simple eigenvalues, ``dlambda_i = u_i^T dA u_i`` and ``du_i = -(A - lambda_i)^+ dA u_i``, so the VJP is
+``sum_i (gE_i u_i - y_i) u_i^T`` with ``y_i`` solving ``(A - lambda_i I + u_i u_i^T) y_i = (I - u_i u_i^T) gU_i``
+(that matrix equals ``A - lambda_i`` on the complement of ``u_i`` and is invertible): the exact derivative torch's
+partial-eigenspace backward computes, written with ad's ops (so it differentiates again). As torch's, a problem
+with ``B`` has no backward (it raises).
 """
 
 import numpy as np
 
 from . import creation, linalg
+from .autograd.function import Function
 from .grad_mode import is_grad_enabled, no_grad
-from .ops.linalg_lu import underivable
 from .tensor import Tensor
 
 __all__ = ["lobpcg"]
@@ -257,11 +259,11 @@ def lobpcg(A, k=None, B=None, X=None, n=None, iK=None, niter=None, tol=None, lar
         ortho_iparams, ortho_fparams, ortho_bparams (dict, optional): torch's "ortho" method parameters.
 
     Returns:
-        ``(E, X)``: ``(*, k)`` eigenvalues and ``(*, m, k)`` eigenvectors. ``E`` differentiates in ``A``;
-        differentiating ``X``, or through ``B``, raises (see the module docstring).
+        ``(E, X)``: ``(*, k)`` eigenvalues and ``(*, m, k)`` eigenvectors, both differentiable in ``A`` (for
+        simple eigenvalues; with ``B``, backward raises as torch's).
 
     Raises:
-        ValueError: ``m < 3 n`` (torch's message), or ``B`` requires grad.
+        ValueError: ``m < 3 n`` (torch's message); in backward, a problem with ``B``.
         AssertionError: ``A`` is not square, or ``A`` and ``B`` differ in shape (torch's).
 
     Example:
@@ -271,22 +273,47 @@ def lobpcg(A, k=None, B=None, X=None, n=None, iK=None, niter=None, tol=None, lar
     for t in (A, B, X, iK):
         if t is not None and not isinstance(t, Tensor):
             raise TypeError(f"lobpcg(): expected tensors, got {type(t).__name__}")
-    differentiable = is_grad_enabled() and A.requires_grad
-    if is_grad_enabled() and B is not None and B.requires_grad:
-        raise ValueError("lobpcg.backward does not support backward with B != I yet.")
-    A_sym = (A + A.mT) / 2
+    differentiable = is_grad_enabled() and (A.requires_grad or (B is not None and B.requires_grad))
+    # torch symmetrizes A (and B) before differentiating, so that A's gradient is symmetric
+    A_sym = (A + A.mT) / 2 if differentiable else A
+    B_sym = None if B is None else ((B + B.mT) / 2 if differentiable else B)
     with no_grad():
-        E, V = _lobpcg(A_sym.detach(), k, None if B is None else ((B + B.mT) / 2).detach(),
-                       None if X is None else X.detach(), n, iK, niter, tol, largest, method, tracker,
-                       ortho_iparams, ortho_fparams, ortho_bparams)
+        E, V = _lobpcg(A_sym.detach(), k, None if B is None else B_sym.detach(), None if X is None else X.detach(),
+                       n, iK, niter, tol, largest, method, tracker, ortho_iparams, ortho_fparams, ortho_bparams)
     if not differentiable:
         return E, V
-    # the Rayleigh quotients of the converged vectors: the eigenvalues, with dE/dA = v v^T (B-normalized v)
-    quotient = (V * (A_sym @ V)).sum(-2)
-    if B is not None:
-        quotient = quotient / (V * (B @ V)).sum(-2).detach()
-    E = quotient + (E - quotient.detach())  # torch's values, the quotient's gradient
-    return E, underivable("lobpcg", V.detach().cpu().numpy(), A).to(V.device)
+    if B is None:
+        return _EigenpairsBackward.apply(A_sym, E, V)
+    return _EigenpairsBackward.apply(A_sym, E, V, B_sym)
+
+
+class _EigenpairsBackward(Function):
+    """``(E, U)`` of ``lobpcg`` as a function of the symmetric ``A`` (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, A, E, U, B=None):
+        ctx.with_B = B is not None
+        ctx.save_for_backward(A, E, U)
+        return E.clone(), U.clone()
+
+    @staticmethod
+    def backward(ctx, gE, gU):
+        if ctx.with_B:
+            raise ValueError("lobpcg.backward does not support backward with B != I yet.")
+        A, E, U = ctx.saved_tensors
+        m, k = U.shape[-2], U.shape[-1]
+        grad = creation.zeros_like(A)
+        if gE is not None:
+            grad = grad + (U * gE.unsqueeze(-2)) @ U.mT
+        if gU is not None:
+            eye = creation.eye(m, dtype=A.dtype, device=A.device)
+            for i in range(k):
+                u = U[..., :, i:i + 1]
+                M = A - E[..., i:i + 1].unsqueeze(-1) * eye + u @ u.mT
+                rhs = gU[..., :, i:i + 1] - u @ (u.mT @ gU[..., :, i:i + 1])
+                y = linalg.solve(M, rhs)
+                grad = grad - y @ u.mT
+        return grad, None, None, None
 
 
 def _lobpcg(A, k, B, X, n, iK, niter, tol, largest, method, tracker, ortho_iparams, ortho_fparams,

@@ -724,12 +724,31 @@ def test_lobpcg():
     E, X = ad.lobpcg(_a(batch), k=1, X=_a(np.stack([X0[:, :1]] * 2)))
     assert E.shape == (2, 1) and X.shape == (2, 12, 1)
     np.testing.assert_allclose(E.numpy().ravel(), [12.0, 24.0], rtol=1e-10)
-    a, ta = _a(A, True), _t(A, True)
-    E, X = ad.lobpcg(a, k=2, X=_a(X0))
-    tE, _ = torch.lobpcg(ta, k=2, X=_t(X0))
-    E.sum().backward()
-    tE.sum().backward()
-    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), atol=1e-10)
-    with pytest.raises(RuntimeError, match="derivative for aten::lobpcg is not implemented"):
-        X.sum().backward()
+    W = rng.standard_normal((12, 2))
+    for largest in (True, False):
+        a, ta = _a(A, True), _t(A, True)
+        E, X = ad.lobpcg(a, k=2, X=_a(X0), largest=largest)
+        tE, tX = torch.lobpcg(ta, k=2, X=_t(X0), largest=largest)
+        s, ts = np.sign((X.detach().numpy() * W).sum(0)), np.sign((tX.detach().numpy() * W).sum(0))
+        ((X * _a(W * s)).sum() + E.sum()).backward()  # the same function of A whatever sign each library picks
+        ((tX * _t(W * ts)).sum() + tE.sum()).backward()
+        # torch's backward and ad's agree to the eigenvectors' convergence tolerance (sqrt(eps))
+        np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), atol=1e-7)
+    # against the exact derivative from the full spectrum, at a tight tolerance
+    a = _a(A, True)
+    E, X = ad.lobpcg(a, k=2, X=_a(X0), tol=1e-14)
+    ((X * _a(W)).sum() + E.sum()).backward()
+    lam, U = np.linalg.eigh(A)
+    lam, U = lam[::-1], U[:, ::-1]
+    G = np.zeros((12, 12))
+    for i in range(2):
+        u = U[:, i] * np.sign(U[:, i] @ X.detach().numpy()[:, i])
+        G += np.outer(u, u)
+        for j in range(12):
+            if j != i:
+                G += np.outer(U[:, j], u) * (U[:, j] @ W[:, i]) / (lam[i] - lam[j])
+    np.testing.assert_allclose(a.grad.numpy(), (G + G.T) / 2, atol=1e-12)
+    E, _ = ad.lobpcg(_a(A, True), k=2, B=_a(Bm), X=_a(X0))
+    with pytest.raises(ValueError, match="does not support backward with B != I"):
+        E.sum().backward()
     _same_error(lambda: ad.lobpcg(_a(A), k=5), lambda: torch.lobpcg(_t(A), k=5))

@@ -20,7 +20,7 @@ from . import creation
 from .dtype_info import finfo, iinfo
 from .tensor import Tensor
 
-__all__ = ["assert_close", "make_tensor"]
+__all__ = ["assert_allclose", "assert_close", "make_tensor"]
 
 # torch's {dtype: (rtol, atol)}; every other dtype (integers, bool) compares for equality
 _DTYPE_PRECISIONS = {
@@ -292,6 +292,33 @@ def assert_close(actual, expected, *, allow_subclasses=True, rtol=None, atol=Non
         _compare(actual, expected, (), options)
     except _Mismatch as failure:
         raise failure.to_error(msg) from None
+
+
+# torch's looser tolerances of the deprecated assert_allclose
+_ALLCLOSE_PRECISIONS = {np.dtype(np.float16): (1e-3, 1e-3), np.dtype(np.float32): (1e-4, 1e-5),
+                        np.dtype(np.float64): (1e-5, 1e-8)}
+
+
+def assert_allclose(actual, expected, rtol=None, atol=None, equal_nan=True, msg=""):
+    """``torch.testing.assert_allclose`` (deprecated; warns as torch): ``assert_close`` with looser default
+    tolerances (float32: 1e-4/1e-5, float64: 1e-5/1e-8), NaN equal to NaN and no dtype check; numbers and lists
+    become tensors first."""
+    warnings.warn(
+        "`torch.testing.assert_allclose()` is deprecated since 1.12 and will be removed in a future release. "
+        "Please use `torch.testing.assert_close()` instead. You can find detailed upgrade instructions in "
+        "https://github.com/pytorch/pytorch/issues/61844.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    if not isinstance(actual, Tensor):
+        actual = creation.tensor(actual)
+    if not isinstance(expected, Tensor):
+        expected = creation.tensor(expected, dtype=actual.dtype)
+    if rtol is None and atol is None:
+        pairs = [_ALLCLOSE_PRECISIONS.get(np.dtype(t.dtype), (0.0, 0.0)) for t in (actual, expected)]
+        rtol, atol = max(p[0] for p in pairs), max(p[1] for p in pairs)
+    assert_close(actual, expected, rtol=rtol, atol=atol, equal_nan=equal_nan, check_device=True, check_dtype=False,
+                 check_stride=False, msg=msg or None)
 
 
 def make_tensor(*shape, dtype, device, low=None, high=None, requires_grad=False, noncontiguous=False,

@@ -93,6 +93,18 @@ def test_assert_close_passes_and_options():
                 lambda: torch.testing.assert_close(torch.ones(2), torch.ones(2), rtol=1))
 
 
+def test_assert_allclose_deprecated():
+    with pytest.warns(FutureWarning, match="assert_allclose\\(\\)` is deprecated"):
+        ad.testing.assert_allclose(ad.tensor([1.0, float("nan")]), [1.0 + 1e-6, float("nan")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(AssertionError) as ours:
+            ad.testing.assert_allclose(ad.tensor([1.0, 2.0], dtype=ad.float32), [1.0, 2.1])
+        with pytest.raises(AssertionError) as theirs:
+            torch.testing.assert_allclose(torch.tensor([1.0, 2.0]), [1.0, 2.1])
+    assert str(ours.value) == str(theirs.value)
+
+
 def test_make_tensor():
     ad.manual_seed(0)
     t = ad.testing.make_tensor(3, 4, dtype=ad.float32, device="cpu", low=-1, high=1, requires_grad=True)

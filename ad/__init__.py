@@ -321,6 +321,7 @@ true_divide = _with_out(div)
 # ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
 from . import interop as _interop  # noqa: E402
 from . import testing  # noqa: E402
+from . import top_level as _top_level  # noqa: E402
 from .autocast import autocast, is_autocast_enabled  # noqa: E402
 from .copy_views import *  # noqa: E402, F403
 from .creation import get_default_device, set_default_device  # noqa: E402
@@ -337,6 +338,7 @@ from .windows import *  # noqa: E402, F403
 concat = cat  # torch's alias (with out=, as cat)
 autograd.inference_mode = inference_mode  # torch.autograd.inference_mode (ad/conveniences.py needs ad's tensors)
 _interop.bind()
+_top_level.bind()
 
 _aliases.install(globals())
 

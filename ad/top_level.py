@@ -515,3 +515,30 @@ def while_loop(cond_fn, body_fn, carried_inputs):
             )
         carried = out
 
+
+
+def bind():
+    """The Tensor methods of this module's functions (and of ``geqrf``, ``ormqr``, ``is_inference``)."""
+    from .linalg_factor import geqrf, ormqr
+    from .runtime_flags import is_inference
+
+    def nonzero_static_method(self, *, size, fill_value=-1):
+        return nonzero_static(self, size=size, fill_value=fill_value)
+
+    def triangular_solve_method(self, A, upper=True, transpose=False, unitriangular=False):
+        return triangular_solve(self, A, upper, transpose, unitriangular)
+
+    def geqrf_method(self):
+        return geqrf(self)
+
+    def ormqr_method(self, input2, input3, left=True, transpose=False):
+        return ormqr(self, input2, input3, left, transpose)
+
+    def is_inference_method(self):
+        return is_inference(self)
+
+    for name, fn in (("nonzero_static", nonzero_static_method), ("triangular_solve", triangular_solve_method),
+                     ("geqrf", geqrf_method), ("ormqr", ormqr_method), ("is_inference", is_inference_method)):
+        fn.__name__ = fn.__qualname__ = name
+        fn.__doc__ = f"``Tensor.{name}``: ``ad.{name}(self, ...)``."
+        setattr(Tensor, name, fn)

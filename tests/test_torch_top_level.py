@@ -764,3 +764,19 @@ def test_lobpcg():
     with pytest.raises(ValueError, match="does not support backward with B != I"):
         E.sum().backward()
     _same_error(lambda: ad.lobpcg(_a(A), k=5), lambda: torch.lobpcg(_t(A), k=5))
+
+
+def test_tensor_methods():
+    x = ad.tensor([0, 3, 0, 4])
+    np.testing.assert_array_equal(x.nonzero_static(size=3).numpy(),
+                                  torch.tensor([0, 3, 0, 4]).nonzero_static(size=3).numpy())
+    assert x.is_inference() is False
+    a = np.random.default_rng(15).standard_normal((4, 3))
+    g, tg = _a(a).geqrf(), _t(a).geqrf()
+    np.testing.assert_allclose(g.a.ormqr(g.tau, ad.eye(4, dtype=ad.float64)).numpy(),
+                               tg.a.ormqr(tg.tau, torch.eye(4, dtype=torch.float64)).numpy(), atol=1e-13)
+    U = np.triu(a[:3]) + 3 * np.eye(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(_a(a.T).triangular_solve(_a(U)).solution.numpy(),
+                                   _t(a.T).triangular_solve(_t(U)).solution.numpy(), rtol=1e-12)

@@ -67,6 +67,12 @@ def set_default_device(device):
     _default_device.device = _device(device) if not isinstance(device, int) else _device("cuda", device)
 
 
+def or_default_device(dev):
+    """``dev``, or ``set_default_device``'s device when ``dev`` is None (None: the host), for the factories that
+    build on the host and move the result with ``.to``."""
+    return dev if dev is not None else getattr(_default_device, "device", None)
+
+
 def _cuda_target(dev):
     """``dev`` as an ``ad.device`` if it names a CUDA device, else None (``"cpu"``: the host; ``None``: the
     default device of ``set_default_device``)."""

@@ -270,6 +270,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         dt = np.dtype(dtype) if dtype is not None else creation._default_float
         t = wrap_array(rng.normal(mean, std, tuple(size)).astype(dt))
+        device = creation.or_default_device(device)
         t = t.to(device) if device is not None else t
         if requires_grad:
             t.requires_grad_(True)
@@ -326,6 +327,7 @@ def binomial(count, prob, generator=None):
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, pin_memory=False,
              requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``)."""
+    from . import creation
     from .ops.out import write_result
     from .tensor import wrap_array
 
@@ -333,6 +335,7 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     t = wrap_array(_rng_of(generator).permutation(n).astype(np.dtype(dtype) if dtype is not None else np.int64))
+    device = creation.or_default_device(device)
     t = t.to(device) if device is not None else t
     if requires_grad:
         t.requires_grad_(True)

@@ -156,6 +156,8 @@ def test_default_device():
         assert ad.get_default_device() == ad.device("cuda", 0)
         assert creation._cuda_target(None) == ad.device("cuda")  # what the factories resolve device=None to
         assert creation._cuda_target("cpu") is None
+        assert creation.or_default_device(None) == ad.device("cuda")  # randperm, normal, tril_indices, ...
+        assert creation.or_default_device("cpu") == "cpu"
         ad.set_default_device("cpu")
         assert ad.zeros(2).device == ad.device("cpu")
     finally:

@@ -289,6 +289,7 @@ from .conveniences import (  # noqa: E402
 from .logic import *  # noqa: E402, F403
 from .random import (  # noqa: E402
     bernoulli,
+    binomial,
     get_rng_state,
     initial_seed,
     multinomial,
@@ -315,6 +316,29 @@ from .special_functions import angle, i0, igamma, igammac  # noqa: E402
 _special_functions.bind()
 absolute = _with_out(abs)
 true_divide = _with_out(div)
+
+# ---- torch's remaining top-level names (torchtop): copies of views, windows, switches, deprecated spellings,
+# ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
+from . import interop as _interop  # noqa: E402
+from . import testing  # noqa: E402
+from . import top_level as _top_level  # noqa: E402
+from .autocast import autocast, is_autocast_enabled  # noqa: E402
+from .copy_views import *  # noqa: E402, F403
+from .creation import get_default_device, set_default_device  # noqa: E402
+from .dtype_info import finfo, iinfo  # noqa: E402
+from .func import vmap  # noqa: E402
+from .interop import from_dlpack, frombuffer, to_dlpack  # noqa: E402
+from .linalg_factor import geqrf, ormqr  # noqa: E402
+from .lobpcg import lobpcg  # noqa: E402
+from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
+from .runtime_flags import *  # noqa: E402, F403
+from .top_level import *  # noqa: E402, F403
+from .windows import *  # noqa: E402, F403
+
+concat = cat  # torch's alias (with out=, as cat)
+autograd.inference_mode = inference_mode  # torch.autograd.inference_mode (ad/conveniences.py needs ad's tensors)
+_interop.bind()
+_top_level.bind()
 
 _aliases.install(globals())
 

@@ -3,12 +3,14 @@ is ``x.exp_()``, ``torch.numel(x)`` is ``x.numel()``. Where torch's top-level fu
 differently from ``torch.nn.functional``'s (``dropout(input, p, train)``, ``batch_norm``, ``instance_norm``,
 ``embedding(weight, input)``), the wrapper here takes torch's order.
 
-Left out on purpose: the top-level losses whose ``reduction`` is an integer enum in torch (``torch.kl_div``,
-``torch.poisson_nll_loss``, ...); use ``ad.nn.functional``'s.
+The top-level losses (``torch.kl_div``, ``torch.poisson_nll_loss``, ...) take ``reduction`` as torch's integer
+enum (0: none, 1: mean, 2: sum; any other value: none, as ATen's ``apply_loss_reduction``) in torch's top-level
+argument order, and compute ``ad.nn.functional``'s loss.
 """
 
 import functools
 import inspect
+import warnings
 
 from .nn import functional as F
 from .ops.out import write_result
@@ -27,7 +29,7 @@ INPLACE_FUNCTIONS = (
     "abs_ acos_ acosh_ addmv_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ atan_ atanh_ ceil_ "
     "clamp_ cos_ cosh_ deg2rad_ detach_ erf_ erfc_ exp2_ exp_ expm1_ fill_ fix_ floor_ frac_ index_put_ log10_ "
     "i0_ log1p_ log2_ log_ logit_ nan_to_num_ neg_ rad2deg_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ square_ "
-    "tan_ tanh_ trunc_ xlogy_ zero_"
+    "tan_ tanh_ trunc_ xlogy_ zero_ clip_ clamp_min_ clamp_max_ negative_ reciprocal_ gcd_ lcm_ ldexp_"
 ).split()
 
 
@@ -94,13 +96,63 @@ def threshold(input, threshold, value, *, out=None):
     return write_result("threshold", F.threshold(input, threshold, value), out)
 
 
+def _reduction(reduction):
+    """torch's ``at::Reduction`` enum as ``nn.functional``'s string."""
+    if not isinstance(reduction, int) or isinstance(reduction, bool):
+        raise TypeError(f"argument 'reduction' must be int, not {type(reduction).__name__}")
+    return {1: "mean", 2: "sum"}.get(reduction, "none")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction=1):
+    """``torch.binary_cross_entropy_with_logits``: ``F.binary_cross_entropy_with_logits`` (integer reduction)."""
+    return F.binary_cross_entropy_with_logits(input, target, weight, reduction=_reduction(reduction),
+                                              pos_weight=pos_weight)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction=1):
+    """``torch.cosine_embedding_loss``: ``F.cosine_embedding_loss`` (integer reduction)."""
+    return F.cosine_embedding_loss(input1, input2, target, margin, reduction=_reduction(reduction))
+
+
+def hinge_embedding_loss(input, target, margin=1.0, reduction=1):
+    """``torch.hinge_embedding_loss``: ``F.hinge_embedding_loss`` (integer reduction)."""
+    return F.hinge_embedding_loss(input, target, margin, reduction=_reduction(reduction))
+
+
+def kl_div(input, target, reduction=1, *, log_target=False):
+    """``torch.kl_div``: ``F.kl_div`` (integer reduction; 1 is the elementwise mean, without ``F.kl_div``'s
+    warning about ``batchmean``, as torch's top-level function)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return F.kl_div(input, target, reduction=_reduction(reduction), log_target=log_target)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, reduction=1):
+    """``torch.margin_ranking_loss``: ``F.margin_ranking_loss`` (integer reduction)."""
+    return F.margin_ranking_loss(input1, input2, target, margin, reduction=_reduction(reduction))
+
+
+def poisson_nll_loss(input, target, log_input, full, eps, reduction):
+    """``torch.poisson_nll_loss``: ``F.poisson_nll_loss`` (every argument required, integer reduction)."""
+    return F.poisson_nll_loss(input, target, log_input, full, eps=eps, reduction=_reduction(reduction))
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False, reduction=1):
+    """``torch.triplet_margin_loss``: ``F.triplet_margin_loss`` (integer reduction)."""
+    return F.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction=_reduction(reduction))
+
+
+LOSSES = (binary_cross_entropy_with_logits, cosine_embedding_loss, hinge_embedding_loss, kl_div,
+          margin_ranking_loss, poisson_nll_loss, triplet_margin_loss)
+
+
 def install(namespace):
     """Add the aliases to ``namespace`` (ad's) where it has no function of that name yet."""
     extra = {name: getattr(F, name) for name in SAME_AS_FUNCTIONAL}
     extra.update({name: method_alias(name) for name in INPLACE_FUNCTIONS})
     extra.update({"numel": method_alias("numel"), "detach": method_alias("detach")})
     for fn in (dropout, alpha_dropout, feature_alpha_dropout, batch_norm, instance_norm, embedding, layer_norm,
-               group_norm, threshold):
+               group_norm, threshold, *LOSSES):
         extra[fn.__name__] = fn
     for name, fn in extra.items():
         namespace.setdefault(name, fn)

@@ -326,6 +326,7 @@ def empty_strided(size, stride, *, dtype=None, layout=None, device=None, require
     buf = np.zeros(extent, dt)
     arr = np.lib.stride_tricks.as_strided(buf, size, tuple(s * dt.itemsize for s in stride), writeable=True)
     t = wrap_array(arr)
+    device = creation.or_default_device(device)
     t = t.to(device) if device is not None else t
     return t.requires_grad_(True) if requires_grad else t
 

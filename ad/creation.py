@@ -5,11 +5,13 @@ The random functions draw from a module-level ``numpy.random.Generator`` that ``
 """
 
 import builtins
+import threading
 
 import numpy as np
 
 from .observe import created, value_read
 from .tensor import Tensor, device, wrap_array
+from .tensor import device as _device
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -34,8 +36,48 @@ def manual_seed(seed):
     return _rng
 
 
+# ad.set_default_device's device, per thread as torch's (None: the host). The factories resolve ``device=None``
+# to it in _finish; from_numpy and frombuffer, which share memory, and the *_like factories, which follow their
+# input, do not use it.
+_default_device = threading.local()
+
+
+def get_default_device():
+    """``torch.get_default_device()``: the device factories put tensors on when given none (``ad.device('cpu')``
+    unless ``set_default_device`` changed it; a CUDA device without an index reads as index 0)."""
+    dev = getattr(_default_device, "device", None)
+    if dev is None:
+        return device("cpu")
+    return device(dev.type, 0) if dev.type == "cuda" and dev.index is None else dev
+
+
+def set_default_device(device):
+    """``torch.set_default_device(device)``: make ``device`` (a string, an ``ad.device`` or a CUDA index) the one
+    that ``ad.tensor``, ``ad.zeros``, ``ad.rand``, ... use when their ``device=`` is None; ``None`` resets to the
+    host. As torch's, the setting is per thread and ``from_numpy`` is not affected.
+
+    Example:
+        >>> ad.set_default_device("cpu")
+        >>> ad.get_default_device()
+        device(type='cpu')
+    """
+    if device is None:
+        _default_device.device = None
+        return
+    _default_device.device = _device(device) if not isinstance(device, int) else _device("cuda", device)
+
+
+def or_default_device(dev):
+    """``dev``, or ``set_default_device``'s device when ``dev`` is None (None: the host), for the factories that
+    build on the host and move the result with ``.to``."""
+    return dev if dev is not None else getattr(_default_device, "device", None)
+
+
 def _cuda_target(dev):
-    """``dev`` as an ``ad.device`` if it names a CUDA device, else None (``None`` and ``"cpu"``: the host)."""
+    """``dev`` as an ``ad.device`` if it names a CUDA device, else None (``"cpu"``: the host; ``None``: the
+    default device of ``set_default_device``)."""
+    if dev is None:
+        dev = getattr(_default_device, "device", None)
     if dev is None:
         return None
     dev = device(dev) if not isinstance(dev, int) else device("cuda", dev)

@@ -26,6 +26,7 @@ from .tensor import wrap_array
 
 __all__ = [
     "diagonal",
+    "geqrf",
     "householder_product",
     "ldl_factor",
     "ldl_factor_ex",
@@ -36,6 +37,7 @@ __all__ = [
     "lu_solve",
     "lu_unpack",
     "orgqr",
+    "ormqr",
     "solve_ex",
     "tensorinv",
     "tensorsolve",
@@ -339,3 +341,70 @@ def torch_lu_solve(input, LU_data, LU_pivots, *, out=None):  # noqa: N803
 def orgqr(input, input2):  # noqa: A002
     """``torch.orgqr``: ``linalg.householder_product``."""
     return householder_product(input, input2)
+
+
+Geqrf = collections.namedtuple("geqrf", ["a", "tau"])
+
+
+@on_host
+def geqrf(input, *, out=None):
+    """``torch.geqrf``: LAPACK geqrf's QR in Householder form over the leading dims: ``a`` holds R on and above
+    the diagonal and the reflectors' vectors below it, ``tau`` their scales (``householder_product(a, tau)`` is
+    Q, ``ormqr`` multiplies by it). Not differentiable (torch's backward raises too).
+
+    Raises:
+        RuntimeError: ``input`` has fewer than 2 dims. NotImplementedError: an integer input (torch's).
+    """
+    check_tensor("geqrf", input, "input")
+    if input.ndim < 2:
+        raise RuntimeError("torch.geqrf: input must have at least 2 dimensions.")
+    _check_lapack_dtype(input, "geqrf")
+    a = np.array(input.detach()._data, copy=True)
+    m, n = a.shape[-2:]
+    tau = np.zeros(a.shape[:-2] + (min(m, n),), a.dtype)
+    if min(m, n) > 0:
+        geqrf_ = PL._lapack("geqrf", a)
+        for idx in np.ndindex(a.shape[:-2]):
+            qr, t, _, _ = geqrf_(a[idx])
+            a[idx], tau[idx] = qr, t
+    result = Geqrf(PL.underivable("geqrf", a, input), PL.underivable("geqrf", tau, input))
+    return write_result("geqrf", result, out, same_dtype=True)
+
+
+def ormqr(input, input2, input3, left=True, transpose=False, *, out=None):
+    """``torch.ormqr(a, tau, other, left, transpose)``: ``other`` multiplied by the Q of ``geqrf``'s Householder
+    form, ``Q @ other`` (``left``) or ``other @ Q``, with ``Q^T`` when ``transpose``. Q is the full square product
+    of the reflectors, built by ``householder_product`` on the reflectors padded with identities, so the result
+    differentiates in all three inputs.
+
+    Raises:
+        RuntimeError: the shapes do not fit (torch's checks).
+    """
+    name = "torch.ormqr"
+    for arg, t in (("input", input), ("input2", input2), ("input3", input3)):
+        check_tensor("ormqr", t, arg)
+    if input.ndim < 2:
+        raise RuntimeError(f"{name}: input must have at least 2 dimensions.")
+    if input3.ndim < 2:
+        raise RuntimeError(f"{name}: other must have at least 2 dimensions.")
+    size = input3.shape[-2] if left else input3.shape[-1]
+    if input.shape[-2] != size:
+        raise RuntimeError(
+            f"{name}: input.shape[-2] must be equal to other.shape[{-2 if left else -1}]"
+        )
+    if input2.shape[-1] > input.shape[-1]:
+        raise RuntimeError(f"{name}: input.shape[-1] must be greater than or equal to tau.shape[-1]")
+    if input2.shape[-1] > size:
+        raise RuntimeError(f"{name}: other.shape[{-2 if left else -1}] must be greater than or equal to "
+                           "tau.shape[-1]")
+    k = input2.shape[-1]
+    reflectors = input[..., :, :k]
+    if size > k:  # zero reflectors with zero scales are identities: Q becomes size x size
+        pad = ops.zeros_like(reflectors[..., :, :1]).expand(*reflectors.shape[:-1], size - k)
+        reflectors = ops.cat([reflectors, pad], -1)
+        input2 = ops.cat([input2, ops.zeros_like(input2[..., :1]).expand(*input2.shape[:-1], size - k)], -1)
+    Q = householder_product(reflectors, input2)
+    if transpose:
+        Q = mT(Q)
+    result = ops.matmul(Q, input3) if left else ops.matmul(input3, Q)
+    return write_result("ormqr", result, out)

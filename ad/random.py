@@ -6,6 +6,8 @@ from its own stream instead. It delegates the draws (``random``, ``standard_norm
 ``uniform``) to its numpy generator, so anything that accepts a numpy generator accepts it.
 """
 
+import contextlib
+
 import numpy as np
 
 _DEFAULT_SEED = 67280421310721  # torch's default_rng_seed_val
@@ -268,6 +270,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         dt = np.dtype(dtype) if dtype is not None else creation._default_float
         t = wrap_array(rng.normal(mean, std, tuple(size)).astype(dt))
+        device = creation.or_default_device(device)
         t = t.to(device) if device is not None else t
         if requires_grad:
             t.requires_grad_(True)
@@ -299,9 +302,32 @@ def poisson(input, generator=None):
     return _zero_grad_sample(values, input).to(input.device)
 
 
+def binomial(count, prob, generator=None):
+    """Draws from the binomial distributions of ``count`` trials with success probability ``prob`` (floating
+    tensors of one shape), in ``count``'s dtype. Not differentiable: torch's backward raises for it, so the result
+    does not require grad.
+
+    Raises:
+        ValueError: ``count`` or ``prob`` is not floating (torch's class and message).
+    """
+    from .tensor import wrap_array
+
+    for t in (count, prob):
+        if t.dtype.kind != "f":
+            name = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+                    "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
+            raise ValueError(f"binomial only supports floating-point dtypes for {'count' if t is count else 'prob'}, "
+                               f"got: {name}")
+    n = count.detach().cpu()._data
+    p = np.clip(prob.detach().cpu()._data, 0.0, 1.0)
+    values = _rng_of(generator).binomial(np.maximum(n, 0).astype(np.int64), p).astype(count.dtype)
+    return wrap_array(values).to(count.device)
+
+
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, pin_memory=False,
              requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``)."""
+    from . import creation
     from .ops.out import write_result
     from .tensor import wrap_array
 
@@ -309,6 +335,7 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     t = wrap_array(_rng_of(generator).permutation(n).astype(np.dtype(dtype) if dtype is not None else np.int64))
+    device = creation.or_default_device(device)
     t = t.to(device) if device is not None else t
     if requires_grad:
         t.requires_grad_(True)
@@ -326,6 +353,37 @@ def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=Non
         low, high, tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
         device=device if device is not None else input.device, requires_grad=requires_grad,
     )
+
+
+def manual_seed(seed):
+    """``torch.random.manual_seed``: ``ad.manual_seed`` (seeds the default generator)."""
+    from . import creation
+
+    return creation.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled=True, _caller="fork_rng", _devices_kw="devices", device_type=None):
+    """``torch.random.fork_rng()``: a block whose random draws leave the default generator as it was: on exit the
+    generator (and its seed, even after ``manual_seed`` inside the block) is restored. ad draws for every device
+    from that one generator, so ``devices`` and ``device_type`` name nothing more to save. ``enabled=False``: a
+    no-op.
+
+    Example:
+        >>> with ad.random.fork_rng():
+        ...     noise = ad.randn(3)  # the draws after the block are those without it
+    """
+    from . import creation
+
+    if not enabled:
+        yield
+        return
+    rng, state, seed = creation._rng, creation._rng.bit_generator.state, creation._seed
+    try:
+        yield
+    finally:
+        rng.bit_generator.state = state
+        creation._rng, creation._seed = rng, seed
 
 
 def get_rng_state():

@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from . import ops
+from . import creation, ops
 from .ops import linear_op, shape_index, stacking, view_ops
 from .ops.out import write_result
 from .ops.structural import GATHER_STRIDED
@@ -313,6 +313,7 @@ def _index_pairs(name, row, col, offset, dtype, device, np_fn):
         raise RuntimeError(f"{name}: row and col must be non-negative, got {row} and {col}")
     r, c = np_fn(row, offset, col)
     out = wrap_array(np.stack([r, c]).astype(np.dtype(dtype) if dtype is not None else np.int64).reshape(2, -1))
+    device = creation.or_default_device(device)
     return out.to(device) if device is not None else out
 
 

@@ -166,6 +166,9 @@ BUILTIN_SIGNATURES = {
     "is_anomaly_enabled": [[]],
     "is_anomaly_check_nan_enabled": [[]],
     "set_anomaly_enabled": [[("enabled", "pos", REQUIRED), ("check_nan", "pos", True)]],
+    "get_device": [[("input", "pos", REQUIRED)]],
+    "_to_dlpack": [[("tensor", "pos", REQUIRED)]],  # torch.to_dlpack
+    "is_autocast_enabled": [[], [("device_type", "pos", REQUIRED)]],
 }
 # torch's ``out=`` that ad's public functions leave out (empty: the hottest ones, add, mul, exp, sum, matmul ...,
 # take ``out=None`` in their own signature, see ad/ops/out.py)

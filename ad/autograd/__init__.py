@@ -38,6 +38,10 @@ __all__ = [
     "functional",
     "detect_anomaly",
     "set_detect_anomaly",
+    "Variable",
+    "inference_mode",
+    "is_multithreading_enabled",
+    "set_multithreading_enabled",
 ]
 
 
@@ -604,3 +608,4 @@ from . import (
 )
 from .function import Function, FunctionCtx  # noqa: E402
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
+from .variable import Variable, is_multithreading_enabled, set_multithreading_enabled  # noqa: E402

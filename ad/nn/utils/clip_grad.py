@@ -75,3 +75,28 @@ def vector_to_parameters(vec, parameters):
         p._data[...] = data[pointer : pointer + n].reshape(p.shape)
         _bump(p)
         pointer += n
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Deprecated alias of ``clip_grad_norm_`` (warns as torch)."""
+    import warnings
+
+    warnings.warn(
+        "`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    """Scale the gradients in place by ``min(1, max_norm / (total_norm + 1e-6))`` for a ``total_norm`` computed
+    beforehand (``get_total_norm`` of the gradients: the second half of ``clip_grad_norm_``)."""
+    grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
+    if not grads:
+        return
+    norm = float(total_norm.detach().cpu()._data) if isinstance(total_norm, Tensor) else float(total_norm)
+    coef = min(float(max_norm) / (norm + 1e-6), 1.0)
+    for g in grads:
+        g._data *= coef
+        _bump(g)

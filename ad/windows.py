@@ -1,0 +1,67 @@
+"""torch's window functions (``hann_window``, ``hamming_window``, ``blackman_window``, ``bartlett_window``,
+``kaiser_window``): the window's samples computed in float64 with numpy and returned in ``dtype`` (default: ad's
+default dtype). A periodic window (the default, for spectral analysis) is the symmetric window of length
+``window_length + 1`` without its last sample.
+"""
+
+import numpy as np
+
+from . import creation
+
+__all__ = ["bartlett_window", "blackman_window", "hamming_window", "hann_window", "kaiser_window"]
+
+
+def _window(name, window_length, periodic, dtype, device, requires_grad, samples):
+    if window_length < 0:
+        raise RuntimeError(f"{name} requires non-negative window_length, got window_length={window_length}")
+    dtype = creation._default_float if dtype is None else np.dtype(dtype)
+    if dtype.kind != "f":
+        raise RuntimeError(f"{name} expects floating point dtypes, got: {dtype}")
+    if window_length == 0:
+        values = np.zeros(0)
+    elif window_length == 1:
+        values = np.ones(1)
+    else:
+        n = window_length + 1 if periodic else window_length
+        values = samples(np.arange(n, dtype=np.float64), n)[:window_length]
+    return creation._finish(values.astype(dtype), None, requires_grad, device)
+
+
+def hann_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, pin_memory=False,
+                requires_grad=False):
+    """``torch.hann_window``: ``0.5 - 0.5 cos(2 pi n / (N - 1))``.
+
+    Example:
+        >>> ad.hann_window(4, periodic=False)
+        tensor([0.0000, 0.7500, 0.7500, 0.0000])
+    """
+    return _window("hann_window", window_length, periodic, dtype, device, requires_grad,
+                   lambda n, N: 0.5 - 0.5 * np.cos(2 * np.pi * n / (N - 1)))
+
+
+def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None, layout=None, device=None,
+                   pin_memory=False, requires_grad=False):
+    """``torch.hamming_window``: ``alpha - beta cos(2 pi n / (N - 1))``."""
+    return _window("hamming_window", window_length, periodic, dtype, device, requires_grad,
+                   lambda n, N: alpha - beta * np.cos(2 * np.pi * n / (N - 1)))
+
+
+def blackman_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, pin_memory=False,
+                    requires_grad=False):
+    """``torch.blackman_window``: ``0.42 - 0.5 cos(2 pi n / (N - 1)) + 0.08 cos(4 pi n / (N - 1))``."""
+    return _window("blackman_window", window_length, periodic, dtype, device, requires_grad,
+                   lambda n, N: 0.42 - 0.5 * np.cos(2 * np.pi * n / (N - 1)) + 0.08 * np.cos(4 * np.pi * n / (N - 1)))
+
+
+def bartlett_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, pin_memory=False,
+                    requires_grad=False):
+    """``torch.bartlett_window``: the triangle ``1 - |2 n / (N - 1) - 1|``."""
+    return _window("bartlett_window", window_length, periodic, dtype, device, requires_grad,
+                   lambda n, N: 1 - np.abs(2 * n / (N - 1) - 1))
+
+
+def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, layout=None, device=None,
+                  pin_memory=False, requires_grad=False):
+    """``torch.kaiser_window``: ``I0(beta sqrt(1 - (2 n / (N - 1) - 1)^2)) / I0(beta)``."""
+    return _window("kaiser_window", window_length, periodic, dtype, device, requires_grad,
+                   lambda n, N: np.i0(beta * np.sqrt(np.clip(1 - (2 * n / (N - 1) - 1) ** 2, 0, None))) / np.i0(beta))

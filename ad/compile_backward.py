@@ -45,8 +45,8 @@ class BackwardProgram:
         rows = self.rows
         if s.plan is not None or len(hook_rows) != len(rows) or tape.dirty:
             return False
-        freed = tape.freed_flags()
-        if freed[: tape.nrows].any():
+        freed = tape.freed
+        if freed.shape[0] and freed.any():  # (a replayed tape's first sweep: no flags yet)
             return False  # (the generic sweep raises the freed-graph error, or sweeps what is left)
         nodes = []
         for h in rows:
@@ -57,6 +57,7 @@ class BackwardProgram:
             if t is None or t._hooks or t._retains_grad or t._row != h:
                 return False
             nodes.append(t)
+        freed = tape.freed_flags()
         arrays = tape.arrays() + (np.zeros(3, np.int64),)
         try:
             self._sweep(s, nodes, freed, arrays)

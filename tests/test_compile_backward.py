@@ -2,6 +2,8 @@
 the same step run eagerly, and every case where it must leave the sweep to the generic one (hooks registered
 after the call, ``retain_graph``, restricted ``grad``, in-place writes, freed graphs)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -198,3 +200,60 @@ def test_no_program_for_chains_of_big_elementwise_rows():
     for _ in range(3):
         step().backward()
     assert next(iter(step.cache.values())).template.backward is None
+
+
+@pytest.mark.filterwarnings("ignore:ad.compile")  # (the sum of a parameter without grad: that signature is eager)
+def test_the_last_calls_arguments_are_recognized_and_every_change_seen(monkeypatch):
+    """``CompiledFunction``'s record of the last call (``_same_call``): the same list of parameters and argument
+    tensors again replays without making the key; a list changed in place (an item replaced, one appended), an
+    array rebound (``p.data = ...``), a grad flag turned off, a new argument tensor or a non-tensor argument each
+    take the full signature, and every call equals eager."""
+    rng = np.random.default_rng(5)
+    ps = [ad.tensor(rng.standard_normal(s), requires_grad=True) for s in [(3, 4), (4,)]]
+
+    def f(params, consts, x):
+        return (ad.tanh(params[0] * params[1] + x) * consts[0]).sum() + sum(p.sum() for p in params[2:])
+
+    consts = [ad.tensor(rng.standard_normal(4))]
+    x = ad.tensor(rng.standard_normal((3, 4)))
+    step = ad.compile(f)
+
+    def check(*args):
+        for _ in range(3):
+            for p in ps:
+                p.grad = None
+            y = step(*args)
+            y.backward()
+            got = [None if p.grad is None else p.grad.numpy().copy() for p in ps]
+        for p in ps:
+            p.grad = None
+        y_ref = f(*args)
+        y_ref.backward()
+        close(y, y_ref, np.float64)
+        for g, p in zip(got, ps):
+            assert (g is None) == (p.grad is None)
+            if g is not None:
+                close(g, p.grad, np.float64)
+
+    check(ps, consts, x)
+    assert step.last is not None and step.last.entry.template is not None
+    module = sys.modules["ad.compile"]
+    flattened = []
+    flatten = module._flatten
+    monkeypatch.setattr(module, "_flatten", lambda *a: flattened.append(1) or flatten(*a))
+    step(ps, consts, x)
+    assert not flattened  # (recognized: no key made)
+    consts[0] = ad.tensor(rng.standard_normal(4))  # an item replaced in place: new values, same signature
+    check(ps, consts, x)
+    ps.append(ad.tensor(rng.standard_normal(2), requires_grad=True))  # an item appended: a new signature
+    check(ps, consts, x)
+    with ad.no_grad():
+        ps[1].data = ad.tensor(rng.standard_normal(4))  # another array of the same shape: new values
+    check(ps, consts, x)
+    ps[2].requires_grad_(False)
+    check(ps, consts, x)
+    check(ps, consts, ad.tensor(rng.standard_normal((3, 4))))  # a new argument tensor
+    check(tuple(ps), consts, x)
+    n = len(step.cache)
+    check(ps, consts, 0.5)  # a non-tensor argument: no record of the call, its own signature
+    assert step.last is None and len(step.cache) == n + 1

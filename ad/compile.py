@@ -13,7 +13,9 @@ made.
 
 Where to read: this module (the cache of signatures, the recording calls and the eager fallback),
 ``ad/compile_template.py`` (what a recording leaves: the ``_Template`` and its references),
-``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt).
+``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt),
+``ad/compile_fused.py`` and ``ad/compile_backward.py`` (the replayed step's backward: fused with the forward for
+small rows, a program worked out once for steps with big rows).
 
 Data structures:
 

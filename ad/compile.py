@@ -27,7 +27,9 @@ reads.
 Where to read: this module (the cache of signatures, the recording calls and the eager fallback),
 ``ad/compile_template.py`` (what a recording leaves: the ``_Template`` and its references),
 ``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt),
-``ad/compile_program.py`` (backwards inside ``fn``: phases and the backward calls between them).
+``ad/compile_program.py`` (backwards inside ``fn``: phases and the backward calls between them),
+``ad/compile_fused.py`` and ``ad/compile_backward.py`` (the replayed step's backward: fused with the forward for
+small rows, a program worked out once for steps with big rows).
 
 Data structures:
 
@@ -127,6 +129,7 @@ class CompiledFunction:
         self.warned_limit = False
         self.warned_unhashable = False
         self.list_parts = {}  # ``_flatten``'s memo of the key parts of lists of alike tensors
+        self.last = None  # ``_LastCall``: the last call's arguments, when ``_same_call`` can recognize them
         functools.update_wrapper(self, fn)
 
     def __get__(self, obj, objtype=None):  # a compiled method binds as the function would
@@ -136,13 +139,23 @@ class CompiledFunction:
         fn = self.fn
         if not _grad_state.enabled or _fw.levels or _tape._row_tracer is not None or observe.observer is not None:
             return fn(*args, **kwargs)  # no_grad, forward mode, anomaly mode, inside another recording: eager
+        last = self.last
+        if last is not None and not kwargs and _same_call(args, last):
+            tensors, entry = last.tensors, last.entry  # (the signature is the last call's: no key made)
+            if entry.template is not None and entry.eager is None:
+                out = _run(entry.template, tensors)
+                if out is not _EAGER:
+                    return out
+                return fn(*args, **kwargs)
+        self.last = None
         tensors = []
         parts = []
         _flatten((args, kwargs), tensors, parts, self.list_parts)
         for t in tensors:
             if t._dev is not None or t._tangents:
                 return fn(*args, **kwargs)
-        if len(set(map(id, tensors))) != len(tensors):  # the same tensor passed twice: part of the program
+        distinct = len(set(map(id, tensors))) == len(tensors)
+        if not distinct:  # the same tensor passed twice: part of the program
             first = {}
             parts.append(tuple(first.setdefault(id(t), k) for k, t in enumerate(tensors)))
         key = tuple(parts)
@@ -172,8 +185,9 @@ class CompiledFunction:
         if entry.eager is not None:
             return fn(*args, **kwargs)
         if entry.template is not None:
-            tpl = entry.template
-            out = _replay(tpl, tensors) if type(tpl) is not Program else tpl.replay(tensors)
+            if distinct and not kwargs:
+                self.last = _LastCall.of(args, tensors, entry)
+            out = _run(entry.template, tensors)
             if out is not _EAGER:
                 return out
             return fn(*args, **kwargs)
@@ -219,12 +233,69 @@ class CompiledFunction:
         return result
 
 
+def _run(tpl, tensors):
+    """Replay a confirmed template: one recorded tape (``_replay``), or phases around backwards (a ``Program``)."""
+    return _replay(tpl, tensors) if type(tpl) is not Program else tpl.replay(tensors)
+
+
 def _name(fn):
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+class _LastCall:
+    """The arguments of a compiled function's last replayed call, for ``_same_call``: its positional arguments
+    (each a tensor or a list or tuple of tensors, with their items), its tensors in ``_flatten``'s order, their
+    arrays and grad flags, and the signature's ``_Entry``. A training loop calls with the same parameter list and
+    the same argument tensors step after step (or new ones: then the key is made as usual)."""
+
+    __slots__ = ("args", "items", "tensors", "datas", "flags", "entry")
+
+    @staticmethod
+    def of(args, tensors, entry):
+        """The record of a call, or None where ``_same_call`` could not vouch for its signature (an argument that
+        is neither a tensor nor a list or tuple of tensors)."""
+        items = []
+        for a in args:
+            kind = type(a)
+            if kind is tuple or kind is list:
+                if not all(issubclass(k, Tensor) for k in set(map(type, a))):
+                    return None
+                items.append(list(a))
+            elif isinstance(a, Tensor):
+                items.append(None)
+            else:
+                return None
+        last = _LastCall()
+        last.args = args
+        last.items = items
+        last.tensors = tensors
+        last.datas = list(map(_DATA, tensors))
+        last.flags = list(map(_RG, tensors))
+        last.entry = entry
+        return last
+
+
+def _same_call(args, last):
+    """Whether positional ``args`` have the signature of ``last``'s: the same argument objects, lists holding the
+    same tensors, every tensor with the same array (``p.data = ...`` binds another: seen; an array reshaped in place
+    through numpy's ``a.shape = ...`` is not, as in ``_flatten``'s memo), grad flag, no device and no tangent."""
+    if len(args) != len(last.args) or not all(map(operator.is_, args, last.args)):
+        return False
+    for a, items in zip(args, last.items):
+        if items is not None and (len(a) != len(items) or not all(map(operator.is_, a, items))):
+            return False
+    tensors = last.tensors
+    return (
+        all(map(operator.is_, map(_DATA, tensors), last.datas))
+        and list(map(_RG, tensors)) == last.flags
+        and not any(map(_DEV, tensors))
+        and not any(map(_TANGENTS, tensors))
+    )
+
+
 _SIGNATURE = operator.attrgetter("_data.shape", "_data.dtype", "_dev", "_rg")  # a tensor argument's part of a key
 _DATA, _RG, _DEV = operator.attrgetter("_data"), operator.attrgetter("_rg"), operator.attrgetter("_dev")
+_TANGENTS = operator.attrgetter("_tangents")
 
 
 def _flatten(obj, tensors, parts, memo):

@@ -147,6 +147,7 @@ def _replay(tpl, tensors):
         tape.python_rows = set(tpl.python_rows)
     if tpl.big_regions:
         tape.big_regions = list(tpl.big_regions)
+    tape.backward_program = tpl.backward
     return _out_value(tpl.out, state.resolve)
 
 
@@ -210,10 +211,11 @@ class _ReplayTape(_tape.Tape):
     ``tape.mark_modified`` flags an ``_imports`` entry at the write. (Not seen: a write through ``p.data``'s
     alias, which bumps no version: the copy keeps the values of the replay, where eager tapes refresh theirs.)"""
 
-    __slots__ = ("guard", "leaves")
+    __slots__ = ("guard", "leaves", "backward_program")
 
     def __init__(self, dtype, capacity, rows):
         self.guard = None
+        self.backward_program = None  # the template's (ad/compile_backward.py): engine._sweep_tape runs it
         self.leaves = None  # (the leaves read as externs, their arrays, the template): see ``hand_leaf_grads``
         super().__init__(dtype, capacity, rows)
 

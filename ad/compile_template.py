@@ -175,6 +175,7 @@ class _Template:
         "copies",
         "externs_in",
         "fused",
+        "backward",
     )
 
     def finish(self):
@@ -272,9 +273,11 @@ class _Template:
             stack.extend(r[1] for r in nd.inputs if r is not None and r[0] == "n")
             stack.extend(_ctx_nodes(nd.ctx))
         self.eager_nodes = sorted(eager)
-        from .compile_fused import plan
+        from . import compile_backward, compile_fused
 
-        self.fused = plan(self)  # forward and the loss's backward in one call (ad/compile_fused.py), or None
+        self.fused = compile_fused.plan(self)  # forward and the loss's backward in one call, or None
+        # (else) the sweep's Python rows worked out once (ad/compile_backward.py), or None
+        self.backward = compile_backward.plan(self) if self.fused is None else None
 
     def _plan_many_imports(self):
         """Plan the per-call Python work on many small imports (a model of many leaves) as C-level passes:

@@ -536,6 +536,9 @@ def _add_leaf(leaf_grads, t, g):
 def _sweep_tape(s):
     """Run the compiled sweep over one tape, stopping at rows whose tensors have hooks."""
     tape = s.tape
+    program = getattr(tape, "backward_program", None)  # (a replayed dense step's: ad/compile_backward.py)
+    if program is not None and program.run(s):
+        return
     hook_rows = sorted([r for r in tape.hook_rows if r <= s.start], reverse=True) if tape.hook_rows else ()
     freed = tape.freed_flags()
     start = s.start

@@ -222,9 +222,10 @@ class Tape:
         self.pack = _pack_for(self.traces)
         self.ref = weakref.ref(self)  # one weak reference for all the tensors it imports (``Tensor._imports``)
         _live_tapes[self.id] = self.ref  # (one dict store, atomic under the GIL; ``__del__`` removes it)
-        # the ident of the thread whose current tape this is (0: none), read by the forward fast paths (against
-        # grad_mode._grad_state.recorder): an op of another thread on a tensor of this tape must not append
-        # here while the owner does
+        # the ident of the thread whose current tape this is, while that thread's grad mode is on (else 0: see
+        # ``set_recording``), read by the forward fast paths (against ``threading.get_ident()``): one test that
+        # grad mode is on and that an op of another thread on a tensor of this tape does not append here while
+        # the owner does
         self.is_current = 0
         self.row_cap = len(self.rows) // ROW.size  # rows that fit before ``grow``
         self.unwritten = None  # writes the values a replay's fused forward left out (``materialize``)
@@ -570,7 +571,8 @@ def set_row_tracer(tracer):
 
 class _TapeState(threading.local):
     def __init__(self):
-        self.current = {}
+        self.current = {}  # dtype -> this thread's current tape
+        self.recording = True  # this thread's grad mode (``set_recording``)
 
 
 _state = _TapeState()
@@ -588,8 +590,18 @@ def current_tape(dtype, n, min_id=0):
         if old is not None:
             old.is_current = 0
         tapes[dtype] = tape
-        tape.is_current = threading.get_ident()
+        tape.is_current = threading.get_ident() if _state.recording else 0
     return tape
+
+
+def set_recording(mode):
+    """This thread's grad mode became ``mode`` (``grad_mode._GradState.set``): its current tapes take rows from
+    the forward fast paths only while it is on (``Tape.is_current``: the ident, or 0)."""
+    state = _state
+    state.recording = mode
+    ident = threading.get_ident() if mode else 0
+    for tape in state.current.values():
+        tape.is_current = ident
 
 
 def mark_modified(t):

@@ -17,6 +17,8 @@ defined.
 Start reading at ``_unary`` and ``_binary``.
 """
 
+from threading import get_ident as _get_ident
+
 import numpy as np
 
 from kernels import cpu as _cpu
@@ -94,18 +96,21 @@ def _unary(op, x, a0=0.0, a1=0.0, ctx=None, dual=True):
 
 
 def _fast_unary(op):
-    """The forward pass's hottest path, specialised per op: an elementwise op on a tensor recorded on this
-    thread's current tape, nothing dual, small. Anything else goes through the generic ``_unary``, which
-    records exactly the same row; this only skips its checks and a call frame."""
+    """The forward pass's hottest path, specialised per op (one without attributes: sin, exp, tanh, ...; the
+    affine rows have ``_fast_affine``): an elementwise op on a tensor recorded on this thread's current tape,
+    nothing dual, small. Anything else goes through the generic ``_unary``, which records exactly the same row;
+    this only skips its checks and a call frame. Its only keyword is ``out``: each keyword-only default costs
+    the call a lookup."""
+    if op.code in _ATTR_CODES:
+        raise ValueError(f"{op.name} has attributes: its rows are recorded by _unary or _fast_affine")
     code = op.code | K.XRG
     np_fn = op.np_fn
     plain = op.plain
     vector_fn = op.vector_fn
-    with_attrs = op.code in _ATTR_CODES
 
-    def fast(input, *, a0=0.0, a1=0.0, ctx=None, out=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
+    def fast(input, *, out=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
         if out is not None:
-            return write_result(op.name, fast(input, a0=a0, a1=a1, ctx=ctx), out)
+            return write_result(op.name, fast(input), out)
         try:
             tape = input._tape  # not None: a recorded result (so it requires grad)
         except AttributeError:
@@ -113,10 +118,10 @@ def _fast_unary(op):
             raise
         if input._tangents is not None:
             if _fw.levels:
-                dual = _dual_unary(op, input, a0, a1, ctx)
+                dual = _dual_unary(op, input, 0.0, 0.0, None)
                 if dual is not None:
                     return dual
-        elif tape is not None and tape.is_current == _grad_state.recorder:  # grad mode on, this thread's tape
+        elif tape is not None and tape.is_current == _get_ident():  # grad mode on, this thread's tape
             xd = input._data
             n = xd.size
             if n < PARALLEL_MIN and tape.used + n < tape.capacity:
@@ -130,29 +135,25 @@ def _fast_unary(op):
                         np_fn(xd, view)
                     else:
                         vector_fn(xd, view)
-                elif with_attrs:
-                    np_fn(xd, a0, a1, view)
                 else:
                     np_fn(xd, out=view)
                 row = tape.nrows
                 if row >= tape.row_cap:
                     tape.grow()
-                tape.pack(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1, a0, a1)
+                tape.pack(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1, 0.0, 0.0)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view
                 t._rg = True
                 t._op = op
                 t._in0 = input
-                if ctx is not None:
-                    t._ctx = ctx
                 t._tape = tape
                 t._off = off
                 t._row = row
                 if n >= BIG_ROW:
                     tape.mark_vectorized(row, t)
                 return t
-        return _unary(op, input, a0, a1, ctx)
+        return _unary(op, input)
 
     return fast
 
@@ -170,7 +171,7 @@ def _fast_affine():
 
     def fast(x, a, b, ctx):
         tape = x._tape  # not None: a recorded result (so it requires grad)
-        if tape is not None and x._tangents is None and tape.is_current == _grad_state.recorder:
+        if tape is not None and x._tangents is None and tape.is_current == _get_ident():
             xd = x._data
             n = xd.size
             if n < PARALLEL_MIN and tape.used + n < tape.capacity:
@@ -509,7 +510,7 @@ def _fast_binary(op, generic=None, scalar=None):
             n = xd.size
             if (
                 tape is not None
-                and tape.is_current == _grad_state.recorder  # grad mode on, and this thread's current tape
+                and tape.is_current == _get_ident()  # grad mode on, and this thread's current tape
                 and xd.shape == yd.shape
                 and xd.dtype is yd.dtype
                 and n < PARALLEL_MIN

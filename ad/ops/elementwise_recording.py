@@ -140,7 +140,7 @@ def _fast_unary(op):
                 row = tape.nrows
                 if row >= tape.row_cap:
                     tape.grow()
-                tape.pack(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1, 0.0, 0.0)
+                tape.pack_ints(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view
@@ -619,7 +619,7 @@ def _fast_binary(op, generic=None, scalar=None):
                 np_fn(xd, yd, view)
                 if row >= tape.row_cap:
                     tape.grow()
-                tape.pack(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
+                tape.pack_ints(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view

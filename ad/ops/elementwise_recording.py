@@ -35,7 +35,7 @@ from ..tape import _FIELD, _ROW_SHIFT, _VERSION_SHIFT, BIG_ROW
 from ..tape import _state as _tape_state
 from ..tensor import Tensor, _new, wrap_array
 from . import _F64, VECTOR_MIN, _broadcast_shape, _tape_for
-from .elementwise_table import _F64_ARRAYS, AFFINE, COPY, SUB, _affine_np, _as_f64_array, _cuda_ops
+from .elementwise_table import _F64_ARRAYS, AFFINE, COPY, SCALAR_ARRAY_MAX, SUB, _affine_np, _as_f64_array, _cuda_ops
 from .out import write_result
 
 # ---------------------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def _fast_unary(op):
 def _fast_affine():
     """``affine(x, a, b, ctx)``, ``a * x + b`` for Python floats (the scalar forms of + - * /), on the hot path:
     ``_fast_unary(AFFINE)``'s recording with the numbers passed by position (keyword arguments cost a small op
-    ~5%), and for a float64 tensor the ufunc of ``_affine_np`` called here with the number as its cached array
+    ~5%), and for a small float64 tensor the ufunc of ``_affine_np`` called here with the number as its cached array
     (``_as_f64_array``: numpy converting a Python number operand is half of that call). Anything else goes
     through the generic ``_unary``, which records the same row."""
     code = AFFINE.code | K.XRG
@@ -180,7 +180,7 @@ def _fast_affine():
                 view = tape.values[off : off + n]
                 if xd.ndim != 1:
                     view = view.reshape(xd.shape)
-                if xd.dtype is not _F64:
+                if xd.dtype is not _F64 or n > SCALAR_ARRAY_MAX:
                     _affine_np(xd, a, b, view)
                 elif b == 0.0:  # (_affine_np's first two cases, inlined)
                     scale = f64_arrays.get(a)

@@ -150,7 +150,8 @@ def _copy_np(x, out=None):
 
 def _affine_np(x, a, b, out):
     # a*x + b with numpy's rounding of the op it stands for: keep the exact op for the common cases
-    f64 = x.dtype is _F64  # (then the numbers go in as float64 arrays, the same values: see _as_f64_array)
+    # (a small float64 tensor's numbers go in as float64 arrays, the same values: see _as_f64_array)
+    f64 = x.dtype is _F64 and x.size <= SCALAR_ARRAY_MAX
     if b == 0.0:
         a = _as_f64_array(a) if f64 else a
         r = np.multiply(x, a, out) if out is not None else np.multiply(x, a)
@@ -168,8 +169,11 @@ def _affine_np(x, a, b, out):
 
 # Python floats of affine rows as 0-d float64 arrays, kept: numpy converts a Python number operand into an array
 # at every call, which is half of a small ``x + 1.0``'s ufunc call (a float64 operand beside a float64 tensor
-# computes the same as the number does; other dtypes keep the number, whose weak type numpy casts to theirs)
+# computes the same as the number does; other dtypes keep the number, whose weak type numpy casts to theirs).
+# Only for tensors of up to SCALAR_ARRAY_MAX elements: beyond, the call's fixed cost is noise, and numpy's loops
+# for a number operand may beat those for a 0-d array's.
 _F64_ARRAYS = {}
+SCALAR_ARRAY_MAX = 1024
 
 
 def _as_f64_array(v):

@@ -6,7 +6,8 @@ Each is a thin front over a recording path of ``elementwise_recording.py`` appli
 into ``affine`` rows (``a * x + b``, one row with two float attributes), tensors into binary rows, and the
 unary functions are their op's fast path itself (``_unary_fn``). The fast paths of add, sub, mul and of the
 scalar forms of + - * / are built once here as module globals (``_add_fast``, ..., ``_affine_fast``): the
-eager forward's hottest calls pay one global lookup for them.
+eager forward's hottest calls pay one global lookup for them, and ``_add_fast``, ``_sub_fast`` and ``_mul_fast``
+are Tensor's operators themselves (``methods.bind``).
 
 Start reading at ``add`` and ``mul``.
 """

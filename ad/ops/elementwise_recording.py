@@ -4,10 +4,12 @@ through an elementwise op, and the numpy evaluation of the forward.
 ``_unary(op, x, a0, a1)`` and ``_binary(op, x, y)`` take any operands: they handle grad mode, forward-mode
 tangents (``_dual_unary`` / ``_dual_binary``; the compiled JVPs ``_compiled_jvp_*`` when the tangent needs no
 recorded rule), CUDA tensors, integer dtypes, broadcasting (recorded ``expand`` rows), big tensors split across
-cores and importing leaves and constants into the tape. ``_fast_unary(op)`` and ``_fast_binary(op)`` build, once
-per op, the hot path of the common case (a small CPU operand on this thread's current tape, nothing dual): they
-record exactly the row the generic function would, without its checks and one call frame, and fall back to it
-for anything else. ``_import_slot`` is the leaf import they inline. Keep them in step with the generic paths.
+cores and importing leaves and constants into the tape. ``_fast_unary(op)``, ``_fast_affine()`` and
+``_fast_binary(op)`` build, once per op, the hot path of the common case (a small CPU operand on this thread's
+current tape, nothing dual): they record exactly the row the generic function would, without its checks and one
+call frame, and fall back to it for anything else (the binary ones are also Tensor's + - * operators). They test
+grad mode and the tape's thread at once: ``tape.is_current == get_ident()`` (see ``Tape.is_current``).
+``_import_slot`` is the leaf import they inline. Keep them in step with the generic paths.
 
 The op entries these paths test for (COPY, SUB) come from ``elementwise_table.py``; the public functions built
 on them live in ``elementwise.py``. Names of the structural ops (``expand``) are reached through the package

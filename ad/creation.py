@@ -10,7 +10,7 @@ import threading
 import numpy as np
 
 from .observe import created, value_read
-from .tensor import Tensor, device, wrap_array
+from .tensor import Tensor, device, user_leaf
 from .tensor import device as _device
 
 float32 = np.dtype(np.float32)
@@ -139,7 +139,7 @@ def _finish(arr, dtype, requires_grad, dev, constant=True):
         from .cuda.arrays import from_host
 
         return from_host(arr, cuda_dev, bool_(requires_grad))
-    out = wrap_array(arr, bool_(requires_grad))
+    out = user_leaf(arr, bool_(requires_grad))
     return created(out) if constant else out
 
 
@@ -229,7 +229,7 @@ def from_numpy(ndarray):
     """A tensor that shares memory with ``ndarray`` (zero copy)."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
-    return wrap_array(_check_array(ndarray, "from_numpy"))
+    return user_leaf(_check_array(ndarray, "from_numpy"))
 
 
 def _shape(size):

@@ -10,20 +10,20 @@ import sys
 import threading
 import warnings
 
+from . import tape as _tape
+
 
 class _GradState(threading.local):
-    """``enabled``: the grad mode. ``recorder``: this thread's ident while grad mode is on, -1 while off; the
-    forward fast paths compare it with a tape's ``is_current`` (the owner's ident), which checks in one
-    thread-local read that grad mode is on *and* that the tape is this thread's (see ad/tape.py)."""
+    """``enabled``: the grad mode. Each change is also handed to ``tape.set_recording``: the forward fast paths
+    test a tape's ``is_current`` against this thread's ident, which is its owner's ident only while the tape is
+    the owner's current one *and* the owner's grad mode is on (one C call, where this thread-local's attribute
+    read cost a small op ~7%; see ad/tape.py)."""
 
     enabled = True
 
-    def __init__(self):
-        self.recorder = threading.get_ident()
-
     def set(self, mode):
         self.enabled = mode
-        self.recorder = threading.get_ident() if mode else -1
+        _tape.set_recording(mode)
 
 
 _grad_state = _GradState()

@@ -405,12 +405,13 @@ def _type_as(self, other):
 
 def bind():
     T = Tensor
-    T.__add__ = ops.add
-    T.__radd__ = ops.add
-    T.__sub__ = ops.sub
+    # (+ - *: the fast paths themselves, which hand other operands to ops.add, ops.sub and ops.mul)
+    T.__add__ = ops._add_fast
+    T.__radd__ = ops._add_fast
+    T.__sub__ = ops._sub_fast
     T.__rsub__ = ops.rsub
-    T.__mul__ = ops.mul
-    T.__rmul__ = ops.mul
+    T.__mul__ = ops._mul_fast
+    T.__rmul__ = ops._mul_fast
     T.__truediv__ = ops.div
     T.__rtruediv__ = ops.rdiv
     T.__pow__ = _pow

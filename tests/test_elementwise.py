@@ -632,3 +632,58 @@ def test_ipow_is_in_place_and_float_sub_of_bool_raises_as_torch():
         with pytest.raises(RuntimeError, match="with a bool tensor is not supported"):
             target -= ad.tensor([True, False])
         assert np.array_equal(target.detach().numpy(), before)  # nothing written
+
+
+def _arr(t):
+    return t.detach().numpy()
+
+
+def test_scalar_operators_on_recorded_float64_match_numpy_bit_for_bit():
+    """``x + c``, ``x * c`` and the other scalar forms on small recorded float64 tensors take the affine fast path
+    (numbers handed to numpy as cached 0-d float64 arrays): the values are numpy's with the Python number, signed
+    zeros, NaN and infinities included, for more distinct numbers than the cache keeps, and gradients follow.
+    (Adding or subtracting a zero is a multiplication by 1.0 in an affine row, ``x + 0.0`` keeps -0.0: the
+    signs of those are not compared.)"""
+    xs = np.array([-1.5, -0.0, 0.0, 2.0, np.inf, 3e-308])
+    x = ad.tensor(xs, requires_grad=True)
+    y = x * 1.0  # a recorded result: the fast paths' operand
+    numbers = [-0.0, 0.0, 2.5, -1.0, 1.0, math.nan, math.inf, -math.inf, 1e-300] + [k / 7.0 for k in range(1, 1100)]
+    with np.errstate(all="ignore"):
+        for c in numbers:
+            for got, want, additive in [
+                (y + c, xs + c, True),
+                (c + y, c + xs, True),
+                (y * c, xs * c, False),
+                (c * y, c * xs, False),
+                (y - c, xs - c, True),
+                (c - y, c - xs, True),
+            ]:
+                g = _arr(got)
+                assert np.array_equal(g, want, equal_nan=True), (c, g, want)
+                if not (additive and c == 0.0):
+                    signed = ~np.isnan(want)  # (a NaN's sign bit is not part of IEEE results)
+                    assert np.array_equal(np.signbit(g[signed]), np.signbit(want[signed])), (c, g, want)
+    x2 = ad.tensor([0.3, -0.7], requires_grad=True)
+    ((x2 * 1.0 + 2.5) * -3.0 + (x2 * 1.0) * 0.5).sum().backward()
+    np.testing.assert_allclose(_arr(x2.grad), [-2.5, -2.5])
+
+
+def test_operators_hand_other_operands_to_the_functions():
+    """``+ - *`` are the fast paths themselves; operands they do not take (ints, arrays, numpy scalars, a
+    Tensor subclass, a bool tensor) go through ``ad.add``/``sub``/``mul``, with their results and errors."""
+    x = ad.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1.0
+    a = np.array([3.0, 4.0])
+    np.testing.assert_allclose(_arr(y + 2), [3.0, 4.0])
+    np.testing.assert_allclose(_arr(y * a), [3.0, 8.0])
+    np.testing.assert_allclose(_arr(a * y), [3.0, 8.0])
+    np.testing.assert_allclose(_arr(y - np.float64(1.0)), [0.0, 1.0])
+    p = ad.nn.Parameter(ad.tensor([2.0, 5.0]))
+    np.testing.assert_allclose(_arr(y * p + p), [4.0, 15.0])
+    with pytest.raises(RuntimeError):
+        ad.tensor([True, False]) - 1.0
+    with pytest.raises(TypeError):
+        y + "a"
+    (y * p + y * 2.0).sum().backward()
+    np.testing.assert_allclose(_arr(x.grad), [4.0, 7.0])
+    np.testing.assert_allclose(_arr(p.grad), [1.0, 2.0])

@@ -228,6 +228,54 @@ def test_grad_mode_is_thread_local():
     assert y.requires_grad
 
 
+def test_fast_paths_follow_grad_mode_on_the_current_tape():
+    """The forward fast paths test grad mode and the tape's thread in one comparison (``Tape.is_current``, kept by
+    every grad-mode change): under no_grad, ops on results of the current tape append no row; enable_grad inside
+    records again; after no_grad the same tape takes rows, and the gradient is right."""
+    xs = np.array([0.5, 1.5])
+    x = _leaf(*xs)
+    y = x * 2.0
+    tape = y._tape
+    rows = tape.nrows
+    with ad.no_grad():
+        z = y.sin() * y + 1.0
+        assert tape.nrows == rows and not z.requires_grad
+        with ad.enable_grad():
+            inner = y.tanh()
+        assert inner.requires_grad and inner._tape is tape and tape.nrows == rows + 1
+        w = y * y - y
+        assert tape.nrows == rows + 1 and not w.requires_grad
+    np.testing.assert_allclose(_np(z), np.sin(2 * xs) * 2 * xs + 1.0)
+    np.testing.assert_allclose(_np(w), 4 * xs**2 - 2 * xs)
+    u = (y.sin() * y + 1.0).sum()
+    assert u._tape is tape and tape.nrows > rows + 1
+    u.backward()
+    np.testing.assert_allclose(_np(x.grad), 2 * (np.cos(2 * xs) * 2 * xs + np.sin(2 * xs)))
+
+
+def test_no_grad_in_another_thread_leaves_this_threads_recording():
+    entered = threading.Event()
+    checked = threading.Event()
+
+    def worker():
+        with ad.no_grad():
+            entered.set()
+            checked.wait(timeout=10)
+
+    x = _leaf(0.25, 0.75)
+    y = x * 3.0
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert entered.wait(timeout=10)
+    z = (y.exp() * y).sum()  # the fast paths, on this thread's current tape, while the worker is in no_grad
+    checked.set()
+    thread.join(timeout=10)
+    assert z.requires_grad and z._tape is y._tape
+    z.backward()
+    w = 3 * np.array([0.25, 0.75])
+    np.testing.assert_allclose(_np(x.grad), 3 * (np.exp(w) * w + np.exp(w)))
+
+
 def test_new_thread_starts_with_grad_enabled():
     seen = {}
 

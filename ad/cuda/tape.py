@@ -131,6 +131,7 @@ class DeviceTape:
         "owner",
         "traces",
         "pack",
+        "pack_ints",
         "is_current",
         "graph_rows",
         "__weakref__",
@@ -160,7 +161,7 @@ class DeviceTape:
         self.big_regions = []  # (offset, size) of tensors of BIG_ROW elements or more (see ``big``)
         self.owner = threading.get_ident()
         self.traces = {}
-        self.pack = _pack_for(self.traces)
+        self.pack, self.pack_ints = _pack_for(self.traces)
         self.is_current = 0  # never a CPU tape's thread marker: the CPU fast paths pass device tapes on
         self.graph_rows = set()
 

@@ -6,7 +6,8 @@ Each is a thin front over a recording path of ``elementwise_recording.py`` appli
 into ``affine`` rows (``a * x + b``, one row with two float attributes), tensors into binary rows, and the
 unary functions are their op's fast path itself (``_unary_fn``). The fast paths of add, sub, mul and of the
 scalar forms of + - * / are built once here as module globals (``_add_fast``, ..., ``_affine_fast``): the
-eager forward's hottest calls pay one global lookup for them.
+eager forward's hottest calls pay one global lookup for them, and ``_add_fast``, ``_sub_fast`` and ``_mul_fast``
+are Tensor's operators themselves (``methods.bind``).
 
 Start reading at ``add`` and ``mul``.
 """
@@ -21,7 +22,7 @@ from kernels import opcodes as K
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, wrap_array
 from . import Op, _broadcast_shape, _result, _tape_for, as_tensor_operand, linear_op
-from .elementwise_recording import _SUB_BOOL, _binary, _fast_binary, _fast_unary, _unary, _unary_fn
+from .elementwise_recording import _SUB_BOOL, _binary, _fast_affine, _fast_binary, _unary, _unary_fn
 from .elementwise_table import (
     ABS,
     ADD,
@@ -58,10 +59,7 @@ from .elementwise_table import (
 )
 from .out import write_result
 
-_add_fast = _fast_binary(ADD)
-_sub_fast = _fast_binary(SUB)
-_mul_fast = _fast_binary(MUL)
-_affine_fast = _fast_unary(AFFINE)  # the scalar forms of + - * / (see ``affine``)
+_affine_fast = _fast_affine()  # the scalar forms of + - * / (see ``affine``)
 
 
 def affine(x, a, b, kind="mul"):
@@ -73,7 +71,7 @@ def affine(x, a, b, kind="mul"):
         return wrap_array(np.asarray(d * a if kind == "mul" else b - d if kind == "rsub" else d + b))
     a = float(a)
     b = float(b)
-    return _affine_fast(x, a0=a, a1=b, ctx=(a, b, kind))
+    return _affine_fast(x, a, b, (a, b, kind))
 
 
 def _is_scalar(v):
@@ -90,7 +88,7 @@ def add(input, other, *, alpha=1, out=None):
     if out is not None:
         return write_result("add", add(input, other, alpha=alpha), out)
     if type(other) is float and type(input) is Tensor and alpha == 1:
-        return _affine_fast(input, a0=1.0, a1=other, ctx=(1.0, other, "add"))
+        return _affine_fast(input, 1.0, other, (1.0, other, "add"))
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
         return _add_fast(input, other)
     if alpha != 1:
@@ -139,12 +137,19 @@ def mul(input, other, *, out=None):
     if ty is Tensor and type(input) is Tensor:
         return _mul_fast(input, other)
     if ty is float and type(input) is Tensor:
-        return _affine_fast(input, a0=other, a1=0.0, ctx=(other, 0.0, "mul"))
+        return _affine_fast(input, other, 0.0, (other, 0.0, "mul"))
     if not isinstance(input, Tensor):
         input, other = other, input
     if _is_scalar(other):
         return affine(input, other, 0.0, "mul")
     return _binary(MUL, input, as_tensor_operand(other, input, fn="mul"))
+
+
+# The fast paths of add, sub and mul, which are also the Tensor operators (``methods.bind``: ``x * y`` runs the
+# fast path with no call frame before it), falling back to the functions above for other operands
+_add_fast = _fast_binary(ADD, add, "add")
+_sub_fast = _fast_binary(SUB, sub)
+_mul_fast = _fast_binary(MUL, mul, "mul")
 
 
 def div(input, other, *, rounding_mode=None, out=None):

@@ -4,10 +4,12 @@ through an elementwise op, and the numpy evaluation of the forward.
 ``_unary(op, x, a0, a1)`` and ``_binary(op, x, y)`` take any operands: they handle grad mode, forward-mode
 tangents (``_dual_unary`` / ``_dual_binary``; the compiled JVPs ``_compiled_jvp_*`` when the tangent needs no
 recorded rule), CUDA tensors, integer dtypes, broadcasting (recorded ``expand`` rows), big tensors split across
-cores and importing leaves and constants into the tape. ``_fast_unary(op)`` and ``_fast_binary(op)`` build, once
-per op, the hot path of the common case (a small CPU operand on this thread's current tape, nothing dual): they
-record exactly the row the generic function would, without its checks and one call frame, and fall back to it
-for anything else. ``_import_slot`` is the leaf import they inline. Keep them in step with the generic paths.
+cores and importing leaves and constants into the tape. ``_fast_unary(op)``, ``_fast_affine()`` and
+``_fast_binary(op)`` build, once per op, the hot path of the common case (a small CPU operand on this thread's
+current tape, nothing dual): they record exactly the row the generic function would, without its checks and one
+call frame, and fall back to it for anything else (the binary ones are also Tensor's + - * operators). They test
+grad mode and the tape's thread at once: ``tape.is_current == get_ident()`` (see ``Tape.is_current``).
+``_import_slot`` is the leaf import they inline. Keep them in step with the generic paths.
 
 The op entries these paths test for (COPY, SUB) come from ``elementwise_table.py``; the public functions built
 on them live in ``elementwise.py``. Names of the structural ops (``expand``) are reached through the package
@@ -16,6 +18,8 @@ defined.
 
 Start reading at ``_unary`` and ``_binary``.
 """
+
+from threading import get_ident as _get_ident
 
 import numpy as np
 
@@ -33,8 +37,8 @@ from ..parallel import PARALLEL_MIN
 from ..tape import _FIELD, _ROW_SHIFT, _VERSION_SHIFT, BIG_ROW
 from ..tape import _state as _tape_state
 from ..tensor import Tensor, _new, wrap_array
-from . import VECTOR_MIN, _broadcast_shape, _tape_for
-from .elementwise_table import COPY, SUB, _cuda_ops
+from . import _F64, VECTOR_MIN, _broadcast_shape, _tape_for
+from .elementwise_table import _F64_ARRAYS, AFFINE, COPY, SCALAR_ARRAY_MAX, SUB, _affine_np, _as_f64_array, _cuda_ops
 from .out import write_result
 
 # ---------------------------------------------------------------------------------------------------------
@@ -105,18 +109,21 @@ def _folded(out, operands):
 
 
 def _fast_unary(op):
-    """The forward pass's hottest path, specialised per op: an elementwise op on a tensor recorded on this
-    thread's current tape, nothing dual, small. Anything else goes through the generic ``_unary``, which
-    records exactly the same row; this only skips its checks and a call frame."""
+    """The forward pass's hottest path, specialised per op (one without attributes: sin, exp, tanh, ...; the
+    affine rows have ``_fast_affine``): an elementwise op on a tensor recorded on this thread's current tape,
+    nothing dual, small. Anything else goes through the generic ``_unary``, which records exactly the same row;
+    this only skips its checks and a call frame. Its only keyword is ``out``: each keyword-only default costs
+    the call a lookup."""
+    if op.code in _ATTR_CODES:
+        raise ValueError(f"{op.name} has attributes: its rows are recorded by _unary or _fast_affine")
     code = op.code | K.XRG
     np_fn = op.np_fn
     plain = op.plain
     vector_fn = op.vector_fn
-    with_attrs = op.code in _ATTR_CODES
 
-    def fast(input, *, a0=0.0, a1=0.0, ctx=None, out=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
+    def fast(input, *, out=None):  # noqa: A002 - torch's name (``torch.sin(input=t)``)
         if out is not None:
-            return write_result(op.name, fast(input, a0=a0, a1=a1, ctx=ctx), out)
+            return write_result(op.name, fast(input), out)
         try:
             tape = input._tape  # not None: a recorded result (so it requires grad)
         except AttributeError:
@@ -124,10 +131,10 @@ def _fast_unary(op):
             raise
         if input._tangents is not None:
             if _fw.levels:
-                dual = _dual_unary(op, input, a0, a1, ctx)
+                dual = _dual_unary(op, input, 0.0, 0.0, None)
                 if dual is not None:
                     return dual
-        elif tape is not None and tape.is_current == _grad_state.recorder:  # grad mode on, this thread's tape
+        elif tape is not None and tape.is_current == _get_ident():  # grad mode on, this thread's tape
             xd = input._data
             n = xd.size
             if n < PARALLEL_MIN and tape.used + n < tape.capacity:
@@ -141,29 +148,79 @@ def _fast_unary(op):
                         np_fn(xd, view)
                     else:
                         vector_fn(xd, view)
-                elif with_attrs:
-                    np_fn(xd, a0, a1, view)
                 else:
                     np_fn(xd, out=view)
                 row = tape.nrows
                 if row >= tape.row_cap:
                     tape.grow()
-                tape.pack(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1, a0, a1)
+                tape.pack_ints(tape.rows, row * 80, code, off, input._off, -1, n, 0, input._row, -1)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view
                 t._rg = True
                 t._op = op
                 t._in0 = input
-                if ctx is not None:
-                    t._ctx = ctx
                 t._tape = tape
                 t._off = off
                 t._row = row
                 if n >= BIG_ROW:
                     tape.mark_vectorized(row, t)
                 return t
-        return _unary(op, input, a0, a1, ctx)
+        return _unary(op, input)
+
+    return fast
+
+
+def _fast_affine():
+    """``affine(x, a, b, ctx)``, ``a * x + b`` for Python floats (the scalar forms of + - * /), on the hot path:
+    ``_fast_unary(AFFINE)``'s recording with the numbers passed by position (keyword arguments cost a small op
+    ~5%), and for a small float64 tensor the ufunc of ``_affine_np`` called here with the number as its cached array
+    (``_as_f64_array``: numpy converting a Python number operand is half of that call). Anything else goes
+    through the generic ``_unary``, which records the same row."""
+    code = AFFINE.code | K.XRG
+    f64_arrays = _F64_ARRAYS
+    add = np.add
+    multiply = np.multiply
+
+    def fast(x, a, b, ctx):
+        tape = x._tape  # not None: a recorded result (so it requires grad)
+        if tape is not None and x._tangents is None and tape.is_current == _get_ident():
+            xd = x._data
+            n = xd.size
+            if n < PARALLEL_MIN and tape.used + n < tape.capacity:
+                off = tape.used
+                tape.used = off + (n or 1)
+                view = tape.values[off : off + n]
+                if xd.ndim != 1:
+                    view = view.reshape(xd.shape)
+                if xd.dtype is not _F64 or n > SCALAR_ARRAY_MAX:
+                    _affine_np(xd, a, b, view)
+                elif b == 0.0:  # (_affine_np's first two cases, inlined)
+                    scale = f64_arrays.get(a)
+                    multiply(xd, scale if scale is not None else _as_f64_array(a), view)
+                elif a == 1.0:
+                    shift = f64_arrays.get(b)
+                    add(xd, shift if shift is not None else _as_f64_array(b), view)
+                else:
+                    _affine_np(xd, a, b, view)
+                row = tape.nrows
+                if row >= tape.row_cap:
+                    tape.grow()
+                tape.pack(tape.rows, row * 80, code, off, x._off, -1, n, 0, x._row, -1, a, b)
+                tape.nrows = row + 1
+                t = _new(Tensor)
+                t._data = view
+                t._rg = True
+                t._op = AFFINE
+                t._in0 = x
+                t._ctx = ctx
+                t._tape = tape
+                t._off = off
+                t._row = row
+                if n >= BIG_ROW:
+                    tape.mark_vectorized(row, t)
+                return t
+        return _unary(AFFINE, x, a, b, ctx)
 
     return fast
 
@@ -430,28 +487,47 @@ def _binary(op, x, y, dual=True):
     return t
 
 
-def _fast_binary(op):
+def _fast_binary(op, generic=None, scalar=None):
     """(Repeats the recording tail of ``_binary`` on purpose, as ``_fast_unary`` does for ``_unary``: one call
     frame and the generic checks are ~15% of a small op's forward cost, which is the W1 bar.)
 
     The hot path of a same-shape binary op on this thread's current tape, nothing dual, small: each operand
-    recorded there, or a leaf or constant (imported there now, or already: ``_import_slot``); else the
-    generic ``_binary``, which records the same row. Leaves times constants are the many-leaf graph's op
-    (W6), results times constants the chain's (W1)."""
+    recorded there, or a leaf or constant (imported there now, or already: ``_import_slot``'s cases, the
+    commonest inlined); else the generic ``_binary``, which records the same row. Leaves times constants are
+    the many-leaf graph's op (W6), results times constants the chain's (W1).
+
+    With ``generic`` (the public function: ``add``, ``mul``) the result is the Tensor operator itself
+    (``Tensor.__mul__``, one call frame fewer per ``x * y``): an operand that is not a Tensor goes to
+    ``generic``, except a Python float with ``scalar`` ("add" or "mul"): ``x + c`` and ``x * c`` are affine rows
+    (``_affine_fast``, as ``add`` and ``mul`` make them)."""
     np_fn = op.np_fn
     base_code = op.code
+    xrg_code = base_code | K.XRG
+    YRG = K.YRG
+    affine = _fast_affine() if scalar is not None else None
+    add_form = scalar == "add"
 
     def fast(x, y):
+        if type(y) is not Tensor:
+            if generic is None:  # (a plain fast path: its callers pass tensors)
+                return _binary(op, x, y)
+            if affine is not None and type(y) is float:
+                if add_form:
+                    return affine(x, 1.0, y, (1.0, y, "add"))
+                return affine(x, y, 0.0, (y, 0.0, "mul"))
+            return generic(x, y)
         if x._tangents is None and y._tangents is None:
             xd = x._data
             yd = y._data
-            tape = x._tape
+            xtape = x._tape
+            ytape = y._tape
+            tape = xtape
             if tape is None:  # a leaf or constant: the current tape of its dtype, if either requires grad
                 tape = _tape_state.current.get(xd.dtype) if x._rg or y._rg else None
             n = xd.size
             if (
                 tape is not None
-                and tape.is_current == _grad_state.recorder  # grad mode on, and this thread's current tape
+                and tape.is_current == _get_ident()  # grad mode on, and this thread's current tape
                 and xd.shape == yd.shape
                 and xd.dtype is yd.dtype
                 and n < PARALLEL_MIN
@@ -461,11 +537,12 @@ def _fast_binary(op):
                 tape.used = off + (n or 1)
                 values = tape.values
                 row = tape.nrows
-                if x._tape is tape:
+                if xtape is tape:
                     xoff = x._off
                     xrow = x._row
+                    code = xrg_code
                 elif (
-                    x._tape is None
+                    xtape is None
                     and x._vc is None
                     and xd.ndim == 1
                     and id(x) not in tape.import_at
@@ -479,10 +556,14 @@ def _fast_binary(op):
                     tape.used = xoff + (n or 1)
                     values[xoff : xoff + n] = xd
                     xrow = row
-                    if x._rg and not (x._vflags & 2 and x._op is None):  # (not a no_grad view)
-                        tape.ext_rows.append(row)  # (tape.externs.append((row, xoff, x)))
-                        tape.ext_offs.append(xoff)
-                        tape.ext_refs.append(x)
+                    if x._rg:
+                        code = xrg_code
+                        if not (x._vflags & 2 and x._op is None):  # (not a no_grad view)
+                            tape.ext_rows.append(row)  # (tape.externs.append((row, xoff, x)))
+                            tape.ext_offs.append(xoff)
+                            tape.ext_refs.append(x)
+                    else:
+                        code = base_code
                     key = id(x)
                     tape.import_at[key] = xoff | row << _ROW_SHIFT
                     tape.import_refs[key] = x
@@ -499,49 +580,63 @@ def _fast_binary(op):
                         tape.used = off  # (nothing allocated since)
                         return _binary(op, x, y)
                     xoff, xrow = slot
-                if y._tape is tape:
+                    code = xrg_code if x._rg else base_code
+                if ytape is tape:
                     yoff = y._off
                     yrow = y._row
-                elif (
-                    y._tape is None
-                    and y._vc is None
-                    and yd.ndim == 1
-                    and id(y) not in tape.import_at
-                    and y._dev is None
-                    and y._grad_ready_hooks is None
-                    and not y._stale_view
-                ):
-                    yoff = tape.used  # (as x's above)
-                    tape.used = yoff + (n or 1)
-                    values[yoff : yoff + n] = yd
-                    yrow = row
-                    if y._rg and not (y._vflags & 2 and y._op is None):
-                        tape.ext_rows.append(row)  # (tape.externs.append((row, yoff, y)))
-                        tape.ext_offs.append(yoff)
-                        tape.ext_refs.append(y)
+                    code |= YRG
+                elif ytape is None:
                     key = id(y)
-                    tape.import_at[key] = yoff | row << _ROW_SHIFT
-                    tape.import_refs[key] = y
-                    copies = y._imports
-                    if copies is None:
-                        y._imports = [(tape.ref, yoff)]
-                    elif len(copies) == 1 and copies[0][0]() is None:
-                        copies[0] = (tape.ref, yoff)
+                    packed = tape.import_at.get(key)
+                    if packed is not None:
+                        # imported already (a constant read by every step of a chain, W1): its copy, if the
+                        # tensor did not change since (``_import_slot``'s test, inlined)
+                        vc = y._vc
+                        version = 0 if vc is None else vc.version
+                        if packed >> _VERSION_SHIFT != version or tape.import_refs[key] is not y:
+                            return _binary(op, x, y)  # (the result's slot stays unused: a copy of x may follow it)
+                        yoff = packed & _FIELD
+                        yrow = (packed >> _ROW_SHIFT) & _FIELD
+                    elif (
+                        y._vc is None
+                        and yd.ndim == 1
+                        and y._dev is None
+                        and y._grad_ready_hooks is None
+                        and not y._stale_view
+                    ):
+                        yoff = tape.used  # (the first import, as x's above)
+                        tape.used = yoff + (n or 1)
+                        values[yoff : yoff + n] = yd
+                        yrow = row
+                        if y._rg and not (y._vflags & 2 and y._op is None):
+                            tape.ext_rows.append(row)  # (tape.externs.append((row, yoff, y)))
+                            tape.ext_offs.append(yoff)
+                            tape.ext_refs.append(y)
+                        tape.import_at[key] = yoff | row << _ROW_SHIFT
+                        tape.import_refs[key] = y
+                        copies = y._imports
+                        if copies is None:
+                            y._imports = [(tape.ref, yoff)]
+                        elif len(copies) == 1 and copies[0][0]() is None:
+                            copies[0] = (tape.ref, yoff)
+                        else:
+                            tape.add_copy(copies, yoff)
                     else:
-                        tape.add_copy(copies, yoff)
-                else:
-                    slot = _import_slot(tape, y)
-                    if slot is None:  # (the result's slot stays unused: a new copy of x may follow it)
-                        return _binary(op, x, y)
-                    yoff, yrow = slot
+                        slot = _import_slot(tape, y)
+                        if slot is None:
+                            return _binary(op, x, y)
+                        yoff, yrow = slot
+                    if y._rg:
+                        code |= YRG
+                else:  # (a tensor of another tape: the generic path imports it)
+                    return _binary(op, x, y)
                 view = values[off : off + n]
                 if xd.ndim != 1:
                     view = view.reshape(xd.shape)
                 np_fn(xd, yd, view)
                 if row >= tape.row_cap:
                     tape.grow()
-                code = base_code | (K.XRG if x._rg else 0) | (K.YRG if y._rg else 0)
-                tape.pack(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow, 0.0, 0.0)
+                tape.pack_ints(tape.rows, row * 80, code, off, xoff, yoff, n, 0, xrow, yrow)
                 tape.nrows = row + 1
                 t = _new(Tensor)
                 t._data = view

@@ -150,16 +150,47 @@ def _copy_np(x, out=None):
 
 def _affine_np(x, a, b, out):
     # a*x + b with numpy's rounding of the op it stands for: keep the exact op for the common cases
+    # (a small float64 tensor's numbers go in as float64 arrays, the same values: see _as_f64_array)
+    f64 = x.dtype is _F64 and x.size <= SCALAR_ARRAY_MAX
     if b == 0.0:
-        r = np.multiply(x, a, out=out) if out is not None else np.multiply(x, a)
+        a = _as_f64_array(a) if f64 else a
+        r = np.multiply(x, a, out) if out is not None else np.multiply(x, a)
     elif a == 1.0:
-        r = np.add(x, b, out=out) if out is not None else np.add(x, b)
+        b = _as_f64_array(b) if f64 else b
+        r = np.add(x, b, out) if out is not None else np.add(x, b)
     elif a == -1.0:
-        r = np.subtract(b, x, out=out) if out is not None else np.subtract(b, x)
+        b = _as_f64_array(b) if f64 else b
+        r = np.subtract(b, x, out) if out is not None else np.subtract(b, x)
     else:
-        r = np.multiply(x, a, out=out) if out is not None else np.multiply(x, a)
+        r = np.multiply(x, a, out) if out is not None else np.multiply(x, a)
         r += b
     return r
+
+
+# Python floats of affine rows as 0-d float64 arrays, kept: numpy converts a Python number operand into an array
+# at every call, which is half of a small ``x + 1.0``'s ufunc call (a float64 operand beside a float64 tensor
+# computes the same as the number does; other dtypes keep the number, whose weak type numpy casts to theirs).
+# Only for tensors of up to SCALAR_ARRAY_MAX elements: beyond, the call's fixed cost is noise, and numpy's loops
+# for a number operand may beat those for a 0-d array's.
+_F64_ARRAYS = {}
+SCALAR_ARRAY_MAX = 1024
+
+
+def _as_f64_array(v):
+    """``v`` (a Python float) as a read-only 0-d float64 array, cached; zeros and NaN stay numbers (a cache keyed
+    by value would give -0.0 the array of 0.0, and NaN never finds its entry)."""
+    if type(v) is not float:
+        return v
+    arr = _F64_ARRAYS.get(v)
+    if arr is None:
+        if v == 0.0 or v != v:
+            return v
+        if len(_F64_ARRAYS) >= 1024:  # (a loop over many distinct numbers: keep the cache small)
+            _F64_ARRAYS.clear()
+        arr = np.array(v, _F64)
+        arr.flags.writeable = False
+        _F64_ARRAYS[v] = arr
+    return arr
 
 
 def _pow_scalar_np(x, a, b, out):

@@ -7,6 +7,7 @@ opcode ``kernels/cpu.py`` sweeps; the rules are written with ``ad`` ops (see the
 import builtins
 import math
 import numbers
+from threading import get_ident as _get_ident
 
 import numpy as np
 
@@ -644,7 +645,7 @@ def _sum_method(x, dim=None, keepdim=False, *, dtype=None):
                 n = xd.size
                 if (
                     tape is not None
-                    and tape.is_current == _grad_state.recorder  # (so the current tape of x's dtype)
+                    and tape.is_current == _get_ident()  # (so the current tape of x's dtype)
                     and xd.ndim == 1
                     and n < PARALLEL_MIN
                     and tape.used + n + 3 <= tape.capacity

@@ -59,6 +59,11 @@ class _StandardGamma(ad.autograd.Function):
         alpha, z = ctx.saved_tensors
         return grad * _StandardGammaGrad.apply(alpha, z.detach())
 
+    @staticmethod
+    def jvp(ctx, tangent):  # (forward mode: the same implicit derivative times the concentration's tangent)
+        alpha, z = ctx.saved_tensors
+        return tangent * _StandardGammaGrad.apply(alpha.detach(), z.detach())
+
 
 def _standard_gamma(alpha):
     """Gamma(alpha, 1) samples of ``alpha``'s shape, reparameterized (see the module's docstring)."""

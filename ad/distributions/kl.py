@@ -72,136 +72,135 @@ def _inf_like(t):
     return ad.full_like(t, float("inf"))
 
 
+def _where_inf(mask, value):
+    return ad.where(mask, _inf_like(value), value)
+
+
 @register_kl(Normal, Normal)
-def _kl_normal_normal(p, q):
-    var_ratio = (p.scale / q.scale).pow(2)
-    t1 = ((p.loc - q.loc) / q.scale).pow(2)
-    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+def _normals(p, q):
+    # log(sq / sp) + (sp^2 + (mp - mq)^2) / (2 sq^2) - 1/2
+    return (q.scale / p.scale).log() + (p.scale.square() + (p.loc - q.loc).square()) / (2 * q.scale.square()) - 0.5
 
 
 @register_kl(LogNormal, LogNormal)
-def _kl_lognormal_lognormal(p, q):
-    return _kl_normal_normal(p.base_dist, q.base_dist)
-
-
 @register_kl(HalfNormal, HalfNormal)
-def _kl_halfnormal_halfnormal(p, q):
-    return _kl_normal_normal(p.base_dist, q.base_dist)
+def _through_normal_bases(p, q):
+    # both are a fixed bijection of their normal base: the divergence is the bases'
+    return _normals(p.base_dist, q.base_dist)
 
 
 @register_kl(Bernoulli, Bernoulli)
-def _kl_bernoulli_bernoulli(p, q):
-    t1 = p.probs * (ad.nn.functional.softplus(-q.logits) - ad.nn.functional.softplus(-p.logits))
-    t1 = ad.where(q.probs == 0, _inf_like(t1), t1)
-    t1 = ad.where(p.probs == 0, ad.zeros_like(t1), t1)
-    t2 = (1 - p.probs) * (ad.nn.functional.softplus(q.logits) - ad.nn.functional.softplus(p.logits))
-    t2 = ad.where(q.probs == 1, _inf_like(t2), t2)
-    t2 = ad.where(p.probs == 1, ad.zeros_like(t2), t2)
-    return t1 + t2
+def _bernoullis(p, q):
+    # p log(p / q) + (1 - p) log((1 - p) / (1 - q)), the logs from logits (log sigmoid(x) = -softplus(-x));
+    # a term whose p-weight is 0 is 0, one whose q-probability is 0 (and p-weight not) is infinite
+    softplus = ad.nn.functional.softplus
+    ones = p.probs * (softplus(-q.logits) - softplus(-p.logits))
+    zeros = (1 - p.probs) * (softplus(q.logits) - softplus(p.logits))
+    ones = ad.where(p.probs == 0, ad.zeros_like(ones), _where_inf(q.probs == 0, ones))
+    zeros = ad.where(p.probs == 1, ad.zeros_like(zeros), _where_inf(q.probs == 1, zeros))
+    return ones + zeros
 
 
 @register_kl(Binomial, Binomial)
-def _kl_binomial_binomial(p, q):
+def _binomials(p, q):
+    # n KL(Bernoulli(p) || Bernoulli(q)) for equal counts; infinite when p has more trials (its support is larger)
     if bool((p.total_count < q.total_count).any()):
         raise NotImplementedError("KL between Binomials where q.total_count > p.total_count is not implemented")
-    kl = p.total_count * (p.probs * (p.logits - q.logits) + ad.log1p(-p.probs) - ad.log1p(-q.probs))
-    return ad.where(p.total_count > q.total_count, _inf_like(kl), kl)
+    a, b = p.probs, q.probs
+    per_trial = ad.xlogy(a, a) - ad.xlogy(a, b) + ad.xlogy(1 - a, 1 - a) - ad.xlogy(1 - a, 1 - b)
+    return _where_inf(p.total_count > q.total_count, p.total_count * per_trial)
 
 
 @register_kl(Categorical, Categorical)
-def _kl_categorical_categorical(p, q):
-    t = p.probs * (p.logits - q.logits)
-    t = ad.where((q.probs == 0).expand_as(t), _inf_like(t), t)
-    t = ad.where((p.probs == 0).expand_as(t), ad.zeros_like(t), t)
-    return t.sum(-1)
+def _categoricals(p, q):
+    terms = p.probs * (p.logits - q.logits)
+    terms = _where_inf((q.probs == 0).expand_as(terms), terms)
+    return ad.where((p.probs == 0).expand_as(terms), ad.zeros_like(terms), terms).sum(-1)
 
 
 @register_kl(OneHotCategorical, OneHotCategorical)
-def _kl_onehotcategorical_onehotcategorical(p, q):
-    return _kl_categorical_categorical(p._categorical, q._categorical)
+def _one_hot_categoricals(p, q):
+    return _categoricals(p._categorical, q._categorical)
 
 
 @register_kl(Geometric, Geometric)
-def _kl_geometric_geometric(p, q):
-    return -p.entropy() - ad.log1p(-q.probs) / p.probs - q.logits
+def _geometrics(p, q):
+    # -H(p) - E_p[log q(k)], log q(k) = k log(1 - q) + log q, E_p[k] = (1 - p) / p
+    return -p.entropy() - (1 - p.probs) / p.probs * ad.log1p(-q.probs) - q.probs.log()
 
 
 @register_kl(Poisson, Poisson)
-def _kl_poisson_poisson(p, q):
-    return p.rate * (p.rate.log() - q.rate.log()) - (p.rate - q.rate)
+def _poissons(p, q):
+    return ad.xlogy(p.rate, p.rate / q.rate) - p.rate + q.rate
 
 
 @register_kl(Uniform, Uniform)
-def _kl_uniform_uniform(p, q):
-    result = ((q.high - q.low) / (p.high - p.low)).log()
-    outside = (q.low > p.low) | (q.high < p.high)
-    return ad.where(outside, _inf_like(result), result)
+def _uniforms(p, q):
+    # log of the width ratio while q's interval holds p's, else infinite
+    value = ((q.high - q.low) / (p.high - p.low)).log()
+    return _where_inf((q.low > p.low) | (q.high < p.high), value)
 
 
 @register_kl(Exponential, Exponential)
-def _kl_exponential_exponential(p, q):
-    rate_ratio = q.rate / p.rate
-    return rate_ratio - 1 - rate_ratio.log()
+def _exponentials(p, q):
+    return (p.rate / q.rate).log() + q.rate / p.rate - 1
 
 
 @register_kl(Laplace, Laplace)
-def _kl_laplace_laplace(p, q):
-    scale_ratio = p.scale / q.scale
-    loc_abs_diff = (p.loc - q.loc).abs()
-    return -scale_ratio.log() + loc_abs_diff / q.scale + scale_ratio * ad.exp(-loc_abs_diff / p.scale) - 1
+def _laplaces(p, q):
+    gap = (p.loc - q.loc).abs()
+    return (q.scale / p.scale).log() + gap / q.scale + p.scale / q.scale * ad.exp(-gap / p.scale) - 1
 
 
 @register_kl(Cauchy, Cauchy)
-def _kl_cauchy_cauchy(p, q):
-    return (((p.scale + q.scale).pow(2) + (p.loc - q.loc).pow(2)) / (4 * p.scale * q.scale)).log()
+def _cauchys(p, q):
+    return (((p.scale + q.scale).square() + (p.loc - q.loc).square()) / (4 * p.scale * q.scale)).log()
 
 
 @register_kl(Gumbel, Gumbel)
-def _kl_gumbel_gumbel(p, q):
-    ct1, ct2 = p.scale / q.scale, q.loc / q.scale
-    ct3 = p.loc / q.scale
-    t1 = -ct1.log() - ct2 + ct3
-    t2 = ct1 * 0.57721566490153286060
-    t3 = ad.exp(ct2 + ad.lgamma(1 + ct1) - ct3)
-    return t1 + t2 + t3 - (1 + 0.57721566490153286060)
+def _gumbels(p, q):
+    # log(bq / bp) + (mp - mq) / bq + euler * bp / bq + exp((mq - mp) / bq) Gamma(1 + bp / bq) - (1 + euler)
+    ratio = p.scale / q.scale
+    euler = 0.57721566490153286060
+    tail = ad.exp((q.loc - p.loc) / q.scale + ad.lgamma(1 + ratio))
+    return -ratio.log() + (p.loc - q.loc) / q.scale + euler * ratio + tail - (1 + euler)
 
 
 @register_kl(Gamma, Gamma)
-def _kl_gamma_gamma(p, q):
+def _gammas(p, q):
     a, b, c, d = p.concentration, p.rate, q.concentration, q.rate
-    return ((a - c) * ad.digamma(a) - ad.lgamma(a) + ad.lgamma(c) + c * (b.log() - d.log()) + a * (d / b - 1))
+    return (a - c) * ad.digamma(a) + ad.lgamma(c) - ad.lgamma(a) + c * (b / d).log() + a * (d - b) / b
 
 
 @register_kl(Dirichlet, Dirichlet)
-def _kl_dirichlet_dirichlet(p, q):
+def _dirichlets(p, q):
     a, b = p.concentration, q.concentration
-    a0 = a.sum(-1)
-    t1 = ad.lgamma(a0) - ad.lgamma(b.sum(-1)) - (ad.lgamma(a) - ad.lgamma(b)).sum(-1)
-    return t1 + ((a - b) * (ad.digamma(a) - ad.digamma(a0).unsqueeze(-1))).sum(-1)
+    a0 = a.sum(-1, keepdim=True)
+    log_norms = ad.lgamma(a0.squeeze(-1)) - ad.lgamma(b.sum(-1)) + (ad.lgamma(b) - ad.lgamma(a)).sum(-1)
+    return log_norms + ((a - b) * (ad.digamma(a) - ad.digamma(a0))).sum(-1)
 
 
 @register_kl(Beta, Beta)
-def _kl_beta_beta(p, q):
-    return _kl_dirichlet_dirichlet(p._dirichlet, q._dirichlet)
+def _betas(p, q):
+    return _dirichlets(p._dirichlet, q._dirichlet)
 
 
 @register_kl(MultivariateNormal, MultivariateNormal)
-def _kl_mvn_mvn(p, q):
+def _multivariate_normals(p, q):
+    # (tr(Sq^-1 Sp) + (mq - mp)^T Sq^-1 (mq - mp) - n) / 2 + log det Lq - log det Lp, with S = L L^T
     if p.event_shape != q.event_shape:
         raise ValueError("KL-divergence between two Multivariate Normals with different event shapes cannot be "
                          "computed")
     n = p.event_shape[0]
-    half_log_det_diff = q._half_log_det() - p._half_log_det()
-    shape = ad.broadcast_shapes(p.scale_tril.shape[:-2], q.scale_tril.shape[:-2])
-    q_tril = q.scale_tril.expand(shape + (n, n))
-    p_tril = p.scale_tril.expand(shape + (n, n))
-    trace = ad.linalg.solve_triangular(q_tril, p_tril, upper=False).pow(2).sum((-2, -1))
-    maha = _batch_mahalanobis(q.scale_tril, q.loc - p.loc)
-    return half_log_det_diff + 0.5 * (trace + maha - n)
+    batch = ad.broadcast_shapes(p.scale_tril.shape[:-2], q.scale_tril.shape[:-2])
+    lq, lp = q.scale_tril.expand(batch + (n, n)), p.scale_tril.expand(batch + (n, n))
+    trace = ad.linalg.solve_triangular(lq, lp, upper=False).square().sum((-2, -1))
+    quad = _batch_mahalanobis(q.scale_tril, q.loc - p.loc)
+    return 0.5 * (trace + quad - n) + q._half_log_det() - p._half_log_det()
 
 
 @register_kl(Independent, Independent)
-def _kl_independent_independent(p, q):
+def _independents(p, q):
     if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
         raise NotImplementedError
     return _sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
@@ -211,6 +210,6 @@ def _kl_independent_independent(p, q):
 @register_kl(Normal, Exponential)
 @register_kl(Normal, Gamma)
 @register_kl(Normal, Beta)
-def _kl_infinite_support_mismatch(p, q):
+def _outside_q_support(p, q):
     """p's support (all reals) is not contained in q's: the divergence is infinite."""
     return ad.full(p.batch_shape, float("inf"), dtype=p.loc.dtype, device=p.loc.device)

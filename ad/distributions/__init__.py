@@ -21,9 +21,10 @@ from .constraint_registry import biject_to, transform_to
 from .continuous import Cauchy, Exponential, Gumbel, HalfNormal, Laplace, LogNormal, Normal, Uniform
 from .discrete import Bernoulli, Binomial, Categorical, Geometric, OneHotCategorical, Poisson
 from .distribution import Distribution
-from .gamma import Beta, Chi2, Dirichlet, Gamma
+from .gamma import Beta, Chi2, Dirichlet, FisherSnedecor, Gamma, StudentT
 from .kl import kl_divergence, register_kl
 from .multivariate import Independent, MultivariateNormal
+from .special_continuous import ContinuousBernoulli, GeneralizedPareto, VonMises
 from .transformed import HalfCauchy, InverseGamma, Kumaraswamy, LogisticNormal, Pareto, TransformedDistribution, Weibull
 from .transforms import (
     AbsTransform,
@@ -51,6 +52,7 @@ __all__ = [
     "PositiveDefiniteTransform", "PowerTransform", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform",
     "SoftplusTransform", "StackTransform", "StickBreakingTransform", "TanhTransform", "Transform",
     "TransformedDistribution", "Weibull", "biject_to", "transform_to", "transforms",
+    "FisherSnedecor", "StudentT", "ContinuousBernoulli", "GeneralizedPareto", "VonMises",
     "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution", "Exponential",
     "Gamma", "Geometric", "Gumbel", "HalfNormal", "Independent", "Laplace", "LogNormal", "MultivariateNormal",
     "Normal", "OneHotCategorical", "Poisson", "Uniform", "constraints", "kl_divergence", "register_kl",

@@ -75,13 +75,21 @@ CASES = {
                                    [0.2, 0.5, 0.9]),
     "GeneralizedPareto": (lambda D, T: D.GeneralizedPareto(T([0.0, 1.0, 0.5, 0.1]), T([1.0, 2.0, 0.5, 0.3]),
                                                            T([-0.3, 0.0, 0.6, 1.2])), [0.5, 1.5, 1.0, 0.2]),
+    "NegativeBinomial": (lambda D, T: D.NegativeBinomial(T([0.0, 2.5, 4.0]), T([0.2, 0.5, 0.9])), [0.0, 3.0, 5.0]),
+    "NegativeBinomial_logits": (lambda D, T: D.NegativeBinomial(T([1.0, 2.5, 4.0]), logits=T([0.2, -1.5, 0.9])),
+                                [0.0, 3.0, 5.0]),
+    "Multinomial": (lambda D, T: D.Multinomial(5, T([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])),
+                    [[1.0, 2.0, 2.0], [0.0, 0.0, 5.0]]),
+    "Multinomial_logits": (lambda D, T: D.Multinomial(3, logits=T([[0.2, -0.5, 0.3], [0.1, 0.1, 0.8]])),
+                           [[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]]),
     "LogisticNormal": (lambda D, T: D.LogisticNormal(T(LOC3), T(POS)), [[0.2, 0.3, 0.1, 0.4]]),
 }  # fmt: skip
 # torch's trigamma (polygamma(1, x), in the entropy's gradient) is ~5e-10 off mpmath's; ours agrees to 1e-15.
 # torch's VonMises normalizer log I0 is a polynomial fit good to ~1e-8 relative (ours, from i0e, is mpmath's to
 # 1e-15: test_von_mises_against_mpmath)
 GRAD_RTOL = {"InverseGamma": 1e-8, "VonMises": 1e-6}
-VALUE_RTOL = {"VonMises": 1e-6}
+# torch's Multinomial entropy takes log(n!) in float32 (5e-8 off); ours is exact (test_multinomial_entropy_exact)
+VALUE_RTOL = {"VonMises": 1e-6, "Multinomial": 1e-7, "Multinomial_logits": 1e-7}
 # methods torch 2.13 fails on in float64 (GeneralizedPareto.cdf: "Double did not match Float"), checked against
 # scipy instead (test_generalized_pareto_against_scipy)
 TORCH_FAILS = {("GeneralizedPareto", "cdf"), ("GeneralizedPareto", "log_prob")}
@@ -180,6 +188,8 @@ def test_sample_shapes_and_expand_as_torch(name):
         ("Binomial", lambda D, p: D.Binomial(7, p[1] / 3)),
         ("Geometric", lambda D, p: D.Geometric(p[1] / 3)),
         ("Categorical", lambda D, p: D.Categorical(ad.stack([p[1], p[1] + 1, 2 * p[1]], -1))),
+        ("NegativeBinomial", lambda D, p: D.NegativeBinomial(p[1] * 3, p[1] / 3)),
+        ("Multinomial", lambda D, p: D.Multinomial(6, ad.stack([p[1], p[1] + 1, 2 * p[1]], -1))),
         ("StudentT", lambda D, p: D.StudentT(p[1] + 5, p[0], p[1])),
         ("FisherSnedecor", lambda D, p: D.FisherSnedecor(p[1] * 5 + 5, p[1] * 5 + 10)),
         ("Weibull", lambda D, p: D.Weibull(p[1], p[1] + 1)),
@@ -202,6 +212,17 @@ def test_sample_moments(name, make):
         return
     np.testing.assert_allclose(x.numpy().mean(0), d.mean.numpy(), rtol=0.03, atol=0.02)
     np.testing.assert_allclose(x.numpy().var(0), d.variance.numpy(), rtol=0.06)
+
+
+def test_multinomial_entropy_exact():
+    import itertools
+
+    probs = np.array([0.2, 0.5, 0.3])
+    d = AD.Multinomial(4, ad.tensor(probs))
+    counts = np.array([c for c in itertools.product(range(5), repeat=3) if sum(c) == 4], dtype=np.float64)
+    lp = d.log_prob(ad.tensor(counts)).numpy()
+    np.testing.assert_allclose(np.exp(lp).sum(), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(float(d.entropy()), -(np.exp(lp) * lp).sum(), rtol=1e-14)
 
 
 def test_von_mises_against_mpmath():

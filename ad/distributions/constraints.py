@@ -10,7 +10,7 @@ import ad
 __all__ = [
     "Constraint", "boolean", "cat", "dependent", "dependent_property", "greater_than", "greater_than_eq",
     "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-    "lower_cholesky", "lower_triangular", "nonnegative", "nonnegative_integer", "one_hot", "positive",
+    "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive",
     "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex", "square",
     "stack", "symmetric", "unit_interval",
 ]  # fmt: skip
@@ -223,6 +223,19 @@ class _PositiveDefinite(_Symmetric):
         return ad.linalg.cholesky_ex(value).info == 0
 
 
+class _Multinomial(Constraint):
+    """Nonnegative vectors summing to at most ``upper_bound`` (counts of a multinomial draw)."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, x):
+        return (x >= 0).all(-1) & (x.sum(-1) <= self.upper_bound)
+
+
 class _Cat(Constraint):
     """Slices of ``dim`` (of ``lengths``, default 1 each) satisfying each of ``cseq`` in turn."""
 
@@ -289,5 +302,6 @@ interval = _Interval
 half_open_interval = _HalfOpenInterval
 integer_interval = _IntegerInterval
 cat = _Cat
+multinomial = _Multinomial
 stack = _Stack
 independent = _Independent

@@ -82,6 +82,14 @@ CASES = {
                     [[1.0, 2.0, 2.0], [0.0, 0.0, 5.0]]),
     "Multinomial_logits": (lambda D, T: D.Multinomial(3, logits=T([[0.2, -0.5, 0.3], [0.1, 0.1, 0.8]])),
                            [[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]]),
+    "RelaxedBernoulli": (lambda D, T: D.RelaxedBernoulli(T([0.5, 1.0, 2.0]), T([0.2, 0.5, 0.9])), [0.2, 0.5, 0.9]),
+    "RelaxedBernoulli_logits": (lambda D, T: D.RelaxedBernoulli(T(0.7), logits=T([0.2, -1.5, 0.9])),
+                                [0.2, 0.5, 0.9]),
+    "RelaxedOneHotCategorical": (lambda D, T: D.RelaxedOneHotCategorical(T(0.5),
+                                                                         T([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])),
+                                 [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]),
+    "RelaxedOneHotCategorical_logits": (lambda D, T: D.RelaxedOneHotCategorical(
+        T(0.7), logits=T([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])), [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]),
     "LogisticNormal": (lambda D, T: D.LogisticNormal(T(LOC3), T(POS)), [[0.2, 0.3, 0.1, 0.4]]),
 }  # fmt: skip
 # torch's trigamma (polygamma(1, x), in the entropy's gradient) is ~5e-10 off mpmath's; ours agrees to 1e-15.
@@ -212,6 +220,22 @@ def test_sample_moments(name, make):
         return
     np.testing.assert_allclose(x.numpy().mean(0), d.mean.numpy(), rtol=0.03, atol=0.02)
     np.testing.assert_allclose(x.numpy().var(0), d.variance.numpy(), rtol=0.06)
+
+
+def test_relaxed_samples_argmax_law():
+    """For any temperature, P(relaxed Bernoulli > 1/2) = probs and the relaxed one-hot draw's argmax is
+    Categorical(probs) (the Gumbel-max trick); the samples differentiate in the logits."""
+    ad.manual_seed(4)
+    p = ad.tensor([0.2, 0.7])
+    x = AD.RelaxedBernoulli(ad.tensor(0.3), p).sample((40000,)).numpy()
+    np.testing.assert_allclose((x > 0.5).mean(0), p.numpy(), atol=0.01)
+    probs = np.array([0.2, 0.5, 0.3])
+    y = AD.RelaxedOneHotCategorical(ad.tensor(2.0), ad.tensor(probs)).sample((40000,)).numpy()
+    np.testing.assert_allclose(np.bincount(y.argmax(-1), minlength=3) / 40000, probs, atol=0.01)
+    np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-12)
+    logits = ad.tensor([0.1, -0.4, 0.3], requires_grad=True)
+    (g,) = ad.autograd.grad(AD.RelaxedOneHotCategorical(0.5, logits=logits).rsample((5,))[..., 0].sum(), logits)
+    assert np.isfinite(g.numpy()).all() and abs(g.numpy()).sum() > 0
 
 
 def test_multinomial_entropy_exact():

@@ -90,6 +90,10 @@ CASES = {
                                  [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]),
     "RelaxedOneHotCategorical_logits": (lambda D, T: D.RelaxedOneHotCategorical(
         T(0.7), logits=T([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])), [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]),
+    "LowRankMultivariateNormal": (lambda D, T: D.LowRankMultivariateNormal(
+        T([0.1, 0.2, 0.3]), T([[1.0, 0.5], [-0.3, 0.2], [0.7, -1.1]]), T(POS)), [[0.5, 0.1, -0.2], [1.0, 2.0, 3.0]]),
+    "LowRankMultivariateNormal_batch": (lambda D, T: D.LowRankMultivariateNormal(
+        T([[0.1, 0.2, 0.3]]), T([[[1.0], [-0.3], [0.7]], [[0.5], [0.2], [-1.1]]]), T(POS)), [[0.5, 0.1, -0.2]]),
     "LogisticNormal": (lambda D, T: D.LogisticNormal(T(LOC3), T(POS)), [[0.2, 0.3, 0.1, 0.4]]),
 }  # fmt: skip
 # torch's trigamma (polygamma(1, x), in the entropy's gradient) is ~5e-10 off mpmath's; ours agrees to 1e-15.
@@ -220,6 +224,22 @@ def test_sample_moments(name, make):
         return
     np.testing.assert_allclose(x.numpy().mean(0), d.mean.numpy(), rtol=0.03, atol=0.02)
     np.testing.assert_allclose(x.numpy().var(0), d.variance.numpy(), rtol=0.06)
+
+
+def test_low_rank_mvn_matrices_as_torch():
+    W = np.array([[1.0, 0.5], [-0.3, 0.2], [0.7, -1.1]])
+    out = {}
+    for lib, D in ((ad, AD), (torch, TD)):
+        d = D.LowRankMultivariateNormal(lib.tensor([0.1, 0.2, 0.3], dtype=lib.float64), lib.tensor(W),
+                                        lib.tensor(POS))
+        out[lib] = [d.covariance_matrix.numpy(), d.precision_matrix.numpy(), d.scale_tril.numpy(),
+                    d.variance.numpy()]
+    for a, b in zip(out[ad], out[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    ad.manual_seed(6)
+    d = AD.LowRankMultivariateNormal(ad.zeros(3, dtype=ad.float64), ad.tensor(W), ad.tensor(POS))
+    x = d.sample((40000,)).numpy()
+    np.testing.assert_allclose(np.cov(x.T), out[ad][0], atol=0.06)
 
 
 def test_relaxed_samples_argmax_law():
@@ -433,6 +453,17 @@ def test_kl_registry():
         lambda D, L: D.Exponential(L.tensor([1.0])).log_prob(L.tensor([-1.0])),
         lambda D, L: D.Categorical(L.tensor([0.5, 0.5])).log_prob(L.tensor(2)),
         lambda D, L: D.Independent(D.Normal(L.zeros(2), L.ones(2)), 2),
+        lambda D, L: D.LowRankMultivariateNormal(L.zeros(3), L.ones(2, 1), L.ones(3)),
+        lambda D, L: D.LowRankMultivariateNormal(L.zeros(3), L.ones(3, 1), L.ones(2)),
+        lambda D, L: D.LowRankMultivariateNormal(L.zeros(3), L.ones(3), L.ones(3)),
+        lambda D, L: D.StudentT(L.tensor([-1.0])),
+        lambda D, L: D.Pareto(L.tensor([1.0]), L.tensor([1.0])).log_prob(L.tensor([0.5])),
+        lambda D, L: D.Multinomial(3, L.tensor([0.2, 0.8])).log_prob(L.tensor([2.0, 2.0])),
+        lambda D, L: D.NegativeBinomial(L.tensor([2.0]), L.tensor([1.0])),
+        lambda D, L: D.ContinuousBernoulli(L.tensor([0.5]), logits=L.tensor([0.0])),
+        lambda D, L: D.TransformedDistribution(D.Normal(0.0, 1.0), [D.ExpTransform(), 3]),
+        lambda D, L: D.TransformedDistribution(D.Normal(L.zeros(2), 1.0), D.ExpTransform()).log_prob(L.tensor([-1.0])),
+        lambda D, L: D.VonMises(L.tensor([0.0]), L.tensor([0.0])),
     ],
 )
 def test_invalid_arguments_raise_torchs_exception(call):

@@ -94,6 +94,12 @@ CASES = {
         T([0.1, 0.2, 0.3]), T([[1.0, 0.5], [-0.3, 0.2], [0.7, -1.1]]), T(POS)), [[0.5, 0.1, -0.2], [1.0, 2.0, 3.0]]),
     "LowRankMultivariateNormal_batch": (lambda D, T: D.LowRankMultivariateNormal(
         T([[0.1, 0.2, 0.3]]), T([[[1.0], [-0.3], [0.7]], [[0.5], [0.2], [-1.1]]]), T(POS)), [[0.5, 0.1, -0.2]]),
+    "MixtureSameFamily": (lambda D, T: D.MixtureSameFamily(D.Categorical(T([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])),
+                                                           D.Normal(T([LOC3, POS]), T([POS, U]))), [0.2, -0.5]),
+    "MixtureSameFamily_mvn": (lambda D, T: D.MixtureSameFamily(
+        D.Categorical(logits=T([0.2, 0.5])),
+        D.MultivariateNormal(T([[0.1, 0.2, 0.3], [1.0, -1.0, 0.0]]), scale_tril=T(np.linalg.cholesky(COV)))),
+        [[0.5, 0.1, -0.2], [1.0, 2.0, 3.0]]),
     "LogisticNormal": (lambda D, T: D.LogisticNormal(T(LOC3), T(POS)), [[0.2, 0.3, 0.1, 0.4]]),
 }  # fmt: skip
 # torch's trigamma (polygamma(1, x), in the entropy's gradient) is ~5e-10 off mpmath's; ours agrees to 1e-15.
@@ -202,6 +208,8 @@ def test_sample_shapes_and_expand_as_torch(name):
         ("Categorical", lambda D, p: D.Categorical(ad.stack([p[1], p[1] + 1, 2 * p[1]], -1))),
         ("NegativeBinomial", lambda D, p: D.NegativeBinomial(p[1] * 3, p[1] / 3)),
         ("Multinomial", lambda D, p: D.Multinomial(6, ad.stack([p[1], p[1] + 1, 2 * p[1]], -1))),
+        ("MixtureSameFamily", lambda D, p: D.MixtureSameFamily(
+            D.Categorical(ad.tensor([0.3, 0.7])), D.Gamma(ad.stack([p[1], p[1] + 2], -1), 1.0))),
         ("StudentT", lambda D, p: D.StudentT(p[1] + 5, p[0], p[1])),
         ("FisherSnedecor", lambda D, p: D.FisherSnedecor(p[1] * 5 + 5, p[1] * 5 + 10)),
         ("Weibull", lambda D, p: D.Weibull(p[1], p[1] + 1)),

@@ -18,6 +18,8 @@ U = RNG.uniform(0.05, 0.95, 3)
 A = RNG.standard_normal((3, 3))
 COV = A @ A.T + np.eye(3)
 LOC3 = [0.1, -0.3, 1.0]
+PD = COV[::-1, ::-1] + np.eye(3)
+CORR_L = np.linalg.cholesky(np.array([[1.0, 0.3, -0.5], [0.3, 1.0, 0.2], [-0.5, 0.2, 1.0]]))
 
 # name: (make(lib, D, T), values for log_prob / cdf); T(x) makes a float64 leaf that requires grad
 CASES = {
@@ -100,6 +102,14 @@ CASES = {
         D.Categorical(logits=T([0.2, 0.5])),
         D.MultivariateNormal(T([[0.1, 0.2, 0.3], [1.0, -1.0, 0.0]]), scale_tril=T(np.linalg.cholesky(COV)))),
         [[0.5, 0.1, -0.2], [1.0, 2.0, 3.0]]),
+    "Wishart_cov": (lambda D, T: D.Wishart(T(4.5), covariance_matrix=T(COV)), [PD, 2 * np.eye(3)]),
+    "Wishart_prec": (lambda D, T: D.Wishart(T([3.5, 6.0]), precision_matrix=T(np.linalg.inv(COV))), [PD]),
+    # (.tril(): the gradient in a Cholesky factor's zero upper triangle depends on the formula; torch's
+    # log_prob differs from ours there, the lower triangle's agree)
+    "Wishart_tril": (lambda D, T: D.Wishart(T([2.5]), scale_tril=T(np.linalg.cholesky(COV)).tril()), PD),
+    "LKJCholesky": (lambda D, T: D.LKJCholesky(3, T([0.5, 2.0])), [CORR_L, np.eye(3)]),
+    "LKJCholesky_scalar": (lambda D, T: D.LKJCholesky(4, T(1.0)), np.linalg.cholesky(
+        [[1, 0.3, 0.1, 0], [0.3, 1, -0.2, 0.1], [0.1, -0.2, 1, 0.4], [0, 0.1, 0.4, 1]])),
     "LogisticNormal": (lambda D, T: D.LogisticNormal(T(LOC3), T(POS)), [[0.2, 0.3, 0.1, 0.4]]),
 }  # fmt: skip
 # torch's trigamma (polygamma(1, x), in the entropy's gradient) is ~5e-10 off mpmath's; ours agrees to 1e-15.
@@ -248,6 +258,26 @@ def test_low_rank_mvn_matrices_as_torch():
     d = AD.LowRankMultivariateNormal(ad.zeros(3, dtype=ad.float64), ad.tensor(W), ad.tensor(POS))
     x = d.sample((40000,)).numpy()
     np.testing.assert_allclose(np.cov(x.T), out[ad][0], atol=0.06)
+
+
+def test_matrix_distribution_samples():
+    """Wishart draws: mean df V, variance df (V_ij^2 + V_ii V_jj), differentiable in V; LKJCholesky draws: correlation
+    Cholesky factors with E[r_ij^2] = 1 / (2 eta + d - 1) for every pair."""
+    ad.manual_seed(7)
+    cov = ad.tensor(COV, requires_grad=True)
+    w = AD.Wishart(ad.tensor(5.5), covariance_matrix=cov)
+    x = w.rsample((20000,))
+    np.testing.assert_allclose(x.detach().numpy().mean(0), w.mean.detach().numpy(), rtol=0.04, atol=0.1)
+    np.testing.assert_allclose(x.detach().numpy().var(0), w.variance.detach().numpy(), rtol=0.12)
+    (g,) = ad.autograd.grad(x[:10].sum(), cov)
+    assert np.isfinite(g.numpy()).all()
+    eta = np.array([0.5, 3.0])
+    lkj = AD.LKJCholesky(4, ad.tensor(eta))
+    lower = lkj.sample((20000,))
+    assert bool(AD.constraints.corr_cholesky.check(lower).all())
+    corr = (lower @ lower.mT).numpy()
+    for i, j in ((1, 0), (2, 1), (3, 0), (3, 2)):
+        np.testing.assert_allclose((corr[..., i, j] ** 2).mean(0), 1 / (2 * eta + 3), rtol=0.05)
 
 
 def test_relaxed_samples_argmax_law():

@@ -5,14 +5,16 @@ rightmost dims (True where the value satisfies it). ``Distribution`` checks its 
 ``arg_constraints`` and, with ``validate_args``, ``log_prob``'s values against ``support``.
 """
 
+import numpy as np
+
 import ad
 
 __all__ = [
-    "Constraint", "boolean", "cat", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-    "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-    "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive",
-    "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex", "square",
-    "stack", "symmetric", "unit_interval",
+    "Constraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property", "greater_than",
+    "greater_than_eq", "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
+    "less_than", "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer", "one_hot",
+    "positive", "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex",
+    "square", "stack", "symmetric", "unit_interval",
 ]  # fmt: skip
 
 
@@ -207,6 +209,17 @@ class _LowerCholesky(Constraint):
         return lower & (value.diagonal(dim1=-2, dim2=-1) > 0).all(-1)
 
 
+class _CorrCholesky(Constraint):
+    """Lower Cholesky factors of correlation matrices: positive diagonal, rows of unit norm."""
+
+    event_dim = 2
+
+    def check(self, value):
+        tol = float(np.finfo(value._data.dtype).eps) * value.shape[-1] * 10
+        unit_rows = ((ad.linalg.norm(value.detach(), dim=-1) - 1).abs() <= tol).all(-1)
+        return lower_cholesky.check(value) & unit_rows
+
+
 class _PositiveSemidefinite(_Symmetric):
     def check(self, value):
         sym = super().check(value)
@@ -293,6 +306,7 @@ square = _Square()
 symmetric = _Symmetric()
 lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
+corr_cholesky = _CorrCholesky()
 positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
 greater_than = _GreaterThan

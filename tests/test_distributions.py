@@ -454,6 +454,72 @@ def test_kl_divergence_matches_torch(name):
             np.testing.assert_allclose(g, w, rtol=1e-8, atol=1e-12)
 
 
+# two instances per family for the cross-family pairs (batch of 3; Uniform's and Pareto's supports vary so that
+# some pairs are finite and some infinite elementwise)
+KL_FAMILY = {
+    "Normal": (lambda D, T: D.Normal(T([0.2, 0.5, -0.3]), T([1.0, 0.3, 2.0])),
+               lambda D, T: D.Normal(T([0.5, -1.0, 0.1]), T([2.0, 0.5, 1.5]))),
+    "Laplace": (lambda D, T: D.Laplace(T([0.2, 0.5, -0.3]), T([1.0, 0.3, 2.0])),
+                lambda D, T: D.Laplace(T([0.5, -1.0, 0.1]), T([2.0, 0.5, 1.5]))),
+    "Gumbel": (lambda D, T: D.Gumbel(T([0.2, 0.5, -0.3]), T([1.0, 0.3, 2.0])),
+               lambda D, T: D.Gumbel(T([0.5, -1.0, 0.1]), T([2.0, 0.5, 1.5]))),
+    "Exponential": (lambda D, T: D.Exponential(T([1.0, 0.3, 2.0])), lambda D, T: D.Exponential(T([2.0, 0.5, 1.5]))),
+    "Gamma": (lambda D, T: D.Gamma(T([1.5, 0.7, 3.0]), T([1.0, 0.3, 2.0])),
+              lambda D, T: D.Gamma(T([2.0, 0.5, 1.5]), T([0.5, 1.2, 2.0]))),
+    "Beta": (lambda D, T: D.Beta(T([1.5, 0.7, 3.0]), T([1.0, 0.3, 2.0])),
+             lambda D, T: D.Beta(T([2.0, 0.5, 1.5]), T([0.5, 1.2, 2.0]))),
+    "ContinuousBernoulli": (lambda D, T: D.ContinuousBernoulli(T([0.2, 0.7, 0.4])),
+                            lambda D, T: D.ContinuousBernoulli(T([0.6, 0.1, 0.9]))),
+    "Uniform": (lambda D, T: D.Uniform(T([0.1, -0.5, 2.0]), T([0.8, 1.0, 3.0])),
+                lambda D, T: D.Uniform(T([-0.5, -0.1, 0.5]), T([1.5, 2.0, 2.5]))),
+    "Pareto": (lambda D, T: D.Pareto(T([1.0, 0.3, 2.0]), T([2.5, 3.5, 0.8])),
+               lambda D, T: D.Pareto(T([0.5, 0.5, 2.5]), T([2.0, 1.5, 3.0]))),
+    "Poisson": (lambda D, T: D.Poisson(T([1.0, 0.3, 2.0])), lambda D, T: D.Poisson(T([2.0, 0.5, 1.5]))),
+    "Bernoulli": (lambda D, T: D.Bernoulli(T([0.2, 0.7, 0.4])), lambda D, T: D.Bernoulli(T([0.6, 0.1, 0.9]))),
+    "Binomial": (lambda D, T: D.Binomial(3, T([0.2, 0.7, 0.4])), lambda D, T: D.Binomial(3, T([0.6, 0.1, 0.9]))),
+    "LowRankMultivariateNormal": (
+        lambda D, T: D.LowRankMultivariateNormal(T([0.1, 0.2, 0.3]), T([[1.0], [0.5], [-0.3]]), T([1.0, 0.5, 2.0])),
+        lambda D, T: D.LowRankMultivariateNormal(T([0.0, 0.2, -0.3]), T([[0.2, 1.0], [0.5, 0.0], [-0.3, 0.4]]),
+                                                 T([0.5, 1.5, 1.0]))),
+    "MultivariateNormal": (lambda D, T: D.MultivariateNormal(T([0.1, 0.2, 0.3]), covariance_matrix=T(COV)),
+                           lambda D, T: D.MultivariateNormal(T([0.0, 0.0, 1.0]), covariance_matrix=T(PD))),
+    "TransformedDistribution": (
+        lambda D, T: D.TransformedDistribution(D.Normal(T([0.2, 0.5]), T([1.0, 0.3])), [D.ExpTransform()]),
+        lambda D, T: D.TransformedDistribution(D.Normal(T([0.5, -1.0]), T([2.0, 0.5])), [D.ExpTransform()])),
+}  # fmt: skip
+KL_CROSS = sorted((p.__name__, q.__name__) for p, q in torch.distributions.kl._KL_REGISTRY
+                  if p.__name__ in KL_FAMILY and q.__name__ in KL_FAMILY)
+
+
+@pytest.mark.parametrize("pair", KL_CROSS, ids=["-".join(p) for p in KL_CROSS])
+def test_kl_all_registered_pairs_match_torch(pair):
+    results = {}
+    for lib, D in ((ad, AD), (torch, TD)):
+        leaves = []
+
+        def leaf(x, lib=lib, leaves=leaves):
+            t = lib.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+            leaves.append(t)
+            return t
+
+        p, q = KL_FAMILY[pair[0]][0](D, leaf), KL_FAMILY[pair[1]][1](D, leaf)
+        kl = D.kl_divergence(p, q)
+        value = kl.detach().numpy()
+        finite = np.isfinite(value)
+        grads = None
+        if finite.any():
+            grads = lib.autograd.grad(kl[lib.tensor(finite)].sum(), leaves, allow_unused=True)
+            grads = [None if g is None else g.numpy() for g in grads]
+        results[lib] = (value, grads)
+    np.testing.assert_allclose(results[ad][0], results[torch][0], rtol=1e-9, atol=1e-12)
+    if results[torch][1] is not None:
+        for g, w in zip(results[ad][1], results[torch][1]):
+            if w is None or not np.any(w):
+                assert g is None or not np.any(g)
+            else:
+                np.testing.assert_allclose(g, w, rtol=1e-8, atol=1e-9)
+
+
 def test_kl_registry():
     class MyNormal(AD.Normal):
         pass

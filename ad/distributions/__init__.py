@@ -16,7 +16,11 @@ Example:
     ((5, 2), (2,))
 """
 
-from . import constraints, transforms
+from . import (
+    constraints,
+    kl_cross,  # noqa: F401  (registers the cross-family KL pairs)
+    transforms,
+)
 from .constraint_registry import biject_to, transform_to
 from .continuous import Cauchy, Exponential, Gumbel, HalfNormal, Laplace, LogNormal, Normal, Uniform
 from .discrete import (

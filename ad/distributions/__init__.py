@@ -4,10 +4,18 @@ forward mode too, and run on CUDA parameters).
 
 What exists (see each module): ``Distribution`` and ``constraints`` (distribution.py, constraints.py);
 ``Normal``, ``Uniform``, ``Exponential``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``HalfNormal``, ``LogNormal``
-(continuous.py); ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet`` (gamma.py: implicit reparameterization
-gradients); ``Bernoulli``, ``Geometric``, ``Binomial``, ``Poisson``, ``Categorical``, ``OneHotCategorical``
-(discrete.py); ``MultivariateNormal``, ``Independent`` (multivariate.py); ``kl_divergence`` and ``register_kl``
-for every same-type pair above and the infinite (Normal, bounded-support) pairs torch registers (kl.py).
+(continuous.py); ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, ``StudentT``, ``FisherSnedecor`` (gamma.py: implicit
+reparameterization gradients); ``VonMises``, ``ContinuousBernoulli``, ``GeneralizedPareto``
+(special_continuous.py); ``Bernoulli``, ``Geometric``, ``Binomial``, ``NegativeBinomial``, ``Poisson``,
+``Categorical``, ``OneHotCategorical``, ``Multinomial`` (discrete.py); ``MultivariateNormal``,
+``LowRankMultivariateNormal``, ``Independent`` (multivariate.py); ``Wishart``, ``LKJCholesky`` (matrices.py);
+``MixtureSameFamily`` (mixture.py); ``transforms`` (``Transform`` and Exp, Power, Sigmoid, Softplus, Tanh, Abs,
+Affine, Softmax, StickBreaking, LowerCholesky, PositiveDefinite, Compose, Independent, Reshape, Cat, Stack) and
+``biject_to``/``transform_to`` (constraint_registry.py); ``TransformedDistribution`` and the distributions defined
+by transforms, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``InverseGamma``, ``LogisticNormal``
+(transformed.py); ``RelaxedBernoulli``, ``RelaxedOneHotCategorical`` and their bases ``LogitRelaxedBernoulli``,
+``ExpRelaxedCategorical`` (relaxed.py); ``kl_divergence`` and ``register_kl`` for every same-family pair and the
+cross-family pairs torch registers (kl.py, kl_cross.py).
 
 Example:
     >>> loc = ad.tensor([0.0, 1.0], requires_grad=True)

@@ -92,11 +92,7 @@ class ContinuousBernoulli(_Binary):
     has_rsample = True
 
     def __init__(self, probs=None, logits=None, lims=(0.499, 0.501), validate_args=None):
-        if probs is not None and isinstance(probs, (int, float, bool)):
-            probs = float(probs)
         _, shape = self._init_binary(probs, logits)
-        if probs is not None and self._validate_args is not False and validate_args is not False:
-            pass
         self._lims = lims
         super().__init__(shape, validate_args=validate_args)
 

@@ -627,6 +627,7 @@ TRANSFORMS = {  # name: (make(D, L), input x)
     "Stack": (lambda D, L: D.StackTransform([D.ExpTransform(), D.TanhTransform()], dim=0),
               [[0.3, -1.2, 2.0], [1.0, 2.0, -0.5]]),
     "Abs": (lambda D, L: D.AbsTransform(), [0.3, -1.2, 2.0]),
+    "CorrCholesky": (lambda D, L: D.CorrCholeskyTransform(), [[0.3, -1.2, 2.0, 0.1, 0.5, -0.7], [0.0] * 6]),
     "Softmax": (lambda D, L: D.SoftmaxTransform(), [[0.3, -1.2, 2.0]]),
     "LowerCholesky": (lambda D, L: D.LowerCholeskyTransform(), [[0.3, -1.2], [2.0, 0.5]]),
     "PositiveDefinite": (lambda D, L: D.PositiveDefiniteTransform(), [[0.3, -1.2], [2.0, 0.5]]),
@@ -680,6 +681,7 @@ def test_transforms_match_torch(name):
         lambda C: C.independent(C.positive, 1), lambda C: C.lower_cholesky, lambda C: C.positive_definite,
         lambda C: C.cat([C.positive, C.interval(0.0, 1.0)], dim=-1, lengths=[2, 1]),
         lambda C: C.stack([C.positive, C.real, C.less_than(1.0)], dim=-1),
+        lambda C: C.corr_cholesky,
     ],
 )
 def test_biject_to_and_transform_to_as_torch(constraint):

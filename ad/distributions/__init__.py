@@ -2,15 +2,15 @@
 validation, written with ``ad`` ops (so densities and reparameterized samples differentiate to any order, in
 forward mode too, and run on CUDA parameters).
 
-What exists (see each module): ``Distribution`` and ``constraints`` (distribution.py, constraints.py);
-``Normal``, ``Uniform``, ``Exponential``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``HalfNormal``, ``LogNormal``
-(continuous.py); ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, ``StudentT``, ``FisherSnedecor`` (gamma.py: implicit
-reparameterization gradients); ``VonMises``, ``ContinuousBernoulli``, ``GeneralizedPareto``
-(special_continuous.py); ``Bernoulli``, ``Geometric``, ``Binomial``, ``NegativeBinomial``, ``Poisson``,
-``Categorical``, ``OneHotCategorical``, ``Multinomial`` (discrete.py); ``MultivariateNormal``,
-``LowRankMultivariateNormal``, ``Independent`` (multivariate.py); ``Wishart``, ``LKJCholesky`` (matrices.py);
-``MixtureSameFamily`` (mixture.py); ``transforms`` (``Transform`` and Exp, Power, Sigmoid, Softplus, Tanh, Abs,
-Affine, Softmax, StickBreaking, LowerCholesky, PositiveDefinite, Compose, Independent, Reshape, Cat, Stack) and
+What exists (see each module): ``Distribution`` and ``constraints`` (distribution.py, constraints.py); ``Normal``,
+``Uniform``, ``Exponential``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``HalfNormal``, ``LogNormal`` (continuous.py);
+``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, ``StudentT``, ``FisherSnedecor`` (gamma.py: implicit
+reparameterization gradients); ``VonMises``, ``ContinuousBernoulli``, ``GeneralizedPareto`` (special_continuous.py);
+``Bernoulli``, ``Geometric``, ``Binomial``, ``NegativeBinomial``, ``Poisson``, ``Categorical``,
+``OneHotCategorical``, ``Multinomial`` (discrete.py); ``MultivariateNormal``, ``LowRankMultivariateNormal``,
+``Independent`` (multivariate.py); ``Wishart``, ``LKJCholesky`` (matrices.py); ``MixtureSameFamily`` (mixture.py);
+``transforms`` (``Transform`` and Exp, Power, Sigmoid, Softplus, Tanh, Abs, Affine, Softmax, StickBreaking,
+LowerCholesky, CorrCholesky, PositiveDefinite, Compose, Independent, Reshape, Cat, Stack) and
 ``biject_to``/``transform_to`` (constraint_registry.py); ``TransformedDistribution`` and the distributions defined
 by transforms, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``InverseGamma``, ``LogisticNormal``
 (transformed.py); ``RelaxedBernoulli``, ``RelaxedOneHotCategorical`` and their bases ``LogitRelaxedBernoulli``,
@@ -55,6 +55,7 @@ from .transforms import (
     AffineTransform,
     CatTransform,
     ComposeTransform,
+    CorrCholeskyTransform,
     ExpTransform,
     IndependentTransform,
     LowerCholeskyTransform,
@@ -72,14 +73,14 @@ from .transforms import (
 
 __all__ = [
     "AbsTransform", "AffineTransform", "Bernoulli", "Beta", "Binomial", "CatTransform", "Categorical", "Cauchy",
-    "Chi2", "ComposeTransform", "ContinuousBernoulli", "Dirichlet", "Distribution", "ExpRelaxedCategorical",
-    "ExpTransform", "Exponential", "FisherSnedecor", "Gamma", "GeneralizedPareto", "Geometric", "Gumbel",
-    "HalfCauchy", "HalfNormal", "Independent", "IndependentTransform", "InverseGamma", "Kumaraswamy", "LKJCholesky",
-    "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli", "LowRankMultivariateNormal",
-    "LowerCholeskyTransform", "MixtureSameFamily", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal",
-    "OneHotCategorical", "Pareto", "Poisson", "PositiveDefiniteTransform", "PowerTransform", "RelaxedBernoulli",
-    "RelaxedOneHotCategorical", "ReshapeTransform", "SigmoidTransform", "SoftmaxTransform", "SoftplusTransform",
-    "StackTransform", "StickBreakingTransform", "StudentT", "TanhTransform", "Transform", "TransformedDistribution",
-    "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraints", "kl_divergence", "register_kl",
-    "transform_to", "transforms",
+    "Chi2", "ComposeTransform", "ContinuousBernoulli", "CorrCholeskyTransform", "Dirichlet", "Distribution",
+    "ExpRelaxedCategorical", "ExpTransform", "Exponential", "FisherSnedecor", "Gamma", "GeneralizedPareto",
+    "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "IndependentTransform", "InverseGamma",
+    "Kumaraswamy", "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
+    "LowRankMultivariateNormal", "LowerCholeskyTransform", "MixtureSameFamily", "Multinomial", "MultivariateNormal",
+    "NegativeBinomial", "Normal", "OneHotCategorical", "Pareto", "Poisson", "PositiveDefiniteTransform",
+    "PowerTransform", "RelaxedBernoulli", "RelaxedOneHotCategorical", "ReshapeTransform", "SigmoidTransform",
+    "SoftmaxTransform", "SoftplusTransform", "StackTransform", "StickBreakingTransform", "StudentT", "TanhTransform",
+    "Transform", "TransformedDistribution", "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraints",
+    "kl_divergence", "register_kl", "transform_to", "transforms",
 ]  # fmt: skip

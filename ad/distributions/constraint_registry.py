@@ -107,6 +107,8 @@ transform_to.register(constraints.simplex, lambda c: transforms.SoftmaxTransform
 transform_to.register(constraints.lower_cholesky, lambda c: transforms.LowerCholeskyTransform())
 transform_to.register(constraints.positive_definite, lambda c: transforms.PositiveDefiniteTransform())
 transform_to.register(constraints.positive_semidefinite, lambda c: transforms.PositiveDefiniteTransform())
+biject_to.register(constraints.corr_cholesky, lambda c: transforms.CorrCholeskyTransform())
+transform_to.register(constraints.corr_cholesky, lambda c: transforms.CorrCholeskyTransform())
 biject_to.register(constraints.cat, _cat_bijection)
 transform_to.register(constraints.cat, _cat_transform)
 biject_to.register(constraints.stack, _stack_bijection)

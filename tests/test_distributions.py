@@ -102,6 +102,8 @@ CASES = {
         D.Categorical(logits=T([0.2, 0.5])),
         D.MultivariateNormal(T([[0.1, 0.2, 0.3], [1.0, -1.0, 0.0]]), scale_tril=T(np.linalg.cholesky(COV)))),
         [[0.5, 0.1, -0.2], [1.0, 2.0, 3.0]]),
+    "OneHotCategoricalStraightThrough": (lambda D, T: D.OneHotCategoricalStraightThrough(
+        T([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])), [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
     "Wishart_cov": (lambda D, T: D.Wishart(T(4.5), covariance_matrix=T(COV)), [PD, 2 * np.eye(3)]),
     "Wishart_prec": (lambda D, T: D.Wishart(T([3.5, 6.0]), precision_matrix=T(np.linalg.inv(COV))), [PD]),
     # (.tril(): the gradient in a Cholesky factor's zero upper triangle depends on the formula; torch's
@@ -278,6 +280,16 @@ def test_matrix_distribution_samples():
     corr = (lower @ lower.mT).numpy()
     for i, j in ((1, 0), (2, 1), (3, 0), (3, 2)):
         np.testing.assert_allclose((corr[..., i, j] ** 2).mean(0), 1 / (2 * eta + 3), rtol=0.05)
+
+
+def test_straight_through_gradient():
+    probs = ad.tensor([0.2, 0.5, 0.3], requires_grad=True)
+    ad.manual_seed(8)
+    x = AD.OneHotCategoricalStraightThrough(probs).rsample((4,))
+    assert set(np.unique(x.detach().numpy())) <= {0.0, 1.0}
+    (g,) = ad.autograd.grad((x * ad.tensor([1.0, 2.0, 3.0])).sum(), probs)
+    c = np.array([1.0, 2.0, 3.0])  # d/dp of 4 c . (p / sum p) at sum p = 1: 4 (c - c . p)
+    np.testing.assert_allclose(g.numpy(), 4 * (c - c @ probs.detach().numpy()), rtol=1e-12)
 
 
 def test_relaxed_samples_argmax_law():
@@ -627,6 +639,9 @@ TRANSFORMS = {  # name: (make(D, L), input x)
     "Stack": (lambda D, L: D.StackTransform([D.ExpTransform(), D.TanhTransform()], dim=0),
               [[0.3, -1.2, 2.0], [1.0, 2.0, -0.5]]),
     "Abs": (lambda D, L: D.AbsTransform(), [0.3, -1.2, 2.0]),
+    "CumulativeDistribution": (lambda D, L: D.CumulativeDistributionTransform(
+        D.Laplace(L.tensor([0.5, 1.0, -1.0], dtype=L.float64), L.tensor([1.0, 2.0, 0.5], dtype=L.float64))),
+        [0.3, -1.2, 2.0]),
     "CorrCholesky": (lambda D, L: D.CorrCholeskyTransform(), [[0.3, -1.2, 2.0, 0.1, 0.5, -0.7], [0.0] * 6]),
     "Softmax": (lambda D, L: D.SoftmaxTransform(), [[0.3, -1.2, 2.0]]),
     "LowerCholesky": (lambda D, L: D.LowerCholeskyTransform(), [[0.3, -1.2], [2.0, 0.5]]),

@@ -7,15 +7,16 @@ What exists (see each module): ``Distribution`` and ``constraints`` (distributio
 ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, ``StudentT``, ``FisherSnedecor`` (gamma.py: implicit
 reparameterization gradients); ``VonMises``, ``ContinuousBernoulli``, ``GeneralizedPareto`` (special_continuous.py);
 ``Bernoulli``, ``Geometric``, ``Binomial``, ``NegativeBinomial``, ``Poisson``, ``Categorical``,
-``OneHotCategorical``, ``Multinomial`` (discrete.py); ``MultivariateNormal``, ``LowRankMultivariateNormal``,
-``Independent`` (multivariate.py); ``Wishart``, ``LKJCholesky`` (matrices.py); ``MixtureSameFamily`` (mixture.py);
-``transforms`` (``Transform`` and Exp, Power, Sigmoid, Softplus, Tanh, Abs, Affine, Softmax, StickBreaking,
-LowerCholesky, CorrCholesky, PositiveDefinite, Compose, Independent, Reshape, Cat, Stack) and
-``biject_to``/``transform_to`` (constraint_registry.py); ``TransformedDistribution`` and the distributions defined
-by transforms, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``InverseGamma``, ``LogisticNormal``
-(transformed.py); ``RelaxedBernoulli``, ``RelaxedOneHotCategorical`` and their bases ``LogitRelaxedBernoulli``,
-``ExpRelaxedCategorical`` (relaxed.py); ``kl_divergence`` and ``register_kl`` for every same-family pair and the
-cross-family pairs torch registers (kl.py, kl_cross.py).
+``OneHotCategorical``, ``OneHotCategoricalStraightThrough``, ``Multinomial`` (discrete.py); ``MultivariateNormal``,
+``LowRankMultivariateNormal``, ``Independent`` (multivariate.py); ``Wishart``, ``LKJCholesky`` (matrices.py);
+``MixtureSameFamily`` (mixture.py); ``transforms`` (``Transform`` and Exp, Power, Sigmoid, Softplus, Tanh, Abs,
+Affine, Softmax, StickBreaking, LowerCholesky, CorrCholesky, PositiveDefinite, CumulativeDistribution, Compose,
+Independent, Reshape, Cat, Stack) and ``biject_to``/``transform_to`` (constraint_registry.py);
+``TransformedDistribution`` and the distributions defined by transforms, ``HalfCauchy``, ``Weibull``, ``Pareto``,
+``Kumaraswamy``, ``InverseGamma``, ``LogisticNormal`` (transformed.py); ``RelaxedBernoulli``,
+``RelaxedOneHotCategorical`` and their bases ``LogitRelaxedBernoulli``, ``ExpRelaxedCategorical`` (relaxed.py);
+``kl_divergence`` and ``register_kl`` for every same-family pair and the cross-family pairs torch registers (kl.py,
+kl_cross.py).
 
 Example:
     >>> loc = ad.tensor([0.0, 1.0], requires_grad=True)
@@ -39,6 +40,7 @@ from .discrete import (
     Multinomial,
     NegativeBinomial,
     OneHotCategorical,
+    OneHotCategoricalStraightThrough,
     Poisson,
 )
 from .distribution import Distribution
@@ -56,6 +58,7 @@ from .transforms import (
     CatTransform,
     ComposeTransform,
     CorrCholeskyTransform,
+    CumulativeDistributionTransform,
     ExpTransform,
     IndependentTransform,
     LowerCholeskyTransform,
@@ -73,14 +76,14 @@ from .transforms import (
 
 __all__ = [
     "AbsTransform", "AffineTransform", "Bernoulli", "Beta", "Binomial", "CatTransform", "Categorical", "Cauchy",
-    "Chi2", "ComposeTransform", "ContinuousBernoulli", "CorrCholeskyTransform", "Dirichlet", "Distribution",
-    "ExpRelaxedCategorical", "ExpTransform", "Exponential", "FisherSnedecor", "Gamma", "GeneralizedPareto",
-    "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "IndependentTransform", "InverseGamma",
-    "Kumaraswamy", "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
+    "Chi2", "ComposeTransform", "ContinuousBernoulli", "CorrCholeskyTransform", "CumulativeDistributionTransform",
+    "Dirichlet", "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential", "FisherSnedecor", "Gamma",
+    "GeneralizedPareto", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "IndependentTransform",
+    "InverseGamma", "Kumaraswamy", "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
     "LowRankMultivariateNormal", "LowerCholeskyTransform", "MixtureSameFamily", "Multinomial", "MultivariateNormal",
-    "NegativeBinomial", "Normal", "OneHotCategorical", "Pareto", "Poisson", "PositiveDefiniteTransform",
-    "PowerTransform", "RelaxedBernoulli", "RelaxedOneHotCategorical", "ReshapeTransform", "SigmoidTransform",
-    "SoftmaxTransform", "SoftplusTransform", "StackTransform", "StickBreakingTransform", "StudentT", "TanhTransform",
-    "Transform", "TransformedDistribution", "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraints",
-    "kl_divergence", "register_kl", "transform_to", "transforms",
+    "NegativeBinomial", "Normal", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto", "Poisson",
+    "PositiveDefiniteTransform", "PowerTransform", "RelaxedBernoulli", "RelaxedOneHotCategorical", "ReshapeTransform",
+    "SigmoidTransform", "SoftmaxTransform", "SoftplusTransform", "StackTransform", "StickBreakingTransform",
+    "StudentT", "TanhTransform", "Transform", "TransformedDistribution", "Uniform", "VonMises", "Weibull", "Wishart",
+    "biject_to", "constraints", "kl_divergence", "register_kl", "transform_to", "transforms",
 ]  # fmt: skip

@@ -16,6 +16,7 @@ from . import constraints
 from .distribution import Distribution, _broadcast, cached_property
 
 __all__ = ["Bernoulli", "Binomial", "Categorical", "Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical",
+           "OneHotCategoricalStraightThrough",
            "Poisson"]
 
 
@@ -392,7 +393,19 @@ class OneHotCategorical(Distribution):
         return values.expand((n,) + tuple(self.batch_shape) + (n,)) if expand else values
 
     def __repr__(self):
-        return f"OneHotCategorical({repr(self._categorical)[len('Categorical('):-1]})"
+        return f"{type(self).__name__}({repr(self._categorical)[len('Categorical('):-1]})"
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """``OneHotCategorical`` whose ``rsample`` is the one-hot draw in value but passes gradients to ``probs`` as
+    if it were ``probs`` (the straight-through estimator, Bengio et al. 2013): draw + probs - probs.detach()."""
+
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        draw = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return draw + (probs - probs.detach())
 
 
 class NegativeBinomial(_Binary):

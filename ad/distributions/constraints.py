@@ -194,18 +194,29 @@ class _Symmetric(_Square):
         return ad.isclose(value, value.mT, atol=1e-6).all(-1).all(-1)
 
 
+def _lower_mask(value, diagonal=0):
+    """1 on and below the ``diagonal``-th diagonal of ``value``'s last two dims, 0 above, in its dtype and on its
+    device (a product with it is ``tril``, which has no CUDA kernel)."""
+    n, m = value.shape[-2:]
+    return ad.tensor(np.tril(np.ones((n, m)), diagonal), dtype=value.dtype, device=value.device)
+
+
+def _is_lower(value):
+    return (value * _lower_mask(value) == value).all(-1).all(-1)
+
+
 class _LowerTriangular(Constraint):
     event_dim = 2
 
     def check(self, value):
-        return (value.tril() == value).all(-1).all(-1)
+        return _is_lower(value)
 
 
 class _LowerCholesky(Constraint):
     event_dim = 2
 
     def check(self, value):
-        lower = (value.tril() == value).all(-1).all(-1)
+        lower = _is_lower(value)
         return lower & (value.diagonal(dim1=-2, dim2=-1) > 0).all(-1)
 
 

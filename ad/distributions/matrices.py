@@ -10,6 +10,7 @@ import numpy as np
 import ad
 
 from . import constraints
+from .constraints import _lower_mask
 from .distribution import Distribution, _broadcast, cached_property
 from .gamma import Beta, Chi2
 from .multivariate import _precision_to_scale_tril
@@ -100,7 +101,8 @@ class Wishart(Distribution):
         shape = sample_shape + tuple(self.batch_shape)
         dof = self.df.unsqueeze(-1) - ad.arange(p, dtype=self.df.dtype, device=self.df.device)  # batch + (p,)
         diag = Chi2(dof, validate_args=False).rsample(sample_shape).sqrt()
-        noise = ad.randn(shape + (p, p), dtype=self.df.dtype, device=self.df.device).tril(-1)
+        noise = ad.randn(shape + (p, p), dtype=self.df.dtype, device=self.df.device)
+        noise = noise * _lower_mask(noise, -1)
         a = noise + ad.diag_embed(diag)
         la = self.scale_tril @ a
         return la @ la.mT

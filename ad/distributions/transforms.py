@@ -16,6 +16,7 @@ import numpy as np
 import ad
 
 from . import constraints
+from .constraints import _lower_mask
 from .distribution import _sum_rightmost
 
 __all__ = [
@@ -698,10 +699,10 @@ class LowerCholeskyTransform(Transform):
     __hash__ = object.__hash__
 
     def _call(self, x):
-        return x.tril(-1) + ad.diag_embed(x.diagonal(dim1=-2, dim2=-1).exp())
+        return x * _lower_mask(x, -1) + ad.diag_embed(x.diagonal(dim1=-2, dim2=-1).exp())
 
     def _inverse(self, y):
-        return y.tril(-1) + ad.diag_embed(y.diagonal(dim1=-2, dim2=-1).log())
+        return y * _lower_mask(y, -1) + ad.diag_embed(y.diagonal(dim1=-2, dim2=-1).log())
 
 
 class PositiveDefiniteTransform(Transform):

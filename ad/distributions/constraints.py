@@ -5,13 +5,16 @@ rightmost dims (True where the value satisfies it). ``Distribution`` checks its 
 ``arg_constraints`` and, with ``validate_args``, ``log_prob``'s values against ``support``.
 """
 
+import numpy as np
+
 import ad
 
 __all__ = [
-    "Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq", "half_open_interval",
-    "independent", "integer_interval", "interval", "is_dependent", "less_than", "lower_cholesky", "lower_triangular",
-    "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "positive_integer",
-    "positive_semidefinite", "real", "real_vector", "simplex", "square", "symmetric", "unit_interval",
+    "Constraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property", "greater_than",
+    "greater_than_eq", "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
+    "less_than", "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer", "one_hot",
+    "positive", "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex",
+    "square", "stack", "symmetric", "unit_interval",
 ]  # fmt: skip
 
 
@@ -191,19 +194,41 @@ class _Symmetric(_Square):
         return ad.isclose(value, value.mT, atol=1e-6).all(-1).all(-1)
 
 
+def _lower_mask(value, diagonal=0):
+    """1 on and below the ``diagonal``-th diagonal of ``value``'s last two dims, 0 above, in its dtype and on its
+    device (a product with it is ``tril``, which has no CUDA kernel)."""
+    n, m = value.shape[-2:]
+    return ad.tensor(np.tril(np.ones((n, m)), diagonal), dtype=value.dtype, device=value.device)
+
+
+def _is_lower(value):
+    return (value * _lower_mask(value) == value).all(-1).all(-1)
+
+
 class _LowerTriangular(Constraint):
     event_dim = 2
 
     def check(self, value):
-        return (value.tril() == value).all(-1).all(-1)
+        return _is_lower(value)
 
 
 class _LowerCholesky(Constraint):
     event_dim = 2
 
     def check(self, value):
-        lower = (value.tril() == value).all(-1).all(-1)
+        lower = _is_lower(value)
         return lower & (value.diagonal(dim1=-2, dim2=-1) > 0).all(-1)
+
+
+class _CorrCholesky(Constraint):
+    """Lower Cholesky factors of correlation matrices: positive diagonal, rows of unit norm."""
+
+    event_dim = 2
+
+    def check(self, value):
+        tol = float(np.finfo(value._data.dtype).eps) * value.shape[-1] * 10
+        unit_rows = ((ad.linalg.norm(value.detach(), dim=-1) - 1).abs() <= tol).all(-1)
+        return lower_cholesky.check(value) & unit_rows
 
 
 class _PositiveSemidefinite(_Symmetric):
@@ -222,6 +247,61 @@ class _PositiveDefinite(_Symmetric):
         return ad.linalg.cholesky_ex(value).info == 0
 
 
+class _Multinomial(Constraint):
+    """Nonnegative vectors summing to at most ``upper_bound`` (counts of a multinomial draw)."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, x):
+        return (x >= 0).all(-1) & (x.sum(-1) <= self.upper_bound)
+
+
+class _Cat(Constraint):
+    """Slices of ``dim`` (of ``lengths``, default 1 each) satisfying each of ``cseq`` in turn."""
+
+    def __init__(self, cseq, dim=0, lengths=None):
+        self.cseq, self.dim = list(cseq), dim
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        return max(c.event_dim for c in self.cseq)
+
+    def check(self, value):
+        checks, start = [], 0
+        for c, n in zip(self.cseq, self.lengths):
+            checks.append(c.check(value.narrow(self.dim, start, n)))
+            start += n
+        return ad.cat(checks, self.dim)
+
+
+class _Stack(Constraint):
+    """Index i of ``dim`` satisfying ``cseq[i]``."""
+
+    def __init__(self, cseq, dim=0):
+        self.cseq, self.dim = list(cseq), dim
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        dim = max(c.event_dim for c in self.cseq)
+        return dim + 1 if self.dim + dim < 0 else dim
+
+    def check(self, value):
+        return ad.stack([c.check(v) for c, v in zip(self.cseq, value.unbind(self.dim))], self.dim)
+
+
 dependent = _Dependent()
 real = _Real()
 real_vector = _Independent(real, 1)
@@ -237,6 +317,7 @@ square = _Square()
 symmetric = _Symmetric()
 lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
+corr_cholesky = _CorrCholesky()
 positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
 greater_than = _GreaterThan
@@ -245,4 +326,7 @@ less_than = _LessThan
 interval = _Interval
 half_open_interval = _HalfOpenInterval
 integer_interval = _IntegerInterval
+cat = _Cat
+multinomial = _Multinomial
+stack = _Stack
 independent = _Independent

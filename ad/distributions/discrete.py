@@ -1,9 +1,12 @@
-"""Discrete distributions: ``Bernoulli``, ``Geometric``, ``Binomial`` (``probs`` or ``logits``), ``Categorical``,
-``OneHotCategorical`` (unnormalized ``probs`` or ``logits`` over the last dim), ``Poisson``.
+"""Discrete distributions: ``Bernoulli``, ``Geometric``, ``Binomial``, ``NegativeBinomial`` (``probs`` or
+``logits``), ``Categorical``, ``OneHotCategorical``, ``Multinomial`` (unnormalized ``probs`` or ``logits`` over the
+last dim), ``Poisson``.
 
 Each keeps the parameterization it was given and derives the other on first use (``cached_property``), as
 torch's; log-probabilities are computed from logits where that is the stabler form.
 """
+
+import math
 
 import numpy as np
 
@@ -12,7 +15,9 @@ import ad
 from . import constraints
 from .distribution import Distribution, _broadcast, cached_property
 
-__all__ = ["Bernoulli", "Binomial", "Categorical", "Geometric", "OneHotCategorical", "Poisson"]
+__all__ = ["Bernoulli", "Binomial", "Categorical", "Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical",
+           "OneHotCategoricalStraightThrough",
+           "Poisson"]
 
 
 def _clamp_probs(probs):
@@ -388,4 +393,136 @@ class OneHotCategorical(Distribution):
         return values.expand((n,) + tuple(self.batch_shape) + (n,)) if expand else values
 
     def __repr__(self):
-        return f"OneHotCategorical({repr(self._categorical)[len('Categorical('):-1]})"
+        return f"{type(self).__name__}({repr(self._categorical)[len('Categorical('):-1]})"
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """``OneHotCategorical`` whose ``rsample`` is the one-hot draw in value but passes gradients to ``probs`` as
+    if it were ``probs`` (the straight-through estimator, Bengio et al. 2013): draw + probs - probs.detach()."""
+
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        draw = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return draw + (probs - probs.detach())
+
+
+class NegativeBinomial(_Binary):
+    """The number of successes (each with probability ``probs``) before ``total_count`` failures."""
+
+    arg_constraints = {"total_count": constraints.greater_than_eq(0), "probs": constraints.half_open_interval(0.0, 1.0),
+                       "logits": constraints.real}
+    support = constraints.nonnegative_integer
+
+    def __init__(self, total_count, probs=None, logits=None, validate_args=None):
+        (self.total_count,), shape = self._init_binary(probs, logits, (total_count,))
+        self.total_count = self.total_count.to(self.__dict__.get("probs", self.__dict__.get("logits")).dtype)
+        super().__init__(shape, validate_args=validate_args)
+
+    @property
+    def mean(self):
+        return self.total_count * self.logits.exp()
+
+    @property
+    def mode(self):
+        return ((self.total_count - 1) * self.logits.exp()).floor().clamp(min=0.0)
+
+    @property
+    def variance(self):
+        return self.mean / ad.sigmoid(-self.logits)
+
+    def sample(self, sample_shape=()):
+        """A Poisson draw whose rate is a Gamma(total_count, (1 - p) / p) draw."""
+        from ..random import _rng_of
+
+        rng = _rng_of(None)
+        shape = tuple(self._extended_shape(sample_shape))
+        r = np.broadcast_to(self.total_count.detach().cpu().numpy(), shape)
+        odds = np.broadcast_to(self.logits.detach().exp().cpu().numpy(), shape)
+        rate = rng.standard_gamma(r) * odds
+        dtype = self.total_count._data.dtype
+        return ad.tensor(rng.poisson(rate).astype(dtype), device=self.total_count.device)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        r, logits = self.total_count, self.logits
+        k = value.to(r.dtype)
+        log_terms = r * ad.nn.functional.logsigmoid(-logits) + k * ad.nn.functional.logsigmoid(logits)
+        log_binom = ad.lgamma(r + k) - ad.lgamma(1 + k) - ad.lgamma(r)
+        # r + k == 0: the empty case, probability 1 (the lgamma terms are inf - inf there)
+        log_binom = ad.where(r + k == 0, ad.zeros_like(log_binom), log_binom)
+        return log_terms + log_binom
+
+
+class Multinomial(Distribution):
+    """Counts of ``total_count`` draws from a ``Categorical(probs, logits)`` (event shape ``(K,)``)."""
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
+
+    def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
+        if not isinstance(total_count, int):
+            raise NotImplementedError("inhomogeneous total_count is not supported")
+        self.total_count = total_count
+        self._categorical = Categorical(probs=probs, logits=logits)
+        param = self._categorical.param_shape
+        super().__init__(param[:-1], param[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new.total_count = self.total_count
+        new._categorical = self._categorical.expand(batch_shape)
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self):
+        return constraints.multinomial(self.total_count)
+
+    @property
+    def probs(self):
+        return self._categorical.probs
+
+    @property
+    def logits(self):
+        return self._categorical.logits
+
+    @property
+    def param_shape(self):
+        return self._categorical.param_shape
+
+    @property
+    def mean(self):
+        return self.probs * self.total_count
+
+    @property
+    def variance(self):
+        return self.total_count * self.probs * (1 - self.probs)
+
+    def sample(self, sample_shape=()):
+        from ..random import _rng_of
+
+        shape = tuple(self._extended_shape(sample_shape))
+        probs = self.probs.detach().cpu().numpy()
+        pvals = np.broadcast_to(probs, shape).astype(np.float64)
+        counts = _rng_of(None).multinomial(self.total_count, pvals / pvals.sum(-1, keepdims=True))
+        return ad.tensor(counts.astype(probs.dtype), device=self.probs.device)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        logits, value = ad.broadcast_tensors(self.logits, value.to(self.logits.dtype))
+        # 0 * log(0) := 0 for categories of probability zero that were not drawn
+        logits = ad.where((value == 0) & ad.isinf(logits), ad.zeros_like(logits), logits)
+        return ad.lgamma(value.sum(-1) + 1) - ad.lgamma(value + 1).sum(-1) + (logits * value).sum(-1)
+
+    def entropy(self):
+        """-E[log p(x)] = -log n! + sum_i E[log x_i!] - n sum_i p_i log p_i, each x_i ~ Binomial(n, p_i)."""
+        n = self.total_count
+        counts = ad.arange(n + 1, dtype=self.probs.dtype, device=self.probs.device)
+        counts = counts.reshape((-1,) + (1,) * (len(self.batch_shape) + 1))
+        marginals = Binomial(n, self.probs, validate_args=False)
+        expected_log_factorial = (marginals.log_prob(counts).exp() * ad.lgamma(counts + 1)).sum(0).sum(-1)
+        return n * self._categorical.entropy() - math.lgamma(n + 1) + expected_log_factorial

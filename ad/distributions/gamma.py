@@ -1,4 +1,5 @@
-"""The gamma family: ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, sampled from standard gamma draws.
+"""The gamma family: ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, ``StudentT``, ``FisherSnedecor``, sampled from
+standard gamma draws.
 
 A standard gamma sample z ~ Gamma(alpha, 1) is not a closed-form function of uniform noise, so its gradient in
 alpha is the implicit one (Figurnov et al., the method torch uses): z solves P(alpha, z) = u for a fixed uniform
@@ -9,6 +10,8 @@ That gradient is first order only: differentiating it again in alpha raises torc
 samples, so their reparameterized gradients follow by the chain rule.
 """
 
+import math
+
 import numpy as np
 from scipy import special as sp
 
@@ -17,7 +20,7 @@ import ad
 from . import constraints
 from .distribution import Distribution, _broadcast
 
-__all__ = ["Beta", "Chi2", "Dirichlet", "Gamma"]
+__all__ = ["Beta", "Chi2", "Dirichlet", "FisherSnedecor", "Gamma", "StudentT"]
 
 
 def _gamma_sample_grad(alpha, z):
@@ -221,3 +224,106 @@ class Beta(Distribution):
 
     def entropy(self):
         return self._dirichlet.entropy()
+
+
+def _nan_where(condition, value):
+    return ad.where(condition, ad.full_like(value, math.nan), value)
+
+
+class StudentT(Distribution):
+    """Student's t with ``df`` degrees of freedom, shifted by ``loc`` and scaled by ``scale``: a normal draw divided
+    by sqrt(chi2(df) / df) (so its samples are reparameterized through the implicit gamma gradient)."""
+
+    arg_constraints = {"df": constraints.positive, "loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, df, loc=0.0, scale=1.0, validate_args=None):
+        self.df, self.loc, self.scale = _broadcast(df, loc, scale)
+        self._chi2 = Chi2(self.df, validate_args=False)
+        super().__init__(self.df.shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = super().expand(batch_shape, _instance)
+        new._chi2 = Chi2(new.df, validate_args=False)
+        return new
+
+    @property
+    def mean(self):
+        return _nan_where(self.df <= 1, self.loc * 1.0)
+
+    @property
+    def mode(self):
+        return self.loc
+
+    @property
+    def variance(self):
+        df = self.df
+        finite = self.scale.pow(2) * df / (df - 2)
+        heavy = ad.where(df > 2, finite, ad.full_like(finite, math.inf))  # infinite for 1 < df <= 2
+        return _nan_where(df <= 1, heavy)
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        x = ad.randn(shape, dtype=self.df.dtype, device=self.df.device)
+        z = self._chi2.rsample(sample_shape)
+        return self.loc + self.scale * x * (z / self.df).rsqrt()
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        df = self.df
+        y = (value - self.loc) / self.scale
+        log_norm = (self.scale.log() + 0.5 * df.log() + 0.5 * math.log(math.pi) + ad.lgamma(0.5 * df)
+                    - ad.lgamma(0.5 * (df + 1.0)))
+        return -0.5 * (df + 1.0) * ad.log1p(y.pow(2) / df) - log_norm
+
+    def entropy(self):
+        df = self.df
+        log_beta = ad.lgamma(0.5 * df) + math.lgamma(0.5) - ad.lgamma(0.5 * (df + 1))
+        return (self.scale.log() + 0.5 * (df + 1) * (ad.digamma(0.5 * (df + 1)) - ad.digamma(0.5 * df))
+                + 0.5 * df.log() + log_beta)
+
+
+class FisherSnedecor(Distribution):
+    """The F distribution: (chi2(df1) / df1) / (chi2(df2) / df2)."""
+
+    arg_constraints = {"df1": constraints.positive, "df2": constraints.positive}
+    support = constraints.positive
+    has_rsample = True
+
+    def __init__(self, df1, df2, validate_args=None):
+        self.df1, self.df2 = _broadcast(df1, df2)
+        super().__init__(self.df1.shape, validate_args=validate_args)
+
+    @property
+    def mean(self):
+        df2 = self.df2
+        return _nan_where(df2 <= 2, df2 / (df2 - 2))
+
+    @property
+    def mode(self):
+        df1, df2 = self.df1, self.df2
+        return _nan_where(df1 <= 2, (df1 - 2) / df1 * df2 / (df2 + 2))
+
+    @property
+    def variance(self):
+        df1, df2 = self.df1, self.df2
+        v = 2 * df2.pow(2) * (df1 + df2 - 2) / (df1 * (df2 - 2).pow(2) * (df2 - 4))
+        return _nan_where(df2 <= 4, v)
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        # Gamma(df/2, rate df) = chi2(df) / (2 df): the factors 2 cancel in the ratio
+        x1 = _standard_gamma(0.5 * self.df1.expand(shape)) / self.df1
+        x2 = _standard_gamma(0.5 * self.df2.expand(shape)) / self.df2
+        tiny = float(np.finfo(x1._data.dtype).tiny)
+        return (x1 / x2).clamp(min=tiny)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        h1, h2 = 0.5 * self.df1, 0.5 * self.df2
+        ratio = self.df1 / self.df2
+        log_norm = ad.lgamma(h1 + h2) - ad.lgamma(h1) - ad.lgamma(h2)
+        return log_norm + h1 * ratio.log() + (h1 - 1) * value.log() - (h1 + h2) * ad.log1p(ratio * value)

@@ -1,4 +1,5 @@
-"""``MultivariateNormal`` (by covariance, precision or Cholesky factor) and ``Independent`` (batch dims of a
+"""``MultivariateNormal`` (by covariance, precision or Cholesky factor), ``LowRankMultivariateNormal`` (covariance
+W W^T + diag(D), densities by the Woodbury identity in O(n m^2)) and ``Independent`` (batch dims of a
 distribution reinterpreted as event dims)."""
 
 import math
@@ -8,7 +9,7 @@ import ad
 from . import constraints
 from .distribution import Distribution, _sum_rightmost, cached_property
 
-__all__ = ["Independent", "MultivariateNormal"]
+__all__ = ["Independent", "LowRankMultivariateNormal", "MultivariateNormal"]
 
 
 def _batch_mahalanobis(scale_tril, diff):
@@ -195,3 +196,109 @@ class Independent(Distribution):
 
     def __repr__(self):
         return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"
+
+
+class LowRankMultivariateNormal(Distribution):
+    """N(loc, W W^T + diag(D)) for W = ``cov_factor`` (n x m, m usually much smaller than n) and D = ``cov_diag``.
+
+    With the capacitance C = I_m + W^T D^-1 W (Cholesky factor L_C): log det Sigma = 2 log det L_C + sum log D, and
+    x^T Sigma^-1 x = x^T D^-1 x - |L_C^-1 W^T D^-1 x|^2 (Woodbury), so no n x n matrix is factored."""
+
+    arg_constraints = {"loc": constraints.real_vector, "cov_factor": constraints.independent(constraints.real, 2),
+                       "cov_diag": constraints.independent(constraints.positive, 1)}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc, cov_factor, cov_diag, validate_args=None):
+        if loc.dim() < 1:
+            raise ValueError("loc must be at least one-dimensional.")
+        n = loc.shape[-1]
+        if cov_factor.dim() < 2:
+            raise ValueError("cov_factor must be at least two-dimensional, with optional leading batch dimensions")
+        if tuple(cov_factor.shape[-2:-1]) != (n,):
+            raise ValueError(f"cov_factor must be a batch of matrices with shape {n} x m")
+        if tuple(cov_diag.shape[-1:]) != (n,):
+            raise ValueError(f"cov_diag must be a batch of vectors with shape {(n,)}")
+        m = cov_factor.shape[-1]
+        batch_shape = tuple(ad.broadcast_shapes(loc.shape[:-1], cov_factor.shape[:-2], cov_diag.shape[:-1]))
+        self.loc = loc.expand(batch_shape + (n,))
+        self.cov_factor = cov_factor.expand(batch_shape + (n, m))
+        self.cov_diag = cov_diag.expand(batch_shape + (n,))
+        super().__init__(batch_shape, (n,), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = type(self).__new__(type(self)) if _instance is None else _instance
+        batch_shape = tuple(batch_shape)
+        n, m = self.cov_factor.shape[-2:]
+        new.loc = self.loc.expand(batch_shape + (n,))
+        new.cov_factor = self.cov_factor.expand(batch_shape + (n, m))
+        new.cov_diag = self.cov_diag.expand(batch_shape + (n,))
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @cached_property
+    def _capacitance_tril(self):
+        w_scaled = self.cov_factor / self.cov_diag.unsqueeze(-1)  # D^-1 W
+        m = self.cov_factor.shape[-1]
+        eye = ad.eye(m, dtype=self.loc.dtype, device=self.loc.device)
+        return ad.linalg.cholesky(eye + self.cov_factor.mT @ w_scaled)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    @property
+    def mode(self):
+        return self.loc
+
+    @cached_property
+    def variance(self):
+        return self.cov_factor.pow(2).sum(-1) + self.cov_diag
+
+    @cached_property
+    def covariance_matrix(self):
+        return self.cov_factor @ self.cov_factor.mT + ad.diag_embed(self.cov_diag)
+
+    @cached_property
+    def scale_tril(self):
+        return ad.linalg.cholesky(self.covariance_matrix)
+
+    @cached_property
+    def precision_matrix(self):
+        """D^-1 - D^-1 W C^-1 W^T D^-1 (Woodbury)."""
+        w_scaled = self.cov_factor / self.cov_diag.unsqueeze(-1)
+        a = ad.linalg.solve_triangular(self._capacitance_tril, w_scaled.mT, upper=False)  # L_C^-1 W^T D^-1
+        return ad.diag_embed(self.cov_diag.reciprocal()) - a.mT @ a
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        m = self.cov_factor.shape[-1]
+        eps_w = ad.randn(tuple(shape[:-1]) + (m,), dtype=self.loc.dtype, device=self.loc.device)
+        eps_d = ad.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.loc + (self.cov_factor @ eps_w.unsqueeze(-1)).squeeze(-1) + self.cov_diag.sqrt() * eps_d
+
+    def _log_det(self):
+        return 2 * self._capacitance_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1) + self.cov_diag.log().sum(-1)
+
+    def _mahalanobis(self, diff):
+        shape = tuple(ad.broadcast_shapes(diff.shape, self.loc.shape))
+        diff = diff.expand(shape)
+        n, m = self.cov_factor.shape[-2:]
+        scaled = diff / self.cov_diag
+        wt = (self.cov_factor.mT @ scaled.unsqueeze(-1))  # W^T D^-1 x
+        tril = self._capacitance_tril.expand(shape[:-1] + (m, m))
+        solved = ad.linalg.solve_triangular(tril, wt.expand(shape[:-1] + (m, 1)), upper=False)
+        return (diff * scaled).sum(-1) - solved.squeeze(-1).pow(2).sum(-1)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        n = self._event_shape[0]
+        m = self._mahalanobis(value - self.loc)
+        return -0.5 * (n * math.log(2 * math.pi) + self._log_det() + m)
+
+    def entropy(self):
+        n = self._event_shape[0]
+        h = 0.5 * (n * (1.0 + math.log(2 * math.pi)) + self._log_det())
+        return h.expand(self._batch_shape) if len(self._batch_shape) else h

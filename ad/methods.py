@@ -256,6 +256,8 @@ def _setitem(self, key, value):
         except IndexError as e:
             raise IndexError(str(e).replace("axis", "dimension")) from None
     if _records_inplace(self, value):
+        if self._dev is not None:
+            key = _host_key(key)  # (_index_put builds its mask on the host)
         return _rebase(self, lambda snap: _index_put(snap, key, value))
     if _dual_inplace(self, value, lambda: _index_put(self, key, value)):
         return
@@ -308,10 +310,11 @@ def _region(self, nkey):
 
 
 def _index_put(self, key, value):
-    """Out of place ``self[key] = value``: ``self * (1 - mask) + scatter(value into key)``."""
+    """Out of place ``self[key] = value``: ``where(mask, scatter(value into key), self)`` (a select, not
+    ``self * (1 - mask) + ...``, which turned an overwritten inf or nan into nan)."""
     nkey, _ = ops._index_key(key)
-    mask = np.zeros(self.shape, self.dtype)
-    mask[nkey] = 1.0
+    mask = np.zeros(self.shape, bool)
+    mask[nkey] = True
     positions = np.arange(self._data.size, dtype=np.int64).reshape(self.shape)[nkey]
     if not isinstance(value, Tensor):
         value = _on_device_of(self, np.asarray(value, self.dtype))
@@ -324,7 +327,7 @@ def _index_put(self, key, value):
         value = ops.gather_map(value, (last.size,), last)
         flat = flat[last]
     placed = ops.scatter_map(value, self.shape, flat)
-    return self * _on_device_of(self, 1.0 - mask) + placed
+    return ops.where(_on_device_of(self, mask), placed, self)
 
 
 def _on_device_of(t, arr):

@@ -200,6 +200,9 @@ def _zero_grad_sample(values, *params):
     from .tensor import Tensor, wrap_array
 
     out = wrap_array(values)
+    device = next((p.device for p in params if isinstance(p, Tensor) and p._dev is not None), None)
+    if device is not None:
+        out = out.to(device)  # (joined to device parameters on their device)
     for p in params:
         if isinstance(p, Tensor) and p.requires_grad:
             out = ops.overwritten(ops.expand(p, values.shape), out)

@@ -645,3 +645,13 @@ def test_edge_cases_match_torch(name, torch_float64):
         assert tuple(a.shape) == tuple(t.shape)
         assert str(a.dtype) == str(t.dtype).replace("torch.", "")
         np.testing.assert_allclose(a.numpy(), t.numpy(), equal_nan=True)
+
+
+def test_setitem_on_a_tensor_that_requires_grad_overwrites_inf_and_nan():
+    # (was self * (1 - mask) + placed: inf * 0 = nan stayed in the written position)
+    h = ad.tensor([2.0, 3.0, 4.0], requires_grad=True)
+    r = h * ad.tensor([float("inf"), float("nan"), 1.0])
+    r[ad.tensor([True, True, False])] = 5.0
+    assert r.tolist() == [5.0, 5.0, 4.0]
+    r.sum().backward()
+    assert h.grad.tolist()[2] == 1.0

@@ -14,7 +14,7 @@ import ad
 from .continuous import Exponential, Gumbel, Laplace, Normal, Uniform
 from .discrete import Bernoulli, Binomial, Poisson
 from .gamma import Beta, Gamma
-from .kl import _kl_mvn_mvn, kl_divergence, register_kl
+from .kl import _multivariate_normals, kl_divergence, register_kl
 from .multivariate import LowRankMultivariateNormal, MultivariateNormal
 from .special_continuous import ContinuousBernoulli
 from .transformed import Pareto, TransformedDistribution
@@ -239,7 +239,7 @@ def _kl_low_rank(p, q):
                          "cannot be computed")
     as_full = [MultivariateNormal(d.loc, covariance_matrix=d.covariance_matrix, validate_args=False)
                if isinstance(d, LowRankMultivariateNormal) else d for d in (p, q)]
-    return _kl_mvn_mvn(*as_full)
+    return _multivariate_normals(*as_full)
 
 
 @register_kl(TransformedDistribution, TransformedDistribution)

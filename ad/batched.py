@@ -26,7 +26,6 @@ Results: ``{id: (tensor, array of shape (B,) + tensor.shape)}`` for leaves and r
 """
 
 import bisect
-import contextlib
 import heapq
 import struct
 
@@ -36,7 +35,7 @@ from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, read_only, unary_backward_chunk
 
-from . import blas_threads, engine
+from . import engine
 from .tape import BIG_ROW, POOL, dead_import_error, held, retire, zeroed_arena
 from .tensor import Tensor
 
@@ -536,12 +535,10 @@ def _run_kernel(s, start, stop, freed):
                 s.rows_view = tape.masked_rows(rows, blocked, tape.used)
             rows = s.rows_view
     status = np.zeros(3, np.int64)
-    # the kernel's GEMMs (numba's np.dot: BLAS) on the calling thread when it sweeps big products: each is
-    # small enough that OpenBLAS's threads gain little on a quiet machine, and on a loaded one a call waits
-    # milliseconds for a descheduled worker (measured on 2 cores, the MLP Jacobian's median: 7.5 ms with the
-    # in-kernel 128x128 product threaded at load 1, 0.3 ms single-threaded)
-    with blas_threads.single_threaded() if s.products else contextlib.nullcontext():
-        result = _call_kernel(s, rows, attrs, aux, start, stop, freed, status)
+    # (the kernel's GEMMs run on the calling thread: kernels.batched._gemm_add cuts them into blocks OpenBLAS
+    # does not thread; threaded, on a loaded machine a call waits milliseconds for a descheduled worker:
+    # measured on 2 cores, the MLP Jacobian's median was 7.5 ms with its 128x128 product threaded at load 1)
+    result = _call_kernel(s, rows, attrs, aux, start, stop, freed, status)
     del rows, attrs, aux
     if result < 0:
         if status[0] == engine.FREED:

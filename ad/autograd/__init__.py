@@ -503,11 +503,8 @@ def _identity_rows(outputs, inputs, retain_graph):
     start = 0
     for out, n in zip(outputs, numels):
         if out._rg:  # (an output that does not require grad adds nothing: its rows stay zeros, as in grad)
-            # the (B, n) block F-ordered: its transpose, the (n, B) slots' layout, is one contiguous add
-            seed = np.zeros((n, total), out._data.dtype)
-            seed.reshape(-1)[start :: total + 1] = 1.0  # (ones at [i, start + i])
             roots.append(out)
-            seeds.append(seed.T)
+            seeds.append(batched.IdentitySeed(start))
         start += n
     if not roots:
         return [None] * len(inputs)

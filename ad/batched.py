@@ -11,10 +11,10 @@ graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena th
   ``live``, ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
 - The compiled rows run in ``kernels.batched.reverse_sweep_batched``. So do big products of modest work (a
-  2-D matmul or a linear with a constant weight: ``_in_kernel``), their big operands copied into the arena
-  first, with OpenBLAS on the calling thread. Other big rows (``tape.BIG_ROW``: larger matmul and linear,
-  same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one partial per
-  element for B cotangents.
+  2-D matmul or a linear with a constant weight: ``_in_kernel``), their big operands read where they lie
+  (``_big_operands``), with OpenBLAS on the calling thread. Other big rows (``tape.BIG_ROW``: larger matmul
+  and linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one
+  partial per element for B cotangents.
 - Python code sees per-example cotangents, as under torch's vmap'd backward, where a hook or a custom
   Function's backward sees tensors of the unbatched shape: tensor hooks, custom Function backwards and the
   rarer big rows (rules in numpy) run once per example, on ``_column`` views (an ``engine._TapeSweep``
@@ -66,6 +66,7 @@ class _BatchedTapeSweep:
         "zeros",
         "python_rows",
         "products",
+        "addrs",
     )
 
     def __init__(self, tape, nb, plan, pinned=None):
@@ -93,6 +94,7 @@ class _BatchedTapeSweep:
         self.lowest = tape.nrows
         self.functions = []
         self.columns = None  # per-example engine._TapeSweep views, made at the first node that needs Python
+        self.addrs = _NO_ADDRESSES
 
     def seed(self, t, g):
         """Add ``g`` (``(n, B)``, or an ``IdentitySeed``) to ``t``'s slots."""
@@ -247,19 +249,34 @@ def _in_kernel(tape, h, refs, nb):
     return t if product and n * x.shape[-1] * nb <= KERNEL_PRODUCT_WORK else None
 
 
-def _copy_big_operands(s):
+_NO_ADDRESSES = np.zeros((0, 2), np.int64)  # (kernels.batched: no operand read outside the arena)
+
+
+def _big_operands(s):
     """Give the big products the kernel will sweep (rows up to ``s.start``) their operands' values: a big
-    tensor imported into the tape has a region but not its values there (``Tape.import_new``); copied into it,
-    the kernel reads them by offset as any other. An operand changed in place since the forward carries the
+    tensor imported into the tape has a region but not its values there (``Tape.import_new``). The kernel reads
+    a C-contiguous one of the tape's dtype where it lies, by address (``s.addrs``; the product's tensor, held
+    by ``s.products``, keeps it alive), and any other copied into its region: the MLP Jacobian's 128 x 128
+    weight cost a 128 KB copy a call (3 us). An operand changed in place since the forward carries the
     ``modified`` flag, and the kernel raises torch's error before reading it."""
     tape = s.tape
+    addrs = None
     for h, t in s.products:
         if h > s.start:
             continue
         _, _, x_off, y_off = _ROW_INTS.unpack_from(tape.rows, h * 80)[:4]
-        for inp, off in zip(t._inputs[:2], (x_off, y_off)):
-            if inp._tape is not tape and inp._data.size >= BIG_ROW:
-                tape.values[off : off + inp._data.size] = inp._data.reshape(-1)
+        for k, (inp, off) in enumerate(zip(t._inputs[:2], (x_off, y_off))):
+            data = inp._data
+            if inp._tape is tape or data.size < BIG_ROW:
+                continue
+            if data.flags.c_contiguous and data.dtype == tape.dtype:
+                if addrs is None:
+                    addrs = np.zeros((tape.nrows, 2), np.int64)
+                addrs[h, k] = data.ctypes.data
+            else:
+                tape.values[off : off + data.size] = data.reshape(-1)
+    if addrs is not None:
+        s.addrs = addrs
 
 
 # Codes whose compiled batched rule (``kernels/batched.py``) writes an operand's cotangent only where the row's
@@ -396,15 +413,21 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
 
 
 def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
-    for t in list(targets.values()) + list(roots):
-        _refuse_retain_grad(t)
+    for t in targets.values():
+        if t._retains_grad:
+            _refuse_retain_grad(t)
+    for t in roots:
+        if t._retains_grad:
+            _refuse_retain_grad(t)
     heap = []
     leaf_grads = {}
     plan = engine.plan_for(roots, targets)
     # the roots' tape, when they share one: no other tape seeds it, so its arena may recycle blocks (_layout)
     newest = {t._tape for t in roots if t._op is not None}
     newest = newest.pop() if len(newest) == 1 else None
-    pinned = tuple(sorted({t._off for t in (*roots, *targets.values()) if t._op is not None and t._tape is newest}))
+    pinned = {t._off for t in roots if t._op is not None and t._tape is newest}
+    pinned.update(t._off for t in targets.values() if t._op is not None and t._tape is newest)
+    pinned = tuple(sorted(pinned))
 
     def state_of(tape):
         s = sweeps.get(tape.id)
@@ -496,7 +519,7 @@ def _sweep_tape(s):
         tape.materialize()  # (its Python rows may read values a replay's fused forward left out)
     hook_rows = [r for r in s.python_rows if r <= s.start]
     if s.products:
-        _copy_big_operands(s)
+        _big_operands(s)
     freed = tape.freed_flags()
     start = s.start
     for h in hook_rows:
@@ -595,6 +618,7 @@ def _call_kernel(s, rows, attrs, aux, start, stop, freed, status):
         s.lowest,
         status,
         *s.zeros,
+        s.addrs,
     )
 
 

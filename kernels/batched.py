@@ -11,6 +11,9 @@ Same inputs as ``kernels/cpu.py``'s ``reverse_sweep`` (read its header first), e
   that can never hold a cotangent (big constants, such as a weight matrix that does not require grad) have
   no rows, so the arena is B times the differentiable part of the tape, not of all of it. Values are read at
   their own offsets (``vals[x + i]``), cotangents at the mapped ones (``cot[cmap[x] + i]``).
+- ``addrs`` int64 ``(R, 2)`` (or ``(0, 2)``: none): per row, the data address of its x and y values where they
+  are not in the arena (0 where they are): a big tensor imported without its values (``tape.BIG_ROW``) that a
+  product swept here reads from its own array (``_operand_values``), where the caller copied it into the arena.
 
 The arena is zero-filled by the caller (no "store at first write" regions, unlike the one-VJP sweep), so a
 row always adds. Blocks of the arena may be shared by regions whose cotangents are never needed at the same
@@ -21,10 +24,11 @@ backward walks groups or rows (log_softmax, cross_entropy, prod, amax, amin) run
 """
 
 import numpy as np
-from numba import njit, types
+from numba import carray, njit, types
 from numba.extending import intrinsic
 
 from . import opcodes as K
+from .chain_sweep import _pointer
 from .cpu import (
     KERNEL,
     binary_partial_x,
@@ -61,6 +65,7 @@ def reverse_sweep_batched(
     zero_row,
     zero_base,
     zero_len,
+    addrs,
 ):
     nb = cot.shape[1]
     nzero = zero_row.shape[0]
@@ -134,9 +139,10 @@ def reverse_sweep_batched(
             for i in range(aux[a]):
                 _add_slot(cot, cx + i, co + aux[a + 1 + i], 1.0)
         elif code == K.MATMUL:
-            _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg)
+            _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg, addrs, r)
         elif code == K.LINEAR or code == K.LINEAR_BIAS:
-            _linear_backward_batched(vals, cot, aux[a], aux[a + 1], aux[a + 2], co, x, y, cx, cy, xrg, yrg)
+            weight = _operand_values(vals, addrs, r, 1, y, aux[a + 1] * aux[a + 2])
+            _linear_backward_batched(vals, cot, aux[a], aux[a + 1], aux[a + 2], co, x, weight, cx, cy, xrg, yrg)
             if code == K.LINEAR_BIAS and aux[a + 5] != 0:  # the bias: a third operand (offset and row in aux)
                 bias = aux[a + 3]
                 cb = cmap[bias]
@@ -211,42 +217,56 @@ def _strided_walk_batched(cot, aux, a, o, x, scale, gather):
 
 
 @njit(**KERNEL)
-def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg):
+def _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg, addrs, r):
     """aux[a:a+6] = (Bm, M, K, N, x batch stride, y batch stride), as the one-VJP kernel. With B cotangents
     per slot, g of matrix ``bm`` is ``(M, N * B)``: ``gy += x.T @ g`` is one GEMM with B times the columns;
-    ``gx[m] += y @ g[m]`` is one GEMM ``(K, N) @ (N, B)`` per row ``m`` of x."""
+    ``gx[m] += y @ g[m]`` is one GEMM ``(K, N) @ (N, B)`` per row ``m`` of x. Operand values: see
+    ``_operand_values`` (row ``r``)."""
     nb = cot.shape[1]
     Bm, M, K_, N, xbs, ybs = matmul_layout(aux, a)
+    xv = _operand_values(vals, addrs, r, 0, x, (Bm - 1) * xbs + M * K_)
+    yv = _operand_values(vals, addrs, r, 1, y, (Bm - 1) * ybs + K_ * N)
     for bm in range(Bm):
         go = co + bm * M * N
-        xb0 = x + bm * xbs
-        yb0 = y + bm * ybs
+        xb0 = bm * xbs
+        yb0 = bm * ybs
         if yrg:
             g = cot[go : go + M * N].reshape((M, N * nb))
             gyb = cy + bm * ybs
             gy = cot[gyb : gyb + K_ * N].reshape((K_, N * nb))
-            _gemm_add(gy, vals[xb0 : xb0 + M * K_], g, True)  # gy += x.T @ g
+            _gemm_add(gy, xv[xb0 : xb0 + M * K_], g, True)  # gy += x.T @ g
         if xrg:
             gxb = cx + bm * xbs
             for m in range(M):
                 gm = cot[go + m * N : go + (m + 1) * N]
-                _gemm_add(cot[gxb + m * K_ : gxb + (m + 1) * K_], vals[yb0 : yb0 + K_ * N], gm, False)  # y @ g[m]
+                _gemm_add(cot[gxb + m * K_ : gxb + (m + 1) * K_], yv[yb0 : yb0 + K_ * N], gm, False)  # y @ g[m]
 
 
 @njit(**KERNEL)
-def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg):
+def _operand_values(vals, addrs, r, k, off, n):
+    """The ``n`` values of operand ``k`` (0: x, 1: y) of row ``r``, at value offset ``off``: in the arena, or in
+    the tensor's own array where ``addrs[r, k]`` holds its address (a big tensor imported without its values,
+    read by a product the kernel sweeps: ``ad/batched.py``'s ``_big_operands``)."""
+    if r < addrs.shape[0] and addrs[r, k] != 0:
+        return carray(_pointer(addrs[r, k], vals), n)
+    return vals[off : off + n]
+
+
+@njit(**KERNEL)
+def _linear_backward_batched(vals, cot, M, K_, N, co, x, weight, cx, cy, xrg, yrg):
     """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx[m] += y.T @ g[m]`` (a GEMM (K, N) @ (N, B) per row),
     ``gy[n, k] += g[m, n] * x[m, k]`` summed over m (B values at a time). Where g of a vector x (M = 1) is the
     identity (``functional.jacobian``'s seeds, at the root: its last layer), ``y.T @ I`` is ``y.T``, added
-    without the GEMM (the GEMM's values where the weights are finite: each is one weight times 1.0 plus zeros)."""
+    without the GEMM (the GEMM's values where the weights are finite: each is one weight times 1.0 plus zeros).
+    ``weight``: y's ``N * K`` values (``_operand_values``)."""
     nb = cot.shape[1]
     for m in range(M):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:
             if M == 1 and N == nb and _is_identity(gm):
-                _add_transposed(cot[cx : cx + K_], vals[y : y + N * K_].reshape((N, K_)))
+                _add_transposed(cot[cx : cx + K_], weight.reshape((N, K_)))
             else:
-                _gemm_add(cot[cx + m * K_ : cx + (m + 1) * K_], vals[y : y + N * K_], gm, True)  # y.T @ g[m]
+                _gemm_add(cot[cx + m * K_ : cx + (m + 1) * K_], weight, gm, True)  # y.T @ g[m]
         if yrg:
             for nn in range(N):
                 for k in range(K_):

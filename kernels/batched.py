@@ -328,9 +328,9 @@ def _gemm_add(c, w, g, transpose):
     The product is cut into blocks of rows (and of columns, where one row is more) of at most
     ``SERIAL_GEMM_MACS`` multiply-adds, which OpenBLAS runs on the calling thread: no worker to wake, or to
     wait for on a loaded machine, and no thread count to set around the sweep. Each block sums over all of P in
-    one call, as the whole product would (same bits). Measured on the 2-core machine (OpenBLAS 0.3.31), the
-    MLP Jacobian's 128x128x64 product: 37 us as four such blocks, 46 us as one call with OpenBLAS set to one
-    thread (and 2.6 us more to set it and put it back)."""
+    one call, as the whole product does (the cut is along R and Q only). Measured on the 2-core machine
+    (OpenBLAS 0.3.31), the MLP Jacobian's 128x128x64 product: 37 us as four such blocks, 46 us as one call with
+    OpenBLAS set to one thread (and 2.6 us more to set it and put it back)."""
     R, Q = c.shape
     P = g.shape[0]
     if R == 0 or Q == 0 or P == 0:

@@ -141,8 +141,7 @@ def reverse_sweep_batched(
         elif code == K.MATMUL:
             _matmul_backward_batched(vals, cot, aux, a, co, x, y, cx, cy, xrg, yrg, addrs, r)
         elif code == K.LINEAR or code == K.LINEAR_BIAS:
-            weight = _operand_values(vals, addrs, r, 1, y, aux[a + 1] * aux[a + 2])
-            _linear_backward_batched(vals, cot, aux[a], aux[a + 1], aux[a + 2], co, x, weight, cx, cy, xrg, yrg)
+            _linear_backward_batched(vals, cot, aux[a], aux[a + 1], aux[a + 2], co, x, y, cx, cy, xrg, yrg, addrs, r)
             if code == K.LINEAR_BIAS and aux[a + 5] != 0:  # the bias: a third operand (offset and row in aux)
                 bias = aux[a + 3]
                 cb = cmap[bias]
@@ -253,13 +252,14 @@ def _operand_values(vals, addrs, r, k, off, n):
 
 
 @njit(**KERNEL)
-def _linear_backward_batched(vals, cot, M, K_, N, co, x, weight, cx, cy, xrg, yrg):
+def _linear_backward_batched(vals, cot, M, K_, N, co, x, y, cx, cy, xrg, yrg, addrs, r):
     """out (M, N) = x (M, K) @ y.T with y (N, K): ``gx[m] += y.T @ g[m]`` (a GEMM (K, N) @ (N, B) per row),
     ``gy[n, k] += g[m, n] * x[m, k]`` summed over m (B values at a time). Where g of a vector x (M = 1) is the
     identity (``functional.jacobian``'s seeds, at the root: its last layer), ``y.T @ I`` is ``y.T``, added
     without the GEMM (the GEMM's values where the weights are finite: each is one weight times 1.0 plus zeros).
-    ``weight``: y's ``N * K`` values (``_operand_values``)."""
+    y's values: see ``_operand_values`` (row ``r``)."""
     nb = cot.shape[1]
+    weight = _operand_values(vals, addrs, r, 1, y, N * K_)
     for m in range(M):
         gm = cot[co + m * N : co + (m + 1) * N]
         if xrg:

@@ -11,10 +11,10 @@ graph is to be recorded. It is ``engine.kernel_sweep`` with a cotangent arena th
   ``live``, ``visited``, ``lowest`` and the plan (``engine._Plan``: only the paths to the inputs run) are shared by the
   batch: a slot is live when some cotangent of the batch reached it.
 - The compiled rows run in ``kernels.batched.reverse_sweep_batched``. So do big products of modest work (a
-  2-D matmul or a linear with a constant weight: ``_in_kernel``), their big operands copied into the arena
-  first, with OpenBLAS on the calling thread. Other big rows (``tape.BIG_ROW``: larger matmul and linear,
-  same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one partial per
-  element for B cotangents.
+  2-D matmul or a linear with a constant weight: ``_in_kernel``), their big operands read where they lie
+  (``_big_operands``), with OpenBLAS on the calling thread. Other big rows (``tape.BIG_ROW``: larger matmul
+  and linear, same-shape elementwise, sum) run batched in numpy here: one GEMM with B times the columns, one
+  partial per element for B cotangents.
 - Python code sees per-example cotangents, as under torch's vmap'd backward, where a hook or a custom
   Function's backward sees tensors of the unbatched shape: tensor hooks, custom Function backwards and the
   rarer big rows (rules in numpy) run once per example, on ``_column`` views (an ``engine._TapeSweep``
@@ -26,7 +26,6 @@ Results: ``{id: (tensor, array of shape (B,) + tensor.shape)}`` for leaves and r
 """
 
 import bisect
-import contextlib
 import heapq
 import struct
 
@@ -36,7 +35,7 @@ from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, read_only, unary_backward_chunk
 
-from . import blas_threads, engine
+from . import engine
 from .tape import BIG_ROW, POOL, dead_import_error, held, retire, zeroed_arena
 from .tensor import Tensor
 
@@ -67,6 +66,7 @@ class _BatchedTapeSweep:
         "zeros",
         "python_rows",
         "products",
+        "addrs",
     )
 
     def __init__(self, tape, nb, plan, pinned=None):
@@ -75,7 +75,7 @@ class _BatchedTapeSweep:
         if self.python_rows:
             retire(tape)  # Python code run by the sweep may record: keep this tape's layout as sized here
         self.nb = nb
-        self.nexterns = len(tape.externs)
+        self.nexterns = len(tape.ext_rows)  # (tape.externs, read as its lists)
         self.plan = plan
         self.rows_view = None
         used = tape.used + 1
@@ -94,11 +94,17 @@ class _BatchedTapeSweep:
         self.lowest = tape.nrows
         self.functions = []
         self.columns = None  # per-example engine._TapeSweep views, made at the first node that needs Python
+        self.addrs = _NO_ADDRESSES
 
     def seed(self, t, g):
-        """Add ``g`` (``(n, B)``) to ``t``'s slots."""
+        """Add ``g`` (``(n, B)``, or an ``IdentitySeed``) to ``t``'s slots."""
         off = t._off
-        self.block(off, t._data.size)[...] += g
+        n = t._data.size
+        block = self.block(off, n)
+        if type(g) is IdentitySeed:  # ones at [i, start + i] (the C-ordered block's flat index i * (B + 1) + start)
+            block.reshape(-1)[g.start :: self.nb + 1][:n] += 1.0
+        else:
+            block[...] += g
         self.live[off] = 1
         self.start = max(self.start, t._row + t._nrows - 1)
         self.lowest = min(self.lowest, t._row)
@@ -133,6 +139,24 @@ class _BatchedTapeSweep:
     def gather_lowest(self):
         if self.columns is not None:
             self.lowest = min([self.lowest] + [c.lowest for c in self.columns])
+
+
+class IdentitySeed:
+    """The seeds of ``functional.jacobian`` for one root: rows ``start`` to ``start + n`` of the B x B identity
+    (B: the elements of all the roots together, n: this root's), as ``(B, n)`` (``autograd._identity_rows``).
+    ``_BatchedTapeSweep.seed`` writes its ones into the arena's slots directly, where an array of them would be
+    made, checked and added (a 64 x 64 identity: 3 us a call)."""
+
+    __slots__ = ("start",)
+
+    def __init__(self, start):
+        self.start = start
+
+    def rows(self, nb, n, dtype):
+        """The ``(B, n)`` array (for a root whose cotangent is not in an arena: a leaf)."""
+        block = np.zeros((n, nb), dtype)
+        block.reshape(-1)[self.start :: nb + 1][:n] = 1.0
+        return block.T
 
 
 def _column(s, b):
@@ -225,19 +249,34 @@ def _in_kernel(tape, h, refs, nb):
     return t if product and n * x.shape[-1] * nb <= KERNEL_PRODUCT_WORK else None
 
 
-def _copy_big_operands(s):
+_NO_ADDRESSES = np.zeros((0, 2), np.int64)  # (kernels.batched: no operand read outside the arena)
+
+
+def _big_operands(s):
     """Give the big products the kernel will sweep (rows up to ``s.start``) their operands' values: a big
-    tensor imported into the tape has a region but not its values there (``Tape.import_new``); copied into it,
-    the kernel reads them by offset as any other. An operand changed in place since the forward carries the
+    tensor imported into the tape has a region but not its values there (``Tape.import_new``). The kernel reads
+    a C-contiguous one of the tape's dtype where it lies, by address (``s.addrs``; the product's tensor, held
+    by ``s.products``, keeps it alive), and any other copied into its region: the MLP Jacobian's 128 x 128
+    weight cost a 128 KB copy a call (3 us). An operand changed in place since the forward carries the
     ``modified`` flag, and the kernel raises torch's error before reading it."""
     tape = s.tape
+    addrs = None
     for h, t in s.products:
         if h > s.start:
             continue
         _, _, x_off, y_off = _ROW_INTS.unpack_from(tape.rows, h * 80)[:4]
-        for inp, off in zip(t._inputs[:2], (x_off, y_off)):
-            if inp._tape is not tape and inp._data.size >= BIG_ROW:
-                tape.values[off : off + inp._data.size] = inp._data.reshape(-1)
+        for k, (inp, off) in enumerate(zip(t._inputs[:2], (x_off, y_off))):
+            data = inp._data
+            if inp._tape is tape or data.size < BIG_ROW:
+                continue
+            if data.flags.c_contiguous and data.dtype == tape.dtype:
+                if addrs is None:
+                    addrs = np.zeros((tape.nrows, 2), np.int64)
+                addrs[h, k] = data.ctypes.data
+            else:
+                tape.values[off : off + data.size] = data.reshape(-1)
+    if addrs is not None:
+        s.addrs = addrs
 
 
 # Codes whose compiled batched rule (``kernels/batched.py``) writes an operand's cotangent only where the row's
@@ -305,7 +344,7 @@ def _layout(tape, arrays=None, pinned=None):
     key = (
         bytes(words),
         aux.tobytes(),
-        tuple(off for _, off, _ in tape.externs),
+        tuple(tape.ext_offs),
         tuple(tape.big_regions),
         tape.used,
         pinned,
@@ -316,7 +355,7 @@ def _layout(tape, arrays=None, pinned=None):
     used = tape.used
     code = words[:, 0] & K.CODE_MASK
     xs, ys = words[:, 2], words[:, 3]
-    imports = [off for _, off, _ in tape.externs]
+    imports = list(tape.ext_offs)
     biases, rg_biases = [], []
     for r in np.flatnonzero(code == K.LINEAR_BIAS).tolist():  # the bias: a third operand, its offset in aux
         a = int(words[r, 5])
@@ -374,15 +413,21 @@ def batched_kernel_sweep(roots, seeds, targets, retain_graph, nb):
 
 
 def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
-    for t in list(targets.values()) + list(roots):
-        _refuse_retain_grad(t)
+    for t in targets.values():
+        if t._retains_grad:
+            _refuse_retain_grad(t)
+    for t in roots:
+        if t._retains_grad:
+            _refuse_retain_grad(t)
     heap = []
     leaf_grads = {}
     plan = engine.plan_for(roots, targets)
     # the roots' tape, when they share one: no other tape seeds it, so its arena may recycle blocks (_layout)
     newest = {t._tape for t in roots if t._op is not None}
     newest = newest.pop() if len(newest) == 1 else None
-    pinned = tuple(sorted({t._off for t in (*roots, *targets.values()) if t._op is not None and t._tape is newest}))
+    pinned = {t._off for t in roots if t._op is not None and t._tape is newest}
+    pinned.update(t._off for t in targets.values() if t._op is not None and t._tape is newest)
+    pinned = tuple(sorted(pinned))
 
     def state_of(tape):
         s = sweeps.get(tape.id)
@@ -393,6 +438,11 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
         return s
 
     for t, g in zip(roots, seeds):
+        if type(g) is IdentitySeed:
+            if t._op is not None:
+                state_of(t._tape).seed(t, g)  # (written into the arena, never made)
+                continue
+            g = g.rows(nb, t._data.size, t._data.dtype)
         g = np.asarray(g, dtype=t._data.dtype).reshape(nb, -1)
         if t._op is None:
             _add_leaf(leaf_grads, t, g.reshape((nb,) + t._data.shape))
@@ -403,13 +453,14 @@ def _sweep_all(roots, seeds, targets, retain_graph, nb, sweeps):
         s = sweeps[-heapq.heappop(heap)]
         _sweep_tape(s)
         tape = s.tape
+        ext_rows, ext_offs, ext_refs = tape.ext_rows, tape.ext_offs, tape.ext_refs  # (tape.externs, unpacked)
         for k in range(s.nexterns - 1, -1, -1):  # imported tensors, newest first, down to where the sweep stopped
-            row, off, t = tape.externs[k]
-            if row < s.lowest:
+            if ext_rows[k] < s.lowest:
                 break
+            off = ext_offs[k]
             if not s.live[off]:
                 continue
-            t = held(t)
+            t = held(ext_refs[k])
             if t is None:
                 raise dead_import_error()
             block = s.block(off, t._data.size)
@@ -468,7 +519,7 @@ def _sweep_tape(s):
         tape.materialize()  # (its Python rows may read values a replay's fused forward left out)
     hook_rows = [r for r in s.python_rows if r <= s.start]
     if s.products:
-        _copy_big_operands(s)
+        _big_operands(s)
     freed = tape.freed_flags()
     start = s.start
     for h in hook_rows:
@@ -536,12 +587,10 @@ def _run_kernel(s, start, stop, freed):
                 s.rows_view = tape.masked_rows(rows, blocked, tape.used)
             rows = s.rows_view
     status = np.zeros(3, np.int64)
-    # the kernel's GEMMs (numba's np.dot: BLAS) on the calling thread when it sweeps big products: each is
-    # small enough that OpenBLAS's threads gain little on a quiet machine, and on a loaded one a call waits
-    # milliseconds for a descheduled worker (measured on 2 cores, the MLP Jacobian's median: 7.5 ms with the
-    # in-kernel 128x128 product threaded at load 1, 0.3 ms single-threaded)
-    with blas_threads.single_threaded() if s.products else contextlib.nullcontext():
-        result = _call_kernel(s, rows, attrs, aux, start, stop, freed, status)
+    # (the kernel's GEMMs run on the calling thread: kernels.batched._gemm_add cuts them into blocks OpenBLAS
+    # does not thread; threaded, on a loaded machine a call waits milliseconds for a descheduled worker:
+    # measured on 2 cores, the MLP Jacobian's median was 7.5 ms with its 128x128 product threaded at load 1)
+    result = _call_kernel(s, rows, attrs, aux, start, stop, freed, status)
     del rows, attrs, aux
     if result < 0:
         if status[0] == engine.FREED:
@@ -569,6 +618,7 @@ def _call_kernel(s, rows, attrs, aux, start, stop, freed, status):
         s.lowest,
         status,
         *s.zeros,
+        s.addrs,
     )
 
 

@@ -320,3 +320,25 @@ def test_kernel_products_with_an_empty_inner_dimension():
     gx, gy, gz = ad.autograd.grad(out, (x, y, z), ad.tensor(np.ones((2, 3, 4))), is_grads_batched=True)
     assert gx.shape == (2, 3, 0) and gy.shape == (2, 0, 4)
     np.testing.assert_array_equal(gz.numpy(), np.full((2, 4), 3.0))
+
+
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_products_in_serial_blocks_add_the_whole_product(transpose, dtype):
+    """``kernels.batched._gemm_add`` cuts a product into blocks OpenBLAS runs on the calling thread (rows, and
+    columns where one row of ``c`` is more): blocks that do not divide the shape, both layouts of W and a
+    product of one block all add exactly ``W.T @ g`` (or ``W @ g``) to ``c``, and leave the rest untouched."""
+    from kernels.batched import SERIAL_GEMM_MACS, _gemm_add
+
+    rng = np.random.default_rng(4)
+    tol = 1e-10 if dtype == np.float64 else 1e-3
+    # (R, Q, P): many row blocks of several columns' worth; one row over the limit (column blocks); one block
+    for R, Q, P in ((37, 300, 70), (3, 2 * SERIAL_GEMM_MACS // 50 + 7, 50), (4, 5, 6)):
+        w = rng.standard_normal((P, R) if transpose else (R, P)).astype(dtype)
+        g = rng.standard_normal((P, Q)).astype(dtype)
+        c0 = rng.standard_normal((R + 2, Q)).astype(dtype)
+        c = c0.copy()
+        _gemm_add(c[1 : R + 1], w.reshape(-1), g, transpose)
+        expected = (w.T if transpose else w).astype(np.float64) @ g.astype(np.float64)
+        np.testing.assert_allclose(c[1 : R + 1], c0[1 : R + 1] + expected, rtol=tol, atol=tol * P)
+        np.testing.assert_array_equal(c[[0, R + 1]], c0[[0, R + 1]])

@@ -174,8 +174,9 @@ def test_wide_mlp_jacobian_matches_torch_and_the_loop_and_constants_get_no_slots
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_big_products_swept_in_the_kernel_match_python_rows_and_analytic(dtype, monkeypatch):
     """Product rows past tape.BIG_ROW (the 128x128 linear; a big constant matrix times a small one, on either
-    side) are swept by the batched kernel (their big operands copied into the arena): the Jacobian equals the
-    analytic one and the one with those rows run from Python (``KERNEL_PRODUCT_WORK = 0``)."""
+    side, and its transpose: an F-ordered operand) are swept by the batched kernel (their big operands read in
+    place by address, the F-ordered one copied into the arena): the Jacobian equals the analytic one and the one
+    with those rows run from Python (``KERNEL_PRODUCT_WORK = 0``)."""
     import ad.batched
 
     rng = np.random.default_rng(3)
@@ -190,11 +191,12 @@ def test_big_products_swept_in_the_kernel_match_python_rows_and_analytic(dtype, 
         h = ad.tanh(lin(ad.tanh(lin(x, w1_, b1_)), w2_, b2_))
         m = h[:2].reshape(1, 2) @ h[:2].reshape(2, 1)  # (a small 2-D matmul, for company)
         side = (c_ @ ad.cat([h, h[:2]]).reshape(130, 1)).sum() + (ad.cat([h, h[:2]]).reshape(1, 130) @ c_).sum()
+        side = side + (ad.cat([h, h[:2]]).reshape(1, 130) @ c_.t()).sum()
         return lin(h, w3_, b3_) + side + m.reshape(())
 
     h1 = np.tanh(w1 @ x + b1)
     h2 = np.tanh(w2 @ h1 + b2)
-    dside = np.concatenate([np.eye(128), np.eye(128)[:2]]).T @ (c.sum(0) + c.sum(1))
+    dside = np.concatenate([np.eye(128), np.eye(128)[:2]]).T @ (2 * c.sum(0) + c.sum(1))
     dm = np.zeros(128)
     dm[:2] = 2 * h2[:2]
     expected = (w3 + dside + dm) @ np.diag(1 - h2**2) @ w2 @ np.diag(1 - h1**2) @ w1

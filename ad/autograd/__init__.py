@@ -520,6 +520,50 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
     return tuple(result)
 
 
+def _identity_rows(outputs, inputs, retain_graph):
+    """``functional.jacobian``'s rows without ``create_graph``: ``grad(outputs, inputs, I, is_grads_batched=True,
+    allow_unused=True)`` for the identity ``I`` over the outputs' elements taken together (output ``i``'s seed is
+    its block of columns of ``I``: see functional's ``_standard_basis``), as one compiled sweep. What ``grad``
+    checks cannot fail here (the inputs require grad, the seeds are well formed), so this skips it and the
+    tensors around the seeds and results: a list with a ``(B,) + input.shape`` array or None per input, or None
+    where the general path must run (forward-mode levels, anomaly mode, a graph with CUDA nodes, no element)."""
+    if _fw.levels or anomaly_mode._enabled or _cuda.reaches_device_tape(outputs):
+        return None
+    numels = [out._data.size for out in outputs]
+    total = sum(numels)
+    if total == 0:  # (grad's IndexError for an empty batch)
+        return None
+    roots, seeds = [], []
+    start = 0
+    for out, n in zip(outputs, numels):
+        if out._rg:  # (an output that does not require grad adds nothing: its rows stay zeros, as in grad)
+            roots.append(out)
+            seeds.append(batched.IdentitySeed(start))
+        start += n
+    if not roots:
+        return [None] * len(inputs)
+    stack = _sweep_stack()
+    stack.append(False)
+    try:
+        leaf_grads, target_grads = batched.batched_kernel_sweep(
+            roots, seeds, {id(t): t for t in inputs}, retain_graph, total
+        )
+    finally:
+        stack.pop()
+    rows = []
+    for t in inputs:
+        hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(t))
+        if hit is None:
+            rows.append(None)
+            continue
+        g = hit[1]
+        if t._op is None and t._hooks:  # (``func`` hooked its input) one cotangent at a time, as in grad
+            with no_grad():
+                g = np.stack([engine.run_hooks(t, wrap_array(np.array(gb)))._data for gb in g])
+        rows.append(g)
+    return rows
+
+
 def _batched_seeds(outputs, grad_outputs):
     """Check batched grad_outputs as torch does; return them (Tensors in each output's dtype) and B."""
     if isinstance(grad_outputs, Tensor):

@@ -39,7 +39,7 @@ from .. import observe, ops
 from ..batched import RetainGradInBatch
 from ..grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 from ..tensor import Tensor, wrap_array
-from . import grad
+from . import _identity_rows, grad
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
@@ -520,9 +520,13 @@ def _batched_rows(outputs, inputs, create_graph, vectorize, strict, routed):
             "Please either set `strict=False` or "
             "`vectorize=False`."
         )
-    # the seeds are shaped like the outputs (no flattening reshape recorded on the graph to seed through)
-    grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs), transposed=not create_graph)
     try:
+        if not create_graph:  # the identity seeds go straight to the batched sweep (no tensors around them)
+            rows = _identity_rows(outputs, inputs, routed or None)
+            if rows is not None:
+                return [None if r is None else wrap_array(r) for r in rows]
+        # the seeds are shaped like the outputs (no flattening reshape recorded on the graph to seed through)
+        grad_outputs = _standard_basis(outputs, tuple(out.numel() for out in outputs), transposed=not create_graph)
         return list(
             _autograd_grad(
                 outputs,

@@ -406,6 +406,10 @@ def linear_product(xd, wd, out=None):
         blas_threads.matmul(wd, xd.reshape(m, xd.shape[-1]).T, product)
         blas_threads.transpose(product, out.reshape(m, wd.shape[0]))  # (OpenBLAS's blocked copy: 2.5x numpy's)
         return out
+    if xd.ndim == 1 and xd.dtype == wd.dtype and (out is None or (out.dtype == wd.dtype and out.flags.c_contiguous)):
+        # one input vector (functional.jacobian's MLP): ``wd @ xd``, the same BLAS GEMV as ``xd @ wd.T`` through
+        # np.dot, whose call costs 0.5 us less than np.matmul's (three layers a call)
+        return np.dot(wd, xd, out=out)
     if xd.ndim != 2:
         return np.matmul(xd, wd.T, out=out)
     if out is None:

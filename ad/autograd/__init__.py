@@ -527,8 +527,8 @@ def _identity_rows(outputs, inputs, retain_graph):
     checks cannot fail here (the inputs require grad, the seeds are well formed), so this skips it and the
     tensors around the seeds and results: a list with a ``(B,) + input.shape`` array or None per input, or None
     where the general path must run (forward-mode levels, anomaly mode, a graph with CUDA nodes, no element)."""
-    if _fw.levels or anomaly_mode._enabled or _cuda.reaches_device_tape(outputs):
-        return None
+    if _fw.levels or anomaly_mode._enabled or observe.observer is not None or _cuda.reaches_device_tape(outputs):
+        return None  # (observe.observer: ad.compile is recording, and records grad()'s sweep, not this one)
     numels = [out._data.size for out in outputs]
     total = sum(numels)
     if total == 0:  # (grad's IndexError for an empty batch)

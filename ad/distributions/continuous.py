@@ -29,12 +29,8 @@ def _noise(dist, sample_shape, kind, like):
     return u.clamp(min=float(np.finfo(like._data.dtype).tiny))
 
 
-class Normal(Distribution):
-    """The normal distribution N(loc, scale^2).
-
-    Example:
-        >>> ad.distributions.Normal(ad.tensor([0.0]), ad.tensor([1.0])).log_prob(ad.tensor([0.0]))
-    """
+class _LocationScale(Distribution):
+    """A location-scale family on the reals: ``loc`` and ``scale`` broadcast together, samples reparameterized."""
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
@@ -45,11 +41,19 @@ class Normal(Distribution):
         super().__init__(self.loc.shape, validate_args=validate_args)
 
     @property
-    def mean(self):
+    def mode(self):
         return self.loc
 
+
+class Normal(_LocationScale):
+    """The normal distribution N(loc, scale^2).
+
+    Example:
+        >>> ad.distributions.Normal(ad.tensor([0.0]), ad.tensor([1.0])).log_prob(ad.tensor([0.0]))
+    """
+
     @property
-    def mode(self):
+    def mean(self):
         return self.loc
 
     @property
@@ -184,23 +188,11 @@ class Exponential(Distribution):
         return 1.0 - self.rate.log()
 
 
-class Laplace(Distribution):
+class Laplace(_LocationScale):
     """The Laplace distribution: density exp(-|x - loc| / scale) / (2 scale)."""
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
 
     @property
     def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
         return self.loc
 
     @property
@@ -233,24 +225,12 @@ class Laplace(Distribution):
         return 1 + (2 * self.scale).log()
 
 
-class Cauchy(Distribution):
+class Cauchy(_LocationScale):
     """The Cauchy (Lorentz) distribution: no mean and no variance (NaN and inf, as torch)."""
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
 
     @property
     def mean(self):
         return ad.full_like(self.loc, float("nan"))
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def variance(self):
@@ -277,24 +257,12 @@ class Cauchy(Distribution):
         return math.log(4 * math.pi) + self.scale.log()
 
 
-class Gumbel(Distribution):
+class Gumbel(_LocationScale):
     """The Gumbel (type-I extreme value) distribution."""
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
 
     @property
     def mean(self):
         return self.loc + self.scale * _EULER
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def stddev(self):
@@ -374,16 +342,10 @@ class HalfNormal(Distribution):
         return self.base_dist.entropy() - math.log(2)
 
 
-class LogNormal(Distribution):
+class LogNormal(_LocationScale):
     """exp(X) for X ~ N(loc, scale^2); ``base_dist`` is that normal."""
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.positive
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
 
     @property
     def base_dist(self):

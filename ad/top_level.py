@@ -292,8 +292,8 @@ def convolution(input, weight, bias, stride, padding, dilation, transposed, outp
 
 def vander(x, N=None, increasing=False):
     """``torch.vander(x, N=None, increasing=False)``: the Vandermonde matrix of the 1-D ``x``, columns
-    ``x ** (N-1), ..., x, 1`` (reversed with ``increasing``); ``N`` defaults to ``len(x)``. Built as torch's, by a
-    cumulative product, so it differentiates at ``x = 0`` too. Integer and bool inputs give int64.
+    ``x ** (N-1), ..., x, 1`` (reversed with ``increasing``); ``N`` defaults to ``len(x)``: ``linalg.vander``'s
+    powers (products of x, so it differentiates at ``x = 0`` too), flipped. Integer and bool inputs give int64.
 
     Raises:
         RuntimeError: ``x`` is not 1-D or ``N`` is negative (torch's messages).
@@ -306,10 +306,11 @@ def vander(x, N=None, increasing=False):
         raise RuntimeError("N must be non-negative.")
     if x.dtype.kind in "biu":
         x = x.to(creation.int64)
-    columns = [creation.ones((x.shape[0], min(n, 1)), dtype=x.dtype, device=x.device)]
-    if n > 1:
-        columns.append(x.unsqueeze(1).expand(x.shape[0], n - 1).cumprod(1))
-    result = ops.cat(columns, 1)
+    if n == 0:
+        return creation.ones((x.shape[0], 0), dtype=x.dtype, device=x.device)
+    from .linalg import vander as increasing_powers
+
+    result = increasing_powers(x, N=n)
     return result if increasing else result.flip(1)
 
 

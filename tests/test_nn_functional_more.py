@@ -9,10 +9,10 @@ Each case is ``(id, call, inputs)``: ``call(F, lib, *inputs)`` runs the same cod
 numpy inputs become leaves requiring grad in both, integer ones constant index tensors.
 """
 
-import warnings
 
 import numpy as np
 import pytest
+from test_nn_functional import _compare as _compare_with_torch  # (values and gradients of sum(out * w))
 
 import ad
 from ad.autograd import gradcheck, gradgradcheck
@@ -28,56 +28,8 @@ def _r(*shape, lo=-2.0, hi=2.0):
     return RNG.uniform(lo, hi, shape)
 
 
-def _to_ad(a):
-    if isinstance(a, np.ndarray):
-        return ad.tensor(a, requires_grad=a.dtype.kind == "f")
-    return a
-
-
-def _to_torch(a):
-    if isinstance(a, np.ndarray):
-        return torch.tensor(a, requires_grad=a.dtype.kind == "f")
-    return a
-
-
-def _outputs(out):
-    return out if isinstance(out, tuple) else (out,)
-
-
 def _compare(call, inputs, rtol=1e-10, atol=1e-10):
-    xa = [_to_ad(a) for a in inputs]
-    xt = [_to_torch(a) for a in inputs]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        oa = _outputs(call(FA, ad, *xa))
-        ot = _outputs(call(FT, torch, *xt))
-    assert len(oa) == len(ot)
-    loss_a = loss_t = None
-    for a, t in zip(oa, ot):
-        assert tuple(a.shape) == tuple(t.shape)
-        np.testing.assert_allclose(a.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=atol)
-        if t.dtype.is_floating_point and t.requires_grad:
-            w = np.linspace(0.5, 1.5, max(t.numel(), 1))[: t.numel()].reshape(tuple(t.shape))
-            la = (a * ad.tensor(w)).sum()
-            lt = (t * torch.tensor(w)).sum()
-            loss_a = la if loss_a is None else loss_a + la
-            loss_t = lt if loss_t is None else loss_t + lt
-        else:
-            assert a.dtype == np.int64 and t.dtype == torch.int64
-    if loss_t is None:
-        return
-    diff_a = [x for x in xa if isinstance(x, ad.Tensor) and x.requires_grad]
-    diff_t = [x for x in xt if isinstance(x, torch.Tensor) and x.requires_grad]
-    ga = ad.autograd.grad(loss_a, diff_a, allow_unused=True)
-    gt = torch.autograd.grad(loss_t, diff_t, allow_unused=True)
-    for g_a, g_t in zip(ga, gt):
-        if g_a is None and g_t is not None:  # (ad: not connected; torch: zeros)
-            assert not g_t.any()
-            continue
-        if g_t is None:
-            assert g_a is None or not np.any(g_a.numpy())
-            continue
-        np.testing.assert_allclose(g_a.numpy(), g_t.numpy(), rtol=rtol, atol=atol)
+    _compare_with_torch(call, inputs, rtol, atol)
 
 
 _ROWS = _r(5, 3)

@@ -98,7 +98,7 @@ class Distribution:
     def expand(self, batch_shape, _instance=None):
         """The same distribution over a larger batch (parameters expanded: views, no copies)."""
         batch_shape = ad.Size(batch_shape)
-        new = _instance if _instance is not None else type(self).__new__(type(self))
+        new = self._blank(_instance)
         for name in self._expand_params():
             value = self.__dict__[name]
             event = value.shape[len(self.batch_shape):]
@@ -106,6 +106,15 @@ class Distribution:
         for name, value in self.__dict__.items():
             if name not in new.__dict__ and not isinstance(value, ad.Tensor):
                 new.__dict__[name] = value
+        return self._expanded(new, batch_shape)
+
+    def _blank(self, _instance):
+        """The instance ``expand`` fills in: ``_instance`` (a subclass's ``expand`` passing its own) or a new one."""
+        return type(self).__new__(type(self)) if _instance is None else _instance
+
+    def _expanded(self, new, batch_shape):
+        """Finish ``expand``: ``new``, its parameters set, takes ``batch_shape``, this event shape and this
+        instance's validation setting (its parameters were checked when this one was made)."""
         Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new

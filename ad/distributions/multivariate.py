@@ -75,16 +75,14 @@ class MultivariateNormal(Distribution):
         return ad.cholesky_inverse(self.scale_tril)
 
     def expand(self, batch_shape, _instance=None):
-        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new = self._blank(_instance)
         batch_shape = tuple(batch_shape)
         n = self.event_shape[0]
         new.loc = self.loc.expand(batch_shape + (n,))
         for name in ("covariance_matrix", "precision_matrix", "scale_tril"):
             if name in self.__dict__:
                 setattr(new, name, self.__dict__[name].expand(batch_shape + (n, n)))
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape)
 
     @property
     def mean(self):
@@ -142,13 +140,11 @@ class Independent(Distribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new = self._blank(_instance)
         batch_shape = tuple(batch_shape)
         new.base_dist = self.base_dist.expand(batch_shape + tuple(self.event_shape[: self.reinterpreted_batch_ndims]))
         new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape)
 
     @property
     def has_rsample(self):
@@ -227,15 +223,13 @@ class LowRankMultivariateNormal(Distribution):
         super().__init__(batch_shape, (n,), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new = self._blank(_instance)
         batch_shape = tuple(batch_shape)
         n, m = self.cov_factor.shape[-2:]
         new.loc = self.loc.expand(batch_shape + (n,))
         new.cov_factor = self.cov_factor.expand(batch_shape + (n, m))
         new.cov_diag = self.cov_diag.expand(batch_shape + (n,))
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape)
 
     @cached_property
     def _capacitance_tril(self):

@@ -39,14 +39,12 @@ class LogitRelaxedBernoulli(_Binary):
         super().__init__(shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new = self._blank(_instance)
         for name in ("probs", "logits"):
             if name in self.__dict__:
                 setattr(new, name, self.__dict__[name].expand(tuple(batch_shape)))
         new.temperature = self.temperature
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape)
 
     def rsample(self, sample_shape=()):
         u = _open_unit_noise(self._extended_shape(sample_shape), self.logits)
@@ -103,12 +101,10 @@ class ExpRelaxedCategorical(Distribution):
         super().__init__(param[:-1], param[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new = self._blank(_instance)
         new.temperature = self.temperature
         new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape)
 
     @property
     def param_shape(self):

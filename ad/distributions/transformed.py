@@ -77,7 +77,7 @@ class TransformedDistribution(Distribution):
         return self.base_dist.has_rsample
 
     def expand(self, batch_shape, _instance=None):
-        new = type(self).__new__(type(self)) if _instance is None else _instance
+        new = self._blank(_instance)
         batch_shape = tuple(batch_shape)
         for name in self._expand_params():
             value = self.__dict__[name]
@@ -91,9 +91,7 @@ class TransformedDistribution(Distribution):
         for name, value in self.__dict__.items():
             if name not in new.__dict__ and not isinstance(value, ad.Tensor):
                 new.__dict__[name] = value
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expanded(new, batch_shape)
 
     def sample(self, sample_shape=()):
         with ad.no_grad():

@@ -10,6 +10,16 @@ from .utils import _factory
 __all__ = ["Embedding", "EmbeddingBag"]
 
 
+
+def _padding_index(padding_idx, num_embeddings, word):
+    """``padding_idx`` checked against the table (torch's AssertionError; ``word`` is how each module spells it)
+    and made non-negative."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise AssertionError(f"{word} must be within num_embeddings")
+    return padding_idx + num_embeddings if padding_idx < 0 else padding_idx
+
 class Embedding(Module):
     """A lookup table of ``num_embeddings`` rows of size ``embedding_dim`` (initialised from N(0, 1); the row
     ``padding_idx``, if given, is zero and receives no gradient)."""
@@ -31,14 +41,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        if padding_idx is not None:
-            if padding_idx > 0:
-                if padding_idx >= num_embeddings:
-                    raise AssertionError("Padding_idx must be within num_embeddings")
-            elif padding_idx < 0:
-                if padding_idx < -num_embeddings:
-                    raise AssertionError("Padding_idx must be within num_embeddings")
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_index(padding_idx, num_embeddings, "Padding_idx")
         if sparse:
             raise NotImplementedError("ad has no sparse tensors: Embedding(sparse=True) is not supported")
         self.padding_idx = padding_idx
@@ -129,14 +132,7 @@ class EmbeddingBag(Module):
         self.max_norm = max_norm
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
-        if padding_idx is not None:
-            if padding_idx > 0:
-                if padding_idx >= num_embeddings:
-                    raise AssertionError("padding_idx must be within num_embeddings")
-            elif padding_idx < 0:
-                if padding_idx < -num_embeddings:
-                    raise AssertionError("padding_idx must be within num_embeddings")
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_index(padding_idx, num_embeddings, "padding_idx")
         if sparse:
             raise NotImplementedError("ad has no sparse tensors: EmbeddingBag(sparse=True) is not supported")
         self.padding_idx = padding_idx

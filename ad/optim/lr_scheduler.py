@@ -52,6 +52,7 @@ class LRScheduler:
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        _track_optimizer_steps(optimizer)
         self._initial_step()
 
     def _initial_step(self):
@@ -66,8 +67,13 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch=None):
-        """Advance one epoch (``epoch`` given: jump there, with the closed form where there is one)."""
-        self._step_count += 1
+        """Advance one epoch (``epoch`` given: jump there, with the closed form where there is one).
+
+        Warns (``UserWarning``, as torch) when the first ``step()`` after the constructor's comes before any
+        ``optimizer.step()``, or when ``optimizer.step`` was replaced after the scheduler was made (its calls are
+        then not seen).
+        """
+        self._count_step(stacklevel=3)
         if epoch is not None:
             warnings.warn(
                 "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
@@ -76,6 +82,29 @@ class LRScheduler:
                 stacklevel=2,
             )
         self._update_lr(epoch)
+
+    def _count_step(self, stacklevel):
+        # the constructor's step is number 1; the order can only be wrong at the user's first step (number 2)
+        if self._step_count == 1:
+            if not getattr(self.optimizer.step, "_records_call", False):
+                warnings.warn(
+                    "Seems like `optimizer.step()` has been overridden after learning rate scheduler "
+                    "initialization. Please, make sure to call `optimizer.step()` before `lr_scheduler.step()`. "
+                    "See more details at https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
+                    UserWarning,
+                    stacklevel=stacklevel,
+                )
+            elif not self.optimizer.__dict__.get("_opt_called", False):
+                warnings.warn(
+                    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 and later, "
+                    "you should call them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`.  "
+                    "Failure to do this will result in PyTorch skipping the first value of the learning rate "
+                    "schedule. See more details at "
+                    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
+                    UserWarning,
+                    stacklevel=stacklevel,
+                )
+        self._step_count += 1
 
     def _update_lr(self, epoch=None):
         if epoch is None:
@@ -96,6 +125,32 @@ class LRScheduler:
 
     def _group_lrs(self):
         return [group["lr"] for group in self.optimizer.param_groups]
+
+
+def _track_optimizer_steps(optimizer):
+    """Start noticing ``optimizer.step()`` calls (once per optimizer, at its first scheduler, as torch: calls
+    made before do not count).
+
+    Every ``Optimizer`` subclass's ``step`` already sets ``_opt_called`` (``optimizer._with_step_hooks``); a
+    ``step`` replaced on the instance before this point is wrapped here to do the same. One replaced later is
+    seen by ``LRScheduler._count_step``, which then warns that it cannot tell the order.
+    """
+    if optimizer.__dict__.get("_steps_tracked", False):
+        return
+    step = optimizer.step
+    if not getattr(step, "_records_call", False):
+        # torch raises AttributeError here for a plain function (it unwraps a bound method); any callable works
+        def step_recording_call(*args, **kwargs):
+            out = step(*args, **kwargs)
+            optimizer.__dict__["_opt_called"] = True
+            return out
+
+        step_recording_call.__name__ = getattr(step, "__name__", "step")
+        step_recording_call.__doc__ = getattr(step, "__doc__", None)
+        step_recording_call._records_call = True
+        optimizer.step = step_recording_call
+    optimizer.__dict__["_steps_tracked"] = True
+    optimizer.__dict__["_opt_called"] = False
 
 
 class LambdaLR(LRScheduler):
@@ -381,6 +436,7 @@ class SequentialLR(LRScheduler):
         idx = bisect_right(self._milestones, self.last_epoch)
         sched = self._schedulers[idx]
         if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            sched._count_step(stacklevel=2)  # torch steps it to epoch 0 here, which checks the call order
             sched._update_lr(0)
         else:
             sched.step()

@@ -80,11 +80,13 @@ def _with_step_hooks(step):
         out = step(self, *args, **kwargs)
         for hook in list(self.__dict__.get("_step_post_hooks", {}).values()):
             hook(self, args, kwargs)
+        self.__dict__["_opt_called"] = True  # read by lr_scheduler's call-order warning
         return out
 
     wrapper.__name__ = step.__name__
     wrapper.__doc__ = step.__doc__
     wrapper._hooked = True
+    wrapper._records_call = True
     return wrapper
 
 

@@ -425,8 +425,8 @@ def test_max_unpool_modules_as_torch(nd):
 @pytest.mark.parametrize("name, args, kwargs, inputs", MODULES, ids=[m[0] for m in MODULES])
 def test_modules_as_torch(name, args, kwargs, inputs):
     mod_a, mod_t = _module_pair(name, *args, **kwargs)
-    if name != "TripletMarginWithDistanceLoss":  # (torch's default distance is a PairwiseDistance child module)
-        assert repr(mod_a) == repr(mod_t)
+    assert repr(mod_a) == repr(mod_t)
+    assert [n for n, _ in mod_a.named_modules()] == [n for n, _ in mod_t.named_modules()]
     _compare(lambda F, L, *xs: (mod_a if L is ad else mod_t)(*xs), inputs)
 
 
@@ -438,3 +438,30 @@ def test_module_weights_as_torch():
     _compare(lambda F, L, *xs: (mod_a if L is ad else mod_t)(*xs), [_r(3, 5), _r(3, 5, lo=0, hi=1)])
     with pytest.raises(ValueError, match="expected margin to be greater than 0"):
         ad.nn.TripletMarginWithDistanceLoss(margin=-1.0)
+
+
+def test_triplet_with_distance_default_is_a_pairwise_distance_module():
+    """torch's default distance is a ``PairwiseDistance()`` child (p=2, eps=1e-6), shown in repr; a lambda stays a
+    plain attribute (no child); setting the child to None keeps the name in the repr, as torch."""
+    anchor, positive, negative = _r(4, 3), _r(4, 3), _r(4, 3)
+    mod_a, mod_t = _module_pair("TripletMarginWithDistanceLoss")
+    assert isinstance(mod_a.distance_function, ad.nn.PairwiseDistance)
+    assert (mod_a.distance_function.norm, mod_a.distance_function.eps, mod_a.distance_function.keepdim) == (
+        mod_t.distance_function.norm,
+        mod_t.distance_function.eps,
+        mod_t.distance_function.keepdim,
+    )
+    assert repr(mod_a) == repr(mod_t)
+    assert list(mod_a.state_dict()) == list(mod_t.state_dict()) == []
+    _compare(lambda F, L, *xs: (mod_a if L is ad else mod_t)(*xs), [anchor, positive, negative])
+    def l1(x, y):
+        return (x - y).abs().sum(-1)
+
+    mod_a, mod_t = _module_pair("TripletMarginWithDistanceLoss", distance_function=l1)
+    assert repr(mod_a) == repr(mod_t) == "TripletMarginWithDistanceLoss()"
+    assert [n for n, _ in mod_a.named_modules()] == [""]
+    _compare(lambda F, L, *xs: (mod_a if L is ad else mod_t)(*xs), [anchor, positive, negative])
+    mod_a, mod_t = _module_pair("TripletMarginWithDistanceLoss")
+    mod_a.distance_function = None
+    mod_t.distance_function = None
+    assert repr(mod_a) == repr(mod_t)

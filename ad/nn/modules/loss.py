@@ -7,6 +7,7 @@ import math
 import warnings
 
 from .. import functional as F
+from .distance import PairwiseDistance
 from .linear import Linear
 from .module import Module
 
@@ -375,14 +376,15 @@ class MultiLabelSoftMarginLoss(_WeightedLoss):
 
 
 class TripletMarginWithDistanceLoss(_Loss):
-    """Triplet loss under any distance function (default: ``F.pairwise_distance``)."""
+    """Triplet loss under any distance function (default: a ``PairwiseDistance()`` child module, as torch, so
+    that it shows in ``repr`` and ``named_modules``; a plain callable is kept as a plain attribute)."""
 
     def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean"):
         super().__init__(size_average=None, reduce=None, reduction=reduction)
         if margin <= 0:
             raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} "
                              "instead")
-        self.distance_function = distance_function if distance_function is not None else F.pairwise_distance
+        self.distance_function = distance_function if distance_function is not None else PairwiseDistance()
         self.margin = margin
         self.swap = swap
 

@@ -288,11 +288,21 @@ def test_align_corners_warnings_as_torch():
 
 def test_grid_sample_empty_output_and_nearest_grid_gradient():
     x = ad.tensor(_r(2, 1, 3, 3), requires_grad=True)
-    out = FA.grid_sample(x, ad.zeros(2, 0, 4, 2), align_corners=False)
+    empty_grid = ad.zeros(2, 0, 4, 2, requires_grad=True)
+    out = FA.grid_sample(x, empty_grid, align_corners=False)
     assert out.shape == (2, 1, 0, 4)
+    gx, gg = ad.autograd.grad(out.sum(), [x, empty_grid])  # (connected to both, as torch)
+    assert gx.shape == (2, 1, 3, 3) and not gx.numpy().any() and gg.shape == (2, 0, 4, 2)
+    no_channels = ad.tensor(_r(2, 0, 3, 3), requires_grad=True)
+    grid = ad.tensor(_r(2, 1, 4, 2, lo=-1, hi=1), requires_grad=True)
+    out = FA.grid_sample(no_channels, grid, align_corners=False)
+    assert out.shape == (2, 0, 1, 4)
+    gx, gg = ad.autograd.grad(out.sum(), [no_channels, grid])
+    assert gx.shape == (2, 0, 3, 3) and gg.shape == (2, 1, 4, 2) and not gg.numpy().any()
     grid = ad.tensor(_r(2, 2, 2, 2, lo=-1, hi=1), requires_grad=True)
-    (gx,) = ad.autograd.grad(FA.grid_sample(x, grid, "nearest", align_corners=True).sum(), [grid], allow_unused=True)
-    assert gx is None  # (nearest does not depend on the grid continuously: torch's zero gradient)
+    (gg,) = ad.autograd.grad(FA.grid_sample(x, grid, "nearest", align_corners=True).sum(), [grid])
+    # (nearest does not depend on the grid continuously: torch's zero gradient, not an unconnected grid)
+    assert gg.shape == grid.shape and not gg.numpy().any()
 
 
 def test_embedding_bag_scale_grad_by_freq():

@@ -115,9 +115,10 @@ def _reflect(x, twice_low, twice_high):
 
 
 def _clip(x, size):
-    """torch's ``clip_coordinates_set_grad``: the borders count as outside (slope 0 there)."""
+    """torch's ``clip_coordinates_set_grad``: the borders count as outside (slope 0 there); NaN goes to 0 (as
+    torch's, so that ``border`` and ``reflection`` samples of a non-finite grid are finite)."""
     inside = (x > 0) & (x < size - 1)
-    return np.where(inside, x, np.clip(x, 0, size - 1)), inside.astype(np.float64)
+    return np.where(inside, x, np.nan_to_num(np.clip(x, 0, size - 1), nan=0.0)), inside.astype(np.float64)
 
 
 def _padded(x, size, padding_mode, align_corners):
@@ -148,6 +149,17 @@ def _cubic_weights(t):
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
     return [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+
+
+def _zero_slope_ones(coords, grid):
+    """Ones of shape (N, 1, *out) that depend on the grid with derivative 0 (values, NaN and inf included, are
+    exactly 1): a nearest sample times them keeps its value while its gradient to the grid is zeros rather than
+    unconnected (torch's), in reverse and forward mode and for the input's gradient differentiated again."""
+    comp = coords[0]
+    for c in coords[1:]:
+        comp = comp + c
+    comp = ops.unsqueeze(comp, 1)
+    return ops.where(_cuda.index_tensor(np.ones(comp.shape, bool), grid), _const(np.ones(comp.shape), grid), comp)
 
 
 def _check_grid_sample(input, grid, mode):  # noqa: A002
@@ -187,7 +199,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
 
     Args:
         mode: ``"bilinear"`` (trilinear on 5-D input), ``"nearest"`` (ties to even, torch's nearbyint; the grid
-            gets a zero gradient), ``"bicubic"`` (4-D only; cubic convolution with A = -0.75).
+            gets a zero gradient, not None, as torch), ``"bicubic"`` (4-D only; cubic convolution with A = -0.75).
         padding_mode: ``"zeros"`` (samples outside read 0), ``"border"`` (coordinates clipped to the edge),
             ``"reflection"`` (coordinates reflected at the border: the edge pixels' centres with
             ``align_corners``, their outer edges without).
@@ -212,27 +224,40 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     nd = len(spatial)
     out_spatial = tuple(grid.shape[1:-1])
     out_shape = (n, c) + out_spatial
-    if 0 in out_shape:
-        return ops.gather_map(input, out_shape, np.zeros(out_shape, np.int64))
+    if 0 in out_shape:  # (connected to the grid, whose gradient is then zeros as torch's: an empty product)
+        empty = ops.gather_map(input, out_shape, np.zeros(out_shape, np.int64))
+        return empty + ops.unsqueeze(ops.sum(grid, -1), 1) * 0.0
     g = _cuda.host_copy(grid._data)  # (the corners' index maps follow from the grid's values)
     # per spatial dim d (input dim 2 + d), the grid component nd - 1 - d: its source coordinate, value and slope
     coords, values = [], []
-    for d in range(nd):
-        size = spatial[d]
-        comp = grid[..., nd - 1 - d]  # (N, *out_spatial)
-        scale, shift = _unnormalize(size, align_corners)
-        raw = g[..., nd - 1 - d] * scale + shift
-        if mode == "bicubic":  # (bicubic pads each integer tap instead of the coordinate)
-            value, slope = raw, np.ones_like(raw)
-        else:
-            value, slope = _padded(raw, size, padding_mode, align_corners)
-        # x = comp * (scale * slope) + offset: the value computed in numpy, the slope torch's gradient multiplier
-        slope = scale * slope
-        coords.append(comp * _const(slope, grid) + _const(value - g[..., nd - 1 - d] * slope, grid))
-        values.append(value)
+    with np.errstate(invalid="ignore"):  # (a non-finite grid: inf - inf and fmod(inf) are NaN, as in torch)
+        for d in range(nd):
+            size = spatial[d]
+            comp = grid[..., nd - 1 - d]  # (N, *out_spatial)
+            scale, shift = _unnormalize(size, align_corners)
+            raw = g[..., nd - 1 - d] * scale + shift
+            if mode == "bicubic":  # (bicubic pads each integer tap instead of the coordinate)
+                value, slope = raw, np.ones_like(raw)
+            else:
+                value, slope = _padded(raw, size, padding_mode, align_corners)
+            # x = comp * (scale * slope) + offset: the value computed in numpy, the slope torch's gradient multiplier
+            slope = scale * slope
+            moves = slope != 0
+            if moves.all():
+                coords.append(comp * _const(slope, grid) + _const(value - g[..., nd - 1 - d] * slope, grid))
+            else:  # a clipped coordinate is the constant value (a NaN or inf grid entry times slope 0 is no 0)
+                comp = ops.where(_cuda.index_tensor(moves, grid), comp, _const(np.zeros(moves.shape), grid))
+                offset = np.where(moves, value - np.where(moves, g[..., nd - 1 - d], 0) * slope, value)
+                coords.append(comp * _const(slope, grid) + _const(offset, grid))
+            values.append(value)
     plane = int(np.prod(spatial))
     base = (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)  # each (n, c) plane's start
     strides = [int(np.prod(spatial[d + 1:])) for d in range(nd)]
+
+    def integer(coordinate):
+        """Whole-numbered float coordinates as int64; a non-finite one (whose cast is undefined) as -1, outside."""
+        finite = np.isfinite(coordinate)
+        return np.where(finite, np.clip(coordinate, -(2**62), 2**62), -1).astype(np.int64)
 
     def tap(positions):
         """``input`` at the integer ``positions`` (one (N, *out) array per dim), 0 outside: (N, C, *out)."""
@@ -248,10 +273,10 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         return sample * _const(inside[:, None].astype(np.float64), input)
 
     if mode == "nearest":
-        return tap([np.rint(v).astype(np.int64) for v in values])
+        return tap([integer(np.rint(v)) for v in values]) * _zero_slope_ones(coords, grid)
     first = [np.floor(v) for v in values]
     frac = [ops.unsqueeze(x - _const(f, grid), 1) for x, f in zip(coords, first)]  # (N, 1, *out), in ad
-    first = [f.astype(np.int64) for f in first]
+    first = [integer(f) for f in first]
     out = None
     if mode == "bilinear":
         for corner in range(2**nd):

@@ -2,7 +2,9 @@
 validation, written with ``ad`` ops (so densities and reparameterized samples differentiate to any order, in
 forward mode too, and run on CUDA parameters).
 
-What exists (see each module): ``Distribution`` and ``constraints`` (distribution.py, constraints.py); ``Normal``,
+What exists (see each module): ``Distribution`` and ``constraints`` (distribution.py, constraints.py);
+``ExponentialFamily`` (exp_family.py: the generic entropy and the Bregman KL of the families torch derives from it,
+Bernoulli, Beta, Chi2, ContinuousBernoulli, Dirichlet, Exponential, Gamma, Normal, Poisson, Wishart); ``Normal``,
 ``Uniform``, ``Exponential``, ``Laplace``, ``Cauchy``, ``Gumbel``, ``HalfNormal``, ``LogNormal`` (continuous.py);
 ``Gamma``, ``Chi2``, ``Beta``, ``Dirichlet``, ``StudentT``, ``FisherSnedecor`` (gamma.py: implicit
 reparameterization gradients); ``VonMises``, ``ContinuousBernoulli``, ``GeneralizedPareto`` (special_continuous.py);
@@ -27,6 +29,7 @@ Example:
 
 from . import (
     constraints,
+    exp_family,  # noqa: F401  (ad.distributions.exp_family, as torch's module)
     kl_cross,  # noqa: F401  (registers the cross-family KL pairs)
     transforms,
 )
@@ -44,6 +47,7 @@ from .discrete import (
     Poisson,
 )
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .gamma import Beta, Chi2, Dirichlet, FisherSnedecor, Gamma, StudentT
 from .kl import kl_divergence, register_kl
 from .matrices import LKJCholesky, Wishart
@@ -77,7 +81,8 @@ from .transforms import (
 __all__ = [
     "AbsTransform", "AffineTransform", "Bernoulli", "Beta", "Binomial", "CatTransform", "Categorical", "Cauchy",
     "Chi2", "ComposeTransform", "ContinuousBernoulli", "CorrCholeskyTransform", "CumulativeDistributionTransform",
-    "Dirichlet", "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential", "FisherSnedecor", "Gamma",
+    "Dirichlet", "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential", "ExponentialFamily",
+    "FisherSnedecor", "Gamma",
     "GeneralizedPareto", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "IndependentTransform",
     "InverseGamma", "Kumaraswamy", "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
     "LowRankMultivariateNormal", "LowerCholeskyTransform", "MixtureSameFamily", "Multinomial", "MultivariateNormal",

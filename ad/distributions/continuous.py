@@ -13,6 +13,7 @@ import ad
 
 from . import constraints
 from .distribution import Distribution, _broadcast
+from .exp_family import ExponentialFamily
 
 __all__ = ["Cauchy", "Exponential", "Gumbel", "HalfNormal", "Laplace", "LogNormal", "Normal", "Uniform"]
 
@@ -45,7 +46,7 @@ class _LocationScale(Distribution):
         return self.loc
 
 
-class Normal(_LocationScale):
+class Normal(_LocationScale, ExponentialFamily):
     """The normal distribution N(loc, scale^2).
 
     Example:
@@ -83,6 +84,17 @@ class Normal(_LocationScale):
 
     def entropy(self):
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
+
+    @property
+    def _natural_params(self):  # T(x) = (x, x^2)
+        return (self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal())
+
+    def _log_normalizer(self, x, y):
+        return -0.25 * x.pow(2) / y + 0.5 * (-math.pi / y).log()
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
 
 
 class Uniform(Distribution):
@@ -141,7 +153,7 @@ class Uniform(Distribution):
         return (self.high - self.low).log()
 
 
-class Exponential(Distribution):
+class Exponential(ExponentialFamily):
     """The exponential distribution with rate ``rate`` (mean 1 / rate)."""
 
     arg_constraints = {"rate": constraints.positive}
@@ -186,6 +198,17 @@ class Exponential(Distribution):
 
     def entropy(self):
         return 1.0 - self.rate.log()
+
+    @property
+    def _natural_params(self):  # T(x) = x
+        return (-self.rate,)
+
+    def _log_normalizer(self, x):
+        return -(-x).log()
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
 
 
 class Laplace(_LocationScale):

@@ -14,6 +14,7 @@ import ad
 
 from . import constraints
 from .distribution import Distribution, _broadcast, cached_property
+from .exp_family import ExponentialFamily
 
 __all__ = ["Bernoulli", "Binomial", "Categorical", "Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical",
            "OneHotCategoricalStraightThrough",
@@ -61,7 +62,7 @@ class _Binary(Distribution):
         return self.__dict__["probs" if "probs" in self.__dict__ else "logits"].shape
 
 
-class Bernoulli(_Binary):
+class Bernoulli(_Binary, ExponentialFamily):
     """1 with probability ``probs`` (or ``sigmoid(logits)``), else 0."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -97,6 +98,17 @@ class Bernoulli(_Binary):
 
     def entropy(self):
         return ad.nn.functional.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+    @property
+    def _natural_params(self):  # T(x) = x
+        return (self.logits,)
+
+    def _log_normalizer(self, x):
+        return ad.nn.functional.softplus(x)
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
 
     def enumerate_support(self, expand=True):
         p = self.__dict__.get("probs", self.__dict__.get("logits"))
@@ -212,7 +224,7 @@ class Binomial(_Binary):
         return values.expand((-1,) + tuple(self.batch_shape)) if expand else values
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     """The Poisson distribution with mean ``rate``."""
 
     arg_constraints = {"rate": constraints.nonnegative}
@@ -243,6 +255,14 @@ class Poisson(Distribution):
             self._validate_sample(value)
         rate, value = ad.broadcast_tensors(self.rate, value.to(self.rate.dtype))
         return ad.xlogy(value, rate) - rate - ad.lgamma(value + 1)
+
+    # T(x) = x, h(x) = 1 / x!: E[log h] = -E[log x!] has no closed form, so there is no entropy (as torch)
+    @property
+    def _natural_params(self):
+        return (self.rate.log(),)
+
+    def _log_normalizer(self, x):
+        return x.exp()
 
 
 class Categorical(Distribution):

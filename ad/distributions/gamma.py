@@ -19,6 +19,7 @@ import ad
 
 from . import constraints
 from .distribution import Distribution, _broadcast
+from .exp_family import ExponentialFamily
 
 __all__ = ["Beta", "Chi2", "Dirichlet", "FisherSnedecor", "Gamma", "StudentT"]
 
@@ -73,7 +74,7 @@ def _standard_gamma(alpha):
     return _StandardGamma.apply(alpha)
 
 
-class Gamma(Distribution):
+class Gamma(ExponentialFamily):
     """The gamma distribution with shape ``concentration`` and ``rate`` (mean concentration / rate)."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
@@ -116,6 +117,17 @@ class Gamma(Distribution):
         a = self.concentration
         return a - self.rate.log() + ad.lgamma(a) + (1.0 - a) * ad.digamma(a)
 
+    @property
+    def _natural_params(self):  # T(x) = (log x, x)
+        return (self.concentration - 1, -self.rate)
+
+    def _log_normalizer(self, x, y):
+        return ad.lgamma(x + 1) - (x + 1) * (-y).log()
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
+
 
 class Chi2(Gamma):
     """The chi-squared distribution with ``df`` degrees of freedom: Gamma(df / 2, 1 / 2)."""
@@ -138,7 +150,7 @@ class Chi2(Gamma):
         return f"Chi2(df: {df if df.numel() == 1 else ad.Size(df.shape)})"
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     """The Dirichlet distribution over the simplex of the last dim of ``concentration``."""
 
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
@@ -185,8 +197,21 @@ class Dirichlet(Distribution):
         k, a0 = a.shape[-1], a.sum(-1)
         return ad.lgamma(a).sum(-1) - ad.lgamma(a0) - (k - a0) * ad.digamma(a0) - ((a - 1) * ad.digamma(a)).sum(-1)
 
+    @property
+    def _natural_params(self):  # T(x) = log x, h(x) = 1 / prod x
+        return (self.concentration,)
 
-class Beta(Distribution):
+    def _log_normalizer(self, x):
+        return ad.lgamma(x).sum(-1) - ad.lgamma(x.sum(-1))
+
+    @property
+    def _mean_carrier_measure(self):
+        """E[-sum log x_i] = sum (digamma(a0) - digamma(a_i)) (torch has none: its generic entropy raises)."""
+        a = self.concentration
+        return (ad.digamma(a.sum(-1, True)) - ad.digamma(a)).sum(-1)
+
+
+class Beta(ExponentialFamily):
     """The beta distribution on [0, 1]: ``concentration1`` (alpha) and ``concentration0`` (beta)."""
 
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
@@ -224,6 +249,19 @@ class Beta(Distribution):
 
     def entropy(self):
         return self._dirichlet.entropy()
+
+    @property
+    def _natural_params(self):  # T(x) = (log x, log(1 - x)), h(x) = 1 / (x (1 - x))
+        return (self.concentration1, self.concentration0)
+
+    def _log_normalizer(self, x, y):
+        return ad.lgamma(x) + ad.lgamma(y) - ad.lgamma(x + y)
+
+    @property
+    def _mean_carrier_measure(self):
+        """E[-log x - log(1 - x)] (torch has none: its generic entropy raises)."""
+        a, b = self.concentration1, self.concentration0
+        return 2 * ad.digamma(a + b) - ad.digamma(a) - ad.digamma(b)
 
 
 def _nan_where(condition, value):

@@ -7,6 +7,7 @@ import ad
 from .continuous import Cauchy, Exponential, Gumbel, HalfNormal, Laplace, LogNormal, Normal, Uniform
 from .discrete import Bernoulli, Binomial, Categorical, Geometric, OneHotCategorical, Poisson
 from .distribution import _sum_rightmost
+from .exp_family import ExponentialFamily, _bregman_kl
 from .gamma import Beta, Dirichlet, Gamma
 from .multivariate import Independent, MultivariateNormal, _batch_mahalanobis
 
@@ -66,6 +67,11 @@ def kl_divergence(p, q):
         raise NotImplementedError(f"No KL(p || q) is implemented for p type {type(p).__name__} and q type "
                                   f"{type(q).__name__}")
     return fn(p, q)
+
+
+# any two members of one exponential family without a closed form of their own: the Bregman divergence of the
+# log normalizer (different families raise NotImplementedError, as torch)
+register_kl(ExponentialFamily, ExponentialFamily)(_bregman_kl)
 
 
 def _inf_like(t):

@@ -127,7 +127,7 @@ def _expected_log_beta(p, q):
 
 def _expected_log_cb(p, q):
     # log q(x) = x logits - softplus(logits) + log C: linear in x
-    return _mean(p) * q.logits - ad.nn.functional.softplus(q.logits) + q._log_normalizer()
+    return _mean(p) * q.logits - ad.nn.functional.softplus(q.logits) + q._log_constant()
 
 
 def _expected_log_pareto(p, q):

@@ -12,13 +12,14 @@ import ad
 from . import constraints
 from .constraints import _lower_mask
 from .distribution import Distribution, _broadcast, cached_property
+from .exp_family import ExponentialFamily
 from .gamma import Beta, Chi2
 from .multivariate import _precision_to_scale_tril
 
 __all__ = ["LKJCholesky", "Wishart"]
 
 
-class Wishart(Distribution):
+class Wishart(ExponentialFamily):
     """Wishart(df, V): the law of sum_{k<df} x_k x_k^T for x_k ~ N(0, V) (non-integer df by continuation), V given
     by exactly one of ``covariance_matrix``, ``precision_matrix`` or ``scale_tril``."""
 
@@ -124,6 +125,21 @@ class Wishart(Distribution):
         multi_digamma = ad.digamma(half).sum(-1)  # the derivative of log Gamma_p at df / 2
         return (0.5 * (p + 1) * log_det_v + 0.5 * p * (p + 1) * math.log(2) + ad.mvlgamma(0.5 * nu, p)
                 - 0.5 * (nu - p - 1) * multi_digamma + 0.5 * nu * p)
+
+    @property
+    def _natural_params(self):  # T(X) = (X, log|X|)
+        return (-0.5 * self.precision_matrix, 0.5 * (self.df - self._p - 1))
+
+    def _log_normalizer(self, x, y):
+        """(df / 2) (p log 2 + log|V|) + log Gamma_p(df / 2), with V = (-2 x)^-1 and df = 2 y + p + 1."""
+        p = self._p
+        half_df = y + 0.5 * (p + 1)
+        log_det_v = -2 * ad.linalg.cholesky(-2 * x).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return half_df * (p * math.log(2) + log_det_v) + ad.mvlgamma(half_df, p)
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
 
 
 class LKJCholesky(Distribution):

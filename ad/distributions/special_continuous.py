@@ -12,6 +12,7 @@ import ad
 from . import constraints
 from .discrete import _Binary
 from .distribution import Distribution, _broadcast
+from .exp_family import ExponentialFamily
 
 __all__ = ["ContinuousBernoulli", "GeneralizedPareto", "VonMises"]
 
@@ -82,7 +83,7 @@ class VonMises(Distribution):
         return ad.tensor(wrapped.reshape(shape).astype(self.loc._data.dtype), device=self.loc.device)
 
 
-class ContinuousBernoulli(_Binary):
+class ContinuousBernoulli(_Binary, ExponentialFamily):
     """The continuous Bernoulli distribution on [0, 1] (Loaiza-Ganem and Cunningham, 2019): density
     C(lam) lam^x (1 - lam)^(1 - x), C(lam) = 2 atanh(1 - 2 lam) / (1 - 2 lam). For probs within ``lims`` of 1/2
     the normalizer, mean and variance use their Taylor series about 1/2 (the closed forms are 0/0 there)."""
@@ -113,7 +114,9 @@ class ContinuousBernoulli(_Binary):
         gradient)."""
         return ad.where(self._stable(), self.probs, ad.full_like(self.probs, self._lims[0]))
 
-    def _log_normalizer(self):
+    def _log_constant(self):
+        """log C(probs), the normalizing constant of the density (not the exponential family's log normalizer
+        A(logits) = softplus(logits) - log C, below)."""
         p = self._safe_probs()
         # log C = log|log(1 - p) - log p| - log|1 - 2 p|, the last term split at 1/2 so each side stays finite
         below = ad.where(p <= 0.5, p, ad.zeros_like(p))
@@ -152,7 +155,7 @@ class ContinuousBernoulli(_Binary):
         if self._validate_args:
             self._validate_sample(value)
         logits, value = ad.broadcast_tensors(self.logits, value)
-        return value * logits - ad.nn.functional.softplus(logits) + self._log_normalizer()
+        return value * logits - ad.nn.functional.softplus(logits) + self._log_constant()
 
     def cdf(self, value):
         if self._validate_args:
@@ -169,7 +172,27 @@ class ContinuousBernoulli(_Binary):
 
     def entropy(self):
         log_q, log_p = ad.log1p(-self.probs), self.probs.log()
-        return self.mean * (log_q - log_p) - self._log_normalizer() - log_q
+        return self.mean * (log_q - log_p) - self._log_constant() - log_q
+
+    @property
+    def _natural_params(self):  # T(x) = x
+        return (self.logits,)
+
+    def _log_normalizer(self, x):
+        """A(x) = log of the integral of exp(x t) over [0, 1] = log(expm1(x) / x), written as
+        relu(x) + log(-expm1(-|x|)) - log|x| (no overflow); for probs within ``lims`` of 1/2 (x near 0, where that
+        is 0/0) its Taylor series x / 2 + x^2 / 24 - x^4 / 2880."""
+        low, high = (math.log(p / (1 - p)) for p in self._lims)
+        far = (x <= low) | (x >= high)
+        safe = ad.where(far, x, ad.full_like(x, high))
+        closed = ad.relu(safe) + (-ad.expm1(-safe.abs())).log() - safe.abs().log()
+        x2 = x.pow(2)
+        series = x / 2 + x2 / 24 - x2.pow(2) / 2880
+        return ad.where(far, closed, series)
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
 
 
 class GeneralizedPareto(Distribution):

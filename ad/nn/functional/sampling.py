@@ -151,15 +151,16 @@ def _cubic_weights(t):
     return [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
 
 
-def _zero_slope_ones(coords, grid):
-    """Ones of shape (N, 1, *out) that depend on the grid with derivative 0 (values, NaN and inf included, are
-    exactly 1): a nearest sample times them keeps its value while its gradient to the grid is zeros rather than
-    unconnected (torch's), in reverse and forward mode and for the input's gradient differentiated again."""
+def _with_zero_slope(values, coords, grid):
+    """The constant ``values`` (N, 1, *out) as a function of the grid with derivative 0: exactly ``values`` (the
+    grid's NaN and inf included). A nearest sample times them keeps its value while its gradient to the grid is
+    zeros rather than unconnected (torch's), in reverse and forward mode and for the input's gradient
+    differentiated again."""
     comp = coords[0]
     for c in coords[1:]:
         comp = comp + c
     comp = ops.unsqueeze(comp, 1)
-    return ops.where(_cuda.index_tensor(np.ones(comp.shape, bool), grid), _const(np.ones(comp.shape), grid), comp)
+    return ops.where(_cuda.index_tensor(np.ones(comp.shape, bool), grid), _const(values, grid), comp)
 
 
 def _check_grid_sample(input, grid, mode):  # noqa: A002
@@ -259,8 +260,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         finite = np.isfinite(coordinate)
         return np.where(finite, np.clip(coordinate, -(2**62), 2**62), -1).astype(np.int64)
 
-    def tap(positions):
-        """``input`` at the integer ``positions`` (one (N, *out) array per dim), 0 outside: (N, C, *out)."""
+    def tap(positions, link_grid=False):
+        """``input`` at the integer ``positions`` (one (N, *out) array per dim), 0 outside: (N, C, *out); with
+        ``link_grid``, its 0 / 1 mask of the inside positions depends on the grid with derivative 0."""
         inside = np.ones(positions[0].shape, bool)
         flat = np.zeros(positions[0].shape, np.int64)
         for d in range(nd):
@@ -268,12 +270,15 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             flat += np.clip(positions[d], 0, spatial[d] - 1) * strides[d]
         index = base + flat[:, None]
         sample = ops.gather_map(input, out_shape, np.broadcast_to(index, out_shape))
+        if link_grid:
+            return sample * _with_zero_slope(inside[:, None].astype(np.float64), coords, grid)
         if inside.all():
             return sample
         return sample * _const(inside[:, None].astype(np.float64), input)
 
-    if mode == "nearest":
-        return tap([integer(np.rint(v)) for v in values]) * _zero_slope_ones(coords, grid)
+    if mode == "nearest":  # (the grid linked only when something differentiates it: the link costs a product)
+        link = ops._recording(grid) or grid._tangents is not None
+        return tap([integer(np.rint(v)) for v in values], link_grid=link)
     first = [np.floor(v) for v in values]
     frac = [ops.unsqueeze(x - _const(f, grid), 1) for x, f in zip(coords, first)]  # (N, 1, *out), in ad
     first = [integer(f) for f in first]

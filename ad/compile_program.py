@@ -16,6 +16,14 @@ A backward inside ``fn`` (``autograd.grad``, ``autograd.backward``, ``Tensor.bac
   on the replayed tensors (the compiled kernel sweep, exactly as eager: ``.grad`` accumulation, hooks,
   freeing, errors).
 
+The usual event (``grad`` of one real scalar with respect to arguments, each of which got a gradient in the
+recording: a compiled Hessian-vector product's second ``grad``, ``jax.jit(jax.grad(f))``) replays through
+``_call_grad_direct``: the same ``engine.kernel_sweep`` without ``autograd.grad``'s argument handling and
+dispatch, after checking on this call's tensors what that dispatch would have decided (no hooks on the inputs,
+no anomaly or forward mode, a CPU tape that is not a fused replay's); otherwise ``_call_grad``. The ops a hook
+on a leaf adds to a ``create_graph`` sweep would be rows of a phase: ``ad/compile.py`` runs a call eagerly
+where a leaf that such a sweep returned a gradient for has hooks now (``_Entry.hooked``).
+
 Data structures:
 
 - ``Program`` (what ``_Entry.template`` holds when the recording had a backward without ``create_graph``):

@@ -112,12 +112,16 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
 class _Entry:
     """One signature: its template once confirmed, the recording awaiting confirmation, or why it is eager."""
 
-    __slots__ = ("template", "pending", "eager")
+    __slots__ = ("template", "pending", "eager", "hooked")
 
     def __init__(self):
         self.template = None
         self.pending = None
         self.eager = None  # the reason, once this signature runs eagerly for good
+        # the leaves whose gradients a recorded differentiable sweep returns (an argument's index, or the tensor
+        # from outside): the ops of their hooks would be rows of the template, so a call where one has hooks
+        # (registered after the recording) runs eagerly
+        self.hooked = ()
 
 
 class CompiledFunction:
@@ -142,7 +146,7 @@ class CompiledFunction:
         last = self.last
         if last is not None and not kwargs and _same_call(args, last):
             tensors, entry = last.tensors, last.entry  # (the signature is the last call's: no key made)
-            if entry.template is not None and entry.eager is None:
+            if entry.template is not None and entry.eager is None and not (entry.hooked and _hooked(entry, tensors)):
                 out = _run(entry.template, tensors)
                 if out is not _EAGER:
                     return out
@@ -182,7 +186,7 @@ class CompiledFunction:
                     )
                 return fn(*args, **kwargs)
             entry = self.cache[key] = _Entry()
-        if entry.eager is not None:
+        if entry.eager is not None or (entry.hooked and _hooked(entry, tensors)):
             return fn(*args, **kwargs)
         if entry.template is not None:
             if distinct and not kwargs:
@@ -208,6 +212,8 @@ class CompiledFunction:
         if rec.reason is None and _default_rng_state() != rng:
             rec.reason = "a random draw"
         try:
+            if any(t._hooks for t in rec.swept_leaves):
+                raise _Unsupported("a differentiable sweep inside the function returns a gradient through a hook")
             if rec.steps:  # a backward inside fn: phases around it (ad/compile_program.py)
                 template = compile_program.build(result, tensors, rec, last_id - first_id - 1)
             else:
@@ -224,6 +230,8 @@ class CompiledFunction:
             why = compile_program.differs(previous, template)
             if why is None:
                 template.finish()
+                position = {id(t): k for k, t in reversed(list(enumerate(tensors)))}
+                entry.hooked = tuple({id(t): position.get(id(t), t) for t in rec.swept_leaves}.values())
                 entry.template = template
                 entry.pending = None
                 return result
@@ -231,6 +239,11 @@ class CompiledFunction:
         entry.pending = None
         warnings.warn(f"ad.compile: {_name(self.fn)} runs eagerly for this signature: {why}", UserWarning, stacklevel=3)
         return result
+
+
+def _hooked(entry, tensors):
+    """Whether a leaf whose gradient a recorded differentiable sweep returns has hooks now (``_Entry.hooked``)."""
+    return any((tensors[t] if type(t) is int else t)._hooks for t in entry.hooked)
 
 
 def _run(tpl, tensors):
@@ -365,6 +378,7 @@ class _Recorder:
         self.phases = []  # TapeSnapshot of each phase (ad/compile_program.py)
         self.steps = []  # ("p", phase index) and ("e", GradEvent), in recording order
         self.sweeping = False  # inside a backward without create_graph (its .grad accumulation is no write of fn)
+        self.swept_leaves = []  # the leaves a differentiable sweep (create_graph) returned gradients for
 
     def grad_event(self, kind, body, outputs, inputs, grad_outputs, retain_graph, create_graph, options):
         """``autograd.grad`` (``kind`` "grad") or ``backward`` called inside ``fn``: ``body`` runs it. With
@@ -372,6 +386,7 @@ class _Recorder:
         if create_graph:
             if self.reason is None:
                 self.reason = _differentiable_sweep_refused(kind, outputs, inputs, retain_graph, options)
+            self.swept_leaves.extend(t for t in inputs or () if t._op is None)
             return body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)
         if self.reason is not None:
             return body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)

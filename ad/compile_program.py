@@ -16,6 +16,14 @@ A backward inside ``fn`` (``autograd.grad``, ``autograd.backward``, ``Tensor.bac
   on the replayed tensors (the compiled kernel sweep, exactly as eager: ``.grad`` accumulation, hooks,
   freeing, errors).
 
+The usual event (``grad`` of one real scalar with respect to arguments, each of which got a gradient in the
+recording: a compiled Hessian-vector product's second ``grad``, ``jax.jit(jax.grad(f))``) replays through
+``_call_grad_direct``: the same ``engine.kernel_sweep`` without ``autograd.grad``'s argument handling and
+dispatch, after checking on this call's tensors what that dispatch would have decided (no hooks on the inputs,
+no anomaly or forward mode, a CPU tape that is not a fused replay's); otherwise ``_call_grad``. The ops a hook
+on a leaf adds to a ``create_graph`` sweep would be rows of a phase: ``ad/compile.py`` runs a call eagerly
+where a leaf that such a sweep returned a gradient for has hooks now (``_Entry.hooked``).
+
 Data structures:
 
 - ``Program`` (what ``_Entry.template`` holds when the recording had a backward without ``create_graph``):
@@ -44,6 +52,7 @@ import functools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import engine
 from .compile_replay import _EAGER, _SHAPE_DTYPE, _out_value, _replay
 from .compile_template import TapeSnapshot, _differs, _root, _same_ref, _tensors_of, _Unsupported, build_tape
 from .tensor import Tensor, wrap_array
@@ -121,6 +130,76 @@ def _call_grad(outputs, inputs, grad_outputs, retain_graph, options):
     from .autograd import _grad_call
 
     return _grad_call(outputs, inputs, grad_outputs, retain_graph, False, *options)
+
+
+def _call_grad_direct(outputs, inputs, grad_outputs, retain_graph, options):
+    """``_call_grad`` for the usual event of a compiled Hessian-vector product or training step: ``grad`` of one
+    real scalar with respect to arguments that are leaves without hooks, on a CPU tape, outside anomaly and
+    forward mode. Then ``autograd.grad`` seeds a one, sweeps with ``engine.kernel_sweep`` and returns the leaves'
+    cotangents: this makes the same sweep without the generic dispatch around it (about 15 us a call). Any other
+    case, checked on this call's tensors, takes ``_call_grad``."""
+    ag = _AUTOGRAD[0] or _autograd()
+    (out,) = outputs
+    data = out._data
+    if (
+        ag.anomaly_mode._enabled
+        or ag._fw.levels
+        or not out._rg
+        or out._dev is not None
+        or data.ndim != 0
+        or data.dtype.kind != "f"
+        or getattr(out._tape, "fused", None) is not None
+        or ag._cuda.needs_graph_sweep(outputs)
+    ):
+        return _call_grad(outputs, inputs, grad_outputs, retain_graph, options)
+    for t in inputs:
+        if t._op is not None or not t._rg or t._hooks or t._dev is not None:
+            return _call_grad(outputs, inputs, grad_outputs, retain_graph, options)
+    stack = ag._sweep_stack()
+    stack.append(False)  # (as _grad_call: a sweep of grad, not of backward)
+    try:
+        seeds = [np.array(1, data.dtype)]
+        leaf_grads, _ = engine.kernel_sweep(outputs, seeds, {id(t): t for t in inputs}, retain_graph)
+    finally:
+        stack.pop()
+    result = []
+    for t in inputs:
+        hit = leaf_grads.get(id(t))
+        if hit is None:  # (the recording used every input: only a hook that changed the graph can get here)
+            if not options[0]:
+                raise RuntimeError(ag.UNUSED_INPUT_MESSAGE)
+            result.append(None)
+            continue
+        result.append(wrap_array(hit[1]))
+    return tuple(result)
+
+
+_AUTOGRAD = [None]  # ad.autograd, once imported (it imports this module's importers)
+
+
+def _autograd():
+    from . import autograd
+
+    _AUTOGRAD[0] = autograd
+    return autograd
+
+
+def _direct_grad_applies(ev, refs):
+    """Whether event ``ev`` (a ``GradEvent``, ``refs`` its inputs' program references) may use
+    ``_call_grad_direct``: ``grad`` of one output without ``grad_outputs``, not batched, not materializing,
+    with respect to arguments only, each of which got a gradient in the recording."""
+    allow_unused, batched, materialize = ev.options
+    return (
+        ev.kind == "grad"
+        and len(ev.outputs) == 1
+        and ev.grad_outputs is None
+        and not batched
+        and not materialize
+        and ev.inputs is not None
+        and all(r[0] == "a" for r in refs)
+        and ev.results is not None
+        and all(g is not None for g in ev.results)
+    )
 
 
 def _call_backward(outputs, inputs, grad_outputs, retain_graph, options):
@@ -264,14 +343,18 @@ def build(result, tensors, rec, created):
                 refs[id(t)] = ("p", j, pos)
             continue
         ev = step[1]
-        call = _call_grad if ev.kind == "grad" else _call_backward
+        input_refs = None if ev.inputs is None else [ref(t) for t in ev.inputs]
+        if ev.kind != "grad":
+            call = _call_backward
+        else:
+            call = _call_grad_direct if _direct_grad_applies(ev, input_refs) else _call_grad
         prog.steps.append(
             (
                 "e",
                 events,
                 call,
                 [ref(t) for t in ev.outputs],
-                None if ev.inputs is None else [ref(t) for t in ev.inputs],
+                input_refs,
                 None if ev.grad_outputs is None else [None if g is None else ref(g) for g in ev.grad_outputs],
                 ev.retain_graph,
                 ev.options,

@@ -375,3 +375,101 @@ def test_backward_inside_takes_the_fused_replays_gradients(monkeypatch):
         close(cf(x), ef(x))
         close(w.grad, w_ref.grad, 1e-14)
     assert len(taken) == 3 and all(t is not None for t in taken)  # (the replays: forward and sweep in one call)
+
+
+def test_direct_grad_event_matches_the_generic_one_and_steps_aside_for_hooks():
+    """A grad of a scalar with respect to arguments replays through ``_call_grad_direct`` (the sweep without
+    autograd.grad's dispatch), and the graph the event swept is freed as eager's is. A hook on the argument,
+    registered after the recording, would change what the recorded differentiable sweep computed: such a call
+    runs eagerly (the hook runs as often, the results are eager's)."""
+    A = ad.tensor(RNG.standard_normal((N, N)) / 4)
+    v = ad.tensor(RNG.standard_normal(N))
+
+    def hvp(x):
+        y = ad.tanh(A @ x).sum()
+        (g,) = ad.autograd.grad(y, x, create_graph=True)
+        (h,) = ad.autograd.grad((g * v).sum(), x)
+        return y, g, h
+
+    cf = compiled(hvp)
+    for _ in range(3):
+        x = leaf(N)
+        for a, b in zip(cf(x), hvp(x)):
+            close(a, b)
+    (event,) = [s for s in program_of(cf.cf).steps if s[0] == "e"]
+    assert event[2].__name__ == "_call_grad_direct"
+    x = leaf(N)
+    calls = []
+    x.register_hook(lambda g: calls.append(1) or g * 3.0)
+    got = cf(x)
+    ran = len(calls)
+    want = hvp(x)
+    assert ran == 2 and len(calls) == 4  # the hook ran in the compiled call as often as eagerly
+    for a, b in zip(got, want):
+        close(a, b)
+    for y in (got[1], want[1]):  # the event's sweep freed the rows it visited, in both
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            y.sum().backward()
+
+
+def test_direct_grad_event_keeps_retain_graph_and_allow_unused():
+    w = ad.tensor(RNG.uniform(0.5, 1.5, N))
+
+    def f(x, z):
+        y = (ad.sin(x) * w).sum()
+        gx, gz = ad.autograd.grad(y, (x, z), retain_graph=True, allow_unused=True)
+        (gx2,) = ad.autograd.grad(y * 2.0, x)
+        return gx, gz, gx2
+
+    cf = compiled(f)
+    z = leaf(3)
+    for _ in range(4):
+        x = leaf(N)
+        gx, gz, gx2 = cf(x, z)
+        assert gz is None
+        close(gx, arr(w) * np.cos(arr(x)))
+        close(gx2, 2 * arr(w) * np.cos(arr(x)))
+    names = [s[2].__name__ for s in program_of(cf.cf).steps if s[0] == "e"]
+    assert names == ["_call_grad", "_call_grad_direct"]  # (an input without a gradient: the generic event)
+
+
+def test_direct_grad_event_falls_back_for_hooks_on_the_argument_without_a_differentiable_sweep():
+    w = ad.tensor(RNG.uniform(0.5, 1.5, N))
+
+    def f(x):
+        return ad.autograd.grad((ad.sin(x) * w).sum(), x)[0]
+
+    cf = compiled(f)
+    for _ in range(3):
+        x = leaf(N)
+        close(cf(x), f(x))
+    x = leaf(N)
+    handle = x.register_hook(lambda g: g * -2.0)
+    close(cf(x), -2 * arr(w) * np.cos(arr(x)))  # (the replayed event ran the hook: _call_grad)
+    handle.remove()
+    close(cf(x), arr(w) * np.cos(arr(x)))
+    (event,) = [s for s in program_of(cf.cf).steps if s[0] == "e"]
+    assert event[2].__name__ == "_call_grad_direct"
+
+
+def test_a_hook_on_an_input_of_a_differentiable_sweep_sends_the_call_eagerly():
+    w = ad.tensor(RNG.uniform(0.5, 1.5, N), requires_grad=True)  # (from outside: its gradient is returned too)
+
+    def f(x):
+        gx, gw = ad.autograd.grad((ad.sin(x * w)).sum(), (x, w), create_graph=True)
+        return gx * 1.0, gw * 1.0
+
+    cf = compiled(f)
+    for _ in range(3):
+        x = leaf(N)
+        for a, b in zip(cf(x), f(x)):
+            close(a, b)
+    for hooked in ("x", "w"):
+        x = leaf(N)
+        handle = (x if hooked == "x" else w).register_hook(lambda g: g * 5.0)
+        got, want = cf(x), f(x)
+        for a, b in zip(got, want):
+            close(a, b)
+        handle.remove()
+        close(got[0] if hooked == "x" else got[1], 5.0 * (f(x)[0] if hooked == "x" else f(x)[1]))
+    assert cf.cf.cache and program_of(cf.cf) is not None  # (replayed, except the hooked calls)

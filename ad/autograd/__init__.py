@@ -423,6 +423,12 @@ def _grad_call(
         stack.pop()
 
 
+UNUSED_INPUT_MESSAGE = (
+    "One of the differentiated Tensors appears to not have been used in the graph. Set "
+    "allow_unused=True if this is the desired behavior."
+)
+
+
 def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
     seeds = _make_seeds(outputs, grad_outputs, create_graph)
     # a non-leaf written under no_grad is differentiated at its node before the write (torch's grad_fn is
@@ -459,10 +465,7 @@ def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unu
                 g = g if isinstance(g, Tensor) else wrap_array(g)
             result.append(g)
     if unused and not allow_unused:
-        raise RuntimeError(
-            "One of the differentiated Tensors appears to not have been used in the graph. Set "
-            "allow_unused=True if this is the desired behavior."
-        )
+        raise RuntimeError(UNUSED_INPUT_MESSAGE)
     return tuple(result)
 
 

@@ -96,9 +96,12 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
         elif mode == "replicate":
             c = np.clip(c, 0, s - 1)
         elif mode == "circular" and (a or _):
-            if a > s or _ > s:
+            # torch's order: a negative pad crops first, and the padding wraps around what is left
+            lo = max(-a, 0)
+            kept = s - lo - max(-_, 0)
+            if a > kept or _ > kept:
                 raise RuntimeError("Padding value causes wrapping around more than once.")
-            c = np.mod(c, s)
+            c = lo + np.mod(np.arange(out_shape[d]) - max(a, 0), kept)
         else:
             inside = (c >= 0) & (c < s)
             shp = [1] * input.ndim

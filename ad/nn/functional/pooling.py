@@ -32,6 +32,16 @@ from ...grad_mode import no_grad
 from ...tensor import Tensor, wrap_array
 
 
+def _torch_dtype_name(dtype):
+    """torch's kernel-level name of a dtype, as its "not implemented for" messages spell it ('Long', 'Byte')."""
+    return _SCALAR_TYPE_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
+_SCALAR_TYPE_NAMES = {
+    "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+}
+
+
 def _tuple(value, n, name):
     if value is None:
         return None
@@ -276,6 +286,9 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     x, batched = _as_batched(input, nd)
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, 1, ceil_mode, fn)
     spatial = x.shape[2:]
+    integer = x.dtype.kind in "iub"
+    if integer and x.dtype != np.int64:  # (torch's int64 kernel divides in integers; no other integer dtype)
+        raise NotImplementedError(f'"avg_pool{max(nd, 2)}d" not implemented for \'{_torch_dtype_name(x.dtype)}\'')
     coords, masks, weights = [], [], []
     for sz, kk, ss, pp, o in zip(spatial, k, s, p, out):
         coord, valid = _windows(sz, kk, ss, pp, 1, o)
@@ -290,8 +303,25 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
         weights.append(np.ones(o) if divisor_override else 1.0 / (end - start))
     if divisor_override:
         weights[0] = weights[0] / float(divisor_override)
-    result = _window_means(x, coords, masks, weights, gather)
+    if integer:
+        result = _integer_means(x, coords, masks, weights)
+    else:
+        result = _window_means(x, coords, masks, weights, gather)
     return result if batched else ops.squeeze(result, 0)
+
+
+def _integer_means(x, coords, masks, weights):
+    """int64 average pooling as torch's: each window's integer sum divided by its integer divisor, truncated toward
+    zero (not differentiable). The sums are exact in float64 (below 2 ** 53)."""
+    with no_grad():
+        sums = _window_means(x.double(), coords, masks, [np.ones(len(w)) for w in weights])
+    divisor = np.ones(())
+    for dim, w in enumerate(weights):
+        shape = [1] * len(weights)
+        shape[dim] = len(w)
+        divisor = divisor * np.rint(1.0 / w).reshape(shape)
+    data = np.fix(_cuda.host_copy(sums._data) / divisor).astype(np.int64)
+    return _cuda.index_tensor(data, x)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):  # noqa: A002
@@ -358,6 +388,9 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
         if not batched:
             result, indices = ops.squeeze(result, 0), indices[0]
         return (result, _cuda.index_tensor(indices.astype(np.int64), input)) if return_indices else result
+    if x.dtype.kind in "iub":
+        raise NotImplementedError(f'"adaptive_avg_pool{max(nd, 2)}d" not implemented for '
+                                  f"'{_torch_dtype_name(x.dtype)}'")
     result = _window_means(x, coords, masks, [1.0 / m.sum(-1) for m in masks])
     return result if batched else ops.squeeze(result, 0)
 

@@ -228,7 +228,13 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             value, slope = _padded(raw, size, padding_mode, align_corners)
         # x = comp * (scale * slope) + offset: the value computed in numpy, the slope torch's gradient multiplier
         slope = scale * slope
-        coords.append(comp * _const(slope, grid) + _const(value - g[..., nd - 1 - d] * slope, grid))
+        # where the slope is 0 (clipped: an infinite grid value too) x is the value alone, never inf * 0
+        frozen = slope == 0
+        linear = comp * _const(slope, grid)
+        if frozen.any():
+            linear = ops.where(_cuda.index_tensor(~frozen, grid), linear, _const(np.zeros(()), grid))
+        offset = value - np.where(frozen, 0.0, g[..., nd - 1 - d]) * slope
+        coords.append(linear + _const(offset, grid))
         values.append(value)
     plane = int(np.prod(spatial))
     base = (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)  # each (n, c) plane's start

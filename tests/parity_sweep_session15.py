@@ -379,6 +379,13 @@ SEQUENCE_LOSSES = {
     "pdist-3d": lambda L, T: _F(L).pdist(T((2, 3, 4))),
     "pdist-negative-p": lambda L, T: _F(L).pdist(T((3, 4)), p=-1),
     "pdist-int": lambda L, T: _F(L).pdist(T((3, 4), "int64")),
+    "hinge_embedding_loss-ragged-target": lambda L, T: _F(L).hinge_embedding_loss(T((2, 2)), ([1.0, -1.0], [1.0])),
+    "cosine_embedding_loss-ragged-target": lambda L, T: _F(L).cosine_embedding_loss(
+        T((2, 2)), T((2, 2)), ([1], [1, 2])
+    ),
+    "nll_loss-ragged-target": lambda L, T: _F(L).nll_loss(T((2, 2)), ([0, 1], [1])),
+    "rms_norm-tuple-input": lambda L, T: _F(L).rms_norm((1.0, 2.0), (2,)),
+    "max_unpool2d-list-indices": lambda L, T: _F(L).max_unpool2d(T((1, 1, 2, 2)), [[[[0, 1], [2, 3]]]], 2),
     "channel_shuffle": lambda L, T: _F(L).channel_shuffle(T((2, 6, 2), grad=True), 3),
     "channel_shuffle-5d": lambda L, T: _F(L).channel_shuffle(T((1, 4, 1, 2, 2), grad=True), 2),
     "channel_shuffle-int": lambda L, T: _F(L).channel_shuffle(T((2, 6, 2), "int64"), 2),

@@ -49,16 +49,26 @@ def _check_reduction(reduction):
         raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
+def _host_array(value, dtype=None):
+    """A target given as numbers rather than a tensor (ad accepts those): its array, or torch's TypeError for
+    what is no array of numbers (a ragged sequence; numpy's ValueError would leak otherwise)."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError):
+        raise TypeError(f"expected a Tensor (or a rectangular sequence of numbers), not {type(value).__name__} "
+                        f"{value!r}") from None
+
+
 def _tensor(value, like):
     if isinstance(value, Tensor):
         return value
-    return wrap_array(np.asarray(value, dtype=like.dtype))
+    return wrap_array(_host_array(value, like.dtype))
 
 
 def _label_tensor(target):
     """``target`` (labels such as +-1) as a tensor to compare with ad ops: a CUDA target's masks are computed on
     its device (``==`` on its device array would compare identity, not values)."""
-    return target if isinstance(target, Tensor) else wrap_array(np.asarray(target))
+    return target if isinstance(target, Tensor) else wrap_array(_host_array(target))
 
 
 def _check_input(input, fn):  # noqa: A002
@@ -147,7 +157,7 @@ def _classes_last(input, t):  # noqa: A002
 
 
 def _class_targets(input, target, fn):  # noqa: A002
-    t = target._host() if isinstance(target, Tensor) else np.asarray(target)  # (class indices: host data)
+    t = target._host() if isinstance(target, Tensor) else _host_array(target)  # (class indices: host data)
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"expected scalar type Long but found {ops._torch_dtype(t.dtype).capitalize()}")
     if input.ndim < 1:
@@ -226,7 +236,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    t = target._host() if isinstance(target, Tensor) else np.asarray(target)  # (class indices: host data)
+    t = target._host() if isinstance(target, Tensor) else _host_array(target)  # (class indices: host data)
     class_dim = 1 if input.ndim > 1 else 0
     if t.dtype.kind == "f":
         if t.shape != input.shape:
@@ -537,7 +547,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         raise NotImplementedError(
             f"\"multi_margin_loss_cpu_kernel\" not implemented for '{ops._torch_dtype(input.dtype).capitalize()}'"
         )
-    td = target._host() if isinstance(target, Tensor) else np.asarray(target)
+    td = target._host() if isinstance(target, Tensor) else _host_array(target)
     n, c = (1, input.shape[0]) if input.ndim == 1 else input.shape
     if td.ndim > 1 or td.size != n:
         raise RuntimeError(
@@ -613,7 +623,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
         raise RuntimeError(
             f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {list(input.shape)}"
         )
-    td = target._host() if isinstance(target, Tensor) else np.asarray(target)
+    td = target._host() if isinstance(target, Tensor) else _host_array(target)
     if td.shape != input.shape:
         raise RuntimeError(f"inconsistent target size: {list(td.shape)} for input of size: {list(input.shape)}")
     if td.dtype != np.int64:

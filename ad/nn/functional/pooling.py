@@ -533,7 +533,10 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"Input to max_unpooling{kernel_nd}d should be a {kernel_nd + 1}d or {kernel_nd + 2}d "
                            f"Tensor, but got a tensor with {input.ndim + (nd == 1)} dimensions.")
-    idx = _cuda.host_copy(indices._data) if isinstance(indices, Tensor) else np.asarray(indices)  # (an index map)
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"max_unpool{kernel_nd}d(): argument 'indices' (position 2) must be Tensor, not "
+                        f"{type(indices).__name__}")
+    idx = _cuda.host_copy(indices._data)  # (an index map)
     if idx.shape != tuple(input.shape):
         shape = list(input.shape) + [1] * (nd == 1)
         got = list(idx.shape) + [1] * (nd == 1)

@@ -475,6 +475,69 @@ INTERPOLATE = {
     "upsample-bicubic": lambda L, T: _F(L).upsample(T((1, 2, 3, 4), grad=True), size=(5, 5), mode="bicubic"),
 }
 
+LOSSES = {
+    "margin_ranking_loss-kink": lambda L, T: _F(L).margin_ranking_loss(
+        T([0.5, 0.5], grad=True), T([0.5, 0.5], grad=True), T([1.0, -1.0])
+    ),
+    "margin_ranking_loss-broadcast": lambda L, T: _F(L).margin_ranking_loss(
+        T((3,), grad=True), T((1,), grad=True), T([1.0, -1.0, 1.0])
+    ),
+    "margin_ranking_loss-bad": lambda L, T: _F(L).margin_ranking_loss(T((3,)), T((2,)), T((3,))),
+    "hinge_embedding_loss-kink": lambda L, T: _F(L).hinge_embedding_loss(
+        T([0.5, 0.2], grad=True), T([-1.0, -1.0]), margin=0.5
+    ),
+    "hinge_embedding_loss-broadcast": lambda L, T: _F(L).hinge_embedding_loss(
+        T((2, 3), grad=True), T([1.0, -1.0, 1.0]), margin=0.2, reduction="sum"
+    ),
+    "triplet_margin_loss-kink": lambda L, T: _F(L).triplet_margin_loss(
+        T([[0.0, 0.0]], grad=True), T([[1.0, 0.0]], grad=True), T([[2.0, 0.0]], grad=True), eps=0.0
+    ),
+    "cosine_embedding_loss-kink": lambda L, T: _F(L).cosine_embedding_loss(
+        T([[1.0, 0.0]], grad=True), T([[2.0, 0.0]], grad=True), T([-1.0]), margin=1.0
+    ),
+    "cosine_embedding_loss-zero-vector": lambda L, T: _F(L).cosine_embedding_loss(
+        T([[0.0, 0.0, 0.0]], grad=True), T((1, 3), grad=True), T([1.0])
+    ),
+    "cosine_embedding_loss-0d-target": lambda L, T: _F(L).cosine_embedding_loss(T((2, 3)), T((2, 3)), T(1.0)),
+    "gaussian_nll_loss-var-per-row": lambda L, T: _F(L).gaussian_nll_loss(
+        T((3, 4), grad=True), T((3, 4), grad=True), T((3,), grad=True).abs() + 0.1
+    ),
+    "gaussian_nll_loss-var-number": lambda L, T: _F(L).gaussian_nll_loss(T((3, 4), grad=True), T((3, 4)), 0.5),
+    "gaussian_nll_loss-var-tiny-number": lambda L, T: _F(L).gaussian_nll_loss(T((3, 4), grad=True), T((3, 4)), 1e-9),
+    "gaussian_nll_loss-var-negative-number": lambda L, T: _F(L).gaussian_nll_loss(T((3, 4)), T((3, 4)), -0.5),
+    "gaussian_nll_loss-var-0d": lambda L, T: _F(L).gaussian_nll_loss(T((3, 4)), T((3, 4)), T(0.5)),
+    "gaussian_nll_loss-bad-var": lambda L, T: _F(L).gaussian_nll_loss(T((3, 4)), T((3, 4)), T((2,)).abs()),
+    "gaussian_nll_loss-none-full": lambda L, T: _F(L).gaussian_nll_loss(
+        T((3, 4), grad=True), T((3, 4)), T((3, 4), grad=True).abs(), reduction="none", full=True
+    ),
+    "poisson_nll_loss-zero-target": lambda L, T: _F(L).poisson_nll_loss(
+        T((4,), grad=True).abs(), T([0.0, 1.0, 2.0, 5.0]), log_input=False, full=True, reduction="none"
+    ),
+    "poisson_nll_loss-full-target-grad": lambda L, T: _F(L).poisson_nll_loss(
+        T((4,), grad=True), T([0.0, 1.0, 2.0, 5.0], grad=True), full=True
+    ),
+    "rms_norm-weight-eps": lambda L, T: _F(L).rms_norm(T((2, 3), grad=True), (3,), T((3,), grad=True), eps=1e-3),
+    "rms_norm-f32": lambda L, T: _F(L).rms_norm(T((2, 3), "float32"), (3,)),
+    "rms_norm-bad-shape": lambda L, T: _F(L).rms_norm(T((2, 3)), (2,)),
+    "rrelu-eval": lambda L, T: _F(L).rrelu(T((2, 3), grad=True), 0.1, 0.3, training=False),
+    "rrelu-bad-bounds": lambda L, T: _F(L).rrelu(T((2, 3)), 0.5, 0.3, training=False),
+    "local_response_norm-empty": lambda L, T: _F(L).local_response_norm(T((0, 3, 2), grad=True), 2),
+    "local_response_norm-1-channel": lambda L, T: _F(L).local_response_norm(T((2, 1, 3), grad=True), 3),
+    "local_response_norm-2d": lambda L, T: _F(L).local_response_norm(T((2, 3)), 2),
+    "unfold-transposed": lambda L, T: _F(L).unfold(T((5, 4, 3, 1), grad=True).permute(3, 2, 1, 0), 2, stride=(1, 2)),
+    "unfold-padding-dilation": lambda L, T: _F(L).unfold(
+        T((1, 2, 5, 5), grad=True), (2, 3), dilation=(2, 1), padding=(1, 0), stride=2
+    ),
+    "unfold-too-small": lambda L, T: _F(L).unfold(T((1, 2, 2, 2)), 3),
+    "fold-bad-blocks": lambda L, T: _F(L).fold(T((1, 8, 4)), (2, 2), 2),
+    "pixel_shuffle-5d": lambda L, T: _F(L).pixel_shuffle(T((2, 1, 4, 2, 2), grad=True), 2),
+    "pixel_unshuffle-bad": lambda L, T: _F(L).pixel_unshuffle(T((1, 1, 3, 4)), 2),
+    "cosine_similarity-broadcast": lambda L, T: _F(L).cosine_similarity(T((2, 1, 3), grad=True), T((4, 3), grad=True)),
+    "feature_alpha_dropout-eval": lambda L, T: _F(L).feature_alpha_dropout(
+        T((2, 3, 4), grad=True), 0.4, training=False
+    ),
+}
+
 _KEYS_DEAD = [[True] * 5, [False] * 5, [True, False, True, False, False]]
 _SCORES_DEAD = [[0.0] * 5, [-_INF] * 5, [0.0, -_INF, 0.0, 1.0, 2.0]]
 
@@ -746,6 +809,7 @@ SECTIONS15 = {
     "nn_pooling": POOLING,
     "nn_sequence_losses": SEQUENCE_LOSSES,
     "nn_interpolate": INTERPOLATE,
+    "nn_losses15": LOSSES,
     "nn_modules15": MODULES,
     "top_level15": TOP_LEVEL,
 }
@@ -760,6 +824,8 @@ DELIBERATE15 = {
     "(torch's: NaN)",
     "fractional_max_pool2d-number-ratio": "a number output_ratio is accepted, as torch documents (torch 2.13's "
     "functional raises TypeError on it; its module accepts it)",
+    "poisson_nll_loss-full-target-grad": "the target's gradient where the target is 0 is finite (torch's NaN "
+    "comes through the masked-out Stirling term)",
     "native_channel_shuffle": "differentiable, as channel_shuffle (torch 2.13 has no derivative for it)",
     "multilabel_margin_loss-empty": "the mean over no samples is NaN (torch 2.13 returns uninitialized memory)",
     **{

@@ -71,6 +71,12 @@ def _label_tensor(target):
     return target if isinstance(target, Tensor) else wrap_array(_host_array(target))
 
 
+def _hinge(x):
+    """``max(x, 0)`` with torch's gradient at 0 (its losses clamp_min: the margin's edge counts as inside, so
+    the gradient passes there; relu's is 0)."""
+    return ops.clamp(x, min=0.0)
+
+
 def _check_input(input, fn):  # noqa: A002
     if not isinstance(input, Tensor):
         raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
@@ -408,6 +414,8 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     """``0.5 (log(var) + (input - target)**2 / var)`` (+ ``0.5 log(2 pi)`` when ``full``); ``var`` is clamped
     at ``eps`` without changing its gradient (as torch, which clamps under no_grad)."""
     _check_input(input, "gaussian_nll_loss")
+    if isinstance(var, (int, float)) and not isinstance(var, bool):  # a number: one variance for every element
+        var = _cuda.index_tensor(np.full(input.shape, float(var), input.dtype), input)
     var = _tensor(var, input)
     if var.shape != input.shape:
         if input.shape[:-1] == var.shape:
@@ -439,7 +447,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, r
             f"{list(input1.shape)}, input2: {list(input2.shape)}, target: {list(_tensor(target, input1).shape)} "
         )
     target = _tensor(target, input1)
-    return _reduce(ops.relu(-target * (input1 - input2) + margin), reduction)
+    return _reduce(_hinge(-target * (input1 - input2) + margin), reduction)
 
 
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
@@ -449,7 +457,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     _check_reduction(reduction)
     t = _label_tensor(target)
     zero = wrap_array(np.zeros((), input.dtype))
-    margin_part = ops.where(t != 1, ops.relu(margin - input), zero)
+    margin_part = ops.where(t != 1, _hinge(margin - input), zero)
     self_part = ops.where(t != -1, input, zero)
     return _reduce(margin_part + self_part, reduction)
 
@@ -494,7 +502,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     d_neg = pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = ops.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce(ops.relu(d_pos - d_neg + margin), reduction)
+    return _reduce(_hinge(d_pos - d_neg + margin), reduction)
 
 
 def _not_differentiable(fn, name, t):

@@ -13,7 +13,8 @@ dims gives, for every output element, the flat input indices of its window: ``(N
   weight of input coordinate ``i`` in output ``o``'s window (``1 / window length`` along that dim: torch's
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
   and every derivative order come from matmul's rules); input holding a NaN or inf gathers the taps instead
-  (a matrix's zeros would spread it along the rows);
+  (a matrix's zeros would spread it along the rows); int64 input divides each window's integer sum, truncated
+  (torch's integer kernel);
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
 - max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
 - fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and

@@ -162,7 +162,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             scale (torch's ``_upsample_*_aa``: with ``align_corners=False`` it matches Pillow's resize).
 
     Every mode is a sum of gathers with constant weights (separable: one dim at a time), so gradients of every
-    order, CUDA tensors and ``ad.compile``'s replay come from ``gather_map``.
+    order, CUDA tensors and ``ad.compile``'s replay come from ``gather_map``. Integer input: the nearest modes
+    gather it; uint8 images interpolate bilinearly / bicubically per pass, rounded (torch's fixed-point kernel
+    may differ by 1); other integer inputs raise NotImplementedError, as torch.
     """
     _check_tensor(input, "interpolate")
     if mode in ("nearest", "area", "nearest-exact"):

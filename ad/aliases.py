@@ -20,7 +20,7 @@ from .tensor import Tensor
 SAME_AS_FUNCTIONAL = (
     "adaptive_avg_pool1d adaptive_max_pool1d avg_pool1d bilinear celu celu_ conv1d conv2d conv3d conv_transpose1d "
     "conv_transpose2d conv_transpose3d cosine_similarity hardshrink max_pool1d "
-    "max_pool1d_with_indices max_pool2d max_pool3d pairwise_distance pixel_shuffle pixel_unshuffle prelu relu_ "
+    "max_pool1d_with_indices max_pool2d max_pool3d pairwise_distance pdist pixel_shuffle pixel_unshuffle prelu relu_ "
     "rms_norm rrelu rrelu_ selu selu_ threshold_"
 ).split()
 

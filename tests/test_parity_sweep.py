@@ -23,7 +23,7 @@ The sweep runs one pytest item per section (``SECTIONS``), listing every differi
 tangents; ``FORWARD_DELIBERATE`` lists where ad's tangent follows its gradient rather than torch's forward rule.
 
 Where to start: ``_check``; the table is in sections (elementwise, reductions, shapes, indexing, the session-8
-surface, nn.functional, in-place error paths).
+surface, nn.functional, in-place error paths; session 15's surface in tests/parity_sweep_session15.py).
 """
 
 import math
@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 import pytest
+from parity_sweep_session15 import DELIBERATE15, FORWARD_DELIBERATE15, SECTIONS15
 
 import ad
 import ad.autograd.forward_ad  # noqa: F401 - (ad.autograd.forward_ad in the forward sweep)
@@ -1638,6 +1639,14 @@ for _k, _f in INPLACE_BAD.items():
     _add(f"inplace.recorded.{_k}", _inplace_unchanged(_recorded(_f)))
 
 
+# ---- session 15's surface (tests/parity_sweep_session15.py): sampling, pooling, sequence losses, interpolate,
+# the new nn modules, nn.utils and top-level names
+for _name, _cases in SECTIONS15.items():
+    _begin(_name)
+    for _k, _f in _cases.items():
+        _add(_k, _f)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # deliberate differences: ad's answer differs from torch's on purpose (README, "Deliberate differences")
 
@@ -1671,6 +1680,7 @@ DELIBERATE = {
     "for (tensor, number) and computes for (number, tensor))",
     "F.soft_margin_loss-large": "soft_margin_loss is computed without overflow (torch 2.13's log1p(exp(800)) is inf)",
     "F.bce_with_logits-int-target": "an integer target is read as float (torch 2.13 fails casting inside its kernel)",
+    **DELIBERATE15,
 }
 
 # ad's result is float64 by numpy's promotion where torch's is float32 (an integer tensor with a float32 one, or
@@ -1737,6 +1747,7 @@ FORWARD_DELIBERATE = {
     },
     "F.embedding-padding": "padding_idx rows get no tangent, as they get no gradient (torch's forward mode "
     "carries the weight's tangent there)",
+    **FORWARD_DELIBERATE15,
 }
 FORWARD_SECTIONS = (
     "unary",
@@ -1749,6 +1760,7 @@ FORWARD_SECTIONS = (
     "nn_functional",
     "wider",
     "torch_special",
+    *SECTIONS15,
 )
 
 

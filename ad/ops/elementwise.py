@@ -213,8 +213,8 @@ def pow(input, exponent, *, out=None):
         if result is not None:
             return result
     if isinstance(input, Tensor) and _is_scalar(exponent):
-        if exponent == 2:
-            return _unary(SQUARE, input)
+        if exponent == 2 and (input._data.dtype.kind == "f" or isinstance(exponent, numbers.Integral)):
+            return _unary(SQUARE, input)  # (an integer tensor ** 2.0 is floating point, as torch's)
         return _unary(POW_SCALAR, input, float(exponent), 0.0)
     if not isinstance(input, Tensor) and _is_scalar(input):
         if input <= 0:

@@ -597,6 +597,29 @@ def test_prod_with_zeros_on_cuda_as_on_the_cpu():
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
+def test_nonfinite_pooling_masked_attention_integer_pooling_on_cuda_as_on_the_cpu():
+    """avg pooling of input holding NaN / inf (the gathered path: the NaN stays in its windows), attention with a
+    query whose every key is masked out (zero output and gradient) and int64 average pooling: CUDA equals CPU."""
+    x0 = np.array([[[np.nan, 1.0, 2.0, 3.0, np.inf, 5.0]]])
+    q0 = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    keep = np.array([[False, False, False], [True, False, True], [True, True, True]])
+    results = []
+    for dev in ("cpu", "cuda"):
+        x = ad.tensor(x0, device=dev, requires_grad=True)
+        pooled = F.avg_pool1d(x, 2)
+        (gx,) = ad.autograd.grad((pooled * ad.tensor([[[1.0, 2.0, 3.0]]], device=dev)).sum(), x)
+        q = ad.tensor(q0, device=dev, requires_grad=True)
+        att = F.scaled_dot_product_attention(q, q, q, attn_mask=ad.tensor(keep, device=dev))
+        (gq,) = ad.autograd.grad(att.sum(), q)
+        ints = F.avg_pool1d(ad.tensor([[[-1, -2, 3, 4, -5, 7]]], device=dev), 2)
+        results.append([_host(t) for t in (pooled, gx, att, gq, ints)])
+    np.testing.assert_array_equal(results[0][0], [[[np.nan, 2.5, np.inf]]])
+    np.testing.assert_array_equal(results[0][2][0], 0.0)
+    np.testing.assert_array_equal(results[0][4], [[[-1, 3, 1]]])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
 def test_grad_accumulates_on_the_device():
     x = ad.tensor([1.0, 2.0], device="cuda", requires_grad=True)
     (x * x).sum().backward()

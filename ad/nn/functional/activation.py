@@ -324,6 +324,8 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  
     """Randomized leaky ReLU: slopes drawn from U(lower, upper) per negative element when ``training``,
     the mean slope ``(lower + upper) / 2`` otherwise. The draws come from ``ad.manual_seed``'s generator."""
     _check(input, "rrelu")
+    if lower > upper:
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
     if not training:
         return leaky_relu(input, (lower + upper) / 2.0, inplace)
     from ... import creation

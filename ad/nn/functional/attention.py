@@ -46,10 +46,23 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         else:
             mask = attn_mask if isinstance(attn_mask, Tensor) else _cuda.index_tensor(m.astype(scores.dtype), scores)
             scores = scores + mask
-    weights = composites.softmax(scores, -1)
+    if attn_mask is None:
+        weights = composites.softmax(scores, -1)
+    else:
+        weights = safe_softmax(scores)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return ops.matmul(weights, value)
+
+
+def safe_softmax(scores):
+    """softmax over the last dim with a row of -inf scores (every key masked out) attending to nothing: zero
+    weights and a zero gradient, as torch 2.13's attention (a plain softmax gives NaN there, and the NaN would
+    reach the query's and key's gradients). The row's scores are replaced before the softmax, so its backward
+    never meets the NaN."""
+    dead = ops.amax(scores.detach(), -1, keepdim=True) == float("-inf")
+    zero = _cuda.index_tensor(np.zeros((), scores.dtype), scores)
+    return ops.where(dead, zero, composites.softmax(ops.where(dead, zero, scores), -1))
 
 
 def _repeat_heads(t, rep):

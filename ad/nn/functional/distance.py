@@ -8,7 +8,7 @@ replaced by 1 where the sum is 0, and the result masked back to 0.
 import numpy as np
 
 from ... import cuda as _cuda
-from ... import ops
+from ... import ops, reductions
 from ...ops.out import write_result
 from ...saved import guard
 from ...tensor import Tensor, wrap_array
@@ -33,8 +33,8 @@ def _vector_norm(x, p, dim, keepdim=False):
         return ops.amax(a, dim, keepdim=keepdim)
     if p == float("-inf"):
         return ops.amin(a, dim, keepdim=keepdim)
-    if p == 0.0:
-        return wrap_array(np.sum(x._data != 0, axis=dim, keepdims=keepdim).astype(x.dtype))
+    if p == 0.0:  # the count of nonzeros, connected to x with a zero gradient (torch's result requires grad)
+        return reductions._vector_norm(x, 0, (dim,), keepdim)
     if p < 0:
         raise RuntimeError(f"norm: p must be non-negative (got {p})")
     nz = a > 0

@@ -49,16 +49,32 @@ def _check_reduction(reduction):
         raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
+def _host_array(value, dtype=None):
+    """A target given as numbers rather than a tensor (ad accepts those): its array, or torch's TypeError for
+    what is no array of numbers (a ragged sequence; numpy's ValueError would leak otherwise)."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError):
+        raise TypeError(f"expected a Tensor (or a rectangular sequence of numbers), not {type(value).__name__} "
+                        f"{value!r}") from None
+
+
 def _tensor(value, like):
     if isinstance(value, Tensor):
         return value
-    return wrap_array(np.asarray(value, dtype=like.dtype))
+    return wrap_array(_host_array(value, like.dtype))
 
 
 def _label_tensor(target):
     """``target`` (labels such as +-1) as a tensor to compare with ad ops: a CUDA target's masks are computed on
     its device (``==`` on its device array would compare identity, not values)."""
-    return target if isinstance(target, Tensor) else wrap_array(np.asarray(target))
+    return target if isinstance(target, Tensor) else wrap_array(_host_array(target))
+
+
+def _hinge(x):
+    """``max(x, 0)`` with torch's gradient at 0 (its losses clamp_min: the margin's edge counts as inside, so
+    the gradient passes there; relu's is 0)."""
+    return ops.clamp(x, min=0.0)
 
 
 def _check_input(input, fn):  # noqa: A002
@@ -147,7 +163,7 @@ def _classes_last(input, t):  # noqa: A002
 
 
 def _class_targets(input, target, fn):  # noqa: A002
-    t = target._host() if isinstance(target, Tensor) else np.asarray(target)  # (class indices: host data)
+    t = target._host() if isinstance(target, Tensor) else _host_array(target)  # (class indices: host data)
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"expected scalar type Long but found {ops._torch_dtype(t.dtype).capitalize()}")
     if input.ndim < 1:
@@ -226,7 +242,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    t = target._host() if isinstance(target, Tensor) else np.asarray(target)  # (class indices: host data)
+    t = target._host() if isinstance(target, Tensor) else _host_array(target)  # (class indices: host data)
     class_dim = 1 if input.ndim > 1 else 0
     if t.dtype.kind == "f":
         if t.shape != input.shape:
@@ -398,6 +414,8 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     """``0.5 (log(var) + (input - target)**2 / var)`` (+ ``0.5 log(2 pi)`` when ``full``); ``var`` is clamped
     at ``eps`` without changing its gradient (as torch, which clamps under no_grad)."""
     _check_input(input, "gaussian_nll_loss")
+    if isinstance(var, (int, float)) and not isinstance(var, bool):  # a number: one variance for every element
+        var = _cuda.index_tensor(np.full(input.shape, float(var), input.dtype), input)
     var = _tensor(var, input)
     if var.shape != input.shape:
         if input.shape[:-1] == var.shape:
@@ -429,7 +447,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, r
             f"{list(input1.shape)}, input2: {list(input2.shape)}, target: {list(_tensor(target, input1).shape)} "
         )
     target = _tensor(target, input1)
-    return _reduce(ops.relu(-target * (input1 - input2) + margin), reduction)
+    return _reduce(_hinge(-target * (input1 - input2) + margin), reduction)
 
 
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
@@ -439,7 +457,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     _check_reduction(reduction)
     t = _label_tensor(target)
     zero = wrap_array(np.zeros((), input.dtype))
-    margin_part = ops.where(t != 1, ops.relu(margin - input), zero)
+    margin_part = ops.where(t != 1, _hinge(margin - input), zero)
     self_part = ops.where(t != -1, input, zero)
     return _reduce(margin_part + self_part, reduction)
 
@@ -484,7 +502,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     d_neg = pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = ops.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce(ops.relu(d_pos - d_neg + margin), reduction)
+    return _reduce(_hinge(d_pos - d_neg + margin), reduction)
 
 
 def _not_differentiable(fn, name, t):
@@ -537,7 +555,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         raise NotImplementedError(
             f"\"multi_margin_loss_cpu_kernel\" not implemented for '{ops._torch_dtype(input.dtype).capitalize()}'"
         )
-    td = target._host() if isinstance(target, Tensor) else np.asarray(target)
+    td = target._host() if isinstance(target, Tensor) else _host_array(target)
     n, c = (1, input.shape[0]) if input.ndim == 1 else input.shape
     if td.ndim > 1 or td.size != n:
         raise RuntimeError(
@@ -613,7 +631,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
         raise RuntimeError(
             f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {list(input.shape)}"
         )
-    td = target._host() if isinstance(target, Tensor) else np.asarray(target)
+    td = target._host() if isinstance(target, Tensor) else _host_array(target)
     if td.shape != input.shape:
         raise RuntimeError(f"inconsistent target size: {list(td.shape)} for input of size: {list(input.shape)}")
     if td.dtype != np.int64:

@@ -12,12 +12,16 @@ dims gives, for every output element, the flat input indices of its window: ``(N
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
   weight of input coordinate ``i`` in output ``o``'s window (``1 / window length`` along that dim: torch's
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
-  and every derivative order come from matmul's rules);
+  and every derivative order come from matmul's rules); input holding a NaN or inf gathers the taps instead
+  (a matrix's zeros would spread it along the rows); int64 input divides each window's integer sum, truncated
+  (torch's integer kernel);
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
 - max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
 - fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
   gathered, as max pooling.
 """
+
+import math
 
 import numpy as np
 
@@ -25,7 +29,18 @@ from kernels import conv as kconv
 
 from ... import cuda as _cuda
 from ... import ops
+from ...grad_mode import no_grad
 from ...tensor import Tensor, wrap_array
+
+
+def _torch_dtype_name(dtype):
+    """torch's kernel-level name of a dtype, as its "not implemented for" messages spell it ('Long', 'Byte')."""
+    return _SCALAR_TYPE_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
+_SCALAR_TYPE_NAMES = {
+    "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+}
 
 
 def _tuple(value, n, name):
@@ -194,6 +209,27 @@ def max_pool2d_with_indices(*args, **kwargs):
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _window_means(x, coords, masks, weights, gather=False):
+    """``x`` (N, C, *spatial) averaged over windows: per spatial dim ``d``, taps ``coords[d]`` (O_d, K_d), their
+    validity ``masks[d]`` and each output's weight ``weights[d]`` (O_d,); a window's weight is the product over
+    dims (separable). Finite input: one constant matrix per dim, ``A[o, i]`` the weight of input coordinate ``i``
+    in output ``o``'s window, applied by ``matmul`` (BLAS; 3-15x faster than gathering the taps). A NaN or inf
+    would meet every zero of those matrices (0 * inf is NaN) and spread along its rows: such input gathers its
+    taps instead, so it reaches only the outputs whose window holds it, as torch's (``gather``: gather anyway,
+    for a caller that knows its cotangent may hold NaN)."""
+    if not gather and _all_finite(x):
+        mats = [_window_matrix(c, m, sz, w) for c, m, sz, w in zip(coords, masks, x.shape[2:], weights)]
+        return _along_dims(x, mats)
+    return _gathered_means(x, coords, masks, weights)
+
+
+def _all_finite(x):
+    if x._dev is not None:  # one reduction on the device: x * 0 sums to 0 unless x holds a NaN or inf
+        with no_grad():
+            return math.isfinite(float(ops.sum(x * 0.0)))
+    return bool(np.isfinite(x._data).all())
+
+
 def _along_dims(x, mats):
     """``x`` (N, C, *spatial) with each spatial dim ``d`` mapped through ``mats[d]`` (O_d, S_d) by ``matmul``."""
     for d, m in enumerate(mats):
@@ -219,12 +255,42 @@ def _window_matrix(coord, valid, size, weight):
     return a
 
 
-def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn):  # noqa: A002
+def _gathered_means(x, coords, masks, weights):
+    """``_window_means`` by gathering each window's taps (``gather_map``; an invalid tap reads an appended zero,
+    weight 0) and summing them times the window's weight."""
+    n, c = x.shape[:2]
+    spatial = x.shape[2:]
+    nd = len(spatial)
+    plane_index, valid = _combine(spatial, coords, masks)
+    weight = np.ones(())
+    for dim, w in enumerate(weights):
+        shape = [1] * (2 * nd)
+        shape[dim] = w.shape[0]
+        weight = weight * np.asarray(w, dtype=np.float64).reshape(shape)
+    weight = np.broadcast_to(weight, plane_index.shape[:-1] + tuple(m.shape[1] for m in masks))
+    weight = np.where(valid, weight.reshape(plane_index.shape), 0.0)
+    plane = int(np.prod(spatial))
+    size = n * c * plane
+    flat = plane_index + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * (nd + 1))
+    flat = np.where(valid, flat, size)
+    zero = wrap_array(np.zeros(1, dtype=x.dtype))
+    w = wrap_array(np.ascontiguousarray(weight, dtype=x.dtype))
+    if x._dev is not None:
+        zero, w = zero.to(x.device), w.to(x.device)
+    taps = ops.gather_map(ops.cat([ops.reshape(x, (size,)), zero]), flat.shape, flat)
+    return ops.sum(taps * w, -1)
+
+
+def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn,  # noqa: A002
+              gather=False):
     _check_input(input, nd, fn)
     x, batched = _as_batched(input, nd)
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, 1, ceil_mode, fn)
     spatial = x.shape[2:]
-    mats = []
+    integer = x.dtype.kind in "iub"
+    if integer and x.dtype != np.int64:  # (torch's int64 kernel divides in integers; no other integer dtype)
+        raise NotImplementedError(f'"avg_pool{max(nd, 2)}d" not implemented for \'{_torch_dtype_name(x.dtype)}\'')
+    coords, masks, weights = [], [], []
     for sz, kk, ss, pp, o in zip(spatial, k, s, p, out):
         coord, valid = _windows(sz, kk, ss, pp, 1, o)
         # torch: the window clipped to the padded input (count_include_pad) or to the input itself
@@ -233,12 +299,30 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
         if not count_include_pad:
             end = np.minimum(end, sz)
             start = np.maximum(start, 0)
-        weight = np.ones(o) if divisor_override else 1.0 / (end - start)
-        mats.append(_window_matrix(coord, valid, sz, weight))
+        coords.append(coord)
+        masks.append(valid)
+        weights.append(np.ones(o) if divisor_override else 1.0 / (end - start))
     if divisor_override:
-        mats[0] = mats[0] / float(divisor_override)
-    result = _along_dims(x, mats)
+        weights[0] = weights[0] / float(divisor_override)
+    if integer:
+        result = _integer_means(x, coords, masks, weights)
+    else:
+        result = _window_means(x, coords, masks, weights, gather)
     return result if batched else ops.squeeze(result, 0)
+
+
+def _integer_means(x, coords, masks, weights):
+    """int64 average pooling as torch's: each window's integer sum divided by its integer divisor, truncated toward
+    zero (not differentiable). The sums are exact in float64 (below 2 ** 53)."""
+    with no_grad():
+        sums = _window_means(x.double(), coords, masks, [np.ones(len(w)) for w in weights])
+    divisor = np.ones(())
+    for dim, w in enumerate(weights):
+        shape = [1] * len(weights)
+        shape[dim] = len(w)
+        divisor = divisor * np.rint(1.0 / w).reshape(shape)
+    data = np.fix(_cuda.host_copy(sums._data) / divisor).astype(np.int64)
+    return _cuda.index_tensor(data, x)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):  # noqa: A002
@@ -305,8 +389,10 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
         if not batched:
             result, indices = ops.squeeze(result, 0), indices[0]
         return (result, _cuda.index_tensor(indices.astype(np.int64), input)) if return_indices else result
-    mats = [_window_matrix(coord, m, sz, 1.0 / m.sum(-1)) for coord, m, sz in zip(coords, masks, spatial)]
-    result = _along_dims(x, mats)
+    if x.dtype.kind in "iub":
+        raise NotImplementedError(f'"adaptive_avg_pool{max(nd, 2)}d" not implemented for '
+                                  f"'{_torch_dtype_name(x.dtype)}'")
+    result = _window_means(x, coords, masks, [1.0 / m.sum(-1) for m in masks])
     return result if batched else ops.squeeze(result, 0)
 
 
@@ -341,20 +427,20 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002
 
 def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):  # noqa: A002
     """torch's composite: ``(sum over the window of x ** p) ** (1 / p)`` as ``avg_pool(x ** p) * window size``;
-    ``p = +-inf``: the max (min) of ``|x|``. ``sign(out) * relu(|out|)`` is torch's (it zeroes the gradient where
-    the pooled sum is 0)."""
-    pool = (avg_pool1d, avg_pool2d, avg_pool3d)[nd - 1]
+    ``p = +-inf``: the max (min) of ``|x|``. Where the pooled sum is 0 the gradient is 0, as torch's (its
+    ``sign(out) * relu(|out|)``): a select, since the root's infinite slope there times a zero partial would
+    be NaN (and it would reach the avg_pool's other windows)."""
     if isinstance(norm_type, (int, float)) and abs(norm_type) == float("inf"):
         max_pool = (max_pool1d, max_pool2d, max_pool3d)[nd - 1]
         if norm_type > 0:
             return max_pool(ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
         return -max_pool(-ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
     window = int(np.prod(_tuple(kernel_size, nd, "kernel_size")))
-    if stride is not None:
-        out = pool(input ** norm_type, kernel_size, stride, 0, ceil_mode)
-    else:
-        out = pool(input ** norm_type, kernel_size, padding=0, ceil_mode=ceil_mode)
-    return ((ops.sign(out) * ops.relu(ops.abs(out))) * window) ** (1.0 / norm_type)
+    powered = input ** norm_type
+    # a negative window sum has a NaN root (torch's too), whose cotangent must stay in its window
+    negative = isinstance(powered, Tensor) and bool((powered < 0).any())
+    out = _avg_pool(nd, powered, kernel_size, stride, 0, ceil_mode, True, None, f"avg_pool{nd}d", negative)
+    return (ops.where(out != 0, out, 0.0) * window) ** (1.0 / norm_type)
 
 
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
@@ -448,7 +534,10 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"Input to max_unpooling{kernel_nd}d should be a {kernel_nd + 1}d or {kernel_nd + 2}d "
                            f"Tensor, but got a tensor with {input.ndim + (nd == 1)} dimensions.")
-    idx = _cuda.host_copy(indices._data) if isinstance(indices, Tensor) else np.asarray(indices)  # (an index map)
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"max_unpool{kernel_nd}d(): argument 'indices' (position 2) must be Tensor, not "
+                        f"{type(indices).__name__}")
+    idx = _cuda.host_copy(indices._data)  # (an index map)
     if idx.shape != tuple(input.shape):
         shape = list(input.shape) + [1] * (nd == 1)
         got = list(idx.shape) + [1] * (nd == 1)

@@ -13,6 +13,7 @@ import numpy as np
 from ... import cuda as _cuda
 from ... import observe as _observe
 from ... import ops
+from ...grad_mode import no_grad
 from ...tensor import Tensor, wrap_array
 
 
@@ -96,9 +97,12 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002 - torch's names
         elif mode == "replicate":
             c = np.clip(c, 0, s - 1)
         elif mode == "circular" and (a or _):
-            if a > s or _ > s:
+            # torch's order: a negative pad crops first, and the padding wraps around what is left
+            lo = max(-a, 0)
+            kept = s - lo - max(-_, 0)
+            if a > kept or _ > kept:
                 raise RuntimeError("Padding value causes wrapping around more than once.")
-            c = np.mod(c, s)
+            c = lo + np.mod(np.arange(out_shape[d]) - max(a, 0), kept)
         else:
             inside = (c >= 0) & (c < s)
             shp = [1] * input.ndim
@@ -158,7 +162,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             scale (torch's ``_upsample_*_aa``: with ``align_corners=False`` it matches Pillow's resize).
 
     Every mode is a sum of gathers with constant weights (separable: one dim at a time), so gradients of every
-    order, CUDA tensors and ``ad.compile``'s replay come from ``gather_map``.
+    order, CUDA tensors and ``ad.compile``'s replay come from ``gather_map``. Integer input: the nearest modes
+    gather it; uint8 images interpolate bilinearly / bicubically per pass, rounded (torch's fixed-point kernel
+    may differ by 1); other integer inputs raise NotImplementedError, as torch.
     """
     _check_tensor(input, "interpolate")
     if mode in ("nearest", "area", "nearest-exact"):
@@ -218,6 +224,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             raise ValueError("Lanczos mode does not support align_corners=True")
         if not antialias:
             raise ValueError("Lanczos mode requires antialias=True")
+    if input.dtype.kind in "iub" and not mode.startswith("nearest") and mode != "area":
+        return _interpolate_uint8(input, size, scales, mode, align_corners, antialias)
     if mode == "area":
         from .pooling import _adaptive
 
@@ -260,6 +268,26 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         corner_weight = _const(weight.astype(input.dtype), input)
         term = _gather(input, full, base[np.ix_(*coords)]) * corner_weight
         out = term if out is None else out + term
+    return out
+
+
+def _interpolate_uint8(input, size, scales, mode, align_corners, antialias):  # noqa: A002
+    """torch interpolates integer images only as uint8 and only bilinearly or bicubically (2-D): computed in float64
+    here, then rounded to the nearest integer and clamped to [0, 255] (not differentiable)."""
+    from .pooling import _torch_dtype_name
+
+    if input.dtype != np.uint8 or mode not in ("bilinear", "bicubic", "lanczos"):
+        raise NotImplementedError(f'"upsample_{mode}" not implemented for \'{_torch_dtype_name(input.dtype)}\'')
+    out = input
+    with no_grad():
+        for d in (1, 0):  # torch's separable passes, the last dim first, each rounded to uint8
+            if scales[d] is None:  # (the other dim kept: its own size, or a scale of 1)
+                step = {"size": tuple(size[k] if k == d else out.shape[2 + k] for k in range(2))}
+            else:
+                step = {"scale_factor": tuple(scales[k] if k == d else 1.0 for k in range(2))}
+            out = interpolate(out.double(), mode=mode, align_corners=align_corners, antialias=antialias, **step)
+            data = np.clip(np.floor(_cuda.host_copy(out._data) + 0.5), 0, 255).astype(np.uint8)
+            out = _cuda.index_tensor(data, input)
     return out
 
 

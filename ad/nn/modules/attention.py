@@ -13,6 +13,7 @@ from ... import composites, ops
 from ...tensor import Tensor, wrap_array
 from .. import functional as F
 from .. import init
+from ..functional.attention import safe_softmax
 from ..parameter import Parameter
 from .linear import Linear
 from .module import Module
@@ -176,7 +177,10 @@ class MultiheadAttention(Module):
             scores = scores + wrap_array(attn_mask)
         if key_padding_mask is not None:
             scores = scores + wrap_array(key_padding_mask.reshape(bsz, 1, 1, src_len))
-        attn = composites.softmax(scores, -1)
+        if need_weights or (attn_mask is None and key_padding_mask is None):
+            attn = composites.softmax(scores, -1)
+        else:  # torch's attention kernel: a query whose every key is masked out attends to nothing (not NaN)
+            attn = safe_softmax(scores)
         if self.dropout > 0.0 and self.training:
             attn = F.dropout(attn, p=self.dropout)
         out = ops.matmul(attn, v)  # (N, H, L, D)

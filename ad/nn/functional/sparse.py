@@ -63,7 +63,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 
 def one_hot(tensor, num_classes=-1):
     """``(*) -> (*, num_classes)`` int64 one-hot encoding (``num_classes=-1``: the largest class + 1)."""
-    idx = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    # (a CUDA index: checked and encoded on a host copy, as torch's CUDA one_hot synchronizes for its checks)
+    idx = _cuda.host_copy(tensor._data) if isinstance(tensor, Tensor) else np.asarray(tensor)
     if idx.dtype.kind not in "iu":
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
@@ -76,7 +77,7 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be smaller than num_classes.")
     out = np.zeros(idx.shape + (num_classes,), np.int64)
     np.put_along_axis(out, idx.astype(np.int64)[..., None], 1, -1)
-    return wrap_array(out)
+    return _cuda.index_tensor(out, tensor) if isinstance(tensor, Tensor) else wrap_array(out)
 
 
 def _renorm_rows(weight, idx, max_norm, norm_type):

@@ -1,0 +1,275 @@
+"""Session 15's surface on CUDA tensors (the simulator; unchanged on a GPU), against the same calls on the CPU.
+
+The op table's new functionals (interpolate modes, grid_sample, embedding_bag, ctc_loss, lp_pool, max_unpool,
+fractional_max_pool, pdist, channel_shuffle, multilabel losses) run on CUDA in ``test_cuda_tensors.py``
+(``CUDA_CASES``). This file holds what those cases do not reach, each a row of a table run on both devices:
+
+- ``NON_DIFFERENTIABLE``: the predicates (device comparisons, no host copy), argmax/argmin, nonzero, where(cond),
+  unique, searchsorted, one_hot, floor_divide, isreal, histogram: equal values, results on the CUDA device.
+  Each of these raised (a numpy call on a device array) or returned a CPU tensor before; the distributions'
+  mode / log_prob and the masks of ``nn`` reach them.
+- ``MODULES``: MultiheadAttention (masks, bias_kv, zero_attn, dropout), the Transformer layers and stacks,
+  AdaptiveLogSoftmaxWithLoss, SyncBatchNorm / BatchNorm / InstanceNorm in training (running statistics), dropout
+  in training: outputs, buffers, and gradients of inputs and parameters equal the CPU's.
+- Distributions whose mode / log_prob / sample take argmax or a finite mask, and cross-family KL pairs.
+- CyclicLR over an optimizer of CUDA parameters.
+
+Sizes stay tiny: the simulator costs about 75 us per simulated thread.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import ad
+import ad.distributions as D
+import ad.nn as nn
+import ad.nn.functional as F
+
+if not ad.cuda.is_available():  # pragma: no cover - the simulator is always available
+    pytest.skip("no CUDA device or simulator", allow_module_level=True)
+
+RNG = np.random.default_rng(7)
+
+
+def _host(t):
+    return t.detach().cpu().numpy()
+
+
+def _tensors(out):
+    """The tensors of an op's result (a tensor, or a tuple / named tuple / list of them, nested once)."""
+    if isinstance(out, ad.Tensor):
+        return [out]
+    flat = []
+    for o in out:
+        flat.extend(_tensors(o) if isinstance(o, (tuple, list)) else [o] if isinstance(o, ad.Tensor) else [])
+    return flat
+
+
+def _assert_same(cpu, cuda, what):
+    assert len(cpu) == len(cuda), what
+    for a, b in zip(cpu, cuda):
+        assert (a is None) == (b is None), what
+        if a is not None:
+            assert b.is_cuda, f"{what}: a result on {b.device}"
+            assert a.dtype == b.dtype, what
+            np.testing.assert_allclose(_host(b), _host(a), rtol=1e-10, atol=1e-12, err_msg=what)
+
+
+# --- non-differentiable ops: values and device ------------------------------------------------------------------
+
+X = np.array([[0.5, -1.0, np.nan, 2.0], [np.inf, 2.0, -0.0, -np.inf], [1.0, -3.0, 0.25, 2.0]])
+Y = np.array([[0.5, -2.0, 1.0, 3.0], [3.0, 2.0, -0.5, 0.0], [1.0, -3.0, 0.25, 2.0]])
+NON_DIFFERENTIABLE = {
+    "isnan": lambda x, y: ad.isnan(x),
+    "isinf": lambda x, y: ad.isinf(x),
+    "isfinite": lambda x, y: ad.isfinite(x),
+    "isfinite_float32_int": lambda x, y: (ad.isfinite(x.float()), ad.isfinite(y.long()), ad.isinf(y.long())),
+    "signbit": lambda x, y: (ad.signbit(x), ad.signbit(y.long())),
+    "isposinf_isneginf": lambda x, y: (ad.isposinf(x), ad.isneginf(x)),
+    "masked_fill_isnan": lambda x, y: x.masked_fill(ad.isnan(x), 0.0),
+    "argmax_argmin": lambda x, y: (ad.argmax(y), ad.argmax(y, 1), ad.argmin(y, 0, keepdim=True), y.argmax(-1)),
+    "nonzero": lambda x, y: (ad.nonzero(y > 0), ad.nonzero(y > 0, as_tuple=True), ad.argwhere(y < 0)),
+    "where_condition": lambda x, y: ad.where(y > 0),
+    "unique": lambda x, y: (ad.unique(y, return_inverse=True, return_counts=True), ad.unique(y, dim=0)),
+    "unique_consecutive": lambda x, y: ad.unique_consecutive(y.flatten(), return_counts=True),
+    "searchsorted_bucketize": lambda x, y: (
+        ad.searchsorted(ad.sort(y.flatten())[0], y, right=True),
+        ad.bucketize(y, ad.tensor([-1.0, 0.5, 2.0], device=y.device)),
+    ),
+    "one_hot": lambda x, y: F.one_hot((y.abs() * 2).long().flatten(), 7),
+    "floor_divide": lambda x, y: (ad.floor_divide(y, 0.3), y.long() // 2, ad.div(y.long(), 2, rounding_mode="trunc")),
+    "isreal": lambda x, y: ad.isreal(y),
+    "histogram": lambda x, y: (ad.histogram(y, bins=3), ad.histogramdd(y[:, :2], bins=2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_DIFFERENTIABLE))
+def test_non_differentiable_op_on_cuda(name):
+    fn = NON_DIFFERENTIABLE[name]
+    cpu = _tensors(fn(ad.tensor(X), ad.tensor(Y)))
+    cuda = _tensors(fn(ad.tensor(X, device="cuda"), ad.tensor(Y, device="cuda")))
+    _assert_same(cpu, cuda, name)
+
+
+def test_integer_division_by_zero_raises_on_cuda():
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        ad.floor_divide(ad.tensor([3, 4], device="cuda"), ad.tensor([1, 0], device="cuda"))
+
+
+# --- modules: outputs, buffers, gradients of inputs and parameters ---------------------------------------------
+
+E = 4
+SRC = RNG.standard_normal((3, 2, E))
+TGT = RNG.standard_normal((2, 2, E))
+CAUSAL = np.triu(np.full((3, 3), -np.inf), 1)
+PADDING = np.array([[False, False, True], [False, False, False]])
+
+
+# name -> (build, inputs (a tuple marks a constant), call(module, *inputs) or None, training)
+MODULES = {
+    "mha_masks_bias_kv_zero_attn": (
+        lambda: nn.MultiheadAttention(E, 2, add_bias_kv=True, add_zero_attn=True),
+        [SRC, SRC, SRC, (CAUSAL > 0,), (PADDING,)],
+        lambda m, q, k, v, am, kp: m(q, k, v, attn_mask=am, key_padding_mask=kp, average_attn_weights=False),
+        False,
+    ),
+    "mha_kdim_float_mask_dropout": (
+        lambda: nn.MultiheadAttention(E, 2, dropout=0.3, kdim=3, vdim=5, batch_first=True),
+        [RNG.standard_normal((2, 3, E)), RNG.standard_normal((2, 2, 3)), RNG.standard_normal((2, 2, 5)),
+         RNG.standard_normal((4, 3, 2))],
+        lambda m, q, k, v, am: m(q, k, v, attn_mask=am),
+        True,
+    ),
+    "mha_unbatched_is_causal": (
+        lambda: nn.MultiheadAttention(E, 1),
+        [SRC[:, 0], SRC[:, 0], SRC[:, 0], (np.array([False, True, False]),)],
+        lambda m, q, k, v, kp: m(q, k, v, key_padding_mask=kp, attn_mask=ad.tensor(CAUSAL, device=q.device),
+                                 is_causal=True),
+        False,
+    ),
+    "transformer_encoder_causal": (
+        lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(2, 1, 2, 0.0, norm_first=True), 1,
+                                      norm=nn.LayerNorm(2), enable_nested_tensor=False),
+        [SRC[:, :1, :2], (CAUSAL,)],
+        lambda m, x, mask: m(x, mask=mask),
+        False,
+    ),
+    "transformer_dropout": (  # the decoder layer too
+        lambda: nn.Transformer(2, 1, 1, 1, dim_feedforward=2, dropout=0.2),
+        [SRC[:2, :1, :2], TGT[:, :1, :2]],
+        lambda m, s, t: m(s, t, tgt_mask=nn.Transformer.generate_square_subsequent_mask(2, device=t.device,
+                                                                                         dtype=t.dtype)),
+        True,
+    ),
+    "adaptive_log_softmax": (
+        lambda: nn.AdaptiveLogSoftmaxWithLoss(E, 6, cutoffs=[2, 4], div_value=2.0),
+        [RNG.standard_normal((5, E)), (np.array([0, 1, 3, 5, 2]),)],
+        lambda m, x, t: (*m(x, t), m.predict(x)),
+        False,
+    ),
+    "sync_batch_norm_train": (lambda: nn.SyncBatchNorm(3), [RNG.standard_normal((2, 3, 2))], None, True),
+    "batch_norm2d_train": (lambda: nn.BatchNorm2d(3, momentum=None), [RNG.standard_normal((2, 3, 2, 2))], None, True),
+    "instance_norm_running_stats": (
+        lambda: nn.InstanceNorm1d(3, affine=True, track_running_stats=True),
+        [RNG.standard_normal((2, 3, 4))],
+        None,
+        True,
+    ),
+    "dropouts_train": (
+        lambda: nn.Sequential(nn.Dropout(0.3), nn.AlphaDropout(0.2), nn.Dropout2d(0.5)),
+        [RNG.standard_normal((2, 3, 2, 2))],
+        None,
+        True,
+    ),
+}
+
+
+def _run_module(name, dev):
+    build, inputs, call, training = MODULES[name]
+    ad.manual_seed(0)
+    module = build().double().train(training).to(dev)
+    xs = [ad.tensor(a[0], device=dev) if isinstance(a, tuple) else ad.tensor(a, device=dev, requires_grad=True)
+          for a in inputs]
+    ad.manual_seed(1)  # the same dropout masks on both devices
+    outs = _tensors(call(module, *xs) if call else module(*xs))
+    leaves = [x for x in xs if x.requires_grad] + list(module.parameters())
+    loss = sum((o * ad.linspace(0.5, 1.5, o.numel(), dtype=o.dtype, device=dev).reshape(o.shape)).sum()
+               for o in outs if o.requires_grad)
+    grads = ad.autograd.grad(loss, leaves, allow_unused=True)
+    return outs + list(module.buffers()), list(grads)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_on_cuda_equals_cpu(name):
+    cpu_values, cpu_grads = _run_module(name, "cpu")
+    cuda_values, cuda_grads = _run_module(name, "cuda")
+    _assert_same(cpu_values, cuda_values, f"{name}: outputs and buffers")
+    _assert_same(cpu_grads, cuda_grads, f"{name}: gradients")
+
+
+# --- distributions: the methods that take argmax or a finite mask; cross-family KL -----------------------------
+
+DISTRIBUTIONS = {
+    "Beta": (lambda t: D.Beta(t([0.5, 2.0]), t([1.5, 0.7])), [0.2, 0.4]),
+    "Dirichlet": (lambda t: D.Dirichlet(t([0.5, 2.0, 1.3])), [0.2, 0.3, 0.5]),
+    "Categorical": (lambda t: D.Categorical(probs=t([[0.1, 0.5, 0.4], [0.3, 0.2, 0.5]])), [2.0, 0.0]),
+    "OneHotCategoricalStraightThrough": (
+        lambda t: D.OneHotCategoricalStraightThrough(logits=t([0.1, 0.5, -1.0])), [0.0, 1.0, 0.0]
+    ),
+    "Pareto_outside_support": (lambda t: D.Pareto(t([0.1, 0.3]), t([1.5, 2.7]), validate_args=False), [0.2, 0.2]),
+}
+
+
+def _distribution_values(name, dev):
+    make, value = DISTRIBUTIONS[name]
+    leaves = []
+
+    def t(x):
+        leaves.append(ad.tensor(np.asarray(x, dtype=np.float64), device=dev, requires_grad=True))
+        return leaves[-1]
+
+    d = make(t)
+    log_prob = d.log_prob(ad.tensor(np.asarray(value, dtype=np.float64), device=dev))
+    ad.manual_seed(3)
+    sample = d.rsample((2,)) if d.has_rsample else d.sample((2,))
+    finite = ad.where(ad.isfinite(log_prob), log_prob, ad.zeros_like(log_prob))
+    total = finite.sum() + d.entropy().sum() + (sample.sum() if sample.requires_grad else 0.0)
+    grads = ad.autograd.grad(total, leaves, allow_unused=True)
+    return [d.mode, log_prob, sample, total], list(grads)
+
+
+@pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+def test_distribution_methods_on_cuda_equal_cpu(name):
+    (cpu_values, cpu_grads), (cuda_values, cuda_grads) = (_distribution_values(name, dev) for dev in ("cpu", "cuda"))
+    for a, b in zip(cpu_values + cpu_grads, cuda_values + cuda_grads):
+        assert b.is_cuda
+        np.testing.assert_allclose(_host(b), _host(a), rtol=1e-10, atol=1e-12, equal_nan=True)
+
+
+KL_PAIRS = [
+    (lambda t: D.Beta(t([0.5, 2.0]), t([1.5, 0.7])), lambda t: D.Uniform(t([0.0, 0.0]), t([1.0, 1.0]))),
+    (lambda t: D.Gamma(t([0.5, 2.0]), t([1.5, 0.7])), lambda t: D.Exponential(t([0.5, 2.0]))),
+    (lambda t: D.Normal(t([0.1, -0.3]), t([0.5, 2.0])), lambda t: D.Gumbel(t([0.0, 0.2]), t([1.0, 0.7]))),
+    (lambda t: D.Uniform(t([0.1, -0.3]), t([0.5, 2.0])), lambda t: D.Normal(t([0.0, 0.2]), t([1.0, 0.7]))),
+]
+
+
+@pytest.mark.parametrize("pair", range(len(KL_PAIRS)))
+def test_cross_family_kl_on_cuda_equals_cpu(pair):
+    got = []
+    for dev in ("cpu", "cuda"):
+        leaves = []
+
+        def t(x, dev=dev, leaves=leaves):
+            leaves.append(ad.tensor(np.asarray(x, dtype=np.float64), device=dev, requires_grad=True))
+            return leaves[-1]
+
+        p, q = (make(t) for make in KL_PAIRS[pair])
+        kl = D.kl_divergence(p, q)
+        got.append([kl, *ad.autograd.grad(kl.sum(), leaves)])
+    for a, b in zip(*got):
+        assert b.is_cuda
+        np.testing.assert_allclose(_host(b), _host(a), rtol=1e-10, atol=1e-12)
+
+
+# --- CyclicLR over CUDA parameters ----------------------------------------------------------------------------
+
+
+def test_cyclic_lr_on_cuda_equals_cpu():
+    results = []
+    for dev in ("cpu", "cuda"):
+        w = ad.tensor([1.0, -2.0, 0.5], device=dev, requires_grad=True)
+        opt = ad.optim.SGD([w], lr=0.1, momentum=0.9)
+        sched = ad.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=0.9)
+        lrs = []
+        for step in range(5):
+            w.grad = ad.tensor([math.sin(step), 1.0, -0.5], device=dev)
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr()[0])
+        assert w.device.type == dev and opt.state[w]["momentum_buffer"].device.type == dev
+        results.append((_host(w), lrs))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12)
+    assert results[1][1] == results[0][1]

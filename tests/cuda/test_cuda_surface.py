@@ -273,3 +273,15 @@ def test_cyclic_lr_on_cuda_equals_cpu():
         results.append((_host(w), lrs))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12)
     assert results[1][1] == results[0][1]
+
+
+def test_norm_buffers_built_on_cuda():
+    """``device="cuda"`` at construction puts the running statistics there too (they stayed on the CPU)."""
+    x = RNG.standard_normal((2, 3, 2))
+    got = []
+    for dev in ("cpu", "cuda"):
+        m = nn.SyncBatchNorm(3, momentum=None, device=dev, dtype=ad.float64)
+        assert {b.device.type for b in m.buffers()} == {dev}
+        m(ad.tensor(x, device=dev))
+        got.append([m.running_mean, m.running_var, m.num_batches_tracked])
+    _assert_same(*got, "running statistics")

@@ -98,6 +98,72 @@ def test_integer_division_by_zero_raises_on_cuda():
         ad.floor_divide(ad.tensor([3, 4], device="cuda"), ad.tensor([1, 0], device="cuda"))
 
 
+# --- in-place index ops on CUDA tensors outside the graph (each raised: numpy's store into a device array) -----
+
+INPLACE = {
+    "scatter_": lambda x, T: x.scatter_(0, T([[1, 0, 2], [0, 1, 1]]), T(np.ones((2, 3)), dtype=x.dtype)),
+    "scatter_value": lambda x, T: x.scatter_(1, T([[1], [0], [2]]), 2),
+    "scatter_add_": lambda x, T: x.scatter_add_(0, T([[1, 0, 2]]), T(np.ones((1, 3)), dtype=x.dtype)),
+    "scatter_reduce_": lambda x, T: x.scatter_reduce_(0, T([[1, 0, 2]]), T(np.full((1, 3), 5), dtype=x.dtype), "amax"),
+    "index_add_": lambda x, T: x.index_add_(0, T([0, 2]), T(np.ones((2, 3)), dtype=x.dtype), alpha=2),
+    "index_copy_": lambda x, T: x.index_copy_(0, T([0, 2]), T(np.full((2, 3), 7), dtype=x.dtype)),
+    "index_fill_": lambda x, T: x.index_fill_(1, T([0, 2]), -1),
+    "index_put_": lambda x, T: x.index_put_((T([0, 2]), T([1, 1])), T([5, 6], dtype=x.dtype), accumulate=True),
+    "index_reduce_": lambda x, T: x.index_reduce_(0, T([0, 2]), T(np.full((2, 3), 2), dtype=x.dtype), "prod"),
+    "masked_fill_": lambda x, T: x.masked_fill_(x > 3, 0),
+    "masked_scatter_": lambda x, T: x.masked_scatter_(x > 3, T(np.arange(9), dtype=x.dtype)),
+    "put_": lambda x, T: x.put_(T([0, 8]), T([9, 9], dtype=x.dtype)),
+    "tril_triu_": lambda x, T: x.tril_().triu_(-1),
+    "clone": lambda x, T: x.copy_(ad.clone(x[:, 1:]).sum(1, keepdim=True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE))
+def test_inplace_index_op_on_cuda(name):
+    for dtype in (np.float64, np.int64):
+        got = []
+        for dev in ("cpu", "cuda"):
+            x = ad.tensor(np.arange(9).reshape(3, 3).astype(dtype), device=dev)
+            view = x[1:]  # shares x's storage: it must see the write
+            assert INPLACE[name](x, lambda a, dev=dev, **kw: ad.tensor(a, device=dev, **kw)) is x
+            got.append(([x, view], x._version))
+        _assert_same(got[0][0], got[1][0], f"{name} ({np.dtype(dtype).name})")
+        assert got[1][1] == got[0][1]
+
+
+# --- functionals whose constants (masks, factors, draws) were made on the host ----------------------------------
+
+
+def _embedding_max_norm(w):
+    out = F.embedding(ad.tensor([[0, 2], [2, 1]], device=w.device), w, max_norm=1.0, norm_type=1.5)
+    return out, w * 1.0  # the rows renormalized in place (outside the graph)
+
+
+FUNCTIONALS = {
+    "embedding_padding_idx": (lambda w: F.embedding(ad.tensor([0, 2, 2], device=w.device), w, padding_idx=2), (3, 2)),
+    "embedding_scale_grad_by_freq": (
+        lambda w: F.embedding(ad.tensor([0, 2, 2], device=w.device), w, scale_grad_by_freq=True), (3, 2)
+    ),
+    "embedding_max_norm": (_embedding_max_norm, (4, 2)),
+    "rrelu_training": (lambda x: (ad.manual_seed(0), F.rrelu(x, training=True))[1], (2, 3)),
+    "gumbel_softmax_hard": (lambda x: (ad.manual_seed(0), F.gumbel_softmax(x, tau=0.5, hard=True))[1], (2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONALS))
+def test_functional_on_cuda_equals_cpu(name):
+    fn, shape = FUNCTIONALS[name]
+    a = np.linspace(-2.0, 2.5, int(np.prod(shape))).reshape(shape)
+    got = []
+    for dev in ("cpu", "cuda"):
+        x = ad.tensor(a, device=dev, requires_grad=True)
+        outs = _tensors(fn(x))
+        loss = sum((o * ad.linspace(0.5, 1.5, o.numel(), dtype=o.dtype, device=dev).reshape(o.shape)).sum()
+                   for o in outs)
+        got.append(outs + list(ad.autograd.grad(loss, x)))
+    _assert_same(*got, name)
+
+
 # --- modules: outputs, buffers, gradients of inputs and parameters ---------------------------------------------
 
 E = 4

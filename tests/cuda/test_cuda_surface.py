@@ -320,6 +320,27 @@ def test_cross_family_kl_on_cuda_equals_cpu(pair):
         np.testing.assert_allclose(_host(b), _host(a), rtol=1e-10, atol=1e-12)
 
 
+# --- gradient clipping and parameter vectors on CUDA gradients (each read the device arrays with numpy) ----------
+
+
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
+def test_clip_grad_on_cuda_equals_cpu(norm_type):
+    got = []
+    for dev in ("cpu", "cuda"):
+        params = [ad.tensor(np.zeros(s), device=dev, requires_grad=True) for s in ((3,), (2, 2))]
+        for p, g in zip(params, (np.array([0.3, -1.2, 0.8]), np.array([[2.0, -0.1], [0.4, 0.9]]))):
+            p.grad = ad.tensor(g, device=dev)
+        norm = nn.utils.clip_grad_norm_(params, 1.0, norm_type=norm_type)
+        nn.utils.clip_grad_value_(params, 0.3)
+        nn.utils.clip_grads_with_norm_(params, 0.5, 0.9)
+        nn.utils.vector_to_parameters(nn.utils.parameters_to_vector([p.grad for p in params]) * 3.0, params)
+        got.append([norm, nn.utils.get_total_norm([p.grad for p in params], 3.0)] + [p.grad for p in params]
+                   + [p.detach() for p in params])
+    _assert_same(*got, "clipping")
+    with pytest.raises(RuntimeError, match="non-finite"):
+        nn.utils.get_total_norm([ad.tensor([math.inf], device="cuda")], error_if_nonfinite=True)
+
+
 # --- CyclicLR over CUDA parameters ----------------------------------------------------------------------------
 
 

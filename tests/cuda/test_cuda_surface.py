@@ -341,6 +341,44 @@ def test_clip_grad_on_cuda_equals_cpu(norm_type):
         nn.utils.get_total_norm([ad.tensor([math.inf], device="cuda")], error_if_nonfinite=True)
 
 
+# --- state dicts: saved from, loaded to and loaded into CUDA modules; padded sequences -----------------------------
+
+
+def test_save_load_and_load_state_dict_on_cuda():
+    import io
+
+    cpu = nn.Linear(2, 3).double()
+    model = nn.Linear(2, 3).double().to("cuda")
+    weight = model.weight
+    model.load_state_dict(cpu.state_dict())  # a CPU state dict into a CUDA module (numpy's copyto raised)
+    assert model.weight is weight and weight.is_cuda
+    buf = io.BytesIO()
+    ad.save(model.state_dict(), buf)  # a CUDA state dict (raised: a device array has no itemsize)
+    for map_location, device in ((None, "cuda"), ("cpu", "cpu"), ({"cuda:0": "cpu"}, "cpu")):
+        buf.seek(0)
+        loaded = ad.load(buf, map_location=map_location)
+        assert {t.device.type for t in loaded.values()} == {device}
+        np.testing.assert_array_equal(_host(loaded["weight"]), _host(cpu.weight))
+    restored = nn.Linear(2, 3).double()
+    restored.load_state_dict(loaded)
+    _assert_same([cpu.weight], [model.weight], "loaded weight")
+
+
+def test_padded_sequences_on_cuda():
+    from ad.nn.utils import rnn
+
+    got = []
+    for dev in ("cpu", "cuda"):
+        x = ad.tensor(np.arange(12.0).reshape(3, 2, 2), device=dev, requires_grad=True)
+        packed = rnn.pack_padded_sequence(x, ad.tensor([2, 3]), enforce_sorted=False)
+        padded, _ = rnn.pad_packed_sequence(packed, batch_first=True, padding_value=-1.0)
+        seqs = rnn.pad_sequence([x[:, 0, 0], x[:2, 1, 1]], padding_side="left")
+        got.append([packed.data, padded, seqs, *ad.autograd.grad(padded.sum() + (seqs * seqs).sum(), x)])
+    _assert_same(*got, "pack / pad")
+    with pytest.raises(RuntimeError, match="1D CPU int64 tensor"):  # torch's: the lengths are read on the host
+        rnn.pack_padded_sequence(x, ad.tensor([3, 2], device="cuda"))
+
+
 # --- CyclicLR over CUDA parameters ----------------------------------------------------------------------------
 
 

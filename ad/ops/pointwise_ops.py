@@ -198,6 +198,10 @@ def _step_fn(op, int_fn):
         _float_input(input, op.name)
         if op is not SIGN:
             _no_bool(input, f"{op.name}_vml_cpu")
+        if input._data.dtype.kind in "iub" and input._dev is not None:  # (the device kernel keeps the dtype)
+            from ..cuda import ops as cuda_ops
+
+            return cuda_ops.unary(op, input, 0.0, 0.0, None)
         if input._data.dtype.kind in "iub":  # integers stay integers (a copy), as torch
             return wrap_array(np.asarray(int_fn(input._data)))
         return _unary(op, input)
@@ -224,8 +228,10 @@ def round(input, *, decimals=0):  # noqa: A001 - torch's name
     """Round half to even, to ``decimals`` decimal places (torch.round)."""
     _float_input(input, "round")
     _no_bool(input, "round_vml_cpu")
-    if input._data.dtype.kind in "iub":
-        return wrap_array(np.asarray(np.round(input._data, int(decimals))))
+    if input._data.dtype.kind in "iub" and input._dev is not None and int(decimals) >= 0:
+        return input.clone()  # (an integer rounded to whole numbers or finer is itself)
+    if input._data.dtype.kind in "iub":  # (CUDA, to tens or coarser: rounded on a host copy, put back)
+        return _cuda.index_tensor(np.asarray(np.round(_cuda.host_copy(input._data), int(decimals))), input)
     return _unary(ROUND, input, float(int(decimals)), 0.0)
 
 

@@ -82,6 +82,11 @@ NON_DIFFERENTIABLE = {
     "floor_divide": lambda x, y: (ad.floor_divide(y, 0.3), y.long() // 2, ad.div(y.long(), 2, rounding_mode="trunc")),
     "isreal": lambda x, y: ad.isreal(y),
     "histogram": lambda x, y: (ad.histogram(y, bins=3), ad.histogramdd(y[:, :2], bins=2)),
+    # integer tensors stay integer, as on the CPU (they became float64, or raised)
+    "integer_arithmetic": lambda x, y: (
+        (i := y.long()) + 1, i * 3, 5 - i, -i, ad.abs(i), ad.square(i), ad.relu(i), ad.sign(i), ad.floor(i),
+        ad.round(i * 7, decimals=-1), ad.round(i), i.clone(), (y > 0) + 1, y.int() * 2,
+    ),
 }
 
 

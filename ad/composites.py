@@ -10,7 +10,7 @@ from . import cuda as _cuda
 from . import ops
 from .ops import _reduce_dims, outer  # noqa: F401 - re-exported
 from .saved import guard
-from .tensor import Tensor, _wrap_dim, wrap_array
+from .tensor import Tensor, _wrap_dim
 
 
 def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
@@ -92,20 +92,22 @@ def argmin(input, dim=None, keepdim=False):
 
 
 def _arg(fn, name, x, dim, keepdim):
-    """argmax / argmin: torch's errors for empty and bool inputs; a 0-d input accepts dim 0 and -1."""
+    """argmax / argmin: torch's errors for empty and bool inputs; a 0-d input accepts dim 0 and -1. A CUDA
+    tensor's indices come from a host copy of its values (as max over a dim's: ``ad.cuda.host_copy``) and are
+    returned on its device."""
     xd = x._data
     if xd.dtype.kind == "b":
         raise RuntimeError(f"{name}(): does not support bool input")
     if dim is None:
         if xd.size == 0:
             raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
-        return wrap_array(np.asarray(fn(xd)))
+        return _cuda.index_tensor(np.asarray(fn(_cuda.host_copy(xd)), np.int64), x)
     d = _wrap_dim(dim, x.ndim)
     if xd.ndim == 0:
-        return wrap_array(np.asarray(0, np.int64))
+        return _cuda.index_tensor(np.asarray(0, np.int64), x)
     if xd.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
-    return wrap_array(fn(xd, axis=d, keepdims=keepdim))
+    return _cuda.index_tensor(np.asarray(fn(_cuda.host_copy(xd), axis=d, keepdims=keepdim), np.int64), x)
 
 
 def sign(input):  # noqa: A002 - torch's name

@@ -67,8 +67,13 @@ class _Writer:
         if isinstance(obj, str):
             return ["str", obj]
         if isinstance(obj, Tensor):
-            k = self.array_id(id(obj), obj._data)
-            return ["tensor", {"id": k, "requires_grad": bool(obj._rg), "parameter": isinstance(obj, Parameter)}]
+            # a CUDA tensor's values are written from a host copy, with its device, where load puts it back
+            data = obj._data if obj._dev is None else obj.detach().cpu()._data
+            k = self.array_id(id(obj), data)
+            entry = {"id": k, "requires_grad": bool(obj._rg), "parameter": isinstance(obj, Parameter)}
+            if obj._dev is not None:
+                entry["device"] = str(obj.device)
+            return ["tensor", entry]
         if isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
                 raise TypeError("ad.save cannot store numpy arrays of Python objects")
@@ -139,20 +144,43 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
 
     Raises:
         pickle.UnpicklingError: the file is not an ``ad.save`` archive (for example a torch or pickle file).
-        RuntimeError: ``map_location`` names a device other than the CPU.
+        RuntimeError: ``map_location`` names a device other than the CPU or CUDA, or a tensor is to be loaded
+            on CUDA where there is none.
     """
     if pickle_module is not None:
         raise ValueError("ad.load reads no pickle: pickle_module is not accepted")
     if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
-        if str(map_location).split(":")[0] != "cpu":
-            raise RuntimeError(f"ad.load: map_location={map_location!r}: ad tensors live on the CPU")
+        map_location = str(map_location)
+        if map_location.split(":")[0] not in ("cpu", "cuda"):
+            raise RuntimeError(f"ad.load: map_location={map_location!r}: ad tensors live on the CPU or CUDA")
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as fh:
-            return _load(fh)
-    return _load(f)
+            return _load(fh, map_location)
+    return _load(f, map_location)
 
 
-def _load(fh):
+def _target_device(saved, map_location):
+    """Where a tensor saved on ``saved`` (None: the CPU) is loaded: ``map_location`` (a device, or a dict from
+    saved device names to devices) or where it was saved (a callable ``map_location`` is not applied)."""
+    name = saved or "cpu"
+    if isinstance(map_location, str):
+        name = map_location
+    elif isinstance(map_location, dict):
+        name = str(map_location.get(name, name))
+    if name.startswith("cuda"):
+        from . import cuda
+
+        if not cuda.is_available():
+            raise RuntimeError(
+                "Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False. If you "
+                "are running on a CPU-only machine, please use torch.load with map_location=torch.device('cpu') to "
+                "map your storages to the CPU."
+            )
+        return name
+    return None
+
+
+def _load(fh, map_location=None):
     try:
         z = zipfile.ZipFile(fh, "r")
     except zipfile.BadZipFile:
@@ -171,12 +199,13 @@ def _load(fh):
             _refuse("its index does not name the ad.save format")
         if index.get("version") != _VERSION:
             _refuse(f"its format version {index.get('version')!r} is not one this ad reads ({_VERSION})")
-        reader = _Reader(z, names)
+        reader = _Reader(z, names, map_location)
         return reader.decode(index["root"])
 
 
 class _Reader:
-    def __init__(self, z, names):
+    def __init__(self, z, names, map_location=None):
+        self.map_location = map_location
         self.z = z
         self.names = names
         self.arrays = {}
@@ -229,6 +258,9 @@ class _Reader:
             k = payload["id"]
             if k not in self.tensors:
                 t = wrap_array(self.array(k))
+                device = _target_device(payload.get("device"), self.map_location)
+                if device is not None:
+                    t = t.to(device)
                 if payload.get("parameter"):
                     t = Parameter(t, bool(payload.get("requires_grad")))
                 elif payload.get("requires_grad"):

@@ -356,7 +356,8 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False, out=No
     edges = _host(bins) if isinstance(bins, Tensor) else int(bins)
     w = _host(weight) if weight is not None else None
     hist, bin_edges = np.histogram(a, bins=edges, range=range, weights=w, density=density)
-    result = Histogram(wrap_array(hist.astype(a.dtype)), wrap_array(bin_edges.astype(a.dtype)))
+    dev = input.device  # (a CUDA input: counted on a host copy, as histc; the results on its device)
+    result = Histogram(wrap_array(hist.astype(a.dtype)).to(dev), wrap_array(bin_edges.astype(a.dtype)).to(dev))
     return write_result("histogram", result, out, same_dtype=True)
 
 

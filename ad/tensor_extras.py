@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .ops.out import write_result
-from .tensor import Tensor, wrap_array
+from .tensor import Tensor
 
 __all__ = ["addr", "mvlgamma", "narrow_copy", "isreal", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes"]
 
@@ -69,7 +69,9 @@ def isreal(input):  # noqa: A002
     """True everywhere: ad has no complex dtypes."""
     if not isinstance(input, Tensor):
         raise TypeError(f"isreal(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    return wrap_array(np.ones(input.shape, np.bool_))
+    from .ops import ones_like
+
+    return ones_like(input, dtype=np.bool_)
 
 
 def unsafe_chunk(input, chunks, dim=0):  # noqa: A002

@@ -44,8 +44,9 @@ def host_copy(data):
     """``data`` as a numpy array: itself on the host, a host copy of a device array.
 
     The documented host round trip of CUDA tensors (issue 10): ops whose *index map* is computed from values
-    (argmax/argmin of max/min over a dim, argsort of sort/topk/kthvalue/msort, max pooling's window maxima,
-    embedding's indices, nan_to_num's finite mask) copy the values to the host for it, as torch's CUDA ops with
+    (argmax/argmin, and those of max/min over a dim, argsort of sort/topk/kthvalue/msort, max pooling's window
+    maxima, embedding's indices, nan_to_num's finite mask, nonzero, unique, searchsorted, one_hot) copy the
+    values to the host for it, as torch's CUDA ops with
     data-dependent output shapes synchronize; the values they return are gathered on the device from the
     operand, so they are exact, and the gradient runs on the device."""
     return data if isinstance(data, np.ndarray) else data.copy_to_host()

@@ -227,6 +227,8 @@ def unary(op, x, a0, a1, ctx):
     dt = _f64(xd.dtype)
     if code in kc.EXTRA.values() and xd.dtype.kind in "iub":
         dt = xd.dtype  # floor of an integer tensor is that tensor (sign, round: the same dtype)
+    elif code in (K.NEG, K.ABS, K.SQUARE, K.RELU) and xd.dtype.kind in "iu" or code == K.COPY:
+        dt = xd.dtype  # integer arithmetic stays integer (a copy: any dtype), as on the CPU (numpy) and in torch
     out = empty(xd.shape, dt)
     if xd.size:
         kc.launch(kc.unary_kernel, xd.size, code, flat(xd), flat(out), float(a0), float(a1))

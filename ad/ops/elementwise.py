@@ -64,10 +64,13 @@ _affine_fast = _fast_affine()  # the scalar forms of + - * / (see ``affine``)
 
 def affine(x, a, b, kind="mul"):
     """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
-    if x._dev is None and x._data.dtype.kind in "biu" and isinstance(a if kind == "mul" else b, numbers.Integral):
+    if x._data.dtype.kind in "biu" and isinstance(a if kind == "mul" else b, numbers.Integral):
         # an integer tensor with an integer: integer arithmetic in the tensor's dtype (torch's and numpy's rule),
         # not a float result
         d = x._data
+        if x._dev is not None:  # CUDA: the same, by the device's binary kernel with a 0-d integer operand
+            s = wrap_array(np.asarray(a if kind == "mul" else b, d.dtype if d.dtype.kind in "iu" else np.int64))
+            return _binary(MUL, x, s) if kind == "mul" else _binary(SUB, s, x) if kind == "rsub" else _binary(ADD, x, s)
         return wrap_array(np.asarray(d * a if kind == "mul" else b - d if kind == "rsub" else d + b))
     a = float(a)
     b = float(b)

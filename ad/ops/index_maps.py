@@ -64,7 +64,7 @@ def _const(value, dtype, like=None):
 
 def _pick(mask, picked, x):
     """``where(mask, picked, x)`` that keeps integer dtypes (and needs no graph when nothing requires grad)."""
-    if not _needs_grad(picked, x) and x._dev is None:
+    if not _needs_grad(picked, x) and x._dev is None and getattr(picked, "_dev", None) is None:
         return wrap_array(np.where(mask, _data(picked), _data(x)).astype(x.dtype, copy=False))
     return where(wrap_array(np.asarray(mask)), picked, x)
 

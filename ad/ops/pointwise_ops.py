@@ -198,6 +198,10 @@ def _step_fn(op, int_fn):
         _float_input(input, op.name)
         if op is not SIGN:
             _no_bool(input, f"{op.name}_vml_cpu")
+        if input._data.dtype.kind in "iub" and input._dev is not None:  # (the device kernel keeps the dtype)
+            from ..cuda import ops as cuda_ops
+
+            return cuda_ops.unary(op, input, 0.0, 0.0, None)
         if input._data.dtype.kind in "iub":  # integers stay integers (a copy), as torch
             return wrap_array(np.asarray(int_fn(input._data)))
         return _unary(op, input)
@@ -224,8 +228,10 @@ def round(input, *, decimals=0):  # noqa: A001 - torch's name
     """Round half to even, to ``decimals`` decimal places (torch.round)."""
     _float_input(input, "round")
     _no_bool(input, "round_vml_cpu")
-    if input._data.dtype.kind in "iub":
-        return wrap_array(np.asarray(np.round(input._data, int(decimals))))
+    if input._data.dtype.kind in "iub" and input._dev is not None and int(decimals) >= 0:
+        return input.clone()  # (an integer rounded to whole numbers or finer is itself)
+    if input._data.dtype.kind in "iub":  # (CUDA, to tens or coarser: rounded on a host copy, put back)
+        return _cuda.index_tensor(np.asarray(np.round(_cuda.host_copy(input._data), int(decimals))), input)
     return _unary(ROUND, input, float(int(decimals)), 0.0)
 
 
@@ -268,9 +274,17 @@ def nan_to_num(input, nan=None, posinf=None, neginf=None):  # noqa: A002
     return guard(out, "NanToNumBackward0", input)
 
 
-def _predicate(name, np_fn):
+def _predicate(name, np_fn, on_device):
+    """A bool predicate: numpy's ufunc on the host; on a CUDA tensor ``on_device(values)``, comparisons that
+    run as device kernels (no host copy: torch's CUDA predicates do not synchronize either)."""
+
     def fn(input):  # noqa: A002
         _float_input(input, name)
+        if input._dev is not None:
+            from ..grad_mode import no_grad
+
+            with no_grad():
+                return on_device(input.detach())
         return wrap_array(np.asarray(np_fn(input._data)))
 
     fn.__name__ = name
@@ -278,12 +292,16 @@ def _predicate(name, np_fn):
     return fn
 
 
-isnan = _predicate("isnan", np.isnan)
-isinf = _predicate("isinf", np.isinf)
-isfinite = _predicate("isfinite", np.isfinite)
-signbit = _predicate("signbit", np.signbit)
-isposinf = _predicate("isposinf", np.isposinf)
-isneginf = _predicate("isneginf", np.isneginf)
+# the device forms: NaN is the one value unequal to itself; x - x is 0 exactly for finite x (inf - inf and NaN
+# give NaN); copysign carries the sign bit of -0.0 and of a negative NaN, which ``x < 0`` misses
+isnan = _predicate("isnan", np.isnan, lambda x: x != x)
+isinf = _predicate("isinf", np.isinf, lambda x: (x == math.inf) | (x == -math.inf))
+isfinite = _predicate("isfinite", np.isfinite, lambda x: (x - x) == 0 if x._data.dtype.kind == "f" else x == x)
+signbit = _predicate(
+    "signbit", np.signbit, lambda x: copysign(_ops.ones_like(x), x) < 0 if x._data.dtype.kind == "f" else x < 0
+)
+isposinf = _predicate("isposinf", np.isposinf, lambda x: x == math.inf)
+isneginf = _predicate("isneginf", np.isneginf, lambda x: x == -math.inf)
 
 
 # --- binary primitives ------------------------------------------------------------------------------------
@@ -362,8 +380,19 @@ xlogy = _binary_fn(XLOGY)
 def floor_divide(input, other):  # noqa: A002
     """``floor(input / other)`` (numpy's floor_divide; not differentiable, as torch's has no derivative)."""
     x, y = _operands(input, other, "floor_divide")
-    _check_integer_divisor(x._data, y._data)
-    return wrap_array(np.asarray(np.floor_divide(x._data, y._data)))
+    if (x._dev is not None or y._dev is not None) and "f" in (x._data.dtype.kind, y._data.dtype.kind):
+        # floats on CUDA: the same fmod-based floor as numpy's, from device ops
+        return rounded_div(x.detach(), y.detach(), "floor")
+    return _integer_quotient(x, y, np.floor_divide)
+
+
+def _integer_quotient(x, y, fn):
+    """``fn`` of the values of ``x`` and ``y`` after torch's ZeroDivisionError check for integer operands.
+    CUDA operands are divided on host copies (the divisor's check reads it anyway) and the quotient is put back
+    on their device."""
+    xd, yd = _cuda.host_copy(x._data), _cuda.host_copy(y._data)
+    _check_integer_divisor(xd, yd)
+    return _cuda.index_tensor(np.asarray(fn(xd, yd)), x if x._dev is not None else y)
 
 
 def _check_integer_divisor(xd, yd):
@@ -381,10 +410,9 @@ def rounded_div(input, other, rounding_mode):  # noqa: A002
     x, y = _operands(input, other, "div")
     xd, yd = x._data, y._data
     if xd.dtype.kind in "iub" and yd.dtype.kind in "iub":  # (integers: never part of a graph)
-        _check_integer_divisor(xd, yd)
         if rounding_mode == "floor":
-            return wrap_array(np.asarray(np.floor_divide(xd, yd)))
-        return wrap_array(np.asarray(np.sign(xd) * np.sign(yd) * (np.abs(xd) // np.abs(yd))))
+            return _integer_quotient(x, y, np.floor_divide)
+        return _integer_quotient(x, y, lambda a, b: np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b)))
     # a zero divisor gives x / 0 (no gradient: its rule would multiply the zero gradient by inf)
     where = _ops.where
     zero = y == 0

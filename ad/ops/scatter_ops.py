@@ -435,7 +435,7 @@ def index_put(input, indices, values, accumulate=False):  # noqa: A002
         if i is None:
             key.append(slice(None))
             continue
-        a = _data(i)
+        a = _host_index(i)
         if a.dtype.kind not in "iub":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         key.append(a.astype(bool) if a.dtype.kind == "b" else a.astype(_I64))
@@ -518,7 +518,7 @@ def masked_scatter(input, mask, source):  # noqa: A002
 def put(input, index, source, accumulate=False):  # noqa: A002
     """``input.flatten()[index] = source.flatten()`` in a copy of ``input`` (``+=`` with ``accumulate``: repeats
     add up; without, the last write wins and only it gets a gradient, as ``index_put``)."""
-    idx = _data(index) if isinstance(index, Tensor) else None
+    idx = _host_index(index) if isinstance(index, Tensor) else None
     if idx is None or idx.dtype.kind not in "iu":
         got = _tname(idx.dtype) if idx is not None else type(index).__name__
         raise RuntimeError(f"put_(): Expected a long tensor for index, but got {got}")

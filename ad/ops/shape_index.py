@@ -371,9 +371,9 @@ def clone(input, *, memory_format=None):  # noqa: A002
     """A copy of ``input`` that stays in the graph (``memory_format`` is accepted for torch)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"clone(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if not _needs_grad(input):
+    if not _needs_grad(input) and input._dev is None:
         return wrap_array(input._data.copy())
-    return _clone(input)
+    return _clone(input)  # (a CUDA tensor: a device copy, recorded only if it needs grad)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -392,6 +392,9 @@ def _make_inplace(name, out_of_place):
         dual_other = next((a for a in others if a._tangents), None)
         if methods._dual_inplace(self, dual_other, lambda: out_of_place(self, *args, **kwargs)):
             return self
+        if self._dev is not None:  # (a CUDA tensor: computed on the device and copied into its storage)
+            # (cast to self's dtype first, as the host's store does: an integer index_add_ with alpha stays Long)
+            return methods._device_write(self, lambda: out_of_place(self, *args, **kwargs).to(self.dtype), name[:-1])
         result = out_of_place(self, *args, **kwargs)
         if result.shape != self.shape:
             raise RuntimeError(

@@ -139,12 +139,14 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):  # noqa: A002
 # unique / unique_consecutive / nonzero / argwhere / searchsorted / bucketize: integer results or constants
 
 
-def _unique_result(values, inverse, counts, return_inverse, return_counts):
-    out = [wrap_array(values)]
+def _unique_result(values, inverse, counts, return_inverse, return_counts, like):
+    """The results as tensors on ``like``'s device (computed on a host copy of a CUDA tensor's values, as
+    torch's CUDA unique synchronizes for its data-dependent size)."""
+    out = [_cuda.index_tensor(values, like)]
     if return_inverse:
-        out.append(wrap_array(inverse.astype(_I64)))
+        out.append(_cuda.index_tensor(inverse.astype(_I64), like))
     if return_counts:
-        out.append(wrap_array(counts.astype(_I64)))
+        out.append(_cuda.index_tensor(counts.astype(_I64), like))
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -159,7 +161,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     ``([1, 3], [1, 2])``.
     """
     value_read("unique() (a data-dependent shape)")
-    a = input._data
+    a = _cuda.host_copy(input._data)
     if dim is None:
         values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
         inverse = inverse.reshape(a.shape)
@@ -167,13 +169,13 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
         d = _wrap_dim(dim, input.ndim)
         values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True, axis=d)
         inverse = inverse.reshape(-1)
-    return _unique_result(values, inverse, counts, return_inverse, return_counts)
+    return _unique_result(values, inverse, counts, return_inverse, return_counts, input)
 
 
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     """Collapse runs of equal consecutive elements (or slices along ``dim``) to one."""
     value_read("unique_consecutive() (a data-dependent shape)")
-    a = input._data
+    a = _cuda.host_copy(input._data)
     if dim is None:
         flat = a.reshape(-1)
         starts = np.ones(flat.size, dtype=bool)
@@ -188,16 +190,16 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
         values = np.compress(starts, a, axis=d)
         inverse = np.cumsum(starts) - 1
     counts = np.diff(np.append(np.flatnonzero(starts), starts.size))
-    return _unique_result(values, inverse, counts, return_inverse, return_counts)
+    return _unique_result(values, inverse, counts, return_inverse, return_counts, input)
 
 
 def nonzero(input, *, out=None, as_tuple=False):  # noqa: A002
     """Indices of the non-zero elements: an (n, ndim) int64 tensor, or one 1-D tensor per dim (``as_tuple``)."""
     value_read("nonzero() (a data-dependent shape)")
-    a = input._data
+    a = _cuda.host_copy(input._data)  # (CUDA: indices from a host copy, as torch's nonzero synchronizes)
     if as_tuple:
-        return tuple(wrap_array(i.astype(_I64)) for i in np.nonzero(np.atleast_1d(a)))
-    result = wrap_array(np.argwhere(a).astype(_I64))
+        return tuple(_cuda.index_tensor(i.astype(_I64), input) for i in np.nonzero(np.atleast_1d(a)))
+    result = _cuda.index_tensor(np.argwhere(a).astype(_I64), input)
     if out is not None and out.dtype != np.int64:
         raise RuntimeError(
             f"nonzero: Expected out tensor to have scalar type Long but got scalar type{_tname(out.dtype)}"
@@ -242,9 +244,9 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                 "torch.searchsorted(): side and right can't be set to opposites, got side of left while right was True"
             )
         right = side == "right"
-    seq = _data(sorted_sequence)
+    seq = _cuda.host_copy(_data(sorted_sequence))  # (CUDA operands: searched on host copies, as sort is)
     scalar = not isinstance(input, Tensor)
-    vals = np.asarray(_data(input))
+    vals = np.asarray(_cuda.host_copy(_data(input)))
     srt = None if sorter is None else _index_array(sorter, "searchsorted", "sorter")
     if srt is not None and srt.shape != seq.shape:
         raise RuntimeError(
@@ -262,7 +264,9 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
             f"value tensor {list(vals.shape)}"
         )
     result = _search(seq, vals, right, srt).astype(np.int32 if out_int32 else _I64)
-    return write_result("searchsorted", wrap_array(np.asarray(result)), out, same_dtype=True)
+    like = next((t for t in (sorted_sequence, input) if isinstance(t, Tensor) and t._dev is not None), None)
+    result = wrap_array(np.asarray(result)) if like is None else _cuda.index_tensor(result, like)
+    return write_result("searchsorted", result, out, same_dtype=True)
 
 
 def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):  # noqa: A002

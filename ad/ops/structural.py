@@ -88,8 +88,8 @@ def where(condition, input=None, other=None):
     """``where(condition, x, y)``: elements of ``x`` where ``condition`` holds, else of ``y``."""
     on_device = isinstance(condition, Tensor) and condition._dev is not None
     if input is None and other is None:
-        if on_device:
-            raise _cuda_ops().not_implemented("where(condition)")
+        if on_device:  # indices from a host copy, as torch's (nonzero's data-dependent size synchronizes)
+            return tuple(index_tensor(i, condition) for i in np.nonzero(host_copy(condition._data)))
         cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
         return tuple(wrap_array(i) for i in np.nonzero(cond))
     if input is None or other is None:

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ... import composites, ops
+from ... import cuda as _cuda
 from ...creation import empty_like
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
@@ -331,7 +332,8 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  
     from ... import creation
 
     slopes = creation._rng.uniform(lower, upper, input.shape).astype(input.dtype)
-    return _maybe_inplace(input, inplace, lambda x: ops.where(x >= 0, x, x * wrap_array(slopes)))
+    slopes = _cuda.index_tensor(slopes, input)  # (on a CUDA input's device: the same draw as on the CPU)
+    return _maybe_inplace(input, inplace, lambda x: ops.where(x >= 0, x, x * slopes))
 
 
 def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):  # noqa: A002

@@ -1,7 +1,8 @@
 """Dropout: ``dropout``, ``dropout1d/2d/3d``, ``alpha_dropout``, ``feature_alpha_dropout``.
 
 A mask is drawn in numpy (from ``ad.manual_seed``'s generator, or ``generator=``, an extension of torch's
-signature) and applied as a constant factor, so the gradient is the mask times the scale. With
+signature) and applied as a constant factor on the input's device (a CUDA input's mask is copied there: the
+same draw on either device), so the gradient is the mask times the scale. With
 ``training=False`` each function returns ``input`` itself, as torch does.
 """
 
@@ -9,8 +10,9 @@ import warnings
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ...random import _rng_of
-from ...tensor import Tensor, wrap_array
+from ...tensor import Tensor
 from .activation import _inplace
 
 
@@ -22,6 +24,9 @@ def _check(input, p, fn):  # noqa: A002
 
 
 def _apply(input, factor, inplace, shift=None):  # noqa: A002
+    """``input * factor (+ shift)``, the host arrays ``factor`` and ``shift`` as constants on input's device."""
+    factor = _cuda.index_tensor(np.asarray(factor, input.dtype), input)
+    shift = None if shift is None else _cuda.index_tensor(np.asarray(shift, input.dtype), input)
     fn = (lambda x: x * factor) if shift is None else (lambda x: x * factor + shift)
     return _inplace(input, fn) if inplace else fn(input)
 
@@ -36,9 +41,9 @@ def dropout(input, p=0.5, training=True, inplace=False, *, generator=None):  # n
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return _apply(input, wrap_array(np.zeros(input.shape, input.dtype)), inplace)
+        return _apply(input, np.zeros(input.shape, input.dtype), inplace)
     mask = _keep_mask(input.shape, p, input.dtype, generator) * (1.0 / (1.0 - p))
-    return _apply(input, wrap_array(mask.astype(input.dtype)), inplace)
+    return _apply(input, mask.astype(input.dtype), inplace)
 
 
 def _feature_dropout(input, p, training, inplace, generator, batched_ndim, fn):  # noqa: A002
@@ -73,8 +78,8 @@ def _masked(input, p, inplace, generator, shape, alpha):  # noqa: A002
     if alpha:
         return _alpha(input, keep, p, inplace)
     if p == 1.0:
-        return _apply(input, wrap_array(np.zeros(shape, input.dtype)), inplace)
-    return _apply(input, wrap_array((keep / (1.0 - p)).astype(input.dtype)), inplace)
+        return _apply(input, np.zeros(shape, input.dtype), inplace)
+    return _apply(input, (keep / (1.0 - p)).astype(input.dtype), inplace)
 
 
 _ALPHA = 1.7580993408473766  # -selu's negative saturation, scale * alpha
@@ -82,10 +87,10 @@ _ALPHA = 1.7580993408473766  # -selu's negative saturation, scale * alpha
 
 def _alpha(input, keep, p, inplace):  # noqa: A002
     if p == 1.0:
-        return _apply(input, wrap_array(np.zeros(keep.shape, input.dtype)), inplace)
+        return _apply(input, np.zeros(keep.shape, input.dtype), inplace)
     a = 1.0 / np.sqrt((_ALPHA * _ALPHA * p + 1.0) * (1.0 - p))
     b = (keep - 1.0) * (_ALPHA * a) + _ALPHA * a * p
-    return _apply(input, wrap_array((keep * a).astype(input.dtype)), inplace, wrap_array(b.astype(input.dtype)))
+    return _apply(input, (keep * a).astype(input.dtype), inplace, b.astype(input.dtype))
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False, *, generator=None):  # noqa: A002

@@ -17,7 +17,7 @@ from kernels import norm as kn
 from ... import ops
 from ...autograd.function import Function
 from ...forward import _fw, visible_levels_of
-from ...grad_mode import is_grad_enabled
+from ...grad_mode import is_grad_enabled, no_grad
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 from .conv import _scratch
@@ -285,12 +285,28 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     return _normalized(_GroupNorm, input, weight, bias, (n, num_groups, -1), (2,), wshape, eps)
 
 
-def _update_running(running, value, momentum):
-    """``running = (1 - momentum) * running + momentum * value``, in place, outside the graph."""
-    if running is None:
+def _update_running(running_mean, running_var, input, dims, momentum, over_planes=False):  # noqa: A002
+    """``running = (1 - momentum) * running + momentum * value`` in place, outside the graph, for the mean and
+    the unbiased variance of ``input`` over ``dims`` (``over_planes``: each plane's, averaged over dim 0). A CUDA
+    input's statistics are device reductions written into the device buffers (no host copy)."""
+    if input._dev is None:
+        xd = input._data
+        mean, var = xd.mean(axis=dims), xd.var(axis=dims, ddof=1)
+        if over_planes:
+            mean, var = mean.mean(0), var.mean(0)
+        for running, value in ((running_mean, mean), (running_var, var)):
+            if running is not None:
+                running._data[...] = (1.0 - momentum) * running._data + momentum * value
+                running._version += 1
         return
-    running._data[...] = (1.0 - momentum) * running._data + momentum * value
-    running._version += 1
+    with no_grad():
+        x = input.detach()
+        mean, var = x.mean(dims), x.var(dims, correction=1)
+        if over_planes:
+            mean, var = mean.mean(0), var.mean(0)
+        for running, value in ((running_mean, mean), (running_var, var)):
+            if running is not None:
+                running.copy_(running * (1.0 - momentum) + value * momentum)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,  # noqa: A002
@@ -313,10 +329,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                              f"{tuple(input.shape)}")
         out = _normalized(_BatchNorm, input, weight, bias, input.shape, dims, (1,) + shape, eps)
         if running_mean is not None or running_var is not None:
-            xd = input._data
-            mean = xd.mean(axis=dims)
-            _update_running(running_mean, mean, momentum)
-            _update_running(running_var, xd.var(axis=dims, ddof=1), momentum)
+            _update_running(running_mean, running_var, input, dims, momentum)
         return out
     else:
         if running_mean is None or running_var is None:
@@ -339,11 +352,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             raise ValueError(f"Expected more than 1 spatial element when training, got input size "
                              f"{tuple(input.shape)}")
         out = _normalized(_Normalize, input, weight, bias, input.shape, dims, (1,) + shape, eps)
-        xd = input._data
-        if running_mean is not None:
-            _update_running(running_mean, xd.mean(axis=dims).mean(0), momentum)
-        if running_var is not None:
-            _update_running(running_var, xd.var(axis=dims, ddof=1).mean(0), momentum)
+        if running_mean is not None or running_var is not None:
+            _update_running(running_mean, running_var, input, dims, momentum, over_planes=True)
         return out
     else:
         if running_mean is None or running_var is None:

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from ... import cuda as _cuda
-from ... import ops
+from ... import linalg, ops
 from ...grad_mode import no_grad
 from ...tensor import Tensor, wrap_array
 
@@ -56,14 +56,18 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         factor = keep if factor is None else factor * keep
     if factor is not None:
         # same value, gradient scaled by ``factor``: out * f + const(out) * (1 - f)
-        constant = wrap_array(out._data * (1.0 - factor))
-        out = out * wrap_array(np.broadcast_to(factor, out.shape).copy()) + constant
+        # (the factor on the weight's device; the constant computed there, outside the graph)
+        f = _cuda.index_tensor(np.broadcast_to(factor, out.shape).copy(), weight)
+        with no_grad():
+            constant = out.detach() * (1.0 - f)
+        out = out * f + constant
     return out
 
 
 def one_hot(tensor, num_classes=-1):
     """``(*) -> (*, num_classes)`` int64 one-hot encoding (``num_classes=-1``: the largest class + 1)."""
-    idx = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    # (a CUDA index: checked and encoded on a host copy, as torch's CUDA one_hot synchronizes for its checks)
+    idx = _cuda.host_copy(tensor._data) if isinstance(tensor, Tensor) else np.asarray(tensor)
     if idx.dtype.kind not in "iu":
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
@@ -76,14 +80,20 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be smaller than num_classes.")
     out = np.zeros(idx.shape + (num_classes,), np.int64)
     np.put_along_axis(out, idx.astype(np.int64)[..., None], 1, -1)
-    return wrap_array(out)
+    return _cuda.index_tensor(out, tensor) if isinstance(tensor, Tensor) else wrap_array(out)
 
 
 def _renorm_rows(weight, idx, max_norm, norm_type):
     """torch's ``embedding_renorm_``: the rows ``idx`` whose ``norm_type`` norm exceeds ``max_norm`` are rescaled in
     place, outside the graph."""
-    if weight._dev is not None:
-        raise NotImplementedError("embedding with max_norm is not implemented for CUDA tensors yet")
+    if weight._dev is not None:  # the same update from device ops (the rows from the host's indices)
+        with no_grad():
+            rows = _cuda.index_tensor(np.unique(idx), weight)
+            picked = ops.index_select(weight, 0, rows)
+            norms = linalg.vector_norm(picked, ord=norm_type, dim=1, keepdim=True)
+            scale = ops.where(norms > max_norm, max_norm / (norms + 1e-7), ops.ones_like(norms))
+            weight.index_copy_(0, rows, picked * scale)
+        return
     with no_grad():
         rows = np.unique(idx)
         w = weight._data

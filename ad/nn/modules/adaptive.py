@@ -12,8 +12,9 @@ from collections import namedtuple
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ... import ops
-from ...tensor import Tensor, wrap_array
+from ...tensor import Tensor
 from .. import functional as F
 from .container import ModuleList, Sequential
 from .linear import Linear
@@ -87,7 +88,8 @@ class AdaptiveLogSoftmaxWithLoss(Module):
             h2o.reset_parameters()
 
     def forward(self, input_, target_):
-        targets = np.asarray(target_._data if isinstance(target_, Tensor) else target_)
+        # the row sets come from a host copy of a CUDA target, as torch's nonzero synchronizes for them
+        targets = np.asarray(_cuda.host_copy(target_._data) if isinstance(target_, Tensor) else target_)
         if targets.ndim == 1:
             if input_.shape[0] != targets.shape[0]:
                 raise RuntimeError("Input and target should have the same size in the batch dimension.")
@@ -120,7 +122,7 @@ class AdaptiveLogSoftmaxWithLoss(Module):
             else:
                 gather_inds[idx] = self.shortlist_size + i - 1
                 cluster_logprob = F.log_softmax(self.tail[i - 1](inp[idx]), dim=1)
-                relative = wrap_array((targets[idx] - low)[:, None])
+                relative = _cuda.index_tensor((targets[idx] - low)[:, None], inp)
                 rows.append(idx)
                 pieces.append(ops.squeeze(cluster_logprob.gather(1, relative), 1))
             used_rows += idx.size
@@ -130,13 +132,13 @@ class AdaptiveLogSoftmaxWithLoss(Module):
                 f"[{targets.min()}, {targets.max()}] were found. "
             )
         head_logprob = F.log_softmax(self.head(inp), dim=1)
-        output = ops.squeeze(head_logprob.gather(1, wrap_array(gather_inds[:, None])), 1)
+        output = ops.squeeze(head_logprob.gather(1, _cuda.index_tensor(gather_inds[:, None], inp)), 1)
         if pieces:  # add each tail row's log-probability at its row (shortlist rows add 0)
             order = np.concatenate(rows)
             tail = ops.cat(pieces, 0)
             n_short = batch_size - order.size
             if n_short:
-                tail = ops.cat([tail, wrap_array(np.zeros(n_short, tail.dtype))], 0)
+                tail = ops.cat([tail, ops.zeros_like(head_logprob[:n_short, 0])], 0)
                 order = np.concatenate([order, np.setdiff1d(np.arange(batch_size), order)])
             output = output + tail[np.argsort(order)]
         loss = ops.mean(-output)
@@ -160,9 +162,9 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         """The most likely class (int64) of each of the (N, in_features) rows; the tails are evaluated only for
         rows whose best head column is a cluster."""
         head_output = self.head(input)
-        output = np.argmax(head_output.detach().numpy(), axis=1)
+        output = np.argmax(_cuda.host_copy(head_output.detach()._data), axis=1)  # (CUDA: rows chosen on the host)
         in_tail = np.nonzero(output >= self.shortlist_size)[0]
         if in_tail.size:
             log_prob = self._get_full_log_prob(input[in_tail], head_output[in_tail])
-            output[in_tail] = np.argmax(log_prob.detach().numpy(), axis=1)
-        return wrap_array(output.astype(np.int64))
+            output[in_tail] = np.argmax(_cuda.host_copy(log_prob.detach()._data), axis=1)
+        return _cuda.index_tensor(output.astype(np.int64), input)

@@ -9,8 +9,9 @@ import math
 
 import numpy as np
 
-from ... import composites, ops
-from ...tensor import Tensor, wrap_array
+from ... import composites, creation, ops
+from ... import cuda as _cuda
+from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..functional.attention import safe_softmax
@@ -26,19 +27,20 @@ class NonDynamicallyQuantizableLinear(Linear):
     """torch's name for the output projection (a ``Linear``)."""
 
 
-def _mask_array(mask, dtype):
-    data = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
-    if data.dtype == np.bool_:
-        return np.where(data, -np.inf, 0.0).astype(dtype)
-    return data.astype(dtype)
+def _mask_tensor(mask, like):
+    """``mask`` as an additive mask on ``like``'s device, in its dtype: a boolean one (True: not allowed) as
+    ``-inf`` / 0, a float one as it is. A mask given as an array is copied to the device once; a mask tensor
+    stays where it is (a CUDA mask never visits the host)."""
+    if not isinstance(mask, Tensor):
+        mask = _cuda.index_tensor(np.asarray(mask), like)
+    if mask.dtype == np.bool_:
+        return ops.zeros_like(mask, dtype=like.dtype).masked_fill(mask, -math.inf)
+    return mask.to(like.dtype)
 
 
 def _pad_last(mask, n):
-    """A mask array with ``n`` more key columns that mask nothing (the appended bias / zero keys)."""
-    if mask is None:
-        return None
-    widths = [(0, 0)] * (mask.ndim - 1) + [(0, n)]
-    return np.pad(mask, widths)
+    """A mask with ``n`` more key columns that mask nothing (the appended bias / zero keys)."""
+    return None if mask is None else F.pad(mask, (0, n))
 
 
 class MultiheadAttention(Module):
@@ -131,9 +133,7 @@ class MultiheadAttention(Module):
         if unbatched:
             query, key, value = (ops.unsqueeze(t, 1) for t in (query, key, value))
             if key_padding_mask is not None:
-                key_padding_mask = np.asarray(
-                    key_padding_mask._data if isinstance(key_padding_mask, Tensor) else key_padding_mask
-                )[None]
+                key_padding_mask = ops.unsqueeze(_mask_tensor(key_padding_mask, query), 0)
         elif self.batch_first:
             query, key, value = (ops.transpose(t, 0, 1) for t in (query, key, value))
         tgt_len, bsz, e = query.shape
@@ -154,8 +154,8 @@ class MultiheadAttention(Module):
         dtype = q.dtype
         if is_causal and attn_mask is None:
             attn_mask = np.triu(np.ones((tgt_len, src_len), bool), 1)
-        attn_mask = None if attn_mask is None else _mask_array(attn_mask, dtype)
-        key_padding_mask = None if key_padding_mask is None else _mask_array(key_padding_mask, dtype)
+        attn_mask = None if attn_mask is None else _mask_tensor(attn_mask, q)
+        key_padding_mask = None if key_padding_mask is None else _mask_tensor(key_padding_mask, q)
         if self.bias_k is not None:  # one more key / value position, the same for the whole batch
             k = ops.cat([k, ops.expand(self.bias_k, (1, bsz, e))], 0)
             v = ops.cat([v, ops.expand(self.bias_v, (1, bsz, e))], 0)
@@ -166,17 +166,17 @@ class MultiheadAttention(Module):
         k = ops.permute(ops.reshape(k, (src_len, bsz, h, d)), (1, 2, 0, 3))
         v = ops.permute(ops.reshape(v, (src_len, bsz, h, d)), (1, 2, 0, 3))
         if self.add_zero_attn:  # a zero key and value per head
-            zeros = wrap_array(np.zeros((bsz, h, 1, d), dtype))
+            zeros = creation.zeros((bsz, h, 1, d), dtype=dtype, device=q.device)
             k, v = ops.cat([k, zeros], 2), ops.cat([v, zeros], 2)
             attn_mask, key_padding_mask = _pad_last(attn_mask, 1), _pad_last(key_padding_mask, 1)
             src_len += 1
         scores = ops.matmul(q, ops.transpose(k, -2, -1)) * (1.0 / math.sqrt(d))
         if attn_mask is not None:
             if attn_mask.ndim == 3:  # (N * H, L, S)
-                attn_mask = attn_mask.reshape(bsz, h, tgt_len, src_len)
-            scores = scores + wrap_array(attn_mask)
+                attn_mask = ops.reshape(attn_mask, (bsz, h, tgt_len, src_len))
+            scores = scores + attn_mask
         if key_padding_mask is not None:
-            scores = scores + wrap_array(key_padding_mask.reshape(bsz, 1, 1, src_len))
+            scores = scores + ops.reshape(key_padding_mask, (bsz, 1, 1, src_len))
         if need_weights or (attn_mask is None and key_padding_mask is None):
             attn = composites.softmax(scores, -1)
         else:  # torch's attention kernel: a query whose every key is masked out attends to nothing (not NaN)

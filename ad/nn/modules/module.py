@@ -534,6 +534,10 @@ class Module:
                 if isinstance(current, Parameter) and not isinstance(value, Parameter):
                     value = Parameter(value, requires_grad=current.requires_grad)
                 store[name] = value
+            elif value._data is not current._data and (current._dev is not None or value._dev is not None):
+                # a CUDA parameter or value: a device copy into the parameter's storage (which keeps its identity)
+                with no_grad():
+                    current.copy_(value.detach().to(current.device).to(current.dtype))
             elif value._data is not current._data:
                 np.copyto(current._data, value._data, casting="unsafe")
                 _bump(current)

@@ -85,9 +85,9 @@ class _NormBase(Module):
         self.track_running_stats = track_running_stats
         _affine_parameters(self, affine, bias, (num_features,), dtype, device)
         if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", tensor(0, dtype=np.int64))
+            self.register_buffer("running_mean", zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var", ones(num_features, dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked", tensor(0, dtype=np.int64, device=device))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -119,8 +119,12 @@ class _BatchNorm(_NormBase):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            init.constant_(self.num_batches_tracked, int(self.num_batches_tracked.item()) + 1)
-            factor = 1.0 / float(self.num_batches_tracked.item()) if self.momentum is None else self.momentum
+            if self.num_batches_tracked._dev is not None and self.momentum is not None:
+                with no_grad():  # (counted on the device: only momentum=None needs the count on the host)
+                    self.num_batches_tracked.add_(1)
+            else:
+                init.constant_(self.num_batches_tracked, int(self.num_batches_tracked.item()) + 1)
+                factor = 1.0 / float(self.num_batches_tracked.item()) if self.momentum is None else self.momentum
         bn_training = True if self.training else (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
         return F.batch_norm(

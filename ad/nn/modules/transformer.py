@@ -13,6 +13,7 @@ import numpy as np
 
 from ...conveniences import get_default_dtype
 from ...creation import tensor
+from ...cuda import host_copy
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -71,7 +72,8 @@ def _detect_is_causal_mask(mask, is_causal=None, size=None):
     make_causal = is_causal is True
     if is_causal is None and mask is not None:
         sz = size if size is not None else mask.shape[-2]
-        data = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+        # (a CUDA mask: compared on a host copy, as torch's check synchronizes too)
+        data = host_copy(mask._data) if isinstance(mask, Tensor) else np.asarray(mask)
         if data.shape == (sz, sz):
             causal = np.triu(np.ones((sz, sz), bool), 1)
             as_bool = data if data.dtype == np.bool_ else np.isneginf(data)

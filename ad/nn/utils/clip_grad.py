@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from ... import creation
+from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor, wrap_array
 
@@ -18,18 +20,48 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     norm_type = float(norm_type)
     if not tensors:
         return wrap_array(np.array(0.0))
+    if any(t._dev is not None for t in tensors):
+        return _device_total_norm(tensors, norm_type, error_if_nonfinite)
     arrays = [np.abs(t._data).ravel() for t in tensors]
     if math.isinf(norm_type):
         total = max(float(a.max()) if a.size else 0.0 for a in arrays)
     else:
         total = float(sum(np.sum(a**norm_type) for a in arrays) ** (1.0 / norm_type))
     if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(
-            f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it cannot "
-            "be clipped. To disable this error and scale the gradients by the non-finite norm anyway, set "
-            "`error_if_nonfinite=False`"
-        )
+        raise _nonfinite(norm_type)
     return wrap_array(np.array(total, dtype=tensors[0].dtype))
+
+
+def _nonfinite(norm_type):
+    return RuntimeError(
+        f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it cannot "
+        "be clipped. To disable this error and scale the gradients by the non-finite norm anyway, set "
+        "`error_if_nonfinite=False`"
+    )
+
+
+def _device_total_norm(tensors, norm_type, error_if_nonfinite):
+    """CUDA gradients: the norm of the per-tensor norms, reduced on the device (a 0-d CUDA tensor, as torch's;
+    only ``error_if_nonfinite`` reads it on the host, as torch's check does)."""
+    from ... import linalg, ops
+
+    with no_grad():
+        norms = [linalg.vector_norm(t.detach(), norm_type) for t in tensors]
+        total = linalg.vector_norm(ops.stack(norms), norm_type)
+    if error_if_nonfinite and not math.isfinite(total.item()):
+        raise _nonfinite(norm_type)
+    return total
+
+
+def _scale_on_device(grads, max_norm, total):
+    """``g *= min(1, max_norm / (total + 1e-6))`` for CUDA gradients, the factor computed on the device (no
+    host read, as torch's foreach path)."""
+    from ... import ops
+
+    with no_grad():
+        coef = ops.clamp(float(max_norm) / (total.detach() + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef.to(g.dtype))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
@@ -39,6 +71,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = [p._grad for p in params if p._grad is not None]
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
     if not grads:
+        return total
+    if total._dev is not None:
+        _scale_on_device(grads, max_norm, total)
         return total
     coef = float(max_norm) / (float(total._data) + 1e-6)
     coef = min(coef, 1.0)
@@ -52,7 +87,10 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamp every gradient element to ``[-clip_value, clip_value]`` in place."""
     clip_value = float(clip_value)
     for p in _as_list(parameters):
-        if p._grad is not None:
+        if p._grad is not None and p._grad._dev is not None:
+            with no_grad():
+                p._grad.clamp_(-clip_value, clip_value)
+        elif p._grad is not None:
             np.clip(p._grad._data, -clip_value, clip_value, out=p._grad._data)
             _bump(p._grad)
 
@@ -68,12 +106,15 @@ def vector_to_parameters(vec, parameters):
     """Copy consecutive slices of ``vec`` into the parameters' data (in place, not recorded)."""
     if not isinstance(vec, Tensor):
         raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
-    data = vec._data.reshape(-1)
     pointer = 0
     for p in parameters:
         n = p.numel()
-        p._data[...] = data[pointer : pointer + n].reshape(p.shape)
-        _bump(p)
+        if p._dev is not None or vec._dev is not None:  # (a device copy: the storage keeps its identity)
+            with no_grad():
+                p.copy_(vec.detach().reshape(-1)[pointer : pointer + n].reshape(p.shape))
+        else:
+            p._data[...] = vec._data.reshape(-1)[pointer : pointer + n].reshape(p.shape)
+            _bump(p)
         pointer += n
 
 
@@ -94,6 +135,11 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     beforehand (``get_total_norm`` of the gradients: the second half of ``clip_grad_norm_``)."""
     grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
     if not grads:
+        return
+    if any(g._dev is not None for g in grads):
+        if not isinstance(total_norm, Tensor):
+            total_norm = creation.full((), float(total_norm), dtype=grads[0].dtype, device=grads[0].device)
+        _scale_on_device(grads, max_norm, total_norm.to(grads[0].device))
         return
     norm = float(total_norm.detach().cpu()._data) if isinstance(total_norm, Tensor) else float(total_norm)
     coef = min(float(max_norm) / (norm + 1e-6), 1.0)

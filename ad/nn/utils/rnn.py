@@ -67,6 +67,11 @@ class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorte
 
 def _as_lengths(lengths):
     if isinstance(lengths, Tensor):
+        if lengths._dev is not None:  # torch's check: the lengths are read on the host, so they must live there
+            raise RuntimeError(
+                f"'lengths' argument should be a 1D CPU int64 tensor, but got {lengths.ndim}D {lengths.device} "
+                f"{'Long' if lengths.dtype == np.int64 else lengths.dtype} tensor"
+            )
         return np.asarray(lengths._data).astype(np.int64).reshape(-1)
     return np.asarray(lengths, dtype=np.int64).reshape(-1)
 
@@ -155,7 +160,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     for t in range(max_len):
         index[t, : batch_sizes[t]] = offsets[t] + np.arange(batch_sizes[t])
     index = index[:, order]
-    pad = full((1, *data.shape[1:]), padding_value, dtype=data.dtype)
+    pad = full((1, *data.shape[1:]), padding_value, dtype=data.dtype, device=data.device)
     padded = cat([data, pad])[index.reshape(-1)].reshape(steps, batch, *data.shape[1:])
     if batch_first:
         padded = padded.transpose(0, 1)
@@ -184,7 +189,7 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
         where = np.arange(n) if padding_side == "right" else np.arange(steps - n, steps)
         index[where, b] = start + np.arange(n)
         start += n
-    pad = full((1, *rest), padding_value, dtype=sequences[0].dtype)
+    pad = full((1, *rest), padding_value, dtype=sequences[0].dtype, device=sequences[0].device)
     out = cat([*sequences, pad])[index.reshape(-1)].reshape(steps, batch, *rest)
     return out.transpose(0, 1) if batch_first else out
 

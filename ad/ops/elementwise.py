@@ -63,7 +63,9 @@ _affine_fast = _fast_affine()  # the scalar forms of + - * / (see ``affine``)
 
 
 def affine(x, a, b, kind="mul"):
-    """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
+    """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /). A multiplication passes
+    ``b = -0.0``, which adds nothing to any x (-0.0 included), so its rows multiply only; ``b = +0.0`` is added
+    (``x + 0.0`` is +0.0 at x = -0.0, as in IEEE arithmetic and torch)."""
     if x._dev is None and x._data.dtype.kind in "biu" and isinstance(a if kind == "mul" else b, numbers.Integral):
         # an integer tensor with an integer: integer arithmetic in the tensor's dtype (torch's and numpy's rule),
         # not a float result
@@ -108,7 +110,11 @@ def sub(input, other, *, alpha=1, out=None):
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
         return _sub_fast(input, other)
     if alpha != 1:
-        other = mul(other, alpha)
+        if _is_scalar(other):
+            _check_sub_bool(input, other)  # (before alpha makes a bool a number)
+            other = other * alpha
+        else:
+            other = mul(other, alpha)
     if _is_scalar(other):
         _check_sub_bool(input, other)
         return affine(input, 1.0, -other, "sub")
@@ -137,11 +143,11 @@ def mul(input, other, *, out=None):
     if ty is Tensor and type(input) is Tensor:
         return _mul_fast(input, other)
     if ty is float and type(input) is Tensor:
-        return _affine_fast(input, other, 0.0, (other, 0.0, "mul"))
+        return _affine_fast(input, other, -0.0, (other, -0.0, "mul"))
     if not isinstance(input, Tensor):
         input, other = other, input
     if _is_scalar(other):
-        return affine(input, other, 0.0, "mul")
+        return affine(input, other, -0.0, "mul")
     return _binary(MUL, input, as_tensor_operand(other, input, fn="mul"))
 
 
@@ -160,7 +166,7 @@ def div(input, other, *, rounding_mode=None, out=None):
 
         return rounded_div(input, other, rounding_mode)
     if _is_scalar(other) and other != 0:
-        return _unary(AFFINE, input, 1.0 / other, 0.0, (1.0 / other, 0.0, "div"))
+        return _unary(AFFINE, input, 1.0 / other, -0.0, (1.0 / other, -0.0, "div"))
     return _binary(DIV, input, as_tensor_operand(float(other) if _is_scalar(other) else other, input, fn="div"))
 
 

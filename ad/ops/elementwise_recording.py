@@ -19,6 +19,7 @@ defined.
 Start reading at ``_unary`` and ``_binary``.
 """
 
+import math
 from threading import get_ident as _get_ident
 
 import numpy as np
@@ -181,6 +182,7 @@ def _fast_affine():
     f64_arrays = _F64_ARRAYS
     add = np.add
     multiply = np.multiply
+    copysign = math.copysign
 
     def fast(x, a, b, ctx):
         tape = x._tape  # not None: a recorded result (so it requires grad)
@@ -195,7 +197,7 @@ def _fast_affine():
                     view = view.reshape(xd.shape)
                 if xd.dtype is not _F64 or n > SCALAR_ARRAY_MAX:
                     _affine_np(xd, a, b, view)
-                elif b == 0.0:  # (_affine_np's first two cases, inlined)
+                elif b == 0.0 and copysign(1.0, b) < 0.0:  # (_affine_np's first two cases, inlined: b = -0.0 is *)
                     scale = f64_arrays.get(a)
                     multiply(xd, scale if scale is not None else _as_f64_array(a), view)
                 elif a == 1.0:
@@ -514,7 +516,7 @@ def _fast_binary(op, generic=None, scalar=None):
             if affine is not None and type(y) is float:
                 if add_form:
                     return affine(x, 1.0, y, (1.0, y, "add"))
-                return affine(x, y, 0.0, (y, 0.0, "mul"))
+                return affine(x, y, -0.0, (y, -0.0, "mul"))  # (b = -0.0: a multiplication, see _affine_np)
             return generic(x, y)
         if x._tangents is None and y._tangents is None:
             xd = x._data

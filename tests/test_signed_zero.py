@@ -44,6 +44,10 @@ FORMS = [
     ("x*0.0", lambda x: x * 0.0, lambda v: np.multiply(v, 0.0), 0.0),
     ("x/1.0", lambda x: x / 1.0, lambda v: np.divide(v, 1.0), 1.0),
     ("x/-2.0", lambda x: x / -2.0, lambda v: np.divide(v, -2.0), -0.5),
+    # x / c is x * (1 / c) only where 1 / c is a normal number; else a division (0 / 1e-310 is 0, not 0 * inf)
+    ("x/1e-310", lambda x: x / 1e-310, lambda v: np.divide(v, 1e-310), math.inf),
+    ("x/1.7e308", lambda x: x / 1.7e308, lambda v: np.divide(v, 1.7e308), 1.0 / 1.7e308),
+    ("x/inf", lambda x: x / math.inf, lambda v: np.divide(v, math.inf), 0.0),
     ("x*2.0+0.0", lambda x: x * 2.0 + 0.0, lambda v: np.add(np.multiply(v, 2.0), 0.0), 2.0),
     ("x.add(0.0)", lambda x: x.add(0.0), lambda v: np.add(v, 0.0), 1.0),
     ("x.sub(0.0,alpha=-1)", lambda x: x.sub(0.0, alpha=-1), lambda v: np.subtract(v, -0.0), 1.0),

@@ -14,6 +14,7 @@ Start reading at ``add`` and ``mul``.
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -59,6 +60,7 @@ from .elementwise_table import (
 )
 from .out import write_result
 
+_NORMAL_MIN = sys.float_info.min  # the smallest normal float64: x / c is x * (1 / c) where 1 / c is normal
 _affine_fast = _fast_affine()  # the scalar forms of + - * / (see ``affine``)
 
 
@@ -165,8 +167,17 @@ def div(input, other, *, rounding_mode=None, out=None):
         from .pointwise_ops import rounded_div
 
         return rounded_div(input, other, rounding_mode)
-    if _is_scalar(other) and other != 0:
-        return _unary(AFFINE, input, 1.0 / other, -0.0, (1.0 / other, -0.0, "div"))
+    if _is_scalar(other):
+        scale = 1.0 / other if other != 0 else 0.0
+        if _NORMAL_MIN <= math.fabs(scale) < math.inf:
+            return _unary(AFFINE, input, scale, -0.0, (scale, -0.0, "div"))
+        # x / 0, and a divisor whose reciprocal is not a normal number: a subnormal one's overflows (0 / 1e-310
+        # would be 0 * inf = NaN), a huge one's is subnormal (digits lost), an infinite one's is 0 (inf / inf
+        # would be 0, not NaN): divide
+        dtype = input._data.dtype if isinstance(input, Tensor) else None
+        if dtype is not None and dtype.kind == "f":  # (a float32 tensor's quotient stays float32, as torch's)
+            with np.errstate(over="ignore"):
+                other = wrap_array(np.asarray(float(other), dtype))
     return _binary(DIV, input, as_tensor_operand(float(other) if _is_scalar(other) else other, input, fn="div"))
 
 

@@ -133,7 +133,7 @@ def erfinv(v):
         r = r - step
         if abs(step) <= 1e-15 * r:
             break
-    return r if v >= 0.0 else -r
+    return math.copysign(r, v)  # (odd: erfinv(-0.0) is -0.0, as torch's)
 
 
 # --- unary partials d(x, out, a0, a1) --------------------------------------------------------------------
@@ -467,8 +467,8 @@ def dy_logaddexp(x, y, out):
 
 
 @register_jitable
-def dx_xlogy(x, y, out):  # log(y), but 0 where x = y = 0 (torch's values)
-    return xlogy(step((x != 0.0) | (y != 0.0), x), y)
+def dx_xlogy(x, y, out):  # log(y), but 0 where x = 0 and y <= 0 (torch's values: xlogy(0, y) is 0 there)
+    return xlogy(step((x != 0.0) | (y > 0.0), x), y)
 
 
 @register_jitable

@@ -10,6 +10,9 @@ included, NaN where NaN): eagerly (no grad, a leaf, a recorded result, float32, 
 ``ad.compile`` (small rows, big rows, and a fused run of big rows), and in forward mode. The derivative is the
 constant ``a`` at every point (zeros, infinities and NaN too), by reverse and forward mode. With torch
 installed, the table is checked against torch too. CUDA: tests/cuda/test_cuda_signed_zero.py.
+
+``POINTS``: other ops at zeros, infinities and NaN where a formula once lost a sign or swallowed a NaN
+(values and derivatives stated analytically, as torch gives them), eagerly and under ``ad.compile``.
 """
 
 import math
@@ -19,6 +22,7 @@ import pytest
 
 import ad
 import ad.autograd.forward_ad as fwAD
+import ad.nn.functional as F
 from ad.parallel import PARALLEL_MIN
 from ad.tape import BIG_ROW
 
@@ -147,3 +151,49 @@ def test_table_is_torch():
         y.backward(torch.ones_like(y))
         _check(_expected(name, SPECIAL), y.detach().numpy(), f"{name}: numpy's table vs torch")
         _check(np.full(SPECIAL.shape, d), x.grad.numpy(), f"{name}: derivative vs torch")
+
+
+NAN, INF = math.nan, math.inf
+# (id, fn(M, F, x) for M = ad or torch, x, value, derivative of fn(x).sum())
+POINTS = [
+    # erfinv is odd: erfinv(-0.0) is -0.0 (scipy's is +0.0)
+    ("erfinv", lambda M, F, x: M.erfinv(x), [-0.0, 0.0, NAN], [-0.0, 0.0, NAN], [0.5 * math.sqrt(math.pi)] * 2 + [NAN]),
+    # NaN is outside [-lambd, lambd]: it passes through with slope 1, never becomes 0
+    ("hardshrink", lambda M, F, x: F.hardshrink(x), [NAN, 0.5, -0.5, 1.0], [NAN, 0.0, 0.0, 1.0], [1.0, 0, 0, 1]),
+    # ... and softshrink's 0 between has the sign of x
+    ("softshrink", lambda M, F, x: F.softshrink(x), [NAN, 0.5, -0.5, 1.0], [NAN, 0.0, -0.0, 0.5], [1.0, 0, 0, 1]),
+    # hardswish is 0 up to -3 and x from 3: slopes 0 and 1 at -inf and inf (not NaN from the masked quadratic);
+    # torch's value at -inf is NaN (-inf * 0), ad's 0 (README: deliberate differences)
+    ("hardswish", lambda M, F, x: F.hardswish(x), [INF, -INF, 0.0], [INF, 0.0, 0.0], [1.0, 0.0, 0.5]),
+    ("logsigmoid", lambda M, F, x: F.logsigmoid(x), [INF, -INF], [0.0, -INF], [0.0, 1.0]),
+]
+POINT_IDS = [p[0] for p in POINTS]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", POINT_IDS)
+def test_points(name):
+    _, fn, x0, value, slope = next(p for p in POINTS if p[0] == name)
+    x0 = np.array(x0)
+    step = ad.compile(lambda x: fn(ad, F, x))
+    for _ in range(3):  # eager, then recorded and replayed
+        for run in (lambda x: fn(ad, F, x), step):
+            x = ad.tensor(x0, requires_grad=True)
+            y = run(x)
+            (g,) = ad.autograd.grad(y.sum(), x)
+            _check(y.detach().numpy(), np.array(value), f"{name} value")
+            np.testing.assert_allclose(g.numpy(), slope, rtol=1e-15, err_msg=f"{name} derivative")
+
+
+@pytest.mark.parametrize("name", POINT_IDS)
+def test_points_are_torch(name):
+    torch = pytest.importorskip("torch")
+    _, fn, x0, value, slope = next(p for p in POINTS if p[0] == name)
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    y = fn(torch, torch.nn.functional, x)
+    y.sum().backward()
+    value = np.array(value)
+    if name == "hardswish":
+        value[1] = NAN  # torch's hardswish(-inf) is -inf * 0 (the one value here where ad is deliberately not torch)
+    _check(y.detach().numpy(), value, f"{name}: torch's value")
+    np.testing.assert_allclose(x.grad.numpy(), slope, rtol=1e-15, err_msg=f"{name}: torch's derivative")

@@ -136,13 +136,13 @@ def _round_np(x, decimals, _, out=None):
     return out
 
 
-ATAN = elementwise("atan", K.ATAN, np.arctan)
 def _erfinv_np(x, out=None):
     """scipy's erfinv with the sign of a zero kept (scipy's erfinv(-0.0) is +0.0; torch's, an odd function's, -0.0)."""
     r = scipy.special.erfinv(x, out=out) if out is not None else np.asarray(scipy.special.erfinv(x))
     return np.copysign(r, x, out=r)
 
 
+ATAN = elementwise("atan", K.ATAN, np.arctan)
 ASIN = elementwise("asin", K.ASIN, np.arcsin, sample=(-0.9, 0.9))
 ACOS = elementwise("acos", K.ACOS, np.arccos, sample=(-0.9, 0.9))
 SINH = elementwise("sinh", K.SINH, np.sinh)

@@ -62,6 +62,7 @@ from .out import write_result
 
 _NORMAL_MIN = sys.float_info.min  # the smallest normal float64: x / c is x * (1 / c) where 1 / c is normal
 _affine_fast = _fast_affine()  # the scalar forms of + - * / (see ``affine``)
+_scale_fast = _fast_affine(scale_only=True)  # x * c for a Python float c
 
 
 def affine(x, a, b, kind="mul"):
@@ -145,7 +146,7 @@ def mul(input, other, *, out=None):
     if ty is Tensor and type(input) is Tensor:
         return _mul_fast(input, other)
     if ty is float and type(input) is Tensor:
-        return _affine_fast(input, other, -0.0, (other, -0.0, "mul"))
+        return _scale_fast(input, other, -0.0, (other, -0.0, "mul"))
     if not isinstance(input, Tensor):
         input, other = other, input
     if _is_scalar(other):

@@ -172,12 +172,13 @@ def _fast_unary(op):
     return fast
 
 
-def _fast_affine():
+def _fast_affine(scale_only=False):
     """``affine(x, a, b, ctx)``, ``a * x + b`` for Python floats (the scalar forms of + - * /), on the hot path:
     ``_fast_unary(AFFINE)``'s recording with the numbers passed by position (keyword arguments cost a small op
     ~5%), and for a small float64 tensor the ufunc of ``_affine_np`` called here with the number as its cached array
     (``_as_f64_array``: numpy converting a Python number operand is half of that call). Anything else goes
-    through the generic ``_unary``, which records the same row."""
+    through the generic ``_unary``, which records the same row. With ``scale_only`` its callers pass multiplications
+    only (``b = -0.0``), and it skips testing ``b``'s sign (a ``math.copysign`` call, ~2% of a small ``x * c``)."""
     code = AFFINE.code | K.XRG
     f64_arrays = _F64_ARRAYS
     add = np.add
@@ -197,7 +198,7 @@ def _fast_affine():
                     view = view.reshape(xd.shape)
                 if xd.dtype is not _F64 or n > SCALAR_ARRAY_MAX:
                     _affine_np(xd, a, b, view)
-                elif b == 0.0 and copysign(1.0, b) < 0.0:  # (_affine_np's first two cases, inlined: b = -0.0 is *)
+                elif scale_only or (b == 0.0 and copysign(1.0, b) < 0.0):  # (_affine_np's first cases, inlined)
                     scale = f64_arrays.get(a)
                     multiply(xd, scale if scale is not None else _as_f64_array(a), view)
                 elif a == 1.0:
@@ -506,7 +507,7 @@ def _fast_binary(op, generic=None, scalar=None):
     base_code = op.code
     xrg_code = base_code | K.XRG
     YRG = K.YRG
-    affine = _fast_affine() if scalar is not None else None
+    affine = _fast_affine(scale_only=scalar == "mul") if scalar is not None else None
     add_form = scalar == "add"
 
     def fast(x, y):

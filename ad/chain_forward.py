@@ -34,6 +34,7 @@ Data structures: ``FusedRun`` (one per fused run of a template): ``steps`` ``[(c
 """
 
 import functools
+import math
 import threading
 
 import numpy as np
@@ -231,7 +232,7 @@ def _call(code, attrs, ufuncs):
         return ufuncs[code]
     if code == K.SIN or code == K.COS:
         return lambda x, out: trig_forward(code, x, out)
-    if code == K.AFFINE and a1 == 0.0:
+    if code == K.AFFINE and a1 == 0.0 and math.copysign(1.0, a1) < 0.0:  # (pointwise.scale_only)
         return lambda x, out: np.multiply(x, a0, out=out)
     if code == K.AFFINE and a0 == 1.0:
         return lambda x, out: np.add(x, a1, out=out)

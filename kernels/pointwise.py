@@ -133,7 +133,7 @@ def erfinv(v):
         r = r - step
         if abs(step) <= 1e-15 * r:
             break
-    return r if v >= 0.0 else -r
+    return math.copysign(r, v)  # (odd: erfinv(-0.0) is -0.0, as torch's)
 
 
 # --- unary partials d(x, out, a0, a1) --------------------------------------------------------------------
@@ -467,8 +467,8 @@ def dy_logaddexp(x, y, out):
 
 
 @register_jitable
-def dx_xlogy(x, y, out):  # log(y), but 0 where x = y = 0 (torch's values)
-    return xlogy(step((x != 0.0) | (y != 0.0), x), y)
+def dx_xlogy(x, y, out):  # log(y), but 0 where x = 0 and y <= 0 (torch's values: xlogy(0, y) is 0 there)
+    return xlogy(step((x != 0.0) | (y > 0.0), x), y)
 
 
 @register_jitable
@@ -768,9 +768,18 @@ def sigmoid_value(x):
 
 
 @register_jitable
+def scale_only(b):
+    """An affine row's shift ``b`` that says "a multiplication only": -0.0, which the scalar forms of * and /
+    record. ``x * a + (-0.0)`` is exactly ``x * a`` for every x (-0.0 included: -0.0 + -0.0 is -0.0; NaN and
+    inf pass through), so skipping the addition is exact, while a +0.0 shift must be added: ``x + 0.0`` at
+    x = -0.0 is +0.0 in IEEE arithmetic (and torch), which ``x * 1.0`` would leave at -0.0."""
+    return b == 0.0 and math.copysign(1.0, b) < 0.0
+
+
+@register_jitable
 def affine_value(x, a, b):
     """``a * x + b`` rounded as the op it stands for (x * c, x + c, c - x), as ad's CPU forward."""
-    if b == 0.0:
+    if scale_only(b):
         return x * a
     if a == 1.0:
         return x + b

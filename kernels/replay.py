@@ -43,6 +43,7 @@ from . import opcodes as K
 from . import pointwise
 from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward, unsigned
 from .forward_rows import add_bias, linear_into, linear_row, matmul_into
+from .pointwise import scale_only
 from .vmath import exp as vexp
 from .vmath import tanh as vtanh
 
@@ -204,7 +205,7 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
     a1 = attrs[r, 1]
     if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
         trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
-    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+    elif code == K.AFFINE and scale_only(a1):  # (pointwise.affine_value's cases, each a loop of its own)
         for i in range(ulo, uhi):
             vals[uo + i] = vals[ux + i] * a0
     elif code == K.AFFINE and a0 == 1.0:
@@ -334,7 +335,7 @@ def unary_block(code, x, out, a0, a1):
     elif code == K.EXP:
         for i in range(x.shape[0]):
             out[i] = vexp(x[i])
-    elif code == K.AFFINE and a1 == 0.0:  # (pointwise.affine_value's cases, each a loop of its own)
+    elif code == K.AFFINE and scale_only(a1):  # (pointwise.affine_value's cases, each a loop of its own)
         for i in range(x.shape[0]):
             out[i] = x[i] * a0
     elif code == K.AFFINE and a0 == 1.0:

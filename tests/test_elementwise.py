@@ -199,7 +199,8 @@ BINARY_POINTS = {
     "remainder": ([5.5, -5.5, 7.0, -0.3, 2.0], [2.0, 2.0, -3.0, 0.7, 0.75]),
     "copysign": ([1.5, -2.0, 0.0, 3.0, -0.0], [-1.0, 2.0, -1.0, -0.0, 1.0]),  # x = 0: gradient 0 (torch)
     "logaddexp": ([1.0, -50.0, 700.0, 0.0], [2.0, -51.0, 700.0, -INF]),
-    "xlogy": ([0.0, 0.0, 1.5, 2.0, -1.0], [0.0, 2.0, 3.0, NAN, 0.5]),  # x = 0: value and d/dx 0 (torch)
+    # x = 0: value 0, and d/dx 0 where y <= 0 (torch)
+    "xlogy": ([0.0, 0.0, 1.5, 2.0, -1.0, 0.0, -0.0], [0.0, 2.0, 3.0, NAN, 0.5, -2.0, -INF]),
     "fmax": ([1.0, 2.0, NAN, 3.0, NAN], [1.0, 1.0, 2.0, NAN, NAN]),  # ties go to input, NaN is ignored
     "fmin": ([1.0, 2.0, NAN, 3.0, NAN], [1.0, 1.0, 2.0, NAN, NAN]),
 }

@@ -14,6 +14,7 @@ Start reading at ``add`` and ``mul``.
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -59,11 +60,15 @@ from .elementwise_table import (
 )
 from .out import write_result
 
+_NORMAL_MIN = sys.float_info.min  # the smallest normal float64: x / c is x * (1 / c) where 1 / c is normal
 _affine_fast = _fast_affine()  # the scalar forms of + - * / (see ``affine``)
+_scale_fast = _fast_affine(scale_only=True)  # x * c for a Python float c
 
 
 def affine(x, a, b, kind="mul"):
-    """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /)."""
+    """``a * x + b`` for Python scalars ``a``, ``b`` (the scalar forms of + - * /). A multiplication passes
+    ``b = -0.0``, which adds nothing to any x (-0.0 included), so its rows multiply only; ``b = +0.0`` is added
+    (``x + 0.0`` is +0.0 at x = -0.0, as in IEEE arithmetic and torch)."""
     if x._data.dtype.kind in "biu" and isinstance(a if kind == "mul" else b, numbers.Integral):
         # an integer tensor with an integer: integer arithmetic in the tensor's dtype (torch's and numpy's rule),
         # not a float result
@@ -111,7 +116,11 @@ def sub(input, other, *, alpha=1, out=None):
     if type(other) is Tensor and type(input) is Tensor and alpha == 1:
         return _sub_fast(input, other)
     if alpha != 1:
-        other = mul(other, alpha)
+        if _is_scalar(other):
+            _check_sub_bool(input, other)  # (before alpha makes a bool a number)
+            other = other * alpha
+        else:
+            other = mul(other, alpha)
     if _is_scalar(other):
         _check_sub_bool(input, other)
         return affine(input, 1.0, -other, "sub")
@@ -140,11 +149,11 @@ def mul(input, other, *, out=None):
     if ty is Tensor and type(input) is Tensor:
         return _mul_fast(input, other)
     if ty is float and type(input) is Tensor:
-        return _affine_fast(input, other, 0.0, (other, 0.0, "mul"))
+        return _scale_fast(input, other, -0.0, (other, -0.0, "mul"))
     if not isinstance(input, Tensor):
         input, other = other, input
     if _is_scalar(other):
-        return affine(input, other, 0.0, "mul")
+        return affine(input, other, -0.0, "mul")
     return _binary(MUL, input, as_tensor_operand(other, input, fn="mul"))
 
 
@@ -162,8 +171,17 @@ def div(input, other, *, rounding_mode=None, out=None):
         from .pointwise_ops import rounded_div
 
         return rounded_div(input, other, rounding_mode)
-    if _is_scalar(other) and other != 0:
-        return _unary(AFFINE, input, 1.0 / other, 0.0, (1.0 / other, 0.0, "div"))
+    if _is_scalar(other):
+        scale = 1.0 / other if other != 0 else 0.0
+        if _NORMAL_MIN <= math.fabs(scale) < math.inf:
+            return _unary(AFFINE, input, scale, -0.0, (scale, -0.0, "div"))
+        # x / 0, and a divisor whose reciprocal is not a normal number: a subnormal one's overflows (0 / 1e-310
+        # would be 0 * inf = NaN), a huge one's is subnormal (digits lost), an infinite one's is 0 (inf / inf
+        # would be 0, not NaN): divide
+        dtype = input._data.dtype if isinstance(input, Tensor) else None
+        if dtype is not None and dtype.kind == "f":  # (a float32 tensor's quotient stays float32, as torch's)
+            with np.errstate(over="ignore"):
+                other = wrap_array(np.asarray(float(other), dtype))
     return _binary(DIV, input, as_tensor_operand(float(other) if _is_scalar(other) else other, input, fn="div"))
 
 

@@ -19,6 +19,7 @@ defined.
 Start reading at ``_unary`` and ``_binary``.
 """
 
+import math
 from threading import get_ident as _get_ident
 
 import numpy as np
@@ -171,16 +172,18 @@ def _fast_unary(op):
     return fast
 
 
-def _fast_affine():
+def _fast_affine(scale_only=False):
     """``affine(x, a, b, ctx)``, ``a * x + b`` for Python floats (the scalar forms of + - * /), on the hot path:
     ``_fast_unary(AFFINE)``'s recording with the numbers passed by position (keyword arguments cost a small op
     ~5%), and for a small float64 tensor the ufunc of ``_affine_np`` called here with the number as its cached array
     (``_as_f64_array``: numpy converting a Python number operand is half of that call). Anything else goes
-    through the generic ``_unary``, which records the same row."""
+    through the generic ``_unary``, which records the same row. With ``scale_only`` its callers pass multiplications
+    only (``b = -0.0``), and it skips testing ``b``'s sign (a ``math.copysign`` call, ~2% of a small ``x * c``)."""
     code = AFFINE.code | K.XRG
     f64_arrays = _F64_ARRAYS
     add = np.add
     multiply = np.multiply
+    copysign = math.copysign
 
     def fast(x, a, b, ctx):
         tape = x._tape  # not None: a recorded result (so it requires grad)
@@ -195,7 +198,7 @@ def _fast_affine():
                     view = view.reshape(xd.shape)
                 if xd.dtype is not _F64 or n > SCALAR_ARRAY_MAX:
                     _affine_np(xd, a, b, view)
-                elif b == 0.0:  # (_affine_np's first two cases, inlined)
+                elif scale_only or (b == 0.0 and copysign(1.0, b) < 0.0):  # (_affine_np's first cases, inlined)
                     scale = f64_arrays.get(a)
                     multiply(xd, scale if scale is not None else _as_f64_array(a), view)
                 elif a == 1.0:
@@ -504,7 +507,7 @@ def _fast_binary(op, generic=None, scalar=None):
     base_code = op.code
     xrg_code = base_code | K.XRG
     YRG = K.YRG
-    affine = _fast_affine() if scalar is not None else None
+    affine = _fast_affine(scale_only=scalar == "mul") if scalar is not None else None
     add_form = scalar == "add"
 
     def fast(x, y):
@@ -514,7 +517,7 @@ def _fast_binary(op, generic=None, scalar=None):
             if affine is not None and type(y) is float:
                 if add_form:
                     return affine(x, 1.0, y, (1.0, y, "add"))
-                return affine(x, y, 0.0, (y, 0.0, "mul"))
+                return affine(x, y, -0.0, (y, -0.0, "mul"))  # (b = -0.0: a multiplication, see _affine_np)
             return generic(x, y)
         if x._tangents is None and y._tangents is None:
             xd = x._data

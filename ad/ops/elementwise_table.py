@@ -23,6 +23,7 @@ re-exports them (this module is imported while the package is being initialized,
 
 import math
 import types
+from math import copysign as _copysign
 
 import numpy as np
 import scipy.special
@@ -150,9 +151,10 @@ def _copy_np(x, out=None):
 
 def _affine_np(x, a, b, out):
     # a*x + b with numpy's rounding of the op it stands for: keep the exact op for the common cases
-    # (a small float64 tensor's numbers go in as float64 arrays, the same values: see _as_f64_array)
+    # (a small float64 tensor's numbers go in as float64 arrays, the same values: see _as_f64_array).
+    # A multiplication has b = -0.0 (pointwise.scale_only: exact), a +0.0 shift is added (x + 0.0 at -0.0 is +0.0)
     f64 = x.dtype is _F64 and x.size <= SCALAR_ARRAY_MAX
-    if b == 0.0:
+    if b == 0.0 and _copysign(1.0, b) < 0.0:
         a = _as_f64_array(a) if f64 else a
         r = np.multiply(x, a, out) if out is not None else np.multiply(x, a)
     elif a == 1.0:

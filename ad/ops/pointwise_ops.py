@@ -136,6 +136,12 @@ def _round_np(x, decimals, _, out=None):
     return out
 
 
+def _erfinv_np(x, out=None):
+    """scipy's erfinv with the sign of a zero kept (scipy's erfinv(-0.0) is +0.0; torch's, an odd function's, -0.0)."""
+    r = scipy.special.erfinv(x, out=out) if out is not None else np.asarray(scipy.special.erfinv(x))
+    return np.copysign(r, x, out=r)
+
+
 ATAN = elementwise("atan", K.ATAN, np.arctan)
 ASIN = elementwise("asin", K.ASIN, np.arcsin, sample=(-0.9, 0.9))
 ACOS = elementwise("acos", K.ACOS, np.arccos, sample=(-0.9, 0.9))
@@ -148,7 +154,7 @@ LOG2 = elementwise("log2", K.LOG2, np.log2, sample=(0.2, 3.0))
 LOG10 = elementwise("log10", K.LOG10, np.log10, sample=(0.2, 3.0))
 EXP2 = elementwise("exp2", K.EXP2, np.exp2)
 ERFC = elementwise("erfc", K.ERFC, scipy.special.erfc)
-ERFINV = elementwise("erfinv", K.ERFINV, scipy.special.erfinv, sample=(-0.9, 0.9))
+ERFINV = elementwise("erfinv", K.ERFINV, _erfinv_np, sample=(-0.9, 0.9))
 LOGIT = elementwise("logit", K.LOGIT, _logit_np, sample=(0.1, 0.9))
 SINC = elementwise("sinc", K.SINC, _sinc_np, sample=(0.2, 2.0))
 FLOOR = elementwise("floor", K.STEP_FN, _step_np(np.floor), sample=(0.1, 0.9))

@@ -253,8 +253,10 @@ def hardswish(input, inplace=False):  # noqa: A002
     _check(input, "hardswish")
 
     def fn(x):
-        mid = x * (x + 3.0) * (1.0 / 6.0)
-        return ops.where(x <= -3.0, _const(x, 0.0), ops.where(x < 3.0, mid, x))
+        inside = (x > -3.0) & (x < 3.0)
+        xm = _part(inside, x)  # (the quadratic of +-inf would be +-inf, and its slope, masked by where, NaN)
+        mid = xm * (xm + 3.0) * (1.0 / 6.0)
+        return ops.where(x <= -3.0, _const(x, 0.0), ops.where(inside, mid, x))
 
     return _maybe_inplace(input, inplace, fn)
 
@@ -265,7 +267,7 @@ def logsigmoid(input):  # noqa: A002
     neg = input < 0
     xn = _part(neg, input)
     xp = _part(~neg, input)
-    out = ops.where(neg, xn - ops.log1p(ops.exp(xn)), -ops.log1p(ops.exp(-xp)))
+    out = ops.where(neg, xn - ops.log1p(ops.exp(xn)), 0.0 - ops.log1p(ops.exp(-xp)))  # (+0.0 at inf, as torch)
     return guard(out, "LogSigmoidBackward0", input)
 
 
@@ -281,15 +283,17 @@ def softshrink(input, lambd=0.5):  # noqa: A002
     lambd = float(lambd)
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
-    zero = _const(input, 0.0)
-    return ops.where(input > lambd, input - lambd, ops.where(input < -lambd, input + lambd, zero))
+    # written so that NaN falls through to ``input - lambd`` (NaN, slope 1: torch's), not to the 0 between,
+    # which is ``input * 0.0``: a zero with the sign of ``input``, as torch's
+    return ops.where(input < -lambd, input + lambd, ops.where(input <= lambd, input * 0.0, input - lambd))
 
 
 def hardshrink(input, lambd=0.5):  # noqa: A002
     """``input`` where ``|input| > lambd``, else 0."""
     _check(input, "hardshrink")
     lambd = float(lambd)
-    return ops.where((input > lambd) | (input < -lambd), input, _const(input, 0.0))
+    # NaN is not inside [-lambd, lambd]: it passes through (NaN, slope 1: torch's), not to 0
+    return ops.where((input >= -lambd) & (input <= lambd), _const(input, 0.0), input)
 
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002

@@ -527,11 +527,11 @@ def group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
     else:
         for i in range(nx):
             j = strided_offset(i, aux, a, ndim)
-            if vals[x + i] == vals[o + j]:
+            if pointwise.selects(vals[x + i], vals[o + j]):
                 count[j] += 1
         for i in range(nx):
             j = strided_offset(i, aux, a, ndim)
-            if vals[x + i] == vals[o + j]:
+            if pointwise.selects(vals[x + i], vals[o + j]):
                 cot[cx + i] += cot[co + j] / count[j]
 
 

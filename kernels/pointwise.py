@@ -44,6 +44,14 @@ def step(cond, like):
 
 
 @register_jitable
+def selects(v, extreme):
+    """Whether member ``v`` is what an amax / amin over its group returned (``extreme``): equal to it, or NaN
+    where the result is NaN (the NaN that propagated is the selected member: its gradient goes there, as torch's
+    max, not to nowhere)."""
+    return v == extreme or (v != v and extreme != extreme)
+
+
+@register_jitable
 def sign(v):
     """-1, 0 or 1, and 0 for NaN (torch's sign and sgn, and so abs'(x))."""
     if v > 0.0:

@@ -87,6 +87,9 @@ CASES = [
     ("amin_all_ties", lambda M, x: x.amin(), [_a(0.0, 0.0, 1.0)], [_a(0.5, 0.5, 0.0)]),
     ("max_all_ties", lambda M, x: x.max(), [_a(2.0, 2.0, 1.0)], [_a(0.5, 0.5, 0.0)]),
     ("min_all_ties", lambda M, x: x.min(), [_a(2.0, -1.0, -1.0, -1.0)], [_a(0.0, 1 / 3, 1 / 3, 1 / 3)]),
+    # a NaN member makes the result NaN: the NaN members are the selected ones (ties among them), as torch's max
+    ("max_all_nan", lambda M, x: x.max(), [_a(1.0, NAN, 2.0, NAN)], [_a(0.0, 0.5, 0.0, 0.5)]),
+    ("min_all_nan", lambda M, x: x.min(), [_a(NAN, -1.0, 0.0)], [_a(1.0, 0.0, 0.0)]),
     # max/min over a dim return indices: the gradient goes to the first extreme element only
     (
         "max_dim_ties",
@@ -385,3 +388,33 @@ def test_second_order_matches_torch(name):
             # formula is arranged (0 * inf in one place or another): only its finite values are a contract
             finite = np.isfinite(theirs[j][k])
             _assert_same(ours[j][k][finite], theirs[j][k][finite], f"{name}: d2/d input {j} d input {k}")
+
+
+@pytest.mark.parametrize("path", ["kernel", "create_graph", "forward", "batched"])
+def test_amax_gradient_goes_to_the_nan_members(path):
+    """amax/amin with a dim: a group holding a NaN returns NaN, and its cotangent goes to its NaN members
+    (shared), as torch's max/min without a dim does (torch's amax gives the whole group NaN: 0 / 0); the other
+    groups as usual. Every sweep gives the same (kernel, differentiable rules, forward mode, batched)."""
+    x_np = np.array([[1.0, NAN, 2.0, NAN], [0.0, 3.0, 3.0, -1.0], [NAN, -2.0, -1.0, -3.0]])
+    want_max = np.array([[0.0, 0.5, 0.0, 0.5], [0.0, 0.5, 0.5, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    want_min = np.array([[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    for reduce, want in (("amax", want_max), ("amin", want_min)):
+        if path == "forward":  # the JVP along basis vectors: the Jacobian's rows, summed
+            got = np.zeros_like(x_np)
+            for k in range(x_np.size):
+                t = np.zeros(x_np.size)
+                t[k] = 1.0
+                with fwAD.dual_level():
+                    d = fwAD.make_dual(ad.tensor(x_np), ad.tensor(t.reshape(x_np.shape)))
+                    got.flat[k] = fwAD.unpack_dual(getattr(d, reduce)(1)).tangent.sum().item()
+        else:
+            x = ad.tensor(x_np, requires_grad=True)
+            y = getattr(x, reduce)(1)
+            if path == "batched":
+                (g,) = ad.autograd.grad(y, x, ad.ones((2, 3)) * ad.tensor([[1.0], [2.0]]), is_grads_batched=True)
+                np.testing.assert_array_equal(g.numpy()[1], 2 * g.numpy()[0])
+                got = g.numpy()[0]
+            else:
+                (got,) = ad.autograd.grad(y.sum(), x, create_graph=path == "create_graph")
+                got = got.numpy()
+        np.testing.assert_array_equal(got, want, err_msg=f"{reduce} by {path}")

@@ -283,12 +283,14 @@ def _group_jvp(code):
 
 
 def _equal_mask(x, ok):
-    """1.0 where ``x`` equals ``ok`` (the reduced output, dims kept, broadcast), else 0.0: a constant of x's dtype."""
+    """1.0 where ``x`` is ``ok`` (the reduced output of amax / amin, dims kept, broadcast): equal to it, or NaN
+    where it is NaN (kernels' ``pointwise.selects``), else 0.0: a constant of x's dtype."""
     if x._dev is not None:
         from ..cuda import ops as cuda_ops
 
-        return cuda_ops.const(cuda_ops.compare("eq", x, ok), x._data.dtype)
-    return _const(x._data == ok._data, x._data.dtype)
+        return cuda_ops.const(cuda_ops.compare("selects", x, ok), x._data.dtype)
+    xd, od = x._data, ok._data
+    return _const((xd == od) | (np.isnan(xd) & np.isnan(od)), xd.dtype)
 
 
 def _matmul_jvp(tan, out, x, y):

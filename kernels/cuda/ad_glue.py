@@ -20,7 +20,7 @@ from numba import cuda
 from kernels import opcodes as K
 
 from . import launch as L
-from .device import binary_value
+from .device import binary_value, selects
 from .device import unary_value as _pointwise_unary
 
 # codes of forward values that have no opcode of their own (above every opcode)
@@ -32,8 +32,9 @@ SIGN = 204
 EXTRA = {"floor": FLOOR, "ceil": CEIL, "trunc": TRUNC, "round": ROUND, "sign": SIGN}
 
 # comparison codes of ``compare_kernel``
-EQ, NE, LT, LE, GT, GE, AND, OR = range(8)
+EQ, NE, LT, LE, GT, GE, AND, OR, SELECTS = range(9)
 COMPARISONS = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE, "logical_and": AND, "logical_or": OR}
+COMPARISONS["selects"] = SELECTS  # (equal, or both NaN: the members an amax / amin returned; pointwise.selects)
 # numpy's names of the same (Tensor's operators: ad/methods.py)
 COMPARISONS.update(equal=EQ, not_equal=NE, less=LT, less_equal=LE, greater=GT, greater_equal=GE)
 
@@ -104,8 +105,10 @@ def compare_kernel(code, x, y, out):
             out[i] = a >= b
         elif code == AND:
             out[i] = a != 0 and b != 0
-        else:
+        elif code == OR:
             out[i] = a != 0 or b != 0
+        else:
+            out[i] = selects(a, b)
 
 
 @cuda.jit(cache=True)

@@ -44,6 +44,7 @@ binary_partial_x = cuda.jit(device=True)(_formulas["binary_partial_x"])
 binary_partial_y = cuda.jit(device=True)(_formulas["binary_partial_y"])
 maximum_value = _formulas["maximum_value"]  # register_jitable: callable from device code as they are
 minimum_value = _formulas["minimum_value"]
+selects = _formulas["selects"]
 
 
 @cuda.jit(device=True)

@@ -19,12 +19,14 @@ from .device import (
     binary_value,
     broadcast_offset,
     broadcast_offsets2,
+    selects,
     unary_partial,
     unary_value,
 )
 
 # comparison codes of ``compare`` (torch's names)
 COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5, "logical_and": 6, "logical_or": 7}
+COMPARISONS["selects"] = 8  # (equal, or both NaN: the members an amax / amin returned; pointwise.selects)
 COMPARISONS.update(equal=0, not_equal=1, less=2, less_equal=3, greater=4, greater_equal=5)  # numpy's names
 
 
@@ -167,8 +169,10 @@ def compare_kernel(cmp, x, y, out, meta):
             r = a >= b
         elif cmp == 6:
             r = a != 0.0 and b != 0.0
-        else:
+        elif cmp == 7:
             r = a != 0.0 or b != 0.0
+        else:
+            r = selects(a, b)
         out[i] = r
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from numba import cuda, float64
 
 from . import launch as L
-from .device import binary_partial_x, binary_partial_y, broadcast_offset, maximum_value, minimum_value
+from .device import binary_partial_x, binary_partial_y, broadcast_offset, maximum_value, minimum_value, selects
 
 PLAIN, DX, DY = 0, 1, 2
 SUM, PROD, MAX, MIN = 0, 1, 2, 3
@@ -206,8 +206,8 @@ def group_reduce_columns_kernel(mode, op, code, x, y, g, out, meta, dst, nout, n
 
 def reduce_backward_kernel(op, x, out, g, count, nonzero, gx, meta, scale, accumulate):
     """``gx[i] (+)= g[j] * d out[j] / d x[i]`` for x element ``i`` of group ``j`` (the broadcast meta's operand 0):
-    sum: ``scale``; amax / amin: ``1 / count[j]`` where ``x[i] == out[j]`` (ties share, as torch); prod:
-    ``nonzero[j] / x[i]`` without zeros in the group, ``nonzero[j]`` at its only zero (``count[j]`` zeros,
+    sum: ``scale``; amax / amin: ``1 / count[j]`` where ``x[i]`` is ``out[j]`` (``selects``: ties share, as
+    torch); prod: ``nonzero[j] / x[i]`` without zeros in the group, ``nonzero[j]`` at its only zero (``count[j]`` zeros,
     ``nonzero[j]`` the product of the other members: exact with zeros present, as kernels/cpu.py)."""
     for i in range(cuda.grid(1), gx.shape[0], cuda.gridsize(1)):
         j = broadcast_offset(i, meta, 0)
@@ -220,7 +220,7 @@ def reduce_backward_kernel(op, x, out, g, count, nonzero, gx, meta, scale, accum
                 d = g[j] * (nonzero[j] / v)
             elif count[j] == 1 and v == 0.0:
                 d = g[j] * nonzero[j]
-        elif v == out[j]:
+        elif selects(v, out[j]):
             d = g[j] / count[j]
         if accumulate:
             gx[i] += d
@@ -469,7 +469,7 @@ def reduce_backward(op, x, out, g, gx, dims=None, accumulate=True):
             nonzero = cuda.device_array(kept, dtype=x.dtype)
             reduce("prod", members, nonzero, rdims)
         else:
-            compare("eq", x, fo, mask)  # members equal to the result, counted
+            compare("selects", x, fo, mask)  # members equal to the result (NaN: the NaNs), counted
             cast(mask, members)
             reduce("sum", members, count, rdims)
     scale = 1.0 / nred if op == "mean" else 1.0

@@ -50,7 +50,7 @@ from .. import opcodes as K
 from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, matmul_layout, saved_error
 from . import elementwise as E
 from . import launch as L
-from .device import aux_view_offset, binary_partial_x, binary_partial_y, unary_partial
+from .device import aux_view_offset, binary_partial_x, binary_partial_y, selects, unary_partial
 from .matmul import matmul
 from .softmax import cross_entropy_backward, log_softmax_backward
 
@@ -259,7 +259,7 @@ def _group_leaders(code, vals, aux, a, o, x, gstat, gcount, tid, nthr):
                     count += 1
                 else:
                     nonzero_prod *= v
-            elif v == vals[o + j]:
+            elif selects(v, vals[o + j]):
                 count += 1
         gcount[j] = count
         gstat[j] = nonzero_prod
@@ -276,7 +276,7 @@ def _group_apply(code, vals, cot, aux, a, o, x, gstat, gcount, tid, nthr):
                 cot[x + i] += cot[o + j] * (gstat[j] / v)
             elif gcount[j] == 1 and v == 0.0:
                 cot[x + i] += cot[o + j] * gstat[j]
-        elif v == vals[o + j]:
+        elif selects(v, vals[o + j]):
             cot[x + i] += cot[o + j] / gcount[j]
 
 

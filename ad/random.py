@@ -313,12 +313,12 @@ def binomial(count, prob, generator=None):
     Raises:
         ValueError: ``count`` or ``prob`` is not floating (torch's class and message).
     """
+    from .ops.linalg import torch_dtype_name
     from .tensor import wrap_array
 
     for t in (count, prob):
         if t.dtype.kind != "f":
-            name = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-                    "bool": "Bool"}.get(t.dtype.name, t.dtype.name)
+            name = torch_dtype_name(t.dtype)
             raise ValueError(f"binomial only supports floating-point dtypes for {'count' if t is count else 'prob'}, "
                                f"got: {name}")
     n = count.detach().cpu()._data

@@ -35,7 +35,11 @@ class LinAlgError(RuntimeError):
 
 LinAlgError.__module__ = "ad.linalg"
 
-_TORCH_DTYPE = {"float64": "Double", "float32": "Float", "int64": "Long", "int32": "Int", "bool": "Bool"}
+# torch's ScalarType names, as its error messages spell dtypes ("not implemented for 'Long'", "Got Byte")
+_TORCH_DTYPE = {
+    "float64": "Double", "float32": "Float", "float16": "Half", "int64": "Long", "int32": "Int", "int16": "Short",
+    "int8": "Char", "uint8": "Byte", "bool": "Bool",
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -43,7 +47,8 @@ _TORCH_DTYPE = {"float64": "Double", "float32": "Float", "int64": "Long", "int32
 
 
 def torch_dtype_name(dt):
-    return _TORCH_DTYPE.get(str(dt), str(dt))
+    name = np.dtype(dt).name
+    return _TORCH_DTYPE.get(name, name)
 
 
 def check_tensor(name, x, what="A"):

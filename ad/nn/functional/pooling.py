@@ -30,17 +30,8 @@ from kernels import conv as kconv
 from ... import cuda as _cuda
 from ... import ops
 from ...grad_mode import no_grad
+from ...ops.linalg import torch_dtype_name
 from ...tensor import Tensor, wrap_array
-
-
-def _torch_dtype_name(dtype):
-    """torch's kernel-level name of a dtype, as its "not implemented for" messages spell it ('Long', 'Byte')."""
-    return _SCALAR_TYPE_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)
-
-
-_SCALAR_TYPE_NAMES = {
-    "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-}
 
 
 def _tuple(value, n, name):
@@ -289,7 +280,7 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     spatial = x.shape[2:]
     integer = x.dtype.kind in "iub"
     if integer and x.dtype != np.int64:  # (torch's int64 kernel divides in integers; no other integer dtype)
-        raise NotImplementedError(f'"avg_pool{max(nd, 2)}d" not implemented for \'{_torch_dtype_name(x.dtype)}\'')
+        raise NotImplementedError(f'"avg_pool{max(nd, 2)}d" not implemented for \'{torch_dtype_name(x.dtype)}\'')
     coords, masks, weights = [], [], []
     for sz, kk, ss, pp, o in zip(spatial, k, s, p, out):
         coord, valid = _windows(sz, kk, ss, pp, 1, o)
@@ -391,7 +382,7 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
         return (result, _cuda.index_tensor(indices.astype(np.int64), input)) if return_indices else result
     if x.dtype.kind in "iub":
         raise NotImplementedError(f'"adaptive_avg_pool{max(nd, 2)}d" not implemented for '
-                                  f"'{_torch_dtype_name(x.dtype)}'")
+                                  f"'{torch_dtype_name(x.dtype)}'")
     result = _window_means(x, coords, masks, [1.0 / m.sum(-1) for m in masks])
     return result if batched else ops.squeeze(result, 0)
 

@@ -274,10 +274,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
 def _interpolate_uint8(input, size, scales, mode, align_corners, antialias):  # noqa: A002
     """torch interpolates integer images only as uint8 and only bilinearly or bicubically (2-D): computed in float64
     here, then rounded to the nearest integer and clamped to [0, 255] (not differentiable)."""
-    from .pooling import _torch_dtype_name
+    from ...ops.linalg import torch_dtype_name
 
     if input.dtype != np.uint8 or mode not in ("bilinear", "bicubic", "lanczos"):
-        raise NotImplementedError(f'"upsample_{mode}" not implemented for \'{_torch_dtype_name(input.dtype)}\'')
+        raise NotImplementedError(f'"upsample_{mode}" not implemented for \'{torch_dtype_name(input.dtype)}\'')
     out = input
     with no_grad():
         for d in (1, 0):  # torch's separable passes, the last dim first, each rounded to uint8

@@ -362,8 +362,6 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
     sweeps = {}
     heap = []
     leaf_grads = LeafGrads()
-    leaf_tensors = leaf_grads.tensors
-    leaf_arrays = leaf_grads.arrays
     plan = plan_for(roots, targets, run_targets)
 
     def state_of(tape):
@@ -385,44 +383,8 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
         if s.on_device:  # a CUDA tape: swept on its device, cotangents handed across (ad/cuda/backward.py)
             s.run(leaf_grads, state_of)
             continue
-        tape = s.tape
         _sweep_tape(s)
-        hand = getattr(tape, "hand_leaf_grads", None)  # (ad.compile's replayed tapes: ad/compile_replay.py)
-        if hand is not None and hand(s, leaf_grads):
-            continue
-        # hand the cotangents of imported tensors on, newest first, down to where the sweep stopped
-        ext_rows = tape.ext_rows  # (tape.externs, read as its three lists)
-        ext_offs = tape.ext_offs
-        ext_refs = tape.ext_refs
-        k = s.nexterns - 1
-        lowest = s.lowest
-        live = memoryview(s.live)  # (indexing a memoryview: a Python int, without making a numpy scalar)
-        cot = s.cot
-        while k >= 0:
-            if ext_rows[k] < lowest:
-                break
-            off = ext_offs[k]
-            t = ext_refs[k]
-            k -= 1
-            if not live[off]:
-                continue
-            if type(t) is weakref.ref:  # a recorded tensor of an older tape (Tape.import_tensor)
-                t = t()
-                if t is None:
-                    raise dead_import_error()
-            data = t._data
-            g = cot[off : off + data.size]
-            if t._op is None:
-                key = id(t)
-                if key not in leaf_tensors and g.dtype is data.dtype:
-                    # the common case, inlined (an entry that is not owned: see LeafGrads)
-                    leaf_tensors[key] = t
-                    leaf_arrays[key] = g if data.ndim == 1 else g.reshape(data.shape)
-                else:
-                    _add_leaf(leaf_grads, t, g.reshape(data.shape))
-            else:
-                home = state_of(t._tape)
-                home.seed(t, g.astype(t._data.dtype, copy=False))
+        hand_over(s, leaf_grads, state_of)
 
     target_grads = {}
     for key, t in targets.items():
@@ -444,6 +406,70 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
             continue
         s.release()  # back to the pool; reused only once no leaf .grad views it any more
     return leaf_grads, target_grads
+
+
+def hand_over(s, leaf_grads, state_of):
+    """Hand the cotangents of the tensors that swept tape ``s`` imports on, newest first, down to where the sweep
+    stopped: a leaf's into ``leaf_grads``, a recorded tensor's as a seed into the sweep state of its own, older
+    tape (``state_of(tape)``). ``kernel_sweep`` calls it after each tape, ``sweep_leaves`` after its one."""
+    tape = s.tape
+    hand = getattr(tape, "hand_leaf_grads", None)  # (ad.compile's replayed tapes: ad/compile_replay.py)
+    if hand is not None and hand(s, leaf_grads):
+        return
+    leaf_tensors = leaf_grads.tensors
+    leaf_arrays = leaf_grads.arrays
+    ext_rows = tape.ext_rows  # (tape.externs, read as its three lists)
+    ext_offs = tape.ext_offs
+    ext_refs = tape.ext_refs
+    k = s.nexterns - 1
+    lowest = s.lowest
+    live = memoryview(s.live)  # (indexing a memoryview: a Python int, without making a numpy scalar)
+    cot = s.cot
+    while k >= 0:
+        if ext_rows[k] < lowest:
+            break
+        off = ext_offs[k]
+        t = ext_refs[k]
+        k -= 1
+        if not live[off]:
+            continue
+        if type(t) is weakref.ref:  # a recorded tensor of an older tape (Tape.import_tensor)
+            t = t()
+            if t is None:
+                raise dead_import_error()
+        data = t._data
+        g = cot[off : off + data.size]
+        if t._op is None:
+            key = id(t)
+            if key not in leaf_tensors and g.dtype is data.dtype:
+                # the common case, inlined (an entry that is not owned: see LeafGrads)
+                leaf_tensors[key] = t
+                leaf_arrays[key] = g if data.ndim == 1 else g.reshape(data.shape)
+            else:
+                _add_leaf(leaf_grads, t, g.reshape(data.shape))
+        else:
+            home = state_of(t._tape)
+            home.seed(t, g.astype(t._data.dtype, copy=False))
+
+
+def sweep_leaves(root, seed, retain_graph):
+    """``kernel_sweep`` from one output ``root`` (cotangent array ``seed``) on a CPU ``Tape`` whose imported tensors
+    that require grad are all requested leaves (``_restricts_nothing``, which the caller checked): no plan, no
+    other tape reached, so none of ``kernel_sweep``'s bookkeeping of several tapes. Returns its ``leaf_grads``.
+    (A compiled Hessian-vector product's second ``grad``: ad/compile_program.py.)"""
+    s = _TapeSweep(root._tape)
+    s.seed(root, seed)
+    _sweep_tape(s)
+    leaf_grads = LeafGrads()
+    hand_over(s, leaf_grads, _no_other_tape)
+    if not retain_graph:
+        free_swept((s,))
+    s.release()  # back to the pool; reused only once no leaf .grad views it any more
+    return leaf_grads
+
+
+def _no_other_tape(tape):
+    raise RuntimeError("internal error: sweep_leaves reached a tensor of another tape")
 
 
 class LeafGrads:

@@ -473,3 +473,47 @@ def test_a_hook_on_an_input_of_a_differentiable_sweep_sends_the_call_eagerly():
         handle.remove()
         close(got[0] if hooked == "x" else got[1], 5.0 * (f(x)[0] if hooked == "x" else f(x)[1]))
     assert cf.cf.cache and program_of(cf.cf) is not None  # (replayed, except the hooked calls)
+
+
+def test_direct_grad_event_sweeps_one_tape_directly_and_steps_aside_where_the_tape_reaches_more(monkeypatch):
+    """The direct event sweeps through ``engine.sweep_leaves`` where the output's tape imports no tensor that
+    requires grad but the inputs (a compiled Hessian-vector product), and through ``kernel_sweep`` (its plan: the
+    paths to the inputs only) where it imports another (a parameter from outside, not differentiated): the results
+    are eager's in both, and the parameter's ``.grad`` is untouched. An output that is itself the input leaf gets
+    a fresh gradient at each call (its seed: never an array shared between calls)."""
+    from ad import engine
+
+    swept = []
+    sweep_leaves = engine.sweep_leaves
+    monkeypatch.setattr(engine, "sweep_leaves", lambda *a: swept.append(1) or sweep_leaves(*a))
+    A = ad.tensor(RNG.standard_normal((N, N)) / 4)
+    w = ad.tensor(RNG.uniform(0.5, 1.5, N), requires_grad=True)
+    v = ad.tensor(RNG.standard_normal(N))
+
+    def hvp(x):
+        (g,) = ad.autograd.grad(ad.tanh(A @ x).sum(), x, create_graph=True)
+        return g, ad.autograd.grad((g * v).sum(), x)[0]
+
+    def weighted(x):
+        return ad.autograd.grad((ad.sin(x) * w).sum(), x)[0]
+
+    def itself(x):
+        return ad.autograd.grad(x, x)[0]
+
+    cf, cw, ci = compiled(hvp), compiled(weighted), compiled(itself)
+    for _ in range(4):
+        x = leaf(N)
+        for a, b in zip(cf(x), hvp(x)):
+            close(a, b)
+        close(cw(x), weighted(x))
+        close(cw(x), arr(w) * np.cos(arr(x)))
+        assert w.grad is None
+    assert len(swept) == 2  # (the replays of hvp: weighted's event takes kernel_sweep)
+    x0 = leaf()
+    got = [ci(x0) for _ in range(4)]
+    for g in got:
+        close(g, 1.0)
+    got[-1]._data[...] = 5.0  # (a caller may write into its gradient: the next call's is its own)
+    close(ci(x0), 1.0)
+    for c in (cf, cw):
+        assert [s[2].__name__ for s in program_of(c.cf).steps if s[0] == "e"][-1] == "_call_grad_direct"

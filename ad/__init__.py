@@ -320,7 +320,7 @@ true_divide = _with_out(div)
 # ---- torch's remaining top-level names (torchtop): copies of views, windows, switches, deprecated spellings,
 # ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
 from . import interop as _interop  # noqa: E402
-from . import testing  # noqa: E402
+from . import signal, testing  # noqa: E402
 from . import top_level as _top_level  # noqa: E402
 from .autocast import autocast, is_autocast_enabled  # noqa: E402
 from .copy_views import *  # noqa: E402, F403

@@ -97,3 +97,18 @@ def test_errors_match_torch():
     assert len(ours) == len(theirs) == 8
     for (a_cls, a_msg), (t_cls, t_msg) in zip(ours, theirs):
         assert a_cls is t_cls and a_msg == t_msg
+
+
+def test_deprecated_cuda_amp_names_warn_as_torch():
+    import torch.cuda.amp as tamp
+
+    import ad.cuda.amp as aamp
+
+    for lib_amp in (tamp, aamp):
+        with pytest.warns(FutureWarning, match=r"torch.cuda.amp.GradScaler\(args...\)` is deprecated"):
+            scaler = lib_amp.GradScaler(init_scale=8.0, enabled=False)
+        assert not scaler.is_enabled() and scaler.get_scale() == 1.0
+        with pytest.warns(FutureWarning, match=r"torch.cuda.amp.autocast\(args...\)` is deprecated"):
+            with lib_amp.autocast(enabled=False):
+                pass
+    assert ad.cuda.amp is aamp

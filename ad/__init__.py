@@ -319,7 +319,7 @@ true_divide = _with_out(div)
 
 # ---- torch's remaining top-level names (torchtop): copies of views, windows, switches, deprecated spellings,
 # ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
-from . import amp, signal, testing  # noqa: E402
+from . import amp, backends, signal, testing  # noqa: E402
 from . import constants as _constants  # noqa: E402
 from . import interop as _interop  # noqa: E402
 from . import top_level as _top_level  # noqa: E402

@@ -364,3 +364,21 @@ def test_orthogonal_gradcheck():
             with ad.no_grad():
                 x = ad.tensor(_np(x) - 2 * np.eye(4, 3), requires_grad=True)  # keep the diagonal's sign fixed
         assert ad.autograd.gradcheck(lambda v, layer=layer: layer(v), (x,))
+
+
+def test_orthogonal_recurrent_weight_matches_torch():
+    """An orthogonal hidden-to-hidden weight (the usual use): the recurrent layer reads the parametrized weight."""
+    t = torch.nn.RNN(3, 4).double()
+    a = ad.nn.RNN(3, 4, dtype=ad.float64)
+    TPZ.orthogonal(t, "weight_hh_l0")
+    PZ.orthogonal(a, "weight_hh_l0")
+    assert list(a.state_dict()) == list(t.state_dict())
+    _copy_state(t, a)
+    x = np.random.default_rng(11).standard_normal((5, 2, 3))
+    t_out, _ = t(torch.tensor(x))
+    a_out, _ = a(ad.tensor(x))
+    np.testing.assert_allclose(_np(a_out), _np(t_out), **TOL)
+    t_out.sum().backward()
+    a_out.sum().backward()
+    for (name, tp), (_, ap) in zip(t.named_parameters(), a.named_parameters()):
+        np.testing.assert_allclose(_np(ap.grad), _np(tp.grad), **TOL, err_msg=name)

@@ -2,15 +2,25 @@
 ``x.t().contiguous()`` that never aliases ``x``), differentiable as the view op followed by a copy.
 
 ``detach_copy`` returns a tensor that does not require grad (torch marks its result as requiring grad, and then
-raises "derivative for aten::detach_copy is not implemented" in backward). ``as_strided_copy`` is left out: ad has
-no ``as_strided``.
+raises "derivative for aten::detach_copy is not implemented" in backward).
+
+``as_strided_copy`` reads torch's storage model off ad's views: the storage is the view's root tensor (``_vbase``,
+or the tensor itself), ``stride()`` and ``storage_offset()`` place the input in it. Each output element is the
+storage element at ``storage_offset + sum(i_k * stride_k)``: a gather from the input where that element belongs
+to it (gradients flow there), a constant read of the root elsewhere (no gradient, as torch's). The
+``view_as_real_copy`` / ``view_as_complex_copy`` and sparse ``*_copy`` functions are absent: ad has no complex
+or sparse tensors.
 """
 
+import numpy as np
+
+from . import cuda as _cuda
 from .ops.out import with_out
 from .tensor import Tensor
 
 __all__ = [
-    "alias_copy", "detach_copy", "diagonal_copy", "expand_copy", "permute_copy", "select_copy", "slice_copy",
+    "alias_copy", "as_strided_copy", "detach_copy", "diagonal_copy", "expand_copy", "permute_copy", "select_copy",
+    "slice_copy",
     "split_copy", "split_with_sizes_copy", "squeeze_copy", "t_copy", "transpose_copy", "unbind_copy", "unfold_copy",
     "unsqueeze_copy", "view_copy",
 ]
@@ -146,3 +156,70 @@ def view_copy(input, size):
     if isinstance(size, (tuple, list)):
         return _fresh(input.view(*size))
     return _fresh(input.view(size))
+
+
+def _positions(shape, strides, offset):
+    """The storage index of every element of a (shape, strides, offset) layout, flat in C order."""
+    idx = np.full(tuple(shape), offset, dtype=np.int64)
+    for k, (extent, st) in enumerate(zip(shape, strides)):
+        if extent > 1 and st:
+            sh = [1] * len(shape)
+            sh[k] = extent
+            idx = idx + (np.arange(extent, dtype=np.int64) * st).reshape(sh)
+    return idx.reshape(-1)
+
+
+@with_out
+def as_strided_copy(input, size, stride, storage_offset=None):
+    """``torch.as_strided_copy``: the elements of ``input``'s storage at ``storage_offset + sum(i_k * stride_k)``
+    (``storage_offset`` defaults to ``input``'s own), as a new tensor of shape ``size``.
+
+    Raises:
+        RuntimeError: ``size`` and ``stride`` of different lengths, a negative stride, size or offset, or a
+            layout that reaches past the storage (torch's messages).
+
+    Example:
+        >>> ad.as_strided_copy(ad.arange(6.0), (2, 2), (1, 2))
+        tensor([[0., 2.],
+                [1., 3.]])
+    """
+    from .ops import gather_map, where
+    from .ops.indexing import AS_STRIDED_COPY
+
+    _check("as_strided_copy", input)
+    size, stride = [int(n) for n in size], [int(s) for s in stride]
+    if len(size) != len(stride):
+        raise RuntimeError("mismatch in length of strides and shape")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: {stride}")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={size} and strides={stride}")
+    offset = input.storage_offset() if storage_offset is None else int(storage_offset)
+    if offset < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {offset}")
+    root = input if input._vbase is None else input._vbase
+    item = input.dtype.itemsize
+    if all(size):
+        needed = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        if needed > root.numel():
+            raise RuntimeError(
+                f"setStorage: sizes {size}, strides {stride}, storage offset {offset}, and itemsize {item} requiring a "
+                f"storage size of {needed * item} are out of bounds for storage of size {root.numel() * item}"
+            )
+    wanted = _positions(size, stride, offset)
+    # storage index -> flat index in the input (-1: not one of the input's elements)
+    owner = np.full(root.numel(), -1, dtype=np.int64)
+    owner[_positions(input.shape, input.stride(), input.storage_offset())] = np.arange(input.numel())
+    index = owner[wanted]
+    inside = index >= 0
+    if inside.all():
+        return gather_map(input, size, index, AS_STRIDED_COPY)
+    # some elements lie outside the input: read from the root's storage, without a gradient
+    root_owner = np.full(root.numel(), -1, dtype=np.int64)
+    root_owner[_positions(root.shape, root.stride(), 0)] = np.arange(root.numel())
+    outside = gather_map(root.detach(), size, root_owner[wanted])
+    if not inside.any() and (input.numel() == 0 or not input.requires_grad):
+        return outside
+    # (with no element inside, the all-false select still ties the result to the input's graph, as torch's)
+    gathered = gather_map(input, size, np.where(inside, index, 0), AS_STRIDED_COPY)
+    return where(_cuda.index_tensor(inside.reshape(size), input), gathered, outside)

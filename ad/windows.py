@@ -1,7 +1,9 @@
 """torch's window functions (``hann_window``, ``hamming_window``, ``blackman_window``, ``bartlett_window``,
 ``kaiser_window``): the window's samples computed in float64 with numpy and returned in ``dtype`` (default: ad's
 default dtype). A periodic window (the default, for spectral analysis) is the symmetric window of length
-``window_length + 1`` without its last sample.
+``window_length + 1`` without its last sample. The sample formulas (``cosine_sum``, ``triangle``, ``kaiser``:
+``f(n, N)`` over the sample indices ``n`` of a symmetric window of length ``N``) are shared with
+``ad.signal.windows``.
 """
 
 import numpy as np
@@ -9,6 +11,21 @@ import numpy as np
 from . import creation
 
 __all__ = ["bartlett_window", "blackman_window", "hamming_window", "hann_window", "kaiser_window"]
+
+
+def cosine_sum(n, N, a):
+    """``sum_k (-1)^k a_k cos(2 pi k n / (N - 1))``: hann, hamming, blackman, nuttall and any general cosine."""
+    return sum((-1) ** k * c * np.cos(2 * np.pi * k * n / (N - 1)) for k, c in enumerate(a))
+
+
+def triangle(n, N):
+    """Bartlett's triangle ``1 - |2 n / (N - 1) - 1|``."""
+    return 1 - np.abs(2 * n / (N - 1) - 1)
+
+
+def kaiser(n, N, beta):
+    """``I0(beta sqrt(1 - (2 n / (N - 1) - 1)^2)) / I0(beta)``."""
+    return np.i0(beta * np.sqrt(np.clip(1 - (2 * n / (N - 1) - 1) ** 2, 0, None))) / np.i0(beta)
 
 
 def _window(name, window_length, periodic, dtype, device, requires_grad, samples):
@@ -36,32 +53,32 @@ def hann_window(window_length, periodic=True, *, dtype=None, layout=None, device
         tensor([0.0000, 0.7500, 0.7500, 0.0000])
     """
     return _window("hann_window", window_length, periodic, dtype, device, requires_grad,
-                   lambda n, N: 0.5 - 0.5 * np.cos(2 * np.pi * n / (N - 1)))
+                   lambda n, N: cosine_sum(n, N, (0.5, 0.5)))
 
 
 def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None, layout=None, device=None,
                    pin_memory=False, requires_grad=False):
     """``torch.hamming_window``: ``alpha - beta cos(2 pi n / (N - 1))``."""
     return _window("hamming_window", window_length, periodic, dtype, device, requires_grad,
-                   lambda n, N: alpha - beta * np.cos(2 * np.pi * n / (N - 1)))
+                   lambda n, N: cosine_sum(n, N, (alpha, beta)))
 
 
 def blackman_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, pin_memory=False,
                     requires_grad=False):
     """``torch.blackman_window``: ``0.42 - 0.5 cos(2 pi n / (N - 1)) + 0.08 cos(4 pi n / (N - 1))``."""
     return _window("blackman_window", window_length, periodic, dtype, device, requires_grad,
-                   lambda n, N: 0.42 - 0.5 * np.cos(2 * np.pi * n / (N - 1)) + 0.08 * np.cos(4 * np.pi * n / (N - 1)))
+                   lambda n, N: cosine_sum(n, N, (0.42, 0.5, 0.08)))
 
 
 def bartlett_window(window_length, periodic=True, *, dtype=None, layout=None, device=None, pin_memory=False,
                     requires_grad=False):
     """``torch.bartlett_window``: the triangle ``1 - |2 n / (N - 1) - 1|``."""
     return _window("bartlett_window", window_length, periodic, dtype, device, requires_grad,
-                   lambda n, N: 1 - np.abs(2 * n / (N - 1) - 1))
+                   triangle)
 
 
 def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, layout=None, device=None,
                   pin_memory=False, requires_grad=False):
     """``torch.kaiser_window``: ``I0(beta sqrt(1 - (2 n / (N - 1) - 1)^2)) / I0(beta)``."""
     return _window("kaiser_window", window_length, periodic, dtype, device, requires_grad,
-                   lambda n, N: np.i0(beta * np.sqrt(np.clip(1 - (2 * n / (N - 1) - 1) ** 2, 0, None))) / np.i0(beta))
+                   lambda n, N: kaiser(n, N, beta))

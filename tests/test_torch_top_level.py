@@ -172,6 +172,7 @@ _COPIES = [
     ("permute_copy", ((1, 0),)), ("select_copy", (1, 2)), ("slice_copy", (1, 1, None, 2)), ("split_copy", (1, 0)),
     ("split_with_sizes_copy", ([1, 3], 1)), ("squeeze_copy", ()), ("t_copy", ()), ("transpose_copy", (0, 1)),
     ("unbind_copy", (1,)), ("unfold_copy", (1, 2, 1)), ("unsqueeze_copy", (1,)), ("view_copy", ((4, 3),)),
+    ("as_strided_copy", ((3, 3), (2, 1), 1)),
 ]
 
 
@@ -192,6 +193,40 @@ def test_view_copies(name, args):
     sum(((o * _a(w)).sum() for o, w in zip(outs, weights)), ad.tensor(0.0)).backward()
     sum(((t * _t(w)).sum() for t, w in zip(touts, weights)), torch.tensor(0.0, dtype=torch.float64)).backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_as_strided_copy_reads_torchs_storage_of_views():
+    """Through a transpose, a slice (default offset: the view's), and positions outside the view (values from the
+    storage, no gradient), as torch; torch's errors."""
+    cases = [
+        (lambda b: b.t(), ((2, 2), (1, 2))),
+        (lambda b: b[1:], ((2, 2), (1, 2))),
+        (lambda b: b[1:], ((3, 2), (2, 1), 2)),  # starts before the view
+        (lambda b: b[1:], ((2, 2), (1, 2), 0)),  # entirely outside the view
+        (lambda b: b[:, 1:3], ((2, 3), (4, 1), 1)),
+    ]
+    for view, args in cases:
+        a, ta = ad.arange(12.0, dtype=ad.float64, requires_grad=True), torch.arange(12.0, dtype=torch.float64,
+                                                                                      requires_grad=True)
+        ours, theirs = ad.as_strided_copy(view(a.reshape(3, 4)), *args), torch.as_strided_copy(view(ta.reshape(3, 4)),
+                                                                                                *args)
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+        w = np.arange(ours.numel(), dtype=float).reshape(ours.shape) + 1
+        (ours * _a(w)).sum().backward()
+        (theirs * _t(w)).sum().backward()
+        np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+    x = ad.arange(6.0)
+    for args, match in [
+        (((2, 2), (1, 3), 2), "setStorage: sizes \\[2, 2\\], strides \\[1, 3\\], storage offset 2"),
+        (((2, 2), (1,)), "mismatch in length of strides and shape"),
+        (((2, 2), (-1, 1)), "Negative strides are not supported"),
+        (((2, 2), (1, 2), -1), "invalid storage offset -1"),
+    ]:
+        with pytest.raises(RuntimeError, match=match):
+            ad.as_strided_copy(x, *args)
+        with pytest.raises(RuntimeError, match=match):
+            torch.as_strided_copy(torch.arange(6.0), *args)
+    assert ad.as_strided_copy(x, (0, 3), (1, 2), 10).shape == (0, 3)
 
 
 def test_view_copy_out():

@@ -104,3 +104,12 @@ def synchronize(device=None):
     from .arrays import require_cuda
 
     require_cuda().synchronize()
+
+
+def __getattr__(name):
+    """``ad.cuda.amp`` loads on first use (it imports ``ad.amp``, which needs the rest of ``ad``)."""
+    if name == "amp":
+        import importlib
+
+        return importlib.import_module(".amp", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

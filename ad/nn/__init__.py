@@ -1,7 +1,7 @@
 """``ad.nn``: ``Module``, ``Parameter``, layers, containers and ``init`` (as ``torch.nn``), over
 ``ad.nn.functional``. The layer code lives in ``ad/nn/modules/``."""
 
-from . import functional, init, modules, parallel, utils
+from . import functional, grad, init, modules, parallel, utils
 from .modules import *  # noqa: F403
 from .parallel import DataParallel
 from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedParameter
@@ -18,3 +18,5 @@ __all__ = [
     "DataParallel",
     *modules.__all__,
 ]
+
+functional.grad = grad  # torch.nn.functional.grad is torch.nn.grad

@@ -53,6 +53,8 @@ GATHER = Op("gather", K.GATHER_MAP, "GatherBackward0", _gather_map_vjp)
 INDEX_SELECT = Op("index_select", K.GATHER_MAP, "IndexSelectBackward0", _gather_map_vjp)
 # a view regenerated after an in-place write into its base (ad/views.py): a gather from the base's new node
 AS_STRIDED_VIEW = Op("as_strided_view", K.GATHER_MAP, "AsStridedBackward0", _gather_map_vjp)
+# torch.as_strided_copy (ad/copy_views.py): a gather of storage positions from the input
+AS_STRIDED_COPY = Op("as_strided_copy", K.GATHER_MAP, "AsStridedBackward0_copy", _gather_map_vjp)
 # the base's node after a write through one of its views: ``base * keep + scatter(value)`` (ad/views.py)
 COPY_SLICES = Op(
     "copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False

@@ -6,7 +6,8 @@
   im2col + one GEMM, numpy/BLAS forward and backward);
 - ``pooling``, ``normalization``, ``vision`` (pad, interpolate, pixel shuffle), ``sparse`` (embedding,
   one_hot), ``dropout``, ``distance`` (cosine_similarity, pairwise_distance, normalize, cdist), ``linear``
-  (linear, bilinear, linear_cross_entropy), ``attention`` (scaled_dot_product_attention), ``sampling``
+  (linear, bilinear, linear_cross_entropy), ``attention`` (scaled_dot_product_attention,
+  multi_head_attention_forward), ``sampling``
   (affine_grid, grid_sample).
 """
 
@@ -48,7 +49,7 @@ from .activation import (
     threshold,
     threshold_,
 )
-from .attention import scaled_dot_product_attention
+from .attention import multi_head_attention_forward, scaled_dot_product_attention
 from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, fold, unfold
 from .ctc import ctc_loss
 from .distance import cdist, cosine_similarity, normalize, pairwise_distance, pdist

@@ -128,7 +128,12 @@ def _bags(input, offsets, include_last_offset):  # noqa: A002
     if off.size and off[-1] > t:
         raise RuntimeError(f"offsets[-1] can not be greater than input's length {t} but got offsets[-1] of {off[-1]}")
     starts = off[:-1] if include_last_offset else off
-    # torch's offset2bag: a token's bag is the number of bag starts at or before it, less one
+    if not starts.size:  # include_last_offset with one offset: no bag (torch crashes on a non-empty input)
+        return idx[:0], idx[:0], 0
+    # torch's offset2bag: a token's bag is the number of bag starts at or before it, less one. So the last bag runs
+    # to the end of the input even with include_last_offset, and decreasing offsets (which torch does not reject)
+    # bag the tokens as torch's sum and max do; a mean divides by the bag's token count (torch's divisor with
+    # decreasing offsets follows no rule we could find)
     bag_of = np.cumsum(np.bincount(starts, minlength=t + 1)[:t]) - 1
     return idx, bag_of, len(starts)
 
@@ -173,8 +178,13 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     v, dim = weight.shape
     if idx.size and (idx.min() < 0 or idx.max() >= v):
         position = int(np.flatnonzero((idx < 0) | (idx >= v))[0])
-        raise RuntimeError(f"Index {position} of input takes value {idx[position]} which is not in the valid range "
-                           f"[0, {v})")
+        # torch's float32 sum / mean kernel words it so (its others as below): ad words it by mode alone, so that
+        # ported code on ad's default float64 reads as it did on torch's default float32
+        if mode != "max":
+            raise RuntimeError(f"Index {position} of input takes value {idx[position]} which is not in the valid "
+                               f"range [0, {v})")
+        raise RuntimeError(f"embedding_bag: Expected idx >= 0 && idx < num_embeddings but found idx to be "
+                           f"{idx[position]}")
     if max_norm is not None:
         _renorm_rows(weight, idx, max_norm, norm_type)
     if per_sample_weights is not None:

@@ -1,7 +1,9 @@
 """``ad.nn.utils``: gradient clipping, parameter/vector conversion, (``rnn``) packed sequences, the hook-based
-weight and spectral normalizations, conv/linear + BatchNorm fusion and ``skip_init``, as ``torch.nn.utils``."""
+weight and spectral normalizations, (``parametrize``) parametrizations of a module's tensors and
+(``parametrizations``) the orthogonal, weight-norm and spectral-norm ones built on them, conv/linear + BatchNorm
+fusion and ``skip_init``, as ``torch.nn.utils``."""
 
-from . import rnn
+from . import convert_parameters, parametrizations, parametrize, rnn, stateless
 from .clip_grad import (
     clip_grad_norm,
     clip_grad_norm_,
@@ -16,7 +18,11 @@ from .init import skip_init
 from .weight_norm import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm
 
 __all__ = [
+    "convert_parameters",
+    "parametrizations",
+    "parametrize",
     "rnn",
+    "stateless",
     "clip_grad_norm",
     "clip_grad_norm_",
     "clip_grad_value_",

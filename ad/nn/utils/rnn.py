@@ -4,7 +4,8 @@
 sorted by decreasing length, time-major and without padding: ``data`` (``sum(lengths)``, ``*``) holds step 0
 of every sequence, then step 1 of those still running, and so on; ``batch_sizes[t]`` (int64) is how many
 sequences have a step ``t``. ``sorted_indices`` maps the sorted order back to the caller's batch order
-(``None`` when the caller's batch was already sorted); ``unsorted_indices`` is its inverse.
+(``None`` when the caller's batch was already sorted); ``unsorted_indices`` is its inverse. As torch's, the two
+index tensors live on the data's device and ``batch_sizes`` on the host (it is read in Python to drive the steps).
 
 Packing and padding are one integer-array gather each (``data = padded.reshape(T * B, ...)[rows]``), so
 gradients flow through the existing indexing op and no new rule is needed.
@@ -14,6 +15,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ... import cuda as _cuda
 from ...creation import full
 from ...ops import cat
 from ...tensor import Tensor, wrap_array
@@ -30,18 +32,24 @@ __all__ = [
 ]
 
 
-def _int64(values):
-    return wrap_array(np.asarray(values, dtype=np.int64))
+def _int64(values, like=None):
+    """An int64 tensor of ``values``, on ``like``'s device (the host when ``like`` is None or a host tensor)."""
+    out = wrap_array(np.asarray(values, dtype=np.int64))
+    return out if like is None or like._dev is None else out.to(like.device)
+
+
+def _host_int64(t):
+    return np.asarray(_cuda.host_copy(t._data) if isinstance(t, Tensor) else t, dtype=np.int64)
 
 
 def invert_permutation(permutation):
-    """The inverse of an index permutation (``None`` stays ``None``)."""
+    """The inverse of an index permutation (``None`` stays ``None``), on the permutation's device."""
     if permutation is None:
         return None
-    p = np.asarray(permutation, dtype=np.int64)
+    p = _host_int64(permutation)
     out = np.empty_like(p)
     out[p] = np.arange(p.size, dtype=np.int64)
-    return _int64(out)
+    return _int64(out, permutation if isinstance(permutation, Tensor) else None)
 
 
 class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
@@ -63,6 +71,48 @@ class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorte
 
     def is_pinned(self):
         return False
+
+    def to(self, *args, **kwargs):
+        """``data.to(*args, **kwargs)``, with the sorted / unsorted indices moved to the new data's device
+        (``batch_sizes`` stays on the host, as torch's). Returns ``self`` when ``data`` does not change."""
+        data = self.data.to(*args, **kwargs)
+        if data is self.data:
+            return self
+
+        def move(indices):
+            return None if indices is None else indices.to(data.device)
+
+        return type(self)(data, self.batch_sizes, move(self.sorted_indices), move(self.unsorted_indices))
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else device)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    def half(self):
+        return self.to(np.float16)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def short(self):
+        return self.to(np.int16)
+
+    def char(self):
+        return self.to(np.int8)
+
+    def byte(self):
+        return self.to(np.uint8)
 
 
 def _as_lengths(lengths):
@@ -111,7 +161,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     else:
         order = np.argsort(-lengths, kind="stable")
         lengths = lengths[order]
-        sorted_indices = _int64(order)
+        sorted_indices = _int64(order, input)  # on the data's device (batch_sizes stays on the host, as torch's)
     if batch_first:
         input = input.transpose(0, 1)  # noqa: A001
     steps, batch = input.shape[0], input.shape[1]
@@ -139,7 +189,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     Raises:
         ValueError: ``total_length`` shorter than the longest sequence.
     """
-    data, batch_sizes = sequence.data, np.asarray(sequence.batch_sizes._data, dtype=np.int64)
+    data, batch_sizes = sequence.data, _host_int64(sequence.batch_sizes)
     max_len = batch_sizes.size
     if total_length is not None:
         if total_length < max_len:
@@ -152,7 +202,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
         steps = max_len
     batch = int(batch_sizes[0]) if batch_sizes.size else 0
     lengths = (batch_sizes[None, :] > np.arange(batch)[:, None]).sum(1)  # in sorted order
-    order = np.arange(batch) if sequence.unsorted_indices is None else np.asarray(sequence.unsorted_indices._data)
+    order = np.arange(batch) if sequence.unsorted_indices is None else _host_int64(sequence.unsorted_indices)
     # for each output position (t, b): the packed row, or the padding row appended after the data
     n = data.shape[0]
     offsets = np.concatenate([[0], np.cumsum(batch_sizes)])

@@ -313,6 +313,13 @@ class Optimizer:
             return out.clone() if out is value or out._data is value._data else out
 
 
+def _lr(group):
+    """The group's learning rate as a Python float: torch accepts a 0-d tensor ``lr`` (kept in the group, so that
+    a scheduler's or user's in-place change shows), and the numpy updates need its value."""
+    lr = group["lr"]
+    return float(lr.item()) if isinstance(lr, Tensor) else lr
+
+
 def _params_with_grad(group):
     """The group's parameters that have a gradient, with their gradient arrays."""
     out = []
@@ -378,5 +385,14 @@ def _xp(p):
 
 
 def _check_range(name, value, low=0.0):
+    if name == "learning rate" and isinstance(value, Tensor) and value.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
     if not low <= value:
         raise ValueError(f"Invalid {name}: {value}")
+
+
+def _check_fused(fused, foreach):
+    """``fused=True`` (torch's one-kernel CPU/CUDA update) is accepted: ad's update is the same arithmetic, run
+    as one compiled pass where the arrays are big enough (adam.py's ``FUSED_MIN``) and in numpy otherwise."""
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")

@@ -10,8 +10,8 @@ import numpy as np
 import ad
 
 from . import constraints
-from .discrete import _Binary
-from .distribution import Distribution, _broadcast
+from .discrete import _Binary, _clamp_probs
+from .distribution import Distribution, _broadcast, cached_property
 from .exp_family import ExponentialFamily
 
 __all__ = ["ContinuousBernoulli", "GeneralizedPareto", "VonMises"]
@@ -96,6 +96,14 @@ class ContinuousBernoulli(_Binary, ExponentialFamily):
         _, shape = self._init_binary(probs, logits)
         self._lims = lims
         super().__init__(shape, validate_args=validate_args)
+        if "probs" in self.__dict__:  # validated as given, used clamped (below)
+            self.probs = _clamp_probs(self.probs)
+
+    @cached_property
+    def probs(self):
+        # kept within [eps, 1 - eps], as torch's: at 0 or 1 the normalizer is infinite (log_prob was +inf and the
+        # entropy NaN at probs 0, or at logits past +-37 where the sigmoid rounds to 1)
+        return _clamp_probs(ad.sigmoid(self.logits))
 
     def expand(self, batch_shape, _instance=None):
         new = self._blank(_instance)

@@ -139,7 +139,7 @@ class _IntegerGreaterThan(Constraint):
         return f"IntegerGreaterThan(lower_bound={self.lower_bound})"
 
 
-class _Independent(Constraint):
+class _IndependentConstraint(Constraint):
     """``base`` over ``reinterpreted_batch_ndims`` more rightmost dims: all of them must satisfy it."""
 
     def __init__(self, base_constraint, reinterpreted_batch_ndims):
@@ -304,7 +304,7 @@ class _Stack(Constraint):
 
 dependent = _Dependent()
 real = _Real()
-real_vector = _Independent(real, 1)
+real_vector = _IndependentConstraint(real, 1)
 boolean = _Boolean()
 nonnegative = _GreaterThanEq(0.0)
 positive = _GreaterThan(0.0)
@@ -329,4 +329,4 @@ integer_interval = _IntegerInterval
 cat = _Cat
 multinomial = _Multinomial
 stack = _Stack
-independent = _Independent
+independent = _IndependentConstraint

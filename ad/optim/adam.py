@@ -7,7 +7,15 @@ Per parameter: ``step`` (a 0-d float64 tensor, as torch keeps it), ``exp_avg``, 
 import numpy as np
 
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_fused, _check_range, _lr, _params_with_grad, _scalar_state, _updated
+from .optimizer import (
+    Optimizer,
+    _check_fused,
+    _check_range,
+    _lr,
+    _params_with_grad,
+    _step_state,
+    _updated,
+)
 from .sgd import _unsupported
 
 __all__ = ["Adam", "AdamW"]
@@ -120,7 +128,7 @@ class Adam(Optimizer):
             for p, g in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
-                    state["step"] = _scalar_state(0.0)
+                    state["step"] = _step_state(group)
                     state["exp_avg"] = _zeros_like(p)
                     state["exp_avg_sq"] = _zeros_like(p)
                     if amsgrad:

@@ -43,6 +43,12 @@ def _scalar_state(value, dtype=np.float64):
     return wrap_array(np.array(value, dtype=dtype))
 
 
+def _step_state(group):
+    """A new ``step`` counter: float32 under ``fused=True`` (torch's fused kernels keep it so, and its state dicts
+    show it), the default float64 otherwise."""
+    return _scalar_state(0.0, np.float32 if group.get("fused") else np.float64)
+
+
 def _updated(p):
     """Record an in-place change of ``p``'s data (version counter, arena copies)."""
     _bump(p)

@@ -8,7 +8,16 @@ torch's single-tensor ones, operation for operation.
 import numpy as np
 
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_fused, _check_range, _lr, _params_with_grad, _scalar_state, _updated
+from .optimizer import (
+    Optimizer,
+    _check_fused,
+    _check_range,
+    _lr,
+    _params_with_grad,
+    _scalar_state,
+    _step_state,
+    _updated,
+)
 from .sgd import _unsupported
 
 __all__ = ["RMSprop", "Adagrad"]
@@ -131,7 +140,7 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
-                state["step"] = _scalar_state(0.0)
+                state["step"] = _step_state(group)
                 state["sum"] = wrap_array(np.full_like(p._data, group["initial_accumulator_value"]))
 
     def step(self, closure=None):
@@ -142,7 +151,7 @@ class Adagrad(Optimizer):
             for p, g in _params_with_grad(group):
                 state = self.state[p]
                 if "sum" not in state:  # a group added after construction
-                    state["step"] = _scalar_state(0.0)
+                    state["step"] = _step_state(group)
                     state["sum"] = wrap_array(np.full_like(p._data, group["initial_accumulator_value"]))
                 state["step"]._data += 1
                 step = float(state["step"]._data)

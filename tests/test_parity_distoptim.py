@@ -556,6 +556,29 @@ DISTRIBUTIONS = {
     "LogisticNormal": ("LogisticNormal", dict(loc=_real(2, 3), scale=_pos(2, 3))),
     "RelaxedBernoulli": ("RelaxedBernoulli", dict(temperature=np.array(0.7), probs=_unit(*_B))),
     "RelaxedOneHotCategorical": ("RelaxedOneHotCategorical", dict(temperature=np.array(0.7), probs=_simplex(2, 4))),
+    # other parameterizations, and parameters where moments stop existing
+    "Geometric logits": ("Geometric", dict(logits=_real(*_B))),
+    "Binomial logits, tensor total_count": ("Binomial", dict(total_count=np.array([[3.0], [12.0]]), logits=_real(*_B))),
+    "NegativeBinomial logits": ("NegativeBinomial", dict(total_count=_pos(*_B) * 2, logits=_real(*_B))),
+    "Multinomial logits": ("Multinomial", dict(total_count=5, logits=_real(2, 4))),
+    "Poisson large rate": ("Poisson", dict(rate=_pos(*_B) * 200)),
+    "RelaxedBernoulli logits": ("RelaxedBernoulli", dict(temperature=np.array(2.0), logits=_real(*_B))),
+    "Wishart precision": ("Wishart", dict(df=np.array([4.5, 6.0]), precision_matrix=_spd(3, (2,)))),
+    "LKJCholesky concentration below 1": ("LKJCholesky", dict(dim=4, concentration=np.array([0.5, 3.0]))),
+    "Gamma small concentration": ("Gamma", dict(concentration=_pos(*_B) * 0.04, rate=_pos(*_B))),
+    "Beta concentrations below 1": ("Beta", dict(concentration1=_unit(4) * 0.9, concentration0=_unit(4) * 0.9)),
+    "Dirichlet concentrations below 1": ("Dirichlet", dict(concentration=np.array([[0.3, 0.7, 0.5], [0.9, 0.2, 2.0]]))),
+    "StudentT heavy tails": ("StudentT", dict(df=np.array([0.5, 1.0, 1.5, 2.0, 2.5]), loc=_real(5), scale=_pos(5))),
+    "FisherSnedecor small df2": (
+        "FisherSnedecor",
+        dict(df1=np.array([1.0, 3.0, 5.0, 2.0]), df2=np.array([1.0, 2.0, 3.5, 4.0])),
+    ),
+    "Pareto heavy tails": ("Pareto", dict(scale=_pos(4), alpha=np.array([0.5, 1.0, 1.5, 2.0]))),
+    "InverseGamma heavy tails": ("InverseGamma", dict(concentration=np.array([0.5, 1.0, 1.5, 2.0]), rate=_pos(4))),
+    "GeneralizedPareto bounded": (
+        "GeneralizedPareto",
+        dict(loc=_real(4), scale=_pos(4), concentration=np.array([-1.5, -1.0, -0.5, 1.2])),
+    ),
 }
 
 
@@ -1002,6 +1025,44 @@ DELIBERATE = {
         "df and covariance (None) though the KL depends on them, and a nonzero one in the second's df where the two "
         "are equal (the KL's minimum); ad's gradients agree with finite differences",
         lambda: _kl_case("Wishart", "Wishart"),
+    ),
+    "Pareto heavy tails: mean": (
+        "a moment that is infinite or undefined is a constant of the parameters there: ad's gradient is 0; torch's "
+        "is inf in scale, NaN at alpha 1 and 2 (the poles)",
+        lambda: _distribution_case("Pareto heavy tails", only="mean"),
+    ),
+    "Pareto heavy tails: variance": (
+        "as Pareto heavy tails: mean",
+        lambda: _distribution_case("Pareto heavy tails", only="variance"),
+    ),
+    "Pareto heavy tails: stddev": (
+        "as Pareto heavy tails: mean",
+        lambda: _distribution_case("Pareto heavy tails", only="stddev"),
+    ),
+    "InverseGamma heavy tails: mean": (
+        "as Pareto heavy tails: mean",
+        lambda: _distribution_case("InverseGamma heavy tails", only="mean"),
+    ),
+    "InverseGamma heavy tails: variance": (
+        "as Pareto heavy tails: mean",
+        lambda: _distribution_case("InverseGamma heavy tails", only="variance"),
+    ),
+    "InverseGamma heavy tails: stddev": (
+        "as Pareto heavy tails: mean",
+        lambda: _distribution_case("InverseGamma heavy tails", only="stddev"),
+    ),
+    "FisherSnedecor small df2: variance": (
+        "as Pareto heavy tails: mean (torch's gradient in df1 is NaN where the variance is undefined)",
+        lambda: _distribution_case("FisherSnedecor small df2", only="variance"),
+    ),
+    "FisherSnedecor small df2: stddev": (
+        "as FisherSnedecor small df2: variance",
+        lambda: _distribution_case("FisherSnedecor small df2", only="stddev"),
+    ),
+    "GeneralizedPareto bounded: log_prob": (
+        "torch's gradient of log_prob in the concentration at exactly -1 is 1.0 whatever the value (finite "
+        "differences: -1.23 and -1.57 at the two samples); ad's agrees with finite differences",
+        lambda: _distribution_case("GeneralizedPareto bounded", only="log_prob"),
     ),
     "Adam capturable": (
         "capturable=True (an option for CUDA graphs) raises NotImplementedError at construction; torch raises an "

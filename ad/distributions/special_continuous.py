@@ -11,7 +11,7 @@ import ad
 
 from . import constraints
 from .discrete import _Binary, _clamp_probs
-from .distribution import Distribution, _broadcast, cached_property
+from .distribution import Distribution, _broadcast, _where_defined, cached_property
 from .exp_family import ExponentialFamily
 
 __all__ = ["ContinuousBernoulli", "GeneralizedPareto", "VonMises"]
@@ -266,8 +266,7 @@ class GeneralizedPareto(Distribution):
     @property
     def mean(self):
         xi = self.concentration
-        m = self.loc + self.scale / (1 - xi)
-        return ad.where(xi < 1, m, ad.full_like(m, math.nan))
+        return _where_defined(xi < 1, xi, 0.0, lambda xi: self.loc + self.scale / (1 - xi), math.nan)
 
     @property
     def mode(self):
@@ -275,9 +274,9 @@ class GeneralizedPareto(Distribution):
 
     @property
     def variance(self):
+        scale2 = self.scale.pow(2)
         xi = self.concentration
-        v = self.scale.pow(2) / ((1 - xi).pow(2) * (1 - 2 * xi))
-        return ad.where(xi < 0.5, v, ad.full_like(v, math.nan))
+        return _where_defined(xi < 0.5, xi, 0.0, lambda xi: scale2 / ((1 - xi).pow(2) * (1 - 2 * xi)), math.nan)
 
     def entropy(self):
         return self.scale.log() + self.concentration + 1

@@ -476,6 +476,68 @@ def test_reduce_lr_on_plateau_and_fractional_warm_restarts():
     _report(failures)
 
 
+def _two(L, make):
+    opt = _opt(L)
+    return make(opt, _S(L).StepLR(opt, 2), _S(L).StepLR(opt, 3))
+
+
+# bad scheduler arguments and optimizer API misuse: the exception class (or the result) of each
+API_ERRORS = {
+    "LambdaLR lambdas per group": lambda L: _S(L).LambdaLR(_opt(L), [lambda e: 1.0]),
+    "LinearLR start_factor 0": lambda L: _S(L).LinearLR(_opt(L), start_factor=0.0),
+    "LinearLR end_factor > 1": lambda L: _S(L).LinearLR(_opt(L), end_factor=1.5),
+    "ConstantLR factor > 1": lambda L: _S(L).ConstantLR(_opt(L), factor=1.5),
+    "resume without initial_lr": lambda L: _S(L).ExponentialLR(_opt(L), 0.9, last_epoch=3),
+    "warm restarts T_0 0": lambda L: _S(L).CosineAnnealingWarmRestarts(_opt(L), T_0=0),
+    "warm restarts T_mult 0": lambda L: _S(L).CosineAnnealingWarmRestarts(_opt(L), T_0=2, T_mult=0),
+    "warm restarts float T_0": lambda L: _S(L).CosineAnnealingWarmRestarts(_opt(L), T_0=2.0),
+    "warm restarts eta_min str": lambda L: _S(L).CosineAnnealingWarmRestarts(_opt(L), T_0=2, eta_min="a"),
+    "warm restarts negative epoch": lambda L: _S(L).CosineAnnealingWarmRestarts(_opt(L), T_0=2).step(-1),
+    "CyclicLR mode": lambda L: _S(L).CyclicLR(_opt(L), 0.01, 0.1, mode="foo"),
+    "CyclicLR without momentum": lambda L: _S(L).CyclicLR(_opt(L, "Adagrad", dict(lr=0.1)), 0.01, 0.1),
+    "CyclicLR base_lr per group": lambda L: _S(L).CyclicLR(_opt(L), [0.01], 0.1),
+    "OneCycleLR no total": lambda L: _S(L).OneCycleLR(_opt(L), 0.1),
+    "OneCycleLR total_steps 0": lambda L: _S(L).OneCycleLR(_opt(L), 0.1, total_steps=0),
+    "OneCycleLR pct_start": lambda L: _S(L).OneCycleLR(_opt(L), 0.1, total_steps=10, pct_start=1.5),
+    "OneCycleLR anneal_strategy": lambda L: _S(L).OneCycleLR(_opt(L), 0.1, total_steps=10, anneal_strategy="x"),
+    "OneCycleLR past total_steps": lambda L: [s.step() for s in [_S(L).OneCycleLR(_opt(L), 0.1, total_steps=3)] * 4],
+    "ReduceLROnPlateau mode": lambda L: _S(L).ReduceLROnPlateau(_opt(L), mode="foo"),
+    "ReduceLROnPlateau factor 1": lambda L: _S(L).ReduceLROnPlateau(_opt(L), factor=1.0),
+    "ReduceLROnPlateau threshold_mode": lambda L: _S(L).ReduceLROnPlateau(_opt(L), threshold_mode="foo"),
+    "ReduceLROnPlateau min_lr per group": lambda L: _S(L).ReduceLROnPlateau(_opt(L), min_lr=[0.1]),
+    "SequentialLR milestones count": lambda L: _two(
+        L, lambda o, a, b: _S(L).SequentialLR(o, [a, b], milestones=[1, 2])
+    ),
+    "SequentialLR empty": lambda L: _S(L).SequentialLR(_opt(L), [], milestones=[]),
+    "SequentialLR other optimizer": lambda L: _S(L).SequentialLR(
+        _opt(L), [_S(L).StepLR(_opt(L), 2), _S(L).StepLR(_opt(L), 3)], milestones=[1]
+    ),
+    "ChainedScheduler other optimizer": lambda L: _S(L).ChainedScheduler(
+        [_S(L).StepLR(_opt(L), 2), _S(L).StepLR(_opt(L), 3)]
+    ),
+    "load_state_dict group count": lambda L: _opt(L).load_state_dict(
+        {"state": {}, "param_groups": [{"params": [0, 1], "lr": 0.1}]}
+    ),
+    "load_state_dict group sizes": lambda L: _opt(L).load_state_dict(
+        {"state": {}, "param_groups": [{"params": [0, 1, 2], "lr": 0.1}, {"params": [], "lr": 0.1}]}
+    ),
+    "add_param_group without params": lambda L: _opt(L).add_param_group({"lr": 0.1}),
+    "add_param_group non-leaf": lambda L: _opt(L).add_param_group({"params": [L.ones(1, requires_grad=True) * 2]}),
+    "add_param_group defaults": lambda L: [
+        sorted((k, v) for k, v in g.items() if k != "params")
+        for g in [_opt(L, "Adam", dict(lr=0.1, betas=(0.8, 0.9)))]
+        for _ in [g.add_param_group({"params": [L.ones(1, requires_grad=True)], "lr": 0.5})]
+        for g in g.param_groups
+    ],
+    "LBFGS two groups": lambda L: L.optim.LBFGS([{"params": [L.ones(1, requires_grad=True)]}] * 2),
+    "state_dict param_groups": lambda L: _opt(L).state_dict()["param_groups"],
+}
+
+
+def test_scheduler_and_optimizer_api_errors():
+    _report(_same(*_both(make), name) for name, make in API_ERRORS.items())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # distributions
 

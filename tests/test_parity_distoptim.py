@@ -9,8 +9,9 @@ Sections (one pytest item each, listing every differing case at once):
   shapes, dtypes and values; ``STATE_ROUND_TRIP``: torch's state dict loaded into ad (and ad's into torch) continues
   the same trajectory; ``OPTIMIZER_ERRORS``: the exception class of bad hyperparameters.
 - ``SCHEDULERS``: every scheduler's learning rates over 30 steps (chained, sequential, warm restarts, cyclic,
-  one-cycle with momentum cycling), ``get_last_lr``, and state dicts loaded across the libraries; ReduceLROnPlateau
-  in its modes; warm restarts at fractional epochs.
+  one-cycle with momentum cycling, SWALR), ``get_last_lr``, and state dicts loaded across the libraries;
+  ReduceLROnPlateau in its modes; warm restarts at fractional epochs; ``API_ERRORS``: bad arguments and API misuse;
+  ``swa_utils``: AveragedModel under each averaging function, update_bn.
 - ``DISTRIBUTIONS``: every distribution class torch has: shapes, mean, mode, variance, stddev, entropy,
   log_prob/cdf/icdf (at a torch sample), their gradients in every parameter, support, sample/rsample shapes and
   dtypes, expand; ``EDGES``: probs 0/1, boundaries of the support, extreme scales; ``BAD_ARGS``: validate_args
@@ -380,6 +381,10 @@ SCHEDULERS = {
     "SequentialLR": lambda L, o: _S(L).SequentialLR(
         o, [_S(L).ConstantLR(o, 0.5, total_iters=3), _S(L).StepLR(o, 3, 0.5), _S(L).CosineAnnealingLR(o, 6)], [4, 12]
     ),
+    "SWALR": lambda L, o: L.optim.swa_utils.SWALR(o, swa_lr=[0.05, 0.01], anneal_epochs=5),
+    "SWALR linear no annealing": lambda L, o: L.optim.swa_utils.SWALR(
+        o, 0.02, anneal_epochs=0, anneal_strategy="linear"
+    ),
     "ChainedScheduler": lambda L, o: _S(L).ChainedScheduler([_S(L).StepLR(o, 5, 0.5), _S(L).CosineAnnealingLR(o, 10)]),
 }
 
@@ -529,13 +534,68 @@ API_ERRORS = {
         for _ in [g.add_param_group({"params": [L.ones(1, requires_grad=True)], "lr": 0.5})]
         for g in g.param_groups
     ],
-    "LBFGS two groups": lambda L: L.optim.LBFGS([{"params": [L.ones(1, requires_grad=True)]}] * 2),
+    "LBFGS two groups": lambda L: L.optim.LBFGS([{"params": [L.ones(1, requires_grad=True)]} for _ in range(2)]),
     "state_dict param_groups": lambda L: _opt(L).state_dict()["param_groups"],
 }
 
 
 def test_scheduler_and_optimizer_api_errors():
     _report(_same(*_both(make), name) for name, make in API_ERRORS.items())
+
+
+_SWA_W = [_rng.standard_normal(s) for s in ((4, 3), (4,), (4,), (4,), (2, 4), (2,))]
+_SWA_X = [_rng.standard_normal((8, 3)) for _ in range(5)]
+
+
+def _averaged(kind, use_buffers):
+    """An AveragedModel of a small batch-norm network over 5 SGD steps: its state after each update, its output,
+    and its output and buffers after update_bn."""
+
+    def run(L):
+        model = L.nn.Sequential(L.nn.Linear(3, 4), L.nn.BatchNorm1d(4), L.nn.Tanh(), L.nn.Linear(4, 2))
+        with L.no_grad():
+            for p, w in zip(model.parameters(), _SWA_W):
+                p.copy_(L.tensor(w))
+        su = L.optim.swa_utils
+        kw = {
+            "swa": dict(),
+            "ema": dict(avg_fn=su.get_ema_avg_fn(0.9)),
+            "swa_fn": dict(avg_fn=su.get_swa_avg_fn()),
+            "ema_multi": dict(multi_avg_fn=su.get_ema_multi_avg_fn(0.8)),
+            "swa_multi": dict(multi_avg_fn=su.get_swa_multi_avg_fn()),
+        }[kind]
+        averaged = su.AveragedModel(model, use_buffers=use_buffers, **kw)
+        opt = L.optim.SGD(model.parameters(), lr=0.1)
+        states = []
+        for x in _SWA_X:
+            opt.zero_grad()
+            (model(L.tensor(x)) ** 2).sum().backward()
+            opt.step()
+            averaged.update_parameters(model)
+            states.append([_np(v).copy() for v in averaged.state_dict().values()])
+        averaged.eval()
+        before = averaged(L.tensor(_SWA_X[0]))
+        su.update_bn([(L.tensor(x), 0) for x in _SWA_X[:3]], averaged)
+        after = averaged(L.tensor(_SWA_X[1]))
+        buffers = [_np(b) for b in averaged.module.buffers()]
+        return states, before, after, sorted(averaged.state_dict()), averaged.training, buffers
+
+    return run
+
+
+def test_swa_utils():
+    failures = []
+    for kind in ("swa", "ema", "swa_fn", "ema_multi", "swa_multi"):
+        # (torch's swa_multi cannot average the integer num_batches_tracked buffer: use_buffers=False only)
+        for use_buffers in (False, True) if kind != "swa_multi" else (False,):
+            failures.append(_same(*_both(_averaged(kind, use_buffers)), f"AveragedModel {kind} {use_buffers}", 1e-10))
+    for kw in (dict(anneal_strategy="foo"), dict(anneal_epochs=-1), dict(anneal_epochs=2.0), dict(swa_lr=[0.05])):
+
+        def bad(L, kw=kw):
+            return L.optim.swa_utils.SWALR(_opt(L), **{"swa_lr": 0.05, **kw}).get_last_lr()
+
+        failures.append(_same(*_both(bad), f"SWALR {kw}"))
+    _report(failures)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -481,6 +481,22 @@ def test_reduce_lr_on_plateau_and_fractional_warm_restarts():
     _report(failures)
 
 
+def _state_dict_hooks(L):
+    """Every state-dict hook kind, one prepended, one removed: the call order and the dicts they change."""
+    opt, calls = _opt(L), []
+    opt.register_state_dict_pre_hook(lambda o: calls.append("pre"))
+    opt.register_state_dict_pre_hook(lambda o: calls.append("pre first"), prepend=True)
+    opt.register_state_dict_post_hook(lambda o, sd: (calls.append("post"), {**sd, "extra": 1})[1])
+    opt.register_load_state_dict_pre_hook(lambda o, sd: (calls.append("load pre"), {**sd, "param_groups": [
+        {**g, "lr": 0.25} for g in sd["param_groups"]]})[1])  # fmt: skip
+    handle = opt.register_load_state_dict_post_hook(lambda o: calls.append("load post"))
+    saved = opt.state_dict()
+    opt.load_state_dict(saved)
+    handle.remove()
+    opt.load_state_dict(saved)
+    return calls, sorted(saved), [g["lr"] for g in opt.param_groups]
+
+
 def _two(L, make):
     opt = _opt(L)
     return make(opt, _S(L).StepLR(opt, 2), _S(L).StepLR(opt, 3))
@@ -536,6 +552,7 @@ API_ERRORS = {
     ],
     "LBFGS two groups": lambda L: L.optim.LBFGS([{"params": [L.ones(1, requires_grad=True)]} for _ in range(2)]),
     "state_dict param_groups": lambda L: _opt(L).state_dict()["param_groups"],
+    "state-dict hooks": _state_dict_hooks,
 }
 
 

@@ -195,8 +195,8 @@ class LBFGS(Optimizer):
             self.param_groups.pop()
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
+    def _load_state_dict(self, state_dict):
+        super()._load_state_dict(state_dict)
         self._params = self.param_groups[0]["params"]
 
     def _gather_flat_grad(self):

@@ -19,7 +19,7 @@ intermediate.
 
 import copy
 import itertools
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from itertools import chain
 
 import numpy as np
@@ -149,6 +149,33 @@ class Optimizer:
         hooks[key] = hook
         return _Handle(hooks, key)
 
+    def _register(self, kind, hook, prepend):
+        hooks = self.__dict__.setdefault(kind, OrderedDict())
+        key = next(_ids)
+        hooks[key] = hook
+        if prepend:
+            hooks.move_to_end(key, last=False)
+        return _Handle(hooks, key)
+
+    def _hooks(self, kind):
+        return list(self.__dict__.get(kind, {}).values())
+
+    def register_state_dict_pre_hook(self, hook, prepend=False):
+        """``hook(optimizer)`` before ``state_dict`` builds the dict (first with ``prepend``); returns a handle."""
+        return self._register("_state_dict_pre_hooks", hook, prepend)
+
+    def register_state_dict_post_hook(self, hook, prepend=False):
+        """``hook(optimizer, state_dict)`` after ``state_dict``; a dict it returns replaces the result."""
+        return self._register("_state_dict_post_hooks", hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook, prepend=False):
+        """``hook(optimizer, state_dict)`` before ``load_state_dict``; a dict it returns is loaded instead."""
+        return self._register("_load_state_dict_pre_hooks", hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook, prepend=False):
+        """``hook(optimizer)`` after ``load_state_dict``."""
+        return self._register("_load_state_dict_post_hooks", hook, prepend)
+
     def __getstate__(self):
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
 
@@ -242,7 +269,18 @@ class Optimizer:
 
     # ------------------------------------------------------------------ saving and loading
     def state_dict(self):
-        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` (tensors shared)."""
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` (tensors shared), through
+        the registered state-dict hooks."""
+        for hook in self._hooks("_state_dict_pre_hooks"):
+            hook(self)
+        state_dict = self._state_dict()
+        for hook in self._hooks("_state_dict_post_hooks"):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
+
+    def _state_dict(self):
         index = {}
         start = 0
         groups = []
@@ -259,7 +297,17 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Load hyperparameters and buffers saved by ``state_dict`` (possibly from another optimizer
-        instance over parameters of the same shapes). Raises ``ValueError`` if the groups do not match."""
+        instance over parameters of the same shapes), through the registered load hooks. Raises ``ValueError``
+        if the groups do not match."""
+        for hook in self._hooks("_load_state_dict_pre_hooks"):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self._load_state_dict(state_dict)
+        for hook in self._hooks("_load_state_dict_post_hooks"):
+            hook(self)
+
+    def _load_state_dict(self, state_dict):
         state_dict = state_dict.copy()
         groups = self.param_groups
         saved_groups = copy.deepcopy(state_dict["param_groups"])

@@ -1007,8 +1007,16 @@ def _composites(L):
     total = sum((o * L.tensor(np.cos(np.arange(o.numel())).reshape(tuple(o.shape)))).sum() for o in out)
     grads = list(L.autograd.grad(total, [loc, scale, mix, mloc, mscale, mvloc], allow_unused=True))
     shapes = [tuple(d.batch_shape) + tuple(d.event_shape) for d in (ind, mixture, mixture_mv, exp)]
+    shapes += [repr(d.support) for d in (ind, mixture, mixture_mv, exp)]
+    shapes += [mixture_mv.support.check(L.tensor(np.array([[0.5, 1, 2], [0, np.nan, 0.0]])))]
     samples = [tuple(d.sample((3,)).shape) for d in (ind, mixture, mixture_mv, exp)]
     return out, grads, shapes, samples, tuple(ind.expand((4, 2)).batch_shape), tuple(mixture.expand((4, 2)).batch_shape)
+
+
+def _mixture_support(L):
+    D = L.distributions
+    mixture = D.MixtureSameFamily(D.Categorical(L.ones(2)), D.Uniform(L.tensor([0.0, 2.0]), L.tensor([1.0, 3.0])))
+    return mixture.support.check(L.tensor([0.5, 2.5, 1.5]))
 
 
 def test_composite_distributions():
@@ -1311,6 +1319,12 @@ DELIBERATE = {
         "torch's gradient of log_prob in the concentration at exactly -1 is 1.0 whatever the value (finite "
         "differences: -1.23 and -1.57 at the two samples); ad's agrees with finite differences",
         lambda: _distribution_case("GeneralizedPareto bounded", only="log_prob"),
+    ),
+    "MixtureSameFamily support of differing components": (
+        "a value is in a mixture's support where any component's support holds it (it has density there); torch's "
+        "MixtureSameFamilyConstraint asks for every component, so a validated log_prob raises for values of "
+        "positive density",
+        lambda: _same(*_both(_mixture_support), "MixtureSameFamily support"),
     ),
     "Adam capturable": (
         "capturable=True (an option for CUDA graphs) raises NotImplementedError at construction; torch raises an "

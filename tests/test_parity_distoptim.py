@@ -223,6 +223,45 @@ def test_optimizer_trajectories():
     _report(failures)
 
 
+# float32 parameters: the trajectory to float32 precision and the state's dtypes (but the scalar state, float64 in
+# ad: README, "Deliberate differences")
+_FLOAT64_SCALARS = ("step", "mu_product", "eta", "mu")
+
+
+def _float32_trajectory(name, kw):
+    def run(L):
+        ps = [L.tensor(p.astype(np.float32), requires_grad=True) for p in _P0]
+        cs = [L.tensor(c.astype(np.float32)) for c in _C]
+        opt = getattr(L.optim, name)(ps, **kw)
+
+        def closure():
+            opt.zero_grad()
+            loss = sum((L.sin(p) * c).sum() + 0.3 * (p**2).sum() + 0.1 * (p**4).sum() for p, c in zip(ps, cs))
+            loss.backward()
+            return loss
+
+        for _ in range(3 if name == "LBFGS" else 20):
+            opt.step(closure)
+        dtypes = {
+            k: {
+                n: str(getattr(v, "dtype", type(v))).replace("torch.", "")
+                for n, v in st.items()
+                if n not in _FLOAT64_SCALARS
+            }
+            for k, st in opt.state_dict()["state"].items()
+        }
+        return np.concatenate([_np(p).ravel() for p in ps]), dtypes
+
+    return run
+
+
+def test_optimizer_trajectories_float32():
+    cases = ("SGD momentum", "Adam amsgrad wd maximize", "RMSprop centered all", "NAdam", "ASGD", "Adafactor", "LBFGS")
+    _report(
+        _same(*_both(_float32_trajectory(c.split(" ")[0], OPTIMIZERS[c])), f"{c} float32", 1e-4, 1e-6) for c in cases
+    )
+
+
 STATE_ROUND_TRIP = {
     "SGD": dict(lr=0.01, momentum=0.9),
     "Adam": dict(lr=0.01, amsgrad=True),

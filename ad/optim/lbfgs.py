@@ -354,11 +354,12 @@ class LBFGS(Optimizer):
         state["t"] = t
         state["old_dirs"] = [self._keep(v) for v in old_dirs]
         state["old_stps"] = [self._keep(v) for v in old_stps]
-        # the scalars as 0-d tensors, as torch's state dict holds them
-        state["ro"] = [self._keep(np.array(v)) for v in ro]
-        state["H_diag"] = H_diag if isinstance(H_diag, int) else self._keep(np.array(H_diag))
+        # the scalars as 0-d tensors of the parameters' dtype, as torch's state dict holds them
+        dtype = flat_grad.dtype
+        state["ro"] = [self._keep(np.array(v, dtype)) for v in ro]
+        state["H_diag"] = H_diag if isinstance(H_diag, int) else self._keep(np.array(H_diag, dtype))
         if "al" in state:
-            state["al"] = [None if v is None else self._keep(np.array(_number(v))) for v in state["al"]]
+            state["al"] = [None if v is None else self._keep(np.array(_number(v), dtype)) for v in state["al"]]
         state["prev_flat_grad"] = self._keep(prev_flat_grad)
         state["prev_loss"] = prev_loss
         return orig_loss

@@ -536,6 +536,23 @@ def _state_dict_hooks(L):
     return calls, sorted(saved), [g["lr"] for g in opt.param_groups]
 
 
+def _custom_scheduler(L):
+    """A scheduler written against torch's older base class name."""
+    halving = type(
+        "Halving",
+        (L.optim.lr_scheduler._LRScheduler,),
+        {"get_lr": lambda self: [b * 0.5**self.last_epoch for b in self.base_lrs]},
+    )
+    opt = _opt(L)
+    sch = halving(opt)
+    out = []
+    for _ in range(3):
+        opt.step()
+        sch.step()
+        out.append([float(x) for x in sch.get_last_lr()])
+    return out
+
+
 def _two(L, make):
     opt = _opt(L)
     return make(opt, _S(L).StepLR(opt, 2), _S(L).StepLR(opt, 3))
@@ -592,6 +609,7 @@ API_ERRORS = {
     "LBFGS two groups": lambda L: L.optim.LBFGS([{"params": [L.ones(1, requires_grad=True)]} for _ in range(2)]),
     "state_dict param_groups": lambda L: _opt(L).state_dict()["param_groups"],
     "state-dict hooks": _state_dict_hooks,
+    "_LRScheduler subclass": _custom_scheduler,
 }
 
 

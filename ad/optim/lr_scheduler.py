@@ -127,6 +127,10 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
 
+class _LRScheduler(LRScheduler):
+    """torch's older name of ``LRScheduler`` (custom schedulers written for torch < 2.0 subclass it)."""
+
+
 def _track_optimizer_steps(optimizer):
     """Start noticing ``optimizer.step()`` calls (once per optimizer, at its first scheduler, as torch: calls
     made before do not count).

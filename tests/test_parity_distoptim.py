@@ -1140,6 +1140,47 @@ def test_rsample_gradients_match_finite_differences():
     _report(failures)
 
 
+def _dtype(t):
+    return str(t.dtype).replace("torch.", "")
+
+
+# API corners: sample shapes given as ints or lists, bad values' shapes, scalar arguments, sample dtypes, broadcasting
+DISTRIBUTION_API = {
+    "rsample of Bernoulli": lambda L: L.distributions.Bernoulli(L.tensor([0.3])).rsample(),
+    "sample(3)": lambda L: tuple(L.distributions.Normal(L.zeros(2), L.ones(2)).sample(3).shape),
+    "sample([3, 1])": lambda L: tuple(L.distributions.Normal(L.zeros(2), L.ones(2)).sample([3, 1]).shape),
+    "log_prob of a wrong shape": lambda L: L.distributions.Normal(L.zeros(2), L.ones(2)).log_prob(L.zeros(3)),
+    "MVN log_prob wrong event": lambda L: L.distributions.MultivariateNormal(L.zeros(2), L.eye(2)).log_prob(L.zeros(3)),
+    "Categorical log_prob of 0.5": lambda L: L.distributions.Categorical(L.tensor([0.5, 0.5])).log_prob(L.tensor(0.5)),
+    "Categorical log_prob broadcast": lambda L: L.distributions.Categorical(L.ones(2, 3)).log_prob(
+        L.tensor([[0], [2], [1]])
+    ),
+    "expand to a smaller shape": lambda L: L.distributions.Normal(L.zeros(2), L.ones(2)).expand((3,)),
+    "KL Independent of other ndims": lambda L: L.distributions.kl_divergence(
+        L.distributions.Independent(L.distributions.Normal(L.zeros(2, 3), L.ones(2, 3)), 1),
+        L.distributions.Independent(L.distributions.Normal(L.zeros(2, 3), L.ones(2, 3)), 2),
+    ),
+    "KL batch broadcast": lambda L: L.distributions.kl_divergence(
+        L.distributions.Normal(L.zeros(2, 1), L.ones(2, 1)), L.distributions.Normal(L.zeros(3), L.ones(3))
+    ),
+    "Normal of Python numbers": lambda L: L.distributions.Normal(0.0, 1.0).log_prob(L.tensor(0.5)),
+    "Normal of ints": lambda L: (lambda d: (_dtype(d.loc), d.log_prob(L.tensor(1.0))))(L.distributions.Normal(0, 1)),
+    "Uniform float32 sample": lambda L: _dtype(L.distributions.Uniform(L.zeros(1, dtype=L.float32), 1.0).sample()),
+    "Poisson sample dtype": lambda L: _dtype(L.distributions.Poisson(L.tensor([2.0])).sample()),
+    "Categorical sample dtype": lambda L: _dtype(L.distributions.Categorical(L.tensor([0.2, 0.8])).sample()),
+    "Binomial int total_count sample": lambda L: _dtype(L.distributions.Binomial(5, L.tensor([0.2])).sample()),
+    "MixtureSameFamily entropy": lambda L: L.distributions.MixtureSameFamily(
+        L.distributions.Categorical(L.ones(2)), L.distributions.Normal(L.zeros(2), L.ones(2))
+    ).entropy(),
+    "LKJCholesky sample shape": lambda L: tuple(L.distributions.LKJCholesky(3, 0.5).sample((2,)).shape),
+    "Wishart rsample shape": lambda L: tuple(L.distributions.Wishart(L.tensor(4.0), L.eye(2)).rsample((2,)).shape),
+}
+
+
+def test_distribution_api_corners():
+    _report(_same(*_both(make), name) for name, make in DISTRIBUTION_API.items())
+
+
 # ---------------------------------------------------------------------------------------------------------
 # kl_divergence
 

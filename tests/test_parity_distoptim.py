@@ -1070,6 +1070,11 @@ def _composites(L):
     return out, grads, shapes, samples, tuple(ind.expand((4, 2)).batch_shape), tuple(mixture.expand((4, 2)).batch_shape)
 
 
+def _wishart_outside(L):
+    d = L.distributions.Wishart(df=L.tensor(3.0), covariance_matrix=L.eye(2), validate_args=False)
+    return d.log_prob(L.tensor([[1.0, 2.0], [2.0, 1.0]]))
+
+
 def _mixture_support(L):
     D = L.distributions
     mixture = D.MixtureSameFamily(D.Categorical(L.ones(2)), D.Uniform(L.tensor([0.0, 2.0]), L.tensor([1.0, 3.0])))
@@ -1423,6 +1428,19 @@ DELIBERATE = {
         "MixtureSameFamilyConstraint asks for every component, so a validated log_prob raises for values of "
         "positive density",
         lambda: _same(*_both(_mixture_support), "MixtureSameFamily support"),
+    ),
+    "Gumbel icdf at 0 and 1": (
+        "ad's icdf is loc - scale log(-log q): -inf and inf at 0 and 1; torch's Gumbel is a transformed Uniform on "
+        "[tiny, 1 - eps], whose icdf gives -6.56 and 36.04 there",
+        lambda: _same(
+            *_both(lambda L: L.distributions.Gumbel(L.zeros(3), L.ones(3)).icdf(L.tensor([0.0, 1.0, 0.5]))),
+            "Gumbel icdf",
+        ),
+    ),
+    "Wishart log_prob of a non-positive-definite value": (
+        "without validation ad's Cholesky raises torch.linalg's LinAlgError for a value outside the support; torch "
+        "returns a number",
+        lambda: _same(*_both(_wishart_outside), "Wishart outside"),
     ),
     "Adam capturable": (
         "capturable=True (an option for CUDA graphs) raises NotImplementedError at construction; torch raises an "

@@ -7,7 +7,8 @@ Sections (one pytest item each, listing every differing case at once):
   dampening, maximize, amsgrad, foreach, fused, decoupled weight decay, a 0-d tensor ``lr``, parameter groups with
   their own options, LBFGS with and without line search) to float64 round-off, and the final state dicts' keys,
   shapes, dtypes and values; ``STATE_ROUND_TRIP``: torch's state dict loaded into ad (and ad's into torch) continues
-  the same trajectory; ``OPTIMIZER_ERRORS``: the exception class of bad hyperparameters.
+  the same trajectory; float32 parameters (trajectories to float32 precision, state dtypes);
+  ``OPTIMIZER_ERRORS``: the exception class of bad hyperparameters.
 - ``SCHEDULERS``: every scheduler's learning rates over 30 steps (chained, sequential, warm restarts, cyclic,
   one-cycle with momentum cycling, SWALR), ``get_last_lr``, and state dicts loaded across the libraries;
   ReduceLROnPlateau in its modes; warm restarts at fractional epochs; ``API_ERRORS``: bad arguments and API misuse;
@@ -15,10 +16,13 @@ Sections (one pytest item each, listing every differing case at once):
 - ``DISTRIBUTIONS``: every distribution class torch has: shapes, mean, mode, variance, stddev, entropy,
   log_prob/cdf/icdf (at a torch sample), their gradients in every parameter, support, sample/rsample shapes and
   dtypes, expand; ``EDGES``: probs 0/1, boundaries of the support, extreme scales; ``BAD_ARGS``: validate_args
-  errors; ``KL``: every pair of the table, registered in torch (value and gradients) or not (NotImplementedError);
-  ``TRANSFORMS``: each transform's value, log_abs_det_jacobian, inverse, shapes, and biject_to/transform_to.
+  errors; ``DISTRIBUTION_API``: sample shapes, scalar arguments, sample dtypes; Independent, MixtureSameFamily and
+  TransformedDistribution; ``RSAMPLE``: reparameterized samples' gradients against central differences with common
+  random numbers (the gamma family's implicit gradient against torch's at torch's draws); ``KL``: every pair of the
+  table, registered in torch (value and gradients) or not (NotImplementedError); transforms: each one's value,
+  log_abs_det_jacobian, inverse, shapes, and biject_to/transform_to.
 
-``DELIBERATE``: where ad differs on purpose (``id -> why``); each entry's case must still differ from torch.
+``DELIBERATE``: where ad differs on purpose (``id -> (why, case)``); each entry's case must still differ from torch.
 Where to start: ``_same`` (the comparison), then the tables.
 """
 

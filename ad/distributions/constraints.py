@@ -10,11 +10,11 @@ import numpy as np
 import ad
 
 __all__ = [
-    "Constraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property", "greater_than",
-    "greater_than_eq", "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
-    "less_than", "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer", "one_hot",
-    "positive", "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex",
-    "square", "stack", "symmetric", "unit_interval",
+    "Constraint", "MixtureSameFamilyConstraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property",
+    "greater_than", "greater_than_eq", "half_open_interval", "independent", "integer_interval", "interval",
+    "is_dependent", "less_than", "lower_cholesky", "lower_triangular", "multinomial", "nonnegative",
+    "nonnegative_integer", "one_hot", "positive", "positive_definite", "positive_integer", "positive_semidefinite",
+    "real", "real_vector", "simplex", "square", "stack", "symmetric", "unit_interval",
 ]  # fmt: skip
 
 
@@ -139,7 +139,7 @@ class _IntegerGreaterThan(Constraint):
         return f"IntegerGreaterThan(lower_bound={self.lower_bound})"
 
 
-class _Independent(Constraint):
+class _IndependentConstraint(Constraint):
     """``base`` over ``reinterpreted_batch_ndims`` more rightmost dims: all of them must satisfy it."""
 
     def __init__(self, base_constraint, reinterpreted_batch_ndims):
@@ -161,6 +161,30 @@ class _Independent(Constraint):
 
     def __repr__(self):
         return f"IndependentConstraint({self.base_constraint!r}, {self.reinterpreted_batch_ndims})"
+
+
+class MixtureSameFamilyConstraint(Constraint):
+    """The support of a ``MixtureSameFamily``: ``base_constraint`` is the components' support, which may differ
+    per component (Uniforms' bounds); a value is checked against every component (a dim inserted for them) and is
+    inside where any component's support holds it (torch's class, which asks for all of them: a value with density
+    under one component only is valid)."""
+
+    def __init__(self, base_constraint):
+        self.base_constraint = base_constraint
+
+    @property
+    def is_discrete(self):
+        return self.base_constraint.is_discrete
+
+    @property
+    def event_dim(self):
+        return self.base_constraint.event_dim
+
+    def check(self, value):
+        return self.base_constraint.check(value.unsqueeze(-1 - self.event_dim)).any(-1)
+
+    def __repr__(self):
+        return f"MixtureSameFamilyConstraint({self.base_constraint!r})"
 
 
 class _Simplex(Constraint):
@@ -304,7 +328,7 @@ class _Stack(Constraint):
 
 dependent = _Dependent()
 real = _Real()
-real_vector = _Independent(real, 1)
+real_vector = _IndependentConstraint(real, 1)
 boolean = _Boolean()
 nonnegative = _GreaterThanEq(0.0)
 positive = _GreaterThan(0.0)
@@ -329,4 +353,4 @@ integer_interval = _IntegerInterval
 cat = _Cat
 multinomial = _Multinomial
 stack = _Stack
-independent = _Independent
+independent = _IndependentConstraint

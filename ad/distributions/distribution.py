@@ -32,6 +32,16 @@ def _broadcast(*values):
     return ad.broadcast_tensors(*out) if len(out) > 1 else out
 
 
+def _where_defined(condition, x, safe, fn, otherwise):
+    """``fn(x)`` where ``condition`` holds and the constant ``otherwise`` (inf or NaN) elsewhere: a moment that
+    exists only for some parameters. ``fn`` sees ``safe`` in place of ``x`` outside ``condition``, so that its
+    infinite value or derivative there (a pole at the boundary) cannot reach the gradient as inf * 0 = NaN: the
+    gradient of a constant region is 0, as torch's."""
+    inside = ad.where(condition, x, ad.full_like(x, safe))
+    value = fn(inside)
+    return ad.where(condition, value, ad.full_like(value, otherwise))
+
+
 def _sum_rightmost(value, dims):
     return value.sum(list(range(-dims, 0))) if dims > 0 else value
 

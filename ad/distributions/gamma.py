@@ -18,7 +18,7 @@ from scipy import special as sp
 import ad
 
 from . import constraints
-from .distribution import Distribution, _broadcast
+from .distribution import Distribution, _broadcast, _where_defined
 from .exp_family import ExponentialFamily
 
 __all__ = ["Beta", "Chi2", "Dirichlet", "FisherSnedecor", "Gamma", "StudentT"]
@@ -169,12 +169,15 @@ class Dirichlet(ExponentialFamily):
 
     @property
     def mode(self):
-        a = (self.concentration - 1).clamp(min=0.0)
-        mode = a / a.sum(-1, True)
-        below = (self.concentration < 1).all(-1)
-        k = self.concentration.shape[-1]
-        one_hot = ad.nn.functional.one_hot(self.concentration.argmax(-1), k).to(mode.dtype)
-        return ad.where(below.unsqueeze(-1), one_hot, mode)
+        c = self.concentration
+        a = (c - 1).clamp(min=0.0)
+        total = a.sum(-1, True)
+        # every concentration below 1: the density is unbounded at each vertex; torch's choice is the first one
+        # (the division is kept off 0 / 0 there, whose gradient would be NaN)
+        below = (c < 1).all(-1, True)
+        mode = a / ad.where(below, ad.ones_like(total), total)
+        first = ad.nn.functional.one_hot(ad.zeros(tuple(c.shape[:-1]), dtype=ad.int64, device=c.device), c.shape[-1])
+        return ad.where(below, first.to(mode.dtype), mode)
 
     @property
     def variance(self):
@@ -296,10 +299,9 @@ class StudentT(Distribution):
 
     @property
     def variance(self):
-        df = self.df
-        finite = self.scale.pow(2) * df / (df - 2)
-        heavy = ad.where(df > 2, finite, ad.full_like(finite, math.inf))  # infinite for 1 < df <= 2
-        return _nan_where(df <= 1, heavy)
+        scale2 = self.scale.pow(2)
+        heavy = _where_defined(self.df > 2, self.df, 3.0, lambda df: scale2 * df / (df - 2), math.inf)
+        return _nan_where(self.df <= 1, heavy)  # infinite for 1 < df <= 2, undefined below
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
@@ -336,8 +338,7 @@ class FisherSnedecor(Distribution):
 
     @property
     def mean(self):
-        df2 = self.df2
-        return _nan_where(df2 <= 2, df2 / (df2 - 2))
+        return _where_defined(self.df2 > 2, self.df2, 3.0, lambda df2: df2 / (df2 - 2), math.nan)
 
     @property
     def mode(self):
@@ -346,9 +347,12 @@ class FisherSnedecor(Distribution):
 
     @property
     def variance(self):
-        df1, df2 = self.df1, self.df2
-        v = 2 * df2.pow(2) * (df1 + df2 - 2) / (df1 * (df2 - 2).pow(2) * (df2 - 4))
-        return _nan_where(df2 <= 4, v)
+        df1 = self.df1
+
+        def variance(df2):
+            return 2 * df2.pow(2) * (df1 + df2 - 2) / (df1 * (df2 - 2).pow(2) * (df2 - 4))
+
+        return _where_defined(self.df2 > 4, self.df2, 5.0, variance, math.nan)
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)

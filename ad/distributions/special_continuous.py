@@ -10,8 +10,8 @@ import numpy as np
 import ad
 
 from . import constraints
-from .discrete import _Binary
-from .distribution import Distribution, _broadcast
+from .discrete import _Binary, _clamp_probs
+from .distribution import Distribution, _broadcast, _where_defined, cached_property
 from .exp_family import ExponentialFamily
 
 __all__ = ["ContinuousBernoulli", "GeneralizedPareto", "VonMises"]
@@ -96,6 +96,14 @@ class ContinuousBernoulli(_Binary, ExponentialFamily):
         _, shape = self._init_binary(probs, logits)
         self._lims = lims
         super().__init__(shape, validate_args=validate_args)
+        if "probs" in self.__dict__:  # validated as given, used clamped (below)
+            self.probs = _clamp_probs(self.probs)
+
+    @cached_property
+    def probs(self):
+        # kept within [eps, 1 - eps], as torch's: at 0 or 1 the normalizer is infinite (log_prob was +inf and the
+        # entropy NaN at probs 0, or at logits past +-37 where the sigmoid rounds to 1)
+        return _clamp_probs(ad.sigmoid(self.logits))
 
     def expand(self, batch_shape, _instance=None):
         new = self._blank(_instance)
@@ -258,8 +266,7 @@ class GeneralizedPareto(Distribution):
     @property
     def mean(self):
         xi = self.concentration
-        m = self.loc + self.scale / (1 - xi)
-        return ad.where(xi < 1, m, ad.full_like(m, math.nan))
+        return _where_defined(xi < 1, xi, 0.0, lambda xi: self.loc + self.scale / (1 - xi), math.nan)
 
     @property
     def mode(self):
@@ -267,9 +274,9 @@ class GeneralizedPareto(Distribution):
 
     @property
     def variance(self):
+        scale2 = self.scale.pow(2)
         xi = self.concentration
-        v = self.scale.pow(2) / ((1 - xi).pow(2) * (1 - 2 * xi))
-        return ad.where(xi < 0.5, v, ad.full_like(v, math.nan))
+        return _where_defined(xi < 0.5, xi, 0.0, lambda xi: scale2 / ((1 - xi).pow(2) * (1 - 2 * xi)), math.nan)
 
     def entropy(self):
         return self.scale.log() + self.concentration + 1

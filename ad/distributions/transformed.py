@@ -10,7 +10,7 @@ import ad
 
 from . import constraints
 from .continuous import Cauchy, Exponential, Normal, Uniform
-from .distribution import Distribution, _broadcast, _sum_rightmost
+from .distribution import Distribution, _broadcast, _sum_rightmost, _where_defined
 from .gamma import Gamma
 from .multivariate import Independent
 from .transforms import (
@@ -248,8 +248,7 @@ class Pareto(TransformedDistribution):
 
     @property
     def mean(self):
-        a = self.alpha.clamp(min=1)  # (inf for alpha <= 1)
-        return a * self.scale / (a - 1)
+        return _where_defined(self.alpha > 1, self.alpha, 2.0, lambda a: a * self.scale / (a - 1), math.inf)
 
     @property
     def mode(self):
@@ -257,8 +256,10 @@ class Pareto(TransformedDistribution):
 
     @property
     def variance(self):
-        a = self.alpha.clamp(min=2)  # (inf for alpha <= 2)
-        return self.scale.pow(2) * a / ((a - 1).pow(2) * (a - 2))
+        scale2 = self.scale.pow(2)
+        return _where_defined(
+            self.alpha > 2, self.alpha, 3.0, lambda a: scale2 * a / ((a - 1).pow(2) * (a - 2)), math.inf
+        )
 
     def entropy(self):
         return (self.scale / self.alpha).log() + (1 + self.alpha.reciprocal())
@@ -342,8 +343,7 @@ class InverseGamma(TransformedDistribution):
     @property
     def mean(self):
         c = self.concentration
-        result = self.rate / (c - 1)
-        return ad.where(c > 1, result, ad.full_like(result, math.inf))
+        return _where_defined(c > 1, c, 2.0, lambda c: self.rate / (c - 1), math.inf)
 
     @property
     def mode(self):
@@ -351,9 +351,8 @@ class InverseGamma(TransformedDistribution):
 
     @property
     def variance(self):
-        c = self.concentration
-        result = self.rate.pow(2) / ((c - 1).pow(2) * (c - 2))
-        return ad.where(c > 2, result, ad.full_like(result, math.inf))
+        rate2, c = self.rate.pow(2), self.concentration
+        return _where_defined(c > 2, c, 3.0, lambda c: rate2 / ((c - 1).pow(2) * (c - 2)), math.inf)
 
     def entropy(self):
         c = self.concentration

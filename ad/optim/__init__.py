@@ -2,10 +2,10 @@
 
 Start with ``optimizer.py`` (``param_groups``, ``state``, state dicts); each algorithm is one small module
 (``adamax.py`` holds Adamax, NAdam and RAdam; ``adadelta.py`` Adadelta, ASGD and Rprop; ``lbfgs.py`` LBFGS;
-``adafactor.py`` Adafactor and Muon).
+``adafactor.py`` Adafactor and Muon); ``swa_utils`` weight averaging.
 """
 
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .adadelta import ASGD, Adadelta, Rprop
 from .adafactor import Adafactor, Muon
 from .adam import Adam, AdamW
@@ -32,4 +32,5 @@ __all__ = [
     "Adafactor",
     "Muon",
     "lr_scheduler",
+    "swa_utils",
 ]

@@ -12,7 +12,7 @@ host).
 from ..creation import full_like
 from ..grad_mode import no_grad
 from .adam import _zeros_like
-from .optimizer import Optimizer, _check_range, _params_with_grad, _put, _scalar_state, _updated, _values, _xp
+from .optimizer import Optimizer, _check_range, _lr, _params_with_grad, _put, _scalar_state, _updated, _values, _xp
 from .sgd import _unsupported
 
 __all__ = ["Adadelta", "ASGD", "Rprop"]
@@ -60,7 +60,7 @@ class Adadelta(Optimizer):
         """One Adadelta update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, rho, eps = group["lr"], group["rho"], group["eps"]
+            lr, rho, eps = _lr(group), group["rho"], group["eps"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
             for p, _ in _params_with_grad(group):
                 state = self.state[p]
@@ -128,7 +128,7 @@ class ASGD(Optimizer):
         """One ASGD update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
+            lr, lambd, alpha, t0 = _lr(group), group["lambd"], group["alpha"], group["t0"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
             for p, _ in _params_with_grad(group):
                 state = self.state[p]
@@ -205,7 +205,7 @@ class Rprop(Optimizer):
                 if len(state) == 0:
                     state["step"] = _scalar_state(0.0)
                     state["prev"] = _zeros_like(p)
-                    state["step_size"] = full_like(p.detach(), group["lr"])
+                    state["step_size"] = full_like(p.detach(), _lr(group))
                 state["step"]._data += 1
                 with no_grad():
                     x, g, xp = _values(p), _values(p._grad), _xp(p)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..grad_mode import no_grad
 from .adam import _zeros_like
-from .optimizer import Optimizer, _params_with_grad, _scalar_state, _updated, _values
+from .optimizer import Optimizer, _lr, _params_with_grad, _scalar_state, _updated, _values
 
 __all__ = ["Adafactor", "Muon"]
 
@@ -98,7 +98,7 @@ class Adafactor(Optimizer):
         """One Adafactor update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, beta2_decay, d = group["lr"], group["beta2_decay"], group["d"]
+            lr, beta2_decay, d = _lr(group), group["beta2_decay"], group["d"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
             eps1, eps2 = group["eps"]
             for p, _ in _params_with_grad(group):
@@ -206,7 +206,7 @@ class Muon(Optimizer):
         """One Muon update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, weight_decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+            lr, weight_decay, momentum = _lr(group), group["weight_decay"], group["momentum"]
             for p, _ in _params_with_grad(group):
                 if p._grad.ndim != 2:
                     raise ValueError("Param gradient must be a 2D matrix")

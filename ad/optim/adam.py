@@ -7,7 +7,15 @@ Per parameter: ``step`` (a 0-d float64 tensor, as torch keeps it), ``exp_avg``, 
 import numpy as np
 
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_range, _params_with_grad, _scalar_state, _updated
+from .optimizer import (
+    Optimizer,
+    _check_fused,
+    _check_range,
+    _lr,
+    _params_with_grad,
+    _step_state,
+    _updated,
+)
 from .sgd import _unsupported
 
 __all__ = ["Adam", "AdamW"]
@@ -93,7 +101,8 @@ class Adam(Optimizer):
         decoupled_weight_decay=False,
     ):
         _check_adam(lr, betas, eps, weight_decay)
-        _unsupported(capturable=capturable, differentiable=differentiable, fused=fused)
+        _unsupported(capturable=capturable, differentiable=differentiable)
+        _check_fused(fused, foreach)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -113,13 +122,13 @@ class Adam(Optimizer):
         """One Adam update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            lr, (beta1, beta2), eps = _lr(group), group["betas"], group["eps"]
             weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
             decoupled = group.get("decoupled_weight_decay", False)
             for p, g in _params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
-                    state["step"] = _scalar_state(0.0)
+                    state["step"] = _step_state(group)
                     state["exp_avg"] = _zeros_like(p)
                     state["exp_avg_sq"] = _zeros_like(p)
                     if amsgrad:

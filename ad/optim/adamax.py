@@ -14,6 +14,7 @@ from .adam import _zeros_like as _zeros
 from .optimizer import (
     Optimizer,
     _check_range,
+    _lr,
     _maximum_,
     _params_with_grad,
     _scalar_state,
@@ -64,7 +65,7 @@ class Adamax(Optimizer):
         """One Adamax update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            lr, (beta1, beta2), eps = _lr(group), group["betas"], group["eps"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
             for p, _ in _params_with_grad(group):
                 state = self.state[p]
@@ -133,7 +134,7 @@ class NAdam(Optimizer):
         """One NAdam update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            lr, (beta1, beta2), eps = _lr(group), group["betas"], group["eps"]
             weight_decay, momentum_decay = group["weight_decay"], group["momentum_decay"]
             decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
             for p, _ in _params_with_grad(group):
@@ -212,7 +213,7 @@ class RAdam(Optimizer):
         """One RAdam update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            lr, (beta1, beta2), eps = _lr(group), group["betas"], group["eps"]
             weight_decay, decoupled, maximize = (
                 group["weight_decay"],
                 group["decoupled_weight_decay"],

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..grad_mode import enable_grad, no_grad
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_range, _put, _updated
+from .optimizer import Optimizer, _check_range, _lr, _put, _updated
 
 __all__ = ["LBFGS"]
 
@@ -123,6 +123,12 @@ def _array(value):
     return value.cpu()._data if value._dev is not None else value._data
 
 
+def _number(value):
+    """A saved scalar state value (``ro``, ``al``, ``H_diag``: 0-d tensors, as torch keeps them) as a Python
+    number; ``None`` and numbers (a first step's ``H_diag = 1``) pass through."""
+    return float(_array(value)) if hasattr(value, "_data") else value
+
+
 def _host(t):
     """Tensor ``t``'s values as a host array (a view of a CPU tensor's, a copy of a CUDA tensor's)."""
     return t.detach().cpu()._data if t._dev is not None else t._data
@@ -189,8 +195,8 @@ class LBFGS(Optimizer):
             self.param_groups.pop()
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
+    def _load_state_dict(self, state_dict):
+        super()._load_state_dict(state_dict)
         self._params = self.param_groups[0]["params"]
 
     def _gather_flat_grad(self):
@@ -241,7 +247,7 @@ class LBFGS(Optimizer):
                 return closure()
 
         group = self.param_groups[0]
-        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
+        lr, max_iter, max_eval = _lr(group), group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         line_search_fn, history_size = group["line_search_fn"], group["history_size"]
 
@@ -261,8 +267,8 @@ class LBFGS(Optimizer):
         t = state.get("t")
         old_dirs = [_array(v) for v in state.get("old_dirs") or []]
         old_stps = [_array(v) for v in state.get("old_stps") or []]
-        ro = list(state.get("ro") or [])
-        H_diag = state.get("H_diag")
+        ro = [_number(v) for v in state.get("ro") or []]
+        H_diag = _number(state.get("H_diag"))
         prev_flat_grad = _array(state.get("prev_flat_grad"))
         if prev_flat_grad is not None:
             prev_flat_grad = prev_flat_grad.copy()
@@ -348,8 +354,12 @@ class LBFGS(Optimizer):
         state["t"] = t
         state["old_dirs"] = [self._keep(v) for v in old_dirs]
         state["old_stps"] = [self._keep(v) for v in old_stps]
-        state["ro"] = ro
-        state["H_diag"] = H_diag
+        # the scalars as 0-d tensors of the parameters' dtype, as torch's state dict holds them
+        dtype = flat_grad.dtype
+        state["ro"] = [self._keep(np.array(v, dtype)) for v in ro]
+        state["H_diag"] = H_diag if isinstance(H_diag, int) else self._keep(np.array(H_diag, dtype))
+        if "al" in state:
+            state["al"] = [None if v is None else self._keep(np.array(_number(v), dtype)) for v in state["al"]]
         state["prev_flat_grad"] = self._keep(prev_flat_grad)
         state["prev_loss"] = prev_loss
         return orig_loss

@@ -19,7 +19,7 @@ intermediate.
 
 import copy
 import itertools
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from itertools import chain
 
 import numpy as np
@@ -41,6 +41,12 @@ required = _RequiredParameter()
 
 def _scalar_state(value, dtype=np.float64):
     return wrap_array(np.array(value, dtype=dtype))
+
+
+def _step_state(group):
+    """A new ``step`` counter: float32 under ``fused=True`` (torch's fused kernels keep it so, and its state dicts
+    show it), the default float64 otherwise."""
+    return _scalar_state(0.0, np.float32 if group.get("fused") else np.float64)
 
 
 def _updated(p):
@@ -143,6 +149,33 @@ class Optimizer:
         hooks[key] = hook
         return _Handle(hooks, key)
 
+    def _register(self, kind, hook, prepend):
+        hooks = self.__dict__.setdefault(kind, OrderedDict())
+        key = next(_ids)
+        hooks[key] = hook
+        if prepend:
+            hooks.move_to_end(key, last=False)
+        return _Handle(hooks, key)
+
+    def _hooks(self, kind):
+        return list(self.__dict__.get(kind, {}).values())
+
+    def register_state_dict_pre_hook(self, hook, prepend=False):
+        """``hook(optimizer)`` before ``state_dict`` builds the dict (first with ``prepend``); returns a handle."""
+        return self._register("_state_dict_pre_hooks", hook, prepend)
+
+    def register_state_dict_post_hook(self, hook, prepend=False):
+        """``hook(optimizer, state_dict)`` after ``state_dict``; a dict it returns replaces the result."""
+        return self._register("_state_dict_post_hooks", hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook, prepend=False):
+        """``hook(optimizer, state_dict)`` before ``load_state_dict``; a dict it returns is loaded instead."""
+        return self._register("_load_state_dict_pre_hooks", hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook, prepend=False):
+        """``hook(optimizer)`` after ``load_state_dict``."""
+        return self._register("_load_state_dict_post_hooks", hook, prepend)
+
     def __getstate__(self):
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
 
@@ -236,7 +269,18 @@ class Optimizer:
 
     # ------------------------------------------------------------------ saving and loading
     def state_dict(self):
-        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` (tensors shared)."""
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` (tensors shared), through
+        the registered state-dict hooks."""
+        for hook in self._hooks("_state_dict_pre_hooks"):
+            hook(self)
+        state_dict = self._state_dict()
+        for hook in self._hooks("_state_dict_post_hooks"):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
+
+    def _state_dict(self):
         index = {}
         start = 0
         groups = []
@@ -253,7 +297,17 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Load hyperparameters and buffers saved by ``state_dict`` (possibly from another optimizer
-        instance over parameters of the same shapes). Raises ``ValueError`` if the groups do not match."""
+        instance over parameters of the same shapes), through the registered load hooks. Raises ``ValueError``
+        if the groups do not match."""
+        for hook in self._hooks("_load_state_dict_pre_hooks"):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self._load_state_dict(state_dict)
+        for hook in self._hooks("_load_state_dict_post_hooks"):
+            hook(self)
+
+    def _load_state_dict(self, state_dict):
         state_dict = state_dict.copy()
         groups = self.param_groups
         saved_groups = copy.deepcopy(state_dict["param_groups"])
@@ -311,6 +365,13 @@ class Optimizer:
             out = value.detach().to(dtype).to(param.device)
             # a buffer already of that dtype on that device comes back as itself: the state gets its own copy
             return out.clone() if out is value or out._data is value._data else out
+
+
+def _lr(group):
+    """The group's learning rate as a Python float: torch accepts a 0-d tensor ``lr`` (kept in the group, so that
+    a scheduler's or user's in-place change shows), and the numpy updates need its value."""
+    lr = group["lr"]
+    return float(lr.item()) if isinstance(lr, Tensor) else lr
 
 
 def _params_with_grad(group):
@@ -378,5 +439,14 @@ def _xp(p):
 
 
 def _check_range(name, value, low=0.0):
+    if name == "learning rate" and isinstance(value, Tensor) and value.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
     if not low <= value:
         raise ValueError(f"Invalid {name}: {value}")
+
+
+def _check_fused(fused, foreach):
+    """``fused=True`` (torch's one-kernel CPU/CUDA update) is accepted: ad's update is the same arithmetic, run
+    as one compiled pass where the arrays are big enough (adam.py's ``FUSED_MIN``) and in numpy otherwise."""
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")

@@ -8,7 +8,16 @@ torch's single-tensor ones, operation for operation.
 import numpy as np
 
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_range, _params_with_grad, _scalar_state, _updated
+from .optimizer import (
+    Optimizer,
+    _check_fused,
+    _check_range,
+    _lr,
+    _params_with_grad,
+    _scalar_state,
+    _step_state,
+    _updated,
+)
 from .sgd import _unsupported
 
 __all__ = ["RMSprop", "Adagrad"]
@@ -54,7 +63,7 @@ class RMSprop(Optimizer):
     def step(self, closure=None):
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            lr, alpha, eps = _lr(group), group["alpha"], group["eps"]
             weight_decay, momentum = group["weight_decay"], group["momentum"]
             centered, maximize = group["centered"], group["maximize"]
             for p, g in _params_with_grad(group):
@@ -114,7 +123,8 @@ class Adagrad(Optimizer):
         _check_range("weight_decay value", weight_decay)
         _check_range("initial_accumulator_value value", initial_accumulator_value)
         _check_range("epsilon value", eps)
-        _unsupported(differentiable=differentiable, fused=fused)
+        _unsupported(differentiable=differentiable)
+        _check_fused(fused, foreach)
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,
@@ -130,18 +140,18 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
-                state["step"] = _scalar_state(0.0)
+                state["step"] = _step_state(group)
                 state["sum"] = wrap_array(np.full_like(p._data, group["initial_accumulator_value"]))
 
     def step(self, closure=None):
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
+            lr, lr_decay, eps = _lr(group), group["lr_decay"], group["eps"]
             weight_decay, maximize = group["weight_decay"], group["maximize"]
             for p, g in _params_with_grad(group):
                 state = self.state[p]
                 if "sum" not in state:  # a group added after construction
-                    state["step"] = _scalar_state(0.0)
+                    state["step"] = _step_state(group)
                     state["sum"] = wrap_array(np.full_like(p._data, group["initial_accumulator_value"]))
                 state["step"]._data += 1
                 step = float(state["step"]._data)

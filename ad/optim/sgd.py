@@ -5,7 +5,7 @@ single-tensor one, operation for operation (see ``optimizer.py`` for how paramet
 """
 
 from ..tensor import wrap_array
-from .optimizer import Optimizer, _check_range, _params_with_grad, _updated, required
+from .optimizer import Optimizer, _check_fused, _check_range, _lr, _params_with_grad, _updated, required
 
 __all__ = ["SGD"]
 
@@ -46,7 +46,8 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        _unsupported(differentiable=differentiable, fused=fused)
+        _unsupported(differentiable=differentiable)
+        _check_fused(fused, foreach)
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -64,7 +65,7 @@ class SGD(Optimizer):
         """One update of every parameter that has a gradient; returns ``closure()`` if given."""
         loss = self._call_closure(closure)
         for group in self.param_groups:
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            lr, momentum, dampening = _lr(group), group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
             for p, g in _params_with_grad(group):
                 if p._dev is not None:

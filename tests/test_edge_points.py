@@ -510,3 +510,28 @@ def test_infinite_tangent_through_linear_rows(case, path):
     (g,) = torch.autograd.grad(chained(xt).sum(), xt, create_graph=True)
     (h,) = torch.autograd.grad(g.sum(), xt)
     np.testing.assert_array_equal(h.numpy(), want)
+
+
+def test_cumprod_forward_over_reverse_at_zeros():
+    """cumprod's gradient at zeros: its tangent (forward over reverse, without create_graph: the backward runs on
+    dual tensors) is the exact one, as double backward's (the masked formula of the first-order gradient holds
+    the zero pattern constant and once gave 0 where a later zero's gradient moves with an earlier entry)."""
+    z = np.array([[0.5, 0.0, 2.0], [0.0, 0.0, 1.5], [0.0, 3.0, 0.0]])
+    w = np.cos(np.arange(9) * 0.7 + 0.3).reshape(3, 3)
+    v = np.cos(np.arange(9) * 0.7 + 1.0).reshape(3, 3)
+    x = ad.tensor(z.copy(), requires_grad=True)
+    (g,) = ad.autograd.grad((x.cumprod(1) * ad.tensor(w)).sum(), x, create_graph=True)
+    (want,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
+    with fwAD.dual_level():
+        x = ad.tensor(z.copy(), requires_grad=True)
+        (g,) = ad.autograd.grad((fwAD.make_dual(x, ad.tensor(v)).cumprod(1) * ad.tensor(w)).sum(), x)
+        got = fwAD.unpack_dual(g).tangent.numpy()
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+    # the gradient is a polynomial: its central difference along v is exact up to rounding
+    h = 1e-4
+
+    def grad_at(a):
+        t = ad.tensor(a, requires_grad=True)
+        return ad.autograd.grad((t.cumprod(1) * ad.tensor(w)).sum(), t)[0].numpy()
+
+    np.testing.assert_allclose(got, (grad_at(z + h * v) - grad_at(z - h * v)) / (2 * h), rtol=1e-6, atol=1e-8)

@@ -1957,7 +1957,83 @@ def test_second_order_parity(section):
     assert not failures, f"{len(failures)} second-order differences from torch:\n" + "\n".join(failures)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# forward over reverse: the tangents of the gradients (backward inside a dual level, without create_graph: the
+# compiled tangent sweep, or rules run on dual tensors) against torch's, for the special points
+
+FWD_OVER_REV_DELIBERATE = {
+    "cumprod-zeros": "the tangent of cumprod's gradient at zeros is the exact one (torch's gradient there is "
+    "masked: its tangent misses how a later zero's gradient moves with earlier entries)",
+    "atan2-zeros": "at (0, 0), where atan2 is not continuous, its formula's NaN (torch: 0)",
+    "xlogy-zero": "at x = y = 0 the second partial -x / y^2 is 0 / 0 (torch masks it to 0)",
+    "sinc-zero": "sinc''(0) is -pi^2 / 3 (torch: 0)",
+    "sinc-tiny": "sinc''(0) is -pi^2 / 3 (torch: 0)",
+}
+
+
+class _DualLeafMaker(_Maker):
+    """Leaves that require grad, used as duals (a fixed tangent each): backward runs on the dual values."""
+
+    def __init__(self, L, fw):
+        super().__init__(L)
+        self.fw = fw
+
+    def __call__(self, spec, dtype="float64", grad=False, layout=None):
+        t = super().__call__(spec, dtype, grad, layout)
+        if grad and dtype == "float64":
+            tangent = np.cos(np.arange(t.numel()) * 0.7 + len(self.leaves)).reshape(tuple(t.shape))
+            t = self.fw.make_dual(t, self.L.tensor(tangent))
+        return t
+
+
+def _gradient_tangents(L, fw, fn):
+    with fw.dual_level():
+        T = _DualLeafMaker(L, fw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                total = _weighted_sum(L, _outputs(fn(L, T)))
+            except Exception:  # noqa: BLE001 - reverse mode's sweep compares those
+                return None
+            if total is None or not T.leaves:
+                return None
+            try:
+                gs = L.autograd.grad(total, T.leaves, allow_unused=True)
+            except Exception as e:  # noqa: BLE001 - compared below
+                return e
+        return [None if g is None else fw.unpack_dual(g).tangent for g in gs]
+
+
+def _check_forward_over_reverse(fn):
+    from torch.autograd import forward_ad as tfw
+
+    torch_default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        theirs = _gradient_tangents(torch, tfw, fn)
+    finally:
+        torch.set_default_dtype(torch_default)
+    if theirs is None or isinstance(theirs, Exception):
+        return
+    ours = _gradient_tangents(ad, ad.autograd.forward_ad, fn)
+    assert not isinstance(ours, Exception), f"ad's backward raises {type(ours).__name__}: {ours}"
+    for i, (a, t) in enumerate(zip(ours, theirs)):
+        if t is None or np.allclose(_np(t), 0.0, atol=1e-12):
+            assert a is None or np.allclose(_np(a), 0.0, atol=1e-12), f"tangent[{i}]: torch none, ad {a}"
+        else:
+            assert a is not None, f"tangent[{i}]: ad None, torch {t}"
+            _compare(a, t, f"tangent[{i}]")
+
+
+def test_forward_over_reverse_parity():
+    cases = [case for case in SECTIONS["special"] if case not in PROMOTED and case not in DELIBERATE]
+    check = lambda case: _check_forward_over_reverse(CASES[case])
+    failures = _differences(cases, check, FWD_OVER_REV_DELIBERATE, "FWD_OVER_REV_DELIBERATE")
+    assert not failures, f"{len(failures)} forward-over-reverse differences from torch:\n" + "\n".join(failures)
+
+
 def test_deliberate_entries_are_cases():
+    assert set(FWD_OVER_REV_DELIBERATE) <= set(CASES)
     assert set(INFINITE_TANGENT_CASES) <= set(CASES)
     assert set(SECOND_DELIBERATE) <= set(CASES)
     assert set(FORWARD_DELIBERATE) <= set(CASES)

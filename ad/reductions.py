@@ -206,10 +206,11 @@ def _cumprod_vjp(g, x, dim, out=None):
         out = cumprod(x, dim)
     if not zero.any():
         return _rev_cumsum(g * out, dim) / x
-    if is_grad_enabled():
-        # create_graph: the masked formula below treats the zero pattern as constant, so its derivative misses
-        # how later zeros' gradients move with earlier entries (wrong second derivative with two zeros in a
-        # line). As torch, take the exact O(n^2) form: grad_j = sum_{i >= j} g_i * prod_{m <= i, m != j} x_m.
+    if is_grad_enabled() or x._tangents or g._tangents:
+        # create_graph, or tangents (forward over reverse): the masked formula below treats the zero pattern as
+        # constant, so its derivative misses how later zeros' gradients move with earlier entries (wrong second
+        # derivative with two zeros in a line). As torch, take the exact O(n^2) form:
+        # grad_j = sum_{i >= j} g_i * prod_{m <= i, m != j} x_m.
         return _sum_over_omitted(lambda onehot: cumprod(ops.where(onehot, ops.ones_like(x), x), dim) * g, x, dim)
     first = zero & (np.cumsum(zero, axis=dim) == 1)
     after = np.cumsum(first, axis=dim) > 0

@@ -339,16 +339,26 @@ def d_erfinv(x, out, a0, a1):  # from x (torch saves the input only: writing int
 @register_jitable
 def d_logit(x, out, a0, a1):  # a0: eps (NaN for none); 0 outside [eps, 1 - eps], as torch
     inside = step(((x >= a0) & (x <= 1.0 - a0)) | math.isnan(a0), x)
-    d = inside / (x * (1.0 - x) + (1.0 - inside))  # (outside: 0, also at x = 0 or 1, where 0 / 0 would be NaN)
-    if math.isnan(a0):
-        d = d + 0.0 * sqrt(x * (1.0 - x))  # without eps: NaN outside [0, 1], as torch
+    # (outside: 0, also at x = 0 or 1, where 0 / 0 would be NaN; at -0.0, +inf, as torch's backward: its forward
+    # mode gives -inf there)
+    d = inside / (x * (1.0 - x) + (1.0 - inside))
+    if math.isnan(a0):  # without eps: NaN outside [0, 1], as torch; a constant factor, so that the second
+        # derivative is NaN there too, and none at 0 and 1 (where it is infinite)
+        d = d * (1.0 + sqrt(step((x >= 0.0) & (x <= 1.0), x) - 1.0))
     return d
 
 
 @register_jitable
 def d_sinc(x, out, a0, a1):  # sin(pi x) / (pi x); 0 at x = 0
+    # Below |x| = 1e-3 the quotient's numerator cancels (0 / 0 at 0, and at |x| < 1e-154 where px * x underflows):
+    # there the Taylor series pi f(pi x), f(u) = -u / 3 + u^3 / 30 - u^5 / 840 + u^7 / 45360, whose own derivative
+    # (what create_graph differentiates) is sinc''(x), -pi^2 / 3 at 0
     px = PI * x
-    return (px * cos(px) - sin(px)) / (px * x + step(x == 0.0, x))
+    near = step(x * x < 1e-6, x)
+    u = px * near
+    u2 = u * u
+    series = PI * u * (-1.0 / 3.0 + u2 * (1.0 / 30.0 - u2 * (1.0 / 840.0 - u2 / 45360.0)))
+    return (px * cos(px) - sin(px)) / (px * x + near) * (1.0 - near) + series
 
 
 # --- binary partials (x, y, out) -------------------------------------------------------------------------

@@ -141,12 +141,15 @@ def unary_second(code, x, out, a0, a1):
     if code == K.LOGIT:  # 0 outside [eps, 1 - eps] (as the first partial); NaN outside [0, 1] without eps
         if not math.isnan(a0) and (x < a0 or x > 1.0 - a0):
             return 0.0
+        if math.isnan(a0) and not (x >= 0.0 and x <= 1.0):
+            return math.nan  # (the first partial is NaN there)
         s = x * (1.0 - x)
         return (2.0 * x - 1.0) / (s * s)
     if code == K.SINC:  # sin(u) / u, u = pi x: (-sin u / u - 2 cos u / u^2 + 2 sin u / u^3) pi^2
-        if x == 0.0:
-            return -PI * PI / 3.0
         u = PI * x
+        if x * x < 1e-6:  # the series of pointwise.d_sinc's, differentiated (the quotient below cancels)
+            u2 = u * u
+            return PI * PI * (-1.0 / 3.0 + u2 * (1.0 / 10.0 - u2 * (1.0 / 168.0 - u2 / 6480.0)))
         s = math.sin(u)
         c = math.cos(u)
         return (-s / u - 2.0 * c / (u * u) + 2.0 * s / (u * u * u)) * PI * PI
@@ -208,15 +211,38 @@ def _times(t, d):
 
 @register_jitable
 def _second_term(g, da, ta, db, tb):
-    """``g * (da * ta + db * tb)`` without the products that have an exact zero factor."""
+    """``g * (da * ta + db * tb)`` without the products that have an exact zero factor. A zero second partial is
+    mostly a structural one (an operand the first partial does not depend on: mul's ``dxx``, add's, a mask of
+    pow's), where torch forms no product: an infinite tangent there (from a value at a pole upstream, log at 0)
+    adds nothing, not ``0 * inf``."""
     if g == 0.0:
         return 0.0
     acc = 0.0
-    if ta != 0.0:
+    if ta != 0.0 and da != 0.0:
         acc += da * ta
-    if tb != 0.0:
+    if tb != 0.0 and db != 0.0:
         acc += db * tb
     return g * acc
+
+
+@register_jitable
+def _unary_second_term(code, g, x, out, a0, a1, tx):
+    """``g * f''(x) * tx``, nothing where a factor is an exact zero or the op is piecewise linear (its first
+    partial a constant: torch's double backward forms no product there, so an infinite tangent adds nothing)."""
+    if g == 0.0 or tx == 0.0:
+        return 0.0
+    if (
+        code == K.COPY
+        or code == K.NEG
+        or code == K.AFFINE
+        or code == K.ABS
+        or code == K.RELU
+        or code == K.CLAMP
+        or code == K.STEP_FN
+        or (code == K.POW_SCALAR and (a0 == 0.0 or a0 == 1.0))
+    ):
+        return 0.0
+    return g * unary_second(code, x, out, a0, a1) * tx
 
 
 # Opcodes the compiled forward-over-reverse sweep has a rule for (the rest: the differentiable sweep).
@@ -321,9 +347,7 @@ def tangent_reverse_sweep(
                     g = cot[o + i]
                     cot[x + i] += g * d
                     tx = tvals[x + i]
-                    tcot[x + i] += _times(tcot[o + i], d)
-                    if g != 0.0 and tx != 0.0:
-                        tcot[x + i] += g * unary_second(code, xv, ov, a0, a1) * tx
+                    tcot[x + i] += _times(tcot[o + i], d) + _unary_second_term(code, g, xv, ov, a0, a1, tx)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             for i in range(n):
                 xv = vals[x + i]
@@ -432,9 +456,7 @@ def elementwise_tangent_chunk(
         elif has_x:
             d = unary_partial(code, x[i], out[i], a0, a1)
             gx[i] += g[i] * d
-            tgx[i] += _times(tg[i], d)
-            if g[i] != 0.0 and tx[i] != 0.0:
-                tgx[i] += g[i] * unary_second(code, x[i], out[i], a0, a1) * tx[i]
+            tgx[i] += _times(tg[i], d) + _unary_second_term(code, g[i], x[i], out[i], a0, a1, tx[i])
 
 
 # --- the forward tangent pass: the JVP of each row, in recording order ----------------------------------------

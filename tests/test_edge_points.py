@@ -33,6 +33,8 @@ def _a(*v):
     return np.array(v, dtype=np.float64)
 
 
+_SINC_D = (-0.3 * math.pi * math.cos(-0.3 * math.pi) - math.sin(-0.3 * math.pi)) / (0.09 * math.pi)  # sinc'(-0.3)
+
 # (id, fn(M, *xs), inputs, expected gradient of fn(...).sum() per input[, the same by forward mode if it differs])
 CASES = [
     # abs'(0) = 0 (torch's sgn convention), not 1
@@ -124,6 +126,16 @@ CASES = [
     ("sqrt_at_zero", lambda M, x: x.sqrt(), [_a(0.0, 1.0)], [_a(INF, 0.5)]),
     ("log_at_zero", lambda M, x: x.log(), [_a(0.0, 2.0)], [_a(INF, 0.5)]),
     ("rsqrt_at_zero", lambda M, x: x.rsqrt(), [_a(0.0, 1.0)], [_a(-INF, -0.5)]),
+    # logit'(x) = 1 / (x (1 - x)) is +inf at both zeros (its domain's edge), as torch's backward (torch's forward
+    # mode gives -inf at -0.0: not compared here)
+    ("logit_zeros", lambda M, x: x.logit(), [_a(-0.0, 0.0, 0.25, 1.0)], [_a(INF, INF, 1 / 0.1875, INF)]),
+    # sinc near 0, where the quotient's numerator cancels (0 / 0 once pi x * x underflows): its Taylor series
+    (
+        "sinc_near_zero",
+        lambda M, x: x.sinc(),
+        [_a(0.0, -0.0, 1e-300, -0.3)],
+        [_a(0.0, 0.0, -(math.pi**2) / 3 * 1e-300, _SINC_D)],
+    ),
     # where: the branch not taken gets exactly 0, even where it holds NaN or infinity
     (
         "where_nan_branch",
@@ -418,3 +430,108 @@ def test_amax_gradient_goes_to_the_nan_members(path):
                 (got,) = ad.autograd.grad(y.sum(), x, create_graph=path == "create_graph")
                 got = got.numpy()
         np.testing.assert_array_equal(got, want, err_msg=f"{reduce} by {path}")
+
+
+def _sinc_second(x):
+    """sinc''(x) in float64: the Taylor series near 0, the closed form elsewhere."""
+    u = math.pi * x
+    if abs(x) < 1e-2:
+        u2 = u * u
+        return math.pi**2 * (-1 / 3 + u2 / 10 - u2 * u2 / 168 + u2**3 / 6480)
+    return math.pi**2 * (-math.sin(u) / u - 2 * math.cos(u) / u**2 + 2 * math.sin(u) / u**3)
+
+
+def _chain(x, fn):
+    """``fn(x)`` followed by 30 affine rows: long enough for the fused double backward (ad/double_backward.py)."""
+    y = fn(x)
+    for _ in range(30):
+        y = y * 1.0
+    return y
+
+
+def _second_derivatives(fn, x_np, path):
+    """The diagonal of the Hessian of ``fn(x).sum()`` (an elementwise ``fn``) along a tangent of ones, by
+    ``path``: "rules" (grad of grad, recorded), "fused" (grad of grad through ``_chain``: the compiled double
+    backward), "fwd_rules" and "fwd_compiled" (forward over reverse with and without ``create_graph``)."""
+    v = np.ones_like(x_np)
+    x = ad.tensor(x_np.copy(), requires_grad=True)
+    if path in ("rules", "fused"):
+        f = (lambda t: _chain(t, fn)) if path == "fused" else fn
+        (g,) = ad.autograd.grad(f(x).sum(), x, create_graph=True)
+        (h,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
+        return h.numpy()
+    with fwAD.dual_level():
+        d = fwAD.make_dual(x, ad.tensor(v))
+        (g,) = ad.autograd.grad(fn(d).sum(), x, create_graph=path == "fwd_rules")
+        return fwAD.unpack_dual(g).tangent.detach().numpy()
+
+
+SECOND_PATHS = ("rules", "fused", "fwd_rules", "fwd_compiled")
+
+
+@pytest.mark.parametrize("path", SECOND_PATHS)
+def test_sinc_second_derivative_near_zero(path):
+    """sinc''(0) = -pi^2 / 3 on every path (torch 2.13: NaN by double backward, 0 by forward over reverse; the
+    recorded rule once differentiated a masked quotient to 0), and the series meets the closed form at 1e-3."""
+    x = _a(0.0, -0.0, 1e-300, 5e-4, -9.99e-4, 1.001e-3, 0.3, -1.7)
+    want = np.array([_sinc_second(v) for v in x])
+    np.testing.assert_allclose(_second_derivatives(lambda t: t.sinc(), x, path), want, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("path", SECOND_PATHS)
+def test_logit_second_derivative(path):
+    """logit'' = (2x - 1) / (x (1 - x))^2 inside (0, 1); NaN outside [0, 1], where the first derivative is NaN
+    (torch 2.13: 0 there, the derivative of its NaN mask)."""
+    x = _a(0.25, 0.5, 0.9, -0.5, 2.0, NAN)
+    want = _a(-0.5 / 0.1875**2, 0.0, 0.8 / 0.09**2, NAN, NAN, NAN)
+    np.testing.assert_allclose(_second_derivatives(lambda t: t.logit(), x, path), want, rtol=1e-12, equal_nan=True)
+
+
+# an infinite first derivative makes an infinite tangent: the rows after it whose first partial is a constant
+# (x * 1.0) add nothing to the second derivative (torch forms no product there), not 0 * inf = NaN
+INFINITE_TANGENT = [
+    ("log", lambda t: t.log(), _a(0.0, 2.0), _a(-INF, -0.25)),
+    ("sqrt", lambda t: t.sqrt(), _a(0.0, 4.0), _a(-INF, -1 / 32)),
+    ("reciprocal", lambda t: t.reciprocal(), _a(0.0, -0.0, 2.0), _a(INF, -INF, 0.25)),
+    ("exp", lambda t: t.exp(), _a(INF, 0.0), _a(INF, 1.0)),
+    ("square", lambda t: t * t, _a(INF, -INF, 3.0), _a(2.0, 2.0, 2.0)),
+]
+
+
+@pytest.mark.parametrize("case", INFINITE_TANGENT, ids=[c[0] for c in INFINITE_TANGENT])
+@pytest.mark.parametrize("path", SECOND_PATHS)
+def test_infinite_tangent_through_linear_rows(case, path):
+    _, fn, x, want = case
+    chained = lambda t: _chain(t, fn)  # noqa: E731
+    got = _second_derivatives(fn if path == "fused" else chained, x, path)
+    np.testing.assert_array_equal(got, want)
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    (g,) = torch.autograd.grad(chained(xt).sum(), xt, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), xt)
+    np.testing.assert_array_equal(h.numpy(), want)
+
+
+def test_cumprod_forward_over_reverse_at_zeros():
+    """cumprod's gradient at zeros: its tangent (forward over reverse, without create_graph: the backward runs on
+    dual tensors) is the exact one, as double backward's (the masked formula of the first-order gradient holds
+    the zero pattern constant and once gave 0 where a later zero's gradient moves with an earlier entry)."""
+    z = np.array([[0.5, 0.0, 2.0], [0.0, 0.0, 1.5], [0.0, 3.0, 0.0]])
+    w = np.cos(np.arange(9) * 0.7 + 0.3).reshape(3, 3)
+    v = np.cos(np.arange(9) * 0.7 + 1.0).reshape(3, 3)
+    x = ad.tensor(z.copy(), requires_grad=True)
+    (g,) = ad.autograd.grad((x.cumprod(1) * ad.tensor(w)).sum(), x, create_graph=True)
+    (want,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
+    with fwAD.dual_level():
+        x = ad.tensor(z.copy(), requires_grad=True)
+        (g,) = ad.autograd.grad((fwAD.make_dual(x, ad.tensor(v)).cumprod(1) * ad.tensor(w)).sum(), x)
+        got = fwAD.unpack_dual(g).tangent.numpy()
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+    # the gradient is a polynomial: its central difference along v is exact up to rounding
+    h = 1e-4
+
+    def grad_at(a):
+        t = ad.tensor(a, requires_grad=True)
+        return ad.autograd.grad((t.cumprod(1) * ad.tensor(w)).sum(), t)[0].numpy()
+
+    np.testing.assert_allclose(got, (grad_at(z + h * v) - grad_at(z - h * v)) / (2 * h), rtol=1e-6, atol=1e-8)

@@ -662,6 +662,8 @@ SPECIAL = {
     "hypot-zeros": lambda L, T: L.hypot(T([0.0, 3.0], grad=True), T([0.0, 4.0], grad=True)),
     "xlogy-zero": lambda L, T: L.xlogy(T([0.0, 0.0, 0.5], grad=True), T([0.0, 0.5, 0.5], grad=True)),
     "sinc-zero": lambda L, T: L.sinc(T([0.0, 0.5], grad=True)),
+    "sinc-tiny": lambda L, T: L.sinc(T([1e-300, -0.0, 0.3], grad=True)),
+    "logit-signed-zeros": lambda L, T: L.logit(T([-0.0, 0.0, 1.0, 0.3], grad=True)),
     "logit-eps": lambda L, T: L.logit(T([0.0, 0.01, 0.5, 1.0], grad=True), eps=0.05),
     "log-zero": lambda L, T: L.log(T([0.0, 0.5], grad=True)),
     "nan_to_num-grad": lambda L, T: L.nan_to_num(T([math.nan, math.inf, 0.5], grad=True)),
@@ -1162,6 +1164,9 @@ NNF = {
     "gaussian_nll_loss": lambda L, T: _F(L).gaussian_nll_loss(T((2, 3), grad=True), T((2, 3)), T((2, 3)).abs()),
     "cosine_embedding_loss": lambda L, T: _F(L).cosine_embedding_loss(T((2, 3), grad=True), T((2, 3)), T([1.0, -1.0])),
     "linear-empty-batch": lambda L, T: _F(L).linear(T((0, 3), grad=True), T((2, 3), grad=True), T((2,), grad=True)),
+    # a layer without inputs or outputs (AdaptiveLogSoftmaxWithLoss's last cluster: in_features // div_value**2)
+    "linear-no-inputs": lambda L, T: _F(L).linear(T((2, 0), grad=True), T((3, 0), grad=True), T((3,), grad=True)),
+    "linear-no-outputs": lambda L, T: _F(L).linear(T((2, 2, 3), grad=True), T((0, 3), grad=True), T((0,), grad=True)),
     "linear-t-input": lambda L, T: _F(L).linear(T((3, 2), grad=True, layout="t"), T((4, 3), grad=True)),
     "linear-int": lambda L, T: _F(L).linear(T((2, 3), "int64"), T((2, 3))),
     "conv1d-empty-batch": lambda L, T: _F(L).conv1d(T((0, 2, 5), grad=True), T((3, 2, 2), grad=True)),
@@ -1728,6 +1733,7 @@ def test_parity(section):
 FORWARD_DELIBERATE = {
     "fmax-bcast": "at a tie torch's tangent comes from other while its gradient goes to input; ad's follows input",
     "atan2-zeros": "atan2's tangent at (0, 0) is 0, as the gradient (torch's tangent there is NaN)",
+    "logit-signed-zeros": "logit's tangent at -0.0 is +inf, as the gradient (torch's forward rule gives -inf)",
     "var-empty": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "var-empty-dim0": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "var-empty-all": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
@@ -1778,9 +1784,22 @@ class _DualMaker(_Maker):
         return t
 
 
-def _tangents(L, fw, fn):
+class _InfiniteDualMaker(_DualMaker):
+    """The tangents of ``_DualMaker`` with an infinite first element (a tangent after a pole: sqrt at 0)."""
+
+    def __call__(self, spec, dtype="float64", grad=False, layout=None):
+        t = super().__call__(spec, dtype, grad, layout)
+        tangent = self.fw.unpack_dual(t).tangent
+        if tangent is not None and tangent.numel():
+            values = _np(tangent).copy()
+            values.flat[0] = math.inf
+            t = self.fw.make_dual(self.fw.unpack_dual(t).primal, self.L.tensor(values))
+        return t
+
+
+def _tangents(L, fw, fn, maker=_DualMaker):
     with fw.dual_level():
-        T = _DualMaker(L, fw)
+        T = maker(L, fw)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -1790,19 +1809,19 @@ def _tangents(L, fw, fn):
         return [fw.unpack_dual(o).tangent for o in _outputs(out) if _dtype_name(o.dtype) == "float64"]
 
 
-def _check_forward(fn):
+def _check_forward(fn, maker=_DualMaker):
     from torch.autograd import forward_ad as tfw
 
     afw = ad.autograd.forward_ad
     torch_default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        t_tangents = _tangents(torch, tfw, fn)
+        t_tangents = _tangents(torch, tfw, fn, maker)
     finally:
         torch.set_default_dtype(torch_default)
     if isinstance(t_tangents, Exception):
         return
-    a_tangents = _tangents(ad, afw, fn)
+    a_tangents = _tangents(ad, afw, fn, maker)
     assert not isinstance(a_tangents, Exception), f"ad raises {type(a_tangents).__name__}: {a_tangents}"
     assert len(a_tangents) == len(t_tangents), f"{len(a_tangents)} float64 results, torch {len(t_tangents)}"
     for i, (at, tt) in enumerate(zip(a_tangents, t_tangents)):
@@ -1821,7 +1840,202 @@ def test_forward_parity(section):
     assert not failures, f"{len(failures)} forward-mode differences from torch:\n" + "\n".join(failures)
 
 
+# An infinite tangent element reaches only the outputs that depend on it (a linear op's constant matrix would
+# spread it as 0 * inf = NaN: average pooling's matmuls gather instead when a tangent is not finite)
+INFINITE_TANGENT_CASES = (
+    "F.avg_pool1d-pad",
+    "F.avg_pool2d-divisor",
+    "F.adaptive_avg_pool1d",
+    "F.adaptive_avg_pool2d-none",
+    "interpolate-area",
+    "interpolate-area-3d",
+    "lp_pool1d",
+    "LPPool2d",
+    "F.local_response_norm",
+    "exp-t",
+    "sum-tuple",
+    "matmul-bcast",
+    "cumsum-neg",
+)
+
+
+def test_forward_parity_infinite_tangent():
+    check = lambda case: _check_forward(CASES[case], _InfiniteDualMaker)
+    failures = _differences(INFINITE_TANGENT_CASES, check, {}, "")
+    assert not failures, f"{len(failures)} forward-mode differences from torch:\n" + "\n".join(failures)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# second order: the same cases' gradients (``create_graph=True``) differentiated again along a fixed weight of
+# each, against torch's double backward. Where torch raises (no second derivative) nothing is compared.
+
+SECOND_DELIBERATE = {
+    **{
+        f"logit-{k}": "logit's second derivative is NaN outside [0, 1], where its first is (torch's 0 is the "
+        "derivative of its NaN mask)"
+        for k in ("t", "method-t", "s")
+    },
+    **{
+        case: "the second derivative of the NaN variance of a single value is NaN (torch's: 0)"
+        for case in ("var-0d", "var-0d-dim0", "var-method-0d-dim0", "var-0d-dim-1-keep", "var_mean-0d")
+    },
+    "sinc-zero": "sinc''(0) is -pi^2 / 3 (torch 2.13: NaN)",
+    "sinc-tiny": "sinc''(0) is -pi^2 / 3 (torch 2.13: NaN at 0 and at 1e-300)",
+    "logit-eps": "with eps, logit is constant outside [eps, 1 - eps]: its second derivative is 0 there, also at 0 "
+    "and 1 (torch: NaN)",
+    "pow-zero-base": "0 ** y's second derivatives are their limits (0 for y = 0 and along y; torch: NaN)",
+    "rpow-zero": "0 ** y is 0 for y > 0: its second derivative is 0 (torch: NaN)",
+    **{
+        case: "at a zero vector the norm's masked gradient (0) is differentiated as such: 0 (torch: NaN)"
+        for case in (
+            "norm-zero",
+            "norm-zero-all",
+            "dist-zero",
+            "renorm-zero-rows",
+            "F.normalize-zero",
+            "F.cosine_similarity-zero",
+        )
+    },
+    "atan2-zeros": "atan2's gradient at (0, 0) is 0 (its convention), differentiated as its formula (torch: NaN)",
+}
+SECOND_SECTIONS = ("unary", "binary", "special", "linalg", "surface", "nn_functional", "torch_special")
+
+
+def _second_derivatives(L, fn):
+    """The gradient of ``<grad(weighted sum), v>`` at the ``grad`` leaves: None when the case has no such leaf or
+    its forward raises (reverse mode's sweep compares those), the exception when a backward raises."""
+    T = _Maker(L)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            total = _weighted_sum(L, _outputs(fn(L, T)))
+        except Exception:  # noqa: BLE001 - first order's sweep compares those
+            return None
+        if total is None or not T.leaves:
+            return None
+        try:
+            gs = L.autograd.grad(total, T.leaves, create_graph=True, allow_unused=True)
+        except Exception as e:  # noqa: BLE001 - compared below
+            return e
+        acc = None
+        for g in gs:
+            if g is not None and g.requires_grad:
+                v = L.tensor(np.sin(np.arange(g.numel()) * 1.3 + 0.2).reshape(tuple(g.shape)))
+                acc = (g * v).sum() if acc is None else acc + (g * v).sum()
+        if acc is None:
+            return [None] * len(T.leaves)
+        try:
+            return L.autograd.grad(acc, T.leaves, allow_unused=True)
+        except Exception as e:  # noqa: BLE001 - compared below
+            return e
+
+
+def _check_second(fn):
+    torch_default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        theirs = _second_derivatives(torch, fn)
+    finally:
+        torch.set_default_dtype(torch_default)
+    if theirs is None or isinstance(theirs, Exception):
+        return
+    ours = _second_derivatives(ad, fn)
+    assert not isinstance(ours, Exception), f"ad's backward (create_graph) raises {type(ours).__name__}: {ours}"
+    assert ours is not None, "torch has a second derivative, ad's gradient is not differentiable"
+    for i, (a, t) in enumerate(zip(ours, theirs)):
+        if t is None or np.allclose(_np(t), 0.0, atol=1e-12):  # (rounding residue of a zero: 2e-16)
+            assert a is None or np.allclose(_np(a), 0.0, atol=1e-12), f"second[{i}]: torch none, ad {a}"
+        else:
+            assert a is not None, f"second[{i}]: ad None, torch {t}"
+            _compare(a, t, f"second[{i}]")
+
+
+@pytest.mark.parametrize("section", SECOND_SECTIONS)
+def test_second_order_parity(section):
+    cases = [case for case in SECTIONS[section] if case not in PROMOTED and case not in DELIBERATE]
+    failures = _differences(cases, lambda case: _check_second(CASES[case]), SECOND_DELIBERATE, "SECOND_DELIBERATE")
+    assert not failures, f"{len(failures)} second-order differences from torch:\n" + "\n".join(failures)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# forward over reverse: the tangents of the gradients (backward inside a dual level, without create_graph: the
+# compiled tangent sweep, or rules run on dual tensors) against torch's, for the special points
+
+FWD_OVER_REV_DELIBERATE = {
+    "cumprod-zeros": "the tangent of cumprod's gradient at zeros is the exact one (torch's gradient there is "
+    "masked: its tangent misses how a later zero's gradient moves with earlier entries)",
+    "atan2-zeros": "at (0, 0), where atan2 is not continuous, its formula's NaN (torch: 0)",
+    "xlogy-zero": "at x = y = 0 the second partial -x / y^2 is 0 / 0 (torch masks it to 0)",
+    "sinc-zero": "sinc''(0) is -pi^2 / 3 (torch: 0)",
+    "sinc-tiny": "sinc''(0) is -pi^2 / 3 (torch: 0)",
+}
+
+
+class _DualLeafMaker(_Maker):
+    """Leaves that require grad, used as duals (a fixed tangent each): backward runs on the dual values."""
+
+    def __init__(self, L, fw):
+        super().__init__(L)
+        self.fw = fw
+
+    def __call__(self, spec, dtype="float64", grad=False, layout=None):
+        t = super().__call__(spec, dtype, grad, layout)
+        if grad and dtype == "float64":
+            tangent = np.cos(np.arange(t.numel()) * 0.7 + len(self.leaves)).reshape(tuple(t.shape))
+            t = self.fw.make_dual(t, self.L.tensor(tangent))
+        return t
+
+
+def _gradient_tangents(L, fw, fn):
+    with fw.dual_level():
+        T = _DualLeafMaker(L, fw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                total = _weighted_sum(L, _outputs(fn(L, T)))
+            except Exception:  # noqa: BLE001 - reverse mode's sweep compares those
+                return None
+            if total is None or not T.leaves:
+                return None
+            try:
+                gs = L.autograd.grad(total, T.leaves, allow_unused=True)
+            except Exception as e:  # noqa: BLE001 - compared below
+                return e
+        return [None if g is None else fw.unpack_dual(g).tangent for g in gs]
+
+
+def _check_forward_over_reverse(fn):
+    from torch.autograd import forward_ad as tfw
+
+    torch_default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        theirs = _gradient_tangents(torch, tfw, fn)
+    finally:
+        torch.set_default_dtype(torch_default)
+    if theirs is None or isinstance(theirs, Exception):
+        return
+    ours = _gradient_tangents(ad, ad.autograd.forward_ad, fn)
+    assert not isinstance(ours, Exception), f"ad's backward raises {type(ours).__name__}: {ours}"
+    for i, (a, t) in enumerate(zip(ours, theirs)):
+        if t is None or np.allclose(_np(t), 0.0, atol=1e-12):
+            assert a is None or np.allclose(_np(a), 0.0, atol=1e-12), f"tangent[{i}]: torch none, ad {a}"
+        else:
+            assert a is not None, f"tangent[{i}]: ad None, torch {t}"
+            _compare(a, t, f"tangent[{i}]")
+
+
+def test_forward_over_reverse_parity():
+    cases = [case for case in SECTIONS["special"] if case not in PROMOTED and case not in DELIBERATE]
+    check = lambda case: _check_forward_over_reverse(CASES[case])
+    failures = _differences(cases, check, FWD_OVER_REV_DELIBERATE, "FWD_OVER_REV_DELIBERATE")
+    assert not failures, f"{len(failures)} forward-over-reverse differences from torch:\n" + "\n".join(failures)
+
+
 def test_deliberate_entries_are_cases():
+    assert set(FWD_OVER_REV_DELIBERATE) <= set(CASES)
+    assert set(INFINITE_TANGENT_CASES) <= set(CASES)
+    assert set(SECOND_DELIBERATE) <= set(CASES)
     assert set(FORWARD_DELIBERATE) <= set(CASES)
     assert set(DELIBERATE) <= set(CASES)
     assert PROMOTED <= set(CASES)

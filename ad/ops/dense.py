@@ -3,6 +3,8 @@
 ``cross_entropy`` of logits against class indices: one row each where the composites would cost several.
 """
 
+import math
+
 import numpy as np
 
 from kernels import cpu as _cpu
@@ -370,8 +372,9 @@ def _linear_vjp(g, out, inputs, ctx):
     gx = linear(g, transpose(w, 0, 1)) if x._rg else None
     gw = None
     if w._rg:
-        g2 = reshape(g, (-1, w.shape[0]))
-        x2 = reshape(x, (-1, w.shape[1]))
+        rows = math.prod(x.shape[:-1])  # (not -1: ambiguous for a layer with no inputs or no outputs)
+        g2 = reshape(g, (rows, w.shape[0]))
+        x2 = reshape(x, (rows, w.shape[1]))
         gw = matmul(transpose(g2, 0, 1), x2)
     return gx, gw
 
@@ -465,7 +468,7 @@ def linear(x, w):
 def _linear_bias_vjp(g, out, inputs, ctx):
     x, w, b = inputs
     gx, gw = _linear_vjp(g, out, (x, w), ctx)
-    gb = sum(reshape(g, (-1, w.shape[0])), 0) if b._rg else None
+    gb = sum(reshape(g, (math.prod(x.shape[:-1]), w.shape[0])), 0) if b._rg else None
     return gx, gw, gb
 
 

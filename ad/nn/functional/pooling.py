@@ -205,9 +205,9 @@ def _window_means(x, coords, masks, weights, gather=False):
     validity ``masks[d]`` and each output's weight ``weights[d]`` (O_d,); a window's weight is the product over
     dims (separable). Finite input: one constant matrix per dim, ``A[o, i]`` the weight of input coordinate ``i``
     in output ``o``'s window, applied by ``matmul`` (BLAS; 3-15x faster than gathering the taps). A NaN or inf
-    would meet every zero of those matrices (0 * inf is NaN) and spread along its rows: such input gathers its
-    taps instead, so it reaches only the outputs whose window holds it, as torch's (``gather``: gather anyway,
-    for a caller that knows its cotangent may hold NaN)."""
+    would meet every zero of those matrices (0 * inf is NaN) and spread along its rows: such input (or tangent)
+    gathers its taps instead, so it reaches only the outputs whose window holds it, as torch's (``gather``:
+    gather anyway, for a caller that knows its cotangent may hold NaN)."""
     if not gather and _all_finite(x):
         mats = [_window_matrix(c, m, sz, w) for c, m, sz, w in zip(coords, masks, x.shape[2:], weights)]
         return _along_dims(x, mats)
@@ -215,6 +215,9 @@ def _window_means(x, coords, masks, weights, gather=False):
 
 
 def _all_finite(x):
+    """Whether ``x`` and its tangents (every dual level: their JVP is the same matmul) hold no NaN or inf."""
+    if x._tangents and not all(_all_finite(t) for t in x._tangents.values()):
+        return False
     if x._dev is not None:  # one reduction on the device: x * 0 sums to 0 unless x holds a NaN or inf
         with no_grad():
             return math.isfinite(float(ops.sum(x * 0.0)))

@@ -12,6 +12,7 @@ A module's ``state_dict`` maps dotted names to tensors sharing the parameters' d
 """
 
 import itertools
+import warnings
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -21,7 +22,13 @@ from ...methods import _bump
 from ...tensor import Tensor, device
 from ..parameter import Buffer, Parameter, is_lazy
 
-__all__ = ["Module"]
+__all__ = [
+    "Module",
+    "register_module_forward_hook",
+    "register_module_forward_pre_hook",
+    "register_module_full_backward_hook",
+    "register_module_full_backward_pre_hook",
+]
 
 _handle_ids = itertools.count(1)
 
@@ -45,6 +52,57 @@ class RemovableHandle:
 
     def __exit__(self, *exc):
         self.remove()
+
+
+class _GlobalHooks:
+    """The hooks ``register_module_*`` installs on every module; each call of a module runs them before its own."""
+
+    def __init__(self):
+        self.forward_pre = OrderedDict()
+        self.forward = OrderedDict()
+        self.forward_with_kwargs = set()
+        self.forward_always_called = set()
+        self.backward = OrderedDict()
+        self.backward_pre = OrderedDict()
+
+
+_global = _GlobalHooks()
+
+
+def register_module_forward_pre_hook(hook):
+    """``hook(module, args)`` before every module's ``forward`` (before the module's own pre-hooks); a returned
+    value replaces the positional arguments. Returns a handle whose ``remove()`` unregisters it."""
+    handle = RemovableHandle(_global.forward_pre)
+    _global.forward_pre[handle.id] = hook
+    return handle
+
+
+def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
+    """``hook(module, args, output)`` (``hook(module, args, kwargs, output)`` with ``with_kwargs``) after every
+    module's ``forward``, before the module's own forward hooks; a returned value replaces the output."""
+    handle = RemovableHandle(_global.forward, _global.forward_with_kwargs, _global.forward_always_called)
+    _global.forward[handle.id] = hook
+    if with_kwargs:
+        _global.forward_with_kwargs.add(handle.id)
+    if always_call:
+        _global.forward_always_called.add(handle.id)
+    return handle
+
+
+def register_module_full_backward_hook(hook):
+    """``hook(module, grad_input, grad_output)`` for every module, as ``Module.register_full_backward_hook``,
+    before the module's own."""
+    handle = RemovableHandle(_global.backward)
+    _global.backward[handle.id] = hook
+    return handle
+
+
+def register_module_full_backward_pre_hook(hook):
+    """``hook(module, grad_output)`` for every module, as ``Module.register_full_backward_pre_hook``, before the
+    module's own."""
+    handle = RemovableHandle(_global.backward_pre)
+    _global.backward_pre[handle.id] = hook
+    return handle
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -545,7 +603,9 @@ class Module:
 
     # ------------------------------------------------------------------ calling and hooks
     def __call__(self, *args, **kwargs):
-        for hook_id, hook in list(self._forward_pre_hooks.items()):
+        # the global hooks (register_module_*) run before this module's own, as torch orders them
+        pre_hooks = [*_global.forward_pre.items(), *self._forward_pre_hooks.items()]
+        for hook_id, hook in pre_hooks:
             if hook_id in self._forward_pre_hooks_with_kwargs:
                 result = hook(self, args, kwargs)
                 if result is not None:
@@ -558,20 +618,38 @@ class Module:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
-        if self._backward_hooks or self._backward_pre_hooks:
-            from .hooks import call_with_backward_hooks
+        post_hooks = [*_global.forward.items(), *self._forward_hooks.items()]
+        try:
+            if self._backward_hooks or self._backward_pre_hooks or _global.backward or _global.backward_pre:
+                from .hooks import call_with_backward_hooks
 
-            out = call_with_backward_hooks(self, args, kwargs)
-        else:
-            out = self.forward(*args, **kwargs)
-        for hook_id, hook in list(self._forward_hooks.items()):
-            if hook_id in self._forward_hooks_with_kwargs:
-                result = hook(self, args, kwargs, out)
+                out = call_with_backward_hooks(self, args, kwargs)
             else:
-                result = hook(self, args, out)
+                out = self.forward(*args, **kwargs)
+        except BaseException:
+            # forward raised: the hooks registered with always_call=True still run (with output None), and the
+            # forward's exception is the one that propagates
+            for hook_id, hook in post_hooks:
+                if hook_id in self._forward_hooks_always_called or hook_id in _global.forward_always_called:
+                    try:
+                        self._call_forward_hook(hook_id, hook, args, kwargs, None)
+                    except Exception as e:  # noqa: BLE001 - reported, as torch does, not raised over the original
+                        warnings.warn(
+                            f"forward hook with ``always_call=True`` raised an exception that was silenced as "
+                            f"another error was raised in forward: {e}",
+                            stacklevel=2,
+                        )
+            raise
+        for hook_id, hook in post_hooks:
+            result = self._call_forward_hook(hook_id, hook, args, kwargs, out)
             if result is not None:
                 out = result
         return out
+
+    def _call_forward_hook(self, hook_id, hook, args, kwargs, out):
+        if hook_id in self._forward_hooks_with_kwargs or hook_id in _global.forward_with_kwargs:
+            return hook(self, args, kwargs, out)
+        return hook(self, args, out)
 
     _call_impl = __call__
 
@@ -586,11 +664,16 @@ class Module:
         return handle
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
-        """``hook(module, args, output)`` after ``forward``; a returned value replaces the output."""
-        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs)
+        """``hook(module, args, output)`` after ``forward``; a returned value replaces the output. With
+        ``always_call`` the hook also runs (with output ``None``) when ``forward`` raises."""
+        handle = RemovableHandle(
+            self._forward_hooks, self._forward_hooks_with_kwargs, self._forward_hooks_always_called
+        )
         self._forward_hooks[handle.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(handle.id)
+        if always_call:
+            self._forward_hooks_always_called.add(handle.id)
         if prepend:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle

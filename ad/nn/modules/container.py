@@ -85,6 +85,26 @@ class Sequential(Module):
             raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
         return Sequential(*self, *other)
 
+    def _repeat_factor(self, other):
+        if not isinstance(other, int) or isinstance(other, bool):
+            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(other)}")
+        if other <= 0:
+            raise ValueError(f"Non-positive multiplication factor {other} for {type(self)}")
+        return other
+
+    def __mul__(self, other):
+        """``seq * n``: a new Sequential holding the same modules n times over (shared, not copied, as torch)."""
+        return Sequential(*(list(self) * self._repeat_factor(other)))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, other):
+        mods = list(self)
+        for _ in range(self._repeat_factor(other) - 1):
+            for m in mods:
+                self.append(m)
+        return self
+
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self
@@ -231,6 +251,11 @@ class ModuleDict(Module):
         return self._modules.values()
 
     def update(self, modules):
+        if not hasattr(modules, "__iter__"):
+            raise TypeError(
+                "ModuleDict.update should be called with an iterable of key/value pairs, but got "
+                + type(modules).__name__
+            )
         items = modules.items() if hasattr(modules, "items") else modules
         for j, m in enumerate(items):
             if hasattr(modules, "items"):

@@ -13,7 +13,7 @@ A module's ``state_dict`` maps dotted names to tensors sharing the parameters' d
 
 import itertools
 import warnings
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor, device
 from ..parameter import Buffer, Parameter, is_lazy
+from .module_state import EXTRA_STATE_KEY, load_state_dict
 
 __all__ = [
     "Module",
@@ -31,6 +32,12 @@ __all__ = [
 ]
 
 _handle_ids = itertools.count(1)
+_STATE_DICT_HOOK_STORES = (
+    "_state_dict_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+)
 
 
 class RemovableHandle:
@@ -105,26 +112,11 @@ def register_module_full_backward_pre_hook(hook):
     return handle
 
 
-class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    __slots__ = ()
-
-    def __repr__(self):
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
-
-    __str__ = __repr__
-
-
 def _addindent(s, n):
     lines = s.split("\n")
     if len(lines) == 1:
         return s
     return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
-
-
-def _size_str(shape):
-    return f"ad.Size({list(shape)})"
 
 
 def _check_name(kind, name, module, exists_ok):
@@ -176,6 +168,8 @@ class Module:
         d["_forward_pre_hooks_with_kwargs"] = set()
         d["_backward_hooks"] = OrderedDict()
         d["_backward_pre_hooks"] = OrderedDict()
+        for store in _STATE_DICT_HOOK_STORES:
+            d[store] = OrderedDict()
 
     def forward(self, *input):  # noqa: A002
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
@@ -251,6 +245,8 @@ class Module:
     def get_buffer(self, target):
         module_path, _, name = target.rpartition(".")
         mod = self.get_submodule(module_path)
+        if not hasattr(mod, name):
+            raise AttributeError(mod._get_name() + " has no attribute `" + name + "`")
         if name not in mod._buffers:
             raise AttributeError("`" + name + "` is not a buffer")
         return mod._buffers[name]
@@ -294,7 +290,7 @@ class Module:
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as child module '{name}' (Module or None expected)"
+                    f"cannot assign '{type(value).__name__}' as child module '{name}' (ad.nn.Module or None expected)"
                 )
             d["_modules"][name] = value
         elif isinstance(value, Buffer):
@@ -325,6 +321,9 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        for store in _STATE_DICT_HOOK_STORES:  # (modules pickled before these hooks existed)
+            self.__dict__.setdefault(store, OrderedDict())
+        self.__dict__.setdefault("_forward_hooks_always_called", set())
 
     # ------------------------------------------------------------------ traversal
     def _named_members(self, get_members, prefix="", recurse=True, remove_duplicate=True):
@@ -496,36 +495,55 @@ class Module:
 
     # ------------------------------------------------------------------ state dicts
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
-        """An ordered dict of dotted names to parameters and persistent buffers (detached, sharing data)."""
+        """An ordered dict of dotted names to parameters and persistent buffers (detached, sharing data), plus
+        ``<prefix>_extra_state`` where ``get_extra_state`` is overridden; ``._metadata`` maps each module's
+        prefix to ``{"version": cls._version}`` as torch's does. State-dict pre-hooks run before a module's
+        entries are written, post-hooks after its children's."""
         if args:  # torch's deprecated positional form (destination, prefix, keep_vars)
             destination = args[0] if len(args) > 0 else destination
             prefix = args[1] if len(args) > 1 else prefix
             keep_vars = args[2] if len(args) > 2 else keep_vars
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        local_metadata = {"version": self._version}
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self, prefix, keep_vars)
+        self._save_to_state_dict(destination, prefix, keep_vars)
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook in self._state_dict_hooks.values():
+            if hook(self, destination, prefix, local_metadata) is not None:
+                raise RuntimeError("state_dict post-hook must return None")
+        return destination
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """Write this module's own entries (not its children's) into ``destination``."""
         for name, p in self._parameters.items():
             if p is not None:  # (a Lazy module's placeholder is saved as it is, as torch)
                 destination[prefix + name] = p if keep_vars or is_lazy(p) else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars or is_lazy(b) else b.detach()
-        for name, m in self._modules.items():
-            if m is not None:
-                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
-        return destination
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + EXTRA_STATE_KEY] = self.get_extra_state()
 
-    def _state_targets(self):
-        """Dotted name -> (owner module, store dict, attribute name) of every entry ``state_dict`` has."""
-        out = OrderedDict()
-        for mod_name, m in self.named_modules(remove_duplicate=False):
-            pre = mod_name + "." if mod_name else ""
-            for name, p in m._parameters.items():
-                if p is not None:
-                    out[pre + name] = (m, m._parameters, name)
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent_buffers_set:
-                    out[pre + name] = (m, m._buffers, name)
-        return out
+    def get_extra_state(self):
+        """Override (with ``set_extra_state``) to add a picklable value to the state dict as ``_extra_state``."""
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called: override it together "
+            "with set_extra_state() to save extra state."
+        )
+
+    def set_extra_state(self, state):
+        """Override (with ``get_extra_state``) to restore the value ``get_extra_state`` saved."""
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called: override it together "
+            "with get_extra_state() to load extra state."
+        )
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy the tensors of ``state_dict`` into this module's parameters and buffers.
@@ -540,66 +558,35 @@ class Module:
 
         Raises:
             TypeError: ``state_dict`` is not a mapping. RuntimeError: shape mismatches, or with ``strict``
-            missing or unexpected keys; then nothing was changed.
+            missing or unexpected keys; then nothing was changed (unless load-state-dict post-hooks are
+            registered: those see the loaded module, so the copy comes first, as in torch).
         """
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "items"):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        targets = self._state_targets()
-        for key, (_m, store, name) in targets.items():
-            # a Lazy module's placeholder takes the shape of the tensor loaded into it (torch's lazy load hook)
-            if is_lazy(store[name]) and key in state_dict and not is_lazy(state_dict[key]):
-                with no_grad():
-                    store[name].materialize(state_dict[key].shape)
-        missing = [k for k in targets if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in targets]
-        errors = []
-        for key, (_m, store, name) in targets.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            if not isinstance(value, Tensor):
-                errors.append(
-                    f'While copying the parameter named "{key}", expected Tensor or Tensor-like object from '
-                    f"checkpoint but received {type(value)}"
-                )
-                continue
-            current = store[name]
-            if is_lazy(current):  # both placeholders: nothing to check or copy
-                continue
-            if value.shape != current.shape:
-                errors.append(
-                    f"size mismatch for {key}: copying a param with shape {_size_str(value.shape)} from checkpoint, "
-                    f"the shape in current model is {_size_str(current.shape)}."
-                )
-        if strict:
-            if unexpected:
-                errors.insert(
-                    0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected))
-                )
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
-        if errors:
-            raise RuntimeError(
-                "Error(s) in loading state_dict for {}:\n\t{}".format(self._get_name(), "\n\t".join(errors))
-            )
-        for key, (_m, store, name) in targets.items():
-            if key not in state_dict:
-                continue
-            value, current = state_dict[key], store[name]
-            if is_lazy(current):
-                continue
-            if assign:
-                if isinstance(current, Parameter) and not isinstance(value, Parameter):
-                    value = Parameter(value, requires_grad=current.requires_grad)
-                store[name] = value
-            elif value._data is not current._data and (current._dev is not None or value._dev is not None):
-                # a CUDA parameter or value: a device copy into the parameter's storage (which keeps its identity)
-                with no_grad():
-                    current.copy_(value.detach().to(current.device).to(current.dtype))
-            elif value._data is not current._data:
-                np.copyto(current._data, value._data, casting="unsafe")
-                _bump(current)
-        return _IncompatibleKeys(missing, unexpected)
+        return load_state_dict(self, state_dict, strict, assign)
+
+    def register_state_dict_pre_hook(self, hook):
+        """``hook(module, prefix, keep_vars)`` before ``state_dict`` writes this module's entries."""
+        return self._add_hook(self._state_dict_pre_hooks, hook)
+
+    def register_state_dict_post_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata)`` after this module's (and its children's) entries
+        are written; it edits ``state_dict`` in place and returns None."""
+        return self._add_hook(self._state_dict_hooks, hook)
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)``
+        before this module's entries are loaded; it may edit the (copied) ``state_dict`` and the lists."""
+        return self._add_hook(self._load_state_dict_pre_hooks, hook)
+
+    def register_load_state_dict_post_hook(self, hook):
+        """``hook(module, incompatible_keys)`` after loading; it may edit ``incompatible_keys``' lists in place
+        (clearing them forgives the keys under ``strict``) and returns None."""
+        return self._add_hook(self._load_state_dict_post_hooks, hook)
+
+    @staticmethod
+    def _add_hook(store, hook):
+        handle = RemovableHandle(store)
+        store[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------------ calling and hooks
     def __call__(self, *args, **kwargs):

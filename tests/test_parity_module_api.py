@@ -312,6 +312,20 @@ def _sequential_ops(L):
     ]
 
 
+def _parameterdict_methods(L):
+    pd = L.nn.ParameterDict({"a": L.zeros(1), "b": L.ones(2)})
+    out = [list(reversed(pd)), list(pd.copy()), pd.copy()["a"] is pd["a"]]
+    out += [pd.setdefault("z", L.ones(3)), type(pd["z"]).__name__, pd.setdefault("a", L.ones(5)), pd.popitem()[0]]
+    fresh = pd.fromkeys(["x", "y"], L.ones(2))
+    out += [type(fresh).__name__, list(fresh), type(fresh["x"]).__name__, list(pd)]
+    out.append(_run(L, lambda L: L.nn.ParameterDict().popitem()))
+    seq = L.nn.Sequential(L.nn.ReLU())
+    same = seq
+    seq += L.nn.Sequential(L.nn.Tanh())
+    out += [seq is same, len(seq), _run(L, lambda L: seq.__iadd__([L.nn.ReLU()]))]
+    return out
+
+
 def _moduledict_update_error(L):
     L.nn.ModuleDict().update(3)
 
@@ -356,6 +370,7 @@ CASES = {
     "shared parameters and modules in traversal": _shared_parameters,
     "Sequential * n": _sequential_ops,
     "ModuleDict.update of a non-iterable": _moduledict_update_error,
+    "ParameterDict's dict methods, Sequential +=": _parameterdict_methods,
     "__setattr__ / __delattr__ rules": _setattr_rules,
     "deepcopy keeps hooks, copies parameters": _deepcopy,
 }

@@ -340,6 +340,15 @@ def _setattr_rules(L):
     ]
 
 
+def _pad_sequence_errors(L):
+    pad = L.nn.utils.rnn.pad_sequence
+    return [
+        _run(L, lambda L: pad([L.ones(2, 2), L.ones(3, 3)])),
+        _run(L, lambda L: pad([])),
+        _run(L, lambda L: pad([L.ones(2)], padding_side="middle")),
+    ]
+
+
 def _deepcopy(L):
     m = L.nn.Sequential(L.nn.Linear(2, 2), L.nn.BatchNorm1d(2))
     log = []
@@ -373,6 +382,7 @@ CASES = {
     "ParameterDict's dict methods, Sequential +=": _parameterdict_methods,
     "__setattr__ / __delattr__ rules": _setattr_rules,
     "deepcopy keeps hooks, copies parameters": _deepcopy,
+    "pad_sequence errors": _pad_sequence_errors,
 }
 
 

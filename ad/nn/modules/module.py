@@ -605,6 +605,21 @@ class Module:
 
     # ------------------------------------------------------------------ calling and hooks
     def __call__(self, *args, **kwargs):
+        d = self.__dict__
+        if not (
+            d["_forward_pre_hooks"]
+            or d["_forward_hooks"]
+            or d["_backward_hooks"]
+            or d["_backward_pre_hooks"]
+            or _global.forward_pre
+            or _global.forward
+            or _global.backward
+            or _global.backward_pre
+        ):  # no hooks anywhere: the common case, kept cheap (a training step calls many modules)
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
         # the global hooks (register_module_*) run before this module's own, as torch orders them
         pre_hooks = [*_global.forward_pre.items(), *self._forward_pre_hooks.items()]
         for hook_id, hook in pre_hooks:

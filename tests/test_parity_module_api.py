@@ -319,6 +319,9 @@ def _parameterdict_methods(L):
     fresh = pd.fromkeys(["x", "y"], L.ones(2))
     out += [type(fresh).__name__, list(fresh), type(fresh["x"]).__name__, list(pd)]
     out.append(_run(L, lambda L: L.nn.ParameterDict().popitem()))
+    out.append(_run(L, lambda L: L.nn.ParameterDict().__setitem__(1, L.zeros(1))))
+    other = L.nn.ParameterDict({"w": L.zeros(1)})
+    out += [list(pd | other), list(other.__ror__(pd)), list(pd.__ior__(other)), list(pd)]
     seq = L.nn.Sequential(L.nn.ReLU())
     same = seq
     seq += L.nn.Sequential(L.nn.Tanh())

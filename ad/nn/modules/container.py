@@ -340,6 +340,11 @@ class ParameterDict(Module):
         return getattr(self, key)
 
     def __setitem__(self, key, value):
+        if not isinstance(key, str):
+            raise TypeError(
+                f"Index given to ParameterDict cannot be used as a key as it is not a string (type is "
+                f"'{type(key).__name__}'). Open an issue on github if you need non-string keys."
+            )
         self._keys[key] = None
         if isinstance(value, Tensor) and not isinstance(value, Parameter):
             value = Parameter(value)
@@ -402,6 +407,21 @@ class ParameterDict(Module):
             raise KeyError("popitem(): dictionary is empty")
         key = next(reversed(self._keys))
         return key, self.pop(key)
+
+    def __or__(self, other):
+        """A new ParameterDict: this one's entries, then ``other``'s (which win on shared keys)."""
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other):
+        merged = ParameterDict(other)
+        merged.update(self)
+        return merged
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
     def fromkeys(self, keys, default=None):
         """A new ParameterDict with each of ``keys`` set to ``default``."""

@@ -159,6 +159,20 @@ def _backward_hook_none_entry(L):
     return a.grad, b.grad
 
 
+def _backward_hook_without_input_grads(L):
+    """No input requires grad: the full hook fires with the outputs' gradients and a grad_input of Nones, and
+    says so in a warning."""
+    import warnings
+
+    log = []
+    m = _linear(L)
+    m.register_full_backward_hook(lambda mod, gi, go: log.append((gi, go)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m(L.ones(1, 2)).sum().backward()
+    return log, [str(w.message).split(" See ")[0] for w in caught]
+
+
 def _global_backward_hooks(L):
     log = []
     mod = L.nn.modules.module
@@ -369,6 +383,7 @@ CASES = {
     "backward (pre) hooks replace grad_output and grad_input": _backward_hook_replaces,
     "backward hook returning None for an input": _backward_hook_none_entry,
     "global full backward (pre) hooks": _global_backward_hooks,
+    "full backward hook without input gradients": _backward_hook_without_input_grads,
     "state_dict _metadata and versions": _state_dict_metadata,
     "state_dict pre/post hooks": _state_dict_hooks,
     "state_dict post hook must return None": _state_dict_post_hook_returns,

@@ -12,6 +12,8 @@ carries ``grad_output`` from one to the other, and the layouts the hooks see:
   reached it), or ``None`` for an argument that is not a tensor. Keyword arguments have no entry.
 """
 
+import warnings
+
 from ...autograd.function import Function
 from ...creation import zeros
 from ...tensor import Tensor
@@ -61,9 +63,16 @@ class _OutputsHook(_Identity):
                 _check_count(result, len(grad_output), "pre hook")
                 grad_output = result
         state["grad_output"] = grad_output
-        if not state["input_slots"]:
+        full_hooks = _hooks(module, "backward")
+        if not state["input_slots"] and full_hooks:
             # no input requires grad: the full hooks run here, with a grad_input of Nones (torch's behaviour)
-            for hook in _hooks(module, "backward"):
+            warnings.warn(
+                "Full backward hook is firing when gradients are computed with respect to module outputs since no "
+                "inputs require gradients. See the documentation of Module.register_full_backward_hook for more "
+                "details.",
+                stacklevel=2,
+            )
+            for hook in full_hooks:
                 hook(module, (None,) * state["n_inputs"], grad_output)
         return (None, *(grad_output[i] for i in state["output_slots"]))
 

@@ -189,6 +189,45 @@ def _global_backward_hooks(L):
     return log
 
 
+def _registration_hooks(L):
+    mod = L.nn.modules.module
+    log = []
+
+    def shape(t):
+        return None if t is None else tuple(t.shape)
+
+    handles = [
+        mod.register_module_buffer_registration_hook(lambda m, n, b: log.append(("buffer", n, shape(b)))),
+        mod.register_module_module_registration_hook(lambda m, n, s: log.append(("module", n, type(s).__name__))),
+        mod.register_module_parameter_registration_hook(lambda m, n, p: log.append(("param", n, shape(p)))),
+    ]
+    try:
+        lin = L.nn.Linear(2, 3)
+        seq = L.nn.Sequential(lin)
+        seq.act = L.nn.ReLU()
+        lin.register_buffer("q", L.zeros(1))
+        lin.q = L.ones(2)
+        lin.weight = L.nn.Parameter(L.zeros(1))
+        lin.register_parameter("z", None)
+        seq.add_module("none", None)
+        seq.act = None
+    finally:
+        for h in handles:
+            h.remove()
+    replaced = []
+    for kind, hook, build in (
+        ("parameter", lambda m, n, p: L.nn.Parameter(p * 0 + 7), lambda m: setattr(m, "w", L.nn.Parameter(L.zeros(1)))),
+        ("buffer", lambda m, n, b: b + 1, lambda m: m.register_buffer("w", L.zeros(1))),
+        ("module", lambda m, n, s: L.nn.Tanh(), lambda m: m.add_module("w", L.nn.ReLU())),
+    ):
+        h = getattr(mod, f"register_module_{kind}_registration_hook")(hook)
+        m = L.nn.Module()
+        build(m)
+        h.remove()
+        replaced.append(repr(m.w) if kind == "module" else m.w.tolist())
+    return log, replaced
+
+
 # ------------------------------------------------------------------------------------------------ state dicts
 def _state_dict_metadata(L):
     sd = L.nn.Sequential(L.nn.Linear(2, 2), L.nn.BatchNorm1d(2), L.nn.LayerNorm(2)).state_dict()
@@ -384,6 +423,7 @@ CASES = {
     "backward hook returning None for an input": _backward_hook_none_entry,
     "global full backward (pre) hooks": _global_backward_hooks,
     "full backward hook without input gradients": _backward_hook_without_input_grads,
+    "global buffer / module / parameter registration hooks": _registration_hooks,
     "state_dict _metadata and versions": _state_dict_metadata,
     "state_dict pre/post hooks": _state_dict_hooks,
     "state_dict post hook must return None": _state_dict_post_hook_returns,

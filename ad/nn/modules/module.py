@@ -29,6 +29,9 @@ __all__ = [
     "register_module_forward_pre_hook",
     "register_module_full_backward_hook",
     "register_module_full_backward_pre_hook",
+    "register_module_buffer_registration_hook",
+    "register_module_module_registration_hook",
+    "register_module_parameter_registration_hook",
 ]
 
 _handle_ids = itertools.count(1)
@@ -71,6 +74,17 @@ class _GlobalHooks:
         self.forward_always_called = set()
         self.backward = OrderedDict()
         self.backward_pre = OrderedDict()
+        self.buffer_registration = OrderedDict()
+        self.module_registration = OrderedDict()
+        self.parameter_registration = OrderedDict()
+
+    def registered(self, kind, module, name, value):
+        """``value`` after the ``kind`` registration hooks (each may return a replacement)."""
+        for hook in getattr(self, kind + "_registration").values():
+            out = hook(module, name, value)
+            if out is not None:
+                value = out
+        return value
 
 
 _global = _GlobalHooks()
@@ -102,6 +116,30 @@ def register_module_full_backward_hook(hook):
     handle = RemovableHandle(_global.backward)
     _global.backward[handle.id] = hook
     return handle
+
+
+def _registration_hook(kind, hook):
+    store = getattr(_global, kind + "_registration")
+    handle = RemovableHandle(store)
+    store[handle.id] = hook
+    return handle
+
+
+def register_module_buffer_registration_hook(hook):
+    """``hook(module, name, buffer)`` whenever any module registers (or reassigns) a buffer; a returned tensor
+    replaces the buffer."""
+    return _registration_hook("buffer", hook)
+
+
+def register_module_module_registration_hook(hook):
+    """``hook(module, name, submodule)`` whenever any module registers a child; a returned module replaces it."""
+    return _registration_hook("module", hook)
+
+
+def register_module_parameter_registration_hook(hook):
+    """``hook(module, name, param)`` whenever any module registers a (non-None) parameter; a returned
+    parameter replaces it."""
+    return _registration_hook("parameter", hook)
 
 
 def register_module_full_backward_pre_hook(hook):
@@ -184,7 +222,7 @@ class Module:
             raise TypeError(
                 f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or None required)"
             )
-        self._buffers[name] = tensor
+        self._buffers[name] = _global.registered("buffer", self, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -209,14 +247,14 @@ class Module:
                 "explicitly. To express '{name}' as a function of another Tensor, compute the value in the "
                 "forward() method."
             )
-        self._parameters[name] = param
+        self._parameters[name] = _global.registered("parameter", self, name, param)
 
     def add_module(self, name, module):
         """Register ``module`` (or ``None``) as child ``name``."""
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         _check_name("module", name, self, name in self._modules)
-        self._modules[name] = module
+        self._modules[name] = _global.registered("module", self, name, module)
 
     register_module = add_module
 
@@ -301,13 +339,13 @@ class Module:
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             remove_from(d, d["_parameters"], d["_buffers"], d["_non_persistent_buffers_set"])
-            modules[name] = value
+            modules[name] = _global.registered("module", self, name, value)
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
                 raise TypeError(
                     f"cannot assign '{type(value).__name__}' as child module '{name}' (ad.nn.Module or None expected)"
                 )
-            d["_modules"][name] = value
+            d["_modules"][name] = _global.registered("module", self, name, value)
         elif isinstance(value, Buffer):
             if d.get("_buffers") is None:
                 raise AttributeError("cannot assign buffer before Module.__init__() call")
@@ -316,7 +354,7 @@ class Module:
         elif d.get("_buffers") is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None expected)")
-            d["_buffers"][name] = value
+            d["_buffers"][name] = _global.registered("buffer", self, name, value)
         else:
             object.__setattr__(self, name, value)
 

@@ -5,10 +5,13 @@ Data structures (torch's): each module holds ordered dicts ``_parameters`` (name
 dict) and ``_modules`` (name -> child ``Module`` or ``None``). ``__setattr__`` routes assignments of
 parameters, modules and registered buffers into those dicts and ``__getattr__`` finds them there, so that
 ``self.weight = Parameter(...)`` registers a parameter. ``named_*`` walk the tree depth first, in insertion
-order, yielding each object once. Hooks live in ordered dicts keyed by handle id (``RemovableHandle``).
+order, yielding each object once. Hooks live in ordered dicts keyed by handle id (``RemovableHandle``); the
+global ones (``register_module_*``, torch's ``nn.modules.module`` functions) live in ``_global`` and run before
+a module's own. A call with no hooks anywhere goes straight to ``forward``; backward hooks are in ``hooks.py``.
 
-A module's ``state_dict`` maps dotted names to tensors sharing the parameters' data (detached);
-``load_state_dict`` checks every key and shape first, then copies, so a failed load changes nothing.
+A module's ``state_dict`` maps dotted names to tensors sharing the parameters' data (detached), with torch's
+``_metadata`` (prefix -> ``{"version": cls._version}``) attached; ``load_state_dict`` (``module_state.py``)
+checks every key and shape first, then copies, so a failed load changes nothing.
 """
 
 import itertools

@@ -405,6 +405,17 @@ def _pad_sequence_errors(L):
     ]
 
 
+def _to_conversions(L):
+    m = L.nn.BatchNorm1d(2)
+    m.weight.grad = L.ones(2)
+    weight = m.weight
+    m.to(memory_format=getattr(L, "preserve_format", None))
+    m.half()
+    halves = [str(t.dtype) for t in (*m.parameters(), *m.buffers(), m.weight.grad)]
+    m.to(dtype=L.float64)
+    return halves, [str(t.dtype) for t in (*m.parameters(), *m.buffers(), m.weight.grad)], m.weight is weight
+
+
 def _deepcopy(L):
     m = L.nn.Sequential(L.nn.Linear(2, 2), L.nn.BatchNorm1d(2))
     log = []
@@ -440,6 +451,7 @@ CASES = {
     "ParameterDict's dict methods, Sequential +=": _parameterdict_methods,
     "__setattr__ / __delattr__ rules": _setattr_rules,
     "deepcopy keeps hooks, copies parameters": _deepcopy,
+    "to / half / double: parameters, buffers, gradients": _to_conversions,
     "pad_sequence errors": _pad_sequence_errors,
 }
 

@@ -537,3 +537,20 @@ def test_state_dict_metadata_survives_a_round_trip_through_load():
     m.load_state_dict(sd)
     assert seen == [("0.", {"version": 2})]
     assert isinstance(sd, OrderedDict) and sd._metadata[""] == {"version": 1}
+
+
+def test_deliberate_differences_hold():
+    """ad's side of ``DELIBERATE``: an in-place op on a hooked module's output is allowed and its gradient right;
+    a length past the input is an error rather than a read past its end."""
+    relu = ad.nn.ReLU(inplace=True)
+    relu.register_full_backward_hook(lambda *a: None)
+    x = ad.tensor([-1.0, 2.0], requires_grad=True)
+    out = relu(x * 3)
+    out.mul_(2)
+    out.sum().backward()
+    assert x.grad.tolist() == [0.0, 6.0]
+    with pytest.raises(RuntimeError, match="at most 4"):
+        ad.nn.utils.rnn.pack_padded_sequence(ad.zeros(4, 3, 2), [5, 3, 2])
+    ml = ad.nn.ModuleList([ad.nn.ReLU()])
+    ml.insert(-5, ad.nn.Tanh())
+    assert [type(m).__name__ for m in ml] == ["Tanh", "ReLU"]

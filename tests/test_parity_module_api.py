@@ -554,3 +554,13 @@ def test_deliberate_differences_hold():
     ml = ad.nn.ModuleList([ad.nn.ReLU()])
     ml.insert(-5, ad.nn.Tanh())
     assert [type(m).__name__ for m in ml] == ["Tanh", "ReLU"]
+
+
+def test_a_load_from_state_dict_override_is_named_in_a_warning():
+    class Migrating(ad.nn.Linear):
+        def _load_from_state_dict(self, *args):
+            raise AssertionError("not called by ad")
+
+    m = Migrating(1, 1)
+    with pytest.warns(UserWarning, match="Migrating overrides _load_from_state_dict"):
+        m.load_state_dict(m.state_dict())

@@ -8,6 +8,7 @@ name)``, where ``store`` is the owner's ``_parameters`` or ``_buffers`` dict, or
 ``_metadata`` (each module prefix -> ``{"version": ...}``) travels with the copy and is handed to them.
 """
 
+import warnings
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -127,6 +128,12 @@ def load_state_dict(module, state_dict, strict=True, assign=False):
         state_dict._metadata = metadata
     missing, unexpected, errors = [], [], []
     for pre, m in _walk(module):
+        if hasattr(type(m), "_load_from_state_dict"):
+            warnings.warn(
+                f"{type(m).__name__} overrides _load_from_state_dict, which ad does not call (it checks every key "
+                "before copying any): migrate keys in a hook registered with register_load_state_dict_pre_hook",
+                stacklevel=3,
+            )
         local_metadata = {} if metadata is None else metadata.get(pre[:-1], {})
         for hook in m._load_state_dict_pre_hooks.values():
             hook(m, state_dict, pre, local_metadata, strict, missing, unexpected, errors)

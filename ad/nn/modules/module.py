@@ -5,14 +5,18 @@ Data structures (torch's): each module holds ordered dicts ``_parameters`` (name
 dict) and ``_modules`` (name -> child ``Module`` or ``None``). ``__setattr__`` routes assignments of
 parameters, modules and registered buffers into those dicts and ``__getattr__`` finds them there, so that
 ``self.weight = Parameter(...)`` registers a parameter. ``named_*`` walk the tree depth first, in insertion
-order, yielding each object once. Hooks live in ordered dicts keyed by handle id (``RemovableHandle``).
+order, yielding each object once. Hooks live in ordered dicts keyed by handle id (``RemovableHandle``); the
+global ones (``register_module_*``, torch's ``nn.modules.module`` functions) live in ``_global`` and run before
+a module's own. A call with no hooks anywhere goes straight to ``forward``; backward hooks are in ``hooks.py``.
 
-A module's ``state_dict`` maps dotted names to tensors sharing the parameters' data (detached);
-``load_state_dict`` checks every key and shape first, then copies, so a failed load changes nothing.
+A module's ``state_dict`` maps dotted names to tensors sharing the parameters' data (detached), with torch's
+``_metadata`` (prefix -> ``{"version": cls._version}``) attached; ``load_state_dict`` (``module_state.py``)
+checks every key and shape first, then copies, so a failed load changes nothing.
 """
 
 import itertools
-from collections import OrderedDict, namedtuple
+import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -20,10 +24,26 @@ from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor, device
 from ..parameter import Buffer, Parameter, is_lazy
+from .module_state import EXTRA_STATE_KEY, load_state_dict
 
-__all__ = ["Module"]
+__all__ = [
+    "Module",
+    "register_module_forward_hook",
+    "register_module_forward_pre_hook",
+    "register_module_full_backward_hook",
+    "register_module_full_backward_pre_hook",
+    "register_module_buffer_registration_hook",
+    "register_module_module_registration_hook",
+    "register_module_parameter_registration_hook",
+]
 
 _handle_ids = itertools.count(1)
+_STATE_DICT_HOOK_STORES = (
+    "_state_dict_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+)
 
 
 class RemovableHandle:
@@ -47,15 +67,90 @@ class RemovableHandle:
         self.remove()
 
 
-class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    __slots__ = ()
+class _GlobalHooks:
+    """The hooks ``register_module_*`` installs on every module; each call of a module runs them before its own."""
 
-    def __repr__(self):
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
+    def __init__(self):
+        self.forward_pre = OrderedDict()
+        self.forward = OrderedDict()
+        self.forward_with_kwargs = set()
+        self.forward_always_called = set()
+        self.backward = OrderedDict()
+        self.backward_pre = OrderedDict()
+        self.buffer_registration = OrderedDict()
+        self.module_registration = OrderedDict()
+        self.parameter_registration = OrderedDict()
 
-    __str__ = __repr__
+    def registered(self, kind, module, name, value):
+        """``value`` after the ``kind`` registration hooks (each may return a replacement)."""
+        for hook in getattr(self, kind + "_registration").values():
+            out = hook(module, name, value)
+            if out is not None:
+                value = out
+        return value
+
+
+_global = _GlobalHooks()
+
+
+def register_module_forward_pre_hook(hook):
+    """``hook(module, args)`` before every module's ``forward`` (before the module's own pre-hooks); a returned
+    value replaces the positional arguments. Returns a handle whose ``remove()`` unregisters it."""
+    handle = RemovableHandle(_global.forward_pre)
+    _global.forward_pre[handle.id] = hook
+    return handle
+
+
+def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
+    """``hook(module, args, output)`` (``hook(module, args, kwargs, output)`` with ``with_kwargs``) after every
+    module's ``forward``, before the module's own forward hooks; a returned value replaces the output."""
+    handle = RemovableHandle(_global.forward, _global.forward_with_kwargs, _global.forward_always_called)
+    _global.forward[handle.id] = hook
+    if with_kwargs:
+        _global.forward_with_kwargs.add(handle.id)
+    if always_call:
+        _global.forward_always_called.add(handle.id)
+    return handle
+
+
+def register_module_full_backward_hook(hook):
+    """``hook(module, grad_input, grad_output)`` for every module, as ``Module.register_full_backward_hook``,
+    before the module's own."""
+    handle = RemovableHandle(_global.backward)
+    _global.backward[handle.id] = hook
+    return handle
+
+
+def _registration_hook(kind, hook):
+    store = getattr(_global, kind + "_registration")
+    handle = RemovableHandle(store)
+    store[handle.id] = hook
+    return handle
+
+
+def register_module_buffer_registration_hook(hook):
+    """``hook(module, name, buffer)`` whenever any module registers (or reassigns) a buffer; a returned tensor
+    replaces the buffer."""
+    return _registration_hook("buffer", hook)
+
+
+def register_module_module_registration_hook(hook):
+    """``hook(module, name, submodule)`` whenever any module registers a child; a returned module replaces it."""
+    return _registration_hook("module", hook)
+
+
+def register_module_parameter_registration_hook(hook):
+    """``hook(module, name, param)`` whenever any module registers a (non-None) parameter; a returned
+    parameter replaces it."""
+    return _registration_hook("parameter", hook)
+
+
+def register_module_full_backward_pre_hook(hook):
+    """``hook(module, grad_output)`` for every module, as ``Module.register_full_backward_pre_hook``, before the
+    module's own."""
+    handle = RemovableHandle(_global.backward_pre)
+    _global.backward_pre[handle.id] = hook
+    return handle
 
 
 def _addindent(s, n):
@@ -63,10 +158,6 @@ def _addindent(s, n):
     if len(lines) == 1:
         return s
     return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
-
-
-def _size_str(shape):
-    return f"ad.Size({list(shape)})"
 
 
 def _check_name(kind, name, module, exists_ok):
@@ -118,6 +209,8 @@ class Module:
         d["_forward_pre_hooks_with_kwargs"] = set()
         d["_backward_hooks"] = OrderedDict()
         d["_backward_pre_hooks"] = OrderedDict()
+        for store in _STATE_DICT_HOOK_STORES:
+            d[store] = OrderedDict()
 
     def forward(self, *input):  # noqa: A002
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
@@ -132,7 +225,7 @@ class Module:
             raise TypeError(
                 f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or None required)"
             )
-        self._buffers[name] = tensor
+        self._buffers[name] = _global.registered("buffer", self, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -157,14 +250,14 @@ class Module:
                 "explicitly. To express '{name}' as a function of another Tensor, compute the value in the "
                 "forward() method."
             )
-        self._parameters[name] = param
+        self._parameters[name] = _global.registered("parameter", self, name, param)
 
     def add_module(self, name, module):
         """Register ``module`` (or ``None``) as child ``name``."""
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         _check_name("module", name, self, name in self._modules)
-        self._modules[name] = module
+        self._modules[name] = _global.registered("module", self, name, module)
 
     register_module = add_module
 
@@ -180,6 +273,21 @@ class Module:
                 raise AttributeError("`" + item + "` is not an nn.Module")
         return mod
 
+    def set_submodule(self, target, module, strict=False):
+        """Set the submodule at dotted path ``target`` to ``module``; its parent must exist, and the last name
+        must already be a submodule with ``strict`` (else an attribute that is not a module must not hold it)."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError("`module` is not an nn.Module, found " + str(type(module)))
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(parent._get_name() + " has no attribute `" + name + "`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError("`" + name + "` is not an nn.Module")
+        setattr(parent, name, module)
+
     def get_parameter(self, target):
         module_path, _, name = target.rpartition(".")
         mod = self.get_submodule(module_path)
@@ -193,6 +301,8 @@ class Module:
     def get_buffer(self, target):
         module_path, _, name = target.rpartition(".")
         mod = self.get_submodule(module_path)
+        if not hasattr(mod, name):
+            raise AttributeError(mod._get_name() + " has no attribute `" + name + "`")
         if name not in mod._buffers:
             raise AttributeError("`" + name + "` is not a buffer")
         return mod._buffers[name]
@@ -232,13 +342,13 @@ class Module:
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             remove_from(d, d["_parameters"], d["_buffers"], d["_non_persistent_buffers_set"])
-            modules[name] = value
+            modules[name] = _global.registered("module", self, name, value)
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
                 raise TypeError(
-                    f"cannot assign '{type(value).__name__}' as child module '{name}' (Module or None expected)"
+                    f"cannot assign '{type(value).__name__}' as child module '{name}' (ad.nn.Module or None expected)"
                 )
-            d["_modules"][name] = value
+            d["_modules"][name] = _global.registered("module", self, name, value)
         elif isinstance(value, Buffer):
             if d.get("_buffers") is None:
                 raise AttributeError("cannot assign buffer before Module.__init__() call")
@@ -247,7 +357,7 @@ class Module:
         elif d.get("_buffers") is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None expected)")
-            d["_buffers"][name] = value
+            d["_buffers"][name] = _global.registered("buffer", self, name, value)
         else:
             object.__setattr__(self, name, value)
 
@@ -267,6 +377,9 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        for store in _STATE_DICT_HOOK_STORES:  # (modules pickled before these hooks existed)
+            self.__dict__.setdefault(store, OrderedDict())
+        self.__dict__.setdefault("_forward_hooks_always_called", set())
 
     # ------------------------------------------------------------------ traversal
     def _named_members(self, get_members, prefix="", recurse=True, remove_duplicate=True):
@@ -393,6 +506,7 @@ class Module:
         dtype = kwargs.pop("dtype", None)
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)  # (accepted as torch's: a layout hint that changes no value)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -438,36 +552,55 @@ class Module:
 
     # ------------------------------------------------------------------ state dicts
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
-        """An ordered dict of dotted names to parameters and persistent buffers (detached, sharing data)."""
+        """An ordered dict of dotted names to parameters and persistent buffers (detached, sharing data), plus
+        ``<prefix>_extra_state`` where ``get_extra_state`` is overridden; ``._metadata`` maps each module's
+        prefix to ``{"version": cls._version}`` as torch's does. State-dict pre-hooks run before a module's
+        entries are written, post-hooks after its children's."""
         if args:  # torch's deprecated positional form (destination, prefix, keep_vars)
             destination = args[0] if len(args) > 0 else destination
             prefix = args[1] if len(args) > 1 else prefix
             keep_vars = args[2] if len(args) > 2 else keep_vars
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        local_metadata = {"version": self._version}
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self, prefix, keep_vars)
+        self._save_to_state_dict(destination, prefix, keep_vars)
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook in self._state_dict_hooks.values():
+            if hook(self, destination, prefix, local_metadata) is not None:
+                raise RuntimeError("state_dict post-hook must return None")
+        return destination
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """Write this module's own entries (not its children's) into ``destination``."""
         for name, p in self._parameters.items():
             if p is not None:  # (a Lazy module's placeholder is saved as it is, as torch)
                 destination[prefix + name] = p if keep_vars or is_lazy(p) else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars or is_lazy(b) else b.detach()
-        for name, m in self._modules.items():
-            if m is not None:
-                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
-        return destination
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + EXTRA_STATE_KEY] = self.get_extra_state()
 
-    def _state_targets(self):
-        """Dotted name -> (owner module, store dict, attribute name) of every entry ``state_dict`` has."""
-        out = OrderedDict()
-        for mod_name, m in self.named_modules(remove_duplicate=False):
-            pre = mod_name + "." if mod_name else ""
-            for name, p in m._parameters.items():
-                if p is not None:
-                    out[pre + name] = (m, m._parameters, name)
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent_buffers_set:
-                    out[pre + name] = (m, m._buffers, name)
-        return out
+    def get_extra_state(self):
+        """Override (with ``set_extra_state``) to add a picklable value to the state dict as ``_extra_state``."""
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called: override it together "
+            "with set_extra_state() to save extra state."
+        )
+
+    def set_extra_state(self, state):
+        """Override (with ``get_extra_state``) to restore the value ``get_extra_state`` saved."""
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called: override it together "
+            "with get_extra_state() to load extra state."
+        )
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy the tensors of ``state_dict`` into this module's parameters and buffers.
@@ -482,70 +615,56 @@ class Module:
 
         Raises:
             TypeError: ``state_dict`` is not a mapping. RuntimeError: shape mismatches, or with ``strict``
-            missing or unexpected keys; then nothing was changed.
+            missing or unexpected keys; then nothing was changed (unless load-state-dict post-hooks are
+            registered: those see the loaded module, so the copy comes first, as in torch).
         """
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "items"):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        targets = self._state_targets()
-        for key, (_m, store, name) in targets.items():
-            # a Lazy module's placeholder takes the shape of the tensor loaded into it (torch's lazy load hook)
-            if is_lazy(store[name]) and key in state_dict and not is_lazy(state_dict[key]):
-                with no_grad():
-                    store[name].materialize(state_dict[key].shape)
-        missing = [k for k in targets if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in targets]
-        errors = []
-        for key, (_m, store, name) in targets.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            if not isinstance(value, Tensor):
-                errors.append(
-                    f'While copying the parameter named "{key}", expected Tensor or Tensor-like object from '
-                    f"checkpoint but received {type(value)}"
-                )
-                continue
-            current = store[name]
-            if is_lazy(current):  # both placeholders: nothing to check or copy
-                continue
-            if value.shape != current.shape:
-                errors.append(
-                    f"size mismatch for {key}: copying a param with shape {_size_str(value.shape)} from checkpoint, "
-                    f"the shape in current model is {_size_str(current.shape)}."
-                )
-        if strict:
-            if unexpected:
-                errors.insert(
-                    0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected))
-                )
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
-        if errors:
-            raise RuntimeError(
-                "Error(s) in loading state_dict for {}:\n\t{}".format(self._get_name(), "\n\t".join(errors))
-            )
-        for key, (_m, store, name) in targets.items():
-            if key not in state_dict:
-                continue
-            value, current = state_dict[key], store[name]
-            if is_lazy(current):
-                continue
-            if assign:
-                if isinstance(current, Parameter) and not isinstance(value, Parameter):
-                    value = Parameter(value, requires_grad=current.requires_grad)
-                store[name] = value
-            elif value._data is not current._data and (current._dev is not None or value._dev is not None):
-                # a CUDA parameter or value: a device copy into the parameter's storage (which keeps its identity)
-                with no_grad():
-                    current.copy_(value.detach().to(current.device).to(current.dtype))
-            elif value._data is not current._data:
-                np.copyto(current._data, value._data, casting="unsafe")
-                _bump(current)
-        return _IncompatibleKeys(missing, unexpected)
+        return load_state_dict(self, state_dict, strict, assign)
+
+    def register_state_dict_pre_hook(self, hook):
+        """``hook(module, prefix, keep_vars)`` before ``state_dict`` writes this module's entries."""
+        return self._add_hook(self._state_dict_pre_hooks, hook)
+
+    def register_state_dict_post_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata)`` after this module's (and its children's) entries
+        are written; it edits ``state_dict`` in place and returns None."""
+        return self._add_hook(self._state_dict_hooks, hook)
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)``
+        before this module's entries are loaded; it may edit the (copied) ``state_dict`` and the lists."""
+        return self._add_hook(self._load_state_dict_pre_hooks, hook)
+
+    def register_load_state_dict_post_hook(self, hook):
+        """``hook(module, incompatible_keys)`` after loading; it may edit ``incompatible_keys``' lists in place
+        (clearing them forgives the keys under ``strict``) and returns None."""
+        return self._add_hook(self._load_state_dict_post_hooks, hook)
+
+    @staticmethod
+    def _add_hook(store, hook):
+        handle = RemovableHandle(store)
+        store[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------------ calling and hooks
     def __call__(self, *args, **kwargs):
-        for hook_id, hook in list(self._forward_pre_hooks.items()):
+        d = self.__dict__
+        if not (
+            d["_forward_pre_hooks"]
+            or d["_forward_hooks"]
+            or d["_backward_hooks"]
+            or d["_backward_pre_hooks"]
+            or _global.forward_pre
+            or _global.forward
+            or _global.backward
+            or _global.backward_pre
+        ):  # no hooks anywhere: the common case, kept cheap (a training step calls many modules)
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        # the global hooks (register_module_*) run before this module's own, as torch orders them
+        pre_hooks = [*_global.forward_pre.items(), *self._forward_pre_hooks.items()]
+        for hook_id, hook in pre_hooks:
             if hook_id in self._forward_pre_hooks_with_kwargs:
                 result = hook(self, args, kwargs)
                 if result is not None:
@@ -558,20 +677,38 @@ class Module:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
-        if self._backward_hooks or self._backward_pre_hooks:
-            from .hooks import call_with_backward_hooks
+        post_hooks = [*_global.forward.items(), *self._forward_hooks.items()]
+        try:
+            if self._backward_hooks or self._backward_pre_hooks or _global.backward or _global.backward_pre:
+                from .hooks import call_with_backward_hooks
 
-            out = call_with_backward_hooks(self, args, kwargs)
-        else:
-            out = self.forward(*args, **kwargs)
-        for hook_id, hook in list(self._forward_hooks.items()):
-            if hook_id in self._forward_hooks_with_kwargs:
-                result = hook(self, args, kwargs, out)
+                out = call_with_backward_hooks(self, args, kwargs)
             else:
-                result = hook(self, args, out)
+                out = self.forward(*args, **kwargs)
+        except BaseException:
+            # forward raised: the hooks registered with always_call=True still run (with output None), and the
+            # forward's exception is the one that propagates
+            for hook_id, hook in post_hooks:
+                if hook_id in self._forward_hooks_always_called or hook_id in _global.forward_always_called:
+                    try:
+                        self._call_forward_hook(hook_id, hook, args, kwargs, None)
+                    except Exception as e:  # noqa: BLE001 - reported, as torch does, not raised over the original
+                        warnings.warn(
+                            f"forward hook with ``always_call=True`` raised an exception that was silenced as "
+                            f"another error was raised in forward: {e}",
+                            stacklevel=2,
+                        )
+            raise
+        for hook_id, hook in post_hooks:
+            result = self._call_forward_hook(hook_id, hook, args, kwargs, out)
             if result is not None:
                 out = result
         return out
+
+    def _call_forward_hook(self, hook_id, hook, args, kwargs, out):
+        if hook_id in self._forward_hooks_with_kwargs or hook_id in _global.forward_with_kwargs:
+            return hook(self, args, kwargs, out)
+        return hook(self, args, out)
 
     _call_impl = __call__
 
@@ -586,11 +723,16 @@ class Module:
         return handle
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
-        """``hook(module, args, output)`` after ``forward``; a returned value replaces the output."""
-        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs)
+        """``hook(module, args, output)`` after ``forward``; a returned value replaces the output. With
+        ``always_call`` the hook also runs (with output ``None``) when ``forward`` raises."""
+        handle = RemovableHandle(
+            self._forward_hooks, self._forward_hooks_with_kwargs, self._forward_hooks_always_called
+        )
         self._forward_hooks[handle.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(handle.id)
+        if always_call:
+            self._forward_hooks_always_called.add(handle.id)
         if prepend:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle

@@ -65,6 +65,8 @@ __all__ = [
 
 
 class _NormBase(Module):
+    _version = 2  # (torch's: the state dict's metadata records it; version 2 added num_batches_tracked)
+
     def __init__(
         self,
         num_features,

@@ -222,16 +222,26 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     padding with ``padding_value`` on ``padding_side`` (``"right"`` or ``"left"``).
 
     Raises:
-        ValueError: an unknown ``padding_side``.
+        RuntimeError (as torch): an unknown ``padding_side``, no sequences, or sequences whose trailing
+        dimensions differ.
     """
     if padding_side not in ("left", "right"):
-        raise ValueError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
+        raise RuntimeError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
     if isinstance(sequences, Tensor):
         sequences = list(sequences.unbind(0))
     sequences = list(sequences)
+    if not sequences:
+        raise RuntimeError("received an empty list of sequences")
     lengths = [s.shape[0] for s in sequences]
     steps, batch = max(lengths), len(sequences)
     rest = sequences[0].shape[1:]
+    for seq in sequences[1:]:
+        for dim, (want, got) in enumerate(zip(rest, seq.shape[1:]), start=1):
+            if want != got:
+                raise RuntimeError(
+                    f"The size of tensor a ({want}) must match the size of tensor b ({got}) at non-singleton "
+                    f"dimension {dim}"
+                )
     total = sum(lengths)
     index = np.full((steps, batch), total, dtype=np.int64)
     start = 0

@@ -1,0 +1,163 @@
+"""``Module.load_state_dict``'s body: check every key and shape first, then copy, so that a failed load changes
+nothing (unless load post-hooks are registered: they see the loaded module, so then the copy comes first and the
+strict check after them, as in torch).
+
+Data structures: ``targets`` maps each dotted key a module's ``state_dict`` would have to ``(owner module, store,
+name)``, where ``store`` is the owner's ``_parameters`` or ``_buffers`` dict, or ``None`` for the owner's
+``_extra_state`` (taken by ``set_extra_state``). Load pre-hooks run on a copy of the given dict before the checks;
+``_metadata`` (each module prefix -> ``{"version": ...}``) travels with the copy and is handed to them.
+"""
+
+import warnings
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from ...grad_mode import no_grad
+from ...methods import _bump
+from ...tensor import Tensor
+from ..parameter import Parameter, is_lazy
+
+EXTRA_STATE_KEY = "_extra_state"
+
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+def _size_str(shape):
+    return f"ad.Size({list(shape)})"
+
+
+def _walk(module, prefix=""):
+    """(prefix, module) over the tree, shared submodules once per place they appear, parents first."""
+    yield prefix, module
+    for name, child in module._modules.items():
+        if child is not None:
+            yield from _walk(child, prefix + name + ".")
+
+
+def _state_targets(module):
+    from .module import Module
+
+    out = OrderedDict()
+    for pre, m in _walk(module):
+        for name, p in m._parameters.items():
+            if p is not None:
+                out[pre + name] = (m, m._parameters, name)
+        for name, b in m._buffers.items():
+            if b is not None and name not in m._non_persistent_buffers_set:
+                out[pre + name] = (m, m._buffers, name)
+        if type(m).set_extra_state is not Module.set_extra_state:
+            out[pre + EXTRA_STATE_KEY] = (m, None, EXTRA_STATE_KEY)
+    return out
+
+
+def _check(targets, state_dict, errors):
+    for key, (_m, store, name) in targets.items():
+        if key not in state_dict or store is None:
+            continue
+        value = state_dict[key]
+        if not isinstance(value, Tensor):
+            errors.append(
+                f'While copying the parameter named "{key}", expected Tensor or Tensor-like object from '
+                f"checkpoint but received {type(value)}"
+            )
+            continue
+        current = store[name]
+        if is_lazy(current):  # both placeholders: nothing to check or copy
+            continue
+        if value.shape != current.shape:
+            errors.append(
+                f"size mismatch for {key}: copying a param with shape {_size_str(value.shape)} from checkpoint, "
+                f"the shape in current model is {_size_str(current.shape)}."
+            )
+
+
+def _copy(targets, state_dict, assign):
+    for key, (m, store, name) in targets.items():
+        if key not in state_dict:
+            continue
+        value = state_dict[key]
+        if store is None:
+            m.set_extra_state(value)
+            continue
+        current = store[name]
+        if is_lazy(current):
+            continue
+        if assign:
+            if isinstance(current, Parameter) and not isinstance(value, Parameter):
+                value = Parameter(value, requires_grad=current.requires_grad)
+            store[name] = value
+        elif value._data is not current._data and (current._dev is not None or value._dev is not None):
+            # a CUDA parameter or value: a device copy into the parameter's storage (which keeps its identity)
+            with no_grad():
+                current.copy_(value.detach().to(current.device).to(current.dtype))
+        elif value._data is not current._data:
+            np.copyto(current._data, value._data, casting="unsafe")
+            _bump(current)
+
+
+def _strict_errors(module, missing, unexpected, errors):
+    errors = list(errors)
+    if unexpected:
+        errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
+    if missing:
+        errors.insert(0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
+    return errors
+
+
+def _raise(module, errors):
+    raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(module._get_name(), "\n\t".join(errors)))
+
+
+def load_state_dict(module, state_dict, strict=True, assign=False):
+    """``module.load_state_dict(state_dict, strict, assign)``: see ``Module.load_state_dict``."""
+    if not hasattr(state_dict, "keys") or not hasattr(state_dict, "items"):
+        raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+    metadata = getattr(state_dict, "_metadata", None)
+    state_dict = OrderedDict(state_dict)  # pre-hooks may rename keys: the caller's dict stays as it was
+    if metadata is not None:
+        state_dict._metadata = metadata
+    missing, unexpected, errors = [], [], []
+    for pre, m in _walk(module):
+        if hasattr(type(m), "_load_from_state_dict"):
+            warnings.warn(
+                f"{type(m).__name__} overrides _load_from_state_dict, which ad does not call (it checks every key "
+                "before copying any): migrate keys in a hook registered with register_load_state_dict_pre_hook",
+                stacklevel=3,
+            )
+        local_metadata = {} if metadata is None else metadata.get(pre[:-1], {})
+        for hook in m._load_state_dict_pre_hooks.values():
+            hook(m, state_dict, pre, local_metadata, strict, missing, unexpected, errors)
+
+    targets = _state_targets(module)
+    for key, (_m, store, name) in targets.items():
+        # a Lazy module's placeholder takes the shape of the tensor loaded into it (torch's lazy load hook)
+        if store is not None and is_lazy(store[name]) and key in state_dict and not is_lazy(state_dict[key]):
+            with no_grad():
+                store[name].materialize(state_dict[key].shape)
+    missing += [k for k in targets if k not in state_dict and k not in missing]
+    unexpected += [k for k in state_dict if k not in targets and k not in unexpected]
+    _check(targets, state_dict, errors)
+    post_hooks = [(m, h) for _p, m in _walk(module) for h in m._load_state_dict_post_hooks.values()]
+    if errors or (strict and not post_hooks and (missing or unexpected)):
+        _raise(module, _strict_errors(module, missing, unexpected, errors) if strict else errors)
+    _copy(targets, state_dict, assign)
+    keys = _IncompatibleKeys(missing, unexpected)
+    for m, hook in reversed(post_hooks):  # (children's hooks first, as torch runs them after each child's load)
+        if hook(m, keys) is not None:
+            raise AssertionError(
+                "Hooks registered with ``register_load_state_dict_post_hook`` are not expected to return new "
+                "values, if incompatible_keys need to be modified, it should be done inplace."
+            )
+    if strict and (missing or unexpected):
+        _raise(module, _strict_errors(module, missing, unexpected, []))
+    return keys

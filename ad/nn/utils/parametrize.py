@@ -21,7 +21,7 @@ from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor
 from ..modules.container import ModuleDict, ModuleList
-from ..modules.module import _size_str
+from ..modules.module_state import _size_str
 from ..parameter import Parameter
 
 __all__ = [

@@ -194,7 +194,6 @@ def _forward_kernels():
 
 
 _DATA = operator.attrgetter("_data")
-_SHAPE = operator.attrgetter("shape")
 _OP, _VC, _VERSION = operator.attrgetter("_op"), operator.attrgetter("_vc"), operator.attrgetter("version")
 _READY_HOOKS = operator.attrgetter("_grad_ready_hooks")
 _SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
@@ -233,12 +232,7 @@ class _ReplayTape(_tape.Tape):
             return False
         if not s.live[tpl.extern_index].all():
             return False
-        grads = list(map(s.cot.__getitem__, tpl.extern_slices))
-        if not tpl.import_flat:
-            grads = list(map(np.ndarray.reshape, grads, map(_SHAPE, datas)))  # (np.reshape: 3 Python calls each)
-        ids = list(map(id, leaves))  # (``leaf_grads`` is empty: an engine.LeafGrads, filled as its two dicts)
-        leaf_grads.tensors.update(zip(ids, leaves))
-        leaf_grads.arrays.update(zip(ids, grads))
+        leaf_grads.fill(leaves, tpl.extern_grads(s.cot, datas))  # (``leaf_grads`` is empty: an engine.LeafGrads)
         return True
 
     def __del__(self):

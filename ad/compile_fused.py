@@ -31,6 +31,7 @@ from kernels.cpu import SAVES
 from . import engine
 from .tape import POOL, Tape, empty_arena
 
+_MODIFIED = Tape.modified  # (the slot itself, under _ReplayTape's guarded property)
 RETRY_EVERY = 16  # replays between two fused attempts after a fused call's gradients went unused
 _UINT8 = np.dtype(np.uint8)
 
@@ -111,7 +112,7 @@ def run(tpl, fz, tape, aux):
         fg.live,
         fg.visited,
         fz.zero_rows,
-        tape.modified,
+        _MODIFIED.__get__(tape),  # (the flags as they are: the guard of a replay made just now has nothing to flag)
         SAVES,
         fz.status,
         used,

@@ -170,6 +170,7 @@ class _Template:
         "extern_slices",
         "extern_index",
         "extern_grid",
+        "externs_copied",
         "leaves_alike",
         "replays",
         "segments",
@@ -306,6 +307,7 @@ class _Template:
             self.pick_copies = operator.itemgetter(*[position(src) for _, _, src in copies])
             self.copy_offs = [off for off, _, _ in copies]
         self.pick_externs = self.extern_grid = None
+        self.externs_copied = False  # every extern is also one of the many copies (``import_index``)
         if len(self.externs) >= 2 and all(r[0] in "ae" for _, _, r in self.externs):
             self.pick_externs = operator.itemgetter(*[position(r) for _, _, r in self.externs])
             self.extern_rows = [row for row, _, _ in self.externs]
@@ -315,6 +317,9 @@ class _Template:
             self.extern_slices = [slice(off, off + sizes[off]) for off in self.extern_offs]
             self.extern_index = np.array(self.extern_offs, np.int64)
             self.extern_grid = _grid(self.extern_offs, [sizes[off] for off in self.extern_offs])
+            if self.import_index is not None:  # (the replay's checks of the copies' sources then cover the externs)
+                copied = {position(src) for _, _, src in copies}
+                self.externs_copied = all(position(r) in copied for _, _, r in self.externs)
         self.leaves_alike = None  # whether the externs are distinct leaves of the arena's dtype (first replay)
         self.replays = 0
 

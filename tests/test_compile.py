@@ -8,6 +8,7 @@ import pytest
 
 import ad
 import ad.nn.functional as F
+from kernels import opcodes as K
 
 RNG = np.random.default_rng(0)
 
@@ -923,6 +924,32 @@ def test_many_leaf_step_hands_gradients_over_as_eager_does(shape):
     tpl = next(iter(cf.cache.values())).template
     assert tpl.fused is not None and tpl.pick_externs is not None  # (the fused step and the many-leaf path ran)
     assert tpl.extern_grid is not None and tpl.import_flat == (len(shape) == 1)  # (one strided view; 2-D: reshaped)
+
+
+def test_fused_step_sweeps_sums_over_dims_cat_and_slices_as_eager():
+    """The fused step (forward and the loss's sweep in one kernel call) sweeps its sum and strided-scatter rows
+    (sums over a dim, ``cat``, ``stack``, a slice's mean) itself: its gradients equal eager's, in float64."""
+    w = ad.tensor(RNG.standard_normal((4, 6)), requires_grad=True)
+    v = ad.tensor(RNG.standard_normal(6), requires_grad=True)
+
+    def f(x):
+        h = ad.tanh(x * w)
+        a = h.sum(dim=0) * v
+        b = h[:, 1:4].mean(dim=1)
+        c = ad.cat([a, b * 2.0, ad.stack([h.sum(), (v * v).sum()])])
+        return (c * c).sum()
+
+    cf = ad.compile(f)
+    for step in range(4):
+        x = ad.tensor(RNG.standard_normal((4, 6)))
+        y = cf(x)
+        g = grads_of(y, [w, v])
+        same_as_eager(y, g, f, (x,), [w, v])
+        assert replayed(y) == (step >= 2)
+    tpl = next(iter(cf.cache.values())).template
+    codes = set((tpl.rows[:, 0] & K.CODE_MASK).tolist())
+    assert tpl.fused is not None and tpl.fused.last[0]  # (the last backward took the fused kernel's gradients)
+    assert {K.SUM_ALL, K.SCATTER_STRIDED} <= codes
 
 
 def test_list_of_unlike_parameters_key_memo_sees_rebinding_and_grad_flags():

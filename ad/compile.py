@@ -291,7 +291,8 @@ class _LastCall:
 def _same_call(args, last):
     """Whether positional ``args`` have the signature of ``last``'s: the same argument objects, lists holding the
     same tensors, every tensor with the same array (``p.data = ...`` binds another: seen; an array reshaped in place
-    through numpy's ``a.shape = ...`` is not, as in ``_flatten``'s memo), grad flag, no device and no tangent."""
+    through numpy's ``a.shape = ...`` is not, as in ``_flatten``'s memo), grad flag and no tangent. (No device
+    either: ``last``'s arrays were host arrays, and a tensor's device changes only with its array.)"""
     if len(args) != len(last.args) or not all(map(operator.is_, args, last.args)):
         return False
     for a, items in zip(args, last.items):
@@ -301,7 +302,6 @@ def _same_call(args, last):
     return (
         all(map(operator.is_, map(_DATA, tensors), last.datas))
         and list(map(_RG, tensors)) == last.flags
-        and not any(map(_DEV, tensors))
         and not any(map(_TANGENTS, tensors))
     )
 

@@ -20,6 +20,7 @@ Data structures:
   ``live`` and ``visited`` flags the kernel left, as ``engine.kernel_sweep``'s would be after sweeping.
 """
 
+import operator
 import weakref
 
 import numpy as np
@@ -30,6 +31,7 @@ from kernels.cpu import SAVES
 from . import engine
 from .tape import POOL, Tape, empty_arena
 
+_MODIFIED = Tape.modified  # (the slot itself, under _ReplayTape's guarded property)
 RETRY_EVERY = 16  # replays between two fused attempts after a fused call's gradients went unused
 _UINT8 = np.dtype(np.uint8)
 
@@ -110,7 +112,7 @@ def run(tpl, fz, tape, aux):
         fg.live,
         fg.visited,
         fz.zero_rows,
-        tape.modified,
+        _MODIFIED.__get__(tape),  # (the flags as they are: the guard of a replay made just now has nothing to flag)
         SAVES,
         fz.status,
         used,
@@ -158,6 +160,31 @@ def take(root, seed, retain_graph):
     ):
         return None
     cot, live = fg.cot, fg.live
+    leaf_grads = _leaf_grads(tape, cot, live)
+    if leaf_grads is None:
+        return None
+    fg.used[0] = True
+    if not retain_graph:
+        engine.free_swept((_Swept(tape, fg.visited),))
+    POOL.give(cot)
+    POOL.give(live)
+    return leaf_grads
+
+
+_DATA = operator.attrgetter("_data")
+
+
+def _leaf_grads(tape, cot, live):
+    """The externs' gradients from cotangent arena ``cot`` (``live``: which were reached), as ``take`` hands
+    them on, or None where an extern reached is not a leaf (the generic sweep carries on into its graph)."""
+    spec = tape.leaves  # (the replay's distinct leaves of the arena's dtype: C-level passes, none per leaf)
+    if spec is not None:
+        leaves, datas, tpl = spec
+        if all(map(operator.is_, map(_DATA, leaves), datas)) and live[tpl.extern_index].all():
+            # (newest first, as kernel_sweep hands them on; a leaf never becomes a non-leaf)
+            leaf_grads = engine.LeafGrads()
+            leaf_grads.fill(leaves[::-1], tpl.extern_grads(cot, datas)[::-1])
+            return leaf_grads
     ext_offs = tape.ext_offs  # (tape.externs, read as its lists)
     ext_refs = tape.ext_refs
     for off, t in zip(ext_offs, ext_refs):
@@ -176,9 +203,4 @@ def take(root, seed, retain_graph):
             leaf_grads.arrays[id(t)] = g
         else:
             engine._add_leaf(leaf_grads, t, g)
-    fg.used[0] = True
-    if not retain_graph:
-        engine.free_swept((_Swept(tape, fg.visited),))
-    POOL.give(cot)
-    POOL.give(live)
     return leaf_grads

@@ -70,6 +70,7 @@ def _replay(tpl, tensors):
     prune = tpl.replays % PRUNE_EVERY == 0  # (drop the dead tapes' entries from the sources' ``_imports``)
     imports = tpl.copies
     pool = None
+    leaf_sources = False  # every source of the many copies is a leaf (or a constant): none has an op
     if tpl.import_index is not None:  # many small ones (a model of many leaves): one gather, one scatter
         pool = tensors + tpl.outside
         sources = tpl.pick_copies(pool)
@@ -80,6 +81,7 @@ def _replay(tpl, tensors):
         if any(map(_OP, sources)) or any(map(_READY_HOOKS, sources)):
             _register_copies(tpl, sources, tape_ref, prune)
         else:  # leaves and constants: their versions now, checked when a sweep reads the copies (_ReplayTape)
+            leaf_sources = True
             counters = list(map(_VC, sources))
             tape.guard = (sources, tpl.copy_offs, counters, list(map(_VERSION, filter(None, counters))))
     else:
@@ -137,7 +139,7 @@ def _replay(tpl, tensors):
         if tpl.leaves_alike is None:  # (arguments' dtypes are the signature's, outside tensors' are checked above)
             dtype = np.dtype(tpl.dtype)
             tpl.leaves_alike = len(set(map(id, leaves))) == len(leaves) and all(t._data.dtype == dtype for t in leaves)
-        if tpl.leaves_alike and not any(map(_OP, leaves)):
+        if tpl.leaves_alike and ((leaf_sources and tpl.externs_copied) or not any(map(_OP, leaves))):
             tape.leaves = (leaves, list(map(_DATA, leaves)), tpl)
     else:
         tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
@@ -194,7 +196,6 @@ def _forward_kernels():
 
 
 _DATA = operator.attrgetter("_data")
-_SHAPE = operator.attrgetter("shape")
 _OP, _VC, _VERSION = operator.attrgetter("_op"), operator.attrgetter("_vc"), operator.attrgetter("version")
 _READY_HOOKS = operator.attrgetter("_grad_ready_hooks")
 _SHAPE_DTYPE = operator.attrgetter("_data.shape", "_data.dtype")
@@ -233,12 +234,7 @@ class _ReplayTape(_tape.Tape):
             return False
         if not s.live[tpl.extern_index].all():
             return False
-        grads = list(map(s.cot.__getitem__, tpl.extern_slices))
-        if not tpl.import_flat:
-            grads = list(map(np.ndarray.reshape, grads, map(_SHAPE, datas)))  # (np.reshape: 3 Python calls each)
-        ids = list(map(id, leaves))  # (``leaf_grads`` is empty: an engine.LeafGrads, filled as its two dicts)
-        leaf_grads.tensors.update(zip(ids, leaves))
-        leaf_grads.arrays.update(zip(ids, grads))
+        leaf_grads.fill(leaves, tpl.extern_grads(s.cot, datas))  # (``leaf_grads`` is empty: an engine.LeafGrads)
         return True
 
     def __del__(self):

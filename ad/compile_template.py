@@ -169,6 +169,8 @@ class _Template:
         "extern_offs",
         "extern_slices",
         "extern_index",
+        "extern_grid",
+        "externs_copied",
         "leaves_alike",
         "replays",
         "segments",
@@ -304,7 +306,8 @@ class _Template:
             self.import_index = np.concatenate([np.arange(off, off + n) for off, n, _ in copies])
             self.pick_copies = operator.itemgetter(*[position(src) for _, _, src in copies])
             self.copy_offs = [off for off, _, _ in copies]
-        self.pick_externs = None
+        self.pick_externs = self.extern_grid = None
+        self.externs_copied = False  # every extern is also one of the many copies (``import_index``)
         if len(self.externs) >= 2 and all(r[0] in "ae" for _, _, r in self.externs):
             self.pick_externs = operator.itemgetter(*[position(r) for _, _, r in self.externs])
             self.extern_rows = [row for row, _, _ in self.externs]
@@ -313,8 +316,27 @@ class _Template:
             sizes = {off: n for off, n, _ in self.imports}
             self.extern_slices = [slice(off, off + sizes[off]) for off in self.extern_offs]
             self.extern_index = np.array(self.extern_offs, np.int64)
+            self.extern_grid = _grid(self.extern_offs, [sizes[off] for off in self.extern_offs])
+            if self.import_index is not None:  # (the replay's checks of the copies' sources then cover the externs)
+                copied = {position(src) for _, _, src in copies}
+                self.externs_copied = all(position(r) in copied for _, _, r in self.externs)
         self.leaves_alike = None  # whether the externs are distinct leaves of the arena's dtype (first replay)
         self.replays = 0
+
+    def extern_grads(self, cot, datas):
+        """Views of cotangent arena ``cot`` as the gradients of the externs (``datas``: their arrays, for the
+        shapes), in ``extern_offs``' order: one strided view cut into rows at C level where the externs lie
+        evenly spaced and alike (``extern_grid``: a model of many equal leaves), else a slice and a reshape each.
+        Each view is C-contiguous fresh memory of this backward, as the generic hand-over makes it."""
+        grid = self.extern_grid
+        if grid is not None and self.import_flat:
+            first, stride, count, size = grid
+            item = cot.itemsize
+            return list(np.lib.stride_tricks.as_strided(cot[first:], (count, size), (stride * item, item)))
+        grads = list(map(cot.__getitem__, self.extern_slices))
+        if not self.import_flat:
+            grads = list(map(np.ndarray.reshape, grads, map(_SHAPE, datas)))  # (np.reshape: 3 Python calls each)
+        return grads
 
     def _extern_slots(self, words, codes):
         """Which imports the replay reads in place instead of copying (``externs_in``: ``[(off, n, src)]``, the
@@ -354,6 +376,20 @@ class _Template:
         self.copies = [imp for k, imp in enumerate(self.imports) if k not in slot]
         reads = [frozenset(slot[k] for k in hit if k in slot) for hit in found]
         return reads, [self.imports[k] for k in in_place]
+
+
+def _grid(offs, sizes):
+    """``(first offset, stride, count, size)`` where regions at ``offs`` of ``sizes`` are all of one size and
+    evenly spaced (without overlap), else None."""
+    if len(offs) < 2 or len(set(sizes)) != 1:
+        return None
+    stride = offs[1] - offs[0]
+    if stride < sizes[0] or any(b - a != stride for a, b in zip(offs, offs[1:])):
+        return None
+    return offs[0], stride, len(offs), sizes[0]
+
+
+_SHAPE = operator.attrgetter("shape")
 
 
 class TapeSnapshot:

@@ -481,12 +481,23 @@ class LeafGrads:
     start a collection). Reads build the tuple of an entry (``get``, ``[]``, ``values``, ``items``); the hot
     readers and writers use ``pairs`` and the two dicts directly."""
 
-    __slots__ = ("tensors", "arrays", "owned")
+    __slots__ = ("tensors", "arrays", "owned", "bulk")
 
     def __init__(self):
         self.tensors = {}
         self.arrays = {}
         self.owned = set()
+        # ``(leaves, arrays)``: the two lists ``fill`` put into the empty dicts (a replayed many-leaf step's
+        # hand-over), for the caller's C-level passes over them; None once anything else may have changed them
+        self.bulk = None
+
+    def fill(self, leaves, arrays):
+        """Fill the empty dicts with distinct ``leaves`` and their cotangents ``arrays`` (numpy arrays, not
+        owned), in order."""
+        ids = list(map(id, leaves))
+        self.tensors.update(zip(ids, leaves))
+        self.arrays.update(zip(ids, arrays))
+        self.bulk = (leaves, arrays)
 
     def _entry(self, key):
         return (self.tensors[key], self.arrays[key], key in self.owned)
@@ -500,6 +511,7 @@ class LeafGrads:
         return self._entry(key)
 
     def __setitem__(self, key, entry):
+        self.bulk = None
         self.tensors[key] = entry[0]
         self.arrays[key] = entry[1]
         if len(entry) > 2 and entry[2]:

@@ -12,11 +12,13 @@ all zero, ``saves``, ``status``), plus:
   ``sin_cos`` evaluation as its value, tanh's and exp's from their outputs, while the values are in registers.
 - ``root``: the arena offset of the scalar loss (its cotangent is seeded with 1).
 
-The kernel clears ``cot``, ``live`` and ``visited`` itself (no separate pass from Python). Elementwise rows
-are swept here; every other row (reductions, gathers, matmul, cross-entropy, saved-value guards) by
-``reverse_sweep`` over that one row, so the gradients equal the generic sweep's up to the rounding of the
-partials (sin's cosine within 1 ulp of libm's, ``vmath``). Returns 0, or -1 where ``reverse_sweep`` did
-(``status`` says why: cannot happen on a fresh replay, whose values nothing has freed or modified).
+The kernel clears ``cot``, ``live`` and ``visited`` itself (no separate pass from Python). Elementwise rows,
+``SUM_ALL`` and ``SCATTER_STRIDED`` rows (linear, reading no saved value) are swept here; every other row
+(gathers, other reductions, matmul, cross-entropy, saved-value guards) by ``reverse_sweep`` over that one row
+(a general call per row: on W6's 2,000 sums and stack slots, sweeping those here halved the kernel), so the
+gradients equal the generic sweep's up to the rounding of the partials (sin's cosine within 1 ulp of libm's,
+``vmath``). Returns 0, or -1 where ``reverse_sweep`` did (``status`` says why: cannot happen on a fresh replay,
+whose values nothing has freed or modified).
 """
 
 import math
@@ -24,7 +26,16 @@ import math
 from numba import njit
 
 from . import opcodes as K
-from .cpu import KERNEL, binary_partial_x, binary_partial_y, reverse_sweep, unary_partial, unsigned
+from .cpu import (
+    KERNEL,
+    binary_partial_x,
+    binary_partial_y,
+    linear_row_adjoint,
+    reverse_sweep,
+    unary_partial,
+    unsigned,
+)
+from .forward_rows import linear_row
 from .replay import FLAG_SKIP, _is_unary, _row_block_arena, _structural_row
 from .vmath import in_trig_range, sin_cos
 
@@ -45,6 +56,8 @@ def forward_backward(
             _unary_saving(rows, attrs, vals, part, part_off[r], r, code, n)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             _row_block_arena(rows, attrs, vals, r, 0, n)
+        elif code == K.SUM_ALL:  # (what _structural_row does for it, without its general call: W6's 2,000 sums)
+            linear_row(code, aux, rows[r, 5], n, attrs[r, 0], vals, rows[r, 2], vals, rows[r, 1])
         else:
             _structural_row(rows, attrs, aux, vals, r, code, n, f, none, -1, none, -1)
     for i in range(used + 1):
@@ -76,6 +89,14 @@ def forward_backward(
                 live[rows[r, 2]] = 1
             if op & K.YRG:
                 live[rows[r, 3]] = 1
+        elif code == K.SUM_ALL or code == K.SCATTER_STRIDED:
+            # linear rows that read no saved value (SAVES: 0, so reverse_sweep's check has nothing to find): their
+            # adjoint directly, without reverse_sweep's general call per row (W6: a sum and a stack slot per leaf)
+            visited[r] = 1
+            if op & K.XRG:
+                x = rows[r, 2]
+                linear_row_adjoint(code, vals, cot, aux, rows[r, 5], o, x, -1, rows[r, 4], attrs[r, 0], True, False)
+                live[x] = 1
         elif (
             reverse_sweep(
                 rows,

@@ -8,6 +8,7 @@ import pytest
 
 import ad
 import ad.nn.functional as F
+from kernels import opcodes as K
 
 RNG = np.random.default_rng(0)
 
@@ -875,6 +876,80 @@ def test_many_small_leaves_fast_paths_see_every_kind_of_update():
         g = grads_of(y, leaves)
         same_as_eager(y, g, f, (leaves, consts), leaves)
     assert replayed(y) and len(cf.cache) == 2
+
+
+@pytest.mark.parametrize("shape", [(8,), (2, 4)])
+def test_many_leaf_step_hands_gradients_over_as_eager_does(shape):
+    """A replayed many-leaf step's backward hands every leaf its gradient at once (the leaves' cotangents cut
+    from one strided view where they lie evenly in the arena, ``.grad`` set in C-level passes when none has one)
+    and falls back to the per-leaf way for accumulation into an existing ``.grad``, a leaf with a hook, and a
+    post-accumulate-grad hook: each step's gradients equal eager's, across optimizer steps."""
+    leaves = [ad.tensor(RNG.standard_normal(shape), requires_grad=True) for _ in range(32)]
+    consts = [ad.tensor(RNG.uniform(0.5, 1.5, shape)) for _ in range(32)]
+
+    def f(ps, cs):
+        return ad.stack([ad.tanh(p * c).sum() for p, c in zip(ps, cs)]).sum()
+
+    cf = ad.compile(f)
+    opt = ad.optim.SGD(leaves, lr=0.1)
+    seen = []
+    for step in range(9):
+        y = cf(leaves, consts)
+        if step == 5:
+            handle = leaves[4].register_hook(lambda g: g * 3.0)
+        if step == 7:
+            post = leaves[2].register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.numpy().copy()))
+        accumulate = step % 3 == 1  # (an existing .grad: the gradient is added into it)
+        before = [p.grad.numpy().copy() for p in leaves] if accumulate else None
+        if not accumulate:
+            opt.zero_grad(set_to_none=True)
+        y.backward()
+        got = [p.grad.numpy().copy() for p in leaves]
+        y_ref = f(leaves, consts)
+        close(y, y_ref)
+        for p in leaves:
+            p.grad = None
+        y_ref.backward()
+        for k, (a, p) in enumerate(zip(got, leaves)):
+            b = p.grad.numpy() + (before[k] if accumulate else 0.0)
+            close(a, b)
+            assert a.shape == shape
+        assert replayed(y) == (step >= 2)
+        if step == 5:
+            handle.remove()
+        if step == 7:
+            post.remove()
+            assert len(seen) == 2 and np.array_equal(seen[0], got[2])
+        opt.step()
+    tpl = next(iter(cf.cache.values())).template
+    assert tpl.fused is not None and tpl.pick_externs is not None  # (the fused step and the many-leaf path ran)
+    assert tpl.extern_grid is not None and tpl.import_flat == (len(shape) == 1)  # (one strided view; 2-D: reshaped)
+
+
+def test_fused_step_sweeps_sums_over_dims_cat_and_slices_as_eager():
+    """The fused step (forward and the loss's sweep in one kernel call) sweeps its sum and strided-scatter rows
+    (sums over a dim, ``cat``, ``stack``, a slice's mean) itself: its gradients equal eager's, in float64."""
+    w = ad.tensor(RNG.standard_normal((4, 6)), requires_grad=True)
+    v = ad.tensor(RNG.standard_normal(6), requires_grad=True)
+
+    def f(x):
+        h = ad.tanh(x * w)
+        a = h.sum(dim=0) * v
+        b = h[:, 1:4].mean(dim=1)
+        c = ad.cat([a, b * 2.0, ad.stack([h.sum(), (v * v).sum()])])
+        return (c * c).sum()
+
+    cf = ad.compile(f)
+    for step in range(4):
+        x = ad.tensor(RNG.standard_normal((4, 6)))
+        y = cf(x)
+        g = grads_of(y, [w, v])
+        same_as_eager(y, g, f, (x,), [w, v])
+        assert replayed(y) == (step >= 2)
+    tpl = next(iter(cf.cache.values())).template
+    codes = set((tpl.rows[:, 0] & K.CODE_MASK).tolist())
+    assert tpl.fused is not None and tpl.fused.last[0]  # (the last backward took the fused kernel's gradients)
+    assert {K.SUM_ALL, K.SCATTER_STRIDED} <= codes
 
 
 def test_list_of_unlike_parameters_key_memo_sees_rebinding_and_grad_flags():

@@ -8,6 +8,9 @@ each node's result.
 
 import contextlib
 import threading
+from collections import deque
+from itertools import repeat
+from operator import attrgetter, is_not
 
 import numpy as np
 
@@ -292,7 +295,9 @@ def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph):
         _sweep_hooks.finish(leaf_grads, inputs, create_graph)
 
     updates = []
-    if inputs is None:
+    if inputs is None and not create_graph and _bulk_grads(leaf_grads):
+        pass  # (every leaf took its cotangent as its new .grad)
+    elif inputs is None:
         if not create_graph:
             # the hot path of a training step: leaves without hooks and without a .grad yet take the
             # cotangent as it is (fresh memory of this backward)
@@ -322,6 +327,29 @@ def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph):
     if _graph._POST_ACC[0]:
         chosen = [e[0] for e in leaf_grads.values() if inputs is None or any(e[0] is t for t in inputs)]
         _graph.run_post_accumulate_grad_hooks(chosen)
+
+
+def _bulk_grads(leaf_grads):
+    """``_backward``'s hot path for a replayed many-leaf step (``LeafGrads.bulk``: the leaves and cotangents
+    in lists) in C-level passes: when no leaf has a ``.grad`` or hooks and all require grad, each takes its
+    cotangent (fresh memory of this backward) as a new ``.grad``; False (nothing done) otherwise."""
+    bulk = getattr(leaf_grads, "bulk", None)
+    if bulk is None or len(bulk[0]) != len(leaf_grads):  # (entries added since the hand-over: the generic way)
+        return False
+    leaves, arrays = bulk
+    if (
+        any(map(is_not, map(_GRAD, leaves), repeat(None)))  # (``is not None``: a Tensor's truth is its value's)
+        or any(map(_HOOKS, leaves))  # (a dict of hooks or None; an emptied one runs none: as none at all)
+        or not all(map(_RG, leaves))
+    ):
+        return False
+    grads = list(map(_new, repeat(Tensor, len(arrays))))  # (wrap_array, as C-level passes)
+    deque(map(setattr, grads, repeat("_data"), arrays), maxlen=0)
+    deque(map(setattr, leaves, repeat("_grad"), grads), maxlen=0)
+    return True
+
+
+_GRAD, _HOOKS, _RG = attrgetter("_grad"), attrgetter("_hooks"), attrgetter("_rg")
 
 
 def _as_tensor(g):

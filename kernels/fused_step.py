@@ -24,7 +24,7 @@ import math
 from numba import njit
 
 from . import opcodes as K
-from .cpu import KERNEL, binary_partial_x, binary_partial_y, reverse_sweep, unary_partial, unsigned
+from .cpu import KERNEL, binary_partial_x, binary_partial_y, reverse_sweep, times, unary_partial, unsigned
 from .replay import FLAG_SKIP, _is_unary, _row_block_arena, _structural_row
 from .vmath import in_trig_range, sin_cos
 
@@ -67,7 +67,7 @@ def forward_backward(
                 x = rows[r, 2]
                 uo, ux, up = unsigned(o), unsigned(x), unsigned(part_off[r])
                 for i in range(unsigned(rows[r, 4])):
-                    cot[ux + i] += cot[uo + i] * part[up + i]
+                    cot[ux + i] += times(code, cot[uo + i], part[up + i])
                 live[x] = 1
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             visited[r] = 1
@@ -153,7 +153,9 @@ def _binary_reverse(rows, vals, cot, r, op, code, o):
                 cot[ux + i] += cot[uo + i] * vals[uy + i]
         else:
             for i in range(unsigned(n)):
-                cot[ux + i] += cot[uo + i] * binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                cot[ux + i] += times(
+                    code, cot[uo + i], binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                )
     if op & K.YRG:
         if code == K.ADD:
             for i in range(unsigned(n)):
@@ -166,7 +168,9 @@ def _binary_reverse(rows, vals, cot, r, op, code, o):
                 cot[uy + i] += cot[uo + i] * vals[ux + i]
         else:
             for i in range(unsigned(n)):
-                cot[uy + i] += cot[uo + i] * binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                cot[uy + i] += times(
+                    code, cot[uo + i], binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                )
 
 
 @njit(**KERNEL)

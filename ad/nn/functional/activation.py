@@ -138,7 +138,7 @@ def leaky_relu_(input, negative_slope=0.01):  # noqa: A002
 
 
 def _elu(x, alpha, scale=1.0, input_scale=1.0):
-    pos = x > 0
+    pos = ~(x <= 0)  # NaN takes the positive branch: its gradient is the positive slope, as torch's
     neg = _part(~pos, x) * input_scale
     out = ops.where(pos, x * scale if scale != 1.0 else x, ops.expm1(neg) * (alpha * scale))
     return out
@@ -255,7 +255,12 @@ def hardswish(input, inplace=False):  # noqa: A002
     def fn(x):
         inside = (x > -3.0) & (x < 3.0)
         xm = _part(inside, x)  # (the quadratic of +-inf would be +-inf, and its slope, masked by where, NaN)
-        mid = xm * (xm + 3.0) * (1.0 / 6.0)
+        # the value is torch's ``x * (x + 3) / 6``, the gradient that of ``(x + 1.5)**2 / 6``, whose rule is one
+        # product ``g * (x / 3 + 0.5)`` as torch's (the product rule's ``g * x / 6`` term is NaN for an inf
+        # cotangent at 0): the value plus ``q - q``, written so that the sum keeps the value's -0.0
+        value = (xm * (xm + 3.0) * (1.0 / 6.0)).detach()
+        q = ops.square(xm + 1.5) * (1.0 / 6.0)
+        mid = value - (q.detach() - q)
         return ops.where(x <= -3.0, _const(x, 0.0), ops.where(inside, mid, x))
 
     return _maybe_inplace(input, inplace, fn)
@@ -283,17 +288,19 @@ def softshrink(input, lambd=0.5):  # noqa: A002
     lambd = float(lambd)
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
-    # written so that NaN falls through to ``input - lambd`` (NaN, slope 1: torch's), not to the 0 between,
-    # which is ``input * 0.0``: a zero with the sign of ``input``, as torch's
-    return ops.where(input < -lambd, input + lambd, ops.where(input <= lambd, input * 0.0, input - lambd))
+    # the value between is a constant (no gradient: an inf cotangent there gives 0, as torch's), ``input * 0.0``:
+    # a zero with the sign of ``input``, and NaN at NaN, which torch gives the value NaN and the gradient 0
+    between = ops.clamp(input.detach(), -1.0, 1.0) * 0.0  # (clamped: inf * 0 would warn)
+    return ops.where(input < -lambd, input + lambd, ops.where(input > lambd, input - lambd, between))
 
 
 def hardshrink(input, lambd=0.5):  # noqa: A002
     """``input`` where ``|input| > lambd``, else 0."""
     _check(input, "hardshrink")
     lambd = float(lambd)
-    # NaN is not inside [-lambd, lambd]: it passes through (NaN, slope 1: torch's), not to 0
-    return ops.where((input >= -lambd) & (input <= lambd), _const(input, 0.0), input)
+    # the value between is a constant +0.0, NaN at NaN (torch's value there; its gradient is 0)
+    between = ops.clamp(input.detach(), -1.0, 1.0) * 0.0 + 0.0
+    return ops.where((input < -lambd) | (input > lambd), input, between)
 
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002

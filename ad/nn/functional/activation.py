@@ -102,8 +102,9 @@ def relu_(input):  # noqa: A002
 
 
 def _hardtanh(x, lo, hi):
-    # torch's gradient is 1 strictly inside (lo, hi) and 0 at and beyond the bounds
-    inside = (x > lo) & (x < hi)
+    # torch's gradient is 1 strictly inside (lo, hi) and 0 at and beyond the bounds; NaN is not at or beyond
+    # them: it passes (NaN, slope 1, as torch's scalar loop)
+    inside = ~((x <= lo) | (x >= hi))
     return ops.where(inside, x, ops.clamp(x.detach(), lo, hi))
 
 
@@ -288,19 +289,18 @@ def softshrink(input, lambd=0.5):  # noqa: A002
     lambd = float(lambd)
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
-    # the value between is a constant (no gradient: an inf cotangent there gives 0, as torch's), ``input * 0.0``:
-    # a zero with the sign of ``input``, and NaN at NaN, which torch gives the value NaN and the gradient 0
+    # written so that NaN falls through to ``input - lambd`` (NaN, slope 1: torch's), not to the 0 between,
+    # a constant (an inf cotangent there gives 0, as torch's) with the sign of ``input``, as torch's
     between = ops.clamp(input.detach(), -1.0, 1.0) * 0.0  # (clamped: inf * 0 would warn)
-    return ops.where(input < -lambd, input + lambd, ops.where(input > lambd, input - lambd, between))
+    return ops.where(input < -lambd, input + lambd, ops.where(input <= lambd, between, input - lambd))
 
 
 def hardshrink(input, lambd=0.5):  # noqa: A002
     """``input`` where ``|input| > lambd``, else 0."""
     _check(input, "hardshrink")
     lambd = float(lambd)
-    # the value between is a constant +0.0, NaN at NaN (torch's value there; its gradient is 0)
-    between = ops.clamp(input.detach(), -1.0, 1.0) * 0.0 + 0.0
-    return ops.where((input < -lambd) | (input > lambd), input, between)
+    # NaN is not inside [-lambd, lambd]: it passes through (NaN, slope 1: torch's), not to 0
+    return ops.where((input >= -lambd) & (input <= lambd), _const(input, 0.0), input)
 
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002

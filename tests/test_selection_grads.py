@@ -6,8 +6,9 @@ passes; clamp, hardtanh, the shrinks: it does not).
 (kinks, bounds, signed zeros, NaN, +-inf) and, for binary ops, ``Y`` (ties with X, NaN, -inf). ``TORCH`` holds
 torch 2.13's derivatives there (made by running torch one element at a time, ``torch_reference``: its scalar
 loops, where torch's vectorized loops differ at NaN for some ops; ``test_table_is_torchs`` checks the table
-against the torch installed): per case, the reverse gradients for cotangents of ones, of inf and of NaN (one array per input),
-then the forward tangents for tangents of ones and of inf on one input at a time. Every path must give them:
+against the torch installed): per case, the reverse gradients for cotangents of ones, of inf and of NaN (one
+array per input), then the forward tangents for tangents of ones and of inf on one input at a time. Every path
+must give them:
 
 - reverse: the kernel sweep on small rows and on big rows (``tape.BIG_ROW`` elements or more), the rules
   (``create_graph=True``), ``is_grads_batched`` (the three cotangents as one batch), ``ad.compile`` replay;

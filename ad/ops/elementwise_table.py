@@ -284,13 +284,9 @@ _extreme_tangent_formula = on_tensors(_pw.extreme_tangent)
 
 
 def _extreme_tangent(code, tx, ty, x, y):
-    """``pointwise.extreme_tangent`` on tensors, a missing tangent as 0 (its terms left out)."""
-    if ty is None:
-        m = _extreme_tangent_formula(code, 1.0, 0.0, x, y)  # (tx - 0) * m
-        return tx * m
-    if tx is None:
-        return ty - ty * _extreme_tangent_formula(code, 1.0, 0.0, x, y)
-    return _extreme_tangent_formula(code, tx, ty, x, y)
+    """``pointwise.extreme_tangent`` on tensors, a missing tangent as the number 0 (as the kernels: the same
+    sums, signed zeros included)."""
+    return _extreme_tangent_formula(code, 0.0 if tx is None else tx, 0.0 if ty is None else ty, x, y)
 
 
 def _times(g, d):

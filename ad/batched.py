@@ -34,6 +34,7 @@ import numpy as np
 from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
 from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, read_only, unary_backward_chunk
+from kernels.pointwise import SELECTING_CODES
 
 from . import engine
 from .tape import BIG_ROW, POOL, dead_import_error, held, retire, zeroed_arena
@@ -716,20 +717,31 @@ def _elementwise_partials(t, code, g, h, add_to, tape):
     out = read_only(t._data.reshape(-1))
     flat = [read_only(np.ascontiguousarray(i._data).reshape(-1)) for i in t._inputs]
     ones = np.ones(n, out.dtype)
+    times = _select_times if code in SELECTING_CODES else _times
     if len(flat) == 1:
         d = np.empty(n, out.dtype)
         unary_backward_chunk(code, flat[0], out, ones, d, float(attrs[0]), float(attrs[1]), False)
         if t._inputs[0]._rg:
-            add_to(t._inputs[0], g * d[:, None])
+            add_to(t._inputs[0], times(g, d[:, None]))
         return
     dx = np.empty(n, out.dtype)
     dy = np.empty(n, out.dtype)
     binary_backward_chunk(code, flat[0], flat[1], out, ones, dx, dy, True, True, False, False)
     x, y = t._inputs
     if x._rg:
-        add_to(x, g * dx[:, None])
+        add_to(x, times(g, dx[:, None]))
     if y._rg:
-        add_to(y, g * dy[:, None])
+        add_to(y, times(g, dy[:, None]))
+
+
+def _times(g, d):
+    return g * d
+
+
+def _select_times(g, d):
+    """``g * d``, 0 where ``d`` is: a selecting op's rule (``kernels/pointwise.times``) on arrays."""
+    with np.errstate(invalid="ignore"):  # (inf * 0 where d is 0: computed, then not selected)
+        return np.where(d != 0.0, g * d, 0.0).astype(g.dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------------------

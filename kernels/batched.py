@@ -40,6 +40,7 @@ from .cpu import (
     odometer_step,
     operand_live,
     saved_values_lost,
+    times,
     unary_partial,
     unsigned,
 )
@@ -101,7 +102,7 @@ def reverse_sweep_batched(
                 for i in range(unsigned(n)):
                     d = unary_partial(code, vals[ux + i], vals[uo + i], a0, a1)
                     for b in range(unsigned(nb)):
-                        cot[ucx + i, b] += cot[uco + i, b] * d
+                        cot[ucx + i, b] += times(code, cot[uco + i, b], d)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             uo, ux, uy, uco = unsigned(o), unsigned(x), unsigned(y), unsigned(co)
             for i in range(unsigned(n)):
@@ -109,12 +110,12 @@ def reverse_sweep_batched(
                     dx = binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
                     ucx = unsigned(cx)
                     for b in range(unsigned(nb)):
-                        cot[ucx + i, b] += cot[uco + i, b] * dx
+                        cot[ucx + i, b] += times(code, cot[uco + i, b], dx)
                 if yrg:
                     dy = binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
                     ucy = unsigned(cy)
                     for b in range(unsigned(nb)):
-                        cot[ucy + i, b] += cot[uco + i, b] * dy
+                        cot[ucy + i, b] += times(code, cot[uco + i, b], dy)
         elif code == K.WHERE:
             for i in range(n):
                 m = vals[a + i]

@@ -42,6 +42,8 @@ binary_partial_y = njit(inline="always", **KERNEL)(pointwise.binary_partial_y)
 unary_partial_call = njit(**KERNEL)(pointwise.unary_partial)
 binary_partial_x_call = njit(**KERNEL)(pointwise.binary_partial_x)
 binary_partial_y_call = njit(**KERNEL)(pointwise.binary_partial_y)
+times = njit(inline="always", **KERNEL)(pointwise.times)
+extreme_tangent = njit(inline="always", **KERNEL)(pointwise.extreme_tangent)  # g * d, selecting where torch selects
 
 # What each op's backward reads (torch's "saved variables"): its operand x, y, its output, or other data
 # (a mask). Sweeping such a row after its graph was freed is an error, and so is reading a value that was
@@ -226,15 +228,19 @@ def reverse_sweep(
             if xrg:
                 uo, ux = unsigned(o), unsigned(x)
                 for i in range(unsigned(n)):
-                    cot[ux + i] += cot[uo + i] * unary_partial(code, vals[ux + i], vals[uo + i], a0, a1)
+                    cot[ux + i] += times(code, cot[uo + i], unary_partial(code, vals[ux + i], vals[uo + i], a0, a1))
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             uo, ux, uy = unsigned(o), unsigned(x), unsigned(y)
             if xrg:
                 for i in range(unsigned(n)):
-                    cot[ux + i] += cot[uo + i] * binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                    cot[ux + i] += times(
+                        code, cot[uo + i], binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                    )
             if yrg:
                 for i in range(unsigned(n)):
-                    cot[uy + i] += cot[uo + i] * binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                    cot[uy + i] += times(
+                        code, cot[uo + i], binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                    )
         elif is_linear_row(code):
             linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg)
         elif code == K.MATMUL:
@@ -546,12 +552,17 @@ def jvp_unary(code, x, out, t, res, a0, a1):
         _trig_partial_times(code, x, t, res, False)
         return
     for i in range(out.shape[0]):
-        res[i] = t[i] * unary_partial(code, x[i], out[i], a0, a1)
+        res[i] = times(code, t[i], unary_partial(code, x[i], out[i], a0, a1))
 
 
 @njit(**KERNEL)
 def jvp_binary(code, x, y, out, tx, ty, res, has_tx, has_ty):
-    """Tangent of a same-shape elementwise binary op: ``res = tx * dx + ty * dy`` (flat arrays)."""
+    """Tangent of a same-shape elementwise binary op: ``res = tx * dx + ty * dy`` (flat arrays; maximum and
+    minimum: ``pointwise.extreme_tangent``, torch's forward rule)."""
+    if code == K.MAXIMUM or code == K.MINIMUM:
+        for i in range(out.shape[0]):
+            res[i] = extreme_tangent(code, tx[i] if has_tx else 0.0, ty[i] if has_ty else 0.0, x[i], y[i])
+        return
     for i in range(out.shape[0]):
         acc = 0.0
         if has_tx:
@@ -666,6 +677,10 @@ def unary_backward_chunk(code, x, out, g, gx, a0, a1, accumulate):
         _partial_times(K.EXP, x, out, g, gx, 0.0, 0.0, accumulate)
     elif code == K.AFFINE:  # the scalar forms of + - * / (a multiply by a0: 2x faster than the generic loop)
         _partial_times(K.AFFINE, x, out, g, gx, a0, a1, accumulate)
+    elif code == K.RELU:  # (the selecting ops' ``times`` folds to one select: 4x faster than the generic loop)
+        _partial_times(K.RELU, x, out, g, gx, 0.0, 0.0, accumulate)
+    elif code == K.CLAMP:
+        _partial_times(K.CLAMP, x, out, g, gx, a0, a1, accumulate)
     else:
         _any_partial_times(code, x, out, g, gx, a0, a1, accumulate)
 
@@ -675,10 +690,10 @@ def _partial_times(code, x, out, g, gx, a0, a1, accumulate):
     """``gx (+)= g * d(x, out)``, the partial from ``pointwise.unary_partial`` (its one definition)."""
     if accumulate:
         for i in range(g.shape[0]):
-            gx[i] += g[i] * unary_partial_call(code, x[i], out[i], a0, a1)
+            gx[i] += times(code, g[i], unary_partial_call(code, x[i], out[i], a0, a1))
     else:
         for i in range(g.shape[0]):
-            gx[i] = g[i] * unary_partial_call(code, x[i], out[i], a0, a1)
+            gx[i] = times(code, g[i], unary_partial_call(code, x[i], out[i], a0, a1))
 
 
 @njit(**KERNEL)
@@ -686,10 +701,10 @@ def _any_partial_times(code, x, out, g, gx, a0, a1, accumulate):
     """``_partial_times`` for an opcode known only at run time (the opcode switch inlined once per loop)."""
     if accumulate:
         for i in range(g.shape[0]):
-            gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+            gx[i] += times(code, g[i], unary_partial(code, x[i], out[i], a0, a1))
     else:
         for i in range(g.shape[0]):
-            gx[i] = g[i] * unary_partial(code, x[i], out[i], a0, a1)
+            gx[i] = times(code, g[i], unary_partial(code, x[i], out[i], a0, a1))
 
 
 @njit(**KERNEL)
@@ -706,6 +721,10 @@ def binary_backward_chunk(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y
         _binary_times(K.SUB, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
     elif code == K.DIV:
         _binary_times(K.DIV, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
+    elif code == K.MAXIMUM:  # (the selecting ops' ``times`` folds to one select: 3x faster than the generic loop)
+        _binary_times(K.MAXIMUM, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
+    elif code == K.MINIMUM:
+        _binary_times(K.MINIMUM, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
     else:
         _any_binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y)
 
@@ -715,12 +734,12 @@ def _binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
     """``binary_backward_chunk``'s loops: one pass for both operands, or a branch-free loop for one."""
     if has_x and has_y:
         for i in range(g.shape[0]):
-            dx = g[i] * binary_partial_x_call(code, x[i], y[i], out[i])
+            dx = times(code, g[i], binary_partial_x_call(code, x[i], y[i], out[i]))
             if acc_x:
                 gx[i] += dx
             else:
                 gx[i] = dx
-            dy = g[i] * binary_partial_y_call(code, x[i], y[i], out[i])
+            dy = times(code, g[i], binary_partial_y_call(code, x[i], y[i], out[i]))
             if acc_y:
                 gy[i] += dy
             else:
@@ -728,18 +747,17 @@ def _binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
     elif has_x:
         if acc_x:
             for i in range(g.shape[0]):
-                gx[i] += g[i] * binary_partial_x_call(code, x[i], y[i], out[i])
+                gx[i] += times(code, g[i], binary_partial_x_call(code, x[i], y[i], out[i]))
         else:
             for i in range(g.shape[0]):
-                gx[i] = g[i] * binary_partial_x_call(code, x[i], y[i], out[i])
+                gx[i] = times(code, g[i], binary_partial_x_call(code, x[i], y[i], out[i]))
     elif has_y:
         if acc_y:
             for i in range(g.shape[0]):
-                gy[i] += g[i] * binary_partial_y_call(code, x[i], y[i], out[i])
+                gy[i] += times(code, g[i], binary_partial_y_call(code, x[i], y[i], out[i]))
         else:
             for i in range(g.shape[0]):
-                gy[i] = g[i] * binary_partial_y_call(code, x[i], y[i], out[i])
-
+                gy[i] = times(code, g[i], binary_partial_y_call(code, x[i], y[i], out[i]))
 
 
 @njit(**KERNEL)
@@ -747,13 +765,13 @@ def _any_binary_times(code, x, y, out, g, gx, gy, has_x, has_y, acc_x, acc_y):
     """``_binary_times`` for an opcode known only at run time: one loop, the opcode switch inlined once."""
     for i in range(g.shape[0]):
         if has_x:
-            dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+            dx = times(code, g[i], binary_partial_x(code, x[i], y[i], out[i]))
             if acc_x:
                 gx[i] += dx
             else:
                 gx[i] = dx
         if has_y:
-            dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+            dy = times(code, g[i], binary_partial_y(code, x[i], y[i], out[i]))
             if acc_y:
                 gy[i] += dy
             else:

@@ -32,6 +32,7 @@ from .cpu import (
     binary_partial_y,
     linear_row_adjoint,
     reverse_sweep,
+    times,
     unary_partial,
     unsigned,
 )
@@ -80,7 +81,7 @@ def forward_backward(
                 x = rows[r, 2]
                 uo, ux, up = unsigned(o), unsigned(x), unsigned(part_off[r])
                 for i in range(unsigned(rows[r, 4])):
-                    cot[ux + i] += cot[uo + i] * part[up + i]
+                    cot[ux + i] += times(code, cot[uo + i], part[up + i])
                 live[x] = 1
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             visited[r] = 1
@@ -174,7 +175,9 @@ def _binary_reverse(rows, vals, cot, r, op, code, o):
                 cot[ux + i] += cot[uo + i] * vals[uy + i]
         else:
             for i in range(unsigned(n)):
-                cot[ux + i] += cot[uo + i] * binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                cot[ux + i] += times(
+                    code, cot[uo + i], binary_partial_x(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                )
     if op & K.YRG:
         if code == K.ADD:
             for i in range(unsigned(n)):
@@ -187,7 +190,9 @@ def _binary_reverse(rows, vals, cot, r, op, code, o):
                 cot[uy + i] += cot[uo + i] * vals[ux + i]
         else:
             for i in range(unsigned(n)):
-                cot[uy + i] += cot[uo + i] * binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                cot[uy + i] += times(
+                    code, cot[uo + i], binary_partial_y(code, vals[ux + i], vals[uy + i], vals[uo + i])
+                )
 
 
 @njit(**KERNEL)

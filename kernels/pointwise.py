@@ -17,7 +17,8 @@ tensors for ``ad``), the bare names below, ``math.<fn>`` of the float attributes
 (``math`` is never rebound), and Python conditionals on ``a0`` / ``a1`` only. ``step(cond, like)`` is 1.0
 where ``cond`` holds, else 0.0 (a constant: comparisons have no derivative).
 
-Conventions follow torch: relu'(0) = 0, abs'(0) = abs'(NaN) = 0, d/dx x**0 = 0, maximum/minimum ties split 0.5/0.5.
+Conventions follow torch: relu'(0) = 0, relu'(NaN) = 1, abs'(0) = abs'(NaN) = 0, d/dx x**0 = 0, maximum/minimum
+ties split 0.5/0.5; the selecting ops (``SELECTING_CODES``) apply their partial with ``times``, not ``*``.
 """
 
 import math
@@ -49,6 +50,32 @@ def selects(v, extreme):
     where the result is NaN (the NaN that propagated is the selected member: its gradient goes there, as torch's
     max, not to nowhere)."""
     return v == extreme or (v != v and extreme != extreme)
+
+
+# Opcodes whose derivative selects the cotangent instead of scaling it: torch's backward of relu, clamp,
+# maximum / minimum (and of the piecewise-constant ops, zeros) is ``cond ? g : 0``, so an inf or NaN cotangent
+# at a blocked input gives 0 there, where ``g * 0`` would give NaN. Their partials are 0, 0.5 or 1 (never NaN,
+# so a NaN input that passes the gradient has partial 1, not a NaN flag). ``times`` applies the rule.
+SELECTING_CODES = (K.RELU, K.CLAMP, K.STEP_FN, K.MAXIMUM, K.MINIMUM)
+
+
+@register_jitable
+def selecting(code):
+    """Whether opcode ``code``'s derivative selects (``SELECTING_CODES``; written out for numba and CUDA)."""
+    return code == K.RELU or code == K.CLAMP or code == K.STEP_FN or code == K.MAXIMUM or code == K.MINIMUM
+
+
+@register_jitable
+def times(code, g, d):
+    """The chain rule's ``g * d`` (``g`` a cotangent or tangent, ``d`` the row's partial), except that a
+    selecting op's zero partial gives 0 whatever ``g`` is (inf, NaN), as torch's ``cond ? g : 0``. The opcode
+    test is the same for a whole row; the big-row loops (``cpu.unary_backward_chunk``) pass the selecting opcodes
+    as constants, so that this folds to one select and the loop vectorizes (with the opcode known only at run
+    time, relu's and maximum's big rows took 3-4x as long)."""
+    p = g * d
+    if selecting(code):
+        return d if d == 0.0 else p  # (d: a +0.0 from the formulas' steps, in d's type)
+    return p
 
 
 @register_jitable
@@ -228,8 +255,8 @@ def d_sigmoid(x, out, a0, a1):
 
 
 @register_jitable
-def d_relu(x, out, a0, a1):
-    return step(out > 0.0, out)
+def d_relu(x, out, a0, a1):  # 1 at NaN: torch's relu lets a NaN input's gradient through (not out <= 0)
+    return step((out > 0.0) | (out != out), out)
 
 
 @register_jitable
@@ -414,6 +441,19 @@ def dx_minimum(x, y, out):
 @register_jitable
 def dy_minimum(x, y, out):
     return 1.0 - step(y > x, y) - 0.5 * step(x == y, y)
+
+
+@register_jitable
+def extreme_tangent(code, tx, ty, x, y):
+    """The tangent of ``maximum`` (code MAXIMUM) or ``minimum``, as torch's forward rule ``ty + (tx - ty) * m``:
+    ``m`` is 1 where x is chosen strictly, 0.5 at ties and 0 elsewhere, a NaN operand included (the reverse
+    rule gives a NaN operand's side the gradient, and its selects; the forward rule multiplies, so an inf tangent
+    on the side not chosen gives NaN, as torch's). A missing tangent is 0."""
+    if code == K.MAXIMUM:
+        m = step(x > y, x) + 0.5 * step(x == y, x)
+    else:
+        m = step(x < y, x) + 0.5 * step(x == y, x)
+    return ty + (tx - ty) * m
 
 
 @register_jitable

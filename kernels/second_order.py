@@ -46,10 +46,11 @@ from .cpu import (
     matmul_layout,
     operand_live,
     saved_values_lost,
+    times,
     unary_partial,
 )
 from .forward_rows import add_bias, linear_into, linear_row, matmul_into
-from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv
+from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv, selecting
 
 UNSUPPORTED = 3  # status[0]: row status[1] has no compiled second-order rule
 
@@ -204,18 +205,20 @@ def binary_second(code, x, y, out):
 
 
 @register_jitable
-def _times(t, d):
-    """``t * d``, 0 where the tangent ``t`` is exactly 0 (whatever ``d``: torch never forms that product)."""
-    return t * d if t != 0.0 else 0.0
+def _times(code, t, d):
+    """``t * d``, 0 where the tangent ``t`` is exactly 0 (whatever ``d``: torch never forms that product) or
+    where a selecting op's partial is 0 (whatever ``t``: ``pointwise.times``)."""
+    return times(code, t, d) if t != 0.0 else 0.0
 
 
 @register_jitable
-def _second_term(g, da, ta, db, tb):
+def _second_term(code, g, da, ta, db, tb):
     """``g * (da * ta + db * tb)`` without the products that have an exact zero factor. A zero second partial is
     mostly a structural one (an operand the first partial does not depend on: mul's ``dxx``, add's, a mask of
     pow's), where torch forms no product: an infinite tangent there (from a value at a pole upstream, log at 0)
-    adds nothing, not ``0 * inf``."""
-    if g == 0.0:
+    adds nothing, not ``0 * inf``. A selecting op's second partials are 0 (torch's masks have no derivative), so
+    an inf ``g`` gives no NaN there."""
+    if g == 0.0 or selecting(code):
         return 0.0
     acc = 0.0
     if ta != 0.0 and da != 0.0:
@@ -229,7 +232,7 @@ def _second_term(g, da, ta, db, tb):
 def _unary_second_term(code, g, x, out, a0, a1, tx):
     """``g * f''(x) * tx``, nothing where a factor is an exact zero or the op is piecewise linear (its first
     partial a constant: torch's double backward forms no product there, so an infinite tangent adds nothing)."""
-    if g == 0.0 or tx == 0.0:
+    if g == 0.0 or tx == 0.0 or selecting(code):
         return 0.0
     if (
         code == K.COPY
@@ -345,9 +348,9 @@ def tangent_reverse_sweep(
                     ov = vals[o + i]
                     d = unary_partial(code, xv, ov, a0, a1)
                     g = cot[o + i]
-                    cot[x + i] += g * d
+                    cot[x + i] += times(code, g, d)
                     tx = tvals[x + i]
-                    tcot[x + i] += _times(tcot[o + i], d) + _unary_second_term(code, g, xv, ov, a0, a1, tx)
+                    tcot[x + i] += _times(code, tcot[o + i], d) + _unary_second_term(code, g, xv, ov, a0, a1, tx)
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             for i in range(n):
                 xv = vals[x + i]
@@ -362,12 +365,12 @@ def tangent_reverse_sweep(
                     dxy, dyx = dyx, dxy
                 if xrg:
                     dx = binary_partial_x(code, xv, yv, ov)
-                    cot[x + i] += g * dx
-                    tcot[x + i] += _times(tg, dx) + _second_term(g, dxx, tx, dxy, ty)
+                    cot[x + i] += times(code, g, dx)
+                    tcot[x + i] += _times(code, tg, dx) + _second_term(code, g, dxx, tx, dxy, ty)
                 if yrg:
                     dy = binary_partial_y(code, xv, yv, ov)
-                    cot[y + i] += g * dy
-                    tcot[y + i] += _times(tg, dy) + _second_term(g, dyx, tx, dyy, ty)
+                    cot[y + i] += times(code, g, dy)
+                    tcot[y + i] += _times(code, tg, dy) + _second_term(code, g, dyx, tx, dyy, ty)
         elif is_linear_row(code):  # the tangents of the cotangents move as the cotangents
             linear_row_adjoint(code, vals, cot, aux, a, o, x, y, n, a0, xrg, yrg)
             linear_row_adjoint(code, vals, tcot, aux, a, o, x, y, n, a0, xrg, yrg)
@@ -447,16 +450,16 @@ def elementwise_tangent_chunk(
                 dxy, dyx = dyx, dxy
             if has_x:
                 dx = binary_partial_x(code, x[i], y[i], out[i])
-                gx[i] += g[i] * dx
-                tgx[i] += _times(tg[i], dx) + _second_term(g[i], dxx, tx[i], dxy, ty[i])
+                gx[i] += times(code, g[i], dx)
+                tgx[i] += _times(code, tg[i], dx) + _second_term(code, g[i], dxx, tx[i], dxy, ty[i])
             if has_y:
                 dy = binary_partial_y(code, x[i], y[i], out[i])
-                gy[i] += g[i] * dy
-                tgy[i] += _times(tg[i], dy) + _second_term(g[i], dyx, tx[i], dyy, ty[i])
+                gy[i] += times(code, g[i], dy)
+                tgy[i] += _times(code, tg[i], dy) + _second_term(code, g[i], dyx, tx[i], dyy, ty[i])
         elif has_x:
             d = unary_partial(code, x[i], out[i], a0, a1)
-            gx[i] += g[i] * d
-            tgx[i] += _times(tg[i], d) + _unary_second_term(code, g[i], x[i], out[i], a0, a1, tx[i])
+            gx[i] += times(code, g[i], d)
+            tgx[i] += _times(code, tg[i], d) + _unary_second_term(code, g[i], x[i], out[i], a0, a1, tx[i])
 
 
 # --- the forward tangent pass: the JVP of each row, in recording order ----------------------------------------
@@ -505,7 +508,7 @@ def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop
         a1 = attrs[r, 1]
         if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
             for i in range(n):
-                tvals[o + i] = tvals[x + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1)
+                tvals[o + i] = times(code, tvals[x + i], unary_partial(code, vals[x + i], vals[o + i], a0, a1))
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
             for i in range(n):
                 xv = vals[x + i]

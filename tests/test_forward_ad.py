@@ -419,10 +419,11 @@ def test_where_and_maximum_jvp(requires_grad):
     np.testing.assert_allclose(tangent, np.where(x > 0.2, v, w), rtol=0)
     _, tangent = _jvp(lambda a, b: ad.where(a > 0, a * b, 0.5), [x, y], [v, w], requires_grad=requires_grad)
     np.testing.assert_allclose(tangent, np.where(x > 0, v * y + x * w, 0.0), rtol=1e-14)
+    # torch's forward rule for maximum / minimum, ``w + (v - w) * m`` (bit for bit: tests/test_selection_grads.py)
     _, tangent = _jvp(lambda a, b: ad.maximum(a, b), [x, y], [v, w], requires_grad=requires_grad)
-    np.testing.assert_allclose(tangent, np.where(x > y, v, w), rtol=0)
+    np.testing.assert_allclose(tangent, w + (v - w) * (x > y), rtol=0)
     _, tangent = _jvp(lambda a, b: ad.minimum(a, b), [x, y], [v, w], requires_grad=requires_grad)
-    np.testing.assert_allclose(tangent, np.where(x < y, v, w), rtol=0)
+    np.testing.assert_allclose(tangent, w + (v - w) * (x < y), rtol=0)
 
 
 def test_ops_on_tensors_without_tangent_give_none_inside_a_level():

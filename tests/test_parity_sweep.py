@@ -1737,7 +1737,6 @@ FORWARD_DELIBERATE = {
     "var-empty": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "var-empty-dim0": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
     "var-empty-all": "the tangent of the NaN variance of an empty line is NaN (torch's: 0)",
-    "corrcoef-constant": "the tangent of a constant row's NaN correlation is NaN (torch's: 0)",
     "w.nll_loss-weight-all-ignored": "the NaN loss of all-ignored targets has a zero tangent, as its gradient",
     "F.cross_entropy-all-ignored": "the NaN loss of all-ignored targets has a zero tangent, as its gradient",
     **{

@@ -85,13 +85,29 @@ def elementwise(
     in double backward and in forward-mode through a recorded graph."""
     if partial is None:
         partial = on_tensors(_pw.UNARY[code])
-    if times_partial is None:
+    if times_partial is None and code in _pw.SELECTING_CODES:
+
+        def times_partial(g, x, out, a0, a1):
+            return select_times(g, partial(x, out, a0, a1))
+
+    elif times_partial is None:
 
         def times_partial(g, x, out, a0, a1):
             return g * partial(x, out, a0, a1)
 
     grad_fn_name = grad_fn_name or (name.capitalize() + "Backward0")
     return Op(name, code, grad_fn_name, _elementwise_vjp, times_partial, np_fn, sample, vector_fn=vector_fn)
+
+
+def select_times(g, d):
+    """``g * d`` for a selecting op (``kernels/pointwise.SELECTING_CODES``): 0 where the partial ``d`` is 0,
+    whatever ``g`` is (an inf or NaN cotangent or tangent at a blocked input), as torch's ``cond ? g : 0`` and
+    the kernels' ``pointwise.times``; differentiable in ``g``."""
+    if not isinstance(d, Tensor):  # a partial that is a number (the piecewise-constant ops: 0)
+        if d != 0.0:
+            return g * d
+        return _ops.where(_ops.zeros_like(g, dtype=np.bool_), g, 0.0)  # (zeros still connected to g: a batch)
+    return _ops.where(d != 0.0, g * d, 0.0)
 
 
 def _terms(*terms):
@@ -264,6 +280,19 @@ RDIV_SCALAR = elementwise("rdiv_scalar", K.RDIV_SCALAR, _rdiv_scalar_np, None, "
 # binary primitives (same shape after broadcasting by recorded expands)
 
 
+_extreme_tangent_formula = on_tensors(_pw.extreme_tangent)
+
+
+def _extreme_tangent(code, tx, ty, x, y):
+    """``pointwise.extreme_tangent`` on tensors, a missing tangent as the number 0 (as the kernels: the same
+    sums, signed zeros included)."""
+    return _extreme_tangent_formula(code, 0.0 if tx is None else tx, 0.0 if ty is None else ty, x, y)
+
+
+def _times(g, d):
+    return g * d
+
+
 def _binary_vjp(g, out, inputs, ctx):
     x, y = inputs
     return out._op.partial(g, x, y, out)
@@ -278,11 +307,14 @@ def formula_binary(name, code, np_fn, grad_fn_name, sample=(-2.0, 2.0)):
     """A binary op whose partials are the pair ``kernels/pointwise.BINARY[code]`` (the kernels' formulas),
     run on tensors: the reverse rule ``(g * dx, g * dy)``, the forward rule ``tx * dx + ty * dy``."""
     dx, dy = (on_tensors(f) for f in _pw.BINARY[code])
+    times = select_times if code in _pw.SELECTING_CODES else _times  # (the forward rule multiplies: torch's)
 
     def vjp(g, x, y, out):
-        return (g * dx(x, y, out) if x._rg else None, g * dy(x, y, out) if y._rg else None)
+        return (times(g, dx(x, y, out)) if x._rg else None, times(g, dy(x, y, out)) if y._rg else None)
 
     def jvp(tx, ty, x, y, out):
+        if code == K.MAXIMUM or code == K.MINIMUM:  # torch's forward rule (differs from the reverse at NaN)
+            return _extreme_tangent(code, tx, ty, x, y)
         return _terms(tx * dx(x, y, out) if tx is not None else None, ty * dy(x, y, out) if ty is not None else None)
 
     return Op(name, code, grad_fn_name, _binary_vjp, vjp, np_fn, sample, jvp)

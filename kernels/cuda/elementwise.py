@@ -19,7 +19,9 @@ from .device import (
     binary_value,
     broadcast_offset,
     broadcast_offsets2,
+    extreme_tangent,
     selects,
+    times,
     unary_partial,
     unary_value,
 )
@@ -61,23 +63,23 @@ def unary_backward_kernel(code, x, out, g, gx, a0, a1, accumulate):
     start, step = cuda.grid(1), cuda.gridsize(1)
     if accumulate:
         for i in range(start, g.shape[0], step):
-            gx[i] += g[i] * unary_partial(code, x[i], out[i], a0, a1)
+            gx[i] += times(code, g[i], unary_partial(code, x[i], out[i], a0, a1))
     else:
         for i in range(start, g.shape[0], step):
-            gx[i] = g[i] * unary_partial(code, x[i], out[i], a0, a1)
+            gx[i] = times(code, g[i], unary_partial(code, x[i], out[i], a0, a1))
 
 
 def binary_backward_kernel(code, x, y, out, g, gx, gy, has_x, has_y, accumulate):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, g.shape[0], step):
         if has_x:
-            dx = g[i] * binary_partial_x(code, x[i], y[i], out[i])
+            dx = times(code, g[i], binary_partial_x(code, x[i], y[i], out[i]))
             if accumulate:
                 gx[i] += dx
             else:
                 gx[i] = dx
         if has_y:
-            dy = g[i] * binary_partial_y(code, x[i], y[i], out[i])
+            dy = times(code, g[i], binary_partial_y(code, x[i], y[i], out[i]))
             if accumulate:
                 gy[i] += dy
             else:
@@ -141,6 +143,9 @@ def specialized(kind, code):
 def binary_jvp_kernel(code, x, y, out, tx, ty, res, meta, has_tx, has_ty):
     for i in range(cuda.grid(1), res.shape[0], cuda.gridsize(1)):
         xo, yo = broadcast_offsets2(i, meta)
+        if code == K.MAXIMUM or code == K.MINIMUM:
+            res[i] = extreme_tangent(code, tx[xo] if has_tx else 0.0, ty[yo] if has_ty else 0.0, x[xo], y[yo])
+            continue
         acc = 0.0
         if has_tx:
             acc += tx[xo] * binary_partial_x(code, x[xo], y[yo], out[i])

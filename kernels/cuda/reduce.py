@@ -33,7 +33,15 @@ import numpy as np
 from numba import cuda, float64
 
 from . import launch as L
-from .device import binary_partial_x, binary_partial_y, broadcast_offset, maximum_value, minimum_value, selects
+from .device import (
+    binary_partial_x,
+    binary_partial_y,
+    broadcast_offset,
+    maximum_value,
+    minimum_value,
+    selects,
+    times,
+)
 
 PLAIN, DX, DY = 0, 1, 2
 SUM, PROD, MAX, MIN = 0, 1, 2, 3
@@ -106,8 +114,8 @@ def _member(mode, code, x, y, g, out, meta, ka, kb, kc, r):
     b = kb + _reduced_offset(r, meta, 1)
     c = kc + _reduced_offset(r, meta, 2)
     if mode == DX:
-        return g[a] * binary_partial_x(code, x[c], y[b], out[a])
-    return g[a] * binary_partial_y(code, x[b], y[c], out[a])
+        return times(code, g[a], binary_partial_x(code, x[c], y[b], out[a]))
+    return times(code, g[a], binary_partial_y(code, x[b], y[c], out[a]))
 
 
 @cuda.jit(device=True)

@@ -50,7 +50,7 @@ from .. import opcodes as K
 from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, matmul_layout, saved_error
 from . import elementwise as E
 from . import launch as L
-from .device import aux_view_offset, binary_partial_x, binary_partial_y, selects, unary_partial
+from .device import aux_view_offset, binary_partial_x, binary_partial_y, selects, times, unary_partial
 from .matmul import matmul
 from .softmax import cross_entropy_backward, log_softmax_backward
 
@@ -326,13 +326,25 @@ def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, sto
     if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
         if xrg:
             for i in range(tid, n, nthr):
-                _put(cot, x + i, cot[o + i] * unary_partial(code, vals[x + i], vals[o + i], a0, a1), store_x)
+                _put(
+                    cot, x + i, times(code, cot[o + i], unary_partial(code, vals[x + i], vals[o + i], a0, a1)), store_x
+                )
     elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:
         for i in range(tid, n, nthr):  # one thread per element for x and y: x and y may be one tensor
             if xrg:
-                _put(cot, x + i, cot[o + i] * binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i]), store_x)
+                _put(
+                    cot,
+                    x + i,
+                    times(code, cot[o + i], binary_partial_x(code, vals[x + i], vals[y + i], vals[o + i])),
+                    store_x,
+                )
             if yrg:
-                _put(cot, y + i, cot[o + i] * binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i]), store_y)
+                _put(
+                    cot,
+                    y + i,
+                    times(code, cot[o + i], binary_partial_y(code, vals[x + i], vals[y + i], vals[o + i])),
+                    store_y,
+                )
     elif code == K.WHERE:
         for i in range(tid, n, nthr):
             m = vals[a + i]
@@ -534,9 +546,9 @@ def _binary_row(code, x, y, out, g, gx, gy, has_x, has_y, same, state):
     store_y = state[Y_NEW] != 0 and not (same and store_x)
     for i in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
         if has_x:
-            _put(gx, i, g[i] * binary_partial_x(code, x[i], y[i], out[i]), store_x)
+            _put(gx, i, times(code, g[i], binary_partial_x(code, x[i], y[i], out[i])), store_x)
         if has_y:
-            _put(gy, i, g[i] * binary_partial_y(code, x[i], y[i], out[i]), store_y)
+            _put(gy, i, times(code, g[i], binary_partial_y(code, x[i], y[i], out[i])), store_y)
 
 
 _unary_row_loop = cuda.jit(device=True, inline="always")(_unary_row)

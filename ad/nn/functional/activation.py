@@ -102,8 +102,9 @@ def relu_(input):  # noqa: A002
 
 
 def _hardtanh(x, lo, hi):
-    # torch's gradient is 1 strictly inside (lo, hi) and 0 at and beyond the bounds
-    inside = (x > lo) & (x < hi)
+    # torch's gradient is 1 strictly inside (lo, hi) and 0 at and beyond the bounds; NaN is not at or beyond
+    # them: it passes (NaN, slope 1, as torch's scalar loop)
+    inside = ~((x <= lo) | (x >= hi))
     return ops.where(inside, x, ops.clamp(x.detach(), lo, hi))
 
 
@@ -138,7 +139,7 @@ def leaky_relu_(input, negative_slope=0.01):  # noqa: A002
 
 
 def _elu(x, alpha, scale=1.0, input_scale=1.0):
-    pos = x > 0
+    pos = ~(x <= 0)  # NaN takes the positive branch: its gradient is the positive slope, as torch's
     neg = _part(~pos, x) * input_scale
     out = ops.where(pos, x * scale if scale != 1.0 else x, ops.expm1(neg) * (alpha * scale))
     return out
@@ -255,7 +256,12 @@ def hardswish(input, inplace=False):  # noqa: A002
     def fn(x):
         inside = (x > -3.0) & (x < 3.0)
         xm = _part(inside, x)  # (the quadratic of +-inf would be +-inf, and its slope, masked by where, NaN)
-        mid = xm * (xm + 3.0) * (1.0 / 6.0)
+        # the value is torch's ``x * (x + 3) / 6``, the gradient that of ``(x + 1.5)**2 / 6``, whose rule is one
+        # product ``g * (x / 3 + 0.5)`` as torch's (the product rule's ``g * x / 6`` term is NaN for an inf
+        # cotangent at 0): the value plus ``q - q``, written so that the sum keeps the value's -0.0
+        value = (xm * (xm + 3.0) * (1.0 / 6.0)).detach()
+        q = ops.square(xm + 1.5) * (1.0 / 6.0)
+        mid = value - (q.detach() - q)
         return ops.where(x <= -3.0, _const(x, 0.0), ops.where(inside, mid, x))
 
     return _maybe_inplace(input, inplace, fn)
@@ -284,8 +290,9 @@ def softshrink(input, lambd=0.5):  # noqa: A002
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
     # written so that NaN falls through to ``input - lambd`` (NaN, slope 1: torch's), not to the 0 between,
-    # which is ``input * 0.0``: a zero with the sign of ``input``, as torch's
-    return ops.where(input < -lambd, input + lambd, ops.where(input <= lambd, input * 0.0, input - lambd))
+    # a constant (an inf cotangent there gives 0, as torch's) with the sign of ``input``, as torch's
+    between = ops.clamp(input.detach(), -1.0, 1.0) * 0.0  # (clamped: inf * 0 would warn)
+    return ops.where(input < -lambd, input + lambd, ops.where(input <= lambd, between, input - lambd))
 
 
 def hardshrink(input, lambd=0.5):  # noqa: A002

@@ -81,6 +81,8 @@ EXAMPLES = {
     "scatter_map": (lambda x: ops.scatter_map(x, (5,), np.array([4, 0, 4, 1])), [(4,)]),
     "gather": (lambda x: x.gather(1, ad.tensor([[0, 0], [1, 0]])), [(2, 3)]),
     "index_select": (lambda x: x.index_select(0, ad.tensor([2, 0, 2])), [(3, 2)]),
+    # overlapping windows (storage positions read twice) of a transposed view: its storage is the root's
+    "as_strided_copy": (lambda x: ad.as_strided_copy(x.t(), (3, 2), (1, 2), 1) * _ramp(x, 3, 2), [(2, 3)]),
     "max_dim": (lambda x: x.max(1)[0] + x.max(0, keepdim=True).values.sum(), [(3, 4)]),
     "min_dim": (lambda x: x.min(0).values, [(3, 4)]),
     "cat": (lambda x, y: ad.cat([x, y, x], 1) * _ramp(x, 2, 9), [(2, 3), (2, 3)]),

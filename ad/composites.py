@@ -1,7 +1,8 @@
 """Composite ops: built from primitives of ``ops.py``, so they need no rules of their own.
 
 Their derivatives (first, second, forward mode) follow from the primitives they are made of; the generic
-tests check them like primitives.
+tests check them like primitives. One exception: ``var``'s result takes torch's forward rule (its own tangent
+would be NaN where a tangent entry is infinite; the inner values keep the composite's tangents).
 """
 
 import numpy as np

@@ -1,13 +1,14 @@
 """Composite ops: built from primitives of ``ops.py``, so they need no rules of their own.
 
 Their derivatives (first, second, forward mode) follow from the primitives they are made of; the generic
-tests check them like primitives.
+tests check them like primitives. One exception: ``var``'s result takes torch's forward rule (its own tangent
+would be NaN where a tangent entry is infinite; the inner values keep the composite's tangents).
 """
 
 import numpy as np
 
 from . import cuda as _cuda
-from . import ops
+from . import forward, ops
 from .ops import _reduce_dims, outer  # noqa: F401 - re-exported
 from .saved import guard
 from .tensor import Tensor, _wrap_dim
@@ -23,9 +24,27 @@ def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
     count = 1
     for d in dims:
         count *= input.shape[d]
+    denom = count - correction
+    levels = forward.visible_levels_of(input) if input._tangents and denom > 0 else None
+    if not levels:
+        return _var(input, dims, keepdim, denom)
+
+    def jvp(tan, base):
+        # torch's rule, 2 sum((x - mean) t) / denom: the composite's own tangent, sum(2 (x - mean)(t - mean(t))),
+        # is the same number but NaN where t has an infinite entry (inf - mean(t)); torch's gives +-inf there
+        t = tan(input)
+        if t is None:
+            return None
+        centered = input - ops.mean(input, dims, keepdim=True)
+        return ops.sum(centered * t, dims, keepdim=keepdim) * (2.0 / denom)
+
+    # the primal keeps its tangents inside (forward over reverse reads them); only the result's is replaced
+    return forward.apply_dual(lambda: _var(input, dims, keepdim, denom), jvp, (input,), levels)
+
+
+def _var(input, dims, keepdim, denom):
     centered = input - ops.mean(input, dims, keepdim=True)
     total = ops.sum(centered * centered, dims, keepdim=keepdim)
-    denom = count - correction
     if denom <= 0:
         out = total * float("nan") if denom < 0 else total * float("inf")  # torch: nan/inf, with a warning
     else:

@@ -37,7 +37,7 @@ import weakref
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.cpu import jvp_binary, jvp_unary
+from kernels.cpu import binary_backward_chunk, jvp_binary, jvp_unary
 from kernels.second_order import FORWARD_TANGENT, SECOND_ORDER, tangent_forward_sweep
 
 from . import engine, second_order
@@ -291,6 +291,12 @@ def _big_forward(tape, t, h, tvals, tangent, written):
         out = np.ascontiguousarray(t._data).reshape(-1)
         if len(inputs) == 1:
             jvp_unary(code, flat[0], out, tflat[0], res, float(attrs[0]), float(attrs[1]))
+        elif code == K.MAXIMUM or code == K.MINIMUM:
+            # the reverse partials (masks), as tangent_forward_sweep's small rows, not jvp_binary's forward rule
+            along_y = np.empty(n, t._data.dtype)
+            binary_backward_chunk(code, flat[0], flat[1], out, tflat[0], res, res, True, False, False, False)
+            binary_backward_chunk(code, flat[0], flat[1], out, tflat[1], along_y, along_y, False, True, False, False)
+            res += along_y
         else:
             jvp_binary(code, flat[0], flat[1], out, tflat[0], tflat[1], res, True, True)
     else:

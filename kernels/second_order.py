@@ -188,9 +188,14 @@ def binary_second(code, x, y, out):
     if code == K.TANH_BACKWARD:  # x (1 - y^2)
         return 0.0, -2.0 * y, -2.0 * y, -2.0 * x
     if code == K.ATAN2:
-        r = x * x + y * y
-        r2 = r * r
-        return -2.0 * x * y / r2, (x * x - y * y) / r2, (x * x - y * y) / r2, 2.0 * x * y / r2
+        # the first partials' formulas differentiated (pointwise.dx_atan2: y / rs, rs = x^2 + y^2, 1 at (0, 0)
+        # where the partials are 0): (x^2 - y^2) / r^2 for both mixed ones, but 1 and -1 at (0, 0), as the
+        # recorded rules (grad of grad, forward over reverse) differentiate them
+        rs = x * x + y * y
+        if rs == 0.0:
+            rs = 1.0
+        rs2 = rs * rs
+        return -2.0 * x * y / rs2, (rs - 2.0 * y * y) / rs2, (2.0 * x * x - rs) / rs2, 2.0 * x * y / rs2
     if code == K.HYPOT:
         o3 = out * out * out
         return y * y / o3, -x * y / o3, -x * y / o3, x * x / o3
@@ -199,7 +204,10 @@ def binary_second(code, x, y, out):
         q = 1.0 / (1.0 + math.exp(x - y))
         return p * q, -p * q, -p * q, p * q
     if code == K.XLOGY:
-        return 0.0, 1.0 / y, 1.0 / y, -x / (y * y)
+        # dx = xlogy(m, y), m = 0 where x = 0 and y <= 0 (pointwise.dx_xlogy): along y, m / y (NaN at (0, 0),
+        # 0 on the rest of the masked line); dy = x / y along x: 1 / y everywhere, as the recorded rules
+        masked = 1.0 if (x != 0.0 or y > 0.0) else 0.0
+        return 0.0, masked / y, 1.0 / y, -x / (y * y)
     # add, sub, maximum, minimum, fmod, remainder, copysign: partials piecewise constant
     return 0.0, 0.0, 0.0, 0.0
 
@@ -490,7 +498,8 @@ FORWARD_TANGENT = _FORWARD
 @njit(**KERNEL)
 def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop, status):
     """``tvals[out] =`` the JVP of rows ``start..stop`` (increasing) from their operands' tangents in ``tvals``
-    (the caller zeroed the arena and wrote the directions). Returns 0, or -1 with ``status[0] ==
+    (the caller zeroed the arena and wrote the directions), by the rows' reverse partials (the fused double
+    backward's rule: see the binary rows). Returns 0, or -1 with ``status[0] ==
     UNSUPPORTED`` and ``status[1]`` the row."""
     for r in range(start, stop + 1):
         op = rows[r, 0]
@@ -516,7 +525,11 @@ def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop
                 ov = vals[o + i]
                 dx = binary_partial_x(code, xv, yv, ov)
                 dy = binary_partial_y(code, xv, yv, ov)
-                tvals[o + i] = tvals[x + i] * dx + tvals[y + i] * dy
+                # the reverse partials, not maximum/minimum's forward rule (pointwise.extreme_tangent): these
+                # tangents stand for the double backward's cotangents (ad/double_backward.py), which flow through
+                # the reverse rule; the two differ at a NaN operand (torch's double backward and forward over
+                # reverse differ there too). ``times``: an unchosen side's inf tangent gives 0, as the mask does.
+                tvals[o + i] = times(code, tvals[x + i], dx) + times(code, tvals[y + i], dy)
         elif code == K.WHERE:
             for i in range(n):
                 tvals[o + i] = tvals[x + i] if vals[a + i] != 0 else tvals[y + i]

@@ -512,6 +512,79 @@ def test_infinite_tangent_through_linear_rows(case, path):
     np.testing.assert_array_equal(h.numpy(), want)
 
 
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+@pytest.mark.parametrize("size", [4, 20000], ids=["small_rows", "big_rows"])
+def test_extreme_second_derivative_at_nan(op, size):
+    """``maximum(x, 2) ** 2`` with x NaN: double backward (recorded, and fused: small rows in the kernel, big
+    rows from Python) follows the reverse rule, which gives the NaN side the gradient (2, torch's double
+    backward); forward over reverse follows torch's forward rule, which gives it the other side's tangent (0,
+    torch's forward over reverse). The fused big rows once took the forward rule."""
+    x = np.linspace(-3.0, 3.0, size)
+    x[:3] = [NAN, 2.0, 3.0 if op == "maximum" else 1.0]
+    fn = lambda t: getattr(t, op)(ad.full((size,), 2.0, dtype=t.dtype)) ** 2  # noqa: E731
+    got = {path: _second_derivatives(fn, x, path) for path in SECOND_PATHS}
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    tfn = lambda t: getattr(t, op)(torch.full((size,), 2.0, dtype=t.dtype)) ** 2  # noqa: E731
+    (g,) = torch.autograd.grad(tfn(xt).sum(), xt, create_graph=True)
+    (double,) = torch.autograd.grad(g.sum(), xt)
+    assert double[:3].tolist() == [2.0, 0.5, 2.0]
+    for path in ("rules", "fused"):
+        np.testing.assert_array_equal(got[path], double.numpy(), err_msg=path)
+    for path in ("fwd_rules", "fwd_compiled"):
+        np.testing.assert_array_equal(got[path][:3], [0.0, 0.5, 2.0], err_msg=path)
+        np.testing.assert_array_equal(got[path][3:], double.numpy()[3:], err_msg=path)
+
+
+def _binary_second(name, X, Y, path):
+    """``(H v)`` rows of ``name(x, y).sum()`` along ``v = (1.5, 0.5)`` by ``path`` (as ``_second_derivatives``;
+    the "rules" and "fused" paths give ``H^T v``, which differs where a masked first partial is differentiated)."""
+    x = ad.tensor(X.copy(), requires_grad=True)
+    y = ad.tensor(Y.copy(), requires_grad=True)
+    f = lambda a, b: getattr(ad, name)(a, b)  # noqa: E731
+    if path in ("rules", "fused"):
+        g = (lambda a, b: _chain(f(a, b), lambda t: t)) if path == "fused" else f
+        gx, gy = ad.autograd.grad(g(x, y).sum(), (x, y), create_graph=True)
+        return np.stack([h.numpy() for h in ad.autograd.grad((gx * 1.5 + gy * 0.5).sum(), (x, y))])
+    with fwAD.dual_level():
+        dx = fwAD.make_dual(x, ad.full(X.shape, 1.5))
+        dy = fwAD.make_dual(y, ad.full(X.shape, 0.5))
+        gs = ad.autograd.grad(f(dx, dy).sum(), (x, y), create_graph=path == "fwd_rules")
+        return np.stack([fwAD.unpack_dual(g).tangent.detach().numpy() for g in gs])
+
+
+# at (0, 0) atan2's partials are masked to 0 (y / rs, rs = 1 there): the mixed second partials of the masked
+# formulas are 1 and -1; xlogy's dx is masked to 0 on x = 0, y <= 0, so along y it is m / y there (NaN at (0, 0))
+# while dy = x / y moves along x by 1 / y. The compiled paths (the kernels' second partials) once gave NaN (atan2)
+# and 1 / y (xlogy) there, the recorded rules these.
+BINARY_MASKS = {
+    "atan2": (
+        [[-0.5, -0.5, -0.5, 0.5, -0.5, -0.5], [1.5, 1.5, 1.5, 1.5, -1.5, -1.5]],
+        [[0.5, 0.5, 0.5, 0.5, -0.5, -0.5], [-1.5, -1.5, -1.5, 1.5, -1.5, -1.5]],
+    ),
+    "xlogy": (
+        [[INF, -INF, INF, INF, 0.5, -0.5], [NAN, NAN, NAN, NAN, 1.5, 0.0]],
+        [[NAN, NAN, NAN, INF, 0.5, 0.0], [NAN, NAN, NAN, NAN, 1.5, -1.5]],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BINARY_MASKS))
+def test_masked_binary_second_derivatives_agree_across_paths(name):
+    X = _a(0.0, 0.0, -0.0, 1.0, 0.0, 0.0, 2.0)
+    Y = _a(0.0, -0.0, 0.0, 0.0, 1.0, -1.0, 3.0)
+    reverse, forward = BINARY_MASKS[name]
+    got = {path: _binary_second(name, X, Y, path) for path in SECOND_PATHS}
+    for path, want in (("rules", reverse), ("fused", reverse), ("fwd_rules", forward), ("fwd_compiled", forward)):
+        np.testing.assert_array_equal(got[path][:, :6], want, err_msg=path)
+    torch = pytest.importorskip("torch")  # a smooth point: torch's double backward, and all paths alike
+    xt, yt = torch.tensor(X[6:], requires_grad=True), torch.tensor(Y[6:], requires_grad=True)
+    gx, gy = torch.autograd.grad(getattr(torch, name)(xt, yt).sum(), (xt, yt), create_graph=True)
+    want = np.stack([h.numpy() for h in torch.autograd.grad((gx * 1.5 + gy * 0.5).sum(), (xt, yt))])
+    for path in SECOND_PATHS:
+        np.testing.assert_allclose(got[path][:, 6:], want, rtol=1e-13, err_msg=path)
+
+
 def test_cumprod_forward_over_reverse_at_zeros():
     """cumprod's gradient at zeros: its tangent (forward over reverse, without create_graph: the backward runs on
     dual tensors) is the exact one, as double backward's (the masked formula of the first-order gradient holds

@@ -873,3 +873,42 @@ def test_write_under_no_grad_into_the_dual_of_a_non_leaf_keeps_its_tangent():
             y.mul_(2.0)
         np.testing.assert_array_equal(fwAD.unpack_dual(x).tangent.numpy(), [1.5, 3.0])
         np.testing.assert_array_equal(fwAD.unpack_dual(y).tangent.numpy(), [3.0])
+
+
+@pytest.mark.parametrize("name", ["var", "std", "var_mean", "std_mean"])
+def test_variance_tangent_with_an_infinite_entry_matches_torch(name):
+    """torch's forward rule for var, ``2 sum((x - mean) t) / (n - correction)``: an infinite tangent entry gives
+    +-inf (the composite's ``t - mean(t)`` gave NaN), and a huge one does not overflow to inf; nested levels (the
+    second derivative) and forward over reverse (the Hessian-vector product) keep the composite's exact rules."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[1.0, 2.0, 4.0], [3.0, -1.0, 0.5]])
+    inf = np.inf
+    tangents = [[[inf, 0, 0], [1.0, inf, -inf]], [[1e308, -1e308, 0], [0.5, 2.0, -1.0]]]
+    for t in map(np.array, tangents):
+        for kwargs in ({}, {"dim": 1, "keepdim": True}, {"dim": 0, "correction": 0}):
+            with torch.autograd.forward_ad.dual_level():
+                dual = torch.autograd.forward_ad.make_dual(torch.tensor(x), torch.tensor(t))
+                out = getattr(torch, name)(dual, **kwargs)
+                want = [torch.autograd.forward_ad.unpack_dual(o).tangent.numpy() for o in _tuple(out)]
+            with fwAD.dual_level():
+                out = getattr(ad, name)(fwAD.make_dual(ad.tensor(x), ad.tensor(t)), **kwargs)
+                got = [fwAD.unpack_dual(o).tangent.numpy() for o in _tuple(out)]
+            if np.abs(t).max() == 1e308:  # (the mean's tangent, 1e308 - 1e308 + small terms, hangs on the sum's order)
+                got, want = got[:1], want[:1]
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-13, err_msg=f"{t} {kwargs}")
+    u, v = np.array([0.3, -0.2, 0.7]), np.array([1.0, 2.0, -0.5])
+    centering = np.eye(3) - 1.0 / 3  # var's Hessian: 2 (I - 11^T / n) / (n - 1)
+    with fwAD.dual_level() as outer, fwAD.dual_level() as inner:  # forward over forward: u^T H v
+        d = fwAD.make_dual(fwAD.make_dual(ad.tensor(x[0]), ad.tensor(u), level=outer), ad.tensor(v), level=inner)
+        first = fwAD.unpack_dual(ad.var(d), level=inner).tangent
+        second = fwAD.unpack_dual(first, level=outer).tangent
+    assert np.isclose(float(second), u @ centering @ v)
+    leaf = ad.tensor(x[0], requires_grad=True)
+    with fwAD.dual_level():  # forward over reverse: H v
+        (g,) = ad.autograd.grad(ad.var(fwAD.make_dual(leaf, ad.tensor(v))), leaf)
+        np.testing.assert_allclose(fwAD.unpack_dual(g).tangent.numpy(), centering @ v, rtol=1e-13)
+
+
+def _tuple(out):
+    return out if isinstance(out, tuple) else (out,)

@@ -312,6 +312,106 @@ def _load_strict_errors(L):
     ]
 
 
+def _migrating_module(L, log):
+    """A module whose ``_load_from_state_dict`` renames an old checkpoint's keys (its own and its child's)."""
+
+    class Old(L.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = L.nn.Linear(2, 2)
+            self.register_buffer("b", L.zeros(2))
+
+        def _load_from_state_dict(self, sd, prefix, metadata, strict, missing, unexpected, errors):
+            log.append(("old", prefix, dict(metadata), strict, sorted(sd), list(missing), list(unexpected)))
+            for old, new in (("old_b", "b"), ("old_lin.weight", "lin.weight")):
+                if prefix + old in sd:
+                    sd[prefix + new] = sd.pop(prefix + old)
+            super()._load_from_state_dict(sd, prefix, metadata, strict, missing, unexpected, errors)
+            log.append(("old after", list(missing), list(unexpected), list(errors)))
+
+    class Top(L.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.o = Old()
+            self.w = L.nn.Parameter(L.zeros(3))
+
+    m = Top()
+    m.o.lin.register_load_state_dict_pre_hook(lambda mod, sd, prefix, *a: log.append(("pre lin", prefix, sorted(sd))))
+    m.register_load_state_dict_post_hook(lambda mod, k: log.append(("post top", list(k.missing_keys))))
+    m.o.register_load_state_dict_post_hook(lambda mod, k: log.append(("post o", list(k.unexpected_keys))))
+    return m
+
+
+def _load_from_state_dict_override(L):
+    log = []
+    old = {
+        "w": L.ones(3),
+        "o.old_b": L.full((2,), 2.0),
+        "o.old_lin.weight": L.full((2, 2), 3.0),
+        "o.zzz": L.ones(1),
+        "o.lin.q.r": L.ones(1),
+    }
+    m = _migrating_module(L, log)
+    keys = repr(m.load_state_dict(old, strict=False))
+    loaded = [m.w, m.o.b, m.o.lin.weight]
+    m = _migrating_module(L, [])
+    # strict: a size mismatch and the unexpected keys are raised after the copies (w and b are loaded)
+    failed = _run(L, lambda L: m.load_state_dict({**old, "o.lin.bias": L.ones(5)}))
+    return log, keys, loaded, sorted(old), failed, [m.w, m.o.b]
+
+
+def _load_from_state_dict_versions(L):
+    class Versioned(L.nn.Linear):
+        _version = 2
+
+        def _load_from_state_dict(self, sd, prefix, metadata, *rest):
+            if metadata.get("version", 1) < 2 and prefix + "w" in sd:
+                sd[prefix + "weight"] = sd.pop(prefix + "w")
+            super()._load_from_state_dict(sd, prefix, metadata, *rest)
+
+    seen = []
+    m = L.nn.Sequential(Versioned(1, 1))
+    m[0].register_load_state_dict_pre_hook(lambda mod, sd, prefix, metadata, *a: seen.append(dict(metadata)))
+    current = m.state_dict()
+    current["0.weight"] = L.full((1, 1), 4.0)
+    old = OrderedDict({"0.w": L.full((1, 1), 5.0), "0.bias": L.zeros(1)})
+    old._metadata = {"0": {"version": 1}}
+    given = L.nn.Parameter(L.full((1, 1), 6.0))
+    results = [repr(m.load_state_dict(current)), m[0].weight.tolist(), repr(m.load_state_dict(old)), m[0].weight]
+    m.load_state_dict({"0.weight": given, "0.bias": L.zeros(1)}, assign=True)
+    return results, m[0].weight is given, seen
+
+
+def _load_from_state_dict_base_calls(L):
+    lin = _linear(L)
+    log = []
+    lin.register_load_state_dict_pre_hook(lambda mod, sd, prefix, *a: log.append(prefix))
+    out = []
+    for strict, sd in [
+        (True, {"p.weight": L.ones(3, 2), "p.x": L.ones(1), "q.bias": L.ones(3)}),
+        (False, {"p.weight": L.ones(3, 2), "p.x": L.ones(1), "p.bias": L.ones(4)}),
+        (True, {"p.weight": L.ones(3, 2), "p.bias": 3.0}),
+    ]:
+        missing, unexpected, errors = [], [], []
+        lin._load_from_state_dict(sd, "p.", {}, strict, missing, unexpected, errors)
+        out.append((missing, unexpected, errors))
+    saved = OrderedDict()
+    lin._save_to_state_dict(saved, "s.", False)
+    return out, log, lin.weight, saved
+
+
+def _load_from_state_dict_without_super(L):
+    class Skips(L.nn.Linear):
+        def _load_from_state_dict(self, *args):
+            log.append("override")
+
+    log = []
+    m = Skips(1, 1)
+    m.register_load_state_dict_pre_hook(lambda *a: log.append("pre hook"))  # runs in the base method only
+    before = m.weight.tolist()
+    return repr(m.load_state_dict({"weight": L.ones(1, 1)})), log, m.weight.tolist() == before
+
+
 # ------------------------------------------------------------------------------ traversal, attributes, containers
 def _submodule_errors(L):
     m = L.nn.Sequential(L.nn.Linear(1, 1))
@@ -443,6 +543,10 @@ CASES = {
     "get/set_extra_state": _extra_state,
     "_extra_state unexpected without set_extra_state": _extra_state_unexpected,
     "load_state_dict strict errors and the returned keys": _load_strict_errors,
+    "_load_from_state_dict override migrates keys, in torch's order": _load_from_state_dict_override,
+    "_load_from_state_dict override reads the saved version; assign": _load_from_state_dict_versions,
+    "_load_from_state_dict / _save_to_state_dict called directly": _load_from_state_dict_base_calls,
+    "_load_from_state_dict override not calling the base": _load_from_state_dict_without_super,
     "get_submodule / get_parameter / get_buffer errors": _submodule_errors,
     "set_submodule": _set_submodule,
     "shared parameters and modules in traversal": _shared_parameters,
@@ -554,13 +658,3 @@ def test_deliberate_differences_hold():
     ml = ad.nn.ModuleList([ad.nn.ReLU()])
     ml.insert(-5, ad.nn.Tanh())
     assert [type(m).__name__ for m in ml] == ["Tanh", "ReLU"]
-
-
-def test_a_load_from_state_dict_override_is_named_in_a_warning():
-    class Migrating(ad.nn.Linear):
-        def _load_from_state_dict(self, *args):
-            raise AssertionError("not called by ad")
-
-    m = Migrating(1, 1)
-    with pytest.warns(UserWarning, match="Migrating overrides _load_from_state_dict"):
-        m.load_state_dict(m.state_dict())

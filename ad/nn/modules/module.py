@@ -24,7 +24,7 @@ from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor, device
 from ..parameter import Buffer, Parameter, is_lazy
-from .module_state import EXTRA_STATE_KEY, load_state_dict
+from .module_state import EXTRA_STATE_KEY, load_own_state, load_state_dict
 
 __all__ = [
     "Module",
@@ -616,9 +616,21 @@ class Module:
         Raises:
             TypeError: ``state_dict`` is not a mapping. RuntimeError: shape mismatches, or with ``strict``
             missing or unexpected keys; then nothing was changed (unless load-state-dict post-hooks are
-            registered: those see the loaded module, so the copy comes first, as in torch).
+            registered, which see the loaded module, or a module overrides ``_load_from_state_dict``: then the
+            copies come first, as in torch).
         """
         return load_state_dict(self, state_dict, strict, assign)
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        """Load this module's own entries (not its children's) from the keys of ``state_dict`` under ``prefix``,
+        appending to the three lists rather than raising; this module's load pre-hooks run first. Override it
+        (calling ``super()._load_from_state_dict``) to migrate old checkpoints: rename keys in ``state_dict``,
+        reshape, set buffers; ``local_metadata["version"]`` is the saved ``_version``. While any module of a tree
+        overrides it, ``load_state_dict`` loads in torch's order (each module as it is reached, errors raised
+        after the copies); otherwise it checks every key before copying any."""
+        load_own_state(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def register_state_dict_pre_hook(self, hook):
         """``hook(module, prefix, keep_vars)`` before ``state_dict`` writes this module's entries."""

@@ -58,9 +58,9 @@ UNSUPPORTED = 3  # status[0]: row status[1] has no compiled second-order rule
 
 
 @register_jitable
-def unary_second(code, x, out, a0, a1):
-    """f''(x) of an elementwise unary op (the derivative of ``pointwise.unary_partial`` along x)."""
-    if (
+def _piecewise_linear(code):
+    """A unary op whose first partial is constant between kinks: its f'' is 0 (and no product is formed)."""
+    return (
         code == K.COPY
         or code == K.NEG
         or code == K.AFFINE
@@ -68,7 +68,13 @@ def unary_second(code, x, out, a0, a1):
         or code == K.RELU
         or code == K.CLAMP
         or code == K.STEP_FN
-    ):
+    )
+
+
+@register_jitable
+def unary_second(code, x, out, a0, a1):
+    """f''(x) of an elementwise unary op (the derivative of ``pointwise.unary_partial`` along x)."""
+    if _piecewise_linear(code):
         return 0.0
     if code == K.EXP or code == K.EXPM1:
         return out + 1.0 if code == K.EXPM1 else out
@@ -242,16 +248,7 @@ def _unary_second_term(code, g, x, out, a0, a1, tx):
     partial a constant: torch's double backward forms no product there, so an infinite tangent adds nothing)."""
     if g == 0.0 or tx == 0.0 or selecting(code):
         return 0.0
-    if (
-        code == K.COPY
-        or code == K.NEG
-        or code == K.AFFINE
-        or code == K.ABS
-        or code == K.RELU
-        or code == K.CLAMP
-        or code == K.STEP_FN
-        or (code == K.POW_SCALAR and (a0 == 0.0 or a0 == 1.0))
-    ):
+    if _piecewise_linear(code) or (code == K.POW_SCALAR and (a0 == 0.0 or a0 == 1.0)):
         return 0.0
     return g * unary_second(code, x, out, a0, a1) * tx
 

@@ -393,6 +393,8 @@ CUDA_CASES += (
 CUDA_CASES += (
     "special_i0_i1", "special_ndtr", "special_ndtri_entr", "special_xlog1py", "special_zeta_igamma", "index_reduce",
 )  # fmt: skip
+# session 17: as_strided_copy, a gather of storage positions (an index map from host copies)
+CUDA_CASES += ("as_strided_copy",)
 
 
 def test_every_op_table_case_runs_on_cuda():

@@ -4,6 +4,7 @@ containers and repr."""
 
 import copy
 import pickle
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -310,6 +311,22 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     assert abs(ta - tt) < 1e-12 * max(1.0, tt)
     for a, t in zip(ga, gt):
         np.testing.assert_allclose(a, t, rtol=1e-12)
+
+
+def test_clip_grad_norm_of_an_inf_gradient_is_torchs_without_a_warning():
+    # the total norm is inf, the factor 0: the inf element becomes NaN and the rest 0, silently as in torch
+    def run(lib):
+        p = lib.tensor([1.0, 1.0, 1.0], requires_grad=True)
+        p.grad = lib.tensor([1.0, float("inf"), 2.0])
+        total = lib.nn.utils.clip_grad_norm_([p], 1.0)
+        return float(total), p.grad.numpy().copy()
+
+    (tt, gt) = run(torch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ta, ga = run(ad)
+    assert ta == tt == float("inf")
+    np.testing.assert_array_equal(ga, gt)
 
 
 def test_clip_grad_value_and_vector_round_trip():

@@ -77,9 +77,10 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return total
     coef = float(max_norm) / (float(total._data) + 1e-6)
     coef = min(coef, 1.0)
-    for g in grads:
-        g._data *= coef
-        _bump(g)
+    with np.errstate(invalid="ignore"):  # an inf gradient times a factor of 0 is NaN, silently as in torch
+        for g in grads:
+            g._data *= coef
+            _bump(g)
     return total
 
 

@@ -34,13 +34,19 @@ def _window(name, window_length, periodic, dtype, device, requires_grad, samples
     dtype = creation._default_float if dtype is None else np.dtype(dtype)
     if dtype.kind != "f":
         raise RuntimeError(f"{name} expects floating point dtypes, got: {dtype}")
-    if window_length == 0:
+    return sampled_window(window_length, periodic, samples, dtype, device, requires_grad)
+
+
+def sampled_window(length, periodic, samples, dtype, device, requires_grad):
+    """``samples(n, N)`` over ``N = length`` points (``length + 1`` when ``periodic``), cut to ``length``; the
+    windows of one or no points as torch's (torch's top-level windows and ``ad.signal.windows``)."""
+    if length == 0:
         values = np.zeros(0)
-    elif window_length == 1:
+    elif length == 1:
         values = np.ones(1)
     else:
-        n = window_length + 1 if periodic else window_length
-        values = samples(np.arange(n, dtype=np.float64), n)[:window_length]
+        n = length + 1 if periodic else length
+        values = samples(np.arange(n, dtype=np.float64), n)[:length]
     return creation._finish(values.astype(dtype), None, requires_grad, device)
 
 

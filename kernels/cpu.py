@@ -42,8 +42,8 @@ binary_partial_y = njit(inline="always", **KERNEL)(pointwise.binary_partial_y)
 unary_partial_call = njit(**KERNEL)(pointwise.unary_partial)
 binary_partial_x_call = njit(**KERNEL)(pointwise.binary_partial_x)
 binary_partial_y_call = njit(**KERNEL)(pointwise.binary_partial_y)
-times = njit(inline="always", **KERNEL)(pointwise.times)
-extreme_tangent = njit(inline="always", **KERNEL)(pointwise.extreme_tangent)  # g * d, selecting where torch selects
+times = njit(inline="always", **KERNEL)(pointwise.times)  # g * d, selecting where torch selects
+extreme_tangent = njit(inline="always", **KERNEL)(pointwise.extreme_tangent)  # maximum / minimum: torch's jvp
 
 # What each op's backward reads (torch's "saved variables"): its operand x, y, its output, or other data
 # (a mask). Sweeping such a row after its graph was freed is an error, and so is reading a value that was

@@ -13,7 +13,7 @@ windows torch builds on it).
 import numpy as np
 
 from .. import creation
-from ..windows import cosine_sum, triangle
+from ..windows import cosine_sum, sampled_window, triangle
 from ..windows import kaiser as _kaiser_samples
 
 __all__ = [
@@ -32,14 +32,7 @@ def _window(name, M, sym, dtype, device, requires_grad, samples):
     dtype = creation._default_float if dtype is None else np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"{name} expects float32 or float64 dtypes, got: ad.{dtype}")
-    if M == 0:
-        values = np.zeros(0)
-    elif M == 1:
-        values = np.ones(1)
-    else:
-        N = M if sym else M + 1
-        values = samples(np.arange(N, dtype=np.float64), N)[:M]
-    return creation._finish(values.astype(dtype), None, requires_grad, device)
+    return sampled_window(M, not sym, samples, dtype, device, requires_grad)
 
 
 def general_cosine(M, *, a, sym=True, dtype=None, layout=None, device=None, requires_grad=False):

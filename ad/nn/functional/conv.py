@@ -223,9 +223,18 @@ def _check_geometry(spatial, kernel, stride, padding, dilation, fn):
         raise RuntimeError(f"{fn}: negative padding is not supported, but got padding: {padding}")
     _, out = _geometry(spatial, kernel, stride, padding, dilation)
     if any(o <= 0 for o in out):
+        if fn == "unfold":  # torch's im2col wording
+            raise RuntimeError(
+                f"Given input with spatial size {tuple(spatial)}, kernel_size={tuple(kernel)}, dilation="
+                f"{tuple(dilation)}, padding={tuple(padding)}, calculated shape of the array of sliding blocks as "
+                f"{tuple(out)}, but its components must be at least one."
+            )
+        # the output is empty exactly when the dilated kernel is wider than the padded input: torch's wording
+        padded = " x ".join(str(n + 2 * q) for n, q in zip(spatial, padding))
+        dilated = " x ".join(str(dd * (kk - 1) + 1) for kk, dd in zip(kernel, dilation))
         raise RuntimeError(
-            f"Calculated output size: {out} is too small (input size {tuple(spatial)}, kernel {kernel}, "
-            f"padding {padding}, dilation {dilation})"
+            f"Calculated padded input size per channel: ({padded}). Kernel size: ({dilated}). Kernel size can't be "
+            "greater than actual input size"
         )
 
 
@@ -594,8 +603,8 @@ def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, 
         for s, st, p, d, k, op_ in zip(spatial, stride, padding, dilation, kernel, output_padding)
     )
     if any(o <= 0 for o in out_spatial):
-        raise RuntimeError(f"Given input size per channel: {spatial}. Calculated output size per channel: "
-                           f"{out_spatial}. Output size is too small")
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). Calculated output "
+                           f"size per channel: ({' x '.join(map(str, out_spatial))}). Output size is too small")
     taps = int(np.prod(kernel))
     length = int(np.prod(spatial))
     xs = ops.reshape(x, (n, groups, c // groups, length))

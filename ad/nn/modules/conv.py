@@ -233,22 +233,27 @@ class _ConvTransposeNd(_ConvNd):
         if output_size is None:
             return self.output_padding
         n = len(self.kernel_size)
-        output_size = list(output_size)[-n:]
+        leading = input.ndim - n  # batch and channel dimensions (1 for an unbatched input)
+        if len(output_size) == n + leading:
+            output_size = output_size[leading:]
         if len(output_size) != n:
             raise ValueError(
-                f"ConvTranspose{n}D: output_size must have {n} or {n + 2} elements (got {len(output_size)})"
+                f"ConvTranspose{n}D: for {input.ndim}D input, output_size must have {n} or {n + leading} elements "
+                f"(got {len(output_size)})"
             )
-        result = []
+        min_sizes, max_sizes = [], []
         for d in range(n):
             in_size = input.shape[input.ndim - n + d]
-            min_size = (
+            min_sizes.append(
                 (in_size - 1) * self.stride[d] - 2 * self.padding[d] + self.dilation[d] * (self.kernel_size[d] - 1) + 1
             )
-            max_size = min_size + self.stride[d] - 1
-            if not min_size <= output_size[d] <= max_size:
+            max_sizes.append(min_sizes[-1] + self.stride[d] - 1)
+        result = []
+        for d, min_size in enumerate(min_sizes):
+            if not min_size <= output_size[d] <= max_sizes[d]:
                 raise ValueError(
-                    f"requested an output size of {output_size}, but valid sizes range from {min_size} to "
-                    f"{max_size} (for an input of {list(input.shape[2:])})"
+                    f"requested an output size of {output_size}, but valid sizes range from {min_sizes} to "
+                    f"{max_sizes} (for an input of {list(input.shape[leading:])})"
                 )
             result.append(output_size[d] - min_size)
         return tuple(result)

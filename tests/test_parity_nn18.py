@@ -412,8 +412,8 @@ _CONVS = {
     "conv1d replicate, stride, no bias": ("Conv1d", (2, 3, 3), {"padding": 1, "padding_mode": "replicate",
                                                                 "stride": 2, "bias": False}, (2, 2, 8)),
     "conv1d unbatched": ("Conv1d", (2, 3, 2), {}, (2, 6)),
-    "conv2d same, asymmetric kernel, replicate": ("Conv2d", (2, 3, (2, 3)), {"padding": "same",
-                                                                             "padding_mode": "replicate"}, (1, 2, 5, 6)),
+    "conv2d same, asymmetric kernel, replicate": ("Conv2d", (2, 3, (2, 3)),
+                                                  {"padding": "same", "padding_mode": "replicate"}, (1, 2, 5, 6)),
     "conv2d reflect tuple padding, dilation": ("Conv2d", (2, 2, 3), {"padding": (1, 2), "dilation": (2, 1),
                                                                      "padding_mode": "reflect"}, (2, 2, 6, 5)),
     "conv2d circular, groups=in (depthwise)": ("Conv2d", (3, 6, 3), {"padding": 1, "padding_mode": "circular",
@@ -458,7 +458,8 @@ def _(L):
 
 @case("conv_transpose2d output_size as torch.Size-like tuple, unbatched")
 def _(L):
-    return _conv(L, "ConvTranspose2d", (2, 3, 2), {"stride": 3}, (2, 3, 3), call=lambda m, x: m(x, output_size=(10, 11)))
+    return _conv(L, "ConvTranspose2d", (2, 3, 2), {"stride": 3}, (2, 3, 3),
+                 call=lambda m, x: m(x, output_size=(10, 11)))
 
 
 @case("conv_transpose3d output_size")
@@ -527,7 +528,8 @@ def _(L):
 @case("conv default init and layout")
 def _(L):
     out = []
-    for m in (L.nn.Conv2d(4, 6, 3, groups=2), L.nn.ConvTranspose1d(4, 6, 3, groups=2), L.nn.Conv3d(2, 3, 2, bias=False)):
+    for m in (L.nn.Conv2d(4, 6, 3, groups=2), L.nn.ConvTranspose1d(4, 6, 3, groups=2),
+              L.nn.Conv3d(2, 3, 2, bias=False)):
         w = m.weight
         fan_in = w.shape[1] * math.prod(w.shape[2:])
         lim = 1 / math.sqrt(fan_in)
@@ -549,3 +551,181 @@ def _(L):
 @case("conv_transpose1d output_padding not below stride or dilation", "output padding must be smaller than")
 def _(L):
     return _module(L, lambda nn: nn.ConvTranspose1d(2, 2, 3, stride=2, output_padding=2))(_x(L, (1, 2, 4)))
+
+
+# --------------------------------------------------------------------------------------------------- norms
+def _norm(L, make, shape, train=True, twice=True, then_eval=False):
+    """Two training steps (the running statistics after both), then, with ``then_eval``, one in eval mode."""
+    if not then_eval:
+        return _layer(L, make, shape, train=train, twice=twice)
+    m = _module(L, make)
+    m(_x(L, shape, seed=20, grad=False))
+    m(_x(L, shape, seed=21, grad=False))
+    m.eval()
+    x = _x(L, shape)
+    out = _backward(L, m(x))
+    return [out, *_grads(m, x), dict(m.named_buffers()), _state(m)]
+
+
+_NORMS = {
+    "batchnorm1d momentum=None (cumulative average)": (lambda nn: nn.BatchNorm1d(3, momentum=None), (4, 3, 5)),
+    "batchnorm1d 2-d input, affine=False": (lambda nn: nn.BatchNorm1d(3, affine=False, momentum=0.3), (6, 3)),
+    "batchnorm2d track_running_stats=False": (lambda nn: nn.BatchNorm2d(3, track_running_stats=False), (2, 3, 2, 3)),
+    "batchnorm3d eps, momentum": (lambda nn: nn.BatchNorm3d(2, eps=1e-2, momentum=0.5), (2, 2, 2, 3, 2)),
+    "instancenorm1d track_running_stats": (lambda nn: nn.InstanceNorm1d(3, track_running_stats=True), (2, 3, 5)),
+    "instancenorm2d affine and running stats, momentum=None": (
+        lambda nn: nn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=None), (2, 3, 3, 4)),
+    "instancenorm1d unbatched": (lambda nn: nn.InstanceNorm1d(3, affine=True), (3, 6)),
+    "instancenorm3d": (lambda nn: nn.InstanceNorm3d(2, affine=True, eps=1e-3), (2, 2, 2, 3, 2)),
+    "groupnorm 3-d input, affine=False": (lambda nn: nn.GroupNorm(2, 4, affine=False), (3, 4, 5)),
+    "groupnorm 2-d input": (lambda nn: nn.GroupNorm(3, 6, eps=1e-3), (4, 6)),
+    "groupnorm 5-d input, one group per channel": (lambda nn: nn.GroupNorm(4, 4), (2, 4, 2, 2, 3)),
+    "layernorm elementwise_affine=False": (lambda nn: nn.LayerNorm((3, 4), elementwise_affine=False), (2, 3, 4)),
+    "layernorm bias=False": (lambda nn: nn.LayerNorm(4, bias=False, eps=1e-2), (2, 3, 4)),
+    "rmsnorm eps=None, two dims": (lambda nn: nn.RMSNorm((3, 4)), (2, 3, 4)),
+    "localresponsenorm 5-d, even size": (lambda nn: nn.LocalResponseNorm(4, alpha=0.3, beta=0.6, k=1.5),
+                                         (2, 5, 2, 3, 2)),
+    "localresponsenorm size 1": (lambda nn: nn.LocalResponseNorm(1), (2, 3, 4)),
+}
+for _name, (_make, _shape) in _NORMS.items():
+    case(_name + ", train")(lambda L, m=_make, s=_shape: _norm(L, m, s))
+    case(_name + ", eval after training")(lambda L, m=_make, s=_shape: _norm(L, m, s, then_eval=True))
+
+
+@case("batchnorm eval without running stats uses batch statistics")
+def _(L):
+    return _norm(L, lambda nn: nn.BatchNorm1d(3, track_running_stats=False), (5, 3), train=False, twice=False)
+
+
+@case("batchnorm num_batches_tracked counts, state dict")
+def _(L):
+    m = L.nn.BatchNorm2d(2).double()
+    for i in range(3):
+        m(_x(L, (2, 2, 2, 2), seed=i, grad=False))
+    m.eval()
+    m(_x(L, (2, 2, 2, 2), grad=False))
+    return [m.num_batches_tracked, str(m.num_batches_tracked.dtype), dict(m.state_dict()), repr(m)]
+
+
+@case("batchnorm reset_running_stats and load of an old state dict without num_batches_tracked")
+def _(L):
+    m = L.nn.BatchNorm1d(2).double()
+    m(_x(L, (4, 2), grad=False))
+    state = {k: v for k, v in m.state_dict().items() if k != "num_batches_tracked"}
+    m.reset_running_stats()
+    reset = [b.clone() for b in m.buffers()]
+    result = m.load_state_dict(state)
+    return [reset, list(result.missing_keys), list(result.unexpected_keys), dict(m.state_dict())]
+
+
+@case("batchnorm one value per channel in training", "Expected more than 1 value per channel when training")
+def _(L):
+    return L.nn.BatchNorm1d(3).double()(_x(L, (1, 3)))
+
+
+@case("batchnorm2d wrong ndim", "expected 4D input (got 3D input)")
+def _(L):
+    return L.nn.BatchNorm2d(3).double()(_x(L, (2, 3, 4)))
+
+
+@case("batchnorm wrong channel count")
+def _(L):
+    return L.nn.BatchNorm1d(3).double()(_x(L, (4, 2)))
+
+
+@case("instancenorm2d wrong ndim", "expected 3D or 4D input (got 2D input)")
+def _(L):
+    return L.nn.InstanceNorm2d(3)(_x(L, (3, 4)))
+
+
+@case("instancenorm one spatial value", "Expected more than 1 spatial element when training")
+def _(L):
+    return L.nn.InstanceNorm1d(3)(_x(L, (2, 3, 1)))
+
+
+@case("instancenorm channel mismatch, affine", "expected input's size at dim=1 to match num_features (4)")
+def _(L):
+    return L.nn.InstanceNorm1d(4, affine=True).double()(_x(L, (2, 3, 5)))
+
+
+@case("instancenorm unbatched channel mismatch, affine", "expected input's size at dim=0 to match num_features")
+def _(L):
+    return L.nn.InstanceNorm1d(4, affine=True).double()(_x(L, (3, 5)))
+
+
+@case("instancenorm channel mismatch warns without affine")
+def _(L):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = L.nn.InstanceNorm1d(4)(_x(L, (2, 3, 5)))
+    return [out, [str(w.message) for w in caught]]
+
+
+@case("instance_norm weight of the wrong size", "weight should contain 6 elements not 8")
+def _(L):
+    return L.nn.functional.instance_norm(_x(L, (2, 3, 5)), weight=_x(L, (4,)))
+
+
+@case("instance_norm bias of the wrong size", "bias should contain 6 elements not 2")
+def _(L):
+    return L.nn.functional.instance_norm(_x(L, (2, 3, 5)), bias=_x(L, (1,)))
+
+
+@case("instancenorm channel mismatch with running stats", "running_mean should contain 6 elements not 8")
+def _(L):
+    return L.nn.InstanceNorm1d(4, track_running_stats=True).double()(_x(L, (2, 3, 5)))
+
+
+@case("groupnorm groups not dividing", "must be divisible by num_groups (3)")
+def _(L):
+    return L.nn.GroupNorm(3, 4)
+
+
+@case("groupnorm wrong channels")
+def _(L):
+    return L.nn.GroupNorm(2, 4).double()(_x(L, (2, 6, 3)))
+
+
+@case("layernorm wrong trailing shape")
+def _(L):
+    return L.nn.LayerNorm((3, 4)).double()(_x(L, (2, 4, 3)))
+
+
+@case("rmsnorm wrong trailing shape")
+def _(L):
+    return L.nn.RMSNorm(4).double()(_x(L, (2, 3)))
+
+
+@case("localresponsenorm 2-d input")
+def _(L):
+    return L.nn.LocalResponseNorm(2)(_x(L, (3, 4)))
+
+
+@case("norm default init and reprs")
+def _(L):
+    ms = [L.nn.BatchNorm1d(3, momentum=None), L.nn.InstanceNorm2d(2, affine=True, track_running_stats=True),
+          L.nn.GroupNorm(2, 4, eps=1e-3), L.nn.LayerNorm(3, bias=False), L.nn.RMSNorm(3, eps=1e-4),
+          L.nn.LocalResponseNorm(3), L.nn.LayerNorm([2, 3], elementwise_affine=False)]
+    return [[repr(m), dict(m.state_dict())] for m in ms]
+
+
+@case("layer_norm weight of the wrong size")
+def _(L):
+    return L.nn.functional.layer_norm(_x(L, (2, 3, 4)), (4,), weight=_x(L, (3,)))
+
+
+@case("group_norm weight of the wrong size")
+def _(L):
+    return L.nn.functional.group_norm(_x(L, (2, 4, 3)), 2, weight=_x(L, (3,)))
+
+
+@case("rms_norm weight of the wrong size")
+def _(L):
+    return L.nn.functional.rms_norm(_x(L, (2, 3, 4)), (4,), weight=_x(L, (2,)))
+
+
+@case("batch_norm functional, eval, no affine")
+def _(L):
+    rm, rv = _x(L, (3,), seed=5, grad=False), _x(L, (3,), seed=6, grad=False, low=0.5, high=2.0)
+    x = _x(L, (4, 3, 2))
+    return [_backward(L, L.nn.functional.batch_norm(x, rm, rv, training=False, eps=1e-3)), x.grad]

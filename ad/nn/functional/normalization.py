@@ -345,6 +345,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     running statistics are used instead. Running statistics are updated with the batch mean of the planes'."""
     if input.ndim < 3:
         raise ValueError(f"expected 3D or higher input (got {input.ndim}D input)")
+    n, c = input.shape[:2]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.numel() != c:  # (torch counts per (n, c) plane: it repeats them over the batch)
+            raise RuntimeError(f"{name} should contain {n * c} elements not {n * t.numel()}")
     shape = _channel_shape(input)
     dims = tuple(range(2, input.ndim))
     if use_input_stats:

@@ -6,6 +6,7 @@ average (the factor is ``1 / num_batches_tracked``).
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -108,6 +109,14 @@ class _NormBase(Module):
 
     def _check_input_dim(self, input):  # noqa: A002
         raise NotImplementedError
+
+    def _upgrade_state_dict(self, state_dict, prefix, version):
+        # a checkpoint from before version 2 (or a plain dict, with no version) may lack num_batches_tracked: the
+        # module keeps its own count, as torch's migration does (called by load_state_dict)
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and self.track_running_stats and key not in state_dict:
+            count = self.num_batches_tracked
+            state_dict[key] = count if count is not None else tensor(0, dtype=np.int64)
 
     def extra_repr(self):
         return (
@@ -294,6 +303,18 @@ class _InstanceNorm(_NormBase):
         if input.ndim not in (self._ndim + 1, self._ndim + 2):
             raise ValueError(f"expected {self._ndim + 1}D or {self._ndim + 2}D input (got {input.ndim}D input)")
         unbatched = input.ndim == self._ndim + 1
+        channel_dim = input.ndim - self._ndim - 1
+        if input.shape[channel_dim] != self.num_features:
+            if self.affine:  # the weight and bias need the channels; without them num_features is unused
+                raise ValueError(
+                    f"expected input's size at dim={channel_dim} to match num_features ({self.num_features}), but "
+                    f"got: {input.shape[channel_dim]}."
+                )
+            warnings.warn(
+                f"input's size at dim={channel_dim} does not match num_features. You can silence this warning by "
+                "not passing in num_features, which is not used because affine=False",
+                stacklevel=2,
+            )
         if unbatched:
             input = input.unsqueeze(0)
         out = F.instance_norm(

@@ -100,7 +100,7 @@ def _run(L, fn):
         return ("raised", type(e).__name__, str(e))
 
 
-def _differences(a, t, where="result"):
+def _differences(a, t, where="result", rtol=RTOL):
     """Where ``a`` (ad's plain result) differs from ``t`` (torch's)."""
     if isinstance(t, tuple) and t and t[0] == "tensor":
         if not (isinstance(a, tuple) and a and a[0] == "tensor"):
@@ -109,26 +109,28 @@ def _differences(a, t, where="result"):
             return [f"{where}: dtype {a[1]} (torch {t[1]})"]
         if a[2].shape != t[2].shape:
             return [f"{where}: shape {a[2].shape} (torch {t[2].shape})"]
-        if not np.allclose(a[2], t[2], rtol=RTOL, atol=ATOL, equal_nan=True):
-            err = np.nanmax(np.abs(a[2] - t[2])) if a[2].size else 0.0
-            return [f"{where}: values differ by up to {err:.3g}"]
+        if not np.allclose(a[2], t[2], rtol=rtol, atol=ATOL, equal_nan=True):
+            nan = np.isnan(a[2]) != np.isnan(t[2])
+            err = np.abs(a[2] - t[2])[~np.isnan(a[2]) & ~np.isnan(t[2])].max(initial=0.0)
+            nans = f", NaN at {nan.sum()} places of one only" if nan.any() else ""
+            return [f"{where}: values differ by up to {err:.3g}{nans}"]
         return []
     if isinstance(t, list):
         if not isinstance(a, list) or len(a) != len(t):
             return [f"{where}: {a!r:.200} (torch {t!r:.200})"]
-        return [d for i, (x, y) in enumerate(zip(a, t)) for d in _differences(x, y, f"{where}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, t)) for d in _differences(x, y, f"{where}[{i}]", rtol)]
     if isinstance(t, dict):
         if not isinstance(a, dict) or list(a) != list(t):
             return [f"{where}: keys {list(a) if isinstance(a, dict) else a!r:.200} (torch {list(t)})"]
-        return [d for k in t for d in _differences(a[k], t[k], f"{where}[{k!r}]")]
+        return [d for k in t for d in _differences(a[k], t[k], f"{where}[{k!r}]", rtol)]
     if isinstance(t, float) and isinstance(a, float):
-        return [] if math.isclose(a, t, rel_tol=RTOL, abs_tol=ATOL) or (a != a and t != t) else [f"{where}: {a} != {t}"]
+        return [] if math.isclose(a, t, rel_tol=rtol, abs_tol=ATOL) or (a != a and t != t) else [f"{where}: {a} != {t}"]
     return [] if a == t else [f"{where}: {a!r:.300} (torch {t!r:.300})"]
 
 
 def _check(name):
     """The differences between torch's and ad's run of ``CASES[name]`` (an empty list where they agree)."""
-    fn, fragment = CASES[name]
+    fn, fragment, rtol = CASES[name]
     t, a = _run(torch, fn), _run(ad, fn)
     if t[0] == "raised":
         if a[0] != "raised":
@@ -140,18 +142,19 @@ def _check(name):
         return []
     if a[0] == "raised":
         return [f"ad raises {a[1]}({a[2]!r:.300}); torch returns"]
-    return _differences(a[1], t[1])
+    return _differences(a[1], t[1], rtol=rtol)
 
 
 CASES = {}
 
 
-def case(name, fragment=None):
-    """Register ``fn(L)`` under ``name``; ``fragment``: a part of torch's error message ad's must contain."""
+def case(name, fragment=None, rtol=RTOL):
+    """Register ``fn(L)`` under ``name``; ``fragment``: a part of torch's error message ad's must contain;
+    ``rtol``: a looser tolerance where torch's own result is less accurate (the case says why)."""
 
     def register(fn):
         assert name not in CASES, name
-        CASES[name] = (fn, fragment)
+        CASES[name] = (fn, fragment, rtol)
         return fn
 
     return register
@@ -729,3 +732,492 @@ def _(L):
     rm, rv = _x(L, (3,), seed=5, grad=False), _x(L, (3,), seed=6, grad=False, low=0.5, high=2.0)
     x = _x(L, (4, 3, 2))
     return [_backward(L, L.nn.functional.batch_norm(x, rm, rv, training=False, eps=1e-3)), x.grad]
+
+
+# -------------------------------------------------------------------------------------------------- losses
+def _arg(L, spec, seed):
+    """An input from ``spec``: a shape (a float leaf), ``("prob", shape)`` (in (0.05, 0.95), a leaf),
+    ``("pos", shape)`` (in (0.5, 2), a leaf; ``"wpos"``: the same values, no gradient), ``("const", shape)``
+    (floats, no gradient), ``("sign", shape)`` (+-1), ``("zeros", shape)``, ``("int", values)``, ``("bool",
+    values)``, or a ready value (``None``, numbers)."""
+    if isinstance(spec, tuple) and spec and isinstance(spec[0], int):
+        return _x(L, spec, seed)
+    if not isinstance(spec, tuple) or not spec or not isinstance(spec[0], str):
+        return spec
+    kind, value = spec
+    if kind == "prob":
+        return _x(L, value, seed, low=0.05, high=0.95)
+    if kind == "pos":
+        return _x(L, value, seed, low=0.5, high=2.0)
+    if kind == "const":
+        return _x(L, value, seed, grad=False)
+    if kind == "wpos":
+        return _x(L, value, seed, grad=False, low=0.5, high=2.0)
+    if kind == "sign":
+        return L.tensor(np.where(_values(value, seed) > 0, 1.0, -1.0), dtype=L.float64)
+    if kind == "int":
+        return _ints(L, value)
+    if kind == "zeros":
+        return L.zeros(value, dtype=L.float64)
+    return L.tensor(np.asarray(value, dtype=bool))
+
+
+def _loss(L, cls, kw, *specs):
+    """``L.nn.<cls>(**kw)`` (tensor-valued keywords given as specs) on inputs from ``specs``: the loss, the
+    gradients of the float leaves (inputs and tensor keywords), and the module's repr."""
+    kw = {k: _arg(L, v, 40 + i) for i, (k, v) in enumerate(kw.items())}
+    args = [_arg(L, s, i) for i, s in enumerate(specs)]
+    m = getattr(L.nn, cls)(**kw)
+    out = m(*args)
+    leaves = [a for a in [*args, *kw.values()] if isinstance(a, (torch.Tensor, ad.Tensor)) and a.requires_grad]
+    _backward(L, out)
+    return [out, [a.grad for a in leaves], repr(m)]
+
+
+_REDUCTIONS = ("none", "mean", "sum")
+_LOSSES = {
+    "cross_entropy probabilities, label_smoothing, weight": (
+        "CrossEntropyLoss", {"weight": ("pos", (4,)), "label_smoothing": 0.2}, (3, 4), ("prob", (3, 4))),
+    "cross_entropy probabilities, 4-d input": ("CrossEntropyLoss", {"label_smoothing": 0.1}, (2, 3, 2, 2),
+                                               ("prob", (2, 3, 2, 2))),
+    "cross_entropy probabilities unbatched": ("CrossEntropyLoss", {}, (4,), ("prob", (4,))),
+    "cross_entropy index, weight, ignore_index, label_smoothing": (
+        "CrossEntropyLoss", {"weight": ("wpos", (4,)), "ignore_index": 2, "label_smoothing": 0.3}, (5, 4),
+        ("int", [0, 2, 3, 2, 1])),
+    "cross_entropy index, 3-d input, ignore_index": ("CrossEntropyLoss", {"ignore_index": 0}, (2, 3, 4),
+                                                     ("int", [[0, 1, 2, 0], [2, 2, 1, 0]])),
+    "cross_entropy index unbatched": ("CrossEntropyLoss", {"label_smoothing": 0.1}, (4,), ("int", 3)),
+    "cross_entropy all targets ignored": ("CrossEntropyLoss", {"ignore_index": 1}, (2, 3), ("int", [1, 1])),
+    "nll 4-d, weight, ignore_index": ("NLLLoss", {"weight": ("wpos", (3,)), "ignore_index": 1}, (2, 3, 2, 2),
+                                      ("int", [[[0, 1], [2, 2]], [[1, 1], [0, 2]]])),
+    "nll 3-d": ("NLLLoss", {}, (2, 3, 4), ("int", [[0, 1, 2, 0], [2, 2, 1, 0]])),
+    "nll unbatched": ("NLLLoss", {"weight": ("wpos", (3,))}, (3,), ("int", 2)),
+    "nll negative ignore_index": ("NLLLoss", {"ignore_index": -1}, (3, 3), ("int", [0, -1, 2])),
+    "kl_div log_target": ("KLDivLoss", {"log_target": True}, (3, 4), (3, 4)),
+    "kl_div batchmean": ("KLDivLoss", {"reduction": "batchmean"}, (3, 4), ("prob", (3, 4))),
+    "kl_div negative target": ("KLDivLoss", {}, (2, 3), ("const", (2, 3))),
+    "kl_div zero target": ("KLDivLoss", {}, (2, 3), ("zeros", (2, 3))),
+    "huber delta": ("HuberLoss", {"delta": 0.3}, (3, 4), (3, 4)),
+    "smooth_l1 beta=0": ("SmoothL1Loss", {"beta": 0.0}, (3, 4), (3, 4)),
+    "smooth_l1 beta": ("SmoothL1Loss", {"beta": 0.4}, (3, 4), (3, 4)),
+    "bce_with_logits pos_weight, weight": ("BCEWithLogitsLoss", {"pos_weight": ("wpos", (4,)),
+                                                                  "weight": ("wpos", (3, 1))}, (3, 4),
+                                           ("prob", (3, 4))),
+    "bce weight broadcast": ("BCELoss", {"weight": ("wpos", (4,))}, ("prob", (3, 4)), ("prob", (3, 4))),
+    "gaussian_nll full, broadcast var": ("GaussianNLLLoss", {"full": True, "eps": 1e-3}, (3, 4), (3, 4),
+                                         ("pos", (3, 1))),
+    "gaussian_nll var one fewer dim": ("GaussianNLLLoss", {}, (3, 4), (3, 4), ("pos", (3,))),
+    "poisson_nll not log_input, full": ("PoissonNLLLoss", {"log_input": False, "full": True},
+                                        ("pos", (3, 4)), ("pos", (3, 4))),
+    "poisson_nll log_input": ("PoissonNLLLoss", {}, (3, 4), ("pos", (3, 4))),
+    "l1": ("L1Loss", {}, (3, 4), (3, 4)),
+    "mse broadcast target": ("MSELoss", {}, (3, 4), (4,)),
+    "soft_margin": ("SoftMarginLoss", {}, (3, 4), ("sign", (3, 4))),
+    "multilabel_soft_margin weight": ("MultiLabelSoftMarginLoss", {"weight": ("pos", (4,))}, (3, 4),
+                                      ("sign", (3, 4))),
+    "hinge_embedding margin": ("HingeEmbeddingLoss", {"margin": 0.5}, (3, 4), ("sign", (3, 4))),
+    "cosine_embedding margin": ("CosineEmbeddingLoss", {"margin": 0.2}, (3, 4), (3, 4), ("sign", (3,))),
+    "margin_ranking": ("MarginRankingLoss", {"margin": 0.1}, (5,), (5,), ("sign", (5,))),
+    "triplet_margin swap, p=1": ("TripletMarginLoss", {"swap": True, "p": 1.0}, (3, 4), (3, 4), (3, 4)),
+    "multi_margin weight, p=2": ("MultiMarginLoss", {"p": 2, "margin": 0.7, "weight": ("wpos", (4,))}, (3, 4),
+                                 ("int", [0, 3, 1])),
+    "multilabel_margin": ("MultiLabelMarginLoss", {}, (2, 4), ("int", [[3, 0, -1, 1], [1, 2, 3, -1]])),
+}
+for _name, (_cls, _kw, *_specs) in _LOSSES.items():
+    for _r in _REDUCTIONS if "batchmean" not in _name else ("batchmean",):
+        case(f"{_name}, reduction={_r}")(
+            lambda L, c=_cls, k={**_kw, "reduction": _r}, s=_specs: _loss(L, c, k, *s))
+
+
+def _ctc(L, reduction, zero_infinity=False, blank=0, lengths=((5, 4, 5), (3, 2, 2))):
+    logits = _x(L, (5, 3, 4), seed=3)
+    log_probs = logits.log_softmax(2)
+    targets = _ints(L, [[1, 2, 2, 3], [3, 1, 0, 0], [2, 1, 3, 3]]) if blank == 0 else _ints(
+        L, [[1, 2, 2, 0], [0, 1, 0, 0], [2, 1, 0, 0]])
+    m = L.nn.CTCLoss(blank=blank, reduction=reduction, zero_infinity=zero_infinity)
+    out = m(log_probs, targets, _ints(L, lengths[0]), _ints(L, lengths[1]))
+    _backward(L, out)
+    return [out, logits.grad, repr(m)]
+
+
+for _r in _REDUCTIONS:
+    case(f"ctc reduction={_r}")(lambda L, r=_r: _ctc(L, r))
+    case(f"ctc impossible alignment, zero_infinity, reduction={_r}")(
+        lambda L, r=_r: _ctc(L, r, True, lengths=((5, 2, 2), (3, 2, 4))))
+case("ctc blank last")(lambda L: _ctc(L, "mean", blank=3))
+
+
+@case("ctc concatenated targets")
+def _(L):
+    logits = _x(L, (5, 2, 4), seed=3)
+    out = L.nn.CTCLoss()(logits.log_softmax(2), _ints(L, [1, 2, 3, 1]), _ints(L, [5, 4]), _ints(L, [3, 1]))
+    _backward(L, out)
+    return [out, logits.grad]
+
+
+@case("ctc unbatched")
+def _(L):
+    logits = _x(L, (5, 4), seed=3)
+    out = L.nn.CTCLoss(reduction="sum")(logits.log_softmax(1), _ints(L, [1, 2, 2]), _ints(L, 5), _ints(L, 3))
+    _backward(L, out)
+    return [out, logits.grad]
+
+
+# loss errors
+@case("cross_entropy target out of range")
+def _(L):
+    return L.nn.CrossEntropyLoss()(_x(L, (2, 3)), _ints(L, [0, 3]))
+
+
+@case("cross_entropy batch mismatch", "Expected input batch_size (2) to match target batch_size (3).")
+def _(L):
+    return L.nn.CrossEntropyLoss()(_x(L, (2, 3)), _ints(L, [0, 1, 2]))
+
+
+@case("cross_entropy probabilities with ignore_index set")
+def _(L):
+    return L.nn.CrossEntropyLoss(ignore_index=1)(_x(L, (2, 3)), _arg(L, ("prob", (2, 3)), 1))
+
+
+@case("cross_entropy probabilities of the wrong shape")
+def _(L):
+    return L.nn.CrossEntropyLoss()(_x(L, (2, 3)), _arg(L, ("prob", (2, 4)), 1))
+
+
+@case("cross_entropy label_smoothing out of range", "label_smoothing must be between 0.0 and 1.0")
+def _(L):
+    return L.nn.CrossEntropyLoss(label_smoothing=1.5)(_x(L, (2, 3)), _ints(L, [0, 1]))
+
+
+@case("cross_entropy float target with integer-like shape")
+def _(L):
+    return L.nn.CrossEntropyLoss()(_x(L, (2, 3)), _arg(L, ("const", (2,)), 1))
+
+
+@case("nll 4-d target shape mismatch")
+def _(L):
+    return L.nn.NLLLoss()(_x(L, (2, 3, 2, 2)), _ints(L, [[[0, 1]], [[1, 1]]]))
+
+
+@case("nll weight of the wrong size")
+def _(L):
+    return L.nn.NLLLoss(weight=_x(L, (4,), grad=False))(_x(L, (2, 3)), _ints(L, [0, 1]))
+
+
+@case("nll 1-d input with batched target")
+def _(L):
+    return L.nn.NLLLoss()(_x(L, (3,)), _ints(L, [0, 1]))
+
+
+@case("mse target shape mismatch warns and broadcasts")
+def _(L):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = L.nn.MSELoss()(_x(L, (3, 1)), _x(L, (3,)))
+    return [out, [str(w.message) for w in caught]]
+
+
+@case("bce target shape mismatch", "Using a target size")
+def _(L):
+    return L.nn.BCELoss()(_arg(L, ("prob", (3, 4)), 0), _arg(L, ("prob", (3, 1)), 1))
+
+
+@case("bce_with_logits target shape mismatch", "Target size")
+def _(L):
+    return L.nn.BCEWithLogitsLoss()(_x(L, (3, 4)), _arg(L, ("prob", (4,)), 1))
+
+
+@case("kl_div mean warns")
+def _(L):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = L.nn.KLDivLoss(reduction="mean")(_x(L, (2, 3)), _arg(L, ("prob", (2, 3)), 1))
+    return [out, [str(w.message)[:60] for w in caught]]
+
+
+@case("kl_div integer target", "kl_div: Integral inputs not supported.")
+def _(L):
+    return L.nn.KLDivLoss(reduction="sum")(_x(L, (2, 3)), _ints(L, [[0, 1, 0], [1, 0, 0]]))
+
+
+@case("bad reduction", "is not a valid value for reduction")
+def _(L):
+    return L.nn.L1Loss(reduction="avg")(_x(L, (2,)), _x(L, (2,)))
+
+
+@case("huber negative delta")
+def _(L):
+    return L.nn.HuberLoss(delta=-1.0)(_x(L, (2,)), _x(L, (2,)))
+
+
+@case("smooth_l1 negative beta")
+def _(L):
+    return L.nn.SmoothL1Loss(beta=-1.0)(_x(L, (2,)), _x(L, (2,)))
+
+
+@case("gaussian_nll negative var", "var has negative entry/entries")
+def _(L):
+    return L.nn.GaussianNLLLoss()(_x(L, (2, 3)), _x(L, (2, 3)), _x(L, (2, 3)))
+
+
+@case("gaussian_nll var of the wrong shape", "var is of incorrect size")
+def _(L):
+    return L.nn.GaussianNLLLoss()(_x(L, (2, 3)), _x(L, (2, 3)), _arg(L, ("pos", (2, 2)), 1))
+
+
+@case("ctc target lengths longer than targets")
+def _(L):
+    lp = _x(L, (5, 2, 4)).log_softmax(2)
+    return L.nn.CTCLoss()(lp, _ints(L, [[1, 2], [1, 1]]), _ints(L, [5, 5]), _ints(L, [3, 2]))
+
+
+@case("ctc input length past the input")
+def _(L):
+    lp = _x(L, (5, 2, 4)).log_softmax(2)
+    return L.nn.CTCLoss()(lp, _ints(L, [[1, 2], [1, 1]]), _ints(L, [6, 5]), _ints(L, [2, 2]))
+
+
+@case("multi_margin bad p", "only p == 1 and p == 2 supported")
+def _(L):
+    return L.nn.MultiMarginLoss(p=3)
+
+
+def _weight_grad(L, fn, n=3):
+    w = _x(L, (n,), seed=9, low=0.5, high=2.0)
+    out = fn(L.nn.functional, _x(L, (4, n)), w)
+    _backward(L, out)
+    return [out, w.grad]
+
+
+_CLASS_TARGETS = [0, 2, 1, 2]
+_WEIGHT_GRAD = {  # torch: no derivative for a class weight (RuntimeError), except in composites
+    "cross_entropy": lambda F, x, w, L=None: F.cross_entropy(x, _ints(L, _CLASS_TARGETS), weight=w),
+    "cross_entropy label_smoothing": lambda F, x, w, L=None: F.cross_entropy(x, _ints(L, _CLASS_TARGETS), weight=w,
+                                                                              label_smoothing=0.2),
+    "nll_loss 3-d": lambda F, x, w, L=None: F.nll_loss(x.reshape(2, 3, 2), _ints(L, [[0, 1], [2, 0]]), weight=w),
+    "binary_cross_entropy": lambda F, x, w, L=None: F.binary_cross_entropy(x.sigmoid(), x.detach().sigmoid() * 0.5,
+                                                                            weight=w),
+    "binary_cross_entropy_with_logits pos_weight": lambda F, x, w, L=None: F.binary_cross_entropy_with_logits(
+        x, x.detach().sigmoid(), pos_weight=w),
+    "multi_margin_loss": lambda F, x, w, L=None: F.multi_margin_loss(x, _ints(L, _CLASS_TARGETS), weight=w),
+    "cross_entropy probabilities": lambda F, x, w, L=None: F.cross_entropy(x, x.detach().softmax(1), weight=w,
+                                                                            label_smoothing=0.1),
+    "multilabel_soft_margin_loss": lambda F, x, w, L=None: F.multilabel_soft_margin_loss(x, x.detach().sigmoid(),
+                                                                                          weight=w),
+}
+for _name, _fn in _WEIGHT_GRAD.items():
+    case(f"{_name}: weight requiring grad")(lambda L, f=_fn: _weight_grad(L, lambda F, x, w: f(F, x, w, L)))
+
+
+# ------------------------------------------------------------------------------- embeddings and the rest
+def _embedding(L, idx, **kw):
+    m = _module(L, lambda nn: nn.Embedding(6, 3, **kw))
+    with L.no_grad():
+        m.weight.mul_(4.0)  # rows of norm above 1, so that max_norm renormalizes
+    out = m(_ints(L, idx))
+    _backward(L, out)
+    return [out, m.weight.grad, m.weight, repr(m)]
+
+
+case("embedding max_norm renormalizes the used rows in place")(
+    lambda L: _embedding(L, [[0, 2], [2, 5]], max_norm=1.0))
+case("embedding max_norm, norm_type=1")(lambda L: _embedding(L, [1, 3, 3], max_norm=0.8, norm_type=1.0))
+case("embedding scale_grad_by_freq")(lambda L: _embedding(L, [[0, 2, 2], [2, 5, 0]], scale_grad_by_freq=True))
+case("embedding padding_idx negative, scale_grad_by_freq")(
+    lambda L: _embedding(L, [[0, 5, 5], [2, 5, 1]], padding_idx=-1, scale_grad_by_freq=True))
+case("embedding padding_idx with max_norm")(lambda L: _embedding(L, [0, 1, 1, 4], padding_idx=1, max_norm=2.0))
+case("embedding sparse=False repr")(lambda L: _embedding(L, [0], sparse=False))
+
+
+@case("embedding from_pretrained, freeze, padding_idx")
+def _(L):
+    w = _x(L, (4, 3), grad=False)
+    m = L.nn.Embedding.from_pretrained(w, freeze=False, padding_idx=0, max_norm=0.5)
+    out = m(_ints(L, [0, 3, 3]))
+    _backward(L, out)
+    frozen = L.nn.Embedding.from_pretrained(w)
+    return [out, m.weight.grad, m.weight, repr(m), frozen.weight.requires_grad, repr(frozen)]
+
+
+@case("embedding default init is N(0, 1) with padding row zero")
+def _(L):
+    m = L.nn.Embedding(400, 5, padding_idx=3)
+    w = m.weight.detach()
+    return [bool((w[3] == 0).all()), abs(float(w.std()) - 1.0) < 0.1, abs(float(w.mean())) < 0.05, _state(m)]
+
+
+@case("embedding index out of range")
+def _(L):
+    return L.nn.Embedding(4, 2)(_ints(L, [1, 4]))
+
+
+@case("embedding float indices")
+def _(L):
+    return L.nn.Embedding(4, 2)(_x(L, (2,), grad=False))
+
+
+@case("embedding padding_idx out of range", "Padding_idx must be within num_embeddings")
+def _(L):
+    return L.nn.Embedding(4, 2, padding_idx=4)
+
+
+def _bag(L, idx, offsets=None, per_sample=False, **kw):
+    m = _module(L, lambda nn: nn.EmbeddingBag(7, 3, **kw))
+    psw = _x(L, (len(idx) if offsets is not None else np.size(idx),), seed=5) if per_sample else None
+    if psw is not None and offsets is None:
+        psw = psw.reshape(np.shape(idx))
+    out = m(_ints(L, idx), None if offsets is None else _ints(L, offsets), per_sample_weights=psw)
+    _backward(L, out)
+    return [out, m.weight.grad, None if psw is None else psw.grad, repr(m)]
+
+
+case("embedding_bag mean, 2-d input")(lambda L: _bag(L, [[0, 2, 2], [4, 5, 6]]))
+case("embedding_bag sum, offsets, per_sample_weights")(
+    lambda L: _bag(L, [1, 2, 4, 5, 4, 3], [0, 2, 2], per_sample=True, mode="sum"))
+case("embedding_bag max, include_last_offset")(
+    lambda L: _bag(L, [1, 2, 4, 5, 4, 3], [0, 3, 4, 6], mode="max", include_last_offset=True))
+case("embedding_bag padding_idx, mean")(lambda L: _bag(L, [[0, 2, 2], [2, 2, 6]], padding_idx=2))
+case("embedding_bag max_norm")(lambda L: _bag(L, [[0, 2], [3, 2]], max_norm=0.3))
+case("embedding_bag per_sample_weights with mean", "embedding_bag: per_sample_weights was not None")(
+    lambda L: _bag(L, [[0, 2], [3, 2]], per_sample=True))
+case("embedding_bag 2-d input with offsets", "if input is 2D, then offsets has to be None")(
+    lambda L: _bag(L, [[0, 2], [3, 2]], [0, 1]))
+
+
+def _simple(L, make, shape, train=True, **kw):
+    return _layer(L, make, shape, train=train, **kw)
+
+
+_MISC = {
+    "flatten start/end": (lambda nn: nn.Flatten(1, 2), (2, 3, 4, 2)),
+    "flatten negative dims": (lambda nn: nn.Flatten(-3, -2), (2, 3, 4, 2)),
+    "unflatten -1 size": (lambda nn: nn.Unflatten(1, (2, -1)), (3, 6, 2)),
+    "unflatten negative dim": (lambda nn: nn.Unflatten(-1, (3, 2)), (2, 6)),
+    "upsample nearest-exact": (lambda nn: nn.Upsample(scale_factor=1.5, mode="nearest-exact"), (1, 2, 4, 4)),
+    "upsample linear align_corners": (lambda nn: nn.Upsample(size=7, mode="linear", align_corners=True), (2, 2, 4)),
+    "upsample bilinear, recompute_scale_factor": (
+        lambda nn: nn.Upsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True), (1, 2, 3, 5)),
+    "upsample nearest 3-d scale tuple": (lambda nn: nn.Upsample(scale_factor=(2, 1, 3)), (1, 1, 2, 3, 2)),
+    "upsample bicubic downscale": (lambda nn: nn.Upsample(size=(3, 2), mode="bicubic"), (1, 2, 5, 6)),
+    "pixel_shuffle 5-d batch": (lambda nn: nn.PixelShuffle(2), (2, 1, 8, 2, 3)),
+    "pixel_unshuffle 3-d": (lambda nn: nn.PixelUnshuffle(3), (2, 6, 3)),
+    "fold unbatched": (lambda nn: nn.Fold((4, 5), (2, 3), stride=(2, 1), padding=(1, 0)), (12, 12)),
+    "unfold unbatched, dilation": (lambda nn: nn.Unfold(2, dilation=2, padding=1, stride=(1, 2)), (2, 5, 6)),
+    "dropout eval": (lambda nn: nn.Dropout(0.7), (3, 4)),
+    "dropout2d eval": (lambda nn: nn.Dropout2d(0.7), (2, 3, 4, 4)),
+    "alpha_dropout eval": (lambda nn: nn.AlphaDropout(0.4), (3, 4)),
+    "identity with arguments": (lambda nn: nn.Identity(3, unused="x"), (3, 4)),
+    "bilinear no bias": (lambda nn: nn.Bilinear(3, 4, 2, bias=False), (5, 3), (5, 4)),
+    "bilinear unbatched": (lambda nn: nn.Bilinear(3, 4, 2), (3,), (4,)),
+    "bilinear extra batch dims": (lambda nn: nn.Bilinear(3, 4, 2), (2, 5, 3), (2, 5, 4)),
+    "linear unbatched, no bias": (lambda nn: nn.Linear(3, 2, bias=False), (3,)),
+}
+for _name, (_make, *_shapes) in _MISC.items():
+    case(_name)(lambda L, m=_make, s=_shapes, n=_name: _layer(L, m, *s, train="eval" not in n))
+
+
+@case("dropout eval returns its input")
+def _(L):
+    x = _x(L, (3,))
+    return [L.nn.Dropout(0.5).eval()(x) is x, L.nn.Dropout(0.0)(x).shape]
+
+
+@case("dropout p out of range", "dropout probability has to be between 0 and 1, but got 1.5")
+def _(L):
+    return L.nn.Dropout(1.5)
+
+
+@case("identity returns its input object")
+def _(L):
+    x = _x(L, (3,))
+    return L.nn.Identity()(x) is x
+
+
+@case("bilinear default init")
+def _(L):
+    m = L.nn.Bilinear(3, 4, 200)
+    b = 1 / math.sqrt(3)
+    return [_state(m), bool((m.weight.abs() <= b).all()), bool((m.weight.abs() > b * 0.9).any()),
+            bool((m.bias.abs() <= b).all()), repr(m)]
+
+
+@case("bilinear wrong second width")
+def _(L):
+    return _module(L, lambda nn: nn.Bilinear(3, 4, 2))(_x(L, (5, 3)), _x(L, (5, 3)))
+
+
+@case("unflatten bad sizes", "unflatten: Provided sizes [2, 4] don't multiply up to the size of dim 1 (6)")
+def _(L):
+    return L.nn.Unflatten(1, (2, 4))(_x(L, (3, 6)))
+
+
+@case("pixel_shuffle channels not divisible")
+def _(L):
+    return L.nn.PixelShuffle(2)(_x(L, (1, 6, 2, 2)))
+
+
+@case("fold wrong block count")
+def _(L):
+    return L.nn.Fold((4, 5), (2, 2))(_x(L, (1, 12, 11)))
+
+
+@case("upsample both size and scale", "only one of size or scale_factor should be defined")
+def _(L):
+    return L.nn.Upsample(size=4, scale_factor=2)(_x(L, (1, 1, 2)))
+
+
+# activation modules with inplace=True: the same values and gradients as torch through a non-leaf input
+_INPLACE = {
+    "ReLU": (), "ReLU6": (), "LeakyReLU": (0.2,), "ELU": (0.5,), "CELU": (1.3,), "SELU": (), "SiLU": (),
+    "Mish": (), "Hardtanh": (-0.5, 0.4), "Hardsigmoid": (), "Hardswish": (), "Threshold": (0.1, -2.0),
+    "RReLU": (0.1, 0.3), "Dropout": (0.0,), "AlphaDropout": (0.0,), "Dropout1d": (0.0,),
+}
+
+
+def _inplace(L, cls, args, train=True):
+    m = getattr(L.nn, cls)(*args, inplace=True)
+    m.train(train)
+    x = _x(L, (2, 3, 4), seed=11, low=-2.0, high=2.0)
+    y = x * 1.5 + 0.0013
+    out = m(y)
+    same = out is y
+    _backward(L, out)
+    return [out, x.grad, same, y._version > 0 if hasattr(y, "_version") else True, repr(m)]
+
+
+# torch's in-place CELU and Hardsigmoid backward use float32 constants (1 / alpha, 1 / 6): 1e-7 relative errors
+_INPLACE_RTOL = {"CELU": 1e-6, "Hardsigmoid": 1e-6}
+for _cls, _args in _INPLACE.items():
+    case(f"{_cls} inplace=True", rtol=_INPLACE_RTOL.get(_cls, RTOL))(
+        lambda L, c=_cls, a=_args: _inplace(L, c, a, train=c != "RReLU"))
+
+
+@case("inplace ReLU on a leaf that requires grad")
+def _(L):
+    return L.nn.ReLU(inplace=True)(_x(L, (3,)))
+
+
+@case("inplace ReLU under no_grad on a leaf")
+def _(L):
+    x = _x(L, (3,))
+    with L.no_grad():
+        out = L.nn.ReLU(inplace=True)(x)
+    return [out is x, x, x.requires_grad]
+
+
+@case("inplace ReLU then reuse of its input in backward")
+def _(L):
+    x = _x(L, (3,))
+    y = x.sigmoid()
+    z = L.nn.ReLU(inplace=True)(y - 0.5)
+    return _backward(L, z * y)
+
+
+@case("inplace SELU's saved input modified again")
+def _(L):
+    x = _x(L, (3,))
+    y = x * 2
+    z = L.nn.SELU(inplace=True)(y)
+    z.mul_(2)
+    (z * 1.0).sum().backward()
+    return x.grad

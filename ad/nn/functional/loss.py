@@ -16,6 +16,7 @@ from kernels.cpu import class_targets_ok
 
 from ... import composites, observe, ops
 from ... import cuda as _cuda
+from ...conveniences import Size
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 from .activation import _part, logsigmoid
@@ -85,8 +86,8 @@ def _check_input(input, fn):  # noqa: A002
 def _size_warning(input, target):  # noqa: A002
     if input.shape != target.shape:
         warnings.warn(
-            f"Using a target size ({tuple(target.shape)}) that is different to the input size "
-            f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+            f"Using a target size ({Size(target.shape)!r}) that is different to the input size "
+            f"({Size(input.shape)!r}). This will likely lead to incorrect results due to broadcasting. "
             f"Please ensure they have the same size.",
             UserWarning,
             stacklevel=3,
@@ -211,6 +212,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     t = _class_targets(input, target, "nll_loss")
+    # the class weights are constants (torch's kernels have no derivative for them)
+    _not_differentiable("nll_loss2d_forward" if input.ndim > 2 else "nll_loss_forward", "weight", weight)
     out_shape = t.shape
     x = ops.unsqueeze(input, 0) if input.ndim == 1 else input
     tt = t.reshape(1) if input.ndim == 1 else t
@@ -324,9 +327,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     target = _tensor(target, input)
     if target.shape != input.shape:
         raise ValueError(
-            f"Using a target size ({tuple(target.shape)}) that is different to the input size "
-            f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size."
+            f"Using a target size ({Size(target.shape)!r}) that is different to the input size "
+            f"({Size(input.shape)!r}) is deprecated. Please ensure they have the same size."
         )
+    _not_differentiable("binary_cross_entropy", "weight", weight)  # (a constant, as in torch's kernel)
     xd = _cuda.host_copy(input._data)  # (the range check: on the host)
     if np.any((xd < 0) | (xd > 1)):
         raise RuntimeError("all elements of input should be between 0 and 1")
@@ -353,6 +357,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     target = _tensor(target, input)
     if target.shape != input.shape:
         raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+    for name, w in (("weight", weight), ("pos_weight", pos_weight)):  # (constants, as in torch's kernel)
+        _not_differentiable("binary_cross_entropy_with_logits", name, w)
     neg_log_sig = -logsigmoid(input)  # -log sigmoid(x)
     if pos_weight is not None:
         log_weight = (pos_weight - 1.0) * target + 1.0
@@ -377,12 +383,16 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
                       "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
                       "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
                       UserWarning, stacklevel=2)
+    if any(isinstance(v, Tensor) and np.dtype(v.dtype).kind in "iub" for v in (input, target)):
+        raise RuntimeError("kl_div: Integral inputs not supported.")
     target = _tensor(target, input)
     if log_target:
         loss = ops.exp(target) * (target - input)
     else:
+        # xlogy(t, t): 0 at t == 0 (with a finite gradient, README), NaN for a negative target as torch's
         pos = target > 0
-        tlogt = ops.where(pos, target * ops.log(_part(pos, target, 1.0)), wrap_array(np.zeros((), target.dtype)))
+        zero, nan = (wrap_array(np.asarray(v, target.dtype)) for v in (0.0, np.nan))
+        tlogt = ops.where(pos, target * ops.log(_part(pos, target, 1.0)), ops.where(target < 0, nan, zero))
         loss = tlogt - target * input
     if reduction == "batchmean":
         total = ops.sum(loss)

@@ -89,9 +89,15 @@ class Mish(_InplaceActivation):
 class Hardsigmoid(_InplaceActivation):
     _fn = "hardsigmoid"
 
+    def extra_repr(self):  # (torch's repr does not show inplace here)
+        return ""
+
 
 class Hardswish(_InplaceActivation):
     _fn = "hardswish"
+
+    def extra_repr(self):  # (torch's repr does not show inplace here)
+        return ""
 
 
 class _Plain(Module):

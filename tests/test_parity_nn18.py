@@ -722,7 +722,7 @@ def _(L):
     return L.nn.functional.group_norm(_x(L, (2, 4, 3)), 2, weight=_x(L, (3,)))
 
 
-@case("rms_norm weight of the wrong size")
+@case("rms_norm weight of the wrong size", "Expected weight to be of same shape as normalized_shape")
 def _(L):
     return L.nn.functional.rms_norm(_x(L, (2, 3, 4)), (4,), weight=_x(L, (2,)))
 
@@ -894,9 +894,39 @@ def _(L):
     return L.nn.CrossEntropyLoss()(_x(L, (2, 3)), _arg(L, ("const", (2,)), 1))
 
 
-@case("nll 4-d target shape mismatch")
+@case("nll 4-d target shape mismatch", "size mismatch (got input: [2, 3, 2, 2] , target: [2, 1, 2]")
 def _(L):
     return L.nn.NLLLoss()(_x(L, (2, 3, 2, 2)), _ints(L, [[[0, 1]], [[1, 1]]]))
+
+
+@case("nll 2-d input with 2-d target", "0D or 1D target tensor expected, multi-target not supported")
+def _(L):
+    return L.nn.NLLLoss()(_x(L, (2, 3)), _ints(L, [[0, 1, 2], [1, 1, 1]]))
+
+
+@case("nll 1-d input with 2-d target", "0D or 1D target tensor expected, multi-target not supported")
+def _(L):
+    return L.nn.NLLLoss()(_x(L, (3,)), _ints(L, [[1]]))
+
+
+@case("cross_entropy 4-d input with 2-d target", "only batches of spatial targets supported (3D tensors)")
+def _(L):
+    return L.nn.CrossEntropyLoss()(_x(L, (2, 3, 2, 2)), _ints(L, [[0, 1], [1, 1]]))
+
+
+@case("nll 3-d target shape mismatch", "Expected target size [2, 4], got [2, 5]")
+def _(L):
+    return L.nn.NLLLoss()(_x(L, (2, 3, 4)), _ints(L, [[0] * 5, [1] * 5]))
+
+
+@case("bilinear batch mismatch", "input batch dimensions do not match at dim 0: got 5 and 4")
+def _(L):
+    return L.nn.functional.bilinear(_x(L, (5, 3)), _x(L, (4, 4)), _x(L, (2, 3, 4)))
+
+
+@case("bilinear bias of the wrong size", "bias size does not match weight size: got 3 but expected 2")
+def _(L):
+    return L.nn.functional.bilinear(_x(L, (5, 3)), _x(L, (5, 4)), _x(L, (2, 3, 4)), _x(L, (3,)))
 
 
 @case("nll weight of the wrong size")
@@ -904,7 +934,7 @@ def _(L):
     return L.nn.NLLLoss(weight=_x(L, (4,), grad=False))(_x(L, (2, 3)), _ints(L, [0, 1]))
 
 
-@case("nll 1-d input with batched target")
+@case("nll 1-d input with batched target", "For 1D input, 1D target must have size 1, but got target size: 2")
 def _(L):
     return L.nn.NLLLoss()(_x(L, (3,)), _ints(L, [0, 1]))
 
@@ -922,7 +952,7 @@ def _(L):
     return L.nn.BCELoss()(_arg(L, ("prob", (3, 4)), 0), _arg(L, ("prob", (3, 1)), 1))
 
 
-@case("bce_with_logits target shape mismatch", "Target size")
+@case("bce_with_logits target shape mismatch", "must be the same as input size")
 def _(L):
     return L.nn.BCEWithLogitsLoss()(_x(L, (3, 4)), _arg(L, ("prob", (4,)), 1))
 
@@ -1141,7 +1171,7 @@ def _(L):
             bool((m.bias.abs() <= b).all()), repr(m)]
 
 
-@case("bilinear wrong second width")
+@case("bilinear wrong second width", "input2 size does not match weight size: got 3 but expected 4")
 def _(L):
     return _module(L, lambda nn: nn.Bilinear(3, 4, 2))(_x(L, (5, 3)), _x(L, (5, 3)))
 

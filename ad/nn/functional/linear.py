@@ -28,16 +28,20 @@ def bilinear(input1, input2, weight, bias=None):
     if weight.ndim != 3:
         raise RuntimeError(f"bilinear(): weight must be 3-dimensional, but got {weight.ndim}")
     out_f, n1, n2 = weight.shape
-    if input1.shape[-1] != n1 or input2.shape[-1] != n2:
-        raise RuntimeError(
-            f"bilinear(): input sizes do not match weight: input1 {list(input1.shape)}, input2 "
-            f"{list(input2.shape)}, weight {list(weight.shape)}"
-        )
-    if input1.shape[:-1] != input2.shape[:-1]:
-        raise RuntimeError(
-            f"bilinear(): input batch dimensions do not match: got {list(input1.shape[:-1])} and "
-            f"{list(input2.shape[:-1])}"
-        )
+    for name, x, n in (("input1", input1, n1), ("input2", input2, n2)):
+        if x.shape[-1] != n:
+            raise RuntimeError(
+                f"bilinear(): {name} size does not match weight size: got {x.shape[-1]} but expected {n}"
+            )
+    if input1.ndim != input2.ndim:
+        raise RuntimeError(f"bilinear(): input dimensions do not match: got {input1.ndim} and {input2.ndim}")
+    for d in range(input1.ndim - 1):
+        if input1.shape[d] != input2.shape[d]:
+            raise RuntimeError(f"bilinear(): input batch dimensions do not match at dim {d}: got {input1.shape[d]} "
+                               f"and {input2.shape[d]}")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != out_f):
+        raise RuntimeError(f"bilinear(): bias size does not match weight size: got {bias.shape[0] if bias.ndim else 1} "
+                           f"but expected {out_f}")
     lead = input1.shape[:-1]
     x1 = ops.reshape(input1, (-1, n1))
     x2 = ops.reshape(input2, (-1, n2))

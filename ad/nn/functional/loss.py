@@ -170,15 +170,25 @@ def _class_targets(input, target, fn):  # noqa: A002
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     if input.ndim == 1:
-        if t.ndim != 0 and t.shape != (1,):
-            raise ValueError(f"Expected input batch_size (1) to match target batch_size ({t.shape[0]}).")
+        if t.ndim > 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if t.ndim == 1 and t.shape[0] != 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {t.shape[0]}")
         return t.reshape(())
     if t.ndim == 0 or input.shape[0] != t.shape[0]:
         raise ValueError(
             f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({t.shape[0] if t.ndim else 0})."
         )
-    if t.shape != input.shape[:1] + input.shape[2:]:
-        raise RuntimeError(f"Expected target size {list(input.shape[:1] + input.shape[2:])}, got {list(t.shape)}")
+    expected = input.shape[:1] + input.shape[2:]
+    if input.ndim == 2 and t.ndim != 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if input.ndim == 4 and t.ndim != 3:  # (torch's 2-d kernel has its own wording)
+        raise RuntimeError(f"only batches of spatial targets supported (3D tensors) but got targets of dimension: "
+                           f"{t.ndim}")
+    if input.ndim == 4 and t.shape != expected:
+        raise RuntimeError(f"size mismatch (got input: {list(input.shape)} , target: {list(t.shape)}")
+    if t.shape != expected:
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(t.shape)}")
     return t
 
 
@@ -356,7 +366,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     _check_reduction(reduction)
     target = _tensor(target, input)
     if target.shape != input.shape:
-        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+        raise ValueError(f"Target size ({Size(target.shape)!r}) must be the same as input size ({Size(input.shape)!r})")
     for name, w in (("weight", weight), ("pos_weight", pos_weight)):  # (constants, as in torch's kernel)
         _not_differentiable("binary_cross_entropy_with_logits", name, w)
     neg_log_sig = -logsigmoid(input)  # -log sigmoid(x)

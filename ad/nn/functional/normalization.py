@@ -16,6 +16,7 @@ from kernels import norm as kn
 
 from ... import ops
 from ...autograd.function import Function
+from ...conveniences import Size
 from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled, no_grad
 from ...saved import guard, saves_as
@@ -261,6 +262,9 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     if len(shape) > input.ndim or tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
                            f"[*{', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
+                           f"{list(weight.shape)} and normalized_shape = {list(shape)}")
     dims = tuple(range(input.ndim - len(shape), input.ndim))
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
@@ -326,7 +330,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         count = input.numel() // c
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size "
-                             f"{tuple(input.shape)}")
+                             f"{Size(input.shape)!r}")
         out = _normalized(_BatchNorm, input, weight, bias, input.shape, dims, (1,) + shape, eps)
         if running_mean is not None or running_var is not None:
             _update_running(running_mean, running_var, input, dims, momentum)
@@ -355,7 +359,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if use_input_stats:
         if int(np.prod(input.shape[2:])) <= 1:
             raise ValueError(f"Expected more than 1 spatial element when training, got input size "
-                             f"{tuple(input.shape)}")
+                             f"{Size(input.shape)!r}")
         out = _normalized(_Normalize, input, weight, bias, input.shape, dims, (1,) + shape, eps)
         if running_mean is not None or running_var is not None:
             _update_running(running_mean, running_var, input, dims, momentum, over_planes=True)

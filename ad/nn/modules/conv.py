@@ -7,6 +7,7 @@ The ``Lazy*`` variants take ``in_channels`` from their first input (see ``lazy.p
 
 import math
 
+from ...conveniences import Size
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter, UninitializedParameter
@@ -253,7 +254,7 @@ class _ConvTransposeNd(_ConvNd):
             if not min_size <= output_size[d] <= max_sizes[d]:
                 raise ValueError(
                     f"requested an output size of {output_size}, but valid sizes range from {min_sizes} to "
-                    f"{max_sizes} (for an input of {list(input.shape[leading:])})"
+                    f"{max_sizes} (for an input of {Size(input.shape[leading:])!r})"
                 )
             result.append(output_size[d] - min_size)
         return tuple(result)

@@ -9,6 +9,7 @@ True: not allowed, becomes ``-inf``), ``attn_mask`` (N * H, L, S) or (1, L, S), 
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -97,6 +98,18 @@ def _additive_mask(mask, like, name):
     if mask.dtype.kind != "f":
         raise AssertionError(f"only bool and floating types of {name} are supported")
     return mask.to(like.dtype)
+
+
+def _matched_masks(key_padding_mask, attn_mask, like, names=("key_padding_mask", "attn_mask")):
+    """The two masks, both made additive float masks with torch's deprecation warning when one is boolean and the
+    other not (``names``: how the caller calls them); unchanged otherwise."""
+    if key_padding_mask is None or attn_mask is None:
+        return key_padding_mask, attn_mask
+    if (np.dtype(key_padding_mask.dtype) == np.bool_) == (np.dtype(attn_mask.dtype) == np.bool_):
+        return key_padding_mask, attn_mask
+    warnings.warn(f"Support for mismatched {names[0]} and {names[1]} is deprecated. Use same type for both instead.",
+                  UserWarning, stacklevel=3)
+    return _additive_mask(key_padding_mask, like, names[0]), _additive_mask(attn_mask, like, names[1])
 
 
 def _shape_str(shape):
@@ -231,6 +244,8 @@ def multi_head_attention_forward(
         ((3, 1, 4), (1, 3, 3))
     """
     batched = _check_batched(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if isinstance(key_padding_mask, Tensor) and isinstance(attn_mask, Tensor):
+        key_padding_mask, attn_mask = _matched_masks(key_padding_mask, attn_mask, query)
     if not batched:
         query, key, value = (ops.unsqueeze(t, 1) for t in (query, key, value))
         if key_padding_mask is not None:

@@ -5,18 +5,23 @@ post-norm by default, pre-norm with ``norm_first``, ``batch_first``, masks (bool
 key-padding masks) handed to ``MultiheadAttention``.
 
 torch's nested-tensor / fused fast paths (inference only) are not here: every call takes the composite path,
-which computes the same values. Where to read: ``TransformerEncoderLayer.forward``; the rest composes it."""
+which computes the same values (``TransformerEncoder`` zeroes the padded positions where torch's nested tensors
+would). Where to read: ``TransformerEncoderLayer.forward``; the rest composes it."""
 
 import copy
+import warnings
 
 import numpy as np
 
+from ... import ops
 from ...conveniences import get_default_dtype
 from ...creation import tensor
-from ...cuda import host_copy
-from ...tensor import Tensor
+from ...cuda import host_copy, index_tensor
+from ...grad_mode import is_grad_enabled
+from ...tensor import Tensor, wrap_array
 from .. import functional as F
 from .. import init
+from ..functional.attention import _matched_masks
 from .activation import GELU, ReLU
 from .attention import MultiheadAttention
 from .container import ModuleList
@@ -136,6 +141,9 @@ class TransformerEncoderLayer(Module):
             self.activation = F.relu
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        if isinstance(src_key_padding_mask, Tensor) and isinstance(src_mask, Tensor):
+            src_key_padding_mask, src_mask = _matched_masks(src_key_padding_mask, src_mask, src,
+                                                            ("src_key_padding_mask", "src_mask"))
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal=is_causal)
@@ -243,8 +251,13 @@ class TransformerDecoderLayer(Module):
 
 class TransformerEncoder(Module):
     """``num_layers`` deep copies of ``encoder_layer`` applied in turn, then ``norm`` if given.
-    ``enable_nested_tensor`` / ``mask_check`` are kept for torch's signature (``ad`` has no nested tensors:
-    ``use_nested_tensor`` is always ``False``)."""
+
+    ``enable_nested_tensor``: torch runs inference with a key-padding mask on nested tensors, which drop the padded
+    positions and pad them back with zeros on output. ``ad`` has no nested tensors but gives the same output: where
+    torch would take that path (``use_nested_tensor``, set here with torch's warning when a layer rules it out; in
+    eval mode, nothing requiring a gradient, a batched input, a left-aligned padding mask and no ``mask``) the
+    padded positions of the layers' result are zeros (before ``norm``); the other positions are the composite path's
+    values either way."""
 
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
         super().__init__()
@@ -252,19 +265,71 @@ class TransformerEncoder(Module):
         self.num_layers = num_layers
         self.norm = norm
         self.enable_nested_tensor = enable_nested_tensor
-        self.use_nested_tensor = False
+        self.use_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
+        why_not = _why_not_nested(encoder_layer)
+        if enable_nested_tensor and why_not:
+            warnings.warn(
+                f"enable_nested_tensor is True, but self.use_nested_tensor is False because {why_not}", stacklevel=2
+            )
+            self.use_nested_tensor = False
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         first = self.layers[0] if len(self.layers) else None
         batch_first = getattr(getattr(first, "self_attn", None), "batch_first", False)
+        if isinstance(src_key_padding_mask, Tensor) and isinstance(mask, Tensor):
+            src_key_padding_mask, mask = _matched_masks(src_key_padding_mask, mask, src,
+                                                        ("src_key_padding_mask", "mask"))
         is_causal = _detect_is_causal_mask(mask, is_causal, _get_seq_len(src, batch_first))
+        padded = self._nested_padding(src, mask, src_key_padding_mask)
         output = src
         for mod in self.layers:
             output = mod(output, src_mask=mask, is_causal=is_causal, src_key_padding_mask=src_key_padding_mask)
+        if padded is not None:  # torch's nested tensors come back padded with zeros (then the final norm)
+            zero = wrap_array(np.zeros((), np.dtype(output.dtype)))
+            output = ops.where(index_tensor(padded[..., None], output), zero, output)
         if self.norm is not None:
             output = self.norm(output)
         return output
+
+    def _nested_padding(self, src, mask, src_key_padding_mask):
+        """The (N, S) host mask of the positions torch's nested-tensor path returns as zeros, or ``None`` where
+        torch takes the dense path."""
+        if not self.use_nested_tensor or self.training or src_key_padding_mask is None or mask is not None:
+            return None
+        if not isinstance(src, Tensor) or src.ndim != 3:
+            return None
+        if is_grad_enabled() and (src.requires_grad or any(p.requires_grad for p in self.parameters())):
+            return None
+        data = host_copy(src_key_padding_mask._data) if isinstance(src_key_padding_mask, Tensor) else None
+        if data is None or data.shape != tuple(src.shape[:2]):
+            return None
+        if data.dtype != np.bool_:  # a float mask: its -inf entries are the padding (0 elsewhere)
+            if not np.all((data == 0) | np.isneginf(data)):
+                return None
+            data = np.isneginf(data)
+        left_aligned = np.all(data[:, 1:] >= data[:, :-1])  # (each row: kept positions, then padding)
+        return data if left_aligned else None
+
+
+def _why_not_nested(layer):
+    """torch's reason (in its order) why an encoder stack of ``layer`` cannot use nested tensors, or ``""``."""
+    if not isinstance(layer, TransformerEncoderLayer):
+        return "encoder_layer was not TransformerEncoderLayer"
+    if layer.norm_first:
+        return "encoder_layer.norm_first was True"
+    if not layer.self_attn.batch_first:
+        return ("encoder_layer.self_attn.batch_first was not True(use batch_first for better inference "
+                "performance)")
+    if not layer.self_attn._qkv_same_embed_dim:
+        return "encoder_layer.self_attn._qkv_same_embed_dim was not True"
+    if layer.self_attn.in_proj_bias is None:
+        return "encoder_layer.self_attn was passed bias=False"
+    if not layer.activation_relu_or_gelu:
+        return "encoder_layer.activation_relu_or_gelu was not True"
+    if layer.self_attn.num_heads % 2 == 1:
+        return "encoder_layer.self_attn.num_heads is odd"
+    return ""
 
 
 class TransformerDecoder(Module):

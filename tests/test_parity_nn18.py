@@ -1299,9 +1299,9 @@ def _(L):
     return [out, [str(w.message)[:40] for w in caught]]
 
 
-@case("prelu parameter count mismatch")
+@case("prelu parameter count mismatch", "Found parameter numbers = 4 and channel size = 3")
 def _(L):
-    return L.nn.PReLU(4)(_x(L, (2, 3, 4)))
+    return L.nn.PReLU(4).double()(_x(L, (2, 3, 4)))
 
 
 @case("embedding_bag max with padding_idx")
@@ -1481,6 +1481,110 @@ def _(L):
             m = L.nn.TransformerEncoder(L.nn.TransformerEncoderLayer(_E, nhead, 12, **kw), 1)
         out.append([m.use_nested_tensor, [str(w.message) for w in caught]])
     return out
+
+
+
+@case("upsample nearest with align_corners", "align_corners option can only be set with the interpolating modes")
+def _(L):
+    return L.nn.Upsample(scale_factor=2, align_corners=True)(_x(L, (1, 1, 3)))
+
+
+@case("upsample bilinear on a 3-d input")
+def _(L):
+    return L.nn.Upsample(scale_factor=2, mode="bilinear")(_x(L, (1, 1, 3)))
+
+
+@case("upsample scale tuple of the wrong length")
+def _(L):
+    return L.nn.Upsample(scale_factor=(2, 2, 2))(_x(L, (1, 1, 3, 3)))
+
+
+@case("pixel_unshuffle size not divisible", "expects height to be divisible by downscale_factor")
+def _(L):
+    return L.nn.PixelUnshuffle(2)(_x(L, (1, 1, 3, 4)))
+
+
+@case("fold 4-d input")
+def _(L):
+    return L.nn.Fold((4, 5), 2)(_x(L, (1, 4, 12, 1)))
+
+
+@case("unfold 2-d input", "Dimension out of range")
+def _(L):
+    return L.nn.Unfold(2)(_x(L, (3, 4)))
+
+
+@case("fold 1-d input", "Expected 2D or 3D (batch mode) tensor")
+def _(L):
+    return L.nn.functional.fold(_x(L, (4,)), (2, 2), 1)
+
+
+@case("unfold 5-d input", "Expected 3D or 4D (batch mode) tensor")
+def _(L):
+    return L.nn.Unfold(2)(_x(L, (1, 1, 3, 4, 4)))
+
+
+@case("embedding_bag bad mode", "mode has to be one of sum, mean or max")
+def _(L):
+    return L.nn.EmbeddingBag(4, 2, mode="min")(_ints(L, [[0, 1]]))
+
+
+@case("embedding_bag offsets not starting at 0")
+def _(L):
+    return L.nn.EmbeddingBag(4, 2)(_ints(L, [0, 1, 2]), _ints(L, [1, 2]))
+
+
+@case("flatten and unflatten reprs, default init of linear, prelu, layernorm")
+def _(L):
+    lin = L.nn.Linear(30, 400)
+    b = 1 / math.sqrt(30)
+    return [repr(L.nn.Flatten()), repr(L.nn.Unflatten(1, (2, 3))), repr(L.nn.PReLU(3)), _state(lin),
+            bool((lin.weight.abs() <= b).all()), bool((lin.weight.abs() > 0.9 * b).any()),
+            bool((lin.bias.abs() <= b).all()), bool((L.nn.PReLU(3).weight == 0.25).all()),
+            repr(L.nn.LayerNorm([2, 3], eps=1e-3)), repr(L.nn.Bilinear(2, 3, 4, bias=False))]
+
+
+@case("linear wrong input width")
+def _(L):
+    return _module(L, lambda nn: nn.Linear(3, 2))(_x(L, (4, 5)))
+
+
+@case("multihead attention repr and modules")
+def _(L):
+    m = L.nn.MultiheadAttention(_E, _H, kdim=3, vdim=5, batch_first=True, dropout=0.1)
+    return [repr(m), [n for n, _ in m.named_modules()], m.head_dim, m.batch_first, m.dropout]
+
+
+@case("transformer layer reprs")
+def _(L):
+    return [repr(L.nn.TransformerEncoderLayer(_E, _H, 12, activation="gelu")),
+            repr(L.nn.TransformerDecoderLayer(_E, _H, 12, norm_first=True, bias=False))]
+
+
+@case("conv reprs with every option")
+def _(L):
+    return [repr(L.nn.Conv2d(2, 4, (3, 2), stride=2, padding=(1, 0), dilation=2, groups=2, bias=False,
+                             padding_mode="reflect")),
+            repr(L.nn.ConvTranspose3d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=1)),
+            repr(L.nn.Conv1d(2, 2, 3, padding="same")), repr(L.nn.Conv1d(2, 2, 3, padding="valid"))]
+
+
+@case("loss reprs")
+def _(L):
+    return [repr(L.nn.CrossEntropyLoss(label_smoothing=0.1, ignore_index=2)), repr(L.nn.HuberLoss(delta=0.5)),
+            repr(L.nn.SmoothL1Loss(beta=0.0)), repr(L.nn.KLDivLoss(log_target=True)),
+            repr(L.nn.CTCLoss(zero_infinity=True)), repr(L.nn.NLLLoss(ignore_index=3)),
+            repr(L.nn.BCEWithLogitsLoss(pos_weight=L.ones(2))), repr(L.nn.MarginRankingLoss(0.3)),
+            repr(L.nn.TripletMarginLoss(swap=True)), repr(L.nn.GaussianNLLLoss(full=True))]
+
+
+@case("loss module attributes")
+def _(L):
+    ce = L.nn.CrossEntropyLoss(weight=L.ones(3, dtype=L.float64), label_smoothing=0.1)
+    bce = L.nn.BCEWithLogitsLoss(pos_weight=L.ones(2, dtype=L.float64))
+    return [ce.reduction, ce.ignore_index, ce.label_smoothing, ce.weight, dict(ce.state_dict()),
+            dict(bce.state_dict()), [n for n, _ in bce.named_buffers()], L.nn.HuberLoss().delta,
+            L.nn.SmoothL1Loss().beta, L.nn.KLDivLoss().log_target, L.nn.CTCLoss().blank]
 
 
 # ---------------------------------------------------------------------------------------------- the check

@@ -175,10 +175,12 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002 -
     """
     _check_tensor(input, "unfold")
     batched = input.ndim == 4
-    if input.ndim not in (3, 4):
-        raise NotImplementedError(
-            f"Input Error: Only 3D or 4D input Tensors are supported (got {input.ndim}D)"
-        )
+    if input.ndim < 3:  # (torch 2.13 indexes the channel dim of the batched form first)
+        nd = max(input.ndim, 1)
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got 2)")
+    if input.ndim > 4:
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero "
+                           f"dimensions for input, but got: {list(input.shape)}")
     x = input if batched else ops.unsqueeze(input, 0)
     k, d, p, s = (_tuple(v, 2, n) for v, n in ((kernel_size, "kernel_size"), (dilation, "dilation"),
                                                (padding, "padding"), (stride, "stride")))
@@ -191,9 +193,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):  # n
     """Sums columns ``(N, C * kh * kw, L)`` into an image ``(N, C, *output_size)`` (the adjoint of unfold)."""
     _check_tensor(input, "fold")
     if input.ndim not in (2, 3):
-        raise NotImplementedError(
-            f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got {input.ndim}D)"
-        )
+        raise RuntimeError(f"Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero "
+                           f"dimensions for input, but got: {list(input.shape)}")
     batched = input.ndim == 3
     x = input if batched else ops.unsqueeze(input, 0)
     o, k, d, p, s = (_tuple(v, 2, n) for v, n in ((output_size, "output_size"), (kernel_size, "kernel_size"),

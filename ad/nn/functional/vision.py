@@ -407,9 +407,10 @@ def pixel_unshuffle(input, downscale_factor):  # noqa: A002
     if r <= 0:
         raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
     *lead, c, h, w = input.shape
-    if h % r or w % r:
-        raise RuntimeError(f"pixel_unshuffle expects height and width to be divisible by downscale_factor, but "
-                           f"got height={h}, width={w}, downscale_factor={r}")
+    for name, size, dim in (("height", h, -2), ("width", w, -1)):
+        if size % r:
+            raise RuntimeError(f"pixel_unshuffle expects {name} to be divisible by downscale_factor, but "
+                               f"input.size({dim})={size} is not divisible by {r}")
     idx = _flat_index(input.shape).reshape(*lead, c, h // r, r, w // r, r)
     k = len(lead)
     perm = list(range(k)) + [k, k + 2, k + 4, k + 1, k + 3]

@@ -100,7 +100,7 @@ def _run(L, fn):
         return ("raised", type(e).__name__, str(e))
 
 
-def _differences(a, t, where="result", rtol=RTOL):
+def _differences(a, t, where="result", rtol=RTOL, atol=ATOL):
     """Where ``a`` (ad's plain result) differs from ``t`` (torch's)."""
     if isinstance(t, tuple) and t and t[0] == "tensor":
         if not (isinstance(a, tuple) and a and a[0] == "tensor"):
@@ -109,7 +109,7 @@ def _differences(a, t, where="result", rtol=RTOL):
             return [f"{where}: dtype {a[1]} (torch {t[1]})"]
         if a[2].shape != t[2].shape:
             return [f"{where}: shape {a[2].shape} (torch {t[2].shape})"]
-        if not np.allclose(a[2], t[2], rtol=rtol, atol=ATOL, equal_nan=True):
+        if not np.allclose(a[2], t[2], rtol=rtol, atol=atol, equal_nan=True):
             nan = np.isnan(a[2]) != np.isnan(t[2])
             err = np.abs(a[2] - t[2])[~np.isnan(a[2]) & ~np.isnan(t[2])].max(initial=0.0)
             nans = f", NaN at {nan.sum()} places of one only" if nan.any() else ""
@@ -118,19 +118,19 @@ def _differences(a, t, where="result", rtol=RTOL):
     if isinstance(t, list):
         if not isinstance(a, list) or len(a) != len(t):
             return [f"{where}: {a!r:.200} (torch {t!r:.200})"]
-        return [d for i, (x, y) in enumerate(zip(a, t)) for d in _differences(x, y, f"{where}[{i}]", rtol)]
+        return [d for i, (x, y) in enumerate(zip(a, t)) for d in _differences(x, y, f"{where}[{i}]", rtol, atol)]
     if isinstance(t, dict):
         if not isinstance(a, dict) or list(a) != list(t):
             return [f"{where}: keys {list(a) if isinstance(a, dict) else a!r:.200} (torch {list(t)})"]
-        return [d for k in t for d in _differences(a[k], t[k], f"{where}[{k!r}]", rtol)]
+        return [d for k in t for d in _differences(a[k], t[k], f"{where}[{k!r}]", rtol, atol)]
     if isinstance(t, float) and isinstance(a, float):
-        return [] if math.isclose(a, t, rel_tol=rtol, abs_tol=ATOL) or (a != a and t != t) else [f"{where}: {a} != {t}"]
+        return [] if math.isclose(a, t, rel_tol=rtol, abs_tol=atol) or (a != a and t != t) else [f"{where}: {a} != {t}"]
     return [] if a == t else [f"{where}: {a!r:.300} (torch {t!r:.300})"]
 
 
 def _check(name):
     """The differences between torch's and ad's run of ``CASES[name]`` (an empty list where they agree)."""
-    fn, fragment, rtol = CASES[name]
+    fn, fragment, rtol, atol = CASES[name]
     t, a = _run(torch, fn), _run(ad, fn)
     if t[0] == "raised":
         if a[0] != "raised":
@@ -142,19 +142,20 @@ def _check(name):
         return []
     if a[0] == "raised":
         return [f"ad raises {a[1]}({a[2]!r:.300}); torch returns"]
-    return _differences(a[1], t[1], rtol=rtol)
+    return _differences(a[1], t[1], rtol=rtol, atol=atol)
 
 
 CASES = {}
 
 
-def case(name, fragment=None, rtol=RTOL):
+def case(name, fragment=None, rtol=RTOL, atol=ATOL):
     """Register ``fn(L)`` under ``name``; ``fragment``: a part of torch's error message ad's must contain;
-    ``rtol``: a looser tolerance where torch's own result is less accurate (the case says why)."""
+    ``rtol`` / ``atol``: looser tolerances for float32 cases, or where torch's own result is less accurate (the
+    case says why)."""
 
     def register(fn):
         assert name not in CASES, name
-        CASES[name] = (fn, fragment, rtol)
+        CASES[name] = (fn, fragment, rtol, atol)
         return fn
 
     return register
@@ -1585,6 +1586,56 @@ def _(L):
     return [ce.reduction, ce.ignore_index, ce.label_smoothing, ce.weight, dict(ce.state_dict()),
             dict(bce.state_dict()), [n for n, _ in bce.named_buffers()], L.nn.HuberLoss().delta,
             L.nn.SmoothL1Loss().beta, L.nn.KLDivLoss().log_target, L.nn.CTCLoss().blank]
+
+
+
+# float32 end to end: modules made with dtype=float32, their outputs, gradients and buffers in float32
+def _f32(L, make, *shapes, call=None, train=True):
+    m = make(L.nn).to(L.float32)
+    rng = np.random.default_rng(1)
+    with L.no_grad():
+        for _, p in m.named_parameters():
+            p.copy_(L.tensor(rng.uniform(-0.5, 0.5, tuple(p.shape)), dtype=L.float32))
+    m.train(train)
+    xs = [L.tensor(_values(s, i + 2), dtype=L.float32, requires_grad=True) for i, s in enumerate(shapes)]
+    out = (call or (lambda m, *xs: m(*xs)))(m, *xs)
+    first = out[0] if isinstance(out, tuple) else out
+    (first * L.tensor(_values(tuple(first.shape), 7), dtype=L.float32)).sum().backward()
+    tensors = [first, *[x.grad for x in xs], *[p.grad for p in m.parameters()], *m.buffers()]
+    return [[str(t.dtype).replace("torch.", "") for t in tensors], tensors]
+
+
+_F32 = {
+    "conv2d": (lambda nn: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), (2, 2, 4, 4)),
+    "conv_transpose1d": (lambda nn: nn.ConvTranspose1d(2, 3, 3, stride=2), (2, 2, 4)),
+    "batchnorm2d": (lambda nn: nn.BatchNorm2d(2), (3, 2, 2, 2)),
+    "layernorm": (lambda nn: nn.LayerNorm(4), (3, 4)),
+    "groupnorm": (lambda nn: nn.GroupNorm(2, 4), (3, 4, 2)),
+    "multihead attention": (lambda nn: nn.MultiheadAttention(_E, _H), (4, 2, _E), (5, 2, _E), (5, 2, _E)),
+    "encoder layer": (_enc(), (5, 2, _E)),
+    "bilinear": (lambda nn: nn.Bilinear(3, 2, 4), (5, 3), (5, 2)),
+}
+for _name, (_make, *_shapes) in _F32.items():
+    case(f"float32 {_name}", rtol=1e-4, atol=1e-6)(lambda L, m=_make, s=_shapes: _f32(L, m, *s))
+
+
+@case("float32 cross_entropy with label smoothing, weight", rtol=1e-5, atol=1e-6)
+def _(L):
+    x = L.tensor(_values((4, 3), 1), dtype=L.float32, requires_grad=True)
+    w = L.tensor([0.5, 1.0, 2.0], dtype=L.float32)
+    out = L.nn.functional.cross_entropy(x, _ints(L, [0, 2, 1, 2]), weight=w, label_smoothing=0.1)
+    out.backward()
+    return [str(out.dtype), out, x.grad]
+
+
+@case("float32 embedding max_norm", rtol=1e-5, atol=1e-6)
+def _(L):
+    m = L.nn.Embedding(5, 3, max_norm=0.5).to(L.float32)
+    with L.no_grad():
+        m.weight.copy_(L.tensor(_values((5, 3), 1) * 3, dtype=L.float32))
+    out = m(_ints(L, [1, 1, 4]))
+    out.sum().backward()
+    return [str(out.dtype), out, m.weight, m.weight.grad]
 
 
 # ---------------------------------------------------------------------------------------------- the check

@@ -1638,6 +1638,39 @@ def _(L):
     return [str(out.dtype), out, m.weight, m.weight.grad]
 
 
+
+# losses at ties and on empty batches
+def _tie_loss(L, cls, **kw):
+    x = L.tensor([0.5, -0.2, 1.0, 0.0], dtype=L.float64, requires_grad=True)
+    y = L.tensor([0.5, 0.3, 1.0, 0.0], dtype=L.float64, requires_grad=True)
+    out = getattr(L.nn, cls)(**kw)(x, y)
+    out.backward()
+    return [out, x.grad, y.grad]
+
+
+for _cls, _kw in (("L1Loss", {}), ("SmoothL1Loss", {"beta": 0.0}), ("SmoothL1Loss", {"beta": 0.7}),
+                  ("HuberLoss", {"delta": 0.7}), ("MSELoss", {})):
+    case(f"{_cls} {_kw} at ties")(lambda L, c=_cls, k=_kw: _tie_loss(L, c, **k))
+
+
+def _empty_loss(L, cls, x_shape, target, **kw):
+    x = _x(L, x_shape)
+    out = getattr(L.nn, cls)(**kw)(x, target(L))
+    return [out, str(out.dtype).replace("torch.", "")]
+
+
+_EMPTY = {
+    "cross_entropy": ("CrossEntropyLoss", (0, 3), lambda L: _ints(L, np.zeros(0, np.int64))),
+    "nll sum": ("NLLLoss", (0, 3), lambda L: _ints(L, np.zeros(0, np.int64)), {"reduction": "sum"}),
+    "mse": ("MSELoss", (0, 2), lambda L: L.zeros(0, 2, dtype=L.float64)),
+    "l1 none": ("L1Loss", (0,), lambda L: L.zeros(0, dtype=L.float64), {"reduction": "none"}),
+    "bce_with_logits": ("BCEWithLogitsLoss", (0, 2), lambda L: L.zeros(0, 2, dtype=L.float64)),
+    "kl_div batchmean": ("KLDivLoss", (0, 2), lambda L: L.zeros(0, 2, dtype=L.float64), {"reduction": "batchmean"}),
+}
+for _name, (_cls, _shape, _target, *_kw) in _EMPTY.items():
+    case(f"empty batch {_name}")(lambda L, c=_cls, s=_shape, t=_target, k=(_kw or [{}])[0]: _empty_loss(L, c, s, t, **k))
+
+
 # ---------------------------------------------------------------------------------------------- the check
 DELIBERATE = {
     "encoder stack eval under no_grad, GELU('tanh') module": "torch's fused inference path runs the exact gelu for "

@@ -406,7 +406,9 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         loss = tlogt - target * input
     if reduction == "batchmean":
         total = ops.sum(loss)
-        return total * (1.0 / input.shape[0]) if input.ndim else total
+        if not input.ndim:
+            return total
+        return total * (1.0 / input.shape[0]) if input.shape[0] else total * float("nan")  # (no batch: torch's NaN)
     return _reduce(loss, reduction)
 
 

@@ -1668,7 +1668,8 @@ _EMPTY = {
     "kl_div batchmean": ("KLDivLoss", (0, 2), lambda L: L.zeros(0, 2, dtype=L.float64), {"reduction": "batchmean"}),
 }
 for _name, (_cls, _shape, _target, *_kw) in _EMPTY.items():
-    case(f"empty batch {_name}")(lambda L, c=_cls, s=_shape, t=_target, k=(_kw or [{}])[0]: _empty_loss(L, c, s, t, **k))
+    case(f"empty batch {_name}")(
+        lambda L, c=_cls, s=_shape, t=_target, k=(_kw or [{}])[0]: _empty_loss(L, c, s, t, **k))
 
 
 # ---------------------------------------------------------------------------------------------- the check

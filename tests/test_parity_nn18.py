@@ -88,6 +88,8 @@ def _plain(value):
         return tuple(value)
     if isinstance(value, str):
         return value.replace("torch.", "").replace("ad.", "")
+    if isinstance(value, (torch.nn.Module, ad.nn.Module)):
+        return ("module", repr(value))
     return value
 
 
@@ -1670,6 +1672,36 @@ _EMPTY = {
 for _name, (_cls, _shape, _target, *_kw) in _EMPTY.items():
     case(f"empty batch {_name}")(
         lambda L, c=_cls, s=_shape, t=_target, k=(_kw or [{}])[0]: _empty_loss(L, c, s, t, **k))
+
+
+
+# constructor argument errors
+_BAD_ARGS = {
+    "conv2d kernel of three values": lambda nn: nn.Conv2d(2, 2, (3, 3, 3))(L_INPUT[nn](1, 2, 5, 5)),
+    "conv2d stride 0": lambda nn: nn.Conv2d(2, 2, 3, stride=0)(L_INPUT[nn](1, 2, 5, 5)),
+    "conv2d negative padding": lambda nn: nn.Conv2d(2, 2, 3, padding=-1)(L_INPUT[nn](1, 2, 5, 5)),
+    "conv2d groups 0": lambda nn: nn.Conv2d(2, 2, 3, groups=0),
+    "conv2d out_channels not divisible by groups": lambda nn: nn.Conv2d(2, 3, 3, groups=2),
+    "conv1d padding tuple of two": lambda nn: nn.Conv1d(2, 2, 3, padding=(1, 1))(L_INPUT[nn](1, 2, 5)),
+    "conv_transpose2d output_padding 2 values on 3-d": lambda nn: nn.ConvTranspose3d(2, 2, 3, output_padding=(1, 1)),
+    "batchnorm negative features": lambda nn: nn.BatchNorm1d(-1),
+    "layernorm empty shape": lambda nn: nn.LayerNorm([]).double()(L_INPUT[nn](2, 3)),
+    "rms_norm empty shape": lambda nn: nn.functional.rms_norm(L_INPUT[nn](2, 3), []),
+    "groupnorm zero groups": lambda nn: nn.GroupNorm(0, 4),
+    "embedding negative size": lambda nn: nn.Embedding(-1, 3),
+    "embedding padding_idx below -num": lambda nn: nn.Embedding(4, 3, padding_idx=-5),
+    "mha negative dropout": lambda nn: nn.MultiheadAttention(_E, _H, dropout=-0.1),
+    "transformer layer bad activation string": lambda nn: nn.TransformerDecoderLayer(_E, _H, activation="swish"),
+    "upsample bad mode": lambda nn: nn.Upsample(scale_factor=2, mode="cubic")(L_INPUT[nn](1, 1, 3, 3)),
+    "pixel_shuffle 2-d input": lambda nn: nn.PixelShuffle(2)(L_INPUT[nn](4, 4)),
+    "linear negative out": lambda nn: nn.Linear(3, -2),
+    "huber delta 0": lambda nn: nn.HuberLoss(delta=0.0)(L_INPUT[nn](3), L_INPUT[nn](3)),
+    "ctc blank out of range": lambda nn: nn.CTCLoss(blank=5)(
+        L_INPUT[nn](4, 2, 3).log_softmax(2), L_INPUT[nn](2, 2).long(), (4, 4), (2, 2)),
+}
+L_INPUT = {torch.nn: lambda *s: torch.zeros(*s, dtype=torch.float64), ad.nn: lambda *s: ad.zeros(*s, dtype=ad.float64)}
+for _name, _fn in _BAD_ARGS.items():
+    case(_name)(lambda L, f=_fn: f(L.nn))
 
 
 # ---------------------------------------------------------------------------------------------- the check

@@ -8,6 +8,7 @@ import numpy as np
 from ... import cuda as _cuda
 from ... import linalg, ops
 from ...grad_mode import no_grad
+from ...methods import _bump
 from ...tensor import Tensor, wrap_array
 
 
@@ -100,7 +101,7 @@ def _renorm_rows(weight, idx, max_norm, norm_type):
         norms = np.linalg.norm(w[rows], ord=norm_type, axis=1)
         scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
         w[rows] = w[rows] * scale[:, None]
-        weight._version += 1
+        _bump(weight)  # (a graph that saved the weight before now raises in backward, as torch's)
 
 
 def _bags(input, offsets, include_last_offset):  # noqa: A002

@@ -1749,6 +1749,87 @@ def _(L):
     return [logits, emb.weight.grad, emb.weight]
 
 
+
+@case("dropout p=1 in training")
+def _(L):
+    x = _x(L, (3, 4))
+    return [_backward(L, L.nn.Dropout(1.0)(x)), x.grad]
+
+
+@case("dropout2d on a 3-d input warns")
+def _(L):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        L.nn.Dropout2d(0.5).eval()(_x(L, (2, 3, 4)))
+        L.nn.Dropout1d(0.5).eval()(_x(L, (3, 4)))
+        L.nn.Dropout3d(0.5).eval()(_x(L, (2, 3, 4, 4)))
+    return [str(w.message)[:80] for w in caught]
+
+
+@case("dropout1d on a 4-d input")
+def _(L):
+    return L.nn.Dropout1d(0.5)(_x(L, (2, 3, 4, 4)))
+
+
+@case("alpha_dropout p=1")
+def _(L):
+    x = _x(L, (3, 4))
+    return [_backward(L, L.nn.AlphaDropout(1.0)(x)), x.grad]
+
+
+
+@case("mha unbatched, need_weights=False, batch_first")
+def _(L):
+    return _layer(L, _mha(batch_first=True), (4, _E), (5, _E), (5, _E),
+                  call=lambda m, q, k, v: m(q, k, v, need_weights=False))
+
+
+@case("mha unbatched with a 3-d attn_mask per head")
+def _(L):
+    return _layer(L, _mha(), (4, _E), (5, _E), (5, _E),
+                  call=lambda m, q, k, v: m(q, k, v, attn_mask=_mask(L, "float", (_H, 4, 5)),
+                                            average_attn_weights=False))
+
+
+@case("mha key and value lengths differ")
+def _(L):
+    m = L.nn.MultiheadAttention(_E, _H).double()
+    return m(_x(L, (4, 3, _E)), _x(L, (5, 3, _E)), _x(L, (6, 3, _E)))
+
+
+@case("mha kdim given, key of the wrong width")
+def _(L):
+    m = L.nn.MultiheadAttention(_E, _H, kdim=3, vdim=3).double()
+    return m(_x(L, (4, 3, _E)), _x(L, (5, 3, 4)), _x(L, (5, 3, 3)))
+
+
+@case("mha 3-d attn_mask of the wrong batch")
+def _(L):
+    m = L.nn.MultiheadAttention(_E, _H).double()
+    x = _x(L, (4, 3, _E))
+    return m(x, x, x, attn_mask=_mask(L, "bool", (2, 4, 4)))
+
+
+@case("transformer unbatched src with batched tgt")
+def _(L):
+    m = L.nn.Transformer(_E, _H, 1, 1, 12, 0.0).double()
+    return m(_x(L, (5, _E)), _x(L, (4, 2, _E)))
+
+
+@case("decoder layer, unbatched tgt with batched memory")
+def _(L):
+    return _module(L, _dec())(_x(L, (4, _E)), _x(L, (5, 2, _E)))
+
+
+@case("decoder stack memory_is_causal with memory_mask")
+def _(L):
+    def make(nn):
+        return nn.TransformerDecoder(nn.TransformerDecoderLayer(_E, _H, 12, 0.0), 1)
+
+    return _layer(L, make, (4, 2, _E), (4, 2, _E), call=lambda m, t, s: m(
+        t, s, memory_mask=_mask(L, "causal", (4, 4)), memory_is_causal=True, tgt_mask=_mask(L, "causal", (4, 4))))
+
+
 # ---------------------------------------------------------------------------------------------- the check
 DELIBERATE = {
     "encoder stack eval under no_grad, GELU('tanh') module": "torch's fused inference path runs the exact gelu for "

@@ -1830,6 +1830,43 @@ def _(L):
         t, s, memory_mask=_mask(L, "causal", (4, 4)), memory_is_causal=True, tgt_mask=_mask(L, "causal", (4, 4))))
 
 
+
+# default init distributions: per parameter, its shape, its kind (constant, or uniform / normal by the kurtosis:
+# 1.8 / 3), whether it is centred (|mean| below 4 standard errors) and its std (to 15%); buffers exactly
+def _init_stats(L, make):
+    m = make(L.nn)
+    out = {}
+    for name, p in m.named_parameters():
+        w = np.asarray(p.detach().numpy(), dtype=np.float64).ravel()
+        std = float(w.std())
+        if not std:
+            out[name] = [tuple(p.shape), "constant", float(w[0])]
+            continue
+        kurtosis = float(np.mean((w - w.mean()) ** 4)) / std**4
+        centred = abs(float(w.mean())) < 4 * std / math.sqrt(w.size)
+        out[name] = [tuple(p.shape), "uniform" if kurtosis < 2.4 else "normal", centred, std]
+    return [out, dict(m.named_buffers())]
+
+
+_INITS = {
+    "linear": lambda nn: nn.Linear(256, 300),
+    "conv2d": lambda nn: nn.Conv2d(16, 256, 3),
+    "conv_transpose2d groups": lambda nn: nn.ConvTranspose2d(16, 512, 3, groups=2),
+    "bilinear": lambda nn: nn.Bilinear(20, 30, 256),
+    "multihead attention with bias_kv": lambda nn: nn.MultiheadAttention(256, 4, add_bias_kv=True),
+    "multihead attention kdim/vdim": lambda nn: nn.MultiheadAttention(256, 4, kdim=128, vdim=64),
+    "encoder layer": lambda nn: nn.TransformerEncoderLayer(256, 4, 512),
+    "transformer": lambda nn: nn.Transformer(256, 4, 1, 1, 512),
+    "embedding": lambda nn: nn.Embedding(300, 256),
+    "embedding_bag": lambda nn: nn.EmbeddingBag(300, 256),
+    "norms": lambda nn: nn.ModuleList([nn.BatchNorm1d(300), nn.LayerNorm(300), nn.GroupNorm(3, 300),
+                                       nn.InstanceNorm1d(300, affine=True), nn.RMSNorm(300)]),
+    "prelu": lambda nn: nn.PReLU(300),
+}
+for _name, _make in _INITS.items():
+    case(f"default init: {_name}", rtol=0.15)(lambda L, m=_make: _init_stats(L, m))
+
+
 # ---------------------------------------------------------------------------------------------- the check
 DELIBERATE = {
     "encoder stack eval under no_grad, GELU('tanh') module": "torch's fused inference path runs the exact gelu for "

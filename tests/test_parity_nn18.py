@@ -625,6 +625,19 @@ def _(L):
     return [reset, list(result.missing_keys), list(result.unexpected_keys), dict(m.state_dict())]
 
 
+@case("instancenorm without running stats loads an old checkpoint with them", "Unexpected running stats buffer(s) "
+      "\"running_mean\" and \"running_var\" for InstanceNorm1d with track_running_stats=False")
+def _(L):
+    return L.nn.InstanceNorm1d(3).load_state_dict({"running_mean": L.zeros(3), "running_var": L.ones(3)})
+
+
+@case("instancenorm with running stats loads a plain dict without num_batches_tracked")
+def _(L):
+    m = L.nn.InstanceNorm1d(3, track_running_stats=True)
+    result = m.load_state_dict({"running_mean": L.zeros(3) + 0.5, "running_var": L.ones(3)})
+    return [list(result.missing_keys), list(result.unexpected_keys), dict(m.state_dict())]
+
+
 @case("batchnorm one value per channel in training", "Expected more than 1 value per channel when training")
 def _(L):
     return L.nn.BatchNorm1d(3).double()(_x(L, (1, 3)))

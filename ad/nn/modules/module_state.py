@@ -150,7 +150,7 @@ def load_state_dict(module, state_dict, strict=True, assign=False):
     missing, unexpected, errors = [], [], []
     for pre, m in _walk(module):
         local_metadata = {} if metadata is None else metadata.get(pre[:-1], {})
-        _upgrade(m, state_dict, pre, local_metadata)
+        _upgrade(m, state_dict, pre, local_metadata, errors)
         for hook in m._load_state_dict_pre_hooks.values():
             hook(m, state_dict, pre, local_metadata, strict, missing, unexpected, errors)
 
@@ -185,14 +185,14 @@ def _overrides_load(m):
     return type(m)._load_from_state_dict is not Module._load_from_state_dict
 
 
-def _upgrade(module, state_dict, prefix, local_metadata):
+def _upgrade(module, state_dict, prefix, local_metadata, errors):
     """A layer's migration of a checkpoint saved by an older version of it (``_upgrade_state_dict(state_dict,
-    prefix, version)``, ``version`` from the state dict's ``_metadata``, ``None`` for a plain dict), before its
-    load pre-hooks: what torch's layers do in their ``_load_from_state_dict`` overrides, without leaving the
-    checked-then-copied load for them."""
+    prefix, version, errors)``, ``version`` from the state dict's ``_metadata``, ``None`` for a plain dict; it may
+    append to ``errors``), before its load pre-hooks: what torch's layers do in their ``_load_from_state_dict``
+    overrides, without leaving the checked-then-copied load for them."""
     upgrade = getattr(module, "_upgrade_state_dict", None)
     if upgrade is not None:
-        upgrade(state_dict, prefix, local_metadata.get("version"))
+        upgrade(state_dict, prefix, local_metadata.get("version"), errors)
 
 
 def load_own_state(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
@@ -200,7 +200,7 @@ def load_own_state(module, state_dict, prefix, local_metadata, strict, missing, 
     entries found under ``prefix`` (a wrong type or shape is appended to ``errors`` and that entry skipped); with
     ``strict``, its absent entries are appended to ``missing`` and the keys under ``prefix`` that name neither an
     entry nor a child module to ``unexpected``. ``local_metadata["assign_to_params_buffers"]`` is ``assign``."""
-    _upgrade(module, state_dict, prefix, local_metadata)
+    _upgrade(module, state_dict, prefix, local_metadata, errors)
     for hook in module._load_state_dict_pre_hooks.values():
         hook(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
     own = _own_targets(module, prefix, OrderedDict())

@@ -110,7 +110,7 @@ class _NormBase(Module):
     def _check_input_dim(self, input):  # noqa: A002
         raise NotImplementedError
 
-    def _upgrade_state_dict(self, state_dict, prefix, version):
+    def _upgrade_state_dict(self, state_dict, prefix, version, errors):
         # a checkpoint from before version 2 (or a plain dict, with no version) may lack num_batches_tracked: the
         # module keeps its own count, as torch's migration does (called by load_state_dict)
         key = prefix + "num_batches_tracked"
@@ -284,6 +284,23 @@ class SyncBatchNorm(_BatchNorm):
 
 class _InstanceNorm(_NormBase):
     _ndim = 2
+
+    def _upgrade_state_dict(self, state_dict, prefix, version, errors):
+        super()._upgrade_state_dict(state_dict, prefix, version, errors)
+        # a checkpoint from before instance norm stopped tracking running stats by default: torch's error
+        found = [n for n in ("running_mean", "running_var") if prefix + n in state_dict]
+        if version is None and not self.track_running_stats and found:
+            name = type(self).__name__
+            buffers = " and ".join(f'"{n}"' for n in found)
+            errors.append(
+                f"Unexpected running stats buffer(s) {buffers} for "
+                f"{name} with track_running_stats=False. If state_dict is a checkpoint saved before 0.4.0, this may "
+                f"be expected because {name} does not track running stats by default since 0.4.0. Please remove "
+                f"these keys from state_dict. If the running stats are actually needed, instead set "
+                f"track_running_stats=True in {name} to enable them. See the documentation of {name} for details."
+            )
+            for n in found:
+                state_dict.pop(prefix + n)
 
     def __init__(
         self,

@@ -1,18 +1,21 @@
 """Session 18's sweep of torch.nn against ad.nn: the layer, loss and functional configurations the other nn tests
-skip (Transformer options, MultiheadAttention's unbatched and weight-averaging paths, conv padding modes and
-ConvTranspose's ``output_size``, norms in train and eval with their running statistics, every loss reduction and
-option, Embedding's ``max_norm`` and ``scale_grad_by_freq``, the activation modules' ``inplace=True``).
+skip (Transformer options and torch's nested-tensor inference output, MultiheadAttention's unbatched and
+weight-averaging paths, conv padding modes and ConvTranspose's ``output_size``, norms in train and eval with their
+running statistics and old checkpoints, every loss reduction and option, Embedding's ``max_norm`` and
+``scale_grad_by_freq``, the activation modules' ``inplace=True``, float32 end to end, default init distributions,
+and the errors of bad shapes and arguments).
 
-``CASES`` maps a name to ``fn(L)``, run once with ``L = torch`` and once with ``L = ad``. ``fn`` builds its modules
-with ``_module`` (parameters drawn from one seeded numpy stream, so both libraries hold the same weights, in
-float64) and its inputs with ``_x`` / ``_ints``, and returns what is compared: tensors, the gradients of the inputs
-and parameters (``_grads``), buffers, state-dict keys and shapes (``_state``), or an exception as
-``(class name, message)``. ``_check`` compares the two results: the same structure, values to ``RTOL`` / ``ATOL``,
-the same exception class, and, where a case names one, a fragment of torch's message. ``DELIBERATE`` lists where ad
-differs on purpose (``name -> why``); such a case must still differ from torch.
+``CASES`` maps a name to ``fn(L)``, run once with ``L = torch`` and once with ``L = ad`` (each library seeded).
+``fn`` builds its modules with ``_module`` (parameters drawn from one seeded numpy stream, so both libraries hold the
+same weights, in float64) and its inputs with ``_x`` / ``_ints``, and returns what is compared: tensors, the
+gradients of the inputs and parameters (``_grads``), buffers, state-dict keys and shapes (``_state``), reprs, or an
+exception as ``(class name, message)``. ``_check`` compares the two results: the same structure, values to the
+case's tolerances (``RTOL`` / ``ATOL`` unless it says why not), the same exception class and, where a case names
+one, a fragment of torch's message. ``DELIBERATE`` lists where ad differs on purpose (``name -> why``); such a case
+must still differ from torch.
 
 Where to start: ``_check``, then the table (sections: attention and Transformer, convolutions, norms, losses,
-embeddings and the rest).
+embeddings and the rest, more configurations, float32, errors, default inits).
 """
 
 import math

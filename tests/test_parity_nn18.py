@@ -1608,6 +1608,45 @@ def _(L):
 
 
 
+
+_LOSSES_MORE = {
+    "triplet_margin_with_distance custom, swap": (
+        "TripletMarginWithDistanceLoss", {"distance_function": lambda a, b: (a - b).abs().sum(-1), "swap": True,
+                                          "margin": 0.5}, (3, 4), (3, 4), (3, 4)),
+    "triplet_margin_with_distance default": ("TripletMarginWithDistanceLoss", {}, (3, 4), (3, 4), (3, 4)),
+    "cosine_embedding unbatched": ("CosineEmbeddingLoss", {"margin": -0.2}, (4,), (4,), ("sign", ())),
+    "poisson_nll eps, not log_input": ("PoissonNLLLoss", {"log_input": False, "eps": 0.1}, ("pos", (3, 4)),
+                                       ("pos", (3, 4))),
+    "gaussian_nll var broadcast last dim": ("GaussianNLLLoss", {}, (3, 4), (3, 4), ("pos", (3, 1))),
+    "multilabel_soft_margin unbatched": ("MultiLabelSoftMarginLoss", {}, (4,), ("sign", (4,))),
+    "multi_margin unbatched": ("MultiMarginLoss", {}, (4,), ("int", 2)),
+    "nll2d": ("NLLLoss2d", {}, (2, 3, 2, 2), ("int", [[[0, 1], [2, 2]], [[1, 1], [0, 2]]])),
+}
+for _name, (_cls, _kw, *_specs) in _LOSSES_MORE.items():
+    for _r in _REDUCTIONS:
+        case(f"{_name}, reduction={_r}")(
+            lambda L, c=_cls, k={**_kw, "reduction": _r}, s=_specs: _loss(L, c, k, *s))
+
+
+
+_SHAPE_EDGES = {
+    "flatten of a 1-d input": lambda L: L.nn.Flatten()(_x(L, (4,))),
+    "flatten of a 0-d input": lambda L: L.nn.Flatten(0)(_x(L, ())),
+    "flatten start after end": lambda L: L.nn.Flatten(2, 1)(_x(L, (2, 3, 4))),
+    "unflatten -1 in the middle": lambda L: L.nn.Unflatten(0, (2, -1, 3))(_x(L, (12, 2))),
+    "unflatten two -1": lambda L: L.nn.Unflatten(0, (-1, -1))(_x(L, (12, 2))),
+    "upsample int size on 2-d": lambda L: L.nn.Upsample(size=5, mode="bilinear")(_x(L, (1, 1, 3, 2))),
+    "pixel_shuffle empty batch": lambda L: L.nn.PixelShuffle(2)(_x(L, (0, 4, 2, 2))),
+    "linear empty batch": lambda L: _layer(L, lambda nn: nn.Linear(3, 2), (0, 3)),
+    "conv2d empty batch": lambda L: _layer(L, lambda nn: nn.Conv2d(2, 3, 2), (0, 2, 3, 3)),
+    "batchnorm1d empty batch in eval": lambda L: _layer(L, lambda nn: nn.BatchNorm1d(3), (0, 3), train=False),
+    "layernorm empty batch": lambda L: _layer(L, lambda nn: nn.LayerNorm(3), (0, 3)),
+    "embedding empty index": lambda L: L.nn.Embedding(4, 2)(_ints(L, np.zeros((2, 0), np.int64))),
+}
+for _name, _fn in _SHAPE_EDGES.items():
+    case(_name)(_fn)
+
+
 # float32 end to end: modules made with dtype=float32, their outputs, gradients and buffers in float32
 def _f32(L, make, *shapes, call=None, train=True):
     m = make(L.nn).to(L.float32)
@@ -1696,13 +1735,22 @@ for _name, (_cls, _shape, _target, *_kw) in _EMPTY.items():
 _BAD_ARGS = {
     "conv2d kernel of three values": lambda nn: nn.Conv2d(2, 2, (3, 3, 3))(L_INPUT[nn](1, 2, 5, 5)),
     "conv2d stride 0": lambda nn: nn.Conv2d(2, 2, 3, stride=0)(L_INPUT[nn](1, 2, 5, 5)),
+    "conv1d dilation 0": lambda nn: nn.Conv1d(2, 2, 3, dilation=0)(L_INPUT[nn](1, 2, 5)),
+    "conv_transpose2d stride 0": lambda nn: nn.ConvTranspose2d(2, 2, 3, stride=0)(L_INPUT[nn](1, 2, 5, 5)),
+    "conv_transpose2d negative padding": lambda nn: nn.ConvTranspose2d(2, 2, 3, padding=-1)(L_INPUT[nn](1, 2, 5, 5)),
+    "conv_transpose1d negative output_padding": lambda nn: nn.functional.conv_transpose1d(
+        L_INPUT[nn](1, 2, 5), L_INPUT[nn](2, 2, 3), output_padding=-1),
+    "conv_transpose2d dilation 0": lambda nn: nn.ConvTranspose2d(2, 2, 3, dilation=0)(L_INPUT[nn](1, 2, 5, 5)),
+    "unfold stride 0": lambda nn: nn.Unfold(3, stride=0)(L_INPUT[nn](1, 2, 5, 5)),
+    "unfold negative padding": lambda nn: nn.Unfold(3, padding=-1)(L_INPUT[nn](1, 2, 5, 5)),
+    "unfold kernel 0": lambda nn: nn.Unfold(0)(L_INPUT[nn](1, 2, 5, 5)),
     "conv2d negative padding": lambda nn: nn.Conv2d(2, 2, 3, padding=-1)(L_INPUT[nn](1, 2, 5, 5)),
     "conv2d groups 0": lambda nn: nn.Conv2d(2, 2, 3, groups=0),
     "conv2d out_channels not divisible by groups": lambda nn: nn.Conv2d(2, 3, 3, groups=2),
     "conv1d padding tuple of two": lambda nn: nn.Conv1d(2, 2, 3, padding=(1, 1))(L_INPUT[nn](1, 2, 5)),
     "conv_transpose2d output_padding 2 values on 3-d": lambda nn: nn.ConvTranspose3d(2, 2, 3, output_padding=(1, 1)),
     "batchnorm negative features": lambda nn: nn.BatchNorm1d(-1),
-    "layernorm empty shape": lambda nn: nn.LayerNorm([]).double()(L_INPUT[nn](2, 3)),
+    "layernorm empty shape": lambda nn: nn.LayerNorm([])(L_INPUT[nn](2, 3)),
     "rms_norm empty shape": lambda nn: nn.functional.rms_norm(L_INPUT[nn](2, 3), []),
     "groupnorm zero groups": lambda nn: nn.GroupNorm(0, 4),
     "embedding negative size": lambda nn: nn.Embedding(-1, 3),
@@ -1716,7 +1764,8 @@ _BAD_ARGS = {
     "ctc blank out of range": lambda nn: nn.CTCLoss(blank=5)(
         L_INPUT[nn](4, 2, 3).log_softmax(2), L_INPUT[nn](2, 2).long(), (4, 4), (2, 2)),
 }
-L_INPUT = {torch.nn: lambda *s: torch.zeros(*s, dtype=torch.float64), ad.nn: lambda *s: ad.zeros(*s, dtype=ad.float64)}
+# (zeros of each library's default dtype, that of its modules' parameters)
+L_INPUT = {torch.nn: lambda *s: torch.zeros(*s), ad.nn: lambda *s: ad.zeros(*s)}
 for _name, _fn in _BAD_ARGS.items():
     case(_name)(lambda L, f=_fn: f(L.nn))
 

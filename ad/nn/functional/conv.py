@@ -216,12 +216,28 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):  # n
     return image if batched else ops.squeeze(image, 0)
 
 
-def _check_geometry(spatial, kernel, stride, padding, dilation, fn):
-    for v, name in ((kernel, "kernel size"), (stride, "stride"), (dilation, "dilation")):
-        if any(e <= 0 for e in v):
-            raise RuntimeError(f"{fn}: {name} should be greater than zero, but got {name.replace(' ', '_')}: {v}")
+def _check_steps(stride, padding, dilation, output_padding=()):
+    """torch's checks (and words) of a convolution's steps, before any size is computed."""
+    if any(e <= 0 for e in stride):
+        raise RuntimeError("non-positive stride is not supported")
     if any(e < 0 for e in padding):
-        raise RuntimeError(f"{fn}: negative padding is not supported, but got padding: {padding}")
+        raise RuntimeError("negative padding is not supported")
+    if any(e < 0 for e in output_padding):
+        raise RuntimeError("negative output_padding is not supported")
+    if any(e <= 0 for e in dilation):
+        raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
+
+
+def _check_geometry(spatial, kernel, stride, padding, dilation, fn):
+    if fn == "unfold":  # torch's im2col wording
+        for v, name, short in ((kernel, "kernel size", "kernel"), (stride, "stride", "stride"),
+                               (dilation, "dilation", "dilation"), (padding, "padding", "pad")):
+            if any(e < 0 if name == "padding" else e <= 0 for e in v):
+                should = "be non-negative" if name == "padding" else "be greater than zero"
+                raise RuntimeError(f"{name} should {should}, but got {short}_height: {v[0]} {short}_width: {v[1]}")
+    _check_steps(stride, padding, dilation)
+    if any(e <= 0 for e in kernel):
+        raise RuntimeError(f"{fn}: kernel size should be greater than zero, but got kernel_size: {kernel}")
     _, out = _geometry(spatial, kernel, stride, padding, dilation)
     if any(o <= 0 for o in out):
         if fn == "unfold":  # torch's im2col wording
@@ -591,6 +607,7 @@ def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, 
     padding = _tuple(padding, nd, "padding")
     output_padding = _tuple(output_padding, nd, "output_padding")
     dilation = _tuple(dilation, nd, "dilation")
+    _check_steps(stride, padding, dilation, output_padding)
     for op_, s, d in zip(output_padding, stride, dilation):
         if op_ >= s and op_ >= d:
             raise RuntimeError("output padding must be smaller than either stride or dilation, but got "

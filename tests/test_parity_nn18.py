@@ -596,6 +596,10 @@ _NORMS = {
     "localresponsenorm 5-d, even size": (lambda nn: nn.LocalResponseNorm(4, alpha=0.3, beta=0.6, k=1.5),
                                          (2, 5, 2, 3, 2)),
     "localresponsenorm size 1": (lambda nn: nn.LocalResponseNorm(1), (2, 3, 4)),
+    "localresponsenorm size above the channels, 4-d": (lambda nn: nn.LocalResponseNorm(7, k=0.5), (2, 3, 2, 2)),
+    "groupnorm one group": (lambda nn: nn.GroupNorm(1, 3, eps=0.5), (2, 3, 4)),
+    "layernorm over three dims": (lambda nn: nn.LayerNorm((2, 3, 2)), (2, 2, 3, 2)),
+    "batchnorm1d momentum=0": (lambda nn: nn.BatchNorm1d(3, momentum=0.0), (4, 3)),
 }
 for _name, (_make, _shape) in _NORMS.items():
     case(_name + ", train")(lambda L, m=_make, s=_shape: _norm(L, m, s))

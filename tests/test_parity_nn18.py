@@ -371,7 +371,7 @@ def _(L):
 @case("transformer, norm_first, gelu string, bias=False, all masks")
 def _(L):
     def make(nn):
-        return nn.Transformer(_E, _H, 1, 2, 12, 0.0, activation="gelu", norm_first=True, bias=False,
+        return nn.Transformer(_E, _H, 1, 1, 12, 0.0, activation="gelu", norm_first=True, bias=False,
                               batch_first=True)
 
     def call(m, s, t):
@@ -1924,8 +1924,8 @@ _INITS = {
     "bilinear": lambda nn: nn.Bilinear(20, 30, 256),
     "multihead attention with bias_kv": lambda nn: nn.MultiheadAttention(256, 4, add_bias_kv=True),
     "multihead attention kdim/vdim": lambda nn: nn.MultiheadAttention(256, 4, kdim=128, vdim=64),
-    "encoder layer": lambda nn: nn.TransformerEncoderLayer(256, 4, 512),
-    "transformer": lambda nn: nn.Transformer(256, 4, 1, 1, 512),
+    "encoder layer": lambda nn: nn.TransformerEncoderLayer(256, 4, 256),
+    "transformer": lambda nn: nn.Transformer(128, 4, 1, 1, 256),
     "embedding": lambda nn: nn.Embedding(300, 256),
     "embedding_bag": lambda nn: nn.EmbeddingBag(300, 256),
     "norms": lambda nn: nn.ModuleList([nn.BatchNorm1d(300), nn.LayerNorm(300), nn.GroupNorm(3, 300),

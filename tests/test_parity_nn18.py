@@ -1651,6 +1651,31 @@ for _name, _fn in _SHAPE_EDGES.items():
     case(_name)(_fn)
 
 
+
+@case("embedding max_norm called twice in one graph")
+def _(L):
+    emb = _module(L, lambda nn: nn.Embedding(6, 3, max_norm=1.0))
+    with L.no_grad():
+        emb.weight.mul_(4.0)
+    a = emb(_ints(L, [1, 2]))
+    b = emb(_ints(L, [2, 4, 5]))
+    out = (a.sum(0) * b.sum(0)).sum()
+    out.backward()
+    return [out, emb.weight.grad, emb.weight]
+
+
+@case("embedding_bag max_norm called twice in one graph")
+def _(L):
+    bag = _module(L, lambda nn: nn.EmbeddingBag(6, 3, max_norm=1.0, mode="sum"))
+    with L.no_grad():
+        bag.weight.mul_(4.0)
+    a = bag(_ints(L, [[1, 2]]))
+    b = bag(_ints(L, [[2, 4, 5]]))
+    out = (a * b).sum()
+    out.backward()
+    return [out, bag.weight.grad, bag.weight]
+
+
 # float32 end to end: modules made with dtype=float32, their outputs, gradients and buffers in float32
 def _f32(L, make, *shapes, call=None, train=True):
     m = make(L.nn).to(L.float32)

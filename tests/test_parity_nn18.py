@@ -1676,6 +1676,20 @@ def _(L):
     return [out, bag.weight.grad, bag.weight]
 
 
+
+@case("legacy size_average / reduce arguments")
+def _(L):
+    out = []
+    for kw in ({"size_average": False}, {"reduce": False}, {"size_average": True, "reduce": True}):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = L.nn.MSELoss(**kw)
+            nll = L.nn.NLLLoss(**kw)
+        out.append([m.reduction, nll.reduction, m(_x(L, (2, 3)), _x(L, (2, 3), seed=3)),
+                    [str(w.message) for w in caught]])
+    return out
+
+
 # float32 end to end: modules made with dtype=float32, their outputs, gradients and buffers in float32
 def _f32(L, make, *shapes, call=None, train=True):
     m = make(L.nn).to(L.float32)

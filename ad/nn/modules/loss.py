@@ -40,16 +40,15 @@ __all__ = [
 
 
 def _legacy_reduction(size_average, reduce):
-    warnings.warn(
-        "size_average and reduce args will be deprecated, please use reduction='mean' (or 'sum', 'none') instead.",
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(  # (naming the reduction the flags select, as torch's)
+        f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.",
         UserWarning,
         stacklevel=4,
     )
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
+    return legacy
 
 
 class _Loss(Module):

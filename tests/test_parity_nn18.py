@@ -1690,6 +1690,15 @@ def _(L):
     return out
 
 
+
+@case("hardtanh's deprecated min_value / max_value")
+def _(L):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = L.nn.Hardtanh(min_value=-0.3, max_value=0.4)
+    return [repr(m), m(_x(L, (5,))), [(w.category.__name__, str(w.message)) for w in caught]]
+
+
 # float32 end to end: modules made with dtype=float32, their outputs, gradients and buffers in float32
 def _f32(L, make, *shapes, call=None, train=True):
     m = make(L.nn).to(L.float32)

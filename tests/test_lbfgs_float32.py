@@ -62,7 +62,7 @@ def _both(dtype, kw):
 def test_strong_wolfe_float64_agrees_to_round_off(kw):
     (theirs, tcounts), (ours, counts) = _both(np.float64, kw)
     assert counts == tcounts
-    for (tloss, tx), (loss, _) in zip(theirs, ours):
+    for (tloss, tx), (loss, x) in zip(theirs, ours):
         assert abs(loss - tloss) <= 1e-12 * abs(tloss)
         np.testing.assert_allclose(x, tx, rtol=0, atol=1e-12)
 

@@ -307,7 +307,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
                 p = (floors[d] - 1.0) + k  # (in floating point, as torch's: beyond 2 ** 53 it rounds)
                 if padding_mode != "zeros":
                     with np.errstate(invalid="ignore"):  # (a non-finite tap reflects to NaN and clips to 0, as torch's)
-                        p = _padded(p, spatial[d], padding_mode, align_corners)[0]
+                        # rounded to the nearest (ties to even), as torch's: beyond 2 ** 52 a tap's reflection
+                        # can be a half-integer (x + 0.5 no longer representable)
+                        p = np.rint(_padded(p, spatial[d], padding_mode, align_corners)[0])
                 positions.append(integer(p))
             term = tap(positions) * wx[j]
             row = term if row is None else row + term

@@ -1,8 +1,9 @@
-"""Average pooling on CUDA without a host round trip: regular windows (avg_pool1d/2d/3d, adaptive pooling whose
-size divides evenly) are sums of shifted strided slices (``pooling._shifted_means``), so a NaN or inf input stays
-in the windows that hold it without the values being checked on the host (the matrix path did one device
-reduction read back per call). Values, gradients and forward-mode tangents against the CPU's, inf and NaN
-included; the forward copies nothing back to the host. Under numba's simulator in CI (tiny sizes)."""
+"""Average pooling on CUDA without a host round trip: regular windows (avg_pool1d/2d/3d, lp_pool, adaptive pooling
+whose windows share one width and spacing) are summed by a reshaped ``sum`` or shifted strided slices
+(``pooling._shifted_means``), so a NaN or inf input stays in the windows that hold it without the values being
+checked on the host (the matrix path did one device reduction read back per call). Values, gradients and
+forward-mode tangents against the CPU's, inf and NaN included; the forward copies nothing back to the host.
+Under numba's simulator in CI (tiny sizes)."""
 
 import importlib.util
 from pathlib import Path
@@ -39,6 +40,9 @@ CASES = [
      dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
     ("avg2d_divisor", F.avg_pool2d, (1, 2, 4, 5), dict(kernel_size=(2, 3), stride=1, divisor_override=5)),
     ("avg3d", F.avg_pool3d, (1, 2, 3, 4, 4), dict(kernel_size=2, stride=(1, 2, 2))),
+    ("avg2d_stride_is_kernel", F.avg_pool2d, (2, 2, 6, 7), dict(kernel_size=2)),
+    ("avg2d_stride_over_kernel", F.avg_pool2d, (2, 2, 7, 8), dict(kernel_size=(2, 1), stride=3, padding=(1, 0))),
+    ("avg2d_stride_over_kernel_ceil", F.avg_pool2d, (1, 2, 7, 8), dict(kernel_size=2, stride=3, ceil_mode=True)),
     ("adaptive_global", F.adaptive_avg_pool2d, (2, 2, 5, 6), dict(output_size=1)),
     ("adaptive_even", F.adaptive_avg_pool2d, (2, 2, 4, 6), dict(output_size=(2, 3))),
 ]
@@ -64,14 +68,22 @@ def test_avg_pool_on_cuda_as_on_the_cpu_with_nan_and_inf(fn, shape, kwargs):
     np.testing.assert_allclose(tangent, cpu_tangent, rtol=1e-13, atol=1e-15, equal_nan=True)
 
 
+POOLS = {
+    "overlapping": lambda x: F.avg_pool2d(x, 3, stride=2, padding=1),
+    "stride_is_kernel": lambda x: F.avg_pool2d(x, 2),
+    "adaptive_global": lambda x: F.adaptive_avg_pool2d(x, 1),
+}
+
+
 @pytest.mark.parametrize("requires_grad", [False, True])
-def test_avg_pool_forward_copies_nothing_back(requires_grad):
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_avg_pool_forward_copies_nothing_back(pool, requires_grad):
     """No device-to-host copy (the finite check's read-back was one per call), and host traffic that does not grow
     with the batch."""
     profiles = []
     for n in (1, 3):
         x = ad.tensor(_input((n, 2, 6, 6)), device="cuda", requires_grad=requires_grad)
-        traffic = traffic_tool.measure(lambda x=x: F.avg_pool2d(x, 3, stride=2, padding=1))
+        traffic = traffic_tool.measure(lambda x=x: POOLS[pool](x))
         assert traffic.count("d2h") == 0, traffic.summary()
         profiles.append({k: (traffic.count(k), traffic.total(k)) for k in ("h2d", "host_arg")})
     assert profiles[0] == profiles[1]

@@ -14,8 +14,9 @@ dims gives, for every output element, the flat input indices of its window: ``(N
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
   and every derivative order come from matmul's rules); input holding a NaN or inf gathers the taps instead
   (a matrix's zeros would spread it along the rows); int64 input divides each window's integer sum, truncated
-  (torch's integer kernel). On CUDA, regular windows (all but uneven adaptive ones) are sums of shifted strided
-  slices instead, NaN-safe without a look at the values (the check would be a host round trip per call);
+  (torch's integer kernel). On CUDA, regular windows (all but adaptive ones of varying width or spacing) are
+  summed by a reshaped ``sum`` or shifted strided slices instead, NaN-safe without a look at the values (the
+  check would be a host round trip per call);
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
 - max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
 - fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
@@ -222,25 +223,28 @@ def _window_means(x, coords, masks, weights, gather=False):
 def _regular_windows(coords, masks, spatial):
     """Per spatial dim ``(first, step, taps, outputs, left, right)`` when every window is ``taps`` consecutive
     coordinates, the windows ``step`` apart from ``first``, and a tap is valid exactly when it lies inside the
-    input (plain average pooling; adaptive pooling when the size divides evenly); ``left`` / ``right``: the zeros
-    to pad so that every tap is inside. None for other windows (adaptive pooling of uneven windows)."""
+    input (plain average pooling; adaptive pooling when its windows share one width and spacing, as 6 -> 3 or
+    7 -> 3); ``left`` / ``right``: the zeros to pad so that every tap is inside. None for other windows (5 -> 3)."""
     out = []
     for coord, valid, size in zip(coords, masks, spatial):
         o, k = coord.shape
         first = int(coord[0, 0])
-        step = int(coord[1, 0] - coord[0, 0]) if o > 1 else 1
+        step = int(coord[1, 0] - coord[0, 0]) if o > 1 else k  # (one window: any step, the widest sums at once)
         expected = first + step * np.arange(o)[:, None] + np.arange(k)[None, :]
         if step <= 0 or not np.array_equal(coord, expected) or not np.array_equal(valid, (coord >= 0) & (coord < size)):
             return None
-        out.append((first, step, k, o, max(0, -first), max(0, int(coord.max()) + 1 - size)))
+        reach = first + (o * step if step >= k else (o - 1) * step + k)  # (past the last element read)
+        out.append((first, step, k, o, max(0, -first), max(0, reach - size)))
     return out
 
 
 def _shifted_means(x, windows, weights):
-    """``_window_means`` of regular windows (``_regular_windows``) as sums of shifted strided slices, dim by dim,
-    after zero padding (``cat``): a window's sum adds only its own elements, so a NaN or inf reaches only the
-    windows that hold it (in values, tangents and cotangents) without looking at the values: the CUDA path, with
-    no host round trip. Slices are views and the padding a strided copy: no index map of the tensor's size."""
+    """``_window_means`` of regular windows (``_regular_windows``) summed dim by dim after zero padding (``cat``):
+    windows that do not overlap (step >= taps: strides equal to the kernel, adaptive pooling) as one ``sum`` over
+    a reshaped axis ``(outputs, step)``, overlapping ones as sums of ``taps`` shifted strided slices. A window's sum
+    adds only its own elements, so a NaN or inf reaches only the windows that hold it (in values, tangents and
+    cotangents) without looking at the values: the CUDA path, with no host round trip. Slices and reshapes are
+    views or strided copies: no index map of the tensor's size."""
     for d, (first, step, k, o, left, right) in enumerate(windows):
         axis = 2 + d
         if left or right:
@@ -249,11 +253,20 @@ def _shifted_means(x, windows, weights):
             if right:
                 pieces.append(_zeros(x, axis, right))
             x = ops.cat(pieces, axis)
+        begin = first + left
+        index = [slice(None)] * x.ndim
+        if step >= k:
+            index[axis] = slice(begin, begin + o * step)
+            blocks = ops.reshape(x[tuple(index)], x.shape[:axis] + (o, step) + x.shape[axis + 1:])
+            if k < step:
+                index = [slice(None)] * blocks.ndim
+                index[axis + 1] = slice(0, k)
+                blocks = blocks[tuple(index)]
+            x = ops.sum(blocks, axis + 1)
+            continue
         total = None
         for j in range(k):
-            begin = first + left + j
-            index = [slice(None)] * x.ndim
-            index[axis] = slice(begin, begin + (o - 1) * step + 1, step)
+            index[axis] = slice(begin + j, begin + j + (o - 1) * step + 1, step)
             tap = x[tuple(index)]
             total = tap if total is None else total + tap
         x = total

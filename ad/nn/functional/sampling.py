@@ -138,7 +138,6 @@ def _unnormalize(size, align_corners):
     return ((size - 1) / 2, (size - 1) / 2) if align_corners else (size / 2, (size - 1) / 2)
 
 
-
 def _cubic_weights(t):
     """The 4 cubic convolution coefficients (A = -0.75, torch's) at fractional offsets ``t`` (ad tensors)."""
     a = -0.75
@@ -277,7 +276,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             return sample
         # a select, not a product with 0: an outside tap reads a clipped pixel, whose inf must not make the sample
         # NaN, and whose cotangent (times a NaN weight of a non-finite coordinate) must not reach the input
-        return ops.where(_cuda.index_tensor(np.broadcast_to(inside[:, None], out_shape), input), sample, 0.0)
+        return ops.where(_cuda.index_tensor(inside[:, None], input), sample, 0.0)
 
     if mode == "nearest":  # (the grid linked only when something differentiates it: the link costs a product)
         link = ops._recording(grid) or grid._tangents is not None

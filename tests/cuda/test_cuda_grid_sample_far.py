@@ -14,13 +14,12 @@ if not ad.cuda.is_available():  # pragma: no cover - the simulator is always ava
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 
 
-@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflection"])
+@pytest.mark.parametrize("mode, padding_mode", [("bicubic", "zeros"), ("bicubic", "reflection")])
 def test_far_grid_and_infinite_pixels_on_cuda_as_on_the_cpu(mode, padding_mode):
     rng = np.random.default_rng(0)
-    x0 = rng.standard_normal((1, 2, 3, 4))
+    x0 = rng.standard_normal((1, 1, 3, 4))
     x0[0, 0, :, 0] = np.inf
-    g0 = rng.uniform(-1.6, 1.6, (1, 2, 3, 2))
+    g0 = rng.uniform(-1.6, 1.6, (1, 2, 2, 2))
     g0[0, 0, 0] = [1e300, -1e17]
     results = []
     for dev in ("cpu", "cuda"):

@@ -621,6 +621,13 @@ class Tensor:
                 extra.append(f"tangent={self._tangents[levels[-1]]!r}")
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
+    def __format__(self, format_spec):
+        # torch's: a 0-d tensor formats as its Python number (f"{t:.3f}", and the distributions' reprs show scalar
+        # parameters so); other tensors, and subclasses such as Parameter, as objects do (their str, no spec)
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     # ------------------------------------------------------------------ devices
     def to(self, *args, **kwargs):
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable for dtype changes."""

@@ -88,3 +88,40 @@ def test_single_offset_with_include_last_offset_has_no_bag():
             out = AF.embedding_bag(ad.tensor(inp), ad.tensor(WEIGHT), ad.tensor([0]), mode=mode,
                                    include_last_offset=True)
             assert out.shape == (0, 3)
+
+
+# torch's mean divisor is the bag's extent (the next offset less its own; the input's end for the last bag) less its
+# padding tokens, at least 1: where the offsets decrease the extent is not the token count (0 or negative). Its
+# backward divides by the negative extent unclamped, which torch's own gradcheck rejects; ad's gradient is the
+# derivative of that forward. Max mode with decreasing offsets: torch's gradient also fails its gradcheck (an
+# empty bag's cotangent reaches row 0), ad's passes.
+DECREASING = [
+    ([0, 4, 2], {}, "mean"), ([0, 6, 1, 7], {}, "mean"), ([0, 6, 1, 7], {"include_last_offset": True}, "mean"),
+    ([0, 5, 3, 3], {"include_last_offset": True}, "mean"), ([0, 6, 1, 7], {"padding_idx": 3}, "mean"),
+    ([0, 5, 3, 3], {}, "max"), ([0, 3, 3, 1], {}, "max"),
+]
+
+
+@pytest.mark.parametrize("offsets,kwargs,mode", DECREASING)
+def test_decreasing_offsets_forward_as_torch_gradient_of_the_forward(offsets, kwargs, mode):
+    def call(F, L, w):
+        return F.embedding_bag(L.tensor(INPUT), w, L.tensor(offsets), mode=mode, **kwargs)
+
+    w = ad.tensor(WEIGHT, requires_grad=True)
+    ours = call(AF, ad, w)
+    theirs = call(TF, torch, torch.tensor(WEIGHT))
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.numpy(), rtol=1e-13, atol=0)
+    assert not np.signbit(ours.detach().numpy()[theirs.numpy() == 0]).any()  # an empty bag is +0.0, as torch's
+    assert ad.autograd.gradcheck(lambda w_: call(AF, ad, w_), (w,))
+    if mode == "mean":  # the analytic gradient: each token's row gets its bag's cotangent over the divisor
+        g = np.arange(ours.numel(), dtype=float).reshape(tuple(ours.shape)) + 1.0
+        (ours * ad.tensor(g)).sum().backward()
+        starts = np.array(offsets[:-1] if kwargs.get("include_last_offset") else offsets)
+        bag_of = np.cumsum(np.bincount(starts, minlength=INPUT.size + 1)[:INPUT.size]) - 1
+        keep = INPUT != kwargs.get("padding_idx", -1)
+        extents = np.diff(np.append(starts, INPUT.size))
+        padding = np.bincount(bag_of[~keep], minlength=starts.size)
+        divisor = np.maximum(extents - padding, 1)
+        expected = np.zeros_like(WEIGHT)
+        np.add.at(expected, INPUT[keep], g[bag_of[keep]] / divisor[bag_of[keep], None])
+        np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-13)

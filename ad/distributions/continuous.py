@@ -320,6 +320,8 @@ class Gumbel(_LocationScale):
 class HalfNormal(Distribution):
     """|X| for X ~ N(0, scale^2)."""
 
+    _repr_shows_parameters = False  # (torch's: see Distribution)
+
     arg_constraints = {"scale": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
@@ -367,6 +369,8 @@ class HalfNormal(Distribution):
 
 class LogNormal(_LocationScale):
     """exp(X) for X ~ N(loc, scale^2); ``base_dist`` is that normal."""
+
+    _repr_shows_parameters = False  # (torch's: see Distribution)
 
     support = constraints.positive
 

@@ -350,6 +350,8 @@ class Categorical(Distribution):
 class OneHotCategorical(Distribution):
     """``Categorical``'s draws as one-hot vectors (event shape ``(K,)``)."""
 
+    _repr_shows_parameters = False  # (torch's: see Distribution)
+
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
     support = constraints.one_hot
     has_enumerate_support = True
@@ -407,9 +409,6 @@ class OneHotCategorical(Distribution):
         probs = self._categorical.probs
         values = ad.eye(n, dtype=probs.dtype, device=probs.device).reshape((n,) + (1,) * len(self.batch_shape) + (n,))
         return values.expand((n,) + tuple(self.batch_shape) + (n,)) if expand else values
-
-    def __repr__(self):
-        return f"{type(self).__name__}({repr(self._categorical)[len('Categorical('):-1]})"
 
 
 class OneHotCategoricalStraightThrough(OneHotCategorical):

@@ -70,6 +70,10 @@ class Distribution:
     _validate_args = True
     arg_constraints = {}
     support = None
+    # torch's repr names the parameters its instance holds: one built over another distribution (LogNormal over
+    # Normal, Beta over Dirichlet, Chi2 as a Gamma, OneHotCategorical over Categorical) holds them there and prints
+    # none, as "LogNormal()"; those set this False
+    _repr_shows_parameters = True
 
     @staticmethod
     def set_default_validate_args(value):
@@ -205,7 +209,9 @@ class Distribution:
             )
 
     def __repr__(self):
-        names = [k for k in self.arg_constraints if k in self.__dict__]
+        """torch's format: each parameter held, a one-element one as its value (a 0-d tensor formats as its number,
+        ``Normal(loc: 0.0, scale: 1.0)``), a larger one as its shape (``Normal(loc: ad.Size([3]), ...)``)."""
+        names = [k for k in self.arg_constraints if k in self.__dict__] if self._repr_shows_parameters else []
         args = ", ".join(
             f"{k}: {self.__dict__[k] if self.__dict__[k].numel() == 1 else ad.Size(self.__dict__[k].shape)}"
             for k in names

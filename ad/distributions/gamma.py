@@ -132,6 +132,8 @@ class Gamma(ExponentialFamily):
 class Chi2(Gamma):
     """The chi-squared distribution with ``df`` degrees of freedom: Gamma(df / 2, 1 / 2)."""
 
+    _repr_shows_parameters = False  # (torch's: see Distribution)
+
     arg_constraints = {"df": constraints.positive}
 
     def __init__(self, df, validate_args=None):
@@ -144,10 +146,6 @@ class Chi2(Gamma):
 
     def _expand_params(self):
         return ["concentration", "rate"]
-
-    def __repr__(self):
-        df = self.df
-        return f"Chi2(df: {df if df.numel() == 1 else ad.Size(df.shape)})"
 
 
 class Dirichlet(ExponentialFamily):
@@ -216,6 +214,8 @@ class Dirichlet(ExponentialFamily):
 
 class Beta(ExponentialFamily):
     """The beta distribution on [0, 1]: ``concentration1`` (alpha) and ``concentration0`` (beta)."""
+
+    _repr_shows_parameters = False  # (torch's: see Distribution)
 
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
     support = constraints.unit_interval

@@ -111,4 +111,4 @@ class MixtureSameFamily(Distribution):
             return draws.gather(len(draws.shape) - 1 - len(event), index).squeeze(-1 - len(event))
 
     def __repr__(self):
-        return (f"MixtureSameFamily(\\n  {self._mixture_distribution!r},\\n  {self._component_distribution!r})")
+        return f"MixtureSameFamily(\n  {self._mixture_distribution!r},\n  {self._component_distribution!r})"

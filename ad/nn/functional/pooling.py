@@ -14,7 +14,9 @@ dims gives, for every output element, the flat input indices of its window: ``(N
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
   and every derivative order come from matmul's rules); input holding a NaN or inf gathers the taps instead
   (a matrix's zeros would spread it along the rows); int64 input divides each window's integer sum, truncated
-  (torch's integer kernel);
+  (torch's integer kernel). On CUDA, regular windows (all but adaptive ones of varying width or spacing) are
+  summed by a reshaped ``sum`` or shifted strided slices instead, NaN-safe without a look at the values (the
+  check would be a host round trip per call);
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
 - max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
 - fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
@@ -208,10 +210,81 @@ def _window_means(x, coords, masks, weights, gather=False):
     would meet every zero of those matrices (0 * inf is NaN) and spread along its rows: such input (or tangent)
     gathers its taps instead, so it reaches only the outputs whose window holds it, as torch's (``gather``:
     gather anyway, for a caller that knows its cotangent may hold NaN)."""
+    if x._dev is not None:  # CUDA: no check of the values (one device reduction read back: a sync per call)
+        windows = _regular_windows(coords, masks, x.shape[2:])
+        if windows is not None:
+            return _shifted_means(x, windows, weights)
     if not gather and _all_finite(x):
         mats = [_window_matrix(c, m, sz, w) for c, m, sz, w in zip(coords, masks, x.shape[2:], weights)]
         return _along_dims(x, mats)
     return _gathered_means(x, coords, masks, weights)
+
+
+def _regular_windows(coords, masks, spatial):
+    """Per spatial dim ``(first, step, taps, outputs, left, right)`` when every window is ``taps`` consecutive
+    coordinates, the windows ``step`` apart from ``first``, and a tap is valid exactly when it lies inside the
+    input (plain average pooling; adaptive pooling when its windows share one width and spacing, as 6 -> 3 or
+    7 -> 3); ``left`` / ``right``: the zeros to pad so that every tap is inside. None for other windows (5 -> 3)."""
+    out = []
+    for coord, valid, size in zip(coords, masks, spatial):
+        o, k = coord.shape
+        first = int(coord[0, 0])
+        step = int(coord[1, 0] - coord[0, 0]) if o > 1 else k  # (one window: any step, the widest sums at once)
+        expected = first + step * np.arange(o)[:, None] + np.arange(k)[None, :]
+        if step <= 0 or not np.array_equal(coord, expected) or not np.array_equal(valid, (coord >= 0) & (coord < size)):
+            return None
+        reach = first + (o * step if step >= k else (o - 1) * step + k)  # (past the last element read)
+        out.append((first, step, k, o, max(0, -first), max(0, reach - size)))
+    return out
+
+
+def _shifted_means(x, windows, weights):
+    """``_window_means`` of regular windows (``_regular_windows``) summed dim by dim after zero padding (``cat``):
+    windows that do not overlap (step >= taps: strides equal to the kernel, adaptive pooling) as one ``sum`` over
+    a reshaped axis ``(outputs, step)``, overlapping ones as sums of ``taps`` shifted strided slices. A window's sum
+    adds only its own elements, so a NaN or inf reaches only the windows that hold it (in values, tangents and
+    cotangents) without looking at the values: the CUDA path, with no host round trip. Slices and reshapes are
+    views or strided copies: no index map of the tensor's size."""
+    for d, (first, step, k, o, left, right) in enumerate(windows):
+        axis = 2 + d
+        if left or right:
+            pieces = [_zeros(x, axis, left)] if left else []
+            pieces.append(x)
+            if right:
+                pieces.append(_zeros(x, axis, right))
+            x = ops.cat(pieces, axis)
+        begin = first + left
+        index = [slice(None)] * x.ndim
+        if step >= k:
+            index[axis] = slice(begin, begin + o * step)
+            blocks = ops.reshape(x[tuple(index)], x.shape[:axis] + (o, step) + x.shape[axis + 1:])
+            if k < step:
+                index = [slice(None)] * blocks.ndim
+                index[axis + 1] = slice(0, k)
+                blocks = blocks[tuple(index)]
+            x = ops.sum(blocks, axis + 1)
+            continue
+        total = None
+        for j in range(k):
+            index[axis] = slice(begin + j, begin + j + (o - 1) * step + 1, step)
+            tap = x[tuple(index)]
+            total = tap if total is None else total + tap
+        x = total
+    weight = np.ones(())
+    for w in weights:  # the windows' weights, (O_1, .., O_n): the product of the per-dim ones
+        weight = np.multiply.outer(weight, w)
+    return x * _cuda.index_tensor(np.ascontiguousarray(weight, dtype=x.dtype), x)
+
+
+def _zeros(x, axis, width):
+    """Zeros shaped as ``x`` but ``width`` long along ``axis``, on ``x``'s device (filled there)."""
+    shape = list(x.shape)
+    shape[axis] = width
+    if x._dev is None:
+        return wrap_array(np.zeros(shape, x.dtype))
+    from ...cuda.ops import full
+
+    return full(tuple(shape), 0.0, x._data.dtype, x._dev)
 
 
 def _all_finite(x):
@@ -431,8 +504,9 @@ def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):  # noqa: A00
         return -max_pool(-ops.abs(input), kernel_size, stride, 0, 1, ceil_mode)
     window = int(np.prod(_tuple(kernel_size, nd, "kernel_size")))
     powered = input ** norm_type
-    # a negative window sum has a NaN root (torch's too), whose cotangent must stay in its window
-    negative = isinstance(powered, Tensor) and bool((powered < 0).any())
+    # a negative window sum has a NaN root (torch's too), whose cotangent must stay in its window (CUDA's shifted
+    # sums keep it there anyway: no look at the values, which would be a host round trip)
+    negative = isinstance(powered, Tensor) and powered._dev is None and bool((powered < 0).any())
     out = _avg_pool(nd, powered, kernel_size, stride, 0, ceil_mode, True, None, f"avg_pool{nd}d", negative)
     return (ops.where(out != 0, out, 0.0) * window) ** (1.0 / norm_type)
 

@@ -274,14 +274,16 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             return sample * _with_zero_slope(inside[:, None].astype(np.float64), coords, grid)
         if inside.all():
             return sample
-        return sample * _const(inside[:, None].astype(np.float64), input)
+        # a select, not a product with 0: an outside tap reads a clipped pixel, whose inf must not make the sample
+        # NaN, and whose cotangent (times a NaN weight of a non-finite coordinate) must not reach the input
+        return ops.where(_cuda.index_tensor(inside[:, None], input), sample, 0.0)
 
     if mode == "nearest":  # (the grid linked only when something differentiates it: the link costs a product)
         link = ops._recording(grid) or grid._tangents is not None
         return tap([integer(np.rint(v)) for v in values], link_grid=link)
-    first = [np.floor(v) for v in values]
-    frac = [ops.unsqueeze(x - _const(f, grid), 1) for x, f in zip(coords, first)]  # (N, 1, *out), in ad
-    first = [integer(f) for f in first]
+    floors = [np.floor(v) for v in values]
+    frac = [ops.unsqueeze(x - _const(f, grid), 1) for x, f in zip(coords, floors)]  # (N, 1, *out), in ad
+    first = [integer(f) for f in floors]
     out = None
     if mode == "bilinear":
         for corner in range(2**nd):
@@ -301,10 +303,13 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         for j in range(4):
             positions = []
             for d, k in ((0, i), (1, j)):
-                p = (first[d] - 1 + k).astype(np.float64)
+                p = (floors[d] - 1.0) + k  # (in floating point, as torch's: beyond 2 ** 53 it rounds)
                 if padding_mode != "zeros":
-                    p = _padded(p, spatial[d], padding_mode, align_corners)[0]
-                positions.append(p.astype(np.int64))
+                    with np.errstate(invalid="ignore"):  # (a non-finite tap reflects to NaN and clips to 0, as torch's)
+                        # rounded to the nearest (ties to even), as torch's: beyond 2 ** 52 a tap's reflection
+                        # can be a half-integer (x + 0.5 no longer representable)
+                        p = np.rint(_padded(p, spatial[d], padding_mode, align_corners)[0])
+                positions.append(integer(p))
             term = tap(positions) * wx[j]
             row = term if row is None else row + term
         term = row * wy[i]

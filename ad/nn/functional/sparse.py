@@ -105,14 +105,15 @@ def _renorm_rows(weight, idx, max_norm, norm_type):
 
 
 def _bags(input, offsets, include_last_offset):  # noqa: A002
-    """Flat indices ``(T,)``, each token's bag ``(T,)`` and the number of bags, from torch's two layouts."""
+    """Flat indices ``(T,)``, each token's bag ``(T,)``, the number of bags and each bag's extent ``(B,)`` (the next
+    start less its start, the input's end for the last bag: torch's mean divides by it), from torch's two layouts."""
     if input.ndim == 2:
         if offsets is not None:
             raise ValueError(f"if input is 2D, then offsets has to be None, as input is treated is a mini-batch of "
                              f"fixed length sequences. However, found offsets of type {type(offsets)}")
         idx = _indices(input, "embedding_bag")
         b, length = idx.shape
-        return idx.reshape(-1), np.repeat(np.arange(b), length), b
+        return idx.reshape(-1), np.repeat(np.arange(b), length), b, np.full(b, length)
     if input.ndim != 1:
         raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.ndim}")
     if offsets is None:
@@ -130,13 +131,12 @@ def _bags(input, offsets, include_last_offset):  # noqa: A002
         raise RuntimeError(f"offsets[-1] can not be greater than input's length {t} but got offsets[-1] of {off[-1]}")
     starts = off[:-1] if include_last_offset else off
     if not starts.size:  # include_last_offset with one offset: no bag (torch crashes on a non-empty input)
-        return idx[:0], idx[:0], 0
+        return idx[:0], idx[:0], 0, idx[:0]
     # torch's offset2bag: a token's bag is the number of bag starts at or before it, less one. So the last bag runs
     # to the end of the input even with include_last_offset, and decreasing offsets (which torch does not reject)
-    # bag the tokens as torch's sum and max do; a mean divides by the bag's token count (torch's divisor with
-    # decreasing offsets follows no rule we could find)
+    # bag the tokens as torch's sum and max do. A bag's extent is its token count unless the offsets decrease
     bag_of = np.cumsum(np.bincount(starts, minlength=t + 1)[:t]) - 1
-    return idx, bag_of, len(starts)
+    return idx, bag_of, len(starts), np.diff(np.append(starts, t))
 
 
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,  # noqa: A002
@@ -166,7 +166,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
                          f"None, then it must have the same shape as the input (torch.Size({list(input.shape)}))")
     if weight.ndim != 2:
         raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.ndim}")
-    idx, bag_of, bags = _bags(input, offsets, include_last_offset)
+    idx, bag_of, bags, extents = _bags(input, offsets, include_last_offset)
     if mode not in ("sum", "mean", "max"):
         raise ValueError("mode has to be one of sum, mean or max")
     if mode == "max":
@@ -205,6 +205,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
                                f"{padding_idx}")
         padding_idx = padding_idx + v if padding_idx < 0 else padding_idx
     tokens = np.arange(idx.size) if padding_idx is None else np.flatnonzero(idx != padding_idx)
+    every_bag_of = bag_of  # (padding tokens included: torch's mean divisor counts them)
     idx, bag_of = idx[tokens], bag_of[tokens]
     cols = np.arange(dim, dtype=np.int64)
     if mode == "max":
@@ -220,7 +221,11 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
             psw = ops.gather_map(psw, (tokens.size,), tokens)
         rows = rows * ops.unsqueeze(psw, 1)
     if mode == "mean":
-        sizes = np.bincount(bag_of, minlength=bags)
+        # torch's divisor: the bag's extent less its padding tokens, at least 1. With increasing offsets that is the
+        # bag's token count; where the offsets decrease it is not (torch's own gradient there divides by the
+        # negative extent, and fails torch's gradcheck: ad's is the derivative of the forward)
+        padding = np.bincount(every_bag_of, minlength=bags) - np.bincount(bag_of, minlength=bags)
+        sizes = np.maximum(extents - padding, 1)
         scale = (1.0 / sizes[bag_of])[:, None].astype(weight.dtype)
         rows = rows * _cuda.index_tensor(scale, weight)
     return ops.scatter_map(rows, (bags, dim), bag_of[:, None] * dim + cols)
@@ -240,6 +245,6 @@ def _bag_max(weight, idx, bag_of, bags):
     best = np.take_along_axis(table, np.argmax(values, axis=1), 1)  # (bags, D): the row index of each maximum
     empty = best < 0
     out = ops.gather_map(weight, (bags, dim), np.maximum(best, 0) * dim + np.arange(dim))
-    if empty.any():
-        out = out * _cuda.index_tensor((~empty).astype(weight.dtype), weight)
+    if empty.any():  # (a select: a product would make a negative maximum's zero -0.0; torch's is 0.0)
+        out = ops.where(_cuda.index_tensor(~empty, weight), out, 0.0)
     return out

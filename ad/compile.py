@@ -243,7 +243,10 @@ class CompiledFunction:
 
 def _hooked(entry, tensors):
     """Whether a leaf whose gradient a recorded differentiable sweep returns has hooks now (``_Entry.hooked``)."""
-    return any((tensors[t] if type(t) is int else t)._hooks for t in entry.hooked)
+    for t in entry.hooked:  # (a loop: a generator costs more than the usual one or two leaves)
+        if (tensors[t] if type(t) is int else t)._hooks:
+            return True
+    return False
 
 
 def _run(tpl, tensors):

@@ -293,8 +293,9 @@ def test_hvp_program_sweeps_without_the_rows_tensors_and_matches_eager(monkeypat
         close(got[2], a_np.T @ (-2 * t * (1 - t * t) * (a_np @ v.detach().numpy())), np.float64)
         if call >= 2:  # (replayed: the program swept, and no tensor of a Python row was made)
             assert got[1]._tape.rows_pending is not None
-    tpl = next(iter(step.cache.values())).template.templates[0]
-    assert tpl.backward.operands is not None and counting.ran[-3:] == [True] * 3
+    program = next(iter(step.cache.values())).template
+    assert program.direct is not None  # (one phase, one direct grad: compile_program.Program._direct)
+    assert program.templates[0].backward.operands is not None and counting.ran[-3:] == [True] * 3
 
 
 def matvec_step():

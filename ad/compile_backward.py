@@ -132,7 +132,8 @@ class BackwardProgram:
             if row < s.lowest:
                 s.lowest = row
             start = h - 1
-        run_kernel(s, start, 0, freed, arrays)
+        if start >= 0:
+            run_kernel(s, start, 0, freed, arrays)
 
     def _sweep(self, s, nodes, freed, arrays):
         start = s.start
@@ -163,7 +164,8 @@ class BackwardProgram:
                 if row < s.lowest:
                     s.lowest = row
             start = h - 1
-        run_kernel(s, start, 0, freed, arrays)
+        if start >= 0:
+            run_kernel(s, start, 0, freed, arrays)
 
 
 def plan(tpl):

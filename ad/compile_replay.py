@@ -577,8 +577,8 @@ def _out_value(spec, resolve):
     kind = spec[0]
     if kind == "c":
         return spec[1]
-    if kind == "s":
-        return spec[1](_out_value(s, resolve) for s in spec[2])
+    if kind == "s":  # (a list, not a generator: a tuple or list of a few tensors, every call)
+        return spec[1]([_out_value(s, resolve) for s in spec[2]])
     if kind == "nt":
         return spec[1](*[_out_value(s, resolve) for s in spec[2]])
     if kind == "d":

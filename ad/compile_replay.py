@@ -1,9 +1,10 @@
 """A replayed call of a compiled function (``ad/compile.py``): the template's tape rebuilt around this call's
 tensors (``ad/compile_template.py``), its rows recomputed by ``kernels/replay.py``, its result tensors made.
 
-``_ReplayState`` holds the tensors of one call: nodes a Python sweep reaches are built at once, the others
-(``_ReplayedTensor``) on demand. ``_EAGER`` is ``_replay``'s answer when this call's inputs fail a check an
-op makes (the call then runs eagerly).
+``_ReplayState`` holds the tensors of one call: nodes a Python sweep reaches are built at once (or, where the
+template's backward program reads their operands without them, when the tape's ``hook_rows`` is first read:
+``_ReplayTape.rows_pending``), the others (``_ReplayedTensor``) on demand. ``_EAGER`` is ``_replay``'s answer
+when this call's inputs fail a check an op makes (the call then runs eagerly).
 """
 
 import functools
@@ -491,7 +492,8 @@ def _settle(t):
 
 class _ReplayState:
     """The tensors of one replayed call. Nodes a sweep reaches from Python (``tpl.eager_nodes``: hooked
-    tensors, big rows, and what they read) are built at once, as plain tensors, and held here; the others
+    tensors, big rows, and what they read) are built at once (or when ``hook_rows`` is first read: see
+    ``_ReplayTape.rows_pending``), as plain tensors, and held here; the others
     are ``_ReplayedTensor``s built on demand, which hold this state (it holds them weakly: no cycles, so a
     finished graph's arenas are recycled as soon as its tensors die)."""
 

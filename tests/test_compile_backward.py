@@ -362,3 +362,21 @@ def test_matvec_program_reads_rebound_data_and_frees_its_tapes_without_the_colle
             assert tape() is None
     finally:
         gc.enable()
+
+
+def test_hvp_program_reads_a_matrix_passed_as_an_argument(monkeypatch):
+    counting = Counting(monkeypatch)
+    _, v, _ = matvec_case()
+
+    def hvp(A, x):
+        (g,) = ad.autograd.grad(ad.tanh(A @ x).sum(), x, create_graph=True)
+        return ad.autograd.grad((g * v).sum(), x)[0]
+
+    step = ad.compile(hvp)
+    rng = np.random.default_rng(9)
+    for _ in range(4):
+        A = ad.tensor(rng.standard_normal((M, M)) / np.sqrt(M))
+        x = ad.tensor(rng.standard_normal(M), requires_grad=True)
+        close(step(A, x), hvp(A, ad.tensor(x.detach().numpy(), requires_grad=True)), np.float64)
+    assert next(iter(step.cache.values())).template.templates[0].backward.operands is not None
+    assert counting.ran[-2:] == [True, True]

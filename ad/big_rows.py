@@ -149,14 +149,10 @@ def _matmul_row(s, t, g_flat, targets, linear):
     x, y = t._inputs[:2]
     b = t._inputs[2] if len(t._inputs) > 2 else None
     if not linear and len(targets) == 1 and x._data.ndim + y._data.ndim == 3:
-        # matrix-vector (``A @ v``, ``v @ A``) with one operand needing its cotangent: one BLAS call on 1-D
-        # arrays (matmul's 2-D forms of the vectors cost a batched loop and temporaries)
         off, _, inp = targets[0]
-        if inp is y and y._data.ndim == 1:
-            _write_dot(s, off, g_flat, x._data)  # gv = g @ A
-            return
-        if inp is x and x._data.ndim == 1:
-            _write_dot(s, off, y._data, g_flat)  # gv = A @ g
+        k = 1 if inp is y else 0 if inp is x else -1
+        if k >= 0 and (y if k else x)._data.ndim == 1:
+            _matvec_row(s, off, k, x._data, y._data, g_flat)
             return
     xd = x._data.reshape(-1, x.shape[-1])
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
@@ -172,6 +168,16 @@ def _matmul_row(s, t, g_flat, targets, linear):
             _write_product(s, off, yd.shape, *((g.T, xd) if linear else (xd.T, g)))
         if inp is b:
             _write_product(s, off, (g.shape[1],), g, None)
+
+
+def _matvec_row(s, off, k, x, y, g_flat):
+    """The cotangent of the vector operand (``k``: 0 for ``x``, 1 for ``y``; 1-D) of a matrix-vector product
+    ``x @ y`` (arrays) into its region at ``off``: one BLAS call on 1-D arrays (matmul's 2-D forms of the vectors
+    cost a batched loop and temporaries)."""
+    if k:
+        _write_dot(s, off, g_flat, x)  # gv = g @ A
+    else:
+        _write_dot(s, off, y, g_flat)  # gv = A @ g
 
 
 def _write_product(s, off, shape, a, b):

@@ -23,6 +23,13 @@ Data structures:
   kind, linear, opcode, targets)``: ``kind`` "m" (a matmul or linear row: ``_matmul_row``; ``linear``: not a
   matmul) or "e" (an elementwise row: ``_fused_row``); ``targets`` the ``(offset, row, operand index)`` of each
   operand that receives a cotangent (``big_row_head``'s, with the operand's index in ``_inputs``).
+- ``BackwardProgram.operands`` (None, or per step where its matmul's two operands are: ``("n", offset, size,
+  shape)`` a node's region of the arena, ``("a", k)`` argument k, ``("e", tensor)`` a tensor from outside): set
+  where every step is a matrix-vector product with one operand receiving a cotangent (a compiled Hessian-vector
+  product's ``A @ x`` and ``g @ A``). Then the replay builds no tensor for the Python rows (``_ReplayTape``'s
+  ``hook_rows`` are made on first read: ``ad/compile_replay.py``), and ``run`` reads the operands' arrays where
+  those tensors would: the arena, the call's arguments, the tensors from outside. (A row that has no tensor has
+  no hooks and no ``retain_grad``: registering either reads ``hook_rows``, which builds the tensors.)
 """
 
 import numpy as np
@@ -31,23 +38,30 @@ from kernels import opcodes as K
 from kernels.cpu import CHEAP_PARTIAL
 
 from . import engine
-from .big_rows import _fused_row, _matmul_row, _rule_row
+from .big_rows import _fused_row, _matmul_row, _matvec_row, _rule_row
 
 
 class BackwardProgram:
-    __slots__ = ("rows", "steps")
+    __slots__ = ("rows", "steps", "operands")
 
     def run(self, s):
         """Sweep ``s`` (an ``engine._TapeSweep`` of a replayed tape, seeded) as ``engine._sweep_tape`` would;
         False, with nothing done, where the program does not apply (the caller sweeps generically)."""
         tape = s.tape
-        hook_rows = tape.hook_rows
-        rows = self.rows
-        if s.plan is not None or len(hook_rows) != len(rows) or tape.dirty:
+        if s.plan is not None or tape.dirty:
             return False
         freed = tape.freed
         if freed.shape[0] and freed.any():  # (a replayed tape's first sweep: no flags yet)
             return False  # (the generic sweep raises the freed-graph error, or sweeps what is left)
+        if tape.rows_pending is not None:  # no tensor of a Python row was made: the operands' arrays instead
+            operands = self._operand_arrays(tape)
+            if operands is not None:
+                self._sweep_matvecs(s, operands, tape.freed_flags(), tape.arrays() + (_status(),))
+                return True
+        hook_rows = tape.hook_rows
+        rows = self.rows
+        if len(hook_rows) != len(rows):
+            return False
         nodes = []
         for h in rows:
             refs = hook_rows.get(h)
@@ -58,12 +72,68 @@ class BackwardProgram:
                 return False
             nodes.append(t)
         freed = tape.freed_flags()
-        arrays = tape.arrays() + (np.zeros(3, np.int64),)
+        arrays = tape.arrays() + (_status(),)
         try:
             self._sweep(s, nodes, freed, arrays)
         finally:
             del arrays  # release the buffer exports
         return True
+
+    def _operand_arrays(self, tape):
+        """Per step, its matrix-vector product's two operand arrays, as ``_matmul_row`` would read them from the
+        row's tensor's ``_inputs``; None (the tensors are then built and the usual sweep runs) without operand
+        references, or where an operand is no longer of a matrix-vector product's shape (a tensor from outside
+        whose data was rebound since the replay)."""
+        refs = self.operands
+        if refs is None:
+            return None
+        values = tape.values
+        arrays = []
+        for (_, _, _, _, _, _, spec), pair in zip(self.steps, refs):
+            xy = []
+            for r in pair:
+                kind = r[0]
+                if kind == "n":  # (a node: its region of the arena, as its tensor's ``_data`` views it)
+                    xy.append(values[r[1] : r[1] + r[2]].reshape(r[3]))
+                elif kind == "e":
+                    xy.append(r[1]._data)
+                else:
+                    state = tape.rows_pending()
+                    if state is None:
+                        return None
+                    xy.append(state.tensors[r[1]]._data)
+            x, y = xy
+            k = spec[0][2]
+            if x.ndim + y.ndim != 3 or (y if k else x).ndim != 1:
+                return None
+            arrays.append((x, y))
+        return arrays
+
+    def _sweep_matvecs(self, s, operands, freed, arrays):
+        """``_sweep`` of a program of matrix-vector products (``operands``: their arrays, per step)."""
+        start = s.start
+        live = s.live
+        cot = s.cot
+        run_kernel = engine._run_kernel
+        top = s.start
+        for (h, out_off, n, _, _, _, spec), (x, y) in zip(self.steps, operands):
+            if h > top:
+                continue  # (above the seeded rows: the generic sweep does not stop there either)
+            run_kernel(s, start, h + 1, freed, arrays)
+            if h < s.lowest:
+                return  # nothing at or below this row is reached
+            if not live[out_off]:
+                start = h  # (the kernel skips the row: no cotangent reached it)
+                continue
+            s.visited[h] = 1
+            ((off, row, k),) = spec
+            _matvec_row(s, off, k, x, y, cot[out_off : out_off + n])
+            live[off] = 1
+            if row < s.lowest:
+                s.lowest = row
+            start = h - 1
+        if start >= 0:
+            run_kernel(s, start, 0, freed, arrays)
 
     def _sweep(self, s, nodes, freed, arrays):
         start = s.start
@@ -94,7 +164,8 @@ class BackwardProgram:
                 if row < s.lowest:
                     s.lowest = row
             start = h - 1
-        run_kernel(s, start, 0, freed, arrays)
+        if start >= 0:
+            run_kernel(s, start, 0, freed, arrays)
 
 
 def plan(tpl):
@@ -140,5 +211,38 @@ def plan(tpl):
     program = BackwardProgram()
     program.rows = python_rows
     program.steps = steps
+    program.operands = _matvec_operands(tpl, steps)
     return program
 
+
+def _matvec_operands(tpl, steps):
+    """``BackwardProgram.operands``: per step, the references of its two operands, where every step is a matmul
+    (not linear) of two distinct operands, each a node, an argument or a tensor from outside, with one operand
+    receiving a cotangent (whether they are a matrix and a vector is seen on the arrays: ``_operand_arrays``);
+    else None."""
+    operands = []
+    for h, _, _, kind, linear, _, spec in steps:
+        if kind != "m" or linear or len(spec) != 1:
+            return None
+        (ref,) = tpl.hook_rows[h]
+        pair = tuple(tpl.nodes[ref[1]].inputs[:2])
+        if len(pair) != 2 or any(r is None or r[0] not in "nae" for r in pair) or _same_operand(*pair):
+            return None
+        operands.append(tuple(_located(tpl, r) for r in pair))
+    return operands
+
+
+def _located(tpl, r):
+    """An operand reference as ``_operand_arrays`` reads it: a node's as ``("n", offset, size, shape)``."""
+    if r[0] != "n":
+        return r
+    nd = tpl.nodes[r[1]]
+    return ("n", nd.off, nd.n, nd.shape)
+
+
+def _same_operand(x, y):
+    return x[0] == y[0] and (x[1] is y[1] if x[0] == "e" else x[1] == y[1])
+
+
+def _status():
+    return np.zeros(3, np.int64)  # (the kernel's status words: engine._run_kernel)

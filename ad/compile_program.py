@@ -32,7 +32,9 @@ Data structures:
   ``steps`` in recording order, ``("p", j, template, carried)`` (phase ``j``: a ``_Template`` whose ``out`` is
   the tuple of its tensors that later steps read; ``carried``: the references of the earlier phases' and
   events' tensors its tape imports, passed to its replay after the call's tensor arguments) and ``("e", e,
-  call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure.
+  call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure;
+  ``direct``, for a program of one phase and one ``_call_grad_direct`` event (a compiled Hessian-vector product),
+  what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None.
 - References (program level): ``("a", k)`` tensor argument k, ``("p", j, pos)`` tensor ``pos`` of phase ``j``'s
   out, ``("g", e, k)`` the k-th result of event ``e``, ``("k", values)`` a constant made inside ``fn``,
   ``("e", tensor)`` a tensor from outside ``fn``, ``("d", k)`` a leaf that requires grad which ``fn`` made as
@@ -61,7 +63,7 @@ from .tensor import Tensor, wrap_array
 
 
 class Program:
-    __slots__ = ("steps", "out", "templates", "fresh", "checked")
+    __slots__ = ("steps", "out", "templates", "fresh", "checked", "direct")
 
     def finish(self):
         for tpl in self.templates:
@@ -70,8 +72,33 @@ class Program:
         # when that is a phase (``_replay`` checks its own first, before it runs anything either)
         first = self.steps[0][2] if self.steps and self.steps[0][0] == "p" else None
         self.checked = [tpl for tpl in self.templates if tpl.outside and tpl is not first]
+        self.direct = self._direct()
+
+    def _direct(self):
+        """``(template, position, argument indices, retain_graph, options)`` where the program is one phase, then
+        ``_call_grad_direct`` of the phase's tensor at ``position`` with respect to arguments, and the result
+        reads nothing but the phase's tensors, the event's results, arguments and constants (a compiled
+        Hessian-vector product, jit of grad): ``replay`` then runs the two without the references' bookkeeping.
+        Else None."""
+        if len(self.steps) != 2 or self.steps[0][0] != "p" or self.steps[1][0] != "e":
+            return None
+        (_, _, tpl, carried), (_, _, call, outputs, inputs, grad_outputs, retain_graph, options) = self.steps
+        if carried or call is not _call_grad_direct or grad_outputs is not None or outputs[0][:2] != ("p", 0):
+            return None
+        if not all(r[0] in "pgaek" for r in _refs_of(self.out)):
+            return None
+        return tpl, outputs[0][2], tuple(r[1] for r in inputs), retain_graph, options
 
     def replay(self, tensors):
+        direct = self.direct
+        if direct is not None:
+            tpl, position, args, retain_graph, options = direct
+            out = _replay(tpl, tensors)
+            if out is _EAGER:
+                return _EAGER
+            inputs = tuple([tensors[k] for k in args])
+            results = _call_grad_direct((out[position],), inputs, None, retain_graph, options)
+            return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
         for tpl in self.checked:
             if list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
                 return _EAGER  # (checked before any backward runs: see the module docstring)
@@ -130,6 +157,26 @@ def _resolve(tensors, env, r):
         item = flat.itemsize
         return wrap_array(as_strided(flat[r[2] :], r[3], tuple(s * item for s in r[4])))
     return r[1]
+
+
+def _resolve_direct(tensors, out, results, r):
+    """``_resolve`` in ``Program.replay``'s direct case: ``out`` the phase's tensors, ``results`` the event's."""
+    kind = r[0]
+    if kind == "p":
+        return out[r[2]]
+    if kind == "g":
+        return results[r[2]]
+    return _resolve(tensors, None, r)
+
+
+def _refs_of(spec):
+    """The program references in a result's structure (``_out_spec``)."""
+    kind = spec[0]
+    if kind == "c":
+        return []
+    if kind in ("s", "nt", "d"):
+        return [r for s in spec[2] for r in _refs_of(s)]
+    return [spec]
 
 
 def _call_grad(outputs, inputs, grad_outputs, retain_graph, options):

@@ -1,9 +1,10 @@
 """A replayed call of a compiled function (``ad/compile.py``): the template's tape rebuilt around this call's
 tensors (``ad/compile_template.py``), its rows recomputed by ``kernels/replay.py``, its result tensors made.
 
-``_ReplayState`` holds the tensors of one call: nodes a Python sweep reaches are built at once, the others
-(``_ReplayedTensor``) on demand. ``_EAGER`` is ``_replay``'s answer when this call's inputs fail a check an
-op makes (the call then runs eagerly).
+``_ReplayState`` holds the tensors of one call: nodes a Python sweep reaches are built at once (or, where the
+template's backward program reads their operands without them, when the tape's ``hook_rows`` is first read:
+``_ReplayTape.rows_pending``), the others (``_ReplayedTensor``) on demand. ``_EAGER`` is ``_replay``'s answer
+when this call's inputs fail a check an op makes (the call then runs eagerly).
 """
 
 import functools
@@ -23,7 +24,6 @@ from . import tape as _tape
 from .ops.dense import linear_product
 from .tensor import Tensor, _new, wrap_array
 
-_REPLAY_TAPES = weakref.WeakSet()  # the tapes replays built (what the tests check replays by)
 _EAGER = object()  # _replay's answer when this call must run eagerly (its inputs fail a check the op makes)
 
 
@@ -58,7 +58,6 @@ def _replay(tpl, tensors):
             aux[a + 1 : a + 1 + n] = index_map
             target_arrays[k] = (x_shape, index_map)
     tape = _ReplayTape(tpl.dtype, max(tpl.used, 1), bytearray(tpl.rows_bytes))
-    _REPLAY_TAPES.add(tape)
     tape.nrows = tpl.nrows
     tape.used = tpl.used
     aux_q = array("q")
@@ -129,8 +128,13 @@ def _replay(tpl, tensors):
             tape.unwritten = chain_forward.materializer(tape_ref, runs, rerun)
 
     state = _ReplayState(tpl, tensors, tape, target_arrays)
-    for k in tpl.eager_nodes:
-        state.strong[k] = state.make(k, False)
+    program = tpl.backward
+    rows_pending = program is not None and program.operands is not None
+    if rows_pending:  # (the backward program reads the Python rows' operands without their tensors)
+        tape.rows_pending = weakref.ref(state)
+    else:
+        for k in tpl.eager_nodes:
+            state.strong[k] = state.make(k, False)
     if tpl.pick_externs is not None:
         leaves = tpl.pick_externs(pool or tensors + tpl.outside)
         tape.ext_rows = list(tpl.extern_rows)  # (tape.externs = zip(rows, offs, leaves), without the tuples)
@@ -143,14 +147,24 @@ def _replay(tpl, tensors):
             tape.leaves = (leaves, list(map(_DATA, leaves)), tpl)
     else:
         tape.externs = [(row, off, state.resolve(r)) for row, off, r in tpl.externs]
-    if tpl.hook_rows:
-        tape.hook_rows = {row: [weakref.ref(state.resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
+    if tpl.hook_rows and not rows_pending:
+        tape.hook_rows = _hook_rows(tpl, state)
     if tpl.python_rows:
         tape.python_rows = set(tpl.python_rows)
     if tpl.big_regions:
         tape.big_regions = list(tpl.big_regions)
-    tape.backward_program = tpl.backward
+    tape.backward_program = program
     return _out_value(tpl.out, state.resolve)
+
+
+def _hook_rows(tpl, state):
+    """The replayed tape's ``hook_rows``: the template's, each reference resolved to this call's tensor."""
+    return {row: [weakref.ref(state.resolve(r)) for r in refs] for row, refs in tpl.hook_rows.items()}
+
+
+def live_replay_tapes():
+    """The tapes of replayed calls alive now (what the tests check replays by)."""
+    return [t for t in (ref() for ref in _tape._live_tapes.copy().values()) if isinstance(t, _ReplayTape)]
 
 
 def _run_segments(tpl, aux, slots, values, segments):
@@ -212,13 +226,48 @@ class _ReplayTape(_tape.Tape):
     ``tape.mark_modified`` flags an ``_imports`` entry at the write. (Not seen: a write through ``p.data``'s
     alias, which bumps no version: the copy keeps the values of the replay, where eager tapes refresh theirs.)"""
 
-    __slots__ = ("guard", "leaves", "backward_program")
+    __slots__ = ("guard", "leaves", "backward_program", "rows_pending")
+
+    takes_rows = False  # (built whole, never a thread's current tape: engine._TapeSweep has nothing to retire)
 
     def __init__(self, dtype, capacity, rows):
         self.guard = None
         self.backward_program = None  # the template's (ad/compile_backward.py): engine._sweep_tape runs it
         self.leaves = None  # (the leaves read as externs, their arrays, the template): see ``hand_leaf_grads``
+        # a weak reference to the call's ``_ReplayState`` while the tensors of the Python rows (and the nodes they
+        # read: ``_Template.eager_nodes``) and ``hook_rows`` are not made yet (the backward program reads their
+        # operands without them: ad/compile_backward.py); reading ``hook_rows`` makes them (``_make_rows``)
+        self.rows_pending = None
         super().__init__(dtype, capacity, rows)
+
+    @property
+    def hook_rows(self):
+        if self.rows_pending is not None:
+            self._make_rows()
+        return _HOOK_ROWS.__get__(self)
+
+    @hook_rows.setter
+    def hook_rows(self, value):
+        _HOOK_ROWS.__set__(self, value)
+
+    def _make_rows(self):
+        """Make what the replay left pending: the tensors of ``_Template.eager_nodes`` (held by the call's state,
+        as the replay would have made them; a node a lazy tensor already stands for keeps that object, made a
+        plain tensor with its operands resolved, so that the state holds it without a cycle) and ``hook_rows``."""
+        state = self.rows_pending()
+        self.rows_pending = None
+        if state is None:  # (every tensor of the tape holds the state: nothing can sweep it once the state died)
+            raise RuntimeError("internal error: a replayed tape's rows were read after all its tensors died")
+        tpl = state.tpl
+        for k in tpl.eager_nodes:  # (ascending: a node's operands come first, and are then held strongly)
+            ref = state.weak.pop(k, None)
+            t = ref() if ref is not None else None
+            if t is None:
+                t = state.make(k, False)
+            else:
+                _settle(t)
+            state.strong[k] = t
+        _HOOK_ROWS.__set__(self, _hook_rows(tpl, state))
 
     def hand_leaf_grads(self, s, leaf_grads):
         """``engine.kernel_sweep``'s hand-over of the cotangents of this tape's externs when they are all
@@ -277,7 +326,7 @@ class _ReplayTape(_tape.Tape):
         _MODIFIED.__set__(self, value)
 
 
-_DIRTY, _MODIFIED = _tape.Tape.dirty, _tape.Tape.modified
+_DIRTY, _MODIFIED, _HOOK_ROWS = _tape.Tape.dirty, _tape.Tape.modified, _tape.Tape.hook_rows
 
 
 def _register_copies(tpl, sources, tape_ref, prune):
@@ -430,13 +479,25 @@ class _ReplayedTensor(Tensor):
         self.__dict__["_inputs_v"] = value
 
 
+def _settle(t):
+    """Make the lazy replayed tensor ``t`` the plain tensor that ``_ReplayState.make(k, False)`` would have made:
+    its operands resolved (held), no reference to the state (which then holds ``t``)."""
+    d = t.__dict__
+    inputs = t._inputs
+    t.__class__ = Tensor
+    d.pop("_inputs_v", None)
+    del d["_replay"]
+    d["_inputs"] = inputs
+
+
 class _ReplayState:
     """The tensors of one replayed call. Nodes a sweep reaches from Python (``tpl.eager_nodes``: hooked
-    tensors, big rows, and what they read) are built at once, as plain tensors, and held here; the others
+    tensors, big rows, and what they read) are built at once (or when ``hook_rows`` is first read: see
+    ``_ReplayTape.rows_pending``), as plain tensors, and held here; the others
     are ``_ReplayedTensor``s built on demand, which hold this state (it holds them weakly: no cycles, so a
     finished graph's arenas are recycled as soon as its tensors die)."""
 
-    __slots__ = ("tpl", "tensors", "tape", "target_arrays", "strong", "weak", "broadcasts")
+    __slots__ = ("tpl", "tensors", "tape", "target_arrays", "strong", "weak", "broadcasts", "__weakref__")
 
     def __init__(self, tpl, tensors, tape, target_arrays):
         self.tpl = tpl
@@ -518,8 +579,8 @@ def _out_value(spec, resolve):
     kind = spec[0]
     if kind == "c":
         return spec[1]
-    if kind == "s":
-        return spec[1](_out_value(s, resolve) for s in spec[2])
+    if kind == "s":  # (a list, not a generator: a tuple or list of a few tensors, every call)
+        return spec[1]([_out_value(s, resolve) for s in spec[2]])
     if kind == "nt":
         return spec[1](*[_out_value(s, resolve) for s in spec[2]])
     if kind == "d":

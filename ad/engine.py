@@ -86,7 +86,7 @@ class _TapeSweep:
         self.tape = tape
         # a sweep may call Python (hooks, custom backwards) that records new ops or runs a nested backward
         # (reentrant backward): stop recording on this tape, so that its layout stays the one sized here
-        if tape.hook_rows:
+        if tape.takes_rows and tape.hook_rows:
             retire(tape)
         self.nexterns = len(tape.ext_rows)  # externs added later belong to graphs recorded during the sweep
         self.plan = plan  # _Plan of a sweep restricted to the paths to ``inputs`` (None: every reached node)

@@ -193,6 +193,7 @@ class Tape:
     )
 
     on_device = False  # (a CUDA tape's is True: ``retire`` reads it on every sweep, without getattr's miss)
+    takes_rows = True  # (a replayed step's is False: built whole, never a thread's current tape, never retired)
 
     def __init__(self, dtype, capacity, rows=None):
         """A tape of ``capacity`` arena elements; ``rows``: its records when they are known already (a replayed

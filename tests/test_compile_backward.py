@@ -257,3 +257,126 @@ def test_the_last_calls_arguments_are_recognized_and_every_change_seen(monkeypat
     n = len(step.cache)
     check(ps, consts, 0.5)  # a non-tensor argument: no record of the call, its own signature
     assert step.last is None and len(step.cache) == n + 1
+
+
+# matrix-vector programs (a compiled Hessian-vector product): the Python rows' tensors are made only when asked for
+M = 160  # (160 x 160 = 25,600 elements: a big row)
+
+
+def matvec_case(seed=0):
+    rng = np.random.default_rng(seed)
+    A = ad.tensor(rng.standard_normal((M, M)) / np.sqrt(M))
+    v = ad.tensor(rng.standard_normal(M))
+    x = ad.tensor(rng.standard_normal(M), requires_grad=True)
+    return A, v, x
+
+
+def test_hvp_program_sweeps_without_the_rows_tensors_and_matches_eager(monkeypatch):
+    counting = Counting(monkeypatch)
+    A, v, _ = matvec_case()
+
+    def hvp(x):
+        y = ad.tanh(A @ x).sum()
+        (g,) = ad.autograd.grad(y, x, create_graph=True)
+        (h,) = ad.autograd.grad((g * v).sum(), x)
+        return y, g, h
+
+    step = ad.compile(hvp)
+    rng = np.random.default_rng(5)
+    for call in range(5):
+        x = ad.tensor(rng.standard_normal(M), requires_grad=True)
+        got, want = step(x), hvp(ad.tensor(x.detach().numpy(), requires_grad=True))
+        for a, b in zip(got, want):
+            close(a, b, np.float64)
+        # analytic: H v = A^T diag(-2 t (1 - t^2)) A v, t = tanh(A x)
+        a_np, t = A.detach().numpy(), np.tanh(A.detach().numpy() @ x.detach().numpy())
+        close(got[2], a_np.T @ (-2 * t * (1 - t * t) * (a_np @ v.detach().numpy())), np.float64)
+        if call >= 2:  # (replayed: the program swept, and no tensor of a Python row was made)
+            assert got[1]._tape.rows_pending is not None
+    program = next(iter(step.cache.values())).template
+    assert program.direct is not None  # (one phase, one direct grad: compile_program.Program._direct)
+    assert program.templates[0].backward.operands is not None and counting.ran[-3:] == [True] * 3
+
+
+def matvec_step():
+    """A compiled ``(z, tanh(z).sum())``, z = A @ x (a matrix-vector row the program sweeps without tensors)."""
+    A, _, _ = matvec_case(1)
+
+    def f(x):
+        z = A @ x
+        return z, ad.tanh(z).sum()
+
+    step = ad.compile(f)
+    for _ in range(3):
+        step(matvec_case(1)[2])
+    return step, f, A
+
+
+def test_matvec_program_makes_the_rows_for_hooks_retain_grad_and_generic_sweeps(monkeypatch):
+    counting = Counting(monkeypatch)
+    step, f, _ = matvec_step()
+    x, x_ref = matvec_case(2)[2], matvec_case(2)[2]
+    # a hook and retain_grad on the returned matmul result (a Python row) after the call
+    (z, y), (z_ref, y_ref) = step(x), f(x_ref)
+    assert y._tape.rows_pending is not None
+    seen = []
+    for t in (z, z_ref):
+        t.register_hook(lambda g: seen.append(g.detach().numpy().copy()) or g * 2.0)
+        t.retain_grad()
+    assert y._tape.rows_pending is None and type(z) is ad.Tensor  # (made: z is now the row's plain tensor)
+    y.backward()
+    y_ref.backward()
+    close(seen[0], seen[1], np.float64)
+    close(z.grad, z_ref.grad, np.float64)
+    close(x.grad, x_ref.grad, np.float64)
+    assert counting.ran[-1] is False
+    # a gradient with respect to the intermediate: a restricted sweep (generic), which makes the rows
+    (z, y), (z_ref, y_ref) = step(x), f(x_ref)
+    close(ad.autograd.grad(y, z)[0], ad.autograd.grad(y_ref, z_ref)[0], np.float64)
+    # the program again, after the user dropped z: no tensor needed
+    (_, y), (_, y_ref) = step(x), f(x_ref)
+    close(ad.autograd.grad(y, x)[0], ad.autograd.grad(y_ref, x_ref)[0], np.float64)
+    assert counting.ran[-1] is True
+
+
+def test_matvec_program_reads_rebound_data_and_frees_its_tapes_without_the_collector():
+    import gc
+    import weakref
+
+    step, f, A = matvec_step()
+    x, x_ref = matvec_case(3)[2], matvec_case(3)[2]
+    (_, y), (_, y_ref) = step(x), f(x_ref)
+    A.data = ad.tensor(np.random.default_rng(4).standard_normal((M, M)))  # (rebound after the forward: as eager)
+    y.backward()
+    y_ref.backward()
+    close(x.grad, x_ref.grad, np.float64)
+    gc.collect()
+    gc.disable()
+    try:
+        for hook in (False, True):
+            z, y = step(x)
+            tape = weakref.ref(y._tape)
+            if hook:  # (the rows made: the state holds z's row tensor, without a cycle)
+                z.register_hook(lambda g: g)
+            del z, y
+            assert tape() is None
+    finally:
+        gc.enable()
+
+
+def test_hvp_program_reads_a_matrix_passed_as_an_argument(monkeypatch):
+    counting = Counting(monkeypatch)
+    _, v, _ = matvec_case()
+
+    def hvp(A, x):
+        (g,) = ad.autograd.grad(ad.tanh(A @ x).sum(), x, create_graph=True)
+        return ad.autograd.grad((g * v).sum(), x)[0]
+
+    step = ad.compile(hvp)
+    rng = np.random.default_rng(9)
+    for _ in range(4):
+        A = ad.tensor(rng.standard_normal((M, M)) / np.sqrt(M))
+        x = ad.tensor(rng.standard_normal(M), requires_grad=True)
+        close(step(A, x), hvp(A, ad.tensor(x.detach().numpy(), requires_grad=True)), np.float64)
+    assert next(iter(step.cache.values())).template.templates[0].backward.operands is not None
+    assert counting.ran[-2:] == [True, True]

@@ -320,9 +320,11 @@ true_divide = _with_out(div)
 # ---- torch's remaining top-level names (torchtop): copies of views, windows, switches, deprecated spellings,
 # ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
 from . import amp, backends, signal, testing  # noqa: E402
+from . import as_strided as _as_strided  # noqa: E402
 from . import constants as _constants  # noqa: E402
 from . import interop as _interop  # noqa: E402
 from . import top_level as _top_level  # noqa: E402
+from .as_strided import *  # noqa: E402, F403
 from .autocast import autocast, is_autocast_enabled  # noqa: E402
 from .constants import *  # noqa: E402, F403
 from .copy_views import *  # noqa: E402, F403
@@ -342,6 +344,7 @@ GradScaler = amp.GradScaler  # torch.GradScaler (torch.amp.GradScaler)
 autograd.inference_mode = inference_mode  # torch.autograd.inference_mode (ad/conveniences.py needs ad's tensors)
 _interop.bind()
 _top_level.bind()
+_as_strided.bind()
 _constants.bind()
 
 _aliases.install(globals())

@@ -323,6 +323,7 @@ from . import amp, backends, signal, testing  # noqa: E402
 from . import as_strided as _as_strided  # noqa: E402
 from . import constants as _constants  # noqa: E402
 from . import interop as _interop  # noqa: E402
+from . import storage as _storage  # noqa: E402
 from . import top_level as _top_level  # noqa: E402
 from .as_strided import *  # noqa: E402, F403
 from .autocast import autocast, is_autocast_enabled  # noqa: E402
@@ -336,6 +337,7 @@ from .linalg_factor import geqrf, ormqr  # noqa: E402
 from .lobpcg import lobpcg  # noqa: E402
 from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
 from .runtime_flags import *  # noqa: E402, F403
+from .storage import *  # noqa: E402, F403
 from .top_level import *  # noqa: E402, F403
 from .windows import *  # noqa: E402, F403
 
@@ -345,6 +347,7 @@ autograd.inference_mode = inference_mode  # torch.autograd.inference_mode (ad/co
 _interop.bind()
 _top_level.bind()
 _as_strided.bind()
+_storage.bind()
 _constants.bind()
 
 _aliases.install(globals())

@@ -1,6 +1,8 @@
 """Small parts of torch's surface that are composites of other ``ad`` functions: ``addr``, ``mvlgamma``,
 ``narrow_copy``, ``isreal``, the ``unsafe_*`` splits, the Tensor methods ``hardshrink`` / ``prelu`` /
-``reciprocal_``, and the layout predicates (``is_sparse``, ``is_quantized``, ...: ad has only dense tensors).
+``reciprocal_``, the layout predicates (``is_sparse``, ``is_quantized``, ...: ad has only dense tensors), and
+torch's Python-callable element loops ``apply_`` / ``map_`` / ``map2_`` (CPU, not differentiable: torch refuses
+them on tensors that require grad).
 
 Each function is a composite (no rule of its own): reverse and forward mode come from the ops it calls.
 """
@@ -89,6 +91,73 @@ def unsafe_split_with_sizes(input, split_sizes, dim=0):  # noqa: A002
     return input.split_with_sizes(split_sizes, dim)
 
 
+# --- apply_ / map_ / map2_: a Python callable over the elements
+
+
+def _python_scalar(dtype):
+    """The Python type torch hands a callable for an element of ``dtype`` (and converts its results with)."""
+    return bool if dtype.kind == "b" else int if dtype.kind in "iu" else float
+
+
+def _element_loop(name, self, others, fn):
+    """``self[i] = fn(self[i], *(o[i] for o in others))`` over ``self``'s elements in C order, ``others``
+    broadcast to ``self``'s shape; written in place (the version moves, as any in-place op's)."""
+    import ad
+
+    for t in (self, *others):
+        if t.requires_grad:
+            raise RuntimeError(
+                f"Can't call {name}() on Variable that requires grad. Use var.detach().{name}() instead."
+            )
+    if self.device.type != "cpu":
+        raise RuntimeError(f"{name} is only implemented on CPU tensors")
+    for o in others:
+        if o.dtype != self.dtype:
+            from .conveniences import typename
+
+            arg = "other" if name == "map_" else ("x" if o is others[0] else "y")
+            raise TypeError(f"{name}: expected {typename(self)} for '{arg}' (got {typename(o)})")
+        if o.device.type != "cpu":
+            raise RuntimeError(f"{name} is only implemented on CPU tensors")
+    kind = _python_scalar(self.dtype)
+    columns = [np.broadcast_to(o.expand(self.shape)._data, self.shape).reshape(-1) for o in others]
+    values = self._data.reshape(-1).tolist()
+    result = np.empty(len(values), self.dtype)
+    rows = zip(values, *(c.tolist() for c in columns))
+    for i, args in enumerate(rows):
+        r = fn(*args)
+        if kind is not bool and not isinstance(r, (int, float, bool, np.number)):
+            raise TypeError(f"must be real number, not {type(r).__name__}")
+        result[i] = kind(r)
+    with ad.no_grad():
+        self.copy_(ad.from_numpy(result.reshape(self.shape)))
+    return self
+
+
+def apply_(self, callable):  # noqa: A002 - torch's name
+    """``Tensor.apply_``: each element replaced by ``callable(element)`` (a Python float, int or bool, as the
+    dtype; results converted back: ints truncate). CPU only, slow (a Python call per element). Returns ``self``.
+
+    Raises:
+        RuntimeError: ``self`` requires grad or is on CUDA (torch's messages). TypeError: a result that is not a
+            number.
+
+    Example: ``ad.tensor([1.0, 2.0]).apply_(lambda v: v * 10)`` is ``[10., 20.]``.
+    """
+    return _element_loop("apply_", self, (), callable)
+
+
+def map_(self, tensor, callable):  # noqa: A002
+    """``Tensor.map_``: ``self[i] = callable(self[i], tensor[i])``, ``tensor`` broadcast to ``self``'s shape and of
+    ``self``'s dtype (see ``apply_``). Returns ``self``."""
+    return _element_loop("map_", self, (tensor,), callable)
+
+
+def map2_(self, x, y, callable):  # noqa: A002
+    """``Tensor.map2_``: ``self[i] = callable(self[i], x[i], y[i])`` (see ``map_``). Returns ``self``."""
+    return _element_loop("map2_", self, (x, y), callable)
+
+
 def bind():
     """The methods (and in-place variants) of the functions above, and the layout predicates."""
     from .elementwise_methods import inplace
@@ -97,6 +166,7 @@ def bind():
     T = Tensor
     for name in __all__:
         setattr(T, name, globals()[name])
+    T.apply_, T.map_, T.map2_ = apply_, map_, map2_
     T.addr_ = inplace("addr", addr)
     T.mvlgamma_ = inplace("mvlgamma", mvlgamma)
     T.reciprocal_ = inplace("reciprocal", lambda self: self.reciprocal())

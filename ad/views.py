@@ -49,7 +49,8 @@ from .tensor import Tensor, VersionCounter, _new, _pre_write_node, counter, shar
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad (or a view of such a view)
 
-_KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname", "_storage")  # (_storage: ad/as_strided.py)
+# (_storage: ad/as_strided.py; _pinned, _shared: ad/storage.py)
+_KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname", "_storage", "_pinned", "_shared")
 # torch's grad_fn names of the in-place view ops (``t_`` -> TBackward1, ``squeeze_(dim)`` -> SqueezeBackward4, ...),
 # by the name of the out-of-place op's node they replace
 _INPLACE_NODE_NAMES = {

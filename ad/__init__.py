@@ -323,6 +323,7 @@ from . import amp, backends, signal, testing  # noqa: E402
 from . import as_strided as _as_strided  # noqa: E402
 from . import constants as _constants  # noqa: E402
 from . import interop as _interop  # noqa: E402
+from . import nn_aten as _nn_aten  # noqa: E402, F401 - torch's aten forms of nn functions
 from . import storage as _storage  # noqa: E402
 from . import top_level as _top_level  # noqa: E402
 from .as_strided import *  # noqa: E402, F403
@@ -336,6 +337,7 @@ from .interop import from_dlpack, frombuffer, to_dlpack  # noqa: E402
 from .linalg_factor import geqrf, ormqr  # noqa: E402
 from .lobpcg import lobpcg  # noqa: E402
 from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
+from .nn_aten import *  # noqa: E402, F403
 from .runtime_flags import *  # noqa: E402, F403
 from .storage import *  # noqa: E402, F403
 from .top_level import *  # noqa: E402, F403

@@ -1,6 +1,6 @@
 """torch's Tensor methods about storage: ``resize_`` / ``resize_as_`` (and the deprecated out-of-place ``resize`` /
 ``resize_as``), ``set_`` / ``is_set_to``, ``new_empty_strided``, ``share_memory_`` / ``is_shared``,
-``pin_memory`` / ``is_pinned`` and ``output_nr``.
+``pin_memory`` / ``is_pinned``, ``output_nr``, and ``untyped_storage`` (``UntypedStorage``: the bytes of a storage).
 
 The storage model is ``ad/as_strided.py``'s: a root tensor's memory, or its ``_storage`` when the root's own
 geometry no longer covers it. ``resize_`` and ``set_`` change a tensor's geometry in place without writing
@@ -21,6 +21,11 @@ Where ad differs from torch, and why:
   not observable. ``pin_memory`` returns a copy in page-locked host memory where a CUDA device is available
   (torch's error otherwise).
 
+- ``UntypedStorage`` is a byte view (numpy ``uint8``, or a device array's) of a storage's memory, made on demand
+  and cached on the root while the storage stays where it is: ``a.untyped_storage().data_ptr() ==
+  b.untyped_storage().data_ptr()`` tells whether two tensors share memory, as in torch. Writing its bytes does
+  not move the tensors' version counters (as torch's).
+
 Where to start reading: ``resize_``.
 """
 
@@ -33,7 +38,7 @@ from . import as_strided as _strided
 from .grad_mode import _grad_state
 from .tensor import Node, Tensor, VersionCounter, share
 
-__all__ = ["resize_as_"]
+__all__ = ["UntypedStorage", "resize_as_"]
 
 _NOT_RESIZABLE = "Trying to resize storage that is not resizable"
 _TORCH_C_TYPE = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "int16": "short int",
@@ -180,6 +185,10 @@ def set_(self, source=None, storage_offset=0, size=None, stride=None):
         self._vc = VersionCounter(version)
         self._data = np.empty((0,), self.dtype) if self._dev is None else _strided.strided_data(self, (0,), (1,), 0)
         return self
+    if isinstance(source, UntypedStorage):
+        source = source._as_tensor(self.dtype)
+        if size is None and storage_offset:
+            raise TypeError("set_(): give the size with a storage offset")
     if not isinstance(source, Tensor):
         raise TypeError(f"set_(): argument 'source' must be Tensor, not {type(source).__name__}")
     if _grad_state.enabled and source._rg:
@@ -306,12 +315,161 @@ def output_nr(self):
     return 0 if name is None else int(name[1])
 
 
+# ---------------------------------------------------------------------------------------------------------
+# untyped storages
+
+
+class UntypedStorage:
+    """torch's ``UntypedStorage``: the bytes of a storage (see the module header). ``UntypedStorage(n)`` allocates
+    ``n`` zero bytes (``device=`` as the factories')."""
+
+    def __init__(self, size=0, *, device=None):
+        from .creation import zeros
+
+        owner = zeros(int(size), dtype=np.uint8, device=device)
+        self._bytes = owner._data
+        self._owner = owner
+        self._dev = owner._dev
+
+    @classmethod
+    def _of(cls, root):
+        flat = _strided.storage_flat(root)
+        out = cls.__new__(cls)
+        out._bytes = flat.view(np.uint8)
+        out._owner = root  # (keeps the memory alive; its version counter is the storage's)
+        out._dev = root._dev
+        return out
+
+    def _as_tensor(self, dtype):
+        """A root tensor over these bytes as ``dtype`` elements, sharing the owner's version counter."""
+        dtype = np.dtype(dtype)
+        n = self.nbytes() // dtype.itemsize
+        data = self._bytes[: n * dtype.itemsize].view(dtype)
+        if self._dev is None:
+            from .tensor import wrap_array
+
+            holder = wrap_array(data)
+        else:
+            from .cuda.ops import result
+
+            holder = result(data, self._dev)
+        share(self._owner, holder)
+        return holder
+
+    def nbytes(self):
+        return int(self._bytes.shape[0])
+
+    size = nbytes
+
+    def __len__(self):
+        return self.nbytes()
+
+    def element_size(self):
+        return 1
+
+    @property
+    def device(self):
+        return self._owner.device
+
+    @property
+    def is_cuda(self):
+        return self._dev is not None
+
+    def get_device(self):
+        return self._owner.get_device() if self._dev is not None else -1
+
+    def data_ptr(self):
+        from .views import _addr
+
+        return _addr(self._bytes)
+
+    def _host(self):
+        if self._dev is None:
+            return self._bytes
+        return self._bytes.copy_to_host()
+
+    def tolist(self):
+        return self._host().tolist()
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            out = UntypedStorage.__new__(UntypedStorage)
+            out._bytes, out._owner, out._dev = self._bytes[index], self._owner, self._dev
+            return out
+        return int(self._host()[index])
+
+    def __setitem__(self, index, value):
+        if self._dev is not None:
+            raise RuntimeError("UntypedStorage item assignment is implemented for CPU storages")
+        self._bytes[index] = np.asarray(value).astype(np.int64) & 0xFF  # (torch keeps the low byte)
+
+    def fill_(self, value):
+        if self._dev is not None:
+            from .cuda import ops as cuda_ops
+
+            cuda_ops.write(self._as_tensor(np.uint8), int(value) & 0xFF)
+        else:
+            self._bytes[:] = int(value) & 0xFF
+        return self
+
+    def copy_(self, source, non_blocking=None):
+        if source.nbytes() != self.nbytes():
+            raise RuntimeError(f"size mismatch: {self.nbytes()} vs {source.nbytes()}")
+        self._as_tensor(np.uint8).copy_(source._as_tensor(np.uint8))
+        return self
+
+    def clone(self):
+        out = UntypedStorage(self.nbytes(), device=self.device)
+        return out.copy_(self)
+
+    def cpu(self):
+        if self._dev is None:
+            return self
+        out = UntypedStorage(self.nbytes())
+        out._bytes[:] = self._host()
+        return out
+
+    def is_shared(self):
+        return is_shared(self._owner)
+
+    def share_memory_(self):
+        share_memory_(self._owner)
+        return self
+
+    def is_pinned(self, device=None):
+        return is_pinned(self._owner)
+
+    def type(self):
+        return "torch.storage.UntypedStorage"
+
+    def __repr__(self):
+        body = "\n".join(f" {b}" for b in self.tolist())
+        return f"{body}\n[ad.UntypedStorage(device={self.device}) of size {self.nbytes()}]"
+
+
+def untyped_storage(self):
+    """``Tensor.untyped_storage``: the bytes of ``self``'s storage (the same object while the storage stays)."""
+    root = _strided.root_of(self)
+    flat = _strided.storage_flat(root)
+    from .views import _addr
+
+    key = (_addr(flat), flat.shape[0])
+    cached = root.__dict__.get("_untyped")
+    if cached is None or cached[0] != key:
+        cached = (key, UntypedStorage._of(root))
+        root._untyped = cached
+    return cached[1]
+
+
 def bind():
     """The Tensor methods."""
     T = Tensor
     for name, fn in (("resize_", resize_), ("resize_as_", resize_as_), ("resize", resize), ("resize_as", resize_as),
                      ("set_", set_), ("is_set_to", is_set_to), ("new_empty_strided", new_empty_strided),
                      ("share_memory_", share_memory_), ("is_shared", is_shared), ("pin_memory", pin_memory),
-                     ("is_pinned", is_pinned)):  # fmt: skip
+                     ("is_pinned", is_pinned), ("untyped_storage", untyped_storage)):  # fmt: skip
         setattr(T, name, fn)
     T.output_nr = property(output_nr)

@@ -233,6 +233,28 @@ def test_storage_flags_and_allocation_methods():
     _same(output_nr)
 
 
+def test_untyped_storage_is_the_bytes_of_the_storage():
+    def fn(m):
+        x = m.arange(6.0, dtype=m.float64)
+        s = x.untyped_storage()
+        facts = (s.nbytes(), s.size(), len(s), s.element_size(), str(s.device), s.tolist()[8:16], s.is_shared())
+        ptr = s.data_ptr()
+        shared = (ptr == x.data_ptr(), x[2:].untyped_storage().data_ptr() == ptr,
+                  x.clone().untyped_storage().data_ptr() == ptr, x.untyped_storage() is s, m.is_storage(s))  # fmt: skip
+        t = m.zeros(0, dtype=m.float64)
+        t.set_(s)
+        whole = (t.tolist(), t.is_set_to(x))
+        t.set_(s, 2, (2,))
+        part = (t.tolist(), t.storage_offset(), m.zeros(0, dtype=m.float32).set_(s).shape[0])
+        s[0] = 7
+        written = x[0].item() > 0
+        s.fill_(0)
+        # (x's version is left out: a tensor set_ to x's storage shares x's version counter in ad, ad/storage.py)
+        return facts, shared, whole, part, written, x.tolist(), m.UntypedStorage(8).nbytes()
+
+    _same(fn)
+
+
 def test_apply_map_map2_match_torch():
     _same(lambda m: m.ones(3, requires_grad=True).apply_(lambda v: v * 2))
     _same(lambda m: m.ones(3).apply_(lambda v: v * 2).tolist())

@@ -13,6 +13,7 @@ import numpy as np
 from . import ops
 from .nn import functional as F
 from .nn.functional import recurrent
+from .ops.out import with_out
 from .tensor import Tensor
 
 __all__ = [
@@ -80,6 +81,7 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):  # noqa: A002
     return out, mean, rstd
 
 
+@with_out
 def native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps):  # noqa: A002
     """``torch.native_batch_norm``: ``(F.batch_norm(...), save_mean, save_invstd)``: the batch's per-channel
     mean and ``1 / sqrt(var + eps)`` when training (the running statistics are updated as ``F.batch_norm``

@@ -75,7 +75,7 @@ def _bump(t):
     t._version = t._version + 1
 
 
-def resize_(self, *sizes, memory_format=None):
+def resize_(self, *sizes, size=None, memory_format=None):
     """``Tensor.resize_``: ``self`` takes shape ``sizes`` (contiguous) over its storage from its storage offset,
     keeping its values as the prefix; a storage too small grows (see the module header). Returns ``self``.
 
@@ -89,6 +89,10 @@ def resize_(self, *sizes, memory_format=None):
         tensor([[0., 1.],
                 [2., 3.]])
     """
+    if size is not None:
+        if sizes:
+            raise TypeError("resize_() got multiple values for argument 'size'")
+        sizes = (size,)
     sizes = _sizes("resize_", sizes)
     if self._rg:
         raise RuntimeError("cannot resize variables that require grad")

@@ -147,10 +147,10 @@ def apply_(self, callable):  # noqa: A002 - torch's name
     return _element_loop("apply_", self, (), callable)
 
 
-def map_(self, tensor, callable):  # noqa: A002
-    """``Tensor.map_``: ``self[i] = callable(self[i], tensor[i])``, ``tensor`` broadcast to ``self``'s shape and of
+def map_(self, other, callable):  # noqa: A002
+    """``Tensor.map_``: ``self[i] = callable(self[i], other[i])``, ``other`` broadcast to ``self``'s shape and of
     ``self``'s dtype (see ``apply_``). Returns ``self``."""
-    return _element_loop("map_", self, (tensor,), callable)
+    return _element_loop("map_", self, (other,), callable)
 
 
 def map2_(self, x, y, callable):  # noqa: A002

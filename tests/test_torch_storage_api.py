@@ -426,3 +426,64 @@ def test_sdpa_kernel_accepts_backends_and_checks_its_argument():
     assert SDPBackend.MATH in ad.nn.attention.current_backends() and str(SDPBackend.MATH) == "SDPBackend.MATH"
     for bad in ("math", 5, (SDPBackend.MATH,)):
         _same(lambda m, bad=bad: m.nn.attention.sdpa_kernel(bad).__enter__())
+
+
+def _non_full_hook_record(m):
+    """What torch's deprecated non-full backward hooks see and warn, for module library ``m``."""
+
+    class Square(m.nn.Module):
+        def forward(self, x):
+            return x * x
+
+    class Apply(m.nn.Module):
+        def forward(self, x):
+            return self.f(x)
+
+    record, seen = [], []
+    square = Square()
+    handle = square.register_backward_hook(
+        lambda mod, gi, go: seen.append(([None if g is None else g.tolist() for g in gi], [g.tolist() for g in go]))
+    )
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    for arg in (x * 1, x):  # (a leaf input: its node is not the input's, so torch warns)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            square(arg).sum().backward()
+        record.append([(w.category.__name__, str(w.message)) for w in caught])
+    record.append(seen)
+    handle.remove()
+    square(x * 1).sum().backward()
+    record.append(len(seen))
+    with pytest.raises(RuntimeError) as mixed:
+        square.register_full_backward_hook(lambda *a: None)
+    record.append(str(mixed.value))
+    for f in (lambda v: {"a": v * 2}, lambda v: (v * 2, v * 3), lambda v: (v * 2).exp()):
+        module = Apply()
+        module.f = f
+        module.register_backward_hook(lambda *a: None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module(x * 1)
+        record.append([str(w.message) for w in caught])
+    linear, sizes = m.nn.Linear(2, 2), []
+    linear.register_backward_hook(lambda mod, gi, go: sizes.append(len(gi)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        linear(m.ones(1, 2, dtype=linear.weight.dtype)).sum().backward()
+    record.append(sizes)
+    return record
+
+
+def test_register_backward_hook_sees_the_output_node_and_warns_as_torch():
+    assert _non_full_hook_record(ad) == _non_full_hook_record(torch)
+    full = ad.nn.Linear(2, 2)
+    full.register_full_backward_hook(lambda *a: None)
+    with pytest.raises(RuntimeError, match="Cannot use both regular backward hooks and full backward hooks"):
+        full.register_backward_hook(lambda *a: None)
+    replacing = ad.nn.Linear(2, 2)
+    replacing.register_backward_hook(lambda mod, gi, go: tuple(gi))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = replacing(ad.ones(1, 2)).sum()
+    with pytest.raises(NotImplementedError, match="returned new grad_inputs"):
+        out.backward()  # (ad's node hooks observe only: register_full_backward_hook can replace)

@@ -769,6 +769,9 @@ class Module:
     def register_full_backward_hook(self, hook, prepend=False):
         """``hook(module, grad_input, grad_output)`` once the gradients of the module's tensor inputs are
         computed; a returned tuple replaces ``grad_input``."""
+        from .module_extras import claim_backward_hook_kind
+
+        claim_backward_hook_kind(self, full=True)
         handle = RemovableHandle(self._backward_hooks)
         self._backward_hooks[handle.id] = hook
         if prepend:

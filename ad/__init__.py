@@ -339,6 +339,7 @@ from .lobpcg import lobpcg  # noqa: E402
 from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
 from .nn_aten import *  # noqa: E402, F403
 from .runtime_flags import *  # noqa: E402, F403
+from .segments import segment_reduce  # noqa: E402
 from .storage import *  # noqa: E402, F403
 from .top_level import *  # noqa: E402, F403
 from .windows import *  # noqa: E402, F403

@@ -40,6 +40,15 @@ def _as_strided_views(x):
     return windows * _ramp(x, 3, 2) + (outside * _ramp(x, 4)).sum() + (spread * spread).sum() + y.sum()
 
 
+def _segment_reductions(x):
+    """``segment_reduce`` (ad/segments.py) over dim 1 of a (2, 6) input: each reduction of a padded gather."""
+    lengths = ad.tensor([[2, 1, 3], [3, 1, 2]])
+    total = ad.segment_reduce(x, "sum", lengths=lengths, axis=1) * _ramp(x, 2, 3)
+    total = total + ad.segment_reduce(x, "amax", lengths=lengths, axis=1)
+    total = total + ad.segment_reduce(x, "prod", lengths=lengths, axis=1)
+    return total + ad.segment_reduce(x, "mean", lengths=lengths, axis=1, initial=0.5)
+
+
 # name -> (function of the input tensors, input shapes[, gradcheck tolerances])
 EXAMPLES = {
     "copy": (lambda x: ad.ops.clone(x), [(3, 2)]),
@@ -103,6 +112,7 @@ EXAMPLES = {
         ),
         [(6,), (2, 2)],
     ),
+    "segment_reduce": (_segment_reductions, [(2, 6)]),
     "max_dim": (lambda x: x.max(1)[0] + x.max(0, keepdim=True).values.sum(), [(3, 4)]),
     "min_dim": (lambda x: x.min(0).values, [(3, 4)]),
     "cat": (lambda x, y: ad.cat([x, y, x], 1) * _ramp(x, 2, 9), [(2, 3), (2, 3)]),

@@ -386,6 +386,48 @@ def test_dropout_forms_follow_torch():
     assert ad.feature_alpha_dropout_(ad.ones(2, 3, 4), 0.5, True).shape == (2, 3, 4)
 
 
+# --- segment_reduce ---------------------------------------------------------------------------------------------
+
+
+def _segment_outcome(lib, data, reduce, **kwargs):
+    """Values and the gradient of a weighted sum of the finite values of ``lib.segment_reduce``."""
+    x = lib.tensor(data, requires_grad=True)
+    args = {k: lib.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    try:
+        out = lib.segment_reduce(x, reduce, **args)
+    except Exception as e:  # noqa: BLE001 - compared with torch's
+        return type(e).__name__, str(e)
+    finite = np.isfinite(out.detach().numpy())
+    w = np.random.default_rng(0).standard_normal(tuple(out.shape)) * finite
+    loss = (lib.where(lib.tensor(finite), out, 0.0) * lib.tensor(w)).sum()
+    (g,) = (ad if lib is ad else torch).autograd.grad(loss, [x])
+    return np.round(out.detach().numpy(), 10).tolist(), np.round(g.numpy(), 10).tolist()
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min", "prod", "amax", "amin"])
+def test_segment_reduce_matches_torch(reduce):
+    data, lengths = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), np.array([2, 0, 3, 1])  # (an empty segment)
+    cases = [
+        (data, {"lengths": lengths}),
+        (data, {"lengths": lengths, "initial": 10.0}),
+        (data, {"offsets": np.array([0, 2, 2, 5, 6])}),
+        (np.array([1.0, 3.0, 3.0, 0.0]), {"lengths": np.array([4])}),  # (a tie for max, a zero for prod)
+        (_r(2, 6, 3), {"lengths": np.array([[2, 4], [3, 3]]), "axis": 1}),
+    ]
+    for values, kwargs in cases:
+        ours, theirs = _segment_outcome(ad, values, reduce, **kwargs), _segment_outcome(torch, values, reduce, **kwargs)
+        assert str(ours) == str(theirs)
+
+
+def test_segment_reduce_errors_match_torch():
+    data = np.arange(6.0)
+    for reduce, kwargs in [("sum", {"lengths": np.array([2, 2])}), ("sum", {}), ("foo", {"lengths": np.array([6])}),
+                           ("sum", {"indices": np.array([0, 1])}), ("sum", {"lengths": np.array([6]), "axis": 1})]:  # fmt: skip
+        data_ = _r(2, 6) if kwargs.get("axis") else data
+        ours, theirs = _segment_outcome(ad, data_, reduce, **kwargs), _segment_outcome(torch, data_, reduce, **kwargs)
+        assert ours == theirs
+
+
 # --- Module and nn.attention -------------------------------------------------------------------------------------
 
 

@@ -396,7 +396,7 @@ CUDA_CASES += (
 # session 17: as_strided_copy, a gather of storage positions (an index map from host copies)
 CUDA_CASES += ("as_strided_copy",)
 # session 18: as_strided views (device arrays over the base's memory) and as_strided_scatter (index maps)
-CUDA_CASES += ("as_strided", "as_strided_scatter")
+CUDA_CASES += ("as_strided", "as_strided_scatter", "segment_reduce")
 
 
 def test_every_op_table_case_runs_on_cuda():

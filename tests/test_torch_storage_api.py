@@ -421,8 +421,9 @@ def test_segment_reduce_matches_torch(reduce):
 
 def test_segment_reduce_errors_match_torch():
     data = np.arange(6.0)
-    for reduce, kwargs in [("sum", {"lengths": np.array([2, 2])}), ("sum", {}), ("foo", {"lengths": np.array([6])}),
-                           ("sum", {"indices": np.array([0, 1])}), ("sum", {"lengths": np.array([6]), "axis": 1})]:  # fmt: skip
+    cases = [("sum", {"lengths": np.array([2, 2])}), ("sum", {}), ("foo", {"lengths": np.array([6])}),
+             ("sum", {"indices": np.array([0, 1])}), ("sum", {"lengths": np.array([6]), "axis": 1})]  # fmt: skip
+    for reduce, kwargs in cases:
         data_ = _r(2, 6) if kwargs.get("axis") else data
         ours, theirs = _segment_outcome(ad, data_, reduce, **kwargs), _segment_outcome(torch, data_, reduce, **kwargs)
         assert ours == theirs

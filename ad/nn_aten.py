@@ -1,8 +1,9 @@
 """torch's top-level (aten) forms of ``nn`` functions: ``torch.channel_shuffle``, ``ctc_loss`` (integer
-``reduction``), ``grid_sampler`` (integer modes), ``affine_grid_generator``, ``native_layer_norm`` /
-``native_batch_norm`` / ``native_group_norm`` (the result with the saved statistics), ``native_dropout`` (the result
-with its mask), the in-place and feature dropouts, and the recurrent layers and cells as functions of their weights
-(``rnn_tanh``, ``rnn_relu``, ``lstm``, ``gru``, ``*_cell``).
+``reduction``), ``grid_sampler`` (integer modes), ``affine_grid_generator``, ``embedding_bag`` (with torch's
+bookkeeping outputs), ``native_layer_norm`` / ``native_batch_norm`` / ``native_group_norm`` (the result with the
+saved statistics), ``native_dropout`` (the result with its mask), the in-place and feature dropouts, and the
+recurrent layers and cells as functions of their weights (``rnn_tanh``, ``rnn_relu``, ``lstm``, ``gru``,
+``*_cell``).
 
 Each delegates to the ``ad.nn.functional`` code (``recurrent.layer`` for the recurrent ones), so reverse and forward
 mode come from there; the statistics are composites of ad ops with torch's shapes.
@@ -17,10 +18,11 @@ from .ops.out import with_out
 from .tensor import Tensor
 
 __all__ = [
-    "affine_grid_generator", "alpha_dropout_", "channel_shuffle", "ctc_loss", "dropout_", "feature_alpha_dropout_",
-    "feature_dropout", "feature_dropout_", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "gru", "gru_cell",
-    "lstm", "lstm_cell", "native_batch_norm", "native_channel_shuffle", "native_dropout", "native_group_norm",
-    "native_layer_norm", "rnn_relu", "rnn_relu_cell", "rnn_tanh", "rnn_tanh_cell",
+    "affine_grid_generator", "alpha_dropout_", "channel_shuffle", "ctc_loss", "dropout_", "embedding_bag",
+    "feature_alpha_dropout_", "feature_dropout", "feature_dropout_", "grid_sampler", "grid_sampler_2d",
+    "grid_sampler_3d", "gru", "gru_cell", "lstm", "lstm_cell", "native_batch_norm", "native_channel_shuffle",
+    "native_dropout", "native_group_norm", "native_layer_norm", "rnn_relu", "rnn_relu_cell", "rnn_tanh",
+    "rnn_tanh_cell",
 ]  # fmt: skip
 
 _REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}
@@ -66,6 +68,53 @@ def grid_sampler_3d(input, grid, interpolation_mode, padding_mode, align_corners
 def affine_grid_generator(theta, size, align_corners):
     """``torch.affine_grid_generator``: ``F.affine_grid``."""
     return F.affine_grid(theta, list(size), bool(align_corners))
+
+
+_BAG_MODES = {0: "sum", 1: "mean", 2: "max"}
+
+
+def embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False, per_sample_weights=None,
+                  include_last_offset=False, padding_idx=None):  # fmt: skip
+    """``torch.embedding_bag``: ``(output, offset2bag, bag_size, max_indices)``: ``F.embedding_bag``'s result
+    (integer ``mode``: 0 sum, 1 mean, 2 max) and the int64 bookkeeping torch's CPU kernel returns with it: the bag
+    of each index, the number of non-padding indices of each bag, and for max mode the row that gave each bag's
+    maximum per feature (mean mode: the bag sizes again). Sum mode returns what torch's kernels do there: no bag
+    per index for float32 weights without ``padding_idx`` (its fast path), zeros for the other two (one per bag
+    when ``weight`` requires grad, else one per offset).
+
+    Raises:
+        TypeError: ``offsets`` is not a tensor (torch's message).
+    """
+    if not isinstance(offsets, Tensor):
+        raise TypeError(
+            f"embedding_bag(): argument 'offsets' (position 3) must be Tensor, not {type(offsets).__name__}"
+        )
+    output = F.embedding_bag(indices, weight, offsets, None, 2, scale_grad_by_freq, _BAG_MODES[int(mode)], sparse,
+                             per_sample_weights, include_last_offset, padding_idx)  # fmt: skip
+    idx = indices.detach().cpu().numpy().reshape(-1).astype(np.int64)
+    off = offsets.detach().cpu().numpy().reshape(-1).astype(np.int64)
+    bags = off.size - 1 if include_last_offset else off.size
+    bag_of = np.searchsorted(off[:bags], np.arange(idx.size), side="right") - 1
+    valid = np.ones(idx.size, bool)
+    if padding_idx is not None:
+        valid = idx != (padding_idx + weight.shape[0] if padding_idx < 0 else padding_idx)
+    counts = np.bincount(bag_of[valid], minlength=bags).astype(np.int64)
+    if mode == 0:
+        fast = weight.dtype == np.float32 and padding_idx is None
+        offset2bag = np.zeros(0, np.int64) if fast else bag_of
+        bag_size = max_indices = np.zeros(bags if weight.requires_grad else off.size, np.int64)
+    elif mode == 1:
+        offset2bag, bag_size, max_indices = bag_of, counts, counts
+    else:
+        offset2bag, bag_size = bag_of, counts
+        rows = weight.detach().cpu().numpy()
+        max_indices = np.zeros((bags, rows.shape[1]), np.int64)
+        for b in range(bags):
+            members = idx[(bag_of == b) & valid]
+            if members.size:
+                max_indices[b] = members[np.argmax(rows[members], axis=0)]
+    extras = tuple(ops.wrap_array(a.astype(np.int64)).to(weight.device) for a in (offset2bag, bag_size, max_indices))
+    return (output, *extras)
 
 
 # --- normalizations with their saved statistics

@@ -355,6 +355,33 @@ def test_recurrent_layers_as_functions_match_torch(name, gates, args):
     _compare_outputs(fn, x, h, c, *params)
 
 
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_embedding_bag_outputs_match_torch(mode):
+    table, idx = _r(10, 3), np.array([1, 2, 4, 5, 4, 3, 2, 9])
+    # (offsets, include_last_offset, padding_idx): torch takes padding_idx by position only
+    cases = [(np.array([0, 4]), False, None), (np.array([0, 4, 8]), True, None), (np.array([0, 4, 4]), False, None),
+             (np.array([0, 4]), False, 4), (np.array([0, 3, 8]), True, -8)]  # fmt: skip
+    for dtype, requires_grad in ((np.float64, True), (np.float32, False)):
+        for offsets, last, padding in cases:
+            results = []
+            for lib in (ad, torch):
+                weight = lib.tensor(table.astype(dtype), requires_grad=requires_grad)
+                args = (lib.tensor(offsets), False, mode, False, None, last, padding)
+                out = lib.embedding_bag(weight, lib.tensor(idx), *args)
+                grad = None
+                if requires_grad:
+                    (grad,) = (ad if lib is ad else torch).autograd.grad((out[0] * out[0]).sum(), [weight])
+                    grad = grad.numpy()
+                results.append((out[0].detach().numpy(), [t.tolist() for t in out[1:]], grad))
+            (va, aux_a, ga), (vt, aux_t, gt) = results
+            np.testing.assert_allclose(va, vt, rtol=1e-6)
+            assert aux_a == aux_t
+            if requires_grad:
+                np.testing.assert_allclose(ga, gt, rtol=1e-9)
+    with pytest.raises(TypeError, match="argument 'offsets'"):
+        ad.embedding_bag(ad.tensor(table), ad.tensor(idx.reshape(2, 4)), None)
+
+
 def test_native_batch_norm_running_stats_and_eval_outputs():
     for training in (True, False):
         x = _r(4, 3, 5)

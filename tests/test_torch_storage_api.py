@@ -255,6 +255,30 @@ def test_untyped_storage_is_the_bytes_of_the_storage():
     _same(fn)
 
 
+def test_layout_and_device_queries_match_torch():
+    def queries(m):
+        x = m.arange(6.0).reshape(2, 3)
+        devices = (x.is_mps, x.is_xpu, x.is_ipu, x.is_xla, x.is_maia, x.is_mtia, x.is_vulkan, x.is_distributed())
+        layout = (x.const_data_ptr() == x.data_ptr(), x.dim_order(), x.t().dim_order(), x.to_dense() is x)
+        broadcast = m.ones(2, 3).expand(4, 2, 3).dim_order()
+        return devices, m.is_distributed(x), layout, x.conj_physical_() is x, m.ones(2, 1, 3).dim_order(), broadcast
+
+    _same(queries)
+    _same(lambda m: m.ones(2, 1, 3).dim_order(ambiguity_check=True))
+    _same(lambda m: m.ones(2, 3).expand(4, 2, 3).dim_order(ambiguity_check=True))
+    _same(lambda m: m.ones(2, 3, 4).permute(2, 0, 1).dim_order(ambiguity_check=True))
+
+
+def test_embedding_renorm_rescales_rows_in_place():
+    def renorm(m):
+        w = m.arange(12.0).reshape(4, 3)
+        out = m.embedding_renorm_(w, m.tensor([1, 1, 3]), 1.0, 2.0)
+        return out is w, [round(v, 6) for v in w.reshape(-1).tolist()], w._version
+
+    _same(renorm)
+    _same(lambda m: m.embedding_renorm_(m.ones(3, 2, requires_grad=True), m.tensor([0]), 1.0, 2.0))
+
+
 def test_apply_map_map2_match_torch():
     _same(lambda m: m.ones(3, requires_grad=True).apply_(lambda v: v * 2))
     _same(lambda m: m.ones(3).apply_(lambda v: v * 2).tolist())

@@ -202,7 +202,12 @@ def _recorded(x, root, data, size, stride, offset):
     elements, constants elsewhere (see the module header)."""
     wanted = storage_positions(size, stride, offset)
     mine = storage_positions(x.shape, x.stride(), x.storage_offset())
-    if root._rg and root.__dict__.get("_storage") is not None and not np.isin(wanted, mine).all():
+    if root._rg and root.__dict__.get("_storage") is not None:
+        owned = storage_positions(root.shape, root.stride(), root.storage_offset())
+        outside_root = not np.isin(wanted, owned).all()
+    else:
+        outside_root = False
+    if outside_root:
         # a recorded write through such a view would need the positions of memory outside its base's elements
         raise RuntimeError(
             "as_strided: this view reads storage outside the elements of a tensor that requires grad and whose "

@@ -137,6 +137,20 @@ def test_as_strided_in_place_takes_the_geometry():
     _same(lambda m: m.arange(6.0, requires_grad=True).as_strided_((2,), (1,)))
 
 
+def test_as_strided_past_a_root_whose_geometry_changed():
+    q = ad.arange(6.0, requires_grad=True) * 1
+    q.as_strided_((4,), (1,), 2)
+    assert q.as_strided((2,), (1,), 3).tolist() == [3.0, 4.0]  # (inside q: recorded as usual)
+    with pytest.raises(RuntimeError, match="reads storage outside the elements"):
+        q.as_strided((6,), (1,), 0)  # (ad/as_strided.py: a write through it could not be recorded)
+    with ad.no_grad():
+        assert q.as_strided((6,), (1,), 0).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    x = ad.arange(6.0)
+    view = x[1:3]
+    x.as_strided_((2,), (1,), 3)  # (a view made before: its base no longer covers it)
+    assert view.storage_offset() == 1 and x.storage_offset() == 3
+
+
 def test_as_strided_scatter_values_match_torch_and_gradients_are_exact():
     cases = [
         (lambda m, x, s: m.as_strided_scatter(x, s, (2, 2), (1, 2), 1), (6,), (2, 2)),

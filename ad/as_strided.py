@@ -33,6 +33,7 @@ from kernels import opcodes as K
 
 from . import views as _views
 from .grad_mode import _grad_state
+from .observe import value_read
 from .ops import ADD, Op, add, amax, gather_map, scatter_map, where
 from .ops.indexing import AS_STRIDED_VIEW
 from .tensor import Node, Tensor, wrap_array
@@ -240,6 +241,7 @@ def _recorded(x, root, data, size, stride, offset):
     out = scatter_map(gathered, size, here)
     outside = np.flatnonzero(~inside)
     if outside.size:
+        value_read("as_strided reading storage outside its input")  # (ad.compile: the constant is this call's)
         constant = _constant(data, x._dev)
         out = add(out, scatter_map(gather_map(constant, (outside.size,), outside), size, outside))
         if out._op is not None:

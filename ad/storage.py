@@ -1,6 +1,7 @@
 """torch's Tensor methods about storage: ``resize_`` / ``resize_as_`` (and the deprecated out-of-place ``resize`` /
 ``resize_as``), ``set_`` / ``is_set_to``, ``new_empty_strided``, ``share_memory_`` / ``is_shared``,
-``pin_memory`` / ``is_pinned``, ``output_nr``, and ``untyped_storage`` (``UntypedStorage``: the bytes of a storage).
+``pin_memory`` / ``is_pinned``, ``output_nr``, and ``untyped_storage`` (``UntypedStorage``: the bytes of a storage;
+the deprecated ``storage()`` reads them as one dtype, ``TypedStorage``).
 
 The storage model is ``ad/as_strided.py``'s: a root tensor's memory, or its ``_storage`` when the root's own
 geometry no longer covers it. ``resize_`` and ``set_`` change a tensor's geometry in place without writing
@@ -38,7 +39,7 @@ from . import as_strided as _strided
 from .grad_mode import _grad_state
 from .tensor import Node, Tensor, VersionCounter, share
 
-__all__ = ["UntypedStorage", "resize_as_"]
+__all__ = ["TypedStorage", "UntypedStorage", "resize_as_"]
 
 _NOT_RESIZABLE = "Trying to resize storage that is not resizable"
 _TORCH_C_TYPE = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "int16": "short int",
@@ -454,6 +455,87 @@ class UntypedStorage:
         return f"{body}\n[ad.UntypedStorage(device={self.device}) of size {self.nbytes()}]"
 
 
+class TypedStorage:
+    """torch's deprecated ``TypedStorage`` (``Tensor.storage()``): an ``UntypedStorage`` read as elements of one
+    dtype."""
+
+    def __init__(self, untyped, dtype):
+        self._untyped = untyped
+        self.dtype = np.dtype(dtype)
+
+    def _elements(self):
+        return self._untyped._as_tensor(self.dtype)
+
+    def size(self):
+        return self._untyped.nbytes() // self.dtype.itemsize
+
+    def __len__(self):
+        return self.size()
+
+    def nbytes(self):
+        return self._untyped.nbytes()
+
+    def element_size(self):
+        return self.dtype.itemsize
+
+    @property
+    def device(self):
+        return self._untyped.device
+
+    @property
+    def is_cuda(self):
+        return self._untyped.is_cuda
+
+    def data_ptr(self):
+        return self._untyped.data_ptr()
+
+    def untyped(self):
+        return self._untyped
+
+    def tolist(self):
+        return self._elements().tolist()
+
+    def __getitem__(self, index):
+        return self._elements()[index].item() if isinstance(index, int) else self._elements()[index]
+
+    def __setitem__(self, index, value):
+        from .grad_mode import no_grad
+
+        with no_grad():
+            self._elements()[index] = value
+
+    def fill_(self, value):
+        self[:] = value
+        return self
+
+    def is_shared(self):
+        return self._untyped.is_shared()
+
+    def share_memory_(self):
+        self._untyped.share_memory_()
+        return self
+
+    def is_pinned(self, device=None):
+        return self._untyped.is_pinned()
+
+    def __repr__(self):
+        body = "\n".join(f" {v}" for v in self.tolist())
+        return f"{body}\n[ad.TypedStorage(dtype={self.dtype}, device={self.device}) of size {self.size()}]"
+
+
+_TYPED_DEPRECATED = (
+    "TypedStorage is deprecated. It will be removed in the future and UntypedStorage will be the only storage class. "
+    "This should only matter to you if you are using storages directly.  To access UntypedStorage directly, use "
+    "tensor.untyped_storage() instead of tensor.storage()"
+)
+
+
+def storage(self):
+    """``Tensor.storage`` (deprecated; warns as torch): the storage as a ``TypedStorage`` of ``self``'s dtype."""
+    warnings.warn(_TYPED_DEPRECATED, UserWarning, stacklevel=2)
+    return TypedStorage(untyped_storage(self), self.dtype)
+
+
 def untyped_storage(self):
     """``Tensor.untyped_storage``: the bytes of ``self``'s storage (the same object while the storage stays)."""
     root = _strided.root_of(self)
@@ -474,6 +556,6 @@ def bind():
     for name, fn in (("resize_", resize_), ("resize_as_", resize_as_), ("resize", resize), ("resize_as", resize_as),
                      ("set_", set_), ("is_set_to", is_set_to), ("new_empty_strided", new_empty_strided),
                      ("share_memory_", share_memory_), ("is_shared", is_shared), ("pin_memory", pin_memory),
-                     ("is_pinned", is_pinned), ("untyped_storage", untyped_storage)):  # fmt: skip
+                     ("is_pinned", is_pinned), ("untyped_storage", untyped_storage), ("storage", storage)):  # fmt: skip
         setattr(T, name, fn)
     T.output_nr = property(output_nr)

@@ -269,6 +269,20 @@ def test_untyped_storage_is_the_bytes_of_the_storage():
     _same(fn)
 
 
+def test_typed_storage_reads_the_storage_as_one_dtype():
+    def fn(m):
+        x = m.arange(6.0, dtype=m.float64)[2:]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            s = x.storage()
+        facts = (s.size(), len(s), str(s.dtype)[-7:], s.nbytes(), s.element_size(), str(s.device), s[0], s[5])
+        shared = (s.data_ptr() == x.untyped_storage().data_ptr(), type(s.untyped()).__name__, s.is_shared())
+        s[0] = 9
+        return [(w.category.__name__, str(w.message)) for w in caught], facts, s.tolist(), shared, x._base.tolist()
+
+    _same(fn)
+
+
 def test_layout_and_device_queries_match_torch():
     def queries(m):
         x = m.arange(6.0).reshape(2, 3)

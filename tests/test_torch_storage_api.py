@@ -269,6 +269,18 @@ def test_untyped_storage_is_the_bytes_of_the_storage():
     _same(fn)
 
 
+def test_pin_memory_page_locks_a_copy_where_cuda_is_available():
+    x = ad.arange(4.0, requires_grad=True)
+    if not ad.cuda.is_available():
+        with pytest.raises(RuntimeError, match="Cannot access accelerator device when none is available."):
+            x.pin_memory()
+        return
+    pinned = x.pin_memory()
+    assert pinned.is_pinned() and pinned[1:].is_pinned() and not x.is_pinned() and pinned.pin_memory() is pinned
+    (pinned * 2).sum().backward()  # (a differentiable copy, as torch's)
+    assert pinned.tolist() == [0.0, 1.0, 2.0, 3.0] and x.grad.tolist() == [2.0] * 4
+
+
 def test_typed_storage_reads_the_storage_as_one_dtype():
     def fn(m):
         x = m.arange(6.0, dtype=m.float64)[2:]

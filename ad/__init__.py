@@ -320,9 +320,13 @@ true_divide = _with_out(div)
 # ---- torch's remaining top-level names (torchtop): copies of views, windows, switches, deprecated spellings,
 # ad.testing; see ad/top_level.py, ad/copy_views.py, ad/windows.py, ad/runtime_flags.py, ad/dtype_info.py
 from . import amp, backends, signal, testing  # noqa: E402
+from . import as_strided as _as_strided  # noqa: E402
 from . import constants as _constants  # noqa: E402
 from . import interop as _interop  # noqa: E402
+from . import nn_aten as _nn_aten  # noqa: E402, F401 - torch's aten forms of nn functions
+from . import storage as _storage  # noqa: E402
 from . import top_level as _top_level  # noqa: E402
+from .as_strided import *  # noqa: E402, F403
 from .autocast import autocast, is_autocast_enabled  # noqa: E402
 from .constants import *  # noqa: E402, F403
 from .copy_views import *  # noqa: E402, F403
@@ -333,7 +337,10 @@ from .interop import from_dlpack, frombuffer, to_dlpack  # noqa: E402
 from .linalg_factor import geqrf, ormqr  # noqa: E402
 from .lobpcg import lobpcg  # noqa: E402
 from .lowrank import pca_lowrank, svd_lowrank  # noqa: E402
+from .nn_aten import *  # noqa: E402, F403
 from .runtime_flags import *  # noqa: E402, F403
+from .segments import segment_reduce  # noqa: E402
+from .storage import *  # noqa: E402, F403
 from .top_level import *  # noqa: E402, F403
 from .windows import *  # noqa: E402, F403
 
@@ -342,6 +349,8 @@ GradScaler = amp.GradScaler  # torch.GradScaler (torch.amp.GradScaler)
 autograd.inference_mode = inference_mode  # torch.autograd.inference_mode (ad/conveniences.py needs ad's tensors)
 _interop.bind()
 _top_level.bind()
+_as_strided.bind()
+_storage.bind()
 _constants.bind()
 
 _aliases.install(globals())

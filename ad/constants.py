@@ -3,8 +3,7 @@ of ``ad.float32`` and friends: numpy's ``np.dtype``, so ``isinstance(t.dtype, ad
 ``strided`` (``Tensor.layout``: ad's tensors are all strided) and the memory formats ``contiguous_format``,
 ``channels_last``, ``channels_last_3d``, ``preserve_format``, which ad's ``memory_format=`` arguments accept (ad
 keeps every tensor in its own layout: the values are the same, only torch's physical order would differ).
-Also ``Tensor.data_ptr`` (the address of the first element) and ``Tensor.is_pinned`` (False: ad has no pinned
-host memory).
+Also ``Tensor.data_ptr`` (the address of the first element; ``Tensor.is_pinned`` is ad/storage.py's).
 """
 
 import math
@@ -61,7 +60,7 @@ preserve_format = memory_format("preserve_format")
 
 
 def bind():
-    """``Tensor.layout``, ``Tensor.data_ptr`` and ``Tensor.is_pinned``."""
+    """``Tensor.layout`` and ``Tensor.data_ptr``."""
     from .tensor import Tensor
     from .views import _addr
 
@@ -69,10 +68,5 @@ def bind():
         """``Tensor.data_ptr()``: the address of the tensor's first element (host or device memory)."""
         return int(_addr(self._data))
 
-    def is_pinned(self, device=None):
-        """``Tensor.is_pinned()``: False (ad does not page-lock host memory)."""
-        return False
-
     Tensor.layout = property(lambda self: strided, doc="``Tensor.layout``: ``ad.strided`` (the only layout ad has).")
     Tensor.data_ptr = data_ptr
-    Tensor.is_pinned = is_pinned

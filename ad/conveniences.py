@@ -342,7 +342,9 @@ def typename(obj):
 
 
 def is_storage(obj):
-    return False  # ad has no separate storage objects
+    from .storage import UntypedStorage
+
+    return isinstance(obj, UntypedStorage)
 
 
 _deterministic = {"mode": False, "warn_only": False}

@@ -49,7 +49,8 @@ from .tensor import Tensor, VersionCounter, _new, _pre_write_node, counter, shar
 MULTI = 1  # made by a multi-output op (unbind, split, chunk): in-place on it is an error
 NO_GRAD = 2  # made in no_grad mode from a tensor that requires grad (or a view of such a view)
 
-_KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname")
+# (_storage: ad/as_strided.py; _pinned, _shared: ad/storage.py)
+_KEEP = ("_data", "_vc", "_vbase", "_vflags", "_vname", "_storage", "_pinned", "_shared")
 # torch's grad_fn names of the in-place view ops (``t_`` -> TBackward1, ``squeeze_(dim)`` -> SqueezeBackward4, ...),
 # by the name of the out-of-place op's node they replace
 _INPLACE_NODE_NAMES = {
@@ -59,6 +60,7 @@ _INPLACE_NODE_NAMES = {
     "SqueezeBackward1": "SqueezeBackward4",
     "SqueezeBackward2": "SqueezeBackward5",
     "UnsqueezeBackward0": "UnsqueezeBackward1",
+    "AsStridedBackward0": "AsStridedBackward1",
 }
 
 
@@ -105,11 +107,6 @@ def broadcast_constant(x, shape):
 # layout (torch's stride(), storage_offset(), is_contiguous())
 
 
-def _root_data(t):
-    base = t._vbase
-    return t._data if base is None else base._data
-
-
 def _addr(d):
     """The address of array ``d``'s first element (host memory, or device memory for a CUDA tensor's)."""
     if isinstance(d, np.ndarray):
@@ -130,11 +127,14 @@ def stride(t, dim=None):
 
 
 def storage_offset(t):
-    if t._vbase is None:
-        return 0
+    root = t if t._vbase is None else t._vbase
+    store = root.__dict__.get("_storage")  # (a root whose geometry no longer covers its storage: as_strided.py)
+    if store is None:
+        if t._vbase is None:
+            return 0
+        store = root._data
     d = t._data
-    root = _root_data(t)
-    return (_addr(d) - _addr(root)) // d.dtype.itemsize
+    return (_addr(d) - _addr(store)) // d.dtype.itemsize
 
 
 def is_contiguous(t, memory_format=None):
@@ -159,11 +159,18 @@ def positions(v):
     item = vd.dtype.itemsize
     start = (_addr(vd) - _addr(base)) // item
     vmem = _offsets(vd.shape, [s // item for s in vd.strides], start)
-    if is_contiguous(v._vbase):
+    if is_contiguous(v._vbase) and "_storage" not in v._vbase.__dict__:
         return vmem
     bmem = _offsets(base.shape, [s // item for s in base.strides], 0)
     order = np.argsort(bmem, kind="stable")
-    return order[np.searchsorted(bmem[order], vmem)]
+    found = np.minimum(np.searchsorted(bmem[order], vmem), max(bmem.size - 1, 0))
+    if vmem.size and (bmem.size == 0 or (bmem[order][found] != vmem).any()):
+        # (a view made before its base's geometry changed in place, reaching past the base's elements now)
+        raise RuntimeError(
+            "a view reaches storage outside its base's elements (the base's geometry was changed in place by "
+            "as_strided_, set_ or resize_); ad cannot record a write through it. Write into a clone."
+        )
+    return order[found]
 
 
 def _offsets(shape, strides, start):

@@ -169,6 +169,7 @@ BUILTIN_SIGNATURES = {
     "get_device": [[("input", "pos", REQUIRED)]],
     "_to_dlpack": [[("tensor", "pos", REQUIRED)]],  # torch.to_dlpack
     "is_autocast_enabled": [[], [("device_type", "pos", REQUIRED)]],
+    "const_data_ptr": [[]],  # Tensor.const_data_ptr (no stub)
 }
 # torch's ``out=`` that ad's public functions leave out (empty: the hottest ones, add, mul, exp, sum, matmul ...,
 # take ``out=None`` in their own signature, see ad/ops/out.py)

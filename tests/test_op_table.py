@@ -28,6 +28,27 @@ def _ramp(like, *shape):
     return ad.tensor(np.arange(n, dtype=like.dtype).reshape(shape))
 
 
+def _as_strided_views(x):
+    """``as_strided`` views (ad/as_strided.py): overlapping windows of a transposed view, a view that reads storage
+    outside its input (constants there), an input that overlaps itself (gradients split evenly), and a write
+    through a view."""
+    y = x * 1.0
+    windows = y.t().as_strided((3, 2), (1, 2), 1)
+    outside = y[1:].as_strided((4,), (1,), 1)
+    spread = x[0].expand(2, 3).as_strided((2, 2), (1, 1), 0)
+    y.as_strided((2,), (2,), 1).mul_(x[0, :2])
+    return windows * _ramp(x, 3, 2) + (outside * _ramp(x, 4)).sum() + (spread * spread).sum() + y.sum()
+
+
+def _segment_reductions(x):
+    """``segment_reduce`` (ad/segments.py) over dim 1 of a (2, 6) input: each reduction of a padded gather."""
+    lengths = ad.tensor([[2, 1, 3], [3, 1, 2]])
+    total = ad.segment_reduce(x, "sum", lengths=lengths, axis=1) * _ramp(x, 2, 3)
+    total = total + ad.segment_reduce(x, "amax", lengths=lengths, axis=1)
+    total = total + ad.segment_reduce(x, "prod", lengths=lengths, axis=1)
+    return total + ad.segment_reduce(x, "mean", lengths=lengths, axis=1, initial=0.5)
+
+
 # name -> (function of the input tensors, input shapes[, gradcheck tolerances])
 EXAMPLES = {
     "copy": (lambda x: ad.ops.clone(x), [(3, 2)]),
@@ -83,6 +104,15 @@ EXAMPLES = {
     "index_select": (lambda x: x.index_select(0, ad.tensor([2, 0, 2])), [(3, 2)]),
     # overlapping windows (storage positions read twice) of a transposed view: its storage is the root's
     "as_strided_copy": (lambda x: ad.as_strided_copy(x.t(), (3, 2), (1, 2), 1) * _ramp(x, 3, 2), [(2, 3)]),
+    "as_strided": (_as_strided_views, [(2, 3)]),
+    # src lands where the geometry lies (twice on one element: the last write), input keeps the rest
+    "as_strided_scatter": (
+        lambda x, s: ad.as_strided_scatter(x * 1.0, s, (2, 2), (1, 1), 1) * _ramp(x, 6) + x.as_strided_scatter(
+            s[0], (2,), (2,), 0
+        ),
+        [(6,), (2, 2)],
+    ),
+    "segment_reduce": (_segment_reductions, [(2, 6)]),
     "max_dim": (lambda x: x.max(1)[0] + x.max(0, keepdim=True).values.sum(), [(3, 4)]),
     "min_dim": (lambda x: x.min(0).values, [(3, 4)]),
     "cat": (lambda x, y: ad.cat([x, y, x], 1) * _ramp(x, 2, 9), [(2, 3), (2, 3)]),

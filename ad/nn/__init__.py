@@ -1,12 +1,13 @@
 """``ad.nn``: ``Module``, ``Parameter``, layers, containers and ``init`` (as ``torch.nn``), over
 ``ad.nn.functional``. The layer code lives in ``ad/nn/modules/``."""
 
-from . import functional, grad, init, modules, parallel, utils
+from . import attention, functional, grad, init, modules, parallel, utils
 from .modules import *  # noqa: F403
 from .parallel import DataParallel
 from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedParameter
 
 __all__ = [
+    "attention",
     "functional",
     "init",
     "parallel",

@@ -395,6 +395,8 @@ CUDA_CASES += (
 )  # fmt: skip
 # session 17: as_strided_copy, a gather of storage positions (an index map from host copies)
 CUDA_CASES += ("as_strided_copy",)
+# session 18: as_strided views (device arrays over the base's memory) and as_strided_scatter (index maps)
+CUDA_CASES += ("as_strided", "as_strided_scatter", "segment_reduce")
 
 
 def test_every_op_table_case_runs_on_cuda():
@@ -425,6 +427,7 @@ HIGHER_ORDER_CASES = (
     "tril_triu", "nn_layer_norm", "log_softmax",
 )  # fmt: skip
 HIGHER_ORDER_CASES += ("as_strided_view", "view_write_base")  # writes through views sharing device memory
+HIGHER_ORDER_CASES += ("as_strided",)
 
 
 def _inputs(name, dev):

@@ -14,6 +14,7 @@ from .lazy import LazyModuleMixin
 from .linear import Bilinear, Flatten, Identity, LazyLinear, Linear, Unflatten
 from .loss import *  # noqa: F403
 from .module import Module
+from .module_extras import bind as _bind_module_extras
 from .normalization import (
     BatchNorm1d,
     BatchNorm2d,
@@ -102,3 +103,5 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
 ]
+
+_bind_module_extras(Module)

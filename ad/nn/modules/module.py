@@ -189,6 +189,7 @@ class Module:
     training: bool
     dump_patches = False
     _version = 1
+    call_super_init = False  # (torch's switch for passing __init__ arguments up the MRO; ad's __init__ takes none)
 
     def __init__(self, *args, **kwargs):
         if args or kwargs:
@@ -660,6 +661,9 @@ class Module:
     # ------------------------------------------------------------------ calling and hooks
     def __call__(self, *args, **kwargs):
         d = self.__dict__
+        compiled = d.get("_compiled_call_impl")  # (``Module.compile``: module_extras.py)
+        if compiled is not None:
+            return compiled(*args, **kwargs)
         if not (
             d["_forward_pre_hooks"]
             or d["_forward_hooks"]
@@ -722,7 +726,20 @@ class Module:
             return hook(self, args, kwargs, out)
         return hook(self, args, out)
 
-    _call_impl = __call__
+    def _call_impl(self, *args, **kwargs):
+        """The call without ``Module.compile``'s compiled path: forward and hooks (what ``compile`` compiles)."""
+        if not (
+            self._forward_pre_hooks
+            or self._forward_hooks
+            or self._backward_hooks
+            or self._backward_pre_hooks
+            or _global.forward_pre
+            or _global.forward
+            or _global.backward
+            or _global.backward_pre
+        ):
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
 
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """``hook(module, args)`` before ``forward``; a returned value replaces the positional arguments."""
@@ -752,6 +769,9 @@ class Module:
     def register_full_backward_hook(self, hook, prepend=False):
         """``hook(module, grad_input, grad_output)`` once the gradients of the module's tensor inputs are
         computed; a returned tuple replaces ``grad_input``."""
+        from .module_extras import claim_backward_hook_kind
+
+        claim_backward_hook_kind(self, full=True)
         handle = RemovableHandle(self._backward_hooks)
         self._backward_hooks[handle.id] = hook
         if prepend:

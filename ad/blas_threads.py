@@ -28,6 +28,19 @@ threads on a busy machine). The two can round differently (OpenBLAS splits K dif
 result's last bits may depend on the load, as they already depend on the thread count set; not under
 ``ad.use_deterministic_algorithms(True)`` (``backoff`` False).
 
+Threaded products as one batch: OpenBLAS's threaded GEMM splits one product across its threads and
+synchronizes them per panel; for the products of a dense step (a 64-row batch against 512-wide layers) that
+costs a third of the second core: W2's weight gradient ``g.T @ h`` (512 x 64 x 512, float32) took 244-480 us on
+two threads against 350 on one. ``matmul`` and ``matmuls`` instead hand OpenBLAS's grouped batch GEMM
+(``cblas_?gemm_batch``) one part per thread: independent products side by side (a linear row's ``g @ w`` and
+``g.T @ x``, equal in multiply-adds), or one product cut along its longer output dimension into as many parts
+as BLAS has threads (K is never cut: each element's sum is one thread's). Each part runs whole on one thread.
+Measured on the 2-core machine, float32, best of 200 (OpenBLAS's threaded call against the batch): ``g.T @ h``
+481 -> 205 us, ``g @ w`` (64 x 512 x 512) 260 -> 240, ``g.T @ x`` (512 x 64 x 784) 281 -> 261, the two products
+of a layer's backward 433 -> 364, the forward ``w @ x.T`` (512 x 784 x 64) 286 -> 280; never slower. Every part
+keeps more than ``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the process (SIGSEGV,
+seen for float32 and float64) on an item of at most 100 x 100 x 100; smaller products take numpy's call.
+
 ``transpose(src, out)``: ``out = src.T`` for 2-D C-contiguous float arrays through OpenBLAS's out-of-place
 transpose (``cblas_somatcopy`` / ``cblas_domatcopy``, a blocked SIMD kernel): the float32 linear forward copies
 its ``w @ x.T`` product out transposed (``ops/dense.linear_product``), and numpy's strided copy of a (512, 64)
@@ -167,6 +180,160 @@ def transpose(src, out):
     fn(_CBLAS_ROW_MAJOR, _CBLAS_TRANS, rows, cols, 1.0, src.ctypes.data, cols, out.ctypes.data, rows)
 
 
+# (symbol, 64-bit integers) of the grouped batch GEMMs by dtype char, most specific first (the library numpy's
+# own calls use: its wheels' ``scipy_openblas64_``), and the thread-count getters of their libraries
+_BATCH_SYMBOLS = {
+    "f": (("scipy_cblas_sgemm_batch64_", True), ("cblas_sgemm_batch64_", True), ("cblas_sgemm_batch", False)),
+    "d": (("scipy_cblas_dgemm_batch64_", True), ("cblas_dgemm_batch64_", True), ("cblas_dgemm_batch", False)),
+}
+_NO_TRANS = 111
+# Every part of a batch has more multiply-adds than this (module docstring: OpenBLAS 0.3.31's batch crashes on
+# items of at most 1e6; four times that leaves a margin for a kernel whose small-matrix bound is larger)
+BATCH_ITEM_MIN_MACS = 1 << 22
+# Batches only where BLAS runs this many threads or fewer: one part per thread, each packing the operand the
+# parts share, was measured on 2 cores only (a wide machine keeps OpenBLAS's own split, which shares it)
+BATCH_MAX_THREADS = 4
+_batches = None  # dtype char -> (cblas ?gemm_batch, 64-bit integers, thread-count getter); found on first use
+_BATCH_CONSTS = {}  # (dtype char, transposes, betas) -> the batch's flag and scalar arrays, with their addresses
+
+
+def _find_batches():
+    found = {}
+    libs = []
+    for path in _library_paths():
+        try:
+            libs.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    for char, candidates in _BATCH_SYMBOLS.items():
+        for name, wide in candidates:
+            lib = next((lib for lib in libs if getattr(lib, name, None) is not None), None)
+            if lib is None:
+                continue
+            getter = next((getattr(lib, g) for _, g in _SYMBOLS if getattr(lib, g, None) is not None), None)
+            if getter is None:
+                break  # (no thread count to split by)
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            fn = getattr(lib, name)
+            index = ctypes.c_int64 if wide else ctypes.c_int
+            fn.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 13 + [index, ctypes.c_void_p]
+            fn.restype = None
+            found[char] = (fn, wide, getter)
+            break
+    return found
+
+
+def _layout(x):
+    """``(transposed, leading dimension)`` of a 2-D operand for a row-major BLAS call, None where BLAS cannot
+    read it in place (no unit stride, a broadcast or reversed axis, a misaligned view)."""
+    item = x.itemsize
+    s0, s1 = x.strides
+    if s1 == item and s0 % item == 0 and s0 // item >= max(1, x.shape[1]):
+        return False, s0 // item
+    if s0 == item and s1 % item == 0 and s1 // item >= max(1, x.shape[0]):
+        return True, s1 // item
+    return None
+
+
+def _batched(products, split):
+    """``out = a @ b`` (``+=`` with ``accumulate``) for each of ``products`` in one call of OpenBLAS's batch GEMM,
+    one part per BLAS thread (``split``: cut a lone product into that many, along out's longer dimension);
+    False, with nothing done, where that does not apply: no batch GEMM or one thread, shapes or layouts BLAS
+    cannot take in place, an output overlapping an operand or another output (numpy copies those; parts on two
+    threads would race), parts too small (``BATCH_ITEM_MIN_MACS``). Addresses and extents are worked out here,
+    once per operand (numpy's ``.ctypes`` costs about a microsecond each)."""
+    global _batches
+    if _batches is None:
+        with _lock:
+            if _batches is None:
+                _batches = _find_batches()
+    dtype = products[0][0].dtype
+    found = _batches.get(dtype.char)
+    if found is None:
+        return False
+    fn, wide, getter = found
+    threads = getter()
+    count = threads if split and len(products) == 1 else 1  # parts per product
+    if threads < 2 or threads > BATCH_MAX_THREADS or len(products) * count < 2:
+        return False
+    item = dtype.itemsize
+    specs = []
+    spans = []  # (low, high) byte addresses of the outputs, then of the other operands
+    reads = []
+    for a, b, out, accumulate in products:
+        if a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or not (a.dtype == b.dtype == out.dtype == dtype):
+            return False
+        if not (a.flags.aligned and b.flags.aligned and out.flags.aligned):
+            return False
+        la, lb, lc = _layout(a), _layout(b), _layout(out)
+        if la is None or lb is None or lc is None or lc[0]:
+            return False
+        m, k = a.shape
+        n = b.shape[1]
+        if b.shape[0] != k or out.shape != (m, n) or m * n * k <= count * BATCH_ITEM_MIN_MACS:
+            return False  # (mismatched shapes: numpy's call raises)
+        pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
+        spans.append((pc, pc + out.strides[0] * (m - 1) + item * n))
+        reads.append((pa, pa + a.strides[0] * (m - 1) + a.strides[1] * (k - 1) + item))
+        reads.append((pb, pb + b.strides[0] * (k - 1) + b.strides[1] * (n - 1) + item))
+        specs.append((m, n, k, la, lb, lc[1], pa, pb, pc, a.strides[0], b.strides[1], out.strides[0], accumulate))
+    outs = len(spans)
+    spans += reads
+    for j in range(outs):
+        lo, hi = spans[j]
+        for i, (lo2, hi2) in enumerate(spans):
+            if i != j and lo < hi2 and lo2 < hi:
+                return False
+    ms, ns, ks, ldas, ldbs, ldcs, As, Bs, Cs, ta, tb, betas = ([] for _ in range(12))
+    for m, n, k, la, lb, ldc, pa, pb, pc, row_a, col_b, row_c, accumulate in specs:
+        if count == 1:
+            cuts = [(0, m, n)]
+        elif m >= n:  # rows of a and of out
+            cuts = [(m * j // count, m * (j + 1) // count, n) for j in range(count)]
+        else:  # columns of b and of out
+            cuts = [(n * j // count, n * (j + 1) // count, m) for j in range(count)]
+        for lo, hi, other in cuts:
+            if count == 1 or m >= n:
+                ms.append(hi - lo)
+                ns.append(other)
+                As.append(pa + lo * row_a)
+                Bs.append(pb)
+                Cs.append(pc + lo * row_c)
+            else:
+                ms.append(other)
+                ns.append(hi - lo)
+                As.append(pa)
+                Bs.append(pb + lo * col_b)
+                Cs.append(pc + lo * item)
+            ks.append(k)
+            ldas.append(la[1])
+            ldbs.append(lb[1])
+            ldcs.append(ldc)
+            ta.append(_CBLAS_TRANS if la[0] else _NO_TRANS)
+            tb.append(_CBLAS_TRANS if lb[0] else _NO_TRANS)
+            betas.append(1.0 if accumulate else 0.0)
+    total = len(ms)
+    key = (dtype.char, tuple(ta), tuple(tb), tuple(betas))
+    consts = _BATCH_CONSTS.get(key)
+    if consts is None:  # (read-only, so shared by every call and thread with these flags)
+        trans = np.array(ta + tb, np.int32)  # (C enums)
+        scalars = np.array([1.0] * total + betas, dtype)  # alphas, betas
+        consts = _BATCH_CONSTS[key] = (trans, scalars, trans.ctypes.data, scalars.ctypes.data)
+    _, _, t, sc = consts
+    if wide:  # sizes and addresses in one array
+        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + [1] * total + As + Bs + Cs, np.int64)
+        i0 = words.ctypes.data
+        p = i0 + 56 * total
+    else:
+        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + [1] * total, np.int32)
+        pointers = np.array(As + Bs + Cs, np.uintp)
+        i0, p = words.ctypes.data, pointers.ctypes.data
+    di, dp, ds = words.itemsize * total, (8 if wide else pointers.itemsize) * total, item * total
+    m_, n_, k_, lda, ldb, ldc, groups = (i0 + j * di for j in range(7))  # (group sizes: one item each)
+    fn(_CBLAS_ROW_MAJOR, t, t + 4 * total, m_, n_, k_, sc, p, lda, p + dp, ldb, sc + ds, p + 2 * dp, ldc, total, groups)
+    return True
+
+
 def _get_controls():
     global _controls
     if _controls is None:
@@ -243,7 +410,8 @@ backoff = True  # False under ``ad.use_deterministic_algorithms(True)``: BLAS's 
 
 def matmul(a, b, out, accumulate=False):
     """``out = a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D ``a`` and ``b``: numpy's BLAS, on its own
-    threads unless the cores were found contended within the last ``CONTENDED_HOLD_S`` (module docstring).
+    threads (a big product cut into one part per thread: module docstring) unless the cores were found contended
+    within the last ``CONTENDED_HOLD_S``.
 
     Example:
         >>> a, b = np.ones((64, 784), np.float32), np.ones((784, 512), np.float32)
@@ -252,19 +420,42 @@ def matmul(a, b, out, accumulate=False):
         >>> float(out[0, 0])
         784.0
     """
+    _run(((a, b, out, accumulate),), (a.shape, b.shape, a.dtype.char), a.shape[0] * a.shape[1] * b.shape[1])
+
+
+def matmuls(products):
+    """``matmul`` of each ``(a, b, out, accumulate)`` of ``products``, independent products into outputs that do
+    not overlap: side by side, one per BLAS thread, in one batch call where they are big enough (module
+    docstring), else one after the other.
+
+    Example:
+        >>> g, w, x = np.ones((64, 512)), np.ones((512, 512)), np.ones((64, 512))
+        >>> gx, gw = np.empty((64, 512)), np.empty((512, 512))
+        >>> matmuls([(g, w, gx, False), (g.T, x, gw, False)])
+        >>> float(gx[0, 0]), float(gw[0, 0])
+        (512.0, 64.0)
+    """
+    if len(products) == 1:
+        matmul(*products[0])
+        return
+    key = tuple([(a.shape, b.shape, a.dtype.char) for a, b, _, _ in products])
+    _run(products, key, sum([a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]))
+
+
+def _run(products, key, macs):
+    """Compute ``products`` (``_compute``), timing threaded calls against the fastest seen for ``key`` (their
+    shapes): the contention back-off of the module docstring."""
     global _hold_until, _strikes
-    macs = a.shape[0] * a.shape[1] * b.shape[1]
     if macs < THREADED_MIN_MACS or not backoff or not (_controls if _controls is not None else _get_controls()):
-        _product(a, b, out, accumulate)
+        _compute(products)
         return
     start = time.perf_counter()
     if start < _hold_until:
         with _SINGLE:
-            _product(a, b, out, accumulate)
+            _compute(products)
         return
-    _product(a, b, out, accumulate)
+    _compute(products)
     took = time.perf_counter() - start
-    key = (a.shape, b.shape, a.dtype.char)
     fastest = _fastest.get(key)
     if fastest is None:  # (a shape's first call also starts BLAS's threads, or faults in pages: not judged)
         if len(_fastest) >= _FASTEST_MAX:
@@ -284,7 +475,19 @@ def matmul(a, b, out, accumulate=False):
         _strikes -= 1
 
 
+def _compute(products):
+    if len(products) == 1:
+        _product(*products[0])
+    elif not _batched(products, False):
+        for a, b, out, accumulate in products:
+            _product(a, b, out, accumulate)
+
+
 def _product(a, b, out, accumulate):
+    m, k = a.shape
+    n = b.shape[1]
+    if k < m and k < n and m * n * k > 2 * BATCH_ITEM_MIN_MACS and _batched(((a, b, out, accumulate),), True):
+        return  # (a weight gradient's shape: one part per BLAS thread, module docstring)
     if accumulate:
         out += a @ b
     elif a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:

@@ -29,17 +29,20 @@ result's last bits may depend on the load, as they already depend on the thread 
 ``ad.use_deterministic_algorithms(True)`` (``backoff`` False).
 
 Threaded products as one batch: OpenBLAS's threaded GEMM splits one product across its threads and
-synchronizes them per panel; for the products of a dense step (a 64-row batch against 512-wide layers) that
-costs a third of the second core: W2's weight gradient ``g.T @ h`` (512 x 64 x 512, float32) took 244-480 us on
-two threads against 350 on one. ``matmul`` and ``matmuls`` instead hand OpenBLAS's grouped batch GEMM
-(``cblas_?gemm_batch``) one part per thread: independent products side by side (a linear row's ``g @ w`` and
-``g.T @ x``, equal in multiply-adds), or one product cut along its longer output dimension into as many parts
-as BLAS has threads (K is never cut: each element's sum is one thread's). Each part runs whole on one thread.
-Measured on the 2-core machine, float32, best of 200 (OpenBLAS's threaded call against the batch): ``g.T @ h``
-481 -> 205 us, ``g @ w`` (64 x 512 x 512) 260 -> 240, ``g.T @ x`` (512 x 64 x 784) 281 -> 261, the two products
-of a layer's backward 433 -> 364, the forward ``w @ x.T`` (512 x 784 x 64) 286 -> 280; never slower. Every part
-keeps more than ``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the process (SIGSEGV,
-seen for float32 and float64) on an item of at most 100 x 100 x 100; smaller products take numpy's call.
+synchronizes them per panel, which for a dense layer's weight gradient (a short inner dimension: the batch)
+costs most of the second core: W2's ``g.T @ h`` (512 x 64 x 512, float32) took 244-490 us on two threads
+against 350 on one. ``matmuls`` hands OpenBLAS's grouped batch GEMM (``cblas_?gemm_batch``) independent
+products to run side by side, each whole on one thread (a linear row's ``g @ w`` and ``g.T @ x``, equal in
+multiply-adds: ``big_rows._matmul_row``), and ``matmul`` cuts a lone product whose inner dimension is shorter
+than both output dimensions (a weight gradient) into one part per thread along its longer output dimension (K
+is never cut: each element's sum is one thread's). Measured on the 2-core machine under load, float32, the
+best tenth of 200 calls, OpenBLAS's threaded calls against the batch: ``g.T @ h`` 256-491 -> 184-206 us,
+``g.T @ x`` (512 x 64 x 784) 281-574 -> 261-518, the two products of a layer's backward (64 x 512 x 512 each)
+433 -> 364; products with a long inner dimension gain little when cut (``w @ x.T``, 512 x 784 x 64: 286 ->
+280) and keep OpenBLAS's split. The Python around the call (addresses, the argument arrays) costs 10-20 us.
+Every part keeps more than ``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the process
+(SIGSEGV, seen for float32 and float64) on an item of at most 100 x 100 x 100; smaller products take numpy's
+call.
 
 ``transpose(src, out)``: ``out = src.T`` for 2-D C-contiguous float arrays through OpenBLAS's out-of-place
 transpose (``cblas_somatcopy`` / ``cblas_domatcopy``, a blocked SIMD kernel): the float32 linear forward copies
@@ -284,48 +287,36 @@ def _batched(products, split):
         for i, (lo2, hi2) in enumerate(spans):
             if i != j and lo < hi2 and lo2 < hi:
                 return False
-    ms, ns, ks, ldas, ldbs, ldcs, As, Bs, Cs, ta, tb, betas = ([] for _ in range(12))
+    parts = []  # (M, N, K, lda, ldb, ldc, A, B, C, trans a, trans b, beta) of each batch item
     for m, n, k, la, lb, ldc, pa, pb, pc, row_a, col_b, row_c, accumulate in specs:
+        ta = _CBLAS_TRANS if la[0] else _NO_TRANS
+        tb = _CBLAS_TRANS if lb[0] else _NO_TRANS
+        beta = 1.0 if accumulate else 0.0
         if count == 1:
-            cuts = [(0, m, n)]
+            parts.append((m, n, k, la[1], lb[1], ldc, pa, pb, pc, ta, tb, beta))
         elif m >= n:  # rows of a and of out
-            cuts = [(m * j // count, m * (j + 1) // count, n) for j in range(count)]
+            for j in range(count):
+                lo, hi = m * j // count, m * (j + 1) // count
+                parts.append((hi - lo, n, k, la[1], lb[1], ldc, pa + lo * row_a, pb, pc + lo * row_c, ta, tb, beta))
         else:  # columns of b and of out
-            cuts = [(n * j // count, n * (j + 1) // count, m) for j in range(count)]
-        for lo, hi, other in cuts:
-            if count == 1 or m >= n:
-                ms.append(hi - lo)
-                ns.append(other)
-                As.append(pa + lo * row_a)
-                Bs.append(pb)
-                Cs.append(pc + lo * row_c)
-            else:
-                ms.append(other)
-                ns.append(hi - lo)
-                As.append(pa)
-                Bs.append(pb + lo * col_b)
-                Cs.append(pc + lo * item)
-            ks.append(k)
-            ldas.append(la[1])
-            ldbs.append(lb[1])
-            ldcs.append(ldc)
-            ta.append(_CBLAS_TRANS if la[0] else _NO_TRANS)
-            tb.append(_CBLAS_TRANS if lb[0] else _NO_TRANS)
-            betas.append(1.0 if accumulate else 0.0)
-    total = len(ms)
-    key = (dtype.char, tuple(ta), tuple(tb), tuple(betas))
+            for j in range(count):
+                lo, hi = n * j // count, n * (j + 1) // count
+                parts.append((m, hi - lo, k, la[1], lb[1], ldc, pa, pb + lo * col_b, pc + lo * item, ta, tb, beta))
+    ms, ns, ks, ldas, ldbs, ldcs, As, Bs, Cs, ta, tb, betas = zip(*parts)
+    total = len(parts)
+    key = (dtype.char, ta, tb, betas)
     consts = _BATCH_CONSTS.get(key)
     if consts is None:  # (read-only, so shared by every call and thread with these flags)
         trans = np.array(ta + tb, np.int32)  # (C enums)
-        scalars = np.array([1.0] * total + betas, dtype)  # alphas, betas
+        scalars = np.array((1.0,) * total + betas, dtype)  # alphas, betas
         consts = _BATCH_CONSTS[key] = (trans, scalars, trans.ctypes.data, scalars.ctypes.data)
     _, _, t, sc = consts
     if wide:  # sizes and addresses in one array
-        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + [1] * total + As + Bs + Cs, np.int64)
+        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + (1,) * total + As + Bs + Cs, np.int64)
         i0 = words.ctypes.data
         p = i0 + 56 * total
     else:
-        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + [1] * total, np.int32)
+        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + (1,) * total, np.int32)
         pointers = np.array(As + Bs + Cs, np.uintp)
         i0, p = words.ctypes.data, pointers.ctypes.data
     di, dp, ds = words.itemsize * total, (8 if wide else pointers.itemsize) * total, item * total

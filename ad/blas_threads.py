@@ -273,8 +273,10 @@ def _batched(products, split):
             return False
         m, k = a.shape
         n = b.shape[1]
-        if b.shape[0] != k or out.shape != (m, n) or m * n * k <= count * BATCH_ITEM_MIN_MACS:
-            return False  # (mismatched shapes: numpy's call raises)
+        if b.shape[0] != k or out.shape != (m, n):
+            return False  # (numpy's call raises)
+        if (m // count if m >= n else m) * (n if m >= n else n // count) * k <= BATCH_ITEM_MIN_MACS:
+            return False  # (the smallest part)
         pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
         spans.append((pc, pc + out.strides[0] * (m - 1) + item * n))
         reads.append((pa, pa + a.strides[0] * (m - 1) + a.strides[1] * (k - 1) + item))

@@ -28,21 +28,17 @@ threads on a busy machine). The two can round differently (OpenBLAS splits K dif
 result's last bits may depend on the load, as they already depend on the thread count set; not under
 ``ad.use_deterministic_algorithms(True)`` (``backoff`` False).
 
-Threaded products as one batch: OpenBLAS's threaded GEMM splits one product across its threads and
-synchronizes them per panel, which for a dense layer's weight gradient (a short inner dimension: the batch)
-costs most of the second core: W2's ``g.T @ h`` (512 x 64 x 512, float32) took 244-490 us on two threads
-against 350 on one. ``matmuls`` hands OpenBLAS's grouped batch GEMM (``cblas_?gemm_batch``) independent
-products to run side by side, each whole on one thread (a linear row's ``g @ w`` and ``g.T @ x``, equal in
-multiply-adds: ``big_rows._matmul_row``), and ``matmul`` cuts a lone product whose inner dimension is shorter
-than both output dimensions (a weight gradient) into one part per thread along its longer output dimension (K
-is never cut: each element's sum is one thread's). Measured on the 2-core machine under load, float32, the
-best tenth of 200 calls, OpenBLAS's threaded calls against the batch: ``g.T @ h`` 256-491 -> 184-206 us,
-``g.T @ x`` (512 x 64 x 784) 281-574 -> 261-518, the two products of a layer's backward (64 x 512 x 512 each)
-433 -> 364; products with a long inner dimension gain little when cut (``w @ x.T``, 512 x 784 x 64: 286 ->
-280) and keep OpenBLAS's split. The Python around the call (addresses, the argument arrays) costs 10-20 us.
-Every part keeps more than ``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the process
-(SIGSEGV, seen for float32 and float64) on an item of at most 100 x 100 x 100; smaller products take numpy's
-call.
+Independent products side by side (``matmuls``): OpenBLAS's threaded GEMM splits each product across its
+threads and synchronizes them per panel, which costs a dense layer's backward much of the second core: the
+input's and the weight's cotangents ``g @ w`` and ``g.T @ x`` (W2's 64 x 512 x 512 each, float32) took 433
+us one after the other on two threads, against 350 for either on one. ``matmuls`` hands them to OpenBLAS's
+grouped batch GEMM (``cblas_?gemm_batch``), which runs each whole on one of its threads (equal in multiply-adds:
+the two share their three dimensions): 364 us apart, 394-406 in W2's replayed step with the Python around the
+call (10-20 us: addresses, the argument arrays), against 422-433 (``big_rows._matmul_row``). Cutting a lone
+product into one part per thread instead did not pay: W2's first-layer weight gradient (512 x 64 x 784) took
+261 against 281 us alone but 336-344 against 295-300 in the step. Every product of a batch has more than
+``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the process (SIGSEGV, seen for float32
+and float64) on an item of at most 100 x 100 x 100; smaller products take numpy's calls one after the other.
 
 ``transpose(src, out)``: ``out = src.T`` for 2-D C-contiguous float arrays through OpenBLAS's out-of-place
 transpose (``cblas_somatcopy`` / ``cblas_domatcopy``, a blocked SIMD kernel): the float32 linear forward copies
@@ -193,9 +189,6 @@ _NO_TRANS = 111
 # Every part of a batch has more multiply-adds than this (module docstring: OpenBLAS 0.3.31's batch crashes on
 # items of at most 1e6; four times that leaves a margin for a kernel whose small-matrix bound is larger)
 BATCH_ITEM_MIN_MACS = 1 << 22
-# Batches only where BLAS runs this many threads or fewer: one part per thread, each packing the operand the
-# parts share, was measured on 2 cores only (a wide machine keeps OpenBLAS's own split, which shares it)
-BATCH_MAX_THREADS = 4
 _batches = None  # dtype char -> (cblas ?gemm_batch, 64-bit integers, thread-count getter); found on first use
 _BATCH_CONSTS = {}  # (dtype char, transposes, betas) -> the batch's flag and scalar arrays, with their addresses
 
@@ -238,13 +231,13 @@ def _layout(x):
     return None
 
 
-def _batched(products, split):
+def _batched(products):
     """``out = a @ b`` (``+=`` with ``accumulate``) for each of ``products`` in one call of OpenBLAS's batch GEMM,
-    one part per BLAS thread (``split``: cut a lone product into that many, along out's longer dimension);
-    False, with nothing done, where that does not apply: no batch GEMM or one thread, shapes or layouts BLAS
-    cannot take in place, an output overlapping an operand or another output (numpy copies those; parts on two
-    threads would race), parts too small (``BATCH_ITEM_MIN_MACS``). Addresses and extents are worked out here,
-    once per operand (numpy's ``.ctypes`` costs about a microsecond each)."""
+    each product whole on one BLAS thread; False, with nothing done, where that does not apply: no batch GEMM,
+    one thread or more threads than products, shapes or layouts BLAS cannot take in place, an output overlapping an
+    operand or another output (numpy copies those; products on two threads would race), a product too small
+    (``BATCH_ITEM_MIN_MACS``). Addresses and extents are worked out here, once per operand (numpy's ``.ctypes``
+    costs about a microsecond each)."""
     global _batches
     if _batches is None:
         with _lock:
@@ -256,11 +249,10 @@ def _batched(products, split):
         return False
     fn, wide, getter = found
     threads = getter()
-    count = threads if split and len(products) == 1 else 1  # parts per product
-    if threads < 2 or threads > BATCH_MAX_THREADS or len(products) * count < 2:
-        return False
+    if threads < 2 or threads > len(products):
+        return False  # (one thread; or more threads than products, which OpenBLAS's own split keeps busy)
     item = dtype.itemsize
-    specs = []
+    parts = []  # (M, N, K, lda, ldb, ldc, A, B, C, trans a, trans b, beta) of each batch item
     spans = []  # (low, high) byte addresses of the outputs, then of the other operands
     reads = []
     for a, b, out, accumulate in products:
@@ -275,13 +267,15 @@ def _batched(products, split):
         n = b.shape[1]
         if b.shape[0] != k or out.shape != (m, n):
             return False  # (numpy's call raises)
-        if (m // count if m >= n else m) * (n if m >= n else n // count) * k <= BATCH_ITEM_MIN_MACS:
-            return False  # (the smallest part)
+        if m * n * k <= BATCH_ITEM_MIN_MACS:
+            return False
         pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
         spans.append((pc, pc + out.strides[0] * (m - 1) + item * n))
         reads.append((pa, pa + a.strides[0] * (m - 1) + a.strides[1] * (k - 1) + item))
         reads.append((pb, pb + b.strides[0] * (k - 1) + b.strides[1] * (n - 1) + item))
-        specs.append((m, n, k, la, lb, lc[1], pa, pb, pc, a.strides[0], b.strides[1], out.strides[0], accumulate))
+        ta = _CBLAS_TRANS if la[0] else _NO_TRANS
+        tb = _CBLAS_TRANS if lb[0] else _NO_TRANS
+        parts.append((m, n, k, la[1], lb[1], lc[1], pa, pb, pc, ta, tb, 1.0 if accumulate else 0.0))
     outs = len(spans)
     spans += reads
     for j in range(outs):
@@ -289,21 +283,6 @@ def _batched(products, split):
         for i, (lo2, hi2) in enumerate(spans):
             if i != j and lo < hi2 and lo2 < hi:
                 return False
-    parts = []  # (M, N, K, lda, ldb, ldc, A, B, C, trans a, trans b, beta) of each batch item
-    for m, n, k, la, lb, ldc, pa, pb, pc, row_a, col_b, row_c, accumulate in specs:
-        ta = _CBLAS_TRANS if la[0] else _NO_TRANS
-        tb = _CBLAS_TRANS if lb[0] else _NO_TRANS
-        beta = 1.0 if accumulate else 0.0
-        if count == 1:
-            parts.append((m, n, k, la[1], lb[1], ldc, pa, pb, pc, ta, tb, beta))
-        elif m >= n:  # rows of a and of out
-            for j in range(count):
-                lo, hi = m * j // count, m * (j + 1) // count
-                parts.append((hi - lo, n, k, la[1], lb[1], ldc, pa + lo * row_a, pb, pc + lo * row_c, ta, tb, beta))
-        else:  # columns of b and of out
-            for j in range(count):
-                lo, hi = n * j // count, n * (j + 1) // count
-                parts.append((m, hi - lo, k, la[1], lb[1], ldc, pa, pb + lo * col_b, pc + lo * item, ta, tb, beta))
     ms, ns, ks, ldas, ldbs, ldcs, As, Bs, Cs, ta, tb, betas = zip(*parts)
     total = len(parts)
     key = (dtype.char, ta, tb, betas)
@@ -403,8 +382,7 @@ backoff = True  # False under ``ad.use_deterministic_algorithms(True)``: BLAS's 
 
 def matmul(a, b, out, accumulate=False):
     """``out = a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D ``a`` and ``b``: numpy's BLAS, on its own
-    threads (a big product cut into one part per thread: module docstring) unless the cores were found contended
-    within the last ``CONTENDED_HOLD_S``.
+    threads unless the cores were found contended within the last ``CONTENDED_HOLD_S`` (module docstring).
 
     Example:
         >>> a, b = np.ones((64, 784), np.float32), np.ones((784, 512), np.float32)
@@ -471,16 +449,12 @@ def _run(products, key, macs):
 def _compute(products):
     if len(products) == 1:
         _product(*products[0])
-    elif not _batched(products, False):
+    elif not _batched(products):
         for a, b, out, accumulate in products:
             _product(a, b, out, accumulate)
 
 
 def _product(a, b, out, accumulate):
-    m, k = a.shape
-    n = b.shape[1]
-    if k < m and k < n and m * n * k > 2 * BATCH_ITEM_MIN_MACS and _batched(((a, b, out, accumulate),), True):
-        return  # (a weight gradient's shape: one part per BLAS thread, module docstring)
     if accumulate:
         out += a @ b
     elif a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:

@@ -34,11 +34,16 @@ input's and the weight's cotangents ``g @ w`` and ``g.T @ x`` (W2's 64 x 512 x 5
 us one after the other on two threads, against 350 for either on one. ``matmuls`` hands them to OpenBLAS's
 grouped batch GEMM (``cblas_?gemm_batch``), which runs each whole on one of its threads (equal in multiply-adds:
 the two share their three dimensions): 364 us apart, 394-406 in W2's replayed step with the Python around the
-call (10-20 us: addresses, the argument arrays), against 422-433 (``big_rows._matmul_row``). Cutting a lone
-product into one part per thread instead did not pay: W2's first-layer weight gradient (512 x 64 x 784) took
-261 against 281 us alone but 336-344 against 295-300 in the step. Every product of a batch has more than
-``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the process (SIGSEGV, seen for float32
-and float64) on an item of at most 100 x 100 x 100; smaller products take numpy's calls one after the other.
+call (10-20 us: addresses, the argument arrays), against 422-433 (``big_rows._matmul_row``; whole step 25-45
+us less). In the processes where W2's GEMMs run slow (a fresh process now and then, for its whole life;
+products with a short inner dimension take twice as long, ``g.T @ x`` 300 -> 620-660 us, ``w @ x.T`` 20%
+longer: perhaps the two threads' synchronization and shared packed panels between distant host cores) the two
+took 426-437 us against 813-852 (whole step 2.2 against 2.7 ms). Only where BLAS has as many threads as
+products or fewer. Cutting a lone product into one part per thread instead did not pay: W2's first-layer
+weight gradient (512 x 64 x 784) took 261 against 281 us alone but 336-344 against 295-300 in the step. Every
+product of a batch has more than ``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the
+process (SIGSEGV, seen for float32 and float64) on an item of at most 100 x 100 x 100; smaller products take
+numpy's calls one after the other.
 
 ``transpose(src, out)``: ``out = src.T`` for 2-D C-contiguous float arrays through OpenBLAS's out-of-place
 transpose (``cblas_somatcopy`` / ``cblas_domatcopy``, a blocked SIMD kernel): the float32 linear forward copies

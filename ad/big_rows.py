@@ -158,16 +158,29 @@ def _matmul_row(s, t, g_flat, targets, linear):
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
     g = g_flat.reshape(xd.shape[0], -1)
     done = []
+    products = []  # (offset, shape, a, b) of x's and y's cotangents
     for off, _, inp in targets:
         if any(inp is d for d in done):
             continue  # an input used twice (x @ x): all its parts were added on its first pass
         done.append(inp)
         if inp is x:
-            _write_product(s, off, xd.shape, g, yd if linear else yd.T)
+            products.append((off, xd.shape, g, yd if linear else yd.T))
         if inp is y:
-            _write_product(s, off, yd.shape, *((g.T, xd) if linear else (xd.T, g)))
+            products.append((off, yd.shape, *((g.T, xd) if linear else (xd.T, g))))
         if inp is b:
             _write_product(s, off, (g.shape[1],), g, None)
+    if len(products) == 2 and products[0][0] != products[1][0]:
+        # both operands' cotangents, side by side on BLAS's threads (equal in multiply-adds: ``g @ y.T`` and
+        # ``g.T @ x`` share their three dimensions)
+        jobs = []
+        for off, shape, left, right in products:
+            jobs.append((left, right, s.cot[off : off + _size(shape)].reshape(shape), bool(s.live[off])))
+        blas_threads.matmuls(jobs)
+        for off, _, _, _ in products:
+            s.live[off] = 1
+        return
+    for off, shape, left, right in products:  # (x @ x: the second adds to the first)
+        _write_product(s, off, shape, left, right)
 
 
 def _matvec_row(s, off, k, x, y, g_flat):

@@ -28,6 +28,23 @@ threads on a busy machine). The two can round differently (OpenBLAS splits K dif
 result's last bits may depend on the load, as they already depend on the thread count set; not under
 ``ad.use_deterministic_algorithms(True)`` (``backoff`` False).
 
+Independent products side by side (``matmuls``): OpenBLAS's threaded GEMM splits each product across its
+threads and synchronizes them per panel, which costs a dense layer's backward much of the second core: the
+input's and the weight's cotangents ``g @ w`` and ``g.T @ x`` (W2's 64 x 512 x 512 each, float32) took 433
+us one after the other on two threads, against 350 for either on one. ``matmuls`` hands them to OpenBLAS's
+grouped batch GEMM (``cblas_?gemm_batch``), which runs each whole on one of its threads (equal in multiply-adds:
+the two share their three dimensions): 364 us apart, 394-406 in W2's replayed step with the Python around the
+call (10-20 us: addresses, the argument arrays), against 422-433 (``big_rows._matmul_row``; whole step 25-45
+us less). In the processes where W2's GEMMs run slow (a fresh process now and then, for its whole life;
+products with a short inner dimension take twice as long, ``g.T @ x`` 300 -> 620-660 us, ``w @ x.T`` 20%
+longer: perhaps the two threads' synchronization and shared packed panels between distant host cores) the two
+took 426-437 us against 813-852 (whole step 2.2 against 2.7 ms). Only where BLAS has as many threads as
+products or fewer. Cutting a lone product into one part per thread instead did not pay: W2's first-layer
+weight gradient (512 x 64 x 784) took 261 against 281 us alone but 336-344 against 295-300 in the step. Every
+product of a batch has more than ``BATCH_ITEM_MIN_MACS`` multiply-adds: OpenBLAS 0.3.31's batch crashes the
+process (SIGSEGV, seen for float32 and float64) on an item of at most 100 x 100 x 100; smaller products take
+numpy's calls one after the other.
+
 ``transpose(src, out)``: ``out = src.T`` for 2-D C-contiguous float arrays through OpenBLAS's out-of-place
 transpose (``cblas_somatcopy`` / ``cblas_domatcopy``, a blocked SIMD kernel): the float32 linear forward copies
 its ``w @ x.T`` product out transposed (``ops/dense.linear_product``), and numpy's strided copy of a (512, 64)
@@ -167,6 +184,133 @@ def transpose(src, out):
     fn(_CBLAS_ROW_MAJOR, _CBLAS_TRANS, rows, cols, 1.0, src.ctypes.data, cols, out.ctypes.data, rows)
 
 
+# (symbol, 64-bit integers) of the grouped batch GEMMs by dtype char, most specific first (the library numpy's
+# own calls use: its wheels' ``scipy_openblas64_``), and the thread-count getters of their libraries
+_BATCH_SYMBOLS = {
+    "f": (("scipy_cblas_sgemm_batch64_", True), ("cblas_sgemm_batch64_", True), ("cblas_sgemm_batch", False)),
+    "d": (("scipy_cblas_dgemm_batch64_", True), ("cblas_dgemm_batch64_", True), ("cblas_dgemm_batch", False)),
+}
+_NO_TRANS = 111
+# Every part of a batch has more multiply-adds than this (module docstring: OpenBLAS 0.3.31's batch crashes on
+# items of at most 1e6; four times that leaves a margin for a kernel whose small-matrix bound is larger)
+BATCH_ITEM_MIN_MACS = 1 << 22
+_batches = None  # dtype char -> (cblas ?gemm_batch, 64-bit integers, thread-count getter); found on first use
+_BATCH_CONSTS = {}  # (dtype char, transposes, betas) -> the batch's flag and scalar arrays, with their addresses
+
+
+def _find_batches():
+    found = {}
+    libs = []
+    for path in _library_paths():
+        try:
+            libs.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    for char, candidates in _BATCH_SYMBOLS.items():
+        for name, wide in candidates:
+            lib = next((lib for lib in libs if getattr(lib, name, None) is not None), None)
+            if lib is None:
+                continue
+            getter = next((getattr(lib, g) for _, g in _SYMBOLS if getattr(lib, g, None) is not None), None)
+            if getter is None:
+                break  # (no thread count to split by)
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            fn = getattr(lib, name)
+            index = ctypes.c_int64 if wide else ctypes.c_int
+            fn.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 13 + [index, ctypes.c_void_p]
+            fn.restype = None
+            found[char] = (fn, wide, getter)
+            break
+    return found
+
+
+def _layout(x):
+    """``(transposed, leading dimension)`` of a 2-D operand for a row-major BLAS call, None where BLAS cannot
+    read it in place (no unit stride, a broadcast or reversed axis, a misaligned view)."""
+    item = x.itemsize
+    s0, s1 = x.strides
+    if s1 == item and s0 % item == 0 and s0 // item >= max(1, x.shape[1]):
+        return False, s0 // item
+    if s0 == item and s1 % item == 0 and s1 // item >= max(1, x.shape[0]):
+        return True, s1 // item
+    return None
+
+
+def _batched(products):
+    """``out = a @ b`` (``+=`` with ``accumulate``) for each of ``products`` in one call of OpenBLAS's batch GEMM,
+    each product whole on one BLAS thread; False, with nothing done, where that does not apply: no batch GEMM,
+    one thread or more threads than products, shapes or layouts BLAS cannot take in place, an output overlapping an
+    operand or another output (numpy copies those; products on two threads would race), a product too small
+    (``BATCH_ITEM_MIN_MACS``). Addresses and extents are worked out here, once per operand (numpy's ``.ctypes``
+    costs about a microsecond each)."""
+    global _batches
+    if _batches is None:
+        with _lock:
+            if _batches is None:
+                _batches = _find_batches()
+    dtype = products[0][0].dtype
+    found = _batches.get(dtype.char)
+    if found is None:
+        return False
+    fn, wide, getter = found
+    threads = getter()
+    if threads < 2 or threads > len(products):
+        return False  # (one thread; or more threads than products, which OpenBLAS's own split keeps busy)
+    item = dtype.itemsize
+    parts = []  # (M, N, K, lda, ldb, ldc, A, B, C, trans a, trans b, beta) of each batch item
+    spans = []  # (low, high) byte addresses of the outputs, then of the other operands
+    reads = []
+    for a, b, out, accumulate in products:
+        if a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or not (a.dtype == b.dtype == out.dtype == dtype):
+            return False
+        if not (a.flags.aligned and b.flags.aligned and out.flags.aligned):
+            return False
+        la, lb, lc = _layout(a), _layout(b), _layout(out)
+        if la is None or lb is None or lc is None or lc[0]:
+            return False
+        m, k = a.shape
+        n = b.shape[1]
+        if b.shape[0] != k or out.shape != (m, n):
+            return False  # (numpy's call raises)
+        if m * n * k <= BATCH_ITEM_MIN_MACS:
+            return False
+        pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
+        spans.append((pc, pc + out.strides[0] * (m - 1) + item * n))
+        reads.append((pa, pa + a.strides[0] * (m - 1) + a.strides[1] * (k - 1) + item))
+        reads.append((pb, pb + b.strides[0] * (k - 1) + b.strides[1] * (n - 1) + item))
+        ta = _CBLAS_TRANS if la[0] else _NO_TRANS
+        tb = _CBLAS_TRANS if lb[0] else _NO_TRANS
+        parts.append((m, n, k, la[1], lb[1], lc[1], pa, pb, pc, ta, tb, 1.0 if accumulate else 0.0))
+    outs = len(spans)
+    spans += reads
+    for j in range(outs):
+        lo, hi = spans[j]
+        for i, (lo2, hi2) in enumerate(spans):
+            if i != j and lo < hi2 and lo2 < hi:
+                return False
+    ms, ns, ks, ldas, ldbs, ldcs, As, Bs, Cs, ta, tb, betas = zip(*parts)
+    total = len(parts)
+    key = (dtype.char, ta, tb, betas)
+    consts = _BATCH_CONSTS.get(key)
+    if consts is None:  # (read-only, so shared by every call and thread with these flags)
+        trans = np.array(ta + tb, np.int32)  # (C enums)
+        scalars = np.array((1.0,) * total + betas, dtype)  # alphas, betas
+        consts = _BATCH_CONSTS[key] = (trans, scalars, trans.ctypes.data, scalars.ctypes.data)
+    _, _, t, sc = consts
+    if wide:  # sizes and addresses in one array
+        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + (1,) * total + As + Bs + Cs, np.int64)
+        i0 = words.ctypes.data
+        p = i0 + 56 * total
+    else:
+        words = np.array(ms + ns + ks + ldas + ldbs + ldcs + (1,) * total, np.int32)
+        pointers = np.array(As + Bs + Cs, np.uintp)
+        i0, p = words.ctypes.data, pointers.ctypes.data
+    di, dp, ds = words.itemsize * total, (8 if wide else pointers.itemsize) * total, item * total
+    m_, n_, k_, lda, ldb, ldc, groups = (i0 + j * di for j in range(7))  # (group sizes: one item each)
+    fn(_CBLAS_ROW_MAJOR, t, t + 4 * total, m_, n_, k_, sc, p, lda, p + dp, ldb, sc + ds, p + 2 * dp, ldc, total, groups)
+    return True
+
+
 def _get_controls():
     global _controls
     if _controls is None:
@@ -252,19 +396,42 @@ def matmul(a, b, out, accumulate=False):
         >>> float(out[0, 0])
         784.0
     """
+    _run(((a, b, out, accumulate),), (a.shape, b.shape, a.dtype.char), a.shape[0] * a.shape[1] * b.shape[1])
+
+
+def matmuls(products):
+    """``matmul`` of each ``(a, b, out, accumulate)`` of ``products``, independent products into outputs that do
+    not overlap: side by side, one per BLAS thread, in one batch call where they are big enough (module
+    docstring), else one after the other.
+
+    Example:
+        >>> g, w, x = np.ones((64, 512)), np.ones((512, 512)), np.ones((64, 512))
+        >>> gx, gw = np.empty((64, 512)), np.empty((512, 512))
+        >>> matmuls([(g, w, gx, False), (g.T, x, gw, False)])
+        >>> float(gx[0, 0]), float(gw[0, 0])
+        (512.0, 64.0)
+    """
+    if len(products) == 1:
+        matmul(*products[0])
+        return
+    key = tuple([(a.shape, b.shape, a.dtype.char) for a, b, _, _ in products])
+    _run(products, key, sum([a.shape[0] * a.shape[1] * b.shape[1] for a, b, _, _ in products]))
+
+
+def _run(products, key, macs):
+    """Compute ``products`` (``_compute``), timing threaded calls against the fastest seen for ``key`` (their
+    shapes): the contention back-off of the module docstring."""
     global _hold_until, _strikes
-    macs = a.shape[0] * a.shape[1] * b.shape[1]
     if macs < THREADED_MIN_MACS or not backoff or not (_controls if _controls is not None else _get_controls()):
-        _product(a, b, out, accumulate)
+        _compute(products)
         return
     start = time.perf_counter()
     if start < _hold_until:
         with _SINGLE:
-            _product(a, b, out, accumulate)
+            _compute(products)
         return
-    _product(a, b, out, accumulate)
+    _compute(products)
     took = time.perf_counter() - start
-    key = (a.shape, b.shape, a.dtype.char)
     fastest = _fastest.get(key)
     if fastest is None:  # (a shape's first call also starts BLAS's threads, or faults in pages: not judged)
         if len(_fastest) >= _FASTEST_MAX:
@@ -282,6 +449,14 @@ def matmul(a, b, out, accumulate=False):
         return
     if _strikes:
         _strikes -= 1
+
+
+def _compute(products):
+    if len(products) == 1:
+        _product(*products[0])
+    elif not _batched(products):
+        for a, b, out, accumulate in products:
+            _product(a, b, out, accumulate)
 
 
 def _product(a, b, out, accumulate):

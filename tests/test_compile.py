@@ -282,6 +282,92 @@ def test_dense_gemm_backs_off_to_one_thread_while_contended(monkeypatch):
     assert blas_threads.backoff
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_batched_products_equal_numpys(dtype, monkeypatch):
+    """``blas_threads.matmuls`` (a linear row's two cotangents side by side, each on one BLAS thread, through
+    OpenBLAS's batch GEMM): numpy's products (to BLAS rounding) into outputs holding NaN, and ``+=`` them with
+    ``accumulate``; transposed operands, a strided output (nothing outside it written), a small product (numpy's
+    calls: the batch crashes on those), outputs overlapping an operand or each other and one BLAS thread
+    (numpy's calls, which copy an overlapped operand) all give numpy's values."""
+    from ad import blas_threads
+
+    rng = np.random.default_rng(3)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    g, w, x, x2 = (rng.standard_normal(s).astype(dtype) for s in [(64, 512), (512, 384), (64, 384), (64, 700)])
+    taken = []
+    batched = blas_threads._batched
+    monkeypatch.setattr(blas_threads, "_batched", lambda *a: taken.append(batched(*a)) or taken[-1])
+    monkeypatch.setattr(blas_threads, "backoff", False)  # (no contention hold: the test's load does not decide)
+    gx, gw = np.full((64, 384), np.nan, dtype), np.full((512, 384), np.nan, dtype)
+    blas_threads.matmuls([(g, w, gx, False), (g.T, x, gw, False)])
+    np.testing.assert_allclose(gx, g @ w, **tol)
+    np.testing.assert_allclose(gw, g.T @ x, **tol)
+    found = (blas_threads._batches or {}).get(np.dtype(dtype).char)
+    if found is not None and found[2]() == 2:  # (a batch GEMM, two BLAS threads: the batch was taken)
+        assert taken == [True]
+    blas_threads.matmuls([(g, w, gx, True), (g.T, x, gw, True)])
+    np.testing.assert_allclose(gx, 2 * (g @ w), **tol)
+    np.testing.assert_allclose(gw, 2 * (g.T @ x), **tol)
+    big = np.full((600, 800), np.nan, dtype)
+    view = big[7:519, 3:703]  # (ldc 800)
+    blas_threads.matmuls([(g.T, x2, view, False), (g, w, gx, False)])
+    np.testing.assert_allclose(view, g.T @ x2, **tol)
+    np.testing.assert_allclose(gx, g @ w, **tol)
+    assert np.isnan(big[:7]).all() and np.isnan(big[:, :3]).all() and np.isnan(big[519:]).all()
+    assert np.isnan(big[:, 703:]).all()
+    small = np.full((8, 16), np.nan, dtype)
+    blas_threads.matmuls([(g[:8].T[:8], g[:8, :16], small, False), (g.T, x, gw, False)])
+    np.testing.assert_allclose(small, g[:8].T[:8] @ g[:8, :16], **tol)
+    np.testing.assert_allclose(gw, g.T @ x, **tol)
+    arena = np.zeros(64 * 512 + 1000, dtype)
+    a, out = arena[: 64 * 512].reshape(64, 512), arena[1000:].reshape(64, 512)  # (out overlaps a)
+    w2 = rng.standard_normal((512, 512)).astype(dtype)
+    assert not batched([(a, w2, out, False), (g.T, x, gw, False)])
+    assert not batched([(g, w, gw[:64], False), (g.T, x, gw, False)])  # (outputs overlap)
+    with blas_threads.single_threaded():  # one BLAS thread: numpy's calls
+        gw2 = np.full((512, 384), np.nan, dtype)
+        assert not batched([(g, w, gx, False), (g.T, x, gw2, False)])
+        blas_threads.matmuls([(g, w, gx, False), (g.T, x, gw2, False)])
+    np.testing.assert_allclose(gw2, g.T @ x, **tol)
+
+
+def test_dense_layer_gradients_through_batched_blas_match_float64():
+    """A dense layer big enough for the batched BLAS products (``big_rows._matmul_row`` hands the input's and the
+    weight's cotangents to ``blas_threads.matmuls``): eager and replayed gradients equal the float64 ones, over
+    steps; ``linear(a, a)``, one tensor as input and weight (both products into one region), adds the two."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((64, 300))
+    params = [rng.standard_normal(s) * 0.05 for s in [(512, 300), (512,), (384, 512), (384,)]]
+
+    def f(xt, w1, b1, w2, b2):
+        return (ad.tanh(F.linear(ad.tanh(F.linear(xt, w1, b1)), w2, b2)) ** 2).sum()
+
+    def reference(ps):
+        h = np.tanh(x @ ps[0].T + ps[1])
+        z = np.tanh(h @ ps[2].T + ps[3])
+        gz = 2 * z * (1 - z**2)
+        gh = (gz @ ps[2]) * (1 - h**2)
+        return [gh.T @ x, gh.sum(0), gz.T @ h, gz.sum(0)]
+
+    cf = ad.compile(f)
+    for dtype, tol in ((np.float64, 1e-10), (np.float32, 2e-3)):
+        ws = [ad.tensor(p.astype(dtype), requires_grad=True) for p in params]
+        xt = ad.tensor(x.astype(dtype))
+        for _ in range(2):
+            for got in (grads_of(f(xt, *ws), ws), grads_of(cf(xt, *ws), ws)):
+                for a, b in zip(got, reference([p.detach().numpy().astype(np.float64) for p in ws])):
+                    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+            with ad.no_grad():
+                for p in ws:
+                    p -= 0.1 * p.grad
+        assert replayed(cf(xt, *ws))
+    a0 = rng.standard_normal((256, 256)) * 0.1
+    a = ad.tensor(a0, requires_grad=True)
+    (g,) = ad.autograd.grad((F.linear(a, a) ** 2).sum(), [a])
+    ga = 2 * (a0 @ a0.T)
+    np.testing.assert_allclose(g.numpy(), ga @ a0 + ga.T @ a0, rtol=1e-10, atol=1e-10)
+
+
 def test_parameters_read_from_outside_are_reread_after_in_place_updates():
     w = ad.tensor(RNG.standard_normal(6), requires_grad=True)
     f = ad.compile(lambda x: (ad.tanh(x * w) * w).sum())

@@ -39,6 +39,7 @@ from . import (
     forward_rule,
     linear_op,
     ones_like,
+    select_times,
     zeros_like,
 )
 from .out import reduction_dtype, write_result
@@ -733,7 +734,8 @@ def _group_vjp(g, out, inputs, ctx):
         return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
     mask = _equal_mask(x, ok)
     count = mask.sum(dims, keepdim=True)
-    return (expand(gk, x.shape) * mask / count,)
+    # (selected: an inf or NaN cotangent gives the members that are not the extreme 0, as the kernels' sweep)
+    return (select_times(expand(gk, x.shape) / count, mask),)
 
 
 def _prod_partial(x, dims, ok):

@@ -304,10 +304,11 @@ def hardshrink(input, lambd=0.5):  # noqa: A002
 
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002
-    """``input`` where ``input > threshold``, else ``value``."""
+    """``value`` where ``input <= threshold``, else ``input`` (NaN is not at or below it: it passes, value and
+    gradient 1, as torch's)."""
     _check(input, "threshold")
     t = float(threshold)
-    return _maybe_inplace(input, inplace, lambda x: ops.where(x > t, x, _const(x, value)))
+    return _maybe_inplace(input, inplace, lambda x: ops.where(x <= t, _const(x, value), x))
 
 
 def threshold_(input, threshold, value):  # noqa: A002

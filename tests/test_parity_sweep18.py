@@ -347,3 +347,47 @@ def test_derivative_masks_as_torch(name):
         assert differs, f"{name} agrees with torch now: delete its SPECIAL_DELIBERATE entry"
     else:
         assert not differs, f"{name}: " + "; ".join(differs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# error messages: where torch raises, ad raises the same class (test_parity_sweep) with torch's message: its first
+# line, which ad's may extend (index_select names the index and the size)
+
+MESSAGE_DIFFERS = {
+    **{
+        f"logsumexp-{k}": "Python's own message for the missing argument (ad's logsumexp is a Python function)"
+        for k in ("all", "0d", "empty-all", "int64-all")
+    },
+    **{
+        f"count_nonzero-{k}": "Python's own message for the unknown keepdim (torch's: no overload matches)"
+        for k in ("0d-dim-1-keep", "neg-keep", "method-neg-keep", "f32")
+    },
+}
+
+
+def _first_line(e):
+    return f"{type(e).__name__}: {str(e).splitlines()[0].strip() if str(e) else ''}"
+
+
+def _check_message(fn):
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        _, theirs = base._run(torch, fn)
+    finally:
+        torch.set_default_dtype(default)
+    if not isinstance(theirs, Exception):
+        return
+    _, ours = base._run(ad, fn)
+    assert isinstance(ours, Exception), f"torch raises {_first_line(theirs)}; ad computes"
+    want = str(theirs).splitlines()[0].strip() if str(theirs) else ""
+    got = str(ours).splitlines()[0].strip() if str(ours) else ""
+    assert got.startswith(want), f"torch: {_first_line(theirs)} | ad: {_first_line(ours)}"
+
+
+@pytest.mark.parametrize("section", _OP_TABLE_SECTIONS)
+def test_error_messages_as_torch(section):
+    cases = [c for c in base.SECTIONS[section] if c not in _KNOWN]
+    check = lambda case: _check_message(base.CASES[case])
+    failures = base._differences(cases, check, MESSAGE_DIFFERS, "MESSAGE_DIFFERS")
+    assert not failures, f"{len(failures)} messages differ from torch's:\n" + "\n".join(failures)

@@ -557,6 +557,7 @@ from .indexing import (  # noqa: E402, F401 - the package's names
     scatter_map,
     split,
     stack,
+    torch_index_error,
 )
 from .structural import (  # noqa: E402, F401 - the package's names
     _PROBE_ADDR,

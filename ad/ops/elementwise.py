@@ -256,7 +256,9 @@ def pow(input, exponent, *, out=None):
 
 def _tensor_arg(value, fn, what):
     if not isinstance(value, Tensor):
-        raise TypeError(f"{fn}(): argument '{what}' must be Tensor, not {type(value).__name__}")
+        position = {"input": 1, "other": 2}.get(what)
+        where = f" (position {position})" if position else ""
+        raise TypeError(f"{fn}(): argument '{what}'{where} must be Tensor, not {type(value).__name__}")
     return value
 
 

@@ -301,7 +301,15 @@ _PRODUCT_RULE = (
     "x * f(x) recorded as a product: the product rule's two terms, each inf, can cancel (NaN) where torch's "
     "fused partial g * (f + x f') is inf; a primitive with its own partial would fix it"
 )
+_ELU_SLOPE = (
+    "the negative piece is expm1's, whose rule reads its result (out + 1: 0 below -37, where torch's slope exp(x) "
+    "is 2e-17 or less): an inf cotangent there gives NaN (torch: inf); an exp-slope variant cost 13-18% of elu's "
+    "forward and backward"
+)
 SPECIAL_DELIBERATE = {
+    "elu": _ELU_SLOPE,
+    "selu": _ELU_SLOPE,
+    "celu": _ELU_SLOPE,
     "silu": _PRODUCT_RULE,
     "gelu": _PRODUCT_RULE,
     "mish": _PRODUCT_RULE + " (beyond 20, where mish is x, ad's slope is 1: inf at x = inf, torch NaN)",

@@ -141,16 +141,8 @@ def leaky_relu_(input, negative_slope=0.01):  # noqa: A002
 def _elu(x, alpha, scale=1.0, input_scale=1.0):
     pos = ~(x <= 0)  # NaN takes the positive branch: its gradient is the positive slope, as torch's
     neg = _part(~pos, x) * input_scale
-    out = ops.where(pos, x * scale if scale != 1.0 else x, _expm1_exp_slope(neg) * (alpha * scale))
+    out = ops.where(pos, x * scale if scale != 1.0 else x, ops.expm1(neg) * (alpha * scale))
     return out
-
-
-def _expm1_exp_slope(z):
-    """``expm1(z)`` whose derivative is computed as ``exp(z)`` (torch's elu backward): expm1's own rule reads its
-    result, ``out + 1``, which is 0 from z = -38 on, where exp(z) is not (an inf cotangent there: inf, not NaN).
-    The value is expm1's, exactly (``e.detach() - e`` is +0.0), and ``exp`` gives the higher derivatives."""
-    e = ops.exp(z)
-    return ops.expm1(z.detach()) - (e.detach() - e)
 
 
 def elu(input, alpha=1.0, inplace=False):  # noqa: A002
@@ -211,22 +203,18 @@ def silu(input, inplace=False):  # noqa: A002
     return _maybe_inplace(input, inplace, lambda x: x * ops.sigmoid(x))
 
 
-# From z = 37 on, log(1 + exp(z)) is z in float64 and float32 (exp(-z) is below half an ulp of z), and so are
-# logsigmoid(-z) and -z, and their derivatives 1 (for z >= 37: softplus(z) = z, logsigmoid(-z) = -z)
+# From z = 37 on, log(1 + exp(z)) is z in float64 and float32 (exp(-z) is below half an ulp of z), and so is its
+# derivative, 1: softplus(z) = z and logsigmoid(-z) = -z there (and exp(z) stays far from overflow below)
 _LOG1P_EXP_IS_Z = 37.0
 
 
 def _softplus(x, beta, threshold):
-    z = x * beta
-    # torch: above the threshold, the identity (and its gradient 1); beyond _LOG1P_EXP_IS_Z too (no overflow)
-    linear = (z > threshold) | (z > _LOG1P_EXP_IS_Z)
-    low = ~(z > 0)  # (NaN too)
-    # each piece a chain of one-argument ops, no sum of two terms: the derivative is a product of positive
-    # factors (sigmoid(z) in all), so an inf cotangent or tangent stays inf (a sum gave inf - inf = NaN)
-    z_low = _part(low, x) * beta
-    z_mid = _part(~low & ~linear, x) * beta
-    piece = ops.where(low, ops.log1p(ops.exp(z_low)), -ops.log(ops.sigmoid(-z_mid)))
-    return ops.where(linear, x, piece * (1.0 / beta))
+    # torch's log1p(exp(z)) (a chain of one-argument ops: its derivative exp(z) / (1 + exp(z)) is a product, so an
+    # inf cotangent or tangent stays inf, where a sum of two pieces gave inf - inf = NaN); above the threshold
+    # the identity, as torch, and beyond _LOG1P_EXP_IS_Z too (torch's exp overflows from 709 on: inf)
+    linear = (x * beta > threshold) | (x * beta > _LOG1P_EXP_IS_Z)
+    z = _part(~linear, x) * beta
+    return ops.where(linear, x, ops.log1p(ops.exp(z)) * (1.0 / beta))
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
@@ -292,13 +280,11 @@ def hardswish(input, inplace=False):  # noqa: A002
 def logsigmoid(input):  # noqa: A002
     """``log(sigmoid(input))``, computed stably on both sides."""
     _check(input, "log_sigmoid")
-    neg = input < 0
-    linear = input < -_LOG1P_EXP_IS_Z  # (-inf too: logsigmoid is x there, slope 1, as torch's)
-    xn = _part(neg & ~linear, input)
-    xp = _part(~neg, input)
-    # each piece a chain of one-argument ops (see _softplus): an inf cotangent stays inf
-    out = ops.where(neg, ops.log(ops.sigmoid(xn)), 0.0 - ops.log1p(ops.exp(-xp)))  # (+0.0 at inf, as torch)
-    out = ops.where(linear, input, out)
+    # -log1p(exp(-x)), a chain of one-argument ops as _softplus's (an inf cotangent stays inf); below
+    # -_LOG1P_EXP_IS_Z it is x (-inf too: slope 1, as torch's)
+    linear = input < -_LOG1P_EXP_IS_Z
+    xm = _part(~linear, input)
+    out = ops.where(linear, input, 0.0 - ops.log1p(ops.exp(-xm)))  # (+0.0 at inf, as torch)
     return guard(out, "LogSigmoidBackward0", input)
 
 

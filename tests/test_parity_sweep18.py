@@ -11,7 +11,8 @@ float32 inputs, broadcasting, negative and out-of-range dims). This file reruns 
   broadcast (expanded) tensor where the case asks for a contiguous one), float64: values, gradients, tangents.
 
 And ``SPECIAL_POINTS``: the activations and losses with inf and NaN cotangents and tangents at the points where
-their pieces meet (the derivative masks: torch selects, so an inf at a blocked point gives 0, never ``inf * 0``).
+their pieces meet (the derivative masks: torch selects, so an inf at a blocked point gives 0, never ``inf * 0``);
+and the error messages of the op-table sections (``test_error_messages_as_torch``: torch's first line).
 
 A difference is fixed, or listed with its reason in ``DELIBERATE`` (such a case must still differ: one that
 agrees fails until its entry is deleted).

@@ -423,6 +423,13 @@ NORM_DELIBERATE = {
 }
 
 
+def test_binary_cross_entropy_refuses_nan_as_torch():
+    """A NaN probability is outside [0, 1]: torch raises, ad did not (its mask gave the clamped log, a loss of 100)."""
+    for L in (torch, ad):
+        with pytest.raises(RuntimeError, match="between 0 and 1"):
+            _F(L).binary_cross_entropy(L.tensor([math.nan, 0.5]), L.tensor([1.0, 1.0]))
+
+
 @pytest.mark.parametrize("name", list(NORMS))
 def test_norms_with_nan_and_inf_as_torch(name):
     got = {}

@@ -18,6 +18,8 @@ def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default (``correction=1``), as torch."""
     if isinstance(dim, bool):  # torch's ``var(input, unbiased)`` overload
         dim, unbiased = None, dim
+    if isinstance(input, Tensor) and input.dtype.kind not in "fc":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     if correction is None:
         correction = 1 if unbiased else 0
     dims = _reduce_dims(input, dim)
@@ -86,7 +88,7 @@ def softmax(input, dim=None, dtype=None):
     d = _wrap_dim(dim, input.ndim)
     if input.dtype.kind != "f":
         raise NotImplementedError(
-            f"softmax_lastdim_kernel_impl not implemented for '{ops._torch_dtype(input.dtype).capitalize()}'"
+            f"\"softmax_lastdim_kernel_impl\" not implemented for '{ops._torch_dtype(input.dtype).capitalize()}'"
         )
     # exp of the one-row log_softmax: exp saves its output, so writing into the result in place makes the
     # backward raise, as torch's softmax (which saves its result) does

@@ -279,6 +279,11 @@ def ldexp(input, other, *, out=None):
 
 def logaddexp2(input, other, *, out=None):
     """``log2(2 ** input + 2 ** other)`` without overflow, differentiable."""
+    for k, (what, value) in enumerate((("input", input), ("other", other))):
+        if not isinstance(value, Tensor):  # (in logaddexp2's name, before the scaling makes it a number)
+            raise TypeError(
+                f"logaddexp2(): argument '{what}' (position {k + 1}) must be Tensor, not {type(value).__name__}"
+            )
     return write_result("logaddexp2", ops.logaddexp(input * math.log(2.0), other * math.log(2.0)) / math.log(2.0), out)
 
 

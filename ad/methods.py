@@ -254,7 +254,7 @@ def _setitem(self, key, value):
         try:
             self._data[ops._index_key(key)[0]]
         except IndexError as e:
-            raise IndexError(str(e).replace("axis", "dimension")) from None
+            raise ops.torch_index_error(e) from None
     if _records_inplace(self, value):
         if self._dev is not None:
             key = _host_key(key)  # (_index_put builds its mask on the host)
@@ -279,10 +279,15 @@ def _setitem(self, key, value):
         _device_write(self, lambda: _index_put(self, key, value), "index_put")
         return
     nkey, advanced = ops._index_key(key)
-    views.check_write(self if advanced else _region(self, nkey))
+    try:
+        views.check_write(self if advanced else _region(self, nkey))
+    except IndexError as e:
+        raise ops.torch_index_error(e) from None
     value = _operand_data(value)
     try:
         self._data[nkey] = value
+    except IndexError as e:
+        raise ops.torch_index_error(e) from None
     except ValueError:  # a value that does not broadcast to the region: torch's RuntimeError (nothing written)
         region = np.shape(self._data[nkey])
         raise RuntimeError(

@@ -21,6 +21,7 @@ a host copy of the values (``ad.cuda.host_copy``); the values are gathered on th
 import builtins
 import collections
 import math
+import numbers
 
 import numpy as np
 import scipy.special
@@ -562,6 +563,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):  # noqa: A002
     # primitive, whose create_graph rules read the recorded result as torch's (a hook on it runs in every order)
     from .linalg import vector_norm
 
+    if not isinstance(p, numbers.Real):  # (a tuple of dims given as p: torch's error, not float()'s)
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(p).__name__}")
     return vector_norm(x, float(p), dim, keepdim)
 
 

@@ -136,7 +136,7 @@ def split_with_sizes(input, split_sizes, dim=0):
     if sum(sizes) != input.shape[d]:
         raise RuntimeError(
             f"split_with_sizes expects split_sizes to sum exactly to {input.shape[d]} (input tensor's size at "
-            f"dimension {d}), but got split_sizes={sizes}"
+            f"dimension {dim}), but got split_sizes={sizes}"
         )
     return ops.split(input, sizes, d)
 

@@ -737,7 +737,16 @@ def _clip_nonfinite(L, T):
 
 
 def _cond(pred):
-    return lambda L, T: L.cond(pred(L, T), lambda x: x.sin(), lambda x: x.cos(), (T((3,), grad=True),))
+    def fn(L, T):
+        # (torch.cond's first call turns torch.distributions' argument validation off for the whole process, which
+        # tests/test_distributions.py then finds off when a worker ran this case before it: restored here)
+        validate = L.distributions.Distribution._validate_args
+        try:
+            return L.cond(pred(L, T), lambda x: x.sin(), lambda x: x.cos(), (T((3,), grad=True),))
+        finally:
+            L.distributions.Distribution.set_default_validate_args(validate)
+
+    return fn
 
 
 _FULL_RANK = [[0.9, -0.2, 0.4, 0.1], [0.3, 0.8, -0.5, 0.2], [-0.6, 0.1, 0.7, 1.1]]

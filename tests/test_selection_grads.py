@@ -558,14 +558,95 @@ def test_float32_kernel_sweep_selects():
     _same(g.numpy(), np.array(TORCH["relu"][1][0], np.float32), "relu float32")
 
 
-def test_threshold_at_nan_keeps_its_value_and_blocks():
-    """The listed difference: torch's threshold gives NaN the value ``value`` and yet the gradient 1 (its forward
-    and backward masks differ); ad's gradient follows the value: 0."""
-    x = ad.tensor([NAN, 1.0, 0.0], requires_grad=True)
-    out = ad.nn.functional.threshold(x, 0.5, -2.0)
-    _same(out.detach().numpy(), np.array([-2.0, 1.0, -2.0]), "threshold value")
-    (g,) = ad.autograd.grad(out, x, ad.full((3,), INF))
-    _same(g.numpy(), np.array([0.0, INF, 0.0]), "threshold gradient")
+# amax / amin over rows (a tie of two, a NaN group, a tie of three); a tangent inf on the members that are not
+# the extreme adds nothing (torch's forward rule selects), a cotangent inf or NaN gives them 0 (torch: NaN, README)
+EXTREME_X = np.array([[1.0, 5.0, 5.0, 2.0], [3.0, NAN, 0.0, -1.0], [7.0, -2.0, 7.0, 7.0]])
+EXTREME_T = {
+    "amax": np.array([[INF, 1.0, 3.0, INF], [INF, 2.0, INF, INF], [1.0, INF, 2.0, 3.0]]),
+    "amin": np.array([[1.0, INF, INF, INF], [INF, 2.0, INF, INF], [INF, 2.0, INF, INF]]),
+}
+
+
+def _extreme_mask(name, x):
+    e = (np.max if name == "amax" else np.min)(x, 1, keepdims=True)
+    return (x == e) | (np.isnan(x) & np.isnan(e))
+
+
+def _extreme_expected(name, tile):
+    """The reverse gradient for a cotangent 1 (times c), and the forward tangent for EXTREME_T: the members
+    that are the extreme (or the NaN that made it NaN) share them evenly, the others get 0."""
+    x, t = np.tile(EXTREME_X, (1, tile)), np.tile(EXTREME_T[name], (1, tile))
+    mask = _extreme_mask(name, x)
+    share = mask / mask.sum(1, keepdims=True)
+    return x, t, share, np.where(mask, t, 0.0).sum(1) / mask.sum(1)
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+@pytest.mark.parametrize("path", ["kernel", "big_rows", "rules", "batched"])
+def test_extreme_reverse_selects(name, path):
+    x, _, share, _ = _extreme_expected(name, 1400 if path == "big_rows" else 1)  # (16,800: big rows)
+    xa = ad.tensor(x, requires_grad=True)
+    out = getattr(xa, name)(1)
+    if path == "batched":
+        seeds = ad.tensor(np.stack([np.full(3, c) for c in COTANGENTS]))
+        (g,) = ad.autograd.grad(out, xa, seeds, is_grads_batched=True)
+        for k, c in enumerate(COTANGENTS):
+            _same(g[k].numpy(), np.where(share > 0, share * c, 0.0), f"{name} batched, cotangent {c}")
+        return
+    for c in COTANGENTS:
+        (g,) = ad.autograd.grad(out, xa, ad.full((3,), c), retain_graph=True, create_graph=path == "rules")
+        _same(g.detach().numpy(), np.where(share > 0, share * c, 0.0), f"{name} ({path}), cotangent {c}")
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+@pytest.mark.parametrize("path", ["compiled", "rules", "batched", "double_backward"])
+def test_extreme_tangent_selects(name, path):
+    x, t, _, want = _extreme_expected(name, 1)
+    if path == "double_backward":  # d/dg of the gradient, applied to t: the forward rule's sum (reverse over reverse)
+        xa, g = ad.tensor(x, requires_grad=True), ad.ones(3, requires_grad=True)
+        (gx,) = ad.autograd.grad(getattr(xa, name)(1), xa, g, create_graph=True)
+        (got,) = ad.autograd.grad(gx, g, ad.tensor(t))
+        _same(got.numpy(), want, f"{name} double backward")
+        return
+    with fwAD.dual_level():
+        if path == "batched":
+            d = fwAD.make_dual(ad.tensor(x), ad.tensor(np.stack([t, 2.0 * t])), is_batched=True)
+            got = fwAD.unpack_dual(getattr(d, name)(1)).tangent.numpy()
+            _same(got, np.stack([want, 2.0 * want]), f"{name} batched tangents")
+            return
+        d = fwAD.make_dual(ad.tensor(x, requires_grad=path == "rules"), ad.tensor(t))
+        got = fwAD.unpack_dual(getattr(d, name)(1)).tangent.detach().numpy()
+    _same(got, want, f"{name} ({path})")
+
+
+def test_extreme_tangent_is_torchs():
+    torch = pytest.importorskip("torch")
+    import torch.autograd.forward_ad as tfw
+
+    for name in ("amax", "amin"):
+        x, t, _, want = _extreme_expected(name, 1)
+        with tfw.dual_level():
+            d = tfw.make_dual(torch.tensor(x), torch.tensor(t))
+            got = tfw.unpack_dual(getattr(d, name)(1)).tangent.numpy()
+        rows = [0, 2]  # (the NaN group: torch's amax gives NaN to every member, README)
+        _same(got[rows], want[rows], f"torch {name}")
+
+
+def test_threshold_at_nan_passes_as_torchs():
+    """torch's threshold compares ``input <= threshold``: NaN is not, so it keeps NaN and the gradient 1 (torch 2.13,
+    small and vectorized loops, float32 and float64 alike)."""
+    for dtype in (np.float64, np.float32):
+        for n in (3, 40):
+            xs = np.resize([NAN, 1.0, 0.0, 0.5], n).astype(dtype)
+            x = ad.tensor(xs, requires_grad=True)
+            out = ad.nn.functional.threshold(x, 0.5, -2.0)
+            _same(out.detach().numpy(), np.where(xs <= 0.5, -2.0, xs), "threshold value")
+            (g,) = ad.autograd.grad(out, x, ad.full((n,), INF, dtype=x.dtype))
+            _same(g.numpy(), np.where(xs <= 0.5, 0.0, INF), "threshold gradient")
+            with fwAD.dual_level():
+                d = fwAD.make_dual(ad.tensor(xs), ad.full((n,), INF, dtype=x.dtype))
+                t = fwAD.unpack_dual(ad.nn.functional.threshold(d, 0.5, -2.0)).tangent.numpy()
+            _same(t, np.where(xs <= 0.5, 0.0, INF), "threshold tangent")
 
 
 def torch_reference(torch, name):

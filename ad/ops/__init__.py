@@ -277,7 +277,8 @@ def _group_jvp(code):
             return sum(_prod_partial(x, dims, ok) * t_, dims, keepdim=keepdim)
         mask = _equal_mask(x, ok)
         count = sum(mask, dims, keepdim=True)
-        return sum(t_ * mask / count, dims, keepdim=keepdim)
+        # (selected, as torch's: an inf or NaN tangent of a member that is not the extreme adds nothing)
+        return sum(select_times(t_, mask) / count, dims, keepdim=keepdim)
 
     return jvp
 
@@ -420,6 +421,7 @@ from .elementwise_table import (  # noqa: E402, F401 - the declaration helpers a
     _trig_forward,
     elementwise,
     formula_binary,
+    select_times,
 )
 from .pointwise_ops import *  # noqa: E402, F403 - issue 13's elementwise ops (their __all__)
 from .pointwise_ops import (  # noqa: E402, F401 - their opcodes and the helpers other modules reach through ops
@@ -555,6 +557,7 @@ from .indexing import (  # noqa: E402, F401 - the package's names
     scatter_map,
     split,
     stack,
+    torch_index_error,
 )
 from .structural import (  # noqa: E402, F401 - the package's names
     _PROBE_ADDR,

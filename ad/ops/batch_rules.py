@@ -65,6 +65,7 @@ from . import (
     zeros_like,
 )
 from . import t as t_op
+from .elementwise_table import select_times
 from .indexing import _split_piece, getitem
 from .shape_index import _strided_view
 from .structural import _equal_mask, _probe, _probe_layout, _prod_partial
@@ -275,7 +276,7 @@ def _group_rule(is_prod):
             return _to_out(sum(_prod_partial(x, dims, ok) * t_, shifted, keepdim=keepdim), out)
         mask = _equal_mask(x, ok)
         count = sum(mask, dims, keepdim=True)
-        return _to_out(sum(t_ * mask / count, shifted, keepdim=keepdim), out)
+        return _to_out(sum(select_times(t_, mask) / count, shifted, keepdim=keepdim), out)  # (selected: _group_jvp)
 
     return rule
 

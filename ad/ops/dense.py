@@ -195,6 +195,9 @@ def _matmul(x, y, product=None):
     xs2 = xd.shape if xd.ndim > 1 else (1,) + xd.shape
     ys2 = yd.shape if yd.ndim > 1 else yd.shape + (1,)
     if xs2[-1] != ys2[-2]:
+        if yd.ndim == 1 and xd.ndim >= 2:  # (torch's matrix-vector product, the batch folded into the rows)
+            rows = _size(xd.shape[:-1])
+            raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{xs2[-1]}), vec ({yd.shape[0]})")
         if xd.ndim <= 2 and yd.ndim <= 2:
             raise RuntimeError(
                 f"mat1 and mat2 shapes cannot be multiplied ({xs2[-2]}x{xs2[-1]} and {ys2[-2]}x{ys2[-1]})"
@@ -306,6 +309,11 @@ def dot(input, tensor):
             f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src [{tensor.shape[0]}] to have the "
             f"same number of elements, but got {input.shape[0]} and {tensor.shape[0]} elements respectively"
         )
+    if isinstance(tensor, Tensor) and input.dtype != tensor.dtype:
+        raise RuntimeError(
+            f"dot : expected both vectors to have same dtype, but found {_torch_dtype(input.dtype).capitalize()} "
+            f"and {_torch_dtype(tensor.dtype).capitalize()}"
+        )
     return matmul(input, tensor)
 
 
@@ -334,7 +342,7 @@ def log_softmax_dim(x, dim):
     xd = x._data
     if xd.dtype.kind != "f":
         raise NotImplementedError(
-            f"log_softmax_lastdim_kernel_impl not implemented for '{_torch_dtype(xd.dtype).capitalize()}'"
+            f"\"log_softmax_lastdim_kernel_impl\" not implemented for '{_torch_dtype(xd.dtype).capitalize()}'"
         )
     d = _wrap_dim(dim, xd.ndim)
     if x._dev is not None:

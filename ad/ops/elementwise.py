@@ -227,6 +227,11 @@ def _integer_pow(input, exponent):  # noqa: A002
 def pow(input, exponent, *, out=None):
     if out is not None:
         return write_result("pow", pow(input, exponent), out)
+    if not isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        raise TypeError(
+            f"pow() received an invalid combination of arguments - got ({type(input).__name__}, "
+            f"{type(exponent).__name__}): one of input and exponent must be a Tensor"
+        )
     if (type(input) is not Tensor or input._data.dtype.kind != "f") and (
         type(exponent) is not Tensor or exponent._data.dtype.kind != "f"
     ):
@@ -239,7 +244,11 @@ def pow(input, exponent, *, out=None):
         return _unary(POW_SCALAR, input, float(exponent), 0.0)
     if not isinstance(input, Tensor) and _is_scalar(input):
         if input <= 0:
-            return _binary(POW, as_tensor_operand(float(input), exponent), exponent)
+            # (the base in the exponent's float dtype: a number takes the tensor's dtype, as torch's and as
+            # RPOW_SCALAR's; a 0-d float64 array would make a float32 exponent's result float64)
+            kind_f = isinstance(exponent, Tensor) and exponent._data.dtype.kind == "f"
+            base = np.asarray(float(input), exponent._data.dtype if kind_f else np.float64)
+            return _binary(POW, as_tensor_operand(base, exponent), exponent)
         return _unary(RPOW_SCALAR, exponent, float(input), 0.0)
     input = as_tensor_operand(input, exponent if isinstance(exponent, Tensor) else None, "input", "pow")
     return _binary(POW, input, as_tensor_operand(exponent, input, fn="pow"))
@@ -247,7 +256,9 @@ def pow(input, exponent, *, out=None):
 
 def _tensor_arg(value, fn, what):
     if not isinstance(value, Tensor):
-        raise TypeError(f"{fn}(): argument '{what}' must be Tensor, not {type(value).__name__}")
+        position = {"input": 1, "other": 2}.get(what)
+        where = f" (position {position})" if position else ""
+        raise TypeError(f"{fn}(): argument '{what}'{where} must be Tensor, not {type(value).__name__}")
     return value
 
 

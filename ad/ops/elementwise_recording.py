@@ -413,7 +413,7 @@ def _binary(op, x, y, dual=True):
     yd = y._data
     if not (_grad_state.enabled and (x._rg or y._rg)):
         if op is SUB and (xd.dtype.kind == "b" or yd.dtype.kind == "b"):
-            raise RuntimeError(_SUB_BOOL)
+            raise RuntimeError(_SUB_TWO_BOOLS if xd.dtype.kind == yd.dtype.kind else _SUB_BOOL)
         if xd.shape != yd.shape:
             _broadcast_shape(xd.shape, yd.shape)  # torch's error message for incompatible shapes
         if xd.dtype.kind not in "fc" and yd.dtype.kind not in "fc":
@@ -745,6 +745,10 @@ def _compiled_jvp_binary(op, x, y, level):
     return _dual_result(od, level, res)
 
 
+_SUB_TWO_BOOLS = (
+    "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator "
+    "instead."
+)
 _SUB_BOOL = (
     "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use "
     "the `~` or `logical_not()` operator instead."

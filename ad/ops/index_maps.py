@@ -75,10 +75,16 @@ def _tname(dtype):
     )
 
 
+def _c_type_name(dtype):
+    """The C++ name torch's messages give a dtype (``long int``, ``unsigned char``, ``double``)."""
+    names = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char"}
+    return names.get(np.dtype(dtype).name, {"float64": "double", "float32": "float"}.get(np.dtype(dtype).name, "float"))
+
+
 def _mask_array(mask, fn):
     m = _data(mask) if not isinstance(mask, Tensor) or mask._dev is None else mask._data.copy_to_host()  # (host)
     if m.dtype != np.bool_:
-        raise RuntimeError(f"{fn} only supports boolean masks, but got mask with dtype {_tname(m.dtype).lower()}")
+        raise RuntimeError(f"{fn} only supports boolean masks, but got mask with dtype {_c_type_name(m.dtype)}")
     return m
 
 

@@ -6,6 +6,7 @@ indexing ops on these.
 
 import builtins
 import operator
+import re
 
 import numpy as np
 
@@ -139,6 +140,23 @@ def _index_key(key, defer_reads=False):
     return tuple(out), advanced
 
 
+_TOO_MANY = re.compile(r"too many indices for array: array is (\d+)-dimensional")
+
+
+def torch_index_error(e):
+    """torch's IndexError for numpy's ``e`` (an index out of range, or too many indices)."""
+    too_many = _TOO_MANY.match(str(e))
+    if too_many is None:
+        return IndexError(str(e).replace("axis", "dimension"))
+    nd = int(too_many.group(1))
+    if nd == 0:
+        return IndexError(
+            "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ to convert "
+            "a 0-dim tensor to a number"
+        )
+    return IndexError(f"too many indices for tensor of dimension {nd}")
+
+
 @linear_op
 def getitem(x, key):
     if x._dev is not None:
@@ -149,7 +167,7 @@ def getitem(x, key):
     try:
         out_data = xd[nkey]
     except IndexError as e:
-        raise IndexError(str(e).replace("axis", "dimension")) from None
+        raise torch_index_error(e) from None
     out_data = np.asarray(out_data)
     if advanced:
         replayable = _replayable_key(key, nkey) if watching else None
@@ -192,7 +210,7 @@ def gather(input, dim, index, *, sparse_grad=False):
     d = _wrap_dim(dim, input.ndim)
     idx = index._host() if isinstance(index, Tensor) else np.asarray(index)  # (index maps are host data)
     if idx.dtype.kind not in "iu":
-        raise RuntimeError(f"gather(): Expected dtype int64 for index, got {idx.dtype}")
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
     if idx.ndim != input.ndim and not (input.ndim == 0 and idx.ndim == 1):  # torch: a 0-d input takes a 1-d index too
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     size = input.shape[d] if input.ndim else 1
@@ -256,6 +274,11 @@ class _MaxMin(tuple):
 
 def _max_min(x, dim, keepdim, is_max):
     if dim is None:
+        if x._data.size == 0:  # (amax's error, in max's name: torch's)
+            raise RuntimeError(
+                f"{'max' if is_max else 'min'}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
         return amax(x) if is_max else amin(x)
     d = _wrap_dim(dim, x.ndim)
     xd = x._data
@@ -428,7 +451,7 @@ def _check_tensor_list(tensors, what):
     if len(tensors) == 0:
         if what == "stack":
             raise RuntimeError("stack expects a non-empty TensorList")
-        raise ValueError(f"{what}(): expected a non-empty list of Tensors")
+        raise ValueError(f"torch.{what}(): expected a non-empty list of Tensors")
     if all(map(Tensor.__instancecheck__, tensors)):  # (one C-level pass: a stack of thousands of scalars)
         return
     for t_ in tensors:
@@ -453,12 +476,7 @@ def cat(tensors, dim=0):
     arrays = [t_._data for t_ in tensors]
     if any(t_._dev is not None for t_ in tensors):
         return _cuda_pieces(CAT, tensors, d, arrays)
-    for k, a in enumerate(arrays):
-        if a.ndim != nd or a.shape[:d] + a.shape[d + 1 :] != arrays[0].shape[:d] + arrays[0].shape[d + 1 :]:
-            raise RuntimeError(
-                f"Sizes of tensors must match except in dimension {d}. Expected size "
-                f"{list(arrays[0].shape)} but got size {list(a.shape)} for tensor number {k} in the list."
-            )
+    _check_cat_shapes(arrays, d)
     out_data = np.concatenate(arrays, axis=d)
     if not _recording(*tensors):
         return wrap_array(out_data)
@@ -518,7 +536,7 @@ def split(tensor, split_size_or_sections, dim=0):
         if builtins.sum(sections) != size:
             raise RuntimeError(
                 f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at dimension "
-                f"{d}), but got split_sizes={sections}"
+                f"{dim}), but got split_sizes={sections}"  # (the dim as given: torch's)
             )
         bounds = [0]
         for s in sections:
@@ -575,27 +593,36 @@ def _cuda_getitem(x, key):
         try:
             index_map = np.asarray(index_map[nkey])
         except IndexError as e:
-            raise IndexError(str(e).replace("axis", "dimension")) from None
+            raise torch_index_error(e) from None
         return gather_map(x, index_map.shape, index_map, GATHER_MAP)
     if not builtins.any(k is Ellipsis for k in nkey):
         nkey = nkey + (Ellipsis,)
     try:
         np.empty(x._data.shape, np.int8)[nkey]  # torch's IndexError for out-of-range keys (the probe has none)
     except IndexError as e:
-        raise IndexError(str(e).replace("axis", "dimension")) from None
+        raise torch_index_error(e) from None
     return _view(SELECT, x, lambda a: a[nkey])
+
+
+def _check_cat_shapes(arrays, d):
+    """torch's errors for ``cat`` of arrays whose ranks, or sizes outside dim ``d``, differ."""
+    first = arrays[0].shape
+    for k, a in enumerate(arrays):
+        if a.ndim != len(first):
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(first)} and {a.ndim}")
+        for j, (want, got) in enumerate(zip(first, a.shape)):
+            if j != d and want != got:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {d}. Expected size {want} but got size {got} "
+                    f"for tensor number {k} in the list."
+                )
 
 
 def _cuda_pieces(op, tensors, d, arrays):
     """``cat`` (``arrays`` given: checked shapes) or ``stack`` of tensors of which one is a CUDA tensor."""
     if op is CAT:
         shape = list(arrays[0].shape)
-        for k, a in enumerate(arrays):
-            if a.ndim != len(shape) or a.shape[:d] + a.shape[d + 1 :] != arrays[0].shape[:d] + arrays[0].shape[d + 1 :]:
-                raise RuntimeError(
-                    f"Sizes of tensors must match except in dimension {d}. Expected size "
-                    f"{list(arrays[0].shape)} but got size {list(a.shape)} for tensor number {k} in the list."
-                )
+        _check_cat_shapes(arrays, d)
         shape[d] = builtins.sum(a.shape[d] for a in arrays)
         ostrides = _c_strides(shape)
         layouts = []

@@ -357,8 +357,18 @@ def _binary_fn(op, scalars=True):
 
 
 atan2 = _binary_fn(ATAN2, scalars=False)
-arctan2 = atan2
+
+
+def arctan2(input, other, *, out=None):  # noqa: A002
+    """``atan2`` under numpy's name (torch's alias; its errors in this name)."""
+    if isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise TypeError(f"arctan2(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+    return atan2(input, other, out=out)
+
+
 hypot = _binary_fn(HYPOT, scalars=False)
+
+
 def _integer_checked(fn):
     """``fn`` that raises torch's error for an integer division by zero (numpy gives 0)."""
 
@@ -478,7 +488,7 @@ def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
     """``input + value * tensor1 / tensor2``."""
     if all(isinstance(t, Tensor) and t._data.dtype.kind in "iub" for t in (tensor1, tensor2)):
         raise RuntimeError(
-            "Integer division with addcdiv is no longer supported, and in a future release addcdiv will perform "
+            "Integer division with addcdiv is no longer supported, and in a future  release addcdiv will perform "
             "a true division of tensor1 and tensor2. The historic addcdiv behavior can be implemented as "
             "(input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as "
             "(input + value * tensor1 / tensor2) for float inputs. The future addcdiv behavior is just the latter "

@@ -33,6 +33,7 @@ from . import (
     GATHER,
     INDEX_SELECT,
     Op,
+    _broadcast_shape,
     _gather_map_vjp,
     _gather_strided_vjp,
     _probe,
@@ -357,13 +358,18 @@ def broadcast_shapes(*shapes):
     try:
         return tuple(int(s) for s in np.broadcast_shapes(*shapes))
     except ValueError:
-        nd = builtins.max((len(s) for s in shapes), default=0)
-        for k in range(1, nd + 1):
-            sizes = {s[-k] for s in shapes if len(s) >= k} - {1}
-            if len(sizes) > 1:
-                raise RuntimeError(
-                    f"Shape mismatch: objects cannot be broadcast to a single shape.  Mismatch is at dim {nd - k}"
-                ) from None
+        # torch's message: the first shape (in order) that does not broadcast to the shapes before it
+        so_far = ()
+        for i, s in enumerate(shapes):
+            nd = builtins.max(len(so_far), len(s))
+            a, b = (1,) * (nd - len(so_far)) + so_far, (1,) * (nd - len(s)) + s
+            for k in range(nd - 1, -1, -1):
+                if a[k] != b[k] and a[k] != 1 and b[k] != 1:
+                    raise RuntimeError(
+                        f"Attempting to broadcast a dimension of length {b[k]} at {k - nd}! Mismatching argument at "
+                        f"index {i} had {tuple(s)}; but expected shape should be broadcastable to {list(a)}"
+                    ) from None
+            so_far = tuple(builtins.max(x, y) if 1 in (x, y) else x for x, y in zip(a, b))
         raise
 
 
@@ -425,11 +431,9 @@ __all__ = [n for n in _METHODS if n != "repeat"] + ["broadcast_shapes", "clone"]
 def _masked_fill_inplace(out_of_place):
     def fn(self, mask, value):
         m = _mask_array(mask, "masked_fill_")
-        if np.broadcast_shapes(self.shape, m.shape) != self.shape:
-            raise RuntimeError(
-                f"The size of tensor a ({self.shape[-1] if self.ndim else 1}) must match the size of tensor b "
-                f"({m.shape[-1]}) at non-singleton dimension {builtins.max(self.ndim - 1, 0)}"
-            )
+        shape = _broadcast_shape(self.shape, m.shape)  # (torch's error where they do not broadcast)
+        if shape != tuple(self.shape):
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(shape)}")
         return out_of_place(self, mask, value)
 
     return fn

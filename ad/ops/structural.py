@@ -39,6 +39,7 @@ from . import (
     forward_rule,
     linear_op,
     ones_like,
+    select_times,
     zeros_like,
 )
 from .out import reduction_dtype, write_result
@@ -96,7 +97,11 @@ def where(condition, input=None, other=None):
         raise TypeError("where() received an invalid combination of arguments: give both input and other")
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     if cond.dtype != np.bool_:
-        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+        from .index_maps import _tname  # (index_maps imports where from here)
+
+        raise RuntimeError(
+            f"where expected condition to be a boolean tensor, but got a tensor with dtype {_tname(cond.dtype)}"
+        )
     # Python numbers are typed as torch's weak scalars on every device (where(c, 1, 0) is int64, a float32
     # tensor with 0.0 stays float32)
     if not isinstance(input, Tensor):
@@ -706,9 +711,11 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
         input = input.to(dtype)
         xd = input._data
     if xd.dtype.kind != "f":
+        from .index_maps import _tname
+
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
-            f"dtype. Got: {xd.dtype}"
+            f"dtype. Got: {_tname(xd.dtype)}"
         )
     dims = _reduce_dims(input, dim)
     count = _size([xd.shape[d] for d in dims])
@@ -733,7 +740,8 @@ def _group_vjp(g, out, inputs, ctx):
         return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
     mask = _equal_mask(x, ok)
     count = mask.sum(dims, keepdim=True)
-    return (expand(gk, x.shape) * mask / count,)
+    # (selected: an inf or NaN cotangent gives the members that are not the extreme 0, as the kernels' sweep)
+    return (select_times(expand(gk, x.shape) / count, mask),)
 
 
 def _prod_partial(x, dims, ok):

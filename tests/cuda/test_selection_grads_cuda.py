@@ -7,6 +7,7 @@ few elementwise ops of 12 elements: about 75 us per simulated thread)."""
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ad
@@ -54,3 +55,19 @@ def test_cuda_forward_as_torch(name):
                 xs[j] = fwAD.make_dual(xs[j], ad.full(xs[j].shape, c, device="cuda"))
                 t = fwAD.unpack_dual(fn(ad, *xs)).tangent.cpu().numpy()
             _table._same(t, _table._expected_forward(name, k)[j], f"{name} cuda, tangent {c}, input {j}")
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+def test_cuda_extreme_selects(name):
+    """amax / amin on CUDA tensors (tests/test_selection_grads.py's rows): the sweep and the rules give the members
+    that are not the extreme 0 under an inf or NaN cotangent, the forward rule ignores their inf tangents."""
+    x, t, share, want = _table._extreme_expected(name, 1)
+    for create_graph in (False, True):
+        for c in _table.COTANGENTS:
+            xa = ad.tensor(x, device="cuda", requires_grad=True)
+            seed = ad.full((3,), c, device="cuda")
+            (g,) = ad.autograd.grad(getattr(xa, name)(1), xa, seed, create_graph=create_graph)
+            _table._same(g.detach().cpu().numpy(), np.where(share > 0, share * c, 0.0), f"{name} cuda, cotangent {c}")
+    with fwAD.dual_level():
+        d = fwAD.make_dual(ad.tensor(x, device="cuda"), ad.tensor(t, device="cuda"))
+        _table._same(fwAD.unpack_dual(getattr(d, name)(1)).tangent.cpu().numpy(), want, f"{name} cuda tangent")

@@ -203,16 +203,18 @@ def silu(input, inplace=False):  # noqa: A002
     return _maybe_inplace(input, inplace, lambda x: x * ops.sigmoid(x))
 
 
+# From z = 37 on, log(1 + exp(z)) is z in float64 and float32 (exp(-z) is below half an ulp of z), and so is its
+# derivative, 1: softplus(z) = z and logsigmoid(-z) = -z there (and exp(z) stays far from overflow below)
+_LOG1P_EXP_IS_Z = 37.0
+
+
 def _softplus(x, beta, threshold):
-    linear = x * beta > threshold  # torch: above the threshold, the identity (and its gradient 1)
+    # torch's log1p(exp(z)) (a chain of one-argument ops: its derivative exp(z) / (1 + exp(z)) is a product, so an
+    # inf cotangent or tangent stays inf, where a sum of two pieces gave inf - inf = NaN); above the threshold
+    # the identity, as torch, and beyond _LOG1P_EXP_IS_Z too (torch's exp overflows from 709 on: inf)
+    linear = (x * beta > threshold) | (x * beta > _LOG1P_EXP_IS_Z)
     z = _part(~linear, x) * beta
-    return ops.where(linear, x, _log1p_exp(z) * (1.0 / beta))
-
-
-def _log1p_exp(z):
-    """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
-    pos = z > 0
-    return ops.where(pos, z, _const(z, 0.0)) + ops.log1p(ops.exp(ops.where(pos, -z, z)))
+    return ops.where(linear, x, ops.log1p(ops.exp(z)) * (1.0 / beta))
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
@@ -225,7 +227,15 @@ def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
 def mish(input, inplace=False):  # noqa: A002
     """``input * tanh(softplus(input))``."""
     _check(input, "mish")
-    return _maybe_inplace(input, inplace, lambda x: x * ops.tanh(_softplus(x, 1.0, 20.0)))
+
+    def fn(x):
+        # beyond 20, tanh(softplus(x)) is 1.0 (float64 and float32): mish is x, slope 1 (the product rule's
+        # term x * tanh'(...) is x * 0 there: an inf cotangent would give NaN, torch's fused rule gives inf)
+        linear = x > 20.0
+        xm = _part(~linear, x)
+        return ops.where(linear, x, xm * ops.tanh(_softplus(xm, 1.0, 20.0)))
+
+    return _maybe_inplace(input, inplace, fn)
 
 
 def softsign(input):  # noqa: A002
@@ -270,10 +280,11 @@ def hardswish(input, inplace=False):  # noqa: A002
 def logsigmoid(input):  # noqa: A002
     """``log(sigmoid(input))``, computed stably on both sides."""
     _check(input, "log_sigmoid")
-    neg = input < 0
-    xn = _part(neg, input)
-    xp = _part(~neg, input)
-    out = ops.where(neg, xn - ops.log1p(ops.exp(xn)), 0.0 - ops.log1p(ops.exp(-xp)))  # (+0.0 at inf, as torch)
+    # -log1p(exp(-x)), a chain of one-argument ops as _softplus's (an inf cotangent stays inf); below
+    # -_LOG1P_EXP_IS_Z it is x (-inf too: slope 1, as torch's)
+    linear = input < -_LOG1P_EXP_IS_Z
+    xm = _part(~linear, input)
+    out = ops.where(linear, input, 0.0 - ops.log1p(ops.exp(-xm)))  # (+0.0 at inf, as torch)
     return guard(out, "LogSigmoidBackward0", input)
 
 
@@ -304,10 +315,11 @@ def hardshrink(input, lambd=0.5):  # noqa: A002
 
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002
-    """``input`` where ``input > threshold``, else ``value``."""
+    """``value`` where ``input <= threshold``, else ``input`` (NaN is not at or below it: it passes, value and
+    gradient 1, as torch's)."""
     _check(input, "threshold")
     t = float(threshold)
-    return _maybe_inplace(input, inplace, lambda x: ops.where(x > t, x, _const(x, value)))
+    return _maybe_inplace(input, inplace, lambda x: ops.where(x <= t, _const(x, value), x))
 
 
 def threshold_(input, threshold, value):  # noqa: A002

@@ -24,7 +24,7 @@ def _vector_norm(x, p, dim, keepdim=False):
     p = float(p)
     if p == 2.0:
         s = ops.sum(x * x, dim, keepdim=keepdim)
-        pos = s > 0
+        pos = ~(s <= 0)  # (NaN too: the norm of a vector with a NaN is NaN, not the 0 of the zero vector)
         return ops.where(pos, ops.sqrt(_part(pos, s, 1.0)), _zero(s))
     a = ops.abs(x)
     if p == 1.0:
@@ -37,9 +37,9 @@ def _vector_norm(x, p, dim, keepdim=False):
         return reductions._vector_norm(x, 0, (dim,), keepdim)
     if p < 0:
         raise RuntimeError(f"norm: p must be non-negative (got {p})")
-    nz = a > 0
+    nz = ~(a <= 0)  # (NaN elements count: NaN, not dropped as zeros)
     s = ops.sum(ops.where(nz, _part(nz, a, 1.0) ** p, _zero(a)), dim, keepdim=keepdim)
-    pos = s > 0
+    pos = ~(s <= 0)
     return ops.where(pos, _part(pos, s, 1.0) ** (1.0 / p), _zero(s))
 
 

@@ -342,7 +342,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         )
     _not_differentiable("binary_cross_entropy", "weight", weight)  # (a constant, as in torch's kernel)
     xd = _cuda.host_copy(input._data)  # (the range check: on the host)
-    if np.any((xd < 0) | (xd > 1)):
+    if not np.all((xd >= 0) & (xd <= 1)):  # (NaN is not in [0, 1] either: torch raises for it too)
         raise RuntimeError("all elements of input should be between 0 and 1")
     loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
     if weight is not None:

@@ -329,7 +329,22 @@ def logcumsumexp(input, dim):  # noqa: A002
         m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
         m = wrap_array(np.where(np.isfinite(m), m, 0.0).astype(d.dtype))
     out = ops.log(cumsum(ops.exp(x - m), dim)) + m
+    if x._tangents and d.size:
+        out = _still_at_neg_inf(x, out, dim)
     return guard(out, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
+
+
+def _still_at_neg_inf(x, out, dim):
+    """``out`` whose tangent is 0 where it is -inf in a line that holds a number (or +inf).
+
+    There every input so far is -inf: moved by any finite tangent it stays -inf and contributes nothing, so the
+    output does not move (torch's tangent, 0). The composite's log would divide a zero tangent by a zero sum
+    (NaN). A line of only -inf, or with a NaN, keeps NaN, as torch's and as logsumexp's. Forward mode only:
+    the masked output is ``out`` itself, so values and the reverse rule (NaN for those inputs, as torch's) stay.
+    """
+    top = ops.amax(x.detach(), dim, keepdim=True)
+    stuck = (out.detach() == -math.inf) & (top > -math.inf)
+    return ops.where(stuck, out.detach(), out)
 
 
 # --- reductions -----------------------------------------------------------------------------------------------

@@ -884,7 +884,9 @@ def pinv(A, atol, rtol, hermitian):
 
 
 def _sgn(x):
-    return wrap_array(np.sign(x._data))
+    """sign(x) with 0 at NaN, as torch's ``sgn`` in its norm backward: a NaN member of a 1-norm gets no gradient
+    (the same as ``abs(x).sum()``'s, whose abs rule gives NaN a zero partial)."""
+    return wrap_array(np.nan_to_num(np.sign(x._data), nan=0.0))
 
 
 def _norm_partial(x, norm, ord, dims):
@@ -903,7 +905,9 @@ def _norm_partial(x, norm, ord, dims):
         a = np.abs(x._data)
         ext = np.max(a, axis=dims, keepdims=True) if ord > 0 else np.min(a, axis=dims, keepdims=True)
         mask = wrap_array((a == ext).astype(x.dtype))
-        count = wrap_array(np.sum(mask._data, axis=dims, keepdims=True))
+        # a line holding a NaN has a NaN norm that no member equals: no member gets a gradient (torch's 0, and
+        # amax(abs(x))'s, whose NaN member's abs partial is 0), where the mean over no members would be 0 / 0
+        count = wrap_array(np.maximum(np.sum(mask._data, axis=dims, keepdims=True), 1))
         return _sgn(x) * mask / count
     ax = ops.abs(x)
     if ord < 1:

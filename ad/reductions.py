@@ -328,14 +328,15 @@ def logcumsumexp(input, dim):  # noqa: A002
     else:
         m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
         m = wrap_array(np.where(np.isfinite(m), m, 0.0).astype(d.dtype))
-    out = ops.log(cumsum(ops.exp(x - m), dim)) + m
+    shifted = ops.log(cumsum(ops.exp(x - m), dim))
     if x._tangents and d.size:
-        out = _still_at_neg_inf(x, out, dim)
-    return guard(out, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
+        shifted = _still_at_neg_inf(x, shifted, dim)
+    return guard(shifted + m, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
 
 
 def _still_at_neg_inf(x, out, dim):
-    """``out`` whose tangent is 0 where it is -inf in a line that holds a number (or +inf).
+    """``out`` (logcumsumexp's, shifted by a finite amount) whose tangent is 0 where it is -inf in a line of
+    ``x`` that holds a number (or +inf).
 
     There every input so far is -inf: moved by any finite tangent it stays -inf and contributes nothing, so the
     output does not move (torch's tangent, 0). The composite's log would divide a zero tangent by a zero sum

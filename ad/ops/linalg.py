@@ -886,7 +886,11 @@ def pinv(A, atol, rtol, hermitian):
 def _sgn(x):
     """sign(x) with 0 at NaN, as torch's ``sgn`` in its norm backward: a NaN member of a 1-norm gets no gradient
     (the same as ``abs(x).sum()``'s, whose abs rule gives NaN a zero partial)."""
-    return wrap_array(np.nan_to_num(np.sign(x._data), nan=0.0))
+    s = np.sign(x._data)
+    nan = np.isnan(s)
+    if nan.any():  # (rare: a test and no write in the common case)
+        s[nan] = 0
+    return wrap_array(s)
 
 
 def _norm_partial(x, norm, ord, dims):

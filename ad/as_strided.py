@@ -119,24 +119,28 @@ def check_geometry(name, t, size, stride, offset):
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(t).__name__}")
     size, stride = _ints(name, "size", size), _ints(name, "stride", stride)
+    offset = t.storage_offset() if offset is None else int(offset)
+    check_layout(size, stride, offset, t.dtype.itemsize, storage_size(root_of(t)))
+    return size, stride, offset
+
+
+def check_layout(size, stride, offset, itemsize, available):
+    """torch's checks of a geometry (lists of ints, an int offset) over a storage of ``available`` elements of
+    ``itemsize`` bytes (``check_geometry``; ``as_strided_copy``'s, over its root's elements)."""
     if len(size) != len(stride):
         raise RuntimeError("mismatch in length of strides and shape")
     if any(s < 0 for s in stride):
         raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: {stride}")
     if any(n < 0 for n in size):
         raise RuntimeError(f"Storage size calculation overflowed with sizes={size} and strides={stride}")
-    offset = t.storage_offset() if offset is None else int(offset)
     if offset < 0:
         raise RuntimeError(f"Tensor: invalid storage offset {offset}")
-    available = storage_size(root_of(t))
     needed = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1 if all(size) else 0
     if needed > available:
-        item = t.dtype.itemsize
         raise RuntimeError(
-            f"setStorage: sizes {size}, strides {stride}, storage offset {offset}, and itemsize {item} requiring a "
-            f"storage size of {needed * item} are out of bounds for storage of size {available * item}"
+            f"setStorage: sizes {size}, strides {stride}, storage offset {offset}, and itemsize {itemsize} requiring "
+            f"a storage size of {needed * itemsize} are out of bounds for storage of size {available * itemsize}"
         )
-    return size, stride, offset
 
 
 def _ints(name, arg, values):

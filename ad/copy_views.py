@@ -158,17 +158,6 @@ def view_copy(input, size):
     return _fresh(input.view(size))
 
 
-def _positions(shape, strides, offset):
-    """The storage index of every element of a (shape, strides, offset) layout, flat in C order."""
-    idx = np.full(tuple(shape), offset, dtype=np.int64)
-    for k, (extent, st) in enumerate(zip(shape, strides)):
-        if extent > 1 and st:
-            sh = [1] * len(shape)
-            sh[k] = extent
-            idx = idx + (np.arange(extent, dtype=np.int64) * st).reshape(sh)
-    return idx.reshape(-1)
-
-
 @with_out
 def as_strided_copy(input, size, stride, storage_offset=None):
     """``torch.as_strided_copy``: the elements of ``input``'s storage at ``storage_offset + sum(i_k * stride_k)``
@@ -183,40 +172,26 @@ def as_strided_copy(input, size, stride, storage_offset=None):
         tensor([[0., 2.],
                 [1., 3.]])
     """
+    from .as_strided import check_layout, storage_positions
     from .ops import gather_map, where
     from .ops.indexing import AS_STRIDED_COPY
 
     _check("as_strided_copy", input)
     size, stride = [int(n) for n in size], [int(s) for s in stride]
-    if len(size) != len(stride):
-        raise RuntimeError("mismatch in length of strides and shape")
-    if any(s < 0 for s in stride):
-        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: {stride}")
-    if any(n < 0 for n in size):
-        raise RuntimeError(f"Storage size calculation overflowed with sizes={size} and strides={stride}")
     offset = input.storage_offset() if storage_offset is None else int(storage_offset)
-    if offset < 0:
-        raise RuntimeError(f"Tensor: invalid storage offset {offset}")
     root = input if input._vbase is None else input._vbase
-    item = input.dtype.itemsize
-    if all(size):
-        needed = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
-        if needed > root.numel():
-            raise RuntimeError(
-                f"setStorage: sizes {size}, strides {stride}, storage offset {offset}, and itemsize {item} requiring a "
-                f"storage size of {needed * item} are out of bounds for storage of size {root.numel() * item}"
-            )
-    wanted = _positions(size, stride, offset)
+    check_layout(size, stride, offset, input.dtype.itemsize, root.numel())
+    wanted = storage_positions(size, stride, offset)
     # storage index -> flat index in the input (-1: not one of the input's elements)
     owner = np.full(root.numel(), -1, dtype=np.int64)
-    owner[_positions(input.shape, input.stride(), input.storage_offset())] = np.arange(input.numel())
+    owner[storage_positions(input.shape, input.stride(), input.storage_offset())] = np.arange(input.numel())
     index = owner[wanted]
     inside = index >= 0
     if inside.all():
         return gather_map(input, size, index, AS_STRIDED_COPY)
     # some elements lie outside the input: read from the root's storage, without a gradient
     root_owner = np.full(root.numel(), -1, dtype=np.int64)
-    root_owner[_positions(root.shape, root.stride(), 0)] = np.arange(root.numel())
+    root_owner[storage_positions(root.shape, root.stride(), 0)] = np.arange(root.numel())
     outside = gather_map(root.detach(), size, root_owner[wanted])
     if not inside.any() and (input.numel() == 0 or not input.requires_grad):
         return outside

@@ -111,37 +111,20 @@ class BackwardProgram:
 
     def _sweep_matvecs(self, s, operands, freed, arrays):
         """``_sweep`` of a program of matrix-vector products (``operands``: their arrays, per step)."""
-        start = s.start
-        live = s.live
-        cot = s.cot
-        run_kernel = engine._run_kernel
-        top = s.start
-        for (h, out_off, n, _, _, _, spec), (x, y) in zip(self.steps, operands):
-            if h > top:
-                continue  # (above the seeded rows: the generic sweep does not stop there either)
-            run_kernel(s, start, h + 1, freed, arrays)
-            if h < s.lowest:
-                return  # nothing at or below this row is reached
-            if not live[out_off]:
-                start = h  # (the kernel skips the row: no cotangent reached it)
-                continue
-            s.visited[h] = 1
-            ((off, row, k),) = spec
-            _matvec_row(s, off, k, x, y, cot[out_off : out_off + n])
-            live[off] = 1
-            if row < s.lowest:
-                s.lowest = row
-            start = h - 1
-        if start >= 0:
-            run_kernel(s, start, 0, freed, arrays)
+        self._walk(s, operands, freed, arrays, _matvec_step)
 
     def _sweep(self, s, nodes, freed, arrays):
+        self._walk(s, nodes, freed, arrays, _node_step)
+
+    def _walk(self, s, items, freed, arrays, run_step):
+        """The kernel between the program's steps, and ``run_step(s, step, item)`` at each step a cotangent
+        reached (``items``: the steps' nodes, or their operands' arrays), its targets then live."""
         start = s.start
         live = s.live
-        cot = s.cot
         run_kernel = engine._run_kernel
         top = s.start
-        for (h, out_off, n, kind, linear, code, spec), t in zip(self.steps, nodes):
+        for step, item in zip(self.steps, items):
+            h, out_off = step[0], step[1]
             if h > top:
                 continue  # (above the seeded rows: the generic sweep does not stop there either)
             run_kernel(s, start, h + 1, freed, arrays)
@@ -151,21 +134,35 @@ class BackwardProgram:
                 start = h  # (the kernel skips the row: no cotangent reached it)
                 continue
             s.visited[h] = 1
-            inputs = t._inputs
-            targets = [(off, row, inputs[k]) for off, row, k in spec]
-            g_flat = cot[out_off : out_off + n]
-            if kind == "m" and (linear or (inputs[0]._data.ndim <= 2 and inputs[1]._data.ndim <= 2)):
-                _matmul_row(s, t, g_flat, targets, linear)
-            elif kind == "m" or not _fused_row(s, t, code, g_flat, targets, h):
-                s.clear_unwritten(targets)  # (as _vectorized_row: the rule adds into the operands' regions)
-                _rule_row(s, t, code, n, g_flat, targets)
-            for off, row, _ in targets:
+            run_step(s, step, item)
+            for off, row, _ in step[6]:
                 live[off] = 1
                 if row < s.lowest:
                     s.lowest = row
             start = h - 1
         if start >= 0:
             run_kernel(s, start, 0, freed, arrays)
+
+
+def _matvec_step(s, step, operands):
+    """A matrix-vector product's step, from its operands' arrays (no tensors)."""
+    _, out_off, n, _, _, _, ((off, _, k),) = step
+    x, y = operands
+    _matvec_row(s, off, k, x, y, s.cot[out_off : out_off + n])
+
+
+def _node_step(s, step, t):
+    """A step from its node's tensor: a matmul/linear row, a fused elementwise partial, or the op's rule."""
+    _, out_off, n, kind, linear, code, spec = step
+    h = step[0]
+    inputs = t._inputs
+    targets = [(off, row, inputs[k]) for off, row, k in spec]
+    g_flat = s.cot[out_off : out_off + n]
+    if kind == "m" and (linear or (inputs[0]._data.ndim <= 2 and inputs[1]._data.ndim <= 2)):
+        _matmul_row(s, t, g_flat, targets, linear)
+    elif kind == "m" or not _fused_row(s, t, code, g_flat, targets, h):
+        s.clear_unwritten(targets)  # (as _vectorized_row: the rule adds into the operands' regions)
+        _rule_row(s, t, code, n, g_flat, targets)
 
 
 def plan(tpl):

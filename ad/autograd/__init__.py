@@ -53,6 +53,8 @@ def _as_tuple(x, what):
         return ()
     if isinstance(x, Tensor):
         return (x,)
+    if isinstance(x, _graph.GradientEdge):  # (a named tuple: one edge, not three elements)
+        return (x,)
     if isinstance(x, (list, tuple)):
         return tuple(x)
     if what == "inputs":
@@ -66,7 +68,7 @@ def _differentiated(inputs, fn):
     Raises:
         RuntimeError: no inputs, one that is not a tensor, or one that does not require grad (torch's messages).
     """
-    inputs = _as_tuple(inputs, "inputs")
+    inputs = _edges_to_tensors(_as_tuple(inputs, "inputs"))
     if len(inputs) == 0:
         raise RuntimeError(f"`inputs` argument to `{fn}()` cannot be empty.")
     for t in inputs:
@@ -75,6 +77,25 @@ def _differentiated(inputs, fn):
         if not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     return inputs
+
+
+def _edges_to_tensors(items):
+    """``items`` with each ``GradientEdge`` replaced by the tensor that holds its node (``graph.edge_tensor``)."""
+    for x in items:  # (a loop, not any(generator): once per call)
+        if isinstance(x, _graph.GradientEdge):
+            return tuple(_graph.edge_tensor(x) if isinstance(x, _graph.GradientEdge) else x for x in items)
+    return items
+
+
+def _non_leaf_edges(inputs):
+    """Ids of the non-leaf tensors named by ``GradientEdge``s in ``backward``'s ``inputs``: their gradient flows
+    to the graph but, as torch, is stored nowhere (a tensor there gets it in ``.grad``)."""
+    if inputs is None or isinstance(inputs, Tensor):
+        return ()
+    items = (inputs,) if isinstance(inputs, _graph.GradientEdge) else inputs
+    return {id(_graph.edge_tensor(e)) for e in items if isinstance(e, _graph.GradientEdge)} - {
+        id(t) for t in items if isinstance(t, Tensor)
+    }
 
 
 def _make_seeds(outputs, grad_outputs, create_graph):
@@ -262,8 +283,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """
     if grad_variables is not None:
         grad_tensors = grad_variables
-    outputs = _as_tuple(tensors, "tensors")
+    outputs = _edges_to_tensors(_as_tuple(tensors, "tensors"))
+    edge_only = ()
     if inputs is not None:
+        edge_only = _non_leaf_edges(inputs)
         inputs = _differentiated(inputs, "backward")
     if retain_graph is None:
         retain_graph = create_graph
@@ -271,16 +294,16 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         return observe.observer.grad_event(
             "backward", _backward, outputs, inputs, grad_tensors, retain_graph, create_graph, ()
         )
-    _backward(outputs, inputs, grad_tensors, retain_graph, create_graph)
+    _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
 
 
-def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph):
+def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only=()):
     seeds = _make_seeds(outputs, grad_tensors, create_graph)
     targets = {id(t): t for t in inputs} if inputs is not None else {}
     _check_not_stale(targets.values())
     if inputs is not None:
         for t in inputs:
-            if t._op is not None:
+            if t._op is not None and id(t) not in edge_only:
                 # as torch: backward(inputs=[non-leaf]) fills its .grad; the sweep does it, as for any
                 # retained tensor, so a tensor both retained and in ``inputs`` gets its gradient once
                 t.retain_grad()
@@ -424,7 +447,7 @@ def grad(
         allow_unused = materialize_grads
     if outputs is None:
         raise TypeError("'NoneType' object is not iterable: grad() needs the outputs to differentiate")
-    outputs = _as_tuple(outputs, "outputs")
+    outputs = _edges_to_tensors(_as_tuple(outputs, "outputs"))
     inputs_t = _differentiated(inputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph

@@ -22,6 +22,7 @@ from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, _new, _pre_write_node, wrap_array
 from . import anomaly_mode
 from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
+from . import multi_grad_hooks as _multi_grad_hooks
 from . import sweep_hooks as _sweep_hooks  # distributed (issue 14): gradient-ready hooks, final callbacks
 from .anomaly_mode import detect_anomaly, set_detect_anomaly
 
@@ -294,6 +295,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         return observe.observer.grad_event(
             "backward", _backward, outputs, inputs, grad_tensors, retain_graph, create_graph, ()
         )
+    if _multi_grad_hooks.ACTIVE[0]:  # (register_multi_grad_hook: the hooks collect gradients per call)
+        args = (outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
+        return _multi_grad_hooks.run_call(_backward, args, outputs, inputs, False)
     _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
 
 
@@ -456,6 +460,9 @@ def grad(
         return observe.observer.grad_event(
             "grad", _grad_call, outputs, inputs_t, grad_outputs, retain_graph, create_graph, options
         )
+    if _multi_grad_hooks.ACTIVE[0]:  # (register_multi_grad_hook: the hooks collect gradients per call)
+        args = (outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
+        return _multi_grad_hooks.run_call(_grad_call, args, outputs, inputs_t, True)
     return _grad_call(outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
 
 

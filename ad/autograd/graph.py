@@ -34,6 +34,7 @@ __all__ = [
     "GradientEdge",
     "get_gradient_edge",
     "increment_version",
+    "register_multi_grad_hook",
 ]
 
 
@@ -325,3 +326,6 @@ def increment_version(tensor):
         if not isinstance(t, Tensor):
             raise RuntimeError("increment_version expects each element of the iterable to be a tensor")
         _bump(t)
+
+
+from .multi_grad_hooks import register_multi_grad_hook  # noqa: E402 - it imports nothing from here

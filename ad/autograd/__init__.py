@@ -23,6 +23,7 @@ from ..tensor import Tensor, _new, _pre_write_node, wrap_array
 from . import anomaly_mode
 from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
 from . import multi_grad_hooks as _multi_grad_hooks
+from . import saved_mutation as _saved_mutation
 from . import sweep_hooks as _sweep_hooks  # distributed (issue 14): gradient-ready hooks, final callbacks
 from .anomaly_mode import detect_anomaly, set_detect_anomaly
 
@@ -295,10 +296,22 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         return observe.observer.grad_event(
             "backward", _backward, outputs, inputs, grad_tensors, retain_graph, create_graph, ()
         )
-    if _multi_grad_hooks.ACTIVE[0]:  # (register_multi_grad_hook: the hooks collect gradients per call)
+    if _multi_grad_hooks.ACTIVE[0] or _saved_mutation.ENGAGED[0]:
         args = (outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
-        return _multi_grad_hooks.run_call(_backward, args, outputs, inputs, False)
+        return _engaged_call(_backward, args, outputs, inputs, False)
     _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
+
+
+def _engaged_call(fn, args, outputs, inputs, is_grad):
+    """``fn(*args)``, a ``backward`` (``is_grad`` false) or ``grad`` call, while multi-grad hooks exist (they
+    collect gradients per call: ``multi_grad_hooks.run_call``) or ``allow_mutation_on_saved_tensors`` is engaged
+    (the saved values go back in place for the call: ``saved_mutation.around_call``)."""
+    if _saved_mutation.ENGAGED[0]:
+        if _multi_grad_hooks.ACTIVE[0]:
+            args = (fn, args, outputs, inputs, is_grad)
+            fn = _multi_grad_hooks.run_call
+        return _saved_mutation.around_call(fn, args, outputs)
+    return _multi_grad_hooks.run_call(fn, args, outputs, inputs, is_grad)
 
 
 def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only=()):
@@ -460,9 +473,9 @@ def grad(
         return observe.observer.grad_event(
             "grad", _grad_call, outputs, inputs_t, grad_outputs, retain_graph, create_graph, options
         )
-    if _multi_grad_hooks.ACTIVE[0]:  # (register_multi_grad_hook: the hooks collect gradients per call)
+    if _multi_grad_hooks.ACTIVE[0] or _saved_mutation.ENGAGED[0]:
         args = (outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
-        return _multi_grad_hooks.run_call(_grad_call, args, outputs, inputs_t, True)
+        return _engaged_call(_grad_call, args, outputs, inputs_t, True)
     return _grad_call(outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "get_gradient_edge",
     "increment_version",
     "register_multi_grad_hook",
+    "allow_mutation_on_saved_tensors",
 ]
 
 
@@ -329,3 +330,4 @@ def increment_version(tensor):
 
 
 from .multi_grad_hooks import register_multi_grad_hook  # noqa: E402 - it imports nothing from here
+from .saved_mutation import allow_mutation_on_saved_tensors  # noqa: E402, I001 - it imports saved_tensors_hooks

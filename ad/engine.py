@@ -669,6 +669,11 @@ def _arrive(s, t):
     _apply_tensor_hooks(s, t)
 
 
+# allow_mutation_on_saved_tensors (ad/autograd/saved_mutation.py): tape id -> the modified flags the kernel reads
+# for that tape instead of ``tape.modified`` (cleared where an arena region keeps its saved value for good)
+kernel_flags = {}
+
+
 def _run_kernel(s, start, stop, freed, arrays):
     """The kernel over rows ``start`` down to ``stop``; ``arrays``: ``tape.arrays()`` and a status array."""
     if start < stop:
@@ -687,7 +692,7 @@ def _run_kernel(s, start, stop, freed, arrays):
         s.live,
         s.visited,
         freed,
-        tape.modified,
+        tape.modified if not kernel_flags else kernel_flags.get(tape.id, tape.modified),
         SAVES,
         start,
         stop,

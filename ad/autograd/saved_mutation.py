@@ -2,20 +2,25 @@
 computed from the values they had when saved, as ``torch.autograd.graph.allow_mutation_on_saved_tensors``
 (re-exported by ``ad.autograd.graph``).
 
-ad's ops save values in their tape's value arena (a recorded tensor's storage is its arena region; a view or an
-imported tensor has a copy there), and an in-place write flags the arena copies it makes stale
-(``tape.mark_modified``), so that a backward reading one raises. Inside the context:
+ad's ops save values in their tape's value arena, which the compiled sweep reads by offset: a recorded tensor's
+storage is its own arena region; a view or an imported tensor (a leaf, a constant, a tensor of another tape) has
+a copy there. An in-place write flags the arena copies it makes stale (``tape.mark_modified``), so that a
+backward reading one raises. Inside the context:
 
 - The tapes are this context's own: entering and leaving retire the thread's current tapes, so the tapes with
-  an id from ``_AllowMutationOnSavedContext.first_tape`` on hold only rows recorded inside.
-- Before a write (``views.check_write``, which every in-place write passes first, calls ``before_write``),
-  each arena region of such a tape that the write will flag (the written tensor's, its aliases', their
-  imports': the regions ``mark_modified`` walks) is copied once (the context's ``originals``: the value it had
-  when the graph recorded it; later writes keep the first copy).
-- A backward inside the context (``around_call``) puts those copies back into their regions and clears their
-  flags for the duration of the call, then restores the current values and the flags. Only copied regions are
-  cleared: a region flagged by a write that bypassed ``check_write`` still raises, never a silent wrong
-  gradient. (During that call the written tensors read their saved values; hooks run then see them.)
+  an id from the context's ``first_tape`` on hold only rows recorded inside.
+- Before a write (``views.check_write``, which every in-place write passes first, calls ``before_write``), the
+  arena regions of those tapes that the write will flag (the written tensor's, its aliases', their imports':
+  the regions ``mark_modified`` walks) become *frozen*: where one is the storage being written, the storage of
+  the written tensor and its aliases moves to a copy first (``_move_storage``), so the region keeps the value
+  the graph saved, for good; an imported copy keeps it anyway.
+- A backward inside the context has the compiled sweep read the tapes' modified flags with the frozen regions
+  cleared (``engine.kernel_flags``, for the duration of the call): those rows read their saved values.
+- What reads saved values from tensor objects rather than arena regions keeps the flags and raises torch's
+  modified-in-place error instead of reading a value written since (never a silent wrong gradient): rows over
+  ``BIG_ROW`` elements or more (which read the tensors themselves: ``tape.import_new``), the differentiable sweep
+  (``create_graph=True``, anomaly mode, forward-mode levels), batched sweeps. A storage that cannot be moved
+  (a CUDA tensor's, an ``as_strided`` storage wider than its base) is not frozen either.
 - Custom Functions' ``save_for_backward`` (ad's Python-swept primitives included) goes through a
   ``saved_tensors_hooks`` pair: a write into a saved tensor's storage first clones it, and ``saved_tensors``
   returns the clone. The clone has no graph: a double backward (``create_graph``) that needs it raises.
@@ -34,6 +39,7 @@ import numpy as np
 from .. import engine, grad_mode, views
 from .. import tape as _tape
 from ..tensor import Tensor
+from ..views import _addr
 from .graph import saved_tensors_hooks
 
 __all__ = ["allow_mutation_on_saved_tensors"]
@@ -63,7 +69,7 @@ class _AllowMutationOnSavedContext:
     def __init__(self):
         self.first_tape = 0
         self.closed = False
-        self.originals = {}  # (tape id, offset) -> (tape, offset, the region's values before the first write)
+        self.frozen = {}  # tape id -> (tape, offsets of regions that keep their saved values for good)
         self.saved = weakref.WeakSet()  # _SavedByFunction of this context still held by a ctx
         self.hooks = saved_tensors_hooks(self.pack, self.unpack)
 
@@ -86,21 +92,31 @@ class _AllowMutationOnSavedContext:
         return s.clone
 
     def before_write(self, t):
-        """Copy the regions ``mark_modified(t)`` will flag on this context's tapes, and clone the Function-saved
-        tensors that share ``t``'s storage, before ``t`` is written."""
-        vc = t._vc
+        """Freeze the regions ``mark_modified(t)`` will flag on this context's tapes, and clone the
+        Function-saved tensors that share ``t``'s storage, before ``t`` is written."""
+        root = t._vbase if t._vbase is not None else t
+        vc = root._vc
         aliases = list(vc.members) if vc is not None and vc.refs else []
-        if not any(m is t for m in aliases):
-            aliases.append(t)
+        for m in (root, t):
+            if not any(a is m for a in aliases):
+                aliases.append(m)
+        regions = []
         for m in aliases:
             n = m._data.size
+            if n >= _tape.BIG_ROW:
+                continue  # (read from the tensor itself, not from the arena: not frozen)
             tape = m._tape
-            if isinstance(tape, _tape.Tape):
-                self._keep(tape, m._off, n)
+            if isinstance(tape, _tape.Tape) and tape.id >= self.first_tape and m._off >= 0:
+                regions.append((tape, m._off, n))
             for ref, off in m._imports or ():
                 tape = ref()
-                if isinstance(tape, _tape.Tape):
-                    self._keep(tape, off, n)
+                if isinstance(tape, _tape.Tape) and tape.id >= self.first_tape:
+                    regions.append((tape, off, n))
+        if regions:
+            written = [(tape, off, n) for tape, off, n in regions if _overlaps(tape, off, n, root._data)]
+            if not written or _move_storage(root, aliases):
+                for tape, off, _ in regions:
+                    self.frozen.setdefault(tape.id, (tape, set()))[1].add(off)
         if self.saved:
             data = t._data
             for s in list(self.saved):
@@ -108,12 +124,34 @@ class _AllowMutationOnSavedContext:
                     with grad_mode.no_grad():
                         s.clone = s.tensor.detach().clone()
 
-    def _keep(self, tape, off, n):
-        if tape.id < self.first_tape or off < 0:
-            return
-        key = (tape.id, off)
-        if key not in self.originals:
-            self.originals[key] = (tape, off, tape.values[off : off + n].copy())
+
+def _overlaps(tape, off, n, data):
+    """Whether arena region ``off``..``off + n`` of ``tape`` is (part of) the memory of array ``data``."""
+    return isinstance(data, np.ndarray) and np.may_share_memory(tape.values[off : off + n], data)
+
+
+def _move_storage(root, aliases):
+    """Give ``root`` and its ``aliases`` (views, ``detach()`` aliases) a copy of their storage, each at the same
+    place in it, so that a write into them leaves the arena region they were in as it is. False (nothing moved)
+    where that cannot be done safely."""
+    data = root._data
+    if not isinstance(data, np.ndarray) or not data.flags.c_contiguous:
+        return False
+    base = _addr(data)
+    end = base + data.nbytes
+    placed = []
+    for m in aliases:
+        d = m._data
+        if "_storage" in m.__dict__ or not isinstance(d, np.ndarray) or d.dtype != data.dtype:
+            return False
+        at = _addr(d) - base
+        if not np.may_share_memory(d, data) or at < 0 or _addr(d) > end:
+            return False
+        placed.append((m, at, d.shape, d.strides))
+    moved = data.copy()
+    for m, at, shape, strides in placed:
+        m._data = np.ndarray(shape, data.dtype, buffer=moved, offset=at, strides=strides)
+    return True
 
 
 class allow_mutation_on_saved_tensors:
@@ -161,7 +199,7 @@ class allow_mutation_on_saved_tensors:
                     if tape is not None:
                         _refused.add(tape)
             context.closed = True
-            context.originals.clear()
+            context.frozen.clear()
             _active[0] = None
         return False
 
@@ -178,8 +216,8 @@ def _check_not_refused(outputs):
 
 
 def around_call(fn, args, outputs):
-    """Run ``fn(*args)`` (a ``backward`` or ``grad`` call) with the saved values of the active context put back
-    into their arena regions; refuse a graph recorded in a context already left."""
+    """Run ``fn(*args)`` (a ``backward`` or ``grad`` call) with the compiled sweep reading the active context's
+    frozen regions as unmodified; refuse a graph recorded in a context already left."""
     if _refused:
         _check_not_refused(outputs)
     context = _active[0]
@@ -187,18 +225,13 @@ def around_call(fn, args, outputs):
         if not _refused:
             ENGAGED[0] = False
         return fn(*args)
-    swapped = []
+    flags = engine.kernel_flags
+    for tape_id, (tape, offsets) in context.frozen.items():
+        cleared = np.array(tape.modified, copy=True)
+        cleared[list(offsets)] = 0
+        flags[tape_id] = cleared
     try:
-        for tape, off, original in list(context.originals.values()):
-            region = tape.values[off : off + original.size]
-            flag = tape.modified[off]
-            swapped.append((tape, off, region.copy(), flag))
-            region[...] = original
-            if flag:
-                tape.modified[off] = 0
         return fn(*args)
     finally:
-        for tape, off, current, flag in swapped:
-            tape.values[off : off + current.size] = current
-            if flag:
-                tape.modified[off] = flag
+        for tape_id in context.frozen:
+            flags.pop(tape_id, None)

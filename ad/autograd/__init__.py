@@ -362,6 +362,11 @@ def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_on
     with no_grad() if not create_graph else enable_grad():
         results = [(t, _leaf_result(t, g, create_graph) if t._op is None else _as_tensor(g)) for t, g in updates]
     for t, g in results:
+        if t._hooks and t._grad is None and not create_graph and t._op is None and g._dev is None:
+            # the hooks saw ``g`` and may keep it: ``.grad`` takes a copy, so that the next backward's in-place
+            # accumulation does not change what they kept (torch's AccumulateGrad clones a gradient it does not
+            # hold the only reference to)
+            g = wrap_array(g._data.copy())
         _accumulate(t, g, create_graph)
     # ---- modules (issue 15): post-accumulate-grad hooks, after every .grad of this backward is written
     if _graph._POST_ACC[0]:

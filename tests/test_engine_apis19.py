@@ -378,11 +378,15 @@ def test_allow_mutation_errors_match_torch():
             y.mul_(2)
         with amst():
             z2 = (a * 1).sin()  # no write: refused outside all the same
-        return z, z2
+        return z, z2, a
 
-    (z, z2), (tz, tz2) = both(outside)
+    (z, z2, a), (tz, tz2, ta) = both(outside)
     raises_as_torch(lambda: z.sum().backward(), lambda: tz.sum().backward())
     raises_as_torch(lambda: z2.sum().backward(), lambda: tz2.sum().backward())
+    raises_as_torch(lambda: (z2 * 2).sum().backward(), lambda: (tz2 * 2).sum().backward())  # extended outside
+    raises_as_torch(lambda: ad.autograd.grad(z2.sum() * 2, a), lambda: torch.autograd.grad(tz2.sum() * 2, ta))
+    (a * a).sum().backward()  # a graph recorded after the context: as usual
+    same(arr(a.grad), 2 * np.array(A))
 
     def nested(lib):
         with lib.autograd.graph.allow_mutation_on_saved_tensors():

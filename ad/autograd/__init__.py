@@ -310,7 +310,7 @@ def _engaged_call(fn, args, outputs, inputs, is_grad):
         if _multi_grad_hooks.ACTIVE[0]:
             args = (fn, args, outputs, inputs, is_grad)
             fn = _multi_grad_hooks.run_call
-        return _saved_mutation.around_call(fn, args, outputs)
+        return _saved_mutation.around_call(fn, args)
     return _multi_grad_hooks.run_call(fn, args, outputs, inputs, is_grad)
 
 

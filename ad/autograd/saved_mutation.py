@@ -24,11 +24,11 @@ backward reading one raises. Inside the context:
 - Custom Functions' ``save_for_backward`` (ad's Python-swept primitives included) goes through a
   ``saved_tensors_hooks`` pair: a write into a saved tensor's storage first clones it, and ``saved_tensors``
   returns the clone. The clone has no graph: a double backward (``create_graph``) that needs it raises.
-- Leaving the context makes its live tapes refuse backward (``_refused``, checked by ``around_call`` while any
-  of them lives): torch's AssertionError, also for a graph without writes.
+- Leaving the context makes its live tapes refuse backward (``_refused``, which the sweeps check where they take
+  a tape: ``engine.refused_tapes``): torch's AssertionError, also for a graph without writes.
 
-State: ``ENGAGED[0]`` is true while a context is active or a graph recorded in one is alive, so that
-``backward`` and ``grad`` skip all of this otherwise.
+State: ``ENGAGED[0]`` is true while a context is active (until the next ``backward`` or ``grad`` after it), so
+that those calls skip all of this otherwise.
 """
 
 import threading
@@ -51,7 +51,17 @@ _OUTSIDE = (
 )  # (torch's wording, its missing space included)
 _lock = threading.Lock()
 _active = [None]  # the context now entered (torch's contexts are process-wide and do not nest)
-_refused = weakref.WeakSet()  # tapes recorded in a context already left
+
+
+class _RefusedTapes(weakref.WeakSet):
+    """The tapes recorded in a context already left (``engine.refused_tapes``: a sweep that takes one raises)."""
+
+    @staticmethod
+    def error():
+        return AssertionError(_OUTSIDE)
+
+
+_refused = _RefusedTapes()
 
 
 class _SavedByFunction:
@@ -198,32 +208,20 @@ class allow_mutation_on_saved_tensors:
                     tape = ref()
                     if tape is not None:
                         _refused.add(tape)
+            engine.refused_tapes = _refused
             context.closed = True
             context.frozen.clear()
             _active[0] = None
         return False
 
 
-def _check_not_refused(outputs):
-    roots = [t for t in outputs if isinstance(t, Tensor)]
-    tapes = {id(t._tape): t._tape for t in roots if t._tape is not None}
-    for t, _ in engine.graph_nodes(roots).values():
-        if t._tape is not None:
-            tapes[id(t._tape)] = t._tape
-    for tape in tapes.values():
-        if tape in _refused:
-            raise AssertionError(_OUTSIDE)
-
-
-def around_call(fn, args, outputs):
+def around_call(fn, args):
     """Run ``fn(*args)`` (a ``backward`` or ``grad`` call) with the compiled sweep reading the active context's
-    frozen regions as unmodified; refuse a graph recorded in a context already left."""
-    if _refused:
-        _check_not_refused(outputs)
+    frozen regions as unmodified. (A graph recorded in a context already left is refused by the sweeps:
+    ``engine.refused_tapes``.)"""
     context = _active[0]
     if context is None:
-        if not _refused:
-            ENGAGED[0] = False
+        ENGAGED[0] = False
         return fn(*args)
     flags = engine.kernel_flags
     for tape_id, (tape, offsets) in context.frozen.items():

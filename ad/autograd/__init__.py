@@ -305,7 +305,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def _engaged_call(fn, args, outputs, inputs, is_grad):
     """``fn(*args)``, a ``backward`` (``is_grad`` false) or ``grad`` call, while multi-grad hooks exist (they
     collect gradients per call: ``multi_grad_hooks.run_call``) or ``allow_mutation_on_saved_tensors`` is engaged
-    (the saved values go back in place for the call: ``saved_mutation.around_call``)."""
+    (the compiled sweep reads the saved values it froze: ``saved_mutation.around_call``)."""
     if _saved_mutation.ENGAGED[0]:
         if _multi_grad_hooks.ACTIVE[0]:
             args = (fn, args, outputs, inputs, is_grad)

@@ -629,3 +629,28 @@ def test_swap_in_optimizer_params_and_state_matches_torch():
             t_opt := torch.optim.Adam(torch.nn.Linear(2, 1).parameters()), {}, t_opt.state_dict()
         ).__enter__(),
     )
+
+
+def test_allow_mutation_keeps_double_backward_through_a_function_saved_output():
+    def run(lib):
+        class Exp(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = x.exp()
+                ctx.save_for_backward(y)
+                return y
+
+            @staticmethod
+            def backward(ctx, g):
+                (y,) = ctx.saved_tensors
+                return g * y
+
+        a = lib.tensor(A, dtype=lib.float64, requires_grad=True)
+        with lib.autograd.graph.allow_mutation_on_saved_tensors():
+            (g,) = lib.autograd.grad(Exp.apply(a).sum(), a, create_graph=True)
+            (gg,) = lib.autograd.grad(g.sum(), a)
+        return arr(g), arr(gg)
+
+    ours, theirs = both(run)
+    same(ours, theirs)
+    same(ours[1], np.exp(A))

@@ -96,6 +96,13 @@ class FunctionCtx:
             if swap:
                 self._saved = tuple(swap.get(id(t), t) if t is not None else None for t in self._saved)
             self._saved_versions = tuple(t._version if t is not None else 0 for t in self._saved)
+        elif self._saved:
+            # ad's own packings (allow_mutation_on_saved_tensors: ``rebind``) hold the tensor: the recorded output
+            swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
+            for packed in self._saved if swap else ():
+                rebind = getattr(packed, "rebind", None)
+                if rebind is not None:
+                    rebind(swap)
 
     def mark_non_differentiable(self, *tensors):
         self._non_differentiable.update(id(t) for t in tensors)

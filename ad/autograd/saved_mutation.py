@@ -67,12 +67,21 @@ _refused = _RefusedTapes()
 class _SavedByFunction:
     """A tensor a custom Function saved inside the context, or the clone made of it before a write."""
 
-    __slots__ = ("tensor", "clone", "context", "__weakref__")
+    __slots__ = ("tensor", "clone", "context", "version", "__weakref__")
 
     def __init__(self, tensor, context):
         self.tensor = tensor
         self.clone = None
         self.context = context
+        self.version = tensor._version  # (a write that bypassed ``before_write`` still raises on unpack)
+
+    def rebind(self, swap):
+        """A saved output of forward becomes the recorded output (``FunctionCtx._snapshot_saved``), so that a
+        double backward through it reaches the call, as without the context."""
+        t = swap.get(id(self.tensor))
+        if t is not None and self.clone is None:
+            self.tensor = t
+            self.version = t._version
 
 
 class _AllowMutationOnSavedContext:
@@ -92,6 +101,13 @@ class _AllowMutationOnSavedContext:
         if s.context.closed:
             raise AssertionError(_OUTSIDE)
         if s.clone is None:
+            if s.tensor._version != s.version:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: a tensor a custom Function saved is at version {s.tensor._version}; expected "
+                    f"version {s.version} instead (it was written in a way allow_mutation_on_saved_tensors does not "
+                    "see: resize_, set_)"
+                )
             return s.tensor
         if grad_mode.is_grad_enabled() and s.tensor._rg:
             raise RuntimeError(

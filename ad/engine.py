@@ -367,6 +367,8 @@ def kernel_sweep(roots, seeds, targets, retain_graph, run_targets=False, swept=N
     def state_of(tape):
         s = sweeps.get(tape.id)
         if s is None:
+            if refused_tapes and tape in refused_tapes:
+                raise refused_tapes.error()
             s = tape.sweep_state(plan) if not isinstance(tape, Tape) else _TapeSweep(tape, plan)
             sweeps[tape.id] = s
             heapq.heappush(heap, -tape.id)
@@ -669,6 +671,14 @@ def _arrive(s, t):
     _apply_tensor_hooks(s, t)
 
 
+# allow_mutation_on_saved_tensors (ad/autograd/saved_mutation.py): tape id -> the modified flags the kernel reads
+# for that tape instead of ``tape.modified`` (cleared where an arena region keeps its saved value for good); and
+# the tapes recorded in a context already left, which refuse to be swept (a weak set with ``error()``; None until
+# a context was used): checked where a sweep takes a tape (``kernel_sweep``'s ``state_of``, ``graph_sweep``)
+kernel_flags = {}
+refused_tapes = None
+
+
 def _run_kernel(s, start, stop, freed, arrays):
     """The kernel over rows ``start`` down to ``stop``; ``arrays``: ``tape.arrays()`` and a status array."""
     if start < stop:
@@ -687,7 +697,7 @@ def _run_kernel(s, start, stop, freed, arrays):
         s.live,
         s.visited,
         freed,
-        tape.modified,
+        tape.modified if not kernel_flags else kernel_flags.get(tape.id, tape.modified),
         SAVES,
         start,
         stop,
@@ -852,6 +862,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         tape = t._tape
         if tape is not None:
             if id(tape) not in tapes:
+                if refused_tapes and tape in refused_tapes:
+                    raise refused_tapes.error()
                 tapes[id(tape)] = tape
                 tape.freed_flags()
                 if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)

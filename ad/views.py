@@ -202,9 +202,15 @@ _NO_GRAD_VIEW = (
 def check_write(t):
     """Raise torch's error for a write into ``t`` that torch refuses whatever the grad mode, and for one into
     memory that ``t`` covers more than once in any layout (overlapping ``unfold`` windows): torch detects only some
-    of those and then writes in an order-dependent way; ad refuses them all."""
+    of those and then writes in an order-dependent way; ad refuses them all. Every in-place write passes here
+    first: ``on_write[0]``, when set, is called with ``t`` (``autograd.saved_mutation`` keeps saved values)."""
     if overlaps(t._data) or _covers_memory_twice(t._data):
         raise RuntimeError(_OVERLAP)
+    if on_write[0] is not None:
+        on_write[0](t)
+
+
+on_write = [None]  # the active allow_mutation_on_saved_tensors context's before_write (ad/autograd/saved_mutation.py)
 
 
 def _covers_memory_twice(data):

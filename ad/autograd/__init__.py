@@ -22,6 +22,8 @@ from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from ..tensor import Tensor, _new, _pre_write_node, wrap_array
 from . import anomaly_mode
 from . import graph as _graph  # modules (issue 15): saved-tensor and graph hooks
+from . import multi_grad_hooks as _multi_grad_hooks
+from . import saved_mutation as _saved_mutation
 from . import sweep_hooks as _sweep_hooks  # distributed (issue 14): gradient-ready hooks, final callbacks
 from .anomaly_mode import detect_anomaly, set_detect_anomaly
 
@@ -53,6 +55,8 @@ def _as_tuple(x, what):
         return ()
     if isinstance(x, Tensor):
         return (x,)
+    if isinstance(x, _graph.GradientEdge):  # (a named tuple: one edge, not three elements)
+        return (x,)
     if isinstance(x, (list, tuple)):
         return tuple(x)
     if what == "inputs":
@@ -66,7 +70,7 @@ def _differentiated(inputs, fn):
     Raises:
         RuntimeError: no inputs, one that is not a tensor, or one that does not require grad (torch's messages).
     """
-    inputs = _as_tuple(inputs, "inputs")
+    inputs = _edges_to_tensors(_as_tuple(inputs, "inputs"))
     if len(inputs) == 0:
         raise RuntimeError(f"`inputs` argument to `{fn}()` cannot be empty.")
     for t in inputs:
@@ -75,6 +79,25 @@ def _differentiated(inputs, fn):
         if not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     return inputs
+
+
+def _edges_to_tensors(items):
+    """``items`` with each ``GradientEdge`` replaced by the tensor that holds its node (``graph.edge_tensor``)."""
+    for x in items:  # (a loop, not any(generator): once per call)
+        if isinstance(x, _graph.GradientEdge):
+            return tuple(_graph.edge_tensor(x) if isinstance(x, _graph.GradientEdge) else x for x in items)
+    return items
+
+
+def _non_leaf_edges(inputs):
+    """Ids of the non-leaf tensors named by ``GradientEdge``s in ``backward``'s ``inputs``: their gradient flows
+    to the graph but, as torch, is stored nowhere (a tensor there gets it in ``.grad``)."""
+    if inputs is None or isinstance(inputs, Tensor):
+        return ()
+    items = (inputs,) if isinstance(inputs, _graph.GradientEdge) else inputs
+    return {id(_graph.edge_tensor(e)) for e in items if isinstance(e, _graph.GradientEdge)} - {
+        id(t) for t in items if isinstance(t, Tensor)
+    }
 
 
 def _make_seeds(outputs, grad_outputs, create_graph):
@@ -262,8 +285,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """
     if grad_variables is not None:
         grad_tensors = grad_variables
-    outputs = _as_tuple(tensors, "tensors")
+    outputs = _edges_to_tensors(_as_tuple(tensors, "tensors"))
+    edge_only = ()
     if inputs is not None:
+        edge_only = _non_leaf_edges(inputs)
         inputs = _differentiated(inputs, "backward")
     if retain_graph is None:
         retain_graph = create_graph
@@ -271,16 +296,31 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         return observe.observer.grad_event(
             "backward", _backward, outputs, inputs, grad_tensors, retain_graph, create_graph, ()
         )
-    _backward(outputs, inputs, grad_tensors, retain_graph, create_graph)
+    if _multi_grad_hooks.ACTIVE[0] or _saved_mutation.ENGAGED[0]:
+        args = (outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
+        return _engaged_call(_backward, args, outputs, inputs, False)
+    _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only)
 
 
-def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph):
+def _engaged_call(fn, args, outputs, inputs, is_grad):
+    """``fn(*args)``, a ``backward`` (``is_grad`` false) or ``grad`` call, while multi-grad hooks exist (they
+    collect gradients per call: ``multi_grad_hooks.run_call``) or ``allow_mutation_on_saved_tensors`` is engaged
+    (the compiled sweep reads the saved values it froze: ``saved_mutation.around_call``)."""
+    if _saved_mutation.ENGAGED[0]:
+        if _multi_grad_hooks.ACTIVE[0]:
+            args = (fn, args, outputs, inputs, is_grad)
+            fn = _multi_grad_hooks.run_call
+        return _saved_mutation.around_call(fn, args)
+    return _multi_grad_hooks.run_call(fn, args, outputs, inputs, is_grad)
+
+
+def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph, edge_only=()):
     seeds = _make_seeds(outputs, grad_tensors, create_graph)
     targets = {id(t): t for t in inputs} if inputs is not None else {}
     _check_not_stale(targets.values())
     if inputs is not None:
         for t in inputs:
-            if t._op is not None:
+            if t._op is not None and id(t) not in edge_only:
                 # as torch: backward(inputs=[non-leaf]) fills its .grad; the sweep does it, as for any
                 # retained tensor, so a tensor both retained and in ``inputs`` gets its gradient once
                 t.retain_grad()
@@ -322,6 +362,11 @@ def _backward(outputs, inputs, grad_tensors, retain_graph, create_graph):
     with no_grad() if not create_graph else enable_grad():
         results = [(t, _leaf_result(t, g, create_graph) if t._op is None else _as_tensor(g)) for t, g in updates]
     for t, g in results:
+        if t._hooks and t._grad is None and not create_graph and t._op is None and g._dev is None:
+            # the hooks saw ``g`` and may keep it: ``.grad`` takes a copy, so that the next backward's in-place
+            # accumulation does not change what they kept (torch's AccumulateGrad clones a gradient it does not
+            # hold the only reference to)
+            g = wrap_array(g._data.copy())
         _accumulate(t, g, create_graph)
     # ---- modules (issue 15): post-accumulate-grad hooks, after every .grad of this backward is written
     if _graph._POST_ACC[0]:
@@ -424,7 +469,7 @@ def grad(
         allow_unused = materialize_grads
     if outputs is None:
         raise TypeError("'NoneType' object is not iterable: grad() needs the outputs to differentiate")
-    outputs = _as_tuple(outputs, "outputs")
+    outputs = _edges_to_tensors(_as_tuple(outputs, "outputs"))
     inputs_t = _differentiated(inputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph
@@ -433,6 +478,9 @@ def grad(
         return observe.observer.grad_event(
             "grad", _grad_call, outputs, inputs_t, grad_outputs, retain_graph, create_graph, options
         )
+    if _multi_grad_hooks.ACTIVE[0] or _saved_mutation.ENGAGED[0]:
+        args = (outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
+        return _engaged_call(_grad_call, args, outputs, inputs_t, True)
     return _grad_call(outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
 
 

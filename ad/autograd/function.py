@@ -12,6 +12,9 @@ of every output run first); a saved output is the recorded output (double backwa
 tensors' versions are checked when ``saved_tensors`` is read; ``once_differentiable``, ``setup_context``,
 ``vjp`` (alias of ``backward``), ``mark_non_differentiable``, ``mark_dirty`` (the modified input becomes the
 output: ``_take_over``) and ``set_materialize_grads`` behave as torch documents them.
+
+The deprecated ``InplaceFunction`` (an ``inplace`` flag) and ``NestedIOFunction`` (instance methods
+``forward_extended`` / ``backward_extended`` over nested inputs, run as a ``Function`` per call) sit at the end.
 """
 
 import functools
@@ -93,6 +96,13 @@ class FunctionCtx:
             if swap:
                 self._saved = tuple(swap.get(id(t), t) if t is not None else None for t in self._saved)
             self._saved_versions = tuple(t._version if t is not None else 0 for t in self._saved)
+        elif self._saved:
+            # ad's own packings (allow_mutation_on_saved_tensors: ``rebind``) hold the tensor: the recorded output
+            swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
+            for packed in self._saved if swap else ():
+                rebind = getattr(packed, "rebind", None)
+                if rebind is not None:
+                    rebind(swap)
 
     def mark_non_differentiable(self, *tensors):
         self._non_differentiable.update(id(t) for t in tensors)
@@ -625,3 +635,132 @@ def once_differentiable(fn):
         return wrapped[0] if single else tuple(wrapped)
 
     return wrapper
+
+
+# ---------------------------------------------------------------------------------------------------------
+# deprecated public classes kept by torch: InplaceFunction and NestedIOFunction
+
+
+class InplaceFunction(Function):
+    """A ``Function`` whose instances carry an ``inplace`` flag (deprecated in torch, kept public): the class is
+    used as any ``Function`` (``apply``); instantiating it warns, as every ``Function`` does."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+
+def _flatten(obj, leaves):
+    """Append the tensors (and other leaves) of nested tuples/lists ``obj`` to ``leaves``; return its structure."""
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), [_flatten(o, leaves) for o in obj])
+    leaves.append(obj)
+    return None
+
+
+def _unflatten(leaves, structure, at=None):
+    """Rebuild the nested tuples/lists of ``structure`` from the flat ``leaves``."""
+    at = [0] if at is None else at
+    if structure is None:
+        value = leaves[at[0]]
+        at[0] += 1
+        return value
+    kind, parts = structure
+    return kind(_unflatten(leaves, part, at) for part in parts)
+
+
+class NestedIOFunction(Function):
+    """The legacy custom-op style of nested inputs and outputs (deprecated in torch, kept public): a subclass
+    defines ``forward_extended(*inputs)`` and ``backward_extended(*grad_outputs)`` as instance methods, whose
+    arguments and results may be nested tuples/lists of tensors, and is called as ``instance(*inputs)``. The
+    instance stands for the ctx: ``save_for_backward``, ``saved_tensors``, ``mark_dirty``,
+    ``mark_non_differentiable`` and ``needs_input_grad`` reach the call's ``FunctionCtx``. Each call runs as a
+    ``Function`` of the subclass's name (``grad_fn`` ``<Name>Backward``), so gradients, hooks, double backward
+    and the compiled sweep treat it as any other custom Function.
+
+    (torch 2.13 still exports the class, but calling an instance fails there with an AttributeError: ad runs it
+    as the older releases documented.)
+
+    Example:
+        >>> class MulAdd(ad.autograd.function.NestedIOFunction):
+        ...     def forward_extended(self, x, y):
+        ...         self.save_for_backward(x, y)
+        ...         return x * y, x + y
+        ...     def backward_extended(self, g_mul, g_add):
+        ...         x, y = self.saved_tensors
+        ...         return g_mul * y + g_add, g_mul * x + g_add
+        >>> prod, total = MulAdd()(x, y)
+    """
+
+    def __call__(self, *inputs):
+        flat = []
+        in_structure = _flatten(inputs, flat)
+        instance = self
+        self._nested_input = inputs
+
+        def forward(ctx, *flat_inputs):
+            instance._ctx = ctx
+            outputs = instance.forward_extended(*_unflatten(flat_inputs, in_structure))
+            instance._nested_output = outputs
+            flat_outputs = []
+            instance._out_structure = _flatten(outputs, flat_outputs)
+            return tuple(flat_outputs)
+
+        def backward(ctx, *grads):
+            instance._ctx = ctx
+            nested = _unflatten(grads, instance._out_structure)
+            result = instance.backward_extended(*(nested if isinstance(nested, tuple) else (nested,)))
+            flat_grads = []
+            _flatten(result, flat_grads)
+            return tuple(flat_grads)
+
+        methods = {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+        call = type(type(self).__name__, (Function,), methods)  # (its name gives the grad_fn's: <Name>Backward)
+        flat_outputs = call.apply(*flat)
+        if not isinstance(flat_outputs, tuple):
+            flat_outputs = (flat_outputs,)
+        return _unflatten(list(flat_outputs), self._out_structure)
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        raise AttributeError(
+            f"{cls.__name__} is a NestedIOFunction: call an instance, {cls.__name__}()(*inputs), "
+            f"not {cls.__name__}.apply"
+        )
+
+    def forward(self, *args):
+        """The flat form of ``forward_extended`` (torch's legacy entry): ``forward_extended`` with ``args``."""
+        return self.forward_extended(*args)
+
+    def backward(self, *grads):
+        """The flat form of ``backward_extended``."""
+        return self.backward_extended(*grads)
+
+    def forward_extended(self, *inputs):
+        raise NotImplementedError("NestedIOFunction subclasses must implement forward_extended")
+
+    def backward_extended(self, *grad_outputs):
+        raise NotImplementedError("NestedIOFunction subclasses must implement backward_extended")
+
+    def _call_ctx(self):
+        ctx = self.__dict__.get("_ctx")
+        if ctx is None:
+            raise RuntimeError("the ctx methods of a NestedIOFunction are available only while it is called")
+        return ctx
+
+    def save_for_backward(self, *tensors):
+        self._call_ctx().save_for_backward(*tensors)
+
+    @property
+    def saved_tensors(self):
+        return self._call_ctx().saved_tensors
+
+    def mark_dirty(self, *tensors):
+        self._call_ctx().mark_dirty(*tensors)
+
+    def mark_non_differentiable(self, *tensors):
+        self._call_ctx().mark_non_differentiable(*tensors)
+
+    @property
+    def needs_input_grad(self):
+        return self._call_ctx().needs_input_grad

@@ -17,13 +17,26 @@
 import itertools
 import threading
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
-from .. import grad_mode
-from ..tensor import AccumulateGrad, Node, RemovableHandle, Tensor, wrap_array
+from kernels import opcodes as K
 
-__all__ = ["saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks", "Node"]
+from .. import grad_mode
+from ..tensor import AccumulateGrad, Node, RemovableHandle, Tensor, _pre_write_node, wrap_array
+
+__all__ = [
+    "saved_tensors_hooks",
+    "save_on_cpu",
+    "disable_saved_tensors_hooks",
+    "Node",
+    "GradientEdge",
+    "get_gradient_edge",
+    "increment_version",
+    "register_multi_grad_hook",
+    "allow_mutation_on_saved_tensors",
+]
 
 
 class _HookState(threading.local):
@@ -218,3 +231,103 @@ def bind():
     Tensor.grad_fn = property(_grad_fn)
     Node.register_prehook = _node_register_prehook
     Node.register_hook = _node_register_hook
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gradient edges and the version counter
+
+
+class GradientEdge(NamedTuple):
+    """Object representing a given gradient edge within the autograd graph: the ``node`` that receives the
+    gradient and which of its outputs (``output_nr``) it is. ``ownership_token`` is torch's (None here too).
+
+    Get one with ``get_gradient_edge(tensor)``; ``autograd.grad`` and ``autograd.backward`` accept one as an
+    output or as an input.
+    """
+
+    node: object
+    output_nr: int
+    ownership_token: object = None
+
+
+def get_gradient_edge(tensor):
+    """The ``GradientEdge`` where ``tensor``'s gradient is computed: its ``grad_fn`` (a leaf's
+    ``AccumulateGrad``) and the output number. It keeps pointing at that node after ``tensor`` is modified in
+    place, so ``grad(out, edge)`` then gives the gradient with respect to the value before the write.
+
+    Raises:
+        RuntimeError: ``tensor`` does not require grad (torch's message).
+
+    Example:
+        >>> y = x * 2
+        >>> edge = ad.autograd.graph.get_gradient_edge(y)
+        >>> y.mul_(3)
+        >>> ad.autograd.grad((y * y).sum(), edge)  # d/d(y before mul_)
+    """
+    if not isinstance(tensor, Tensor) or not tensor._rg:
+        raise RuntimeError("It is not possible to get the gradient edge for a Tensor that does not require gradients")
+    if tensor._op is None:
+        return GradientEdge(tensor._accumulate_node(), 0)
+    holder = _pre_write_node(tensor)
+    node = holder.grad_fn
+    _outputs[node] = weakref.ref(holder)
+    output_nr = 0
+    ctx = holder._ctx
+    if holder._op.code == K.PYTHON:  # a custom Function's outputs: numbered as forward returned them
+        for k, o in enumerate(ctx.outputs):
+            if o is holder:
+                output_nr = k
+    return GradientEdge(node, output_nr)
+
+
+def edge_tensor(edge):
+    """The tensor whose gradient ``edge`` names: a leaf's for an ``AccumulateGrad`` node, else the recorded
+    tensor that holds ``edge.node`` (after in-place writes, the pre-write object on its ``_prev`` chain).
+
+    Raises:
+        RuntimeError: the node's output no longer exists.
+    """
+    node = edge.node
+    if isinstance(node, AccumulateGrad):
+        return node.variable
+    if not isinstance(node, Node):
+        raise RuntimeError(f"a GradientEdge's node must be an ad graph node, got {type(node).__name__}")
+    ref = _outputs.get(node)
+    t = ref() if ref is not None else None
+    while t is not None and t.__dict__.get("_node") is not node:
+        t = t._prev
+    if t is None:
+        raise RuntimeError(f"the output of {node.name()} that this GradientEdge names no longer exists")
+    return t
+
+
+def increment_version(tensor):
+    """Bump the version counter of ``tensor`` (or of each tensor of an iterable) as an in-place write would,
+    without writing: a backward that needs a value saved before then raises the modified-in-place error.
+
+    Raises:
+        RuntimeError: ``tensor`` is neither a tensor nor an iterable of tensors (torch's messages; the tensors
+            before a bad element are bumped, as torch).
+
+    Example:
+        >>> y = x.exp()          # saves its result
+        >>> ad.autograd.graph.increment_version(y)
+        >>> y.sum().backward()   # RuntimeError: ... modified by an inplace operation
+    """
+    from ..storage import _bump
+
+    if isinstance(tensor, Tensor):
+        _bump(tensor)
+        return
+    try:
+        items = iter(tensor)
+    except TypeError:
+        raise RuntimeError("increment_version expect a Iterable[Tensor] as input") from None
+    for t in items:
+        if not isinstance(t, Tensor):
+            raise RuntimeError("increment_version expects each element of the iterable to be a tensor")
+        _bump(t)
+
+
+from .multi_grad_hooks import register_multi_grad_hook  # noqa: E402 - it imports nothing from here
+from .saved_mutation import allow_mutation_on_saved_tensors  # noqa: E402, I001 - it imports saved_tensors_hooks

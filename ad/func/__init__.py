@@ -1,7 +1,8 @@
 """``ad.func``: torch.func's function transforms (functorch) over ``ad``'s autograd.
 
 ``grad``, ``grad_and_value``, ``vjp``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``, ``linearize``, ``vmap``,
-``functional_call``, ``stack_module_state``, ``functionalize`` and ``debug_unwrap`` take torch.func's arguments
+``functional_call``, ``stack_module_state``, ``functionalize``, ``debug_unwrap`` and
+``replace_all_batch_norm_modules_`` take torch.func's arguments
 (``argnums`` as an int or a tuple, ``has_aux``, ``chunk_size``, ``in_dims`` / ``out_dims``, ``randomness``; pytrees
 of tuples, lists and dicts as inputs and outputs) and raise torch's errors. Where to start reading:
 ``transforms.py`` (reverse mode on ``ad.autograd.grad`` with fresh leaves, forward mode on
@@ -19,6 +20,7 @@ Example (per-example gradients of a model's loss):
     (8, 1, 3)
 """
 
+from .batch_norm_replacement import replace_all_batch_norm_modules_
 from .functional_call import functional_call, stack_module_state
 from .transforms import (
     debug_unwrap,
@@ -45,6 +47,7 @@ __all__ = [
     "jacrev",
     "jvp",
     "linearize",
+    "replace_all_batch_norm_modules_",
     "stack_module_state",
     "vjp",
     "vmap",

@@ -2,7 +2,8 @@
 
 Start with ``optimizer.py`` (``param_groups``, ``state``, state dicts); each algorithm is one small module
 (``adamax.py`` holds Adamax, NAdam and RAdam; ``adadelta.py`` Adadelta, ASGD and Rprop; ``lbfgs.py`` LBFGS;
-``adafactor.py`` Adafactor and Muon); ``swa_utils`` weight averaging.
+``adafactor.py`` Adafactor and Muon); ``swa_utils`` weight averaging; ``swap_state`` runs an optimizer against
+swapped-in parameters and state.
 """
 
 from . import lr_scheduler, swa_utils
@@ -14,6 +15,7 @@ from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import Adagrad, RMSprop
 from .sgd import SGD
+from .swap_state import swap_in_optimizer_params_and_state
 
 __all__ = [
     "Optimizer",
@@ -33,4 +35,5 @@ __all__ = [
     "Muon",
     "lr_scheduler",
     "swa_utils",
+    "swap_in_optimizer_params_and_state",
 ]

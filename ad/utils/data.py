@@ -1,7 +1,8 @@
 """``ad.utils.data``: datasets, samplers and ``DataLoader``, as ``torch.utils.data``.
 
 A training loop ported from torch keeps its data pipeline: ``TensorDataset``, ``random_split``, ``Subset``,
-``ConcatDataset``, the samplers, ``default_collate`` and ``DataLoader`` (batching, shuffling, ``drop_last``,
+``ConcatDataset``, the samplers (``DistributedSampler``: each rank of ``ad.distributed`` its share),
+``default_collate`` and ``DataLoader`` (batching, shuffling, ``drop_last``,
 ``collate_fn``, ``batch_sampler``, iterable datasets) take torch's arguments, give torch's batch structure and raise
 torch's errors. Shuffles draw from ``ad``'s random stream (``ad.manual_seed``) or from ``generator=`` (an
 ``ad.Generator``), so a seeded run repeats; the numbers are not torch's (its generator differs).
@@ -31,6 +32,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
@@ -277,6 +279,86 @@ class RandomSampler(Sampler):
 
     def __len__(self):
         return self.num_samples
+
+
+class DistributedSampler(Sampler):
+    """Each of ``num_replicas`` processes (ranks of ``ad.distributed``) its own share of the dataset's indices:
+    the indices (shuffled by epoch, the same permutation on every rank) padded with their first ones to a
+    multiple of ``num_replicas`` (or, with ``drop_last``, cut to one), then every ``num_replicas``-th from
+    ``rank`` on. Call ``set_epoch(epoch)`` before each epoch so the shuffle changes.
+
+    The permutation is drawn from an ``ad.Generator`` seeded with ``seed + epoch``: deterministic and equal on
+    every rank, as torch's, but not torch's numbers.
+
+    Args:
+        dataset: a dataset with ``len()``.
+        num_replicas: the number of processes; defaults to ``ad.distributed.get_world_size()``.
+        rank: this process's rank; defaults to ``ad.distributed.get_rank()``.
+        shuffle: permute the indices each epoch.
+        seed: the shuffle's seed, the same on every rank.
+        drop_last: drop the tail so that every rank gets the same count without padding.
+
+    Raises:
+        ValueError: ``num_replicas`` or ``rank`` left out while ``ad.distributed`` is not initialized, or a
+            rank outside ``[0, num_replicas - 1]`` (torch's messages).
+
+    Example:
+        >>> sampler = ad.utils.data.DistributedSampler(dataset, num_replicas=2, rank=0)
+        >>> loader = ad.utils.data.DataLoader(dataset, batch_size=8, sampler=sampler)
+        >>> for epoch in range(3):
+        ...     sampler.set_epoch(epoch)
+        ...     for batch in loader: ...
+    """
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        from .. import distributed
+
+        if num_replicas is None:
+            num_replicas = distributed.get_world_size()
+        if rank is None:
+            rank = distributed.get_rank()
+        if rank >= num_replicas or rank < 0:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+        self.dataset = dataset
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        self.drop_last = drop_last
+        n = len(dataset)
+        if drop_last and n % num_replicas != 0:
+            self.num_samples = math.ceil((n - num_replicas) / num_replicas)  # (the largest share all ranks have)
+        else:
+            self.num_samples = math.ceil(n / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+        self.shuffle = shuffle
+        self.seed = seed
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            from ..random import Generator, randperm
+
+            g = Generator()
+            g.manual_seed(self.seed + self.epoch)
+            indices = randperm(n, generator=g).tolist()
+        else:
+            indices = list(range(n))
+        if not self.drop_last:
+            padding = self.total_size - len(indices)
+            if padding <= len(indices):
+                indices += indices[:padding]
+            else:  # (fewer indices than ranks: repeat them)
+                indices += (indices * math.ceil(padding / len(indices)))[:padding]
+        else:
+            indices = indices[: self.total_size]
+        return iter(indices[self.rank : self.total_size : self.num_replicas])
+
+    def __len__(self):
+        return self.num_samples
+
+    def set_epoch(self, epoch):
+        """Use ``epoch`` for the next shuffle (each epoch then sees another permutation, the same on all ranks)."""
+        self.epoch = epoch
 
 
 class SubsetRandomSampler(Sampler):

@@ -1,7 +1,7 @@
 """``ad.nn.utils``: gradient clipping, parameter/vector conversion, (``rnn``) packed sequences, the hook-based
 weight and spectral normalizations, (``parametrize``) parametrizations of a module's tensors and
 (``parametrizations``) the orthogonal, weight-norm and spectral-norm ones built on them, conv/linear + BatchNorm
-fusion and ``skip_init``, as ``torch.nn.utils``."""
+fusion, ``skip_init`` and the conv weights' memory-format conversion, as ``torch.nn.utils``."""
 
 from . import convert_parameters, parametrizations, parametrize, rnn, stateless
 from .clip_grad import (
@@ -15,6 +15,7 @@ from .clip_grad import (
 )
 from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights
 from .init import skip_init
+from .memory_format import convert_conv2d_weight_memory_format, convert_conv3d_weight_memory_format
 from .weight_norm import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
     "clip_grads_with_norm_",
+    "convert_conv2d_weight_memory_format",
+    "convert_conv3d_weight_memory_format",
     "fuse_conv_bn_eval",
     "fuse_conv_bn_weights",
     "fuse_linear_bn_eval",

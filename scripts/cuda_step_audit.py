@@ -10,9 +10,10 @@ Run from the repository root::
     NUMBA_ENABLE_CUDASIM=1 python -m scripts.cuda_step_audit --depth 4 lstm conv  # some, with their callers
 
 A step's copies back are the sweep's two (its state and visited flags, ``tests/cuda/test_host_traffic.py``) plus
-what the step reads into Python. Those torch reads too are inherent (a data-dependent shape or a Python number:
-``nonzero``, ``item``, boolean masks, an embedding's index check); ``tests/cuda/test_step_traffic.py`` holds each
-step to the copies listed for it in ``EXPECTED_D2H``.
+what the step reads into Python: reads that torch makes too (a data-dependent shape or a Python number:
+``nonzero``, ``item``, boolean masks) and, by ad's design, index maps, which are host data (class indices, an
+embedding bag's indices and offsets, max pooling's window maxima). ``tests/cuda/test_step_traffic.py`` holds the
+MLP step to its three copies, and clipping, cross entropy and the convolutions to theirs.
 """
 
 import collections

@@ -7,6 +7,9 @@ an embedding's indices: index maps are host data); nothing else. Under numba's s
   max, p = 0 divided by zero);
 - ``cross_entropy`` with ``ignore_index`` or ``label_smoothing``: the class indices read once (were read two or
   three times);
+- ``conv1d/2d/3d`` of CUDA operands: columns by strided slices on the device and the batched matmul (the numpy
+  im2col took the operands through the host: three copies back per call and a Python hand-over in backward);
+  values, gradients and tangents equal the CPU's;
 - a whole MLP step (linear, relu, dropout, cross entropy, SGD with momentum): the sweep's two copies and the
   targets' read.
 """
@@ -18,6 +21,7 @@ import numpy as np
 import pytest
 
 import ad
+import ad.autograd.forward_ad as fwAD
 import ad.nn as nn
 import ad.nn.functional as F
 
@@ -74,6 +78,37 @@ def test_cross_entropy_reads_the_class_indices_once(kwargs):
         results.append((loss.detach().cpu().numpy(), x.grad.cpu().numpy()))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-13)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-13)
+
+
+CONVS = [
+    ("conv2d_groups_stride_dilation", F.conv2d, (1, 4, 3, 5), (4, 2, 2, 2), True,
+     dict(stride=(2, 1), padding=(1, 1), dilation=(1, 2), groups=2)),
+    ("conv1d_same_unbatched", F.conv1d, (3, 7), (4, 3, 3), False, dict(padding="same")),
+    ("conv3d_padded", F.conv3d, (1, 1, 2, 2, 3), (1, 1, 2, 2, 2), True, dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("fn, x_shape, w_shape, has_bias, kwargs", [c[1:] for c in CONVS], ids=[c[0] for c in CONVS])
+def test_conv_on_cuda_stays_on_the_device(fn, x_shape, w_shape, has_bias, kwargs):
+    rng = np.random.default_rng(0)
+    x0, w0, b0 = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    results = []
+    for dev in ("cpu", "cuda"):
+        x, w = ad.tensor(x0, device=dev, requires_grad=True), ad.tensor(w0, device=dev, requires_grad=True)
+        b = ad.tensor(b0, device=dev, requires_grad=True) if has_bias else None
+        with traffic_tool.HostTraffic() as traffic:
+            out = fn(x, w, b, **kwargs)
+            g = ad.tensor(np.linspace(-1.0, 1.0, out.numel()).reshape(tuple(out.shape)), device=dev)
+            out.backward(g)
+        if dev == "cuda":  # the sweep's two copies back, one sweep (no hand-over to Python and back)
+            assert traffic.count("d2h") == audit.SWEEP_D2H, traffic.summary()
+        with fwAD.dual_level():
+            xt = fwAD.make_dual(ad.tensor(x0, device=dev), ad.tensor(np.cos(x0), device=dev))
+            wt = fwAD.make_dual(ad.tensor(w0, device=dev), ad.tensor(np.sin(w0), device=dev))
+            tangent = fwAD.unpack_dual(fn(xt, wt, None, **kwargs)).tangent
+        results.append([out.detach(), x.grad, w.grad, b.grad if has_bias else out.detach(), tangent])
+    for cpu, cuda in zip(*results):
+        np.testing.assert_allclose(cuda.cpu().numpy(), cpu.numpy(), rtol=1e-12, atol=1e-13)
 
 
 def test_an_mlp_step_copies_back_the_sweep_state_and_the_targets():

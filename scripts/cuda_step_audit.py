@@ -12,8 +12,8 @@ Run from the repository root::
 A step's copies back are the sweep's two (its state and visited flags, ``tests/cuda/test_host_traffic.py``) plus
 what the step reads into Python: reads that torch makes too (a data-dependent shape or a Python number:
 ``nonzero``, ``item``, boolean masks) and, by ad's design, index maps, which are host data (class indices, an
-embedding bag's indices and offsets, max pooling's window maxima). ``tests/cuda/test_step_traffic.py`` holds the
-MLP step to its three copies, and clipping, cross entropy and the convolutions to theirs.
+embedding bag's indices and offsets). ``tests/cuda/test_step_traffic.py`` holds the MLP step to its three copies,
+and clipping, cross entropy and the convolutions to theirs; ``tests/cuda/test_cuda_max_pool.py`` max pooling.
 """
 
 import collections

@@ -6,7 +6,8 @@ coordinates (output position, tap) and a mask of the taps that fall inside the i
 dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
 
 - max pooling: a kernel (``kernels/conv.py``) finds the (first) largest element of each window, and
-  ``ops.gather_map`` picks it,
+  ``ops.gather_map`` picks it (on CUDA, without ``return_indices``: device slices and a chain of ``where``
+  picking the same element, ``_device_max_pool``),
   so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
   indices);
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
@@ -152,6 +153,9 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
+    if x._dev is not None and not return_indices:
+        result = _device_max_pool(x, k, s, p, d, out, masks)
+        return result if batched else ops.squeeze(result, 0)
     plane_index, valid = _combine(spatial, coords, masks)
     indices = _max_over_windows(x, plane_index, valid)  # (N, C, O...)
     n, c = x.shape[:2]
@@ -163,6 +167,47 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         indices = indices[0]
     if return_indices:
         return result, _cuda.index_tensor(indices.astype(np.int64), input)
+    return result
+
+
+def _device_max_pool(x, kernel, stride, padding, dilation, out, masks):
+    """Max pooling of a CUDA tensor in device ops, no host copy of the values (``_max_over_windows`` reads them
+    back for the index map): the taps are strided slices of the input padded with -inf; ``m`` their maximum; the
+    result selects, by a chain of ``where`` from the last tap to the first, the first valid tap equal to ``m`` or
+    NaN (a NaN is the maximum: the first NaN), which is the CPU's pick (``window_argmax``). The gradient and the
+    tangent are that tap's only, as the CPU's gather; a padding tap is never picked (an all -inf window picks its
+    first element)."""
+    from ...cuda.ops import full
+
+    for dim, (kk, st, pp, dl, o) in enumerate(zip(kernel, stride, padding, dilation, out)):
+        axis = 2 + dim
+        right = max(0, (o - 1) * st + (kk - 1) * dl + 1 - pp - x.shape[axis])  # (ceil_mode's last windows)
+        if pp or right:
+            pieces = []
+            for width in (pp, None, right):
+                if width is None:
+                    pieces.append(x)
+                elif width:
+                    shape = x.shape[:axis] + (width,) + x.shape[axis + 1:]
+                    pieces.append(full(shape, -np.inf, x._data.dtype, x._dev))
+            x = ops.cat(pieces, axis)
+    taps, valid = [], []
+    for offsets in np.ndindex(*kernel):  # (the windows' tap order: row-major over the kernel)
+        window = tuple(slice(j * dl, j * dl + (o - 1) * st + 1, st)
+                       for j, dl, o, st in zip(offsets, dilation, out, stride))
+        taps.append(x[(slice(None), slice(None)) + window])
+        inside = np.ones((), bool)
+        for dim, j in enumerate(offsets):
+            inside = np.multiply.outer(inside, masks[dim][:, j])
+        valid.append(None if inside.all() else _cuda.index_tensor(inside, x))
+    with no_grad():
+        m = ops.amax(ops.stack(taps, 2), 2) if len(taps) > 1 else taps[0]
+    result = taps[-1]
+    for tap, inside in zip(reversed(taps[:-1]), reversed(valid[:-1])):
+        pick = (tap == m) | ops.isnan(tap)
+        if inside is not None:
+            pick = pick & inside
+        result = ops.where(pick, tap, result)
     return result
 
 

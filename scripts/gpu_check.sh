@@ -3,14 +3,14 @@
 # benchmark table. Works offline: installs nothing from a registry, uses the numba, numba-cuda, CuPy and torch
 # that the machine has (`pip install --no-deps --no-build-isolation -e .`, or PYTHONPATH=. if that fails).
 # Usage: bash scripts/gpu_check.sh            (from anywhere; PYTHON=python3.12 picks the interpreter)
-# One call, 9.5 minutes at most (measured on an H200 in session 14: tests 195 s, bench 62 s; tests/cuda has grown
-# by ~150 tests since, about 30-60 s more): every step has its own timeout
+# One call, 9 minutes at most (measured on an H200 in session 14: tests 195 s, bench 62 s; tests/cuda has grown
+# by ~170 tests since, about 30-60 s more): every step has its own timeout
 # (seconds; override with the variables below), a step that runs out is reported and the next one runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
-T_INSTALL="${T_INSTALL:-30}" T_TESTS="${T_TESTS:-300}" T_BENCH="${T_BENCH:-90}" T_COMPARE="${T_COMPARE:-90}"
-T_TRAFFIC="${T_TRAFFIC:-60}"
+T_INSTALL="${T_INSTALL:-30}" T_TESTS="${T_TESTS:-275}" T_BENCH="${T_BENCH:-80}" T_COMPARE="${T_COMPARE:-75}"
+T_TRAFFIC="${T_TRAFFIC:-50}" T_AUDIT="${T_AUDIT:-25}"
 # Logs go to $LOGS (default $OUT, the device tool's return folder, else a temporary folder): tests.log with every
 # failure's short traceback, junit.xml, compare_cuda.json.
 LOGS="${LOGS:-${OUT:-$(mktemp -d)}}"
@@ -93,8 +93,12 @@ step "CUDA kernel and ad benchmarks" "$T_BENCH" "$PY" -m kernels.cuda.bench
 # backward of the bench's chain at two sizes (the copies must not grow with n) and one bench-sized MLP step
 step "host traffic of ad's CUDA backward" "$T_TRAFFIC" "$PY" -m scripts.cuda_host_traffic --n 1048576 16777216 \
     --mlp 1024 4096 10
+# the device-to-host copies of one training step of each model (MLP, conv net, LSTM, transformer layer, embedding
+# bag, losses and norms), by call chain: scripts/cuda_step_audit.py; unbuffered, so a timeout keeps what it printed
+step "device-to-host copies per training step" "$T_AUDIT" "$PY" -u -m scripts.cuda_step_audit --depth 3 \
+    mlp conv lstm cross_entropy embedding_bag transformer losses_norms
 # the README's GPU table: each library in its own process, medians of the whole step; --stop-after starts no
-# workload after 60 s, so the table is printed inside the step's limit even when start-up is slow
+# workload after 55 s, so the table is printed inside the step's limit even when start-up is slow
 step "benchmarks.compare --device cuda" "$T_COMPARE" "$PY" -m benchmarks.compare --device cuda --quick \
-    --stop-after 60 --json "$LOGS/compare_cuda.json"
+    --stop-after 55 --json "$LOGS/compare_cuda.json"
 exit $status

@@ -1,7 +1,8 @@
 """The CUDA average pooling's window sums (``pooling._shifted_means``: a reshaped ``sum`` for windows that do not
 overlap, shifted strided slices for those that do) against the gathered taps (``_gathered_means``), on the CPU
 so that many geometries run fast: strides below, at and above the kernel, padding, ceil mode, adaptive windows
-of one width evenly spaced, input with NaN and inf. tests/cuda/test_cuda_avg_pool.py runs the path on CUDA."""
+of one width evenly spaced and uneven ones (interleaved sets), input with NaN and inf.
+tests/cuda/test_cuda_avg_pool.py runs the path on CUDA."""
 
 import numpy as np
 
@@ -19,10 +20,10 @@ def _x(shape, rng):
 
 def _check(x, geometry):
     coords, masks, weights = zip(*geometry)
-    windows = P._regular_windows(coords, masks, x.shape[2:])
-    assert windows is not None
+    classes = P._window_classes(coords, masks, x.shape[2:])
+    assert classes is not None
     t = ad.tensor(x, requires_grad=True)
-    ours = P._shifted_means(t, windows, weights)
+    ours = P._shifted_means(t, classes, weights)
     g = np.random.default_rng(1).standard_normal(tuple(ours.shape))
     (grad,) = ad.autograd.grad(ours, t, ad.tensor(g))
     t2 = ad.tensor(x, requires_grad=True)
@@ -52,6 +53,22 @@ def test_adaptive_windows_of_one_width_evenly_spaced():
     rng = np.random.default_rng(2)
     for size, out in [(6, 3), (6, 1), (5, 5), (8, 2), (1, 1), (7, 3)]:  # (7 -> 3: width 3, step 2)
         coord, valid = P._adaptive_windows(size, out)
+        assert len(P._window_classes([coord], [valid], (size,))[0]) == 1  # (one regular set)
         _check(_x((1, 3, size), rng), [(coord, valid, 1.0 / valid.sum(-1))])
-    coord, valid = P._adaptive_windows(5, 3)  # widths 2, 3, 2: no regular form (CUDA keeps the checked path)
-    assert P._regular_windows([coord], [valid], (5,)) is None
+
+
+def test_uneven_adaptive_windows_as_interleaved_regular_sets():
+    """Adaptive windows of varying width or spacing (5 -> 3: widths 2, 3, 2) repeat every O / gcd(S, O) outputs:
+    that many interleaved regular sets (CUDA's path without a host check), against the gathered taps, every
+    pair of sizes up to 12 and in 2-d."""
+    rng = np.random.default_rng(3)
+    periods = {}
+    for size in range(1, 13):
+        for out in range(1, 13):
+            coord, valid = P._adaptive_windows(size, out)
+            classes = P._window_classes([coord], [valid], (size,))
+            periods[size, out] = len(classes[0])
+            _check(_x((1, 2, size), rng), [(coord, valid, 1.0 / valid.sum(-1))])
+    assert periods[5, 3] == 3 and periods[10, 4] == 2 and periods[7, 3] == 1 and periods[3, 5] == 5
+    geometry = [(c, v, 1.0 / v.sum(-1)) for c, v in (P._adaptive_windows(5, 3), P._adaptive_windows(10, 4))]
+    _check(_x((2, 2, 5, 10), rng), geometry)

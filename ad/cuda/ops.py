@@ -582,17 +582,19 @@ def scatter_map(x, shape, index_map, op):
 
 
 def pieces(op, tensors, shape, layouts):
-    """``cat`` / ``stack``: each piece scatter-added into zeros of ``shape`` at its (strides, base)."""
+    """``cat`` / ``stack``: each piece stored into ``shape`` at its (strides, base). The pieces tile the result,
+    so each is assigned, not added into zeros (0.0 + -0.0 is +0.0: a -0.0 piece came out +0.0, the CPU's
+    stays -0.0)."""
     dev = common_device(*tensors)
     tensors = [on_device(t, dev) for t in tensors]
     dt = np.result_type(*[t._data.dtype for t in tensors])
-    out = full(shape, 0.0, dt, dev)._data
+    out = empty(shape, dt)
     for t, (strides, base) in zip(tensors, layouts):
         td = _values(t)
+        if td.dtype != dt:
+            td = _convert(td, dt)
         if td.size:
-            kc.launch(
-                kc.scatter_add_strided_kernel, td.size, flat(td), flat(out), _ints(td.shape), _ints(strides), base, 1.0
-            )
+            kst.assign_strided(td, flat(out), base, td.shape, strides)
     return result(out, dev, op, tuple(tensors), layouts)
 
 

@@ -41,6 +41,9 @@ CASES = [
     ("avg2d_stride_over_kernel_ceil", F.avg_pool2d, (1, 2, 7, 8), dict(kernel_size=2, stride=3, ceil_mode=True)),
     ("adaptive_global", F.adaptive_avg_pool2d, (1, 2, 5, 6), dict(output_size=1)),
     ("adaptive_even", F.adaptive_avg_pool2d, (1, 2, 4, 6), dict(output_size=(2, 3))),
+    ("adaptive_uneven2d", F.adaptive_avg_pool2d, (1, 1, 5, 7), dict(output_size=(3, 4))),  # 5 -> 3: widths 2, 3, 2
+    ("adaptive_uneven1d", F.adaptive_avg_pool1d, (2, 10), dict(output_size=4)),  # two sets of two windows
+    ("adaptive_uneven3d", F.adaptive_avg_pool3d, (1, 1, 3, 2, 5), dict(output_size=(2, 2, 3))),
 ]
 
 
@@ -68,20 +71,41 @@ POOLS = {
     "overlapping": lambda x: F.avg_pool2d(x, 3, stride=2, padding=1),
     "stride_is_kernel": lambda x: F.avg_pool2d(x, 2),
     "adaptive_global": lambda x: F.adaptive_avg_pool2d(x, 1),
+    "adaptive_uneven": lambda x: F.adaptive_avg_pool2d(x, (3, 2)),  # 5 -> 3 and 4 -> 2: interleaved sets
 }
 
 
 @pytest.mark.parametrize("pool, requires_grad", [("overlapping", False), ("stride_is_kernel", True),
-                                                  ("adaptive_global", True)])
+                                                  ("adaptive_global", True), ("adaptive_uneven", True)])
 def test_avg_pool_forward_copies_nothing_back(pool, requires_grad):
     """No device-to-host copy (the finite check's read-back was one per call), and host traffic that does not grow
     with the batch."""
     profiles = []
     for n in (1, 2):
-        x = ad.tensor(_input((n, 1, 4, 4)), device="cuda", requires_grad=requires_grad)
+        x = ad.tensor(_input((n, 1, 5 if pool == "adaptive_uneven" else 4, 4)), device="cuda",
+                      requires_grad=requires_grad)
         traffic = traffic_tool.measure(lambda x=x: POOLS[pool](x))
         assert traffic.count("d2h") == 0, traffic.summary()
         profiles.append({k: (traffic.count(k), traffic.total(k)) for k in ("h2d", "host_arg")})
+    assert profiles[0] == profiles[1]
+
+
+def test_uneven_adaptive_pool_backward_copies_only_the_sweeps_state():
+    """The backward of uneven adaptive pooling (slices, sums, a stack: no index map, no finite check) copies back
+    only the sweep's two small arrays (``tests/cuda/test_host_traffic.py``), and its host copies do not grow with
+    the batch (a fresh tape each: rows left on a shared one would count)."""
+    from ad.cuda import tape
+
+    profiles = []
+    for n in (1, 2):
+        tape.reset_current()
+        x = ad.tensor(_input((n, 1, 5, 3)), device="cuda", requires_grad=True)
+        out = F.adaptive_avg_pool2d(x, (3, 2))
+        seed = ad.ones_like(out)
+        traffic = traffic_tool.measure(lambda out=out, seed=seed: out.backward(seed, retain_graph=True))
+        assert traffic.count("d2h") == 2 and traffic.total("d2h") < 1024, traffic.summary()
+        profiles.append({k: (traffic.count(k), traffic.total(k)) for k in ("d2h", "h2d", "host_arg")})
+        np.testing.assert_allclose(x.grad.cpu().numpy().sum(), 2 * n * 3 * 2)  # (two backwards: every mean's)
     assert profiles[0] == profiles[1]
 
 

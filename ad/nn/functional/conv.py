@@ -14,7 +14,11 @@ of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That co
 form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
 arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring),
 with the batch split across the cores (``ad.parallel.run_parts``, numpy's BLAS on one thread meanwhile).
+On CUDA operands ``conv1d/2d/3d`` run the composite in device ops, the columns gathered by strided slices
+(``_device_conv``); the transposed convolutions still take the host round trip of numpy-forward Functions.
 """
+
+import itertools
 
 import numpy as np
 
@@ -334,8 +338,52 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
             f"but got bias of size {list(bias.shape) if isinstance(bias, Tensor) else bias} instead"
         )
     _check_geometry(x.shape[2:], kernel, stride, padding, dilation, fn)
-    out = _Convolution.apply(x, weight, bias, (kernel, stride, padding, dilation), groups)
+    geo = (kernel, stride, padding, dilation)
+    if x._dev is not None and weight._dev is not None:
+        out = _device_conv(x, weight, bias, geo, groups)
+    else:
+        out = _Convolution.apply(x, weight, bias, geo, groups)
     return out if batched else ops.squeeze(out, 0)
+
+
+def _device_conv(x, weight, bias, geo, groups):
+    """A convolution of CUDA operands in device ops: ``_conv_composite``'s product with its columns gathered by
+    strided slices, one per tap, of the zero-padded input (``_Im2Col`` is a numpy kernel: on CUDA operands
+    ``_Convolution`` went through the host, three copies back per call and a hand-over to Python in backward).
+    The gradients and tangents are the slices', the stack's and the matmul's rules, all on the device."""
+    kernel, stride, padding, dilation = geo
+    n = x.shape[0]
+    out_c, in_per_group = weight.shape[:2]
+    spatial_out = _geometry(x.shape[2:], kernel, stride, padding, dilation)[1]
+    for d, p in enumerate(padding):
+        if p:
+            axis = 2 + d
+            zeros = _device_zeros(x, axis, p)
+            x = ops.cat([zeros, x, zeros], axis)
+    taps = []
+    for offsets in itertools.product(*(range(k) for k in kernel)):  # (row-major: the weight's tap order)
+        window = tuple(
+            slice(o * dl, o * dl + (size - 1) * st + 1, st)
+            for o, dl, size, st in zip(offsets, dilation, spatial_out, stride)
+        )
+        taps.append(x[(slice(None), slice(None)) + window])
+    cols = ops.stack(taps, 2) if len(taps) > 1 else ops.unsqueeze(taps[0], 2)  # (N, C, taps, *out)
+    length = int(np.prod(spatial_out))
+    cols = ops.reshape(cols, (n, groups, in_per_group * len(taps), length))
+    w = ops.reshape(weight, (groups, out_c // groups, in_per_group * len(taps)))
+    out = ops.reshape(ops.matmul(w, cols), (n, out_c) + spatial_out)  # (N, G, O / G, L) -> (N, O, *spatial)
+    if bias is not None:
+        out = out + ops.reshape(bias, (out_c,) + (1,) * len(kernel))
+    return out
+
+
+def _device_zeros(x, axis, width):
+    """Zeros shaped as ``x`` but ``width`` long along ``axis``, filled on ``x``'s CUDA device."""
+    from ...cuda.ops import full
+
+    shape = list(x.shape)
+    shape[axis] = width
+    return full(tuple(shape), 0.0, x._data.dtype, x._dev)
 
 
 def _conv_composite(x, weight, bias, geo, groups):

@@ -286,11 +286,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                 observe.observer.targets(target, t64, ignore_index)
             return ops.cross_entropy_mean(input, t64)  # the plain case, one row
     logp = composites.log_softmax(input, class_dim)
-    nll = nll_loss(logp, target, weight, None, ignore_index, None, reduction)
+    # the class indices read above, not the tensor: a CUDA target read again is one more copy back per read
+    nll = nll_loss(logp, t, weight, None, ignore_index, None, reduction)
     if not label_smoothing:
         return nll
     # torch's smoothing term: -sum_c w[c] logp[c] per sample (0 where ignored), scaled by eps / C
-    tt = _class_targets(input, target, "cross_entropy")
+    tt = _class_targets(input, t, "cross_entropy")
     x = ops.unsqueeze(logp, 0) if logp.ndim == 1 else logp
     lp, flat_t = _classes_last(x, tt.reshape(1) if logp.ndim == 1 else tt)
     c = lp.shape[1]

@@ -6,7 +6,8 @@ coordinates (output position, tap) and a mask of the taps that fall inside the i
 dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
 
 - max pooling: a kernel (``kernels/conv.py``) finds the (first) largest element of each window, and
-  ``ops.gather_map`` picks it,
+  ``ops.gather_map`` picks it (on CUDA, without ``return_indices``: device slices and a chain of ``where``
+  picking the same element, ``_device_max_pool``),
   so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
   indices);
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
@@ -14,9 +15,9 @@ dims gives, for every output element, the flat input indices of its window: ``(N
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
   and every derivative order come from matmul's rules); input holding a NaN or inf gathers the taps instead
   (a matrix's zeros would spread it along the rows); int64 input divides each window's integer sum, truncated
-  (torch's integer kernel). On CUDA, regular windows (all but adaptive ones of varying width or spacing) are
-  summed by a reshaped ``sum`` or shifted strided slices instead, NaN-safe without a look at the values (the
-  check would be a host round trip per call);
+  (torch's integer kernel). On CUDA the windows are summed by a reshaped ``sum`` or shifted strided slices
+  instead (adaptive windows of varying width or spacing as interleaved sets of regular ones), NaN-safe without
+  a look at the values (the check would be a host round trip per call);
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
 - max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
 - fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
@@ -152,6 +153,9 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
+    if x._dev is not None and not return_indices:
+        result = _device_max_pool(x, k, s, p, d, out, masks)
+        return result if batched else ops.squeeze(result, 0)
     plane_index, valid = _combine(spatial, coords, masks)
     indices = _max_over_windows(x, plane_index, valid)  # (N, C, O...)
     n, c = x.shape[:2]
@@ -163,6 +167,47 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         indices = indices[0]
     if return_indices:
         return result, _cuda.index_tensor(indices.astype(np.int64), input)
+    return result
+
+
+def _device_max_pool(x, kernel, stride, padding, dilation, out, masks):
+    """Max pooling of a CUDA tensor in device ops, no host copy of the values (``_max_over_windows`` reads them
+    back for the index map): the taps are strided slices of the input padded with -inf; ``m`` their maximum; the
+    result selects, by a chain of ``where`` from the last tap to the first, the first valid tap equal to ``m`` or
+    NaN (a NaN is the maximum: the first NaN), which is the CPU's pick (``window_argmax``). The gradient and the
+    tangent are that tap's only, as the CPU's gather; a padding tap is never picked (an all -inf window picks its
+    first element)."""
+    from ...cuda.ops import full
+
+    for dim, (kk, st, pp, dl, o) in enumerate(zip(kernel, stride, padding, dilation, out)):
+        axis = 2 + dim
+        right = max(0, (o - 1) * st + (kk - 1) * dl + 1 - pp - x.shape[axis])  # (ceil_mode's last windows)
+        if pp or right:
+            pieces = []
+            for width in (pp, None, right):
+                if width is None:
+                    pieces.append(x)
+                elif width:
+                    shape = x.shape[:axis] + (width,) + x.shape[axis + 1:]
+                    pieces.append(full(shape, -np.inf, x._data.dtype, x._dev))
+            x = ops.cat(pieces, axis)
+    taps, valid = [], []
+    for offsets in np.ndindex(*kernel):  # (the windows' tap order: row-major over the kernel)
+        window = tuple(slice(j * dl, j * dl + (o - 1) * st + 1, st)
+                       for j, dl, o, st in zip(offsets, dilation, out, stride))
+        taps.append(x[(slice(None), slice(None)) + window])
+        inside = np.ones((), bool)
+        for dim, j in enumerate(offsets):
+            inside = np.multiply.outer(inside, masks[dim][:, j])
+        valid.append(None if inside.all() else _cuda.index_tensor(inside, x))
+    with no_grad():
+        m = ops.amax(ops.stack(taps, 2), 2) if len(taps) > 1 else taps[0]
+    result = taps[-1]
+    for tap, inside in zip(reversed(taps[:-1]), reversed(valid[:-1])):
+        pick = (tap == m) | ops.isnan(tap)
+        if inside is not None:
+            pick = pick & inside
+        result = ops.where(pick, tap, result)
     return result
 
 
@@ -211,69 +256,119 @@ def _window_means(x, coords, masks, weights, gather=False):
     gathers its taps instead, so it reaches only the outputs whose window holds it, as torch's (``gather``:
     gather anyway, for a caller that knows its cotangent may hold NaN)."""
     if x._dev is not None:  # CUDA: no check of the values (one device reduction read back: a sync per call)
-        windows = _regular_windows(coords, masks, x.shape[2:])
-        if windows is not None:
-            return _shifted_means(x, windows, weights)
+        classes = _window_classes(coords, masks, x.shape[2:])
+        if classes is not None:
+            return _shifted_means(x, classes, weights)
     if not gather and _all_finite(x):
         mats = [_window_matrix(c, m, sz, w) for c, m, sz, w in zip(coords, masks, x.shape[2:], weights)]
         return _along_dims(x, mats)
     return _gathered_means(x, coords, masks, weights)
 
 
-def _regular_windows(coords, masks, spatial):
-    """Per spatial dim ``(first, step, taps, outputs, left, right)`` when every window is ``taps`` consecutive
-    coordinates, the windows ``step`` apart from ``first``, and a tap is valid exactly when it lies inside the
-    input (plain average pooling; adaptive pooling when its windows share one width and spacing, as 6 -> 3 or
-    7 -> 3); ``left`` / ``right``: the zeros to pad so that every tap is inside. None for other windows (5 -> 3)."""
+def _regular_windows(coord, valid, size):
+    """``(first, step, taps, outputs, left, right)`` when every window of one dim (``coord``, ``valid``: (O, K)) is
+    ``taps`` consecutive coordinates, the windows ``step`` apart from ``first``, and a tap is valid exactly when it
+    lies inside the input (plain average pooling; adaptive pooling when its windows share one width and spacing, as
+    6 -> 3 or 7 -> 3); ``left`` / ``right``: the zeros to pad so that every tap is inside. None for other windows
+    (5 -> 3)."""
+    o, k = coord.shape
+    first = int(coord[0, 0])
+    step = int(coord[1, 0] - coord[0, 0]) if o > 1 else k  # (one window: any step, the widest sums at once)
+    expected = first + step * np.arange(o)[:, None] + np.arange(k)[None, :]
+    if step <= 0 or not np.array_equal(coord, expected) or not np.array_equal(valid, (coord >= 0) & (coord < size)):
+        return None
+    reach = first + (o * step if step >= k else (o - 1) * step + k)  # (past the last element read)
+    return first, step, k, o, max(0, -first), max(0, reach - size)
+
+
+def _periodic_windows(coord, valid, size):
+    """Windows of one dim as ``period`` interleaved regular sets: output ``o`` is window ``o // period`` of set
+    ``o % period`` (``_regular_windows`` each, its taps cut to its own width). Adaptive windows always split so
+    (``[floor(o * S / O), ceil((o + 1) * S / O))`` repeats every ``O / gcd(S, O)`` outputs, shifted by
+    ``S / gcd(S, O)``: 5 -> 3 is three sets of one window, 10 -> 4 two sets of two); the smallest period that
+    works is taken. A window's taps must be its valid ones, first. None when no period works."""
+    o = coord.shape[0]
+    widths = valid.sum(-1)
+    if not np.array_equal(valid, np.arange(coord.shape[1])[None, :] < widths[:, None]):
+        return None
+    for period in range(1, o + 1):
+        if o % period:
+            continue
+        sets = []
+        for r in range(period):
+            k = int(widths[r])
+            rows = slice(r, None, period)
+            if k == 0 or (widths[rows] != k).any():
+                break
+            regular = _regular_windows(coord[rows, :k], valid[rows, :k], size)
+            if regular is None:
+                break
+            sets.append(regular)
+        else:
+            return sets
+    return None
+
+
+def _window_classes(coords, masks, spatial):
+    """Per spatial dim, its windows as interleaved regular sets (``_periodic_windows``; one set for plain average
+    pooling); None when a dim's windows do not split so."""
     out = []
     for coord, valid, size in zip(coords, masks, spatial):
-        o, k = coord.shape
-        first = int(coord[0, 0])
-        step = int(coord[1, 0] - coord[0, 0]) if o > 1 else k  # (one window: any step, the widest sums at once)
-        expected = first + step * np.arange(o)[:, None] + np.arange(k)[None, :]
-        if step <= 0 or not np.array_equal(coord, expected) or not np.array_equal(valid, (coord >= 0) & (coord < size)):
+        regular = _regular_windows(coord, valid, size)
+        sets = [regular] if regular is not None else _periodic_windows(coord, valid, size)
+        if sets is None:
             return None
-        reach = first + (o * step if step >= k else (o - 1) * step + k)  # (past the last element read)
-        out.append((first, step, k, o, max(0, -first), max(0, reach - size)))
+        out.append(sets)
     return out
 
 
-def _shifted_means(x, windows, weights):
-    """``_window_means`` of regular windows (``_regular_windows``) summed dim by dim after zero padding (``cat``):
-    windows that do not overlap (step >= taps: strides equal to the kernel, adaptive pooling) as one ``sum`` over
-    a reshaped axis ``(outputs, step)``, overlapping ones as sums of ``taps`` shifted strided slices. A window's sum
-    adds only its own elements, so a NaN or inf reaches only the windows that hold it (in values, tangents and
-    cotangents) without looking at the values: the CUDA path, with no host round trip. Slices and reshapes are
-    views or strided copies: no index map of the tensor's size."""
-    for d, (first, step, k, o, left, right) in enumerate(windows):
+def _shifted_means(x, classes, weights):
+    """``_window_means`` of windows split into regular sets (``_window_classes``), summed dim by dim: each set
+    after zero padding (``cat``), windows that do not overlap (step >= taps: strides equal to the kernel, adaptive
+    pooling) as one ``sum`` over a reshaped axis ``(outputs, step)``, overlapping ones as sums of ``taps`` shifted
+    strided slices; interleaved sets (uneven adaptive windows) stacked after their window axis and merged into it.
+    A window's sum adds only its own elements, so a NaN or inf reaches only the windows that hold it (in values,
+    tangents and cotangents) without looking at the values: the CUDA path, with no host round trip. Slices,
+    reshapes and stacks are views or strided copies: no index map of the tensor's size, so the host sends the
+    same few bytes (the weights) whatever the batch."""
+    for d, sets in enumerate(classes):
         axis = 2 + d
-        if left or right:
-            pieces = [_zeros(x, axis, left)] if left else []
-            pieces.append(x)
-            if right:
-                pieces.append(_zeros(x, axis, right))
-            x = ops.cat(pieces, axis)
-        begin = first + left
-        index = [slice(None)] * x.ndim
-        if step >= k:
-            index[axis] = slice(begin, begin + o * step)
-            blocks = ops.reshape(x[tuple(index)], x.shape[:axis] + (o, step) + x.shape[axis + 1:])
-            if k < step:
-                index = [slice(None)] * blocks.ndim
-                index[axis + 1] = slice(0, k)
-                blocks = blocks[tuple(index)]
-            x = ops.sum(blocks, axis + 1)
+        if len(sets) == 1:
+            x = _regular_sums(x, axis, *sets[0])
             continue
-        total = None
-        for j in range(k):
-            index[axis] = slice(begin + j, begin + j + (o - 1) * step + 1, step)
-            tap = x[tuple(index)]
-            total = tap if total is None else total + tap
-        x = total
+        parts = ops.stack([_regular_sums(x, axis, *s) for s in sets], axis + 1)  # (.., windows per set, sets, ..)
+        x = ops.reshape(parts, x.shape[:axis] + (parts.shape[axis] * len(sets),) + x.shape[axis + 1:])
     weight = np.ones(())
     for w in weights:  # the windows' weights, (O_1, .., O_n): the product of the per-dim ones
         weight = np.multiply.outer(weight, w)
     return x * _cuda.index_tensor(np.ascontiguousarray(weight, dtype=x.dtype), x)
+
+
+def _regular_sums(x, axis, first, step, k, o, left, right):
+    """The sums along ``axis`` of ``o`` windows of ``k`` consecutive elements, ``step`` apart from ``first``
+    (``_regular_windows``), after ``left`` and ``right`` zeros of padding."""
+    if left or right:
+        pieces = [_zeros(x, axis, left)] if left else []
+        pieces.append(x)
+        if right:
+            pieces.append(_zeros(x, axis, right))
+        x = ops.cat(pieces, axis)
+    begin = first + left
+    index = [slice(None)] * x.ndim
+    if step >= k:
+        index[axis] = slice(begin, begin + o * step)
+        blocks = ops.reshape(x[tuple(index)], x.shape[:axis] + (o, step) + x.shape[axis + 1:])
+        if k < step:
+            index = [slice(None)] * blocks.ndim
+            index[axis + 1] = slice(0, k)
+            blocks = blocks[tuple(index)]
+        return ops.sum(blocks, axis + 1)
+    total = None
+    for j in range(k):
+        index[axis] = slice(begin + j, begin + j + (o - 1) * step + 1, step)
+        tap = x[tuple(index)]
+        total = tap if total is None else total + tap
+    return total
 
 
 def _zeros(x, axis, width):

@@ -22,14 +22,25 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
         return wrap_array(np.array(0.0))
     if any(t._dev is not None for t in tensors):
         return _device_total_norm(tensors, norm_type, error_if_nonfinite)
-    arrays = [np.abs(t._data).ravel() for t in tensors]
-    if math.isinf(norm_type):
-        total = max(float(a.max()) if a.size else 0.0 for a in arrays)
-    else:
-        total = float(sum(np.sum(a**norm_type) for a in arrays) ** (1.0 / norm_type))
+    # torch's: the norm of the per-tensor norms (equal to the joint norm, but for p = -inf and 0, where the joint
+    # min was the max and p = 0 divided by zero)
+    norms = np.array([_host_norm(np.abs(t._data).ravel(), norm_type) for t in tensors])
+    total = float(_host_norm(norms, norm_type))
     if error_if_nonfinite and not math.isfinite(total):
         raise _nonfinite(norm_type)
     return wrap_array(np.array(total, dtype=tensors[0].dtype))
+
+
+def _host_norm(a, norm_type):
+    """The ``norm_type``-norm of the absolute values ``a`` (1-d numpy), as ``linalg.vector_norm``."""
+    if not a.size:
+        return 0.0
+    if math.isinf(norm_type):
+        return a.max() if norm_type > 0 else a.min()
+    if norm_type == 0:
+        return float(np.count_nonzero(a))
+    with np.errstate(divide="ignore"):  # (a zero to a negative power: inf, the norm 0)
+        return np.sum(a**norm_type) ** (1.0 / norm_type)
 
 
 def _nonfinite(norm_type):
@@ -43,14 +54,33 @@ def _nonfinite(norm_type):
 def _device_total_norm(tensors, norm_type, error_if_nonfinite):
     """CUDA gradients: the norm of the per-tensor norms, reduced on the device (a 0-d CUDA tensor, as torch's;
     only ``error_if_nonfinite`` reads it on the host, as torch's check does)."""
-    from ... import linalg, ops
+    from ... import ops
 
     with no_grad():
-        norms = [linalg.vector_norm(t.detach(), norm_type) for t in tensors]
-        total = linalg.vector_norm(ops.stack(norms), norm_type)
+        norms = [_device_norm(ops.reshape(t.detach(), (-1,)), norm_type) for t in tensors]
+        total = _device_norm(ops.stack(norms), norm_type)
     if error_if_nonfinite and not math.isfinite(total.item()):
         raise _nonfinite(norm_type)
     return total
+
+
+def _device_norm(v, norm_type):
+    """The ``norm_type``-norm of the vector ``v`` in device ops (``linalg.vector_norm`` takes a CUDA operand
+    through the host: two copies per gradient). Not differentiated (the caller holds ``no_grad``)."""
+    from ... import ops
+
+    if not v.numel():
+        return ops.sum(v)
+    if math.isinf(norm_type):
+        a = ops.abs(v)
+        return ops.amax(a) if norm_type > 0 else ops.amin(a)
+    if norm_type == 0:
+        return ops.sum((v != 0).to(v.dtype))
+    if norm_type == 1:
+        return ops.sum(ops.abs(v))
+    if norm_type == 2:
+        return ops.sqrt(ops.sum(v * v))
+    return ops.sum(ops.abs(v) ** norm_type) ** (1.0 / norm_type)
 
 
 def _scale_on_device(grads, max_norm, total):

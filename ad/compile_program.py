@@ -56,7 +56,7 @@ import functools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import engine
+from . import compile_dual, engine
 from .compile_replay import _EAGER, _SHAPE_DTYPE, _out_value, _replay
 from .compile_template import TapeSnapshot, _differs, _root, _same_ref, _tensors_of, _Unsupported, build_tape
 from .tensor import Tensor, wrap_array
@@ -276,7 +276,7 @@ def _call_backward(outputs, inputs, grad_outputs, retain_graph, options):
 class GradEvent:
     """A backward without ``create_graph`` that a recording call ran (``_Recorder.grad_event``)."""
 
-    __slots__ = ("kind", "outputs", "inputs", "grad_outputs", "retain_graph", "options", "results")
+    __slots__ = ("kind", "outputs", "inputs", "grad_outputs", "retain_graph", "options", "results", "duals", "tangents")
 
     def __init__(self, kind, outputs, inputs, grad_outputs, retain_graph, options):
         self.kind = kind
@@ -286,6 +286,8 @@ class GradEvent:
         self.retain_graph = retain_graph
         self.options = options
         self.results = None
+        self.duals = None  # a grad inside a dual level (ad/compile_dual.py): [(dual tensor, its tangent)]
+        self.tangents = None  # ... and its results' tangents (None where one has none)
 
 
 def seeds_of(grad_outputs):
@@ -324,6 +326,8 @@ def build(result, tensors, rec, created):
     phases = rec.phases
     if created != len(phases):
         raise _Unsupported("its ops spread over several tapes (a graph larger than one tape)")
+    if rec.dual is not None and any(d is t for d, _ in rec.dual.duals for t in _tensors_of(result, [])):
+        raise _Unsupported("it returns a make_dual tensor (a view of its primal)")
     for S in phases:
         if not S.clean:
             raise _Unsupported("a tensor was written in place inside the function")
@@ -343,6 +347,8 @@ def build(result, tensors, rec, created):
             ev = step[1]
             for t in ev.outputs + (ev.inputs or ()) + tuple(g for g in ev.grad_outputs or () if g is not None):
                 want(t)
+            for d, _ in ev.duals or ():
+                want(d)
     for t in _tensors_of(result, []):
         want(t)
 
@@ -409,7 +415,12 @@ def build(result, tensors, rec, created):
             continue
         ev = step[1]
         input_refs = None if ev.inputs is None else [ref(t) for t in ev.inputs]
-        if ev.kind != "grad":
+        options = ev.options
+        if ev.duals is not None:  # (a grad inside a dual level: the dual tensors and their tangents follow)
+            call = compile_dual.call_dual_grad
+            input_refs += [ref(d) for d, _ in ev.duals] + [ref(tan) for _, tan in ev.duals]
+            options += (len(ev.duals),)
+        elif ev.kind != "grad":
             call = _call_backward
         else:
             call = _call_grad_direct if _direct_grad_applies(ev, input_refs) else _call_grad
@@ -422,7 +433,7 @@ def build(result, tensors, rec, created):
                 input_refs,
                 None if ev.grad_outputs is None else [None if g is None else ref(g) for g in ev.grad_outputs],
                 ev.retain_graph,
-                ev.options,
+                options,
             )
         )
         for k, t in enumerate(ev.results or ()):
@@ -430,6 +441,14 @@ def build(result, tensors, rec, created):
                 refs[id(t)] = ("g", events, k)
                 if t._data.flags.c_contiguous:
                     results.append((t, ("g", events, k)))
+        if ev.duals is not None:  # the gradients' tangents, and the primals unpack_dual made of the gradients
+            n = len(ev.results)
+            for k, t in enumerate(ev.tangents):
+                if t is not None:
+                    refs.setdefault(id(t), ("g", events, n + k))
+            for g, primal in rec.dual.unpacked:
+                if id(g) in refs:
+                    refs.setdefault(id(primal), refs[id(g)])
         events += 1
     prog.out = _out_spec(result, ref)
     return prog

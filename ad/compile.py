@@ -213,7 +213,9 @@ class CompiledFunction:
         if rec.reason is None and _default_rng_state() != rng:
             rec.reason = "a random draw"
         if rec.reason is None and rec.dual is not None and not (rec.dual.exited and rec.dual.event is not None):
-            rec.reason = "a dual level inside the function without a grad() inside it, or left open"
+            rec.reason = (
+                compile_dual.REFUSED + "a dual level inside the function without a grad() inside it, or left open"
+            )
         try:
             if any(t._hooks for t in rec.swept_leaves):
                 raise _Unsupported("a differentiable sweep inside the function returns a gradient through a hook")
@@ -430,7 +432,9 @@ class _Recorder:
         if self.reason is not None:
             return run()
         if not self.steps or self.steps[-1][0] != "p":
-            self.reason = "a grad() inside a dual level of a graph that no op inside the function recorded"
+            self.reason = (
+                compile_dual.REFUSED + "a grad() inside a dual level of a graph that no op inside the function recorded"
+            )
             return run()
         try:
             self.phases[-1] = compile_dual.primal_snapshot(self.phases[-1], outputs, dual)
@@ -454,7 +458,9 @@ class _Recorder:
     def dual_entered(self, level):
         if self.reason is None:
             if self.dual is not None or level != 0:
-                self.reason = f"several or nested dual levels inside the function at {_user_line()}"
+                self.reason = (
+                    compile_dual.REFUSED + f"several or nested dual levels inside the function at {_user_line()}"
+                )
             else:
                 self.dual = compile_dual.DualLevel(level)
 
@@ -467,9 +473,15 @@ class _Recorder:
             return
         dual = self.dual
         if dual is None or level != dual.level or dual.event is not None:
-            self.reason = f"make_dual outside the function's dual level or after its grad() at {_user_line()}"
+            self.reason = (
+                compile_dual.REFUSED
+                + f"make_dual outside the function's dual level or after its grad() at {_user_line()}"
+            )
         elif _fw.batch:
-            self.reason = f"batched tangents (make_dual(is_batched=True)) inside the function at {_user_line()}"
+            self.reason = (
+                compile_dual.REFUSED
+                + f"batched tangents (make_dual(is_batched=True)) inside the function at {_user_line()}"
+            )
         elif out._op is None or not out._rg or tangent._rg or tangent._tangents or tangent._dev is not None:
             self.reason = (
                 f"make_dual of a tensor that does not require grad, or with a tangent that requires grad, at "
@@ -483,7 +495,9 @@ class _Recorder:
             return
         dual = self.dual
         if dual is None or dual.event is None or not any(tensor is g for g in dual.event.results):
-            self.reason = f"it reads the tangent of a tensor other than a grad() result at {_user_line()}"
+            self.reason = (
+                compile_dual.REFUSED + f"it reads the tangent of a tensor other than a grad() result at {_user_line()}"
+            )
         else:
             dual.unpacked.append((tensor, primal))
 

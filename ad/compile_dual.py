@@ -51,6 +51,7 @@ from .forward import _fw
 from .tape import BIG_ROW
 from .tensor import Tensor, _new
 
+REFUSED = "forward-mode AD inside the function: "  # (the start of every reason this module gives)
 _BIG_TANGENT_CODES = (K.MATMUL, K.LINEAR, K.LINEAR_BIAS, K.SUM_ALL)  # big rows ``_big_forward`` computes
 
 
@@ -73,18 +74,18 @@ def refusal(rec, kind, outputs, grad_outputs, create_graph, options):
     """Why the backward ``rec`` (a ``_Recorder``) sees inside its dual level cannot be replayed, or None."""
     dual = rec.dual
     if dual is None or _fw.levels != [dual.level]:
-        return "forward-mode AD with a dual level entered outside the function"
+        return REFUSED + "a dual level entered outside the function"
     if kind != "grad" or create_graph:
-        return "a backward inside a dual level other than grad() without create_graph"
+        return REFUSED + "a backward inside a dual level other than grad() without create_graph"
     if dual.event is not None:
-        return "two grad() calls inside one dual level"
+        return REFUSED + "two grad() calls inside one dual level"
     if not dual.duals:
-        return "a grad() inside a dual level before any make_dual"
+        return REFUSED + "a grad() inside a dual level before any make_dual"
     if grad_outputs is not None or len(outputs) != 1 or options[1] or options[2]:
-        return "a grad() inside a dual level with grad_outputs, several outputs or batched"
+        return REFUSED + "a grad() inside a dual level with grad_outputs, several outputs or batched"
     (out,) = outputs
     if out._data.ndim != 0 or out._op is None or out._tape is None or out._dev is not None:
-        return "a grad() inside a dual level of anything but a recorded real scalar"
+        return REFUSED + "a grad() inside a dual level of anything but a recorded real scalar"
     return None
 
 
@@ -108,7 +109,7 @@ def primal_snapshot(S, outputs, dual):
         if t._row >= entry:
             if t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
                 raise _Unsupported(
-                    "forward over reverse through a custom Function, a hook, retain_grad or a multi-row op"
+                    REFUSED + "forward over reverse through a custom Function, a hook, retain_grad or a multi-row op"
                 )
             kept.add(t._row)
     tangent_rows = set()
@@ -116,12 +117,12 @@ def primal_snapshot(S, outputs, dual):
         tangent_rows.update(range(t._row, t._row + t._nrows))
     if kept & tangent_rows or len(kept) + len(tangent_rows) != S.nrows:
         raise _Unsupported(
-            "an op inside the dual level that is neither on the path to grad()'s output nor part of a tangent"
+            REFUSED + "an op inside the dual level that is neither on the path to grad()'s output nor part of a tangent"
         )
     dual_rows = []
     for d, _ in dual.duals:
         if d._tape is not T or id(d) not in primal:
-            raise _Unsupported("a dual tensor that grad()'s output does not depend on, or on another tape")
+            raise _Unsupported(REFUSED + "a dual tensor that grad()'s output does not depend on, or on another tape")
         dual_rows.append(d._row)
     order = sorted(kept)
     row_map = {old: new for new, old in enumerate(order)}
@@ -135,7 +136,7 @@ def primal_snapshot(S, outputs, dual):
         else:
             ok = FORWARD_TANGENT[code] and SECOND_ORDER[code]
         if not ok:
-            raise _Unsupported("forward over reverse through an op without a compiled second-order rule")
+            raise _Unsupported(REFUSED + "forward over reverse through an op without a compiled second-order rule")
 
     def down(old):  # an operand's producing (or importing) row: the first kept row at or after it
         return old if old < 0 else min(bisect.bisect_left(order, old), len(order) - 1)

@@ -55,6 +55,10 @@ REFUSED = "forward-mode AD inside the function: "  # (the start of every reason 
 _BIG_TANGENT_CODES = (K.MATMUL, K.LINEAR, K.LINEAR_BIAS, K.SUM_ALL)  # big rows ``_big_forward`` computes
 
 
+class Refused(Exception):
+    """``call_dual_grad`` cannot run on this call's tensors (checked before it sweeps anything)."""
+
+
 class DualLevel:
     """The dual level a recording call entered (``ad/compile.py``'s ``_Recorder.dual``)."""
 
@@ -192,8 +196,8 @@ def _nodes_from(roots, T, stop):
 def call_dual_grad(outputs, inputs, grad_outputs, retain_graph, options):
     """The replay of a ``grad`` inside a dual level (a program's event call, see ``ad/compile_program.py``).
     ``inputs``: the differentiated tensors, then the ``options[3]`` dual tensors, then their tangents. Returns
-    the gradients, then their tangents; raises ``second_order._Unsupported`` before anything is swept where this
-    call's tensors do not allow it (a tangent from outside that changed shape or dtype)."""
+    the gradients, then their tangents; raises ``Refused`` before anything is swept where this call's tensors
+    do not allow it (a tangent from outside that changed shape or dtype)."""
     n = options[3]
     m = len(inputs) - 2 * n
     targets, duals, tangents = inputs[:m], inputs[m : m + n], inputs[m + n :]
@@ -201,17 +205,16 @@ def call_dual_grad(outputs, inputs, grad_outputs, retain_graph, options):
     tape = out._tape
     for d, tan in zip(duals, tangents):
         if tan._data.shape != d._data.shape or tan._data.dtype != d._data.dtype or tan._dev is not None:
-            raise second_order._Unsupported
+            raise Refused
     if getattr(tape, "unwritten", None) is not None:
         tape.materialize()  # (the tangent rules read values a fused replay's forward may have left out)
     s = second_order.TangentSweep(tape)
     s.transposed = False
     tvals, tcot = s.tvals, s.tcot
     written = set()  # big regions of tvals holding a tangent (the others hold garbage: read as None)
-    from .autograd import _sweep_stack
-
-    stack = _sweep_stack()
+    stack = (_SWEEP_STACK[0] or _sweep_stack())()
     stack.append(False)  # (as grad: a sweep of grad, not of backward)
+    arrays = tape.arrays() + (np.zeros(3, np.int64),)  # (once: the forward pass and the sweep read them)
     try:
 
         def tangent(t, off):
@@ -220,11 +223,16 @@ def call_dual_grad(outputs, inputs, grad_outputs, retain_graph, options):
                 return None
             return tvals[off : off + size].reshape(t._data.shape)
 
-        _tangent_forward(tape, duals, tangents, out._row, tvals, tangent, written)
+        _tangent_forward(tape, arrays, duals, tangents, out._row, tvals, tangent, written)
         off = out._off
         tcot[off] = 0.0
-        s.seed(out, np.ones((), out._data.dtype))
-        second_order._sweep_rows(s, tcot, tvals, tangent)
+        s.seed(out, _one(out._data.dtype))
+        # rows at or below the lowest requested node (a dual tensor's clone) add nothing to its cotangent: the
+        # sweep stops above it, as eager's plan does (a leaf among the inputs: down to row 0)
+        stop = 0
+        if all(t._op is not None and t._tape is tape for t in targets):
+            stop = min(t._row for t in targets) + 1
+        _reverse(s, tcot, tvals, tangent, arrays, stop)
         grads, tans = [], []
         extern_offs = None
         for t in targets:
@@ -241,43 +249,102 @@ def call_dual_grad(outputs, inputs, grad_outputs, retain_graph, options):
         if not retain_graph:
             engine.free_swept([s])
     finally:
+        del arrays
         stack.pop()
         s.release()
     return tuple(grads + tans)
 
 
-def _tangent_forward(tape, duals, tangents, last, tvals, tangent, written):
+_SWEEP_STACK = [None]  # ad.autograd._sweep_stack, once imported (ad.autograd imports this module's importers)
+_ONES = {}  # dtype -> a read-only 0-d one, the seed
+
+
+def _sweep_stack():
+    from .autograd import _sweep_stack as stack
+
+    _SWEEP_STACK[0] = stack
+    return stack
+
+
+def _one(dtype):
+    one = _ONES.get(dtype)
+    if one is None:
+        one = _ONES[dtype] = np.ones((), dtype)
+        one.flags.writeable = False
+    return one
+
+
+def _tangent_forward(tape, arrays, duals, tangents, last, tvals, tangent, written):
     """The tangent of every value of the rows from the first dual tensor's to ``last``: the kernel between the
-    big rows and the dual rows, big rows by ``double_backward._big_forward``, each dual tensor's tangent placed
-    at its offset once its row is reached (a dual tensor's tangent is the one given, not its primal's)."""
-    rows, attrs, aux = tape.arrays()
-    status = np.zeros(3, np.int64)
+    big rows and the dual rows, big rows by ``_big_tangent``, each dual tensor's tangent placed at its offset
+    once its row is reached (a dual tensor's tangent is the one given, not its primal's)."""
+    rows, attrs, aux, status = arrays
     placed = {}
     for d, tan in zip(duals, tangents):
         placed.setdefault(d._row, []).append((d, tan))
-    stops = sorted(set(placed) | {h for h in tape.python_rows if h <= last})
     lo = min(placed)
+    stops = sorted(set(placed).union([h for h in tape.python_rows if lo <= h <= last]))
+    stops.append(last + 1)
+    for h in stops:
+        if lo <= h - 1:
+            if tangent_forward_sweep(rows, attrs, aux, tape.values, tvals, FORWARD_TANGENT, lo, h - 1, status) < 0:
+                raise RuntimeError("ad.compile: the replayed tangent pass met a row without a tangent rule")
+        if h <= last:
+            if h in placed:
+                for d, tan in placed[h]:
+                    off, size = d._off, d._data.size
+                    tvals[off : off + size] = tan._data.reshape(-1)
+                    written.add(off)
+            else:
+                _big_tangent(tape, _row_tensor(tape, h), h, tvals, tangent, written)
+        lo = h + 1
+
+
+def _big_tangent(tape, t, h, tvals, tangent, written):
+    """The tangent of big row ``h``'s output ``t``: a matrix (no tangent) times a vector by one product into the
+    arena, any other row by ``double_backward._big_forward``."""
+    inputs = t._inputs
+    if len(inputs) == 2 and t._data.ndim == 1 and inputs[0]._data.ndim == 2 and inputs[1]._data.ndim == 1:
+        op_bits, out_off, x_off, y_off = engine._ROW_HEAD.unpack_from(tape.rows, h * 80)
+        if op_bits & K.CODE_MASK == K.MATMUL and tangent(inputs[0], x_off) is None:
+            ty = tangent(inputs[1], y_off)
+            n = t._data.size
+            if ty is None:
+                tvals[out_off : out_off + n] = 0.0
+            else:
+                np.dot(inputs[0]._data, ty, out=tvals[out_off : out_off + n])
+            written.add(out_off)
+            return
     try:
-        for h in [r for r in stops if r >= lo] + [last + 1]:
-            if lo <= h - 1:
-                if tangent_forward_sweep(rows, attrs, aux, tape.values, tvals, FORWARD_TANGENT, lo, h - 1, status) < 0:
-                    raise RuntimeError("ad.compile: the replayed tangent pass met a row without a tangent rule")
-            if h <= last:
-                if h in placed:
-                    for d, tan in placed[h]:
-                        off, size = d._off, d._data.size
-                        tvals[off : off + size] = tan._data.reshape(-1)
-                        written.add(off)
-                else:
-                    t = next((r() for r in tape.hook_rows.get(h, ()) if r() is not None and r()._row == h), None)
-                    if t is None:
-                        raise RuntimeError("ad.compile: a replayed big row's tensor is gone")
-                    _big_forward(tape, t, h, tvals, tangent, written)
-            lo = h + 1
+        _big_forward(tape, t, h, tvals, tangent, written)
     except second_order._Unsupported:
         raise RuntimeError("ad.compile: the replayed tangent pass met a row without a tangent rule") from None
-    finally:
-        del rows, attrs, aux
+
+
+def _row_tensor(tape, h):
+    """The tensor big row ``h`` produces (among those registered at that row)."""
+    for r in tape.hook_rows.get(h, ()):
+        t = r()
+        if t is not None and t._row == h:
+            return t
+    raise RuntimeError("ad.compile: a replayed big row's tensor is gone")
+
+
+def _reverse(s, tcot, tvals, tangent, arrays, stop):
+    """``second_order._sweep_rows`` from the seeded output down to row ``stop``: the kernel between the big rows,
+    each big row by ``second_order._big_row``."""
+    tape = s.tape
+    freed = tape.freed_flags()
+    start = s.start
+    for h in sorted([r for r in tape.python_rows if stop <= r <= start], reverse=True):
+        second_order._run_kernel(s, tcot, tvals, start, h + 1, freed, arrays)
+        if h < s.lowest:
+            return
+        t = _row_tensor(tape, h)
+        if s.live[t._off]:
+            second_order._big_row(s, tcot, t, h, freed, tangent)
+        start = h - 1
+    second_order._run_kernel(s, tcot, tvals, start, stop, freed, arrays)
 
 
 def _copy(arena, off, t):

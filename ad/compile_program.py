@@ -63,7 +63,7 @@ from .tensor import Tensor, wrap_array
 
 
 class Program:
-    __slots__ = ("steps", "out", "templates", "fresh", "checked", "direct")
+    __slots__ = ("steps", "out", "templates", "fresh", "checked", "direct", "dual")
 
     def finish(self):
         for tpl in self.templates:
@@ -73,6 +73,22 @@ class Program:
         first = self.steps[0][2] if self.steps and self.steps[0][0] == "p" else None
         self.checked = [tpl for tpl in self.templates if tpl.outside and tpl is not first]
         self.direct = self._direct()
+        self.dual = self._dual()
+
+    def _dual(self):
+        """``(template, position, input references, retain_graph, options)`` where the program is one phase, then
+        a grad inside a dual level (``compile_dual.call_dual_grad``) of the phase's tensor at ``position``, and the
+        result reads nothing but the phase's tensors, the event's results, arguments and constants (a compiled
+        forward-over-reverse Hessian-vector product): ``replay`` then runs the two without the references'
+        bookkeeping. Else None."""
+        if len(self.steps) != 2 or self.steps[0][0] != "p" or self.steps[1][0] != "e":
+            return None
+        (_, _, tpl, carried), (_, _, call, outputs, inputs, grad_outputs, retain_graph, options) = self.steps
+        if carried or call is not compile_dual.call_dual_grad or outputs[0][:2] != ("p", 0):
+            return None
+        if not all(r[0] in "pgaek" for r in _refs_of(self.out)) or not all(r[0] in "paek" for r in inputs):
+            return None
+        return tpl, outputs[0][2], inputs, retain_graph, options
 
     def _direct(self):
         """``(template, position, argument indices, retain_graph, options)`` where the program is one phase, then
@@ -99,6 +115,20 @@ class Program:
             inputs = tuple([tensors[k] for k in args])
             results = _call_grad_direct((out[position],), inputs, None, retain_graph, options)
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
+        dual = self.dual
+        if dual is not None:
+            tpl, position, refs, retain_graph, options = dual
+            out = _replay(tpl, tensors)
+            if out is _EAGER:
+                return _EAGER
+            resolve = functools.partial(_resolve_direct, tensors, out, None)
+            try:
+                results = compile_dual.call_dual_grad(
+                    (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
+                )
+            except compile_dual.Refused:
+                return _EAGER  # (nothing observable ran yet: the phase's replay made new tensors only)
+            return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
         for tpl in self.checked:
             if list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
                 return _EAGER  # (checked before any backward runs: see the module docstring)
@@ -114,13 +144,21 @@ class Program:
                     env[("p", j, pos)] = t
                 continue
             _, e, call, outputs, inputs, grad_outputs, retain_graph, options = step
-            results = call(
-                tuple([resolve(r) for r in outputs]),
-                None if inputs is None else tuple([resolve(r) for r in inputs]),
-                None if grad_outputs is None else tuple([None if r is None else resolve(r) for r in grad_outputs]),
-                retain_graph,
-                options,
-            )
+            try:
+                results = call(
+                    tuple([resolve(r) for r in outputs]),
+                    None if inputs is None else tuple([resolve(r) for r in inputs]),
+                    None if grad_outputs is None else tuple([None if r is None else resolve(r) for r in grad_outputs]),
+                    retain_graph,
+                    options,
+                )
+            except compile_dual.Refused:
+                if e == 0:
+                    return _EAGER  # (the first backward: nothing observable ran yet)
+                raise RuntimeError(
+                    "ad.compile: a tangent from outside the function changed its shape or dtype after earlier "
+                    "backwards of this call ran; run it without ad.compile"
+                ) from None
             if results is not None:
                 for k, t in enumerate(results):
                     env[("g", e, k)] = t

@@ -206,8 +206,16 @@ def call_dual_grad(outputs, inputs, grad_outputs, retain_graph, options):
     for d, tan in zip(duals, tangents):
         if tan._data.shape != d._data.shape or tan._data.dtype != d._data.dtype or tan._dev is not None:
             raise Refused
-    if getattr(tape, "unwritten", None) is not None:
+    if tape.unwritten is not None:
         tape.materialize()  # (the tangent rules read values a fused replay's forward may have left out)
+    # rows at or below the lowest requested node (a dual tensor's clone) add nothing to its cotangent: the sweep
+    # stops above it, as eager's plan does (a leaf among the inputs: down to row 0)
+    stop = tape.nrows
+    for t in targets:
+        if t._op is None or t._tape is not tape:
+            stop = 0
+        elif t._row < stop:
+            stop = t._row + 1
     s = second_order.TangentSweep(tape)
     s.transposed = False
     tvals, tcot = s.tvals, s.tcot
@@ -224,35 +232,30 @@ def call_dual_grad(outputs, inputs, grad_outputs, retain_graph, options):
             return tvals[off : off + size].reshape(t._data.shape)
 
         _tangent_forward(tape, arrays, duals, tangents, out._row, tvals, tangent, written)
-        off = out._off
-        tcot[off] = 0.0
+        tcot[out._off] = 0.0
         s.seed(out, _one(out._data.dtype))
-        # rows at or below the lowest requested node (a dual tensor's clone) add nothing to its cotangent: the
-        # sweep stops above it, as eager's plan does (a leaf among the inputs: down to row 0)
-        stop = 0
-        if all(t._op is not None and t._tape is tape for t in targets):
-            stop = min(t._row for t in targets) + 1
         _reverse(s, tcot, tvals, tangent, arrays, stop)
-        grads, tans = [], []
+        result = [None] * (2 * m)
+        live = s.live
         extern_offs = None
-        for t in targets:
+        for k, t in enumerate(targets):
             if t._op is not None and t._tape is tape:
                 off = t._off
             else:
                 if extern_offs is None:
                     extern_offs = {id(e): o for row, o, e in tape.externs if row >= s.lowest}
                 off = extern_offs.get(id(t))
-            if off is None or not s.live[off]:
+            if off is None or not live[off]:
                 raise RuntimeError("ad.compile: a replayed grad() inside a dual level reached no input it recorded")
-            grads.append(_copy(s.cot, off, t))
-            tans.append(_copy(tcot, off, t))
+            result[k] = _copy(s.cot, off, t)
+            result[m + k] = _copy(tcot, off, t)
         if not retain_graph:
             engine.free_swept([s])
     finally:
         del arrays
         stack.pop()
         s.release()
-    return tuple(grads + tans)
+    return tuple(result)
 
 
 _SWEEP_STACK = [None]  # ad.autograd._sweep_stack, once imported (ad.autograd imports this module's importers)

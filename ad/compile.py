@@ -17,17 +17,23 @@ differentiable sweep as ordinary rows of the template (so a double backward's fi
 the forward, in the same kernel calls); a backward without ``create_graph`` (``grad``, ``backward``,
 ``Tensor.backward``) splits the recording into phases, each replayed as a template, and the replay runs the
 same backward on the replayed tensors (the compiled kernel sweep: ``.grad`` accumulation, hooks, freeing and
-errors are eager's). Ops after it that read its results replay in the next phase. Not replayed (the signature
-runs eagerly, with a warning that says why): ``backward(create_graph=True)``, ``grad(create_graph=True,
-retain_graph=False)`` or with ``is_grads_batched``, a ``create_graph`` sweep through hooks or
-``retain_grad``, forward-mode AD (``forward_ad``'s dual levels) inside ``fn``, and, as everywhere, a tensor
-computed without recording (no operand requires grad: ``0.5 * g`` of a gradient ``g``) that a recorded op
-reads.
+errors are eager's). Ops after it that read its results replay in the next phase. Forward over reverse (a
+Hessian-vector product as ``jax.jit(jax.jvp(jax.grad(f)))``: a dual level inside ``fn``, ``make_dual`` of
+tensors that require grad, one ``grad`` of a real scalar inside the level, ``unpack_dual`` of its gradients;
+``ad/compile_dual.py``) replays too: the phase keeps the primal rows only, and the ``grad`` becomes an event
+that runs the tangent forward pass and the tangent reverse sweep on the replayed tape. Not replayed (the
+signature runs eagerly, with a warning that says why): ``backward(create_graph=True)``,
+``grad(create_graph=True, retain_graph=False)`` or with ``is_grads_batched``, a ``create_graph`` sweep through
+hooks or ``retain_grad``, any other use of forward-mode AD inside ``fn`` (nested or batched levels, a tangent of
+anything but such a gradient read, a level entered outside ``fn``, ops without compiled second-order rules:
+``compile_dual``'s docstring lists them), and, as everywhere, a tensor computed without recording (no operand
+requires grad: ``0.5 * g`` of a gradient ``g``) that a recorded op reads.
 
 Where to read: this module (the cache of signatures, the recording calls and the eager fallback),
 ``ad/compile_template.py`` (what a recording leaves: the ``_Template`` and its references),
 ``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt),
 ``ad/compile_program.py`` (backwards inside ``fn``: phases and the backward calls between them),
+``ad/compile_dual.py`` (forward over reverse inside ``fn``: a dual level's primal rows and its ``grad``),
 ``ad/compile_fused.py`` and ``ad/compile_backward.py`` (the replayed step's backward: fused with the forward for
 small rows, a program worked out once for steps with big rows).
 
@@ -85,8 +91,9 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
     op the replay cannot compute makes that signature run eagerly, with one warning naming the reason.
     After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning. ``fn`` may
     differentiate inside (``autograd.grad``, with or without ``create_graph``; ``loss.backward()``;
-    ``functional.jacobian``): jit of grad, a compiled Hessian-vector product or training step (see the module
-    docstring for what replays).
+    ``functional.jacobian``; ``grad`` inside a ``forward_ad`` dual level): jit of grad, a compiled Hessian-vector
+    product (double backward or forward over reverse) or training step (see the module docstring for what
+    replays).
 
     ``fullgraph``, ``dynamic``, ``backend``, ``mode`` and ``options`` are accepted for torch compatibility
     and ignored; ``disable=True`` returns ``fn`` itself.

@@ -34,7 +34,10 @@ Data structures:
   events' tensors its tape imports, passed to its replay after the call's tensor arguments) and ``("e", e,
   call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure;
   ``direct``, for a program of one phase and one ``_call_grad_direct`` event (a compiled Hessian-vector product),
-  what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None.
+  what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None; ``dual``, the same
+  for one phase and one ``grad`` inside a dual level (``compile_dual.call_dual_grad``: forward over reverse, whose
+  event's inputs are followed by the dual tensors and their tangents, ``options`` by their number, and whose
+  results are the gradients, then their tangents).
 - References (program level): ``("a", k)`` tensor argument k, ``("p", j, pos)`` tensor ``pos`` of phase ``j``'s
   out, ``("g", e, k)`` the k-th result of event ``e``, ``("k", values)`` a constant made inside ``fn``,
   ``("e", tensor)`` a tensor from outside ``fn``, ``("d", k)`` a leaf that requires grad which ``fn`` made as

@@ -257,3 +257,27 @@ def test_a_level_entered_outside_runs_eagerly():
             xd = fwd.make_dual(x, v)
             got = fwd.unpack_dual(cf(xd))
         close(got.tangent, 6 * x.detach().numpy() * v.numpy())
+
+
+def test_gradients_of_a_parameter_from_outside_carry_tangents_too():
+    W = ad.tensor(RNG.standard_normal((5, 7)), requires_grad=True)
+
+    def step(x, v):
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            gx, gw = ad.autograd.grad(ad.tanh(W @ xd).sum(), (xd, W))
+            return fwd.unpack_dual(gx).tangent, fwd.unpack_dual(gw).tangent, gw
+
+    cf = ad.compile(step)
+    for _ in range(5):
+        x, v = leaf(7), const(7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = cf(x, v)
+        want = step(x, v)
+        for a, b in zip(got, want):
+            close(a, b)
+        w, xv, vv = W.detach().numpy(), x.detach().numpy(), v.numpy()
+        t = np.tanh(w @ xv)
+        close(got[1], np.outer(-2 * t * (1 - t**2) * (w @ vv), xv) + np.outer(1 - t**2, vv))
+    assert W.grad is None

@@ -286,7 +286,11 @@ def _tangent_forward(tape, arrays, duals, tangents, last, tvals, tangent, writte
     for d, tan in zip(duals, tangents):
         placed.setdefault(d._row, []).append((d, tan))
     lo = min(placed)
-    stops = sorted(set(placed).union([h for h in tape.python_rows if lo <= h <= last]))
+    stops = list(placed)
+    for h in tape.python_rows:
+        if lo <= h <= last and h not in placed:
+            stops.append(h)
+    stops.sort()
     stops.append(last + 1)
     for h in stops:
         if lo <= h - 1:

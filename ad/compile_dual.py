@@ -109,13 +109,12 @@ def primal_snapshot(S, outputs, dual):
             tangent_roots.append(tan)
     tangents = _nodes_from(tangent_roots, T, primal)
     kept = set(range(entry))
-    for t in primal.values():
-        if t._row >= entry:
-            if t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
-                raise _Unsupported(
-                    REFUSED + "forward over reverse through a custom Function, a hook, retain_grad or a multi-row op"
-                )
-            kept.add(t._row)
+    for t in primal.values():  # (the sweep's tangent kernels, as eager's compiled one, take none of these)
+        if t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
+            raise _Unsupported(
+                REFUSED + "forward over reverse through a custom Function, a hook, retain_grad or a multi-row op"
+            )
+        kept.add(t._row)
     tangent_rows = set()
     for t in tangents.values():
         tangent_rows.update(range(t._row, t._row + t._nrows))
@@ -133,12 +132,13 @@ def primal_snapshot(S, outputs, dual):
     words = np.frombuffer(S.rows_bytes, np.int64).reshape(-1, 10)[order].copy()
     codes = words[:, 0] & K.CODE_MASK
     (out,) = outputs
-    for new in range(row_map[min(dual_rows)], row_map[out._row] + 1):
+    first = row_map[min(dual_rows)]
+    for new in range(row_map[out._row] + 1):  # (the sweep may reach rows below the duals': a leaf's gradient)
         code = int(codes[new])
         if order[new] in S.python_rows:
             ok = code in _BIG_TANGENT_CODES or (SECOND_ORDER[code] and _elementwise(code))
         else:
-            ok = FORWARD_TANGENT[code] and SECOND_ORDER[code]
+            ok = SECOND_ORDER[code] and (new < first or FORWARD_TANGENT[code])
         if not ok:
             raise _Unsupported(REFUSED + "forward over reverse through an op without a compiled second-order rule")
 

@@ -226,6 +226,13 @@ def _two_grads(x, v):
         return fwd.unpack_dual(g).tangent + fwd.unpack_dual(h).tangent
 
 
+def _without_second_order_rule(x, v):
+    with fwd.dual_level():
+        xd = fwd.make_dual(x, v)
+        (g,) = ad.autograd.grad((ad.softmax(xd, 0) ** 2).sum(), xd)
+        return fwd.unpack_dual(g).tangent
+
+
 @pytest.mark.parametrize(
     "step, reason",
     [
@@ -235,6 +242,7 @@ def _two_grads(x, v):
         (_batched, "batched"),
         (_no_grad_in_level, "without a grad() inside it"),
         (_two_grads, "two grad() calls"),
+        (_without_second_order_rule, "second-order rule"),
     ],
 )
 def test_unsupported_uses_run_eagerly_with_one_warning(step, reason):

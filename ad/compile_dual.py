@@ -147,6 +147,9 @@ def primal_snapshot(S, outputs, dual):
 
     for col in (6, 7):
         words[:, col] = [down(int(r)) for r in words[:, col]]
+    aux = S.aux.copy()
+    for a in words[codes == K.LINEAR_BIAS, 5].tolist():  # (linear's bias: its offset and row are kept in aux)
+        aux[a + 4] = down(int(aux[a + 4]))
     read = {id(i) for t in primal.values() for i in t._inputs if i is not None}
     tangent_only = {id(i) for t in tangents.values() for i in t._inputs if i is not None} - read
     imports = [
@@ -159,7 +162,7 @@ def primal_snapshot(S, outputs, dual):
     P = TapeSnapshot.__new__(TapeSnapshot)
     P.tape, P.id, P.nrows, P.used, P.dtype = T, S.id, len(order), S.used, S.dtype
     P.rows_bytes = words.tobytes()
-    P.aux = S.aux
+    P.aux = aux
     P.imports = imports
     P.externs = [(down(row), off, t) for row, off, t in S.externs if off in import_offs]
     P.hook_rows = {row_map[row]: refs for row, refs in S.hook_rows.items() if row in row_map}

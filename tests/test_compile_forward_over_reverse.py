@@ -289,3 +289,23 @@ def test_gradients_of_a_parameter_from_outside_carry_tangents_too():
         t = np.tanh(w @ xv)
         close(got[1], np.outer(-2 * t * (1 - t**2) * (w @ vv), xv) + np.outer(1 - t**2, vv))
     assert W.grad is None
+
+
+def test_linear_with_bias_and_the_bias_gradient():
+    W, b = const(6, 5), ad.tensor(RNG.standard_normal(6), requires_grad=True)
+
+    def step(x, v):
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            h = ad.tanh(xd * 2.0)  # (tangent rows before linear's: its bias row moves when they are left out)
+            gx, gb = ad.autograd.grad(ad.sigmoid(ad.nn.functional.linear(h, W, b)).sum(), (xd, b))
+            return fwd.unpack_dual(gx).tangent, fwd.unpack_dual(gb).tangent
+
+    cf = ad.compile(step)
+    for _ in range(5):
+        x, v = leaf(4, 5), const(4, 5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = cf(x, v)
+        for a, want in zip(got, step(x, v)):
+            close(a, want)

@@ -17,7 +17,8 @@ the level ends its phase (``ad/compile_program.py``), ``primal_snapshot`` keeps 
 primal rows (the rows recorded before the level, and the ancestors of the differentiated output), and checks
 that every other row recorded in the level computes a tangent (an ancestor of a tangent that the level's
 registry holds); anything else sends the signature eagerly. The rows keep their arena offsets (the tangent
-rows' regions stay unused); their numbers are compacted (``TapeSnapshot.row_map``).
+rows' regions stay unused); their numbers are compacted (``TapeSnapshot.row_map``; the operand rows of each row,
+and linear's bias row in ``aux``, follow).
 
 The ``grad`` becomes an event of the program whose call is ``call_dual_grad``: on the replayed phase's tape it
 places each dual tensor's tangent (its source: an argument, a tensor from outside or a constant made inside

@@ -458,6 +458,8 @@ class _Recorder:
             _tape.reset_current()
         event.results = results
         event.tangents = [_fw_tangent(g, dual.level) for g in results]
+        if any(g is None for g in results):  # (allow_unused: the replay's sweep reaches every input it recorded)
+            self.reason = compile_dual.REFUSED + "a grad() inside a dual level with an unused input"
         dual.event = event
         self.steps.append(("e", event))
         return results

@@ -233,6 +233,16 @@ def _without_second_order_rule(x, v):
         return fwd.unpack_dual(g).tangent
 
 
+_UNUSED = ad.tensor([1.0, 2.0], requires_grad=True)
+
+
+def _unused_input(x, v):
+    with fwd.dual_level():
+        xd = fwd.make_dual(x, v)
+        g, unused = ad.autograd.grad((xd**3).sum(), (xd, _UNUSED), allow_unused=True)
+        return fwd.unpack_dual(g).tangent
+
+
 @pytest.mark.parametrize(
     "step, reason",
     [
@@ -243,6 +253,7 @@ def _without_second_order_rule(x, v):
         (_no_grad_in_level, "without a grad() inside it"),
         (_two_grads, "two grad() calls"),
         (_without_second_order_rule, "second-order rule"),
+        (_unused_input, "unused input"),
     ],
 )
 def test_unsupported_uses_run_eagerly_with_one_warning(step, reason):

@@ -17,17 +17,23 @@ differentiable sweep as ordinary rows of the template (so a double backward's fi
 the forward, in the same kernel calls); a backward without ``create_graph`` (``grad``, ``backward``,
 ``Tensor.backward``) splits the recording into phases, each replayed as a template, and the replay runs the
 same backward on the replayed tensors (the compiled kernel sweep: ``.grad`` accumulation, hooks, freeing and
-errors are eager's). Ops after it that read its results replay in the next phase. Not replayed (the signature
-runs eagerly, with a warning that says why): ``backward(create_graph=True)``, ``grad(create_graph=True,
-retain_graph=False)`` or with ``is_grads_batched``, a ``create_graph`` sweep through hooks or
-``retain_grad``, forward-mode AD (``forward_ad``'s dual levels) inside ``fn``, and, as everywhere, a tensor
-computed without recording (no operand requires grad: ``0.5 * g`` of a gradient ``g``) that a recorded op
-reads.
+errors are eager's). Ops after it that read its results replay in the next phase. Forward over reverse (a
+Hessian-vector product as ``jax.jit(jax.jvp(jax.grad(f)))``: a dual level inside ``fn``, ``make_dual`` of
+tensors that require grad, one ``grad`` of a real scalar inside the level, ``unpack_dual`` of its gradients;
+``ad/compile_dual.py``) replays too: the phase keeps the primal rows only, and the ``grad`` becomes an event
+that runs the tangent forward pass and the tangent reverse sweep on the replayed tape. Not replayed (the
+signature runs eagerly, with a warning that says why): ``backward(create_graph=True)``,
+``grad(create_graph=True, retain_graph=False)`` or with ``is_grads_batched``, a ``create_graph`` sweep through
+hooks or ``retain_grad``, any other use of forward-mode AD inside ``fn`` (nested or batched levels, a tangent of
+anything but such a gradient read, a level entered outside ``fn``, ops without compiled second-order rules:
+``compile_dual``'s docstring lists them), and, as everywhere, a tensor computed without recording (no operand
+requires grad: ``0.5 * g`` of a gradient ``g``) that a recorded op reads.
 
 Where to read: this module (the cache of signatures, the recording calls and the eager fallback),
 ``ad/compile_template.py`` (what a recording leaves: the ``_Template`` and its references),
 ``ad/compile_replay.py`` (a later call: the arena filled, the kernel run, the result tensors rebuilt),
 ``ad/compile_program.py`` (backwards inside ``fn``: phases and the backward calls between them),
+``ad/compile_dual.py`` (forward over reverse inside ``fn``: a dual level's primal rows and its ``grad``),
 ``ad/compile_fused.py`` and ``ad/compile_backward.py`` (the replayed step's backward: fused with the forward for
 small rows, a program worked out once for steps with big rows).
 
@@ -56,12 +62,13 @@ import os
 import sys
 import warnings
 
-from . import compile_program, observe
+from . import compile_dual, compile_program, observe
 from . import tape as _tape
 from .compile_program import Program
 from .compile_replay import _EAGER, _replay
 from .compile_template import _build, _root, _Unsupported
 from .forward import _fw
+from .forward import tangent_of as _fw_tangent
 from .grad_mode import _grad_state
 from .tensor import Tensor
 
@@ -84,8 +91,9 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
     op the replay cannot compute makes that signature run eagerly, with one warning naming the reason.
     After ``CACHE_SIZE_LIMIT`` (8) signatures, new ones run eagerly, with a warning. ``fn`` may
     differentiate inside (``autograd.grad``, with or without ``create_graph``; ``loss.backward()``;
-    ``functional.jacobian``): jit of grad, a compiled Hessian-vector product or training step (see the module
-    docstring for what replays).
+    ``functional.jacobian``; ``grad`` inside a ``forward_ad`` dual level): jit of grad, a compiled Hessian-vector
+    product (double backward or forward over reverse) or training step (see the module docstring for what
+    replays).
 
     ``fullgraph``, ``dynamic``, ``backend``, ``mode`` and ``options`` are accepted for torch compatibility
     and ignored; ``disable=True`` returns ``fn`` itself.
@@ -211,6 +219,10 @@ class CompiledFunction:
         last_id = _tape._next_tape_id()
         if rec.reason is None and _default_rng_state() != rng:
             rec.reason = "a random draw"
+        if rec.reason is None and rec.dual is not None and not (rec.dual.exited and rec.dual.event is not None):
+            rec.reason = (
+                compile_dual.REFUSED + "a dual level inside the function without a grad() inside it, or left open"
+            )
         try:
             if any(t._hooks for t in rec.swept_leaves):
                 raise _Unsupported("a differentiable sweep inside the function returns a gradient through a hook")
@@ -382,10 +394,14 @@ class _Recorder:
         self.steps = []  # ("p", phase index) and ("e", GradEvent), in recording order
         self.sweeping = False  # inside a backward without create_graph (its .grad accumulation is no write of fn)
         self.swept_leaves = []  # the leaves a differentiable sweep (create_graph) returned gradients for
+        self.dual = None  # the dual level entered while recording (ad/compile_dual.py's DualLevel)
 
     def grad_event(self, kind, body, outputs, inputs, grad_outputs, retain_graph, create_graph, options):
         """``autograd.grad`` (``kind`` "grad") or ``backward`` called inside ``fn``: ``body`` runs it. With
-        ``create_graph`` its recorded ops join the phase; without, the phase ends here (ad/compile_program.py)."""
+        ``create_graph`` its recorded ops join the phase; without, the phase ends here (ad/compile_program.py).
+        Inside a dual level: ``_dual_grad_event``."""
+        if _fw.levels:
+            return self._dual_grad_event(kind, body, outputs, inputs, grad_outputs, retain_graph, create_graph, options)
         if create_graph:
             if self.reason is None:
                 self.reason = _differentiable_sweep_refused(kind, outputs, inputs, retain_graph, options)
@@ -410,6 +426,90 @@ class _Recorder:
         self.steps.append(("e", event))
         return results
 
+    def _dual_grad_event(self, kind, body, outputs, inputs, grad_outputs, retain_graph, create_graph, options):
+        """A backward inside the dual level: the usual ``grad`` of forward over reverse ends the phase with the
+        tangent rows left out and becomes an event whose gradients carry tangents (ad/compile_dual.py)."""
+        run = lambda: body(outputs, inputs, grad_outputs, retain_graph, create_graph, *options)  # noqa: E731
+        if self.reason is None:
+            self.reason = compile_dual.refusal(self, kind, outputs, grad_outputs, create_graph, options)
+        if self.reason is not None:
+            return run()
+        dual = self.dual
+        compile_program.end_phase(self)
+        if self.reason is not None:
+            return run()
+        if not self.steps or self.steps[-1][0] != "p":
+            self.reason = (
+                compile_dual.REFUSED + "a grad() inside a dual level of a graph that no op inside the function recorded"
+            )
+            return run()
+        try:
+            self.phases[-1] = compile_dual.primal_snapshot(self.phases[-1], outputs, dual)
+        except _Unsupported as e:
+            self.reason = str(e)
+            return run()
+        event = compile_program.GradEvent(kind, outputs, inputs, None, retain_graph, options)
+        event.duals = list(dual.duals)
+        self.sweeping = True
+        try:
+            results = run()
+        finally:
+            self.sweeping = False
+            _tape.reset_current()
+        event.results = results
+        event.tangents = [_fw_tangent(g, dual.level) for g in results]
+        if any(g is None for g in results):  # (allow_unused: the replay's sweep reaches every input it recorded)
+            self.reason = compile_dual.REFUSED + "a grad() inside a dual level with an unused input"
+        dual.event = event
+        self.steps.append(("e", event))
+        return results
+
+    def dual_entered(self, level):
+        if self.reason is None:
+            if self.dual is not None or level != 0:
+                self.reason = (
+                    compile_dual.REFUSED + f"several or nested dual levels inside the function at {_user_line()}"
+                )
+            else:
+                self.dual = compile_dual.DualLevel(level)
+
+    def dual_exited(self, level):
+        if self.dual is not None and level == self.dual.level:
+            self.dual.exited = True
+
+    def dual_made(self, out, tangent, level):
+        if self.reason is not None:
+            return
+        dual = self.dual
+        if dual is None or level != dual.level or dual.event is not None:
+            self.reason = (
+                compile_dual.REFUSED
+                + f"make_dual outside the function's dual level or after its grad() at {_user_line()}"
+            )
+        elif _fw.batch:
+            self.reason = (
+                compile_dual.REFUSED
+                + f"batched tangents (make_dual(is_batched=True)) inside the function at {_user_line()}"
+            )
+        elif out._op is None or not out._rg or tangent._rg or tangent._tangents or tangent._dev is not None:
+            self.reason = (
+                f"make_dual of a tensor that does not require grad, or with a tangent that requires grad, at "
+                f"{_user_line()}"
+            )
+        else:
+            dual.duals.append((out, tangent))
+
+    def dual_unpacked(self, tensor, primal, tangent):
+        if self.reason is not None:
+            return
+        dual = self.dual
+        if dual is None or dual.event is None or not any(tensor is g for g in dual.event.results):
+            self.reason = (
+                compile_dual.REFUSED + f"it reads the tangent of a tensor other than a grad() result at {_user_line()}"
+            )
+        else:
+            dual.unpacked.append((tensor, primal))
+
     def created(self, t):
         data = t._data
         self.made[id(data if data.base is None else _root(data))] = data
@@ -424,10 +524,6 @@ class _Recorder:
             if id(data if data.base is None else _root(data)) not in made:
                 return
         self.created(out)
-
-    def forward_mode(self):
-        if self.reason is None:
-            self.reason = f"forward-mode AD (forward_ad's dual levels) inside the function at {_user_line()}"
 
     def value_read(self, what):
         if self.reason is None:

@@ -34,7 +34,10 @@ Data structures:
   events' tensors its tape imports, passed to its replay after the call's tensor arguments) and ``("e", e,
   call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure;
   ``direct``, for a program of one phase and one ``_call_grad_direct`` event (a compiled Hessian-vector product),
-  what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None.
+  what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None; ``dual``, the same
+  for one phase and one ``grad`` inside a dual level (``compile_dual.call_dual_grad``: forward over reverse, whose
+  event's inputs are followed by the dual tensors and their tangents, ``options`` by their number, and whose
+  results are the gradients, then their tangents).
 - References (program level): ``("a", k)`` tensor argument k, ``("p", j, pos)`` tensor ``pos`` of phase ``j``'s
   out, ``("g", e, k)`` the k-th result of event ``e``, ``("k", values)`` a constant made inside ``fn``,
   ``("e", tensor)`` a tensor from outside ``fn``, ``("d", k)`` a leaf that requires grad which ``fn`` made as
@@ -56,14 +59,14 @@ import functools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import engine
+from . import compile_dual, engine
 from .compile_replay import _EAGER, _SHAPE_DTYPE, _out_value, _replay
 from .compile_template import TapeSnapshot, _differs, _root, _same_ref, _tensors_of, _Unsupported, build_tape
 from .tensor import Tensor, wrap_array
 
 
 class Program:
-    __slots__ = ("steps", "out", "templates", "fresh", "checked", "direct")
+    __slots__ = ("steps", "out", "templates", "fresh", "checked", "direct", "dual")
 
     def finish(self):
         for tpl in self.templates:
@@ -73,6 +76,22 @@ class Program:
         first = self.steps[0][2] if self.steps and self.steps[0][0] == "p" else None
         self.checked = [tpl for tpl in self.templates if tpl.outside and tpl is not first]
         self.direct = self._direct()
+        self.dual = self._dual()
+
+    def _dual(self):
+        """``(template, position, input references, retain_graph, options)`` where the program is one phase, then
+        a grad inside a dual level (``compile_dual.call_dual_grad``) of the phase's tensor at ``position``, and the
+        result reads nothing but the phase's tensors, the event's results, arguments and constants (a compiled
+        forward-over-reverse Hessian-vector product): ``replay`` then runs the two without the references'
+        bookkeeping. Else None."""
+        if len(self.steps) != 2 or self.steps[0][0] != "p" or self.steps[1][0] != "e":
+            return None
+        (_, _, tpl, carried), (_, _, call, outputs, inputs, grad_outputs, retain_graph, options) = self.steps
+        if carried or call is not compile_dual.call_dual_grad or outputs[0][:2] != ("p", 0):
+            return None
+        if not all(r[0] in "pgaek" for r in _refs_of(self.out)) or not all(r[0] in "paek" for r in inputs):
+            return None
+        return tpl, outputs[0][2], inputs, retain_graph, options
 
     def _direct(self):
         """``(template, position, argument indices, retain_graph, options)`` where the program is one phase, then
@@ -99,6 +118,20 @@ class Program:
             inputs = tuple([tensors[k] for k in args])
             results = _call_grad_direct((out[position],), inputs, None, retain_graph, options)
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
+        dual = self.dual
+        if dual is not None:
+            tpl, position, refs, retain_graph, options = dual
+            out = _replay(tpl, tensors)
+            if out is _EAGER:
+                return _EAGER
+            resolve = functools.partial(_resolve_direct, tensors, out, None)
+            try:
+                results = compile_dual.call_dual_grad(
+                    (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
+                )
+            except compile_dual.Refused:
+                return _EAGER  # (nothing observable ran yet: the phase's replay made new tensors only)
+            return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
         for tpl in self.checked:
             if list(map(_SHAPE_DTYPE, tpl.outside)) != tpl.outside_shapes:
                 return _EAGER  # (checked before any backward runs: see the module docstring)
@@ -114,13 +147,21 @@ class Program:
                     env[("p", j, pos)] = t
                 continue
             _, e, call, outputs, inputs, grad_outputs, retain_graph, options = step
-            results = call(
-                tuple([resolve(r) for r in outputs]),
-                None if inputs is None else tuple([resolve(r) for r in inputs]),
-                None if grad_outputs is None else tuple([None if r is None else resolve(r) for r in grad_outputs]),
-                retain_graph,
-                options,
-            )
+            try:
+                results = call(
+                    tuple([resolve(r) for r in outputs]),
+                    None if inputs is None else tuple([resolve(r) for r in inputs]),
+                    None if grad_outputs is None else tuple([None if r is None else resolve(r) for r in grad_outputs]),
+                    retain_graph,
+                    options,
+                )
+            except compile_dual.Refused:
+                if e == 0:
+                    return _EAGER  # (the first backward: nothing observable ran yet)
+                raise RuntimeError(
+                    "ad.compile: a tangent from outside the function changed its shape or dtype after earlier "
+                    "backwards of this call ran; run it without ad.compile"
+                ) from None
             if results is not None:
                 for k, t in enumerate(results):
                     env[("g", e, k)] = t
@@ -276,7 +317,7 @@ def _call_backward(outputs, inputs, grad_outputs, retain_graph, options):
 class GradEvent:
     """A backward without ``create_graph`` that a recording call ran (``_Recorder.grad_event``)."""
 
-    __slots__ = ("kind", "outputs", "inputs", "grad_outputs", "retain_graph", "options", "results")
+    __slots__ = ("kind", "outputs", "inputs", "grad_outputs", "retain_graph", "options", "results", "duals", "tangents")
 
     def __init__(self, kind, outputs, inputs, grad_outputs, retain_graph, options):
         self.kind = kind
@@ -286,6 +327,8 @@ class GradEvent:
         self.retain_graph = retain_graph
         self.options = options
         self.results = None
+        self.duals = None  # a grad inside a dual level (ad/compile_dual.py): [(dual tensor, its tangent)]
+        self.tangents = None  # ... and its results' tangents (None where one has none)
 
 
 def seeds_of(grad_outputs):
@@ -324,6 +367,8 @@ def build(result, tensors, rec, created):
     phases = rec.phases
     if created != len(phases):
         raise _Unsupported("its ops spread over several tapes (a graph larger than one tape)")
+    if rec.dual is not None and any(d is t for d, _ in rec.dual.duals for t in _tensors_of(result, [])):
+        raise _Unsupported("it returns a make_dual tensor (a view of its primal)")
     for S in phases:
         if not S.clean:
             raise _Unsupported("a tensor was written in place inside the function")
@@ -343,6 +388,8 @@ def build(result, tensors, rec, created):
             ev = step[1]
             for t in ev.outputs + (ev.inputs or ()) + tuple(g for g in ev.grad_outputs or () if g is not None):
                 want(t)
+            for d, _ in ev.duals or ():
+                want(d)
     for t in _tensors_of(result, []):
         want(t)
 
@@ -409,7 +456,12 @@ def build(result, tensors, rec, created):
             continue
         ev = step[1]
         input_refs = None if ev.inputs is None else [ref(t) for t in ev.inputs]
-        if ev.kind != "grad":
+        options = ev.options
+        if ev.duals is not None:  # (a grad inside a dual level: the dual tensors and their tangents follow)
+            call = compile_dual.call_dual_grad
+            input_refs += [ref(d) for d, _ in ev.duals] + [ref(tan) for _, tan in ev.duals]
+            options += (len(ev.duals),)
+        elif ev.kind != "grad":
             call = _call_backward
         else:
             call = _call_grad_direct if _direct_grad_applies(ev, input_refs) else _call_grad
@@ -422,7 +474,7 @@ def build(result, tensors, rec, created):
                 input_refs,
                 None if ev.grad_outputs is None else [None if g is None else ref(g) for g in ev.grad_outputs],
                 ev.retain_graph,
-                ev.options,
+                options,
             )
         )
         for k, t in enumerate(ev.results or ()):
@@ -430,6 +482,14 @@ def build(result, tensors, rec, created):
                 refs[id(t)] = ("g", events, k)
                 if t._data.flags.c_contiguous:
                     results.append((t, ("g", events, k)))
+        if ev.duals is not None:  # the gradients' tangents, and the primals unpack_dual made of the gradients
+            n = len(ev.results)
+            for k, t in enumerate(ev.tangents):
+                if t is not None:
+                    refs.setdefault(id(t), ("g", events, n + k))
+            for g, primal in rec.dual.unpacked:
+                if id(g) in refs:
+                    refs.setdefault(id(primal), refs[id(g)])
         events += 1
     prog.out = _out_spec(result, ref)
     return prog

@@ -412,6 +412,7 @@ class TapeSnapshot:
         "big_regions",
         "values",
         "clean",
+        "row_map",
     )
 
     def __init__(self, T):
@@ -429,6 +430,9 @@ class TapeSnapshot:
         self.big_regions = list(T.big_regions)
         self.values = T.values
         self.clean = not (T.dirty or (T.freed.shape[0] and T.freed[:nrows].any()))
+        # the tape's row numbers -> the snapshot's, where it keeps some rows only (ad/compile_dual.py: a dual
+        # level's primal rows); None: all
+        self.row_map = None
 
 
 def _build(result, tensors, rec, first_id, last_id):
@@ -501,6 +505,9 @@ def build_tape(S, result, tensors, rec):
         stack.extend(i for i in t._inputs if i is not None and i._tape is T and id(i) not in found)
     order = sorted(found.values(), key=lambda t: t._row)
     node_index = {id(t): k for k, t in enumerate(order)}
+    row_map = S.row_map
+    if row_map is not None and not all(t._row in row_map for t in order):
+        raise _Unsupported("it reads a tangent computed inside a dual level")
 
     def ref(t):
         if t is None:
@@ -528,6 +535,8 @@ def build_tape(S, result, tensors, rec):
         d = t.__dict__
         extra = d.keys() - _NODE_KEYS
         op = t._op
+        if extra and d.get("_tangents", 1) is None:  # (a dual level's tangents, cleared when it exited)
+            extra.discard("_tangents")
         if extra:
             raise _Unsupported(f"a result of {op.name} carries {sorted(extra)[0]} (an in-place op or a view of one)")
         if op.code == K.PYTHON:
@@ -548,15 +557,23 @@ def build_tape(S, result, tensors, rec):
         node = _Node()
         data = t._data
         node.off, node.shape, node.n = t._off, data.shape, data.size
-        node.row, node.nrows, node.rg, node.op = t._row, t._nrows, t._rg, op
+        row = t._row if row_map is None else row_map[t._row]
+        node.row, node.nrows, node.rg, node.op = row, t._nrows, t._rg, op
         node.inputs = tuple(ref(i) for i in t._inputs)
         node.hooks = dict(t._hooks) if t._hooks else None
         node.retains_grad = t._retains_grad
         in_arena = data.flags.c_contiguous and (data.size == 0 or data.ctypes.data == base + t._off * itemsize)
-        if not in_arena and any(o is t for o in _tensors_of(result, [])):
+        # (a make_dual tensor is a view of its primal: a later step of the program reads it, the function may
+        # not return it, ad/compile_program.build)
+        dual = getattr(rec, "dual", None)
+        if (
+            not in_arena
+            and any(o is t for o in _tensors_of(result, []))
+            and not (dual is not None and any(d is t for d, _ in dual.duals))
+        ):
             raise _Unsupported(f"it returns a view ({op.name}) of a tensor")
         if op.code == K.CROSS_ENTROPY:
-            a = int(words[t._row, 5])
+            a = int(words[row, 5])
             hit = [(tg, ii) for tg, t64, ii in rec.target_reads if t64 is t._ctx]
             if len(hit) != 1:
                 raise _Unsupported("cross_entropy's class indices were not traced")
@@ -566,7 +583,7 @@ def build_tape(S, result, tensors, rec):
             node.ctx = None
         elif gathered:
             ix, dim = gathered[0]
-            a = int(words[t._row, 5])
+            a = int(words[row, 5])
             src = _source(ix, tensors, arg_index, rec.made)
             x_shape = t._inputs[0].shape
             remaps.append((a, node.n, src, dim, x_shape, ix._data.shape, k))

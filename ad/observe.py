@@ -16,6 +16,9 @@ from then on (replaying the tape would silently reuse the values of the recordin
   ``dim = ("index_select", dim)``.
 - ``observer.shape_map(out)``: ``out``'s index map follows from shapes alone (``pad``'s reflect, replicate and
   circular modes): the replay keeps the recorded one (both recordings must agree on it).
+- ``observer.dual_entered(level)``, ``dual_exited(level)``, ``dual_made(out, tangent, level)``,
+  ``dual_unpacked(tensor, primal, tangent)`` (``forward_ad``): a dual level inside the function, which
+  ``ad/compile_dual.py`` replays where it is forward over reverse.
 
 Everything here costs one global read when no compiled function is recording.
 """

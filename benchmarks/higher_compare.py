@@ -15,9 +15,10 @@ of a repetition (all threads) and the load average are printed beside each line.
   `grad` calls on the same graph (the issue asks for `bgrad64` < `grad1x8`).
 
 `--libs` picks the columns (default `ad,torch`): `ad.compile` runs the whole computation of `hvp-db`, `w7`
-(forward, `grad(create_graph=True)`, the second `grad`) and `jac` (`functional.jacobian`) as one function under
-`ad.compile` (its two recording calls and first replay are warm-up), and says so if that function ran eagerly;
-`jax.jit` the same computation under `jax.jit` (`jax.grad` of `jax.grad`; `jax.jacrev`).
+(forward, `grad(create_graph=True)`, the second `grad`), `hvp-fwd` (the dual level, `grad` inside it, `unpack_dual`)
+and `jac` (`functional.jacobian`) as one function under `ad.compile` (its two recording calls and first replay are
+warm-up), and says so if that function ran eagerly; `jax.jit` the same computation under `jax.jit` (`jax.grad` of
+`jax.grad`; `jax.jvp` of `jax.grad`; `jax.jacrev`).
 """
 
 import argparse
@@ -29,7 +30,7 @@ from pathlib import Path
 
 CASES = ("hessian", "hessian-vec", "hvp-db", "hvp-fwd", "w7", "jac", "jac-fwd", "bgrad64", "grad1x8")
 LIBS = ("ad", "ad.compile", "torch", "jax.jit")
-COMPILED_CASES = ("hvp-db", "w7", "jac")  # the cases measured under ad.compile and jax.jit
+COMPILED_CASES = ("hvp-db", "hvp-fwd", "w7", "jac")  # the cases measured under ad.compile and jax.jit
 
 _CHILD = r"""
 import gc, json, sys, time
@@ -60,6 +61,22 @@ if compiled and case in ("hvp-db", "w7"):
         run = jax.jit(step)
     wl.steps = wl.timed = ("total",)
     wl.total = lambda: backend.sync(*run(wl.x))
+elif compiled and case == "hvp-fwd":
+    wl = W.hvp(backend, "fwd-over-rev", 256)
+    f, v, ns = wl.f, wl.v, backend.ns
+    if lib == "ad.compile":
+        fwd = ns.autograd.forward_ad
+        def step(x):
+            with fwd.dual_level():
+                xd = fwd.make_dual(x, v)
+                (g,) = ns.autograd.grad(f(ns, xd), xd)
+                return fwd.unpack_dual(g)
+        run = ns.compile(step)
+    else:
+        jax = backend.jax
+        run = jax.jit(lambda x: jax.jvp(jax.grad(lambda x: f(ns, x)), (x,), (v,)))
+    wl.steps = wl.timed = ("total",)
+    wl.total = lambda: backend.sync(*run(wl.x))
 elif compiled and case == "jac":
     wl = b._MLPJacobian(W.load_backend("ad"), True)
     if lib == "ad.compile":
@@ -78,7 +95,7 @@ elif compiled and case == "jac":
     wl.backend = backend
     wl.total = lambda: backend.sync(run(x))
 elif compiled:
-    raise SystemExit(f"{lib}: only {', '.join(('hvp-db', 'w7', 'jac'))} are measured compiled")
+    raise SystemExit(f"{lib}: only {', '.join(('hvp-db', 'hvp-fwd', 'w7', 'jac'))} are measured compiled")
 elif case in ("hessian", "hessian-vec"):
     wl = W.hvp(backend, "hessian", 256)
     if case == "hessian-vec":

@@ -41,9 +41,9 @@ UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
 
 def enter_dual_level():
     """Enter a new (nested) dual level and return it; levels are numbered 0, 1, 2, ... from the outermost."""
-    if observe.observer is not None:  # (ad.compile: tangents are not on the tape; that signature runs eagerly)
-        observe.observer.forward_mode()
     level = len(_fw.levels)
+    if observe.observer is not None:  # (ad.compile: a dual level inside a compiled function, ad/compile_dual.py)
+        observe.observer.dual_entered(level)
     _fw.levels.append(level)
     return level
 
@@ -62,6 +62,8 @@ def exit_dual_level(*, level=None):
             "Trying to exit a forward AD level that was not the last one that was created. This is not "
             f"supported. The innermost level is {innermost}, got level={level}."
         )
+    if observe.observer is not None:
+        observe.observer.dual_exited(level)
     forward.exit_level(level)
     _fw.levels.pop()
 
@@ -157,6 +159,8 @@ def make_dual(tensor, tangent, *, level=None, is_batched=False):
     forward.set_tangent(out, level, tangent)
     if is_batched:
         _fw.batch[level] = nb
+    if observe.observer is not None:
+        observe.observer.dual_made(out, tangent, level)
     return out
 
 
@@ -194,6 +198,8 @@ def unpack_dual(tensor, *, level=None):
     if tangent is None:
         return UnpackedDualTensor(tensor, None)
     primal = _strip(tensor, level)
+    if observe.observer is not None:
+        observe.observer.dual_unpacked(tensor, primal, tangent)
     return UnpackedDualTensor(primal, tangent)
 
 

@@ -14,6 +14,13 @@ of the tape's layout:
 ``tvals``, ``s.cot`` and ``tcot`` are views of one pooled buffer (``engine._TapeSweep.allocate``), with the sweep's
 ``live`` flags at its end.
 
+A Hessian-vector product called in a loop records the same rows at the same offsets on a fresh tape each time:
+``_Layout`` keeps, per such layout (``_layout_key``: the rows and aux, the imports that take cotangents, the big
+regions and rows, where the roots and the inputs sit), what a sweep works out before its first row: the plan as
+rows, the kernel's copy of the rows, and the last sweep's buffer with its views and the byte ranges to clear
+(``TangentSweep.release`` leaves it there instead of in the pool). The walk over the graph still runs each time:
+it checks what the rows do not show (hooks, custom Functions, tapes, in-place changes) and gathers the tangents.
+
 Big rows (``tape.BIG_ROW``: matmul with a large operand, large elementwise rows) are swept here in Python,
 with numpy's matmul and ``second_order.elementwise_tangent_chunk``; their big operands' values and tangents are
 read from the tensors (they are not copied into the arenas).
@@ -78,7 +85,8 @@ class TangentSweep(engine._TapeSweep):
     def release(self):
         layout = self.layout
         spare = self.spare
-        if spare is None and layout is not None and not layout.spares and self.buf.nbytes <= _SPARE_BYTES:
+        kept = layout is not None and layout.spares is not None
+        if spare is None and kept and not layout.spares and self.buf.nbytes <= _SPARE_BYTES:
             # kept for the layout's next sweep, with its views and the byte ranges to clear (the pool's take, the
             # views and the ranges' lookup cost about as much as the kernel that sweeps a small graph)
             buf = self.buf
@@ -93,7 +101,8 @@ class TangentSweep(engine._TapeSweep):
         super().release()
 
 
-_SPARE_BYTES = 16 << 20  # a layout keeps its sweep's buffer up to this size (a bigger one goes back to the pool)
+_SPARE_BYTES = 4 << 20  # a layout keeps its sweep's buffer up to this size (a bigger one goes back to the pool)
+_LAYOUT_ROWS = 4096  # graphs of more rows are not kept (their key and rows copy cost memory; the sweep dominates)
 
 
 def _live_regions(s):
@@ -211,6 +220,8 @@ def _layout_key(tape, roots, targets, run_targets):
     graph's structure, as the kernel routes cotangents by them), the imports that take cotangents, the rows swept
     from Python, and where the roots and the requested tensors sit (a requested node by its row, a requested
     leaf by which imports are it); None where a root or requested node lives on another tape."""
+    if tape.nrows > _LAYOUT_ROWS:
+        return None
     for t in roots:
         if t._tape is not tape:
             return None
@@ -261,7 +272,9 @@ def _layout_for(tape, nodes, roots, targets, run_targets):
     floats = np.ndarray((nrows, 2), np.float64, raw, 64 if nrows else 0, floats.strides)
     layout.arrays = (words, floats, aux)
     layout.masked = None
-    layout.spares = []  # a ``TangentSweep``'s buffer and views, left by the last sweep (see ``TangentSweep.release``)
+    # a ``TangentSweep``'s buffer and views, left by the last sweep (``TangentSweep.release``); None for a layout
+    # that is not kept (its sweep's buffer goes back to the pool)
+    layout.spares = [] if key is not None else None
     if key is not None:
         if len(_LAYOUTS) >= 16:
             _LAYOUTS.clear()

@@ -513,6 +513,13 @@ def test_layout_kept_across_calls_keeps_the_answers(monkeypatch):
     np.testing.assert_allclose(th.numpy(), 2 * a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
     ((_, again),) = hvp(v)
     np.testing.assert_allclose(again.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    # a graph over the size kept: no layout, the buffer back to the pool
+    monkeypatch.setattr(so, "_LAYOUT_ROWS", 0)
+    so._LAYOUTS.clear()
+    for _ in range(2):
+        ((_, big),) = hvp(v)
+        np.testing.assert_allclose(big.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    assert not so._LAYOUTS
 
 
 # --- double backward as one node (ad/double_backward.py) ----------------------------------------------------

@@ -52,13 +52,14 @@ class TangentSweep(engine._TapeSweep):
     the tangent arenas ``tcot`` and ``tvals``: all four are views of the sweep's one pooled buffer
     (``engine._TapeSweep.allocate``), zero outside the big regions."""
 
-    __slots__ = ("transposed", "tcot", "tvals", "layout", "spare")
+    __slots__ = ("transposed", "tcot", "tvals", "layout", "spare", "pairs")
 
     ARENAS = 3
 
     def __init__(self, tape, plan=None, layout=None):
         self.layout = layout  # a ``_Layout`` whose spare buffer this sweep may take and leave for the next one
         self.spare = None
+        self.pairs = {}  # (offset, size) -> ``_pair``'s view of the buffer
         super().__init__(tape, plan)
 
     def allocate(self, used, live_off, live_n):
@@ -70,7 +71,7 @@ class TangentSweep(engine._TapeSweep):
                 spare = None
             if spare is not None:
                 self.spare = spare
-                buf, self.cot, self.tcot, self.tvals, self.live, raw, ranges = spare
+                buf, self.cot, self.tcot, self.tvals, self.live, raw, ranges, self.pairs = spare
                 self.buf = buf
                 if type(ranges) is list:  # (as engine._TapeSweep.allocate clears a pooled buffer)
                     for lo, hi in ranges:
@@ -92,12 +93,12 @@ class TangentSweep(engine._TapeSweep):
             buf = self.buf
             used = self.cot.shape[0]
             ranges = engine._zero_ranges(used, 3, buf.itemsize, self.big_off, self.big_n, *_live_regions(self))
-            spare = (buf, self.cot, self.tcot, self.tvals, self.live, buf.view(np.uint8), ranges)
+            spare = (buf, self.cot, self.tcot, self.tvals, self.live, buf.view(np.uint8), ranges, self.pairs)
         if spare is not None:
             layout.spares.append(spare)
-            self.buf = self.cot = self.live = self.tcot = self.tvals = self.spare = None
+            self.buf = self.cot = self.live = self.tcot = self.tvals = self.spare = self.pairs = None
             return
-        self.tcot = self.tvals = None
+        self.tcot = self.tvals = self.pairs = None  # (views of the buffer: the pool reuses one nothing views)
         super().release()
 
 
@@ -533,10 +534,16 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
 
 def _pair(s, off, n):
     """The cotangent at ``off`` (``n`` elements) and its tangent as the rows of one ``(2, n)`` view of the sweep's
-    buffer (``tcot`` follows ``cot`` there): a matrix product reads or adds both at once."""
-    buf = s.buf
-    size = buf.itemsize
-    return np.ndarray((2, n), buf.dtype, buf, off * size, (s.cot.shape[0] * size, size))
+    buffer (``tcot`` follows ``cot`` there): a matrix product reads or adds both at once. (Kept with the buffer:
+    a kept layout's next sweep finds its views made.)"""
+    pairs = s.pairs
+    key = (off, n)
+    view = pairs.get(key)
+    if view is None:
+        buf = s.buf
+        size = buf.itemsize
+        view = pairs[key] = np.ndarray((2, n), buf.dtype, buf, off * size, (s.cot.shape[0] * size, size))
+    return view
 
 
 def _vector_tangent(s, off, both, tmatrix, g, transpose):

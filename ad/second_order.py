@@ -50,7 +50,9 @@ class TangentSweep(engine._TapeSweep):
     """A sweep's state with the orientation of its mixed second partials (``transposed``: see
     ``kernels.second_order.tangent_reverse_sweep``) and, beside the cotangents ``cot`` and the ``live`` flags,
     the tangent arenas ``tcot`` and ``tvals``: all four are views of the sweep's one pooled buffer
-    (``engine._TapeSweep.allocate``), zero outside the big regions."""
+    (``engine._TapeSweep.allocate``), zero outside the big regions. A sweep of a kept ``_Layout`` takes that
+    buffer, its views and ``_pair``'s (``pairs``) from the layout's ``spares`` when the last sweep left them there
+    (cleared by the byte ranges kept with them), and leaves them there again at ``release``."""
 
     __slots__ = ("transposed", "tcot", "tvals", "layout", "spare", "pairs")
 

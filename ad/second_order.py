@@ -14,6 +14,13 @@ of the tape's layout:
 ``tvals``, ``s.cot`` and ``tcot`` are views of one pooled buffer (``engine._TapeSweep.allocate``), with the sweep's
 ``live`` flags at its end.
 
+A Hessian-vector product called in a loop records the same rows at the same offsets on a fresh tape each time:
+``_Layout`` keeps, per such layout (``_layout_key``: the rows and aux, the imports that take cotangents, the big
+regions and rows, where the roots and the inputs sit), what a sweep works out before its first row: the plan as
+rows, the kernel's copy of the rows, and the last sweep's buffer with its views and the byte ranges to clear
+(``TangentSweep.release`` leaves it there instead of in the pool). The walk over the graph still runs each time:
+it checks what the rows do not show (hooks, custom Functions, tapes, in-place changes) and gathers the tangents.
+
 Big rows (``tape.BIG_ROW``: matmul with a large operand, large elementwise rows) are swept here in Python,
 with numpy's matmul and ``second_order.elementwise_tangent_chunk``; their big operands' values and tangents are
 read from the tensors (they are not copied into the arenas).
@@ -30,7 +37,7 @@ import weakref
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.cpu import FREED, SAVES
+from kernels.cpu import FREED, SAVES, zero_byte_ranges
 from kernels.second_order import SECOND_ORDER, UNSUPPORTED, elementwise_tangent_chunk, tangent_reverse_sweep
 
 from . import engine
@@ -43,19 +50,69 @@ class TangentSweep(engine._TapeSweep):
     """A sweep's state with the orientation of its mixed second partials (``transposed``: see
     ``kernels.second_order.tangent_reverse_sweep``) and, beside the cotangents ``cot`` and the ``live`` flags,
     the tangent arenas ``tcot`` and ``tvals``: all four are views of the sweep's one pooled buffer
-    (``engine._TapeSweep.allocate``), zero outside the big regions."""
+    (``engine._TapeSweep.allocate``), zero outside the big regions. A sweep of a kept ``_Layout`` takes that
+    buffer, its views and ``_pair``'s (``pairs``) from the layout's ``spares`` when the last sweep left them there
+    (cleared by the byte ranges kept with them), and leaves them there again at ``release``."""
 
-    __slots__ = ("transposed", "tcot", "tvals")
+    __slots__ = ("transposed", "tcot", "tvals", "layout", "spare", "pairs")
 
     ARENAS = 3
 
+    def __init__(self, tape, plan=None, layout=None):
+        self.layout = layout  # a ``_Layout`` whose spare buffer this sweep may take and leave for the next one
+        self.spare = None
+        self.pairs = {}  # (offset, size) -> ``_pair``'s view of the buffer
+        super().__init__(tape, plan)
+
     def allocate(self, used, live_off, live_n):
+        layout = self.layout
+        if layout is not None and layout.spares:
+            try:
+                spare = layout.spares.pop()  # (atomic: another thread's sweep of the layout takes none, or another)
+            except IndexError:
+                spare = None
+            if spare is not None:
+                self.spare = spare
+                buf, self.cot, self.tcot, self.tvals, self.live, raw, ranges, self.pairs = spare
+                self.buf = buf
+                if type(ranges) is list:  # (as engine._TapeSweep.allocate clears a pooled buffer)
+                    for lo, hi in ranges:
+                        raw[lo:hi] = 0
+                else:
+                    zero_byte_ranges(raw, ranges)
+                return buf
         buf = super().allocate(used, live_off, live_n)
         self.tcot, self.tvals = buf[used : 2 * used], buf[2 * used : 3 * used]
+        return buf
 
     def release(self):
-        self.tcot = self.tvals = None
+        layout = self.layout
+        spare = self.spare
+        kept = layout is not None and layout.spares is not None
+        if spare is None and kept and not layout.spares and self.buf.nbytes <= _SPARE_BYTES:
+            # kept for the layout's next sweep, with its views and the byte ranges to clear (the pool's take, the
+            # views and the ranges' lookup cost about as much as the kernel that sweeps a small graph)
+            buf = self.buf
+            used = self.cot.shape[0]
+            ranges = engine._zero_ranges(used, 3, buf.itemsize, self.big_off, self.big_n, *_live_regions(self))
+            spare = (buf, self.cot, self.tcot, self.tvals, self.live, buf.view(np.uint8), ranges, self.pairs)
+        if spare is not None:
+            layout.spares.append(spare)
+            self.buf = self.cot = self.live = self.tcot = self.tvals = self.spare = self.pairs = None
+            return
+        self.tcot = self.tvals = self.pairs = None  # (views of the buffer: the pool reuses one nothing views)
         super().release()
+
+
+_SPARE_BYTES = 4 << 20  # a layout keeps its sweep's buffer up to this size (a bigger one goes back to the pool)
+_LAYOUT_ROWS = 4096  # graphs of more rows are not kept (their key and rows copy cost memory; the sweep dominates)
+
+
+def _live_regions(s):
+    """The ``live`` flag regions left as they are (``engine.big_region_arrays``' last two arrays) of sweep ``s``."""
+    if not s.big:
+        return engine._NO_REGIONS, engine._NO_REGIONS
+    return engine.big_region_arrays(s.tape.big_regions, True)[3:]
 
 
 class _Unsupported(Exception):
@@ -81,28 +138,35 @@ def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
 
 
 def _graph_tape(roots):
-    """The one tape every node of the graph lives on and the nodes (``engine.graph_nodes``: ``{id: (tensor,
-    operands)}``, as ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel cannot
-    sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in place,
-    checked as the walk reaches each node: it stops at the first refusal)."""
+    """The one tape every node of the graph lives on and the nodes (as ``engine.graph_nodes`` gives them: ``{id:
+    (tensor, operands)}``, as ``engine._Plan`` takes them), or ``(None, None)`` (several tapes, or a node the kernel
+    cannot sweep with tangents: custom Functions, hooks, ``retain_grad``, multi-row nodes, operands modified in
+    place, checked as the walk reaches each node: it stops at the first refusal). (``engine.graph_nodes`` with
+    these checks inlined: a call per node cost a fifth of the walk.)"""
     tape = None
-
-    def admit(t):
-        nonlocal tape
+    nodes = {}
+    stack = [t for t in roots if t._op is not None]
+    while stack:
+        t = stack.pop()
+        key = id(t)
+        if key in nodes:
+            continue
         t_tape = t._tape
         if t_tape is None or t._nrows != 1 or t._hooks or t._retains_grad or t._op.code == K.PYTHON:
-            return False
+            return None, None
         if tape is None:
             tape = t_tape
         elif t_tape is not tape:
-            return False
-        for inp in t._inputs:
+            return None, None
+        inputs = t._inputs
+        for inp in inputs:
             if inp is not None and inp._prev is not None:
-                return False  # an operand modified in place since (graph_nodes would walk to its recorded version)
-        return True
-
-    nodes = engine.graph_nodes(roots, admit)
-    if nodes is None or tape is None or not tape.hook_rows.keys() <= tape.python_rows:
+                return None, None  # an operand modified in place since (the walk would need its recorded version)
+        nodes[key] = (t, inputs)
+        for inp in inputs:
+            if inp is not None and inp._rg and inp._op is not None and id(inp) not in nodes:
+                stack.append(inp)
+    if tape is None or not tape.hook_rows.keys() <= tape.python_rows:
         return None, None  # hooks, custom Functions or gradient-ready hooks somewhere on the tape
     return tape, nodes
 
@@ -140,9 +204,102 @@ def _gather_tangents(tape, level, nodes, tvals):
             tvals[off : off + tan._data.size] = tan._data.reshape(-1)
 
 
-def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
+class _Layout:
+    """What a sweep of one graph layout works out before its first row, kept for the next sweep of the same layout
+    (a Hessian-vector product called in a loop records the same rows at the same offsets on a fresh tape each
+    time): the plan as rows (``blocked``: rows of nodes off the paths to the inputs, ``runs``: rows of nodes that
+    run, None without a plan), and the kernel's copies of the rows, their float attributes and aux (``arrays``,
+    laid out as ``Tape.arrays``' views, so that the kernel meets the types it was compiled for) with the masked
+    rows of the plan (``masked``, made by ``engine.planned_rows`` at the first sweep that needs them)."""
+
+    __slots__ = ("blocked", "runs", "arrays", "masked", "spares")
+
+
+_LAYOUTS = {}  # _layout_key -> _Layout
+
+
+def _layout_key(tape, roots, targets, run_targets):
+    """What the plan and the kernel's arrays depend on: the rows and aux (opcodes, offsets, operand rows: the
+    graph's structure, as the kernel routes cotangents by them), the imports that take cotangents, the rows swept
+    from Python, and where the roots and the requested tensors sit (a requested node by its row, a requested
+    leaf by which imports are it); None where a root or requested node lives on another tape."""
+    if tape.nrows > _LAYOUT_ROWS:
+        return None
+    for t in roots:
+        if t._tape is not tape:
+            return None
+    spots = [run_targets]
+    leaves = None
+    for t in targets.values():
+        if t._op is None:
+            leaves = True
+        elif t._tape is tape:
+            spots.append(t._row)
+        else:
+            return None
+    ext_refs = tape.ext_refs
+    if leaves:
+        spots.append(tuple(id(held(ref)) in targets for ref in ext_refs))
+    nrows = tape.nrows
+    return (
+        tape.used,
+        tape.dtype,
+        tuple(t._row for t in roots),
+        tuple(spots),
+        bytes(memoryview(tape.rows)[: nrows * 80]),
+        tape.aux.tobytes(),
+        tuple(tape.ext_offs),
+        tuple(tape.ext_rows),
+        tuple(tape.big_regions),
+        frozenset(tape.python_rows),
+    )
+
+
+def _layout_for(tape, nodes, roots, targets, run_targets):
+    """The ``_Layout`` of this sweep (kept by ``_layout_key``, or worked out now)."""
+    key = _layout_key(tape, roots, targets, run_targets)
+    layout = _LAYOUTS.get(key) if key is not None else None
+    if layout is not None:
+        return layout
+    layout = _Layout()
     plan = engine.plan_for(roots, targets, run_targets, nodes)
-    s = TangentSweep(tape, plan)
+    if plan is None:
+        layout.blocked = layout.runs = None
+    else:
+        layout.blocked = plan.blocked.get(tape.id, [])
+        layout.runs = frozenset(t._row for t, _ in nodes.values() if id(t) in plan.runs)
+    words, floats, aux = tape.arrays()
+    raw = bytearray(memoryview(tape.rows)[: tape.nrows * 80])  # (a copy: ``Tape.arrays``' views of the tape's own)
+    nrows = tape.nrows
+    words = np.ndarray((nrows, 8), np.int64, raw, 0, words.strides)
+    floats = np.ndarray((nrows, 2), np.float64, raw, 64 if nrows else 0, floats.strides)
+    layout.arrays = (words, floats, aux)
+    layout.masked = None
+    # a ``TangentSweep``'s buffer and views, left by the last sweep (``TangentSweep.release``); None for a layout
+    # that is not kept (its sweep's buffer goes back to the pool)
+    layout.spares = [] if key is not None else None
+    if key is not None:
+        if len(_LAYOUTS) >= 16:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+class _RowPlan:
+    """A ``_Layout``'s plan for one sweep (the ``engine._Plan`` fields the tangent sweep reads: ``blocked`` by
+    tape id; ``runs`` as rows)."""
+
+    __slots__ = ("blocked", "runs")
+
+    def __init__(self, tape, layout):
+        self.blocked = {tape.id: layout.blocked}
+        self.runs = layout.runs
+
+
+def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets):
+    layout = _layout_for(tape, nodes, roots, targets, run_targets)
+    s = TangentSweep(tape, None if layout.runs is None else _RowPlan(tape, layout), layout)
+    s.rows_view = layout.masked
     s.transposed = False
     tcot, tvals = s.tcot, s.tvals
     try:
@@ -155,7 +312,8 @@ def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets)
             if tg is not None:
                 tcot[off : off + n] += np.broadcast_to(tg, t._data.shape).reshape(-1)
             s.seed(t, g._data)
-        _sweep_rows(s, tcot, tvals, lambda t, off: _tangent_data(t, level))
+        _sweep_rows(s, tcot, tvals, lambda t, off: _tangent_data(t, level), layout.arrays)
+        layout.masked = s.rows_view
         leaf_grads, target_grads = _results(s, tcot, level, targets)
         if not retain_graph:
             engine.free_swept([s])
@@ -164,14 +322,15 @@ def _sweep(tape, nodes, level, roots, seeds, targets, retain_graph, run_targets)
     return leaf_grads, target_grads
 
 
-def _sweep_rows(s, tcot, tvals, tangent):
+def _sweep_rows(s, tcot, tvals, tangent, arrays=None):
     """The kernel between the big rows, each big row from Python (``_big_row``); ``tangent(t, off)``: the
-    tangent (an array or None) of big row operand ``t`` at arena offset ``off``."""
+    tangent (an array or None) of big row operand ``t`` at arena offset ``off``; ``arrays``: the tape's
+    ``arrays()``, or a copy of them (``_Layout``)."""
     tape = s.tape
     if getattr(tape, "unwritten", None) is not None:  # (CUDA tapes have none)
         tape.materialize()  # (second partials read values a replay's fused forward may have left out)
     freed = tape.freed_flags()
-    arrays = tape.arrays() + (np.zeros(3, np.int64),)  # (once per sweep: see engine._sweep_tape)
+    arrays = (tape.arrays() if arrays is None else arrays) + (np.zeros(3, np.int64),)  # (see engine._sweep_tape)
     try:
         _stretches(s, tcot, tvals, tangent, tape, freed, arrays)
     finally:
@@ -191,7 +350,7 @@ def _stretches(s, tcot, tvals, tangent, tape, freed, arrays):
                 t = r
                 break
         if t is not None and s.live[t._off]:
-            if s.plan is None or id(t) in s.plan.runs:
+            if s.plan is None or h in s.plan.runs:  # (``_RowPlan``: rows)
                 _big_row(s, tcot, t, h, freed, tangent)
         elif t is None and s.live[engine._row_out(tape, h)]:
             raise _Unsupported  # a reached big row whose tensor is gone (the kernel sweep raises there)
@@ -331,10 +490,10 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
         # matrix as the two rows of one product (the matrix is read once), on 1-D arrays
         off, _, inp = targets[0]
         if inp is y and y._data.ndim == 1:
-            _vector_tangent(s, tcot, off, np.dot(np.array((g_flat, tg_flat)), x._data), tx, g_flat, False)
+            _vector_tangent(s, off, np.dot(_pair(s, t._off, g_flat.shape[0]), x._data), tx, g_flat, False)
             return
         if inp is x and x._data.ndim == 1:
-            _vector_tangent(s, tcot, off, np.dot(np.array((g_flat, tg_flat)), y._data.T), ty, g_flat, True)
+            _vector_tangent(s, off, np.dot(_pair(s, t._off, g_flat.shape[0]), y._data.T), ty, g_flat, True)
             return
     xd = x._data.reshape(-1, x.shape[-1])
     yd = y._data if linear or y.ndim == 2 else y._data.reshape(-1, 1)
@@ -375,15 +534,28 @@ def _matmul_tangent(s, tcot, t, g_flat, tg_flat, targets, linear, tx, ty):
                 tregion += g.T @ txd if linear else txd.T @ g
 
 
-def _vector_tangent(s, tcot, off, both, tmatrix, g, transpose):
+def _pair(s, off, n):
+    """The cotangent at ``off`` (``n`` elements) and its tangent as the rows of one ``(2, n)`` view of the sweep's
+    buffer (``tcot`` follows ``cot`` there): a matrix product reads or adds both at once. (Kept with the buffer:
+    a kept layout's next sweep finds its views made.)"""
+    pairs = s.pairs
+    key = (off, n)
+    view = pairs.get(key)
+    if view is None:
+        buf = s.buf
+        size = buf.itemsize
+        view = pairs[key] = np.ndarray((2, n), buf.dtype, buf, off * size, (s.cot.shape[0] * size, size))
+    return view
+
+
+def _vector_tangent(s, off, both, tmatrix, g, transpose):
     """Add a matrix-vector product's vector cotangent ``both[0]`` and its tangent ``both[1]`` (plus ``g`` through
     the matrix's tangent ``tmatrix``, if any: ``g @ tA``, or ``tA @ g`` with ``transpose``) at ``off``."""
     n = both.shape[1]
-    s.cot[off : off + n] += both[0]
-    tregion = tcot[off : off + n]
-    tregion += both[1]
+    pair = _pair(s, off, n)
+    pair += both
     if tmatrix is not None:
-        tregion += np.dot(tmatrix, g) if transpose else np.dot(g, tmatrix)
+        pair[1] += np.dot(tmatrix, g) if transpose else np.dot(g, tmatrix)
 
 
 def _results(s, tcot, level, targets):

@@ -462,6 +462,66 @@ def test_fallback_keeps_hooks_and_answers(monkeypatch):
     np.testing.assert_allclose(tangent.numpy(), [2 * 2 * np.cos(2 * 0.3), 0.0], rtol=1e-12, atol=1e-15)
 
 
+def test_layout_kept_across_calls_keeps_the_answers(monkeypatch):
+    """Sweeps of one graph layout reuse its plan, rows and buffer (``second_order._Layout``): repeated HVPs of
+    sum(tanh(A x)) (A over tape.BIG_ROW elements) stay exact with the kept buffer spoiled (NaN) between calls;
+    the same rows asking for other inputs (also the matrix, a dual leaf), the same rows in float32 and a hook
+    added to a node on a later call each get their own answer (the hook: the differentiable sweep)."""
+    spy = _Spy(monkeypatch)
+    rng = np.random.default_rng(12)
+    n = 150
+    a = rng.standard_normal((n, n)) / np.sqrt(n)
+    x0 = rng.standard_normal(n)
+    t = np.tanh(a @ x0)
+
+    def hvp(v, dtype=np.float64, with_matrix=False, hook=None):
+        A = ad.tensor(a.astype(dtype), requires_grad=with_matrix)
+        with fwAD.dual_level():
+            xd = fwAD.make_dual(ad.tensor(x0.astype(dtype), requires_grad=True), ad.tensor(v.astype(dtype)))
+            u = A @ xd
+            if hook is not None:
+                u.register_hook(hook)
+            inputs = (xd, A) if with_matrix else (xd,)
+            grads = ad.autograd.grad(ad.tanh(u).sum(), inputs)
+            return [fwAD.unpack_dual(g) for g in grads]
+
+    def spoil():
+        for layout in so._LAYOUTS.values():
+            for spare in layout.spares:
+                spare[0].view(np.uint8)[:] = 0xFF
+
+    for _ in range(4):
+        v = rng.standard_normal(n)
+        spoil()
+        ((primal, tangent),) = hvp(v)
+        np.testing.assert_allclose(primal.detach().numpy(), a.T @ (1 - t * t), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(tangent.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    assert spy.ran == 4 and any(layout.spares for layout in so._LAYOUTS.values())
+    v = rng.standard_normal(n)
+    (_, tx), (ga, ta) = hvp(v, with_matrix=True)  # (A requires grad: another layout, another plan)
+    np.testing.assert_allclose(tx.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ga.detach().numpy(), np.outer(1 - t * t, x0), rtol=1e-12, atol=1e-12)
+    dt = -2 * t * (1 - t * t) * (a @ v)  # (the gradient's tangent along v: outer(1 - t^2, x) differentiated)
+    np.testing.assert_allclose(ta.numpy(), np.outer(dt, x0) + np.outer(1 - t * t, v), rtol=1e-10, atol=1e-12)
+    ((p32, t32),) = hvp(v, dtype=np.float32)
+    assert p32.dtype == ad.float32 and t32.dtype == ad.float32
+    np.testing.assert_allclose(t32.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-3, atol=1e-4)
+    ran = spy.ran
+    seen = []
+    ((_, th),) = hvp(v, hook=lambda g: seen.append(g) or g * 2.0)
+    assert spy.ran == ran and len(seen) == 1  # (the hook: the differentiable sweep, not the kept layout)
+    np.testing.assert_allclose(th.numpy(), 2 * a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    ((_, again),) = hvp(v)
+    np.testing.assert_allclose(again.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    # a graph over the size kept: no layout, the buffer back to the pool
+    monkeypatch.setattr(so, "_LAYOUT_ROWS", 0)
+    so._LAYOUTS.clear()
+    for _ in range(2):
+        ((_, big),) = hvp(v)
+        np.testing.assert_allclose(big.numpy(), a.T @ (-2 * t * (1 - t * t) * (a @ v)), rtol=1e-10, atol=1e-12)
+    assert not so._LAYOUTS
+
+
 # --- double backward as one node (ad/double_backward.py) ----------------------------------------------------
 
 

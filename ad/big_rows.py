@@ -128,11 +128,7 @@ def _sum_all_row(s, t, g_flat, targets, h):
 
 def _rule_row(s, t, code, n, g_flat, targets):
     """Sweep a big row with the op's differentiable rule, on numpy arrays."""
-    if n >= PARALLEL_MIN and (
-        K.UNARY_FIRST <= code <= K.UNARY_LAST
-        or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
-        or K.BINARY_FIRST <= code <= K.BINARY_LAST
-    ):
+    if n >= PARALLEL_MIN and (K.is_unary(code) or K.BINARY_FIRST <= code <= K.BINARY_LAST):
         # elementwise: every chunk of the output depends on the same chunk of the operands only
         parallel.run(n, lambda lo, hi: _elementwise_chunk(s, t, g_flat, targets, lo, hi))
     else:

@@ -351,6 +351,11 @@ _ATTR_CODES = (
     K.CLAMP,
     K.LOGIT,
     K.STEP_FN,
+    K.SILU,
+    K.GELU,
+    K.MISH,
+    K.ELU,
+    K.CELU,
 )  # forward fn(x, a0, a1, out)
 
 

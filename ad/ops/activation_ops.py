@@ -1,0 +1,112 @@
+"""The activations recorded as one elementwise row each (issue 19): silu, gelu, mish, elu (selu), celu.
+
+Declared as the other unary primitives (``elementwise_table.elementwise``): an opcode of
+``kernels/opcodes.py``'s third unary range, a numpy forward, and the partial ``d(x, out, a0, a1)`` of
+``kernels/pointwise.py`` (``d_silu`` ...), which the kernels compile and ``on_tensors`` runs on ``ad`` tensors
+for the differentiable rules (create_graph, forward mode). As composites these cost several rows each way, and
+an infinite cotangent met ``0 * inf`` inside their chains (NaN where torch's fused rule gives +-inf); the
+partials read ``x`` only, as torch's nodes save ``self``.
+
+Attributes: gelu's ``a0`` is 0 for ``approximate='none'`` and 1 for ``'tanh'``; elu's ``a0``, ``a1`` are alpha
+and scale (selu is elu with its constants); celu's ``a0`` is alpha. The public functions are
+``ad.nn.functional``'s (``ad/nn/functional/activation.py``).
+"""
+
+import numpy as np
+import scipy.special
+
+from kernels import opcodes as K
+from kernels import pointwise as _pw
+
+from .. import ops as _ops
+from .elementwise_table import TENSOR_NAMES, elementwise
+
+
+def _result(x, out):
+    return np.empty(x.shape, x.dtype) if out is None else out
+
+
+def _silu_np(x, a0, a1, out=None):
+    """``x / (1 + exp(-x))``, torch's form: where ``exp(-x)`` overflows (below -709, or -88 in float32) the
+    result is a signed zero, and NaN at -inf."""
+    r = np.negative(x, out=_result(x, out))
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.exp(r, out=r)
+        r += 1.0
+        return np.divide(x, r, out=r)
+
+
+def _gelu_np(x, approximate, a1, out=None):
+    r = _result(x, out)
+    if approximate == 0.0:  # x * 0.5 * (1 + erf(x / sqrt(2)))
+        np.multiply(x, _pw.SQRT1_2, out=r)
+        scipy.special.erf(r, out=r)
+    else:  # 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))
+        np.multiply(x, x, out=r)
+        r *= x
+        r *= _pw.GELU_CUBIC
+        r += x
+        r *= _pw.SQRT_2_OVER_PI
+        np.tanh(r, out=r)
+    r += 1.0
+    r *= x
+    r *= 0.5
+    return r
+
+
+def _softplus_np(x):
+    """Mish's softplus: ``log1p(exp(x))``, ``x`` itself above ``pointwise.SOFTPLUS_LINEAR`` (as torch's)."""
+    linear = x > _pw.SOFTPLUS_LINEAR
+    return np.where(linear, x, np.log1p(np.exp(np.minimum(x, _pw.SOFTPLUS_LINEAR))))
+
+
+def _mish_np(x, a0, a1, out=None):
+    r = np.tanh(_softplus_np(x), out=_result(x, out))
+    return np.multiply(r, x, out=r)
+
+
+def _elu_np(x, alpha, scale, input_scale, out):
+    """``scale * x`` where ``x > 0``, else ``scale * alpha * expm1(input_scale * x)`` (NaN takes the second)."""
+    r = np.minimum(x, 0.0, out=_result(x, out))  # (exp's argument stops at 0: no overflow on the side not taken)
+    if input_scale != 1.0:
+        r *= input_scale
+    np.expm1(r, out=r)
+    r *= scale * alpha
+    positive = x > 0.0
+    np.copyto(r, x * scale if scale != 1.0 else x, where=positive)
+    return r
+
+
+def _elu_forward(x, alpha, scale, out=None):
+    return _elu_np(x, alpha, scale, 1.0, out)
+
+
+def _celu_forward(x, alpha, a1, out=None):
+    return _elu_np(x, alpha, 1.0, 1.0 / alpha, out)
+
+
+SILU = elementwise("silu", K.SILU, _silu_np)
+GELU = elementwise("gelu", K.GELU, _gelu_np)
+MISH = elementwise("mish", K.MISH, _mish_np)
+ELU = elementwise("elu", K.ELU, _elu_forward)
+CELU = elementwise("celu", K.CELU, _celu_forward, sample=(-2.0, 2.0))
+
+
+def _tensor_select(cond, a, b):
+    return _ops.where(cond, a, b)
+
+
+def _tensor_softplus(x):
+    linear = x > _pw.SOFTPLUS_LINEAR
+    return _ops.where(linear, x, _ops.log1p(_ops.exp(_ops.where(linear, 0.0, x))))
+
+
+# the bare names of kernels/pointwise.py's formulas used by these partials (see elementwise_table.on_tensors;
+# looked up at call time: this module may be imported before the ops they name)
+TENSOR_NAMES.update(
+    select=_tensor_select,
+    sigmoid=lambda v: _ops.sigmoid(v),
+    tanh=lambda v: _ops.tanh(v),
+    erf=lambda v: _ops.erf(v),
+    softplus=_tensor_softplus,
+)

@@ -187,3 +187,27 @@ def test_compiled_replay_equals_eager(dtype):
             for a, b in zip(grads, ref_grads):
                 np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol)
     assert isinstance(loss._tape, sys.modules["ad.compile_replay"]._ReplayTape)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_big_rows_numpy_partials_equal_the_kernels(name):
+    """Rows of at least ``tape.BIG_ROW`` elements are swept with the partial's formula on numpy arrays
+    (elementwise_table.ARRAY_PARTIALS), in chunks on several threads: the same gradients as the compiled sweep of
+    small rows, at the special points too, first write and accumulation alike."""
+    from ad.tape import BIG_ROW
+
+    f = ACTIVATIONS[name][0]
+    rng = np.random.default_rng(5)
+    reps = BIG_ROW // len(POINTS) + 1
+    values = np.concatenate([np.tile(POINTS, reps), rng.uniform(-6, 6, 1000)])
+    cot = np.where(rng.random(values.size) < 0.2, INF, rng.normal(size=values.size))
+    big = ad.tensor(values, requires_grad=True)
+    (g_big,) = ad.autograd.grad([f(big), f(big * 1.0)], [big], [ad.tensor(cot), ad.tensor(cot * 0.5)])
+    small = [ad.tensor(values[i : i + 500], requires_grad=True) for i in range(0, values.size, 500)]
+    g_small = [
+        ad.autograd.grad([f(s), f(s * 1.0)], [s], [ad.tensor(cot[k : k + 500]), ad.tensor(cot[k : k + 500] * 0.5)])[0]
+        for s, k in zip(small, range(0, values.size, 500))
+    ]
+    want = np.concatenate([g.numpy() for g in g_small])
+    np.testing.assert_allclose(g_big.numpy(), want, rtol=1e-12, atol=1e-13)  # (1 + erf cancels: two erfs' ulps)

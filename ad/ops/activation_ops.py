@@ -19,7 +19,7 @@ from kernels import opcodes as K
 from kernels import pointwise as _pw
 
 from .. import ops as _ops
-from .elementwise_table import TENSOR_NAMES, elementwise
+from .elementwise_table import ARRAY_NAMES, ARRAY_PARTIALS, TENSOR_NAMES, elementwise, on_arrays
 
 
 def _result(x, out):
@@ -54,14 +54,8 @@ def _gelu_np(x, approximate, a1, out=None):
     return r
 
 
-def _softplus_np(x):
-    """Mish's softplus: ``log1p(exp(x))``, ``x`` itself above ``pointwise.SOFTPLUS_LINEAR`` (as torch's)."""
-    linear = x > _pw.SOFTPLUS_LINEAR
-    return np.where(linear, x, np.log1p(np.exp(np.minimum(x, _pw.SOFTPLUS_LINEAR))))
-
-
 def _mish_np(x, a0, a1, out=None):
-    r = np.tanh(_softplus_np(x), out=_result(x, out))
+    r = np.tanh(_array_softplus(x), out=_result(x, out))
     return np.multiply(r, x, out=r)
 
 
@@ -110,3 +104,19 @@ TENSOR_NAMES.update(
     erf=lambda v: _ops.erf(v),
     softplus=_tensor_softplus,
 )
+
+
+def _array_sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))  # (inf below -709: 0, as the scalar form; the caller ignores the overflow)
+
+
+def _array_softplus(v):
+    return np.where(v > _pw.SOFTPLUS_LINEAR, v, np.log1p(np.exp(np.minimum(v, _pw.SOFTPLUS_LINEAR))))
+
+
+# ... and on numpy arrays, for big rows (elementwise_table.ARRAY_PARTIALS): numpy's vectorized exp and tanh
+ARRAY_NAMES.update(
+    select=np.where, sigmoid=_array_sigmoid, softplus=_array_softplus, exp=np.exp, tanh=np.tanh, erf=scipy.special.erf
+)
+for _op in (SILU, GELU, MISH, ELU, CELU):
+    ARRAY_PARTIALS[_op.code] = on_arrays(_pw.UNARY[_op.code])

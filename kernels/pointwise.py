@@ -3,19 +3,22 @@
 Every formula is a plain function ``d_<op>(x, out, a0, a1)`` (unary: input, output, the row's two float
 attributes) or a pair ``dx_<op>(x, y, out)``, ``dy_<op>(x, y, out)`` (binary), made of arithmetic and calls
 to the bare names imported or defined below (``cos``, ``exp``, ``sqrt``, ``step``, ``sign``, ...). The same
-formula serves three callers, as HIPS autograd and JAX write each rule once:
+formula serves four callers, as HIPS autograd and JAX write each rule once:
 
 - the compiled kernels: ``cpu.py`` compiles ``unary_partial`` / ``binary_partial_*``, which dispatch on the
   opcode to these formulas (``register_jitable`` lets numba inline them; CUDA device code can call them too);
 - scalars in Python (the formulas are ordinary Python);
 - ``ad`` tensors: ``ad/ops/elementwise_table.py`` rebinds the bare names to ``ad`` ops (``on_tensors``) and calls
   the formula's code on tensors, which records it, so the differentiable rules (``create_graph=True``,
-  forward mode through a recorded graph, second order) are these same formulas.
+  forward mode through a recorded graph, second order) are these same formulas;
+- numpy arrays, for the big rows of the activations (``on_arrays``, ``ad/ops/activation_ops.py``): numpy's
+  vectorized exp and tanh where the compiled loops call libm per element.
 
 So a formula may only use: arithmetic, comparisons combined with ``&`` / ``|`` (bools for scalars, bool
 tensors for ``ad``), the bare names below, ``math.<fn>`` of the float attributes ``a0`` / ``a1`` only
 (``math`` is never rebound), and Python conditionals on ``a0`` / ``a1`` only. ``step(cond, like)`` is 1.0
-where ``cond`` holds, else 0.0 (a constant: comparisons have no derivative).
+where ``cond`` holds, else 0.0 (a constant: comparisons have no derivative); ``select(cond, a, b)`` is a
+branch (``where`` for tensors: differentiated along the branch taken).
 
 Conventions follow torch: relu'(0) = 0, relu'(NaN) = 1, abs'(0) = abs'(NaN) = 0, d/dx x**0 = 0, maximum/minimum
 ties split 0.5/0.5; the selecting ops (``SELECTING_CODES``) apply their partial with ``times``, not ``*``.

@@ -1,4 +1,5 @@
-"""Activations, as ``torch.nn.functional``: composites of ``ad`` ops (no rules of their own).
+"""Activations, as ``torch.nn.functional``: composites of ``ad`` ops (no rules of their own), except silu, gelu,
+mish, elu, selu and celu, one elementwise row each with torch's partial (``ad/ops/activation_ops.py``).
 
 Piecewise functions are ``where`` of their pieces, with each piece evaluated only on inputs where it is
 finite (``_part``): an unselected branch whose value or derivative overflows would otherwise turn the

@@ -258,7 +258,7 @@ def _fused_row(s, t, code, g_flat, targets, h):
             return True
         x = read_only(np.ascontiguousarray(inputs[0]._data).reshape(-1))
         off = targets[0][0]
-        gx = s.cot[off : off + out.size]
+        gx = s.cot[off : off + x.size]
         acc = bool(s.live[off])
         if out.size < PARALLEL_MIN:
             unary_backward_chunk(code, x, out, g_flat, gx, a0, a1, acc)
@@ -309,24 +309,24 @@ def _array_partial_row(s, t, partial, g_flat, targets, h):
     if not targets:
         return
     x = np.ascontiguousarray(t._inputs[0]._data).reshape(-1)
-    out = t._data.reshape(-1)
+    out = None if s.tape.modified[_row_out(s.tape, h)] else t._data.reshape(-1)  # (None: written in place since)
     a0, a1 = _ROW_ATTRS.unpack_from(s.tape.rows, h * 80 + 64)
     off = targets[0][0]
-    gx = s.cot[off : off + out.size]
+    gx = s.cot[off : off + x.size]
     acc = bool(s.live[off])  # (a region without a cotangent yet is stored into: it may hold garbage)
 
     def chunk(lo, hi):
         with np.errstate(all="ignore"):  # (exp's overflow on the side not taken, inf * 0 at infinite inputs)
-            d = partial(x[lo:hi], out[lo:hi], a0, a1)
+            d = partial(x[lo:hi], None if out is None else out[lo:hi], a0, a1)
             if acc:
                 gx[lo:hi] += g_flat[lo:hi] * d
             else:
                 np.multiply(g_flat[lo:hi], d, out=gx[lo:hi])
 
-    if out.size < PARALLEL_MIN:
-        chunk(0, out.size)
+    if x.size < PARALLEL_MIN:
+        chunk(0, x.size)
     else:
-        parallel.run(out.size, chunk)
+        parallel.run(x.size, chunk)
 
 
 def _chunk(t, lo, hi):

@@ -71,6 +71,8 @@ TORCH_SAVES = {
     "MseLossBackward0": ((0, 1), False),
     "HuberLossBackward0": ((0, 1), False),
     "NativeLayerNormBackward0": ((0, 1, 2), False),
+    "EluBackward1": ((), True),  # elu_ and selu_ (their rows read the input's snapshot: ad/ops/activation_ops.py)
+    "CeluBackward1": ((), True),  # celu_
     "HardtanhBackward0": ((0,), False),
     "LeakyReluBackward0": ((0,), False),
     "HardswishBackward0": ((0,), False),

@@ -211,3 +211,21 @@ def test_big_rows_numpy_partials_equal_the_kernels(name):
     ]
     want = np.concatenate([g.numpy() for g in g_small])
     np.testing.assert_allclose(g_big.numpy(), want, rtol=1e-12, atol=1e-13)  # (1 + erf cancels: two erfs' ulps)
+
+
+def test_big_gelu_row_after_its_output_was_written_in_place():
+    """The big row's gelu partial reads Phi(x) from its output while that is intact; written in place since (no
+    error: torch's node saves x only), it recomputes Phi from x: the same gradient either way."""
+    from ad.tape import BIG_ROW
+
+    rng = np.random.default_rng(9)
+    values = np.concatenate([rng.uniform(-9, 9, BIG_ROW), [0.0, -0.0, 1e-300, -40.0, -8.0, INF, -INF, NAN]])
+    x = ad.tensor(values, requires_grad=True)
+    y = F.gelu(x)
+    (intact,) = ad.autograd.grad((y * 2.0).sum(), x, retain_graph=True)
+    y.mul_(2.0)
+    (written,) = ad.autograd.grad(y.sum(), x)
+    tx = torch.tensor(values, requires_grad=True)
+    (want,) = torch.autograd.grad((TF.gelu(tx) * 2.0).sum(), tx)
+    for got in (intact, written):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-13)

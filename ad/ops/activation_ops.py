@@ -120,3 +120,19 @@ ARRAY_NAMES.update(
 )
 for _op in (SILU, GELU, MISH, ELU, CELU):
     ARRAY_PARTIALS[_op.code] = on_arrays(_pw.UNARY[_op.code])
+_gelu_array = ARRAY_PARTIALS[K.GELU]
+
+
+def _gelu_array_partial(x, out, approximate, a1):
+    """gelu's partial on arrays, ``Phi(x)`` read from the output as ``out / x`` while the output is intact (the
+    sweep passes ``out`` None once it was written in place: torch's node saves x only, so that is no error, and
+    Phi is recomputed from x): scipy's erf, a second time in backward, cost as much as the rest of gelu's
+    forward and backward. Equal to ``pointwise.d_gelu`` within rounding (tests/test_activation_rows.py)."""
+    if out is None or approximate != 0.0:
+        return _gelu_array(x, out, approximate, a1)
+    tiny = np.abs(x) < 1e-290  # (0, and where out would be subnormal: Phi is 0.5 there)
+    cdf = np.where(tiny, 0.5, out / np.where(tiny, 1.0, x))
+    return cdf + x * (_pw.INV_SQRT_2PI * np.exp(-0.5 * (x * x)))
+
+
+ARRAY_PARTIALS[K.GELU] = _gelu_array_partial

@@ -144,10 +144,18 @@ def _activation(op, a0=0.0, a1=0.0):
     return lambda x: _unary(op, x, a0, a1)
 
 
+def _saving_result(op, a0, a1, inplace, node):
+    """elu's family: torch's in-place node (``node``) saves the result, the out-of-place one the input; the row
+    reads the input (in place: its snapshot), so the in-place form guards the result (ad/saved.py)."""
+    if not inplace:
+        return _activation(op, a0, a1)
+    return lambda x: guard(_unary(op, x, a0, a1), node)
+
+
 def elu(input, alpha=1.0, inplace=False):  # noqa: A002 - torch's names
     """``input`` where positive, else ``alpha * (exp(input) - 1)``."""
     _check(input, "elu")
-    return _maybe_inplace(input, inplace, _activation(ops.ELU, float(alpha), 1.0))
+    return _maybe_inplace(input, inplace, _saving_result(ops.ELU, float(alpha), 1.0, inplace, "EluBackward1"))
 
 
 def elu_(input, alpha=1.0):  # noqa: A002
@@ -161,7 +169,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 def selu(input, inplace=False):  # noqa: A002
     """``scale * elu(input, alpha)`` with the self-normalising constants."""
     _check(input, "selu")
-    return _maybe_inplace(input, inplace, _activation(ops.ELU, _SELU_ALPHA, _SELU_SCALE))
+    return _maybe_inplace(input, inplace, _saving_result(ops.ELU, _SELU_ALPHA, _SELU_SCALE, inplace, "EluBackward1"))
 
 
 def selu_(input):  # noqa: A002
@@ -174,7 +182,7 @@ def celu(input, alpha=1.0, inplace=False):  # noqa: A002
     alpha = float(alpha)
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    return _maybe_inplace(input, inplace, _activation(ops.CELU, alpha))
+    return _maybe_inplace(input, inplace, _saving_result(ops.CELU, alpha, 0.0, inplace, "CeluBackward1"))
 
 
 def celu_(input, alpha=1.0):  # noqa: A002

@@ -284,16 +284,14 @@ def _big_operands(s):
 # XRG / YRG bit is set: an operand of these rows without its bit (a constant weight, a mask) needs no slots.
 # Rows of other codes (strided / mapped gathers, groups, Python rows) may write to their operands regardless.
 _FLAGGED = np.zeros(K.CODE_MASK + 1, np.bool_)
-_FLAGGED[K.UNARY_FIRST : K.UNARY_LAST + 1] = True
-_FLAGGED[K.UNARY2_FIRST : K.UNARY2_LAST + 1] = True
+_FLAGGED[list(K.UNARY_CODES)] = True
 _FLAGGED[K.BINARY_FIRST : K.BINARY_LAST + 1] = True
 _FLAGGED[[K.WHERE, K.SUM_ALL, K.MATMUL, K.LINEAR, K.LINEAR_BIAS, K.LOG_SOFTMAX, K.CROSS_ENTROPY]] = True
 
 # Codes whose row reads its output's cotangent only while the kernel sweeps that row: the regions they produce
 # may share arena blocks (``kernels.batched.recycled_bases``)
 _RECYCLABLE = np.zeros(K.CODE_MASK + 1, np.uint8)
-_RECYCLABLE[K.UNARY_FIRST : K.UNARY_LAST + 1] = 1
-_RECYCLABLE[K.UNARY2_FIRST : K.UNARY2_LAST + 1] = 1
+_RECYCLABLE[list(K.UNARY_CODES)] = 1
 _RECYCLABLE[K.BINARY_FIRST : K.BINARY_LAST + 1] = 1
 _RECYCLABLE[
     [

@@ -32,7 +32,7 @@ BLOCK = 32768  # elements per block: two scratch blocks and a block of each oper
 
 
 def _elementwise(code):
-    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
+    return K.is_unary(code)
 
 
 def _link(t, row):

@@ -197,7 +197,7 @@ def plan(tpl):
                 spec.append((int(aux[aux_at + 3]), int(aux[aux_at + 4]), 2))
             steps.append((h, out_off, n, "m", code != K.MATMUL, code, tuple(spec)))
             continue
-        unary = K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
+        unary = K.is_unary(code)
         binary = K.BINARY_FIRST <= code <= K.BINARY_LAST
         if not (CHEAP_PARTIAL[code] and (unary or binary)):
             return None

@@ -277,11 +277,7 @@ def _big_forward(tape, t, h, tvals, tangent, written):
     elif code == K.SUM_ALL:
         scale = float(np.frombuffer(tape.rows, np.float64, count=1, offset=h * 80 + 64)[0])
         res = np.array(0.0 if tans[0] is None else scale * tans[0].sum())
-    elif (
-        K.UNARY_FIRST <= code <= K.UNARY_LAST
-        or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
-        or (K.BINARY_FIRST <= code <= K.BINARY_LAST)
-    ):
+    elif K.is_unary(code) or K.BINARY_FIRST <= code <= K.BINARY_LAST:
         if any(i._data.shape != t._data.shape for i in inputs):
             raise second_order._Unsupported
         attrs = np.frombuffer(tape.rows, np.float64, count=2, offset=h * 80 + 64)

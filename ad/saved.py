@@ -70,12 +70,9 @@ TORCH_SAVES = {
     "NormBackward1": ((0,), True),
     "MseLossBackward0": ((0, 1), False),
     "HuberLossBackward0": ((0, 1), False),
-    "EluBackward0": ((0,), False),
     "NativeLayerNormBackward0": ((0, 1, 2), False),
-    "GeluBackward0": ((0,), False),
-    "SiluBackward0": ((0,), False),
-    "MishBackward0": ((0,), False),
-    "EluBackward1": ((0,), False),  # (selu and celu: torch's elu node with other constants)
+    "EluBackward1": ((), True),  # elu_ and selu_ (their rows read the input's snapshot: ad/ops/activation_ops.py)
+    "CeluBackward1": ((), True),  # celu_
     "HardtanhBackward0": ((0,), False),
     "LeakyReluBackward0": ((0,), False),
     "HardswishBackward0": ((0,), False),

@@ -421,11 +421,7 @@ def _big_row(s, tcot, t, h, freed, tangent):
         for off, _, x in targets:
             s.cot[off : off + x._data.size] += g[0] * scale
             tcot[off : off + x._data.size] += tg[0] * scale
-    elif SECOND_ORDER[code] and (
-        K.UNARY_FIRST <= code <= K.UNARY_LAST
-        or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
-        or K.BINARY_FIRST <= code <= K.BINARY_LAST
-    ):
+    elif SECOND_ORDER[code] and (K.is_unary(code) or K.BINARY_FIRST <= code <= K.BINARY_LAST):
         if any(i._data.shape != t._data.shape for i in inputs):
             raise _Unsupported
         tflat = [_flat(tangent(i, off), i) for i, off in zip(inputs, (x_off, y_off))]

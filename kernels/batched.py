@@ -96,7 +96,7 @@ def reverse_sweep_batched(
         a = rows[r, 5]
         a0 = attrs[r, 0]
         a1 = attrs[r, 1]
-        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+        if K.is_unary(code):
             if xrg:
                 uo, ux, uco, ucx = unsigned(o), unsigned(x), unsigned(co), unsigned(cx)
                 for i in range(unsigned(n)):

@@ -72,6 +72,8 @@ for _code in (
     K.SINC,
 ):
     _SAVES[_code] = READS_X
+for _code in (K.SILU, K.GELU, K.MISH, K.ELU, K.CELU):  # the activations: torch's nodes save self
+    _SAVES[_code] = READS_X
 _SAVES[K.ERFINV] = READS_X  # its partial recomputes erfinv(x): torch's node saves the input, not the result
 for _code in (K.EXP2, K.RDIV_SCALAR):  # rdiv: torch's reciprocal saves its result
     _SAVES[_code] = READS_OUT
@@ -224,7 +226,7 @@ def reverse_sweep(
                 _clear_if_big(cot, big_off, big_n, x)
             if yrg and live[y] == 0:
                 _clear_if_big(cot, big_off, big_n, y)
-        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+        if K.is_unary(code):
             if xrg:
                 uo, ux = unsigned(o), unsigned(x)
                 for i in range(unsigned(n)):

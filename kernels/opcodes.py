@@ -3,11 +3,14 @@
 A tape row (see ``ad/tape.py``) stores ``opcode | XRG * x_requires_grad | YRG * y_requires_grad`` in its
 first column. Opcodes are only ever appended: cached kernels and saved tapes depend on the numbers.
 
-Ranges matter to the kernels: ``UNARY_FIRST..UNARY_LAST`` and ``UNARY2_FIRST..UNARY2_LAST`` are elementwise
-ops whose local partial is a function of (x, out, attr0, attr1); ``BINARY_FIRST..BINARY_LAST`` are same-shape
-elementwise ops whose partials are functions of (x, y, out) (their formulas: ``pointwise.py``).
-Everything else has a branch of its own in the sweep.
+Ranges matter to the kernels: ``UNARY_FIRST..UNARY_LAST``, ``UNARY2_FIRST..UNARY2_LAST`` and
+``UNARY3_FIRST..UNARY3_LAST`` are elementwise ops whose local partial is a function of (x, out, attr0, attr1)
+(``is_unary`` tests the three ranges: the one test every kernel uses, so that a new range is one edit here);
+``BINARY_FIRST..BINARY_LAST`` are same-shape elementwise ops whose partials are functions of (x, y, out)
+(their formulas: ``pointwise.py``). Everything else has a branch of its own in the sweep.
 """
+
+from numba.extending import register_jitable
 
 # Bits above the opcode: whether the row's x / y operand requires grad (and so receives a cotangent).
 XRG = 1 << 8
@@ -106,3 +109,31 @@ UNARY2_LAST = STEP_FN
 # runs after that tensor (or, for SAVED_RESULT, the output) was modified. See ad/saved.py.
 SAVED_INPUT = 135
 SAVED_RESULT = 136
+
+# --- elementwise unary, third range: activations as one row each (issue 19), partial d(x, out, a0, a1) ------
+# (their composites cost several rows, and an infinite cotangent met 0 * inf inside the chain: NaN where
+# torch's fused rule gives +-inf)
+SILU = 137
+GELU = 138  # a0: 0 for approximate='none' (the erf form), 1 for 'tanh'
+MISH = 139
+ELU = 140  # elu and selu: a0 alpha, a1 scale (x > 0: a1 * x, else a1 * a0 * expm1(x))
+CELU = 141  # a0 alpha: x > 0: x, else a0 * expm1(x / a0)
+UNARY3_FIRST = SILU
+UNARY3_LAST = CELU
+
+# every elementwise unary opcode, for tables built in Python (numpy flag arrays, sets)
+UNARY_CODES = (
+    tuple(range(UNARY_FIRST, UNARY_LAST + 1))
+    + tuple(range(UNARY2_FIRST, UNARY2_LAST + 1))
+    + tuple(range(UNARY3_FIRST, UNARY3_LAST + 1))
+)
+
+
+@register_jitable
+def is_unary(code):
+    """Whether ``code`` is an elementwise unary opcode (partial d(x, out, a0, a1)); inlined by numba and CUDA."""
+    return (
+        (code >= UNARY_FIRST and code <= UNARY_LAST)
+        or (code >= UNARY2_FIRST and code <= UNARY2_LAST)
+        or (code >= UNARY3_FIRST and code <= UNARY3_LAST)
+    )

@@ -3,26 +3,29 @@
 Every formula is a plain function ``d_<op>(x, out, a0, a1)`` (unary: input, output, the row's two float
 attributes) or a pair ``dx_<op>(x, y, out)``, ``dy_<op>(x, y, out)`` (binary), made of arithmetic and calls
 to the bare names imported or defined below (``cos``, ``exp``, ``sqrt``, ``step``, ``sign``, ...). The same
-formula serves three callers, as HIPS autograd and JAX write each rule once:
+formula serves four callers, as HIPS autograd and JAX write each rule once:
 
 - the compiled kernels: ``cpu.py`` compiles ``unary_partial`` / ``binary_partial_*``, which dispatch on the
   opcode to these formulas (``register_jitable`` lets numba inline them; CUDA device code can call them too);
 - scalars in Python (the formulas are ordinary Python);
 - ``ad`` tensors: ``ad/ops/elementwise_table.py`` rebinds the bare names to ``ad`` ops (``on_tensors``) and calls
   the formula's code on tensors, which records it, so the differentiable rules (``create_graph=True``,
-  forward mode through a recorded graph, second order) are these same formulas.
+  forward mode through a recorded graph, second order) are these same formulas;
+- numpy arrays, for the big rows of the activations (``on_arrays``, ``ad/ops/activation_ops.py``): numpy's
+  vectorized exp and tanh where the compiled loops call libm per element.
 
 So a formula may only use: arithmetic, comparisons combined with ``&`` / ``|`` (bools for scalars, bool
 tensors for ``ad``), the bare names below, ``math.<fn>`` of the float attributes ``a0`` / ``a1`` only
 (``math`` is never rebound), and Python conditionals on ``a0`` / ``a1`` only. ``step(cond, like)`` is 1.0
-where ``cond`` holds, else 0.0 (a constant: comparisons have no derivative).
+where ``cond`` holds, else 0.0 (a constant: comparisons have no derivative); ``select(cond, a, b)`` is a
+branch (``where`` for tensors: differentiated along the branch taken).
 
 Conventions follow torch: relu'(0) = 0, relu'(NaN) = 1, abs'(0) = abs'(NaN) = 0, d/dx x**0 = 0, maximum/minimum
 ties split 0.5/0.5; the selecting ops (``SELECTING_CODES``) apply their partial with ``times``, not ``*``.
 """
 
 import math
-from math import cos, cosh, exp, sin, sinh, sqrt  # noqa: F401 - bare names the formulas call (rebound for ad)
+from math import cos, cosh, erf, exp, sin, sinh, sqrt, tanh  # noqa: F401 - bare names the formulas call (rebound for ad)
 
 from numba.extending import register_jitable
 
@@ -33,6 +36,11 @@ HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
 PI = math.pi
+SQRT1_2 = math.sqrt(0.5)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_CUBIC = 0.044715  # gelu's tanh approximation: tanh(sqrt(2 / pi) (x + 0.044715 x^3))
+SOFTPLUS_LINEAR = 20.0  # mish's softplus (torch's threshold): the identity above it
 
 
 # --- helpers (scalar forms; ad/ops/elementwise_table.py gives their tensor forms) --------------------------
@@ -120,6 +128,27 @@ def xlogy(a, b):
     if a == 0.0 and not math.isnan(b):
         return 0.0
     return a * log(b)
+
+
+@register_jitable
+def select(cond, a, b):
+    """``a`` where ``cond`` holds, else ``b`` (rebound to ``ad.where`` for tensors: a branch the formula's own
+    derivative follows, where ``step`` is a constant factor)."""
+    return a if cond else b
+
+
+@register_jitable
+def sigmoid(v):
+    """``1 / (1 + exp(-v))`` without overflow (rebound for ad)."""
+    return sigmoid_value(v)
+
+
+@register_jitable
+def softplus(v):
+    """``log(1 + exp(v))``, ``v`` itself above ``SOFTPLUS_LINEAR`` (mish's softplus, as torch's; rebound for ad)."""
+    if v > SOFTPLUS_LINEAR:
+        return v
+    return math.log1p(math.exp(v))
 
 
 @register_jitable
@@ -388,6 +417,43 @@ def d_sinc(x, out, a0, a1):  # sin(pi x) / (pi x); 0 at x = 0
     return (px * cos(px) - sin(px)) / (px * x + near) * (1.0 - near) + series
 
 
+# The activations (issue 19): one row each, the partial from x as torch's fused rules, so that an infinite
+# cotangent meets a finite nonzero partial (+-inf, as torch) where the composites' chains formed 0 * inf.
+
+
+@register_jitable
+def d_silu(x, out, a0, a1):  # s (1 + x (1 - s)), s = sigmoid(x); NaN at +-inf, as torch
+    s = sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+@register_jitable
+def d_gelu(x, out, a0, a1):  # a0 = 0: Phi(x) + x phi(x) (torch's 1 + erf form: 0 from x = -38 on); a0 = 1: tanh form
+    if a0 == 0.0:
+        return 0.5 * (1.0 + erf(x * SQRT1_2)) + x * (INV_SQRT_2PI * exp(-0.5 * (x * x)))
+    t = tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * (x * x * x)))
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * (x * x)))
+
+
+@register_jitable
+def d_mish(x, out, a0, a1):  # t + x sigmoid(x) (1 - t^2), t = tanh(softplus(x))
+    t = tanh(softplus(x))
+    return t + x * sigmoid(x) * (1.0 - t * t)
+
+
+@register_jitable
+def d_elu(x, out, a0, a1):  # a0 alpha, a1 scale: a1 a0 exp(x) for x <= 0 (from x: 1 + expm1(x) is 0 below -37,
+    # and an inf cotangent would give NaN where torch's gives inf), a1 above and at NaN. exp's argument stops
+    # at 0 (no overflow on the side not taken) and is a constant at 0 itself: the second derivative there is
+    # torch's 0.
+    return select(x <= 0.0, (a1 * a0) * exp(select(x < 0.0, x, 0.0)), a1)
+
+
+@register_jitable
+def d_celu(x, out, a0, a1):  # a0 alpha: exp(x / a0) for x <= 0, else 1 (as d_elu)
+    return select(x <= 0.0, exp(select(x < 0.0, x, 0.0) / a0), 1.0)
+
+
 # --- binary partials (x, y, out) -------------------------------------------------------------------------
 
 
@@ -574,6 +640,11 @@ UNARY = {
     K.LOGIT: d_logit,
     K.SINC: d_sinc,
     K.STEP_FN: d_zero,
+    K.SILU: d_silu,
+    K.GELU: d_gelu,
+    K.MISH: d_mish,
+    K.ELU: d_elu,
+    K.CELU: d_celu,
 }
 BINARY = {
     K.MUL: (dx_mul, dy_mul),
@@ -670,6 +741,16 @@ def unary_partial(code, x, out, a0, a1):
         return d_sinc(x, out, a0, a1)
     if code == K.STEP_FN:
         return 0.0
+    if code == K.SILU:
+        return d_silu(x, out, a0, a1)
+    if code == K.GELU:
+        return d_gelu(x, out, a0, a1)
+    if code == K.MISH:
+        return d_mish(x, out, a0, a1)
+    if code == K.ELU:
+        return d_elu(x, out, a0, a1)
+    if code == K.CELU:
+        return d_celu(x, out, a0, a1)
     return math.nan  # unknown opcode: poison the result rather than return a wrong number
 
 
@@ -826,6 +907,30 @@ def sigmoid_value(x):
 
 
 @register_jitable
+def silu_value(x):
+    """``x / (1 + exp(-x))``, as torch (NaN at -inf; in float32 -0.0 from x = -89 on, where exp(-x) overflows)."""
+    if x < -700.0:  # (Python floats: math.exp raises on overflow; x / inf is a signed zero)
+        return x * 0.0 if x == x and x != -math.inf else math.nan
+    return x / (1.0 + math.exp(-x))
+
+
+@register_jitable
+def gelu_value(x, approximate):
+    """``x Phi(x)`` (``approximate`` 0) or torch's tanh approximation (1)."""
+    if approximate == 0.0:
+        return x * 0.5 * (1.0 + math.erf(x * SQRT1_2))
+    return 0.5 * x * (1.0 + math.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * (x * x * x))))
+
+
+@register_jitable
+def elu_value(x, alpha, scale, input_scale):
+    """``scale x`` for ``x > 0``, else ``scale alpha expm1(input_scale x)`` (elu, selu, celu)."""
+    if x > 0.0:
+        return scale * x
+    return (scale * alpha) * math.expm1(x * input_scale)
+
+
+@register_jitable
 def scale_only(b):
     """An affine row's shift ``b`` that says "a multiplication only": -0.0, which the scalar forms of * and /
     record. ``x * a + (-0.0)`` is exactly ``x * a`` for every x (-0.0 included: -0.0 + -0.0 is -0.0; NaN and
@@ -975,6 +1080,16 @@ def unary_value(code, x, a0, a1):
         return math.sin(px) / px
     if code == K.STEP_FN:
         return step_value(x, a0, a1)
+    if code == K.SILU:
+        return silu_value(x)
+    if code == K.GELU:
+        return gelu_value(x, a0)
+    if code == K.MISH:
+        return x * math.tanh(softplus(x))
+    if code == K.ELU:
+        return elu_value(x, a0, a1, 1.0)
+    if code == K.CELU:
+        return elu_value(x, a0, 1.0, 1.0 / a0)
     return math.nan  # unknown opcode: poison the result rather than return a wrong number
 
 

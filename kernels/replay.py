@@ -67,9 +67,7 @@ FLAG_FUSED = 4
 
 # What the forward kernel computes (``ad/compile.py`` replays a template only if every row's opcode is here)
 _REPLAYABLE = np.zeros(256, np.uint8)
-for _code in range(K.UNARY_FIRST, K.UNARY_LAST + 1):
-    _REPLAYABLE[_code] = 1
-for _code in range(K.UNARY2_FIRST, K.UNARY2_LAST + 1):
+for _code in K.UNARY_CODES:
     _REPLAYABLE[_code] = 1
 for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
     _REPLAYABLE[_code] = 1
@@ -94,7 +92,7 @@ REPLAYABLE = _REPLAYABLE
 
 
 def is_elementwise(code):
-    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST or is_binary(code)
+    return K.is_unary(code) or is_binary(code)
 
 
 def is_binary(code):
@@ -103,7 +101,7 @@ def is_binary(code):
 
 @njit(inline="always", **KERNEL)
 def _is_unary(code):
-    return (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST)
+    return K.is_unary(code)
 
 
 @njit(inline="always", **KERNEL)

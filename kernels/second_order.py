@@ -50,7 +50,20 @@ from .cpu import (
     unary_partial,
 )
 from .forward_rows import add_bias, linear_into, linear_row, matmul_into
-from .pointwise import HALF_SQRT_PI, LN2, LN10, PI, TWO_OVER_SQRT_PI, erfinv, selecting
+from .pointwise import (
+    GELU_CUBIC,
+    HALF_SQRT_PI,
+    INV_SQRT_2PI,
+    LN2,
+    LN10,
+    PI,
+    SQRT_2_OVER_PI,
+    TWO_OVER_SQRT_PI,
+    erfinv,
+    selecting,
+    sigmoid,
+    softplus,
+)
 
 UNSUPPORTED = 3  # status[0]: row status[1] has no compiled second-order rule
 
@@ -160,6 +173,24 @@ def unary_second(code, x, out, a0, a1):
         s = math.sin(u)
         c = math.cos(u)
         return (-s / u - 2.0 * c / (u * u) + 2.0 * s / (u * u * u)) * PI * PI
+    if code == K.SILU:  # s (1 - s) (2 + x (1 - 2 s))
+        s = sigmoid(x)
+        return s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+    if code == K.GELU:
+        if a0 == 0.0:  # phi(x) (2 - x^2)
+            return INV_SQRT_2PI * math.exp(-0.5 * (x * x)) * (2.0 - x * x)
+        # d = (1 + t) / 2 + x (1 - t^2) u' / 2, t = tanh(u), u' = k (1 + 3 c x^2): (1 - t^2) (u' - x t u'^2 + 3 c k x^2)
+        t = math.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * (x * x * x)))
+        du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * (x * x))
+        return (1.0 - t * t) * (du - x * t * du * du + 3.0 * GELU_CUBIC * SQRT_2_OVER_PI * (x * x))
+    if code == K.MISH:  # (1 - t^2) s (2 + x (1 - s) - 2 x t s), t = tanh(softplus(x)), s = sigmoid(x)
+        t = math.tanh(softplus(x))
+        s = sigmoid(x)
+        return (1.0 - t * t) * s * (2.0 + x * (1.0 - s) - 2.0 * x * t * s)
+    if code == K.ELU:  # as pointwise.d_elu's derivative: 0 at x = 0 (torch's), and at NaN
+        return a1 * a0 * math.exp(x) if x < 0.0 else 0.0
+    if code == K.CELU:
+        return math.exp(x / a0) / a0 if x < 0.0 else 0.0
     return math.nan  # no second derivative known: poison rather than answer wrong (SECOND_ORDER excludes it)
 
 
@@ -255,7 +286,7 @@ def _unary_second_term(code, g, x, out, a0, a1, tx):
 
 # Opcodes the compiled forward-over-reverse sweep has a rule for (the rest: the differentiable sweep).
 _SECOND = np.zeros(256, np.uint8)
-for _code in list(range(K.UNARY_FIRST, K.UNARY_LAST + 1)) + list(range(K.UNARY2_FIRST, K.UNARY2_LAST + 1)):
+for _code in K.UNARY_CODES:
     _SECOND[_code] = 1
 for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
     _SECOND[_code] = 1
@@ -346,7 +377,7 @@ def tangent_reverse_sweep(
                 _clear_both_if_big(cot, tcot, big_off, big_n, x)
             if yrg and live[y] == 0:
                 _clear_both_if_big(cot, tcot, big_off, big_n, y)
-        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+        if K.is_unary(code):
             if xrg:
                 for i in range(n):
                     xv = vals[x + i]
@@ -473,7 +504,7 @@ def elementwise_tangent_chunk(
 # scatters, which may share an output between rows) and rows without a rule here stop it (UNSUPPORTED).
 
 _FORWARD = np.zeros(256, np.uint8)
-for _code in list(range(K.UNARY_FIRST, K.UNARY_LAST + 1)) + list(range(K.UNARY2_FIRST, K.UNARY2_LAST + 1)):
+for _code in K.UNARY_CODES:
     _FORWARD[_code] = 1
 for _code in range(K.BINARY_FIRST, K.BINARY_LAST + 1):
     _FORWARD[_code] = 1
@@ -512,7 +543,7 @@ def tangent_forward_sweep(rows, attrs, aux, vals, tvals, forward_ok, start, stop
         a = rows[r, 5]
         a0 = attrs[r, 0]
         a1 = attrs[r, 1]
-        if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+        if K.is_unary(code):
             for i in range(n):
                 tvals[o + i] = times(code, tvals[x + i], unary_partial(code, vals[x + i], vals[o + i], a0, a1))
         elif code >= K.BINARY_FIRST and code <= K.BINARY_LAST:

@@ -125,6 +125,12 @@ EXAMPLES = {
         lambda x, w, b: ad.ops.linear_bias(x, w, b) * ad.ops.linear_bias(x[1], w, b),
         [(2, 3), (4, 3), (4,)],
     ),
+    # the activations' rows (ad/ops/activation_ops.py), through ad.nn.functional
+    "silu": (lambda x: ad.nn.functional.silu(x), [(6,)]),
+    "gelu": (lambda x: ad.nn.functional.gelu(x) * ad.nn.functional.gelu(x, approximate="tanh"), [(6,)]),
+    "mish": (lambda x: ad.nn.functional.mish(x), [(6,)]),
+    "elu": (lambda x: ad.nn.functional.elu(x, 0.7) + ad.nn.functional.selu(x), [(6,)]),
+    "celu": (lambda x: ad.nn.functional.celu(x, 1.3), [(6,)]),
 }
 
 # composite ops: covered by the same checks (no rules of their own)

@@ -298,22 +298,8 @@ SPECIAL_POINTS = {
     "soft_margin_loss": lambda L, x: _F(L).soft_margin_loss(x, L.tensor(_T, dtype=L.float64) * 2 - 1, reduction="none"),
 }
 
-_PRODUCT_RULE = (
-    "x * f(x) recorded as a product: the product rule's two terms, each inf, can cancel (NaN) where torch's "
-    "fused partial g * (f + x f') is inf; a primitive with its own partial would fix it"
-)
-_ELU_SLOPE = (
-    "the negative piece is expm1's, whose rule reads its result (out + 1: 0 below -37, where torch's slope exp(x) "
-    "is 2e-17 or less): an inf cotangent there gives NaN (torch: inf); an exp-slope variant cost 13-18% of elu's "
-    "forward and backward"
-)
+# (silu, gelu, mish, elu, selu, celu: one row each with torch's partial since session 19, ad/ops/activation_ops.py)
 SPECIAL_DELIBERATE = {
-    "elu": _ELU_SLOPE,
-    "selu": _ELU_SLOPE,
-    "celu": _ELU_SLOPE,
-    "silu": _PRODUCT_RULE,
-    "gelu": _PRODUCT_RULE,
-    "mish": _PRODUCT_RULE + " (beyond 20, where mish is x, ad's slope is 1: inf at x = inf, torch NaN)",
     "bce_with_logits": "the loss (1 - t) x + softplus(-x) is a sum: an inf cotangent gives inf - inf or inf * 0 "
     "where torch's fused partial sigmoid(x) - t is finite",
     "soft_margin_loss": "log(1 + exp(-y x)) written without overflow as a sum of pieces (inf - inf under an inf "

@@ -164,6 +164,9 @@ UNARY_POINTS = {  # opcode -> (x, a0, a1): inside the op's domain
     K.CLAMP: (0.3, -1.0, 1.0),
     K.LOGIT: (0.3, math.nan, 0.0),
     K.ACOSH: (1.7, 0.0, 0.0),
+    K.GELU: (-0.6, 1.0, 0.0),  # the tanh form (the erf form: tests/test_activation_rows.py)
+    K.ELU: (-0.6, 1.3, 1.05),
+    K.CELU: (-0.6, 0.8, 0.0),
 }
 
 
@@ -207,11 +210,16 @@ def _unary_value(code, x, a0, a1):
         K.LOGIT: lambda v: math.log(v / (1 - v)),
         K.SINC: lambda v: math.sin(math.pi * v) / (math.pi * v),
         K.STEP_FN: math.floor,
+        K.SILU: lambda v: v / (1 + math.exp(-v)),
+        K.GELU: lambda v: pointwise.gelu_value(v, a0),
+        K.MISH: lambda v: v * math.tanh(math.log1p(math.exp(v))),
+        K.ELU: lambda v: pointwise.elu_value(v, a0, a1, 1.0),
+        K.CELU: lambda v: pointwise.elu_value(v, a0, 1.0, 1.0 / a0),
     }
     return fns[code](x)
 
 
-UNARY_CODES = [c for c in list(range(K.UNARY_FIRST, K.UNARY_LAST + 1)) + list(range(K.UNARY2_FIRST, K.UNARY2_LAST + 1))]
+UNARY_CODES = list(K.UNARY_CODES)
 
 
 @pytest.mark.parametrize("code", UNARY_CODES)

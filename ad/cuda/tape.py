@@ -44,7 +44,9 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 # unary codes whose partial reads the row's attributes: recorded only when the forward hands them over
-_ATTR_CODES = frozenset((K.CLAMP, K.POW_SCALAR, K.RPOW_SCALAR, K.AFFINE, K.RDIV_SCALAR, K.LOGIT))
+_ATTR_CODES = frozenset(
+    (K.CLAMP, K.POW_SCALAR, K.RPOW_SCALAR, K.AFFINE, K.RDIV_SCALAR, K.LOGIT, K.GELU, K.ELU, K.CELU)
+)
 
 # device tapes with a node the device sweep cannot run (``graph_rows``): while none lives, no walk is needed
 GRAPH_ONLY = weakref.WeakSet()
@@ -422,7 +424,7 @@ def _encode(tape, t, off, n, attrs):
     inputs = t._inputs
     ctx = t._ctx
     shape = t._data.shape
-    if K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST:
+    if K.is_unary(code):
         if len(inputs) != 1 or inputs[0]._data.size != n:
             return None
         if attrs is None:

@@ -313,6 +313,7 @@ def _where_jvp(tan, out, condition, x=None, y=None):
 # elementwise unary and binary ops: ad/ops/elementwise_table.py, elementwise_recording.py, elementwise.py (re-exported
 # here, so ``ops.X`` keeps working)
 
+from .activation_ops import CELU, ELU, GELU, MISH, SILU  # noqa: E402, F401 - one row per activation (issue 19)
 from .elementwise import (  # noqa: E402, F401 - the public functions
     CAST,
     _add_fast,

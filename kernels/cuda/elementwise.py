@@ -270,7 +270,7 @@ _cast = cuda.jit(cache=True)(cast_kernel)
 
 
 def _is_unary(code):
-    return K.UNARY_FIRST <= code <= K.UNARY_LAST or K.UNARY2_FIRST <= code <= K.UNARY2_LAST
+    return K.is_unary(code)
 
 
 def _check_float(*arrays):

@@ -283,11 +283,7 @@ def _group_apply(code, vals, cot, aux, a, o, x, gstat, gcount, tid, nthr):
 @register_jitable
 def _elementwise(code):
     """Unary and same-shape binary rows: they write every element of their operands' regions exactly once."""
-    return (
-        (code >= K.UNARY_FIRST and code <= K.UNARY_LAST)
-        or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST)
-        or (code >= K.BINARY_FIRST and code <= K.BINARY_LAST)
-    )
+    return K.is_unary(code) or (code >= K.BINARY_FIRST and code <= K.BINARY_LAST)
 
 
 @register_jitable
@@ -323,7 +319,7 @@ def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, sto
     a1 = attrs[r, 1]
     xrg = (op & K.XRG) != 0
     yrg = (op & K.YRG) != 0
-    if (code >= K.UNARY_FIRST and code <= K.UNARY_LAST) or (code >= K.UNARY2_FIRST and code <= K.UNARY2_LAST):
+    if K.is_unary(code):
         if xrg:
             for i in range(tid, n, nthr):
                 _put(

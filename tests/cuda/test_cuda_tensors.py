@@ -397,6 +397,8 @@ CUDA_CASES += (
 CUDA_CASES += ("as_strided_copy",)
 # session 18: as_strided views (device arrays over the base's memory) and as_strided_scatter (index maps)
 CUDA_CASES += ("as_strided", "as_strided_scatter", "segment_reduce")
+# session 19: the activations as one row each (the device kernels' pointwise formulas)
+CUDA_CASES += ("silu", "gelu", "mish", "elu", "celu")
 
 
 def test_every_op_table_case_runs_on_cuda():
@@ -428,6 +430,7 @@ HIGHER_ORDER_CASES = (
 )  # fmt: skip
 HIGHER_ORDER_CASES += ("as_strided_view", "view_write_base")  # writes through views sharing device memory
 HIGHER_ORDER_CASES += ("as_strided",)
+HIGHER_ORDER_CASES += ("gelu", "elu")  # the activations' rows: their rules run on device tensors
 
 
 def _inputs(name, dev):

@@ -1,4 +1,5 @@
-"""Activations, as ``torch.nn.functional``: composites of ``ad`` ops (no rules of their own).
+"""Activations, as ``torch.nn.functional``: composites of ``ad`` ops (no rules of their own), except silu, gelu,
+mish, elu, selu and celu, one elementwise row each with torch's partial (``ad/ops/activation_ops.py``).
 
 Piecewise functions are ``where`` of their pieces, with each piece evaluated only on inputs where it is
 finite (``_part``): an unselected branch whose value or derivative overflows would otherwise turn the
@@ -9,7 +10,6 @@ at its bounds, leaky_relu's slope at 0), the comparisons are chosen to give torc
 ``input`` is part of a graph, an error on a leaf that requires grad.
 """
 
-import math
 import warnings
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from ... import composites, ops
 from ... import cuda as _cuda
 from ...creation import empty_like
+from ...ops.elementwise_recording import _unary
 from ...saved import guard, saves_as
 from ...tensor import Tensor, wrap_array
 
@@ -138,17 +139,23 @@ def leaky_relu_(input, negative_slope=0.01):  # noqa: A002
     return leaky_relu(input, negative_slope, inplace=True)
 
 
-def _elu(x, alpha, scale=1.0, input_scale=1.0):
-    pos = ~(x <= 0)  # NaN takes the positive branch: its gradient is the positive slope, as torch's
-    neg = _part(~pos, x) * input_scale
-    out = ops.where(pos, x * scale if scale != 1.0 else x, ops.expm1(neg) * (alpha * scale))
-    return out
+def _activation(op, a0=0.0, a1=0.0):
+    """``x -> op(x)`` as one row (``ad/ops/activation_ops.py``): torch's node, its partial from ``x``."""
+    return lambda x: _unary(op, x, a0, a1)
 
 
-def elu(input, alpha=1.0, inplace=False):  # noqa: A002
+def _saving_result(op, a0, a1, inplace, node):
+    """elu's family: torch's in-place node (``node``) saves the result, the out-of-place one the input; the row
+    reads the input (in place: its snapshot), so the in-place form guards the result (ad/saved.py)."""
+    if not inplace:
+        return _activation(op, a0, a1)
+    return lambda x: guard(_unary(op, x, a0, a1), node)
+
+
+def elu(input, alpha=1.0, inplace=False):  # noqa: A002 - torch's names
     """``input`` where positive, else ``alpha * (exp(input) - 1)``."""
     _check(input, "elu")
-    return _maybe_inplace(input, inplace, lambda x: guard(_elu(x, float(alpha)), "EluBackward0", x))
+    return _maybe_inplace(input, inplace, _saving_result(ops.ELU, float(alpha), 1.0, inplace, "EluBackward1"))
 
 
 def elu_(input, alpha=1.0):  # noqa: A002
@@ -159,48 +166,41 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-@saves_as("EluBackward1")
 def selu(input, inplace=False):  # noqa: A002
     """``scale * elu(input, alpha)`` with the self-normalising constants."""
     _check(input, "selu")
-    return _maybe_inplace(input, inplace, lambda x: _elu(x, _SELU_ALPHA, _SELU_SCALE))
+    return _maybe_inplace(input, inplace, _saving_result(ops.ELU, _SELU_ALPHA, _SELU_SCALE, inplace, "EluBackward1"))
 
 
 def selu_(input):  # noqa: A002
     return selu(input, inplace=True)
 
 
-@saves_as("EluBackward1")
 def celu(input, alpha=1.0, inplace=False):  # noqa: A002
     """``max(0, input) + min(0, alpha * (exp(input / alpha) - 1))``."""
     _check(input, "celu")
     alpha = float(alpha)
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    return _maybe_inplace(input, inplace, lambda x: _elu(x, alpha, 1.0, 1.0 / alpha))
+    return _maybe_inplace(input, inplace, _saving_result(ops.CELU, alpha, 0.0, inplace, "CeluBackward1"))
 
 
 def celu_(input, alpha=1.0):  # noqa: A002
     return celu(input, alpha, inplace=True)
 
 
-@saves_as("GeluBackward0")
 def gelu(input, approximate="none"):  # noqa: A002
     """``input * Phi(input)``; ``approximate="tanh"``: torch's tanh approximation."""
     _check(input, "gelu")
-    if approximate == "none":
-        return input * (ops.erf(input * (1.0 / math.sqrt(2.0))) + 1.0) * 0.5
-    if approximate == "tanh":
-        inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
-        return input * (ops.tanh(inner) + 1.0) * 0.5
-    raise RuntimeError("approximate argument must be either none or tanh.")
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    return _unary(ops.GELU, input, 0.0 if approximate == "none" else 1.0, 0.0)
 
 
-@saves_as("SiluBackward0")
 def silu(input, inplace=False):  # noqa: A002
     """``input * sigmoid(input)``."""
     _check(input, "silu")
-    return _maybe_inplace(input, inplace, lambda x: x * ops.sigmoid(x))
+    return _maybe_inplace(input, inplace, _activation(ops.SILU))
 
 
 # From z = 37 on, log(1 + exp(z)) is z in float64 and float32 (exp(-z) is below half an ulp of z), and so is its
@@ -223,19 +223,10 @@ def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
     return guard(_softplus(input, float(beta), float(threshold)), "SoftplusBackward0", input)
 
 
-@saves_as("MishBackward0")
 def mish(input, inplace=False):  # noqa: A002
     """``input * tanh(softplus(input))``."""
     _check(input, "mish")
-
-    def fn(x):
-        # beyond 20, tanh(softplus(x)) is 1.0 (float64 and float32): mish is x, slope 1 (the product rule's
-        # term x * tanh'(...) is x * 0 there: an inf cotangent would give NaN, torch's fused rule gives inf)
-        linear = x > 20.0
-        xm = _part(~linear, x)
-        return ops.where(linear, x, xm * ops.tanh(_softplus(xm, 1.0, 20.0)))
-
-    return _maybe_inplace(input, inplace, fn)
+    return _maybe_inplace(input, inplace, _activation(ops.MISH))
 
 
 def softsign(input):  # noqa: A002

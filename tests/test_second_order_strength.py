@@ -1,0 +1,233 @@
+"""Tests that kill the surviving mutants of the second-order sessions (tests/mutation/SURVIVORS.md): the compiled
+forward over reverse (``kernels/second_order.py``, ``ad/second_order.py``), the fused double backward
+(``ad/double_backward.py``) and the replayed backward program (``ad/compile_backward.py``).
+
+Every Hessian-vector product here is checked against torch's (double backward, or forward over reverse where
+the two differ), never against a number written down; each test names the mutant it was written for.
+"""
+
+import numpy as np
+import pytest
+
+import ad
+import ad.autograd.forward_ad as fwAD
+import ad.double_backward as db
+import ad.second_order as so
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+
+
+def _chain(y):
+    """30 rows after ``y``: a graph long enough for the fused double backward (``double_backward.MIN_NODES``)."""
+    for _ in range(30):
+        y = y * 1.0
+    return y
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    """Counts the compiled passes that ran to the end: the forward-over-reverse sweep (``so._sweep``) and the
+    fused node's VJP (``db._compiled_vjp``), so a test knows it did not compare a fallback with torch."""
+    ran = {"fwd": 0, "fused": 0}
+    for path, module, name in (("fwd", so, "_sweep"), ("fused", db, "_compiled_vjp")):
+        monkeypatch.setattr(module, name, _counting(getattr(module, name), ran, path))
+    return ran
+
+
+def _counting(real, ran, path):
+    def counting(*args):
+        result = real(*args)
+        ran[path] += 1
+        return result
+
+    return counting
+
+
+def _hvp(fn, arrays, vs, path):
+    """``H v`` of ``fn(*xs).sum()`` per input, by ``path``: "fwd" (forward over reverse, the compiled sweep) or
+    "fused" (grad of grad through ``_chain``: the compiled double backward)."""
+    xs = [ad.tensor(a.copy(), requires_grad=True) for a in arrays]
+    if path == "fused":
+        gs = ad.autograd.grad(_chain(fn(ad, *xs)).sum(), xs, create_graph=True)
+        dot = sum((g * ad.tensor(v)).sum() for g, v in zip(gs, vs))
+        return [h.numpy() for h in ad.autograd.grad(dot, xs, allow_unused=True, materialize_grads=True)]
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(x, ad.tensor(v)) for x, v in zip(xs, vs)]
+        gs = ad.autograd.grad(fn(ad, *duals).sum(), xs)
+        return [fwAD.unpack_dual(g).tangent.numpy() for g in gs]
+
+
+def _torch_hvp(fn, arrays, vs, forward_over_reverse=False):
+    """torch's ``H v`` (double backward; forward over reverse with ``forward_over_reverse``)."""
+    if forward_over_reverse:
+        import torch.autograd.forward_ad as tfw
+
+        with tfw.dual_level():
+            xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+            duals = [tfw.make_dual(x, torch.tensor(v)) for x, v in zip(xs, vs)]
+            gs = torch.autograd.grad(fn(torch, *duals).sum(), xs)
+            return [tfw.unpack_dual(g).tangent.numpy() for g in gs]
+    xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    gs = torch.autograd.grad(fn(torch, *xs).sum(), xs, create_graph=True)
+    dot = sum((g * torch.tensor(v)).sum() for g, v in zip(gs, vs))
+    return [h.numpy() for h in torch.autograd.grad(dot, xs, allow_unused=True, materialize_grads=True)]
+
+
+def _assert_hvps(got, want, rtol=1e-12):
+    for j, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=1e-12, equal_nan=True, err_msg=f"input {j}")
+
+
+def _cosines(shape, phase):
+    return np.cos(np.arange(int(np.prod(shape))) * 0.7 + phase).reshape(shape)
+
+
+# --- kernels/second_order.py --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+def test_batched_matmul_hvp_is_torch(path, compiled):
+    """A batched matmul's rows in the compiled sweeps (``_matmul_tangent``'s per-batch offsets ``x + b * xbs``,
+    ``y + b * ybs``; mutants ``b / xbs``, ``b / ybs``): batch 3, each operand's own batch and a broadcast one."""
+    arrays = [_cosines((3, 2, 4), 0.1), _cosines((3, 4, 2), 0.5), _cosines((4, 2), 0.9)]
+    vs = [_cosines(a.shape, 1.3 + k) for k, a in enumerate(arrays)]
+
+    def fn(M, x, y, z):
+        return (x @ y).tanh() + (x @ z).sin()
+
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs))
+    assert compiled[path] == 1
+
+
+def _torch_forward_over_reverse(fn, arrays, vs):
+    import torch.autograd.forward_ad as tfw
+
+    with tfw.dual_level():
+        xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+        gs = torch.autograd.grad(fn(torch, *[tfw.make_dual(x, torch.tensor(v)) for x, v in zip(xs, vs)]).sum(), xs)
+        return [g.detach().numpy() for g in gs] + [tfw.unpack_dual(g).tangent.numpy() for g in gs]
+
+
+def _compiled_forward_over_reverse(fn, arrays, vs):
+    xs = [ad.tensor(a.copy(), requires_grad=True) for a in arrays]
+    with fwAD.dual_level():
+        gs = ad.autograd.grad(fn(ad, *[fwAD.make_dual(x, ad.tensor(v)) for x, v in zip(xs, vs)]).sum(), xs)
+        return [g.numpy() for g in gs] + [fwAD.unpack_dual(g).tangent.numpy() for g in gs]
+
+
+# Every pair of special values (zeros of both signs, 1, -1, a fraction, 2): pow's masked second partials (x = 0,
+# y in {0, 1}, y - 1 >= 0), xlogy's (x = 0 or y <= 0), atan2's and div's, except the poles where ad keeps its own
+# documented convention (atan2 at the origin: tests/test_edge_points.py's BINARY_MASKS) or where the paths
+# differ at y = +-0 (div, xlogy: see tests/mutation/SURVIVORS.md).
+_SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -1.5]
+_GRID_X, _GRID_Y = (np.array(g) for g in zip(*[(a, b) for a in _SPECIAL for b in _SPECIAL]))
+_BINARY = {
+    "pow": (lambda M, x, y: x**y, np.ones(_GRID_X.shape, bool)),
+    "mul": (lambda M, x, y: x * y, np.ones(_GRID_X.shape, bool)),
+    "xlogy": (lambda M, x, y: M.xlogy(x, y), _GRID_Y != 0),
+    "div": (lambda M, x, y: x / y, _GRID_Y != 0),
+    "atan2": (lambda M, x, y: M.atan2(x, y), (_GRID_X != 0) | (_GRID_Y != 0)),
+}
+
+
+@pytest.mark.parametrize("name", list(_BINARY))
+def test_compiled_forward_over_reverse_at_special_points_is_torch(name, compiled):
+    """The compiled sweep's gradients and their tangents at every pair of special values against torch's forward
+    over reverse, NaN where torch's is NaN (mutants of ``binary_second``'s pow and xlogy masks: ``x > 0.0``,
+    ``y - 1.0 >= 0.0``, ``y >= 0.0``, ``x != 0.0 or y > 0.0``)."""
+    fn, keep = _BINARY[name]
+    arrays = [_GRID_X[keep], _GRID_Y[keep]]
+    vs = [np.full(arrays[0].shape, 1.5), np.full(arrays[0].shape, -0.5)]
+    got = _compiled_forward_over_reverse(fn, arrays, vs)
+    want = _torch_forward_over_reverse(fn, arrays, vs)
+    for k, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=0, equal_nan=True, err_msg=f"{name}: output {k}")
+    assert compiled["fwd"] == 1
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+def test_logit_with_eps_second_derivative_is_torch(path, compiled):
+    """logit with ``eps``: the second derivative is 0 outside ``[eps, 1 - eps]`` (``unary_second``'s LOGIT bounds;
+    mutants ``x < a0 and x > 1.0 - a0``, ``1.0 + a0``), the formula inside."""
+    arrays = [np.array([0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, -0.5, 1.5])]
+    vs = [np.linspace(0.5, 1.5, 9)]
+
+    def fn(M, x):
+        return M.logit(x, eps=0.25) ** 2
+
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs))
+    assert compiled[path] == 1
+
+
+def test_small_linear_with_bias_is_torch(compiled):
+    """``linear(x, W, b)`` in the compiled sweep's small rows: the bias's cotangent and tangent (``aux[a + 5]``,
+    the bias's column sums; mutant ``code != K.LINEAR_BIAS``)."""
+    arrays = [_cosines((2, 3), 0.1), _cosines((4, 3), 0.7), _cosines((4,), 1.3)]
+    vs = [_cosines(a.shape, 2.1 + k) for k, a in enumerate(arrays)]
+
+    def fn(M, x, w, b):
+        return M.tanh(M.nn.functional.linear(x, w, b)) ** 2
+
+    _assert_hvps(_hvp(fn, arrays, vs, "fwd"), _torch_hvp(fn, arrays, vs))
+    assert compiled["fwd"] == 1
+
+
+# --- ad/second_order.py, ad/double_backward.py ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+def test_big_whole_tensor_mean_is_torch(path, compiled):
+    """A mean over ``parallel.PARALLEL_MIN`` elements or more is a Python row (``_big_row``'s and
+    ``_big_forward``'s SUM_ALL branch; mutant ``off - size``: the operand's cotangent never written)."""
+    n = 300_000
+    arrays = [_cosines((n,), 0.2), _cosines((n,), 0.6)]
+    vs = [_cosines((n,), 1.1), _cosines((n,), 1.7)]
+
+    def fn(M, x, y):
+        return (x.sin() * y).mean() * 3.0
+
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs), rtol=1e-9)
+    assert compiled[path] == 1
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+@pytest.mark.parametrize("weight_grad", [False, True], ids=["constant_weight", "weight"])
+def test_big_linear_of_a_vector_is_torch(path, weight_grad, compiled):
+    """``linear(x, W, b)`` with a 1-D ``x`` and a square ``W`` over ``tape.BIG_ROW`` elements (``_matmul_tangent``:
+    a linear row must not take the matrix-vector shortcut, which multiplies by ``W.T``; mutant ``not linear or
+    ...``), with the weight's cotangent wanted or not (one target or three)."""
+    n = 130
+    arrays = [_cosines((n,), 0.3), _cosines((n, n), 0.8) / n, _cosines((n,), 1.2)]
+    vs = [_cosines(a.shape, 2.0 + k) for k, a in enumerate(arrays)]
+    if not weight_grad:  # the weight and bias as constants: x's cotangent alone
+        w, b = arrays[1], arrays[2]
+
+        def fn(M, x):
+            return M.tanh(M.nn.functional.linear(x, M.tensor(w), M.tensor(b)))
+
+        arrays, vs = arrays[:1], vs[:1]
+    else:
+
+        def fn(M, x, w, b):
+            return M.tanh(M.nn.functional.linear(x, w, b))
+
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs))
+    assert compiled[path] == 1
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+@pytest.mark.parametrize("vector_first", [False, True])
+def test_big_matvec_with_both_cotangents_is_torch(path, vector_first, compiled):
+    """``A @ x`` and ``x @ A`` with a big ``A``, both operands wanting their cotangent (``_matmul_tangent``'s
+    shortcut takes one target only: mutant ``len(targets) != 1``)."""
+    n = 130
+    arrays = [_cosines((n, n), 0.4) / n, _cosines((n,), 0.9)]
+    vs = [_cosines(a.shape, 2.5 + k) for k, a in enumerate(arrays)]
+
+    def fn(M, a, x):
+        return M.sin(x @ a if vector_first else a @ x)
+
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs))
+    assert compiled[path] == 1

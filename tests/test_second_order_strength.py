@@ -150,9 +150,9 @@ def test_compiled_forward_over_reverse_at_special_points_is_torch(name, compiled
 @pytest.mark.parametrize("path", ["fwd", "fused"])
 def test_logit_with_eps_second_derivative_is_torch(path, compiled):
     """logit with ``eps``: the second derivative is 0 outside ``[eps, 1 - eps]`` (``unary_second``'s LOGIT bounds;
-    mutants ``x < a0 and x > 1.0 - a0``, ``1.0 + a0``), the formula inside."""
-    arrays = [np.array([0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, -0.5, 1.5])]
-    vs = [np.linspace(0.5, 1.5, 9)]
+    mutants ``x < a0 and x > 1.0 - a0``, ``x <= a0``, ``1.0 + a0``), the formula inside, bounds included."""
+    arrays = [np.array([0.05, 0.2, 0.25, 0.35, 0.5, 0.65, 0.75, 0.8, 0.95, -0.5, 1.5])]  # (eps and 1 - eps inside)
+    vs = [np.linspace(0.5, 1.5, 11)]
 
     def fn(M, x):
         return M.logit(x, eps=0.25) ** 2
@@ -180,13 +180,14 @@ def test_small_linear_with_bias_is_torch(compiled):
 @pytest.mark.parametrize("path", ["fwd", "fused"])
 def test_big_whole_tensor_mean_is_torch(path, compiled):
     """A mean over ``parallel.PARALLEL_MIN`` elements or more is a Python row (``_big_row``'s and
-    ``_big_forward``'s SUM_ALL branch; mutant ``off - size``: the operand's cotangent never written)."""
+    ``_big_forward``'s SUM_ALL branch; mutants ``off - size``: the operand's cotangent, or its tangent, never
+    written)."""
     n = 300_000
     arrays = [_cosines((n,), 0.2), _cosines((n,), 0.6)]
     vs = [_cosines((n,), 1.1), _cosines((n,), 1.7)]
 
     def fn(M, x, y):
-        return (x.sin() * y).mean() * 3.0
+        return (x.sin() * y).mean() ** 2  # (a cotangent with a tangent at the mean)
 
     _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs), rtol=1e-9)
     assert compiled[path] == 1
@@ -219,15 +220,39 @@ def test_big_linear_of_a_vector_is_torch(path, weight_grad, compiled):
 
 @pytest.mark.parametrize("path", ["fwd", "fused"])
 @pytest.mark.parametrize("vector_first", [False, True])
-def test_big_matvec_with_both_cotangents_is_torch(path, vector_first, compiled):
-    """``A @ x`` and ``x @ A`` with a big ``A``, both operands wanting their cotangent (``_matmul_tangent``'s
-    shortcut takes one target only: mutant ``len(targets) != 1``)."""
+@pytest.mark.parametrize("wanted", ["both", "matrix"])
+def test_big_matvec_cotangents_are_torch(path, vector_first, wanted, compiled):
+    """``A @ x`` and ``x @ A`` with a big square ``A``: both operands wanting their cotangent, or the matrix alone
+    (``_matmul_tangent``'s shortcut is for one target that is the vector: mutants ``len(targets) != 1``,
+    ``inp is y or y.ndim == 1``, ``inp is x and x.ndim != 1``)."""
     n = 130
     arrays = [_cosines((n, n), 0.4) / n, _cosines((n,), 0.9)]
     vs = [_cosines(a.shape, 2.5 + k) for k, a in enumerate(arrays)]
+    vector = arrays[1]
 
-    def fn(M, a, x):
+    def fn(M, a, x=None):
+        x = M.tensor(vector) if x is None else x  # (the matrix alone: the vector a constant)
         return M.sin(x @ a if vector_first else a @ x)
 
+    if wanted == "matrix":
+        arrays, vs = arrays[:1], vs[:1]
     _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs))
     assert compiled[path] == 1
+
+
+def test_seed_with_a_tangent_is_torch(compiled):
+    """``grad(out, x, grad_outputs=v)`` inside a dual level with a dual ``v``: the seed's tangent enters the
+    cotangents' tangents (``_sweep``'s seeds: mutant ``off - n``, ``reshape(1)``)."""
+    x0, v0, t0, s0 = _cosines((2, 3), 0.2), _cosines((2, 3), 0.8), _cosines((2, 3), 1.4), _cosines((2, 3), 2.0)
+
+    def run(M, fw):
+        x = M.tensor(x0, requires_grad=True)
+        with fw.dual_level():
+            out = fw.make_dual(x, M.tensor(v0)).tanh() * 2.0
+            (g,) = M.autograd.grad(out, x, grad_outputs=fw.make_dual(M.tensor(s0), M.tensor(t0)))
+            return g.detach().numpy(), fw.unpack_dual(g).tangent.numpy()
+
+    import torch.autograd.forward_ad as tfw
+
+    _assert_hvps(run(ad, fwAD), run(torch, tfw))
+    assert compiled["fwd"] == 1

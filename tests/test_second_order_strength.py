@@ -240,10 +240,13 @@ def test_big_matvec_cotangents_are_torch(path, vector_first, wanted, compiled):
     assert compiled[path] == 1
 
 
-def test_seed_with_a_tangent_is_torch(compiled):
+@pytest.mark.parametrize("shape", [(2, 3), (2, 10000)], ids=["small", "big"])
+def test_seed_with_a_tangent_is_torch(shape, compiled):
     """``grad(out, x, grad_outputs=v)`` inside a dual level with a dual ``v``: the seed's tangent enters the
-    cotangents' tangents (``_sweep``'s seeds: mutant ``off - n``, ``reshape(1)``)."""
-    x0, v0, t0, s0 = _cosines((2, 3), 0.2), _cosines((2, 3), 0.8), _cosines((2, 3), 1.4), _cosines((2, 3), 2.0)
+    cotangents' tangents (``_sweep``'s seeds: mutants ``off - n``, ``reshape(1)``); a big ``out`` (a region of the
+    pooled buffer that holds a previous sweep's garbage: zeroed before the seed's tangent is added, mutant
+    ``tcot[off : off - n] = 0.0``), swept twice so the second sweep takes the first one's buffer."""
+    x0, v0, t0, s0 = (_cosines(shape, p) for p in (0.2, 0.8, 1.4, 2.0))
 
     def run(M, fw):
         x = M.tensor(x0, requires_grad=True)
@@ -254,5 +257,7 @@ def test_seed_with_a_tangent_is_torch(compiled):
 
     import torch.autograd.forward_ad as tfw
 
-    _assert_hvps(run(ad, fwAD), run(torch, tfw))
-    assert compiled["fwd"] == 1
+    want = run(torch, tfw)
+    _assert_hvps(run(ad, fwAD), want)
+    _assert_hvps(run(ad, fwAD), want)
+    assert compiled["fwd"] == 2

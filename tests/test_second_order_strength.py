@@ -161,17 +161,36 @@ def test_logit_with_eps_second_derivative_is_torch(path, compiled):
     assert compiled[path] == 1
 
 
-def test_small_linear_with_bias_is_torch(compiled):
+def test_small_linears_with_and_without_bias_are_torch(compiled):
     """``linear(x, W, b)`` in the compiled sweep's small rows: the bias's cotangent and tangent (``aux[a + 5]``,
-    the bias's column sums; mutant ``code != K.LINEAR_BIAS``)."""
-    arrays = [_cosines((2, 3), 0.1), _cosines((4, 3), 0.7), _cosines((4,), 1.3)]
+    the bias's column sums; mutant ``code != K.LINEAR_BIAS``), and a linear row without bias before it, whose
+    aux words are followed by the next row's (mutant ``code == K.LINEAR_BIAS or aux[a + 5] != 0``)."""
+    arrays = [_cosines((2, 3), 0.1), _cosines((4, 4), 0.7), _cosines((4,), 1.3), _cosines((4, 3), 1.9)]
     vs = [_cosines(a.shape, 2.1 + k) for k, a in enumerate(arrays)]
 
-    def fn(M, x, w, b):
-        return M.tanh(M.nn.functional.linear(x, w, b)) ** 2
+    def fn(M, x, w, b, w0):
+        return M.tanh(M.nn.functional.linear(M.tanh(M.nn.functional.linear(x, w0)), w, b)) ** 2
 
     _assert_hvps(_hvp(fn, arrays, vs, "fwd"), _torch_hvp(fn, arrays, vs))
     assert compiled["fwd"] == 1
+
+
+@pytest.mark.parametrize("size", [16383, 16384, 16385])
+def test_fused_double_backward_with_a_constant_of_about_big_row_elements(size, compiled):
+    """A constant operand of a Python row in the fused double backward has no tangent (``_compiled_vjp``'s
+    ``tangent``: None for a big region nobody wrote, which holds a previous sweep's garbage; mutant
+    ``n > BIG_ROW``), sizes around ``tape.BIG_ROW``; twice, so the second sweep takes the first one's buffer."""
+    arrays = [_cosines((size,), 0.3)]
+    vs = [_cosines((size,), 1.1)]
+    c = _cosines((size,), 2.2)
+
+    def fn(M, x):
+        return M.sin(x) * M.tensor(c)
+
+    want = _torch_hvp(fn, arrays, vs)
+    _assert_hvps(_hvp(fn, arrays, vs, "fused"), want)
+    _assert_hvps(_hvp(fn, arrays, vs, "fused"), want)
+    assert compiled["fused"] == 2
 
 
 # --- ad/second_order.py, ad/double_backward.py ----------------------------------------------------------------

@@ -176,21 +176,26 @@ def test_small_linears_with_and_without_bias_are_torch(compiled):
 
 
 @pytest.mark.parametrize("size", [16383, 16384, 16385])
-def test_fused_double_backward_with_a_constant_of_about_big_row_elements(size, compiled):
-    """A constant operand of a Python row in the fused double backward has no tangent (``_compiled_vjp``'s
-    ``tangent``: None for a big region nobody wrote, which holds a previous sweep's garbage; mutant
-    ``n > BIG_ROW``), sizes around ``tape.BIG_ROW``; twice, so the second sweep takes the first one's buffer."""
-    arrays = [_cosines((size,), 0.3)]
-    vs = [_cosines((size,), 1.1)]
-    c = _cosines((size,), 2.2)
+def test_fused_double_backward_over_a_spoiled_pool(size, compiled):
+    """The fused node's backward over pooled buffers full of NaN (as ``test_second_order``'s recycled-buffer test),
+    with a constant operand of a Python row of about ``tape.BIG_ROW`` elements (``_compiled_vjp``'s ``tangent``:
+    None for a big region nobody wrote). (Written for mutant ``n > BIG_ROW``, which it does not kill: see
+    tests/mutation/SURVIVORS.md.)"""
+    from ad.tape import POOL
+
+    x0, v, c = _cosines((size,), 0.3), _cosines((size,), 1.1), _cosines((size,), 2.2)
 
     def fn(M, x):
         return M.sin(x) * M.tensor(c)
 
-    want = _torch_hvp(fn, arrays, vs)
-    _assert_hvps(_hvp(fn, arrays, vs, "fused"), want)
-    _assert_hvps(_hvp(fn, arrays, vs, "fused"), want)
-    assert compiled["fused"] == 2
+    (want,) = _torch_hvp(fn, [x0], [v])
+    x = ad.tensor(x0.copy(), requires_grad=True)
+    (g,) = ad.autograd.grad(_chain(fn(ad, x)).sum(), x, create_graph=True)
+    for buf in POOL.buffers:
+        buf.view(np.uint8)[:] = 0xFF  # (NaN in every float, 255 in every flag)
+    (h,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
+    np.testing.assert_allclose(h.numpy(), want, rtol=1e-12, atol=1e-12)
+    assert compiled["fused"] == 1
 
 
 # --- ad/second_order.py, ad/double_backward.py ----------------------------------------------------------------
@@ -280,3 +285,23 @@ def test_seed_with_a_tangent_is_torch(shape, compiled):
     _assert_hvps(run(ad, fwAD), want)
     _assert_hvps(run(ad, fwAD), want)
     assert compiled["fwd"] == 2
+
+
+def test_fused_double_backward_of_a_big_root_with_a_seed(compiled):
+    """``grad(y, x, grad_outputs=s, create_graph=True)`` with ``y`` over ``tape.BIG_ROW`` elements, then the
+    backward of ``<g, v>`` over pooled buffers full of NaN: the root's tangent region is a big one. (Written for
+    mutant ``tcot[off : off - n] = 0.0`` of ``_compiled_vjp``, which it does not kill: see SURVIVORS.md.)"""
+    from ad.tape import POOL
+
+    n = 20000
+    x0, v, s = _cosines((n,), 0.3), _cosines((n,), 1.1), _cosines((n,), 2.2)
+    xt = torch.tensor(x0, requires_grad=True)
+    (gt,) = torch.autograd.grad(_chain(xt.sin() * xt), xt, torch.tensor(s), create_graph=True)
+    (want,) = torch.autograd.grad((gt * torch.tensor(v)).sum(), xt)
+    x = ad.tensor(x0.copy(), requires_grad=True)
+    (g,) = ad.autograd.grad(_chain(x.sin() * x), x, ad.tensor(s), create_graph=True)
+    for buf in POOL.buffers:
+        buf.view(np.uint8)[:] = 0xFF  # (NaN in every float, 255 in every flag)
+    (h,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
+    np.testing.assert_allclose(h.numpy(), want.numpy(), rtol=1e-12, atol=1e-12)
+    assert compiled["fused"] == 1

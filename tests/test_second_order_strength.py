@@ -305,3 +305,38 @@ def test_fused_double_backward_of_a_big_root_with_a_seed(compiled):
     (h,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
     np.testing.assert_allclose(h.numpy(), want.numpy(), rtol=1e-12, atol=1e-12)
     assert compiled["fused"] == 1
+
+
+# --- ad/compile_backward.py -----------------------------------------------------------------------------------
+
+
+_STEPS = {
+    "python_row_output": lambda x, w, b: ad.nn.functional.linear(x, w, b),
+    "kernel_row_first": lambda x, w, b: ad.nn.functional.linear(x, w, b * 2.0),  # (row 0: b * 2.0, small)
+}
+
+
+@pytest.mark.parametrize("name", list(_STEPS))
+def test_replayed_step_whose_output_is_a_python_row(name, monkeypatch):
+    """A replayed step (``ad.compile``) whose output is itself a Python row (a big linear row), backward with a
+    gradient: the backward program's first step is the seeded row (``BackwardProgram._walk``: mutant
+    ``h >= top``, which leaves that row to the kernel, whose arena lacks the big operands' values); with a kernel
+    row at row 0 below it (mutant ``start > 0``, which leaves row 0 unswept)."""
+    from ad import compile_backward
+
+    ran = []
+    real = compile_backward.BackwardProgram.run
+    monkeypatch.setattr(compile_backward.BackwardProgram, "run", lambda p, s: ran.append(real(p, s)) or ran[-1])
+    x = ad.tensor(_cosines((32, 48), 0.1))
+    seed = ad.tensor(_cosines((32, 600), 0.5))
+    w0, b0 = _cosines((600, 48), 0.9) * 0.05, _cosines((600,), 1.3)
+    w, b = ad.tensor(w0.copy(), requires_grad=True), ad.tensor(b0.copy(), requires_grad=True)
+    step = ad.compile(_STEPS[name])
+    for _ in range(3):
+        w.grad = b.grad = None
+        step(x, w, b).backward(seed)
+    we, be = ad.tensor(w0.copy(), requires_grad=True), ad.tensor(b0.copy(), requires_grad=True)
+    _STEPS[name](x, we, be).backward(seed)
+    np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), be.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert True in ran

@@ -17,6 +17,7 @@ import scipy.special
 
 from kernels import opcodes as K
 from kernels import pointwise as _pw
+from kernels.cpu import gelu_partial_from_output
 
 from .. import ops as _ops
 from .elementwise_table import ARRAY_NAMES, ARRAY_PARTIALS, TENSOR_NAMES, elementwise, on_arrays
@@ -130,6 +131,10 @@ def _gelu_array_partial(x, out, approximate, a1):
     forward and backward. Equal to ``pointwise.d_gelu`` within rounding (tests/test_activation_rows.py)."""
     if out is None or approximate != 0.0:
         return _gelu_array(x, out, approximate, a1)
+    if x.dtype == np.float64 and out.dtype == np.float64:  # (one compiled loop: kernels.cpu's docstring says why)
+        d = np.empty_like(x)
+        gelu_partial_from_output(x, out, d)
+        return d
     d = np.multiply(x, x)  # (in place from here: each pass of a big row is memory traffic)
     d *= -0.5
     np.exp(d, out=d)

@@ -325,27 +325,35 @@ def logcumsumexp(input, dim):  # noqa: A002
     if x._dev is not None and d.size:  # on CUDA: the lines' maxima by a device reduction (finite: m - m == 0)
         m = ops.amax(x.detach(), dim, keepdim=True)
         m = ops.where(m - m == 0, m, ops.zeros_like(m))
-    else:
-        m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
+    else:  # (the largest number of each line: a NaN in it spoils the sums from there on only, as torch's values)
+        m = np.fmax.reduce(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
         m = wrap_array(np.where(np.isfinite(m), m, 0.0).astype(d.dtype))
-    shifted = ops.log(cumsum(ops.exp(x - m), dim))
-    if x._tangents and d.size:
-        shifted = _still_at_neg_inf(x, shifted, dim)
-    return guard(shifted + m, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
+    # (exp(-inf - m) is 0 and log(0) is -inf, the answer: no numpy warning, as torch gives none)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        shifted = ops.log(cumsum(ops.exp(x - m), dim))
+        if x._tangents and d.size:
+            shifted = _tangent_as_torch(x, shifted, dim)
+        return guard(shifted + m, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
 
 
-def _still_at_neg_inf(x, out, dim):
-    """``out`` (logcumsumexp's, shifted by a finite amount) whose tangent is 0 where it is -inf in a line of
-    ``x`` that holds a number (or +inf).
+def _tangent_as_torch(x, out, dim):
+    """``out`` (logcumsumexp's, shifted by a finite amount) with torch's tangent at two corners (forward mode
+    only: values and the reverse rule stay the composite's).
 
-    There every input so far is -inf: moved by any finite tangent it stays -inf and contributes nothing, so the
-    output does not move (torch's tangent, 0). The composite's log would divide a zero tangent by a zero sum
-    (NaN). A line of only -inf, or with a NaN, keeps NaN, as torch's and as logsumexp's. Forward mode only:
-    the masked output is ``out`` itself, so values and the reverse rule (NaN for those inputs, as torch's) stay.
-    """
+    Where ``out`` is -inf in a line of ``x`` that holds a number (or +inf), every input so far is -inf: moved by
+    any finite tangent it stays -inf and contributes nothing, so the output does not move (torch's tangent, 0;
+    the composite's log would divide a zero tangent by a zero sum, NaN). A line that holds a NaN has torch's
+    tangent NaN at every position, also before the NaN (its rule shifts by the line's maximum, NaN)."""
     top = ops.amax(x.detach(), dim, keepdim=True)
     stuck = (out.detach() == -math.inf) & (top > -math.inf)
-    return ops.where(stuck, out.detach(), out)
+    out = ops.where(stuck, out.detach(), out)
+    return _nan_tangent_where(out, ops.isnan(top))
+
+
+@ops.forward_rule(lambda tan, out, x, spoiled: None if tan(x) is None else ops.where(spoiled, math.nan, tan(x)))
+def _nan_tangent_where(x, spoiled):
+    """``x`` (a new tensor) whose tangent is NaN where ``spoiled`` (a bool constant, broadcast) is True."""
+    return x * 1.0
 
 
 # --- reductions -----------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from .autograd.function import Function
 from .cuda import host_copy, index_tensor
 from .grad_mode import is_grad_enabled
 from .ops.pointwise_ops import with_out
+from .ops.linalg import lapack_svd
 from .ops.structural import _keep_dtype
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
@@ -501,7 +502,7 @@ class _NuclearNorm(Function):
 
     @staticmethod
     def forward(ctx, x, keepdim):
-        u, s, vt = np.linalg.svd(x._data, full_matrices=False)
+        u, s, vt = lapack_svd(x._data, full_matrices=False)
         ctx.save_for_backward(x)
         ctx.uvt = u @ vt
         ctx.keepdim = keepdim

@@ -30,8 +30,8 @@ from . import ops
 from .autograd.function import Function
 from .cuda import host_copy, index_tensor
 from .grad_mode import is_grad_enabled
-from .ops.pointwise_ops import with_out
 from .ops.linalg import lapack_svd
+from .ops.pointwise_ops import with_out
 from .ops.structural import _keep_dtype
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array

@@ -34,7 +34,7 @@ from .ops.linalg import lapack_svd
 from .ops.pointwise_ops import with_out
 from .ops.structural import _keep_dtype
 from .saved import guard
-from .tensor import Tensor, _wrap_dim, wrap_array
+from .tensor import Node, Tensor, _wrap_dim, wrap_array
 
 _values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 aminmax_result = collections.namedtuple("aminmax", ["min", "max"])
@@ -409,11 +409,15 @@ def _median(x, dim, keepdim, ignore_nan, fn):
                 raise IndexError(f"{fn}() input tensor cannot be empty")
             return ops.sum(x) * 0.0 + float("nan")
         i = int(_median_index(flat[None, :], ignore_nan)[0])
-        if d.dtype.kind != "f" or math.isnan(flat[i]):
+        if d.dtype.kind != "f":
             return x.reshape(-1)[i]
-        # ties share the gradient evenly, as torch: the largest of the elements equal to the median
-        ties = index_tensor(d == flat[i], x)
-        return ops.amax(ops.where(ties, x, wrap_array(np.asarray(-np.inf, d.dtype))))
+        # the members equal to the median (its NaNs if it is NaN) share the gradient evenly, and the tangent is
+        # their mean tangent (NaN for a NaN median), as torch's MedianBackward0: max() over those members
+        ties = np.flatnonzero(np.isnan(flat) if math.isnan(flat[i]) else flat == flat[i])
+        out = ops.max_all(ops.reshape(x, (-1,))[index_tensor(ties, x)])
+        if out._op is not None:  # (torch's node name)
+            out._node = Node("NanmedianBackward0" if ignore_nan else "MedianBackward0", out._inputs, out._op)
+        return out
     dim = _dim1(x, dim)
     if x.ndim == 0:
         return _values_indices(x * 1 if d.dtype.kind == "f" else index_tensor(d.copy(), x), index_tensor(0, x))

@@ -38,7 +38,7 @@ from .ops import ADD, Op, add, amax, gather_map, scatter_map, where
 from .ops.indexing import AS_STRIDED_VIEW
 from .tensor import Node, Tensor, wrap_array
 
-__all__ = ["as_strided", "as_strided_", "as_strided_scatter"]
+__all__ = ["as_strided", "as_strided_", "as_strided_scatter", "slice_inverse"]
 
 # the sum of the gathered and the constant parts of a view that reads storage outside its input (see the header)
 AS_STRIDED_JOIN = Op(
@@ -256,6 +256,41 @@ def _recorded(x, root, data, size, stride, offset):
     return out
 
 
+def slice_inverse(input, src, dim=0, start=None, end=None, step=1):  # noqa: A002 - torch's names
+    """``torch.slice_inverse``: the inverse of ``src.slice(dim, start, end, step)`` as torch runs it eagerly: a
+    view of ``input``'s storage with ``src``'s shape, strides and storage offset (``dim``, ``start``, ``end`` and
+    ``step`` name the slice that made ``input``; torch's eager op reads only ``src``'s geometry, and so does this).
+
+    When ``input`` is that slice of a storage laid out as ``src``, the gradient is torch's (``input`` gets the
+    cotangent's slice). Otherwise it is the derivative of the view's values, as ``as_strided``'s: the elements of
+    the view that lie on ``input``'s storage give it their cotangents, the others are constants (torch's node
+    slices the cotangent and sums it to ``input``'s shape, which is not that derivative: tests/
+    test_parity_gaps19.py).
+
+    Args:
+        input: the slice (a tensor whose storage the view reads).
+        src: the tensor whose geometry the view takes.
+        dim, start, end, step: the slice (kept for torch's signature).
+
+    Returns:
+        A view of ``input``'s root, ``grad_fn`` ``SliceInverseBackward0``.
+
+    Raises:
+        RuntimeError: torch's ``setStorage: ... out of bounds`` where ``src``'s geometry reaches past the storage.
+
+    Example:
+        >>> base = ad.arange(6.0)
+        >>> ad.slice_inverse(base[2:4], ad.zeros(6), 0, 2, 4)
+        tensor([0., 1., 2., 3., 4., 5.])
+    """
+    if not isinstance(src, Tensor):
+        raise TypeError(f"slice_inverse(): argument 'src' (position 2) must be Tensor, not {type(src).__name__}")
+    out = as_strided(input, src.shape, src.stride(), src.storage_offset())
+    if out._op is not None:
+        out._node = Node("SliceInverseBackward0", out._inputs, out._op)
+    return out
+
+
 def as_strided_(input, size, stride, storage_offset=None):  # noqa: A002
     """``Tensor.as_strided_``: ``input`` itself takes the geometry (its storage stays; a view stays a view of
     its base), recorded as torch's ``AsStridedBackward1`` when ``input`` is part of a graph. Returns ``input``.
@@ -320,5 +355,6 @@ def bind():
 
     as_strided_scatter_method.__name__ = as_strided_scatter_method.__qualname__ = "as_strided_scatter"
     Tensor.as_strided = as_strided
+    Tensor.slice_inverse = slice_inverse
     Tensor.as_strided_ = as_strided_
     Tensor.as_strided_scatter = as_strided_scatter_method

@@ -77,6 +77,8 @@ _STRUCTURAL_OPS = frozenset(
         "prod",
         "amax",
         "amin",
+        "max_all",
+        "min_all",
         "cat",
         "stack",
         "matmul",

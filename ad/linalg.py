@@ -16,7 +16,16 @@ import numpy as np
 from . import ops
 from .cuda.solver import on_host
 from .ops import linalg as P
-from .ops.linalg import LinAlgError, check_float, check_matrix, check_square, check_tensor, mT, torch_dtype_name
+from .ops.linalg import (
+    LinAlgError,
+    check_float,
+    check_matrix,
+    check_square,
+    check_tensor,
+    lapack_svd,
+    mT,
+    torch_dtype_name,
+)
 from .ops.out import write_result
 from .saved import guard
 from .tensor import Tensor, _wrap_dim, wrap_array
@@ -369,7 +378,7 @@ def matrix_rank(input, tol=None, hermitian=False, *, atol=None, rtol=None, out=N
         atol, rtol = _legacy_tolerance("matrix_rank", "tol", atol, rtol, tol, 0.0)
     check_matrix("linalg.matrix_rank", input)
     a = input._data
-    s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+    s = np.abs(np.linalg.eigvalsh(a)) if hermitian else lapack_svd(a, compute_uv=False)
     a_tol = np.asarray(atol._data if isinstance(atol, Tensor) else (0.0 if atol is None else atol))
     if rtol is None:
         rtol = max(a.shape[-2:]) * np.finfo(a.dtype).eps if (atol is None or np.all(a_tol <= 0)) else 0.0

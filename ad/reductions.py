@@ -30,10 +30,11 @@ from . import ops
 from .autograd.function import Function
 from .cuda import host_copy, index_tensor
 from .grad_mode import is_grad_enabled
+from .ops.linalg import lapack_svd
 from .ops.pointwise_ops import with_out
 from .ops.structural import _keep_dtype
 from .saved import guard
-from .tensor import Tensor, _wrap_dim, wrap_array
+from .tensor import Node, Tensor, _wrap_dim, wrap_array
 
 _values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 aminmax_result = collections.namedtuple("aminmax", ["min", "max"])
@@ -325,27 +326,35 @@ def logcumsumexp(input, dim):  # noqa: A002
     if x._dev is not None and d.size:  # on CUDA: the lines' maxima by a device reduction (finite: m - m == 0)
         m = ops.amax(x.detach(), dim, keepdim=True)
         m = ops.where(m - m == 0, m, ops.zeros_like(m))
-    else:
-        m = np.max(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
+    else:  # (the largest number of each line: a NaN in it spoils the sums from there on only, as torch's values)
+        m = np.fmax.reduce(d, axis=dim, keepdims=True) if d.size else np.zeros([1] * x.ndim, d.dtype)
         m = wrap_array(np.where(np.isfinite(m), m, 0.0).astype(d.dtype))
-    shifted = ops.log(cumsum(ops.exp(x - m), dim))
-    if x._tangents and d.size:
-        shifted = _still_at_neg_inf(x, shifted, dim)
-    return guard(shifted + m, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
+    # (exp(-inf - m) is 0 and log(0) is -inf, the answer: no numpy warning, as torch gives none)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        shifted = ops.log(cumsum(ops.exp(x - m), dim))
+        if x._tangents and d.size:
+            shifted = _tangent_as_torch(x, shifted, dim)
+        return guard(shifted + m, "LogcumsumexpBackward0", x)  # torch's node saves its input and result
 
 
-def _still_at_neg_inf(x, out, dim):
-    """``out`` (logcumsumexp's, shifted by a finite amount) whose tangent is 0 where it is -inf in a line of
-    ``x`` that holds a number (or +inf).
+def _tangent_as_torch(x, out, dim):
+    """``out`` (logcumsumexp's, shifted by a finite amount) with torch's tangent at two corners (forward mode
+    only: values and the reverse rule stay the composite's).
 
-    There every input so far is -inf: moved by any finite tangent it stays -inf and contributes nothing, so the
-    output does not move (torch's tangent, 0). The composite's log would divide a zero tangent by a zero sum
-    (NaN). A line of only -inf, or with a NaN, keeps NaN, as torch's and as logsumexp's. Forward mode only:
-    the masked output is ``out`` itself, so values and the reverse rule (NaN for those inputs, as torch's) stay.
-    """
+    Where ``out`` is -inf in a line of ``x`` that holds a number (or +inf), every input so far is -inf: moved by
+    any finite tangent it stays -inf and contributes nothing, so the output does not move (torch's tangent, 0;
+    the composite's log would divide a zero tangent by a zero sum, NaN). A line that holds a NaN has torch's
+    tangent NaN at every position, also before the NaN (its rule shifts by the line's maximum, NaN)."""
     top = ops.amax(x.detach(), dim, keepdim=True)
     stuck = (out.detach() == -math.inf) & (top > -math.inf)
-    return ops.where(stuck, out.detach(), out)
+    out = ops.where(stuck, out.detach(), out)
+    return _nan_tangent_where(out, ops.isnan(top))
+
+
+@ops.forward_rule(lambda tan, out, x, spoiled: None if tan(x) is None else ops.where(spoiled, math.nan, tan(x)))
+def _nan_tangent_where(x, spoiled):
+    """``x`` (a new tensor) whose tangent is NaN where ``spoiled`` (a bool constant, broadcast) is True."""
+    return x * 1.0
 
 
 # --- reductions -----------------------------------------------------------------------------------------------
@@ -400,11 +409,15 @@ def _median(x, dim, keepdim, ignore_nan, fn):
                 raise IndexError(f"{fn}() input tensor cannot be empty")
             return ops.sum(x) * 0.0 + float("nan")
         i = int(_median_index(flat[None, :], ignore_nan)[0])
-        if d.dtype.kind != "f" or math.isnan(flat[i]):
+        if d.dtype.kind != "f":
             return x.reshape(-1)[i]
-        # ties share the gradient evenly, as torch: the largest of the elements equal to the median
-        ties = index_tensor(d == flat[i], x)
-        return ops.amax(ops.where(ties, x, wrap_array(np.asarray(-np.inf, d.dtype))))
+        # the members equal to the median (its NaNs if it is NaN) share the gradient evenly, and the tangent is
+        # their mean tangent (NaN for a NaN median), as torch's MedianBackward0: max() over those members
+        ties = np.flatnonzero(np.isnan(flat) if math.isnan(flat[i]) else flat == flat[i])
+        out = ops.max_all(ops.reshape(x, (-1,))[index_tensor(ties, x)])
+        if out._op is not None:  # (torch's node name)
+            out._node = Node("NanmedianBackward0" if ignore_nan else "MedianBackward0", out._inputs, out._op)
+        return out
     dim = _dim1(x, dim)
     if x.ndim == 0:
         return _values_indices(x * 1 if d.dtype.kind == "f" else index_tensor(d.copy(), x), index_tensor(0, x))
@@ -493,7 +506,7 @@ class _NuclearNorm(Function):
 
     @staticmethod
     def forward(ctx, x, keepdim):
-        u, s, vt = np.linalg.svd(x._data, full_matrices=False)
+        u, s, vt = lapack_svd(x._data, full_matrices=False)
         ctx.save_for_backward(x)
         ctx.uvt = u @ vt
         ctx.keepdim = keepdim

@@ -95,8 +95,13 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
         lo_v = ops.gather(values, -1, _to(lo[..., None], input))
         hi_v = ops.gather(values, -1, _to(hi[..., None], input))
         if interpolation == "linear":
-            frac = _to((pos - lo)[..., None].astype(input.dtype), input)
-            r = lo_v + (hi_v - lo_v) * frac
+            # torch's lerp: from the nearer end (lo + (hi - lo) w below w = 0.5, hi - (hi - lo) (1 - w) from
+            # there), so an infinite end gives that end where the other form gives inf - inf, NaN
+            frac = (pos - lo)[..., None].astype(input.dtype)
+            step = hi_v - lo_v
+            near_lo = lo_v + step * _to(frac, input)
+            near_hi = hi_v - step * _to((1 - frac).astype(input.dtype), input)
+            r = ops.where(_to(frac < 0.5, input), near_lo, near_hi)
         elif interpolation == "midpoint":
             r = (lo_v + hi_v) * 0.5
         else:

@@ -510,7 +510,8 @@ def _column_sum_into(cot, M, N, o, b):
 @njit(**KERNEL)
 def group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
     """prod / amax / amin over groups; the group of x element i is ``o + strided_offset(i)`` (values at ``o`` and
-    ``x``, cotangents at ``co`` and ``cx``: see ``log_softmax_backward``)."""
+    ``x``, cotangents at ``co`` and ``cx``: see ``log_softmax_backward``). amax / amin rows end their aux with the
+    ``evenly`` flag of torch's max() / min() over all elements (``pointwise.extreme_share``)."""
     ndim = aux[a]
     nx = 1
     for k in range(ndim):
@@ -534,14 +535,17 @@ def group_backward(code, vals, cot, aux, a, o, x, co, cx, nout):
             elif count[j] == 1 and v == 0.0:
                 cot[cx + i] += cot[co + j] * nonzero_prod[j]
     else:
+        evenly = aux[a + 2 + 2 * ndim] != 0  # (the row's sharing rule: pointwise.extreme_share)
         for i in range(nx):
             j = strided_offset(i, aux, a, ndim)
-            if pointwise.selects(vals[x + i], vals[o + j]):
+            if pointwise.counts_as_extreme(vals[x + i], vals[o + j], evenly):
                 count[j] += 1
         for i in range(nx):
             j = strided_offset(i, aux, a, ndim)
-            if pointwise.selects(vals[x + i], vals[o + j]):
-                cot[cx + i] += cot[co + j] / count[j]
+            v = vals[x + i]
+            e = vals[o + j]
+            if not evenly or pointwise.selects(v, e):
+                cot[cx + i] += pointwise.extreme_share(cot[co + j], count[j], v, e, evenly)
 
 
 # --- forward mode: tangents of elementwise ops from the same partials (one active dual level) -------------

@@ -60,6 +60,25 @@ def selects(v, extreme):
     return v == extreme or (v != v and extreme != extreme)
 
 
+@register_jitable
+def counts_as_extreme(v, extreme, evenly):
+    """Whether member ``v`` is counted among the members of an amax / amin group that share its cotangent:
+    equal to the result; with ``evenly`` (torch's max() / min() over all elements) also a NaN of a NaN result."""
+    return v == extreme or (evenly and v != v and extreme != extreme)
+
+
+@register_jitable
+def extreme_share(g, count, v, extreme, evenly):
+    """Member ``v``'s share of its amax / amin group's cotangent ``g`` (``count``: ``counts_as_extreme`` members).
+    torch's max() / min() over all elements (``evenly``) select: ``g / count`` to the counted members, 0 to the
+    others whatever ``g`` is. torch's amax / amin multiply: ``g / count`` times the 0/1 mask of the members equal
+    to the result, so a NaN result (no member equal: ``g / 0 * 0``) gives its whole group NaN, and an inf or NaN
+    ``g`` gives the other members NaN."""
+    if evenly:
+        return g / count if selects(v, extreme) else 0.0
+    return (g / count) * (1.0 if v == extreme else 0.0)
+
+
 # Opcodes whose derivative selects the cotangent instead of scaling it: torch's backward of relu, clamp,
 # maximum / minimum (and of the piecewise-constant ops, zeros) is ``cond ? g : 0``, so an inf or NaN cotangent
 # at a blocked input gives 0 there, where ``g * 0`` would give NaN. Their partials are 0, 0.5 or 1 (never NaN,

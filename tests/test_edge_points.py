@@ -90,8 +90,10 @@ CASES = [
     ("max_all_ties", lambda M, x: x.max(), [_a(2.0, 2.0, 1.0)], [_a(0.5, 0.5, 0.0)]),
     ("min_all_ties", lambda M, x: x.min(), [_a(2.0, -1.0, -1.0, -1.0)], [_a(0.0, 1 / 3, 1 / 3, 1 / 3)]),
     # a NaN member makes the result NaN: the NaN members are the selected ones (ties among them), as torch's max
-    ("max_all_nan", lambda M, x: x.max(), [_a(1.0, NAN, 2.0, NAN)], [_a(0.0, 0.5, 0.0, 0.5)]),
-    ("min_all_nan", lambda M, x: x.min(), [_a(NAN, -1.0, 0.0)], [_a(1.0, 0.0, 0.0)]),
+    # (torch's forward rule of max() / min() over all elements: the mean tangent of the members equal to the
+    # result, of which a NaN result has none: NaN)
+    ("max_all_nan", lambda M, x: x.max(), [_a(1.0, NAN, 2.0, NAN)], [_a(0.0, 0.5, 0.0, 0.5)], [_a(*[NAN] * 4)]),
+    ("min_all_nan", lambda M, x: x.min(), [_a(NAN, -1.0, 0.0)], [_a(1.0, 0.0, 0.0)], [_a(NAN, NAN, NAN)]),
     # max/min over a dim return indices: the gradient goes to the first extreme element only
     (
         "max_dim_ties",
@@ -278,8 +280,10 @@ def _forward_gradient(fn, arrays, requires_grad):
     """Per input ``j``: the sum of the Jacobian's rows, by forward mode. Where the derivatives are finite, the
     full Jacobian is built (one basis tangent per element); where they are not (elementwise cases), one tangent
     of ones on input ``j`` alone gives the diagonal, without the ``0 * inf`` of the other elements' columns."""
-    if all(np.isfinite(j.sum(0)).all() for j in _forward_jacobians(fn, arrays, requires_grad)):
-        return [j.sum(0).reshape(a.shape) for j, a in zip(_forward_jacobians(fn, arrays, requires_grad), arrays)]
+    jacobians = _forward_jacobians(fn, arrays, requires_grad)
+    elementwise = tuple(fn(ad, *_leaves(arrays, False)).shape) == tuple(arrays[0].shape)
+    if not elementwise or all(np.isfinite(j.sum(0)).all() for j in jacobians):  # (a reduction: its rows, summed)
+        return [j.sum(0).reshape(a.shape) for j, a in zip(jacobians, arrays)]
     result = []
     for j, a in enumerate(arrays):
         xs = _leaves(arrays, requires_grad)
@@ -403,22 +407,23 @@ def test_second_order_matches_torch(name):
 
 
 @pytest.mark.parametrize("path", ["kernel", "create_graph", "forward", "batched"])
-def test_amax_gradient_goes_to_the_nan_members(path):
-    """amax/amin with a dim: a group holding a NaN returns NaN, and its cotangent goes to its NaN members
-    (shared), as torch's max/min without a dim does (torch's amax gives the whole group NaN: 0 / 0); the other
+def test_amax_nan_group_gradient_as_torch(path):
+    """amax/amin with a dim: a group holding a NaN returns NaN, and every member of it gets NaN (torch's
+    AmaxBackward0: the cotangent over the members equal to the result, none, times their mask: 0 / 0), in reverse
+    and forward mode (max() / min() over all elements give it to the NaN members: the table above); the other
     groups as usual. Every sweep gives the same (kernel, differentiable rules, forward mode, batched)."""
     x_np = np.array([[1.0, NAN, 2.0, NAN], [0.0, 3.0, 3.0, -1.0], [NAN, -2.0, -1.0, -3.0]])
-    want_max = np.array([[0.0, 0.5, 0.0, 0.5], [0.0, 0.5, 0.5, 0.0], [1.0, 0.0, 0.0, 0.0]])
-    want_min = np.array([[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    want_max = np.array([[NAN] * 4, [0.0, 0.5, 0.5, 0.0], [NAN] * 4])
+    want_min = np.array([[NAN] * 4, [0.0, 0.0, 0.0, 1.0], [NAN] * 4])
     for reduce, want in (("amax", want_max), ("amin", want_min)):
-        if path == "forward":  # the JVP along basis vectors: the Jacobian's rows, summed
+        if path == "forward":  # the JVP along basis vectors: the Jacobian's entries (each row's own output)
             got = np.zeros_like(x_np)
             for k in range(x_np.size):
                 t = np.zeros(x_np.size)
                 t[k] = 1.0
                 with fwAD.dual_level():
                     d = fwAD.make_dual(ad.tensor(x_np), ad.tensor(t.reshape(x_np.shape)))
-                    got.flat[k] = fwAD.unpack_dual(getattr(d, reduce)(1)).tangent.sum().item()
+                    got.flat[k] = fwAD.unpack_dual(getattr(d, reduce)(1)).tangent[k // x_np.shape[1]].item()
         else:
             x = ad.tensor(x_np, requires_grad=True)
             y = getattr(x, reduce)(1)

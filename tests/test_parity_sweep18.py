@@ -304,10 +304,7 @@ SPECIAL_DELIBERATE = {
     "where torch's fused partial sigmoid(x) - t is finite",
     "soft_margin_loss": "log(1 + exp(-y x)) written without overflow as a sum of pieces (inf - inf under an inf "
     "cotangent; torch's log1p(exp(800)) is inf, DELIBERATE in test_parity_sweep)",
-    "amax": "an inf or NaN cotangent gives the members that are not the extreme 0 (torch's amax: NaN, and NaN to "
-    "every member of a NaN group; README)",
     "hardswish": "hardswish(-inf) is 0 (torch: -inf * 0, NaN; README)",
-    "amin": "an inf or NaN cotangent gives the members that are not the extreme 0 (torch's amin: NaN, README)",
 }
 
 

@@ -511,14 +511,16 @@ def group_reduce(op, x, dims, keepdim):
         raise not_implemented(op.name)
     shape = tuple(1 if k in dims else s for k, s in enumerate(xd.shape) if keepdim or k not in dims)
     out = empty(shape, xd.dtype)
+    evenly = op.name in ("max_all", "min_all")  # (torch's max() / min() over all elements: ops.structural)
+    name = {"max_all": "amax", "min_all": "amin"}.get(op.name, op.name)
     if not xd.size:  # (an empty product is 1)
         if out.size:
             ke.fill(out, 1.0)
     elif not xd.ndim:
-        kr.reduce(op.name, xd.reshape(1), out.reshape(1), (0,))
+        kr.reduce(name, xd.reshape(1), out.reshape(1), (0,))
     else:
-        kr.reduce(op.name, xd, out, dims)
-    return result(out, x._dev, op, (x,), (dims, keepdim, op.code))
+        kr.reduce(name, xd, out, dims)
+    return result(out, x._dev, op, (x,), (dims, keepdim, op.code, True) if evenly else (dims, keepdim, op.code))
 
 
 def _convert(darr, dtype):

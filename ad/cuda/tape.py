@@ -479,11 +479,13 @@ def _encode_one(tape, t, off, n, code, x, ctx, shape):
         aux = [xd.ndim, int(ctx[2]), *xd.shape, *(int(s) for s in ctx[1])]
         a0 = float(ctx[3])
     elif code == K.AMAX or code == K.AMIN or code == K.PROD:
-        if not isinstance(ctx, tuple) or len(ctx) != 3:
+        if not isinstance(ctx, tuple) or len(ctx) not in (3, 4):
             return None
         from ..ops.structural import _reduce_layout
 
         aux = [xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, ctx[0])]
+        if code != K.PROD:  # (the sharing rule: max() / min() over all elements have a fourth ctx item)
+            aux.append(int(len(ctx) == 4))
         a0 = 0.0
     elif code == K.GATHER_MAP or code == K.SCATTER_MAP:
         if not isinstance(ctx, tuple) or len(ctx) != 2:

@@ -266,7 +266,9 @@ def _list_jvp(name):
     return jvp
 
 
-def _group_jvp(code):
+def _group_jvp(code, evenly=False):
+    """The tangent of prod / amax / amin over groups (``evenly``: of max() / min() over all elements)."""
+
     def jvp(tan, out, x, dim=None, keepdim=False, **kwargs):
         t_ = tan(x)
         if t_ is None:
@@ -275,23 +277,34 @@ def _group_jvp(code):
         ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
         if code == K.PROD:
             return sum(_prod_partial(x, dims, ok) * t_, dims, keepdim=keepdim)
-        mask = _equal_mask(x, ok)
-        count = sum(mask, dims, keepdim=True)
-        # (selected, as torch's: an inf or NaN tangent of a member that is not the extreme adds nothing)
-        return sum(select_times(t_, mask) / count, dims, keepdim=keepdim)
+        return sum(_extreme_tangent_shares(t_, x, ok, dims, evenly), dims, keepdim=keepdim)
 
     return jvp
 
 
-def _equal_mask(x, ok):
-    """1.0 where ``x`` is ``ok`` (the reduced output of amax / amin, dims kept, broadcast): equal to it, or NaN
-    where it is NaN (kernels' ``pointwise.selects``), else 0.0: a constant of x's dtype."""
+def _extreme_tangent_shares(t_, x, ok, dims, evenly):
+    """Each member's share of the tangent of an amax / amin (``ok``: its result with the reduced ``dims`` kept), to
+    be summed over ``dims``: the mean tangent of the members equal to the result, as torch. A NaN result has no such
+    member: 0 / 0, NaN (torch's; the reverse rule gives that group NaN too). amax / amin select (an inf or NaN
+    tangent of a member that is not the extreme adds nothing); torch's max() / min() over all elements
+    (``evenly``) multiply by the 0/1 mask instead (there it adds NaN)."""
+    mask = _equal_mask(x, ok, with_nans=False)
+    count = sum(mask, dims, keepdim=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # (a NaN result's 0 / 0 is the answer: no warning)
+        return (t_ * mask if evenly else select_times(t_, mask)) / count
+
+
+def _equal_mask(x, ok, with_nans=True):
+    """1.0 where ``x`` is ``ok`` (the reduced output of amax / amin, dims kept, broadcast), else 0.0: a constant of
+    x's dtype. Equal to it, or (``with_nans``) NaN where it is NaN (kernels' ``pointwise.selects``: the members
+    torch's max() / min() over all elements give the gradient to)."""
     if x._dev is not None:
         from ..cuda import ops as cuda_ops
 
-        return cuda_ops.const(cuda_ops.compare("selects", x, ok), x._data.dtype)
+        return cuda_ops.const(cuda_ops.compare("selects" if with_nans else "eq", x, ok), x._data.dtype)
     xd, od = x._data, ok._data
-    return _const((xd == od) | (np.isnan(xd) & np.isnan(od)), xd.dtype)
+    equal = xd == od
+    return _const(equal | (np.isnan(xd) & np.isnan(od)) if with_nans else equal, xd.dtype)
 
 
 def _matmul_jvp(tan, out, x, y):
@@ -567,8 +580,10 @@ from .structural import (  # noqa: E402, F401 - the package's names
     AMIN,
     EXPAND,
     GATHER_STRIDED,
+    MAX_ALL,
     MEAN,
     MEAN_ALL,
+    MIN_ALL,
     PERMUTE,
     PROD,
     REHOME,
@@ -612,7 +627,9 @@ from .structural import (  # noqa: E402, F401 - the package's names
     expand,
     flatten,
     gather_strided,
+    max_all,
     mean,
+    min_all,
     overwritten,
     permute,
     prod,

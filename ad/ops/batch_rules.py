@@ -31,6 +31,7 @@ from .. import forward as _forward
 from ..grad_mode import _grad_state
 from ..tensor import Tensor, _wrap_dim, wrap_array
 from . import (
+    _extreme_tangent_shares,
     _onehot,
     _reduce_dims,
     _size,
@@ -49,7 +50,9 @@ from . import (
     linear_bias,
     log_softmax_dim,
     matmul,
+    max_all,
     mean,
+    min_all,
     permute,
     prod,
     reshape,
@@ -65,10 +68,9 @@ from . import (
     zeros_like,
 )
 from . import t as t_op
-from .elementwise_table import select_times
 from .indexing import _split_piece, getitem
 from .shape_index import _strided_view
-from .structural import _equal_mask, _probe, _probe_layout, _prod_partial
+from .structural import _probe, _probe_layout, _prod_partial
 from .view_ops import _unbind_piece, diagonal, narrow, select, unflatten
 
 # ---------------------------------------------------------------------------------------------------------
@@ -263,8 +265,9 @@ _register(sum, _reduce_rule(sum))
 _register(mean, _reduce_rule(mean))
 
 
-def _group_rule(is_prod):
-    """prod / amax / amin: the one-tangent rule (``ops._group_jvp``) with the reduced dims shifted."""
+def _group_rule(is_prod, evenly=False):
+    """prod / amax / amin (``evenly``: max() / min() over all elements): the one-tangent rule
+    (``ops._group_jvp``) with the reduced dims shifted."""
 
     def rule(t_, out, x, dim=None, keepdim=False, **kwargs):
         dims = _reduce_dims(x, dim)
@@ -274,9 +277,7 @@ def _group_rule(is_prod):
         shifted = _shift(dims, x.ndim)
         if is_prod:
             return _to_out(sum(_prod_partial(x, dims, ok) * t_, shifted, keepdim=keepdim), out)
-        mask = _equal_mask(x, ok)
-        count = sum(mask, dims, keepdim=True)
-        return _to_out(sum(select_times(t_, mask) / count, shifted, keepdim=keepdim), out)  # (selected: _group_jvp)
+        return _to_out(sum(_extreme_tangent_shares(t_, x, ok, dims, evenly), shifted, keepdim=keepdim), out)
 
     return rule
 
@@ -284,6 +285,8 @@ def _group_rule(is_prod):
 _register(prod, _group_rule(True))
 _register(amax, _group_rule(False))
 _register(amin, _group_rule(False))
+_register(max_all, _group_rule(False, evenly=True))
+_register(min_all, _group_rule(False, evenly=True))
 
 
 def _log_softmax_rule(t_, out, x, dim):

@@ -33,7 +33,7 @@ from . import (
     maximum,
     minimum,
 )
-from .structural import SELECT, _view, amax, amin, gather_strided
+from .structural import SELECT, _view, gather_strided, max_all, min_all
 
 # --- index maps: integer-array indexing, gather, index_select, max(dim) values
 
@@ -279,7 +279,7 @@ def _max_min(x, dim, keepdim, is_max):
                 f"{'max' if is_max else 'min'}(): Expected reduction dim to be specified for input.numel() == 0. "
                 "Specify the reduction dim with the 'dim' argument."
             )
-        return amax(x) if is_max else amin(x)
+        return max_all(x) if is_max else min_all(x)
     d = _wrap_dim(dim, x.ndim)
     xd = x._data
     if xd.ndim == 0:  # a new tensor (torch's values are not the input, nor a view of it)

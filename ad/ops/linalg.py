@@ -35,6 +35,16 @@ class LinAlgError(RuntimeError):
 
 LinAlgError.__module__ = "ad.linalg"
 
+
+def lapack_svd(a, *args, **kwargs):
+    """``np.linalg.svd(a, ...)``, with torch's LinAlgError for a matrix holding NaN (torch's svd refuses it;
+    numpy's raises its own ValueError, "SVD did not converge")."""
+    if np.isnan(a).any():
+        raise LinAlgError(
+            "linalg.svd: The algorithm failed to converge because the input matrix contained non-finite values."
+        )
+    return np.linalg.svd(a, *args, **kwargs)
+
 # torch's ScalarType names, as its error messages spell dtypes ("not implemented for 'Long'", "Got Byte")
 _TORCH_DTYPE = {
     "float64": "Double", "float32": "Float", "float16": "Half", "int64": "Long", "int32": "Int", "int16": "Short",
@@ -580,7 +590,7 @@ class _Svd(_Primitive):
 
     @staticmethod
     def forward(ctx, A, full_matrices):
-        U, S, Vh = np.linalg.svd(A._data, full_matrices=full_matrices)
+        U, S, Vh = lapack_svd(A._data, full_matrices=full_matrices)
         ctx.full = full_matrices
         ctx.set_materialize_grads(False)  # an unused output's gradient is None, as torch's undefined one
         ctx.U, ctx.S, ctx.Vh = U, S, Vh
@@ -822,7 +832,7 @@ def pinv_array(a, atol, rtol, hermitian):
         w, v = np.linalg.eigh(a)
         s = np.abs(w)
     else:
-        u, s, vh = np.linalg.svd(a, full_matrices=False)
+        u, s, vh = lapack_svd(a, full_matrices=False)
     smax = np.max(s, axis=-1, keepdims=True) if s.shape[-1] else np.zeros(s.shape[:-1] + (1,), s.dtype)
     cut = np.maximum(np.asarray(atol, a.dtype)[..., None], np.asarray(rtol, a.dtype)[..., None] * smax)
     keep = s > cut

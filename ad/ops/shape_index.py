@@ -448,7 +448,8 @@ def bind_methods(T):
         fn = g[name]
         setattr(T, name, getattr(fn, "__wrapped__", fn))
     for name in sorting.METHODS:
-        setattr(T, name, getattr(sorting, name))
+        fn = getattr(sorting, name)
+        setattr(T, name, getattr(fn, "method", fn))
     for name in _INPLACE:
         fn = getattr(g[name], "__wrapped__", g[name])
         if name in ("masked_fill", "masked_scatter"):

@@ -64,17 +64,23 @@ def _sort_args(input, dim):
     return d, a
 
 
-def sort(input, dim=-1, descending=False, *, stable=False, out=None):  # noqa: A002
+def sort(input, *args, **kwargs):  # noqa: A002
     """``(values, indices)`` sorted along ``dim``; always stable here (``stable`` is accepted for torch).
 
+    torch's two forms: ``sort(input, dim=-1, descending=False, *, out=None)`` and, when ``stable`` is given,
+    ``sort(input, *, stable, dim=-1, descending=False, out=None)`` (dim and descending by keyword only).
+
     Args: input (Tensor); dim (int); descending (bool): equal elements keep their order either way, and NaN
-    sorts as the largest value. Returns: ``(values, indices)`` (``.values`` / ``.indices``); the gradient of
-    ``values`` goes back through ``indices``. ``out=(values, indices)`` writes into given tensors.
-    Raises: IndexError for a dim out of range. Example: ``ad.sort(ad.tensor([3., 1., 2.])).indices`` is
-    ``[1, 2, 0]``.
+    sorts as the largest value; stable (bool or None). Returns: ``(values, indices)`` (``.values`` /
+    ``.indices``); the gradient of ``values`` goes back through ``indices``. ``out=(values, indices)`` writes into
+    given tensors. Raises: TypeError for arguments that fit neither form (torch's message), IndexError for a dim
+    out of range. Example: ``ad.sort(ad.tensor([3., 1., 2.])).indices`` is ``[1, 2, 0]``.
     """
-    if isinstance(dim, bool):
-        raise TypeError("sort(): argument 'dim' must be int, not bool")
+    dim, descending, out = _sort_form("sort", False, input, args, kwargs)
+    return _sort(input, dim, descending, out)
+
+
+def _sort(input, dim, descending, out=None):  # noqa: A002
     d, a = _sort_args(input, dim)
     order = _argsort(a, d, descending)
     values = _take_values(input, order, d, SORT)
@@ -82,16 +88,114 @@ def sort(input, dim=-1, descending=False, *, stable=False, out=None):  # noqa: A
     return write_result("sort", result, out, same_dtype=True)
 
 
-def argsort(input, dim=-1, descending=False, *, stable=False):  # noqa: A002
-    """The indices that sort ``input`` along ``dim`` (stable)."""
+def argsort(input, *args, **kwargs):  # noqa: A002
+    """The indices that sort ``input`` along ``dim`` (stable): torch's forms ``argsort(input, dim=-1,
+    descending=False)`` and ``argsort(input, *, stable, dim=-1, descending=False)``."""
+    dim, descending, _ = _sort_form("argsort", False, input, args, kwargs)
+    return _argsort_tensor(input, dim, descending)
+
+
+def _argsort_tensor(input, dim, descending):  # noqa: A002
     d, a = _sort_args(input, dim)
     return _cuda.index_tensor(_argsort(a, d, descending).reshape(input.shape), input)
+
+
+def _sort_method(self, *args, **kwargs):
+    dim, descending, out = _sort_form("sort", True, self, args, kwargs)
+    return _sort(self, dim, descending, out)
+
+
+def _argsort_method(self, *args, **kwargs):
+    dim, descending, _ = _sort_form("argsort", True, self, args, kwargs)
+    return _argsort_tensor(self, dim, descending)
+
+
+sort.method = _sort_method
+argsort.method = _argsort_method
+
+# torch's forms of sort / argsort, as its argument parser lists them (function, method)
+_SORT_FORMS = {
+    "sort": (
+        "(Tensor input, *, bool stable, int dim = -1, bool descending = False, tuple of Tensors out = None)",
+        "(Tensor input, int dim = -1, bool descending = False, *, tuple of Tensors out = None)",
+    ),
+    "argsort": (
+        "(Tensor input, *, bool stable, int dim = -1, bool descending = False, Tensor out = None)",
+        "(Tensor input, int dim = -1, bool descending = False)",
+    ),
+}
+
+
+def _type_name(v):
+    if isinstance(v, Tensor):
+        return "Tensor"
+    if isinstance(v, (bool, np.bool_)):
+        return "bool"
+    if isinstance(v, (int, np.integer)):
+        return "int"
+    return type(v).__name__
+
+
+def _sort_form(name, method, input, args, kwargs):
+    """``(dim, descending, out)`` of a call of sort / argsort (``method``: ``Tensor.sort``), checked against
+    torch's two forms: positional ``dim`` and ``descending`` only without ``stable``; ``dim`` an int, ``descending``
+    a bool, ``stable`` a bool (sort: or None); anything else raises torch's TypeError."""
+    if not isinstance(input, Tensor):
+        args, input = (input, *args), None
+    stable_form = "stable" in kwargs
+    keywords = {"dim", "descending", "stable", "out"} if name == "sort" else {"dim", "descending", "stable"}
+    if (name == "argsort" or method) and (len(args) > 2 or (stable_form and args)):
+        # (torch's parser counts the positional arguments of the form that has ``stable``)
+        lead = 0 if method else 1
+        raise TypeError(
+            f"{name}() takes from {lead + 1} to {lead} positional arguments but {len(args) + lead} were given"
+        )
+    dim = kwargs.get("dim", args[0] if args else -1)
+    descending = kwargs.get("descending", args[1] if len(args) > 1 else False)
+    stable = kwargs.get("stable", False)
+    fits = (
+        input is not None
+        and len(args) <= 2
+        and not (stable_form and args)
+        and set(kwargs) <= keywords
+        and not (len(args) > 0 and "dim" in kwargs)
+        and not (len(args) > 1 and "descending" in kwargs)
+        and isinstance(dim, (int, np.integer))
+        and not isinstance(dim, (bool, np.bool_))
+        and isinstance(descending, (bool, np.bool_))
+        and (isinstance(stable, (bool, np.bool_)) or (stable is None and name == "sort"))
+    )
+    if not fits:
+        got = [_type_name(v) for v in ((() if method or input is None else (input,)) + tuple(args))]
+        got += [f"{k}={_type_name(v)}" for k, v in reversed(kwargs.items())]  # (torch lists them last first)
+        listed = ", ".join(got) + (", " if method and kwargs and not args else "")
+        forms = _SORT_FORMS[name]
+        if method:
+            forms = [f.replace("Tensor input, ", "").replace(", Tensor out = None", "") for f in forms]
+            forms = [
+                f.replace(", *, tuple of Tensors out = None", "").replace(", tuple of Tensors out = None", "")
+                for f in forms
+            ]
+        raise TypeError(
+            f"{name}() received an invalid combination of arguments - got ({listed}), but expected one of:\n"
+            + "".join(f" * {f}\n" for f in forms)
+        )
+    return int(dim), bool(descending), kwargs.get("out")
 
 
 @with_out(same_dtype=True)
 def msort(input):  # noqa: A002
     """``sort(input, dim=0).values``."""
-    return sort(input, 0).values
+    return _sort(input, 0, False).values
+
+
+def _msort_method(self, *args, **kwargs):
+    if args or kwargs:
+        raise TypeError(f"TensorBase.msort() takes no arguments ({len(args) + len(kwargs)} given)")
+    return _sort(self, 0, False).values
+
+
+msort.method = _msort_method
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A002

@@ -732,16 +732,26 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
 
 
 def _group_vjp(g, out, inputs, ctx):
+    """prod / amax / amin over groups: ``ctx`` is ``(dims, keepdim, code)``, with a fourth item (True) for torch's
+    max() / min() over all elements (``max_all``)."""
     x = inputs[0]
-    dims, keepdim, code = ctx
+    dims, keepdim, code = ctx[:3]
     gk = g if keepdim else _unsqueeze_dims(g, dims, x.ndim)
     ok = out if keepdim else _unsqueeze_dims(out, dims, x.ndim)
     if code == K.PROD:
         return (expand(gk, x.shape) * _prod_partial(x, dims, ok),)
-    mask = _equal_mask(x, ok)
-    count = mask.sum(dims, keepdim=True)
-    # (selected: an inf or NaN cotangent gives the members that are not the extreme 0, as the kernels' sweep)
-    return (select_times(expand(gk, x.shape) / count, mask),)
+    if len(ctx) == 4:
+        # max() / min() over all elements (torch's MaxBackward1): the members equal to the result, or its NaNs,
+        # share the cotangent; the others get 0 whatever it is (selected, as the kernels' sweep)
+        mask = _equal_mask(x, ok)
+        with np.errstate(invalid="ignore"):  # (an inf cotangent times the mask's 0s, selected away)
+            return (select_times(expand(gk, x.shape) / mask.sum(dims, keepdim=True), mask),)
+    # amax / amin (torch's AmaxBackward0): the cotangent over the number of members equal to the result, times
+    # the 0/1 mask of those members. A NaN result equals none: every member of its group gets g / 0 * 0, NaN; an
+    # inf or NaN cotangent gives the other members NaN too (kernels/cpu.group_backward, as torch)
+    mask = _equal_mask(x, ok, with_nans=False)
+    with np.errstate(divide="ignore", invalid="ignore"):  # (those NaNs are the answer: no warning, as torch)
+        return (expand(gk, x.shape) / mask.sum(dims, keepdim=True) * mask,)
 
 
 def _prod_partial(x, dims, ok):
@@ -776,6 +786,10 @@ def _unsqueeze_dims(t_, dims, nd):
 PROD = Op("prod", K.PROD, "ProdBackward1", _group_vjp, sample=(0.5, 1.5))
 AMAX = Op("amax", K.AMAX, "AmaxBackward0", _group_vjp)
 AMIN = Op("amin", K.AMIN, "AminBackward0", _group_vjp)
+# max() / min() over all elements: amax's rows with the flag ``EVENLY`` (their gradient goes to the NaNs of a NaN
+# result, where amax's goes NaN: torch's MaxBackward1 and AmaxBackward0 differ so)
+MAX_ALL = Op("max_all", K.AMAX, "MaxBackward1", _group_vjp)
+MIN_ALL = Op("min_all", K.AMIN, "MinBackward1", _group_vjp)
 
 
 def _group_reduce(op, np_fn, x, dim, keepdim):
@@ -801,9 +815,14 @@ def _group_reduce(op, np_fn, x, dim, keepdim):
     view = tape.view(off, out_data.shape, n)
     np.copyto(view, out_data)
     xoff, xrow = _operand(tape, x)
-    aux = tape.add_aux([xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, dims)])
+    evenly = op is MAX_ALL or op is MIN_ALL
+    if op is PROD:
+        aux = tape.add_aux([xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, dims)])
+    else:  # (amax / amin rows end with their sharing rule: kernels/cpu.group_backward)
+        aux = tape.add_aux([xd.ndim, 0, *xd.shape, *_reduce_layout(xd.shape, dims), int(evenly)])
     row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
-    out = _result(view, tape, off, row, op, (x,), (dims, keepdim, op.code))
+    ctx = (dims, keepdim, op.code, True) if evenly else (dims, keepdim, op.code)
+    out = _result(view, tape, off, row, op, (x,), ctx)
     if xd.size >= BIG_ROW:
         tape.mark_vectorized(row, out)
     return out
@@ -832,6 +851,18 @@ def amax(input, dim=None, keepdim=False):
 @forward_rule(_group_jvp(K.AMIN))
 def amin(input, dim=None, keepdim=False):
     return _group_reduce(AMIN, np.min, input, () if dim is None else dim, keepdim)
+
+
+@forward_rule(_group_jvp(K.AMAX, evenly=True))
+def max_all(input):  # noqa: A002 - torch's name
+    """``max(input)``: the largest element (torch's MaxBackward1: ties and NaNs share the gradient)."""
+    return _group_reduce(MAX_ALL, np.max, input, (), False)
+
+
+@forward_rule(_group_jvp(K.AMIN, evenly=True))
+def min_all(input):  # noqa: A002 - torch's name
+    """``min(input)``: the smallest element (torch's MinBackward1)."""
+    return _group_reduce(MIN_ALL, np.min, input, (), False)
 
 
 def _cuda_ops():

@@ -45,6 +45,8 @@ binary_partial_y = cuda.jit(device=True)(_formulas["binary_partial_y"])
 maximum_value = _formulas["maximum_value"]  # register_jitable: callable from device code as they are
 minimum_value = _formulas["minimum_value"]
 selects = _formulas["selects"]
+counts_as_extreme = _formulas["counts_as_extreme"]  # amax / amin rows' members (kernels/cpu.group_backward)
+extreme_share = _formulas["extreme_share"]
 times = _formulas["times"]  # g * d, selecting where torch selects (pointwise.SELECTING_CODES)
 extreme_tangent = _formulas["extreme_tangent"]  # maximum / minimum: torch's forward rule
 

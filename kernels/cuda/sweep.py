@@ -50,7 +50,16 @@ from .. import opcodes as K
 from ..cpu import KERNEL, cross_entropy_sample_backward, log_softmax_line_backward, matmul_layout, saved_error
 from . import elementwise as E
 from . import launch as L
-from .device import aux_view_offset, binary_partial_x, binary_partial_y, selects, times, unary_partial
+from .device import (
+    aux_view_offset,
+    binary_partial_x,
+    binary_partial_y,
+    counts_as_extreme,
+    extreme_share,
+    selects,
+    times,
+    unary_partial,
+)
 from .matmul import matmul
 from .softmax import cross_entropy_backward, log_softmax_backward
 
@@ -259,7 +268,7 @@ def _group_leaders(code, vals, aux, a, o, x, gstat, gcount, tid, nthr):
                     count += 1
                 else:
                     nonzero_prod *= v
-            elif selects(v, vals[o + j]):
+            elif counts_as_extreme(v, vals[o + j], aux[a + 2 + 2 * ndim] != 0):
                 count += 1
         gcount[j] = count
         gstat[j] = nonzero_prod
@@ -276,8 +285,10 @@ def _group_apply(code, vals, cot, aux, a, o, x, gstat, gcount, tid, nthr):
                 cot[x + i] += cot[o + j] * (gstat[j] / v)
             elif gcount[j] == 1 and v == 0.0:
                 cot[x + i] += cot[o + j] * gstat[j]
-        elif selects(v, vals[o + j]):
-            cot[x + i] += cot[o + j] / gcount[j]
+        else:  # (the aux's last item: the sharing rule, cpu.group_backward)
+            evenly = aux[a + 2 + 2 * aux[a]] != 0
+            if not evenly or selects(v, vals[o + j]):
+                cot[x + i] += extreme_share(cot[o + j], gcount[j], v, vals[o + j], evenly)
 
 
 @register_jitable

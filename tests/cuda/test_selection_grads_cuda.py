@@ -59,15 +59,21 @@ def test_cuda_forward_as_torch(name):
 
 @pytest.mark.parametrize("name", ["amax", "amin"])
 def test_cuda_extreme_selects(name):
-    """amax / amin on CUDA tensors (tests/test_selection_grads.py's rows): the sweep and the rules give the members
-    that are not the extreme 0 under an inf or NaN cotangent, the forward rule ignores their inf tangents."""
+    """amax / amin on CUDA tensors (tests/test_selection_grads.py's rows): the sweep and the rules give torch's
+    gradients (the mask times the share: NaN to a NaN group, and to the members that are not the extreme under an
+    inf or NaN cotangent); the forward rule ignores their inf tangents; max() over all elements (torch's
+    MaxBackward1) gives a NaN result's cotangent to its NaN."""
     x, t, share, want = _table._extreme_expected(name, 1)
     for create_graph in (False, True):
         for c in _table.COTANGENTS:
             xa = ad.tensor(x, device="cuda", requires_grad=True)
             seed = ad.full((3,), c, device="cuda")
             (g,) = ad.autograd.grad(getattr(xa, name)(1), xa, seed, create_graph=create_graph)
-            _table._same(g.detach().cpu().numpy(), np.where(share > 0, share * c, 0.0), f"{name} cuda, cotangent {c}")
+            _table._same(g.detach().cpu().numpy(), _table._times(share, c), f"{name} cuda, cotangent {c}")
+        xa = ad.tensor(x, device="cuda", requires_grad=True)
+        whole = xa.max() if name == "amax" else xa.min()
+        (g,) = ad.autograd.grad(whole, xa, ad.full((), 2.0, device="cuda"), create_graph=create_graph)
+        _table._same(g.detach().cpu().numpy(), np.isnan(x) * 2.0, f"{name} cuda, max() / min() of a NaN")
     with fwAD.dual_level():
         d = fwAD.make_dual(ad.tensor(x, device="cuda"), ad.tensor(t, device="cuda"))
         _table._same(fwAD.unpack_dual(getattr(d, name)(1)).tangent.cpu().numpy(), want, f"{name} cuda tangent")

@@ -274,21 +274,43 @@ def _same_padding(spatial, kernel, dilation):
     return tuple(before), tuple(after)
 
 
+def _weight_dims_error(nd, input, weight, settings):  # noqa: A002
+    """torch's RuntimeError for a ``weight`` whose dims do not fit a ``conv{nd}d`` (transposed or not): the
+    weight's dims set the number of spatial dims ``k``, each of ``settings`` (``(name, value)`` in torch's order of
+    checks; an int is ``nd`` copies, a string padding is not checked) must be one value or ``k``, and then the
+    input (batched) must have the weight's dims."""
+    if weight.ndim < 3:
+        return RuntimeError("weight should have at least three dimensions")
+    k = weight.ndim - 2
+    same = any(isinstance(value, str) and value == "same" for _, value in settings)
+    for name, value in settings:
+        if isinstance(value, str):
+            continue
+        values = [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * nd
+        if len(values) != 1 and len(values) != k and not same:
+            return RuntimeError(
+                f"expected {name} to be a single integer value or a list of {k} values to match the convolution "
+                f"dimensions, but got {name}={values}"
+            )
+    shape = list(input.shape) if input.ndim == nd + 2 else [1, *input.shape]
+    gap = "" if same else " "  # (torch's padding='same' path words it without the space)
+    return RuntimeError(
+        f"Expected {weight.ndim}-dimensional input for {weight.ndim}-dimensional weight{gap}{list(weight.shape)}, "
+        f"but got {len(shape)}-dimensional input of size {shape} instead"
+    )
+
+
 def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa: A002
     fn = f"conv{nd}d"
     _check_tensor(input, fn)
     _check_tensor(weight, fn, "weight")
-    if weight.ndim != nd + 2:
-        raise RuntimeError(
-            "weight should have at least three dimensions" if weight.ndim < 3 else
-            f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got weight of size "
-            f"{list(weight.shape)} instead"
-        )
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(
             f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got input of size: "
             f"{list(input.shape)}"
         )
+    if weight.ndim != nd + 2:
+        raise _weight_dims_error(nd, input, weight, (("stride", stride), ("padding", padding), ("dilation", dilation)))
     if input.dtype != weight.dtype:
         raise RuntimeError(
             f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be the same"
@@ -633,7 +655,9 @@ def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, 
             f"{list(input.shape)}"
         )
     if weight.ndim != nd + 2:
-        raise RuntimeError(f"Expected {nd + 2}-dimensional weight, but got weight of size {list(weight.shape)}")
+        settings = (("stride", stride), ("padding", padding), ("dilation", dilation))
+        settings += (("output_padding", output_padding),)
+        raise _weight_dims_error(nd, input, weight, settings)
     if input.dtype != weight.dtype:
         raise RuntimeError(f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be the same")
     batched = input.ndim == nd + 2

@@ -98,6 +98,8 @@ EXAMPLES = {
     "prod": (lambda x: x.prod(0) + x.prod(), [(3, 2)]),
     "amax": (lambda x: x.amax(1) + x.amax(), [(3, 4)]),
     "amin": (lambda x: x.amin(0) + x.amin(), [(3, 4)]),
+    "max_all": (lambda x: x.max() * x, [(3, 4)]),
+    "min_all": (lambda x: ad.min(x) + x.min(1).values, [(3, 4)]),
     "gather_map": (lambda x: x[[0, 2, 2, 1]] * 3.0 + x[ad.tensor([[1, 0]])].sum(), [(3, 2)]),
     "scatter_map": (lambda x: ops.scatter_map(x, (5,), np.array([4, 0, 4, 1])), [(4,)]),
     "gather": (lambda x: x.gather(1, ad.tensor([[0, 0], [1, 0]])), [(2, 3)]),

@@ -150,6 +150,8 @@ def _run_case(name, dev):
 CUDA_CASES = (
     "amax",
     "amin",
+    "max_all",
+    "min_all",
     "aminmax",
     "max_dim",
     "erfinv",

@@ -18,6 +18,7 @@ from test_op_table import ALL_CASES, _case, _domain
 
 import ad
 import ad.autograd.forward_ad as fwAD
+import ad.nn.functional as F
 from ad.ops import OPS
 from kernels import cpu
 
@@ -128,6 +129,16 @@ ANALYTIC = {
         lambda x, y: (np.exp(x) / (np.exp(x) + np.exp(y)), np.exp(y) / (np.exp(x) + np.exp(y))),
     ),
     "xlogy": (lambda x, y: ad.xlogy(x, y), 2, lambda x, y: (np.log(y), x / y)),
+    # the activations recorded as one row each (ad/ops/activation_ops.py)
+    "silu": (lambda x: F.silu(x), 1, lambda x: (_sigmoid(x) * (1 + x * _sigmoid(-x)),)),
+    "gelu": (lambda x: F.gelu(x), 1, lambda x: (scipy.special.ndtr(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),)),
+    "mish": (
+        lambda x: F.mish(x),
+        1,
+        lambda x: (np.tanh(np.logaddexp(0, x)) + x * _sigmoid(x) / np.cosh(np.logaddexp(0, x)) ** 2,),
+    ),
+    "elu": (lambda x: F.elu(x, alpha=1.5), 1, lambda x: (np.where(x > 0, 1.0, 1.5 * np.exp(x)),)),
+    "celu": (lambda x: F.celu(x, alpha=2.0), 1, lambda x: (np.where(x > 0, 1.0, np.exp(x / 2.0)),)),
 }
 
 

@@ -42,21 +42,27 @@ def test_cuda_affine_forms(name, fn, d):
 
 
 @pytest.mark.parametrize("create_graph", [False, True])
-def test_cuda_amax_gradient_goes_to_the_nan_members(create_graph):
+def test_cuda_amax_of_a_nan_group_gives_its_members_nan(create_graph):
     """The device sweeps' amax/amin (kernels/cuda/sweep.py's group rows, reduce.py's eager backward, the
-    ``selects`` comparison of the differentiable rule) send a NaN group's cotangent to its NaN members, as the
-    CPU (tests/test_edge_points.py)."""
+    differentiable rule) as the CPU and torch: the cotangent is shared by the members equal to the result, so a
+    group whose result is NaN gives every member NaN (torch's AmaxBackward0), the other groups their ties' shares;
+    the tangent of a NaN group's result is NaN."""
     x_np = np.array([[1.0, np.nan, 2.0, np.nan], [0.0, 3.0, 3.0, -1.0], [np.nan, -2.0, -1.0, -3.0]])
+    nan_row = np.full(4, np.nan)
+    want = {"amax": [nan_row, [0.0, 0.5, 0.5, 0.0], nan_row], "amin": [nan_row, [0.0, 0.0, 0.0, 1.0], nan_row]}
     for reduce in ("amax", "amin"):
         grads = []
         for device in ("cpu", "cuda"):
             x = ad.tensor(x_np, device=device, requires_grad=True)
-            (g,) = ad.autograd.grad(getattr(x, reduce)(1).sum() + getattr(x, reduce)(), x, create_graph=create_graph)
+            (g,) = ad.autograd.grad(getattr(x, reduce)(1).sum(), x, create_graph=create_graph)
             assert g.device.type == device
-            grads.append(g.cpu().numpy())
+            grads.append(g.detach().cpu().numpy())
         np.testing.assert_array_equal(grads[1], grads[0], err_msg=reduce)
-        np.testing.assert_allclose(grads[0][0, 1], 0.5 + 1 / 3)  # (its row's two NaNs, the whole's three)
+        np.testing.assert_array_equal(grads[0], np.array(want[reduce]), err_msg=reduce)
+        x = ad.tensor(x_np, device="cuda", requires_grad=True)
+        (g,) = ad.autograd.grad(getattr(x, reduce)(), x, create_graph=create_graph)  # (the whole: NaN, so all NaN)
+        assert np.isnan(g.detach().cpu().numpy()).all()
     with fwAD.dual_level():
         d = fwAD.make_dual(ad.tensor(x_np, device="cuda"), ad.tensor(np.arange(12.0).reshape(3, 4), device="cuda"))
         tangent = fwAD.unpack_dual(d.amax(1)).tangent.cpu().numpy()
-    np.testing.assert_array_equal(tangent, [2.0, 5.5, 8.0])
+    np.testing.assert_array_equal(tangent, [np.nan, 5.5, np.nan])

@@ -5,11 +5,9 @@ checked on the host (the matrix path did one device reduction read back per call
 forward-mode tangents against the CPU's, inf and NaN included; the forward copies nothing back to the host.
 Under numba's simulator in CI (tiny sizes)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from cuda_scripts import load_script
 
 import ad
 import ad.autograd.forward_ad as fwAD
@@ -20,10 +18,7 @@ if not ad.cuda.is_available():  # pragma: no cover - the simulator is always ava
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 
-_path = Path(__file__).resolve().parents[2] / "scripts" / "cuda_host_traffic.py"
-_spec = importlib.util.spec_from_file_location("cuda_host_traffic", _path)
-traffic_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(traffic_tool)
+traffic_tool = load_script("cuda_host_traffic")
 
 
 def _input(shape, seed=0):

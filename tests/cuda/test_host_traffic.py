@@ -8,21 +8,16 @@ grow with the tensors cannot be a copy of their values. Under the simulator with
 threshold lowered so that the small tensors take the big rows' paths); unchanged on a real GPU.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from cuda_scripts import load_script
 
 pytest.importorskip("numba.cuda")
 backward = pytest.importorskip("ad.cuda.backward")
 from kernels.cuda import reduce as R  # noqa: E402
 from kernels.cuda import sweep  # noqa: E402
 
-_path = Path(__file__).resolve().parents[2] / "scripts" / "cuda_host_traffic.py"
-_spec = importlib.util.spec_from_file_location("cuda_host_traffic", _path)
-traffic_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(traffic_tool)
+traffic_tool = load_script("cuda_host_traffic")
 
 HOST_COPIES = ("h2d", "d2h", "host_arg")
 

@@ -14,11 +14,9 @@ an embedding's indices: index maps are host data); nothing else. Under numba's s
   targets' read.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from cuda_scripts import load_script
 
 import ad
 import ad.autograd.forward_ad as fwAD
@@ -28,10 +26,7 @@ import ad.nn.functional as F
 if not ad.cuda.is_available():  # pragma: no cover - the simulator is always available
     pytest.skip("no CUDA device and no simulator", allow_module_level=True)
 
-_root = Path(__file__).resolve().parents[2] / "scripts"
-_spec = importlib.util.spec_from_file_location("cuda_step_audit", _root / "cuda_step_audit.py")
-audit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(audit)
+audit = load_script("cuda_step_audit")
 traffic_tool = audit.traffic_tool
 
 # torch 2.13's clip_grad_norm_ of these gradients (the norm of the per-tensor norms), by norm type

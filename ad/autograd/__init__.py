@@ -59,9 +59,14 @@ def _as_tuple(x, what):
         return (x,)
     if isinstance(x, (list, tuple)):
         return tuple(x)
-    if what == "inputs":
-        raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(x).__name__}")
-    raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got {type(x).__name__}")
+    if isinstance(x, dict) and what == "inputs":  # (``grad`` returns a dict with the same keys: torch 2.13's API)
+        return tuple(x.values())
+    try:  # any iterable, as torch: ``params.values()``, a generator
+        return tuple(x)
+    except TypeError:
+        raise TypeError(
+            f"'{type(x).__name__}' object is not iterable: {what} must be a Tensor or a sequence of Tensors"
+        ) from None
 
 
 def _differentiated(inputs, fn):
@@ -288,6 +293,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     outputs = _edges_to_tensors(_as_tuple(tensors, "tensors"))
     edge_only = ()
     if inputs is not None:
+        inputs = _as_tuple(inputs, "inputs")  # (once: a generator is read by both lines below)
         edge_only = _non_leaf_edges(inputs)
         inputs = _differentiated(inputs, "backward")
     if retain_graph is None:
@@ -448,7 +454,8 @@ def grad(
         materialize_grads: return zeros instead of ``None`` for unused inputs.
 
     Returns:
-        A tuple with one gradient (or ``None``) per input.
+        A tuple with one gradient (or ``None``) per input; a dict with the same keys when ``inputs`` is a dict
+        (``dict(model.named_parameters())``).
 
     Raises:
         RuntimeError: as ``backward``; an input that does not require grad; an unused input without
@@ -475,13 +482,15 @@ def grad(
         retain_graph = create_graph
     options = (allow_unused, is_grads_batched, materialize_grads)
     if observe.observer is not None:  # (a grad inside a function ad.compile records: ad/compile_program.py)
-        return observe.observer.grad_event(
+        result = observe.observer.grad_event(
             "grad", _grad_call, outputs, inputs_t, grad_outputs, retain_graph, create_graph, options
         )
-    if _multi_grad_hooks.ACTIVE[0] or _saved_mutation.ENGAGED[0]:
+    elif _multi_grad_hooks.ACTIVE[0] or _saved_mutation.ENGAGED[0]:
         args = (outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
-        return _engaged_call(_grad_call, args, outputs, inputs_t, True)
-    return _grad_call(outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
+        result = _engaged_call(_grad_call, args, outputs, inputs_t, True)
+    else:
+        result = _grad_call(outputs, inputs_t, grad_outputs, retain_graph, create_graph, *options)
+    return dict(zip(inputs, result)) if isinstance(inputs, dict) else result
 
 
 def _grad_call(

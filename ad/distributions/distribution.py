@@ -14,6 +14,7 @@ import numbers
 
 import ad
 
+from ..conveniences import _InferenceState
 from . import constraints
 
 __all__ = ["Distribution"]
@@ -47,6 +48,10 @@ def _sum_rightmost(value, dims):
 
 
 class cached_property:  # noqa: N801 - computed once per instance (Bernoulli's probs from its logits, ...)
+    """Computed on first use and kept; always with grad recording (outside inference mode), as torch's: the first
+    use may be ``sample()``'s, under ``no_grad``, and the value kept then is the one ``entropy()`` and
+    ``log_prob()`` differentiate later (recorded under no_grad it would give them a silent zero gradient)."""
+
     def __init__(self, fn):
         self.fn = fn
         self.__doc__ = fn.__doc__
@@ -55,7 +60,11 @@ class cached_property:  # noqa: N801 - computed once per instance (Bernoulli's p
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        value = self.fn(obj)
+        if _InferenceState.depth:
+            value = self.fn(obj)
+        else:
+            with ad.enable_grad():
+                value = self.fn(obj)
         obj.__dict__[self.name] = value
         return value
 

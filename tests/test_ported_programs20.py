@@ -657,7 +657,8 @@ def test_grad_inputs_as_any_iterable_and_as_a_dict():
         params = {"x": x, "z": z}
         (g,) = L.autograd.grad(y, {"x": x}.values(), retain_graph=True)
         np.testing.assert_allclose(_numpy(g), [2.0, 4.0])
-        (g,) = L.autograd.grad((o for o in [y]), (t for t in [x]), grad_outputs=iter([L.tensor(2.0)]), retain_graph=True)
+        seed = iter([L.tensor(2.0)])
+        (g,) = L.autograd.grad((o for o in [y]), (t for t in [x]), grad_outputs=seed, retain_graph=True)
         np.testing.assert_allclose(_numpy(g), [4.0, 8.0])
         grads = L.autograd.grad(y, params, allow_unused=True, retain_graph=True)
         assert list(grads) == ["x", "z"] and grads["z"] is None

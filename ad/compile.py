@@ -96,7 +96,9 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
     replays).
 
     ``fullgraph``, ``dynamic``, ``backend``, ``mode`` and ``options`` are accepted for torch compatibility
-    and ignored; ``disable=True`` returns ``fn`` itself.
+    and ignored; ``disable=True`` returns ``fn`` itself. A module gives an ``OptimizedModule``, as torch's (the
+    original as ``_orig_mod``, its calls compiled, one recording per training mode:
+    ``ad/nn/modules/module_extras.py``).
 
     Example:
         >>> w = ad.tensor([1.0, 2.0], requires_grad=True)
@@ -114,6 +116,12 @@ def compile(fn=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, 
         raise RuntimeError(f"compile(): fn must be callable, got {type(fn).__name__}")
     if disable:
         return fn
+    from .nn.modules.module import Module  # (ad.nn imports this module)
+
+    if isinstance(fn, Module):  # ``model = torch.compile(model)``: a module again, as torch's
+        from .nn.modules.module_extras import OptimizedModule
+
+        return OptimizedModule(fn)
     return CompiledFunction(fn)
 
 

@@ -700,3 +700,66 @@ def test_distribution_parameter_first_derived_under_no_grad_keeps_its_gradient(f
     with ad.inference_mode():  # (inference mode records nothing, as torch's)
         probs = ad.distributions.Categorical(logits=ad.zeros(3, requires_grad=True)).probs
     assert not probs.requires_grad
+
+
+class _TrainScaled:
+    """A module whose forward branches on ``self.training`` (no random draw, no in-place write: nothing else tells
+    a compiled call that the mode changed)."""
+
+    @staticmethod
+    def make(L):
+        class TrainScaled(L.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = L.nn.Linear(3, 2)
+                self.act = L.nn.Tanh()
+
+            def forward(self, x):
+                y = self.act(self.lin(x))
+                return y * 2 if self.act.training else y
+
+        return TrainScaled()
+
+
+@pytest.mark.parametrize("how", ["ad.compile(model)", "model.compile()"])
+def test_compiled_module_is_keyed_by_training_mode(how):
+    model = _load(ad, _TrainScaled.make(ad), _initial_state(_TrainScaled.make))
+    compiled = ad.compile(model) if how == "ad.compile(model)" else model
+    if compiled is model:
+        model.compile()
+    x = ad.tensor(np.random.default_rng(9).standard_normal((4, 3)))
+    want_eval = ad.tanh(model.lin(x))
+    for mode in ["train", "train", "train", "eval", "eval", "eval", "train", "train"]:
+        getattr(compiled, mode)()
+        model.act.training = mode == "train"  # (a submodule's flag set directly counts too)
+        out = compiled(x)
+        np.testing.assert_allclose(_numpy(out), _numpy(want_eval) * (2 if mode == "train" else 1), rtol=1e-15)
+        (g,) = ad.autograd.grad(out.sum(), model.lin.weight)
+        np.testing.assert_allclose(
+            _numpy(g), _numpy(ad.autograd.grad(want_eval.sum(), model.lin.weight, retain_graph=True)[0])
+            * (2 if mode == "train" else 1), rtol=1e-13,
+        )  # fmt: skip
+
+
+def test_compiled_module_names_as_torch():
+    """``model = torch.compile(model)``: a module holding the original as ``_orig_mod``; names, state-dict keys
+    and attributes as torch's (torch's is only built here, not called: its first call compiles for seconds)."""
+    names = []
+    for L in (ad, torch):
+        model = _bn_net(L)
+        compiled = L.compile(model)
+        assert isinstance(compiled, L.nn.Module) and type(compiled).__name__ == "OptimizedModule"
+        assert compiled._orig_mod is model and L.compile(L.nn.Linear(2, 1)).in_features == 2
+        compiled.eval()
+        assert not model.training and not model[1].training
+        names.append(([n for n, _ in compiled.named_parameters()], list(compiled.state_dict())))
+    assert names[0] == names[1]
+    model = _load(ad, _bn_net(ad), _initial_state(_bn_net))
+    compiled = ad.compile(model)
+    x = ad.tensor(np.random.default_rng(10).standard_normal((6, 4)))
+    compiled.eval()
+    with ad.no_grad():
+        want = model(x)
+    for _ in range(3):
+        np.testing.assert_allclose(_numpy(compiled(x)), _numpy(want), rtol=1e-14)
+    compiled.load_state_dict(compiled.state_dict())

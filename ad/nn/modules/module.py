@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 _handle_ids = itertools.count(1)
+# how many times any module's ``training`` was set: a compiled module re-reads its modes when this moved
+MODE_CHANGES = [0]
 _STATE_DICT_HOOK_STORES = (
     "_state_dict_pre_hooks",
     "_state_dict_hooks",
@@ -360,6 +362,8 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None expected)")
             d["_buffers"][name] = _global.registered("buffer", self, name, value)
         else:
+            if name == "training":  # (compiled calls are keyed by the modes: module_extras._ModeKeyedCall)
+                MODE_CHANGES[0] += 1
             object.__setattr__(self, name, value)
 
     def __delattr__(self, name):

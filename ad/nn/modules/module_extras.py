@@ -13,11 +13,12 @@ from ...grad_mode import no_grad
 from ...methods import _bump
 from ...tensor import Tensor
 from ..parameter import is_lazy
+from .module import MODE_CHANGES, Module
 
 
 def compile(self, *args, **kwargs):  # noqa: A001 - torch's name
     """``Module.compile``: later calls of the module (forward and its hooks) run through ``ad.compile`` with the
-    given arguments (torch's ``torch.compile`` ones). Returns None, as torch's.
+    given arguments (torch's ``torch.compile`` ones), one recording per training mode. Returns None, as torch's.
 
     Example:
         >>> m = ad.nn.Linear(2, 1)
@@ -25,9 +26,66 @@ def compile(self, *args, **kwargs):  # noqa: A001 - torch's name
         >>> m(ad.ones(3, 2)).shape
         (3, 1)
     """
-    from ...compile import compile as ad_compile
+    self.__dict__["_compiled_call_impl"] = _ModeKeyedCall(self, *args, **kwargs)
 
-    self.__dict__["_compiled_call_impl"] = ad_compile(self._call_impl, *args, **kwargs)
+
+class _ModeKeyedCall:
+    """Calls of ``module`` (its ``_call_impl``) through ``ad.compile``, with the training flags of the module and of
+    its submodules as an argument, so part of the signature: torch.compile guards on them, and a forward that
+    branches on ``self.training`` (Dropout, BatchNorm, a user's ``if self.training``) must never replay the other
+    mode's recording. The flags are read again only after some module's ``training`` was set
+    (``module.MODE_CHANGES``), so a call costs a counter comparison; the tuple of flags is interned, so that
+    ``ad.compile``'s same-arguments fast path sees the same object."""
+
+    def __init__(self, module, *args, **kwargs):
+        from ...compile import compile as ad_compile
+
+        def call_in_modes(modes, *call_args, **call_kwargs):  # (``modes``: only a key)
+            return module._call_impl(*call_args, **call_kwargs)
+
+        call_in_modes.__qualname__ = f"{type(module).__name__}._call_impl"  # (what ad.compile's warnings name)
+        self.module = module
+        self.compiled = ad_compile(call_in_modes, *args, **kwargs)
+        self.seen = None
+        self.modes = None
+        self.interned = {}
+
+    def __call__(self, *args, **kwargs):
+        if self.seen != MODE_CHANGES[0]:
+            modes = tuple(m.training for m in self.module.modules())
+            self.modes = self.interned.setdefault(modes, modes)
+            self.seen = MODE_CHANGES[0]
+        return self.compiled(self.modes, *args, **kwargs)
+
+
+class OptimizedModule(Module):
+    """What ``ad.compile(module)`` returns, as torch's ``OptimizedModule``: a module that holds the original as
+    ``_orig_mod`` (so its parameter and state-dict names start with ``_orig_mod.``, and ``train()``/``eval()``
+    reach it) and whose calls run the original's (forward and hooks) through ``ad.compile``, one recording per
+    training mode. Other attributes are the original's.
+
+    Example:
+        >>> m = ad.nn.Linear(2, 1)
+        >>> cm = ad.compile(m)
+        >>> [name for name, _ in cm.named_parameters()], cm.weight is m.weight
+        (['_orig_mod.weight', '_orig_mod.bias'], True)
+    """
+
+    def __init__(self, mod, **compile_kwargs):
+        super().__init__()
+        self._orig_mod = mod
+        self.__dict__["_compiled_forward"] = _ModeKeyedCall(mod, **compile_kwargs)
+
+    def forward(self, *args, **kwargs):
+        return self.__dict__["_compiled_forward"](*args, **kwargs)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("__") or "_modules" not in self.__dict__:  # (copy/pickle probes, half-built)
+                raise
+            return getattr(self._orig_mod, name)
 
 
 def to_empty(self, *, device, recurse=True):

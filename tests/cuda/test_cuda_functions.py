@@ -183,6 +183,7 @@ def test_graph_sweep_retires_device_tapes_and_the_arena_pool_does_not_grow():
 
     from ad.cuda import tape as device_tape
 
+    device_tape.reset_current()  # (a float32 tape an earlier test left current is not this test's business)
     w = ad.tensor(np.ones(3), device="cuda", requires_grad=True)
     tapes, arenas = set(), set()
     for _ in range(4):

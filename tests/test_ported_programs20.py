@@ -770,3 +770,27 @@ def test_compiled_module_names_as_torch():
     for _ in range(3):
         np.testing.assert_allclose(_numpy(compiled(x)), _numpy(want), rtol=1e-14)
     compiled.load_state_dict(compiled.state_dict())
+
+
+def test_consume_prefix_in_state_dict_if_present_as_torch():
+    """nanoGPT's resume: a compiled model's state dict (``_orig_mod.`` keys) loads into the bare model once the
+    prefix is consumed; keys and ``_metadata`` renamed as torch renames them."""
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present as torch_consume
+
+    from ad.nn.modules.utils import consume_prefix_in_state_dict_if_present as ad_consume
+
+    results = []
+    for consume in (ad_consume, torch_consume):
+        sd = dict.fromkeys(["_orig_mod.a", "b", "_orig_mod.c", "_orig_mod", "x_orig_mod.d"], 1)
+        sd = type(ad.nn.Linear(1, 1).state_dict())(sd)
+        sd._metadata = {"": {"version": 1}, "_orig_mod": {"v": 2}, "_orig_mod.sub": {"v": 3}, "other": {}}
+        consume(sd, "_orig_mod.")
+        results.append((list(sd), list(sd._metadata.items())))
+    assert results[0] == results[1]
+    model = _bn_net(ad)
+    state = ad.compile(model).state_dict()
+    ad_consume(state, "_orig_mod.")
+    fresh = _bn_net(ad)
+    fresh.load_state_dict(state)
+    _assert_same({k: _numpy(v) for k, v in fresh.state_dict().items()},
+                 {k: _numpy(v) for k, v in model.state_dict().items()})  # fmt: skip

@@ -794,3 +794,28 @@ def test_consume_prefix_in_state_dict_if_present_as_torch():
     fresh.load_state_dict(state)
     _assert_same({k: _numpy(v) for k, v in fresh.state_dict().items()},
                  {k: _numpy(v) for k, v in model.state_dict().items()})  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["ad.compile(model)", "model.compile()"])
+def test_deepcopy_of_a_compiled_module_calls_the_copy(how):
+    """``copy.deepcopy(model)`` (an EMA or an early-stopping snapshot of a compiled model): the copy's calls, new
+    signatures included, compute with the copy's parameters."""
+    import copy
+
+    model = _load(ad, _TrainScaled.make(ad), _initial_state(_TrainScaled.make))
+    if how == "model.compile()":
+        model.compile()
+        compiled = model
+    else:
+        compiled = ad.compile(model)
+    x, y = ad.ones(3, 3), ad.ones(5, 3)
+    for _ in range(3):
+        compiled(x)
+    twin = copy.deepcopy(compiled)
+    twin_model = twin._orig_mod if how == "ad.compile(model)" else twin
+    with ad.no_grad():
+        twin_model.lin.weight.mul_(3.0)
+    for inputs in (x, x, y, y, y):
+        want = 2 * ad.tanh(twin_model.lin(inputs))
+        np.testing.assert_allclose(_numpy(twin(inputs)), _numpy(want), rtol=1e-14)
+        np.testing.assert_allclose(_numpy(compiled(inputs)), _numpy(2 * ad.tanh(model.lin(inputs))), rtol=1e-14)

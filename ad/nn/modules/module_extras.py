@@ -40,12 +40,8 @@ class _ModeKeyedCall:
     def __init__(self, module, *args, **kwargs):
         from ...compile import compile as ad_compile
 
-        def call_in_modes(modes, *call_args, **call_kwargs):  # (``modes``: only a key)
-            return module._call_impl(*call_args, **call_kwargs)
-
-        call_in_modes.__qualname__ = f"{type(module).__name__}._call_impl"  # (what ad.compile's warnings name)
         self.module = module
-        self.compiled = ad_compile(call_in_modes, *args, **kwargs)
+        self.compiled = ad_compile(_CallInModes(module), *args, **kwargs)
         self.seen = None
         self.modes = None
         self.interned = {}
@@ -56,6 +52,18 @@ class _ModeKeyedCall:
             self.modes = self.interned.setdefault(modes, modes)
             self.seen = MODE_CHANGES[0]
         return self.compiled(self.modes, *args, **kwargs)
+
+
+class _CallInModes:
+    """``module._call_impl`` with the training flags as a first argument (only a key for ``ad.compile``). An object,
+    not a closure: ``copy.deepcopy`` of a compiled module must give a copy that calls the copied module."""
+
+    def __init__(self, module):
+        self._module = module
+        self.__qualname__ = f"{type(module).__name__}._call_impl"  # (what ad.compile's warnings name)
+
+    def __call__(self, modes, *args, **kwargs):
+        return self._module._call_impl(*args, **kwargs)
 
 
 class OptimizedModule(Module):

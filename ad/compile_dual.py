@@ -42,7 +42,14 @@ import bisect
 import numpy as np
 
 from kernels import opcodes as K
-from kernels.second_order import FORWARD_TANGENT, SECOND_ORDER, tangent_forward_sweep
+from kernels.cpu import FREED, SAVES, zero_byte_ranges
+from kernels.second_order import (
+    FORWARD_TANGENT,
+    SECOND_ORDER,
+    UNSUPPORTED,
+    tangent_forward_sweep,
+    tangent_reverse_sweep,
+)
 
 from . import engine, second_order
 from . import tape as _tape
@@ -363,3 +370,288 @@ def _copy(arena, off, t):
     g = _new(Tensor)  # (wrap_array, inlined: a fresh copy)
     g._data = arena[off : off + data.size].astype(data.dtype).reshape(data.shape)
     return g
+
+
+class DualProgram:
+    """``call_dual_grad`` worked out once per template, for the common case (a compiled Hessian-vector product:
+    every Python row a matrix-vector product of a matrix from outside or an argument, and a vector node that
+    receives the cotangent): the steps of the tangent forward pass and of the tangent reverse sweep, with every
+    offset known, and the sweep's buffers kept with the program (``spares``) between calls.
+
+    - ``forward``: ``("k", lo, hi)`` the tangent kernel over rows ``lo..hi``; ``("d", j)`` dual tensor j's
+      tangent placed at its offset; ``("m", j)`` matrix-vector product j's tangent (``matvecs[j]``: the matrix
+      times the vector's tangent; the matrix has none).
+    - ``reverse``: ``("k", start, stop)`` the tangent reverse kernel, ``("m", j)`` matrix-vector product j's
+      vector cotangent and its tangent, as one product of ``[g; tg]`` with the matrix.
+    - ``matvecs``: per product ``(row, out offset, out size, vector offset, vector size, vector row, k, matrix
+      reference)``, ``k`` the vector's operand index (1: ``A @ v``; 0: ``v @ A``), the matrix reference
+      ``("a", k)`` or ``("e", tensor)`` (the backward program's, ``ad/compile_backward.py``).
+    - A spare: one buffer ``[cot | tcot | tvals | live flags]`` of the tape's layout (the ``TangentSweep``'s), its
+      ``visited`` rows and status words, and the views the steps read, made with it. Taken by one call at a
+      time (a list pop), cleared by byte ranges at the next call (outside the big regions, which no step
+      reads: no node of this program has a big region but the matrices, read from their tensors).
+
+    ``run`` returns None, with nothing done, where this call's tensors do not fit (a matrix that is no longer
+    a 2-D array of the arena's dtype): ``call_dual_grad`` then runs, which handles any shape."""
+
+    __slots__ = (
+        "dtype",
+        "used",
+        "nrows",
+        "rows",
+        "attrs",
+        "aux",
+        "big_off",
+        "big_n",
+        "ranges",
+        "out",
+        "targets",
+        "duals",
+        "tangent_refs",
+        "matvecs",
+        "forward",
+        "reverse",
+        "spares",
+    )
+
+    def run(self, tape, tensors, retain_graph):
+        """The gradients and their tangents (``call_dual_grad``'s results) on ``tape`` (the phase's replay), or
+        None; raises ``Refused`` (nothing done) where a tangent does not fit its dual tensor."""
+        dtype = self.dtype
+        tangents = []
+        for (_, _, shape), r in zip(self.duals, self.tangent_refs):
+            kind = r[0]
+            t = tensors[r[1]] if kind == "a" else r[1] if kind == "e" else None
+            data = r[1] if t is None else t._data
+            if data.shape != shape or data.dtype != dtype or (t is not None and t._dev is not None):
+                raise Refused
+            tangents.append(data)
+        matrices = []
+        for mv in self.matvecs:
+            ref = mv[7]
+            data = (tensors[ref[1]] if ref[0] == "a" else ref[1])._data
+            if data.ndim != 2 or data.dtype != dtype:
+                return None
+            matrices.append(data if mv[6] else data.T)  # (v @ A as A.T @ v: the tangent pass reads one form)
+        if tape.unwritten is not None:
+            tape.materialize()  # (the tangent rules read values a fused replay's forward may have left out)
+        spare = self._take()
+        try:
+            return self._sweep(spare, tape, tangents, matrices, retain_graph)
+        finally:
+            self.spares.append(spare)
+
+    def _take(self):
+        try:
+            spare = self.spares.pop()  # (atomic: another thread's call takes another, or makes one)
+        except IndexError:
+            return self._spare()
+        raw, ranges, visited = spare[0], self.ranges, spare[5]
+        if type(ranges) is list:
+            for lo, hi in ranges:
+                raw[lo:hi] = 0
+        else:
+            zero_byte_ranges(raw, ranges)
+        visited[:] = 0
+        return spare
+
+    def _spare(self):
+        """A zeroed buffer of the tape's layout and the views of it the steps read."""
+        used, dtype = self.used, self.dtype
+        size = dtype.itemsize
+        nflags = -(-used // size)
+        buf = np.zeros(3 * used + nflags, dtype)
+        cot, tcot, tvals = buf[:used], buf[used : 2 * used], buf[2 * used : 3 * used]
+        raw = buf.view(np.uint8)
+        live = raw[3 * used * size : 3 * used * size + used]
+
+        def pair(off, n):  # the cotangent at ``off`` and its tangent as the rows of one (2, n) view
+            return np.ndarray((2, n), dtype, buf, off * size, (used * size, size))
+
+        duals = [tvals[off : off + n] for off, n, _ in self.duals]
+        forward = [(tvals[v : v + nv], tvals[o : o + n]) for _, o, n, v, nv, _, _, _ in self.matvecs]
+        reverse = [(pair(o, n), pair(v, nv)) for _, o, n, v, nv, _, _, _ in self.matvecs]
+        results = [(cot[off : off + n], tcot[off : off + n]) for off, n, _ in self.targets]
+        visited = np.zeros(self.nrows + 1, np.uint8)
+        status = np.zeros(3, np.int64)
+        return (raw, cot, tcot, tvals, live, visited, status, duals, forward, reverse, results)
+
+    def _sweep(self, spare, tape, tangents, matrices, retain_graph):
+        _, cot, tcot, tvals, live, visited, status, duals, forward, reverse, results = spare
+        rows, attrs, aux, values = self.rows, self.attrs, self.aux, tape.values
+        for step in self.forward:
+            kind = step[0]
+            if kind == "k":
+                if tangent_forward_sweep(rows, attrs, aux, values, tvals, FORWARD_TANGENT, step[1], step[2], status):
+                    raise RuntimeError("ad.compile: the replayed tangent pass met a row without a tangent rule")
+            elif kind == "d":
+                j = step[1]
+                duals[j][...] = tangents[j].reshape(-1)
+            else:
+                j = step[1]
+                tv, out = forward[j]
+                np.dot(matrices[j], tv, out=out)
+        out_off, out_row = self.out
+        cot[out_off] = 1.0  # (the seed; its tangent stays zero)
+        live[out_off] = 1
+        lowest = out_row
+        freed = tape.freed_flags()
+        modified = tape.modified
+        big_off, big_n = self.big_off, self.big_n
+        for step in self.reverse:
+            if step[0] == "k":
+                start, stop = step[1], step[2]
+                if start < lowest:
+                    continue
+                lowest = tangent_reverse_sweep(
+                    rows,
+                    attrs,
+                    aux,
+                    values,
+                    tvals,
+                    cot,
+                    tcot,
+                    live,
+                    visited,
+                    freed,
+                    modified,
+                    SAVES,
+                    SECOND_ORDER,
+                    False,
+                    start,
+                    stop,
+                    lowest,
+                    status,
+                    big_off,
+                    big_n,
+                )
+                if lowest < 0:
+                    _kernel_error(tape, status)
+                continue
+            j = step[1]
+            h, o, _, v, _, v_row, _, _ = self.matvecs[j]
+            if h < lowest or not live[o]:
+                continue
+            visited[h] = 1
+            g_pair, v_pair = reverse[j]
+            v_pair += np.dot(g_pair, matrices[j])  # ([g; tg] A: the vector's cotangent and its tangent)
+            live[v] = 1
+            if v_row < lowest:
+                lowest = v_row
+        m = len(results)
+        result = [None] * (2 * m)
+        for k, ((off, _, shape), (g, tg)) in enumerate(zip(self.targets, results)):
+            if not live[off]:
+                raise RuntimeError("ad.compile: a replayed grad() inside a dual level reached no input it recorded")
+            result[k] = _fresh(g, shape)
+            result[m + k] = _fresh(tg, shape)
+        if not retain_graph:  # (engine.free_swept of this one sweep)
+            freed[: self.nrows] |= visited[: self.nrows]
+            tape.import_at.clear()
+            tape.import_refs.clear()
+        return tuple(result)
+
+
+def prepare(tpl, position, refs, options):
+    """The ``DualProgram`` of a program's dual event (``Program.dual``'s parts), or None where ``call_dual_grad``
+    must run (see ``DualProgram``)."""
+    if tpl.targets or tpl.remaps or tpl.fused is not None or tpl.out[0] != "s":
+        return None  # (a per-call aux, a fused loss: the generic event)
+    n = options[3]
+    m = len(refs) - 2 * n
+    out_spec = tpl.out[2]
+
+    def node(r):  # the template node a phase reference stands for
+        if r[0] != "p" or out_spec[r[2]][0] != "n":
+            return None
+        return tpl.nodes[out_spec[r[2]][1]]
+
+    out = node(("p", 0, position))
+    targets = [node(r) for r in refs[:m]]
+    duals = [node(r) for r in refs[m : m + n]]
+    if out is None or None in targets or None in duals or any(r[0] not in "aek" for r in refs[m + n :]):
+        return None
+    python_rows = sorted(tpl.python_rows)
+    matvecs = []
+    if python_rows:
+        program = tpl.backward
+        if program is None or program.operands is None:
+            return None
+        for step, pair in zip(program.steps, program.operands):
+            h, o, size, _, _, _, ((v, v_row, k),) = step
+            matrix, vector = pair[1 - k], pair[k]
+            if matrix[0] not in "ae" or vector[0] != "n" or len(vector[3]) != 1 or max(size, vector[2]) >= BIG_ROW:
+                return None  # (a matrix with a tangent, or a big vector region: the generic event)
+            matvecs.append((h, o, size, v, vector[2], v_row, k, matrix))
+        matvecs.sort(key=lambda mv: mv[0])
+        if [mv[0] for mv in matvecs] != python_rows:
+            return None
+    elif tpl.hook_rows:
+        return None
+    P = DualProgram()
+    P.dtype = np.dtype(tpl.dtype)
+    P.used = tpl.used + 1
+    P.nrows = tpl.nrows
+    raw = bytearray(tpl.rows_bytes)  # (the kernels' arrays laid out as ``Tape.arrays``' views: the types they
+    # were compiled for)
+    P.rows = np.ndarray((tpl.nrows, 8), np.int64, raw, 0, (80, 8))
+    P.attrs = np.ndarray((tpl.nrows, 2), np.float64, raw, 64 if tpl.nrows else 0, (80, 8))
+    P.aux = np.array(tpl.aux, np.int64) if len(tpl.aux) else np.zeros(1, np.int64)
+    if tpl.big_regions:
+        _, P.big_off, P.big_n, live_off, live_n = engine.big_region_arrays(tpl.big_regions, True)
+    else:
+        P.big_off = P.big_n = live_off = live_n = engine._NO_REGIONS
+    P.ranges = engine._zero_ranges(P.used, 3, P.dtype.itemsize, P.big_off, P.big_n, live_off, live_n)
+    P.out = (out.off, out.row)
+    P.targets = [(t.off, t.n, t.shape) for t in targets]
+    P.duals = [(d.off, d.n, d.shape) for d in duals]
+    P.tangent_refs = list(refs[m + n :])
+    P.matvecs = matvecs
+    # the tangent pass, from the first dual row to the output's: the kernel between the dual rows and the products
+    last = out.row
+    lo = min(d.row for d in duals)
+    stops = {d.row: ("d", j) for j, d in enumerate(duals)}
+    for j, mv in enumerate(matvecs):
+        if lo <= mv[0] <= last:
+            stops.setdefault(mv[0], ("m", j))
+    forward = []
+    for h in sorted(stops) + [last + 1]:
+        if lo <= h - 1:
+            forward.append(("k", lo, h - 1))
+        if h <= last:
+            forward.append(stops[h])
+            if stops[h][0] == "d":  # (several dual tensors of one row: each placed, in make_dual order)
+                forward.extend(("d", j) for j, d in enumerate(duals) if d.row == h and j != stops[h][1])
+        lo = h + 1
+    P.forward = forward
+    # the reverse sweep from the output down to the row above the lowest target (rows below it add nothing)
+    stop = min(t.row for t in targets) + 1
+    reverse = []
+    start = last
+    for j in sorted(range(len(matvecs)), key=lambda j: -matvecs[j][0]):
+        h = matvecs[j][0]
+        if not stop <= h <= start:
+            continue
+        if start >= h + 1:
+            reverse.append(("k", start, h + 1))
+        reverse.append(("m", j))
+        start = h - 1
+    if start >= stop:
+        reverse.append(("k", start, stop))
+    P.reverse = reverse
+    P.spares = []
+    return P
+
+
+def _fresh(region, shape):
+    g = _new(Tensor)  # (wrap_array, inlined: a fresh copy, the buffer stays with the program)
+    g._data = region.copy().reshape(shape)
+    return g
+
+
+def _kernel_error(tape, status):
+    if status[0] == UNSUPPORTED:
+        raise RuntimeError("ad.compile: the replayed tangent sweep met a row without a second-order rule")
+    if status[0] == FREED:
+        raise RuntimeError(engine.FREED_MESSAGE)
+    raise RuntimeError(engine._modified_message(tape, int(status[1]), int(status[2])))

@@ -91,7 +91,8 @@ class Program:
             return None
         if not all(r[0] in "pgaek" for r in _refs_of(self.out)) or not all(r[0] in "paek" for r in inputs):
             return None
-        return tpl, outputs[0][2], inputs, retain_graph, options
+        prepared = compile_dual.prepare(tpl, outputs[0][2], inputs, options)
+        return tpl, outputs[0][2], inputs, retain_graph, options, prepared
 
     def _direct(self):
         """``(template, position, argument indices, retain_graph, options)`` where the program is one phase, then
@@ -120,15 +121,17 @@ class Program:
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
         dual = self.dual
         if dual is not None:
-            tpl, position, refs, retain_graph, options = dual
+            tpl, position, refs, retain_graph, options, prepared = dual
             out = _replay(tpl, tensors)
             if out is _EAGER:
                 return _EAGER
-            resolve = functools.partial(_resolve_direct, tensors, out, None)
             try:
-                results = compile_dual.call_dual_grad(
-                    (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
-                )
+                results = None if prepared is None else prepared.run(out[position]._tape, tensors, retain_graph)
+                if results is None:
+                    resolve = functools.partial(_resolve_direct, tensors, out, None)
+                    results = compile_dual.call_dual_grad(
+                        (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
+                    )
             except compile_dual.Refused:
                 return _EAGER  # (nothing observable ran yet: the phase's replay made new tensors only)
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))

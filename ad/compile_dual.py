@@ -406,6 +406,7 @@ class DualProgram:
         "ranges",
         "out",
         "targets",
+        "leaf_targets",
         "duals",
         "tangent_refs",
         "matvecs",
@@ -433,11 +434,19 @@ class DualProgram:
             if data.ndim != 2 or data.dtype != dtype:
                 return None
             matrices.append(data if mv[6] else data.T)  # (v @ A as A.T @ v: the tangent pass reads one form)
+        targets = self.targets
+        if self.leaf_targets:  # (an argument differentiated: its size and shape are this call's)
+            targets = list(targets)
+            for j, k in self.leaf_targets:
+                data = tensors[k]._data
+                if data.dtype != dtype:
+                    return None
+                targets[j] = (targets[j][0], data.size, data.shape)
         if tape.unwritten is not None:
             tape.materialize()  # (the tangent rules read values a fused replay's forward may have left out)
         spare = self._take()
         try:
-            return self._sweep(spare, tape, tangents, matrices, retain_graph)
+            return self._sweep(spare, tape, tangents, matrices, targets, retain_graph)
         finally:
             self.spares.append(spare)
 
@@ -471,13 +480,12 @@ class DualProgram:
         duals = [tvals[off : off + n] for off, n, _ in self.duals]
         forward = [(tvals[v : v + nv], tvals[o : o + n]) for _, o, n, v, nv, _, _, _ in self.matvecs]
         reverse = [(pair(o, n), pair(v, nv)) for _, o, n, v, nv, _, _, _ in self.matvecs]
-        results = [(cot[off : off + n], tcot[off : off + n]) for off, n, _ in self.targets]
         visited = np.zeros(self.nrows + 1, np.uint8)
         status = np.zeros(3, np.int64)
-        return (raw, cot, tcot, tvals, live, visited, status, duals, forward, reverse, results)
+        return (raw, cot, tcot, tvals, live, visited, status, duals, forward, reverse)
 
-    def _sweep(self, spare, tape, tangents, matrices, retain_graph):
-        _, cot, tcot, tvals, live, visited, status, duals, forward, reverse, results = spare
+    def _sweep(self, spare, tape, tangents, matrices, targets, retain_graph):
+        _, cot, tcot, tvals, live, visited, status, duals, forward, reverse = spare
         rows, attrs, aux, values = self.rows, self.attrs, self.aux, tape.values
         for step in self.forward:
             kind = step[0]
@@ -538,13 +546,13 @@ class DualProgram:
             live[v] = 1
             if v_row < lowest:
                 lowest = v_row
-        m = len(results)
+        m = len(targets)
         result = [None] * (2 * m)
-        for k, ((off, _, shape), (g, tg)) in enumerate(zip(self.targets, results)):
+        for k, (off, n, shape) in enumerate(targets):
             if not live[off]:
                 raise RuntimeError("ad.compile: a replayed grad() inside a dual level reached no input it recorded")
-            result[k] = _fresh(g, shape)
-            result[m + k] = _fresh(tg, shape)
+            result[k] = _fresh(cot, off, n, shape)
+            result[m + k] = _fresh(tcot, off, n, shape)
         if not retain_graph:  # (engine.free_swept of this one sweep)
             freed[: self.nrows] |= visited[: self.nrows]
             tape.import_at.clear()
@@ -566,8 +574,18 @@ def prepare(tpl, position, refs, options):
             return None
         return tpl.nodes[out_spec[r[2]][1]]
 
+    def target(r):  # ``(offset, size, shape, row)`` of a differentiated node, or of an argument's import
+        if r[0] == "a":
+            offs = [(off, row) for row, off, e in tpl.externs if e == r]
+            if len(offs) != 1:
+                return None
+            off, row = offs[0]
+            return (off, None, None, row, r[1])  # (its size and shape: the argument's, seen at each call)
+        nd = node(r)
+        return None if nd is None else (nd.off, nd.n, nd.shape, nd.row, None)
+
     out = node(("p", 0, position))
-    targets = [node(r) for r in refs[:m]]
+    targets = [target(r) for r in refs[:m]]
     duals = [node(r) for r in refs[m : m + n]]
     if out is None or None in targets or None in duals or any(r[0] not in "aek" for r in refs[m + n :]):
         return None
@@ -603,7 +621,8 @@ def prepare(tpl, position, refs, options):
         P.big_off = P.big_n = live_off = live_n = engine._NO_REGIONS
     P.ranges = engine._zero_ranges(P.used, 3, P.dtype.itemsize, P.big_off, P.big_n, live_off, live_n)
     P.out = (out.off, out.row)
-    P.targets = [(t.off, t.n, t.shape) for t in targets]
+    P.targets = [t[:3] for t in targets]
+    P.leaf_targets = [(j, t[4]) for j, t in enumerate(targets) if t[4] is not None]
     P.duals = [(d.off, d.n, d.shape) for d in duals]
     P.tangent_refs = list(refs[m + n :])
     P.matvecs = matvecs
@@ -624,8 +643,9 @@ def prepare(tpl, position, refs, options):
                 forward.extend(("d", j) for j, d in enumerate(duals) if d.row == h and j != stops[h][1])
         lo = h + 1
     P.forward = forward
-    # the reverse sweep from the output down to the row above the lowest target (rows below it add nothing)
-    stop = min(t.row for t in targets) + 1
+    # the reverse sweep from the output down to the row above the lowest target node (rows below it add nothing
+    # to its cotangent), or to row 0 for an argument's
+    stop = 0 if P.leaf_targets else min(t[3] for t in targets) + 1
     reverse = []
     start = last
     for j in sorted(range(len(matvecs)), key=lambda j: -matvecs[j][0]):
@@ -643,9 +663,9 @@ def prepare(tpl, position, refs, options):
     return P
 
 
-def _fresh(region, shape):
+def _fresh(arena, off, n, shape):
     g = _new(Tensor)  # (wrap_array, inlined: a fresh copy, the buffer stays with the program)
-    g._data = region.copy().reshape(shape)
+    g._data = arena[off : off + n].copy().reshape(shape)
     return g
 
 

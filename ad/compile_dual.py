@@ -48,6 +48,7 @@ hooks, ``retain_grad`` and multi-row nodes on the primal path.
 """
 
 import bisect
+import functools
 
 import numpy as np
 
@@ -63,6 +64,7 @@ from kernels.second_order import (
 
 from . import engine, second_order
 from . import tape as _tape
+from .compile_replay import _EAGER, _replay, _run_segments
 from .compile_template import TapeSnapshot, _Unsupported
 from .double_backward import _big_forward
 from .forward import _fw
@@ -405,6 +407,9 @@ class DualProgram:
     a 2-D array of the arena's dtype): ``call_dual_grad`` then runs, which handles any shape."""
 
     __slots__ = (
+        "tpl",
+        "position",
+        "schedule",
         "dtype",
         "used",
         "nrows",
@@ -425,9 +430,11 @@ class DualProgram:
         "spares",
     )
 
-    def run(self, tape, tensors, retain_graph):
-        """The gradients and their tangents (``call_dual_grad``'s results) on ``tape`` (the phase's replay), or
-        None; raises ``Refused`` (nothing done) where a tangent does not fit its dual tensor."""
+    def replay(self, tpl, tensors, retain_graph):
+        """The phase ``tpl`` replayed on ``tensors`` with the tangent pass, then the tangent reverse sweep:
+        ``(the phase's tensors, the event's results)``; ``_EAGER`` where the phase's replay answers so; None,
+        with nothing done, where this call's tensors do not fit the program; raises ``Refused`` (nothing done)
+        where a tangent does not fit its dual tensor."""
         dtype = self.dtype
         tangents = []
         for (_, _, shape), r in zip(self.duals, self.tangent_refs):
@@ -443,7 +450,7 @@ class DualProgram:
             data = (tensors[ref[1]] if ref[0] == "a" else ref[1])._data
             if data.ndim != 2 or data.dtype != dtype:
                 return None
-            matrices.append(data if mv[6] else data.T)  # (v @ A as A.T @ v: the tangent pass reads one form)
+            matrices.append(data if mv[6] else data.T)  # (v @ A as A.T @ v: one form for both passes)
         targets = self.targets
         if self.leaf_targets:  # (an argument differentiated: its size and shape are this call's)
             targets = list(targets)
@@ -452,11 +459,23 @@ class DualProgram:
                 if data.dtype != dtype:
                     return None
                 targets[j] = (targets[j][0], data.size, data.shape)
-        if tape.unwritten is not None:
-            tape.materialize()  # (the tangent rules read values a fused replay's forward may have left out)
         spare = self._take()
         try:
-            return self._sweep(spare, tape, tangents, matrices, targets, retain_graph)
+            schedule = self.schedule
+            if schedule is not None:  # the tangent pass inside the phase's forward, its products fused
+                out = _replay(tpl, tensors, functools.partial(self._forward, schedule, spare, tangents, matrices))
+                if out is _EAGER:
+                    return _EAGER
+                tape = out[self.position]._tape
+            else:
+                out = _replay(tpl, tensors)
+                if out is _EAGER:
+                    return _EAGER
+                tape = out[self.position]._tape
+                if tape.unwritten is not None:
+                    tape.materialize()  # (the tangent rules read values a fused replay's forward may have left out)
+                self._forward(self.forward, spare, tangents, matrices, tape.values, None, None)
+            return out, self._sweep(spare, tape, matrices, targets, retain_graph)
         finally:
             self.spares.append(spare)
 
@@ -492,23 +511,43 @@ class DualProgram:
         reverse = [(pair(o, n), pair(v, nv)) for _, o, n, v, nv, _, _, _ in self.matvecs]
         visited = np.zeros(self.nrows + 1, np.uint8)
         status = np.zeros(3, np.int64)
-        return (raw, cot, tcot, tvals, live, visited, status, duals, forward, reverse)
+        both = [(np.empty((2, nv), dtype), np.empty((2, n), dtype)) for _, _, n, _, nv, _, _, _ in self.matvecs]
+        return (raw, cot, tcot, tvals, live, visited, status, duals, forward, reverse, both)
 
-    def _sweep(self, spare, tape, tangents, matrices, targets, retain_graph):
-        _, cot, tcot, tvals, live, visited, status, duals, forward, reverse = spare
-        rows, attrs, aux, values = self.rows, self.attrs, self.aux, tape.values
-        for step in self.forward:
+    def _forward(self, steps, spare, tangents, matrices, values, slots, aux):
+        """The tangent pass's ``steps`` (``forward``), or the phase's forward with it (``schedule``: the phase's
+        segments, ``("p", segments)``, run by ``_run_segments`` on ``slots`` and ``aux``, as ``_replay`` runs
+        them)."""
+        _, _, _, tvals, _, _, status, duals, forward, _, both = spare
+        rows, attrs, program_aux = self.rows, self.attrs, self.aux
+        for step in steps:
             kind = step[0]
             if kind == "k":
-                if tangent_forward_sweep(rows, attrs, aux, values, tvals, FORWARD_TANGENT, step[1], step[2], status):
+                lo, hi = step[1], step[2]
+                if tangent_forward_sweep(rows, attrs, program_aux, values, tvals, FORWARD_TANGENT, lo, hi, status):
                     raise RuntimeError("ad.compile: the replayed tangent pass met a row without a tangent rule")
             elif kind == "d":
                 j = step[1]
                 duals[j][...] = tangents[j].reshape(-1)
-            else:
+            elif kind == "m":
                 j = step[1]
                 tv, out = forward[j]
                 np.dot(matrices[j], tv, out=out)
+            elif kind == "f":  # a product and its tangent as one: [v; tv] A^T, the matrix read once
+                j = step[1]
+                _, o, n, v, nv, _, _, _ = self.matvecs[j]
+                vectors, products = both[j]
+                vectors[0] = values[v : v + nv]
+                vectors[1] = tvals[v : v + nv]
+                np.dot(vectors, matrices[j].T, out=products)
+                values[o : o + n] = products[0]
+                tvals[o : o + n] = products[1]
+            else:
+                _run_segments(self.tpl, aux, slots, values, step[1])
+
+    def _sweep(self, spare, tape, matrices, targets, retain_graph):
+        _, cot, tcot, tvals, live, visited, status, _, _, reverse, _ = spare
+        rows, attrs, aux, values = self.rows, self.attrs, self.aux, tape.values
         out_off, out_row = self.out
         cot[out_off] = 1.0  # (the seed; its tangent stays zero)
         live[out_off] = 1
@@ -653,6 +692,8 @@ def prepare(tpl, position, refs, options):
                 forward.extend(("d", j) for j, d in enumerate(duals) if d.row == h and j != stops[h][1])
         lo = h + 1
     P.forward = forward
+    P.tpl, P.position = tpl, position
+    P.schedule = _schedule(tpl, forward, matvecs)
     # the reverse sweep from the output down to the row above the lowest target node (rows below it add nothing
     # to its cotangent), or to row 0 for an argument's
     stop = 0 if P.leaf_targets else min(t[3] for t in targets) + 1
@@ -671,6 +712,35 @@ def prepare(tpl, position, refs, options):
     P.reverse = reverse
     P.spares = []
     return P
+
+
+def _schedule(tpl, forward, matvecs):
+    """The phase's forward with the tangent pass ``forward`` inside: its segments (``_Template.segments``) in
+    runs, ``("p", segments)``, each tangent step placed after the rows it reads, and each matrix-vector product
+    computed with its tangent as one product (``("f", j)``, in place of its segment and of its step ``("m",
+    j)``); None where a segment is neither a kernel stretch nor a BLAS row (the fused forward's runs, which may
+    leave values out of the arena: the tangent pass then follows the replay)."""
+    if any(seg[0] not in "km" for seg in tpl.segments):
+        return None
+    fused = {mv[0]: j for j, mv in enumerate(matvecs)}
+    steps = list(forward)
+    schedule = []
+    primal = []
+    for seg in tpl.segments:
+        j = fused.get(seg[1]) if seg[0] == "m" else None
+        if j is None or ("m", j) not in steps:
+            primal.append(seg)
+            continue
+        if primal:
+            schedule.append(("p", primal))
+            primal = []
+        k = steps.index(("m", j))  # (the tangent steps before it read rows below the product's: computed)
+        schedule.extend(steps[:k])
+        schedule.append(("f", j))
+        del steps[: k + 1]
+    if primal:
+        schedule.append(("p", primal))
+    return schedule + steps
 
 
 def _fresh(arena, off, n, shape):

@@ -122,16 +122,20 @@ class Program:
         dual = self.dual
         if dual is not None:
             tpl, position, refs, retain_graph, options, prepared = dual
-            out = _replay(tpl, tensors)
-            if out is _EAGER:
-                return _EAGER
             try:
-                results = None if prepared is None else prepared.run(out[position]._tape, tensors, retain_graph)
-                if results is None:
+                done = None if prepared is None else prepared.replay(tpl, tensors, retain_graph)
+                if done is _EAGER:
+                    return _EAGER
+                if done is None:
+                    out = _replay(tpl, tensors)
+                    if out is _EAGER:
+                        return _EAGER
                     resolve = functools.partial(_resolve_direct, tensors, out, None)
                     results = compile_dual.call_dual_grad(
                         (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
                     )
+                else:
+                    out, results = done
             except compile_dual.Refused:
                 return _EAGER  # (nothing observable ran yet: the phase's replay made new tensors only)
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))

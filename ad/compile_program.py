@@ -35,7 +35,8 @@ Data structures:
   call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure;
   ``direct``, for a program of one phase and one ``_call_grad_direct`` event (a compiled Hessian-vector product),
   what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None; ``dual``, the same
-  for one phase and one ``grad`` inside a dual level (``compile_dual.call_dual_grad``: forward over reverse, whose
+  for one phase and one ``grad`` inside a dual level, with its ``compile_dual.DualProgram`` where one applies
+  (``compile_dual.call_dual_grad``: forward over reverse, whose
   event's inputs are followed by the dual tensors and their tangents, ``options`` by their number, and whose
   results are the gradients, then their tangents).
 - References (program level): ``("a", k)`` tensor argument k, ``("p", j, pos)`` tensor ``pos`` of phase ``j``'s
@@ -79,11 +80,12 @@ class Program:
         self.dual = self._dual()
 
     def _dual(self):
-        """``(template, position, input references, retain_graph, options)`` where the program is one phase, then
-        a grad inside a dual level (``compile_dual.call_dual_grad``) of the phase's tensor at ``position``, and the
-        result reads nothing but the phase's tensors, the event's results, arguments and constants (a compiled
-        forward-over-reverse Hessian-vector product): ``replay`` then runs the two without the references'
-        bookkeeping. Else None."""
+        """``(template, position, input references, retain_graph, options, prepared)`` where the program is one
+        phase, then a grad inside a dual level (``compile_dual.call_dual_grad``) of the phase's tensor at
+        ``position``, and the result reads nothing but the phase's tensors, the event's results, arguments and
+        constants (a compiled forward-over-reverse Hessian-vector product): ``replay`` then runs the two without
+        the references' bookkeeping, as one ``compile_dual.DualProgram`` (``prepared``) where one applies. Else
+        None."""
         if len(self.steps) != 2 or self.steps[0][0] != "p" or self.steps[1][0] != "e":
             return None
         (_, _, tpl, carried), (_, _, call, outputs, inputs, grad_outputs, retain_graph, options) = self.steps

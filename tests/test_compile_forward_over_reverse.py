@@ -422,3 +422,22 @@ def test_calls_from_several_threads_take_separate_buffers():
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_a_replay_with_ufunc_rows_runs_the_tangent_pass_after_it():
+    A = const(4096, 4) / 2.0  # (a big row; its 4096-element result's log1p is a numpy ufunc row in the replay)
+    step = hvp_of(lambda x: ad.log1p(ad.tanh(A @ x) ** 2).sum())
+    cf = check_replays(step, lambda: (leaf(4), const(4)), calls=4)
+    P = prepared(cf)
+    assert P is not None and P.schedule is None
+    x, v = leaf(4), const(4)
+    g, hv = cf(x, v)
+    a, xv, vv = A.numpy(), x.detach().numpy(), v.numpy()
+
+    def grad(x):
+        u = np.tanh(a @ x)
+        return a.T @ (2 * u * (1 - u**2) / (1 + u**2))
+
+    close(g, grad(xv), 1e-10)
+    eps = 1e-5
+    close(hv, (grad(xv + eps * vv) - grad(xv - eps * vv)) / (2 * eps), 1e-6)

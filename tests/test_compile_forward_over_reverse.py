@@ -441,3 +441,35 @@ def test_a_replay_with_ufunc_rows_runs_the_tangent_pass_after_it():
     close(g, grad(xv), 1e-10)
     eps = 1e-5
     close(hv, (grad(xv + eps * vv) - grad(xv - eps * vv)) / (2 * eps), 1e-6)
+
+
+@pytest.mark.parametrize("retain_graph", [True, False])
+def test_a_returned_loss_through_big_rows_keeps_or_frees_its_graph_as_eager(retain_graph):
+    n = 128
+    A = const(n, n) / np.sqrt(n)
+
+    def step(x, v):
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            loss = ad.tanh(A @ xd).sum()
+            (g,) = ad.autograd.grad(loss, xd, retain_graph=retain_graph)
+            return loss, fwd.unpack_dual(g).tangent
+
+    cf = ad.compile(step)
+    for _ in range(4):
+        x, v = leaf(n), const(n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = cf(x, v)
+        want = step(x, v)
+        for a, b in zip(got, want):
+            close(a, b)
+        if retain_graph:  # (the replayed loss's graph, its big row's tensors made when the sweep reads them)
+            close(ad.autograd.grad(got[0], x)[0], ad.autograd.grad(want[0], x)[0])
+        else:
+            with pytest.raises(RuntimeError) as replayed:
+                ad.autograd.grad(got[0], x)
+            with pytest.raises(RuntimeError) as eager:
+                ad.autograd.grad(want[0], x)
+            assert str(replayed.value) == str(eager.value)
+    assert prepared(cf) is not None

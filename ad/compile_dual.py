@@ -403,13 +403,17 @@ class DualProgram:
     - ``matvecs``: per product ``(row, out offset, out size, vector offset, vector size, vector row, k, matrix
       reference)``, ``k`` the vector's operand index (1: ``A @ v``; 0: ``v @ A``), the matrix reference
       ``("a", k)`` or ``("e", tensor)`` (the backward program's, ``ad/compile_backward.py``).
+    - ``targets``: the differentiated tensors' ``(offset, size, shape)`` (an argument's size and shape are
+      read at each call: ``leaf_targets``, ``(index in targets, argument index)``); ``duals``: the dual
+      tensors', with ``tangent_refs`` their tangents' references (an argument, from outside, a constant).
     - A spare: one buffer ``[cot | tcot | tvals | live flags]`` of the tape's layout (the ``TangentSweep``'s), its
-      ``visited`` rows and status words, and the views the steps read, made with it. Taken by one call at a
-      time (a list pop), cleared by byte ranges at the next call (outside the big regions, which no step
-      reads: no node of this program has a big region but the matrices, read from their tensors).
+      ``visited`` rows and status words, the views the steps read, made with it, and the fused products'
+      ``(2, n)`` operands and results. Taken by one call at a time (a list pop: a thread's concurrent call
+      makes another), cleared by byte ranges at the next call (outside the big regions, which no step reads:
+      no node of this program has a big region but the matrices, read from their tensors).
 
-    ``run`` returns None, with nothing done, where this call's tensors do not fit (a matrix that is no longer
-    a 2-D array of the arena's dtype): ``call_dual_grad`` then runs, which handles any shape."""
+    ``replay`` returns None, with nothing done, where this call's tensors do not fit (a matrix that is no
+    longer a 2-D array of the arena's dtype): the generic replay and ``call_dual_grad`` then run."""
 
     __slots__ = (
         "tpl",
@@ -435,8 +439,8 @@ class DualProgram:
         "spares",
     )
 
-    def replay(self, tpl, tensors, retain_graph):
-        """The phase ``tpl`` replayed on ``tensors`` with the tangent pass, then the tangent reverse sweep:
+    def replay(self, tensors, retain_graph):
+        """The phase (``tpl``) replayed on ``tensors`` with the tangent pass, then the tangent reverse sweep:
         ``(the phase's tensors, the event's results)``; ``_EAGER`` where the phase's replay answers so; None,
         with nothing done, where this call's tensors do not fit the program; raises ``Refused`` (nothing done)
         where a tangent does not fit its dual tensor."""
@@ -468,12 +472,13 @@ class DualProgram:
         try:
             schedule = self.schedule
             if schedule is not None:  # the tangent pass inside the phase's forward, its products fused
-                out = _replay(tpl, tensors, functools.partial(self._forward, schedule, spare, tangents, matrices))
+                forward = functools.partial(self._forward, schedule, spare, tangents, matrices)
+                out = _replay(self.tpl, tensors, forward)
                 if out is _EAGER:
                     return _EAGER
                 tape = out[self.position]._tape
             else:
-                out = _replay(tpl, tensors)
+                out = _replay(self.tpl, tensors)
                 if out is _EAGER:
                     return _EAGER
                 tape = out[self.position]._tape

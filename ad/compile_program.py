@@ -125,7 +125,7 @@ class Program:
         if dual is not None:
             tpl, position, refs, retain_graph, options, prepared = dual
             try:
-                done = None if prepared is None else prepared.replay(tpl, tensors, retain_graph)
+                done = None if prepared is None else prepared.replay(tensors, retain_graph)
                 if done is _EAGER:
                     return _EAGER
                 if done is None:

@@ -473,3 +473,26 @@ def test_a_returned_loss_through_big_rows_keeps_or_frees_its_graph_as_eager(reta
                 ad.autograd.grad(want[0], x)
             assert str(replayed.value) == str(eager.value)
     assert prepared(cf) is not None
+
+
+def test_a_tangent_from_outside_of_another_shape_runs_eagerly_and_raises_as_eager():
+    n = 128
+    A, v = const(n, n) / np.sqrt(n), const(n)
+
+    def step(x):
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            (g,) = ad.autograd.grad(ad.tanh(A @ xd).sum(), xd)
+            return fwd.unpack_dual(g)
+
+    cf = check_replays(step, lambda: (leaf(n),), calls=3)
+    assert prepared(cf) is not None
+    v.data = const(n + 1)
+    x = leaf(n)
+    with pytest.raises(RuntimeError, match="different size"):
+        cf(x)
+    with pytest.raises(RuntimeError, match="different size"):
+        step(x)
+    v.data = const(n)
+    for a, b in zip(cf(x), step(x)):
+        close(a, b)

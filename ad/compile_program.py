@@ -35,7 +35,8 @@ Data structures:
   call, outputs, inputs, grad_outputs, retain_graph, options)`` (event ``e``); ``out``, the result's structure;
   ``direct``, for a program of one phase and one ``_call_grad_direct`` event (a compiled Hessian-vector product),
   what ``replay`` runs without the references' bookkeeping (``Program._direct``), else None; ``dual``, the same
-  for one phase and one ``grad`` inside a dual level (``compile_dual.call_dual_grad``: forward over reverse, whose
+  for one phase and one ``grad`` inside a dual level, with its ``compile_dual.DualProgram`` where one applies
+  (``compile_dual.call_dual_grad``: forward over reverse, whose
   event's inputs are followed by the dual tensors and their tangents, ``options`` by their number, and whose
   results are the gradients, then their tangents).
 - References (program level): ``("a", k)`` tensor argument k, ``("p", j, pos)`` tensor ``pos`` of phase ``j``'s
@@ -79,11 +80,12 @@ class Program:
         self.dual = self._dual()
 
     def _dual(self):
-        """``(template, position, input references, retain_graph, options)`` where the program is one phase, then
-        a grad inside a dual level (``compile_dual.call_dual_grad``) of the phase's tensor at ``position``, and the
-        result reads nothing but the phase's tensors, the event's results, arguments and constants (a compiled
-        forward-over-reverse Hessian-vector product): ``replay`` then runs the two without the references'
-        bookkeeping. Else None."""
+        """``(template, position, input references, retain_graph, options, prepared)`` where the program is one
+        phase, then a grad inside a dual level (``compile_dual.call_dual_grad``) of the phase's tensor at
+        ``position``, and the result reads nothing but the phase's tensors, the event's results, arguments and
+        constants (a compiled forward-over-reverse Hessian-vector product): ``replay`` then runs the two without
+        the references' bookkeeping, as one ``compile_dual.DualProgram`` (``prepared``) where one applies. Else
+        None."""
         if len(self.steps) != 2 or self.steps[0][0] != "p" or self.steps[1][0] != "e":
             return None
         (_, _, tpl, carried), (_, _, call, outputs, inputs, grad_outputs, retain_graph, options) = self.steps
@@ -91,7 +93,8 @@ class Program:
             return None
         if not all(r[0] in "pgaek" for r in _refs_of(self.out)) or not all(r[0] in "paek" for r in inputs):
             return None
-        return tpl, outputs[0][2], inputs, retain_graph, options
+        prepared = compile_dual.prepare(tpl, outputs[0][2], inputs, options)
+        return tpl, outputs[0][2], inputs, retain_graph, options, prepared
 
     def _direct(self):
         """``(template, position, argument indices, retain_graph, options)`` where the program is one phase, then
@@ -120,15 +123,21 @@ class Program:
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))
         dual = self.dual
         if dual is not None:
-            tpl, position, refs, retain_graph, options = dual
-            out = _replay(tpl, tensors)
-            if out is _EAGER:
-                return _EAGER
-            resolve = functools.partial(_resolve_direct, tensors, out, None)
+            tpl, position, refs, retain_graph, options, prepared = dual
             try:
-                results = compile_dual.call_dual_grad(
-                    (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
-                )
+                done = None if prepared is None else prepared.replay(tensors, retain_graph)
+                if done is _EAGER:
+                    return _EAGER
+                if done is None:
+                    out = _replay(tpl, tensors)
+                    if out is _EAGER:
+                        return _EAGER
+                    resolve = functools.partial(_resolve_direct, tensors, out, None)
+                    results = compile_dual.call_dual_grad(
+                        (out[position],), tuple([resolve(r) for r in refs]), None, retain_graph, options
+                    )
+                else:
+                    out, results = done
             except compile_dual.Refused:
                 return _EAGER  # (nothing observable ran yet: the phase's replay made new tensors only)
             return _out_value(self.out, functools.partial(_resolve_direct, tensors, out, results))

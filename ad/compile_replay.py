@@ -27,8 +27,10 @@ from .tensor import Tensor, _new, wrap_array
 _EAGER = object()  # _replay's answer when this call must run eagerly (its inputs fail a check the op makes)
 
 
-def _replay(tpl, tensors):
-    """A later call: the template's tape rebuilt around this call's tensors, its rows recomputed."""
+def _replay(tpl, tensors, forward=None):
+    """A later call: the template's tape rebuilt around this call's tensors, its rows recomputed (by ``forward(values,
+    slots, aux)`` where given, for a template without a fused forward: ``compile_dual.DualProgram``'s, which
+    runs the rows with their tangents)."""
     aux = tpl.aux
     target_arrays = {}
     if tpl.targets:
@@ -121,7 +123,9 @@ def _replay(tpl, tensors):
     fused = tpl.fused
     if fused is not None and compile_fused.wanted(tpl, fused):
         compile_fused.run(tpl, fused, tape, aux)  # the loss's gradients too, for its next backward()
-    if tape.fused is None:
+    if forward is not None:
+        forward(values, slots, aux)
+    elif tape.fused is None:
         rerun = functools.partial(_run_segments, tpl, aux, slots)
         runs = rerun(values, tpl.segments)
         if runs:  # values a fused run left out of the arena: written if a sweep reading them comes

@@ -320,3 +320,179 @@ def test_linear_with_bias_and_the_bias_gradient():
             got = cf(x, v)
         for a, want in zip(got, step(x, v)):
             close(a, want)
+
+
+# --- the prepared program (compile_dual.DualProgram): big matrix-vector rows, kept buffers ---------------------
+
+
+def prepared(cf):
+    """The ``DualProgram`` a compiled function's replays run (None: ``call_dual_grad``)."""
+    (entry,) = cf.cache.values()
+    return entry.template.dual[5]
+
+
+@pytest.mark.parametrize("wrt_leaf", [False, True], ids=["dual", "leaf"])
+def test_big_matrix_vector_products_in_both_orientations(wrt_leaf):
+    n = 128  # (n * n = BIG_ROW elements: each product is a big row, swept from Python)
+    W1, W2 = const(n, n) / np.sqrt(n), const(n, n) / np.sqrt(n)
+
+    def step(x, v):
+        y = ad.sin(x)  # recorded before the level: no tangent, so its product's tangent is zero
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            h = ad.tanh(W1 @ xd) * ad.cos(W2 @ y)
+            (g,) = ad.autograd.grad((ad.tanh(h @ W2) ** 2).sum(), x if wrt_leaf else xd)
+            return fwd.unpack_dual(g)
+
+    cf = check_replays(step, lambda: (leaf(n), const(n)))
+    P = prepared(cf)
+    assert P is not None and [mv[6] for mv in P.matvecs] == [1, 1, 0]  # (A @ v twice, then v @ A)
+
+
+def test_w4_through_the_prepared_program_is_analytic():
+    n = 128
+    A = const(n, n) / np.sqrt(n)
+    cf = check_replays(hvp_of(lambda x: ad.tanh(A @ x).sum()), lambda: (leaf(n), const(n)), calls=3)
+    assert prepared(cf) is not None
+    x, v = leaf(n), const(n)
+    g, hv = cf(x, v)
+    a, xv, vv = A.numpy(), x.detach().numpy(), v.numpy()
+    t = np.tanh(a @ xv)
+    close(g, a.T @ (1 - t**2))
+    close(hv, a.T @ (-2 * t * (1 - t**2) * (a @ vv)))
+
+
+def test_kept_buffers_do_not_leak_values_between_calls():
+    n = 128
+    A = const(n, n) / np.sqrt(n)
+    step = hvp_of(lambda x: ad.tanh(A @ x).sum())
+    cf = check_replays(step, lambda: (leaf(n), const(n)), calls=3)
+    P = prepared(cf)
+    for _ in range(3):
+        assert P.spares
+        for spare in P.spares:
+            spare[0][:] = 255  # every byte of the kept buffer: NaN arenas, every live flag set
+            spare[5][:] = 1  # (visited rows)
+        x, v = leaf(n), const(n)
+        for a, b in zip(cf(x, v), step(x, v)):
+            close(a, b)
+            assert np.isfinite(a.numpy()).all()
+
+
+def test_a_matrix_from_outside_is_read_at_each_call():
+    n = 128
+    A = const(n, n) / np.sqrt(n)
+    step = hvp_of(lambda x: ad.tanh(A @ x).sum())
+    cf = check_replays(step, lambda: (leaf(n), const(n)), calls=3)
+    for k in range(4):
+        if k % 2:
+            with ad.no_grad():
+                A.mul_(0.5)  # (in place)
+        else:
+            A.data = const(n, n) / np.sqrt(n)  # (another array)
+        x, v = leaf(n), const(n)
+        for a, b in zip(cf(x, v), step(x, v)):
+            close(a, b)
+    assert prepared(cf) is not None
+
+
+def test_calls_from_several_threads_take_separate_buffers():
+    import threading
+
+    n = 128
+    A = const(n, n) / np.sqrt(n)
+    step = hvp_of(lambda x: ad.tanh(A @ x).sum())
+    cf = check_replays(step, lambda: (leaf(n), const(n)), calls=3)
+    args = [(leaf(n), const(n)) for _ in range(4)]
+    want = [[t.numpy().copy() for t in step(*a)] for a in args]
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(25):
+                for a, w in zip(args, want):
+                    for got, expected in zip(cf(*a), w):
+                        close(got, expected)
+        except Exception as e:  # (reported below: an exception in a thread does not fail the test)
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_a_replay_with_ufunc_rows_runs_the_tangent_pass_after_it():
+    A = const(4096, 4) / 2.0  # (a big row; its 4096-element result's log1p is a numpy ufunc row in the replay)
+    step = hvp_of(lambda x: ad.log1p(ad.tanh(A @ x) ** 2).sum())
+    cf = check_replays(step, lambda: (leaf(4), const(4)), calls=4)
+    P = prepared(cf)
+    assert P is not None and P.schedule is None
+    x, v = leaf(4), const(4)
+    g, hv = cf(x, v)
+    a, xv, vv = A.numpy(), x.detach().numpy(), v.numpy()
+
+    def grad(x):
+        u = np.tanh(a @ x)
+        return a.T @ (2 * u * (1 - u**2) / (1 + u**2))
+
+    close(g, grad(xv), 1e-10)
+    eps = 1e-5
+    close(hv, (grad(xv + eps * vv) - grad(xv - eps * vv)) / (2 * eps), 1e-6)
+
+
+@pytest.mark.parametrize("retain_graph", [True, False])
+def test_a_returned_loss_through_big_rows_keeps_or_frees_its_graph_as_eager(retain_graph):
+    n = 128
+    A = const(n, n) / np.sqrt(n)
+
+    def step(x, v):
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            loss = ad.tanh(A @ xd).sum()
+            (g,) = ad.autograd.grad(loss, xd, retain_graph=retain_graph)
+            return loss, fwd.unpack_dual(g).tangent
+
+    cf = ad.compile(step)
+    for _ in range(4):
+        x, v = leaf(n), const(n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = cf(x, v)
+        want = step(x, v)
+        for a, b in zip(got, want):
+            close(a, b)
+        if retain_graph:  # (the replayed loss's graph, its big row's tensors made when the sweep reads them)
+            close(ad.autograd.grad(got[0], x)[0], ad.autograd.grad(want[0], x)[0])
+        else:
+            with pytest.raises(RuntimeError) as replayed:
+                ad.autograd.grad(got[0], x)
+            with pytest.raises(RuntimeError) as eager:
+                ad.autograd.grad(want[0], x)
+            assert str(replayed.value) == str(eager.value)
+    assert prepared(cf) is not None
+
+
+def test_a_tangent_from_outside_of_another_shape_runs_eagerly_and_raises_as_eager():
+    n = 128
+    A, v = const(n, n) / np.sqrt(n), const(n)
+
+    def step(x):
+        with fwd.dual_level():
+            xd = fwd.make_dual(x, v)
+            (g,) = ad.autograd.grad(ad.tanh(A @ xd).sum(), xd)
+            return fwd.unpack_dual(g)
+
+    cf = check_replays(step, lambda: (leaf(n),), calls=3)
+    assert prepared(cf) is not None
+    v.data = const(n + 1)
+    x = leaf(n)
+    with pytest.raises(RuntimeError, match="different size"):
+        cf(x)
+    with pytest.raises(RuntimeError, match="different size"):
+        step(x)
+    v.data = const(n)
+    for a, b in zip(cf(x), step(x)):
+        close(a, b)

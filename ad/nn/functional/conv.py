@@ -15,7 +15,8 @@ form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Con
 arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring),
 with the batch split across the cores (``ad.parallel.run_parts``, numpy's BLAS on one thread meanwhile).
 On CUDA operands ``conv1d/2d/3d`` run the composite in device ops, the columns gathered by strided slices
-(``_device_conv``); the transposed convolutions still take the host round trip of numpy-forward Functions.
+(``_device_conv``), and the transposed convolutions as stride-1 convolutions of the input spread into zeros
+(``_device_conv_transpose``).
 """
 
 import itertools
@@ -28,6 +29,7 @@ from ... import blas_threads, ops, parallel
 from ...autograd.function import Function
 from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled
+from ...ops.shape_index import flip
 from ...tape import _ArenaPool
 from ...tensor import Tensor, wrap_array
 
@@ -399,6 +401,39 @@ def _device_conv(x, weight, bias, geo, groups):
     return out
 
 
+def _device_conv_transpose(x, weight, bias, stride, padding, dilation, groups, out_spatial):
+    """A transposed convolution of CUDA operands in device ops, as the convolution it is: ``x`` spread ``stride``
+    apart into zeros (one ``scatter_strided``: the zero insertion and the padding at once), then ``_device_conv``
+    at stride 1 with the weight's channel axes swapped per group and its taps reversed. Output ``o`` reads the
+    spread input at ``o + j * dilation``, where input element ``i`` sits at ``i * stride + dilation * (k - 1) -
+    padding``: exactly the ``(i, tap)`` pairs with ``i * stride - padding + tap * dilation = o`` of the
+    col2im form. Elements that land outside (padding wider than ``dilation * (k - 1)``) are sliced off first.
+    ``_Col2Im`` is a numpy kernel: the CPU form took CUDA operands through the host, three copies back per call.
+    The gradients and tangents are the scatter's, the slices' and the matmul's rules, all on the device."""
+    nd = len(out_spatial)
+    n, c = x.shape[:2]
+    in_c, out_per_group, *kernel = weight.shape
+    spread = tuple(o + d * (k - 1) for o, d, k in zip(out_spatial, dilation, kernel))  # (stride-1 conv input)
+    keep, base = [slice(None), slice(None)], []
+    for size, st, p, d, k, length in zip(x.shape[2:], stride, padding, dilation, kernel, spread):
+        shift = d * (k - 1) - p  # (where input element 0 lands)
+        lo = max(0, -(shift // st))  # (the first element at or after 0: ceil(-shift / st))
+        hi = min(size, (length - 1 - shift) // st + 1)
+        keep.append(slice(lo, max(lo, hi)))
+        base.append(lo * st + shift)
+    if any(s.start or s.stop != size for s, size in zip(keep[2:], x.shape[2:])):
+        x = x[tuple(keep)]
+    plane = [int(np.prod(spread[d + 1:])) for d in range(nd)]
+    strides = [c * int(np.prod(spread)), int(np.prod(spread))] + [st * pl for st, pl in zip(stride, plane)]
+    offset = sum(b * pl for b, pl in zip(base, plane))
+    spread_x = ops.scatter_strided(x, (n, c) + spread, strides, offset)
+    w = ops.reshape(weight, (groups, in_c // groups, out_per_group) + tuple(kernel))
+    w = ops.reshape(ops.transpose(w, 1, 2), (groups * out_per_group, in_c // groups) + tuple(kernel))
+    w = flip(w, list(range(2, 2 + nd)))
+    geo = (tuple(kernel), (1,) * nd, (0,) * nd, tuple(dilation))
+    return _device_conv(spread_x, w, bias, geo, groups)
+
+
 def _device_zeros(x, axis, width):
     """Zeros shaped as ``x`` but ``width`` long along ``axis``, filled on ``x``'s CUDA device."""
     from ...cuda.ops import full
@@ -695,6 +730,9 @@ def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, 
     if any(o <= 0 for o in out_spatial):
         raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). Calculated output "
                            f"size per channel: ({' x '.join(map(str, out_spatial))}). Output size is too small")
+    if x._dev is not None and weight._dev is not None:
+        out = _device_conv_transpose(x, weight, bias, stride, padding, dilation, groups, out_spatial)
+        return out if batched else ops.squeeze(out, 0)
     taps = int(np.prod(kernel))
     length = int(np.prod(spatial))
     xs = ops.reshape(x, (n, groups, c // groups, length))

@@ -156,6 +156,12 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     if x._dev is not None and not return_indices:
         result = _device_max_pool(x, k, s, p, d, out, masks)
         return result if batched else ops.squeeze(result, 0)
+    if x._dev is not None:
+        passes = [[(-pp, ss, kk, dd, o)] for kk, ss, pp, dd, o in zip(k, s, p, d, out)]
+        result, indices = _device_separable_max(x, passes)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return result, indices
     plane_index, valid = _combine(spatial, coords, masks)
     indices = _max_over_windows(x, plane_index, valid)  # (N, C, O...)
     n, c = x.shape[:2]
@@ -209,6 +215,86 @@ def _device_max_pool(x, kernel, stride, padding, dilation, out, masks):
             pick = pick & inside
         result = ops.where(pick, tap, result)
     return result
+
+
+def _device_separable_max(x, passes):
+    """Max pooling of CUDA tensor ``x`` (N, C, *spatial) and its indices (int64, torch's per-plane flat index of each
+    window's maximum), no host copy: one pass per spatial dim, as a window's maximum is the maximum along the last
+    dim of the maxima along the others. ``passes[d]``: the windows of dim ``d`` as interleaved regular sets
+    ``(first, step, taps, dilation, outputs)`` (output ``o`` is window ``o // len(sets)`` of set
+    ``o % len(sets)``; max pooling has one set, uneven adaptive windows several, ``_window_classes``). Each pass
+    picks, per window, the first valid tap equal to the maximum or NaN (``_first_max_along``) and carries the
+    index of the picked element with it: the first maximum of a window in row-major order is the first row
+    holding the maximum and that row's first, so the pick, the gradient and the tangent are the CPU's
+    (``window_argmax``: the first maximum, a NaN counting as one)."""
+    spatial = x.shape[2:]
+    iota = np.arange(int(np.prod(spatial)), dtype=np.int64).reshape((1, 1) + tuple(spatial))
+    index = _cuda.index_tensor(iota, x)
+    for d in reversed(range(len(passes))):  # (the last dim first: the first maximum of each row, then the rows)
+        sets, axis = passes[d], 2 + d
+        picked = [_first_max_along(x, index, axis, *window) for window in sets]
+        if len(picked) == 1:
+            x, index = picked[0]
+            continue
+        merged = []
+        for part in zip(*picked):  # (values, then indices): stacked after the window axis, merged into it
+            stacked = ops.stack(list(part), axis + 1)
+            merged.append(ops.reshape(stacked, stacked.shape[:axis] + (-1,) + stacked.shape[axis + 2:]))
+        x, index = merged
+    return x, index
+
+
+def _first_max_along(x, index, axis, first, step, taps, dilation, outputs):
+    """``outputs`` windows along ``axis`` of ``taps`` elements ``dilation`` apart, ``step`` apart from ``first``
+    (which may lie in the padding): each window's first valid tap equal to its maximum or NaN (by a chain of
+    ``where`` from the last tap to the first), and the index (``index``, broadcast against ``x``) of that tap.
+    The input is padded with -inf where windows reach past it (a padding tap is never picked: an all -inf
+    window picks its first element)."""
+    from ...cuda.ops import full
+
+    size = x.shape[axis]
+    reach = first + (outputs - 1) * step + (taps - 1) * dilation + 1
+    left, right = max(0, -first), max(0, reach - size)
+    if left or right:
+        x = ops.cat(_padded(x, axis, left, right, lambda shape: full(shape, -np.inf, x._data.dtype, x._dev)), axis)
+        zeros = lambda shape: _cuda.index_tensor(np.zeros(shape, np.int64), index)  # noqa: E731
+        index = ops.cat(_padded(index, axis, left, right, zeros), axis)
+    start = first + left
+    coords = first + step * np.arange(outputs)
+    cut = [slice(None)] * x.ndim
+    taps_x, taps_i, inside = [], [], []
+    for j in range(taps):
+        cut[axis] = slice(start + j * dilation, start + j * dilation + (outputs - 1) * step + 1, step)
+        taps_x.append(x[tuple(cut)])
+        taps_i.append(index[tuple(cut)])
+        c = coords + j * dilation
+        valid = (c >= 0) & (c < size)
+        shape = [1] * x.ndim
+        shape[axis] = outputs
+        inside.append(None if valid.all() else _cuda.index_tensor(valid.reshape(shape), x))
+    with no_grad():
+        m = ops.amax(ops.stack(taps_x, axis), axis) if taps > 1 else taps_x[0]
+    value, where_from = taps_x[-1], taps_i[-1]
+    for tap, tap_index, valid in zip(reversed(taps_x[:-1]), reversed(taps_i[:-1]), reversed(inside[:-1])):
+        with no_grad():
+            pick = (tap == m) | ops.isnan(tap)
+            if valid is not None:
+                pick = pick & valid
+            where_from = ops.where(pick, tap_index, where_from)
+        value = ops.where(pick, tap, value)
+    return value, where_from
+
+
+def _padded(x, axis, left, right, filled):
+    """``[left piece, x, right piece]`` for ``cat`` along ``axis`` (a piece of width 0 left out), the pieces
+    ``filled(shape)``."""
+    pieces = [x]
+    for width, at in ((left, 0), (right, 2)):
+        if width:
+            shape = list(x.shape)
+            shape[axis] = width
+            pieces.insert(min(at, len(pieces)), filled(tuple(shape)))
+    return pieces
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
@@ -541,6 +627,13 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
     out = _adaptive_size(x, nd, output_size, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_adaptive_windows(sz, o) for sz, o in zip(spatial, out)))
+    classes = _window_classes(coords, masks, spatial) if is_max and x._dev is not None else None
+    if classes is not None:  # (adaptive windows always split so)
+        passes = [[(first, step, k, 1, o) for first, step, k, o, _, _ in sets] for sets in classes]
+        result, indices = _device_separable_max(x, passes)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return (result, indices) if return_indices else result
     if is_max:
         n, c = x.shape[:2]
         plane_index, valid = _combine(spatial, coords, masks)

@@ -3,7 +3,7 @@ input padded with -inf, their maximum, and a chain of ``where`` that picks each 
 it or NaN; the host path copied the whole input back for the index map). Values (signed zeros included: the
 CUDA ``cat`` used to add its pieces into zeros, which turned -0.0 into +0.0), gradients and tangents equal the
 CPU's exactly, with ties, NaN, +-inf and all -inf windows; the forward copies nothing back. ``return_indices``
-keeps the host path. Under numba's simulator (tiny sizes)."""
+takes ``pooling._device_separable_max`` (``test_cuda_host_ops20.py``). Under numba's simulator (tiny sizes)."""
 
 import numpy as np
 import pytest

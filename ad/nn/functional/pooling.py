@@ -6,8 +6,9 @@ coordinates (output position, tap) and a mask of the taps that fall inside the i
 dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
 
 - max pooling: a kernel (``kernels/conv.py``) finds the (first) largest element of each window, and
-  ``ops.gather_map`` picks it (on CUDA, without ``return_indices``: device slices and a chain of ``where``
-  picking the same element, ``_device_max_pool``),
+  ``ops.gather_map`` picks it (on CUDA: device slices and a chain of ``where`` picking the same element,
+  ``_device_max_pool``; with ``return_indices``, and for adaptive max pooling, one such pass per spatial dim that
+  carries the picked element's index, ``_device_separable_max``),
   so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
   indices);
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
@@ -21,7 +22,8 @@ dims gives, for every output element, the flat input indices of its window: ``(N
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
 - max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
 - fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
-  gathered, as max pooling.
+  gathered, as max pooling (on CUDA: the taps gathered by those windows, host data, and the first maximum
+  picked on the device, ``_device_fractional_max``).
 """
 
 import math
@@ -274,6 +276,13 @@ def _first_max_along(x, index, axis, first, step, taps, dilation, outputs):
         inside.append(None if valid.all() else _cuda.index_tensor(valid.reshape(shape), x))
     with no_grad():
         m = ops.amax(ops.stack(taps_x, axis), axis) if taps > 1 else taps_x[0]
+    return _pick_first_max(taps_x, taps_i, inside, m)
+
+
+def _pick_first_max(taps_x, taps_i, inside, m):
+    """The first of the taps ``taps_x`` (each with its index ``taps_i`` and validity ``inside``, None: all valid)
+    equal to the maximum ``m`` or NaN, by a chain of ``where`` from the last tap to the first: the value (its
+    gradient and tangent go to that tap only) and the index."""
     value, where_from = taps_x[-1], taps_i[-1]
     for tap, tap_index, valid in zip(reversed(taps_x[:-1]), reversed(taps_i[:-1]), reversed(inside[:-1])):
         with no_grad():
@@ -922,6 +931,9 @@ def _fractional_max_pool(nd, input, kernel_size, output_size, output_ratio, _ran
         shape[1 + nd + d] = k[d]
         index = index + coord.reshape(shape) * int(np.prod(spatial[d + 1:]))
     index = index.reshape((n * c, int(np.prod(out)), -1))  # (P, O, K): the taps in row-major order
+    if x._dev is not None:
+        result, indices = _device_fractional_max(x, index, out)
+        return (result, indices) if batched else (ops.squeeze(result, 0), ops.squeeze(indices, 0))
     values = _cuda.host_copy(x._data).reshape(n * c, -1)
     window = np.take_along_axis(values, index.reshape(n * c, -1), 1).reshape(index.shape)
     best = np.take_along_axis(index, np.argmax(window, axis=-1)[..., None], -1)[..., 0]  # (the first maximum)
@@ -932,6 +944,24 @@ def _fractional_max_pool(nd, input, kernel_size, output_size, output_ratio, _ran
     if not batched:
         result, indices = ops.squeeze(result, 0), indices[0]
     return result, _cuda.index_tensor(indices.astype(np.int64), input)
+
+
+def _device_fractional_max(x, index, out):
+    """Fractional max pooling of CUDA tensor ``x`` (N, C, *spatial) over the windows ``index`` (P, O, K: per-plane
+    flat indices of each window's taps, host data from the samples), no copy of the input back: the taps gathered
+    on the device (one ``gather_map``, whose adjoint scatters the gradient back), each window's first maximum or NaN
+    picked by ``_pick_first_max``; the values and the int64 indices ``(N, C, *out)``."""
+    n, c = x.shape[:2]
+    planes, outputs, k = index.shape
+    plane = int(np.prod(x.shape[2:]))
+    flat = index + (np.arange(planes, dtype=np.int64) * plane)[:, None, None]
+    taps = ops.gather_map(x, (n, c) + tuple(out) + (k,), flat)
+    at = _cuda.index_tensor(index.reshape((n, c) + tuple(out) + (k,)), x)
+    with no_grad():
+        m = ops.amax(taps, -1)
+    taps_x = [taps[..., j] for j in range(k)]
+    taps_i = [at[..., j] for j in range(k)]
+    return _pick_first_max(taps_x, taps_i, [None] * k, m)
 
 
 def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None,  # noqa: A002

@@ -802,7 +802,7 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
     if not isinstance(indices, Tensor):
         raise TypeError(f"max_unpool{kernel_nd}d(): argument 'indices' (position 2) must be Tensor, not "
                         f"{type(indices).__name__}")
-    idx = _cuda.host_copy(indices._data)  # (an index map)
+    idx = indices._data
     if idx.shape != tuple(input.shape):
         shape = list(input.shape) + [1] * (nd == 1)
         got = list(idx.shape) + [1] * (nd == 1)
@@ -812,6 +812,9 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
         raise RuntimeError(f"elements in indices should be type int64 but got: "
                            f"{ops._torch_dtype(idx.dtype).capitalize()}")
     plane = int(np.prod(size))
+    if input._dev is not None and indices._dev is not None and _fits_indexed(input, input.shape[-nd:], size):
+        return _device_max_unpool(input, indices, tuple(input.shape[:-nd]) + tuple(size), nd)
+    idx = _cuda.host_copy(idx)  # (an index map)
     bad = (idx < 0) | (idx >= plane)
     if bad.any():
         volume = "x".join(str(v) for v in size + [1] * (nd == 1))
@@ -828,6 +831,42 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
     kept = np.sort(flat.size - 1 - last)
     values = ops.gather_map(input, (len(kept),), kept)
     return ops.scatter_map(values, out_shape, flat[kept])
+
+
+def _fits_indexed(x, *planes):
+    """Whether indices within planes of these shapes are exact in ``x``'s dtype, as ``gather_indexed``'s row keeps
+    them in the value arena (float32: up to 2 ** 24); float data only."""
+    if x._data.dtype.kind != "f":
+        return False
+    limit = 1 << (24 if x._data.dtype == np.float32 else 53)
+    return all(int(np.prod(p)) <= limit for p in planes)
+
+
+def _device_max_unpool(input, indices, out_shape, nd):  # noqa: A002
+    """Max unpooling of a CUDA tensor by CUDA indices with no copy of them to the host: ``kernels/cuda/pool.py``
+    finds each output's source (the last input that names it, as torch's loop and the CPU path) and each input's
+    output, and ``gather_indexed`` gathers the values through the first (its adjoint gathers the gradient through
+    the second). An index outside its plane (torch: RuntimeError on the CPU, a device-side assert on CUDA) makes
+    its plane NaN: checking on the host would cost a copy back per call."""
+    from kernels.cuda import pool as kp
+    from kernels.cuda.ad_glue import launch
+
+    from ...cuda.arrays import dense, empty
+
+    per_in = int(np.prod(input.shape[-nd:]))
+    per_out = int(np.prod(out_shape[-nd:]))
+    planes = int(np.prod(out_shape[:-nd]))
+    index = dense(indices._data)
+    index = index.reshape(index.size)
+    source = empty((planes * per_out,), np.int64)
+    target = empty((index.size,), np.int64)
+    bad = empty((max(planes, 1),), np.uint8)
+    launch(kp.fill_int_kernel, source.size, source, kp.NO_SOURCE)
+    launch(kp.fill_int_kernel, bad.size, bad, 0)
+    if index.size:
+        launch(kp.unpool_sources_kernel, index.size, index, source, bad, per_in, per_out)
+    launch(kp.unpool_targets_kernel, max(index.size, source.size), index, source, bad, target, per_in, per_out)
+    return ops.gather_indexed(input, out_shape, source, per_out, per_in, inverse=target)
 
 
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002

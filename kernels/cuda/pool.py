@@ -1,0 +1,80 @@
+"""Gathers by indices that live on the device (``ad/ops/indexing.gather_indexed``, the GATHER_INDEXED row of the
+device sweep) and the source map of max unpooling, so that pooling ops whose index maps are computed from values
+(``max_unpool`` of device indices) never copy them back to the host.
+
+Layout: a gather reads ``x`` (flat, float) as ``planes`` blocks of ``per_in`` elements and writes ``out`` as
+``planes`` blocks of ``per_out``: ``out[i] = x[(i // per_out) * per_in + t[i]]`` with ``t`` (int64, one per
+output) an index within the plane; ``t == -1``: no source (0.0), ``t < -1``: an invalid source (NaN, so that a
+bad index shows in the values instead of vanishing: the host is never asked). Every kernel walks its arrays
+with a grid-stride loop (any launch size is correct; ``ad_glue.launch`` sizes the grid).
+"""
+
+import math
+
+from numba import cuda
+
+NO_SOURCE = -1
+BAD_SOURCE = -2
+
+
+@cuda.jit(cache=True)
+def gather_indexed_kernel(x, t, out, per_out, per_in):
+    """``out[i] = x[(i // per_out) * per_in + t[i]]``; 0.0 where ``t[i] == -1``, NaN where ``t[i] < -1``."""
+    start = cuda.grid(1)
+    for i in range(start, out.shape[0], cuda.gridsize(1)):
+        s = t[i]
+        if s >= 0:
+            out[i] = x[(i // per_out) * per_in + s]
+        elif s == NO_SOURCE:
+            out[i] = 0.0
+        else:
+            out[i] = math.nan
+
+
+@cuda.jit(cache=True)
+def fill_int_kernel(a, value):
+    start = cuda.grid(1)
+    for i in range(start, a.shape[0], cuda.gridsize(1)):
+        a[i] = value
+
+
+@cuda.jit(cache=True)
+def unpool_sources_kernel(index, source, bad, per_in, per_out):
+    """Max unpooling's winners: input ``j`` (plane ``j // per_in``) writes output ``index[j]`` of its plane
+    (``per_out`` elements); where several inputs name one output the last one wins (torch's loop order), by an
+    atomic max of ``j``'s position in its plane into ``source`` (filled with -1 before). An index outside the plane
+    marks the plane in ``bad``."""
+    start = cuda.grid(1)
+    for j in range(start, index.shape[0], cuda.gridsize(1)):
+        plane = j // per_in
+        p = index[j]
+        if p < 0 or p >= per_out:
+            bad[plane] = 1
+        else:
+            cuda.atomic.max(source, plane * per_out + p, j - plane * per_in)
+
+
+@cuda.jit(cache=True)
+def unpool_targets_kernel(index, source, bad, target, per_in, per_out):
+    """The inverse of ``source``: ``target[j]`` = the output that input ``j`` won (-1: a later input took it), so
+    that the adjoint of the unpooling gather is a gather too; every output of a ``bad`` plane becomes
+    ``BAD_SOURCE`` (NaN)."""
+    start = cuda.grid(1)
+    for j in range(start, index.shape[0], cuda.gridsize(1)):
+        plane = j // per_in
+        p = index[j]
+        won = p >= 0 and p < per_out and source[plane * per_out + p] == j - plane * per_in
+        target[j] = p if won and bad[plane] == 0 else NO_SOURCE
+    for i in range(start, source.shape[0], cuda.gridsize(1)):
+        if bad[i // per_out] != 0:
+            source[i] = BAD_SOURCE
+
+
+_F8, _I8 = "float64[::1]", "int64[::1]"
+PTX_KERNELS = [
+    (gather_indexed_kernel.py_func, [f"void({_F8}, {_I8}, {_F8}, int64, int64)",
+                                     f"void(float32[::1], {_I8}, float32[::1], int64, int64)"]),
+    (fill_int_kernel.py_func, [f"void({_I8}, int64)", "void(uint8[::1], int64)"]),
+    (unpool_sources_kernel.py_func, [f"void({_I8}, {_I8}, uint8[::1], int64, int64)"]),
+    (unpool_targets_kernel.py_func, [f"void({_I8}, {_I8}, uint8[::1], {_I8}, int64, int64)"]),
+]

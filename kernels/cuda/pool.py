@@ -1,6 +1,6 @@
 """Gathers by indices that live on the device (``ad/ops/indexing.gather_indexed``, the GATHER_INDEXED row of the
-device sweep) and the source map of max unpooling, so that pooling ops whose index maps are computed from values
-(``max_unpool`` of device indices) never copy them back to the host.
+device sweep), the picks of max pooling (``window_argmax_kernel``) and the source map of max unpooling, so that
+pooling ops whose index maps are computed from values never copy them back to the host.
 
 Layout: a gather reads ``x`` (flat, float) as ``planes`` blocks of ``per_in`` elements and writes ``out`` as
 ``planes`` blocks of ``per_out``: ``out[i] = x[(i // per_out) * per_in + t[i]]`` with ``t`` (int64, one per
@@ -29,6 +29,35 @@ def gather_indexed_kernel(x, t, out, per_out, per_in):
             out[i] = 0.0
         else:
             out[i] = math.nan
+
+
+@cuda.jit(cache=True)
+def window_argmax_kernel(x, taps, t, per_in, per_out, shared):
+    """Max pooling's picks: ``t[i]`` = the in-plane index of the first maximum of window ``i % per_out`` of plane
+    ``i // per_out`` of ``x`` (planes of ``per_in``), a NaN counting as the maximum (the first NaN), as the CPU's
+    ``kernels/conv.window_argmax``. ``taps`` (int64, (windows, K) flat): each window's in-plane tap indices, -1 for
+    taps outside the input (never picked: an all -inf window picks its first valid tap); ``shared``: one table
+    for every plane (max and adaptive pooling), else ``per_out`` windows per plane (fractional pooling)."""
+    k = taps.shape[0] // (per_out if shared else t.shape[0])
+    start = cuda.grid(1)
+    for i in range(start, t.shape[0], cuda.gridsize(1)):
+        plane = i // per_out
+        row = (i - plane * per_out if shared else i) * k
+        base = plane * per_in
+        best = NO_SOURCE
+        top = 0.0
+        for j in range(k):
+            c = taps[row + j]
+            if c < 0:
+                continue
+            v = x[base + c]
+            if math.isnan(v):
+                best = c
+                break
+            if best == NO_SOURCE or v > top:
+                best = c
+                top = v
+        t[i] = best
 
 
 @cuda.jit(cache=True)
@@ -74,6 +103,8 @@ _F8, _I8 = "float64[::1]", "int64[::1]"
 PTX_KERNELS = [
     (gather_indexed_kernel.py_func, [f"void({_F8}, {_I8}, {_F8}, int64, int64)",
                                      f"void(float32[::1], {_I8}, float32[::1], int64, int64)"]),
+    (window_argmax_kernel.py_func, [f"void({_F8}, {_I8}, {_I8}, int64, int64, boolean)",
+                                    f"void(float32[::1], {_I8}, {_I8}, int64, int64, boolean)"]),
     (fill_int_kernel.py_func, [f"void({_I8}, int64)", "void(uint8[::1], int64)"]),
     (unpool_sources_kernel.py_func, [f"void({_I8}, {_I8}, uint8[::1], int64, int64)"]),
     (unpool_targets_kernel.py_func, [f"void({_I8}, {_I8}, uint8[::1], {_I8}, int64, int64)"]),

@@ -176,3 +176,107 @@ def test_fractional_max_pool_on_cuda_as_on_the_cpu(fn, shape, kwargs, samples, d
     # the samples are the windows' source (index maps are host data): device samples are read once
     assert traffic.count("d2h") == audit.SWEEP_D2H + (samples == "cuda"), traffic.summary()
     _assert_pools_equal(cpu, cuda, dtype)
+
+
+UNPOOL_VALUES = np.random.default_rng(0).standard_normal((1, 2, 2, 3))
+UNPOOL_INDICES = np.array([[[[0, 3, 5], [6, 6, 11]], [[1, 1, 4], [13, 14, 15]]]])  # (repeats: the last one wins)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_unpool_of_cuda_indices_as_on_the_cpu_without_a_copy_back(dtype):
+    v0 = UNPOOL_VALUES.astype(dtype)
+    runs = []
+    for dev in ("cpu", "cuda"):
+        index = ad.tensor(UNPOOL_INDICES, device=dev)
+        runs.append(_run(dev, lambda v, index=index: F.max_unpool2d(v, index, 2), [v0], {}))
+    (cpu, _, _), (cuda, outs, traffic) = runs
+    assert outs[0].device.type == "cuda" and outs[0].dtype == cpu[0].dtype
+    assert traffic.count("d2h") == audit.SWEEP_D2H, traffic.summary()  # (was a copy of the indices)
+    for what, a, b in zip(("value", "gradient", "tangent"), cpu, cuda):
+        np.testing.assert_array_equal(b, a, err_msg=what)
+
+
+def test_max_unpool_double_backward_on_cuda_as_on_the_cpu():
+    results = []
+    for dev in ("cpu", "cuda"):
+        v = ad.tensor(UNPOOL_VALUES, device=dev, requires_grad=True)
+        out = F.max_unpool2d(v, ad.tensor(UNPOOL_INDICES, device=dev), 2)
+        gv, = ad.autograd.grad((out * out).sum(), v, create_graph=True)
+        gg, = ad.autograd.grad((gv * gv * gv).sum(), v)
+        results.append([gv.detach().cpu().numpy(), gg.cpu().numpy()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.parametrize("pool, unpool, shape", [(F.max_pool1d, F.max_unpool1d, (2, 3, 8)),
+                                                 (F.max_pool3d, F.max_unpool3d, (1, 1, 4, 2, 4))],
+                         ids=["1d", "3d"])
+def test_max_pool_then_unpool_on_cuda_copies_back_only_the_sweep_state(pool, unpool, shape):
+    x0 = _pool_input(shape, np.float64)
+
+    def round_trip(x):
+        out, index = pool(x, 2, return_indices=True)
+        return unpool(out, index, 2)
+
+    cpu, _, _ = _run("cpu", round_trip, [x0], {})
+    cuda, _, traffic = _run("cuda", round_trip, [x0], {})
+    assert traffic.count("d2h") == audit.SWEEP_D2H, traffic.summary()
+    for what, a, b in zip(("value", "gradient", "tangent"), cpu, cuda):
+        np.testing.assert_array_equal(b, a, err_msg=what)
+
+
+def test_max_unpool_of_an_index_outside_its_plane_makes_the_plane_nan_on_cuda():
+    # (the CPU raises torch's RuntimeError; torch's CUDA kernel asserts on the device; a host check would cost a
+    # copy back per call)
+    values = ad.tensor(np.ones((1, 2, 1, 2)), device="cuda")
+    index = ad.tensor(np.array([[[[0, 3]], [[1, 99]]]]), device="cuda")
+    out = F.max_unpool2d(values, index, 2).cpu().numpy()
+    assert out[0, 0].tolist() == [[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    assert np.isnan(out[0, 1]).all()
+
+
+def test_max_pool_double_backward_on_cuda_as_on_the_cpu():
+    x0 = _pool_input((1, 1, 4, 5), np.float64)
+    x0[np.isnan(x0) | np.isinf(x0)] = 0.5
+    results = []
+    for dev in ("cpu", "cuda"):
+        x = ad.tensor(x0, device=dev, requires_grad=True)
+        out = F.max_pool2d(x, 2, stride=1)
+        gx, = ad.autograd.grad((out * out).sum(), x, create_graph=True)
+        gg, = ad.autograd.grad((gx * gx * gx).sum(), x)
+        results.append([gx.detach().cpu().numpy(), gg.cpu().numpy()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(b, a)
+
+
+FALLBACKS = [
+    ("max_pool_where_chain", F.max_pool2d, (1, 1, 5, 6), dict(kernel_size=3, stride=2, padding=1)),
+    ("max_pool_indices_separable", F.max_pool1d, (2, 9),
+     dict(kernel_size=3, stride=2, dilation=2, padding=1, return_indices=True)),
+    ("adaptive_separable", F.adaptive_max_pool2d, (1, 1, 5, 6), dict(output_size=(3, 4), return_indices=True)),
+    ("fractional_gathered", F.fractional_max_pool2d, (1, 1, 5, 6),
+     dict(kernel_size=2, output_size=(3, 4), return_indices=True, _random_samples=np.array([[[0.3, 0.7]]]))),
+]
+
+
+@pytest.mark.parametrize("fn, shape, kwargs", [c[1:] for c in FALLBACKS], ids=[c[0] for c in FALLBACKS])
+def test_pools_of_planes_too_big_for_indexed_gathers_as_on_the_cpu(fn, shape, kwargs, monkeypatch):
+    """Planes whose indices the dtype cannot hold exactly (float32: over 2 ** 24 elements) take device ops
+    without an indexed gather: still no copy back, still the CPU's picks."""
+    from ad.nn.functional import pooling
+
+    x0 = _pool_input(shape, np.float64)
+    cpu, _, _ = _run("cpu", fn, [x0], kwargs)
+    monkeypatch.setattr(pooling, "_fits_indexed", lambda x, *planes: False)
+    cuda, _, traffic = _run("cuda", fn, [x0], kwargs)
+    assert traffic.count("d2h") == audit.SWEEP_D2H, traffic.summary()
+    _assert_pools_equal(cpu, cuda, np.float64)
+
+
+def test_fits_indexed_holds_float32_planes_to_exact_integers():
+    from ad.nn.functional import pooling
+
+    x32 = ad.zeros(1, dtype=ad.float32, device="cuda")
+    x64 = ad.zeros(1, dtype=ad.float64, device="cuda")
+    assert pooling._fits_indexed(x32, (4096, 4096)) and not pooling._fits_indexed(x32, (4096, 4097))
+    assert pooling._fits_indexed(x64, (4096, 4097))

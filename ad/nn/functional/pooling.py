@@ -155,6 +155,12 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
+    if x._dev is not None and _fits_indexed(x, spatial):
+        plane_index, valid = _combine(spatial, coords, masks)
+        result, indices = _device_picks(x, np.where(valid, plane_index, -1), out, True)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return (result, indices) if return_indices else result
     if x._dev is not None and not return_indices:
         result = _device_max_pool(x, k, s, p, d, out, masks)
         return result if batched else ops.squeeze(result, 0)
@@ -217,6 +223,29 @@ def _device_max_pool(x, kernel, stride, padding, dilation, out, masks):
             pick = pick & inside
         result = ops.where(pick, tap, result)
     return result
+
+
+def _device_picks(x, taps, out, shared):
+    """Max pooling of CUDA tensor ``x`` (N, C, *spatial) in two launches, no copy back: ``kernels/cuda/pool.py``'s
+    ``window_argmax_kernel`` finds each window's first maximum (NaN first) from ``taps`` (in-plane indices of each
+    window's taps, -1 outside the input: ``(*out, K)`` shared by every plane, or ``(N * C, *out, K)`` when not
+    ``shared``), and ``gather_indexed`` picks the values (its adjoint adds the gradient to the picked elements, as
+    the CPU's ``gather_map``). Returns the values and the int64 indices ``(N, C, *out)``, torch's per-plane flat
+    layout. (Planes too big for the dtype's exact integers: ``_device_max_pool`` and ``_device_separable_max``.)"""
+    from kernels.cuda import pool as kp
+    from kernels.cuda.ad_glue import launch
+
+    from ...cuda.arrays import dense, empty, to_device, wrap
+
+    n, c = x.shape[:2]
+    per_in, per_out = int(np.prod(x.shape[2:])), int(np.prod(out))
+    t = empty((n * c * per_out,), np.int64)
+    if t.size:
+        values = dense(x._data)
+        taps = to_device(np.ascontiguousarray(taps, dtype=np.int64).reshape(-1))
+        launch(kp.window_argmax_kernel, t.size, values.reshape(values.size), taps, t, per_in, per_out, shared)
+    result = ops.gather_indexed(x, (n, c) + tuple(out), t, per_out, per_in)
+    return result, wrap(t.reshape((n, c) + tuple(out)), x._dev)
 
 
 def _device_separable_max(x, passes):
@@ -636,6 +665,12 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
     out = _adaptive_size(x, nd, output_size, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_adaptive_windows(sz, o) for sz, o in zip(spatial, out)))
+    if is_max and x._dev is not None and _fits_indexed(x, spatial):
+        plane_index, valid = _combine(spatial, coords, masks)
+        result, indices = _device_picks(x, np.where(valid, plane_index, -1), out, True)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return (result, indices) if return_indices else result
     classes = _window_classes(coords, masks, spatial) if is_max and x._dev is not None else None
     if classes is not None:  # (adaptive windows always split so)
         passes = [[(first, step, k, 1, o) for first, step, k, o, _, _ in sets] for sets in classes]
@@ -970,6 +1005,9 @@ def _fractional_max_pool(nd, input, kernel_size, output_size, output_ratio, _ran
         shape[1 + nd + d] = k[d]
         index = index + coord.reshape(shape) * int(np.prod(spatial[d + 1:]))
     index = index.reshape((n * c, int(np.prod(out)), -1))  # (P, O, K): the taps in row-major order
+    if x._dev is not None and _fits_indexed(x, spatial):
+        result, indices = _device_picks(x, index, out, False)
+        return (result, indices) if batched else (ops.squeeze(result, 0), ops.squeeze(indices, 0))
     if x._dev is not None:
         result, indices = _device_fractional_max(x, index, out)
         return (result, indices) if batched else (ops.squeeze(result, 0), ops.squeeze(indices, 0))

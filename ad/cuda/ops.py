@@ -575,15 +575,16 @@ def gather_map(x, shape, index_map, op):
     return result(out, x._dev, op, (x,), (x.shape, index_map))
 
 
-def gather_indexed(x, shape, t, per_out, per_in, inverse, op):
+def gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op):
     """``ops.gather_indexed`` of CUDA tensor ``x``: one launch of ``kernels/cuda/pool.py``'s gather, the indices
     ``t`` (a flat int64 device array) kept for the row (``tape._encode_one`` stores them in the arena)."""
     from kernels.cuda import pool as kp
 
     out = empty(tuple(shape), x._data.dtype)
     if out.size:
-        kc.launch(kp.gather_indexed_kernel, out.size, flat(_values(x)), t, flat(out), int(per_out), int(per_in))
-    return result(out, x._dev, op, (x,), (x.shape, t, int(per_out), int(per_in), inverse))
+        kc.launch(kp.gather_indexed_kernel, out.size, flat(_values(x)), t, flat(out), int(per_out), int(per_in),
+                  bool(shared))  # fmt: skip
+    return result(out, x._dev, op, (x,), (x.shape, t, int(per_out), int(per_in), inverse, bool(shared)))
 
 
 def scatter_map(x, shape, index_map, op):

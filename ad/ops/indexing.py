@@ -61,12 +61,14 @@ COPY_SLICES = Op(
     "copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False
 )
 def _gather_indexed_vjp(g, out, inputs, ctx):
-    x_shape, t, per_out, per_in, inverse = ctx
+    x_shape, t, per_out, per_in, inverse, shared = ctx
     if inverse is not None:  # (one output per source: the adjoint gathers back through the inverse map)
         return (gather_indexed(g, x_shape, inverse, per_in, per_out, t),)
     # several outputs may share a source: a scatter-add, whose index map is host data (graph sweeps only:
     # create_graph, forward-mode levels; the device sweep runs the row itself)
     index = _cuda.host_copy(t).reshape(-1)
+    if shared:
+        index = np.tile(index, _size(g.shape) // max(per_out, 1))
     plane = np.arange(index.size, dtype=np.int64) // per_out * per_in
     flat = np.where(index >= 0, plane + index, _size(x_shape))  # (no source: into one spare element, dropped)
     total = scatter_map(g, (_size(x_shape) + 1,), flat)
@@ -103,15 +105,16 @@ def gather_map(x, shape, index_map, op=GATHER_MAP):
 
 
 @linear_op
-def gather_indexed(x, shape, t, per_out, per_in, inverse=None, op=GATHER_INDEXED):
+def gather_indexed(x, shape, t, per_out, per_in, inverse=None, shared=False, op=GATHER_INDEXED):
     """``out.flat[i] = x.flat[(i // per_out) * per_in + t[i]]`` (``out`` of ``shape``; 0 where ``t[i] == -1``, NaN
-    where ``t[i] < -1``) for CUDA tensor ``x`` and indices ``t`` computed on the device (a flat int64 device
-    array, within each of the planes of ``per_in`` elements): max pooling's picks and max unpooling's sources,
-    with no copy of the indices to the host (``gather_map``'s index map is host data). ``inverse``: for a
+    where ``t[i] < -1``) for CUDA tensor ``x`` and indices ``t`` on the device (a flat int64 device array, within
+    each of the planes of ``per_in`` elements): max pooling's picks and max unpooling's sources, computed there,
+    with no copy of the indices to the host (``gather_map``'s index map is host data), and a convolution's
+    columns (``shared``: ``t`` holds one plane's ``per_out`` indices, used for every plane). ``inverse``: for a
     one-to-one map, the index of each ``x`` element's output (-1: none), the adjoint's own gather."""
     if x._dev is None:
         raise RuntimeError("gather_indexed: indices computed on a CUDA device; CPU tensors take gather_map")
-    return _cuda_ops().gather_indexed(x, shape, t, per_out, per_in, inverse, op)
+    return _cuda_ops().gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op)
 
 
 @linear_op

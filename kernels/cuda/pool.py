@@ -4,7 +4,7 @@ pooling ops whose index maps are computed from values never copy them back to th
 
 Layout: a gather reads ``x`` (flat, float) as ``planes`` blocks of ``per_in`` elements and writes ``out`` as
 ``planes`` blocks of ``per_out``: ``out[i] = x[(i // per_out) * per_in + t[i]]`` with ``t`` (int64, one per
-output) an index within the plane; ``t == -1``: no source (0.0), ``t < -1``: an invalid source (NaN, so that a
+output, or one plane's worth shared by every plane) an index within the plane; ``t == -1``: no source (0.0), ``t < -1``: an invalid source (NaN, so that a
 bad index shows in the values instead of vanishing: the host is never asked). Every kernel walks its arrays
 with a grid-stride loop (any launch size is correct; ``ad_glue.launch`` sizes the grid).
 """
@@ -18,11 +18,13 @@ BAD_SOURCE = -2
 
 
 @cuda.jit(cache=True)
-def gather_indexed_kernel(x, t, out, per_out, per_in):
-    """``out[i] = x[(i // per_out) * per_in + t[i]]``; 0.0 where ``t[i] == -1``, NaN where ``t[i] < -1``."""
+def gather_indexed_kernel(x, t, out, per_out, per_in, shared):
+    """``out[i] = x[(i // per_out) * per_in + t[i]]``; 0.0 where ``t[i] == -1``, NaN where ``t[i] < -1``;
+    ``shared``: ``t`` holds one plane's ``per_out`` indices, the same for every plane (``t[i % per_out]``:
+    a convolution's columns, whose geometry is the same for every sample)."""
     start = cuda.grid(1)
     for i in range(start, out.shape[0], cuda.gridsize(1)):
-        s = t[i]
+        s = t[i % per_out] if shared else t[i]
         if s >= 0:
             out[i] = x[(i // per_out) * per_in + s]
         elif s == NO_SOURCE:
@@ -101,8 +103,8 @@ def unpool_targets_kernel(index, source, bad, target, per_in, per_out):
 
 _F8, _I8 = "float64[::1]", "int64[::1]"
 PTX_KERNELS = [
-    (gather_indexed_kernel.py_func, [f"void({_F8}, {_I8}, {_F8}, int64, int64)",
-                                     f"void(float32[::1], {_I8}, float32[::1], int64, int64)"]),
+    (gather_indexed_kernel.py_func, [f"void({_F8}, {_I8}, {_F8}, int64, int64, boolean)",
+                                     f"void(float32[::1], {_I8}, float32[::1], int64, int64, boolean)"]),
     (window_argmax_kernel.py_func, [f"void({_F8}, {_I8}, {_I8}, int64, int64, boolean)",
                                     f"void(float32[::1], {_I8}, {_I8}, int64, int64, boolean)"]),
     (fill_int_kernel.py_func, [f"void({_I8}, int64)", "void(uint8[::1], int64)"]),

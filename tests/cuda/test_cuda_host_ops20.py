@@ -280,3 +280,22 @@ def test_fits_indexed_holds_float32_planes_to_exact_integers():
     x64 = ad.zeros(1, dtype=ad.float64, device="cuda")
     assert pooling._fits_indexed(x32, (4096, 4096)) and not pooling._fits_indexed(x32, (4096, 4097))
     assert pooling._fits_indexed(x64, (4096, 4097))
+
+
+@pytest.mark.parametrize("fn, x_shape, w_shape, kwargs", [
+    (F.conv_transpose2d, (1, 2, 3, 2), (2, 2, 2, 3), dict(stride=(2, 1), padding=(0, 2), dilation=(1, 2))),
+    (F.conv2d, (1, 4, 3, 5), (4, 2, 2, 2), dict(stride=(2, 1), padding=(1, 1), dilation=(1, 2), groups=2)),
+], ids=["conv_transpose2d", "conv2d"])
+def test_convs_of_samples_too_big_for_indexed_columns_as_on_the_cpu(fn, x_shape, w_shape, kwargs, monkeypatch):
+    """A sample whose indices the dtype cannot hold exactly (float32: over 2 ** 24 elements) has its columns
+    gathered by strided slices (and a transposed convolution's input spread by ``scatter_strided``) instead."""
+    from ad.nn.functional import conv
+
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
+    cpu, _, _ = _run("cpu", fn, arrays, kwargs)
+    monkeypatch.setattr(conv, "_device_conv_indexed", lambda *args: None)
+    cuda, _, traffic = _run("cuda", fn, arrays, kwargs)
+    assert traffic.count("d2h") == audit.SWEEP_D2H, traffic.summary()
+    for a, b in zip(cpu, cuda):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)

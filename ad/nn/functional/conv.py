@@ -364,10 +364,86 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
     _check_geometry(x.shape[2:], kernel, stride, padding, dilation, fn)
     geo = (kernel, stride, padding, dilation)
     if x._dev is not None and weight._dev is not None:
-        out = _device_conv(x, weight, bias, geo, groups)
+        out = _device_conv_indexed(x, weight, bias, geo, groups, False, _geometry(x.shape[2:], *geo)[1])
+        if out is None:
+            out = _device_conv(x, weight, bias, geo, groups)
     else:
         out = _Convolution.apply(x, weight, bias, geo, groups)
     return out if batched else ops.squeeze(out, 0)
+
+
+_COLUMN_TABLES = {}  # geometry -> its column table on the device (``_column_table``), the latest few kept
+_MAX_COLUMN_TABLES = 32
+
+
+def _tap_coords(size, out, k, stride, padding, dilation, transposed):
+    """Per output ``o`` (O,) and tap ``j`` (K,) of one spatial dim: the input coordinate its column reads and
+    whether there is one. A convolution reads ``o * stride - padding + j * dilation``. A transposed convolution is
+    the stride-1 convolution, with the taps reversed, of the input spread ``stride`` apart with ``dilation * (k -
+    1) - padding`` zeros before it: column ``(o, j)`` reads spread position ``o + (k - 1 - j) * dilation``, which is
+    input element ``i`` where that is ``i * stride + dilation * (k - 1) - padding``, else one of the zeros."""
+    o, j = np.arange(out)[:, None], np.arange(k)[None, :]
+    if not transposed:
+        coord = o * stride - padding + j * dilation
+        return coord, (coord >= 0) & (coord < size)
+    spread = o + (k - 1 - j) * dilation - (dilation * (k - 1) - padding)
+    coord = spread // stride
+    return coord, (spread % stride == 0) & (spread >= 0) & (coord < size)
+
+
+def _column_table(channels, spatial, geo, out_spatial, transposed, dev):
+    """The in-sample flat index (C * spatial) that each column element ``(c, taps..., outputs...)`` reads, -1 for
+    the zeros of padding (and of a transposed convolution's spreading): one sample's im2col as an index table,
+    the same for every sample; made once per geometry on the host, kept on the device."""
+    key = (channels, tuple(spatial), geo, tuple(out_spatial), transposed, dev)
+    table = _COLUMN_TABLES.get(key)
+    if table is not None:
+        return table
+    from ...cuda.arrays import to_device
+
+    nd = len(spatial)
+    index = np.zeros((), np.int64)
+    valid = np.ones((), bool)
+    for d, (size, o, k, st, p, dl) in enumerate(zip(spatial, out_spatial, *geo)):
+        coord, ok = _tap_coords(size, o, k, st, p, dl, transposed)  # (O_d, K_d)
+        shape = [1] * (2 * nd)  # (taps..., outputs...)
+        shape[d], shape[nd + d] = k, o
+        index = index + (np.clip(coord, 0, size - 1) * int(np.prod(spatial[d + 1:]))).T.reshape(shape)
+        valid = valid & ok.T.reshape(shape)
+    plane = int(np.prod(spatial))
+    table = np.where(valid[None], index[None] + (np.arange(channels) * plane).reshape((-1,) + (1,) * (2 * nd)), -1)
+    if len(_COLUMN_TABLES) >= _MAX_COLUMN_TABLES:
+        del _COLUMN_TABLES[next(iter(_COLUMN_TABLES))]
+    table = _COLUMN_TABLES[key] = to_device(np.ascontiguousarray(table, dtype=np.int64).reshape(-1))
+    return table
+
+
+def _device_conv_indexed(x, weight, bias, geo, groups, transposed, out_spatial):
+    """A convolution (or, ``transposed``, a transposed convolution) of CUDA operands in two launches: one sample's
+    columns as an index table (``_column_table``), the batch's columns gathered through it by one
+    ``ops.gather_indexed`` (zeros where it says -1: padding and spreading cost nothing; the adjoint adds each
+    column's gradient back to its input element), and the batched matmul by the weight (a transposed
+    convolution's: its channel axes swapped per group, the taps reversed by the table). None when one sample's
+    indices would not be exact in the dtype (float32 above 2 ** 24 elements; ``_device_conv`` then)."""
+    n, c, *spatial = x.shape
+    per_in = c * int(np.prod(spatial))
+    if x._data.dtype.kind != "f" or per_in > 1 << (24 if x._data.dtype == np.float32 else 53):
+        return None
+    kernel = geo[0]
+    if transposed:
+        in_c, out_per_group = weight.shape[:2]
+        w = ops.reshape(weight, (groups, in_c // groups, out_per_group) + tuple(kernel))
+        weight = ops.reshape(ops.transpose(w, 1, 2), (groups * out_per_group, in_c // groups) + tuple(kernel))
+    out_c, in_per_group = weight.shape[:2]
+    taps, length = int(np.prod(kernel)), int(np.prod(out_spatial))
+    table = _column_table(c, spatial, geo, out_spatial, transposed, x._dev)
+    cols = ops.gather_indexed(x, (n, groups, in_per_group * taps, length), table, c * taps * length, per_in,
+                              shared=True)  # fmt: skip
+    w = ops.reshape(weight, (groups, out_c // groups, in_per_group * taps))
+    out = ops.reshape(ops.matmul(w, cols), (n, out_c) + tuple(out_spatial))
+    if bias is not None:
+        out = out + ops.reshape(bias, (out_c,) + (1,) * len(kernel))
+    return out
 
 
 def _device_conv(x, weight, bias, geo, groups):
@@ -731,7 +807,10 @@ def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, 
         raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). Calculated output "
                            f"size per channel: ({' x '.join(map(str, out_spatial))}). Output size is too small")
     if x._dev is not None and weight._dev is not None:
-        out = _device_conv_transpose(x, weight, bias, stride, padding, dilation, groups, out_spatial)
+        geo = (kernel, stride, padding, dilation)
+        out = _device_conv_indexed(x, weight, bias, geo, groups, True, out_spatial)
+        if out is None:
+            out = _device_conv_transpose(x, weight, bias, stride, padding, dilation, groups, out_spatial)
         return out if batched else ops.squeeze(out, 0)
     taps = int(np.prod(kernel))
     length = int(np.prod(spatial))

@@ -68,7 +68,7 @@ def _gather_indexed_vjp(g, out, inputs, ctx):
     # create_graph, forward-mode levels; the device sweep runs the row itself)
     index = _cuda.host_copy(t).reshape(-1)
     if shared:
-        index = np.tile(index, _size(g.shape) // max(per_out, 1))
+        index = np.tile(index, _size(g.shape) // builtins.max(per_out, 1))
     plane = np.arange(index.size, dtype=np.int64) // per_out * per_in
     flat = np.where(index >= 0, plane + index, _size(x_shape))  # (no source: into one spare element, dropped)
     total = scatter_map(g, (_size(x_shape) + 1,), flat)

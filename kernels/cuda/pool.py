@@ -4,9 +4,10 @@ pooling ops whose index maps are computed from values never copy them back to th
 
 Layout: a gather reads ``x`` (flat, float) as ``planes`` blocks of ``per_in`` elements and writes ``out`` as
 ``planes`` blocks of ``per_out``: ``out[i] = x[(i // per_out) * per_in + t[i]]`` with ``t`` (int64, one per
-output, or one plane's worth shared by every plane) an index within the plane; ``t == -1``: no source (0.0), ``t < -1``: an invalid source (NaN, so that a
-bad index shows in the values instead of vanishing: the host is never asked). Every kernel walks its arrays
-with a grid-stride loop (any launch size is correct; ``ad_glue.launch`` sizes the grid).
+output, or one plane's worth shared by every plane) an index within the plane; ``t == -1``: no source (0.0),
+``t < -1``: an invalid source (NaN, so that a bad index shows in the values instead of vanishing: the host is
+never asked). Every kernel walks its arrays with a grid-stride loop (any launch size is correct;
+``ad_glue.launch`` sizes the grid).
 """
 
 import math

@@ -585,6 +585,8 @@ def gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op):
     ``t`` (a flat int64 device array) kept for the row (``tape._encode_one`` stores them in the arena)."""
     from kernels.cuda import pool as kp
 
+    if not hasattr(t, "copy_to_host"):  # (host indices: the op table's checks)
+        t = to_device(np.ascontiguousarray(t, dtype=np.int64).reshape(-1))
     out = empty(tuple(shape), x._data.dtype)
     if out.size:
         kc.launch(kp.gather_indexed_kernel, out.size, flat(_values(x)), t, flat(out), int(per_out), int(per_in),

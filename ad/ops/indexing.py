@@ -112,9 +112,24 @@ def gather_indexed(x, shape, t, per_out, per_in, inverse=None, shared=False, op=
     with no copy of the indices to the host (``gather_map``'s index map is host data), and a convolution's
     columns (``shared``: ``t`` holds one plane's ``per_out`` indices, used for every plane). ``inverse``: for a
     one-to-one map, the index of each ``x`` element's output (-1: none), the adjoint's own gather."""
-    if x._dev is None:
-        raise RuntimeError("gather_indexed: indices computed on a CUDA device; CPU tensors take gather_map")
-    return _cuda_ops().gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op)
+    if x._dev is not None:
+        return _cuda_ops().gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op)
+    # a CPU tensor (the op's generic checks; the pooling ops' CPU paths use gather_map): gather_map of the host
+    # indices, where() for the outputs without a source
+    shape = tuple(shape)
+    n = _size(shape)
+    t = np.asarray(_cuda.host_copy(t), dtype=np.int64).reshape(-1)
+    if shared:
+        t = np.tile(t, n // builtins.max(per_out, 1))
+    has = t >= 0
+    flat = np.where(has, np.arange(n, dtype=np.int64) // per_out * per_in + t, 0)
+    out = gather_map(x, shape, flat)
+    if has.all():
+        return out
+    from .structural import where
+
+    fill = np.where(t == -1, 0.0, np.nan).astype(x._data.dtype).reshape(shape)
+    return where(wrap_array(has.reshape(shape)), out, wrap_array(fill))
 
 
 @linear_op

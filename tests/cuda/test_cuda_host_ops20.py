@@ -299,3 +299,20 @@ def test_convs_of_samples_too_big_for_indexed_columns_as_on_the_cpu(fn, x_shape,
     assert traffic.count("d2h") == audit.SWEEP_D2H, traffic.summary()
     for a, b in zip(cpu, cuda):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+
+
+def test_column_tables_are_kept_per_geometry_within_bounds(monkeypatch):
+    from ad.nn.functional import conv
+
+    monkeypatch.setattr(conv, "_COLUMN_TABLES", {})
+    monkeypatch.setattr(conv, "_MAX_COLUMN_TABLES", 2)
+    x0, w0 = np.arange(10.0).reshape(1, 2, 5), np.linspace(-1.0, 1.0, 8).reshape(2, 2, 2)
+    x, w = ad.tensor(x0, device="cuda"), ad.tensor(w0, device="cuda")
+    for padding in (0, 1, 2, 0):
+        expected = F.conv1d(ad.tensor(x0), ad.tensor(w0), padding=padding).numpy()
+        np.testing.assert_allclose(F.conv1d(x, w, padding=padding).cpu().numpy(), expected, rtol=1e-14)
+        assert len(conv._COLUMN_TABLES) <= 2
+    assert [key[2][2] for key in conv._COLUMN_TABLES] == [(2,), (0,)]  # (the oldest dropped first)
+    monkeypatch.setattr(conv, "_MAX_COLUMN_TABLE_BYTES", 0)  # (a table over the bound: kept alone)
+    F.conv1d(x, w, padding=1)
+    assert len(conv._COLUMN_TABLES) == 1

@@ -374,6 +374,7 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
 
 _COLUMN_TABLES = {}  # geometry -> its column table on the device (``_column_table``), the latest few kept
 _MAX_COLUMN_TABLES = 32
+_MAX_COLUMN_TABLE_BYTES = 256 << 20  # (a 3x3 convolution of 256 channels at 56x56: 58 MB of int64)
 
 
 def _tap_coords(size, out, k, stride, padding, dilation, transposed):
@@ -412,9 +413,11 @@ def _column_table(channels, spatial, geo, out_spatial, transposed, dev):
         valid = valid & ok.T.reshape(shape)
     plane = int(np.prod(spatial))
     table = np.where(valid[None], index[None] + (np.arange(channels) * plane).reshape((-1,) + (1,) * (2 * nd)), -1)
-    if len(_COLUMN_TABLES) >= _MAX_COLUMN_TABLES:
-        del _COLUMN_TABLES[next(iter(_COLUMN_TABLES))]
-    table = _COLUMN_TABLES[key] = to_device(np.ascontiguousarray(table, dtype=np.int64).reshape(-1))
+    table = to_device(np.ascontiguousarray(table, dtype=np.int64).reshape(-1))
+    while _COLUMN_TABLES and (len(_COLUMN_TABLES) >= _MAX_COLUMN_TABLES or table.nbytes + sum(
+            t.nbytes for t in _COLUMN_TABLES.values()) > _MAX_COLUMN_TABLE_BYTES):
+        del _COLUMN_TABLES[next(iter(_COLUMN_TABLES))]  # (the oldest first)
+    _COLUMN_TABLES[key] = table
     return table
 
 

@@ -1,4 +1,4 @@
-"""Convolutions as im2col + one batched GEMM: ``unfold``, ``fold``, ``conv1d/2d/3d``, ``conv_transpose1d/2d``.
+"""Convolutions as im2col + one batched GEMM: ``unfold``, ``fold``, ``conv1d/2d/3d``, ``conv_transpose1d/2d/3d``.
 
 Two Python-swept primitives carry every convolution: ``_Im2Col`` (torch's ``F.unfold``, generalised to
 1-3 spatial dims) and its adjoint ``_Col2Im`` (``F.fold``). Both run compiled kernels (``kernels/conv.py``)
@@ -14,9 +14,12 @@ of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That co
 form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
 arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring),
 with the batch split across the cores (``ad.parallel.run_parts``, numpy's BLAS on one thread meanwhile).
-On CUDA operands ``conv1d/2d/3d`` run the composite in device ops, the columns gathered by strided slices
-(``_device_conv``), and the transposed convolutions as stride-1 convolutions of the input spread into zeros
-(``_device_conv_transpose``).
+On CUDA operands ``conv1d/2d/3d`` and the transposed convolutions run the composite in device ops
+(``_device_conv_indexed``): the columns gathered in one launch through an index table of one sample's im2col
+(cached per geometry on the device; a transposed convolution is the stride-1 convolution of its input spread
+into zeros, the table's empty entries, with the taps reversed), then the batched matmul. Samples too big for
+exact float32 indices gather the columns by strided slices (``_device_conv``; the transposed convolution's
+spread by ``scatter_strided``, ``_device_conv_transpose``).
 """
 
 import itertools

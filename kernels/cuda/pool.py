@@ -64,18 +64,21 @@ def window_argmax_kernel(x, taps, t, per_in, per_out, shared):
 
 
 @cuda.jit(cache=True)
-def fill_int_kernel(a, value):
+def unpool_clear_kernel(source, bad):
+    """``source`` to -1 (no input yet) and ``bad`` to 0, in one launch, before ``unpool_sources_kernel``."""
     start = cuda.grid(1)
-    for i in range(start, a.shape[0], cuda.gridsize(1)):
-        a[i] = value
+    for i in range(start, source.shape[0], cuda.gridsize(1)):
+        source[i] = NO_SOURCE
+    for i in range(start, bad.shape[0], cuda.gridsize(1)):
+        bad[i] = 0
 
 
 @cuda.jit(cache=True)
 def unpool_sources_kernel(index, source, bad, per_in, per_out):
     """Max unpooling's winners: input ``j`` (plane ``j // per_in``) writes output ``index[j]`` of its plane
     (``per_out`` elements); where several inputs name one output the last one wins (torch's loop order), by an
-    atomic max of ``j``'s position in its plane into ``source`` (filled with -1 before). An index outside the plane
-    marks the plane in ``bad``."""
+    atomic max of ``j``'s position in its plane into ``source`` (-1 before: ``unpool_clear_kernel``). An index
+    outside the plane marks the plane in ``bad``."""
     start = cuda.grid(1)
     for j in range(start, index.shape[0], cuda.gridsize(1)):
         plane = j // per_in
@@ -108,7 +111,7 @@ PTX_KERNELS = [
                                      f"void(float32[::1], {_I8}, float32[::1], int64, int64, boolean)"]),
     (window_argmax_kernel.py_func, [f"void({_F8}, {_I8}, {_I8}, int64, int64, boolean)",
                                     f"void(float32[::1], {_I8}, {_I8}, int64, int64, boolean)"]),
-    (fill_int_kernel.py_func, [f"void({_I8}, int64)", "void(uint8[::1], int64)"]),
+    (unpool_clear_kernel.py_func, [f"void({_I8}, uint8[::1])"]),
     (unpool_sources_kernel.py_func, [f"void({_I8}, {_I8}, uint8[::1], int64, int64)"]),
     (unpool_targets_kernel.py_func, [f"void({_I8}, {_I8}, uint8[::1], {_I8}, int64, int64)"]),
 ]

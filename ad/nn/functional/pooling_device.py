@@ -198,8 +198,7 @@ def _device_max_unpool(input, indices, out_shape, nd):  # noqa: A002
     source = empty((planes * per_out,), np.int64)
     target = empty((index.size,), np.int64)
     bad = empty((max(planes, 1),), np.uint8)
-    launch(kp.fill_int_kernel, source.size, source, kp.NO_SOURCE)
-    launch(kp.fill_int_kernel, bad.size, bad, 0)
+    launch(kp.unpool_clear_kernel, max(source.size, bad.size), source, bad)
     if index.size:
         launch(kp.unpool_sources_kernel, index.size, index, source, bad, per_in, per_out)
     launch(kp.unpool_targets_kernel, max(index.size, source.size), index, source, bad, target, per_in, per_out)

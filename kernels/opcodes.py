@@ -88,6 +88,7 @@ LOG_SOFTMAX = 59  # out = x - logsumexp(x, dim); aux -> (outer, size of dim, inn
 LINEAR = 60  # out = x @ y.T (torch's linear without bias; y stored (N, K)); aux -> (M, K, N)
 LINEAR_BIAS = 61  # out = x @ y.T + b (torch's linear / addmm); aux -> (M, K, N, b offset, b row, b requires grad)
 CROSS_ENTROPY = 62  # out = mean_i(logsumexp(x[i]) - x[i, t_i]), x (M, C); aux -> (M, C, t_0, ..., t_M-1)
+GATHER_INDEXED = 63  # out[i] = x[(i // a0) * a1 + t_i], t_i >= 0 (else none); aux -> (t's arena offset, shared)
 
 # --- elementwise unary, second range (the first is full): partial d(x, out, a0, a1) as UNARY_FIRST.. -----
 # (numbers far above the structural ops, which other families append after CROSS_ENTROPY)

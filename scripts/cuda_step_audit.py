@@ -13,7 +13,8 @@ A step's copies back are the sweep's two (its state and visited flags, ``tests/c
 what the step reads into Python: reads that torch makes too (a data-dependent shape or a Python number:
 ``nonzero``, ``item``, boolean masks) and, by ad's design, index maps, which are host data (class indices, an
 embedding bag's indices and offsets). ``tests/cuda/test_step_traffic.py`` holds the MLP step to its three copies,
-and clipping, cross entropy and the convolutions to theirs; ``tests/cuda/test_cuda_max_pool.py`` max pooling.
+and clipping, cross entropy, the convolutions and the pooling / transposed convolution step (``pools_deconv``) to
+theirs; ``tests/cuda/test_cuda_max_pool.py`` and ``test_cuda_host_ops20.py`` max pooling.
 """
 
 import collections
@@ -123,6 +124,22 @@ def _steps():
 
         return _trainer(model, loss, ad.optim.Adam(model.parameters(), 1e-3, amsgrad=True))
 
+    def pools_deconv_adam():
+        # the ops that went through the host until session 20: max pooling with indices, max unpooling,
+        # a transposed convolution, adaptive and fractional max pooling
+        ad.manual_seed(0)
+        model = nn.ModuleList([nn.Conv2d(1, 2, 3, padding=1), nn.ConvTranspose2d(2, 1, 3, stride=2, padding=1,
+                                                                                 output_padding=1)]).cuda()
+        pool, unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+        adaptive, fractional = nn.AdaptiveMaxPool2d((3, 2)), nn.FractionalMaxPool2d(2, output_size=(3, 3))
+        x = _data(ad, 2, 1, 4, 6)
+
+        def loss(m):
+            y = m[1](unpool(*pool(m[0](x))))
+            return adaptive(y).pow(2).mean() + fractional(y).pow(2).mean()
+
+        return _trainer(model, loss, ad.optim.Adam(model.parameters(), 1e-3))
+
     return {
         "mlp": mlp_sgd,
         "conv": conv_adam,
@@ -131,10 +148,11 @@ def _steps():
         "embedding_bag": embedding_bag_sgd,
         "cross_entropy": cross_entropy_smoothing_ignore,
         "losses_norms": losses_norms,
+        "pools_deconv": pools_deconv_adam,
     }
 
 
-STEPS = ("mlp", "conv", "lstm", "transformer", "embedding_bag", "cross_entropy", "losses_norms")
+STEPS = ("mlp", "conv", "lstm", "transformer", "embedding_bag", "cross_entropy", "losses_norms", "pools_deconv")
 
 
 def _chain(depth=4):

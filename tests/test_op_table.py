@@ -102,6 +102,9 @@ EXAMPLES = {
     "min_all": (lambda x: ad.min(x) + x.min(1).values, [(3, 4)]),
     "gather_map": (lambda x: x[[0, 2, 2, 1]] * 3.0 + x[ad.tensor([[1, 0]])].sum(), [(3, 2)]),
     "scatter_map": (lambda x: ops.scatter_map(x, (5,), np.array([4, 0, 4, 1])), [(4,)]),
+    # two planes of 4 read by 3 outputs each (one without a source: 0), then one plane's indices shared by both
+    "gather_indexed": (lambda x: ops.gather_indexed(x, (2, 3), np.array([0, 2, 2, 1, -1, 3]), 3, 4)
+                       + ops.gather_indexed(x, (2, 3), np.array([3, 3, 0]), 3, 4, shared=True), [(2, 4)]),
     "gather": (lambda x: x.gather(1, ad.tensor([[0, 0], [1, 0]])), [(2, 3)]),
     "index_select": (lambda x: x.index_select(0, ad.tensor([2, 0, 2])), [(3, 2)]),
     # overlapping windows (storage positions read twice) of a transposed view: its storage is the root's

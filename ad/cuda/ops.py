@@ -580,6 +580,20 @@ def gather_map(x, shape, index_map, op):
     return result(out, x._dev, op, (x,), (x.shape, index_map))
 
 
+def gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op):
+    """``ops.gather_indexed`` of CUDA tensor ``x``: one launch of ``kernels/cuda/pool.py``'s gather, the indices
+    ``t`` (a flat int64 device array) kept for the row (``tape._encode_one`` stores them in the arena)."""
+    from kernels.cuda import pool as kp
+
+    if not hasattr(t, "copy_to_host"):  # (host indices: the op table's checks)
+        t = to_device(np.ascontiguousarray(t, dtype=np.int64).reshape(-1))
+    out = empty(tuple(shape), x._data.dtype)
+    if out.size:
+        kc.launch(kp.gather_indexed_kernel, out.size, flat(_values(x)), t, flat(out), int(per_out), int(per_in),
+                  bool(shared))  # fmt: skip
+    return result(out, x._dev, op, (x,), (x.shape, t, int(per_out), int(per_in), inverse, bool(shared)))
+
+
 def scatter_map(x, shape, index_map, op):
     index_map = np.ascontiguousarray(index_map, dtype=np.int64).reshape(-1)
     out = full(tuple(shape), 0.0, x._data.dtype, x._dev)._data

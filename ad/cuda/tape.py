@@ -498,6 +498,16 @@ def _encode_one(tape, t, off, n, code, x, ctx, shape):
         tape.aux.append(int(index_map.size))
         tape.aux.frombytes(index_map.tobytes())
         return tape.record(code | _bit(x, K.XRG), off, xoff, -1, n, a, xrow)
+    elif code == K.GATHER_INDEXED:  # ctx: (x shape, t (device int64), per_out, per_in, inverse, shared)
+        if not isinstance(ctx, tuple) or len(ctx) != 6 or ctx[1].size != (ctx[2] if ctx[5] else n):
+            return None
+        xoff, xrow = operand(tape, x)
+        size = ctx[1].size
+        at = tape.alloc(size)  # (the indices as values: exact, the callers check the plane fits the dtype)
+        if size:
+            store(tape.values[at : at + size], ctx[1])
+        a = tape.add_aux([at, int(bool(ctx[5]))])
+        return tape.record(code | _bit(x, K.XRG), off, xoff, -1, n, a, xrow, -1, float(ctx[2]), float(ctx[3]))
     elif code == K.LOG_SOFTMAX:
         xs = xd.shape if xd.ndim else (1,)
         d = int(ctx)

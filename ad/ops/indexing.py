@@ -60,6 +60,22 @@ AS_STRIDED_COPY = Op("as_strided_copy", K.GATHER_MAP, "AsStridedBackward0_copy",
 COPY_SLICES = Op(
     "copy_slices", K.ADD, "torch::autograd::CopySlices", ADD.vjp, ADD.partial, ADD.np_fn, jvp=ADD.jvp, register=False
 )
+def _gather_indexed_vjp(g, out, inputs, ctx):
+    x_shape, t, per_out, per_in, inverse, shared = ctx
+    if inverse is not None:  # (one output per source: the adjoint gathers back through the inverse map)
+        return (gather_indexed(g, x_shape, inverse, per_in, per_out, t),)
+    # several outputs may share a source: a scatter-add, whose index map is host data (graph sweeps only:
+    # create_graph, forward-mode levels; the device sweep runs the row itself)
+    index = _cuda.host_copy(t).reshape(-1)
+    if shared:
+        index = np.tile(index, _size(g.shape) // builtins.max(per_out, 1))
+    plane = np.arange(index.size, dtype=np.int64) // per_out * per_in
+    flat = np.where(index >= 0, plane + index, _size(x_shape))  # (no source: into one spare element, dropped)
+    total = scatter_map(g, (_size(x_shape) + 1,), flat)
+    return (total[: _size(x_shape)].reshape(x_shape),)
+
+
+GATHER_INDEXED = Op("gather_indexed", K.GATHER_INDEXED, "IndexBackward0", _gather_indexed_vjp)
 MAX_DIM = Op("max_dim", K.GATHER_MAP, "MaxBackward0", _gather_map_vjp)
 MIN_DIM = Op("min_dim", K.GATHER_MAP, "MinBackward0", _gather_map_vjp)
 
@@ -86,6 +102,34 @@ def gather_map(x, shape, index_map, op=GATHER_MAP):
     tape.aux.frombytes(index_map.tobytes())
     row = tape.record(op.code | K.XRG, off, xoff, -1, n, aux, xrow)
     return _result(view, tape, off, row, op, (x,), (x.shape, index_map))
+
+
+@linear_op
+def gather_indexed(x, shape, t, per_out, per_in, inverse=None, shared=False, op=GATHER_INDEXED):
+    """``out.flat[i] = x.flat[(i // per_out) * per_in + t[i]]`` (``out`` of ``shape``; 0 where ``t[i] == -1``, NaN
+    where ``t[i] < -1``) for CUDA tensor ``x`` and indices ``t`` on the device (a flat int64 device array, within
+    each of the planes of ``per_in`` elements): max pooling's picks and max unpooling's sources, computed there,
+    with no copy of the indices to the host (``gather_map``'s index map is host data), and a convolution's
+    columns (``shared``: ``t`` holds one plane's ``per_out`` indices, used for every plane). ``inverse``: for a
+    one-to-one map, the index of each ``x`` element's output (-1: none), the adjoint's own gather."""
+    if x._dev is not None:
+        return _cuda_ops().gather_indexed(x, shape, t, per_out, per_in, inverse, shared, op)
+    # a CPU tensor (the op's generic checks; the pooling ops' CPU paths use gather_map): gather_map of the host
+    # indices, where() for the outputs without a source
+    shape = tuple(shape)
+    n = _size(shape)
+    t = np.asarray(_cuda.host_copy(t), dtype=np.int64).reshape(-1)
+    if shared:
+        t = np.tile(t, n // builtins.max(per_out, 1))
+    has = t >= 0
+    flat = np.where(has, np.arange(n, dtype=np.int64) // per_out * per_in + t, 0)
+    out = gather_map(x, shape, flat)
+    if has.all():
+        return out
+    from .structural import where
+
+    fill = np.where(t == -1, 0.0, np.nan).astype(x._data.dtype).reshape(shape)
+    return where(wrap_array(has.reshape(shape)), out, wrap_array(fill))
 
 
 @linear_op

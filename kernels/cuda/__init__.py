@@ -22,6 +22,7 @@ take for shapes and strides):
 - ``matmul``: batched matmul and linear (cuBLAS through CuPy on a GPU, tiled shared-memory kernel otherwise).
 - ``softmax``: log_softmax forward / backward over a dim, cross_entropy with class targets.
 - ``scan``: cumsum along a dim (a block-level scan).
+- ``pool``: gathers by device-resident indices (the GATHER_INDEXED row) and max unpooling's source map.
 
 Host functions (each documents its arrays' shapes and dtypes):
 
@@ -49,4 +50,5 @@ MODULES = [
     "sweep",
     "ad_glue",
     "scan",
+    "pool",
 ]

@@ -35,7 +35,8 @@ that must not overlap run in phases (``_phases``): matmul and linear write ``gx`
 amin) first have one thread per group (its "leader", the member whose reduced coordinates are 0) count its
 zeros or maxima into ``gcount`` and multiply its non-zero members into ``gstat``, then give each member its
 share. Adjoints of gathers (broadcasts, integer indexing) add with ``cuda.atomic.add``: several elements may
-share a target.
+share a target. GATHER_INDEXED rows (indices computed on the device: ``kernels/cuda/pool.py``) read theirs from
+the value arena, at the offset their aux holds.
 
 Per-element partials are ``kernels/pointwise.py``'s formulas as ``kernels/cuda/device.py`` compiles them; the
 check of saved values and the per-line bodies of log_softmax and cross-entropy are ``kernels/cpu.py``'s
@@ -374,6 +375,16 @@ def _row_body(phase, r, rows, attrs, aux, vals, cot, gstat, gcount, store_x, sto
     elif code == K.SCATTER_MAP:
         for i in range(tid, aux[a], nthr):
             cot[x + i] += cot[o + aux[a + 1 + i]]
+    elif code == K.GATHER_INDEXED:  # aux -> (offset of the indices in the value arena, shared by the planes)
+        if xrg:
+            per_out = int(a0)
+            per_in = int(a1)
+            at = aux[a]
+            shared = aux[a + 1] != 0
+            for i in range(tid, n, nthr):
+                s = vals[at + (i % per_out if shared else i)]
+                if s >= 0:
+                    cuda.atomic.add(cot, x + (i // per_out) * per_in + int(s), cot[o + i])
     elif code == K.MATMUL:
         if phase == 0 and xrg:
             _matmul_gx(vals, cot, aux, a, o, x, y, tid, nthr)

@@ -1,9 +1,11 @@
-"""Max pooling on CUDA without a host copy of the values (``pooling._device_max_pool``: strided slices of the
+"""Max pooling on CUDA without a host copy of the values (``pooling_device._device_picks``: the first maximum
+of each window found by a kernel and gathered by ``gather_indexed``; for planes too big for float32 indices
+``_device_max_pool``: strided slices of the
 input padded with -inf, their maximum, and a chain of ``where`` that picks each window's first valid tap equal to
 it or NaN; the host path copied the whole input back for the index map). Values (signed zeros included: the
 CUDA ``cat`` used to add its pieces into zeros, which turned -0.0 into +0.0), gradients and tangents equal the
 CPU's exactly, with ties, NaN, +-inf and all -inf windows; the forward copies nothing back. ``return_indices``
-keeps the host path. Under numba's simulator (tiny sizes)."""
+and the fallbacks: ``test_cuda_host_ops20.py``. Under numba's simulator (tiny sizes)."""
 
 import numpy as np
 import pytest

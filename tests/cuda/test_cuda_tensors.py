@@ -397,6 +397,8 @@ CUDA_CASES += (
 )  # fmt: skip
 # session 17: as_strided_copy, a gather of storage positions (an index map from host copies)
 CUDA_CASES += ("as_strided_copy",)
+# session 20: the gather by device indices that max pooling, max unpooling and the convolutions' columns use
+CUDA_CASES += ("gather_indexed",)
 # session 18: as_strided views (device arrays over the base's memory) and as_strided_scatter (index maps)
 CUDA_CASES += ("as_strided", "as_strided_scatter", "segment_reduce")
 # session 19: the activations as one row each (the device kernels' pointwise formulas)

@@ -11,7 +11,9 @@ an embedding's indices: index maps are host data); nothing else. Under numba's s
   im2col took the operands through the host: three copies back per call and a Python hand-over in backward);
   values, gradients and tangents equal the CPU's;
 - a whole MLP step (linear, relu, dropout, cross entropy, SGD with momentum): the sweep's two copies and the
-  targets' read.
+  targets' read;
+- a step through max pooling with indices, max unpooling, a transposed convolution, adaptive and fractional max
+  pooling: the sweep's two copies (``test_cuda_host_ops20.py`` checks each op's values against the CPU).
 """
 
 import numpy as np
@@ -110,3 +112,10 @@ def test_an_mlp_step_copies_back_the_sweep_state_and_the_targets():
     sites, traffic = audit.d2h_by_site("mlp", depth=2)
     assert sum(sites.values()) == audit.SWEEP_D2H + 1, traffic.summary()
     assert any("loss.py" in s for s in sites), sites  # (the targets' read)
+
+
+def test_a_pooling_and_transposed_convolution_step_copies_back_only_the_sweep_state():
+    # max_pool with indices, max_unpool, conv_transpose2d, adaptive and fractional max pooling: each copied the
+    # input (or the indices) back before session 20
+    sites, traffic = audit.d2h_by_site("pools_deconv", depth=2)
+    assert sum(sites.values()) == audit.SWEEP_D2H, traffic.summary()

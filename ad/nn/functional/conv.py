@@ -1,4 +1,4 @@
-"""Convolutions as im2col + one batched GEMM: ``unfold``, ``fold``, ``conv1d/2d/3d``, ``conv_transpose1d/2d``.
+"""Convolutions as im2col + one batched GEMM: ``unfold``, ``fold``, ``conv1d/2d/3d``, ``conv_transpose1d/2d/3d``.
 
 Two Python-swept primitives carry every convolution: ``_Im2Col`` (torch's ``F.unfold``, generalised to
 1-3 spatial dims) and its adjoint ``_Col2Im`` (``F.fold``). Both run compiled kernels (``kernels/conv.py``)
@@ -14,8 +14,12 @@ of the product. Everything else (bias, reshapes) is ordinary ``ad`` ops. That co
 form (``create_graph=True``); ``conv1d/2d/3d`` themselves record one row, ``_Convolution``, which does the same
 arithmetic one sample at a time in numpy + BLAS, so that a sample's columns stay in cache (see its docstring),
 with the batch split across the cores (``ad.parallel.run_parts``, numpy's BLAS on one thread meanwhile).
-On CUDA operands ``conv1d/2d/3d`` run the composite in device ops, the columns gathered by strided slices
-(``_device_conv``); the transposed convolutions still take the host round trip of numpy-forward Functions.
+On CUDA operands ``conv1d/2d/3d`` and the transposed convolutions run the composite in device ops
+(``_device_conv_indexed``): the columns gathered in one launch through an index table of one sample's im2col
+(cached per geometry on the device; a transposed convolution is the stride-1 convolution of its input spread
+into zeros, the table's empty entries, with the taps reversed), then the batched matmul. Samples too big for
+exact float32 indices gather the columns by strided slices (``_device_conv``; the transposed convolution's
+spread by ``scatter_strided``, ``_device_conv_transpose``).
 """
 
 import itertools
@@ -28,6 +32,7 @@ from ... import blas_threads, ops, parallel
 from ...autograd.function import Function
 from ...forward import _fw, visible_levels_of
 from ...grad_mode import is_grad_enabled
+from ...ops.shape_index import flip
 from ...tape import _ArenaPool
 from ...tensor import Tensor, wrap_array
 
@@ -362,10 +367,89 @@ def _convnd(nd, input, weight, bias, stride, padding, dilation, groups):  # noqa
     _check_geometry(x.shape[2:], kernel, stride, padding, dilation, fn)
     geo = (kernel, stride, padding, dilation)
     if x._dev is not None and weight._dev is not None:
-        out = _device_conv(x, weight, bias, geo, groups)
+        out = _device_conv_indexed(x, weight, bias, geo, groups, False, _geometry(x.shape[2:], *geo)[1])
+        if out is None:
+            out = _device_conv(x, weight, bias, geo, groups)
     else:
         out = _Convolution.apply(x, weight, bias, geo, groups)
     return out if batched else ops.squeeze(out, 0)
+
+
+_COLUMN_TABLES = {}  # geometry -> its column table on the device (``_column_table``), the latest few kept
+_MAX_COLUMN_TABLES = 32
+_MAX_COLUMN_TABLE_BYTES = 256 << 20  # (a 3x3 convolution of 256 channels at 56x56: 58 MB of int64)
+
+
+def _tap_coords(size, out, k, stride, padding, dilation, transposed):
+    """Per output ``o`` (O,) and tap ``j`` (K,) of one spatial dim: the input coordinate its column reads and
+    whether there is one. A convolution reads ``o * stride - padding + j * dilation``. A transposed convolution is
+    the stride-1 convolution, with the taps reversed, of the input spread ``stride`` apart with ``dilation * (k -
+    1) - padding`` zeros before it: column ``(o, j)`` reads spread position ``o + (k - 1 - j) * dilation``, which is
+    input element ``i`` where that is ``i * stride + dilation * (k - 1) - padding``, else one of the zeros."""
+    o, j = np.arange(out)[:, None], np.arange(k)[None, :]
+    if not transposed:
+        coord = o * stride - padding + j * dilation
+        return coord, (coord >= 0) & (coord < size)
+    spread = o + (k - 1 - j) * dilation - (dilation * (k - 1) - padding)
+    coord = spread // stride
+    return coord, (spread % stride == 0) & (spread >= 0) & (coord < size)
+
+
+def _column_table(channels, spatial, geo, out_spatial, transposed, dev):
+    """The in-sample flat index (C * spatial) that each column element ``(c, taps..., outputs...)`` reads, -1 for
+    the zeros of padding (and of a transposed convolution's spreading): one sample's im2col as an index table,
+    the same for every sample; made once per geometry on the host, kept on the device."""
+    key = (channels, tuple(spatial), geo, tuple(out_spatial), transposed, dev)
+    table = _COLUMN_TABLES.get(key)
+    if table is not None:
+        return table
+    from ...cuda.arrays import to_device
+
+    nd = len(spatial)
+    index = np.zeros((), np.int64)
+    valid = np.ones((), bool)
+    for d, (size, o, k, st, p, dl) in enumerate(zip(spatial, out_spatial, *geo)):
+        coord, ok = _tap_coords(size, o, k, st, p, dl, transposed)  # (O_d, K_d)
+        shape = [1] * (2 * nd)  # (taps..., outputs...)
+        shape[d], shape[nd + d] = k, o
+        index = index + (np.clip(coord, 0, size - 1) * int(np.prod(spatial[d + 1:]))).T.reshape(shape)
+        valid = valid & ok.T.reshape(shape)
+    plane = int(np.prod(spatial))
+    table = np.where(valid[None], index[None] + (np.arange(channels) * plane).reshape((-1,) + (1,) * (2 * nd)), -1)
+    table = to_device(np.ascontiguousarray(table, dtype=np.int64).reshape(-1))
+    while _COLUMN_TABLES and (len(_COLUMN_TABLES) >= _MAX_COLUMN_TABLES or table.nbytes + sum(
+            t.nbytes for t in _COLUMN_TABLES.values()) > _MAX_COLUMN_TABLE_BYTES):
+        del _COLUMN_TABLES[next(iter(_COLUMN_TABLES))]  # (the oldest first)
+    _COLUMN_TABLES[key] = table
+    return table
+
+
+def _device_conv_indexed(x, weight, bias, geo, groups, transposed, out_spatial):
+    """A convolution (or, ``transposed``, a transposed convolution) of CUDA operands in two launches: one sample's
+    columns as an index table (``_column_table``), the batch's columns gathered through it by one
+    ``ops.gather_indexed`` (zeros where it says -1: padding and spreading cost nothing; the adjoint adds each
+    column's gradient back to its input element), and the batched matmul by the weight (a transposed
+    convolution's: its channel axes swapped per group, the taps reversed by the table). None when one sample's
+    indices would not be exact in the dtype (float32 above 2 ** 24 elements; ``_device_conv`` then)."""
+    n, c, *spatial = x.shape
+    per_in = c * int(np.prod(spatial))
+    if x._data.dtype.kind != "f" or per_in > 1 << (24 if x._data.dtype == np.float32 else 53):
+        return None
+    kernel = geo[0]
+    if transposed:
+        in_c, out_per_group = weight.shape[:2]
+        w = ops.reshape(weight, (groups, in_c // groups, out_per_group) + tuple(kernel))
+        weight = ops.reshape(ops.transpose(w, 1, 2), (groups * out_per_group, in_c // groups) + tuple(kernel))
+    out_c, in_per_group = weight.shape[:2]
+    taps, length = int(np.prod(kernel)), int(np.prod(out_spatial))
+    table = _column_table(c, spatial, geo, out_spatial, transposed, x._dev)
+    cols = ops.gather_indexed(x, (n, groups, in_per_group * taps, length), table, c * taps * length, per_in,
+                              shared=True)  # fmt: skip
+    w = ops.reshape(weight, (groups, out_c // groups, in_per_group * taps))
+    out = ops.reshape(ops.matmul(w, cols), (n, out_c) + tuple(out_spatial))
+    if bias is not None:
+        out = out + ops.reshape(bias, (out_c,) + (1,) * len(kernel))
+    return out
 
 
 def _device_conv(x, weight, bias, geo, groups):
@@ -397,6 +481,39 @@ def _device_conv(x, weight, bias, geo, groups):
     if bias is not None:
         out = out + ops.reshape(bias, (out_c,) + (1,) * len(kernel))
     return out
+
+
+def _device_conv_transpose(x, weight, bias, stride, padding, dilation, groups, out_spatial):
+    """A transposed convolution of CUDA operands in device ops, as the convolution it is: ``x`` spread ``stride``
+    apart into zeros (one ``scatter_strided``: the zero insertion and the padding at once), then ``_device_conv``
+    at stride 1 with the weight's channel axes swapped per group and its taps reversed. Output ``o`` reads the
+    spread input at ``o + j * dilation``, where input element ``i`` sits at ``i * stride + dilation * (k - 1) -
+    padding``: exactly the ``(i, tap)`` pairs with ``i * stride - padding + tap * dilation = o`` of the
+    col2im form. Elements that land outside (padding wider than ``dilation * (k - 1)``) are sliced off first.
+    ``_Col2Im`` is a numpy kernel: the CPU form took CUDA operands through the host, three copies back per call.
+    The gradients and tangents are the scatter's, the slices' and the matmul's rules, all on the device."""
+    nd = len(out_spatial)
+    n, c = x.shape[:2]
+    in_c, out_per_group, *kernel = weight.shape
+    spread = tuple(o + d * (k - 1) for o, d, k in zip(out_spatial, dilation, kernel))  # (stride-1 conv input)
+    keep, base = [slice(None), slice(None)], []
+    for size, st, p, d, k, length in zip(x.shape[2:], stride, padding, dilation, kernel, spread):
+        shift = d * (k - 1) - p  # (where input element 0 lands)
+        lo = max(0, -(shift // st))  # (the first element at or after 0: ceil(-shift / st))
+        hi = min(size, (length - 1 - shift) // st + 1)
+        keep.append(slice(lo, max(lo, hi)))
+        base.append(lo * st + shift)
+    if any(s.start or s.stop != size for s, size in zip(keep[2:], x.shape[2:])):
+        x = x[tuple(keep)]
+    plane = [int(np.prod(spread[d + 1:])) for d in range(nd)]
+    strides = [c * int(np.prod(spread)), int(np.prod(spread))] + [st * pl for st, pl in zip(stride, plane)]
+    offset = sum(b * pl for b, pl in zip(base, plane))
+    spread_x = ops.scatter_strided(x, (n, c) + spread, strides, offset)
+    w = ops.reshape(weight, (groups, in_c // groups, out_per_group) + tuple(kernel))
+    w = ops.reshape(ops.transpose(w, 1, 2), (groups * out_per_group, in_c // groups) + tuple(kernel))
+    w = flip(w, list(range(2, 2 + nd)))
+    geo = (tuple(kernel), (1,) * nd, (0,) * nd, tuple(dilation))
+    return _device_conv(spread_x, w, bias, geo, groups)
 
 
 def _device_zeros(x, axis, width):
@@ -695,6 +812,12 @@ def _conv_transposend(nd, input, weight, bias, stride, padding, output_padding, 
     if any(o <= 0 for o in out_spatial):
         raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). Calculated output "
                            f"size per channel: ({' x '.join(map(str, out_spatial))}). Output size is too small")
+    if x._dev is not None and weight._dev is not None:
+        geo = (kernel, stride, padding, dilation)
+        out = _device_conv_indexed(x, weight, bias, geo, groups, True, out_spatial)
+        if out is None:
+            out = _device_conv_transpose(x, weight, bias, stride, padding, dilation, groups, out_spatial)
+        return out if batched else ops.squeeze(out, 0)
     taps = int(np.prod(kernel))
     length = int(np.prod(spatial))
     xs = ops.reshape(x, (n, groups, c // groups, length))

@@ -6,10 +6,9 @@ coordinates (output position, tap) and a mask of the taps that fall inside the i
 dims gives, for every output element, the flat input indices of its window: ``(N, C, O..., K)``.
 
 - max pooling: a kernel (``kernels/conv.py``) finds the (first) largest element of each window, and
-  ``ops.gather_map`` picks it (on CUDA, without ``return_indices``: device slices and a chain of ``where``
-  picking the same element, ``_device_max_pool``),
-  so the gradient goes to that element only, as torch's (``return_indices`` gives torch's per-plane flat
-  indices);
+  ``ops.gather_map`` picks it (on CUDA: ``pooling_device.py``, the same pick on the device and
+  ``ops.gather_indexed``, no copy back), so the gradient goes to that element only, as torch's
+  (``return_indices`` gives torch's per-plane flat indices);
 - average pooling (plain and adaptive): separable, so one constant matrix per spatial dim, ``A[o, i]`` the
   weight of input coordinate ``i`` in output ``o``'s window (``1 / window length`` along that dim: torch's
   divisors are products of per-dim lengths), applied by ``matmul`` along that dim (BLAS, and the gradient
@@ -19,9 +18,10 @@ dims gives, for every output element, the flat input indices of its window: ``(N
   instead (adaptive windows of varying width or spacing as interleaved sets of regular ones), NaN-safe without
   a look at the values (the check would be a host round trip per call);
 - power-average pooling: torch's composite over ``avg_pool`` (``max_pool`` of ``|x|`` for p = +-inf);
-- max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather);
-- fractional max pooling: per-plane windows from torch's interval sequences, the maximum found in numpy and
-  gathered, as max pooling.
+- max unpooling: ``scatter_map`` of the values to their pooling indices (adjoint: a gather); CUDA indices: a
+  gather through each output's source, found on the device (``pooling_device._device_max_unpool``);
+- fractional max pooling: per-plane windows from torch's interval sequences (host data), the maximum found in
+  numpy and gathered, as max pooling (on CUDA: found and gathered on the device).
 """
 
 import math
@@ -35,6 +35,14 @@ from ... import ops
 from ...grad_mode import no_grad
 from ...ops.linalg import torch_dtype_name
 from ...tensor import Tensor, wrap_array
+from .pooling_device import (
+    _device_fractional_max,
+    _device_max_pool,
+    _device_max_unpool,
+    _device_picks,
+    _device_separable_max,
+    _fits_indexed,
+)
 
 
 def _tuple(value, n, name):
@@ -153,9 +161,21 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     k, s, p, d, out = _geometry(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_windows(*a) for a in zip(spatial, k, s, p, d, out)))
+    if x._dev is not None and _fits_indexed(x, spatial):
+        plane_index, valid = _combine(spatial, coords, masks)
+        result, indices = _device_picks(x, np.where(valid, plane_index, -1), out, True)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return (result, indices) if return_indices else result
     if x._dev is not None and not return_indices:
         result = _device_max_pool(x, k, s, p, d, out, masks)
         return result if batched else ops.squeeze(result, 0)
+    if x._dev is not None:
+        passes = [[(-pp, ss, kk, dd, o)] for kk, ss, pp, dd, o in zip(k, s, p, d, out)]
+        result, indices = _device_separable_max(x, passes)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return result, indices
     plane_index, valid = _combine(spatial, coords, masks)
     indices = _max_over_windows(x, plane_index, valid)  # (N, C, O...)
     n, c = x.shape[:2]
@@ -167,47 +187,6 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
         indices = indices[0]
     if return_indices:
         return result, _cuda.index_tensor(indices.astype(np.int64), input)
-    return result
-
-
-def _device_max_pool(x, kernel, stride, padding, dilation, out, masks):
-    """Max pooling of a CUDA tensor in device ops, no host copy of the values (``_max_over_windows`` reads them
-    back for the index map): the taps are strided slices of the input padded with -inf; ``m`` their maximum; the
-    result selects, by a chain of ``where`` from the last tap to the first, the first valid tap equal to ``m`` or
-    NaN (a NaN is the maximum: the first NaN), which is the CPU's pick (``window_argmax``). The gradient and the
-    tangent are that tap's only, as the CPU's gather; a padding tap is never picked (an all -inf window picks its
-    first element)."""
-    from ...cuda.ops import full
-
-    for dim, (kk, st, pp, dl, o) in enumerate(zip(kernel, stride, padding, dilation, out)):
-        axis = 2 + dim
-        right = max(0, (o - 1) * st + (kk - 1) * dl + 1 - pp - x.shape[axis])  # (ceil_mode's last windows)
-        if pp or right:
-            pieces = []
-            for width in (pp, None, right):
-                if width is None:
-                    pieces.append(x)
-                elif width:
-                    shape = x.shape[:axis] + (width,) + x.shape[axis + 1:]
-                    pieces.append(full(shape, -np.inf, x._data.dtype, x._dev))
-            x = ops.cat(pieces, axis)
-    taps, valid = [], []
-    for offsets in np.ndindex(*kernel):  # (the windows' tap order: row-major over the kernel)
-        window = tuple(slice(j * dl, j * dl + (o - 1) * st + 1, st)
-                       for j, dl, o, st in zip(offsets, dilation, out, stride))
-        taps.append(x[(slice(None), slice(None)) + window])
-        inside = np.ones((), bool)
-        for dim, j in enumerate(offsets):
-            inside = np.multiply.outer(inside, masks[dim][:, j])
-        valid.append(None if inside.all() else _cuda.index_tensor(inside, x))
-    with no_grad():
-        m = ops.amax(ops.stack(taps, 2), 2) if len(taps) > 1 else taps[0]
-    result = taps[-1]
-    for tap, inside in zip(reversed(taps[:-1]), reversed(valid[:-1])):
-        pick = (tap == m) | ops.isnan(tap)
-        if inside is not None:
-            pick = pick & inside
-        result = ops.where(pick, tap, result)
     return result
 
 
@@ -541,6 +520,19 @@ def _adaptive(nd, input, output_size, fn, is_max, return_indices=False):  # noqa
     out = _adaptive_size(x, nd, output_size, fn)
     spatial = x.shape[2:]
     coords, masks = zip(*(_adaptive_windows(sz, o) for sz, o in zip(spatial, out)))
+    if is_max and x._dev is not None and _fits_indexed(x, spatial):
+        plane_index, valid = _combine(spatial, coords, masks)
+        result, indices = _device_picks(x, np.where(valid, plane_index, -1), out, True)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return (result, indices) if return_indices else result
+    classes = _window_classes(coords, masks, spatial) if is_max and x._dev is not None else None
+    if classes is not None:  # (adaptive windows always split so)
+        passes = [[(first, step, k, 1, o) for first, step, k, o, _, _ in sets] for sets in classes]
+        result, indices = _device_separable_max(x, passes)
+        if not batched:
+            result, indices = ops.squeeze(result, 0), ops.squeeze(indices, 0)
+        return (result, indices) if return_indices else result
     if is_max:
         n, c = x.shape[:2]
         plane_index, valid = _combine(spatial, coords, masks)
@@ -700,7 +692,7 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
     if not isinstance(indices, Tensor):
         raise TypeError(f"max_unpool{kernel_nd}d(): argument 'indices' (position 2) must be Tensor, not "
                         f"{type(indices).__name__}")
-    idx = _cuda.host_copy(indices._data)  # (an index map)
+    idx = indices._data
     if idx.shape != tuple(input.shape):
         shape = list(input.shape) + [1] * (nd == 1)
         got = list(idx.shape) + [1] * (nd == 1)
@@ -710,6 +702,9 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size): 
         raise RuntimeError(f"elements in indices should be type int64 but got: "
                            f"{ops._torch_dtype(idx.dtype).capitalize()}")
     plane = int(np.prod(size))
+    if input._dev is not None and indices._dev is not None and _fits_indexed(input, input.shape[-nd:], size):
+        return _device_max_unpool(input, indices, tuple(input.shape[:-nd]) + tuple(size), nd)
+    idx = _cuda.host_copy(idx)  # (an index map)
     bad = (idx < 0) | (idx >= plane)
     if bad.any():
         volume = "x".join(str(v) for v in size + [1] * (nd == 1))
@@ -829,6 +824,12 @@ def _fractional_max_pool(nd, input, kernel_size, output_size, output_ratio, _ran
         shape[1 + nd + d] = k[d]
         index = index + coord.reshape(shape) * int(np.prod(spatial[d + 1:]))
     index = index.reshape((n * c, int(np.prod(out)), -1))  # (P, O, K): the taps in row-major order
+    if x._dev is not None and _fits_indexed(x, spatial):
+        result, indices = _device_picks(x, index, out, False)
+        return (result, indices) if batched else (ops.squeeze(result, 0), ops.squeeze(indices, 0))
+    if x._dev is not None:
+        result, indices = _device_fractional_max(x, index, out)
+        return (result, indices) if batched else (ops.squeeze(result, 0), ops.squeeze(indices, 0))
     values = _cuda.host_copy(x._data).reshape(n * c, -1)
     window = np.take_along_axis(values, index.reshape(n * c, -1), 1).reshape(index.shape)
     best = np.take_along_axis(index, np.argmax(window, axis=-1)[..., None], -1)[..., 0]  # (the first maximum)

@@ -1,9 +1,11 @@
 """``ad.autograd.graph``: hooks around the graph, as ``torch.autograd.graph``.
 
 - ``saved_tensors_hooks(pack_hook, unpack_hook)``: a thread-local stack of ``(pack, unpack)`` pairs. A custom
-  ``Function``'s ``ctx.save_for_backward`` packs each tensor with the innermost pair active at that time and
-  ``ctx.saved_tensors`` unpacks it. ad's built-in ops keep what they save in the tape's arenas (as values the
-  compiled sweep reads), not as tensors, so the hooks do not see them (a deliberate difference from torch).
+  ``Function``'s ``ctx.save_for_backward`` packs each tensor with the innermost pair active at that time (once
+  forward has returned and the call is recorded, as torch) and ``ctx.saved_tensors`` unpacks it, attached to
+  the saved tensor's graph (a double backward goes through it, as torch's). ad's built-in ops keep what they
+  save in the tape's arenas (as values the compiled sweep reads), not as tensors, so the hooks do not see them
+  (a deliberate difference from torch).
 - Post-accumulate-grad hooks: ``Tensor.register_post_accumulate_grad_hook(hook)`` keeps ``hook(tensor)`` in
   the leaf's ``_post_accumulate_grad_hooks`` dict; ``backward`` calls them after it has written ``.grad``.
   ``_POST_ACC[0]`` counts the leaves that ever had one, so that backward skips the walk when it is 0.
@@ -78,10 +80,23 @@ class saved_tensors_hooks:
 
 
 class save_on_cpu(saved_tensors_hooks):
-    """Saved tensors stay on the CPU (where all of ad's tensors live): packing copies nothing."""
+    """Tensors saved for backward are kept on the CPU: a CUDA tensor is copied to the host when saved and back
+    to its device when backward reads it; a CPU tensor is kept as it is (``pin_memory`` changes nothing here).
+
+    Example:
+        >>> with ad.autograd.graph.save_on_cpu():
+        ...     y = MyFunction.apply(x_on_gpu)
+    """
 
     def __init__(self, pin_memory=False, device_type="cuda"):
-        super().__init__(lambda t: t, lambda t: t)
+        def pack(t):
+            return (t.device, t.cpu())
+
+        def unpack(packed):
+            device, t = packed
+            return t.to(device)
+
+        super().__init__(pack, unpack)
 
 
 class disable_saved_tensors_hooks:

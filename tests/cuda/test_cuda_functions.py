@@ -176,13 +176,14 @@ def test_mark_dirty_on_cuda_as_on_the_cpu():
 
 
 def test_graph_sweep_retires_device_tapes_and_the_arena_pool_does_not_grow():
-    """A backward through ``engine.graph_sweep`` (``create_graph``) without ``retain_graph`` retires the device
+    """A backward through ``graph_sweep`` (``create_graph``) without ``retain_graph`` retires the device
     tapes it swept, as the CPU's: the next forward records a new tape, and the retired one's arena goes back to
     the device pool and is reused, so a loop of steps cycles through the pooled arenas (not a new one per step)."""
     import gc
 
     from ad.cuda import tape as device_tape
 
+    device_tape.reset_current()  # (a float32 tape an earlier test left current is not this test's business)
     w = ad.tensor(np.ones(3), device="cuda", requires_grad=True)
     tapes, arenas = set(), set()
     for _ in range(4):

@@ -137,3 +137,142 @@ def test_saved_tensors_hooks_saved_output_written_in_place_later_uses_the_saved_
 
     for a, t in zip(run(ad), run(torch)):
         np.testing.assert_allclose(a, t, rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Module.register_backward_hook / grad_fn.register_hook returning new grad_inputs
+
+W = np.array([[0.3, -0.2, 0.5], [0.1, 0.4, -0.6]])
+B = np.array([0.25, -0.5])
+XS = np.array([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3], [0.0, 0.7, 1.1], [-0.4, 0.9, 0.6]])
+
+
+def _linear(lib):
+    lin = lib.nn.Linear(3, 2).double() if lib is torch else lib.nn.Linear(3, 2)
+    with lib.no_grad():
+        lin.weight.copy_(lib.tensor(W))
+        lin.bias.copy_(lib.tensor(B))
+    return lin
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore:Using backward\\(\\) with create_graph=True")
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_module_backward_hook_returning_grad_input_matches_torch(create_graph):
+    def run(lib):
+        seen = []
+
+        def scale(module, grad_input, grad_output):
+            seen.append([None if g is None else tuple(g.shape) for g in grad_input])
+            return tuple(None if g is None else g * 2 for g in grad_input)
+
+        lin = _linear(lib)
+        lin.register_backward_hook(scale)
+        x = lib.tensor(XS, requires_grad=True)
+        y = lin(x)
+        (y * y).sum().backward(create_graph=create_graph)
+        seq = lib.nn.Sequential(_linear(lib), lib.nn.Tanh())
+        seq.register_backward_hook(lambda m, gi, go: tuple(g * 3 for g in gi))  # (on Tanh's node: its only input)
+        x2 = lib.tensor(XS, requires_grad=True)
+        seq(x2).sum().backward()
+        return seen, [t.grad.detach().numpy() for t in (x, lin.weight, lin.bias, x2, seq[0].weight, seq[0].bias)]
+
+    (seen_a, grads_a), (seen_t, grads_t) = run(ad), run(torch)
+    assert seen_a == seen_t == [[(2,), (4, 3), (3, 2)]]  # torch's AddmmBackward0 order: bias, input, weight.T
+    for a, t in zip(grads_a, grads_t):
+        np.testing.assert_allclose(a, t, rtol=1e-13)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_module_backward_hook_on_a_node_of_several_inputs_matches_torch():
+    class Mul(ad.nn.Module):
+        def forward(self, a, b):
+            return a * b
+
+    class TorchMul(torch.nn.Module):
+        def forward(self, a, b):
+            return a * b
+
+    def run(lib, module):
+        a = lib.tensor(X, requires_grad=True)
+        b = lib.tensor(X[::-1].copy(), requires_grad=True)
+        module.register_backward_hook(lambda m, gi, go: (gi[1] + go[0], None))  # (None: b gets no gradient)
+        (module(a, b) * 2).sum().backward()
+        return a.grad.numpy(), b.grad
+
+    (ga, gb_a), (gt, gb_t) = run(ad, Mul()), run(torch, TorchMul())
+    np.testing.assert_allclose(ga, gt, rtol=1e-14)
+    assert gb_a is None and gb_t is None
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_grad_fn_hooks_replace_grad_inputs_in_order_as_torch(big):
+    n = 70000 if big else 3  # (a big row is swept from Python: ad/big_rows.py)
+    values = np.linspace(-1.0, 2.0, n)
+
+    def run(lib, create_graph):
+        x = lib.tensor(values, requires_grad=True)
+        w = lib.tensor(values[::-1].copy(), requires_grad=True)
+        y = x * w
+        seen = []
+        y.grad_fn.register_hook(lambda gi, go: (gi[0] * 10, gi[1]))
+        y.grad_fn.register_hook(lambda gi, go: (seen.append(float(gi[0].detach().sum())), (gi[0] + 1, None))[1])
+        z = (y.exp() * 0.5).sum()
+        gx, gw = lib.autograd.grad(z, (x, w), create_graph=create_graph, allow_unused=True, materialize_grads=True)
+        out = [gx.detach().numpy(), gw.detach().numpy(), seen]
+        if create_graph:  # the replaced gradient is differentiable: 10 * w * exp(x w) / 2 + 1
+            (ggx,) = lib.autograd.grad(gx.sum(), x)
+            out.append(ggx.numpy())
+        return out
+
+    for create_graph in (False, True):
+        ours, theirs = run(ad, create_graph), run(torch, create_graph)
+        for a, t in zip(ours[:2], theirs[:2]):
+            np.testing.assert_allclose(a, t, rtol=1e-12)
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)
+        if create_graph:
+            np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-12)
+            # (the second backward passes y's node again, so its hooks apply again, as torch's)
+            expected = 10 * (5 * values[::-1] ** 2 * np.exp(values * values[::-1])) + 1
+            np.testing.assert_allclose(ours[3], expected, rtol=1e-12)
+
+
+def test_grad_fn_hook_result_errors_as_torch():
+    def errors(lib):
+        found = []
+        for result in (
+            lambda gi: [gi[0], gi[1]],
+            lambda gi: (gi[0],),
+            lambda gi: (gi[0], gi[1][:2]),
+            lambda gi: (gi[0], 5),
+            lambda gi: (gi[0], gi[1].float()),
+        ):
+            a = lib.tensor(X, requires_grad=True)
+            b = lib.tensor(X * 2, requires_grad=True)
+            y = a * b
+            y.grad_fn.register_hook(lambda gi, go, result=result: result(gi))
+            with pytest.raises((TypeError, RuntimeError)) as info:
+                y.sum().backward()
+            found.append((info.type, str(info.value)))
+        c = lib.tensor(X)
+        y = lib.tensor(X, requires_grad=True) * c
+        y.grad_fn.register_hook(lambda gi, go: (gi[0], lib.ones(3, dtype=lib.float64)))
+        with pytest.raises(RuntimeError) as info:
+            y.sum().backward()
+        found.append((info.type, str(info.value)))
+        return found
+
+    assert errors(ad) == errors(torch)
+
+
+def test_hooks_run_in_the_sweeps_grad_mode_as_torch():
+    def modes(lib):
+        seen = []
+        x = lib.tensor(X, requires_grad=True)
+        y = x * 2
+        y.register_hook(lambda g: seen.append(lib.is_grad_enabled()))
+        y.grad_fn.register_hook(lambda gi, go: seen.append((lib.is_grad_enabled(), gi[0].requires_grad)))
+        (y * y).sum().backward(retain_graph=True)
+        (y * y).sum().backward(create_graph=True)
+        return seen
+
+    assert modes(ad) == modes(torch) == [False, (False, False), True, (True, True)]

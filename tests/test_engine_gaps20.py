@@ -276,3 +276,31 @@ def test_hooks_run_in_the_sweeps_grad_mode_as_torch():
         return seen
 
     assert modes(ad) == modes(torch) == [False, (False, False), True, (True, True)]
+
+
+def test_grad_of_an_unused_input_names_its_index_as_torch():
+    def message(lib):
+        x = lib.tensor(X, requires_grad=True)
+        unused = lib.tensor(X, requires_grad=True)
+        with pytest.raises(RuntimeError) as info:
+            lib.autograd.grad((x * x).sum(), [x, x, unused])
+        return str(info.value)
+
+    assert message(ad) == message(torch)
+    assert "index 2" in message(ad)
+
+
+def test_grad_fn_metadata_and_the_scalar_operands_edge_as_torch():
+    def run(lib):
+        x = lib.tensor(X, requires_grad=True)
+        y = x * 2
+        y.grad_fn.metadata["tag"] = 1
+        seen = []
+        y.grad_fn.register_hook(lambda gi, go: (seen.append(len(gi)), (gi[0] * 3, None))[1])
+        y.sum().backward()
+        return y.grad_fn.metadata, seen, x.grad.numpy()
+
+    (meta_a, seen_a, grad_a), (meta_t, seen_t, grad_t) = run(ad), run(torch)
+    assert meta_a == meta_t == {"tag": 1}
+    assert seen_a == seen_t == [2]  # (torch counts the Python scalar's edge: a second, None, grad_input)
+    np.testing.assert_array_equal(grad_a, grad_t)

@@ -234,11 +234,12 @@ def _node_register_hook(self, hook):
         else:
             grad_inputs = _rule_grad_inputs(out, g)
         layout = _TORCH_LAYOUTS.get(op.code)
-        shown = layout[0](out, grad_inputs) if layout is not None else grad_inputs
-        result = hook(tuple(shown), (g,))
+        shown = layout[0](out, grad_inputs) if layout is not None else list(grad_inputs)
+        scalar_edges = len(self.next_functions) - len(shown)  # (x * 2: torch's edge of the Python scalar)
+        result = hook((*shown, *[None] * scalar_edges), (g,))
         if result is None:
             return None
-        new = _checked_grad_inputs(result, shown, name)
+        new = _checked_grad_inputs(result, shown + [None] * scalar_edges, name)[: len(shown)]
         if layout is not None:
             new = layout[1](out, new)
         if out._dev is not None:

@@ -277,11 +277,11 @@ def _call_grad_direct(outputs, inputs, grad_outputs, retain_graph, options):
         stack.pop()
     arrays = leaf_grads.arrays
     result = []
-    for t in inputs:
+    for k, t in enumerate(inputs):
         g = arrays.get(id(t))
         if g is None:  # (the recording used every input: only a hook that changed the graph can get here)
             if not options[0]:
-                raise RuntimeError(ag.UNUSED_INPUT_MESSAGE)
+                raise RuntimeError(ag.unused_input_message(k))
             result.append(None)
             continue
         result.append(wrap_array(g))

@@ -21,7 +21,9 @@ from .engine import (
     free_function,
     graph_nodes,
     hooks_on_undefined,
+    replaced_grad_inputs,
     run_hooks,
+    take_replaced_grad_inputs,
 )
 from .tape import retire
 from .tensor import Tensor, wrap_array
@@ -77,7 +79,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         if before:
             target_grads[key] = (t, g)
         if t._hooks:
-            g = run_hooks(t, g)
+            g = run_hooks(t, g, replacing=True)
         if targets and key in targets and not before:
             target_grads[key] = (t, g)
         if t._retains_grad:
@@ -98,6 +100,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             if t._hooks or t._retains_grad or (targets and id(t) in targets):  # (else ``arrive`` returns g)
                 g = arrive(t, g)
             if runs is not None and id(t) not in runs:
+                if replaced_grad_inputs:
+                    take_replaced_grad_inputs(t)  # (its node does not run: nor do what its hook returned)
                 continue
             tape = t._tape
             if tape is not None:  # checked when the node runs, as torch's engine (hooks before it have run)
@@ -106,7 +110,10 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 if tape.dirty or getattr(tape, "graph_rows", None):  # (_check_saved's early exits, inlined)
                     _check_saved(t)
             ran.append(t)
-            if t._op.code == K.PYTHON:
+            replaced = take_replaced_grad_inputs(t) if replaced_grad_inputs else None
+            if replaced is not None:  # (a node hook returned them: ad/autograd/graph.py)
+                step, args = (lambda grads: grads), (replaced,)
+            elif t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
                 step, args = _function_backward, (t, g, grads, arrive)
             else:

@@ -46,6 +46,7 @@ from .big_rows import (  # noqa: F401 - engine.X names other modules use
     big_row_head,
 )
 from .chain_backward import chain_rows, sweep_chain
+from .grad_mode import _grad_state
 from .tape import POOL, Tape, dead_import_error, retire
 from .tensor import Tensor, _pre_write_node, wrap_array
 
@@ -609,6 +610,9 @@ def _sweep_stretches(s, tape, hook_rows, freed, start, arrays):
                     continue
                 if t._hooks or t._retains_grad:  # (else _arrive does nothing)
                     _arrive(s, t)
+                    if not s.live[t._off]:  # (a node hook replaced the node's grad_inputs: it was swept there)
+                        consumed = consumed or (t._row == h and h in tape.python_rows)
+                        continue
                 if t._row == h and h in tape.python_rows and not consumed:  # (once, when aliases share the row)
                     chain = chain_rows(s, t, h) if plan is None else None
                     if chain is not None:
@@ -750,15 +754,81 @@ def _apply_tensor_hooks(s, t):
     n = t._data.size
     region = s.cot[t._off : t._off + n]
     g = wrap_array(region.reshape(t._data.shape).copy())
-    g = run_hooks(t, g)
+    state = _grad_state
+    was_enabled = state.enabled
+    state.set(False)  # (as torch's engine: hooks run in the sweep's grad mode, create_graph's, False here)
+    try:
+        g = run_hooks(t, g, replacing=True)
+    finally:
+        state.set(was_enabled)
     region[...] = g._data.reshape(-1)
     if t._retains_grad:
         _retain(t, g)
+    if replaced_grad_inputs:
+        grads = take_replaced_grad_inputs(t)
+        if grads is not None:
+            _sweep_replaced_node(s, t, grads)
 
 
-def run_hooks(t, g):
+# grad_fn.register_hook (ad/autograd/graph.py): a node hook that returned new grad_inputs leaves them here, keyed by
+# id of the node's output, {id: (output, [gradient or None per operand in ``_inputs`` order])}; the sweep that ran
+# the output's hooks takes them (``take_replaced_grad_inputs``) and gives them to the operands in place of the
+# node's rule. A sweep that cannot (a CUDA or batched one) raises instead (``run_hooks``).
+replaced_grad_inputs = {}
+
+
+def take_replaced_grad_inputs(t):
+    """The grad_inputs a node hook of ``t``'s node returned in place of its rule's, or None."""
+    entry = replaced_grad_inputs.pop(id(t), None)
+    return entry[1] if entry is not None and entry[0] is t else None
+
+
+def _sweep_replaced_node(s, t, grads):
+    """The compiled sweep's step for ``t``'s node whose hook replaced its grad_inputs: ``grads`` go to the
+    operands' cotangent regions (the slots the node's row reads), and ``t``'s cotangent is dropped so that the
+    kernel skips the node's rows (visited, so freed after backward as a node that ran)."""
+    tape = s.tape
+    row = next((r for r in range(t._row, t._row + t._nrows) if _row_out(tape, r) == t._off), None)
+    if row is None:
+        raise NotImplementedError(f"{t.grad_fn.name()}: ad cannot replace this node's grad_inputs from a hook")
+    _, _, targets = big_row_head(s, t, row, tape.freed_flags())
+    for off, operand_row, operand in targets:
+        index = next(k for k, inp in enumerate(t._inputs) if inp is operand)
+        g = grads[index]
+        if g is None:
+            continue
+        data = np.asarray(g._data, s.cot.dtype).reshape(-1)
+        n = data.size
+        if s.live[off]:
+            s.cot[off : off + n] += data
+        else:  # the first cotangent of this region: stored (it may hold garbage, see _TapeSweep)
+            s.cot[off : off + n] = data
+            s.live[off] = 1
+        if operand_row < s.lowest:
+            s.lowest = operand_row
+    s.visited[t._row : t._row + t._nrows] = 1
+    s.live[t._off] = 0
+
+
+def run_hooks(t, g, replacing=False):
     """Apply ``t``'s hooks to cotangent tensor ``g``; a hook's non-None return replaces it. ``g`` is None for
-    an output of a running multi-output node that got no gradient (torch calls its hooks with None)."""
+    an output of a running multi-output node that got no gradient (torch calls its hooks with None).
+    ``replacing``: the caller takes the grad_inputs a node hook returned (``take_replaced_grad_inputs``).
+
+    Raises:
+        NotImplementedError: a node hook returned new grad_inputs on a sweep that cannot use them."""
+    if t._hooks:
+        g = _run_tensor_hooks(t, g)
+        if not replacing and replaced_grad_inputs and take_replaced_grad_inputs(t) is not None:
+            raise NotImplementedError(
+                f"a hook on {t.grad_fn.name()} returned new grad_inputs: ad uses them in the CPU sweeps, not in "
+                "this one (a CUDA tensor's or a batched one, is_grads_batched / vmap); return None from the hook "
+                "and register hooks on the input tensors instead"
+            )
+    return g
+
+
+def _run_tensor_hooks(t, g):
     if t._hooks:
         expected = t.shape if g is None else g.shape
         for hook in list(t._hooks.values()):

@@ -153,15 +153,23 @@ _hook_ids = iter(range(1, 1 << 62))
 class Node:
     """``grad_fn`` of a recorded tensor: ``name()`` and ``next_functions`` as torch shows them."""
 
-    __slots__ = ("_tensor_inputs", "_name", "_op", "_kind", "__weakref__")
+    __slots__ = ("_tensor_inputs", "_name", "_op", "_kind", "_metadata", "__weakref__")
 
     def __init__(self, name, inputs, op=None):
         self._name = name
         self._tensor_inputs = inputs
         self._op = op
+        self._metadata = None
 
     def name(self):
         return self._name
+
+    @property
+    def metadata(self):
+        """A dict the user may fill, kept with this node (torch's ``Node.metadata``; made on first use)."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
 
     @property
     def next_functions(self):

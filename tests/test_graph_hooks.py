@@ -92,9 +92,10 @@ def test_grad_fn_hook_with_broadcasting_and_removal():
     y.sum().backward()
     assert len(seen) == 1
     z = w * 2
-    z.grad_fn.register_hook(lambda gi, go: gi)
-    with pytest.raises(NotImplementedError, match="can only observe"):
-        z.sum().backward()
+    z.grad_fn.register_hook(lambda gi, go: tuple(None if g is None else g * 3 for g in gi))
+    w.grad = None
+    z.sum().backward()  # (what the hook returns replaces the node's grad_inputs: tests/test_engine_gaps20.py)
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(w.shape, 6.0))
 
 
 class Square(ad.autograd.Function):

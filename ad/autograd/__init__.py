@@ -510,10 +510,12 @@ def _grad_call(
         stack.pop()
 
 
-UNUSED_INPUT_MESSAGE = (
-    "One of the differentiated Tensors appears to not have been used in the graph. Set "
-    "allow_unused=True if this is the desired behavior."
-)
+def unused_input_message(index):
+    """torch's error for input ``index`` of ``grad`` that the outputs do not depend on."""
+    return (
+        f"The differentiated Tensor at index {index} appears to not have been used in the graph. Set "
+        "allow_unused=True if this is the desired behavior."
+    )
 
 
 def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
@@ -525,7 +527,7 @@ def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unu
     _check_not_stale(targets.values())
     leaf_grads, target_grads = _run(outputs, seeds, targets, retain_graph, create_graph)
     result = []
-    unused = False
+    unused = None  # (the index of the first input the outputs do not depend on)
     # the leaves' hooks run under the grad mode of the sweep (a hook's ad ops are recorded only with create_graph)
     hooked = False
     for t in inputs_t:  # (a loop, not any(generator): once per input of every call)
@@ -533,10 +535,10 @@ def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unu
             hooked = True
             break
     with (no_grad() if not create_graph else enable_grad()) if hooked else _NO_MODE_CHANGE:
-        for t, node in zip(inputs_t, nodes):
+        for k, (t, node) in enumerate(zip(inputs_t, nodes)):
             hit = leaf_grads.get(id(t)) if t._op is None else target_grads.get(id(node))
             if hit is None:
-                unused = True  # raised after the other inputs' hooks ran, as torch's engine does
+                unused = k if unused is None else unused  # raised after the other inputs' hooks ran, as torch's
                 # (with create_graph, torch's materialized zeros require grad, as any other gradient)
                 result.append(
                     wrap_array(np.zeros(t.shape, t._data.dtype), requires_grad=create_graph)
@@ -551,8 +553,8 @@ def _grad(outputs, inputs_t, grad_outputs, retain_graph, create_graph, allow_unu
                 # a cotangent-arena view (fresh memory of this sweep) or the differentiable sweep's tensor
                 g = g if isinstance(g, Tensor) else wrap_array(g)
             result.append(g)
-    if unused and not allow_unused:
-        raise RuntimeError(UNUSED_INPUT_MESSAGE)
+    if unused is not None and not allow_unused:
+        raise RuntimeError(unused_input_message(unused))
     return tuple(result)
 
 
@@ -603,10 +605,7 @@ def _batched_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, all
                 g = np.stack([engine.run_hooks(t, wrap_array(np.array(gb)))._data for gb in g])
         result.append(wrap_array(np.ascontiguousarray(g)))
     if unused and not allow_unused:
-        raise RuntimeError(
-            f"The differentiated Tensor at index {unused[0]} appears to not have been used in the graph. Set "
-            "allow_unused=True if this is the desired behavior."
-        )
+        raise RuntimeError(unused_input_message(unused[0]))
     return tuple(result)
 
 

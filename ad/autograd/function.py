@@ -54,11 +54,10 @@ class FunctionCtx:
         for t in tensors:
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError("save_for_backward can only save variables, but argument is not a Tensor")
-        hooks = current_saved_tensors_hooks()  # ad.autograd.graph.saved_tensors_hooks (issue 15)
-        if hooks is not None:
-            self._unpack = hooks[1]
-            tensors = tuple(None if t is None else hooks[0](t) for t in tensors)
         self._saved = tensors
+        # ad.autograd.graph.saved_tensors_hooks: as torch's, the pack hook runs once forward has returned and the
+        # call is recorded (it sees a saved output as the recorded output, with its grad_fn): _snapshot_saved
+        self._hooks = current_saved_tensors_hooks()
 
     @property
     def saved_tensors(self):
@@ -75,7 +74,10 @@ class FunctionCtx:
                     raise RuntimeError(_modified_saved_message(t, i, v))
         unpack = self.__dict__.get("_unpack")
         if unpack is not None:
-            return tuple(None if t is None else unpack(t) for t in self._saved)
+            return tuple(
+                None if t is None else _attach_unpacked(unpack(t), source)
+                for t, source in zip(self._saved, self._sources)
+            )
         return self._saved
 
     def check_unsaved(self):
@@ -89,20 +91,22 @@ class FunctionCtx:
 
     def _snapshot_saved(self, raw_outputs, outputs):
         """After forward: a saved output becomes the recorded output (so double backward through it reaches
-        this call, as torch's), and every saved tensor's version is noted. Tensors packed by
-        ``saved_tensors_hooks`` are whatever the pack hook made of them: left as they are."""
-        if self._saved and self.__dict__.get("_unpack") is None:
-            swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
-            if swap:
-                self._saved = tuple(swap.get(id(t), t) if t is not None else None for t in self._saved)
+        this call, as torch's). Then, under ``saved_tensors_hooks`` and for a recorded call (torch packs nothing
+        for a call it does not record), each saved tensor goes through the pack hook, and ``_sources`` notes
+        where its graph is (``saved_tensors`` attaches the unpacked tensors to it); otherwise every saved
+        tensor's version is noted (checked when ``saved_tensors`` is read)."""
+        hooks = self.__dict__.pop("_hooks", None)
+        if not self._saved:
+            return
+        swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
+        if swap:
+            self._saved = tuple(swap.get(id(t), t) if t is not None else None for t in self._saved)
+        if hooks is not None and self._recording:
+            pack, self._unpack = hooks
+            self._sources = tuple(_graph_source(t) for t in self._saved)
+            self._saved = tuple(None if t is None else pack(t) for t in self._saved)
+        else:
             self._saved_versions = tuple(t._version if t is not None else 0 for t in self._saved)
-        elif self._saved:
-            # ad's own packings (allow_mutation_on_saved_tensors: ``rebind``) hold the tensor: the recorded output
-            swap = {id(r): o for r, o in zip(raw_outputs, outputs) if r is not o}
-            for packed in self._saved if swap else ():
-                rebind = getattr(packed, "rebind", None)
-                if rebind is not None:
-                    rebind(swap)
 
     def mark_non_differentiable(self, *tensors):
         self._non_differentiable.update(id(t) for t in tensors)
@@ -118,6 +122,49 @@ class FunctionCtx:
         if self._recording and any(isinstance(t, Tensor) and t._rg and t._op is None for t in tensors):
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         self._dirty = tensors
+
+
+def _graph_source(t):
+    """Where the graph of saved tensor ``t`` is found when it is unpacked: None for a tensor that needs no
+    gradient; else a weak reference to ``t`` (the graph holds it while it can be differentiated: its consumers'
+    operands) and its node (after an in-place write ``t`` is a newer node, whose ``_prev`` chain leads back)."""
+    if t is None or not t._rg:
+        return None
+    return weakref.ref(t), t.grad_fn
+
+
+def _attach_unpacked(unpacked, source):
+    """What ``ctx.saved_tensors`` gives for a tensor saved under ``saved_tensors_hooks``: as torch's, the unpack
+    hook's values with the saved tensor's graph (a double backward through it reaches the saved tensor's node,
+    whatever tensor the hook made).
+
+    Raises:
+        TypeError: the unpack hook returned something other than a tensor (torch's message).
+        RuntimeError: it returned a tensor of another shape or dtype, which ad cannot attach to the saved
+            tensor's graph (only where a graph is being recorded: ``create_graph=True``).
+    """
+    if not isinstance(unpacked, Tensor):
+        raise TypeError(
+            "Output of saved tensor unpack_hook expected to be a Tensor but got result of type "
+            f"{type(unpacked).__name__}"
+        )
+    if source is None or not _grad_state.enabled:
+        return unpacked  # (a first-order backward: no graph is recorded through the saved values)
+    ref, node = source
+    saved = ref()
+    while saved is not None and node is not None and saved.grad_fn is not node:
+        saved = saved._prev  # (written in place since: the version the call saved)
+    if saved is None or unpacked is saved:
+        return unpacked
+    if unpacked.shape != saved.shape or unpacked.dtype != saved.dtype or unpacked.device != saved.device:
+        raise RuntimeError(
+            f"saved tensor unpack_hook returned a tensor of shape {list(unpacked.shape)} and dtype {unpacked.dtype} "
+            f"for a saved tensor of shape {list(saved.shape)} and dtype {saved.dtype}: ad cannot attach it to the "
+            "saved tensor's graph (torch's grad_fn), which a double backward needs; return a tensor like the saved one"
+        )
+    if unpacked._dev is None and saved._dev is None and np.array_equal(unpacked._data, saved._data, equal_nan=True):
+        return saved  # (the common case: the hooks kept the values)
+    return _Unpacked.apply(saved, unpacked)
 
 
 def _modified_saved_message(t, index, version, saver="the custom Function saved it with save_for_backward"):
@@ -639,6 +686,19 @@ def once_differentiable(fn):
 
 # ---------------------------------------------------------------------------------------------------------
 # deprecated public classes kept by torch: InplaceFunction and NestedIOFunction
+
+
+class _Unpacked(Function):
+    """An unpack hook's tensor with the graph of the saved tensor it stands for (``_attach_unpacked``): its
+    values, and its gradient passed to the saved tensor unchanged (torch gives it the saved tensor's grad_fn)."""
+
+    @staticmethod
+    def forward(ctx, saved, unpacked):
+        return unpacked.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
 
 
 class InplaceFunction(Function):

@@ -1,9 +1,11 @@
 """``ad.autograd.graph``: hooks around the graph, as ``torch.autograd.graph``.
 
 - ``saved_tensors_hooks(pack_hook, unpack_hook)``: a thread-local stack of ``(pack, unpack)`` pairs. A custom
-  ``Function``'s ``ctx.save_for_backward`` packs each tensor with the innermost pair active at that time and
-  ``ctx.saved_tensors`` unpacks it. ad's built-in ops keep what they save in the tape's arenas (as values the
-  compiled sweep reads), not as tensors, so the hooks do not see them (a deliberate difference from torch).
+  ``Function``'s ``ctx.save_for_backward`` packs each tensor with the innermost pair active at that time (once
+  forward has returned and the call is recorded, as torch) and ``ctx.saved_tensors`` unpacks it, attached to
+  the saved tensor's graph (a double backward goes through it, as torch's). ad's built-in ops keep what they
+  save in the tape's arenas (as values the compiled sweep reads), not as tensors, so the hooks do not see them
+  (a deliberate difference from torch).
 - Post-accumulate-grad hooks: ``Tensor.register_post_accumulate_grad_hook(hook)`` keeps ``hook(tensor)`` in
   the leaf's ``_post_accumulate_grad_hooks`` dict; ``backward`` calls them after it has written ``.grad``.
   ``_POST_ACC[0]`` counts the leaves that ever had one, so that backward skips the walk when it is 0.
@@ -11,7 +13,8 @@
   objects with their own hook lists; a node remembers its output tensor (``_outputs``, weak), and the hooks
   become a tensor hook on that output, which runs when the output's gradient is complete, just before the
   node's backward: a prehook sees (and may replace) ``grad_outputs``; a hook sees ``grad_inputs`` computed from
-  the node's rule and ``grad_outputs`` (observing only: ad cannot substitute the inputs' gradients).
+  the node's rule and ``grad_outputs``, and may return new ``grad_inputs``, which the sweep gives to the inputs
+  in place of the rule's (``engine.replaced_grad_inputs``).
 """
 
 import itertools
@@ -23,7 +26,7 @@ import numpy as np
 
 from kernels import opcodes as K
 
-from .. import grad_mode
+from .. import engine
 from ..tensor import AccumulateGrad, Node, RemovableHandle, Tensor, _pre_write_node, wrap_array
 
 __all__ = [
@@ -78,10 +81,23 @@ class saved_tensors_hooks:
 
 
 class save_on_cpu(saved_tensors_hooks):
-    """Saved tensors stay on the CPU (where all of ad's tensors live): packing copies nothing."""
+    """Tensors saved for backward are kept on the CPU: a CUDA tensor is copied to the host when saved and back
+    to its device when backward reads it; a CPU tensor is kept as it is (``pin_memory`` changes nothing here).
+
+    Example:
+        >>> with ad.autograd.graph.save_on_cpu():
+        ...     y = MyFunction.apply(x_on_gpu)
+    """
 
     def __init__(self, pin_memory=False, device_type="cuda"):
-        super().__init__(lambda t: t, lambda t: t)
+        def pack(t):
+            return (t.device, t.cpu())
+
+        def unpack(packed):
+            device, t = packed
+            return t.to(device)
+
+        super().__init__(pack, unpack)
 
 
 class disable_saved_tensors_hooks:
@@ -195,35 +211,108 @@ def _node_register_prehook(self, hook):
 
 
 def _node_register_hook(self, hook):
-    """Register ``hook(grad_inputs, grad_outputs)``, called with the gradients this node passes to its inputs
-    (computed from its rule) and the gradient it received. ad lets the hook observe them only: a hook that
-    returns new ``grad_inputs`` raises."""
+    """Register ``hook(grad_inputs, grad_outputs) -> None or new grad_inputs``, called with the gradients this
+    node passes to its inputs (computed from its rule) and the gradient it received; what it returns (a tuple,
+    one gradient or None per grad_input, as torch checks it) goes to the inputs in place of the rule's. Hooks
+    run in the order registered, each seeing what the previous returned.
+
+    Raises (when backward runs the hook, with torch's messages): TypeError for a result that is not a tuple or
+    holds something other than tensors and None; RuntimeError for the wrong number of values, a changed size or
+    dtype, or a value for an input that gets no gradient."""
     if isinstance(self, AccumulateGrad):
         raise RuntimeError("register_hook on AccumulateGrad: use Tensor.register_post_accumulate_grad_hook")
     out = _output_of(self)
+    name = getattr(hook, "__name__", type(hook).__name__)
 
     def tensor_hook(g):
         op = out._op
         if op is None or op.vjp is None:
             raise RuntimeError(f"{self.name()} has no differentiable rule for its hook")
-        with grad_mode.no_grad():
-            grads = op.vjp(g, out, out._inputs, out._ctx)
-        grad_inputs = []
-        for inp, gi in zip(out._inputs, grads):
-            if inp is None or not getattr(inp, "_rg", False) or gi is None:
-                grad_inputs.append(None)
-                continue
-            if not isinstance(gi, Tensor):
-                gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
-            grad_inputs.append(_sum_to(gi, inp.shape))
-        if hook(tuple(grad_inputs), (g,)) is not None:
+        earlier = engine.replaced_grad_inputs.get(id(out))  # (what an earlier hook on this node returned)
+        if earlier is not None and earlier[0] is out:
+            grad_inputs = list(earlier[1])
+        else:
+            grad_inputs = _rule_grad_inputs(out, g)
+        layout = _TORCH_LAYOUTS.get(op.code)
+        shown = layout[0](out, grad_inputs) if layout is not None else list(grad_inputs)
+        scalar_edges = len(self.next_functions) - len(shown)  # (x * 2: torch's edge of the Python scalar)
+        result = hook((*shown, *[None] * scalar_edges), (g,))
+        if result is None:
+            return None
+        new = _checked_grad_inputs(result, shown + [None] * scalar_edges, name)[: len(shown)]
+        if layout is not None:
+            new = layout[1](out, new)
+        if out._dev is not None:
             raise NotImplementedError(
-                f"a hook on {self.name()} returned new grad_inputs; ad's grad_fn hooks can only observe them "
-                "(register a hook on the input tensors to change their gradients)"
+                f"a hook on {self.name()} returned new grad_inputs: ad uses them for CPU tensors only; return None "
+                "and register hooks on the input tensors instead"
             )
+        engine.replaced_grad_inputs[id(out)] = (out, new)  # (taken by the sweep: engine.take_replaced_grad_inputs)
         return None
 
     return out.register_hook(tensor_hook)
+
+
+def _rule_grad_inputs(out, g):
+    """The gradients ``out``'s node passes to its operands (``_inputs`` order; None where one needs none)."""
+    inputs = engine._inputs_of(out)
+    grads = out._op.vjp(g, out, inputs, out._ctx)  # (in the sweep's grad mode: differentiable with create_graph)
+    grad_inputs = []
+    for inp, gi in zip(inputs, grads):
+        if inp is None or not getattr(inp, "_rg", False) or gi is None:
+            grad_inputs.append(None)
+            continue
+        if not isinstance(gi, Tensor):
+            gi = wrap_array(np.broadcast_to(np.asarray(gi, dtype=inp.dtype), inp.shape).copy())
+        grad_inputs.append(_sum_to(gi, inp.shape))
+    return grad_inputs
+
+
+def _checked_grad_inputs(result, shown, name):
+    """A node hook's result checked as torch checks it against the grad_inputs it was shown; a list."""
+    if not isinstance(result, tuple):
+        raise TypeError(f"expected tuple, but hook returned '{type(result).__name__}'")
+    if len(result) != len(shown):
+        raise RuntimeError(
+            f"hook '{name}' has returned an incorrect number of values (got {len(result)}, but expected {len(shown)})"
+        )
+    for new, old in zip(result, shown):
+        if new is None:
+            continue
+        if not isinstance(new, Tensor):
+            raise TypeError(f"expected Variable, but hook returned '{type(new).__name__}'")
+        if old is None:
+            raise RuntimeError("can't replace a None gradient with a non-None value")
+        if new.dtype != old.dtype:
+            raise RuntimeError(
+                f"hook '{name}' has changed the type of value (was torch.{_tensor_type(old)} got "
+                f"torch.{_tensor_type(new)})"
+            )
+        if new.shape != old.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value")
+    return list(result)
+
+
+def _tensor_type(t):
+    return {"float64": "DoubleTensor", "float32": "FloatTensor"}.get(t.dtype.name, f"{t.dtype.name}Tensor")
+
+
+def _transposed(g):
+    return None if g is None else g.T
+
+
+# torch's grad_inputs of ad's fused linear rows, in torch's node's order: AddmmBackward0 (bias, input, weight.T),
+# MmBackward0 (input, weight.T); ad's operands are (input, weight[, bias]). (shown from ad's, ad's from shown)
+_TORCH_LAYOUTS = {
+    K.LINEAR_BIAS: (
+        lambda out, g: [g[2], g[0], _transposed(g[1])],
+        lambda out, g: [g[1], _transposed(g[2]), g[0]],
+    ),
+    K.LINEAR: (
+        lambda out, g: [g[0], _transposed(g[1])],
+        lambda out, g: [g[0], _transposed(g[1])],
+    ),
+}
 
 
 def bind():

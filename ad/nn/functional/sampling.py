@@ -14,6 +14,7 @@ from the ops they are made of:
 """
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 
@@ -98,44 +99,152 @@ def affine_grid(theta, size, align_corners=None):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _reflect(x, twice_low, twice_high):
+# torch's CPU kernels compute the source coordinate in the input's dtype two ways, which differ beyond about 2 ** 53
+# (float32: 2 ** 24) where the operations round: 4-D input (a vectorized kernel) with fused multiply-adds and a
+# reflection that folds over twice the span; 5-D input (a scalar kernel) with separate operations, a reflection
+# whose flips are counted in a 32-bit int (beyond 2 ** 31 flips the count is INT_MIN, even), and a clipping that
+# sends NaN to the far border. Each was learned by sampling a ramp image at far coordinates and matches torch 2.13
+# there (tests/test_grid_sample_far.py).
+
+
+def _exact_fma(a, b, c):
+    """``a * b + c`` rounded once, to the dtype of ``a`` (numpy scalars), through exact rationals."""
+    dtype = a.dtype.type
+    if not (np.isfinite(a) and np.isfinite(b) and np.isfinite(c)):
+        return dtype(a * b + c)
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    info = np.finfo(dtype)
+    if abs(exact) >= 2**info.maxexp - Fraction(2) ** (info.maxexp - info.nmant - 2):  # (rounds to infinity)
+        return dtype(np.inf if exact > 0 else -np.inf)
+    near = float(exact)
+    if dtype is np.float64:
+        return near
+    # float32: of the float32 neighbours of the float64 rounding, the nearest to the exact value (ties to even)
+    first = np.float32(near)
+    candidates = [first, np.nextafter(first, np.float32(np.inf)), np.nextafter(first, np.float32(-np.inf))]
+    finite = [v for v in candidates if np.isfinite(v)]
+    return min(finite, key=lambda v: (abs(Fraction(float(v)) - exact), int(v.view(np.int32)) & 1))
+
+
+def _fma(a, b, c):
+    """``a * b + c`` with one rounding (torch's fused multiply-add), elementwise in the dtype of array ``a``;
+    ``b`` is a scalar (here a half-integer: its low half is 0, which saves the work), ``c`` a scalar or an array.
+
+    Boldo and Melquiond's emulation: the product split exactly into ``uh + ul`` (Veltkamp / Dekker), ``c + uh``
+    into ``th + tl`` (Knuth's two-sum), ``tl + ul`` rounded to odd, then one rounding to nearest of ``th`` plus
+    it, which is the correctly rounded result where nothing overflows or underflows; the few finite elements
+    outside that range (huge or tiny) go through exact rationals."""
+    dtype = a.dtype.type
+    b, c = dtype(b), np.asarray(c, a.dtype)
+    info = np.finfo(dtype)
+    factor = dtype(2.0 ** ((info.nmant + 2) // 2) + 1)
+
+    def split(v):
+        t = v * factor
+        hi = t - (t - v)
+        return hi, v - hi
+
+    def two_sum(x, y):
+        s = x + y
+        bp = s - x
+        return s, (x - (s - bp)) + (y - bp)
+
+    with np.errstate(all="ignore"):
+        uh = a * b
+        size = np.maximum(np.abs(uh), np.abs(c))
+        # finite, no overflow in the split, and an error term above the subnormals (or an exact zero product)
+        safe = (size < dtype(2.0 ** (info.maxexp - 40))) & (
+            (np.abs(uh) > dtype(2.0 ** (info.minexp + 2 * info.nmant + 4))) | (uh == 0)
+        )
+        whole = safe.all()
+        if not whole:
+            kept = np.broadcast_arrays(a, c)
+            a, uh, c = np.where(safe, a, 0), np.where(safe, uh, 0), np.where(safe, c, 0)
+        ah, al = split(a)
+        bh, bl = split(b)
+        ul = (ah * bh - uh) + al * bh
+        if bl != 0:
+            ul = (ul + ah * bl) + al * bl
+        th, tl = two_sum(c, uh)
+        v, err = two_sum(tl, ul)
+        inexact_even = np.flatnonzero((err != 0) & ((v.view(np.int64 if dtype is np.float64 else np.int32) & 1) == 0))
+        if inexact_even.size:  # rounded to odd: the neighbour towards the exact sum
+            towards = np.where(err.flat[inexact_even] > 0, dtype(np.inf), dtype(-np.inf))
+            v.flat[inexact_even] = np.nextafter(v.flat[inexact_even], towards)
+        out = th + v
+    if not whole:
+        a, c = kept
+        for i in zip(*np.nonzero(~safe)):
+            with np.errstate(all="ignore"):
+                out[i] = _exact_fma(a[i], b, c[i]) if np.isfinite(size[i]) else a[i] * b + c[i]
+    return out
+
+
+def _reflect(x, twice_low, twice_high, vectorized):
     """torch's ``reflect_coordinates_set_grad``: ``x`` reflected into [low, high]; returns (value, slope)."""
     if twice_low == twice_high:
         return np.zeros_like(x), np.zeros_like(x)
-    low = twice_low / 2
-    span = (twice_high - twice_low) / 2
+    dtype = x.dtype.type
+    low = dtype(twice_low / 2)
     d = x - low
     sign = np.where(d < 0, -1.0, 1.0)
     d = np.abs(d)
+    if vectorized:  # folded over twice the span: the remainder from a fused multiply-add, then the nearer side
+        twice_span = dtype(twice_high - twice_low)
+        extra = _fma(-np.trunc(d / twice_span), twice_span, d)
+        back = twice_span - extra
+        ahead = extra <= back
+        return np.minimum(extra, back) + low, np.where(ahead, sign, -sign)
+    span = dtype((twice_high - twice_low) / 2)
     extra = np.fmod(d, span)
     flips = np.floor(d / span)
-    even = np.fmod(flips, 2) == 0
+    even = (np.fmod(flips, 2) == 0) | ~(np.abs(flips) < 2.0**31)  # (a 32-bit count: INT_MIN beyond, even)
     value = np.where(even, extra + low, span - extra + low)
     return value, np.where(even, sign, -sign)
 
 
-def _clip(x, size):
-    """torch's ``clip_coordinates_set_grad``: the borders count as outside (slope 0 there); NaN goes to 0 (as
-    torch's, so that ``border`` and ``reflection`` samples of a non-finite grid are finite)."""
+def _clip(x, size, vectorized):
+    """torch's ``clip_coordinates_set_grad``: the borders count as outside (slope 0 there); NaN goes to 0 in
+    the vectorized kernel, to ``size - 1`` in the scalar one (as torch's, so that ``border`` and ``reflection``
+    samples of a non-finite grid are finite)."""
     inside = (x > 0) & (x < size - 1)
-    return np.where(inside, x, np.nan_to_num(np.clip(x, 0, size - 1), nan=0.0)), inside.astype(np.float64)
+    nan = 0.0 if vectorized else size - 1
+    return np.where(inside, x, np.nan_to_num(np.clip(x, 0, size - 1), nan=nan)), inside.astype(np.float64)
 
 
-def _padded(x, size, padding_mode, align_corners):
+def _padded(x, size, padding_mode, align_corners, vectorized):
     """The source coordinate after ``padding_mode`` (``x`` unnormalized, numpy): (value, slope d value / d x)."""
     slope = np.ones_like(x)
     if padding_mode == "reflection":
         twice = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
-        x, slope = _reflect(x, *twice)
+        x, slope = _reflect(x, *twice, vectorized)
     if padding_mode in ("border", "reflection"):
-        x, inside = _clip(x, size)
+        x, inside = _clip(x, size, vectorized)
         slope = slope * inside
     return x, slope
 
 
-def _unnormalize(size, align_corners):
-    """``x = g * scale + shift``: normalized [-1, 1] to pixel coordinates (torch's grid_sampler_unnormalize)."""
-    return ((size - 1) / 2, (size - 1) / 2) if align_corners else (size / 2, (size - 1) / 2)
+def _unnormalized(g, size, align_corners, vectorized):
+    """torch's ``grid_sampler_unnormalize`` of the grid's values ``g`` (numpy), in their dtype: the source
+    coordinate before padding."""
+    one = g.dtype.type(1)
+    with np.errstate(over="ignore"):  # (a far grid overflows to inf, as torch's)
+        return _unnormalized_in(g, one, size, align_corners, vectorized)
+
+
+def _unnormalized_in(g, one, size, align_corners, vectorized):
+    if vectorized:
+        if align_corners:
+            return (g + one) * g.dtype.type((size - 1) / 2)
+        return _fma(g + one, g.dtype.type(size / 2), g.dtype.type(-0.5))
+    if align_corners:
+        return ((g + one) / 2) * g.dtype.type(size - 1)
+    return ((g + one) * g.dtype.type(size) - one) / 2
+
+
+def _unnormalize_scale(size, align_corners):
+    """d x / d g of ``_unnormalized``: pixels per unit of the normalized [-1, 1] grid."""
+    return (size - 1) / 2 if align_corners else size / 2
 
 
 def _cubic_weights(t):
@@ -229,40 +338,46 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         empty = ops.gather_map(input, out_shape, np.zeros(out_shape, np.int64))
         return empty + ops.unsqueeze(ops.sum(grid, -1), 1) * 0.0
     g = _cuda.host_copy(grid._data)  # (the corners' index maps follow from the grid's values)
+    vectorized = nd == 2  # (which of torch's CPU kernels: see _fma)
     # per spatial dim d (input dim 2 + d), the grid component nd - 1 - d: its source coordinate, value and slope
     coords, values = [], []
     with np.errstate(invalid="ignore"):  # (a non-finite grid: inf - inf and fmod(inf) are NaN, as in torch)
         for d in range(nd):
             size = spatial[d]
             comp = grid[..., nd - 1 - d]  # (N, *out_spatial)
-            scale, shift = _unnormalize(size, align_corners)
-            raw = g[..., nd - 1 - d] * scale + shift
+            scale = _unnormalize_scale(size, align_corners)
+            raw = _unnormalized(g[..., nd - 1 - d], size, align_corners, vectorized)
             if mode == "bicubic":  # (bicubic pads each integer tap instead of the coordinate)
                 value, slope = raw, np.ones_like(raw)
             else:
-                value, slope = _padded(raw, size, padding_mode, align_corners)
-            # x = comp * (scale * slope) + offset: the value computed in numpy, the slope torch's gradient multiplier
+                value, slope = _padded(raw, size, padding_mode, align_corners, vectorized)
+            # x = (comp - its values) * (scale * slope) + value: exactly the value computed in numpy (an offset
+            # added to comp * slope would round it away at far coordinates), the slope torch's gradient multiplier
             slope = scale * slope
             moves = slope != 0
             if moves.all():
-                coords.append(comp * _const(slope, grid) + _const(value - g[..., nd - 1 - d] * slope, grid))
+                still = comp - _const(g[..., nd - 1 - d], grid)
             else:  # a clipped coordinate is the constant value (a NaN or inf grid entry times slope 0 is no 0)
-                comp = ops.where(_cuda.index_tensor(moves, grid), comp, _const(np.zeros(moves.shape), grid))
-                offset = np.where(moves, value - np.where(moves, g[..., nd - 1 - d], 0) * slope, value)
-                coords.append(comp * _const(slope, grid) + _const(offset, grid))
+                zeros = _const(np.zeros(moves.shape), grid)
+                still = ops.where(_cuda.index_tensor(moves, grid), comp, zeros) - _const(
+                    np.where(moves, g[..., nd - 1 - d], 0), grid
+                )
+            coords.append(still * _const(slope, grid) + _const(value, grid))
             values.append(value)
     plane = int(np.prod(spatial))
     base = (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * nd)  # each (n, c) plane's start
     strides = [int(np.prod(spatial[d + 1:])) for d in range(nd)]
 
     def integer(coordinate):
-        """Whole-numbered float coordinates as int64; a non-finite one (whose cast is undefined) as -1, outside."""
+        """Whole-numbered float coordinates as int64; a non-finite one (whose cast is undefined) as -2 ** 62, outside
+        (a corner above it too, as torch's INT64_MIN)."""
         finite = np.isfinite(coordinate)
-        return np.where(finite, np.clip(coordinate, -(2**62), 2**62), -1).astype(np.int64)
+        return np.where(finite, np.clip(coordinate, -(2**62), 2**62), -(2**62)).astype(np.int64)
 
-    def tap(positions, link_grid=False):
-        """``input`` at the integer ``positions`` (one (N, *out) array per dim), 0 outside: (N, C, *out); with
-        ``link_grid``, its 0 / 1 mask of the inside positions depends on the grid with derivative 0."""
+    def tap(positions, link_grid=False, weight=None):
+        """``input`` at the integer ``positions`` (one (N, *out) array per dim), 0 outside: (N, C, *out), times
+        ``weight`` if given; with ``link_grid``, its 0 / 1 mask of the inside positions depends on the grid with
+        derivative 0."""
         inside = np.ones(positions[0].shape, bool)
         flat = np.zeros(positions[0].shape, np.int64)
         for d in range(nd):
@@ -273,16 +388,29 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         if link_grid:
             return sample * _with_zero_slope(inside[:, None].astype(np.float64), coords, grid)
         if inside.all():
-            return sample
+            return sample if weight is None else sample * weight
         # a select, not a product with 0: an outside tap reads a clipped pixel, whose inf must not make the sample
         # NaN, and whose cotangent (times a NaN weight of a non-finite coordinate) must not reach the input
-        return ops.where(_cuda.index_tensor(inside[:, None], input), sample, 0.0)
+        where_inside = _cuda.index_tensor(inside[:, None], input)
+        sample = ops.where(where_inside, sample, 0.0)
+        if weight is None:
+            return sample
+        if vectorized:
+            return sample * weight
+        return ops.where(where_inside, sample * weight, 0.0)  # (torch's scalar kernel skips it, NaN weight too)
 
     if mode == "nearest":  # (the grid linked only when something differentiates it: the link costs a product)
         link = ops._recording(grid) or grid._tangents is not None
         return tap([integer(np.rint(v)) for v in values], link_grid=link)
     floors = [np.floor(v) for v in values]
     frac = [ops.unsqueeze(x - _const(f, grid), 1) for x, f in zip(coords, floors)]  # (N, 1, *out), in ad
+    if not vectorized:
+        # torch's scalar kernel skips every tap of a point with a non-finite coordinate (all outside), NaN weights
+        # and their gradients too: its weights are made finite here, and its taps are all selected away
+        finite = np.logical_and.reduce([np.isfinite(v) for v in values])
+        if not finite.all():
+            keep = _cuda.index_tensor(finite[:, None], grid)
+            frac = [ops.where(keep, f, 0.0) for f in frac]
     first = [integer(f) for f in floors]
     out = None
     if mode == "bilinear":
@@ -293,7 +421,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
                 positions.append(first[d] + high)
                 w = frac[d] if high else 1.0 - frac[d]
                 weight = w if weight is None else weight * w
-            term = tap(positions) * weight
+            term = tap(positions, weight=weight)
             out = term if out is None else out + term
         return out
     # bicubic: 4 x 4 taps around the floor, each tap's integer coordinate padded as torch's get_value_bounded
@@ -303,14 +431,16 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         for j in range(4):
             positions = []
             for d, k in ((0, i), (1, j)):
-                p = (floors[d] - 1.0) + k  # (in floating point, as torch's: beyond 2 ** 53 it rounds)
+                # in floating point, one addition, as torch's: beyond 2 ** 53 (float32: 2 ** 24) it rounds
+                p = floors[d] + floors[d].dtype.type(k - 1)
                 if padding_mode != "zeros":
                     with np.errstate(invalid="ignore"):  # (a non-finite tap reflects to NaN and clips to 0, as torch's)
-                        # rounded to the nearest (ties to even), as torch's: beyond 2 ** 52 a tap's reflection
-                        # can be a half-integer (x + 0.5 no longer representable)
-                        p = np.rint(_padded(p, spatial[d], padding_mode, align_corners)[0])
+                        # to a pixel as torch's: float64 rounded to the nearest (ties to even), float32 truncated;
+                        # beyond 2 ** 52 (float32: 2 ** 23) a tap's reflection can be a half-integer
+                        p = _padded(p, spatial[d], padding_mode, align_corners, vectorized)[0]
+                        p = np.rint(p) if p.dtype == np.float64 else np.trunc(p)
                 positions.append(integer(p))
-            term = tap(positions) * wx[j]
+            term = tap(positions, weight=wx[j])
             row = term if row is None else row + term
         term = row * wy[i]
         out = term if out is None else out + term

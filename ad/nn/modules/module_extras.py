@@ -147,12 +147,17 @@ def claim_backward_hook_kind(module, full):
 def register_backward_hook(self, hook):
     """``Module.register_backward_hook`` (deprecated): after each call, ``hook(module, grad_input, grad_output)``
     is registered on the ``grad_fn`` of the module's first tensor output, so it sees that node's gradients (its
-    inputs' and its output's), with torch's FutureWarnings where they are not the module's. ad's node hooks
-    observe only: a hook that returns new ``grad_input`` raises NotImplementedError (use
-    ``register_full_backward_hook``, which may replace them). Returns a handle whose ``remove()`` unregisters it.
+    inputs' and its output's, in torch's order for a Linear: bias, input, weight.T), with torch's FutureWarnings
+    where they are not the module's. A hook that returns a tuple of new ``grad_input`` has them passed on to that
+    node's inputs instead, as torch's. Returns a handle whose ``remove()`` unregisters it.
 
     Raises:
         RuntimeError: the module has full backward hooks (torch's message).
+
+    Example:
+        >>> lin = ad.nn.Linear(3, 2)
+        >>> h = lin.register_backward_hook(lambda m, gi, go: tuple(None if g is None else 2 * g for g in gi))
+        >>> lin(ad.ones(4, 3)).sum().backward()  # lin.bias.grad is [8., 8.]: twice the rule's
     """
     claim_backward_hook_kind(self, full=False)
 

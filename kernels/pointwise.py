@@ -619,6 +619,21 @@ def dy_xlogy(x, y, out):
     return x / y
 
 
+# binary_cross_entropy_with_logits(x, t) = (1 - t) x - log sigmoid(x) as one row, as torch's fused node: its
+# partials are products of the cotangent with sigmoid(x) - t and -x, so an infinite cotangent gives +-inf where
+# a chain of rows formed 0 * inf (NaN). pos_weight and weight: ad/nn/functional/loss.py.
+
+
+@register_jitable
+def dx_bce_logits(x, y, out):
+    return sigmoid(x) - y
+
+
+@register_jitable
+def dy_bce_logits(x, y, out):
+    return -x
+
+
 # opcode -> formula: what ``unary_partial`` / ``binary_partial_*`` dispatch to, and what the op table reads
 UNARY = {
     K.COPY: d_one,
@@ -679,6 +694,7 @@ BINARY = {
     K.COPYSIGN: (dx_copysign, dy_zero),
     K.LOGADDEXP: (dx_logaddexp, dy_logaddexp),
     K.XLOGY: (dx_xlogy, dy_xlogy),
+    K.BCE_LOGITS: (dx_bce_logits, dy_bce_logits),
 }
 
 
@@ -801,6 +817,8 @@ def binary_partial_x(code, x, y, out):
         return dx_logaddexp(x, y, out)
     if code == K.XLOGY:
         return dx_xlogy(x, y, out)
+    if code == K.BCE_LOGITS:
+        return dx_bce_logits(x, y, out)
     return math.nan
 
 
@@ -836,6 +854,8 @@ def binary_partial_y(code, x, y, out):
         return dy_logaddexp(x, y, out)
     if code == K.XLOGY:
         return dy_xlogy(x, y, out)
+    if code == K.BCE_LOGITS:
+        return dy_bce_logits(x, y, out)
     return math.nan
 
 
@@ -993,6 +1013,13 @@ def logaddexp_value(x, y):
 
 
 @register_jitable
+def bce_logits_value(x, t):
+    """``(1 - t) x - log sigmoid(x)``, ``log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))``: torch's form (NaN at
+    x = +-inf, as torch's)."""
+    return (1.0 - t) * x + (math.log1p(math.exp(-abs(x))) - min(x, 0.0))
+
+
+@register_jitable
 def fmod_value(x, y):
     """C's fmod (``np.fmod``): NaN for ``y == 0`` or infinite ``x``."""
     if y == 0.0 or math.isinf(x) or x != x or y != y:
@@ -1144,4 +1171,6 @@ def binary_value(code, x, y):
         return logaddexp_value(x, y)
     if code == K.XLOGY:
         return xlogy(x, y)
+    if code == K.BCE_LOGITS:
+        return bce_logits_value(x, y)
     return math.nan

@@ -33,7 +33,17 @@ import numpy as np
 
 from kernels import opcodes as K
 from kernels.batched import recycled_bases, reverse_sweep_batched
-from kernels.cpu import CHEAP_PARTIAL, SAVES, binary_backward_chunk, read_only, unary_backward_chunk
+from kernels.cpu import (
+    CHEAP_PARTIAL,
+    READS_OUT,
+    READS_X,
+    READS_Y,
+    SAVES,
+    binary_backward_chunk,
+    needed_reads_py,
+    read_only,
+    unary_backward_chunk,
+)
 from kernels.pointwise import SELECTING_CODES
 
 from . import engine
@@ -671,15 +681,15 @@ def _big_row(s, t, h, freed):
 
 def _check_row(tape, h, row, freed):
     op_bits, out_off, x_off, y_off = int(row[0]), int(row[1]), int(row[2]), int(row[3])
-    reads = engine.needed_reads_py(int(SAVES[op_bits & K.CODE_MASK]), op_bits)
+    reads = needed_reads_py(int(SAVES[op_bits & K.CODE_MASK]), op_bits)
     if reads:
         if freed[h]:
             raise RuntimeError(engine.FREED_MESSAGE)
         mod = tape.modified
         if (
-            (reads & engine.READS_OUT and mod[out_off])
-            or (reads & engine.READS_X and x_off >= 0 and mod[x_off])
-            or (reads & engine.READS_Y and y_off >= 0 and mod[y_off])
+            (reads & READS_OUT and mod[out_off])
+            or (reads & READS_X and x_off >= 0 and mod[x_off])
+            or (reads & READS_Y and y_off >= 0 and mod[y_off])
         ):
             raise RuntimeError(engine._modified_message(tape, h, out_off))
 

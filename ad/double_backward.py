@@ -1,6 +1,6 @@
 """Double backward without a recorded second-order graph (issue 12): ``grad(..., create_graph=True)`` as one node.
 
-``grad(y, xs, create_graph=True)`` normally runs every reverse rule as ``ad`` ops (``engine.graph_sweep``), so
+``grad(y, xs, create_graph=True)`` normally runs every reverse rule as ``ad`` ops (``graph_sweep``), so
 that the gradient is itself differentiable: for W7 (a 200-step scalar iteration) that records about 1,600 small
 rows, each a Python call. When the graph allows it, ``fused_grad`` instead computes the gradients with the
 compiled sweep (``engine.kernel_sweep``) and returns them as the outputs of one custom Function node,
@@ -40,7 +40,7 @@ from kernels import opcodes as K
 from kernels.cpu import binary_backward_chunk, jvp_binary, jvp_unary
 from kernels.second_order import FORWARD_TANGENT, SECOND_ORDER, tangent_forward_sweep
 
-from . import engine, second_order
+from . import differentiable_sweep, engine, second_order
 from .autograd.function import Function
 from .forward import _fw
 from .grad_mode import _grad_state
@@ -67,7 +67,7 @@ class _State:
 
 def fused_grad(roots, seeds, targets, retain_graph):
     """``grad(roots, targets, seeds, create_graph=True)`` as one node, or None (see the module docstring).
-    Returns ``(leaf_grads, {})`` as ``engine.graph_sweep``."""
+    Returns ``(leaf_grads, {})`` as ``differentiable_sweep.graph_sweep``."""
     if not targets or _fw.levels:
         return None
     tape = roots[0]._tape
@@ -180,7 +180,7 @@ class SweepBackward(Function):
 def _differentiable_vjp(state, ws, leaves):
     """The recorded path: the gradients again as ``ad`` ops, then their VJP with ``ws``."""
     targets = {id(x): x for x in state.xs}
-    leaf_grads, _ = engine.graph_sweep(state.roots, state.seeds, targets, True, True)
+    leaf_grads, _ = differentiable_sweep.graph_sweep(state.roots, state.seeds, targets, True, True)
     outs, cots = [], []
     for x, w in zip(state.xs, ws):
         hit = leaf_grads.get(id(x))
@@ -189,7 +189,7 @@ def _differentiable_vjp(state, ws, leaves):
             cots.append(w)
     if not outs:
         return [None] * len(leaves)
-    grads, _ = engine.graph_sweep(outs, cots, {}, _grad_state.enabled, _grad_state.enabled)
+    grads, _ = differentiable_sweep.graph_sweep(outs, cots, {}, _grad_state.enabled, _grad_state.enabled)
     return [grads[id(t)][1] if id(t) in grads else None for t in leaves]
 
 

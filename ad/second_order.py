@@ -2,7 +2,7 @@
 
 ``grad`` (or ``backward``) called inside one active dual level, without ``create_graph``, on a graph whose
 values carry tangents: the gradients must carry tangents too (the tangent of the gradient along ``v`` is the
-Hessian-vector product ``H v``). The differentiable sweep (``engine.graph_sweep``) gets them by running every
+Hessian-vector product ``H v``). The differentiable sweep (``graph_sweep``) gets them by running every
 reverse rule as ``ad`` ops on dual tensors, a few small ops per node. ``tangent_sweep`` computes the same with
 ``kernels.second_order.tangent_reverse_sweep``: one kernel call per stretch of small rows, beside four arenas
 of the tape's layout:
@@ -120,7 +120,7 @@ class _Unsupported(Exception):
 
 
 def tangent_sweep(roots, seeds, targets, retain_graph, run_targets=False):
-    """Compiled forward-over-reverse sweep; arguments and result as ``engine.graph_sweep`` (``seeds`` are
+    """Compiled forward-over-reverse sweep; arguments and result as ``differentiable_sweep.graph_sweep`` (``seeds`` are
     Tensors), or None when the graph needs ``graph_sweep`` (see the module docstring)."""
     levels = _fw.levels
     if len(levels) != 1 or _fw.hidden:

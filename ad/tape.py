@@ -217,7 +217,7 @@ class Tape:
         # place; a replayed step's tape is its template's size, and taking a flag array from the pool for it cost
         # 3 us a step)
         self.modified = _NONE_MODIFIED if capacity <= DEFAULT_CAPACITY else zeroed_arena(_FLAG, capacity + 1)
-        self.dirty = False  # some flag of ``modified`` is set (lets engine.graph_sweep skip its checks)
+        self.dirty = False  # some flag of ``modified`` is set (lets differentiable_sweep.graph_sweep skip its checks)
         self.hook_rows = {}
         self.python_rows = set()  # rows swept by big_rows._vectorized_row instead of the kernel
         # (offset, size) of tensors of at least BIG_ROW elements: their cotangent regions are not cleared
@@ -656,7 +656,7 @@ def reset_current():
 def retire(tape):
     """Stop recording on ``tape`` (if it is this thread's current one); it lives on while tensors use it. A
     device tape (``ad/cuda/tape.py``) retires from its own thread's table, so that its arena returns to the
-    device pool once no tensor views it (a graph swept by ``engine.graph_sweep`` on CUDA)."""
+    device pool once no tensor views it (a graph swept by ``differentiable_sweep.graph_sweep`` on CUDA)."""
     if getattr(tape, "on_device", False):
         from .cuda.tape import retire as retire_device_tape
 

@@ -262,7 +262,7 @@ class Tensor:
     _node = None
     _tangents = None
     _imports = None  # [(weakref to tape, offset)] of arena copies, flagged when this tensor changes in place
-    _prev = None  # the node this tensor was before an in-place op made it a new one (engine.graph_sweep)
+    _prev = None  # the node this tensor was before an in-place op made it a new one (differentiable_sweep.graph_sweep)
     _data_of = None  # weakref to the tensor whose ``.data`` this is (methods._refresh_data_owner)
     _dev = None  # a CUDA tensor's ad.device (its _data a numba device array: ad/cuda); None on the CPU
     _stale_view = False  # a view of a multi-output op whose storage was written since (views.retire_multi_views)

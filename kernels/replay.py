@@ -25,7 +25,7 @@ Python on the tensors' own arrays). Instead a kernel call takes up to two such a
 ``ext1``, with the arena offsets ``e0`` and ``e1`` of their regions (-1: the slot is unused); a read of an
 operand inside such a region reads the extern array (``_operand``).
 
-Values follow the CPU forward of the eager ops within rounding (``pointwise.unary_value`` /
+Values follow the CPU forward of the eager ops within rounding (``pointwise_values.unary_value`` /
 ``binary_value`` are the per-element formulas, except sin, cos, exp and tanh: ``vmath``'s loops, within 2 ulps
 of numpy's; reductions sum in a different order than numpy's pairwise
 sums, small matmuls call BLAS through ``np.dot``: scipy's OpenBLAS, not numpy's; the big matmul and linear rows
@@ -40,22 +40,22 @@ from numba import njit
 from numba.extending import overload
 
 from . import opcodes as K
-from . import pointwise
+from . import pointwise_values
 from .cpu import KERNEL, cross_entropy_forward, strided_offset, trig_forward, unsigned
 from .forward_rows import add_bias, linear_into, linear_row, matmul_into
-from .pointwise import scale_only
+from .pointwise_values import scale_only
 from .vmath import exp as vexp
 from .vmath import tanh as vtanh
 
 
-# numba's CPU target has no ``math.fmod`` (its CUDA target has): give it numpy's, for ``pointwise.fmod_value``
+# numba's CPU target has no ``math.fmod`` (its CUDA target has): give it numpy's, for ``pointwise_values.fmod_value``
 @overload(math.fmod)
 def _fmod(x, y):
     return lambda x, y: np.fmod(x, y)
 
 
-unary_value = njit(inline="always", **KERNEL)(pointwise.unary_value)
-binary_value = njit(inline="always", **KERNEL)(pointwise.binary_value)
+unary_value = njit(inline="always", **KERNEL)(pointwise_values.unary_value)
+binary_value = njit(inline="always", **KERNEL)(pointwise_values.binary_value)
 
 FLAG_ZERO = 1
 # Elementwise rows are fused into runs from this size: below, every operand is in L1 anyway and a plain loop
@@ -176,7 +176,7 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
     """Elements ``lo:hi`` of elementwise row ``r`` whose operands are all in the arena (no extern slot: the
     path of small rows, kept apart from ``_block``, whose separate operand arrays cost LLVM its aliasing
     knowledge and a small row about 45% more); the common opcodes as loops of their own (they vectorize),
-    the others through ``pointwise``'s per-element values."""
+    the others through ``pointwise_values``'s per-element values."""
     code = rows[r, 0] & K.CODE_MASK
     o = rows[r, 1]
     x = rows[r, 2]
@@ -203,7 +203,7 @@ def _row_block_arena(rows, attrs, vals, r, lo, hi):
     a1 = attrs[r, 1]
     if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
         trig_forward(code, vals[x + lo : x + hi], vals[o + lo : o + hi])
-    elif code == K.AFFINE and scale_only(a1):  # (pointwise.affine_value's cases, each a loop of its own)
+    elif code == K.AFFINE and scale_only(a1):  # (pointwise_values.affine_value's cases, each a loop of its own)
         for i in range(ulo, uhi):
             vals[uo + i] = vals[ux + i] * a0
     elif code == K.AFFINE and a0 == 1.0:
@@ -323,7 +323,7 @@ def _group(code, xa, vals, aux, a, o, x, nout):
 @njit(**KERNEL)
 def unary_block(code, x, out, a0, a1):
     """``out = f(x)`` for elementwise opcode ``code`` (attributes ``a0``, ``a1``), flat arrays of one size (``out``
-    may be ``x``): the common opcodes as loops of their own (they vectorize), the others through ``pointwise``'s
+    may be ``x``): the common opcodes as loops of their own (they vectorize), the others through ``pointwise_values``'s
     per-element values; the values of ``_row_block_arena``'s loops."""
     if code == K.SIN or code == K.COS:  # the vectorized polynomial loop, as the eager op on big arrays
         trig_forward(code, x, out)
@@ -333,7 +333,7 @@ def unary_block(code, x, out, a0, a1):
     elif code == K.EXP:
         for i in range(x.shape[0]):
             out[i] = vexp(x[i])
-    elif code == K.AFFINE and scale_only(a1):  # (pointwise.affine_value's cases, each a loop of its own)
+    elif code == K.AFFINE and scale_only(a1):  # (pointwise_values.affine_value's cases, each a loop of its own)
         for i in range(x.shape[0]):
             out[i] = x[i] * a0
     elif code == K.AFFINE and a0 == 1.0:

@@ -23,7 +23,7 @@ import ad.autograd.forward_ad as fwAD
 import ad.double_backward as db
 import ad.second_order as so
 from kernels import opcodes as K
-from kernels import pointwise
+from kernels import pointwise, pointwise_values
 from kernels.second_order import SECOND_ORDER, binary_second, unary_second
 
 EPS = 1e-5
@@ -211,10 +211,10 @@ def _unary_value(code, x, a0, a1):
         K.SINC: lambda v: math.sin(math.pi * v) / (math.pi * v),
         K.STEP_FN: math.floor,
         K.SILU: lambda v: v / (1 + math.exp(-v)),
-        K.GELU: lambda v: pointwise.gelu_value(v, a0),
+        K.GELU: lambda v: pointwise_values.gelu_value(v, a0),
         K.MISH: lambda v: v * math.tanh(math.log1p(math.exp(v))),
-        K.ELU: lambda v: pointwise.elu_value(v, a0, a1, 1.0),
-        K.CELU: lambda v: pointwise.elu_value(v, a0, 1.0, 1.0 / a0),
+        K.ELU: lambda v: pointwise_values.elu_value(v, a0, a1, 1.0),
+        K.CELU: lambda v: pointwise_values.elu_value(v, a0, 1.0, 1.0 / a0),
     }
     return fns[code](x)
 

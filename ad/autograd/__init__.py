@@ -14,7 +14,7 @@ from operator import attrgetter, is_not
 
 import numpy as np
 
-from .. import batched, compile_fused, engine, observe, second_order
+from .. import batched, compile_fused, differentiable_sweep, engine, observe, second_order
 from .. import cuda as _cuda
 from ..creation import zeros_like
 from ..forward import _fw
@@ -205,7 +205,7 @@ _DOUBLE_BACKWARD = [None]  # ad/double_backward.py, once ``_run`` imported it (a
 def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False):
     if anomaly_mode._enabled:
         # node by node, so that each node's result can be checked (slow, as torch's anomaly mode)
-        return engine.graph_sweep(
+        return differentiable_sweep.graph_sweep(
             outputs, seeds, targets, retain_graph, create_graph, anomaly_mode.run_node, run_targets=run_targets
         )
     if _fw.levels and not create_graph and not _cuda.reaches_device_tape(outputs):
@@ -235,7 +235,9 @@ def _run(outputs, seeds, targets, retain_graph, create_graph, run_targets=False)
         # inside a dual level the reverse rules run as ad ops (under no_grad unless create_graph), so that
         # gradients carry tangents: forward over reverse gives Hessian-vector products, as in torch; CUDA
         # graphs are swept on the device (ad/cuda/backward.py) except where that sweep does not apply
-        return engine.graph_sweep(outputs, seeds, targets, retain_graph, create_graph, run_targets=run_targets)
+        return differentiable_sweep.graph_sweep(
+            outputs, seeds, targets, retain_graph, create_graph, run_targets=run_targets
+        )
     if not targets and len(outputs) == 1 and getattr(outputs[0]._tape, "fused", None) is not None:
         leaf_grads = compile_fused.take(outputs[0], seeds[0], retain_graph)  # a fused replay's (ad/compile_fused.py)
         if leaf_grads is not None:
@@ -717,9 +719,7 @@ def _looped_grad(outputs, inputs, seeds, batch, retain_graph, create_graph, allo
     out = []
     for t, rs in zip(inputs, per_input):
         if any(r is None for r in rs):
-            out.append(
-                zeros_like(t, requires_grad=create_graph) if materialize_grads else None
-            )
+            out.append(zeros_like(t, requires_grad=create_graph) if materialize_grads else None)
         else:
             out.append(ops.stack(rs, 0))
     return tuple(out)

@@ -6,7 +6,7 @@ While the mode is on:
   (``tape.set_row_tracer``) stores ``(stack, parent)`` in ``Tape.traces[row]``, where ``parent`` is the
   ``(name, trace)`` of the node whose backward was running when the op was recorded (ops recorded by a
   ``create_graph`` backward), else None;
-- ``backward`` and ``grad`` take the per-node differentiable sweep (``engine.graph_sweep``), which calls
+- ``backward`` and ``grad`` take the per-node differentiable sweep (``differentiable_sweep.graph_sweep``), which calls
   ``run_node`` for each node: an error raised by the node's backward, or (``check_nan``) NaN in a cotangent
   it returns, first warns with the traceback of the forward call that created the node, as torch does.
 

@@ -236,7 +236,7 @@ class _Record:
 
 
 def _function_vjp(g, out, inputs, rec):
-    raise RuntimeError("custom Function outputs are differentiated by engine.graph_sweep")
+    raise RuntimeError("custom Function outputs are differentiated by differentiable_sweep.graph_sweep")
 
 
 class Function:
@@ -490,7 +490,7 @@ def host_round_trip(fn, args, kwargs):
     copied to the host (``.cpu()``), ``fn`` runs on the CPU, and its tensor outputs (alone, in a tuple or a
     named tuple) are copied back to the operands' device (``.to``); both copies are recorded
     (``ToCopyBackward0``), so gradients, ``create_graph`` and forward-mode tangents go through the same copies
-    (``engine.graph_sweep`` sweeps the mixed graph). Exact, and never silent: it costs two transfers per call
+    (``graph_sweep`` sweeps the mixed graph). Exact, and never silent: it costs two transfers per call
     where a device kernel would cost none. Operands on two CUDA devices raise torch's error."""
     dev = _cuda_operand((*args, *kwargs.values())).device
     for a in (*args, *kwargs.values()):

@@ -21,7 +21,7 @@ __all__ = ["is_available", "device_count", "current_device", "synchronize", "set
 
 
 def needs_graph_sweep(outputs):
-    """Whether a backward from ``outputs`` must take ``engine.graph_sweep`` because of a CUDA graph the
+    """Whether a backward from ``outputs`` must take ``differentiable_sweep.graph_sweep`` because of a CUDA graph the
     device sweep cannot run (``backward.needs_graph_sweep``); False at once while no CUDA node was recorded."""
     if sys.modules.get(__name__ + ".tape") is None:
         return False

@@ -27,7 +27,7 @@ leaves are CUDA tensors (a copy out of the cotangent arena, which is then recycl
 Custom Functions on CUDA tensors record their outputs on the device tape (``function._record``): the
 sweep stops at their rows and runs their backward in Python, as on the CPU.
 
-What takes ``engine.graph_sweep`` instead (``needs_graph_sweep``; ``autograd._run``): ``create_graph=True``,
+What takes ``graph_sweep`` instead (``needs_graph_sweep``; ``autograd._run``): ``create_graph=True``,
 forward-mode levels and anomaly mode (as on the CPU); a backward whose graph reaches a node without a device
 row (``DeviceTape.graph_rows``: an op ``tape._encode`` does not know, e.g. one added without a row, or a
 result of another float type); a backward from a CUDA leaf. None of the 190 CUDA op-table cases does.
@@ -390,7 +390,7 @@ def _add_leaf(leaf_grads, t, g):
 
 
 def needs_graph_sweep(outputs):
-    """Whether a backward from ``outputs`` must take ``engine.graph_sweep`` because of CUDA: an output is a
+    """Whether a backward from ``outputs`` must take ``graph_sweep`` because of CUDA: an output is a
     CUDA leaf, or the graph reaches a node without a row on a device tape (``DeviceTape.graph_rows``)."""
     for out in outputs:
         if out._dev is not None and out._op is None:

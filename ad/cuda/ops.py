@@ -3,7 +3,7 @@
 A recorded CUDA result is a node of the Python graph (``_op``, ``_inputs``, ``_ctx``: the same op-table
 entries and contexts as on the CPU, so the same reverse and forward rules apply) and a row of a device tape
 (``tape.py``: the CPU tape's layout, values in a device arena), which the device sweep runs
-(``backward.py``); ``engine.graph_sweep`` differentiates the Python graph where that sweep does not apply.
+(``backward.py``); ``differentiable_sweep.graph_sweep`` differentiates the Python graph where that sweep does not apply.
 Values are computed by CUDA kernels (``kernels/cuda``) and never on the host: an op with no CUDA path raises
 ``NotImplementedError``.
 
@@ -33,7 +33,7 @@ import numpy as np
 # kernels/cuda/ad_glue.py holds what they do not cover (integer and bool arithmetic, cat/stack, the index maps'
 # scatters)
 from kernels import opcodes as K
-from kernels import pointwise as _pw
+from kernels import pointwise_values as _values
 from kernels.cuda import ad_glue as kc
 from kernels.cuda import elementwise as ke
 from kernels.cuda import matmul as km
@@ -46,9 +46,14 @@ from ..tensor import Tensor, _new
 from . import tape as _tape
 from .arrays import assign, dense, element_strides, empty, is_contiguous, strided_view, to_device, wrap
 
-# STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise.py STEP_*)
-_STEP = {"floor": _pw.STEP_FLOOR, "ceil": _pw.STEP_CEIL, "trunc": _pw.STEP_TRUNC, "round": _pw.STEP_ROUND}
-_STEP["sign"] = _pw.STEP_SIGN
+# STEP_FN's five ops: the shared forward reads which one from a1 (kernels/pointwise_values.py STEP_*)
+_STEP = {
+    "floor": _values.STEP_FLOOR,
+    "ceil": _values.STEP_CEIL,
+    "trunc": _values.STEP_TRUNC,
+    "round": _values.STEP_ROUND,
+    "sign": _values.STEP_SIGN,
+}
 
 
 def result(data, dev, op=None, inputs=(), ctx=None, attrs=None, alias=False):

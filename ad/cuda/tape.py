@@ -16,7 +16,7 @@ Data structures (read ``ad/tape.py``'s docstring first; everything there holds h
   set by ``tape.mark_modified`` as on the CPU; a backward uploads it when the tape is ``dirty``.
 - ``graph_rows``: rows of nodes the device sweep cannot run (ops whose row ``_encode`` does not encode): a
   placeholder row (``K.PYTHON``, which the kernel skips) holds their place, and a backward whose graph reaches
-  one takes ``engine.graph_sweep`` (``backward.needs_graph_sweep``), which checks their saved values by their op
+  one takes ``graph_sweep`` (``backward.needs_graph_sweep``), which checks their saved values by their op
   (``check_graph_row``: the ``modified`` flags of the node and its operands, the versions of leaf operands).
 
 A ``.cpu()`` copy of a CUDA tensor that requires grad is a host tensor recorded on the device tape (a COPY
@@ -372,7 +372,7 @@ def record(t, dev, attrs=None, alias=False):
 
 
 def check_graph_row(t, inputs):
-    """Raise torch's error if a value that node ``t`` of a graph row (no row the sweeps read: ``engine.graph_sweep``
+    """Raise torch's error if a value that node ``t`` of a graph row (no row the sweeps read: ``graph_sweep``
     differentiates it from its operands' own tensors) needs for its backward (its op's ``SAVES`` entry, as the
     rows' check) was overwritten in place since ``t`` was recorded: its own value or an operand node's (their
     ``modified`` flags, set by ``ad.tape.mark_modified``), or a leaf operand's (its version moved past the one

@@ -1,6 +1,6 @@
-"""Device functions of the CUDA kernels: the per-element formulas of ``kernels/pointwise.py`` (the one source of
-each value and derivative, shared with the CPU sweep and ``ad``'s differentiable rules) and the offsets of the
-``meta`` layouts of ``launch.py``."""
+"""Device functions of the CUDA kernels: the per-element formulas of ``kernels/pointwise.py`` and
+``pointwise_values.py`` (the one source of each value and derivative, shared with the CPU sweep and ``ad``'s
+differentiable rules) and the offsets of the ``meta`` layouts of ``launch.py``."""
 
 import math
 import types
@@ -8,7 +8,7 @@ import types
 import numpy as np
 from numba import config, cuda
 
-from .. import pointwise
+from .. import pointwise, pointwise_values
 
 
 def _ieee(fn):
@@ -21,22 +21,29 @@ def _ieee(fn):
     return scalar
 
 
+_MODULES = (pointwise, pointwise_values)  # the partials and the forward values (the latter import the former's helpers)
+
+
 def simulator_formulas():
-    """The namespace of ``pointwise.py`` with every formula re-made over IEEE ``math`` functions, for the
-    simulator: it runs the formulas as Python, where ``math.exp(800.0)`` raises OverflowError and
-    ``math.sin(inf)`` ValueError, while the GPU returns inf and NaN, as numpy and the CPU kernels do. The same
-    code objects are reused: only the names they call change."""
+    """The namespace of ``pointwise.py`` and ``pointwise_values.py`` with every formula re-made over IEEE
+    ``math`` functions, for the simulator: it runs the formulas as Python, where ``math.exp(800.0)`` raises
+    OverflowError and ``math.sin(inf)`` ValueError, while the GPU returns inf and NaN, as numpy and the CPU
+    kernels do. The same code objects are reused: only the names they call change (one namespace for both
+    modules, so a value calling a helper of ``pointwise.py`` gets the re-made helper)."""
     ieee = {name: _ieee(getattr(np, name)) for name in ("exp", "expm1", "sin", "cos", "tan", "sinh", "cosh")}
-    ns = dict(vars(pointwise))
+    ns = {}
+    for module in _MODULES:
+        ns.update(vars(module))
     ns.update(ieee, math=types.SimpleNamespace(**{**vars(math), **ieee}))
-    for name, obj in vars(pointwise).items():
-        fn = getattr(obj, "py_func", obj)  # register_jitable keeps the Python function as py_func
-        if isinstance(fn, types.FunctionType) and fn.__module__ == pointwise.__name__:
-            ns[name] = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__)
+    for module in _MODULES:
+        for name, obj in vars(module).items():
+            fn = getattr(obj, "py_func", obj)  # register_jitable keeps the Python function as py_func
+            if isinstance(fn, types.FunctionType) and fn.__module__ == module.__name__:
+                ns[name] = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__)
     return ns
 
 
-_formulas = simulator_formulas() if config.ENABLE_CUDASIM else vars(pointwise)
+_formulas = simulator_formulas() if config.ENABLE_CUDASIM else {**vars(pointwise), **vars(pointwise_values)}
 unary_value = cuda.jit(device=True)(_formulas["unary_value"])
 binary_value = cuda.jit(device=True)(_formulas["binary_value"])
 unary_partial = cuda.jit(device=True)(_formulas["unary_partial"])

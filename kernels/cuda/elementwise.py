@@ -287,7 +287,7 @@ def unary_forward(code, x, out, a0=0.0, a1=0.0):
 
     Args: ``x``, ``out``: device arrays of one float dtype and size (any shape, C-contiguous; ``out`` may be
     ``x``); ``a0``, ``a1``: the row's float attributes (clamp's bounds, pow's exponent, affine's ``a0 * x + a1``,
-    logit's eps; for ``STEP_FN``, ``a1`` chooses floor / ceil / trunc / round / sign: ``pointwise.STEP_*``,
+    logit's eps; for ``STEP_FN``, ``a1`` chooses floor / ceil / trunc / round / sign: ``pointwise_values.STEP_*``,
     and ``a0`` is round's decimals).
     """
     if not _is_unary(code):

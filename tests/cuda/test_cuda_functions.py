@@ -176,7 +176,7 @@ def test_mark_dirty_on_cuda_as_on_the_cpu():
 
 
 def test_graph_sweep_retires_device_tapes_and_the_arena_pool_does_not_grow():
-    """A backward through ``engine.graph_sweep`` (``create_graph``) without ``retain_graph`` retires the device
+    """A backward through ``graph_sweep`` (``create_graph``) without ``retain_graph`` retires the device
     tapes it swept, as the CPU's: the next forward records a new tape, and the retired one's arena goes back to
     the device pool and is reused, so a loop of steps cycles through the pooled arenas (not a new one per step)."""
     import gc

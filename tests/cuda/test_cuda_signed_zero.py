@@ -1,5 +1,5 @@
 """The scalar forms of + - * / on CUDA tensors keep IEEE's sign of zero, NaN and infinity, as on the CPU
-(tests/test_signed_zero.py's table): the device kernels share ``pointwise.affine_value``, whose multiply-only
+(tests/test_signed_zero.py's table): the device kernels share ``pointwise_values.affine_value``, whose multiply-only
 shortcut is taken for a multiplication's ``b = -0.0`` only. Values, reverse-mode derivatives and forward-mode
 tangents, under numba's simulator in CI (tiny sizes: about 75 us per simulated thread)."""
 

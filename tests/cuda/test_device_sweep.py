@@ -1,7 +1,7 @@
 """Backward of CUDA graphs through the device sweep (ad/cuda/backward.py, kernels/cuda/sweep.py) against the CPU.
 
 Each case runs the same function on float64 CPU and CUDA leaves and compares the gradients to 1e-12. The
-``device_only`` fixture makes ``engine.graph_sweep`` raise and counts the device sweep's launches, so a case
+``device_only`` fixture makes ``graph_sweep`` raise and counts the device sweep's launches, so a case
 that passes through it was swept on the device. Under the simulator (tests/conftest.py) with tiny sizes;
 unchanged on a real GPU.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ad
-from ad import engine
+from ad import differentiable_sweep
 
 pytest.importorskip("numba.cuda")
 backward = pytest.importorskip("ad.cuda.backward")
@@ -30,10 +30,10 @@ def device_only(monkeypatch):
         return launch(self, start, stop)
 
     def refused(*args, **kwargs):
-        raise AssertionError("engine.graph_sweep ran: the device sweep should have")
+        raise AssertionError("differentiable_sweep.graph_sweep ran: the device sweep should have")
 
     monkeypatch.setattr(backward.DeviceSweep, "_launch", counted)
-    monkeypatch.setattr(engine, "graph_sweep", refused)
+    monkeypatch.setattr(differentiable_sweep, "graph_sweep", refused)
     return launches
 
 

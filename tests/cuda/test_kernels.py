@@ -11,7 +11,7 @@ import scipy.special
 pytest.importorskip("numba.cuda")
 from numba import cuda  # noqa: E402
 
-from kernels import cpu, pointwise  # noqa: E402
+from kernels import cpu, pointwise_values  # noqa: E402
 from kernels import opcodes as K  # noqa: E402
 from kernels.cuda import elementwise as E  # noqa: E402
 from kernels.cuda import matmul as MM  # noqa: E402
@@ -84,11 +84,11 @@ UNARY = [  # code, numpy reference, domain, a0, a1
     (K.MISH, lambda x: x * np.tanh(np.logaddexp(0.0, x)), (-3, 3), 0.0, 0.0),
     (K.ELU, lambda x: np.where(x > 0, 1.05 * x, 1.05 * 1.67 * np.expm1(x)), (-3, 3), 1.67, 1.05),
     (K.CELU, lambda x: np.where(x > 0, x, 1.3 * np.expm1(x / 1.3)), (-3, 3), 1.3, 0.0),
-    (K.STEP_FN, np.floor, (-3, 3), 0.0, pointwise.STEP_FLOOR),
-    (K.STEP_FN, np.ceil, (-3, 3), 0.0, pointwise.STEP_CEIL),
-    (K.STEP_FN, np.trunc, (-3, 3), 0.0, pointwise.STEP_TRUNC),
-    (K.STEP_FN, lambda x: np.round(x, 1), (-3, 3), 1.0, pointwise.STEP_ROUND),
-    (K.STEP_FN, np.sign, (-3, 3), 0.0, pointwise.STEP_SIGN),
+    (K.STEP_FN, np.floor, (-3, 3), 0.0, pointwise_values.STEP_FLOOR),
+    (K.STEP_FN, np.ceil, (-3, 3), 0.0, pointwise_values.STEP_CEIL),
+    (K.STEP_FN, np.trunc, (-3, 3), 0.0, pointwise_values.STEP_TRUNC),
+    (K.STEP_FN, lambda x: np.round(x, 1), (-3, 3), 1.0, pointwise_values.STEP_ROUND),
+    (K.STEP_FN, np.sign, (-3, 3), 0.0, pointwise_values.STEP_SIGN),
 ]
 
 
@@ -121,9 +121,9 @@ def test_unary_edges_follow_numpy():
         (K.LOG, np.log, 0.0),
         (K.SQRT, np.sqrt, 0.0),
         (K.RELU, lambda v: np.maximum(v, 0), 0.0),
-        (K.STEP_FN, np.rint, pointwise.STEP_ROUND),
-        (K.STEP_FN, np.floor, pointwise.STEP_FLOOR),
-        (K.STEP_FN, lambda v: np.nan_to_num(np.sign(v), nan=0.0), pointwise.STEP_SIGN),
+        (K.STEP_FN, np.rint, pointwise_values.STEP_ROUND),
+        (K.STEP_FN, np.floor, pointwise_values.STEP_FLOOR),
+        (K.STEP_FN, lambda v: np.nan_to_num(np.sign(v), nan=0.0), pointwise_values.STEP_SIGN),
     ]:
         out = cuda.device_array(x.size)
         with np.errstate(all="ignore"):

@@ -4,6 +4,9 @@ differentiable sweep of ``create_graph``, forward mode, batched cotangents, ``ad
 
 - binary_cross_entropy_with_logits: one row (opcode BCE_LOGITS) as torch's fused node, so an infinite cotangent
   gives torch's +-inf where a chain of rows met ``0 * inf``.
+- var / std (var_mean, std_mean, correction, dims) with an infinite member: torch's NaN at the inf and +-inf at the
+  other members (was NaN everywhere), while groups without one keep the exact centered form.
+- norm(p=0) / vector_norm(ord=0): no gradient at all, as torch (grad() of it alone raises; tangent 0).
 """
 
 import math
@@ -200,3 +203,94 @@ def test_bce_with_logits_compiled_replay_equals_eager(dtype):
             np.testing.assert_allclose(loss.item(), ref.item(), rtol=tol)
             np.testing.assert_allclose(g.numpy(), ref_g.numpy(), rtol=tol, atol=tol)
     assert type(loss._tape).__name__ == "_ReplayTape"
+
+
+# --- var / std with an infinite member ---------------------------------------------------------------------
+
+VAR_X = [[1e4 + 1.0, 1e4 + 2.0, 1e4 + 4.0, 1e4], [1.0, INF, 2.0, 0.5], [3.0, -INF, INF, 1.0], [INF, INF, 0.0, 1.0]]
+VAR_FNS = {
+    "var dim": lambda L, x: x.var(1),
+    "var dim0 keepdim": lambda L, x: x.var(0, keepdim=True),
+    "var all": lambda L, x: x.var(),
+    "var correction 0": lambda L, x: x.var(1, correction=0),
+    "var dims": lambda L, x: x.reshape(2, 2, 4).var((0, 2)),
+    "std dim": lambda L, x: x.std(1),
+    "std unbiased False": lambda L, x: x.std(1, unbiased=False),
+    "var_mean": lambda L, x: L.var_mean(x, 1)[0] + L.var_mean(x, 1)[1],
+    "std_mean": lambda L, x: L.std_mean(x, 1)[0] * 2.0,
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype_name", DTYPES)
+@pytest.mark.parametrize("name", VAR_FNS)
+def test_var_std_with_infinite_members_as_torch(name, dtype_name):
+    fn = VAR_FNS[name]
+    np_dt, t_dt = DTYPES[dtype_name]
+    xs = np.array(VAR_X, np_dt)
+    x = ad.tensor(xs, requires_grad=True)
+    tx = torch.tensor(xs, requires_grad=True)
+    y, ty = fn(ad, x), fn(torch, tx)
+    _same(y.detach().numpy(), ty.detach().numpy(), np_dt, "value", rtol=1e-5 if np_dt == np.float32 else 1e-9)
+    for create_graph in (False, True):
+        (g,) = ad.autograd.grad(y, x, ad.ones_like(y), retain_graph=True, create_graph=create_graph)
+        (tg,) = torch.autograd.grad(ty, tx, torch.ones_like(ty), retain_graph=True)
+        _same(
+            g.detach().numpy(),
+            tg.numpy(),
+            np_dt,
+            f"gradient ({create_graph=})",
+            rtol=1e-4 if np_dt == np.float32 else 1e-9,
+        )
+    t = np.arange(1.0, 1.0 + xs.size).reshape(xs.shape).astype(np_dt)
+    with fwAD.dual_level():
+        got = fwAD.unpack_dual(fn(ad, fwAD.make_dual(ad.tensor(xs), ad.tensor(t)))).tangent.numpy()
+    with tfwAD.dual_level():
+        want = tfwAD.unpack_dual(fn(torch, tfwAD.make_dual(torch.tensor(xs), torch.tensor(t)))).tangent.numpy()
+    _same(got, want, np_dt, "tangent", rtol=1e-4 if np_dt == np.float32 else 1e-9)
+
+
+def test_var_finite_groups_keep_second_derivatives():
+    """Beside an infinite row, a finite row's Hessian is the centered form's, 2 (I - 1/n) / (n - 1)."""
+    x = ad.tensor([[1.0, 2.0, 4.0], [INF, 1.0, 0.0]], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        (g,) = ad.autograd.grad(x.var(1)[0], x, create_graph=True)
+        (h,) = ad.autograd.grad(g[0, 0], x)
+    np.testing.assert_allclose(h.numpy()[0], [2.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0], rtol=1e-14)
+    np.testing.assert_array_equal(h.numpy()[1], 0.0)
+
+
+# --- norm(p=0) ------------------------------------------------------------------------------------------------
+
+NORM0 = {
+    "Tensor.norm": lambda L, x: x.norm(p=0),
+    "norm dim": lambda L, x: L.norm(x, p=0, dim=1),
+    "vector_norm": lambda L, x: L.linalg.vector_norm(x, ord=0),
+    "vector_norm keepdim": lambda L, x: L.linalg.vector_norm(x, ord=0, dim=0, keepdim=True),
+}
+
+
+@pytest.mark.parametrize("name", NORM0)
+def test_norm_p0_has_no_gradient_as_torch(name):
+    fn = NORM0[name]
+    xs = np.array([[1.0, 0.0, -2.0], [0.0, 0.0, INF]])
+    for L in (ad, torch):
+        x = L.tensor(xs, requires_grad=True)
+        y = fn(L, x)
+        assert y.requires_grad
+        with pytest.raises(RuntimeError, match="appears to not have been used in the graph"):
+            L.autograd.grad(y.sum(), x, retain_graph=True)
+        assert L.autograd.grad(y.sum(), x, allow_unused=True, retain_graph=True) == (None,)
+        (z,) = L.autograd.grad(y.sum(), x, allow_unused=True, materialize_grads=True, retain_graph=True)
+        np.testing.assert_array_equal(np.asarray(z.tolist()), 0.0)
+        # beside another use of x: that use's gradient only, also under an infinite cotangent (nothing from the count)
+        (g,) = L.autograd.grad((y.sum() * x.sum()), x, L.tensor(INF, dtype=x.dtype), retain_graph=True)
+        np.testing.assert_array_equal(np.asarray(g.tolist()), INF)
+        y.sum().backward()
+        assert x.grad is None
+        fw = fwAD if L is ad else tfwAD
+        with fw.dual_level():
+            dual = fw.make_dual(L.tensor(xs), L.tensor(np.array([[INF, NAN, 1.0], [1.0, 2.0, 3.0]])))
+            tangent = fw.unpack_dual(fn(L, dual)).tangent
+            np.testing.assert_array_equal(np.asarray(tangent.tolist()), 0.0)

@@ -7,6 +7,8 @@ differentiable sweep of ``create_graph``, forward mode, batched cotangents, ``ad
 - var / std (var_mean, std_mean, correction, dims) with an infinite member: torch's NaN at the inf and +-inf at the
   other members (was NaN everywhere), while groups without one keep the exact centered form.
 - norm(p=0) / vector_norm(ord=0): no gradient at all, as torch (grad() of it alone raises; tangent 0).
+- logcumsumexp under create_graph at -inf: no numpy warning (the differentiable sweep's rules compute as the
+  kernel sweep does), torch's values.
 """
 
 import math
@@ -294,3 +296,37 @@ def test_norm_p0_has_no_gradient_as_torch(name):
             dual = fw.make_dual(L.tensor(xs), L.tensor(np.array([[INF, NAN, 1.0], [1.0, 2.0, 3.0]])))
             tangent = fw.unpack_dual(fn(L, dual)).tangent
             np.testing.assert_array_equal(np.asarray(tangent.tolist()), 0.0)
+
+
+# --- logcumsumexp under create_graph ------------------------------------------------------------------------
+
+LCSE_X = [[-INF, -INF, 1.0], [-INF, 0.0, -INF], [1.0, -INF, 2.0], [-INF, -INF, -INF], [NAN, -INF, 1.0]]
+
+
+@pytest.mark.parametrize("row", range(len(LCSE_X)))
+def test_logcumsumexp_create_graph_at_minus_inf_is_silent_and_as_torch(row):
+    xs = np.array(LCSE_X[row])
+    seed = np.array([1.0, 2.0, 3.0])
+    x = ad.tensor(xs, requires_grad=True)
+    tx = torch.tensor(xs, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning, in the first or the second derivative
+        y = ad.logcumsumexp(x, 0)
+        (g,) = ad.autograd.grad(y, x, ad.tensor(seed), create_graph=True)
+        (h,) = ad.autograd.grad(g.sum(), x)
+    ty = torch.logcumsumexp(tx, 0)
+    (tg,) = torch.autograd.grad(ty, tx, torch.tensor(seed), create_graph=True)
+    (th,) = torch.autograd.grad(tg.sum(), tx)
+    _same(g.detach().numpy(), tg.detach().numpy(), np.float64, "gradient")
+    _same(h.numpy(), th.numpy(), np.float64, "second derivative", atol=1e-15)
+
+
+def test_differentiable_sweep_keeps_the_users_numpy_settings_in_hooks():
+    x = ad.tensor([0.0, 1.0], requires_grad=True)
+    y = ad.log(x * 1.0)
+    seen = []
+    y.register_hook(lambda g: seen.append(np.geterr()["divide"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ad.autograd.grad(y.sum(), x, create_graph=True)
+    assert seen == [np.geterr()["divide"]] and np.geterr()["divide"] != "ignore"

@@ -502,8 +502,8 @@ def dx_div(x, y, out):
 
 
 @register_jitable
-def dy_div(x, y, out):
-    return -x / (y * y)
+def dy_div(x, y, out):  # -(x / y) / y, as torch's: its derivative at y = -0.0 is -inf where -x / (y * y)'s is NaN
+    return -(x / y) / y
 
 
 @register_jitable

@@ -45,13 +45,42 @@ def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
 
 
 def _var(input, dims, keepdim, denom):
-    centered = input - ops.mean(input, dims, keepdim=True)
-    total = ops.sum(centered * centered, dims, keepdim=keepdim)
+    if input._dev is None and denom > 0 and not np.isfinite(input._data).all():
+        total = _nonfinite_groups_apart(input, dims, keepdim)
+    else:
+        total = _centered_squares(input, dims, keepdim)
     if denom <= 0:
         out = total * float("nan") if denom < 0 else total * float("inf")  # torch: nan/inf, with a warning
     else:
         out = total * (1.0 / denom)
     return guard(out, "VarBackward0", input)  # torch's var saves its input
+
+
+def _centered_squares(input, dims, keepdim):
+    centered = input - ops.mean(input, dims, keepdim=True)
+    return ops.sum(centered * centered, dims, keepdim=keepdim)
+
+
+def _nonfinite_groups_apart(input, dims, keepdim):
+    """``sum((x - mean)^2)`` where a group (the members reduced together) holds an infinite or NaN member, by the
+    form ``sum(x^2) - n mean^2`` for those groups (their variance is NaN either way) and the centered form for the
+    others (exact there: the other form cancels).
+
+    torch's rule, ``2 (x - mean) / denom``, leaves out the mean's own term (``-mean(2 (x - mean))``, zero in
+    exact arithmetic); with an infinite member that term is NaN, and the centered chain gave every member NaN.
+    The other form's chain gives ``2 x - 2 mean`` as two terms: torch's values, NaN at the infinite member and
+    +-inf at the others. Each form reads its groups only (``where``: the other form sees zeros), so no NaN of one
+    crosses to the other's gradient. (The members are checked on the host: CPU tensors only.)"""
+    bad = np.any(~np.isfinite(input._data), axis=dims, keepdims=True)
+    members = np.broadcast_to(bad, input.shape)
+    n = 1
+    for d in dims:
+        n *= input.shape[d]
+    x = ops.where(members, input, 0.0)
+    mean = ops.mean(x, dims, keepdim=keepdim)
+    sum_of_squares = ops.sum(x * x, dims, keepdim=keepdim) - mean * mean * float(n)
+    centered = _centered_squares(ops.where(members, 0.0, input), dims, keepdim)
+    return ops.where(bad if keepdim else np.squeeze(bad, axis=dims), sum_of_squares, centered)
 
 
 def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):

@@ -79,7 +79,8 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
         if before:
             target_grads[key] = (t, g)
         if t._hooks:
-            g = run_hooks(t, g, replacing=True)
+            with np.errstate(**user_errors):  # (the user's numpy error settings in their hooks)
+                g = run_hooks(t, g, replacing=True)
         if targets and key in targets and not before:
             target_grads[key] = (t, g)
         if t._retains_grad:
@@ -89,6 +90,10 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
     state = grad_mode._grad_state
     was_enabled = state.enabled
     state.set(create_graph)
+    # The rules compute without numpy's warnings, as the kernel sweep and torch's backward do: a partial at a pole
+    # (log's 1 / x at 0, logcumsumexp at -inf) is inf and an inf cotangent meets 0 by design, with the values
+    # torch gives. Hooks and custom Functions' backward run with the user's settings.
+    user_errors = np.seterr(divide="ignore", over="ignore", invalid="ignore")
     try:
         for t, inputs in order:
             entry = grads.pop(id(t), None)
@@ -113,12 +118,18 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
             replaced = take_replaced_grad_inputs(t) if replaced_grad_inputs else None
             if replaced is not None:  # (a node hook returned them: ad/autograd/graph.py)
                 step, args = (lambda grads: grads), (replaced,)
+                in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
             elif t._op.code == K.PYTHON:
                 functions_ran.append(t._ctx)
-                step, args = _function_backward, (t, g, grads, arrive)
+                with np.errstate(**user_errors):  # (the user's numpy error settings in custom backwards)
+                    in_grads = (
+                        _function_backward(t, g, grads, arrive)
+                        if run_node is None
+                        else run_node(t, inputs, _function_backward, (t, g, grads, arrive))
+                    )
             else:
                 step, args = t._op.vjp, (g, t, inputs, t._ctx)
-            in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
+                in_grads = step(*args) if run_node is None else run_node(t, inputs, step, args)
             for inp, gi in zip(inputs, in_grads):
                 if gi is None or inp is None or not inp._rg:
                     continue
@@ -131,6 +142,7 @@ def graph_sweep(roots, seeds, targets, retain_graph, create_graph, run_node=None
                 prev = table.get(key)  # (_accum, inlined: once per operand of every node)
                 table[key] = (inp, gi if prev is None else prev[1] + gi)
     finally:
+        np.seterr(**user_errors)
         state.set(was_enabled)
     if not retain_graph:
         for t in ran:  # only what ran is freed: other paths of the graph can still be differentiated

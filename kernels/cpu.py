@@ -80,7 +80,7 @@ for _code in (K.EXP2, K.RDIV_SCALAR):  # rdiv: torch's reciprocal saves its resu
     _SAVES[_code] = READS_OUT
 _SAVES[K.SAVED_INPUT] = READS_X  # guard rows of composites (ad/saved.py): they check, and compute nothing
 _SAVES[K.SAVED_RESULT] = READS_OUT
-for _code in (K.ATAN2, K.FMOD, K.REMAINDER, K.XLOGY):
+for _code in (K.ATAN2, K.FMOD, K.REMAINDER, K.XLOGY, K.BCE_LOGITS):
     _SAVES[_code] = READS_X | READS_Y
 for _code in (K.HYPOT, K.COPYSIGN):
     _SAVES[_code] = READS_X | READS_Y | READS_OUT

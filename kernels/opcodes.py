@@ -69,8 +69,9 @@ REMAINDER = 43
 COPYSIGN = 44
 LOGADDEXP = 45
 XLOGY = 46
+BCE_LOGITS = 47  # binary_cross_entropy_with_logits(x, target) per element: (1 - target) x - log sigmoid(x)
 BINARY_FIRST = ADD
-BINARY_LAST = XLOGY
+BINARY_LAST = BCE_LOGITS
 
 # --- structural -------------------------------------------------------------------------------------------
 WHERE = 48  # out = where(mask, x, y); aux -> offset of the mask (0/1) in the value arena

@@ -502,8 +502,8 @@ def dx_div(x, y, out):
 
 
 @register_jitable
-def dy_div(x, y, out):
-    return -x / (y * y)
+def dy_div(x, y, out):  # -(x / y) / y, as torch's: its derivative at y = -0.0 is -inf where -x / (y * y)'s is NaN
+    return -(x / y) / y
 
 
 @register_jitable
@@ -629,6 +629,21 @@ def dy_xlogy(x, y, out):
     return x / y
 
 
+# binary_cross_entropy_with_logits(x, t) = (1 - t) x - log sigmoid(x) as one row, as torch's fused node: its
+# partials are products of the cotangent with sigmoid(x) - t and -x, so an infinite cotangent gives +-inf where
+# a chain of rows formed 0 * inf (NaN). pos_weight and weight: ad/nn/functional/loss.py.
+
+
+@register_jitable
+def dx_bce_logits(x, y, out):
+    return sigmoid(x) - y
+
+
+@register_jitable
+def dy_bce_logits(x, y, out):
+    return -x
+
+
 # opcode -> formula: what ``unary_partial`` / ``binary_partial_*`` dispatch to, and what the op table reads
 UNARY = {
     K.COPY: d_one,
@@ -689,6 +704,7 @@ BINARY = {
     K.COPYSIGN: (dx_copysign, dy_zero),
     K.LOGADDEXP: (dx_logaddexp, dy_logaddexp),
     K.XLOGY: (dx_xlogy, dy_xlogy),
+    K.BCE_LOGITS: (dx_bce_logits, dy_bce_logits),
 }
 
 
@@ -811,6 +827,8 @@ def binary_partial_x(code, x, y, out):
         return dx_logaddexp(x, y, out)
     if code == K.XLOGY:
         return dx_xlogy(x, y, out)
+    if code == K.BCE_LOGITS:
+        return dx_bce_logits(x, y, out)
     return math.nan
 
 
@@ -846,4 +864,6 @@ def binary_partial_y(code, x, y, out):
         return dy_logaddexp(x, y, out)
     if code == K.XLOGY:
         return dy_xlogy(x, y, out)
+    if code == K.BCE_LOGITS:
+        return dy_bce_logits(x, y, out)
     return math.nan

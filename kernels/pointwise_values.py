@@ -171,6 +171,13 @@ def logaddexp_value(x, y):
 
 
 @register_jitable
+def bce_logits_value(x, t):
+    """``(1 - t) x - log sigmoid(x)``, ``log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))``: torch's form (NaN at
+    x = +-inf, as torch's)."""
+    return (1.0 - t) * x + (math.log1p(math.exp(-abs(x))) - min(x, 0.0))
+
+
+@register_jitable
 def fmod_value(x, y):
     """C's fmod (``np.fmod``): NaN for ``y == 0`` or infinite ``x``."""
     if y == 0.0 or math.isinf(x) or x != x or y != y:
@@ -322,4 +329,6 @@ def binary_value(code, x, y):
         return logaddexp_value(x, y)
     if code == K.XLOGY:
         return xlogy(x, y)
+    if code == K.BCE_LOGITS:
+        return bce_logits_value(x, y)
     return math.nan

@@ -245,6 +245,9 @@ def binary_second(code, x, y, out):
         # 0 on the rest of the masked line); dy = x / y along x: 1 / y everywhere, as the recorded rules
         masked = 1.0 if (x != 0.0 or y > 0.0) else 0.0
         return 0.0, masked / y, 1.0 / y, -x / (y * y)
+    if code == K.BCE_LOGITS:  # dx = sigmoid(x) - y, dy = -x
+        s = sigmoid(x)
+        return s * (1.0 - s), -1.0, -1.0, 0.0
     # add, sub, maximum, minimum, fmod, remainder, copysign: partials piecewise constant
     return 0.0, 0.0, 0.0, 0.0
 

@@ -129,6 +129,11 @@ ANALYTIC = {
         lambda x, y: (np.exp(x) / (np.exp(x) + np.exp(y)), np.exp(y) / (np.exp(x) + np.exp(y))),
     ),
     "xlogy": (lambda x, y: ad.xlogy(x, y), 2, lambda x, y: (np.log(y), x / y)),
+    "binary_cross_entropy_with_logits": (
+        lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        2,
+        lambda x, y: (_sigmoid(x) - y, -x),
+    ),
     # the activations recorded as one row each (ad/ops/activation_ops.py)
     "silu": (lambda x: F.silu(x), 1, lambda x: (_sigmoid(x) * (1 + x * _sigmoid(-x)),)),
     "gelu": (lambda x: F.gelu(x), 1, lambda x: (scipy.special.ndtr(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),)),

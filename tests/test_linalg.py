@@ -497,7 +497,7 @@ def test_matrix_norm_and_norm_defaults():
 
 
 def test_norm_gradients_at_zero_are_torchs_subgradients():
-    for ord_ in (2, 1, 3, 0.5, float("inf")):  # (torch's ord=0 norm has no gradient; ad's is 0)
+    for ord_ in (2, 1, 3, 0.5, float("inf")):  # (ord=0 has no gradient: tests/test_parity_gaps20.py)
         x = ad.tensor(np.zeros(3), requires_grad=True)
         xt = torch.zeros(3, dtype=torch.float64, requires_grad=True)
         (g,) = ad.autograd.grad(L.vector_norm(x, ord_), x)

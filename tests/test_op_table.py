@@ -136,6 +136,12 @@ EXAMPLES = {
     "mish": (lambda x: ad.nn.functional.mish(x), [(6,)]),
     "elu": (lambda x: ad.nn.functional.elu(x, 0.7) + ad.nn.functional.selu(x), [(6,)]),
     "celu": (lambda x: ad.nn.functional.celu(x, 1.3), [(6,)]),
+    # binary_cross_entropy_with_logits' elementwise row (the target differentiable too), each reduction
+    "binary_cross_entropy_with_logits": (
+        lambda x, t: ad.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="none") * _ramp(x, 6)
+        + ad.nn.functional.binary_cross_entropy_with_logits(x, t * t, reduction="sum"),
+        [(6,), (6,)],
+    ),
 }
 
 # composite ops: covered by the same checks (no rules of their own)

@@ -298,10 +298,9 @@ SPECIAL_POINTS = {
     "soft_margin_loss": lambda L, x: _F(L).soft_margin_loss(x, L.tensor(_T, dtype=L.float64) * 2 - 1, reduction="none"),
 }
 
-# (silu, gelu, mish, elu, selu, celu: one row each with torch's partial since session 19, ad/ops/activation_ops.py)
+# (silu, gelu, mish, elu, selu, celu: one row each with torch's partial since session 19, ad/ops/activation_ops.py;
+# binary_cross_entropy_with_logits since session 20, opcode BCE_LOGITS)
 SPECIAL_DELIBERATE = {
-    "bce_with_logits": "the loss (1 - t) x + softplus(-x) is a sum: an inf cotangent gives inf - inf or inf * 0 "
-    "where torch's fused partial sigmoid(x) - t is finite",
     "soft_margin_loss": "log(1 + exp(-y x)) written without overflow as a sum of pieces (inf - inf under an inf "
     "cotangent; torch's log1p(exp(800)) is inf, DELIBERATE in test_parity_sweep)",
     "hardswish": "hardswish(-inf) is 0 (torch: -inf * 0, NaN; README)",

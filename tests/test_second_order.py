@@ -252,6 +252,7 @@ BINARY_VALUES = {
     K.COPYSIGN: math.copysign,
     K.LOGADDEXP: lambda x, y: math.log(math.exp(x) + math.exp(y)),
     K.XLOGY: lambda x, y: x * math.log(y),
+    K.BCE_LOGITS: lambda x, t: (1.0 - t) * x + math.log1p(math.exp(-x)),
 }
 
 

@@ -963,12 +963,18 @@ class _VectorNorm(_Primitive):
 
     @staticmethod
     def backward(ctx, g, *_):
+        if ctx.ord == 0:
+            # a count: torch's node gives no gradient at all (undefined, not zeros), so grad() of it alone raises
+            # "appears to not have been used in the graph", and an inf cotangent adds nothing (not 0 * inf)
+            return None, None, None
         (x,) = ctx.saved_tensors
         norm = _again(ctx, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims), x)
         return g * _norm_partial(x, norm, ctx.ord, ctx.dims), None, None
 
     @staticmethod
     def jvp(ctx, t, _o, _d):
+        if ctx.ord == 0:  # torch's tangent: zeros, whatever t holds (inf, NaN)
+            return ops.zeros_like(wrap_array(ctx.out))
         (x,) = ctx.saved_tensors
         norm = _out(ctx.out, lambda: _VectorNorm.apply(x, ctx.ord, ctx.dims), x)
         d = _norm_partial(_in(x), norm, ctx.ord, ctx.dims)

@@ -322,6 +322,27 @@ LOGADDEXP = formula_binary("logaddexp", K.LOGADDEXP, np.logaddexp, "LogaddexpBac
 XLOGY = formula_binary("xlogy", K.XLOGY, scipy.special.xlogy, "XlogyBackward0", sample=(0.3, 2.0))
 
 
+def _bce_logits_np(x, t, out=None):
+    """``(1 - t) x - log sigmoid(x)``, ``log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))``: torch's form, to the bit
+    (NaN at x = +-inf, where it forms ``0 * inf`` or ``inf - inf``, as torch's)."""
+    with np.errstate(invalid="ignore"):
+        neg_log_sigmoid = np.abs(x)
+        np.negative(neg_log_sigmoid, out=neg_log_sigmoid)
+        np.exp(neg_log_sigmoid, out=neg_log_sigmoid)
+        np.log1p(neg_log_sigmoid, out=neg_log_sigmoid)
+        neg_log_sigmoid -= np.minimum(x, 0.0)
+        r = np.subtract(1.0, t, out=out)
+        r *= x
+        r += neg_log_sigmoid
+        return r
+
+
+# binary_cross_entropy_with_logits' elementwise loss as one row (ad.nn.functional's, with its weights)
+BCE_LOGITS = formula_binary(
+    "binary_cross_entropy_with_logits", K.BCE_LOGITS, _bce_logits_np, "BinaryCrossEntropyWithLogitsBackward0"
+)
+
+
 def _operands(x, y, fn, scalars=True):
     """Tensor operands of a binary op; a Python number takes the tensor's dtype (torch's scalar rule)."""
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
@@ -391,6 +412,7 @@ remainder = _integer_checked(_binary_fn(REMAINDER))
 copysign = _binary_fn(COPYSIGN)
 logaddexp = _binary_fn(LOGADDEXP, scalars=False)
 xlogy = _binary_fn(XLOGY)
+bce_logits = _binary_fn(BCE_LOGITS, scalars=False)
 
 
 def floor_divide(input, other):  # noqa: A002

@@ -403,6 +403,8 @@ CUDA_CASES += ("gather_indexed",)
 CUDA_CASES += ("as_strided", "as_strided_scatter", "segment_reduce")
 # session 19: the activations as one row each (the device kernels' pointwise formulas)
 CUDA_CASES += ("silu", "gelu", "mish", "elu", "celu")
+# session 20: binary_cross_entropy_with_logits' row
+CUDA_CASES += ("binary_cross_entropy_with_logits",)
 
 
 def test_every_op_table_case_runs_on_cuda():

@@ -157,6 +157,7 @@ BINARY = [
     (K.COPYSIGN, np.copysign, (-2, 2), (-2, 2)),
     (K.LOGADDEXP, np.logaddexp, (-2, 2), (-2, 2)),
     (K.XLOGY, scipy.special.xlogy, (-2, 2), (0.3, 2)),
+    (K.BCE_LOGITS, lambda x, t: (1 - t) * x + np.logaddexp(0, -x), (-3, 3), (0, 1)),
 ]
 SHAPES = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1, 3), (4, 1)), ((), (2, 2))]
 

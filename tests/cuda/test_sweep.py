@@ -124,6 +124,7 @@ def _binary_graph(x, y, z):
         ad.atan2(x, z), ad.hypot(x, z), ad.fmod(x * 3.0, z), ad.remainder(x * 3.0, z), ad.copysign(x, z - 0.5),
         ad.logaddexp(x, z), ad.xlogy(x, z), ad.where(x > 0.5, x, y), y * y,
         ad.maximum(x, x.detach() * 0.0 + x.detach()),  # ties split the gradient
+        ad.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none"),
     ]  # fmt: skip
     total = terms[0]
     for k, t in enumerate(terms[1:]):

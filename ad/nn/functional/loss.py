@@ -370,12 +370,17 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise ValueError(f"Target size ({Size(target.shape)!r}) must be the same as input size ({Size(input.shape)!r})")
     for name, w in (("weight", weight), ("pos_weight", pos_weight)):  # (constants, as in torch's kernel)
         _not_differentiable("binary_cross_entropy_with_logits", name, w)
-    neg_log_sig = -logsigmoid(input)  # -log sigmoid(x)
-    if pos_weight is not None:
-        log_weight = (pos_weight - 1.0) * target + 1.0
-        loss = (1.0 - target) * input + log_weight * neg_log_sig
+    if pos_weight is None:
+        loss = ops.bce_logits(input, target)  # one row, as torch's node (pointwise.dx_bce_logits says why)
     else:
-        loss = (1.0 - target) * input + neg_log_sig
+        # torch's (1 - t) x - w log sigmoid(x), w = 1 + (pos_weight - 1) t, is w times the row at the target
+        # t' = pos_weight t / w (1 - t' = (1 - t) / w): the input's cotangent is then g w (sigmoid(x) - t'), one
+        # product with the cotangent as torch's (an inf cotangent gives +-inf, where a sum of rows met 0 * inf).
+        # Where w = 0 (pos_weight 0 at t = 1) the loss and its gradient are 0, as torch's: t' is set to 0 there.
+        log_weight = (pos_weight - 1.0) * target + 1.0
+        empty = log_weight == 0.0
+        scaled = ops.where(empty, 0.0, pos_weight * target / ops.where(empty, 1.0, log_weight))
+        loss = log_weight * ops.bce_logits(input, scaled)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

@@ -1,0 +1,110 @@
+"""Tests written for session 20's mutation run over the compiled forward over reverse (``ad/compile_dual.py``;
+tests/mutation/SURVIVORS.md): Hessian-vector products replayed by ``ad.compile`` against the same step run
+eagerly and against torch's forward over reverse, on graphs that reach the replay's less common paths (several
+dual tensors and gradients, big rows around small ones, a dual tensor made after a big row, the matrix-vector
+case of the big rows' tangents). They assert behaviour (replayed == eager == torch), not the module's internals."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ad
+import ad.autograd.forward_ad as fwd
+from ad.compile_program import Program
+
+torch = pytest.importorskip("torch")
+import torch.autograd.forward_ad as tfwd  # noqa: E402
+
+N = 130  # a square matrix of this side has over tape.BIG_ROW elements: a matmul reading it is a big (Python) row
+
+
+def _cosines(shape, phase):
+    return np.cos(np.arange(int(np.prod(shape))) * 0.7 + phase).reshape(shape) / (N if len(shape) == 2 else 1)
+
+
+def _flat(M, fw, *grads):
+    """The gradients, then their tangents (torch's as numpy arrays)."""
+    pairs = [fw.unpack_dual(g) for g in grads]
+    out = [p for p, _ in pairs] + [t for _, t in pairs]
+    return tuple(o.detach().numpy() for o in out) if M is torch else tuple(out)
+
+
+def _check(step, shapes, calls=4):
+    """``step(M, fw, *leaves, *directions)``: every call of ``ad.compile`` of it (two recordings, then replays)
+    equals the step run eagerly (no warning: replayed, not eager) and torch's."""
+    cf = ad.compile(lambda *args: step(ad, fwd, *args))
+    for c in range(calls):
+        leaves = [_cosines(s, 0.3 * c + 0.2 * k) for k, s in enumerate(shapes)]
+        directions = [_cosines(s, 1.1 + 0.4 * c + k) * N for k, s in enumerate(shapes)]
+        args = [ad.tensor(a, requires_grad=True) for a in leaves] + [ad.tensor(v) for v in directions]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = cf(*args)
+        want = step(ad, fwd, *args)
+        theirs = step(
+            torch, tfwd, *[torch.tensor(a, requires_grad=True) for a in leaves], *map(torch.tensor, directions)
+        )
+        assert len(got) == len(want) == len(theirs)
+        for j, (a, b, t) in enumerate(zip(got, want, theirs)):
+            np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=f"eager {j}")
+            np.testing.assert_allclose(a.numpy(), t, rtol=1e-10, atol=1e-13, err_msg=f"torch {j}")
+    (entry,) = cf.cache.values()
+    assert entry.eager is None and type(entry.template) is Program
+
+
+def _two_duals_three_gradients(M, fw, x, y, w, vx, vy, vw):
+    """Two dual tensors and a parameter; the gradients asked in another order than the duals were made."""
+    with fw.dual_level():
+        xd, yd = fw.make_dual(x, vx), fw.make_dual(y, vy)
+        loss = (M.tanh(w @ xd) * M.sin(yd)).sum() + (yd * yd).sum()
+        return _flat(M, fw, *M.autograd.grad(loss, (yd, w, xd)))
+
+
+def _small_row_between_big_rows(M, fw, x, a, b, vx, va, vb):
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        return _flat(M, fw, *M.autograd.grad(M.sin(b @ M.tanh(a @ xd)).sum(), (xd, a)))
+
+
+def _small_row_before_a_big_row(M, fw, x, a, vx, va):
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        return _flat(M, fw, *M.autograd.grad(M.sin(a @ M.tanh(xd)).sum(), (xd,)))
+
+
+def _vector_times_matrix(M, fw, x, a, vx, va):
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        return _flat(M, fw, *M.autograd.grad(M.sin(xd @ a).sum(), (xd, a)))
+
+
+def _matrix_with_a_tangent(M, fw, x, a, vx, va):
+    with fw.dual_level():
+        xd, a_dual = fw.make_dual(x, vx), fw.make_dual(a, va)
+        return _flat(M, fw, *M.autograd.grad(M.tanh(a_dual @ xd).sum(), (xd, a_dual)))
+
+
+def _dual_made_after_a_big_row(M, fw, x, y, a, vx, vy, va):
+    """The second dual tensor is made after a big row that reads the first: its tangent is placed there."""
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        h = M.tanh(a @ xd)
+        yd = fw.make_dual(y, vy)
+        return _flat(M, fw, *M.autograd.grad((M.sin(a @ (h * yd)) * yd).sum(), (xd, yd)))
+
+
+CASES = {
+    "two_duals_three_gradients": (_two_duals_three_gradients, [(5,), (4,), (4, 5)]),
+    "small_row_between_big_rows": (_small_row_between_big_rows, [(N,), (N, N), (N, N)]),
+    "small_row_before_a_big_row": (_small_row_before_a_big_row, [(N,), (N, N)]),
+    "vector_times_matrix": (_vector_times_matrix, [(N,), (N, N)]),
+    "matrix_with_a_tangent": (_matrix_with_a_tangent, [(N,), (N, N)]),
+    "dual_made_after_a_big_row": (_dual_made_after_a_big_row, [(N,), (N,), (N, N)]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_compiled_forward_over_reverse_replays_as_eager_and_torch(name):
+    step, shapes = CASES[name]
+    _check(step, shapes)

@@ -94,6 +94,20 @@ def _dual_made_after_a_big_row(M, fw, x, y, a, vx, vy, va):
         return _flat(M, fw, *M.autograd.grad((M.sin(a @ (h * yd)) * yd).sum(), (xd, yd)))
 
 
+def _bias_from_the_dual_tensor(M, fw, x, c, w, vx, vc, vw, inner=False):
+    """A linear row whose bias is computed from the dual tensor and whose input needs no cotangent from it: the
+    bias's row, kept in the linear's aux words, is where the sweep must go on; with ``inner``, tangent rows
+    (tanh's, dropped by the replay) come before the bias's, so its row is renumbered."""
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        b = M.tanh((M.tanh(xd) if inner else xd) * 2.0)
+        return _flat(M, fw, *M.autograd.grad(M.sigmoid(M.nn.functional.linear(c, w, b)).sum(), (xd,)))
+
+
+def _bias_after_tangent_rows(M, fw, *args):
+    return _bias_from_the_dual_tensor(M, fw, *args, inner=True)
+
+
 CASES = {
     "two_duals_three_gradients": (_two_duals_three_gradients, [(5,), (4,), (4, 5)]),
     "small_row_between_big_rows": (_small_row_between_big_rows, [(N,), (N, N), (N, N)]),
@@ -101,6 +115,8 @@ CASES = {
     "vector_times_matrix": (_vector_times_matrix, [(N,), (N, N)]),
     "matrix_with_a_tangent": (_matrix_with_a_tangent, [(N,), (N, N)]),
     "dual_made_after_a_big_row": (_dual_made_after_a_big_row, [(N,), (N,), (N, N)]),
+    "bias_from_the_dual_tensor": (_bias_from_the_dual_tensor, [(6,), (4, 5), (6, 5)]),
+    "bias_after_tangent_rows": (_bias_after_tangent_rows, [(6,), (4, 5), (6, 5)]),
 }
 
 

@@ -108,6 +108,20 @@ def _bias_after_tangent_rows(M, fw, *args):
     return _bias_from_the_dual_tensor(M, fw, *args, inner=True)
 
 
+def _matrix_times_matrix(M, fw, x, a, vx, va):
+    """A big matrix without a tangent times a matrix: a 2-D product, not the matrix-vector case."""
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        return _flat(M, fw, *M.autograd.grad(M.sin(a @ xd).sum(), (xd,)))
+
+
+def _big_dot_product_output(M, fw, x, c, vx, vc):
+    """The differentiated output is itself a big row (a dot product over tape.BIG_ROW elements)."""
+    with fw.dual_level():
+        xd = fw.make_dual(x, vx)
+        return _flat(M, fw, *M.autograd.grad(c @ M.tanh(xd), (xd,)))
+
+
 CASES = {
     "two_duals_three_gradients": (_two_duals_three_gradients, [(5,), (4,), (4, 5)]),
     "small_row_between_big_rows": (_small_row_between_big_rows, [(N,), (N, N), (N, N)]),
@@ -117,6 +131,8 @@ CASES = {
     "dual_made_after_a_big_row": (_dual_made_after_a_big_row, [(N,), (N,), (N, N)]),
     "bias_from_the_dual_tensor": (_bias_from_the_dual_tensor, [(6,), (4, 5), (6, 5)]),
     "bias_after_tangent_rows": (_bias_after_tangent_rows, [(6,), (4, 5), (6, 5)]),
+    "matrix_times_matrix": (_matrix_times_matrix, [(N, 2), (N, N)]),
+    "big_dot_product_output": (_big_dot_product_output, [(20000,), (20000,)]),
 }
 
 
@@ -124,3 +140,26 @@ CASES = {
 def test_compiled_forward_over_reverse_replays_as_eager_and_torch(name):
     step, shapes = CASES[name]
     _check(step, shapes)
+
+
+def _softmax_below_the_dual_tensor(x, v):
+    """A softmax recorded before the level, reached by the sweep (the gradient of the leaf below it)."""
+    y = ad.softmax(x, 0) * 2.0
+    with fwd.dual_level():
+        yd = fwd.make_dual(y, v)
+        gy, gx = ad.autograd.grad((yd**3).sum(), (yd, x))
+        return fwd.unpack_dual(gy).tangent, fwd.unpack_dual(gx)[0]
+
+
+@pytest.mark.parametrize("step, size", [(_softmax_below_the_dual_tensor, 6)])
+def test_rows_without_a_replayed_second_order_rule_run_eagerly(step, size):
+    """Rows the replay has no second-order rule for: the call runs eagerly, with one warning, and equals eager."""
+    cf = ad.compile(step)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for c in range(3):
+            x, v = ad.tensor(_cosines((size,), c), requires_grad=True), ad.tensor(_cosines((size,), 2.0 + c))
+            for a, b in zip(cf(x, v), step(x, v)):
+                np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "second-order rule" in messages[0], messages

@@ -151,7 +151,15 @@ def _softmax_below_the_dual_tensor(x, v):
         return fwd.unpack_dual(gy).tangent, fwd.unpack_dual(gx)[0]
 
 
-@pytest.mark.parametrize("step, size", [(_softmax_below_the_dual_tensor, 6)])
+def _prod_output(x, v):
+    """The differentiated output's own row (a product over all elements) has no second-order rule."""
+    with fwd.dual_level():
+        xd = fwd.make_dual(x, v)
+        (g,) = ad.autograd.grad(ad.prod(ad.tanh(xd) * 1.5), xd)
+        return fwd.unpack_dual(g)
+
+
+@pytest.mark.parametrize("step, size", [(_softmax_below_the_dual_tensor, 6), (_prod_output, 6)])
 def test_rows_without_a_replayed_second_order_rule_run_eagerly(step, size):
     """Rows the replay has no second-order rule for: the call runs eagerly, with one warning, and equals eager."""
     cf = ad.compile(step)

@@ -161,6 +161,26 @@ def test_logit_with_eps_second_derivative_is_torch(path, compiled):
     assert compiled[path] == 1
 
 
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+def test_sinc_second_derivative_near_zero_is_the_finite_difference(path, compiled):
+    """sinc's second derivative at 0 and near it by the series (``unary_second``'s SINC: mutant ``x / x < 1e-6``
+    takes the closed form everywhere: NaN at 0, cancellation near it), against a central difference of the
+    gradient in float64. (torch's double backward is NaN at 0 and off by 5e-9 at 1e-4: not the reference here.)"""
+    arrays = [np.array([0.0, 1e-4, -3e-4, 2e-3, 0.3])]
+    vs = [np.array([1.0, -0.5, 2.0, 1.5, 0.7])]
+
+    def gradient(x):
+        xt = ad.tensor(x, requires_grad=True)
+        (g,) = ad.autograd.grad(ad.sinc(xt).sum(), xt)
+        return g.numpy()
+
+    h = 1e-5
+    want = (gradient(arrays[0] + h) - gradient(arrays[0] - h)) / (2 * h) * vs[0]
+    (got,) = _hvp(lambda M, x: M.sinc(x), arrays, vs, path)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=0)
+    assert compiled[path] == 1
+
+
 def test_small_linears_with_and_without_bias_are_torch(compiled):
     """``linear(x, W, b)`` in the compiled sweep's small rows: the bias's cotangent and tangent (``aux[a + 5]``,
     the bias's column sums; mutant ``code != K.LINEAR_BIAS``), and a linear row without bias before it, whose

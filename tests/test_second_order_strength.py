@@ -161,6 +161,26 @@ def test_logit_with_eps_second_derivative_is_torch(path, compiled):
     assert compiled[path] == 1
 
 
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+def test_sinc_second_derivative_near_zero_is_the_finite_difference(path, compiled):
+    """sinc's second derivative at 0 and near it by the series (``unary_second``'s SINC: mutant ``x / x < 1e-6``
+    takes the closed form everywhere: NaN at 0, cancellation near it), against a central difference of the
+    gradient in float64. (torch's double backward is NaN at 0 and off by 5e-9 at 1e-4: not the reference here.)"""
+    arrays = [np.array([0.0, 1e-4, -3e-4, 2e-3, 0.3])]
+    vs = [np.array([1.0, -0.5, 2.0, 1.5, 0.7])]
+
+    def gradient(x):
+        xt = ad.tensor(x, requires_grad=True)
+        (g,) = ad.autograd.grad(ad.sinc(xt).sum(), xt)
+        return g.numpy()
+
+    h = 1e-5
+    want = (gradient(arrays[0] + h) - gradient(arrays[0] - h)) / (2 * h) * vs[0]
+    (got,) = _hvp(lambda M, x: M.sinc(x), arrays, vs, path)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=0)
+    assert compiled[path] == 1
+
+
 def test_small_linears_with_and_without_bias_are_torch(compiled):
     """``linear(x, W, b)`` in the compiled sweep's small rows: the bias's cotangent and tangent (``aux[a + 5]``,
     the bias's column sums; mutant ``code != K.LINEAR_BIAS``), and a linear row without bias before it, whose
@@ -175,26 +195,35 @@ def test_small_linears_with_and_without_bias_are_torch(compiled):
     assert compiled["fwd"] == 1
 
 
-@pytest.mark.parametrize("size", [16383, 16384, 16385])
-def test_fused_double_backward_over_a_spoiled_pool(size, compiled):
-    """The fused node's backward over pooled buffers full of NaN (as ``test_second_order``'s recycled-buffer test),
-    with a constant operand of a Python row of about ``tape.BIG_ROW`` elements (``_compiled_vjp``'s ``tangent``:
-    None for a big region nobody wrote). (Written for mutant ``n > BIG_ROW``, which it does not kill: see
-    tests/mutation/SURVIVORS.md.)"""
+def _spoil_pool(elements):
+    """Fill every pooled buffer with NaN (255 in every flag byte) and pool one more, of ``elements`` NaNs: a
+    buffer big enough for the next tangent sweep's three arenas, which would otherwise be fresh zeros (a sweep's
+    big regions are not cleared: what a sweep reads there must have been written by it)."""
     from ad.tape import POOL
 
-    x0, v, c = _cosines((size,), 0.3), _cosines((size,), 1.1), _cosines((size,), 2.2)
-
-    def fn(M, x):
-        return M.sin(x) * M.tensor(c)
-
-    (want,) = _torch_hvp(fn, [x0], [v])
-    x = ad.tensor(x0.copy(), requires_grad=True)
-    (g,) = ad.autograd.grad(_chain(fn(ad, x)).sum(), x, create_graph=True)
     for buf in POOL.buffers:
-        buf.view(np.uint8)[:] = 0xFF  # (NaN in every float, 255 in every flag)
-    (h,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
-    np.testing.assert_allclose(h.numpy(), want, rtol=1e-12, atol=1e-12)
+        buf.view(np.uint8)[:] = 0xFF
+    POOL.give(np.full(elements, np.nan))
+
+
+@pytest.mark.parametrize("size", [16383, 16384, 16385])
+def test_fused_double_backward_over_a_spoiled_pool(size, compiled):
+    """The fused node's backward over a pooled buffer full of NaN, where a big tensor recorded before the first
+    input's use (``w.exp()``: outside the node's tangent pass, so its tangent region is never written) is an
+    operand of a Python row: ``_compiled_vjp``'s ``tangent`` must read it as None (mutant ``n > BIG_ROW``: reads
+    the NaN region at exactly ``tape.BIG_ROW`` elements). ``w`` requires grad but is not asked for: its cross
+    term comes from the node's backward."""
+    x0, w0, v = _cosines((size,), 0.3), _cosines((size,), 2.2), _cosines((size,), 1.1)
+
+    def run(M, spoil):
+        x, w = M.tensor(x0.copy(), requires_grad=True), M.tensor(w0.copy(), requires_grad=True)
+        scale = w.exp()
+        (g,) = M.autograd.grad(_chain(M.sin(x) * scale).sum(), x, create_graph=True)
+        if spoil:
+            _spoil_pool(3 * 40 * size)  # (the tape: about 34 regions of ``size``)
+        return [h.detach().numpy() for h in M.autograd.grad((g * M.tensor(v)).sum(), [x, w])]
+
+    _assert_hvps(run(ad, True), run(torch, False))
     assert compiled["fused"] == 1
 
 
@@ -289,10 +318,8 @@ def test_seed_with_a_tangent_is_torch(shape, compiled):
 
 def test_fused_double_backward_of_a_big_root_with_a_seed(compiled):
     """``grad(y, x, grad_outputs=s, create_graph=True)`` with ``y`` over ``tape.BIG_ROW`` elements, then the
-    backward of ``<g, v>`` over pooled buffers full of NaN: the root's tangent region is a big one. (Written for
-    mutant ``tcot[off : off - n] = 0.0`` of ``_compiled_vjp``, which it does not kill: see SURVIVORS.md.)"""
-    from ad.tape import POOL
-
+    backward of ``<g, v>`` over a pooled buffer full of NaN: the root's tangent region is a big one, which
+    ``_compiled_vjp`` zeroes before seeding (mutant ``tcot[off : off - n] = 0.0``: NaN gradients)."""
     n = 20000
     x0, v, s = _cosines((n,), 0.3), _cosines((n,), 1.1), _cosines((n,), 2.2)
     xt = torch.tensor(x0, requires_grad=True)
@@ -300,19 +327,70 @@ def test_fused_double_backward_of_a_big_root_with_a_seed(compiled):
     (want,) = torch.autograd.grad((gt * torch.tensor(v)).sum(), xt)
     x = ad.tensor(x0.copy(), requires_grad=True)
     (g,) = ad.autograd.grad(_chain(x.sin() * x), x, ad.tensor(s), create_graph=True)
-    for buf in POOL.buffers:
-        buf.view(np.uint8)[:] = 0xFF  # (NaN in every float, 255 in every flag)
+    _spoil_pool(3 * 40 * n)  # (the tape: about 33 regions of ``n``)
     (h,) = ad.autograd.grad((g * ad.tensor(v)).sum(), x)
     np.testing.assert_allclose(h.numpy(), want.numpy(), rtol=1e-12, atol=1e-12)
     assert compiled["fused"] == 1
+
+
+_N_BIG = 130  # a square matrix of this side is over tape.BIG_ROW elements: a matmul reading it is a Python row
+_A, _B = _cosines((_N_BIG, _N_BIG), 0.4) / _N_BIG, _cosines((_N_BIG, _N_BIG), 0.7) / _N_BIG
+_SMALL_ROW_GRAPHS = {
+    "between": lambda M, x: M.sin(M.tensor(_B) @ (M.tensor(_A) @ x).tanh()),  # big, small (tanh), big
+    "before": lambda M, x: M.sin(M.tensor(_A) @ x.tanh()),  # small (tanh) at the first input's use, then big
+}
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+@pytest.mark.parametrize("graph", list(_SMALL_ROW_GRAPHS))
+def test_one_small_row_between_or_before_big_rows_is_torch(path, graph, compiled):
+    """A single kernel row between two big (Python) rows, or just before the first: the fused node's forward
+    tangent pass (``_forward``) runs the kernel over that one row (mutant ``lo < h - 1``: it gets no tangent)."""
+    arrays, vs = [_cosines((_N_BIG,), 0.9)], [_cosines((_N_BIG,), 2.5)]
+    fn = _SMALL_ROW_GRAPHS[graph]
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs))
+    assert compiled[path] == 1
+
+
+@pytest.mark.parametrize("path", ["fwd", "fused"])
+def test_big_linear_with_bias_after_a_small_matmul_is_torch(path, compiled):
+    """A big ``linear(x @ p, W, b)`` row whose aux words follow a small matmul's: the bias's offset is the
+    fourth of its words (``_big_forward``'s ``tape.aux[a + 3]``; mutant ``a - 3``, which only a row with aux
+    words before it tells apart: for the first one, ``aux[-3]`` is the same word)."""
+    n = _N_BIG
+    arrays = [_cosines((2, 3), 0.1), _cosines((3, n), 0.5), _cosines((n, n), 0.8) / n, _cosines((n,), 1.2)]
+    vs = [_cosines(a.shape, 2.0 + k) for k, a in enumerate(arrays)]
+
+    def fn(M, x, p, w, b):
+        return M.tanh(M.nn.functional.linear(x @ p, w, b))
+
+    _assert_hvps(_hvp(fn, arrays, vs, path), _torch_hvp(fn, arrays, vs), rtol=1e-10)
+    assert compiled[path] == 1
+
+
+def test_zero_second_partial_with_an_infinite_tangent_is_torch(compiled):
+    """``x * y`` with infinite tangents on ``y``: the tangent of ``grad_y = g * x`` is ``g * tx`` in torch, which
+    forms no product with ``y``'s tangent (mul's ``d2/dy2`` is a structural zero): ``_second_term`` skips the
+    term where the second partial is 0 (mutant ``tb != 0.0 or db != 0.0``: ``0 * inf``, NaN)."""
+    arrays = [np.array([1.5, -0.5, 2.0]), np.array([2.0, 0.7, -1.0])]
+    vs = [np.array([1.0, 2.0, 0.0]), np.array([np.inf, -np.inf, 0.5])]
+
+    def fn(M, x, y):
+        return x * y
+
+    got = _compiled_forward_over_reverse(fn, arrays, vs)
+    for k, (g, w) in enumerate(zip(got, _torch_forward_over_reverse(fn, arrays, vs))):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=0, equal_nan=False, err_msg=f"output {k}")
+    assert compiled["fwd"] == 1
 
 
 # --- ad/compile_backward.py -----------------------------------------------------------------------------------
 
 
 _STEPS = {
-    "python_row_output": lambda x, w, b: ad.nn.functional.linear(x, w, b),
-    "kernel_row_first": lambda x, w, b: ad.nn.functional.linear(x, w, b * 2.0),  # (row 0: b * 2.0, small)
+    "python_row_output": (lambda x, w, b: ad.nn.functional.linear(x, w, b), (32, 48)),
+    "kernel_row_first": (lambda x, w, b: ad.nn.functional.linear(x, w, b * 2.0), (32, 48)),  # (row 0: b * 2.0)
+    "transposed_input": (lambda x, w, b: ad.nn.functional.linear(x.t(), w, b), (48, 32)),  # (row 0: x.t())
 }
 
 
@@ -320,23 +398,27 @@ _STEPS = {
 def test_replayed_step_whose_output_is_a_python_row(name, monkeypatch):
     """A replayed step (``ad.compile``) whose output is itself a Python row (a big linear row), backward with a
     gradient: the backward program's first step is the seeded row (``BackwardProgram._walk``: mutant
-    ``h >= top``, which leaves that row to the kernel, whose arena lacks the big operands' values); with a kernel
-    row at row 0 below it (mutant ``start > 0``, which leaves row 0 unswept)."""
+    ``h >= top``, which leaves that row to the kernel, whose arena lacks the big weight's values: ``x``'s
+    gradient is wrong); with a kernel row at row 0 below it (mutant ``start > 0``, which leaves row 0 unswept);
+    with ``x.t()`` at row 0, whose aux words (``[2, 0, ...]``) come just before the linear's (``plan``'s bias
+    flag ``aux[aux_at + 5]``; mutant ``aux_at - 5`` reads the 0 and drops the bias's gradient)."""
     from ad import compile_backward
 
     ran = []
     real = compile_backward.BackwardProgram.run
     monkeypatch.setattr(compile_backward.BackwardProgram, "run", lambda p, s: ran.append(real(p, s)) or ran[-1])
-    x = ad.tensor(_cosines((32, 48), 0.1))
+    fn, x_shape = _STEPS[name]
     seed = ad.tensor(_cosines((32, 600), 0.5))
-    w0, b0 = _cosines((600, 48), 0.9) * 0.05, _cosines((600,), 1.3)
-    w, b = ad.tensor(w0.copy(), requires_grad=True), ad.tensor(b0.copy(), requires_grad=True)
-    step = ad.compile(_STEPS[name])
+    arrays = [_cosines(x_shape, 0.1), _cosines((600, 48), 0.9) * 0.05, _cosines((600,), 1.3)]
+    params = [ad.tensor(a.copy(), requires_grad=True) for a in arrays]
+    step = ad.compile(fn)
     for _ in range(3):
-        w.grad = b.grad = None
-        step(x, w, b).backward(seed)
-    we, be = ad.tensor(w0.copy(), requires_grad=True), ad.tensor(b0.copy(), requires_grad=True)
-    _STEPS[name](x, we, be).backward(seed)
-    np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(b.grad.numpy(), be.grad.numpy(), rtol=1e-12, atol=1e-12)
+        for p in params:
+            p.grad = None
+        step(*params).backward(seed)
+    eager = [ad.tensor(a.copy(), requires_grad=True) for a in arrays]
+    fn(*eager).backward(seed)
+    for p, e in zip(params, eager):
+        assert p.grad is not None
+        np.testing.assert_allclose(p.grad.numpy(), e.grad.numpy(), rtol=1e-12, atol=1e-12)
     assert True in ran

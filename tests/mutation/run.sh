@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing with cosmic-ray (pip install cosmic-ray; not in the test extra: CI does not run it).
 # Usage, from the repository root: bash tests/mutation/run.sh [session ...]   (default: all of them; a session is a
-# .toml of this folder: pointwise cpu rules so_kernels so_sweep double_backward compile_backward)
+# .toml of this folder: pointwise cpu rules so_kernels so_sweep double_backward compile_backward compile_dual)
 # It works on a copy of the tracked files (cosmic-ray edits the mutated file in place), in $MUT_DIR
 # (default /tmp/ad-mutation), and prints cosmic-ray's report and survival rate per session.
 set -euo pipefail
@@ -13,7 +13,7 @@ cd "$work"
 # the numba cache of the unmutated kernels, for so_kernels' fixed_numba_cache plugin (see that file)
 AD_MUTATION_NUMBA_CACHE="$(python -c 'import kernels, numba; print(numba.config.CACHE_DIR)')"
 export AD_MUTATION_NUMBA_CACHE
-for name in "${@:-pointwise cpu rules so_kernels so_sweep double_backward compile_backward}"; do
+for name in "${@:-pointwise cpu rules so_kernels so_sweep double_backward compile_backward compile_dual}"; do
     for session in $name; do
         cfg="tests/mutation/$session.toml"
         cosmic-ray init "$cfg" "$session.sqlite" --force
